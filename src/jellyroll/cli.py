@@ -1,0 +1,115 @@
+"""The ``jellyroll`` command line (thin: parses options, calls the library, reports)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from jellyroll import __version__
+
+app = typer.Typer(
+    name="jellyroll",
+    help="Correlative multimodal tomography of cylindrical Li-ion cells.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"jellyroll {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """jellyroll: SWAXS-CT and NXCT of wound Li-ion cells, from raw frames to diagnosis."""
+
+
+@app.command()
+def phantom(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output folder.")],
+    preset: Annotated[
+        str,
+        typer.Option(
+            help="Cell state: fresh_discharged, fresh_charged, aged_discharged, aged_charged."
+        ),
+    ] = "aged_charged",
+    size: Annotated[
+        str, typer.Option(help="tiny (tests), small (< 1 min), paper (the study's grid).")
+    ] = "small",
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed, the same cell.")] = 0,
+    raw: Annotated[
+        bool | None,
+        typer.Option(
+            "--raw/--integrated",
+            help="Write raw 2D frames, or pre-integrated patterns (default: by size).",
+        ),
+    ] = None,
+    nxct: Annotated[bool, typer.Option(help="Also write the X-ray and neutron CT volumes.")] = True,
+    operando_steps: Annotated[
+        int, typer.Option(help="Also write an operando charge series of N slices (0: none).")
+    ] = 0,
+) -> None:
+    """Simulate a digital twin cell and every measurement of it, with its ground truth."""
+    from jellyroll.phantom.parameters import SIZES
+    from jellyroll.phantom.state import PRESETS
+    from jellyroll.phantom.write import write_phantom
+
+    if preset not in PRESETS:
+        raise typer.BadParameter(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    if size not in SIZES:
+        raise typer.BadParameter(f"unknown size {size!r}; choose one of {', '.join(SIZES)}")
+    start = time.perf_counter()
+    written = write_phantom(
+        output,
+        preset=preset,
+        size=size,
+        seed=seed,
+        raw=raw,
+        nxct=nxct,
+        operando_steps=operando_steps,
+        console=console,
+    )
+    table = Table(title=f"phantom {preset} ({size}, seed {seed})", show_lines=False)
+    table.add_column("file")
+    table.add_column("what")
+    for path, what in written.items():
+        table.add_row(str(path), what)
+    console.print(table)
+    console.print(f"done in {time.perf_counter() - start:.1f} s")
+
+
+@app.command()
+def demo(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output folder.")] = Path(
+        "out/demo"
+    ),
+    size: Annotated[str, typer.Option(help="Twin size.")] = "small",
+) -> None:
+    """Build a fresh and an aged twin and write an overview of their scans and truth."""
+    from jellyroll.phantom.overview import overview_figure
+    from jellyroll.phantom.write import write_phantom
+
+    start = time.perf_counter()
+    for preset in ("fresh_charged", "aged_charged"):
+        console.rule(f"twin {preset}")
+        write_phantom(output / preset, preset=preset, size=size, console=console)
+    figure = overview_figure(output / "aged_charged", output / "overview.png")
+    console.print(f"overview figure: [bold]{figure}[/bold]")
+    console.print(f"demo done in {time.perf_counter() - start:.1f} s; outputs in {output}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

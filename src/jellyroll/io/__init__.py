@@ -1,0 +1,1 @@
+"""File formats at the edges of jellyroll: raw scans, volumes, results and provenance."""

@@ -1,0 +1,84 @@
+"""Small NeXus helpers: NXdata groups with units and ``@default`` chains for silx / h5web."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import h5py
+import numpy as np
+import pandas as pd
+
+
+def nx_group(parent: h5py.Group, name: str, nx_class: str) -> h5py.Group:
+    """Create (or open) a group with its ``NX_class`` attribute."""
+    group = parent.require_group(name)
+    group.attrs["NX_class"] = nx_class
+    return group
+
+
+def write_nxdata(
+    parent: h5py.Group,
+    name: str,
+    signal: np.ndarray,
+    axes: Sequence[tuple[str, np.ndarray, str]] = (),
+    *,
+    units: str = "",
+    long_name: str | None = None,
+    errors: np.ndarray | None = None,
+    compression: str | None = "gzip",
+) -> h5py.Group:
+    """Write an NXdata group ``name`` with dataset ``data`` and 1D axes (name, values, units).
+
+    ``axes`` are given in the order of the signal's dimensions; fewer axes than
+    dimensions leave the trailing ones as index axes ("."). The group becomes its parent's
+    ``@default``-able plottable.
+    """
+    group = nx_group(parent, name, "NXdata")
+    kwargs = {"compression": compression} if compression and signal.ndim >= 2 else {}
+    data = group.create_dataset("data", data=signal, **kwargs)
+    if units:
+        data.attrs["units"] = units
+    if long_name:
+        data.attrs["long_name"] = long_name
+    if errors is not None:
+        group.create_dataset("errors", data=errors, **kwargs)
+    group.attrs["signal"] = "data"
+    axis_names = []
+    for axis_name, values, axis_units in axes:
+        dataset = group.create_dataset(axis_name, data=np.asarray(values))
+        dataset.attrs["units"] = axis_units
+        axis_names.append(axis_name)
+    axis_names += ["."] * (signal.ndim - len(axis_names))
+    group.attrs["axes"] = axis_names
+    return group
+
+
+def set_default(group: h5py.Group, child: str) -> None:
+    """Point ``group@default`` at ``child`` (what silx/h5web show first)."""
+    group.attrs["default"] = child
+
+
+def write_table(parent: h5py.Group, name: str, table: pd.DataFrame) -> h5py.Group:
+    """A table as an NXcollection of equal-length column datasets (strings as UTF-8)."""
+    group = nx_group(parent, name, "NXcollection")
+    for column in table.columns:
+        values = table[column].to_numpy()
+        if values.dtype.kind in "OUT":
+            group.create_dataset(
+                column, data=values.astype(str).astype(object), dtype=h5py.string_dtype()
+            )
+        else:
+            group.create_dataset(column, data=values)
+    group.attrs["columns"] = list(map(str, table.columns))
+    return group
+
+
+def read_table(group: h5py.Group) -> pd.DataFrame:
+    """Inverse of :func:`write_table`."""
+    columns: Mapping[str, np.ndarray] = {}
+    for column in group.attrs["columns"]:
+        values = group[column][()]
+        if values.dtype.kind == "O":
+            values = values.astype(str)
+        columns[column] = values
+    return pd.DataFrame(columns)

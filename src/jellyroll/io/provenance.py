@@ -1,0 +1,103 @@
+"""Atomic output files and provenance records (configuration, versions, input checksums)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from collections.abc import Iterable, Iterator
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+TRACKED_PACKAGES: tuple[str, ...] = (
+    "jellyroll",
+    "numpy",
+    "scipy",
+    "pyFAI",
+    "fabio",
+    "h5py",
+    "hdf5plugin",
+    "numba",
+    "scikit-image",
+    "xraydb",
+    "periodictable",
+)
+
+
+class OutputWouldOverwriteInputError(ValueError):
+    """Raised when an output path names one of the inputs."""
+
+
+@contextlib.contextmanager
+def atomic_output(
+    final_path: str | os.PathLike[str], *, inputs: Iterable[Path] = ()
+) -> Iterator[Path]:
+    """Yield a temporary path beside ``final_path``; rename it into place on success.
+
+    On any exception the temporary file is removed and ``final_path`` is left untouched, so a
+    crash never leaves a half-written result. Refuses to write over any of ``inputs``.
+    """
+    final = Path(final_path).resolve()
+    for item in inputs:
+        if Path(item).resolve() == final:
+            raise OutputWouldOverwriteInputError(
+                f"refusing to write {final}: it is one of the inputs; choose another output path"
+            )
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def sha256_file(path: str | os.PathLike[str], chunk_bytes: int = 1 << 22) -> str:
+    """SHA-256 hex digest of a file, read in chunks (bounded memory)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk_bytes):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def package_versions(names: Iterable[str] = TRACKED_PACKAGES) -> dict[str, str]:
+    """Installed versions of ``names`` ("not installed" where missing)."""
+    versions = {"python": platform.python_version()}
+    for name in names:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def provenance_record(
+    configuration: dict[str, Any], inputs: Iterable[str | os.PathLike[str]] = ()
+) -> dict[str, Any]:
+    """Everything needed to say how a result was made: configuration, versions, checksums."""
+    return {
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "configuration": configuration,
+        "versions": package_versions(),
+        "inputs": {str(Path(p)): sha256_file(p) for p in inputs},
+    }
+
+
+def provenance_json(record: dict[str, Any]) -> str:
+    """Provenance record as JSON text (NumPy scalars and paths converted)."""
+    return json.dumps(record, indent=1, sort_keys=True, default=_jsonable)
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)

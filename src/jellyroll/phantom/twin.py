@@ -1,0 +1,202 @@
+"""The digital twin: a seeded cell in one state, with every true map and pattern.
+
+``make_twin`` combines geometry, state and scattering models; the per-pixel WAXS and SAXS
+patterns are linear in a small set of maps (component fractions and the silicon shoulder
+coefficients), which is what makes projecting them exact and fast (see
+:mod:`jellyroll.phantom.scan`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from jellyroll.phantom.components import COMPONENTS
+from jellyroll.phantom.geometry import (
+    CellGeometry,
+    Raster,
+    agglomerate_table,
+    build_geometry,
+    rasterize,
+)
+from jellyroll.phantom.materials import attenuation_map, mu_table
+from jellyroll.phantom.parameters import SIZES, SizePreset
+from jellyroll.phantom.patterns import (
+    SaxsModel,
+    ShoulderBasis,
+    rg_for_dstar,
+    shoulder_basis,
+    waxs_basis,
+)
+from jellyroll.phantom.state import PRESETS, CellState, cell_state
+from jellyroll.saxs import departure_dstar_map
+
+WAVELENGTH_A = 0.1610
+"""77 keV monochromatic beam of the study (A)."""
+ENERGY_KEV = 77.0
+WAXS_Q_RANGE_A = (0.8, 5.2)
+SAXS_Q_RANGE_A = (0.008, 0.30)
+
+
+@dataclass(frozen=True)
+class QGrids:
+    """Canonical 1D q grids (A^-1) of the WAXS and SAXS detector positions."""
+
+    waxs: np.ndarray
+    saxs: np.ndarray
+
+
+def q_grids(size: SizePreset) -> QGrids:
+    """q grids of a size preset: the bins a reduction with the same npt would produce."""
+    n_waxs, n_saxs = (1000, 500) if size.name == "paper" else (300, 300)
+    return QGrids(
+        waxs=_bin_centres(*WAXS_Q_RANGE_A, n_waxs), saxs=_bin_centres(*SAXS_Q_RANGE_A, n_saxs)
+    )
+
+
+def _bin_centres(lo: float, hi: float, n: int) -> np.ndarray:
+    edges = np.linspace(lo, hi, n + 1)
+    return 0.5 * (edges[1:] + edges[:-1])
+
+
+@dataclass
+class Twin:
+    """A simulated slice of a cell in one state, with its ground truth."""
+
+    size: SizePreset
+    geometry: CellGeometry
+    raster: Raster
+    state: CellState
+    q: QGrids
+    saxs_model: SaxsModel
+    shoulder: ShoulderBasis
+    waxs_fwhm_A: float = 0.03
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.raster.shape
+
+    @property
+    def pixel_size_um(self) -> float:
+        return self.raster.pixel_size_um
+
+    @cached_property
+    def agglomerates(self) -> pd.DataFrame:
+        """True agglomerate table (see :func:`jellyroll.phantom.geometry.agglomerate_table`)."""
+        return agglomerate_table(self.geometry, self.raster)
+
+    @cached_property
+    def shoulder_coefficients(self) -> np.ndarray:
+        """(ny, nx, rank) shoulder expansion coefficients times lithiated-Si fraction."""
+        model = self.saxs_model
+        power_law = self.state_map_sum(model.porod)
+        amplitude = self.state.fractions["lisi"] * model.guinier_height
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(power_law > 0, amplitude / power_law, 1.0)
+        rg = rg_for_dstar(
+            np.nan_to_num(self.state.dstar_target_nm, nan=10.0),
+            np.clip(ratio, 1e-2, 1e3),
+            model,
+            self.q.saxs,
+        )
+        coefficients = self.shoulder.coefficients(rg).astype(np.float32)
+        return coefficients * self.state.fractions["lisi"][..., None]
+
+    def state_map_sum(self, weights: tuple[tuple[str, float], ...]) -> np.ndarray:
+        """sum_c weight_c * fraction_c over the given (component, weight) pairs, (ny, nx)."""
+        return sum(w * self.state.fractions[c] for c, w in weights)
+
+    def projection_maps(self) -> tuple[np.ndarray, list[str]]:
+        """Maps whose projections give every simulated sinogram: (n_maps, ny, nx), names.
+
+        Components first (in :data:`COMPONENTS` order), then the shoulder coefficients,
+        then the X-ray linear attenuation coefficient at the beam energy (1/um).
+        """
+        maps = [self.state.fractions[c] for c in COMPONENTS]
+        maps += list(np.moveaxis(self.shoulder_coefficients, -1, 0))
+        maps.append(self.mu_xray_per_um)
+        names = [*COMPONENTS, *(f"shoulder_{k}" for k in range(self.shoulder.rank)), "mu"]
+        return np.stack(maps).astype(np.float32), names
+
+    def pattern_bases(self) -> dict[str, np.ndarray]:
+        """(n_maps - 1, n_q) pattern of each projection map (without ``mu``), per technique."""
+        waxs = waxs_basis(self.q.waxs, self.waxs_fwhm_A)
+        saxs = self.saxs_model.porod_basis(self.q.saxs)
+        rank = self.shoulder.rank
+        return {
+            "waxs": np.vstack([waxs, np.zeros((rank, waxs.shape[1]))]),
+            "saxs": np.vstack([saxs, self.shoulder.basis]),
+        }
+
+    def patterns(self, kind: str, rows: slice = slice(None)) -> np.ndarray:
+        """Noise-free per-pixel patterns (ny, nx, n_q) of ``kind`` ("waxs" or "saxs")."""
+        maps, _ = self.projection_maps()
+        basis = self.pattern_bases()[kind]
+        return np.moveaxis(maps[:-1, rows], 0, -1) @ basis.astype(np.float32)
+
+    @cached_property
+    def mu_xray_per_um(self) -> np.ndarray:
+        """Linear X-ray attenuation coefficient at 77 keV (1/um), (ny, nx)."""
+        return attenuation_map(self.state.fractions, mu_table("xray", energy_keV=ENERGY_KEV))
+
+    @cached_property
+    def true_dstar_nm(self) -> np.ndarray:
+        """d* of every pixel: the SPEC section 3 method on its noise-free SAXS curve.
+
+        NaN outside the anode and where the method gives no value (featureless curves).
+        """
+        out = np.full(self.shape, np.nan, dtype=np.float32)
+        anode = self.state.anode_mask
+        rows = np.flatnonzero(anode.any(axis=1))
+        for start in range(0, rows.size, 64):
+            block = slice(rows[start], rows[min(start + 63, rows.size - 1)] + 1)
+            result = departure_dstar_map(self.q.saxs, self.patterns("saxs", block))
+            out[block] = np.where(anode[block], result.d_star_nm, np.nan)
+        return out
+
+    @cached_property
+    def saxs_intensity(self) -> np.ndarray:
+        """True integrated SAXS intensity over q = 0.025-0.1 A^-1 (trapezoid, per um)."""
+        q = self.q.saxs
+        window = (q >= 0.025) & (q <= 0.1)
+        return np.trapezoid(self.patterns("saxs")[..., window], q[window], axis=-1)
+
+
+def make_twin(
+    preset: str = "aged_charged",
+    size: str | SizePreset = "small",
+    *,
+    seed: int = 0,
+    soc: float | None = None,
+) -> Twin:
+    """Build the twin of a named state preset (or ``soc`` within its state of health).
+
+    ``size`` names an entry of :data:`jellyroll.phantom.parameters.SIZES` (``tiny``,
+    ``small``, ``paper``) or is a :class:`SizePreset`. The same seed gives the same cell
+    in every state.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    size_preset = SIZES[size] if isinstance(size, str) else size
+    health, preset_soc = PRESETS[preset]
+    cell = size_preset.cell.model_copy(update={"seed": seed})
+    geometry = build_geometry(cell)
+    n = size_preset.n_translations
+    raster = rasterize(
+        geometry, (n, n), size_preset.pixel_size_um, supersample=size_preset.supersample
+    )
+    state = cell_state(raster, health, preset_soc if soc is None else soc, seed=seed)
+    grids = q_grids(size_preset)
+    model = SaxsModel()
+    return Twin(
+        size=size_preset,
+        geometry=geometry,
+        raster=raster,
+        state=state,
+        q=grids,
+        saxs_model=model,
+        shoulder=shoulder_basis(model, grids.saxs),
+    )

@@ -1,0 +1,119 @@
+"""Volume files: ImageJ TIFF stacks, folders of slices, HDF5 datasets."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import tifffile
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from jellyroll.io.volumes import read_volume, write_tiff_stack
+
+
+def test_round_trip_keeps_data_voxel_and_description(tmp_path: Path) -> None:
+    volume = np.random.default_rng(0).random((5, 7, 9)).astype(np.float32)
+    path = write_tiff_stack(tmp_path / "v.tif", volume, 4.2, description={"modality": "neutron"})
+    data, voxel = read_volume(path)
+    np.testing.assert_array_equal(data, volume)
+    assert voxel == 4.2
+    assert read_volume(path, voxel_size_um=2.0)[1] == 2.0  # the argument overrides
+    with tifffile.TiffFile(path) as tif:  # what Fiji reads
+        ij = tif.imagej_metadata
+        assert ij["spacing"] == pytest.approx(4.2) and ij["unit"] == "um"
+        num, den = tif.pages.first.tags["XResolution"].value
+        assert den / num == pytest.approx(4.2, rel=1e-6)
+        assert json.loads(ij["Info"])["description"] == {"modality": "neutron"}
+    assert not list(tmp_path.glob("*.part"))  # the atomic write left nothing behind
+
+
+def test_imagej_resolution_alone_gives_the_voxel(tmp_path: Path) -> None:
+    volume = np.arange(2 * 3 * 4, dtype=np.uint16).reshape(2, 3, 4)
+    path = tmp_path / "fiji.tif"
+    tifffile.imwrite(
+        path, volume, imagej=True, resolution=(1 / 0.5, 1 / 0.5), metadata={"unit": "nm"}
+    )
+    data, voxel = read_volume(path)
+    np.testing.assert_array_equal(data, volume)
+    assert voxel == pytest.approx(0.5e-3)
+
+
+def test_folder_of_slices_in_natural_order(tmp_path: Path) -> None:
+    volume = np.random.default_rng(1).integers(0, 60000, (12, 4, 5), dtype=np.uint16)
+    for i, image in enumerate(volume):
+        tifffile.imwrite(tmp_path / f"slice_{i}.tif", image)  # slice_10 sorts after slice_9
+    (tmp_path / "notes.txt").write_text("ignored")
+    data, voxel = read_volume(tmp_path, voxel_size_um=0.726)
+    np.testing.assert_array_equal(data, volume)
+    assert voxel == 0.726
+
+
+def test_hdf5_dataset(tmp_path: Path) -> None:
+    volume = np.random.default_rng(2).random((3, 4, 5))
+    path = tmp_path / "v.h5"
+    with h5py.File(path, "w") as handle:
+        dset = handle.create_dataset("entry/volume", data=volume)
+        dset.attrs["voxel_size"] = 8.4e-3
+        dset.attrs["units"] = "mm"
+        handle.create_dataset("entry/other", data=volume).attrs["voxel_size_um"] = 1.5
+    data, voxel = read_volume(path, dataset="/entry/volume")
+    np.testing.assert_array_equal(data, volume)
+    assert voxel == pytest.approx(8.4)
+    assert read_volume(path, dataset="entry/other")[1] == 1.5
+
+
+def test_errors_name_the_file(tmp_path: Path) -> None:
+    missing = tmp_path / "absent.tif"
+    with pytest.raises(ValueError, match=r"absent\.tif"):
+        read_volume(missing)
+
+    bare = tmp_path / "bare.tif"
+    tifffile.imwrite(bare, np.zeros((2, 3, 3), np.float32), photometric="minisblack")
+    with pytest.raises(ValueError, match=r"bare\.tif.*voxel_size_um"):
+        read_volume(bare)
+
+    folder = tmp_path / "slices"
+    folder.mkdir()
+    tifffile.imwrite(folder / "s1.tif", np.zeros((3, 3), np.uint8))
+    tifffile.imwrite(folder / "s2.tif", np.zeros((3, 4), np.uint8))
+    with pytest.raises(ValueError, match=r"s2\.tif.*differs"):
+        read_volume(folder, voxel_size_um=1.0)
+
+    h5 = tmp_path / "scan.h5"
+    with h5py.File(h5, "w") as handle:
+        handle["entry/volume"] = np.zeros((2, 2, 2))
+    with pytest.raises(ValueError, match=r"scan\.h5.*'/entry/nothing'.*/entry/volume"):
+        read_volume(h5, voxel_size_um=1.0, dataset="/entry/nothing")
+    with pytest.raises(ValueError, match=r"scan\.h5.*'/entry/volume'.*voxel_size_um"):
+        read_volume(h5, dataset="/entry/volume")
+
+    with pytest.raises(ValueError, match=r"out\.tif"):
+        write_tiff_stack(tmp_path / "out.tif", np.zeros((2, 2, 2)), -1.0)
+    with pytest.raises(ValueError, match=r"out\.tif"):
+        write_tiff_stack(tmp_path / "out.tif", np.full((1, 1, 2), 2**30 + 1, np.int64), 1.0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    volume=hnp.arrays(
+        dtype=st.sampled_from([np.uint8, np.uint16, np.int16, np.float32, np.int32, np.bool_]),
+        shape=hnp.array_shapes(min_dims=3, max_dims=3, min_side=1, max_side=6),
+        elements={"allow_nan": False, "allow_infinity": False},
+    ),
+    voxel=st.floats(min_value=1e-3, max_value=1e3, allow_nan=False),
+)
+def test_round_trip_property(volume: np.ndarray, voxel: float) -> None:
+    if volume.dtype == np.int32:
+        volume = volume // 256  # int32 is stored as float32: keep it exactly representable
+    with tempfile.TemporaryDirectory() as folder:
+        path = write_tiff_stack(Path(folder) / "v.tif", volume, voxel)
+        data, read_voxel = read_volume(path)
+    assert data.dtype == volume.dtype and data.shape == volume.shape
+    np.testing.assert_array_equal(data, volume)
+    assert read_voxel == voxel

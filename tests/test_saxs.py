@@ -1,0 +1,279 @@
+"""Tests of the d* (departure from power law) method, jellyroll.saxs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.special import erf
+
+from jellyroll.saxs import (
+    REASONS,
+    DStarResult,
+    departure_dstar,
+    departure_dstar_map,
+    dstar_histogram,
+)
+
+# A linear q grid (A^-1) like an azimuthal integration gives, 500 points.
+Q = np.linspace(0.005, 0.35, 500)
+
+
+def beaucage(q: np.ndarray, rg: float, g: float = 100.0, b: float = 1e-3, p: float = 4.0):
+    """Beaucage unified level: Guinier shoulder of radius of gyration rg (A) plus power law."""
+    return g * np.exp(-(q**2) * rg**2 / 3.0) + b * (erf(q * rg / math.sqrt(6.0)) ** 3 / q) ** p
+
+
+def study_window(n: int) -> tuple[int, int]:
+    """Fit window [start, stop) of an n-point segment under the documented rounding rule."""
+    return math.floor(0.3 * n + 0.5), n - math.floor(0.2 * n + 0.5)
+
+
+def test_pure_power_law_is_featureless() -> None:
+    q = np.linspace(0.01, 0.35, 320)
+    r = departure_dstar(q, 5.0 * q**-3.5)
+    assert not r.valid
+    assert r.reason == REASONS[5]
+    assert "featureless" in r.reason
+    assert math.isnan(r.d_star_nm) and math.isnan(r.q_star)
+    # An exact power law is fitted to rounding error (~1e-15 relative per log, 1e-10 is ample).
+    assert r.slope == pytest.approx(3.5, rel=1e-10)
+    assert r.amplitude == pytest.approx(5.0, rel=1e-10)
+
+
+@pytest.mark.parametrize(("exponent", "word"), [(4.6, "> 4.3"), (2.2, "< 2.5")])
+def test_slope_out_of_range_is_rejected(exponent: float, word: str) -> None:
+    r = departure_dstar(Q, Q**-exponent)
+    assert not r.valid
+    assert r.reason == f"slope {exponent:.3g} {word}"
+    assert math.isnan(r.d_star_nm)
+
+
+def test_short_segment_is_rejected() -> None:
+    base = beaucage(Q, 80.0)
+    # Leave 149 points above 1e-9 at the high-q end: rejected; 150 points: accepted.
+    for kept, ok in [(149, False), (150, True)]:
+        intensity = base.copy()
+        intensity[: Q.size - kept] = 1e-10
+        r = departure_dstar(Q, intensity)
+        assert (r.reason_code != 1) is ok
+        if not ok:
+            assert r.reason == "fewer than 150 points in the segment (149)"
+
+
+def test_beaucage_departure_is_where_data_leave_the_fit() -> None:
+    d_stars = []
+    for rg in [50.0, 65.0, 80.0, 100.0, 120.0]:
+        intensity = beaucage(Q, rg)
+        r = departure_dstar(Q, intensity)
+        assert r.valid, r.reason
+        assert r.d_star_nm == pytest.approx(2 * math.pi / r.q_star / 10)
+
+        # Independent check: polyfit on the window, then the 3 % test by hand.
+        lo, hi = study_window(Q.size)
+        assert r.fit_q_range == (Q[lo], Q[hi - 1])
+        coef = np.polyfit(np.log(Q[lo:hi]), np.log(intensity[lo:hi]), 1)
+        # Two least-squares algorithms agree to ~1e-12 on 250 well-conditioned points.
+        assert -coef[0] == pytest.approx(r.slope, rel=1e-9)
+        dev = np.abs(intensity / np.exp(np.polyval(coef, np.log(Q))) - 1)
+        k = int(np.flatnonzero(Q == r.q_star)[0])
+        assert dev[k] > 0.03
+        assert np.all(dev[k + 1 : lo] <= 0.03)
+        # The departure lies strictly below the window edge, so the walk is really exercised.
+        assert k + 1 < lo
+        d_stars.append(r.d_star_nm)
+    assert np.all(np.diff(d_stars) > 0)
+
+
+@pytest.mark.parametrize(
+    ("qmax", "exponent", "b"),
+    [
+        (0.35, 3.6, 2e-2),  # matrix power law dominating the high-q end
+        (0.45, 4.0, 5e-3),  # Porod-like q^-4 matrix term
+    ],
+)
+def test_sasmodels_polydisperse_spheres(qmax: float, exponent: float, b: float) -> None:
+    core = pytest.importorskip("sasmodels.core")
+    direct = pytest.importorskip("sasmodels.direct_model")
+    q = np.linspace(0.005, qmax, 500)
+    kernel = core.load_model("sphere", dtype="double").make_kernel([q])
+    radii = np.arange(30.0, 101.0, 10.0)  # A, i.e. structure sizes 6-20 nm
+    d_stars = []
+    for radius in radii:
+        # Si domains (X-ray SLD ~20e-6 A^-2) in an FeSi2-like matrix (~38e-6 A^-2), 10 vol %,
+        # Schulz polydispersity 0.3; I in cm^-1.
+        spheres = direct.call_kernel(
+            kernel,
+            {
+                "scale": 0.1,
+                "background": 0.0,
+                "sld": 20.0,
+                "sld_solvent": 38.0,
+                "radius": radius,
+                "radius_pd": 0.3,
+                "radius_pd_n": 35,
+                "radius_pd_nsigma": 3.0,
+                "radius_pd_type": "schulz",
+            },
+        )
+        r = departure_dstar(q, spheres + b * q**-exponent)
+        assert r.valid, (radius, r.reason)
+        d_stars.append(r.d_star_nm)
+    d = np.array(d_stars)
+    size_nm = 2 * radii / 10
+    assert np.all(np.diff(d) > 0)
+    coef = np.polyfit(size_nm, d, 1)
+    r2 = 1 - np.var(d - np.polyval(coef, size_nm)) / np.var(d)
+    assert r2 >= 0.99
+    # d* tracks the domain size: same order of magnitude as the diameter.
+    assert 0.5 < coef[0] < 2.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rg=st.floats(50.0, 120.0),
+    log_scale=st.floats(-3.0, 6.0),
+)
+def test_scale_invariance(rg: float, log_scale: float) -> None:
+    base = beaucage(Q, rg)
+    scaled = base * 10.0**log_scale
+    assert scaled.min() > 1e-9  # the cut must not bite, else the segment changes
+    r0 = departure_dstar(Q, base)
+    r1 = departure_dstar(Q, scaled)
+    assert r0.reason_code == r1.reason_code
+    # q* is a grid point: exactly equal unless a deviation sits within ~1e-13 of 3 %.
+    assert r0.q_star == r1.q_star or (math.isnan(r0.q_star) and math.isnan(r1.q_star))
+    # log(c I) = log c + log I up to rounding, so the slope moves by ~1e-13 at most.
+    assert r1.slope == pytest.approx(r0.slope, rel=1e-9)
+
+
+def _random_stack(seed: int, n_profiles: int) -> np.ndarray:
+    """Profiles on Q covering every reason code: shoulders, noise, gaps, NaN, negative and
+    tiny values, pure and out-of-range power laws."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((n_profiles, Q.size))
+    for i in range(n_profiles):
+        kind = rng.integers(6)
+        if kind == 0:
+            prof = Q ** -rng.uniform(2.0, 5.0)
+        else:
+            prof = beaucage(Q, rng.uniform(20, 150), b=10 ** rng.uniform(-4, -2))
+            prof *= Q ** rng.uniform(-0.8, 0.8)
+        prof *= 1 + rng.normal(0, rng.choice([0.0, 0.005, 0.03]), Q.size)
+        prof *= 10 ** rng.uniform(-6, 3)
+        if kind == 2:
+            prof[rng.integers(0, Q.size, rng.integers(1, 6))] = np.nan
+        if kind == 3:
+            prof[rng.integers(0, Q.size, rng.integers(1, 6))] *= -1
+        if kind == 4:
+            prof[rng.integers(0, Q.size, rng.integers(1, 4))] = 1e-12
+        if kind == 5:
+            prof[: rng.integers(300, 420)] = 0.0
+        out[i] = prof
+    return out
+
+
+def _assert_map_matches_scalar(q: np.ndarray, stack: np.ndarray) -> None:
+    m = departure_dstar_map(q, stack)
+    flat = stack.reshape(-1, q.size)
+    for i, prof in enumerate(flat):
+        r = departure_dstar(q, prof)
+        idx = np.unravel_index(i, stack.shape[:-1])
+        assert m.reason_code[idx] == r.reason_code
+        # Same compiled kernel on the same float64 values: bit-identical, NaN included.
+        np.testing.assert_array_equal(
+            [m.d_star_nm[idx], m.q_star[idx], m.slope[idx]], [r.d_star_nm, r.q_star, r.slope]
+        )
+
+
+def test_map_matches_scalar_seeded() -> None:
+    stack = _random_stack(1234, 120).reshape(4, 30, Q.size)
+    m = departure_dstar_map(Q, stack)
+    assert m.d_star_nm.shape == (4, 30) and m.reason_code.dtype == np.int8
+    assert set(np.unique(m.reason_code)) >= {0, 1, 3, 4, 5}  # the set exercises rejections
+    _assert_map_matches_scalar(Q, stack)
+    # float32 maps are read in place; float32 -> float64 is exact, so the scalar version on
+    # the same float32 values still agrees bit for bit.
+    with np.errstate(over="ignore"):
+        _assert_map_matches_scalar(Q, stack.astype(np.float32))
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), descending=st.booleans())
+def test_map_matches_scalar_random(seed: int, descending: bool) -> None:
+    q = Q[::-1] if descending else Q
+    stack = _random_stack(seed, 12)
+    _assert_map_matches_scalar(q, stack[:, ::-1] if descending else stack)
+
+
+def test_descending_q_gives_same_result() -> None:
+    intensity = beaucage(Q, 80.0)
+    assert departure_dstar(Q[::-1], intensity[::-1]) == departure_dstar(Q, intensity)
+
+
+def test_invalid_q_points_are_removed() -> None:
+    intensity = beaucage(Q, 80.0)
+    q_bad = np.concatenate([[0.0, -0.01, np.nan, np.inf], Q])
+    i_bad = np.concatenate([[1.0, 1.0, 1.0, 1.0], intensity])
+    assert departure_dstar(q_bad, i_bad) == departure_dstar(Q, intensity)
+
+
+@pytest.mark.parametrize("bad", [np.nan, -1.0, 1e-10, np.inf, 0.0])
+def test_bad_intensity_breaks_the_segment(bad: float) -> None:
+    intensity = beaucage(Q, 80.0)
+    intensity[30] = bad
+    r = departure_dstar(Q, intensity)
+    # The segment is now Q[31:], 469 points: the window follows it.
+    lo, hi = study_window(469)
+    assert r.fit_q_range == (Q[31 + lo], Q[31 + hi - 1])
+    assert r.valid and r.q_star > Q[30]
+
+
+def test_longest_segment_and_tie_goes_to_high_q() -> None:
+    q = np.linspace(0.005, 0.35, 401)
+    intensity = beaucage(q, 60.0)
+    intensity[200] = np.nan  # two runs of 200 points: the high-q one wins
+    r = departure_dstar(q, intensity)
+    lo, hi = study_window(200)
+    assert r.fit_q_range == (q[201 + lo], q[201 + hi - 1])
+    intensity[150] = np.nan  # runs of 150, 49 and 200 points: the longest is at high q
+    r = departure_dstar(q, intensity)
+    assert r.fit_q_range[0] == q[201 + lo]
+    intensity = beaucage(q, 60.0)
+    intensity[250] = np.nan  # [0, 250) is the longest run, although at lower q
+    r = departure_dstar(q, intensity)
+    lo, hi = study_window(250)
+    assert r.fit_q_range == (q[lo], q[hi - 1])
+
+
+def test_all_invalid_and_empty() -> None:
+    r = departure_dstar(Q, np.full(Q.size, np.nan))
+    assert r.reason_code == 1 and not r.valid and math.isnan(r.amplitude)
+    assert math.isnan(r.fit_q_range[0])
+    m = departure_dstar_map(Q, np.zeros((0, Q.size)))
+    assert m.d_star_nm.shape == (0,)
+
+
+def test_parameters_are_used() -> None:
+    intensity = beaucage(Q, 80.0)
+    default = departure_dstar(Q, intensity)
+    loose = departure_dstar(Q, intensity, tolerance=0.10)
+    assert loose.q_star < default.q_star  # a looser tolerance departs further down
+    assert departure_dstar(Q, intensity, max_slope=3.9).reason_code == 3
+    assert departure_dstar(Q, intensity, min_points=501).reason_code == 1
+    no_skip = departure_dstar(Q, intensity, skip_low_fraction=0.0, min_slope=0.0)
+    assert no_skip.reason_code == 6
+    with pytest.raises(ValueError):
+        departure_dstar(Q, intensity, skip_low_fraction=0.6, skip_high_fraction=0.5)
+    with pytest.raises(ValueError):
+        departure_dstar(Q, intensity[:-1])
+
+
+def test_result_types_and_histogram() -> None:
+    r = departure_dstar(Q, beaucage(Q, 80.0))
+    assert isinstance(r, DStarResult) and r.valid and r.reason is None
+    counts, edges = dstar_histogram(np.array([[10.0, np.nan], [12.0, 12.5]]), bins=4)
+    assert counts.sum() == 3 and edges.size == 5
