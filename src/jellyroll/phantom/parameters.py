@@ -140,8 +140,8 @@ SIZES: dict[str, SizePreset] = {
         pixel_size_um=20.0,
         n_translations=88,
         angles_per_subset=12,
-        waxs_detector_shape=(48, 64),
-        saxs_detector_shape=(24, 96),
+        waxs_detector_shape=(24, 192),
+        saxs_detector_shape=(16, 256),
         nxct_slices=8,
     ),
     "small": SizePreset(
@@ -150,8 +150,8 @@ SIZES: dict[str, SizePreset] = {
         pixel_size_um=20.0,
         n_translations=140,
         angles_per_subset=30,
-        waxs_detector_shape=(64, 128),
-        saxs_detector_shape=(32, 192),
+        waxs_detector_shape=(48, 320),
+        saxs_detector_shape=(24, 400),
         nxct_slices=24,
     ),
     "paper": SizePreset(

@@ -93,7 +93,7 @@ WAXS_SCALE: dict[str, float] = {
 """Scattering power per unit volume fraction (relative units)."""
 
 
-def pseudo_voigt(q: np.ndarray, centre: float, fwhm: float, eta: float = 0.5) -> np.ndarray:
+def pseudo_voigt(q: np.ndarray, centre: float, fwhm: float, eta: float = 0.3) -> np.ndarray:
     """Area-agnostic pseudo-Voigt of unit height at ``centre`` (A^-1), FWHM in A^-1."""
     x = (q - centre) / fwhm
     gauss = np.exp(-4 * np.log(2) * x * x)
@@ -101,7 +101,7 @@ def pseudo_voigt(q: np.ndarray, centre: float, fwhm: float, eta: float = 0.5) ->
     return eta * lorentz + (1 - eta) * gauss
 
 
-def waxs_pattern(component: str, q: np.ndarray, fwhm: float = 0.03) -> np.ndarray:
+def waxs_pattern(component: str, q: np.ndarray, fwhm: float = 0.025) -> np.ndarray:
     """WAXS pattern of one component per unit fraction per um on ``q`` (A^-1)."""
     q = np.asarray(q, dtype=np.float64)
     out = np.zeros_like(q)
@@ -110,7 +110,7 @@ def waxs_pattern(component: str, q: np.ndarray, fwhm: float = 0.03) -> np.ndarra
     return WAXS_SCALE[component] * out
 
 
-def waxs_basis(q: np.ndarray, fwhm: float = 0.03) -> np.ndarray:
+def waxs_basis(q: np.ndarray, fwhm: float = 0.025) -> np.ndarray:
     """(n_components, n_q) WAXS patterns in :data:`COMPONENTS` order."""
     return np.stack([waxs_pattern(c, q, fwhm) for c in COMPONENTS])
 

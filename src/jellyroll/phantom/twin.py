@@ -73,7 +73,7 @@ class Twin:
     q: QGrids
     saxs_model: SaxsModel
     shoulder: ShoulderBasis
-    waxs_fwhm_A: float = 0.03
+    waxs_fwhm_A: float = 0.025
 
     @property
     def shape(self) -> tuple[int, int]:

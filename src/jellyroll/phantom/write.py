@@ -1,0 +1,467 @@
+"""Write a twin's measurements and ground truth to disk (the ``jellyroll phantom`` command).
+
+Every file is written atomically; scans stream frame blocks so that memory stays bounded
+whatever the scan size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from jellyroll.io.nexus import nx_group, set_default, write_nxdata, write_table
+from jellyroll.io.provenance import atomic_output, provenance_json, provenance_record
+from jellyroll.io.raw_scan import IntegratedScanWriter, RawScanWriter
+from jellyroll.io.volumes import write_tiff_stack
+from jellyroll.phantom.acquisition import interlaced_angles
+from jellyroll.phantom.components import COMPONENTS
+from jellyroll.phantom.detector import (
+    detector_model,
+    geometry_for_q_range,
+    make_integrator,
+    pilatus_gap_mask,
+    poni_text,
+    render_frames,
+)
+from jellyroll.phantom.geometry import rasterize
+from jellyroll.phantom.materials import attenuation_map, mu_table
+from jellyroll.phantom.nxct import NXCTVolumes, simulate_nxct_from_attenuation
+from jellyroll.phantom.parameters import SIZES
+from jellyroll.phantom.scan import (
+    CENTRE_OFFSET_PX,
+    STAGE_CENTRE_MM,
+    Counters,
+    Projections,
+    ScanGeometry,
+    iter_frame_patterns,
+    project_twin,
+    scan_geometry,
+    simulate_acquisition,
+)
+from jellyroll.phantom.state import cell_state
+from jellyroll.phantom.twin import WAVELENGTH_A, Twin, make_twin
+
+XRAY_LAB_ENERGY_KEV = 60.0
+"""Effective energy of the 140 kV lab X-ray CT (SPEC section 1)."""
+NEUTRON_WAVELENGTH_A = 4.0
+"""Effective wavelength of the cold polychromatic neutron beam (NeXT-like)."""
+
+
+@dataclass(frozen=True)
+class DetectorSetup:
+    """One detector position: shape (px), q range covered (A^-1), counts per unit pattern."""
+
+    kind: str
+    shape: tuple[int, int]
+    q_max_A: float
+    counts_per_unit: float
+    pixel_size_um: float = 172.0
+
+    @property
+    def beam_centre_px(self) -> tuple[float, float]:
+        """Just outside one corner, so that the detector is one radial sector."""
+        return (-4.5, -4.5) if self.shape[0] < 400 else (-20.0, 700.0)
+
+    def integrator(self):
+        distance = geometry_for_q_range(
+            self.shape, self.q_max_A, WAVELENGTH_A, self.beam_centre_px, self.pixel_size_um
+        )
+        return make_integrator(
+            self.shape,
+            pixel_size_um=self.pixel_size_um,
+            distance_m=distance,
+            wavelength_A=WAVELENGTH_A,
+            beam_centre_px=self.beam_centre_px,
+        )
+
+    def gap_mask(self) -> np.ndarray:
+        if self.shape == (1679, 1475):
+            return pilatus_gap_mask(self.shape)
+        rows, cols = self.shape
+        # tiny detectors keep the Pilatus look: one horizontal and one vertical gap
+        return pilatus_gap_mask(
+            self.shape, module_shape=(rows // 2 - 1, cols // 2 - 1), gap=(2, 2), centre_gap=0
+        )
+
+
+def detector_setups(twin: Twin) -> dict[str, DetectorSetup]:
+    size = twin.size
+    return {
+        "waxs": DetectorSetup("waxs", size.waxs_detector_shape, 5.4, counts_per_unit=0.5),
+        "saxs": DetectorSetup("saxs", size.saxs_detector_shape, 0.33, counts_per_unit=5.0),
+    }
+
+
+def write_phantom(
+    output: str | Path,
+    *,
+    preset: str = "aged_charged",
+    size: str = "small",
+    seed: int = 0,
+    raw: bool | None = None,
+    nxct: bool = True,
+    operando_steps: int = 0,
+    console: Console | None = None,
+) -> dict[Path, str]:
+    """Simulate the twin and write scans, volumes and truth into ``output``.
+
+    Returns {path: description} of the files written.
+    """
+    console = console or Console(quiet=True)
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    size_preset = SIZES[size]
+    raw = size_preset.raw_frames if raw is None else raw
+    configuration = {"preset": preset, "size": size, "seed": seed, "raw": raw}
+    with console.status("building the twin"):
+        twin = make_twin(preset, size_preset, seed=seed)
+        geometry = scan_geometry(twin)
+        projections = project_twin(twin, geometry)
+        schedule, counters = simulate_acquisition(projections, seed=seed)
+    written: dict[Path, str] = {}
+    setups = detector_setups(twin)
+    for kind in ("waxs", "saxs"):
+        path = out / f"{kind}_scan.h5"
+        config = {**configuration, "technique": kind}
+        if raw:
+            _write_raw_scan(
+                path, projections, schedule, counters, setups[kind], config, seed, console
+            )
+            written[path] = f"raw {kind.upper()} frames, {int((~schedule.missing).sum())} frames"
+        else:
+            _write_integrated_scan(
+                path, projections, schedule, counters, setups[kind], config, seed, console
+            )
+            written[path] = f"pre-integrated {kind.upper()} patterns"
+    volumes = None
+    if nxct:
+        volumes = simulate_twin_nxct(twin, seed=seed, console=console)
+        written.update(_write_nxct(out, volumes, configuration))
+    if operando_steps:
+        written.update(_write_operando(out / "operando", twin, operando_steps, seed, console))
+    path = out / "truth.h5"
+    _write_truth(path, twin, geometry, configuration, volumes)
+    written[path] = "ground truth: maps, agglomerates, scan geometry"
+    csv_path = out / "agglomerates.csv"
+    with atomic_output(csv_path) as tmp:
+        twin.agglomerates.to_csv(tmp, index=False)
+    written[csv_path] = f"{len(twin.agglomerates)} true agglomerates"
+    return written
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} frames"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def _iter_with_progress(
+    blocks: Iterator[tuple[np.ndarray, np.ndarray]], total: int, label: str, console: Console
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    with _progress(console) as progress:
+        task = progress.add_task(label, total=total, rate="")
+        for frames, patterns in blocks:
+            yield frames, patterns
+            done = progress.tasks[task].completed + frames.size
+            elapsed = max(progress.tasks[task].elapsed or 1e-9, 1e-9)
+            progress.update(task, completed=done, rate=f"{done / elapsed:,.0f} frames/s")
+
+
+def _write_raw_scan(
+    path: Path,
+    projections: Projections,
+    schedule,
+    counters: Counters,
+    setup: DetectorSetup,
+    configuration: dict[str, Any],
+    seed: int,
+    console: Console,
+) -> None:
+    rng = np.random.default_rng(seed + (1 if setup.kind == "waxs" else 2))
+    integrator = setup.integrator()
+    gaps = setup.gap_mask()
+    model = detector_model(integrator, gaps=gaps, polarization_factor=0.99)
+    n_present = int((~schedule.missing).sum())
+    is_waxs = setup.kind == "waxs"
+    with RawScanWriter(
+        path,
+        setup.shape,
+        poni=poni_text(integrator),
+        mask=gaps.astype(np.uint8),
+        n_frames_hint=n_present,
+        configuration=configuration,
+    ) as writer:
+        blocks = iter_frame_patterns(projections, schedule, counters, setup.kind, block_frames=256)
+        q = projections.q[setup.kind]
+        for frames, patterns in _iter_with_progress(
+            blocks, n_present, f"{setup.kind} frames", console
+        ):
+            images = render_frames(
+                q,
+                patterns,
+                model,
+                counts_per_unit=setup.counts_per_unit,
+                spot_probability=0.02 if is_waxs else 0.0,
+                zinger_probability=0.01,
+                rng=rng,
+            )
+            writer.append(
+                images,
+                rotation_angle_deg=schedule.angle_deg[frames],
+                translation_mm=schedule.translation_mm[frames],
+                monitor=counters.monitor[frames],
+                diode=counters.diode[frames],
+            )
+
+
+def _write_integrated_scan(
+    path: Path,
+    projections: Projections,
+    schedule,
+    counters: Counters,
+    setup: DetectorSetup,
+    configuration: dict[str, Any],
+    seed: int,
+    console: Console,
+) -> None:
+    """Pre-integrated patterns with the Poisson noise of the pixels in each q bin."""
+    rng = np.random.default_rng(seed + (3 if setup.kind == "waxs" else 4))
+    q = projections.q[setup.kind]
+    pixels_per_bin = _pixels_per_bin(setup, q)
+    n_present = int((~schedule.missing).sum())
+    with IntegratedScanWriter(path, q, configuration=configuration) as writer:
+        blocks = iter_frame_patterns(projections, schedule, counters, setup.kind, block_frames=512)
+        for frames, patterns in _iter_with_progress(
+            blocks, n_present, f"{setup.kind} patterns", console
+        ):
+            expected = patterns * (setup.counts_per_unit * pixels_per_bin)
+            noisy = rng.poisson(np.maximum(expected, 0.0)) / (
+                setup.counts_per_unit * pixels_per_bin
+            )
+            writer.append(
+                noisy.astype(np.float32),
+                rotation_angle_deg=schedule.angle_deg[frames],
+                translation_mm=schedule.translation_mm[frames],
+                monitor=counters.monitor[frames],
+                diode=counters.diode[frames],
+            )
+
+
+def _pixels_per_bin(setup: DetectorSetup, q: np.ndarray) -> np.ndarray:
+    """Unmasked detector pixels falling in each q bin (at least 1)."""
+    integrator = setup.integrator()
+    q_pixels = integrator.array_from_unit(shape=setup.shape, typ="center", unit="q_A^-1")
+    edges = np.r_[q[0] - (q[1] - q[0]) / 2, (q[1:] + q[:-1]) / 2, q[-1] + (q[-1] - q[-2]) / 2]
+    counts, _ = np.histogram(q_pixels[~setup.gap_mask()], bins=edges)
+    return np.maximum(counts, 1).astype(np.float32)
+
+
+def nxct_fraction_slices(
+    twin: Twin, n_slices: int, voxel_um: float
+) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """Component fractions of ``n_slices`` slices of ``voxel_um`` around the SWAXS-CT slice."""
+    n = round(twin.size.n_translations * twin.pixel_size_um / voxel_um)
+    seed = twin.geometry.params.seed
+    for k in range(n_slices):
+        z_um = (k - (n_slices - 1) / 2.0) * voxel_um
+        raster = rasterize(twin.geometry, (n, n), voxel_um, z_um=z_um, supersample=2)
+        yield k, cell_state(raster, twin.state.health, twin.state.soc, seed=seed).fractions
+
+
+def simulate_twin_nxct(twin: Twin, *, seed: int = 0, console: Console | None = None) -> NXCTVolumes:
+    """Neutron and lab X-ray CT of a stack around the twin's slice (half its pixel size).
+
+    The true attenuation volumes are accumulated slice by slice, so memory holds two
+    volumes, not one per component.
+    """
+    console = console or Console(quiet=True)
+    voxel = twin.pixel_size_um / 2.0
+    n_slices = twin.size.nxct_slices
+    mu_x = mu_table("xray", energy_keV=XRAY_LAB_ENERGY_KEV)
+    mu_n = mu_table("neutron", wavelength_A=NEUTRON_WAVELENGTH_A)
+    xray = neutron = np.zeros(0, np.float32)
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("NXCT slices", total=n_slices)
+        for k, fractions in nxct_fraction_slices(twin, n_slices, voxel):
+            if k == 0:
+                xray = np.zeros((n_slices, *fractions["cu"].shape), np.float32)
+                neutron = np.zeros_like(xray)
+            xray[k] = attenuation_map(fractions, mu_x)
+            neutron[k] = attenuation_map(fractions, mu_n)
+            progress.update(task, advance=1)
+    return simulate_nxct_from_attenuation(
+        xray,
+        neutron,
+        voxel,
+        xray_energy_keV=XRAY_LAB_ENERGY_KEV,
+        neutron_wavelength_A=NEUTRON_WAVELENGTH_A,
+        seed=seed,
+    )
+
+
+def _write_nxct(out: Path, volumes: NXCTVolumes, configuration: dict[str, Any]) -> dict[Path, str]:
+    xct, nct = out / "xct.tif", out / "nct.tif"
+    description = {**configuration, "units": "1/um"}
+    write_tiff_stack(
+        xct,
+        volumes.xray,
+        volumes.xray_voxel_um,
+        description={**description, "modality": f"lab X-ray CT, {XRAY_LAB_ENERGY_KEV} keV"},
+    )
+    write_tiff_stack(
+        nct,
+        volumes.neutron,
+        volumes.neutron_voxel_um,
+        description={**description, "modality": f"neutron CT, {NEUTRON_WAVELENGTH_A} A"},
+    )
+    return {
+        xct: f"X-ray CT volume {volumes.xray.shape}, {volumes.xray_voxel_um:g} um voxels",
+        nct: f"neutron CT volume {volumes.neutron.shape}, {volumes.neutron_voxel_um:g} um voxels",
+    }
+
+
+def truth_maps(twin: Twin) -> dict[str, tuple[np.ndarray, str]]:
+    """Every true map of the twin: name -> (map (ny, nx), units)."""
+    state = twin.state
+    maps: dict[str, tuple[np.ndarray, str]] = {
+        f"fraction_{c}": (state.fractions[c], "volume fraction") for c in COMPONENTS
+    }
+    maps.update(
+        {f"region_{name}": (f, "area fraction") for name, f in twin.raster.fractions.items()}
+    )
+    maps.update(
+        {
+            # SPEC section 6 names for what the analysis must recover
+            "lic6": (state.fractions["lic6"], "volume fraction"),
+            "lic12": (state.fractions["lic12"], "volume fraction"),
+            "graphite_poor": (state.fractions["graphite_poor"], "volume fraction"),
+            "nmc_lithiated": (state.fractions["nmc_lithiated"], "volume fraction"),
+            "nmc_delithiated": (state.fractions["nmc_delithiated"], "volume fraction"),
+            "saxs_intensity": (twin.saxs_intensity, "arb. units / um"),
+            "d_star_nm": (twin.true_dstar_nm, "nm"),
+            "attenuation": (twin.mu_xray_per_um, "1/um"),
+            "graphite_label": (state.graphite_label(), "0 LiC6, 1 LiC12, 2 poor, -1 none"),
+            "nmc_label": (state.nmc_label(), "0 lithiated, 1 delithiated, -1 none"),
+            "silicon": (state.silicon, "volume fraction"),
+            "si_lithiation": (state.si_lithiation, "lithiated fraction"),
+            "graphite_x": (state.graphite_x, "x in LixC6"),
+            "d_star_target_nm": (state.dstar_target_nm, "nm"),
+            "collector_displacement_um": (twin.raster.displacement_um, "um"),
+            "turn": (twin.raster.turn, "turn index"),
+            "agglomerate_id": (twin.raster.agglomerate_id, "id"),
+            "damage_radius": (twin.raster.damage_radius, "normalised radius"),
+            "anode_mask": (state.anode_mask.astype(np.uint8), "1 = anode"),
+        }
+    )
+    return maps
+
+
+def _write_truth(
+    path: Path,
+    twin: Twin,
+    geometry: ScanGeometry,
+    configuration: dict[str, Any],
+    nxct: NXCTVolumes | None,
+) -> None:
+    y_um, x_um = twin.raster.axes_um()
+    with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
+        entry = nx_group(f, "entry", "NXentry")
+        set_default(f, "entry")
+        maps = nx_group(entry, "maps", "NXcollection")
+        for name, (values, units) in truth_maps(twin).items():
+            write_nxdata(
+                maps, name, values, [("y_um", y_um, "um"), ("x_um", x_um, "um")], units=units
+            )
+        set_default(entry, "maps/saxs_intensity")
+        write_table(entry, "agglomerates", twin.agglomerates)
+        scan = nx_group(entry, "scan", "NXcollection")
+        scan["rotation_angle_deg"] = geometry.angles_deg
+        scan["rotation_angle_deg"].attrs["units"] = "deg"
+        scan["translation_mm"] = geometry.translations_mm
+        scan["translation_mm"].attrs["units"] = "mm"
+        scan["rotation_centre_mm"] = geometry.rotation_centre_mm
+        scan["rotation_centre_mm"].attrs["units"] = "mm"
+        scan["beam_fwhm_um"] = geometry.beam_fwhm_um
+        scan["pixel_size_um"] = twin.pixel_size_um
+        scan["wavelength_A"] = WAVELENGTH_A
+        patterns = nx_group(entry, "patterns", "NXcollection")
+        _, names = twin.projection_maps()
+        for kind, basis in twin.pattern_bases().items():
+            axes = [
+                ("map_index", np.arange(basis.shape[0]), ""),
+                ("q", getattr(twin.q, kind), "1/angstrom"),
+            ]
+            write_nxdata(patterns, kind, basis, axes)
+        patterns["map_names"] = np.array(names[:-1], dtype=object)
+        if nxct is not None:
+            group = nx_group(entry, "nxct", "NXcollection")
+            group["neutron_to_world"] = nxct.neutron_to_world
+            group["neutron_to_world"].attrs["units"] = "um (z, y, x homogeneous)"
+            group["xray_voxel_um"] = nxct.xray_voxel_um
+            group["neutron_voxel_um"] = nxct.neutron_voxel_um
+        entry["provenance"] = provenance_json(provenance_record(configuration))
+
+
+def _write_operando(
+    out: Path, twin: Twin, n_steps: int, seed: int, console: Console
+) -> dict[Path, str]:
+    """A charge series: pre-integrated WAXS scans (half the translations, 3 x half the
+    angles, as the study's operando scans) and the true graphite phase maps per step."""
+    size = twin.size
+    step_mm = 2 * twin.pixel_size_um / 1000.0
+    n_t = size.n_translations // 2
+    geometry = ScanGeometry(
+        angles_deg=interlaced_angles(size.n_subsets, max(size.angles_per_subset // 2, 1)),
+        translations_mm=STAGE_CENTRE_MM + (np.arange(n_t) - (n_t - 1) / 2.0) * step_mm,
+        rotation_centre_mm=STAGE_CENTRE_MM + CENTRE_OFFSET_PX * twin.pixel_size_um / 1000.0,
+    )
+    setup = detector_setups(twin)["waxs"]
+    socs = np.linspace(0.0, 1.0, n_steps)
+    written: dict[Path, str] = {}
+    phases = ("lic6", "lic12", "graphite_poor")
+    truth = {name: np.zeros((n_steps, *twin.shape), np.float32) for name in phases}
+    for step, soc in enumerate(socs):
+        state = cell_state(
+            twin.raster, twin.state.health, float(soc), seed=twin.geometry.params.seed
+        )
+        twin_step = replace(twin, state=state)
+        projections = project_twin(twin_step, geometry)
+        schedule, counters = simulate_acquisition(projections, seed=seed + step)
+        path = out / f"step_{step:03d}_waxs.h5"
+        config = {"operando_step": step, "soc": float(soc), "technique": "waxs", "seed": seed}
+        _write_integrated_scan(
+            path, projections, schedule, counters, setup, config, seed + step, console
+        )
+        written[path] = f"operando WAXS, state of charge {soc:.2f}"
+        for name in phases:
+            truth[name][step] = state.fractions[name]
+    path = out / "truth.h5"
+    y_um, x_um = twin.raster.axes_um()
+    with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
+        entry = nx_group(f, "entry", "NXentry")
+        set_default(f, "entry")
+        for name in phases:
+            write_nxdata(
+                entry,
+                name,
+                truth[name],
+                [("soc", socs, ""), ("y_um", y_um, "um"), ("x_um", x_um, "um")],
+                units="volume fraction",
+            )
+        set_default(entry, "graphite_poor")
+    written[path] = "operando truth: graphite phase fractions per step"
+    return written
