@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import h5py
 import numpy as np
@@ -26,6 +26,7 @@ def write_nxdata(
     long_name: str | None = None,
     errors: np.ndarray | None = None,
     compression: str | None = "gzip",
+    chunks: tuple[int, ...] | None = None,
 ) -> h5py.Group:
     """Write an NXdata group ``name`` with dataset ``data`` and 1D axes (name, values, units).
 
@@ -34,7 +35,9 @@ def write_nxdata(
     ``@default``-able plottable.
     """
     group = nx_group(parent, name, "NXdata")
-    kwargs = {"compression": compression} if compression and signal.ndim >= 2 else {}
+    kwargs: dict = {"compression": compression} if compression and signal.ndim >= 2 else {}
+    if chunks is not None:
+        kwargs["chunks"] = chunks
     data = group.create_dataset("data", data=signal, **kwargs)
     if units:
         data.attrs["units"] = units
@@ -75,7 +78,7 @@ def write_table(parent: h5py.Group, name: str, table: pd.DataFrame) -> h5py.Grou
 
 def read_table(group: h5py.Group) -> pd.DataFrame:
     """Inverse of :func:`write_table`."""
-    columns: Mapping[str, np.ndarray] = {}
+    columns: dict[str, np.ndarray] = {}
     for column in group.attrs["columns"]:
         values = group[column][()]
         if values.dtype.kind == "O":

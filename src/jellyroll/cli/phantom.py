@@ -1,4 +1,4 @@
-"""The ``jellyroll`` command line (thin: parses options, calls the library, reports)."""
+"""``jellyroll phantom`` and ``jellyroll demo``: the digital twin."""
 
 from __future__ import annotations
 
@@ -7,34 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from jellyroll import __version__
-
-app = typer.Typer(
-    name="jellyroll",
-    help="Correlative multimodal tomography of cylindrical Li-ion cells.",
-    no_args_is_help=True,
-    add_completion=False,
-)
-console = Console()
-
-
-def _version(value: bool) -> None:
-    if value:
-        console.print(f"jellyroll {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def main(
-    version: Annotated[
-        bool,
-        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
-    ] = False,
-) -> None:
-    """jellyroll: SWAXS-CT and NXCT of wound Li-ion cells, from raw frames to diagnosis."""
+from jellyroll.cli import app, console
 
 
 @app.command()
@@ -109,7 +84,3 @@ def demo(
     figure = overview_figure(output / "aged_charged", output / "overview.png")
     console.print(f"overview figure: [bold]{figure}[/bold]")
     console.print(f"demo done in {time.perf_counter() - start:.1f} s; outputs in {output}")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    app()

@@ -1,0 +1,1 @@
+"""Speed measurements of jellyroll against their anchors (``make bench``)."""

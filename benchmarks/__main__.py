@@ -1,0 +1,17 @@
+"""Run every benchmark and print jellyroll's figure beside its anchor, as a ratio.
+
+Machines are noisy: each benchmark times jellyroll and its anchor in the same run.
+"""
+
+from __future__ import annotations
+
+from benchmarks import bench_phantom
+
+
+def main() -> None:
+    for module in (bench_phantom,):
+        module.run()
+
+
+if __name__ == "__main__":
+    main()
