@@ -1,0 +1,465 @@
+"""Readers for every scan input of SPEC section 6, behind one block-reading interface.
+
+- raw-scan HDF5 (``/entry/instrument/detector/data`` + PONI, mask, motors, monitor, diode);
+- pre-integrated HDF5 (``/entry/integrated/intensity`` and ``/entry/integrated/q``);
+- Bliss-style HDF5 with one scan entry per line, described by a small TOML mapping;
+- CBF/EDF frame series (fabio) with a CSV table of motor positions.
+
+Frames are read in blocks; a block that cannot be decompressed is retried frame by frame
+and unreadable frames are reported and flagged missing, never silently zero.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import fabio
+import h5py
+import hdf5plugin  # noqa: F401  (registers the HDF5 compression filters)
+import numpy as np
+
+FRAMES = "/entry/instrument/detector/data"
+PONI = "/entry/instrument/detector/poni"
+MASK = "/entry/instrument/detector/mask"
+ANGLE = "/entry/sample/rotation_angle"
+TRANSLATION = "/entry/sample/translation"
+MONITOR = "/entry/monitor/data"
+DIODE = "/entry/instrument/diode/data"
+INTEGRATED = "/entry/integrated/intensity"
+INTEGRATED_Q = "/entry/integrated/q"
+
+
+class ScanFormatError(ValueError):
+    """An input scan is unusable; the message names the file, the dataset and the remedy."""
+
+
+@dataclass
+class ScanInfo:
+    """What a scan holds, per frame in file order (all (N,) arrays)."""
+
+    source: str
+    kind: Literal["frames", "integrated"]
+    n_frames: int
+    rotation_angle_deg: np.ndarray
+    translation_mm: np.ndarray
+    monitor: np.ndarray | None = None
+    diode: np.ndarray | None = None
+    frame_shape: tuple[int, int] | None = None
+    poni: str | None = None
+    mask: np.ndarray | None = None
+    q_A: np.ndarray | None = None
+    files: list[Path] = field(default_factory=list)
+
+
+@dataclass
+class Block:
+    """Frames ``start:stop`` of a scan; ``valid[i]`` False where frame i could not be read."""
+
+    start: int
+    stop: int
+    data: np.ndarray  # (k, H, W) frames or (k, n_q) integrated patterns
+    valid: np.ndarray
+    problems: list[str] = field(default_factory=list)
+
+
+class ScanReader(Protocol):
+    info: ScanInfo
+
+    def read(self, start: int, stop: int) -> Block: ...
+
+    def close(self) -> None: ...
+
+
+def _require(f: h5py.File, path: Path, name: str) -> h5py.Dataset:
+    if name not in f:
+        raise ScanFormatError(
+            f"{path}: dataset {name} is missing; a raw scan needs it (see SPEC section 6)"
+        )
+    return f[name]
+
+
+def _vector(f: h5py.File, path: Path, name: str, n: int, *, optional: bool = False):
+    if name not in f:
+        if optional:
+            return None
+        _require(f, path, name)
+    values = np.asarray(f[name][()], dtype=np.float64).ravel()
+    if values.size != n:
+        raise ScanFormatError(
+            f"{path}: dataset {name} has {values.size} values but there are {n} frames; "
+            "every per-frame dataset must have one value per frame"
+        )
+    return values
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def read_poni_text(path: str | Path) -> str:
+    """Text of a PONI file (clear error if missing)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ScanFormatError(f"{path}: PONI file not found; pass the calibration with --poni")
+    return path.read_text()
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """A detector mask (non-zero = masked) from EDF/CBF/TIFF (fabio) or .npy (no pickles)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ScanFormatError(f"{path}: mask file not found")
+    if path.suffix == ".npy":
+        return np.load(path, allow_pickle=False) != 0
+    try:
+        return fabio.open(str(path)).data != 0
+    except Exception as error:  # fabio raises many types for unreadable files
+        raise ScanFormatError(f"{path}: not a readable mask image ({error})") from error
+
+
+class Hdf5ScanReader:
+    """SPEC section 6 raw-scan or pre-integrated HDF5 file (external links allowed)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ScanFormatError(f"{self.path}: no such scan file")
+        try:
+            self._file = h5py.File(self.path, "r")
+        except OSError as error:
+            raise ScanFormatError(f"{self.path}: not a readable HDF5 file ({error})") from error
+        f = self._file
+        if FRAMES in f:
+            self._data = f[FRAMES]
+            if self._data.ndim != 3:
+                raise ScanFormatError(
+                    f"{self.path}: {FRAMES} has shape {self._data.shape}; expected (N, H, W)"
+                )
+            kind: Literal["frames", "integrated"] = "frames"
+        elif INTEGRATED in f:
+            self._data = f[INTEGRATED]
+            kind = "integrated"
+        else:
+            raise ScanFormatError(
+                f"{self.path}: neither {FRAMES} (raw frames) nor {INTEGRATED} (integrated "
+                "patterns) exists; for Bliss files give a TOML mapping of the dataset paths"
+            )
+        n = int(self._data.shape[0])
+        self.info = ScanInfo(
+            source=str(self.path),
+            kind=kind,
+            n_frames=n,
+            rotation_angle_deg=_vector(f, self.path, ANGLE, n),
+            translation_mm=_vector(f, self.path, TRANSLATION, n),
+            monitor=_vector(f, self.path, MONITOR, n, optional=True),
+            diode=_vector(f, self.path, DIODE, n, optional=True),
+            files=[self.path],
+        )
+        if kind == "frames":
+            self.info.frame_shape = tuple(int(s) for s in self._data.shape[1:])  # type: ignore[assignment]
+            self.info.poni = _text(f[PONI][()]) if PONI in f else None
+            if MASK in f:
+                mask = f[MASK][()]
+                if mask.shape != self.info.frame_shape:
+                    raise ScanFormatError(
+                        f"{self.path}: {MASK} has shape {mask.shape}, frames are "
+                        f"{self.info.frame_shape}"
+                    )
+                self.info.mask = mask != 0
+        else:
+            q = _require(f, self.path, INTEGRATED_Q)[()]
+            if q.shape != (self._data.shape[1],):
+                raise ScanFormatError(
+                    f"{self.path}: {INTEGRATED_Q} has {q.size} values, patterns have "
+                    f"{self._data.shape[1]} bins"
+                )
+            self.info.q_A = np.asarray(q, dtype=np.float64)
+
+    def read(self, start: int, stop: int) -> Block:
+        return _read_block(self._data, self.path, start, stop)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _read_block(dataset: h5py.Dataset, path: Path, start: int, stop: int) -> Block:
+    try:
+        data = dataset[start:stop]
+        return Block(start, stop, data, np.ones(stop - start, dtype=bool))
+    except (OSError, RuntimeError, ValueError):
+        pass
+    # one bad chunk must not cost the block: retry frame by frame
+    shape = (stop - start, *dataset.shape[1:])
+    data = np.zeros(shape, dtype=dataset.dtype)
+    valid = np.ones(stop - start, dtype=bool)
+    problems = []
+    for i in range(start, stop):
+        try:
+            data[i - start] = dataset[i]
+        except (OSError, RuntimeError, ValueError) as error:
+            valid[i - start] = False
+            problems.append(
+                f"{path}: {dataset.name}[{i}] unreadable ({error}); frame marked missing"
+            )
+    return Block(start, stop, data, valid, problems)
+
+
+@dataclass(frozen=True)
+class BlissMapping:
+    """Dataset paths of a Bliss-style file, one scan entry per line (TOML ``[bliss]`` table).
+
+    ``frames``, ``translation`` and optional ``monitor``/``diode`` are per-frame datasets
+    inside each entry; ``rotation_angle`` is per frame or one value per entry. ``entries``
+    is a regular expression on the top-level entry names (default: numbered scans ``N.1``).
+    ``translation_unit`` ("mm" or "um") and ``poni``/``mask`` file paths (relative to the
+    TOML file) complete it.
+    """
+
+    frames: str
+    rotation_angle: str
+    translation: str
+    monitor: str | None = None
+    diode: str | None = None
+    entries: str = r"^\d+\.1$"
+    translation_unit: Literal["mm", "um"] = "mm"
+    poni: str | None = None
+    mask: str | None = None
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> BlissMapping:
+        path = Path(path)
+        try:
+            table = tomllib.loads(path.read_text()).get("bliss")
+        except (OSError, tomllib.TOMLDecodeError) as error:
+            raise ScanFormatError(f"{path}: not a readable TOML mapping ({error})") from error
+        if not isinstance(table, dict):
+            raise ScanFormatError(f"{path}: needs a [bliss] table of dataset paths")
+        known = set(cls.__dataclass_fields__)
+        unknown = set(table) - known
+        if unknown:
+            raise ScanFormatError(
+                f"{path}: unknown keys {sorted(unknown)} in [bliss]; known: {sorted(known)}"
+            )
+        missing = {"frames", "rotation_angle", "translation"} - set(table)
+        if missing:
+            raise ScanFormatError(f"{path}: [bliss] lacks {sorted(missing)}")
+        for key in ("poni", "mask"):
+            if key in table:
+                table[key] = str((path.parent / table[key]).resolve())
+        return cls(**table)
+
+
+def _natural_key(text: str) -> list[Any]:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
+class BlissScanReader:
+    """Bliss-style HDF5: each line of the scan is one entry; frames are concatenated."""
+
+    def __init__(self, path: str | Path, mapping: BlissMapping) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ScanFormatError(f"{self.path}: no such scan file")
+        self._file = h5py.File(self.path, "r")
+        pattern = re.compile(mapping.entries)
+        names = sorted((k for k in self._file if pattern.search(k)), key=_natural_key)
+        if not names:
+            raise ScanFormatError(
+                f"{self.path}: no entry matches {mapping.entries!r}; set `entries` in the mapping"
+            )
+        self._datasets: list[h5py.Dataset] = []
+        angles, translations, monitors, diodes = [], [], [], []
+        for name in names:
+            entry = self._file[name]
+            where = f"{self.path}:/{name}"
+            for key in ("frames", "translation"):
+                if getattr(mapping, key) not in entry:
+                    raise ScanFormatError(f"{where}: dataset {getattr(mapping, key)} missing")
+            frames = entry[mapping.frames]
+            n = frames.shape[0]
+            self._datasets.append(frames)
+            angle = np.asarray(entry[mapping.rotation_angle][()], dtype=float).ravel()
+            if angle.size not in (1, n):
+                raise ScanFormatError(
+                    f"{where}: {mapping.rotation_angle} has {angle.size} values for {n} frames"
+                )
+            angles.append(np.broadcast_to(angle, (n,)))
+            scale = 1e-3 if mapping.translation_unit == "um" else 1.0
+            translations.append(self._per_frame(entry, mapping.translation, n, where) * scale)
+            for target, key in ((monitors, mapping.monitor), (diodes, mapping.diode)):
+                if key is not None:
+                    target.append(self._per_frame(entry, key, n, where))
+        shapes = {d.shape[1:] for d in self._datasets}
+        if len(shapes) != 1:
+            raise ScanFormatError(f"{self.path}: entries have different frame shapes {shapes}")
+        self._offsets = np.cumsum([0] + [d.shape[0] for d in self._datasets])
+        self.info = ScanInfo(
+            source=str(self.path),
+            kind="frames",
+            n_frames=int(self._offsets[-1]),
+            rotation_angle_deg=np.concatenate(angles),
+            translation_mm=np.concatenate(translations),
+            monitor=np.concatenate(monitors) if monitors else None,
+            diode=np.concatenate(diodes) if diodes else None,
+            frame_shape=tuple(int(s) for s in shapes.pop()),  # type: ignore[arg-type]
+            poni=read_poni_text(mapping.poni) if mapping.poni else None,
+            mask=read_mask(mapping.mask) if mapping.mask else None,
+            files=[self.path],
+        )
+
+    @staticmethod
+    def _per_frame(entry: h5py.Group, key: str, n: int, where: str) -> np.ndarray:
+        if key not in entry:
+            raise ScanFormatError(f"{where}: dataset {key} missing")
+        values = np.asarray(entry[key][()], dtype=float).ravel()
+        if values.size != n:
+            raise ScanFormatError(f"{where}: {key} has {values.size} values for {n} frames")
+        return values
+
+    def read(self, start: int, stop: int) -> Block:
+        parts = []
+        for i, dataset in enumerate(self._datasets):
+            lo, hi = max(start, self._offsets[i]), min(stop, self._offsets[i + 1])
+            if lo < hi:
+                part = _read_block(dataset, self.path, lo - self._offsets[i], hi - self._offsets[i])
+                parts.append(part)
+        return Block(
+            start,
+            stop,
+            np.concatenate([p.data for p in parts]),
+            np.concatenate([p.valid for p in parts]),
+            [msg for p in parts for msg in p.problems],
+        )
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class FrameSeriesReader:
+    """CBF/EDF frames read with fabio, positions from a CSV table.
+
+    The CSV has a header with ``file``, ``rotation_angle`` (deg), ``translation`` (mm) and
+    optionally ``monitor`` and ``diode``; ``file`` is relative to the CSV's folder.
+    """
+
+    def __init__(self, table: str | Path, *, poni: str | None = None, mask=None) -> None:
+        self.path = Path(table)
+        try:
+            with open(self.path, newline="") as handle:
+                rows = list(csv.DictReader(handle))
+        except OSError as error:
+            raise ScanFormatError(f"{self.path}: cannot read the frame table ({error})") from error
+        if not rows:
+            raise ScanFormatError(f"{self.path}: the frame table is empty")
+        missing = {"file", "rotation_angle", "translation"} - set(rows[0])
+        if missing:
+            raise ScanFormatError(f"{self.path}: the frame table lacks columns {sorted(missing)}")
+        self.files = [self.path.parent / row["file"] for row in rows]
+
+        def column(name: str) -> np.ndarray | None:
+            if name not in rows[0]:
+                return None
+            try:
+                return np.array([float(row[name]) for row in rows])
+            except ValueError as error:
+                raise ScanFormatError(f"{self.path}: column {name}: {error}") from error
+
+        first = self._open(0)
+        self.info = ScanInfo(
+            source=str(self.path),
+            kind="frames",
+            n_frames=len(rows),
+            rotation_angle_deg=column("rotation_angle"),  # type: ignore[arg-type]
+            translation_mm=column("translation"),  # type: ignore[arg-type]
+            monitor=column("monitor"),
+            diode=column("diode"),
+            frame_shape=tuple(first.shape),  # type: ignore[arg-type]
+            poni=poni,
+            mask=mask,
+            files=[self.path, *self.files],
+        )
+
+    def _open(self, i: int) -> np.ndarray:
+        try:
+            return fabio.open(str(self.files[i])).data
+        except Exception as error:  # fabio raises many types for unreadable files
+            raise ScanFormatError(f"{self.files[i]}: unreadable frame ({error})") from error
+
+    def read(self, start: int, stop: int) -> Block:
+        shape = self.info.frame_shape or ()
+        data = np.zeros((stop - start, *shape), dtype=np.int32)
+        valid = np.ones(stop - start, dtype=bool)
+        problems = []
+        for i in range(start, stop):
+            try:
+                frame = self._open(i)
+                if frame.shape != shape:
+                    raise ScanFormatError(f"{self.files[i]}: shape {frame.shape}, expected {shape}")
+                data[i - start] = frame
+            except ScanFormatError as error:
+                valid[i - start] = False
+                problems.append(f"{error}; frame marked missing")
+        return Block(start, stop, data, valid, problems)
+
+    def close(self) -> None:
+        pass
+
+
+def open_scan(
+    path: str | Path,
+    *,
+    mapping: str | Path | None = None,
+    poni: str | None = None,
+    mask: np.ndarray | None = None,
+) -> ScanReader:
+    """Open any supported scan input (by extension and content) for block reading.
+
+    ``mapping`` is a TOML file for Bliss-style HDF5; a ``.csv`` path is a CBF/EDF series
+    table. ``poni`` (text) and ``mask`` override what the file holds.
+    """
+    path = Path(path)
+    reader: ScanReader
+    if path.suffix.lower() == ".csv":
+        reader = FrameSeriesReader(path, poni=poni, mask=mask)
+    elif mapping is not None:
+        reader = BlissScanReader(path, BlissMapping.from_toml(mapping))
+    else:
+        reader = Hdf5ScanReader(path)
+    if poni is not None:
+        reader.info.poni = poni
+    if mask is not None:
+        reader.info.mask = np.asarray(mask) != 0
+    return reader
+
+
+def write_frame_table(
+    path: str | Path,
+    files: Sequence[str],
+    rotation_angle_deg: np.ndarray,
+    translation_mm: np.ndarray,
+    monitor: np.ndarray | None = None,
+    diode: np.ndarray | None = None,
+) -> Path:
+    """Write the CSV table that :class:`FrameSeriesReader` reads (one row per frame)."""
+    path = Path(path)
+    columns = {
+        "file": list(files),
+        "rotation_angle": rotation_angle_deg,
+        "translation": translation_mm,
+    }
+    if monitor is not None:
+        columns["monitor"] = monitor
+    if diode is not None:
+        columns["diode"] = diode
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        for row in zip(*columns.values(), strict=True):
+            writer.writerow(row)
+    return path

@@ -1,0 +1,167 @@
+"""Scan readers: raw HDF5, pre-integrated, Bliss + TOML, CBF/EDF series; clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import fabio
+import h5py
+import numpy as np
+import pytest
+
+from jellyroll.io.scans import (
+    ANGLE,
+    FRAMES,
+    ScanFormatError,
+    open_scan,
+    read_mask,
+    write_frame_table,
+)
+
+
+def _raw_scan(path: Path, n: int = 12, shape=(6, 8), compression="gzip") -> np.ndarray:
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 100, size=(n, *shape)).astype(np.int32)
+    with h5py.File(path, "w") as f:
+        f.create_dataset(FRAMES, data=frames, chunks=(1, *shape), compression=compression)
+        f["/entry/instrument/detector/poni"] = "poni_version: 2.1\n"
+        f["/entry/instrument/detector/mask"] = np.zeros(shape, np.uint8)
+        f[ANGLE] = np.repeat([0.0, 60.0, 120.0], n // 3)
+        f["/entry/sample/translation"] = np.tile(np.arange(n // 3) * 0.01, 3)
+        f["/entry/monitor/data"] = np.full(n, 1e5)
+    return frames
+
+
+def test_raw_scan_reads_blocks_and_metadata(tmp_path: Path) -> None:
+    frames = _raw_scan(tmp_path / "scan.h5")
+    reader = open_scan(tmp_path / "scan.h5")
+    assert reader.info.kind == "frames" and reader.info.n_frames == 12
+    assert reader.info.frame_shape == (6, 8)
+    assert reader.info.diode is None and reader.info.monitor is not None
+    block = reader.read(3, 9)
+    assert np.array_equal(block.data, frames[3:9]) and block.valid.all()
+    reader.close()
+
+
+def test_missing_dataset_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "scan.h5"
+    _raw_scan(path)
+    with h5py.File(path, "a") as f:
+        del f[ANGLE]
+    with pytest.raises(ScanFormatError, match=r"scan\.h5.*rotation_angle.*missing"):
+        open_scan(path)
+
+
+def test_length_mismatch_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "scan.h5"
+    _raw_scan(path)
+    with h5py.File(path, "a") as f:
+        del f["/entry/monitor/data"]
+        f["/entry/monitor/data"] = np.ones(5)
+    with pytest.raises(ScanFormatError, match=r"monitor/data has 5 values but there are 12"):
+        open_scan(path)
+
+
+def test_not_a_scan(tmp_path: Path) -> None:
+    (tmp_path / "junk.h5").write_bytes(b"not hdf5 at all")
+    with pytest.raises(ScanFormatError, match="not a readable HDF5"):
+        open_scan(tmp_path / "junk.h5")
+    with pytest.raises(ScanFormatError, match="no such scan file"):
+        open_scan(tmp_path / "absent.h5")
+
+
+def test_corrupt_chunk_marks_only_that_frame_missing(tmp_path: Path) -> None:
+    path = tmp_path / "scan.h5"
+    frames = _raw_scan(path)
+    with h5py.File(path, "r") as f:
+        info = f[FRAMES].id.get_chunk_info(4)
+    with open(path, "r+b") as handle:  # overwrite the compressed bytes of frame 4
+        handle.seek(info.byte_offset)
+        handle.write(b"\xff" * info.size)
+    reader = open_scan(path)
+    block = reader.read(0, 12)
+    assert block.valid.tolist() == [i != 4 for i in range(12)]
+    assert np.array_equal(block.data[block.valid], frames[block.valid])
+    assert "[4] unreadable" in block.problems[0] and "scan.h5" in block.problems[0]
+
+
+def test_preintegrated_scan(tmp_path: Path) -> None:
+    path = tmp_path / "integrated.h5"
+    with h5py.File(path, "w") as f:
+        f["/entry/integrated/intensity"] = np.ones((6, 10), np.float32)
+        f["/entry/integrated/q"] = np.linspace(1, 2, 10)
+        f[ANGLE] = np.zeros(6)
+        f["/entry/sample/translation"] = np.arange(6) * 0.01
+    reader = open_scan(path)
+    assert reader.info.kind == "integrated" and reader.info.q_A.size == 10
+    assert reader.read(0, 6).data.shape == (6, 10)
+
+
+def test_bliss_file_with_toml_mapping(tmp_path: Path) -> None:
+    """One entry per line, angle as a scalar per entry, translation in um."""
+    rng = np.random.default_rng(1)
+    path = tmp_path / "bliss.h5"
+    lines = []
+    with h5py.File(path, "w") as f:
+        for k, angle in enumerate([0.0, 1.8, 3.6]):
+            frames = rng.integers(0, 50, size=(4, 5, 7)).astype(np.int32)
+            lines.append(frames)
+            entry = f.create_group(f"{k + 1}.1")
+            entry["measurement/pilatus"] = frames
+            entry["instrument/positioners/rot"] = angle
+            entry["measurement/ty"] = np.arange(4) * 10.0  # um
+            entry["measurement/mon"] = np.full(4, 2.0)
+        f.create_group("99.2")  # another scan type, not matched
+    (tmp_path / "geometry.poni").write_text("poni_version: 2.1\n")
+    mapping = tmp_path / "map.toml"
+    mapping.write_text(
+        '[bliss]\nframes = "measurement/pilatus"\nrotation_angle = "instrument/positioners/rot"\n'
+        'translation = "measurement/ty"\nmonitor = "measurement/mon"\n'
+        'translation_unit = "um"\nponi = "geometry.poni"\n'
+    )
+    reader = open_scan(path, mapping=mapping)
+    assert reader.info.n_frames == 12
+    assert np.allclose(reader.info.translation_mm[:4], [0, 0.01, 0.02, 0.03])
+    assert np.allclose(reader.info.rotation_angle_deg, np.repeat([0, 1.8, 3.6], 4))
+    assert reader.info.poni.startswith("poni_version")
+    block = reader.read(2, 10)  # spans three entries
+    assert np.array_equal(block.data, np.concatenate(lines)[2:10])
+
+
+def test_bliss_mapping_rejects_unknown_keys(tmp_path: Path) -> None:
+    mapping = tmp_path / "map.toml"
+    mapping.write_text(
+        '[bliss]\nframes = "a"\nrotation_angle = "b"\ntranslation = "c"\nfrmaes = "x"\n'
+    )
+    (tmp_path / "f.h5").write_bytes(b"")
+    with pytest.raises(ScanFormatError, match=r"unknown keys.*frmaes"):
+        open_scan(tmp_path / "f.h5", mapping=mapping)
+
+
+@pytest.mark.parametrize("suffix", ["edf", "cbf"])
+def test_frame_series_with_position_table(tmp_path: Path, suffix: str) -> None:
+    rng = np.random.default_rng(2)
+    frames = rng.integers(0, 1000, size=(5, 9, 11)).astype(np.int32)
+    names = []
+    for i, frame in enumerate(frames):
+        name = f"frame_{i:04d}.{suffix}"
+        image = (
+            fabio.edfimage.EdfImage(data=frame)
+            if suffix == "edf"
+            else fabio.cbfimage.CbfImage(data=frame)
+        )
+        image.write(str(tmp_path / name))
+        names.append(name)
+    names[3] = "absent.cbf"  # a frame that never arrived
+    table = write_frame_table(tmp_path / "frames.csv", names, np.arange(5.0), np.full(5, 1.5))
+    reader = open_scan(table)
+    assert reader.info.n_frames == 5 and reader.info.frame_shape == (9, 11)
+    block = reader.read(0, 5)
+    assert block.valid.tolist() == [True, True, True, False, True]
+    assert np.array_equal(block.data[block.valid], frames[[0, 1, 2, 4]])
+    assert "absent.cbf" in block.problems[0]
+
+
+def test_real_pilatus_mask_reads(shared_real: Path) -> None:
+    mask = read_mask(shared_real / "pilatus2m_mask.edf")
+    assert mask.shape == (1679, 1475) and mask.dtype == bool and 0 < mask.mean() < 0.2
