@@ -38,6 +38,7 @@ def main(
 
 
 from jellyroll.cli import phantom as _phantom  # noqa: E402, F401  (registers commands)
+from jellyroll.cli import reduce as _reduce  # noqa: E402, F401
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -113,6 +113,8 @@ class SizePreset(_Strict):
     waxs_detector_shape: tuple[int, int]
     saxs_detector_shape: tuple[int, int]
     nxct_slices: int
+    nxct_voxel_um: float = 10.0
+    nxct_supersample: int = 2
     raw_frames: bool = True
 
 
@@ -163,7 +165,8 @@ SIZES: dict[str, SizePreset] = {
         supersample=2,
         waxs_detector_shape=(1679, 1475),
         saxs_detector_shape=(1679, 1475),
-        nxct_slices=64,
+        nxct_slices=48,
+        nxct_supersample=1,
         raw_frames=False,
     ),
 }

@@ -278,18 +278,20 @@ def nxct_fraction_slices(
     seed = twin.geometry.params.seed
     for k in range(n_slices):
         z_um = (k - (n_slices - 1) / 2.0) * voxel_um
-        raster = rasterize(twin.geometry, (n, n), voxel_um, z_um=z_um, supersample=2)
+        raster = rasterize(
+            twin.geometry, (n, n), voxel_um, z_um=z_um, supersample=twin.size.nxct_supersample
+        )
         yield k, cell_state(raster, twin.state.health, twin.state.soc, seed=seed).fractions
 
 
 def simulate_twin_nxct(twin: Twin, *, seed: int = 0, console: Console | None = None) -> NXCTVolumes:
-    """Neutron and lab X-ray CT of a stack around the twin's slice (half its pixel size).
+    """Neutron and lab X-ray CT of a stack around the twin's slice (``nxct_voxel_um`` voxels).
 
     The true attenuation volumes are accumulated slice by slice, so memory holds two
     volumes, not one per component.
     """
     console = console or Console(quiet=True)
-    voxel = twin.pixel_size_um / 2.0
+    voxel = twin.size.nxct_voxel_um
     n_slices = twin.size.nxct_slices
     mu_x = mu_table("xray", energy_keV=XRAY_LAB_ENERGY_KEV)
     mu_n = mu_table("neutron", wavelength_A=NEUTRON_WAVELENGTH_A)
