@@ -131,7 +131,7 @@ def test_preintegrated_scan_reduces(tmp_path: Path) -> None:
     write_phantom(out, preset="aged_charged", size="tiny", seed=1, raw=False, nxct=False)
     report = reduce_scan(out / "saxs_scan.h5", tmp_path / "saxs_run.h5")
     sinogram = read_sinogram(report.output)
-    assert sinogram.data.shape[2] == 300 and np.isnan(sinogram.errors).all()
+    assert sinogram.data.shape[2] == 500 and np.isnan(sinogram.errors).all()  # the SAXS grid
 
 
 def test_cli_reduce(phantom: Path, tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ def main(
     """jellyroll: SWAXS-CT and NXCT of wound Li-ion cells, from raw frames to diagnosis."""
 
 
+from jellyroll.cli import maps as _maps  # noqa: E402, F401
 from jellyroll.cli import phantom as _phantom  # noqa: E402, F401  (registers commands)
 from jellyroll.cli import reduce as _reduce  # noqa: E402, F401
 

@@ -11,15 +11,10 @@ import numpy as np
 
 from jellyroll.io.provenance import atomic_output
 from jellyroll.io.volumes import read_volume
+from jellyroll.phases import graphite_composite, nmc_composite
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-
-
-def graphite_composite(lic6: np.ndarray, lic12: np.ndarray, poor: np.ndarray) -> np.ndarray:
-    """RGB composite of the study: LiC6 green, LiC12 blue, poorly lithiated red; (ny, nx, 3)."""
-    rgb = np.stack([poor, lic6, lic12], axis=-1).astype(np.float32)
-    return np.clip(rgb / max(float(np.percentile(rgb, 99.5)), 1e-12), 0.0, 1.0)
 
 
 def frame_sinogram(scan_path: Path, block: int = 2048) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -58,8 +53,7 @@ def overview_figure(phantom_dir: str | Path, output_png: str | Path) -> Path:
     ax = axes.ravel()
     ax[0].imshow(graphite_composite(lic6, lic12, poor), extent=extent_mm)
     ax[0].set_title("graphite: LiC6 green, LiC12 blue, poor red")
-    nmc = np.stack([nmc_deli, nmc_li, np.zeros_like(nmc_li)], axis=-1)
-    ax[1].imshow(np.clip(nmc / max(nmc.max(), 1e-12), 0, 1), extent=extent_mm)
+    ax[1].imshow(nmc_composite(nmc_li, nmc_deli), extent=extent_mm)
     ax[1].set_title("NMC: lithiated green, delithiated red")
     image = ax[2].imshow(saxs, extent=extent_mm, cmap="magma")
     fig.colorbar(image, ax=ax[2], shrink=0.8, label="arb. units")

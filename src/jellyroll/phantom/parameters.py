@@ -143,7 +143,7 @@ SIZES: dict[str, SizePreset] = {
         n_translations=88,
         angles_per_subset=12,
         waxs_detector_shape=(24, 192),
-        saxs_detector_shape=(16, 256),
+        saxs_detector_shape=(12, 512),
         nxct_slices=8,
     ),
     "small": SizePreset(

@@ -51,7 +51,7 @@ class QGrids:
 
 def q_grids(size: SizePreset) -> QGrids:
     """q grids of a size preset: the bins a reduction with the same npt would produce."""
-    n_waxs, n_saxs = (1000, 500) if size.name == "paper" else (300, 300)
+    n_waxs, n_saxs = (1000, 500) if size.name == "paper" else (300, 500)
     return QGrids(
         waxs=_bin_centres(*WAXS_Q_RANGE_A, n_waxs), saxs=_bin_centres(*SAXS_Q_RANGE_A, n_saxs)
     )

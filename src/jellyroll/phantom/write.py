@@ -85,9 +85,10 @@ class DetectorSetup:
         if self.shape == (1679, 1475):
             return pilatus_gap_mask(self.shape)
         rows, cols = self.shape
-        # tiny detectors keep the Pilatus look: one horizontal and one vertical gap
+        # a small detector is a radial strip of modules: one gap along the strip (a gap
+        # across it would blank every azimuth of some q bins, which a full detector never does)
         return pilatus_gap_mask(
-            self.shape, module_shape=(rows // 2 - 1, cols // 2 - 1), gap=(2, 2), centre_gap=0
+            self.shape, module_shape=(rows // 2 - 1, cols), gap=(2, 0), centre_gap=0
         )
 
 

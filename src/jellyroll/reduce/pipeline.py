@@ -22,7 +22,6 @@ from typing import Any
 
 import h5py
 import numpy as np
-from jellyroll.reduce.engine import IntegrationSetup, Integrator
 
 from jellyroll.io.nexus import nx_group, set_default
 from jellyroll.io.provenance import (
@@ -32,6 +31,7 @@ from jellyroll.io.provenance import (
     sha256_file,
 )
 from jellyroll.io.scans import Block, ScanInfo, ScanReader, open_scan, read_mask, read_poni_text
+from jellyroll.reduce.engine import IntegrationSetup, Integrator
 from jellyroll.sinogram import (
     SinogramLayout,
     attenuation_sinogram,

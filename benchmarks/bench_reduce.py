@@ -1,0 +1,217 @@
+"""Integration engine: frames/s on full Pilatus 2M int32 frames (2000 q bins, bbox CSR) against
+a loop of pyFAI's ``integrate1d``, as a fraction of the memory-bandwidth limit, and parity.
+
+Frames are Poisson resamplings of the real CeO2 frame (``../shared/data/real``), or of a
+simulated CeO2 ring pattern with the same geometry when that file is absent. Both codes run in
+the same process, alternately, and the best of three rounds of each is kept (the machine is
+shared).
+"""
+
+from __future__ import annotations
+
+import time
+import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import fabio
+import numba
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from jellyroll.phantom.detector import integrator_from_poni_text
+from jellyroll.reduce import IntegrationSetup, Integrator
+from jellyroll.reduce.kernels import GROUP
+
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
+NPT = 2000
+N_FRAMES = 32
+ROUNDS = 3
+PYFAI_FRAMES = 16  # per round
+PYFAI_KW = {
+    "unit": "q_A^-1",
+    "method": ("bbox", "csr", "cython"),
+    "error_model": "poisson",
+    "polarization_factor": 0.99,
+}
+SIMULATED_PONI = """Detector: Pilatus2M
+Distance: 0.5439
+Poni1: 0.1447
+Poni2: 0.1275
+Rot1: -0.0002
+Rot2: -0.0007
+Rot3: 0.0
+Wavelength: 1.7463e-11
+"""
+
+
+def _base_frame() -> tuple[np.ndarray, np.ndarray, str, str]:
+    """(expected counts (H, W) with negative gaps, static mask, PONI text, source)."""
+    if (REAL / "ceo2_pilatus2m.cbf").is_file():
+        frame = fabio.open(str(REAL / "ceo2_pilatus2m.cbf")).data
+        mask = fabio.open(str(REAL / "pilatus2m_mask.edf")).data != 0
+        return frame, mask, (REAL / "ceo2_pilatus2m.poni").read_text(), "real CeO2 frame"
+    ai = integrator_from_poni_text(SIMULATED_PONI)
+    shape = ai.detector.max_shape
+    q = ai.array_from_unit(shape, "center", "q_A^-1")
+    counts = 20.0 + 5.0 / q
+    for hkl in ((1, 1, 1), (2, 0, 0), (2, 2, 0), (3, 1, 1), (2, 2, 2), (4, 0, 0), (3, 3, 1)):
+        centre = 2 * np.pi * np.sqrt(np.sum(np.square(hkl))) / 5.4116
+        counts = counts + 400.0 * np.exp(-0.5 * ((q - centre) / 0.01) ** 2)
+    mask = ai.detector.mask != 0
+    return np.where(mask, -1, counts), mask, SIMULATED_PONI, "simulated CeO2 rings"
+
+
+def _poisson_frames(base: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n int32 frames: Poisson counts of ``base``, its negative pixels (gaps) kept."""
+    frames = rng.poisson(np.maximum(base, 0.0), size=(n, *base.shape)).astype(np.int32)
+    frames[:, base < 0] = np.asarray(base[base < 0], np.int32)
+    return frames
+
+
+def _read_bandwidth(n_threads: int, repeats: int = 7) -> float:
+    """Best read bandwidth (bytes/s) of threads summing disjoint parts of a 256 MB array."""
+    data = np.ones(1 << 26, np.float32)
+    parts = np.array_split(data, n_threads)
+    best = np.inf
+    with ThreadPoolExecutor(n_threads) as pool:
+        for _ in range(repeats):
+            start = time.perf_counter()
+            list(pool.map(np.sum, parts))
+            best = min(best, time.perf_counter() - start)
+    return data.nbytes / best
+
+
+def _relative(ours: np.ndarray, ref: np.ndarray) -> float:
+    """Largest |ours - ref| / |ref| (0 where both are 0, e.g. one-pixel azimuthal sigma)."""
+    diff = np.abs(ours.astype(np.float64) - ref)
+    return float(np.max(np.divide(diff, np.abs(ref), out=diff.copy(), where=ref != 0)))
+
+
+def _parity(integ: Integrator, frame: np.ndarray, mask: np.ndarray, call: str, **kw):
+    """Largest relative differences of intensity and sigma, and the bins compared."""
+    ours = integ.integrate(frame)
+    ref = getattr(integ.ai, call)(frame, NPT, mask=mask | (frame < 0), **kw)
+    signal = ref.intensity != 0
+    d_int = _relative(ours.intensity[0][signal], ref.intensity[signal])
+    d_sig = _relative(ours.sigma[0][signal], ref.sigma[signal])
+    return d_int, d_sig, int(signal.sum())
+
+
+def _peak_temporaries(integ: Integrator, frames: np.ndarray) -> float:
+    """Peak Python-visible memory of ``integrate`` beyond its outputs, MB."""
+    tracemalloc.start()
+    result = integ.integrate(frames)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    outputs = result.intensity.nbytes + result.sigma.nbytes + result.count.nbytes
+    return (peak - outputs) / 1e6
+
+
+def _fps(run, n_frames: int) -> float:
+    """Frames per second of one call of ``run`` that handles ``n_frames``."""
+    start = time.perf_counter()
+    run()
+    return n_frames / (time.perf_counter() - start)
+
+
+def run(console: Console | None = None) -> None:
+    console = console or Console()
+    rng = np.random.default_rng(0)
+    base, mask, poni, source = _base_frame()
+    frames = _poisson_frames(base, N_FRAMES, rng)
+    n_threads = numba.get_num_threads()
+
+    start = time.perf_counter()
+    integ = Integrator(IntegrationSetup(poni=poni, shape=base.shape, npt=NPT, mask=mask))
+    build_s = time.perf_counter() - start
+    ai = integ.ai
+    integ.integrate(frames[:2])  # JIT (cached) and first touch
+    ai.integrate1d(frames[0], NPT, mask=mask, **PYFAI_KW)  # pyFAI builds its CSR matrix
+
+    def ours() -> None:
+        integ.integrate(frames)
+
+    def theirs() -> None:
+        for frame in frames[:PYFAI_FRAMES]:
+            ai.integrate1d(frame, NPT, mask=mask, **PYFAI_KW)
+
+    jr_fps = pyfai_fps = 0.0
+    for _ in range(ROUNDS):
+        jr_fps = max(jr_fps, _fps(ours, N_FRAMES))
+        pyfai_fps = max(pyfai_fps, _fps(theirs, PYFAI_FRAMES))
+
+    bandwidth = _read_bandwidth(n_threads)
+    frame_bytes = frames[0].nbytes
+    matrix_share = integ.engine.nbytes / GROUP
+    limit_fps = bandwidth / (frame_bytes + matrix_share)
+
+    parity = _parity(integ, frames[0], mask, "integrate1d", **PYFAI_KW)
+    clip = Integrator(
+        IntegrationSetup(
+            poni=poni, shape=base.shape, npt=NPT, mask=mask, split="no", filter="sigma-clip"
+        )
+    )
+    clip_kw = {
+        "unit": "q_A^-1",
+        "method": ("no", "csr", "cython"),
+        "error_model": "azimuthal",
+        "polarization_factor": 0.99,
+        "thres": clip.setup.clip_sigma,
+        "max_iter": clip.setup.max_iterations,
+    }
+    clip_parity = _parity(clip, frames[0], mask, "sigma_clip_ng", **clip_kw)
+    clip_fps = _fps(lambda: clip.integrate(frames[:GROUP]), GROUP)
+    clip_pyfai_fps = _fps(
+        lambda: [clip.ai.sigma_clip_ng(f, NPT, mask=mask, **clip_kw) for f in frames[:4]], 4
+    )
+    memory = [_peak_temporaries(integ, frames[:n]) for n in (GROUP, N_FRAMES)]
+
+    table = Table(title=f"integration engine ({source}, {n_threads} threads)")
+    for column in ("measurement", "jellyroll", "anchor", "ratio"):
+        table.add_column(column)
+    table.add_row(
+        f"integrate Pilatus 2M int32 frames, {NPT} q bins, bbox CSR, Poisson errors",
+        f"{jr_fps:.0f} frames/s ({N_FRAMES} frames a call)",
+        f"pyFAI integrate1d loop: {pyfai_fps:.1f} frames/s",
+        f"{jr_fps / pyfai_fps:.1f}x faster (target >= 10x)",
+    )
+    table.add_row(
+        "fraction of the memory-bandwidth limit",
+        f"{jr_fps:.0f} frames/s",
+        f"read {bandwidth / 1e9:.1f} GB/s / ({frame_bytes / 1e6:.1f} MB frame + "
+        f"{matrix_share / 1e6:.1f} MB matrix share) = {limit_fps:.0f} frames/s",
+        f"{jr_fps / limit_fps:.1%} of the limit",
+    )
+    table.add_row(
+        f"parity with integrate1d, frame 0 ({parity[2]} bins with signal)",
+        f"max |dI|/I {parity[0]:.1e}, max |dsigma|/sigma {parity[1]:.1e}",
+        "bounds 1e-4 and 1e-3",
+        "ok" if parity[0] <= 1e-4 and parity[1] <= 1e-3 else "FAILED",
+    )
+    table.add_row(
+        f"sigma clip (azimuthal, {clip.setup.clip_sigma:g} sigma, no split) vs sigma_clip_ng",
+        f"{clip_fps:.0f} frames/s; max |dI|/I {clip_parity[0]:.1e}, "
+        f"|dsigma|/sigma {clip_parity[1]:.1e}",
+        f"pyFAI sigma_clip_ng loop: {clip_pyfai_fps:.1f} frames/s; bound 1e-3",
+        f"{clip_fps / clip_pyfai_fps:.1f}x faster, "
+        + ("ok" if max(clip_parity[:2]) <= 1e-3 else "FAILED"),
+    )
+    table.add_row(
+        f"peak temporary memory of integrate(), {GROUP} vs {N_FRAMES} frames",
+        f"{memory[0]:.1f} MB vs {memory[1]:.1f} MB",
+        "must not grow with the number of frames",
+        "ok" if memory[1] <= memory[0] * 1.05 + 0.1 else "GROWS",
+    )
+    table.add_row(
+        "integrator setup (pyFAI CSR matrix + jellyroll layout)",
+        f"{build_s:.1f} s, {integ.engine.nnz / 1e6:.1f} M entries",
+        "once per geometry",
+        "",
+    )
+    console.print(table)
+
+
+if __name__ == "__main__":
+    run()

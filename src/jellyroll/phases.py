@@ -1,0 +1,345 @@
+"""Phase maps from WAXS: q-window integrals with a linear background, labels and composites.
+
+The reference study (Lübke et al., Energy Environ. Sci. 2024, 17, 5048, Table 1) maps the
+lithiation of graphite and NMC622 by integrating each phase's Bragg line over a fixed q
+window. Here a straight line is subtracted first, so that smooth backgrounds (amorphous
+halos, electrolyte, air) do not count as phase; it is anchored on given q ranges (for Table 1,
+shared by each family and clear of all its lines) or on a few bins just outside each window
+edge (the "shoulders").
+
+Everything is one fixed linear map of the pattern, ``integrals = pattern @ weights``
+(:func:`window_weights`), so it applies equally to reconstructed volumes ``(y, x, q)`` and to
+sinograms ``(angle, translation, q)``: integrating windows in sinogram space and
+reconstructing the few window channels (the fast path) equals integrating the reconstructed
+volume, for any linear reconstruction.
+
+Units: q in inverse angstrom (A^-1); intensities in arbitrary units; window integrals in
+intensity x A^-1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "GRAPHITE_BACKGROUND",
+    "GRAPHITE_OVERVIEW_WINDOW",
+    "GRAPHITE_PHASES",
+    "NMC_BACKGROUND",
+    "NMC_PHASES",
+    "TABLE1_WINDOWS",
+    "PhaseLabels",
+    "QWindow",
+    "covers",
+    "graphite_composite",
+    "nmc_composite",
+    "phase_labels",
+    "phase_maps",
+    "rgb_composite",
+    "window_centroids",
+    "window_integrals",
+    "window_weights",
+]
+
+DEFAULT_SHOULDER_BINS = 2
+
+
+@dataclass(frozen=True)
+class QWindow:
+    """An integration window [q_min, q_max] (A^-1) and where its linear background is
+    anchored: ``background`` = ((lo, hi), (lo, hi)), the q ranges (A^-1) whose mean
+    intensities fix the line on the low-q and high-q side; None anchors it on the
+    ``shoulder_bins`` bins just outside the window."""
+
+    q_min: float
+    q_max: float
+    background: tuple[tuple[float, float], tuple[float, float]] | None = None
+
+
+WindowSpec = QWindow | tuple[float, float]
+"""A window as a :class:`QWindow` or a plain (q_min, q_max) pair (A^-1)."""
+
+
+GRAPHITE_BACKGROUND: tuple[tuple[float, float], tuple[float, float]] = ((1.60, 1.65), (1.93, 1.98))
+"""Background anchors (A^-1) shared by the graphite windows: clear of the LiC6 (1.70),
+LiC12 (1.79) and graphite (1.87) lines, so that no window's line is taken for background
+under its neighbour (the Table 1 windows touch each other)."""
+NMC_BACKGROUND: tuple[tuple[float, float], tuple[float, float]] = ((4.42, 4.445), (4.625, 4.66))
+"""Background anchors (A^-1) shared by the NMC622 windows, outside both lines."""
+
+TABLE1_WINDOWS: dict[str, QWindow] = {
+    "nmc_lithiated": QWindow(4.57, 4.62, NMC_BACKGROUND),
+    "nmc_delithiated": QWindow(4.45, 4.50, NMC_BACKGROUND),
+    "lic6": QWindow(1.67, 1.73, GRAPHITE_BACKGROUND),
+    "lic12": QWindow(1.78, 1.82, GRAPHITE_BACKGROUND),
+    "graphite_poor": QWindow(1.82, 1.90, GRAPHITE_BACKGROUND),
+}
+"""q windows (A^-1) of reference Table 1, keyed by the SPEC section 6 map names."""
+
+GRAPHITE_OVERVIEW_WINDOW: dict[str, QWindow] = {
+    "graphite": QWindow(1.82, 1.92, GRAPHITE_BACKGROUND)
+}
+"""The graphite overview map of the study (its Fig. 1d), A^-1."""
+
+GRAPHITE_PHASES: tuple[str, ...] = ("lic6", "lic12", "graphite_poor")
+"""Graphite family, in label order: 0 LiC6, 1 LiC12, 2 graphite / poorly lithiated."""
+NMC_PHASES: tuple[str, ...] = ("nmc_lithiated", "nmc_delithiated")
+"""NMC family, in label order: 0 lithiated, 1 delithiated."""
+
+
+def _as_window(spec: WindowSpec) -> QWindow:
+    return spec if isinstance(spec, QWindow) else QWindow(float(spec[0]), float(spec[1]))
+
+
+def _bins_in(q: np.ndarray, lo: float, hi: float, what: str) -> np.ndarray:
+    """Positions of the ascending ``q`` bins with lo <= q <= hi."""
+    if not lo < hi:
+        raise ValueError(f"{what} [{lo}, {hi}] must have q_min < q_max")
+    return np.flatnonzero((q >= lo) & (q <= hi))
+
+
+def _anchors(
+    q: np.ndarray, window: QWindow, inside: np.ndarray, shoulder_bins: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the bins anchoring the background on each side of a window."""
+    if window.background is not None:
+        sides = [_bins_in(q, lo, hi, "background range") for lo, hi in window.background]
+        if min(s.size for s in sides) == 0:
+            raise ValueError(
+                f"background ranges {window.background} A^-1 of window "
+                f"[{window.q_min}, {window.q_max}] need >= 1 q bin each"
+            )
+        return sides[0], sides[1]
+    if inside[0] < shoulder_bins or inside[-1] + shoulder_bins >= q.size:
+        raise ValueError(
+            f"window [{window.q_min}, {window.q_max}] A^-1 needs {shoulder_bins} q bins beyond "
+            f"each edge for its background; the q axis spans [{q[0]:.4g}, {q[-1]:.4g}]"
+        )
+    return (
+        np.arange(inside[0] - shoulder_bins, inside[0]),
+        np.arange(inside[-1] + 1, inside[-1] + 1 + shoulder_bins),
+    )
+
+
+def window_weights(
+    q: np.ndarray,
+    windows: Mapping[str, WindowSpec],
+    *,
+    shoulder_bins: int = DEFAULT_SHOULDER_BINS,
+    moment: int = 0,
+) -> np.ndarray:
+    """Weights ``(n_q, n_windows)`` such that ``pattern @ weights`` are the window integrals.
+
+    For each window [q_min, q_max] (A^-1) the bins whose centre lies inside (inclusive) are
+    integrated with the trapezoid rule, after subtracting the straight line through the
+    mean (q, I) of the low-q anchor bins and the mean (q, I) of the high-q anchor bins.
+    Anchors are the window's ``background`` ranges, or else the ``shoulder_bins`` bins just
+    outside each edge; ``shoulder_bins`` = 0 leaves such windows without background.
+    ``moment`` 1 weights the integrand by q (A^-1), for centroids. ``q`` (n_q,) may be in
+    any order.
+    """
+    q = np.asarray(q, dtype=np.float64)
+    if q.ndim != 1 or not np.all(np.isfinite(q)):
+        raise ValueError("q must be a one-dimensional array of finite values")
+    if int(shoulder_bins) != shoulder_bins or shoulder_bins < 0:
+        raise ValueError(f"shoulder_bins must be an integer >= 0, got {shoulder_bins}")
+    if moment not in (0, 1):
+        raise ValueError(f"moment must be 0 or 1, got {moment}")
+    order = np.argsort(q, kind="stable")
+    qs = q[order]
+    if np.any(np.diff(qs) <= 0):
+        raise ValueError("q values must be distinct")
+    weights = np.zeros((q.size, len(windows)))
+    for w, spec in enumerate(windows.values()):
+        window = _as_window(spec)
+        inside = _bins_in(qs, window.q_min, window.q_max, "window")
+        if inside.size < 2:
+            raise ValueError(
+                f"window [{window.q_min}, {window.q_max}] A^-1 holds {inside.size} q bins; "
+                "need >= 2"
+            )
+        qw = qs[inside]
+        trap = np.zeros(inside.size)
+        trap[1:] += 0.5 * np.diff(qw)
+        trap[:-1] += 0.5 * np.diff(qw)
+        if moment:
+            trap *= qw
+        column = np.zeros(q.size)
+        column[inside] = trap
+        if window.background is not None or shoulder_bins:
+            left, right = _anchors(qs, window, inside, shoulder_bins)
+            q_left, q_right = qs[left].mean(), qs[right].mean()
+            if not q_left < q_right:
+                raise ValueError(f"background anchors of {window} must lie low-q then high-q")
+            # bg(q) = I_left (q_right - q) / span + I_right (q - q_left) / span, with I_left
+            # and I_right the anchor means: linear in the pattern like the integral.
+            span = q_right - q_left
+            np.subtract.at(column, left, np.sum(trap * (q_right - qw)) / span / left.size)
+            np.subtract.at(column, right, np.sum(trap * (qw - q_left)) / span / right.size)
+        weights[order, w] = column
+    return weights
+
+
+def window_integrals(
+    q: np.ndarray,
+    data: np.ndarray,
+    windows: Mapping[str, WindowSpec] = TABLE1_WINDOWS,
+    *,
+    shoulder_bins: int = DEFAULT_SHOULDER_BINS,
+    moment: int = 0,
+) -> np.ndarray:
+    """Background-subtracted window integrals of ``data`` (..., n_q): shape (..., n_windows).
+
+    ``data`` is any stack of patterns on ``q`` (n_q,) A^-1: a reconstructed volume
+    (y, x, q) or a sinogram (angle, translation, q); the result's last axis follows the
+    order of ``windows`` (name -> :class:`QWindow` or (q_min, q_max), A^-1). Units:
+    intensity x A^-1. A window is
+    NaN where one of the bins it uses is NaN (other windows are unaffected). See
+    :func:`window_weights` for the background and ``moment``.
+    """
+    weights = window_weights(q, windows, shoulder_bins=shoulder_bins, moment=moment)
+    data = np.asarray(data)
+    if data.ndim == 0 or data.shape[-1] != weights.shape[0]:
+        raise ValueError(f"data must have shape (..., {weights.shape[0]}), got {data.shape}")
+    dtype = np.result_type(data.dtype, np.float32)
+    out = np.empty((*data.shape[:-1], weights.shape[1]), dtype=dtype)
+    for w in range(weights.shape[1]):
+        # only the bins a window uses, so that NaN elsewhere does not reach it
+        used = np.flatnonzero(weights[:, w])
+        out[..., w] = data[..., used] @ weights[used, w].astype(dtype)
+    return out
+
+
+def window_centroids(
+    q: np.ndarray,
+    data: np.ndarray,
+    windows: Mapping[str, WindowSpec],
+    *,
+    shoulder_bins: int = DEFAULT_SHOULDER_BINS,
+) -> np.ndarray:
+    """Centroid q (A^-1) of the background-subtracted intensity in each window, (..., n_w).
+
+    The ratio of the first to the zeroth moment; NaN where the window integral is <= 0.
+    """
+    m0 = window_integrals(q, data, windows, shoulder_bins=shoulder_bins, moment=0)
+    m1 = window_integrals(q, data, windows, shoulder_bins=shoulder_bins, moment=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(m0 > 0, m1 / m0, np.nan)
+
+
+def covers(
+    q: np.ndarray,
+    windows: Mapping[str, WindowSpec],
+    *,
+    shoulder_bins: int = DEFAULT_SHOULDER_BINS,
+) -> bool:
+    """True when every window and its background anchors fit on the q axis (A^-1)."""
+    try:
+        window_weights(q, windows, shoulder_bins=shoulder_bins)
+    except ValueError:
+        return False
+    return True
+
+
+def phase_maps(
+    q: np.ndarray,
+    data: np.ndarray,
+    windows: Mapping[str, WindowSpec] = TABLE1_WINDOWS,
+    *,
+    shoulder_bins: int = DEFAULT_SHOULDER_BINS,
+) -> dict[str, np.ndarray]:
+    """Window integral map of each window: name -> array of shape ``data.shape[:-1]``."""
+    integrals = window_integrals(q, data, windows, shoulder_bins=shoulder_bins)
+    return {name: integrals[..., k] for k, name in enumerate(windows)}
+
+
+@dataclass(frozen=True)
+class PhaseLabels:
+    """Phase label and fractions of every pixel of a family of phases.
+
+    ``label`` int8 (...): index of the dominant phase in the family order, -1 where the
+    family is absent; ``fractions`` (..., n_phases): each phase's share of the family's
+    clipped integrals (NaN where the label is -1); ``total`` (...): the family's summed
+    clipped integrals (intensity x A^-1, divided by the sensitivities when given).
+    """
+
+    label: np.ndarray
+    fractions: np.ndarray
+    total: np.ndarray
+
+
+def phase_labels(
+    maps: Mapping[str, np.ndarray],
+    family: Sequence[str] = GRAPHITE_PHASES,
+    *,
+    threshold: float = 0.05,
+    robust_percentile: float = 99.0,
+    sensitivity: Mapping[str, float] | None = None,
+) -> PhaseLabels:
+    """Fractions and argmax label of the phases ``family`` from their window-integral maps.
+
+    Negative integrals (noise, over-subtracted background) count as 0. Pixels whose family
+    total is below ``threshold`` times the ``robust_percentile`` percentile of the totals
+    (the map's robust maximum) have no such phase: label -1. ``sensitivity`` (name ->
+    window integral per unit amount of that phase, e.g. from a pure-phase pattern) divides
+    each map first, so that fractions estimate amounts rather than intensities; without it
+    the study's plain integrals are compared.
+    """
+    if not 0.0 <= threshold < 1.0:
+        raise ValueError(f"threshold must be within [0, 1), got {threshold}")
+    factors = [1.0 if sensitivity is None else float(sensitivity[name]) for name in family]
+    if not all(f > 0 for f in factors):
+        raise ValueError(f"sensitivities must be > 0, got {factors}")
+    stack = np.stack(
+        [
+            np.asarray(maps[name], dtype=np.float64) / f
+            for name, f in zip(family, factors, strict=True)
+        ],
+        axis=-1,
+    )
+    clipped = np.clip(np.nan_to_num(stack, nan=0.0), 0.0, None)
+    total = clipped.sum(axis=-1)
+    finite = np.isfinite(stack).all(axis=-1)
+    positive = total[finite & (total > 0)]
+    robust_max = float(np.percentile(positive, robust_percentile)) if positive.size else 0.0
+    present = finite & (total > 0) & (total >= threshold * robust_max)
+    label = np.where(present, clipped.argmax(axis=-1), -1).astype(np.int8)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fractions = np.where(present[..., None], clipped / total[..., None], np.nan)
+    return PhaseLabels(label=label, fractions=fractions, total=total)
+
+
+def rgb_composite(
+    red: np.ndarray | None,
+    green: np.ndarray | None,
+    blue: np.ndarray | None,
+    *,
+    percentile: float = 99.5,
+) -> np.ndarray:
+    """RGB image (ny, nx, 3) in 0..1 from up to three maps (None: a dark channel).
+
+    The channels share one scale, the ``percentile`` of all their positive finite values,
+    so that colours compare intensities; negative and NaN values are black.
+    """
+    shape = next(np.shape(c) for c in (red, green, blue) if c is not None)
+    channels = [
+        np.zeros(shape) if c is None else np.nan_to_num(np.asarray(c, np.float64), nan=0.0)
+        for c in (red, green, blue)
+    ]
+    rgb = np.clip(np.stack(channels, axis=-1), 0.0, None)
+    positive = rgb[rgb > 0]
+    scale = float(np.percentile(positive, percentile)) if positive.size else 1.0
+    return np.clip(rgb / scale, 0.0, 1.0).astype(np.float32)
+
+
+def graphite_composite(lic6: np.ndarray, lic12: np.ndarray, poor: np.ndarray) -> np.ndarray:
+    """Graphite composite of the study: LiC6 green, LiC12 blue, poorly lithiated red."""
+    return rgb_composite(poor, lic6, lic12)
+
+
+def nmc_composite(lithiated: np.ndarray, delithiated: np.ndarray) -> np.ndarray:
+    """NMC composite of the study: lithiated green, delithiated red."""
+    return rgb_composite(delithiated, lithiated, None)

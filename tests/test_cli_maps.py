@@ -1,0 +1,100 @@
+"""``jellyroll maps`` on run files built from the twin's per-pixel volumes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from jellyroll.cli import app
+from jellyroll.io.runfile import Reconstruction, Sinogram, write_reconstruction, write_sinogram
+from jellyroll.phantom.twin import Twin, make_twin
+from jellyroll.phantom.write import _pixels_per_bin, detector_setups
+
+TABLE1 = ("lic6", "lic12", "graphite_poor", "nmc_lithiated", "nmc_delithiated")
+
+
+def make_run(path: Path, twin: Twin, kind: str, seed: int) -> Path:
+    """A run file whose reconstruction is the twin's per-pixel truth with one-pixel Poisson
+    noise (expected counts = pattern x pixel size x counts per unit x pixels per q bin)."""
+    q = getattr(twin.q, kind)
+    setup = detector_setups(twin)[kind]
+    gain = setup.counts_per_unit * _pixels_per_bin(setup, q) * twin.pixel_size_um
+    volume = np.random.default_rng(seed).poisson(twin.patterns(kind) * gain) / gain
+    y_um, x_um = twin.raster.axes_um()
+    # The maps stage reads only the reconstruction; a two-angle placeholder sinogram makes
+    # the run file valid.
+    placeholder = np.zeros((2, twin.shape[1], q.size), np.float32)
+    sinogram = Sinogram(
+        data=placeholder,
+        errors=placeholder,
+        rotation_angle_deg=np.array([0.0, 90.0]),
+        translation_mm=x_um / 1000.0,
+        q_A=q,
+    )
+    write_sinogram(path, sinogram, {"test": "placeholder"})
+    write_reconstruction(path, Reconstruction(volume.astype(np.float32), q, x_um, y_um), {})
+    return path
+
+
+@pytest.fixture(scope="module")
+def twin() -> Twin:
+    return make_twin("aged_charged", "tiny", seed=5)
+
+
+def test_maps_on_a_waxs_run(tmp_path: Path, twin: Twin) -> None:
+    run = make_run(tmp_path / "waxs_run.h5", twin, "waxs", seed=1)
+    result = CliRunner().invoke(app, ["maps", str(run)])
+    assert result.exit_code == 0, result.output
+    with h5py.File(run, "r") as f:
+        maps = f["/entry/maps"]
+        assert maps.attrs["default"] == "graphite"
+        for name in (*TABLE1, "graphite", "graphite_label", "nmc_label"):
+            group = maps[name]
+            assert group.attrs["NX_class"] == "NXdata" and group.attrs["signal"] == "data"
+            assert group["data"].shape == twin.shape
+            assert group["x_um"].attrs["units"] == "um" and group["y_um"].attrs["units"] == "um"
+        assert "saxs_intensity" not in maps  # WAXS q range: no SAXS maps
+        label = maps["graphite_label/data"][()]
+        assert "units" in maps["lic6/data"].attrs
+        assert "provenance" in f["/entry"] and "maps" in f["/entry/provenance"]
+    anode = twin.state.anode_mask
+    assert np.mean(label[anode] == twin.state.graphite_label()[anode]) >= 0.95
+    for name in ("graphite_rgb", "nmc_rgb"):
+        png = tmp_path / f"waxs_run_{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_maps_on_a_saxs_run_keeps_other_maps(tmp_path: Path, twin: Twin) -> None:
+    from jellyroll.io.runfile import write_maps
+
+    run = make_run(tmp_path / "saxs_run.h5", twin, "saxs", seed=2)
+    y_um, x_um = twin.raster.axes_um()
+    write_maps(run, {"attenuation": (twin.mu_xray_per_um, "1/um")}, x_um, y_um, {})
+    result = CliRunner().invoke(app, ["maps", str(run)])
+    assert result.exit_code == 0, result.output
+    with h5py.File(run, "r") as f:
+        maps = f["/entry/maps"]
+        assert maps.attrs["default"] == "saxs_intensity"
+        assert "attenuation" in maps and "lic6" not in maps
+        d_star = maps["d_star_nm/data"][()]
+        assert maps["d_star_nm/data"].attrs["units"] == "nm"
+        reason = maps["d_star_reason/data"][()]
+    truth = twin.true_dstar_nm
+    valid = np.isfinite(truth) & np.isfinite(d_star)
+    assert np.all(np.isnan(d_star) == (reason != 0))
+    assert valid.sum() >= 0.9 * np.isfinite(truth).sum()
+    # Default denoising without errors assumes variance ~ |I|; the tiny twin's few pixels
+    # keep more noise than the validation of test_saxs_maps: about two q bins.
+    assert np.median(np.abs(d_star - truth)[valid]) < 1.0
+    png = tmp_path / "saxs_run_d_star.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_maps_refuses_a_run_without_reconstruction(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["maps", str(tmp_path / "missing.h5")])
+    assert result.exit_code == 1
+    assert "no such run file" in result.output

@@ -1,0 +1,278 @@
+"""Tests of jellyroll.phases: window integrals, phase labels, composites, real CeO2 lines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jellyroll.phantom.acquisition import project
+from jellyroll.phantom.patterns import waxs_pattern
+from jellyroll.phantom.twin import Twin, make_twin
+from jellyroll.phantom.write import _pixels_per_bin, detector_setups
+from jellyroll.phases import (
+    GRAPHITE_PHASES,
+    NMC_PHASES,
+    TABLE1_WINDOWS,
+    QWindow,
+    covers,
+    graphite_composite,
+    nmc_composite,
+    phase_labels,
+    phase_maps,
+    window_centroids,
+    window_integrals,
+    window_weights,
+)
+
+Q = np.linspace(1.0, 5.0, 401)  # 0.01 A^-1 bins
+WINDOWS = {"a": (1.5, 1.7), "b": (2.0, 2.05), "c": (4.0, 4.6)}
+
+
+def noisy_waxs(twin: Twin, seed: int) -> np.ndarray:
+    """Per-pixel WAXS truth with the Poisson noise of one pixel seen by the twin's detector.
+
+    Expected counts per q bin = pattern (per um) x pixel size (um) x counts per unit pattern
+    x unmasked detector pixels in the bin: what one map pixel alone adds to a frame of the
+    twin's scans (no attenuation, mean monitor).
+    """
+    setup = detector_setups(twin)["waxs"]
+    gain = setup.counts_per_unit * _pixels_per_bin(setup, twin.q.waxs) * twin.pixel_size_um
+    patterns = twin.patterns("waxs").astype(np.float64)
+    return np.random.default_rng(seed).poisson(patterns * gain) / gain
+
+
+def region_mask(twin: Twin, regions: tuple[str, ...]) -> np.ndarray:
+    """Pixels more than half covered by the given raster regions."""
+    return sum(twin.raster.fractions[r] for r in regions) > 0.5
+
+
+ANODE = ("anode", "agglomerate", "damage")
+
+
+# --- window integrals -------------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    slope=st.floats(-1e3, 1e3),
+    offset=st.floats(-1e3, 1e3),
+    shoulders=st.integers(1, 6),
+)
+def test_linear_background_integrates_to_zero(slope: float, offset: float, shoulders: int) -> None:
+    out = window_integrals(Q, offset + slope * Q, WINDOWS, shoulder_bins=shoulders)
+    # The line is reproduced exactly up to rounding: ~1e-13 of the integrand's magnitude.
+    scale = (abs(offset) + 5 * abs(slope)) * 0.6 + 1e-300
+    np.testing.assert_allclose(out, 0.0, atol=1e-11 * scale)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    a=st.floats(-100, 100),
+    b=st.floats(-100, 100),
+    seed=st.integers(0, 2**32 - 1),
+    shoulders=st.integers(0, 4),
+)
+def test_window_integrals_are_linear(a: float, b: float, seed: int, shoulders: int) -> None:
+    rng = np.random.default_rng(seed)
+    x, y = rng.normal(size=(2, 3, Q.size))
+    lhs = window_integrals(Q, a * x + b * y, WINDOWS, shoulder_bins=shoulders)
+    rhs = a * window_integrals(Q, x, WINDOWS, shoulder_bins=shoulders) + b * window_integrals(
+        Q, y, WINDOWS, shoulder_bins=shoulders
+    )
+    # float64 sums of ~60 terms of size ~100 x 0.01: rounding ~1e-13 absolute.
+    np.testing.assert_allclose(lhs, rhs, atol=1e-10)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    centre=st.floats(1.56, 1.64),
+    width=st.floats(0.007, 0.015),
+    height=st.floats(0.1, 1e3),
+    slope=st.floats(-10, 10),
+)
+def test_peak_on_a_line_recovers_its_area_and_position(
+    centre: float, width: float, height: float, slope: float
+) -> None:
+    window = {"peak": (1.5, 1.7)}
+    peak = height * np.exp(-0.5 * ((Q - centre) / width) ** 2)
+    area = height * width * np.sqrt(2 * np.pi)
+    pattern = peak + 3.0 + slope * Q
+    # The peak is >= 4 sigma from the edges, so its tails beyond the window and in the
+    # shoulders are < 1e-4 of its area; the trapezoid rule on a Gaussian sampled every
+    # h = 0.01 is exact to 2 exp(-2 pi^2 sigma^2 / h^2) < 2e-4 relative for sigma >= 0.007.
+    assert window_integrals(Q, pattern, window)[0] == pytest.approx(area, rel=5e-3)
+    assert window_centroids(Q, pattern, window)[0] == pytest.approx(centre, abs=1e-3)
+
+
+def test_weights_shape_order_and_descending_q() -> None:
+    weights = window_weights(Q, WINDOWS)
+    assert weights.shape == (Q.size, 3)
+    pattern = np.random.default_rng(0).normal(size=Q.size)
+    np.testing.assert_allclose(
+        window_integrals(Q[::-1], pattern[::-1], WINDOWS), window_integrals(Q, pattern, WINDOWS)
+    )
+    # without background, a window is the plain trapezoid rule over its bins
+    inside = (Q >= 2.0) & (Q <= 2.05)
+    raw = window_integrals(Q, pattern, {"b": (2.0, 2.05)}, shoulder_bins=0)[0]
+    assert raw == pytest.approx(np.trapezoid(pattern[inside], Q[inside]))
+
+
+def test_nan_reaches_only_the_windows_that_use_it() -> None:
+    pattern = np.ones((2, Q.size))
+    pattern[1, np.searchsorted(Q, 1.6)] = np.nan
+    out = window_integrals(Q, pattern, WINDOWS)
+    assert np.isnan(out[1, 0]) and np.all(np.isfinite(out[1, 1:]))
+    np.testing.assert_allclose(out[0], 0.0, atol=1e-14)  # a constant is a linear background
+
+
+def test_windows_need_bins_and_shoulders() -> None:
+    with pytest.raises(ValueError, match="beyond each edge"):
+        window_weights(Q, {"edge": (1.0, 1.2)}, shoulder_bins=2)
+    with pytest.raises(ValueError, match="holds"):
+        window_weights(Q, {"narrow": (2.0001, 2.0099)})
+    with pytest.raises(ValueError):
+        window_weights(Q, {"reversed": (2.1, 2.0)})
+    assert covers(Q, WINDOWS) and not covers(Q, {"x": (0.5, 1.2)})
+    with pytest.raises(ValueError, match="need >= 1 q bin"):
+        window_weights(Q, {"w": QWindow(2.0, 2.1, ((1.901, 1.909), (2.2, 2.3)))})
+
+
+@settings(max_examples=40, deadline=None)
+@given(slope=st.floats(-1e3, 1e3), offset=st.floats(-1e3, 1e3))
+def test_explicit_background_anchors(slope: float, offset: float) -> None:
+    """Anchors away from the window (shared by neighbours, as for Table 1) still remove any
+    straight line exactly, and a line of another window's peak does not leak in."""
+    anchored = {
+        "a": QWindow(2.0, 2.1, ((1.8, 1.85), (2.3, 2.4))),
+        "b": QWindow(2.1, 2.2, ((1.8, 1.85), (2.3, 2.4))),
+    }
+    line = offset + slope * Q
+    scale = (abs(offset) + 5 * abs(slope)) * 0.1 + 1e-300
+    np.testing.assert_allclose(window_integrals(Q, line, anchored), 0.0, atol=1e-11 * scale)
+    peak = np.exp(-0.5 * ((Q - 2.05) / 0.01) ** 2)
+    a, b = window_integrals(Q, peak + line, anchored)
+    assert a == pytest.approx(0.01 * np.sqrt(2 * np.pi), rel=1e-3)
+    assert abs(b) < 1e-3 * a
+
+
+def test_sinogram_fast_path_equals_projected_window_maps() -> None:
+    """Integrating windows of a sinogram = projecting the window maps (one linear map)."""
+    twin = make_twin("aged_charged", "tiny", seed=2)
+    maps, _ = twin.projection_maps()
+    basis = twin.pattern_bases()["waxs"]
+    angles = np.linspace(0.0, 180.0, 7, endpoint=False)
+    translations = (np.arange(twin.shape[1]) - twin.shape[1] / 2) * twin.pixel_size_um / 1000
+    values = project(maps[:-1], twin.pixel_size_um, angles, translations)
+    sinogram = values.astype(np.float64) @ basis  # (angle, translation, q)
+    fast = window_integrals(twin.q.waxs, sinogram)
+    window_maps = np.moveaxis(window_integrals(twin.q.waxs, twin.patterns("waxs")), -1, 0)
+    slow = project(window_maps, twin.pixel_size_um, angles, translations)
+    # float32 projections: agreement to ~1e-6 of the largest window signal.
+    np.testing.assert_allclose(fast, slow, atol=2e-5 * np.abs(slow).max())
+
+
+# --- labels on the twin -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("preset", ["aged_charged", "fresh_charged", "fresh_discharged"])
+def test_twin_phase_labels(preset: str) -> None:
+    twin = make_twin(preset, "small", seed=4)
+    maps = phase_maps(twin.q.waxs, noisy_waxs(twin, seed=4))
+    anode = region_mask(twin, ANODE)
+    cathode = region_mask(twin, ("cathode",))
+    graphite = phase_labels(maps, GRAPHITE_PHASES)
+    nmc = phase_labels(maps, NMC_PHASES)
+    truth_g, truth_n = twin.state.graphite_label(), twin.state.nmc_label()
+    # The brief's bar: >= 95 % of anode (cathode) pixels labelled as the truth's argmax.
+    assert np.mean(graphite.label[anode] == truth_g[anode]) >= 0.95
+    assert np.mean(nmc.label[cathode] == truth_n[cathode]) >= 0.95
+    # Where the truth has no such phase (casing, outside, the other electrode) neither do we;
+    # near-boundary pixels with a trace (> 1e-3) of the phase may still exceed the threshold.
+    assert np.mean(graphite.label[truth_g == -1] == -1) >= 0.95
+    assert np.mean(nmc.label[truth_n == -1] == -1) >= 0.95
+    present = graphite.label >= 0
+    np.testing.assert_allclose(graphite.fractions[present].sum(axis=-1), 1.0)
+
+
+def test_sensitivity_corrects_two_phase_mixtures() -> None:
+    """Mid charge (LiC12 + poorly lithiated): the LiC12 line at 1.790 A^-1 sits 0.01 from
+    its window edge, so raw integrals under-count it; per-phase sensitivities from the pure
+    patterns fix the argmax."""
+    twin = make_twin("fresh_charged", "small", seed=4, soc=0.35)
+    pure = np.stack([waxs_pattern(c, twin.q.waxs, twin.waxs_fwhm_A) for c in GRAPHITE_PHASES])
+    windows = {c: TABLE1_WINDOWS[c] for c in GRAPHITE_PHASES}
+    own = np.diag(window_integrals(twin.q.waxs, pure, windows))
+    sensitivity = dict(zip(GRAPHITE_PHASES, own, strict=True))
+    maps = phase_maps(twin.q.waxs, noisy_waxs(twin, seed=5))
+    anode = region_mask(twin, ANODE)
+    truth = twin.state.graphite_label()[anode]
+    raw = phase_labels(maps, GRAPHITE_PHASES).label[anode]
+    calibrated = phase_labels(maps, GRAPHITE_PHASES, sensitivity=sensitivity).label[anode]
+    assert np.mean(calibrated == truth) >= 0.95
+    assert np.mean(calibrated == truth) > np.mean(raw == truth)
+
+
+def test_labels_threshold_and_clipping() -> None:
+    maps = {"lic6": np.array([5.0, -1.0, 0.01, np.nan]), "lic12": np.array([1.0, 2.0, 0.0, 1.0])}
+    labels = phase_labels(maps, ("lic6", "lic12"), threshold=0.05, robust_percentile=100)
+    np.testing.assert_array_equal(labels.label, [0, 1, -1, -1])
+    np.testing.assert_allclose(labels.fractions[1], [0.0, 1.0])
+    assert np.all(np.isnan(labels.fractions[2:]))
+
+
+# --- composites ---------------------------------------------------------------------------
+
+
+def test_composites_colour_the_right_regions() -> None:
+    twin = make_twin("aged_charged", "small", seed=4)
+    maps = phase_maps(twin.q.waxs, noisy_waxs(twin, seed=6))
+    rgb = graphite_composite(maps["lic6"], maps["lic12"], maps["graphite_poor"])
+    assert rgb.shape == (*twin.shape, 3) and rgb.min() >= 0 and rgb.max() <= 1
+    anode, cathode = region_mask(twin, ANODE), region_mask(twin, ("cathode",))
+    label = twin.state.graphite_label()
+    # Aged and charged: LiC12 (blue) dominates the regular anode, the damaged zone's
+    # poorly lithiated core is red; the cathode is dark in the graphite composite.
+    lic12 = anode & (label == 1)
+    assert np.mean(rgb[lic12].argmax(axis=-1) == 2) >= 0.95
+    poor = anode & (label == 2)
+    if poor.any():
+        assert np.mean(rgb[poor].argmax(axis=-1) == 0) >= 0.8
+    assert rgb[cathode].max(axis=-1).mean() < 0.2 * rgb[lic12].max(axis=-1).mean()
+    nmc = nmc_composite(maps["nmc_lithiated"], maps["nmc_delithiated"])
+    # Charged: delithiated NMC (red) in the cathode, no NMC colour in the anode.
+    assert np.mean(nmc[cathode].argmax(axis=-1) == 0) >= 0.95
+    assert np.all(nmc[..., 2] == 0)
+    assert nmc[anode].max(axis=-1).mean() < 0.2 * nmc[cathode].max(axis=-1).mean()
+
+
+# --- real data ----------------------------------------------------------------------------
+
+
+def test_real_ceo2_lines_at_lattice_positions(shared_real: Path) -> None:
+    """Reduce the real CeO2 frame with pyFAI and find its first four lines with the window
+    machinery: centroid of the background-subtracted intensity in a window around each."""
+    fabio = pytest.importorskip("fabio")
+    from jellyroll.phantom.detector import integrator_from_poni_text
+
+    frame = fabio.open(str(shared_real / "ceo2_pilatus2m.cbf")).data.astype(np.float64)
+    mask = (fabio.open(str(shared_real / "pilatus2m_mask.edf")).data != 0) | (frame < 0)
+    # The file holds three calibrations; pyFAI's parser keeps the last value of each key.
+    integrator = integrator_from_poni_text((shared_real / "ceo2_pilatus2m.poni").read_text())
+    assert integrator.wavelength == pytest.approx(0.17463e-10, rel=1e-4)
+    result = integrator.integrate1d(frame, 2000, mask=mask, unit="q_A^-1", radial_range=(1, 6))
+    q, intensity = result.radial, result.intensity
+    step = q[1] - q[0]
+    lines = {
+        hkl: 2 * np.pi * np.sqrt(sum(i * i for i in hkl)) / 5.4116
+        for hkl in [(1, 1, 1), (2, 0, 0), (2, 2, 0), (3, 1, 1)]
+    }
+    # Windows offset from the expected line (0.03 below, 0.05 above), so the centroid is
+    # not pulled onto the expected value by a symmetric window.
+    windows = {str(hkl): (ql - 0.03, ql + 0.05) for hkl, ql in lines.items()}
+    centroids = window_centroids(q, intensity, windows, shoulder_bins=3)
+    for (hkl, expected), found in zip(lines.items(), centroids, strict=True):
+        assert abs(found - expected) <= step, (hkl, found, expected, step)

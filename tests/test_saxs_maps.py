@@ -1,0 +1,213 @@
+"""Tests of the SAXS maps of jellyroll.saxs: intensity, denoising, d* maps on the twin and on
+independent scattering physics (sasmodels)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jellyroll.phantom.twin import Twin, make_twin
+from jellyroll.phantom.write import _pixels_per_bin, detector_setups
+from jellyroll.saxs import (
+    FEATURELESS,
+    SLOPE_TOO_SHALLOW,
+    SLOPE_TOO_STEEP,
+    denoise_profiles,
+    departure_dstar,
+    departure_dstar_map,
+    dstar_histogram,
+    saxs_intensity_map,
+)
+
+Q = np.linspace(0.005, 0.35, 500)  # A^-1, as an azimuthal integration gives
+
+
+def noisy_saxs(twin: Twin, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel SAXS truth with the Poisson noise of one pixel seen by the twin's detector,
+    and its one-sigma errors as a reduction reports them (sqrt(max(counts, 1)) / gain).
+
+    Expected counts per q bin = pattern (per um) x pixel size (um) x counts per unit pattern
+    x unmasked detector pixels in the bin: what one map pixel alone adds to a frame of the
+    twin's scans (no attenuation, mean monitor).
+    """
+    setup = detector_setups(twin)["saxs"]
+    gain = setup.counts_per_unit * _pixels_per_bin(setup, twin.q.saxs) * twin.pixel_size_um
+    patterns = twin.patterns("saxs").astype(np.float64)
+    counts = np.random.default_rng(seed).poisson(patterns * gain)
+    return counts / gain, np.sqrt(np.maximum(counts, 1)) / gain
+
+
+# --- the twin -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("preset", "bound_nm"),
+    [
+        # the issue's bar; on the twin's 500-bin SAXS grid one q bin is 0.13-0.18 nm of d*
+        ("fresh_charged", 0.3),
+        ("aged_discharged", 0.3),
+        ("aged_charged", 0.3),
+    ],
+)
+def test_dstar_map_on_the_twin_at_its_noise_level(preset: str, bound_nm: float) -> None:
+    twin = make_twin(preset, "small", seed=3)
+    intensities, sigma = noisy_saxs(twin, seed=3)
+    denoised = denoise_profiles(intensities, sigma)
+    assert 2 <= denoised.rank <= 4  # a power law and a shoulder that changes shape
+    result = departure_dstar_map(twin.q.saxs, denoised.profiles)
+    truth = twin.true_dstar_nm
+    graded = twin.state.anode_mask & np.isfinite(truth)
+    valid = graded & result.valid
+    assert valid.sum() >= 0.95 * graded.sum()
+    error = np.abs(result.d_star_nm - truth)[valid]
+    assert np.median(error) <= bound_nm
+    # Without denoising the study's 3 % test trips on the noise at once: d* is meaningless.
+    raw = departure_dstar_map(twin.q.saxs, intensities)
+    assert np.nanmedian(np.abs(raw.d_star_nm - truth)[graded]) > 3.0
+
+
+def test_saxs_intensity_map_matches_the_twin() -> None:
+    twin = make_twin("aged_charged", "tiny", seed=1)
+    patterns = twin.patterns("saxs")
+    intensity = saxs_intensity_map(twin.q.saxs, patterns)
+    # Same trapezoid over the same bins; float32 patterns: ~1e-7 relative.
+    np.testing.assert_allclose(intensity, twin.saxs_intensity, rtol=1e-5, atol=1e-6)
+    # Silicon sits in the anode: its SAXS intensity is several times that of the rest.
+    anode = twin.state.anode_mask
+    assert np.median(intensity[anode]) > 5 * np.median(intensity[~anode & (intensity > 0)])
+
+
+# --- denoising ----------------------------------------------------------------------------
+
+
+def _low_rank_stack(seed: int, n: int = 3000) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    shapes = np.stack(
+        [Q**-3.5, 50 * np.exp(-(Q**2) * 60.0**2 / 3), 50 * np.exp(-(Q**2) * 90.0**2 / 3)]
+    )
+    truth = rng.uniform(0.2, 1.0, (n, 3)) @ shapes
+    return truth, truth + rng.normal(size=truth.shape) * 0.01 * np.sqrt(truth)
+
+
+def test_denoise_finds_the_rank_and_reduces_the_noise() -> None:
+    truth, noisy = _low_rank_stack(0)
+    sigma = 0.01 * np.sqrt(truth)
+    result = denoise_profiles(noisy, sigma)
+    assert result.rank == 3
+    assert result.singular_values[2] > result.threshold > result.singular_values[3]
+    before = np.mean(((noisy - truth) / sigma) ** 2)
+    after = np.mean(((result.profiles - truth) / sigma) ** 2)
+    # Projecting white noise of 500 channels on 3 components keeps ~3/500 of its power.
+    assert after < 0.02 * before
+    # Poisson-like default (no sigma) on the same data: the same rank.
+    assert denoise_profiles(noisy).rank == 3
+
+
+def test_denoise_blocks_nan_rows_and_fixed_rank() -> None:
+    _, noisy = _low_rank_stack(1, n=500)
+    noisy[7, 3] = np.nan
+    one_block = denoise_profiles(noisy, rank=2, block_rows=10_000)
+    many_blocks = denoise_profiles(noisy, rank=2, block_rows=64)
+    assert one_block.rank == 2
+    # Streaming only changes the order of float64 sums, which the eigenvectors amplify by
+    # their conditioning: ~1e-9 relative seen.
+    np.testing.assert_allclose(many_blocks.profiles, one_block.profiles, rtol=1e-7)
+    np.testing.assert_array_equal(one_block.profiles[7], noisy[7])
+    assert one_block.profiles.shape == noisy.shape
+    with pytest.raises(ValueError):
+        denoise_profiles(noisy, rank=501)
+
+
+# --- independent physics (sasmodels) ------------------------------------------------------
+
+_PD = {"radius_pd": 0.3, "radius_pd_n": 35, "radius_pd_nsigma": 3.0, "radius_pd_type": "schulz"}
+
+
+@pytest.mark.parametrize(
+    ("model", "shape_parameters"),
+    [
+        ("cylinder", lambda r: {"radius": r, "length": 3 * r, **_PD}),
+        (
+            "ellipsoid",
+            lambda r: {
+                "radius_equatorial": r,
+                "radius_polar": 1.5 * r,
+                "radius_equatorial_pd": 0.3,
+                "radius_equatorial_pd_n": 35,
+                "radius_equatorial_pd_type": "schulz",
+            },
+        ),
+        ("sphere", lambda r: {"radius": r, **_PD}),
+    ],
+)
+def test_sasmodels_dstar_grows_linearly_with_size(model: str, shape_parameters) -> None:
+    core = pytest.importorskip("sasmodels.core")
+    direct = pytest.importorskip("sasmodels.direct_model")
+    kernel = core.load_model(model, dtype="double").make_kernel([Q])
+    radii = np.arange(30.0, 101.0, 10.0)  # A: structure sizes (2 R) 6-20 nm
+    # Si-like domains (SLD 20e-6 A^-2) in an FeSi2-like matrix (38e-6 A^-2), 10 vol %, Schulz
+    # polydispersity 0.3, on the matrix's own q^-3.6 power law (the study's regime).
+    curves = np.stack(
+        [
+            direct.call_kernel(
+                kernel,
+                {"scale": 0.1, "background": 0.0, "sld": 20.0, "sld_solvent": 38.0}
+                | shape_parameters(r),
+            )
+            + 2e-2 * Q**-3.6
+            for r in radii
+        ]
+    )
+    result = departure_dstar_map(Q, curves)
+    assert np.all(result.valid)
+    d_star, size_nm = result.d_star_nm, 2 * radii / 10
+    assert np.all(np.diff(d_star) > 0)
+    coef = np.polyfit(size_nm, d_star, 1)
+    r2 = 1 - np.var(d_star - np.polyval(coef, size_nm)) / np.var(d_star)
+    assert r2 >= 0.99
+    assert 0.7 < coef[0] < 1.5  # d* is of the order of the structure size
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    exponent=st.floats(1.5, 5.5).filter(lambda x: abs(x - 2.5) > 1e-3 and abs(x - 4.3) > 1e-3),
+    log_amplitude=st.floats(-3, 3),
+)
+def test_pure_power_laws_give_no_value(exponent: float, log_amplitude: float) -> None:
+    curves = 10.0**log_amplitude * Q[None, :] ** -exponent * np.ones((2, 1))
+    result = departure_dstar_map(Q, curves)
+    assert not result.valid.any()
+    if exponent > 4.3:
+        expected = SLOPE_TOO_STEEP
+    elif exponent < 2.5:
+        expected = SLOPE_TOO_SHALLOW
+    else:
+        expected = FEATURELESS
+    assert np.all(result.reason_code == expected)
+    # An exact power law is fitted to rounding error (~1e-12 relative).
+    np.testing.assert_allclose(result.slope, exponent, rtol=1e-9)
+
+
+def test_slopes_outside_the_range_are_rejected_even_with_a_shoulder() -> None:
+    shoulder = 100 * np.exp(-(Q**2) * 80.0**2 / 3)
+    for exponent, code in [(4.8, SLOPE_TOO_STEEP), (2.0, SLOPE_TOO_SHALLOW), (3.5, 0)]:
+        r = departure_dstar(Q, shoulder + 1e-3 * Q**-exponent)
+        assert r.reason_code == code, (exponent, r.reason)
+
+
+def test_map_speed_and_histogram() -> None:
+    """256 x 256 profiles of 500 points: 1/16 of the 1024 x 1024 map that must take < 60 s."""
+    rg = np.random.default_rng(0).uniform(50, 90, (256 * 256, 1))
+    stack = (2e4 * np.exp(-((Q * rg) ** 2) / 3) + 2e-2 * Q**-3.6).astype(np.float32)
+    departure_dstar_map(Q, stack[:4])  # compile outside the timing
+    start = time.perf_counter()
+    result = departure_dstar_map(Q, stack.reshape(256, 256, Q.size))
+    elapsed = time.perf_counter() - start
+    assert elapsed < 60.0 / 16  # typically 0.1 s on 2 shared cores
+    assert result.valid.mean() > 0.99
+    counts, edges = dstar_histogram(result.d_star_nm, bins=20)
+    assert counts.sum() == result.valid.sum() and edges.size == 21
