@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 OUT    ?= out/demo
 
-.PHONY: demo test bench lint format docs-figures clean
+.PHONY: demo test bench lint format docs-figures clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,17 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed
 	$(BIN)/jellyroll demo -o $(OUT)
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test chromium
 	$(BIN)/python -m pytest -n 2 -q
+
+# headless Chromium renders the HTML report in a test; without it that test is skipped
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		  apt-get update -qq >/dev/null 2>&1 && \
+		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 && \
+		  echo "installed chromium for the report rendering test"; } || \
+		echo "chromium could not be installed: the report rendering test will be skipped"; }
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m benchmarks

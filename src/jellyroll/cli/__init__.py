@@ -39,7 +39,9 @@ def main(
 
 from jellyroll.cli import maps as _maps  # noqa: E402, F401
 from jellyroll.cli import phantom as _phantom  # noqa: E402, F401  (registers commands)
+from jellyroll.cli import reconstruct as _reconstruct  # noqa: E402, F401
 from jellyroll.cli import reduce as _reduce  # noqa: E402, F401
+from jellyroll.cli import run as _run  # noqa: E402, F401
 
 if __name__ == "__main__":  # pragma: no cover
     app()

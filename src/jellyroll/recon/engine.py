@@ -1,0 +1,242 @@
+"""Reconstruct every channel of an (angle, translation, channel) sinogram.
+
+Backends: ``jellyroll`` (the multi-channel engine: one projector pass serves a chunk of
+channels, and linear methods run on the leading components of the cube, see
+:mod:`jellyroll.recon.lowrank`) and ``astra`` (astra-toolbox, one channel at a time, the
+study's method). ``auto`` is ``jellyroll``, the faster on CPU.
+
+Missing rays (NaN) are taken out of the reconstruction, per channel: channels are grouped
+by their pattern of missing rays (usually one group: a dropped frame is missing in every
+channel) and projections without any measured ray are left out.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from jellyroll.recon.astra_backend import astra_reconstruct
+from jellyroll.recon.fbp import fbp
+from jellyroll.recon.geometry import ParallelGeometry
+from jellyroll.recon.iterative import sart, sirt
+from jellyroll.recon.lowrank import DEFAULT_ENERGY, compress, expand
+
+__all__ = ["BACKENDS", "METHODS", "ReconstructionResult", "reconstruct"]
+
+METHODS = ("fbp", "sart", "sirt")
+BACKENDS = ("auto", "astra", "jellyroll")
+
+Progress = Callable[[float], None]
+"""Called with the fraction of the work done, in [0, 1]."""
+
+
+@dataclass
+class ReconstructionResult:
+    """``data`` ``(ny, nx, nc)`` float32 (sinogram units / um) on ``geometry``'s grid.
+
+    ``rank`` is the largest number of components reconstructed for a channel group (None:
+    every channel reconstructed on its own) and ``residual`` the largest relative norm of
+    the sinogram part the truncation dropped (0 when exact).
+    """
+
+    data: np.ndarray
+    geometry: ParallelGeometry
+    method: str
+    iterations: int
+    backend: str
+    nonnegative: bool
+    rank: int | None = None
+    residual: float = 0.0
+    seconds: float = 0.0
+    groups: int = 1
+
+    @property
+    def x_um(self) -> np.ndarray:
+        return self.geometry.x_um
+
+    @property
+    def y_um(self) -> np.ndarray:
+        return self.geometry.y_um
+
+    def attrs(self) -> dict:
+        """Scalars describing the reconstruction, for the run file."""
+        return {
+            "method": self.method,
+            "iterations": self.iterations if self.method != "fbp" else 0,
+            "backend": self.backend,
+            "nonnegative": self.nonnegative,
+            "pixel_size_um": self.geometry.pixel_size_um,
+            "low_rank": self.rank if self.rank is not None else -1,
+            "low_rank_residual": self.residual,
+            "mask_groups": self.groups,
+            "seconds": self.seconds,
+        }
+
+
+def _mask_groups(finite: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Channels sharing one pattern of measured rays: [(ray mask, channel indices)]."""
+    nc = finite.shape[2]
+    if finite.all():
+        return [(np.ones(finite.shape[:2], dtype=bool), np.arange(nc))]
+    packed = np.packbits(finite.reshape(-1, nc), axis=0)
+    _, first, inverse = np.unique(packed.T, axis=0, return_index=True, return_inverse=True)
+    inverse = inverse.ravel()
+    return [(finite[..., k], np.flatnonzero(inverse == g)) for g, k in enumerate(first)]
+
+
+@dataclass
+class _Job:
+    """One group of channels with a common ray mask, on its own (sub)geometry."""
+
+    geometry: ParallelGeometry
+    mask: np.ndarray  # (n_angles kept, n_t)
+    method: str
+    iterations: int
+    relaxation: float
+    nonnegative: bool
+    report: Callable[[float], None]  # fraction of this job done
+
+    def solve(self, block: np.ndarray, share: float, before: float) -> np.ndarray:
+        """Reconstruct ``block`` with jellyroll's engine; it is ``share`` of the job."""
+        if self.method == "fbp":
+            result = fbp(self.geometry, block, mask=self.mask, nonnegative=self.nonnegative)
+            self.report(before + share)
+            return result
+        solver = sart if self.method == "sart" else sirt
+        return solver(
+            self.geometry,
+            block,
+            self.iterations,
+            mask=self.mask,
+            relaxation=self.relaxation,
+            nonnegative=self.nonnegative,
+            callback=lambda k: self.report(before + share * k / self.iterations),
+        )
+
+    def chunked(self, data: np.ndarray, chunk: int, out: np.ndarray) -> np.ndarray:
+        """Reconstruct the channels of ``data`` into ``out`` ``(ny, nx, n)``, ``chunk`` at
+        a time."""
+        n = data.shape[2]
+        for lo in range(0, n, chunk):
+            hi = min(n, lo + chunk)
+            block = np.ascontiguousarray(data[..., lo:hi])
+            out[..., lo:hi] = self.solve(block, (hi - lo) / n, lo / n)
+        return out
+
+
+def reconstruct(
+    sinogram: np.ndarray,
+    geometry: ParallelGeometry,
+    method: str = "sart",
+    iterations: int = 10,
+    *,
+    backend: str = "auto",
+    nonnegative: bool = False,
+    relaxation: float = 1.0,
+    low_rank: bool = True,
+    energy: float = DEFAULT_ENERGY,
+    max_rank: int | None = None,
+    chunk_channels: int = 128,
+    progress: Progress | None = None,
+) -> ReconstructionResult:
+    """Reconstruct ``sinogram`` ``(n_angles, n_t, nc)`` (value x um, NaN = missing) into
+    ``(ny, nx, nc)`` (value / um).
+
+    ``method`` ``fbp``, ``sart`` or ``sirt`` (``iterations`` sweeps, from zero, projections
+    in :func:`~jellyroll.recon.iterative.projection_order`); ``nonnegative`` clips at 0
+    after every update. With the ``jellyroll`` backend, ``low_rank`` reconstructs only the
+    leading components holding the fraction ``energy`` of the cube's squared norm, then
+    expands them (linear methods only, so not with ``nonnegative``). Without ``max_rank``
+    it is used when at most a quarter of the channels suffice (otherwise every channel
+    is reconstructed, exactly); ``max_rank`` caps the components and is used as is.
+    Channels are processed ``chunk_channels`` at a time, which bounds the working memory.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if method != "fbp" and iterations < 1:
+        raise ValueError("iterations must be >= 1")
+    sino = np.asarray(sinogram, dtype=np.float32)
+    if sino.ndim == 2:
+        sino = sino[..., None]
+    if sino.ndim != 3 or sino.shape[:2] != (geometry.n_angles, geometry.n_t):
+        wanted = (geometry.n_angles, geometry.n_t)
+        raise ValueError(f"sinogram is {sino.shape}, the geometry wants ({wanted}, nc)")
+    engine = "jellyroll" if backend == "auto" else backend
+    start = time.perf_counter()
+    nc = sino.shape[2]
+    out = np.zeros((*geometry.shape, nc), dtype=np.float32)
+    groups = _mask_groups(np.isfinite(sino))
+    ranks: list[int] = []
+    residual = 0.0
+    done = 0
+    for mask, channels in groups:
+        keep = mask.any(axis=1)
+        whole = channels.size == nc
+        weight, base = channels.size / nc, done / nc
+        done += channels.size
+
+        def report(fraction: float, weight: float = weight, base: float = base) -> None:
+            if progress is not None:
+                progress(base + weight * fraction)
+
+        if not keep.any():  # nothing measured: these channels stay 0
+            report(1.0)
+            continue
+        # views of the input where possible: a cube can take much of the memory
+        data = sino if keep.all() else sino[keep]
+        data = data if whole else data[..., channels]
+        measured = mask[keep]
+        if not measured.all():
+            data = np.where(measured[..., None], data, np.float32(0))
+        job = _Job(
+            geometry.subset(keep), measured, method, iterations, relaxation, nonnegative, report
+        )
+        target = out if whole else np.empty((*geometry.shape, channels.size), np.float32)
+        if engine == "astra":
+            target[:] = astra_reconstruct(
+                job.geometry,
+                data,
+                method,
+                iterations,
+                mask=measured,
+                relaxation=relaxation,
+                nonnegative=nonnegative,
+                callback=lambda k, n=channels.size: report(k / n),
+            )
+        elif low_rank and (method == "fbp" or not nonnegative) and channels.size > 1:
+            compressed = compress(
+                data, energy=energy, max_rank=max_rank or max(1, channels.size // 4)
+            )
+            if compressed.reached or max_rank is not None:
+                ranks.append(compressed.rank)
+                residual = max(residual, compressed.residual)
+                maps = np.empty((*geometry.shape, compressed.rank), dtype=np.float32)
+                # FBP's clipping is not linear: clip the channels, not the components
+                linear = replace(job, nonnegative=False)
+                linear.chunked(compressed.components, chunk_channels, maps)
+                expand(maps, compressed.basis, target)
+                if nonnegative:
+                    np.maximum(target, 0, out=target)
+            else:
+                job.chunked(data, chunk_channels, target)
+        else:
+            job.chunked(data, chunk_channels, target)
+        if not whole:
+            out[..., channels] = target
+    return ReconstructionResult(
+        data=out,
+        geometry=geometry,
+        method=method,
+        iterations=iterations,
+        backend=engine,
+        nonnegative=nonnegative,
+        rank=max(ranks) if ranks else None,
+        residual=residual,
+        seconds=time.perf_counter() - start,
+        groups=len(groups),
+    )

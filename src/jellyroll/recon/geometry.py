@@ -1,0 +1,114 @@
+"""Pencil-beam parallel geometry of a reconstruction (the convention of
+:mod:`jellyroll.phantom.acquisition`).
+
+A map has shape ``(ny, nx)`` with square pixels of side ``pixel_size_um``; pixel
+``(iy, ix)`` is centred at ``x = (ix - (nx - 1) / 2) p``, ``y = (iy - (ny - 1) / 2) p``
+(um), the rotation axis at the map centre. At rotation angle ``theta`` the ray at lateral
+position ``t`` is the line ``x cos(theta) + y sin(theta) = t``; a stage reading ``s`` (mm)
+puts it at ``t = 1000 (s - rotation_centre_mm)``. Rays are equally spaced:
+``t_j = t0_um + j * t_step_um``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+__all__ = ["ParallelGeometry"]
+
+UNIFORM_TOLERANCE = 0.05
+"""Largest deviation of a stage reading from the fitted equally spaced grid, in steps.
+Reduction places patterns on clustered motor positions, so the grid is uniform up to
+encoder jitter averaged over a line; larger deviations mean a broken scan."""
+
+
+@dataclass(frozen=True)
+class ParallelGeometry:
+    """Rays and map grid of one slice.
+
+    ``angles_deg`` ``(n_angles,)``; rays ``t0_um + j * t_step_um`` for ``j < n_t``;
+    ``shape`` ``(ny, nx)``; ``pixel_size_um`` the map pixel side.
+    """
+
+    angles_deg: np.ndarray
+    t0_um: float
+    t_step_um: float
+    n_t: int
+    shape: tuple[int, int]
+    pixel_size_um: float
+
+    def __post_init__(self) -> None:
+        angles = np.ascontiguousarray(self.angles_deg, dtype=np.float64)
+        if angles.ndim != 1 or angles.size == 0 or not np.all(np.isfinite(angles)):
+            raise ValueError("angles_deg must be a non-empty 1D array of finite values")
+        if not (self.t_step_um > 0 and self.pixel_size_um > 0 and self.n_t >= 1):
+            raise ValueError("t_step_um, pixel_size_um and n_t must be positive")
+        ny, nx = (int(v) for v in self.shape)
+        if ny < 1 or nx < 1:
+            raise ValueError("shape must be two positive integers")
+        object.__setattr__(self, "angles_deg", angles)
+        object.__setattr__(self, "t0_um", float(self.t0_um))
+        object.__setattr__(self, "t_step_um", float(self.t_step_um))
+        object.__setattr__(self, "n_t", int(self.n_t))
+        object.__setattr__(self, "shape", (ny, nx))
+        object.__setattr__(self, "pixel_size_um", float(self.pixel_size_um))
+
+    @classmethod
+    def from_scan(
+        cls,
+        angles_deg: np.ndarray,
+        translations_mm: np.ndarray,
+        rotation_centre_mm: float,
+        *,
+        pixel_size_um: float | None = None,
+        shape: tuple[int, int] | None = None,
+    ) -> ParallelGeometry:
+        """Geometry of a scan with stage readings ``translations_mm`` (ascending, mm).
+
+        The readings are fitted by an equally spaced grid (ValueError when one is off by
+        more than :data:`UNIFORM_TOLERANCE` steps). Defaults: pixel = translation step,
+        ``ny = nx = n_translations``, so maps match the twin's truth pixel by pixel.
+        """
+        t = 1000.0 * (np.asarray(translations_mm, dtype=np.float64) - rotation_centre_mm)
+        if t.ndim != 1 or t.size < 2:
+            raise ValueError("translations_mm must hold at least two readings")
+        j = np.arange(t.size)
+        step, t0 = np.polyfit(j, t, 1)
+        if not step > 0:
+            raise ValueError("translations_mm must be ascending")
+        if np.max(np.abs(t - (t0 + j * step))) > UNIFORM_TOLERANCE * step:
+            raise ValueError("translations are not equally spaced; resample the sinogram")
+        return cls(
+            angles_deg=np.asarray(angles_deg, dtype=np.float64),
+            t0_um=t0,
+            t_step_um=step,
+            n_t=t.size,
+            shape=(t.size, t.size) if shape is None else shape,
+            pixel_size_um=step if pixel_size_um is None else pixel_size_um,
+        )
+
+    def subset(self, keep: np.ndarray) -> ParallelGeometry:
+        """The same geometry with only the projections selected by ``keep`` (index or mask)."""
+        return replace(self, angles_deg=self.angles_deg[keep])
+
+    @property
+    def n_angles(self) -> int:
+        return int(self.angles_deg.size)
+
+    @property
+    def t_um(self) -> np.ndarray:
+        """Ray positions (um), ``(n_t,)``."""
+        return self.t0_um + np.arange(self.n_t) * self.t_step_um
+
+    @property
+    def x_um(self) -> np.ndarray:
+        """Pixel centre x (um), ``(nx,)``."""
+        nx = self.shape[1]
+        return (np.arange(nx) - (nx - 1) / 2.0) * self.pixel_size_um
+
+    @property
+    def y_um(self) -> np.ndarray:
+        """Pixel centre y (um), ``(ny,)``."""
+        ny = self.shape[0]
+        return (np.arange(ny) - (ny - 1) / 2.0) * self.pixel_size_um

@@ -1,0 +1,122 @@
+"""``jellyroll reconstruct`` on small run files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+from typer.testing import CliRunner
+
+
+from jellyroll.cli import app
+from jellyroll.io.runfile import (
+    Sinogram,
+    read_map,
+    read_reconstruction,
+    write_maps,
+    write_sinogram,
+)
+from jellyroll.recon import ParallelGeometry, forward
+
+N = 40
+CENTRE_MM = 3.0 + 0.37 * 0.01
+
+
+def _run_file(path: Path, *, centre: float | None = CENTRE_MM, diode: bool = True) -> dict:
+    """Run file of three smooth maps mixed into 30 q channels, 10 um steps, 36 angles,
+    attenuated by a disk of mu = 1e-3 / um (up to 27 % absorbed)."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:N, :N] - (N - 1) / 2
+    disk = (xx**2 + yy**2 < (0.4 * N) ** 2).astype(np.float32)
+    maps = gaussian_filter(rng.random((N, N, 3)), (2, 2, 0)).astype(np.float32) * disk[..., None]
+    q = np.linspace(0.5, 2.0, 30)
+    volume = maps @ rng.random((3, 30)).astype(np.float32)
+    translations = 3.0 + (np.arange(N) - (N - 1) / 2) * 0.01
+    angles = np.linspace(0.0, 180.0, 36, endpoint=False)
+    geometry = ParallelGeometry.from_scan(angles, translations, CENTRE_MM)
+    mu = 1e-3 * disk
+    attenuation = forward(geometry, mu)
+    data = forward(geometry, volume) * np.exp(-attenuation)[..., None]
+    data[4, 10] = np.nan  # a dropped frame
+    sinogram = Sinogram(
+        data=data,
+        errors=np.zeros_like(data),
+        rotation_angle_deg=angles,
+        translation_mm=translations,
+        q_A=q,
+        attenuation=attenuation if diode else None,
+        rotation_centre_mm=centre,
+    )
+    write_sinogram(path, sinogram, {"stage": "test"})
+    axis = geometry.x_um
+    write_maps(path, {"lic6": (np.ones((N, N)), "fraction")}, axis, axis, {"stage": "maps"})
+    return {"volume": volume, "mu": mu, "q": q}
+
+
+def _invoke(*args: str):
+    return CliRunner().invoke(app, ["reconstruct", *args])
+
+
+def test_reconstruct_writes_volume_and_attenuation_map(tmp_path: Path) -> None:
+    path = tmp_path / "run.h5"
+    truth = _run_file(path)
+    assert _invoke(str(path), "--iterations", "20").exit_code == 0
+    uncorrected = read_reconstruction(path).data
+    result = _invoke(str(path), "--iterations", "20", "--self-absorption")
+    assert result.exit_code == 0, result.output
+    assert "low-rank: 3 components" in result.output
+    recon = read_reconstruction(path)
+    assert recon.data.shape == (N, N, 30)
+    np.testing.assert_allclose(recon.x_um, (np.arange(N) - (N - 1) / 2) * 10.0)
+    assert recon.attrs["method"] == "sart" and recon.attrs["low_rank"] == 3
+    assert bool(recon.attrs["self_absorption_corrected"])
+
+    def error(volume: np.ndarray) -> float:
+        volume_truth = truth["volume"]
+        return float(np.sqrt(np.mean((volume - volume_truth) ** 2) / np.mean(volume_truth**2)))
+
+    # 36 angles for ~1000 pixels: SART 20 leaves ~10 % (measured 0.098, the same as with
+    # the exact transmission); without the correction the absorption costs 0.27
+    assert error(recon.data) < 0.12
+    assert error(uncorrected) > 2 * error(recon.data)
+    mu = read_map(path, "attenuation")
+    assert mu.shape == (N, N) and mu.min() >= 0
+    assert np.sqrt(np.mean((mu - truth["mu"]) ** 2)) < 0.05 * 1e-3  # measured 2.5 %
+    np.testing.assert_array_equal(read_map(path, "lic6"), 1.0)  # other maps kept
+    with h5py.File(path) as f:
+        assert f["entry/maps/attenuation/data"].attrs["units"] == "1/um"
+        assert "reconstruction" in f["entry/provenance"]
+
+
+def test_channel_ranges_backend_and_method(tmp_path: Path) -> None:
+    path = tmp_path / "run.h5"
+    truth = _run_file(path, diode=False)
+    result = _invoke(
+        str(path), "--method", "fbp", "--backend", "astra", "--channels", "0.5:0.8,1.9:2.0"
+    )
+    assert result.exit_code == 0, result.output
+    recon = read_reconstruction(path)
+    picked = ((truth["q"] <= 0.8) | (truth["q"] >= 1.9)).sum()
+    assert recon.data.shape == (N, N, picked)
+    assert recon.q_A.min() == pytest.approx(0.5) and recon.attrs["backend"] == "astra"
+    with h5py.File(path) as f:
+        assert "attenuation" not in f["entry/maps"]
+
+
+def test_errors_are_reported(tmp_path: Path) -> None:
+    path = tmp_path / "run.h5"
+    _run_file(path, centre=None, diode=False)
+    result = _invoke(str(path))
+    assert result.exit_code == 1 and "rotation" in result.output
+    assert (
+        _invoke(str(path), "--rotation-centre", str(CENTRE_MM), "--self-absorption").exit_code == 1
+    )
+    assert (
+        _invoke(str(path), "--rotation-centre", str(CENTRE_MM), "--iterations", "2").exit_code == 0
+    )
+    assert _invoke(str(path), "--method", "art").exit_code == 2
+    assert _invoke(str(path), "--channels", "7:8").exit_code == 1
+    assert _invoke(str(tmp_path / "missing.h5")).exit_code == 1

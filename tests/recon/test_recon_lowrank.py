@@ -1,0 +1,88 @@
+"""Low-rank compression (jellyroll.recon.lowrank) and its exactness for linear methods."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jellyroll.recon import ParallelGeometry, compress, expand, forward, reconstruct
+
+
+def _low_rank_cube(rank: int, nc: int, seed: int = 0, noise: float = 0.0):
+    """Sinogram of ``rank`` random maps mixed into ``nc`` channels, plus optional noise."""
+    rng = np.random.default_rng(seed)
+    geometry = ParallelGeometry(
+        np.linspace(0, 180, 24, endpoint=False), -155.0, 10.0, 32, (32, 32), 10.0
+    )
+    maps = rng.random((32, 32, rank)).astype(np.float32)
+    mixing = rng.random((rank, nc)).astype(np.float32)
+    volume = maps @ mixing
+    sinogram = forward(geometry, volume)
+    sinogram += noise * rng.standard_normal(sinogram.shape).astype(np.float32)
+    return geometry, volume, sinogram
+
+
+@settings(max_examples=15, deadline=None)
+@given(rank=st.integers(1, 6), nc=st.integers(8, 40), seed=st.integers(0, 1000))
+def test_exactly_low_rank_cubes_are_found(rank: int, nc: int, seed: int) -> None:
+    _, _, sinogram = _low_rank_cube(rank, nc, seed)
+    compressed = compress(sinogram)
+    assert compressed.rank <= rank and compressed.reached
+    # float32 data: the dropped part is rounding (~1e-7 of the norm)
+    assert compressed.residual < 1e-5
+    rebuilt = compressed.components @ compressed.basis.T
+    assert np.abs(rebuilt - sinogram).max() < 1e-4 * np.abs(sinogram).max()
+    np.testing.assert_allclose(
+        compressed.basis.T @ compressed.basis, np.eye(compressed.rank), atol=1e-5
+    )
+
+
+def test_energy_and_max_rank() -> None:
+    _, _, sinogram = _low_rank_cube(5, 60, noise=0.05)
+    strict = compress(sinogram, energy=1 - 1e-10, max_rank=20)
+    assert not strict.reached and strict.rank == 20
+    loose = compress(sinogram, energy=0.999)
+    assert loose.reached and loose.rank <= 6 and loose.residual <= np.sqrt(1e-3) * 1.01
+    # residuals are measured: the relative norm of what the basis misses
+    dropped = sinogram - loose.components @ loose.basis.T
+    measured = np.linalg.norm(dropped) / np.linalg.norm(sinogram)
+    assert loose.residual == pytest.approx(measured, rel=1e-3)
+    with pytest.raises(ValueError, match="energy"):
+        compress(sinogram, energy=0.0)
+
+
+@pytest.mark.parametrize("method", ["fbp", "sart", "sirt"])
+def test_low_rank_reconstruction_equals_per_channel(method: str) -> None:
+    geometry, _, sinogram = _low_rank_cube(4, 48)
+    sinogram[3, 7] = np.nan  # a missing frame
+    iterations = {"fbp": 0, "sart": 3, "sirt": 20}[method]
+    fast = reconstruct(sinogram, geometry, method, iterations)
+    exact = reconstruct(sinogram, geometry, method, iterations, low_rank=False)
+    assert fast.rank == 4 and exact.rank is None
+    scale = np.abs(exact.data).max()
+    # linear in the data: equal up to float32 rounding through the mixing
+    assert np.abs(fast.data - exact.data).max() < 1e-4 * scale
+    clipped = reconstruct(sinogram, geometry, method, iterations, nonnegative=True)
+    if method == "fbp":  # clipping after a linear method: on the expanded channels
+        assert clipped.rank == 4
+        np.testing.assert_allclose(clipped.data, np.maximum(fast.data, 0), atol=1e-6 * scale)
+    else:  # clipping inside the iterations is not linear: low-rank is switched off
+        assert clipped.rank is None
+
+
+def test_noisy_cubes_fall_back_to_every_channel_unless_capped() -> None:
+    geometry, _, sinogram = _low_rank_cube(3, 24, noise=0.2)
+    # white noise spreads the energy over every channel: 1e-8 needs all 24 components
+    assert reconstruct(sinogram, geometry, "fbp").rank is None
+    capped = reconstruct(sinogram, geometry, "fbp", max_rank=3)
+    assert capped.rank == 3 and 0 < capped.residual < 0.5
+
+
+def test_expand_writes_every_channel() -> None:
+    rng = np.random.default_rng(4)
+    maps = rng.random((5, 6, 2)).astype(np.float32)
+    basis = rng.random((7, 2)).astype(np.float32)
+    out = np.empty((5, 6, 7), dtype=np.float32)
+    np.testing.assert_allclose(expand(maps, basis, out), maps @ basis.T, rtol=1e-6)
