@@ -10,7 +10,6 @@ import pytest
 from scipy.ndimage import gaussian_filter
 from typer.testing import CliRunner
 
-
 from jellyroll.cli import app
 from jellyroll.io.runfile import (
     Sinogram,

@@ -71,16 +71,23 @@ def demo(
     output: Annotated[Path, typer.Option("-o", "--output", help="Output folder.")] = Path(
         "out/demo"
     ),
-    size: Annotated[str, typer.Option(help="Twin size.")] = "small",
+    size: Annotated[str, typer.Option(help="Twin size: tiny or small.")] = "small",
+    seed: Annotated[int, typer.Option(help="Seed of the twin cell.")] = 0,
 ) -> None:
-    """Build a fresh and an aged twin and write an overview of their scans and truth."""
-    from jellyroll.phantom.overview import overview_figure
-    from jellyroll.phantom.write import write_phantom
+    """Build a fresh and an aged twin, run the whole pipeline on both, write the report."""
+    from jellyroll.phantom.write import demo_config, write_phantom
+    from jellyroll.pipeline import load_config, run_pipeline
 
     start = time.perf_counter()
+    twins = output / "twins"
     for preset in ("fresh_charged", "aged_charged"):
-        console.rule(f"twin {preset}")
-        write_phantom(output / preset, preset=preset, size=size, console=console)
-    figure = overview_figure(output / "aged_charged", output / "overview.png")
-    console.print(f"overview figure: [bold]{figure}[/bold]")
-    console.print(f"demo done in {time.perf_counter() - start:.1f} s; outputs in {output}")
+        if not (twins / preset / "truth.h5").exists():
+            console.rule(f"twin {preset}")
+            write_phantom(twins / preset, preset=preset, size=size, seed=seed, console=console)
+    config = demo_config(output, twins, size)
+    console.rule("pipeline")
+    result = run_pipeline(load_config(config), console=console)
+    for entry in result.log.entries:
+        console.print(f"  {entry['stage']:<32} {entry['status']:<11} {entry['seconds']:7.1f} s")
+    console.print(f"demo done in {time.perf_counter() - start:.0f} s")
+    console.print(f"report: [bold]{result.report}[/bold]")

@@ -46,7 +46,14 @@ from jellyroll.phantom.scan import (
     simulate_acquisition,
 )
 from jellyroll.phantom.state import cell_state
-from jellyroll.phantom.twin import WAVELENGTH_A, Twin, make_twin
+from jellyroll.phantom.twin import (
+    SAXS_Q_RANGE_A,
+    WAVELENGTH_A,
+    WAXS_Q_RANGE_A,
+    Twin,
+    make_twin,
+    q_grids,
+)
 
 XRAY_LAB_ENERGY_KEV = 60.0
 """Effective energy of the 140 kV lab X-ray CT (SPEC section 1)."""
@@ -468,3 +475,33 @@ def _write_operando(
         set_default(entry, "graphite_poor")
     written[path] = "operando truth: graphite phase fractions per step"
     return written
+
+
+def demo_config(output: Path, twins: Path, size: str) -> Path:
+    """Write the ``jellyroll run`` configuration of the demo (fresh vs aged twin) and
+    return its path; q ranges and bins are those of the twin's detectors."""
+    q = q_grids(SIZES[size])
+    lines = [
+        'title = "jellyroll demo: fresh vs aged digital-twin cell"',
+        'output = "."',
+        "[waxs]",
+        f"npt = {q.waxs.size}",
+        f"q_range = [{WAXS_Q_RANGE_A[0]}, {WAXS_Q_RANGE_A[1]}]",
+        "[saxs]",
+        f"npt = {q.saxs.size}",
+        f"q_range = [{SAXS_Q_RANGE_A[0]}, {SAXS_Q_RANGE_A[1]}]",
+    ]
+    for preset, label in (("fresh_charged", "fresh, charged"), ("aged_charged", "aged, charged")):
+        folder = (twins / preset).resolve()
+        lines += [
+            "[[cells]]",
+            f'name = "{preset}"',
+            f'label = "{label}"',
+            f'waxs = "{folder / "waxs_scan.h5"}"',
+            f'saxs = "{folder / "saxs_scan.h5"}"',
+        ]
+    path = Path(output) / "demo.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    return path
