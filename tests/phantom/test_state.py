@@ -75,10 +75,17 @@ def test_defects_are_a_small_share_of_the_anode(twins) -> None:
     "preset", ["fresh_discharged", "fresh_charged", "aged_discharged", "aged_charged"]
 )
 def test_defects_scatter_more_at_every_state(twins, preset: str) -> None:
-    """Agglomerates and bent zones have markedly higher SAXS intensity (more silicon)."""
+    """Agglomerates and bent zones have markedly higher SAXS intensity (more silicon).
+
+    The agglomerates hold 5x the silicon of the anode: at least 2.5x the intensity at any
+    lithiation; the compacted zone around a case-B agglomerate holds ~2x the silicon but,
+    barely lithiated, less contrast when the regular anode is charged: at least 1.3x.
+    """
     twin = twins[preset]
+    f = twin.raster.fractions
     regular = np.median(twin.saxs_intensity[_regular_anode(twin)])
-    assert np.median(twin.saxs_intensity[_defects(twin)]) > 2.0 * regular
+    assert np.median(twin.saxs_intensity[f["agglomerate"] > 0.5]) > 2.5 * regular
+    assert np.median(twin.saxs_intensity[f["damage"] > 0.5]) > 1.3 * regular
 
 
 @pytest.mark.parametrize(

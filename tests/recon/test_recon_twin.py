@@ -51,7 +51,7 @@ def _window_maps(volume: np.ndarray, q: np.ndarray, windows: dict) -> np.ndarray
 
 @pytest.fixture(scope="module")
 def twin_case() -> dict:
-    """Tiny aged, charged twin (88 x 88 pixels of 20 um), 3 x 20 interlaced angles."""
+    """Tiny aged, charged twin (104 x 104 pixels of 20 um), 3 x 20 interlaced angles."""
     size = SIZES["tiny"].model_copy(update={"angles_per_subset": 20})
     twin = make_twin("aged_charged", size, seed=1)
     scan = scan_geometry(twin)

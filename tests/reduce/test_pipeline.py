@@ -41,7 +41,7 @@ def test_run_file_contract(reduced: Path, phantom: Path) -> None:
     reader.close()
     sinogram = read_sinogram(reduced)
     n_a, n_t, n_q = sinogram.data.shape
-    assert (n_a, n_q) == (36, 300) and n_t == 88
+    assert (n_a, n_q) == (36, 300) and n_t == 104
     assert sinogram.errors.shape == sinogram.data.shape
     assert np.all(np.diff(sinogram.rotation_angle_deg) > 0)
     assert np.all(np.diff(sinogram.translation_mm) > 0)

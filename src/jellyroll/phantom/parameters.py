@@ -119,11 +119,11 @@ class SizePreset(_Strict):
 
 
 def _small_cell() -> CellParameters:
-    """A 2.6 mm mini cell: same layers and physics, three turns, fast to simulate."""
+    """A 2.7 mm mini cell: same layers and physics, three turns, fast to simulate."""
     return CellParameters(
-        outer_diameter_um=2600.0,
+        outer_diameter_um=2740.0,
         casing_um=100.0,
-        hollow_diameter_um=500.0,
+        hollow_diameter_um=400.0,
         turns=3.0,
         agglomerates=AgglomerateParameters(count=10, count_large=2),
     )
@@ -133,14 +133,14 @@ SIZES: dict[str, SizePreset] = {
     "tiny": SizePreset(
         name="tiny",
         cell=CellParameters(
-            outer_diameter_um=1600.0,
-            casing_um=80.0,
-            hollow_diameter_um=400.0,
+            outer_diameter_um=1780.0,
+            casing_um=60.0,
+            hollow_diameter_um=300.0,
             turns=1.5,
             agglomerates=AgglomerateParameters(count=3, count_large=1),
         ),
         pixel_size_um=20.0,
-        n_translations=88,
+        n_translations=104,
         angles_per_subset=12,
         waxs_detector_shape=(24, 192),
         saxs_detector_shape=(12, 512),
@@ -150,7 +150,7 @@ SIZES: dict[str, SizePreset] = {
         name="small",
         cell=_small_cell(),
         pixel_size_um=20.0,
-        n_translations=140,
+        n_translations=160,
         angles_per_subset=30,
         waxs_detector_shape=(48, 320),
         saxs_detector_shape=(24, 400),

@@ -1,0 +1,137 @@
+"""Figures of the report (matplotlib), one function per figure, from arrays in physical units."""
+
+from __future__ import annotations
+
+import matplotlib
+import numpy as np
+import pandas as pd
+
+matplotlib.use("Agg")
+from matplotlib.figure import Figure
+from matplotlib.patches import Circle
+
+from jellyroll.phases import graphite_composite, nmc_composite
+
+
+def _extent_mm(x_um: np.ndarray, y_um: np.ndarray) -> list[float]:
+    step_x, step_y = np.diff(x_um[:2]).item(), np.diff(y_um[:2]).item()
+    return [
+        (x_um[0] - step_x / 2) / 1000,
+        (x_um[-1] + step_x / 2) / 1000,
+        (y_um[-1] + step_y / 2) / 1000,
+        (y_um[0] - step_y / 2) / 1000,
+    ]
+
+
+def _axes(figure: Figure, n: int) -> list:
+    axes = figure.subplots(1, n, squeeze=False)[0]
+    for axis in axes:
+        axis.set_xlabel("x (mm)")
+        axis.set_ylabel("y (mm)")
+    return list(axes)
+
+
+def composites_figure(maps: dict[str, np.ndarray], x_um: np.ndarray, y_um: np.ndarray) -> Figure:
+    """Graphite (LiC6 green, LiC12 blue, poor red) and NMC (lithiated green, delithiated red)."""
+    figure = Figure(figsize=(11, 5), layout="constrained")
+    left, right = _axes(figure, 2)
+    extent = _extent_mm(x_um, y_um)
+    left.imshow(
+        graphite_composite(maps["lic6"], maps["lic12"], maps["graphite_poor"]), extent=extent
+    )
+    left.set_title("graphite: LiC6 green, LiC12 blue, poorly lithiated red")
+    right.imshow(nmc_composite(maps["nmc_lithiated"], maps["nmc_delithiated"]), extent=extent)
+    right.set_title("NMC: lithiated green, delithiated red")
+    return figure
+
+
+def saxs_figure(
+    saxs: np.ndarray,
+    d_star: np.ndarray,
+    x_um: np.ndarray,
+    y_um: np.ndarray,
+    agglomerates: pd.DataFrame | None = None,
+) -> Figure:
+    """SAXS intensity with the agglomerates circled (case B in red), and the d* map."""
+    figure = Figure(figsize=(12, 5), layout="constrained")
+    left, right = _axes(figure, 2)
+    extent = _extent_mm(x_um, y_um)
+    image = left.imshow(
+        saxs, extent=extent, cmap="magma", vmin=0, vmax=np.nanpercentile(saxs, 99.8)
+    )
+    figure.colorbar(image, ax=left, shrink=0.8, label="arb. units")
+    left.set_title("SAXS intensity, q = 0.025-0.1 1/A, agglomerates circled")
+    if agglomerates is not None:
+        for row in agglomerates.itertuples():
+            colour = "red" if row.case == "B" else "cyan"
+            radius_mm = max(row.equivalent_diameter_um / 2000, 0.02) * 1.6
+            left.add_patch(
+                Circle(
+                    (row.x_um / 1000, row.y_um / 1000), radius_mm, fill=False, color=colour, lw=1
+                )
+            )
+    image = right.imshow(d_star, extent=extent, cmap="viridis", vmin=8, vmax=16)
+    figure.colorbar(image, ax=right, shrink=0.8, label="nm")
+    right.set_title("d* (departure from the power law)")
+    return figure
+
+
+def histogram_figure(
+    agglomerates: pd.DataFrame, critical_diameter_um: float, d_star: np.ndarray
+) -> Figure:
+    """Agglomerate size histogram with the critical diameter, and the d* histogram."""
+    figure = Figure(figsize=(11, 4), layout="constrained")
+    left, right = figure.subplots(1, 2)
+    diameters = agglomerates["equivalent_diameter_um"].to_numpy() if len(agglomerates) else []
+    top = max(float(np.max(diameters, initial=0.0)), critical_diameter_um) * 1.15
+    left.hist(diameters, bins=np.linspace(0, top, 25), color="0.4")
+    left.axvline(critical_diameter_um, color="red", ls="--", label="critical diameter")
+    left.set_xlabel("equivalent diameter (um)")
+    left.set_ylabel("agglomerates")
+    left.legend()
+    values = d_star[np.isfinite(d_star)]
+    right.hist(values, bins=60, range=(6, 20), color="tab:green")
+    right.set_xlabel("d* (nm)")
+    right.set_ylabel("voxels")
+    return figure
+
+
+def lithiation_figure(lithiation: pd.DataFrame) -> Figure:
+    """Per-defect fractions of LiC6 / LiC12 / poorly lithiated, inside vs the ring around."""
+    figure = Figure(figsize=(11, 4), layout="constrained")
+    axis = figure.subplots()
+    if lithiation.empty:
+        axis.text(0.5, 0.5, "no agglomerates found", ha="center", transform=axis.transAxes)
+        return figure
+    ids = lithiation["id"].to_numpy()
+    x = np.arange(ids.size)
+    colours = {"lic6": "green", "lic12": "blue", "graphite_poor": "red"}
+    for offset, where in ((-0.2, "inside"), (0.2, "ring")):
+        bottom = np.zeros(ids.size)
+        for phase, colour in colours.items():
+            values = lithiation[f"{phase}_{where}"].to_numpy()
+            axis.bar(
+                x + offset,
+                values,
+                0.38,
+                bottom=bottom,
+                color=colour,
+                alpha=1.0 if where == "inside" else 0.45,
+            )
+            bottom += values
+    axis.set_xticks(x, [f"{i}\n{c}" for i, c in zip(ids, lithiation["case"], strict=True)])
+    axis.set_ylabel("fraction (left bar: inside, right: ring)")
+    axis.set_xlabel("agglomerate id and case")
+    return figure
+
+
+def unrolled_figure(images: dict[str, tuple[np.ndarray, list[float]]]) -> Figure:
+    """Unrolled maps (name -> (image (radius, arc), extent [arc0, arc1, r1, r0] in mm))."""
+    figure = Figure(figsize=(12, 2.2 * len(images) + 0.5), layout="constrained")
+    axes = figure.subplots(len(images), 1, squeeze=False)[:, 0]
+    for axis, (name, (image, extent)) in zip(axes, images.items(), strict=True):
+        axis.imshow(image, extent=extent, aspect="auto", cmap="magma" if image.ndim == 2 else None)
+        axis.set_title(name)
+        axis.set_ylabel("radius (mm)")
+    axes[-1].set_xlabel("arc length (mm)")
+    return figure

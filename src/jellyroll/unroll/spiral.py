@@ -1,0 +1,565 @@
+"""Trace one electrode layer along the winding and unroll the cell along it.
+
+A wound layer is close to an Archimedean spiral: at winding angle ``t`` (radians, growing
+outwards along the layer) it lies at radius ``r(t) ~ r0 + pitch * t / 2 pi`` and at image
+angle ``direction * t`` (mod 2 pi; ``direction`` +1 when the image angle grows outwards,
+i.e. the layer winds outwards clockwise on screen; pixel and angle conventions:
+:mod:`jellyroll.unroll.polar`). :func:`trace_spiral` finds it in four steps:
+
+1. polar resampling around the centre and a radial band-pass, so layers become ridges;
+2. the radial layer period from the autocorrelation, the winding direction (and whether
+   the layers form one or two interleaved spirals) from the winding number of its phase
+   round the centre, the pitch from a harmonic spiral transform (:func:`_winding`); the
+   traced layer is the strongest ridge of the polar image sheared along that spiral;
+3. dynamic programming follows the ridge one revolution at a time, inside a window of
+   +-0.45 pitch around the previous revolution's path moved by one pitch. Bends, ovality
+   and buckled cores are followed as long as neighbouring turns differ by less than that;
+4. the layer ends where its ridge fades (below 0.4 of its median strength).
+
+:func:`unroll_spiral` resamples maps along the traced layer: arc length along the layer
+times depth, the radial offset from the layer (positive outwards). The radial direction
+differs from the layer normal by atan(pitch / 2 pi r), under 3 deg beyond three pitches
+from the centre, and keeps the mapping one-to-one. :func:`spiral_deviation` gives the
+layer's radial deviation from a smooth spiral (bent collectors show as bumps).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+from numba import njit
+from scipy import ndimage as ndi
+
+from jellyroll.unroll._sampling import polar_samples, row_quantile
+from jellyroll.unroll.cell import Cell
+
+_DR = 0.5  # px, radial step of the polar image
+_WINDOW = 0.45  # half-width of the tracking window, in pitches
+_END_STRENGTH = 0.4  # the layer ends where its ridge falls below this fraction of its median
+_SAME_LAYER = 0.85  # ridge strength ratio across a jump above which it is one layer (a bend)
+
+
+@dataclass(frozen=True)
+class SpiralTrace:
+    """A traced layer: radius (px) against winding angle, uniformly sampled.
+
+    ``winding_rad`` (n,) ascending, from the layer's inner end to its outer end; the image
+    angle of a sample is ``direction * winding_rad`` (mod 2 pi). ``strength`` is the ridge
+    strength relative to the layer's median (about 1 along the layer).
+    """
+
+    centre: tuple[float, float]
+    pixel_size_um: float
+    pitch_um: float
+    direction: int
+    winding_rad: np.ndarray
+    radius_px: np.ndarray
+    strength: np.ndarray
+
+    @property
+    def n_turns(self) -> float:
+        """Length of the layer in turns."""
+        return float((self.winding_rad[-1] - self.winding_rad[0]) / (2 * np.pi))
+
+    @property
+    def angle_rad(self) -> np.ndarray:
+        """(n,) image angle of each sample, in [0, 2 pi)."""
+        return np.mod(self.direction * self.winding_rad, 2 * np.pi)
+
+    @property
+    def xy_px(self) -> np.ndarray:
+        """(n, 2) the layer as an (x, y) polyline in pixels."""
+        a = self.angle_rad
+        return np.column_stack(
+            [
+                self.centre[0] + self.radius_px * np.cos(a),
+                self.centre[1] + self.radius_px * np.sin(a),
+            ]
+        )
+
+    @cached_property
+    def arc_um(self) -> np.ndarray:
+        """(n,) arc length along the layer from its inner end (um)."""
+        steps = np.hypot(*np.diff(self.xy_px, axis=0).T) * self.pixel_size_um
+        return np.concatenate([[0.0], np.cumsum(steps)])
+
+    def crossings(self, angle_deg: float) -> np.ndarray:
+        """Radii (px, ascending) where the layer crosses the ray at ``angle_deg``."""
+        t0, t1 = self.winding_rad[0], self.winding_rad[-1]
+        base = self.direction * np.deg2rad(angle_deg)
+        k = np.arange(np.ceil((t0 - base) / (2 * np.pi)), np.floor((t1 - base) / (2 * np.pi)) + 1)
+        return np.sort(np.interp(base + 2 * np.pi * k, self.winding_rad, self.radius_px))
+
+
+def trace_spiral(
+    image: np.ndarray,
+    cell: Cell | tuple[float, float],
+    pixel_size_um: float = 1.0,
+    *,
+    layer: str = "bright",
+    radius_range_um: tuple[float, float] | None = None,
+    pitch_um: float | None = None,
+    n_angles: int | None = None,
+) -> SpiralTrace:
+    """Trace the strongest wound layer of a 2D map (ny, nx) around the cell centre.
+
+    ``image`` is an attenuation map or CT slice (the Cu collector is bright in X-rays), a
+    component map (e.g. a Cu fraction) or a binary layer mask; ``layer="dark"`` traces a
+    dark layer instead. ``cell`` is a :class:`Cell` (the search stops inside its casing)
+    or an (x, y) pixel centre, which needs ``radius_range_um``. ``pitch_um`` (the radial
+    layer repeat) is measured when not given. ``n_angles`` samples per turn default to one
+    pixel of arc at the outer radius. Raises ``ValueError`` when no wound layers are found.
+    """
+    image = np.asarray(image, dtype=np.float64)
+    if image.ndim != 2:
+        raise ValueError(f"trace_spiral needs a 2D image, got shape {image.shape}")
+    if layer not in ("bright", "dark"):
+        raise ValueError(f"layer must be 'bright' or 'dark', got {layer!r}")
+    centre = cell.centre if isinstance(cell, Cell) else (float(cell[0]), float(cell[1]))
+    if radius_range_um is not None:
+        r_lo, r_hi = (float(v) / pixel_size_um for v in radius_range_um)
+    elif isinstance(cell, Cell):
+        r_lo, r_hi = 0.0, _inside_casing(image, cell)
+    else:
+        raise ValueError("give radius_range_um when cell is a bare (x, y) centre")
+    if n_angles is None:
+        n_angles = max(360, int(np.ceil(2 * np.pi * r_hi)))
+    radii = np.arange(r_lo, r_hi + _DR / 2, _DR)
+    angles = 2 * np.pi * np.arange(n_angles) / n_angles
+    polar = polar_samples(image, centre, radii, angles)
+    if layer == "dark":
+        polar = -polar
+    polar = np.where(np.isfinite(polar), polar, np.nanmedian(polar))
+    period = _radial_period(polar) if pitch_um is None else pitch_um / pixel_size_um
+    ridge = _band_pass(polar, period, 0.6)
+    direction, pitch = _winding(ridge, r_lo, period)
+    if pitch_um is not None:
+        pitch = pitch_um / pixel_size_um
+    phase, width = _layer_phase(ridge, r_lo, pitch, direction)
+    if 0.3 * width > 0.6:  # wide layers (masks): smooth to their scale so the ridge is centred
+        ridge = _band_pass(polar, period, 0.3 * width)
+    winding, radius, strength = _follow(ridge, r_lo, pitch, direction, phase)
+    if pitch_um is None:  # the mean pitch along the traced layer
+        pitch = 2 * np.pi * np.polyfit(winding, radius, 1)[0]
+    return SpiralTrace(
+        centre=centre,
+        pixel_size_um=float(pixel_size_um),
+        pitch_um=float(pitch * pixel_size_um),
+        direction=direction,
+        winding_rad=winding,
+        radius_px=radius,
+        strength=strength,
+    )
+
+
+def _inside_casing(image: np.ndarray, cell: Cell) -> float:
+    """Radius (px) just inside the casing: where the ring that is bright at 90 % of the angles
+    near the cell radius fades to half-way to the roll's level; the cell radius if the map
+    shows no casing (e.g. a layer mask)."""
+    radii = np.arange(0.0, cell.radius, _DR)
+    polar = polar_samples(image, cell.centre, radii, np.linspace(0, 2 * np.pi, 360, endpoint=False))
+    level = row_quantile(polar, 0.1)
+    near = radii > 0.8 * cell.radius
+    peak = int(np.flatnonzero(near)[np.nanargmax(level[near])])
+    roll = np.nanmedian(level[(radii > 0.3 * cell.radius) & ~near])
+    if level[peak] - roll < 0.25 * (np.nanmax(polar) - np.nanmin(polar)):
+        return float(radii[-1])
+    half = 0.5 * (level[peak] + roll)
+    inner = peak
+    while inner > 0 and level[inner - 1] >= half:
+        inner -= 1
+    return float(radii[inner] - 1.0)
+
+
+def _radial_period(polar: np.ndarray) -> float:
+    """Layer repeat (px) along the radius: highest peak of the mean radial autocorrelation."""
+    n_r, n = polar.shape
+    columns = polar[:, :: max(1, n // 180)]
+    detrended = columns - ndi.gaussian_filter1d(columns, max(4.0, n_r * _DR / 15) / _DR, axis=0)
+    spectrum = np.fft.rfft(detrended, 2 * n_r, axis=0)
+    acf = np.fft.irfft(np.abs(spectrum) ** 2, axis=0)[:n_r].mean(axis=1)
+    negative = np.flatnonzero(acf < 0)
+    if acf[0] <= 0 or negative.size == 0 or negative[0] >= n_r // 2 - 1:
+        raise ValueError("no wound layers found: no radial periodicity around the centre")
+    lag = negative[0] + int(np.argmax(acf[negative[0] : n_r // 2]))
+    if acf[lag] <= 0.05 * acf[0]:
+        raise ValueError("no wound layers found: no radial periodicity around the centre")
+    return (lag + float(_vertex(acf[lag - 1], acf[lag], acf[lag + 1]))) * _DR
+
+
+def _vertex(left: np.ndarray, mid: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Offset (-0.5..0.5 samples) of the vertex of the parabola through three samples
+    (0 where the samples do not form a maximum)."""
+    curvature = np.asarray(left - 2 * mid + right, dtype=float)
+    peaked = curvature < 0
+    offset = np.divide(0.5 * (left - right), curvature, out=np.zeros_like(curvature), where=peaked)
+    return np.clip(offset, -0.5, 0.5)
+
+
+def _band_pass(polar: np.ndarray, period: float, sigma_px: float) -> np.ndarray:
+    """Radial difference of Gaussians (``sigma_px`` and 0.3 ``period``: layers become
+    ridges), smoothed along the angle and scaled to unit robust spread."""
+    out = ndi.gaussian_filter1d(polar, sigma_px / _DR, axis=0) - ndi.gaussian_filter1d(
+        polar, 0.3 * period / _DR, axis=0
+    )
+    out = ndi.gaussian_filter1d(out, 1.5, axis=1, mode="wrap")
+    spread = 1.4826 * np.median(np.abs(out - np.median(out)))
+    return out / spread if spread > 0 else out
+
+
+def _shear_profile(
+    ridge: np.ndarray, pitch: float, direction: int, n_cols: int = 256
+) -> np.ndarray:
+    """Mean over angles of the ridge image sheared along ``direction`` spirals of ``pitch``."""
+    n_r, n = ridge.shape
+    cols = np.arange(0, n, max(1, n // n_cols))
+    shift = direction * pitch * cols / n / _DR  # rows
+    lo, hi = max(0.0, -shift.min()), n_r - 1 - max(0.0, shift.max())
+    rows = np.arange(np.ceil(lo), np.floor(hi) + 1)
+    if rows.size < 2:
+        return np.zeros(1)
+    coords = [rows[:, None] + shift[None, :], np.broadcast_to(cols, (rows.size, cols.size))]
+    return ndi.map_coordinates(ridge, coords, order=1).mean(axis=1)
+
+
+def _winding(ridge: np.ndarray, r_lo: float, period: float) -> tuple[int, float]:
+    """Winding direction and pitch (px) of the layers in the ridge image.
+
+    Direction: along each ray take the component of the autocorrelation's radial
+    ``period``; as the angle goes once round, the layers move out by one pitch and its
+    phase turns by -2 pi per spiral arm and direction. That winding number is an integer
+    that periodic distortions (an off-centre roll, ovality, a buckled core) cannot change,
+    whereas they spread a Fourier analysis over neighbouring angular orders. It is +-1 for
+    one spiral and +-2 when two similar layers alternate (the period is then half the pitch).
+    Harmonic q winds q times as much; the one whose amplitude dips least is used.
+
+    Pitch: the ``h`` within 30 % of arms x period for which the rays add up coherently,
+    summed over the radial harmonics h / q the pixels resolve (the fundamental alone can
+    nearly vanish, e.g. for a bright Cu foil between two bright cathode coatings).
+    """
+    n_r, n = ridge.shape
+    radii = r_lo + np.arange(n_r) * _DR
+    best = (-1.0, 0)  # (reliability, winding)
+    for q in range(1, 4):  # the fundamental, or a harmonic where the fundamental is weak
+        if period / q < 2.5:
+            break
+        curve = np.exp(-2j * np.pi * q * radii / period) @ ridge
+        curve = ndi.gaussian_filter1d(curve.real, 2.0, mode="wrap") + 1j * ndi.gaussian_filter1d(
+            curve.imag, 2.0, mode="wrap"
+        )
+        phase = np.unwrap(np.angle(np.append(curve, curve[0])))
+        turns = round((phase[-1] - phase[0]) / (2 * np.pi))
+        # the phase is reliable where the component never nearly vanishes along the angle
+        reliability = np.abs(curve).min() / np.median(np.abs(curve))
+        if turns % q == 0 and reliability > best[0]:
+            best = (reliability, turns // q)
+    winding = best[1]
+    if winding not in (-2, -1, 1, 2):
+        raise ValueError("no wound layers found: the radial pattern does not wind round once")
+    direction = -int(np.sign(winding))
+    angular = np.fft.fft(ridge, axis=1)  # [r, k]: sum over angles of ridge * exp(-i k theta)
+    pitches = abs(winding) * period * np.geomspace(0.7, 1.4, 141)
+    power = np.zeros(pitches.size)
+    for q in range(1, 9):
+        resolved = pitches / q >= 2.5  # px, well above the pixel Nyquist period
+        if not resolved.any():
+            break
+        waves = np.exp(-2j * np.pi * q * radii[None, :] / pitches[resolved, None])
+        power[resolved] += np.abs(waves @ angular[:, (-q * direction) % n]) ** 2
+    i = int(np.argmax(power))
+    if 0 < i < pitches.size - 1:
+        step = np.log(pitches[1] / pitches[0])
+        return direction, float(pitches[i] * np.exp(float(_vertex(*power[i - 1 : i + 2])) * step))
+    return direction, float(pitches[i])
+
+
+def _layer_phase(
+    ridge: np.ndarray, r_lo: float, pitch: float, direction: int
+) -> tuple[float, float]:
+    """Radius (px) at angle 0 of the strongest ridge of the sheared profile, and its width."""
+    profile = _shear_profile(ridge, pitch, direction)
+    n = ridge.shape[1]
+    first_row = np.ceil(max(0.0, -direction * pitch * (n - 1) / n / _DR))
+    peak = int(np.argmax(profile))
+    if 0 < peak < profile.size - 1:
+        offset = float(_vertex(profile[peak - 1], profile[peak], profile[peak + 1]))
+    else:
+        offset = 0.0
+    below = np.flatnonzero(profile < 0.5 * (profile[peak] + np.median(profile)))
+    left, right = below[below < peak], below[below > peak]
+    width = (right.min() if right.size else profile.size) - (left.max() if left.size else -1) - 1
+    return r_lo + (first_row + peak + offset) * _DR, width * _DR
+
+
+def _follow(
+    ridge: np.ndarray, r_lo: float, pitch: float, direction: int, phase: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Track the layer revolution by revolution: winding (rad), radius (px), strength."""
+    n_r, n = ridge.shape
+    r_hi = r_lo + (n_r - 1) * _DR
+    half = int(_WINDOW * pitch / _DR)
+    offsets = np.arange(-half, half + 1) * _DR
+    prior = (offsets / pitch) ** 2  # weak pull towards the expected position
+    # limit the layer's slope against the circle to about 45 deg at the outer radius
+    max_step = max(1, round(2 * np.pi * r_hi / n / _DR))
+
+    def scores(js: np.ndarray, ref: np.ndarray) -> np.ndarray:
+        rows = (ref[:, None] + offsets[None, :] - r_lo) / _DR
+        cols = np.broadcast_to(np.mod(direction * js, n)[:, None], rows.shape)
+        return ndi.map_coordinates(ridge, [rows, cols], order=1, mode="constant", cval=0.0)
+
+    def track(js: np.ndarray, ref: np.ndarray, start: float | None) -> np.ndarray:
+        s = scores(js, ref)
+        allowed = np.ones(offsets.size, dtype=bool)
+        if start is not None:
+            allowed = np.abs(ref[0] + offsets - start) <= (max_step + 0.5) * _DR
+        path = _viterbi(s - prior, allowed, max_step, 0.05)
+        rows = np.arange(js.size)
+        mid = s[rows, path]
+        left = s[rows, np.maximum(path - 1, 0)]
+        right = s[rows, np.minimum(path + 1, offsets.size - 1)]
+        return ref + offsets[path] + _vertex(left, mid, right) * _DR
+
+    # start on the revolution where the ideal spiral runs along the strongest ridge
+    j_lo = int(np.floor((r_lo - phase) * n / pitch))
+    j_all = np.arange(j_lo, int(np.ceil((r_hi - phase) * n / pitch)) + 1)
+    ideal = phase + pitch * j_all / n
+    along = scores(j_all, ideal)[:, half]
+    window = min(n, along.size)
+    start = (
+        j_all[int(np.argmax(ndi.uniform_filter1d(along, window, mode="constant")))] - window // 2
+    )
+    js = np.arange(start, start + n)
+    radius = {int(start): track(js, phase + pitch * js / n, None)}
+    typical = np.median(scores(js, radius[start])[:, half])
+    if typical <= 0:
+        raise ValueError("no wound layers found: no ridge along the spiral")
+    for step in (1, -1):  # outwards, then inwards
+        key = start
+        while True:
+            prev = radius[key]
+            key = key + step * n
+            js = np.arange(key, key + n)
+            ref = prev + step * pitch
+            if step < 0:  # walk inwards from the outer end of the revolution
+                js, ref = js[::-1], ref[::-1]
+                edge = radius[key + n][0] - pitch / n
+            else:
+                edge = prev[-1] + pitch / n
+            if ref.min() > r_hi + half * _DR or ref.max() < r_lo - half * _DR:
+                break
+            traced = track(js, ref, edge)
+            radius[key] = traced[::step]
+            strength = scores(np.arange(key, key + n), radius[key])[:, half] / typical
+            if ndi.median_filter(strength, 9).max() < _END_STRENGTH:
+                break
+    keys = sorted(radius)
+    j = np.arange(keys[0], keys[-1] + n)
+    r = np.concatenate([radius[k] for k in keys])
+    strength = scores(j, r)[:, half] / typical
+    keep = _layer_extent(strength, r, n, pitch)
+    turns_before = np.floor(j[keep][0] / n)  # start the winding angle in [0, 2 pi)
+    winding = 2 * np.pi * (j[keep] / n - turns_before)
+    return winding, ndi.gaussian_filter1d(r, 1.0)[keep], strength[keep]
+
+
+def _layer_extent(strength: np.ndarray, radius: np.ndarray, n: int, pitch: float) -> slice:
+    """Samples of the traced layer, from its inner to its outer end.
+
+    The ridge must stay strong (gaps under 10 deg are bridged, e.g. dark spots). Where the
+    path moves by more than a quarter pitch within half a pitch of arc it has left the
+    layer for another (a layer that ends next to one that goes on); it is cut there unless
+    the ridge is as strong on both sides (then it was a sharp bend).
+    """
+    strong = ndi.median_filter(strength, max(3, n // 120) | 1) >= _END_STRENGTH
+    strong = ndi.binary_closing(strong, np.ones(max(1, n // 36), dtype=bool))
+    index = np.arange(radius.size)
+    span = np.maximum(1, (0.5 * pitch * n / (2 * np.pi * np.maximum(radius, pitch))).astype(int))
+    ahead = np.minimum(index + span, radius.size - 1)
+    jumping = ndi.label(
+        np.abs(radius[ahead] - radius - pitch * (ahead - index) / n) > 0.25 * pitch
+    )[0]
+    steepness = np.abs(np.gradient(radius) - pitch / n)
+    steep = steepness > 0.3 * 2 * np.pi * np.maximum(radius, pitch) / n  # slope > ~17 deg
+    cut = strong.copy()
+    for run in ndi.find_objects(jumping):  # cut out the steep stretch through each jump
+        lo = hi = run[0].start + int(np.argmax(steepness[run[0]]))
+        while lo > 0 and steep[lo - 1]:
+            lo -= 1
+        while hi < radius.size - 1 and steep[hi + 1]:
+            hi += 1
+        cut[lo : hi + 1] = False
+    pieces, count = ndi.label(cut)
+    sizes = np.bincount(pieces.ravel())
+    pieces, count = ndi.label(cut & (sizes[pieces] >= n // 36))  # drop slivers between cuts
+    if count == 0:
+        raise ValueError("no wound layers found: the traced ridge is weak everywhere")
+    spans = [b[0] for b in ndi.find_objects(pieces)]
+    core = int(np.argmax([strength[b].sum() for b in spans]))
+
+    def joins(a: int, b: int) -> bool:  # pieces a < b: one layer if only a jump separates
+        # them and the ridge is as strong on both sides (within a revolution of the jump)
+        if not strong[spans[a].stop : spans[b].start].all():
+            return False
+        before = np.median(strength[max(spans[a].start, spans[a].stop - n) : spans[a].stop])
+        after = np.median(strength[spans[b].start : min(spans[b].stop, spans[b].start + n)])
+        return bool(min(before, after) >= _SAME_LAYER * max(before, after))
+
+    first = last = core
+    while first > 0 and joins(first - 1, first):
+        first -= 1
+    while last < count - 1 and joins(last, last + 1):
+        last += 1
+    return slice(spans[first].start, spans[last].stop)
+
+
+@njit(cache=True)
+def _viterbi(
+    scores: np.ndarray, allowed: np.ndarray, max_step: int, step_cost: float
+) -> np.ndarray:
+    """Best path through ``scores`` (n_steps, n_states) moving at most ``max_step`` states
+    per step, paying ``step_cost`` per state moved; starts in an ``allowed`` state."""
+    n, m = scores.shape
+    acc = np.where(allowed, scores[0], -np.inf)
+    back = np.zeros((n, m), dtype=np.int64)
+    new = np.empty(m)
+    for j in range(1, n):
+        for k in range(m):
+            best = -np.inf
+            arg = k
+            for d in range(-max_step, max_step + 1):
+                i = k - d
+                if 0 <= i < m:
+                    v = acc[i] - step_cost * abs(d)
+                    if v > best:
+                        best = v
+                        arg = i
+            new[k] = best + scores[j, k]
+            back[j, k] = arg
+        acc[:] = new
+    path = np.empty(n, dtype=np.int64)
+    path[n - 1] = np.argmax(acc)
+    for j in range(n - 1, 0, -1):
+        path[j - 1] = back[j, path[j]]
+    return path
+
+
+@dataclass(frozen=True)
+class SpiralView:
+    """Maps unrolled along a traced layer: one long strip, (..., n_depth, n_arc).
+
+    Columns follow the layer from its inner end (``arc_um``, arc length along the layer);
+    rows are the depth (``depth_um``, radial offset from the layer, positive outwards,
+    ascending). NaN marks samples outside the image.
+    """
+
+    data: np.ndarray
+    arc_um: np.ndarray
+    depth_um: np.ndarray
+    trace: SpiralTrace
+
+    @property
+    def turn_start_arc_um(self) -> np.ndarray:
+        """Arc positions (um) where the layer completes each full turn from its inner end."""
+        tr = self.trace
+        starts = tr.winding_rad[0] + 2 * np.pi * np.arange(1, int(np.floor(tr.n_turns)) + 1)
+        return np.interp(starts, tr.winding_rad, tr.arc_um)
+
+    def turn_strips(self) -> list[np.ndarray]:
+        """The strip cut into one (..., n_depth, n_arc_k) piece per turn, inner turn first."""
+        edges = np.searchsorted(self.arc_um, self.turn_start_arc_um)
+        return np.split(self.data, edges, axis=-1)
+
+    def to_xy(self, arc_um: np.ndarray, depth_um: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Image position (x_px, y_px) of unrolled points (broadcast shapes)."""
+        tr = self.trace
+        arc = np.asarray(arc_um, dtype=float)
+        t = np.interp(arc, tr.arc_um, tr.winding_rad)
+        r = np.interp(arc, tr.arc_um, tr.radius_px) + np.asarray(depth_um) / tr.pixel_size_um
+        a = tr.direction * t
+        return tr.centre[0] + r * np.cos(a), tr.centre[1] + r * np.sin(a)
+
+    def from_xy(self, x_px: np.ndarray, y_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Unrolled position (arc_um, depth_um) of image points: on the nearest turn of the
+        layer along the ray from the centre (NaN arc where the ray misses the layer)."""
+        tr = self.trace
+        dx = np.asarray(x_px, dtype=float) - tr.centre[0]
+        dy = np.asarray(y_px, dtype=float) - tr.centre[1]
+        r = np.hypot(dx, dy)[..., None]
+        base = np.mod(tr.direction * np.arctan2(dy, dx), 2 * np.pi)[..., None]
+        t0, t1 = tr.winding_rad[0], tr.winding_rad[-1]
+        k = np.arange(np.floor((t0 - 2 * np.pi) / (2 * np.pi)), np.ceil(t1 / (2 * np.pi)) + 1)
+        t = base + 2 * np.pi * k
+        on_layer = (t >= t0 - 1e-9) & (t <= t1 + 1e-9)  # rounding at the layer's ends
+        t = np.clip(t, t0, t1)
+        layer_r = np.where(on_layer, np.interp(t, tr.winding_rad, tr.radius_px), np.inf)
+        best = np.argmin(np.abs(r - layer_r), axis=-1)[..., None]
+        t_best = np.take_along_axis(t, best, axis=-1)[..., 0]
+        missed = ~np.take_along_axis(on_layer, best, axis=-1)[..., 0]
+        depth = (r[..., 0] - np.take_along_axis(layer_r, best, axis=-1)[..., 0]) * tr.pixel_size_um
+        arc = np.interp(t_best, tr.winding_rad, tr.arc_um)
+        return np.where(missed, np.nan, arc), np.where(missed, np.nan, depth)
+
+
+def unroll_spiral(
+    maps: np.ndarray,
+    trace: SpiralTrace,
+    *,
+    depth_range_um: tuple[float, float] | None = None,
+    step_um: float | None = None,
+    order: int = 1,
+) -> SpiralView:
+    """Resample a map or stack of maps (..., ny, nx) along a traced layer.
+
+    The depth range defaults to +-half a pitch, so that the turns of the strip tile the
+    roll once; ``step_um`` (default one pixel) is the sampling step along both axes;
+    ``order`` is the spline interpolation order.
+    """
+    maps = np.asarray(maps)
+    if maps.ndim < 2:
+        raise ValueError(f"maps must be (..., ny, nx), got shape {maps.shape}")
+    step = trace.pixel_size_um if step_um is None else float(step_um)
+    lo, hi = depth_range_um or (-0.5 * trace.pitch_um, 0.5 * trace.pitch_um)
+    depth_um = np.linspace(lo, hi, round((hi - lo) / step) + 1)
+    arc_um = np.arange(0.0, trace.arc_um[-1], step)
+    view = SpiralView(np.empty(0), arc_um, depth_um, trace)
+    x, y = view.to_xy(arc_um[None, :], depth_um[:, None])
+    flat = maps.reshape(-1, *maps.shape[-2:]).astype(np.float64)
+    data = np.stack(
+        [ndi.map_coordinates(m, [y, x], order=order, mode="constant", cval=np.nan) for m in flat]
+    )
+    return SpiralView(data.reshape(*maps.shape[:-2], *x.shape), arc_um, depth_um, trace)
+
+
+@dataclass(frozen=True)
+class LayerDeviation:
+    """Radial deviation of a traced layer from a smooth spiral, per trace sample.
+
+    ``deviation_um`` is positive outwards; ``reference_radius_um`` is the smooth spiral.
+    """
+
+    arc_um: np.ndarray
+    deviation_um: np.ndarray
+    reference_radius_um: np.ndarray
+
+
+def spiral_deviation(trace: SpiralTrace, *, window_um: float | None = None) -> LayerDeviation:
+    """Deviation (um) of the traced layer from a smooth fitted spiral, along its arc.
+
+    The reference is the best Archimedean spiral (radius linear in the winding angle) plus
+    a running median of the residual over ``window_um`` of arc (default four pitches), so
+    ovality and slow winding irregularities stay in the reference while local bends (a
+    collector bent by an agglomerate, typically 0.1-0.5 mm long) stand out as bumps.
+    """
+    ps = trace.pixel_size_um
+    window = 4 * trace.pitch_um if window_um is None else float(window_um)
+    radius_um = trace.radius_px * ps
+    fit = np.polyval(np.polyfit(trace.winding_rad, radius_um, 1), trace.winding_rad)
+    grid = np.arange(0.0, trace.arc_um[-1] + ps, ps)
+    residual = np.interp(grid, trace.arc_um, radius_um - fit)
+    size = max(3, round(window / ps) | 1)
+    smooth = ndi.gaussian_filter1d(ndi.median_filter(residual, size, mode="nearest"), size / 6)
+    reference = fit + np.interp(trace.arc_um, grid, smooth)
+    return LayerDeviation(trace.arc_um, radius_um - reference, reference)

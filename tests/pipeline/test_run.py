@@ -1,0 +1,124 @@
+"""`jellyroll run`: configuration, the whole chain on tiny twins, resumption, the report."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from jellyroll.cli import app
+from jellyroll.io.nexus import read_table
+from jellyroll.phantom.write import demo_config, write_phantom
+from jellyroll.pipeline import ConfigError, load_config, run_pipeline
+
+FIGURES = ("composites", "saxs", "unrolled", "histogram", "lithiation")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    """Fresh and aged tiny twins and the demo configuration, run once."""
+    out = tmp_path_factory.mktemp("demo")
+    for preset in ("fresh_charged", "aged_charged"):
+        write_phantom(out / "twins" / preset, preset=preset, size="tiny", seed=2, nxct=False)
+    config = demo_config(out, out / "twins", "tiny")
+    run_pipeline(load_config(config))
+    return out
+
+
+def test_results_files_follow_the_contract(demo: Path) -> None:
+    for cell in ("fresh_charged", "aged_charged"):
+        with h5py.File(demo / cell / "results.h5", "r") as f:
+            assert f.attrs["default"] == "entry"
+            maps = f["/entry/maps"]
+            for name in ("lic6", "lic12", "graphite_poor", "nmc_lithiated", "nmc_delithiated",
+                         "saxs_intensity", "d_star_nm", "attenuation"):  # fmt: skip
+                assert maps[name]["data"].ndim == 2 and maps[name]["x_um"].attrs["units"] == "um"
+            table = read_table(f["/entry/defects/agglomerates"])
+            assert {"x_um", "y_um", "equivalent_diameter_um", "case"} <= set(table.columns)
+            assert "config" in f["/entry/provenance/run"].asstr()[()]
+        with h5py.File(demo / cell / "saxs_run.h5", "r") as f:
+            assert f["/entry/reconstruction/data"].ndim == 3
+
+
+def test_fresh_and_aged_differ_as_in_the_study(demo: Path) -> None:
+    """Charged: fresh mostly LiC6, aged mostly LiC12 (lithium inventory loss). (d* needs the
+    angular sampling of the small twin to be meaningful: checked by `make demo`, not here.)"""
+    shares = {}
+    for cell in ("fresh_charged", "aged_charged"):
+        with h5py.File(demo / cell / "results.h5", "r") as f:
+            anode = f["/entry/maps/graphite_label/data"][()]
+        labelled = anode[anode >= 0]
+        shares[cell] = (np.mean(labelled == 0), np.mean(labelled == 1))
+    assert shares["fresh_charged"][0] > shares["fresh_charged"][1]
+    assert shares["aged_charged"][1] > shares["aged_charged"][0]
+
+
+def test_second_run_skips_every_stage_and_a_change_reruns_downstream(demo: Path) -> None:
+    config = load_config(demo / "demo.toml")
+    again = run_pipeline(config)
+    assert {e["status"] for e in again.log.entries} == {"up to date"}
+    changed = config.model_copy(
+        update={"defects": config.defects.model_copy(update={"critical_diameter_um": 40.0})}
+    )
+    third = run_pipeline(changed)
+    status = {e["stage"]: e["status"] for e in third.log.entries}
+    assert status["aged_charged diagnosis"] == "done"
+    assert status["aged_charged saxs reduce"] == "up to date"
+
+
+def test_report_is_self_contained_and_complete(demo: Path) -> None:
+    html = (demo / "report.html").read_text()
+    for name in FIGURES:
+        assert html.count(f'data-name="{name}"') == 2  # one per cell
+    assert "http://" not in html and "https://" not in html  # nothing to fetch
+
+
+def test_report_renders_in_headless_chromium(demo: Path, tmp_path: Path) -> None:
+    """Every figure is an image that the browser decodes (naturalWidth > 0)."""
+    browser = shutil.which("chromium")
+    if browser is None:
+        pytest.skip("chromium is not installed (make test installs Debian's chromium when it can)")
+    script = (
+        "<script>window.onload=()=>{const imgs=[...document.images];"
+        "document.title='rendered:'+imgs.filter(i=>i.naturalWidth>0).length+'/'+imgs.length;}"
+        "</script>"
+    )
+    page = tmp_path / "probe.html"
+    page.write_text((demo / "report.html").read_text().replace("</body>", script + "</body>"))
+    result = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    title = result.stdout.split("<title>")[1].split("</title>")[0]
+    rendered, total = title.removeprefix("rendered:").split("/")
+    assert int(total) >= 2 * len(FIGURES) and rendered == total
+
+
+def test_text_from_inputs_is_escaped(tmp_path: Path) -> None:
+    from jellyroll.report import Report
+
+    report = Report("<b>title</b>")
+    report.section("cell <script>alert(1)</script>").note("a < b & c")
+    html = report.render()
+    assert "<script>alert" not in html and "&lt;script&gt;" in html
+
+
+def test_configuration_errors_name_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        '[[cells]]\nname = "a"\nwaxs = "w.h5"\nsaxs = "s.h5"\n'
+        '[reconstruct]\nmethod = "art"\n[saxs]\nnpts = 3\n'
+    )
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    message = str(error.value)
+    assert "reconstruct.method" in message and "saxs.npts" in message and "bad.toml" in message
+    result = CliRunner().invoke(app, ["run", str(path)])
+    assert result.exit_code == 2 and "reconstruct.method" in result.output
