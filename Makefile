@@ -46,6 +46,7 @@ format: $(VENV)/.installed-test
 
 docs-figures: $(VENV)/.installed
 	$(BIN)/python docs/make_figures.py
+	$(BIN)/python docs/make_unroll_figure.py
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache
