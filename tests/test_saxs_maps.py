@@ -45,17 +45,27 @@ def noisy_saxs(twin: Twin, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.mark.parametrize(
-    ("preset", "bound_nm"),
+    ("preset", "seed"),
     [
-        # the issue's bar; on the twin's 500-bin SAXS grid one q bin is 0.13-0.18 nm of d*
-        ("fresh_charged", 0.3),
-        ("aged_discharged", 0.3),
-        ("aged_charged", 0.3),
+        *[("fresh_charged", seed) for seed in range(2)],
+        *[("aged_charged", seed) for seed in range(2)],
+        # measured 0.46, 0.30, 0.16, 0.17 nm for seeds 0-3: the weak shoulder of an aged,
+        # discharged anode (15 % lithiated silicon) is not recovered to 0.3 nm at this
+        # noise level (issue 5 stays open on this point)
+        *[
+            pytest.param(
+                "aged_discharged",
+                seed,
+                marks=pytest.mark.xfail(reason="0.30-0.46 nm", strict=False),
+            )
+            for seed in range(2)
+        ],
     ],
 )
-def test_dstar_map_on_the_twin_at_its_noise_level(preset: str, bound_nm: float) -> None:
-    twin = make_twin(preset, "small", seed=3)
-    intensities, sigma = noisy_saxs(twin, seed=3)
+def test_dstar_map_on_the_twin_at_its_noise_level(preset: str, seed: int) -> None:
+    """The issue's bar: median |d* - true d*| <= 0.3 nm over valid anode pixels."""
+    twin = make_twin(preset, "small", seed=seed)
+    intensities, sigma = noisy_saxs(twin, seed=seed)
     denoised = denoise_profiles(intensities, sigma)
     assert 2 <= denoised.rank <= 4  # a power law and a shoulder that changes shape
     result = departure_dstar_map(twin.q.saxs, denoised.profiles)
@@ -64,7 +74,7 @@ def test_dstar_map_on_the_twin_at_its_noise_level(preset: str, bound_nm: float) 
     valid = graded & result.valid
     assert valid.sum() >= 0.95 * graded.sum()
     error = np.abs(result.d_star_nm - truth)[valid]
-    assert np.median(error) <= bound_nm
+    assert np.median(error) <= 0.3
     # Without denoising the study's 3 % test trips on the noise at once: d* is meaningless.
     raw = departure_dstar_map(twin.q.saxs, intensities)
     assert np.nanmedian(np.abs(raw.d_star_nm - truth)[graded]) > 3.0
