@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from jellyroll.cli import app, console
+from jellyroll.progress import fraction_progress
 
 
 @app.command()
@@ -57,14 +57,7 @@ def reconstruct(
     if iterations < 1:
         raise typer.BadParameter("--iterations must be >= 1")
     start = time.perf_counter()
-    with Progress(
-        TextColumn(f"reconstructing ({method})"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as bar:
-        task = bar.add_task("reconstruct", total=1.0)
+    with fraction_progress(console, f"reconstructing ({method})") as update:
         try:
             done = reconstruct_run(
                 run,
@@ -76,12 +69,11 @@ def reconstruct(
                 nonnegative=nonnegative,
                 self_absorption=self_absorption,
                 energy=energy,
-                progress=lambda fraction: bar.update(task, completed=fraction),
+                progress=update,
             )
         except (RunFileError, ValueError) as error:
             console.print(f"[red]error:[/red] {error}")
             raise typer.Exit(1) from error
-        bar.update(task, completed=1.0)
     result = done.result
     ny, nx, nq = result.data.shape
     console.print(

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from jellyroll.cli import app, console
+from jellyroll.progress import frame_progress
 
 
 @app.command()
@@ -69,36 +69,24 @@ def reduce(
         subtract_air=air,
     )
     start = time.perf_counter()
-    with Progress(
-        TextColumn("reducing"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} frames"),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    ) as progress:
-        task = progress.add_task("reduce", total=None, rate="")
-
-        def advance(n_frames: int) -> None:
-            progress.advance(task, n_frames)
-            done = progress.tasks[task].completed
-            elapsed = max(time.perf_counter() - start, 1e-9)
-            progress.update(task, rate=f"{done / elapsed:,.0f} frames/s")
-
+    try:
         reader = open_scan(scan, mapping=mapping)
-        progress.update(task, total=reader.info.n_frames)
+        total = reader.info.n_frames
         reader.close()
-        report = reduce_scan(
-            scan,
-            output,
-            options=options,
-            mapping=mapping,
-            poni_path=poni,
-            mask_path=mask,
-            scheduler=scheduler,
-            on_block=advance,
-        )
+        with frame_progress(console, "reducing", total) as advance:
+            report = reduce_scan(
+                scan,
+                output,
+                options=options,
+                mapping=mapping,
+                poni_path=poni,
+                mask_path=mask,
+                scheduler=scheduler,
+                on_block=advance,
+            )
+    except ValueError as error:  # ScanFormatError and bad settings: say what, not where
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(1) from error
     console.print(
         f"wrote [bold]{report.output}[/bold]: sinogram {report.shape} "
         f"(angles x translations x q), {report.missing_cells} missing cells, "

@@ -14,7 +14,7 @@ from typing import Any
 import h5py
 import numpy as np
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import Progress
 
 from jellyroll.io.nexus import nx_group, set_default, write_nxdata, write_table
 from jellyroll.io.provenance import atomic_output, provenance_json, provenance_record
@@ -54,6 +54,7 @@ from jellyroll.phantom.twin import (
     make_twin,
     q_grids,
 )
+from jellyroll.progress import frame_progress
 
 XRAY_LAB_ENERGY_KEV = 60.0
 """Effective energy of the 140 kV lab X-ray CT (SPEC section 1)."""
@@ -164,29 +165,13 @@ def write_phantom(
     return written
 
 
-def _progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} frames"),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    )
-
-
 def _iter_with_progress(
     blocks: Iterator[tuple[np.ndarray, np.ndarray]], total: int, label: str, console: Console
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    with _progress(console) as progress:
-        task = progress.add_task(label, total=total, rate="")
+    with frame_progress(console, label, total, transient=True) as advance:
         for frames, patterns in blocks:
             yield frames, patterns
-            done = progress.tasks[task].completed + frames.size
-            elapsed = max(progress.tasks[task].elapsed or 1e-9, 1e-9)
-            progress.update(task, completed=done, rate=f"{done / elapsed:,.0f} frames/s")
+            advance(frames.size)
 
 
 def _write_raw_scan(

@@ -14,10 +14,12 @@ from pathlib import Path
 
 from rich.console import Console
 
+from jellyroll.io.scans import open_scan
 from jellyroll.maps import MapsOptions, write_run_maps
 from jellyroll.pipeline.config import CellInput, ReduceSettings, RunConfig
 from jellyroll.pipeline.diagnosis import CellResults, diagnose_cell
 from jellyroll.pipeline.stages import StageLog, file_fingerprint, stage_key
+from jellyroll.progress import fraction_progress, frame_progress
 from jellyroll.recon.run import reconstruct_run
 from jellyroll.reduce.pipeline import ReduceOptions, reduce_scan
 
@@ -54,7 +56,12 @@ def _scan_stages(
     key = stage_key("reduce", settings.model_dump(mode="json"), inputs)
 
     def reduce() -> None:
-        with console.status(f"{cell.name}: reducing {kind.upper()} frames"):
+        reader = open_scan(scan, mapping=cell.mapping)
+        total = reader.info.n_frames
+        reader.close()
+        with frame_progress(
+            console, f"{cell.name} {kind.upper()}", total, transient=True
+        ) as advance:
             reduce_scan(
                 scan,
                 run,
@@ -62,6 +69,7 @@ def _scan_stages(
                 mapping=cell.mapping,
                 poni_path=poni,
                 mask_path=cell.mask,
+                on_block=advance,
                 configuration={"cell": cell.name, "technique": kind},
             )
 
@@ -70,7 +78,8 @@ def _scan_stages(
     key = stage_key("reconstruct", recon.model_dump(mode="json"), [key])
 
     def reconstruct() -> None:
-        with console.status(f"{cell.name}: reconstructing {kind.upper()} channels"):
+        label = f"{cell.name} {kind.upper()} reconstruction"
+        with fraction_progress(console, label, transient=True) as update:
             reconstruct_run(
                 run,
                 method=recon.method,
@@ -78,6 +87,7 @@ def _scan_stages(
                 backend=recon.backend,
                 nonnegative=recon.nonnegative,
                 self_absorption=recon.self_absorption,
+                progress=update,
             )
 
     log.run(f"{cell.name} {kind} reconstruct", run, "reconstruct", key, reconstruct)

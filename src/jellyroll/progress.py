@@ -1,0 +1,55 @@
+"""Progress bars for long steps: frames done, frames per second, time left (rich)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+
+@contextmanager
+def frame_progress(
+    console: Console, label: str, total: int | None, *, transient: bool = False
+) -> Iterator[Callable[[int], None]]:
+    """A bar counting frames with their rate; yields ``advance(n_frames)``."""
+    columns = (
+        TextColumn(label),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} frames"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    start = time.perf_counter()
+    with Progress(*columns, console=console, transient=transient) as progress:
+        task = progress.add_task(label, total=total, rate="")
+
+        def advance(n_frames: int) -> None:
+            progress.advance(task, n_frames)
+            done = progress.tasks[task].completed
+            rate = done / max(time.perf_counter() - start, 1e-9)
+            progress.update(task, rate=f"{rate:,.0f} frames/s")
+
+        yield advance
+
+
+@contextmanager
+def fraction_progress(
+    console: Console, label: str, *, transient: bool = False
+) -> Iterator[Callable[[float], None]]:
+    """A bar for work measured as a fraction done (0..1); yields ``update(fraction)``."""
+    columns = (TextColumn(label), BarColumn(), TaskProgressColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=transient) as progress:
+        task = progress.add_task(label, total=1.0)
+        yield lambda fraction: progress.update(task, completed=fraction)
+        progress.update(task, completed=1.0)
