@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from jellyroll.cli import app
 from jellyroll.io.runfile import Reconstruction, Sinogram, write_reconstruction, write_sinogram
 from jellyroll.phantom.twin import Twin, make_twin
-from jellyroll.phantom.write import _pixels_per_bin, detector_setups
+from jellyroll.phantom.write import noisy_pixel_patterns
 
 TABLE1 = ("lic6", "lic12", "graphite_poor", "nmc_lithiated", "nmc_delithiated")
 
@@ -21,9 +21,7 @@ def make_run(path: Path, twin: Twin, kind: str, seed: int) -> Path:
     """A run file whose reconstruction is the twin's per-pixel truth with one-pixel Poisson
     noise (expected counts = pattern x pixel size x counts per unit x pixels per q bin)."""
     q = getattr(twin.q, kind)
-    setup = detector_setups(twin)[kind]
-    gain = setup.counts_per_unit * _pixels_per_bin(setup, q) * twin.pixel_size_um
-    volume = np.random.default_rng(seed).poisson(twin.patterns(kind) * gain) / gain
+    volume = noisy_pixel_patterns(twin, kind, seed)[0]
     y_um, x_um = twin.raster.axes_um()
     # The maps stage reads only the reconstruction; a two-angle placeholder sinogram makes
     # the run file valid.

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from jellyroll.phantom.acquisition import project
 from jellyroll.phantom.patterns import waxs_pattern
 from jellyroll.phantom.twin import Twin, make_twin
-from jellyroll.phantom.write import _pixels_per_bin, detector_setups
+from jellyroll.phantom.write import noisy_pixel_patterns
 from jellyroll.phases import (
     GRAPHITE_PHASES,
     NMC_PHASES,
@@ -33,16 +33,8 @@ WINDOWS = {"a": (1.5, 1.7), "b": (2.0, 2.05), "c": (4.0, 4.6)}
 
 
 def noisy_waxs(twin: Twin, seed: int) -> np.ndarray:
-    """Per-pixel WAXS truth with the Poisson noise of one pixel seen by the twin's detector.
-
-    Expected counts per q bin = pattern (per um) x pixel size (um) x counts per unit pattern
-    x unmasked detector pixels in the bin: what one map pixel alone adds to a frame of the
-    twin's scans (no attenuation, mean monitor).
-    """
-    setup = detector_setups(twin)["waxs"]
-    gain = setup.counts_per_unit * _pixels_per_bin(setup, twin.q.waxs) * twin.pixel_size_um
-    patterns = twin.patterns("waxs").astype(np.float64)
-    return np.random.default_rng(seed).poisson(patterns * gain) / gain
+    """Per-pixel WAXS truth with the Poisson noise of one pixel seen by the twin's detector."""
+    return noisy_pixel_patterns(twin, "waxs", seed)[0]
 
 
 def region_mask(twin: Twin, regions: tuple[str, ...]) -> np.ndarray:

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jellyroll.phantom.twin import Twin, make_twin
-from jellyroll.phantom.write import _pixels_per_bin, detector_setups
+from jellyroll.phantom.write import noisy_pixel_patterns
 from jellyroll.saxs import (
     FEATURELESS,
     SLOPE_TOO_SHALLOW,
@@ -27,18 +27,8 @@ Q = np.linspace(0.005, 0.35, 500)  # A^-1, as an azimuthal integration gives
 
 
 def noisy_saxs(twin: Twin, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-pixel SAXS truth with the Poisson noise of one pixel seen by the twin's detector,
-    and its one-sigma errors as a reduction reports them (sqrt(max(counts, 1)) / gain).
-
-    Expected counts per q bin = pattern (per um) x pixel size (um) x counts per unit pattern
-    x unmasked detector pixels in the bin: what one map pixel alone adds to a frame of the
-    twin's scans (no attenuation, mean monitor).
-    """
-    setup = detector_setups(twin)["saxs"]
-    gain = setup.counts_per_unit * _pixels_per_bin(setup, twin.q.saxs) * twin.pixel_size_um
-    patterns = twin.patterns("saxs").astype(np.float64)
-    counts = np.random.default_rng(seed).poisson(patterns * gain)
-    return counts / gain, np.sqrt(np.maximum(counts, 1)) / gain
+    """Per-pixel SAXS truth with one pixel's Poisson noise, and its one-sigma errors."""
+    return noisy_pixel_patterns(twin, "saxs", seed)
 
 
 # --- the twin -----------------------------------------------------------------------------
