@@ -1,0 +1,30 @@
+"""Defects of the anode: silicon agglomerates, bent current collectors, local lithiation.
+
+The analysis of the reference study (Lübke et al., Energy Environ. Sci. 2024, 17, 5048):
+agglomerates are bright excess spots of the SAXS intensity map, classified at a critical
+equivalent diameter (~50 um: case A below, mild; case B above, the Cu collector bends and
+the anode around is compacted and poorly lithiated). Lengths in micrometres.
+"""
+
+from jellyroll.defects.agglomerates import (
+    find_agglomerates,
+    local_background,
+    median_radius_um,
+    silicon_mask,
+    size_histogram,
+)
+from jellyroll.defects.bends import find_bends, link_bends, locate_on_layer
+from jellyroll.defects.lithiation import defect_lithiation, radial_profiles
+
+__all__ = [
+    "defect_lithiation",
+    "find_agglomerates",
+    "find_bends",
+    "link_bends",
+    "local_background",
+    "locate_on_layer",
+    "median_radius_um",
+    "radial_profiles",
+    "silicon_mask",
+    "size_histogram",
+]

@@ -1,0 +1,178 @@
+"""Bent current collectors: bumps of the traced Cu layer off its smooth spiral.
+
+In X-ray (or neutron) attenuation maps the Cu collector is a thin bright layer that
+:func:`jellyroll.unroll.trace_spiral` follows along the winding;
+:func:`jellyroll.unroll.spiral_deviation` gives its radial deviation from a smooth
+spiral. A large silicon agglomerate pushes the collector aside during formation (Lübke
+et al. 2024, case B): a bend is a run of the layer deviating on one side beyond the
+noise of the deviation. :func:`link_bends` pairs bends and agglomerates;
+:func:`locate_on_layer` places any point (an agglomerate) on the unrolled layer.
+
+Lengths in micrometres; positions in map coordinates (pixel ``(iy, ix)`` centred at
+``x = (ix - (nx - 1) / 2) p``, ``y = (iy - (ny - 1) / 2) p``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+from jellyroll.defects._common import MAD_TO_SIGMA
+from jellyroll.unroll import SpiralTrace, find_cell, spiral_deviation, trace_spiral
+
+__all__ = ["find_bends", "link_bends", "locate_on_layer"]
+
+_BEND_COLUMNS = (
+    "id", "x_um", "y_um", "arc_um", "turn", "amplitude_um", "width_um", "significance",
+)  # fmt: skip
+
+
+def _to_um(xy_px: np.ndarray, shape: tuple[int, int], p: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel (x, y) -> map coordinates (um)."""
+    return (xy_px[..., 0] - (shape[1] - 1) / 2) * p, (xy_px[..., 1] - (shape[0] - 1) / 2) * p
+
+
+def find_bends(
+    attenuation_map: np.ndarray,
+    pixel_size_um: float,
+    *,
+    trace: SpiralTrace | None = None,
+    window_um: float | None = None,
+    threshold: float = 4.0,
+    min_amplitude_um: float | None = None,
+    agglomerates: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Bends of the Cu collector in an attenuation map ``(ny, nx)`` (Cu bright).
+
+    ``trace``: the collector from :func:`jellyroll.unroll.trace_spiral` (traced on the
+    map around :func:`jellyroll.unroll.find_cell`'s centre when not given);
+    ``window_um``: arc length of the smooth reference's running median (default four
+    pitches, see :func:`jellyroll.unroll.spiral_deviation`). A bend is a run of samples
+    deviating on one side by more than ``min_amplitude_um`` (default half a pixel) and
+    ``threshold`` robust noise units of the deviation (MAD over four windows of arc
+    around it), at least one pixel long. With ``agglomerates`` the bends are linked to
+    them (:func:`link_bends`).
+
+    Returns one row per bend, along the layer: ``id`` (1...), ``x_um``, ``y_um`` (deepest
+    point), ``arc_um`` (along the layer from its inner end), ``turn`` (revolutions from
+    the inner end), ``amplitude_um`` (signed, outwards positive), ``width_um`` (arc
+    length), ``significance`` (noise units) and, when linked, ``agglomerate_ids``.
+    """
+    image = np.asarray(attenuation_map, dtype=np.float64)
+    p = float(pixel_size_um)
+    if trace is None:
+        trace = trace_spiral(np.nan_to_num(image), find_cell(np.nan_to_num(image)), p)
+    deviation = spiral_deviation(trace, window_um=window_um)
+    values = deviation.deviation_um
+    noise = _local_noise(deviation.arc_um, values, 4 * (window_um or 4 * trace.pitch_um))
+    minimum = 0.5 * p if min_amplitude_um is None else min_amplitude_um
+    limit = np.maximum(threshold * noise, minimum)
+    x_um, y_um = _to_um(trace.xy_px, image.shape, p)
+    turn = np.floor((trace.winding_rad - trace.winding_rad[0]) / (2 * np.pi)).astype(int)
+    rows = []
+    for sign in (1.0, -1.0):
+        runs, _ = ndimage.label(sign * values > limit)
+        for (run,) in ndimage.find_objects(runs):
+            width = float(deviation.arc_um[run.stop - 1] - deviation.arc_um[run.start])
+            if width < p:
+                continue
+            k = run.start + int(np.argmax(sign * values[run]))
+            rows.append(
+                {
+                    "x_um": x_um[k],
+                    "y_um": y_um[k],
+                    "arc_um": deviation.arc_um[k],
+                    "turn": turn[k],
+                    "amplitude_um": values[k],
+                    "width_um": width,
+                    "significance": abs(values[k]) / noise[k] if noise[k] > 0 else np.inf,
+                }
+            )
+    if rows:
+        bends = pd.DataFrame(rows).sort_values("arc_um", ignore_index=True)
+        bends.insert(0, "id", np.arange(1, len(bends) + 1))
+    else:
+        bends = pd.DataFrame({name: pd.Series(dtype=float) for name in _BEND_COLUMNS})
+    if agglomerates is not None:
+        bends, _ = link_bends(agglomerates, bends)
+    return bends
+
+
+def _local_noise(arc_um: np.ndarray, values: np.ndarray, window_um: float) -> np.ndarray:
+    """Robust standard deviation (MAD) of ``values`` over ``window_um`` of arc around each
+    sample: stretches where the layer is faint trace noisily and need larger bends."""
+    lo = np.searchsorted(arc_um, arc_um - window_um / 2, side="left")
+    hi = np.searchsorted(arc_um, arc_um + window_um / 2, side="right")
+    spread = np.abs(values - np.median(values))
+    return MAD_TO_SIGMA * np.array([np.median(spread[a:b]) for a, b in zip(lo, hi, strict=True)])
+
+
+def link_bends(
+    agglomerates: pd.DataFrame, bends: pd.DataFrame, *, slack_um: float = 20.0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Pair bends with the agglomerates that may have caused them.
+
+    An agglomerate that bends the collector lies against it: its centre is at most its
+    own diameter from where the collector was, so within ``|amplitude| + diameter +
+    slack_um`` (default the study's beam size) of the bend's deepest point. Returns
+    copies: ``bends`` with ``agglomerate_ids`` (tuple, nearest first) and
+    ``agglomerates`` with ``bend_id`` (nearest linked bend, 0 = none).
+    """
+    bends = bends.copy()
+    agglomerates = agglomerates.copy()
+    ax = agglomerates["x_um"].to_numpy(dtype=float)
+    ay = agglomerates["y_um"].to_numpy(dtype=float)
+    reach = agglomerates["equivalent_diameter_um"].to_numpy(dtype=float) + slack_um
+    agglomerate_ids = agglomerates["id"].to_numpy()
+    bend_of = np.zeros(len(agglomerates), dtype=int)
+    nearest = np.full(len(agglomerates), np.inf)
+    linked = []
+    for bend in bends.itertuples():
+        distance = np.hypot(ax - bend.x_um, ay - bend.y_um)
+        near = np.flatnonzero(distance <= abs(bend.amplitude_um) + reach)
+        near = near[np.argsort(distance[near])]
+        linked.append(tuple(int(i) for i in agglomerate_ids[near]))
+        closer = near[distance[near] < nearest[near]]
+        bend_of[closer] = bend.id
+        nearest[closer] = distance[closer]
+    bends["agglomerate_ids"] = pd.Series(linked, index=bends.index, dtype=object)
+    agglomerates["bend_id"] = bend_of
+    return bends, agglomerates
+
+
+def locate_on_layer(
+    x_um: np.ndarray, y_um: np.ndarray, trace: SpiralTrace, shape: tuple[int, int]
+) -> pd.DataFrame:
+    """Points of a map ``shape`` (ny, nx) placed on a traced layer (the unrolled cell).
+
+    Each point goes to the turn of the layer nearest along its ray from the centre.
+    Returns ``turn`` (revolutions from the layer's inner end), ``arc_um`` (along the
+    layer) and ``depth_um`` (radial offset, outwards positive); -1 and NaN where no traced
+    turn lies within half a pitch along the ray.
+    """
+    p = trace.pixel_size_um
+    x_px = np.asarray(x_um, dtype=float) / p + (shape[1] - 1) / 2
+    y_px = np.asarray(y_um, dtype=float) / p + (shape[0] - 1) / 2
+    cx, cy = trace.centre
+    radius = np.hypot(x_px - cx, y_px - cy)
+    base = trace.direction * np.arctan2(y_px - cy, x_px - cx)
+    start, end = trace.winding_rad[0], trace.winding_rad[-1]
+    turns = np.arange(
+        np.floor((start - np.pi) / (2 * np.pi)), np.ceil((end + np.pi) / (2 * np.pi)) + 1
+    )
+    winding = base[:, None] + 2 * np.pi * turns[None, :]
+    valid = (winding >= start) & (winding <= end)
+    layer_radius = np.interp(winding, trace.winding_rad, trace.radius_px)
+    gap = np.where(valid, np.abs(radius[:, None] - layer_radius), np.inf)
+    best = np.argmin(gap, axis=1)
+    rows = np.arange(radius.size)
+    found = gap[rows, best] <= 0.5 * trace.pitch_um / p  # else the layer was not traced there
+    chosen = winding[rows, best]
+    return pd.DataFrame(
+        {
+            "turn": np.where(found, np.floor((chosen - start) / (2 * np.pi)), -1).astype(int),
+            "arc_um": np.where(found, np.interp(chosen, trace.winding_rad, trace.arc_um), np.nan),
+            "depth_um": np.where(found, (radius - layer_radius[rows, best]) * p, np.nan),
+        }
+    )

@@ -1,0 +1,148 @@
+"""find_agglomerates: optional columns, edge cases and properties on synthetic spots."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import ndimage
+
+from jellyroll.defects import (
+    find_agglomerates,
+    find_bends,
+    link_bends,
+    local_background,
+    silicon_mask,
+)
+from jellyroll.phantom.state import BEHAVIOUR
+
+FWHM_TO_SIGMA = 1 / (2 * np.sqrt(2 * np.log(2)))
+
+
+def test_optional_columns(accuracy_cases):
+    """d* inside/around, layer from a turn map, unrolled position from the traced Cu."""
+    for case in accuracy_cases:
+        twin = case.maps.twin
+        truth = case.truth[case.truth["match"] >= 0]
+        found = case.found.iloc[truth["match"].to_numpy()]
+        # d*: agglomerates plateau near the defect value, their surroundings follow the
+        # state (SPEC section 3); the disk mixes in some of the surroundings
+        behaviour = BEHAVIOUR[twin.state.health]
+        regular = behaviour.dstar_regular_nm[0] + twin.state.soc * behaviour.dstar_regular_nm[1]
+        inside = found["d_star_inside_nm"].median()
+        assert inside == pytest.approx(behaviour.dstar_defect_nm, abs=0.6)
+        ring = found.loc[found["case"] == "A", "d_star_ring_nm"].median()
+        assert np.sign(ring - inside) == np.sign(regular - behaviour.dstar_defect_nm)
+        assert (found["layer"].to_numpy() == truth["turn"].to_numpy()).mean() >= 0.95
+        # the traced layer is the Cu collector: agglomerates of the coating inside it lie
+        # at negative depth, those of the outer coating at positive depth, within a pitch;
+        # the trace may stop short of the outermost turn (at a strong bend, seed 104: 77 %)
+        placed = found["turn"] >= 0
+        assert placed.mean() >= 0.7
+        outer = truth["side"].to_numpy()[placed] == "anode_outer"
+        depth = found.loc[placed, "depth_um"].to_numpy()
+        assert (np.sign(depth) == np.where(outer, 1, -1)).mean() >= 0.95
+        assert np.abs(depth).max() < case.trace.pitch_um / 2
+        assert found.loc[placed, "arc_um"].between(0, case.trace.arc_um[-1]).all()
+
+
+def test_rejects_bad_input_and_finds_nothing_in_flat_maps():
+    with pytest.raises(ValueError):
+        find_agglomerates(np.zeros((4, 4, 2)), 10.0)
+    with pytest.raises(ValueError):
+        find_agglomerates(np.zeros((8, 8)), 0.0)
+    rng = np.random.default_rng(0)
+    noise = 1.0 + 0.01 * rng.standard_normal((48, 48))
+    empty = find_agglomerates(
+        noise, 10.0, anode_mask=np.ones((48, 48), bool), d_star_map=noise, layer_map=noise
+    )
+    assert empty.empty
+    assert {
+        "id",
+        "x_um",
+        "y_um",
+        "equivalent_diameter_um",
+        "case",
+        "d_star_ring_nm",
+        "layer",
+    } <= set(empty)
+
+
+def test_find_bends_traces_the_collector_itself(accuracy_cases):
+    case = accuracy_cases[0]
+    bends = find_bends(case.maps.attenuation, case.maps.pixel_size_um, agglomerates=case.found)
+    assert np.allclose(bends["x_um"], case.bends["x_um"])
+    assert list(bends["agglomerate_ids"]) == list(case.bends["agglomerate_ids"])
+
+
+def test_link_bends_on_tables():
+    agglomerates = pd.DataFrame(
+        {
+            "id": [1, 2],
+            "x_um": [0.0, 500.0],
+            "y_um": [0.0, 0.0],
+            "equivalent_diameter_um": [60.0, 30.0],
+        }
+    )
+    bends = pd.DataFrame({"id": [1], "x_um": [70.0], "y_um": [0.0], "amplitude_um": [-30.0]})
+    linked_bends, linked = link_bends(agglomerates, bends)
+    assert linked_bends.loc[0, "agglomerate_ids"] == (1,)
+    assert list(linked["bend_id"]) == [1, 0]
+
+
+def _synthetic(diameter_px: float, shift: tuple[int, int], offset: tuple[float, float], p: float):
+    """A Si-rich disk in an anode-like band on a smooth background, blurred by a 20 um
+    beam, with noise: (map, centre (x, y) um). Fine coordinate u (pixels) is at u p um."""
+    n, s = 72, 8  # pixels, supersampling
+    fine = (np.arange(n * s) + 0.5) / s - n / 2  # pixel units, map centre at 0
+    y, x = np.meshgrid(fine, fine, indexing="ij")
+    cx, cy = shift[1] + offset[0], shift[0] + offset[1]
+    band = (np.abs(y - cy) < 6).astype(float)  # a 12 px anode layer through the spot
+    disk = np.hypot(x - cx, y - cy) <= diameter_px / 2
+    scene = 0.05 + 0.002 * x + band + 3.0 * disk
+    image = scene.reshape(n, s, n, s).mean(axis=(1, 3))
+    image = ndimage.gaussian_filter(image, 20.0 * FWHM_TO_SIGMA / p)
+    image += 0.02 * np.random.default_rng(1).standard_normal(image.shape)
+    return image, (cx * p, cy * p)
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    size=st.floats(0.0, 1.0),
+    shift=st.tuples(st.integers(-12, 12), st.integers(-12, 12)),
+    offset=st.tuples(st.floats(0, 1), st.floats(0, 1)),
+    p=st.sampled_from([10.0, 20.0]),
+)
+def test_blurred_disk_found_with_its_size_and_translation_invariant(size, shift, offset, p):
+    # 3 pixels up to 8 pixels or 120 um (half the default background window)
+    diameter_px = 3.0 + size * (min(8.0, 120.0 / p) - 3.0)
+    image, (cx, cy) = _synthetic(diameter_px, shift, offset, p)
+    found = find_agglomerates(image, p)
+    assert len(found) == 1
+    spot = found.iloc[0]
+    # 3-8 px disks, blur sigma 0.4-0.85 px, noise 1 % of the contrast: the fit recovers
+    # the size to a few percent (the issue allows 10 % or 1 px)
+    assert spot["equivalent_diameter_um"] == pytest.approx(diameter_px * p, rel=0.05, abs=0.25 * p)
+    assert np.hypot(spot["x_um"] - cx, spot["y_um"] - cy) <= 0.25 * p
+    moved, _ = _synthetic(diameter_px, (shift[0] + 5, shift[1] - 7), offset, p)
+    again = find_agglomerates(moved, p).iloc[0]
+    assert again["x_um"] - spot["x_um"] == pytest.approx(-7 * p, abs=0.05 * p)
+    assert again["y_um"] - spot["y_um"] == pytest.approx(5 * p, abs=0.05 * p)
+    assert again["equivalent_diameter_um"] == pytest.approx(
+        spot["equivalent_diameter_um"], rel=0.03
+    )
+
+
+def test_background_keeps_layers_and_removes_spots():
+    image, _ = _synthetic(6.0, (0, 0), (0.3, 0.6), 10.0)
+    mask = silicon_mask(image, 10.0)
+    background = local_background(image, 10.0, 250.0)
+    band = mask.any(axis=1)
+    assert 10 <= band.sum() <= 16  # the 12 px layer, blurred
+    excess = image - background
+    assert excess.max() > 2.0  # the spot
+    columns = np.abs(np.arange(72) - 36)
+    far = (columns > 10) & (columns < 24)  # layer pixels clear of the spot and the borders
+    assert np.abs(excess[mask & far[None, :]]).max() < 0.15

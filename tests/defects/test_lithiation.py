@@ -1,0 +1,79 @@
+"""Per-defect lithiation and radial profiles."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from jellyroll.defects import defect_lithiation, radial_profiles
+
+PHASES = ("lic6", "lic12", "graphite_poor")
+
+
+@pytest.fixture(scope="module")
+def aged_charged(accuracy_cases):
+    return next(c for c in accuracy_cases if c.preset == "aged_charged" and c.seed == 104)
+
+
+def test_case_b_core_stays_poorly_lithiated_in_aged_charged_cell(aged_charged):
+    """Truth phase maps, detections of true agglomerates: the damaged zone around a case-B
+    agglomerate keeps a poorly lithiated core while the cell around is LiC12 (SPEC 4)."""
+    twin = aged_charged.maps.twin
+    maps = {name: twin.state.fractions[name] for name in PHASES}
+    table = defect_lithiation(aged_charged.found, maps, twin.pixel_size_um)
+    assert list(table["id"]) == list(aged_charged.found["id"])
+    shares = table[[f"{n}_{w}" for w in ("inside", "ring") for n in PHASES]].to_numpy()
+    assert np.allclose(shares.reshape(-1, 2, 3).sum(axis=2), 1.0)
+    truth = aged_charged.truth[aged_charged.truth["match"] >= 0]
+    rows = {case: truth.loc[truth["case"] == case, "match"].to_numpy() for case in "AB"}
+    b, a = table.iloc[rows["B"]], table.iloc[rows["A"]]
+    assert len(b) >= 3
+    # inside: the agglomerate (graphite at 0.8 of the regular x: LiC12) and the poor shell
+    # of the damaged zone around it (thin for the smaller ones): 0.1-0.5 poorly lithiated
+    # (median 0.38); the ring is LiC12 nearly everywhere
+    assert (b["graphite_poor_inside"] >= b["graphite_poor_ring"] + 0.1).all()
+    assert b["graphite_poor_inside"].median() >= 0.3
+    assert (b["lic12_ring"] >= 0.75).all()
+    assert a["graphite_poor_inside"].median() <= 0.1  # case A: mild, no damaged core
+
+
+def test_lithiation_mask_and_empty_regions():
+    maps = {"lic6": np.ones((20, 20)), "lic12": np.zeros((20, 20))}
+    table = pd.DataFrame(
+        {"id": [1], "x_um": [0.0], "y_um": [0.0], "equivalent_diameter_um": [40.0]}
+    )
+    out = defect_lithiation(table, maps, 10.0, mask=np.zeros((20, 20), bool))
+    assert np.isnan(out.loc[0, "lic6_inside"]) and out.loc[0, "pixels_inside"] == 0
+    out = defect_lithiation(table, maps, 10.0, inside_scale=1.0, ring_width_um=20.0)
+    assert out.loc[0, "lic6_inside"] == 1.0 and out.loc[0, "lic12_ring"] == 0.0
+    # the disk of radius 20 um around the map centre holds the pixels within it
+    assert out.loc[0, "pixels_inside"] == 12
+
+
+def test_radial_profiles_of_a_radial_map():
+    p = 10.0
+    n = 61
+    axis = (np.arange(n) - (n - 1) / 2) * p
+    distance = np.hypot(axis[None, :] - 30.0, axis[:, None] + 20.0)
+    maps = {"linear": 2.0 * distance, "flat": np.full((n, n), 3.0)}
+    maps["flat"][0, 0] = np.nan
+    profile = radial_profiles(maps, (30.0, -20.0), p, 200.0, bin_um=20.0)
+    assert list(profile.columns) == ["radius_um", "pixels", "linear", "flat"]
+    assert np.allclose(profile["radius_um"], np.arange(10.0, 200.0, 20.0))
+    # pixel centres (10 um apart) sample each 20 um ring unevenly: a few % off its middle
+    assert np.allclose(profile["linear"][1:], 2 * profile["radius_um"][1:], rtol=0.05)
+    assert np.allclose(profile["flat"], 3.0)
+    assert profile["pixels"].sum() == np.count_nonzero(distance < 200.0)
+
+
+def test_radial_profile_across_a_case_b_defect(aged_charged):
+    """The SAXS intensity falls from the agglomerate to the anode around it."""
+    twin = aged_charged.maps.twin
+    b = aged_charged.found[aged_charged.found["case"] == "B"].iloc[0]
+    profile = radial_profiles(
+        {"saxs": aged_charged.maps.saxs}, (b["x_um"], b["y_um"]), twin.pixel_size_um, 150.0
+    )
+    inner = profile["saxs"][profile["radius_um"] < b["equivalent_diameter_um"] / 4]
+    outer = profile["saxs"][profile["radius_um"] > 100.0]
+    assert inner.mean() > 2 * outer.mean()
