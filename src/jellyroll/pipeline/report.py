@@ -112,6 +112,14 @@ def write_report(
             "Agglomerate sizes with the critical diameter; d* distribution",
             name="histogram",
         )
+        if critical < 3 * result.pixel_size_um:
+            section.note(
+                f"The critical diameter ({critical:g} um) is only {critical / result.pixel_size_um:.1f} "
+                f"pixels of {result.pixel_size_um:g} um here: sizes below 3 pixels "
+                f"({3 * result.pixel_size_um:g} um) are not resolved, so case A/B near the "
+                "threshold is unreliable. Scan with a translation step of at most a third of "
+                "the critical diameter to classify."
+            )
         columns = [c for c in AGGLOMERATE_COLUMNS if c in result.agglomerates.columns]
         section.table(
             result.agglomerates[columns] if columns else result.agglomerates, "agglomerates"
