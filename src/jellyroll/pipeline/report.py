@@ -112,11 +112,12 @@ def write_report(
             "Agglomerate sizes with the critical diameter; d* distribution",
             name="histogram",
         )
-        if critical < 3 * result.pixel_size_um:
+        pixel = result.pixel_size_um
+        if critical < 3 * pixel:
             section.note(
-                f"The critical diameter ({critical:g} um) is only {critical / result.pixel_size_um:.1f} "
-                f"pixels of {result.pixel_size_um:g} um here: sizes below 3 pixels "
-                f"({3 * result.pixel_size_um:g} um) are not resolved, so case A/B near the "
+                f"The critical diameter ({critical:g} um) is only {critical / pixel:.1f} "
+                f"pixels of {pixel:g} um here: sizes below 3 pixels "
+                f"({3 * pixel:g} um) are not resolved, so case A/B near the "
                 "threshold is unreliable. Scan with a translation step of at most a third of "
                 "the critical diameter to classify."
             )
