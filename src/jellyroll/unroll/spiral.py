@@ -371,7 +371,8 @@ def _layer_extent(strength: np.ndarray, radius: np.ndarray, n: int, pitch: float
     The ridge must stay strong (gaps under 10 deg are bridged, e.g. dark spots). Where the
     path moves by more than a quarter pitch within half a pitch of arc it has left the
     layer for another (a layer that ends next to one that goes on); it is cut there unless
-    the ridge is as strong on both sides (then it was a sharp bend).
+    the ridge is as strong on both sides, within half a revolution of the jump (then it was
+    a sharp bend).
     """
     strong = ndi.median_filter(strength, max(3, n // 120) | 1) >= _END_STRENGTH
     strong = ndi.binary_closing(strong, np.ones(max(1, n // 36), dtype=bool))
@@ -400,11 +401,15 @@ def _layer_extent(strength: np.ndarray, radius: np.ndarray, n: int, pitch: float
     core = int(np.argmax([strength[b].sum() for b in spans]))
 
     def joins(a: int, b: int) -> bool:  # pieces a < b: one layer if only a jump separates
-        # them and the ridge is as strong on both sides (within a revolution of the jump)
+        # them and the ridge is as strong on both sides within half a revolution of the jump
+        # (the ridge strength changes along a layer, e.g. it is higher on the outermost
+        # turn: over a whole revolution, a bend just past such a change looked like a
+        # change of layer)
         if not strong[spans[a].stop : spans[b].start].all():
             return False
-        before = np.median(strength[max(spans[a].start, spans[a].stop - n) : spans[a].stop])
-        after = np.median(strength[spans[b].start : min(spans[b].stop, spans[b].start + n)])
+        reach = max(1, n // 2)
+        before = np.median(strength[max(spans[a].start, spans[a].stop - reach) : spans[a].stop])
+        after = np.median(strength[spans[b].start : min(spans[b].stop, spans[b].start + reach)])
         return bool(min(before, after) >= _SAME_LAYER * max(before, after))
 
     first = last = core
