@@ -14,11 +14,11 @@ import pytest
 from jellyroll.phantom.parameters import SIZES
 from jellyroll.phantom.scan import CENTRE_OFFSET_PX, project_twin, scan_geometry
 from jellyroll.phantom.twin import make_twin
+from jellyroll.phases import TABLE1_WINDOWS, window_integrals
 from jellyroll.recon import (
     ParallelGeometry,
     attenuation_map,
     correct_self_absorption,
-    integrate_q,
     reconstruct,
     reconstruct_q_windows,
     transmission,
@@ -45,8 +45,9 @@ def _rmse(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _window_maps(volume: np.ndarray, q: np.ndarray, windows: dict) -> np.ndarray:
-    """Trapezoid q integrals of a ``(ny, nx, nq)`` volume, ``(ny, nx, n_windows)``."""
-    return integrate_q(volume, q, windows)
+    """Trapezoid q integrals (no background) of a ``(ny, nx, nq)`` volume or a sinogram,
+    ``(..., n_windows)``."""
+    return window_integrals(q, volume, windows, shoulder_bins=0)
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +110,7 @@ def test_sart_error_is_no_worse_than_astra_per_channel_and_on_maps(twin_case, ki
     # integrated sinogram (checked for jellyroll in test_q_window_fast_path_is_exact)
     maps_ours = _window_maps(ours.data, q, windows)
     maps_astra = reconstruct(
-        integrate_q(sinogram, q, windows), geometry, "sart", SWEEPS, backend="astra"
+        _window_maps(sinogram, q, windows), geometry, "sart", SWEEPS, backend="astra"
     ).data
     maps_truth = _window_maps(truth, q, windows)
     for k in range(len(windows)):
@@ -145,13 +146,18 @@ def test_missing_rays_and_centre_offset(twin_case: dict) -> None:
 def test_q_window_fast_path_is_exact(twin_case: dict) -> None:
     q, geometry = twin_case["twin"].q.waxs, twin_case["geometry"]
     sinogram = twin_case["waxs"]
-    fast = reconstruct_q_windows(sinogram, q, TABLE1, geometry, "sart", SWEEPS)
+    fast = reconstruct_q_windows(sinogram, q, geometry, TABLE1, "sart", SWEEPS, shoulder_bins=0)
     slow = reconstruct(sinogram, geometry, "sart", SWEEPS, low_rank=False)
     integrated = _window_maps(slow.data, q, TABLE1)
     for k, name in enumerate(TABLE1):
         # linear method: the two orders of integrate and reconstruct differ by float32
         # rounding only
         assert _relative(fast[name], integrated[..., k]) < 1e-4
+    # with the maps stage's Table 1 windows and their backgrounds (the default) too
+    fast_maps = reconstruct_q_windows(sinogram, q, geometry, method="sart", iterations=SWEEPS)
+    maps = window_integrals(q, slow.data, TABLE1_WINDOWS)
+    for k, name in enumerate(TABLE1_WINDOWS):
+        assert _relative(fast_maps[name], maps[..., k]) < 1e-4
     low_rank = _window_maps(reconstruct(sinogram, geometry, "sart", SWEEPS).data, q, TABLE1)
     # the low-rank volume drops 1e-4 of the sinogram norm
     assert _relative(low_rank, integrated) < 1e-3

@@ -16,8 +16,6 @@ from jellyroll.recon.iterative import projection_order, sart, sirt
 from jellyroll.recon.lowrank import LowRank, compress, expand
 from jellyroll.recon.projector import back, forward, ray_lengths
 from jellyroll.recon.qwindows import (
-    integrate_q,
-    q_window_weights,
     reconstruct_q_windows,
     select_channels,
 )
@@ -37,9 +35,7 @@ __all__ = [
     "fbp",
     "forward",
     "has_cuda",
-    "integrate_q",
     "projection_order",
-    "q_window_weights",
     "ray_lengths",
     "reconstruct",
     "reconstruct_q_windows",

@@ -2,8 +2,9 @@
 
 For a linear reconstruction ``R`` (FBP, SART/SIRT without clipping) and integration
 weights ``w``, ``sum_q w_q R(P_q) = R(sum_q w_q P_q)``: one reconstruction per window
-gives exactly the window integral of the reconstructed volume. The integral is the
-trapezoid rule over the q points inside the window, the rule the twin's truth uses.
+gives exactly the window integral of the reconstructed volume. The weights are those of
+the maps stage (:func:`jellyroll.phases.window_weights`: trapezoid rule with the window's
+linear background), so the fast path and ``jellyroll maps`` give the same maps.
 """
 
 from __future__ import annotations
@@ -12,52 +13,29 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from jellyroll.phases import DEFAULT_SHOULDER_BINS, TABLE1_WINDOWS, WindowSpec, window_integrals
 from jellyroll.recon.engine import reconstruct
 from jellyroll.recon.geometry import ParallelGeometry
 
-__all__ = ["integrate_q", "q_window_weights", "reconstruct_q_windows", "select_channels"]
-
-
-def q_window_weights(q: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """Trapezoid weights ``(n_q,)`` (A^-1) of the points of ascending ``q`` within
-    ``[lo, hi]``; ValueError when fewer than two points fall inside."""
-    q = np.asarray(q, dtype=np.float64)
-    inside = np.flatnonzero((q >= lo) & (q <= hi))
-    if inside.size < 2:
-        raise ValueError(f"q window {lo:g}-{hi:g} holds {inside.size} q point(s); need 2")
-    weights = np.zeros(q.size)
-    half = 0.5 * np.diff(q[inside])
-    weights[inside[:-1]] += half
-    weights[inside[1:]] += half
-    return weights
-
-
-def integrate_q(
-    sinogram: np.ndarray, q: np.ndarray, windows: Mapping[str, tuple[float, float]]
-) -> np.ndarray:
-    """Window integrals ``(n_angles, n_t, n_windows)`` of ``(n_angles, n_t, n_q)`` (value x
-    A^-1); a ray is NaN in a window where a channel inside it is NaN."""
-    out = np.empty((*sinogram.shape[:2], len(windows)), dtype=np.float32)
-    for k, (lo, hi) in enumerate(windows.values()):
-        weights = q_window_weights(q, lo, hi)
-        used = np.flatnonzero(weights)
-        out[..., k] = sinogram[..., used] @ weights[used].astype(np.float32)
-    return out
+__all__ = ["reconstruct_q_windows", "select_channels"]
 
 
 def reconstruct_q_windows(
     sinogram: np.ndarray,
     q: np.ndarray,
-    windows: Mapping[str, tuple[float, float]],
     geometry: ParallelGeometry,
+    windows: Mapping[str, WindowSpec] = TABLE1_WINDOWS,
     method: str = "sart",
     iterations: int = 10,
+    *,
+    shoulder_bins: int = DEFAULT_SHOULDER_BINS,
     **options,
 ) -> dict[str, np.ndarray]:
-    """Map ``(ny, nx)`` of the q integral of every window ``name -> (lo, hi)`` (A^-1),
-    reconstructed from the integrated sinogram; ``options`` go to
-    :func:`~jellyroll.recon.engine.reconstruct`."""
-    integrated = integrate_q(sinogram, q, windows)
+    """Map ``(ny, nx)`` of the q integral of every window ``name -> QWindow | (lo, hi)``
+    (A^-1), reconstructed from the integrated sinogram (see
+    :func:`jellyroll.phases.window_integrals` for the background and ``shoulder_bins``);
+    ``options`` go to :func:`~jellyroll.recon.engine.reconstruct`."""
+    integrated = window_integrals(q, sinogram, windows, shoulder_bins=shoulder_bins)
     result = reconstruct(integrated, geometry, method, iterations, **options)
     return {name: result.data[..., k] for k, name in enumerate(windows)}
 
