@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import ndimage
 
+from jellyroll.conventions import FWHM_TO_SIGMA
 from jellyroll.defects import (
     find_agglomerates,
     find_bends,
@@ -17,8 +18,6 @@ from jellyroll.defects import (
     silicon_mask,
 )
 from jellyroll.phantom.state import BEHAVIOUR
-
-FWHM_TO_SIGMA = 1 / (2 * np.sqrt(2 * np.log(2)))
 
 
 def test_optional_columns(accuracy_cases):

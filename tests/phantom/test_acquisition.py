@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.ndimage import gaussian_filter
 
+from jellyroll.conventions import FWHM_TO_SIGMA
 from jellyroll.phantom.acquisition import (
-    FWHM_TO_SIGMA,
     acquisition_schedule,
     beam_kernel,
     interlaced_angles,

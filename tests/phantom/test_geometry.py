@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from jellyroll.conventions import pixel_centres_um
 from jellyroll.phantom.geometry import (
     REGIONS,
     agglomerate_table,
     build_geometry,
-    pixel_centres_um,
     rasterize,
 )
 from jellyroll.phantom.parameters import AgglomerateParameters, CellParameters, LayerStack

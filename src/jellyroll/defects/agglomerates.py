@@ -34,7 +34,8 @@ from skimage.filters import threshold_otsu
 from skimage.morphology import h_maxima
 from skimage.segmentation import watershed
 
-from jellyroll.defects._common import FWHM_TO_SIGMA, axis_um, robust_sigma
+from jellyroll.conventions import FWHM_TO_SIGMA, pixel_centres_um
+from jellyroll.defects._common import robust_sigma
 from jellyroll.defects.bends import locate_on_layer
 from jellyroll.unroll import SpiralTrace
 
@@ -333,7 +334,7 @@ def _spots(
     markers, _ = ndimage.label(peaks & (significance >= threshold) & mask)
     support = (significance >= min(prominence, threshold)) | (markers > 0)
     labels = watershed(-significance, markers, mask=support)
-    y_axis, x_axis = axis_um(image.shape[0], p), axis_um(image.shape[1], p)
+    y_axis, x_axis = pixel_centres_um(image.shape[0], p), pixel_centres_um(image.shape[1], p)
     margin = math.ceil(3.0 * sigma_um / p) + 1
     rows = []
     for index, box in enumerate(ndimage.find_objects(labels), start=1):
@@ -439,7 +440,7 @@ def _inside_and_ring(
     table: pd.DataFrame, values: np.ndarray, p: float, ring_width_um: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """NaN-aware medians of ``values`` inside each equivalent disk and in a ring around it."""
-    y_axis, x_axis = axis_um(values.shape[0], p), axis_um(values.shape[1], p)
+    y_axis, x_axis = pixel_centres_um(values.shape[0], p), pixel_centres_um(values.shape[1], p)
     inside, around = [], []
     for row in table.itertuples():
         radius = row.equivalent_diameter_um / 2

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from jellyroll.defects._common import MAD_TO_SIGMA
+from jellyroll.conventions import MAD_TO_SIGMA
 from jellyroll.unroll import SpiralTrace, find_cell, spiral_deviation, trace_spiral
 
 __all__ = ["find_bends", "link_bends", "locate_on_layer"]

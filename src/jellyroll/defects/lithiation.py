@@ -15,13 +15,15 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from jellyroll.defects._common import axis_um
+from jellyroll.conventions import pixel_centres_um
 
 __all__ = ["defect_lithiation", "radial_profiles"]
 
 
 def _distance_um(shape: tuple[int, int], p: float, x_um: float, y_um: float) -> np.ndarray:
-    return np.hypot(axis_um(shape[1], p)[None, :] - x_um, axis_um(shape[0], p)[:, None] - y_um)
+    return np.hypot(
+        pixel_centres_um(shape[1], p)[None, :] - x_um, pixel_centres_um(shape[0], p)[:, None] - y_um
+    )
 
 
 def defect_lithiation(

@@ -50,9 +50,10 @@ import numpy as np
 from numba import njit, prange
 from scipy.special import ndtr
 
+from jellyroll.conventions import FWHM_TO_SIGMA, pixel_centres_um
+
 __all__ = [
     "DEFAULT_TRUNCATE_SIGMA",
-    "FWHM_TO_SIGMA",
     "Schedule",
     "acquisition_schedule",
     "beam_kernel",
@@ -63,7 +64,6 @@ __all__ = [
     "transmission",
 ]
 
-FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 _LUT_SIZE = 4097
 DEFAULT_TRUNCATE_SIGMA = 4.0
 """Beam profile truncation (sigmas). At 3 sigma the cut-off edges (1.1 % of the peak) alias
@@ -373,7 +373,7 @@ def project(
     p = float(pixel_size_um)
     d = p / supersample
     sub = ((np.arange(supersample) + 0.5) * d - 0.5 * p).astype(float)
-    xs = (np.arange(nx) - (nx - 1) / 2.0) * p
+    xs = pixel_centres_um(nx, p)
     ys = (np.arange(ny) - (ny - 1) / 2.0) * p
     theta = np.deg2rad(angles)
     sigma = beam_fwhm_um * FWHM_TO_SIGMA

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from jellyroll.conventions import pixel_centres_um
 from jellyroll.phantom.parameters import CellParameters
 
 # Region codes of a rasterised sample point; fractions of each are computed per pixel.
@@ -248,11 +249,6 @@ class Raster:
         return pixel_centres_um(self.shape[0], self.pixel_size_um), pixel_centres_um(
             self.shape[1], self.pixel_size_um
         )
-
-
-def pixel_centres_um(n: int, pixel_size_um: float) -> np.ndarray:
-    """Centres of ``n`` pixels of ``pixel_size_um`` with the grid centre at 0 (um)."""
-    return (np.arange(n) - (n - 1) / 2.0) * pixel_size_um
 
 
 def agglomerate_table(geometry: CellGeometry, raster: Raster) -> pd.DataFrame:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from jellyroll.conventions import pixel_centres_um
+
 __all__ = ["ParallelGeometry"]
 
 UNIFORM_TOLERANCE = 0.05
@@ -104,11 +106,9 @@ class ParallelGeometry:
     @property
     def x_um(self) -> np.ndarray:
         """Pixel centre x (um), ``(nx,)``."""
-        nx = self.shape[1]
-        return (np.arange(nx) - (nx - 1) / 2.0) * self.pixel_size_um
+        return pixel_centres_um(self.shape[1], self.pixel_size_um)
 
     @property
     def y_um(self) -> np.ndarray:
         """Pixel centre y (um), ``(ny,)``."""
-        ny = self.shape[0]
-        return (np.arange(ny) - (ny - 1) / 2.0) * self.pixel_size_um
+        return pixel_centres_um(self.shape[0], self.pixel_size_um)

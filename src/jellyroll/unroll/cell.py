@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 from scipy import ndimage as ndi
 
+from jellyroll.conventions import MAD_TO_SIGMA
 from jellyroll.unroll._sampling import polar_samples, row_quantile
 
 _HOUGH_SIZE = 256  # px: Hough runs on a copy this large; it only proposes centres
@@ -225,7 +226,7 @@ def _fit_circle(
             return None
         radius = float(np.sqrt(r2))
         residual = np.abs(np.hypot(x - xc, y - yc) - radius)
-        inliers = residual <= max(0.5, 3 * 1.4826 * np.median(residual[keep]))
+        inliers = residual <= max(0.5, 3 * MAD_TO_SIGMA * np.median(residual[keep]))
         if np.array_equal(inliers, keep):
             break
         keep = inliers
