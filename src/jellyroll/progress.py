@@ -21,7 +21,8 @@ from rich.progress import (
 def frame_progress(
     console: Console, label: str, total: int | None, *, transient: bool = False
 ) -> Iterator[Callable[[int], None]]:
-    """A bar counting frames with their rate; yields ``advance(n_frames)``."""
+    """A bar counting frames with their rate; yields ``advance(n_frames, total=None)``
+    (``total`` sets the bar's length once it is known, e.g. after the input was opened)."""
     columns = (
         TextColumn(label),
         BarColumn(),
@@ -34,7 +35,9 @@ def frame_progress(
     with Progress(*columns, console=console, transient=transient) as progress:
         task = progress.add_task(label, total=total, rate="")
 
-        def advance(n_frames: int) -> None:
+        def advance(n_frames: int, total: int | None = None) -> None:
+            if total is not None:
+                progress.update(task, total=total)
             progress.advance(task, n_frames)
             done = progress.tasks[task].completed
             rate = done / max(time.perf_counter() - start, 1e-9)

@@ -96,7 +96,7 @@ def test_interrupted_run_resumes_to_the_same_result(reduced: Path, phantom: Path
     output = tmp_path / "resumed.h5"
     calls = []
 
-    def stop_after_two_blocks(n_frames: int) -> None:
+    def stop_after_two_blocks(n_frames: int, total: int) -> None:
         calls.append(n_frames)
         if len(calls) == 2:
             raise KeyboardInterrupt

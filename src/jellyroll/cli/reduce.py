@@ -53,7 +53,6 @@ def reduce(
 
     An interrupted run resumes where it stopped when started again with the same inputs.
     """  # fmt: skip
-    from jellyroll.io.scans import open_scan
     from jellyroll.reduce.pipeline import ReduceOptions, reduce_scan
 
     if filter not in ("none", "sigma-clip", "trimmed-mean"):
@@ -70,10 +69,7 @@ def reduce(
     )
     start = time.perf_counter()
     try:
-        reader = open_scan(scan, mapping=mapping)
-        total = reader.info.n_frames
-        reader.close()
-        with frame_progress(console, "reducing", total) as advance:
+        with frame_progress(console, "reducing", None) as advance:
             report = reduce_scan(
                 scan,
                 output,

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from rich.console import Console
 
-from jellyroll.io.scans import open_scan
 from jellyroll.maps import MapsOptions, write_run_maps
 from jellyroll.pipeline.config import CellInput, ReduceSettings, RunConfig
 from jellyroll.pipeline.diagnosis import CellResults, diagnose_cell
@@ -56,12 +55,8 @@ def _scan_stages(
     key = stage_key("reduce", settings.model_dump(mode="json"), inputs)
 
     def reduce() -> None:
-        reader = open_scan(scan, mapping=cell.mapping)
-        total = reader.info.n_frames
-        reader.close()
-        with frame_progress(
-            console, f"{cell.name} {kind.upper()}", total, transient=True
-        ) as advance:
+        label = f"{cell.name} {kind.upper()}"
+        with frame_progress(console, label, None, transient=True) as advance:
             reduce_scan(
                 scan,
                 run,

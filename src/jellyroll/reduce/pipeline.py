@@ -191,12 +191,12 @@ def reduce_scan(
     poni_path: str | Path | None = None,
     mask_path: str | Path | None = None,
     scheduler: str | None = None,
-    on_block: Callable[[int], None] | None = None,
+    on_block: Callable[[int, int], None] | None = None,
     configuration: dict[str, Any] | None = None,
 ) -> ReduceReport:
     """Reduce a scan into the run file ``output`` (see the module docstring).
 
-    ``on_block(n_frames)`` is called after every placed block (progress bars). Raising
+    ``on_block(n_frames, total_frames)`` is called after every placed block (progress). Raising
     from it (or any interruption) leaves a resumable ``<output>.partial``.
     """
     spec = ScanSpec(
@@ -239,7 +239,7 @@ def reduce_scan(
             work.flush()
             problems.extend(notes)
             if on_block is not None:
-                on_block(stop - start)
+                on_block(stop - start, info.n_frames)
         report = _finish(work, info, layout, valid[()], options, setup_key, configuration, spec)
     reader.close()
     os.replace(partial, output)
