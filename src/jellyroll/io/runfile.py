@@ -113,13 +113,17 @@ def _write_sinogram_group(entry: h5py.Group, sinogram: Sinogram) -> None:
         group.attrs[key] = value
 
 
-def read_sinogram(path: str | Path) -> Sinogram:
-    """Load the sinogram of a run file (whole arrays; see :func:`open_run` for lazy access)."""
+def read_sinogram(path: str | Path, *, errors: bool = True) -> Sinogram:
+    """Load the sinogram of a run file (whole arrays; see :func:`open_run` for lazy access).
+
+    ``errors=False`` skips the one-sigma cube (``Sinogram.errors`` is then empty), halving
+    the memory of stages that do not use it.
+    """
     with open_run(path) as f:
         group = _require(f, path, "/entry/sinogram")
         return Sinogram(
             data=_require(f, path, "/entry/sinogram/data")[()],
-            errors=_require(f, path, "/entry/sinogram/errors")[()],
+            errors=_require(f, path, "/entry/sinogram/errors")[()] if errors else np.empty(0),
             rotation_angle_deg=_require(f, path, "/entry/sinogram/rotation_angle")[()],
             translation_mm=_require(f, path, "/entry/sinogram/translation")[()],
             q_A=_require(f, path, "/entry/sinogram/q")[()],

@@ -56,7 +56,7 @@ def reconstruct_run(
     (:mod:`jellyroll.recon.attenuation`). Other options: :func:`reconstruct`.
     """
     path = Path(path)
-    sinogram = read_sinogram(path)
+    sinogram = read_sinogram(path, errors=False)  # the reconstruction does not use them
     centre = rotation_centre_mm if rotation_centre_mm is not None else sinogram.rotation_centre_mm
     if centre is None:
         raise RunFileError(
