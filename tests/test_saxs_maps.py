@@ -34,39 +34,68 @@ def noisy_saxs(twin: Twin, seed: int) -> tuple[np.ndarray, np.ndarray]:
 # --- the twin -----------------------------------------------------------------------------
 
 
+def assert_dstar_meets_the_bar(
+    q: np.ndarray, profiles: np.ndarray, truth: np.ndarray, anode: np.ndarray
+) -> None:
+    """The issue's bar: median |d* - true d*| <= 0.3 nm over valid anode pixels, and a value
+    for >= 95 % of the anode pixels that have a true d*."""
+    result = departure_dstar_map(q, profiles)
+    graded = anode & np.isfinite(truth)
+    valid = graded & result.valid
+    assert valid.sum() >= 0.95 * graded.sum()
+    error = np.abs(result.d_star_nm - truth)[valid]
+    assert np.median(error) <= 0.3
+
+
+@pytest.mark.parametrize(
+    ("preset", "seed"),
+    [("fresh_charged", 0), ("aged_charged", 1), *[("aged_discharged", s) for s in range(2)]],
+)
+def test_dstar_map_at_the_study_detector(preset: str, seed: int) -> None:
+    """The bar at the noise of the study's geometry: the paper-size twin (10 um pixels, SAXS on
+    the whole Pilatus3 2M of SPEC section 1), on a 64-row slab through the cell centre
+    (~10 000 anode pixels; the whole map would take 2 GB per state)."""
+    twin = make_twin(preset, "paper", seed=seed)
+    centre = twin.shape[0] // 2
+    rows = slice(centre - 32, centre + 32)
+    intensities, sigma = noisy_pixel_patterns(twin, "saxs", seed, rows)
+    denoised = denoise_profiles(intensities, sigma)
+    assert 2 <= denoised.rank <= 4  # a power law and a shoulder that changes shape
+    truth = twin.true_dstar_rows(rows)
+    assert_dstar_meets_the_bar(twin.q.saxs, denoised.profiles, truth, twin.state.anode_mask[rows])
+
+
 @pytest.mark.parametrize(
     ("preset", "seed"),
     [
         *[("fresh_charged", seed) for seed in range(2)],
         *[("aged_charged", seed) for seed in range(2)],
-        # measured 0.46, 0.30, 0.16, 0.17 nm for seeds 0-3: the weak shoulder of an aged,
-        # discharged anode (15 % lithiated silicon) is not recovered to 0.3 nm at this
-        # noise level (issue 5 stays open on this point)
+        # The small preset's SAXS detector is a 24 x 400 pixel strip (for speed), which collects
+        # 1/25-1/170 of the Pilatus 2M counts per q bin. At that noise the weak shoulder of an
+        # aged, discharged anode (15 % lithiated silicon) is recovered to 0.46, 0.30, 0.16,
+        # 0.17 nm (seeds 0-3): the components learned from 3500 noisy anode profiles shift q*
+        # by one or two bins (0.15 nm each). At the study's detector it holds (test above).
         *[
             pytest.param(
                 "aged_discharged",
                 seed,
-                marks=pytest.mark.xfail(reason="0.30-0.46 nm", strict=False),
+                marks=pytest.mark.xfail(reason="0.30-0.46 nm at the strip detector", strict=False),
             )
             for seed in range(2)
         ],
     ],
 )
-def test_dstar_map_on_the_twin_at_its_noise_level(preset: str, seed: int) -> None:
-    """The issue's bar: median |d* - true d*| <= 0.3 nm over valid anode pixels."""
+def test_dstar_map_on_the_small_twin(preset: str, seed: int) -> None:
+    """The bar at the small preset's per-pixel noise, over the whole map."""
     twin = make_twin(preset, "small", seed=seed)
     intensities, sigma = noisy_saxs(twin, seed=seed)
     denoised = denoise_profiles(intensities, sigma)
-    assert 2 <= denoised.rank <= 4  # a power law and a shoulder that changes shape
-    result = departure_dstar_map(twin.q.saxs, denoised.profiles)
+    assert 2 <= denoised.rank <= 4
     truth = twin.true_dstar_nm
-    graded = twin.state.anode_mask & np.isfinite(truth)
-    valid = graded & result.valid
-    assert valid.sum() >= 0.95 * graded.sum()
-    error = np.abs(result.d_star_nm - truth)[valid]
-    assert np.median(error) <= 0.3
+    assert_dstar_meets_the_bar(twin.q.saxs, denoised.profiles, truth, twin.state.anode_mask)
     # Without denoising the study's 3 % test trips on the noise at once: d* is meaningless.
     raw = departure_dstar_map(twin.q.saxs, intensities)
+    graded = twin.state.anode_mask & np.isfinite(truth)
     assert np.nanmedian(np.abs(raw.d_star_nm - truth)[graded]) > 3.0
 
 

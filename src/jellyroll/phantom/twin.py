@@ -149,13 +149,17 @@ class Twin:
         NaN outside the anode and where the method gives no value (featureless curves).
         """
         out = np.full(self.shape, np.nan, dtype=np.float32)
-        anode = self.state.anode_mask
-        rows = np.flatnonzero(anode.any(axis=1))
+        rows = np.flatnonzero(self.state.anode_mask.any(axis=1))
         for start in range(0, rows.size, 64):
             block = slice(rows[start], rows[min(start + 63, rows.size - 1)] + 1)
-            result = departure_dstar_map(self.q.saxs, self.patterns("saxs", block))
-            out[block] = np.where(anode[block], result.d_star_nm, np.nan)
+            out[block] = self.true_dstar_rows(block)
         return out
+
+    def true_dstar_rows(self, rows: slice) -> np.ndarray:
+        """:attr:`true_dstar_nm` of the map rows ``rows`` only (n_rows, nx), float32 nm."""
+        result = departure_dstar_map(self.q.saxs, self.patterns("saxs", rows))
+        anode = self.state.anode_mask[rows]
+        return np.where(anode, result.d_star_nm, np.nan).astype(np.float32)
 
     @cached_property
     def saxs_intensity(self) -> np.ndarray:

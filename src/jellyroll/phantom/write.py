@@ -492,16 +492,21 @@ def demo_config(output: Path, twins: Path, size: str) -> Path:
     return path
 
 
-def noisy_pixel_patterns(twin: Twin, kind: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def noisy_pixel_patterns(
+    twin: Twin, kind: str, seed: int, rows: slice = slice(None)
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-pixel true patterns (ny, nx, n_q) with the counting noise of one map pixel.
 
     Expected counts per q bin = pattern (per um) x pixel size (um) x counts per unit
     pattern x unmasked detector pixels in the bin: what one pixel alone adds to a frame of
-    the twin's scans (no attenuation, mean monitor). Returns the noisy patterns and their
-    one-sigma errors as a reduction reports them (sqrt(max(counts, 1)) / gain).
+    the twin's scans (no attenuation, mean monitor). ``rows`` limits the result to a slab of
+    map rows (n_rows, nx, n_q). Returns the noisy patterns and their one-sigma errors as a
+    reduction reports them (sqrt(max(counts, 1)) / gain).
     """
     setup = detector_setups(twin)[kind]
     q = getattr(twin.q, kind)
     gain = setup.counts_per_unit * _pixels_per_bin(setup, q) * twin.pixel_size_um
-    counts = np.random.default_rng(seed).poisson(twin.patterns(kind).astype(np.float64) * gain)
+    counts = np.random.default_rng(seed).poisson(
+        twin.patterns(kind, rows).astype(np.float64) * gain
+    )
     return counts / gain, np.sqrt(np.maximum(counts, 1)) / gain
