@@ -96,3 +96,16 @@ def test_maps_refuses_a_run_without_reconstruction(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["maps", str(tmp_path / "missing.h5")])
     assert result.exit_code == 1
     assert "no such run file" in result.output
+
+
+def test_the_denoising_note_warns_when_the_automatic_rank_keeps_too_many() -> None:
+    from jellyroll.maps import _denoising_note
+
+    assert (
+        _denoising_note(3, 500, chosen=False) == "SAXS profiles denoised with 3 of 500 components"
+    )
+    # Over a tenth of the channels, chosen automatically: the profiles were barely denoised.
+    assert "barely denoised" in _denoising_note(236, 500, chosen=False)
+    assert "--rank" in _denoising_note(236, 500, chosen=False)
+    # A rank the user chose is reported as it is.
+    assert "barely" not in _denoising_note(236, 500, chosen=True)

@@ -73,7 +73,7 @@ def write_run_maps(run: str | Path, options: MapsOptions | None = None) -> MapsR
         saxs_maps, rank = _saxs_maps(q, recon.data, units, options)
         new.update(saxs_maps)
         if rank is not None:
-            notes.append(f"SAXS profiles denoised with {rank} components")
+            notes.append(_denoising_note(rank, q.size, chosen=options.rank is not None))
         figures.append(_dstar_figure(run, new["d_star_nm"][0], recon.x_um, recon.y_um))
     else:
         notes.append(f"q does not cover {SAXS_Q_RANGE} 1/A: no SAXS maps")
@@ -139,6 +139,19 @@ def _saxs_maps(
         "d_star_reason": (reason, reasons),
     }
     return maps, rank
+
+
+def _denoising_note(rank: int, n_q: int, *, chosen: bool) -> str:
+    """What the low-rank denoising did, in words; warns when the automatic rank kept so many
+    components that the profiles were barely denoised."""
+    note = f"SAXS profiles denoised with {rank} of {n_q} components"
+    if chosen or rank <= max(8, n_q // 10):
+        return note
+    return (
+        f"{note}: barely denoised, the profiles do not split into a few components above a "
+        "noise floor (reconstruction artefacts, or noise not proportional to |I|); "
+        "choose the number of components with --rank"
+    )
 
 
 def _extent_mm(x_um: np.ndarray, y_um: np.ndarray) -> list[float]:
