@@ -13,14 +13,16 @@ from rich.table import Table
 
 from jellyroll.phantom.acquisition import project
 from jellyroll.phantom.write import write_phantom
+from jellyroll.recon.astra_backend import astra_geometries
+from jellyroll.recon.geometry import ParallelGeometry
 
 
-def _astra_per_map(maps: np.ndarray, pixel_um: float, angles_deg: np.ndarray, n_t: int) -> float:
-    """Seconds for astra's CPU line projector looped over the maps (ideal line beam)."""
-    _, ny, nx = maps.shape
-    half_x, half_y = nx * pixel_um / 2, ny * pixel_um / 2
-    volume = astra.create_vol_geom(ny, nx, -half_x, half_x, -half_y, half_y)
-    geometry = astra.create_proj_geom("parallel", pixel_um, n_t, -np.deg2rad(angles_deg))
+def _astra_per_map(maps: np.ndarray, angles_deg: np.ndarray, translations_mm: np.ndarray) -> float:
+    """Seconds for astra's CPU line projector looped over the maps (ideal line beam), on the
+    scan geometry that jellyroll projects (rotation centre 0)."""
+    volume, geometry = astra_geometries(
+        ParallelGeometry.from_scan(angles_deg, translations_mm, 0.0)
+    )
     projector = astra.create_projector("line", geometry, volume)
     start = time.perf_counter()
     for image in maps:
@@ -42,7 +44,7 @@ def run(console: Console | None = None) -> None:
     start = time.perf_counter()
     project(maps, pixel, angles, translations, beam_fwhm_um=20.0)
     ours = time.perf_counter() - start
-    anchor = _astra_per_map(maps, pixel, angles, n)
+    anchor = _astra_per_map(maps, angles, translations)
     with tempfile.TemporaryDirectory() as scratch:
         start = time.perf_counter()
         write_phantom(scratch, preset="aged_charged", size="small")

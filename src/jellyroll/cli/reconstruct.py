@@ -38,24 +38,22 @@ def reconstruct(
         typer.Option(help="Divide by the transmission through the attenuation slice first."),
     ] = False,
     energy: Annotated[
-        float,
+        float | None,
         typer.Option(
-            help="Low-rank: fraction of the sinogram's squared norm kept (lower it, e.g. "
-            "0.9999, for noisy data: fewer components, faster, denoised)."
+            help="Low-rank: fraction of the sinogram's squared norm kept (default 1 - 1e-8; "
+            "lower it, e.g. 0.9999, for noisy data: fewer components, faster, denoised)."
         ),
-    ] = 1.0 - 1e-8,
+    ] = None,
 ) -> None:
     """Reconstruct every q channel (or q ranges) and the attenuation slice into the run file."""
     from jellyroll.io.runfile import RunFileError
-    from jellyroll.recon.engine import BACKENDS, METHODS
+    from jellyroll.recon.engine import check_method
     from jellyroll.recon.run import reconstruct_run
 
-    if method not in METHODS:
-        raise typer.BadParameter(f"--method must be one of {', '.join(METHODS)}")
-    if backend not in BACKENDS:
-        raise typer.BadParameter(f"--backend must be one of {', '.join(BACKENDS)}")
-    if iterations < 1:
-        raise typer.BadParameter("--iterations must be >= 1")
+    try:
+        check_method(method, backend, iterations)
+    except ValueError as error:  # a bad option value: a usage error, as typer reports them
+        raise typer.BadParameter(str(error)) from error
     start = time.perf_counter()
     with fraction_progress(console, f"reconstructing ({method})") as update:
         try:
@@ -68,7 +66,7 @@ def reconstruct(
                 rotation_centre_mm=rotation_centre,
                 nonnegative=nonnegative,
                 self_absorption=self_absorption,
-                energy=energy,
+                **({} if energy is None else {"energy": energy}),
                 progress=update,
             )
         except (RunFileError, ValueError) as error:

@@ -189,23 +189,30 @@ def write_reconstruction(
     path: str | Path, reconstruction: Reconstruction, provenance: Mapping[str, Any]
 ) -> Path:
     """Store ``/entry/reconstruction`` in the run file at ``path``."""
+    return update_run(
+        path,
+        "reconstruction",
+        lambda entry: write_reconstruction_group(entry, reconstruction),
+        provenance,
+    )
 
-    def fill(entry: h5py.Group) -> None:
-        group = write_nxdata(
-            entry,
-            "reconstruction",
-            reconstruction.data.astype(np.float32, copy=False),
-            [
-                ("y_um", reconstruction.y_um, "um"),
-                ("x_um", reconstruction.x_um, "um"),
-                ("q", reconstruction.q_A, "1/angstrom"),
-            ],
-            units="arb. units / um",
-        )
-        for key, value in reconstruction.attrs.items():
-            group.attrs[key] = value
 
-    return update_run(path, "reconstruction", fill, provenance)
+def write_reconstruction_group(entry: h5py.Group, reconstruction: Reconstruction) -> h5py.Group:
+    """The NXdata ``reconstruction`` of ``entry`` (y_um, x_um, q axes), for writers that
+    store more in the same :func:`update_run`."""
+    group = write_nxdata(
+        entry,
+        "reconstruction",
+        reconstruction.data.astype(np.float32, copy=False),
+        [
+            ("y_um", reconstruction.y_um, "um"),
+            ("x_um", reconstruction.x_um, "um"),
+            ("q", reconstruction.q_A, "1/angstrom"),
+        ],
+        units="arb. units / um",
+    )
+    group.attrs.update(reconstruction.attrs)
+    return group
 
 
 def read_reconstruction(path: str | Path) -> Reconstruction:

@@ -24,9 +24,10 @@ from collections.abc import Callable
 import astra
 import numpy as np
 
-from jellyroll.recon.fbp import angular_weights, fill_missing, ramp_filter
+from jellyroll.recon.fbp import filtered_projections
 from jellyroll.recon.geometry import ParallelGeometry
 from jellyroll.recon.iterative import projection_order
+from jellyroll.recon.projector import as_block
 
 __all__ = ["astra_geometries", "astra_reconstruct", "astra_version", "has_cuda"]
 
@@ -76,10 +77,7 @@ def _channel(
     ids: list[tuple[str, int]] = []
     try:
         if method == "fbp":
-            scale = angular_weights(geometry.angles_deg) * geometry.t_step_um
-            scale /= geometry.pixel_size_um**2
-            filtered = ramp_filter(fill_missing(channel[..., None], mask), geometry.t_step_um)
-            data = filtered[..., 0] * scale[:, None].astype(np.float32)
+            data = filtered_projections(geometry, channel[..., None], mask)[..., 0]
         else:
             data = np.where(mask, channel, 0).astype(np.float32)
         projector = astra.create_projector("cuda" if cuda else "line", projections, volume)
@@ -140,10 +138,7 @@ def astra_reconstruct(
     """
     if method not in ("fbp", "sart", "sirt"):
         raise ValueError(f"unknown method {method!r}; choose fbp, sart or sirt")
-    sino = np.asarray(sinogram, dtype=np.float32)
-    single = sino.ndim == 2
-    if single:
-        sino = sino[..., None]
+    sino, single = as_block(sinogram, 3, "sinogram")
     if mask is None:
         mask = np.isfinite(sino).all(axis=2)
     if not mask.any(axis=1).all():

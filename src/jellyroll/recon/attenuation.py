@@ -55,4 +55,4 @@ def correct_self_absorption(sinogram: np.ndarray, ray_transmission: np.ndarray) 
         raise ValueError("transmission must be (n_angles, n_t) like the sinogram")
     if np.any(ray_transmission <= 0):
         raise ValueError("transmission must be positive")
-    return (sinogram / ray_transmission[..., None]).astype(np.float32)
+    return (sinogram / ray_transmission[..., None]).astype(np.float32, copy=False)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from jellyroll.recon.fbp import fbp
 from jellyroll.recon.geometry import ParallelGeometry
 from jellyroll.recon.iterative import sart, sirt
 from jellyroll.recon.lowrank import DEFAULT_ENERGY, compress, expand
+from jellyroll.recon.projector import as_block
 
 __all__ = ["BACKENDS", "METHODS", "ReconstructionResult", "reconstruct"]
 
@@ -101,8 +102,8 @@ class _Job:
 
     def solve(self, block: np.ndarray, share: float, before: float) -> np.ndarray:
         """Reconstruct ``block`` with jellyroll's engine; it is ``share`` of the job."""
-        if self.method == "fbp":
-            result = fbp(self.geometry, block, mask=self.mask, nonnegative=self.nonnegative)
+        if self.method == "fbp":  # linear: :func:`reconstruct` clips the channels once
+            result = fbp(self.geometry, block, mask=self.mask)
             self.report(before + share)
             return result
         solver = sart if self.method == "sart" else sirt
@@ -125,6 +126,16 @@ class _Job:
             block = np.ascontiguousarray(data[..., lo:hi])
             out[..., lo:hi] = self.solve(block, (hi - lo) / n, lo / n)
         return out
+
+
+def check_method(method: str, backend: str, iterations: int) -> None:
+    """Raise ValueError for an unknown method or backend, or < 1 iteration of SART/SIRT."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if method != "fbp" and iterations < 1:
+        raise ValueError("iterations must be >= 1")
 
 
 def reconstruct(
@@ -154,19 +165,14 @@ def reconstruct(
     is reconstructed, exactly); ``max_rank`` caps the components and is used as is.
     Channels are processed ``chunk_channels`` at a time, which bounds the working memory.
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if method != "fbp" and iterations < 1:
-        raise ValueError("iterations must be >= 1")
-    sino = np.asarray(sinogram, dtype=np.float32)
-    if sino.ndim == 2:
-        sino = sino[..., None]
-    if sino.ndim != 3 or sino.shape[:2] != (geometry.n_angles, geometry.n_t):
+    check_method(method, backend, iterations)
+    sino, _ = as_block(sinogram, 3, "sinogram")
+    if sino.shape[:2] != (geometry.n_angles, geometry.n_t):
         wanted = (geometry.n_angles, geometry.n_t)
         raise ValueError(f"sinogram is {sino.shape}, the geometry wants ({wanted}, nc)")
     engine = "jellyroll" if backend == "auto" else backend
+    # FBP is linear and its clipping a last step (done once, below); SART/SIRT clip every update
+    clip_updates = nonnegative and method != "fbp"
     start = time.perf_counter()
     nc = sino.shape[2]
     out = np.zeros((*geometry.shape, nc), dtype=np.float32)
@@ -194,7 +200,7 @@ def reconstruct(
         if not measured.all():
             data = np.where(measured[..., None], data, np.float32(0))
         job = _Job(
-            geometry.subset(keep), measured, method, iterations, relaxation, nonnegative, report
+            geometry.subset(keep), measured, method, iterations, relaxation, clip_updates, report
         )
         target = out if whole else np.empty((*geometry.shape, channels.size), np.float32)
         if engine == "astra":
@@ -205,10 +211,10 @@ def reconstruct(
                 iterations,
                 mask=measured,
                 relaxation=relaxation,
-                nonnegative=nonnegative,
+                nonnegative=clip_updates,
                 callback=lambda k, n=channels.size: report(k / n),
             )
-        elif low_rank and (method == "fbp" or not nonnegative) and channels.size > 1:
+        elif low_rank and not clip_updates and channels.size > 1:
             compressed = compress(
                 data, energy=energy, max_rank=max_rank or max(1, channels.size // 4)
             )
@@ -216,18 +222,16 @@ def reconstruct(
                 ranks.append(compressed.rank)
                 residual = max(residual, compressed.residual)
                 maps = np.empty((*geometry.shape, compressed.rank), dtype=np.float32)
-                # FBP's clipping is not linear: clip the channels, not the components
-                linear = replace(job, nonnegative=False)
-                linear.chunked(compressed.components, chunk_channels, maps)
+                job.chunked(compressed.components, chunk_channels, maps)
                 expand(maps, compressed.basis, target)
-                if nonnegative:
-                    np.maximum(target, 0, out=target)
             else:
                 job.chunked(data, chunk_channels, target)
         else:
             job.chunked(data, chunk_channels, target)
         if not whole:
             out[..., channels] = target
+    if nonnegative and method == "fbp":
+        np.maximum(out, 0, out=out)
     return ReconstructionResult(
         data=out,
         geometry=geometry,

@@ -76,6 +76,17 @@ def fill_missing(sinogram: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
+def filtered_projections(
+    geometry: ParallelGeometry, sinogram: np.ndarray, mask: np.ndarray
+) -> np.ndarray:
+    """FBP's input to the backprojection: ``(n_angles, n_t, nc)`` with missing rays (``mask``
+    False) filled along t, ramp-filtered, and weighted by each projection's angular share
+    and t step over pixel area, float32."""
+    weights = angular_weights(geometry.angles_deg) * geometry.t_step_um / geometry.pixel_size_um**2
+    filtered = ramp_filter(fill_missing(sinogram, mask), geometry.t_step_um)
+    return filtered * weights[:, None, None].astype(np.float32)
+
+
 def fbp(
     geometry: ParallelGeometry,
     sinogram: np.ndarray,
@@ -92,10 +103,7 @@ def fbp(
     keep = mask.any(axis=1)
     if not keep.any():
         raise ValueError("no measured ray in the sinogram")
-    filled = fill_missing(sino[keep], mask[keep])
-    angles = geometry.angles_deg[keep]
-    weights = angular_weights(angles) * geometry.t_step_um / geometry.pixel_size_um**2
-    filtered = ramp_filter(filled, geometry.t_step_um) * weights[:, None, None].astype(np.float32)
+    filtered = filtered_projections(geometry.subset(keep), sino[keep], mask[keep])
     table = AngleTable(geometry)
     out = np.zeros((*geometry.shape, sino.shape[2]), dtype=np.float32)
     gather(filtered, table.values[keep], *table.grid, out)

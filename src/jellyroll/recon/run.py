@@ -7,14 +7,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
-import numpy as np
 
 from jellyroll.io.nexus import nx_group, write_nxdata
 from jellyroll.io.provenance import provenance_record
-from jellyroll.io.runfile import RunFileError, read_sinogram, update_run
+from jellyroll.io.runfile import (
+    Reconstruction,
+    RunFileError,
+    read_sinogram,
+    update_run,
+    write_reconstruction_group,
+)
 from jellyroll.recon.astra_backend import astra_version
 from jellyroll.recon.attenuation import attenuation_map, correct_self_absorption, transmission
-from jellyroll.recon.engine import Progress, ReconstructionResult, reconstruct
+from jellyroll.recon.engine import Progress, ReconstructionResult, check_method, reconstruct
 from jellyroll.recon.geometry import ParallelGeometry
 from jellyroll.recon.lowrank import DEFAULT_ENERGY
 from jellyroll.recon.qwindows import select_channels
@@ -28,10 +33,8 @@ class RunReconstruction:
 
     path: Path
     result: ReconstructionResult
-    q_A: np.ndarray
     rotation_centre_mm: float
     attenuation: bool
-    self_absorption: bool
 
 
 def reconstruct_run(
@@ -55,6 +58,7 @@ def reconstruct_run(
     sinogram by the transmission through the reconstructed attenuation slice
     (:mod:`jellyroll.recon.attenuation`). Other options: :func:`reconstruct`.
     """
+    check_method(method, backend, iterations)  # before reading a cube that may be GBs
     path = Path(path)
     sinogram = read_sinogram(path, errors=False)  # the reconstruction does not use them
     centre = rotation_centre_mm if rotation_centre_mm is not None else sinogram.rotation_centre_mm
@@ -66,7 +70,8 @@ def reconstruct_run(
         sinogram.rotation_angle_deg, sinogram.translation_mm, centre
     )
     picked = select_channels(sinogram.q_A, channels)
-    data = sinogram.data[..., picked]
+    # all channels: a view, not a copy of the cube
+    data = sinogram.data if picked.size == sinogram.q_A.size else sinogram.data[..., picked]
     mu = None
     if sinogram.attenuation is not None:
         mu = attenuation_map(sinogram.attenuation, geometry, method, iterations, backend=backend)
@@ -90,23 +95,19 @@ def reconstruct_run(
         "self_absorption_corrected": self_absorption,
         "channels": channels,
     }
-    axes = [("y_um", geometry.y_um, "um"), ("x_um", geometry.x_um, "um")]
-    q_axis = ("q", sinogram.q_A[picked], "1/angstrom")
+    q_A = sinogram.q_A[picked]
+    reconstruction = Reconstruction(result.data, q_A, geometry.x_um, geometry.y_um, attrs)
 
     def fill(entry: h5py.Group) -> None:
-        group = write_nxdata(
-            entry, "reconstruction", result.data, [*axes, q_axis], units="arb. units / um"
-        )
-        group.attrs.update(attrs)
+        write_reconstruction_group(entry, reconstruction)
         if mu is not None:
             maps = nx_group(entry, "maps", "NXcollection")
             if "attenuation" in maps:
                 del maps["attenuation"]
+            axes = [("y_um", geometry.y_um, "um"), ("x_um", geometry.x_um, "um")]
             write_nxdata(maps, "attenuation", mu, axes, units="1/um")
             maps.attrs.setdefault("default", "attenuation")
 
     configuration = {**attrs, "astra": astra_version(), "sinogram_shape": sinogram.shape}
     update_run(path, "reconstruction", fill, provenance_record(configuration))
-    return RunReconstruction(
-        path, result, sinogram.q_A[picked], float(centre), mu is not None, self_absorption
-    )
+    return RunReconstruction(path, result, float(centre), mu is not None)
