@@ -20,7 +20,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from jellyroll.phantom.detector import integrator_from_poni_text
+from jellyroll.io.poni import integrator_from_poni_text
 from jellyroll.reduce import IntegrationSetup, Integrator
 from jellyroll.reduce.kernels import GROUP
 

@@ -248,7 +248,7 @@ def test_real_ceo2_lines_at_lattice_positions(shared_real: Path) -> None:
     """Reduce the real CeO2 frame with pyFAI and find its first four lines with the window
     machinery: centroid of the background-subtracted intensity in a window around each."""
     fabio = pytest.importorskip("fabio")
-    from jellyroll.phantom.detector import integrator_from_poni_text
+    from jellyroll.io.poni import integrator_from_poni_text
 
     frame = fabio.open(str(shared_real / "ceo2_pilatus2m.cbf")).data.astype(np.float64)
     mask = (fabio.open(str(shared_real / "pilatus2m_mask.edf")).data != 0) | (frame < 0)

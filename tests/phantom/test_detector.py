@@ -9,6 +9,7 @@ import fabio
 import numpy as np
 import pytest
 
+from jellyroll.io.poni import integrator_from_poni_text, poni_text
 from jellyroll.phantom import detector
 from jellyroll.phantom.detector import (
     BAD_VALUE,
@@ -16,10 +17,8 @@ from jellyroll.phantom.detector import (
     detector_model,
     expected_counts,
     geometry_for_q_range,
-    integrator_from_poni_text,
     make_integrator,
     pilatus_gap_mask,
-    poni_text,
     render_frames,
 )
 

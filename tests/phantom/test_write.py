@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 
 from jellyroll.cli import app
 from jellyroll.io.nexus import read_table
+from jellyroll.io.poni import integrator_from_poni_text
 from jellyroll.io.volumes import read_volume
-from jellyroll.phantom.detector import detector_model, expected_counts, integrator_from_poni_text
+from jellyroll.phantom.detector import detector_model, expected_counts
 from jellyroll.phantom.scan import project_twin, scan_geometry, simulate_acquisition
 from jellyroll.phantom.twin import SAXS_Q_RANGE_A, WAXS_Q_RANGE_A, make_twin
 from jellyroll.phantom.write import detector_setups

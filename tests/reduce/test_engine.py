@@ -19,13 +19,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import sparse
 
+from jellyroll.io.poni import poni_text
 from jellyroll.phantom.detector import (
     detector_model,
     expected_counts,
     geometry_for_q_range,
     make_integrator,
     pilatus_gap_mask,
-    poni_text,
     render_frames,
 )
 from jellyroll.reduce import IntegrationSetup, Integrator, SparseEngine

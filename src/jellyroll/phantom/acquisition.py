@@ -98,7 +98,7 @@ class Schedule:
     """Frames of a pencil-beam scan in acquisition order (all arrays shape ``(n_frames,)``).
 
     ``angle_index`` indexes ``unique_angles_deg`` (sorted union of all angles) and
-    ``translation_index`` indexes ``unique_translations_mm`` (sorted). ``missing`` marks
+    ``translation_index`` the sorted unique translations. ``missing`` marks
     frames that were dropped (absent from the written file).
     """
 
@@ -108,7 +108,6 @@ class Schedule:
     translation_index: np.ndarray
     missing: np.ndarray
     unique_angles_deg: np.ndarray = field(repr=False)
-    unique_translations_mm: np.ndarray = field(repr=False)
 
     @property
     def n_frames(self) -> int:
@@ -125,7 +124,6 @@ class Schedule:
             translation_index=self.translation_index[keep],
             missing=self.missing[keep],
             unique_angles_deg=self.unique_angles_deg,
-            unique_translations_mm=self.unique_translations_mm,
         )
 
 
@@ -173,7 +171,6 @@ def acquisition_schedule(
         translation_index=np.searchsorted(unique_trans, translation_mm),
         missing=missing,
         unique_angles_deg=unique_angles,
-        unique_translations_mm=unique_trans,
     )
 
 

@@ -25,7 +25,3 @@ COMPONENTS: tuple[str, ...] = (
     "fesi2",  # crystalline FeSi2 buffer particles of the Si composite
 )
 """Names of the component fraction maps, in a fixed order."""
-
-GRAPHITE_PHASES: tuple[str, ...] = ("lic6", "lic12", "graphite_poor")
-NMC_PHASES: tuple[str, ...] = ("nmc_lithiated", "nmc_delithiated")
-SILICON_PHASES: tuple[str, ...] = ("si", "lisi", "fesi2")

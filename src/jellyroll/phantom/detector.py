@@ -12,16 +12,12 @@ detector pixel coordinates (row, col) in pyFAI's pixel-edge convention: the cent
 
 from __future__ import annotations
 
-import io
 import math
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from pyFAI.detectors import Detector
 from pyFAI.integrator.azimuthal import AzimuthalIntegrator
-from pyFAI.io.ponifile import PoniFile
 from scipy import sparse
 
 GAP_VALUE = -1
@@ -114,33 +110,6 @@ def geometry_for_q_range(
     return corner_px * pixel_size_um * 1e-6 / math.tan(two_theta)
 
 
-def poni_text(integrator: AzimuthalIntegrator) -> str:
-    """PONI file text of a geometry (as stored in ``/entry/instrument/detector/poni``).
-
-    Written by pyFAI's own writer; its "Calibration done on <date>" comment is dropped so the
-    same geometry always gives the same text.
-    """
-    buffer = io.StringIO()
-    PoniFile(integrator).write(buffer)
-    lines = [ln for ln in buffer.getvalue().splitlines() if not ln.startswith("# Calibration")]
-    return "\n".join(lines) + "\n"
-
-
-def integrator_from_poni_text(text: str) -> AzimuthalIntegrator:
-    """pyFAI integrator from PONI file text.
-
-    pyFAI parses PONI only from files, so the text goes through a temporary file and pyFAI's own
-    parser (for multi-block files the last value of each key wins, as in pyFAI).
-    """
-    with tempfile.TemporaryDirectory(prefix="jellyroll-poni-") as tmp:
-        path = Path(tmp) / "geometry.poni"
-        path.write_text(text)
-        poni = PoniFile(str(path))
-    integrator = AzimuthalIntegrator()
-    integrator.load(poni)
-    return integrator
-
-
 @dataclass(frozen=True)
 class DetectorModel:
     """Per-pixel quantities of a detector geometry, computed once and reused for every frame.
@@ -231,6 +200,7 @@ def expected_counts(
     counts_per_unit: float = 1000.0,
     dark_counts: float = 0.0,
     fill_value: float | None = 0.0,
+    weights: sparse.csr_matrix | None = None,
 ) -> np.ndarray:
     """Noise-free expected counts of the valid pixels, float64 (n, P).
 
@@ -239,14 +209,16 @@ def expected_counts(
     (n, n_q) or (n_q,) are intensities per unit solid angle on the ascending grid ``q_A``
     (A^-1); ``counts_per_unit`` is the mean count of a pixel at the PONI for I = 1.
     Pixels outside the q grid get ``fill_value`` (None: the edge values, as ``np.interp``).
+    ``weights`` is ``pixel_weights(q_A, model)`` (P, n_q), computed here when None; pass it
+    to reuse it over many calls.
     """
     q_grid = np.asarray(q_A, np.float64)
     pats = np.atleast_2d(np.asarray(patterns, np.float64))
-    if q_grid.ndim != 1 or pats.shape[1] != q_grid.size or q_grid.size < 2:
+    if weights is None:
+        weights = pixel_weights(q_grid, model)
+    if pats.shape[1] != q_grid.size:
         raise ValueError(f"patterns {pats.shape} do not match the q grid {q_grid.shape}")
-    if np.any(np.diff(q_grid) <= 0):
-        raise ValueError("q grid must be strictly ascending")
-    intensity = (pixel_weights(q_grid, model) @ pats.T).T
+    intensity = (weights @ pats.T).T
     if fill_value is not None:
         outside = (model.q_A < q_grid[0]) | (model.q_A > q_grid[-1])
         intensity[:, outside] = fill_value
@@ -256,7 +228,15 @@ def expected_counts(
 
 
 def pixel_weights(q_grid: np.ndarray, model: DetectorModel) -> sparse.csr_matrix:
-    """(P, n_q) sparse weights: a pixel's mean of a pattern linearly interpolated on ``q_grid``."""
+    """(P, n_q) sparse weights: a pixel's mean of a pattern linearly interpolated on ``q_grid``.
+
+    ``q_grid`` (n_q,) A^-1, strictly ascending, at least 2 points.
+    """
+    q_grid = np.asarray(q_grid, np.float64)
+    if q_grid.ndim != 1 or q_grid.size < 2:
+        raise ValueError(f"q grid must be 1D with at least 2 points, got shape {q_grid.shape}")
+    if np.any(np.diff(q_grid) <= 0):
+        raise ValueError("q grid must be strictly ascending")
     q_sub = model.q_sub_A
     n_pixels, n_sub = q_sub.shape
     right = np.clip(np.searchsorted(q_grid, q_sub), 1, q_grid.size - 1)
@@ -325,6 +305,7 @@ def render_frames(
     has_zinger = gen.random(n_frames) < zinger_probability
     spots: list[tuple[int, int, int]] = []
     zingers: list[tuple[int, int, int]] = []
+    weights = pixel_weights(q_A, model)
     block = max(1, _BLOCK_ELEMENTS // max(n_valid, 1))
     for start in range(0, n_frames, block):
         stop = min(start + block, n_frames)
@@ -335,6 +316,7 @@ def render_frames(
             counts_per_unit=counts_per_unit,
             dark_counts=dark_counts,
             fill_value=fill_value,
+            weights=weights,
         )
         for k in np.flatnonzero(has_spot[start:stop]):
             centre = int(gen.integers(n_valid))

@@ -5,36 +5,43 @@ from __future__ import annotations
 from pathlib import Path
 
 import h5py
-import hdf5plugin  # noqa: F401  (registers the HDF5 compression filters)
-import matplotlib
 import numpy as np
+from matplotlib.figure import Figure
 
+from jellyroll.conventions import map_extent_mm
 from jellyroll.io.provenance import atomic_output
+from jellyroll.io.scans import open_scan
 from jellyroll.io.volumes import read_volume
 from jellyroll.phases import graphite_composite, nmc_composite
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+from jellyroll.sinogram import place, sinogram_layout
 
 
-def frame_sinogram(scan_path: Path, block: int = 2048) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Total counts of every frame placed by its motor positions: (angles, translations, image).
+def frame_sinogram(
+    scan_path: Path, block: int = 2048
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Total counts of every frame placed by its motor positions, and the frame through the
+    cell centre: (angles (deg), translations (mm), image (n_angles, n_t), frame (H, W)).
 
     Reads the raw frames block by block; missing frames stay NaN.
     """
-    with h5py.File(scan_path, "r") as f:
-        data = f["/entry/instrument/detector/data"]
-        angles = f["/entry/sample/rotation_angle"][()]
-        translations = f["/entry/sample/translation"][()]
-        totals = np.empty(data.shape[0])
-        for start in range(0, data.shape[0], block):
-            frames = data[start : start + block]
-            totals[start : start + block] = np.where(frames > 0, frames, 0).sum(axis=(1, 2))
-    unique_angles, angle_index = np.unique(angles, return_inverse=True)
-    unique_translations, translation_index = np.unique(translations, return_inverse=True)
-    image = np.full((unique_angles.size, unique_translations.size), np.nan)
-    image[angle_index, translation_index] = totals
-    return unique_angles, unique_translations, image
+    reader = open_scan(scan_path)
+    try:
+        info = reader.info
+        through_centre = int(
+            np.argmin(np.abs(info.translation_mm - np.median(info.translation_mm)))
+        )
+        totals = np.full(info.n_frames, np.nan)
+        for start in range(0, info.n_frames, block):
+            frames = reader.read(start, min(start + block, info.n_frames))
+            counts = np.where(frames.data > 0, frames.data, 0).sum(axis=(1, 2), dtype=np.float64)
+            totals[start : frames.stop] = np.where(frames.valid, counts, np.nan)
+            if start <= through_centre < frames.stop:
+                frame = frames.data[through_centre - start]
+    finally:
+        reader.close()
+    layout = sinogram_layout(info.rotation_angle_deg, info.translation_mm)
+    image = place(layout, totals, np.isfinite(totals))
+    return layout.rotation_angle_deg, layout.translation_mm, image, frame
 
 
 def overview_figure(phantom_dir: str | Path, output_png: str | Path) -> Path:
@@ -48,9 +55,9 @@ def overview_figure(phantom_dir: str | Path, output_png: str | Path) -> Path:
         saxs = maps["saxs_intensity/data"][()]
         d_star = maps["d_star_nm/data"][()]
         displacement = maps["collector_displacement_um/data"][()]
-    extent_mm = np.array([x_um[0], x_um[-1], x_um[-1], x_um[0]]) / 1000.0
-    fig, axes = plt.subplots(3, 3, figsize=(13, 12.5), constrained_layout=True)
-    ax = axes.ravel()
+    extent_mm = map_extent_mm(x_um, x_um)  # square maps
+    fig = Figure(figsize=(13, 12.5), layout="constrained")
+    ax = fig.subplots(3, 3).ravel()
     ax[0].imshow(graphite_composite(lic6, lic12, poor), extent=extent_mm)
     ax[0].set_title("graphite: LiC6 green, LiC12 blue, poor red")
     ax[1].imshow(nmc_composite(nmc_li, nmc_deli), extent=extent_mm)
@@ -68,7 +75,7 @@ def overview_figure(phantom_dir: str | Path, output_png: str | Path) -> Path:
     for axis in ax[:5]:
         axis.set_xlabel("x (mm)")
         axis.set_ylabel("y (mm)")
-    angles, translations, sinogram = frame_sinogram(folder / "waxs_scan.h5")
+    angles, translations, sinogram, frame = frame_sinogram(folder / "waxs_scan.h5")
     ax[5].imshow(
         sinogram,
         aspect="auto",
@@ -78,10 +85,6 @@ def overview_figure(phantom_dir: str | Path, output_png: str | Path) -> Path:
     ax[5].set_title("raw WAXS scan: counts per frame")
     ax[5].set_xlabel("translation (mm)")
     ax[5].set_ylabel("rotation angle (deg)")
-    with h5py.File(folder / "waxs_scan.h5", "r") as f:
-        translation = f["/entry/sample/translation"][()]
-        through_centre = int(np.argmin(np.abs(translation - np.median(translation))))
-        frame = f["/entry/instrument/detector/data"][through_centre]
     ax[6].imshow(np.where(frame >= 0, frame, np.nan), cmap="inferno")
     ax[6].set_title("one raw WAXS frame (gaps blank)")
     for name, axis in (("xct.tif", ax[7]), ("nct.tif", ax[8])):
@@ -91,5 +94,4 @@ def overview_figure(phantom_dir: str | Path, output_png: str | Path) -> Path:
     output = Path(output_png)
     with atomic_output(output) as tmp:
         fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
     return output

@@ -68,7 +68,13 @@ class AgglomerateParameters(_Strict):
     bend_factor: float = Field(
         0.6, ge=0, description="collector displacement per um of equivalent diameter (case B)"
     )
-    silicon_enrichment: float = Field(5.0, gt=1, description="Si fraction relative to regular")
+    silicon_enrichment: float = Field(
+        5.0,
+        gt=1,
+        le=5,
+        description="Si fraction relative to the regular anode coating (at most 5, where the "
+        "agglomerate's volume fractions sum to 1)",
+    )
 
 
 class CellParameters(_Strict):

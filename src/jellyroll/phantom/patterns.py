@@ -12,7 +12,7 @@ Intensities are per unit volume fraction per um of path (arbitrary but consisten
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -204,10 +204,21 @@ def _dstar_calibration(
     return log_ratios, rg_grid, np.maximum.accumulate(d_table, axis=1)
 
 
-def mix(fractions: Mapping[str, np.ndarray], basis: np.ndarray) -> np.ndarray:
-    """Per-pixel pattern sum_c f_c basis_c: fractions (...), basis (n_comp, n_q) -> (..., n_q)."""
-    stack = np.stack([np.asarray(fractions[c], dtype=np.float32) for c in COMPONENTS], axis=-1)
-    return stack @ basis.astype(np.float32)
+def patterns_from_maps(
+    values: np.ndarray, names: Sequence[str], basis: np.ndarray, *, attenuate: bool = False
+) -> np.ndarray:
+    """Patterns (..., n_q), float32, of projection-map values ``values`` (..., n_maps).
+
+    ``names`` (n_maps,) name the maps, one of them ``"mu"`` (X-ray attenuation); ``basis``
+    (n_maps - 1, n_q) is the pattern per unit of every other map, in map order. Values are
+    per-pixel maps or their line integrals along rays; with ``attenuate`` (line integrals
+    only) the patterns are times the ray's transmission exp(-mu).
+    """
+    mu = list(names).index("mu")
+    patterns = np.delete(values, mu, axis=-1) @ basis.astype(np.float32)
+    if attenuate:
+        patterns *= np.exp(-values[..., mu : mu + 1])
+    return patterns
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from jellyroll.phantom.acquisition import (
     simulate_diode,
     simulate_monitor,
 )
+from jellyroll.phantom.patterns import patterns_from_maps
 from jellyroll.phantom.twin import Twin
 
 STAGE_CENTRE_MM = 10.0
@@ -81,9 +82,9 @@ class Projections:
 
     def sinogram(self, kind: str, angle_rows: slice | np.ndarray = slice(None)) -> np.ndarray:
         """Noise-free patterns per unit monitor, (n_angles, n_translations, n_q), float32."""
-        values = self.values[angle_rows]
-        patterns = values[..., :-1] @ self.bases[kind].astype(np.float32)
-        return patterns * np.exp(-values[..., -1:])
+        return patterns_from_maps(
+            self.values[angle_rows], self.names, self.bases[kind], attenuate=True
+        )
 
 
 def project_twin(twin: Twin, geometry: ScanGeometry) -> Projections:
@@ -153,6 +154,8 @@ def iter_frame_patterns(
         values = projections.values[
             schedule.angle_index[frames], schedule.translation_index[frames]
         ]
-        patterns = values[:, :-1] @ projections.bases[kind].astype(np.float32)
-        patterns *= np.exp(-values[:, -1:]) * (counters.monitor[frames, None] / mean_monitor)
+        patterns = patterns_from_maps(
+            values, projections.names, projections.bases[kind], attenuate=True
+        )
+        patterns *= counters.monitor[frames, None] / mean_monitor
         yield frames, patterns

@@ -10,14 +10,14 @@ shrinking elliptical core with a LiC12 rim, lithiating late from its neighbours.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
 from jellyroll.phantom.components import COMPONENTS
 from jellyroll.phantom.geometry import Raster
-from jellyroll.phantom.parameters import Health
+from jellyroll.phantom.parameters import AgglomerateParameters, Health
 
 PRESETS: dict[str, tuple[Health, float]] = {
     "fresh_discharged": ("fresh", 0.0),
@@ -27,23 +27,33 @@ PRESETS: dict[str, tuple[Health, float]] = {
 }
 """Named states: (state of health, state of charge)."""
 
-# Volume fractions of the components in each region (the rest of a region is empty pores).
-# Anode: Si/FeSi2/graphite composite, ~32 % porosity; agglomerates are Si-rich; damaged
-# zones are compacted (no porosity left, SPEC section 4).
 _SILICON = "silicon"  # placeholder split into si / lisi by the silicon lithiation
-REGION_COMPOSITION: dict[str, dict[str, float]] = {
-    "casing": {"steel": 1.0},
-    "separator": {"separator": 0.55, "electrolyte": 0.45},
-    "cathode": {"nmc": 0.62, "binder_carbon": 0.10, "electrolyte": 0.28},
-    "al": {"al": 1.0},
-    "cu": {"cu": 1.0},
-    "anode": {"graphite": 0.52, _SILICON: 0.06, "fesi2": 0.03, "binder_carbon": 0.07,
-              "electrolyte": 0.32},
-    "agglomerate": {"graphite": 0.25, _SILICON: 0.30, "fesi2": 0.15, "binder_carbon": 0.05,
-                    "electrolyte": 0.25},
-    "damage": {"graphite": 0.64, _SILICON: 0.13, "fesi2": 0.06, "binder_carbon": 0.10,
-               "electrolyte": 0.03},
-}  # fmt: skip
+_ANODE_SILICON = 0.06
+"""Silicon volume fraction of the regular anode coating."""
+
+
+def region_composition(silicon_enrichment: float) -> dict[str, dict[str, float]]:
+    """Volume fractions of the components in each region (the rest of a region is empty pores).
+
+    Anode: Si/FeSi2/graphite composite, ~32 % porosity; agglomerates hold
+    ``silicon_enrichment`` x the anode's silicon fraction; damaged zones are compacted (no
+    porosity left, SPEC section 4).
+    """
+    return {
+        "casing": {"steel": 1.0},
+        "separator": {"separator": 0.55, "electrolyte": 0.45},
+        "cathode": {"nmc": 0.62, "binder_carbon": 0.10, "electrolyte": 0.28},
+        "al": {"al": 1.0},
+        "cu": {"cu": 1.0},
+        "anode": {"graphite": 0.52, _SILICON: _ANODE_SILICON, "fesi2": 0.03,
+                  "binder_carbon": 0.07, "electrolyte": 0.32},
+        "agglomerate": {"graphite": 0.25, _SILICON: _ANODE_SILICON * silicon_enrichment,
+                        "fesi2": 0.15, "binder_carbon": 0.05, "electrolyte": 0.25},
+        "damage": {"graphite": 0.64, _SILICON: 0.13, "fesi2": 0.06, "binder_carbon": 0.10,
+                   "electrolyte": 0.03},
+    }  # fmt: skip
+
+
 ANODE_REGIONS = ("anode", "agglomerate", "damage")
 
 
@@ -91,7 +101,6 @@ class CellState:
     graphite_x: np.ndarray
     dstar_target_nm: np.ndarray
     anode_mask: np.ndarray
-    extra: dict[str, np.ndarray] = field(default_factory=dict)
 
     def graphite_label(self) -> np.ndarray:
         """0 = LiC6, 1 = LiC12, 2 = poorly lithiated (argmax), -1 where no graphite."""
@@ -132,11 +141,14 @@ def cell_state(
     seed: int = 0,
     silicon_variation: float = 0.12,
     pixel_correlation_um: float = 60.0,
+    silicon_enrichment: float = AgglomerateParameters().silicon_enrichment,
 ) -> CellState:
     """Per-pixel component fractions and lithiation of a rasterised slice in one state.
 
     The random textures (silicon content, local lithiation, d*) depend only on ``seed``
     and the grid, so the same cell in different states differs only by its state.
+    ``silicon_enrichment`` is the cell's
+    :attr:`~jellyroll.phantom.parameters.AgglomerateParameters.silicon_enrichment`.
     """
     if not 0.0 <= soc <= 1.0:
         raise ValueError(f"state of charge must be within 0..1, got {soc}")
@@ -163,7 +175,7 @@ def cell_state(
     silicon = np.zeros(shape, np.float32)
     graphite_x = np.zeros(shape, np.float32)
     graphite_total = np.zeros(shape, np.float32)
-    for region, composition in REGION_COMPOSITION.items():
+    for region, composition in region_composition(silicon_enrichment).items():
         weight = regions[region]
         for item, amount in composition.items():
             share = (weight * amount).astype(np.float32)

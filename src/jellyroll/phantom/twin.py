@@ -27,12 +27,13 @@ from jellyroll.phantom.parameters import SIZES, SizePreset
 from jellyroll.phantom.patterns import (
     SaxsModel,
     ShoulderBasis,
+    patterns_from_maps,
     rg_for_dstar,
     shoulder_basis,
     waxs_basis,
 )
 from jellyroll.phantom.state import PRESETS, CellState, cell_state
-from jellyroll.saxs import departure_dstar_map
+from jellyroll.saxs import departure_dstar_map, saxs_intensity_map
 
 WAVELENGTH_A = 0.1610
 """77 keV monochromatic beam of the study (A)."""
@@ -109,17 +110,28 @@ class Twin:
         """sum_c weight_c * fraction_c over the given (component, weight) pairs, (ny, nx)."""
         return sum(w * self.state.fractions[c] for c, w in weights)
 
+    @property
+    def map_names(self) -> list[str]:
+        """Names of the :meth:`projection_maps`, in their order."""
+        return [*COMPONENTS, *(f"shoulder_{k}" for k in range(self.shoulder.rank)), "mu"]
+
     def projection_maps(self) -> tuple[np.ndarray, list[str]]:
         """Maps whose projections give every simulated sinogram: (n_maps, ny, nx), names.
 
         Components first (in :data:`COMPONENTS` order), then the shoulder coefficients,
-        then the X-ray linear attenuation coefficient at the beam energy (1/um).
+        then the X-ray linear attenuation coefficient at the beam energy (1/um). The maps
+        are built once and shared: read-only float32.
         """
+        return self._stacked_maps, self.map_names
+
+    @cached_property
+    def _stacked_maps(self) -> np.ndarray:
         maps = [self.state.fractions[c] for c in COMPONENTS]
         maps += list(np.moveaxis(self.shoulder_coefficients, -1, 0))
         maps.append(self.mu_xray_per_um)
-        names = [*COMPONENTS, *(f"shoulder_{k}" for k in range(self.shoulder.rank)), "mu"]
-        return np.stack(maps).astype(np.float32), names
+        stacked = np.stack(maps, dtype=np.float32)
+        stacked.flags.writeable = False
+        return stacked
 
     def pattern_bases(self) -> dict[str, np.ndarray]:
         """(n_maps - 1, n_q) pattern of each projection map (without ``mu``), per technique."""
@@ -133,9 +145,10 @@ class Twin:
 
     def patterns(self, kind: str, rows: slice = slice(None)) -> np.ndarray:
         """Noise-free per-pixel patterns (ny, nx, n_q) of ``kind`` ("waxs" or "saxs")."""
-        maps, _ = self.projection_maps()
-        basis = self.pattern_bases()[kind]
-        return np.moveaxis(maps[:-1, rows], 0, -1) @ basis.astype(np.float32)
+        maps, names = self.projection_maps()
+        return patterns_from_maps(
+            np.moveaxis(maps[:, rows], 0, -1), names, self.pattern_bases()[kind]
+        )
 
     @cached_property
     def mu_xray_per_um(self) -> np.ndarray:
@@ -163,10 +176,15 @@ class Twin:
 
     @cached_property
     def saxs_intensity(self) -> np.ndarray:
-        """True integrated SAXS intensity over q = 0.025-0.1 A^-1 (trapezoid, per um)."""
-        q = self.q.saxs
-        window = (q >= 0.025) & (q <= 0.1)
-        return np.trapezoid(self.patterns("saxs")[..., window], q[window], axis=-1)
+        """True integrated SAXS intensity (ny, nx), per um: the
+        :func:`~jellyroll.saxs.saxs_intensity_map` of the noise-free SAXS patterns.
+
+        Patterns are linear in the maps, so it is one value per basis pattern (0 for mu)
+        contracted with the maps, without building the (ny, nx, n_q) patterns.
+        """
+        maps, names = self.projection_maps()
+        weights = saxs_intensity_map(self.q.saxs, self.pattern_bases()["saxs"])
+        return np.tensordot(np.insert(weights, names.index("mu"), 0.0), maps, axes=1)
 
 
 def make_twin(
@@ -192,7 +210,13 @@ def make_twin(
     raster = rasterize(
         geometry, (n, n), size_preset.pixel_size_um, supersample=size_preset.supersample
     )
-    state = cell_state(raster, health, preset_soc if soc is None else soc, seed=seed)
+    state = cell_state(
+        raster,
+        health,
+        preset_soc if soc is None else soc,
+        seed=seed,
+        silicon_enrichment=cell.agglomerates.silicon_enrichment,
+    )
     grids = q_grids(size_preset)
     model = SaxsModel()
     return Twin(

@@ -14,9 +14,9 @@ from typing import Any
 import h5py
 import numpy as np
 from rich.console import Console
-from rich.progress import Progress
 
 from jellyroll.io.nexus import nx_group, set_default, write_nxdata, write_table
+from jellyroll.io.poni import poni_text
 from jellyroll.io.provenance import atomic_output, provenance_json, provenance_record
 from jellyroll.io.raw_scan import IntegratedScanWriter, RawScanWriter
 from jellyroll.io.volumes import write_tiff_stack
@@ -27,7 +27,6 @@ from jellyroll.phantom.detector import (
     geometry_for_q_range,
     make_integrator,
     pilatus_gap_mask,
-    poni_text,
     render_frames,
 )
 from jellyroll.phantom.geometry import rasterize
@@ -54,7 +53,7 @@ from jellyroll.phantom.twin import (
     make_twin,
     q_grids,
 )
-from jellyroll.progress import frame_progress
+from jellyroll.progress import fraction_progress, frame_progress
 
 XRAY_LAB_ENERGY_KEV = 60.0
 """Effective energy of the 140 kV lab X-ray CT (SPEC section 1)."""
@@ -268,13 +267,20 @@ def nxct_fraction_slices(
 ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     """Component fractions of ``n_slices`` slices of ``voxel_um`` around the SWAXS-CT slice."""
     n = round(twin.size.n_translations * twin.pixel_size_um / voxel_um)
-    seed = twin.geometry.params.seed
+    params = twin.geometry.params
     for k in range(n_slices):
         z_um = (k - (n_slices - 1) / 2.0) * voxel_um
         raster = rasterize(
             twin.geometry, (n, n), voxel_um, z_um=z_um, supersample=twin.size.nxct_supersample
         )
-        yield k, cell_state(raster, twin.state.health, twin.state.soc, seed=seed).fractions
+        state = cell_state(
+            raster,
+            twin.state.health,
+            twin.state.soc,
+            seed=params.seed,
+            silicon_enrichment=params.agglomerates.silicon_enrichment,
+        )
+        yield k, state.fractions
 
 
 def simulate_twin_nxct(twin: Twin, *, seed: int = 0, console: Console | None = None) -> NXCTVolumes:
@@ -289,15 +295,14 @@ def simulate_twin_nxct(twin: Twin, *, seed: int = 0, console: Console | None = N
     mu_x = mu_table("xray", energy_keV=XRAY_LAB_ENERGY_KEV)
     mu_n = mu_table("neutron", wavelength_A=NEUTRON_WAVELENGTH_A)
     xray = neutron = np.zeros(0, np.float32)
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("NXCT slices", total=n_slices)
+    with fraction_progress(console, "NXCT slices", transient=True) as update:
         for k, fractions in nxct_fraction_slices(twin, n_slices, voxel):
             if k == 0:
                 xray = np.zeros((n_slices, *fractions["cu"].shape), np.float32)
                 neutron = np.zeros_like(xray)
             xray[k] = attenuation_map(fractions, mu_x)
             neutron[k] = attenuation_map(fractions, mu_n)
-            progress.update(task, advance=1)
+            update((k + 1) / n_slices)
     return simulate_nxct_from_attenuation(
         xray,
         neutron,
@@ -394,14 +399,15 @@ def _write_truth(
         scan["pixel_size_um"] = twin.pixel_size_um
         scan["wavelength_A"] = WAVELENGTH_A
         patterns = nx_group(entry, "patterns", "NXcollection")
-        _, names = twin.projection_maps()
         for kind, basis in twin.pattern_bases().items():
             axes = [
                 ("map_index", np.arange(basis.shape[0]), ""),
                 ("q", getattr(twin.q, kind), "1/angstrom"),
             ]
             write_nxdata(patterns, kind, basis, axes)
-        patterns["map_names"] = np.array(names[:-1], dtype=object)
+        patterns["map_names"] = np.array(
+            [name for name in twin.map_names if name != "mu"], dtype=object
+        )
         if nxct is not None:
             group = nx_group(entry, "nxct", "NXcollection")
             group["neutron_to_world"] = nxct.neutron_to_world
@@ -431,7 +437,11 @@ def _write_operando(
     truth = {name: np.zeros((n_steps, *twin.shape), np.float32) for name in phases}
     for step, soc in enumerate(socs):
         state = cell_state(
-            twin.raster, twin.state.health, float(soc), seed=twin.geometry.params.seed
+            twin.raster,
+            twin.state.health,
+            float(soc),
+            seed=twin.geometry.params.seed,
+            silicon_enrichment=twin.geometry.params.agglomerates.silicon_enrichment,
         )
         twin_step = replace(twin, state=state)
         projections = project_twin(twin_step, geometry)

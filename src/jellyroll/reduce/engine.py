@@ -40,7 +40,7 @@ from pyFAI import units
 from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 from scipy import sparse
 
-from jellyroll.phantom.detector import integrator_from_poni_text
+from jellyroll.io.poni import integrator_from_poni_text
 from jellyroll.reduce.kernels import GROUP, clip_group, masked_shares, scatter_group, trim_group
 
 FilterName = Literal["none", "sigma-clip", "trimmed-mean"]
