@@ -1,4 +1,4 @@
-"""Conventions every stage shares: the map pixel grid and two statistical constants.
+"""Conventions every stage shares: the map pixel grid and robust statistics.
 
 A 2D map of shape (ny, nx) with square pixels of ``p`` um has pixel (iy, ix) centred at
 ``x = (ix - (nx - 1) / 2) p``, ``y = (iy - (ny - 1) / 2) p``: the map centre is the
@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 """Standard deviation of a Gaussian per unit full width at half maximum."""
@@ -18,6 +19,53 @@ MAD_TO_SIGMA = 1.4826
 """Standard deviation of a normal distribution per unit median absolute deviation."""
 
 
+def px_to_um(index: ArrayLike, n: int, pixel_size_um: float) -> np.ndarray | float:
+    """Map coordinate (um) of a (fractional) pixel ``index`` along an axis of ``n`` pixels.
+
+    Same shape as ``index`` (a float for a scalar); inverse of :func:`um_to_px`.
+    """
+    return (np.asarray(index, dtype=float) - (n - 1) / 2) * pixel_size_um
+
+
+def um_to_px(position_um: ArrayLike, n: int, pixel_size_um: float) -> np.ndarray | float:
+    """Fractional pixel index of a map coordinate ``position_um`` (um) along ``n`` pixels.
+
+    Same shape as ``position_um`` (a float for a scalar); inverse of :func:`px_to_um`.
+    """
+    return np.asarray(position_um, dtype=float) / pixel_size_um + (n - 1) / 2
+
+
 def pixel_centres_um(n: int, pixel_size_um: float) -> np.ndarray:
     """Centres (um) of ``n`` pixels of ``pixel_size_um`` with the grid centre at 0, (n,)."""
-    return (np.arange(n) - (n - 1) / 2.0) * pixel_size_um
+    return px_to_um(np.arange(n), n, pixel_size_um)
+
+
+def map_extent_mm(x_um: np.ndarray, y_um: np.ndarray) -> list[float]:
+    """``imshow`` extent (mm) of a map with pixel centres ``x_um`` (nx,) and ``y_um`` (ny,).
+
+    The outer pixel edges, centres +- half a pixel, as [left, right, bottom, top] for the
+    default ``origin="upper"`` (row 0, the first y, at the top). Needs 2+ pixels per axis.
+    """
+    step_x, step_y = float(x_um[1] - x_um[0]), float(y_um[1] - y_um[0])
+    return [
+        float(x_um[0] - step_x / 2) / 1000,
+        float(x_um[-1] + step_x / 2) / 1000,
+        float(y_um[-1] + step_y / 2) / 1000,
+        float(y_um[0] - step_y / 2) / 1000,
+    ]
+
+
+def finite_median(values: ArrayLike) -> float:
+    """Median of the finite ``values`` (any shape); NaN when there are none."""
+    values = np.asarray(values)
+    values = values[np.isfinite(values)]
+    return float(np.median(values)) if values.size else float("nan")
+
+
+def robust_sigma(values: ArrayLike) -> float:
+    """Standard deviation from the median absolute deviation of the finite ``values``."""
+    values = np.asarray(values)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return float("nan")
+    return MAD_TO_SIGMA * float(np.median(np.abs(values - np.median(values))))

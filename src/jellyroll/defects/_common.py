@@ -1,15 +1,40 @@
-"""Robust statistics shared by the defect modules."""
+"""Per-defect regions shared by the defect modules.
+
+Map coordinates in um as defined in :mod:`jellyroll.conventions`.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from jellyroll.conventions import MAD_TO_SIGMA
+from jellyroll.conventions import pixel_centres_um
 
 
-def robust_sigma(values: np.ndarray) -> float:
-    """Standard deviation from the median absolute deviation of the finite ``values``."""
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return float("nan")
-    return MAD_TO_SIGMA * float(np.median(np.abs(values - np.median(values))))
+def distance_um(
+    shape: tuple[int, int], pixel_size_um: float, x_um: float, y_um: float
+) -> np.ndarray:
+    """Distance (um) of each pixel centre of a ``shape`` map from (x_um, y_um), (ny, nx)."""
+    return np.hypot(
+        pixel_centres_um(shape[1], pixel_size_um)[None, :] - x_um,
+        pixel_centres_um(shape[0], pixel_size_um)[:, None] - y_um,
+    )
+
+
+def disk_and_ring(
+    shape: tuple[int, int],
+    pixel_size_um: float,
+    x_um: float,
+    y_um: float,
+    radius_um: float,
+    ring_width_um: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels of a disk around (x_um, y_um) and of the ring of ``ring_width_um`` beyond it.
+
+    The disk holds the pixel centres within ``radius_um``, or within half a pixel when the
+    radius is smaller; the ring those farther than ``radius_um`` and at most
+    ``radius_um + ring_width_um`` away. Two (ny, nx) bool masks.
+    """
+    distance = distance_um(shape, pixel_size_um, x_um, y_um)
+    disk = distance <= max(radius_um, 0.5 * pixel_size_um)
+    ring = (distance > radius_um) & (distance <= radius_um + ring_width_um)
+    return disk, ring

@@ -34,8 +34,14 @@ from skimage.filters import threshold_otsu
 from skimage.morphology import h_maxima
 from skimage.segmentation import watershed
 
-from jellyroll.conventions import FWHM_TO_SIGMA, pixel_centres_um
-from jellyroll.defects._common import robust_sigma
+from jellyroll.conventions import (
+    FWHM_TO_SIGMA,
+    finite_median,
+    pixel_centres_um,
+    robust_sigma,
+    um_to_px,
+)
+from jellyroll.defects._common import disk_and_ring
 from jellyroll.defects.bends import locate_on_layer
 from jellyroll.unroll import SpiralTrace
 
@@ -426,8 +432,9 @@ def _empty_table() -> pd.DataFrame:
 
 
 def _pixel_of(table: pd.DataFrame, shape: tuple[int, int], p: float) -> tuple[np.ndarray, ...]:
-    iy = np.clip(np.round(table["y_um"].to_numpy() / p + (shape[0] - 1) / 2), 0, shape[0] - 1)
-    ix = np.clip(np.round(table["x_um"].to_numpy() / p + (shape[1] - 1) / 2), 0, shape[1] - 1)
+    """Pixel (iy, ix) nearest to each centre of the table, clipped to a ``shape`` map."""
+    iy = np.clip(np.round(um_to_px(table["y_um"], shape[0], p)), 0, shape[0] - 1)
+    ix = np.clip(np.round(um_to_px(table["x_um"], shape[1], p)), 0, shape[1] - 1)
     return iy.astype(int), ix.astype(int)
 
 
@@ -440,21 +447,14 @@ def _inside_and_ring(
     table: pd.DataFrame, values: np.ndarray, p: float, ring_width_um: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """NaN-aware medians of ``values`` inside each equivalent disk and in a ring around it."""
-    y_axis, x_axis = pixel_centres_um(values.shape[0], p), pixel_centres_um(values.shape[1], p)
     inside, around = [], []
     for row in table.itertuples():
-        radius = row.equivalent_diameter_um / 2
-        distance = np.hypot(x_axis[None, :] - row.x_um, y_axis[:, None] - row.y_um)
-        disk = distance <= max(radius, 0.5 * p)
-        annulus = (distance > radius) & (distance <= radius + ring_width_um)
-        inside.append(_nanmedian(values[disk]))
-        around.append(_nanmedian(values[annulus]))
+        disk, ring = disk_and_ring(
+            values.shape, p, row.x_um, row.y_um, row.equivalent_diameter_um / 2, ring_width_um
+        )
+        inside.append(finite_median(values[disk]))
+        around.append(finite_median(values[ring]))
     return np.array(inside), np.array(around)
-
-
-def _nanmedian(values: np.ndarray) -> float:
-    values = values[np.isfinite(values)]
-    return float(np.median(values)) if values.size else float("nan")
 
 
 def size_histogram(

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from jellyroll.conventions import MAD_TO_SIGMA
+from jellyroll.conventions import MAD_TO_SIGMA, px_to_um, um_to_px
 from jellyroll.unroll import SpiralTrace, find_cell, spiral_deviation, trace_spiral
 
 __all__ = ["find_bends", "link_bends", "locate_on_layer"]
@@ -26,11 +26,6 @@ __all__ = ["find_bends", "link_bends", "locate_on_layer"]
 _BEND_COLUMNS = (
     "id", "x_um", "y_um", "arc_um", "turn", "amplitude_um", "width_um", "significance",
 )  # fmt: skip
-
-
-def _to_um(xy_px: np.ndarray, shape: tuple[int, int], p: float) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel (x, y) -> map coordinates (um)."""
-    return (xy_px[..., 0] - (shape[1] - 1) / 2) * p, (xy_px[..., 1] - (shape[0] - 1) / 2) * p
 
 
 def find_bends(
@@ -68,7 +63,8 @@ def find_bends(
     noise = _local_noise(deviation.arc_um, values, 4 * (window_um or 4 * trace.pitch_um))
     minimum = 0.5 * p if min_amplitude_um is None else min_amplitude_um
     limit = np.maximum(threshold * noise, minimum)
-    x_um, y_um = _to_um(trace.xy_px, image.shape, p)
+    xy_px = trace.xy_px
+    x_um, y_um = px_to_um(xy_px[:, 0], image.shape[1], p), px_to_um(xy_px[:, 1], image.shape[0], p)
     turn = np.floor((trace.winding_rad - trace.winding_rad[0]) / (2 * np.pi)).astype(int)
     rows = []
     for sign in (1.0, -1.0):
@@ -152,8 +148,7 @@ def locate_on_layer(
     turn lies within half a pitch along the ray.
     """
     p = trace.pixel_size_um
-    x_px = np.asarray(x_um, dtype=float) / p + (shape[1] - 1) / 2
-    y_px = np.asarray(y_um, dtype=float) / p + (shape[0] - 1) / 2
+    x_px, y_px = um_to_px(x_um, shape[1], p), um_to_px(y_um, shape[0], p)
     cx, cy = trace.centre
     radius = np.hypot(x_px - cx, y_px - cy)
     base = trace.direction * np.arctan2(y_px - cy, x_px - cx)

@@ -15,15 +15,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from jellyroll.conventions import pixel_centres_um
+from jellyroll.defects._common import disk_and_ring, distance_um
 
 __all__ = ["defect_lithiation", "radial_profiles"]
-
-
-def _distance_um(shape: tuple[int, int], p: float, x_um: float, y_um: float) -> np.ndarray:
-    return np.hypot(
-        pixel_centres_um(shape[1], p)[None, :] - x_um, pixel_centres_um(shape[0], p)[:, None] - y_um
-    )
 
 
 def defect_lithiation(
@@ -54,12 +48,12 @@ def defect_lithiation(
     keep = np.ones(stack.shape[1:], bool) if mask is None else np.asarray(mask, dtype=bool)
     rows = []
     for defect in table.itertuples():
-        distance = _distance_um(stack.shape[1:], pixel_size_um, defect.x_um, defect.y_um)
+        # clamped before the call so that the ring, too, starts beyond half a pixel
         radius = max(inside_scale * defect.equivalent_diameter_um / 2, 0.5 * pixel_size_um)
-        regions = {
-            "inside": keep & (distance <= radius),
-            "ring": keep & (distance > radius) & (distance <= radius + ring_width_um),
-        }
+        inside, ring = disk_and_ring(
+            stack.shape[1:], pixel_size_um, defect.x_um, defect.y_um, radius, ring_width_um
+        )
+        regions = {"inside": keep & inside, "ring": keep & ring}
         row = {"id": defect.id}
         for where, region in regions.items():
             amounts = stack[:, region].sum(axis=1)
@@ -91,7 +85,7 @@ def radial_profiles(
     shape = np.shape(maps[names[0]])
     width = pixel_size_um if bin_um is None else bin_um
     edges = np.arange(0.0, max_radius_um + width, width)
-    distance = _distance_um(shape, pixel_size_um, centre_um[0], centre_um[1])
+    distance = distance_um(shape, pixel_size_um, centre_um[0], centre_um[1])
     ring = np.digitize(distance, edges) - 1
     inside = (ring >= 0) & (ring < edges.size - 1)
     if mask is not None:

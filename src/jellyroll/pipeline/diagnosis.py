@@ -11,6 +11,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from jellyroll.conventions import px_to_um, um_to_px
 from jellyroll.defects import defect_lithiation, find_agglomerates, find_bends, link_bends
 from jellyroll.io.nexus import nx_group, read_table, set_default, write_nxdata, write_table
 from jellyroll.io.provenance import atomic_output, provenance_json, provenance_record
@@ -45,9 +46,6 @@ class CellResults:
     def pixel_size_um(self) -> float:
         return float(abs(self.x_um[1] - self.x_um[0]))
 
-    def map(self, name: str) -> np.ndarray:
-        return self.maps[name][0]
-
 
 def _read_maps(run: Path, names: tuple[str, ...]) -> tuple[dict, np.ndarray, np.ndarray]:
     maps = {}
@@ -65,30 +63,19 @@ def _read_maps(run: Path, names: tuple[str, ...]) -> tuple[dict, np.ndarray, np.
 def diagnose_cell(
     cell: CellInput, runs: dict[str, Path], config: RunConfig, folder: Path, log: StageLog
 ) -> CellResults:
-    """Diagnosis of one cell from its WAXS and SAXS run files (skipped when up to date)."""
+    """Diagnosis of one cell from its WAXS and SAXS run files (loaded when up to date)."""
     path = folder / "results.h5"
     upstream = [recorded_keys(runs[k]).get("maps", "") for k in ("waxs", "saxs")]
     key = stage_key("diagnosis", config.defects.model_dump(mode="json"), upstream)
-    if recorded_keys(path).get("diagnosis") == key:
-        log.entries.append(
-            {"stage": f"{cell.name} diagnosis", "status": "up to date", "seconds": 0.0}
-        )
-        return _unroll(_load(path, cell))
-    waxs, x_um, y_um = _read_maps(runs["waxs"], WAXS_MAPS + LABEL_MAPS)
-    saxs, _, _ = _read_maps(runs["saxs"], SAXS_MAPS)
-    maps = {**waxs, **{k: v for k, v in saxs.items() if k != "attenuation"}}
-    results = CellResults(
-        cell.name, cell.label or cell.name, path, maps, x_um, y_um,
-        pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), None,
-    )  # fmt: skip
-    log.run(
+    built: list[CellResults] = []  # what the action diagnosed, when log.run runs it
+    ran = log.run(
         f"{cell.name} diagnosis",
         path,
         "diagnosis",
         key,
-        lambda: _diagnose(results, config, cell, runs),
+        lambda: built.append(_diagnose(cell, runs, config, path)),
     )
-    return _unroll(results)
+    return _unroll(built[0] if ran else _load(path, cell))
 
 
 def _unroll(results: CellResults) -> CellResults:
@@ -102,10 +89,15 @@ def _unroll(results: CellResults) -> CellResults:
     return results
 
 
-def _diagnose(
-    results: CellResults, config: RunConfig, cell: CellInput, runs: dict[str, Path]
-) -> None:
-    maps = results.maps
+def _diagnose(cell: CellInput, runs: dict[str, Path], config: RunConfig, path: Path) -> CellResults:
+    """Read the cell's maps, find the cell and its defects, and write them to ``path``."""
+    waxs, x_um, y_um = _read_maps(runs["waxs"], WAXS_MAPS + LABEL_MAPS)
+    saxs, _, _ = _read_maps(runs["saxs"], SAXS_MAPS)
+    maps = {**waxs, **{k: v for k, v in saxs.items() if k != "attenuation"}}
+    results = CellResults(
+        cell.name, cell.label or cell.name, path, maps, x_um, y_um,
+        pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), None,
+    )  # fmt: skip
     pixel = results.pixel_size_um
     attenuation = np.nan_to_num(maps["attenuation"][0])
     try:
@@ -132,6 +124,7 @@ def _diagnose(
         lithiation = lithiation.merge(agglomerates[["id", "case"]], on="id")
     results.agglomerates, results.bends, results.lithiation = agglomerates, bends, lithiation
     _write(results, config, cell, runs)
+    return results
 
 
 def _load(path: Path, cell: CellInput) -> CellResults:
@@ -150,8 +143,8 @@ def _load(path: Path, cell: CellInput) -> CellResults:
             pixel = float(abs(x_um[1] - x_um[0]))
             ny, nx = any_map["data"].shape
             found = Cell(
-                float(entry["cell/centre_x_um"][()]) / pixel + (nx - 1) / 2,
-                float(entry["cell/centre_y_um"][()]) / pixel + (ny - 1) / 2,
+                float(um_to_px(entry["cell/centre_x_um"][()], nx, pixel)),
+                float(um_to_px(entry["cell/centre_y_um"][()], ny, pixel)),
                 float(entry["cell/radius_um"][()]) / pixel,
             )
     return CellResults(cell.name, cell.label or cell.name, path, maps, x_um, y_um, *tables, found)
@@ -192,8 +185,8 @@ def _write(results: CellResults, config: RunConfig, cell: CellInput, runs: dict[
                 found = nx_group(entry, "cell", "NXcollection")
                 pixel = results.pixel_size_um
                 ny, nx = results.maps["attenuation"][0].shape
-                found["centre_x_um"] = (results.cell.x - (nx - 1) / 2) * pixel
-                found["centre_y_um"] = (results.cell.y - (ny - 1) / 2) * pixel
+                found["centre_x_um"] = px_to_um(results.cell.x, nx, pixel)
+                found["centre_y_um"] = px_to_um(results.cell.y, ny, pixel)
                 found["radius_um"] = results.cell.radius * pixel
             entry["provenance/run"] = provenance_json(record)
 

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import matplotlib
 import numpy as np
 import pandas as pd
-
-matplotlib.use("Agg")
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
+from jellyroll.conventions import map_extent_mm
 from jellyroll.phases import graphite_composite, nmc_composite
-
-
-def _extent_mm(x_um: np.ndarray, y_um: np.ndarray) -> list[float]:
-    step_x, step_y = np.diff(x_um[:2]).item(), np.diff(y_um[:2]).item()
-    return [
-        (x_um[0] - step_x / 2) / 1000,
-        (x_um[-1] + step_x / 2) / 1000,
-        (y_um[-1] + step_y / 2) / 1000,
-        (y_um[0] - step_y / 2) / 1000,
-    ]
 
 
 def _axes(figure: Figure, n: int) -> list:
@@ -35,7 +23,7 @@ def composites_figure(maps: dict[str, np.ndarray], x_um: np.ndarray, y_um: np.nd
     """Graphite (LiC6 green, LiC12 blue, poor red) and NMC (lithiated green, delithiated red)."""
     figure = Figure(figsize=(11, 5), layout="constrained")
     left, right = _axes(figure, 2)
-    extent = _extent_mm(x_um, y_um)
+    extent = map_extent_mm(x_um, y_um)
     left.imshow(
         graphite_composite(maps["lic6"], maps["lic12"], maps["graphite_poor"]), extent=extent
     )
@@ -55,7 +43,7 @@ def saxs_figure(
     """SAXS intensity with the agglomerates circled (case B in red), and the d* map."""
     figure = Figure(figsize=(12, 5), layout="constrained")
     left, right = _axes(figure, 2)
-    extent = _extent_mm(x_um, y_um)
+    extent = map_extent_mm(x_um, y_um)
     image = left.imshow(
         saxs, extent=extent, cmap="magma", vmin=0, vmax=np.nanpercentile(saxs, 99.8)
     )

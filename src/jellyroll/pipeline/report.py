@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 
 from jellyroll import __version__
+from jellyroll.conventions import finite_median
+from jellyroll.defects import median_radius_um
 from jellyroll.io.provenance import package_versions
 from jellyroll.pipeline import figures
 from jellyroll.pipeline.config import RunConfig
@@ -19,11 +21,6 @@ AGGLOMERATE_COLUMNS = (
     "id", "x_um", "y_um", "equivalent_diameter_um", "case", "excess_intensity",
     "d_star_inside_nm", "d_star_ring_nm", "bend_id",
 )  # fmt: skip
-
-
-def _median(values: np.ndarray) -> float:
-    finite = values[np.isfinite(values)]
-    return float(np.median(finite)) if finite.size else float("nan")
 
 
 def summary_table(cells: dict[str, CellResults], critical_diameter_um: float) -> pd.DataFrame:
@@ -46,11 +43,9 @@ def summary_table(cells: dict[str, CellResults], critical_diameter_um: float) ->
                 f"above {critical_diameter_um:g} um (case B)": int(
                     (table.get("case", pd.Series()) == "B").sum()
                 ),
-                "median radius (um)": float(np.median(table["equivalent_diameter_um"]) / 2)
-                if len(table)
-                else float("nan"),
+                "median radius (um)": median_radius_um(table),
                 "bends": len(result.bends),
-                "median d* (nm)": _median(maps["d_star_nm"][0]),
+                "median d* (nm)": finite_median(maps["d_star_nm"][0]),
                 "LiC6 share": float(shares[0]),
                 "LiC12 share": float(shares[1]),
                 "poorly lithiated share": float(shares[2]),

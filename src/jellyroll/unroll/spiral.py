@@ -32,7 +32,7 @@ import numpy as np
 from numba import njit
 from scipy import ndimage as ndi
 
-from jellyroll.conventions import MAD_TO_SIGMA
+from jellyroll.conventions import robust_sigma
 from jellyroll.unroll._sampling import polar_samples, row_quantile
 from jellyroll.unroll.cell import Cell
 
@@ -206,7 +206,7 @@ def _band_pass(polar: np.ndarray, period: float, sigma_px: float) -> np.ndarray:
         polar, 0.3 * period / _DR, axis=0
     )
     out = ndi.gaussian_filter1d(out, 1.5, axis=1, mode="wrap")
-    spread = MAD_TO_SIGMA * np.median(np.abs(out - np.median(out)))
+    spread = robust_sigma(out)
     return out / spread if spread > 0 else out
 
 
