@@ -165,3 +165,15 @@ def test_frame_series_with_position_table(tmp_path: Path, suffix: str) -> None:
 def test_real_pilatus_mask_reads(shared_real: Path) -> None:
     mask = read_mask(shared_real / "pilatus2m_mask.edf")
     assert mask.shape == (1679, 1475) and mask.dtype == bool and 0 < mask.mean() < 0.2
+
+
+def test_float_edf_frames_are_not_truncated(tmp_path: Path) -> None:
+    """Corrected EDF frames hold fractional values: they must reach the integrator as floats."""
+    frames = np.random.default_rng(3).random((3, 9, 11)).astype(np.float32) * 10
+    names = []
+    for i, frame in enumerate(frames):
+        names.append(f"frame_{i}.edf")
+        fabio.edfimage.EdfImage(data=frame).write(str(tmp_path / names[-1]))
+    table = write_frame_table(tmp_path / "frames.csv", names, np.arange(3.0), np.zeros(3))
+    block = open_scan(table).read(0, 3)
+    assert np.array_equal(block.data, frames)  # float32 in, float32 out: exact

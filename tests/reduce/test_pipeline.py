@@ -11,9 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from jellyroll.cli import app
+from jellyroll.io.poni import integrator_from_poni_text
 from jellyroll.io.runfile import read_sinogram
 from jellyroll.io.scans import open_scan
-from jellyroll.phantom.detector import integrator_from_poni_text
 from jellyroll.phantom.write import write_phantom
 from jellyroll.reduce.pipeline import ReduceOptions, reduce_scan
 
@@ -150,3 +150,47 @@ def test_cli_refuses_to_overwrite_its_input(phantom: Path) -> None:
         app, ["reduce", str(phantom / "waxs_scan.h5"), "-o", str(phantom / "waxs_scan.h5")]
     )
     assert result.exit_code != 0
+
+
+def test_duplicate_frames_of_a_cell_are_averaged(phantom: Path, tmp_path: Path) -> None:
+    """A cell measured twice (frame k, and a copy with doubled counts in a later block) holds
+    the mean of the two frames' patterns, as `jellyroll.sinogram.place` averages, whatever
+    the block order; its error is that of a mean, sqrt(s1^2 + s2^2) / 2."""
+    from jellyroll.io.raw_scan import RawScanWriter
+
+    with h5py.File(phantom / "waxs_scan.h5", "r") as f:
+        frames = f["/entry/instrument/detector/data"][:40]
+        angles = f["/entry/sample/rotation_angle"][:40]
+        translations = f["/entry/sample/translation"][:40]
+        poni = f["/entry/instrument/detector/poni"].asstr()[()]
+        mask = f["/entry/instrument/detector/mask"][()]
+    k = 5
+    doubled = frames.copy()
+    doubled[k] *= 2
+    extra = slice(k, k + 1)
+    options = ReduceOptions(npt=100, radial_range=(0.8, 5.2), block_frames=16, subtract_air=False)
+    runs, reports = {}, {}
+    for name, first, second in (
+        ("single", frames, frames[:0]),
+        ("doubled", doubled, frames[:0]),
+        ("twice", frames, doubled[extra]),
+    ):
+        scan, run = tmp_path / f"{name}.h5", tmp_path / f"{name}_run.h5"
+        with RawScanWriter(scan, frames.shape[1:], poni=poni, mask=mask) as writer:
+            writer.append(first, angles, translations)
+            n = second.shape[0]
+            writer.append(second, angles[extra][:n], translations[extra][:n])
+        reports[name] = reduce_scan(scan, run, options=options)
+        runs[name] = read_sinogram(run)
+    assert reports["twice"].duplicate_frames == 1
+    one, two, both = runs["single"], runs["doubled"], runs["twice"]
+    a = int(np.argmin(np.abs(one.rotation_angle_deg - angles[k])))
+    t = int(np.argmin(np.abs(one.translation_mm - translations[k])))
+    # float32 sums of two patterns: 1e-5 relative
+    mean = (one.data[a, t] + two.data[a, t]) / 2
+    assert np.allclose(both.data[a, t], mean, rtol=1e-5, equal_nan=True)
+    error = np.sqrt(one.errors[a, t] ** 2 + two.errors[a, t] ** 2) / 2
+    assert np.allclose(both.errors[a, t], error, rtol=1e-5, equal_nan=True)
+    others = np.ones(one.data.shape[:2], bool)
+    others[a, t] = False
+    assert np.array_equal(both.data[others], one.data[others], equal_nan=True)

@@ -23,7 +23,6 @@ def write_nxdata(
     axes: Sequence[tuple[str, np.ndarray, str]] = (),
     *,
     units: str = "",
-    long_name: str | None = None,
     errors: np.ndarray | None = None,
     compression: str | None = "gzip",
     chunks: tuple[int, ...] | None = None,
@@ -41,8 +40,6 @@ def write_nxdata(
     data = group.create_dataset("data", data=signal, **kwargs)
     if units:
         data.attrs["units"] = units
-    if long_name:
-        data.attrs["long_name"] = long_name
     if errors is not None:
         group.create_dataset("errors", data=errors, **kwargs)
     group.attrs["signal"] = "data"

@@ -87,24 +87,46 @@ def package_versions(names: Iterable[str] = TRACKED_PACKAGES) -> dict[str, str]:
     return versions
 
 
+HASH_LIMIT_BYTES = 1 << 30
+"""Inputs larger than this in total are fingerprinted (size and time), not hashed: a raw
+scan of several TB would otherwise be read a second time just for its checksum."""
+
+
+def file_fingerprint(path: str | os.PathLike[str]) -> str:
+    """Resolved path, size and modification time of a file (cheap for TB-sized raw scans)."""
+    stat = os.stat(path)
+    return f"{Path(path).resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
 def provenance_record(
-    configuration: dict[str, Any], inputs: Iterable[str | os.PathLike[str]] = ()
+    configuration: dict[str, Any],
+    inputs: Iterable[str | os.PathLike[str]] = (),
+    *,
+    hash_limit_bytes: int = HASH_LIMIT_BYTES,
 ) -> dict[str, Any]:
-    """Everything needed to say how a result was made: configuration, versions, checksums."""
+    """Everything needed to say how a result was made: configuration, versions, and the
+    inputs' ``sha256:<hex>`` checksums, or ``fingerprint:<path:size:mtime>`` for all of
+    them when they hold more than ``hash_limit_bytes`` together."""
+    paths = [Path(p) for p in inputs]
+    small = sum(p.stat().st_size for p in paths) <= hash_limit_bytes
     return {
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "configuration": configuration,
         "versions": package_versions(),
-        "inputs": {str(Path(p)): sha256_file(p) for p in inputs},
+        "inputs": {
+            str(p): f"sha256:{sha256_file(p)}" if small else f"fingerprint:{file_fingerprint(p)}"
+            for p in paths
+        },
     }
 
 
 def provenance_json(record: dict[str, Any]) -> str:
     """Provenance record as JSON text (NumPy scalars and paths converted)."""
-    return json.dumps(record, indent=1, sort_keys=True, default=_jsonable)
+    return json.dumps(record, indent=1, sort_keys=True, default=jsonable)
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """``json.dumps`` default: NumPy arrays and scalars as lists/numbers, anything else as text."""
     if hasattr(value, "tolist"):
         return value.tolist()
     return str(value)

@@ -43,20 +43,10 @@ import h5py
 import hdf5plugin
 import numpy as np
 
+from jellyroll.io.nexus import nx_group
 from jellyroll.io.provenance import atomic_output, provenance_json, provenance_record
 
 Compression = Literal["bitshuffle-lz4", "lz4", "zstd", "gzip", "none"]
-
-FRAMES_PATH = "/entry/instrument/detector/data"
-PONI_PATH = "/entry/instrument/detector/poni"
-MASK_PATH = "/entry/instrument/detector/mask"
-ROTATION_PATH = "/entry/sample/rotation_angle"
-TRANSLATION_PATH = "/entry/sample/translation"
-MONITOR_PATH = "/entry/monitor/data"
-DIODE_PATH = "/entry/instrument/diode/data"
-INTENSITY_PATH = "/entry/integrated/intensity"
-Q_PATH = "/entry/integrated/q"
-PROVENANCE_PATH = "/entry/provenance"
 
 _POSITION_CHUNK = 16384
 _INTEGRATED_CHUNK_BYTES = 1 << 20
@@ -78,12 +68,6 @@ def compression_options(compression: Compression) -> dict[str, Any]:
     raise ValueError(
         f"unknown compression {compression!r}; use bitshuffle-lz4, lz4, zstd, gzip or none"
     )
-
-
-def _group(parent: h5py.Group, name: str, nx_class: str) -> h5py.Group:
-    group = parent.require_group(name)
-    group.attrs["NX_class"] = nx_class
-    return group
 
 
 def _string(parent: h5py.Group, name: str, text: str) -> h5py.Dataset:
@@ -134,10 +118,10 @@ class _ScanWriter:
             root = self._file
             root.attrs["default"] = "entry"
             root.attrs["creator"] = "jellyroll"
-            self._entry = _group(root, "entry", "NXentry")
+            self._entry = nx_group(root, "entry", "NXentry")
             self._entry.attrs["default"] = self._default
-            self._instrument = _group(self._entry, "instrument", "NXinstrument")
-            sample = _group(self._entry, "sample", "NXsample")
+            self._instrument = nx_group(self._entry, "instrument", "NXinstrument")
+            sample = nx_group(self._entry, "sample", "NXsample")
             self._rotation = self._position_dataset(sample, "rotation_angle", "deg")
             self._translation = self._position_dataset(sample, "translation", "mm")
             self._monitor: h5py.Dataset | None = None
@@ -167,10 +151,10 @@ class _ScanWriter:
         if self._optional[kind] is None:
             self._optional[kind] = given
             if given and kind == "monitor":
-                group = _group(self._entry, "monitor", "NXmonitor")
+                group = nx_group(self._entry, "monitor", "NXmonitor")
                 self._monitor = self._position_dataset(group, "data", "counts")
             elif given:
-                group = _group(self._instrument, "diode", "NXdetector")
+                group = nx_group(self._instrument, "diode", "NXdetector")
                 self._diode = self._position_dataset(group, "data", "counts")
         elif self._optional[kind] != given:
             raise ValueError(f"{kind} must be given with every append or with none")
@@ -286,7 +270,7 @@ class RawScanWriter(_ScanWriter):
             configuration=configuration,
         )
         try:
-            detector = _group(self._instrument, "detector", "NXdetector")
+            detector = nx_group(self._instrument, "detector", "NXdetector")
             self._frames = detector.create_dataset(
                 "data",
                 shape=(self._capacity, *self.frame_shape),
@@ -302,7 +286,7 @@ class RawScanWriter(_ScanWriter):
                 detector.create_dataset(
                     "mask", data=(np.asarray(mask) != 0).astype(np.uint8), compression="gzip"
                 )
-            view = _group(self._entry, "data", "NXdata")
+            view = nx_group(self._entry, "data", "NXdata")
             view.attrs["signal"] = "data"
             view["data"] = self._frames
         except BaseException:
@@ -366,7 +350,7 @@ class IntegratedScanWriter(_ScanWriter):
             configuration=configuration,
         )
         try:
-            integrated = _group(self._entry, "integrated", "NXdata")
+            integrated = nx_group(self._entry, "integrated", "NXdata")
             integrated.attrs["signal"] = "intensity"
             integrated.attrs["axes"] = [".", "q"]
             rows = max(1, min(4096, _INTEGRATED_CHUNK_BYTES // max(4 * self.n_q, 1)))
@@ -381,7 +365,7 @@ class IntegratedScanWriter(_ScanWriter):
             q_dataset = integrated.create_dataset("q", data=q)
             q_dataset.attrs["units"] = "1/angstrom"
             if poni is not None:
-                detector = _group(self._instrument, "detector", "NXdetector")
+                detector = nx_group(self._instrument, "detector", "NXdetector")
                 _string(detector, "poni", poni)
         except BaseException:
             self.abort()

@@ -255,8 +255,9 @@ class BlissMapping:
         return cls(**table)
 
 
-def _natural_key(text: str) -> list[Any]:
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+def natural_key(text: str) -> list[Any]:
+    """Sort key of names with numbers in natural order, case-insensitive: ``f2 < F10``."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
 
 
 class BlissScanReader:
@@ -268,7 +269,7 @@ class BlissScanReader:
             raise ScanFormatError(f"{self.path}: no such scan file")
         self._file = h5py.File(self.path, "r")
         pattern = re.compile(mapping.entries)
-        names = sorted((k for k in self._file if pattern.search(k)), key=_natural_key)
+        names = sorted((k for k in self._file if pattern.search(k)), key=natural_key)
         if not names:
             raise ScanFormatError(
                 f"{self.path}: no entry matches {mapping.entries!r}; set `entries` in the mapping"
@@ -371,6 +372,8 @@ class FrameSeriesReader:
                 raise ScanFormatError(f"{self.path}: column {name}: {error}") from error
 
         first = self._open(0)
+        # counting detectors give integers; a float frame (e.g. a corrected EDF) stays float
+        self._dtype = first.dtype if first.dtype.kind == "f" else np.dtype(np.int32)
         self.info = ScanInfo(
             source=str(self.path),
             kind="frames",
@@ -393,7 +396,7 @@ class FrameSeriesReader:
 
     def read(self, start: int, stop: int) -> Block:
         shape = self.info.frame_shape or ()
-        data = np.zeros((stop - start, *shape), dtype=np.int32)
+        data = np.zeros((stop - start, *shape), dtype=self._dtype)
         valid = np.ones(stop - start, dtype=bool)
         problems = []
         for i in range(start, stop):

@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from jellyroll.io.provenance import atomic_output
+from jellyroll.io.provenance import atomic_output, jsonable
+from jellyroll.io.scans import natural_key
 
 _IMAGEJ_DTYPES = {np.dtype(t) for t in (np.uint8, np.uint16, np.int16, np.float32)}
 _TIFF_SUFFIXES = (".tif", ".tiff")
@@ -86,7 +86,7 @@ def write_tiff_stack(
                 "axes": "ZYXS",
                 "spacing": voxel,
                 "unit": "um",
-                "Info": json.dumps(info, default=_jsonable),
+                "Info": json.dumps(info, default=jsonable),
             },
         )
     return final
@@ -151,16 +151,6 @@ def _imagej_compatible(volume: np.ndarray, where: str) -> np.ndarray:
             )
         return as_float
     raise ValueError(f"{where}: cannot store data type {dtype} in a TIFF volume")
-
-
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return str(value)
-
-
-def _natural_key(name: str) -> list[Any]:
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
 
 def _is_hdf5(path: Path) -> bool:
@@ -240,7 +230,7 @@ def _read_folder(folder: Path) -> tuple[np.ndarray, float | None]:
 
     files = sorted(
         (f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in _TIFF_SUFFIXES),
-        key=lambda f: _natural_key(f.name),
+        key=lambda f: natural_key(f.name),
     )
     if not files:
         raise ValueError(f"{folder}: the folder holds no .tif/.tiff slices")

@@ -9,15 +9,16 @@ HTML report for all cells. Every stage is skipped when its output is up to date.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rich.console import Console
 
+from jellyroll.io.provenance import file_fingerprint
 from jellyroll.maps import MapsOptions, write_run_maps
 from jellyroll.pipeline.config import CellInput, ReduceSettings, RunConfig
 from jellyroll.pipeline.diagnosis import CellResults, diagnose_cell
-from jellyroll.pipeline.stages import StageLog, file_fingerprint, stage_key
+from jellyroll.pipeline.stages import StageLog, stage_key
 from jellyroll.progress import fraction_progress, frame_progress
 from jellyroll.recon.run import reconstruct_run
 from jellyroll.reduce.pipeline import ReduceOptions, reduce_scan
@@ -86,11 +87,12 @@ def _scan_stages(
             )
 
     log.run(f"{cell.name} {kind} reconstruct", run, "reconstruct", key, reconstruct)
-    key = stage_key("maps", {}, [key])
+    options = MapsOptions()
+    key = stage_key("maps", asdict(options), [key])
 
     def maps() -> None:
         with console.status(f"{cell.name}: {kind.upper()} maps"):
-            write_run_maps(run, MapsOptions())
+            write_run_maps(run, options)
 
     log.run(f"{cell.name} {kind} maps", run, "maps", key, maps)
     return run

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -18,12 +17,6 @@ from typing import Any
 import h5py
 
 KEY_ATTRIBUTE = "jellyroll_stage_keys"
-
-
-def file_fingerprint(path: Path) -> str:
-    """Size and modification time of an input file (cheap for TB-sized raw scans)."""
-    stat = os.stat(path)
-    return f"{Path(path).resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def stage_key(name: str, settings: Any, upstream: Iterable[str]) -> str:

@@ -26,9 +26,9 @@ import numpy as np
 from jellyroll.io.nexus import nx_group, set_default
 from jellyroll.io.provenance import (
     OutputWouldOverwriteInputError,
+    file_fingerprint,
     provenance_json,
     provenance_record,
-    sha256_file,
 )
 from jellyroll.io.scans import Block, ScanInfo, ScanReader, open_scan, read_mask, read_poni_text
 from jellyroll.reduce.engine import IntegrationSetup, Integrator
@@ -39,9 +39,13 @@ from jellyroll.sinogram import (
     estimate_rotation_centre,
     place,
     sinogram_layout,
+    subtract_air,
 )
 
-CHECKPOINT_VERSION = 1
+_AXIS_UNITS = {"q_A^-1": "1/angstrom", "q_nm^-1": "1/nm", "2th_deg": "deg", "2th_rad": "rad"}
+"""NeXus units of the radial axis for pyFAI's unit names (others keep their pyFAI name)."""
+
+CHECKPOINT_VERSION = 2  # 2: cells hold sums until the end (duplicates averaged)
 
 
 @dataclass(frozen=True)
@@ -113,8 +117,7 @@ def _fingerprint(info: ScanInfo, options: ReduceOptions, spec: ScanSpec) -> str:
     digest = hashlib.sha256()
     digest.update(json.dumps([asdict(options), asdict(spec), CHECKPOINT_VERSION]).encode())
     for path in info.files:
-        stat = os.stat(path)
-        digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+        digest.update(file_fingerprint(path).encode())
     for array in (info.rotation_angle_deg, info.translation_mm, info.monitor, info.diode):
         if array is not None:
             digest.update(np.ascontiguousarray(array).tobytes())
@@ -122,14 +125,6 @@ def _fingerprint(info: ScanInfo, options: ReduceOptions, spec: ScanSpec) -> str:
         digest.update(np.packbits(info.mask).tobytes())
     digest.update((info.poni or "").encode())
     return digest.hexdigest()
-
-
-def _checksum(path: Path, key: str, limit_bytes: int = 1 << 30) -> str:
-    """SHA-256 of an input up to ``limit_bytes``; larger raw scans (TB) get the fingerprint
-    of sizes, times, motors and settings instead, marked as such."""
-    if path.stat().st_size <= limit_bytes:
-        return f"sha256:{sha256_file(path)}"
-    return f"fingerprint:{key}"
 
 
 def _monitor_scale(info: ScanInfo) -> np.ndarray:
@@ -145,7 +140,7 @@ def _monitor_scale(info: ScanInfo) -> np.ndarray:
 
 @lru_cache(maxsize=4)
 def _worker_context(spec: ScanSpec, setup_key: str, setup: IntegrationSetup | None):
-    """A reader and integrator per process, reused for every block it handles."""
+    """A reader and integrator per Dask worker process, reused for every block it handles."""
     reader = spec.open()
     return reader, (Integrator(setup) if setup is not None else None)
 
@@ -207,16 +202,30 @@ def reduce_scan(
     )
     output = Path(output).resolve()
     reader = spec.open()
+    try:
+        return _reduce(reader, spec, output, options, scheduler, on_block, configuration)
+    finally:
+        reader.close()
+
+
+def _reduce(
+    reader: ScanReader,
+    spec: ScanSpec,
+    output: Path,
+    options: ReduceOptions,
+    scheduler: str | None,
+    on_block: Callable[[int, int], None] | None,
+    configuration: dict[str, Any] | None,
+) -> ReduceReport:
+    """:func:`reduce_scan` on an open reader."""
     info = reader.info
     for item in info.files:
         if Path(item).resolve() == output:
             raise OutputWouldOverwriteInputError(f"refusing to write {output}: it is an input")
     setup = integration_setup(info, options) if info.kind == "frames" else None
     setup_key = _fingerprint(info, options, spec)
-    if setup is not None:
-        q = Integrator(setup).radial
-    else:
-        q = info.q_A
+    integrator = Integrator(setup) if setup is not None else None
+    q = integrator.radial if integrator is not None else info.q_A
     layout = sinogram_layout(info.rotation_angle_deg, info.translation_mm)
     scale = _monitor_scale(info)
     partial = output.with_name(output.name + ".partial")
@@ -224,15 +233,20 @@ def reduce_scan(
         (start, min(start + options.block_frames, info.n_frames))
         for start in range(0, info.n_frames, options.block_frames)
     ]
-    with _open_work_file(partial, layout, q, setup_key, len(blocks)) as work:
+    q_units = _AXIS_UNITS.get(options.unit, options.unit) if integrator else "1/angstrom"
+    with _open_work_file(partial, layout, q, q_units, setup_key, len(blocks)) as work:
         done = work["checkpoint/done"]
         done_before = int(np.sum(done[()]))
         pending = [i for i, ok in enumerate(done[()]) if not ok]
         problems: list[str] = []
         valid = work["checkpoint/valid"]
-        for index, start, stop, patterns, errors, block_valid, notes in _run_blocks(
-            spec, setup, setup_key, scale, blocks, pending, scheduler
-        ):
+        if scheduler:
+            finished = _run_blocks_on_cluster(
+                scheduler, spec, setup, setup_key, scale, blocks, pending
+            )
+        else:
+            finished = _run_blocks_here(reader, integrator, scale, blocks, pending)
+        for index, start, stop, patterns, errors, block_valid, notes in finished:
             _place_block(work, layout, start, stop, patterns, errors)
             valid[start:stop] = block_valid
             done[index] = True
@@ -241,7 +255,6 @@ def reduce_scan(
             if on_block is not None:
                 on_block(stop - start, info.n_frames)
         report = _finish(work, info, layout, valid[()], options, setup_key, configuration, spec)
-    reader.close()
     os.replace(partial, output)
     report.output = output
     report.blocks_done_before = done_before
@@ -252,7 +265,7 @@ def reduce_scan(
 
 
 def _open_work_file(
-    partial: Path, layout: SinogramLayout, q: np.ndarray, key: str, n_blocks: int
+    partial: Path, layout: SinogramLayout, q: np.ndarray, q_units: str, key: str, n_blocks: int
 ) -> h5py.File:
     """The work file: resumed if its key matches, else created afresh."""
     if partial.exists():
@@ -278,7 +291,7 @@ def _open_work_file(
     for name, values, units in (
         ("rotation_angle", layout.rotation_angle_deg, "deg"),
         ("translation", layout.translation_mm, "mm"),
-        ("q", q, "1/angstrom"),
+        ("q", q, q_units),
     ):
         group[name] = values
         group[name].attrs["units"] = units
@@ -286,39 +299,48 @@ def _open_work_file(
     group.attrs["axes"] = ["rotation_angle", "translation", "q"]
     checkpoint = work.create_group("checkpoint")
     checkpoint.create_dataset("done", shape=(n_blocks,), dtype=bool, fillvalue=False)
-    checkpoint.create_dataset(
-        "valid", shape=(layout.angle_index.size,), dtype=bool, fillvalue=False
-    )
+    for name in ("valid", "placed"):
+        checkpoint.create_dataset(
+            name, shape=(layout.angle_index.size,), dtype=bool, fillvalue=False
+        )
+    checkpoint.create_dataset("count", shape=(n_a, n_t), dtype=np.int32, fillvalue=0)
     return work
 
 
-def _run_blocks(
+def _run_blocks_on_cluster(
+    scheduler: str,
     spec: ScanSpec,
     setup: IntegrationSetup | None,
     key: str,
     scale: np.ndarray,
     blocks: list[tuple[int, int]],
     pending: list[int],
-    scheduler: str | None,
 ) -> Iterator[tuple[int, int, int, np.ndarray, np.ndarray, np.ndarray, list[str]]]:
-    """Yield (block index, start, stop, patterns, errors, valid, notes) as blocks finish."""
-    if scheduler:
-        from distributed import Client, as_completed
+    """Yield (block index, start, stop, patterns, errors, valid, notes) as the blocks finish
+    on a dask.distributed cluster (each worker opens the scan once)."""
+    from distributed import Client, as_completed
 
-        with Client(scheduler) as client:
-            futures = {}
-            for i in pending:
-                start, stop = blocks[i]
-                future = client.submit(
-                    reduce_block, spec, setup, key, scale[start:stop], start, stop, pure=False
-                )
-                futures[future] = i
-            for future in as_completed(futures):
-                yield (futures[future], *future.result())
-        return
-    # locally: read the next block in a thread while this one is integrated (one ahead,
-    # so memory holds two blocks at most)
-    reader, integrator = _worker_context(spec, key, setup)
+    with Client(scheduler) as client:
+        futures = {}
+        for i in pending:
+            start, stop = blocks[i]
+            future = client.submit(
+                reduce_block, spec, setup, key, scale[start:stop], start, stop, pure=False
+            )
+            futures[future] = i
+        for future in as_completed(futures):
+            yield (futures[future], *future.result())
+
+
+def _run_blocks_here(
+    reader: ScanReader,
+    integrator: Integrator | None,
+    scale: np.ndarray,
+    blocks: list[tuple[int, int]],
+    pending: list[int],
+) -> Iterator[tuple[int, int, int, np.ndarray, np.ndarray, np.ndarray, list[str]]]:
+    """The same, in this process: the next block is read in a thread while this one is
+    integrated (one ahead, so memory holds two blocks at most)."""
     with ThreadPoolExecutor(max_workers=1) as prefetch:
         upcoming = prefetch.submit(reader.read, *blocks[pending[0]]) if pending else None
         for n, i in enumerate(pending):
@@ -338,17 +360,29 @@ def _place_block(
     patterns: np.ndarray,
     errors: np.ndarray,
 ) -> None:
-    """Write a block's patterns into their sinogram cells, one angle row at a time."""
+    """Add a block's patterns (and squared errors) into their sinogram cells, one angle row
+    at a time; :func:`_finish` divides by the frames per cell, so duplicate frames of a cell
+    are averaged as :func:`jellyroll.sinogram.place` does, whatever order blocks finish in.
+
+    Frames already placed (a resumed run) are skipped, so a block is never added twice.
+    """
     data, sigma = work["entry/sinogram/data"], work["entry/sinogram/errors"]
+    count, placed = work["checkpoint/count"], work["checkpoint/placed"]
     rows = layout.angle_index[start:stop]
     columns = layout.translation_index[start:stop]
-    keep = np.isfinite(patterns).any(axis=1)
+    keep = np.isfinite(patterns).any(axis=1) & ~placed[start:stop]
     for row in np.unique(rows[keep]):
-        pick = (rows == row) & keep
-        row_data, row_sigma = data[row], sigma[row]
-        row_data[columns[pick]] = patterns[pick]
-        row_sigma[columns[pick]] = errors[pick]
-        data[row], sigma[row] = row_data, row_sigma
+        pick = np.flatnonzero((rows == row) & keep)
+        row_data, row_sigma, row_count = data[row], sigma[row], count[row]
+        cells = columns[pick]
+        first = row_count[cells] == 0  # cells start as NaN: the first frame sets them
+        row_data[cells[first]] = 0.0
+        row_sigma[cells[first]] = 0.0
+        np.add.at(row_data, cells, patterns[pick])
+        np.add.at(row_sigma, cells, np.square(errors[pick]))
+        np.add.at(row_count, cells, 1)
+        data[row], sigma[row], count[row] = row_data, row_sigma, row_count
+        placed[start + pick] = True
 
 
 def _finish(
@@ -375,18 +409,24 @@ def _finish(
         group["attenuation"] = attenuation.astype(np.float32)
         group["attenuation"].attrs["long_name"] = "-ln(diode / monitor), relative to air"
     air = edge_columns(layout.shape[1])
-    air_done = work.require_dataset(
-        "checkpoint/air_done", shape=(layout.shape[0],), dtype=bool, fillvalue=False
+    finished = work.require_dataset(
+        "checkpoint/finished_rows", shape=(layout.shape[0],), dtype=bool, fillvalue=False
     )
+    sigma, count = group["errors"], work["checkpoint/count"]
     total = np.empty(layout.shape)
     for row in range(layout.shape[0]):
         values = data[row]
-        if options.subtract_air and not air_done[row]:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing edge
-                values = values - np.nanmean(values[air], axis=0, keepdims=True)
+        if not finished[row]:
+            # sums of the frames of each cell -> their mean (errors: root of summed squares)
+            frames = np.maximum(count[row], 1)[:, None]
+            values = values / frames
+            sigma[row] = np.sqrt(sigma[row]) / frames
+            if options.subtract_air:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing edge
+                    values = subtract_air(values[None], air)[0]
             data[row] = values
-            air_done[row] = True
+            finished[row] = True
         total[row] = np.sum(values, axis=1)
     group.attrs["air_subtracted"] = options.subtract_air
     centre_source = attenuation if attenuation is not None else total
@@ -409,9 +449,8 @@ def _finish(
             "reduce_key": key,
             **(configuration or {}),
         },
-        inputs=[],
+        inputs=info.files,
     )
-    record["inputs"] = {str(p): _checksum(Path(p), key) for p in info.files}
     entry = work["entry"]
     entry["provenance/reduce"] = provenance_json(record)
     set_default(work, "entry")
