@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from jellyroll.conventions import map_extent_mm
+
 GRAPHITE_LABELS = "0 LiC6, 1 LiC12, 2 poorly lithiated, -1 none"
 NMC_LABELS = "0 lithiated, 1 delithiated, -1 none"
 
@@ -54,11 +56,6 @@ def write_run_maps(run: str | Path, options: MapsOptions | None = None) -> MapsR
     recon = read_reconstruction(run)
     with open_run(run) as f:
         units = str(f["/entry/reconstruction/data"].attrs.get("units", "arb. units"))
-        kept = {
-            name: (group["data"][()], str(group["data"].attrs.get("units", "")))
-            for name, group in f.get("/entry/maps", {}).items()
-            if "data" in group
-        }
     q = recon.q_A
     windows = {**TABLE1_WINDOWS, **GRAPHITE_OVERVIEW_WINDOW}
     new: dict[str, tuple[np.ndarray, str]] = {}
@@ -81,10 +78,7 @@ def write_run_maps(run: str | Path, options: MapsOptions | None = None) -> MapsR
         raise ValueError(f"{run}: q range [{q.min():.3g}, {q.max():.3g}] 1/A gives no map")
     configuration = {"stage": "maps", **asdict(options), "source": "/entry/reconstruction"}
     default = "graphite" if "graphite" in new else "saxs_intensity"
-    write_maps(
-        run, {**kept, **new}, recon.x_um, recon.y_um, provenance_record(configuration),
-        default=default,
-    )  # fmt: skip
+    write_maps(run, new, recon.x_um, recon.y_um, provenance_record(configuration), default=default)
     return MapsResult(maps=new, figures=figures, notes=notes)
 
 
@@ -154,32 +148,22 @@ def _denoising_note(rank: int, n_q: int, *, chosen: bool) -> str:
     )
 
 
-def _extent_mm(x_um: np.ndarray, y_um: np.ndarray) -> list[float]:
-    return [x_um[0] / 1000, x_um[-1] / 1000, y_um[-1] / 1000, y_um[0] / 1000]
-
-
-def _save(fig: Any, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
+def _save(figure: Any, path: Path) -> Path:
     from jellyroll.io.provenance import atomic_output
 
     with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+        figure.savefig(tmp, dpi=110, format="png")
     return path
 
 
 def _waxs_figures(
     run: Path, maps: dict[str, tuple[np.ndarray, str]], x_um: np.ndarray, y_um: np.ndarray
 ) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from jellyroll.phases import graphite_composite, nmc_composite
 
-    extent = _extent_mm(x_um, y_um)
+    extent = map_extent_mm(x_um, y_um)
     images = {
         "graphite_rgb": (
             graphite_composite(maps["lic6"][0], maps["lic12"][0], maps["graphite_poor"][0]),
@@ -192,28 +176,29 @@ def _waxs_figures(
     }
     paths = []
     for name, (rgb, title) in images.items():
-        fig, ax = plt.subplots(figsize=(6, 6), constrained_layout=True)
-        ax.imshow(rgb, extent=extent)
-        ax.set_title(title)
-        ax.set_xlabel("x (mm)")
-        ax.set_ylabel("y (mm)")
-        paths.append(_save(fig, run.with_name(f"{run.stem}_{name}.png")))
+        figure = Figure(figsize=(6, 6), layout="constrained")
+        axis = figure.subplots()
+        axis.imshow(rgb, extent=extent)
+        axis.set_title(title)
+        axis.set_xlabel("x (mm)")
+        axis.set_ylabel("y (mm)")
+        paths.append(_save(figure, run.with_name(f"{run.stem}_{name}.png")))
     return paths
 
 
 def _dstar_figure(run: Path, d_star: np.ndarray, x_um: np.ndarray, y_um: np.ndarray) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from jellyroll.saxs import dstar_histogram
 
     finite = d_star[np.isfinite(d_star)]
     low, high = np.percentile(finite, [1, 99]) if finite.size else (0.0, 1.0)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 5), constrained_layout=True)
-    image = left.imshow(d_star, extent=_extent_mm(x_um, y_um), cmap="viridis", vmin=low, vmax=high)
-    fig.colorbar(image, ax=left, shrink=0.8, label="d* (nm)")
+    figure = Figure(figsize=(11, 5), layout="constrained")
+    left, right = figure.subplots(1, 2)
+    image = left.imshow(
+        d_star, extent=map_extent_mm(x_um, y_um), cmap="viridis", vmin=low, vmax=high
+    )
+    figure.colorbar(image, ax=left, shrink=0.8, label="d* (nm)")
     left.set_title("d* (departure from power law); blank: no value")
     left.set_xlabel("x (mm)")
     left.set_ylabel("y (mm)")
@@ -223,4 +208,4 @@ def _dstar_figure(run: Path, d_star: np.ndarray, x_um: np.ndarray, y_um: np.ndar
     right.set_ylabel("voxels")
     mean = f", mean {finite.mean():.2f} nm" if finite.size else ""
     right.set_title(f"{finite.size} voxels with a value{mean}")
-    return _save(fig, run.with_name(f"{run.stem}_d_star.png"))
+    return _save(figure, run.with_name(f"{run.stem}_d_star.png"))

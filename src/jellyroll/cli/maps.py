@@ -20,25 +20,33 @@ def maps(
     label_threshold: Annotated[
         float,
         typer.Option(help="Label -1 below this fraction of a phase family's robust maximum."),
-    ] = 0.05,
+    ] = MapsOptions.label_threshold,
     denoise: Annotated[
         bool,
         typer.Option(
             "--denoise/--no-denoise",
             help="Low-rank denoise the SAXS profiles before d* (not in the study's method).",
         ),
-    ] = True,
+    ] = MapsOptions.denoise,
     rank: Annotated[
         int | None, typer.Option(help="Components kept by the denoising (default: automatic).")
     ] = None,
     dstar_min_intensity: Annotated[
         float,
         typer.Option(help="d* only where the SAXS intensity exceeds this fraction of its p99."),
-    ] = 0.2,
-    tolerance: Annotated[float, typer.Option(help="d*: departure from the power law.")] = 0.03,
-    min_points: Annotated[int, typer.Option(help="d*: shortest usable segment.")] = 150,
-    min_slope: Annotated[float, typer.Option(help="d*: smallest accepted exponent.")] = 2.5,
-    max_slope: Annotated[float, typer.Option(help="d*: largest accepted exponent.")] = 4.3,
+    ] = MapsOptions.dstar_min_intensity,
+    tolerance: Annotated[
+        float | None, typer.Option(help="d*: departure from the power law [study: 0.03].")
+    ] = None,
+    min_points: Annotated[
+        int | None, typer.Option(help="d*: shortest usable segment [study: 150].")
+    ] = None,
+    min_slope: Annotated[
+        float | None, typer.Option(help="d*: smallest accepted exponent [study: 2.5].")
+    ] = None,
+    max_slope: Annotated[
+        float | None, typer.Option(help="d*: largest accepted exponent [study: 4.3].")
+    ] = None,
 ) -> None:
     """Write every map of a run file under /entry/maps and the composites as PNG beside it.
 
@@ -54,11 +62,16 @@ def maps(
         denoise=denoise,
         rank=rank,
         dstar_min_intensity=dstar_min_intensity,
+        # only what was given: the defaults stay those of jellyroll.saxs.departure_dstar_map
         dstar={
-            "tolerance": tolerance,
-            "min_points": min_points,
-            "min_slope": min_slope,
-            "max_slope": max_slope,
+            name: value
+            for name, value in (
+                ("tolerance", tolerance),
+                ("min_points", min_points),
+                ("min_slope", min_slope),
+                ("max_slope", max_slope),
+            )
+            if value is not None
         },
     )
     try:

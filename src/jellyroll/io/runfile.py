@@ -56,11 +56,6 @@ class Sinogram:
     def shape(self) -> tuple[int, int, int]:
         return self.data.shape  # type: ignore[return-value]
 
-    @property
-    def translation_step_um(self) -> float:
-        """Mean translation step (um); the pixel size of reconstructed maps."""
-        return float(np.mean(np.diff(self.translation_mm)) * 1000.0)
-
 
 @dataclass
 class Reconstruction:
@@ -159,12 +154,14 @@ def update_run(
     provenance: Mapping[str, Any],
     *,
     default: str | None = None,
+    keep_existing: bool = False,
 ) -> Path:
     """Atomically replace group ``/entry/<group_name>`` of a run file.
 
     The file is copied beside itself, ``writer(entry_group)`` fills the new group, the
     provenance is stored under ``/entry/provenance/<group_name>``, and the copy is renamed
-    over the original. A failure leaves the original untouched.
+    over the original. A failure leaves the original untouched. ``keep_existing`` hands the
+    writer the group as it is, for writers that replace only some of its members.
     """
     path = Path(path)
     with open_run(path):
@@ -173,7 +170,7 @@ def update_run(
         shutil.copyfile(path, tmp)
         with h5py.File(tmp, "r+") as f:
             entry = f["entry"]
-            if group_name in entry:
+            if group_name in entry and not keep_existing:
                 del entry[group_name]
             writer(entry)
             record = f"provenance/{group_name}"
@@ -236,18 +233,37 @@ def write_maps(
     *,
     default: str | None = None,
 ) -> Path:
-    """Store one NXdata per map, ``maps[name] = (array (n_y, n_x), units)``."""
+    """Store one NXdata per map, ``maps[name] = (array (n_y, n_x), units)``, under
+    ``/entry/maps``; maps of other names already there are kept."""
+    return update_run(
+        path,
+        "maps",
+        lambda entry: write_maps_group(entry, maps, x_um, y_um, default=default),
+        provenance,
+        default="maps" if default else None,
+        keep_existing=True,
+    )
 
-    def fill(entry: h5py.Group) -> None:
-        group = nx_group(entry, "maps", "NXcollection")
-        for name, (values, units) in maps.items():
-            write_nxdata(
-                group, name, values, [("y_um", y_um, "um"), ("x_um", x_um, "um")], units=units
-            )
-        if default:
-            set_default(group, default)
 
-    return update_run(path, "maps", fill, provenance, default="maps" if default else None)
+def write_maps_group(
+    entry: h5py.Group,
+    maps: Mapping[str, tuple[np.ndarray, str]],
+    x_um: np.ndarray,
+    y_um: np.ndarray,
+    *,
+    default: str | None = None,
+) -> h5py.Group:
+    """The maps of :func:`write_maps` into ``entry/maps`` (created if missing), replacing
+    those of the same names, for writers that store more in the same :func:`update_run`."""
+    group = nx_group(entry, "maps", "NXcollection")
+    axes = [("y_um", y_um, "um"), ("x_um", x_um, "um")]
+    for name, (values, units) in maps.items():
+        if name in group:
+            del group[name]
+        write_nxdata(group, name, values, axes, units=units)
+    if default:
+        set_default(group, default)
+    return group
 
 
 def read_map(path: str | Path, name: str) -> np.ndarray:

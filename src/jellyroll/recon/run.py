@@ -8,13 +8,13 @@ from pathlib import Path
 
 import h5py
 
-from jellyroll.io.nexus import nx_group, write_nxdata
 from jellyroll.io.provenance import provenance_record
 from jellyroll.io.runfile import (
     Reconstruction,
     RunFileError,
     read_sinogram,
     update_run,
+    write_maps_group,
     write_reconstruction_group,
 )
 from jellyroll.recon.astra_backend import astra_version
@@ -101,12 +101,9 @@ def reconstruct_run(
     def fill(entry: h5py.Group) -> None:
         write_reconstruction_group(entry, reconstruction)
         if mu is not None:
-            maps = nx_group(entry, "maps", "NXcollection")
-            if "attenuation" in maps:
-                del maps["attenuation"]
-            axes = [("y_um", geometry.y_um, "um"), ("x_um", geometry.x_um, "um")]
-            write_nxdata(maps, "attenuation", mu, axes, units="1/um")
-            maps.attrs.setdefault("default", "attenuation")
+            maps = {"attenuation": (mu, "1/um")}
+            group = write_maps_group(entry, maps, geometry.x_um, geometry.y_um)
+            group.attrs.setdefault("default", "attenuation")
 
     configuration = {**attrs, "astra": astra_version(), "sinogram_shape": sinogram.shape}
     update_run(path, "reconstruction", fill, provenance_record(configuration))
