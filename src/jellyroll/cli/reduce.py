@@ -53,10 +53,11 @@ def reduce(
 
     An interrupted run resumes where it stopped when started again with the same inputs.
     """  # fmt: skip
+    from jellyroll.reduce.engine import FILTERS
     from jellyroll.reduce.pipeline import ReduceOptions, reduce_scan
 
-    if filter not in ("none", "sigma-clip", "trimmed-mean"):
-        raise typer.BadParameter("--filter must be none, sigma-clip or trimmed-mean")
+    if filter not in FILTERS:
+        raise typer.BadParameter(f"--filter must be one of {', '.join(FILTERS)}")
     if (q_min is None) != (q_max is None):
         raise typer.BadParameter("give both --q-min and --q-max, or neither")
     options = ReduceOptions(

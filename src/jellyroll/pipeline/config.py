@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from jellyroll.reduce.engine import FilterName
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -26,7 +28,7 @@ class ReduceSettings(_Strict):
 
     npt: int = Field(1000, ge=16)
     q_range: tuple[float, float] | None = None
-    filter: Literal["none", "sigma-clip", "trimmed-mean"] = "sigma-clip"
+    filter: FilterName = "sigma-clip"
     block_frames: int = Field(256, ge=1)
     subtract_air: bool = True
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numba
 import numpy as np
@@ -45,7 +45,7 @@ from jellyroll.reduce.kernels import GROUP, clip_group, masked_shares, scatter_g
 
 FilterName = Literal["none", "sigma-clip", "trimmed-mean"]
 SplitName = Literal["no", "bbox", "full"]
-_FILTERS = ("none", "sigma-clip", "trimmed-mean")
+FILTERS: tuple[str, ...] = get_args(FilterName)
 _SPLITS = ("no", "bbox", "full")
 _CLIP_MODELS = ("poisson", "azimuthal")
 _NO_WAVELENGTH_SPACES = ("r", "2th")
@@ -101,7 +101,7 @@ class IntegrationSetup:
                 )
             object.__setattr__(self, "radial_range", (low, high))
         for name, allowed in (
-            ("filter", _FILTERS),
+            ("filter", FILTERS),
             ("split", _SPLITS),
             ("clip_error_model", _CLIP_MODELS),
         ):

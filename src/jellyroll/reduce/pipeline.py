@@ -31,7 +31,7 @@ from jellyroll.io.provenance import (
     provenance_record,
 )
 from jellyroll.io.scans import Block, ScanInfo, ScanReader, open_scan, read_mask, read_poni_text
-from jellyroll.reduce.engine import IntegrationSetup, Integrator
+from jellyroll.reduce.engine import FilterName, IntegrationSetup, Integrator
 from jellyroll.sinogram import (
     SinogramLayout,
     attenuation_sinogram,
@@ -55,7 +55,7 @@ class ReduceOptions:
     npt: int = 2000
     unit: str = "q_A^-1"
     radial_range: tuple[float, float] | None = None
-    filter: str = "none"
+    filter: FilterName = "none"
     polarization_factor: float | None = 0.99
     block_frames: int = 256
     subtract_air: bool = True
@@ -108,7 +108,7 @@ def integration_setup(info: ScanInfo, options: ReduceOptions) -> IntegrationSetu
         radial_range=options.radial_range,
         mask=info.mask,
         polarization_factor=options.polarization_factor,
-        filter=options.filter,  # type: ignore[arg-type]
+        filter=options.filter,
     )
 
 
