@@ -10,14 +10,16 @@ import pytest
 from typer.testing import CliRunner
 
 from jellyroll.cli import app
-from jellyroll.io.runfile import Reconstruction, Sinogram, write_reconstruction, write_sinogram
+from jellyroll.results import Reconstruction, Sinogram, write_reconstruction, write_sinogram
 from jellyroll.phantom.twin import Twin, make_twin
 from jellyroll.phantom.write import noisy_pixel_patterns
 
 TABLE1 = ("lic6", "lic12", "graphite_poor", "nmc_lithiated", "nmc_delithiated")
 
 
-def make_run(path: Path, twin: Twin, kind: str, seed: int) -> Path:
+def make_run(
+    path: Path, twin: Twin, kind: str, seed: int, attenuation: np.ndarray | None = None
+) -> Path:
     """A run file whose reconstruction is the twin's per-pixel truth with one-pixel Poisson
     noise (expected counts = pattern x pixel size x counts per unit x pixels per q bin)."""
     q = getattr(twin.q, kind)
@@ -34,7 +36,8 @@ def make_run(path: Path, twin: Twin, kind: str, seed: int) -> Path:
         q_A=q,
     )
     write_sinogram(path, sinogram, {"test": "placeholder"})
-    write_reconstruction(path, Reconstruction(volume.astype(np.float32), q, x_um, y_um), {})
+    recon = Reconstruction(volume.astype(np.float32), q, x_um, y_um, attenuation=attenuation)
+    write_reconstruction(path, recon, {})
     return path
 
 
@@ -66,12 +69,8 @@ def test_maps_on_a_waxs_run(tmp_path: Path, twin: Twin) -> None:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_maps_on_a_saxs_run_keeps_other_maps(tmp_path: Path, twin: Twin) -> None:
-    from jellyroll.io.runfile import write_maps
-
-    run = make_run(tmp_path / "saxs_run.h5", twin, "saxs", seed=2)
-    y_um, x_um = twin.raster.axes_um()
-    write_maps(run, {"attenuation": (twin.mu_xray_per_um, "1/um")}, x_um, y_um, {})
+def test_maps_on_a_saxs_run_with_its_attenuation_slice(tmp_path: Path, twin: Twin) -> None:
+    run = make_run(tmp_path / "saxs_run.h5", twin, "saxs", seed=2, attenuation=twin.mu_xray_per_um)
     result = CliRunner().invoke(app, ["maps", str(run)])
     assert result.exit_code == 0, result.output
     with h5py.File(run, "r") as f:
@@ -99,7 +98,7 @@ def test_maps_refuses_a_run_without_reconstruction(tmp_path: Path) -> None:
 
 
 def test_the_denoising_note_warns_when_the_automatic_rank_keeps_too_many() -> None:
-    from jellyroll.maps import _denoising_note
+    from jellyroll.maps import denoising_note as _denoising_note
 
     assert (
         _denoising_note(3, 500, chosen=False) == "SAXS profiles denoised with 3 of 500 components"

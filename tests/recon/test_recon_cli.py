@@ -11,11 +11,12 @@ from scipy.ndimage import gaussian_filter
 from typer.testing import CliRunner
 
 from jellyroll.cli import app
-from jellyroll.io.runfile import (
+from jellyroll.results import (
+    Map,
+    MapSet,
     Sinogram,
-    read_map,
     read_reconstruction,
-    write_maps,
+    write_map_set,
     write_sinogram,
 )
 from jellyroll.recon import ParallelGeometry, forward
@@ -51,7 +52,7 @@ def _run_file(path: Path, *, centre: float | None = CENTRE_MM, diode: bool = Tru
     )
     write_sinogram(path, sinogram, {"stage": "test"})
     axis = geometry.x_um
-    write_maps(path, {"lic6": (np.ones((N, N)), "fraction")}, axis, axis, {"stage": "maps"})
+    write_map_set(path, MapSet({"lic6": Map(np.ones((N, N)), "fraction")}, axis, axis), {})
     return {"volume": volume, "mu": mu, "q": q}
 
 
@@ -62,7 +63,7 @@ def _invoke(*args: str):
 def test_reconstruct_writes_volume_and_attenuation_map(tmp_path: Path) -> None:
     path = tmp_path / "run.h5"
     truth = _run_file(path)
-    assert _invoke(str(path), "--iterations", "20").exit_code == 0
+    assert _invoke(str(path), "--iterations", "20", "--no-self-absorption").exit_code == 0
     uncorrected = read_reconstruction(path).data
     result = _invoke(str(path), "--iterations", "20", "--self-absorption")
     assert result.exit_code == 0, result.output
@@ -81,12 +82,13 @@ def test_reconstruct_writes_volume_and_attenuation_map(tmp_path: Path) -> None:
     # the exact transmission); without the correction the absorption costs 0.27
     assert error(recon.data) < 0.12
     assert error(uncorrected) > 2 * error(recon.data)
-    mu = read_map(path, "attenuation")
+    mu = recon.attenuation
     assert mu.shape == (N, N) and mu.min() >= 0
     assert np.sqrt(np.mean((mu - truth["mu"]) ** 2)) < 0.05 * 1e-3  # measured 2.5 %
-    np.testing.assert_array_equal(read_map(path, "lic6"), 1.0)  # other maps kept
     with h5py.File(path) as f:
-        assert f["entry/maps/attenuation/data"].attrs["units"] == "1/um"
+        # the maps of the earlier volume no longer follow from the run: deleted, not kept
+        assert "maps" not in f["entry"]
+        assert f["entry/reconstruction/attenuation"].attrs["units"] == "1/um"
         assert "reconstruction" in f["entry/provenance"]
 
 
@@ -102,7 +104,7 @@ def test_channel_ranges_backend_and_method(tmp_path: Path) -> None:
     assert recon.data.shape == (N, N, picked)
     assert recon.q_A.min() == pytest.approx(0.5) and recon.attrs["backend"] == "astra"
     with h5py.File(path) as f:
-        assert "attenuation" not in f["entry/maps"]
+        assert "attenuation" not in f["entry/reconstruction"]
 
 
 def test_errors_are_reported(tmp_path: Path) -> None:

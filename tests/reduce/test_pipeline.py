@@ -12,13 +12,15 @@ from typer.testing import CliRunner
 
 from jellyroll.cli import app
 from jellyroll.io.poni import integrator_from_poni_text
-from jellyroll.io.runfile import read_sinogram
 from jellyroll.io.scans import open_scan
 from jellyroll.phantom.write import write_phantom
-from jellyroll.reduce.pipeline import ReduceOptions, reduce_scan
+from jellyroll.reduce.options import ReduceOptions
+from jellyroll.reduce.run import run_reduce
+from jellyroll.results import read_sinogram
 
 SEED = 11
-OPTIONS = ReduceOptions(npt=300, radial_range=(0.8, 5.2), block_frames=200)
+# The parity tests compare the plain integration (no outlier rejection) with pyFAI.
+OPTIONS = ReduceOptions(npt=300, radial_range=(0.8, 5.2), block_frames=200, filter="none")
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +33,7 @@ def phantom(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def reduced(phantom: Path, tmp_path_factory) -> Path:
     output = tmp_path_factory.mktemp("run") / "waxs_run.h5"
-    reduce_scan(phantom / "waxs_scan.h5", output, options=OPTIONS)
+    run_reduce(phantom / "waxs_scan.h5", output, options=OPTIONS)
     return output
 
 
@@ -68,8 +70,8 @@ def test_cells_equal_pyfai_of_their_frames(phantom: Path, tmp_path: Path) -> Non
     """Without air subtraction, a cell holds pyFAI integrate1d of its frame normalised by
     monitor / mean monitor (1e-4 relative: the engine's parity target)."""
     output = tmp_path / "no_air.h5"
-    options = ReduceOptions(npt=300, radial_range=(0.8, 5.2), block_frames=200, subtract_air=False)
-    reduce_scan(phantom / "waxs_scan.h5", output, options=options)
+    options = OPTIONS.model_copy(update={"subtract_air": False})
+    run_reduce(phantom / "waxs_scan.h5", output, options=options)
     sinogram = read_sinogram(output)
     with h5py.File(phantom / "waxs_scan.h5", "r") as f:
         angles = f["/entry/sample/rotation_angle"][()]
@@ -102,11 +104,11 @@ def test_interrupted_run_resumes_to_the_same_result(reduced: Path, phantom: Path
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        reduce_scan(
+        run_reduce(
             phantom / "waxs_scan.h5", output, options=OPTIONS, on_block=stop_after_two_blocks
         )
     assert not output.exists() and output.with_name(output.name + ".partial").exists()
-    report = reduce_scan(phantom / "waxs_scan.h5", output, options=OPTIONS)
+    report = run_reduce(phantom / "waxs_scan.h5", output, options=OPTIONS)
     assert report.blocks_done_before == 2
     expected, got = read_sinogram(reduced), read_sinogram(output)
     assert np.array_equal(expected.data, got.data, equal_nan=True)
@@ -118,7 +120,7 @@ def test_dask_cluster_gives_the_local_result(reduced: Path, phantom: Path, tmp_p
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True) as cluster:
         output = tmp_path / "dask.h5"
-        reduce_scan(
+        run_reduce(
             phantom / "waxs_scan.h5", output, options=OPTIONS, scheduler=cluster.scheduler_address
         )
     expected, got = read_sinogram(reduced), read_sinogram(output)
@@ -129,7 +131,7 @@ def test_dask_cluster_gives_the_local_result(reduced: Path, phantom: Path, tmp_p
 def test_preintegrated_scan_reduces(tmp_path: Path) -> None:
     out = tmp_path / "twin"
     write_phantom(out, preset="aged_charged", size="tiny", seed=1, raw=False, nxct=False)
-    report = reduce_scan(out / "saxs_scan.h5", tmp_path / "saxs_run.h5")
+    report = run_reduce(out / "saxs_scan.h5", tmp_path / "saxs_run.h5")
     sinogram = read_sinogram(report.output)
     assert sinogram.data.shape[2] == 500 and np.isnan(sinogram.errors).all()  # the SAXS grid
 
@@ -168,7 +170,9 @@ def test_duplicate_frames_of_a_cell_are_averaged(phantom: Path, tmp_path: Path) 
     doubled = frames.copy()
     doubled[k] *= 2
     extra = slice(k, k + 1)
-    options = ReduceOptions(npt=100, radial_range=(0.8, 5.2), block_frames=16, subtract_air=False)
+    options = ReduceOptions(
+        npt=100, radial_range=(0.8, 5.2), block_frames=16, subtract_air=False, filter="none"
+    )
     runs, reports = {}, {}
     for name, first, second in (
         ("single", frames, frames[:0]),
@@ -180,7 +184,7 @@ def test_duplicate_frames_of_a_cell_are_averaged(phantom: Path, tmp_path: Path) 
             writer.append(first, angles, translations)
             n = second.shape[0]
             writer.append(second, angles[extra][:n], translations[extra][:n])
-        reports[name] = reduce_scan(scan, run, options=options)
+        reports[name] = run_reduce(scan, run, options=options)
         runs[name] = read_sinogram(run)
     assert reports["twice"].duplicate_frames == 1
     one, two, both = runs["single"], runs["doubled"], runs["twice"]

@@ -9,7 +9,10 @@ from typing import Annotated
 import typer
 
 from jellyroll.cli import app, console
+from jellyroll.cli._common import option, reported_errors
+from jellyroll.options import options_from
 from jellyroll.progress import frame_progress
+from jellyroll.reduce.options import ReduceOptions
 
 
 @app.command()
@@ -31,20 +34,16 @@ def reduce(
     mapping: Annotated[
         Path | None, typer.Option(help="TOML mapping of a Bliss-style file's dataset paths.")
     ] = None,
-    npt: Annotated[int, typer.Option(help="Number of q bins.")] = 2000,
-    unit: Annotated[str, typer.Option(help="Radial unit (pyFAI name).")] = "q_A^-1",
+    npt: Annotated[int | None, option(ReduceOptions, "npt")] = None,
+    unit: Annotated[str | None, option(ReduceOptions, "unit")] = None,
     q_min: Annotated[float | None, typer.Option(help="Lower end of the radial range.")] = None,
     q_max: Annotated[float | None, typer.Option(help="Upper end of the radial range.")] = None,
-    filter: Annotated[
-        str, typer.Option(help="Outlier rejection: none, sigma-clip or trimmed-mean.")
-    ] = "none",
-    block: Annotated[
-        int, typer.Option(help="Frames per block (memory ~ block x frame size).")
-    ] = 256,
-    air: Annotated[
-        bool,
-        typer.Option("--air/--no-air", help="Subtract the air scattering of the sinogram edges."),
-    ] = True,
+    filter: Annotated[str | None, option(ReduceOptions, "filter")] = None,
+    polarization_factor: Annotated[
+        float | None, option(ReduceOptions, "polarization_factor")
+    ] = None,
+    block: Annotated[int | None, option(ReduceOptions, "block_frames")] = None,
+    air: Annotated[bool | None, option(ReduceOptions, "subtract_air", "--air/--no-air")] = None,
     scheduler: Annotated[
         str | None, typer.Option(help="dask.distributed scheduler address (e.g. tcp://host:8786).")
     ] = None,
@@ -53,37 +52,35 @@ def reduce(
 
     An interrupted run resumes where it stopped when started again with the same inputs.
     """  # fmt: skip
-    from jellyroll.reduce.engine import FILTERS
-    from jellyroll.reduce.pipeline import ReduceOptions, reduce_scan
+    from jellyroll.reduce.run import run_reduce
 
-    if filter not in FILTERS:
-        raise typer.BadParameter(f"--filter must be one of {', '.join(FILTERS)}")
-    if (q_min is None) != (q_max is None):
-        raise typer.BadParameter("give both --q-min and --q-max, or neither")
-    options = ReduceOptions(
-        npt=npt,
-        unit=unit,
-        radial_range=None if q_min is None else (q_min, q_max),  # type: ignore[arg-type]
-        filter=filter,
-        block_frames=block,
-        subtract_air=air,
-    )
-    start = time.perf_counter()
-    try:
+    with reported_errors():
+        if (q_min is None) != (q_max is None):
+            raise typer.BadParameter("give both --q-min and --q-max, or neither")
+        options = options_from(
+            ReduceOptions,
+            {
+                "npt": npt,
+                "unit": unit,
+                "radial_range": None if q_min is None else (q_min, q_max),
+                "filter": filter,
+                "polarization_factor": polarization_factor,
+                "block_frames": block,
+                "subtract_air": air,
+            },
+        )
+        start = time.perf_counter()
         with frame_progress(console, "reducing", None) as advance:
-            report = reduce_scan(
+            report = run_reduce(
                 scan,
                 output,
-                options=options,
+                options,
                 mapping=mapping,
                 poni_path=poni,
                 mask_path=mask,
                 scheduler=scheduler,
                 on_block=advance,
             )
-    except ValueError as error:  # ScanFormatError and bad settings: say what, not where
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(1) from error
     console.print(
         f"wrote [bold]{report.output}[/bold]: sinogram {report.shape} "
         f"(angles x translations x q), {report.missing_cells} missing cells, "

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from jellyroll.cli import app, console
+from jellyroll.cli._common import reported_errors
 
 
 @app.command()
@@ -18,14 +19,15 @@ def run(
 
     Stages whose inputs and settings are unchanged since the last run are skipped.
     """
+    from jellyroll.options import OptionsError
     from jellyroll.pipeline import ConfigError, load_config, run_pipeline
 
-    try:
-        settings = load_config(config)
-    except ConfigError as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from error
-    result = run_pipeline(settings, console=console)
+    with reported_errors():
+        try:
+            settings = load_config(config)
+        except ConfigError as error:
+            raise OptionsError(str(error)) from error
+        result = run_pipeline(settings, console=console)
     for entry in result.log.entries:
         console.print(f"  {entry['stage']:<32} {entry['status']:<11} {entry['seconds']:7.1f} s")
     console.print(f"report: [bold]{result.report}[/bold] ({result.seconds:.0f} s)")

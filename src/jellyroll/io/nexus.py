@@ -55,7 +55,7 @@ def write_nxdata(
 
 def set_default(group: h5py.Group, child: str) -> None:
     """Point ``group@default`` at ``child`` (what silx/h5web show first)."""
-    group.attrs["default"] = child
+    group.attrs["default"] = str(child)
 
 
 def write_table(parent: h5py.Group, name: str, table: pd.DataFrame) -> h5py.Group:

@@ -1,4 +1,5 @@
-"""The validated configuration of ``jellyroll run CONFIG.toml``.
+"""The validated configuration of ``jellyroll run CONFIG.toml``: the stages' own options
+models gathered, so every default lives once (in the stage's ``options.py``).
 
 Unknown keys and bad values are errors that name the key: a typo never silently falls back
 to a default. Paths are relative to the configuration file.
@@ -8,11 +9,14 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from jellyroll.reduce.engine import FilterName
+from jellyroll.defects.options import DiagnoseOptions
+from jellyroll.maps.options import MapsOptions
+from jellyroll.options import validation_message
+from jellyroll.recon.options import ReconstructOptions
+from jellyroll.reduce.options import ReduceOptions
 
 
 class _Strict(BaseModel):
@@ -23,39 +27,24 @@ class ConfigError(ValueError):
     """A configuration file is unusable; the message names the file and the keys."""
 
 
-class ReduceSettings(_Strict):
-    """Integration of one detector position (see ``jellyroll reduce``)."""
+class DaskOptions(_Strict):
+    """Where the stages that can use Dask (the reduction) run their blocks.
 
-    npt: int = Field(1000, ge=16)
-    q_range: tuple[float, float] | None = None
-    filter: FilterName = "sigma-clip"
-    block_frames: int = Field(256, ge=1)
-    subtract_air: bool = True
+    ``scheduler``: none (here, in this process), ``"local"`` or ``"local:N"`` (a local
+    cluster of N worker processes started for the run), ``"slurm"`` (a dask-jobqueue
+    SLURMCluster with ``workers`` jobs; needs dask-jobqueue), or the address of a running
+    scheduler (``tcp://host:8786``).
+    """
 
-    @field_validator("q_range")
-    @classmethod
-    def _ordered(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
-        if value is not None and not 0 <= value[0] < value[1]:
-            raise ValueError("q_range must be (low, high) with 0 <= low < high, in 1/angstrom")
-        return value
-
-
-class ReconstructSettings(_Strict):
-    method: Literal["fbp", "sart", "sirt"] = "sart"
-    iterations: int = Field(10, ge=1)
-    backend: Literal["auto", "astra", "jellyroll"] = "auto"
-    nonnegative: bool = False
-    self_absorption: bool = True
-
-
-class DefectSettings(_Strict):
-    critical_diameter_um: float = Field(50.0, gt=0)
+    scheduler: str | None = None
+    workers: int = Field(2, ge=1)
+    slurm: dict[str, str | int | float] = Field(default_factory=dict)
 
 
 class CellInput(_Strict):
     """The two scans of one slice (WAXS and SAXS detector positions) of one cell."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
     waxs: Path
     saxs: Path
     label: str = ""
@@ -64,17 +53,26 @@ class CellInput(_Strict):
     poni_saxs: Path | None = None
     mask: Path | None = None
 
+    @field_validator("name")
+    @classmethod
+    def _plain(cls, name: str) -> str:
+        if set(name) <= {"."}:
+            raise ValueError("a cell name is a plain folder name, not dots only")
+        return name
+
 
 class RunConfig(_Strict):
-    """A pipeline run: cells (fresh and aged, say), settings of every stage, output folder."""
+    """A pipeline run: cells (fresh and aged, say), options of every stage, output folder."""
 
     title: str = "jellyroll report"
     output: Path = Path("out/run")
     cells: list[CellInput] = Field(min_length=1)
-    waxs: ReduceSettings = ReduceSettings(npt=1000)
-    saxs: ReduceSettings = ReduceSettings(npt=500)
-    reconstruct: ReconstructSettings = ReconstructSettings()
-    defects: DefectSettings = DefectSettings()
+    waxs: ReduceOptions = ReduceOptions()
+    saxs: ReduceOptions = ReduceOptions()
+    reconstruct: ReconstructOptions = ReconstructOptions()
+    maps: MapsOptions = MapsOptions()
+    defects: DiagnoseOptions = DiagnoseOptions()
+    dask: DaskOptions = DaskOptions()
 
     @field_validator("cells")
     @classmethod
@@ -114,8 +112,6 @@ def load_config(path: str | Path) -> RunConfig:
     try:
         config = RunConfig.model_validate(raw)
     except ValidationError as error:
-        lines = [
-            f"  {'.'.join(str(p) for p in item['loc'])}: {item['msg']}" for item in error.errors()
-        ]
-        raise ConfigError(f"{path}: invalid configuration\n" + "\n".join(lines)) from error
+        lines = "\n".join(f"  {line}" for line in validation_message(error).splitlines())
+        raise ConfigError(f"{path}: invalid configuration\n{lines}") from error
     return config.resolved(path.parent)

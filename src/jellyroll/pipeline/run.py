@@ -1,27 +1,35 @@
 """``jellyroll run CONFIG.toml``: raw WAXS and SAXS scans of one slice per cell to a report.
 
-Per cell: reduce both scans (:mod:`jellyroll.reduce`), reconstruct them
-(:mod:`jellyroll.recon`), compute the maps (:mod:`jellyroll.maps`), then the diagnosis
-(:mod:`jellyroll.pipeline.diagnosis`) into ``<output>/<cell>/results.h5``; finally one
-HTML report for all cells. Every stage is skipped when its output is up to date.
+Per cell and scan: :func:`~jellyroll.reduce.run.run_reduce`,
+:func:`~jellyroll.recon.run.run_reconstruct`, :func:`~jellyroll.maps.run.run_maps`; per
+cell :func:`~jellyroll.defects.run.run_diagnose` into ``<output>/<cell>/results.h5``; then
+:func:`~jellyroll.report.run.run_report` for all cells. Each stage is skipped when its
+output records the key of its options and inputs (:mod:`jellyroll.pipeline.stages`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
 
-from jellyroll.io.provenance import file_fingerprint
-from jellyroll.maps import MapsOptions, write_run_maps
-from jellyroll.pipeline.config import CellInput, ReduceSettings, RunConfig
-from jellyroll.pipeline.diagnosis import CellResults, diagnose_cell
-from jellyroll.pipeline.stages import StageLog, stage_key
+from jellyroll.defects.run import diagnose_key, run_diagnose
+from jellyroll.maps.run import maps_key, run_maps
+from jellyroll.pipeline.config import CellInput, DaskOptions, RunConfig
+from jellyroll.pipeline.stages import StageLog
 from jellyroll.progress import fraction_progress, frame_progress
-from jellyroll.recon.run import reconstruct_run
-from jellyroll.reduce.pipeline import ReduceOptions, reduce_scan
+from jellyroll.recon.run import reconstruct_key, run_reconstruct
+from jellyroll.reduce.run import ScanSpec, reduce_key, run_reduce
+from jellyroll.report.options import ReportOptions
+from jellyroll.report.run import run_report
+from jellyroll.results import Diagnosis, read_diagnosis
+from jellyroll.results.store import stage_file
+
+TECHNIQUES = ("waxs", "saxs")
 
 
 @dataclass
@@ -29,91 +37,135 @@ class PipelineResult:
     """Where everything went, and how long each stage took."""
 
     report: Path
-    cells: dict[str, CellResults]
+    cells: dict[str, Diagnosis]
     log: StageLog = field(default_factory=StageLog)
     seconds: float = 0.0
 
 
-def _reduce_options(settings: ReduceSettings) -> ReduceOptions:
-    return ReduceOptions(
-        npt=settings.npt,
-        radial_range=settings.q_range,
-        filter=settings.filter,
-        block_frames=settings.block_frames,
-        subtract_air=settings.subtract_air,
-    )
-
-
 def _scan_stages(
-    cell: CellInput, kind: str, config: RunConfig, folder: Path, log: StageLog, console: Console
+    cell: CellInput,
+    kind: str,
+    config: RunConfig,
+    folder: Path,
+    log: StageLog,
+    console: Console,
+    scheduler: str | None,
 ) -> Path:
     """Reduce, reconstruct and map one scan of a cell; returns its run file."""
-    scan = getattr(cell, kind)
-    poni = getattr(cell, f"poni_{kind}")
-    settings: ReduceSettings = getattr(config, kind)
     run = folder / f"{kind}_run.h5"
-    inputs = [file_fingerprint(p) for p in (scan, poni, cell.mask, cell.mapping) if p]
-    key = stage_key("reduce", settings.model_dump(mode="json"), inputs)
+    options = getattr(config, kind)
+    spec = ScanSpec.of(getattr(cell, kind), cell.mapping, getattr(cell, f"poni_{kind}"), cell.mask)
+    label = f"{cell.name} {kind}"
 
     def reduce() -> None:
-        label = f"{cell.name} {kind.upper()}"
-        with frame_progress(console, label, None, transient=True) as advance:
-            reduce_scan(
-                scan,
+        with frame_progress(console, f"{label} reduce", None, transient=True) as advance:
+            run_reduce(
+                spec.path,
                 run,
-                options=_reduce_options(settings),
-                mapping=cell.mapping,
-                poni_path=poni,
-                mask_path=cell.mask,
+                options,
+                mapping=spec.mapping,
+                poni_path=spec.poni_path,
+                mask_path=spec.mask_path,
+                scheduler=scheduler,
                 on_block=advance,
                 configuration={"cell": cell.name, "technique": kind},
             )
 
-    log.run(f"{cell.name} {kind} reduce", run, "reduce", key, reduce)
-    recon = config.reconstruct
-    key = stage_key("reconstruct", recon.model_dump(mode="json"), [key])
-
     def reconstruct() -> None:
-        label = f"{cell.name} {kind.upper()} reconstruction"
-        with fraction_progress(console, label, transient=True) as update:
-            reconstruct_run(
-                run,
-                method=recon.method,
-                iterations=recon.iterations,
-                backend=recon.backend,
-                nonnegative=recon.nonnegative,
-                self_absorption=recon.self_absorption,
-                progress=update,
-            )
-
-    log.run(f"{cell.name} {kind} reconstruct", run, "reconstruct", key, reconstruct)
-    options = MapsOptions()
-    key = stage_key("maps", asdict(options), [key])
+        with fraction_progress(console, f"{label} reconstruction", transient=True) as update:
+            run_reconstruct(run, config.reconstruct, progress=update)
 
     def maps() -> None:
-        with console.status(f"{cell.name}: {kind.upper()} maps"):
-            write_run_maps(run, options)
+        with console.status(f"{label} maps"):
+            run_maps(run, config.maps)
 
-    log.run(f"{cell.name} {kind} maps", run, "maps", key, maps)
+    log.run(f"{label} reduce", stage_file(run, "reduce"), lambda: reduce_key(spec, options), reduce)
+    log.run(
+        f"{label} reconstruct",
+        stage_file(run, "reconstruct"),
+        lambda: reconstruct_key(run, config.reconstruct),
+        reconstruct,
+    )
+    log.run(f"{label} maps", stage_file(run, "maps"), lambda: maps_key(run, config.maps), maps)
     return run
+
+
+@contextlib.contextmanager
+def dask_scheduler(options: DaskOptions) -> Iterator[str | None]:
+    """The scheduler address the stages get: None (in process), a local or SLURM cluster
+    started for the run (closed after it), or a given address."""
+    name = options.scheduler
+    if name is None or "://" in name:
+        yield name
+        return
+    if name == "slurm":
+        try:
+            from dask_jobqueue import SLURMCluster
+        except ImportError as error:
+            raise RuntimeError(
+                "[dask] scheduler = 'slurm' needs dask-jobqueue: pip install dask-jobqueue"
+            ) from error
+        with SLURMCluster(**options.slurm) as cluster:
+            cluster.scale(jobs=options.workers)
+            yield cluster.scheduler_address
+        return
+    if name == "local" or name.startswith("local:"):
+        from distributed import LocalCluster
+
+        workers = int(name.split(":")[1]) if ":" in name else options.workers
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True) as cluster:
+            yield cluster.scheduler_address
+        return
+    raise ValueError(
+        f"[dask] scheduler = {name!r}: give 'local', 'local:N', 'slurm' or an address "
+        "such as 'tcp://host:8786'"
+    )
 
 
 def run_pipeline(config: RunConfig, console: Console | None = None) -> PipelineResult:
     """Run every stage for every cell of ``config`` and write the report."""
-    from jellyroll.pipeline.report import write_report
-
     console = console or Console(quiet=True)
     start = time.perf_counter()
     log = StageLog()
-    cells: dict[str, CellResults] = {}
-    for cell in config.cells:
-        folder = config.output / cell.name
-        folder.mkdir(parents=True, exist_ok=True)
-        runs = {
-            kind: _scan_stages(cell, kind, config, folder, log, console)
-            for kind in ("waxs", "saxs")
-        }
-        with console.status(f"{cell.name}: diagnosis"):
-            cells[cell.name] = diagnose_cell(cell, runs, config, folder, log)
-    report = write_report(config, cells, log, config.output / "report.html")
+    cells: dict[str, Diagnosis] = {}
+    with dask_scheduler(config.dask) as scheduler:
+        for cell in config.cells:
+            folder = config.output / cell.name
+            folder.mkdir(parents=True, exist_ok=True)
+            runs = {
+                kind: _scan_stages(cell, kind, config, folder, log, console, scheduler)
+                for kind in TECHNIQUES
+            }
+            results = folder / "results.h5"
+            label = cell.label or cell.name
+
+            def diagnose(cell=cell, runs=runs, results=results, label=label) -> None:
+                with console.status(f"{cell.name}: diagnosis"):
+                    run_diagnose(
+                        runs,
+                        results,
+                        config.defects,
+                        name=cell.name,
+                        label=label,
+                        configuration={"config": config.model_dump(mode="json")},
+                    )
+
+            log.run(
+                f"{cell.name} diagnosis",
+                results,
+                lambda runs=runs, cell=cell, label=label: diagnose_key(
+                    runs, config.defects, cell.name, label
+                )[0],
+                diagnose,
+            )
+            cells[cell.name] = read_diagnosis(results)
+    facts = {f"settings: {k}": v for k, v in config.model_dump(mode="json").items() if k != "cells"}
+    facts["output"] = str(config.output)
+    report = run_report(
+        [result.path for result in cells.values() if result.path is not None],
+        config.output / "report.html",
+        ReportOptions(title=config.title),
+        stages=log.entries,
+        run_facts=facts,
+    )
     return PipelineResult(report, cells, log, time.perf_counter() - start)

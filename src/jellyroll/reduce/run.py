@@ -3,8 +3,9 @@
 Blocks of frames are read, integrated (:mod:`jellyroll.reduce.engine`) and placed by their
 motor positions straight into a work file ``<RUN>.partial`` that records which blocks are
 done. An interrupted run resumes from it when the inputs and settings are unchanged; the
-finished file is renamed into place, so ``RUN.h5`` is never half-written. With a Dask
-scheduler address the blocks run on a ``dask.distributed`` cluster; the result is the same.
+finished file is renamed into place as the run's sinogram file (see
+:mod:`jellyroll.results.store`), so it is never half-written. With a Dask scheduler address
+the blocks run on a ``dask.distributed`` cluster; the result is the same.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ from jellyroll.io.provenance import (
     provenance_record,
 )
 from jellyroll.io.scans import Block, ScanInfo, ScanReader, open_scan, read_mask, read_poni_text
-from jellyroll.reduce.engine import FilterName, IntegrationSetup, Integrator
+from jellyroll.reduce.engine import IntegrationSetup, Integrator
+from jellyroll.reduce.options import ReduceOptions
+from jellyroll.results.store import KEY, STAGE, UPSTREAM, invalidate_run, stage_file, stage_key
 from jellyroll.sinogram import (
     SinogramLayout,
     attenuation_sinogram,
@@ -46,19 +49,6 @@ _AXIS_UNITS = {"q_A^-1": "1/angstrom", "q_nm^-1": "1/nm", "2th_deg": "deg", "2th
 """NeXus units of the radial axis for pyFAI's unit names (others keep their pyFAI name)."""
 
 CHECKPOINT_VERSION = 2  # 2: cells hold sums until the end (duplicates averaged)
-
-
-@dataclass(frozen=True)
-class ReduceOptions:
-    """Settings of a reduction (those of :class:`IntegrationSetup` plus placement)."""
-
-    npt: int = 2000
-    unit: str = "q_A^-1"
-    radial_range: tuple[float, float] | None = None
-    filter: FilterName = "none"
-    polarization_factor: float | None = 0.99
-    block_frames: int = 256
-    subtract_air: bool = True
 
 
 @dataclass(frozen=True)
@@ -77,6 +67,31 @@ class ScanSpec:
             poni=read_poni_text(self.poni_path) if self.poni_path else None,
             mask=read_mask(self.mask_path) if self.mask_path else None,
         )
+
+    @property
+    def files(self) -> list[str]:
+        """The files given (scan, mapping, PONI, mask)."""
+        return [p for p in (self.path, self.mapping, self.poni_path, self.mask_path) if p]
+
+    @classmethod
+    def of(
+        cls,
+        scan: str | Path,
+        mapping: str | Path | None = None,
+        poni_path: str | Path | None = None,
+        mask_path: str | Path | None = None,
+    ) -> ScanSpec:
+        def text(path: str | Path | None) -> str | None:
+            return str(Path(path).resolve()) if path else None
+
+        return cls(str(Path(scan).resolve()), text(mapping), text(poni_path), text(mask_path))
+
+
+def reduce_key(spec: ScanSpec, options: ReduceOptions) -> str:
+    """Key of the sinogram of ``spec`` reduced with ``options`` (input files by fingerprint:
+    path, size and modification time, cheap for TB-sized scans)."""
+    inputs = [file_fingerprint(path) for path in spec.files]
+    return stage_key("reduce", options.key_payload(), inputs)
 
 
 @dataclass
@@ -115,7 +130,8 @@ def integration_setup(info: ScanInfo, options: ReduceOptions) -> IntegrationSetu
 def _fingerprint(info: ScanInfo, options: ReduceOptions, spec: ScanSpec) -> str:
     """Key of a reduction: settings, file sizes and times, and the motor readings."""
     digest = hashlib.sha256()
-    digest.update(json.dumps([asdict(options), asdict(spec), CHECKPOINT_VERSION]).encode())
+    payload = [options.key_payload(), asdict(spec), CHECKPOINT_VERSION]
+    digest.update(json.dumps(payload).encode())
     for path in info.files:
         digest.update(file_fingerprint(path).encode())
     for array in (info.rotation_angle_deg, info.translation_mm, info.monitor, info.diode):
@@ -177,11 +193,11 @@ def _integrate_block(
     return patterns, errors, valid
 
 
-def reduce_scan(
+def run_reduce(
     scan: str | Path,
     output: str | Path,
+    options: ReduceOptions | None = None,
     *,
-    options: ReduceOptions = ReduceOptions(),
     mapping: str | Path | None = None,
     poni_path: str | Path | None = None,
     mask_path: str | Path | None = None,
@@ -189,17 +205,14 @@ def reduce_scan(
     on_block: Callable[[int, int], None] | None = None,
     configuration: dict[str, Any] | None = None,
 ) -> ReduceReport:
-    """Reduce a scan into the run file ``output`` (see the module docstring).
+    """Reduce a scan into the run file ``output`` (see the module docstring); the run's
+    later stages (reconstruction, maps), now stale, are deleted.
 
     ``on_block(n_frames, total_frames)`` is called after every placed block (progress). Raising
     from it (or any interruption) leaves a resumable ``<output>.partial``.
     """
-    spec = ScanSpec(
-        str(Path(scan).resolve()),
-        str(mapping) if mapping else None,
-        str(poni_path) if poni_path else None,
-        str(mask_path) if mask_path else None,
-    )
+    options = options or ReduceOptions()
+    spec = ScanSpec.of(scan, mapping, poni_path, mask_path)
     output = Path(output).resolve()
     reader = spec.open()
     try:
@@ -217,11 +230,14 @@ def _reduce(
     on_block: Callable[[int, int], None] | None,
     configuration: dict[str, Any] | None,
 ) -> ReduceReport:
-    """:func:`reduce_scan` on an open reader."""
+    """:func:`run_reduce` on an open reader."""
     info = reader.info
+    outputs = {output, stage_file(output, "reduce").resolve()}
     for item in info.files:
-        if Path(item).resolve() == output:
-            raise OutputWouldOverwriteInputError(f"refusing to write {output}: it is an input")
+        if Path(item).resolve() in outputs:
+            raise OutputWouldOverwriteInputError(
+                f"refusing to write {output}: {item} is one of its inputs; choose another output"
+            )
     setup = integration_setup(info, options) if info.kind == "frames" else None
     setup_key = _fingerprint(info, options, spec)
     integrator = Integrator(setup) if setup is not None else None
@@ -255,7 +271,8 @@ def _reduce(
             if on_block is not None:
                 on_block(stop - start, info.n_frames)
         report = _finish(work, info, layout, valid[()], options, setup_key, configuration, spec)
-    os.replace(partial, output)
+    os.replace(partial, stage_file(output, "reduce"))
+    invalidate_run(output, after="reduce")
     report.output = output
     report.blocks_done_before = done_before
     report.problems = problems
@@ -444,7 +461,7 @@ def _finish(
     group.attrs["unreadable_frames"] = int(np.sum(~valid))
     record = provenance_record(
         {
-            "options": asdict(options),
+            "options": options.key_payload(),
             "scan": asdict(spec),
             "reduce_key": key,
             **(configuration or {}),
@@ -457,6 +474,9 @@ def _finish(
     set_default(entry, "sinogram")
     del work["checkpoint"]
     del work.attrs["reduce_key"]
+    work.attrs[STAGE] = "reduce"
+    work.attrs[KEY] = reduce_key(spec, options)
+    work.attrs[UPSTREAM] = ""
     return ReduceReport(
         output=Path(),
         n_frames=info.n_frames,
@@ -469,4 +489,4 @@ def _finish(
     )
 
 
-__all__ = ["ReduceOptions", "ReduceReport", "ScanSpec", "reduce_block", "reduce_scan"]
+__all__ = ["ReduceOptions", "ReduceReport", "ScanSpec", "reduce_block", "reduce_key", "run_reduce"]

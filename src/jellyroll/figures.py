@@ -1,6 +1,11 @@
-"""Figures of the report (matplotlib), one function per figure, from arrays in physical units."""
+"""Every figure jellyroll draws (matplotlib ``Figure`` objects, no pyplot state), one function
+per figure, from results in physical units; stages save them with :func:`save_png`, the report
+embeds them. Colours follow the study: LiC6 green, LiC12 blue, poorly lithiated red; NMC
+lithiated green, delithiated red; case A agglomerates cyan, case B red."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -8,7 +13,19 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
 from jellyroll.conventions import map_extent_mm
+from jellyroll.io.provenance import atomic_output
 from jellyroll.phases import graphite_composite, nmc_composite
+from jellyroll.saxs import dstar_histogram
+
+GRAPHITE_TITLE = "graphite: LiC6 green, LiC12 blue, poorly lithiated red"
+NMC_TITLE = "NMC622: lithiated green, delithiated red"
+
+
+def save_png(figure: Figure, path: Path, dpi: int = 110) -> Path:
+    """Write ``figure`` as a PNG at ``path`` atomically."""
+    with atomic_output(path) as tmp:
+        figure.savefig(tmp, dpi=dpi, format="png")
+    return path
 
 
 def _axes(figure: Figure, n: int) -> list:
@@ -27,9 +44,9 @@ def composites_figure(maps: dict[str, np.ndarray], x_um: np.ndarray, y_um: np.nd
     left.imshow(
         graphite_composite(maps["lic6"], maps["lic12"], maps["graphite_poor"]), extent=extent
     )
-    left.set_title("graphite: LiC6 green, LiC12 blue, poorly lithiated red")
+    left.set_title(GRAPHITE_TITLE)
     right.imshow(nmc_composite(maps["nmc_lithiated"], maps["nmc_delithiated"]), extent=extent)
-    right.set_title("NMC: lithiated green, delithiated red")
+    right.set_title(NMC_TITLE)
     return figure
 
 
@@ -122,4 +139,47 @@ def unrolled_figure(images: dict[str, tuple[np.ndarray, list[float]]]) -> Figure
         axis.set_title(name)
         axis.set_ylabel("radius (mm)")
     axes[-1].set_xlabel("arc length (mm)")
+    return figure
+
+
+def rgb_map_figure(rgb: np.ndarray, title: str, x_um: np.ndarray, y_um: np.ndarray) -> Figure:
+    """One RGB composite (n_y, n_x, 3) on the map grid, axes in mm."""
+    figure = Figure(figsize=(6, 6), layout="constrained")
+    (axis,) = _axes(figure, 1)
+    axis.imshow(rgb, extent=map_extent_mm(x_um, y_um))
+    axis.set_title(title)
+    return figure
+
+
+def graphite_rgb_figure(maps: dict[str, np.ndarray], x_um: np.ndarray, y_um: np.ndarray) -> Figure:
+    """The graphite phase composite alone."""
+    rgb = graphite_composite(maps["lic6"], maps["lic12"], maps["graphite_poor"])
+    return rgb_map_figure(rgb, GRAPHITE_TITLE, x_um, y_um)
+
+
+def nmc_rgb_figure(maps: dict[str, np.ndarray], x_um: np.ndarray, y_um: np.ndarray) -> Figure:
+    """The NMC phase composite alone."""
+    rgb = nmc_composite(maps["nmc_lithiated"], maps["nmc_delithiated"])
+    return rgb_map_figure(rgb, NMC_TITLE, x_um, y_um)
+
+
+def dstar_figure(d_star: np.ndarray, x_um: np.ndarray, y_um: np.ndarray) -> Figure:
+    """The d* map (1-99 % colour range) beside its histogram."""
+    finite = d_star[np.isfinite(d_star)]
+    low, high = np.percentile(finite, [1, 99]) if finite.size else (0.0, 1.0)
+    figure = Figure(figsize=(11, 5), layout="constrained")
+    left, right = figure.subplots(1, 2)
+    image = left.imshow(
+        d_star, extent=map_extent_mm(x_um, y_um), cmap="viridis", vmin=low, vmax=high
+    )
+    figure.colorbar(image, ax=left, shrink=0.8, label="d* (nm)")
+    left.set_title("d* (departure from power law); blank: no value")
+    left.set_xlabel("x (mm)")
+    left.set_ylabel("y (mm)")
+    counts, edges = dstar_histogram(d_star, bins=60)
+    right.stairs(counts, edges, fill=True)
+    right.set_xlabel("d* (nm)")
+    right.set_ylabel("voxels")
+    mean = f", mean {finite.mean():.2f} nm" if finite.size else ""
+    right.set_title(f"{finite.size} voxels with a value{mean}")
     return figure

@@ -1,0 +1,70 @@
+"""What every command shares: options documented from the stage's options model, and one
+way to end on an error."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import typer
+from pydantic import BaseModel
+from rich.markup import escape
+
+from jellyroll.cli import error_console, state
+from jellyroll.options import OptionsError
+
+USAGE_ERROR = 2
+DATA_ERROR = 1
+
+
+def option(model: type[BaseModel], name: str, *declarations: str, **kwargs: Any) -> Any:
+    """A typer option for field ``name`` of ``model``: its description and default as help.
+
+    The option's own default is None ("not given"): the model fills in its default, so a
+    default exists only in the model.
+    """
+    info = model.model_fields[name]
+    default = info.default
+    shown = (
+        "none"
+        if default is None
+        else str(default).lower()
+        if isinstance(default, bool)
+        else default
+    )
+    return typer.Option(
+        *declarations, help=f"{info.description} [default: {shown}]", show_default=False, **kwargs
+    )
+
+
+def cli_fields(command: Any) -> set[str]:
+    """Parameter names of a command function (for checking them against a model)."""
+    return set(command.__annotations__) - {"return"}
+
+
+@contextlib.contextmanager
+def reported_errors() -> Iterator[None]:
+    """Turn the errors a user can cause into one line on stderr and an exit code (2: the
+    options, 1: the data or the files); ``--debug`` shows the traceback instead."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except OptionsError as error:
+        _fail(error, USAGE_ERROR, "option")
+    except (ValueError, OSError, RuntimeError, KeyError) as error:
+        _fail(error, DATA_ERROR, "error")
+
+
+def _fail(error: Exception, code: int, what: str) -> None:
+    if state["debug"]:
+        raise error
+    message = str(error).strip() or type(error).__name__
+    if isinstance(error, OSError) and error.filename and str(error.filename) not in message:
+        message = f"{error.filename}: {message}"
+    lines = message.splitlines()
+    error_console.print(f"[red]{what}:[/red] {escape(lines[0])}", highlight=False)
+    for line in lines[1:]:
+        error_console.print(f"  {escape(line.strip())}", highlight=False)
+    raise typer.Exit(code) from None

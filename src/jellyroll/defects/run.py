@@ -1,0 +1,190 @@
+"""``jellyroll diagnose``: the diagnosis of one cell from the maps of its WAXS and SAXS run
+files into its results file (:mod:`jellyroll.results.diagnosis`): find the cell, unroll the
+main maps around it, find the agglomerates, the collector bends and the lithiation around
+each defect, and summarise."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from jellyroll.conventions import finite_median, px_to_um
+from jellyroll.defects.agglomerates import find_agglomerates, median_radius_um
+from jellyroll.defects.bends import find_bends, link_bends
+from jellyroll.defects.lithiation import defect_lithiation
+from jellyroll.defects.options import DiagnoseOptions
+from jellyroll.io.provenance import provenance_record
+from jellyroll.results import (
+    GRAPHITE_PHASE_MAPS,
+    Diagnosis,
+    FoundCell,
+    MapName,
+    MapSet,
+    RunFileError,
+    Unrolled,
+    read_diagnosis,
+    read_map_set,
+    write_diagnosis,
+)
+from jellyroll.results.store import run_stage_key, stage_key
+from jellyroll.unroll import Cell, find_cell, trace_spiral, unroll_polar
+
+UNROLLED_MAPS = (MapName.SAXS_INTENSITY, MapName.D_STAR, MapName.GRAPHITE, MapName.ATTENUATION)
+"""The maps unrolled around the cell centre for the report, when present."""
+
+
+def diagnose_key(
+    runs: dict[str, Path], options: DiagnoseOptions, name: str, label: str
+) -> tuple[str, str]:
+    """(key, upstream) of the diagnosis of the maps of ``runs`` (technique -> run file)."""
+    upstream = "+".join(run_stage_key(runs[kind], "maps") or "" for kind in sorted(runs))
+    payload = {**options.key_payload(), "name": name, "label": label}
+    return stage_key("diagnose", payload, [upstream]), upstream
+
+
+def run_diagnose(
+    runs: dict[str, Path],
+    output: str | os.PathLike[str],
+    options: DiagnoseOptions | None = None,
+    *,
+    name: str = "cell",
+    label: str = "",
+    configuration: dict[str, Any] | None = None,
+) -> Diagnosis:
+    """Diagnose the cell whose maps are in ``runs`` (``{"waxs": RUN, "saxs": RUN}``) and
+    write ``output``; returns the diagnosis as read back from ``output``.
+
+    ``configuration`` (e.g. the whole run configuration of ``jellyroll run``) is recorded
+    in the provenance beside the options.
+    """
+    options = options or DiagnoseOptions()
+    output = Path(output)
+    maps = _gather_maps(runs)
+    diagnosis = diagnose(maps, options, name=name, label=label or name)
+    key, upstream = diagnose_key(runs, options, name, label or name)
+    record = provenance_record(
+        {
+            "stage": "diagnose",
+            "options": options.key_payload(),
+            "name": name,
+            "label": label,
+            **(configuration or {}),
+        },
+        inputs=[],
+    )
+    record["runs"] = {kind: str(Path(path).resolve()) for kind, path in runs.items()}
+    inputs = [Path(p) for p in runs.values()]
+    write_diagnosis(output, diagnosis, record, key=key, upstream=upstream, inputs=inputs)
+    return read_diagnosis(output)
+
+
+def _gather_maps(runs: dict[str, Path]) -> MapSet:
+    """The maps of every run, on one grid (refused if the grids differ)."""
+    gathered: MapSet | None = None
+    for kind in sorted(runs):
+        maps = read_map_set(runs[kind])
+        gathered = maps if gathered is None else gathered.joined(maps, source=str(runs[kind]))
+    if gathered is None:
+        raise RunFileError("no run files to diagnose")
+    for needed in (MapName.SAXS_INTENSITY, MapName.D_STAR):
+        if needed not in gathered:
+            raise RunFileError(
+                f"{', '.join(map(str, runs.values()))}: no {needed} map; the diagnosis needs "
+                "the SAXS scan's maps (`jellyroll maps SAXS_RUN`)"
+            )
+    return gathered
+
+
+def diagnose(maps: MapSet, options: DiagnoseOptions, *, name: str, label: str) -> Diagnosis:
+    """The diagnosis of one cell from its map set (pure: no files)."""
+    pixel = maps.pixel_size_um
+    notes = [*maps.notes]
+    cell = None
+    attenuation = maps.maps.get(MapName.ATTENUATION)
+    if attenuation is None:
+        notes.append("no attenuation map (no diode): cell and collector not located")
+    else:
+        image = np.nan_to_num(attenuation.values)
+        try:
+            cell = find_cell(image)
+        except ValueError as error:
+            notes.append(f"cell not found in the attenuation map: {error}")
+    agglomerates = find_agglomerates(
+        maps[MapName.SAXS_INTENSITY],
+        pixel,
+        options.critical_diameter_um,
+        d_star_map=maps[MapName.D_STAR],
+    )
+    bends = pd.DataFrame()
+    if cell is not None and attenuation is not None:
+        image = np.nan_to_num(attenuation.values)
+        try:
+            trace = trace_spiral(image, cell, pixel)
+            bends = find_bends(image, pixel, trace=trace)
+        except ValueError as error:
+            notes.append(f"collector not traced: {error}")
+    if len(bends) and len(agglomerates):
+        bends, agglomerates = link_bends(agglomerates, bends)
+    phases = {str(n): maps[n] for n in GRAPHITE_PHASE_MAPS if n in maps}
+    lithiation = pd.DataFrame()
+    if len(agglomerates) and phases:
+        lithiation = defect_lithiation(agglomerates, phases, pixel)
+        lithiation = lithiation.merge(agglomerates[["id", "case"]], on="id")
+    return Diagnosis(
+        name=name,
+        label=label,
+        maps=maps,
+        agglomerates=agglomerates,
+        bends=bends,
+        lithiation=lithiation,
+        cell=None if cell is None else _found(cell, maps),
+        unrolled=_unrolled(maps, cell),
+        summary={
+            **summary(maps, agglomerates, bends),
+            "critical_diameter_um": options.critical_diameter_um,
+        },
+        notes=notes,
+    )
+
+
+def _found(cell: Cell, maps: MapSet) -> FoundCell:
+    pixel = maps.pixel_size_um
+    return FoundCell(
+        float(px_to_um(cell.x, maps.x_um.size, pixel)),
+        float(px_to_um(cell.y, maps.y_um.size, pixel)),
+        float(cell.radius * pixel),
+    )
+
+
+def _unrolled(maps: MapSet, cell: Cell | None) -> dict[str, Unrolled]:
+    """Polar views of the main maps around the cell centre."""
+    names = [name for name in UNROLLED_MAPS if name in maps]
+    if cell is None or not names:
+        return {}
+    stack = np.stack([np.nan_to_num(maps[name]) for name in names])
+    view = unroll_polar(stack, cell, maps.pixel_size_um)
+    return {
+        str(name): Unrolled(view.data[i], view.radius_um, view.arc_length_um)
+        for i, name in enumerate(names)
+    }
+
+
+def summary(maps: MapSet, agglomerates: pd.DataFrame, bends: pd.DataFrame) -> dict[str, float]:
+    """Counts, median radius, median d* and the graphite phase shares of the whole slice."""
+    values: dict[str, float] = {
+        "agglomerates": len(agglomerates),
+        "case_b": int((agglomerates.get("case", pd.Series(dtype=str)) == "B").sum()),
+        "median_radius_um": median_radius_um(agglomerates),
+        "bends": len(bends),
+        "median_d_star_nm": finite_median(maps[MapName.D_STAR]),
+    }
+    if all(name in maps for name in GRAPHITE_PHASE_MAPS):
+        phases = np.stack([np.clip(np.nan_to_num(maps[n]), 0, None) for n in GRAPHITE_PHASE_MAPS])
+        shares = phases.sum(axis=(1, 2)) / max(phases.sum(), 1e-12)
+        for name, share in zip(GRAPHITE_PHASE_MAPS, shares, strict=True):
+            values[f"{name}_share"] = float(share)
+    return values

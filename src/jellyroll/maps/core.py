@@ -1,0 +1,113 @@
+"""The maps of a reconstruction, on arrays: Table 1 phase maps and labels, SAXS intensity
+and d* (SPEC sections 2 and 3). Pure functions: a :class:`Reconstruction` in, a
+:class:`MapSet` out."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from jellyroll.maps.options import MapsOptions
+from jellyroll.phases import (
+    GRAPHITE_OVERVIEW_WINDOW,
+    GRAPHITE_PHASES,
+    NMC_PHASES,
+    TABLE1_WINDOWS,
+    covers,
+    phase_labels,
+    phase_maps,
+)
+from jellyroll.results import Map, MapName, MapSet, Reconstruction
+from jellyroll.saxs import (
+    LOW_INTENSITY,
+    REASONS,
+    SAXS_Q_RANGE,
+    denoise_profiles,
+    departure_dstar_map,
+    saxs_intensity_map,
+)
+
+GRAPHITE_LABELS = "0 LiC6, 1 LiC12, 2 poorly lithiated, -1 none"
+NMC_LABELS = "0 lithiated, 1 delithiated, -1 none"
+WINDOWS = {**TABLE1_WINDOWS, **GRAPHITE_OVERVIEW_WINDOW}
+
+
+def compute_maps(recon: Reconstruction, options: MapsOptions) -> MapSet:
+    """Phase maps when q covers the Table 1 windows, SAXS intensity and d* when it covers
+    0.025-0.1 A^-1, and the attenuation map when the reconstruction has one.
+
+    Raises ValueError when q covers neither (no map to make).
+    """
+    q, units = recon.q_A, recon.units
+    maps: dict[str, Map] = {}
+    notes: list[str] = []
+    default = None
+    if covers(q, WINDOWS):
+        maps.update(waxs_maps(q, recon.data, units, options))
+        default = MapName.GRAPHITE
+    else:
+        notes.append("q does not cover the Table 1 windows: no phase maps")
+    if covers(q, {"saxs": SAXS_Q_RANGE}, shoulder_bins=0):
+        saxs, rank = saxs_maps(q, recon.data, units, options)
+        maps.update(saxs)
+        default = default or MapName.SAXS_INTENSITY
+        if rank is not None:
+            notes.append(denoising_note(rank, q.size, chosen=options.rank is not None))
+    else:
+        notes.append(f"q does not cover {SAXS_Q_RANGE} 1/A: no SAXS maps")
+    if not maps:
+        raise ValueError(f"q range [{q.min():.3g}, {q.max():.3g}] 1/A gives no map")
+    if recon.attenuation is not None:
+        maps[MapName.ATTENUATION] = Map(recon.attenuation, "1/um")
+    return MapSet(maps, recon.x_um, recon.y_um, notes, default)
+
+
+def waxs_maps(q: np.ndarray, data: np.ndarray, units: str, options: MapsOptions) -> dict[str, Map]:
+    """Window integrals of Table 1 and the graphite overview, and the phase labels."""
+    integrals = phase_maps(q, data, WINDOWS)
+    out = {name: Map(values, f"{units} x 1/angstrom") for name, values in integrals.items()}
+    for name, family, meaning in (
+        (MapName.GRAPHITE_LABEL, GRAPHITE_PHASES, GRAPHITE_LABELS),
+        (MapName.NMC_LABEL, NMC_PHASES, NMC_LABELS),
+    ):
+        labels = phase_labels(integrals, family, threshold=options.label_threshold)
+        out[name] = Map(labels.label, meaning)
+    return out
+
+
+def saxs_maps(
+    q: np.ndarray, data: np.ndarray, units: str, options: MapsOptions
+) -> tuple[dict[str, Map], int | None]:
+    """SAXS intensity, d* and the reason code of each voxel without one; the denoising rank."""
+    profiles, rank = data, None
+    if options.denoise:
+        denoised = denoise_profiles(data, rank=options.rank)
+        profiles, rank = denoised.profiles, denoised.rank
+    result = departure_dstar_map(q, profiles, **options.dstar.overrides())
+    intensity = saxs_intensity_map(q, data)
+    d_star, reason = result.d_star_nm.astype(np.float32), result.reason_code
+    # Weak voxels (no silicon: cathode, separator, outside) hold noise, not a d*.
+    positive = intensity[np.isfinite(intensity) & (intensity > 0)]
+    if positive.size:
+        weak = ~(intensity >= options.dstar_min_intensity * np.percentile(positive, 99))
+        d_star[weak] = np.nan
+        reason[weak] = LOW_INTENSITY
+    reasons = ", ".join(f"{code} {text}" for code, text in REASONS.items())
+    maps = {
+        MapName.SAXS_INTENSITY: Map(intensity, f"{units} x 1/angstrom"),
+        MapName.D_STAR: Map(d_star, "nm"),
+        MapName.D_STAR_REASON: Map(reason, reasons),
+    }
+    return maps, rank
+
+
+def denoising_note(rank: int, n_q: int, *, chosen: bool) -> str:
+    """What the low-rank denoising did, in words; warns when the automatic rank kept so many
+    components that the profiles were barely denoised."""
+    note = f"SAXS profiles denoised with {rank} of {n_q} components"
+    if chosen or rank <= max(8, n_q // 10):
+        return note
+    return (
+        f"{note}: barely denoised, the profiles do not split into a few components above a "
+        "noise floor (reconstruction artefacts, or noise not proportional to |I|); "
+        "choose the number of components with --rank"
+    )

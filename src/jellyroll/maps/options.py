@@ -1,0 +1,40 @@
+"""Options of the maps stage (``jellyroll maps``, ``[maps]`` of ``jellyroll run``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from jellyroll.options import StageOptions
+
+
+class DstarOptions(StageOptions):
+    """Overrides of the d* method's parameters; None keeps the study's value, whose one
+    definition is the signature of :func:`jellyroll.saxs.departure_dstar` (SPEC section 3)."""
+
+    min_intensity: float | None = Field(None, gt=0, description="Drop points below [1e-9].")
+    min_points: int | None = Field(None, ge=3, description="Shortest usable segment [150].")
+    skip_low_fraction: float | None = Field(None, ge=0, lt=1, description="Low-q skip [0.30].")
+    skip_high_fraction: float | None = Field(None, ge=0, lt=1, description="High-q skip [0.20].")
+    min_slope: float | None = Field(None, description="Smallest accepted exponent [2.5].")
+    max_slope: float | None = Field(None, description="Largest accepted exponent [4.3].")
+    tolerance: float | None = Field(None, gt=0, description="Departure from the power law [0.03].")
+
+    def overrides(self) -> dict[str, float | int]:
+        """The parameters given, as keyword arguments of the d* functions."""
+        return {name: value for name, value in self.model_dump().items() if value is not None}
+
+
+class MapsOptions(StageOptions):
+    """How the phase, SAXS intensity and d* maps are made from a reconstruction."""
+
+    label_threshold: float = Field(
+        0.05, ge=0, le=1, description="Label -1 below this fraction of a phase family's maximum."
+    )
+    denoise: bool = Field(
+        True, description="Low-rank denoise the SAXS profiles before d* (not the study's)."
+    )
+    rank: int | None = Field(None, ge=1, description="Components kept by the denoising.")
+    dstar_min_intensity: float = Field(
+        0.2, ge=0, description="d* only where the SAXS intensity exceeds this fraction of its p99."
+    )
+    dstar: DstarOptions = DstarOptions()

@@ -1,0 +1,57 @@
+"""``jellyroll maps``: the maps of a run file's reconstruction into ``/entry/maps``, and the
+PNG composites beside the run file."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from jellyroll import figures
+from jellyroll.io.provenance import provenance_record
+from jellyroll.maps.core import compute_maps
+from jellyroll.maps.options import MapsOptions
+from jellyroll.results import MapName, MapSet, RunFileError, read_reconstruction
+from jellyroll.results.run import write_map_set
+from jellyroll.results.store import run_stage_key, stage_key
+
+
+@dataclass
+class MapsResult:
+    """What :func:`run_maps` wrote: the map set and the PNG figures."""
+
+    maps: MapSet
+    figures: list[Path]
+
+
+def maps_key(run: str | os.PathLike[str], options: MapsOptions) -> str:
+    """Key of the maps of ``run`` made with ``options`` (from its reconstruction's key)."""
+    return stage_key("maps", options.key_payload(), [run_stage_key(run, "reconstruct") or ""])
+
+
+def run_maps(run: str | os.PathLike[str], options: MapsOptions | None = None) -> MapsResult:
+    """Compute every map of ``/entry/reconstruction`` and store them under ``/entry/maps``
+    (the whole set: maps of an earlier run are replaced). PNG composites are written beside
+    the run file as ``<stem>_<name>.png``."""
+    options = options or MapsOptions()
+    run = Path(run)
+    recon = read_reconstruction(run)
+    recon.require_q_in_inverse_angstrom(run)
+    try:
+        maps = compute_maps(recon, options)
+    except ValueError as error:
+        raise RunFileError(f"{run}: {error}") from error
+    configuration = {"stage": "maps", **options.key_payload(), "source": "/entry/reconstruction"}
+    write_map_set(run, maps, provenance_record(configuration), key=maps_key(run, options))
+    return MapsResult(maps, _figures(run, maps))
+
+
+def _figures(run: Path, maps: MapSet) -> list[Path]:
+    arrays = {name: item.values for name, item in maps.maps.items()}
+    drawn = []
+    if MapName.GRAPHITE in maps:
+        drawn.append(("graphite_rgb", figures.graphite_rgb_figure(arrays, maps.x_um, maps.y_um)))
+        drawn.append(("nmc_rgb", figures.nmc_rgb_figure(arrays, maps.x_um, maps.y_um)))
+    if MapName.D_STAR in maps:
+        drawn.append(("d_star", figures.dstar_figure(maps[MapName.D_STAR], maps.x_um, maps.y_um)))
+    return [figures.save_png(f, run.with_name(f"{run.stem}_{name}.png")) for name, f in drawn]

@@ -1,0 +1,13 @@
+"""Options of the report (``jellyroll report``, top level of ``jellyroll run``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from jellyroll.options import StageOptions
+
+
+class ReportOptions(StageOptions):
+    """What the report is called."""
+
+    title: str = Field("jellyroll report", description="Title of the HTML report.")

@@ -1,0 +1,70 @@
+"""Typed results of every stage, with one reader and one writer each (SPEC section 6).
+
+Stages read their inputs and write their outputs only through this package; how the files
+are laid out (one file per stage, an index run file of external links, keys inside each
+file) is :mod:`jellyroll.results.store`.
+"""
+
+from jellyroll.results.diagnosis import (
+    Diagnosis,
+    FoundCell,
+    Unrolled,
+    read_diagnosis,
+    require_diagnosis,
+    write_diagnosis,
+)
+from jellyroll.results.run import (
+    GRAPHITE_PHASE_MAPS,
+    Q_UNITS,
+    Map,
+    MapName,
+    MapSet,
+    Reconstruction,
+    Sinogram,
+    read_map,
+    read_map_set,
+    read_reconstruction,
+    read_sinogram,
+    write_map_set,
+    write_reconstruction,
+    write_sinogram,
+)
+from jellyroll.results.store import (
+    RunFileError,
+    is_up_to_date,
+    open_run,
+    recorded_key,
+    run_stage_key,
+    stage_file,
+    stage_key,
+)
+
+__all__ = [
+    "GRAPHITE_PHASE_MAPS",
+    "Q_UNITS",
+    "Diagnosis",
+    "FoundCell",
+    "Map",
+    "MapName",
+    "MapSet",
+    "Reconstruction",
+    "RunFileError",
+    "Sinogram",
+    "Unrolled",
+    "is_up_to_date",
+    "open_run",
+    "read_diagnosis",
+    "read_map",
+    "read_map_set",
+    "read_reconstruction",
+    "read_sinogram",
+    "recorded_key",
+    "require_diagnosis",
+    "run_stage_key",
+    "stage_file",
+    "stage_key",
+    "write_diagnosis",
+    "write_map_set",
+    "write_reconstruction",
+    "write_sinogram",
+]

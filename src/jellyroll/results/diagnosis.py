@@ -1,0 +1,179 @@
+"""The diagnosis of one cell (``results.h5``): its maps, the cell found, unrolled views, the
+defect tables and a summary; one writer and one reader, so a diagnosis computed now and one
+loaded from disk are the same object.
+
+    /entry/maps/<name>/data          (n_y, n_x) every map of the cell (WAXS and SAXS scans)
+    /entry/defects/agglomerates      table: id, x_um, y_um, equivalent_diameter_um, case, ...
+    /entry/defects/bends             table of collector bends (map frame)
+    /entry/defects/lithiation        per-defect phase fractions inside vs around
+    /entry/cell                      centre_x_um, centre_y_um, radius_um (when found)
+    /entry/unrolled/<name>           NXdata (radius_um, arc_length_um) around the cell centre
+    /entry/summary                   attributes: counts, median radius, d*, phase shares
+    /entry/notes                     what the diagnosis could not do, one line each
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from jellyroll.io.nexus import nx_group, read_table, set_default, write_nxdata, write_table
+from jellyroll.results.run import MapName, MapSet, _map_set, write_maps_group
+from jellyroll.results.store import RunFileError, open_run, require, write_stage_file
+
+DEFECT_TABLES = ("agglomerates", "bends", "lithiation")
+
+
+@dataclass(frozen=True)
+class FoundCell:
+    """The cell's centre (map frame, um) and outer radius (um)."""
+
+    centre_x_um: float
+    centre_y_um: float
+    radius_um: float
+
+
+@dataclass
+class Unrolled:
+    """A map unrolled around the cell centre: ``data`` (n_radius, n_arc) with the radius
+    (um, ascending down the rows) and the arc length (um) along the columns."""
+
+    data: np.ndarray
+    radius_um: np.ndarray
+    arc_length_um: np.ndarray
+
+
+@dataclass
+class Diagnosis:
+    """Everything the report shows of one cell."""
+
+    name: str
+    label: str
+    maps: MapSet
+    agglomerates: pd.DataFrame
+    bends: pd.DataFrame
+    lithiation: pd.DataFrame
+    cell: FoundCell | None = None
+    unrolled: dict[str, Unrolled] = field(default_factory=dict)
+    summary: dict[str, float | int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    path: Path | None = None
+
+    @property
+    def pixel_size_um(self) -> float:
+        return self.maps.pixel_size_um
+
+
+def write_diagnosis(
+    path: str | os.PathLike[str],
+    diagnosis: Diagnosis,
+    provenance: Mapping[str, Any],
+    *,
+    key: str,
+    upstream: str,
+    inputs: Iterable[Path] = (),
+) -> Path:
+    """Write the results file of one cell atomically (its key and upstream key inside)."""
+
+    def fill(entry: h5py.Group) -> None:
+        entry["name"] = diagnosis.name
+        entry["label"] = diagnosis.label
+        maps = write_maps_group(entry, diagnosis.maps)
+        default = MapName.SAXS_INTENSITY if MapName.SAXS_INTENSITY in diagnosis.maps else None
+        if default:
+            set_default(maps, default)
+            set_default(entry, f"maps/{default}")
+        defects = nx_group(entry, "defects", "NXcollection")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
+            for name in DEFECT_TABLES:
+                write_table(defects, name, _flat(getattr(diagnosis, name)))
+        if diagnosis.cell is not None:
+            found = nx_group(entry, "cell", "NXcollection")
+            for key, value in vars(diagnosis.cell).items():
+                found[key] = value
+                found[key].attrs["units"] = "um"
+        unrolled = nx_group(entry, "unrolled", "NXcollection")
+        for name, view in diagnosis.unrolled.items():
+            axes = [
+                ("radius_um", view.radius_um, "um"),
+                ("arc_length_um", view.arc_length_um, "um"),
+            ]
+            write_nxdata(unrolled, name, view.data.astype(np.float32), axes)
+        summary = nx_group(entry, "summary", "NXcollection")
+        summary.attrs["values"] = json.dumps(diagnosis.summary, default=float)
+        entry["notes"] = "\n".join(diagnosis.notes)
+
+    return write_stage_file(
+        Path(path),
+        fill,
+        stage="diagnose",
+        key=key,
+        upstream=upstream,
+        provenance=provenance,
+        provenance_name="run",
+        inputs=inputs,
+    )
+
+
+def read_diagnosis(path: str | os.PathLike[str]) -> Diagnosis:
+    """Load a results file written by :func:`write_diagnosis`."""
+    hint = "diagnose the cell with `jellyroll diagnose` or `jellyroll run`"
+    with open_run(path) as f:
+        entry = require(f, path, "/entry", hint)
+        for name in ("maps", "defects", "summary", "unrolled", "name"):
+            require(f, path, f"/entry/{name}", hint)
+        tables = [read_table(entry["defects"][name]) for name in DEFECT_TABLES]
+        found = None
+        if "cell" in entry:
+            found = FoundCell(**{k: float(v[()]) for k, v in entry["cell"].items()})
+        unrolled = {
+            name: Unrolled(group["data"][()], group["radius_um"][()], group["arc_length_um"][()])
+            for name, group in entry["unrolled"].items()
+        }
+        notes = entry["notes"].asstr()[()]
+        return Diagnosis(
+            name=entry["name"].asstr()[()],
+            label=entry["label"].asstr()[()],
+            maps=_map_set(entry["maps"]),
+            agglomerates=tables[0],
+            bends=tables[1],
+            lithiation=tables[2],
+            cell=found,
+            unrolled=unrolled,
+            summary=json.loads(entry["summary"].attrs["values"]),
+            notes=[line for line in notes.split("\n") if line],
+            path=Path(path),
+        )
+
+
+def require_diagnosis(path: str | os.PathLike[str]) -> Diagnosis:
+    """:func:`read_diagnosis`, with a clear error for a file that is not a results file."""
+    try:
+        return read_diagnosis(path)
+    except (KeyError, ValueError, TypeError) as error:
+        if isinstance(error, RunFileError):
+            raise
+        raise RunFileError(f"{path}: not a jellyroll results file ({error})") from error
+
+
+def _flat(table: pd.DataFrame) -> pd.DataFrame:
+    """Tuple-valued columns (linked ids) as text, so HDF5 can store them."""
+    table = table.copy()
+    for column in table.columns:
+        if (
+            table[column].dtype == object
+            and len(table)
+            and isinstance(table[column].iloc[0], tuple)
+        ):
+            table[column] = [" ".join(map(str, v)) for v in table[column]]
+    return table

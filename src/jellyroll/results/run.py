@@ -1,0 +1,365 @@
+"""Typed results of a scan's run file (SPEC section 6), one reader and one writer each.
+
+    /entry/sinogram/data              (n_angles, n_translations, n_q) float32, NaN = missing
+    /entry/sinogram/errors            same shape, one sigma
+    /entry/sinogram/rotation_angle    (n_angles,) deg, ascending
+    /entry/sinogram/translation       (n_translations,) mm, ascending
+    /entry/sinogram/q                 (n_q,) 1/angstrom (the unit it was integrated in)
+    /entry/sinogram/attenuation       (n_angles, n_translations) -ln(diode/monitor), optional
+    /entry/reconstruction/data        (n_y, n_x, n_q) float32; q, x_um, y_um
+    /entry/reconstruction/attenuation (n_y, n_x) 1/um, when the sinogram has one
+    /entry/maps/<name>/data           (n_y, n_x); y_um, x_um
+
+Readers check the contract (units of the axes, shapes) and name the file and dataset in
+their errors; writers go through :mod:`jellyroll.results.store` (one file per stage).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import h5py
+import numpy as np
+
+from jellyroll.io.nexus import nx_group, set_default, write_nxdata
+from jellyroll.results.store import RunFileError, open_run, require, write_run_stage
+
+Q_UNITS = "1/angstrom"
+"""Units of a scattering-vector axis that the maps stage accepts."""
+
+
+class MapName(StrEnum):
+    """Names of the maps of a run file and a results file (SPEC section 6)."""
+
+    LIC6 = "lic6"
+    LIC12 = "lic12"
+    GRAPHITE_POOR = "graphite_poor"
+    NMC_LITHIATED = "nmc_lithiated"
+    NMC_DELITHIATED = "nmc_delithiated"
+    GRAPHITE = "graphite"
+    GRAPHITE_LABEL = "graphite_label"
+    NMC_LABEL = "nmc_label"
+    SAXS_INTENSITY = "saxs_intensity"
+    D_STAR = "d_star_nm"
+    D_STAR_REASON = "d_star_reason"
+    ATTENUATION = "attenuation"
+
+
+GRAPHITE_PHASE_MAPS = (MapName.LIC6, MapName.LIC12, MapName.GRAPHITE_POOR)
+"""The graphite phase maps, in the composite's colour order (green, blue, red)."""
+
+
+@dataclass
+class Sinogram:
+    """A reduced scan: patterns placed by motor positions.
+
+    ``data`` and ``errors`` are (n_angles, n_translations, n_q); NaN marks missing frames.
+    ``attenuation`` is -ln(diode / monitor), (n_angles, n_translations), when a diode exists.
+    ``q_units`` is the unit of the radial axis (``1/angstrom`` unless integrated otherwise).
+    """
+
+    data: np.ndarray
+    errors: np.ndarray
+    rotation_angle_deg: np.ndarray
+    translation_mm: np.ndarray
+    q_A: np.ndarray
+    attenuation: np.ndarray | None = None
+    rotation_centre_mm: float | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+    q_units: str = Q_UNITS
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.data.shape  # type: ignore[return-value]
+
+
+@dataclass
+class Reconstruction:
+    """Reconstructed channels (n_y, n_x, n_q) on a square grid of the translation step;
+    ``attenuation`` (n_y, n_x) in 1/um when the scan had a diode."""
+
+    data: np.ndarray
+    q_A: np.ndarray
+    x_um: np.ndarray
+    y_um: np.ndarray
+    attrs: dict[str, Any] = field(default_factory=dict)
+    attenuation: np.ndarray | None = None
+    q_units: str = Q_UNITS
+    units: str = "arb. units / um"
+
+    def require_q_in_inverse_angstrom(self, source: str | os.PathLike[str]) -> None:
+        """Refuse a radial axis that is not q in 1/angstrom (e.g. reduced with 2th_deg)."""
+        if self.q_units != Q_UNITS:
+            raise RunFileError(
+                f"{source}: /entry/reconstruction/q is in {self.q_units!r}, not {Q_UNITS}; "
+                "the phase windows and d* need q: reduce the scan again with --unit q_A^-1"
+            )
+
+
+class Map(NamedTuple):
+    """One map (n_y, n_x) with its units (a label map's units say what its values mean)."""
+
+    values: np.ndarray
+    units: str
+
+
+@dataclass
+class MapSet:
+    """The maps of one scan on one grid (y_um (n_y,), x_um (n_x,), um); ``default`` is the
+    map silx and h5web show first; ``notes`` say what the stage did or skipped."""
+
+    maps: dict[str, Map]
+    x_um: np.ndarray
+    y_um: np.ndarray
+    notes: list[str] = field(default_factory=list)
+    default: str | None = None
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.maps[name].values
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.maps
+
+    @property
+    def pixel_size_um(self) -> float:
+        return float(abs(self.x_um[1] - self.x_um[0]))
+
+    def joined(self, other: MapSet, source: str = "") -> MapSet:
+        """This set and ``other``'s maps on the same grid (``other`` wins on equal names);
+        maps of another grid are refused, not silently combined."""
+        same = (
+            self.x_um.shape == other.x_um.shape
+            and self.y_um.shape == other.y_um.shape
+            and np.allclose(self.x_um, other.x_um, atol=1e-3)
+            and np.allclose(self.y_um, other.y_um, atol=1e-3)
+        )
+        if not same:
+            raise RunFileError(
+                f"{source}: the WAXS and SAXS maps are on different grids "
+                f"({self.y_um.size} x {self.x_um.size} vs {other.y_um.size} x {other.x_um.size} "
+                "pixels or other positions); reconstruct both scans with the same translations"
+            )
+        return MapSet({**self.maps, **other.maps}, self.x_um, self.y_um, [*self.notes])
+
+
+def write_sinogram(
+    path: str | os.PathLike[str],
+    sinogram: Sinogram,
+    provenance: Mapping[str, Any],
+    *,
+    key: str | None = None,
+    inputs: Iterable[Path] = (),
+) -> Path:
+    """Store ``sinogram`` as the run file ``path`` (later stages of it are deleted)."""
+    write_run_stage(
+        path,
+        "reduce",
+        lambda entry: write_sinogram_group(entry, sinogram),
+        provenance,
+        key=key,
+        upstream="",
+        inputs=inputs,
+    )
+    return Path(path)
+
+
+def write_sinogram_group(entry: h5py.Group, sinogram: Sinogram) -> h5py.Group:
+    """The NXdata ``sinogram`` of ``entry`` (rotation_angle, translation, q axes)."""
+    axes = [
+        ("rotation_angle", sinogram.rotation_angle_deg, "deg"),
+        ("translation", sinogram.translation_mm, "mm"),
+        ("q", sinogram.q_A, sinogram.q_units),
+    ]
+    chunks = (1, sinogram.data.shape[1], sinogram.data.shape[2])
+    group = write_nxdata(
+        entry,
+        "sinogram",
+        sinogram.data.astype(np.float32, copy=False),
+        axes,
+        units="arb. units",
+        errors=sinogram.errors.astype(np.float32, copy=False),
+        chunks=chunks,
+    )
+    if sinogram.attenuation is not None:
+        group.create_dataset("attenuation", data=sinogram.attenuation.astype(np.float32))
+        group["attenuation"].attrs["long_name"] = "-ln(diode / monitor), relative to air"
+    if sinogram.rotation_centre_mm is not None:
+        group["rotation_centre"] = float(sinogram.rotation_centre_mm)
+        group["rotation_centre"].attrs["units"] = "mm"
+    for key, value in sinogram.attrs.items():
+        group.attrs[key] = value
+    set_default(entry, "sinogram")
+    return group
+
+
+def read_sinogram(path: str | os.PathLike[str], *, errors: bool = True) -> Sinogram:
+    """Load the sinogram of a run file, checking the axes against SPEC section 6.
+
+    ``errors=False`` skips the one-sigma cube (``Sinogram.errors`` is then empty), halving
+    the memory of stages that do not use it.
+    """
+    hint = "reduce the scan with `jellyroll reduce`"
+    with open_run(path) as f:
+        group = require(f, path, "/entry/sinogram", hint)
+        data = require(f, path, "/entry/sinogram/data", hint)
+        axes = {
+            name: require(f, path, f"/entry/sinogram/{name}", hint)
+            for name in ("rotation_angle", "translation", "q")
+        }
+        shape = data.shape
+        if len(shape) != 3:
+            raise RunFileError(f"{path}: /entry/sinogram/data is {len(shape)}D, not 3D")
+        for axis, (name, dataset) in enumerate(axes.items()):
+            if dataset.shape != (shape[axis],):
+                raise RunFileError(
+                    f"{path}: /entry/sinogram/{name} has shape {dataset.shape}, but the data "
+                    f"have {shape[axis]} along that axis"
+                )
+        _check_units(path, axes["rotation_angle"], "deg")
+        _check_units(path, axes["translation"], "mm")
+        centre = group.get("rotation_centre")
+        return Sinogram(
+            data=data[()],
+            errors=require(f, path, "/entry/sinogram/errors", hint)[()] if errors else np.empty(0),
+            rotation_angle_deg=axes["rotation_angle"][()],
+            translation_mm=axes["translation"][()],
+            q_A=axes["q"][()],
+            attenuation=group["attenuation"][()] if "attenuation" in group else None,
+            rotation_centre_mm=None if centre is None else float(centre[()]),
+            attrs=dict(group.attrs),
+            q_units=str(axes["q"].attrs.get("units", Q_UNITS)),
+        )
+
+
+def _check_units(path: str | os.PathLike[str], dataset: h5py.Dataset, expected: str) -> None:
+    units = str(dataset.attrs.get("units", expected))
+    if units != expected:
+        raise RunFileError(
+            f"{path}: {dataset.name} is in {units!r}; SPEC section 6 says {expected}"
+        )
+
+
+def write_reconstruction(
+    path: str | os.PathLike[str],
+    reconstruction: Reconstruction,
+    provenance: Mapping[str, Any],
+    *,
+    key: str | None = None,
+) -> Path:
+    """Store ``/entry/reconstruction`` of the run file ``path`` (its maps are deleted)."""
+    write_run_stage(
+        path,
+        "reconstruct",
+        lambda entry: write_reconstruction_group(entry, reconstruction),
+        provenance,
+        key=key,
+    )
+    return Path(path)
+
+
+def write_reconstruction_group(entry: h5py.Group, reconstruction: Reconstruction) -> h5py.Group:
+    """The NXdata ``reconstruction`` of ``entry`` (y_um, x_um, q axes) and its attenuation."""
+    group = write_nxdata(
+        entry,
+        "reconstruction",
+        reconstruction.data.astype(np.float32, copy=False),
+        [
+            ("y_um", reconstruction.y_um, "um"),
+            ("x_um", reconstruction.x_um, "um"),
+            ("q", reconstruction.q_A, reconstruction.q_units),
+        ],
+        units=reconstruction.units,
+    )
+    if reconstruction.attenuation is not None:
+        group.create_dataset(
+            "attenuation", data=reconstruction.attenuation.astype(np.float32), compression="gzip"
+        )
+        group["attenuation"].attrs["units"] = "1/um"
+    group.attrs.update(reconstruction.attrs)
+    set_default(entry, "reconstruction")
+    return group
+
+
+def read_reconstruction(path: str | os.PathLike[str]) -> Reconstruction:
+    """Load ``/entry/reconstruction`` of a run file."""
+    hint = "reconstruct it with `jellyroll reconstruct`"
+    with open_run(path) as f:
+        group = require(f, path, "/entry/reconstruction", hint)
+        data = require(f, path, "/entry/reconstruction/data", hint)
+        q = require(f, path, "/entry/reconstruction/q", hint)
+        return Reconstruction(
+            data=data[()],
+            q_A=q[()],
+            x_um=require(f, path, "/entry/reconstruction/x_um", hint)[()],
+            y_um=require(f, path, "/entry/reconstruction/y_um", hint)[()],
+            attrs={k: v for k, v in group.attrs.items() if k not in _NXDATA_ATTRS},
+            attenuation=group["attenuation"][()] if "attenuation" in group else None,
+            q_units=str(q.attrs.get("units", Q_UNITS)),
+            units=str(data.attrs.get("units", "arb. units / um")),
+        )
+
+
+_NXDATA_ATTRS = {"NX_class", "signal", "axes", "default"}
+
+
+def write_map_set(
+    path: str | os.PathLike[str],
+    maps: MapSet,
+    provenance: Mapping[str, Any],
+    *,
+    key: str | None = None,
+) -> Path:
+    """Store the map set as ``/entry/maps`` of the run file ``path``."""
+    write_run_stage(path, "maps", lambda entry: write_maps_group(entry, maps), provenance, key=key)
+    return Path(path)
+
+
+def write_maps_group(entry: h5py.Group, maps: MapSet) -> h5py.Group:
+    """One NXdata per map under ``entry/maps`` (an NXcollection), notes as an attribute."""
+    group = nx_group(entry, "maps", "NXcollection")
+    axes = [("y_um", maps.y_um, "um"), ("x_um", maps.x_um, "um")]
+    for name, item in maps.maps.items():
+        write_nxdata(group, str(name), np.asarray(item.values), axes, units=item.units)
+    group.attrs["notes"] = "\n".join(maps.notes)
+    if maps.default:
+        set_default(group, maps.default)
+        set_default(entry, "maps")
+    return group
+
+
+def read_map_set(path: str | os.PathLike[str], group_path: str = "/entry/maps") -> MapSet:
+    """The maps of a run file (or of a results file's ``/entry/maps``), every one of them."""
+    hint = "compute them with `jellyroll maps`"
+    with open_run(path) as f:
+        group = require(f, path, group_path, hint)
+        return _map_set(group)
+
+
+def _map_set(group: h5py.Group) -> MapSet:
+    maps: dict[str, Map] = {}
+    x_um = y_um = np.empty(0)
+    for name, item in group.items():
+        data = item["data"]
+        maps[name] = Map(data[()], str(data.attrs.get("units", "")))
+        x_um, y_um = item["x_um"][()], item["y_um"][()]
+    notes = str(group.attrs.get("notes", ""))
+    default = group.attrs.get("default")
+    return MapSet(
+        maps,
+        x_um,
+        y_um,
+        [line for line in notes.split("\n") if line],
+        None if default is None else str(default),
+    )
+
+
+def read_map(path: str | os.PathLike[str], name: str) -> np.ndarray:
+    """One map (n_y, n_x) of a run file."""
+    with open_run(path) as f:
+        hint = "compute it with `jellyroll maps`"
+        return require(f, path, f"/entry/maps/{name}/data", hint)[()]

@@ -1,0 +1,251 @@
+"""How a scan's results are stored: one file per stage, joined by a small index run file.
+
+A run file ``RUN.h5`` is an index: its ``/entry/<group>`` are HDF5 external links to the
+stage files beside it, so ``h5py``, silx and h5web read ``/entry/sinogram/data`` and
+``/entry/maps/lic6/data`` through ``RUN.h5`` as if it held them:
+
+    RUN.h5                    index: links, @default chain (rewritten atomically, tiny)
+    RUN.sinogram.h5           /entry/sinogram, /entry/provenance/reduce
+    RUN.reconstruction.h5     /entry/reconstruction, /entry/provenance/reconstruction
+    RUN.maps.h5               /entry/maps, /entry/provenance/maps
+
+Each stage file is written whole into a temporary file and renamed into place, and records
+``jellyroll_stage``, ``jellyroll_key`` (the SHA-256 of the stage, its options and its
+upstream key) and ``jellyroll_upstream`` (the key of the file it was computed from) as root
+attributes, in the same atomic write as its content. Writing a stage deletes every stage
+file after it (their content no longer follows from their inputs), then rewrites the index;
+the index links a stage file only while its upstream key is that of the file before it.
+No stage copies or edits another stage's file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import hdf5plugin  # noqa: F401  (registers compression filters for reading)
+
+from jellyroll.io.nexus import nx_group, set_default
+from jellyroll.io.provenance import OutputWouldOverwriteInputError, atomic_output, provenance_json
+
+KEY = "jellyroll_key"
+UPSTREAM = "jellyroll_upstream"
+STAGE = "jellyroll_stage"
+
+
+class RunFileError(ValueError):
+    """A run or results file lacks what a stage needs; the message names the file, the
+    dataset and what to do."""
+
+
+@dataclass(frozen=True)
+class StageGroup:
+    """A stage's group in the run file and the name of its provenance record."""
+
+    stage: str
+    group: str
+    provenance: str
+
+
+RUN_STAGES = (
+    StageGroup("reduce", "sinogram", "reduce"),
+    StageGroup("reconstruct", "reconstruction", "reconstruction"),
+    StageGroup("maps", "maps", "maps"),
+)
+"""The stages that fill a run file, in chain order (each depends on the one before)."""
+
+_BY_STAGE = {item.stage: item for item in RUN_STAGES}
+
+
+def stage_key(stage: str, options: Any, upstream: Iterable[str]) -> str:
+    """Key of a stage's result: its name, options (JSON-able) and upstream keys."""
+    payload = json.dumps([stage, options, list(upstream)], sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def manual_key() -> str:
+    """A key for content written outside a stage driver (tests, other programs): unique,
+    so nothing downstream of it is ever taken for up to date."""
+    return f"manual:{uuid.uuid4().hex}"
+
+
+def stage_file(run: str | os.PathLike[str], stage: str) -> Path:
+    """The file of a run stage beside the index: ``RUN.<group>.h5``."""
+    run = Path(run)
+    return run.with_name(f"{run.stem}.{_BY_STAGE[stage].group}.h5")
+
+
+def recorded_key(path: str | os.PathLike[str]) -> str | None:
+    """The key a stage file (or results file) records; None when absent or unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        with h5py.File(path, "r") as f:
+            value = f.attrs.get(KEY)
+    except (OSError, ValueError):
+        return None
+    return None if value is None else str(value)
+
+
+def run_stage_key(run: str | os.PathLike[str], stage: str) -> str | None:
+    """The key of a run's stage, read from its own file (None when the stage is not there)."""
+    return recorded_key(stage_file(run, stage))
+
+
+def is_up_to_date(path: str | os.PathLike[str], key: str) -> bool:
+    """Whether ``path`` holds the result described by ``key`` (recorded in its content)."""
+    return recorded_key(path) == key
+
+
+def write_stage_file(
+    path: Path,
+    fill: Callable[[h5py.Group], None],
+    *,
+    stage: str,
+    key: str,
+    upstream: str,
+    provenance: Mapping[str, Any],
+    provenance_name: str,
+    inputs: Iterable[Path] = (),
+) -> Path:
+    """Write a whole stage or results file atomically: ``fill(entry)`` writes the content,
+    then the provenance record and the keys are stored in the same temporary file."""
+    with atomic_output(path, inputs=inputs) as tmp, h5py.File(tmp, "w") as f:
+        entry = nx_group(f, "entry", "NXentry")
+        set_default(f, "entry")
+        fill(entry)
+        entry[f"provenance/{provenance_name}"] = provenance_json(dict(provenance))
+        f.attrs[STAGE] = stage
+        f.attrs[KEY] = key
+        f.attrs[UPSTREAM] = upstream
+    return path
+
+
+def write_run_stage(
+    run: str | os.PathLike[str],
+    stage: str,
+    fill: Callable[[h5py.Group], None],
+    provenance: Mapping[str, Any],
+    *,
+    key: str | None = None,
+    upstream: str | None = None,
+    inputs: Iterable[Path] = (),
+) -> Path:
+    """Store stage ``stage`` of the run file ``run``: its own file, atomically; every later
+    stage's file is deleted (stale); the index is rewritten. Returns the stage file.
+
+    ``upstream`` defaults to the key of the previous stage's file (none for ``reduce``);
+    ``key`` to :func:`manual_key`.
+    """
+    run = Path(run)
+    spec = _BY_STAGE[stage]
+    position = RUN_STAGES.index(spec)
+    if upstream is None:
+        upstream = (run_stage_key(run, RUN_STAGES[position - 1].stage) or "") if position else ""
+    inputs = list(inputs)
+    _refuse_inputs(run, inputs)
+    path = stage_file(run, stage)
+    write_stage_file(
+        path,
+        fill,
+        stage=stage,
+        key=key or manual_key(),
+        upstream=upstream,
+        provenance=provenance,
+        provenance_name=spec.provenance,
+        inputs=inputs,
+    )
+    for later in RUN_STAGES[position + 1 :]:
+        stage_file(run, later.stage).unlink(missing_ok=True)
+    write_index(run)
+    return path
+
+
+def invalidate_run(run: str | os.PathLike[str], after: str | None = None) -> None:
+    """Delete the stage files after ``after`` (every one when None) and rewrite the index."""
+    run = Path(run)
+    start = 0 if after is None else RUN_STAGES.index(_BY_STAGE[after]) + 1
+    for later in RUN_STAGES[start:]:
+        stage_file(run, later.stage).unlink(missing_ok=True)
+    if run.exists() or after is not None:
+        write_index(run)
+
+
+def _refuse_inputs(run: Path, inputs: list[Path]) -> None:
+    outputs = {run.resolve(), *(stage_file(run, s.stage).resolve() for s in RUN_STAGES)}
+    for item in inputs:
+        if Path(item).resolve() in outputs:
+            raise OutputWouldOverwriteInputError(
+                f"refusing to write {run}: {item} is one of its inputs; choose another output path"
+            )
+
+
+def linked_stages(run: str | os.PathLike[str]) -> list[StageGroup]:
+    """The stages of a consistent chain from ``reduce``: each file present and computed
+    from the file before it."""
+    run = Path(run)
+    chain: list[StageGroup] = []
+    previous: str | None = ""
+    for spec in RUN_STAGES:
+        path = stage_file(run, spec.stage)
+        if not path.is_file():
+            break
+        try:
+            with h5py.File(path, "r") as f:
+                key, upstream = f.attrs.get(KEY), f.attrs.get(UPSTREAM)
+        except OSError:
+            break
+        if chain and str(upstream) != previous:
+            break
+        chain.append(spec)
+        previous = None if key is None else str(key)
+    return chain
+
+
+def write_index(run: str | os.PathLike[str]) -> Path:
+    """(Re)write the index run file: a link per stage of the consistent chain, their
+    provenance records, and ``@default`` pointing at the latest stage's group."""
+    run = Path(run)
+    chain = linked_stages(run)
+    with atomic_output(run) as tmp, h5py.File(tmp, "w") as f:
+        entry = nx_group(f, "entry", "NXentry")
+        set_default(f, "entry")
+        provenance = entry.create_group("provenance")
+        for spec in chain:
+            target = stage_file(run, spec.stage).name  # relative: the folder can move
+            entry[spec.group] = h5py.ExternalLink(target, f"/entry/{spec.group}")
+            provenance[spec.provenance] = h5py.ExternalLink(
+                target, f"/entry/provenance/{spec.provenance}"
+            )
+        if chain:
+            set_default(entry, chain[-1].group)
+        f.attrs["jellyroll_stages"] = json.dumps([spec.stage for spec in chain])
+    return run
+
+
+def open_run(run: str | os.PathLike[str]) -> h5py.File:
+    """Open a run file for reading, with a clear error when it is missing or not HDF5."""
+    run = Path(run)
+    if not run.is_file():
+        raise RunFileError(f"{run}: no such run file; create it with `jellyroll reduce`")
+    try:
+        return h5py.File(run, "r")
+    except OSError as error:
+        raise RunFileError(f"{run}: not a readable HDF5 run file ({error})") from error
+
+
+def require(f: h5py.File, path: str | os.PathLike[str], name: str, hint: str) -> Any:
+    """``f[name]``, or a :class:`RunFileError` naming the file, the dataset and ``hint``
+    (what to run to make it). Dangling links count as missing."""
+    try:
+        return f[name]
+    except KeyError:
+        raise RunFileError(f"{path}: {name} is missing; {hint}") from None
