@@ -15,6 +15,7 @@ from jellyroll.cli import app
 from jellyroll.io.nexus import read_table
 from jellyroll.phantom.write import demo_config, write_phantom
 from jellyroll.pipeline import ConfigError, load_config, run_pipeline
+from jellyroll.pipeline.run import SCAN_STAGES, TECHNIQUES
 
 FIGURES = ("composites", "saxs", "unrolled", "histogram", "lithiation")
 
@@ -71,6 +72,44 @@ def test_second_run_skips_every_stage_and_a_change_reruns_downstream(demo: Path)
     assert status["aged_charged saxs reduce"] == "up to date"
 
 
+def test_each_stage_runs_once_per_scan_in_chain_order(demo: Path) -> None:
+    """The walk of a q value from a raw frame to the report: reduce, reconstruct and maps of
+    each scan, then the cell's diagnosis, each visited once, in that order."""
+    entries = run_pipeline(load_config(demo / "demo.toml")).log.entries
+    expected = [
+        f"{cell} {step}"
+        for cell in ("fresh_charged", "aged_charged")
+        for step in (
+            *(f"{kind} {stage}" for kind in TECHNIQUES for stage in SCAN_STAGES),
+            "diagnosis",
+        )
+    ]
+    assert [entry["stage"] for entry in entries] == expected
+
+
+def test_a_changed_maps_option_or_a_rewritten_result_reruns_from_there_on(demo: Path) -> None:
+    config = load_config(demo / "demo.toml")
+    changed = config.model_copy(
+        update={"maps": config.maps.model_copy(update={"label_threshold": 0.06})}
+    )
+    status = {e["stage"]: e["status"] for e in run_pipeline(changed).log.entries}
+    for cell in ("fresh_charged", "aged_charged"):
+        for kind in TECHNIQUES:
+            assert status[f"{cell} {kind} reduce"] == "up to date"
+            assert status[f"{cell} {kind} reconstruct"] == "up to date"
+            assert status[f"{cell} {kind} maps"] == "done"
+        assert status[f"{cell} diagnosis"] == "done"
+    # another command rewrites a reconstruction: its key is in the file, so the run notices
+    run_file = demo / "aged_charged" / "saxs_run.h5"
+    result = CliRunner().invoke(app, ["reconstruct", str(run_file), "--method", "sirt"])
+    assert result.exit_code == 0, result.output
+    status = {e["stage"]: e["status"] for e in run_pipeline(config).log.entries}
+    assert status["aged_charged saxs reduce"] == "up to date"
+    assert status["aged_charged saxs reconstruct"] == "done"
+    assert status["aged_charged saxs maps"] == "done"
+    assert status["aged_charged waxs reconstruct"] == "up to date"
+
+
 def test_report_is_self_contained_and_complete(demo: Path) -> None:
     html = (demo / "report.html").read_text()
     for name in FIGURES:
@@ -122,3 +161,26 @@ def test_configuration_errors_name_the_key(tmp_path: Path) -> None:
     assert "reconstruct.method" in message and "saxs.npts" in message and "bad.toml" in message
     result = CliRunner().invoke(app, ["run", str(path)])
     assert result.exit_code == 2 and "reconstruct.method" in result.output
+
+
+def test_every_stage_option_is_reachable_from_the_toml(tmp_path: Path) -> None:
+    path = tmp_path / "full.toml"
+    path.write_text(
+        '[[cells]]\nname = "a"\nwaxs = "w.h5"\nsaxs = "s.h5"\n'
+        '[waxs]\nfilter = "trimmed-mean"\n[reconstruct]\nself_absorption = false\n'
+        "[maps]\nlabel_threshold = 0.1\ndenoise = false\n[maps.dstar]\ntolerance = 0.05\n"
+        '[defects]\ncritical_diameter_um = 45.0\n[dask]\nscheduler = "local:2"\n'
+    )
+    config = load_config(path)
+    assert config.waxs.filter == "trimmed-mean" and config.saxs.filter == "sigma-clip"
+    assert config.reconstruct.self_absorption is False
+    assert config.maps.label_threshold == 0.1 and config.maps.dstar.tolerance == 0.05
+    assert config.defects.critical_diameter_um == 45.0 and config.dask.scheduler == "local:2"
+
+
+@pytest.mark.parametrize("name", ["..", ".", "a/b", "../up"])
+def test_cell_names_are_plain_folder_names(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "bad_name.toml"
+    path.write_text(f'[[cells]]\nname = "{name}"\nwaxs = "w.h5"\nsaxs = "s.h5"\n')
+    with pytest.raises(ConfigError, match="cells.0.name"):
+        load_config(path)

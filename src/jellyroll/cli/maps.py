@@ -29,6 +29,9 @@ def maps(
     min_points: Annotated[int | None, option(DstarOptions, "min_points")] = None,
     min_slope: Annotated[float | None, option(DstarOptions, "min_slope")] = None,
     max_slope: Annotated[float | None, option(DstarOptions, "max_slope")] = None,
+    min_intensity: Annotated[float | None, option(DstarOptions, "min_intensity")] = None,
+    skip_low_fraction: Annotated[float | None, option(DstarOptions, "skip_low_fraction")] = None,
+    skip_high_fraction: Annotated[float | None, option(DstarOptions, "skip_high_fraction")] = None,
 ) -> None:
     """Write every map of a run file under /entry/maps and the composites as PNG beside it.
 
@@ -46,6 +49,9 @@ def maps(
                 "min_points": min_points,
                 "min_slope": min_slope,
                 "max_slope": max_slope,
+                "min_intensity": min_intensity,
+                "skip_low_fraction": skip_low_fraction,
+                "skip_high_fraction": skip_high_fraction,
             },
         )
         options = options_from(

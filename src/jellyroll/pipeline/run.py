@@ -27,9 +27,12 @@ from jellyroll.reduce.run import ScanSpec, reduce_key, run_reduce
 from jellyroll.report.options import ReportOptions
 from jellyroll.report.run import run_report
 from jellyroll.results import Diagnosis, read_diagnosis
-from jellyroll.results.store import stage_file
+from jellyroll.results.store import RUN_STAGES, stage_file
 
 TECHNIQUES = ("waxs", "saxs")
+"""The two scans of a slice, in the order they are processed."""
+SCAN_STAGES = tuple(spec.stage for spec in RUN_STAGES)
+"""The stages of one scan, in chain order: reduce, reconstruct, maps."""
 
 
 @dataclass

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -28,13 +27,12 @@ from jellyroll.io.nexus import nx_group, set_default
 from jellyroll.io.provenance import (
     OutputWouldOverwriteInputError,
     file_fingerprint,
-    provenance_json,
     provenance_record,
 )
 from jellyroll.io.scans import Block, ScanInfo, ScanReader, open_scan, read_mask, read_poni_text
 from jellyroll.reduce.engine import IntegrationSetup, Integrator
 from jellyroll.reduce.options import ReduceOptions
-from jellyroll.results.store import KEY, STAGE, UPSTREAM, invalidate_run, stage_file, stage_key
+from jellyroll.results.store import invalidate_run, stage_file, stage_key, write_stage_file
 from jellyroll.sinogram import (
     SinogramLayout,
     attenuation_sinogram,
@@ -270,10 +268,11 @@ def _reduce(
             problems.extend(notes)
             if on_block is not None:
                 on_block(stop - start, info.n_frames)
-        report = _finish(work, info, layout, valid[()], options, setup_key, configuration, spec)
-    os.replace(partial, stage_file(output, "reduce"))
+        report = _finish(
+            work, info, layout, valid[()], options, setup_key, configuration, spec, output
+        )
+    partial.unlink()
     invalidate_run(output, after="reduce")
-    report.output = output
     report.blocks_done_before = done_before
     report.problems = problems
     for message in problems:
@@ -411,54 +410,65 @@ def _finish(
     key: str,
     configuration: dict[str, Any] | None,
     spec: ScanSpec,
+    output: Path,
 ) -> ReduceReport:
-    """Attenuation, air subtraction, rotation centre and provenance of a complete sinogram."""
-    group = work["entry/sinogram"]
-    data = group["data"]
+    """Write the run's sinogram file from the complete work file: cell means (duplicates
+    averaged), air subtraction, attenuation, rotation centre and provenance.
+
+    The work file is only read, and the sinogram file is written whole into a temporary
+    file and renamed into place: a kill at any point of this pass leaves the work file as
+    it was, and running again redoes the pass from it.
+    """
+    sums, squares = work["entry/sinogram/data"], work["entry/sinogram/errors"]
+    count = work["checkpoint/count"]
     occupancy = layout.occupancy(valid)
     attenuation = None
     if info.diode is not None and info.monitor is not None:
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = place(layout, info.diode / info.monitor, valid)
         attenuation = attenuation_sinogram(ratio)
-        if "attenuation" in group:
-            del group["attenuation"]
-        group["attenuation"] = attenuation.astype(np.float32)
-        group["attenuation"].attrs["long_name"] = "-ln(diode / monitor), relative to air"
     air = edge_columns(layout.shape[1])
-    finished = work.require_dataset(
-        "checkpoint/finished_rows", shape=(layout.shape[0],), dtype=bool, fillvalue=False
-    )
-    sigma, count = group["errors"], work["checkpoint/count"]
-    total = np.empty(layout.shape)
-    for row in range(layout.shape[0]):
-        values = data[row]
-        if not finished[row]:
+    centre: list[float | None] = [None]
+
+    def fill(entry: h5py.Group) -> None:
+        group = nx_group(entry, "sinogram", "NXdata")
+        for name in ("data", "errors"):
+            group.create_dataset(name, shape=sums.shape, dtype=np.float32, chunks=sums.chunks)
+        group["data"].attrs["units"] = "arb. units"
+        for name in ("rotation_angle", "translation", "q"):
+            group[name] = work[f"entry/sinogram/{name}"][()]
+            group[name].attrs["units"] = work[f"entry/sinogram/{name}"].attrs["units"]
+        group.attrs["signal"] = "data"
+        group.attrs["axes"] = ["rotation_angle", "translation", "q"]
+        total = np.empty(layout.shape)
+        for row in range(layout.shape[0]):
             # sums of the frames of each cell -> their mean (errors: root of summed squares)
             frames = np.maximum(count[row], 1)[:, None]
-            values = values / frames
-            sigma[row] = np.sqrt(sigma[row]) / frames
+            values = sums[row] / frames
             if options.subtract_air:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing edge
                     values = subtract_air(values[None], air)[0]
-            data[row] = values
-            finished[row] = True
-        total[row] = np.sum(values, axis=1)
-    group.attrs["air_subtracted"] = options.subtract_air
-    centre_source = attenuation if attenuation is not None else total
-    try:
-        centre = estimate_rotation_centre(
-            centre_source, layout.rotation_angle_deg, layout.translation_mm
-        )
-        group["rotation_centre"] = centre
-        group["rotation_centre"].attrs["units"] = "mm"
-    except ValueError as error:
-        warnings.warn(f"{info.source}: rotation centre not estimated ({error})", stacklevel=3)
-        centre = None
-    missing = int(np.sum(occupancy == 0))
-    group.attrs["missing_cells"] = missing
-    group.attrs["unreadable_frames"] = int(np.sum(~valid))
+            group["data"][row] = values
+            group["errors"][row] = np.sqrt(squares[row]) / frames
+            total[row] = np.sum(values, axis=1)
+        group.attrs["air_subtracted"] = options.subtract_air
+        if attenuation is not None:
+            group["attenuation"] = attenuation.astype(np.float32)
+            group["attenuation"].attrs["long_name"] = "-ln(diode / monitor), relative to air"
+        centre_source = attenuation if attenuation is not None else total
+        try:
+            centre[0] = estimate_rotation_centre(
+                centre_source, layout.rotation_angle_deg, layout.translation_mm
+            )
+            group["rotation_centre"] = centre[0]
+            group["rotation_centre"].attrs["units"] = "mm"
+        except ValueError as error:
+            warnings.warn(f"{info.source}: rotation centre not estimated ({error})", stacklevel=4)
+        group.attrs["missing_cells"] = int(np.sum(occupancy == 0))
+        group.attrs["unreadable_frames"] = int(np.sum(~valid))
+        set_default(entry, "sinogram")
+
     record = provenance_record(
         {
             "options": options.key_payload(),
@@ -468,24 +478,25 @@ def _finish(
         },
         inputs=info.files,
     )
-    entry = work["entry"]
-    entry["provenance/reduce"] = provenance_json(record)
-    set_default(work, "entry")
-    set_default(entry, "sinogram")
-    del work["checkpoint"]
-    del work.attrs["reduce_key"]
-    work.attrs[STAGE] = "reduce"
-    work.attrs[KEY] = reduce_key(spec, options)
-    work.attrs[UPSTREAM] = ""
+    write_stage_file(
+        stage_file(output, "reduce"),
+        fill,
+        stage="reduce",
+        key=reduce_key(spec, options),
+        upstream="",
+        provenance=record,
+        provenance_name="reduce",
+        inputs=[Path(p) for p in info.files],
+    )
     return ReduceReport(
-        output=Path(),
+        output=output,
         n_frames=info.n_frames,
-        shape=data.shape,
-        missing_cells=missing,
+        shape=sums.shape,
+        missing_cells=int(np.sum(occupancy == 0)),
         unreadable_frames=int(np.sum(~valid)),
         duplicate_frames=int(np.sum(np.maximum(occupancy - 1, 0))),
         blocks_done_before=0,
-        rotation_centre_mm=centre,
+        rotation_centre_mm=centre[0],
     )
 
 

@@ -1,0 +1,93 @@
+"""One writer per output: a lock file beside it, holding the owner's pid and host.
+
+A second writer is refused with a message naming the owner while that process lives; a
+lock left by a process that died (same host, pid gone) is taken over, and the temporary
+files its writes left behind (``.NAME*.part``, ``NAME.partial`` is kept: it resumes) are
+removed, so an interrupted run leaves no orphans once it is run again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+
+class OutputLockedError(RuntimeError):
+    """Another live process is writing the same output."""
+
+
+def lock_path(output: str | os.PathLike[str]) -> Path:
+    """The lock file of ``output``: ``.NAME.lock`` beside it."""
+    output = Path(output)
+    return output.with_name(f".{output.name}.lock")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _owner(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+@contextlib.contextmanager
+def output_lock(output: str | os.PathLike[str]) -> Iterator[Path]:
+    """Hold the lock of ``output`` (its folder is created) for the duration of the block.
+
+    Raises :class:`OutputLockedError` when a live process holds it; a lock of a dead
+    process on this host is taken over and its temporary files removed. A lock of another
+    host is never taken over (its process cannot be checked from here): the message says
+    which file to delete once that run is known to be over.
+    """
+    output = Path(output).resolve()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    path = lock_path(output)
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            owner = _owner(path)
+            if owner is None:  # being written this instant, or garbage: look again
+                time.sleep(0.05)
+                owner = _owner(path)
+            if owner is not None and (owner.get("host") != me["host"] or _alive(owner["pid"])):
+                raise OutputLockedError(
+                    f"{output} is being written by process {owner.get('pid')} on "
+                    f"{owner.get('host')}; wait for it to finish (if that run is over, "
+                    f"delete {path})"
+                ) from None
+            path.unlink(missing_ok=True)  # stale: its owner died
+            _remove_leftovers(output)
+            continue
+        with os.fdopen(fd, "w") as handle:
+            json.dump(me, handle)
+        break
+    else:
+        raise OutputLockedError(f"{output}: could not take the lock {path}")
+    try:
+        yield path
+    finally:
+        if _owner(path) == me:
+            path.unlink(missing_ok=True)
+
+
+def _remove_leftovers(output: Path) -> None:
+    """Temporary files of atomic writes of ``output`` and of its stage files (their names
+    start with ``.<stem>``) that a killed writer left behind."""
+    for leftover in output.parent.glob(f".{output.stem}*.part"):
+        leftover.unlink(missing_ok=True)

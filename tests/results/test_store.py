@@ -1,0 +1,155 @@
+"""The run file: one file per stage joined by an index, keys inside each file, stale stages
+deleted, readers that check the contract of SPEC section 6."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from jellyroll.results import (
+    Map,
+    MapSet,
+    Reconstruction,
+    RunFileError,
+    Sinogram,
+    read_map_set,
+    read_reconstruction,
+    read_sinogram,
+    recorded_key,
+    run_stage_key,
+    stage_file,
+    write_map_set,
+    write_reconstruction,
+    write_sinogram,
+)
+from jellyroll.results.store import linked_stages
+
+
+def _sinogram(q_units: str = "1/angstrom") -> Sinogram:
+    rng = np.random.default_rng(0)
+    data = rng.random((4, 6, 5)).astype(np.float32)
+    return Sinogram(
+        data=data,
+        errors=0.1 * data,
+        rotation_angle_deg=np.array([0.0, 45.0, 90.0, 135.0]),
+        translation_mm=np.linspace(-0.025, 0.025, 6),
+        q_A=np.linspace(1.0, 2.0, 5),
+        rotation_centre_mm=0.0,
+        q_units=q_units,
+    )
+
+
+def _recon(q_units: str = "1/angstrom") -> Reconstruction:
+    axis = (np.arange(6) - 2.5) * 10.0
+    return Reconstruction(
+        np.ones((6, 6, 5), np.float32), np.linspace(1.0, 2.0, 5), axis, axis, q_units=q_units
+    )
+
+
+def _maps() -> MapSet:
+    axis = (np.arange(6) - 2.5) * 10.0
+    return MapSet({"lic6": Map(np.ones((6, 6)), "fraction")}, axis, axis, ["a note"], "lic6")
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Path:
+    path = tmp_path / "scan_run.h5"
+    write_sinogram(path, _sinogram(), {"stage": "test"})
+    write_reconstruction(path, _recon(), {})
+    write_map_set(path, _maps(), {})
+    return path
+
+
+def test_the_index_reads_like_one_file(run: Path) -> None:
+    with h5py.File(run, "r") as f:
+        assert f["/entry/sinogram/data"].shape == (4, 6, 5)
+        assert f["/entry/reconstruction/data"].shape == (6, 6, 5)
+        assert f["/entry/maps/lic6/data"].shape == (6, 6)
+        assert set(f["/entry/provenance"]) == {"reduce", "reconstruction", "maps"}
+        assert f.attrs["default"] == "entry" and f["entry"].attrs["default"] == "maps"
+    maps = read_map_set(run)
+    assert maps.notes == ["a note"] and maps.default == "lic6"
+    assert np.array_equal(read_sinogram(run).data, _sinogram().data)
+
+
+def test_each_stage_file_records_its_key_and_upstream(run: Path) -> None:
+    keys = [run_stage_key(run, stage) for stage in ("reduce", "reconstruct", "maps")]
+    assert all(keys) and len(set(keys)) == 3
+    with h5py.File(stage_file(run, "maps"), "r") as f:
+        assert f.attrs["jellyroll_upstream"] == keys[1]
+
+
+def test_a_new_reconstruction_deletes_the_stale_maps(run: Path) -> None:
+    write_reconstruction(run, _recon(), {})
+    assert not stage_file(run, "maps").exists()
+    with h5py.File(run, "r") as f:
+        assert "maps" not in f["entry"] and f["entry"].attrs["default"] == "reconstruction"
+    with pytest.raises(RunFileError, match="jellyroll maps"):
+        read_map_set(run)
+
+
+def test_a_new_sinogram_deletes_every_later_stage(run: Path) -> None:
+    write_sinogram(run, _sinogram(), {})
+    assert not stage_file(run, "reconstruct").exists() and not stage_file(run, "maps").exists()
+    assert [s.stage for s in linked_stages(run)] == ["reduce"]
+
+
+def test_a_stage_file_of_another_upstream_is_not_linked(run: Path, tmp_path: Path) -> None:
+    """A maps file copied in from another run (its upstream key is not this reconstruction's)
+    is not part of the chain: the index does not show it."""
+    other = tmp_path / "other_run.h5"
+    write_sinogram(other, _sinogram(), {})
+    write_reconstruction(other, _recon(), {})
+    write_map_set(other, _maps(), {})
+    write_reconstruction(run, _recon(), {})
+    shutil.copy(stage_file(other, "maps"), stage_file(run, "maps"))
+    assert [s.stage for s in linked_stages(run)] == ["reduce", "reconstruct"]
+
+
+def test_the_folder_can_move(run: Path, tmp_path_factory) -> None:
+    """The links are relative to the index: a copied folder reads without the original."""
+    moved = tmp_path_factory.mktemp("moved") / "copy"
+    shutil.copytree(run.parent, moved)
+    for path in run.parent.glob("scan_run*"):
+        path.unlink()
+    with h5py.File(moved / run.name, "r") as f:
+        assert f["/entry/maps/lic6/data"].shape == (6, 6)
+
+
+def test_keys_change_with_content_written_by_hand(run: Path) -> None:
+    before = recorded_key(stage_file(run, "reconstruct"))
+    write_reconstruction(run, _recon(), {})
+    assert recorded_key(stage_file(run, "reconstruct")) != before
+
+
+def test_a_radial_axis_not_in_inverse_angstrom_is_refused_by_the_maps_stage(
+    tmp_path: Path,
+) -> None:
+    from jellyroll.maps import run_maps
+
+    path = tmp_path / "deg_run.h5"
+    write_sinogram(path, _sinogram("deg"), {})
+    write_reconstruction(path, _recon("deg"), {})
+    assert read_reconstruction(path).q_units == "deg"
+    with pytest.raises(RunFileError, match="--unit q_A\\^-1"):
+        run_maps(path)
+
+
+def test_readers_name_the_file_and_what_to_run(tmp_path: Path) -> None:
+    with pytest.raises(RunFileError, match="no such run file"):
+        read_sinogram(tmp_path / "missing.h5")
+    path = tmp_path / "only_sinogram.h5"
+    write_sinogram(path, _sinogram(), {})
+    with pytest.raises(RunFileError, match=r"only_sinogram\.h5.*jellyroll reconstruct"):
+        read_reconstruction(path)
+    with h5py.File(tmp_path / "bad.h5", "w") as f:
+        f["entry/sinogram/data"] = np.zeros((2, 3, 4))
+        f["entry/sinogram/rotation_angle"] = np.zeros(2)
+        f["entry/sinogram/translation"] = np.zeros(2)  # wrong length
+        f["entry/sinogram/q"] = np.zeros(4)
+    with pytest.raises(RunFileError, match="translation has shape"):
+        read_sinogram(tmp_path / "bad.h5")

@@ -1,0 +1,72 @@
+"""The CLI's options are the stage options models': every field reachable, no default of
+its own (the model's default applies and is the one shown in --help)."""
+
+from __future__ import annotations
+
+import pytest
+import typer.main
+from pydantic import BaseModel
+from typer.testing import CliRunner
+
+from jellyroll.cli import app
+from jellyroll.defects.options import DiagnoseOptions
+from jellyroll.maps.options import DstarOptions, MapsOptions
+from jellyroll.recon.options import ReconstructOptions
+from jellyroll.reduce.options import ReduceOptions
+from jellyroll.report.options import ReportOptions
+
+# command -> [(model, {cli parameter: model field})]
+COMMANDS: dict[str, list[tuple[type[BaseModel], dict[str, str]]]] = {
+    "reduce": [
+        (
+            ReduceOptions,
+            {"npt": "npt", "unit": "unit", "filter": "filter", "block": "block_frames",
+             "polarization_factor": "polarization_factor", "air": "subtract_air",
+             "q_min": "radial_range", "q_max": "radial_range"},
+        )
+    ],
+    "reconstruct": [
+        (
+            ReconstructOptions,
+            {"method": "method", "iterations": "iterations", "backend": "backend",
+             "channels": "channels", "rotation_centre": "rotation_centre_mm",
+             "nonnegative": "nonnegative", "self_absorption": "self_absorption",
+             "energy": "energy"},
+        )
+    ],
+    "maps": [
+        (
+            MapsOptions,
+            {"label_threshold": "label_threshold", "denoise": "denoise", "rank": "rank",
+             "dstar_min_intensity": "dstar_min_intensity"},
+        ),
+        (DstarOptions, {name: name for name in DstarOptions.model_fields}),
+    ],
+    "diagnose": [(DiagnoseOptions, {"critical_diameter": "critical_diameter_um"})],
+    "report": [(ReportOptions, {"title": "title"})],
+}  # fmt: skip
+NOT_ON_THE_COMMAND_LINE = {(MapsOptions, "dstar")}  # its fields are, one by one
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_cli_options_follow_the_models(command: str) -> None:
+    params = {p.name: p for p in typer.main.get_command(app).commands[command].params}
+    for model, mapping in COMMANDS[command]:
+        for parameter, field in mapping.items():
+            assert field in model.model_fields, (command, field)
+            assert params[parameter].default is None, (command, parameter)  # model's default
+            if parameter not in ("q_min", "q_max"):
+                default = model.model_fields[field].default
+                shown = "none" if default is None else str(default).lower() if isinstance(
+                    default, bool) else str(default)  # fmt: skip
+                assert f"[default: {shown}]" in params[parameter].help, (command, parameter)
+        reachable = set(mapping.values())
+        for field in model.model_fields:
+            assert field in reachable or (model, field) in NOT_ON_THE_COMMAND_LINE, (model, field)
+
+
+def test_invalid_option_values_are_usage_errors() -> None:
+    """Exit code 2 and one line naming the option, on stderr."""
+    result = CliRunner().invoke(app, ["reduce", "scan.h5", "-o", "run.h5", "--block", "-3"])
+    assert result.exit_code == 2
+    assert "block_frames" in result.stderr and "Traceback" not in result.output
