@@ -17,6 +17,7 @@ from jellyroll.defects.agglomerates import find_agglomerates, median_radius_um
 from jellyroll.defects.bends import find_bends, link_bends
 from jellyroll.defects.lithiation import defect_lithiation
 from jellyroll.defects.options import DiagnoseOptions
+from jellyroll.io.lock import output_lock
 from jellyroll.io.provenance import provenance_record
 from jellyroll.results import (
     GRAPHITE_PHASE_MAPS,
@@ -78,7 +79,8 @@ def run_diagnose(
     )
     record["runs"] = {kind: str(Path(path).resolve()) for kind, path in runs.items()}
     inputs = [Path(p) for p in runs.values()]
-    write_diagnosis(output, diagnosis, record, key=key, upstream=upstream, inputs=inputs)
+    with output_lock(output):
+        write_diagnosis(output, diagnosis, record, key=key, upstream=upstream, inputs=inputs)
     return read_diagnosis(output)
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jellyroll import figures
+from jellyroll.io.lock import output_lock
 from jellyroll.io.provenance import provenance_record
 from jellyroll.maps.core import compute_maps
 from jellyroll.maps.options import MapsOptions
@@ -35,6 +36,12 @@ def run_maps(run: str | os.PathLike[str], options: MapsOptions | None = None) ->
     the run file as ``<stem>_<name>.png``."""
     options = options or MapsOptions()
     run = Path(run)
+    with output_lock(run):
+        return _maps(run, options)
+
+
+def _maps(run: Path, options: MapsOptions) -> MapsResult:
+    """:func:`run_maps` under the run file's lock."""
     recon = read_reconstruction(run)
     recon.require_q_in_inverse_angstrom(run)
     try:

@@ -7,6 +7,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from jellyroll.io.lock import output_lock
 from jellyroll.io.provenance import provenance_record
 from jellyroll.recon.astra_backend import astra_version
 from jellyroll.recon.attenuation import attenuation_map, correct_self_absorption, transmission
@@ -31,6 +34,17 @@ class RunReconstruction:
     notes: list[str]
 
 
+def empty_channels(data: np.ndarray, chunk: int = 64) -> np.ndarray:
+    """(n_q,) True where a channel of ``data`` (n_angles, n_t, n_q) has no finite value
+    (checked ``chunk`` channels at a time: no full-size temporary)."""
+    return np.concatenate(
+        [
+            ~np.isfinite(data[..., i : i + chunk]).any(axis=(0, 1))
+            for i in range(0, data.shape[2], chunk)
+        ]
+    )
+
+
 def reconstruct_key(run: str | os.PathLike[str], options: ReconstructOptions) -> str:
     """Key of the reconstruction of ``run`` with ``options`` (from its sinogram's key)."""
     return stage_key("reconstruct", options.key_payload(), [run_stage_key(run, "reduce") or ""])
@@ -53,6 +67,14 @@ def run_reconstruct(
     options = options or ReconstructOptions()
     check_method(options.method, options.backend, options.iterations)  # before reading GBs
     run = Path(run)
+    with output_lock(run):
+        return _reconstruct(run, options, progress)
+
+
+def _reconstruct(
+    run: Path, options: ReconstructOptions, progress: Progress | None
+) -> RunReconstruction:
+    """:func:`run_reconstruct` under the run file's lock."""
     sinogram = read_sinogram(run, errors=False)  # the reconstruction does not use them
     centre = options.rotation_centre_mm
     if centre is None:
@@ -69,6 +91,14 @@ def run_reconstruct(
     data = sinogram.data if picked.size == sinogram.q_A.size else sinogram.data[..., picked]
     method, iterations, backend = options.method, options.iterations, options.backend
     notes: list[str] = []
+    empty = empty_channels(data)
+    if empty.all():
+        raise RunFileError(
+            f"{run}: /entry/sinogram/data holds no finite value in the channels picked; "
+            "every frame was missing: reduce the scan again and check its warnings"
+        )
+    if empty.any():
+        notes.append(f"{int(empty.sum())} channels without data: NaN in the reconstruction")
     mu = None
     if sinogram.attenuation is not None:
         mu = attenuation_map(sinogram.attenuation, geometry, method, iterations, backend=backend)
@@ -89,6 +119,8 @@ def run_reconstruct(
         energy=options.energy,
         progress=progress,
     )
+    if empty.any():
+        result.data[..., empty] = np.nan
     attrs = {
         **result.attrs(),
         "rotation_centre_mm": float(centre),

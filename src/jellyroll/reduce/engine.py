@@ -188,6 +188,8 @@ def geometry_from_setup(setup: IntegrationSetup) -> AzimuthalIntegrator:
     unit = _radial_unit(setup.unit)
     if ai.wavelength is None and unit.space not in _NO_WAVELENGTH_SPACES:
         raise ValueError(f"PONI text has no Wavelength, needed for the unit {setup.unit}")
+    if ai.wavelength is not None and not ai.wavelength > 0:
+        raise ValueError(f"PONI Wavelength must be > 0 m, got {ai.wavelength}")
     detector_shape = ai.detector.max_shape
     if detector_shape is None:
         ai.detector.max_shape = setup.shape
@@ -404,6 +406,13 @@ class Integrator:
         self.radial = np.asarray(csr.bin_centers, dtype=np.float64) * unit.scale
         self.npt = setup.npt
         matrix = sparse.csr_matrix(csr.lut, shape=(setup.npt, shape[0] * shape[1]))
+        if matrix.nnz == 0:
+            covered = self.ai.array_from_unit(shape, "center", unit, scale=True)
+            raise ValueError(
+                f"no unmasked detector pixel falls in the radial range {setup.radial_range} "
+                f"{setup.unit}: the detector covers {np.nanmin(covered):.4g}-"
+                f"{np.nanmax(covered):.4g}; choose a range inside it"
+            )
         norm, dark = self._pixel_corrections()
         self.engine = SparseEngine(
             matrix,

@@ -23,6 +23,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from jellyroll.io.lock import output_lock
 from jellyroll.io.nexus import nx_group, set_default
 from jellyroll.io.provenance import (
     OutputWouldOverwriteInputError,
@@ -212,11 +213,12 @@ def run_reduce(
     options = options or ReduceOptions()
     spec = ScanSpec.of(scan, mapping, poni_path, mask_path)
     output = Path(output).resolve()
-    reader = spec.open()
-    try:
-        return _reduce(reader, spec, output, options, scheduler, on_block, configuration)
-    finally:
-        reader.close()
+    with output_lock(output):
+        reader = spec.open()
+        try:
+            return _reduce(reader, spec, output, options, scheduler, on_block, configuration)
+        finally:
+            reader.close()
 
 
 def _reduce(
@@ -238,7 +240,10 @@ def _reduce(
             )
     setup = integration_setup(info, options) if info.kind == "frames" else None
     setup_key = _fingerprint(info, options, spec)
-    integrator = Integrator(setup) if setup is not None else None
+    try:
+        integrator = Integrator(setup) if setup is not None else None
+    except ValueError as error:
+        raise ValueError(f"{info.source}: {error}") from error
     q = integrator.radial if integrator is not None else info.q_A
     layout = sinogram_layout(info.rotation_angle_deg, info.translation_mm)
     scale = _monitor_scale(info)
@@ -422,6 +427,11 @@ def _finish(
     sums, squares = work["entry/sinogram/data"], work["entry/sinogram/errors"]
     count = work["checkpoint/count"]
     occupancy = layout.occupancy(valid)
+    if not occupancy.any():
+        raise ValueError(
+            f"{info.source}: none of its {info.n_frames} frames could be read and placed; "
+            "nothing to write (check the file and the warnings above)"
+        )
     attenuation = None
     if info.diode is not None and info.monitor is not None:
         with np.errstate(invalid="ignore", divide="ignore"):

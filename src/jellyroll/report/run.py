@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from jellyroll import __version__, figures
+from jellyroll.io.lock import output_lock
 from jellyroll.io.provenance import package_versions
 from jellyroll.report.html import Report
 from jellyroll.report.options import ReportOptions
@@ -89,7 +90,8 @@ def run_report(
     if run_facts:
         run.facts(run_facts)
     run.facts(package_versions())
-    return report.write(output)
+    with output_lock(output):
+        return report.write(output)
 
 
 def _cell_section(report: Report, result: Diagnosis, critical: float) -> None:

@@ -1,0 +1,119 @@
+"""Faults a user can cause or meet: impossible geometry, ranges off the detector, a second
+writer, missing inputs and folders. Each gives a clear error or the right result, never a
+NaN file reported as success."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from jellyroll.cli import app
+from jellyroll.io.lock import OutputLockedError, lock_path
+from jellyroll.phantom.write import write_phantom
+from jellyroll.reduce.options import ReduceOptions
+from jellyroll.reduce.run import run_reduce
+from jellyroll.results import read_sinogram
+
+OPTIONS = ReduceOptions(npt=120, radial_range=(0.8, 5.2), block_frames=400)
+
+
+@pytest.fixture(scope="module")
+def twin(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("twin")
+    write_phantom(out, preset="fresh_charged", size="tiny", seed=3, nxct=False)
+    return out
+
+
+def _copy_with(twin: Path, tmp_path: Path, edit) -> Path:
+    scan = tmp_path / "scan.h5"
+    scan.write_bytes((twin / "waxs_scan.h5").read_bytes())
+    with h5py.File(scan, "r+") as f:
+        edit(f)
+    return scan
+
+
+def test_a_negative_wavelength_is_refused(twin: Path, tmp_path: Path) -> None:
+    def negative(f: h5py.File) -> None:
+        poni = f["/entry/instrument/detector/poni"].asstr()[()]
+        lines = [
+            "Wavelength: -1.61e-11" if line.startswith("Wavelength") else line
+            for line in poni.splitlines()
+        ]
+        del f["/entry/instrument/detector/poni"]
+        f["/entry/instrument/detector/poni"] = "\n".join(lines)
+
+    scan = _copy_with(twin, tmp_path, negative)
+    with pytest.raises(ValueError, match=r"scan\.h5.*Wavelength must be > 0"):
+        run_reduce(scan, tmp_path / "run.h5", OPTIONS)
+    assert not (tmp_path / "run.h5").exists()
+
+
+def test_a_radial_range_off_the_detector_is_refused(twin: Path, tmp_path: Path) -> None:
+    options = OPTIONS.model_copy(update={"radial_range": (40.0, 50.0)})
+    with pytest.raises(ValueError, match="no unmasked detector pixel falls in the radial range"):
+        run_reduce(twin / "waxs_scan.h5", tmp_path / "run.h5", options)
+
+
+def test_a_second_writer_is_refused_while_the_first_lives(twin: Path, tmp_path: Path) -> None:
+    output = tmp_path / "run.h5"
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock_path(output).write_text(
+            f'{{"pid": {owner.pid}, "host": "{socket.gethostname()}", "started": 0}}'
+        )
+        with pytest.raises(OutputLockedError, match=f"process {owner.pid}"):
+            run_reduce(twin / "waxs_scan.h5", output, OPTIONS)
+    finally:
+        owner.kill()
+        owner.wait()
+
+
+def test_a_stale_lock_is_taken_over_and_its_leftovers_removed(twin: Path, tmp_path: Path):
+    output = tmp_path / "run.h5"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock_path(output).write_text(
+        f'{{"pid": {dead.pid}, "host": "{socket.gethostname()}", "started": 0}}'
+    )
+    leftover = tmp_path / ".run.maps.h5.abcd.part"  # an atomic write killed half-way
+    leftover.write_bytes(b"half")
+    run_reduce(twin / "waxs_scan.h5", output, OPTIONS)
+    assert read_sinogram(output).data.shape[2] == 120
+    assert not leftover.exists() and not lock_path(output).exists()
+
+
+def test_output_folders_are_created(twin: Path, tmp_path: Path) -> None:
+    output = tmp_path / "new" / "folder" / "run.h5"
+    run_reduce(twin / "waxs_scan.h5", output, OPTIONS)
+    assert np.isfinite(read_sinogram(output).data).any()
+
+
+def test_cli_errors_are_one_line_on_stderr(tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["reduce", str(tmp_path / "missing.h5"), "-o", "run.h5"])
+    assert result.exit_code == 1
+    assert "missing.h5" in result.stderr and "no such scan file" in result.stderr
+    assert "Traceback" not in result.output and "no such scan file" not in result.stdout
+    config = tmp_path / "cells.toml"
+    config.write_text(f'[[cells]]\nname = "a"\nwaxs = "{tmp_path / "nope.h5"}"\nsaxs = "s.h5"\n')
+    result = runner.invoke(app, ["run", str(config)])
+    assert result.exit_code == 1 and "nope.h5" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    env = {**os.environ, "COLUMNS": "200"}
+    result = subprocess.run(
+        [sys.executable, "-m", "jellyroll.cli", "--debug", "reduce", str(tmp_path / "x.h5"),
+         "-o", str(tmp_path / "run.h5")],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0 and "Traceback" in result.stderr
