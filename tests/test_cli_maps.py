@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from jellyroll.cli import app
-from jellyroll.results import Reconstruction, Sinogram, write_reconstruction, write_sinogram
 from jellyroll.phantom.twin import Twin, make_twin
 from jellyroll.phantom.write import noisy_pixel_patterns
+from jellyroll.results import Reconstruction, Sinogram, write_reconstruction, write_sinogram
 
 TABLE1 = ("lic6", "lic12", "graphite_poor", "nmc_lithiated", "nmc_delithiated")
 

@@ -182,5 +182,5 @@ def test_every_stage_option_is_reachable_from_the_toml(tmp_path: Path) -> None:
 def test_cell_names_are_plain_folder_names(tmp_path: Path, name: str) -> None:
     path = tmp_path / "bad_name.toml"
     path.write_text(f'[[cells]]\nname = "{name}"\nwaxs = "w.h5"\nsaxs = "s.h5"\n')
-    with pytest.raises(ConfigError, match="cells.0.name"):
+    with pytest.raises(ConfigError, match=r"cells\.0\.name"):
         load_config(path)

@@ -11,6 +11,7 @@ from scipy.ndimage import gaussian_filter
 from typer.testing import CliRunner
 
 from jellyroll.cli import app
+from jellyroll.recon import ParallelGeometry, forward
 from jellyroll.results import (
     Map,
     MapSet,
@@ -19,7 +20,6 @@ from jellyroll.results import (
     write_map_set,
     write_sinogram,
 )
-from jellyroll.recon import ParallelGeometry, forward
 
 N = 40
 CENTRE_MM = 3.0 + 0.37 * 0.01
