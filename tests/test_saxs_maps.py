@@ -72,14 +72,15 @@ def test_dstar_map_at_the_study_detector(preset: str, seed: int) -> None:
         *[("aged_charged", seed) for seed in range(2)],
         # The small preset's SAXS detector is a 24 x 400 pixel strip (for speed), which collects
         # 1/25-1/170 of the Pilatus 2M counts per q bin. At that noise the weak shoulder of an
-        # aged, discharged anode (15 % lithiated silicon) is recovered to 0.46, 0.30, 0.16,
-        # 0.17 nm (seeds 0-3): the components learned from 3500 noisy anode profiles shift q*
-        # by one or two bins (0.15 nm each). At the study's detector it holds (test above).
+        # aged, discharged anode (15 % lithiated silicon) is recovered to 0.57, 0.37, 0.21,
+        # 0.27 nm (seeds 0-3; against the model's grid-free truth, which the noise-free method
+        # itself reads ~0.05 nm high): the components learned from 3500 noisy anode profiles
+        # shift q* by one or two bins (0.15 nm each). At the study's detector it holds (above).
         *[
             pytest.param(
                 "aged_discharged",
                 seed,
-                marks=pytest.mark.xfail(reason="0.30-0.46 nm at the strip detector", strict=False),
+                marks=pytest.mark.xfail(reason="0.37-0.57 nm at the strip detector", strict=False),
             )
             for seed in range(2)
         ],

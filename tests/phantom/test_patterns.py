@@ -7,8 +7,11 @@ import pytest
 
 from jellyroll.phantom.components import COMPONENTS
 from jellyroll.phantom.patterns import (
+    DEPARTURE_TOLERANCE,
     SaxsModel,
     cubic_lines,
+    model_dstar_nm,
+    rg_for_dstar,
     shoulder_basis,
     waxs_basis,
     waxs_pattern,
@@ -86,3 +89,20 @@ def test_shoulder_basis_reproduces_shoulders() -> None:
     approx = basis.coefficients(rg) @ basis.basis
     exact = model.shoulder(q, rg)
     assert np.abs(approx - exact).max() <= 1e-4 * exact.max()
+
+
+def test_model_dstar_is_the_largest_three_percent_departure() -> None:
+    """The closed form (Lambert W) against the model's shoulder/power-law ratio on a fine q
+    grid: 3 % at q*, below 3 % everywhere above it; NaN when the ratio never reaches 3 %."""
+    model = SaxsModel()
+    ratio = np.array([1.5, 2.0, 12.0, 47.0, 60.0, 0.5])
+    rg = np.array([40.0, 43.0, 65.0, 74.0, 100.0, 40.0])
+    d_star = model_dstar_nm(ratio, rg, model)
+    assert np.isnan(d_star[-1])
+    q = np.linspace(0.005, 0.5, 200001)
+    for r, g, d in zip(ratio[:-1], rg[:-1], d_star[:-1], strict=True):
+        share = r * (q / model.reference_q) ** model.exponent * np.exp(-((q * g) ** 2) / 3)
+        q_star = 2 * np.pi / (10 * d)
+        assert np.interp(q_star, q, share) == pytest.approx(DEPARTURE_TOLERANCE, rel=1e-6)
+        assert share[q > q_star * (1 + 1e-6)].max() < DEPARTURE_TOLERANCE
+    np.testing.assert_allclose(rg_for_dstar(d_star[:-1], ratio[:-1], model), rg[:-1])

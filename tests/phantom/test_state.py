@@ -91,7 +91,7 @@ def test_defects_scatter_more_at_every_state(twins, preset: str) -> None:
 @pytest.mark.parametrize(
     ("preset", "regular_nm"),
     # SPEC section 3 reference values; +-0.5 nm covers the +-0.25 nm texture and the
-    # q-grid quantisation of d* (about 0.3 nm at 12 nm on the 300-point SAXS grid)
+    # pixels' mixed regions; the model's d* itself has no q-grid quantisation
     [("fresh_charged", 11.8), ("aged_discharged", 12.8), ("aged_charged", 14.1)],
 )
 def test_true_dstar_reproduces_the_study(twins, preset: str, regular_nm: float) -> None:

@@ -5,7 +5,8 @@ amorphous halos for liquids, polymers, amorphous Si and carbon. Every Table 1 wi
 only its own phase's line. SAXS: a q^-P Porod-like law shared by all components (so a
 delithiated pixel is a pure power law and has no d*, as in the study) plus, for lithiated
 silicon, a Guinier shoulder of radius of gyration Rg whose departure from the power law
-gives d* (SPEC section 3).
+gives d* (SPEC section 3). The twin's true d* follows from this model alone
+(:func:`model_dstar_nm`), never from the analysis it is meant to check.
 
 Intensities are per unit volume fraction per um of path (arbitrary but consistent units).
 """
@@ -14,9 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
+from scipy.special import lambertw
 
 from jellyroll.phantom.components import COMPONENTS
 
@@ -158,50 +159,60 @@ class SaxsModel:
         return self.guinier_height * np.exp(-((np.asarray(q) * rg) ** 2) / 3.0)
 
 
-def rg_for_dstar(
-    d_star_nm: np.ndarray, shoulder_ratio: np.ndarray, model: SaxsModel, q: np.ndarray
+DEPARTURE_TOLERANCE = 0.03
+"""Relative departure from the power law that places q* (SPEC section 3, rule 6)."""
+
+
+def model_dstar_nm(
+    shoulder_ratio: np.ndarray,
+    rg_A: np.ndarray,
+    model: SaxsModel,
+    tolerance: float = DEPARTURE_TOLERANCE,
 ) -> np.ndarray:
-    """Radius of gyration (A) whose shoulder puts the d* departure near ``d_star_nm``.
+    """True d* (nm) of the model curve P (q/q0)^-x + P r exp(-q^2 Rg^2 / 3), shape of inputs.
 
-    ``shoulder_ratio`` is the shoulder amplitude over the power-law amplitude of the pixel
-    (both per unit volume, the latter at ``model.reference_q``): the departure point depends
-    on both Rg and this ratio. Inverted from a table of the departure method on model
-    curves (:func:`_dstar_calibration`); the exact d* of a pixel is still the method applied
-    to its own noise-free curve.
+    SPEC section 3's definition applied to the noise-free model, whose power-law part is
+    known exactly: walking from high q towards low q, q* is the first q where the curve
+    departs from its power law by ``tolerance``, i.e. the largest root of
+    h(q) = r (q/q0)^x exp(-q^2 Rg^2 / 3) = tolerance. With u = q^2 Rg^2 / 3 and a = x / 2
+    this is u e^(-u/a) = e^(C/a), C = log(tolerance / r) + a log((Rg q0)^2 / 3), solved by
+    the W_-1 branch of the Lambert function (the root beyond h's maximum at u = a).
+    ``shoulder_ratio`` r is the shoulder over the power law at ``model.reference_q`` q0
+    (both per unit volume), ``rg_A`` the radius of gyration (A). NaN where h never reaches
+    ``tolerance`` (no shoulder or too weak a one): the study's "no value".
     """
-    log_ratios, rg_grid, d_table = _dstar_calibration(model, tuple(np.round(q, 9)))
-    d_star = np.asarray(d_star_nm, dtype=np.float64)
-    position = np.interp(
-        np.log(np.asarray(shoulder_ratio, dtype=np.float64)), log_ratios, np.arange(log_ratios.size)
-    )
-    lower = np.floor(position).astype(int).clip(0, log_ratios.size - 2)
-    weight = position - lower
-    rg = np.zeros(np.broadcast(d_star, position).shape)
-    for row in np.unique(lower):
-        pick = lower == row
-        rg_lo = np.interp(d_star[pick] if d_star.ndim else d_star, d_table[row], rg_grid)
-        rg_hi = np.interp(d_star[pick] if d_star.ndim else d_star, d_table[row + 1], rg_grid)
-        rg[pick] = (1 - weight[pick]) * rg_lo + weight[pick] * rg_hi
-    return rg
+    r = np.asarray(shoulder_ratio, dtype=np.float64)
+    rg = np.asarray(rg_A, dtype=np.float64)
+    a = 0.5 * model.exponent
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c = np.log(tolerance / r) + a * np.log((rg * model.reference_q) ** 2 / 3.0)
+        z = -np.exp(c / a) / a
+        reached = np.isfinite(z) & (z >= -1.0 / np.e) & (rg > 0)
+        u = -a * lambertw(np.where(reached, z, -0.5 / np.e), k=-1).real
+        q_star = np.sqrt(3.0 * u) / rg
+    return np.where(reached, 2.0 * np.pi / q_star / 10.0, np.nan)
 
 
-@lru_cache(maxsize=8)
-def _dstar_calibration(
-    model: SaxsModel, q_key: tuple[float, ...]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """log(ratio) grid, Rg grid (A) and d* table (n_ratio, n_rg), monotone in Rg per row."""
-    from jellyroll.saxs import departure_dstar_map
+def rg_for_dstar(
+    d_star_nm: np.ndarray,
+    shoulder_ratio: np.ndarray,
+    model: SaxsModel,
+    tolerance: float = DEPARTURE_TOLERANCE,
+) -> np.ndarray:
+    """Radius of gyration (A) whose shoulder puts the model's d* at ``d_star_nm`` (nm).
 
-    q = np.asarray(q_key)
-    log_ratios = np.linspace(np.log(1e-2), np.log(1e3), 31)
-    rg_grid = np.linspace(20.0, 200.0, 181)
-    curves = model.power_law(q)[None, None, :] + np.exp(log_ratios)[:, None, None] * (
-        model.shoulder(q, rg_grid)[None] / model.guinier_height
-    )
-    d_table = departure_dstar_map(q, curves).d_star_nm
-    # invalid (no departure) entries: extend monotonically so interpolation stays defined
-    d_table = np.where(np.isfinite(d_table), d_table, 0.0)
-    return log_ratios, rg_grid, np.maximum.accumulate(d_table, axis=1)
+    The inverse of :func:`model_dstar_nm` at fixed ``shoulder_ratio``: with q* = 2 pi / d*,
+    Rg^2 = 3 (log(r / tolerance) + x log(q* / q0)) / q*^2. NaN where the target cannot be
+    the largest root (the shoulder is too weak to depart by ``tolerance`` that far out)
+    or is NaN.
+    """
+    q_star = 2.0 * np.pi / (10.0 * np.asarray(d_star_nm, dtype=np.float64))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = np.log(np.asarray(shoulder_ratio, dtype=np.float64) / tolerance) + (
+            model.exponent * np.log(q_star / model.reference_q)
+        )
+        rg = np.sqrt(3.0 * u) / q_star
+    return np.where(u >= 0.5 * model.exponent, rg, np.nan)
 
 
 def patterns_from_maps(
@@ -227,8 +238,9 @@ class ShoulderBasis:
 
     shoulder(q; Rg) ~= coefficients(Rg) @ basis, with coefficients interpolated linearly
     in Rg from a fine table. Projections of the twin use the ``rank`` coefficient maps
-    instead of one map per Rg value; the twin's true d* is computed on exactly these
-    expanded curves, so truth and simulation agree.
+    instead of one map per Rg value. The expansion is within ``relative_tolerance`` of the
+    exact shoulder, which moves the 3 % departure point by far less than a q bin, so the
+    twin's true d* (:func:`model_dstar_nm`, on the exact shoulder) describes these curves.
     """
 
     rg_grid_A: np.ndarray  # (n_rg,)
@@ -238,6 +250,11 @@ class ShoulderBasis:
     @property
     def rank(self) -> int:
         return self.basis.shape[0]
+
+    @property
+    def rg_range_A(self) -> tuple[float, float]:
+        """Smallest and largest Rg (A) of the table; coefficients are clamped to them."""
+        return float(self.rg_grid_A[0]), float(self.rg_grid_A[-1])
 
     def coefficients(self, rg_A: np.ndarray) -> np.ndarray:
         """(..., rank) expansion coefficients for radii of gyration ``rg_A`` (A)."""

@@ -27,19 +27,21 @@ from jellyroll.phantom.parameters import SIZES, SizePreset
 from jellyroll.phantom.patterns import (
     SaxsModel,
     ShoulderBasis,
+    model_dstar_nm,
     patterns_from_maps,
     rg_for_dstar,
     shoulder_basis,
     waxs_basis,
 )
 from jellyroll.phantom.state import PRESETS, CellState, cell_state
-from jellyroll.saxs import departure_dstar_map, saxs_intensity_map
 
 WAVELENGTH_A = 0.1610
 """77 keV monochromatic beam of the study (A)."""
 ENERGY_KEV = 77.0
 WAXS_Q_RANGE_A = (0.8, 5.2)
 SAXS_Q_RANGE_A = (0.008, 0.30)
+SAXS_INTENSITY_Q_RANGE_A = (0.025, 0.1)
+"""q range (A^-1) of the study's integrated SAXS intensity map."""
 
 
 @dataclass(frozen=True)
@@ -90,20 +92,32 @@ class Twin:
         return agglomerate_table(self.geometry, self.raster)
 
     @cached_property
+    def shoulder_ratio(self) -> np.ndarray:
+        """(ny, nx) silicon shoulder over power law, both at ``saxs_model.reference_q``.
+
+        0 where there is no lithiated silicon (or no scatterer at all).
+        """
+        power_law = self.state_map_sum(self.saxs_model.porod)
+        amplitude = self.state.fractions["lisi"] * self.saxs_model.guinier_height
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(power_law > 0, amplitude / power_law, 0.0)
+
+    @cached_property
+    def shoulder_rg_A(self) -> np.ndarray:
+        """(ny, nx) radius of gyration (A) of every pixel's shoulder.
+
+        Calibrated on the model so that its d* is ``state.dstar_target_nm``; where the
+        target cannot be reached (too weak a shoulder) the largest Rg of the expansion,
+        whose shoulder then stays featureless. Clamped to the expansion's Rg range.
+        """
+        rg = rg_for_dstar(self.state.dstar_target_nm, self.shoulder_ratio, self.saxs_model)
+        low, high = self.shoulder.rg_range_A
+        return np.clip(np.nan_to_num(rg, nan=high), low, high)
+
+    @cached_property
     def shoulder_coefficients(self) -> np.ndarray:
         """(ny, nx, rank) shoulder expansion coefficients times lithiated-Si fraction."""
-        model = self.saxs_model
-        power_law = self.state_map_sum(model.porod)
-        amplitude = self.state.fractions["lisi"] * model.guinier_height
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(power_law > 0, amplitude / power_law, 1.0)
-        rg = rg_for_dstar(
-            np.nan_to_num(self.state.dstar_target_nm, nan=10.0),
-            np.clip(ratio, 1e-2, 1e3),
-            model,
-            self.q.saxs,
-        )
-        coefficients = self.shoulder.coefficients(rg).astype(np.float32)
+        coefficients = self.shoulder.coefficients(self.shoulder_rg_A).astype(np.float32)
         return coefficients * self.state.fractions["lisi"][..., None]
 
     def state_map_sum(self, weights: tuple[tuple[str, float], ...]) -> np.ndarray:
@@ -157,33 +171,32 @@ class Twin:
 
     @cached_property
     def true_dstar_nm(self) -> np.ndarray:
-        """d* of every pixel: the SPEC section 3 method on its noise-free SAXS curve.
+        """d* (nm) of every pixel from the twin's own SAXS model, (ny, nx) float32.
 
-        NaN outside the anode and where the method gives no value (featureless curves).
+        SPEC section 3's q* of the noise-free model curve (see
+        :func:`~jellyroll.phantom.patterns.model_dstar_nm`): no fit, no q grid. NaN outside
+        the anode and where the curve never departs by 3 % (no or too weak a shoulder).
         """
-        out = np.full(self.shape, np.nan, dtype=np.float32)
-        rows = np.flatnonzero(self.state.anode_mask.any(axis=1))
-        for start in range(0, rows.size, 64):
-            block = slice(rows[start], rows[min(start + 63, rows.size - 1)] + 1)
-            out[block] = self.true_dstar_rows(block)
-        return out
+        d_star = model_dstar_nm(self.shoulder_ratio, self.shoulder_rg_A, self.saxs_model)
+        return np.where(self.state.anode_mask, d_star, np.nan).astype(np.float32)
 
     def true_dstar_rows(self, rows: slice) -> np.ndarray:
         """:attr:`true_dstar_nm` of the map rows ``rows`` only (n_rows, nx), float32 nm."""
-        result = departure_dstar_map(self.q.saxs, self.patterns("saxs", rows))
-        anode = self.state.anode_mask[rows]
-        return np.where(anode, result.d_star_nm, np.nan).astype(np.float32)
+        return self.true_dstar_nm[rows]
 
     @cached_property
     def saxs_intensity(self) -> np.ndarray:
-        """True integrated SAXS intensity (ny, nx), per um: the
-        :func:`~jellyroll.saxs.saxs_intensity_map` of the noise-free SAXS patterns.
+        """True integrated SAXS intensity (ny, nx), per um: the trapezoid over the SAXS bins
+        whose centre lies in :data:`SAXS_INTENSITY_Q_RANGE_A` of the noise-free patterns.
 
         Patterns are linear in the maps, so it is one value per basis pattern (0 for mu)
         contracted with the maps, without building the (ny, nx, n_q) patterns.
         """
+        q = self.q.saxs
+        lo, hi = SAXS_INTENSITY_Q_RANGE_A
+        inside = (q >= lo) & (q <= hi)
+        weights = np.trapezoid(self.pattern_bases()["saxs"][:, inside], q[inside], axis=-1)
         maps, names = self.projection_maps()
-        weights = saxs_intensity_map(self.q.saxs, self.pattern_bases()["saxs"])
         return np.tensordot(np.insert(weights, names.index("mu"), 0.0), maps, axes=1)
 
 
