@@ -33,7 +33,13 @@ from jellyroll.io.provenance import (
 from jellyroll.io.scans import Block, ScanInfo, ScanReader, open_scan, read_mask, read_poni_text
 from jellyroll.reduce.engine import IntegrationSetup, Integrator
 from jellyroll.reduce.options import ReduceOptions
-from jellyroll.results.store import invalidate_run, stage_file, stage_key, write_stage_file
+from jellyroll.results.store import (
+    invalidate_run,
+    stage_file,
+    stage_key,
+    write_index,
+    write_stage_file,
+)
 from jellyroll.sinogram import (
     SinogramLayout,
     attenuation_sinogram,
@@ -277,7 +283,7 @@ def _reduce(
             work, info, layout, valid[()], options, setup_key, configuration, spec, output
         )
     partial.unlink()
-    invalidate_run(output, after="reduce")
+    write_index(output)
     report.blocks_done_before = done_before
     report.problems = problems
     for message in problems:
@@ -488,6 +494,7 @@ def _finish(
         },
         inputs=info.files,
     )
+    invalidate_run(output, after="reduce")  # later stages first (see write_run_stage)
     write_stage_file(
         stage_file(output, "reduce"),
         fill,

@@ -152,6 +152,9 @@ def write_run_stage(
         upstream = (run_stage_key(run, RUN_STAGES[position - 1].stage) or "") if position else ""
     inputs = list(inputs)
     _refuse_inputs(run, inputs)
+    # later stages go first: a kill at any point then leaves no result beside an input it
+    # was not computed from
+    invalidate_run(run, after=stage)
     path = stage_file(run, stage)
     write_stage_file(
         path,
@@ -163,20 +166,16 @@ def write_run_stage(
         provenance_name=spec.provenance,
         inputs=inputs,
     )
-    for later in RUN_STAGES[position + 1 :]:
-        stage_file(run, later.stage).unlink(missing_ok=True)
     write_index(run)
     return path
 
 
-def invalidate_run(run: str | os.PathLike[str], after: str | None = None) -> None:
-    """Delete the stage files after ``after`` (every one when None) and rewrite the index."""
+def invalidate_run(run: str | os.PathLike[str], after: str) -> None:
+    """Delete the stage files after stage ``after`` and rewrite the index."""
     run = Path(run)
-    start = 0 if after is None else RUN_STAGES.index(_BY_STAGE[after]) + 1
-    for later in RUN_STAGES[start:]:
+    for later in RUN_STAGES[RUN_STAGES.index(_BY_STAGE[after]) + 1 :]:
         stage_file(run, later.stage).unlink(missing_ok=True)
-    if run.exists() or after is not None:
-        write_index(run)
+    write_index(run)
 
 
 def _refuse_inputs(run: Path, inputs: list[Path]) -> None:

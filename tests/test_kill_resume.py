@@ -1,0 +1,112 @@
+"""A process killed at any point of reduce, reconstruct, maps or run, then run again, gives
+the result of an uninterrupted run (array_equal) and leaves no orphan files.
+
+The kill is ``os._exit`` at the n-th call of a function on the path of the stage (no
+``finally`` runs, as with SIGKILL), injected by a small driver in a subprocess.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from jellyroll.phantom.write import write_phantom
+
+KILLER = """
+import importlib, os, sys
+module, name, after = sys.argv[1], sys.argv[2], int(sys.argv[3])
+target = importlib.import_module(module)
+original = getattr(target, name)
+calls = [0]
+def dying(*args, **kwargs):
+    calls[0] += 1
+    if calls[0] > after:
+        os._exit(137)
+    return original(*args, **kwargs)
+setattr(target, name, dying)
+from jellyroll.cli import app
+app(sys.argv[4:])
+"""
+REDUCE = ["--npt", "400", "--q-min", "0.8", "--q-max", "5.2", "--block", "100"]
+RECONSTRUCT = ["--iterations", "3"]
+EXPECTED = {
+    "run.h5", "run.sinogram.h5", "run.reconstruction.h5", "run.maps.h5",
+    "run_graphite_rgb.png", "run_nmc_rgb.png",
+}  # fmt: skip
+
+
+def _jellyroll(*args: str, kill: tuple[str, str, int] | None = None) -> int:
+    prefix = ["-c", KILLER, kill[0], kill[1], str(kill[2])] if kill else ["-m", "jellyroll.cli"]
+    env = {**os.environ, "NUMBA_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, *prefix, *args], capture_output=True, text=True, env=env, check=False
+    )
+    return result.returncode
+
+
+def _chain(scan: Path, folder: Path) -> Path:
+    run = folder / "run.h5"
+    assert _jellyroll("reduce", str(scan), "-o", str(run), *REDUCE) == 0
+    assert _jellyroll("reconstruct", str(run), *RECONSTRUCT) == 0
+    assert _jellyroll("maps", str(run)) == 0
+    return run
+
+
+def _arrays(run: Path) -> dict[str, np.ndarray]:
+    out = {}
+    with h5py.File(run, "r") as f:
+        for name in ("sinogram/data", "sinogram/errors", "reconstruction/data"):
+            out[name] = f[f"entry/{name}"][()]
+        for name in f["entry/maps"]:
+            out[f"maps/{name}"] = f[f"entry/maps/{name}/data"][()]
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> tuple[Path, dict[str, np.ndarray]]:
+    out = tmp_path_factory.mktemp("kill")
+    write_phantom(out / "twin", preset="aged_charged", size="tiny", seed=4, nxct=False)
+    scan = out / "twin" / "waxs_scan.h5"
+    return scan, _arrays(_chain(scan, out / "reference"))
+
+
+KILLS = {
+    "reduce, after two blocks": ("reduce", ("jellyroll.reduce.run", "_place_block", 2)),
+    "reduce, in the final pass": ("reduce", ("jellyroll.reduce.run", "subtract_air", 5)),
+    "reduce, writing the sinogram": ("reduce", ("jellyroll.results.store", "provenance_json", 0)),
+    "reduce, before the index": ("reduce", ("jellyroll.reduce.run", "write_index", 0)),
+    "reconstruct, in the sweeps": ("reconstruct", ("jellyroll.recon.run", "reconstruct", 0)),
+    "reconstruct, writing": ("reconstruct", ("jellyroll.results.store", "provenance_json", 0)),
+    "reconstruct, before the index": ("reconstruct", ("jellyroll.results.store", "write_index", 1)),
+    "maps, writing": ("maps", ("jellyroll.results.store", "provenance_json", 0)),
+    "maps, drawing": ("maps", ("jellyroll.maps.run", "_figures", 0)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(KILLS))
+def test_kill_then_rerun_equals_an_uninterrupted_run(reference, tmp_path: Path, case: str):
+    scan, expected = reference
+    stage, kill = KILLS[case]
+    run = tmp_path / "run.h5"
+    arguments = {
+        "reduce": ("reduce", str(scan), "-o", str(run), *REDUCE),
+        "reconstruct": ("reconstruct", str(run), *RECONSTRUCT),
+        "maps": ("maps", str(run)),
+    }
+    order = list(arguments)
+    for before in order[: order.index(stage)]:
+        assert _jellyroll(*arguments[before]) == 0
+    assert _jellyroll(*arguments[stage], kill=kill) == 137, "the kill point was not reached"
+    for after in order[order.index(stage) :]:
+        assert _jellyroll(*arguments[after]) == 0
+    got = _arrays(run)
+    assert got.keys() == expected.keys()
+    for name, values in expected.items():
+        assert np.array_equal(got[name], values, equal_nan=True), name
+    assert {p.name for p in tmp_path.iterdir()} == EXPECTED  # no .part, .lock or .partial
