@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,3 +18,37 @@ def shared_real() -> Path:
     if not REAL_DATA.is_dir():
         pytest.skip(f"real data folder {REAL_DATA} not found (expected beside the checkout)")
     return REAL_DATA
+
+
+KILLER = """
+import importlib, os, sys
+module, name, after = sys.argv[1], sys.argv[2], int(sys.argv[3])
+target = importlib.import_module(module)
+original = getattr(target, name)
+calls = [0]
+def dying(*args, **kwargs):
+    calls[0] += 1
+    if calls[0] > after:
+        os._exit(137)
+    return original(*args, **kwargs)
+setattr(target, name, dying)
+from jellyroll.cli import app
+app(sys.argv[4:])
+"""
+
+
+def jellyroll_process(*args: str, kill: tuple[str, str, int] | None = None) -> int:
+    """Exit code of ``jellyroll ARGS`` in a new process; ``kill = (module, function, n)``
+    ends that process with ``os._exit(137)`` (no cleanup, as SIGKILL) at the call after the
+    ``n``-th of ``module.function``."""
+    prefix = ["-c", KILLER, kill[0], kill[1], str(kill[2])] if kill else ["-m", "jellyroll.cli"]
+    result = subprocess.run(
+        [sys.executable, *prefix, *args], capture_output=True, text=True, check=False
+    )
+    return result.returncode
+
+
+@pytest.fixture(scope="session")
+def jellyroll_cli() -> Callable[..., int]:
+    """:func:`jellyroll_process`, for tests that run the command line in a new process."""
+    return jellyroll_process

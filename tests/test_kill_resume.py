@@ -7,9 +7,7 @@ The kill is ``os._exit`` at the n-th call of a function on the path of the stage
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import h5py
@@ -18,21 +16,6 @@ import pytest
 
 from jellyroll.phantom.write import write_phantom
 
-KILLER = """
-import importlib, os, sys
-module, name, after = sys.argv[1], sys.argv[2], int(sys.argv[3])
-target = importlib.import_module(module)
-original = getattr(target, name)
-calls = [0]
-def dying(*args, **kwargs):
-    calls[0] += 1
-    if calls[0] > after:
-        os._exit(137)
-    return original(*args, **kwargs)
-setattr(target, name, dying)
-from jellyroll.cli import app
-app(sys.argv[4:])
-"""
 REDUCE = ["--npt", "400", "--q-min", "0.8", "--q-max", "5.2", "--block", "100"]
 RECONSTRUCT = ["--iterations", "3"]
 EXPECTED = {
@@ -41,16 +24,7 @@ EXPECTED = {
 }  # fmt: skip
 
 
-def _jellyroll(*args: str, kill: tuple[str, str, int] | None = None) -> int:
-    prefix = ["-c", KILLER, kill[0], kill[1], str(kill[2])] if kill else ["-m", "jellyroll.cli"]
-    env = {**os.environ, "NUMBA_NUM_THREADS": "1"}
-    result = subprocess.run(
-        [sys.executable, *prefix, *args], capture_output=True, text=True, env=env, check=False
-    )
-    return result.returncode
-
-
-def _chain(scan: Path, folder: Path) -> Path:
+def _chain(_jellyroll: Callable[..., int], scan: Path, folder: Path) -> Path:
     run = folder / "run.h5"
     assert _jellyroll("reduce", str(scan), "-o", str(run), *REDUCE) == 0
     assert _jellyroll("reconstruct", str(run), *RECONSTRUCT) == 0
@@ -69,11 +43,11 @@ def _arrays(run: Path) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> tuple[Path, dict[str, np.ndarray]]:
+def reference(tmp_path_factory, jellyroll_cli) -> tuple[Path, dict[str, np.ndarray]]:
     out = tmp_path_factory.mktemp("kill")
     write_phantom(out / "twin", preset="aged_charged", size="tiny", seed=4, nxct=False)
     scan = out / "twin" / "waxs_scan.h5"
-    return scan, _arrays(_chain(scan, out / "reference"))
+    return scan, _arrays(_chain(jellyroll_cli, scan, out / "reference"))
 
 
 KILLS = {
@@ -90,7 +64,10 @@ KILLS = {
 
 
 @pytest.mark.parametrize("case", sorted(KILLS))
-def test_kill_then_rerun_equals_an_uninterrupted_run(reference, tmp_path: Path, case: str):
+def test_kill_then_rerun_equals_an_uninterrupted_run(
+    reference, jellyroll_cli, tmp_path: Path, case: str
+) -> None:
+    _jellyroll = jellyroll_cli
     scan, expected = reference
     stage, kill = KILLS[case]
     run = tmp_path / "run.h5"

@@ -184,3 +184,43 @@ def test_cell_names_are_plain_folder_names(tmp_path: Path, name: str) -> None:
     path.write_text(f'[[cells]]\nname = "{name}"\nwaxs = "w.h5"\nsaxs = "s.h5"\n')
     with pytest.raises(ConfigError, match=r"cells\.0\.name"):
         load_config(path)
+
+
+def test_a_killed_run_resumes_to_the_uninterrupted_result(
+    demo: Path, tmp_path: Path, jellyroll_cli
+) -> None:
+    """`jellyroll run` killed (os._exit, no cleanup) in the middle of the first cell's SAXS
+    maps, then run again: every run file and results file equals the uninterrupted run's,
+    and no temporary, lock or work file is left."""
+    _jellyroll = jellyroll_cli
+    run_pipeline(load_config(demo / "demo.toml"))  # the reference, at the demo's settings
+    config = demo_config(tmp_path, demo / "twins", "tiny")
+    kill = ("jellyroll.pipeline.run", "run_maps", 1)
+    assert _jellyroll("run", str(config), kill=kill) == 137
+    assert _jellyroll("run", str(config)) == 0
+    for cell in ("fresh_charged", "aged_charged"):
+        for name in ("waxs_run.h5", "saxs_run.h5", "results.h5"):
+            with h5py.File(demo / cell / name) as want, h5py.File(tmp_path / cell / name) as got:
+                for key in _datasets(want["entry"]):
+                    assert np.array_equal(
+                        want["entry"][key][()], got["entry"][key][()], equal_nan=True
+                    ), (cell, name, key)
+    leftovers = [p.name for p in tmp_path.rglob("*") if p.name.startswith(".") or
+                 p.suffix in (".partial", ".part", ".lock")]  # fmt: skip
+    assert leftovers == []
+
+
+def _datasets(group: h5py.Group) -> list[str]:
+    """Paths of the numeric datasets below ``group`` (provenance and text left out)."""
+    found: list[str] = []
+
+    def visit(name: str, item) -> None:
+        if (
+            isinstance(item, h5py.Dataset)
+            and item.dtype.kind in "fiub"
+            and "provenance" not in name
+        ):
+            found.append(name)
+
+    group.visititems(visit)
+    return found
