@@ -46,6 +46,22 @@ def test_results_files_follow_the_contract(demo: Path) -> None:
             assert f["/entry/reconstruction/data"].ndim == 3
 
 
+def test_every_result_records_the_checksums_of_its_inputs(demo: Path) -> None:
+    import json
+
+    with h5py.File(demo / "aged_charged" / "results.h5", "r") as f:
+        record = json.loads(f["/entry/provenance/run"].asstr()[()])
+    assert sorted(Path(p).name for p in record["inputs"]) == [
+        "saxs_run.maps.h5",
+        "waxs_run.maps.h5",
+    ]
+    assert all(value.startswith("sha256:") for value in record["inputs"].values())
+    with h5py.File(demo / "aged_charged" / "saxs_run.h5", "r") as f:
+        for stage, source in (("maps", "reconstruction"), ("reconstruction", "sinogram")):
+            inputs = json.loads(f[f"/entry/provenance/{stage}"].asstr()[()])["inputs"]
+            assert [Path(p).name for p in inputs] == [f"saxs_run.{source}.h5"]
+
+
 def test_fresh_and_aged_differ_as_in_the_study(demo: Path) -> None:
     """Charged: fresh mostly LiC6, aged mostly LiC12 (lithium inventory loss). (d* needs the
     angular sampling of the small twin to be meaningful: checked by `make demo`, not here.)"""

@@ -117,3 +117,20 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
         capture_output=True, text=True, env=env, check=False,
     )  # fmt: skip
     assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_an_output_that_is_a_folder_is_refused(twin: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="is a folder; give a file name"):
+        run_reduce(twin / "waxs_scan.h5", tmp_path, OPTIONS)
+
+
+def test_a_full_disk_is_refused_before_starting(
+    twin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage._replace(free=1000))
+    with pytest.raises(OSError, match="GiB free, the reduction needs about"):
+        run_reduce(twin / "waxs_scan.h5", tmp_path / "run.h5", OPTIONS)
+    assert not list(tmp_path.iterdir())

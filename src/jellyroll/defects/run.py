@@ -31,7 +31,7 @@ from jellyroll.results import (
     read_map_set,
     write_diagnosis,
 )
-from jellyroll.results.store import run_stage_key, stage_key
+from jellyroll.results.store import run_stage_key, stage_file, stage_key
 from jellyroll.unroll import Cell, find_cell, trace_spiral, unroll_polar
 
 UNROLLED_MAPS = (MapName.SAXS_INTENSITY, MapName.D_STAR, MapName.GRAPHITE, MapName.ATTENUATION)
@@ -75,7 +75,7 @@ def run_diagnose(
             "label": label,
             **(configuration or {}),
         },
-        inputs=[],
+        inputs=[stage_file(run, "maps") for run in runs.values()],
     )
     record["runs"] = {kind: str(Path(path).resolve()) for kind, path in runs.items()}
     inputs = [Path(p) for p in runs.values()]

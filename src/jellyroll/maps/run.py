@@ -14,7 +14,7 @@ from jellyroll.maps.core import compute_maps
 from jellyroll.maps.options import MapsOptions
 from jellyroll.results import MapName, MapSet, RunFileError, read_reconstruction
 from jellyroll.results.run import write_map_set
-from jellyroll.results.store import run_stage_key, stage_key
+from jellyroll.results.store import run_stage_key, stage_file, stage_key
 
 
 @dataclass
@@ -49,7 +49,8 @@ def _maps(run: Path, options: MapsOptions) -> MapsResult:
     except ValueError as error:
         raise RunFileError(f"{run}: {error}") from error
     configuration = {"stage": "maps", **options.key_payload(), "source": "/entry/reconstruction"}
-    write_map_set(run, maps, provenance_record(configuration), key=maps_key(run, options))
+    record = provenance_record(configuration, inputs=[stage_file(run, "reconstruct")])
+    write_map_set(run, maps, record, key=maps_key(run, options))
     return MapsResult(maps, _figures(run, maps))
 
 

@@ -18,7 +18,7 @@ from jellyroll.recon.geometry import ParallelGeometry
 from jellyroll.recon.options import ReconstructOptions
 from jellyroll.recon.qwindows import select_channels
 from jellyroll.results import Reconstruction, RunFileError, read_sinogram, write_reconstruction
-from jellyroll.results.store import run_stage_key, stage_key
+from jellyroll.results.store import run_stage_key, stage_file, stage_key
 
 __all__ = ["RunReconstruction", "reconstruct_key", "run_reconstruct"]
 
@@ -143,7 +143,6 @@ def _reconstruct(
         "sinogram_shape": sinogram.shape,
         "notes": notes,
     }
-    write_reconstruction(
-        run, reconstruction, provenance_record(configuration), key=reconstruct_key(run, options)
-    )
+    record = provenance_record(configuration, inputs=[stage_file(run, "reduce")])
+    write_reconstruction(run, reconstruction, record, key=reconstruct_key(run, options))
     return RunReconstruction(run, result, float(centre), mu is not None, notes)

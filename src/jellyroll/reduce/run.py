@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -219,6 +220,8 @@ def run_reduce(
     options = options or ReduceOptions()
     spec = ScanSpec.of(scan, mapping, poni_path, mask_path)
     output = Path(output).resolve()
+    if output.is_dir():
+        raise ValueError(f"{output} is a folder; give a file name, e.g. {output / 'run.h5'}")
     with output_lock(output):
         reader = spec.open()
         try:
@@ -254,6 +257,7 @@ def _reduce(
     layout = sinogram_layout(info.rotation_angle_deg, info.translation_mm)
     scale = _monitor_scale(info)
     partial = output.with_name(output.name + ".partial")
+    _check_free_space(partial, 2 * 2 * 4 * layout.shape[0] * layout.shape[1] * q.size)
     blocks = [
         (start, min(start + options.block_frames, info.n_frames))
         for start in range(0, info.n_frames, options.block_frames)
@@ -289,6 +293,20 @@ def _reduce(
     for message in problems:
         warnings.warn(message, stacklevel=2)
     return report
+
+
+def _check_free_space(path: Path, needed_bytes: int) -> None:
+    """Refuse to start when the folder cannot hold the work file and the sinogram file
+    (``needed_bytes``, data and errors of both) rather than fail mid-way on a full disk."""
+    free = shutil.disk_usage(path.parent).free
+    if path.exists():
+        free += path.stat().st_size  # a resumed work file is already counted
+    if free < needed_bytes:
+        raise OSError(
+            f"{path.parent}: {free / 2**30:.2f} GiB free, the reduction needs about "
+            f"{needed_bytes / 2**30:.2f} GiB (work file and sinogram); free space or choose "
+            "another output folder"
+        )
 
 
 def _open_work_file(
