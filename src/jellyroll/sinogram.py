@@ -185,8 +185,8 @@ def _fit_axis(
     ``step`` is a hint (refined by the fit), found from the readings when None; the
     ``tolerance`` (default a third of the step) must stay under half a step so that cells
     do not overlap. A run of cells holding frames that is separated from the others by more
-    than ``max_hole`` empty cells and holds fewer frames than half a typical cell is taken
-    for strays, so stray readings do not extend the grid.
+    than ``max_hole`` empty cells and holds on average fewer frames per cell than half a
+    typical cell is taken for strays, so stray readings do not extend the grid.
     """
     values = np.asarray(values, dtype=np.float64)
     finite = np.isfinite(values)
@@ -203,21 +203,18 @@ def _fit_axis(
         raise ValueError(f"tolerance {tolerance:g} must be within (0, half the step {step:g})")
     x = values[finite]
     origin = float(np.angle(np.sum(np.exp(2j * np.pi * x / step)))) / (2 * np.pi) * step
-    for _ in range(3):  # refine the step and origin on the readings within tolerance
+    # refine step and origin on every reading of the scanned cells (its nearest cell): a
+    # fit on the readings within tolerance only would be biased by the jitter it cuts off
+    for _ in range(3):
         k = np.round((x - origin) / step)
-        near = np.abs(x - origin - k * step) <= tolerance
-        if np.unique(k[near]).size < 2:
+        first, last = _scanned_range(k, np.ones(x.size, dtype=bool), max_hole)
+        inside = (k >= first) & (k <= last)
+        if first == last:
             break
-        step, origin = np.polyfit(k[near], x[near], 1)
+        step, origin = np.polyfit(k[inside], x[inside], 1)
     k = np.round((x - origin) / step).astype(np.intp)
     near = np.abs(x - origin - k * step) <= tolerance
-    cells, counts = np.unique(k[near], return_counts=True)
-    runs = np.split(np.arange(cells.size), np.flatnonzero(np.diff(cells) > max_hole + 1) + 1)
-    typical = np.median(counts)
-    kept = np.zeros(cells.size, dtype=bool)
-    for run in runs:
-        kept[run] = counts[run].sum() >= 0.5 * typical
-    first, last = int(cells[kept].min()), int(cells[kept].max())
+    first, last = _scanned_range(k, near, max_hole)
     on_grid = near & (k >= first) & (k <= last)
     where = np.flatnonzero(finite)
     index[where[on_grid]] = k[on_grid] - first
@@ -232,6 +229,21 @@ def _fit_axis(
     for i in where[near & ~on_grid]:
         reasons[int(i)] = f"lies outside the scanned range [{nominal[0]:.6g}, {nominal[-1]:.6g}]"
     return _AxisFit(positions, index, reasons)
+
+
+def _scanned_range(k: np.ndarray, use: np.ndarray, max_hole: int) -> tuple[int, int]:
+    """First and last cell of the scan among the cells ``k`` (N,) of the readings ``use``.
+
+    Cells holding readings split into runs at holes of more than ``max_hole`` empty cells;
+    a run whose cells hold on average fewer readings than half a typical cell is strays
+    (its cells are left out). The typical cell is the one of the median reading, not the
+    median cell: scattered strays make many cells of one reading each.
+    """
+    cells, counts = np.unique(k[use], return_counts=True)
+    runs = np.split(np.arange(cells.size), np.flatnonzero(np.diff(cells) > max_hole + 1) + 1)
+    typical = np.median(np.repeat(counts, counts))
+    kept = np.concatenate([run for run in runs if counts[run].mean() >= 0.5 * typical])
+    return int(cells[kept].min()), int(cells[kept].max())
 
 
 def sinogram_layout(
