@@ -20,7 +20,8 @@ UNPLACED = -1
 
 _HIST_BINS = 2**15  # readings are binned at span / 2**15 to find the step: up to ~2000 cells
 _PAD = 4  # zero padding of the spectrum: 4 samples per half-width of a peak
-_STRONG = 0.5  # a grid peak holds >= half the readings' weight (a quarter-step jitter: 0.64)
+_STRONG = 0.6  # the step's peak is >= 0.6 of the highest (harmonics of a jittered grid less)
+_FLOOR = 0.3  # and >= 0.3 of the readings' weight (a quarter-step jitter leaves 0.64)
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,8 @@ class SinogramLayout:
 def cluster_positions(
     values: np.ndarray, tolerance: float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Group readings of one motor into grid positions.
+    """Group readings of one motor into grid positions (by gaps; :func:`sinogram_layout`
+    fits a regular grid instead, which survives lost positions and strays).
 
     Readings closer than ``tolerance`` belong to one position, whose value is their mean.
     By default the tolerance separates the two populations of gaps between sorted readings,
@@ -138,9 +140,11 @@ def grid_step(values: np.ndarray) -> float | None:
     The spectrum ``|sum_i exp(2 pi i f x_i)|`` of the readings peaks at ``f = 1 / step``
     and its harmonics; holes and stray readings only lower the peaks a little, and a
     jitter of up to a quarter step keeps the fundamental at >= 0.64 of the number of
-    readings. The step is the lowest frequency past the zero-frequency lobe reaching half
-    of that, so the union of interlaced subsets gives its fine step. The outer 2 % of the
-    readings are left out (far strays would stretch the binning). None when the readings
+    readings, its harmonics lower. The step is the lowest frequency past the
+    zero-frequency lobe whose peak reaches 0.6 of the highest, so the union of interlaced
+    subsets gives its fine step. The outer 2 % of the readings are left out (far strays
+    would stretch the binning); steps shorter than the span over the number of readings
+    are not considered (there, few readings make peaks of noise). None when the readings
     show no grid (one position).
     """
     values = np.asarray(values, dtype=np.float64)
@@ -155,21 +159,22 @@ def grid_step(values: np.ndarray) -> float | None:
             continue
         counts, _ = np.histogram(sample, bins=_HIST_BINS, range=(low, high))
         spectrum = np.abs(np.fft.rfft(counts, n=_PAD * _HIST_BINS)) / sample.size
+        spectrum = spectrum[: _PAD * sample.size + 2]  # steps >= span / number of readings
         rising = np.flatnonzero(np.diff(spectrum) > 0)
         if rising.size == 0:
             continue
         lobe_end = int(rising[0])  # first minimum after zero frequency
-        s = spectrum[lobe_end:-1]
-        peaks = np.flatnonzero((s[1:-1] >= _STRONG) & (s[1:-1] >= s[:-2]) & (s[1:-1] >= s[2:]))
-        if peaks.size == 0:
+        s = spectrum[lobe_end:]
+        peaks = np.flatnonzero((s[1:-1] >= s[:-2]) & (s[1:-1] >= s[2:])) + 1
+        if peaks.size == 0 or s[peaks].max() < _FLOOR:
             continue
-        j = lobe_end + 1 + int(peaks[0])
+        j = lobe_end + int(peaks[np.argmax(s[peaks] >= _STRONG * s[peaks].max())])
         # parabolic interpolation of the peak between spectrum samples
         left, centre, right = spectrum[j - 1 : j + 2]
         shift = (
             0.5 * (left - right) / (left - 2 * centre + right) if left + right < 2 * centre else 0
         )
-        frequency = (j + shift) / (_PAD * _HIST_BINS * (span / _HIST_BINS))
+        frequency = (j + shift) / (_PAD * span)
         return float(1.0 / frequency)
     return None
 
@@ -214,6 +219,8 @@ def _fit_axis(
         step, origin = np.polyfit(k[inside], x[inside], 1)
     k = np.round((x - origin) / step).astype(np.intp)
     near = np.abs(x - origin - k * step) <= tolerance
+    if not near.any():
+        raise ValueError(f"no reading within {tolerance:g} of the grid of step {step:g}")
     first, last = _scanned_range(k, near, max_hole)
     on_grid = near & (k >= first) & (k <= last)
     where = np.flatnonzero(finite)
@@ -242,7 +249,8 @@ def _scanned_range(k: np.ndarray, use: np.ndarray, max_hole: int) -> tuple[int, 
     cells, counts = np.unique(k[use], return_counts=True)
     runs = np.split(np.arange(cells.size), np.flatnonzero(np.diff(cells) > max_hole + 1) + 1)
     typical = np.median(np.repeat(counts, counts))
-    kept = np.concatenate([run for run in runs if counts[run].mean() >= 0.5 * typical])
+    dense = [run for run in runs if counts[run].mean() >= 0.5 * typical]
+    kept = np.concatenate(dense or [max(runs, key=lambda run: counts[run].sum())])
     return int(cells[kept].min()), int(cells[kept].max())
 
 
@@ -265,13 +273,18 @@ def sinogram_layout(
     estimate from the readings as the start of the fit. Lost projections or lines at the
     ends of the scan shorten the grid (its nominal count is not in the readings).
     A frame with a non-finite reading, a reading off the grid or beyond the scanned range
-    is not placed (``UNPLACED``) and is listed in ``rejected``.
+    is not placed (``UNPLACED``) and is listed in ``rejected``; readings in cells separated
+    from the scan by more than ``max_hole`` empty cells, too sparse to be projections or
+    lines, are beyond it.
     """
     angles = _fit_axis(rotation_angle_deg, angle_step_deg, angle_tolerance_deg, max_hole)
     translations = _fit_axis(
         translation_mm, translation_step_mm, translation_tolerance_mm, max_hole
     )
-    readings = {"rotation_angle": rotation_angle_deg, "translation": translation_mm}
+    readings = {
+        "rotation_angle": np.asarray(rotation_angle_deg, dtype=np.float64),
+        "translation": np.asarray(translation_mm, dtype=np.float64),
+    }
     rejected = [
         RejectedFrame(frame, axis, float(readings[axis][frame]), reason)
         for axis, fit in (("rotation_angle", angles), ("translation", translations))
