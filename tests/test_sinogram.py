@@ -11,9 +11,12 @@ from jellyroll.phantom.acquisition import acquisition_schedule, interlaced_angle
 from jellyroll.phantom.scan import project_twin, scan_geometry, simulate_acquisition
 from jellyroll.phantom.twin import make_twin
 from jellyroll.sinogram import (
+    UNPLACED,
     attenuation_sinogram,
     cluster_positions,
     estimate_rotation_centre,
+    frame_readings_problems,
+    monitor_scale,
     place,
     sinogram_layout,
 )
@@ -69,6 +72,152 @@ def test_place_averages_duplicates() -> None:
     assert placed.shape == (2, 2, 1)
     assert placed[0, 0, 0] == 2.0 and np.isnan(placed[0, 1, 0])
     assert layout.occupancy().max() == 2
+
+
+def _jittered_scan(
+    per_subset: int = 12, n_translations: int = 104, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A 3-subset interlaced zigzag scan over 0-180 deg (step 5 deg) and 104 translations
+    of 20 um, readings jittered by up to 10 % of a step: (angles, translations, true cells)."""
+    rng = np.random.default_rng(seed)
+    translations = 5.0 + 0.02 * np.arange(n_translations)
+    schedule = acquisition_schedule(interlaced_angles(3, per_subset), translations, zigzag=True)
+    n = schedule.n_frames
+    angle = schedule.angle_deg + rng.uniform(-0.5, 0.5, n)
+    translation = schedule.translation_mm + rng.uniform(-0.002, 0.002, n)
+    return angle, translation, schedule.angle_index, schedule.translation_index
+
+
+def test_lost_projections_leave_empty_rows() -> None:
+    """All frames of two neighbouring projections lost: the hole is not taken for the step."""
+    angle, translation, rows, _columns = _jittered_scan()
+    keep = ~np.isin(rows, [10, 11])
+    layout = sinogram_layout(angle[keep], translation[keep])
+    assert layout.shape == (36, 104)
+    assert layout.placed.all() and not layout.rejected
+    occupancy = layout.occupancy()
+    assert np.flatnonzero(occupancy.sum(axis=1) == 0).tolist() == [10, 11]
+    assert np.array_equal(layout.angle_index, rows[keep])
+    # the empty rows keep their nominal angles (exact grid: step 5 deg)
+    np.testing.assert_allclose(layout.rotation_angle_deg[[10, 11]], [50.0, 55.0], atol=0.05)
+
+
+def test_lost_translation_steps_leave_empty_columns() -> None:
+    angle, translation, _rows, columns = _jittered_scan()
+    keep = ~np.isin(columns, [40, 41, 42, 43])
+    layout = sinogram_layout(angle[keep], translation[keep])
+    assert layout.shape == (36, 104)
+    assert np.array_equal(layout.translation_index, columns[keep])
+    assert np.flatnonzero(layout.occupancy().sum(axis=0) == 0).tolist() == [40, 41, 42, 43]
+
+
+def test_a_stray_angle_reading_is_reported_not_placed() -> None:
+    angle, translation, rows, columns = _jittered_scan()
+    angle[123] = -37.0
+    layout = sinogram_layout(angle, translation)
+    assert layout.shape == (36, 104)
+    assert layout.angle_index[123] == UNPLACED and layout.translation_index[123] == UNPLACED
+    assert np.flatnonzero(~layout.placed).tolist() == [123]
+    (rejected,) = layout.rejected
+    assert (rejected.frame, rejected.axis, rejected.reading) == (123, "rotation_angle", -37.0)
+    others = layout.placed
+    assert np.array_equal(layout.angle_index[others], rows[others])
+    placed = place(layout, np.ones(angle.size))
+    assert np.isnan(placed[rows[123], columns[123]])  # its cell had no other frame
+
+
+def test_a_stray_far_on_the_grid_extension_does_not_extend_the_grid() -> None:
+    """-40 deg is on the 5-deg grid, 8 cells below the scan: one frame there is a stray."""
+    angle, translation, _rows, _columns = _jittered_scan()
+    angle[7] = -40.0
+    layout = sinogram_layout(angle, translation)
+    assert layout.shape == (36, 104)
+    assert [item.frame for item in layout.rejected] == [7]
+    assert "outside the scanned range" in layout.rejected[0].reason
+
+
+@pytest.mark.parametrize("axis", ["angle", "translation"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_readings_are_reported_not_placed(axis: str, bad: float) -> None:
+    angle, translation, _rows, _columns = _jittered_scan()
+    (angle if axis == "angle" else translation)[[3, 500]] = bad
+    layout = sinogram_layout(angle, translation)
+    assert layout.shape == (36, 104)
+    assert np.all(np.isfinite(layout.rotation_angle_deg))
+    assert np.all(np.isfinite(layout.translation_mm))
+    assert np.flatnonzero(~layout.placed).tolist() == [3, 500]
+    assert [(item.frame, item.reason) for item in layout.rejected] == [
+        (3, "is not finite"),
+        (500, "is not finite"),
+    ]
+    assert layout.occupancy().sum() == angle.size - 2
+
+
+def test_duplicates_are_averaged_and_unplaced_frames_left_out() -> None:
+    """A frame repeated in its cell (0.1 deg further off, well within tolerance) is averaged."""
+    angle, translation, rows, columns = _jittered_scan()
+    angle = np.r_[angle, angle[:10] + 0.1, 999.0]
+    translation = np.r_[translation, translation[:10], translation[0]]
+    values = np.r_[np.zeros(rows.size), np.full(10, 2.0), 5.0]
+    layout = sinogram_layout(angle, translation)
+    assert layout.shape == (36, 104)
+    assert not layout.placed[-1]
+    placed = place(layout, values)
+    duplicated = (rows[:10], columns[:10])
+    assert np.all(placed[duplicated] == 1.0) and layout.occupancy()[duplicated].tolist() == [2] * 10
+    assert np.nansum(placed) == 10.0
+
+
+def test_tolerance_and_step_hint() -> None:
+    """A reading 1.2 deg off its cell is within the default tolerance (a third of 5 deg)
+    but not within an explicit 1 deg; the step hint gives the same grid."""
+    angle, translation, rows, _columns = _jittered_scan()
+    angle[0] = 1.2
+    assert sinogram_layout(angle, translation).placed[0]
+    strict = sinogram_layout(angle, translation, angle_tolerance_deg=1.0)
+    assert not strict.placed[0] and strict.shape == (36, 104)
+    hinted = sinogram_layout(angle, translation, angle_step_deg=5.0)
+    np.testing.assert_array_equal(hinted.angle_index, rows)
+    with pytest.raises(ValueError, match="tolerance"):
+        sinogram_layout(angle, translation, angle_tolerance_deg=3.0)
+
+
+def test_lost_last_projections_shorten_the_grid() -> None:
+    """Without metadata the nominal count is unknown: lost ends shorten the grid."""
+    angle, translation, rows, _columns = _jittered_scan()
+    keep = rows < 33
+    layout = sinogram_layout(angle[keep], translation[keep])
+    assert layout.shape == (33, 104)
+    assert np.array_equal(layout.angle_index, rows[keep])
+
+
+def test_frame_readings_problems() -> None:
+    angle = np.array([0.0, np.nan, 2.0, 3.0, 4.0])
+    translation = np.array([0.0, 1.0, np.inf, 1.0, 1.0])
+    monitor = np.array([1.0, 1.0, 1.0, 0.0, np.nan])
+    diode = np.array([1.0, 1.0, -1.0, 1.0, 1.0])
+    valid, messages = frame_readings_problems(angle, translation, monitor, diode)
+    assert valid.tolist() == [True, False, False, False, False]
+    assert messages == [
+        "rotation angle (deg) is not finite at 1 frame(s): frame 1: nan",
+        "translation (mm) is not finite at 1 frame(s): frame 2: inf",
+        "monitor is not finite or not positive at 2 frame(s): frame 3: 0, frame 4: nan",
+        "diode is not finite or negative at 1 frame(s): frame 2: -1",
+    ]
+    valid, messages = frame_readings_problems(np.full(20, np.nan), np.zeros(20), max_listed=2)
+    assert not valid.any()
+    assert messages == ["rotation angle (deg) is not finite at 20 frame(s): "
+                        "frame 0: nan, frame 1: nan and 18 more"]  # fmt: skip
+    assert frame_readings_problems(angle[:1], translation[:1]) == (np.array([True]), [])
+
+
+def test_monitor_scale_ignores_invalid_frames() -> None:
+    monitor = np.array([1.0, 3.0, np.nan, -2.0])
+    valid = np.array([True, True, False, False])
+    np.testing.assert_array_equal(monitor_scale(monitor, valid), [0.5, 1.5, np.nan, np.nan])
+    np.testing.assert_array_equal(monitor_scale(None, valid), [1.0, 1.0, np.nan, np.nan])
+    with pytest.raises(ValueError):
+        monitor_scale(monitor, np.zeros(4, bool))
 
 
 @pytest.mark.parametrize(("preset", "size", "seed"), [

@@ -1,42 +1,85 @@
 """Sinograms from patterns placed by motor positions, never by frame index.
 
-Interlaced subsets, zigzag lines, encoder jitter, duplicate and missing frames all reduce
-to one rule: cluster the rotation angles and the translations on their own grids, and put
-each frame at its (angle, translation) cell. Missing cells stay NaN.
+Interlaced subsets, zigzag lines, encoder jitter, duplicate, missing and stray frames all
+reduce to one rule: fit each motor's readings to a regular grid ``origin + k * step`` and
+put each frame at the (angle, translation) cell within a tolerance of its readings. The
+step comes from the periodicity of all the readings (so a hole of lost projections is not
+taken for a step, and the union of interlaced subsets is one grid of the fine step), the
+count from the span of the cells that hold frames. Frames outside every cell are reported,
+not placed; missing cells stay NaN.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+
+UNPLACED = -1
+"""``angle_index`` and ``translation_index`` of a frame that is not placed (both axes)."""
+
+_HIST_BINS = 2**15  # readings are binned at span / 2**15 to find the step: up to ~2000 cells
+_PAD = 4  # zero padding of the spectrum: 4 samples per half-width of a peak
+_STRONG = 0.6  # the step's peak is >= 0.6 of the highest (harmonics of a jittered grid less)
+_FLOOR = 0.3  # and >= 0.3 of the readings' weight (a quarter-step jitter leaves 0.64)
+
+
+@dataclass(frozen=True)
+class RejectedFrame:
+    """A frame left out of the sinogram: the reading that put it off the grid, and why."""
+
+    frame: int
+    axis: str  # "rotation_angle" (deg) or "translation" (mm)
+    reading: float
+    reason: str
+
+    def __str__(self) -> str:
+        return f"frame {self.frame}: {self.axis} reading {self.reading:g} {self.reason}"
 
 
 @dataclass(frozen=True)
 class SinogramLayout:
-    """Sorted axes and, for every frame, its cell: ``angle_index`` and ``translation_index``."""
+    """Axes of the grid and, for every frame, its cell: ``angle_index`` and
+    ``translation_index`` (``UNPLACED`` = -1 on both for a frame that is not placed).
+
+    ``rejected`` lists the frames left out, one entry per offending axis reading.
+    """
 
     rotation_angle_deg: np.ndarray  # (n_angles,) ascending
     translation_mm: np.ndarray  # (n_translations,) ascending
     angle_index: np.ndarray  # (N,)
     translation_index: np.ndarray  # (N,)
+    rejected: tuple[RejectedFrame, ...] = field(default=())
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.rotation_angle_deg.size, self.translation_mm.size
 
+    @property
+    def placed(self) -> np.ndarray:
+        """(N,) bool: the frame has a cell."""
+        return (self.angle_index != UNPLACED) & (self.translation_index != UNPLACED)
+
     def occupancy(self, valid: np.ndarray | None = None) -> np.ndarray:
-        """Frames per cell, (n_angles, n_translations); 0 = missing, > 1 = duplicates."""
-        keep = slice(None) if valid is None else valid
+        """Frames per cell, (n_angles, n_translations); 0 = missing, > 1 = duplicates.
+
+        Only placed frames count (and of those only ``valid`` ones when given).
+        """
+        keep = self._kept(valid)
         counts = np.zeros(self.shape, dtype=np.int32)
         np.add.at(counts, (self.angle_index[keep], self.translation_index[keep]), 1)
         return counts
+
+    def _kept(self, valid: np.ndarray | None) -> np.ndarray:
+        placed = self.placed
+        return placed if valid is None else placed & np.asarray(valid, dtype=bool)
 
 
 def cluster_positions(
     values: np.ndarray, tolerance: float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Group readings of one motor into grid positions.
+    """Group readings of one motor into grid positions (by gaps; :func:`sinogram_layout`
+    fits a regular grid instead, which survives lost positions and strays).
 
     Readings closer than ``tolerance`` belong to one position, whose value is their mean.
     By default the tolerance separates the two populations of gaps between sorted readings,
@@ -81,17 +124,182 @@ def _gap_threshold(gaps: np.ndarray, scale: float, max_spread: float = 10.0) -> 
     return float(np.sqrt(distinct[j] * distinct[j + 1]))
 
 
+@dataclass(frozen=True)
+class _AxisFit:
+    """One motor's readings on its grid: positions (n,), cell of each reading (N,) or
+    ``UNPLACED``, and the reason for each unplaced reading."""
+
+    positions: np.ndarray
+    index: np.ndarray
+    reasons: dict[int, str]
+
+
+def grid_step(values: np.ndarray) -> float | None:
+    """Step of the regular grid that jittered readings of one motor sit on (same unit).
+
+    The spectrum ``|sum_i exp(2 pi i f x_i)|`` of the readings peaks at ``f = 1 / step``
+    and its harmonics; holes and stray readings only lower the peaks a little, and a
+    jitter of up to a quarter step keeps the fundamental at >= 0.64 of the number of
+    readings, its harmonics lower. The step is the lowest frequency past the
+    zero-frequency lobe whose peak reaches 0.6 of the highest, so the union of interlaced
+    subsets gives its fine step. The outer 2 % of the readings are left out (far strays
+    would stretch the binning); steps shorter than the span over the number of readings
+    are not considered (there, few readings make peaks of noise). None when the readings
+    show no grid (one position). Tens of readings jittered by nearly a quarter step can
+    mislead it (about once in a thousand scans of 6 x 8 frames): give the step then.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size < 2:
+        return None
+    low, high = np.quantile(values, [0.02, 0.98])
+    for sample in (values[(values >= low) & (values <= high)], values):
+        low, high = float(sample.min()), float(sample.max())
+        span = high - low
+        if not span > 1e-12 * max(abs(low), abs(high), 1.0):
+            continue
+        counts, _ = np.histogram(sample, bins=_HIST_BINS, range=(low, high))
+        spectrum = np.abs(np.fft.rfft(counts, n=_PAD * _HIST_BINS)) / sample.size
+        spectrum = spectrum[: _PAD * sample.size + 2]  # steps >= span / number of readings
+        rising = np.flatnonzero(np.diff(spectrum) > 0)
+        if rising.size == 0:
+            continue
+        lobe_end = int(rising[0])  # first minimum after zero frequency
+        s = spectrum[lobe_end:]
+        peaks = np.flatnonzero((s[1:-1] >= s[:-2]) & (s[1:-1] >= s[2:])) + 1
+        if peaks.size == 0 or s[peaks].max() < _FLOOR:
+            continue
+        j = lobe_end + int(peaks[np.argmax(s[peaks] >= _STRONG * s[peaks].max())])
+        # parabolic interpolation of the peak between spectrum samples
+        left, centre, right = spectrum[j - 1 : j + 2]
+        shift = (
+            0.5 * (left - right) / (left - 2 * centre + right) if left + right < 2 * centre else 0
+        )
+        frequency = (j + shift) / (_PAD * span)
+        return float(1.0 / frequency)
+    return None
+
+
+def _fit_axis(
+    values: np.ndarray,
+    step: float | None,
+    tolerance: float | None,
+    max_hole: int,
+) -> _AxisFit:
+    """Readings of one motor (N,) on the grid ``origin + k * step``, k = 0..n-1.
+
+    ``step`` is a hint (refined by the fit), found from the readings when None; the
+    ``tolerance`` (default a third of the step) must stay under half a step so that cells
+    do not overlap. A run of cells holding frames that is separated from the others by more
+    than ``max_hole`` empty cells and holds on average fewer frames per cell than half a
+    typical cell is taken for strays, so stray readings do not extend the grid.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(values)
+    reasons = {int(i): "is not finite" for i in np.flatnonzero(~finite)}
+    index = np.full(values.size, UNPLACED, dtype=np.intp)
+    if step is None:
+        step = grid_step(values[finite])
+    if step is None or not step > 0:  # one position (or none): every finite reading on it
+        index[finite] = 0
+        positions = values[finite].mean(keepdims=True) if finite.any() else np.zeros(0)
+        return _AxisFit(positions, index, reasons)
+    tolerance = step / 3 if tolerance is None else float(tolerance)
+    if not 0 < tolerance < step / 2:
+        raise ValueError(f"tolerance {tolerance:g} must be within (0, half the step {step:g})")
+    x = values[finite]
+    origin = float(np.angle(np.sum(np.exp(2j * np.pi * x / step)))) / (2 * np.pi) * step
+    # refine step and origin on every reading of the scanned cells (its nearest cell): a
+    # fit on the readings within tolerance only would be biased by the jitter it cuts off
+    for _ in range(3):
+        k = np.round((x - origin) / step)
+        first, last = _scanned_range(k, np.ones(x.size, dtype=bool), max_hole)
+        inside = (k >= first) & (k <= last)
+        if first == last:
+            break
+        step, origin = np.polyfit(k[inside], x[inside], 1)
+    k = np.round((x - origin) / step).astype(np.intp)
+    near = np.abs(x - origin - k * step) <= tolerance
+    if not near.any():
+        raise ValueError(f"no reading within {tolerance:g} of the grid of step {step:g}")
+    first, last = _scanned_range(k, near, max_hole)
+    on_grid = near & (k >= first) & (k <= last)
+    where = np.flatnonzero(finite)
+    index[where[on_grid]] = k[on_grid] - first
+    n = last - first + 1
+    sums = np.bincount(k[on_grid] - first, weights=x[on_grid], minlength=n)
+    frames = np.bincount(k[on_grid] - first, minlength=n)
+    nominal = origin + step * np.arange(first, last + 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        positions = np.where(frames > 0, sums / frames, nominal)
+    for i in where[~near]:
+        reasons[int(i)] = f"is off the grid (step {step:.6g}, tolerance {tolerance:.3g})"
+    for i in where[near & ~on_grid]:
+        reasons[int(i)] = f"lies outside the scanned range [{nominal[0]:.6g}, {nominal[-1]:.6g}]"
+    return _AxisFit(positions, index, reasons)
+
+
+def _scanned_range(k: np.ndarray, use: np.ndarray, max_hole: int) -> tuple[int, int]:
+    """First and last cell of the scan among the cells ``k`` (N,) of the readings ``use``.
+
+    Cells holding readings split into runs at holes of more than ``max_hole`` empty cells;
+    a run whose cells hold on average fewer readings than half a typical cell is strays
+    (its cells are left out). The typical cell is the one of the median reading, not the
+    median cell: scattered strays make many cells of one reading each.
+    """
+    cells, counts = np.unique(k[use], return_counts=True)
+    runs = np.split(np.arange(cells.size), np.flatnonzero(np.diff(cells) > max_hole + 1) + 1)
+    typical = np.median(np.repeat(counts, counts))
+    dense = [run for run in runs if counts[run].mean() >= 0.5 * typical]
+    kept = np.concatenate(dense or [max(runs, key=lambda run: counts[run].sum())])
+    return int(cells[kept].min()), int(cells[kept].max())
+
+
 def sinogram_layout(
     rotation_angle_deg: np.ndarray,
     translation_mm: np.ndarray,
     *,
     angle_tolerance_deg: float | None = None,
     translation_tolerance_mm: float | None = None,
+    angle_step_deg: float | None = None,
+    translation_step_mm: float | None = None,
+    max_hole: int = 2,
 ) -> SinogramLayout:
-    """Layout of a scan from the motor readings of its frames (any order)."""
-    angles, angle_index = cluster_positions(rotation_angle_deg, angle_tolerance_deg)
-    translations, translation_index = cluster_positions(translation_mm, translation_tolerance_mm)
-    return SinogramLayout(angles, translations, angle_index, translation_index)
+    """Layout of a scan from the motor readings of its frames, (N,) each, in any order.
+
+    Each axis is the regular grid its readings fit (see :func:`grid_step` and
+    ``_fit_axis``); a position is the mean reading of its cell's frames, or the nominal
+    grid value where the cell is empty. The tolerances (default a third of the step) say
+    how far a reading may lie from its cell; the step hints, when given, replace the
+    estimate from the readings as the start of the fit. Lost projections or lines at the
+    ends of the scan shorten the grid (its nominal count is not in the readings).
+    A frame with a non-finite reading, a reading off the grid or beyond the scanned range
+    is not placed (``UNPLACED``) and is listed in ``rejected``; readings in cells separated
+    from the scan by more than ``max_hole`` empty cells, too sparse to be projections or
+    lines, are beyond it.
+    """
+    angles = _fit_axis(rotation_angle_deg, angle_step_deg, angle_tolerance_deg, max_hole)
+    translations = _fit_axis(
+        translation_mm, translation_step_mm, translation_tolerance_mm, max_hole
+    )
+    readings = {
+        "rotation_angle": np.asarray(rotation_angle_deg, dtype=np.float64),
+        "translation": np.asarray(translation_mm, dtype=np.float64),
+    }
+    rejected = [
+        RejectedFrame(frame, axis, float(readings[axis][frame]), reason)
+        for axis, fit in (("rotation_angle", angles), ("translation", translations))
+        for frame, reason in fit.reasons.items()
+    ]
+    rejected.sort(key=lambda item: item.frame)
+    placed = (angles.index != UNPLACED) & (translations.index != UNPLACED)
+    return SinogramLayout(
+        angles.positions,
+        translations.positions,
+        np.where(placed, angles.index, UNPLACED),
+        np.where(placed, translations.index, UNPLACED),
+        tuple(rejected),
+    )
 
 
 def place(
@@ -99,16 +307,74 @@ def place(
 ) -> np.ndarray:
     """Per-frame values (N, ...) into a (n_angles, n_translations, ...) array; NaN where missing.
 
-    Duplicate frames of one cell are averaged.
+    Duplicate frames of one cell are averaged; unplaced frames (and invalid ones when
+    ``valid`` (N,) is given) are left out.
     """
     values = np.asarray(values, dtype=np.float64)
-    keep = np.ones(values.shape[0], bool) if valid is None else np.asarray(valid, bool)
+    keep = layout._kept(valid)
     sums = np.zeros((*layout.shape, *values.shape[1:]))
     cells = (layout.angle_index[keep], layout.translation_index[keep])
     np.add.at(sums, cells, values[keep])
     counts = layout.occupancy(keep).reshape(*layout.shape, *([1] * (values.ndim - 1)))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(counts > 0, sums / counts, np.nan)
+
+
+def frame_readings_problems(
+    rotation_angle_deg: np.ndarray,
+    translation_mm: np.ndarray,
+    monitor: np.ndarray | None = None,
+    diode: np.ndarray | None = None,
+    max_listed: int = 10,
+) -> tuple[np.ndarray, list[str]]:
+    """Frames whose counter or motor readings (N,) each are impossible.
+
+    A non-finite motor reading, a monitor that is not finite or not positive, a diode
+    that is not finite or negative make the frame invalid. Returns the valid mask (N,)
+    and one message per kind of problem naming the frames and readings (at most
+    ``max_listed`` of them); the caller prefixes the file name.
+    """
+    angle = np.asarray(rotation_angle_deg, dtype=np.float64)
+    translation = np.asarray(translation_mm, dtype=np.float64)
+    checks = [
+        ("rotation angle (deg) is not finite", angle, ~np.isfinite(angle)),
+        ("translation (mm) is not finite", translation, ~np.isfinite(translation)),
+    ]
+    if monitor is not None:
+        monitor = np.asarray(monitor, dtype=np.float64)
+        bad = ~(np.isfinite(monitor) & (monitor > 0))
+        checks.append(("monitor is not finite or not positive", monitor, bad))
+    if diode is not None:
+        diode = np.asarray(diode, dtype=np.float64)
+        checks.append(
+            ("diode is not finite or negative", diode, ~(np.isfinite(diode) & (diode >= 0)))
+        )
+    valid = np.ones(angle.size, dtype=bool)
+    messages = []
+    for what, reading, bad in checks:
+        frames = np.flatnonzero(bad)
+        if frames.size == 0:
+            continue
+        valid[frames] = False
+        listed = ", ".join(f"frame {i}: {reading[i]:g}" for i in frames[:max_listed])
+        more = f" and {frames.size - max_listed} more" if frames.size > max_listed else ""
+        messages.append(f"{what} at {frames.size} frame(s): {listed}{more}")
+    return valid, messages
+
+
+def monitor_scale(monitor: np.ndarray | None, valid: np.ndarray) -> np.ndarray:
+    """Per-frame normalisation factor (N,): monitor / mean monitor of the ``valid`` frames.
+
+    NaN for invalid frames (so that they never reach a sinogram); 1 for valid frames
+    without a monitor. Raises ValueError when no frame is valid.
+    """
+    valid = np.asarray(valid, dtype=bool)
+    if not valid.any():
+        raise ValueError("no valid frame to normalise by")
+    if monitor is None:
+        return np.where(valid, 1.0, np.nan)
+    monitor = np.asarray(monitor, dtype=np.float64)
+    return np.where(valid, monitor / monitor[valid].mean(), np.nan)
 
 
 def edge_columns(n_translations: int, fraction: float = 0.04) -> np.ndarray:
