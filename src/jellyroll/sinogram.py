@@ -11,6 +11,7 @@ not placed; missing cells stay NaN.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -391,7 +392,9 @@ def attenuation_sinogram(ratio: np.ndarray, air_columns: np.ndarray | None = Non
     drifts. Non-positive ratios give NaN.
     """
     columns = edge_columns(ratio.shape[1]) if air_columns is None else air_columns
-    air = np.nanmedian(ratio[:, columns], axis=1, keepdims=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a projection lost whole: NaN row
+        air = np.nanmedian(ratio[:, columns], axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         transmission = ratio / air
         return np.where(transmission > 0, -np.log(transmission), np.nan)
@@ -404,7 +407,10 @@ def subtract_air(data: np.ndarray, air_columns: np.ndarray | None = None) -> np.
 
 
 def estimate_rotation_centre(
-    sinogram: np.ndarray, rotation_angle_deg: np.ndarray, translation_mm: np.ndarray
+    sinogram: np.ndarray,
+    rotation_angle_deg: np.ndarray,
+    translation_mm: np.ndarray,
+    max_missing: float = 0.1,
 ) -> float:
     """Rotation axis position in stage coordinates (mm), sub-pixel.
 
@@ -413,11 +419,19 @@ def estimate_rotation_centre(
     c is the rotation axis and (x0, y0) the object's centroid (Helgason-Ludwig consistency,
     order 1). A least-squares fit over all complete angles gives c; the symmetric beam
     profile does not move the centre of mass. ``sinogram`` (n_angles, n_translations) is an
-    attenuation or total-intensity sinogram; angles with missing values are skipped.
+    attenuation or total-intensity sinogram. The complete angles are used when at least a
+    quarter of them (and 3) are complete; otherwise (lost translation steps leave every
+    projection with holes) projections with at most ``max_missing`` of their cells missing
+    are used with the holes filled by linear interpolation along the translation.
     """
     complete = np.all(np.isfinite(sinogram), axis=1)
+    if complete.sum() < max(3, complete.size / 4):
+        sinogram, complete = _gaps_filled(sinogram, max_missing)
     if complete.sum() < 3:
-        raise ValueError("need at least 3 complete projections to find the rotation centre")
+        raise ValueError(
+            "need at least 3 projections without missing cells (or with at most "
+            f"{max_missing:.0%} missing) to find the rotation centre"
+        )
     weights = np.clip(sinogram[complete], 0.0, None)
     mass = weights.sum(axis=1)
     if np.any(mass <= 0):
@@ -427,3 +441,16 @@ def estimate_rotation_centre(
     design = np.column_stack([np.ones_like(theta), np.cos(theta), np.sin(theta)])
     coefficients, *_ = np.linalg.lstsq(design, centre_of_mass, rcond=None)
     return float(coefficients[0])
+
+
+def _gaps_filled(sinogram: np.ndarray, max_missing: float) -> tuple[np.ndarray, np.ndarray]:
+    """Projections with at most ``max_missing`` of their cells missing, holes filled by
+    linear interpolation along the translation; (filled copy, usable rows)."""
+    filled = np.array(sinogram, dtype=np.float64)
+    finite = np.isfinite(filled)
+    usable = (finite.mean(axis=1) >= 1 - max_missing) & (finite.sum(axis=1) >= 2)
+    columns = np.arange(filled.shape[1])
+    for row in np.flatnonzero(usable & ~finite.all(axis=1)):
+        known = finite[row]
+        filled[row, ~known] = np.interp(columns[~known], columns[known], filled[row, known])
+    return filled, usable

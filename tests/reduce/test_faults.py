@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import h5py
@@ -20,7 +21,7 @@ from jellyroll.io.lock import OutputLockedError, lock_path
 from jellyroll.phantom.write import write_phantom
 from jellyroll.reduce.options import ReduceOptions
 from jellyroll.reduce.run import run_reduce
-from jellyroll.results import read_sinogram
+from jellyroll.results import Sinogram, read_sinogram
 
 OPTIONS = ReduceOptions(npt=120, radial_range=(0.8, 5.2), block_frames=400)
 
@@ -134,3 +135,117 @@ def test_a_full_disk_is_refused_before_starting(
     with pytest.raises(OSError, match="GiB free, the reduction needs about"):
         run_reduce(twin / "waxs_scan.h5", tmp_path / "run.h5", OPTIONS)
     assert not list(tmp_path.iterdir())
+
+
+def _rewritten(twin: Path, tmp_path: Path, change) -> Path:
+    """The twin's WAXS scan written again after ``change(readings) -> keep`` edits the
+    readings (dict of arrays, in place) and returns the frames to keep."""
+    with h5py.File(twin / "waxs_scan.h5", "r") as f:
+        frames = f["/entry/instrument/detector/data"][()]
+        readings = {
+            "angle": f["/entry/sample/rotation_angle"][()],
+            "translation": f["/entry/sample/translation"][()],
+            "monitor": f["/entry/monitor/data"][()],
+            "diode": f["/entry/instrument/diode/data"][()],
+        }
+        poni = f["/entry/instrument/detector/poni"].asstr()[()]
+        mask = f["/entry/instrument/detector/mask"][()]
+    keep = change(readings)
+    scan = tmp_path / "changed_scan.h5"
+    from jellyroll.io.raw_scan import RawScanWriter
+
+    with RawScanWriter(scan, frames.shape[1:], poni=poni, mask=mask) as writer:
+        writer.append(
+            frames[keep], *(readings[k][keep] for k in ("angle", "translation", "monitor", "diode"))
+        )
+    return scan
+
+
+@pytest.fixture(scope="module")
+def intact(twin: Path, tmp_path_factory) -> Sinogram:
+    output = tmp_path_factory.mktemp("intact") / "run.h5"
+    run_reduce(twin / "waxs_scan.h5", output, OPTIONS)
+    return read_sinogram(output)
+
+
+def _angles(readings: dict) -> np.ndarray:
+    return np.unique(np.round(readings["angle"], 3))
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["two projections lost", "four translation steps lost", "one angle reads -37 deg",
+     "one monitor reading NaN", "NaN angle and translation readings"],
+)  # fmt: skip
+def test_lost_frames_and_spoiled_readings_keep_the_grid(
+    twin: Path, tmp_path: Path, intact: Sinogram, case: str
+) -> None:
+    """The grid stays the nominal one (36 angles x 104 translations), the affected cells
+    are NaN, every other cell is the intact run's, and the spoiled frames are named."""
+    spoiled: list[int] = []
+
+    def change(readings: dict) -> np.ndarray:
+        keep = np.ones(readings["angle"].size, bool)
+        angles = np.round(readings["angle"], 3)
+        translations = np.round(readings["translation"], 5)
+        if case == "two projections lost":
+            keep &= ~np.isin(angles, _angles(readings)[[10, 11]])
+        elif case == "four translation steps lost":
+            keep &= ~np.isin(translations, np.unique(translations)[[40, 41, 42, 43]])
+        else:
+            frame = int(np.flatnonzero(np.isclose(angles, _angles(readings)[7]))[50])
+            spoiled.append(frame)
+            if case == "one angle reads -37 deg":
+                readings["angle"][frame] = -37.0
+            elif case == "one monitor reading NaN":
+                readings["monitor"][frame] = np.nan
+            else:
+                readings["angle"][frame] = np.nan
+                readings["translation"][frame + 1] = np.nan
+                spoiled.append(frame + 1)
+        return keep
+
+    scan = _rewritten(twin, tmp_path, change)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = run_reduce(scan, tmp_path / "run.h5", OPTIONS)
+    assert not [w for w in caught if w.category is RuntimeWarning]  # no NumPy noise
+    sinogram = read_sinogram(tmp_path / "run.h5")
+    assert sinogram.data.shape == intact.data.shape
+    np.testing.assert_allclose(sinogram.rotation_angle_deg, intact.rotation_angle_deg, atol=0.01)
+    np.testing.assert_allclose(sinogram.translation_mm, intact.translation_mm, atol=1e-4)
+    # the centre within a tenth of a translation step (10 um) of the intact scan's
+    assert abs(report.rotation_centre_mm - intact.rotation_centre_mm) < 1e-3
+    # Every cell that holds data in both equals the intact run's (no lost cell is an air
+    # column, so air subtraction is unchanged). Frames are normalised by monitor / (mean
+    # monitor of the frames kept): losing frames changes that mean (the twin's monitor
+    # drifts ~1 %), a factor common to all cells.
+    both = np.isfinite(sinogram.data) & np.isfinite(intact.data) & (intact.data > 0)
+    assert both.mean() > 0.5
+    factor = np.median(sinogram.data[both] / intact.data[both])
+    assert abs(factor - 1) < 1e-3
+    assert np.allclose(sinogram.data[both] / factor, intact.data[both], rtol=1e-5, atol=1e-6)
+    present = ~np.isnan(intact.data).all(axis=2)  # the twin drops a few frames itself
+    lost = np.isnan(sinogram.data).all(axis=2) & present
+    region = np.zeros_like(lost)
+    if case == "two projections lost":
+        region[[10, 11]] = True
+    elif case == "four translation steps lost":
+        region[:, 40:44] = True
+    if region.any():
+        assert np.array_equal(lost, region & present)
+    else:
+        assert lost.sum() == len(spoiled)
+    messages = " ".join(str(w.message) for w in caught)
+    for frame in spoiled:
+        assert f"frame {frame}" in messages and "changed_scan.h5" in messages
+
+
+def test_a_scan_without_usable_readings_is_an_error(twin: Path, tmp_path: Path) -> None:
+    def no_monitor(readings: dict) -> np.ndarray:
+        readings["monitor"][:] = np.nan
+        return np.ones(readings["angle"].size, bool)
+
+    scan = _rewritten(twin, tmp_path, no_monitor)
+    with pytest.raises(ValueError, match="no frame has usable readings"):
+        run_reduce(scan, tmp_path / "run.h5", OPTIONS)

@@ -64,7 +64,7 @@ def _fail(error: Exception, code: int, what: str) -> None:
     if isinstance(error, OSError) and error.filename and str(error.filename) not in message:
         message = f"{error.filename}: {message}"
     lines = message.splitlines()
-    error_console.print(f"[red]{what}:[/red] {escape(lines[0])}", highlight=False)
+    error_console.print(f"[red]{what}:[/red] {escape(lines[0])}", highlight=False, soft_wrap=True)
     for line in lines[1:]:
-        error_console.print(f"  {escape(line.strip())}", highlight=False)
+        error_console.print(f"  {escape(line.strip())}", highlight=False, soft_wrap=True)
     raise typer.Exit(code) from None

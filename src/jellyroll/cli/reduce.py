@@ -84,7 +84,8 @@ def reduce(
     console.print(
         f"wrote [bold]{report.output}[/bold]: sinogram {report.shape} "
         f"(angles x translations x q), {report.missing_cells} missing cells, "
-        f"{report.unreadable_frames} unreadable frames"
+        f"{report.unreadable_frames} unreadable frames, {report.unplaced_frames} frames left out "
+        "for their readings (see the warnings)"
     )
     if report.blocks_done_before:
         console.print(f"resumed: {report.blocks_done_before} blocks were already done")

@@ -46,6 +46,8 @@ from jellyroll.sinogram import (
     attenuation_sinogram,
     edge_columns,
     estimate_rotation_centre,
+    frame_readings_problems,
+    monitor_scale,
     place,
     sinogram_layout,
     subtract_air,
@@ -113,6 +115,7 @@ class ReduceReport:
     blocks_done_before: int
     rotation_centre_mm: float | None
     problems: list[str] = field(default_factory=list)
+    unplaced_frames: int = 0
 
 
 def integration_setup(info: ScanInfo, options: ReduceOptions) -> IntegrationSetup:
@@ -149,15 +152,27 @@ def _fingerprint(info: ScanInfo, options: ReduceOptions, spec: ScanSpec) -> str:
     return digest.hexdigest()
 
 
-def _monitor_scale(info: ScanInfo) -> np.ndarray:
-    """Per-frame normalisation factor: monitor / its mean (1 without a monitor)."""
-    if info.monitor is None:
-        return np.ones(info.n_frames)
-    monitor = np.asarray(info.monitor, dtype=np.float64)
-    if np.any(monitor <= 0):
-        bad = np.flatnonzero(monitor <= 0)[:5]
-        raise ValueError(f"{info.source}: monitor is not positive at frames {bad.tolist()}...")
-    return monitor / monitor.mean()
+MAX_LISTED_REJECTIONS = 10
+"""Frames left out for their motor readings that a reduction names one by one."""
+
+
+def _frame_checks(info: ScanInfo, layout: SinogramLayout) -> tuple[np.ndarray, list[str]]:
+    """Per-frame monitor factor (NaN = frame left out) and the warnings that name the frames
+    left out: non-finite or impossible motor, monitor or diode readings, readings off the
+    scan's grid."""
+    readings_ok, notes = frame_readings_problems(
+        info.rotation_angle_deg, info.translation_mm, info.monitor, info.diode
+    )
+    rejected = [str(item) for item in layout.rejected if readings_ok[item.frame]]
+    if len(rejected) > MAX_LISTED_REJECTIONS:
+        more = len(rejected) - MAX_LISTED_REJECTIONS
+        rejected = [*rejected[:MAX_LISTED_REJECTIONS], f"and {more} more frames off the grid"]
+    messages = [f"{info.source}: {note} (left out)" for note in [*notes, *rejected]]
+    try:
+        scale = monitor_scale(info.monitor, readings_ok & layout.placed)
+    except ValueError as error:
+        raise ValueError(f"{info.source}: no frame has usable readings ({error})") from error
+    return scale, messages
 
 
 @lru_cache(maxsize=4)
@@ -187,7 +202,8 @@ def reduce_block(
 def _integrate_block(
     block: Block, integrator: Integrator | None, scale: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    valid = block.valid.copy()
+    valid = block.valid & np.isfinite(scale)
+    scale = np.where(valid, scale, 1.0)  # frames left out: any finite factor, NaN below
     if integrator is None:  # pre-integrated patterns: normalise only; errors unknown
         patterns = block.data.astype(np.float32) / scale[:, None].astype(np.float32)
         errors = np.full_like(patterns, np.nan)
@@ -255,7 +271,7 @@ def _reduce(
         raise ValueError(f"{info.source}: {error}") from error
     q = integrator.radial if integrator is not None else info.q_A
     layout = sinogram_layout(info.rotation_angle_deg, info.translation_mm)
-    scale = _monitor_scale(info)
+    scale, frame_notes = _frame_checks(info, layout)
     partial = output.with_name(output.name + ".partial")
     _check_free_space(partial, 2 * 2 * 4 * layout.shape[0] * layout.shape[1] * q.size)
     blocks = [
@@ -267,7 +283,7 @@ def _reduce(
         done = work["checkpoint/done"]
         done_before = int(np.sum(done[()]))
         pending = [i for i, ok in enumerate(done[()]) if not ok]
-        problems: list[str] = []
+        problems: list[str] = frame_notes
         valid = work["checkpoint/valid"]
         if scheduler:
             finished = _run_blocks_on_cluster(
@@ -415,7 +431,7 @@ def _place_block(
     count, placed = work["checkpoint/count"], work["checkpoint/placed"]
     rows = layout.angle_index[start:stop]
     columns = layout.translation_index[start:stop]
-    keep = np.isfinite(patterns).any(axis=1) & ~placed[start:stop]
+    keep = np.isfinite(patterns).any(axis=1) & ~placed[start:stop] & layout.placed[start:stop]
     for row in np.unique(rows[keep]):
         pick = np.flatnonzero((rows == row) & keep)
         row_data, row_sigma, row_count = data[row], sigma[row], count[row]
@@ -459,7 +475,7 @@ def _finish(
     attenuation = None
     if info.diode is not None and info.monitor is not None:
         with np.errstate(invalid="ignore", divide="ignore"):
-            ratio = place(layout, info.diode / info.monitor, valid)
+            ratio = place(layout, info.diode / info.monitor, valid)  # valid: readings too
         attenuation = attenuation_sinogram(ratio)
     air = edge_columns(layout.shape[1])
     centre: list[float | None] = [None]
@@ -495,12 +511,16 @@ def _finish(
             centre[0] = estimate_rotation_centre(
                 centre_source, layout.rotation_angle_deg, layout.translation_mm
             )
+            if not np.isfinite(centre[0]):
+                raise ValueError("the fit gave no finite value")
             group["rotation_centre"] = centre[0]
             group["rotation_centre"].attrs["units"] = "mm"
         except ValueError as error:
+            centre[0] = None
             warnings.warn(f"{info.source}: rotation centre not estimated ({error})", stacklevel=4)
         group.attrs["missing_cells"] = int(np.sum(occupancy == 0))
         group.attrs["unreadable_frames"] = int(np.sum(~valid))
+        group.attrs["unplaced_frames"] = int(np.sum(~layout.placed))
         set_default(entry, "sinogram")
 
     record = provenance_record(
@@ -532,6 +552,7 @@ def _finish(
         duplicate_frames=int(np.sum(np.maximum(occupancy - 1, 0))),
         blocks_done_before=0,
         rotation_centre_mm=centre[0],
+        unplaced_frames=int(np.sum(~layout.placed)),
     )
 
 
