@@ -17,6 +17,7 @@ from jellyroll.results import (
     MapSet,
     Sinogram,
     read_reconstruction,
+    read_sinogram,
     write_map_set,
     write_sinogram,
 )
@@ -121,3 +122,22 @@ def test_errors_are_reported(tmp_path: Path) -> None:
     assert _invoke(str(path), "--method", "art").exit_code == 2
     assert _invoke(str(path), "--channels", "7:8").exit_code == 1
     assert _invoke(str(tmp_path / "missing.h5")).exit_code == 1
+
+
+def test_channels_without_data_are_nan_and_a_cube_without_data_an_error(tmp_path: Path) -> None:
+    """A channel whose sinogram is all NaN (no pixel in its q bin) reconstructs to NaN with
+    a note, not to 0; a sinogram without any value is refused."""
+    path = tmp_path / "run.h5"
+    _run_file(path)
+    sinogram = read_sinogram(path)
+    sinogram.data[..., 3] = np.nan
+    write_sinogram(path, sinogram, {})
+    result = _invoke(str(path), "--iterations", "2")
+    assert result.exit_code == 0, result.output
+    assert "1 channels without data" in result.output
+    recon = read_reconstruction(path)
+    assert np.isnan(recon.data[..., 3]).all() and np.isfinite(recon.data[..., 2]).all()
+    sinogram.data[:] = np.nan
+    write_sinogram(path, sinogram, {})
+    result = _invoke(str(path), "--iterations", "2")
+    assert result.exit_code == 1 and "no finite value" in result.stderr

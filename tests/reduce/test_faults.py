@@ -103,6 +103,14 @@ def test_cli_errors_are_one_line_on_stderr(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "missing.h5" in result.stderr and "no such scan file" in result.stderr
     assert "Traceback" not in result.output and "no such scan file" not in result.stdout
+    text = tmp_path / "notes.h5"
+    text.write_text("not an HDF5 file")
+    result = runner.invoke(app, ["reduce", str(text), "-o", str(tmp_path / "run.h5")])
+    assert (
+        result.exit_code == 1
+        and "notes.h5" in result.stderr
+        and "not a readable HDF5" in (result.stderr)
+    )
     config = tmp_path / "cells.toml"
     config.write_text(f'[[cells]]\nname = "a"\nwaxs = "{tmp_path / "nope.h5"}"\nsaxs = "s.h5"\n')
     result = runner.invoke(app, ["run", str(config)])
