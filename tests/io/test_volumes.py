@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from jellyroll.io.volumes import read_volume, write_tiff_stack
+from jellyroll.io.volumes import open_volume, read_volume, write_tiff_stack
 
 
 def test_round_trip_keeps_data_voxel_and_description(tmp_path: Path) -> None:
@@ -117,3 +117,24 @@ def test_round_trip_property(volume: np.ndarray, voxel: float) -> None:
     assert data.dtype == volume.dtype and data.shape == volume.shape
     np.testing.assert_array_equal(data, volume)
     assert read_voxel == voxel
+
+
+def test_open_volume_reads_slabs_as_read_volume_does(tmp_path: Path) -> None:
+    """Every layout gives the same slabs as the whole-volume reader, voxel size included."""
+
+    volume = np.arange(5 * 6 * 7, dtype=np.float32).reshape(5, 6, 7)
+    tiff = write_tiff_stack(tmp_path / "v.tif", volume, 4.2)
+    folder = tmp_path / "slices"
+    folder.mkdir()
+    for k, image in enumerate(volume):
+        tifffile.imwrite(folder / f"s{k}.tif", image)
+    with h5py.File(tmp_path / "v.h5", "w") as f:
+        f["a/b"] = volume
+        f["a/b"].attrs["voxel_size_um"] = 4.2
+    for path, voxel in ((tiff, None), (folder, 4.2), (f"{tmp_path / 'v.h5'}::/a/b", None)):
+        with open_volume(path, voxel) as source:
+            assert source.shape == (5, 6, 7) and source.voxel_um == pytest.approx(4.2)
+            np.testing.assert_array_equal(source[1:3], volume[1:3])
+            np.testing.assert_array_equal(source[4, 2:4], volume[4, 2:4])
+    with pytest.raises(ValueError, match="voxel size is not recorded"):
+        open_volume(folder)

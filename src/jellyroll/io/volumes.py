@@ -295,3 +295,141 @@ def _hdf5_voxel(node: Any) -> float | None:
             if scale is not None:
                 return scale * float(np.ravel(attrs[key])[0])
     return None
+
+
+class VolumeSource:
+    """A volume on disk read slab by slab: ``shape`` (nz, ny, nx), ``dtype``, ``voxel_um``;
+    ``source[k]`` or ``source[a:b]`` (plus in-plane slices) reads only those slices.
+
+    Open with :func:`open_volume`; close (or use as a context manager) to release the file.
+    """
+
+    def __init__(self, name: str, shape, dtype, voxel_um: float, read, close=None) -> None:
+        self.name = name
+        self.shape = tuple(int(n) for n in shape)
+        self.dtype = np.dtype(dtype)
+        self.voxel_um = voxel_um
+        self.ndim = 3
+        self._read = read
+        self._close = close
+
+    def __getitem__(self, index) -> np.ndarray:
+        index = index if isinstance(index, tuple) else (index,)
+        z, rest = index[0], index[1:]
+        if isinstance(z, int | np.integer):
+            return self._read(slice(int(z), int(z) + 1))[(0, *rest)]
+        return self._read(z)[(slice(None), *rest)]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        data = self._read(slice(None))
+        return data if dtype is None else data.astype(dtype)
+
+    def close(self) -> None:
+        if self._close is not None:
+            self._close()
+
+    def __enter__(self) -> VolumeSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_volume(
+    path: str | os.PathLike[str], voxel_size_um: float | None = None, dataset: str | None = None
+) -> VolumeSource:
+    """A volume for slab-wise reading, without loading it: an HDF5 dataset
+    (``file.h5::/path/to/data`` or ``dataset=``), a multi-page TIFF (pages read on demand)
+    or a folder of TIFF slices. Voxel size as in :func:`read_volume` (the argument wins)."""
+    text = str(path)
+    if "::" in text and dataset is None:
+        text, dataset = text.split("::", 1)
+    p = Path(text)
+    if not p.exists():
+        raise ValueError(f"{p}: no such file or folder; check the path")
+    if p.is_dir():
+        source = _folder_source(p)
+    elif p.suffix.lower() in _HDF5_SUFFIXES or _is_hdf5(p):
+        source = _hdf5_source(p, dataset)
+    else:
+        source = _tiff_source(p)
+    if voxel_size_um is not None:
+        source.voxel_um = _check_voxel(voxel_size_um, str(p))
+    elif source.voxel_um is None:
+        source.close()
+        where = f"{p}" if dataset is None else f"{p} (dataset {dataset!r})"
+        raise ValueError(f"{where}: the voxel size is not recorded in the metadata; {_HINT}")
+    else:
+        source.voxel_um = _check_voxel(source.voxel_um, str(p))
+    return source
+
+
+def _hdf5_source(path: Path, dataset: str | None) -> VolumeSource:
+    import h5py
+
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as error:
+        raise ValueError(f"{path}: not a readable HDF5 file ({error})") from None
+    node = handle.get(dataset) if dataset is not None else None
+    if not isinstance(node, h5py.Dataset) or node.ndim not in (2, 3):
+        handle.close()
+        _read_hdf5(path, dataset)  # raises the message listing the datasets
+        raise ValueError(f"{path}: dataset {dataset!r} is not a 2D or 3D array")
+    shape = node.shape if node.ndim == 3 else (1, *node.shape)
+
+    def read(z: slice) -> np.ndarray:
+        return node[z] if node.ndim == 3 else node[()][None][z]
+
+    return VolumeSource(
+        f"{path}::{dataset}", shape, node.dtype, _hdf5_voxel(node), read, handle.close
+    )
+
+
+def _tiff_source(path: Path) -> VolumeSource:
+    import tifffile
+
+    try:
+        tif = tifffile.TiffFile(path)
+    except tifffile.TiffFileError as error:
+        raise ValueError(f"{path}: not a readable TIFF ({error})") from None
+    pages = tif.pages
+    first = pages[0]
+    if first.ndim != 2 or any(p.shape != first.shape for p in pages):  # type: ignore[union-attr]
+        tif.close()
+        data, voxel = _read_tiff(path)  # ImageJ hyperstacks and odd layouts: read whole
+        return VolumeSource(str(path), data.shape, data.dtype, voxel, lambda z: data[z])
+    voxel, _ = _tiff_voxel(tif)
+
+    def read(z: slice) -> np.ndarray:
+        indices = range(len(pages))[z]
+        return np.stack([pages[i].asarray() for i in indices])  # type: ignore[union-attr]
+
+    return VolumeSource(str(path), (len(pages), *first.shape), first.dtype, voxel, read, tif.close)
+
+
+def _folder_source(folder: Path) -> VolumeSource:
+    import tifffile
+
+    files = sorted(
+        (f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in _TIFF_SUFFIXES),
+        key=lambda f: natural_key(f.name),
+    )
+    if not files:
+        raise ValueError(f"{folder}: the folder holds no .tif/.tiff slices")
+    with tifffile.TiffFile(files[0]) as tif:
+        first = np.squeeze(tif.asarray())
+        voxel, _ = _tiff_voxel(tif)
+    if first.ndim != 2:
+        raise ValueError(f"{files[0]}: expected one 2D slice per file, got shape {first.shape}")
+
+    def read(z: slice) -> np.ndarray:
+        out = []
+        for name in files[z]:
+            image = np.squeeze(tifffile.imread(name))
+            if image.shape != first.shape:
+                raise ValueError(f"{name}: slice shape {image.shape} differs from {first.shape}")
+            out.append(image)
+        return np.stack(out) if out else np.empty((0, *first.shape), first.dtype)
+
+    return VolumeSource(str(folder), (len(files), *first.shape), first.dtype, voxel, read)

@@ -1,0 +1,166 @@
+"""Bent collectors in 3D: the Cu collector traced through an X-ray volume, slice by slice,
+its bends joined along the cell axis (the study's Fig. 3a/b seen in NXCT).
+
+Each slice is handled as a 2D map by :func:`jellyroll.defects.find_bends` (the collector
+traced by :func:`jellyroll.unroll.trace_spiral` around the cell centre, bends as runs off a
+smooth spiral); a bend seen in neighbouring slices on the same turn, at nearby arc positions,
+is one bend in 3D. Positions in the volume frame of SPEC section 6: (z, y, x) um with the
+origin at the grid centre.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from jellyroll.conventions import px_to_um
+from jellyroll.defects.bends import find_bends
+from jellyroll.unroll import find_cell, spiral_deviation, trace_spiral
+
+BEND3D_COLUMNS = (
+    "id", "z_um", "y_um", "x_um", "turn", "amplitude_um", "extent_axial_um",
+    "extent_arc_um", "slices",
+)  # fmt: skip
+
+
+@dataclass
+class CollectorDisplacement:
+    """The collector's radial displacement off its smooth spiral, per slice and arc sample:
+    ``displacement_um`` (n_slices, n_arc), NaN where a slice was not traced that far;
+    ``arc_um`` (n_arc,) from the layer's inner end, ``z_um`` (n_slices,), ``turn`` (n_arc,)
+    revolutions from the inner end (of the middle slice's trace)."""
+
+    displacement_um: np.ndarray
+    arc_um: np.ndarray
+    z_um: np.ndarray
+    turn: np.ndarray
+
+
+def slice_bends(
+    volume, voxel_um: float, slices: np.ndarray, progress: Callable[[float], None] | None = None
+) -> tuple[pd.DataFrame, CollectorDisplacement]:
+    """Bends of every slice in ``slices`` of ``volume`` ((nz, ny, nx) array-like, Cu bright)
+    and the displacement map. Slices where no collector can be traced are skipped."""
+    nz = volume.shape[0]
+    tables = []
+    profiles: list[tuple[float, np.ndarray, np.ndarray, np.ndarray]] = []
+    for n, k in enumerate(slices):
+        image = np.nan_to_num(np.asarray(volume[int(k)], dtype=np.float64))
+        z_um = float(px_to_um(int(k), nz, voxel_um))
+        try:
+            trace = trace_spiral(image, find_cell(image), voxel_um)
+        except ValueError:
+            continue
+        bends = find_bends(image, voxel_um, trace=trace)
+        deviation = spiral_deviation(trace)
+        turn = (trace.winding_rad - trace.winding_rad[0]) / (2 * np.pi)
+        profiles.append((z_um, deviation.arc_um, deviation.deviation_um, turn))
+        if len(bends):
+            tables.append(bends.assign(z_um=z_um, slice=int(k)))
+        if progress is not None:
+            progress((n + 1) / len(slices))
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    return table, _displacement(profiles, voxel_um)
+
+
+def _displacement(
+    profiles: list[tuple[float, np.ndarray, np.ndarray, np.ndarray]], step_um: float
+) -> CollectorDisplacement:
+    if not profiles:
+        empty = np.empty(0)
+        return CollectorDisplacement(np.empty((0, 0)), empty, empty, empty)
+    longest = max(arc[-1] for _, arc, _, _ in profiles)
+    grid = np.arange(0.0, longest + step_um, step_um)
+    rows = np.full((len(profiles), grid.size), np.nan)
+    for i, (_, arc, values, _) in enumerate(profiles):
+        inside = grid <= arc[-1]
+        rows[i, inside] = np.interp(grid[inside], arc, values)
+    _, arc, _, turn = profiles[len(profiles) // 2]
+    turns = np.interp(grid, arc, turn)
+    z = np.array([z for z, _, _, _ in profiles])
+    return CollectorDisplacement(rows, grid, z, turns)
+
+
+def join_bends(
+    per_slice: pd.DataFrame,
+    voxel_um: float,
+    *,
+    slice_step: int = 1,
+    arc_slack_um: float | None = None,
+) -> pd.DataFrame:
+    """Bends of consecutive slices on the same turn whose arc positions lie within their
+    widths (plus ``arc_slack_um``, default two voxels) joined into 3D bends.
+
+    Returns one row per 3D bend: ``id``, ``z_um``, ``y_um``, ``x_um`` (deepest point),
+    ``turn``, ``amplitude_um`` (signed, outwards positive, the largest), ``extent_axial_um``
+    (slices spanned x slice spacing), ``extent_arc_um`` (largest width along the layer),
+    ``slices`` (how many slices show it).
+    """
+    if per_slice.empty:
+        return pd.DataFrame({name: pd.Series(dtype=float) for name in BEND3D_COLUMNS})
+    slack = 2 * voxel_um if arc_slack_um is None else arc_slack_um
+    rows = per_slice.sort_values(["slice", "arc_um"], ignore_index=True)
+    parent = np.arange(len(rows))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    by_slice = {k: group for k, group in rows.groupby("slice")}
+    for k, group in by_slice.items():
+        following = by_slice.get(k + slice_step)
+        if following is None:
+            continue
+        for i, a in group.iterrows():
+            for j, b in following.iterrows():
+                reach = max(a.width_um, b.width_um) / 2 + slack
+                same_side = np.sign(a.amplitude_um) == np.sign(b.amplitude_um)
+                if a.turn == b.turn and same_side and abs(a.arc_um - b.arc_um) <= reach:
+                    parent[root(int(j))] = root(int(i))
+    labels = np.array([root(i) for i in range(len(rows))])
+    out = []
+    for label in np.unique(labels):
+        members = rows[labels == label]
+        deepest = members.loc[members.amplitude_um.abs().idxmax()]
+        span = members.slice.max() - members.slice.min() + slice_step
+        out.append(
+            {
+                "z_um": deepest.z_um,
+                "y_um": deepest.y_um,
+                "x_um": deepest.x_um,
+                "turn": int(deepest.turn),
+                "amplitude_um": float(deepest.amplitude_um),
+                "extent_axial_um": float(span * voxel_um),
+                "extent_arc_um": float(members.width_um.max()),
+                "slices": len(members),
+            }
+        )
+    table = pd.DataFrame(out).sort_values(["turn", "z_um"], ignore_index=True)
+    table.insert(0, "id", np.arange(1, len(table) + 1))
+    return table
+
+
+def find_bends_3d(
+    volume,
+    voxel_um: float,
+    *,
+    slice_step: int = 1,
+    min_slices: int = 2,
+    progress: Callable[[float], None] | None = None,
+) -> tuple[pd.DataFrame, CollectorDisplacement]:
+    """Bends of the Cu collector in an X-ray volume ((nz, ny, nx) array-like, 1/um or grey
+    levels, Cu bright; read one slice at a time), every ``slice_step``-th slice traced;
+    bends seen in fewer than ``min_slices`` slices are dropped as noise. Returns the table
+    of :func:`join_bends` and the collector's displacement map."""
+    slices = np.arange(0, volume.shape[0], slice_step)
+    per_slice, displacement = slice_bends(volume, voxel_um, slices, progress)
+    bends = join_bends(per_slice, voxel_um, slice_step=slice_step)
+    if len(bends):
+        bends = bends[bends.slices >= min(min_slices, len(slices))].reset_index(drop=True)
+        bends["id"] = np.arange(1, len(bends) + 1)
+    return bends, displacement
