@@ -7,12 +7,26 @@ segmentation of the registered pair into cell components (:mod:`jellyroll.nxct.s
 
 from jellyroll.nxct.fuse import VoxelSample, contrast_window, fuse_rgb, sample_voxels
 from jellyroll.nxct.resample import resample_slabs, write_resampled
+from jellyroll.nxct.segment import (
+    LABEL_NAMES,
+    Thresholds,
+    classify,
+    find_thresholds,
+    fit_gmm_histogram,
+    segment_slabs,
+)
 
 __all__ = [
+    "LABEL_NAMES",
+    "Thresholds",
     "VoxelSample",
+    "classify",
     "contrast_window",
+    "find_thresholds",
+    "fit_gmm_histogram",
     "fuse_rgb",
     "resample_slabs",
     "sample_voxels",
+    "segment_slabs",
     "write_resampled",
 ]
