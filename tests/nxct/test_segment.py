@@ -1,0 +1,101 @@
+"""Segmentation of the twin's registered NXCT pair against its true component fractions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from jellyroll.nxct.fuse import sample_voxels
+from jellyroll.nxct.segment import LABELS, Thresholds, classify, find_thresholds, segment_slabs
+from jellyroll.phantom.materials import attenuation_map, mu_table
+from jellyroll.phantom.nxct import simulate_nxct_from_attenuation
+from jellyroll.phantom.twin import make_twin
+from jellyroll.phantom.write import nxct_fraction_slices
+
+GROUPS = {
+    "void": (),
+    "casing": ("steel",),
+    "cu": ("cu",),
+    "al": ("al",),
+    "separator_electrolyte": ("separator", "electrolyte"),
+    "cathode": ("nmc_lithiated", "nmc_delithiated"),
+    "anode": ("lic6", "lic12", "graphite_poor", "si", "lisi", "fesi2"),
+}
+"""True class of a voxel: the group of largest summed fraction (void: 1 - all; binder none)."""
+
+# The tiny twin's 10 um voxel (20 um X-ray voxels) is thicker than the Cu collector (10 um) and
+# the separator (16 um): Dice there is 0.67 (Cu), 0.72 (cathode), 0.43 (anode). At 2.5 um
+# (X-ray 5 um) the layers are resolved, the issue's bar of 0.9 applies.
+VOXEL_UM = 2.5
+
+
+@pytest.fixture(scope="module")
+def twin_pair():
+    twin = make_twin("aged_charged", "tiny", seed=0)
+    fractions = [f for _, f in nxct_fraction_slices(twin, 2, VOXEL_UM)]
+    xray = np.stack([attenuation_map(f, mu_table("xray", energy_keV=60.0)) for f in fractions])
+    neutron = np.stack(
+        [attenuation_map(f, mu_table("neutron", wavelength_A=4.0)) for f in fractions]
+    )
+    volumes = simulate_nxct_from_attenuation(
+        xray, neutron, VOXEL_UM, neutron_rotation_deg=(0, 0, 0), neutron_shift_um=(0, 0, 0)
+    )
+    groups = []
+    for members in GROUPS.values():
+        groups.append(sum(np.stack([f[m] for f in fractions]) for m in members) if members else 0)
+    total = sum(np.stack([f[m] for f in fractions]) for m in fractions[0])
+    groups[0] = 1 - total
+    truth = np.argmax(np.stack(groups), axis=0)
+    return volumes.xray_in_world(), volumes.neutron, truth
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    return 2 * float((a & b).sum()) / max(int(a.sum() + b.sum()), 1)
+
+
+def test_dice_on_the_twin(twin_pair):
+    xray, neutron, truth = twin_pair
+    thresholds = find_thresholds(sample_voxels(xray, neutron, n_planes=2).values)
+    labels = np.concatenate([s for _, s in segment_slabs(xray, neutron, thresholds, slab=1)])
+    anode = np.isin(labels, [LABELS["anode_lithiated"], LABELS["anode_li_poor"]])
+    names = list(GROUPS)
+    dice = {
+        "cu": _dice(truth == names.index("cu"), labels == LABELS["cu"]),
+        "cathode": _dice(truth == names.index("cathode"), labels == LABELS["cathode"]),
+        "anode": _dice(truth == names.index("anode"), anode),
+    }
+    print(dice)  # measured 0.94, 0.93, 0.90
+    assert min(dice.values()) >= 0.9, dice
+
+
+def _rings() -> tuple[np.ndarray, np.ndarray]:
+    """A steel ring (touches the outside) around a Cu ring in anode, one plane of 41 x 41."""
+    y, x = np.mgrid[-20:21, -20:21]
+    r = np.hypot(y, x)
+    xray = np.where((r > 16) & (r < 19), 10.0, np.where(r <= 16, 1.0, 0.0))
+    xray[(r > 8) & (r < 10)] = 10.0
+    neutron = np.where(r <= 16, 5.0, 0.0)
+    return xray[None], neutron[None]
+
+
+HAND = Thresholds(
+    xray_metal=5.0,
+    xray_cathode=3.0,
+    neutron_cathode=3.0,
+    neutron_separator=8.0,
+    neutron_void=1.0,
+    neutron_lithiated=2.0,
+)
+
+
+def test_casing_and_cu_by_position():
+    labels = classify(*_rings(), HAND)[0]
+    assert labels[20, 2] == LABELS["casing"] and labels[20, 11] == LABELS["cu"]
+    assert labels[0, 0] == LABELS["void"] and labels[20, 15] == LABELS["anode_lithiated"]
+
+
+def test_majority_filter_removes_salt():
+    xray, neutron = _rings()
+    neutron[0, 20, 14] = 0.0  # one void voxel inside the anode
+    assert classify(xray, neutron, HAND)[0, 20, 14] == LABELS["void"]
+    assert classify(xray, neutron, HAND, majority_size=3)[0, 20, 14] == LABELS["anode_lithiated"]
