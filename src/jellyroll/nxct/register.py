@@ -1,0 +1,433 @@
+"""Multimodal rigid registration of a neutron CT volume onto a lab X-ray CT volume of one cell.
+
+Frames follow SPEC section 6: a volume frame has its origin at the grid centre (voxel ``i`` of
+``n`` at ``(i - (n - 1) / 2) * voxel``), axes ``(z, y, x)`` in um, and a 4x4 matrix ``A_to_B``
+maps ``(z, y, x, 1)`` of frame A to frame B. A one-slice volume (``nz == 1``) is a 2D image.
+
+Method (fully automatic, any rotation about the cell axis):
+
+1. :func:`find_cell_axis`: per slice of a block-averaged copy, the centroid of the filled cell
+   silhouette (Otsu threshold [Otsu 1979], largest connected object, holes filled); a 3D line
+   fitted through the centres by least squares with iterative rejection of outliers (> 3 robust
+   standard deviations from the median absolute deviation).
+2. Each volume is brought into its *axis frame* (cell axis on z through the origin). The
+   rotation about the axis is found by an exhaustive search over all angles (0.5 deg steps) of
+   the mutual information [Viola & Wells 1997; Maes et al. 1997] between polar unwrappings
+   (radius x angle x height) of the two volumes, quantised into equal-population bins; the
+   search is one circular shift per angle, so it costs a fraction of a second.
+3. The six rigid parameters (and an isotropic scale with ``scale=True``) are refined with
+   SimpleITK [Lowekamp et al. 2013]: Mattes mutual information [Mattes et al. 2003], versor
+   rigid (or similarity) transform, regular-step gradient descent over a three-level pyramid.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
+from skimage.filters import threshold_otsu
+
+__all__ = [
+    "CellAxis",
+    "Registration",
+    "apply_transform",
+    "downsample",
+    "find_cell_axis",
+    "register_volumes",
+    "rms_error",
+]
+
+
+@dataclass(frozen=True)
+class CellAxis:
+    """The cell axis in a volume frame: ``point`` (z, y, x) um on the axis at the frame's z = 0
+    height, ``direction`` (z, y, x) unit vector with a positive z component, ``radius_um`` the
+    mean radius of the cell silhouette, ``centres_zyx_um`` (n, 3) the slice centres used."""
+
+    point: np.ndarray
+    direction: np.ndarray
+    radius_um: float
+    centres_zyx_um: np.ndarray
+
+    def to_axis_frame(self) -> np.ndarray:
+        """4x4 matrix: volume frame -> axis frame (axis on z through the origin)."""
+        rotation = _rotation_to_z(self.direction)
+        matrix = np.eye(4)
+        matrix[:3, :3] = rotation
+        matrix[:3, 3] = -rotation @ self.point
+        return matrix
+
+
+@dataclass(frozen=True)
+class Registration:
+    """Result of :func:`register_volumes`.
+
+    ``nct_to_xct``: (4, 4) float64, (z, y, x, 1) um of the neutron frame -> the X-ray frame.
+    ``metric``: name of the similarity; ``metric_value``: its final value (SimpleITK's Mattes
+    MI is negative, lower is better); ``seconds``: wall time; ``rotation_about_axis_deg``: the
+    global angle estimate (neutron axis frame = X-ray axis frame rotated by it about z);
+    ``scale``: the isotropic scale found (1 for a rigid fit).
+    """
+
+    nct_to_xct: np.ndarray
+    metric: str
+    metric_value: float
+    seconds: float
+    rotation_about_axis_deg: float
+    xct_axis: CellAxis
+    nct_axis: CellAxis
+    scale: float = 1.0
+
+
+def apply_transform(points_zyx_um: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Map (n, 3) or (3,) points (z, y, x) um with a 4x4 homogeneous ``matrix``."""
+    points = np.asarray(points_zyx_um, dtype=np.float64)
+    matrix = np.asarray(matrix, dtype=np.float64)
+    return points @ matrix[:3, :3].T + matrix[:3, 3]
+
+
+def rms_error(
+    matrix_found: np.ndarray,
+    matrix_true: np.ndarray,
+    shape: Sequence[int],
+    voxel_um: float,
+    points_zyx_um: np.ndarray | None = None,
+) -> float:
+    """RMS distance (um) between points of the source volume mapped by the two matrices.
+
+    Default points: a 9 x 9 x 9 grid (9 x 9 when ``shape[0] == 1``) over the source volume of
+    ``shape`` and ``voxel_um``, kept inside the cylinder inscribed in it (around z).
+    """
+    if points_zyx_um is None:
+        half = (np.asarray(shape, dtype=np.float64) - 1) / 2 * float(voxel_um)
+        axes = [np.linspace(-h, h, 9) if h > 0 else np.zeros(1) for h in half]
+        grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+        radius = min(half[1], half[2])
+        points_zyx_um = grid[np.hypot(grid[:, 1], grid[:, 2]) <= radius]
+    delta = apply_transform(points_zyx_um, matrix_found) - apply_transform(
+        points_zyx_um, matrix_true
+    )
+    return float(np.sqrt(np.mean(np.sum(delta**2, axis=1))))
+
+
+def downsample(
+    volume: Any, voxel_um: float, max_voxels: int
+) -> tuple[np.ndarray, float, np.ndarray]:
+    """Block-mean copy of ``volume`` with at most ``max_voxels`` voxels, read in slabs.
+
+    ``volume``: a (nz, ny, nx) array or array-like with ``shape`` and slicing (h5py dataset,
+    memmap); only ``factor`` slices are read at a time. The factor is the same along the three
+    axes (1 along z for a one-slice volume). Returns the float32 copy, its voxel (um) and the
+    4x4 matrix coarse frame -> original frame (a translation of ``pad / 2`` fine voxels where a
+    shape is not a multiple of the factor; edge voxels are repeated to fill the last blocks).
+    """
+    shape = tuple(int(n) for n in volume.shape)
+    if len(shape) != 3:
+        raise ValueError(f"expected a (nz, ny, nx) volume, got shape {shape}")
+    factor = 1
+    while (
+        np.prod([_ceil_div(n, f) for n, f in zip(shape, _factors(shape, factor), strict=True)])
+        > max_voxels
+    ):
+        factor += 1
+    fz, fy, fx = _factors(shape, factor)
+    m = [_ceil_div(n, f) for n, f in zip(shape, (fz, fy, fx), strict=True)]
+    out = np.empty(m, np.float32)
+    for k in range(m[0]):
+        slab = np.asarray(volume[k * fz : min((k + 1) * fz, shape[0])], dtype=np.float32)
+        pads = [(0, fz - slab.shape[0]), (0, m[1] * fy - shape[1]), (0, m[2] * fx - shape[2])]
+        if any(p for _, p in pads):
+            slab = np.pad(slab, pads, mode="edge")
+        blocks = slab.reshape(fz, m[1], fy, m[2], fx)
+        out[k] = blocks.mean(axis=(0, 2, 4), dtype=np.float64)
+    to_fine = np.eye(4)
+    pad = np.array(
+        [mi * f - n for mi, f, n in zip(m, (fz, fy, fx), shape, strict=True)], dtype=np.float64
+    )
+    to_fine[:3, 3] = pad / 2 * float(voxel_um)
+    return out, float(voxel_um) * factor, to_fine
+
+
+def _ceil_div(n: int, f: int) -> int:
+    return -(-n // f)
+
+
+def _factors(shape: Sequence[int], factor: int) -> tuple[int, int, int]:
+    return (1 if shape[0] == 1 else factor, factor, factor)
+
+
+def _rotation_to_z(direction: np.ndarray) -> np.ndarray:
+    """3x3 rotation (z, y, x) taking the unit ``direction`` onto (1, 0, 0), about their normal
+    (Rodrigues' formula); the identity for a direction along z."""
+    d = np.asarray(direction, dtype=np.float64)
+    d = d / np.linalg.norm(d)
+    z = np.array([1.0, 0.0, 0.0])
+    axis = np.cross(d, z)
+    s, c = np.linalg.norm(axis), float(d @ z)
+    if s < 1e-12:
+        return np.eye(3)
+    k = axis / s
+    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + s * kx + (1 - c) * (kx @ kx)
+
+
+def _slice_centre(image: np.ndarray) -> tuple[float, float, float] | None:
+    """Centroid (iy, ix) and area (pixels) of the filled largest object above Otsu."""
+    smooth = ndimage.gaussian_filter(image.astype(np.float32), 1.0)
+    if not np.ptp(smooth) > 0:
+        return None
+    labels, n = ndimage.label(smooth > threshold_otsu(smooth))
+    if n == 0:
+        return None
+    sizes = np.bincount(labels.ravel())[1:]
+    mask = ndimage.binary_fill_holes(labels == 1 + int(np.argmax(sizes)))
+    iy, ix = np.nonzero(mask)
+    return float(iy.mean()), float(ix.mean()), float(iy.size)
+
+
+def find_cell_axis(volume: Any, voxel_um: float, *, max_voxels: int = 2_000_000) -> CellAxis:
+    """The cell axis of a (nz, ny, nx) volume (array-like) of ``voxel_um`` voxels.
+
+    Works on a block-mean copy of at most ``max_voxels`` voxels. For ``nz == 1`` the axis is
+    the z direction through the slice's centre.
+    """
+    coarse, coarse_voxel, to_fine = downsample(volume, voxel_um, max_voxels)
+    return _find_axis_coarse(coarse, coarse_voxel, to_fine)
+
+
+def _find_axis_coarse(coarse: np.ndarray, voxel: float, to_fine: np.ndarray) -> CellAxis:
+    centre_index = (np.asarray(coarse.shape, dtype=np.float64) - 1) / 2
+    rows = []
+    for k in range(coarse.shape[0]):
+        found = _slice_centre(coarse[k])
+        if found is not None:
+            rows.append((k, *found))
+    if not rows:
+        raise ValueError("no cell found in the volume (constant slices)")
+    table = np.asarray(rows)
+    centres = (table[:, :3] - centre_index) * voxel + to_fine[:3, 3]
+    radius = float(np.sqrt(np.median(table[:, 3]) / np.pi) * voxel)
+    z, yx = centres[:, 0], centres[:, 1:]
+    if len(rows) < 3:
+        point = np.array([0.0, *yx.mean(axis=0)])
+        direction = np.array([1.0, 0.0, 0.0])
+        return CellAxis(point, direction, radius, centres)
+    keep = np.ones(len(z), bool)
+    for _ in range(5):
+        design = np.stack([np.ones(keep.sum()), z[keep]], axis=1)
+        coef, *_ = np.linalg.lstsq(design, yx[keep], rcond=None)
+        residual = np.linalg.norm(yx - (coef[0] + np.outer(z, coef[1])), axis=1)
+        scale = 1.4826 * np.median(np.abs(residual[keep] - np.median(residual[keep])))
+        new_keep = residual <= np.median(residual[keep]) + 3 * max(scale, 0.1 * voxel)
+        if new_keep.sum() < 3 or np.array_equal(new_keep, keep):
+            break
+        keep = new_keep
+    point = np.array([0.0, *coef[0]])
+    direction = np.array([1.0, *coef[1]])
+    return CellAxis(point, direction / np.linalg.norm(direction), radius, centres[keep])
+
+
+def _polar_samples(
+    coarse: np.ndarray,
+    voxel: float,
+    to_fine: np.ndarray,
+    axis_frame: np.ndarray,
+    radii: np.ndarray,
+    angles: np.ndarray,
+    heights: np.ndarray,
+) -> np.ndarray:
+    """The volume at (height, radius, angle) of its axis frame, (nh, nr, na), linear."""
+    h, r, a = np.meshgrid(heights, radii, angles, indexing="ij")
+    points = np.stack([h, r * np.sin(a), r * np.cos(a)], axis=-1).reshape(-1, 3)
+    # axis frame -> original frame -> coarse frame -> coarse index
+    to_coarse = np.linalg.inv(to_fine) @ np.linalg.inv(axis_frame)
+    index = apply_transform(points, to_coarse) / voxel + (np.asarray(coarse.shape) - 1) / 2
+    values = ndimage.map_coordinates(coarse, index.T, order=1, mode="nearest")
+    return values.reshape(h.shape)
+
+
+def _quantise(values: np.ndarray, bins: int) -> np.ndarray:
+    """Equal-population bin index (0 .. bins - 1) of each value."""
+    ranks = np.argsort(np.argsort(values.ravel(), kind="stable"), kind="stable")
+    return (ranks * bins // ranks.size).reshape(values.shape).astype(np.int64)
+
+
+def _mutual_information(a: np.ndarray, b: np.ndarray, bins: int) -> float:
+    """MI (nats) of two quantised index arrays of the same shape."""
+    joint = np.bincount((a * bins + b).ravel(), minlength=bins * bins).reshape(bins, bins)
+    p = joint / joint.sum()
+    pa, pb = p.sum(axis=1), p.sum(axis=0)
+    nz = p > 0
+    return float(np.sum(p[nz] * np.log(p[nz] / np.outer(pa, pb)[nz])))
+
+
+def _angle_search(
+    xct: tuple[np.ndarray, float, np.ndarray],
+    nct: tuple[np.ndarray, float, np.ndarray],
+    xct_axis: CellAxis,
+    nct_axis: CellAxis,
+    step_deg: float = 0.5,
+    bins: int = 24,
+) -> float:
+    """Angle (deg) about z taking the X-ray axis frame to the neutron one, by exhaustive MI."""
+    radius = min(xct_axis.radius_um, nct_axis.radius_um)
+    dr = max(xct[1], nct[1])
+    radii = np.arange(0.1 * radius, 1.05 * radius, dr / 2)
+    n_angles = round(360 / step_deg)
+    angles = np.arange(n_angles) * (2 * np.pi / n_angles)
+    half_height = 0.25 * min(xct[0].shape[0] * xct[1], nct[0].shape[0] * nct[1])
+    heights = np.linspace(-half_height, half_height, 5) if half_height > 0 else np.zeros(1)
+    px = _polar_samples(*xct, xct_axis.to_axis_frame(), radii, angles, heights)
+    pn = _polar_samples(*nct, nct_axis.to_axis_frame(), radii, angles, heights)
+    qx, qn = _quantise(px, bins), _quantise(pn, bins)
+    scores = np.array(
+        [_mutual_information(qx, np.roll(qn, -s, axis=2), bins) for s in range(n_angles)]
+    )
+    best = int(np.argmax(scores))
+    left, mid, right = scores[best - 1], scores[best], scores[(best + 1) % n_angles]
+    curvature = left - 2 * mid + right
+    offset = 0.5 * (left - right) / curvature if curvature < 0 else 0.0
+    return float(((best + offset) * step_deg + 180) % 360 - 180)
+
+
+def _to_sitk(coarse: np.ndarray, voxel: float, to_fine: np.ndarray) -> sitk.Image:
+    """SimpleITK image whose physical (x, y, z) frame is the volume's SPEC frame reversed."""
+    dim = 2 if coarse.shape[0] == 1 else 3
+    array = coarse[0] if dim == 2 else coarse
+    image = sitk.GetImageFromArray(np.ascontiguousarray(array, dtype=np.float32))
+    origin_zyx = -(np.asarray(coarse.shape, dtype=np.float64) - 1) / 2 * voxel + to_fine[:3, 3]
+    image.SetSpacing([float(voxel)] * dim)
+    image.SetOrigin([float(c) for c in origin_zyx[::-1][:dim]])
+    return image
+
+
+def _zyx_to_sitk_matrix(matrix_zyx: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """(A, b) in SimpleITK's (x, y[, z]) order from a 4x4 (z, y, x) matrix."""
+    perm = np.arange(3)[::-1]
+    a = matrix_zyx[:3, :3][np.ix_(perm, perm)]
+    b = matrix_zyx[:3, 3][perm]
+    return a[:dim, :dim], b[:dim]
+
+
+def _sitk_to_zyx_matrix(transform: sitk.Transform, dim: int) -> np.ndarray:
+    """4x4 (z, y, x) matrix of a SimpleITK affine-like transform (x, y[, z] order)."""
+    a = np.asarray(transform.GetMatrix(), dtype=np.float64).reshape(dim, dim)
+    centre = np.asarray(transform.GetCenter(), dtype=np.float64)
+    t = np.asarray(transform.GetTranslation(), dtype=np.float64)
+    b = t + centre - a @ centre
+    full_a, full_b = np.eye(3), np.zeros(3)
+    full_a[:dim, :dim], full_b[:dim] = a, b
+    perm = np.arange(3)[::-1]
+    matrix = np.eye(4)
+    matrix[:3, :3] = full_a[np.ix_(perm, perm)]
+    matrix[:3, 3] = full_b[perm]
+    return matrix
+
+
+def _initial_transform(
+    xct_to_nct: np.ndarray, centre_zyx: np.ndarray, dim: int, scale: bool
+) -> sitk.Transform:
+    """SimpleITK transform (fixed X-ray -> moving neutron points) from a 4x4 (z, y, x) rigid
+    matrix, its centre of rotation at ``centre_zyx`` um of the X-ray frame."""
+    a, b = _zyx_to_sitk_matrix(xct_to_nct, dim)
+    centre = np.asarray(centre_zyx, dtype=np.float64)[::-1][:dim]
+    if dim == 3:
+        transform = sitk.Similarity3DTransform() if scale else sitk.VersorRigid3DTransform()
+    else:
+        transform = sitk.Similarity2DTransform() if scale else sitk.Euler2DTransform()
+    transform.SetCenter([float(c) for c in centre])
+    if dim == 3:
+        transform.SetMatrix([float(v) for v in _orthonormal(a).ravel()])
+    else:
+        transform.SetAngle(float(np.arctan2(a[1, 0], a[0, 0])))
+    translation = b + a @ centre - centre
+    transform.SetTranslation([float(v) for v in translation])
+    return transform
+
+
+def _orthonormal(a: np.ndarray) -> np.ndarray:
+    """Nearest rotation to ``a`` (polar decomposition by SVD)."""
+    u, _, vt = np.linalg.svd(a)
+    return u @ vt
+
+
+def _rotation_z(angle_deg: float) -> np.ndarray:
+    """4x4 right-handed rotation by ``angle_deg`` about z (SPEC (z, y, x) order)."""
+    c, s = np.cos(np.deg2rad(angle_deg)), np.sin(np.deg2rad(angle_deg))
+    matrix = np.eye(4)
+    matrix[1:3, 1:3] = [[c, s], [-s, c]]
+    return matrix
+
+
+def register_volumes(
+    xct: Any,
+    xct_voxel_um: float,
+    nct: Any,
+    nct_voxel_um: float,
+    *,
+    scale: bool = False,
+    max_voxels: int = 2_000_000,
+    seed: int = 0,
+    sampling: float = 0.3,
+    iterations: int = 300,
+    learning_rate: float = 2.0,
+    relaxation: float = 0.8,
+) -> Registration:
+    """Register a neutron CT volume onto an X-ray CT volume of the same cell (multimodal).
+
+    ``xct``, ``nct``: (nz, ny, nx) arrays or array-likes (h5py datasets, memmaps), each read in
+    slabs into block-mean copies of at most ``max_voxels`` voxels; one-slice volumes register
+    in 2D. ``scale``: also fit an isotropic scale. ``sampling``: fraction of the X-ray voxels
+    sampled (randomly, from ``seed``) by the Mattes MI metric; ``iterations`` per pyramid level.
+    """
+    start = time.perf_counter()
+    if (xct.shape[0] == 1) != (nct.shape[0] == 1):
+        raise ValueError("both volumes must be 3D, or both one slice")
+    xc = downsample(xct, xct_voxel_um, max_voxels)
+    nc = downsample(nct, nct_voxel_um, max_voxels)
+    xct_axis, nct_axis = _find_axis_coarse(*xc), _find_axis_coarse(*nc)
+    angle = _angle_search(xc, nc, xct_axis, nct_axis)
+    dim = 2 if xc[0].shape[0] == 1 else 3
+    fixed, moving = _to_sitk(*nc), _to_sitk(*xc)
+    method = sitk.ImageRegistrationMethod()
+    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
+    method.SetMetricSamplingStrategy(method.RANDOM)
+    method.SetMetricSamplingPercentage(float(sampling), int(seed))
+    method.SetInterpolator(sitk.sitkLinear)
+    method.SetOptimizerAsRegularStepGradientDescent(
+        learningRate=learning_rate,
+        minStep=1e-4,
+        numberOfIterations=int(iterations),
+        relaxationFactor=relaxation,
+        gradientMagnitudeTolerance=1e-8,
+    )
+    method.SetOptimizerScalesFromPhysicalShift()
+    method.SetShrinkFactorsPerLevel([4, 2, 1])
+    method.SetSmoothingSigmasPerLevel([2.0, 1.0, 0.0])
+    method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOff()
+    xct_to_nct = (
+        np.linalg.inv(nct_axis.to_axis_frame()) @ _rotation_z(angle) @ xct_axis.to_axis_frame()
+    )
+    initial = _initial_transform(np.linalg.inv(xct_to_nct), nct_axis.point, dim, scale)
+    method.SetInitialTransform(initial, inPlace=False)
+    final = method.Execute(fixed, moving)
+    if isinstance(final, sitk.CompositeTransform):
+        final = final.GetNthTransform(0)
+    found = getattr(sitk, type(initial).__name__)(final)
+    matrix = _sitk_to_zyx_matrix(found, dim)
+    fitted_scale = float(found.GetScale()) if scale else 1.0
+    return Registration(
+        nct_to_xct=matrix,
+        metric="MattesMutualInformation",
+        metric_value=float(method.GetMetricValue()),
+        seconds=time.perf_counter() - start,
+        rotation_about_axis_deg=angle,
+        xct_axis=xct_axis,
+        nct_axis=nct_axis,
+        scale=fitted_scale,
+    )

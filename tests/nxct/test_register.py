@@ -1,0 +1,199 @@
+"""Registration of neutron onto X-ray CT volumes of the twin, remounted at random."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from jellyroll.nxct import (
+    apply_transform,
+    downsample,
+    find_cell_axis,
+    register_volumes,
+    rms_error,
+)
+from jellyroll.nxct.register import _sitk_to_zyx_matrix, _to_sitk
+from jellyroll.phantom.materials import attenuation_map, mu_table
+from jellyroll.phantom.nxct import (
+    resample_rigid,
+    rigid_matrix,
+    rotation_matrix,
+    simulate_nxct_from_attenuation,
+)
+from jellyroll.phantom.twin import make_twin
+from jellyroll.phantom.write import nxct_fraction_slices
+
+VOXEL = 20.0  # neutron voxel, um; the X-ray voxel is twice this
+WORLD = (48, 104, 104)
+NCT_SHAPE = (36, 104, 104)
+
+
+@cache
+def twin_pair() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """X-ray (40 um) and neutron (20 um, world-aligned) volumes and X-ray -> world matrix.
+
+    The twin's jelly roll does not change along its axis within a short stack, so the stack
+    gets axial landmarks real cells have (the roll's end under the cap, 3D inclusions with
+    different X-ray and neutron contrast); without them the axial shift is unobservable.
+    """
+    twin = make_twin("aged_charged", "tiny", seed=0)
+    _, fractions = next(nxct_fraction_slices(twin, 1, VOXEL))
+    mu_x, mu_n = mu_table("xray", energy_keV=60.0), mu_table("neutron", wavelength_A=4.0)
+    xs = np.repeat(attenuation_map(fractions, mu_x)[None], WORLD[0], axis=0)
+    ns = np.repeat(attenuation_map(fractions, mu_n)[None], WORLD[0], axis=0)
+    z, y, x = (np.arange(n) - (n - 1) / 2 for n in WORLD)
+    zz, yy, xx = np.meshgrid(z, y, x, indexing="ij")
+    r = np.hypot(yy, xx)
+    head = (zz > 14) & (r < 40)  # the roll ends 14 voxels above the centre: head space
+    xs[head], ns[head] = mu_x["al"], mu_n["electrolyte"] * 0.3
+    rng = np.random.default_rng(3)
+    for k in range(12):
+        c = np.array([rng.uniform(-20, 12), *rng.uniform(-28, 28, 2)])
+        blob = (zz - c[0]) ** 2 + (yy - c[1]) ** 2 + (xx - c[2]) ** 2 < rng.uniform(2, 4) ** 2
+        xs[blob] = mu_x["cu"] if k % 2 else 0.0
+        ns[blob] = 0.0 if k % 2 else mu_n["separator"]
+    # multimodal: a non-monotonic grey map of the neutron attenuation, applied to the material
+    # values before the instrument's blur and noise, as a different contrast mechanism would be
+    u = ns / ns.max()
+    ns = (np.sin(2.5 * u) + 0.3 * u**2) * ns.max()
+    volumes = simulate_nxct_from_attenuation(
+        xs, ns, VOXEL, neutron_rotation_deg=(0, 0, 0), neutron_shift_um=(0, 0, 0), seed=1
+    )
+    return volumes.xray, volumes.neutron, volumes.xray_to_world
+
+
+def remount(seed: int, angle_deg: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A remounted neutron volume and its true nct_to_xct.
+
+    Random remount: rotation about the axis uniform in [0, 360) deg (or ``angle_deg``), tilt
+    up to 5 deg about a random horizontal axis, shift up to 10 % of the field (5 % along z).
+    """
+    _, neutron, xray_to_world = twin_pair()
+    rng = np.random.default_rng(seed)
+    rz = rng.uniform(0, 360) if angle_deg is None else angle_deg
+    tilt, azimuth = rng.uniform(0, 5), rng.uniform(0, 2 * np.pi)
+    shift = rng.uniform(-1, 1, 3) * np.array(NCT_SHAPE) * VOXEL * np.array([0.05, 0.1, 0.1])
+    nct_to_world = rigid_matrix((rz, tilt * np.cos(azimuth), tilt * np.sin(azimuth)), shift)
+    moved = resample_rigid(
+        neutron, VOXEL, np.linalg.inv(nct_to_world), output_shape=NCT_SHAPE, mode="constant"
+    )
+    return moved, np.linalg.inv(xray_to_world) @ nct_to_world
+
+
+def test_downsample_streams_and_keeps_frame() -> None:
+    volume = np.arange(5 * 7 * 9, dtype=np.float32).reshape(5, 7, 9)
+    coarse, voxel, to_fine = downsample(volume, 3.0, max_voxels=60)
+    assert voxel == 6.0 and coarse.shape == (3, 4, 5)
+    assert coarse[0, 0, 0] == pytest.approx(volume[:2, :2, :2].mean())
+    # coarse voxel (0, 0, 0) sits at the centre of fine voxels 0..1 of each axis
+    centre = (np.array([0, 0, 0]) - (np.array(coarse.shape) - 1) / 2) * voxel
+    assert apply_transform(centre, to_fine) == pytest.approx(
+        (0.5 - (np.array([5, 7, 9]) - 1) / 2) * 3
+    )
+    flat, _, _ = downsample(volume[:1], 1.0, max_voxels=20)
+    assert flat.shape == (1, 4, 5)
+
+
+def test_sitk_frame_matches_spec() -> None:
+    """SimpleITK physical points are SPEC (z, y, x) points reversed, both ways."""
+    volume = np.zeros((4, 6, 8), np.float32)
+    image = _to_sitk(volume, 2.5, np.eye(4))
+    index = (7, 1, 3)  # (x, y, z) index = voxel [3, 1, 7]
+    spec = (np.array([3, 1, 7]) - (np.array(volume.shape) - 1) / 2) * 2.5
+    assert image.TransformIndexToPhysicalPoint(index) == pytest.approx(spec[::-1])
+    rigid = sitk.Euler3DTransform((1.0, -2.0, 3.0), 0.1, -0.2, 0.3, (4.0, 5.0, 6.0))
+    matrix = _sitk_to_zyx_matrix(rigid, 3)
+    point = np.array([7.0, -8.0, 9.0])  # (z, y, x)
+    assert apply_transform(point, matrix) == pytest.approx(rigid.TransformPoint(point[::-1])[::-1])
+
+
+@pytest.mark.xfail(reason="open: axis point off by ~100 um in x; not yet diagnosed")
+def test_cell_axis_of_tilted_volume() -> None:
+    _, neutron, _ = twin_pair()
+    tilt = rigid_matrix((30.0, 4.0, 0.0), (0.0, 60.0, -100.0))
+    moved = resample_rigid(neutron, VOXEL, tilt, output_shape=NCT_SHAPE, mode="constant")
+    axis = find_cell_axis(moved, VOXEL)
+    expected = tilt[:3, :3] @ np.array([1.0, 0.0, 0.0])
+    assert np.degrees(np.arccos(abs(axis.direction @ expected))) < 0.5
+    # the axis passes through the shifted centre
+    offset = axis.point - tilt[:3, 3]
+    assert np.linalg.norm(offset - (offset @ expected) * expected) < 0.3 * VOXEL
+
+
+@pytest.mark.parametrize(
+    "seed",
+    [
+        0,
+        pytest.param(
+            1, marks=pytest.mark.xfail(strict=True, reason="known: stalls 1.8 deg off (~1 voxel)")
+        ),
+        2,
+    ],
+)
+def test_random_remounts(seed: int) -> None:
+    xray, _, _ = twin_pair()
+    nct, truth = remount(seed)
+    result = register_volumes(xray, 2 * VOXEL, nct, VOXEL, seed=seed)
+    assert rms_error(result.nct_to_xct, truth, nct.shape, VOXEL) <= 0.3 * VOXEL
+
+
+def test_plain_mattes_fails_where_register_succeeds() -> None:
+    """Mattes MI from the geometric centre is lost at 120 deg; the global search is not."""
+    xray, _, _ = twin_pair()
+    nct, truth = remount(7, angle_deg=120.0)
+    fixed, moving = _to_sitk(xray, 2 * VOXEL, np.eye(4)), _to_sitk(nct, VOXEL, np.eye(4))
+    initial = sitk.CenteredTransformInitializer(
+        fixed,
+        moving,
+        sitk.VersorRigid3DTransform(),
+        sitk.CenteredTransformInitializerFilter.GEOMETRY,
+    )
+    method = sitk.ImageRegistrationMethod()
+    method.SetMetricAsMattesMutualInformation(32)
+    method.SetInterpolator(sitk.sitkLinear)
+    method.SetOptimizerAsRegularStepGradientDescent(1.0, 1e-4, 200)
+    method.SetOptimizerScalesFromPhysicalShift()
+    method.SetShrinkFactorsPerLevel([4, 2, 1])
+    method.SetSmoothingSigmasPerLevel([2, 1, 0])
+    method.SetInitialTransform(initial, inPlace=False)
+    plain = method.Execute(fixed, moving)
+    plain = sitk.VersorRigid3DTransform(plain.GetNthTransform(0))
+    plain_error = rms_error(np.linalg.inv(_sitk_to_zyx_matrix(plain, 3)), truth, nct.shape, VOXEL)
+    assert plain_error > 5 * VOXEL
+    result = register_volumes(xray, 2 * VOXEL, nct, VOXEL)
+    assert rms_error(result.nct_to_xct, truth, nct.shape, VOXEL) <= 0.3 * VOXEL
+
+
+def test_convention_pure_shift_and_rotation() -> None:
+    """A shift and rotation applied with resample_rigid come back with the same sign and order."""
+    _, neutron, _ = twin_pair()
+    for rotation, shift in (
+        ((0.0, 0.0, 0.0), (20.0, -60.0, 100.0)),
+        ((50.0, 2.0, -1.0), (0, 0, 0)),
+    ):
+        moved_to_world = rigid_matrix(rotation, shift)
+        moved = resample_rigid(
+            neutron, VOXEL, np.linalg.inv(moved_to_world), output_shape=NCT_SHAPE, mode="constant"
+        )
+        result = register_volumes(neutron, VOXEL, moved, VOXEL)
+        assert rms_error(result.nct_to_xct, moved_to_world, moved.shape, VOXEL) <= 0.2 * VOXEL
+        assert result.nct_to_xct[:3, 3] == pytest.approx(shift, abs=0.3 * VOXEL)
+        assert result.nct_to_xct[:3, :3] == pytest.approx(rotation_matrix(rotation), abs=2e-3)
+
+
+@pytest.mark.xfail(reason="open: 2D refinement ends 2-7 px off (rotation ~1-2 deg)")
+def test_real_slice_against_grey_mapped_remount(shared_real) -> None:
+    """A real X-ray CT slice of an 18650 cell against itself under |v - median|, remounted."""
+    tifffile = pytest.importorskip("tifffile")
+    path = shared_real / "cell18650_slice.tif"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    image = tifffile.imread(path).astype(np.float32)[None]
+    moved_to_fixed = rigid_matrix((137.0, 0.0, 0.0), (0.0, 3.5, -2.0))
+    moved = resample_rigid(image, 1.0, np.linalg.inv(moved_to_fixed), mode="constant")
+    moved = np.abs(moved - np.median(image))
+    result = register_volumes(image, 1.0, moved, 1.0)
+    assert rms_error(result.nct_to_xct, moved_to_fixed, moved.shape, 1.0) <= 0.5
