@@ -183,3 +183,50 @@ def dstar_figure(d_star: np.ndarray, x_um: np.ndarray, y_um: np.ndarray) -> Figu
     mean = f", mean {finite.mean():.2f} nm" if finite.size else ""
     right.set_title(f"{finite.size} voxels with a value{mean}")
     return figure
+
+
+def orthogonal_views_figure(
+    xy: np.ndarray, xz: np.ndarray, yz: np.ndarray, voxel_um: float, title: str = ""
+) -> Figure:
+    """Three orthogonal cuts through the centre of a volume (RGB (..., 3) or grey), axes in
+    mm: the axial slice (y, x), and the vertical cuts (z, x) and (z, y)."""
+    figure = Figure(figsize=(13, 4.6), layout="constrained")
+    axes = figure.subplots(1, 3)
+    for axis, image, (rows, columns), name in (
+        (axes[0], xy, ("y", "x"), "axial slice"),
+        (axes[1], xz, ("z", "x"), "vertical cut (x)"),
+        (axes[2], yz, ("z", "y"), "vertical cut (y)"),
+    ):
+        n_rows, n_columns = image.shape[:2]
+        half = voxel_um / 2000
+        extent = [
+            -n_columns * half, n_columns * half, n_rows * half, -n_rows * half,
+        ]  # fmt: skip
+        axis.imshow(image, extent=extent, cmap=None if image.ndim == 3 else "gray")
+        axis.set_xlabel(f"{columns} (mm)")
+        axis.set_ylabel(f"{rows} (mm)")
+        axis.set_title(name)
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+def bends_figure(displacement_um: np.ndarray, arc_um: np.ndarray, z_um: np.ndarray) -> Figure:
+    """The Cu collector's radial displacement off its smooth spiral, unrolled: arc length
+    along the layer against height (the study's Fig. 3b seen from the side)."""
+    figure = Figure(figsize=(12, 3.5), layout="constrained")
+    axis = figure.subplots()
+    finite = displacement_um[np.isfinite(displacement_um)]
+    limit = float(np.percentile(np.abs(finite), 99.5)) if finite.size else 1.0
+    image = axis.imshow(
+        displacement_um,
+        extent=[arc_um[0] / 1000, arc_um[-1] / 1000, z_um[-1] / 1000, z_um[0] / 1000],
+        aspect="auto",
+        cmap="RdBu_r",
+        vmin=-limit,
+        vmax=limit,
+    )
+    figure.colorbar(image, ax=axis, label="displacement (um, outwards +)")
+    axis.set_xlabel("arc length along the Cu collector (mm)")
+    axis.set_ylabel("height z (mm)")
+    return figure

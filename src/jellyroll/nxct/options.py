@@ -1,0 +1,34 @@
+"""Options of the correlative NXCT stage (``jellyroll nxct``, ``[nxct]`` of ``jellyroll run``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from jellyroll.options import StageOptions
+
+
+class NXCTOptions(StageOptions):
+    """Registration, fusion, segmentation and bends of an X-ray / neutron CT pair."""
+
+    xct_voxel_um: float | None = Field(
+        None, gt=0, description="X-ray voxel size (um); default: the file's metadata."
+    )
+    nct_voxel_um: float | None = Field(
+        None, gt=0, description="Neutron voxel size (um); default: the file's metadata."
+    )
+    grid: Literal["xct", "nct"] = Field(
+        "xct", description="Common grid of the fused volume and labels: the X-ray or neutron one."
+    )
+    scale: bool = Field(False, description="Refine an isotropic scale as well as the rigid motion.")
+    max_voxels: int = Field(
+        2_000_000, ge=10_000, description="Voxels of the downsampled copies the registration uses."
+    )
+    window_percentiles: tuple[float, float] = Field(
+        (1.0, 99.0), description="Contrast window of each channel of the fused RGB (percentiles)."
+    )
+    segment: bool = Field(True, description="Segment the registered pair into components.")
+    bends: bool = Field(True, description="Trace the Cu collector and find its bends in 3D.")
+    bend_slice_step: int = Field(1, ge=1, description="Trace every n-th X-ray slice for bends.")
+    slab: int = Field(16, ge=1, description="Slices per slab when streaming volumes.")

@@ -1,0 +1,236 @@
+"""``jellyroll nxct XCT NCT -o NXCT.h5``: register a neutron CT volume onto a lab X-ray CT
+volume of the same cell, fuse them as RGB, segment them and find the bent collectors in 3D,
+streaming slab by slab (volumes of 2048^3 never held whole).
+
+Steps: :func:`jellyroll.nxct.register.register_volumes` on downsampled copies; the
+neutron volume resampled onto the common grid (:mod:`jellyroll.nxct.resample`) into a
+temporary file; contrast windows and segmentation thresholds from a voxel sample of the
+registered pair (:mod:`jellyroll.nxct.fuse`, :mod:`jellyroll.nxct.segment`); the fused RGB
+and the labels written slab by slab; the bends of the Cu collector traced through the X-ray
+volume (:mod:`jellyroll.defects.bends3d`); an orthogonal-views PNG beside the output.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from jellyroll import figures
+from jellyroll.defects.bends3d import find_bends_3d
+from jellyroll.io.lock import output_lock
+from jellyroll.io.provenance import provenance_record
+from jellyroll.io.volumes import VolumeSource, open_volume
+from jellyroll.nxct.fuse import contrast_window, fuse_rgb, sample_voxels
+from jellyroll.nxct.options import NXCTOptions
+from jellyroll.nxct.register import register_volumes
+from jellyroll.nxct.resample import write_resampled
+from jellyroll.nxct.segment import LABEL_NAMES, classify, find_thresholds
+from jellyroll.results.nxct import (
+    NXCTResult,
+    create_volume_datasets,
+    read_fused_slab,
+    read_nxct,
+    write_bends_group,
+    write_registration_group,
+)
+from jellyroll.results.store import stage_key, write_stage_file
+
+Progress = Callable[[str, float], None]
+STEPS = {"registration": (0.0, 0.3), "resampling": (0.3, 0.5), "bends": (0.5, 0.7),
+         "fusion": (0.7, 1.0)}  # fmt: skip
+"""The share of the whole run each step takes, for one progress bar."""
+
+
+def nxct_key(xct: str, nct: str, options: NXCTOptions) -> str:
+    """Key of the NXCT result of two volumes (by fingerprint) with ``options``."""
+    from jellyroll.io.provenance import file_fingerprint
+
+    inputs = [file_fingerprint(_file_of(path)) for path in (xct, nct)]
+    return stage_key("nxct", options.key_payload(), inputs)
+
+
+def _file_of(path: str | os.PathLike[str]) -> Path:
+    return Path(str(path).split("::", 1)[0])
+
+
+def run_nxct(
+    xct: str | os.PathLike[str],
+    nct: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    options: NXCTOptions | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> NXCTResult:
+    """Register, fuse, segment and find the bends of an X-ray (``xct``) and a neutron
+    (``nct``) CT volume of one cell into ``output`` (see the module docstring);
+    ``progress(fraction)`` follows the whole run."""
+    options = options or NXCTOptions()
+    output = Path(output).resolve()
+
+    def say(step: str, fraction: float) -> None:
+        if progress is not None:
+            low, high = STEPS[step]
+            progress(low + (high - low) * fraction)
+
+    for given in (xct, nct):
+        if _file_of(given).resolve() == output:
+            raise ValueError(f"refusing to write {output}: it is one of the inputs")
+    with (
+        output_lock(output),
+        open_volume(xct, options.xct_voxel_um) as xray,
+        open_volume(nct, options.nct_voxel_um) as neutron,
+    ):
+        start = time.perf_counter()
+        say("registration", 0.0)
+        registration = register_volumes(
+            xray,
+            xray.voxel_um,
+            neutron,
+            neutron.voxel_um,
+            scale=options.scale,
+            max_voxels=options.max_voxels,
+        )
+        say("registration", 1.0)
+        grid_source = xray if options.grid == "xct" else neutron
+        shape, voxel = grid_source.shape, grid_source.voxel_um
+        # grid frame -> X-ray frame: identity for the X-ray grid, the registration otherwise
+        grid_to_xct = np.eye(4) if options.grid == "xct" else registration.nct_to_xct
+        grid_to_nct = np.linalg.inv(registration.nct_to_xct) @ grid_to_xct
+        scratch = output.with_name(f".{output.stem}.registered.h5.part")
+        try:
+            with h5py.File(scratch, "w") as work:
+                moved = {
+                    "xray": _on_grid(
+                        work, "xray", xray, np.linalg.inv(grid_to_xct), shape, voxel, options
+                    ),
+                    "neutron": _on_grid(
+                        work, "neutron", neutron, grid_to_nct, shape, voxel, options
+                    ),
+                }
+                say("resampling", 1.0)
+                result = _write(
+                    output, xct, nct, registration, moved, shape, voxel, xray, options, start, say
+                )
+        finally:
+            scratch.unlink(missing_ok=True)
+    _views(output, result)
+    return result
+
+
+def _on_grid(
+    work: h5py.File,
+    name: str,
+    source: VolumeSource,
+    grid_to_source: np.ndarray,
+    shape: tuple[int, int, int],
+    voxel_um: float,
+    options: NXCTOptions,
+):
+    """``source`` on the common grid: itself when the grid is its own, else resampled into
+    the scratch file slab by slab."""
+    if np.allclose(grid_to_source, np.eye(4)) and source.shape == shape:
+        return source
+    return write_resampled(
+        work, name, source, source.voxel_um, grid_to_source, shape, voxel_um, slab=options.slab
+    )
+
+
+def _write(
+    output: Path,
+    xct,
+    nct,
+    registration,
+    moved: dict,
+    shape: tuple[int, int, int],
+    voxel_um: float,
+    xray: VolumeSource,
+    options: NXCTOptions,
+    start: float,
+    say: Progress,
+) -> NXCTResult:
+    sample = sample_voxels(moved["xray"], moved["neutron"])
+    low, high = options.window_percentiles
+    windows = {
+        "xray": list(contrast_window(sample.values[:, 0], low, high)),
+        "neutron": list(contrast_window(sample.values[:, 1], low, high)),
+    }
+    thresholds = find_thresholds(sample.values) if options.segment else None
+    bends, displacement = (None, None)
+    if options.bends:
+        say("bends", 0.0)
+        bends, displacement = find_bends_3d(
+            xray,
+            xray.voxel_um,
+            slice_step=options.bend_slice_step,
+            progress=lambda fraction: say("bends", fraction),
+        )
+
+    def fill(entry: h5py.Group) -> None:
+        write_registration_group(
+            entry,
+            registration.nct_to_xct,
+            metric=registration.metric,
+            metric_value=registration.metric_value,
+            seconds=registration.seconds,
+            attrs={"rotation_about_axis_deg": registration.rotation_about_axis_deg},
+        )
+        fused, labels = create_volume_datasets(
+            entry,
+            shape,
+            voxel_um,
+            label_names=LABEL_NAMES if thresholds is not None else None,
+            windows=windows,
+            chunk=options.slab,
+        )
+        if thresholds is not None:
+            entry["segmentation"].attrs["thresholds"] = str(asdict(thresholds))
+        for z in range(0, shape[0], options.slab):
+            block = slice(z, min(z + options.slab, shape[0]))
+            x_slab = np.asarray(moved["xray"][block], dtype=np.float32)
+            n_slab = np.asarray(moved["neutron"][block], dtype=np.float32)
+            fused[block] = fuse_rgb(x_slab, n_slab, windows["xray"], windows["neutron"])
+            if labels is not None:
+                labels[block] = classify(x_slab, n_slab, thresholds)
+            say("fusion", block.stop / shape[0])
+        if bends is not None:
+            write_bends_group(entry, bends, displacement)
+
+    configuration = {
+        "stage": "nxct",
+        "options": options.key_payload(),
+        "grid_voxel_um": voxel_um,
+        "sample_planes": list(map(int, sample.planes)),
+        "seconds": time.perf_counter() - start,
+    }
+    files = [_file_of(xct), _file_of(nct)]
+    record = provenance_record(configuration, inputs=[p for p in files if p.is_file()])
+    write_stage_file(
+        output,
+        fill,
+        stage="nxct",
+        key=nxct_key(str(xct), str(nct), options),
+        upstream="",
+        provenance=record,
+        provenance_name="nxct",
+        inputs=files,
+    )
+    return read_nxct(output)
+
+
+def _views(output: Path, result: NXCTResult) -> Path:
+    """Orthogonal cuts through the centre of the fused volume, as a PNG beside the file."""
+    nz, ny, nx = result.shape
+    xy = read_fused_slab(output, nz // 2)
+    with h5py.File(output, "r") as f:
+        data = f["/entry/fused/data"]
+        xz = data[:, ny // 2, :, :]
+        yz = data[:, :, nx // 2, :]
+    figure = figures.orthogonal_views_figure(
+        xy, xz, yz, result.voxel_um, "fused: red = X-ray, cyan = neutron"
+    )
+    return figures.save_png(figure, output.with_name(f"{output.stem}_views.png"))

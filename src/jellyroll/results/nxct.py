@@ -1,0 +1,166 @@
+"""The correlative NXCT result (``jellyroll nxct XCT NCT -o NXCT.h5``, SPEC section 6):
+
+    /entry/registration/nct_to_xct    (4, 4) float64: neutron frame -> X-ray frame (um)
+                                      attrs: metric, metric_value, seconds, ...
+    /entry/fused/data                 (nz, ny, nx, 3) uint8 RGB on the common grid
+                                      (red = X-ray, green = blue = neutron); z_um, y_um, x_um
+    /entry/segmentation/labels        (nz, ny, nx) uint8; attrs names (JSON label -> name)
+    /entry/bends                      table: id, z_um, y_um, x_um, turn, amplitude_um,
+                                      extent_axial_um, extent_arc_um (X-ray frame)
+    /entry/displacement               collector displacement (n_slices, n_arc), um
+
+The fused volume and labels are written slab by slab by the stage's driver into datasets
+made here (:func:`create_volume_datasets`); the reader returns the small parts and leaves
+the volumes on disk (:func:`read_fused_slab`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from jellyroll.conventions import pixel_centres_um
+from jellyroll.io.nexus import nx_group, read_table, set_default, write_nxdata, write_table
+from jellyroll.results.store import open_run, require
+
+
+@dataclass
+class NXCTResult:
+    """What an NXCT file holds, volumes left on disk: the registration, the common grid
+    (``shape`` (nz, ny, nx), ``voxel_um``), the contrast windows, label names and bends."""
+
+    nct_to_xct: np.ndarray
+    metric: str
+    metric_value: float
+    seconds: float
+    shape: tuple[int, int, int]
+    voxel_um: float
+    windows: dict[str, list[float]]
+    label_names: dict[int, str]
+    bends: pd.DataFrame
+    attrs: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+
+def write_registration_group(
+    entry: h5py.Group,
+    nct_to_xct: np.ndarray,
+    *,
+    metric: str,
+    metric_value: float,
+    seconds: float,
+    attrs: dict[str, Any] | None = None,
+) -> None:
+    """``/entry/registration`` with the matrix and the metric as attributes."""
+    group = nx_group(entry, "registration", "NXcollection")
+    group["nct_to_xct"] = np.asarray(nct_to_xct, dtype=np.float64)
+    group["nct_to_xct"].attrs["description"] = (
+        "maps (z, y, x, 1) in um of the neutron volume frame to the X-ray volume frame; "
+        "frames centred on their grids (SPEC section 6)"
+    )
+    group.attrs.update({"metric": metric, "metric_value": metric_value, "seconds": seconds})
+    for key, value in (attrs or {}).items():
+        group.attrs[key] = json.dumps(value) if isinstance(value, dict | list) else value
+
+
+def create_volume_datasets(
+    entry: h5py.Group,
+    shape: tuple[int, int, int],
+    voxel_um: float,
+    *,
+    label_names: dict[int, str] | None,
+    windows: dict[str, list[float]],
+    chunk: int = 16,
+) -> tuple[h5py.Dataset, h5py.Dataset | None]:
+    """The fused RGB dataset (and the labels dataset when ``label_names``), chunked by slabs
+    of ``chunk`` slices, for the driver to fill; NXdata groups with their axes."""
+    axes = [
+        (name, pixel_centres_um(n, voxel_um), "um")
+        for name, n in zip(("z_um", "y_um", "x_um"), shape, strict=True)
+    ]
+    chunks = (min(chunk, shape[0]), min(256, shape[1]), min(256, shape[2]))
+    fused = nx_group(entry, "fused", "NXdata")
+    data = fused.create_dataset(
+        "data", shape=(*shape, 3), dtype=np.uint8, chunks=(*chunks, 3), compression="gzip"
+    )
+    data.attrs["interpretation"] = "rgb-image"
+    _axes(fused, axes, signal="data", extra=1)
+    fused.attrs["windows"] = json.dumps(windows)
+    set_default(entry, "fused")
+    labels = None
+    if label_names is not None:
+        segmentation = nx_group(entry, "segmentation", "NXdata")
+        labels = segmentation.create_dataset(
+            "labels", shape=shape, dtype=np.uint8, chunks=chunks, compression="gzip"
+        )
+        labels.attrs["names"] = json.dumps({str(k): v for k, v in label_names.items()})
+        _axes(segmentation, axes, signal="labels")
+    return data, labels
+
+
+def _axes(group: h5py.Group, axes: list, *, signal: str, extra: int = 0) -> None:
+    for name, values, units in axes:
+        group.create_dataset(name, data=values)
+        group[name].attrs["units"] = units
+    group.attrs["signal"] = signal
+    group.attrs["axes"] = [name for name, _, _ in axes] + ["."] * extra
+
+
+def write_bends_group(entry: h5py.Group, bends: pd.DataFrame, displacement=None) -> None:
+    """``/entry/bends`` (table) and, when given, ``/entry/displacement`` (NXdata)."""
+    write_table(entry, "bends", bends)
+    if displacement is not None and displacement.displacement_um.size:
+        write_nxdata(
+            entry,
+            "displacement",
+            displacement.displacement_um.astype(np.float32),
+            [("z_um", displacement.z_um, "um"), ("arc_um", displacement.arc_um, "um")],
+            units="um",
+        )
+        entry["displacement/turn"] = displacement.turn
+
+
+def read_nxct(path: str | os.PathLike[str]) -> NXCTResult:
+    """The registration, grid, windows, label names and bends of an NXCT file."""
+    hint = "make it with `jellyroll nxct`"
+    with open_run(path) as f:
+        registration = require(f, path, "/entry/registration/nct_to_xct", hint)
+        group = f["/entry/registration"]
+        fused = require(f, path, "/entry/fused/data", hint)
+        z = f["/entry/fused/z_um"][()]
+        voxel = (
+            float(abs(z[1] - z[0]))
+            if z.size > 1
+            else float(abs(f["/entry/fused/x_um"][1] - f["/entry/fused/x_um"][0]))
+        )
+        names: dict[int, str] = {}
+        if "/entry/segmentation/labels" in f:
+            raw = json.loads(f["/entry/segmentation/labels"].attrs["names"])
+            names = {int(k): v for k, v in raw.items()}
+        bends = read_table(f["/entry/bends"]) if "bends" in f["entry"] else pd.DataFrame()
+        return NXCTResult(
+            nct_to_xct=registration[()],
+            metric=str(group.attrs.get("metric", "")),
+            metric_value=float(group.attrs.get("metric_value", np.nan)),
+            seconds=float(group.attrs.get("seconds", np.nan)),
+            shape=tuple(fused.shape[:3]),  # type: ignore[arg-type]
+            voxel_um=voxel,
+            windows=json.loads(f["/entry/fused"].attrs.get("windows", "{}")),
+            label_names=names,
+            bends=bends,
+            attrs={k: v for k, v in group.attrs.items()},
+            path=Path(path),
+        )
+
+
+def read_fused_slab(path: str | os.PathLike[str], z: slice | int) -> np.ndarray:
+    """Slices ``z`` of the fused RGB volume, (n, ny, nx, 3) uint8 (or (ny, nx, 3))."""
+    with open_run(path) as f:
+        return require(f, path, "/entry/fused/data", "make it with `jellyroll nxct`")[z]

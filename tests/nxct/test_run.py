@@ -1,0 +1,65 @@
+"""``jellyroll nxct`` end to end on the twin's volume pair: the SPEC section 6 contract."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from jellyroll.cli import app
+from jellyroll.io.nexus import read_table
+from jellyroll.phantom.write import write_phantom
+from jellyroll.results.nxct import read_nxct
+
+
+@pytest.fixture(scope="module")
+def twin(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("nxct_twin")
+    write_phantom(out, preset="aged_charged", size="tiny", seed=2, raw=False)
+    return out
+
+
+def test_nxct_writes_the_contract(twin: Path, tmp_path: Path) -> None:
+    output = tmp_path / "nxct.h5"
+    result = CliRunner().invoke(
+        app, ["nxct", str(twin / "xct.tif"), str(twin / "nct.tif"), "-o", str(output)]
+    )
+    assert result.exit_code == 0, result.output
+    found = read_nxct(output)
+    rotation = found.nct_to_xct[:3, :3]
+    # a rigid motion: orthonormal rotation, proper (no mirror), bottom row (0, 0, 0, 1)
+    np.testing.assert_allclose(rotation @ rotation.T, np.eye(3), atol=1e-6)
+    assert np.linalg.det(rotation) == pytest.approx(1.0, abs=1e-6)
+    np.testing.assert_array_equal(found.nct_to_xct[3], [0, 0, 0, 1])
+    with h5py.File(output, "r") as f:
+        xray_shape = f["/entry/fused/data"].shape[:3]
+        assert f["/entry/fused/data"].dtype == np.uint8 and f["/entry/fused/data"].shape[3] == 3
+        assert f["/entry/segmentation/labels"].shape == xray_shape
+        names = json.loads(f["/entry/segmentation/labels"].attrs["names"])
+        assert {"cu", "anode_lithiated", "cathode", "casing"} <= set(names.values())
+        assert f["/entry/registration"].attrs["metric"] == "MattesMutualInformation"
+        assert f.attrs["default"] == "entry" and f["entry"].attrs["default"] == "fused"
+        bends = read_table(f["/entry/bends"])
+        assert f["/entry/fused/z_um"].attrs["units"] == "um"
+    assert {"id", "z_um", "y_um", "x_um", "turn", "amplitude_um", "extent_axial_um",
+            "extent_arc_um"} <= set(bends.columns)  # fmt: skip
+    assert found.windows["xray"][0] < found.windows["xray"][1]
+    assert (tmp_path / "nxct_views.png").read_bytes()[:4] == b"\x89PNG"
+    assert not list(tmp_path.glob(".*"))  # no scratch or lock file left
+
+
+def test_nxct_names_what_is_missing(twin: Path, tmp_path: Path) -> None:
+    """A volume without voxel size: one line on stderr naming the file and the option."""
+    import tifffile
+
+    bare = tmp_path / "bare.tif"
+    tifffile.imwrite(bare, np.zeros((4, 8, 8), np.float32), photometric="minisblack")
+    result = CliRunner().invoke(
+        app, ["nxct", str(bare), str(twin / "nct.tif"), "-o", str(tmp_path / "out.h5")]
+    )
+    assert result.exit_code == 1 and "bare.tif" in result.stderr
+    assert "voxel" in result.stderr
