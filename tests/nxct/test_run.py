@@ -63,3 +63,20 @@ def test_nxct_names_what_is_missing(twin: Path, tmp_path: Path) -> None:
     )
     assert result.exit_code == 1 and "bare.tif" in result.stderr
     assert "voxel" in result.stderr
+
+
+def test_a_cell_with_ct_volumes_gets_its_nxct_section(twin: Path, tmp_path: Path) -> None:
+    from jellyroll.pipeline import load_config, run_pipeline
+
+    config = tmp_path / "cell.toml"
+    config.write_text(
+        f'output = "out"\n[[cells]]\nname = "aged"\nwaxs = "{twin / "waxs_scan.h5"}"\n'
+        f'saxs = "{twin / "saxs_scan.h5"}"\nxct = "{twin / "xct.tif"}"\nnct = "{twin / "nct.tif"}"\n'
+        "[nxct]\nbend_slice_step = 2\n"
+    )
+    result = run_pipeline(load_config(config))
+    html = result.report.read_text()
+    assert 'data-name="nxct_views"' in html and "neutron and X-ray CT" in html
+    assert (tmp_path / "out" / "aged" / "nxct.h5").is_file()
+    status = {e["stage"]: e["status"] for e in run_pipeline(load_config(config)).log.entries}
+    assert status["aged nxct"] == "up to date"

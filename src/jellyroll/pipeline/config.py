@@ -10,10 +10,11 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from jellyroll.defects.options import DiagnoseOptions
 from jellyroll.maps.options import MapsOptions
+from jellyroll.nxct.options import NXCTOptions
 from jellyroll.options import validation_message
 from jellyroll.recon.options import ReconstructOptions
 from jellyroll.reduce.options import ReduceOptions
@@ -52,6 +53,14 @@ class CellInput(_Strict):
     poni_waxs: Path | None = None
     poni_saxs: Path | None = None
     mask: Path | None = None
+    xct: Path | None = None
+    nct: Path | None = None
+
+    @model_validator(mode="after")
+    def _pair(self) -> CellInput:
+        if (self.xct is None) != (self.nct is None):
+            raise ValueError("give both xct and nct (an X-ray and a neutron CT volume), or neither")
+        return self
 
     @field_validator("name")
     @classmethod
@@ -72,6 +81,7 @@ class RunConfig(_Strict):
     reconstruct: ReconstructOptions = ReconstructOptions()
     maps: MapsOptions = MapsOptions()
     defects: DiagnoseOptions = DiagnoseOptions()
+    nxct: NXCTOptions = NXCTOptions()
     dask: DaskOptions = DaskOptions()
 
     @field_validator("cells")
@@ -92,7 +102,16 @@ class RunConfig(_Strict):
             cell.model_copy(
                 update={
                     key: absolute(getattr(cell, key))
-                    for key in ("waxs", "saxs", "mapping", "poni_waxs", "poni_saxs", "mask")
+                    for key in (
+                        "waxs",
+                        "saxs",
+                        "mapping",
+                        "poni_waxs",
+                        "poni_saxs",
+                        "mask",
+                        "xct",
+                        "nct",
+                    )
                 }
             )
             for cell in self.cells

@@ -19,6 +19,7 @@ from rich.console import Console
 
 from jellyroll.defects.run import diagnose_key, run_diagnose
 from jellyroll.maps.run import maps_key, run_maps
+from jellyroll.nxct.run import nxct_key, run_nxct
 from jellyroll.pipeline.config import CellInput, DaskOptions, RunConfig
 from jellyroll.pipeline.stages import StageLog
 from jellyroll.progress import fraction_progress, frame_progress
@@ -93,6 +94,21 @@ def _scan_stages(
     return run
 
 
+def _nxct_stage(
+    cell: CellInput, config: RunConfig, folder: Path, log: StageLog, console: Console
+) -> Path:
+    """Register, fuse, segment and find the 3D bends of the cell's NXCT volumes."""
+    output = folder / "nxct.h5"
+    xct, nct = str(cell.xct), str(cell.nct)
+
+    def nxct() -> None:
+        with fraction_progress(console, f"{cell.name} nxct", transient=True) as update:
+            run_nxct(xct, nct, output, config.nxct, progress=update)
+
+    log.run(f"{cell.name} nxct", output, lambda: nxct_key(xct, nct, config.nxct), nxct)
+    return output
+
+
 @contextlib.contextmanager
 def dask_scheduler(options: DaskOptions) -> Iterator[str | None]:
     """The scheduler address the stages get: None (in process), a local or SLURM cluster
@@ -131,6 +147,7 @@ def run_pipeline(config: RunConfig, console: Console | None = None) -> PipelineR
     start = time.perf_counter()
     log = StageLog()
     cells: dict[str, Diagnosis] = {}
+    nxct_files: dict[str, Path] = {}
     with dask_scheduler(config.dask) as scheduler:
         for cell in config.cells:
             folder = config.output / cell.name
@@ -162,6 +179,8 @@ def run_pipeline(config: RunConfig, console: Console | None = None) -> PipelineR
                 diagnose,
             )
             cells[cell.name] = read_diagnosis(results)
+            if cell.xct is not None and cell.nct is not None:
+                nxct_files[cell.name] = _nxct_stage(cell, config, folder, log, console)
     facts = {f"settings: {k}": v for k, v in config.model_dump(mode="json").items() if k != "cells"}
     facts["output"] = str(config.output)
     report = run_report(
@@ -170,5 +189,6 @@ def run_pipeline(config: RunConfig, console: Console | None = None) -> PipelineR
         ReportOptions(title=config.title),
         stages=log.entries,
         run_facts=facts,
+        nxct=nxct_files,
     )
     return PipelineResult(report, cells, log, time.perf_counter() - start)

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 import pandas as pd
 
@@ -20,6 +21,7 @@ from jellyroll.io.provenance import package_versions
 from jellyroll.report.html import Report
 from jellyroll.report.options import ReportOptions
 from jellyroll.results import Diagnosis, MapName, require_diagnosis
+from jellyroll.results.nxct import read_nxct
 
 AGGLOMERATE_COLUMNS = (
     "id", "x_um", "y_um", "equivalent_diameter_um", "case", "excess_intensity",
@@ -60,11 +62,13 @@ def run_report(
     *,
     stages: list[dict[str, Any]] | None = None,
     run_facts: Mapping[str, Any] | None = None,
+    nxct: Mapping[str, str | os.PathLike[str]] | None = None,
 ) -> Path:
     """Write the self-contained HTML report of the cells' results files to ``output``.
 
     ``stages`` (stage, status, seconds) and ``run_facts`` (settings of a pipeline run) are
-    shown in the report's run section when given.
+    shown in the report's run section when given; ``nxct`` (cell name -> NXCT file of
+    ``jellyroll nxct``) adds each cell's fused views, collector displacement and 3D bends.
     """
     options = options or ReportOptions()
     cells = [require_diagnosis(path) for path in results]
@@ -80,6 +84,8 @@ def run_report(
     )
     for result in cells:
         _cell_section(report, result, float(result.summary.get("critical_diameter_um", critical)))
+        if nxct and result.name in nxct:
+            _nxct_section(report, result.label, Path(nxct[result.name]))
     run = report.section("Run")
     run.facts({"jellyroll": __version__, "cells": ", ".join(c.name for c in cells)})
     if stages:
@@ -146,6 +152,39 @@ def _cell_section(report: Report, result: Diagnosis, critical: float) -> None:
     )
     for note in result.notes:
         section.note(note)
+
+
+def _nxct_section(report: Report, label: str, path: Path) -> None:
+    """The fused X-ray / neutron views, the collector displacement and the 3D bends."""
+    found = read_nxct(path)
+    nz, ny, nx = found.shape
+    with h5py.File(path, "r") as f:
+        data = f["/entry/fused/data"]
+        xy, xz, yz = data[nz // 2], data[:, ny // 2], data[:, :, nx // 2]
+        displacement = None
+        if "displacement" in f["entry"]:
+            group = f["/entry/displacement"]
+            displacement = (group["data"][()], group["arc_um"][()], group["z_um"][()])
+    section = report.section(f"Cell {label}: neutron and X-ray CT")
+    section.figure(
+        figures.orthogonal_views_figure(xy, xz, yz, found.voxel_um),
+        "Registered NXCT fused as RGB (red: X-ray, cyan: neutron), cuts through the centre",
+        name="nxct_views",
+    )
+    if displacement is not None:
+        section.figure(
+            figures.bends_figure(*displacement),
+            "Cu collector displacement off its smooth spiral, unrolled along the layer",
+            name="nxct_bends",
+        )
+    section.facts(
+        {
+            "registration": f"{found.metric} {found.metric_value:.4g} in {found.seconds:.1f} s",
+            "grid": f"{nz} x {ny} x {nx} voxels of {found.voxel_um:g} um",
+        }
+    )
+    if len(found.bends):
+        section.table(found.bends, "bends of the Cu collector in 3D (X-ray frame)")
 
 
 def _extent_mm(arc_um: np.ndarray, radius_um: np.ndarray) -> list[float]:
