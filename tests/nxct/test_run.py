@@ -71,7 +71,8 @@ def test_a_cell_with_ct_volumes_gets_its_nxct_section(twin: Path, tmp_path: Path
     config = tmp_path / "cell.toml"
     config.write_text(
         f'output = "out"\n[[cells]]\nname = "aged"\nwaxs = "{twin / "waxs_scan.h5"}"\n'
-        f'saxs = "{twin / "saxs_scan.h5"}"\nxct = "{twin / "xct.tif"}"\nnct = "{twin / "nct.tif"}"\n'
+        f'saxs = "{twin / "saxs_scan.h5"}"\n'
+        f'xct = "{twin / "xct.tif"}"\nnct = "{twin / "nct.tif"}"\n'
         "[nxct]\nbend_slice_step = 2\n"
     )
     result = run_pipeline(load_config(config))
