@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from jellyroll.cli import app
 from jellyroll.defects.options import DiagnoseOptions
 from jellyroll.maps.options import DstarOptions, MapsOptions
+from jellyroll.nxct.options import NXCTOptions
 from jellyroll.recon.options import ReconstructOptions
 from jellyroll.reduce.options import ReduceOptions
 from jellyroll.report.options import ReportOptions
@@ -43,9 +44,17 @@ COMMANDS: dict[str, list[tuple[type[BaseModel], dict[str, str]]]] = {
         (DstarOptions, {name: name for name in DstarOptions.model_fields}),
     ],
     "diagnose": [(DiagnoseOptions, {"critical_diameter": "critical_diameter_um"})],
+    "nxct": [
+        (
+            NXCTOptions,
+            {**{name: name for name in NXCTOptions.model_fields if name != "window_percentiles"},
+             "window_low": "window_percentiles", "window_high": "window_percentiles"},
+        )
+    ],
     "report": [(ReportOptions, {"title": "title"})],
 }  # fmt: skip
 NOT_ON_THE_COMMAND_LINE = {(MapsOptions, "dstar")}  # its fields are, one by one
+COMPOSITE = ("q_min", "q_max", "window_low", "window_high")  # two options, one field
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
@@ -55,7 +64,7 @@ def test_cli_options_follow_the_models(command: str) -> None:
         for parameter, field in mapping.items():
             assert field in model.model_fields, (command, field)
             assert params[parameter].default is None, (command, parameter)  # model's default
-            if parameter not in ("q_min", "q_max"):
+            if parameter not in COMPOSITE:
                 default = model.model_fields[field].default
                 shown = "none" if default is None else str(default).lower() if isinstance(
                     default, bool) else str(default)  # fmt: skip
