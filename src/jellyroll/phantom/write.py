@@ -340,7 +340,9 @@ class TwinNXCT:
     remount: dict[str, float]
 
 
-def twin_remount(seed: int, field_of_view_um: Sequence[float]) -> tuple[np.ndarray, dict]:
+def twin_remount(
+    seed: int, field_of_view_um: Sequence[float]
+) -> tuple[np.ndarray, dict[str, float]]:
     """The neutron volume's random remount of a twin seed (:func:`random_remount`)."""
     return random_remount(np.random.default_rng([seed, _REMOUNT_STREAM]), field_of_view_um)
 
