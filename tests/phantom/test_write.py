@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import h5py
@@ -157,6 +158,24 @@ def test_truth_file_contract(phantom_dir: Path) -> None:
         table = read_table(f["/entry/agglomerates"])
         assert f["/entry/scan/rotation_centre_mm"][()] > 0
         assert f["/entry/nxct/neutron_to_world"].shape == (4, 4)
+        nxct = f["/entry/nxct"]
+        nct_to_xct = nxct["nct_to_xct"][()]
+        assert nct_to_xct.shape == (4, 4) and nct_to_xct.dtype == np.float64
+        np.testing.assert_allclose(
+            nct_to_xct, np.linalg.inv(nxct["xray_to_world"][()]) @ nxct["neutron_to_world"][()]
+        )
+        assert nxct.attrs["xray_voxel_um"] == 2 * nxct.attrs["neutron_voxel_um"]
+        labels = nxct["labels"]
+        assert (
+            labels.dtype == np.uint8
+            and labels.shape == read_volume(phantom_dir / "xct.tif")[0].shape
+        )
+        names = json.loads(labels.attrs["names"])
+        assert set(names.values()) >= {"void", "casing", "cu", "al", "anode", "cathode"}
+        assert set(np.unique(labels[()])) <= {int(k) for k in names}
+        bends = read_table(nxct["bends"])
+        assert {"id", "z_um", "y_um", "x_um", "turn", "amplitude_um", "extent_axial_um",
+                "extent_arc_um"} <= set(bends.columns)  # fmt: skip
     csv = pd.read_csv(phantom_dir / "agglomerates.csv")
     assert {"x_um", "y_um", "equivalent_diameter_um", "case"} <= set(csv.columns)
     assert np.allclose(csv["equivalent_diameter_um"], table["equivalent_diameter_um"])

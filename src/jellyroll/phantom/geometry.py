@@ -9,6 +9,12 @@ Silicon agglomerates sit inside anode coatings. Each one pushes the layers besid
 (the anode coating stretches around it); those above the critical diameter bend the Cu
 collector by ``bend_factor * equivalent_diameter`` (SPEC section 4, Lübke et al. 2024) and are
 surrounded by a compacted, damaged anode zone.
+
+Along the cell axis (z) everything is confined: an agglomerate is an ellipsoid (axial
+semi-axis ``c``, so slice z cuts an ellipse scaled by ``sqrt(1 - (dz/c)^2)``) and its push of
+the layers, the bend of the Cu collector included, falls off as a Gaussian of standard
+deviation ``c`` about the agglomerate's height, cut off beyond ``BEND_AXIAL_CUTOFF * c``.
+Away from every agglomerate the roll is the same at every height (:func:`z_invariant`).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from jellyroll.conventions import pixel_centres_um
+from jellyroll.conventions import FWHM_TO_SIGMA, pixel_centres_um
 from jellyroll.phantom.parameters import CellParameters
 
 # Region codes of a rasterised sample point; fractions of each are computed per pixel.
@@ -35,6 +41,8 @@ REGIONS: tuple[str, ...] = (
     "damage",
 )
 REGION_CODE = {name: code for code, name in enumerate(REGIONS)}
+BEND_AXIAL_CUTOFF = 3.0
+"""Axial reach of a push, in standard deviations of its Gaussian profile along z."""
 _LAYER_REGION = {
     "separator": "separator",
     "cathode_inner": "cathode",
@@ -80,6 +88,16 @@ class Agglomerate:
     def bend_amplitude_um(self) -> float:
         return self.push_cu_um if self.case == "B" else 0.0
 
+    @property
+    def push_sigma_axial_um(self) -> float:
+        """Standard deviation (um) of the push's Gaussian profile along z."""
+        return self.semi_axes_um[2]
+
+    @property
+    def push_sigma_arc_um(self) -> float:
+        """Standard deviation (um) of the push's Gaussian profile along the arc."""
+        return 1.2 * self.semi_axes_um[0] + 0.5 * max(self.push_cu_um, self.push_separator_um)
+
 
 @dataclass(frozen=True)
 class CellGeometry:
@@ -114,6 +132,43 @@ class CellGeometry:
             for g in self.agglomerates
         ]
         return pd.DataFrame(rows)
+
+    def bend_table(self) -> pd.DataFrame:
+        """Collector bends (one per case-B agglomerate) in the geometry frame, lengths in um.
+
+        ``z_um``, ``y_um``, ``x_um``: the bend's centre, on the mid-plane of the displaced Cu
+        foil above the agglomerate (exact up to the winding irregularity and ovality, a few
+        um); ``amplitude_um``: the Cu displacement there; ``extent_axial_um`` and
+        ``extent_arc_um``: full widths at half maximum of the displacement along z and along
+        the arc; ``agglomerate_id``: the agglomerate that made it.
+        """
+        columns = ["id", "z_um", "y_um", "x_um", "turn", "amplitude_um", "extent_axial_um",
+                   "extent_arc_um", "agglomerate_id"]  # fmt: skip
+        rows = []
+        half_cu = self.params.stack.cu_um / 2
+        for g in (g for g in self.agglomerates if g.bend_amplitude_um > 0):
+            outwards = 1.0 if g.side == "anode_inner" else -1.0
+            r = g.radius_um + outwards * (g.to_cu_um + g.push_cu_um + half_cu)
+            rows.append(
+                [len(rows) + 1, g.z_um,
+                 self.params.centre_um[1] + r * np.sin(g.theta_rad),
+                 self.params.centre_um[0] + r * np.cos(g.theta_rad),
+                 g.turn, g.bend_amplitude_um, g.push_sigma_axial_um / FWHM_TO_SIGMA,
+                 g.push_sigma_arc_um / FWHM_TO_SIGMA, g.id]
+            )  # fmt: skip
+        table = pd.DataFrame(rows, columns=columns)
+        return table.astype({"id": np.int64, "turn": np.int64, "agglomerate_id": np.int64})
+
+
+def z_invariant(geometry: CellGeometry, z_um: float) -> bool:
+    """Whether no agglomerate or push reaches height ``z_um`` (um).
+
+    All such slices are identical: the roll is extruded along z away from its defects.
+    """
+    return all(
+        abs(z_um - g.z_um) > BEND_AXIAL_CUTOFF * g.push_sigma_axial_um
+        for g in geometry.agglomerates
+    )
 
 
 def build_geometry(params: CellParameters) -> CellGeometry:
@@ -414,9 +469,10 @@ def _displacement(geometry: CellGeometry, r: np.ndarray, theta: np.ndarray, z_um
     out = np.zeros(r.shape, dtype=np.float64)
     pitch = geometry.pitch_um
     for g in geometry.agglomerates:
-        a, _, c = g.semi_axes_um
+        a = g.semi_axes_um[0]
+        c = g.push_sigma_axial_um
         dz = z_um - g.z_um
-        if abs(dz) > 3.0 * c:
+        if abs(dz) > BEND_AXIAL_CUTOFF * c:
             continue
         d_theta = np.angle(np.exp(1j * (theta - g.theta_rad)))
         arc = g.radius_um * d_theta
@@ -441,7 +497,7 @@ def _displacement(geometry: CellGeometry, r: np.ndarray, theta: np.ndarray, z_um
             push_out * _ramp(v, h_out + push_out, pitch),
             -push_in * _ramp(-v, h_in + push_in, pitch),
         )
-        width = 1.2 * a + 0.5 * max(g.push_cu_um, g.push_separator_um)
+        width = g.push_sigma_arc_um
         profile *= np.exp(-0.5 * (arc[near] / width) ** 2) * np.exp(-0.5 * (dz / c) ** 2)
         out[near] += profile
     return out

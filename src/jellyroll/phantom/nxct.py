@@ -48,6 +48,11 @@ class NXCTVolumes:
     neutron_wavelength_A: float
     noise_sigma: tuple[float, float]
 
+    @property
+    def nct_to_xct(self) -> np.ndarray:
+        """4x4 map (um) of the neutron volume frame to the X-ray volume frame."""
+        return np.linalg.inv(self.xray_to_world) @ self.neutron_to_world
+
     def neutron_in_world(self, order: int = 1) -> np.ndarray:
         """The neutron volume resampled onto the world grid (inverse of the known transform)."""
         return resample_rigid(
@@ -88,6 +93,53 @@ def rigid_matrix(rotation_deg: Sequence[float], shift_um: Sequence[float]) -> np
     matrix[:3, :3] = rotation_matrix(rotation_deg)
     matrix[:3, 3] = np.asarray(shift_um, dtype=np.float64)
     return matrix
+
+
+def axis_angle_matrix(axis_zyx: Sequence[float], angle_deg: float) -> np.ndarray:
+    """3x3 rotation acting on (z, y, x) vectors: ``angle_deg`` about ``axis_zyx``.
+
+    Right-handed in (x, y, z), like :func:`rotation_matrix` (whose ``Rz`` is this about z).
+    """
+    axis = np.asarray(axis_zyx, dtype=np.float64)[::-1]
+    axis = axis / np.linalg.norm(axis)
+    angle = np.deg2rad(float(angle_deg))
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    r_xyz = np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * (k @ k)
+    return r_xyz[::-1, ::-1].copy()
+
+
+def random_remount(
+    rng: np.random.Generator,
+    field_of_view_um: Sequence[float],
+    *,
+    max_tilt_deg: float = 5.0,
+    max_shift_fraction: float = 0.05,
+) -> tuple[np.ndarray, dict[str, float]]:
+    """A random rigid remount of a cylindrical cell: 4x4 neutron_to_world (um) and its draws.
+
+    Rotation about the cell axis (z) uniform in 0-360 deg, then a tilt uniform in
+    0-``max_tilt_deg`` about a horizontal axis of uniform azimuth, then a shift whose (z, y,
+    x) components are uniform within +-``max_shift_fraction`` of ``field_of_view_um`` (z, y,
+    x) along each axis. The draws are returned in deg and um.
+    """
+    spin = float(rng.uniform(0.0, 360.0))
+    tilt = float(rng.uniform(0.0, max_tilt_deg))
+    tilt_azimuth = float(rng.uniform(0.0, 360.0))
+    fov = np.asarray(field_of_view_um, dtype=np.float64)
+    shift = rng.uniform(-max_shift_fraction, max_shift_fraction, size=3) * fov
+    horizontal = (0.0, np.sin(np.deg2rad(tilt_azimuth)), np.cos(np.deg2rad(tilt_azimuth)))
+    matrix = np.eye(4)
+    matrix[:3, :3] = axis_angle_matrix(horizontal, tilt) @ axis_angle_matrix((1, 0, 0), spin)
+    matrix[:3, 3] = shift
+    draws = {
+        "rotation_about_axis_deg": spin,
+        "tilt_deg": tilt,
+        "tilt_axis_azimuth_deg": tilt_azimuth,
+        "shift_z_um": float(shift[0]),
+        "shift_y_um": float(shift[1]),
+        "shift_x_um": float(shift[2]),
+    }
+    return matrix, draws
 
 
 def resample_rigid(
@@ -200,6 +252,7 @@ def simulate_nxct_from_attenuation(
     xray_downsample: int = 2,
     neutron_rotation_deg: Sequence[float] = (7.0, 0.5, -0.3),
     neutron_shift_um: Sequence[float] | None = None,
+    neutron_to_world: np.ndarray | None = None,
     blur_sigma_voxels: tuple[float, float] = (0.7, 1.0),
     noise_fraction: tuple[float, float] = (0.02, 0.03),
     seed: int = 0,
@@ -210,9 +263,10 @@ def simulate_nxct_from_attenuation(
     2048^2), then blurred with a Gaussian of ``blur_sigma_voxels[0]`` coarse voxels.
     Neutron: resampled with trilinear interpolation into a frame rotated by
     ``neutron_rotation_deg`` and shifted by ``neutron_shift_um`` (default (3, -2, 4) voxels;
-    ``neutron_to_world`` holds the transform), then blurred by ``blur_sigma_voxels[1]``
-    voxels. Noise: additive Gaussian, per volume, with std ``noise_fraction`` times the
-    dynamic range (max - min) of the clean blurred volume, from
+    ``neutron_to_world`` holds the transform; a given 4x4 ``neutron_to_world`` replaces both),
+    then blurred by ``blur_sigma_voxels[1]`` voxels. Noise: additive Gaussian, per volume,
+    with std ``noise_fraction`` times the dynamic range (max - min) of the clean blurred
+    volume, from
     ``numpy.random.default_rng(seed)``. The inputs are not modified.
     """
     if not voxel_size_um > 0:
@@ -233,9 +287,11 @@ def simulate_nxct_from_attenuation(
     xray_to_world = coarse_to_fine.copy()
     xray_to_world[:3, 3] *= voxel
 
-    if neutron_shift_um is None:
-        neutron_shift_um = tuple(voxel * s for s in (3.0, -2.0, 4.0))
-    neutron_to_world = rigid_matrix(neutron_rotation_deg, neutron_shift_um)
+    if neutron_to_world is None:
+        if neutron_shift_um is None:
+            neutron_shift_um = tuple(voxel * s for s in (3.0, -2.0, 4.0))
+        neutron_to_world = rigid_matrix(neutron_rotation_deg, neutron_shift_um)
+    neutron_to_world = np.asarray(neutron_to_world, dtype=np.float64)
     neutron = resample_rigid(neutron_truth, voxel, np.linalg.inv(neutron_to_world))
     ndimage.gaussian_filter(neutron, blur_sigma_voxels[1], output=neutron, mode="nearest")
     neutron, sigma_n = _add_noise(neutron, noise_fraction[1], rng)

@@ -6,13 +6,15 @@ whatever the scan size.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
+import pandas as pd
 from rich.console import Console
 
 from jellyroll.io.nexus import nx_group, set_default, write_nxdata, write_table
@@ -29,9 +31,14 @@ from jellyroll.phantom.detector import (
     pilatus_gap_mask,
     render_frames,
 )
-from jellyroll.phantom.geometry import rasterize
+from jellyroll.phantom.geometry import Raster, rasterize, z_invariant
 from jellyroll.phantom.materials import attenuation_map, mu_table
-from jellyroll.phantom.nxct import NXCTVolumes, simulate_nxct_from_attenuation
+from jellyroll.phantom.nxct import (
+    NXCTVolumes,
+    block_mean,
+    random_remount,
+    simulate_nxct_from_attenuation,
+)
 from jellyroll.phantom.parameters import SIZES
 from jellyroll.phantom.scan import (
     CENTRE_OFFSET_PX,
@@ -59,6 +66,29 @@ XRAY_LAB_ENERGY_KEV = 60.0
 """Effective energy of the 140 kV lab X-ray CT (SPEC section 1)."""
 NEUTRON_WAVELENGTH_A = 4.0
 """Effective wavelength of the cold polychromatic neutron beam (NeXT-like)."""
+XRAY_DOWNSAMPLE = 2
+"""X-ray voxel / neutron voxel: the study's lab XCT is 1024^3 against the neutron 2048^3."""
+LABEL_NAMES: dict[int, str] = {
+    0: "void",
+    1: "casing",
+    2: "cu",
+    3: "al",
+    4: "anode",
+    5: "cathode",
+    6: "separator",
+}
+"""Component labels of the NXCT truth; void is the hollow, the gaps and the outside."""
+_LABEL_REGIONS: dict[str, tuple[str, ...]] = {
+    "void": ("air",),
+    "casing": ("casing",),
+    "cu": ("cu",),
+    "al": ("al",),
+    "anode": ("anode", "agglomerate", "damage"),
+    "cathode": ("cathode",),
+    "separator": ("separator",),
+}
+_REMOUNT_STREAM = 0x4E4354
+"""Second word of the remount's seed sequence, apart from every other stream of a seed."""
 
 
 @dataclass(frozen=True)
@@ -148,14 +178,14 @@ def write_phantom(
                 path, projections, schedule, counters, setups[kind], config, seed, console
             )
             written[path] = f"pre-integrated {kind.upper()} patterns"
-    volumes = None
+    twin_nxct = None
     if nxct:
-        volumes = simulate_twin_nxct(twin, seed=seed, console=console)
-        written.update(_write_nxct(out, volumes, configuration))
+        twin_nxct = simulate_twin_nxct(twin, seed=seed, console=console)
+        written.update(_write_nxct(out, twin_nxct.volumes, configuration))
     if operando_steps:
         written.update(_write_operando(out / "operando", twin, operando_steps, seed, console))
     path = out / "truth.h5"
-    _write_truth(path, twin, geometry, configuration, volumes)
+    _write_truth(path, twin, geometry, configuration, twin_nxct)
     written[path] = "ground truth: maps, agglomerates, scan geometry"
     csv_path = out / "agglomerates.csv"
     with atomic_output(csv_path) as tmp:
@@ -264,14 +294,24 @@ def _pixels_per_bin(setup: DetectorSetup, q: np.ndarray) -> np.ndarray:
 
 def nxct_fraction_slices(
     twin: Twin, n_slices: int, voxel_um: float
-) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
-    """Component fractions of ``n_slices`` slices of ``voxel_um`` around the SWAXS-CT slice."""
+) -> Iterator[tuple[int, Raster, dict[str, np.ndarray]]]:
+    """Raster and component fractions of ``n_slices`` slices of ``voxel_um`` around z = 0.
+
+    Slices that no agglomerate reaches are all alike (:func:`z_invariant`): the first is
+    computed and shared by the others, so the yielded arrays must not be modified.
+    """
     n = round(twin.size.n_translations * twin.pixel_size_um / voxel_um)
-    params = twin.geometry.params
+    geometry = twin.geometry
+    params = geometry.params
+    shared: tuple[Raster, dict[str, np.ndarray]] | None = None
     for k in range(n_slices):
         z_um = (k - (n_slices - 1) / 2.0) * voxel_um
+        invariant = z_invariant(geometry, z_um)
+        if invariant and shared is not None:
+            yield k, *shared
+            continue
         raster = rasterize(
-            twin.geometry, (n, n), voxel_um, z_um=z_um, supersample=twin.size.nxct_supersample
+            geometry, (n, n), voxel_um, z_um=z_um, supersample=twin.size.nxct_supersample
         )
         state = cell_state(
             raster,
@@ -280,37 +320,86 @@ def nxct_fraction_slices(
             seed=params.seed,
             silicon_enrichment=params.agglomerates.silicon_enrichment,
         )
-        yield k, state.fractions
+        if invariant:
+            shared = (raster, state.fractions)
+        yield k, raster, state.fractions
 
 
-def simulate_twin_nxct(twin: Twin, *, seed: int = 0, console: Console | None = None) -> NXCTVolumes:
-    """Neutron and lab X-ray CT of a stack around the twin's slice (``nxct_voxel_um`` voxels).
+@dataclass(frozen=True)
+class TwinNXCT:
+    """The twin's NXCT volumes with their truth.
 
-    The true attenuation volumes are accumulated slice by slice, so memory holds two
-    volumes, not one per component.
+    ``labels``: (mz, my, mx) uint8 majority component (:data:`LABEL_NAMES`) on the X-ray
+    grid; ``bends``: collector bends with (z_um, y_um, x_um) in the X-ray volume frame;
+    ``remount``: the random draws of ``volumes.neutron_to_world`` (deg, um).
+    """
+
+    volumes: NXCTVolumes
+    labels: np.ndarray
+    bends: pd.DataFrame
+    remount: dict[str, float]
+
+
+def twin_remount(
+    seed: int, field_of_view_um: Sequence[float]
+) -> tuple[np.ndarray, dict[str, float]]:
+    """The neutron volume's random remount of a twin seed (:func:`random_remount`)."""
+    return random_remount(np.random.default_rng([seed, _REMOUNT_STREAM]), field_of_view_um)
+
+
+def simulate_twin_nxct(
+    twin: Twin, *, seed: int = 0, console: Console | None = None, **options: Any
+) -> TwinNXCT:
+    """Neutron and lab X-ray CT of a stack around the twin's slice, with labels and bends.
+
+    The world grid: ``nxct_slices`` x n x n voxels of ``nxct_voxel_um`` (n covers the SWAXS
+    scan's field of view), centred on the SWAXS slice; the X-ray volume is ``XRAY_DOWNSAMPLE``
+    times coarser and the neutron one is remounted at random (:func:`twin_remount`).
+    ``options`` go to :func:`simulate_nxct_from_attenuation` (blur, noise). The true
+    attenuation volumes are accumulated slice by slice, so memory holds two volumes, not one
+    per component.
     """
     console = console or Console(quiet=True)
     voxel = twin.size.nxct_voxel_um
     n_slices = twin.size.nxct_slices
+    factor = XRAY_DOWNSAMPLE
     mu_x = mu_table("xray", energy_keV=XRAY_LAB_ENERGY_KEV)
     mu_n = mu_table("neutron", wavelength_A=NEUTRON_WAVELENGTH_A)
-    xray = neutron = np.zeros(0, np.float32)
+    xray = neutron = labels = np.zeros(0, np.float32)
+    block = np.zeros(0, np.float32)
     with fraction_progress(console, "NXCT slices", transient=True) as update:
-        for k, fractions in nxct_fraction_slices(twin, n_slices, voxel):
+        for k, raster, fractions in nxct_fraction_slices(twin, n_slices, voxel):
             if k == 0:
                 xray = np.zeros((n_slices, *fractions["cu"].shape), np.float32)
                 neutron = np.zeros_like(xray)
+                block = np.zeros((len(LABEL_NAMES), factor, *xray.shape[1:]), np.float32)
+                m = [-(-size // factor) for size in xray.shape]
+                labels = np.zeros(m, np.uint8)
             xray[k] = attenuation_map(fractions, mu_x)
             neutron[k] = attenuation_map(fractions, mu_n)
+            for label, name in LABEL_NAMES.items():
+                block[label, k % factor] = sum(raster.fractions[r] for r in _LABEL_REGIONS[name])
+            if k % factor == factor - 1 or k == n_slices - 1:
+                block[:, k % factor + 1 :] = block[:, k % factor : k % factor + 1]  # edge pad
+                means = np.stack([block_mean(b, factor)[0][0] for b in block])
+                labels[k // factor] = np.argmax(means, axis=0)
             update((k + 1) / n_slices)
-    return simulate_nxct_from_attenuation(
+    remount, draws = twin_remount(seed, np.asarray(xray.shape) * voxel)
+    volumes = simulate_nxct_from_attenuation(
         xray,
         neutron,
         voxel,
         xray_energy_keV=XRAY_LAB_ENERGY_KEV,
         neutron_wavelength_A=NEUTRON_WAVELENGTH_A,
+        xray_downsample=factor,
+        neutron_to_world=remount,
         seed=seed,
+        **options,
     )
+    bends = twin.geometry.bend_table()
+    world = np.column_stack([bends[["z_um", "y_um", "x_um"]].to_numpy(), np.ones(len(bends))])
+    bends[["z_um", "y_um", "x_um"]] = (world @ np.linalg.inv(volumes.xray_to_world).T)[:, :3]
+    return TwinNXCT(volumes, labels, bends, draws)
 
 
 def _write_nxct(out: Path, volumes: NXCTVolumes, configuration: dict[str, Any]) -> dict[Path, str]:
@@ -375,7 +464,7 @@ def _write_truth(
     twin: Twin,
     geometry: ScanGeometry,
     configuration: dict[str, Any],
-    nxct: NXCTVolumes | None,
+    nxct: TwinNXCT | None,
 ) -> None:
     y_um, x_um = twin.raster.axes_um()
     with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
@@ -409,12 +498,38 @@ def _write_truth(
             [name for name in twin.map_names if name != "mu"], dtype=object
         )
         if nxct is not None:
-            group = nx_group(entry, "nxct", "NXcollection")
-            group["neutron_to_world"] = nxct.neutron_to_world
-            group["neutron_to_world"].attrs["units"] = "um (z, y, x homogeneous)"
-            group["xray_voxel_um"] = nxct.xray_voxel_um
-            group["neutron_voxel_um"] = nxct.neutron_voxel_um
+            _write_nxct_truth(entry, nxct)
         entry["provenance"] = provenance_json(provenance_record(configuration))
+
+
+def _write_nxct_truth(entry: h5py.Group, nxct: TwinNXCT) -> None:
+    """``/entry/nxct``: frames, voxel sizes, remount, labels and bends of the NXCT pair."""
+    volumes = nxct.volumes
+    group = nx_group(entry, "nxct", "NXcollection")
+    group.attrs["xray_voxel_um"] = volumes.xray_voxel_um
+    group.attrs["neutron_voxel_um"] = volumes.neutron_voxel_um
+    group.attrs["world_voxel_um"] = volumes.world_voxel_um
+    frames = "um, (z, y, x, 1) homogeneous; frames centred on their grids (SPEC section 6)"
+    for name, matrix, meaning in (
+        ("neutron_to_world", volumes.neutron_to_world, "neutron volume frame -> world"),
+        ("xray_to_world", volumes.xray_to_world, "X-ray volume frame -> world"),
+        ("nct_to_xct", volumes.nct_to_xct, "neutron volume frame -> X-ray volume frame"),
+    ):
+        group[name] = np.asarray(matrix, dtype=np.float64)
+        group[name].attrs["units"] = frames
+        group[name].attrs["description"] = meaning
+    group["neutron_to_world"].attrs.update(nxct.remount)
+    group["xray_voxel_um"] = volumes.xray_voxel_um
+    group["neutron_voxel_um"] = volumes.neutron_voxel_um
+    labels = group.create_dataset(
+        "labels", data=nxct.labels, compression="gzip", chunks=(1, *nxct.labels.shape[1:])
+    )
+    labels.attrs["names"] = json.dumps({str(k): v for k, v in LABEL_NAMES.items()})
+    labels.attrs["frame"] = "X-ray volume grid (xct.tif); to the world: xray_to_world"
+    labels.attrs["voxel_um"] = volumes.xray_voxel_um
+    bends = write_table(group, "bends", nxct.bends)
+    bends.attrs["frame"] = "X-ray volume frame, um"
+    bends.attrs["extents"] = "full widths at half maximum of the Cu displacement, um"
 
 
 def _write_operando(
