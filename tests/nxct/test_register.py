@@ -40,7 +40,7 @@ def twin_pair() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     different X-ray and neutron contrast); without them the axial shift is unobservable.
     """
     twin = make_twin("aged_charged", "tiny", seed=0)
-    _, fractions = next(nxct_fraction_slices(twin, 1, VOXEL))
+    _, _, fractions = next(nxct_fraction_slices(twin, 1, VOXEL))
     mu_x, mu_n = mu_table("xray", energy_keV=60.0), mu_table("neutron", wavelength_A=4.0)
     xs = np.repeat(attenuation_map(fractions, mu_x)[None], WORLD[0], axis=0)
     ns = np.repeat(attenuation_map(fractions, mu_n)[None], WORLD[0], axis=0)

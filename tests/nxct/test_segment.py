@@ -32,7 +32,7 @@ VOXEL_UM = 2.5
 @pytest.fixture(scope="module")
 def twin_pair():
     twin = make_twin("aged_charged", "tiny", seed=0)
-    fractions = [f for _, f in nxct_fraction_slices(twin, 2, VOXEL_UM)]
+    fractions = [f for _, _, f in nxct_fraction_slices(twin, 2, VOXEL_UM)]
     xray = np.stack([attenuation_map(f, mu_table("xray", energy_keV=60.0)) for f in fractions])
     neutron = np.stack(
         [attenuation_map(f, mu_table("neutron", wavelength_A=4.0)) for f in fractions]
