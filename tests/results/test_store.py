@@ -153,3 +153,26 @@ def test_readers_name_the_file_and_what_to_run(tmp_path: Path) -> None:
         f["entry/sinogram/q"] = np.zeros(4)
     with pytest.raises(RunFileError, match="translation has shape"):
         read_sinogram(tmp_path / "bad.h5")
+
+
+def test_a_diagnosis_reads_back_as_written(tmp_path: Path) -> None:
+    """Tables, notes, summary and the unrolled views in their written order."""
+    import pandas as pd
+
+    from jellyroll.results import Diagnosis, FoundCell, Unrolled, read_diagnosis, write_diagnosis
+
+    views = {
+        name: Unrolled(np.full((3, 4), i, np.float32), np.arange(3.0), np.arange(4.0))
+        for i, name in enumerate(("saxs_intensity", "d_star_nm", "attenuation"))
+    }
+    table = pd.DataFrame({"id": [1, 2], "x_um": [1.5, -2.0], "case": ["A", "B"]})
+    written = Diagnosis(
+        "cell", "a cell", _maps(), table, pd.DataFrame(), pd.DataFrame(),
+        FoundCell(1.0, -2.0, 900.0), views, {"agglomerates": 2}, ["no diode"],
+    )  # fmt: skip
+    write_diagnosis(tmp_path / "results.h5", written, {}, key="k", upstream="u")
+    back = read_diagnosis(tmp_path / "results.h5")
+    assert list(back.unrolled) == ["saxs_intensity", "d_star_nm", "attenuation"]
+    assert back.cell == written.cell and back.notes == ["no diode"]
+    assert back.summary == {"agglomerates": 2} and back.agglomerates.equals(table)
+    np.testing.assert_array_equal(back.maps["lic6"], written.maps["lic6"])

@@ -103,6 +103,7 @@ def write_diagnosis(
                 found[key] = value
                 found[key].attrs["units"] = "um"
         unrolled = nx_group(entry, "unrolled", "NXcollection")
+        unrolled.attrs["order"] = json.dumps(list(diagnosis.unrolled))  # HDF5 sorts names
         for name, view in diagnosis.unrolled.items():
             axes = [
                 ("radius_um", view.radius_um, "um"),
@@ -136,9 +137,10 @@ def read_diagnosis(path: str | os.PathLike[str]) -> Diagnosis:
         found = None
         if "cell" in entry:
             found = FoundCell(**{k: float(v[()]) for k, v in entry["cell"].items()})
+        views = entry["unrolled"]
         unrolled = {
-            name: Unrolled(group["data"][()], group["radius_um"][()], group["arc_length_um"][()])
-            for name, group in entry["unrolled"].items()
+            name: Unrolled(*(views[name][k][()] for k in ("data", "radius_um", "arc_length_um")))
+            for name in json.loads(views.attrs.get("order", "[]")) or list(views)
         }
         notes = entry["notes"].asstr()[()]
         return Diagnosis(
