@@ -151,16 +151,39 @@ def find_bends_3d(
     *,
     slice_step: int = 1,
     min_slices: int = 2,
+    max_presence: float = 0.3,
     progress: Callable[[float], None] | None = None,
 ) -> tuple[pd.DataFrame, CollectorDisplacement]:
     """Bends of the Cu collector in an X-ray volume ((nz, ny, nx) array-like, 1/um or grey
-    levels, Cu bright; read one slice at a time), every ``slice_step``-th slice traced;
-    bends seen in fewer than ``min_slices`` slices are dropped as noise. Returns the table
-    of :func:`join_bends` and the collector's displacement map."""
+    levels, Cu bright; read one slice at a time), every ``slice_step``-th slice traced.
+
+    Dropped: bends seen in fewer than ``min_slices`` slices (noise), and bends at a place of
+    the layer (same turn and side, arc within reach) that deviates in more than
+    ``max_presence`` of all traced slices: a bend is local along the axis (an agglomerate's
+    size), a feature along the whole height is the winding itself (its inner end, a tab, a
+    tracer artefact). Returns the table of :func:`join_bends` and the displacement map.
+    """
     slices = np.arange(0, volume.shape[0], slice_step)
     per_slice, displacement = slice_bends(volume, voxel_um, slices, progress)
     bends = join_bends(per_slice, voxel_um, slice_step=slice_step)
     if len(bends):
-        bends = bends[bends.slices >= min(min_slices, len(slices))].reset_index(drop=True)
+        presence = _presence(bends, per_slice, voxel_um) / max(len(slices), 1)
+        keep = (bends.slices >= min(min_slices, len(slices))) & (presence <= max_presence)
+        bends = bends[keep].reset_index(drop=True)
         bends["id"] = np.arange(1, len(bends) + 1)
     return bends, displacement
+
+
+def _presence(bends: pd.DataFrame, per_slice: pd.DataFrame, voxel_um: float) -> np.ndarray:
+    """For each 3D bend, the number of traced slices with a 2D bend at its place of the
+    layer (same turn and side, within half the larger arc extent plus two voxels)."""
+    counts = []
+    for bend in bends.itertuples():
+        same = per_slice[
+            (per_slice.turn == bend.turn)
+            & (np.sign(per_slice.amplitude_um) == np.sign(bend.amplitude_um))
+            & (np.hypot(per_slice.x_um - bend.x_um, per_slice.y_um - bend.y_um)
+               <= bend.extent_arc_um / 2 + 2 * voxel_um)
+        ]  # fmt: skip
+        counts.append(same.slice.nunique())
+    return np.asarray(counts, dtype=float)
