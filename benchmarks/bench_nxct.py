@@ -16,13 +16,12 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import SimpleITK as sitk
 from rich.console import Console
 from rich.table import Table
 from scipy import ndimage
 
 from jellyroll.io.volumes import read_volume
-from jellyroll.nxct.register import _sitk_to_zyx_matrix, _to_sitk, register_volumes, rms_error
+from jellyroll.nxct.register import mattes_from_centre, register_volumes, rms_error
 from jellyroll.phantom.write import write_phantom
 
 ZOOM = 1.6
@@ -38,28 +37,6 @@ def _pair(folder: Path) -> tuple[np.ndarray, float, np.ndarray, float, np.ndarra
     return zoom[0], xray_voxel / ZOOM, zoom[1], neutron_voxel / ZOOM, truth
 
 
-def _plain_sitk(xray, xray_voxel, neutron, neutron_voxel) -> np.ndarray:
-    """SimpleITK Mattes MI, rigid, from the geometric centres (no global search)."""
-    fixed = _to_sitk(xray, xray_voxel, np.eye(4))
-    moving = _to_sitk(neutron, neutron_voxel, np.eye(4))
-    initial = sitk.CenteredTransformInitializer(
-        fixed, moving, sitk.VersorRigid3DTransform(),
-        sitk.CenteredTransformInitializerFilter.GEOMETRY,
-    )  # fmt: skip
-    method = sitk.ImageRegistrationMethod()
-    method.SetMetricAsMattesMutualInformation(32)
-    method.SetMetricSamplingStrategy(method.RANDOM)
-    method.SetMetricSamplingPercentage(0.1, 0)
-    method.SetInterpolator(sitk.sitkLinear)
-    method.SetOptimizerAsRegularStepGradientDescent(1.0, 1e-4, 200)
-    method.SetOptimizerScalesFromPhysicalShift()
-    method.SetShrinkFactorsPerLevel([4, 2, 1])
-    method.SetSmoothingSigmasPerLevel([2, 1, 0])
-    method.SetInitialTransform(initial, inPlace=False)
-    found = sitk.VersorRigid3DTransform(method.Execute(fixed, moving).GetNthTransform(0))
-    return np.linalg.inv(_sitk_to_zyx_matrix(found, 3))
-
-
 def run(console: Console | None = None) -> None:
     console = console or Console()
     with tempfile.TemporaryDirectory() as tmp:
@@ -68,7 +45,7 @@ def run(console: Console | None = None) -> None:
     ours = register_volumes(xray, xv, neutron, nv)
     ours_s = time.perf_counter() - start
     start = time.perf_counter()
-    plain = _plain_sitk(xray, xv, neutron, nv)
+    plain = mattes_from_centre(xray, xv, neutron, nv, sampling=0.1)
     plain_s = time.perf_counter() - start
     table = Table(title=f"NXCT registration, X-ray {xray.shape} / neutron {neutron.shape}")
     for column in ("method", "seconds", "RMS error (neutron voxels)"):
