@@ -80,6 +80,7 @@ def resample_slabs(
     *,
     slab: int = 16,
     order: int = 1,
+    outside: float | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(z_start, values)`` slabs of ``source`` resampled onto the target grid.
 
@@ -88,7 +89,8 @@ def resample_slabs(
     frame. ``values``: float32 (<= slab, ny_t, nx_t), spline interpolation of ``order``
     (``scipy.ndimage.affine_transform``, i.e. ``map_coordinates`` on the affine grid without
     storing the coordinates); points outside the source take the nearest edge voxel, as in
-    :func:`jellyroll.phantom.nxct.resample_rigid`.
+    :func:`jellyroll.phantom.nxct.resample_rigid`, or the value ``outside`` when given
+    (NaN: "not measured", which the fusion and segmentation treat as such).
     """
     source_shape = tuple(int(n) for n in source.shape)
     shape = tuple(int(n) for n in target_shape)
@@ -114,7 +116,8 @@ def resample_slabs(
             output_shape=(z1 - z0, shape[1], shape[2]),
             output=np.float32,
             order=order,
-            mode="nearest",
+            mode="nearest" if outside is None else "constant",
+            cval=0.0 if outside is None else outside,
             prefilter=order > 1,
         )
         del block
@@ -133,6 +136,7 @@ def write_resampled(
     *,
     slab: int = 16,
     order: int = 1,
+    outside: float | None = None,
     compression: str = "gzip",
 ) -> Any:
     """Write :func:`resample_slabs` into ``h5_group[name]``, float32, chunked and compressed.
@@ -154,6 +158,7 @@ def write_resampled(
         target_voxel_um,
         slab=slab,
         order=order,
+        outside=outside,
     ):
         data[z0 : z0 + values.shape[0]] = values
     return data

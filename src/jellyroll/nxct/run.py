@@ -24,8 +24,8 @@ import numpy as np
 from jellyroll import figures
 from jellyroll.defects.bends3d import find_bends_3d
 from jellyroll.io.lock import output_lock
-from jellyroll.io.provenance import provenance_record
-from jellyroll.io.volumes import VolumeSource, open_volume
+from jellyroll.io.provenance import file_fingerprint, provenance_record
+from jellyroll.io.volumes import VolumeSource, open_volume, split_dataset
 from jellyroll.nxct.fuse import contrast_window, fuse_rgb, sample_voxels
 from jellyroll.nxct.options import NXCTOptions
 from jellyroll.nxct.register import register_volumes
@@ -34,7 +34,7 @@ from jellyroll.nxct.segment import LABEL_NAMES, classify, find_thresholds
 from jellyroll.results.nxct import (
     NXCTResult,
     create_volume_datasets,
-    read_fused_slab,
+    read_fused_cuts,
     read_nxct,
     write_bends_group,
     write_registration_group,
@@ -49,14 +49,8 @@ STEPS = {"registration": (0.0, 0.3), "resampling": (0.3, 0.5), "bends": (0.5, 0.
 
 def nxct_key(xct: str, nct: str, options: NXCTOptions) -> str:
     """Key of the NXCT result of two volumes (by fingerprint) with ``options``."""
-    from jellyroll.io.provenance import file_fingerprint
-
-    inputs = [file_fingerprint(_file_of(path)) for path in (xct, nct)]
+    inputs = [file_fingerprint(split_dataset(path)[0]) for path in (xct, nct)]
     return stage_key("nxct", options.key_payload(), inputs)
-
-
-def _file_of(path: str | os.PathLike[str]) -> Path:
-    return Path(str(path).split("::", 1)[0])
 
 
 def run_nxct(
@@ -78,7 +72,7 @@ def run_nxct(
             progress(low + (high - low) * fraction)
 
     for given in (xct, nct):
-        if _file_of(given).resolve() == output:
+        if split_dataset(given)[0].resolve() == output:
             raise ValueError(f"refusing to write {output}: it is one of the inputs")
     with (
         output_lock(output),
@@ -105,9 +99,7 @@ def run_nxct(
         try:
             with h5py.File(scratch, "w") as work:
                 moved = {
-                    "xray": _on_grid(
-                        work, "xray", xray, np.linalg.inv(grid_to_xct), shape, voxel, options
-                    ),
+                    "xray": _on_grid(work, "xray", xray, grid_to_xct, shape, voxel, options),
                     "neutron": _on_grid(
                         work, "neutron", neutron, grid_to_nct, shape, voxel, options
                     ),
@@ -136,8 +128,9 @@ def _on_grid(
     if np.allclose(grid_to_source, np.eye(4)) and source.shape == shape:
         return source
     return write_resampled(
-        work, name, source, source.voxel_um, grid_to_source, shape, voxel_um, slab=options.slab
-    )
+        work, name, source, source.voxel_um, grid_to_source, shape, voxel_um,
+        slab=options.slab, outside=np.nan,  # not measured there: void, left out of the sample
+    )  # fmt: skip
 
 
 def _write(
@@ -207,7 +200,7 @@ def _write(
         "sample_planes": list(map(int, sample.planes)),
         "seconds": time.perf_counter() - start,
     }
-    files = [_file_of(xct), _file_of(nct)]
+    files = [split_dataset(xct)[0], split_dataset(nct)[0]]
     record = provenance_record(configuration, inputs=[p for p in files if p.is_file()])
     write_stage_file(
         output,
@@ -224,13 +217,7 @@ def _write(
 
 def _views(output: Path, result: NXCTResult) -> Path:
     """Orthogonal cuts through the centre of the fused volume, as a PNG beside the file."""
-    nz, ny, nx = result.shape
-    xy = read_fused_slab(output, nz // 2)
-    with h5py.File(output, "r") as f:
-        data = f["/entry/fused/data"]
-        xz = data[:, ny // 2, :, :]
-        yz = data[:, :, nx // 2, :]
     figure = figures.orthogonal_views_figure(
-        xy, xz, yz, result.voxel_um, "fused: red = X-ray, cyan = neutron"
+        *read_fused_cuts(output), result.voxel_um, "fused: red = X-ray, cyan = neutron"
     )
     return figures.save_png(figure, output.with_name(f"{output.stem}_views.png"))

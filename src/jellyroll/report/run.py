@@ -11,7 +11,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import pandas as pd
 
@@ -20,9 +19,11 @@ from jellyroll.io.lock import output_lock
 from jellyroll.io.provenance import package_versions
 from jellyroll.report.html import Report
 from jellyroll.report.options import ReportOptions
-from jellyroll.results import Diagnosis, MapName, require_diagnosis
-from jellyroll.results.nxct import read_nxct
+from jellyroll.results import GRAPHITE_PHASE_MAPS, Diagnosis, MapName, require_diagnosis
+from jellyroll.results.nxct import read_displacement, read_fused_cuts, read_nxct
 
+PHASE_TITLES = ("LiC6", "LiC12", "poorly lithiated")
+"""Report names of :data:`jellyroll.results.GRAPHITE_PHASE_MAPS`, in their order."""
 AGGLOMERATE_COLUMNS = (
     "id", "x_um", "y_um", "equivalent_diameter_um", "case", "excess_intensity",
     "d_star_inside_nm", "d_star_ring_nm", "bend_id",
@@ -42,16 +43,17 @@ def summary_table(cells: Iterable[Diagnosis], critical_diameter_um: float) -> pd
                 "median radius (um)": values["median_radius_um"],
                 "bends": values["bends"],
                 "median d* (nm)": values["median_d_star_nm"],
-                "LiC6 share": values.get("lic6_share", np.nan),
-                "LiC12 share": values.get("lic12_share", np.nan),
-                "poorly lithiated share": values.get("graphite_poor_share", np.nan),
+                **{
+                    f"{title} share": values.get(f"{name}_share", np.nan)
+                    for name, title in zip(GRAPHITE_PHASE_MAPS, PHASE_TITLES, strict=True)
+                },
             }
         )
     return pd.DataFrame(rows)
 
 
 def _critical_diameter(cells: list[Diagnosis]) -> float:
-    values = {float(c.summary.get("critical_diameter_um", 50.0)) for c in cells}
+    values = {float(c.summary["critical_diameter_um"]) for c in cells}
     return values.pop() if len(values) == 1 else float("nan")
 
 
@@ -83,7 +85,7 @@ def run_report(
         "2024, 17, 5048)."
     )
     for result in cells:
-        _cell_section(report, result, float(result.summary.get("critical_diameter_um", critical)))
+        _cell_section(report, result, float(result.summary["critical_diameter_um"]))
         if nxct and result.name in nxct:
             _nxct_section(report, result.label, Path(nxct[result.name]))
     run = report.section("Run")
@@ -104,7 +106,7 @@ def _cell_section(report: Report, result: Diagnosis, critical: float) -> None:
     maps = {name: item.values for name, item in result.maps.maps.items()}
     x_um, y_um = result.maps.x_um, result.maps.y_um
     section = report.section(f"Cell {result.label}")
-    if all(name in maps for name in ("lic6", "nmc_lithiated")):
+    if all(name in maps for name in (*GRAPHITE_PHASE_MAPS, MapName.NMC_LITHIATED)):
         section.figure(
             figures.composites_figure(maps, x_um, y_um),
             "Phase composites (Table 1 windows)",
@@ -158,16 +160,10 @@ def _nxct_section(report: Report, label: str, path: Path) -> None:
     """The fused X-ray / neutron views, the collector displacement and the 3D bends."""
     found = read_nxct(path)
     nz, ny, nx = found.shape
-    with h5py.File(path, "r") as f:
-        data = f["/entry/fused/data"]
-        xy, xz, yz = data[nz // 2], data[:, ny // 2], data[:, :, nx // 2]
-        displacement = None
-        if "displacement" in f["entry"]:
-            group = f["/entry/displacement"]
-            displacement = (group["data"][()], group["arc_um"][()], group["z_um"][()])
+    displacement = read_displacement(path)
     section = report.section(f"Cell {label}: neutron and X-ray CT")
     section.figure(
-        figures.orthogonal_views_figure(xy, xz, yz, found.voxel_um),
+        figures.orthogonal_views_figure(*read_fused_cuts(path), found.voxel_um),
         "Registered NXCT fused as RGB (red: X-ray, cyan: neutron), cuts through the centre",
         name="nxct_views",
     )

@@ -160,7 +160,21 @@ def read_nxct(path: str | os.PathLike[str]) -> NXCTResult:
         )
 
 
-def read_fused_slab(path: str | os.PathLike[str], z: slice | int) -> np.ndarray:
-    """Slices ``z`` of the fused RGB volume, (n, ny, nx, 3) uint8 (or (ny, nx, 3))."""
+def read_fused_cuts(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The fused RGB volume cut through its centre: the axial slice (ny, nx, 3) and the
+    vertical cuts (nz, nx, 3) and (nz, ny, 3); only those voxels are read."""
     with open_run(path) as f:
-        return require(f, path, "/entry/fused/data", "make it with `jellyroll nxct`")[z]
+        data = require(f, path, "/entry/fused/data", "make it with `jellyroll nxct`")
+        nz, ny, nx = data.shape[:3]
+        return data[nz // 2], data[:, ny // 2], data[:, :, nx // 2]
+
+
+def read_displacement(
+    path: str | os.PathLike[str],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The collector displacement ((n_slices, n_arc) um, arc_um, z_um), None when absent."""
+    with open_run(path) as f:
+        if "displacement" not in f["entry"]:
+            return None
+        group = f["/entry/displacement"]
+        return group["data"][()], group["arc_um"][()], group["z_um"][()]
