@@ -38,11 +38,6 @@ def option(model: type[BaseModel], name: str, *declarations: str, **kwargs: Any)
     )
 
 
-def cli_fields(command: Any) -> set[str]:
-    """Parameter names of a command function (for checking them against a model)."""
-    return set(command.__annotations__) - {"return"}
-
-
 @contextlib.contextmanager
 def reported_errors() -> Iterator[None]:
     """Turn the errors a user can cause into one line on stderr and an exit code (2: the

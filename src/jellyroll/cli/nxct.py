@@ -46,7 +46,10 @@ def nxct(
         window = None
         if window_low is not None or window_high is not None:
             default = NXCTOptions().window_percentiles
-            window = (window_low or default[0], window_high or default[1])
+            window = (
+                default[0] if window_low is None else window_low,
+                default[1] if window_high is None else window_high,
+            )
         options = options_from(
             NXCTOptions,
             {

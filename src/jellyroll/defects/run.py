@@ -64,9 +64,11 @@ def run_diagnose(
     """
     options = options or DiagnoseOptions()
     output = Path(output)
+    # the key first: maps rewritten while this runs then make the result stale, not wrongly
+    # up to date
+    key, upstream = diagnose_key(runs, options, name, label or name)
     maps = _gather_maps(runs)
     diagnosis = diagnose(maps, options, name=name, label=label or name)
-    key, upstream = diagnose_key(runs, options, name, label or name)
     record = provenance_record(
         {
             "stage": "diagnose",
@@ -107,10 +109,10 @@ def diagnose(maps: MapSet, options: DiagnoseOptions, *, name: str, label: str) -
     notes = [*maps.notes]
     cell = None
     attenuation = maps.maps.get(MapName.ATTENUATION)
-    if attenuation is None:
+    image = None if attenuation is None else np.nan_to_num(attenuation.values)
+    if image is None:
         notes.append("no attenuation map (no diode): cell and collector not located")
     else:
-        image = np.nan_to_num(attenuation.values)
         try:
             cell = find_cell(image)
         except ValueError as error:
@@ -122,8 +124,7 @@ def diagnose(maps: MapSet, options: DiagnoseOptions, *, name: str, label: str) -
         d_star_map=maps[MapName.D_STAR],
     )
     bends = pd.DataFrame()
-    if cell is not None and attenuation is not None:
-        image = np.nan_to_num(attenuation.values)
+    if cell is not None and image is not None:
         try:
             trace = trace_spiral(image, cell, pixel)
             bends = find_bends(image, pixel, trace=trace)

@@ -71,7 +71,17 @@ def output_lock(output: str | os.PathLike[str]) -> Iterator[Path]:
                     f"{owner.get('host')}; wait for it to finish (if that run is over, "
                     f"delete {path})"
                 ) from None
-            path.unlink(missing_ok=True)  # stale: its owner died
+            # stale: its owner died. Rename it away first: of two processes that found it,
+            # only one wins the rename and cleans up; the other retries the O_EXCL create.
+            claimed = path.with_name(f"{path.name}.{me['pid']}.stale")
+            try:
+                os.replace(path, claimed)
+            except FileNotFoundError:
+                continue
+            if _owner(claimed) != owner:  # a live lock was taken meanwhile: give it back
+                os.replace(claimed, path)
+                continue
+            claimed.unlink()
             _remove_leftovers(output)
             continue
         with os.fdopen(fd, "w") as handle:
@@ -87,7 +97,7 @@ def output_lock(output: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def _remove_leftovers(output: Path) -> None:
-    """Temporary files of atomic writes of ``output`` and of its stage files (their names
-    start with ``.<stem>``) that a killed writer left behind."""
-    for leftover in output.parent.glob(f".{output.stem}*.part"):
+    """Temporary files of atomic writes of ``output`` and of its stage files (named
+    ``.<stem>.<...>.part``) that a killed writer left behind."""
+    for leftover in output.parent.glob(f".{output.stem}.*.part"):
         leftover.unlink(missing_ok=True)

@@ -317,11 +317,12 @@ class VolumeSource:
         index = index if isinstance(index, tuple) else (index,)
         z, rest = index[0], index[1:]
         if isinstance(z, int | np.integer):
-            return self._read(slice(int(z), int(z) + 1))[(0, *rest)]
-        return self._read(z)[(slice(None), *rest)]
+            k = range(self.shape[0])[int(z)]  # negative indices; IndexError when out of range
+            return self._read(slice(k, k + 1), rest)[0]
+        return self._read(z, rest)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        data = self._read(slice(None))
+        data = self._read(slice(None), ())
         return data if dtype is None else data.astype(dtype)
 
     def close(self) -> None:
@@ -335,16 +336,23 @@ class VolumeSource:
         self.close()
 
 
+def split_dataset(path: str | os.PathLike[str]) -> tuple[Path, str | None]:
+    """``file.h5::/path`` -> (file, dataset); any other path -> (path, None)."""
+    text = str(path)
+    if "::" in text:
+        name, dataset = text.split("::", 1)
+        return Path(name), dataset
+    return Path(text), None
+
+
 def open_volume(
     path: str | os.PathLike[str], voxel_size_um: float | None = None, dataset: str | None = None
 ) -> VolumeSource:
     """A volume for slab-wise reading, without loading it: an HDF5 dataset
     (``file.h5::/path/to/data`` or ``dataset=``), a multi-page TIFF (pages read on demand)
     or a folder of TIFF slices. Voxel size as in :func:`read_volume` (the argument wins)."""
-    text = str(path)
-    if "::" in text and dataset is None:
-        text, dataset = text.split("::", 1)
-    p = Path(text)
+    p, named = split_dataset(path)
+    dataset = dataset if dataset is not None else named
     if not p.exists():
         raise ValueError(f"{p}: no such file or folder; check the path")
     if p.is_dir():
@@ -378,8 +386,9 @@ def _hdf5_source(path: Path, dataset: str | None) -> VolumeSource:
         raise ValueError(f"{path}: dataset {dataset!r} is not a 2D or 3D array")
     shape = node.shape if node.ndim == 3 else (1, *node.shape)
 
-    def read(z: slice) -> np.ndarray:
-        return node[z] if node.ndim == 3 else node[()][None][z]
+    def read(z: slice, rest: tuple) -> np.ndarray:
+        # in-plane slices go to HDF5: only the chunks of the box are read
+        return node[(z, *rest)] if node.ndim == 3 else node[rest][None][z]
 
     return VolumeSource(
         f"{path}::{dataset}", shape, node.dtype, _hdf5_voxel(node), read, handle.close
@@ -398,12 +407,15 @@ def _tiff_source(path: Path) -> VolumeSource:
     if first.ndim != 2 or any(p.shape != first.shape for p in pages):  # type: ignore[union-attr]
         tif.close()
         data, voxel = _read_tiff(path)  # ImageJ hyperstacks and odd layouts: read whole
-        return VolumeSource(str(path), data.shape, data.dtype, voxel, lambda z: data[z])
+        return VolumeSource(
+            str(path), data.shape, data.dtype, voxel, lambda z, rest: data[(z, *rest)]
+        )
     voxel, _ = _tiff_voxel(tif)
 
-    def read(z: slice) -> np.ndarray:
+    def read(z: slice, rest: tuple) -> np.ndarray:
         indices = range(len(pages))[z]
-        return np.stack([pages[i].asarray() for i in indices])  # type: ignore[union-attr]
+        planes = [pages[i].asarray()[rest] for i in indices]  # type: ignore[union-attr]
+        return np.stack(planes) if planes else np.empty((0, *first.shape), first.dtype)[rest]
 
     return VolumeSource(str(path), (len(pages), *first.shape), first.dtype, voxel, read, tif.close)
 
@@ -423,13 +435,16 @@ def _folder_source(folder: Path) -> VolumeSource:
     if first.ndim != 2:
         raise ValueError(f"{files[0]}: expected one 2D slice per file, got shape {first.shape}")
 
-    def read(z: slice) -> np.ndarray:
+    def read(z: slice, rest: tuple) -> np.ndarray:
         out = []
         for name in files[z]:
             image = np.squeeze(tifffile.imread(name))
-            if image.shape != first.shape:
-                raise ValueError(f"{name}: slice shape {image.shape} differs from {first.shape}")
-            out.append(image)
-        return np.stack(out) if out else np.empty((0, *first.shape), first.dtype)
+            if image.shape != first.shape or image.dtype != first.dtype:
+                raise ValueError(
+                    f"{name}: slice {image.shape} {image.dtype} differs from {first.shape} "
+                    f"{first.dtype} of {files[0].name}; all slices must match"
+                )
+            out.append(image[rest])
+        return np.stack(out) if out else np.empty((0, *first.shape), first.dtype)[rest]
 
     return VolumeSource(str(folder), (len(files), *first.shape), first.dtype, voxel, read)
