@@ -33,7 +33,11 @@ def _pair(folder: Path) -> tuple[np.ndarray, float, np.ndarray, float, np.ndarra
     neutron, neutron_voxel = read_volume(folder / "nct.tif")
     with h5py.File(folder / "truth.h5", "r") as f:
         truth = f["/entry/nxct/nct_to_xct"][()]
-    zoom = [ndimage.zoom(v.astype(np.float32), ZOOM, order=1) for v in (xray, neutron)]
+    # grid_mode: the zoomed voxel is exactly voxel / ZOOM (corner-aligned zoom is not)
+    zoom = [
+        ndimage.zoom(v.astype(np.float32), ZOOM, order=1, grid_mode=True, mode="grid-constant")
+        for v in (xray, neutron)
+    ]
     return zoom[0], xray_voxel / ZOOM, zoom[1], neutron_voxel / ZOOM, truth
 
 

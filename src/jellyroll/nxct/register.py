@@ -330,11 +330,12 @@ def _sitk_to_zyx_matrix(transform: sitk.Transform, dim: int) -> np.ndarray:
 
 
 def _initial_transform(
-    xct_to_nct: np.ndarray, centre_zyx: np.ndarray, dim: int, scale: bool
+    fixed_to_moving: np.ndarray, centre_zyx: np.ndarray, dim: int, scale: bool
 ) -> sitk.Transform:
-    """SimpleITK transform (fixed X-ray -> moving neutron points) from a 4x4 (z, y, x) rigid
-    matrix, its centre of rotation at ``centre_zyx`` um of the X-ray frame."""
-    a, b = _zyx_to_sitk_matrix(xct_to_nct, dim)
+    """SimpleITK transform mapping fixed-image points to moving-image points (SimpleITK's
+    direction) from a 4x4 (z, y, x) rigid matrix, its centre of rotation at ``centre_zyx`` um
+    of the fixed frame. :func:`register_volumes` fixes the finer neutron volume."""
+    a, b = _zyx_to_sitk_matrix(fixed_to_moving, dim)
     centre = np.asarray(centre_zyx, dtype=np.float64)[::-1][:dim]
     if dim == 3:
         transform = sitk.Similarity3DTransform() if scale else sitk.VersorRigid3DTransform()
@@ -382,7 +383,7 @@ def register_volumes(
 
     ``xct``, ``nct``: (nz, ny, nx) arrays or array-likes (h5py datasets, memmaps), each read in
     slabs into block-mean copies of at most ``max_voxels`` voxels; one-slice volumes register
-    in 2D. ``scale``: also fit an isotropic scale. ``sampling``: fraction of the X-ray voxels
+    in 2D. ``scale``: also fit an isotropic scale. ``sampling``: fraction of the neutron voxels
     sampled (randomly, from ``seed``) by the Mattes MI metric; ``iterations`` per pyramid level.
     """
     start = time.perf_counter()

@@ -55,4 +55,5 @@ def correct_self_absorption(sinogram: np.ndarray, ray_transmission: np.ndarray) 
         raise ValueError("transmission must be (n_angles, n_t) like the sinogram")
     if np.any(ray_transmission <= 0):
         raise ValueError("transmission must be positive")
-    return (sinogram / ray_transmission[..., None]).astype(np.float32, copy=False)
+    # float32 divisor: no float64 temporary of the cube (GBs at the study's size)
+    return np.divide(sinogram, ray_transmission[..., None].astype(np.float32), dtype=np.float32)

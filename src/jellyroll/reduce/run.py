@@ -96,10 +96,16 @@ class ScanSpec:
 
 
 def reduce_key(spec: ScanSpec, options: ReduceOptions) -> str:
-    """Key of the sinogram of ``spec`` reduced with ``options`` (input files by fingerprint:
-    path, size and modification time, cheap for TB-sized scans)."""
-    inputs = [file_fingerprint(path) for path in spec.files]
-    return stage_key("reduce", options.key_payload(), inputs)
+    """Key of the sinogram of ``spec`` reduced with ``options``: every input file (the frame
+    files of a CBF/EDF series too) by fingerprint (path, size and modification time, cheap
+    for TB-sized scans); the block size is left out (it changes memory, not the result)."""
+    reader = spec.open()
+    try:
+        files = sorted({*spec.files, *map(str, reader.info.files)})
+    finally:
+        reader.close()
+    payload = options.model_dump(mode="json", exclude={"block_frames"})
+    return stage_key("reduce", payload, [file_fingerprint(path) for path in files])
 
 
 @dataclass
@@ -300,8 +306,9 @@ def _reduce(
             if on_block is not None:
                 on_block(stop - start, info.n_frames)
         report = _finish(
-            work, info, layout, valid[()], options, setup_key, configuration, spec, output
-        )
+            work, info, layout, valid[()], options, setup_key, configuration, spec, output,
+            left_out=~np.isfinite(scale),
+        )  # fmt: skip
     partial.unlink()
     write_index(output)
     report.blocks_done_before = done_before
@@ -456,6 +463,8 @@ def _finish(
     configuration: dict[str, Any] | None,
     spec: ScanSpec,
     output: Path,
+    *,
+    left_out: np.ndarray,
 ) -> ReduceReport:
     """Write the run's sinogram file from the complete work file: cell means (duplicates
     averaged), air subtraction, attenuation, rotation centre and provenance.
@@ -467,6 +476,7 @@ def _finish(
     sums, squares = work["entry/sinogram/data"], work["entry/sinogram/errors"]
     count = work["checkpoint/count"]
     occupancy = layout.occupancy(valid)
+    unreadable = int(np.sum(~valid & ~left_out))  # frames left out for readings are counted apart
     if not occupancy.any():
         raise ValueError(
             f"{info.source}: none of its {info.n_frames} frames could be read and placed; "
@@ -519,7 +529,7 @@ def _finish(
             centre[0] = None
             warnings.warn(f"{info.source}: rotation centre not estimated ({error})", stacklevel=4)
         group.attrs["missing_cells"] = int(np.sum(occupancy == 0))
-        group.attrs["unreadable_frames"] = int(np.sum(~valid))
+        group.attrs["unreadable_frames"] = unreadable
         group.attrs["unplaced_frames"] = int(np.sum(~layout.placed))
         set_default(entry, "sinogram")
 
@@ -548,7 +558,7 @@ def _finish(
         n_frames=info.n_frames,
         shape=sums.shape,
         missing_cells=int(np.sum(occupancy == 0)),
-        unreadable_frames=int(np.sum(~valid)),
+        unreadable_frames=unreadable,
         duplicate_frames=int(np.sum(np.maximum(occupancy - 1, 0))),
         blocks_done_before=0,
         rotation_centre_mm=centre[0],
