@@ -1,28 +1,43 @@
-"""Integration engine: frames/s on full Pilatus 2M int32 frames (2000 q bins, bbox CSR) against
-a loop of pyFAI's ``integrate1d``, as a fraction of the memory-bandwidth limit, and parity.
+"""Reduction of Pilatus 2M int32 frames (2000 q bins, bbox CSR, Poisson errors) against a loop of
+pyFAI's ``integrate1d``.
+
+End to end: ``jellyroll reduce`` run as a whole process on bitshuffle-LZ4 HDF5 scans of two
+sizes, its marginal frames/s (start-up cancels) beside a process running the pyFAI loop over
+the same file, with the peak memory of each process; beside them the rates that decompression
+alone and integration alone reach on the same cores, and the limit both together allow.
+Then the integration engine on frames already in memory: frames/s, fraction of the
+memory-bandwidth limit, and parity.
 
 Frames are Poisson resamplings of the real CeO2 frame (``../shared/data/real``), or of a
-simulated CeO2 ring pattern with the same geometry when that file is absent. Both codes run in
-the same process, alternately, and the best of three rounds of each is kept (the machine is
-shared).
+simulated CeO2 ring pattern with the same geometry when that file is absent. Codes run in the
+same run, alternately, and the best of the rounds of each is kept (the machine is shared).
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import tempfile
 import time
 import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import fabio
+import h5py
 import numba
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from jellyroll.io.chunks import ChunkFrames
 from jellyroll.io.poni import integrator_from_poni_text
+from jellyroll.io.raw_scan import RawScanWriter
+from jellyroll.io.scans import FRAMES
 from jellyroll.reduce import IntegrationSetup, Integrator
 from jellyroll.reduce.kernels import GROUP
+from jellyroll.reduce.run import available_cores
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 NPT = 2000
@@ -35,6 +50,9 @@ PYFAI_KW = {
     "error_model": "poisson",
     "polarization_factor": 0.99,
 }
+SCAN_SIZES = (100, 1000)  # frames of the two scans reduced end to end
+PYFAI_SIZES = (20, 60)  # frames of the same file the pyFAI loop integrates
+E2E_ROUNDS = 2
 SIMULATED_PONI = """Detector: Pilatus2M
 Distance: 0.5439
 Poni1: 0.1447
@@ -116,11 +134,128 @@ def _fps(run, n_frames: int) -> float:
     return n_frames / (time.perf_counter() - start)
 
 
+def _write_scan(path: Path, frames: np.ndarray, n: int, poni: str, mask: np.ndarray) -> None:
+    """A bitshuffle-LZ4 raw scan of ``n`` frames (``frames`` in turn), 10 translations a line."""
+    with RawScanWriter(path, frames.shape[1:], poni=poni, mask=mask, n_frames_hint=n) as writer:
+        for start in range(0, n, frames.shape[0]):
+            k = min(frames.shape[0], n - start)
+            index = np.arange(start, start + k)
+            writer.append(frames[:k], (index // 10) * 1.8, (index % 10) * 0.05)
+
+
+PYFAI_LOOP = """
+import sys, h5py, hdf5plugin, numpy as np
+from jellyroll.io.poni import integrator_from_poni_text
+path, n, npt = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+with h5py.File(path, "r") as f:
+    ai = integrator_from_poni_text(f["/entry/instrument/detector/poni"].asstr()[()])
+    mask = f["/entry/instrument/detector/mask"][()] != 0
+    data = f["/entry/instrument/detector/data"]
+    for i in range(n):
+        ai.integrate1d(data[i], npt, mask=mask, unit="q_A^-1", method=("bbox", "csr", "cython"),
+                       error_model="poisson", polarization_factor=0.99)
+"""
+
+
+def _process(command: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak resident memory in MB) of a whole child process."""
+    start = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - start
+    if status != 0:
+        raise RuntimeError(f"{command[:4]} failed: {child.stderr.read().decode()[-2000:]}")
+    child.stderr.close()
+    return seconds, usage.ru_maxrss / 1024
+
+
+def _marginal(times: dict[int, float]) -> float:
+    """Frames/s of the frames the larger run had beyond the smaller one (start-up cancels)."""
+    (small, t_small), (large, t_large) = sorted(times.items())
+    return (large - small) / (t_large - t_small)
+
+
+def _decode_rate(path: Path, n: int, threads: int) -> float:
+    """Frames/s of reading and decoding ``n`` frames' chunks alone on ``threads`` threads."""
+    with h5py.File(path, "r") as f:
+        direct = ChunkFrames.of(f[FRAMES])
+        assert direct is not None, "the bench scan must be read directly"
+        buffers = np.empty((threads, *f[FRAMES].shape[1:]), f[FRAMES].dtype)
+
+        def work(worker: int) -> None:
+            for i in range(worker, n, threads):
+                direct.read_into(i, buffers[worker])
+
+        start = time.perf_counter()
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(work, range(threads)))
+        return n / (time.perf_counter() - start)
+
+
+def end_to_end(console: Console, frames: np.ndarray, mask: np.ndarray, poni: str) -> None:
+    """The end-to-end table (see the module docstring)."""
+    cores = available_cores()
+    reduce_options = ["--npt", str(NPT), "--filter", "none", "--no-air", "--block", "256"]
+    with tempfile.TemporaryDirectory(prefix="jellyroll-bench-") as folder:
+        folder_path = Path(folder)
+        scans = {n: folder_path / f"scan_{n}.h5" for n in SCAN_SIZES}
+        for n, path in scans.items():
+            _write_scan(path, frames, n, poni, mask)
+        ours: dict[int, float] = {}
+        memory: dict[int, float] = {}
+        theirs: dict[int, float] = {}
+        for _ in range(E2E_ROUNDS):
+            for n, path in scans.items():
+                output = folder_path / f"run_{n}.h5"
+                command = [sys.executable, "-m", "jellyroll.cli", "reduce", str(path),
+                           "-o", str(output), *reduce_options]  # fmt: skip
+                seconds, memory[n] = _process(command)
+                ours[n] = min(ours.get(n, np.inf), seconds)
+                output.unlink()
+            for n in PYFAI_SIZES:
+                largest = str(scans[SCAN_SIZES[-1]])
+                command = [sys.executable, "-c", PYFAI_LOOP, largest, str(n), str(NPT)]
+                theirs[n] = min(theirs.get(n, np.inf), _process(command)[0])
+        decode_fps = max(_decode_rate(scans[SCAN_SIZES[0]], SCAN_SIZES[0], cores) for _ in range(2))
+        integ = Integrator(IntegrationSetup(poni=poni, shape=frames.shape[1:], npt=NPT, mask=mask))
+        integ.integrate(frames[:GROUP])
+        integrate_fps = max(_fps(lambda: integ.integrate(frames), len(frames)) for _ in range(3))
+    e2e_fps, pyfai_fps = _marginal(ours), _marginal(theirs)
+    # both stages share the cores: per frame, the time of one plus the time of the other
+    limit_fps = 1.0 / (1.0 / decode_fps + 1.0 / integrate_fps)
+    table = Table(title=f"reduction end to end ({cores} cores, whole processes, marginal rates)")
+    for column in ("measurement", "jellyroll", "anchor", "ratio"):
+        table.add_column(column)
+    table.add_row(
+        f"jellyroll reduce, bitshuffle-LZ4 HDF5, Pilatus 2M int32, {NPT} q bins, "
+        f"scans of {SCAN_SIZES[0]} and {SCAN_SIZES[1]} frames",
+        f"{e2e_fps:.1f} frames/s (target >= 83)",
+        f"pyFAI integrate1d loop reading the same file: {pyfai_fps:.1f} frames/s",
+        f"{e2e_fps / pyfai_fps:.1f}x faster (target >= 10x)",
+    )
+    table.add_row(
+        "fraction of the limit of decoding + integrating on these cores",
+        f"{e2e_fps:.1f} frames/s",
+        f"decode alone {decode_fps:.0f}, integrate alone {integrate_fps:.0f} frames/s "
+        f"(all {cores} cores each): together {limit_fps:.0f} frames/s",
+        f"{e2e_fps / limit_fps:.0%} of the limit; {e2e_fps / decode_fps:.0%} of decode alone",
+    )
+    sizes = " vs ".join(f"{memory[n]:.0f} MB ({n} frames)" for n in SCAN_SIZES)
+    table.add_row(
+        "peak memory of the jellyroll reduce process",
+        sizes,
+        "must not grow with the number of frames",
+        "ok" if memory[SCAN_SIZES[1]] <= memory[SCAN_SIZES[0]] * 1.1 + 50 else "GROWS",
+    )
+    console.print(table)
+
+
 def run(console: Console | None = None) -> None:
     console = console or Console()
     rng = np.random.default_rng(0)
     base, mask, poni, source = _base_frame()
     frames = _poisson_frames(base, N_FRAMES, rng)
+    end_to_end(console, frames, mask, poni)
     n_threads = numba.get_num_threads()
 
     start = time.perf_counter()

@@ -23,7 +23,8 @@ COMMANDS: dict[str, list[tuple[type[BaseModel], dict[str, str]]]] = {
             ReduceOptions,
             {"npt": "npt", "unit": "unit", "filter": "filter", "block": "block_frames",
              "polarization_factor": "polarization_factor", "air": "subtract_air",
-             "q_min": "radial_range", "q_max": "radial_range"},
+             "q_min": "radial_range", "q_max": "radial_range", "threads": "threads",
+             "decode_threads": "decode_threads"},
         )
     ],
     "reconstruct": [

@@ -12,6 +12,7 @@ from jellyroll.phantom.scan import project_twin, scan_geometry, simulate_acquisi
 from jellyroll.phantom.twin import make_twin
 from jellyroll.sinogram import (
     UNPLACED,
+    air_columns_problem,
     attenuation_sinogram,
     cluster_positions,
     estimate_rotation_centre,
@@ -241,3 +242,38 @@ def test_rotation_centre_within_a_quarter_pixel(preset: str, size: str, seed: in
     truth = projections.attenuation
     finite = np.isfinite(attenuation)
     assert np.median(np.abs(attenuation - truth)[finite]) < 0.02
+
+
+def _air_scan(n_a: int = 6, n_t: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """Totals and diode ratios of a sample in the middle 30 columns, air on both sides."""
+    total = np.full((n_a, n_t), 2.0)
+    total[:, 10:40] = 100.0
+    transmission = np.ones((n_a, n_t))
+    transmission[:, 10:40] = 0.2
+    return total, transmission
+
+
+def test_air_at_the_line_ends_is_air() -> None:
+    total, transmission = _air_scan()
+    total[0, :3] = np.nan  # a few missing cells do not matter
+    assert air_columns_problem(total, transmission) is None
+    assert air_columns_problem(total, None) is None
+
+
+def test_line_ends_inside_the_sample_are_not_air() -> None:
+    total, transmission = _air_scan()
+    # the scan saw only the sample: its ends scatter as much as its middle
+    assert "scatter 100%" in air_columns_problem(total[:, 12:38], None)  # type: ignore[operator]
+    # the ends scatter little, but the diode reads them attenuated against the scan's
+    # clearest beam (here a hollow core in the middle): the scattering test alone would pass
+    attenuated = transmission.copy()
+    attenuated[:, :10] = attenuated[:, 40:] = 0.3
+    attenuated[:, 20:30] = 1.0
+    assert air_columns_problem(total, None) is None
+    assert "diode reads 30%" in air_columns_problem(total, attenuated)  # type: ignore[operator]
+    # the ends scatter half as much as the middle: still not air (the bar is 50 %)
+    half = total.copy()
+    half[:, :10] = half[:, 40:] = 50.0
+    assert air_columns_problem(half, None) is not None
+    half[:, :10] = half[:, 40:] = 49.0
+    assert air_columns_problem(half, None) is None

@@ -406,6 +406,43 @@ def subtract_air(data: np.ndarray, air_columns: np.ndarray | None = None) -> np.
     return data - np.nanmean(data[:, columns], axis=1, keepdims=True)
 
 
+AIR_TRANSMISSION = 0.9
+"""Line ends whose diode reads less than this fraction of the scan's clearest beam are not air."""
+AIR_SCATTERING = 0.5
+"""Line ends that scatter at least this fraction of what the middle scatters are not air."""
+
+
+def air_columns_problem(
+    total: np.ndarray, transmission: np.ndarray | None, air_columns: np.ndarray | None = None
+) -> str | None:
+    """Why the ``air_columns`` (default: :func:`edge_columns`) of a scan are not air, or None.
+
+    ``total`` (n_angles, n_translations) is the scattering of each cell summed over q, NaN
+    where missing; ``transmission`` the diode / monitor ratio of each cell, or None. The ends
+    are not air when the diode says the beam is attenuated there (their median below
+    ``AIR_TRANSMISSION`` of the scan's 99th percentile, its clearest beam), or when they
+    scatter as strongly as the middle (their median total at least ``AIR_SCATTERING`` of the
+    median over the central half of the translations).
+    """
+    n_t = total.shape[1]
+    columns = edge_columns(n_t) if air_columns is None else air_columns
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN parts give NaN, no verdict
+        if transmission is not None:
+            ends = np.nanmedian(transmission[:, columns])
+            clearest = np.nanpercentile(transmission, 99)
+            if ends < AIR_TRANSMISSION * clearest:
+                return (
+                    f"the diode reads {ends / clearest:.0%} of the clearest beam there, "
+                    "so the beam crosses the sample"
+                )
+        ends = np.nanmedian(total[:, columns])
+        middle = np.nanmedian(total[:, n_t // 4 : n_t - n_t // 4])
+    if ends >= AIR_SCATTERING * middle > 0:
+        return f"they scatter {ends / middle:.0%} as much as the middle of the lines"
+    return None
+
+
 def estimate_rotation_centre(
     sinogram: np.ndarray,
     rotation_angle_deg: np.ndarray,

@@ -22,6 +22,7 @@ from jellyroll.phantom.write import write_phantom
 from jellyroll.reduce.options import ReduceOptions
 from jellyroll.reduce.run import run_reduce
 from jellyroll.results import Sinogram, read_sinogram
+from jellyroll.results.store import stage_file
 
 OPTIONS = ReduceOptions(npt=120, radial_range=(0.8, 5.2), block_frames=400)
 
@@ -257,3 +258,32 @@ def test_a_scan_without_usable_readings_is_an_error(twin: Path, tmp_path: Path) 
     scan = _rewritten(twin, tmp_path, no_monitor)
     with pytest.raises(ValueError, match="no frame has usable readings"):
         run_reduce(scan, tmp_path / "run.h5", OPTIONS)
+
+
+def test_line_ends_that_are_not_air_are_not_subtracted(twin: Path, tmp_path: Path) -> None:
+    """A scan cut to the middle translations (its ends inside the cell) warns, says how to
+    turn the subtraction off and gives the sinogram without it, never sample minus sample;
+    the whole twin (air beside the cell) is subtracted without a word."""
+
+    def middle(readings: dict) -> np.ndarray:
+        steps = np.unique(np.round(readings["translation"], 5))
+        return np.isin(np.round(readings["translation"], 5), steps[35:69])
+
+    scan = _rewritten(twin, tmp_path, middle)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_reduce(scan, tmp_path / "run.h5", OPTIONS)
+    messages = " ".join(str(w.message) for w in caught)
+    assert "changed_scan.h5: the line ends are not air" in messages and "--no-air" in messages
+    plain = OPTIONS.model_copy(update={"subtract_air": False})
+    run_reduce(scan, tmp_path / "plain.h5", plain)
+    with h5py.File(stage_file(tmp_path / "run.h5", "reduce")) as f:
+        assert not f["entry/sinogram"].attrs["air_subtracted"]
+    kept, unsubtracted = read_sinogram(tmp_path / "run.h5"), read_sinogram(tmp_path / "plain.h5")
+    assert np.array_equal(kept.data, unsubtracted.data, equal_nan=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_reduce(twin / "waxs_scan.h5", tmp_path / "whole.h5", OPTIONS)
+    assert not [w for w in caught if "not air" in str(w.message)]
+    with h5py.File(stage_file(tmp_path / "whole.h5", "reduce")) as f:
+        assert f["entry/sinogram"].attrs["air_subtracted"]

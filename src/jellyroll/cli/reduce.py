@@ -44,6 +44,8 @@ def reduce(
     ] = None,
     block: Annotated[int | None, option(ReduceOptions, "block_frames")] = None,
     air: Annotated[bool | None, option(ReduceOptions, "subtract_air", "--air/--no-air")] = None,
+    threads: Annotated[int | None, option(ReduceOptions, "threads")] = None,
+    decode_threads: Annotated[int | None, option(ReduceOptions, "decode_threads")] = None,
     scheduler: Annotated[
         str | None, typer.Option(help="dask.distributed scheduler address (e.g. tcp://host:8786).")
     ] = None,
@@ -67,6 +69,8 @@ def reduce(
                 "polarization_factor": polarization_factor,
                 "block_frames": block,
                 "subtract_air": air,
+                "threads": threads,
+                "decode_threads": decode_threads,
             },
         )
         start = time.perf_counter()

@@ -5,8 +5,11 @@
 - Bliss-style HDF5 with one scan entry per line, described by a small TOML mapping;
 - CBF/EDF frame series (fabio) with a CSV table of motor positions.
 
-Frames are read in blocks; a block that cannot be decompressed is retried frame by frame
-and unreadable frames are reported and flagged missing, never silently zero.
+Frames are read in blocks; unreadable frames are reported and flagged missing, never
+silently zero. A read can be started on a pool of threads and collected later
+(:meth:`ScanReader.start_read`), so the next frames are read and decoded while the present
+ones are integrated: HDF5 frames stored one per chunk are then decoded in parallel outside
+h5py (:mod:`jellyroll.io.chunks`), CBF/EDF files read and decoded by fabio in parallel.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from __future__ import annotations
 import csv
 import re
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -23,6 +27,8 @@ import fabio
 import h5py
 import hdf5plugin  # noqa: F401  (registers the HDF5 compression filters)
 import numpy as np
+
+from jellyroll.io.chunks import ChunkFrames
 
 FRAMES = "/entry/instrument/detector/data"
 PONI = "/entry/instrument/detector/poni"
@@ -68,12 +74,93 @@ class Block:
     problems: list[str] = field(default_factory=list)
 
 
+class PendingBlock(Protocol):
+    def result(self) -> Block: ...
+
+
 class ScanReader(Protocol):
     info: ScanInfo
 
     def read(self, start: int, stop: int) -> Block: ...
 
+    def start_read(
+        self, start: int, stop: int, pool: Executor | None, out: np.ndarray | None = None
+    ) -> PendingBlock: ...
+
     def close(self) -> None: ...
+
+
+FrameRead = Callable[[int, np.ndarray], str | None]
+"""Reads frame i into an (H, W) array; returns None, or the problem that left it unread."""
+
+
+@dataclass
+class _Ready:
+    block: Block
+
+    def result(self) -> Block:
+        return self.block
+
+
+@dataclass
+class _Frames:
+    """Frames ``start:stop`` read one by one into ``data``, by tasks on a pool."""
+
+    start: int
+    stop: int
+    data: np.ndarray
+    tasks: list[Future]
+
+    def result(self) -> Block:
+        problems = [task.result() for task in self.tasks]
+        valid = np.array([problem is None for problem in problems], dtype=bool)
+        return Block(self.start, self.stop, self.data, valid, [p for p in problems if p])
+
+
+def _read_frames(
+    start: int,
+    stop: int,
+    read_frame: FrameRead,
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    pool: Executor | None,
+    out: np.ndarray | None,
+) -> PendingBlock:
+    """Frames ``start:stop`` read by ``read_frame``, on ``pool`` if given, into ``out``
+    ((>= stop - start, *shape) of ``dtype``, reused by the caller) or a new array."""
+    k = stop - start
+    if out is not None and (out.shape[0] < k or out.shape[1:] != shape or out.dtype != dtype):
+        raise ValueError(f"out {out.shape} {out.dtype} cannot hold ({k}, *{shape}) {dtype}")
+    data = np.empty((k, *shape), dtype) if out is None else out[:k]
+    if pool is None:
+        problems = [read_frame(i, data[i - start]) for i in range(start, stop)]
+        valid = np.array([problem is None for problem in problems], dtype=bool)
+        return _Ready(Block(start, stop, data, valid, [p for p in problems if p]))
+    tasks = [pool.submit(read_frame, i, data[i - start]) for i in range(start, stop)]
+    return _Frames(start, stop, data, tasks)
+
+
+def _chunk_frame_reader(dataset: h5py.Dataset, path: Path) -> FrameRead | None:
+    """Frame reader decoding the chunks of ``dataset`` outside h5py (None: not possible);
+    a chunk it cannot decode is read by h5py, the judge of what is unreadable."""
+    direct = ChunkFrames.of(dataset)
+    if direct is None:
+        return None
+
+    def read_frame(i: int, out: np.ndarray) -> str | None:
+        try:
+            direct.read_into(i, out)
+            return None
+        except Exception:  # any codec error: h5py decides below, with its own message
+            pass
+        try:
+            out[...] = dataset[i]
+            return None
+        except (OSError, RuntimeError, ValueError) as error:
+            out[...] = 0
+            return f"{path}: {dataset.name}[{i}] unreadable ({error}); frame marked missing"
+
+    return read_frame
 
 
 def _require(f: h5py.File, path: Path, name: str) -> h5py.Dataset:
@@ -180,9 +267,22 @@ class Hdf5ScanReader:
                     f"{self._data.shape[1]} bins"
                 )
             self.info.q_A = np.asarray(q, dtype=np.float64)
+        self._read_frame = _chunk_frame_reader(self._data, self.path) if kind == "frames" else None
 
     def read(self, start: int, stop: int) -> Block:
-        return _read_block(self._data, self.path, start, stop)
+        return self.start_read(start, stop, None).result()
+
+    def start_read(
+        self, start: int, stop: int, pool: Executor | None, out: np.ndarray | None = None
+    ) -> PendingBlock:
+        """Start reading frames ``start:stop`` on ``pool`` (None: read now); frames stored one
+        per chunk are decoded in parallel into ``out`` if given (see :func:`_read_frames`)."""
+        if self._read_frame is not None:
+            shape = tuple(self._data.shape[1:])
+            return _read_frames(start, stop, self._read_frame, shape, self._data.dtype, pool, out)
+        if pool is None:
+            return _Ready(_read_block(self._data, self.path, start, stop))
+        return pool.submit(_read_block, self._data, self.path, start, stop)
 
     def close(self) -> None:
         self._file.close()
@@ -324,6 +424,28 @@ class BlissScanReader:
         return values
 
     def read(self, start: int, stop: int) -> Block:
+        return self.start_read(start, stop, None).result()
+
+    def start_read(
+        self, start: int, stop: int, pool: Executor | None, out: np.ndarray | None = None
+    ) -> PendingBlock:
+        """As :meth:`Hdf5ScanReader.start_read`; frames are decoded in parallel when every
+        entry stores them one per chunk with a filter decoded here, in one dtype."""
+        readers = [_chunk_frame_reader(d, self.path) for d in self._datasets]
+        if all(readers) and len({d.dtype for d in self._datasets}) == 1:
+
+            def read_frame(i: int, frame: np.ndarray) -> str | None:
+                entry = int(np.searchsorted(self._offsets, i, side="right")) - 1
+                return readers[entry](i - int(self._offsets[entry]), frame)  # type: ignore[misc]
+
+            shape = tuple(self._datasets[0].shape[1:])
+            dtype = self._datasets[0].dtype
+            return _read_frames(start, stop, read_frame, shape, dtype, pool, out)
+        if pool is None:
+            return _Ready(self._read_slabs(start, stop))
+        return pool.submit(self._read_slabs, start, stop)
+
+    def _read_slabs(self, start: int, stop: int) -> Block:
         parts = []
         for i, dataset in enumerate(self._datasets):
             lo, hi = max(start, self._offsets[i]), min(stop, self._offsets[i + 1])
@@ -394,21 +516,27 @@ class FrameSeriesReader:
         except Exception as error:  # fabio raises many types for unreadable files
             raise ScanFormatError(f"{self.files[i]}: unreadable frame ({error})") from error
 
+    def _read_frame(self, i: int, out: np.ndarray) -> str | None:
+        try:
+            frame = self._open(i)
+            if frame.shape != out.shape:
+                raise ScanFormatError(f"{self.files[i]}: shape {frame.shape}, expected {out.shape}")
+            out[...] = frame
+            return None
+        except ScanFormatError as error:
+            out[...] = 0
+            return f"{error}; frame marked missing"
+
     def read(self, start: int, stop: int) -> Block:
-        shape = self.info.frame_shape or ()
-        data = np.zeros((stop - start, *shape), dtype=self._dtype)
-        valid = np.ones(stop - start, dtype=bool)
-        problems = []
-        for i in range(start, stop):
-            try:
-                frame = self._open(i)
-                if frame.shape != shape:
-                    raise ScanFormatError(f"{self.files[i]}: shape {frame.shape}, expected {shape}")
-                data[i - start] = frame
-            except ScanFormatError as error:
-                valid[i - start] = False
-                problems.append(f"{error}; frame marked missing")
-        return Block(start, stop, data, valid, problems)
+        return self.start_read(start, stop, None).result()
+
+    def start_read(
+        self, start: int, stop: int, pool: Executor | None, out: np.ndarray | None = None
+    ) -> PendingBlock:
+        """As :meth:`Hdf5ScanReader.start_read`: files are read and decoded by fabio on the
+        pool's threads, ahead of their use."""
+        shape = tuple(self.info.frame_shape or ())
+        return _read_frames(start, stop, self._read_frame, shape, self._dtype, pool, out)
 
     def close(self) -> None:
         pass

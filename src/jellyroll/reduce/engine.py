@@ -303,7 +303,7 @@ class SparseEngine:
         self._static_entries = np.diff(matrix.indptr).astype(np.float64)
 
     def _thread_runs(self, n_threads: int) -> np.ndarray:
-        """Run ranges of the threads, with equal numbers of matrix entries."""
+        """Run ranges of ``n_threads`` partial sums, with equal numbers of matrix entries."""
         with self._lock:
             if n_threads not in self._threads:
                 entries_before = self._pix_ptr[self._run_first]
@@ -345,13 +345,15 @@ class SparseEngine:
             else:
                 trim_group(*args, *self._quantiles, out)
             return out
-        n_threads = numba.get_num_threads()
-        sig = np.zeros((n_threads, self.npt, GROUP))
-        var = np.zeros((n_threads, self.npt, GROUP))
+        # one partial sum per possible thread, however many run: the result does not depend
+        # on the threads given to the integration (numba.set_num_threads)
+        n_parts = numba.config.NUMBA_NUM_THREADS
+        sig = np.zeros((n_parts, self.npt, GROUP))
+        var = np.zeros((n_parts, self.npt, GROUP))
         run_masked = np.zeros(self._run_first.size, np.bool_)
         runs = (self._run_start, self._run_first, self._run_len)
         matrix = (self._pix_ptr, self._bins, self._coefs)
-        scatter_group(group, *runs, self._thread_runs(n_threads), *matrix, sig, var, run_masked)
+        scatter_group(group, *runs, self._thread_runs(n_parts), *matrix, sig, var, run_masked)
         shares = np.zeros((4, self.npt, GROUP))
         if run_masked.any():
             masked_shares(

@@ -31,6 +31,22 @@ class ReduceOptions(StageOptions):
     )
     block_frames: int = Field(256, ge=1, description="Frames per block (memory ~ block x frame).")
     subtract_air: bool = Field(True, description="Subtract the air scattering of the line ends.")
+    threads: int | None = Field(
+        None, ge=1, description="CPU threads in all (default: the cores this process may use)."
+    )
+    decode_threads: int | None = Field(
+        None,
+        ge=1,
+        description="Of those, threads reading and decoding frames; the others integrate "
+        "(default: half, at least one).",
+    )
+
+    def thread_split(self, cores: int) -> tuple[int, int]:
+        """(decoding, integrating) threads on ``cores`` available cores: the two stages run
+        at once, so together they take the cores given and no more (each at least one)."""
+        total = self.threads or cores
+        decode = self.decode_threads or max(1, total // 2)
+        return decode, max(1, total - decode)
 
     @field_validator("radial_range")
     @classmethod
@@ -38,3 +54,7 @@ class ReduceOptions(StageOptions):
         if value is not None and not 0 <= value[0] < value[1]:
             raise ValueError("radial_range must be (low, high) with 0 <= low < high")
         return value
+
+
+SPEED_ONLY = frozenset({"threads", "decode_threads"})
+"""Options that change the speed, never the sinogram nor the work file (left out of keys)."""

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import warnings
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+import numba
 import numpy as np
 
 from jellyroll.io.lock import output_lock
@@ -33,7 +36,8 @@ from jellyroll.io.provenance import (
 )
 from jellyroll.io.scans import Block, ScanInfo, ScanReader, open_scan, read_mask, read_poni_text
 from jellyroll.reduce.engine import IntegrationSetup, Integrator
-from jellyroll.reduce.options import ReduceOptions
+from jellyroll.reduce.kernels import GROUP
+from jellyroll.reduce.options import SPEED_ONLY, ReduceOptions
 from jellyroll.results.store import (
     invalidate_run,
     stage_file,
@@ -43,6 +47,7 @@ from jellyroll.results.store import (
 )
 from jellyroll.sinogram import (
     SinogramLayout,
+    air_columns_problem,
     attenuation_sinogram,
     edge_columns,
     estimate_rotation_centre,
@@ -104,7 +109,7 @@ def reduce_key(spec: ScanSpec, options: ReduceOptions) -> str:
         files = sorted({*spec.files, *map(str, reader.info.files)})
     finally:
         reader.close()
-    payload = options.model_dump(mode="json", exclude={"block_frames"})
+    payload = options.model_dump(mode="json", exclude={"block_frames", *SPEED_ONLY})
     return stage_key("reduce", payload, [file_fingerprint(path) for path in files])
 
 
@@ -145,7 +150,8 @@ def integration_setup(info: ScanInfo, options: ReduceOptions) -> IntegrationSetu
 def _fingerprint(info: ScanInfo, options: ReduceOptions, spec: ScanSpec) -> str:
     """Key of a reduction: settings, file sizes and times, and the motor readings."""
     digest = hashlib.sha256()
-    payload = [options.key_payload(), asdict(spec), CHECKPOINT_VERSION]
+    settings = options.model_dump(mode="json", exclude=set(SPEED_ONLY))
+    payload = [settings, asdict(spec), CHECKPOINT_VERSION]
     digest.update(json.dumps(payload).encode())
     for path in info.files:
         digest.update(file_fingerprint(path).encode())
@@ -296,7 +302,7 @@ def _reduce(
                 scheduler, spec, setup, setup_key, scale, blocks, pending
             )
         else:
-            finished = _run_blocks_here(reader, integrator, scale, blocks, pending)
+            finished = _run_blocks_here(reader, integrator, scale, blocks, pending, options)
         for index, start, stop, patterns, errors, block_valid, notes in finished:
             _place_block(work, layout, start, stop, patterns, errors)
             valid[start:stop] = block_valid
@@ -400,24 +406,68 @@ def _run_blocks_on_cluster(
             yield (futures[future], *future.result())
 
 
+PART_BYTES = 64 << 20
+"""Frames are read, decoded and integrated in parts of about this size (whole kernel groups)."""
+PARTS_AHEAD = 2
+"""Parts read and decoded ahead of the one being integrated: memory holds PARTS_AHEAD + 1."""
+
+
+def available_cores() -> int:
+    """Cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def _run_blocks_here(
     reader: ScanReader,
     integrator: Integrator | None,
     scale: np.ndarray,
     blocks: list[tuple[int, int]],
     pending: list[int],
+    options: ReduceOptions,
 ) -> Iterator[tuple[int, int, int, np.ndarray, np.ndarray, np.ndarray, list[str]]]:
-    """The same, in this process: the next block is read in a thread while this one is
-    integrated (one ahead, so memory holds two blocks at most)."""
-    with ThreadPoolExecutor(max_workers=1) as prefetch:
-        upcoming = prefetch.submit(reader.read, *blocks[pending[0]]) if pending else None
-        for n, i in enumerate(pending):
-            block = upcoming.result()  # type: ignore[union-attr]
-            if n + 1 < len(pending):
-                upcoming = prefetch.submit(reader.read, *blocks[pending[n + 1]])
-            start, stop = blocks[i]
-            patterns, errors, valid = _integrate_block(block, integrator, scale[start:stop])
-            yield i, start, stop, patterns, errors, valid, block.problems
+    """The same, in this process, as a pipeline: a pool of threads reads and decodes the
+    frames of the next parts while this thread integrates the present one (numba threads)
+    and places the finished blocks. Parts in flight are bounded (``PARTS_AHEAD``) and their
+    frame buffers reused, so memory does not grow with the scan."""
+    info = reader.info
+    frame_bytes = 4 * int(np.prod(info.frame_shape or (1,)))  # as int32/float32 frames
+    groups = max(1, -(-PART_BYTES // (GROUP * frame_bytes)))
+    part = min(GROUP * groups, options.block_frames)
+    parts = [
+        (i, lo, min(lo + part, blocks[i][1]))
+        for i in pending
+        for lo in range(blocks[i][0], blocks[i][1], part)
+    ]
+    decode_threads, integrate_threads = options.thread_split(available_cores())
+    integrate_threads = min(integrate_threads, numba.config.NUMBA_NUM_THREADS)
+    in_flight: deque = deque()
+    spare: list[np.ndarray] = []
+    queued = iter(parts)
+    threads_before = numba.get_num_threads()
+    pool = ThreadPoolExecutor(decode_threads, thread_name_prefix="jellyroll-decode")
+    try:
+        numba.set_num_threads(integrate_threads)  # this thread's setting only
+        outputs: list[tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]] = []
+        for _ in range(len(parts)):
+            while len(in_flight) <= PARTS_AHEAD and (item := next(queued, None)):
+                out = spare.pop() if spare else None
+                in_flight.append((item, reader.start_read(item[1], item[2], pool, out)))
+            (i, lo, hi), read = in_flight.popleft()
+            block = read.result()
+            outputs.append((*_integrate_block(block, integrator, scale[lo:hi]), block.problems))
+            if info.kind == "frames" and block.data.shape[0] == part:
+                spare.append(block.data)  # integrated: its buffer takes the next frames
+            if hi == blocks[i][1]:
+                patterns, errors, valid, notes = zip(*outputs, strict=True)
+                outputs = []
+                yield (
+                    i, blocks[i][0], hi,
+                    np.concatenate(patterns), np.concatenate(errors), np.concatenate(valid),
+                    [note for part_notes in notes for note in part_notes],
+                )  # fmt: skip
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        numba.set_num_threads(threads_before)
 
 
 def _place_block(
@@ -453,6 +503,30 @@ def _place_block(
         placed[start + pick] = True
 
 
+def _line_ends_are_air(
+    info: ScanInfo,
+    sums: h5py.Dataset,
+    count: h5py.Dataset,
+    transmission: np.ndarray | None,
+    air: np.ndarray,
+) -> bool:
+    """Whether the line ends (``air`` columns) can be subtracted as air; if not, warns why
+    and how to leave the subtraction out, rather than subtract the sample from itself."""
+    total = np.empty(count.shape)
+    for row in range(count.shape[0]):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            total[row] = np.sum(sums[row], axis=1) / count[row]  # NaN: missing cell
+    problem = air_columns_problem(total, transmission, air)
+    if problem is not None:
+        warnings.warn(
+            f"{info.source}: the line ends are not air ({problem}); air NOT subtracted. "
+            "Scan past the sample's edges, or pass --no-air (subtract_air = false) to "
+            "reduce without air subtraction",
+            stacklevel=5,
+        )
+    return problem is None
+
+
 def _finish(
     work: h5py.File,
     info: ScanInfo,
@@ -482,12 +556,13 @@ def _finish(
             f"{info.source}: none of its {info.n_frames} frames could be read and placed; "
             "nothing to write (check the file and the warnings above)"
         )
-    attenuation = None
+    ratio = None
     if info.diode is not None and info.monitor is not None:
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = place(layout, info.diode / info.monitor, valid)  # valid: readings too
-        attenuation = attenuation_sinogram(ratio)
+    attenuation = None if ratio is None else attenuation_sinogram(ratio)
     air = edge_columns(layout.shape[1])
+    subtract = options.subtract_air and _line_ends_are_air(info, sums, count, ratio, air)
     centre: list[float | None] = [None]
 
     def fill(entry: h5py.Group) -> None:
@@ -505,14 +580,14 @@ def _finish(
             # sums of the frames of each cell -> their mean (errors: root of summed squares)
             frames = np.maximum(count[row], 1)[:, None]
             values = sums[row] / frames
-            if options.subtract_air:
+            if subtract:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing edge
                     values = subtract_air(values[None], air)[0]
             group["data"][row] = values
             group["errors"][row] = np.sqrt(squares[row]) / frames
             total[row] = np.sum(values, axis=1)
-        group.attrs["air_subtracted"] = options.subtract_air
+        group.attrs["air_subtracted"] = subtract
         if attenuation is not None:
             group["attenuation"] = attenuation.astype(np.float32)
             group["attenuation"].attrs["long_name"] = "-ln(diode / monitor), relative to air"

@@ -1,0 +1,137 @@
+"""Direct chunk reads: every filter decoded here gives h5py's frames bit for bit; layouts and
+filters not handled stay with h5py; a corrupt chunk marks only its frame missing, named."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import h5py
+import hdf5plugin
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jellyroll.io.chunks import ChunkFrames
+from jellyroll.io.raw_scan import RawScanWriter
+from jellyroll.io.scans import FRAMES, open_scan
+
+FILTERS = {
+    "bitshuffle-lz4": dict(hdf5plugin.Bitshuffle(cname="lz4")),
+    "lz4": dict(hdf5plugin.LZ4()),
+    "zstd": dict(hdf5plugin.Zstd()),
+    "blosc": dict(hdf5plugin.Blosc(cname="lz4", shuffle=hdf5plugin.Blosc.SHUFFLE)),
+    "gzip": {"compression": "gzip"},
+    "shuffle-gzip": {"compression": "gzip", "shuffle": True},
+    "shuffle-lz4": {"shuffle": True, **dict(hdf5plugin.LZ4())},
+    "none": {},
+}
+
+
+def _frames(shape: tuple[int, ...], dtype: str, seed: int = 0) -> np.ndarray:
+    """Counts with Pilatus-like negative gaps (signed types), one distinct value per pixel."""
+    rng = np.random.default_rng(seed)
+    frames = rng.poisson(50.0, size=shape).astype(dtype)
+    if np.dtype(dtype).kind != "u":
+        frames[:, :, :2] = -1
+    return frames
+
+
+def _dataset(path: Path, frames: np.ndarray, filters: dict) -> h5py.Dataset:
+    with h5py.File(path, "w") as f:
+        f.create_dataset("d", data=frames, chunks=(1, *frames.shape[1:]), **filters)
+    return h5py.File(path, "r")["d"]
+
+
+@pytest.mark.parametrize("name", sorted(FILTERS))
+@pytest.mark.parametrize("dtype", ["int32", "uint16", "float32", ">i4"])
+def test_each_filter_decodes_as_h5py(tmp_path: Path, name: str, dtype: str) -> None:
+    # 37 x 53 pixels: not a multiple of 8 elements, so bitshuffle's copied tail is exercised
+    frames = _frames((3, 37, 53), dtype)
+    dataset = _dataset(tmp_path / "f.h5", frames, FILTERS[name])
+    direct = ChunkFrames.of(dataset)
+    assert direct is not None
+    for i in range(3):
+        out = np.empty(frames.shape[1:], dataset.dtype)
+        direct.read_into(i, out)
+        assert out.tobytes() == dataset[i].tobytes()
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    height=st.integers(1, 70),
+    width=st.integers(1, 70),
+    itemsize=st.sampled_from([1, 2, 4, 8]),
+)
+def test_bitshuffle_lz4_any_shape(
+    tmp_path_factory: pytest.TempPathFactory, height: int, width: int, itemsize: int
+) -> None:
+    """Any element count (tail of 0-7 elements, partial last block) and item size."""
+    frames = _frames((2, height, width), f"u{itemsize}", seed=height * width)
+    path = tmp_path_factory.mktemp("bs") / "f.h5"
+    dataset = _dataset(path, frames, FILTERS["bitshuffle-lz4"])
+    out = np.empty(frames.shape[1:], dataset.dtype)
+    ChunkFrames.of(dataset).read_into(1, out)  # type: ignore[union-attr]
+    assert np.array_equal(out, frames[1])
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        {"chunks": (2, 37, 53), "compression": "gzip"},  # two frames per chunk
+        {"chunks": (1, 37, 53), "compression": "gzip", "fletcher32": True},  # a checksum
+        {"chunks": None},  # contiguous
+    ],
+)
+def test_other_layouts_stay_with_h5py(tmp_path: Path, layout: dict) -> None:
+    frames = _frames((4, 37, 53), "int32")
+    with h5py.File(tmp_path / "f.h5", "w") as f:
+        f.create_dataset(FRAMES, data=frames, **layout)
+        f["/entry/sample/rotation_angle"] = np.zeros(4)
+        f["/entry/sample/translation"] = np.arange(4.0)
+    with h5py.File(tmp_path / "f.h5", "r") as f:
+        assert ChunkFrames.of(f[FRAMES]) is None
+    reader = open_scan(tmp_path / "f.h5")
+    with ThreadPoolExecutor(2) as pool:
+        block = reader.start_read(1, 4, pool).result()
+    assert np.array_equal(block.data, frames[1:4]) and block.valid.all()
+
+
+def _pilatus_like_scan(path: Path, n: int = 10) -> np.ndarray:
+    frames = _frames((n, 37, 53), "int32", seed=5)
+    with RawScanWriter(path, (37, 53), poni="poni_version: 2.1\n") as writer:
+        writer.append(frames, np.zeros(n), np.arange(n) * 0.01)
+    return frames
+
+
+def test_threaded_reads_into_reused_buffers_equal_h5py(tmp_path: Path) -> None:
+    frames = _pilatus_like_scan(tmp_path / "scan.h5")
+    reader = open_scan(tmp_path / "scan.h5")
+    buffer = np.full((4, 37, 53), 7, np.int32)
+    with ThreadPoolExecutor(3) as pool:
+        parts = [reader.start_read(lo, min(lo + 4, 10), pool) for lo in (0, 4)]
+        first, second = (part.result() for part in parts)
+        last = reader.start_read(8, 10, pool, out=buffer).result()
+    assert np.array_equal(np.concatenate([first.data, second.data, last.data]), frames)
+    assert last.data.base is buffer or last.data is buffer
+    assert first.valid.all() and second.valid.all() and last.valid.all()
+
+
+def test_a_corrupt_bitshuffle_chunk_marks_only_its_frame_missing(tmp_path: Path) -> None:
+    path = tmp_path / "scan.h5"
+    frames = _pilatus_like_scan(path)
+    with h5py.File(path, "r") as f:
+        assert ChunkFrames.of(f[FRAMES]) is not None  # the direct path is the one tested
+        info = f[FRAMES].id.get_chunk_info(6)
+    with open(path, "r+b") as handle:  # keep the header, spoil the LZ4 blocks of frame 6
+        handle.seek(info.byte_offset + 16)
+        handle.write(b"\xff" * (info.size - 16))
+    reader = open_scan(path)
+    with ThreadPoolExecutor(2) as pool:
+        block = reader.start_read(0, 10, pool).result()
+    assert block.valid.tolist() == [i != 6 for i in range(10)]
+    assert np.array_equal(block.data[block.valid], frames[block.valid])
+    assert np.all(block.data[6] == 0)
+    assert len(block.problems) == 1
+    assert "scan.h5" in block.problems[0] and f"{FRAMES}[6] unreadable" in block.problems[0]
