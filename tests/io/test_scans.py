@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import fabio
 import h5py
+import hdf5plugin
 import numpy as np
 import pytest
 
@@ -97,8 +99,10 @@ def test_preintegrated_scan(tmp_path: Path) -> None:
     assert reader.read(0, 6).data.shape == (6, 10)
 
 
-def test_bliss_file_with_toml_mapping(tmp_path: Path) -> None:
-    """One entry per line, angle as a scalar per entry, translation in um."""
+@pytest.mark.parametrize("chunked", [False, True])
+def test_bliss_file_with_toml_mapping(tmp_path: Path, chunked: bool) -> None:
+    """One entry per line, angle as a scalar per entry, translation in um; frames stored
+    whole (h5py reads them) or one bitshuffle-LZ4 chunk each (decoded directly)."""
     rng = np.random.default_rng(1)
     path = tmp_path / "bliss.h5"
     lines = []
@@ -107,7 +111,8 @@ def test_bliss_file_with_toml_mapping(tmp_path: Path) -> None:
             frames = rng.integers(0, 50, size=(4, 5, 7)).astype(np.int32)
             lines.append(frames)
             entry = f.create_group(f"{k + 1}.1")
-            entry["measurement/pilatus"] = frames
+            storage = {"chunks": (1, 5, 7), **hdf5plugin.Bitshuffle()} if chunked else {}
+            entry.create_dataset("measurement/pilatus", data=frames, **storage)
             entry["instrument/positioners/rot"] = angle
             entry["measurement/ty"] = np.arange(4) * 10.0  # um
             entry["measurement/mon"] = np.full(4, 2.0)
@@ -126,6 +131,8 @@ def test_bliss_file_with_toml_mapping(tmp_path: Path) -> None:
     assert reader.info.poni.startswith("poni_version")
     block = reader.read(2, 10)  # spans three entries
     assert np.array_equal(block.data, np.concatenate(lines)[2:10])
+    with ThreadPoolExecutor(2) as pool:
+        assert np.array_equal(reader.start_read(2, 10, pool).result().data, block.data)
 
 
 def test_bliss_mapping_rejects_unknown_keys(tmp_path: Path) -> None:
@@ -156,10 +163,14 @@ def test_frame_series_with_position_table(tmp_path: Path, suffix: str) -> None:
     table = write_frame_table(tmp_path / "frames.csv", names, np.arange(5.0), np.full(5, 1.5))
     reader = open_scan(table)
     assert reader.info.n_frames == 5 and reader.info.frame_shape == (9, 11)
-    block = reader.read(0, 5)
+    with ThreadPoolExecutor(2) as pool:  # files read and decoded on a pool, ahead of use
+        pending = reader.start_read(0, 5, pool)
+        block = pending.result()
     assert block.valid.tolist() == [True, True, True, False, True]
     assert np.array_equal(block.data[block.valid], frames[[0, 1, 2, 4]])
-    assert "absent.cbf" in block.problems[0]
+    assert len(block.problems) == 1 and "absent.cbf" in block.problems[0]
+    again = reader.read(0, 5)
+    assert np.array_equal(again.data, block.data) and again.problems == block.problems
 
 
 def test_real_pilatus_mask_reads(shared_real: Path) -> None:

@@ -63,9 +63,11 @@ def _bitshuffle_lz4(itemsize: int) -> Decode:
         tail = (total // itemsize % 8) * itemsize
         if tail > len(chunk) - _BITSHUFFLE_HEADER.size:
             raise ChunkDecodeError("bitshuffle chunk shorter than its uncompressed tail")
-        framed = _scratch_buffer("framed", len(chunk) - tail)
-        framed[:] = np.frombuffer(chunk, np.uint8, len(chunk) - tail)
-        _BITSHUFFLE_HEADER.pack_into(framed, 0, total - tail, block_bytes)
+        framed: memoryview | np.ndarray = chunk
+        if tail:
+            framed = _scratch_buffer("framed", len(chunk) - tail)
+            framed[:] = np.frombuffer(chunk, np.uint8, len(chunk) - tail)
+            _BITSHUFFLE_HEADER.pack_into(framed, 0, total - tail, block_bytes)
         shuffled = _scratch_buffer("shuffled", total)
         decoded = imagecodecs.lz4h5_decode(framed, out=shuffled[: total - tail])
         if len(decoded) != total - tail:

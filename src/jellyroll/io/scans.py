@@ -400,6 +400,7 @@ class BlissScanReader:
         if len(shapes) != 1:
             raise ScanFormatError(f"{self.path}: entries have different frame shapes {shapes}")
         self._offsets = np.cumsum([0] + [d.shape[0] for d in self._datasets])
+        self._frame_readers = [_chunk_frame_reader(d, self.path) for d in self._datasets]
         self.info = ScanInfo(
             source=str(self.path),
             kind="frames",
@@ -431,7 +432,7 @@ class BlissScanReader:
     ) -> PendingBlock:
         """As :meth:`Hdf5ScanReader.start_read`; frames are decoded in parallel when every
         entry stores them one per chunk with a filter decoded here, in one dtype."""
-        readers = [_chunk_frame_reader(d, self.path) for d in self._datasets]
+        readers = self._frame_readers
         if all(readers) and len({d.dtype for d in self._datasets}) == 1:
 
             def read_frame(i: int, frame: np.ndarray) -> str | None:
