@@ -55,6 +55,7 @@ def test_run_file_contract(reduced: Path, phantom: Path) -> None:
         assert f["/entry/sinogram/q"].attrs["units"] == "1/angstrom"
         assert f.attrs["default"] == "entry" and "reduce" in f["/entry/provenance"]
         assert "checkpoint" not in f
+        assert f["/entry/sinogram"].attrs["air_subtracted"]  # air beside the cell: subtracted
 
 
 def test_rotation_centre_found(reduced: Path, phantom: Path) -> None:
@@ -108,12 +109,24 @@ def test_interrupted_run_resumes_to_the_same_result(reduced: Path, phantom: Path
             phantom / "waxs_scan.h5", output, options=OPTIONS, on_block=stop_after_two_blocks
         )
     assert not output.exists() and output.with_name(output.name + ".partial").exists()
-    report = run_reduce(phantom / "waxs_scan.h5", output, options=OPTIONS)
+    # threads change the speed only: the run resumes, and gives the same numbers, with
+    # two decoding threads and one integrating (the first run had the default split)
+    other_threads = OPTIONS.model_copy(update={"threads": 3, "decode_threads": 2})
+    report = run_reduce(phantom / "waxs_scan.h5", output, options=other_threads)
     assert report.blocks_done_before == 2
     expected, got = read_sinogram(reduced), read_sinogram(output)
     assert np.array_equal(expected.data, got.data, equal_nan=True)
     assert np.array_equal(expected.errors, got.errors, equal_nan=True)
     assert not output.with_name(output.name + ".partial").exists()
+
+
+def test_threads_split_the_cores_between_decoding_and_integration() -> None:
+    assert ReduceOptions().thread_split(2) == (1, 1)
+    assert ReduceOptions().thread_split(16) == (8, 8)
+    assert ReduceOptions(threads=6, decode_threads=4).thread_split(2) == (4, 2)
+    assert ReduceOptions(threads=1).thread_split(16) == (1, 1)  # one core: shared
+    with pytest.raises(ValueError, match=r"decode_threads \(2\) must be less than threads"):
+        ReduceOptions(threads=2, decode_threads=2)
 
 
 def test_dask_cluster_gives_the_local_result(reduced: Path, phantom: Path, tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from jellyroll.options import StageOptions
 from jellyroll.reduce.engine import FilterName
@@ -43,10 +43,19 @@ class ReduceOptions(StageOptions):
 
     def thread_split(self, cores: int) -> tuple[int, int]:
         """(decoding, integrating) threads on ``cores`` available cores: the two stages run
-        at once, so together they take the cores given and no more (each at least one)."""
+        at once, so together they take the cores given and no more (on one core, one each)."""
         total = self.threads or cores
         decode = self.decode_threads or max(1, total // 2)
         return decode, max(1, total - decode)
+
+    @model_validator(mode="after")
+    def _integration_keeps_a_thread(self) -> ReduceOptions:
+        if self.threads and self.decode_threads and self.decode_threads >= self.threads > 1:
+            raise ValueError(
+                f"decode_threads ({self.decode_threads}) must be less than threads "
+                f"({self.threads}): the integration needs at least one"
+            )
+        return self
 
     @field_validator("radial_range")
     @classmethod
