@@ -3,6 +3,7 @@ filters not handled stay with h5py; a corrupt chunk marks only its frame missing
 
 from __future__ import annotations
 
+import struct
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jellyroll.io.chunks import ChunkFrames
+from jellyroll.io.chunks import ChunkFrames, _has_block_of_its_own_size
 from jellyroll.io.raw_scan import RawScanWriter
 from jellyroll.io.scans import FRAMES, open_scan
 
@@ -135,3 +136,17 @@ def test_a_corrupt_bitshuffle_chunk_marks_only_its_frame_missing(tmp_path: Path)
     assert np.all(block.data[6] == 0)
     assert len(block.problems) == 1
     assert "scan.h5" in block.problems[0] and f"{FRAMES}[6] unreadable" in block.problems[0]
+
+
+def test_a_bitshuffle_block_as_long_as_its_data_is_left_to_h5py() -> None:
+    """imagecodecs' lz4h5 framing takes a block whose compressed size equals its size as
+    stored raw; bitshuffle never stores raw, so such a chunk must go to h5py."""
+    header = struct.pack(">QI", 21, 16)  # 21 bytes framed in blocks of 16: 16 + 5
+    plain = header + struct.pack(">I", 3) + b"abc" + struct.pack(">I", 4) + b"defg"
+    assert not _has_block_of_its_own_size(np.frombuffer(plain, np.uint8), 21, 16)
+    full = header + struct.pack(">I", 16) + bytes(16) + struct.pack(">I", 4) + b"defg"
+    assert _has_block_of_its_own_size(np.frombuffer(full, np.uint8), 21, 16)
+    last = header + struct.pack(">I", 3) + b"abc" + struct.pack(">I", 5) + b"defgh"
+    assert _has_block_of_its_own_size(np.frombuffer(last, np.uint8), 21, 16)
+    truncated = plain[:-6]
+    assert _has_block_of_its_own_size(np.frombuffer(truncated, np.uint8), 21, 16)

@@ -21,11 +21,13 @@ from collections.abc import Callable
 import h5py
 import imagecodecs
 import numpy as np
+from numba import njit
 
 BITSHUFFLE, LZ4, ZSTD, BLOSC = 32008, 32004, 32015, 32001
 DEFLATE, SHUFFLE = h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE
 _BITSHUFFLE_LZ4 = 2  # bitshuffle's cd_values[4] for LZ4 compression of its blocks
 _BITSHUFFLE_HEADER = struct.Struct(">QI")  # uncompressed bytes, block size in bytes
+_BITSHUFFLE_HEADER_BYTES = 12
 
 Decode = Callable[[memoryview, np.ndarray | None], np.ndarray]
 """A codec: compressed bytes, and the output bytes (uint8) to fill or None -> decoded bytes."""
@@ -47,6 +49,27 @@ def _scratch_buffer(name: str, size: int) -> np.ndarray:
     return buffer[:size]
 
 
+@njit(nogil=True, cache=True)
+def _has_block_of_its_own_size(chunk: np.ndarray, framed_bytes: int, block_bytes: int) -> bool:
+    """Whether a block of a bitshuffle-LZ4 chunk (bytes, header included) has a compressed
+    size equal to its uncompressed size, or the chunk ends early. The HDF5 LZ4 framing that
+    ``lz4h5`` decodes takes such a block as stored uncompressed; bitshuffle never stores one,
+    so it would be decoded wrong."""
+    offset = _BITSHUFFLE_HEADER_BYTES
+    remaining = framed_bytes
+    while remaining > 0:
+        if offset + 4 > chunk.size:
+            return True
+        size = np.int64(0)
+        for k in range(4):  # big-endian uint32
+            size = (size << 8) | np.int64(chunk[offset + k])
+        if size == min(block_bytes, remaining):
+            return True
+        offset += 4 + size
+        remaining -= block_bytes
+    return False
+
+
 def _bitshuffle_lz4(itemsize: int) -> Decode:
     """Decoder of bitshuffle's HDF5 chunks with LZ4: a 12-byte header (uncompressed bytes,
     block bytes, big-endian), then per block a 4-byte big-endian size and its LZ4 data, and
@@ -63,6 +86,8 @@ def _bitshuffle_lz4(itemsize: int) -> Decode:
         tail = (total // itemsize % 8) * itemsize
         if tail > len(chunk) - _BITSHUFFLE_HEADER.size:
             raise ChunkDecodeError("bitshuffle chunk shorter than its uncompressed tail")
+        if _has_block_of_its_own_size(np.frombuffer(chunk, np.uint8), total - tail, block_bytes):
+            raise ChunkDecodeError("an LZ4 block as long as its data: left to h5py")
         framed: memoryview | np.ndarray = chunk
         if tail:
             framed = _scratch_buffer("framed", len(chunk) - tail)
