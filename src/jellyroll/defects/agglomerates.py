@@ -46,12 +46,33 @@ from jellyroll.defects.bends import locate_on_layer
 from jellyroll.unroll import SpiralTrace
 
 __all__ = [
+    "RESOLVED_PIXELS",
+    "UNRESOLVED",
     "find_agglomerates",
     "local_background",
     "median_radius_um",
     "silicon_mask",
+    "size_class",
     "size_histogram",
 ]
+
+
+RESOLVED_PIXELS = 3.0
+"""Smallest equivalent diameter (pixels) whose size the map resolves: below it the blur
+of the beam dominates the fitted size, so the spot gets no size class."""
+UNRESOLVED = "unresolved"
+"""The ``case`` of an agglomerate narrower than :data:`RESOLVED_PIXELS` pixels."""
+
+
+def size_class(
+    equivalent_diameter_um: np.ndarray, critical_diameter_um: float, pixel_size_um: float
+) -> np.ndarray:
+    """Case per agglomerate: "A" up to the critical diameter, "B" above it, and
+    :data:`UNRESOLVED` below :data:`RESOLVED_PIXELS` pixels (never A or B there)."""
+    diameter = np.asarray(equivalent_diameter_um, dtype=float)
+    case = np.where(diameter > critical_diameter_um, "B", "A").astype(object)
+    case[~(diameter >= RESOLVED_PIXELS * pixel_size_um)] = UNRESOLVED
+    return case
 
 
 def silicon_mask(
@@ -289,7 +310,7 @@ def find_agglomerates(
     map units), ``integrated_excess`` (map units x um^2), ``significance`` (peak, noise
     units), ``plateau_diameter_um`` (equivalent diameter of a fainter plateau around it,
     the damaged zone of a case-B agglomerate; NaN when none) and ``case`` ("A" up to the
-    critical diameter, "B" above).
+    critical diameter, "B" above, "unresolved" below 3 pixels: :func:`size_class`).
     """
     image = np.asarray(saxs_intensity_map, dtype=np.float64)
     if image.ndim != 2:
@@ -307,7 +328,7 @@ def find_agglomerates(
     table = _distinct(pd.DataFrame(rows)) if rows else _empty_table()
     table = table.sort_values(["y_um", "x_um"], ignore_index=True)
     table.insert(0, "id", np.arange(1, len(table) + 1))
-    table["case"] = np.where(table["equivalent_diameter_um"] > critical_diameter_um, "B", "A")
+    table["case"] = size_class(table["equivalent_diameter_um"].to_numpy(), critical_diameter_um, p)
     ring = critical_diameter_um if ring_width_um is None else ring_width_um
     if d_star_map is not None:
         inside, around = _inside_and_ring(table, np.asarray(d_star_map, float), p, ring)
