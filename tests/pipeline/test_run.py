@@ -54,6 +54,7 @@ def test_every_result_records_the_checksums_of_its_inputs(demo: Path) -> None:
         record = json.loads(f["/entry/provenance/run"].asstr()[()])
     assert sorted(Path(p).name for p in record["inputs"]) == [
         "saxs_run.maps.h5",
+        "saxs_run.reconstruction.h5",  # the region-averaged SAXS profiles
         "waxs_run.maps.h5",
     ]
     assert all(value.startswith("sha256:") for value in record["inputs"].values())
@@ -138,7 +139,7 @@ def test_report_has_the_study_sections_and_found_vs_truth(demo: Path, tmp_path: 
     html = (demo / "report.html").read_text()
     assert html.count('data-name="comparison"') == 1  # the states on one page
     assert html.count("along the Cu collector traced") == 2  # unrolled along the spiral
-    assert html.count("defect share of the anode") == 2
+    assert html.count("<dt>defect share of the anode</dt>") == 2
     assert html.count("found vs truth (digital twin)") == 2  # the demo names its truth files
     assert html.count("class agreement (found case = true case)") == 2
     # without truth (and with one cell): no comparison with a truth, no states compared

@@ -80,8 +80,12 @@ def run_diagnose(
     # up to date
     key, upstream = diagnose_key(runs, options, name, label or name)
     maps = _gather_maps(runs)
-    saxs = read_reconstruction(runs["saxs"]) if "saxs" in runs else None
+    saxs = _saxs_reconstruction(runs)
     diagnosis = diagnose(maps, options, name=name, label=label or name, saxs=saxs)
+    if saxs is None:
+        diagnosis.notes.append(
+            "no SAXS reconstruction beside the maps: no region-averaged SAXS profiles"
+        )
     record = provenance_record(
         {
             "stage": "diagnose",
@@ -90,13 +94,23 @@ def run_diagnose(
             "label": label,
             **(configuration or {}),
         },
-        inputs=[stage_file(run, "maps") for run in runs.values()],
+        inputs=[
+            *(stage_file(run, "maps") for run in runs.values()),
+            *([stage_file(runs["saxs"], "reconstruct")] if saxs is not None else []),
+        ],
     )
     record["runs"] = {kind: str(Path(path).resolve()) for kind, path in runs.items()}
     inputs = [Path(p) for p in runs.values()]
     with output_lock(output):
         write_diagnosis(output, diagnosis, record, key=key, upstream=upstream, inputs=inputs)
     return read_diagnosis(output)
+
+
+def _saxs_reconstruction(runs: dict[str, Path]) -> Reconstruction | None:
+    """The SAXS run's reconstruction (for the region-averaged profiles), None without one."""
+    if "saxs" not in runs or not stage_file(runs["saxs"], "reconstruct").is_file():
+        return None
+    return read_reconstruction(runs["saxs"])
 
 
 def _gather_maps(runs: dict[str, Path]) -> MapSet:
