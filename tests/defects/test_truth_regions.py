@@ -13,7 +13,11 @@ from hypothesis import strategies as st
 
 from jellyroll.defects import UNRESOLVED, size_class
 from jellyroll.defects.regions import defect_share, region_masks, region_profiles
-from jellyroll.defects.truth import compare_with_truth, read_true_agglomerates
+from jellyroll.defects.truth import (
+    compare_with_truth,
+    read_true_agglomerates,
+    true_defect_share,
+)
 from jellyroll.io.nexus import write_nxdata, write_table
 from jellyroll.results import RunFileError
 
@@ -88,7 +92,9 @@ def test_truth_centres_are_the_in_slice_centroids(tmp_path: Path):
         maps = f["entry"].create_group("maps")
         write_nxdata(maps, "agglomerate_id", ids, axes)
         write_nxdata(maps, "region_agglomerate", weight, axes)
+        write_nxdata(maps, "anode_mask", np.ones((8, 10), np.uint8), axes)
         f["entry/scan/pixel_size_um"] = p
+    assert true_defect_share(path) == pytest.approx(6 / 80)
     table = read_true_agglomerates(path)
     assert table["x_um"].iloc[0] == pytest.approx((7 - 4.5) * p)
     assert table["y_um"].iloc[0] == pytest.approx((2.5 - 3.5) * p)

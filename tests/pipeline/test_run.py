@@ -142,6 +142,7 @@ def test_report_has_the_study_sections_and_found_vs_truth(demo: Path, tmp_path: 
     assert html.count("<dt>defect share of the anode</dt>") == 2
     assert html.count("found vs truth (digital twin)") == 2  # the demo names its truth files
     assert html.count("class agreement (found case = true case)") == 2
+    assert html.count("defect share of the anode, found / true") == 2
     # without truth (and with one cell): no comparison with a truth, no states compared
     alone = run_report([demo / "aged_charged" / "results.h5"], tmp_path / "alone.html")
     text = alone.read_text()

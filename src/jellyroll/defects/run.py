@@ -203,12 +203,10 @@ def diagnose(
 
 
 def _anode(maps: MapSet) -> np.ndarray:
-    """The anode, (ny, nx) bool: where the graphite phases are labelled (WAXS), joined with
-    the silicon-rich layers of the SAXS map (agglomerates hold little graphite)."""
-    silicon = silicon_mask(maps[MapName.SAXS_INTENSITY], maps.pixel_size_um)
-    if MapName.GRAPHITE_LABEL in maps:
-        return silicon | (np.nan_to_num(maps[MapName.GRAPHITE_LABEL], nan=-1) >= 0)
-    return silicon
+    """The anode, (ny, nx) bool: the silicon-rich layers of the SAXS map, the mask the
+    agglomerate search uses (the WAXS phase labels also light up along the streaks of
+    single-crystal spots, so they do not delimit the anode)."""
+    return silicon_mask(maps[MapName.SAXS_INTENSITY], maps.pixel_size_um)
 
 
 def _found(cell: Cell, maps: MapSet) -> FoundCell:

@@ -56,6 +56,18 @@ def read_true_agglomerates(path: str | os.PathLike[str]) -> pd.DataFrame:
     return table
 
 
+def true_defect_share(path: str | os.PathLike[str]) -> float:
+    """The twin's agglomerate area over its anode area in the slice (``region_agglomerate``
+    over ``anode_mask`` of ``/entry/maps``); NaN when the file lacks them."""
+    with h5py.File(path, "r") as f:
+        maps = f["/entry/maps"]
+        if "region_agglomerate" not in maps or "anode_mask" not in maps:
+            return float("nan")
+        anode = float(np.sum(maps["anode_mask"]["data"][()]))
+        agglomerate = float(np.sum(maps["region_agglomerate"]["data"][()]))
+    return agglomerate / anode if anode > 0 else float("nan")
+
+
 def match_agglomerates(found: pd.DataFrame, truth: pd.DataFrame, pixel_size_um: float) -> pd.Series:
     """Per true agglomerate, the row position in ``found`` of its match (-1 if none).
 

@@ -17,7 +17,11 @@ import pandas as pd
 from jellyroll import __version__, figures
 from jellyroll.defects.agglomerates import RESOLVED_PIXELS, UNRESOLVED
 from jellyroll.defects.regions import REGIONS
-from jellyroll.defects.truth import compare_with_truth, read_true_agglomerates
+from jellyroll.defects.truth import (
+    compare_with_truth,
+    read_true_agglomerates,
+    true_defect_share,
+)
 from jellyroll.io.lock import output_lock
 from jellyroll.io.provenance import package_versions
 from jellyroll.report.html import Report
@@ -282,6 +286,10 @@ def _truth_section(report: Report, result: Diagnosis, path: Path) -> None:
             "precision (found ones true)": f"{100 * found.precision:.0f} %",
             "median size error": f"{100 * found.median_size_error:.1f} %",
             "class agreement (found case = true case)": f"{100 * found.class_agreement:.0f} %",
+            "defect share of the anode, found / true": (
+                f"{100 * result.summary.get('defect_share', np.nan):.2f} % / "
+                f"{100 * true_defect_share(path):.2f} %"
+            ),
         }
     )
     section.table(
