@@ -27,12 +27,21 @@ from jellyroll.results import RunFileError
     critical=st.floats(1.0, 200.0),
     pixel=st.floats(1.0, 50.0),
 )
-def test_size_class_is_unresolved_below_three_pixels_and_a_or_b_above(diameter, critical, pixel):
+def test_size_class_is_never_a_or_b_when_an_unresolved_size_would_decide_it(
+    diameter, critical, pixel
+):
     (case,) = size_class(np.array([diameter]), critical, pixel)
-    if diameter < 3 * pixel:
+    if diameter < 3 * pixel and critical < 3 * pixel:  # A or B would rest on < 3 px
         assert case == UNRESOLVED
-    else:
+    else:  # resolved, or below 3 px and so below a critical diameter of >= 3 px
         assert case == ("B" if diameter > critical else "A")
+
+
+def test_the_demo_issue_unresolved_at_20_um_classified_at_10_um():
+    """The fresh twin's 36-46 um agglomerates: at 20 um pixels (critical 50 um = 2.5 px)
+    a fit of 55 um is not called B; at the study's 10 um a 28 um fit is case A."""
+    assert size_class(np.array([55.0, 70.0]), 50.0, 20.0).tolist() == [UNRESOLVED, "B"]
+    assert size_class(np.array([28.0, 45.0, 55.0]), 50.0, 10.0).tolist() == ["A", "A", "B"]
 
 
 def test_size_class_of_nan_is_unresolved():

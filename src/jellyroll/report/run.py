@@ -95,8 +95,8 @@ def run_report(
         "Agglomerates are bright excess spots of the SAXS intensity map; case B (above the "
         f"critical equivalent diameter of {critical:g} um) bend the Cu collector and are "
         "surrounded by compacted, poorly lithiated anode (Lübke et al., Energy Environ. Sci. "
-        "2024, 17, 5048). Below 3 pixels the size is not resolved: such spots are counted "
-        "as unresolved, never as case A or B."
+        "2024, 17, 5048). Below 3 pixels a size is not resolved: where the critical diameter "
+        "is below 3 pixels too, such spots are counted as unresolved, never as case A or B."
     )
     if len(cells) > 1:
         _comparison_section(report, cells)
