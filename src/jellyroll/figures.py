@@ -10,15 +10,49 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.patches import Circle
+from matplotlib.patches import Circle, Ellipse, Patch
+from matplotlib.ticker import MaxNLocator
+from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 
 from jellyroll.conventions import map_extent_mm
+from jellyroll.defects.agglomerates import UNRESOLVED
 from jellyroll.io.provenance import atomic_output
 from jellyroll.phases import graphite_composite, nmc_composite
-from jellyroll.saxs import dstar_histogram
+from jellyroll.saxs import DStarResult, dstar_histogram
 
 GRAPHITE_TITLE = "graphite: LiC6 green, LiC12 blue, poorly lithiated red"
 NMC_TITLE = "NMC622: lithiated green, delithiated red"
+GRAPHITE_COLOURS = {"lic6": "green", "lic12": "blue", "graphite_poor": "red"}
+"""Colour of each graphite phase (the study's composite)."""
+GRAPHITE_NAMES = {"lic6": "LiC6", "lic12": "LiC12", "graphite_poor": "poorly lithiated"}
+NMC_COLOURS = {"nmc_lithiated": "green", "nmc_delithiated": "red"}
+NMC_NAMES = {"nmc_lithiated": "NMC lithiated", "nmc_delithiated": "NMC delithiated"}
+CASE_COLOURS = {"A": "cyan", "B": "red", UNRESOLVED: "0.7"}
+"""Colour of each agglomerate class: case A cyan, case B red, unresolved (< 3 px) grey."""
+REGION_COLOURS = {"regular": "0.25", "agglomerate": "tab:orange", "bent": "tab:purple"}
+"""Colour of each anode region of the SAXS profiles."""
+ROBUST_PERCENTILE = 95.0
+"""Colour window (percentile of the positive values) of composites that may hold the
+streaks of single-crystal diffraction spots: a few very bright pixels do not dim the rest."""
+_SCALE_STEPS_UM = (10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+
+
+def _scale_bar(axis, width_um: float, per_um: float = 1e-3, colour: str = "white") -> None:
+    """A scale bar of about a fifth of ``width_um`` (um) in the lower right; ``per_um``:
+    data units per um (mm axes: 1e-3)."""
+    length = max([s for s in _SCALE_STEPS_UM if s <= width_um / 5] or [_SCALE_STEPS_UM[0]])
+    label = f"{length / 1000:g} mm" if length >= 1000 else f"{length:g} µm"
+    bar = AnchoredSizeBar(
+        axis.transData, length * per_um, label, "lower right", pad=0.4, color=colour,
+        frameon=False, size_vertical=0, label_top=True,
+    )  # fmt: skip
+    axis.add_artist(bar)
+
+
+def _colour_legend(axis, colours: dict[str, str], names: dict[str, str], **kwargs) -> None:
+    """A legend of colour patches (the channels of an RGB composite, the cases...)."""
+    handles = [Patch(color=colours[key], label=names.get(key, key)) for key in colours]
+    axis.legend(handles=handles, fontsize="small", framealpha=0.8, **kwargs)
 
 
 def save_png(figure: Figure, path: Path, dpi: int = 110) -> Path:
@@ -41,12 +75,20 @@ def composites_figure(maps: dict[str, np.ndarray], x_um: np.ndarray, y_um: np.nd
     figure = Figure(figsize=(11, 5), layout="constrained")
     left, right = _axes(figure, 2)
     extent = map_extent_mm(x_um, y_um)
-    left.imshow(
-        graphite_composite(maps["lic6"], maps["lic12"], maps["graphite_poor"]), extent=extent
+    graphite = graphite_composite(
+        maps["lic6"], maps["lic12"], maps["graphite_poor"], percentile=ROBUST_PERCENTILE
     )
-    left.set_title(GRAPHITE_TITLE)
-    right.imshow(nmc_composite(maps["nmc_lithiated"], maps["nmc_delithiated"]), extent=extent)
-    right.set_title(NMC_TITLE)
+    left.imshow(graphite, extent=extent)
+    left.set_title("graphite phases")
+    _colour_legend(left, GRAPHITE_COLOURS, GRAPHITE_NAMES, loc="upper left")
+    nmc = nmc_composite(
+        maps["nmc_lithiated"], maps["nmc_delithiated"], percentile=ROBUST_PERCENTILE
+    )
+    right.imshow(nmc, extent=extent)
+    right.set_title("NMC622")
+    _colour_legend(right, NMC_COLOURS, NMC_NAMES, loc="upper left")
+    for axis in (left, right):
+        _scale_bar(axis, float(np.ptp(x_um)))
     return figure
 
 
@@ -68,37 +110,107 @@ def saxs_figure(
     left.set_title("SAXS intensity, q = 0.025-0.1 1/A, agglomerates circled")
     if agglomerates is not None:
         for row in agglomerates.itertuples():
-            colour = "red" if row.case == "B" else "cyan"
+            colour = CASE_COLOURS.get(row.case, "white")
             radius_mm = max(row.equivalent_diameter_um / 2000, 0.02) * 1.6
             left.add_patch(
                 Circle(
                     (row.x_um / 1000, row.y_um / 1000), radius_mm, fill=False, color=colour, lw=1
                 )
             )
+    if agglomerates is not None and len(agglomerates):
+        _colour_legend(
+            left, CASE_COLOURS, {"A": "case A", "B": "case B", UNRESOLVED: "< 3 px"},
+            loc="upper left",
+        )  # fmt: skip
     image = right.imshow(d_star, extent=extent, cmap="viridis", vmin=8, vmax=16)
     figure.colorbar(image, ax=right, shrink=0.8, label="nm")
     right.set_title("d* (departure from the power law)")
+    _scale_bar(left, float(np.ptp(x_um)))
+    _scale_bar(right, float(np.ptp(x_um)), colour="black")  # d*: blank (white) outside
     return figure
 
 
 def histogram_figure(
-    agglomerates: pd.DataFrame, critical_diameter_um: float, d_star: np.ndarray
+    agglomerates: pd.DataFrame,
+    critical_diameter_um: float,
+    d_star: np.ndarray,
+    saxs: np.ndarray | None = None,
+    pixel_size_um: float = 1.0,
+    n_insets: int = 4,
 ) -> Figure:
-    """Agglomerate size histogram with the critical diameter, and the d* histogram."""
-    figure = Figure(figsize=(11, 4), layout="constrained")
-    left, right = figure.subplots(1, 2)
-    diameters = agglomerates["equivalent_diameter_um"].to_numpy() if len(agglomerates) else []
+    """Agglomerate size histogram per case with the critical diameter, insets of the
+    ``n_insets`` largest agglomerates in the SAXS map ``saxs`` (study Fig. 6), and the d*
+    histogram. Inset: the map around the agglomerate, its fitted ellipse outlined."""
+    figure = Figure(figsize=(12, 4.6), layout="constrained")
+    left, right = figure.subplots(1, 2, width_ratios=[1.6, 1])
+    diameters = agglomerates["equivalent_diameter_um"].to_numpy(float) if len(agglomerates) else []
     top = max(float(np.max(diameters, initial=0.0)), critical_diameter_um) * 1.15
-    left.hist(diameters, bins=np.linspace(0, top, 25), color="0.4")
-    left.axvline(critical_diameter_um, color="red", ls="--", label="critical diameter")
-    left.set_xlabel("equivalent diameter (um)")
+    bins = np.linspace(0, top, 25)
+    cases = agglomerates["case"].to_numpy() if len(agglomerates) else np.array([])
+    stacks = [
+        (np.asarray(diameters)[cases == case], colour) for case, colour in CASE_COLOURS.items()
+    ]
+    left.hist(
+        [d for d, _ in stacks], bins=bins, stacked=True, color=[c for _, c in stacks],
+        edgecolor="0.3", linewidth=0.5,
+    )  # fmt: skip
+    left.axvline(critical_diameter_um, color="red", ls="--")
+    left.set_xlabel("equivalent diameter (µm)")
     left.set_ylabel("agglomerates")
-    left.legend()
+    handles = [
+        Patch(color=c, label=f"case {k}" if len(k) == 1 else f"{k} (< 3 px)")
+        for k, c in CASE_COLOURS.items()
+    ]
+    left.legend(
+        handles=[*handles, left.lines[0]],
+        labels=[h.get_label() for h in handles] + ["critical diameter"],
+        fontsize="small",
+        loc="upper left",
+        bbox_to_anchor=(1.0, 1.0),
+    )
+    left.yaxis.set_major_locator(MaxNLocator(integer=True))
+    if saxs is not None and len(agglomerates):
+        counts, _ = np.histogram(diameters, bins=bins)
+        left.set_ylim(0, max(int(counts.max()), 1) * 2.3)
+        largest = agglomerates.nlargest(n_insets, "equivalent_diameter_um")
+        for k, row in enumerate(largest.itertuples()):
+            inset = left.inset_axes([0.01 + 0.248 * k, 0.56, 0.23, 0.42])
+            _agglomerate_inset(inset, saxs, pixel_size_um, row)
     values = d_star[np.isfinite(d_star)]
     right.hist(values, bins=60, range=(6, 20), color="tab:green")
     right.set_xlabel("d* (nm)")
     right.set_ylabel("voxels")
     return figure
+
+
+def _agglomerate_inset(axis, saxs: np.ndarray, pixel_size_um: float, row) -> None:
+    """The SAXS map around one agglomerate (axes in um from its centre), ellipse outlined."""
+    ny, nx = saxs.shape
+    half = max(1.5 * row.equivalent_diameter_um, 5 * pixel_size_um)
+    ix = row.x_um / pixel_size_um + (nx - 1) / 2
+    iy = row.y_um / pixel_size_um + (ny - 1) / 2
+    reach = half / pixel_size_um
+    cols = slice(max(0, int(ix - reach)), min(nx, int(ix + reach) + 2))
+    rows = slice(max(0, int(iy - reach)), min(ny, int(iy + reach) + 2))
+    crop = saxs[rows, cols]
+    x0 = (cols.start - (nx - 1) / 2 - 0.5) * pixel_size_um - row.x_um
+    y0 = (rows.start - (ny - 1) / 2 - 0.5) * pixel_size_um - row.y_um
+    extent = [x0, x0 + crop.shape[1] * pixel_size_um, y0 + crop.shape[0] * pixel_size_um, y0]
+    finite = crop[np.isfinite(crop)]
+    high = float(np.percentile(finite, 99.5)) if finite.size else 1.0
+    axis.imshow(crop, extent=extent, cmap="magma", vmin=0, vmax=high)
+    axis.add_patch(
+        Ellipse(
+            (0, 0), 2 * row.semi_major_um, 2 * row.semi_minor_um, angle=row.orientation_deg,
+            fill=False, color=CASE_COLOURS.get(row.case, "white"), lw=1,
+        )
+    )  # fmt: skip
+    axis.set_xlim(-half, half)
+    axis.set_ylim(half, -half)
+    axis.set_xticks([])
+    axis.set_yticks([])
+    axis.set_title(f"#{row.id}: {row.equivalent_diameter_um:.0f} µm", fontsize="small")
+    _scale_bar(axis, 2 * half, per_um=1.0)
 
 
 def lithiation_figure(lithiation: pd.DataFrame) -> Figure:
@@ -130,15 +242,138 @@ def lithiation_figure(lithiation: pd.DataFrame) -> Figure:
     return figure
 
 
-def unrolled_figure(images: dict[str, tuple[np.ndarray, list[float]]]) -> Figure:
-    """Unrolled maps (name -> (image (radius, arc), extent [arc0, arc1, r1, r0] in mm))."""
-    figure = Figure(figsize=(12, 2.2 * len(images) + 0.5), layout="constrained")
-    axes = figure.subplots(len(images), 1, squeeze=False)[:, 0]
-    for axis, (name, (image, extent)) in zip(axes, images.items(), strict=True):
-        axis.imshow(image, extent=extent, aspect="auto", cmap="magma" if image.ndim == 2 else None)
-        axis.set_title(name)
-        axis.set_ylabel("radius (mm)")
-    axes[-1].set_xlabel("arc length (mm)")
+def unrolled_figure(
+    maps: dict[str, np.ndarray], arc_um: np.ndarray, rows_um: np.ndarray, along: str = "spiral"
+) -> Figure:
+    """Every modality unrolled at the same arc positions (the study's Fig. 2).
+
+    ``maps``: map name -> (n_rows, n_arc) unrolled along the traced collector
+    (``along="spiral"``, ``rows_um`` the radial offset from it) or around the centre
+    (``"polar"``, ``rows_um`` the radius). Panels, when their maps are present: graphite
+    and NMC composites (robust colour window), SAXS intensity, d*, attenuation.
+    """
+    panels = []
+    if all(name in maps for name in GRAPHITE_COLOURS):
+        rgb = graphite_composite(
+            maps["lic6"], maps["lic12"], maps["graphite_poor"], percentile=ROBUST_PERCENTILE
+        )
+        panels.append(("graphite phases", rgb, (GRAPHITE_COLOURS, GRAPHITE_NAMES)))
+    if all(name in maps for name in NMC_COLOURS):
+        rgb = nmc_composite(
+            maps["nmc_lithiated"], maps["nmc_delithiated"], percentile=ROBUST_PERCENTILE
+        )
+        panels.append(("NMC622", rgb, (NMC_COLOURS, NMC_NAMES)))
+    for name, title, cmap, units, window in (
+        ("saxs_intensity", "SAXS intensity", "magma", "arb. units", (0.0, 99.5)),
+        ("d_star_nm", "d*", "viridis", "nm", (1.0, 99.0)),
+        ("attenuation", "X-ray attenuation", "gray", "1/µm", (1.0, 99.5)),
+    ):
+        if name in maps:
+            panels.append((title, maps[name], (cmap, units, window)))
+    figure = Figure(figsize=(12, 1.5 * len(panels) + 0.6), layout="constrained")
+    axes = figure.subplots(len(panels), 1, squeeze=False, sharex=True)[:, 0]
+    extent = [arc_um[0] / 1000, arc_um[-1] / 1000, rows_um[-1], rows_um[0]]
+    for axis, (title, image, style) in zip(axes, panels, strict=True):
+        if image.ndim == 3:
+            axis.imshow(image, extent=extent, aspect="auto", interpolation="nearest")
+            _colour_legend(axis, *style, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        else:
+            cmap, units, (low, high) = style
+            if units == "nm":  # d*: 0 where the map has no value, shown blank
+                image = np.where(image > 0, image, np.nan)
+            finite = image[np.isfinite(image) & (image != 0)]
+            vmin, vmax = np.percentile(finite, [low, high]) if finite.size else (0.0, 1.0)
+            shown = axis.imshow(
+                image, extent=extent, aspect="auto", cmap=cmap, vmin=0 if low == 0 else vmin,
+                vmax=vmax, interpolation="nearest",
+            )  # fmt: skip
+            figure.colorbar(shown, ax=axis, label=units, pad=0.01, fraction=0.03)
+        axis.set_title(title, fontsize="medium", loc="left")
+        axis.set_ylabel("offset (µm)" if along == "spiral" else "radius (µm)")
+    axes[-1].set_xlabel(
+        "arc length along the Cu collector (mm)" if along == "spiral" else "arc length (mm)"
+    )
+    return figure
+
+
+def saxs_profiles_figure(
+    profiles: pd.DataFrame, fits: dict[str, DStarResult], counts: dict[str, int] | None = None
+) -> Figure:
+    """Region-averaged SAXS profiles (``q_A`` and one column per region) on log axes, each
+    with its power-law fit over the fit window and q* marked (the study's Fig. 4)."""
+    figure = Figure(figsize=(8, 5), layout="constrained")
+    axis = figure.subplots()
+    q = profiles["q_A"].to_numpy(dtype=float)
+    for name, colour in REGION_COLOURS.items():
+        if name not in profiles:
+            continue
+        intensity = profiles[name].to_numpy(dtype=float)
+        fit = fits[name]
+        label = name if counts is None else f"{name} ({counts.get(name, 0)} px)"
+        label += f": d* = {fit.d_star_nm:.1f} nm" if fit.valid else f": no d* ({fit.reason})"
+        axis.loglog(q, intensity, color=colour, lw=1.2, label=label)
+        if np.isfinite(fit.slope):
+            lo = fit.q_star if fit.valid else fit.fit_q_range[0]
+            grid = np.geomspace(lo, fit.fit_q_range[1], 50)
+            axis.loglog(grid, fit.amplitude * grid**-fit.slope, color=colour, ls="--", lw=0.9)
+        if fit.valid:
+            axis.axvline(fit.q_star, color=colour, ls=":", lw=1)
+            axis.plot(fit.q_star, np.interp(fit.q_star, q, intensity), "o", color=colour)
+    axis.set_xlabel("q (1/Å)")
+    axis.set_ylabel("mean intensity (arb. units / µm)")
+    axis.set_title("dashed: power-law fit; dotted: q* where the profile departs from it")
+    axis.legend(fontsize="small")
+    return figure
+
+
+def comparison_figure(cells: list[dict]) -> Figure:
+    """The cells side by side (fresh vs aged, discharged vs charged): graphite and NMC
+    phase shares, agglomerates per case, defect share of the anode, d* distributions.
+
+    ``cells``: per cell ``label``, ``graphite`` and ``nmc`` (phase name -> share),
+    ``cases`` (case -> count), ``defect_share`` (fraction) and ``d_star`` (values, nm).
+    """
+    figure = Figure(figsize=(13, 4.2), layout="constrained")
+    axes = figure.subplots(1, 4, width_ratios=[1, 1, 1, 1.3])
+    labels = [c["label"] for c in cells]
+    x = np.arange(len(cells))
+    for axis, key, colours, names, title in (
+        (axes[0], "graphite", GRAPHITE_COLOURS, GRAPHITE_NAMES, "graphite phase shares"),
+        (axes[1], "nmc", NMC_COLOURS, NMC_NAMES, "NMC phase shares"),
+        (axes[2], "cases", CASE_COLOURS, {"A": "case A", "B": "case B", UNRESOLVED: "< 3 px"},
+         "agglomerates"),
+    ):  # fmt: skip
+        bottom = np.zeros(len(cells))
+        for name, colour in colours.items():
+            values = np.array([c[key].get(name, 0.0) for c in cells], dtype=float)
+            axis.bar(x, values, 0.6, bottom=bottom, color=colour, label=names[name])
+            bottom += np.nan_to_num(values)
+        axis.set_xticks(x, labels, rotation=15)
+        axis.set_title(title)
+        axis.set_ylim(0, max(float(np.nanmax(bottom, initial=0.0)), 1e-9) * 1.45)
+        axis.legend(fontsize="x-small", loc="upper center", ncols=2)
+    axes[0].set_ylabel("share")
+    axes[2].set_ylabel("count")
+    axes[2].yaxis.set_major_locator(MaxNLocator(integer=True))
+    totals = [sum(c["cases"].values()) for c in cells]
+    for c, xi, total in zip(cells, x, totals, strict=True):
+        share = c.get("defect_share", np.nan)
+        if np.isfinite(share):
+            axes[2].annotate(
+                f"{100 * share:.1f} %\nof anode", (xi, total), xytext=(0, 2),
+                textcoords="offset points", ha="center", va="bottom", fontsize="x-small",
+            )  # fmt: skip
+    for c in cells:
+        values = np.asarray(c["d_star"], dtype=float)
+        values = values[np.isfinite(values)]
+        if values.size:
+            axes[3].hist(
+                values, bins=60, range=(6, 20), histtype="step", density=True, label=c["label"]
+            )
+    axes[3].set_xlabel("d* (nm)")
+    axes[3].set_ylabel("density")
+    axes[3].set_title("d* distributions")
+    axes[3].legend(fontsize="x-small")
     return figure
 
 

@@ -335,11 +335,16 @@ def rgb_composite(
     return np.clip(rgb / scale, 0.0, 1.0).astype(np.float32)
 
 
-def graphite_composite(lic6: np.ndarray, lic12: np.ndarray, poor: np.ndarray) -> np.ndarray:
-    """Graphite composite of the study: LiC6 green, LiC12 blue, poorly lithiated red."""
-    return rgb_composite(poor, lic6, lic12)
+def graphite_composite(
+    lic6: np.ndarray, lic12: np.ndarray, poor: np.ndarray, *, percentile: float = 99.5
+) -> np.ndarray:
+    """Graphite composite of the study: LiC6 green, LiC12 blue, poorly lithiated red
+    (colour scale: :func:`rgb_composite`)."""
+    return rgb_composite(poor, lic6, lic12, percentile=percentile)
 
 
-def nmc_composite(lithiated: np.ndarray, delithiated: np.ndarray) -> np.ndarray:
+def nmc_composite(
+    lithiated: np.ndarray, delithiated: np.ndarray, *, percentile: float = 99.5
+) -> np.ndarray:
     """NMC composite of the study: lithiated green, delithiated red."""
-    return rgb_composite(delithiated, lithiated, None)
+    return rgb_composite(delithiated, lithiated, None, percentile=percentile)

@@ -25,6 +25,7 @@ import pytest
 from scipy import ndimage
 
 from jellyroll.defects import find_agglomerates, find_bends, link_bends
+from jellyroll.defects.truth import match_agglomerates as match
 from jellyroll.phantom.parameters import (
     SIZES,
     AgglomerateParameters,
@@ -149,21 +150,6 @@ def true_agglomerates(twin: Twin) -> pd.DataFrame:
             table.loc[k, "x_um"] = float((weight * x).sum() / weight.sum())
             table.loc[k, "y_um"] = float((weight * y).sum() / weight.sum())
     return table
-
-
-def match(found: pd.DataFrame, truth: pd.DataFrame, pixel_size_um: float) -> pd.Series:
-    """Per true agglomerate, the index in ``found`` of its match (-1 if none).
-
-    A detection matches when its centre lies within max(1.5 px, true radius) of the true
-    centre; the nearest one counts.
-    """
-    out = []
-    for row in truth.itertuples():
-        distance = np.hypot(found["x_um"] - row.x_um, found["y_um"] - row.y_um).to_numpy()
-        reach = max(1.5 * pixel_size_um, row.equivalent_diameter_um / 2)
-        nearest = int(np.argmin(distance)) if distance.size else -1
-        out.append(nearest if nearest >= 0 and distance[nearest] <= reach else -1)
-    return pd.Series(out, index=truth.index)
 
 
 ACCURACY_CASES = (

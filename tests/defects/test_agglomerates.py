@@ -32,7 +32,8 @@ def test_optional_columns(accuracy_cases):
         regular = behaviour.dstar_regular_nm[0] + twin.state.soc * behaviour.dstar_regular_nm[1]
         inside = found["d_star_inside_nm"].median()
         assert inside == pytest.approx(behaviour.dstar_defect_nm, abs=0.6)
-        ring = found.loc[found["case"] == "A", "d_star_ring_nm"].median()
+        # case A or unresolved (20 um pixels): the small ones, undisturbed around
+        ring = found.loc[found["case"] != "B", "d_star_ring_nm"].median()
         assert np.sign(ring - inside) == np.sign(regular - behaviour.dstar_defect_nm)
         assert (found["layer"].to_numpy() == truth["turn"].to_numpy()).mean() >= 0.95
         # the traced layer is the Cu collector: agglomerates of the coating inside it lie

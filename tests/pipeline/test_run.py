@@ -16,8 +16,9 @@ from jellyroll.io.nexus import read_table
 from jellyroll.phantom.write import demo_config, write_phantom
 from jellyroll.pipeline import ConfigError, load_config, run_pipeline
 from jellyroll.pipeline.run import SCAN_STAGES, TECHNIQUES
+from jellyroll.report import run_report
 
-FIGURES = ("composites", "saxs", "unrolled", "histogram", "lithiation")
+FIGURES = ("composites", "saxs", "unrolled", "saxs_profiles", "histogram", "lithiation")
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +54,7 @@ def test_every_result_records_the_checksums_of_its_inputs(demo: Path) -> None:
         record = json.loads(f["/entry/provenance/run"].asstr()[()])
     assert sorted(Path(p).name for p in record["inputs"]) == [
         "saxs_run.maps.h5",
+        "saxs_run.reconstruction.h5",  # the region-averaged SAXS profiles
         "waxs_run.maps.h5",
     ]
     assert all(value.startswith("sha256:") for value in record["inputs"].values())
@@ -133,15 +135,33 @@ def test_report_is_self_contained_and_complete(demo: Path) -> None:
     assert "http://" not in html and "https://" not in html  # nothing to fetch
 
 
+def test_report_has_the_study_sections_and_found_vs_truth(demo: Path, tmp_path: Path) -> None:
+    html = (demo / "report.html").read_text()
+    assert html.count('data-name="comparison"') == 1  # the states on one page
+    assert html.count("along the Cu collector traced") == 2  # unrolled along the spiral
+    assert html.count("<dt>defect share of the anode</dt>") == 2
+    assert html.count("found vs truth (digital twin)") == 2  # the demo names its truth files
+    assert html.count("class agreement (found case = true case)") == 2
+    assert html.count("defect share of the anode, found / true") == 2
+    # without truth (and with one cell): no comparison with a truth, no states compared
+    alone = run_report([demo / "aged_charged" / "results.h5"], tmp_path / "alone.html")
+    text = alone.read_text()
+    assert "found vs truth" not in text and 'data-name="comparison"' not in text
+    assert text.count('data-name="saxs_profiles"') == 1
+
+
 def test_report_renders_in_headless_chromium(demo: Path, tmp_path: Path) -> None:
-    """Every figure is an image that the browser decodes (naturalWidth > 0)."""
+    """Every figure is an image that the browser decodes (naturalWidth > 0), and each
+    section's figures are among them: per cell the study's figures, once the comparison."""
     browser = shutil.which("chromium")
     if browser is None:
         pytest.skip("chromium is not installed (make test installs Debian's chromium when it can)")
     script = (
         "<script>window.onload=()=>{const imgs=[...document.images];"
-        "document.title='rendered:'+imgs.filter(i=>i.naturalWidth>0).length+'/'+imgs.length;}"
-        "</script>"
+        "const shown=[...document.querySelectorAll('figure')]"
+        ".filter(f=>f.querySelector('img').naturalWidth>0).map(f=>f.dataset.name);"
+        "document.title='rendered:'+imgs.filter(i=>i.naturalWidth>0).length+'/'+imgs.length"
+        "+':'+shown.join(',');}</script>"
     )
     page = tmp_path / "probe.html"
     page.write_text((demo / "report.html").read_text().replace("</body>", script + "</body>"))
@@ -152,8 +172,14 @@ def test_report_renders_in_headless_chromium(demo: Path, tmp_path: Path) -> None
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     title = result.stdout.split("<title>")[1].split("</title>")[0]
-    rendered, total = title.removeprefix("rendered:").split("/")
-    assert int(total) >= 2 * len(FIGURES) and rendered == total
+    counts, names = title.removeprefix("rendered:").split(":")
+    rendered, total = counts.split("/")
+    assert int(total) >= 2 * len(FIGURES) + 1 and rendered == total
+    shown = names.split(",")
+    assert {name: shown.count(name) for name in (*FIGURES, "comparison")} == {
+        **dict.fromkeys(FIGURES, 2),
+        "comparison": 1,
+    }
 
 
 def test_text_from_inputs_is_escaped(tmp_path: Path) -> None:

@@ -162,17 +162,24 @@ def test_a_diagnosis_reads_back_as_written(tmp_path: Path) -> None:
     from jellyroll.results import Diagnosis, FoundCell, Unrolled, read_diagnosis, write_diagnosis
 
     views = {
-        name: Unrolled(np.full((3, 4), i, np.float32), np.arange(3.0), np.arange(4.0))
+        name: Unrolled(
+            np.full((3, 4), i, np.float32), np.arange(3.0) - 1, np.arange(4.0), along="spiral"
+        )
         for i, name in enumerate(("saxs_intensity", "d_star_nm", "attenuation"))
     }
-    table = pd.DataFrame({"id": [1, 2], "x_um": [1.5, -2.0], "case": ["A", "B"]})
+    table = pd.DataFrame({"id": [1, 2], "x_um": [1.5, -2.0], "case": ["A", "unresolved"]})
+    profiles = pd.DataFrame({"q_A": [0.01, 0.02], "regular": [3.0, 1.0], "bent": [4.0, np.nan]})
     written = Diagnosis(
         "cell", "a cell", _maps(), table, pd.DataFrame(), pd.DataFrame(),
         FoundCell(1.0, -2.0, 900.0), views, {"agglomerates": 2}, ["no diode"],
+        saxs_profiles=profiles,
     )  # fmt: skip
     write_diagnosis(tmp_path / "results.h5", written, {}, key="k", upstream="u")
     back = read_diagnosis(tmp_path / "results.h5")
     assert list(back.unrolled) == ["saxs_intensity", "d_star_nm", "attenuation"]
+    view = back.unrolled["d_star_nm"]
+    assert view.along == "spiral" and view.radius_um.tolist() == [-1.0, 0.0, 1.0]
+    pd.testing.assert_frame_equal(back.saxs_profiles, profiles)
     assert back.cell == written.cell and back.notes == ["no diode"]
     assert back.summary == {"agglomerates": 2} and back.agglomerates.equals(table)
     np.testing.assert_array_equal(back.maps["lic6"], written.maps["lic6"])

@@ -37,7 +37,8 @@ def diagnose(
     values = result.summary
     console.print(
         f"wrote [bold]{output}[/bold]: {values['agglomerates']} agglomerates "
-        f"({values['case_b']} case B), {values['bends']} bends"
+        f"({values['case_b']} case B, {values['unresolved']} unresolved), "
+        f"{values['bends']} bends"
     )
     for note in result.notes:
         console.print(f"note: {note}")

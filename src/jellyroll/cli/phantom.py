@@ -22,7 +22,10 @@ def phantom(
         ),
     ] = "aged_charged",
     size: Annotated[
-        str, typer.Option(help="tiny (tests), small (< 1 min), paper (the study's grid).")
+        str,
+        typer.Option(
+            help="tiny (tests), small (20 um step), demo (10 um), paper (the study's grid)."
+        ),
     ] = "small",
     seed: Annotated[int, typer.Option(help="Random seed: the same seed, the same cell.")] = 0,
     raw: Annotated[
@@ -71,7 +74,10 @@ def demo(
     output: Annotated[Path, typer.Option("-o", "--output", help="Output folder.")] = Path(
         "out/demo"
     ),
-    size: Annotated[str, typer.Option(help="Twin size: tiny or small.")] = "small",
+    size: Annotated[
+        str,
+        typer.Option(help="Twin size: demo (10 um step, the study's), small (20 um) or tiny."),
+    ] = "demo",
     seed: Annotated[int, typer.Option(help="Seed of the twin cell.")] = 0,
 ) -> None:
     """Build a fresh and an aged twin, run the whole pipeline on both, write the report."""
@@ -83,7 +89,10 @@ def demo(
     for preset in ("fresh_charged", "aged_charged"):
         if not (twins / preset / "truth.h5").exists():
             console.rule(f"twin {preset}")
-            write_phantom(twins / preset, preset=preset, size=size, seed=seed, console=console)
+            # no NXCT volumes: the demo's run does not use them, and they take a minute
+            write_phantom(
+                twins / preset, preset=preset, size=size, seed=seed, nxct=False, console=console
+            )
     config = demo_config(output, twins, size)
     console.rule("pipeline")
     result = run_pipeline(load_config(config), console=console)

@@ -7,16 +7,19 @@ the anode around is compacted and poorly lithiated). Lengths in micrometres.
 """
 
 from jellyroll.defects.agglomerates import (
+    UNRESOLVED,
     find_agglomerates,
     local_background,
     median_radius_um,
     silicon_mask,
+    size_class,
     size_histogram,
 )
 from jellyroll.defects.bends import find_bends, link_bends, locate_on_layer
 from jellyroll.defects.lithiation import defect_lithiation, radial_profiles
 
 __all__ = [
+    "UNRESOLVED",
     "defect_lithiation",
     "find_agglomerates",
     "find_bends",
@@ -26,5 +29,6 @@ __all__ = [
     "median_radius_um",
     "radial_profiles",
     "silicon_mask",
+    "size_class",
     "size_histogram",
 ]

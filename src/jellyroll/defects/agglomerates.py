@@ -46,12 +46,40 @@ from jellyroll.defects.bends import locate_on_layer
 from jellyroll.unroll import SpiralTrace
 
 __all__ = [
+    "RESOLVED_PIXELS",
+    "UNRESOLVED",
     "find_agglomerates",
     "local_background",
     "median_radius_um",
     "silicon_mask",
+    "size_class",
     "size_histogram",
 ]
+
+
+RESOLVED_PIXELS = 3.0
+"""Smallest equivalent diameter (pixels) whose size the map resolves: below it the blur
+of the beam dominates the fitted size (a 40 um spot in 20 um pixels can fit as 55 um)."""
+UNRESOLVED = "unresolved"
+"""The ``case`` of an agglomerate whose class an unresolved size would decide."""
+
+
+def size_class(
+    equivalent_diameter_um: np.ndarray, critical_diameter_um: float, pixel_size_um: float
+) -> np.ndarray:
+    """Case per agglomerate: "A" up to the critical diameter, "B" above it.
+
+    A spot measured below :data:`RESOLVED_PIXELS` pixels is only known to be about that
+    small: it is case A when the critical diameter is at least that resolved size, and
+    :data:`UNRESOLVED` (never A or B) when the critical diameter itself is below 3
+    pixels, so that its class would rest on an unresolved size. NaN: unresolved.
+    """
+    diameter = np.asarray(equivalent_diameter_um, dtype=float)
+    resolved_um = RESOLVED_PIXELS * pixel_size_um
+    case = np.where(diameter > critical_diameter_um, "B", "A").astype(object)
+    unresolved = ~(diameter >= resolved_um) & (not critical_diameter_um >= resolved_um)
+    case[unresolved | np.isnan(diameter)] = UNRESOLVED
+    return case
 
 
 def silicon_mask(
@@ -289,7 +317,8 @@ def find_agglomerates(
     map units), ``integrated_excess`` (map units x um^2), ``significance`` (peak, noise
     units), ``plateau_diameter_um`` (equivalent diameter of a fainter plateau around it,
     the damaged zone of a case-B agglomerate; NaN when none) and ``case`` ("A" up to the
-    critical diameter, "B" above).
+    critical diameter, "B" above, "unresolved" below 3 pixels when the critical diameter is
+    below 3 pixels too: :func:`size_class`).
     """
     image = np.asarray(saxs_intensity_map, dtype=np.float64)
     if image.ndim != 2:
@@ -307,7 +336,7 @@ def find_agglomerates(
     table = _distinct(pd.DataFrame(rows)) if rows else _empty_table()
     table = table.sort_values(["y_um", "x_um"], ignore_index=True)
     table.insert(0, "id", np.arange(1, len(table) + 1))
-    table["case"] = np.where(table["equivalent_diameter_um"] > critical_diameter_um, "B", "A")
+    table["case"] = size_class(table["equivalent_diameter_um"].to_numpy(), critical_diameter_um, p)
     ring = critical_diameter_um if ring_width_um is None else ring_width_um
     if d_star_map is not None:
         inside, around = _inside_and_ring(table, np.asarray(d_star_map, float), p, ring)

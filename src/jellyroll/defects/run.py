@@ -13,10 +13,16 @@ import numpy as np
 import pandas as pd
 
 from jellyroll.conventions import finite_median, px_to_um
-from jellyroll.defects.agglomerates import find_agglomerates, median_radius_um
+from jellyroll.defects.agglomerates import (
+    UNRESOLVED,
+    find_agglomerates,
+    median_radius_um,
+    silicon_mask,
+)
 from jellyroll.defects.bends import find_bends, link_bends
 from jellyroll.defects.lithiation import defect_lithiation
 from jellyroll.defects.options import DiagnoseOptions
+from jellyroll.defects.regions import defect_share, region_masks, region_profiles
 from jellyroll.io.lock import output_lock
 from jellyroll.io.provenance import provenance_record
 from jellyroll.results import (
@@ -25,17 +31,23 @@ from jellyroll.results import (
     FoundCell,
     MapName,
     MapSet,
+    Reconstruction,
     RunFileError,
     Unrolled,
     read_diagnosis,
     read_map_set,
+    read_reconstruction,
     write_diagnosis,
 )
 from jellyroll.results.store import run_stage_key, stage_file, stage_key
-from jellyroll.unroll import Cell, find_cell, trace_spiral, unroll_polar
+from jellyroll.unroll import Cell, SpiralTrace, find_cell, trace_spiral, unroll_polar, unroll_spiral
 
-UNROLLED_MAPS = (MapName.SAXS_INTENSITY, MapName.D_STAR, MapName.GRAPHITE, MapName.ATTENUATION)
-"""The maps unrolled around the cell centre for the report, when present."""
+UNROLLED_MAPS = (
+    *GRAPHITE_PHASE_MAPS, MapName.NMC_LITHIATED, MapName.NMC_DELITHIATED,
+    MapName.SAXS_INTENSITY, MapName.D_STAR, MapName.ATTENUATION,
+)  # fmt: skip
+"""The maps unrolled (along the traced Cu collector, else around the cell centre) for the
+report, when present: every modality at the same arc position (the study's Fig. 2)."""
 
 
 def diagnose_key(
@@ -68,7 +80,12 @@ def run_diagnose(
     # up to date
     key, upstream = diagnose_key(runs, options, name, label or name)
     maps = _gather_maps(runs)
-    diagnosis = diagnose(maps, options, name=name, label=label or name)
+    saxs = _saxs_reconstruction(runs)
+    diagnosis = diagnose(maps, options, name=name, label=label or name, saxs=saxs)
+    if saxs is None:
+        diagnosis.notes.append(
+            "no SAXS reconstruction beside the maps: no region-averaged SAXS profiles"
+        )
     record = provenance_record(
         {
             "stage": "diagnose",
@@ -77,13 +94,23 @@ def run_diagnose(
             "label": label,
             **(configuration or {}),
         },
-        inputs=[stage_file(run, "maps") for run in runs.values()],
+        inputs=[
+            *(stage_file(run, "maps") for run in runs.values()),
+            *([stage_file(runs["saxs"], "reconstruct")] if saxs is not None else []),
+        ],
     )
     record["runs"] = {kind: str(Path(path).resolve()) for kind, path in runs.items()}
     inputs = [Path(p) for p in runs.values()]
     with output_lock(output):
         write_diagnosis(output, diagnosis, record, key=key, upstream=upstream, inputs=inputs)
     return read_diagnosis(output)
+
+
+def _saxs_reconstruction(runs: dict[str, Path]) -> Reconstruction | None:
+    """The SAXS run's reconstruction (for the region-averaged profiles), None without one."""
+    if "saxs" not in runs or not stage_file(runs["saxs"], "reconstruct").is_file():
+        return None
+    return read_reconstruction(runs["saxs"])
 
 
 def _gather_maps(runs: dict[str, Path]) -> MapSet:
@@ -103,8 +130,16 @@ def _gather_maps(runs: dict[str, Path]) -> MapSet:
     return gathered
 
 
-def diagnose(maps: MapSet, options: DiagnoseOptions, *, name: str, label: str) -> Diagnosis:
-    """The diagnosis of one cell from its map set (pure: no files)."""
+def diagnose(
+    maps: MapSet,
+    options: DiagnoseOptions,
+    *,
+    name: str,
+    label: str,
+    saxs: Reconstruction | None = None,
+) -> Diagnosis:
+    """The diagnosis of one cell from its map set (pure: no files); ``saxs`` (the SAXS
+    reconstruction on the maps' grid) adds the region-averaged SAXS profiles."""
     pixel = maps.pixel_size_um
     notes = [*maps.notes]
     cell = None
@@ -124,6 +159,7 @@ def diagnose(maps: MapSet, options: DiagnoseOptions, *, name: str, label: str) -
         d_star_map=maps[MapName.D_STAR],
     )
     bends = pd.DataFrame()
+    trace = None
     if cell is not None and image is not None:
         try:
             trace = trace_spiral(image, cell, pixel)
@@ -137,6 +173,16 @@ def diagnose(maps: MapSet, options: DiagnoseOptions, *, name: str, label: str) -
     if len(agglomerates) and phases:
         lithiation = defect_lithiation(agglomerates, phases, pixel)
         lithiation = lithiation.merge(agglomerates[["id", "case"]], on="id")
+    anode = _anode(maps)
+    regions = region_masks(anode, agglomerates, bends, pixel, options.critical_diameter_um)
+    profiles = pd.DataFrame()
+    if saxs is not None and saxs.data.shape[:2] == anode.shape:
+        profiles = region_profiles(saxs.data, saxs.q_A, regions)
+    elif saxs is not None:
+        notes.append(
+            f"SAXS reconstruction {saxs.data.shape[:2]} is not on the maps' grid "
+            f"{anode.shape}: no region-averaged SAXS profiles"
+        )
     return Diagnosis(
         name=name,
         label=label,
@@ -145,13 +191,22 @@ def diagnose(maps: MapSet, options: DiagnoseOptions, *, name: str, label: str) -
         bends=bends,
         lithiation=lithiation,
         cell=None if cell is None else _found(cell, maps),
-        unrolled=_unrolled(maps, cell),
+        unrolled=_unrolled(maps, cell, trace),
         summary={
             **summary(maps, agglomerates, bends),
             "critical_diameter_um": options.critical_diameter_um,
+            "defect_share": defect_share(anode, regions["agglomerate"]),
         },
         notes=notes,
+        saxs_profiles=profiles,
     )
+
+
+def _anode(maps: MapSet) -> np.ndarray:
+    """The anode, (ny, nx) bool: the silicon-rich layers of the SAXS map, the mask the
+    agglomerate search uses (the WAXS phase labels also light up along the streaks of
+    single-crystal spots, so they do not delimit the anode)."""
+    return silicon_mask(maps[MapName.SAXS_INTENSITY], maps.pixel_size_um)
 
 
 def _found(cell: Cell, maps: MapSet) -> FoundCell:
@@ -163,24 +218,35 @@ def _found(cell: Cell, maps: MapSet) -> FoundCell:
     )
 
 
-def _unrolled(maps: MapSet, cell: Cell | None) -> dict[str, Unrolled]:
-    """Polar views of the main maps around the cell centre."""
+def _unrolled(maps: MapSet, cell: Cell | None, trace: SpiralTrace | None) -> dict[str, Unrolled]:
+    """The main maps unrolled along the traced layer (one pitch deep around it), or around
+    the cell centre (polar) when no layer was traced."""
     names = [name for name in UNROLLED_MAPS if name in maps]
     if cell is None or not names:
         return {}
     stack = np.stack([np.nan_to_num(maps[name]) for name in names])
-    view = unroll_polar(stack, cell, maps.pixel_size_um)
+    if trace is not None:
+        view = unroll_spiral(stack, trace)
+        return {
+            str(name): Unrolled(view.data[i], view.depth_um, view.arc_um, along="spiral")
+            for i, name in enumerate(names)
+        }
+    polar = unroll_polar(stack, cell, maps.pixel_size_um)
     return {
-        str(name): Unrolled(view.data[i], view.radius_um, view.arc_length_um)
+        str(name): Unrolled(polar.data[i], polar.radius_um, polar.arc_length_um)
         for i, name in enumerate(names)
     }
 
 
 def summary(maps: MapSet, agglomerates: pd.DataFrame, bends: pd.DataFrame) -> dict[str, float]:
-    """Counts, median radius, median d* and the graphite phase shares of the whole slice."""
+    """Counts (all, per case), median radius, median d* and the graphite phase shares of
+    the whole slice."""
+    cases = agglomerates.get("case", pd.Series(dtype=str))
     values: dict[str, float] = {
         "agglomerates": len(agglomerates),
-        "case_b": int((agglomerates.get("case", pd.Series(dtype=str)) == "B").sum()),
+        "case_a": int((cases == "A").sum()),
+        "case_b": int((cases == "B").sum()),
+        "unresolved": int((cases == UNRESOLVED).sum()),
         "median_radius_um": median_radius_um(agglomerates),
         "bends": len(bends),
         "median_d_star_nm": finite_median(maps[MapName.D_STAR]),

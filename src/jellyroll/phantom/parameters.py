@@ -162,6 +162,16 @@ SIZES: dict[str, SizePreset] = {
         saxs_detector_shape=(24, 400),
         nxct_slices=100,
     ),
+    "demo": SizePreset(
+        name="demo",
+        cell=_small_cell(),
+        pixel_size_um=10.0,
+        n_translations=300,
+        angles_per_subset=30,
+        waxs_detector_shape=(48, 320),
+        saxs_detector_shape=(24, 400),
+        nxct_slices=100,
+    ),
     "paper": SizePreset(
         name="paper",
         cell=CellParameters(agglomerates=AgglomerateParameters(count=40, count_large=4)),
@@ -176,6 +186,8 @@ SIZES: dict[str, SizePreset] = {
         raw_frames=False,
     ),
 }
-"""Named sizes: ``tiny`` for unit tests, ``small`` for demos (< 1 min), ``paper`` for the
-study's grid (1024 translations x 3 x 100 angles, pre-integrated patterns). The NXCT stacks
-are ``nxct_slices`` x ``nxct_voxel_um`` tall: 160 um (tiny), 1 mm (small), 480 um (paper)."""
+"""Named sizes: ``tiny`` for unit tests, ``small`` (20 um pixels) for quick runs, ``demo``
+(the mini cell at the study's 10 um translation step, what ``jellyroll demo`` scans),
+``paper`` for the study's grid (1024 translations x 3 x 100 angles, pre-integrated
+patterns). The NXCT stacks are ``nxct_slices`` x ``nxct_voxel_um`` tall: 160 um (tiny),
+1 mm (small, demo), 480 um (paper)."""

@@ -589,7 +589,8 @@ def _write_operando(
 
 def demo_config(output: Path, twins: Path, size: str) -> Path:
     """Write the ``jellyroll run`` configuration of the demo (fresh vs aged twin) and
-    return its path; q ranges and bins are those of the twin's detectors."""
+    return its path; q ranges and bins are those of the twin's detectors, and each cell
+    names its twin's truth.h5 so that the report compares the findings with it."""
     q = q_grids(SIZES[size])
     lines = [
         'title = "jellyroll demo: fresh vs aged digital-twin cell"',
@@ -609,6 +610,7 @@ def demo_config(output: Path, twins: Path, size: str) -> Path:
             f'label = "{label}"',
             f'waxs = "{folder / "waxs_scan.h5"}"',
             f'saxs = "{folder / "saxs_scan.h5"}"',
+            f'truth = "{folder / "truth.h5"}"',
         ]
     path = Path(output) / "demo.toml"
     path.parent.mkdir(parents=True, exist_ok=True)

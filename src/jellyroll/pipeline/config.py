@@ -55,6 +55,11 @@ class CellInput(_Strict):
     mask: Path | None = None
     xct: Path | None = None
     nct: Path | None = None
+    truth: Path | None = Field(
+        None,
+        description="truth.h5 of a digital twin (`jellyroll phantom`): the report then "
+        "compares the agglomerates found with the true ones",
+    )
 
     @model_validator(mode="after")
     def _pair(self) -> CellInput:
@@ -111,6 +116,7 @@ class RunConfig(_Strict):
                         "mask",
                         "xct",
                         "nct",
+                        "truth",
                     )
                 }
             )

@@ -190,5 +190,6 @@ def run_pipeline(config: RunConfig, console: Console | None = None) -> PipelineR
         stages=log.entries,
         run_facts=facts,
         nxct=nxct_files,
+        truth={cell.name: cell.truth for cell in config.cells if cell.truth is not None},
     )
     return PipelineResult(report, cells, log, time.perf_counter() - start)

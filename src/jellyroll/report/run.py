@@ -15,12 +15,20 @@ import numpy as np
 import pandas as pd
 
 from jellyroll import __version__, figures
+from jellyroll.defects.agglomerates import RESOLVED_PIXELS, UNRESOLVED
+from jellyroll.defects.regions import REGIONS
+from jellyroll.defects.truth import (
+    compare_with_truth,
+    read_true_agglomerates,
+    true_defect_share,
+)
 from jellyroll.io.lock import output_lock
 from jellyroll.io.provenance import package_versions
 from jellyroll.report.html import Report
 from jellyroll.report.options import ReportOptions
 from jellyroll.results import GRAPHITE_PHASE_MAPS, Diagnosis, MapName, require_diagnosis
 from jellyroll.results.nxct import read_displacement, read_fused_cuts, read_nxct
+from jellyroll.saxs import departure_dstar
 
 PHASE_TITLES = ("LiC6", "LiC12", "poorly lithiated")
 """Report names of :data:`jellyroll.results.GRAPHITE_PHASE_MAPS`, in their order."""
@@ -39,7 +47,10 @@ def summary_table(cells: Iterable[Diagnosis], critical_diameter_um: float) -> pd
             {
                 "cell": result.label,
                 "agglomerates": values["agglomerates"],
+                "case A": values.get("case_a", np.nan),
                 f"above {critical_diameter_um:g} um (case B)": values["case_b"],
+                f"unresolved (< {RESOLVED_PIXELS:g} px)": values.get("unresolved", np.nan),
+                "defect share of anode (%)": 100 * values.get("defect_share", np.nan),
                 "median radius (um)": values["median_radius_um"],
                 "bends": values["bends"],
                 "median d* (nm)": values["median_d_star_nm"],
@@ -65,12 +76,14 @@ def run_report(
     stages: list[dict[str, Any]] | None = None,
     run_facts: Mapping[str, Any] | None = None,
     nxct: Mapping[str, str | os.PathLike[str]] | None = None,
+    truth: Mapping[str, str | os.PathLike[str]] | None = None,
 ) -> Path:
     """Write the self-contained HTML report of the cells' results files to ``output``.
 
     ``stages`` (stage, status, seconds) and ``run_facts`` (settings of a pipeline run) are
     shown in the report's run section when given; ``nxct`` (cell name -> NXCT file of
-    ``jellyroll nxct``) adds each cell's fused views, collector displacement and 3D bends.
+    ``jellyroll nxct``) adds each cell's fused views, collector displacement and 3D bends;
+    ``truth`` (cell name -> truth.h5 of a digital twin) adds found-vs-truth per cell.
     """
     options = options or ReportOptions()
     cells = [require_diagnosis(path) for path in results]
@@ -82,10 +95,15 @@ def run_report(
         "Agglomerates are bright excess spots of the SAXS intensity map; case B (above the "
         f"critical equivalent diameter of {critical:g} um) bend the Cu collector and are "
         "surrounded by compacted, poorly lithiated anode (Lübke et al., Energy Environ. Sci. "
-        "2024, 17, 5048)."
+        "2024, 17, 5048). Below 3 pixels a size is not resolved: where the critical diameter "
+        "is below 3 pixels too, such spots are counted as unresolved, never as case A or B."
     )
+    if len(cells) > 1:
+        _comparison_section(report, cells)
     for result in cells:
         _cell_section(report, result, float(result.summary["critical_diameter_um"]))
+        if truth and result.name in truth:
+            _truth_section(report, result, Path(truth[result.name]))
         if nxct and result.name in nxct:
             _nxct_section(report, result.label, Path(nxct[result.name]))
     run = report.section("Run")
@@ -105,7 +123,16 @@ def run_report(
 def _cell_section(report: Report, result: Diagnosis, critical: float) -> None:
     maps = {name: item.values for name, item in result.maps.maps.items()}
     x_um, y_um = result.maps.x_um, result.maps.y_um
+    pixel = result.pixel_size_um
     section = report.section(f"Cell {result.label}")
+    share = result.summary.get("defect_share", np.nan)
+    section.facts(
+        {
+            "pixel (translation step)": f"{pixel:g} um",
+            "agglomerates": _case_counts(result.summary),
+            "defect share of the anode": f"{100 * share:.1f} % (the study: < 10 %)",
+        }
+    )
     if all(name in maps for name in (*GRAPHITE_PHASE_MAPS, MapName.NMC_LITHIATED)):
         section.figure(
             figures.composites_figure(maps, x_um, y_um),
@@ -116,32 +143,45 @@ def _cell_section(report: Report, result: Diagnosis, critical: float) -> None:
         figures.saxs_figure(
             maps[MapName.SAXS_INTENSITY], maps[MapName.D_STAR], x_um, y_um, result.agglomerates
         ),
-        "SAXS intensity with the agglomerates (cyan: case A, red: case B) and the d* map",
+        "SAXS intensity with the agglomerates (cyan: case A, red: case B, grey: unresolved) "
+        "and the d* map",
         name="saxs",
     )
     if result.unrolled:
-        images = {
-            name: (view.data, _extent_mm(view.arc_length_um, view.radius_um))
-            for name, view in result.unrolled.items()
-        }
+        view = next(iter(result.unrolled.values()))
+        along = (
+            "along the Cu collector traced in the attenuation map (rows: radial offset from "
+            "it, one pitch deep)"
+            if view.along == "spiral"
+            else "around the cell centre (polar: the collector was not traced)"
+        )
         section.figure(
-            figures.unrolled_figure(images),
-            "Unrolled around the cell centre (polar)",
+            figures.unrolled_figure(
+                {name: v.data for name, v in result.unrolled.items()},
+                view.arc_length_um,
+                view.radius_um,
+                view.along,
+            ),
+            f"Every modality unrolled at the same arc positions, {along} (study Fig. 2)",
             name="unrolled",
         )
+    if len(result.saxs_profiles):
+        _saxs_profiles(section, result)
     section.figure(
-        figures.histogram_figure(result.agglomerates, critical, maps[MapName.D_STAR]),
-        "Agglomerate sizes with the critical diameter; d* distribution",
+        figures.histogram_figure(
+            result.agglomerates, critical, maps[MapName.D_STAR], maps[MapName.SAXS_INTENSITY], pixel
+        ),
+        "Agglomerate sizes per case with the critical diameter, insets: the largest "
+        "agglomerates in the SAXS map with their fitted ellipses (study Fig. 6); d* "
+        "distribution",
         name="histogram",
     )
-    pixel = result.pixel_size_um
-    if critical < 3 * pixel:
+    if critical < RESOLVED_PIXELS * pixel:
         section.note(
             f"The critical diameter ({critical:g} um) is only {critical / pixel:.1f} "
-            f"pixels of {pixel:g} um here: sizes below 3 pixels "
-            f"({3 * pixel:g} um) are not resolved, so case A/B near the "
-            "threshold is unreliable. Scan with a translation step of at most a third of "
-            "the critical diameter to classify."
+            f"pixels of {pixel:g} um here: agglomerates below {RESOLVED_PIXELS:g} pixels "
+            f"({RESOLVED_PIXELS * pixel:g} um) are reported as unresolved. Scan with a "
+            "translation step of at most a third of the critical diameter to classify them."
         )
     columns = [c for c in AGGLOMERATE_COLUMNS if c in result.agglomerates.columns]
     section.table(result.agglomerates[columns] if columns else result.agglomerates, "agglomerates")
@@ -154,6 +194,109 @@ def _cell_section(report: Report, result: Diagnosis, critical: float) -> None:
     )
     for note in result.notes:
         section.note(note)
+
+
+def _case_counts(summary: Mapping[str, Any]) -> str:
+    """'12: 9 case A, 2 case B, 1 unresolved' from a diagnosis summary."""
+    parts = [
+        f"{summary.get(key, 0)} {title}"
+        for key, title in (("case_a", "case A"), ("case_b", "case B"), ("unresolved", UNRESOLVED))
+    ]
+    return f"{summary['agglomerates']}: " + ", ".join(parts)
+
+
+def _saxs_profiles(section, result: Diagnosis) -> None:
+    """Region-averaged SAXS profiles with their power-law fits and d* (study Fig. 4)."""
+    profiles = result.saxs_profiles
+    q = profiles["q_A"].to_numpy(dtype=float)
+    regions = [name for name in REGIONS if name in profiles]
+    fits = {name: departure_dstar(q, profiles[name].to_numpy(dtype=float)) for name in regions}
+    section.figure(
+        figures.saxs_profiles_figure(profiles, fits),
+        "SAXS profiles averaged over the regular anode, the agglomerates and the bent "
+        "collector regions, with the power-law fit and q* of the departure method "
+        "(jellyroll.saxs.departure_dstar, the study's defaults; study Fig. 4)",
+        name="saxs_profiles",
+    )
+    section.table(
+        pd.DataFrame(
+            [
+                {
+                    "region": name,
+                    "d* (nm)": fit.d_star_nm,
+                    "q* (1/A)": fit.q_star,
+                    "power-law exponent": fit.slope,
+                    "note": fit.reason or "",
+                }
+                for name, fit in fits.items()
+            ]
+        ),
+        "d* of the region-averaged profiles",
+    )
+
+
+def _comparison_section(report: Report, cells: list[Diagnosis]) -> None:
+    """The states side by side on one page: phases, agglomerates, defect share, d*."""
+    rows = []
+    for result in cells:
+        maps = result.maps
+        nmc = {
+            str(n): float(np.nansum(np.clip(maps[n], 0, None)))
+            for n in (MapName.NMC_LITHIATED, MapName.NMC_DELITHIATED)
+            if n in maps
+        }
+        total = sum(nmc.values())
+        rows.append(
+            {
+                "label": result.label,
+                "graphite": {
+                    str(n): float(result.summary.get(f"{n}_share", np.nan))
+                    for n in GRAPHITE_PHASE_MAPS
+                },
+                "nmc": {n: v / total for n, v in nmc.items()} if total > 0 else {},
+                "cases": {
+                    "A": result.summary.get("case_a", 0),
+                    "B": result.summary.get("case_b", 0),
+                    UNRESOLVED: result.summary.get("unresolved", 0),
+                },
+                "defect_share": float(result.summary.get("defect_share", np.nan)),
+                "d_star": maps[MapName.D_STAR],
+            }
+        )
+    section = report.section("States compared")
+    section.figure(
+        figures.comparison_figure(rows),
+        "The cells side by side: graphite and NMC phase shares, agglomerates per case with "
+        "the defect share of the anode, and the d* distributions",
+        name="comparison",
+    )
+
+
+def _truth_section(report: Report, result: Diagnosis, path: Path) -> None:
+    """Found vs the digital twin's true agglomerates: recall, precision, size, A/B."""
+    truth = read_true_agglomerates(path)
+    found = compare_with_truth(result.agglomerates, truth, result.pixel_size_um)
+    section = report.section(f"Cell {result.label}: found vs truth (digital twin)")
+    section.facts(
+        {
+            "truth": str(path),
+            "true agglomerates in the slice": len(truth),
+            "found": found.n_found,
+            "recall (true ones found)": f"{100 * found.recall:.0f} %",
+            "precision (found ones true)": f"{100 * found.precision:.0f} %",
+            "median size error": f"{100 * found.median_size_error:.1f} %",
+            "class agreement (found case = true case)": f"{100 * found.class_agreement:.0f} %",
+            "defect share of the anode, found / true": (
+                f"{100 * result.summary.get('defect_share', np.nan):.2f} % / "
+                f"{100 * true_defect_share(path):.2f} %"
+            ),
+        }
+    )
+    section.table(
+        found.confusion.reset_index(names="true case"),
+        "true case (rows) against found case (columns)",
+    )
+    section.table(found.pairs, "true agglomerates and their matches", float_format="{:.1f}")
 
 
 def _nxct_section(report: Report, label: str, path: Path) -> None:

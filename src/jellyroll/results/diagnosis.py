@@ -7,7 +7,11 @@ loaded from disk are the same object.
     /entry/defects/bends             table of collector bends (map frame)
     /entry/defects/lithiation        per-defect phase fractions inside vs around
     /entry/cell                      centre_x_um, centre_y_um, radius_um (when found)
-    /entry/unrolled/<name>           NXdata (radius_um, arc_length_um) around the cell centre
+    /entry/unrolled/<name>           NXdata (depth_um, arc_length_um) along the traced Cu
+                                     collector, or (radius_um, arc_length_um) around the
+                                     cell centre; attribute ``along``: spiral or polar
+    /entry/saxs_profiles             table: q_A and the mean SAXS profile of each anode
+                                     region (regular, agglomerate, bent)
     /entry/summary                   attributes: counts, median radius, d*, phase shares
     /entry/notes                     what the diagnosis could not do, one line each
 """
@@ -44,12 +48,17 @@ class FoundCell:
 
 @dataclass
 class Unrolled:
-    """A map unrolled around the cell centre: ``data`` (n_radius, n_arc) with the radius
-    (um, ascending down the rows) and the arc length (um) along the columns."""
+    """A map unrolled: ``data`` (n_rows, n_arc), the arc length (um) along the columns.
+
+    ``along="spiral"``: along the traced Cu collector, rows at ``radius_um`` = the radial
+    offset from the collector (um, positive outwards); ``"polar"``: around the cell
+    centre, rows at ``radius_um`` from it. Ascending down the rows either way.
+    """
 
     data: np.ndarray
     radius_um: np.ndarray
     arc_length_um: np.ndarray
+    along: str = "polar"
 
 
 @dataclass
@@ -67,6 +76,7 @@ class Diagnosis:
     summary: dict[str, float | int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     path: Path | None = None
+    saxs_profiles: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def pixel_size_um(self) -> float:
@@ -106,10 +116,13 @@ def write_diagnosis(
         unrolled.attrs["order"] = json.dumps(list(diagnosis.unrolled))  # HDF5 sorts names
         for name, view in diagnosis.unrolled.items():
             axes = [
-                ("radius_um", view.radius_um, "um"),
+                (_ROWS[view.along], view.radius_um, "um"),
                 ("arc_length_um", view.arc_length_um, "um"),
             ]
-            write_nxdata(unrolled, name, view.data.astype(np.float32), axes)
+            group = write_nxdata(unrolled, name, view.data.astype(np.float32), axes)
+            group.attrs["along"] = view.along
+        if len(diagnosis.saxs_profiles):
+            write_table(entry, "saxs_profiles", diagnosis.saxs_profiles)
         summary = nx_group(entry, "summary", "NXcollection")
         summary.attrs["values"] = json.dumps(diagnosis.summary, default=float)
         entry["notes"] = "\n".join(diagnosis.notes)
@@ -139,7 +152,7 @@ def read_diagnosis(path: str | os.PathLike[str]) -> Diagnosis:
             found = FoundCell(**{k: float(v[()]) for k, v in entry["cell"].items()})
         views = entry["unrolled"]
         unrolled = {
-            name: Unrolled(*(views[name][k][()] for k in ("data", "radius_um", "arc_length_um")))
+            name: _read_unrolled(views[name])
             for name in json.loads(views.attrs.get("order", "[]")) or list(views)
         }
         notes = entry["notes"].asstr()[()]
@@ -155,7 +168,23 @@ def read_diagnosis(path: str | os.PathLike[str]) -> Diagnosis:
             summary=json.loads(entry["summary"].attrs["values"]),
             notes=[line for line in notes.split("\n") if line],
             path=Path(path),
+            saxs_profiles=(
+                read_table(entry["saxs_profiles"]) if "saxs_profiles" in entry else pd.DataFrame()
+            ),
         )
+
+
+_ROWS = {"spiral": "depth_um", "polar": "radius_um"}
+"""Name of the row axis of an unrolled view, by how it was unrolled."""
+
+
+def _read_unrolled(group: h5py.Group) -> Unrolled:
+    along = str(group.attrs.get("along", "polar"))
+    if along not in _ROWS:
+        raise ValueError(f"unrolled view {group.name}: along = {along!r}, not spiral or polar")
+    return Unrolled(
+        group["data"][()], group[_ROWS[along]][()], group["arc_length_um"][()], along=along
+    )
 
 
 def require_diagnosis(path: str | os.PathLike[str]) -> Diagnosis:

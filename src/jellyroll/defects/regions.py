@@ -1,0 +1,92 @@
+"""Regions of the anode around the defects: regular anode, agglomerates, bent collector.
+
+The study (Lübke et al., Energy Environ. Sci. 2024, 17, 5048, Fig. 4) compares SAXS
+profiles averaged over these regions, and states the defects' share of the anode volume
+(< 10 %). Maps are (ny, nx) with pixels of ``pixel_size_um``; lengths in micrometres.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from jellyroll.defects._common import distance_um
+
+REGIONS = ("regular", "agglomerate", "bent")
+"""Region names, in the order the report draws them."""
+
+
+def _disks(
+    shape: tuple[int, int], pixel_size_um: float, table: pd.DataFrame, radius_um: np.ndarray
+) -> np.ndarray:
+    """Union of disks of ``radius_um`` (at least half a pixel) around the table's centres."""
+    union = np.zeros(shape, dtype=bool)
+    for x_um, y_um, radius in zip(table["x_um"], table["y_um"], radius_um, strict=True):
+        union |= distance_um(shape, pixel_size_um, x_um, y_um) <= max(radius, 0.5 * pixel_size_um)
+    return union
+
+
+def region_masks(
+    anode: np.ndarray,
+    agglomerates: pd.DataFrame,
+    bends: pd.DataFrame,
+    pixel_size_um: float,
+    margin_um: float,
+) -> dict[str, np.ndarray]:
+    """(ny, nx) bool masks of :data:`REGIONS` inside ``anode``.
+
+    ``agglomerate``: within the equivalent radius of an agglomerate; ``bent``: within half
+    the width of a collector bend (at least ``margin_um``) of its deepest point, outside the
+    agglomerates; ``regular``: the rest of the anode farther than ``margin_um`` from both
+    (the compacted ring around a defect is neither regular nor the defect).
+    """
+    anode = np.asarray(anode, dtype=bool)
+    shape = anode.shape
+    if len(agglomerates):
+        radius = agglomerates["equivalent_diameter_um"].to_numpy(dtype=float) / 2
+        agglomerate = _disks(shape, pixel_size_um, agglomerates, radius)
+        near_agglomerate = _disks(shape, pixel_size_um, agglomerates, radius + margin_um)
+    else:
+        agglomerate = near_agglomerate = np.zeros(shape, dtype=bool)
+    if len(bends):
+        half_width = np.maximum(bends["width_um"].to_numpy(dtype=float) / 2, margin_um)
+        bent = _disks(shape, pixel_size_um, bends, half_width)
+        near_bent = _disks(shape, pixel_size_um, bends, half_width + margin_um)
+    else:
+        bent = near_bent = np.zeros(shape, dtype=bool)
+    return {
+        "regular": anode & ~near_agglomerate & ~near_bent,
+        "agglomerate": anode & agglomerate,
+        "bent": anode & bent & ~agglomerate,
+    }
+
+
+def region_profiles(
+    cube: np.ndarray, q_A: np.ndarray, masks: dict[str, np.ndarray], rows_per_block: int = 32
+) -> pd.DataFrame:
+    """Mean profile of ``cube`` (ny, nx, n_q) over each mask, leaving out non-finite
+    values: a table with ``q_A`` (A^-1) and one column per region that has pixels (NaN at
+    a q where none of its pixels has a value). Summed ``rows_per_block`` rows at a time,
+    so that no copy of the cube is made."""
+    n_q = cube.shape[-1]
+    names = [name for name, mask in masks.items() if mask.any()]
+    sums = {name: np.zeros(n_q) for name in names}
+    counts = {name: np.zeros(n_q) for name in names}
+    for start in range(0, cube.shape[0], rows_per_block):
+        block = np.asarray(cube[start : start + rows_per_block], dtype=np.float64)
+        finite = np.isfinite(block)
+        for name in names:
+            inside = masks[name][start : start + rows_per_block]
+            sums[name] += np.where(finite[inside], block[inside], 0.0).sum(axis=0)
+            counts[name] += finite[inside].sum(axis=0)
+    table = {"q_A": np.asarray(q_A, dtype=float)}
+    for name in names:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            table[name] = np.where(counts[name] > 0, sums[name] / counts[name], np.nan)
+    return pd.DataFrame(table)
+
+
+def defect_share(anode: np.ndarray, agglomerate: np.ndarray) -> float:
+    """Fraction of the anode's area (in a slice: of its volume) held by agglomerates."""
+    total = int(np.count_nonzero(anode))
+    return float(np.count_nonzero(agglomerate & anode) / total) if total else float("nan")
