@@ -12,6 +12,7 @@ from jellyroll.phases import (
     GRAPHITE_PHASES,
     NMC_PHASES,
     TABLE1_WINDOWS,
+    WindowSpec,
     covers,
     phase_labels,
     phase_maps,
@@ -29,6 +30,28 @@ from jellyroll.saxs import (
 GRAPHITE_LABELS = "0 LiC6, 1 LiC12, 2 poorly lithiated, -1 none"
 NMC_LABELS = "0 lithiated, 1 delithiated, -1 none"
 WINDOWS = {**TABLE1_WINDOWS, **GRAPHITE_OVERVIEW_WINDOW}
+PLAIN_WINDOWS = {name: (window.q_min, window.q_max) for name, window in WINDOWS.items()}
+"""The same windows without background: the study's plain integrals (analysis "study")."""
+
+
+def analysis_windows(options: MapsOptions) -> dict[str, WindowSpec]:
+    """The windows of ``options.analysis`` (A^-1): with their linear background (jellyroll)
+    or plain (study)."""
+    return dict(PLAIN_WINDOWS if options.analysis == "study" else WINDOWS)
+
+
+def analysis_note(options: MapsOptions) -> str:
+    """What ``options.analysis`` means, in words, for the maps' notes and the report."""
+    if options.analysis == "study":
+        return (
+            "analysis used: study (plain Table 1 window integrals, d* of the raw per-voxel "
+            "SAXS profiles)"
+        )
+    smoothing = "denoised" if options.denoised else "raw"
+    return (
+        "analysis used: jellyroll (Table 1 window integrals above a linear background, "
+        f"d* of the {smoothing} SAXS profiles)"
+    )
 
 
 def compute_maps(recon: Reconstruction, options: MapsOptions) -> MapSet:
@@ -39,9 +62,9 @@ def compute_maps(recon: Reconstruction, options: MapsOptions) -> MapSet:
     """
     q, units = recon.q_A, recon.units
     maps: dict[str, Map] = {}
-    notes: list[str] = []
+    notes: list[str] = [analysis_note(options)]
     default = None
-    if covers(q, WINDOWS):
+    if covers(q, analysis_windows(options), shoulder_bins=0):
         maps.update(waxs_maps(q, recon.data, units, options))
         default = MapName.GRAPHITE
     else:
@@ -63,7 +86,9 @@ def compute_maps(recon: Reconstruction, options: MapsOptions) -> MapSet:
 
 def waxs_maps(q: np.ndarray, data: np.ndarray, units: str, options: MapsOptions) -> dict[str, Map]:
     """Window integrals of Table 1 and the graphite overview, and the phase labels."""
-    integrals = phase_maps(q, data, WINDOWS)
+    windows = analysis_windows(options)
+    # the jellyroll windows carry their own background anchors; no shoulders for either
+    integrals = phase_maps(q, data, windows, shoulder_bins=0)
     out = {name: Map(values, f"{units} x 1/angstrom") for name, values in integrals.items()}
     for name, family, meaning in (
         (MapName.GRAPHITE_LABEL, GRAPHITE_PHASES, GRAPHITE_LABELS),
@@ -79,7 +104,7 @@ def saxs_maps(
 ) -> tuple[dict[str, Map], int | None]:
     """SAXS intensity, d* and the reason code of each voxel without one; the denoising rank."""
     profiles, rank = data, None
-    if options.denoise:
+    if options.denoised:
         denoised = denoise_profiles(data, rank=options.rank)
         profiles, rank = denoised.profiles, denoised.rank
     result = departure_dstar_map(q, profiles, **options.dstar.overrides())
