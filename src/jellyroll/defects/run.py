@@ -107,16 +107,9 @@ def diagnose(maps: MapSet, options: DiagnoseOptions, *, name: str, label: str) -
     """The diagnosis of one cell from its map set (pure: no files)."""
     pixel = maps.pixel_size_um
     notes = [*maps.notes]
-    cell = None
     attenuation = maps.maps.get(MapName.ATTENUATION)
     image = None if attenuation is None else np.nan_to_num(attenuation.values)
-    if image is None:
-        notes.append("no attenuation map (no diode): cell and collector not located")
-    else:
-        try:
-            cell = find_cell(image)
-        except ValueError as error:
-            notes.append(f"cell not found in the attenuation map: {error}")
+    cell = _located_cell(maps, notes)
     agglomerates = find_agglomerates(
         maps[MapName.SAXS_INTENSITY],
         pixel,
@@ -124,6 +117,8 @@ def diagnose(maps: MapSet, options: DiagnoseOptions, *, name: str, label: str) -
         d_star_map=maps[MapName.D_STAR],
     )
     bends = pd.DataFrame()
+    if image is None:
+        notes.append("no attenuation map (no diode): collector not traced, no bends")
     if cell is not None and image is not None:
         try:
             trace = trace_spiral(image, cell, pixel)
@@ -152,6 +147,37 @@ def diagnose(maps: MapSet, options: DiagnoseOptions, *, name: str, label: str) -
         },
         notes=notes,
     )
+
+
+CELL_SOURCES = (
+    (MapName.ATTENUATION, "the attenuation map"),
+    (MapName.HOUSING, "the WAXS housing ring (steel (110), 3.07-3.13 1/A)"),
+)
+"""The maps the cell is found in, in order of preference: the casing is a full bright
+circle in both."""
+
+
+def _located_cell(maps: MapSet, notes: list[str]) -> Cell | None:
+    """The cell (casing centre and radius) in the first map of :data:`CELL_SOURCES` that
+    shows it; what was used or why none, appended to ``notes``."""
+    tried = []
+    for name, words in CELL_SOURCES:
+        if name not in maps:
+            continue
+        try:
+            cell = find_cell(np.nan_to_num(maps[name]))
+        except ValueError as error:
+            tried.append(f"not in {words}: {error}")
+            continue
+        notes.extend(f"cell {reason}" for reason in tried)
+        if name != MapName.ATTENUATION:
+            why = "" if MapName.ATTENUATION in maps else "no attenuation map (no diode): "
+            notes.append(f"{why}cell found from {words}")
+        return cell
+    notes.extend(f"cell {reason}" for reason in tried)
+    if not tried:
+        notes.append("no attenuation map (no diode) and no WAXS housing map: cell not located")
+    return None
 
 
 def _found(cell: Cell, maps: MapSet) -> FoundCell:

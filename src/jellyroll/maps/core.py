@@ -10,6 +10,7 @@ from jellyroll.maps.options import MapsOptions
 from jellyroll.phases import (
     GRAPHITE_OVERVIEW_WINDOW,
     GRAPHITE_PHASES,
+    HOUSING_WINDOW,
     NMC_PHASES,
     TABLE1_WINDOWS,
     WindowSpec,
@@ -81,15 +82,21 @@ def compute_maps(recon: Reconstruction, options: MapsOptions) -> MapSet:
         raise ValueError(f"q range [{q.min():.3g}, {q.max():.3g}] 1/A gives no map")
     if recon.attenuation is not None:
         maps[MapName.ATTENUATION] = Map(recon.attenuation, "1/um")
+    elif recon.attrs.get("self_absorption_corrected") is not None:
+        notes.append("no attenuation sinogram (no diode): self-absorption not corrected")
     return MapSet(maps, recon.x_um, recon.y_um, notes, default)
 
 
 def waxs_maps(q: np.ndarray, data: np.ndarray, units: str, options: MapsOptions) -> dict[str, Map]:
-    """Window integrals of Table 1 and the graphite overview, and the phase labels."""
+    """Window integrals of Table 1 and the graphite overview, the phase labels, and the
+    housing ring's map when q covers it (to find the cell without a diode)."""
     windows = analysis_windows(options)
     # the jellyroll windows carry their own background anchors; no shoulders for either
     integrals = phase_maps(q, data, windows, shoulder_bins=0)
     out = {name: Map(values, f"{units} x 1/angstrom") for name, values in integrals.items()}
+    if covers(q, HOUSING_WINDOW):
+        housing = phase_maps(q, data, HOUSING_WINDOW)["housing"]
+        out[MapName.HOUSING] = Map(housing, f"{units} x 1/angstrom")
     for name, family, meaning in (
         (MapName.GRAPHITE_LABEL, GRAPHITE_PHASES, GRAPHITE_LABELS),
         (MapName.NMC_LABEL, NMC_PHASES, NMC_LABELS),

@@ -49,6 +49,7 @@ class MapName(StrEnum):
     D_STAR = "d_star_nm"
     D_STAR_REASON = "d_star_reason"
     ATTENUATION = "attenuation"
+    HOUSING = "housing"
 
 
 GRAPHITE_PHASE_MAPS = (MapName.LIC6, MapName.LIC12, MapName.GRAPHITE_POOR)
