@@ -72,3 +72,12 @@ def test_a_frame_bright_in_many_channels_is_a_feature_not_a_spot() -> None:
     noisy[41, 60, 2] += 10 * noisy.max()  # one channel: a spot
     result = suppress_spots(noisy, errors)
     assert not result.replaced[40, 10].any() and result.replaced[41, 60, 2]
+
+
+def test_channel_chunks_give_the_same_result() -> None:
+    noisy, errors, _ = _layered_sinogram(1)
+    noisy[10:80:7, 20:60:5, 2] += 5 * noisy.max()
+    whole, chunked = suppress_spots(noisy, errors), suppress_spots(noisy, errors, chunk=1)
+    assert whole.replaced.sum() >= 40
+    assert np.array_equal(whole.replaced, chunked.replaced)
+    assert np.array_equal(whole.data, chunked.data)

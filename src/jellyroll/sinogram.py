@@ -472,6 +472,7 @@ def suppress_spots(
     angle_reach: int = 1,
     translation_reach: int = 2,
     max_channel_fraction: float = 0.1,
+    chunk: int = 32,
 ) -> SpotFilterResult:
     """Replace isolated bright outliers of a sinogram (n_angles, n_translations, n_q), per q
     channel, by the median of their neighbours.
@@ -487,34 +488,49 @@ def suppress_spots(
     ``max_channel_fraction`` of a frame's channels (and more than one) stand out, the
     frame holds a real feature (a bright compact object whose trace moves fast, e.g. an
     agglomerate far from the axis in SAXS) and none of its cells is replaced. NaN cells
-    are neither flagged nor used.
+    are neither flagged nor used. Works on ``chunk`` channels at a time (memory: a few
+    float64 copies of that many channels, besides the result).
     """
-    from scipy import ndimage
-
     data = np.asarray(data)
     if data.ndim != 3:
         raise ValueError(f"a sinogram (n_angles, n_translations, n_q) is needed, got {data.shape}")
+    if errors is not None and np.shape(errors) != data.shape:
+        raise ValueError(f"errors have shape {np.shape(errors)}, the sinogram {data.shape}")
     footprint = np.ones((2 * angle_reach + 1, 2 * translation_reach + 1, 1), dtype=bool)
     footprint[angle_reach, translation_reach, 0] = False
-    finite = np.isfinite(data)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # channels without data: NaN noise
-        steps = np.abs(np.diff(data, axis=1)).reshape(-1, data.shape[2])
-        noise = 1.4826 * np.nanmedian(steps, axis=0) / np.sqrt(2.0)
-    sigma = np.broadcast_to(np.nan_to_num(noise), data.shape)
-    if errors is not None and np.shape(errors) == data.shape:
-        sigma = np.maximum(sigma, np.nan_to_num(np.asarray(errors)))
-    lowest = np.finfo(np.float64).min
-    neighbours = ndimage.maximum_filter(
-        np.where(finite, data, lowest), footprint=footprint, mode="constant", cval=lowest
-    )
-    replaced = finite & (neighbours > lowest) & (data - neighbours > n_sigma * sigma)
-    broad = replaced.sum(axis=2) > np.maximum(max_channel_fraction * finite.sum(axis=2), 1)
-    replaced &= ~broad[..., None]
+    outstanding = np.zeros(data.shape, dtype=bool)
+    finite_channels = np.zeros(data.shape[:2], dtype=np.int64)
+    for start in range(0, data.shape[2], chunk):
+        block = np.asarray(data[..., start : start + chunk], dtype=np.float64)
+        sigma = None if errors is None else np.asarray(errors[..., start : start + chunk])
+        outstanding[..., start : start + chunk] = _outstanding(block, sigma, footprint, n_sigma)
+        finite_channels += np.isfinite(block).sum(axis=2)
+    broad = outstanding.sum(axis=2) > np.maximum(max_channel_fraction * finite_channels, 1)
+    replaced = outstanding & ~broad[..., None]
     cleaned = data.copy()
     if replaced.any():
         cleaned[replaced] = _neighbour_medians(data, np.argwhere(replaced), footprint)
     return SpotFilterResult(cleaned, replaced)
+
+
+def _outstanding(
+    block: np.ndarray, errors: np.ndarray | None, footprint: np.ndarray, n_sigma: float
+) -> np.ndarray:
+    """Cells of ``block`` (n_angles, n_t, n_channels) above all their ``footprint``
+    neighbours by more than ``n_sigma`` noise (see :func:`suppress_spots`)."""
+    from scipy import ndimage
+
+    finite = np.isfinite(block)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # channels without data: NaN noise
+        steps = np.abs(np.diff(block, axis=1)).reshape(-1, block.shape[2])
+        noise = np.nan_to_num(1.4826 * np.nanmedian(steps, axis=0) / np.sqrt(2.0))
+    sigma = noise if errors is None else np.maximum(noise, np.nan_to_num(errors))
+    lowest = np.finfo(np.float64).min
+    neighbours = ndimage.maximum_filter(
+        np.where(finite, block, lowest), footprint=footprint, mode="constant", cval=lowest
+    )
+    return finite & (neighbours > lowest) & (block - neighbours > n_sigma * sigma)
 
 
 def _neighbour_medians(data: np.ndarray, cells: np.ndarray, footprint: np.ndarray) -> np.ndarray:
