@@ -11,6 +11,7 @@ the mean square there, relative to the anchor's mean square inside the cell).
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import time
 import tracemalloc
@@ -28,7 +29,6 @@ from jellyroll.recon import ParallelGeometry, reconstruct
 from jellyroll.reduce.options import ReduceOptions
 from jellyroll.reduce.run import run_reduce
 from jellyroll.results import read_sinogram
-from jellyroll.sinogram import suppress_spots
 from jellyroll.unroll import find_cell
 
 SIZE = "tiny"
@@ -44,13 +44,15 @@ def _graphite_map(sinogram, data: np.ndarray) -> np.ndarray:
     return reconstruct(np.nan_to_num(window), geometry, "sart", 10).data[..., 0]
 
 
-def run(console: Console | None = None) -> None:
+def run(console: Console | None = None, folder: Path | None = None) -> None:
+    """Print the table; ``folder`` keeps the twins' scans between runs (written if absent)."""
     console = console or Console()
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        folder = Path(tmp)
-        write_phantom(folder / "raw", size=SIZE, seed=2, raw=True, nxct=False)
-        write_phantom(folder / "clean", size=SIZE, seed=2, raw=False, nxct=False)
+        folder = folder or Path(tmp)
+        for name, raw in (("raw", True), ("clean", False)):
+            if not (folder / name / "truth.h5").is_file():
+                write_phantom(folder / name, size=SIZE, seed=2, raw=raw, nxct=False)
         reference = read_sinogram(
             run_reduce(folder / "clean" / "waxs_scan.h5", folder / "clean.h5").output
         )
@@ -64,26 +66,20 @@ def run(console: Console | None = None) -> None:
         scale = np.mean(anchor[inside] ** 2)
         rows = []
         for name in ("none", "sigma-clip", "trimmed-mean"):
-            options = ReduceOptions(filter=name, **WAXS)
-            start = time.perf_counter()
-            path = run_reduce(folder / "raw" / "waxs_scan.h5", folder / f"{name}.h5", options)
-            reduce_s = time.perf_counter() - start
-            sinogram = read_sinogram(path.output)
-            variants = [(f"reduce filter {name}", sinogram.data, reduce_s, 0, 0)]
-            tracemalloc.start()
-            start = time.perf_counter()
-            spots = suppress_spots(sinogram.data, sinogram.errors)
-            seconds = time.perf_counter() - start
-            peak = tracemalloc.get_traced_memory()[1]
-            tracemalloc.stop()
-            variants.append(
-                (f"reduce filter {name} + sinogram spot filter", spots.data, seconds,
-                 int(spots.replaced.sum()), peak)
-            )  # fmt: skip
-            for label, data, seconds, replaced, peak in variants:
-                graphite = _graphite_map(sinogram, data)
+            for spot_filter in (False, True):
+                options = ReduceOptions(filter=name, spot_filter=spot_filter, **WAXS)
+                tracemalloc.start()
+                start = time.perf_counter()
+                report = run_reduce(folder / "raw" / "waxs_scan.h5", folder / f"{name}.h5", options)
+                seconds = time.perf_counter() - start
+                peak = tracemalloc.get_traced_memory()[1]
+                tracemalloc.stop()
+                sinogram = read_sinogram(report.output)
+                replaced = int(sinogram.attrs.get("spot_cells_replaced", 0))
+                graphite = _graphite_map(sinogram, sinogram.data)
                 error = np.sqrt(np.mean((graphite - anchor)[inside] ** 2) / scale)
                 streaks = np.mean(graphite[outside] ** 2) / scale
+                label = f"reduce filter {name}" + (" + sinogram spot filter" if spot_filter else "")
                 rows.append((label, error, streaks, seconds, replaced, peak))
         anchor_streaks = np.mean(anchor[outside] ** 2) / scale
     table = Table(
@@ -91,7 +87,7 @@ def run(console: Console | None = None) -> None:
         "against the same slice's spot-free scan"
     )
     for column in ("variant", "rel. RMS vs spot-free", "streak energy", "ratio to anchor",
-                   "filter time", "cells replaced", "filter peak MB"):  # fmt: skip
+                   "reduction time", "cells replaced", "reduction peak MB (traced)"):  # fmt: skip
         table.add_column(column)
     table.add_row("anchor: spot-free scan", "0", f"{anchor_streaks:.2e}", "1", "", "", "")
     for label, error, streaks, seconds, replaced, peak in rows:
@@ -103,4 +99,4 @@ def run(console: Console | None = None) -> None:
 
 
 if __name__ == "__main__":
-    run()
+    run(folder=Path(sys.argv[1]) if len(sys.argv) > 1 else None)

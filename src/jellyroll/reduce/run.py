@@ -62,6 +62,7 @@ from jellyroll.sinogram import (
     place,
     sinogram_layout,
     subtract_air,
+    suppress_spots,
 )
 
 _AXIS_UNITS = {"q_A^-1": "1/angstrom", "q_nm^-1": "1/nm", "2th_deg": "deg", "2th_rad": "rad"}
@@ -603,6 +604,11 @@ def _finish(
             group["errors"][row] = np.sqrt(squares[row]) / frames
             total[row] = np.sum(values, axis=1)
         group.attrs["air_subtracted"] = options.subtract_air
+        if options.spot_filter:
+            # after the air subtraction: the outliers stand out of the sample's signal alone
+            spots = suppress_spots(group["data"][()])
+            group["data"][...] = spots.data
+            group.attrs["spot_cells_replaced"] = int(spots.replaced.sum())
         if attenuation is not None:
             group["attenuation"] = attenuation.astype(np.float32)
             group["attenuation"].attrs["long_name"] = "-ln(diode / monitor), relative to air"
