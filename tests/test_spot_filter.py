@@ -42,10 +42,11 @@ def test_spots_are_replaced_and_layers_kept(seed: int) -> None:
     # brightest pixel, spread over the pixels of its q bin)
     spotted = noisy + spots * rng.uniform(1.0, 5.0, noisy.shape) * clean.max()
     result = suppress_spots(spotted, errors)
-    assert result.replaced[spots].mean() >= 0.97
+    # a spot next to a brighter spot of its channel stays: 14 neighbours x 0.5 % of the
+    # cells, half of them brighter, leave ~3.5 % of the spots
+    assert result.replaced[spots].mean() >= 0.95
     assert np.sum(result.replaced & ~spots) <= 2  # of 28 800 cells
-    # replaced by the neighbours' median: within the layers' contrast of the truth (a spot
-    # left is one beside another spot of its channel: 14 neighbours x 0.5 % of cells)
+    # replaced by the neighbours' median: within the layers' contrast of the truth
     assert np.abs(result.data - clean)[spots & result.replaced].max() < 0.5 * clean.max()
     assert np.array_equal(result.data[~result.replaced], spotted[~result.replaced])
 

@@ -483,13 +483,14 @@ def suppress_spots(
     ``translation_reach`` cells. A cell is a spot where it exceeds the largest of its
     neighbours (``angle_reach`` angles and ``translation_reach`` translations either side,
     in the same channel) by more than ``n_sigma`` times its noise: the larger of its
-    one-sigma ``errors`` and the channel's noise estimated from differences along the
-    translation (1.4826 MAD / sqrt 2). A spot is narrow in q: where more than
-    ``max_channel_fraction`` of a frame's channels (and more than one) stand out, the
-    frame holds a real feature (a bright compact object whose trace moves fast, e.g. an
-    agglomerate far from the axis in SAXS) and none of its cells is replaced. NaN cells
-    are neither flagged nor used. Works on ``chunk`` channels at a time (memory: a few
-    float64 copies of that many channels, besides the result).
+    one-sigma ``errors`` and the local noise estimated from the steps along the translation
+    (1.4826 x their median over 3 angles x 7 translations, at least over the channel,
+    / sqrt 2). A spot is narrow in
+    q: where more than ``max_channel_fraction`` of a frame's channels (and more than one)
+    stand out, the frame holds a real feature (a bright compact object whose trace moves
+    fast, e.g. an agglomerate far from the axis in SAXS) and none of its cells is replaced.
+    NaN cells are neither flagged nor used. Works on ``chunk`` channels at a time (memory:
+    a few float64 copies of that many channels, besides the result).
     """
     data = np.asarray(data)
     if data.ndim != 3:
@@ -521,10 +522,17 @@ def _outstanding(
     from scipy import ndimage
 
     finite = np.isfinite(block)
+    # local noise: the median step along the translation around each cell (Poisson noise
+    # grows with the signal, so one figure per channel would be too low inside the sample)
+    steps = np.abs(np.diff(block, axis=1))
+    steps = np.concatenate([steps, steps[:, -1:]], axis=1)
+    steps = np.where(np.isfinite(steps), steps, np.nan)
+    local = ndimage.median_filter(np.nan_to_num(steps, nan=0.0), size=(3, 7, 1), mode="nearest")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # channels without data: NaN noise
-        steps = np.abs(np.diff(block, axis=1)).reshape(-1, block.shape[2])
-        noise = np.nan_to_num(1.4826 * np.nanmedian(steps, axis=0) / np.sqrt(2.0))
+        # the channel's median step as a floor: at a few counts the local median is 0
+        floor = np.nan_to_num(np.nanmedian(steps.reshape(-1, block.shape[2]), axis=0))
+    noise = 1.4826 * np.maximum(local, floor) / np.sqrt(2.0)
     sigma = noise if errors is None else np.maximum(noise, np.nan_to_num(errors))
     lowest = np.finfo(np.float64).min
     neighbours = ndimage.maximum_filter(
