@@ -33,11 +33,11 @@ def _strip_counters(scan: Path, copy: Path) -> Path:
     return copy
 
 
-def _spec_only_sinogram(scan: Path, folder: Path, name: str) -> Path:
+def _spec_only_sinogram(scan: Path, folder: Path) -> Path:
     """The sinogram of ``scan`` as another program would write it: the SPEC section 6
     datasets with their units and nothing else (no rotation centre, no attenuation)."""
-    run = run_reduce(scan, folder / f"{name}_reduced.h5").output
-    path = folder / f"{name}_sinogram.h5"
+    run = run_reduce(scan, folder / f"{scan.stem}_reduced.h5").output
+    path = folder / f"{scan.stem}_sinogram.h5"
     with h5py.File(run, "r") as source, h5py.File(path, "w") as target:
         for dataset in SPEC_SINOGRAM:
             item = source[f"/entry/sinogram/{dataset}"]
@@ -49,28 +49,23 @@ def _spec_only_sinogram(scan: Path, folder: Path, name: str) -> Path:
 
 @pytest.fixture(scope="module")
 def real(tmp_path_factory) -> dict:
-    """A tiny aged twin's scans without diode and monitor (cell "bare") and as SPEC-only
-    sinograms (cell "foreign"), run once through `jellyroll run`."""
+    """One cell of a tiny aged twin as a beamline without diode and monitor gives it: the
+    WAXS scan stripped of both, the SAXS scan as a SPEC-only sinogram written by another
+    program (no attenuation, no rotation centre); run once through `jellyroll run`."""
     out = tmp_path_factory.mktemp("real")
     twin = out / "twin"
     write_phantom(twin, preset="aged_charged", size="tiny", seed=2, nxct=False, raw=False)
-    bare = {
-        kind: _strip_counters(twin / f"{kind}_scan.h5", out / f"{kind}.h5")
-        for kind in ("waxs", "saxs")
-    }
+    waxs = _strip_counters(twin / "waxs_scan.h5", out / "waxs.h5")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the reduction's own warnings: not what is tested
-        foreign = {kind: _spec_only_sinogram(bare[kind], out, kind) for kind in bare}
+        saxs = _spec_only_sinogram(_strip_counters(twin / "saxs_scan.h5", out / "saxs.h5"), out)
     config = out / "real.toml"
     config.write_text(
         # fbp on the channels the maps use, study maps (no denoising): fast, and the same
         # code paths as the defaults where it matters here
         'output = "run"\n[maps]\nanalysis = "study"\n[reconstruct]\nmethod = "fbp"\n'
         f'channels = "{CHANNELS}"\n'
-        + "".join(
-            f'[[cells]]\nname = "{name}"\nwaxs = "{files["waxs"]}"\nsaxs = "{files["saxs"]}"\n'
-            for name, files in (("bare", bare), ("foreign", foreign))
-        )
+        f'[[cells]]\nname = "bare"\nwaxs = "{waxs}"\nsaxs = "{saxs}"\n'
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -111,16 +106,16 @@ def test_a_spec_only_sinogram_gets_its_rotation_centre_estimated(real: dict) -> 
     with h5py.File(real["twin"] / "truth.h5", "r") as f:
         true_centre_mm = float(f["/entry/scan/rotation_centre_mm"][()])
         pixel_mm = float(f["/entry/scan/pixel_size_um"][()]) / 1000
-    for kind in ("waxs", "saxs"):
-        run = real["out"] / "foreign" / f"{kind}_run.h5"
-        with h5py.File(run, "r") as f:
+    sources = {
+        "saxs": "estimated from the summed scattering",  # here, by the reconstruction
+        "waxs": "/entry/sinogram/rotation_centre",  # by the reduction, from the same sum
+    }
+    for kind, source in sources.items():
+        with h5py.File(real["out"] / "bare" / f"{kind}_run.h5", "r") as f:
             attrs = f["/entry/reconstruction"].attrs
             centre = float(attrs["rotation_centre_mm"])
-            assert attrs["rotation_centre_source"] == "estimated from the summed scattering"
+            assert attrs["rotation_centre_source"] == source
         # the summed scattering carries self-absorption (no diode to correct it): half a
         # pixel, against a quarter for an attenuation sinogram (tests/test_sinogram.py)
         assert abs(centre - true_centre_mm) <= 0.5 * pixel_mm, (kind, centre, true_centre_mm)
     assert any("rotation_centre is missing" in w for w in real["warnings"])
-    found = read_diagnosis(real["out"] / "foreign" / "results.h5")
-    assert found.cell is not None and len(found.agglomerates) >= 1
-    assert "Cell foreign" in (real["out"] / "report.html").read_text()
