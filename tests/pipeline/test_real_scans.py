@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -16,7 +17,7 @@ from jellyroll.cli import app
 from jellyroll.conventions import px_to_um
 from jellyroll.phantom.write import write_phantom
 from jellyroll.reduce.run import run_reduce
-from jellyroll.results import read_diagnosis
+from jellyroll.results import RunFileError, read_diagnosis
 from jellyroll.unroll import find_cell
 
 CHANNELS = "1.55:2.05,3.0:3.2,4.38:4.7,0.008:0.3"
@@ -119,3 +120,16 @@ def test_a_spec_only_sinogram_gets_its_rotation_centre_estimated(real: dict) -> 
         # pixel, against a quarter for an attenuation sinogram (tests/test_sinogram.py)
         assert abs(centre - true_centre_mm) <= 0.5 * pixel_mm, (kind, centre, true_centre_mm)
     assert any("rotation_centre is missing" in w for w in real["warnings"])
+
+
+def test_a_sinogram_with_unsorted_axes_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "other_program.h5"
+    with h5py.File(path, "w") as f:
+        f["/entry/sinogram/data"] = np.zeros((3, 4, 5), np.float32)
+        f["/entry/sinogram/errors"] = np.ones((3, 4, 5), np.float32)
+        f["/entry/sinogram/rotation_angle"] = [0.0, 60.0, 120.0]
+        f["/entry/sinogram/translation"] = [0.3, 0.2, 0.1, 0.0]  # descending
+        f["/entry/sinogram/q"] = np.linspace(0.01, 0.3, 5)
+    with pytest.raises(RunFileError, match=r"translation is not finite and strictly ascending"):
+        run_reduce(path, tmp_path / "run.h5")
+    assert not (tmp_path / "run.h5").exists()
