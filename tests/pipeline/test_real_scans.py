@@ -91,6 +91,7 @@ def test_without_diode_the_cell_is_found_from_the_housing_ring(real: dict) -> No
     assert "attenuation" not in found.maps and "housing" in found.maps
     assert any("cell found from the WAXS housing ring" in n for n in found.notes), found.notes
     assert any("self-absorption not corrected" in n for n in found.notes), found.notes
+    assert not any("q does not cover" in n for n in found.notes)  # the pair covers both
     x_um, y_um, radius_um = _truth_cell(real["twin"])
     pixel = found.maps.pixel_size_um
     # one pixel: the casing edge is located to a fraction of a pixel in either map
@@ -120,6 +121,8 @@ def test_a_spec_only_sinogram_gets_its_rotation_centre_estimated(real: dict) -> 
         # pixel, against a quarter for an attenuation sinogram (tests/test_sinogram.py)
         assert abs(centre - true_centre_mm) <= 0.5 * pixel_mm, (kind, centre, true_centre_mm)
     assert any("rotation_centre is missing" in w for w in real["warnings"])
+    found = read_diagnosis(real["out"] / "bare" / "results.h5")
+    assert any("mm estimated from the summed scattering" in n for n in found.notes)
 
 
 def test_a_sinogram_with_unsorted_axes_is_refused(tmp_path: Path) -> None:

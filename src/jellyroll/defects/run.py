@@ -19,6 +19,7 @@ from jellyroll.defects.lithiation import defect_lithiation
 from jellyroll.defects.options import DiagnoseOptions
 from jellyroll.io.lock import output_lock
 from jellyroll.io.provenance import provenance_record
+from jellyroll.maps.core import UNCOVERED
 from jellyroll.results import (
     GRAPHITE_PHASE_MAPS,
     Diagnosis,
@@ -94,6 +95,8 @@ def _gather_maps(runs: dict[str, Path]) -> MapSet:
         gathered = maps if gathered is None else gathered.joined(maps, source=str(runs[kind]))
     if gathered is None:
         raise RunFileError("no run files to diagnose")
+    # each scan's "q does not cover ...: no ... maps" is the other scan's part of the pair
+    gathered.notes = [note for note in gathered.notes if not note.startswith(UNCOVERED)]
     for needed in (MapName.SAXS_INTENSITY, MapName.D_STAR):
         if needed not in gathered:
             raise RunFileError(

@@ -35,6 +35,10 @@ PLAIN_WINDOWS = {name: (window.q_min, window.q_max) for name, window in WINDOWS.
 """The same windows without background: the study's plain integrals (analysis "study")."""
 
 
+UNCOVERED = "q does not cover"
+"""How the notes of maps that a scan's q range cannot give begin."""
+
+
 def analysis_windows(options: MapsOptions) -> dict[str, WindowSpec]:
     """The windows of ``options.analysis`` (A^-1): with their linear background (jellyroll)
     or plain (study)."""
@@ -69,7 +73,7 @@ def compute_maps(recon: Reconstruction, options: MapsOptions) -> MapSet:
         maps.update(waxs_maps(q, recon.data, units, options))
         default = MapName.GRAPHITE
     else:
-        notes.append("q does not cover the Table 1 windows: no phase maps")
+        notes.append(f"{UNCOVERED} the Table 1 windows: no phase maps")
     if covers(q, {"saxs": SAXS_Q_RANGE}, shoulder_bins=0):
         saxs, rank = saxs_maps(q, recon.data, units, options)
         maps.update(saxs)
@@ -77,13 +81,17 @@ def compute_maps(recon: Reconstruction, options: MapsOptions) -> MapSet:
         if rank is not None:
             notes.append(denoising_note(rank, q.size, chosen=options.rank is not None))
     else:
-        notes.append(f"q does not cover {SAXS_Q_RANGE} 1/A: no SAXS maps")
+        notes.append(f"{UNCOVERED} {SAXS_Q_RANGE} 1/A: no SAXS maps")
     if not maps:
         raise ValueError(f"q range [{q.min():.3g}, {q.max():.3g}] 1/A gives no map")
     if recon.attenuation is not None:
         maps[MapName.ATTENUATION] = Map(recon.attenuation, "1/um")
     elif recon.attrs.get("self_absorption_corrected") is not None:
         notes.append("no attenuation sinogram (no diode): self-absorption not corrected")
+    source = str(recon.attrs.get("rotation_centre_source", ""))
+    if source.startswith("estimated"):
+        centre = float(recon.attrs["rotation_centre_mm"])
+        notes.append(f"no rotation centre in the sinogram: {centre:.4f} mm {source}")
     return MapSet(maps, recon.x_um, recon.y_um, notes, default)
 
 
