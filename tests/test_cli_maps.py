@@ -25,20 +25,23 @@ def make_run(
     q = getattr(twin.q, kind)
     volume = noisy_pixel_patterns(twin, kind, seed)[0]
     y_um, x_um = twin.raster.axes_um()
-    # The maps stage reads only the reconstruction; a two-angle placeholder sinogram makes
-    # the run file valid.
-    placeholder = np.zeros((2, twin.shape[1], q.size), np.float32)
-    sinogram = Sinogram(
+    write_sinogram(path, placeholder_sinogram(q, x_um), {"test": "placeholder"})
+    recon = Reconstruction(volume.astype(np.float32), q, x_um, y_um, attenuation=attenuation)
+    write_reconstruction(path, recon, {})
+    return path
+
+
+def placeholder_sinogram(q: np.ndarray, x_um: np.ndarray) -> Sinogram:
+    """The maps stage reads only the reconstruction; a two-angle placeholder sinogram makes
+    the run file valid."""
+    placeholder = np.zeros((2, x_um.size, q.size), np.float32)
+    return Sinogram(
         data=placeholder,
         errors=placeholder,
         rotation_angle_deg=np.array([0.0, 90.0]),
         translation_mm=x_um / 1000.0,
         q_A=q,
     )
-    write_sinogram(path, sinogram, {"test": "placeholder"})
-    recon = Reconstruction(volume.astype(np.float32), q, x_um, y_um, attenuation=attenuation)
-    write_reconstruction(path, recon, {})
-    return path
 
 
 @pytest.fixture(scope="module")

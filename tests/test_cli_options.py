@@ -3,6 +3,9 @@ its own (the model's default applies and is the one shown in --help)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import typer.main
 from pydantic import BaseModel
@@ -12,6 +15,7 @@ from jellyroll.cli import app
 from jellyroll.defects.options import DiagnoseOptions
 from jellyroll.maps.options import DstarOptions, MapsOptions
 from jellyroll.nxct.options import NXCTOptions
+from jellyroll.pipeline import load_config
 from jellyroll.recon.options import ReconstructOptions
 from jellyroll.reduce.options import ReduceOptions
 from jellyroll.report.options import ReportOptions
@@ -21,7 +25,8 @@ COMMANDS: dict[str, list[tuple[type[BaseModel], dict[str, str]]]] = {
     "reduce": [
         (
             ReduceOptions,
-            {"npt": "npt", "unit": "unit", "filter": "filter", "block": "block_frames",
+            {"npt": "npt", "unit": "unit", "filter": "filter", "spot_filter": "spot_filter",
+             "block": "block_frames",
              "polarization_factor": "polarization_factor", "air": "subtract_air",
              "q_min": "radial_range", "q_max": "radial_range", "threads": "threads",
              "decode_threads": "decode_threads"},
@@ -39,7 +44,8 @@ COMMANDS: dict[str, list[tuple[type[BaseModel], dict[str, str]]]] = {
     "maps": [
         (
             MapsOptions,
-            {"label_threshold": "label_threshold", "denoise": "denoise", "rank": "rank",
+            {"analysis": "analysis", "label_threshold": "label_threshold", "denoise": "denoise",
+             "rank": "rank",
              "dstar_min_intensity": "dstar_min_intensity"},
         ),
         (DstarOptions, {name: name for name in DstarOptions.model_fields}),
@@ -80,3 +86,29 @@ def test_invalid_option_values_are_usage_errors() -> None:
     result = CliRunner().invoke(app, ["reduce", "scan.h5", "-o", "run.h5", "--block", "-3"])
     assert result.exit_code == 2
     assert "block_frames" in result.stderr and "Traceback" not in result.output
+
+
+def test_every_maps_option_is_reachable_from_the_toml(tmp_path: Path) -> None:
+    """Each field of [maps] and [maps.dstar] set in a run configuration to a value other than
+    its default arrives in the loaded options."""
+    maps = {"analysis": "study", "label_threshold": 0.1, "denoise": False, "rank": 4,
+            "dstar_min_intensity": 0.3}  # fmt: skip
+    dstar = {"min_intensity": 1e-8, "min_points": 100, "skip_low_fraction": 0.2,
+             "skip_high_fraction": 0.1, "min_slope": 2.0, "max_slope": 4.5,
+             "tolerance": 0.05}  # fmt: skip
+    assert set(maps) | {"dstar"} == set(MapsOptions.model_fields)
+    assert set(dstar) == set(DstarOptions.model_fields)
+
+    def toml(values: dict) -> str:
+        return "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())
+
+    path = tmp_path / "maps.toml"
+    path.write_text(
+        '[[cells]]\nname = "a"\nwaxs = "w.h5"\nsaxs = "s.h5"\n'
+        f"[maps]\n{toml(maps)}[maps.dstar]\n{toml(dstar)}"
+    )
+    loaded = load_config(path).maps
+    for name, value in maps.items():
+        assert getattr(loaded, name) == value != MapsOptions.model_fields[name].default, name
+    for name, value in dstar.items():
+        assert getattr(loaded.dstar, name) == value, name

@@ -28,6 +28,7 @@ __all__ = [
     "GRAPHITE_BACKGROUND",
     "GRAPHITE_OVERVIEW_WINDOW",
     "GRAPHITE_PHASES",
+    "HOUSING_WINDOW",
     "NMC_BACKGROUND",
     "NMC_PHASES",
     "TABLE1_WINDOWS",
@@ -83,6 +84,12 @@ GRAPHITE_OVERVIEW_WINDOW: dict[str, QWindow] = {
     "graphite": QWindow(1.82, 1.92, GRAPHITE_BACKGROUND)
 }
 """The graphite overview map of the study (its Fig. 1d), A^-1."""
+
+HOUSING_WINDOW: dict[str, QWindow] = {"housing": QWindow(3.07, 3.13)}
+"""The (110) line of the ferritic steel casing (bcc Fe, a = 2.8665 A: q = 3.100 A^-1), A^-1,
+background on the bins beside it: the housing ring that locates the cell when the scan has
+no diode (SPEC section 2, step 6). The Al collector's (200) line falls in it too (a / sqrt 2
+of fcc Al = 2.863 A), but the collector is a spiral inside the casing's full circle."""
 
 GRAPHITE_PHASES: tuple[str, ...] = ("lic6", "lic12", "graphite_poor")
 """Graphite family, in label order: 0 LiC6, 1 LiC12, 2 graphite / poorly lithiated."""

@@ -491,3 +491,102 @@ def _gaps_filled(sinogram: np.ndarray, max_missing: float) -> tuple[np.ndarray, 
         known = finite[row]
         filled[row, ~known] = np.interp(columns[~known], columns[known], filled[row, known])
     return filled, usable
+
+
+@dataclass(frozen=True)
+class SpotFilterResult:
+    """A sinogram with its single-crystal spots replaced, and where they were."""
+
+    data: np.ndarray  # (n_angles, n_translations, n_q), the input's dtype
+    replaced: np.ndarray  # (n_angles, n_translations, n_q) bool
+
+
+def suppress_spots(
+    data: np.ndarray,
+    errors: np.ndarray | None = None,
+    *,
+    n_sigma: float = 6.0,
+    angle_reach: int = 1,
+    translation_reach: int = 2,
+    max_channel_fraction: float = 0.1,
+    chunk: int = 32,
+) -> SpotFilterResult:
+    """Replace isolated bright outliers of a sinogram (n_angles, n_translations, n_q), per q
+    channel, by the median of their neighbours.
+
+    A single-crystal spot (or a zinger) brightens one frame: one (angle, translation) cell
+    in the few channels of its q. The projection of any real structure also shows in the
+    neighbouring translations or in the next angles, where its trace has moved by at most
+    ``translation_reach`` cells. A cell is a spot where it exceeds the largest of its
+    neighbours (``angle_reach`` angles and ``translation_reach`` translations either side,
+    in the same channel) by more than ``n_sigma`` times its noise: the larger of its
+    one-sigma ``errors`` and the local noise estimated from the steps along the translation
+    (1.4826 x their median over 3 angles x 7 translations, at least over the channel,
+    / sqrt 2). A spot is narrow in
+    q: where more than ``max_channel_fraction`` of a frame's channels (and more than one)
+    stand out, the frame holds a real feature (a bright compact object whose trace moves
+    fast, e.g. an agglomerate far from the axis in SAXS) and none of its cells is replaced.
+    NaN cells are neither flagged nor used. Works on ``chunk`` channels at a time (memory:
+    a few float64 copies of that many channels, besides the result).
+    """
+    data = np.asarray(data)
+    if data.ndim != 3:
+        raise ValueError(f"a sinogram (n_angles, n_translations, n_q) is needed, got {data.shape}")
+    if errors is not None and np.shape(errors) != data.shape:
+        raise ValueError(f"errors have shape {np.shape(errors)}, the sinogram {data.shape}")
+    footprint = np.ones((2 * angle_reach + 1, 2 * translation_reach + 1, 1), dtype=bool)
+    footprint[angle_reach, translation_reach, 0] = False
+    outstanding = np.zeros(data.shape, dtype=bool)
+    finite_channels = np.zeros(data.shape[:2], dtype=np.int64)
+    for start in range(0, data.shape[2], chunk):
+        block = np.asarray(data[..., start : start + chunk], dtype=np.float64)
+        sigma = None if errors is None else np.asarray(errors[..., start : start + chunk])
+        outstanding[..., start : start + chunk] = _outstanding(block, sigma, footprint, n_sigma)
+        finite_channels += np.isfinite(block).sum(axis=2)
+    broad = outstanding.sum(axis=2) > np.maximum(max_channel_fraction * finite_channels, 1)
+    replaced = outstanding & ~broad[..., None]
+    cleaned = data.copy()
+    if replaced.any():
+        cleaned[replaced] = _neighbour_medians(data, np.argwhere(replaced), footprint)
+    return SpotFilterResult(cleaned, replaced)
+
+
+def _outstanding(
+    block: np.ndarray, errors: np.ndarray | None, footprint: np.ndarray, n_sigma: float
+) -> np.ndarray:
+    """Cells of ``block`` (n_angles, n_t, n_channels) above all their ``footprint``
+    neighbours by more than ``n_sigma`` noise (see :func:`suppress_spots`)."""
+    from scipy import ndimage
+
+    finite = np.isfinite(block)
+    # local noise: the median step along the translation around each cell (Poisson noise
+    # grows with the signal, so one figure per channel would be too low inside the sample)
+    steps = np.abs(np.diff(block, axis=1))
+    steps = np.concatenate([steps, steps[:, -1:]], axis=1)
+    steps = np.where(np.isfinite(steps), steps, np.nan)
+    local = ndimage.median_filter(np.nan_to_num(steps, nan=0.0), size=(3, 7, 1), mode="nearest")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # channels without data: NaN noise
+        # the channel's median step as a floor: at a few counts the local median is 0
+        floor = np.nan_to_num(np.nanmedian(steps.reshape(-1, block.shape[2]), axis=0))
+    noise = 1.4826 * np.maximum(local, floor) / np.sqrt(2.0)
+    sigma = noise if errors is None else np.maximum(noise, np.nan_to_num(errors))
+    lowest = np.finfo(np.float64).min
+    neighbours = ndimage.maximum_filter(
+        np.where(finite, block, lowest), footprint=footprint, mode="constant", cval=lowest
+    )
+    return finite & (neighbours > lowest) & (block - neighbours > n_sigma * sigma)
+
+
+def _neighbour_medians(data: np.ndarray, cells: np.ndarray, footprint: np.ndarray) -> np.ndarray:
+    """Median of the finite neighbours (``footprint`` around each cell, same channel) of
+    ``cells`` (n, 3) of ``data``."""
+    reach = (np.array(footprint.shape[:2]) - 1) // 2
+    offsets = np.argwhere(footprint[..., 0]) - reach
+    rows = cells[:, None, 0] + offsets[None, :, 0]
+    cols = cells[:, None, 1] + offsets[None, :, 1]
+    inside = (rows >= 0) & (rows < data.shape[0]) & (cols >= 0) & (cols < data.shape[1])
+    values = data[np.clip(rows, 0, data.shape[0] - 1), np.clip(cols, 0, data.shape[1] - 1),
+                  cells[:, None, 2]]  # fmt: skip
+    values = np.where(inside, values, np.nan)
+    return np.nanmedian(values, axis=1)

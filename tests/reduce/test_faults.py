@@ -24,7 +24,9 @@ from jellyroll.reduce.run import run_reduce
 from jellyroll.results import Sinogram, read_sinogram
 from jellyroll.results.store import stage_file
 
-OPTIONS = ReduceOptions(npt=120, radial_range=(0.8, 5.2), block_frames=400)
+# No spot filter: a cell's neighbours change where frames are lost, and with them which
+# cells the filter replaces; these tests compare the placement with the intact scan's.
+OPTIONS = ReduceOptions(npt=120, radial_range=(0.8, 5.2), block_frames=400, spot_filter=False)
 
 
 @pytest.fixture(scope="module")

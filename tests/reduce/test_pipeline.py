@@ -20,7 +20,9 @@ from jellyroll.results import read_sinogram
 
 SEED = 11
 # The parity tests compare the plain integration (no outlier rejection) with pyFAI.
-OPTIONS = ReduceOptions(npt=300, radial_range=(0.8, 5.2), block_frames=200, filter="none")
+OPTIONS = ReduceOptions(
+    npt=300, radial_range=(0.8, 5.2), block_frames=200, filter="none", spot_filter=False
+)
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +58,21 @@ def test_run_file_contract(reduced: Path, phantom: Path) -> None:
         assert f.attrs["default"] == "entry" and "reduce" in f["/entry/provenance"]
         assert "checkpoint" not in f
         assert f["/entry/sinogram"].attrs["air_subtracted"]  # air beside the cell: subtracted
+
+
+def test_the_spot_filter_replaces_only_the_spots(
+    reduced: Path, phantom: Path, tmp_path: Path
+) -> None:
+    """The twin's raw WAXS frames carry single-crystal spots (2 % of frames): the default
+    spot filter replaces some hundreds of cells, each by a lower value, and leaves every
+    other cell as the plain reduction wrote it."""
+    output = tmp_path / "spots.h5"
+    run_reduce(phantom / "waxs_scan.h5", output, OPTIONS.model_copy(update={"spot_filter": True}))
+    plain, filtered = read_sinogram(reduced), read_sinogram(output)
+    replaced = int(filtered.attrs["spot_cells_replaced"])
+    changed = ~np.isclose(plain.data, filtered.data, rtol=0, atol=0, equal_nan=True)
+    assert 100 <= replaced == changed.sum() <= 0.001 * changed.size
+    assert np.all(filtered.data[changed] < plain.data[changed])
 
 
 def test_rotation_centre_found(reduced: Path, phantom: Path) -> None:

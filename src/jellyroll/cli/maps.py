@@ -19,6 +19,7 @@ from jellyroll.options import options_from
 @app.command()
 def maps(
     run: Annotated[Path, typer.Argument(help="Run file with /entry/reconstruction.")],
+    analysis: Annotated[str | None, option(MapsOptions, "analysis")] = None,
     label_threshold: Annotated[float | None, option(MapsOptions, "label_threshold")] = None,
     denoise: Annotated[
         bool | None, option(MapsOptions, "denoise", "--denoise/--no-denoise")
@@ -57,6 +58,7 @@ def maps(
         options = options_from(
             MapsOptions,
             {
+                "analysis": analysis,
                 "label_threshold": label_threshold,
                 "denoise": denoise,
                 "rank": rank,

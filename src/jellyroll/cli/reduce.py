@@ -39,6 +39,9 @@ def reduce(
     q_min: Annotated[float | None, typer.Option(help="Lower end of the radial range.")] = None,
     q_max: Annotated[float | None, typer.Option(help="Upper end of the radial range.")] = None,
     filter: Annotated[str | None, option(ReduceOptions, "filter")] = None,
+    spot_filter: Annotated[
+        bool | None, option(ReduceOptions, "spot_filter", "--spot-filter/--no-spot-filter")
+    ] = None,
     polarization_factor: Annotated[
         float | None, option(ReduceOptions, "polarization_factor")
     ] = None,
@@ -66,6 +69,7 @@ def reduce(
                 "unit": unit,
                 "radial_range": None if q_min is None else (q_min, q_max),
                 "filter": filter,
+                "spot_filter": spot_filter,
                 "polarization_factor": polarization_factor,
                 "block_frames": block,
                 "subtract_air": air,

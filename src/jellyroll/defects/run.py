@@ -25,6 +25,7 @@ from jellyroll.defects.options import DiagnoseOptions
 from jellyroll.defects.regions import defect_share, region_masks, region_profiles
 from jellyroll.io.lock import output_lock
 from jellyroll.io.provenance import provenance_record
+from jellyroll.maps.core import UNCOVERED
 from jellyroll.results import (
     GRAPHITE_PHASE_MAPS,
     Diagnosis,
@@ -121,6 +122,8 @@ def _gather_maps(runs: dict[str, Path]) -> MapSet:
         gathered = maps if gathered is None else gathered.joined(maps, source=str(runs[kind]))
     if gathered is None:
         raise RunFileError("no run files to diagnose")
+    # each scan's "q does not cover ...: no ... maps" is the other scan's part of the pair
+    gathered.notes = [note for note in gathered.notes if not note.startswith(UNCOVERED)]
     for needed in (MapName.SAXS_INTENSITY, MapName.D_STAR):
         if needed not in gathered:
             raise RunFileError(
@@ -142,16 +145,9 @@ def diagnose(
     reconstruction on the maps' grid) adds the region-averaged SAXS profiles."""
     pixel = maps.pixel_size_um
     notes = [*maps.notes]
-    cell = None
     attenuation = maps.maps.get(MapName.ATTENUATION)
     image = None if attenuation is None else np.nan_to_num(attenuation.values)
-    if image is None:
-        notes.append("no attenuation map (no diode): cell and collector not located")
-    else:
-        try:
-            cell = find_cell(image)
-        except ValueError as error:
-            notes.append(f"cell not found in the attenuation map: {error}")
+    cell = _located_cell(maps, notes)
     agglomerates = find_agglomerates(
         maps[MapName.SAXS_INTENSITY],
         pixel,
@@ -160,6 +156,8 @@ def diagnose(
     )
     bends = pd.DataFrame()
     trace = None
+    if image is None:
+        notes.append("no attenuation map (no diode): collector not traced, no bends")
     if cell is not None and image is not None:
         try:
             trace = trace_spiral(image, cell, pixel)
@@ -207,6 +205,37 @@ def _anode(maps: MapSet) -> np.ndarray:
     agglomerate search uses (the WAXS phase labels also light up along the streaks of
     single-crystal spots, so they do not delimit the anode)."""
     return silicon_mask(maps[MapName.SAXS_INTENSITY], maps.pixel_size_um)
+
+
+CELL_SOURCES = (
+    (MapName.ATTENUATION, "the attenuation map"),
+    (MapName.HOUSING, "the WAXS housing ring (steel (110), 3.07-3.13 1/A)"),
+)
+"""The maps the cell is found in, in order of preference: the casing is a full bright
+circle in both."""
+
+
+def _located_cell(maps: MapSet, notes: list[str]) -> Cell | None:
+    """The cell (casing centre and radius) in the first map of :data:`CELL_SOURCES` that
+    shows it; what was used or why none, appended to ``notes``."""
+    tried = []
+    for name, words in CELL_SOURCES:
+        if name not in maps:
+            continue
+        try:
+            cell = find_cell(np.nan_to_num(maps[name]))
+        except ValueError as error:
+            tried.append(f"not in {words}: {error}")
+            continue
+        notes.extend(f"cell {reason}" for reason in tried)
+        if name != MapName.ATTENUATION:
+            why = "" if MapName.ATTENUATION in maps else "no attenuation map (no diode): "
+            notes.append(f"{why}cell found from {words}")
+        return cell
+    notes.extend(f"cell {reason}" for reason in tried)
+    if not tried:
+        notes.append("no attenuation map (no diode) and no WAXS housing map: cell not located")
+    return None
 
 
 def _found(cell: Cell, maps: MapSet) -> FoundCell:

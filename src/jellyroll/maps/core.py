@@ -10,8 +10,10 @@ from jellyroll.maps.options import MapsOptions
 from jellyroll.phases import (
     GRAPHITE_OVERVIEW_WINDOW,
     GRAPHITE_PHASES,
+    HOUSING_WINDOW,
     NMC_PHASES,
     TABLE1_WINDOWS,
+    WindowSpec,
     covers,
     phase_labels,
     phase_maps,
@@ -29,6 +31,32 @@ from jellyroll.saxs import (
 GRAPHITE_LABELS = "0 LiC6, 1 LiC12, 2 poorly lithiated, -1 none"
 NMC_LABELS = "0 lithiated, 1 delithiated, -1 none"
 WINDOWS = {**TABLE1_WINDOWS, **GRAPHITE_OVERVIEW_WINDOW}
+PLAIN_WINDOWS = {name: (window.q_min, window.q_max) for name, window in WINDOWS.items()}
+"""The same windows without background: the study's plain integrals (analysis "study")."""
+
+
+UNCOVERED = "q does not cover"
+"""How the notes of maps that a scan's q range cannot give begin."""
+
+
+def analysis_windows(options: MapsOptions) -> dict[str, WindowSpec]:
+    """The windows of ``options.analysis`` (A^-1): with their linear background (jellyroll)
+    or plain (study)."""
+    return dict(PLAIN_WINDOWS if options.analysis == "study" else WINDOWS)
+
+
+def analysis_note(options: MapsOptions) -> str:
+    """What ``options.analysis`` means, in words, for the maps' notes and the report."""
+    if options.analysis == "study":
+        return (
+            "analysis used: study (plain Table 1 window integrals, d* of the raw per-voxel "
+            "SAXS profiles)"
+        )
+    smoothing = "denoised" if options.denoised else "raw"
+    return (
+        "analysis used: jellyroll (Table 1 window integrals above a linear background, "
+        f"d* of the {smoothing} SAXS profiles)"
+    )
 
 
 def compute_maps(recon: Reconstruction, options: MapsOptions) -> MapSet:
@@ -39,13 +67,13 @@ def compute_maps(recon: Reconstruction, options: MapsOptions) -> MapSet:
     """
     q, units = recon.q_A, recon.units
     maps: dict[str, Map] = {}
-    notes: list[str] = []
+    notes: list[str] = [analysis_note(options)]
     default = None
-    if covers(q, WINDOWS):
+    if covers(q, analysis_windows(options), shoulder_bins=0):
         maps.update(waxs_maps(q, recon.data, units, options))
         default = MapName.GRAPHITE
     else:
-        notes.append("q does not cover the Table 1 windows: no phase maps")
+        notes.append(f"{UNCOVERED} the Table 1 windows: no phase maps")
     if covers(q, {"saxs": SAXS_Q_RANGE}, shoulder_bins=0):
         saxs, rank = saxs_maps(q, recon.data, units, options)
         maps.update(saxs)
@@ -53,18 +81,30 @@ def compute_maps(recon: Reconstruction, options: MapsOptions) -> MapSet:
         if rank is not None:
             notes.append(denoising_note(rank, q.size, chosen=options.rank is not None))
     else:
-        notes.append(f"q does not cover {SAXS_Q_RANGE} 1/A: no SAXS maps")
+        notes.append(f"{UNCOVERED} {SAXS_Q_RANGE} 1/A: no SAXS maps")
     if not maps:
         raise ValueError(f"q range [{q.min():.3g}, {q.max():.3g}] 1/A gives no map")
     if recon.attenuation is not None:
         maps[MapName.ATTENUATION] = Map(recon.attenuation, "1/um")
+    elif recon.attrs.get("self_absorption_corrected") is not None:
+        notes.append("no attenuation sinogram (no diode): self-absorption not corrected")
+    source = str(recon.attrs.get("rotation_centre_source", ""))
+    if source.startswith("estimated"):
+        centre = float(recon.attrs["rotation_centre_mm"])
+        notes.append(f"no rotation centre in the sinogram: {centre:.4f} mm {source}")
     return MapSet(maps, recon.x_um, recon.y_um, notes, default)
 
 
 def waxs_maps(q: np.ndarray, data: np.ndarray, units: str, options: MapsOptions) -> dict[str, Map]:
-    """Window integrals of Table 1 and the graphite overview, and the phase labels."""
-    integrals = phase_maps(q, data, WINDOWS)
+    """Window integrals of Table 1 and the graphite overview, the phase labels, and the
+    housing ring's map when q covers it (to find the cell without a diode)."""
+    windows = analysis_windows(options)
+    # the jellyroll windows carry their own background anchors; no shoulders for either
+    integrals = phase_maps(q, data, windows, shoulder_bins=0)
     out = {name: Map(values, f"{units} x 1/angstrom") for name, values in integrals.items()}
+    if covers(q, HOUSING_WINDOW):
+        housing = phase_maps(q, data, HOUSING_WINDOW)["housing"]
+        out[MapName.HOUSING] = Map(housing, f"{units} x 1/angstrom")
     for name, family, meaning in (
         (MapName.GRAPHITE_LABEL, GRAPHITE_PHASES, GRAPHITE_LABELS),
         (MapName.NMC_LABEL, NMC_PHASES, NMC_LABELS),
@@ -79,7 +119,7 @@ def saxs_maps(
 ) -> tuple[dict[str, Map], int | None]:
     """SAXS intensity, d* and the reason code of each voxel without one; the denoising rank."""
     profiles, rank = data, None
-    if options.denoise:
+    if options.denoised:
         denoised = denoise_profiles(data, rank=options.rank)
         profiles, rank = denoised.profiles, denoised.rank
     result = departure_dstar_map(q, profiles, **options.dstar.overrides())

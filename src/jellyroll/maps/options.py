@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, model_validator
 
 from jellyroll.options import StageOptions
 
@@ -27,14 +29,35 @@ class DstarOptions(StageOptions):
 class MapsOptions(StageOptions):
     """How the phase, SAXS intensity and d* maps are made from a reconstruction."""
 
+    analysis: Literal["jellyroll", "study"] = Field(
+        "jellyroll",
+        description="study: the study's plain Table 1 window integrals and raw per-voxel d*; "
+        "jellyroll: a linear background under every window and denoised d* profiles.",
+    )
     label_threshold: float = Field(
         0.05, ge=0, le=1, description="Label -1 below this fraction of a phase family's maximum."
     )
-    denoise: bool = Field(
-        True, description="Low-rank denoise the SAXS profiles before d* (not the study's)."
+    denoise: bool | None = Field(
+        None,
+        description="Low-rank denoise the SAXS profiles before d* (not the study's); "
+        "default: on with analysis jellyroll, off with study.",
     )
     rank: int | None = Field(None, ge=1, description="Components kept by the denoising.")
     dstar_min_intensity: float = Field(
         0.2, ge=0, description="d* only where the SAXS intensity exceeds this fraction of its p99."
     )
     dstar: DstarOptions = DstarOptions()
+
+    @model_validator(mode="after")
+    def _study_is_raw(self) -> MapsOptions:
+        if self.analysis == "study" and self.denoise:
+            raise ValueError(
+                "analysis 'study' uses the raw per-voxel profiles: drop denoise, or choose "
+                "analysis 'jellyroll'"
+            )
+        return self
+
+    @property
+    def denoised(self) -> bool:
+        """Whether the SAXS profiles are denoised before d*."""
+        return self.analysis == "jellyroll" if self.denoise is None else self.denoise

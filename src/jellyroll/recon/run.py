@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +18,15 @@ from jellyroll.recon.engine import Progress, ReconstructionResult, check_method,
 from jellyroll.recon.geometry import ParallelGeometry
 from jellyroll.recon.options import ReconstructOptions
 from jellyroll.recon.qwindows import select_channels
-from jellyroll.results import Reconstruction, RunFileError, read_sinogram, write_reconstruction
+from jellyroll.results import (
+    Reconstruction,
+    RunFileError,
+    Sinogram,
+    read_sinogram,
+    write_reconstruction,
+)
 from jellyroll.results.store import run_stage_key, stage_file, stage_key
+from jellyroll.sinogram import estimate_rotation_centre
 
 __all__ = ["RunReconstruction", "reconstruct_key", "run_reconstruct"]
 
@@ -45,6 +53,44 @@ def empty_channels(data: np.ndarray, chunk: int = 64) -> np.ndarray:
     )
 
 
+def summed_scattering(data: np.ndarray, empty: np.ndarray, chunk: int = 64) -> np.ndarray:
+    """(n_angles, n_t) sum over the channels of ``data`` (n_angles, n_t, n_q) that hold data
+    (``empty`` (n_q,) False), NaN where a cell is missing; ``chunk`` channels at a time."""
+    total = np.zeros(data.shape[:2])
+    for start in range(0, data.shape[2], chunk):
+        used = np.flatnonzero(~empty[start : start + chunk]) + start
+        if used.size:
+            total += np.sum(data[..., used], axis=2, dtype=np.float64)
+    return total
+
+
+def _estimated_centre(
+    run: Path, sinogram: Sinogram, data: np.ndarray, empty: np.ndarray
+) -> tuple[float, str]:
+    """The rotation centre (mm) of a sinogram that records none, from its attenuation or
+    else its summed scattering (:func:`jellyroll.sinogram.estimate_rotation_centre`), and
+    where it came from in words."""
+    if sinogram.attenuation is not None:
+        source, what = sinogram.attenuation, "estimated from the attenuation sinogram"
+    else:
+        source, what = summed_scattering(data, empty), "estimated from the summed scattering"
+    try:
+        centre = estimate_rotation_centre(
+            source, sinogram.rotation_angle_deg, sinogram.translation_mm
+        )
+    except ValueError as error:
+        raise RunFileError(
+            f"{run}: /entry/sinogram/rotation_centre is missing and cannot be estimated "
+            f"({error}); give the rotation centre (mm) with --rotation-centre"
+        ) from error
+    if not np.isfinite(centre):
+        raise RunFileError(
+            f"{run}: /entry/sinogram/rotation_centre is missing and its estimate is not finite; "
+            "give the rotation centre (mm) with --rotation-centre"
+        )
+    return centre, what
+
+
 def reconstruct_key(run: str | os.PathLike[str], options: ReconstructOptions) -> str:
     """Key of the reconstruction of ``run`` with ``options`` (from its sinogram's key)."""
     return stage_key("reconstruct", options.key_payload(), [run_stage_key(run, "reduce") or ""])
@@ -59,7 +105,9 @@ def run_reconstruct(
     attenuation sinogram, and store both as the run's reconstruction (its maps, now stale,
     are deleted).
 
-    The rotation centre is ``options.rotation_centre_mm`` when given, else the run file's.
+    The rotation centre is ``options.rotation_centre_mm`` when given, else the run file's,
+    else (a sinogram written by another program) estimated from the attenuation or summed
+    scattering sinogram, with a warning; its source is recorded.
     Self-absorption (divide by the transmission through the attenuation slice,
     :mod:`jellyroll.recon.attenuation`) is applied when asked, or by default when the scan
     has a diode.
@@ -76,16 +124,6 @@ def _reconstruct(
 ) -> RunReconstruction:
     """:func:`run_reconstruct` under the run file's lock."""
     sinogram = read_sinogram(run, errors=False)  # the reconstruction does not use them
-    centre = options.rotation_centre_mm
-    if centre is None:
-        centre = sinogram.rotation_centre_mm
-    if centre is None:
-        raise RunFileError(
-            f"{run}: /entry/sinogram/rotation_centre is missing; give the rotation centre (mm)"
-        )
-    geometry = ParallelGeometry.from_scan(
-        sinogram.rotation_angle_deg, sinogram.translation_mm, centre
-    )
     picked = select_channels(sinogram.q_A, options.channels)
     # all channels: a view, not a copy of the cube
     data = sinogram.data if picked.size == sinogram.q_A.size else sinogram.data[..., picked]
@@ -99,6 +137,20 @@ def _reconstruct(
         )
     if empty.any():
         notes.append(f"{int(empty.sum())} channels without data: NaN in the reconstruction")
+    centre, centre_source = options.rotation_centre_mm, "option rotation_centre_mm"
+    if centre is None and sinogram.rotation_centre_mm is not None:
+        centre, centre_source = sinogram.rotation_centre_mm, "/entry/sinogram/rotation_centre"
+    if centre is None:
+        centre, centre_source = _estimated_centre(run, sinogram, data, empty)
+        notes.append(f"rotation centre {centre:.4f} mm {centre_source}")
+        warnings.warn(
+            f"{run}: /entry/sinogram/rotation_centre is missing; rotation centre "
+            f"{centre:.4f} mm {centre_source} (give --rotation-centre to set it)",
+            stacklevel=3,
+        )
+    geometry = ParallelGeometry.from_scan(
+        sinogram.rotation_angle_deg, sinogram.translation_mm, centre
+    )
     mu = None
     if sinogram.attenuation is not None:
         mu = attenuation_map(sinogram.attenuation, geometry, method, iterations, backend=backend)
@@ -124,6 +176,7 @@ def _reconstruct(
     attrs = {
         **result.attrs(),
         "rotation_centre_mm": float(centre),
+        "rotation_centre_source": centre_source,
         "self_absorption_corrected": corrected,
         "channels": options.channels,
     }

@@ -26,6 +26,11 @@ class ReduceOptions(StageOptions):
         description="Rejection of single-crystal spots and zingers: none, sigma-clip or "
         "trimmed-mean.",
     )
+    spot_filter: bool = Field(
+        True,
+        description="Replace single-frame, q-narrow outliers of the sinogram (single-crystal "
+        "spots, zingers) by their neighbours' median (jellyroll.sinogram.suppress_spots).",
+    )
     polarization_factor: float | None = Field(
         0.99, ge=-1, le=1, description="pyFAI polarisation factor (None: no correction)."
     )

@@ -34,11 +34,22 @@ from jellyroll.io.provenance import (
     file_fingerprint,
     provenance_record,
 )
-from jellyroll.io.scans import Block, ScanInfo, ScanReader, open_scan, read_mask, read_poni_text
+from jellyroll.io.scans import (
+    FRAMES,
+    INTEGRATED,
+    Block,
+    ScanInfo,
+    ScanReader,
+    open_scan,
+    read_mask,
+    read_poni_text,
+)
 from jellyroll.reduce.engine import IntegrationSetup, Integrator
 from jellyroll.reduce.kernels import GROUP
 from jellyroll.reduce.options import SPEED_ONLY, ReduceOptions
+from jellyroll.results.run import Sinogram, read_sinogram, write_sinogram
 from jellyroll.results.store import (
+    RunFileError,
     invalidate_run,
     stage_file,
     stage_key,
@@ -56,6 +67,7 @@ from jellyroll.sinogram import (
     place,
     sinogram_layout,
     subtract_air,
+    suppress_spots,
 )
 
 _AXIS_UNITS = {"q_A^-1": "1/angstrom", "q_nm^-1": "1/nm", "2th_deg": "deg", "2th_rad": "rad"}
@@ -103,7 +115,11 @@ class ScanSpec:
 def reduce_key(spec: ScanSpec, options: ReduceOptions) -> str:
     """Key of the sinogram of ``spec`` reduced with ``options``: every input file (the frame
     files of a CBF/EDF series too) by fingerprint (path, size and modification time, cheap
-    for TB-sized scans); the block size is left out (it changes memory, not the result)."""
+    for TB-sized scans); the block size is left out (it changes memory, not the result).
+    An already reduced sinogram (:func:`is_sinogram_file`) is keyed by its fingerprint
+    alone: it is imported, not reduced."""
+    if spec.mapping is None and is_sinogram_file(spec.path):
+        return stage_key("reduce", {"imported": "sinogram"}, [file_fingerprint(spec.path)])
     reader = spec.open()
     try:
         files = sorted({*spec.files, *map(str, reader.info.files)})
@@ -111,6 +127,76 @@ def reduce_key(spec: ScanSpec, options: ReduceOptions) -> str:
         reader.close()
     payload = options.model_dump(mode="json", exclude={"block_frames", *SPEED_ONLY})
     return stage_key("reduce", payload, [file_fingerprint(path) for path in files])
+
+
+SINOGRAM = "/entry/sinogram/data"
+"""A file holding this and no scan data is a sinogram already reduced (SPEC section 6)."""
+
+
+def is_sinogram_file(path: str | Path) -> bool:
+    """Whether ``path`` is an HDF5 file with a reduced sinogram (``/entry/sinogram``, e.g.
+    written by another program) and neither raw frames nor integrated patterns."""
+    path = Path(path)
+    if path.suffix.lower() == ".csv" or not path.is_file():
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            return SINOGRAM in f and FRAMES not in f and INTEGRATED not in f
+    except OSError:
+        return False
+
+
+def import_sinogram(
+    source: str | Path, output: Path, configuration: dict[str, Any] | None = None
+) -> ReduceReport:
+    """Store the SPEC section 6 sinogram of ``source`` (data, errors, rotation_angle,
+    translation, q; attenuation and rotation_centre when present) as the sinogram of the
+    run file ``output``, after checking its axes; nothing is integrated."""
+    source = Path(source).resolve()
+    found = read_sinogram(source)
+    for name, axis in (
+        ("rotation_angle", found.rotation_angle_deg),
+        ("translation", found.translation_mm),
+    ):
+        if not (np.all(np.isfinite(axis)) and np.all(np.diff(axis) > 0)):
+            raise RunFileError(
+                f"{source}: /entry/sinogram/{name} is not finite and strictly ascending "
+                "(SPEC section 6); sort the sinogram along that axis before importing it"
+            )
+    sinogram = Sinogram(
+        data=found.data,
+        errors=found.errors,
+        rotation_angle_deg=found.rotation_angle_deg,
+        translation_mm=found.translation_mm,
+        q_A=found.q_A,
+        attenuation=found.attenuation,
+        rotation_centre_mm=found.rotation_centre_mm,
+        attrs={"imported_from": str(source)},
+        q_units=found.q_units,
+    )
+    record = provenance_record(
+        {"imported": "sinogram", "source": str(source), **(configuration or {})},
+        inputs=[source],
+    )
+    key = stage_key("reduce", {"imported": "sinogram"}, [file_fingerprint(source)])
+    write_sinogram(output, sinogram, record, key=key, inputs=[source])
+    missing = int(np.sum(~np.isfinite(found.data).any(axis=2)))
+    problems = [f"{source}: an already reduced sinogram, imported as it is (no integration)"]
+    if found.rotation_centre_mm is None:
+        problems.append(
+            f"{source}: no /entry/sinogram/rotation_centre; the reconstruction will estimate it"
+        )
+    return ReduceReport(
+        output=output,
+        n_frames=found.data.shape[0] * found.data.shape[1],
+        shape=found.shape,
+        missing_cells=missing,
+        unreadable_frames=0,
+        duplicate_frames=0,
+        blocks_done_before=0,
+        rotation_centre_mm=found.rotation_centre_mm,
+        problems=problems,
+    )
 
 
 @dataclass
@@ -251,6 +337,11 @@ def run_reduce(
     if output.is_dir():
         raise ValueError(f"{output} is a folder; give a file name, e.g. {output / 'run.h5'}")
     with output_lock(output):
+        if spec.mapping is None and is_sinogram_file(spec.path):
+            report = import_sinogram(spec.path, output, configuration)
+            for message in report.problems:
+                warnings.warn(message, stacklevel=2)
+            return report
         reader = spec.open()
         try:
             return _reduce(reader, spec, output, options, scheduler, on_block, configuration)
@@ -588,6 +679,11 @@ def _finish(
             group["errors"][row] = np.sqrt(squares[row]) / frames
             total[row] = np.sum(values, axis=1)
         group.attrs["air_subtracted"] = subtract
+        if options.spot_filter:
+            # after the air subtraction: the outliers stand out of the sample's signal alone
+            spots = suppress_spots(group["data"][()])
+            group["data"][...] = spots.data
+            group.attrs["spot_cells_replaced"] = int(spots.replaced.sum())
         if attenuation is not None:
             group["attenuation"] = attenuation.astype(np.float32)
             group["attenuation"].attrs["long_name"] = "-ln(diode / monitor), relative to air"

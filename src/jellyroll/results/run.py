@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 import h5py
 import numpy as np
+from scipy import ndimage
 
 from jellyroll.io.nexus import nx_group, set_default, write_nxdata
 from jellyroll.results.store import RunFileError, open_run, require, write_run_stage
@@ -48,6 +49,7 @@ class MapName(StrEnum):
     D_STAR = "d_star_nm"
     D_STAR_REASON = "d_star_reason"
     ATTENUATION = "attenuation"
+    HOUSING = "housing"
 
 
 GRAPHITE_PHASE_MAPS = (MapName.LIC6, MapName.LIC12, MapName.GRAPHITE_POOR)
@@ -130,21 +132,94 @@ class MapSet:
         return float(abs(self.x_um[1] - self.x_um[0]))
 
     def joined(self, other: MapSet, source: str = "") -> MapSet:
-        """This set and ``other``'s maps on the same grid (``other`` wins on equal names);
-        maps of another grid are refused, not silently combined."""
-        same = (
-            self.x_um.shape == other.x_um.shape
-            and self.y_um.shape == other.y_um.shape
-            and np.allclose(self.x_um, other.x_um, atol=1e-3)
-            and np.allclose(self.y_um, other.y_um, atol=1e-3)
-        )
-        if not same:
+        """This set and ``other``'s maps on this set's grid (``other`` wins on equal names).
+
+        ``other`` on another regular grid is resampled onto this one (bilinear for values,
+        nearest for integer label maps, NaN / -1 outside it) when its extent covers at least
+        :data:`MIN_GRID_OVERLAP` of this grid, with a note; refused otherwise.
+        """
+        notes = [*self.notes, *(n for n in other.notes if n not in self.notes)]
+        if _same_grid(self, other):
+            return MapSet({**self.maps, **other.maps}, self.x_um, self.y_um, notes, self.default)
+        for maps in (self, other):
+            if not (_regular(maps.x_um) and _regular(maps.y_um)):
+                raise RunFileError(
+                    f"{source}: the WAXS and SAXS maps are on different grids and one of them "
+                    "has no regular pixel size (x_um / y_um not evenly spaced): cannot resample "
+                    "one onto the other; reconstruct both scans with the same translations"
+                )
+        overlap = _overlap(other, self)
+        if overlap < MIN_GRID_OVERLAP:
             raise RunFileError(
-                f"{source}: the WAXS and SAXS maps are on different grids "
-                f"({self.y_um.size} x {self.x_um.size} vs {other.y_um.size} x {other.x_um.size} "
-                "pixels or other positions); reconstruct both scans with the same translations"
+                f"{source}: the WAXS and SAXS maps are on different grids that overlap on "
+                f"{overlap:.0%} of the {self.y_um.size} x {self.x_um.size} grid (at least "
+                f"{MIN_GRID_OVERLAP:.0%} needed to resample); check that both scans are of "
+                "the same slice and reconstruct them with the same translations"
             )
-        return MapSet({**self.maps, **other.maps}, self.x_um, self.y_um, [*self.notes])
+        resampled = {name: resample_map(item, other, self) for name, item in other.maps.items()}
+        notes.append(
+            f"maps of {source or 'the other scan'} resampled from their "
+            f"{other.y_um.size} x {other.x_um.size} grid of {other.pixel_size_um:g} um onto "
+            f"this {self.y_um.size} x {self.x_um.size} grid of {self.pixel_size_um:g} um "
+            f"({overlap:.0%} covered)"
+        )
+        return MapSet({**self.maps, **resampled}, self.x_um, self.y_um, notes, self.default)
+
+
+MIN_GRID_OVERLAP = 0.5
+"""Least fraction of a grid that another map set must cover to be resampled onto it."""
+
+
+def _same_grid(a: MapSet, b: MapSet) -> bool:
+    return (
+        a.x_um.shape == b.x_um.shape
+        and a.y_um.shape == b.y_um.shape
+        and np.allclose(a.x_um, b.x_um, atol=1e-3)
+        and np.allclose(a.y_um, b.y_um, atol=1e-3)
+    )
+
+
+def _regular(axis_um: np.ndarray) -> bool:
+    """Whether an axis (um) has >= 2 points, ascending and evenly spaced (to 0.1 %)."""
+    if axis_um.size < 2:
+        return False
+    steps = np.diff(axis_um)
+    return bool(steps[0] > 0 and np.allclose(steps, steps[0], rtol=1e-3))
+
+
+def _fractional_index(axis_um: np.ndarray, positions_um: np.ndarray) -> np.ndarray:
+    """Positions (um) as fractional pixel indices of a regular ascending axis."""
+    return (positions_um - axis_um[0]) / (axis_um[1] - axis_um[0])
+
+
+def _overlap(source: MapSet, target: MapSet) -> float:
+    """Fraction of ``target``'s pixels whose centre lies within ``source``'s pixels."""
+    inside = [
+        np.mean((index >= -0.5) & (index <= axis.size - 0.5))
+        for index, axis in (
+            (_fractional_index(source.x_um, target.x_um), source.x_um),
+            (_fractional_index(source.y_um, target.y_um), source.y_um),
+        )
+    ]
+    return float(inside[0] * inside[1])
+
+
+def resample_map(item: Map, source: MapSet, target: MapSet) -> Map:
+    """``item`` (a map of ``source``) on ``target``'s grid: bilinear for floating-point
+    maps (NaN outside ``source``'s pixels), nearest for integer label maps (-1 outside)."""
+    rows = _fractional_index(source.y_um, target.y_um)
+    cols = _fractional_index(source.x_um, target.x_um)
+    inside = np.logical_and.outer(
+        (rows >= -0.5) & (rows <= source.y_um.size - 0.5),
+        (cols >= -0.5) & (cols <= source.x_um.size - 0.5),
+    )
+    grid = np.meshgrid(rows, cols, indexing="ij")
+    values = np.asarray(item.values)
+    if values.dtype.kind in "iu":
+        out = ndimage.map_coordinates(values, grid, order=0, mode="nearest")
+        return Map(np.where(inside, out, -1).astype(values.dtype), item.units)
+    out = ndimage.map_coordinates(values.astype(np.float64), grid, order=1, mode="nearest")
+    return Map(np.where(inside, out, np.nan).astype(values.dtype), item.units)
 
 
 def write_sinogram(

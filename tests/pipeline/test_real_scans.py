@@ -1,0 +1,138 @@
+"""`jellyroll run` on scans as real beamlines deliver them: no diode and no monitor (no
+attenuation map), and sinograms written by another program with only the SPEC section 6
+datasets (no rotation centre)."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from jellyroll.cli import app
+from jellyroll.conventions import px_to_um
+from jellyroll.phantom.write import write_phantom
+from jellyroll.reduce.run import run_reduce
+from jellyroll.results import RunFileError, read_diagnosis
+from jellyroll.unroll import find_cell
+
+CHANNELS = "1.55:2.05,3.0:3.2,4.38:4.7,0.008:0.3"
+"""q (1/A) of the Table 1 windows and their background, the housing ring, the SAXS range."""
+SPEC_SINOGRAM = ("data", "errors", "rotation_angle", "translation", "q")
+"""The datasets of /entry/sinogram that SPEC section 6 requires (attenuation is optional)."""
+
+
+def _strip_counters(scan: Path, copy: Path) -> Path:
+    """A copy of ``scan`` without its diode and monitor readings."""
+    shutil.copy(scan, copy)
+    with h5py.File(copy, "a") as f:
+        del f["/entry/instrument/diode"], f["/entry/monitor"]
+    return copy
+
+
+def _spec_only_sinogram(scan: Path, folder: Path) -> Path:
+    """The sinogram of ``scan`` as another program would write it: the SPEC section 6
+    datasets with their units and nothing else (no rotation centre, no attenuation)."""
+    run = run_reduce(scan, folder / f"{scan.stem}_reduced.h5").output
+    path = folder / f"{scan.stem}_sinogram.h5"
+    with h5py.File(run, "r") as source, h5py.File(path, "w") as target:
+        for dataset in SPEC_SINOGRAM:
+            item = source[f"/entry/sinogram/{dataset}"]
+            target[f"/entry/sinogram/{dataset}"] = item[()]
+            if "units" in item.attrs:
+                target[f"/entry/sinogram/{dataset}"].attrs["units"] = item.attrs["units"]
+    return path
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory) -> dict:
+    """One cell of a tiny aged twin as a beamline without diode and monitor gives it: the
+    WAXS scan stripped of both, the SAXS scan as a SPEC-only sinogram written by another
+    program (no attenuation, no rotation centre); run once through `jellyroll run`."""
+    out = tmp_path_factory.mktemp("real")
+    twin = out / "twin"
+    write_phantom(twin, preset="aged_charged", size="tiny", seed=2, nxct=False, raw=False)
+    waxs = _strip_counters(twin / "waxs_scan.h5", out / "waxs.h5")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the reduction's own warnings: not what is tested
+        saxs = _spec_only_sinogram(_strip_counters(twin / "saxs_scan.h5", out / "saxs.h5"), out)
+    config = out / "real.toml"
+    config.write_text(
+        # fbp on the channels the maps use, study maps (no denoising): fast, and the same
+        # code paths as the defaults where it matters here
+        'output = "run"\n[maps]\nanalysis = "study"\n[reconstruct]\nmethod = "fbp"\n'
+        f'channels = "{CHANNELS}"\n'
+        f'[[cells]]\nname = "bare"\nwaxs = "{waxs}"\nsaxs = "{saxs}"\n'
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = CliRunner().invoke(app, ["run", str(config)])
+    assert result.exit_code == 0, result.output
+    return {"out": out / "run", "twin": twin, "warnings": [str(w.message) for w in caught]}
+
+
+def _truth_cell(twin: Path) -> tuple[float, float, float]:
+    """(x_um, y_um, radius_um) of the casing in the twin's true attenuation map."""
+    with h5py.File(twin / "truth.h5", "r") as f:
+        group = f["/entry/maps/attenuation"]
+        image, x_um = group["data"][()], group["x_um"][()]
+    cell = find_cell(image)
+    pixel = float(x_um[1] - x_um[0])
+    n = x_um.size
+    return float(px_to_um(cell.x, n, pixel)), float(px_to_um(cell.y, n, pixel)), cell.radius * pixel
+
+
+def test_without_diode_the_cell_is_found_from_the_housing_ring(real: dict) -> None:
+    found = read_diagnosis(real["out"] / "bare" / "results.h5")
+    assert "attenuation" not in found.maps and "housing" in found.maps
+    assert any("cell found from the WAXS housing ring" in n for n in found.notes), found.notes
+    assert any("self-absorption not corrected" in n for n in found.notes), found.notes
+    assert not any("q does not cover" in n for n in found.notes)  # the pair covers both
+    x_um, y_um, radius_um = _truth_cell(real["twin"])
+    pixel = found.maps.pixel_size_um
+    # one pixel: the casing edge is located to a fraction of a pixel in either map
+    assert found.cell is not None
+    assert abs(found.cell.centre_x_um - x_um) <= pixel
+    assert abs(found.cell.centre_y_um - y_um) <= pixel
+    assert abs(found.cell.radius_um - radius_um) <= pixel
+    assert len(found.agglomerates) >= 1 and found.unrolled
+    report = (real["out"] / "report.html").read_text()
+    assert "cell found from the WAXS housing ring" in report and "analysis used" in report
+
+
+def test_a_spec_only_sinogram_gets_its_rotation_centre_estimated(real: dict) -> None:
+    with h5py.File(real["twin"] / "truth.h5", "r") as f:
+        true_centre_mm = float(f["/entry/scan/rotation_centre_mm"][()])
+        pixel_mm = float(f["/entry/scan/pixel_size_um"][()]) / 1000
+    sources = {
+        "saxs": "estimated from the summed scattering",  # here, by the reconstruction
+        "waxs": "/entry/sinogram/rotation_centre",  # by the reduction, from the same sum
+    }
+    for kind, source in sources.items():
+        with h5py.File(real["out"] / "bare" / f"{kind}_run.h5", "r") as f:
+            attrs = f["/entry/reconstruction"].attrs
+            centre = float(attrs["rotation_centre_mm"])
+            assert attrs["rotation_centre_source"] == source
+        # the summed scattering carries self-absorption (no diode to correct it): half a
+        # pixel, against a quarter for an attenuation sinogram (tests/test_sinogram.py)
+        assert abs(centre - true_centre_mm) <= 0.5 * pixel_mm, (kind, centre, true_centre_mm)
+    assert any("rotation_centre is missing" in w for w in real["warnings"])
+    found = read_diagnosis(real["out"] / "bare" / "results.h5")
+    assert any("mm estimated from the summed scattering" in n for n in found.notes)
+
+
+def test_a_sinogram_with_unsorted_axes_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "other_program.h5"
+    with h5py.File(path, "w") as f:
+        f["/entry/sinogram/data"] = np.zeros((3, 4, 5), np.float32)
+        f["/entry/sinogram/errors"] = np.ones((3, 4, 5), np.float32)
+        f["/entry/sinogram/rotation_angle"] = [0.0, 60.0, 120.0]
+        f["/entry/sinogram/translation"] = [0.3, 0.2, 0.1, 0.0]  # descending
+        f["/entry/sinogram/q"] = np.linspace(0.01, 0.3, 5)
+    with pytest.raises(RunFileError, match=r"translation is not finite and strictly ascending"):
+        run_reduce(path, tmp_path / "run.h5")
+    assert not (tmp_path / "run.h5").exists()

@@ -1,0 +1,67 @@
+"""WAXS and SAXS maps of different grids: resampled onto one grid when they overlap, refused
+with a message otherwise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jellyroll.conventions import pixel_centres_um
+from jellyroll.results import Map, MapSet, RunFileError
+
+
+def _ramp_set(n: int, pixel_um: float, shift_um: float = 0.0) -> MapSet:
+    """A map set on an n x n grid: a plane 3 x + 2 y (um) and a label map of x's sign."""
+    axis = pixel_centres_um(n, pixel_um) + shift_um
+    y, x = np.meshgrid(axis, axis, indexing="ij")
+    maps = {
+        "lic6": Map((3 * x + 2 * y).astype(np.float32), "a.u."),
+        "graphite_label": Map((x > 0).astype(np.int8), "0 left, 1 right"),
+    }
+    return MapSet(maps, axis, axis, ["waxs note"])
+
+
+@settings(max_examples=25, deadline=None)
+@given(pixel_um=st.floats(12.0, 40.0), shift_um=st.floats(-60.0, 60.0))
+def test_other_grids_are_resampled_exactly_for_a_plane(pixel_um: float, shift_um: float) -> None:
+    saxs = _ramp_set(40, 20.0)
+    waxs = _ramp_set(round(800 / pixel_um) + 4, pixel_um, shift_um)
+    joined = saxs.joined(waxs, source="waxs_run.h5")
+    assert joined.x_um is saxs.x_um and "waxs note" in joined.notes
+    assert any("resampled" in note for note in joined.notes)
+    y, x = np.meshgrid(saxs.y_um, saxs.x_um, indexing="ij")
+    inside = np.isfinite(joined["lic6"])
+    hull = (x >= waxs.x_um[0]) & (x <= waxs.x_um[-1]) & (y >= waxs.y_um[0]) & (y <= waxs.y_um[-1])
+    # bilinear interpolation reproduces a plane between the WAXS pixel centres (float32
+    # values up to ~4000); the outer half pixel takes the edge pixel's value
+    assert np.all(inside[hull])
+    np.testing.assert_allclose(joined["lic6"][hull], (3 * x + 2 * y)[hull], atol=2e-3)
+    border = inside & ~hull
+    assert np.all(np.abs(joined["lic6"][border] - (3 * x + 2 * y)[border]) <= 5 * pixel_um / 2)
+    label = joined["graphite_label"]
+    assert label.dtype == np.int8
+    # nearest neighbour: right except within half a WAXS pixel of the x = 0 edge
+    clear = inside & (np.abs(x) > pixel_um)
+    assert np.array_equal(label[clear], (x > 0)[clear].astype(np.int8))
+    assert np.all(label[~inside] == -1)
+
+
+def test_grids_that_barely_overlap_are_refused() -> None:
+    with pytest.raises(RunFileError, match=r"waxs_run.h5: .* overlap on \d+%"):
+        _ramp_set(40, 20.0).joined(_ramp_set(40, 20.0, shift_um=600.0), source="waxs_run.h5")
+
+
+def test_a_grid_without_regular_pixels_is_refused() -> None:
+    other = _ramp_set(30, 25.0)
+    uneven = MapSet(other.maps, other.x_um**3 / 1e4, other.y_um, [])
+    with pytest.raises(RunFileError, match="no regular pixel size"):
+        _ramp_set(40, 20.0).joined(uneven, source="waxs_run.h5")
+
+
+def test_the_same_grid_is_joined_as_it_is() -> None:
+    saxs = _ramp_set(40, 20.0)
+    joined = saxs.joined(_ramp_set(40, 20.0))
+    assert np.array_equal(joined["lic6"], saxs["lic6"])
+    assert not any("resampled" in note for note in joined.notes)

@@ -1,0 +1,109 @@
+"""``analysis = "study"``: the study's plain Table 1 window integrals and raw per-voxel d*,
+checked against the same numbers computed by hand; ``"jellyroll"``: background and
+denoising."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from test_cli_maps import placeholder_sinogram
+from typer.testing import CliRunner
+
+from jellyroll.cli import app
+from jellyroll.maps.core import compute_maps
+from jellyroll.maps.options import MapsOptions
+from jellyroll.phantom.patterns import waxs_pattern
+from jellyroll.phases import GRAPHITE_OVERVIEW_WINDOW, TABLE1_WINDOWS
+from jellyroll.results import Reconstruction, write_reconstruction, write_sinogram
+from jellyroll.saxs import LOW_INTENSITY, departure_dstar
+
+STUDY = MapsOptions(analysis="study")
+WAXS_COMPONENTS = ("lic6", "lic12", "graphite_poor", "nmc_lithiated", "nmc_delithiated",
+                   "electrolyte", "binder_carbon")  # fmt: skip
+"""The phases of Table 1 and two broad halos under their lines."""
+
+
+def _axes(n: int) -> np.ndarray:
+    return (np.arange(n) - (n - 1) / 2) * 20.0
+
+
+@pytest.fixture(scope="module")
+def waxs() -> Reconstruction:
+    """(24, 24) voxels of random mixtures of the twin's WAXS component patterns, Poisson
+    noise of ~1000 counts at the strongest line, on the twin's WAXS q grid."""
+    rng = np.random.default_rng(4)
+    q = np.linspace(0.8, 5.2, 301)[:-1] + 4.4 / 600  # bin centres of 300 bins
+    bases = np.stack([waxs_pattern(name, q) for name in WAXS_COMPONENTS])
+    mixtures = np.einsum("yxc,cq->yxq", rng.random((24, 24, len(WAXS_COMPONENTS))), bases)
+    noisy = rng.poisson(1000 * mixtures / mixtures.max()) / 1000
+    return Reconstruction(noisy.astype(np.float32), q, _axes(24), _axes(24))
+
+
+@pytest.fixture(scope="module")
+def saxs() -> Reconstruction:
+    """(12, 12) voxels of a Guinier shoulder (radius of gyration 40-120 A) on a q^-3.6 power
+    law, amplitudes 0.05-1 (some below the map's intensity threshold), Poisson noise."""
+    rng = np.random.default_rng(5)
+    q = np.linspace(0.008, 0.30, 501)[:-1] + 0.292 / 1000
+    rg = rng.uniform(40.0, 120.0, (12, 12, 1))
+    amplitude = rng.uniform(0.05, 1.0, (12, 12, 1))
+    profiles = amplitude * (100 * np.exp(-(q**2) * rg**2 / 3) + 1e-3 * q**-3.6)
+    noisy = rng.poisson(50 * profiles) / 50
+    return Reconstruction(noisy.astype(np.float32), q, _axes(12), _axes(12))
+
+
+def test_study_windows_are_the_plain_integrals_of_the_channels(waxs: Reconstruction) -> None:
+    recon = waxs
+    study = compute_maps(recon, STUDY)
+    own = compute_maps(recon, MapsOptions())
+    windows = {**TABLE1_WINDOWS, **GRAPHITE_OVERVIEW_WINDOW}
+    for name, window in windows.items():
+        inside = (recon.q_A >= window.q_min) & (recon.q_A <= window.q_max)
+        by_hand = np.trapezoid(recon.data[..., inside].astype(np.float64), recon.q_A[inside])
+        # float32 maps of a float32 volume: equal to the float64 sum to float32 rounding
+        np.testing.assert_allclose(study[name], by_hand, rtol=1e-5, atol=1e-6 * abs(by_hand).max())
+        # jellyroll's maps subtract a background: lower where the halo sits under the line
+        assert np.nansum(own[name]) < np.nansum(by_hand)
+    assert any("analysis used: study" in note for note in study.notes)
+    assert any("analysis used: jellyroll" in note for note in own.notes)
+
+
+def test_study_dstar_is_departure_dstar_of_each_raw_voxel(saxs: Reconstruction) -> None:
+    recon = saxs
+    maps = compute_maps(recon, STUDY)
+    d_star, reason = maps["d_star_nm"], maps["d_star_reason"]
+    measured = np.argwhere(reason != LOW_INTENSITY)
+    picked = measured[np.random.default_rng(0).permutation(len(measured))[:60]]
+    for iy, ix in picked:  # departure_dstar takes ~20 ms a profile: 60 of them
+        expected = departure_dstar(recon.q_A, recon.data[iy, ix])
+        # the same deterministic method on the same raw profile: bit for bit
+        assert reason[iy, ix] == expected.reason_code
+        assert np.array_equal(d_star[iy, ix], np.float32(expected.d_star_nm), equal_nan=True)
+    assert len(picked) == 60 and np.isfinite(d_star[tuple(picked.T)]).sum() >= 40
+    denoised = compute_maps(recon, MapsOptions())["d_star_nm"]
+    assert not np.array_equal(denoised, d_star, equal_nan=True)
+
+
+def test_study_refuses_denoising() -> None:
+    with pytest.raises(ValueError, match="analysis 'study' uses the raw"):
+        MapsOptions(analysis="study", denoise=True)
+    assert not MapsOptions(analysis="study").denoised and MapsOptions().denoised
+
+
+def test_maps_command_records_the_analysis(tmp_path: Path, waxs: Reconstruction) -> None:
+    run = tmp_path / "waxs_run.h5"
+    write_sinogram(run, placeholder_sinogram(waxs.q_A, waxs.x_um), {"test": "placeholder"})
+    write_reconstruction(run, waxs, {})
+    result = CliRunner().invoke(app, ["maps", str(run), "--analysis", "study"])
+    assert result.exit_code == 0, result.output
+    assert "analysis used: study" in result.output
+    with h5py.File(run, "r") as f:
+        record = json.loads(f["/entry/provenance/maps"].asstr()[()])
+        assert "analysis used: study" in f["/entry/maps"].attrs["notes"]
+    assert record["configuration"]["analysis"] == "study"
+    bad = CliRunner().invoke(app, ["maps", str(run), "--analysis", "paper"])
+    assert bad.exit_code == 2 and "analysis" in bad.stderr
