@@ -606,7 +606,7 @@ def _write_operando(
         set_default(entry, "graphite_poor")
     written[path] = "operando truth: graphite phase fractions and zone cores per step"
     path = out / "potentiostat.csv"
-    _write_potentiostat_log(path, starts[0], starts[-1] + timedelta(minutes=OPERANDO_STEP_MINUTES))
+    _write_potentiostat_log(path, starts[0], starts[-1])
     written[path] = "potentiostat log of the charge (time, voltage, current, charge)"
     return written
 
@@ -668,7 +668,8 @@ def _major_axis_angle_deg(weights: np.ndarray) -> float:
 
 
 def _write_potentiostat_log(path: Path, start: datetime, stop: datetime) -> None:
-    """CSV log of a constant-current charge from ``start`` to ``stop`` (one line a minute):
+    """CSV log of a constant-current charge from ``start`` (empty) to ``stop`` (full; the
+    first and the last scans start then), one line a minute:
     time (ISO 8601), voltage (V), current (mA), charge (mAh; 0 at the start)."""
     minutes = np.arange(0.0, (stop - start).total_seconds() / 60.0 + 1e-9, 1.0)
     soc = minutes / minutes[-1]
