@@ -141,6 +141,15 @@ def apply_shift(image: np.ndarray, shift_px: np.ndarray, min_shift_px: float = 0
     return ndimage.shift(np.nan_to_num(image), [*shift_px, *extra], order=1, mode="nearest")
 
 
+def anode_filling(total: np.ndarray, graphite: np.ndarray) -> np.ndarray:
+    """(ny, nx) share of each pixel filled with anode: its graphite signal (summed
+    amounts, ``total``) over the 99th percentile of the signal over ``graphite`` (a pixel
+    wholly inside the coating), clipped to 0..1."""
+    values = np.nan_to_num(np.asarray(total, np.float64))
+    full = np.percentile(values[graphite], 99) if graphite.any() else 0.0
+    return np.clip(values / full, 0.0, 1.0) if full > 0 else np.zeros(values.shape)
+
+
 def graphite_mask(total: np.ndarray, fraction: float) -> np.ndarray:
     """Pixels whose graphite signal (summed amounts) reaches ``fraction`` of its p99."""
     values = np.nan_to_num(np.asarray(total, np.float64))
@@ -274,11 +283,19 @@ class Core:
     orientation_deg: float
 
 
-def core_of(poor_share: np.ndarray, zone: np.ndarray, x_um: np.ndarray, y_um: np.ndarray) -> Core:
-    """The poorly lithiated core of ``zone`` (bool (ny, nx)): every zone pixel counts with
-    its poorly lithiated share (soft area: partial pixels count partly)."""
+def core_of(
+    poor_share: np.ndarray,
+    zone: np.ndarray,
+    filling: np.ndarray,
+    x_um: np.ndarray,
+    y_um: np.ndarray,
+) -> Core:
+    """The poorly lithiated core of ``zone`` (bool (ny, nx)): every zone pixel counts its
+    area times its poorly lithiated share times ``filling`` (0..1, the share of the pixel
+    that anode fills: a pixel across the Cu foil or the separator counts partly)."""
     pixel = abs(float(x_um[1] - x_um[0]))
-    weights = np.where(zone, np.clip(np.nan_to_num(poor_share), 0.0, 1.0), 0.0)
+    share = np.clip(np.nan_to_num(poor_share), 0.0, 1.0) * np.clip(filling, 0.0, 1.0)
+    weights = np.where(zone, share, 0.0)
     total = float(weights.sum())
     if total <= 0:
         return Core(0.0, *[float("nan")] * 5)

@@ -226,13 +226,15 @@ def analyse(
     regions = core.build_regions(graphite, zones, ring_px)
     curves = core.region_curves(amounts, regions.masks)
     soc_half = {name: core.soc_at_half(soc, 1.0 - c[:, 2]) for name, c in curves.items()}
+    total = np.clip(np.nan_to_num(amounts), 0, None).sum(axis=-1).mean(axis=0)
+    filling = core.anode_filling(total, graphite)
     n_zones, n_steps = int(zones.max()), len(runs)
     cores = {name: np.full((n_zones, n_steps), np.nan) for name in CORE_FIELDS}
     rows = []
     for i in range(1, n_zones + 1):
         zone = zones == i
         for k in range(n_steps):
-            found = core.core_of(shares[k, ..., 2], zone, x_um, y_um)
+            found = core.core_of(shares[k, ..., 2], zone, filling, x_um, y_um)
             for name in CORE_FIELDS:
                 cores[name][i - 1, k] = getattr(found, name)
         yy, xx = np.nonzero(zone)

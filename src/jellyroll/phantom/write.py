@@ -53,7 +53,7 @@ from jellyroll.phantom.scan import (
     scan_geometry,
     simulate_acquisition,
 )
-from jellyroll.phantom.state import cell_state, damage_core
+from jellyroll.phantom.state import cell_state
 from jellyroll.phantom.twin import (
     SAXS_Q_RANGE_A,
     WAVELENGTH_A,
@@ -599,9 +599,10 @@ def _write_operando(
         write_nxdata(entry, "zone_id", zones, axes, units="case-B agglomerate id, 0 = none")
         write_table(entry, "cores", pd.DataFrame(cores, columns=list(CORE_COLUMNS)))
         entry["cores"].attrs["description"] = (
-            "poorly lithiated core of each damaged zone per step: area (um2, damaged-zone "
-            "area fraction of the pixels in the core), centre and ellipse of equal second "
-            "moments (full axes, orientation of the major axis from +x towards +y, deg)"
+            "poorly lithiated core of each damaged zone per step: area (um2: damaged-zone "
+            "area fraction of each pixel times the poorly lithiated share of its graphite), "
+            "centre and ellipse of equal second moments of that area (full axes, "
+            "orientation of the major axis from +x towards +y, deg)"
         )
         set_default(entry, "graphite_poor")
     written[path] = "operando truth: graphite phase fractions and zone cores per step"
@@ -636,11 +637,29 @@ def damage_zone_ids(twin: Twin) -> np.ndarray:
     return ids
 
 
+def fractions_at(twin: Twin, soc: float) -> dict[str, np.ndarray]:
+    """The twin's component fractions at state of charge ``soc``."""
+    params = twin.geometry.params
+    return cell_state(
+        twin.raster,
+        twin.state.health,
+        float(soc),
+        seed=params.seed,
+        silicon_enrichment=params.agglomerates.silicon_enrichment,
+    ).fractions
+
+
 def _core_truth(twin: Twin, zones: np.ndarray, step: int, soc: float) -> list[tuple]:
     """Rows of :data:`CORE_COLUMNS` for every damaged zone at one step."""
     pixel = twin.pixel_size_um
     y_um, x_um = twin.raster.axes_um()
-    weights = twin.raster.fractions["damage"] * damage_core(twin.raster, soc)
+    state = fractions_at(twin, soc)
+    graphite = sum(state[name] for name in ("lic6", "lic12", "graphite_poor"))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        poor = np.where(graphite > 0, state["graphite_poor"] / graphite, 0.0)
+    # the damaged area whose graphite is poorly lithiated: the geometric core and the
+    # part of the rim that has not yet passed x = 0.1
+    weights = twin.raster.fractions["damage"] * poor
     rows = []
     for zone in np.unique(zones[zones > 0]):
         core = np.where(zones == zone, weights, 0.0)
