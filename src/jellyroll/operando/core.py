@@ -28,6 +28,7 @@ from skimage.measure import inertia_tensor, inertia_tensor_eigvals
 from skimage.registration import phase_cross_correlation
 
 from jellyroll.phases import GRAPHITE_PHASES, TABLE1_WINDOWS, window_integrals
+from jellyroll.unroll import SpiralTrace
 
 GRAPHITE_D_SPACINGS_A: dict[str, float] = {
     "lic6": 3.70,
@@ -361,3 +362,24 @@ def shared_rotation_centre(
         raise ValueError("too few complete projections to fit the shared rotation centre")
     coefficients, *_ = np.linalg.lstsq(design, np.concatenate(targets), rcond=None)
     return float(coefficients[0])
+
+
+def turn_labels(shape: tuple[int, int], trace: SpiralTrace) -> np.ndarray:
+    """(ny, nx) int16: the turn (0 = innermost) of the traced wound layer nearest each
+    pixel along its ray from the cell centre; -1 farther than half a pitch from all."""
+    rows, cols = np.indices(shape)
+    dx, dy = cols - trace.centre[0], rows - trace.centre[1]
+    radius = np.hypot(dx, dy)
+    base = trace.direction * np.mod(np.arctan2(dy, dx), 2 * np.pi)
+    first, last = trace.winding_rad[0], trace.winding_rad[-1]
+    best = np.full(shape, np.inf)
+    out = np.full(shape, -1, np.int16)
+    for k in range(int(np.floor(first / (2 * np.pi))) - 1, int(np.ceil(last / (2 * np.pi))) + 2):
+        winding = base + 2 * np.pi * k
+        valid = (winding >= first) & (winding <= last)
+        distance = np.abs(np.interp(winding, trace.winding_rad, trace.radius_px) - radius)
+        closer = valid & (distance < best)
+        best[closer] = distance[closer]
+        out[closer] = np.floor((winding[closer] - first) / (2 * np.pi)).astype(np.int16)
+    out[best > 0.5 * trace.pitch_um / trace.pixel_size_um] = -1
+    return out

@@ -37,6 +37,7 @@ from jellyroll.reduce.run import ScanSpec, reduce_key, run_reduce
 from jellyroll.results import MapName, read_map_set, read_reconstruction, read_sinogram
 from jellyroll.results.operando import CORE_FIELDS, PHASES, OperandoResult, write_operando
 from jellyroll.results.store import stage_file, stage_key
+from jellyroll.unroll import find_cell, trace_spiral
 
 SCAN_SUFFIXES = (".h5", ".hdf5", ".nxs")
 
@@ -213,6 +214,7 @@ def analyse(
     lines = core.fit_graphite_lines(q, np.asarray(means))
     amounts = core.graphite_amounts(stack, lines.crosstalk(q))
     shares = core.shares(amounts)
+    shares[:, ~graphite] = np.nan  # shares only where graphite is (noise elsewhere)
     soc = timeline.soc
     pixel = abs(float(x_um[1] - x_um[0]))
     if saxs_maps is not None:
@@ -223,7 +225,8 @@ def analyse(
         source = "pixels lagging the regular anode"
     notes.append(f"{int(zones.max())} damaged zones from the {source}")
     ring_px = max(round(options.ring_width_um / pixel), 1)
-    regions = core.build_regions(graphite, zones, ring_px)
+    turns = _turns(references[0], overview, pixel, notes)
+    regions = core.build_regions(graphite, zones, ring_px, turns)
     curves = core.region_curves(amounts, regions.masks)
     soc_half = {name: core.soc_at_half(soc, 1.0 - c[:, 2]) for name, c in curves.items()}
     total = np.clip(np.nan_to_num(amounts), 0, None).sum(axis=-1).mean(axis=0)
@@ -268,6 +271,20 @@ def analyse(
         rotation_centre_mm=rotation_centre_mm,
         notes=notes,
     )
+
+
+def _turns(
+    reference: np.ndarray, graphite: np.ndarray, pixel_size_um: float, notes: list[str]
+) -> np.ndarray | None:
+    """Turn of every pixel from the spiral traced on the graphite map, the cell found on
+    the reference (attenuation) map; None, with a note, when either is not found."""
+    try:
+        cell = find_cell(np.nan_to_num(reference))
+        trace = trace_spiral(graphite, cell, pixel_size_um)
+    except ValueError as error:
+        notes.append(f"no turn regions: {error}")
+        return None
+    return core.turn_labels(graphite.shape, trace)
 
 
 def _saxs_zones(source: str | os.PathLike[str], x_um: np.ndarray, y_um: np.ndarray) -> np.ndarray:
