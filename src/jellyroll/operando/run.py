@@ -22,7 +22,7 @@ import pandas as pd
 from rich.console import Console
 
 from jellyroll.defects import find_agglomerates
-from jellyroll.io.provenance import provenance_record
+from jellyroll.io.provenance import file_fingerprint, provenance_record
 from jellyroll.maps.options import MapsOptions
 from jellyroll.maps.run import maps_key, run_maps
 from jellyroll.operando import core
@@ -36,7 +36,7 @@ from jellyroll.reduce.options import ReduceOptions
 from jellyroll.reduce.run import ScanSpec, reduce_key, run_reduce
 from jellyroll.results import MapName, read_map_set, read_reconstruction, read_sinogram
 from jellyroll.results.operando import CORE_FIELDS, PHASES, OperandoResult, write_operando
-from jellyroll.results.store import stage_file, stage_key
+from jellyroll.results.store import run_stage_key, stage_file, stage_key
 from jellyroll.unroll import find_cell, trace_spiral
 
 SCAN_SUFFIXES = (".h5", ".hdf5", ".nxs")
@@ -70,6 +70,29 @@ def series_scans(series: str | os.PathLike[str] | list[str | os.PathLike[str]]) 
     if len(scans) < 2:
         raise ValueError(f"{series}: an operando series needs at least two scans")
     return scans
+
+
+def operando_key(
+    series: str | os.PathLike[str] | list[str | os.PathLike[str]],
+    options: OperandoOptions,
+    log: str | os.PathLike[str] | None = None,
+    saxs_maps: str | os.PathLike[str] | None = None,
+    reduce_options: ReduceOptions | None = None,
+    reconstruct_options: ReconstructOptions | None = None,
+) -> str:
+    """Key of the operando results of these inputs and options: every scan, the log and
+    the SAXS maps by fingerprint (the SAXS run by the key of its maps)."""
+    payload = {
+        "operando": options.key_payload(),
+        "reduce": (reduce_options or ReduceOptions()).key_payload(),
+        "reconstruct": (reconstruct_options or ReconstructOptions()).key_payload(),
+    }
+    upstream = [file_fingerprint(scan) for scan in series_scans(series)]
+    if log is not None:
+        upstream.append(file_fingerprint(log))
+    if saxs_maps is not None:
+        upstream.append(run_stage_key(saxs_maps, "maps") or file_fingerprint(saxs_maps))
+    return stage_key("operando", payload, upstream)
 
 
 def run_operando(
@@ -139,11 +162,7 @@ def run_operando(
             advance(1)
     with console.status("operando: analysis"):
         result = analyse(runs, timeline, options, centre, saxs_maps=saxs_maps)
-    key = stage_key(
-        "operando",
-        {**options.key_payload(), "log": str(log), "saxs": str(saxs_maps)},
-        [str(stage_file(run, "maps")) for run in runs],
-    )
+    key = operando_key(series, options, log, saxs_maps, reduce_options, reconstruct_options)
     configuration = {
         "stage": "operando",
         **options.key_payload(),

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from jellyroll.defects.options import DiagnoseOptions
 from jellyroll.maps.options import MapsOptions
 from jellyroll.nxct.options import NXCTOptions
+from jellyroll.operando.options import OperandoOptions
 from jellyroll.options import validation_message
 from jellyroll.recon.options import ReconstructOptions
 from jellyroll.reduce.options import ReduceOptions
@@ -55,6 +56,8 @@ class CellInput(_Strict):
     mask: Path | None = None
     xct: Path | None = None
     nct: Path | None = None
+    operando: Path | None = None  # folder of the slice's WAXS scans during a charge
+    operando_log: Path | None = None  # its potentiostat log (.mpt or CSV)
 
     @model_validator(mode="after")
     def _pair(self) -> CellInput:
@@ -82,6 +85,7 @@ class RunConfig(_Strict):
     maps: MapsOptions = MapsOptions()
     defects: DiagnoseOptions = DiagnoseOptions()
     nxct: NXCTOptions = NXCTOptions()
+    operando: OperandoOptions = OperandoOptions()
     dask: DaskOptions = DaskOptions()
 
     @field_validator("cells")
@@ -111,6 +115,8 @@ class RunConfig(_Strict):
                         "mask",
                         "xct",
                         "nct",
+                        "operando",
+                        "operando_log",
                     )
                 }
             )

@@ -21,6 +21,7 @@ from jellyroll.report.html import Report
 from jellyroll.report.options import ReportOptions
 from jellyroll.results import GRAPHITE_PHASE_MAPS, Diagnosis, MapName, require_diagnosis
 from jellyroll.results.nxct import read_displacement, read_fused_cuts, read_nxct
+from jellyroll.results.operando import read_operando
 
 PHASE_TITLES = ("LiC6", "LiC12", "poorly lithiated")
 """Report names of :data:`jellyroll.results.GRAPHITE_PHASE_MAPS`, in their order."""
@@ -65,12 +66,14 @@ def run_report(
     stages: list[dict[str, Any]] | None = None,
     run_facts: Mapping[str, Any] | None = None,
     nxct: Mapping[str, str | os.PathLike[str]] | None = None,
+    operando: Mapping[str, str | os.PathLike[str]] | None = None,
 ) -> Path:
     """Write the self-contained HTML report of the cells' results files to ``output``.
 
     ``stages`` (stage, status, seconds) and ``run_facts`` (settings of a pipeline run) are
     shown in the report's run section when given; ``nxct`` (cell name -> NXCT file of
-    ``jellyroll nxct``) adds each cell's fused views, collector displacement and 3D bends.
+    ``jellyroll nxct``) adds each cell's fused views, collector displacement and 3D bends;
+    ``operando`` (cell name -> file of ``jellyroll operando``) its charge series.
     """
     options = options or ReportOptions()
     cells = [require_diagnosis(path) for path in results]
@@ -88,6 +91,8 @@ def run_report(
         _cell_section(report, result, float(result.summary["critical_diameter_um"]))
         if nxct and result.name in nxct:
             _nxct_section(report, result.label, Path(nxct[result.name]))
+        if operando and result.name in operando:
+            _operando_section(report, result.label, Path(operando[result.name]))
     run = report.section("Run")
     run.facts({"jellyroll": __version__, "cells": ", ".join(c.name for c in cells)})
     if stages:
@@ -181,6 +186,34 @@ def _nxct_section(report: Report, label: str, path: Path) -> None:
     )
     if len(found.bends):
         section.table(found.bends, "bends of the Cu collector in 3D (X-ray frame)")
+
+
+def _operando_section(report: Report, label: str, path: Path) -> None:
+    """The charge series: composites per step, share curves, cores, zone table."""
+    from jellyroll.operando import figures as operando_figures
+
+    found = read_operando(path)
+    section = report.section(f"Cell {label}: operando charge")
+    section.figure(
+        operando_figures.contact_sheet(found),
+        "Graphite phases per step (LiC6 green, LiC12 blue, poorly lithiated red), zones outlined",
+        name="operando_sheet",
+    )
+    section.figure(
+        operando_figures.curves_figure(found),
+        "Share of each graphite phase per region against the state of charge",
+        name="operando_curves",
+    )
+    section.figure(
+        operando_figures.core_figure(found),
+        "Poorly lithiated core of each zone",
+        name="operando_cores",
+    )
+    section.facts({"state of charge from": found.soc_source, "steps": str(len(found.steps))})
+    if len(found.zones_table):
+        section.table(found.zones_table, "damaged zones: lag behind the regular anode")
+    for note in found.notes:
+        section.note(note)
 
 
 def _extent_mm(arc_um: np.ndarray, radius_um: np.ndarray) -> list[float]:
