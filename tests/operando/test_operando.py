@@ -17,8 +17,10 @@ from jellyroll.operando.timeline import read_potentiostat_log, soc_from_log
 from jellyroll.phantom.parameters import SIZES
 from jellyroll.phantom.twin import make_twin
 from jellyroll.phantom.write import _write_operando
+from jellyroll.pipeline import load_config
 from jellyroll.recon.options import ReconstructOptions
 from jellyroll.results.operando import PHASES, read_operando
+from jellyroll.unroll import SpiralTrace
 
 N_STEPS = 3
 
@@ -153,3 +155,33 @@ def test_soc_at_half_interpolates() -> None:
         0.625
     )
     assert np.isnan(core.soc_at_half(np.array([0, 1.0]), np.array([0.5, 0.5])))
+
+
+def test_a_cell_of_jellyroll_run_may_name_an_operando_series(tmp_path: Path) -> None:
+    """Paths resolve against the configuration's folder; the [operando] table validates."""
+    path = tmp_path / "run.toml"
+    path.write_text(
+        '[[cells]]\nname = "a"\nwaxs = "w.h5"\nsaxs = "s.h5"\noperando = "series"\n'
+        'operando_log = "log.csv"\n[operando]\nring_width_um = 60.0\n'
+    )
+    config = load_config(path)
+    assert config.cells[0].operando == (tmp_path / "series").resolve()
+    assert config.cells[0].operando_log == (tmp_path / "log.csv").resolve()
+    assert config.operando.ring_width_um == 60.0
+
+
+def test_turn_labels_follow_an_archimedean_spiral() -> None:
+    """A traced spiral r = 10 + 8 w / 2 pi (px) over 3 turns: every pixel on the layer
+    gets the turn its winding angle says."""
+    winding = np.linspace(0.0, 6 * np.pi, 2000)
+    trace = SpiralTrace(
+        centre=(50.0, 50.0), pixel_size_um=1.0, pitch_um=8.0, direction=1,
+        winding_rad=winding, radius_px=10 + 8 * winding / (2 * np.pi),
+        strength=np.ones_like(winding),
+    )  # fmt: skip
+    labels = core.turn_labels((101, 101), trace)
+    on_layer = trace.xy_px[::7].round().astype(int)
+    expected = np.floor(winding[::7] / (2 * np.pi)).astype(int)
+    got = labels[on_layer[:, 1], on_layer[:, 0]]
+    interior = (winding[::7] % (2 * np.pi) > 0.2) & (winding[::7] % (2 * np.pi) < 6.0)
+    np.testing.assert_array_equal(got[interior], expected[interior])
