@@ -20,6 +20,7 @@ from jellyroll.phantom.write import _write_operando
 from jellyroll.pipeline import load_config
 from jellyroll.recon.options import ReconstructOptions
 from jellyroll.results.operando import PHASES, read_operando
+from jellyroll.results.store import stage_file
 from jellyroll.unroll import SpiralTrace
 
 N_STEPS = 3
@@ -76,6 +77,16 @@ def test_the_damaged_zone_is_found_and_lags(series: tuple[Path, Path]) -> None:
     assert distance.min() < 60.0
     assert table["lag_soc"].iloc[int(np.argmin(distance))] > 0.1
     assert result.cores["area_um2"].shape == (len(table), N_STEPS)
+
+
+def test_a_rerun_redoes_only_the_steps_that_changed(series: tuple[Path, Path]) -> None:
+    """One step's maps deleted: only they are made again, every other step file is kept."""
+    folder, output = series
+    stage_file(output.with_name("op_steps") / "step_001.h5", "maps").unlink()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        done = run_operando(folder, output, reconstruct_options=ReconstructOptions(method="fbp"))
+    assert done.ran == ["step 1 maps"]
 
 
 def _log(tmp_path: Path, minutes: list[float]) -> Path:

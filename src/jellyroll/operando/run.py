@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +29,6 @@ from jellyroll.maps.run import maps_key, run_maps
 from jellyroll.operando import core
 from jellyroll.operando.options import OperandoOptions
 from jellyroll.operando.timeline import Timeline, build_timeline, read_potentiostat_log
-from jellyroll.pipeline.stages import StageLog
 from jellyroll.progress import frame_progress
 from jellyroll.recon.options import ReconstructOptions
 from jellyroll.recon.run import reconstruct_key, run_reconstruct
@@ -36,7 +36,7 @@ from jellyroll.reduce.options import ReduceOptions
 from jellyroll.reduce.run import ScanSpec, reduce_key, run_reduce
 from jellyroll.results import MapName, read_map_set, read_reconstruction, read_sinogram
 from jellyroll.results.operando import CORE_FIELDS, PHASES, OperandoResult, write_operando
-from jellyroll.results.store import run_stage_key, stage_file, stage_key
+from jellyroll.results.store import is_up_to_date, run_stage_key, stage_file, stage_key
 from jellyroll.unroll import find_cell, trace_spiral
 
 SCAN_SUFFIXES = (".h5", ".hdf5", ".nxs")
@@ -44,12 +44,13 @@ SCAN_SUFFIXES = (".h5", ".hdf5", ".nxs")
 
 @dataclass
 class OperandoRun:
-    """What :func:`run_operando` wrote: the result, its file, the figures, the step log."""
+    """What :func:`run_operando` wrote: the result, its file, the figures, and the step
+    stages that ran (the others were up to date)."""
 
     path: Path
     result: OperandoResult
     figures: list[Path]
-    log: StageLog
+    ran: list[str]
 
 
 def series_scans(series: str | os.PathLike[str] | list[str | os.PathLike[str]]) -> list[Path]:
@@ -123,7 +124,7 @@ def run_operando(
     folder = output.with_name(f"{output.stem}_steps")
     folder.mkdir(parents=True, exist_ok=True)
     runs = [folder / f"step_{k:03d}.h5" for k in range(len(scans))]
-    stages = StageLog()
+    ran: list[str] = []
     potentiostat = read_potentiostat_log(log) if log is not None else None
     timeline = build_timeline(
         scans, potentiostat, capacity_mah=options.capacity_mah, max_gap_s=options.max_log_gap_s
@@ -133,7 +134,8 @@ def run_operando(
     with frame_progress(console, "operando: reduce steps", len(scans)) as advance:
         for k, (scan, run) in enumerate(zip(scans, runs, strict=True)):
             spec = ScanSpec.of(scan)
-            stages.run(
+            _stage(
+                ran,
                 f"step {k} reduce",
                 stage_file(run, "reduce"),
                 lambda spec=spec: reduce_key(spec, reduce_options),
@@ -147,13 +149,15 @@ def run_operando(
     maps_options = MapsOptions()
     with frame_progress(console, "operando: reconstruct steps", len(scans)) as advance:
         for k, run in enumerate(runs):
-            stages.run(
+            _stage(
+                ran,
                 f"step {k} reconstruct",
                 stage_file(run, "reconstruct"),
                 lambda run=run: reconstruct_key(run, recon),
                 lambda run=run: run_reconstruct(run, recon),
             )
-            stages.run(
+            _stage(
+                ran,
                 f"step {k} maps",
                 stage_file(run, "maps"),
                 lambda run=run: maps_key(run, maps_options),
@@ -174,7 +178,17 @@ def run_operando(
     from jellyroll.operando.figures import write_figures
 
     drawn = write_figures(result, output)
-    return OperandoRun(output, result, drawn, stages)
+    return OperandoRun(output, result, drawn, ran)
+
+
+def _stage(
+    ran: list[str], label: str, path: Path, key: Callable[[], str], action: Callable[[], object]
+) -> None:
+    """Run ``action`` unless ``path`` records ``key()`` (the step's file is up to date)."""
+    if is_up_to_date(path, key()):
+        return
+    action()
+    ran.append(label)
 
 
 def _shared_centre(runs: list[Path]) -> float:

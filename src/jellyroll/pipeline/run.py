@@ -20,6 +20,7 @@ from rich.console import Console
 from jellyroll.defects.run import diagnose_key, run_diagnose
 from jellyroll.maps.run import maps_key, run_maps
 from jellyroll.nxct.run import nxct_key, run_nxct
+from jellyroll.operando.run import operando_key, run_operando
 from jellyroll.pipeline.config import CellInput, DaskOptions, RunConfig
 from jellyroll.pipeline.stages import StageLog
 from jellyroll.progress import fraction_progress, frame_progress
@@ -103,8 +104,6 @@ def _operando_stage(
     console: Console,
 ) -> Path:
     """The cell's operando series, its damaged zones from the cell's SAXS map."""
-    from jellyroll.operando.run import operando_key, run_operando  # it uses this package
-
     output = folder / "operando.h5"
     options = config.operando
     args = (cell.operando, options, cell.operando_log, saxs_run, config.waxs, config.reconstruct)
