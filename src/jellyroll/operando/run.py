@@ -161,7 +161,7 @@ def run_operando(
                 f"step {k} maps",
                 stage_file(run, "maps"),
                 lambda run=run: maps_key(run, maps_options),
-                lambda run=run: run_maps(run, maps_options),
+                lambda run=run: run_maps(run, maps_options, figures=False),
             )
             advance(1)
     with console.status("operando: analysis"):
