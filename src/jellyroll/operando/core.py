@@ -125,11 +125,14 @@ def shares(amounts: np.ndarray) -> np.ndarray:
 
 def drift_shifts(references: np.ndarray, upsample: int = 20) -> np.ndarray:
     """(n_steps, 2) shift (rows, columns; px) that registers each image of ``references``
-    (n_steps, ny, nx) onto the first (phase correlation, sub-pixel to 1/``upsample``)."""
+    (n_steps, ny, nx) onto the first (cross-correlation, sub-pixel to 1/``upsample``; not
+    phase-normalised, which biases smooth maps by half a pixel)."""
     images = np.nan_to_num(np.asarray(references, np.float64))
     out = np.zeros((images.shape[0], 2))
     for k in range(1, images.shape[0]):
-        out[k] = phase_cross_correlation(images[0], images[k], upsample_factor=upsample)[0]
+        out[k] = phase_cross_correlation(
+            images[0], images[k], upsample_factor=upsample, normalization=None
+        )[0]
     return out
 
 
