@@ -15,6 +15,7 @@ from PIL import Image
 from skimage.segmentation import find_boundaries
 
 from jellyroll.figures import save_png
+from jellyroll.operando.timeline import SOC_UNITS
 from jellyroll.results.operando import PHASES, OperandoResult
 
 COLOURS = {"lic6": "tab:green", "lic12": "tab:blue", "graphite_poor": "tab:red"}
@@ -32,7 +33,7 @@ def composite(shares: np.ndarray, zones: np.ndarray | None = None) -> np.ndarray
 
 def _label(result: OperandoResult, k: int) -> str:
     soc = result.soc[k]
-    if np.isfinite(soc):
+    if np.isfinite(soc) and result.soc_units == SOC_UNITS:
         return f"step {k}: SOC {soc:.2f}"
     return (
         f"step {k}: {result.time_s[k] / 60:.0f} min"
@@ -72,9 +73,8 @@ def contact_sheet(result: OperandoResult, zoom_px: int = 12) -> Figure:
 
 
 def _x(result: OperandoResult) -> tuple[np.ndarray, str]:
-    if np.isfinite(result.soc).sum() >= 2:
-        return result.soc, "state of charge"
-    return result.time_s / 3600.0, "time (h)"
+    units = "state of charge" if result.soc_units == SOC_UNITS else f"time ({result.soc_units})"
+    return result.soc, units
 
 
 def curves_figure(result: OperandoResult) -> Figure:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pandas as pd
 from rich.console import Console
@@ -28,7 +29,12 @@ from jellyroll.maps.options import MapsOptions
 from jellyroll.maps.run import maps_key, run_maps
 from jellyroll.operando import core
 from jellyroll.operando.options import OperandoOptions
-from jellyroll.operando.timeline import Timeline, build_timeline, read_potentiostat_log
+from jellyroll.operando.timeline import (
+    SOC_UNITS,
+    Timeline,
+    build_timeline,
+    read_potentiostat_log,
+)
 from jellyroll.progress import frame_progress
 from jellyroll.recon.options import ReconstructOptions
 from jellyroll.recon.run import reconstruct_key, run_reconstruct
@@ -60,9 +66,7 @@ def series_scans(series: str | os.PathLike[str] | list[str | os.PathLike[str]]) 
         folder = Path(series)
         if not folder.is_dir():
             raise ValueError(f"{folder}: not a folder; give a folder or a list of scans")
-        scans = sorted(
-            p for p in folder.iterdir() if p.suffix in SCAN_SUFFIXES and p.name != "truth.h5"
-        )
+        scans = sorted(p for p in folder.iterdir() if p.suffix in SCAN_SUFFIXES and _is_scan(p))
     else:
         scans = [Path(p) for p in series]
     missing = [str(p) for p in scans if not p.is_file()]
@@ -94,6 +98,15 @@ def operando_key(
     if saxs_maps is not None:
         upstream.append(run_stage_key(saxs_maps, "maps") or file_fingerprint(saxs_maps))
     return stage_key("operando", payload, upstream)
+
+
+def _is_scan(path: Path) -> bool:
+    """Whether an HDF5 file holds frames or integrated patterns (SPEC section 6 layout);
+    other files of the folder (a potentiostat export, a truth file) are not steps."""
+    if not h5py.is_hdf5(path):
+        return False
+    with h5py.File(path, "r") as f:
+        return "entry/integrated/intensity" in f or "entry/instrument/detector/data" in f
 
 
 def run_operando(
@@ -248,12 +261,18 @@ def analyse(
     amounts = core.graphite_amounts(stack, lines.crosstalk(q))
     shares = core.shares(amounts)
     shares[:, ~graphite] = np.nan  # shares only where graphite is (noise elsewhere)
-    soc = timeline.soc
+    soc, units = timeline.axis()
+    if units != SOC_UNITS:
+        notes.append("fewer than two steps have a state of charge: curves against time (h)")
     pixel = abs(float(x_um[1] - x_um[0]))
     if saxs_maps is not None:
         zones, source = _saxs_zones(saxs_maps, x_um, y_um), f"SAXS map {saxs_maps}"
     else:
-        lag = core.lag_map(shares[..., 2], soc, graphite)
+        # without a state of charge, lags are in fractions of the series' duration
+        progress = (
+            soc if units == SOC_UNITS else (soc - np.nanmin(soc)) / np.ptp(soc[np.isfinite(soc)])
+        )
+        lag = core.lag_map(shares[..., 2], progress, graphite)
         zones = core.zone_labels(lag, options.min_lag_soc, options.min_zone_pixels)
         source = "pixels lagging the regular anode"
     notes.append(f"{int(zones.max())} damaged zones from the {source}")
@@ -288,6 +307,7 @@ def analyse(
     columns = ["id", "x_um", "y_um", "soc_half", "lag_soc", "shrink_rate_um2_per_soc", "pixels"]
     return OperandoResult(
         soc=soc,
+        soc_units=units,
         time_s=timeline.time_s,
         soc_source=timeline.source,
         steps=[str(run) for run in runs],

@@ -49,6 +49,9 @@ class PotentiostatLog:
     charge_mAh: np.ndarray
 
 
+SOC_UNITS = "fraction of full charge"
+
+
 @dataclass
 class Timeline:
     """What the steps are plotted against: state of charge (NaN where unknown), times
@@ -58,6 +61,13 @@ class Timeline:
     time_s: np.ndarray
     source: str
     warnings: list[str] = field(default_factory=list)
+
+    def axis(self) -> tuple[np.ndarray, str]:
+        """What the curves run along, and its units: the state of charge when at least two
+        steps have one, else the time in hours (NaN where unknown)."""
+        if np.isfinite(self.soc).sum() >= 2:
+            return self.soc, SOC_UNITS
+        return self.time_s / 3600.0, "h"
 
 
 def _epoch_seconds(text: str, source: str) -> float:

@@ -41,6 +41,7 @@ class OperandoResult:
     """
 
     soc: np.ndarray
+    soc_units: str
     time_s: np.ndarray
     soc_source: str
     steps: list[str]
@@ -75,7 +76,7 @@ def write_operando(
     def fill(entry: h5py.Group) -> None:
         group = nx_group(entry, "operando", "NXcollection")
         group["soc"] = result.soc
-        group["soc"].attrs["units"] = "fraction of full charge"
+        group["soc"].attrs["units"] = result.soc_units
         group["soc"].attrs["source"] = result.soc_source
         group["time_s"] = result.time_s
         group["time_s"].attrs["units"] = "s"
@@ -136,6 +137,7 @@ def read_operando(path: str | os.PathLike[str]) -> OperandoResult:
         try:
             return OperandoResult(
                 soc=group["soc"][()],
+                soc_units=str(group["soc"].attrs["units"]),
                 time_s=group["time_s"][()],
                 soc_source=str(group["soc"].attrs["source"]),
                 steps=[s.decode() if isinstance(s, bytes) else str(s) for s in group["steps"][()]],
