@@ -24,7 +24,8 @@ def operando(
     output: Annotated[Path, typer.Option("--output", "-o", help="Results file (HDF5).")],
     log: Annotated[Path | None, typer.Option(help="Potentiostat log: EC-Lab .mpt or CSV.")] = None,
     saxs: Annotated[
-        Path | None, typer.Option(help="Run or results file with the slice's SAXS map.")
+        Path | None,
+        typer.Option(help="Results file of jellyroll diagnose, or SAXS run file, of the slice."),
     ] = None,
     channels: Annotated[str | None, option(OperandoOptions, "channels")] = None,
     capacity_mah: Annotated[float | None, option(OperandoOptions, "capacity_mah")] = None,

@@ -24,6 +24,7 @@ import pandas as pd
 from rich.console import Console
 
 from jellyroll.defects import find_agglomerates
+from jellyroll.io.nexus import read_table
 from jellyroll.io.provenance import file_fingerprint, provenance_record
 from jellyroll.maps.options import MapsOptions
 from jellyroll.maps.run import maps_key, run_maps
@@ -46,6 +47,7 @@ from jellyroll.results.store import is_up_to_date, run_stage_key, stage_file, st
 from jellyroll.unroll import find_cell, trace_spiral
 
 SCAN_SUFFIXES = (".h5", ".hdf5", ".nxs")
+AGGLOMERATES = "entry/defects/agglomerates"
 
 
 @dataclass
@@ -341,11 +343,17 @@ def _turns(
 
 
 def _saxs_zones(source: str | os.PathLike[str], x_um: np.ndarray, y_um: np.ndarray) -> np.ndarray:
-    """Zone labels on the operando grid from the case-B agglomerates of a SAXS map."""
-    maps = read_map_set(source)
-    if MapName.SAXS_INTENSITY not in maps:
-        raise ValueError(
-            f"{source}: no /entry/maps/saxs_intensity; give a SAXS run or results file"
-        )
-    table = find_agglomerates(maps[MapName.SAXS_INTENSITY], maps.pixel_size_um)
+    """Zone labels on the operando grid from the case-B agglomerates of the slice: the table
+    of a results file of ``jellyroll diagnose`` when ``source`` is one, else those found on
+    the SAXS intensity map of a run file."""
+    with h5py.File(source, "r") as f:
+        table = read_table(f["entry/defects/agglomerates"]) if AGGLOMERATES in f else None
+    if table is None:
+        maps = read_map_set(source)
+        if MapName.SAXS_INTENSITY not in maps:
+            raise ValueError(
+                f"{source}: neither /{AGGLOMERATES} nor /entry/maps/saxs_intensity; give the "
+                "cell's results file or its SAXS run file"
+            )
+        table = find_agglomerates(maps[MapName.SAXS_INTENSITY], maps.pixel_size_um)
     return core.disk_zones(table[table["case"] == "B"], x_um, y_um)

@@ -97,16 +97,17 @@ def _scan_stages(
 
 def _operando_stage(
     cell: CellInput,
-    saxs_run: Path,
+    results: Path,
     config: RunConfig,
     folder: Path,
     log: StageLog,
     console: Console,
 ) -> Path:
-    """The cell's operando series, its damaged zones from the cell's SAXS map."""
+    """The cell's operando series; its damaged zones are the case-B agglomerates of the
+    cell's diagnosis (``results``)."""
     output = folder / "operando.h5"
     options = config.operando
-    args = (cell.operando, options, cell.operando_log, saxs_run, config.waxs, config.reconstruct)
+    args = (cell.operando, options, cell.operando_log, results, config.waxs, config.reconstruct)
 
     def operando() -> None:
         run_operando(
@@ -114,7 +115,7 @@ def _operando_stage(
             output,
             options,
             log=cell.operando_log,
-            saxs_maps=saxs_run,
+            saxs_maps=results,
             reduce_options=config.waxs,
             reconstruct_options=config.reconstruct,
             console=console,
@@ -214,7 +215,7 @@ def run_pipeline(config: RunConfig, console: Console | None = None) -> PipelineR
                 nxct_files[cell.name] = _nxct_stage(cell, config, folder, log, console)
             if cell.operando is not None:
                 operando_files[cell.name] = _operando_stage(
-                    cell, runs["saxs"], config, folder, log, console
+                    cell, results, config, folder, log, console
                 )
     facts = {f"settings: {k}": v for k, v in config.model_dump(mode="json").items() if k != "cells"}
     facts["output"] = str(config.output)
