@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from rich.console import Console
+from typer.testing import CliRunner
 
+from jellyroll.cli import app
 from jellyroll.operando import core
 from jellyroll.operando.run import run_operando
 from jellyroll.operando.timeline import read_potentiostat_log, soc_from_log
@@ -78,6 +80,8 @@ def test_the_damaged_zone_is_found_and_lags(series: tuple[Path, Path]) -> None:
     assert distance.min() < 60.0
     assert table["lag_soc"].iloc[int(np.argmin(distance))] > 0.1
     assert result.cores["area_um2"].shape == (len(table), N_STEPS)
+    for suffix in ("_contact_sheet.png", "_curves.png", "_cores.png", "_charge.gif"):
+        assert output.with_name(output.stem + suffix).stat().st_size > 0
 
 
 def test_a_rerun_redoes_only_the_steps_that_changed(series: tuple[Path, Path]) -> None:
@@ -86,7 +90,8 @@ def test_a_rerun_redoes_only_the_steps_that_changed(series: tuple[Path, Path]) -
     stage_file(output.with_name("op_steps") / "step_001.h5", "maps").unlink()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        done = run_operando(folder, output, reconstruct_options=ReconstructOptions(method="fbp"))
+        recon = ReconstructOptions(method="fbp")
+        done = run_operando(folder, output, reconstruct_options=recon, figures=False)
     assert done.ran == ["step 1 maps"]
 
 
@@ -133,7 +138,7 @@ def test_mpt_export_is_read(tmp_path: Path) -> None:
 def test_line_crosstalk_recovers_known_shares() -> None:
     """Patterns made of three pseudo-Voigt lines with known heights: the fitted line shape
     and the inverted crosstalk give the heights' shares back to 1e-3."""
-    q = np.linspace(1.5, 2.1, 300)
+    q = np.linspace(1.5, 2.1, 150)
     truth = core.LineShape((1.698, 1.790, 1.873), 0.025, 0.3)
     heights = np.array([[0.0, 0.2, 0.8], [0.1, 0.6, 0.3], [0.5, 0.5, 0.0]])
     patterns = heights @ truth.lines(q) + 0.05
@@ -222,3 +227,14 @@ def test_saxs_zones_are_disks_of_1_5_equivalent_radii() -> None:
     assert abs(zones.sum() * 100.0 - np.pi * 45**2) < 2 * np.pi * 45 * 10
     rows, cols = np.nonzero(zones)
     assert axis[cols].mean() == pytest.approx(0.0) and axis[rows].mean() == pytest.approx(50.0)
+
+
+def test_a_series_of_one_scan_is_refused_in_one_line(series: tuple[Path, Path], tmp_path) -> None:
+    """Exit code 1 and one line naming the folder and what a series needs."""
+    folder, _ = series
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    (lone / "step_000_waxs.h5").write_bytes((folder / "step_000_waxs.h5").read_bytes())
+    result = CliRunner().invoke(app, ["operando", str(lone), "-o", str(tmp_path / "o.h5")])
+    assert result.exit_code == 1
+    assert "needs at least two scans" in result.output and str(lone) in result.output

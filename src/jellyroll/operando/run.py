@@ -121,12 +121,14 @@ def run_operando(
     reduce_options: ReduceOptions | None = None,
     reconstruct_options: ReconstructOptions | None = None,
     console: Console | None = None,
+    figures: bool = True,
 ) -> OperandoRun:
     """Reduce, reconstruct, map and analyse every step of ``series``; write ``output``.
 
     ``log``: a potentiostat log (``.mpt`` or CSV) for the state of charge; ``saxs_maps``: a
     run or results file of the same slice with ``/entry/maps/saxs_intensity``, whose case-B
     agglomerates give the damaged zones (else the zones are the pixels that lag the anode).
+    ``figures``: also draw the contact sheet, curves, cores and GIF beside ``output``.
     """
     options = options or OperandoOptions()
     reduce_options = reduce_options or ReduceOptions()
@@ -192,7 +194,7 @@ def run_operando(
     write_operando(output, result, record, key=key, inputs=inputs)
     from jellyroll.operando.figures import write_figures
 
-    drawn = write_figures(result, output)
+    drawn = write_figures(result, output) if figures else []
     return OperandoRun(output, result, drawn, ran)
 
 
