@@ -6,15 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
 import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
 from skimage.segmentation import find_boundaries
 
 from jellyroll.figures import save_png
+from jellyroll.io.provenance import atomic_output
 from jellyroll.operando.timeline import SOC_UNITS
 from jellyroll.results.operando import PHASES, OperandoResult
 
@@ -111,8 +109,6 @@ def core_figure(result: OperandoResult) -> Figure:
 
 def write_gif(result: OperandoResult, path: Path, scale: int = 4) -> Path:
     """Animated GIF of the composites, one frame per step (Pillow), written atomically."""
-    from jellyroll.io.provenance import atomic_output
-
     frames = []
     for k in range(len(result.steps)):
         rgb = (composite(result.shares[k], result.zones) * 255).astype(np.uint8)

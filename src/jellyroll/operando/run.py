@@ -29,6 +29,7 @@ from jellyroll.io.provenance import file_fingerprint, provenance_record
 from jellyroll.maps.options import MapsOptions
 from jellyroll.maps.run import maps_key, run_maps
 from jellyroll.operando import core
+from jellyroll.operando.figures import write_figures
 from jellyroll.operando.options import OperandoOptions
 from jellyroll.operando.timeline import (
     SOC_UNITS,
@@ -192,8 +193,6 @@ def run_operando(
     inputs = [*scans, *([Path(log)] if log else []), *([Path(saxs_maps)] if saxs_maps else [])]
     record = provenance_record(configuration, inputs=inputs)
     write_operando(output, result, record, key=key, inputs=inputs)
-    from jellyroll.operando.figures import write_figures
-
     drawn = write_figures(result, output) if figures else []
     return OperandoRun(output, result, drawn, ran)
 
