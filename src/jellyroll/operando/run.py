@@ -243,7 +243,7 @@ def analyse(
         maps = read_map_set(run)
         x_um, y_um = maps.x_um, maps.y_um
         integrals.append(np.stack([maps[p] for p in PHASES], axis=-1))
-        reference = maps[MapName.ATTENUATION] if MapName.ATTENUATION in maps else maps["graphite"]
+        reference = maps[MapName.ATTENUATION if MapName.ATTENUATION in maps else MapName.GRAPHITE]
         references.append(reference)
     stack = np.asarray(integrals, np.float64)  # (n_steps, ny, nx, 3)
     notes: list[str] = list(timeline.warnings)
