@@ -5,11 +5,25 @@ Machines are noisy: each benchmark times jellyroll and its anchor in the same ru
 
 from __future__ import annotations
 
-from benchmarks import bench_nxct, bench_phantom, bench_recon, bench_reduce, bench_spots
+from benchmarks import (
+    bench_nxct,
+    bench_operando,
+    bench_phantom,
+    bench_recon,
+    bench_reduce,
+    bench_spots,
+)
 
 
 def main() -> None:
-    for module in (bench_reduce, bench_recon, bench_phantom, bench_nxct, bench_spots):
+    for module in (
+        bench_reduce,
+        bench_recon,
+        bench_phantom,
+        bench_nxct,
+        bench_operando,
+        bench_spots,
+    ):
         module.run()
 
 

@@ -15,6 +15,7 @@ from jellyroll.cli import app
 from jellyroll.defects.options import DiagnoseOptions
 from jellyroll.maps.options import DstarOptions, MapsOptions
 from jellyroll.nxct.options import NXCTOptions
+from jellyroll.operando.options import OperandoOptions
 from jellyroll.pipeline import load_config
 from jellyroll.recon.options import ReconstructOptions
 from jellyroll.reduce.options import ReduceOptions
@@ -58,6 +59,7 @@ COMMANDS: dict[str, list[tuple[type[BaseModel], dict[str, str]]]] = {
              "window_low": "window_percentiles", "window_high": "window_percentiles"},
         )
     ],
+    "operando": [(OperandoOptions, {name: name for name in OperandoOptions.model_fields})],
     "report": [(ReportOptions, {"title": "title"})],
 }  # fmt: skip
 NOT_ON_THE_COMMAND_LINE = {(MapsOptions, "dstar")}  # its fields are, one by one

@@ -50,6 +50,7 @@ def main(
 from jellyroll.cli import diagnose as _diagnose  # noqa: E402, F401  (registers commands)
 from jellyroll.cli import maps as _maps  # noqa: E402, F401
 from jellyroll.cli import nxct as _nxct  # noqa: E402, F401
+from jellyroll.cli import operando as _operando  # noqa: E402, F401
 from jellyroll.cli import phantom as _phantom  # noqa: E402, F401
 from jellyroll.cli import reconstruct as _reconstruct  # noqa: E402, F401
 from jellyroll.cli import reduce as _reduce  # noqa: E402, F401

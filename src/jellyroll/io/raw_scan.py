@@ -102,6 +102,8 @@ class _ScanWriter:
         n_frames_hint: int | None = None,
         inputs_for_provenance: Iterable[str | os.PathLike[str]] = (),
         configuration: dict[str, Any] | None = None,
+        start_time: str | None = None,
+        state_of_charge: float | None = None,
     ) -> None:
         self.path = Path(path)
         self._inputs = [Path(p) for p in inputs_for_provenance]
@@ -124,6 +126,11 @@ class _ScanWriter:
             sample = nx_group(self._entry, "sample", "NXsample")
             self._rotation = self._position_dataset(sample, "rotation_angle", "deg")
             self._translation = self._position_dataset(sample, "translation", "mm")
+            if start_time is not None:  # NXentry/start_time, ISO 8601
+                _string(self._entry, "start_time", start_time)
+            if state_of_charge is not None:
+                sample["state_of_charge"] = float(state_of_charge)
+                sample["state_of_charge"].attrs["units"] = "fraction of full charge"
             self._monitor: h5py.Dataset | None = None
             self._diode: h5py.Dataset | None = None
         except BaseException:
@@ -339,6 +346,8 @@ class IntegratedScanWriter(_ScanWriter):
         dtype: Any = np.float32,
         inputs_for_provenance: Iterable[str | os.PathLike[str]] = (),
         configuration: dict[str, Any] | None = None,
+        start_time: str | None = None,
+        state_of_charge: float | None = None,
     ) -> None:
         q = np.asarray(q_A, dtype=np.float64).reshape(-1)
         self.n_q = q.size
@@ -348,6 +357,8 @@ class IntegratedScanWriter(_ScanWriter):
             n_frames_hint=n_frames_hint,
             inputs_for_provenance=inputs_for_provenance,
             configuration=configuration,
+            start_time=start_time,
+            state_of_charge=state_of_charge,
         )
         try:
             integrated = nx_group(self._entry, "integrated", "NXdata")

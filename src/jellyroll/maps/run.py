@@ -30,17 +30,20 @@ def maps_key(run: str | os.PathLike[str], options: MapsOptions) -> str:
     return stage_key("maps", options.key_payload(), [run_stage_key(run, "reconstruct") or ""])
 
 
-def run_maps(run: str | os.PathLike[str], options: MapsOptions | None = None) -> MapsResult:
+def run_maps(
+    run: str | os.PathLike[str], options: MapsOptions | None = None, *, figures: bool = True
+) -> MapsResult:
     """Compute every map of ``/entry/reconstruction`` and store them under ``/entry/maps``
     (the whole set: maps of an earlier run are replaced). PNG composites are written beside
-    the run file as ``<stem>_<name>.png``."""
+    the run file as ``<stem>_<name>.png`` unless ``figures`` is False (e.g. the steps of an
+    operando series, drawn together by that stage)."""
     options = options or MapsOptions()
     run = Path(run)
     with output_lock(run):
-        return _maps(run, options)
+        return _maps(run, options, figures)
 
 
-def _maps(run: Path, options: MapsOptions) -> MapsResult:
+def _maps(run: Path, options: MapsOptions, figures: bool) -> MapsResult:
     """:func:`run_maps` under the run file's lock."""
     recon = read_reconstruction(run)
     recon.require_q_in_inverse_angstrom(run)
@@ -51,7 +54,7 @@ def _maps(run: Path, options: MapsOptions) -> MapsResult:
     configuration = {"stage": "maps", **options.key_payload(), "source": "/entry/reconstruction"}
     record = provenance_record(configuration, inputs=[stage_file(run, "reconstruct")])
     write_map_set(run, maps, record, key=maps_key(run, options))
-    return MapsResult(maps, _figures(run, maps))
+    return MapsResult(maps, _figures(run, maps) if figures else [])
 
 
 def _figures(run: Path, maps: MapSet) -> list[Path]:

@@ -133,6 +133,22 @@ def graphite_phase_fractions(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
     return lic6.astype(np.float32), lic12.astype(np.float32), poor.astype(np.float32)
 
 
+def defect_lag(soc: float) -> float:
+    """Lithiation progress (0..1) of a damaged zone at state of charge ``soc``: nothing before
+    :data:`DEFECT_LAG_SOC`, then linear to the end of charge."""
+    return float(np.clip((soc - DEFECT_LAG_SOC) / (1.0 - DEFECT_LAG_SOC), 0.0, 1.0))
+
+
+def damage_core(raster: Raster, soc: float) -> np.ndarray:
+    """(ny, nx) bool: pixels of a damaged zone inside its poorly lithiated core at ``soc``.
+
+    The core is the ellipse of normalised radius 1 (the whole zone) until the zone starts
+    to lithiate, shrinking to :data:`DAMAGE_CORE_RADIUS_CHARGED` at the end of charge.
+    """
+    core_radius = 1.0 - (1.0 - DAMAGE_CORE_RADIUS_CHARGED) * defect_lag(soc)
+    return np.nan_to_num(raster.damage_radius, nan=2.0) < core_radius
+
+
 def cell_state(
     raster: Raster,
     health: Health,
@@ -166,9 +182,8 @@ def cell_state(
     # graphite lithiation per region (local x of LixC6)
     x_regular = soc * behaviour.graphite_x_max * x_texture
     x_agglomerate = 0.8 * x_regular
-    lag = np.clip((soc - DEFECT_LAG_SOC) / (1.0 - DEFECT_LAG_SOC), 0.0, 1.0)
-    core_radius = 1.0 - (1.0 - DAMAGE_CORE_RADIUS_CHARGED) * lag
-    in_core = np.nan_to_num(raster.damage_radius, nan=2.0) < core_radius
+    lag = defect_lag(soc)
+    in_core = damage_core(raster, soc)
     x_damage = np.where(in_core, 0.05, np.minimum(0.5 * lag + 0.05, x_regular)) * x_texture
 
     fractions = {c: np.zeros(shape, np.float32) for c in COMPONENTS}

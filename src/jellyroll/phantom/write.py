@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import h5py
 import numpy as np
 import pandas as pd
 from rich.console import Console
+from skimage.measure import inertia_tensor, inertia_tensor_eigvals, regionprops
 
 from jellyroll.io.nexus import nx_group, set_default, write_nxdata, write_table
 from jellyroll.io.poni import poni_text
@@ -259,13 +261,15 @@ def _write_integrated_scan(
     configuration: dict[str, Any],
     seed: int,
     console: Console,
+    metadata: dict[str, Any] | None = None,
 ) -> None:
-    """Pre-integrated patterns with the Poisson noise of the pixels in each q bin."""
+    """Pre-integrated patterns with the Poisson noise of the pixels in each q bin;
+    ``metadata``: the writer's ``start_time`` and ``state_of_charge``."""
     rng = np.random.default_rng(seed + (3 if setup.kind == "waxs" else 4))
     q = projections.q[setup.kind]
     pixels_per_bin = _pixels_per_bin(setup, q)
     n_present = int((~schedule.missing).sum())
-    with IntegratedScanWriter(path, q, configuration=configuration) as writer:
+    with IntegratedScanWriter(path, q, configuration=configuration, **(metadata or {})) as writer:
         blocks = iter_frame_patterns(projections, schedule, counters, setup.kind, block_frames=512)
         for frames, patterns in _iter_with_progress(
             blocks, n_present, f"{setup.kind} patterns", console
@@ -532,11 +536,19 @@ def _write_nxct_truth(entry: h5py.Group, nxct: TwinNXCT) -> None:
     bends.attrs["extents"] = "full widths at half maximum of the Cu displacement, um"
 
 
+OPERANDO_START = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
+"""Start of the twin's charge (the first scan of an operando series)."""
+OPERANDO_STEP_MINUTES = 20.0
+"""Time between two operando scans of the twin (a 512 x 150-frame scan takes ~15 min)."""
+
+
 def _write_operando(
     out: Path, twin: Twin, n_steps: int, seed: int, console: Console
 ) -> dict[Path, str]:
     """A charge series: pre-integrated WAXS scans (half the translations, 3 x half the
-    angles, as the study's operando scans) and the true graphite phase maps per step."""
+    angles, as the study's operando scans), each with its start time and state of charge,
+    the potentiostat log of the charge, and the truth per step: graphite phase maps and the
+    poorly lithiated core of every damaged zone."""
     size = twin.size
     step_mm = 2 * twin.pixel_size_um / 1000.0
     n_t = size.n_translations // 2
@@ -547,9 +559,12 @@ def _write_operando(
     )
     setup = detector_setups(twin)["waxs"]
     socs = np.linspace(0.0, 1.0, n_steps)
+    starts = [OPERANDO_START + timedelta(minutes=OPERANDO_STEP_MINUTES * k) for k in range(n_steps)]
     written: dict[Path, str] = {}
     phases = ("lic6", "lic12", "graphite_poor")
     truth = {name: np.zeros((n_steps, *twin.shape), np.float32) for name in phases}
+    zones = damage_zone_ids(twin)
+    cores = []
     for step, soc in enumerate(socs):
         state = cell_state(
             twin.raster,
@@ -564,27 +579,127 @@ def _write_operando(
         path = out / f"step_{step:03d}_waxs.h5"
         config = {"operando_step": step, "soc": float(soc), "technique": "waxs", "seed": seed}
         _write_integrated_scan(
-            path, projections, schedule, counters, setup, config, seed + step, console
-        )
+            path, projections, schedule, counters, setup, config, seed + step, console,
+            metadata={"start_time": starts[step].isoformat(), "state_of_charge": float(soc)},
+        )  # fmt: skip
         written[path] = f"operando WAXS, state of charge {soc:.2f}"
         for name in phases:
             truth[name][step] = state.fractions[name]
+        cores += _core_truth(twin, zones, step, float(soc))
     path = out / "truth.h5"
     y_um, x_um = twin.raster.axes_um()
     with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
         entry = nx_group(f, "entry", "NXentry")
         set_default(f, "entry")
+        axes = [("y_um", y_um, "um"), ("x_um", x_um, "um")]
         for name in phases:
             write_nxdata(
-                entry,
-                name,
-                truth[name],
-                [("soc", socs, ""), ("y_um", y_um, "um"), ("x_um", x_um, "um")],
-                units="volume fraction",
+                entry, name, truth[name], [("soc", socs, ""), *axes], units="volume fraction"
             )
+        write_nxdata(entry, "zone_id", zones, axes, units="case-B agglomerate id, 0 = none")
+        write_table(entry, "cores", pd.DataFrame(cores, columns=list(CORE_COLUMNS)))
+        entry["cores"].attrs["description"] = (
+            "poorly lithiated core of each damaged zone per step: area (um2: damaged-zone "
+            "area fraction of each pixel times the poorly lithiated share of its graphite), "
+            "centre and ellipse of equal second moments of that area (full axes, "
+            "orientation of the major axis from +x towards +y, deg)"
+        )
         set_default(entry, "graphite_poor")
-    written[path] = "operando truth: graphite phase fractions per step"
+    written[path] = "operando truth: graphite phase fractions and zone cores per step"
+    path = out / "potentiostat.csv"
+    _write_potentiostat_log(path, starts[0], starts[-1])
+    written[path] = "potentiostat log of the charge (time, voltage, current, charge)"
     return written
+
+
+CORE_COLUMNS = (
+    "step", "soc", "zone_id", "area_um2", "x_um", "y_um",
+    "major_axis_um", "minor_axis_um", "orientation_deg",
+)  # fmt: skip
+
+
+def damage_zone_ids(twin: Twin) -> np.ndarray:
+    """(ny, nx) int32: the id of the case-B agglomerate whose damaged zone covers a pixel
+    (the nearest one, by centre), 0 where no damaged zone is."""
+    table = twin.agglomerates
+    table = table[table["case"] == "B"]
+    ids = np.zeros(twin.shape, np.int32)
+    damaged = twin.raster.fractions["damage"] > 0
+    if table.empty or not damaged.any():
+        return ids
+    y_um, x_um = twin.raster.axes_um()
+    rows, cols = np.nonzero(damaged)
+    distance = np.hypot(
+        x_um[cols, None] - table["x_um"].to_numpy()[None],
+        y_um[rows, None] - table["y_um"].to_numpy()[None],
+    )
+    ids[rows, cols] = table["id"].to_numpy()[np.argmin(distance, axis=1)]
+    return ids
+
+
+def fractions_at(twin: Twin, soc: float) -> dict[str, np.ndarray]:
+    """The twin's component fractions at state of charge ``soc``."""
+    params = twin.geometry.params
+    return cell_state(
+        twin.raster,
+        twin.state.health,
+        float(soc),
+        seed=params.seed,
+        silicon_enrichment=params.agglomerates.silicon_enrichment,
+    ).fractions
+
+
+def _core_truth(twin: Twin, zones: np.ndarray, step: int, soc: float) -> list[tuple]:
+    """Rows of :data:`CORE_COLUMNS` for every damaged zone at one step."""
+    pixel = twin.pixel_size_um
+    y_um, x_um = twin.raster.axes_um()
+    state = fractions_at(twin, soc)
+    graphite = sum(state[name] for name in ("lic6", "lic12", "graphite_poor"))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        poor = np.where(graphite > 0, state["graphite_poor"] / graphite, 0.0)
+    # the damaged area whose graphite is poorly lithiated: the geometric core and the
+    # part of the rim that has not yet passed x = 0.1
+    weights = twin.raster.fractions["damage"] * poor
+    rows = []
+    for zone in np.unique(zones[zones > 0]):
+        core = np.where(zones == zone, weights, 0.0)
+        area = float(core.sum()) * pixel**2
+        if area <= 0:
+            rows.append((step, soc, int(zone), 0.0, *[np.nan] * 5))
+            continue
+        cy, cx = regionprops((core > 0).astype(int), intensity_image=core)[0].centroid_weighted
+        major, minor = (4.0 * pixel * np.sqrt(max(v, 0.0)) for v in inertia_tensor_eigvals(core))
+        orientation = _major_axis_angle_deg(core)
+        centre = (float(np.interp(cx, np.arange(x_um.size), x_um)),
+                  float(np.interp(cy, np.arange(y_um.size), y_um)))  # fmt: skip
+        rows.append((step, soc, int(zone), area, *centre, major, minor, orientation))
+    return rows
+
+
+def _major_axis_angle_deg(weights: np.ndarray) -> float:
+    """Angle (deg, in (-90, 90]) of the major axis of ``weights``' second moments, from +x
+    towards +y (image rows)."""
+    tensor = inertia_tensor(weights)  # (row, col) axes; the major axis has the least inertia
+    values, vectors = np.linalg.eigh(tensor)
+    dy, dx = vectors[:, np.argmin(values)]
+    angle = float(np.degrees(np.arctan2(dy, dx)))
+    return angle - 180.0 if angle > 90 else angle + 180.0 if angle <= -90 else angle
+
+
+def _write_potentiostat_log(path: Path, start: datetime, stop: datetime) -> None:
+    """CSV log of a constant-current charge from ``start`` (empty) to ``stop`` (full; the
+    first and the last scans start then), one line a minute:
+    time (ISO 8601), voltage (V), current (mA), charge (mAh; 0 at the start)."""
+    minutes = np.arange(0.0, (stop - start).total_seconds() / 60.0 + 1e-9, 1.0)
+    soc = minutes / minutes[-1]
+    current_ma = 1.0
+    lines = ["time,voltage,current,charge"]
+    for minute, fraction in zip(minutes, soc, strict=True):
+        time = (start + timedelta(minutes=float(minute))).isoformat()
+        voltage = 3.45 + 0.75 * fraction - 0.08 * np.exp(-fraction / 0.05)
+        lines.append(f"{time},{voltage:.4f},{current_ma:.4f},{current_ma * minute / 60.0:.5f}")
+    with atomic_output(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
 
 
 def demo_config(output: Path, twins: Path, size: str) -> Path:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from jellyroll.defects.options import DiagnoseOptions
 from jellyroll.maps.options import MapsOptions
 from jellyroll.nxct.options import NXCTOptions
+from jellyroll.operando.options import OperandoOptions
 from jellyroll.options import validation_message
 from jellyroll.recon.options import ReconstructOptions
 from jellyroll.reduce.options import ReduceOptions
@@ -60,6 +61,8 @@ class CellInput(_Strict):
         description="truth.h5 of a digital twin (`jellyroll phantom`): the report then "
         "compares the agglomerates found with the true ones",
     )
+    operando: Path | None = None  # folder of the slice's WAXS scans during a charge
+    operando_log: Path | None = None  # its potentiostat log (.mpt or CSV)
 
     @model_validator(mode="after")
     def _pair(self) -> CellInput:
@@ -87,6 +90,7 @@ class RunConfig(_Strict):
     maps: MapsOptions = MapsOptions()
     defects: DiagnoseOptions = DiagnoseOptions()
     nxct: NXCTOptions = NXCTOptions()
+    operando: OperandoOptions = OperandoOptions()
     dask: DaskOptions = DaskOptions()
 
     @field_validator("cells")
@@ -117,6 +121,8 @@ class RunConfig(_Strict):
                         "xct",
                         "nct",
                         "truth",
+                        "operando",
+                        "operando_log",
                     )
                 }
             )

@@ -20,6 +20,7 @@ from rich.console import Console
 from jellyroll.defects.run import diagnose_key, run_diagnose
 from jellyroll.maps.run import maps_key, run_maps
 from jellyroll.nxct.run import nxct_key, run_nxct
+from jellyroll.operando.run import operando_key, run_operando
 from jellyroll.pipeline.config import CellInput, DaskOptions, RunConfig
 from jellyroll.pipeline.stages import StageLog
 from jellyroll.progress import fraction_progress, frame_progress
@@ -94,6 +95,36 @@ def _scan_stages(
     return run
 
 
+def _operando_stage(
+    cell: CellInput,
+    results: Path,
+    config: RunConfig,
+    folder: Path,
+    log: StageLog,
+    console: Console,
+) -> Path:
+    """The cell's operando series; its damaged zones are the case-B agglomerates of the
+    cell's diagnosis (``results``)."""
+    output = folder / "operando.h5"
+    options = config.operando
+    args = (cell.operando, options, cell.operando_log, results, config.waxs, config.reconstruct)
+
+    def operando() -> None:
+        run_operando(
+            cell.operando,
+            output,
+            options,
+            log=cell.operando_log,
+            saxs_maps=results,
+            reduce_options=config.waxs,
+            reconstruct_options=config.reconstruct,
+            console=console,
+        )
+
+    log.run(f"{cell.name} operando", output, lambda: operando_key(*args), operando)
+    return output
+
+
 def _nxct_stage(
     cell: CellInput, config: RunConfig, folder: Path, log: StageLog, console: Console
 ) -> Path:
@@ -148,6 +179,7 @@ def run_pipeline(config: RunConfig, console: Console | None = None) -> PipelineR
     log = StageLog()
     cells: dict[str, Diagnosis] = {}
     nxct_files: dict[str, Path] = {}
+    operando_files: dict[str, Path] = {}
     with dask_scheduler(config.dask) as scheduler:
         for cell in config.cells:
             folder = config.output / cell.name
@@ -181,6 +213,10 @@ def run_pipeline(config: RunConfig, console: Console | None = None) -> PipelineR
             cells[cell.name] = read_diagnosis(results)
             if cell.xct is not None and cell.nct is not None:
                 nxct_files[cell.name] = _nxct_stage(cell, config, folder, log, console)
+            if cell.operando is not None:
+                operando_files[cell.name] = _operando_stage(
+                    cell, results, config, folder, log, console
+                )
     facts = {f"settings: {k}": v for k, v in config.model_dump(mode="json").items() if k != "cells"}
     facts["output"] = str(config.output)
     report = run_report(
@@ -191,5 +227,6 @@ def run_pipeline(config: RunConfig, console: Console | None = None) -> PipelineR
         run_facts=facts,
         nxct=nxct_files,
         truth={cell.name: cell.truth for cell in config.cells if cell.truth is not None},
+        operando=operando_files,
     )
     return PipelineResult(report, cells, log, time.perf_counter() - start)

@@ -28,6 +28,7 @@ from jellyroll.report.html import Report
 from jellyroll.report.options import ReportOptions
 from jellyroll.results import GRAPHITE_PHASE_MAPS, Diagnosis, MapName, require_diagnosis
 from jellyroll.results.nxct import read_displacement, read_fused_cuts, read_nxct
+from jellyroll.results.operando import read_operando
 from jellyroll.saxs import departure_dstar
 
 PHASE_TITLES = ("LiC6", "LiC12", "poorly lithiated")
@@ -77,6 +78,7 @@ def run_report(
     run_facts: Mapping[str, Any] | None = None,
     nxct: Mapping[str, str | os.PathLike[str]] | None = None,
     truth: Mapping[str, str | os.PathLike[str]] | None = None,
+    operando: Mapping[str, str | os.PathLike[str]] | None = None,
 ) -> Path:
     """Write the self-contained HTML report of the cells' results files to ``output``.
 
@@ -84,6 +86,7 @@ def run_report(
     shown in the report's run section when given; ``nxct`` (cell name -> NXCT file of
     ``jellyroll nxct``) adds each cell's fused views, collector displacement and 3D bends;
     ``truth`` (cell name -> truth.h5 of a digital twin) adds found-vs-truth per cell.
+    ``operando`` (cell name -> file of ``jellyroll operando``) its charge series.
     """
     options = options or ReportOptions()
     cells = [require_diagnosis(path) for path in results]
@@ -106,6 +109,8 @@ def run_report(
             _truth_section(report, result, Path(truth[result.name]))
         if nxct and result.name in nxct:
             _nxct_section(report, result.label, Path(nxct[result.name]))
+        if operando and result.name in operando:
+            _operando_section(report, result.label, Path(operando[result.name]))
     run = report.section("Run")
     run.facts({"jellyroll": __version__, "cells": ", ".join(c.name for c in cells)})
     if stages:
@@ -324,6 +329,34 @@ def _nxct_section(report: Report, label: str, path: Path) -> None:
     )
     if len(found.bends):
         section.table(found.bends, "bends of the Cu collector in 3D (X-ray frame)")
+
+
+def _operando_section(report: Report, label: str, path: Path) -> None:
+    """The charge series: composites per step, share curves, cores, zone table."""
+    from jellyroll.operando import figures as operando_figures
+
+    found = read_operando(path)
+    section = report.section(f"Cell {label}: operando charge")
+    section.figure(
+        operando_figures.contact_sheet(found),
+        "Graphite phases per step (LiC6 green, LiC12 blue, poorly lithiated red), zones outlined",
+        name="operando_sheet",
+    )
+    section.figure(
+        operando_figures.curves_figure(found),
+        "Share of each graphite phase per region against the state of charge",
+        name="operando_curves",
+    )
+    section.figure(
+        operando_figures.core_figure(found),
+        "Poorly lithiated core of each zone",
+        name="operando_cores",
+    )
+    section.facts({"state of charge from": found.soc_source, "steps": str(len(found.steps))})
+    if len(found.zones_table):
+        section.table(found.zones_table, "damaged zones: lag behind the regular anode")
+    for note in found.notes:
+        section.note(note)
 
 
 def _extent_mm(arc_um: np.ndarray, radius_um: np.ndarray) -> list[float]:

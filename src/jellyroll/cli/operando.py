@@ -1,0 +1,77 @@
+"""``jellyroll operando``: lithiation kinetics of a charge series of one slice."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from jellyroll.cli import app, console
+from jellyroll.cli._common import option, reported_errors
+from jellyroll.operando.options import OperandoOptions
+from jellyroll.options import options_from
+
+
+@app.command()
+def operando(
+    series: Annotated[
+        list[Path], typer.Argument(help="A folder of WAXS scans, or the scans in time order.")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Results file (HDF5).")],
+    log: Annotated[Path | None, typer.Option(help="Potentiostat log: EC-Lab .mpt or CSV.")] = None,
+    saxs: Annotated[
+        Path | None,
+        typer.Option(help="Results file of jellyroll diagnose, or SAXS run file, of the slice."),
+    ] = None,
+    channels: Annotated[str | None, option(OperandoOptions, "channels")] = None,
+    capacity_mah: Annotated[float | None, option(OperandoOptions, "capacity_mah")] = None,
+    max_log_gap_s: Annotated[float | None, option(OperandoOptions, "max_log_gap_s")] = None,
+    register_steps: Annotated[
+        bool | None, option(OperandoOptions, "register_steps", "--register/--no-register")
+    ] = None,
+    graphite_fraction: Annotated[float | None, option(OperandoOptions, "graphite_fraction")] = None,
+    min_lag_soc: Annotated[float | None, option(OperandoOptions, "min_lag_soc")] = None,
+    min_zone_pixels: Annotated[int | None, option(OperandoOptions, "min_zone_pixels")] = None,
+    ring_width_um: Annotated[float | None, option(OperandoOptions, "ring_width_um")] = None,
+) -> None:
+    """Reduce, reconstruct and map every step with one rotation centre, then follow the
+    graphite phases of the regular anode, each damaged zone, its ring and each turn."""
+    from jellyroll.operando.run import run_operando
+
+    with reported_errors():
+        options = options_from(
+            OperandoOptions,
+            {
+                "channels": channels,
+                "capacity_mah": capacity_mah,
+                "max_log_gap_s": max_log_gap_s,
+                "register_steps": register_steps,
+                "graphite_fraction": graphite_fraction,
+                "min_lag_soc": min_lag_soc,
+                "min_zone_pixels": min_zone_pixels,
+                "ring_width_um": ring_width_um,
+            },
+        )
+        start = time.perf_counter()
+        given = series[0] if len(series) == 1 and series[0].is_dir() else list(series)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            done = run_operando(given, output, options, log=log, saxs_maps=saxs, console=console)
+    for warning in caught:
+        console.print(f"[yellow]warning:[/yellow] {warning.message}", highlight=False)
+    result = done.result
+    table = Table(title=f"operando: {len(result.steps)} steps ({result.soc_source})")
+    for column in ("region", "pixels", "SOC at half lithiation", "lag"):
+        table.add_column(column)
+    for name, half in result.soc_half.items():
+        table.add_row(name, str(result.pixels[name]), f"{half:.3f}", f"{result.lag(name):+.3f}")
+    console.print(table)
+    for note in result.notes:
+        console.print(note)
+    for path in done.figures:
+        console.print(f"figure: [bold]{path}[/bold]")
+    console.print(f"results: [bold]{done.path}[/bold]; done in {time.perf_counter() - start:.1f} s")

@@ -1,0 +1,388 @@
+"""Operando lithiation kinetics on arrays: graphite phase shares, regions, curves, cores.
+
+The study (Lübke et al., Energy Environ. Sci. 2024, 17, 5048, Fig. 5) follows one WAXS-CT
+slice through a charge: a bent (damaged) zone lithiates late, from its neighbours, as a
+shrinking ellipse of poorly lithiated graphite. Inputs here are the Table 1 window
+integrals of every step, (n_steps, ny, nx, 3) in the order lic6, lic12, graphite_poor,
+on one grid of ``pixel_size_um`` pixels.
+
+Shares: the three Table 1 windows touch, and the LiC12 line (1.79 A^-1) sits at its window's
+edge, so plain window integrals under-count LiC12 and leak each line into its neighbour's
+window. :func:`fit_graphite_lines` fits one pseudo-Voigt line shape (shared width and
+Lorentzian share, positions within 0.02 A^-1 of the SPEC section 5 d-spacings) to the mean
+graphite pattern of every step; the window integrals of these unit lines form the 3 x 3
+crosstalk matrix that :func:`graphite_amounts` inverts. Shares are then line-intensity
+shares, equal to amount shares when the three phases scatter equally per unit graphite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+from scipy.optimize import least_squares
+from skimage.measure import inertia_tensor, inertia_tensor_eigvals
+from skimage.registration import phase_cross_correlation
+
+from jellyroll.phases import GRAPHITE_PHASES, TABLE1_WINDOWS, window_integrals
+from jellyroll.unroll import SpiralTrace
+
+GRAPHITE_D_SPACINGS_A: dict[str, float] = {
+    "lic6": 3.70,
+    "lic12": 3.51,
+    "graphite_poor": 3.354,
+}
+"""(00l) d-spacings (A) of the graphite phases, SPEC section 5."""
+LINE_FIT_RANGE_A = (1.60, 1.98)
+"""q range (A^-1) of the line fit: the three lines and the Table 1 background anchors."""
+POSITION_FREEDOM_A = 0.02
+"""How far (A^-1) a fitted line may sit from its literature position."""
+
+
+@dataclass(frozen=True)
+class LineShape:
+    """Fitted graphite lines: centres (A^-1) in :data:`GRAPHITE_PHASES` order, FWHM (A^-1)
+    and Lorentzian share ``eta`` of a pseudo-Voigt."""
+
+    centres_A: tuple[float, float, float]
+    fwhm_A: float
+    eta: float
+
+    def lines(self, q: np.ndarray) -> np.ndarray:
+        """(3, n_q) unit-height lines on ``q`` (A^-1)."""
+        return np.stack([_pseudo_voigt(q, c, self.fwhm_A, self.eta) for c in self.centres_A])
+
+    def crosstalk(self, q: np.ndarray) -> np.ndarray:
+        """(3 phases, 3 windows): the Table 1 window integrals of each unit line."""
+        windows = {name: TABLE1_WINDOWS[name] for name in GRAPHITE_PHASES}
+        return window_integrals(q, self.lines(q), windows)
+
+    def line_areas(self, q: np.ndarray) -> np.ndarray:
+        """(3,) integral of each unit line over ``q`` (A^-1): amounts per unit height."""
+        return np.trapezoid(self.lines(q), q, axis=1)
+
+
+def _pseudo_voigt(q: np.ndarray, centre: float, fwhm: float, eta: float) -> np.ndarray:
+    x = (np.asarray(q, np.float64) - centre) / fwhm
+    return eta / (1.0 + 4.0 * x * x) + (1.0 - eta) * np.exp(-4.0 * np.log(2.0) * x * x)
+
+
+def fit_graphite_lines(q: np.ndarray, patterns: np.ndarray) -> LineShape:
+    """Fit the graphite lines to mean patterns ``patterns`` (n_steps, n_q) on ``q`` (A^-1).
+
+    Every step has its own three heights and linear background; the line shape (positions,
+    width, Lorentzian share) is shared. Raises ValueError when q does not cover
+    :data:`LINE_FIT_RANGE_A` or the patterns hold no finite value there.
+    """
+    q = np.asarray(q, np.float64)
+    used = (q >= LINE_FIT_RANGE_A[0]) & (q <= LINE_FIT_RANGE_A[1])
+    if used.sum() < 16 or q.min() > LINE_FIT_RANGE_A[0] or q.max() < LINE_FIT_RANGE_A[1]:
+        raise ValueError(
+            f"the graphite lines need q over {LINE_FIT_RANGE_A} 1/A with at least 16 bins; "
+            "reconstruct these channels"
+        )
+    data = np.asarray(patterns, np.float64)[:, used]
+    finite = np.isfinite(data).all(axis=1)
+    if not finite.any():
+        raise ValueError("no step has a finite mean graphite pattern")
+    data, qs = data[finite], q[used]
+    n = data.shape[0]
+    literature = np.array([2 * np.pi / GRAPHITE_D_SPACINGS_A[p] for p in GRAPHITE_PHASES])
+    scale = float(np.nanmax(np.abs(data))) or 1.0
+    data = data / scale
+
+    def residuals(p: np.ndarray) -> np.ndarray:
+        lines = np.stack([_pseudo_voigt(qs, c, p[3], p[4]) for c in p[:3]])
+        per_step = p[5:].reshape(n, 5)
+        model = per_step[:, :3] @ lines + per_step[:, 3:4] + per_step[:, 4:5] * (qs - 1.8)
+        return (model - data).ravel()
+
+    start = np.r_[literature, 0.03, 0.3, np.tile([0.3, 0.3, 0.3, 0.0, 0.0], n)]
+    low = np.r_[
+        literature - POSITION_FREEDOM_A, 0.003, 0.0, np.tile([0, 0, 0, -np.inf, -np.inf], n)
+    ]
+    high = np.r_[literature + POSITION_FREEDOM_A, 0.15, 1.0, np.tile([np.inf] * 5, n)]
+    fit = least_squares(residuals, start, bounds=(low, high))
+    return LineShape(tuple(float(c) for c in fit.x[:3]), float(fit.x[3]), float(fit.x[4]))
+
+
+def graphite_amounts(integrals: np.ndarray, crosstalk: np.ndarray) -> np.ndarray:
+    """Line heights (..., 3) from Table 1 window integrals (..., 3): the inverse of the
+    crosstalk (``integrals = heights @ crosstalk``)."""
+    return np.asarray(integrals, np.float64) @ np.linalg.inv(crosstalk)
+
+
+def shares(amounts: np.ndarray) -> np.ndarray:
+    """(..., 3) shares of the clipped amounts (sum 1); NaN where none is positive."""
+    clipped = np.clip(np.nan_to_num(np.asarray(amounts, np.float64)), 0.0, None)
+    total = clipped.sum(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, clipped / total, np.nan)
+
+
+def drift_shifts(references: np.ndarray, upsample: int = 20) -> np.ndarray:
+    """(n_steps, 2) shift (rows, columns; px) that registers each image of ``references``
+    (n_steps, ny, nx) onto the first (cross-correlation, sub-pixel to 1/``upsample``; not
+    phase-normalised, which biases smooth maps by half a pixel)."""
+    images = np.nan_to_num(np.asarray(references, np.float64))
+    out = np.zeros((images.shape[0], 2))
+    for k in range(1, images.shape[0]):
+        out[k] = phase_cross_correlation(
+            images[0], images[k], upsample_factor=upsample, normalization=None
+        )[0]
+    return out
+
+
+def apply_shift(image: np.ndarray, shift_px: np.ndarray, min_shift_px: float = 0.05) -> np.ndarray:
+    """``image`` (ny, nx, ...) moved by ``shift_px`` (rows, columns), linear interpolation;
+    unchanged (no interpolation blur) below ``min_shift_px``."""
+    if np.all(np.abs(shift_px) < min_shift_px):
+        return image
+    extra = [0.0] * (np.ndim(image) - 2)
+    return ndimage.shift(np.nan_to_num(image), [*shift_px, *extra], order=1, mode="nearest")
+
+
+def anode_filling(total: np.ndarray, graphite: np.ndarray) -> np.ndarray:
+    """(ny, nx) share of each pixel filled with anode: its graphite signal (summed
+    amounts, ``total``) over the 99th percentile of the signal over ``graphite`` (a pixel
+    wholly inside the coating), clipped to 0..1."""
+    values = np.nan_to_num(np.asarray(total, np.float64))
+    full = np.percentile(values[graphite], 99) if graphite.any() else 0.0
+    return np.clip(values / full, 0.0, 1.0) if full > 0 else np.zeros(values.shape)
+
+
+def graphite_mask(total: np.ndarray, fraction: float) -> np.ndarray:
+    """Pixels whose graphite signal (summed amounts) reaches ``fraction`` of its p99."""
+    values = np.nan_to_num(np.asarray(total, np.float64))
+    positive = values[values > 0]
+    if not positive.size:
+        return np.zeros(values.shape, bool)
+    return values >= fraction * np.percentile(positive, 99)
+
+
+def soc_at_half(soc: np.ndarray, lithiated: np.ndarray) -> float:
+    """State of charge where the lithiated share (1 - poorly lithiated share) first reaches
+    half-way between its first and last values (linear interpolation between steps); NaN
+    when the share does not rise or fewer than two steps have a state of charge."""
+    soc, lithiated = np.asarray(soc, np.float64), np.asarray(lithiated, np.float64)
+    keep = np.isfinite(soc) & np.isfinite(lithiated)
+    soc, lithiated = soc[keep], lithiated[keep]
+    if soc.size < 2 or lithiated[-1] - lithiated[0] <= 0:
+        return float("nan")
+    half = 0.5 * (lithiated[0] + lithiated[-1])
+    above = np.flatnonzero(lithiated >= half)[0]
+    if above == 0:
+        return float(soc[0])
+    s0, s1, l0, l1 = soc[above - 1], soc[above], lithiated[above - 1], lithiated[above]
+    return float(s0 + (half - l0) / (l1 - l0) * (s1 - s0))
+
+
+def lag_map(poor_shares: np.ndarray, soc: np.ndarray, anode: np.ndarray) -> np.ndarray:
+    """How long each pixel stays poorly lithiated beyond the regular anode (SOC units).
+
+    ``poor_shares`` (n_steps, ny, nx): the poorly lithiated share per step. The lag of a
+    pixel is the integral over the charge of its poor share minus the anode's median;
+    steps without state of charge are skipped. Returns (ny, nx), 0 outside ``anode``.
+    """
+    soc = np.asarray(soc, np.float64)
+    keep = np.isfinite(soc)
+    if keep.sum() < 2:
+        raise ValueError("the lagging zones need at least two steps with a state of charge")
+    poor = np.nan_to_num(poor_shares[keep], nan=0.0)
+    median = np.array([np.median(p[anode]) for p in poor])
+    lag = np.trapezoid(poor - median[:, None, None], soc[keep], axis=0)
+    return np.where(anode, lag, 0.0)
+
+
+def zone_labels(lag: np.ndarray, min_lag_soc: float, min_pixels: int) -> np.ndarray:
+    """Damaged zones from a :func:`lag_map`: connected (8-neighbour) groups of at least
+    ``min_pixels`` pixels lagging by more than ``min_lag_soc``, each cut at half its peak lag
+    (the blur of the reconstruction spreads a zone's lag over its neighbours; half the
+    maximum keeps the zone's own extent, as a full width at half maximum does).
+    Returns (ny, nx) int32 labels, 0 = none, 1..n."""
+    labels, n = ndimage.label(lag > min_lag_soc, structure=np.ones((3, 3)))
+    out = np.zeros(labels.shape, np.int32)
+    zone = 0
+    for old in range(1, n + 1):
+        member = labels == old
+        if member.sum() < min_pixels:
+            continue
+        zone += 1
+        out[member & (lag >= 0.5 * lag[member].max())] = zone
+    return out
+
+
+def disk_zones(
+    table: pd.DataFrame, x_um: np.ndarray, y_um: np.ndarray, scale: float = 1.5
+) -> np.ndarray:
+    """Zone labels (ny, nx) from a defect table (``x_um``, ``y_um``,
+    ``equivalent_diameter_um``): a disk of ``scale`` equivalent radii each (a case-B
+    damaged zone reaches beyond its agglomerate), at least one pixel."""
+    yy, xx = np.meshgrid(y_um, x_um, indexing="ij")
+    pixel = abs(float(x_um[1] - x_um[0]))
+    out = np.zeros(yy.shape, np.int32)
+    for label, row in enumerate(table.itertuples(), start=1):
+        radius = max(scale * row.equivalent_diameter_um / 2, 0.5 * pixel)
+        out[(np.hypot(xx - row.x_um, yy - row.y_um) <= radius) & (out == 0)] = label
+    return out
+
+
+@dataclass(frozen=True)
+class Regions:
+    """Masks (ny, nx) of the analysed regions: the regular anode, each zone and its ring,
+    each turn (name -> bool)."""
+
+    anode: np.ndarray
+    zones: np.ndarray  # int32 labels, 0 = none
+    masks: dict[str, np.ndarray]
+
+
+def build_regions(
+    graphite: np.ndarray,
+    zones: np.ndarray,
+    ring_px: int,
+    turns: np.ndarray | None = None,
+) -> Regions:
+    """Regions of a slice: "zone_<i>" (the zone), "ring_<i>" (anode within ``ring_px`` of
+    it, outside every zone), "anode" (graphite outside zones and rings), "turn_<k>" (the
+    anode of turn k, when ``turns`` (ny, nx) int, -1 = none, is given)."""
+    masks: dict[str, np.ndarray] = {}
+    near_any = np.zeros(graphite.shape, bool)
+    footprint = ndimage.generate_binary_structure(2, 2)
+    for label in range(1, int(zones.max()) + 1):
+        zone = zones == label
+        grown = ndimage.binary_dilation(zone, footprint, iterations=max(ring_px, 1))
+        masks[f"zone_{label}"] = zone
+        masks[f"ring_{label}"] = grown & graphite & (zones == 0)
+        near_any |= grown
+    anode = graphite & ~near_any
+    masks = {"anode": anode, **masks}
+    if turns is not None:
+        for turn in np.unique(turns[turns >= 0]):
+            masks[f"turn_{int(turn)}"] = anode & (turns == turn)
+    return Regions(anode, zones, masks)
+
+
+def region_curves(amounts: np.ndarray, masks: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per region, (n_steps, 3) shares of the amounts (n_steps, ny, nx, 3) summed over it
+    (summing before clipping keeps noise from biasing the shares)."""
+    clean = np.nan_to_num(amounts)
+    return {name: shares(clean[:, mask].sum(axis=1)) for name, mask in masks.items()}
+
+
+@dataclass(frozen=True)
+class Core:
+    """The poorly lithiated core of a zone at one step: area (um^2), centre (um), full
+    axes of the ellipse of equal second moments (um), major-axis angle from +x towards +y
+    (deg, in (-90, 90])."""
+
+    area_um2: float
+    x_um: float
+    y_um: float
+    major_axis_um: float
+    minor_axis_um: float
+    orientation_deg: float
+
+
+def core_of(
+    poor_share: np.ndarray,
+    zone: np.ndarray,
+    filling: np.ndarray,
+    x_um: np.ndarray,
+    y_um: np.ndarray,
+) -> Core:
+    """The poorly lithiated core of ``zone`` (bool (ny, nx)): every zone pixel counts its
+    area times its poorly lithiated share times ``filling`` (0..1, the share of the pixel
+    that anode fills: a pixel across the Cu foil or the separator counts partly)."""
+    pixel = abs(float(x_um[1] - x_um[0]))
+    share = np.clip(np.nan_to_num(poor_share), 0.0, 1.0) * np.clip(filling, 0.0, 1.0)
+    weights = np.where(zone, share, 0.0)
+    total = float(weights.sum())
+    if total <= 0:
+        return Core(0.0, *[float("nan")] * 5)
+    rows, cols = np.indices(weights.shape)
+    cy, cx = (rows * weights).sum() / total, (cols * weights).sum() / total
+    major, minor = (4.0 * pixel * np.sqrt(max(v, 0.0)) for v in inertia_tensor_eigvals(weights))
+    values, vectors = np.linalg.eigh(inertia_tensor(weights))
+    dy, dx = vectors[:, np.argmin(values)]
+    angle = float(np.degrees(np.arctan2(dy, dx)))
+    angle = angle - 180.0 if angle > 90 else angle + 180.0 if angle <= -90 else angle
+    return Core(
+        total * pixel**2,
+        float(np.interp(cx, np.arange(x_um.size), x_um)),
+        float(np.interp(cy, np.arange(y_um.size), y_um)),
+        float(major),
+        float(minor),
+        angle,
+    )
+
+
+def shrink_rate(soc: np.ndarray, area_um2: np.ndarray) -> float:
+    """How fast a core shrinks (um^2 per unit state of charge, positive when shrinking):
+    minus the slope of a straight line through the areas from the last step still at
+    (95 % of) the largest area on."""
+    soc, area = np.asarray(soc, np.float64), np.asarray(area_um2, np.float64)
+    keep = np.isfinite(soc) & np.isfinite(area)
+    soc, area = soc[keep], area[keep]
+    if soc.size < 2:
+        return float("nan")
+    start = int(np.flatnonzero(area >= 0.95 * area.max())[-1])
+    if soc.size - start < 2:
+        return 0.0
+    return float(-np.polyfit(soc[start:], area[start:], 1)[0])
+
+
+def shared_rotation_centre(
+    sinograms: list[np.ndarray], angles_deg: list[np.ndarray], translation_mm: np.ndarray
+) -> float:
+    """One rotation axis position (mm) for every step of a series.
+
+    Each projection's centre of mass follows c + x0_k cos(theta) + y0_k sin(theta) (as in
+    :func:`jellyroll.sinogram.estimate_rotation_centre`); the axis c is shared while each
+    step k keeps its own centroid (x0_k, y0_k), so a cell that drifts between steps does
+    not bias it. ``sinograms``: per step (n_angles, n_translations) attenuation or total
+    intensity; projections with a missing cell are left out.
+    """
+    rows, targets = [], []
+    n = len(sinograms)
+    for k, (sinogram, angles) in enumerate(zip(sinograms, angles_deg, strict=True)):
+        complete = np.all(np.isfinite(sinogram), axis=1)
+        weights = np.clip(sinogram[complete], 0.0, None)
+        mass = weights.sum(axis=1)
+        good = mass > 0
+        theta = np.deg2rad(np.asarray(angles)[complete][good])
+        design = np.zeros((theta.size, 1 + 2 * n))
+        design[:, 0] = 1.0
+        design[:, 1 + 2 * k] = np.cos(theta)
+        design[:, 2 + 2 * k] = np.sin(theta)
+        rows.append(design)
+        targets.append(weights[good] @ translation_mm / mass[good])
+    design = np.concatenate(rows)
+    if design.shape[0] < 3 * n:
+        raise ValueError("too few complete projections to fit the shared rotation centre")
+    coefficients, *_ = np.linalg.lstsq(design, np.concatenate(targets), rcond=None)
+    return float(coefficients[0])
+
+
+def turn_labels(shape: tuple[int, int], trace: SpiralTrace) -> np.ndarray:
+    """(ny, nx) int16: the turn (0 = innermost) of the traced wound layer nearest each
+    pixel along its ray from the cell centre; -1 farther than half a pitch from all."""
+    rows, cols = np.indices(shape)
+    dx, dy = cols - trace.centre[0], rows - trace.centre[1]
+    radius = np.hypot(dx, dy)
+    base = trace.direction * np.mod(np.arctan2(dy, dx), 2 * np.pi)
+    first, last = trace.winding_rad[0], trace.winding_rad[-1]
+    best = np.full(shape, np.inf)
+    out = np.full(shape, -1, np.int16)
+    for k in range(int(np.floor(first / (2 * np.pi))) - 1, int(np.ceil(last / (2 * np.pi))) + 2):
+        winding = base + 2 * np.pi * k
+        valid = (winding >= first) & (winding <= last)
+        distance = np.abs(np.interp(winding, trace.winding_rad, trace.radius_px) - radius)
+        closer = valid & (distance < best)
+        best[closer] = distance[closer]
+        out[closer] = np.floor((winding[closer] - first) / (2 * np.pi)).astype(np.int16)
+    out[best > 0.5 * trace.pitch_um / trace.pixel_size_um] = -1
+    return out

@@ -1,0 +1,360 @@
+"""``jellyroll operando``: a charge series of WAXS scans of one slice to ``/entry/operando``.
+
+Every step becomes a run file ``<OUTPUT stem>_steps/step_NNN.h5`` through the same stages as
+one scan (:func:`~jellyroll.reduce.run.run_reduce`,
+:func:`~jellyroll.recon.run.run_reconstruct`, :func:`~jellyroll.maps.run.run_maps`), each
+skipped when its file already records the key of its inputs and options, so an interrupted
+series resumes step by step. All steps are reduced first; the rotation centre is then fitted
+once on all of them (:func:`~jellyroll.operando.core.shared_rotation_centre`) and every step
+is reconstructed with it. The analysis (:mod:`jellyroll.operando.core`) reads the steps' maps
+and reconstructions and writes the results file and its figures.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+from rich.console import Console
+
+from jellyroll.defects import find_agglomerates
+from jellyroll.io.nexus import read_table
+from jellyroll.io.provenance import file_fingerprint, provenance_record
+from jellyroll.maps.options import MapsOptions
+from jellyroll.maps.run import maps_key, run_maps
+from jellyroll.operando import core
+from jellyroll.operando.figures import write_figures
+from jellyroll.operando.options import OperandoOptions
+from jellyroll.operando.timeline import (
+    SOC_UNITS,
+    Timeline,
+    build_timeline,
+    read_potentiostat_log,
+)
+from jellyroll.progress import frame_progress
+from jellyroll.recon.options import ReconstructOptions
+from jellyroll.recon.run import reconstruct_key, run_reconstruct
+from jellyroll.reduce.options import ReduceOptions
+from jellyroll.reduce.run import ScanSpec, reduce_key, run_reduce
+from jellyroll.results import MapName, read_map_set, read_reconstruction, read_sinogram
+from jellyroll.results.operando import CORE_FIELDS, PHASES, OperandoResult, write_operando
+from jellyroll.results.store import is_up_to_date, run_stage_key, stage_file, stage_key
+from jellyroll.unroll import find_cell, trace_spiral
+
+SCAN_SUFFIXES = (".h5", ".hdf5", ".nxs")
+AGGLOMERATES = "entry/defects/agglomerates"
+
+
+@dataclass
+class OperandoRun:
+    """What :func:`run_operando` wrote: the result, its file, the figures, and the step
+    stages that ran (the others were up to date)."""
+
+    path: Path
+    result: OperandoResult
+    figures: list[Path]
+    ran: list[str]
+
+
+def series_scans(series: str | os.PathLike[str] | list[str | os.PathLike[str]]) -> list[Path]:
+    """The scans of a series in time order: a folder's HDF5 scans sorted by name, or the
+    list given (its order is the time order)."""
+    if isinstance(series, str | os.PathLike):
+        folder = Path(series)
+        if not folder.is_dir():
+            raise ValueError(f"{folder}: not a folder; give a folder or a list of scans")
+        scans = sorted(p for p in folder.iterdir() if p.suffix in SCAN_SUFFIXES and _is_scan(p))
+    else:
+        scans = [Path(p) for p in series]
+    missing = [str(p) for p in scans if not p.is_file()]
+    if missing:
+        raise ValueError(f"scan not found: {', '.join(missing)}")
+    if len(scans) < 2:
+        raise ValueError(f"{series}: an operando series needs at least two scans")
+    return scans
+
+
+def operando_key(
+    series: str | os.PathLike[str] | list[str | os.PathLike[str]],
+    options: OperandoOptions,
+    log: str | os.PathLike[str] | None = None,
+    saxs_maps: str | os.PathLike[str] | None = None,
+    reduce_options: ReduceOptions | None = None,
+    reconstruct_options: ReconstructOptions | None = None,
+) -> str:
+    """Key of the operando results of these inputs and options: every scan, the log and
+    the SAXS maps by fingerprint (the SAXS run by the key of its maps)."""
+    payload = {
+        "operando": options.key_payload(),
+        "reduce": (reduce_options or ReduceOptions()).key_payload(),
+        "reconstruct": (reconstruct_options or ReconstructOptions()).key_payload(),
+    }
+    upstream = [file_fingerprint(scan) for scan in series_scans(series)]
+    if log is not None:
+        upstream.append(file_fingerprint(log))
+    if saxs_maps is not None:
+        upstream.append(run_stage_key(saxs_maps, "maps") or file_fingerprint(saxs_maps))
+    return stage_key("operando", payload, upstream)
+
+
+def _is_scan(path: Path) -> bool:
+    """Whether an HDF5 file holds frames or integrated patterns (SPEC section 6 layout);
+    other files of the folder (a potentiostat export, a truth file) are not steps."""
+    if not h5py.is_hdf5(path):
+        return False
+    with h5py.File(path, "r") as f:
+        return "entry/integrated/intensity" in f or "entry/instrument/detector/data" in f
+
+
+def run_operando(
+    series: str | os.PathLike[str] | list[str | os.PathLike[str]],
+    output: str | os.PathLike[str],
+    options: OperandoOptions | None = None,
+    *,
+    log: str | os.PathLike[str] | None = None,
+    saxs_maps: str | os.PathLike[str] | None = None,
+    reduce_options: ReduceOptions | None = None,
+    reconstruct_options: ReconstructOptions | None = None,
+    console: Console | None = None,
+    figures: bool = True,
+) -> OperandoRun:
+    """Reduce, reconstruct, map and analyse every step of ``series``; write ``output``.
+
+    ``log``: a potentiostat log (``.mpt`` or CSV) for the state of charge; ``saxs_maps``: a
+    run or results file of the same slice with ``/entry/maps/saxs_intensity``, whose case-B
+    agglomerates give the damaged zones (else the zones are the pixels that lag the anode).
+    ``figures``: also draw the contact sheet, curves, cores and GIF beside ``output``.
+    """
+    options = options or OperandoOptions()
+    reduce_options = reduce_options or ReduceOptions()
+    recon = (reconstruct_options or ReconstructOptions()).model_copy(
+        update={"channels": options.channels}
+    )
+    console = console or Console(quiet=True)
+    scans = series_scans(series)
+    output = Path(output)
+    folder = output.with_name(f"{output.stem}_steps")
+    folder.mkdir(parents=True, exist_ok=True)
+    runs = [folder / f"step_{k:03d}.h5" for k in range(len(scans))]
+    ran: list[str] = []
+    potentiostat = read_potentiostat_log(log) if log is not None else None
+    timeline = build_timeline(
+        scans, potentiostat, capacity_mah=options.capacity_mah, max_gap_s=options.max_log_gap_s
+    )
+    for message in timeline.warnings:
+        warnings.warn(message, stacklevel=2)
+    with frame_progress(console, "operando: reduce steps", len(scans)) as advance:
+        for k, (scan, run) in enumerate(zip(scans, runs, strict=True)):
+            spec = ScanSpec.of(scan)
+            _stage(
+                ran,
+                f"step {k} reduce",
+                stage_file(run, "reduce"),
+                lambda spec=spec: reduce_key(spec, reduce_options),
+                lambda scan=scan, run=run, k=k: run_reduce(
+                    scan, run, reduce_options, configuration={"operando_step": k}
+                ),
+            )
+            advance(1)
+    centre = _shared_centre(runs)
+    recon = recon.model_copy(update={"rotation_centre_mm": centre})
+    maps_options = MapsOptions()
+    with frame_progress(console, "operando: reconstruct steps", len(scans)) as advance:
+        for k, run in enumerate(runs):
+            _stage(
+                ran,
+                f"step {k} reconstruct",
+                stage_file(run, "reconstruct"),
+                lambda run=run: reconstruct_key(run, recon),
+                lambda run=run: run_reconstruct(run, recon),
+            )
+            _stage(
+                ran,
+                f"step {k} maps",
+                stage_file(run, "maps"),
+                lambda run=run: maps_key(run, maps_options),
+                lambda run=run: run_maps(run, maps_options, figures=False),
+            )
+            advance(1)
+    with console.status("operando: analysis"):
+        result = analyse(runs, timeline, options, centre, saxs_maps=saxs_maps)
+    key = operando_key(series, options, log, saxs_maps, reduce_options, reconstruct_options)
+    configuration = {
+        "stage": "operando",
+        **options.key_payload(),
+        "reconstruct": recon.key_payload(),
+    }
+    inputs = [*scans, *([Path(log)] if log else []), *([Path(saxs_maps)] if saxs_maps else [])]
+    record = provenance_record(configuration, inputs=inputs)
+    write_operando(output, result, record, key=key, inputs=inputs)
+    drawn = write_figures(result, output) if figures else []
+    return OperandoRun(output, result, drawn, ran)
+
+
+def _stage(
+    ran: list[str], label: str, path: Path, key: Callable[[], str], action: Callable[[], object]
+) -> None:
+    """Run ``action`` unless ``path`` records ``key()`` (the step's file is up to date)."""
+    if is_up_to_date(path, key()):
+        return
+    action()
+    ran.append(label)
+
+
+def _shared_centre(runs: list[Path]) -> float:
+    """The rotation centre (mm) fitted once on the attenuation (else total intensity)
+    sinograms of every step."""
+    sinograms, angles, translation = [], [], None
+    for run in runs:
+        sinogram = read_sinogram(run, errors=False)
+        image = sinogram.attenuation
+        if image is None:
+            image = np.nansum(sinogram.data, axis=2)
+            image[~np.isfinite(sinogram.data).any(axis=2)] = np.nan
+        if translation is not None and not np.allclose(translation, sinogram.translation_mm):
+            raise ValueError(
+                f"{run}: its translations differ from the first step's; every step of a series "
+                "must be scanned on the same grid"
+            )
+        translation = sinogram.translation_mm
+        sinograms.append(image)
+        angles.append(sinogram.rotation_angle_deg)
+    return core.shared_rotation_centre(sinograms, angles, translation)
+
+
+def analyse(
+    runs: list[Path],
+    timeline: Timeline,
+    options: OperandoOptions,
+    rotation_centre_mm: float,
+    *,
+    saxs_maps: str | os.PathLike[str] | None = None,
+) -> OperandoResult:
+    """Shares, regions, curves and cores of the mapped steps ``runs`` (see the module)."""
+    integrals, references, means = [], [], []
+    x_um = y_um = None
+    for run in runs:
+        maps = read_map_set(run)
+        x_um, y_um = maps.x_um, maps.y_um
+        integrals.append(np.stack([maps[p] for p in PHASES], axis=-1))
+        reference = maps[MapName.ATTENUATION if MapName.ATTENUATION in maps else MapName.GRAPHITE]
+        references.append(reference)
+    stack = np.asarray(integrals, np.float64)  # (n_steps, ny, nx, 3)
+    notes: list[str] = list(timeline.warnings)
+    shifts = np.zeros((len(runs), 2))
+    if options.register_steps:
+        shifts = core.drift_shifts(np.asarray(references))
+        stack = np.stack([core.apply_shift(s, d) for s, d in zip(stack, shifts, strict=True)])
+        moved = np.abs(shifts).max()
+        if moved >= 0.05:
+            notes.append(f"steps registered to the first (largest shift {moved:.2f} px)")
+    overview = np.nansum(np.clip(stack, 0, None), axis=-1).mean(axis=0)
+    graphite = core.graphite_mask(overview, options.graphite_fraction)
+    for run in runs:
+        recon = read_reconstruction(run)
+        means.append(np.nanmean(recon.data[graphite], axis=0))
+    q = recon.q_A
+    lines = core.fit_graphite_lines(q, np.asarray(means))
+    amounts = core.graphite_amounts(stack, lines.crosstalk(q))
+    shares = core.shares(amounts)
+    shares[:, ~graphite] = np.nan  # shares only where graphite is (noise elsewhere)
+    soc, units = timeline.axis()
+    if units != SOC_UNITS:
+        notes.append("fewer than two steps have a state of charge: curves against time (h)")
+    pixel = abs(float(x_um[1] - x_um[0]))
+    if saxs_maps is not None:
+        zones, source = _saxs_zones(saxs_maps, x_um, y_um), f"SAXS map {saxs_maps}"
+    else:
+        # without a state of charge, lags are in fractions of the series' duration
+        progress = (
+            soc if units == SOC_UNITS else (soc - np.nanmin(soc)) / np.ptp(soc[np.isfinite(soc)])
+        )
+        lag = core.lag_map(shares[..., 2], progress, graphite)
+        zones = core.zone_labels(lag, options.min_lag_soc, options.min_zone_pixels)
+        source = "pixels lagging the regular anode"
+    notes.append(f"{int(zones.max())} damaged zones from the {source}")
+    ring_px = max(round(options.ring_width_um / pixel), 1)
+    turns = _turns(references[0], overview, pixel, notes)
+    regions = core.build_regions(graphite, zones, ring_px, turns)
+    curves = core.region_curves(amounts, regions.masks)
+    soc_half = {name: core.soc_at_half(soc, 1.0 - c[:, 2]) for name, c in curves.items()}
+    total = np.clip(np.nan_to_num(amounts), 0, None).sum(axis=-1).mean(axis=0)
+    filling = core.anode_filling(total, graphite)
+    n_zones, n_steps = int(zones.max()), len(runs)
+    cores = {name: np.full((n_zones, n_steps), np.nan) for name in CORE_FIELDS}
+    rows = []
+    for i in range(1, n_zones + 1):
+        zone = zones == i
+        for k in range(n_steps):
+            found = core.core_of(shares[k, ..., 2], zone, filling, x_um, y_um)
+            for name in CORE_FIELDS:
+                cores[name][i - 1, k] = getattr(found, name)
+        yy, xx = np.nonzero(zone)
+        rows.append(
+            {
+                "id": i,
+                "x_um": float(x_um[xx].mean()),
+                "y_um": float(y_um[yy].mean()),
+                "soc_half": soc_half[f"zone_{i}"],
+                "lag_soc": soc_half[f"zone_{i}"] - soc_half["anode"],
+                "shrink_rate_um2_per_soc": core.shrink_rate(soc, cores["area_um2"][i - 1]),
+                "pixels": int(zone.sum()),
+            }
+        )
+    columns = ["id", "x_um", "y_um", "soc_half", "lag_soc", "shrink_rate_um2_per_soc", "pixels"]
+    return OperandoResult(
+        soc=soc,
+        soc_units=units,
+        time_s=timeline.time_s,
+        soc_source=timeline.source,
+        steps=[str(run) for run in runs],
+        x_um=x_um,
+        y_um=y_um,
+        shares=shares,
+        zones=zones,
+        curves=curves,
+        soc_half=soc_half,
+        pixels={name: int(mask.sum()) for name, mask in regions.masks.items()},
+        zones_table=pd.DataFrame(rows, columns=columns),
+        cores=cores,
+        shift_px=shifts,
+        rotation_centre_mm=rotation_centre_mm,
+        notes=notes,
+    )
+
+
+def _turns(
+    reference: np.ndarray, graphite: np.ndarray, pixel_size_um: float, notes: list[str]
+) -> np.ndarray | None:
+    """Turn of every pixel from the spiral traced on the graphite map, the cell found on
+    the reference (attenuation) map; None, with a note, when either is not found."""
+    try:
+        cell = find_cell(np.nan_to_num(reference))
+        trace = trace_spiral(graphite, cell, pixel_size_um)
+    except ValueError as error:
+        notes.append(f"no turn regions: {error}")
+        return None
+    return core.turn_labels(graphite.shape, trace)
+
+
+def _saxs_zones(source: str | os.PathLike[str], x_um: np.ndarray, y_um: np.ndarray) -> np.ndarray:
+    """Zone labels on the operando grid from the case-B agglomerates of the slice: the table
+    of a results file of ``jellyroll diagnose`` when ``source`` is one, else those found on
+    the SAXS intensity map of a run file."""
+    with h5py.File(source, "r") as f:
+        table = read_table(f["entry/defects/agglomerates"]) if AGGLOMERATES in f else None
+    if table is None:
+        maps = read_map_set(source)
+        if MapName.SAXS_INTENSITY not in maps:
+            raise ValueError(
+                f"{source}: neither /{AGGLOMERATES} nor /entry/maps/saxs_intensity; give the "
+                "cell's results file or its SAXS run file"
+            )
+        table = find_agglomerates(maps[MapName.SAXS_INTENSITY], maps.pixel_size_um)
+    return core.disk_zones(table[table["case"] == "B"], x_um, y_um)

@@ -1,0 +1,246 @@
+"""Time and state of charge of each operando step: from the scans' metadata or from a
+potentiostat log matched by the scans' start times.
+
+Scan metadata (HDF5 scans): ``/entry/start_time`` (ISO 8601, the NXentry field) and
+``/entry/sample/state_of_charge`` (fraction of full charge), both optional.
+
+Potentiostat logs: a BioLogic EC-Lab text export (``.mpt``: ``Nb header lines``, the
+``Acquisition started on`` date, tab-separated columns ``time/s``, ``Ewe/V``, ``I/mA``,
+``(Q-Qo)/mA.h``) or a CSV with the columns ``time`` (ISO 8601, or seconds since the Unix
+epoch), ``voltage``, ``current`` and ``charge`` (mAh). The state of charge is the charge
+passed since the log's start over ``capacity_mah`` (default: the charge passed over the
+whole log). A scan outside the log's time range, or inside a gap of the log longer than
+``max_gap_s``, keeps its time and gets no state of charge (NaN), with a warning.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ScanTimes:
+    """Per step: start time (s since the Unix epoch, NaN = unknown) and state of charge
+    from the scan (NaN = not recorded)."""
+
+    start_s: np.ndarray
+    soc: np.ndarray
+
+
+@dataclass(frozen=True)
+class PotentiostatLog:
+    """A potentiostat log: time (s since the Unix epoch), voltage (V), current (mA),
+    charge passed (mAh), one value per record."""
+
+    source: str
+    time_s: np.ndarray
+    voltage_V: np.ndarray
+    current_mA: np.ndarray
+    charge_mAh: np.ndarray
+
+
+SOC_UNITS = "fraction of full charge"
+
+
+@dataclass
+class Timeline:
+    """What the steps are plotted against: state of charge (NaN where unknown), times
+    (s since the first scan's start), and the warnings met on the way."""
+
+    soc: np.ndarray
+    time_s: np.ndarray
+    source: str
+    warnings: list[str] = field(default_factory=list)
+
+    def axis(self) -> tuple[np.ndarray, str]:
+        """What the curves run along, and its units: the state of charge when at least two
+        steps have one, else the time in hours (NaN where unknown)."""
+        if np.isfinite(self.soc).sum() >= 2:
+            return self.soc, SOC_UNITS
+        return self.time_s / 3600.0, "h"
+
+
+def _epoch_seconds(text: str, source: str) -> float:
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError as error:
+        raise ValueError(f"{source}: time {text!r} is not ISO 8601 ({error})") from error
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def scan_times(scans: list[Path]) -> ScanTimes:
+    """Start time and state of charge recorded in each scan (HDF5 only; NaN otherwise)."""
+    start = np.full(len(scans), np.nan)
+    soc = np.full(len(scans), np.nan)
+    for k, path in enumerate(scans):
+        if not h5py.is_hdf5(path):
+            continue
+        with h5py.File(path, "r") as f:
+            if "entry/start_time" in f:
+                value = f["entry/start_time"][()]
+                text = value.decode() if isinstance(value, bytes) else str(value)
+                start[k] = _epoch_seconds(text, f"{path}::/entry/start_time")
+            if "entry/sample/state_of_charge" in f:
+                soc[k] = float(f["entry/sample/state_of_charge"][()])
+    return ScanTimes(start, soc)
+
+
+def read_potentiostat_log(path: str | os.PathLike[str]) -> PotentiostatLog:
+    """An EC-Lab ``.mpt`` text export or a CSV log (see the module docstring)."""
+    path = Path(path)
+    text = path.read_text(encoding="latin-1")
+    if path.suffix.lower() == ".mpt" or text.startswith("EC-Lab"):
+        return _read_mpt(path, text)
+    return _read_csv(path, text)
+
+
+def _read_csv(path: Path, text: str) -> PotentiostatLog:
+    reader = csv.DictReader(io.StringIO(text))
+    needed = ("time", "voltage", "current", "charge")
+    columns = [c.strip().lower() for c in reader.fieldnames or []]
+    missing = [c for c in needed if c not in columns]
+    if missing:
+        raise ValueError(
+            f"{path}: a CSV potentiostat log needs the columns {', '.join(needed)}; "
+            f"missing {', '.join(missing)} (found {', '.join(columns) or 'none'})"
+        )
+    values: dict[str, list[float]] = {c: [] for c in needed}
+    for line, row in enumerate(reader, start=2):
+        row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
+        try:
+            stamp = row["time"]
+            values["time"].append(
+                float(stamp) if re.fullmatch(r"[-+.\deE]+", stamp) else _epoch_seconds(stamp, "")
+            )
+            for name in needed[1:]:
+                values[name].append(float(row[name]))
+        except ValueError as error:
+            raise ValueError(f"{path}, line {line}: not a number or time ({error})") from error
+    return _log(str(path), values["time"], values["voltage"], values["current"], values["charge"])
+
+
+def _read_mpt(path: Path, text: str) -> PotentiostatLog:
+    lines = text.splitlines()
+    header = re.search(r"Nb header lines\s*:\s*(\d+)", text)
+    started = re.search(r"Acquisition started on\s*:\s*(.+)", text)
+    if header is None or started is None:
+        raise ValueError(
+            f"{path}: not an EC-Lab text export (no 'Nb header lines' or 'Acquisition started "
+            "on'); export the data as text with its header"
+        )
+    start = _mpt_date(started.group(1).strip(), path)
+    n_header = int(header.group(1))
+    names = lines[n_header - 1].split("\t")
+    wanted = {"time/s": None, "Ewe/V": None, "I/mA": None, "(Q-Qo)/mA.h": None}
+    for name in wanted:
+        if name not in names:
+            raise ValueError(f"{path}: EC-Lab export lacks the column {name!r}; export it")
+        wanted[name] = names.index(name)
+    columns: list[list[float]] = [[] for _ in wanted]
+    for number, line in enumerate(lines[n_header:], start=n_header + 1):
+        if not line.strip():
+            continue
+        cells = line.split("\t")
+        try:
+            for out, index in zip(columns, wanted.values(), strict=True):
+                out.append(float(cells[index].replace(",", ".")))
+        except (ValueError, IndexError) as error:
+            raise ValueError(f"{path}, line {number}: unreadable record ({error})") from error
+    time = [start + t for t in columns[0]]
+    return _log(str(path), time, columns[1], columns[2], columns[3])
+
+
+def _mpt_date(text: str, path: Path) -> float:
+    for pattern in ("%m/%d/%Y %H:%M:%S.%f", "%m/%d/%Y %H:%M:%S", "%d/%m/%Y %H:%M:%S.%f"):
+        try:
+            return datetime.strptime(text, pattern).replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            continue
+    raise ValueError(f"{path}: 'Acquisition started on : {text}' is not a date EC-Lab writes")
+
+
+def _log(source: str, *columns: list[float]) -> PotentiostatLog:
+    arrays = [np.asarray(c, np.float64) for c in columns]
+    if arrays[0].size < 2:
+        raise ValueError(f"{source}: the potentiostat log holds fewer than two records")
+    order = np.argsort(arrays[0], kind="stable")
+    return PotentiostatLog(source, *(a[order] for a in arrays))
+
+
+def soc_from_log(
+    log: PotentiostatLog,
+    start_s: np.ndarray,
+    *,
+    capacity_mah: float | None,
+    max_gap_s: float,
+) -> tuple[np.ndarray, list[str]]:
+    """State of charge at each scan start from the log (NaN where it cannot be read), and a
+    warning per such scan."""
+    passed = log.charge_mAh - log.charge_mAh[0]
+    capacity = capacity_mah if capacity_mah is not None else float(np.abs(passed).max())
+    if not capacity > 0:
+        raise ValueError(f"{log.source}: no charge passes in the log; give --capacity-mah")
+    soc = np.interp(start_s, log.time_s, passed / capacity)
+    notes = []
+    t0, t1 = log.time_s[0], log.time_s[-1]
+    for k, moment in enumerate(start_s):
+        if not math.isfinite(moment):
+            soc[k] = np.nan
+            notes.append(f"step {k}: the scan has no start time; no state of charge")
+            continue
+        when = datetime.fromtimestamp(moment, UTC).isoformat()
+        if moment < t0 or moment > t1:
+            soc[k] = np.nan
+            notes.append(
+                f"step {k}: scan at {when} is outside the log {log.source} "
+                f"({datetime.fromtimestamp(t0, UTC).isoformat()} to "
+                f"{datetime.fromtimestamp(t1, UTC).isoformat()}); kept with no state of charge"
+            )
+            continue
+        after = int(np.searchsorted(log.time_s, moment))
+        before = max(after - 1, 0)
+        after = min(after, log.time_s.size - 1)
+        if log.time_s[after] == moment:
+            continue
+        gap = log.time_s[after] - log.time_s[before]
+        if gap > max_gap_s:
+            soc[k] = np.nan
+            notes.append(
+                f"step {k}: scan at {when} falls in a {gap:.0f} s gap of the log {log.source} "
+                f"(more than {max_gap_s:g} s); kept with no state of charge"
+            )
+    return soc, notes
+
+
+def build_timeline(
+    scans: list[Path],
+    log: PotentiostatLog | None,
+    *,
+    capacity_mah: float | None,
+    max_gap_s: float,
+) -> Timeline:
+    """Times and states of charge of the steps: the log's when given, else the scans'."""
+    recorded = scan_times(scans)
+    start = recorded.start_s
+    time_s = start - np.nanmin(start) if np.isfinite(start).any() else np.full(start.size, np.nan)
+    if log is not None:
+        soc, notes = soc_from_log(log, start, capacity_mah=capacity_mah, max_gap_s=max_gap_s)
+        return Timeline(soc, time_s, f"potentiostat log {log.source}", notes)
+    notes = [
+        f"step {k}: {scans[k]} records no state of charge (/entry/sample/state_of_charge); "
+        "kept with none: give a potentiostat log (--log)"
+        for k in np.flatnonzero(~np.isfinite(recorded.soc))
+    ]
+    return Timeline(recorded.soc, time_s, "scan metadata", notes)
