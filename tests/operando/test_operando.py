@@ -22,6 +22,8 @@ from jellyroll.phantom.twin import make_twin
 from jellyroll.phantom.write import _write_operando
 from jellyroll.pipeline import load_config
 from jellyroll.recon.options import ReconstructOptions
+from jellyroll.report.html import Report
+from jellyroll.report.run import _operando_section
 from jellyroll.results.operando import PHASES, read_operando
 from jellyroll.results.store import stage_file
 from jellyroll.unroll import SpiralTrace
@@ -238,3 +240,14 @@ def test_a_series_of_one_scan_is_refused_in_one_line(series: tuple[Path, Path], 
     result = CliRunner().invoke(app, ["operando", str(lone), "-o", str(tmp_path / "o.h5")])
     assert result.exit_code == 1
     assert "needs at least two scans" in result.output and str(lone) in result.output
+
+
+def test_the_report_shows_the_charge_series(series: tuple[Path, Path]) -> None:
+    """The report's operando section: the contact sheet, the curves and the cores, each a
+    figure of its own, and the zone table."""
+    report = Report("operando")
+    _operando_section(report, "aged <charged>", series[1])
+    page = report.render()
+    for name in ("operando_sheet", "operando_curves", "operando_cores"):
+        assert f'data-name="{name}"' in page
+    assert "aged &lt;charged&gt;" in page and "<table>" in page
