@@ -72,10 +72,18 @@ def test_low_rank_reconstruction_equals_per_channel(method: str) -> None:
         assert clipped.rank is None
 
 
-def test_noisy_cubes_fall_back_to_every_channel_unless_capped() -> None:
+def test_noisy_cubes_take_the_noise_rule_unless_the_energy_rule_is_asked() -> None:
     geometry, _, sinogram = _low_rank_cube(3, 24, noise=0.2)
+    errors = np.full_like(sinogram, 0.2)
     # white noise spreads the energy over every channel: 1e-8 needs all 24 components
-    assert reconstruct(sinogram, geometry, "fbp").rank is None
+    assert reconstruct(sinogram, geometry, "fbp", rank="energy").rank is None
+    assert reconstruct(sinogram, geometry, "fbp", energy=1 - 1e-8, errors=errors).rank is None
+    # by default the components above the noise: the 3 maps stand far above 0.2 per ray
+    noisy = reconstruct(sinogram, geometry, "fbp", errors=errors)
+    assert (noisy.rank, noisy.rank_rule, noisy.noise_from) == (3, "noise", "errors")
+    assert reconstruct(sinogram, geometry, "fbp", rank=5).rank == 5
+    with pytest.raises(ValueError, match="rank"):
+        reconstruct(sinogram, geometry, "fbp", rank="most")
     capped = reconstruct(sinogram, geometry, "fbp", max_rank=3)
     assert capped.rank == 3 and 0 < capped.residual < 0.5
 
