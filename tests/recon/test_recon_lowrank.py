@@ -94,3 +94,15 @@ def test_expand_writes_every_channel() -> None:
     basis = rng.random((7, 2)).astype(np.float32)
     out = np.empty((5, 6, 7), dtype=np.float32)
     np.testing.assert_allclose(expand(maps, basis, out), maps @ basis.T, rtol=1e-6)
+
+
+def test_factored_result_expands_to_the_volume() -> None:
+    geometry, _, sinogram = _low_rank_cube(4, 48)
+    full = reconstruct(sinogram, geometry, "sart", 2)
+    factored = reconstruct(sinogram, geometry, "sart", 2, factored=True)
+    assert factored.basis is not None and factored.data.shape == (*geometry.shape, 4)
+    picked = np.array([0, 17, 47])
+    # the same maps and basis, expanded on demand instead of at the end: equal bits
+    np.testing.assert_array_equal(factored.channels(picked), full.data[..., picked])
+    # clipping or every channel reconstructed: the volume, as without factored
+    assert reconstruct(sinogram, geometry, "fbp", nonnegative=True, factored=True).basis is None

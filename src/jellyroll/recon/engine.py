@@ -58,6 +58,8 @@ class ReconstructionResult:
     the sinogram part the truncation dropped (0 when exact). ``rank_rule``, ``noise_floor``,
     ``noise_energy`` and ``noise_from`` are those of the largest group's
     :class:`~jellyroll.recon.lowrank.LowRank` (empty / NaN without low rank or noise rule).
+    With ``basis`` ``(nc, r)`` (a factored result) ``data`` holds the ``r`` component maps
+    ``(ny, nx, r)`` instead: :meth:`channels` expands them.
     """
 
     data: np.ndarray
@@ -74,6 +76,7 @@ class ReconstructionResult:
     noise_floor: float = float("nan")
     noise_energy: float = float("nan")
     noise_from: str = ""
+    basis: np.ndarray | None = None
 
     @property
     def x_um(self) -> np.ndarray:
@@ -82,6 +85,15 @@ class ReconstructionResult:
     @property
     def y_um(self) -> np.ndarray:
         return self.geometry.y_um
+
+    def channels(self, picked: np.ndarray | slice) -> np.ndarray:
+        """The channels ``picked`` ``(ny, nx, k)`` float32, expanded if factored."""
+        if self.basis is None:
+            return self.data[..., picked]
+        basis = np.ascontiguousarray(self.basis[picked])
+        return expand(
+            self.data, basis, np.empty((*self.geometry.shape, basis.shape[0]), np.float32)
+        )
 
     def attrs(self) -> dict:
         """Scalars describing the reconstruction, for the run file."""
@@ -219,6 +231,7 @@ def reconstruct(
     max_rank: int | None = None,
     errors: np.ndarray | None = None,
     chunk_channels: int = 128,
+    factored: bool = False,
     progress: Progress | None = None,
 ) -> ReconstructionResult:
     """Reconstruct ``sinogram`` ``(n_angles, n_t, nc)`` (value x um, NaN = missing) into
@@ -234,6 +247,9 @@ def reconstruct(
     the energy rule, used as is; ``errors`` the sinogram's one-sigma errors (same shape),
     which the noise rule whitens by (without them it estimates the noise from the data).
     Channels are processed ``chunk_channels`` at a time, which bounds the working memory.
+    ``factored`` keeps a low-rank result as component maps and basis (without the
+    ``(ny, nx, nc)`` volume, 8 GB at the study's size) when one channel group covers the
+    cube; otherwise the volume is returned as usual.
     """
     check_method(method, backend, iterations)
     check_rank(rank)
@@ -248,8 +264,11 @@ def reconstruct(
     clip_updates = nonnegative and method != "fbp"
     start = time.perf_counter()
     nc = sino.shape[2]
-    out = np.zeros((*geometry.shape, nc), dtype=np.float32)
     groups = _mask_groups(np.isfinite(sino))
+    # factored: one group, and no clipping (it would act on the expanded channels)
+    factored = factored and len(groups) == 1 and engine == "jellyroll" and not nonnegative
+    out: np.ndarray | None = None
+    basis = None
     ranks: list[int] = []
     residual = 0.0
     largest: LowRank | None = None
@@ -271,17 +290,19 @@ def reconstruct(
         data = sino if keep.all() else sino[keep]
         data = data if whole else data[..., channels]
         measured = mask[keep]
-        if not measured.all():
-            data = np.where(measured[..., None], data, np.float32(0))
         sigma = None
         if errors is not None:
             sigma = errors if keep.all() else errors[keep]
             sigma = sigma if whole else sigma[..., channels]
-            sigma = np.where(measured[..., None], sigma, np.float32(np.nan))
+        if not measured.all():
+            data = np.where(measured[..., None], data, np.float32(0))
+            if sigma is not None:
+                sigma = np.where(measured[..., None], sigma, np.float32(np.nan))
         job = _Job(
             geometry.subset(keep), measured, method, iterations, relaxation, clip_updates, report
         )
-        target = out if whole else np.empty((*geometry.shape, channels.size), np.float32)
+        target = np.empty((*geometry.shape, channels.size), np.float32)
+        compressed = None
         if engine == "astra":
             target[:] = astra_reconstruct(
                 job.geometry,
@@ -295,20 +316,27 @@ def reconstruct(
             )
         elif low_rank and not clip_updates and channels.size > 1:
             compressed = _low_rank(data, sigma, rank, energy, max_rank)
-            if compressed is not None:
-                ranks.append(compressed.rank)
-                residual = max(residual, compressed.residual)
-                if largest is None or channels.size > largest.basis.shape[0]:
-                    largest = compressed
-                maps = np.empty((*geometry.shape, compressed.rank), dtype=np.float32)
-                job.chunked(compressed.components, chunk_channels, maps)
-                expand(maps, compressed.basis, target)
-            else:
-                job.chunked(data, chunk_channels, target)
-        else:
+        if compressed is not None:
+            ranks.append(compressed.rank)
+            residual = max(residual, compressed.residual)
+            if largest is None or channels.size > largest.basis.shape[0]:
+                largest = compressed
+            maps = np.empty((*geometry.shape, compressed.rank), dtype=np.float32)
+            job.chunked(compressed.components, chunk_channels, maps)
+            if factored:
+                out, basis = maps, compressed.basis
+                continue
+            expand(maps, compressed.basis, target)
+        elif engine != "astra":
             job.chunked(data, chunk_channels, target)
-        if not whole:
+        if whole:
+            out = target
+        else:
+            if out is None:
+                out = np.zeros((*geometry.shape, nc), np.float32)
             out[..., channels] = target
+    if out is None:  # nothing measured in any channel
+        out = np.zeros((*geometry.shape, nc), np.float32)
     if nonnegative and method == "fbp":
         np.maximum(out, 0, out=out)
     return ReconstructionResult(
@@ -322,6 +350,7 @@ def reconstruct(
         residual=residual,
         seconds=time.perf_counter() - start,
         groups=len(groups),
+        basis=basis,
         rank_rule=largest.rule if largest is not None else "",
         noise_floor=largest.noise_floor if largest is not None else float("nan"),
         noise_energy=largest.noise_energy if largest is not None else float("nan"),
