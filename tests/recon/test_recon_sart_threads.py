@@ -18,12 +18,12 @@ def test_sart_over_bands_of_rows_equals_the_channel_blocks() -> None:
     many = CHANNELS_PER_THREAD * n_parts()  # the channel-block path
     sinogram = forward(geometry, rng.random((64, 64, many)).astype(np.float32))
     sinogram[5, 10:20] = np.nan  # missing rays
-    blocks = sart(geometry, sinogram, 3)
-    bands = sart(geometry, sinogram[..., :4], 3)  # 4 channels: bands of rows
-    single = sart(geometry, sinogram[..., 2], 3, nonnegative=True)
+    # clipped at 0 too, the one update that is not linear
+    blocks = sart(geometry, sinogram, 2, nonnegative=True)
+    bands = sart(geometry, sinogram[..., :4], 2, nonnegative=True)  # 4 channels: bands
+    single = sart(geometry, sinogram[..., 2], 2, nonnegative=True)
     scale = np.abs(blocks).max()
     # each pixel's update is the same; only the order of the projection's float32 sums
-    # differs (bands summed at the end): measured 1.4e-6 of the largest value after 3 sweeps
+    # differs (bands summed at the end): measured 1.4e-6 of the largest value
     np.testing.assert_allclose(bands, blocks[..., :4], rtol=0, atol=1e-5 * scale)
-    clipped = sart(geometry, sinogram, 3, nonnegative=True)[..., 2]
-    np.testing.assert_allclose(single, clipped, rtol=0, atol=1e-5 * scale)
+    np.testing.assert_allclose(single, blocks[..., 2], rtol=0, atol=1e-5 * scale)

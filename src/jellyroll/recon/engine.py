@@ -189,7 +189,7 @@ def _low_rank(
         if found.reached:
             return found
         # noise is told from fine structure along q by its errors only
-        if errors is None or not np.any(errors > 0):
+        if errors is None or not any(np.any(rows > 0) for rows in errors):  # by angle
             return None
     found = compress_noisy(data, errors)
     return found if found.rank < nc else None
