@@ -45,7 +45,7 @@ def _detectable_rank(clean: np.ndarray, noisy: np.ndarray, errors: np.ndarray) -
     ray_var, channel_var, _ = biwhitening_scales(noisy.reshape(-1, nc), errors.reshape(-1, nc))
     whiten = np.divide(1.0, np.sqrt(ray_var), out=np.zeros_like(ray_var), where=ray_var > 0)
     whitened = clean.reshape(-1, nc) * whiten[:, None] / np.sqrt(channel_var)
-    values = np.linalg.svd(whitened, compute_uv=False) ** 2
+    values = np.linalg.eigvalsh(whitened.T @ whitened)
     return int(np.count_nonzero(values > np.sqrt(np.count_nonzero(ray_var) * nc)))
 
 
@@ -64,7 +64,7 @@ def test_noise_rank_finds_the_patterns_above_the_noise_and_beats_per_channel_sar
     # what is dropped is the noise: its measured share of the squared norm is within 20 %
     # of the share the errors predict (the rest: the weak patterns dropped with it)
     assert 0.8 * ours.noise_energy < ours.residual**2 < 1.2 * ours.noise_energy
-    sample = np.linspace(0, noisy.shape[2] - 1, 24).round().astype(int)
+    sample = np.linspace(0, noisy.shape[2] - 1, 12).round().astype(int)
     per_channel = reconstruct(noisy[..., sample], geometry, "sart", SWEEPS, low_rank=False)
     error_ours = _relative(ours.data[..., sample], truth[..., sample])
     error_per_channel = _relative(per_channel.data, truth[..., sample])
@@ -73,13 +73,14 @@ def test_noise_rank_finds_the_patterns_above_the_noise_and_beats_per_channel_sar
 
 
 def test_noise_rank_from_the_data_alone(noisy_case: dict) -> None:
-    geometry, noisy = noisy_case["geometry"], noisy_case["noisy"]
+    # every other channel: half the work, the same question
+    noisy, errors = noisy_case["noisy"][..., ::2], noisy_case["errors"][..., ::2]
     # without errors the default keeps every channel: nothing tells noise from q structure
-    assert reconstruct(noisy, geometry, "fbp").rank is None
+    assert reconstruct(noisy, noisy_case["geometry"], "fbp").rank is None
     estimated = compress_noisy(noisy)
     assert estimated.rule == "noise" and estimated.noise_from == "data"
     # the second difference along q keeps some signal: the noise is overestimated, so the
     # rank can only be lower than with the errors
-    assert 1 <= estimated.rank <= compress_noisy(noisy, noisy_case["errors"]).rank
+    assert 1 <= estimated.rank <= compress_noisy(noisy, errors).rank
     with pytest.raises(ValueError, match="3 channels"):
         compress_noisy(noisy[..., :2])
