@@ -39,7 +39,7 @@ COMMANDS: dict[str, list[tuple[type[BaseModel], dict[str, str]]]] = {
             {"method": "method", "iterations": "iterations", "backend": "backend",
              "channels": "channels", "rotation_centre": "rotation_centre_mm",
              "nonnegative": "nonnegative", "self_absorption": "self_absorption",
-             "energy": "energy"},
+             "rank": "rank", "energy": "energy"},
         )
     ],
     "maps": [

@@ -26,9 +26,12 @@ N = 40
 CENTRE_MM = 3.0 + 0.37 * 0.01
 
 
-def _run_file(path: Path, *, centre: float | None = CENTRE_MM, diode: bool = True) -> dict:
+def _run_file(
+    path: Path, *, centre: float | None = CENTRE_MM, diode: bool = True, noise: float = 0.0
+) -> dict:
     """Run file of three smooth maps mixed into 30 q channels, 10 um steps, 36 angles,
-    attenuated by a disk of mu = 1e-3 / um (up to 27 % absorbed)."""
+    attenuated by a disk of mu = 1e-3 / um (up to 27 % absorbed); with ``noise`` white
+    noise of that sigma, and errors saying so."""
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[:N, :N] - (N - 1) / 2
     disk = (xx**2 + yy**2 < (0.4 * N) ** 2).astype(np.float32)
@@ -41,10 +44,11 @@ def _run_file(path: Path, *, centre: float | None = CENTRE_MM, diode: bool = Tru
     mu = 1e-3 * disk
     attenuation = forward(geometry, mu)
     data = forward(geometry, volume) * np.exp(-attenuation)[..., None]
+    data += noise * rng.standard_normal(data.shape).astype(np.float32)
     data[4, 10] = np.nan  # a dropped frame
     sinogram = Sinogram(
         data=data,
-        errors=np.zeros_like(data),
+        errors=np.full_like(data, noise),
         rotation_angle_deg=angles,
         translation_mm=translations,
         q_A=q,
@@ -59,6 +63,29 @@ def _run_file(path: Path, *, centre: float | None = CENTRE_MM, diode: bool = Tru
 
 def _invoke(*args: str):
     return CliRunner().invoke(app, ["reconstruct", *args])
+
+
+def test_noisy_run_files_get_the_noise_rank_by_default(tmp_path: Path) -> None:
+    path = tmp_path / "run.h5"
+    _run_file(path, noise=0.05)  # the maps' sinogram values are ~1-5
+    result = _invoke(str(path), "--method", "fbp")
+    assert result.exit_code == 0, result.output
+    assert "low-rank: 3 components, above the noise floor" in result.output
+    attrs = read_reconstruction(path).attrs
+    assert attrs["low_rank"] == 3 and attrs["low_rank_rule"] == "noise"
+    assert attrs["low_rank_noise_from"] == "errors"
+    # what the 3 components leave out is the noise of the other 27 directions: 27/30 of
+    # the noise energy the errors predict (the noise-free part is exactly rank 3)
+    ratio = attrs["low_rank_discarded_energy"] / attrs["low_rank_noise_energy"]
+    assert ratio == pytest.approx(27 / 30, rel=0.05)
+    assert attrs["low_rank_noise_floor"] > 0
+    # asked for, the energy rule keeps the noise: every channel
+    assert _invoke(str(path), "--method", "fbp", "--rank", "energy").exit_code == 0
+    assert read_reconstruction(path).attrs["low_rank"] == -1
+    assert _invoke(str(path), "--method", "fbp", "--rank", "2").exit_code == 0
+    assert read_reconstruction(path).attrs["low_rank"] == 2
+    bad = _invoke(str(path), "--rank", "many")
+    assert bad.exit_code != 0 and "rank" in bad.output
 
 
 def test_reconstruct_writes_volume_and_attenuation_map(tmp_path: Path) -> None:

@@ -72,10 +72,18 @@ def test_low_rank_reconstruction_equals_per_channel(method: str) -> None:
         assert clipped.rank is None
 
 
-def test_noisy_cubes_fall_back_to_every_channel_unless_capped() -> None:
+def test_noisy_cubes_take_the_noise_rule_unless_the_energy_rule_is_asked() -> None:
     geometry, _, sinogram = _low_rank_cube(3, 24, noise=0.2)
+    errors = np.full_like(sinogram, 0.2)
     # white noise spreads the energy over every channel: 1e-8 needs all 24 components
-    assert reconstruct(sinogram, geometry, "fbp").rank is None
+    assert reconstruct(sinogram, geometry, "fbp", rank="energy").rank is None
+    assert reconstruct(sinogram, geometry, "fbp", energy=1 - 1e-8, errors=errors).rank is None
+    # by default the components above the noise: the 3 maps stand far above 0.2 per ray
+    noisy = reconstruct(sinogram, geometry, "fbp", errors=errors)
+    assert (noisy.rank, noisy.rank_rule, noisy.noise_from) == (3, "noise", "errors")
+    assert reconstruct(sinogram, geometry, "fbp", rank=5).rank == 5
+    with pytest.raises(ValueError, match="rank"):
+        reconstruct(sinogram, geometry, "fbp", rank="most")
     capped = reconstruct(sinogram, geometry, "fbp", max_rank=3)
     assert capped.rank == 3 and 0 < capped.residual < 0.5
 
@@ -86,3 +94,15 @@ def test_expand_writes_every_channel() -> None:
     basis = rng.random((7, 2)).astype(np.float32)
     out = np.empty((5, 6, 7), dtype=np.float32)
     np.testing.assert_allclose(expand(maps, basis, out), maps @ basis.T, rtol=1e-6)
+
+
+def test_factored_result_expands_to_the_volume() -> None:
+    geometry, _, sinogram = _low_rank_cube(4, 48)
+    full = reconstruct(sinogram, geometry, "sart", 2)
+    factored = reconstruct(sinogram, geometry, "sart", 2, factored=True)
+    assert factored.basis is not None and factored.data.shape == (*geometry.shape, 4)
+    picked = np.array([0, 17, 47])
+    # the same maps and basis, expanded on demand instead of at the end: equal bits
+    np.testing.assert_array_equal(factored.channels(picked), full.data[..., picked])
+    # clipping or every channel reconstructed: the volume, as without factored
+    assert reconstruct(sinogram, geometry, "fbp", nonnegative=True, factored=True).basis is None

@@ -31,6 +31,7 @@ def reconstruct(
     self_absorption: Annotated[
         bool | None, option(Recon, "self_absorption", "--self-absorption/--no-self-absorption")
     ] = None,
+    rank: Annotated[str | None, option(Recon, "rank")] = None,
     energy: Annotated[float | None, option(Recon, "energy")] = None,
 ) -> None:
     """Reconstruct every q channel (or q ranges) and the attenuation slice into the run file.
@@ -50,6 +51,7 @@ def reconstruct(
                 "rotation_centre_mm": rotation_centre,
                 "nonnegative": nonnegative,
                 "self_absorption": self_absorption,
+                "rank": rank,
                 "energy": energy,
             },
         )
@@ -63,8 +65,14 @@ def reconstruct(
         f"{result.geometry.pixel_size_um:g} um pixels, {options.method}, backend {result.backend})"
     )
     if result.rank is not None:
+        floor = (
+            f", above the noise floor (noise {result.noise_energy:.1e} of the energy, "
+            f"from the {result.noise_from})"
+            if result.rank_rule == "noise"
+            else ""
+        )
         console.print(
-            f"low-rank: {result.rank} components, sinogram residual {result.residual:.1e}"
+            f"low-rank: {result.rank} components{floor}, sinogram residual {result.residual:.1e}"
         )
     if done.attenuation:
         console.print("wrote /entry/reconstruction/attenuation (1/um)")

@@ -9,11 +9,17 @@ centred on the rotation axis.
 
 from jellyroll.recon.astra_backend import astra_reconstruct, has_cuda
 from jellyroll.recon.attenuation import attenuation_map, correct_self_absorption, transmission
-from jellyroll.recon.engine import BACKENDS, METHODS, ReconstructionResult, reconstruct
+from jellyroll.recon.engine import (
+    BACKENDS,
+    METHODS,
+    RANK_RULES,
+    ReconstructionResult,
+    reconstruct,
+)
 from jellyroll.recon.fbp import fbp
 from jellyroll.recon.geometry import ParallelGeometry
 from jellyroll.recon.iterative import projection_order, sart, sirt
-from jellyroll.recon.lowrank import LowRank, compress, expand
+from jellyroll.recon.lowrank import LowRank, compress, compress_noisy, expand
 from jellyroll.recon.projector import back, forward, ray_lengths
 from jellyroll.recon.qwindows import (
     reconstruct_q_windows,
@@ -23,6 +29,7 @@ from jellyroll.recon.qwindows import (
 __all__ = [
     "BACKENDS",
     "METHODS",
+    "RANK_RULES",
     "LowRank",
     "ParallelGeometry",
     "ReconstructionResult",
@@ -30,6 +37,7 @@ __all__ = [
     "attenuation_map",
     "back",
     "compress",
+    "compress_noisy",
     "correct_self_absorption",
     "expand",
     "fbp",

@@ -2,8 +2,8 @@
 
 Backends: ``jellyroll`` (the multi-channel engine: one projector pass serves a chunk of
 channels, and linear methods run on the leading components of the cube, see
-:mod:`jellyroll.recon.lowrank`) and ``astra`` (astra-toolbox, one channel at a time, the
-study's method). ``auto`` is ``jellyroll``, the faster on CPU.
+:mod:`jellyroll.recon.lowrank` and :data:`RANK_RULES`) and ``astra`` (astra-toolbox, one
+channel at a time, the study's method). ``auto`` is ``jellyroll``, the faster on CPU.
 
 Missing rays (NaN) are taken out of the reconstruction, per channel: channels are grouped
 by their pattern of missing rays (usually one group: a dropped frame is missing in every
@@ -22,13 +22,28 @@ from jellyroll.recon.astra_backend import astra_reconstruct
 from jellyroll.recon.fbp import fbp
 from jellyroll.recon.geometry import ParallelGeometry
 from jellyroll.recon.iterative import sart, sirt
-from jellyroll.recon.lowrank import DEFAULT_ENERGY, compress, expand
+from jellyroll.recon.lowrank import DEFAULT_ENERGY, LowRank, compress, compress_noisy, expand
 from jellyroll.recon.projector import as_block
 
-__all__ = ["BACKENDS", "METHODS", "ReconstructionResult", "reconstruct"]
+__all__ = ["BACKENDS", "METHODS", "RANK_RULES", "ReconstructionResult", "reconstruct"]
 
 METHODS = ("fbp", "sart", "sirt")
 BACKENDS = ("auto", "astra", "jellyroll")
+RANK_RULES = ("auto", "noise", "energy")
+"""How the low-rank step picks its components (or give a number of components):
+
+* ``energy``: the fewest holding the fraction ``energy`` of the cube's squared norm, used
+  when at most a quarter of the channels suffice (otherwise every channel, exactly).
+* ``noise``: those above the noise floor (:func:`~jellyroll.recon.lowrank.compress_noisy`),
+  from the sinogram's errors, or estimated from the data without them.
+* ``auto``: ``energy`` when ``energy`` is given; otherwise ``energy`` (default fraction) if
+  it needs at most :data:`AUTO_ENERGY_RANK` components and a quarter of the channels
+  (noise-free, low-rank cubes: the result equals the per-channel one), else ``noise`` when
+  the errors are given (noise spreads the energy over every channel, so the energy rule
+  would reconstruct them all, noise included), else every channel: without errors, noise
+  and fine structure along q (or channels picked from separate q windows) look alike.
+"""
+AUTO_ENERGY_RANK = 64
 
 Progress = Callable[[float], None]
 """Called with the fraction of the work done, in [0, 1]."""
@@ -40,7 +55,11 @@ class ReconstructionResult:
 
     ``rank`` is the largest number of components reconstructed for a channel group (None:
     every channel reconstructed on its own) and ``residual`` the largest relative norm of
-    the sinogram part the truncation dropped (0 when exact).
+    the sinogram part the truncation dropped (0 when exact). ``rank_rule``, ``noise_floor``,
+    ``noise_energy`` and ``noise_from`` are those of the largest group's
+    :class:`~jellyroll.recon.lowrank.LowRank` (empty / NaN without low rank or noise rule).
+    With ``basis`` ``(nc, r)`` (a factored result) ``data`` holds the ``r`` component maps
+    ``(ny, nx, r)`` instead: :meth:`channels` expands them.
     """
 
     data: np.ndarray
@@ -53,6 +72,11 @@ class ReconstructionResult:
     residual: float = 0.0
     seconds: float = 0.0
     groups: int = 1
+    rank_rule: str = ""
+    noise_floor: float = float("nan")
+    noise_energy: float = float("nan")
+    noise_from: str = ""
+    basis: np.ndarray | None = None
 
     @property
     def x_um(self) -> np.ndarray:
@@ -61,6 +85,15 @@ class ReconstructionResult:
     @property
     def y_um(self) -> np.ndarray:
         return self.geometry.y_um
+
+    def channels(self, picked: np.ndarray | slice) -> np.ndarray:
+        """The channels ``picked`` ``(ny, nx, k)`` float32, expanded if factored."""
+        if self.basis is None:
+            return self.data[..., picked]
+        basis = np.ascontiguousarray(self.basis[picked])
+        return expand(
+            self.data, basis, np.empty((*self.geometry.shape, basis.shape[0]), np.float32)
+        )
 
     def attrs(self) -> dict:
         """Scalars describing the reconstruction, for the run file."""
@@ -72,6 +105,11 @@ class ReconstructionResult:
             "pixel_size_um": self.geometry.pixel_size_um,
             "low_rank": self.rank if self.rank is not None else -1,
             "low_rank_residual": self.residual,
+            "low_rank_rule": self.rank_rule,
+            "low_rank_discarded_energy": self.residual**2,
+            "low_rank_noise_floor": self.noise_floor,
+            "low_rank_noise_energy": self.noise_energy,
+            "low_rank_noise_from": self.noise_from,
             "mask_groups": self.groups,
             "seconds": self.seconds,
         }
@@ -128,6 +166,35 @@ class _Job:
         return out
 
 
+def _low_rank(
+    data: np.ndarray,
+    errors: np.ndarray | None,
+    rank: str | int,
+    energy: float | None,
+    max_rank: int | None,
+) -> LowRank | None:
+    """The components to reconstruct instead of the channels of ``data``, or None when
+    every channel is to be reconstructed (see :data:`RANK_RULES`)."""
+    nc = data.shape[2]
+    if not isinstance(rank, str):
+        return compress(data, energy=1.0, max_rank=rank)
+    if max_rank is not None:  # a cap used as is
+        return compress(data, energy=energy or DEFAULT_ENERGY, max_rank=max_rank)
+    quarter = max(1, nc // 4)
+    if rank == "energy" or (rank == "auto" and energy is not None):
+        found = compress(data, energy=energy or DEFAULT_ENERGY, max_rank=quarter)
+        return found if found.reached else None
+    if rank == "auto":
+        found = compress(data, energy=DEFAULT_ENERGY, max_rank=min(quarter, AUTO_ENERGY_RANK))
+        if found.reached:
+            return found
+        # noise is told from fine structure along q by its errors only
+        if errors is None or not any(np.any(rows > 0) for rows in errors):  # by angle
+            return None
+    found = compress_noisy(data, errors)
+    return found if found.rank < nc else None
+
+
 def check_method(method: str, backend: str, iterations: int) -> None:
     """Raise ValueError for an unknown method or backend, or < 1 iteration of SART/SIRT."""
     if method not in METHODS:
@@ -136,6 +203,17 @@ def check_method(method: str, backend: str, iterations: int) -> None:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if method != "fbp" and iterations < 1:
         raise ValueError("iterations must be >= 1")
+
+
+def check_rank(rank: str | int) -> None:
+    """Raise ValueError for a rank that is neither a rule of :data:`RANK_RULES` nor >= 1."""
+    if isinstance(rank, str):
+        if rank not in RANK_RULES:
+            raise ValueError(
+                f"unknown rank {rank!r}; choose one of {', '.join(RANK_RULES)} or a number"
+            )
+    elif int(rank) != rank or rank < 1:
+        raise ValueError(f"rank must be a rule or a number of components >= 1, got {rank!r}")
 
 
 def reconstruct(
@@ -148,9 +226,12 @@ def reconstruct(
     nonnegative: bool = False,
     relaxation: float = 1.0,
     low_rank: bool = True,
-    energy: float = DEFAULT_ENERGY,
+    rank: str | int = "auto",
+    energy: float | None = None,
     max_rank: int | None = None,
+    errors: np.ndarray | None = None,
     chunk_channels: int = 128,
+    factored: bool = False,
     progress: Progress | None = None,
 ) -> ReconstructionResult:
     """Reconstruct ``sinogram`` ``(n_angles, n_t, nc)`` (value x um, NaN = missing) into
@@ -159,13 +240,21 @@ def reconstruct(
     ``method`` ``fbp``, ``sart`` or ``sirt`` (``iterations`` sweeps, from zero, projections
     in :func:`~jellyroll.recon.iterative.projection_order`); ``nonnegative`` clips at 0
     after every update. With the ``jellyroll`` backend, ``low_rank`` reconstructs only the
-    leading components holding the fraction ``energy`` of the cube's squared norm, then
-    expands them (linear methods only, so not with ``nonnegative``). Without ``max_rank``
-    it is used when at most a quarter of the channels suffice (otherwise every channel
-    is reconstructed, exactly); ``max_rank`` caps the components and is used as is.
+    leading components of the cube, then expands them (linear methods only, so not with
+    ``nonnegative``): ``rank`` is a rule of :data:`RANK_RULES` or a number of components;
+    ``energy`` the fraction of the squared norm kept by the energy rule (default
+    :data:`~jellyroll.recon.lowrank.DEFAULT_ENERGY`); ``max_rank`` caps the components of
+    the energy rule, used as is; ``errors`` the sinogram's one-sigma errors (same shape),
+    which the noise rule whitens by (without them it estimates the noise from the data).
     Channels are processed ``chunk_channels`` at a time, which bounds the working memory.
+    ``factored`` keeps a low-rank result as component maps and basis (without the
+    ``(ny, nx, nc)`` volume, 8 GB at the study's size) when one channel group covers the
+    cube; otherwise the volume is returned as usual.
     """
     check_method(method, backend, iterations)
+    check_rank(rank)
+    if errors is not None and np.shape(errors) != np.shape(sinogram):
+        raise ValueError(f"errors are {np.shape(errors)}, the sinogram {np.shape(sinogram)}")
     sino, _ = as_block(sinogram, 3, "sinogram")
     if sino.shape[:2] != (geometry.n_angles, geometry.n_t):
         wanted = (geometry.n_angles, geometry.n_t)
@@ -175,10 +264,14 @@ def reconstruct(
     clip_updates = nonnegative and method != "fbp"
     start = time.perf_counter()
     nc = sino.shape[2]
-    out = np.zeros((*geometry.shape, nc), dtype=np.float32)
     groups = _mask_groups(np.isfinite(sino))
+    # factored: one group, and no clipping (it would act on the expanded channels)
+    factored = factored and len(groups) == 1 and engine == "jellyroll" and not nonnegative
+    out: np.ndarray | None = None
+    basis = None
     ranks: list[int] = []
     residual = 0.0
+    largest: LowRank | None = None
     done = 0
     for mask, channels in groups:
         keep = mask.any(axis=1)
@@ -197,12 +290,19 @@ def reconstruct(
         data = sino if keep.all() else sino[keep]
         data = data if whole else data[..., channels]
         measured = mask[keep]
+        sigma = None
+        if errors is not None:
+            sigma = errors if keep.all() else errors[keep]
+            sigma = sigma if whole else sigma[..., channels]
         if not measured.all():
             data = np.where(measured[..., None], data, np.float32(0))
+            if sigma is not None:
+                sigma = np.where(measured[..., None], sigma, np.float32(np.nan))
         job = _Job(
             geometry.subset(keep), measured, method, iterations, relaxation, clip_updates, report
         )
-        target = out if whole else np.empty((*geometry.shape, channels.size), np.float32)
+        target = np.empty((*geometry.shape, channels.size), np.float32)
+        compressed = None
         if engine == "astra":
             target[:] = astra_reconstruct(
                 job.geometry,
@@ -215,21 +315,28 @@ def reconstruct(
                 callback=lambda k, n=channels.size: report(k / n),
             )
         elif low_rank and not clip_updates and channels.size > 1:
-            compressed = compress(
-                data, energy=energy, max_rank=max_rank or max(1, channels.size // 4)
-            )
-            if compressed.reached or max_rank is not None:
-                ranks.append(compressed.rank)
-                residual = max(residual, compressed.residual)
-                maps = np.empty((*geometry.shape, compressed.rank), dtype=np.float32)
-                job.chunked(compressed.components, chunk_channels, maps)
-                expand(maps, compressed.basis, target)
-            else:
-                job.chunked(data, chunk_channels, target)
-        else:
+            compressed = _low_rank(data, sigma, rank, energy, max_rank)
+        if compressed is not None:
+            ranks.append(compressed.rank)
+            residual = max(residual, compressed.residual)
+            if largest is None or channels.size > largest.basis.shape[0]:
+                largest = compressed
+            maps = np.empty((*geometry.shape, compressed.rank), dtype=np.float32)
+            job.chunked(compressed.components, chunk_channels, maps)
+            if factored:
+                out, basis = maps, compressed.basis
+                continue
+            expand(maps, compressed.basis, target)
+        elif engine != "astra":
             job.chunked(data, chunk_channels, target)
-        if not whole:
+        if whole:
+            out = target
+        else:
+            if out is None:
+                out = np.zeros((*geometry.shape, nc), np.float32)
             out[..., channels] = target
+    if out is None:  # nothing measured in any channel
+        out = np.zeros((*geometry.shape, nc), np.float32)
     if nonnegative and method == "fbp":
         np.maximum(out, 0, out=out)
     return ReconstructionResult(
@@ -243,4 +350,9 @@ def reconstruct(
         residual=residual,
         seconds=time.perf_counter() - start,
         groups=len(groups),
+        basis=basis,
+        rank_rule=largest.rule if largest is not None else "",
+        noise_floor=largest.noise_floor if largest is not None else float("nan"),
+        noise_energy=largest.noise_energy if largest is not None else float("nan"),
+        noise_from=largest.noise_from if largest is not None else "",
     )

@@ -14,6 +14,26 @@ smallest rank whose components hold the requested fraction ``energy`` of ``||Y||
 probe doubles until it finds one or reaches ``max_rank``. The reported
 ``residual = ||E|| / ||Y||`` is measured on the data, not estimated. Every pass reads the
 cube in blocks of rays, so memory stays bounded.
+
+Noisy cubes (:func:`compress_noisy`): the energy rule keeps the noise, which spreads over
+every channel. There the rank is the number of components standing above the noise. The
+cube is biwhitened (Landa, Zhang & Kluger 2022, "Biwhitening reveals the rank of a count
+matrix", SIAM J. Math. Data Sci. 4, 1420): ray and channel scales ``a``, ``b`` are fitted
+(Sinkhorn iterations) to the noise variance ``s_ij^2`` so that ``s_ij^2 / (a_i b_j)`` has
+mean 1 along every ray and every channel; the noise of ``W = Y_ij / sqrt(a_i b_j)`` then has
+the spectrum of a matrix of unit-variance entries, whose squared singular values end at
+the Marchenko-Pastur edge ``(sqrt(n_rays) + sqrt(nc))^2`` (Marchenko & Pastur 1967). Only
+the components of ``W`` above that edge are signal that the data can tell from the noise
+(the detection threshold of spiked models; Gavish & Donoho 2014, "The optimal hard
+threshold for singular values is 4/sqrt(3)", IEEE Trans. Inf. Theory 60, 5040, for the
+choice among such thresholds). With ``V`` those channel vectors of ``W``, ``Y`` is kept as
+``Z B^T``, ``B = sqrt(b) V`` and ``Z = Y (V / sqrt(b))``: the ray scales cancel, so a
+linear reconstruction still expands exactly. Reconstructing ``r`` components instead of
+every channel is the subspace approach of hyperspectral tomography (e.g. Zhang et al.,
+DLSR). ``s`` is the sinogram's one-sigma error where known; otherwise it is estimated from
+the data: the second difference along the channels, ``Y_j - (Y_(j-1) + Y_(j+1)) / 2``,
+has variance ``1.5 s^2`` for white noise and is small for a spectrum smooth in q (what
+signal it keeps raises the estimate, so it only makes the rank smaller).
 """
 
 from __future__ import annotations
@@ -22,7 +42,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DEFAULT_ENERGY", "LowRank", "compress", "expand"]
+__all__ = [
+    "DEFAULT_ENERGY",
+    "LowRank",
+    "biwhitening_scales",
+    "compress",
+    "compress_noisy",
+    "expand",
+]
 
 DEFAULT_ENERGY = 1.0 - 1e-8
 """Fraction of the squared norm kept by default: the dropped part is 1e-4 of the data in
@@ -30,18 +57,32 @@ norm, far below the reconstruction error, so the result equals the per-channel o
 
 _BLOCK_RAYS = 8192
 _OVERSAMPLE = 8
+_SINKHORN_ITERATIONS = 50
+_SINKHORN_TOLERANCE = 1e-3
+"""Largest relative change of a channel scale at convergence: 0.1 % moves the edge by less."""
+_NOISE_POWER_STEPS = 4
+"""Power steps of the noise rule: components a few times above a noise bulk need them to
+be measured within a few % (one step underestimates them, and they drop below the edge)."""
 
 
 @dataclass(frozen=True)
 class LowRank:
-    """``components`` ``(n_angles, n_t, r)`` float32 ``= Y V``; ``basis`` ``(nc, r)``
-    float32 with orthonormal columns; ``residual`` the relative norm of the dropped part
-    ``||Y - Z V^T|| / ||Y||``; ``reached`` whether it holds the requested energy."""
+    """``components`` ``(n_angles, n_t, r)`` float32 ``Z`` and ``basis`` ``(nc, r)`` float32
+    ``B`` with ``Y ~ Z B^T`` (``B`` orthonormal for the energy rule); ``residual`` the
+    relative norm of the dropped part ``||Y - Z B^T|| / ||Y||``; ``reached`` whether the
+    rule was met. ``rule`` is ``energy`` or ``noise``; for ``noise``, ``noise_floor`` is the
+    Marchenko-Pastur edge of the biwhitened cube (squared singular value, unit noise),
+    ``noise_energy`` the fraction of ``||Y||^2`` the noise is expected to hold and
+    ``noise_from`` where the noise came from (``errors`` or ``data``)."""
 
     components: np.ndarray
     basis: np.ndarray
     residual: float
     reached: bool
+    rule: str = "energy"
+    noise_floor: float = float("nan")
+    noise_energy: float = float("nan")
+    noise_from: str = ""
 
     @property
     def rank(self) -> int:
@@ -53,16 +94,39 @@ def _blocks(rays: np.ndarray):
         yield slice(start, start + _BLOCK_RAYS), rays[start : start + _BLOCK_RAYS]
 
 
-def _singular_space(rays: np.ndarray, k: int, rng: np.random.Generator) -> tuple:
-    """Leading right singular vectors ``(nc, k)`` and squared singular values ``(k,)``."""
+def _scaled_blocks(
+    rays: np.ndarray, ray_scale: np.ndarray | None, channel_scale: np.ndarray | None
+):
+    """Blocks of ``ray_scale[:, None] * rays * channel_scale`` (no scaling where None)."""
+    for rows, block in _blocks(rays):
+        if ray_scale is not None:
+            block = block * ray_scale[rows, None]
+        if channel_scale is not None:
+            block = block * channel_scale
+        yield rows, block
+
+
+def _singular_space(
+    rays: np.ndarray,
+    k: int,
+    rng: np.random.Generator,
+    ray_scale: np.ndarray | None = None,
+    channel_scale: np.ndarray | None = None,
+    power_steps: int = 1,
+) -> tuple:
+    """Leading right singular vectors ``(nc, k)`` and squared singular values ``(k,)`` of
+    the rays scaled as in :func:`_scaled_blocks`, after ``power_steps`` products with
+    ``Y^T Y`` (more steps: sharper values where the spectrum is flat, as in a noise bulk)."""
     nc = rays.shape[1]
-    probe = rng.standard_normal((nc, k)).astype(np.float32)
-    sketch = np.zeros((nc, k))
-    for _, block in _blocks(rays):
-        sketch += block.T @ (block @ probe)
-    space = np.linalg.qr(sketch)[0]
+    space = rng.standard_normal((nc, k))
+    for _ in range(power_steps):
+        probe = space.astype(np.float32)
+        sketch = np.zeros((nc, k))
+        for _, block in _scaled_blocks(rays, ray_scale, channel_scale):
+            sketch += block.T @ (block @ probe)
+        space = np.linalg.qr(sketch)[0]
     gram = np.zeros((k, k))
-    for _, block in _blocks(rays):
+    for _, block in _scaled_blocks(rays, ray_scale, channel_scale):
         # float64: the energies decide the rank down to 1e-8 of the total
         projected = block.astype(np.float64) @ space
         gram += projected.T @ projected
@@ -87,7 +151,7 @@ def compress(
     n_a, n_t, nc = sinogram.shape
     limit = nc if max_rank is None else max(1, min(max_rank, nc))
     rays = sinogram.reshape(-1, nc)
-    total = sum(float(np.sum(np.square(block, dtype=np.float64))) for _, block in _blocks(rays))
+    total = _squared_norm(rays)
     rng = np.random.default_rng(seed)
     k = min(limit, 16)
     while True:
@@ -102,14 +166,138 @@ def compress(
             break
         k = min(limit, 2 * k)
     basis = np.ascontiguousarray(vectors[:, :rank], dtype=np.float32)
-    components = np.empty((rays.shape[0], rank), dtype=np.float32)
-    dropped = 0.0
-    for rows, block in _blocks(rays):
-        components[rows] = block @ basis
-        dropped += float(np.sum(np.square(block - components[rows] @ basis.T, dtype=np.float64)))
-    residual = float(np.sqrt(dropped / total)) if total > 0 else 0.0
+    components, residual = _project(rays, basis, basis, total)
     reached = residual**2 <= (1.0 - energy) * 1.01 + 1e-14
     return LowRank(components.reshape(n_a, n_t, rank), basis, residual, bool(reached))
+
+
+def _squared_norm(rays: np.ndarray) -> float:
+    return sum(float(np.sum(np.square(block, dtype=np.float64))) for _, block in _blocks(rays))
+
+
+def _project(
+    rays: np.ndarray, analysis: np.ndarray, basis: np.ndarray, total: float
+) -> tuple[np.ndarray, float]:
+    """Components ``Z = Y analysis`` ``(n_rays, r)`` and ``||Y - Z basis^T|| / ||Y||``."""
+    components = np.empty((rays.shape[0], basis.shape[1]), dtype=np.float32)
+    dropped = 0.0
+    for rows, block in _blocks(rays):
+        components[rows] = block @ analysis
+        dropped += float(np.sum(np.square(block - components[rows] @ basis.T, dtype=np.float64)))
+    return components, float(np.sqrt(dropped / total)) if total > 0 else 0.0
+
+
+def _variance_blocks(rays: np.ndarray, errors: np.ndarray | None):
+    """Blocks of the noise variance of every ray and channel, float64, 0 where unknown:
+    the squared errors, or the estimate from the second difference along the channels."""
+    for rows, block in _blocks(rays):
+        if errors is not None:
+            variance = np.square(errors[rows], dtype=np.float64)
+        else:
+            data = block.astype(np.float64)
+            variance = np.empty_like(data)
+            variance[:, 1:-1] = np.square(data[:, 1:-1] - 0.5 * (data[:, :-2] + data[:, 2:])) / 1.5
+            # the end channels have one neighbour: Y_0 - Y_1 has variance 2 s^2
+            variance[:, 0] = np.square(data[:, 0] - data[:, 1]) / 2.0
+            variance[:, -1] = np.square(data[:, -1] - data[:, -2]) / 2.0
+        yield rows, np.where(np.isfinite(variance), variance, 0.0)
+
+
+def biwhitening_scales(
+    rays: np.ndarray, errors: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Ray and channel variance scales ``a`` ``(n_rays,)``, ``b`` ``(nc,)`` with
+    ``mean_j v_ij / (a_i b_j) = mean_i v_ij / (a_i b_j) = 1`` over the rays with noise
+    (Sinkhorn iterations; ``a_i = 0`` for rays without any), and the total variance."""
+    n_rays, nc = rays.shape
+    ray_var = np.zeros(n_rays)
+    channel_var = np.ones(nc)
+    total = 0.0
+    for _ in range(_SINKHORN_ITERATIONS):
+        column_sum = np.zeros(nc)
+        total = 0.0
+        for rows, variance in _variance_blocks(rays, errors):
+            ray_var[rows] = variance @ (1.0 / channel_var) / nc
+            inverse = np.divide(
+                1.0, ray_var[rows], out=np.zeros(variance.shape[0]), where=ray_var[rows] > 0
+            )
+            column_sum += inverse @ variance
+            total += float(variance.sum())
+        noisy_rays = max(int(np.count_nonzero(ray_var)), 1)
+        updated = column_sum / noisy_rays
+        # a channel without noise would get an infinite weight: give it the smallest noise
+        positive = updated[updated > 0]
+        floor = positive.min() if positive.size else 1.0
+        updated = np.maximum(updated, floor)
+        change = float(np.max(np.abs(updated / channel_var - 1.0)))
+        channel_var = updated
+        if change < _SINKHORN_TOLERANCE:
+            break
+    return ray_var, channel_var, total
+
+
+def compress_noisy(
+    sinogram: np.ndarray,
+    errors: np.ndarray | None = None,
+    *,
+    max_rank: int | None = None,
+    seed: int = 0,
+) -> LowRank:
+    """Compress ``(n_angles, n_t, nc)`` (finite values) to its components above the noise
+    (module docstring): ``errors`` the one-sigma errors of the same shape (NaN or 0 where
+    unknown), or None to estimate the noise from the data (needs >= 3 channels). At most
+    ``max_rank`` components (default ``nc``); ``reached`` is False when more stand above
+    the noise."""
+    n_a, n_t, nc = sinogram.shape
+    if errors is not None and errors.shape != sinogram.shape:
+        raise ValueError(f"errors are {errors.shape}, the sinogram {sinogram.shape}")
+    if errors is None and nc < 3:
+        raise ValueError(
+            "the noise-aware rank needs the sinogram's errors or >= 3 channels to estimate "
+            "the noise from"
+        )
+    rays = sinogram.reshape(-1, nc)
+    error_rays = None if errors is None else errors.reshape(-1, nc)
+    ray_var, channel_var, noise_total = biwhitening_scales(rays, error_rays)
+    total = _squared_norm(rays)
+    noisy_rays = int(np.count_nonzero(ray_var))
+    if noisy_rays == 0:
+        raise ValueError("the noise-aware rank needs noise: every error is 0 or missing")
+    ray_scale = np.divide(1.0, np.sqrt(ray_var), out=np.zeros_like(ray_var), where=ray_var > 0)
+    channel_scale = 1.0 / np.sqrt(channel_var)
+    edge = (np.sqrt(noisy_rays) + np.sqrt(nc)) ** 2
+    limit = nc if max_rank is None else max(1, min(max_rank, nc))
+    rng = np.random.default_rng(seed)
+    k = min(limit, 16)
+    while True:
+        probes = min(nc, k + _OVERSAMPLE)
+        vectors, values = _singular_space(
+            rays,
+            probes,
+            rng,
+            ray_scale.astype(np.float32),
+            channel_scale.astype(np.float32),
+            _NOISE_POWER_STEPS,
+        )
+        above = int(np.count_nonzero(values > edge))
+        if above < probes or k >= limit:
+            break
+        k = min(limit, 2 * k)
+    rank = max(1, min(above, limit))
+    whitened = vectors[:, :rank]
+    analysis = np.ascontiguousarray(whitened * channel_scale[:, None], dtype=np.float32)
+    basis = np.ascontiguousarray(whitened / channel_scale[:, None], dtype=np.float32)
+    components, residual = _project(rays, analysis, basis, total)
+    return LowRank(
+        components.reshape(n_a, n_t, rank),
+        basis,
+        residual,
+        above <= limit,
+        rule="noise",
+        noise_floor=float(edge),
+        noise_energy=noise_total / total if total > 0 else float("inf"),
+        noise_from="data" if errors is None else "errors",
+    )
 
 
 def expand(maps: np.ndarray, basis: np.ndarray, out: np.ndarray) -> np.ndarray:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from jellyroll.options import StageOptions
-from jellyroll.recon.lowrank import DEFAULT_ENERGY
+from jellyroll.recon.engine import RANK_RULES
 
 
 class ReconstructOptions(StageOptions):
@@ -33,10 +33,28 @@ class ReconstructOptions(StageOptions):
         description="Divide by the transmission through the attenuation slice first; "
         "default: when the scan has a diode (skipped with a note otherwise).",
     )
-    energy: float = Field(
-        DEFAULT_ENERGY,
+    rank: str = Field(
+        "auto",
+        description="Low-rank components: auto (noise-free cubes: energy; noisy: noise), "
+        "noise (those above the noise of the sinogram's errors), energy, or a number.",
+    )
+    energy: float | None = Field(
+        None,
         gt=0,
         le=1,
-        description="Low-rank: fraction of the sinogram's squared norm kept (lower it, e.g. "
-        "0.9999, for noisy data: fewer components, faster, denoised).",
+        description="Low-rank energy rule: fraction of the sinogram's squared norm kept; "
+        "given, it is the rule of rank auto. Default: 1 - 1e-8.",
     )
+
+    @field_validator("rank")
+    @classmethod
+    def _rank_rule_or_number(cls, value: str) -> str:
+        text = str(value).strip().lower()
+        if text in RANK_RULES or (text.isdigit() and int(text) >= 1):
+            return text
+        raise ValueError(f"choose one of {', '.join(RANK_RULES)} or a number of components >= 1")
+
+    @property
+    def rank_value(self) -> str | int:
+        """:attr:`rank` as :func:`~jellyroll.recon.reconstruct` takes it."""
+        return int(self.rank) if self.rank.isdigit() else self.rank

@@ -15,7 +15,8 @@ The backprojection gathers into square tiles of pixels (each tile owns its outpu
 forward projection scatters tiles into one private sinogram per thread, summed at the end.
 Tiles keep the map block and the few rays it touches in cache for all angles. SART makes
 one pass over the map per projection, applying the previous projection's update and
-projecting along the next one in the same pass; each thread sweeps its own channels.
+projecting along the next one in the same pass; each thread sweeps its own channels, or,
+with few channels, its own band of rows of the map (:func:`sart_sweep_bands`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ __all__ = [
     "n_parts",
     "ray_lengths",
     "sart_sweep",
+    "sart_sweep_bands",
     "scatter",
 ]
 
@@ -263,6 +265,67 @@ def sart_sweep(
                     for ch in range(nc):
                         residual[j, ch] = (rows[j, ch] - projection[j, ch]) * scale[j]
             previous = following
+
+
+@njit(parallel=True, cache=True)
+def sart_sweep_bands(
+    x: np.ndarray,  # (ny, nx, nc) float32, updated in place
+    data: np.ndarray,  # (n_a, n_t, nc) float32, 0 where missing
+    measured: np.ndarray,  # (n_a, n_t) float32, 1 for measured rays
+    inv_length: np.ndarray,  # (n_a, n_t) float32, 1 / ray length, 0 where missing
+    table: np.ndarray,  # (n_a, 5)
+    order: np.ndarray,  # (n_a,) int64, the projections of one sweep
+    x0: float,
+    y0: float,
+    p: float,
+    t0: float,
+    dt: float,
+    relaxation: float,
+    nonnegative: bool,
+    parts: np.ndarray,  # (n_bands, n_t, nc) float32, scratch: one projection per band
+) -> None:
+    """One SART sweep like :func:`sart_sweep`, for few channels: the map is cut into
+    ``n_bands`` bands of rows, swept in parallel for every projection (each pixel's update
+    is its own; the bands' projections are summed between projections)."""
+    ny = x.shape[0]
+    n_bands, n_t, nc = parts.shape
+    none = np.zeros(0)
+    residual = np.zeros((n_t, nc), dtype=np.float32)
+    previous = -1
+    for k in range(order.size + 1):
+        following = order[k] if k < order.size else -1
+        back_row = table[previous] if previous >= 0 else none
+        fwd_row = table[following] if following >= 0 else none
+        mask = measured[max(previous, 0)]
+        for b in prange(n_bands):
+            lo, hi = b * ny // n_bands, (b + 1) * ny // n_bands
+            part = parts[b]
+            part[:] = 0.0
+            _sart_pass(
+                x[lo:hi],
+                residual,
+                mask,
+                back_row,
+                fwd_row,
+                x0,
+                y0 + lo * p,
+                p,
+                t0,
+                dt,
+                relaxation,
+                nonnegative,
+                part,
+            )
+        if following >= 0:
+            rows = data[following]
+            scale = inv_length[following]
+            for j in range(n_t):
+                for ch in range(nc):
+                    total = np.float32(0.0)
+                    for b in range(n_bands):
+                        total += parts[b, j, ch]
+                    residual[j, ch] = (rows[j, ch] - total) * scale[j]
+        previous = following
 
 
 def as_block(values: np.ndarray, ndim: int, name: str) -> tuple[np.ndarray, bool]:

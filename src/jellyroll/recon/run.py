@@ -123,10 +123,20 @@ def _reconstruct(
     run: Path, options: ReconstructOptions, progress: Progress | None
 ) -> RunReconstruction:
     """:func:`run_reconstruct` under the run file's lock."""
-    sinogram = read_sinogram(run, errors=False)  # the reconstruction does not use them
+    # the errors (as large as the data) serve only the noise rule of the low-rank step
+    noise_rule = (
+        options.backend != "astra"
+        and not (options.nonnegative and options.method != "fbp")
+        and (options.rank == "noise" or (options.rank == "auto" and options.energy is None))
+    )
+    sinogram = read_sinogram(run, errors=noise_rule)
     picked = select_channels(sinogram.q_A, options.channels)
     # all channels: a view, not a copy of the cube
-    data = sinogram.data if picked.size == sinogram.q_A.size else sinogram.data[..., picked]
+    every = picked.size == sinogram.q_A.size
+    data = sinogram.data if every else sinogram.data[..., picked]
+    errors = None
+    if noise_rule:
+        errors = sinogram.errors if every else sinogram.errors[..., picked]
     method, iterations, backend = options.method, options.iterations, options.backend
     notes: list[str] = []
     empty = empty_channels(data)
@@ -160,7 +170,10 @@ def _reconstruct(
     if options.self_absorption is None and mu is None:
         notes.append("no attenuation sinogram (no diode): self-absorption not corrected")
     if corrected:
-        data = correct_self_absorption(data, transmission(geometry, mu))
+        through = transmission(geometry, mu)
+        data = correct_self_absorption(data, through)
+        if errors is not None:  # the same division by the ray's transmission
+            errors = correct_self_absorption(errors, through)
     result = reconstruct(
         data,
         geometry,
@@ -168,7 +181,9 @@ def _reconstruct(
         iterations,
         backend=backend,
         nonnegative=options.nonnegative,
+        rank=options.rank_value,
         energy=options.energy,
+        errors=errors,
         progress=progress,
     )
     if empty.any():

@@ -8,6 +8,13 @@
     /entry/sinogram/attenuation       (n_angles, n_translations) -ln(diode/monitor), optional
     /entry/reconstruction/data        (n_y, n_x, n_q) float32; q, x_um, y_um
     /entry/reconstruction/attenuation (n_y, n_x) 1/um, when the sinogram has one
+    /entry/reconstruction@low_rank*   the low-rank step: low_rank (components, -1: none),
+                                      low_rank_rule (energy / noise), low_rank_residual and
+                                      low_rank_discarded_energy (its square: fraction of the
+                                      sinogram's squared norm dropped), low_rank_noise_floor
+                                      (Marchenko-Pastur edge of the whitened cube),
+                                      low_rank_noise_energy (the noise's expected fraction),
+                                      low_rank_noise_from (errors / data)
     /entry/maps/<name>/data           (n_y, n_x); y_um, x_um
 
 Readers check the contract (units of the axes, shapes) and name the file and dataset in
@@ -298,9 +305,18 @@ def read_sinogram(path: str | os.PathLike[str], *, errors: bool = True) -> Sinog
         _check_units(path, axes["rotation_angle"], "deg")
         _check_units(path, axes["translation"], "mm")
         centre = group.get("rotation_centre")
+        sigma = np.empty(0)
+        if errors:
+            stored = require(f, path, "/entry/sinogram/errors", hint)
+            if stored.shape != shape:
+                raise RunFileError(
+                    f"{path}: /entry/sinogram/errors has shape {stored.shape}, the data "
+                    f"{shape}; {hint}"
+                )
+            sigma = stored[()]
         return Sinogram(
             data=data[()],
-            errors=require(f, path, "/entry/sinogram/errors", hint)[()] if errors else np.empty(0),
+            errors=sigma,
             rotation_angle_deg=axes["rotation_angle"][()],
             translation_mm=axes["translation"][()],
             q_A=axes["q"][()],
