@@ -30,8 +30,10 @@ def test_exactly_low_rank_cubes_are_found(rank: int, nc: int, seed: int) -> None
     _, _, sinogram = _low_rank_cube(rank, nc, seed)
     compressed = compress(sinogram)
     assert compressed.rank <= rank and compressed.reached
-    # float32 data: the dropped part is rounding (~1e-7 of the norm)
-    assert compressed.residual < 1e-5
+    # float32 data, components and basis: the dropped part is rounding, a few 1e-6 to
+    # 1e-5 of the norm (1.01e-5 seen at rank 6, 37 channels), far under the energy
+    # rule's 1e-4 allowance
+    assert compressed.residual < 5e-5
     rebuilt = compressed.components @ compressed.basis.T
     assert np.abs(rebuilt - sinogram).max() < 1e-4 * np.abs(sinogram).max()
     np.testing.assert_allclose(
