@@ -123,21 +123,25 @@ def test_cell_axis_of_tilted_volume() -> None:
     assert np.linalg.norm(offset - (offset @ expected) * expected) < 0.3 * VOXEL
 
 
-@pytest.mark.parametrize(
-    "seed",
-    [
-        0,
-        pytest.param(
-            1, marks=pytest.mark.xfail(strict=True, reason="known: stalls 1.8 deg off (~1 voxel)")
-        ),
-        2,
-    ],
-)
+@pytest.mark.parametrize("seed", range(10))
 def test_random_remounts(seed: int) -> None:
+    """Ten remounts (any angle, tilt <= 5 deg, shifts): every one within 0.3 neutron voxel
+    RMS over the cell (the NXCT issue's bar)."""
     xray, _, _ = twin_pair()
     nct, truth = remount(seed)
     result = register_volumes(xray, 2 * VOXEL, nct, VOXEL, seed=seed)
     assert rms_error(result.nct_to_xct, truth, nct.shape, VOXEL) <= 0.3 * VOXEL
+
+
+def test_registration_is_deterministic() -> None:
+    """Two runs on the same pair agree within 0.01 um (5e-4 voxel): with SimpleITK's default
+    threads they differed by ~0.24 voxel; with one thread a last ~1e-3 um of summation order
+    remains in this process (measured 8e-4 um), far below anything a user can see."""
+    xray, _, _ = twin_pair()
+    nct, _ = remount(4)
+    first, second = (register_volumes(xray, 2 * VOXEL, nct, VOXEL) for _ in range(2))
+    np.testing.assert_allclose(first.nct_to_xct[:3, 3], second.nct_to_xct[:3, 3], atol=0.01)
+    np.testing.assert_allclose(first.nct_to_xct[:3, :3], second.nct_to_xct[:3, :3], atol=1e-5)
 
 
 def test_plain_mattes_fails_where_register_succeeds() -> None:
@@ -168,7 +172,6 @@ def test_convention_pure_shift_and_rotation() -> None:
         assert result.nct_to_xct[:3, :3] == pytest.approx(rotation_matrix(rotation), abs=2e-3)
 
 
-@pytest.mark.xfail(reason="open: 2D refinement ends 2-7 px off (rotation ~1-2 deg)")
 def test_real_slice_against_grey_mapped_remount(shared_real) -> None:
     """A real X-ray CT slice of an 18650 cell against itself under |v - median|, remounted."""
     tifffile = pytest.importorskip("tifffile")

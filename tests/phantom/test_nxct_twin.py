@@ -13,9 +13,11 @@ from jellyroll.phantom.parameters import SIZES
 from jellyroll.phantom.twin import Twin, make_twin
 from jellyroll.phantom.write import (
     LABEL_NAMES,
+    ROLL_END_FRACTION,
     XRAY_DOWNSAMPLE,
     TwinNXCT,
     nxct_fraction_slices,
+    roll_end_um,
     simulate_twin_nxct,
     twin_remount,
 )
@@ -164,3 +166,31 @@ def test_bends_in_the_xray_frame(twin: Twin, twin_nxct: TwinNXCT) -> None:
         world = twin_nxct.volumes.xray_to_world @ [bend.z_um, bend.y_um, bend.x_um, 1.0]
         distance = np.hypot(world[2] - g.x_um, world[1] - g.y_um)
         assert g.to_cu_um + g.push_cu_um < distance < g.to_cu_um + g.push_cu_um + 20.0
+
+
+def test_roll_ends_under_the_head_space(twin: Twin) -> None:
+    """Above the roll's end only the casing and the tab remain (an axial landmark); below it
+    the roll is untouched; the end sits above every defect's reach."""
+    voxel, n_slices = 40.0, 12
+    end = roll_end_um(twin, n_slices, voxel)
+    reach = max(g.z_um + 3 * g.push_sigma_axial_um for g in twin.geometry.agglomerates)
+    assert end > reach and end >= ROLL_END_FRACTION * n_slices * voxel
+    heights, tab_pixels = [], []
+    casing = np.zeros(0, bool)
+    for k, raster, fractions in nxct_fraction_slices(twin, n_slices, voxel):
+        z_um = (k - (n_slices - 1) / 2) * voxel
+        heights.append(z_um)
+        roll = sum(raster.fractions[r] for r in ("anode", "cathode", "separator", "al"))
+        if z_um > end:
+            assert roll.max() == 0 and fractions["nmc_lithiated"].max() == 0
+            cu = raster.fractions["cu"] > 0
+            tab_pixels.append(int(cu.sum()))
+            # one straight strip: its pixels lie on a line through the axis
+            y, x = np.nonzero(cu)
+            assert np.linalg.svd(np.column_stack([y - y.mean(), x - x.mean()]), False)[1][1] < 2
+            np.testing.assert_array_equal(raster.fractions["casing"] > 0.5, casing)
+        else:
+            assert roll.sum() > 0
+            casing = raster.fractions["casing"] > 0.5
+    assert tab_pixels and min(tab_pixels) >= 4 and len(set(tab_pixels)) == 1
+    assert max(heights) > end

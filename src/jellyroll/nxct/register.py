@@ -6,18 +6,22 @@ maps ``(z, y, x, 1)`` of frame A to frame B. A one-slice volume (``nz == 1``) is
 
 Method (fully automatic, any rotation about the cell axis):
 
-1. :func:`find_cell_axis`: per slice of a block-averaged copy, the centroid of the filled cell
-   silhouette (Otsu threshold [Otsu 1979], largest connected object, holes filled); a 3D line
-   fitted through the centres by least squares with iterative rejection of outliers (> 3 robust
+1. :func:`find_cell_axis`: per slice of a block-averaged copy, the centroid of the cell's
+   outline (the convex hull of what stands above the background [Otsu 1979]); a 3D line fitted
+   by least squares through the centres of the slices whose outline has the body's area (not
+   the roll's end or a clipped field), with iterative rejection of outliers (> 3 robust
    standard deviations from the median absolute deviation).
 2. Each volume is brought into its *axis frame* (cell axis on z through the origin). The
    rotation about the axis is found by an exhaustive search over all angles (0.5 deg steps) of
    the mutual information [Viola & Wells 1997; Maes et al. 1997] between polar unwrappings
-   (radius x angle x height) of the two volumes, quantised into equal-population bins; the
-   search is one circular shift per angle, so it costs a fraction of a second.
+   (radius x angle x height) of the two volumes, quantised into equal-population bins, one
+   circular shift per angle; then the shift along the axis by the same MI over whole-step
+   shifts of the height grid, and the angle again at that shift.
 3. The six rigid parameters (and an isotropic scale with ``scale=True``) are refined with
-   SimpleITK [Lowekamp et al. 2013]: Mattes mutual information [Mattes et al. 2003], versor
-   rigid (or similarity) transform, regular-step gradient descent over a three-level pyramid.
+   SimpleITK [Lowekamp et al. 2013]: Mattes mutual information [Mattes et al. 2003] inside the
+   cell, versor rigid (or similarity) transform, regular-step gradient descent over a two-level
+   pyramid, then Powell's direction-set search at full resolution (the axial shift, flat in
+   the metric, is where the gradient descent stops short). One thread: deterministic.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 from skimage.filters import threshold_otsu
+from skimage.morphology import convex_hull_image
 
 __all__ = [
     "CellAxis",
@@ -177,15 +182,24 @@ def _rotation_to_z(direction: np.ndarray) -> np.ndarray:
 
 
 def _slice_centre(image: np.ndarray) -> tuple[float, float, float] | None:
-    """Centroid (iy, ix) and area (pixels) of the filled largest object above Otsu."""
+    """Centroid (iy, ix) and area (pixels) of the cell's outline in one slice: the convex
+    hull of the objects that hold at least 5 % of the largest one's pixels, above a threshold
+    a quarter of the way from the background (the 1st percentile) to Otsu's.
+
+    The hull of everything above the background, not the largest object above Otsu: in one
+    modality the outer layers (casing, outer turn) may attenuate less than the inner ones or
+    be a ring or a spiral apart from the rest, and the centroid of one piece is biased.
+    """
     smooth = ndimage.gaussian_filter(image.astype(np.float32), 1.0)
     if not np.ptp(smooth) > 0:
         return None
-    labels, n = ndimage.label(smooth > threshold_otsu(smooth))
+    background = float(np.percentile(smooth, 1))
+    labels, n = ndimage.label(smooth > background + 0.25 * (threshold_otsu(smooth) - background))
     if n == 0:
         return None
     sizes = np.bincount(labels.ravel())[1:]
-    mask = ndimage.binary_fill_holes(labels == 1 + int(np.argmax(sizes)))
+    kept = np.flatnonzero(sizes >= 0.05 * sizes.max()) + 1
+    mask = convex_hull_image(np.isin(labels, kept))
     iy, ix = np.nonzero(mask)
     return float(iy.mean()), float(ix.mean()), float(iy.size)
 
@@ -217,7 +231,12 @@ def _find_axis_coarse(coarse: np.ndarray, voxel: float, to_fine: np.ndarray) -> 
         point = np.array([0.0, *yx.mean(axis=0)])
         direction = np.array([1.0, 0.0, 0.0])
         return CellAxis(point, direction, radius, centres)
-    keep = np.ones(len(z), bool)
+    # the body of the cell has one outline area at every height; slices of another area (the
+    # roll's end, head space, a field of view that clips the cell) do not follow its axis
+    area = table[:, 3]
+    keep = np.abs(area - np.median(area)) <= 0.15 * np.median(area)
+    if keep.sum() < 3:
+        keep[:] = True
     for _ in range(5):
         design = np.stack([np.ones(keep.sum()), z[keep]], axis=1)
         coef, *_ = np.linalg.lstsq(design, yx[keep], rcond=None)
@@ -266,33 +285,72 @@ def _mutual_information(a: np.ndarray, b: np.ndarray, bins: int) -> float:
     return float(np.sum(p[nz] * np.log(p[nz] / np.outer(pa, pb)[nz])))
 
 
-def _angle_search(
+def _peak(scores: np.ndarray, circular: bool) -> float:
+    """Index of the maximum of ``scores``, refined by a parabola through its neighbours."""
+    best = int(np.argmax(scores))
+    if not circular and best in (0, len(scores) - 1):
+        return float(best)
+    left, mid, right = scores[best - 1], scores[best], scores[(best + 1) % len(scores)]
+    curvature = left - 2 * mid + right
+    return best + (0.5 * (left - right) / curvature if curvature < 0 else 0.0)
+
+
+def _pose_search(
     xct: tuple[np.ndarray, float, np.ndarray],
     nct: tuple[np.ndarray, float, np.ndarray],
     xct_axis: CellAxis,
     nct_axis: CellAxis,
     step_deg: float = 0.5,
     bins: int = 24,
-) -> float:
-    """Angle (deg) about z taking the X-ray axis frame to the neutron one, by exhaustive MI."""
+) -> tuple[float, float]:
+    """Angle (deg) about z and shift (um) along z taking the X-ray axis frame to the neutron
+    one, by exhaustive MI of polar unwrappings (radius x angle x height).
+
+    The angle is searched over the full turn at five heights, then the axial shift over
+    +-20 % of the shorter stack in steps of half a coarse voxel (on the heights the stacks
+    share at each shift), then the angle again at that shift, twice: a cell's structure along
+    its axis (roll ends, tabs, inclusions) pins the shift, the roll's spiral pins the angle.
+    """
     radius = min(xct_axis.radius_um, nct_axis.radius_um)
-    dr = max(xct[1], nct[1])
-    radii = np.arange(0.1 * radius, 1.05 * radius, dr / 2)
+    step = max(xct[1], nct[1]) / 2
+    radii = np.arange(0.1 * radius, 1.05 * radius, step)
     n_angles = round(360 / step_deg)
     angles = np.arange(n_angles) * (2 * np.pi / n_angles)
-    half_height = 0.25 * min(xct[0].shape[0] * xct[1], nct[0].shape[0] * nct[1])
-    heights = np.linspace(-half_height, half_height, 5) if half_height > 0 else np.zeros(1)
-    px = _polar_samples(*xct, xct_axis.to_axis_frame(), radii, angles, heights)
-    pn = _polar_samples(*nct, nct_axis.to_axis_frame(), radii, angles, heights)
-    qx, qn = _quantise(px, bins), _quantise(pn, bins)
-    scores = np.array(
-        [_mutual_information(qx, np.roll(qn, -s, axis=2), bins) for s in range(n_angles)]
+    half = 0.5 * min((xct[0].shape[0] - 1) * xct[1], (nct[0].shape[0] - 1) * nct[1])
+    to_x, to_n = xct_axis.to_axis_frame(), nct_axis.to_axis_frame()
+
+    def angle_at(heights: np.ndarray, shift_um: float) -> float:
+        qx = _quantise(_polar_samples(*xct, to_x, radii, angles, heights), bins)
+        qn = _quantise(_polar_samples(*nct, to_n, radii, angles, heights + shift_um), bins)
+        scores = np.array(
+            [_mutual_information(qx, np.roll(qn, -s, axis=2), bins) for s in range(n_angles)]
+        )
+        return float((_peak(scores, circular=True) * step_deg + 180) % 360 - 180)
+
+    if half <= 0:
+        return angle_at(np.zeros(1), 0.0), 0.0
+    angle = angle_at(np.linspace(-0.5 * half, 0.5 * half, 5), 0.0)
+    # both stacks on one grid of heights through 0, so that a shift is a whole index step
+    grid_x, grid_n = (
+        step * np.arange(np.ceil(-h / step), np.floor(h / step) + 1)
+        for h in ((xct[0].shape[0] - 1) * xct[1] / 2, (nct[0].shape[0] - 1) * nct[1] / 2)
     )
-    best = int(np.argmax(scores))
-    left, mid, right = scores[best - 1], scores[best], scores[(best + 1) % n_angles]
-    curvature = left - 2 * mid + right
-    offset = 0.5 * (left - right) / curvature if curvature < 0 else 0.0
-    return float(((best + offset) * step_deg + 180) % 360 - 180)
+    n_shift = int(0.4 * half / step)
+    coarse_angles = angles[::4]
+    qx = _quantise(_polar_samples(*xct, to_x, radii, coarse_angles, grid_x), bins)
+    first = round((grid_n[0] - grid_x[0]) / step)  # grid_x[i] + shift k is grid_n[i + k - first]
+    shift = 0.0
+    for _ in range(2):
+        rotated = coarse_angles + np.deg2rad(angle)
+        qn = _quantise(_polar_samples(*nct, to_n, radii, rotated, grid_n), bins)
+        scores = np.zeros(2 * n_shift + 1)
+        for j, k in enumerate(range(-n_shift, n_shift + 1)):
+            lo, hi = max(0, first - k), min(len(grid_x), len(grid_n) + first - k)
+            scores[j] = _mutual_information(qx[lo:hi], qn[lo + k - first : hi + k - first], bins)
+        shift = (_peak(scores, circular=False) - n_shift) * step
+        inside = grid_x[(np.abs(grid_x) <= half - abs(shift))]
+        angle = angle_at(inside[:: max(1, len(inside) // 9)], shift)
+    return angle, shift
 
 
 def _to_sitk(coarse: np.ndarray, voxel: float, to_fine: np.ndarray) -> sitk.Image:
@@ -304,6 +362,30 @@ def _to_sitk(coarse: np.ndarray, voxel: float, to_fine: np.ndarray) -> sitk.Imag
     image.SetSpacing([float(voxel)] * dim)
     image.SetOrigin([float(c) for c in origin_zyx[::-1][:dim]])
     return image
+
+
+def _cell_mask(image: sitk.Image, axis: CellAxis) -> sitk.Image:
+    """uint8 mask (1 = sampled by the metric) of ``image``'s voxels inside the cell: within
+    1.05 radii of ``axis`` and, in 3D, 10 % of the stack away from its ends, where a tilted
+    or clipped field of view has no data (zero or edge-repeated planes)."""
+    array_shape = sitk.GetArrayViewFromImage(image).shape
+    shape = array_shape if len(array_shape) == 3 else (1, *array_shape)
+    spacing = image.GetSpacing()[0]
+    origin = np.asarray(image.GetOrigin(), dtype=np.float64)[::-1]
+    if len(array_shape) == 2:
+        origin = np.array([0.0, *origin])
+    axes = [origin[i] + spacing * np.arange(n) for i, n in enumerate(shape)]
+    zz, yy, xx = np.meshgrid(*axes, indexing="ij", sparse=True)
+    rel = [zz - axis.point[0], yy - axis.point[1], xx - axis.point[2]]
+    along = sum(r * d for r, d in zip(rel, axis.direction, strict=True))
+    across = np.sqrt(sum((r - along * d) ** 2 for r, d in zip(rel, axis.direction, strict=True)))
+    inside = across <= 1.05 * axis.radius_um
+    if shape[0] > 1:
+        half = (shape[0] - 1) / 2 * spacing
+        inside &= np.abs(along) <= 0.9 * half
+    mask = sitk.GetImageFromArray(inside.reshape(array_shape).astype(np.uint8))
+    mask.CopyInformation(image)
+    return mask
 
 
 def _zyx_to_sitk_matrix(matrix_zyx: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -351,6 +433,37 @@ def _initial_transform(
     return transform
 
 
+def _polish(
+    fixed: sitk.Image, moving: sitk.Image, mask: sitk.Image, transform: sitk.Transform
+) -> tuple[sitk.Transform, float]:
+    """``transform`` refined by Powell's direction-set search [Powell 1964] of the Mattes MI
+    over every masked voxel at full resolution.
+
+    The gradient descent leaves the axial shift a few um short: the roll barely changes
+    along its axis, so the metric is flat along z next to steep in the other directions, and
+    a direction-set search, which needs no gradient and adapts its directions, is not slowed
+    by that ill-conditioning. Returns the transform and the metric's final value.
+    """
+    method = sitk.ImageRegistrationMethod()
+    method.SetNumberOfThreads(1)
+    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
+    method.SetMetricFixedMask(mask)
+    method.SetInterpolator(sitk.sitkLinear)
+    method.SetOptimizerAsPowell(
+        numberOfIterations=4,
+        maximumLineIterations=20,
+        stepLength=1.0,
+        stepTolerance=1e-3,
+        valueTolerance=1e-7,
+    )
+    method.SetOptimizerScalesFromPhysicalShift()
+    method.SetInitialTransform(transform, inPlace=False)
+    final = method.Execute(fixed, moving)
+    if isinstance(final, sitk.CompositeTransform):
+        final = final.GetNthTransform(0)
+    return getattr(sitk, type(transform).__name__)(final), float(method.GetMetricValue())
+
+
 def _orthonormal(a: np.ndarray) -> np.ndarray:
     """Nearest rotation to ``a`` (polar decomposition by SVD)."""
     u, _, vt = np.linalg.svd(a)
@@ -375,16 +488,19 @@ def register_volumes(
     max_voxels: int = 2_000_000,
     seed: int = 0,
     sampling: float = 0.3,
-    iterations: int = 300,
+    iterations: int = 100,
     learning_rate: float = 2.0,
     relaxation: float = 0.8,
+    shrink: Sequence[int] = (2, 1),
 ) -> Registration:
     """Register a neutron CT volume onto an X-ray CT volume of the same cell (multimodal).
 
     ``xct``, ``nct``: (nz, ny, nx) arrays or array-likes (h5py datasets, memmaps), each read in
     slabs into block-mean copies of at most ``max_voxels`` voxels; one-slice volumes register
     in 2D. ``scale``: also fit an isotropic scale. ``sampling``: fraction of the neutron voxels
-    sampled (randomly, from ``seed``) by the Mattes MI metric; ``iterations`` per pyramid level.
+    sampled (randomly, from ``seed``) by the Mattes MI metric's gradient descent;
+    ``iterations`` per level of the pyramid ``shrink`` (factors of the downsampled copies).
+    Deterministic: one seed, one thread.
     """
     start = time.perf_counter()
     if (xct.shape[0] == 1) != (nct.shape[0] == 1):
@@ -392,13 +508,14 @@ def register_volumes(
     xc = downsample(xct, xct_voxel_um, max_voxels)
     nc = downsample(nct, nct_voxel_um, max_voxels)
     xct_axis, nct_axis = _find_axis_coarse(*xc), _find_axis_coarse(*nc)
-    angle = _angle_search(xc, nc, xct_axis, nct_axis)
+    angle, shift = _pose_search(xc, nc, xct_axis, nct_axis)
     dim = 2 if xc[0].shape[0] == 1 else 3
     fixed, moving = _to_sitk(*nc), _to_sitk(*xc)
     method = sitk.ImageRegistrationMethod()
     method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
-    method.SetMetricSamplingStrategy(method.RANDOM)
-    method.SetMetricSamplingPercentage(float(sampling), int(seed))
+    if sampling < 1:
+        method.SetMetricSamplingStrategy(method.RANDOM)
+        method.SetMetricSamplingPercentage(float(sampling), int(seed))
     method.SetInterpolator(sitk.sitkLinear)
     method.SetOptimizerAsRegularStepGradientDescent(
         learningRate=learning_rate,
@@ -408,24 +525,42 @@ def register_volumes(
         gradientMagnitudeTolerance=1e-8,
     )
     method.SetOptimizerScalesFromPhysicalShift()
-    method.SetShrinkFactorsPerLevel([4, 2, 1])
-    method.SetSmoothingSigmasPerLevel([2.0, 1.0, 0.0])
+    method.SetShrinkFactorsPerLevel(list(shrink))
+    method.SetSmoothingSigmasPerLevel([s / 2 if s > 1 else 0.0 for s in shrink])
     method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOff()
+    along = np.eye(4)
+    along[0, 3] = shift
     xct_to_nct = (
-        np.linalg.inv(nct_axis.to_axis_frame()) @ _rotation_z(angle) @ xct_axis.to_axis_frame()
+        np.linalg.inv(nct_axis.to_axis_frame())
+        @ along
+        @ _rotation_z(angle)
+        @ xct_axis.to_axis_frame()
     )
     initial = _initial_transform(np.linalg.inv(xct_to_nct), nct_axis.point, dim, scale)
     method.SetInitialTransform(initial, inPlace=False)
-    final = method.Execute(fixed, moving)
-    if isinstance(final, sitk.CompositeTransform):
-        final = final.GetNthTransform(0)
-    found = getattr(sitk, type(initial).__name__)(final)
+    mask = _cell_mask(fixed, nct_axis)
+    method.SetMetricFixedMask(mask)
+    # one thread (metric, pyramid filters, Powell): the metric's per-thread histograms are
+    # summed in an order that varies from run to run, which moved the result by ~0.2 voxel;
+    # what remains between runs is ~1e-3 um
+    threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    method.SetNumberOfThreads(1)
+    try:
+        final = method.Execute(fixed, moving)
+        if isinstance(final, sitk.CompositeTransform):
+            final = final.GetNthTransform(0)
+        found, metric_value = _polish(
+            fixed, moving, mask, getattr(sitk, type(initial).__name__)(final)
+        )
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
     matrix = _sitk_to_zyx_matrix(found, dim)
     fitted_scale = float(found.GetScale()) if scale else 1.0
     return Registration(
         nct_to_xct=matrix,
         metric="MattesMutualInformation",
-        metric_value=float(method.GetMetricValue()),
+        metric_value=metric_value,
         seconds=time.perf_counter() - start,
         rotation_about_axis_deg=angle,
         xct_axis=xct_axis,

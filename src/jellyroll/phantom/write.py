@@ -33,7 +33,7 @@ from jellyroll.phantom.detector import (
     pilatus_gap_mask,
     render_frames,
 )
-from jellyroll.phantom.geometry import Raster, rasterize, z_invariant
+from jellyroll.phantom.geometry import BEND_AXIAL_CUTOFF, Raster, rasterize, z_invariant
 from jellyroll.phantom.materials import attenuation_map, mu_table
 from jellyroll.phantom.nxct import (
     NXCTVolumes,
@@ -296,27 +296,83 @@ def _pixels_per_bin(setup: DetectorSetup, q: np.ndarray) -> np.ndarray:
     return np.maximum(counts, 1).astype(np.float32)
 
 
+ROLL_END_FRACTION = 0.3
+"""The roll's top end sits this fraction of the NXCT stack's height above its centre (or
+just above the defects' band if that is higher): a real cell's roll ends under the cap, and
+that end pins the axial position of a registration."""
+TAB_THICKNESS_FRACTION = 0.05
+"""Thickness of the tab standing on the roll's end, as a fraction of the roll's radius."""
+
+
+def roll_end_um(twin: Twin, n_slices: int, voxel_um: float) -> float:
+    """Height (um, from the stack's centre) of the roll's top end in the NXCT stack: above
+    it the head space holds the casing, air and the tab (:func:`nxct_fraction_slices`)."""
+    band = max(
+        (g.z_um + BEND_AXIAL_CUTOFF * g.push_sigma_axial_um for g in twin.geometry.agglomerates),
+        default=0.0,
+    )
+    return max(ROLL_END_FRACTION * n_slices * voxel_um, band + voxel_um)
+
+
+def _head_space(raster: Raster, twin: Twin) -> Raster:
+    """A slice above the roll's end: the casing, air, and the tab (Cu, labelled ``cu``): a
+    vertical strip from the hollow to the roll's outer turn along the winding's ovality
+    azimuth, :data:`TAB_THICKNESS_FRACTION` of the roll's radius thick."""
+    params = twin.geometry.params
+    y, x = raster.axes_um()
+    yy, xx = np.meshgrid(y, x, indexing="ij")
+    phase = twin.geometry.ovality_phase_rad
+    along = xx * np.cos(phase) + yy * np.sin(phase)
+    across = -xx * np.sin(phase) + yy * np.cos(phase)
+    tab = (
+        (along >= params.roll_inner_radius_um)
+        & (along <= params.roll_outer_radius_um)
+        & (np.abs(across) <= TAB_THICKNESS_FRACTION * params.roll_outer_radius_um / 2)
+    ).astype(np.float32)
+    kept = ("air", "casing")
+    fractions = {name: np.zeros_like(values) for name, values in raster.fractions.items()}
+    fractions["casing"] = raster.fractions["casing"].copy()
+    roll = sum(v for name, v in raster.fractions.items() if name not in kept)
+    fractions["cu"] = roll * tab
+    fractions["air"] = raster.fractions["air"] + roll * (1 - tab)
+    return replace(
+        raster,
+        fractions=fractions,
+        displacement_um=np.zeros_like(raster.displacement_um),
+        turn=np.full_like(raster.turn, -1),
+        agglomerate_id=np.zeros_like(raster.agglomerate_id),
+        agglomerate_area_um2={},
+        damage_radius=np.full_like(raster.damage_radius, np.nan),
+    )
+
+
 def nxct_fraction_slices(
     twin: Twin, n_slices: int, voxel_um: float
 ) -> Iterator[tuple[int, Raster, dict[str, np.ndarray]]]:
     """Raster and component fractions of ``n_slices`` slices of ``voxel_um`` around z = 0.
 
-    Slices that no agglomerate reaches are all alike (:func:`z_invariant`): the first is
-    computed and shared by the others, so the yielded arrays must not be modified.
+    Slices above the roll's end (:func:`roll_end_um`) are head space (:func:`_head_space`).
+    Slices that no agglomerate reaches are all alike (:func:`z_invariant`), and so are the
+    head-space ones: the first of each is computed and shared by the others, so the yielded
+    arrays must not be modified.
     """
     n = round(twin.size.n_translations * twin.pixel_size_um / voxel_um)
     geometry = twin.geometry
     params = geometry.params
-    shared: tuple[Raster, dict[str, np.ndarray]] | None = None
+    roll_end = roll_end_um(twin, n_slices, voxel_um)
+    shared: dict[bool, tuple[Raster, dict[str, np.ndarray]]] = {}
     for k in range(n_slices):
         z_um = (k - (n_slices - 1) / 2.0) * voxel_um
-        invariant = z_invariant(geometry, z_um)
-        if invariant and shared is not None:
-            yield k, *shared
+        head = z_um > roll_end
+        invariant = head or z_invariant(geometry, z_um)
+        if invariant and head in shared:
+            yield k, *shared[head]
             continue
         raster = rasterize(
             geometry, (n, n), voxel_um, z_um=z_um, supersample=twin.size.nxct_supersample
         )
+        if head:
+            raster = _head_space(raster, twin)
         state = cell_state(
             raster,
             twin.state.health,
@@ -325,7 +381,7 @@ def nxct_fraction_slices(
             silicon_enrichment=params.agglomerates.silicon_enrichment,
         )
         if invariant:
-            shared = (raster, state.fractions)
+            shared[head] = (raster, state.fractions)
         yield k, raster, state.fractions
 
 
