@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import warnings
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from jellyroll.cli import app
 from jellyroll.io.nexus import read_table
-from jellyroll.phantom.write import demo_config, write_phantom
+from jellyroll.phantom.parameters import SIZES
+from jellyroll.phantom.twin import make_twin
+from jellyroll.phantom.write import _write_operando, demo_config, write_phantom
 from jellyroll.pipeline import ConfigError, load_config, run_pipeline
 from jellyroll.pipeline.run import SCAN_STAGES, TECHNIQUES
 from jellyroll.report import run_report
+from jellyroll.results.operando import read_operando
 
 FIGURES = ("composites", "saxs", "unrolled", "saxs_profiles", "histogram", "lithiation")
 
@@ -88,6 +93,36 @@ def test_second_run_skips_every_stage_and_a_change_reruns_downstream(demo: Path)
     status = {e["stage"]: e["status"] for e in third.log.entries}
     assert status["aged_charged diagnosis"] == "done"
     assert status["aged_charged saxs reduce"] == "up to date"
+
+
+def test_a_cell_with_an_operando_series_gets_its_stage_and_report_section(demo: Path) -> None:
+    """A cell naming a charge series (3 steps of its own tiny twin) and its potentiostat
+    log: the operando stage runs after the diagnosis, writes its file with the state of
+    charge from the log, the report shows the series, and a second run skips it."""
+    series = demo / "aged_charged_series"
+    twin = make_twin("aged_charged", SIZES["tiny"], seed=2)
+    _write_operando(series, twin, 3, 2, Console(quiet=True))
+    config = load_config(demo / "demo.toml")
+    cells = [
+        cell.model_copy(update={"operando": series, "operando_log": series / "potentiostat.csv"})
+        if cell.name == "aged_charged"
+        else cell
+        for cell in config.cells
+    ]
+    config = config.model_copy(update={"cells": cells})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tiny series' coarse steps warn; not under test
+        first = run_pipeline(config)
+    status = {entry["stage"]: entry["status"] for entry in first.log.entries}
+    assert status["aged_charged operando"] == "done"
+    assert "fresh_charged operando" not in status
+    found = read_operando(demo / "aged_charged" / "operando.h5")
+    assert found.soc.shape == (3,) and np.all(np.isfinite(found.soc))
+    assert found.soc_source.startswith("potentiostat log")
+    page = first.report.read_text()
+    assert 'data-name="operando_sheet"' in page and "operando charge" in page
+    again = run_pipeline(config)
+    assert {entry["status"] for entry in again.log.entries} == {"up to date"}
 
 
 def test_each_stage_runs_once_per_scan_in_chain_order(demo: Path) -> None:
