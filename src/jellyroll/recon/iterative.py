@@ -123,41 +123,6 @@ BANDS_PER_THREAD = 4
 """Bands of rows per thread: some slack for threads that the machine slows down."""
 
 
-def _sart_bands(
-    geometry: ParallelGeometry,
-    data: np.ndarray,
-    measured: np.ndarray,
-    inv_length: np.ndarray,
-    table: AngleTable,
-    order: np.ndarray,
-    iterations: int,
-    relaxation: float,
-    nonnegative: bool,
-    callback: Callback | None,
-) -> np.ndarray:
-    """SART sweeps parallel over bands of rows of the map: ``(ny, nx, nc)``."""
-    nc = data.shape[2]
-    bands = max(1, min(geometry.shape[0], BANDS_PER_THREAD * n_parts()))
-    parts = np.zeros((bands, geometry.n_t, nc), dtype=np.float32)
-    x = np.zeros((*geometry.shape, nc), dtype=np.float32)
-    for done in range(1, iterations + 1):
-        sart_sweep_bands(
-            x,
-            data,
-            measured,
-            inv_length,
-            table.values,
-            order.astype(np.int64),
-            *table.grid,
-            relaxation,
-            nonnegative,
-            parts,
-        )
-        if callback is not None:
-            callback(done)
-    return x
-
-
 def sart(
     geometry: ParallelGeometry,
     sinogram: np.ndarray,
@@ -177,22 +142,17 @@ def sart(
     data, measured, inv_length, single = _prepare(geometry, sinogram, mask)
     table = AngleTable(geometry)
     order = projection_order(geometry.n_angles) if order is None else np.asarray(order)
+    shared = (measured, inv_length, table.values, order.astype(np.int64), *table.grid)
+    shared += (relaxation, nonnegative)
     nc = data.shape[2]
     threads = n_parts()
     pixels = geometry.shape[0] * geometry.shape[1]
     if nc < CHANNELS_PER_THREAD * threads and pixels >= BAND_MIN_PIXELS:
-        x = _sart_bands(
-            geometry,
-            data,
-            measured,
-            inv_length,
-            table,
-            order,
-            iterations,
-            relaxation,
-            nonnegative,
-            callback,
-        )
+        # few channels: every thread sweeps a band of rows of the map, all channels in each
+        bands = max(1, min(geometry.shape[0], BANDS_PER_THREAD * threads))
+        parts = np.zeros((bands, geometry.n_t, nc), dtype=np.float32)
+        x = np.zeros((*geometry.shape, nc), dtype=np.float32)
+        _sweeps(lambda: sart_sweep_bands(x, data, *shared, parts), iterations, callback)
         return x[..., 0] if single else x
     groups = min(threads, nc)
     width = -(-nc // groups)
@@ -202,19 +162,14 @@ def sart(
         part = data[..., g * width : (g + 1) * width]
         blocks[g, ..., : part.shape[2]] = part
     x = np.zeros((groups, *geometry.shape, width), dtype=np.float32)
-    for done in range(1, iterations + 1):
-        sart_sweep(
-            x,
-            blocks,
-            measured,
-            inv_length,
-            table.values,
-            order.astype(np.int64),
-            *table.grid,
-            relaxation,
-            nonnegative,
-        )
-        if callback is not None:
-            callback(done)
+    _sweeps(lambda: sart_sweep(x, blocks, *shared), iterations, callback)
     out = np.moveaxis(x, 0, 2).reshape(*geometry.shape, groups * width)[..., :nc]
     return out[..., 0] if single else np.ascontiguousarray(out)
+
+
+def _sweeps(sweep: Callable[[], None], iterations: int, callback: Callback | None) -> None:
+    """Run ``sweep`` ``iterations`` times, reporting each to ``callback``."""
+    for done in range(1, iterations + 1):
+        sweep()
+        if callback is not None:
+            callback(done)
