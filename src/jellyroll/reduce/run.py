@@ -18,7 +18,7 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,7 @@ from jellyroll.io.scans import (
 from jellyroll.reduce.engine import IntegrationSetup, Integrator
 from jellyroll.reduce.kernels import GROUP
 from jellyroll.reduce.options import SPEED_ONLY, ReduceOptions
-from jellyroll.results.run import Sinogram, read_sinogram, write_sinogram
+from jellyroll.results.run import read_sinogram, write_sinogram
 from jellyroll.results.store import (
     RunFileError,
     invalidate_run,
@@ -163,17 +163,7 @@ def import_sinogram(
                 f"{source}: /entry/sinogram/{name} is not finite and strictly ascending "
                 "(SPEC section 6); sort the sinogram along that axis before importing it"
             )
-    sinogram = Sinogram(
-        data=found.data,
-        errors=found.errors,
-        rotation_angle_deg=found.rotation_angle_deg,
-        translation_mm=found.translation_mm,
-        q_A=found.q_A,
-        attenuation=found.attenuation,
-        rotation_centre_mm=found.rotation_centre_mm,
-        attrs={"imported_from": str(source)},
-        q_units=found.q_units,
-    )
+    sinogram = replace(found, attrs={"imported_from": str(source)})
     record = provenance_record(
         {"imported": "sinogram", "source": str(source), **(configuration or {})},
         inputs=[source],
