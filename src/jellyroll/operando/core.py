@@ -145,13 +145,11 @@ def apply_shift(image: np.ndarray, shift_px: np.ndarray, min_shift_px: float = 0
     return ndimage.shift(np.nan_to_num(image), [*shift_px, *extra], order=1, mode="nearest")
 
 
-def anode_filling(total: np.ndarray, graphite: np.ndarray) -> np.ndarray:
-    """(ny, nx) share of each pixel filled with anode: its graphite signal (summed
-    amounts, ``total``) over the 99th percentile of the signal over ``graphite`` (a pixel
-    wholly inside the coating), clipped to 0..1."""
+def filling_scale(total: np.ndarray, graphite: np.ndarray) -> float:
+    """Graphite signal (summed amounts) of a pixel wholly inside the coating: the 99th
+    percentile of ``total`` (ny, nx) over ``graphite``; 0 when there is none."""
     values = np.nan_to_num(np.asarray(total, np.float64))
-    full = np.percentile(values[graphite], 99) if graphite.any() else 0.0
-    return np.clip(values / full, 0.0, 1.0) if full > 0 else np.zeros(values.shape)
+    return float(np.percentile(values[graphite], 99)) if graphite.any() else 0.0
 
 
 def graphite_mask(total: np.ndarray, fraction: float) -> np.ndarray:
@@ -287,22 +285,76 @@ class Core:
     orientation_deg: float
 
 
-def core_of(
-    poor_share: np.ndarray,
-    zone: np.ndarray,
-    filling: np.ndarray,
+MIN_CORE_CONTRAST = 0.1
+"""Least lithiated share of the regular anode (1 - its poorly lithiated share) at which a
+step can weigh a zone's graphite: below it the noise of the excess is amplified > 10x."""
+
+
+def zone_cores(
+    amounts: np.ndarray,
+    neighbourhood: np.ndarray,
+    background: np.ndarray,
+    scale: float,
     x_um: np.ndarray,
     y_um: np.ndarray,
-) -> Core:
-    """The poorly lithiated core of ``zone`` (bool (ny, nx)): every zone pixel counts its
-    area times its poorly lithiated share times ``filling`` (0..1, the share of the pixel
-    that anode fills: a pixel across the Cu foil or the separator counts partly)."""
+) -> list[Core]:
+    """The poorly lithiated core of a zone at every step of ``amounts`` (n_steps, ny, nx,
+    3; graphite line heights, poorly lithiated last); ``scale``: the summed heights of a
+    pixel wholly inside the coating (:func:`filling_scale`), so that amounts / ``scale``
+    are areas in pixels.
+
+    A zone of a few pixels is blurred by the reconstruction over its neighbours and shares
+    its edge pixels with the regular anode, so a count of thresholded pixels is biased by
+    one-pixel edges. The core is measured from sums over ``neighbourhood`` (bool (ny, nx):
+    the zone and a ring wide enough to hold its blur), which the blur keeps:
+
+    1. the excess ``E_k``: the poorly lithiated graphite beyond the share ``p_k`` that the
+       regular anode of ``background`` (bool (ny, nx), the anode around the neighbourhood)
+       has at that step;
+    2. the zone's graphite ``G``: the largest ``E_k / (1 - p_k)`` over the steps where the
+       anode has lithiated by at least :data:`MIN_CORE_CONTRAST` (the excess of a zone
+       still wholly poorly lithiated; a lower bound when no step catches it so);
+    3. the core area ``E_k + p_k G`` (clipped to 0..G): the zone's graphite at the anode's
+       share plus its excess; its centre and ellipse are the second moments of the core
+       map ``e_k + p_k g`` (per-pixel excess ``e_k``; ``g`` the per-pixel excess of the
+       step that gave ``G`` over its ``1 - p``), which sums to that area. The axes include
+       the reconstruction's blur.
+
+    Areas are in graphite of a full coating pixel: a zone denser in graphite than the
+    coating counts larger. Every area is NaN when no step has the contrast of step 2 (the
+    zone cannot be told from the anode).
+    """
+    clean = np.nan_to_num(np.asarray(amounts, np.float64))
+    total, poor = clean.sum(axis=-1), clean[..., 2]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        anode_share = poor[:, background].sum(axis=1) / total[:, background].sum(axis=1)
+    excess_map = np.where(neighbourhood, poor - anode_share[:, None, None] * total, 0.0)
+    excess_map /= scale if scale > 0 else np.nan
+    excess = excess_map.sum(axis=(1, 2))
+    contrast = 1.0 - anode_share
+    usable = np.isfinite(contrast) & (contrast >= MIN_CORE_CONTRAST) & np.isfinite(excess)
+    if not usable.any():
+        return [Core(float("nan"), *[float("nan")] * 5) for _ in range(clean.shape[0])]
+    ratios = np.where(usable, excess / np.where(usable, contrast, 1.0), -np.inf)
+    best = int(np.argmax(ratios))
+    graphite = max(float(ratios[best]), 0.0)
+    graphite_map = excess_map[best] / contrast[best]
+    pixel_area = abs(float(x_um[1] - x_um[0])) ** 2
+    cores = []
+    for k in range(clean.shape[0]):
+        area = float(np.clip(excess[k] + anode_share[k] * graphite, 0.0, graphite))
+        core_map = np.clip(excess_map[k] + anode_share[k] * graphite_map, 0.0, None)
+        cores.append(_ellipse(core_map, area * pixel_area, x_um, y_um))
+    return cores
+
+
+def _ellipse(weights: np.ndarray, area_um2: float, x_um: np.ndarray, y_um: np.ndarray) -> Core:
+    """A :class:`Core` of ``area_um2`` placed and shaped by the second moments of
+    ``weights`` (ny, nx; >= 0)."""
     pixel = abs(float(x_um[1] - x_um[0]))
-    share = np.clip(np.nan_to_num(poor_share), 0.0, 1.0) * np.clip(filling, 0.0, 1.0)
-    weights = np.where(zone, share, 0.0)
     total = float(weights.sum())
-    if total <= 0:
-        return Core(0.0, *[float("nan")] * 5)
+    if total <= 0 or not np.isfinite(area_um2) or area_um2 <= 0:
+        return Core(max(area_um2, 0.0), *[float("nan")] * 5)
     rows, cols = np.indices(weights.shape)
     cy, cx = (rows * weights).sum() / total, (cols * weights).sum() / total
     major, minor = (4.0 * pixel * np.sqrt(max(v, 0.0)) for v in inertia_tensor_eigvals(weights))
@@ -311,7 +363,7 @@ def core_of(
     angle = float(np.degrees(np.arctan2(dy, dx)))
     angle = angle - 180.0 if angle > 90 else angle + 180.0 if angle <= -90 else angle
     return Core(
-        total * pixel**2,
+        area_um2,
         float(np.interp(cx, np.arange(x_um.size), x_um)),
         float(np.interp(cy, np.arange(y_um.size), y_um)),
         float(major),

@@ -22,6 +22,7 @@ import h5py
 import numpy as np
 import pandas as pd
 from rich.console import Console
+from scipy import ndimage
 
 from jellyroll.defects import find_agglomerates
 from jellyroll.io.nexus import read_table
@@ -285,16 +286,21 @@ def analyse(
     curves = core.region_curves(amounts, regions.masks)
     soc_half = {name: core.soc_at_half(soc, 1.0 - c[:, 2]) for name, c in curves.items()}
     total = np.clip(np.nan_to_num(amounts), 0, None).sum(axis=-1).mean(axis=0)
-    filling = core.anode_filling(total, graphite)
+    scale = core.filling_scale(total, graphite)
+    footprint = ndimage.generate_binary_structure(2, 2)
     n_zones, n_steps = int(zones.max()), len(runs)
     cores = {name: np.full((n_zones, n_steps), np.nan) for name in CORE_FIELDS}
     rows = []
     for i in range(1, n_zones + 1):
         zone = zones == i
-        for k in range(n_steps):
-            found = core.core_of(shares[k, ..., 2], zone, filling, x_um, y_um)
+        near = zone | regions.masks[f"ring_{i}"]
+        around = ndimage.binary_dilation(near, footprint, iterations=ring_px) & regions.anode
+        found = core.zone_cores(amounts, near, around, scale, x_um, y_um)
+        if not np.isfinite(found[0].area_um2):
+            notes.append(f"zone {i}: the anode never lithiates enough to weigh its core")
+        for k, step in enumerate(found):
             for name in CORE_FIELDS:
-                cores[name][i - 1, k] = getattr(found, name)
+                cores[name][i - 1, k] = getattr(step, name)
         yy, xx = np.nonzero(zone)
         rows.append(
             {
