@@ -53,7 +53,7 @@ from jellyroll.phantom.scan import (
     scan_geometry,
     simulate_acquisition,
 )
-from jellyroll.phantom.state import cell_state
+from jellyroll.phantom.state import ANODE_REGIONS, cell_state
 from jellyroll.phantom.twin import (
     SAXS_Q_RANGE_A,
     WAVELENGTH_A,
@@ -655,10 +655,13 @@ def _write_operando(
         write_nxdata(entry, "zone_id", zones, axes, units="case-B agglomerate id, 0 = none")
         write_table(entry, "cores", pd.DataFrame(cores, columns=list(CORE_COLUMNS)))
         entry["cores"].attrs["description"] = (
-            "poorly lithiated core of each damaged zone per step: area (um2: damaged-zone "
-            "area fraction of each pixel times the poorly lithiated share of its graphite), "
-            "centre and ellipse of equal second moments of that area (full axes, "
-            "orientation of the major axis from +x towards +y, deg)"
+            "poorly lithiated core of each damaged zone per step: area (um2: over the "
+            "pixels the zone reaches, the anode coating (damaged, regular and agglomerate) "
+            "area fraction of each pixel times the poorly lithiated share of its graphite, "
+            "which all of a pixel's graphite shares), centre and ellipse of equal second "
+            "moments of that area (full axes, orientation of the major axis from +x towards "
+            "+y, deg); damaged_area_um2: the damaged-zone area fraction alone times that "
+            "share"
         )
         set_default(entry, "graphite_poor")
     written[path] = "operando truth: graphite phase fractions and zone cores per step"
@@ -670,7 +673,7 @@ def _write_operando(
 
 CORE_COLUMNS = (
     "step", "soc", "zone_id", "area_um2", "x_um", "y_um",
-    "major_axis_um", "minor_axis_um", "orientation_deg",
+    "major_axis_um", "minor_axis_um", "orientation_deg", "damaged_area_um2",
 )  # fmt: skip
 
 
@@ -713,22 +716,26 @@ def _core_truth(twin: Twin, zones: np.ndarray, step: int, soc: float) -> list[tu
     graphite = sum(state[name] for name in ("lic6", "lic12", "graphite_poor"))
     with np.errstate(invalid="ignore", divide="ignore"):
         poor = np.where(graphite > 0, state["graphite_poor"] / graphite, 0.0)
-    # the damaged area whose graphite is poorly lithiated: the geometric core and the
-    # part of the rim that has not yet passed x = 0.1
-    weights = twin.raster.fractions["damage"] * poor
+    # all the graphite of a pixel shares one lithiation (cell_state), so the core is the
+    # coating of the zone's pixels (the damaged zone and the regular anode and agglomerate
+    # it shares pixels with) whose graphite is poorly lithiated
+    coating = sum(twin.raster.fractions[region] for region in ANODE_REGIONS)
+    damage = twin.raster.fractions["damage"]
     rows = []
     for zone in np.unique(zones[zones > 0]):
-        core = np.where(zones == zone, weights, 0.0)
+        member = zones == zone
+        core = np.where(member, coating * poor, 0.0)
         area = float(core.sum()) * pixel**2
+        damaged_area = float((damage * poor)[member].sum()) * pixel**2
         if area <= 0:
-            rows.append((step, soc, int(zone), 0.0, *[np.nan] * 5))
+            rows.append((step, soc, int(zone), 0.0, *[np.nan] * 5, damaged_area))
             continue
         cy, cx = regionprops((core > 0).astype(int), intensity_image=core)[0].centroid_weighted
         major, minor = (4.0 * pixel * np.sqrt(max(v, 0.0)) for v in inertia_tensor_eigvals(core))
         orientation = _major_axis_angle_deg(core)
         centre = (float(np.interp(cx, np.arange(x_um.size), x_um)),
                   float(np.interp(cy, np.arange(y_um.size), y_um)))  # fmt: skip
-        rows.append((step, soc, int(zone), area, *centre, major, minor, orientation))
+        rows.append((step, soc, int(zone), area, *centre, major, minor, orientation, damaged_area))
     return rows
 
 
