@@ -33,4 +33,9 @@ class OperandoOptions(StageOptions):
         0.1, gt=0, description="A pixel lagging the anode by more than this (SOC) is a zone."
     )
     min_zone_pixels: int = Field(2, ge=1, description="Smallest lagging zone kept (pixels).")
-    ring_width_um: float = Field(80.0, gt=0, description="Width of a zone's neighbourhood ring.")
+    ring_width_um: float = Field(
+        80.0,
+        gt=0,
+        description="Width of a zone's neighbourhood ring; it must hold the reconstruction's "
+        "blur, as the zone's core is summed over the zone and its ring.",
+    )
