@@ -321,20 +321,22 @@ def zone_cores(
        the reconstruction's blur.
 
     Areas are in graphite of a full coating pixel: a zone denser in graphite than the
-    coating counts larger. Every area is NaN when no step has the contrast of step 2 (the
-    zone cannot be told from the anode).
+    coating counts larger. Every area is NaN when no step has the contrast step 2 needs
+    (the zone cannot be told from the anode), or ``scale`` is not positive.
     """
     clean = np.nan_to_num(np.asarray(amounts, np.float64))
+    unknown = [Core(float("nan"), *[float("nan")] * 5) for _ in range(clean.shape[0])]
+    if scale <= 0:
+        return unknown
     total, poor = clean.sum(axis=-1), clean[..., 2]
     with np.errstate(invalid="ignore", divide="ignore"):
         anode_share = poor[:, background].sum(axis=1) / total[:, background].sum(axis=1)
-    excess_map = np.where(neighbourhood, poor - anode_share[:, None, None] * total, 0.0)
-    excess_map /= scale if scale > 0 else np.nan
+    excess_map = np.where(neighbourhood, poor - anode_share[:, None, None] * total, 0.0) / scale
     excess = excess_map.sum(axis=(1, 2))
     contrast = 1.0 - anode_share
     usable = np.isfinite(contrast) & (contrast >= MIN_CORE_CONTRAST) & np.isfinite(excess)
     if not usable.any():
-        return [Core(float("nan"), *[float("nan")] * 5) for _ in range(clean.shape[0])]
+        return unknown
     ratios = np.where(usable, excess / np.where(usable, contrast, 1.0), -np.inf)
     best = int(np.argmax(ratios))
     graphite = max(float(ratios[best]), 0.0)
