@@ -27,6 +27,7 @@ from jellyroll.recon.geometry import ParallelGeometry
 from jellyroll.recon.projector import (
     AngleTable,
     as_block,
+    footprint_taps,
     gather,
     n_parts,
     ray_lengths,
@@ -143,7 +144,7 @@ def sart(
     table = AngleTable(geometry)
     order = projection_order(geometry.n_angles) if order is None else np.asarray(order)
     shared = (measured, inv_length, table.values, order.astype(np.int64), *table.grid)
-    shared += (relaxation, nonnegative)
+    shared += (footprint_taps(table, geometry.n_t), relaxation, nonnegative)
     nc = data.shape[2]
     threads = n_parts()
     pixels = geometry.shape[0] * geometry.shape[1]

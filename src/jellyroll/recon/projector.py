@@ -156,9 +156,48 @@ def scatter(
                             f += step
 
 
+def footprint_taps(table: AngleTable, n_t: int) -> int:
+    """Most rays one pixel's footprint meets at any angle of ``table`` on a detector of
+    ``n_t`` rays: the footprint is an open interval of ``2 reach`` um, so it holds at most
+    ``floor(2 reach / dt) + 1`` rays."""
+    return min(int(np.floor(2 * table.values[:, 2].max() / table.dt)) + 1, n_t)
+
+
+@njit(cache=True, fastmath=True, inline="always")
+def _footprints(
+    f0: float,
+    step: float,
+    angle: np.ndarray,  # (5,) row of AngleTable.values
+    dt: float,
+    n_t: int,
+    first: np.ndarray,  # (nx,) int64, out
+    count: np.ndarray,  # (nx,) int64, out
+    weights: np.ndarray,  # (taps, nx) float64, out
+) -> None:
+    """Footprints of one row of pixels, pixel ``ix`` at ray coordinate ``f0 + ix * step``:
+    the rays ``first[ix] + k``, ``k < taps``, all on the detector, hold every ray the pixel
+    meets, with weights ``weights[k, ix]`` (um; 0 out of reach); those past
+    ``count[ix]`` are all 0."""
+    taps, nx = weights.shape
+    reach, inv_lo, height = angle[2], angle[3], angle[4]
+    reach_rays = reach / dt
+    # loops over the row without branches, which the compiler turns into vector code
+    for ix in range(nx):
+        f = f0 + ix * step
+        j0 = min(max(math.floor(f - reach_rays) + 1, 0), n_t - taps)
+        first[ix] = j0
+        count[ix] = max(min(math.floor(f + reach_rays), n_t - 1) - j0 + 1, 0)
+    for k in range(taps):
+        for ix in range(nx):
+            d = (first[ix] + k - (f0 + ix * step)) * dt
+            weights[k, ix] = _weight(d, reach, inv_lo, height)
+
+
 @njit(cache=True, fastmath=True)
 def _sart_pass(
-    x: np.ndarray,  # (ny, nx, nc) float32, updated in place
+    x: np.ndarray,  # (ny, nx, nc) float32, rows [row0, row1) updated in place
+    row0: int,
+    row1: int,
     residual: np.ndarray,  # (n_t, nc): (P_a - A_a x) / ray length, 0 where masked
     mask: np.ndarray,  # (n_t,) float32, 1 for measured rays of the previous angle
     previous: np.ndarray,  # (5,) footprint of the angle to apply; empty: none
@@ -168,49 +207,78 @@ def _sart_pass(
     p: float,
     t0: float,
     dt: float,
+    taps: int,
     relaxation: float,
     nonnegative: bool,
     projection: np.ndarray,  # (n_t, nc), accumulated into: A_following x
 ) -> None:
-    """One pass over the map: apply the previous angle's update
+    """One pass over rows of the map: apply the previous angle's update
     ``x += relaxation * A_a^T residual / A_a^T mask`` per pixel (clipped at 0 when
-    ``nonnegative``), then project the pixel along the following angle."""
-    ny, nx, nc = x.shape
-    n_t = projection.shape[0]
-    back, fwd = previous.size > 0, following.size > 0
-    pc = ps = preach = pinv = pheight = 0.0
-    fc = fs = freach = finv = fheight = 0.0
-    if back:
-        pc, ps, preach, pinv, pheight = previous
-    if fwd:
-        fc, fs, freach, finv, fheight = following
-    for iy in range(ny):
+    ``nonnegative``), then project the pixel along the following angle.
+
+    The footprints of a row are computed first, for the whole row, in loops without
+    branches: per pixel, that was the costly part with few channels.
+    """
+    nx, nc = x.shape[1], x.shape[2]
+    n_t = mask.size
+    first = np.empty(nx, dtype=np.int64)
+    count = np.empty(nx, dtype=np.int64)
+    weights = np.empty((taps, nx))
+    scaled = np.empty((taps, nx), dtype=np.float32)
+    total = np.empty(nx)
+    for iy in range(row0, row1):
         y = y0 + iy * p
-        fb0 = (x0 * pc + y * ps - t0) / dt
-        ff0 = (x0 * fc + y * fs - t0) / dt
-        for ix in range(nx):
-            if back:
-                f = fb0 + ix * (p * pc / dt)
-                j0, j1 = _span(f, preach / dt, n_t)
-                total = 0.0
-                for j in range(j0, j1 + 1):
-                    total += _weight((j - f) * dt, preach, pinv, pheight) * mask[j]
-                if total > 0.0:
-                    scale = relaxation / total
-                    for j in range(j0, j1 + 1):
-                        w = np.float32(scale * _weight((j - f) * dt, preach, pinv, pheight))
-                        for ch in range(nc):
-                            x[iy, ix, ch] += w * residual[j, ch]
+        if previous.size > 0:
+            c, s = previous[0], previous[1]
+            f0 = (x0 * c + y * s - t0) / dt
+            _footprints(f0, p * c / dt, previous, dt, n_t, first, count, weights)
+            total[:] = 0.0
+            for k in range(taps):
+                for ix in range(nx):
+                    total[ix] += weights[k, ix] * mask[first[ix] + k]
+            for k in range(taps):
+                for ix in range(nx):
+                    # a pixel that meets no measured ray keeps its value (weights 0)
+                    scale = relaxation / total[ix] if total[ix] > 0.0 else 0.0
+                    scaled[k, ix] = np.float32(scale * weights[k, ix])
+            for ix in range(nx):
+                j = first[ix]
+                for k in range(count[ix]):
+                    w = scaled[k, ix]
+                    for ch in range(nc):
+                        x[iy, ix, ch] += w * residual[j + k, ch]
                 if nonnegative:
                     for ch in range(nc):
                         x[iy, ix, ch] = max(x[iy, ix, ch], np.float32(0.0))
-            if fwd:
-                f = ff0 + ix * (p * fc / dt)
-                j0, j1 = _span(f, freach / dt, n_t)
-                for j in range(j0, j1 + 1):
-                    w = np.float32(_weight((j - f) * dt, freach, finv, fheight))
+        if following.size > 0:
+            c, s = following[0], following[1]
+            f0 = (x0 * c + y * s - t0) / dt
+            _footprints(f0, p * c / dt, following, dt, n_t, first, count, weights)
+            for k in range(taps):
+                for ix in range(nx):
+                    scaled[k, ix] = np.float32(weights[k, ix])
+            for ix in range(nx):
+                j = first[ix]
+                for k in range(count[ix]):
+                    w = scaled[k, ix]
                     for ch in range(nc):
-                        projection[j, ch] += w * x[iy, ix, ch]
+                        projection[j + k, ch] += w * x[iy, ix, ch]
+
+
+@njit(cache=True)
+def _update_residual(
+    projections: np.ndarray,  # (m, n_t, nc): parts of A_a x, summed
+    rows: np.ndarray,  # (n_t, nc): P_a
+    inv_length: np.ndarray,  # (n_t,)
+    residual: np.ndarray,  # (n_t, nc), out: (P_a - A_a x) / ray length
+) -> None:
+    m, n_t, nc = projections.shape
+    for j in range(n_t):
+        for ch in range(nc):
+            total = np.float32(0.0)
+            for part in range(m):
+                total += projections[part, j, ch]
+            residual[j, ch] = (rows[j, ch] - total) * inv_length[j]
 
 
 @njit(parallel=True, cache=True)
@@ -226,18 +294,19 @@ def sart_sweep(
     p: float,
     t0: float,
     dt: float,
+    taps: int,
     relaxation: float,
     nonnegative: bool,
 ) -> None:
     """One SART sweep over the projections in ``order``. Each thread owns whole groups of
     channels and runs the sweep alone, so no thread waits for another between angles."""
-    n_groups, _, _, nc = x.shape
+    n_groups, ny, _, nc = x.shape
     n_t = data.shape[2]
     none = np.zeros(0)
     for g in prange(n_groups):
         xg = x[g]
         residual = np.zeros((n_t, nc), dtype=np.float32)
-        projection = np.zeros((n_t, nc), dtype=np.float32)
+        projection = np.zeros((1, n_t, nc), dtype=np.float32)
         previous = -1
         # each pass applies the previous projection's update and projects the next one
         for k in range(order.size + 1):
@@ -245,6 +314,8 @@ def sart_sweep(
             projection[:] = 0.0
             _sart_pass(
                 xg,
+                0,
+                ny,
                 residual,
                 measured[max(previous, 0)],
                 table[previous] if previous >= 0 else none,
@@ -254,16 +325,13 @@ def sart_sweep(
                 p,
                 t0,
                 dt,
+                taps,
                 relaxation,
                 nonnegative,
-                projection,
+                projection[0],
             )
             if following >= 0:
-                rows = data[g, following]
-                scale = inv_length[following]
-                for j in range(n_t):
-                    for ch in range(nc):
-                        residual[j, ch] = (rows[j, ch] - projection[j, ch]) * scale[j]
+                _update_residual(projection, data[g, following], inv_length[following], residual)
             previous = following
 
 
@@ -280,6 +348,7 @@ def sart_sweep_bands(
     p: float,
     t0: float,
     dt: float,
+    taps: int,
     relaxation: float,
     nonnegative: bool,
     parts: np.ndarray,  # (n_bands, n_t, nc) float32, scratch: one projection per band
@@ -298,33 +367,28 @@ def sart_sweep_bands(
         fwd_row = table[following] if following >= 0 else none
         mask = measured[max(previous, 0)]
         for b in prange(n_bands):
-            lo, hi = b * ny // n_bands, (b + 1) * ny // n_bands
             part = parts[b]
             part[:] = 0.0
             _sart_pass(
-                x[lo:hi],
+                x,
+                b * ny // n_bands,
+                (b + 1) * ny // n_bands,
                 residual,
                 mask,
                 back_row,
                 fwd_row,
                 x0,
-                y0 + lo * p,
+                y0,
                 p,
                 t0,
                 dt,
+                taps,
                 relaxation,
                 nonnegative,
                 part,
             )
         if following >= 0:
-            rows = data[following]
-            scale = inv_length[following]
-            for j in range(n_t):
-                for ch in range(nc):
-                    total = np.float32(0.0)
-                    for b in range(n_bands):
-                        total += parts[b, j, ch]
-                    residual[j, ch] = (rows[j, ch] - total) * scale[j]
+            _update_residual(parts, data[following], inv_length[following], residual)
         previous = following
 
 
