@@ -454,6 +454,9 @@ def _initial_transform(
     return transform
 
 
+POLISH_VOXELS = 8  # the polish's neutron copy: up to this many times ``max_voxels`` voxels
+
+
 def _polish(
     fixed: sitk.Image,
     moving: sitk.Image,
@@ -592,6 +595,15 @@ def register_volumes(
         final = method.Execute(fixed, moving)
         if isinstance(final, sitk.CompositeTransform):
             final = final.GetNthTransform(0)
+        # the polish samples a finer neutron copy when the volume has one: sampled on the
+        # coarse copy's grid, commensurate with the X-ray's, the MI's optimum of the small
+        # twin's pair sat 7.5 um (0.75 neutron voxel) off along the axis; on 2x finer samples
+        # it is at the truth (within 2.5 um). As many samples are drawn as on the coarse copy.
+        fine = downsample(nct, nct_voxel_um, POLISH_VOXELS * max_voxels)
+        if fine[1] < nc[1]:
+            fixed = _to_sitk(*fine)
+            polish_sampling *= nc[0].size / fine[0].size
+            mask = _cell_mask(fixed, nct_axis)
         found, metric_value = _polish(
             fixed,
             moving,
