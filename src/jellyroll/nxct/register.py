@@ -19,9 +19,10 @@ Method (fully automatic, any rotation about the cell axis):
    shifts of the height grid, and the angle again at that shift.
 3. The six rigid parameters (and an isotropic scale with ``scale=True``) are refined with
    SimpleITK [Lowekamp et al. 2013]: Mattes mutual information [Mattes et al. 2003] inside the
-   cell, versor rigid (or similarity) transform, regular-step gradient descent over a two-level
-   pyramid, then Powell's direction-set search at full resolution (the axial shift, flat in
-   the metric, is where the gradient descent stops short). One thread: deterministic.
+   cell, versor rigid (or similarity) transform, regular-step gradient descent at half
+   resolution, then Powell's direction-set search at full resolution on a fixed random fifth
+   of the voxels (the axial shift, flat in the metric, is where the gradient descent stops
+   short). One thread and a fixed sampling seed: deterministic.
 """
 
 from __future__ import annotations
@@ -272,8 +273,10 @@ def _polar_samples(
 
 def _quantise(values: np.ndarray, bins: int) -> np.ndarray:
     """Equal-population bin index (0 .. bins - 1) of each value."""
-    ranks = np.argsort(np.argsort(values.ravel(), kind="stable"), kind="stable")
-    return (ranks * bins // ranks.size).reshape(values.shape).astype(np.int64)
+    order = np.argsort(values.ravel(), kind="stable")
+    ranks = np.empty(order.size, np.int64)
+    ranks[order] = np.arange(order.size)
+    return (ranks * bins // ranks.size).reshape(values.shape)
 
 
 def _mutual_information(a: np.ndarray, b: np.ndarray, bins: int) -> float:
@@ -283,6 +286,26 @@ def _mutual_information(a: np.ndarray, b: np.ndarray, bins: int) -> float:
     pa, pb = p.sum(axis=1), p.sum(axis=0)
     nz = p > 0
     return float(np.sum(p[nz] * np.log(p[nz] / np.outer(pa, pb)[nz])))
+
+
+def _circular_mutual_information(a: np.ndarray, b: np.ndarray, bins: int) -> np.ndarray:
+    """MI (nats) of ``a`` and ``b`` rolled by every shift ``s`` along the last axis,
+    ``MI(a, np.roll(b, -s, axis=-1))`` for ``s = 0 .. n - 1``, of quantised index arrays.
+
+    The joint histogram at every shift at once: the count of (bin i in ``a``, bin j in ``b``)
+    is the circular cross-correlation of their indicator arrays along the last axis, summed
+    over the others, done by FFT; the marginals do not depend on the shift.
+    """
+    n = a.shape[-1]
+    rows = [np.fft.rfft(v.reshape(-1, n)[None] == np.arange(bins)[:, None, None]) for v in (a, b)]
+    # (frequency, bin of a, bin of b): sum over the other axes, one matrix product per frequency
+    spectrum = np.matmul(rows[0].conj().transpose(2, 0, 1), rows[1].transpose(2, 1, 0))
+    joint = np.fft.irfft(spectrum.transpose(1, 2, 0), n=n, axis=-1)  # (bins, bins, shift)
+    p = np.clip(np.rint(joint), 0, None) / a.size
+    entropy_joint = -np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0), axis=(0, 1))
+    marginals = [np.bincount(v.ravel(), minlength=bins) / v.size for v in (a, b)]
+    entropy_marginals = sum(-np.sum(m[m > 0] * np.log(m[m > 0])) for m in marginals)
+    return entropy_marginals - entropy_joint
 
 
 def _peak(scores: np.ndarray, circular: bool) -> float:
@@ -322,9 +345,7 @@ def _pose_search(
     def angle_at(heights: np.ndarray, shift_um: float) -> float:
         qx = _quantise(_polar_samples(*xct, to_x, radii, angles, heights), bins)
         qn = _quantise(_polar_samples(*nct, to_n, radii, angles, heights + shift_um), bins)
-        scores = np.array(
-            [_mutual_information(qx, np.roll(qn, -s, axis=2), bins) for s in range(n_angles)]
-        )
+        scores = _circular_mutual_information(qx, qn, bins)
         return float((_peak(scores, circular=True) * step_deg + 180) % 360 - 180)
 
     if half <= 0:
@@ -433,26 +454,39 @@ def _initial_transform(
     return transform
 
 
+POLISH_VOXELS = 8  # the polish's neutron copy: up to this many times ``max_voxels`` voxels
+
+
 def _polish(
-    fixed: sitk.Image, moving: sitk.Image, mask: sitk.Image, transform: sitk.Transform
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    mask: sitk.Image,
+    transform: sitk.Transform,
+    sampling: float,
+    seed: int,
 ) -> tuple[sitk.Transform, float]:
     """``transform`` refined by Powell's direction-set search [Powell 1964] of the Mattes MI
-    over every masked voxel at full resolution.
+    at full resolution, on a fixed random ``sampling`` fraction of the masked voxels.
 
     The gradient descent leaves the axial shift a few um short: the roll barely changes
     along its axis, so the metric is flat along z next to steep in the other directions, and
     a direction-set search, which needs no gradient and adapts its directions, is not slowed
-    by that ill-conditioning. Returns the transform and the metric's final value.
+    by that ill-conditioning. The start is within a fraction of a voxel, so the search starts
+    with small steps (0.2 voxel) and two sweeps. Returns the transform and the metric's final
+    value.
     """
     method = sitk.ImageRegistrationMethod()
     method.SetNumberOfThreads(1)
     method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
     method.SetMetricFixedMask(mask)
+    if sampling < 1:
+        method.SetMetricSamplingStrategy(method.RANDOM)
+        method.SetMetricSamplingPercentage(float(sampling), _sitk_seed(seed))
     method.SetInterpolator(sitk.sitkLinear)
     method.SetOptimizerAsPowell(
-        numberOfIterations=4,
-        maximumLineIterations=20,
-        stepLength=1.0,
+        numberOfIterations=2,
+        maximumLineIterations=5,
+        stepLength=0.2,
         stepTolerance=1e-3,
         valueTolerance=1e-7,
     )
@@ -462,6 +496,12 @@ def _polish(
     if isinstance(final, sitk.CompositeTransform):
         final = final.GetNthTransform(0)
     return getattr(sitk, type(transform).__name__)(final), float(method.GetMetricValue())
+
+
+def _sitk_seed(seed: int) -> int:
+    """SimpleITK's sampling seed for ``seed``: its 0 means "from the wall clock", which made a
+    run with ``seed=0`` differ from the next."""
+    return int(seed) + 1
 
 
 def _orthonormal(a: np.ndarray) -> np.ndarray:
@@ -491,7 +531,8 @@ def register_volumes(
     iterations: int = 100,
     learning_rate: float = 2.0,
     relaxation: float = 0.8,
-    shrink: Sequence[int] = (2, 1),
+    shrink: Sequence[int] = (2,),
+    polish_sampling: float = 0.2,
 ) -> Registration:
     """Register a neutron CT volume onto an X-ray CT volume of the same cell (multimodal).
 
@@ -499,7 +540,11 @@ def register_volumes(
     slabs into block-mean copies of at most ``max_voxels`` voxels; one-slice volumes register
     in 2D. ``scale``: also fit an isotropic scale. ``sampling``: fraction of the neutron voxels
     sampled (randomly, from ``seed``) by the Mattes MI metric's gradient descent;
-    ``iterations`` per level of the pyramid ``shrink`` (factors of the downsampled copies).
+    ``iterations`` per level of the pyramid ``shrink`` (factors of the downsampled copies;
+    the default, one level at half resolution, leaves the full resolution to the polish);
+    ``polish_sampling``: fraction of the masked neutron voxels, a fixed random set, on which
+    Powell's search polishes at full resolution (0.2: the ten twin remounts of the tests end
+    within 0.28 voxel, as with every voxel, at a fifth of the cost).
     Deterministic: one seed, one thread.
     """
     start = time.perf_counter()
@@ -515,7 +560,7 @@ def register_volumes(
     method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
     if sampling < 1:
         method.SetMetricSamplingStrategy(method.RANDOM)
-        method.SetMetricSamplingPercentage(float(sampling), int(seed))
+        method.SetMetricSamplingPercentage(float(sampling), _sitk_seed(seed))
     method.SetInterpolator(sitk.sitkLinear)
     method.SetOptimizerAsRegularStepGradientDescent(
         learningRate=learning_rate,
@@ -550,8 +595,22 @@ def register_volumes(
         final = method.Execute(fixed, moving)
         if isinstance(final, sitk.CompositeTransform):
             final = final.GetNthTransform(0)
+        # the polish samples a finer neutron copy when the volume has one: sampled on the
+        # coarse copy's grid, commensurate with the X-ray's, the MI's optimum of the small
+        # twin's pair sat 7.5 um (0.75 neutron voxel) off along the axis; on 2x finer samples
+        # it is at the truth (within 2.5 um). As many samples are drawn as on the coarse copy.
+        fine = downsample(nct, nct_voxel_um, POLISH_VOXELS * max_voxels)
+        if fine[1] < nc[1]:
+            fixed = _to_sitk(*fine)
+            polish_sampling *= nc[0].size / fine[0].size
+            mask = _cell_mask(fixed, nct_axis)
         found, metric_value = _polish(
-            fixed, moving, mask, getattr(sitk, type(initial).__name__)(final)
+            fixed,
+            moving,
+            mask,
+            getattr(sitk, type(initial).__name__)(final),
+            polish_sampling,
+            seed,
         )
     finally:
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
