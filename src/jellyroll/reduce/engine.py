@@ -41,7 +41,14 @@ from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 from scipy import sparse
 
 from jellyroll.io.poni import integrator_from_poni_text
-from jellyroll.reduce.kernels import GROUP, clip_group, masked_shares, scatter_group, trim_group
+from jellyroll.reduce.kernels import (
+    GROUP,
+    clip_group,
+    masked_shares,
+    scatter_group,
+    transpose_group,
+    trim_group,
+)
 
 FilterName = Literal["none", "sigma-clip", "trimmed-mean"]
 SplitName = Literal["no", "bbox", "full"]
@@ -49,6 +56,9 @@ FILTERS: tuple[str, ...] = get_args(FilterName)
 _SPLITS = ("no", "bbox", "full")
 _CLIP_MODELS = ("poisson", "azimuthal")
 _NO_WAVELENGTH_SPACES = ("r", "2th")
+FILTER_PARTS = 64
+"""Tasks of the filter kernels: bin ranges with equal numbers of matrix entries, enough of
+them that threads stay busy when bins differ in size."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -251,10 +261,10 @@ class SparseEngine:
         if filter == "none":
             self._build_pixel_major()
         else:
-            self._entry_norm = self._norm[self.matrix.indices]
-            self._entry_dark = self._dark[self.matrix.indices]
+            self._build_bin_major()
         self._threads: dict[int, np.ndarray] = {}
         self._lock = threading.Lock()
+        self._local = threading.local()
 
     @property
     def nbytes(self) -> int:
@@ -271,10 +281,11 @@ class SparseEngine:
         else:
             parts = (
                 self.matrix.indptr,
-                self.matrix.indices,
+                self._entry_rows,
                 self.matrix.data,
                 self._entry_norm,
                 self._entry_dark,
+                self._row_of,
             )
         return int(sum(part.nbytes for part in parts))
 
@@ -301,6 +312,29 @@ class SparseEngine:
         self._static_count = np.bincount(rows, coefs, self.npt)
         self._static_dark = np.bincount(rows, coefs * self._dark[pixels], self.npt)
         self._static_entries = np.diff(matrix.indptr).astype(np.float64)
+
+    def _build_bin_major(self) -> None:
+        """Per entry its static norm, dark and row in the frames' lanes (:func:`transpose_group`:
+        pixels in the order of their first bin), and bin parts of equal numbers of entries."""
+        indices = self.matrix.indices
+        self._entry_norm = self._norm[indices]
+        self._entry_dark = self._dark[indices]
+        active, first_entry = np.unique(indices, return_index=True)
+        self._row_of = np.full(self.n_pixels, -1, np.int64)
+        self._row_of[active[np.argsort(first_entry, kind="stable")]] = np.arange(active.size)
+        self._entry_rows = self._row_of[indices]
+        targets = np.linspace(0, self.nnz, FILTER_PARTS + 1)
+        self._part_bins = np.unique(np.searchsorted(self.matrix.indptr, targets)).astype(np.int64)
+        self._part_bins[0], self._part_bins[-1] = 0, self.npt
+
+    def _lanes(self) -> np.ndarray:
+        """This thread's (rows, GROUP) float32 buffer of frames for the filters (reused: a
+        fresh one per group would be page-faulted in each time)."""
+        lanes = getattr(self._local, "lanes", None)
+        if lanes is None:
+            rows = int(self._row_of.max()) + 1
+            lanes = self._local.lanes = np.zeros((rows, GROUP), np.float32)
+        return lanes
 
     def _thread_runs(self, n_threads: int) -> np.ndarray:
         """Run ranges of ``n_threads`` partial sums, with equal numbers of matrix entries."""
@@ -331,19 +365,14 @@ class SparseEngine:
         n = group.shape[0]
         if self.filter != "none":
             out = np.zeros((n, self.npt, 4))
-            matrix = self.matrix
-            args = (
-                group,
-                matrix.indptr,
-                matrix.indices,
-                matrix.data,
-                self._entry_norm,
-                self._entry_dark,
-            )
+            lanes = self._lanes()
+            transpose_group(group, self._row_of, lanes)
+            matrix = (self.matrix.indptr, self._entry_rows, self.matrix.data)
+            statics = (self._entry_norm, self._entry_dark)
             if self.filter == "sigma-clip":
-                clip_group(*args, *self._clip, out)
+                clip_group(lanes, n, self._part_bins, *matrix, *statics, *self._clip, out)
             else:
-                trim_group(*args, *self._quantiles, out)
+                trim_group(lanes, n, *matrix, *statics, *self._quantiles, out)
             return out
         # one partial sum per possible thread, however many run: the result does not depend
         # on the threads given to the integration (numba.set_num_threads)
