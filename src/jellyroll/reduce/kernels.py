@@ -181,26 +181,12 @@ _ROWS = 8
 
 
 @njit(fastmath=False, error_model="numpy", cache=True)
-def _lane_values(lanes, rows, lo, n, norm, dark, x):
-    """Pixel value x = (raw-dark)/norm (n, GROUP) of entries ``lo:lo+n`` in every lane
-    (float32 difference as pyFAI, float64 quotient); NaN for an invalid raw value, and later
-    for a clipped entry: x is finite exactly where the entry is kept."""
-    for j in range(n):
-        e = lo + j
-        values = lanes[rows[e]]
-        dark_e = dark[e]
-        norm_e = np.float64(norm[e])
-        x_j = x[j]
-        for f in range(x.shape[1]):  # a bound unknown to the compiler: see _ROWS
-            raw = values[f]
-            value = np.float64(np.float32(raw - dark_e)) / norm_e
-            x_j[f] = value if raw >= 0 and raw < np.inf else np.nan
-
-
-@njit(fastmath=False, error_model="numpy", cache=True)
-def _lane_sums(lanes, rows, lo, n, coefs, norm, dark, x, azimuthal, acc):
+def _lane_sums(lanes, rows, lo, n, coefs, norm, dark, x, load, azimuthal, acc):
     """Sums of signal, variance, norm, norm^2 and count over the kept entries of every lane,
-    in entry order, into the rows of ``acc`` (see ``_S``...). Each lane does exactly the float
+    in entry order, into the rows of ``acc`` (see ``_S``...). With ``load``, first sets the
+    pixel values x (n, GROUP) of entries ``lo:lo+n``: (raw-dark)/norm (float32 difference as
+    pyFAI, float64 quotient), NaN for an invalid raw value; a clipped entry is set to NaN
+    later, so x is finite exactly where the entry is kept. Each lane does exactly the float
     operations of a scalar loop over its frame (selects, not branches, so that the lanes run
     as vectors): with ``azimuthal`` the variance is pyFAI's running weighted spread of x,
     whose update uses the mean before and after each entry (``_MEAN`` carries s / w from one
@@ -212,13 +198,20 @@ def _lane_sums(lanes, rows, lo, n, coefs, norm, dark, x, azimuthal, acc):
         coef = np.float64(coefs[e])
         omega = coef * norm[e]
         omega2 = omega * omega
+        norm_e = np.float64(norm[e])
         dark_e = dark[e]
         x_j = x[j]
         for f in range(x.shape[1]):  # a bound unknown to the compiler: see _ROWS
-            x_f = x_j[f]
-            kept = x_f == x_f
             raw = values[f]
-            s_after = acc[_S + f] + coef * np.float32(raw - dark_e)
+            difference = np.float32(raw - dark_e)
+            if load:
+                x_f = np.float64(difference) / norm_e
+                x_f = x_f if raw >= 0 and raw < np.inf else np.nan
+                x_j[f] = x_f
+            else:
+                x_f = x_j[f]
+            kept = x_f == x_f
+            s_after = acc[_S + f] + coef * difference
             w_after = acc[_W + f] + omega
             v = acc[_V + f]
             if azimuthal:
@@ -284,8 +277,7 @@ def clip_group(
         for b in range(first, last):
             lo = indptr[b]
             n = indptr[b + 1] - lo
-            _lane_values(lanes, rows, lo, n, norm, dark, x)
-            _lane_sums(lanes, rows, lo, n, coefs, norm, dark, x, azimuthal, acc)
+            _lane_sums(lanes, rows, lo, n, coefs, norm, dark, x, True, azimuthal, acc)
             acc[_DROPPED : _DROPPED + GROUP] = 1.0  # every lane running
             for _ in range(max_iter):
                 running = False
@@ -304,7 +296,7 @@ def clip_group(
                 _lane_clip(n, x, acc)
                 if not acc[_DROPPED : _DROPPED + GROUP].any():
                     break
-                _lane_sums(lanes, rows, lo, n, coefs, norm, dark, x, azimuthal, acc)
+                _lane_sums(lanes, rows, lo, n, coefs, norm, dark, x, False, azimuthal, acc)
             for f in range(k):
                 out[f, b, 0] = acc[_S + f]
                 out[f, b, 1] = acc[_V + f]
