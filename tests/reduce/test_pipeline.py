@@ -138,10 +138,15 @@ def test_interrupted_run_resumes_to_the_same_result(reduced: Path, phantom: Path
 
 
 def test_threads_split_the_cores_between_decoding_and_integration() -> None:
-    assert ReduceOptions().thread_split(2) == (1, 1)
-    assert ReduceOptions().thread_split(16) == (8, 8)
-    assert ReduceOptions(threads=6, decode_threads=4).thread_split(2) == (4, 2)
-    assert ReduceOptions(threads=1).thread_split(16) == (1, 1)  # one core: shared
+    plain = ReduceOptions(filter="none")
+    assert plain.thread_split(2) == (1, 1)
+    assert plain.thread_split(16) == (8, 8)
+    assert plain.model_copy(update={"threads": 6, "decode_threads": 4}).thread_split(2) == (4, 2)
+    assert plain.model_copy(update={"threads": 1}).thread_split(16) == (1, 1)  # one core: shared
+    # a filter costs several times the decoding: its kernel takes every core, decoding shares
+    assert ReduceOptions().thread_split(2) == (1, 2)
+    assert ReduceOptions().thread_split(16) == (4, 16)
+    assert ReduceOptions(threads=6, decode_threads=2).thread_split(2) == (2, 6)
     with pytest.raises(ValueError, match=r"decode_threads \(2\) must be less than threads"):
         ReduceOptions(threads=2, decode_threads=2)
 

@@ -369,10 +369,13 @@ class SparseEngine:
             transpose_group(group, self._row_of, lanes)
             matrix = (self.matrix.indptr, self._entry_rows, self.matrix.data)
             statics = (self._entry_norm, self._entry_dark)
-            if self.filter == "sigma-clip":
-                clip_group(lanes, n, self._part_bins, *matrix, *statics, *self._clip, out)
-            else:
-                trim_group(lanes, n, *matrix, *statics, *self._quantiles, out)
+            # parts handed out one at a time: a thread held up (by the decoding threads of a
+            # reduction) leaves its parts to the others instead of keeping them waiting
+            with numba.parallel_chunksize(1):
+                if self.filter == "sigma-clip":
+                    clip_group(lanes, n, self._part_bins, *matrix, *statics, *self._clip, out)
+                else:
+                    trim_group(lanes, n, *matrix, *statics, *self._quantiles, out)
             return out
         # one partial sum per possible thread, however many run: the result does not depend
         # on the threads given to the integration (numba.set_num_threads)
