@@ -219,6 +219,7 @@ def integration_setup(info: ScanInfo, options: ReduceOptions) -> IntegrationSetu
         radial_range=options.radial_range,
         mask=info.mask,
         polarization_factor=options.polarization_factor,
+        split=options.split,
         filter=options.filter,
     )
 
