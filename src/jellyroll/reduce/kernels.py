@@ -7,7 +7,10 @@ Two layouts of the same pyFAI matrix are used:
   The sums of all ``GROUP`` frames of a bin sit next to each other, so the inner loop is a
   vector update; per-thread copies of the sums avoid write conflicts.
 * bin-major (:func:`clip_group`, :func:`trim_group`) for the outlier filters, which need all
-  pixels of a bin together.
+  pixels of a bin together. The frames are first copied, in memory order, into rows of
+  GROUP values per pixel (:func:`transpose_group`), the rows ordered by the pixel's first
+  bin, so a bin's entries read nearby rows instead of single values scattered over GROUP
+  frames; the sigma clip then runs the GROUP frames through each bin as vector lanes.
 
 Raw values are read in their own dtype and rounded to float32 (as pyFAI's preprocessing does);
 sums are float64. A value is valid when finite and >= 0 (Pilatus gaps read -1, bad pixels -2).
