@@ -331,7 +331,8 @@ def run(console: Console | None = None) -> None:
         "max_iter": clip.setup.max_iterations,
     }
     clip_parity = _parity(clip, frames[0], mask, "sigma_clip_ng", **clip_kw)
-    clip_fps = _fps(lambda: clip.integrate(frames[:GROUP]), GROUP)
+    lanes = clip.engine.group
+    clip_fps = _fps(lambda: clip.integrate(frames[:lanes]), lanes)
     clip_pyfai_fps = _fps(
         lambda: [clip.ai.sigma_clip_ng(f, NPT, mask=mask, **clip_kw) for f in frames[:4]], 4
     )

@@ -43,6 +43,7 @@ from scipy import sparse
 from jellyroll.io.poni import integrator_from_poni_text
 from jellyroll.reduce.kernels import (
     GROUP,
+    LANES,
     clip_group,
     masked_shares,
     scatter_group,
@@ -258,6 +259,8 @@ class SparseEngine:
         self.filter = filter
         self._clip = (float(clip_sigma), int(max_iterations), clip_error_model == "azimuthal")
         self._quantiles = (percentile[0] / 100.0, percentile[1] / 100.0)
+        # frames per kernel call: blocks of frames are best given in multiples of it
+        self.group = GROUP if filter == "none" else LANES
         if filter == "none":
             self._build_pixel_major()
         else:
@@ -328,12 +331,12 @@ class SparseEngine:
         self._part_bins[0], self._part_bins[-1] = 0, self.npt
 
     def _lanes(self) -> np.ndarray:
-        """This thread's (rows, GROUP) float32 buffer of frames for the filters (reused: a
+        """This thread's (rows, LANES) float32 buffer of frames for the filters (reused: a
         fresh one per group would be page-faulted in each time)."""
         lanes = getattr(self._local, "lanes", None)
         if lanes is None:
             rows = int(self._row_of.max()) + 1
-            lanes = self._local.lanes = np.zeros((rows, GROUP), np.float32)
+            lanes = self._local.lanes = np.zeros((rows, LANES), np.float32)
         return lanes
 
     def _thread_runs(self, n_threads: int) -> np.ndarray:
@@ -355,13 +358,13 @@ class SparseEngine:
         if frames.ndim != 2 or frames.shape[1] != self.n_pixels:
             raise ValueError(f"frames must be (k, {self.n_pixels}), got {frames.shape}")
         out = np.empty((frames.shape[0], self.npt, 4))
-        for start in range(0, frames.shape[0], GROUP):
-            group = np.ascontiguousarray(frames[start : start + GROUP])
+        for start in range(0, frames.shape[0], self.group):
+            group = np.ascontiguousarray(frames[start : start + self.group])
             out[start : start + group.shape[0]] = self._group_sums(group)
         return out
 
     def _group_sums(self, group: np.ndarray) -> np.ndarray:
-        """:meth:`sums` of n <= GROUP contiguous frames."""
+        """:meth:`sums` of n <= ``group`` contiguous frames."""
         n = group.shape[0]
         if self.filter != "none":
             out = np.zeros((n, self.npt, 4))
@@ -479,7 +482,7 @@ class Integrator:
         """Integrate frames (k, H, W) or one frame (H, W), any integer or float dtype.
 
         ``monitor`` (k,) divides each frame (pyFAI's ``normalization_factor``); a frame with a
-        monitor that is not finite and > 0 gives NaN. Frames are processed ``GROUP`` at a
+        monitor that is not finite and > 0 gives NaN. Frames are processed a kernel group at a
         time, so temporary memory does not grow with k.
         """
         frames = np.asarray(frames)
@@ -503,8 +506,8 @@ class Integrator:
         intensity = np.empty((k, self.npt), np.float32)
         sigma = np.empty((k, self.npt), np.float32)
         count = np.empty((k, self.npt), np.float32)
-        for start in range(0, k, GROUP):
-            stop = min(start + GROUP, k)
+        for start in range(0, k, self.engine.group):
+            stop = min(start + self.engine.group, k)
             group = np.ascontiguousarray(frames[start:stop]).reshape(stop - start, -1)
             self._finish(
                 self.engine.sums(group), scale[start:stop],

@@ -513,8 +513,9 @@ def _run_blocks_here(
     frame buffers reused, so memory does not grow with the scan."""
     info = reader.info
     frame_bytes = 4 * int(np.prod(info.frame_shape or (1,)))  # as int32/float32 frames
-    groups = max(1, -(-PART_BYTES // (GROUP * frame_bytes)))
-    part = min(GROUP * groups, options.block_frames)
+    group = integrator.engine.group if integrator is not None else GROUP
+    groups = max(1, -(-PART_BYTES // (group * frame_bytes)))
+    part = min(group * groups, options.block_frames)
     parts = [
         (i, lo, min(lo + part, blocks[i][1]))
         for i in pending
