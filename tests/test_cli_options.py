@@ -26,7 +26,8 @@ COMMANDS: dict[str, list[tuple[type[BaseModel], dict[str, str]]]] = {
     "reduce": [
         (
             ReduceOptions,
-            {"npt": "npt", "unit": "unit", "filter": "filter", "spot_filter": "spot_filter",
+            {"npt": "npt", "unit": "unit", "filter": "filter", "split": "split",
+             "spot_filter": "spot_filter",
              "block": "block_frames",
              "polarization_factor": "polarization_factor", "air": "subtract_air",
              "q_min": "radial_range", "q_max": "radial_range", "threads": "threads",

@@ -84,11 +84,13 @@ def test_rotation_centre_found(reduced: Path, phantom: Path) -> None:
     assert abs(sinogram.rotation_centre_mm - true_centre) < 0.25 * pixel_um / 1000
 
 
-def test_cells_equal_pyfai_of_their_frames(phantom: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("split", ["bbox", "no"])
+def test_cells_equal_pyfai_of_their_frames(phantom: Path, tmp_path: Path, split: str) -> None:
     """Without air subtraction, a cell holds pyFAI integrate1d of its frame normalised by
-    monitor / mean monitor (1e-4 relative: the engine's parity target)."""
+    monitor / mean monitor (1e-4 relative: the engine's parity target), with the pixel
+    splitting asked for."""
     output = tmp_path / "no_air.h5"
-    options = OPTIONS.model_copy(update={"subtract_air": False})
+    options = OPTIONS.model_copy(update={"subtract_air": False, "split": split})
     run_reduce(phantom / "waxs_scan.h5", output, options=options)
     sinogram = read_sinogram(output)
     with h5py.File(phantom / "waxs_scan.h5", "r") as f:
@@ -103,7 +105,7 @@ def test_cells_equal_pyfai_of_their_frames(phantom: Path, tmp_path: Path) -> Non
         frame, 300, unit="q_A^-1", radial_range=(0.8, 5.2), mask=mask | (frame < 0),
         correctSolidAngle=True, polarization_factor=0.99,
         normalization_factor=monitor[index] / monitor.mean(),
-        error_model="poisson", method=("bbox", "csr", "cython"),
+        error_model="poisson", method=(split, "csr", "cython"),
     )  # fmt: skip
     a = int(np.argmin(np.abs(sinogram.rotation_angle_deg - angles[index])))
     t = int(np.argmin(np.abs(sinogram.translation_mm - translations[index])))
@@ -138,10 +140,15 @@ def test_interrupted_run_resumes_to_the_same_result(reduced: Path, phantom: Path
 
 
 def test_threads_split_the_cores_between_decoding_and_integration() -> None:
-    assert ReduceOptions().thread_split(2) == (1, 1)
-    assert ReduceOptions().thread_split(16) == (8, 8)
-    assert ReduceOptions(threads=6, decode_threads=4).thread_split(2) == (4, 2)
-    assert ReduceOptions(threads=1).thread_split(16) == (1, 1)  # one core: shared
+    plain = ReduceOptions(filter="none")
+    assert plain.thread_split(2) == (1, 1)
+    assert plain.thread_split(16) == (8, 8)
+    assert plain.model_copy(update={"threads": 6, "decode_threads": 4}).thread_split(2) == (4, 2)
+    assert plain.model_copy(update={"threads": 1}).thread_split(16) == (1, 1)  # one core: shared
+    # a filter costs several times the decoding: its kernel takes every core, decoding shares
+    assert ReduceOptions().thread_split(2) == (1, 2)
+    assert ReduceOptions().thread_split(16) == (4, 16)
+    assert ReduceOptions(threads=6, decode_threads=2).thread_split(2) == (2, 6)
     with pytest.raises(ValueError, match=r"decode_threads \(2\) must be less than threads"):
         ReduceOptions(threads=2, decode_threads=2)
 

@@ -39,6 +39,7 @@ def reduce(
     q_min: Annotated[float | None, typer.Option(help="Lower end of the radial range.")] = None,
     q_max: Annotated[float | None, typer.Option(help="Upper end of the radial range.")] = None,
     filter: Annotated[str | None, option(ReduceOptions, "filter")] = None,
+    split: Annotated[str | None, option(ReduceOptions, "split")] = None,
     spot_filter: Annotated[
         bool | None, option(ReduceOptions, "spot_filter", "--spot-filter/--no-spot-filter")
     ] = None,
@@ -69,6 +70,7 @@ def reduce(
                 "unit": unit,
                 "radial_range": None if q_min is None else (q_min, q_max),
                 "filter": filter,
+                "split": split,
                 "spot_filter": spot_filter,
                 "polarization_factor": polarization_factor,
                 "block_frames": block,

@@ -41,7 +41,15 @@ from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 from scipy import sparse
 
 from jellyroll.io.poni import integrator_from_poni_text
-from jellyroll.reduce.kernels import GROUP, clip_group, masked_shares, scatter_group, trim_group
+from jellyroll.reduce.kernels import (
+    GROUP,
+    LANES,
+    clip_group,
+    masked_shares,
+    scatter_group,
+    transpose_group,
+    trim_group,
+)
 
 FilterName = Literal["none", "sigma-clip", "trimmed-mean"]
 SplitName = Literal["no", "bbox", "full"]
@@ -49,6 +57,9 @@ FILTERS: tuple[str, ...] = get_args(FilterName)
 _SPLITS = ("no", "bbox", "full")
 _CLIP_MODELS = ("poisson", "azimuthal")
 _NO_WAVELENGTH_SPACES = ("r", "2th")
+FILTER_PARTS = 64
+"""Tasks of the filter kernels: bin ranges with equal numbers of matrix entries, enough of
+them that threads stay busy when bins differ in size."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -248,13 +259,15 @@ class SparseEngine:
         self.filter = filter
         self._clip = (float(clip_sigma), int(max_iterations), clip_error_model == "azimuthal")
         self._quantiles = (percentile[0] / 100.0, percentile[1] / 100.0)
+        # frames per kernel call: blocks of frames are best given in multiples of it
+        self.group = GROUP if filter == "none" else LANES
         if filter == "none":
             self._build_pixel_major()
         else:
-            self._entry_norm = self._norm[self.matrix.indices]
-            self._entry_dark = self._dark[self.matrix.indices]
+            self._build_bin_major()
         self._threads: dict[int, np.ndarray] = {}
         self._lock = threading.Lock()
+        self._local = threading.local()
 
     @property
     def nbytes(self) -> int:
@@ -271,10 +284,11 @@ class SparseEngine:
         else:
             parts = (
                 self.matrix.indptr,
-                self.matrix.indices,
+                self._entry_rows,
                 self.matrix.data,
                 self._entry_norm,
                 self._entry_dark,
+                self._row_of,
             )
         return int(sum(part.nbytes for part in parts))
 
@@ -302,6 +316,29 @@ class SparseEngine:
         self._static_dark = np.bincount(rows, coefs * self._dark[pixels], self.npt)
         self._static_entries = np.diff(matrix.indptr).astype(np.float64)
 
+    def _build_bin_major(self) -> None:
+        """Per entry its static norm, dark and row in the frames' lanes (:func:`transpose_group`:
+        pixels in the order of their first bin), and bin parts of equal numbers of entries."""
+        indices = self.matrix.indices
+        self._entry_norm = self._norm[indices]
+        self._entry_dark = self._dark[indices]
+        active, first_entry = np.unique(indices, return_index=True)
+        self._row_of = np.full(self.n_pixels, -1, np.int64)
+        self._row_of[active[np.argsort(first_entry, kind="stable")]] = np.arange(active.size)
+        self._entry_rows = self._row_of[indices]
+        targets = np.linspace(0, self.nnz, FILTER_PARTS + 1)
+        self._part_bins = np.unique(np.searchsorted(self.matrix.indptr, targets)).astype(np.int64)
+        self._part_bins[0], self._part_bins[-1] = 0, self.npt
+
+    def _lanes(self) -> np.ndarray:
+        """This thread's (rows, LANES) float32 buffer of frames for the filters (reused: a
+        fresh one per group would be page-faulted in each time)."""
+        lanes = getattr(self._local, "lanes", None)
+        if lanes is None:
+            rows = int(self._row_of.max()) + 1
+            lanes = self._local.lanes = np.zeros((rows, LANES), np.float32)
+        return lanes
+
     def _thread_runs(self, n_threads: int) -> np.ndarray:
         """Run ranges of ``n_threads`` partial sums, with equal numbers of matrix entries."""
         with self._lock:
@@ -321,29 +358,27 @@ class SparseEngine:
         if frames.ndim != 2 or frames.shape[1] != self.n_pixels:
             raise ValueError(f"frames must be (k, {self.n_pixels}), got {frames.shape}")
         out = np.empty((frames.shape[0], self.npt, 4))
-        for start in range(0, frames.shape[0], GROUP):
-            group = np.ascontiguousarray(frames[start : start + GROUP])
+        for start in range(0, frames.shape[0], self.group):
+            group = np.ascontiguousarray(frames[start : start + self.group])
             out[start : start + group.shape[0]] = self._group_sums(group)
         return out
 
     def _group_sums(self, group: np.ndarray) -> np.ndarray:
-        """:meth:`sums` of n <= GROUP contiguous frames."""
+        """:meth:`sums` of n <= ``group`` contiguous frames."""
         n = group.shape[0]
         if self.filter != "none":
             out = np.zeros((n, self.npt, 4))
-            matrix = self.matrix
-            args = (
-                group,
-                matrix.indptr,
-                matrix.indices,
-                matrix.data,
-                self._entry_norm,
-                self._entry_dark,
-            )
-            if self.filter == "sigma-clip":
-                clip_group(*args, *self._clip, out)
-            else:
-                trim_group(*args, *self._quantiles, out)
+            lanes = self._lanes()
+            transpose_group(group, self._row_of, lanes)
+            matrix = (self.matrix.indptr, self._entry_rows, self.matrix.data)
+            statics = (self._entry_norm, self._entry_dark)
+            # parts handed out one at a time: a thread held up (by the decoding threads of a
+            # reduction) leaves its parts to the others instead of keeping them waiting
+            with numba.parallel_chunksize(1):
+                if self.filter == "sigma-clip":
+                    clip_group(lanes, n, self._part_bins, *matrix, *statics, *self._clip, out)
+                else:
+                    trim_group(lanes, n, *matrix, *statics, *self._quantiles, out)
             return out
         # one partial sum per possible thread, however many run: the result does not depend
         # on the threads given to the integration (numba.set_num_threads)
@@ -447,7 +482,7 @@ class Integrator:
         """Integrate frames (k, H, W) or one frame (H, W), any integer or float dtype.
 
         ``monitor`` (k,) divides each frame (pyFAI's ``normalization_factor``); a frame with a
-        monitor that is not finite and > 0 gives NaN. Frames are processed ``GROUP`` at a
+        monitor that is not finite and > 0 gives NaN. Frames are processed a kernel group at a
         time, so temporary memory does not grow with k.
         """
         frames = np.asarray(frames)
@@ -471,8 +506,8 @@ class Integrator:
         intensity = np.empty((k, self.npt), np.float32)
         sigma = np.empty((k, self.npt), np.float32)
         count = np.empty((k, self.npt), np.float32)
-        for start in range(0, k, GROUP):
-            stop = min(start + GROUP, k)
+        for start in range(0, k, self.engine.group):
+            stop = min(start + self.engine.group, k)
             group = np.ascontiguousarray(frames[start:stop]).reshape(stop - start, -1)
             self._finish(
                 self.engine.sums(group), scale[start:stop],

@@ -219,6 +219,7 @@ def integration_setup(info: ScanInfo, options: ReduceOptions) -> IntegrationSetu
         radial_range=options.radial_range,
         mask=info.mask,
         polarization_factor=options.polarization_factor,
+        split=options.split,
         filter=options.filter,
     )
 
@@ -488,7 +489,8 @@ def _run_blocks_on_cluster(
 
 
 PART_BYTES = 64 << 20
-"""Frames are read, decoded and integrated in parts of about this size (whole kernel groups)."""
+"""Frames are read, decoded and integrated in parts of about this size, in whole kernel groups
+(at least one: 16 frames, 32 with a filter, whatever their size)."""
 PARTS_AHEAD = 2
 """Parts read and decoded ahead of the one being integrated: memory holds PARTS_AHEAD + 1."""
 
@@ -512,8 +514,9 @@ def _run_blocks_here(
     frame buffers reused, so memory does not grow with the scan."""
     info = reader.info
     frame_bytes = 4 * int(np.prod(info.frame_shape or (1,)))  # as int32/float32 frames
-    groups = max(1, -(-PART_BYTES // (GROUP * frame_bytes)))
-    part = min(GROUP * groups, options.block_frames)
+    group = integrator.engine.group if integrator is not None else GROUP
+    groups = max(1, -(-PART_BYTES // (group * frame_bytes)))
+    part = min(group * groups, options.block_frames)
     parts = [
         (i, lo, min(lo + part, blocks[i][1]))
         for i in pending
