@@ -1,0 +1,23 @@
+"""Where the SWAXS-CT slice sits in the X-ray volume, and its defects seen in 3D.
+
+:mod:`jellyroll.locate.link` links the map's agglomerates to the collector bends traced in
+the X-ray volume.
+"""
+
+from jellyroll.locate.link import (
+    SIZE_BIN_EDGES_UM,
+    BendThreshold,
+    bend_fraction_by_size,
+    link_to_bends,
+    map_points_to_xct,
+    measured_bend_threshold,
+)
+
+__all__ = [
+    "SIZE_BIN_EDGES_UM",
+    "BendThreshold",
+    "bend_fraction_by_size",
+    "link_to_bends",
+    "map_points_to_xct",
+    "measured_bend_threshold",
+]
