@@ -37,8 +37,12 @@ def dossier_figure(dossier: Dossier, titles: dict[str, str] | None = None) -> Fi
     titles = titles or {}
     names = list(dossier.panels)
     rows = len(names) + (dossier.bend is not None)
-    figure = Figure(figsize=(11, 2.3 * rows), layout="constrained")
-    grid = figure.add_gridspec(rows, 3, width_ratios=[3, 1, 1.2])
+    # a fixed grid: the constrained layout takes a second or more on this many axes
+    figure = Figure(figsize=(11, 2.3 * rows))
+    grid = figure.add_gridspec(
+        rows, 3, width_ratios=[3, 1, 1.2], left=0.08, right=0.98, bottom=0.5 / rows,
+        top=1 - 0.45 / rows, hspace=0.55, wspace=0.3,
+    )  # fmt: skip
     defect = dossier.defect
     extent = _extent_um(dossier.arc_axis_um - dossier.arc_um, dossier.depth_axis_um)
     colour = CASE_COLOURS.get(str(defect.get("case", "")), "yellow")

@@ -6,7 +6,7 @@ The link file (HDF5): ``/entry/link/agglomerates`` (the defect table with
 :data:`jellyroll.locate.link.LINK_COLUMNS`), ``/entry/link/size_bins`` (the fraction on a bend
 per size bin), ``/entry/link/map_to_xct`` (4x4, the placement used), attributes
 ``threshold_um``, ``threshold_misclassified``, ``critical_diameter_um``, ``location``,
-``figures`` (JSON: name -> PNG file beside it), ``profile_height_um`` and
+``figures`` (JSON: name -> PNG file beside it), ``notes`` (JSON list), ``profile_height_um`` and
 ``profile_similarity`` datasets when the location recorded them, and ``/entry/provenance``.
 """
 
@@ -116,6 +116,7 @@ class LinkResult:
     misclassified: int
     figures: dict[str, Path]
     path: Path
+    notes: list[str] = field(default_factory=list)
 
 
 def run_link(
@@ -160,8 +161,14 @@ def run_link(
                 planes["neutron"] = volume_on_map(neutron, neutron.voxel_um, to_nct, shape, pixel)
         maps = _dossier_maps(cell, planes, found.windows)
         image = np.nan_to_num(planes["xray"])
-        trace = trace_spiral(image, find_cell(image), pixel)
-        dossiers = defect_dossiers(
+        notes = []
+        try:
+            trace = trace_spiral(image, find_cell(image), pixel)
+        except ValueError as error:
+            trace = None
+            notes.append(f"no dossiers: the Cu collector was not traced in the X-ray plane at "
+                         f"the slice ({error})")  # fmt: skip
+        dossiers = [] if trace is None else defect_dossiers(
             maps, pixel, trace, select_defects(linked, options.largest_case_a),
             half_width_um=options.dossier_half_width_um, xray=xray, xray_voxel_um=xray.voxel_um,
         )  # fmt: skip
@@ -200,6 +207,7 @@ def run_link(
                     "critical_diameter_um": critical,
                     "location": str(placement.source),
                     "figures": json.dumps({k: p.name for k, p in figures.items()}),
+                    "notes": json.dumps(notes),
                 }
             )
 
@@ -243,4 +251,5 @@ def read_link(path: str | os.PathLike[str]) -> LinkResult:
             misclassified=int(group.attrs["threshold_misclassified"]),
             figures={k: Path(path).with_name(v) for k, v in names.items()},
             path=Path(path),
+            notes=json.loads(group.attrs.get("notes", "[]")),
         )

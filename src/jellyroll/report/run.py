@@ -396,6 +396,8 @@ def _link_section(report: Report, label: str, path: Path) -> None:
                 "its 3D bend (study Fig. 3)",
                 name=name,
             )
+    for note in found.notes:
+        section.note(note)
 
 
 def _operando_section(report: Report, label: str, path: Path) -> None:
