@@ -49,7 +49,8 @@ def _check_threshold(twin: Twin, linked: pd.DataFrame) -> None:
 def test_true_bends_link_case_b_only(twin: Twin, twin_nxct: TwinNXCT) -> None:
     """With the twin's true bends and placement: case B on the bend it made, case A on none."""
     bends = twin_nxct.bends
-    linked = link_to_bends(twin.agglomerates, bends, twin_nxct.map_to_xct)
+    # both tables count turns on the twin's geometry: the turn must agree too
+    linked = link_to_bends(twin.agglomerates, bends, twin_nxct.map_to_xct, same_turn=True)
     _check_cases(linked, dict(zip(bends.agglomerate_id, bends.id, strict=True)))
     _check_threshold(twin, linked)
     on = linked[linked.bend3d_id > 0]
@@ -63,7 +64,7 @@ def test_measured_bends_link_case_b_only(twin: Twin, twin_nxct: TwinNXCT) -> Non
     bend's ~130 um axial reach (a real stack is mm tall)."""
     volumes = twin_nxct.volumes
     bends, _ = find_bends_3d(volumes.xray, volumes.xray_voxel_um, slice_step=2, max_presence=0.5)
-    linked = link_to_bends(twin.agglomerates.drop(columns="turn"), bends, twin_nxct.map_to_xct)
+    linked = link_to_bends(twin.agglomerates, bends, twin_nxct.map_to_xct)
     truth = twin_nxct.bends
     bend_of = {}
     for bend in truth.itertuples():  # the measured bend nearest to each true one

@@ -87,21 +87,24 @@ def link_to_bends(
     map_to_xct: np.ndarray,
     *,
     registration_error_um: float = 20.0,
+    same_turn: bool = False,
 ) -> pd.DataFrame:
     """The defect table with each agglomerate's 3D bend (a copy with :data:`LINK_COLUMNS`).
 
     ``agglomerates``: the map's table (``id``, ``x_um``, ``y_um``,
-    ``equivalent_diameter_um``, optional ``turn``); ``bends``: the 3D bends in the X-ray
-    frame (``id``, ``z_um``, ``y_um``, ``x_um``, ``amplitude_um``, ``extent_axial_um``,
-    optional ``turn``). An agglomerate that bent the collector lies against it: across the
-    cell axis its centre is within ``|amplitude| + diameter + registration_error_um`` of
-    the bend's deepest point (as :func:`jellyroll.defects.link_bends` in 2D), and along the
-    axis the map plane cuts the bend, within ``extent_axial / 2 + registration_error_um``.
-    The two offsets, each over its reach, must lie in the unit circle; with ``turn`` in both
-    tables the turns must agree. Each bend goes to the candidate nearest in that scaled
-    distance and each agglomerate to at most one bend (a small agglomerate beside a large
-    one does not inherit its bend). ``bend3d_id`` 0 and NaN where none; ``xct_*`` the
-    centre in the X-ray frame; ``bend3d_distance_um`` the 3D distance to the bend.
+    ``equivalent_diameter_um``); ``bends``: the 3D bends in the X-ray frame (``id``,
+    ``z_um``, ``y_um``, ``x_um``, ``amplitude_um``, ``extent_axial_um``). An agglomerate
+    that bent the collector lies against it: across the cell axis its centre is within
+    ``|amplitude| + diameter + registration_error_um`` of the bend's deepest point (as
+    :func:`jellyroll.defects.link_bends` in 2D), and along the axis the map plane cuts the
+    bend, within ``extent_axial / 2 + registration_error_um``. The two offsets, each over
+    its reach, must lie in the unit circle; with ``same_turn`` the ``turn`` columns of both
+    tables must agree too (only when both count turns the same way: traces of one
+    collector start at different inner ends, the twin's geometry turns differ from a
+    trace's). Each bend goes to the candidate nearest in that scaled distance and each
+    agglomerate to at most one bend (a small agglomerate beside a large one does not
+    inherit its bend). ``bend3d_id`` 0 and NaN where none; ``xct_*`` the centre in the
+    X-ray frame; ``bend3d_distance_um`` the 3D distance to the bend.
     """
     _require(agglomerates, _AGGLOMERATE_COLUMNS, "the agglomerate table")
     _require(bends, _BEND_COLUMNS, "the bend table")
@@ -119,7 +122,9 @@ def link_to_bends(
     reach_axial = bends["extent_axial_um"].to_numpy(dtype=np.float64) / 2 + registration_error_um
     scaled = np.hypot(across / reach_across, offset[..., 0] / reach_axial[None, :])
     scaled = np.where(np.isfinite(scaled), scaled, np.inf)
-    if "turn" in out.columns and "turn" in bends.columns:
+    if same_turn:
+        _require(out, ("turn",), "the agglomerate table (same_turn)")
+        _require(bends, ("turn",), "the bend table (same_turn)")
         same = out["turn"].to_numpy()[:, None] == bends["turn"].to_numpy()[None, :]
         scaled = np.where(same, scaled, np.inf)
     chosen = np.full(len(out), -1)
