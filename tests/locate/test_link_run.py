@@ -100,3 +100,19 @@ def test_a_location_without_a_placement_is_refused(tmp_path: Path) -> None:
         f["/entry/location/map_to_xct"] = np.eye(3)
     with pytest.raises(ValueError, match=r"bad\.h5.*4x4"):
         read_placement(tmp_path / "bad.h5")
+
+
+def test_a_cell_names_its_location_and_the_link_options(tmp_path: Path) -> None:
+    from jellyroll.pipeline import load_config
+
+    path = tmp_path / "cell.toml"
+    path.write_text(
+        '[[cells]]\nname = "a"\nwaxs = "w.h5"\nsaxs = "s.h5"\nxct = "x.tif"\nnct = "n.tif"\n'
+        'location = "where/location.h5"\n[link]\nregistration_error_um = 10.0\n'
+        "largest_case_a = 0\ndossier_half_width_um = 200.0\n"
+    )
+    config = load_config(path)
+    assert config.cells[0].location == (tmp_path / "where" / "location.h5").resolve()
+    assert config.link == LinkOptions(
+        registration_error_um=10.0, largest_case_a=0, dossier_half_width_um=200.0
+    )

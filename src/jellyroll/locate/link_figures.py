@@ -67,7 +67,7 @@ def dossier_figure(dossier: Dossier, titles: dict[str, str] | None = None) -> Fi
         profile_axis = figure.add_subplot(grid[row, 1])
         profile_axis.plot(dossier.profiles[name], dossier.depth_axis_um, color="k", lw=1)
         profile_axis.axhline(dossier.depth_um, color=colour, lw=0.8)
-        profile_axis.invert_yaxis()
+        profile_axis.set_ylim(extent[2], extent[3])  # the cutout's depth range, same way up
         profile_axis.set_xlabel("profile" if panel.ndim == 2 else "luminance", fontsize="small")
         profile_axis.tick_params(labelsize="small")
     info = figure.add_subplot(grid[: len(names), 2])
@@ -99,7 +99,7 @@ def dossier_figure(dossier: Dossier, titles: dict[str, str] | None = None) -> Fi
 
 
 def _defect_text(defect: pd.Series) -> str:
-    lines = [f"id          {int(defect['id'])}", f"case        {defect.get('case', '?')}"]
+    lines = [f"{'id':<14}{int(defect['id'])}", f"{'case':<14}{defect.get('case', '?')}"]
     for column, label in (
         ("equivalent_diameter_um", "diameter um"),
         ("x_um", "x um"),
@@ -115,7 +115,7 @@ def _defect_text(defect: pd.Series) -> str:
         if column in defect and pd.notna(defect[column]):
             value = defect[column]
             text = f"{int(value)}" if column == "bend3d_id" else f"{float(value):.1f}"
-            lines.append(f"{label:<12}{text}")
+            lines.append(f"{label:<14}{text}")
     return "\n".join(lines)
 
 
