@@ -92,6 +92,8 @@ def test_link_file_figures_and_report(inputs: dict[str, Path], tmp_path: Path) -
 
 
 def test_a_location_without_a_placement_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(RunFileError, match="no such location file"):
+        read_placement(tmp_path / "missing.h5")
     with h5py.File(tmp_path / "empty.h5", "w") as f:
         f["/entry/location/z_um"] = 1.0
     with pytest.raises(RunFileError, match="map_to_xct"):

@@ -165,6 +165,9 @@ def slice_in_volume_figure(
     figure = Figure(figsize=(11 if with_profile else 8, 4), layout="constrained")
     axes = figure.subplots(1, 2 if with_profile else 1, squeeze=False,
                            width_ratios=[3, 1] if with_profile else [1])[0]  # fmt: skip
+    measured = np.flatnonzero(np.isfinite(cut).any(axis=1))  # rows inside the volume
+    if measured.size > 1:
+        cut, z_um = cut[measured[0] : measured[-1] + 1], z_um[measured[0] : measured[-1] + 1]
     low, high = _grey_window(cut)
     half_x, half_z = (x_um[1] - x_um[0]) / 2000, (z_um[1] - z_um[0]) / 2000
     extent = [x_um[0] / 1000 - half_x, x_um[-1] / 1000 + half_x,

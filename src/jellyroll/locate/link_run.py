@@ -74,6 +74,8 @@ def read_placement(path: str | os.PathLike[str]) -> Placement:
     """The placement in a location file (``/entry/location/map_to_xct``, with
     ``profile_height_um``/``profile_similarity`` beside it when recorded) or a twin's
     truth.h5 (``/entry/nxct/map_to_xct``)."""
+    if not Path(path).is_file():
+        raise RunFileError(f"{path}: no such location file; make it with `jellyroll locate`")
     with open_run(path) as f:
         name = next((p for p in LOCATION_PATHS if p in f), None)
         if name is None:

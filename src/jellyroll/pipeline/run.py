@@ -150,12 +150,12 @@ def _link_stage(
     if location is None or cell.xct is None:
         return None
     output = folder / "link.h5"
-    args = (results, cell.xct, nxct, location, config.link)
+    inputs = (results, cell.xct, nxct, location)
 
     def link() -> None:
-        run_link(*args, nct=cell.nct)
+        run_link(*inputs, output, config.link, nct=cell.nct)
 
-    log.run(f"{cell.name} link", output, lambda: link_key(*args, cell.nct), link)
+    log.run(f"{cell.name} link", output, lambda: link_key(*inputs, config.link, cell.nct), link)
     return output
 
 
