@@ -46,9 +46,12 @@ from jellyroll.results.nxct import read_nxct
 from jellyroll.results.store import open_run, recorded_key, stage_key, write_stage_file
 from jellyroll.unroll import find_cell, trace_spiral
 
-LOCATION_PATHS = ("/entry/location/map_to_xct", "/entry/nxct/map_to_xct")
-"""Where a placement is read: a location file of ``jellyroll locate``, or a digital twin's
-truth.h5 (its true placement)."""
+LOCATION_PATHS = (
+    "/entry/location/map_to_xct", "/entry/location/swaxs_to_xct", "/entry/nxct/map_to_xct",
+)  # fmt: skip
+"""Where a placement is read, first found wins: a location file of ``jellyroll locate``
+(``swaxs_to_xct``: the name SPEC section 6 gives it), or a digital twin's truth.h5 (its true
+placement)."""
 PANEL_TITLES = {
     "xray": "X-ray CT at the slice",
     "neutron": "neutron CT at the slice",
