@@ -24,6 +24,7 @@ from jellyroll.defects.truth import (
 )
 from jellyroll.io.lock import output_lock
 from jellyroll.io.provenance import package_versions
+from jellyroll.locate.link_run import read_link
 from jellyroll.report.html import Report
 from jellyroll.report.options import ReportOptions
 from jellyroll.results import GRAPHITE_PHASE_MAPS, Diagnosis, MapName, require_diagnosis
@@ -348,8 +349,6 @@ LINK_TABLE_COLUMNS = {
 def _link_section(report: Report, label: str, path: Path) -> None:
     """The slice in the X-ray volume, the agglomerates linked to the 3D bends, the share on
     a bend per size bin with the measured threshold, and the dossiers (study Fig. 1e, 3)."""
-    from jellyroll.locate.link_run import read_link
-
     found = read_link(path)
     section = report.section(f"Cell {label}: the slice in the volume, defects in 3D")
     figures = found.figures
