@@ -73,11 +73,15 @@ def test_a_cell_with_ct_volumes_gets_its_nxct_section(twin: Path, tmp_path: Path
         f'output = "out"\n[[cells]]\nname = "aged"\nwaxs = "{twin / "waxs_scan.h5"}"\n'
         f'saxs = "{twin / "saxs_scan.h5"}"\n'
         f'xct = "{twin / "xct.tif"}"\nnct = "{twin / "nct.tif"}"\n'
+        f'truth = "{twin / "truth.h5"}"\n'
         "[nxct]\nbend_slice_step = 2\n"
     )
     result = run_pipeline(load_config(config))
     html = result.report.read_text()
     assert 'data-name="nxct_views"' in html and "neutron and X-ray CT" in html
+    # the twin's true placement of the slice: the agglomerates linked to the 3D bends
+    assert 'data-name="slice_in_volume"' in html and 'data-name="bend_fractions"' in html
+    assert (tmp_path / "out" / "aged" / "link.h5").is_file()
     assert (tmp_path / "out" / "aged" / "nxct.h5").is_file()
     status = {e["stage"]: e["status"] for e in run_pipeline(load_config(config)).log.entries}
     assert status["aged nxct"] == "up to date"

@@ -399,6 +399,13 @@ class TwinNXCT:
     bends: pd.DataFrame
     remount: dict[str, float]
 
+    @property
+    def map_to_xct(self) -> np.ndarray:
+        """4x4 map (um) of the SWAXS map frame (z = 0 on the map plane, origin at the map
+        centre, rows y, columns x) to the X-ray volume frame: the world grid is centred on
+        the SWAXS slice with the map's axes, so the map frame is the world's."""
+        return np.linalg.inv(self.volumes.xray_to_world)
+
 
 def twin_remount(
     seed: int, field_of_view_um: Sequence[float]
@@ -574,6 +581,7 @@ def _write_nxct_truth(entry: h5py.Group, nxct: TwinNXCT) -> None:
         ("neutron_to_world", volumes.neutron_to_world, "neutron volume frame -> world"),
         ("xray_to_world", volumes.xray_to_world, "X-ray volume frame -> world"),
         ("nct_to_xct", volumes.nct_to_xct, "neutron volume frame -> X-ray volume frame"),
+        ("map_to_xct", nxct.map_to_xct, "SWAXS map frame (z = 0 on the map) -> X-ray frame"),
     ):
         group[name] = np.asarray(matrix, dtype=np.float64)
         group[name].attrs["units"] = frames

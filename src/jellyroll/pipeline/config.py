@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from jellyroll.defects.options import DiagnoseOptions
+from jellyroll.locate.link_options import LinkOptions
 from jellyroll.maps.options import MapsOptions
 from jellyroll.nxct.options import NXCTOptions
 from jellyroll.operando.options import OperandoOptions
@@ -61,6 +62,12 @@ class CellInput(_Strict):
         description="truth.h5 of a digital twin (`jellyroll phantom`): the report then "
         "compares the agglomerates found with the true ones",
     )
+    location: Path | None = Field(
+        None,
+        description="LOCATION.h5 of `jellyroll locate` (/entry/location/map_to_xct): with "
+        "xct and nct, the agglomerates are linked to the 3D bends and get dossiers; a "
+        "digital twin's truth placement is used when only truth is given",
+    )
     operando: Path | None = None  # folder of the slice's WAXS scans during a charge
     operando_log: Path | None = None  # its potentiostat log (.mpt or CSV)
 
@@ -90,6 +97,7 @@ class RunConfig(_Strict):
     maps: MapsOptions = MapsOptions()
     defects: DiagnoseOptions = DiagnoseOptions()
     nxct: NXCTOptions = NXCTOptions()
+    link: LinkOptions = LinkOptions()
     operando: OperandoOptions = OperandoOptions()
     dask: DaskOptions = DaskOptions()
 
@@ -121,6 +129,7 @@ class RunConfig(_Strict):
                         "xct",
                         "nct",
                         "truth",
+                        "location",
                         "operando",
                         "operando_log",
                     )

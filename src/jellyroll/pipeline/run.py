@@ -18,6 +18,7 @@ from pathlib import Path
 from rich.console import Console
 
 from jellyroll.defects.run import diagnose_key, run_diagnose
+from jellyroll.locate.link_run import link_key, run_link
 from jellyroll.maps.run import maps_key, run_maps
 from jellyroll.nxct.run import nxct_key, run_nxct
 from jellyroll.operando.run import operando_key, run_operando
@@ -140,6 +141,24 @@ def _nxct_stage(
     return output
 
 
+def _link_stage(
+    cell: CellInput, results: Path, nxct: Path, config: RunConfig, folder: Path, log: StageLog
+) -> Path | None:
+    """The cell's agglomerates linked to its 3D bends, with the dossiers, when the slice's
+    place in the X-ray volume is known (a location file, else a twin's true placement)."""
+    location = cell.location or cell.truth
+    if location is None or cell.xct is None:
+        return None
+    output = folder / "link.h5"
+    inputs = (results, cell.xct, nxct, location)
+
+    def link() -> None:
+        run_link(*inputs, output, config.link, nct=cell.nct)
+
+    log.run(f"{cell.name} link", output, lambda: link_key(*inputs, config.link, cell.nct), link)
+    return output
+
+
 @contextlib.contextmanager
 def dask_scheduler(options: DaskOptions) -> Iterator[str | None]:
     """The scheduler address the stages get: None (in process), a local or SLURM cluster
@@ -179,6 +198,7 @@ def run_pipeline(config: RunConfig, console: Console | None = None) -> PipelineR
     log = StageLog()
     cells: dict[str, Diagnosis] = {}
     nxct_files: dict[str, Path] = {}
+    link_files: dict[str, Path] = {}
     operando_files: dict[str, Path] = {}
     with dask_scheduler(config.dask) as scheduler:
         for cell in config.cells:
@@ -213,6 +233,10 @@ def run_pipeline(config: RunConfig, console: Console | None = None) -> PipelineR
             cells[cell.name] = read_diagnosis(results)
             if cell.xct is not None and cell.nct is not None:
                 nxct_files[cell.name] = _nxct_stage(cell, config, folder, log, console)
+                with console.status(f"{cell.name}: link to the 3D bends, dossiers"):
+                    linked = _link_stage(cell, results, nxct_files[cell.name], config, folder, log)
+                if linked is not None:
+                    link_files[cell.name] = linked
             if cell.operando is not None:
                 operando_files[cell.name] = _operando_stage(
                     cell, results, config, folder, log, console
@@ -226,6 +250,7 @@ def run_pipeline(config: RunConfig, console: Console | None = None) -> PipelineR
         stages=log.entries,
         run_facts=facts,
         nxct=nxct_files,
+        link=link_files,
         truth={cell.name: cell.truth for cell in config.cells if cell.truth is not None},
         operando=operando_files,
     )

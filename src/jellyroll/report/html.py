@@ -49,7 +49,11 @@ class Section:
     items: list[str] = field(default_factory=list)
 
     def figure(self, figure: Figure, caption: str, *, name: str = "") -> None:
-        data = base64.b64encode(figure_png(figure)).decode("ascii")
+        self.png(figure_png(figure), caption, name=name)
+
+    def png(self, png: bytes, caption: str, *, name: str = "") -> None:
+        """A PNG image (bytes, e.g. a figure a stage saved) with its caption."""
+        data = base64.b64encode(png).decode("ascii")
         self.items.append(
             f'<figure data-name="{html.escape(name)}"><img alt="{html.escape(caption)}" '
             f'src="data:image/png;base64,{data}"><figcaption>{html.escape(caption)}'

@@ -24,6 +24,7 @@ from jellyroll.defects.truth import (
 )
 from jellyroll.io.lock import output_lock
 from jellyroll.io.provenance import package_versions
+from jellyroll.locate.link_run import read_link
 from jellyroll.report.html import Report
 from jellyroll.report.options import ReportOptions
 from jellyroll.results import GRAPHITE_PHASE_MAPS, Diagnosis, MapName, require_diagnosis
@@ -77,6 +78,7 @@ def run_report(
     stages: list[dict[str, Any]] | None = None,
     run_facts: Mapping[str, Any] | None = None,
     nxct: Mapping[str, str | os.PathLike[str]] | None = None,
+    link: Mapping[str, str | os.PathLike[str]] | None = None,
     truth: Mapping[str, str | os.PathLike[str]] | None = None,
     operando: Mapping[str, str | os.PathLike[str]] | None = None,
 ) -> Path:
@@ -85,6 +87,8 @@ def run_report(
     ``stages`` (stage, status, seconds) and ``run_facts`` (settings of a pipeline run) are
     shown in the report's run section when given; ``nxct`` (cell name -> NXCT file of
     ``jellyroll nxct``) adds each cell's fused views, collector displacement and 3D bends;
+    ``link`` (cell name -> link file of :func:`jellyroll.locate.link_run.run_link`) adds
+    the slice in the volume, the agglomerates linked to the 3D bends and the dossiers;
     ``truth`` (cell name -> truth.h5 of a digital twin) adds found-vs-truth per cell.
     ``operando`` (cell name -> file of ``jellyroll operando``) its charge series.
     """
@@ -109,6 +113,8 @@ def run_report(
             _truth_section(report, result, Path(truth[result.name]))
         if nxct and result.name in nxct:
             _nxct_section(report, result.label, Path(nxct[result.name]))
+        if link and result.name in link:
+            _link_section(report, result.label, Path(link[result.name]))
         if operando and result.name in operando:
             _operando_section(report, result.label, Path(operando[result.name]))
     run = report.section("Run")
@@ -329,6 +335,68 @@ def _nxct_section(report: Report, label: str, path: Path) -> None:
     )
     if len(found.bends):
         section.table(found.bends, "bends of the Cu collector in 3D (X-ray frame)")
+
+
+LINK_TABLE_COLUMNS = {
+    "id": "id", "case": "case", "equivalent_diameter_um": "diameter (um)",
+    "bend3d_id": "3D bend", "bend3d_distance_um": "distance (um)",
+    "bend3d_amplitude_um": "bend amplitude (um)", "bend3d_extent_axial_um": "axial extent (um)",
+    "bend3d_extent_arc_um": "arc extent (um)",
+}  # fmt: skip
+"""Columns of the linked table in the report, with their headings."""
+
+
+def _link_section(report: Report, label: str, path: Path) -> None:
+    """The slice in the X-ray volume, the agglomerates linked to the 3D bends, the share on
+    a bend per size bin with the measured threshold, and the dossiers (study Fig. 1e, 3)."""
+    found = read_link(path)
+    section = report.section(f"Cell {label}: the slice in the volume, defects in 3D")
+    figures = found.figures
+    if "slice" in figures:
+        section.png(
+            figures["slice"].read_bytes(),
+            "The SWAXS-CT slice (orange line) in a vertical cut of the X-ray volume through "
+            "the map's centre, with the similarity against height when the location recorded "
+            "it (study Fig. 1e)",
+            name="slice_in_volume",
+        )
+    linked = found.linked
+    on_bend = int((linked["bend3d_id"] > 0).sum())
+    section.facts(
+        {
+            "agglomerates on a 3D bend": f"{on_bend} of {len(linked)}",
+            "threshold measured (bent above, none below)": (
+                f"{found.threshold_um:.1f} um, {found.misclassified} on the wrong side"
+                if np.isfinite(found.threshold_um)
+                else "not measurable (all agglomerates on one side)"
+            ),
+        }
+    )
+    columns = [c for c in LINK_TABLE_COLUMNS if c in linked.columns]
+    section.table(
+        linked[columns].rename(columns=LINK_TABLE_COLUMNS),
+        "agglomerates and the 3D bend each sits on (0: none)",
+        float_format="{:.1f}",
+    )
+    section.table(found.size_bins, "share of agglomerates on a bent collector per size bin")
+    if "fractions" in figures:
+        section.png(
+            figures["fractions"].read_bytes(),
+            "Share of agglomerates on a bent collector per size bin, with the assumed critical "
+            "diameter and the threshold measured from the volume",
+            name="bend_fractions",
+        )
+    for name, png in figures.items():
+        if name.startswith("dossier_"):
+            section.png(
+                png.read_bytes(),
+                f"Defect {name.removeprefix('dossier_')} through every modality, unrolled "
+                "along the Cu collector, with profiles across the layer; X-ray slices through "
+                "its 3D bend (study Fig. 3)",
+                name=name,
+            )
+    for note in found.notes:
+        section.note(note)
 
 
 def _operando_section(report: Report, label: str, path: Path) -> None:

@@ -1,0 +1,223 @@
+"""2D agglomerates linked to 3D collector bends: does each agglomerate of the SAXS map sit on
+a bent Cu collector seen in the X-ray volume?
+
+The study (Lübke et al., Energy Environ. Sci. 2024, 17, 5048, Fig. 7) classifies agglomerates
+at ~50 um equivalent diameter: case A below (no bend), case B above (the collector bends).
+Here that rule is measured instead of assumed: each agglomerate of the map is carried into the
+X-ray volume frame with ``map_to_xct`` and matched to the 3D bends of
+:func:`jellyroll.defects.bends3d.find_bends_3d`; per size bin, the share of agglomerates on a
+bend, and the diameter that best separates bent from unbent.
+
+Frames follow SPEC section 6: the map frame is (z, y, x) um with z = 0 on the map plane and
+the origin at the map centre; ``map_to_xct`` (4x4) maps (z, y, x, 1) of it to the X-ray
+volume frame (origin at the volume's centre).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "LINK_COLUMNS",
+    "SIZE_BIN_EDGES_UM",
+    "BendThreshold",
+    "bend_fraction_by_size",
+    "check_map_to_xct",
+    "link_to_bends",
+    "map_points_to_xct",
+    "measured_bend_threshold",
+]
+
+SIZE_BIN_EDGES_UM: tuple[float, ...] = (0, 10, 20, 30, 40, 50, 60, 70, 80, 100, np.inf)
+"""Equivalent-diameter bins (um) of the fraction on a bend: 10 um wide around the study's
+50 um case A/B threshold (an edge), wider above where few agglomerates lie."""
+
+LINK_COLUMNS = (
+    "xct_z_um", "xct_y_um", "xct_x_um", "bend3d_id", "bend3d_distance_um",
+    "bend3d_amplitude_um", "bend3d_extent_axial_um", "bend3d_extent_arc_um",
+)  # fmt: skip
+"""Columns :func:`link_to_bends` adds to the defect table."""
+
+_AGGLOMERATE_COLUMNS = ("id", "x_um", "y_um", "equivalent_diameter_um")
+_BEND_COLUMNS = ("id", "z_um", "y_um", "x_um", "amplitude_um", "extent_axial_um")
+
+
+def check_map_to_xct(map_to_xct: np.ndarray, source: str = "map_to_xct") -> np.ndarray:
+    """``map_to_xct`` as a float64 4x4 affine matrix; a clear error naming ``source`` else."""
+    matrix = np.asarray(map_to_xct, dtype=np.float64)
+    if matrix.shape != (4, 4):
+        raise ValueError(f"{source}: expected a 4x4 matrix, got shape {matrix.shape}")
+    if not np.all(np.isfinite(matrix)) or not np.allclose(matrix[3], (0, 0, 0, 1)):
+        raise ValueError(
+            f"{source}: not an affine map (non-finite values or last row not 0 0 0 1); give "
+            "the map_to_xct that `jellyroll locate` wrote"
+        )
+    if abs(np.linalg.det(matrix[:3, :3])) < 1e-6:
+        raise ValueError(f"{source}: singular matrix (the map plane collapses)")
+    return matrix
+
+
+def map_points_to_xct(
+    x_um: Sequence[float] | np.ndarray,
+    y_um: Sequence[float] | np.ndarray,
+    map_to_xct: np.ndarray,
+    z_um: float | np.ndarray = 0.0,
+) -> np.ndarray:
+    """Points (x_um, y_um) of the map (at height ``z_um`` above it) in the X-ray frame:
+    (n, 3) array of (z, y, x) um."""
+    x, y = np.asarray(x_um, dtype=np.float64), np.asarray(y_um, dtype=np.float64)
+    z = np.broadcast_to(np.asarray(z_um, dtype=np.float64), x.shape)
+    points = np.column_stack([z, y, x, np.ones(x.size)])
+    return (points @ check_map_to_xct(map_to_xct).T)[:, :3]
+
+
+def _require(table: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ValueError(f"{what} lacks the columns {', '.join(missing)}")
+
+
+def link_to_bends(
+    agglomerates: pd.DataFrame,
+    bends: pd.DataFrame,
+    map_to_xct: np.ndarray,
+    *,
+    registration_error_um: float = 20.0,
+    same_turn: bool = False,
+) -> pd.DataFrame:
+    """The defect table with each agglomerate's 3D bend (a copy with :data:`LINK_COLUMNS`).
+
+    ``agglomerates``: the map's table (``id``, ``x_um``, ``y_um``,
+    ``equivalent_diameter_um``); ``bends``: the 3D bends in the X-ray frame (``id``,
+    ``z_um``, ``y_um``, ``x_um``, ``amplitude_um``, ``extent_axial_um``). An agglomerate
+    that bent the collector lies against it: across the cell axis its centre is within
+    ``|amplitude| + diameter + registration_error_um`` of the bend's deepest point (as
+    :func:`jellyroll.defects.link_bends` in 2D), and along the axis the map plane cuts the
+    bend, within ``extent_axial / 2 + registration_error_um``. The two offsets, each over
+    its reach, must lie in the unit circle; with ``same_turn`` the ``turn`` columns of both
+    tables must agree too (only when both count turns the same way: traces of one
+    collector start at different inner ends, the twin's geometry turns differ from a
+    trace's). Each bend goes to the candidate nearest in that scaled distance and each
+    agglomerate to at most one bend (a small agglomerate beside a large one does not
+    inherit its bend). ``bend3d_id`` 0 and NaN where none; ``xct_*`` the centre in the
+    X-ray frame; ``bend3d_distance_um`` the 3D distance to the bend.
+    """
+    _require(agglomerates, _AGGLOMERATE_COLUMNS, "the agglomerate table")
+    _require(bends, _BEND_COLUMNS, "the bend table")
+    if not registration_error_um >= 0:
+        raise ValueError(f"registration_error_um must be >= 0, got {registration_error_um}")
+    out = agglomerates.copy()
+    centres = map_points_to_xct(out["x_um"], out["y_um"], map_to_xct)
+    out["xct_z_um"], out["xct_y_um"], out["xct_x_um"] = centres.T
+    bend_zyx = bends[["z_um", "y_um", "x_um"]].to_numpy(dtype=np.float64)
+    offset = centres[:, None, :] - bend_zyx[None, :, :]  # (n_agglomerates, n_bends, 3)
+    across = np.hypot(offset[..., 1], offset[..., 2])
+    diameter = out["equivalent_diameter_um"].to_numpy(dtype=np.float64)
+    amplitude = bends["amplitude_um"].to_numpy(dtype=np.float64)
+    reach_across = np.abs(amplitude)[None, :] + diameter[:, None] + registration_error_um
+    reach_axial = bends["extent_axial_um"].to_numpy(dtype=np.float64) / 2 + registration_error_um
+    scaled = np.hypot(across / reach_across, offset[..., 0] / reach_axial[None, :])
+    scaled = np.where(np.isfinite(scaled), scaled, np.inf)
+    if same_turn:
+        _require(out, ("turn",), "the agglomerate table (same_turn)")
+        _require(bends, ("turn",), "the bend table (same_turn)")
+        same = out["turn"].to_numpy()[:, None] == bends["turn"].to_numpy()[None, :]
+        scaled = np.where(same, scaled, np.inf)
+    chosen = np.full(len(out), -1)
+    candidates = np.argwhere(scaled <= 1.0)
+    order = np.argsort(scaled[candidates[:, 0], candidates[:, 1]], kind="stable")
+    taken: set[int] = set()
+    for i, j in candidates[order]:
+        if chosen[i] < 0 and j not in taken:
+            chosen[i] = j
+            taken.add(int(j))
+    linked = chosen >= 0
+    rows = np.arange(len(out))
+    out["bend3d_id"] = 0
+    out.loc[linked, "bend3d_id"] = bends["id"].to_numpy(dtype=int)[chosen[linked]]
+    distance = np.linalg.norm(offset, axis=-1)[rows[linked], chosen[linked]]
+    for column, values in (
+        ("bend3d_distance_um", distance),
+        ("bend3d_amplitude_um", amplitude[chosen[linked]]),
+        ("bend3d_extent_axial_um", bends["extent_axial_um"].to_numpy(float)[chosen[linked]]),
+        ("bend3d_extent_arc_um", _column(bends, "extent_arc_um")[chosen[linked]]),
+    ):
+        out[column] = np.nan
+        out.loc[linked, column] = values
+    return out
+
+
+def _column(table: pd.DataFrame, name: str) -> np.ndarray:
+    return table[name].to_numpy(dtype=float) if name in table else np.full(len(table), np.nan)
+
+
+def bend_fraction_by_size(
+    linked: pd.DataFrame, edges_um: Sequence[float] = SIZE_BIN_EDGES_UM
+) -> pd.DataFrame:
+    """Per equivalent-diameter bin of ``edges_um``, the agglomerates on a bent collector.
+
+    ``linked``: a table of :func:`link_to_bends`. Returns ``lower_um``, ``upper_um``,
+    ``count``, ``on_bend`` and ``fraction`` (on_bend / count, NaN for an empty bin).
+    """
+    _require(linked, ("equivalent_diameter_um", "bend3d_id"), "the linked table")
+    edges = np.asarray(edges_um, dtype=float)
+    if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0):
+        raise ValueError(f"size bin edges must increase, got {list(edges_um)}")
+    diameter = linked["equivalent_diameter_um"].to_numpy(dtype=float)
+    on_bend = linked["bend3d_id"].to_numpy() > 0
+    known = np.isfinite(diameter)
+    count, _ = np.histogram(diameter[known], bins=edges)
+    bent, _ = np.histogram(diameter[known & on_bend], bins=edges)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fraction = np.where(count > 0, bent / np.maximum(count, 1), np.nan)
+    return pd.DataFrame(
+        {"lower_um": edges[:-1], "upper_um": edges[1:], "count": count, "on_bend": bent,
+         "fraction": fraction}
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BendThreshold:
+    """The diameter (um) that best separates agglomerates on a bend (above) from those
+    without (below): ``diameter_um`` halfway between the two diameters around the best cut
+    (NaN when every agglomerate is on one side), ``misclassified`` agglomerates on the
+    wrong side of it, ``below_um``/``above_um`` those two diameters, ``count`` in all."""
+
+    diameter_um: float
+    misclassified: int
+    below_um: float
+    above_um: float
+    count: int
+
+
+def measured_bend_threshold(linked: pd.DataFrame) -> BendThreshold:
+    """The case A/B threshold as the volume shows it: the cut of the equivalent diameter
+    with the fewest agglomerates on the wrong side (on a bend below, none above); among
+    equally good cuts, the one with the widest gap."""
+    _require(linked, ("equivalent_diameter_um", "bend3d_id"), "the linked table")
+    diameter = linked["equivalent_diameter_um"].to_numpy(dtype=float)
+    known = np.isfinite(diameter)
+    order = np.argsort(diameter[known], kind="stable")
+    d = diameter[known][order]
+    bent = (linked["bend3d_id"].to_numpy()[known] > 0)[order]
+    n = d.size
+    if n == 0 or bent.all() or not bent.any():
+        return BendThreshold(float("nan"), 0, float("nan"), float("nan"), n)
+    # cut after k sorted agglomerates: bent ones among the first k, unbent ones after
+    errors = np.concatenate([[0], np.cumsum(bent)]) + np.concatenate(
+        [np.cumsum((~bent)[::-1])[::-1], [0]]
+    )
+    cuts = np.arange(1, n)  # between two agglomerates
+    gaps = d[cuts] - d[cuts - 1]
+    best = cuts[np.lexsort((-gaps, errors[cuts]))[0]]
+    return BendThreshold(
+        float(0.5 * (d[best - 1] + d[best])),
+        int(errors[best]),
+        float(d[best - 1]),
+        float(d[best]),
+        n,
+    )

@@ -1,0 +1,260 @@
+"""The 2D-3D link of one cell: its diagnosis (the SAXS map's agglomerates and every map), its
+CT volumes with their NXCT file (3D bends, registration, contrast windows) and the slice's
+place in the X-ray volume (``map_to_xct``) into a link file and PNG figures beside it.
+
+The link file (HDF5): ``/entry/link/agglomerates`` (the defect table with
+:data:`jellyroll.locate.link.LINK_COLUMNS`), ``/entry/link/size_bins`` (the fraction on a bend
+per size bin), ``/entry/link/map_to_xct`` (4x4, the placement used), attributes
+``threshold_um``, ``threshold_misclassified``, ``critical_diameter_um``, ``location``,
+``figures`` (JSON: name -> PNG file beside it), ``notes`` (JSON list), ``profile_height_um`` and
+``profile_similarity`` datasets when the location recorded them, and ``/entry/provenance``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from jellyroll.figures import save_png
+from jellyroll.io.lock import output_lock
+from jellyroll.io.nexus import nx_group, read_table, write_table
+from jellyroll.io.provenance import file_fingerprint, provenance_record
+from jellyroll.io.volumes import open_volume, split_dataset
+from jellyroll.locate.dossier import defect_dossiers, select_defects, vertical_cut, volume_on_map
+from jellyroll.locate.link import (
+    bend_fraction_by_size,
+    check_map_to_xct,
+    link_to_bends,
+    measured_bend_threshold,
+)
+from jellyroll.locate.link_figures import (
+    bend_fraction_figure,
+    dossier_figure,
+    slice_in_volume_figure,
+)
+from jellyroll.locate.link_options import LinkOptions
+from jellyroll.nxct.fuse import fuse_rgb
+from jellyroll.phases import graphite_composite
+from jellyroll.results import GRAPHITE_PHASE_MAPS, MapName, RunFileError, require_diagnosis
+from jellyroll.results.nxct import read_nxct
+from jellyroll.results.store import open_run, recorded_key, stage_key, write_stage_file
+from jellyroll.unroll import find_cell, trace_spiral
+
+LOCATION_PATHS = (
+    "/entry/location/map_to_xct", "/entry/location/swaxs_to_xct", "/entry/nxct/map_to_xct",
+)  # fmt: skip
+"""Where a placement is read, first found wins: a location file of ``jellyroll locate``
+(``swaxs_to_xct``: the name SPEC section 6 gives it), or a digital twin's truth.h5 (its true
+placement)."""
+PANEL_TITLES = {
+    "xray": "X-ray CT at the slice",
+    "neutron": "neutron CT at the slice",
+    "fused": "NXCT fused: red X-ray, cyan neutron",
+    "graphite": "graphite: LiC6 green, LiC12 blue, poorly lithiated red",
+    str(MapName.SAXS_INTENSITY): "SAXS intensity",
+    str(MapName.D_STAR): "d* (nm)",
+}
+
+
+@dataclass
+class Placement:
+    """The slice's place in the X-ray volume: ``map_to_xct`` (4x4, um), the file it came
+    from, and the similarity-vs-height profile when that file holds one."""
+
+    map_to_xct: np.ndarray
+    source: Path
+    profile_height_um: np.ndarray = field(default_factory=lambda: np.empty(0))
+    profile_similarity: np.ndarray = field(default_factory=lambda: np.empty(0))
+
+
+def read_placement(path: str | os.PathLike[str]) -> Placement:
+    """The placement in a location file (``/entry/location/map_to_xct``, with
+    ``profile_height_um``/``profile_similarity`` beside it when recorded) or a twin's
+    truth.h5 (``/entry/nxct/map_to_xct``)."""
+    if not Path(path).is_file():
+        raise RunFileError(f"{path}: no such location file; make it with `jellyroll locate`")
+    with open_run(path) as f:
+        name = next((p for p in LOCATION_PATHS if p in f), None)
+        if name is None:
+            raise RunFileError(
+                f"{path}: no /entry/location/map_to_xct (4x4); give the LOCATION.h5 that "
+                "`jellyroll locate` wrote (or a digital twin's truth.h5)"
+            )
+        matrix = check_map_to_xct(f[name][()], f"{path}: {name}")
+        group = f[name].parent
+        profile = [
+            group[key][()] if key in group else np.empty(0)
+            for key in ("profile_height_um", "profile_similarity")
+        ]
+    return Placement(matrix, Path(path), *profile)
+
+
+def link_key(
+    diagnosis: str | os.PathLike[str],
+    xct: str | os.PathLike[str],
+    nxct: str | os.PathLike[str],
+    location: str | os.PathLike[str],
+    options: LinkOptions,
+    nct: str | os.PathLike[str] | None = None,
+) -> str:
+    """Key of a link result: the diagnosis's and NXCT file's keys, the volumes' and the
+    location's fingerprints, the options."""
+    upstream = [recorded_key(diagnosis) or "", recorded_key(nxct) or ""]
+    upstream += [file_fingerprint(split_dataset(v)[0]) for v in (xct, nct) if v is not None]
+    upstream.append(file_fingerprint(location))
+    return stage_key("link", options.key_payload(), upstream)
+
+
+@dataclass
+class LinkResult:
+    """What :func:`run_link` wrote: the linked table, the size bins, the threshold."""
+
+    linked: pd.DataFrame
+    size_bins: pd.DataFrame
+    threshold_um: float
+    misclassified: int
+    figures: dict[str, Path]
+    path: Path
+    notes: list[str] = field(default_factory=list)
+
+
+def run_link(
+    diagnosis: str | os.PathLike[str],
+    xct: str | os.PathLike[str],
+    nxct: str | os.PathLike[str],
+    location: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    options: LinkOptions | None = None,
+    *,
+    nct: str | os.PathLike[str] | None = None,
+) -> LinkResult:
+    """Link the agglomerates of ``diagnosis`` to the 3D bends of ``nxct`` through the
+    placement in ``location``, write ``output`` and its figures (``<stem>_*.png``)."""
+    options = options or LinkOptions()
+    output = Path(output).resolve()
+    cell = require_diagnosis(diagnosis)
+    found = read_nxct(nxct)
+    placement = read_placement(location)
+    pixel = cell.pixel_size_um
+    shape = cell.maps[MapName.SAXS_INTENSITY].shape
+    linked = link_to_bends(
+        cell.agglomerates,
+        found.bends,
+        placement.map_to_xct,
+        registration_error_um=options.registration_error_um,
+    )
+    bins = bend_fraction_by_size(linked)
+    threshold = measured_bend_threshold(linked)
+    critical = float(cell.summary.get("critical_diameter_um", np.nan))
+    figures: dict[str, Path] = {}
+    with output_lock(output), open_volume(xct) as xray:
+        planes = {"xray": volume_on_map(xray, xray.voxel_um, placement.map_to_xct, shape, pixel)}
+        if not np.isfinite(planes["xray"]).any():
+            raise ValueError(
+                f"{location}: the SWAXS map placed by it misses the X-ray volume {xct}; "
+                "give the location made for this volume"
+            )
+        if nct is not None:
+            with open_volume(nct) as neutron:
+                to_nct = np.linalg.inv(found.nct_to_xct) @ placement.map_to_xct
+                planes["neutron"] = volume_on_map(neutron, neutron.voxel_um, to_nct, shape, pixel)
+        maps = _dossier_maps(cell, planes, found.windows)
+        image = np.nan_to_num(planes["xray"])
+        notes = []
+        try:
+            trace = trace_spiral(image, find_cell(image), pixel)
+        except ValueError as error:
+            trace = None
+            notes.append(f"no dossiers: the Cu collector was not traced in the X-ray plane at "
+                         f"the slice ({error})")  # fmt: skip
+        dossiers = [] if trace is None else defect_dossiers(
+            maps, pixel, trace, select_defects(linked, options.largest_case_a),
+            half_width_um=options.dossier_half_width_um, xray=xray, xray_voxel_um=xray.voxel_um,
+        )  # fmt: skip
+        width = shape[1] * pixel
+        cut = vertical_cut(xray, xray.voxel_um, placement.map_to_xct, width)
+        stem = output.stem
+        figures["slice"] = save_png(
+            slice_in_volume_figure(*cut, placement.profile_height_um, placement.profile_similarity),
+            output.with_name(f"{stem}_slice.png"),
+        )
+        figures["fractions"] = save_png(
+            bend_fraction_figure(bins, critical, threshold.diameter_um),
+            output.with_name(f"{stem}_fractions.png"),
+        )
+        for dossier in dossiers:
+            name = f"dossier_{int(dossier.defect['id'])}"
+            figures[name] = save_png(
+                dossier_figure(dossier, PANEL_TITLES), output.with_name(f"{stem}_{name}.png")
+            )
+        record = provenance_record(
+            {"stage": "link", "options": options.key_payload()},
+            inputs=[Path(diagnosis), Path(nxct), Path(location)],
+        )
+
+        def fill(entry: h5py.Group) -> None:
+            group = nx_group(entry, "link", "NXcollection")
+            write_table(group, "agglomerates", linked)
+            write_table(group, "size_bins", bins)
+            group["map_to_xct"] = placement.map_to_xct
+            for key in ("profile_height_um", "profile_similarity"):
+                group[key] = getattr(placement, key)
+            group.attrs.update(
+                {
+                    "threshold_um": threshold.diameter_um,
+                    "threshold_misclassified": threshold.misclassified,
+                    "critical_diameter_um": critical,
+                    "location": str(placement.source),
+                    "figures": json.dumps({k: p.name for k, p in figures.items()}),
+                    "notes": json.dumps(notes),
+                }
+            )
+
+        write_stage_file(
+            output, fill, stage="link", key=link_key(diagnosis, xct, nxct, location, options, nct),
+            upstream="", provenance=record, provenance_name="link",
+            inputs=[Path(p) for p in (diagnosis, xct, nxct, location)],
+        )  # fmt: skip
+    return read_link(output)
+
+
+def _dossier_maps(cell, planes: dict[str, np.ndarray], windows: dict) -> dict[str, np.ndarray]:
+    """The co-registered maps of the dossiers, in the study's order (Fig. 3b-e)."""
+    maps = dict(planes)
+    if "neutron" in planes and {"xray", "neutron"} <= set(windows):
+        maps["fused"] = (
+            fuse_rgb(planes["xray"], planes["neutron"], windows["xray"], windows["neutron"]).astype(
+                np.float32
+            )
+            / 255.0
+        )
+    if all(name in cell.maps for name in GRAPHITE_PHASE_MAPS):
+        maps["graphite"] = graphite_composite(*(cell.maps[n] for n in GRAPHITE_PHASE_MAPS))
+    for name in (MapName.SAXS_INTENSITY, MapName.D_STAR):
+        maps[str(name)] = cell.maps[name]
+    return maps
+
+
+def read_link(path: str | os.PathLike[str]) -> LinkResult:
+    """A link file of :func:`run_link` (figures as paths beside it)."""
+    hint = "make it with `jellyroll run` on a cell with xct and nct"
+    with open_run(path) as f:
+        if "/entry/link" not in f:
+            raise RunFileError(f"{path}: /entry/link is missing; {hint}")
+        group = f["/entry/link"]
+        names = json.loads(group.attrs["figures"])
+        return LinkResult(
+            linked=read_table(group["agglomerates"]),
+            size_bins=read_table(group["size_bins"]),
+            threshold_um=float(group.attrs["threshold_um"]),
+            misclassified=int(group.attrs["threshold_misclassified"]),
+            figures={k: Path(path).with_name(v) for k, v in names.items()},
+            path=Path(path),
+            notes=json.loads(group.attrs.get("notes", "[]")),
+        )

@@ -1,0 +1,38 @@
+"""The twin the 2D-3D link and the dossiers are tested on, simulated once per session."""
+
+from __future__ import annotations
+
+import pytest
+
+from jellyroll.phantom.parameters import SIZES, AgglomerateParameters, CellParameters
+from jellyroll.phantom.twin import Twin, make_twin
+from jellyroll.phantom.write import TwinNXCT, simulate_twin_nxct
+
+SEED = 11
+LINK_SIZE = SIZES["tiny"].model_copy(
+    update={
+        "name": "link",
+        "cell": CellParameters(
+            outer_diameter_um=3000.0,
+            casing_um=100.0,
+            hollow_diameter_um=500.0,
+            turns=3.0,
+            agglomerates=AgglomerateParameters(count=20, count_large=5),
+        ),
+        "n_translations": 160,
+        "nxct_slices": 40,
+        "nxct_supersample": 1,
+    }
+)
+"""A 3 mm, three-turn cell with 25 agglomerates (5 large: case B), 20 um map pixels, and a
+400 um tall NXCT stack (X-ray voxels 20 um) that holds every bend's axial reach."""
+
+
+@pytest.fixture(scope="session")
+def twin() -> Twin:
+    return make_twin("aged_charged", LINK_SIZE, seed=SEED)
+
+
+@pytest.fixture(scope="session")
+def twin_nxct(twin: Twin) -> TwinNXCT:
+    return simulate_twin_nxct(twin, seed=SEED)

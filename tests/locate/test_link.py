@@ -1,0 +1,141 @@
+"""2D agglomerates linked to 3D bends on a twin whose true placement (map_to_xct) and true
+bends are known: every case-B agglomerate on its own bend, no case-A one on any, and the
+fraction on a bend per size bin jumps at the twin's critical diameter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jellyroll.defects.bends3d import find_bends_3d
+from jellyroll.locate import (
+    bend_fraction_by_size,
+    link_to_bends,
+    map_points_to_xct,
+    measured_bend_threshold,
+)
+from jellyroll.phantom.nxct import rigid_matrix
+from jellyroll.phantom.twin import Twin
+from jellyroll.phantom.write import TwinNXCT
+
+
+def _check_cases(linked: pd.DataFrame, bend_of: dict[int, int]) -> None:
+    """Every case-B agglomerate on its own bend (``bend_of``: agglomerate id -> bend id),
+    no case-A one on any."""
+    case_b = linked[linked.case == "B"]
+    assert len(case_b) >= 3
+    assert dict(zip(case_b.id, case_b.bend3d_id, strict=True)) == {i: bend_of[i] for i in case_b.id}
+    assert (linked[linked.case == "A"].bend3d_id == 0).all()
+
+
+def _check_threshold(twin: Twin, linked: pd.DataFrame) -> None:
+    """The fraction on a bend is 0 in every bin below the critical diameter and 1 above;
+    the measured threshold separates them without error and brackets the twin's."""
+    critical = twin.geometry.params.agglomerates.critical_diameter_um
+    fractions = bend_fraction_by_size(linked).dropna()
+    # the in-slice diameter is within 3 % of the nominal one the twin classifies (the slice
+    # cuts each ellipsoid within a quarter of its axial semi-axis): bins clear of 50 um
+    assert (fractions[fractions.upper_um <= 0.97 * critical].fraction == 0).all()
+    assert (fractions[fractions.lower_um >= critical].fraction == 1).all()
+    threshold = measured_bend_threshold(linked)
+    assert threshold.misclassified == 0 and threshold.count == len(linked)
+    assert threshold.below_um <= critical <= threshold.above_um
+    assert threshold.below_um < threshold.diameter_um < threshold.above_um
+
+
+def test_true_bends_link_case_b_only(twin: Twin, twin_nxct: TwinNXCT) -> None:
+    """With the twin's true bends and placement: case B on the bend it made, case A on none."""
+    bends = twin_nxct.bends
+    # both tables count turns on the twin's geometry: the turn must agree too
+    linked = link_to_bends(twin.agglomerates, bends, twin_nxct.map_to_xct, same_turn=True)
+    _check_cases(linked, dict(zip(bends.agglomerate_id, bends.id, strict=True)))
+    _check_threshold(twin, linked)
+    on = linked[linked.bend3d_id > 0]
+    # the agglomerate lies against the foil it pushed: its push plus at most its radius
+    assert (on.bend3d_distance_um < on.bend3d_amplitude_um + on.equivalent_diameter_um).all()
+
+
+def test_measured_bends_link_case_b_only(twin: Twin, twin_nxct: TwinNXCT) -> None:
+    """With the bends traced through the twin's X-ray volume (every other slice): the same.
+    The presence filter allows half the slices: the 400 um test stack is short beside a
+    bend's ~130 um axial reach (a real stack is mm tall)."""
+    volumes = twin_nxct.volumes
+    bends, _ = find_bends_3d(volumes.xray, volumes.xray_voxel_um, slice_step=2, max_presence=0.5)
+    linked = link_to_bends(twin.agglomerates, bends, twin_nxct.map_to_xct)
+    truth = twin_nxct.bends
+    bend_of = {}
+    for bend in truth.itertuples():  # the measured bend nearest to each true one
+        gap = np.hypot(bends.x_um - bend.x_um, bends.y_um - bend.y_um)
+        assert gap.min() < 60.0  # within the foil's displacement of the true deepest point
+        bend_of[bend.agglomerate_id] = int(bends.id[gap.idxmin()])
+    _check_cases(linked, bend_of)
+    _check_threshold(twin, linked)
+
+
+def test_a_wrong_placement_links_nothing(twin: Twin, twin_nxct: TwinNXCT) -> None:
+    """The map placed 200 um too high (beyond every bend's axial reach, ~60 um plus the
+    registration error): no agglomerate finds a bend."""
+    high = twin_nxct.map_to_xct @ rigid_matrix((0.0, 0.0, 0.0), (200.0, 0.0, 0.0))
+    linked = link_to_bends(twin.agglomerates, twin_nxct.bends, high)
+    assert (linked.bend3d_id == 0).all()
+
+
+def _tables() -> tuple[pd.DataFrame, pd.DataFrame]:
+    agglomerates = pd.DataFrame(
+        {"id": [1, 2, 3], "x_um": [100.0, 100.0, -400.0], "y_um": [0.0, 60.0, 200.0],
+         "equivalent_diameter_um": [70.0, 30.0, 40.0], "case": ["B", "A", "A"]}
+    )  # fmt: skip
+    bends = pd.DataFrame(
+        {"id": [1, 2], "z_um": [10.0, 300.0], "y_um": [0.0, 200.0], "x_um": [160.0, -400.0],
+         "amplitude_um": [40.0, 30.0], "extent_axial_um": [90.0, 90.0],
+         "extent_arc_um": [140.0, 140.0]}
+    )  # fmt: skip
+    return agglomerates, bends
+
+
+def test_one_bend_one_agglomerate_and_the_axial_reach() -> None:
+    """A bend pushed out radially (+x) by a 70 um agglomerate: the 30 um one beside it along
+    the layer (within reach too, but farther) does not inherit it; a bend 300 um above the
+    map plane (beyond half its 90 um extent) is not under the third one."""
+    agglomerates, bends = _tables()
+    linked = link_to_bends(agglomerates, bends, np.eye(4))
+    assert list(linked.bend3d_id) == [1, 0, 0]
+    assert linked.bend3d_distance_um[0] == pytest.approx(np.hypot(60.0, 10.0))
+    assert np.isnan(linked.bend3d_amplitude_um[1])
+    none = link_to_bends(agglomerates, bends.iloc[:0], np.eye(4))
+    assert (none.bend3d_id == 0).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    angles=st.tuples(*[st.floats(-180, 180)] * 3),
+    shift=st.tuples(*[st.floats(-5000, 5000)] * 3),
+)
+def test_links_do_not_depend_on_the_volume_frame(angles, shift) -> None:
+    """Spinning and shifting the X-ray frame about its axis (bends and map_to_xct together)
+    changes no link or distance; map_points_to_xct is the matrix product."""
+    agglomerates, bends = _tables()
+    spin = rigid_matrix((angles[0], 0.0, 0.0), shift)
+    moved = bends.copy()
+    zyx1 = np.column_stack([bends[["z_um", "y_um", "x_um"]], np.ones(len(bends))])
+    moved[["z_um", "y_um", "x_um"]] = (zyx1 @ spin.T)[:, :3]
+    a = link_to_bends(agglomerates, bends, np.eye(4))
+    b = link_to_bends(agglomerates, moved, spin)
+    assert list(a.bend3d_id) == list(b.bend3d_id)
+    np.testing.assert_allclose(a.bend3d_distance_um, b.bend3d_distance_um, atol=1e-6)
+    move = rigid_matrix(angles, shift)
+    points = map_points_to_xct([1.0, 2.0], [3.0, 4.0], move)
+    np.testing.assert_allclose(points, (np.array([[0, 3, 1, 1], [0, 4, 2, 1]]) @ move.T)[:, :3])
+
+
+def test_bad_placement_is_refused() -> None:
+    agglomerates, bends = _tables()
+    with pytest.raises(ValueError, match="4x4"):
+        link_to_bends(agglomerates, bends, np.eye(3))
+    with pytest.raises(ValueError, match="non-finite"):
+        link_to_bends(agglomerates, bends, np.full((4, 4), np.nan))
+    with pytest.raises(ValueError, match="equivalent_diameter_um"):
+        link_to_bends(agglomerates.drop(columns="equivalent_diameter_um"), bends, np.eye(4))

@@ -1,0 +1,120 @@
+"""The link driver and its report section on the twin: the diagnosis, the CT volumes, an
+NXCT file and a location file on disk; the pipeline's placement read from a twin's truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from jellyroll.io.nexus import nx_group
+from jellyroll.io.volumes import write_tiff_stack
+from jellyroll.locate.link_options import LinkOptions
+from jellyroll.locate.link_run import read_placement, run_link
+from jellyroll.phantom.twin import Twin
+from jellyroll.phantom.write import TwinNXCT
+from jellyroll.report.html import Report
+from jellyroll.report.run import _link_section
+from jellyroll.results import Diagnosis, Map, MapSet, RunFileError, write_diagnosis
+from jellyroll.results.nxct import (
+    create_volume_datasets,
+    write_bends_group,
+    write_registration_group,
+)
+
+MAPS = ("saxs_intensity", "d_star_nm", "lic6", "lic12", "graphite_poor")
+
+
+@pytest.fixture(scope="module")
+def inputs(twin: Twin, twin_nxct: TwinNXCT, tmp_path_factory) -> dict[str, Path]:
+    """The twin's true maps and agglomerates as a diagnosis, its volumes as TIFF stacks,
+    an NXCT file with the true registration and bends, and a location file."""
+    folder = tmp_path_factory.mktemp("link")
+    truth = {"saxs_intensity": twin.saxs_intensity, "d_star_nm": twin.true_dstar_nm,
+             **{name: twin.state.fractions[name] for name in MAPS[2:]}}  # fmt: skip
+    y_um, x_um = twin.raster.axes_um()
+    # one case-B agglomerate is enough for the driver (each dossier takes ~1 s to draw)
+    case_b = twin.agglomerates[twin.agglomerates.case == "B"]
+    table = twin.agglomerates.drop(index=case_b.index[1:])
+    maps = MapSet(
+        {name: Map(np.asarray(v, np.float32), "") for name, v in truth.items()}, x_um, y_um
+    )
+    diagnosis = Diagnosis(
+        "twin", "twin", maps, table, pd.DataFrame(), pd.DataFrame(),
+        summary={"critical_diameter_um": 50.0},
+    )  # fmt: skip
+    write_diagnosis(folder / "results.h5", diagnosis, {}, key="k", upstream="u")
+    volumes = twin_nxct.volumes
+    write_tiff_stack(folder / "xct.tif", volumes.xray, volumes.xray_voxel_um)
+    write_tiff_stack(folder / "nct.tif", volumes.neutron, volumes.neutron_voxel_um)
+    with h5py.File(folder / "nxct.h5", "w") as f:
+        entry = nx_group(f, "entry", "NXentry")
+        write_registration_group(
+            entry, volumes.nct_to_xct, metric="truth", metric_value=0.0, seconds=0.0
+        )
+        windows = {"xray": [0.0, float(volumes.xray.max())],
+                   "neutron": [0.0, float(volumes.neutron.max())]}  # fmt: skip
+        create_volume_datasets(entry, volumes.xray.shape, volumes.xray_voxel_um,
+                               label_names=None, windows=windows)  # fmt: skip
+        write_bends_group(entry, twin_nxct.bends)
+    with h5py.File(folder / "location.h5", "w") as f:
+        f["/entry/location/map_to_xct"] = twin_nxct.map_to_xct
+        f["/entry/location/profile_height_um"] = np.linspace(-100, 100, 11)
+        f["/entry/location/profile_similarity"] = np.exp(-(np.linspace(-2, 2, 11) ** 2))
+    return {name: folder / f"{name}.{'tif' if name in ('xct', 'nct') else 'h5'}"
+            for name in ("results", "xct", "nct", "nxct", "location")}  # fmt: skip
+
+
+def test_link_file_figures_and_report(inputs: dict[str, Path], tmp_path: Path) -> None:
+    output = tmp_path / "link.h5"
+    result = run_link(
+        inputs["results"], inputs["xct"], inputs["nxct"], inputs["location"], output,
+        LinkOptions(largest_case_a=1), nct=inputs["nct"],
+    )  # fmt: skip
+    linked = result.linked
+    assert (linked[linked.case == "B"].bend3d_id > 0).all()
+    assert (linked[linked.case == "A"].bend3d_id == 0).all()
+    assert result.misclassified == 0 and 45 < result.threshold_um < 68  # the A/B gap
+    n_dossiers = int((linked.case == "B").sum()) + 1  # and the largest case A
+    dossiers = [name for name in result.figures if name.startswith("dossier_")]
+    assert set(result.figures) == {"slice", "fractions", *dossiers}
+    assert len(dossiers) == n_dossiers
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in result.figures.values())
+    report = Report("link")
+    _link_section(report, "twin", output)  # the section run_report adds for link={cell: file}
+    html = report.render()
+    for name in ("slice_in_volume", "bend_fractions", *dossiers):
+        assert f'data-name="{name}"' in html
+    assert "share of agglomerates on a bent collector" in html
+
+
+def test_a_location_without_a_placement_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(RunFileError, match="no such location file"):
+        read_placement(tmp_path / "missing.h5")
+    with h5py.File(tmp_path / "empty.h5", "w") as f:
+        f["/entry/location/z_um"] = 1.0
+    with pytest.raises(RunFileError, match="map_to_xct"):
+        read_placement(tmp_path / "empty.h5")
+    with h5py.File(tmp_path / "bad.h5", "w") as f:
+        f["/entry/location/map_to_xct"] = np.eye(3)
+    with pytest.raises(ValueError, match=r"bad\.h5.*4x4"):
+        read_placement(tmp_path / "bad.h5")
+
+
+def test_a_cell_names_its_location_and_the_link_options(tmp_path: Path) -> None:
+    from jellyroll.pipeline import load_config
+
+    path = tmp_path / "cell.toml"
+    path.write_text(
+        '[[cells]]\nname = "a"\nwaxs = "w.h5"\nsaxs = "s.h5"\nxct = "x.tif"\nnct = "n.tif"\n'
+        'location = "where/location.h5"\n[link]\nregistration_error_um = 10.0\n'
+        "largest_case_a = 0\ndossier_half_width_um = 200.0\n"
+    )
+    config = load_config(path)
+    assert config.cells[0].location == (tmp_path / "where" / "location.h5").resolve()
+    assert config.link == LinkOptions(
+        registration_error_um=10.0, largest_case_a=0, dossier_half_width_um=200.0
+    )
