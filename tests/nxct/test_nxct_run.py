@@ -23,12 +23,19 @@ def twin(tmp_path_factory) -> Path:
     return out
 
 
-def test_nxct_writes_the_contract(twin: Path, tmp_path: Path) -> None:
-    output = tmp_path / "nxct.h5"
+@pytest.fixture(scope="module")
+def on_xray_grid(twin: Path, tmp_path_factory) -> Path:
+    """``jellyroll nxct`` with its defaults, run once for the contract and the grid tests."""
+    output = tmp_path_factory.mktemp("nxct_run") / "nxct.h5"
     result = CliRunner().invoke(
         app, ["nxct", str(twin / "xct.tif"), str(twin / "nct.tif"), "-o", str(output)]
     )
     assert result.exit_code == 0, result.output
+    return output
+
+
+def test_nxct_writes_the_contract(on_xray_grid: Path) -> None:
+    output, folder = on_xray_grid, on_xray_grid.parent
     found = read_nxct(output)
     rotation = found.nct_to_xct[:3, :3]
     # a rigid motion: orthonormal rotation, proper (no mirror), bottom row (0, 0, 0, 1)
@@ -48,8 +55,8 @@ def test_nxct_writes_the_contract(twin: Path, tmp_path: Path) -> None:
     assert {"id", "z_um", "y_um", "x_um", "turn", "amplitude_um", "extent_axial_um",
             "extent_arc_um"} <= set(bends.columns)  # fmt: skip
     assert found.windows["xray"][0] < found.windows["xray"][1]
-    assert (tmp_path / "nxct_views.png").read_bytes()[:4] == b"\x89PNG"
-    assert not list(tmp_path.glob(".*"))  # no scratch or lock file left
+    assert (folder / "nxct_views.png").read_bytes()[:4] == b"\x89PNG"
+    assert not list(folder.glob(".*"))  # no scratch or lock file left
 
 
 def test_nxct_names_what_is_missing(twin: Path, tmp_path: Path) -> None:
@@ -87,17 +94,17 @@ def test_a_cell_with_ct_volumes_gets_its_nxct_section(twin: Path, tmp_path: Path
     assert status["aged nxct"] == "up to date"
 
 
-def test_the_neutron_grid_holds_the_same_registered_pair(twin: Path, tmp_path: Path) -> None:
+def test_the_neutron_grid_holds_the_same_registered_pair(
+    twin: Path, on_xray_grid: Path, tmp_path: Path
+) -> None:
     """--grid nct: the X-ray volume resampled onto the neutron grid with the same registration
     (the fused red channel there matches the X-ray grid's, through nct_to_xct)."""
-    outputs = {}
-    for grid in ("xct", "nct"):
-        outputs[grid] = tmp_path / f"{grid}.h5"
-        result = CliRunner().invoke(
-            app, ["nxct", str(twin / "xct.tif"), str(twin / "nct.tif"), "-o",
-                  str(outputs[grid]), "--grid", grid, "--no-bends"],
-        )  # fmt: skip
-        assert result.exit_code == 0, result.output
+    outputs = {"xct": on_xray_grid, "nct": tmp_path / "nct.h5"}
+    result = CliRunner().invoke(
+        app, ["nxct", str(twin / "xct.tif"), str(twin / "nct.tif"), "-o", str(outputs["nct"]),
+              "--grid", "nct", "--no-bends"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
     on_x, on_n = read_nxct(outputs["xct"]), read_nxct(outputs["nct"])
     with h5py.File(outputs["xct"]) as fx, h5py.File(outputs["nct"]) as fn:
         red_x, red_n = fx["/entry/fused/data"][..., 0], fn["/entry/fused/data"][..., 0]
