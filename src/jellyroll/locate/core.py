@@ -102,7 +102,10 @@ class _Grid:
     origin_um: np.ndarray
 
     def sample(self, points_zyx_um: np.ndarray) -> np.ndarray:
+        """Linear interpolation at (n, 3) points; a one-slice grid is a map of (y, x)."""
         index = (points_zyx_um - self.origin_um) / self.voxel_um
+        if self.values.shape[0] == 1:
+            return ndimage.map_coordinates(self.values[0], index[:, 1:].T, order=1, mode="nearest")
         return ndimage.map_coordinates(self.values, index.T, order=1, mode="nearest")
 
 
@@ -184,9 +187,8 @@ def locate_slice(
     metric = _Metric.at(*_map_points(map_grid, cell_yx, radius, work_um), coarse_grid, detail, pose)
     # in-plane first, then the height where the defects match, then in-plane and tilt again
     pose = _refine(metric, pose, cell, work_um, max_tilt_deg, free="ryx")
-    for _ in range(2):
-        pose = _best_height(metric, pose)
-        pose = _refine(metric, pose, cell, work_um, max_tilt_deg, free="rtyx")
+    pose = _best_height(metric, pose)
+    pose = _best_height(metric, _refine(metric, pose, cell, work_um, max_tilt_deg, free="rtyx"))
     say(0.75)
     fine_um = max(float(pixel_um), float(voxel_um))
     if coarse_voxel > voxel_um or work_um > fine_um:
@@ -327,12 +329,15 @@ class _Metric:
 
 def _correlation(a: np.ndarray, b: np.ndarray, weights: np.ndarray | None) -> float:
     """Pearson correlation of ``a`` and ``b``, weighted; 0 when either is constant."""
-    if weights is not None and not weights.sum() > 0:
+    w = np.ones_like(a) if weights is None else weights
+    total = w.sum()
+    if not total > 0:
         return 0.0
-    a = a - np.average(a, weights=weights)
-    b = b - np.average(b, weights=weights)
-    norm = np.sqrt(np.average(a * a, weights=weights) * np.average(b * b, weights=weights))
-    return float(np.average(a * b, weights=weights) / norm) if norm > 0 else 0.0
+    a = a - np.dot(w, a) / total
+    b = b - np.dot(w, b) / total
+    wa = w * a
+    norm = np.sqrt(np.dot(wa, a) * np.dot(w * b, b))
+    return float(np.dot(wa, b) / norm) if norm > 0 else 0.0
 
 
 def _detail(grid: _Grid) -> _Grid:
@@ -365,7 +370,7 @@ def _refine(
         names.insert(names.index("t") + 1, "t")
     result = optimize.minimize(
         lambda p: -metric(moved(p)), np.zeros(len(names)), method="Powell",
-        bounds=[bounds[name] for name in names], options={"xtol": 1e-3, "ftol": 1e-7},
+        bounds=[bounds[name] for name in names], options={"xtol": 1e-2, "ftol": 1e-6},
     )  # fmt: skip
     return moved(result.x)
 
@@ -421,6 +426,6 @@ def _best_height(metric: _Metric, pose: np.ndarray) -> np.ndarray:
     the slice period, and the defects' broad hump, not a ripple, marks the height."""
     heights, scores = _height_profile(metric, pose, step_fraction=0.25)
     smooth = ndimage.gaussian_filter1d(scores, 4.0, mode="nearest")
-    best = _peak(smooth, circular=False)
-    height = np.interp(best, np.arange(heights.size), heights)
+    top = np.clip(smooth - 0.5 * (smooth.max() + smooth.min()), 0.0, None)
+    height = float(np.sum(top * heights) / np.sum(top))
     return _translation([height - pose[0, 3], 0.0, 0.0]) @ pose

@@ -26,10 +26,10 @@ from jellyroll.locate.core import locate_slice, pose_parameters
 from jellyroll.locate.options import LocateOptions
 from jellyroll.nxct.register import register_volumes
 from jellyroll.results.location import LocationResult, read_location, write_location_group
-from jellyroll.results.nxct import read_nxct
 from jellyroll.results.run import MapName, read_map_set
 from jellyroll.results.store import RunFileError, open_run, require, stage_key, write_stage_file
 
+_NCT_HINT = "give it with --nct-voxel-um"
 ROWS_PER_BLOCK = 64
 """Rows of the reconstruction summed at a time for the summed-scattering map."""
 
@@ -133,7 +133,10 @@ def run_locate(
     centre = (float(y_um[0] + y_um[-1]) / 2, float(x_um[0] + x_um[-1]) / 2)
     offsets = np.asarray(options.offsets_um, dtype=np.float64)
     start = time.perf_counter()
-    with output_lock(output), open_volume(xct, options.xct_voxel_um) as xray:
+    with (
+        output_lock(output),
+        open_volume(xct, options.xct_voxel_um, voxel_hint="give it with --xct-voxel-um") as xray,
+    ):
         location = locate_slice(
             image, pixel_um, xray, xray.voxel_um, centre_um=centre,
             max_voxels=options.max_voxels, max_points=options.max_points,
@@ -144,9 +147,11 @@ def run_locate(
         say(0.8)
         nct_to_xct = None
         if nct is not None:
-            with open_volume(nct, options.nct_voxel_um) as neutron:
+            with open_volume(nct, options.nct_voxel_um, voxel_hint=_NCT_HINT) as neutron:
                 if nxct is not None:
-                    nct_to_xct = read_nxct(nxct).nct_to_xct
+                    with open_run(nxct) as f:
+                        hint = "make it with `jellyroll nxct`, or leave --nxct out"
+                        nct_to_xct = require(f, nxct, "/entry/registration/nct_to_xct", hint)[()]
                 else:
                     nct_to_xct = register_volumes(
                         xray, xray.voxel_um, neutron, neutron.voxel_um
