@@ -50,6 +50,11 @@ __all__ = ["Location", "locate_slice", "pose_parameters"]
 
 QUANTILES = 256
 """Levels of the rank transform of the volume's values."""
+LIKE_MARGIN = 0.1
+"""Slices whose whole-cell correlation with the map is this far under the best one's are not
+the roll's body (its end, the head space, a clipped field): the height is not sought there.
+Along the body of a roll the correlation varies by ~0.01 (the twin), above its end it drops
+by ~0.5."""
 
 
 @dataclass(frozen=True)
@@ -117,7 +122,7 @@ def locate_slice(
     *,
     centre_um: tuple[float, float] = (0.0, 0.0),
     max_voxels: int = 16_000_000,
-    max_points: int = 250_000,
+    max_points: int = 100_000,
     max_tilt_deg: float = 0.0,
     min_similarity: float = 0.3,
     progress: Callable[[float], None] | None = None,
@@ -183,12 +188,17 @@ def locate_slice(
         @ _translation(-cell)
     )
     radius = 1.05 * map_radius
-    detail = _detail(coarse_grid)
-    metric = _Metric.at(*_map_points(map_grid, cell_yx, radius, work_um), coarse_grid, detail, pose)
-    # in-plane first, then the height where the defects match, then in-plane and tilt again
+    points, values = _map_points(map_grid, cell_yx, radius, work_um)
+    metric = _Metric.at(points, values, coarse_grid, _detail(coarse_grid), pose)
+    # in-plane first; then the slices that look like the map at all (not the roll's end or
+    # the head space), where the height is sought by what changes along z among them (the
+    # defects); then in-plane and tilt again
     pose = _refine(metric, pose, cell, work_um, max_tilt_deg, free="ryx")
-    pose = _best_height(metric, pose)
-    pose = _best_height(metric, _refine(metric, pose, cell, work_um, max_tilt_deg, free="rtyx"))
+    like = _like_the_map(metric, pose)
+    metric = _Metric.at(points, values, coarse_grid, _detail(coarse_grid, like), pose)
+    pose = _best_height(metric, pose, like)
+    pose = _refine(metric, pose, cell, work_um, max_tilt_deg, free="rtyx")
+    pose = _best_height(metric, pose, like)
     say(0.75)
     fine_um = max(float(pixel_um), float(voxel_um))
     if coarse_voxel > voxel_um or work_um > fine_um:
@@ -199,10 +209,11 @@ def locate_slice(
         reach += int(np.ceil(radius * np.tan(np.radians(max_tilt_deg)) / voxel_um))
         slab = _slab(volume, shape, voxel_um, points, pose, reach)
         fine = _Metric.at(points, values, slab, _detail(slab), pose)
-        pose = _refine(fine, _best_height(fine, pose), cell, fine_um, max_tilt_deg, free="rtyx")
+        pose = _best_height(fine, pose)
+        pose = _refine(fine, pose, cell, fine_um, max_tilt_deg, free="rtyx")
     say(0.95)
     _check_inside(metric.points, pose, shape, voxel_um)
-    similarity = _Metric.at(metric.points, metric.values, coarse_grid, detail, pose).parts(pose)[0]
+    similarity = _Metric.at(points, values, coarse_grid, metric.detail, pose).parts(pose)[0]
     if not similarity >= min_similarity:
         raise ValueError(
             f"no slice of the X-ray volume matches the map (best correlation {similarity:.2f} "
@@ -340,12 +351,23 @@ def _correlation(a: np.ndarray, b: np.ndarray, weights: np.ndarray | None) -> fl
     return float(np.dot(wa, b) / norm) if norm > 0 else 0.0
 
 
-def _detail(grid: _Grid) -> _Grid:
-    """Spread along z of each (y, x) column of ``grid`` above the median spread (noise), as a
-    (1, ny, nx) grid: where the volume changes with height."""
-    spread = grid.values.std(axis=0)
+def _detail(grid: _Grid, slices: np.ndarray | None = None) -> _Grid:
+    """Spread along z of each (y, x) column of ``grid`` (over ``slices``, a boolean per
+    slice; default all) above the median spread (noise), as a (1, ny, nx) grid: where the
+    volume changes with height."""
+    values = grid.values if slices is None else grid.values[slices]
+    spread = values.std(axis=0)
     spread = np.clip(spread - np.median(spread), 0.0, None)
     return _Grid(spread[None].astype(np.float32), grid.voxel_um, grid.origin_um * [0, 1, 1])
+
+
+def _like_the_map(metric: _Metric, pose: np.ndarray) -> np.ndarray:
+    """Per slice of the metric's grid, whether the plane at ``pose`` moved there correlates
+    with the map over the whole cell within :data:`LIKE_MARGIN` of the best slice."""
+    grid = metric.grid
+    shifts = grid.origin_um[0] + np.arange(grid.values.shape[0]) * grid.voxel_um - pose[0, 3]
+    scores = np.array([metric.parts(_translation([s, 0, 0]) @ pose)[0] for s in shifts])
+    return scores >= scores.max() - LIKE_MARGIN
 
 
 def _refine(
@@ -420,12 +442,20 @@ def _height_profile(
     return pose[0, 3] + shifts, scores
 
 
-def _best_height(metric: _Metric, pose: np.ndarray) -> np.ndarray:
-    """``pose`` moved along z to the peak of the height profile in quarter-voxel steps,
-    smoothed over one voxel: linear interpolation between slices ripples the profile with
-    the slice period, and the defects' broad hump, not a ripple, marks the height."""
+def _best_height(metric: _Metric, pose: np.ndarray, slices: np.ndarray | None = None) -> np.ndarray:
+    """``pose`` moved along z to the centroid of the upper half of the height profile in
+    quarter-voxel steps (over ``slices``, a boolean per slice of the metric's grid; default
+    all), smoothed over one voxel: linear interpolation between slices ripples the profile
+    with the slice period, and the defects' broad hump, not a ripple, marks the height."""
     heights, scores = _height_profile(metric, pose, step_fraction=0.25)
     smooth = ndimage.gaussian_filter1d(scores, 4.0, mode="nearest")
+    if slices is not None:
+        grid = metric.grid
+        index = np.rint((heights - grid.origin_um[0]) / grid.voxel_um)
+        keep = slices[np.clip(index.astype(int), 0, slices.size - 1)]
+        heights, smooth = heights[keep], smooth[keep]
     top = np.clip(smooth - 0.5 * (smooth.max() + smooth.min()), 0.0, None)
+    if not top.sum() > 0:
+        return pose
     height = float(np.sum(top * heights) / np.sum(top))
     return _translation([height - pose[0, 3], 0.0, 0.0]) @ pose

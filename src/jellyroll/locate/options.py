@@ -27,7 +27,7 @@ class LocateOptions(StageOptions):
         16_000_000, ge=10_000, description="Voxels of the coarse copy of the X-ray volume."
     )
     max_points: int = Field(
-        250_000, ge=1_000, description="Map pixels the full-resolution refinement uses."
+        100_000, ge=1_000, description="Map pixels the full-resolution refinement uses."
     )
     max_tilt_deg: float = Field(
         0.0,
