@@ -10,12 +10,15 @@ import h5py
 import numpy as np
 import pytest
 import tifffile
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import ndimage
 from typer.testing import CliRunner
 
 from jellyroll.cli import app
 from jellyroll.locate.core import locate_slice, pose_parameters
 from jellyroll.phantom.materials import attenuation_map, mu_table
+from jellyroll.phantom.nxct import axis_angle_matrix, rotation_matrix
 from jellyroll.phantom.twin import Twin, make_twin
 from jellyroll.phantom.write import XRAY_LAB_ENERGY_KEV, nxct_fraction_slices, twin_placement
 from jellyroll.results.location import read_location
@@ -177,3 +180,27 @@ def test_locate_cli_names_what_to_give(located: tuple[Path, Path, int], tmp_path
     )  # fmt: skip
     assert result.exit_code == 1 and "/entry/maps/housing is missing" in result.output
     assert not (tmp_path / "o.h5").exists()
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    rotation=st.floats(-179.0, 179.0),
+    tilt=st.floats(0.0, 10.0),
+    azimuth=st.floats(-179.0, 179.0),
+    shift=st.tuples(*[st.floats(-1e4, 1e4)] * 3),
+)
+def test_pose_parameters_read_back_a_placement(rotation, tilt, azimuth, shift) -> None:
+    """A slice rotated about z, then tilted about a horizontal axis, then shifted: the
+    parameters read back are the ones it was built from."""
+    horizontal = (0.0, np.sin(np.radians(azimuth + 90)), np.cos(np.radians(azimuth + 90)))
+    matrix = np.eye(4)
+    matrix[:3, :3] = axis_angle_matrix(horizontal, tilt) @ rotation_matrix((rotation, 0, 0))
+    matrix[:3, 3] = shift
+    found = pose_parameters(matrix)
+    assert [found["height_um"], found["shift_y_um"], found["shift_x_um"]] == list(shift)
+    assert found["tilt_deg"] == pytest.approx(tilt, abs=1e-6)
+    if tilt > 1e-3:
+        difference = (found["tilt_azimuth_deg"] - azimuth + 180) % 360 - 180
+        assert difference == pytest.approx(0.0, abs=1e-4)
+    if tilt < 1e-6:
+        assert found["rotation_deg"] == pytest.approx(rotation, abs=1e-6)
