@@ -75,19 +75,19 @@ def ten_placements(twin: Twin) -> np.ndarray:
 def test_ten_random_placements_height_and_shift(twin: Twin, ten_placements: np.ndarray) -> None:
     """The issue's bars: height within 0.5 X-ray voxel, shift within one map pixel."""
     height, _, shift = ten_placements.max(axis=0)
-    # measured: 7.7 um and 5.1 um at most over the ten
+    # measured: 9.8 um and 4.6 um at most over the ten
     assert height <= 0.5 * VOXEL_UM
     assert shift <= twin.pixel_size_um
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="the issue's 0.5 deg bar is missed on one placement of ten (seed 1: 0.71 deg; the "
-    "other nine within 0.4 deg): on the tiny twin only its four agglomerates and the spiral's "
-    "ends pin the angle, the correlation changes by 1e-3 over a degree",
+    reason="the issue's 0.5 deg bar is missed on two placements of ten (seed 1: 0.71 deg, "
+    "seed 7: 0.53 deg; the other eight within 0.35 deg): on the tiny twin only its four "
+    "agglomerates and the spiral's ends pin the angle, the correlation changes by 1e-3 over "
+    "a degree",
 )
 def test_ten_random_placements_rotation(ten_placements: np.ndarray) -> None:
-    assert np.sort(ten_placements[:, 1])[-2] <= 0.5  # nine of ten: holds today
     assert ten_placements[:, 1].max() <= 0.5
 
 
@@ -136,7 +136,7 @@ def test_locate_cli_writes_the_contract(located: tuple[Path, Path, int]) -> None
     found = read_location(output)
     height, rotation, shift = placement_errors(found.map_to_xct, truth)
     # the contract on the written twin (its X-ray volume block-averaged from 10 um voxels):
-    # placed within one voxel and one degree (measured 10.6 um, 0.2 deg, 3 um); the issue's
+    # placed within one voxel and one degree (measured 10.6 um, 0.53 deg, 3.5 um); the issue's
     # bars are checked on ten placements above
     assert height <= VOXEL_UM and rotation <= 1.0 and shift <= VOXEL_UM
     with h5py.File(output, "r") as f:

@@ -443,7 +443,7 @@ def _height_profile(
 
 
 def _best_height(metric: _Metric, pose: np.ndarray, slices: np.ndarray | None = None) -> np.ndarray:
-    """``pose`` moved along z to the centroid of the upper half of the height profile in
+    """``pose`` moved along z to the centroid of the highest hump of the height profile in
     quarter-voxel steps (over ``slices``, a boolean per slice of the metric's grid; default
     all), smoothed over one voxel: linear interpolation between slices ripples the profile
     with the slice period, and the defects' broad hump, not a ripple, marks the height."""
@@ -454,8 +454,19 @@ def _best_height(metric: _Metric, pose: np.ndarray, slices: np.ndarray | None = 
         index = np.rint((heights - grid.origin_um[0]) / grid.voxel_um)
         keep = slices[np.clip(index.astype(int), 0, slices.size - 1)]
         heights, smooth = heights[keep], smooth[keep]
-    top = np.clip(smooth - 0.5 * (smooth.max() + smooth.min()), 0.0, None)
+    # the centroid of the peak's own hump above half its height over the median (the body
+    # of the roll, flat but for noise): a centroid over the whole profile would drift to the
+    # middle of a long stack
+    baseline = float(np.median(smooth))
+    best = int(np.argmax(smooth))
+    above = smooth - 0.5 * (smooth[best] + baseline)
+    low, high = best, best
+    while low > 0 and above[low - 1] > 0:
+        low -= 1
+    while high < above.size - 1 and above[high + 1] > 0:
+        high += 1
+    top = np.clip(above[low : high + 1], 0.0, None)
     if not top.sum() > 0:
-        return pose
-    height = float(np.sum(top * heights) / np.sum(top))
+        return _translation([heights[best] - pose[0, 3], 0.0, 0.0]) @ pose
+    height = float(np.sum(top * heights[low : high + 1]) / np.sum(top))
     return _translation([height - pose[0, 3], 0.0, 0.0]) @ pose
