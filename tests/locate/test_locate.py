@@ -16,7 +16,10 @@ from scipy import ndimage
 from typer.testing import CliRunner
 
 from jellyroll.cli import app
-from jellyroll.locate.core import locate_slice, pose_parameters
+from jellyroll.io.volumes import write_tiff_stack
+from jellyroll.locate.core import NoAngleError, locate_slice, pose_parameters
+from jellyroll.locate.options import LocateOptions
+from jellyroll.locate.run import run_locate
 from jellyroll.phantom.materials import attenuation_map, mu_table
 from jellyroll.phantom.nxct import axis_angle_matrix, rotation_matrix
 from jellyroll.phantom.twin import Twin, make_twin
@@ -101,6 +104,9 @@ def test_bad_maps_and_volumes_are_refused(twin: Twin) -> None:
         locate_slice(image, 2 * twin.pixel_size_um, volume, VOXEL_UM)
     with pytest.raises(ValueError, match="no cell found in the X-ray volume"):
         locate_slice(image, twin.pixel_size_um, np.zeros_like(volume), VOXEL_UM)
+    # the housing ring alone: centre and scale, but no angle to find
+    with pytest.raises(ValueError, match=r"no angular structure.*--map attenuation"):
+        locate_slice(twin.raster.fractions["casing"], twin.pixel_size_um, volume, VOXEL_UM)
 
 
 @pytest.fixture(scope="module")
@@ -204,3 +210,27 @@ def test_pose_parameters_read_back_a_placement(rotation, tilt, azimuth, shift) -
         assert difference == pytest.approx(0.0, abs=1e-4)
     if tilt < 1e-6:
         assert found["rotation_deg"] == pytest.approx(rotation, abs=1e-6)
+
+
+def test_without_a_diode_the_housing_ring_then_the_summed_scattering(
+    twin: Twin, tmp_path: Path
+) -> None:
+    """A run file with the housing ring (the casing) and a reconstruction but no attenuation:
+    the ring gives no angle, so auto goes on to the summed scattering, which places it."""
+    volume, truth = placed_xray(twin, 4)
+    write_tiff_stack(tmp_path / "xct.tif", volume, VOXEL_UM)
+    y_um, x_um = twin.raster.axes_um()
+    with h5py.File(tmp_path / "RUN.h5", "w") as f:
+        entry = f.create_group("entry")
+        ring = Map(twin.raster.fractions["casing"], "arb. units")
+        write_maps_group(entry, MapSet({"housing": ring}, x_um, y_um))
+        channels = np.stack([twin.mu_xray_per_um, 2 * twin.mu_xray_per_um], axis=-1)
+        recon = entry.create_group("reconstruction")
+        recon["data"], recon["y_um"], recon["x_um"] = channels, y_um, x_um
+    found = run_locate(tmp_path / "RUN.h5", tmp_path / "xct.tif", tmp_path / "LOCATION.h5")
+    assert found.map_name.startswith("summed")
+    height, rotation, shift = placement_errors(found.map_to_xct, truth)
+    assert height <= 0.5 * VOXEL_UM and rotation <= 0.5 and shift <= VOXEL_UM  # seed 4 alone
+    with pytest.raises(NoAngleError):
+        run_locate(tmp_path / "RUN.h5", tmp_path / "xct.tif", tmp_path / "o.h5",
+                   LocateOptions(map="housing"))  # fmt: skip

@@ -46,15 +46,23 @@ from jellyroll.nxct.register import (
 )
 from jellyroll.phantom.nxct import rigid_matrix
 
-__all__ = ["Location", "locate_slice", "pose_parameters"]
+__all__ = ["Location", "NoAngleError", "locate_slice", "pose_parameters"]
 
 QUANTILES = 256
 """Levels of the rank transform of the volume's values."""
+MIN_ANGULAR_CONTRAST = 0.05
+"""Least excess of the best angle's polar correlation over the median angle's: a map
+without it (a ring, a featureless disk) cannot give the rotation. Measured on the tiny
+twin: 0.35 for its attenuation map, 0.005 for its casing ring alone."""
 LIKE_MARGIN = 0.1
 """Slices whose whole-cell correlation with the map is this far under the best one's are not
 the roll's body (its end, the head space, a clipped field): the height is not sought there.
 Along the body of a roll the correlation varies by ~0.01 (the twin), above its end it drops
 by ~0.5."""
+
+
+class NoAngleError(ValueError):
+    """The map has no angular structure (a ring, a featureless disk): no rotation to find."""
 
 
 @dataclass(frozen=True)
@@ -278,14 +286,23 @@ def _global_search(
     m = _standard(_quantise(map_polar, bins).astype(np.float64)) * weight
     spectrum_m = np.conj(np.fft.rfft(m, axis=-1))
     scores = np.zeros(nz)
+    contrast = np.zeros(nz)
     best_angles = np.zeros(nz)
     for k in range(nz):
         v = _standard(_quantise(volume_polar[k], bins).astype(np.float64))
         corr = np.fft.irfft(spectrum_m * np.fft.rfft(v, axis=-1), n=n_angles, axis=-1).sum(axis=0)
         corr /= np.sqrt(np.sum(m**2) * np.sum(v**2))
         scores[k] = corr.max()
+        contrast[k] = np.median(corr)
         best_angles[k] = _peak(corr, circular=True) * step_deg
     best = int(np.argmax(scores))
+    if not scores[best] - contrast[best] >= MIN_ANGULAR_CONTRAST:
+        raise NoAngleError(
+            f"the map has no angular structure to turn it by (its best angle correlates "
+            f"{scores[best] - contrast[best]:.3f} above the median angle; a ring such as the "
+            "housing's?): the rotation cannot be found; give a map of the cell's inside "
+            "(--map attenuation or --map summed)"
+        )
     return float(best_angles[best]), float(heights[best]), scores
 
 

@@ -22,7 +22,7 @@ from scipy import ndimage
 from jellyroll.io.lock import output_lock
 from jellyroll.io.provenance import file_fingerprint, provenance_record
 from jellyroll.io.volumes import VolumeSource, open_volume, split_dataset
-from jellyroll.locate.core import locate_slice, pose_parameters
+from jellyroll.locate.core import NoAngleError, locate_slice, pose_parameters
 from jellyroll.locate.options import LocateOptions
 from jellyroll.nxct.register import register_volumes
 from jellyroll.results.location import LocationResult, read_location, write_location_group
@@ -78,6 +78,17 @@ def _summed_scattering(run: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndar
     return total, y_um, x_um
 
 
+def _grid(y_um: np.ndarray, x_um: np.ndarray) -> tuple[float, tuple[float, float]]:
+    """Pixel size (um) of a map grid and (y, x) of its centre in the map frame (um)."""
+    centre = (float(y_um[0] + y_um[-1]) / 2, float(x_um[0] + x_um[-1]) / 2)
+    return float(abs(x_um[1] - x_um[0])), centre
+
+
+def _locate(image, y_um, x_um, xray: VolumeSource, arguments: dict):
+    pixel_um, centre = _grid(y_um, x_um)
+    return locate_slice(image, pixel_um, xray, xray.voxel_um, centre_um=centre, **arguments)
+
+
 def volume_on_map(
     source: VolumeSource,
     map_to_volume: np.ndarray,
@@ -129,20 +140,26 @@ def run_locate(
     image, y_um, x_um, map_name = read_slice_map(run, options.map)
     if y_um.size != image.shape[0] or x_um.size != image.shape[1] or min(image.shape) < 2:
         raise RunFileError(f"{run}: the map {map_name} and its y_um / x_um axes disagree")
-    pixel_um = float(abs(x_um[1] - x_um[0]))
-    centre = (float(y_um[0] + y_um[-1]) / 2, float(x_um[0] + x_um[-1]) / 2)
     offsets = np.asarray(options.offsets_um, dtype=np.float64)
+    arguments = {
+        "max_voxels": options.max_voxels, "max_points": options.max_points,
+        "max_tilt_deg": options.max_tilt_deg, "min_similarity": options.min_similarity,
+        "progress": lambda fraction: say(0.7 * fraction),
+    }  # fmt: skip
     start = time.perf_counter()
     with (
         output_lock(output),
         open_volume(xct, options.xct_voxel_um, voxel_hint="give it with --xct-voxel-um") as xray,
     ):
-        location = locate_slice(
-            image, pixel_um, xray, xray.voxel_um, centre_um=centre,
-            max_voxels=options.max_voxels, max_points=options.max_points,
-            max_tilt_deg=options.max_tilt_deg, min_similarity=options.min_similarity,
-            progress=lambda fraction: say(0.7 * fraction),
-        )  # fmt: skip
+        try:
+            location = _locate(image, y_um, x_um, xray, arguments)
+        except NoAngleError:
+            if options.map != "auto" or map_name == "summed":
+                raise
+            # the housing ring gives the centre and scale, not the angle: the whole scattering
+            image, y_um, x_um = _summed_scattering(run)
+            map_name = "summed (the housing ring has no angle)"
+            location = _locate(image, y_um, x_um, xray, arguments)
         on_map = {"xct_on_map": volume_on_map(xray, location.map_to_xct, y_um, x_um, offsets)}
         say(0.8)
         nct_to_xct = None
@@ -159,6 +176,7 @@ def run_locate(
                 map_to_nct = np.linalg.inv(nct_to_xct) @ location.map_to_xct
                 on_map["nct_on_map"] = volume_on_map(neutron, map_to_nct, y_um, x_um, offsets)
         say(0.95)
+        pixel_um, centre = _grid(y_um, x_um)
         centre_xct = location.map_to_xct @ np.array([0.0, *centre, 1.0])
         result = LocationResult(
             map_to_xct=location.map_to_xct,
