@@ -6,6 +6,7 @@ Machines are noisy: each benchmark times jellyroll and its anchor in the same ru
 from __future__ import annotations
 
 from benchmarks import (
+    bench_locate,
     bench_nxct,
     bench_operando,
     bench_phantom,
@@ -21,6 +22,7 @@ def main() -> None:
         bench_recon,
         bench_phantom,
         bench_nxct,
+        bench_locate,
         bench_operando,
         bench_spots,
     ):

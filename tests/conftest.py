@@ -1,4 +1,5 @@
-"""Shared fixtures: the real measured data beside the checkout (``../shared/data/real``)."""
+"""Shared fixtures: the real measured data beside the checkout (``../shared/data/real``), the
+tiny twin's written files."""
 
 from __future__ import annotations
 
@@ -18,6 +19,17 @@ def shared_real() -> Path:
     if not REAL_DATA.is_dir():
         pytest.skip(f"real data folder {REAL_DATA} not found (expected beside the checkout)")
     return REAL_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_twin_files(tmp_path_factory) -> Path:
+    """Folder of the tiny twin's files (seed 2, pre-integrated scans, NXCT volumes, truth):
+    written once per session, read only by the tests that share it."""
+    from jellyroll.phantom.write import write_phantom
+
+    out = tmp_path_factory.mktemp("tiny_twin")
+    write_phantom(out, preset="aged_charged", size="tiny", seed=2, raw=False)
+    return out
 
 
 KILLER = """

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from jellyroll.cli import app
 from jellyroll.defects.options import DiagnoseOptions
+from jellyroll.locate.options import LocateOptions
 from jellyroll.maps.options import DstarOptions, MapsOptions
 from jellyroll.nxct.options import NXCTOptions
 from jellyroll.operando.options import OperandoOptions
@@ -58,6 +59,14 @@ COMMANDS: dict[str, list[tuple[type[BaseModel], dict[str, str]]]] = {
             NXCTOptions,
             {**{name: name for name in NXCTOptions.model_fields if name != "window_percentiles"},
              "window_low": "window_percentiles", "window_high": "window_percentiles"},
+        )
+    ],
+    "locate": [
+        (
+            LocateOptions,
+            {**{name: name for name in LocateOptions.model_fields
+                if name not in ("map", "offsets_um")},
+             "map_name": "map", "offset_um": "offsets_um"},
         )
     ],
     "operando": [(OperandoOptions, {name: name for name in OperandoOptions.model_fields})],

@@ -12,15 +12,12 @@ from typer.testing import CliRunner
 
 from jellyroll.cli import app
 from jellyroll.io.nexus import read_table
-from jellyroll.phantom.write import write_phantom
 from jellyroll.results.nxct import read_nxct
 
 
 @pytest.fixture(scope="module")
-def twin(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("nxct_twin")
-    write_phantom(out, preset="aged_charged", size="tiny", seed=2, raw=False)
-    return out
+def twin(tiny_twin_files: Path) -> Path:
+    return tiny_twin_files
 
 
 @pytest.fixture(scope="module")

@@ -13,12 +13,14 @@ from jellyroll.phantom.parameters import SIZES
 from jellyroll.phantom.twin import Twin, make_twin
 from jellyroll.phantom.write import (
     LABEL_NAMES,
+    PLACEMENT_HEIGHT_FRACTION,
     ROLL_END_FRACTION,
     XRAY_DOWNSAMPLE,
     TwinNXCT,
     nxct_fraction_slices,
     roll_end_um,
     simulate_twin_nxct,
+    twin_placement,
     twin_remount,
 )
 
@@ -95,7 +97,7 @@ def test_nct_to_xct_maps_the_same_material(twin: Twin, twin_nxct: TwinNXCT) -> N
     """Points of the neutron frame mapped by nct_to_xct find the same true attenuation."""
     voxel = twin.size.nxct_voxel_um
     mu_x = mu_table("xray", energy_keV=60.0)
-    slices = list(nxct_fraction_slices(twin, twin.size.nxct_slices, voxel))
+    slices = list(nxct_fraction_slices(twin, twin.size.nxct_slices, voxel, twin_nxct.map_to_world))
     truth = np.stack([attenuation_map(fractions, mu_x) for _, _, fractions in slices])
     clean = simulate_nxct_from_attenuation(
         truth,
@@ -163,8 +165,9 @@ def test_bends_in_the_xray_frame(twin: Twin, twin_nxct: TwinNXCT) -> None:
     for bend, g in zip(bends.itertuples(), cases_b, strict=True):
         assert bend.amplitude_um >= 0.6 * g.nominal_diameter_um - 1e-9
         assert bend.extent_axial_um == pytest.approx(2.3548 * g.semi_axes_um[2], rel=1e-3)
-        world = twin_nxct.volumes.xray_to_world @ [bend.z_um, bend.y_um, bend.x_um, 1.0]
-        distance = np.hypot(world[2] - g.x_um, world[1] - g.y_um)
+        cell = np.linalg.inv(twin_nxct.map_to_xct) @ [bend.z_um, bend.y_um, bend.x_um, 1.0]
+        assert cell[0] == pytest.approx(g.z_um)
+        distance = np.hypot(cell[2] - g.x_um, cell[1] - g.y_um)
         assert g.to_cu_um + g.push_cu_um < distance < g.to_cu_um + g.push_cu_um + 20.0
 
 
@@ -196,35 +199,46 @@ def test_roll_ends_under_the_head_space(twin: Twin) -> None:
     assert max(heights) > end
 
 
-def test_map_to_xct_places_the_swaxs_map_in_the_xray_volume(
-    twin: Twin, twin_nxct: TwinNXCT
-) -> None:
-    """The X-ray volume sampled at the map's pixels mapped by map_to_xct is the map's own
-    attenuation; the geometry's bends (map frame) land on the X-ray frame's."""
-    volumes = twin_nxct.volumes
-    ny, nx = twin.shape
-    p = twin.pixel_size_um
-    y, x = np.meshgrid((np.arange(ny) - (ny - 1) / 2) * p, (np.arange(nx) - (nx - 1) / 2) * p,
-                       indexing="ij")  # fmt: skip
-    points = np.stack([np.zeros(x.size), y.ravel(), x.ravel(), np.ones(x.size)], axis=1)
+def test_placement_is_random_per_seed() -> None:
+    fov = (160.0, 2080.0, 2080.0)
+    draws = [twin_placement(seed, fov)[1] for seed in range(12)]
+    for seed, d in enumerate(draws):
+        matrix = twin_placement(seed, fov)[0]
+        np.testing.assert_allclose(
+            matrix[:3, 3], [d["height_um"], d["shift_y_um"], d["shift_x_um"]]
+        )
+        assert abs(d["height_um"]) <= PLACEMENT_HEIGHT_FRACTION * fov[0]
+    rotations = [d["rotation_deg"] for d in draws]
+    assert np.ptp(rotations) > 90.0 and np.ptp([d["height_um"] for d in draws]) > 0.2 * fov[0]
 
-    def sampled(map_to_xct: np.ndarray) -> np.ndarray:
-        xct = points @ map_to_xct.T
-        index = xct[:, :3] / volumes.xray_voxel_um + (np.asarray(volumes.xray.shape) - 1) / 2
-        return ndimage.map_coordinates(volumes.xray, index.T, order=1).reshape(ny, nx)
 
-    attenuation = twin.mu_xray_per_um  # the map's own attenuation (77 keV), (ny, nx)
+def test_map_to_xct_places_the_attenuation_map(twin: Twin, twin_nxct: TwinNXCT) -> None:
+    """The X-ray volume sampled on the SWAXS map plane through map_to_xct is the twin's true
+    attenuation map (another energy: compared by rank correlation), and a turned one is not."""
+    truth = twin.mu_xray_per_um
+    y_um, x_um = twin.raster.axes_um()
+    yy, xx = np.meshgrid(y_um, x_um, indexing="ij")
+    inside = np.hypot(yy, xx) < 0.9 * np.abs(x_um).max()
+    points = np.column_stack(
+        [np.zeros(inside.sum()), yy[inside], xx[inside], np.ones(inside.sum())]
+    )
+    xray = twin_nxct.volumes.xray
+    voxel = twin_nxct.volumes.xray_voxel_um
 
     def correlation(map_to_xct: np.ndarray) -> float:
-        return float(np.corrcoef(sampled(map_to_xct).ravel(), attenuation.ravel())[0, 1])
+        index = (points @ map_to_xct.T)[:, :3] / voxel + (np.asarray(xray.shape) - 1) / 2
+        sampled = ndimage.map_coordinates(xray, index.T, order=1, mode="nearest")
+        return float(
+            np.corrcoef(*(np.argsort(np.argsort(v)) for v in (sampled, truth[inside])))[0, 1]
+        )
 
     right = correlation(twin_nxct.map_to_xct)
-    # half a pitch (60 um) off along y puts every layer on another material
-    wrong = correlation(rigid_matrix((0.0, 0.0, 0.0), (0.0, 60.0, 0.0)) @ twin_nxct.map_to_xct)
-    # measured on seed 3: 0.96 (blur and noise of the X-ray volume), 0.35 when 60 um off
-    assert right > 0.9 and wrong < right - 0.3
-    bends = twin.geometry.bend_table()
-    in_map = np.column_stack([bends[["z_um", "y_um", "x_um"]], np.ones(len(bends))])
-    np.testing.assert_allclose(
-        (in_map @ twin_nxct.map_to_xct.T)[:, :3], twin_nxct.bends[["z_um", "y_um", "x_um"]]
-    )
+    wrong = {
+        angle: correlation(twin_nxct.map_to_xct @ rigid_matrix((angle, 0.0, 0.0), (0, 0, 0)))
+        for angle in (2.0, 10.0, 90.0)
+    }
+    assert abs(twin_nxct.placement["height_um"]) > 0 and twin_nxct.map_to_xct[0, 3] != 0
+    # measured on seed 3: 0.874 placed; 0.872, 0.834, 0.226 at 2, 10, 90 deg off (a spiral
+    # turned by a few degrees is nearly itself: its ends and defects tell the angle)
+    assert right > 0.8 and wrong[90.0] < right - 0.3
+    assert wrong[10.0] < right - 0.02 and wrong[2.0] < right

@@ -346,11 +346,16 @@ def split_dataset(path: str | os.PathLike[str]) -> tuple[Path, str | None]:
 
 
 def open_volume(
-    path: str | os.PathLike[str], voxel_size_um: float | None = None, dataset: str | None = None
+    path: str | os.PathLike[str],
+    voxel_size_um: float | None = None,
+    dataset: str | None = None,
+    *,
+    voxel_hint: str = _HINT,
 ) -> VolumeSource:
     """A volume for slab-wise reading, without loading it: an HDF5 dataset
     (``file.h5::/path/to/data`` or ``dataset=``), a multi-page TIFF (pages read on demand)
-    or a folder of TIFF slices. Voxel size as in :func:`read_volume` (the argument wins)."""
+    or a folder of TIFF slices. Voxel size as in :func:`read_volume` (the argument wins);
+    ``voxel_hint`` says how to give it when the metadata lacks it."""
     p, named = split_dataset(path)
     dataset = dataset if dataset is not None else named
     if not p.exists():
@@ -366,7 +371,7 @@ def open_volume(
     elif source.voxel_um is None:
         source.close()
         where = f"{p}" if dataset is None else f"{p} (dataset {dataset!r})"
-        raise ValueError(f"{where}: the voxel size is not recorded in the metadata; {_HINT}")
+        raise ValueError(f"{where}: the voxel size is not recorded in the metadata; {voxel_hint}")
     else:
         source.voxel_um = _check_voxel(source.voxel_um, str(p))
     return source

@@ -1,10 +1,13 @@
 """Where the SWAXS-CT slice sits in the X-ray volume, and its defects seen in 3D.
 
-:mod:`jellyroll.locate.link` links the map's agglomerates to the collector bends traced in
-the X-ray volume; :mod:`jellyroll.locate.dossier` shows each defect through every modality;
-:mod:`jellyroll.locate.link_run` is the driver (link file, figures).
+:func:`jellyroll.locate.core.locate_slice` places the slice in the X-ray volume (driver
+:func:`jellyroll.locate.run.run_locate`, ``jellyroll locate``); :mod:`jellyroll.locate.link`
+links the map's agglomerates to the collector bends traced in the X-ray volume;
+:mod:`jellyroll.locate.dossier` shows each defect through every modality;
+:mod:`jellyroll.locate.link_run` is the linking driver (link file, figures).
 """
 
+from jellyroll.locate.core import Location, locate_slice, pose_parameters
 from jellyroll.locate.dossier import defect_dossiers, select_defects, volume_on_map
 from jellyroll.locate.link import (
     SIZE_BIN_EDGES_UM,
@@ -14,15 +17,20 @@ from jellyroll.locate.link import (
     map_points_to_xct,
     measured_bend_threshold,
 )
+from jellyroll.locate.options import LocateOptions
 
 __all__ = [
     "SIZE_BIN_EDGES_UM",
     "BendThreshold",
+    "LocateOptions",
+    "Location",
     "bend_fraction_by_size",
     "defect_dossiers",
     "link_to_bends",
+    "locate_slice",
     "map_points_to_xct",
     "measured_bend_threshold",
+    "pose_parameters",
     "select_defects",
     "volume_on_map",
 ]

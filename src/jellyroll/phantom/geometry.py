@@ -327,11 +327,14 @@ def rasterize(
     z_um: float = 0.0,
     supersample: int = 3,
     rows_per_chunk: int = 64,
+    grid_to_cell: np.ndarray | None = None,
 ) -> Raster:
     """Rasterise the slice at height ``z_um`` on a (ny, nx) grid of ``pixel_size_um`` pixels.
 
     Each pixel is sampled ``supersample**2`` times, so region fractions carry partial-volume
-    effects (a 10 um Cu foil in a 20 um pixel gives a fraction of ~0.5).
+    effects (a 10 um Cu foil in a 20 um pixel gives a fraction of ~0.5). ``grid_to_cell``
+    (3x3, um, homogeneous (y, x, 1)) places the grid in the cell's frame (an in-plane rotation
+    and shift, see :func:`cell_coordinates`); default: the grid is the cell's frame.
     """
     ny, nx = shape
     s = int(supersample)
@@ -350,7 +353,7 @@ def rasterize(
         rows = slice(row0, min(ny, row0 + rows_per_chunk))
         n_rows = rows.stop - rows.start
         y_fine = (y_all[rows, None] + sub[None, :] * pixel_size_um).ravel()
-        yy, xx = np.meshgrid(y_fine, x_fine, indexing="ij")
+        yy, xx = cell_coordinates(*np.meshgrid(y_fine, x_fine, indexing="ij"), grid_to_cell)
         code, disp, turn_fine, agg, zone = _classify(geometry, xx, yy, z_um)
         one_hot = np.zeros((n_regions, *code.shape), dtype=np.float32)
         np.put_along_axis(one_hot, code[None].astype(np.intp), 1.0, axis=0)
@@ -374,6 +377,16 @@ def rasterize(
         agglomerate_area_um2=agg_area,
         damage_radius=damage_radius,
     )
+
+
+def cell_coordinates(
+    y_um: np.ndarray, x_um: np.ndarray, grid_to_cell: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Points (y, x) um of a grid in the cell's frame: ``grid_to_cell @ (y, x, 1)``."""
+    if grid_to_cell is None:
+        return y_um, x_um
+    m = np.asarray(grid_to_cell, dtype=np.float64)
+    return m[0, 0] * y_um + m[0, 1] * x_um + m[0, 2], m[1, 0] * y_um + m[1, 1] * x_um + m[1, 2]
 
 
 def _majority_id(blocks: np.ndarray) -> np.ndarray:

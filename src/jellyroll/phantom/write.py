@@ -33,12 +33,19 @@ from jellyroll.phantom.detector import (
     pilatus_gap_mask,
     render_frames,
 )
-from jellyroll.phantom.geometry import BEND_AXIAL_CUTOFF, Raster, rasterize, z_invariant
+from jellyroll.phantom.geometry import (
+    BEND_AXIAL_CUTOFF,
+    Raster,
+    cell_coordinates,
+    rasterize,
+    z_invariant,
+)
 from jellyroll.phantom.materials import attenuation_map, mu_table
 from jellyroll.phantom.nxct import (
     NXCTVolumes,
     block_mean,
     random_remount,
+    rigid_matrix,
     simulate_nxct_from_attenuation,
 )
 from jellyroll.phantom.parameters import SIZES
@@ -91,6 +98,12 @@ _LABEL_REGIONS: dict[str, tuple[str, ...]] = {
 }
 _REMOUNT_STREAM = 0x4E4354
 """Second word of the remount's seed sequence, apart from every other stream of a seed."""
+_PLACEMENT_STREAM = 0x534C43
+"""Second word of the SWAXS slice placement's seed sequence (:func:`twin_placement`)."""
+PLACEMENT_HEIGHT_FRACTION = 0.3
+"""The SWAXS slice sits up to this fraction of the NXCT stack's height from its centre."""
+PLACEMENT_SHIFT_FRACTION = 0.05
+"""In-plane shift of the SWAXS slice in the stack: up to this fraction of the field of view."""
 
 
 @dataclass(frozen=True)
@@ -304,23 +317,25 @@ TAB_THICKNESS_FRACTION = 0.05
 """Thickness of the tab standing on the roll's end, as a fraction of the roll's radius."""
 
 
-def roll_end_um(twin: Twin, n_slices: int, voxel_um: float) -> float:
-    """Height (um, from the stack's centre) of the roll's top end in the NXCT stack: above
-    it the head space holds the casing, air and the tab (:func:`nxct_fraction_slices`)."""
+def roll_end_um(twin: Twin, n_slices: int, voxel_um: float, slice_height_um: float = 0.0) -> float:
+    """Height (um, from the stack's centre) of the roll's top end in the NXCT stack whose
+    SWAXS slice (the cell's z = 0) sits at ``slice_height_um``: above it the head space holds
+    the casing, air and the tab (:func:`nxct_fraction_slices`)."""
     band = max(
         (g.z_um + BEND_AXIAL_CUTOFF * g.push_sigma_axial_um for g in twin.geometry.agglomerates),
         default=0.0,
     )
-    return max(ROLL_END_FRACTION * n_slices * voxel_um, band + voxel_um)
+    return max(ROLL_END_FRACTION * n_slices * voxel_um, slice_height_um + band + voxel_um)
 
 
-def _head_space(raster: Raster, twin: Twin) -> Raster:
+def _head_space(raster: Raster, twin: Twin, grid_to_cell: np.ndarray | None) -> Raster:
     """A slice above the roll's end: the casing, air, and the tab (Cu, labelled ``cu``): a
     vertical strip from the hollow to the roll's outer turn along the winding's ovality
-    azimuth, :data:`TAB_THICKNESS_FRACTION` of the roll's radius thick."""
+    azimuth, :data:`TAB_THICKNESS_FRACTION` of the roll's radius thick. ``grid_to_cell`` as
+    in :func:`rasterize`."""
     params = twin.geometry.params
     y, x = raster.axes_um()
-    yy, xx = np.meshgrid(y, x, indexing="ij")
+    yy, xx = cell_coordinates(*np.meshgrid(y, x, indexing="ij"), grid_to_cell)
     phase = twin.geometry.ovality_phase_rad
     along = xx * np.cos(phase) + yy * np.sin(phase)
     across = -xx * np.sin(phase) + yy * np.cos(phase)
@@ -347,10 +362,13 @@ def _head_space(raster: Raster, twin: Twin) -> Raster:
 
 
 def nxct_fraction_slices(
-    twin: Twin, n_slices: int, voxel_um: float
+    twin: Twin, n_slices: int, voxel_um: float, map_to_world: np.ndarray | None = None
 ) -> Iterator[tuple[int, Raster, dict[str, np.ndarray]]]:
-    """Raster and component fractions of ``n_slices`` slices of ``voxel_um`` around z = 0.
+    """Raster and component fractions of ``n_slices`` slices of ``voxel_um`` of the world grid.
 
+    ``map_to_world`` (4x4, um; default identity) places the SWAXS map frame (the cell's frame,
+    z = 0 on the SWAXS slice) in the world grid's frame: a height, an in-plane rotation and
+    shift (:func:`twin_placement`; no tilt: each world slice is one height of the cell).
     Slices above the roll's end (:func:`roll_end_um`) are head space (:func:`_head_space`).
     Slices that no agglomerate reaches are all alike (:func:`z_invariant`), and so are the
     head-space ones: the first of each is computed and shared by the others, so the yielded
@@ -359,20 +377,31 @@ def nxct_fraction_slices(
     n = round(twin.size.n_translations * twin.pixel_size_um / voxel_um)
     geometry = twin.geometry
     params = geometry.params
-    roll_end = roll_end_um(twin, n_slices, voxel_um)
+    world_to_map = np.linalg.inv(np.eye(4) if map_to_world is None else map_to_world)
+    if not np.allclose(world_to_map[0], [1.0, 0.0, 0.0, world_to_map[0, 3]]):
+        raise ValueError("map_to_world must keep the slices horizontal (no tilt)")
+    slice_height = -float(world_to_map[0, 3])
+    grid_to_cell = world_to_map[1:, 1:]
+    roll_end = roll_end_um(twin, n_slices, voxel_um, slice_height)
     shared: dict[bool, tuple[Raster, dict[str, np.ndarray]]] = {}
     for k in range(n_slices):
         z_um = (k - (n_slices - 1) / 2.0) * voxel_um
         head = z_um > roll_end
-        invariant = head or z_invariant(geometry, z_um)
+        z_cell = z_um - slice_height
+        invariant = head or z_invariant(geometry, z_cell)
         if invariant and head in shared:
             yield k, *shared[head]
             continue
         raster = rasterize(
-            geometry, (n, n), voxel_um, z_um=z_um, supersample=twin.size.nxct_supersample
+            geometry,
+            (n, n),
+            voxel_um,
+            z_um=z_cell,
+            supersample=twin.size.nxct_supersample,
+            grid_to_cell=grid_to_cell,
         )
         if head:
-            raster = _head_space(raster, twin)
+            raster = _head_space(raster, twin, grid_to_cell)
         state = cell_state(
             raster,
             twin.state.health,
@@ -391,20 +420,22 @@ class TwinNXCT:
 
     ``labels``: (mz, my, mx) uint8 majority component (:data:`LABEL_NAMES`) on the X-ray
     grid; ``bends``: collector bends with (z_um, y_um, x_um) in the X-ray volume frame;
-    ``remount``: the random draws of ``volumes.neutron_to_world`` (deg, um).
+    ``remount``: the random draws of ``volumes.neutron_to_world`` (deg, um);
+    ``map_to_world``: 4x4 (um) SWAXS map frame -> world, drawn by :func:`twin_placement`,
+    whose draws are ``placement``.
     """
 
     volumes: NXCTVolumes
     labels: np.ndarray
     bends: pd.DataFrame
     remount: dict[str, float]
+    map_to_world: np.ndarray
+    placement: dict[str, float]
 
     @property
     def map_to_xct(self) -> np.ndarray:
-        """4x4 map (um) of the SWAXS map frame (z = 0 on the map plane, origin at the map
-        centre, rows y, columns x) to the X-ray volume frame: the world grid is centred on
-        the SWAXS slice with the map's axes, so the map frame is the world's."""
-        return np.linalg.inv(self.volumes.xray_to_world)
+        """4x4 (um): a point (z, y, x, 1) of the SWAXS map frame -> the X-ray volume frame."""
+        return np.linalg.inv(self.volumes.xray_to_world) @ self.map_to_world
 
 
 def twin_remount(
@@ -414,14 +445,39 @@ def twin_remount(
     return random_remount(np.random.default_rng([seed, _REMOUNT_STREAM]), field_of_view_um)
 
 
+def twin_placement(
+    seed: int, field_of_view_um: Sequence[float]
+) -> tuple[np.ndarray, dict[str, float]]:
+    """The random place of the twin's SWAXS slice in its NXCT stack: 4x4 map_to_world (um).
+
+    The map frame (z = 0 on the slice) is rotated about z by an angle uniform in 0-360 deg,
+    shifted in-plane by up to :data:`PLACEMENT_SHIFT_FRACTION` of the (y, x) field of view and
+    raised to a height uniform within +-:data:`PLACEMENT_HEIGHT_FRACTION` of the stack's
+    height ``field_of_view_um[0]`` from its centre. Draws returned in deg and um.
+    """
+    rng = np.random.default_rng([seed, _PLACEMENT_STREAM])
+    fov = np.asarray(field_of_view_um, dtype=np.float64)
+    rotation = float(rng.uniform(0.0, 360.0))
+    height = float(rng.uniform(-PLACEMENT_HEIGHT_FRACTION, PLACEMENT_HEIGHT_FRACTION) * fov[0])
+    shift = rng.uniform(-PLACEMENT_SHIFT_FRACTION, PLACEMENT_SHIFT_FRACTION, size=2) * fov[1:]
+    draws = {
+        "rotation_deg": rotation,
+        "height_um": height,
+        "shift_y_um": float(shift[0]),
+        "shift_x_um": float(shift[1]),
+    }
+    return rigid_matrix((rotation, 0.0, 0.0), (height, *shift)), draws
+
+
 def simulate_twin_nxct(
     twin: Twin, *, seed: int = 0, console: Console | None = None, **options: Any
 ) -> TwinNXCT:
     """Neutron and lab X-ray CT of a stack around the twin's slice, with labels and bends.
 
     The world grid: ``nxct_slices`` x n x n voxels of ``nxct_voxel_um`` (n covers the SWAXS
-    scan's field of view), centred on the SWAXS slice; the X-ray volume is ``XRAY_DOWNSAMPLE``
-    times coarser and the neutron one is remounted at random (:func:`twin_remount`).
+    scan's field of view), in which the SWAXS slice is placed at random
+    (:func:`twin_placement`); the X-ray volume is ``XRAY_DOWNSAMPLE`` times coarser and the
+    neutron one is remounted at random (:func:`twin_remount`).
     ``options`` go to :func:`simulate_nxct_from_attenuation` (blur, noise). The true
     attenuation volumes are accumulated slice by slice, so memory holds two volumes, not one
     per component.
@@ -434,8 +490,10 @@ def simulate_twin_nxct(
     mu_n = mu_table("neutron", wavelength_A=NEUTRON_WAVELENGTH_A)
     xray = neutron = labels = np.zeros(0, np.float32)
     block = np.zeros(0, np.float32)
+    n = round(twin.size.n_translations * twin.pixel_size_um / voxel)
+    map_to_world, placement = twin_placement(seed, np.array([n_slices, n, n]) * voxel)
     with fraction_progress(console, "NXCT slices", transient=True) as update:
-        for k, raster, fractions in nxct_fraction_slices(twin, n_slices, voxel):
+        for k, raster, fractions in nxct_fraction_slices(twin, n_slices, voxel, map_to_world):
             if k == 0:
                 xray = np.zeros((n_slices, *fractions["cu"].shape), np.float32)
                 neutron = np.zeros_like(xray)
@@ -464,9 +522,10 @@ def simulate_twin_nxct(
         **options,
     )
     bends = twin.geometry.bend_table()
-    world = np.column_stack([bends[["z_um", "y_um", "x_um"]].to_numpy(), np.ones(len(bends))])
-    bends[["z_um", "y_um", "x_um"]] = (world @ np.linalg.inv(volumes.xray_to_world).T)[:, :3]
-    return TwinNXCT(volumes, labels, bends, draws)
+    cell = np.column_stack([bends[["z_um", "y_um", "x_um"]].to_numpy(), np.ones(len(bends))])
+    map_to_xct = np.linalg.inv(volumes.xray_to_world) @ map_to_world
+    bends[["z_um", "y_um", "x_um"]] = (cell @ map_to_xct.T)[:, :3]
+    return TwinNXCT(volumes, labels, bends, draws, map_to_world, placement)
 
 
 def _write_nxct(out: Path, volumes: NXCTVolumes, configuration: dict[str, Any]) -> dict[Path, str]:
@@ -581,12 +640,14 @@ def _write_nxct_truth(entry: h5py.Group, nxct: TwinNXCT) -> None:
         ("neutron_to_world", volumes.neutron_to_world, "neutron volume frame -> world"),
         ("xray_to_world", volumes.xray_to_world, "X-ray volume frame -> world"),
         ("nct_to_xct", volumes.nct_to_xct, "neutron volume frame -> X-ray volume frame"),
-        ("map_to_xct", nxct.map_to_xct, "SWAXS map frame (z = 0 on the map) -> X-ray frame"),
+        ("map_to_world", nxct.map_to_world, "SWAXS map frame -> world"),
+        ("map_to_xct", nxct.map_to_xct, "SWAXS map frame (z = 0 on the slice) -> X-ray frame"),
     ):
         group[name] = np.asarray(matrix, dtype=np.float64)
         group[name].attrs["units"] = frames
         group[name].attrs["description"] = meaning
     group["neutron_to_world"].attrs.update(nxct.remount)
+    group["map_to_world"].attrs.update(nxct.placement)
     group["xray_voxel_um"] = volumes.xray_voxel_um
     group["neutron_voxel_um"] = volumes.neutron_voxel_um
     labels = group.create_dataset(

@@ -1,0 +1,67 @@
+"""``jellyroll locate``: place the SWAXS-CT slice of a run file inside an X-ray CT volume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from jellyroll.cli import app, console
+from jellyroll.cli._common import option, reported_errors
+from jellyroll.locate.options import LocateOptions
+from jellyroll.options import options_from
+from jellyroll.progress import fraction_progress
+
+L = LocateOptions
+
+
+@app.command()
+def locate(
+    run: Annotated[Path, typer.Argument(help="Run file holding the SWAXS-CT maps (RUN.h5).")],
+    xct: Annotated[str, typer.Argument(help="X-ray CT volume: TIFF stack, folder, file.h5::/path")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Location file (NeXus HDF5).")],
+    nct: Annotated[
+        str | None, typer.Option(help="Neutron CT volume to resample on the map grid too.")
+    ] = None,
+    nxct: Annotated[
+        Path | None,
+        typer.Option(help="NXCT file of the pair (its nct_to_xct); default: register here."),
+    ] = None,
+    map_name: Annotated[str | None, option(L, "map", "--map")] = None,
+    xct_voxel_um: Annotated[float | None, option(L, "xct_voxel_um")] = None,
+    nct_voxel_um: Annotated[float | None, option(L, "nct_voxel_um")] = None,
+    max_voxels: Annotated[int | None, option(L, "max_voxels")] = None,
+    max_points: Annotated[int | None, option(L, "max_points")] = None,
+    max_tilt_deg: Annotated[float | None, option(L, "max_tilt_deg")] = None,
+    min_similarity: Annotated[float | None, option(L, "min_similarity")] = None,
+    offset_um: Annotated[list[float] | None, option(L, "offsets_um", "--offset-um")] = None,
+) -> None:
+    """Place the SWAXS-CT slice in the X-ray volume (any in-plane rotation, height found
+    from the similarity profile) and resample the volumes on the map grid."""
+    from jellyroll.locate.run import run_locate
+
+    with reported_errors():
+        if nxct is not None and nct is None:
+            raise ValueError("--nxct needs --nct: the neutron volume to resample")
+        options = options_from(
+            LocateOptions,
+            {
+                "map": map_name,
+                "xct_voxel_um": xct_voxel_um,
+                "nct_voxel_um": nct_voxel_um,
+                "max_voxels": max_voxels,
+                "max_points": max_points,
+                "max_tilt_deg": max_tilt_deg,
+                "min_similarity": min_similarity,
+                "offsets_um": None if not offset_um else tuple(offset_um),
+            },
+        )
+        with fraction_progress(console, "locate") as update:
+            result = run_locate(run, xct, output, options, nct=nct, nxct=nxct, progress=update)
+    p = result.parameters
+    console.print(
+        f"wrote [bold]{output}[/bold]: {result.map_name} map at z = {result.z_um:.1f} um, "
+        f"rotation {p['rotation_deg']:.2f} deg, tilt {p['tilt_deg']:.2f} deg, "
+        f"correlation {result.similarity:.3f}"
+    )

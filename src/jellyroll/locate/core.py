@@ -1,0 +1,489 @@
+"""Place a SWAXS-CT map (one slice) inside a lab X-ray CT volume of the same cell.
+
+Frames (SPEC section 6): the *map frame* is physical (z, y, x) um with z = 0 on the map's
+plane; map row ``i`` is ``y`` and column ``j`` is ``x``, at ``centre_um + (i - (ny - 1) / 2) *
+pixel`` (the reconstruction's ``y_um`` / ``x_um``, origin on the SWAXS rotation axis; the
+twin's :meth:`jellyroll.phantom.geometry.Raster.axes_um`). The *X-ray frame* has its origin at
+the volume's centre, voxel ``i`` of ``n`` at ``(i - (n - 1) / 2) * voxel``. The result
+``map_to_xct`` (4x4) maps ``(z, y, x, 1)`` of the map frame to the X-ray frame.
+
+Method (automatic; any in-plane rotation, the cell was remounted):
+
+1. The volume is block-averaged (streamed, :func:`jellyroll.nxct.register.downsample`) and
+   its cell axis found (:func:`jellyroll.nxct.register.find_cell_axis`); the map's cell centre
+   and radius from the same outline detection; the scale from the pixel sizes (the two radii
+   must agree, else the map and the volume do not show the same cell at these pixel sizes).
+2. Polar unwrapping (radius x angle) of the map about its cell centre and of every coarse
+   slice about the axis, both quantised into equal-population bins (a monotone grey map
+   between the two energies changes nothing); per height the circular cross-correlation
+   over all angles (FFT, 0.5 deg steps) gives the best angle and its normalised correlation:
+   the coarse similarity-vs-height profile; its maximum gives the start height and angle.
+3. Height, rotation, shift and tilt (two angles, within ``max_tilt_deg`` of the cell axis)
+   refined together by Powell's method [Powell 1964] on the normalised cross-correlation of
+   the oblique plane of the volume with the map, both in rank units (the volume's values
+   through the quantile function of its sample at the start pose); first on the coarse
+   volume, then on the full-resolution slab around the plane.
+4. The similarity profile at the final pose, plane moved along z through the whole stack.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import ndimage, optimize
+
+from jellyroll.nxct.register import (
+    _find_axis_coarse,
+    _peak,
+    _polar_samples,
+    _quantise,
+    _slice_centre,
+    downsample,
+)
+from jellyroll.phantom.nxct import rigid_matrix
+
+__all__ = ["Location", "NoAngleError", "locate_slice", "pose_parameters"]
+
+QUANTILES = 256
+"""Levels of the rank transform of the volume's values."""
+MIN_ANGULAR_CONTRAST = 0.05
+"""Least excess of the best angle's polar correlation over the median angle's: a map
+without it (a ring, a featureless disk) cannot give the rotation. Measured on the tiny
+twin: 0.35 for its attenuation map, 0.005 for its casing ring alone."""
+LIKE_MARGIN = 0.1
+"""Slices whose whole-cell correlation with the map is this far under the best one's are not
+the roll's body (its end, the head space, a clipped field): the height is not sought there.
+Along the body of a roll the correlation varies by ~0.01 (the twin), above its end it drops
+by ~0.5."""
+
+
+class NoAngleError(ValueError):
+    """The map has no angular structure (a ring, a featureless disk): no rotation to find."""
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a map lies in an X-ray volume.
+
+    ``map_to_xct``: 4x4 float64 (um), map frame -> X-ray frame. ``similarity``: the
+    normalised cross-correlation (rank units) of map and plane at the optimum.
+    ``profile_height_um`` / ``profile_similarity``: the same correlation with the plane moved
+    along the X-ray z axis, against the height of the map's origin; ``coarse_similarity``:
+    the rotation-free polar correlation per coarse height (step 2). ``seconds``: wall time.
+    """
+
+    map_to_xct: np.ndarray
+    similarity: float
+    profile_height_um: np.ndarray
+    profile_similarity: np.ndarray
+    coarse_similarity: np.ndarray
+    seconds: float
+
+    @property
+    def parameters(self) -> dict[str, float]:
+        """Height, rotation, tilt and shift of the placement (:func:`pose_parameters`)."""
+        return pose_parameters(self.map_to_xct)
+
+
+def pose_parameters(map_to_xct: np.ndarray) -> dict[str, float]:
+    """The placement in words: ``height_um``, ``shift_y_um``, ``shift_x_um`` (the map origin
+    in the X-ray frame), ``rotation_deg`` (of the map's x axis about the X-ray z axis,
+    right-handed in (x, y, z)), ``tilt_deg`` (between the map's normal and z) and
+    ``tilt_azimuth_deg`` (direction of the normal's in-plane part, from x towards y)."""
+    m = np.asarray(map_to_xct, dtype=np.float64)
+    normal = m[:3, 0]
+    return {
+        "height_um": float(m[0, 3]),
+        "shift_y_um": float(m[1, 3]),
+        "shift_x_um": float(m[2, 3]),
+        "rotation_deg": float(np.degrees(np.arctan2(m[1, 2], m[2, 2]))),
+        "tilt_deg": float(np.degrees(np.arccos(np.clip(normal[0], -1.0, 1.0)))),
+        "tilt_azimuth_deg": float(np.degrees(np.arctan2(normal[1], normal[2]))),
+    }
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """A volume (or slab) held in memory: ``values[k, i, j]`` at ``origin_um + index * voxel``."""
+
+    values: np.ndarray
+    voxel_um: float
+    origin_um: np.ndarray
+
+    def sample(self, points_zyx_um: np.ndarray) -> np.ndarray:
+        """Linear interpolation at (n, 3) points; a one-slice grid is a map of (y, x)."""
+        index = (points_zyx_um - self.origin_um) / self.voxel_um
+        if self.values.shape[0] == 1:
+            return ndimage.map_coordinates(self.values[0], index[:, 1:].T, order=1, mode="nearest")
+        return ndimage.map_coordinates(self.values, index.T, order=1, mode="nearest")
+
+
+def locate_slice(
+    image: np.ndarray,
+    pixel_um: float,
+    volume: Any,
+    voxel_um: float,
+    *,
+    centre_um: tuple[float, float] = (0.0, 0.0),
+    max_voxels: int = 16_000_000,
+    max_points: int = 100_000,
+    max_tilt_deg: float = 0.0,
+    min_similarity: float = 0.3,
+    progress: Callable[[float], None] | None = None,
+) -> Location:
+    """Place the map ``image`` (ny, nx) of ``pixel_um`` pixels in ``volume`` (nz, ny, nx; an
+    array or a slab-readable source) of ``voxel_um`` voxels (module docstring).
+
+    ``centre_um``: (y, x) of the map grid's centre in the map frame. ``max_voxels``: size of
+    the coarse copy; ``max_points``: map pixels used by the fine refinement; ``max_tilt_deg``:
+    bound of the tilt away from the cell axis (0: the plane stays perpendicular to it).
+    Raises ``ValueError`` with what to give when the map is empty, no cell is found, the
+    cell's size differs between map and volume, the plane leaves the volume or the best
+    similarity stays under ``min_similarity``.
+    """
+    start = time.perf_counter()
+    say = progress or (lambda fraction: None)
+    image = _valid_map(image)
+    if not pixel_um > 0 or not voxel_um > 0:
+        raise ValueError(f"pixel sizes must be positive, got map {pixel_um}, volume {voxel_um}")
+    shape = tuple(int(n) for n in volume.shape)
+    coarse, coarse_voxel, to_fine = downsample(volume, voxel_um, max_voxels)
+    say(0.4)
+    try:
+        axis = _find_axis_coarse(coarse, coarse_voxel, to_fine)
+    except ValueError:
+        raise ValueError(
+            "no cell found in the X-ray volume (constant slices); give the volume of the cell "
+            "the map was measured on"
+        ) from None
+    coarse_grid = _Grid(
+        coarse,
+        coarse_voxel,
+        to_fine[:3, 3] - (np.asarray(coarse.shape) - 1) / 2 * coarse_voxel,
+    )
+    work_um = max(float(pixel_um), coarse_voxel)
+    smooth = ndimage.gaussian_filter(image, 0.5 * max(work_um / pixel_um - 1.0, 0.0))
+    map_grid = _Grid(
+        smooth[None],
+        float(pixel_um),
+        np.array([0.0, *centre_um]) - (np.array([1, *image.shape]) - 1) / 2 * pixel_um,
+    )
+    found = _slice_centre(smooth)
+    if found is None:
+        raise ValueError("the map is constant: no cell outline to place")
+    cell_yx = map_grid.origin_um[1:] + np.array(found[:2]) * pixel_um
+    map_radius = float(np.sqrt(found[2] / np.pi) * pixel_um)
+    if abs(map_radius / axis.radius_um - 1.0) > 0.15:
+        raise ValueError(
+            f"the cell is {2 * map_radius:.0f} um across in the map ({pixel_um:g} um pixels) "
+            f"but {2 * axis.radius_um:.0f} um in the volume ({voxel_um:g} um voxels): they do "
+            "not overlap as the same cell; check the voxel size (--xct-voxel-um) and that the "
+            "volume holds the mapped cell"
+        )
+    angle, height, coarse_profile = _global_search(
+        map_grid, cell_yx, coarse, coarse_voxel, to_fine, axis.to_axis_frame(), axis.radius_um,
+        work_um,
+    )  # fmt: skip
+    say(0.6)
+    cell = np.array([0.0, *cell_yx])
+    pose = (
+        np.linalg.inv(axis.to_axis_frame())
+        @ rigid_matrix((angle, 0.0, 0.0), (height, 0.0, 0.0))
+        @ _translation(-cell)
+    )
+    radius = 1.05 * map_radius
+    points, values = _map_points(map_grid, cell_yx, radius, work_um)
+    metric = _Metric.at(points, values, coarse_grid, _detail(coarse_grid), pose)
+    # in-plane first; then the slices that look like the map at all (not the roll's end or
+    # the head space), where the height is sought by what changes along z among them (the
+    # defects); then in-plane and tilt again
+    pose = _refine(metric, pose, cell, work_um, max_tilt_deg, free="ryx")
+    like = _like_the_map(metric, pose)
+    metric = _Metric.at(points, values, coarse_grid, _detail(coarse_grid, like), pose)
+    pose = _best_height(metric, pose, like)
+    pose = _refine(metric, pose, cell, work_um, max_tilt_deg, free="rtyx")
+    pose = _best_height(metric, pose, like)
+    say(0.75)
+    fine_um = max(float(pixel_um), float(voxel_um))
+    if coarse_voxel > voxel_um or work_um > fine_um:
+        stride = max(1, int(np.ceil(np.sqrt(np.pi * (radius / pixel_um) ** 2 / max_points))))
+        fine_map = _Grid(image[None], map_grid.voxel_um, map_grid.origin_um)
+        points, values = _map_points(fine_map, cell_yx, radius, stride * float(pixel_um))
+        reach = 2 * round(coarse_voxel / voxel_um) + 3
+        reach += int(np.ceil(radius * np.tan(np.radians(max_tilt_deg)) / voxel_um))
+        slab = _slab(volume, shape, voxel_um, points, pose, reach)
+        fine = _Metric.at(points, values, slab, _detail(slab), pose)
+        pose = _best_height(fine, pose)
+        pose = _refine(fine, pose, cell, fine_um, max_tilt_deg, free="rtyx")
+    say(0.95)
+    _check_inside(metric.points, pose, shape, voxel_um)
+    similarity = _Metric.at(points, values, coarse_grid, metric.detail, pose).parts(pose)[0]
+    if not similarity >= min_similarity:
+        raise ValueError(
+            f"no slice of the X-ray volume matches the map (best correlation {similarity:.2f} "
+            f"< {min_similarity}): the map and the volume do not overlap; give the volume of "
+            "the mapped slice, or the map of another modality (--map)"
+        )
+    heights, profile = _height_profile(metric, pose)
+    say(1.0)
+    return Location(pose, similarity, heights, profile, coarse_profile, time.perf_counter() - start)
+
+
+def _valid_map(image: np.ndarray) -> np.ndarray:
+    """The map as float32 with NaN (unmeasured) set to its background (1st percentile)."""
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim != 2:
+        raise ValueError(f"expected a 2D (ny, nx) map, got shape {image.shape}")
+    finite = np.isfinite(image)
+    if finite.sum() < 0.25 * image.size:
+        raise ValueError(
+            f"the map holds {int(finite.sum())} finite values of {image.size} (all NaN or "
+            "nearly): give another map (--map), e.g. a housing WAXS map or the summed scattering"
+        )
+    if not np.ptp(image[finite]) > 0:
+        raise ValueError("the map is constant: no cell outline to place; give another map (--map)")
+    return np.where(finite, image, np.percentile(image[finite], 1)).astype(np.float32)
+
+
+def _translation(shift_zyx: np.ndarray) -> np.ndarray:
+    matrix = np.eye(4)
+    matrix[:3, 3] = shift_zyx
+    return matrix
+
+
+def _global_search(
+    map_grid: _Grid,
+    cell_yx: np.ndarray,
+    coarse: np.ndarray,
+    coarse_voxel: float,
+    to_fine: np.ndarray,
+    axis_frame: np.ndarray,
+    radius_um: float,
+    step_um: float,
+    step_deg: float = 0.5,
+    bins: int = 32,
+) -> tuple[float, float, np.ndarray]:
+    """Angle (deg; Rz of the map about its cell centre into the axis frame), height (um, axis
+    frame) and the per-height best polar correlation of the coarse slices (step 2)."""
+    radii = np.arange(0.15 * radius_um, 1.05 * radius_um, step_um)
+    n_angles = round(360 / step_deg)
+    angles = np.arange(n_angles) * (2 * np.pi / n_angles)
+    nz = coarse.shape[0]
+    heights = (np.arange(nz) - (nz - 1) / 2) * coarse_voxel + to_fine[0, 3]
+    map_centre = (
+        map_grid.origin_um + (np.asarray(map_grid.values.shape) - 1) / 2 * map_grid.voxel_um
+    )
+    map_polar = _polar_samples(
+        map_grid.values, map_grid.voxel_um, _translation(map_centre),
+        _translation(-np.array([0.0, *cell_yx])), radii, angles, np.zeros(1),
+    )[0]  # fmt: skip
+    volume_polar = _polar_samples(coarse, coarse_voxel, to_fine, axis_frame, radii, angles, heights)
+    weight = (radii / radii.mean())[:, None]
+    m = _standard(_quantise(map_polar, bins).astype(np.float64)) * weight
+    spectrum_m = np.conj(np.fft.rfft(m, axis=-1))
+    scores = np.zeros(nz)
+    contrast = np.zeros(nz)
+    best_angles = np.zeros(nz)
+    for k in range(nz):
+        v = _standard(_quantise(volume_polar[k], bins).astype(np.float64))
+        corr = np.fft.irfft(spectrum_m * np.fft.rfft(v, axis=-1), n=n_angles, axis=-1).sum(axis=0)
+        corr /= np.sqrt(np.sum(m**2) * np.sum(v**2))
+        scores[k] = corr.max()
+        contrast[k] = np.median(corr)
+        best_angles[k] = _peak(corr, circular=True) * step_deg
+    best = int(np.argmax(scores))
+    if not scores[best] - contrast[best] >= MIN_ANGULAR_CONTRAST:
+        raise NoAngleError(
+            f"the map has no angular structure to turn it by (its best angle correlates "
+            f"{scores[best] - contrast[best]:.3f} above the median angle; a ring such as the "
+            "housing's?): the rotation cannot be found; give a map of the cell's inside "
+            "(--map attenuation or --map summed)"
+        )
+    return float(best_angles[best]), float(heights[best]), scores
+
+
+def _standard(values: np.ndarray) -> np.ndarray:
+    std = values.std()
+    return (values - values.mean()) / (std if std > 0 else 1.0)
+
+
+def _map_points(
+    grid: _Grid, cell_yx: np.ndarray, radius_um: float, step_um: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Map-frame points (n, 3) on a square lattice of ``step_um`` within ``radius_um`` of the
+    cell centre, and the map's values there in rank units (mean 0, std 1)."""
+    offsets = np.arange(-radius_um, radius_um + step_um / 2, step_um)
+    dy, dx = np.meshgrid(offsets, offsets, indexing="ij")
+    keep = np.hypot(dy, dx) <= radius_um
+    points = np.column_stack([np.zeros(keep.sum()), cell_yx[0] + dy[keep], cell_yx[1] + dx[keep]])
+    ranks = np.argsort(np.argsort(grid.sample(points), kind="stable"), kind="stable")
+    return points, _standard(ranks.astype(np.float64))
+
+
+@dataclass(frozen=True)
+class _Metric:
+    """Similarity of the map (``values`` at map-frame ``points``, rank units) with the plane
+    of ``grid`` at a pose: the correlation over the whole disk plus the one weighted by
+    ``detail`` (a (1, ny, nx) grid of the volume's spread along z: where the cell changes with
+    height, its defects, which alone pin the height of a nearly z-invariant roll)."""
+
+    points: np.ndarray
+    values: np.ndarray
+    grid: _Grid
+    detail: _Grid
+    levels: np.ndarray
+
+    @classmethod
+    def at(cls, points, values, grid: _Grid, detail: _Grid, pose: np.ndarray) -> _Metric:
+        """The metric with the volume's rank transform taken on the plane at ``pose``."""
+        sampled = grid.sample(points @ pose[:3, :3].T + pose[:3, 3])
+        levels = np.quantile(sampled, np.linspace(0.0, 1.0, QUANTILES + 1))
+        return cls(points, values, grid, detail, levels)
+
+    def parts(self, pose: np.ndarray) -> tuple[float, float]:
+        """(correlation over the disk, detail-weighted correlation) at ``pose``."""
+        moved = self.points @ pose[:3, :3].T + pose[:3, 3]
+        ranks = np.interp(self.grid.sample(moved), self.levels, np.linspace(0, 1, self.levels.size))
+        weights = self.detail.sample(moved)
+        return _correlation(self.values, ranks, None), _correlation(self.values, ranks, weights)
+
+    def __call__(self, pose: np.ndarray) -> float:
+        return float(sum(self.parts(pose)))
+
+
+def _correlation(a: np.ndarray, b: np.ndarray, weights: np.ndarray | None) -> float:
+    """Pearson correlation of ``a`` and ``b``, weighted; 0 when either is constant."""
+    w = np.ones_like(a) if weights is None else weights
+    total = w.sum()
+    if not total > 0:
+        return 0.0
+    a = a - np.dot(w, a) / total
+    b = b - np.dot(w, b) / total
+    wa = w * a
+    norm = np.sqrt(np.dot(wa, a) * np.dot(w * b, b))
+    return float(np.dot(wa, b) / norm) if norm > 0 else 0.0
+
+
+def _detail(grid: _Grid, slices: np.ndarray | None = None) -> _Grid:
+    """Spread along z of each (y, x) column of ``grid`` (over ``slices``, a boolean per
+    slice; default all) above the median spread (noise), as a (1, ny, nx) grid: where the
+    volume changes with height."""
+    values = grid.values if slices is None else grid.values[slices]
+    spread = values.std(axis=0)
+    spread = np.clip(spread - np.median(spread), 0.0, None)
+    return _Grid(spread[None].astype(np.float32), grid.voxel_um, grid.origin_um * [0, 1, 1])
+
+
+def _like_the_map(metric: _Metric, pose: np.ndarray) -> np.ndarray:
+    """Per slice of the metric's grid, whether the plane at ``pose`` moved there correlates
+    with the map over the whole cell within :data:`LIKE_MARGIN` of the best slice."""
+    grid = metric.grid
+    shifts = grid.origin_um[0] + np.arange(grid.values.shape[0]) * grid.voxel_um - pose[0, 3]
+    scores = np.array([metric.parts(_translation([s, 0, 0]) @ pose)[0] for s in shifts])
+    return scores >= scores.max() - LIKE_MARGIN
+
+
+def _refine(
+    metric: _Metric, pose: np.ndarray, cell: np.ndarray, step_um: float, max_tilt_deg: float,
+    free: str = "rthyx",
+) -> np.ndarray:  # fmt: skip
+    """``pose`` refined by Powell's method over the ``free`` parameters: rotation ``r`` and
+    tilts ``t`` (deg) about the map's cell centre ``cell``, shift ``h``, ``y``, ``x`` (units
+    of ``step_um``) along the map frame's axes."""
+    names = [name for name in "rthyx" if name in free and (name != "t" or max_tilt_deg > 0)]
+    bounds = {"r": (-5.0, 5.0), "t": (-max_tilt_deg, max_tilt_deg), "h": (-4.0, 4.0),
+              "y": (-4.0, 4.0), "x": (-4.0, 4.0)}  # fmt: skip
+
+    def moved(p: np.ndarray) -> np.ndarray:
+        given = dict(zip(names, p, strict=False))
+        tilts = (p[names.index("t")], p[names.index("t") + 1]) if "t" in names else (0.0, 0.0)
+        shift = np.array([given.get(axis, 0.0) for axis in "hyx"]) * step_um
+        delta = rigid_matrix((given.get("r", 0.0), *tilts), shift)
+        return pose @ _translation(cell) @ delta @ _translation(-cell)
+
+    if "t" in names:
+        names.insert(names.index("t") + 1, "t")
+    result = optimize.minimize(
+        lambda p: -metric(moved(p)), np.zeros(len(names)), method="Powell",
+        bounds=[bounds[name] for name in names], options={"xtol": 1e-2, "ftol": 1e-6},
+    )  # fmt: skip
+    return moved(result.x)
+
+
+def _slab(
+    volume: Any, shape: tuple[int, ...], voxel_um: float, points: np.ndarray, pose: np.ndarray,
+    margin: int,
+) -> _Grid:  # fmt: skip
+    """The full-resolution slices the plane at ``pose`` crosses, ``margin`` more each side
+    (the refinement may move and tilt it further)."""
+    z = (points @ pose[:3, :3].T + pose[:3, 3])[:, 0] / voxel_um + (shape[0] - 1) / 2
+    low = max(0, int(np.floor(z.min())) - margin)
+    high = min(shape[0], int(np.ceil(z.max())) + margin + 1)
+    if low >= high:
+        raise ValueError(
+            "the map's plane falls outside the X-ray volume: they do not overlap; give the "
+            "volume that holds the mapped slice"
+        )
+    values = np.asarray(volume[low:high], dtype=np.float32)
+    origin = (np.array([low, 0, 0]) - (np.asarray(shape) - 1) / 2) * voxel_um
+    return _Grid(values, float(voxel_um), origin)
+
+
+def _check_inside(points: np.ndarray, pose: np.ndarray, shape: tuple[int, ...], voxel_um: float):
+    """Refuse a plane that leaves the volume's stack (edge slices would fake the match)."""
+    z = (points @ pose[:3, :3].T + pose[:3, 3])[:, 0] / voxel_um + (shape[0] - 1) / 2
+    outside = float(np.mean((z < -0.5) | (z > shape[0] - 0.5)))
+    if outside > 0.05:
+        raise ValueError(
+            f"{100 * outside:.0f} % of the map's plane lies outside the X-ray volume's "
+            f"{shape[0]} slices: the map and the volume do not overlap; give the volume that "
+            "holds the mapped slice"
+        )
+
+
+def _height_profile(
+    metric: _Metric, pose: np.ndarray, step_fraction: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The detail-weighted similarity (:class:`_Metric`) with the plane at ``pose`` moved
+    along z through the metric's grid in steps of ``step_fraction`` voxel, against the height
+    (um) of the map's origin."""
+    grid = metric.grid
+    top = grid.origin_um[0] + (grid.values.shape[0] - 1) * grid.voxel_um
+    levels = np.arange(grid.origin_um[0], top + 1e-9, step_fraction * grid.voxel_um)
+    shifts = levels - pose[0, 3]
+    scores = np.array([metric.parts(_translation([s, 0, 0]) @ pose)[1] for s in shifts])
+    return pose[0, 3] + shifts, scores
+
+
+def _best_height(metric: _Metric, pose: np.ndarray, slices: np.ndarray | None = None) -> np.ndarray:
+    """``pose`` moved along z to the centroid of the highest hump of the height profile in
+    quarter-voxel steps (over ``slices``, a boolean per slice of the metric's grid; default
+    all), smoothed over one voxel: linear interpolation between slices ripples the profile
+    with the slice period, and the defects' broad hump, not a ripple, marks the height."""
+    heights, scores = _height_profile(metric, pose, step_fraction=0.25)
+    smooth = ndimage.gaussian_filter1d(scores, 4.0, mode="nearest")
+    if slices is not None:
+        grid = metric.grid
+        index = np.rint((heights - grid.origin_um[0]) / grid.voxel_um)
+        keep = slices[np.clip(index.astype(int), 0, slices.size - 1)]
+        heights, smooth = heights[keep], smooth[keep]
+    # the centroid of the peak's own hump above half its height over the median (the body
+    # of the roll, flat but for noise): a centroid over the whole profile would drift to the
+    # middle of a long stack
+    baseline = float(np.median(smooth))
+    best = int(np.argmax(smooth))
+    above = smooth - 0.5 * (smooth[best] + baseline)
+    low, high = best, best
+    while low > 0 and above[low - 1] > 0:
+        low -= 1
+    while high < above.size - 1 and above[high + 1] > 0:
+        high += 1
+    top = np.clip(above[low : high + 1], 0.0, None)
+    if not top.sum() > 0:
+        return _translation([heights[best] - pose[0, 3], 0.0, 0.0]) @ pose
+    height = float(np.sum(top * heights[low : high + 1]) / np.sum(top))
+    return _translation([height - pose[0, 3], 0.0, 0.0]) @ pose

@@ -1,0 +1,213 @@
+"""``jellyroll locate RUN.h5 XCT -o LOCATION.h5``: place the SWAXS-CT slice of a run file in
+the lab X-ray CT volume of the same cell, and resample the X-ray (and neutron) volume on the
+map grid at the slice and a few um above and below it.
+
+The map matched (:class:`LocateOptions` ``map``): the diode's attenuation map, else the WAXS
+housing ring's map, else the summed scattering of the reconstruction. The X-ray volume is
+read slab by slab (:func:`jellyroll.io.volumes.open_volume`); the neutron volume is placed
+through ``nct_to_xct`` of an NXCT file when one is given, else registered here
+(:func:`jellyroll.nxct.register.register_volumes`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from jellyroll.io.lock import output_lock
+from jellyroll.io.provenance import file_fingerprint, provenance_record
+from jellyroll.io.volumes import VolumeSource, open_volume, split_dataset
+from jellyroll.locate.core import NoAngleError, locate_slice, pose_parameters
+from jellyroll.locate.dossier import volume_on_map
+from jellyroll.locate.options import LocateOptions
+from jellyroll.nxct.register import register_volumes
+from jellyroll.results.location import LocationResult, read_location, write_location_group
+from jellyroll.results.run import MapName, read_map_set
+from jellyroll.results.store import RunFileError, open_run, require, stage_key, write_stage_file
+
+_NCT_HINT = "give it with --nct-voxel-um"
+ROWS_PER_BLOCK = 64
+"""Rows of the reconstruction summed at a time for the summed-scattering map."""
+
+
+def locate_key(run: str, xct: str, nct: str | None, options: LocateOptions) -> str:
+    """Key of a location result of its inputs (by fingerprint) with ``options``."""
+    paths = [run, xct, *([nct] if nct else [])]
+    inputs = [file_fingerprint(split_dataset(path)[0]) for path in paths]
+    return stage_key("locate", options.key_payload(), inputs)
+
+
+def read_slice_map(
+    run: str | os.PathLike[str], choice: str = "auto"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """The map to place: (image (ny, nx), y_um, x_um, name) of the run file's ``choice``
+    (``auto``: attenuation, else housing, else the summed scattering)."""
+    if choice != "summed":
+        try:
+            maps = read_map_set(run)
+        except RunFileError:
+            if choice != "auto":
+                raise
+            maps = None
+        for name in (MapName.ATTENUATION, MapName.HOUSING):
+            if maps is not None and choice in ("auto", str(name)) and name in maps:
+                return maps[name], maps.y_um, maps.x_um, str(name)
+        if choice != "auto":
+            raise RunFileError(
+                f"{run}: /entry/maps/{choice} is missing (no diode, or q not covering the "
+                "housing ring); give another map with --map (e.g. --map summed)"
+            )
+    return (*_summed_scattering(run), "summed")
+
+
+def _summed_scattering(run: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The reconstruction summed over q, (ny, nx), read a block of rows at a time."""
+    hint = "reconstruct it with `jellyroll reconstruct`"
+    with open_run(run) as f:
+        data = require(f, run, "/entry/reconstruction/data", hint)
+        total = np.empty(data.shape[:2], np.float32)
+        for row in range(0, data.shape[0], ROWS_PER_BLOCK):
+            block = data[row : row + ROWS_PER_BLOCK]
+            total[row : row + block.shape[0]] = np.nansum(block, axis=-1)
+        y_um = require(f, run, "/entry/reconstruction/y_um", hint)[()]
+        x_um = require(f, run, "/entry/reconstruction/x_um", hint)[()]
+    return total, y_um, x_um
+
+
+def _grid(y_um: np.ndarray, x_um: np.ndarray) -> tuple[float, tuple[float, float]]:
+    """Pixel size (um) of a map grid and (y, x) of its centre in the map frame (um)."""
+    centre = (float(y_um[0] + y_um[-1]) / 2, float(x_um[0] + x_um[-1]) / 2)
+    return float(abs(x_um[1] - x_um[0])), centre
+
+
+def _locate(image, y_um, x_um, xray: VolumeSource, arguments: dict):
+    pixel_um, centre = _grid(y_um, x_um)
+    return locate_slice(image, pixel_um, xray, xray.voxel_um, centre_um=centre, **arguments)
+
+
+def volumes_on_map(
+    source: VolumeSource,
+    map_to_volume: np.ndarray,
+    y_um: np.ndarray,
+    x_um: np.ndarray,
+    offsets_um: np.ndarray,
+) -> np.ndarray:
+    """The volume at the map's pixels (regular axes y_um, x_um) on planes ``offsets_um``
+    along the map's normal, (k, ny, nx) float32, linear, NaN outside
+    (:func:`jellyroll.locate.dossier.volume_on_map` per plane)."""
+    pixel_um, centre = _grid(y_um, x_um)
+    grid_to_map = np.eye(4)
+    grid_to_map[1:3, 3] = centre  # the map's centred grid -> its own axes
+    to_volume = np.asarray(map_to_volume, dtype=np.float64) @ grid_to_map
+    return np.stack(
+        [
+            volume_on_map(
+                source, source.voxel_um, to_volume, (y_um.size, x_um.size), pixel_um,
+                height_um=float(offset),
+            )
+            for offset in offsets_um
+        ]
+    )  # fmt: skip
+
+
+def run_locate(
+    run: str | os.PathLike[str],
+    xct: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    options: LocateOptions | None = None,
+    *,
+    nct: str | os.PathLike[str] | None = None,
+    nxct: str | os.PathLike[str] | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> LocationResult:
+    """Place the slice of ``run`` in the X-ray volume ``xct`` and write ``output`` (module
+    docstring); ``nct`` (with ``nxct``, an NXCT file of the pair, when at hand) adds the
+    neutron volume on the map grid. ``progress(fraction)`` follows the whole run."""
+    options = options or LocateOptions()
+    output = Path(output).resolve()
+    say = progress or (lambda fraction: None)
+    given = [Path(run), *(split_dataset(p)[0] for p in (xct, nct, nxct) if p is not None)]
+    if any(path.resolve() == output for path in given):
+        raise ValueError(f"refusing to write {output}: it is one of the inputs")
+    image, y_um, x_um, map_name = read_slice_map(run, options.map)
+    if y_um.size != image.shape[0] or x_um.size != image.shape[1] or min(image.shape) < 2:
+        raise RunFileError(f"{run}: the map {map_name} and its y_um / x_um axes disagree")
+    offsets = np.asarray(options.offsets_um, dtype=np.float64)
+    arguments = {
+        "max_voxels": options.max_voxels, "max_points": options.max_points,
+        "max_tilt_deg": options.max_tilt_deg, "min_similarity": options.min_similarity,
+        "progress": lambda fraction: say(0.7 * fraction),
+    }  # fmt: skip
+    start = time.perf_counter()
+    with (
+        output_lock(output),
+        open_volume(xct, options.xct_voxel_um, voxel_hint="give it with --xct-voxel-um") as xray,
+    ):
+        try:
+            location = _locate(image, y_um, x_um, xray, arguments)
+        except NoAngleError:
+            if options.map != "auto" or map_name == "summed":
+                raise
+            # the housing ring gives the centre and scale, not the angle: the whole scattering
+            image, y_um, x_um = _summed_scattering(run)
+            map_name = "summed (the housing ring has no angle)"
+            location = _locate(image, y_um, x_um, xray, arguments)
+        on_map = {"xct_on_map": volumes_on_map(xray, location.map_to_xct, y_um, x_um, offsets)}
+        say(0.8)
+        nct_to_xct = None
+        if nct is not None:
+            with open_volume(nct, options.nct_voxel_um, voxel_hint=_NCT_HINT) as neutron:
+                if nxct is not None:
+                    with open_run(nxct) as f:
+                        hint = "make it with `jellyroll nxct`, or leave --nxct out"
+                        nct_to_xct = require(f, nxct, "/entry/registration/nct_to_xct", hint)[()]
+                else:
+                    nct_to_xct = register_volumes(
+                        xray, xray.voxel_um, neutron, neutron.voxel_um
+                    ).nct_to_xct
+                map_to_nct = np.linalg.inv(nct_to_xct) @ location.map_to_xct
+                on_map["nct_on_map"] = volumes_on_map(neutron, map_to_nct, y_um, x_um, offsets)
+        say(0.95)
+        pixel_um, centre = _grid(y_um, x_um)
+        centre_xct = location.map_to_xct @ np.array([0.0, *centre, 1.0])
+        result = LocationResult(
+            map_to_xct=location.map_to_xct,
+            z_um=float(centre_xct[0]),
+            parameters=pose_parameters(location.map_to_xct),
+            similarity=location.similarity,
+            profile_height_um=location.profile_height_um,
+            profile_similarity=location.profile_similarity,
+            map_name=map_name,
+            offsets_um=offsets,
+        )
+        configuration = {
+            "stage": "locate",
+            "options": options.key_payload(),
+            "map": map_name,
+            "map_pixel_um": pixel_um,
+            "xct_voxel_um": xray.voxel_um,
+            "nct_to_xct": None if nct_to_xct is None else nct_to_xct.tolist(),
+            "nct_to_xct_from": None if nct is None else str(nxct or "registered here"),
+            "seconds": time.perf_counter() - start,
+        }
+        files = [path for path in given if path.is_file()]
+
+        def fill(entry) -> None:
+            write_location_group(entry, result, y_um, x_um, on_map)
+
+        write_stage_file(
+            output,
+            fill,
+            stage="locate",
+            key=locate_key(str(run), str(xct), None if nct is None else str(nct), options),
+            upstream="",
+            provenance=provenance_record(configuration, inputs=files),
+            provenance_name="locate",
+            inputs=files,
+        )
+    say(1.0)
+    return read_location(output)

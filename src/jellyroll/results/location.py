@@ -1,0 +1,100 @@
+"""The slice location file (``jellyroll locate``, SPEC section 6 ``/entry/location``)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from jellyroll.io.nexus import nx_group, set_default, write_nxdata
+from jellyroll.results.store import open_run, require
+
+FRAMES = "um, (z, y, x, 1) homogeneous; SWAXS map frame (z = 0 on the slice) -> X-ray frame"
+PARAMETERS = {
+    "height_um": "um", "shift_y_um": "um", "shift_x_um": "um", "rotation_deg": "deg",
+    "tilt_deg": "deg", "tilt_azimuth_deg": "deg",
+}  # fmt: skip
+"""The placement's parameters (:func:`jellyroll.locate.core.pose_parameters`) and units."""
+
+
+@dataclass
+class LocationResult:
+    """What a location file holds, resampled volumes left on disk: ``map_to_xct`` (4x4),
+    ``z_um`` (height of the map grid's centre in the X-ray frame), the parameters, the
+    similarity at the optimum and its height profile, the map used and the grid."""
+
+    map_to_xct: np.ndarray
+    z_um: float
+    parameters: dict[str, float]
+    similarity: float
+    profile_height_um: np.ndarray
+    profile_similarity: np.ndarray
+    map_name: str
+    offsets_um: np.ndarray
+    attrs: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+
+def write_location_group(
+    entry: h5py.Group,
+    result: LocationResult,
+    y_um: np.ndarray,
+    x_um: np.ndarray,
+    on_map: dict[str, np.ndarray],
+) -> h5py.Group:
+    """``entry/location``: the transform (``swaxs_to_xct``, SPEC, with ``map_to_xct`` a hard
+    link to it), ``z_um``, the parameters, ``score`` (NXdata: similarity vs height, the
+    optimum as ``@optimum``) and each volume on the map grid (``xct_on_map``, ...)."""
+    group = nx_group(entry, "location", "NXcollection")
+    group["swaxs_to_xct"] = np.asarray(result.map_to_xct, dtype=np.float64)
+    group["swaxs_to_xct"].attrs["units"] = FRAMES
+    group["map_to_xct"] = group["swaxs_to_xct"]
+    group["z_um"] = float(result.z_um)
+    group["z_um"].attrs["units"] = "um"
+    group["z_um"].attrs["description"] = "height of the map grid's centre in the X-ray frame"
+    for name, units in PARAMETERS.items():
+        group[name] = float(result.parameters[name])
+        group[name].attrs["units"] = units
+    score = write_nxdata(
+        group, "score", np.asarray(result.profile_similarity, dtype=np.float64),
+        [("height_um", np.asarray(result.profile_height_um), "um")],
+    )  # fmt: skip
+    score.attrs["optimum"] = float(result.similarity)
+    score.attrs["metric"] = "normalised cross-correlation of ranks (map vs volume plane)"
+    group.attrs["map"] = result.map_name
+    axes = [("offset_um", np.asarray(result.offsets_um), "um"), ("y_um", y_um, "um"),
+            ("x_um", x_um, "um")]  # fmt: skip
+    for name, stack in on_map.items():
+        data = write_nxdata(
+            group, name, stack.astype(np.float32), axes, chunks=(1, *stack.shape[1:])
+        )
+        data["data"].attrs["description"] = (
+            "the volume on the map grid, planes at offset_um along the map's normal; NaN outside"
+        )
+    if "xct_on_map" in on_map:
+        set_default(group, "xct_on_map")
+        set_default(entry, "location")
+    return group
+
+
+def read_location(path: str | os.PathLike[str]) -> LocationResult:
+    """The placement of a location file (``/entry/location``)."""
+    hint = "make it with `jellyroll locate`"
+    with open_run(path) as f:
+        group = require(f, path, "/entry/location", hint)
+        score = require(f, path, "/entry/location/score", hint)
+        return LocationResult(
+            map_to_xct=require(f, path, "/entry/location/swaxs_to_xct", hint)[()],
+            z_um=float(group["z_um"][()]),
+            parameters={name: float(group[name][()]) for name in PARAMETERS},
+            similarity=float(score.attrs["optimum"]),
+            profile_height_um=score["height_um"][()],
+            profile_similarity=score["data"][()],
+            map_name=str(group.attrs["map"]),
+            offsets_um=group["xct_on_map/offset_um"][()] if "xct_on_map" in group else np.empty(0),
+            path=Path(path),
+        )
