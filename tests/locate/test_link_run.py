@@ -61,7 +61,7 @@ def inputs(twin: Twin, twin_nxct: TwinNXCT, tmp_path_factory) -> dict[str, Path]
                                label_names=None, windows=windows)  # fmt: skip
         write_bends_group(entry, twin_nxct.bends)
     with h5py.File(folder / "location.h5", "w") as f:
-        f["/entry/location/map_to_xct"] = twin_nxct.map_to_xct
+        f["/entry/location/swaxs_to_xct"] = twin_nxct.map_to_xct
         f["/entry/location/profile_height_um"] = np.linspace(-100, 100, 11)
         f["/entry/location/profile_similarity"] = np.exp(-(np.linspace(-2, 2, 11) ** 2))
     return {name: folder / f"{name}.{'tif' if name in ('xct', 'nct') else 'h5'}"
@@ -96,10 +96,10 @@ def test_a_location_without_a_placement_is_refused(tmp_path: Path) -> None:
         read_placement(tmp_path / "missing.h5")
     with h5py.File(tmp_path / "empty.h5", "w") as f:
         f["/entry/location/z_um"] = 1.0
-    with pytest.raises(RunFileError, match="map_to_xct"):
+    with pytest.raises(RunFileError, match="swaxs_to_xct"):
         read_placement(tmp_path / "empty.h5")
     with h5py.File(tmp_path / "bad.h5", "w") as f:
-        f["/entry/location/map_to_xct"] = np.eye(3)
+        f["/entry/location/swaxs_to_xct"] = np.eye(3)
     with pytest.raises(ValueError, match=r"bad\.h5.*4x4"):
         read_placement(tmp_path / "bad.h5")
 

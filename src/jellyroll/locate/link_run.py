@@ -42,13 +42,12 @@ from jellyroll.locate.link_options import LinkOptions
 from jellyroll.nxct.fuse import fuse_rgb
 from jellyroll.phases import graphite_composite
 from jellyroll.results import GRAPHITE_PHASE_MAPS, MapName, RunFileError, require_diagnosis
+from jellyroll.results.location import read_location
 from jellyroll.results.nxct import read_nxct
 from jellyroll.results.store import open_run, recorded_key, stage_key, write_stage_file
 from jellyroll.unroll import find_cell, trace_spiral
 
-LOCATION_PATHS = (
-    "/entry/location/map_to_xct", "/entry/location/swaxs_to_xct", "/entry/nxct/map_to_xct",
-)  # fmt: skip
+LOCATION_PATHS = ("/entry/location/swaxs_to_xct", "/entry/nxct/map_to_xct")
 """Where a placement is read, first found wins: a location file of ``jellyroll locate``
 (``swaxs_to_xct``: the name SPEC section 6 gives it), or a digital twin's truth.h5 (its true
 placement)."""
@@ -74,25 +73,23 @@ class Placement:
 
 
 def read_placement(path: str | os.PathLike[str]) -> Placement:
-    """The placement in a location file (``/entry/location/map_to_xct``, with
-    ``profile_height_um``/``profile_similarity`` beside it when recorded) or a twin's
-    truth.h5 (``/entry/nxct/map_to_xct``)."""
+    """The placement in a location file of ``jellyroll locate`` (with its similarity-vs-height
+    profile) or a digital twin's truth.h5 (``/entry/nxct/map_to_xct``, no profile)."""
     if not Path(path).is_file():
         raise RunFileError(f"{path}: no such location file; make it with `jellyroll locate`")
     with open_run(path) as f:
         name = next((p for p in LOCATION_PATHS if p in f), None)
         if name is None:
             raise RunFileError(
-                f"{path}: no /entry/location/map_to_xct (4x4); give the LOCATION.h5 that "
+                f"{path}: no /entry/location/swaxs_to_xct (4x4); give the LOCATION.h5 that "
                 "`jellyroll locate` wrote (or a digital twin's truth.h5)"
             )
         matrix = check_map_to_xct(f[name][()], f"{path}: {name}")
-        group = f[name].parent
-        profile = [
-            group[key][()] if key in group else np.empty(0)
-            for key in ("profile_height_um", "profile_similarity")
-        ]
-    return Placement(matrix, Path(path), *profile)
+        located = "/entry/location/score" in f
+    if not located:
+        return Placement(matrix, Path(path), np.empty(0), np.empty(0))
+    location = read_location(path)
+    return Placement(matrix, Path(path), location.profile_height_um, location.profile_similarity)
 
 
 def link_key(

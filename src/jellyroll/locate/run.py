@@ -34,9 +34,11 @@ ROWS_PER_BLOCK = 64
 """Rows of the reconstruction summed at a time for the summed-scattering map."""
 
 
-def locate_key(run: str, xct: str, nct: str | None, options: LocateOptions) -> str:
+def locate_key(
+    run: str, xct: str, nct: str | None, options: LocateOptions, nxct: str | None = None
+) -> str:
     """Key of a location result of its inputs (by fingerprint) with ``options``."""
-    paths = [run, xct, *([nct] if nct else [])]
+    paths = [run, xct, *(path for path in (nct, nxct) if path)]
     inputs = [file_fingerprint(split_dataset(path)[0]) for path in paths]
     return stage_key("locate", options.key_payload(), inputs)
 
@@ -203,7 +205,13 @@ def run_locate(
             output,
             fill,
             stage="locate",
-            key=locate_key(str(run), str(xct), None if nct is None else str(nct), options),
+            key=locate_key(
+                str(run),
+                str(xct),
+                None if nct is None else str(nct),
+                options,
+                None if nxct is None else str(nxct),
+            ),
             upstream="",
             provenance=provenance_record(configuration, inputs=files),
             provenance_name="locate",

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from jellyroll.defects.options import DiagnoseOptions
 from jellyroll.locate.link_options import LinkOptions
+from jellyroll.locate.options import LocateOptions
 from jellyroll.maps.options import MapsOptions
 from jellyroll.nxct.options import NXCTOptions
 from jellyroll.operando.options import OperandoOptions
@@ -64,9 +65,10 @@ class CellInput(_Strict):
     )
     location: Path | None = Field(
         None,
-        description="LOCATION.h5 of `jellyroll locate` (/entry/location/map_to_xct): with "
-        "xct and nct, the agglomerates are linked to the 3D bends and get dossiers; a "
-        "digital twin's truth placement is used when only truth is given",
+        description="LOCATION.h5 of `jellyroll locate` (/entry/location/swaxs_to_xct): the "
+        "slice's place in the X-ray volume; without it, a cell naming xct and nct is "
+        "located by the run ([locate] options), then its agglomerates are linked to the "
+        "3D bends and get dossiers",
     )
     operando: Path | None = None  # folder of the slice's WAXS scans during a charge
     operando_log: Path | None = None  # its potentiostat log (.mpt or CSV)
@@ -97,6 +99,7 @@ class RunConfig(_Strict):
     maps: MapsOptions = MapsOptions()
     defects: DiagnoseOptions = DiagnoseOptions()
     nxct: NXCTOptions = NXCTOptions()
+    locate: LocateOptions = LocateOptions()
     link: LinkOptions = LinkOptions()
     operando: OperandoOptions = OperandoOptions()
     dask: DaskOptions = DaskOptions()

@@ -19,6 +19,7 @@ from rich.console import Console
 
 from jellyroll.defects.run import diagnose_key, run_diagnose
 from jellyroll.locate.link_run import link_key, run_link
+from jellyroll.locate.run import locate_key, run_locate
 from jellyroll.maps.run import maps_key, run_maps
 from jellyroll.nxct.run import nxct_key, run_nxct
 from jellyroll.operando.run import operando_key, run_operando
@@ -141,14 +142,46 @@ def _nxct_stage(
     return output
 
 
+def _locate_stage(
+    cell: CellInput,
+    run: Path,
+    nxct: Path,
+    config: RunConfig,
+    folder: Path,
+    log: StageLog,
+    console: Console,
+) -> Path:
+    """The slice's place in the cell's X-ray volume: the cell's own LOCATION.h5 when it names
+    one, else found from the WAXS run's map (``jellyroll locate``)."""
+    if cell.location is not None:
+        return cell.location
+    output = folder / "location.h5"
+    xct, nct = str(cell.xct), str(cell.nct)
+
+    def locate() -> None:
+        with fraction_progress(console, f"{cell.name} locate", transient=True) as update:
+            run_locate(run, xct, output, config.locate, nct=nct, nxct=nxct, progress=update)
+
+    log.run(
+        f"{cell.name} locate",
+        output,
+        lambda: locate_key(str(run), xct, nct, config.locate, str(nxct)),
+        locate,
+    )
+    return output
+
+
 def _link_stage(
-    cell: CellInput, results: Path, nxct: Path, config: RunConfig, folder: Path, log: StageLog
-) -> Path | None:
-    """The cell's agglomerates linked to its 3D bends, with the dossiers, when the slice's
-    place in the X-ray volume is known (a location file, else a twin's true placement)."""
-    location = cell.location or cell.truth
-    if location is None or cell.xct is None:
-        return None
+    cell: CellInput,
+    results: Path,
+    nxct: Path,
+    location: Path,
+    config: RunConfig,
+    folder: Path,
+    log: StageLog,
+) -> Path:
+    """The cell's agglomerates linked to its 3D bends through the slice's ``location``,
+    with the dossiers."""
     output = folder / "link.h5"
     inputs = (results, cell.xct, nxct, location)
 
@@ -232,11 +265,12 @@ def run_pipeline(config: RunConfig, console: Console | None = None) -> PipelineR
             )
             cells[cell.name] = read_diagnosis(results)
             if cell.xct is not None and cell.nct is not None:
-                nxct_files[cell.name] = _nxct_stage(cell, config, folder, log, console)
+                nxct = nxct_files[cell.name] = _nxct_stage(cell, config, folder, log, console)
+                location = _locate_stage(cell, runs["waxs"], nxct, config, folder, log, console)
                 with console.status(f"{cell.name}: link to the 3D bends, dossiers"):
-                    linked = _link_stage(cell, results, nxct_files[cell.name], config, folder, log)
-                if linked is not None:
-                    link_files[cell.name] = linked
+                    link_files[cell.name] = _link_stage(
+                        cell, results, nxct, location, config, folder, log
+                    )
             if cell.operando is not None:
                 operando_files[cell.name] = _operando_stage(
                     cell, results, config, folder, log, console
