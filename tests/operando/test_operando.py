@@ -92,7 +92,6 @@ def test_the_damaged_zone_is_found_and_lags(series: tuple[Path, Path]) -> None:
     assert result.cores["area_um2"].shape == (len(table), N_STEPS)
     true_area = truth["area_um2"].to_numpy()[truth["zone_id"] == truth["zone_id"].iloc[0]]
     big = true_area > 4 * (result.x_um[1] - result.x_um[0]) ** 2
-    print(true_area / 1600, result.cores["area_um2"][match] / 1600)
     assert big.any()
     np.testing.assert_allclose(result.cores["area_um2"][match][big], true_area[big], rtol=0.25)
     for suffix in ("_contact_sheet.png", "_curves.png", "_cores.png", "_charge.gif"):
