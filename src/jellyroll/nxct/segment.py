@@ -8,18 +8,25 @@ Method:
 2. The clusters are named by physical order, not by a table of the phantom: the two metals
    (steel casing, Cu collector: Fe and Cu, Z = 26 and 29 at ~8-9 g/cm^3) have the two highest
    X-ray attenuations (Cu the higher, but a collector thinner than the resolution appears
-   dimmer, so the two are told apart by position, step 4); voids the lowest of both; of the
-   rest, the NMC cathode (Ni, Mn, Co oxides) the highest X-ray; the separator soaked in
-   carbonate electrolyte the highest neutron (most H); the remaining cluster is the graphite
-   anode (light elements, Li and H of the electrolyte).
+   dimmer, so the two are told apart by position, step 4); voids the lowest of both; at
+   coarse voxels the void's rim, brightened in X-ray by the blurred casing but dark in
+   neutrons, takes a cluster of its own (``extra``: the darkest-neutron one below Otsu's
+   neutron threshold, else a second anode population); of the rest, the NMC cathode (Ni, Mn,
+   Co oxides) the highest X-ray; the separator soaked in carbonate electrolyte the highest
+   neutron (most H); the remaining cluster is the graphite anode (light elements, Li and H of
+   the electrolyte).
 3. Thresholds sit between adjacent clusters, at the point as many of each cluster's standard
    deviations from both means (the metal one between the cathode and the brighter metal
-   cluster: the dimmer one gathers partial-volume voxels); a Li-poor anode voxel is darker in
-   neutrons than the anode cluster by more than ``LI_POOR_SIGMAS`` of its deviations (the
-   study's black in cyan). Any threshold can be set by hand (:class:`Thresholds`).
+   cluster: the dimmer one gathers partial-volume voxels; the cathode's neutron one between
+   anode and cathode, whose neutron contrast also parts the two where the X-ray, blurred at
+   coarse voxels, does not); void is below Otsu's neutron threshold (Otsu, IEEE Trans. Syst.
+   Man Cybern. 9 (1979) 62) of the sample; a Li-poor anode voxel is darker in neutrons than
+   the anode cluster by more than ``LI_POOR_SIGMAS`` of its deviations (the study's black in
+   cyan). Any threshold can be set by hand (:class:`Thresholds`).
 4. Each plane is labelled by the thresholds; metal touching the outside void is the casing,
-   other metal Cu; void enclosed by cathode is the Al collector (Al attenuates about as little
-   as a void in both beams); an optional in-plane majority filter removes salt noise.
+   other metal Cu; void enclosed by cathode, and anode with cathode on both sides (a foil
+   thinner than a few voxels), is the Al collector (Al attenuates about as little as a void
+   in both beams); an optional in-plane majority filter removes salt noise.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage
+from skimage.filters import threshold_otsu
 
 LABEL_NAMES: dict[int, str] = {
     0: "void",
@@ -51,7 +59,12 @@ N_STARTS = 4
 LI_POOR_SIGMAS = 2.5
 """Neutron deficit, in the anode cluster's standard deviations, of a Li-poor anode voxel."""
 
-_CLUSTERS = ("metal", "metal_2", "void", "cathode", "separator", "anode")
+AL_SANDWICH_VOXELS = 2
+"""Reach, in voxels, of the cathode on both sides of an anode-like voxel that makes it Al: the
+Al foil (15-20 um) reads as anode once averaged into voxels of about its thickness; an anode
+coating (>= 50 um) is wider than 2 * 2 + 1 voxels at such sizes."""
+
+_CLUSTERS = ("metal", "metal_2", "void", "extra", "cathode", "separator", "anode")
 
 
 @dataclass(frozen=True)
@@ -152,28 +165,39 @@ def fit_gmm_histogram(
     return GaussianMixture(weights, means, covs, likelihood)
 
 
-def name_clusters(mixture: GaussianMixture) -> dict[str, int]:
+def name_clusters(mixture: GaussianMixture, matter_neutron: float) -> dict[str, int]:
     """Cluster index of each of :data:`_CLUSTERS` by physical order.
 
     Metals: the two highest X-ray means (``metal`` the dimmer); void: lowest X-ray + neutron of
-    the rest; cathode: highest X-ray of the rest; separator: highest neutron of the rest;
-    anode: the last.
+    the rest; ``extra``: of the rest, the lowest neutron mean if below ``matter_neutron`` (the
+    rim of the void that the blurred casing brightens in X-ray at coarse voxels), else the
+    smallest cluster that is neither of the highest X-ray nor the highest neutron (a
+    second anode population); cathode: highest X-ray of the rest; separator: highest neutron
+    of the rest; anode: the last.
     """
     if len(mixture.weights) != len(_CLUSTERS):
         raise ValueError(f"expected {len(_CLUSTERS)} clusters, got {len(mixture.weights)}")
-    means = mixture.means
+    means, weights = mixture.means, mixture.weights
     left = list(range(len(means)))
     named = {}
-    for name, key in (
-        ("metal_2", lambda k: -means[k, 0]),
-        ("metal", lambda k: -means[k, 0]),
-        ("void", lambda k: means[k, 0] + means[k, 1]),
-        ("cathode", lambda k: -means[k, 0]),
-        ("separator", lambda k: -means[k, 1]),
-        ("anode", lambda k: 0.0),
-    ):
+
+    def take(name: str, key: Any) -> None:
         named[name] = min(left, key=key)
         left.remove(named[name])
+
+    take("metal_2", lambda k: -means[k, 0])
+    take("metal", lambda k: -means[k, 0])
+    take("void", lambda k: means[k, 0] + means[k, 1])
+    dimmest = min(left, key=lambda k: means[k, 1])
+    if means[dimmest, 1] < matter_neutron:
+        take("extra", lambda k: means[k, 1])
+        take("cathode", lambda k: -means[k, 0])
+        take("separator", lambda k: -means[k, 1])
+    else:
+        take("cathode", lambda k: -means[k, 0])
+        take("separator", lambda k: -means[k, 1])
+        take("extra", lambda k: weights[k])
+    named["anode"] = left[0]
     return named
 
 
@@ -193,7 +217,8 @@ def find_thresholds(sample: np.ndarray, *, seed: int = 0) -> Thresholds:
     scaled = (sample - lo) / scale
     fits = [fit_gmm_histogram(scaled, len(_CLUSTERS), seed=seed + k) for k in range(N_STARTS)]
     mixture = max(fits, key=lambda fit: fit.log_likelihood)
-    named = name_clusters(mixture)
+    matter = float(threshold_otsu(scaled[:, 1]))
+    named = name_clusters(mixture, matter)
     mean = {n: mixture.means[k] * scale + lo for n, k in named.items()}
     sd = {n: np.sqrt(np.diag(mixture.covariances[k])) * scale for n, k in named.items()}
 
@@ -203,9 +228,9 @@ def find_thresholds(sample: np.ndarray, *, seed: int = 0) -> Thresholds:
     return Thresholds(
         xray_metal=cut("cathode", "metal_2", 0),
         xray_cathode=cut("anode", "cathode", 0),
-        neutron_cathode=cut("void", "cathode", 1),
+        neutron_cathode=cut("anode", "cathode", 1),
         neutron_separator=cut("anode", "separator", 1),
-        neutron_void=cut("void", "anode", 1),
+        neutron_void=matter * scale[1] + lo[1],
         neutron_lithiated=float(mean["anode"][1] - LI_POOR_SIGMAS * sd["anode"][1]),
     )
 
@@ -225,7 +250,14 @@ def _majority(labels: np.ndarray, size: int) -> np.ndarray:
 
 
 def _split_plane(plane: np.ndarray, metal: np.ndarray) -> None:
-    """Casing vs Cu and void vs Al in one labelled plane (in place)."""
+    """Casing vs Cu, and Al, in one labelled plane (in place).
+
+    Al attenuates about as little as a void in both beams: a void region enclosed mostly (>
+    half its rim) by cathode is Al. At coarse voxels the foil, averaged with the cathode
+    around it, reads as anode instead: anode voxels with cathode on both sides within
+    :data:`AL_SANDWICH_VOXELS` along a line are Al too (no anode lies inside a cathode
+    coating; the separator always parts them).
+    """
     void = plane == LABELS["void"]
     regions, _ = ndimage.label(void)
     border = np.unique(np.r_[regions[0], regions[-1], regions[:, 0], regions[:, -1]])
@@ -246,6 +278,26 @@ def _split_plane(plane: np.ndarray, metal: np.ndarray) -> None:
         is_al = cathode > 0.5 * np.maximum(total, 1)
         is_al[0] = False
         plane[is_al[enclosed]] = LABELS["al"]
+    anode = np.isin(plane, (LABELS["anode_lithiated"], LABELS["anode_li_poor"]))
+    plane[anode & _sandwiched(plane == LABELS["cathode"], AL_SANDWICH_VOXELS)] = LABELS["al"]
+
+
+def _sandwiched(mask: np.ndarray, reach: int) -> np.ndarray:
+    """Pixels of a 2D plane with ``mask`` on both sides within ``reach`` pixels along one of
+    the four lines (rows, columns, diagonals) through them."""
+    padded = np.pad(mask, reach)
+    ny, nx = mask.shape
+    out = np.zeros(mask.shape, bool)
+    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        ahead = np.zeros(mask.shape, bool)
+        behind = np.zeros(mask.shape, bool)
+        for step in range(1, reach + 1):
+            y, x = reach + step * dy, reach + step * dx
+            ahead |= padded[y : y + ny, x : x + nx]
+            y, x = reach - step * dy, reach - step * dx
+            behind |= padded[y : y + ny, x : x + nx]
+        out |= ahead & behind
+    return out
 
 
 def classify(
