@@ -74,7 +74,8 @@ class Thresholds:
     A voxel is metal if ``xray >= xray_metal``; else cathode if ``xray >= xray_cathode`` and
     ``neutron >= neutron_cathode``; else separator/electrolyte if ``neutron >=
     neutron_separator``; else void if ``neutron < neutron_void``; else anode, Li-poor if
-    ``neutron < neutron_lithiated``.
+    ``neutron < neutron_lithiated``. Cu below ``xray_full_metal`` is a foil thinner than the
+    voxels, blurred into its neighbours: only its ridge (the foil's centre line) stays Cu.
     """
 
     xray_metal: float
@@ -83,6 +84,7 @@ class Thresholds:
     neutron_separator: float
     neutron_void: float
     neutron_lithiated: float
+    xray_full_metal: float = np.inf
 
 
 @dataclass(frozen=True)
@@ -232,6 +234,7 @@ def find_thresholds(sample: np.ndarray, *, seed: int = 0) -> Thresholds:
         neutron_separator=cut("anode", "separator", 1),
         neutron_void=matter * scale[1] + lo[1],
         neutron_lithiated=float(mean["anode"][1] - LI_POOR_SIGMAS * sd["anode"][1]),
+        xray_full_metal=float((mean["metal_2"][0] + mean["anode"][0]) / 2),
     )
 
 
@@ -316,13 +319,35 @@ def classify(
     labels[n < t.neutron_void] = LABELS["void"]
     labels[n >= t.neutron_separator] = LABELS["separator_electrolyte"]
     labels[(x >= t.xray_cathode) & (n >= t.neutron_cathode)] = LABELS["cathode"]
-    labels[x >= t.xray_metal] = LABELS["cu"]
     labels[~(np.isfinite(x) & np.isfinite(n))] = LABELS["void"]
+    beside_foil = labels.copy()
+    labels[x >= t.xray_metal] = LABELS["cu"]
     if majority_size > 1:
         labels = _majority(labels, majority_size)
-    for plane in labels:
+    for plane, x_plane, below in zip(labels, x, beside_foil, strict=True):
         _split_plane(plane, plane == LABELS["cu"])
+        blurred = (plane == LABELS["cu"]) & (x_plane < t.xray_full_metal) & ~_ridge(x_plane)
+        plane[blurred] = below[blurred]
     return labels
+
+
+def _ridge(plane: np.ndarray) -> np.ndarray:
+    """Pixels of a 2D plane at least as bright as both neighbours along the line (rows,
+    columns, diagonals) of the most negative second difference: across a bright sheet, its
+    centre line (a non-maximum suppression along the Hessian's principal direction, quantised
+    to four lines)."""
+    padded = np.pad(plane, 1, mode="edge")
+    ny, nx = plane.shape
+    ahead, behind = [], []
+    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        ahead.append(padded[1 + dy : 1 + dy + ny, 1 + dx : 1 + dx + nx])
+        behind.append(padded[1 - dy : 1 - dy + ny, 1 - dx : 1 - dx + nx])
+    ahead_s, behind_s = np.stack(ahead), np.stack(behind)
+    across = np.argmin(ahead_s + behind_s, axis=0)[None]
+    near = np.maximum(
+        np.take_along_axis(ahead_s, across, 0), np.take_along_axis(behind_s, across, 0)
+    )[0]
+    return plane >= near
 
 
 def segment_slabs(
