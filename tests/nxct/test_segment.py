@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -117,3 +119,30 @@ def test_majority_filter_removes_salt():
     neutron[0, 20, 14] = 0.0  # one void voxel inside the anode
     assert classify(xray, neutron, HAND)[0, 20, 14] == LABELS["void"]
     assert classify(xray, neutron, HAND, majority_size=3)[0, 20, 14] == LABELS["anode_lithiated"]
+
+
+def _layers(xray_columns: dict[int, float]) -> tuple[np.ndarray, np.ndarray]:
+    """One 21 x 21 plane of anode (X-ray 1, neutron 2.5 of :data:`HAND`'s units) with the given
+    X-ray values on whole columns."""
+    xray = np.ones((1, 21, 21))
+    for column, value in xray_columns.items():
+        xray[0, :, column] = value
+    return xray, np.full_like(xray, 2.5)
+
+
+def test_a_foil_thinner_than_the_voxels_is_cu_along_its_ridge_only():
+    thresholds = replace(HAND, xray_full_metal=9.0)
+    blurred = classify(*_layers({9: 6.0, 10: 8.0, 11: 6.0}), thresholds)[0]
+    assert (blurred[:, 10] == LABELS["cu"]).all()
+    assert (blurred[:, [9, 11]] == LABELS["anode_lithiated"]).all()
+    resolved = classify(*_layers({9: 10.0, 10: 10.0, 11: 10.0}), thresholds)[0]
+    assert (resolved[:, 9:12] == LABELS["cu"]).all()
+
+
+def test_anode_within_a_cathode_coating_is_al():
+    cathode = dict.fromkeys([*range(2, 8), *range(9, 15)], 4.0)  # coatings on a 1-voxel gap
+    xray, neutron = _layers(cathode)
+    neutron[0][:, list(cathode)] = 5.0
+    labels = classify(xray, neutron, HAND)[0]
+    assert (labels[:, 8] == LABELS["al"]).all()
+    assert (labels[:, 16:] == LABELS["anode_lithiated"]).all()  # beyond reach: still anode
