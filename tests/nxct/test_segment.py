@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -23,22 +25,26 @@ GROUPS = {
 }
 """True class of a voxel: the group of largest summed fraction (void: 1 - all; binder none)."""
 
-# The tiny twin's 10 um voxel (20 um X-ray voxels) is thicker than the Cu collector (10 um) and
-# the separator (16 um): Dice there is 0.67 (Cu), 0.72 (cathode), 0.43 (anode). At 2.5 um
-# (X-ray 5 um) the layers are resolved, the issue's bar of 0.9 applies.
-VOXEL_UM = 2.5
+RESOLVED_UM = 2.5
+"""A world voxel at which every layer is resolved (X-ray 5 um): the issue's bar of 0.9 applies
+to the majority-component truth."""
+
+SMALL_TWIN_UM = 10.0
+"""The small twin's neutron voxel (its X-ray one: 20 um), segmented on the neutron grid
+(``--grid nct``): the 10 um Cu foil is one voxel thick and the X-ray locates it within one
+voxel; a 16 um separator and 15-20 um Al foil are under two voxels."""
 
 
-@pytest.fixture(scope="module")
-def twin_pair():
+def _twin_pair(voxel_um: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(X-ray on the world grid, neutron, true majority group index of :data:`GROUPS`)."""
     twin = make_twin("aged_charged", "tiny", seed=0)
-    fractions = [f for _, _, f in nxct_fraction_slices(twin, 2, VOXEL_UM)]
+    fractions = [f for _, _, f in nxct_fraction_slices(twin, 2, voxel_um)]
     xray = np.stack([attenuation_map(f, mu_table("xray", energy_keV=60.0)) for f in fractions])
     neutron = np.stack(
         [attenuation_map(f, mu_table("neutron", wavelength_A=4.0)) for f in fractions]
     )
     volumes = simulate_nxct_from_attenuation(
-        xray, neutron, VOXEL_UM, neutron_rotation_deg=(0, 0, 0), neutron_shift_um=(0, 0, 0)
+        xray, neutron, voxel_um, neutron_rotation_deg=(0, 0, 0), neutron_shift_um=(0, 0, 0)
     )
     groups = []
     for members in GROUPS.values():
@@ -53,18 +59,32 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
     return 2 * float((a & b).sum()) / max(int(a.sum() + b.sum()), 1)
 
 
-def test_dice_on_the_twin(twin_pair):
-    xray, neutron, truth = twin_pair
+def _segment_dice(xray: np.ndarray, neutron: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     thresholds = find_thresholds(sample_voxels(xray, neutron, n_planes=2).values)
     labels = np.concatenate([s for _, s in segment_slabs(xray, neutron, thresholds, slab=1)])
     anode = np.isin(labels, [LABELS["anode_lithiated"], LABELS["anode_li_poor"]])
     names = list(GROUPS)
-    dice = {
+    return {
         "cu": _dice(truth == names.index("cu"), labels == LABELS["cu"]),
         "cathode": _dice(truth == names.index("cathode"), labels == LABELS["cathode"]),
         "anode": _dice(truth == names.index("anode"), anode),
     }
-    print(dice)  # measured 0.94, 0.93, 0.90
+
+
+def test_dice_where_the_layers_are_resolved():
+    dice = _segment_dice(*_twin_pair(RESOLVED_UM))
+    print(dice)  # measured 0.966, 0.968, 0.944
+    assert min(dice.values()) >= 0.9, dice
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 11 not met at the small twin's voxel: Cu 0.84, cathode 0.88, anode 0.88 "
+    "(seeds 0-2); the coatings' partial-volume edges and the one-voxel foil (docs/nxct.md)",
+)
+def test_dice_at_the_small_twins_voxel():
+    dice = _segment_dice(*_twin_pair(SMALL_TWIN_UM))
+    print(dice)  # measured 0.839, 0.884, 0.878
     assert min(dice.values()) >= 0.9, dice
 
 
@@ -99,3 +119,30 @@ def test_majority_filter_removes_salt():
     neutron[0, 20, 14] = 0.0  # one void voxel inside the anode
     assert classify(xray, neutron, HAND)[0, 20, 14] == LABELS["void"]
     assert classify(xray, neutron, HAND, majority_size=3)[0, 20, 14] == LABELS["anode_lithiated"]
+
+
+def _layers(xray_columns: dict[int, float]) -> tuple[np.ndarray, np.ndarray]:
+    """One 21 x 21 plane of anode (X-ray 1, neutron 2.5 of :data:`HAND`'s units) with the given
+    X-ray values on whole columns."""
+    xray = np.ones((1, 21, 21))
+    for column, value in xray_columns.items():
+        xray[0, :, column] = value
+    return xray, np.full_like(xray, 2.5)
+
+
+def test_a_foil_thinner_than_the_voxels_is_cu_along_its_ridge_only():
+    thresholds = replace(HAND, xray_full_metal=9.0)
+    blurred = classify(*_layers({9: 6.0, 10: 8.0, 11: 6.0}), thresholds)[0]
+    assert (blurred[:, 10] == LABELS["cu"]).all()
+    assert (blurred[:, [9, 11]] == LABELS["anode_lithiated"]).all()
+    resolved = classify(*_layers({9: 10.0, 10: 10.0, 11: 10.0}), thresholds)[0]
+    assert (resolved[:, 9:12] == LABELS["cu"]).all()
+
+
+def test_anode_within_a_cathode_coating_is_al():
+    cathode = dict.fromkeys([*range(2, 8), *range(9, 15)], 4.0)  # coatings on a 1-voxel gap
+    xray, neutron = _layers(cathode)
+    neutron[0][:, list(cathode)] = 5.0
+    labels = classify(xray, neutron, HAND)[0]
+    assert (labels[:, 8] == LABELS["al"]).all()
+    assert (labels[:, 16:] == LABELS["anode_lithiated"]).all()  # beyond reach: still anode

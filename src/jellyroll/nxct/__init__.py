@@ -23,7 +23,6 @@ from jellyroll.nxct.segment import (
     Thresholds,
     classify,
     find_thresholds,
-    fit_gmm_histogram,
     segment_slabs,
 )
 
@@ -39,7 +38,6 @@ __all__ = [
     "downsample",
     "find_cell_axis",
     "find_thresholds",
-    "fit_gmm_histogram",
     "fuse_rgb",
     "register_volumes",
     "resample_slabs",

@@ -1,25 +1,30 @@
 """Segmentation of a registered X-ray / neutron pair into the cell's components.
 
-Method:
+Method (thresholds from the data, by physical order, not from a table of the phantom):
 
-1. A Gaussian mixture of six components is fitted by expectation-maximisation (Dempster,
-   Laird & Rubin, J. R. Stat. Soc. B 39 (1977) 1) to the joint (X-ray, neutron) histogram of a
-   voxel sample (each axis scaled to its 1-99 % window; bins weighted by their counts).
-2. The clusters are named by physical order, not by a table of the phantom: the two metals
-   (steel casing, Cu collector: Fe and Cu, Z = 26 and 29 at ~8-9 g/cm^3) have the two highest
-   X-ray attenuations (Cu the higher, but a collector thinner than the resolution appears
-   dimmer, so the two are told apart by position, step 4); voids the lowest of both; of the
-   rest, the NMC cathode (Ni, Mn, Co oxides) the highest X-ray; the separator soaked in
-   carbonate electrolyte the highest neutron (most H); the remaining cluster is the graphite
-   anode (light elements, Li and H of the electrolyte).
-3. Thresholds sit between adjacent clusters, at the point as many of each cluster's standard
-   deviations from both means (the metal one between the cathode and the brighter metal
-   cluster: the dimmer one gathers partial-volume voxels); a Li-poor anode voxel is darker in
-   neutrons than the anode cluster by more than ``LI_POOR_SIGMAS`` of its deviations (the
-   study's black in cyan). Any threshold can be set by hand (:class:`Thresholds`).
+1. Otsu's threshold (Otsu, IEEE Trans. Syst. Man Cybern. 9 (1979) 62) of the neutron values
+   parts the cell's hydrogenous interior (coatings and separator soaked in carbonate
+   electrolyte) from what holds no electrolyte: voids, the steel casing, and metal foils.
+2. Outside the interior, Otsu of the X-ray values parts the metal (Fe, Cu: ~8-9 g/cm^3) from
+   the voids; the metal's mean and deviation give the metal level.
+3. Inside, a three-class Otsu (Liao, Chen & Chung, J. Inf. Sci. Eng. 17 (2001) 713) of the
+   neutron values orders anode < cathode < separator/electrolyte (the graphite anode holds the
+   least electrolyte per voxel, the porous separator the most), and Otsu of the X-ray values
+   parts the NMC cathode (Ni, Mn, Co oxides) from the light anode and separator. A Li-poor
+   anode voxel is darker in neutrons than the anode class by more than ``LI_POOR_SIGMAS`` of
+   its deviations (the study's black in cyan). The metal threshold sits between the cathode
+   and metal classes, at as many of each one's deviations from both means. Any threshold can
+   be set by hand (:class:`Thresholds`).
 4. Each plane is labelled by the thresholds; metal touching the outside void is the casing,
-   other metal Cu; void enclosed by cathode is the Al collector (Al attenuates about as little
-   as a void in both beams); an optional in-plane majority filter removes salt noise.
+   other metal Cu. A Cu foil thinner than the voxels reads dimmer than the metal level (partial
+   volume) and bleeds into its neighbours: there only its ridge across the sheet, the foil's
+   centre line, stays Cu (a non-maximum suppression along the principal direction of the
+   X-ray's Hessian, quantised to four lines); that also drops bright anode particles, which
+   are blobs, not sheets, except at their crest. Void enclosed by cathode, and anode with
+   cathode on both sides within a few voxels, is the Al collector (Al attenuates about as
+   little as a void in both beams; averaged into coarse voxels with the cathode around it, it
+   reads as anode, which never lies inside a cathode coating). An optional in-plane majority
+   filter removes salt noise.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage
+from skimage.filters import threshold_multiotsu, threshold_otsu
 
 LABEL_NAMES: dict[int, str] = {
     0: "void",
@@ -45,13 +51,20 @@ LABEL_NAMES: dict[int, str] = {
 
 LABELS: dict[str, int] = {name: value for value, name in LABEL_NAMES.items()}
 
-N_STARTS = 4
-"""EM runs from different k-means++ seeds; the one of highest likelihood is kept."""
+MIN_SAMPLE = 100
+"""Fewest voxels a sample (and each of its interior and outside parts) must hold."""
+
+FULL_METAL_SIGMAS = 2.0
+"""X-ray deficit, in the metal class's standard deviations, below which a metal voxel is
+partial volume (a foil thinner than the voxel, or the rim of a thicker one)."""
 
 LI_POOR_SIGMAS = 2.5
-"""Neutron deficit, in the anode cluster's standard deviations, of a Li-poor anode voxel."""
+"""Neutron deficit, in the anode class's standard deviations, of a Li-poor anode voxel."""
 
-_CLUSTERS = ("metal", "metal_2", "void", "cathode", "separator", "anode")
+AL_SANDWICH_VOXELS = 2
+"""Reach, in voxels, of the cathode on both sides of an anode-like voxel that makes it Al: the
+Al foil (15-20 um) reads as anode once averaged into voxels of about its thickness; an anode
+coating (>= 50 um) is wider than 2 * 2 + 1 voxels at such sizes."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +74,8 @@ class Thresholds:
     A voxel is metal if ``xray >= xray_metal``; else cathode if ``xray >= xray_cathode`` and
     ``neutron >= neutron_cathode``; else separator/electrolyte if ``neutron >=
     neutron_separator``; else void if ``neutron < neutron_void``; else anode, Li-poor if
-    ``neutron < neutron_lithiated``.
+    ``neutron < neutron_lithiated``. Cu below ``xray_full_metal`` is a foil thinner than the
+    voxels, blurred into its neighbours: only its ridge (the foil's centre line) stays Cu.
     """
 
     xray_metal: float
@@ -70,111 +84,7 @@ class Thresholds:
     neutron_separator: float
     neutron_void: float
     neutron_lithiated: float
-
-
-@dataclass(frozen=True)
-class GaussianMixture:
-    """A 2D Gaussian mixture: weights (k,), means (k, 2), covariances (k, 2, 2), and the mean
-    log-likelihood per sample of the histogram it was fitted to."""
-
-    weights: np.ndarray
-    means: np.ndarray
-    covariances: np.ndarray
-    log_likelihood: float
-
-
-def _log_gauss(points: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
-    """log N(points; mean, cov) for points (n, 2)."""
-    d = points - mean
-    inv = np.linalg.inv(cov)
-    maha = np.einsum("ni,ij,nj->n", d, inv, d)
-    return -0.5 * (maha + np.log(np.linalg.det(cov)) + 2 * np.log(2 * np.pi))
-
-
-def fit_gmm_histogram(
-    points: np.ndarray,
-    n_components: int = 5,
-    *,
-    bins: int = 64,
-    n_iter: int = 300,
-    tol: float = 1e-7,
-    seed: int = 0,
-) -> GaussianMixture:
-    """EM fit (Dempster et al. 1977) of a 2D Gaussian mixture to the histogram of ``points``.
-
-    ``points``: (n, 2). The EM runs on the ``bins`` x ``bins`` histogram's non-empty bin
-    centres weighted by their counts; each covariance gets the binning variance (width^2 / 12)
-    added. Initial means: weighted k-means++ seeding (Arthur & Vassilvitskii, SODA 2007) with
-    ``numpy.random.default_rng(seed)``, then 20 weighted Lloyd iterations.
-    """
-    points = np.asarray(points, dtype=np.float64)
-    counts, ex, ey = np.histogram2d(points[:, 0], points[:, 1], bins=bins)
-    cx, cy = (ex[1:] + ex[:-1]) / 2, (ey[1:] + ey[:-1]) / 2
-    keep = counts > 0
-    grid = np.stack(np.meshgrid(cx, cy, indexing="ij"), axis=-1)[keep]
-    w = counts[keep] / counts.sum()
-    floor = np.diag([(ex[1] - ex[0]) ** 2 / 12, (ey[1] - ey[0]) ** 2 / 12])
-
-    rng = np.random.default_rng(seed)
-    means = [grid[rng.choice(len(grid), p=w)]]
-    for _ in range(1, n_components):
-        d2 = np.min([((grid - m) ** 2).sum(1) for m in means], axis=0) * w
-        means.append(grid[rng.choice(len(grid), p=d2 / d2.sum())])
-    means = np.array(means)
-    for _ in range(20):
-        nearest = np.argmin(((grid[:, None] - means[None]) ** 2).sum(-1), axis=1)
-        for k in range(n_components):
-            if w[nearest == k].sum() > 0:
-                means[k] = np.average(grid[nearest == k], axis=0, weights=w[nearest == k])
-    spread = np.cov(grid.T, aweights=w) / n_components + floor
-    covs = np.repeat(spread[None], n_components, axis=0)
-    weights = np.full(n_components, 1.0 / n_components)
-
-    previous = -np.inf
-    for _ in range(n_iter):
-        log_p = np.stack(
-            [np.log(weights[k]) + _log_gauss(grid, means[k], covs[k]) for k in range(n_components)],
-            axis=1,
-        )
-        top = log_p.max(axis=1, keepdims=True)
-        log_norm = top[:, 0] + np.log(np.exp(log_p - top).sum(axis=1))
-        resp = np.exp(log_p - log_norm[:, None]) * w[:, None]
-        nk = resp.sum(axis=0) + 1e-300
-        weights = nk / nk.sum()
-        means = (resp.T @ grid) / nk[:, None]
-        for k in range(n_components):
-            d = grid - means[k]
-            covs[k] = (resp[:, k, None] * d).T @ d / nk[k] + floor
-        likelihood = float((w * log_norm).sum())
-        if likelihood - previous < tol:
-            break
-        previous = likelihood
-    return GaussianMixture(weights, means, covs, likelihood)
-
-
-def name_clusters(mixture: GaussianMixture) -> dict[str, int]:
-    """Cluster index of each of :data:`_CLUSTERS` by physical order.
-
-    Metals: the two highest X-ray means (``metal`` the dimmer); void: lowest X-ray + neutron of
-    the rest; cathode: highest X-ray of the rest; separator: highest neutron of the rest;
-    anode: the last.
-    """
-    if len(mixture.weights) != len(_CLUSTERS):
-        raise ValueError(f"expected {len(_CLUSTERS)} clusters, got {len(mixture.weights)}")
-    means = mixture.means
-    left = list(range(len(means)))
-    named = {}
-    for name, key in (
-        ("metal_2", lambda k: -means[k, 0]),
-        ("metal", lambda k: -means[k, 0]),
-        ("void", lambda k: means[k, 0] + means[k, 1]),
-        ("cathode", lambda k: -means[k, 0]),
-        ("separator", lambda k: -means[k, 1]),
-        ("anode", lambda k: 0.0),
-    ):
-        named[name] = min(left, key=key)
-        left.remove(named[name])
-    return named
+    xray_full_metal: float = np.inf
 
 
 def _between(mean_a: float, sd_a: float, mean_b: float, sd_b: float) -> float:
@@ -182,31 +92,43 @@ def _between(mean_a: float, sd_a: float, mean_b: float, sd_b: float) -> float:
     return (mean_a * sd_b + mean_b * sd_a) / (sd_a + sd_b)
 
 
-def find_thresholds(sample: np.ndarray, *, seed: int = 0) -> Thresholds:
-    """Thresholds from a (n, 2) sample of (X-ray, neutron) values of the registered pair."""
+def find_thresholds(sample: np.ndarray) -> Thresholds:
+    """Thresholds from a (n, 2) sample of (X-ray, neutron) values of the registered pair (see
+    the module's method, steps 1-3)."""
     sample = np.asarray(sample, dtype=np.float64)
     sample = sample[np.isfinite(sample).all(axis=1)]
-    lo = np.percentile(sample, 1, axis=0)
-    scale = np.percentile(sample, 99, axis=0) - lo
-    if not (scale > 0).all():
-        raise ValueError("the sample has no contrast in one modality")
-    scaled = (sample - lo) / scale
-    fits = [fit_gmm_histogram(scaled, len(_CLUSTERS), seed=seed + k) for k in range(N_STARTS)]
-    mixture = max(fits, key=lambda fit: fit.log_likelihood)
-    named = name_clusters(mixture)
-    mean = {n: mixture.means[k] * scale + lo for n, k in named.items()}
-    sd = {n: np.sqrt(np.diag(mixture.covariances[k])) * scale for n, k in named.items()}
-
-    def cut(a: str, b: str, axis: int) -> float:
-        return float(_between(mean[a][axis], sd[a][axis], mean[b][axis], sd[b][axis]))
-
+    if len(sample) < MIN_SAMPLE or not (np.ptp(sample, axis=0) > 0).all():
+        raise ValueError(
+            f"the sample ({len(sample)} finite voxels) has no contrast in one modality or is "
+            f"smaller than {MIN_SAMPLE}: sample more voxels of the registered pair"
+        )
+    neutron_void = float(threshold_otsu(sample[:, 1]))
+    interior = sample[sample[:, 1] >= neutron_void]
+    outside = sample[sample[:, 1] < neutron_void]
+    if len(interior) < MIN_SAMPLE or len(outside) < MIN_SAMPLE:
+        raise ValueError(
+            "the sample is all interior or all void in the neutron channel: it must cross the "
+            "cell's wall (sample whole planes of the registered pair)"
+        )
+    metal = outside[outside[:, 0] >= threshold_otsu(outside[:, 0]), 0]
+    neutron_cathode, neutron_separator = threshold_multiotsu(interior[:, 1], classes=3)
+    xray_cathode = float(threshold_otsu(interior[:, 0]))
+    cathode = interior[(interior[:, 0] >= xray_cathode) & (interior[:, 1] >= neutron_cathode)]
+    anode = interior[(interior[:, 0] < xray_cathode) & (interior[:, 1] < neutron_cathode)]
+    if min(len(cathode), len(anode), len(metal)) == 0:
+        raise ValueError(
+            f"no {'cathode' if len(cathode) == 0 else 'anode' if len(anode) == 0 else 'metal'}"
+            " voxels in the sample: is it a registered X-ray / neutron pair of a cell?"
+        )
+    metal_mean, metal_sd = float(metal.mean()), float(metal.std())
     return Thresholds(
-        xray_metal=cut("cathode", "metal_2", 0),
-        xray_cathode=cut("anode", "cathode", 0),
-        neutron_cathode=cut("void", "cathode", 1),
-        neutron_separator=cut("anode", "separator", 1),
-        neutron_void=cut("void", "anode", 1),
-        neutron_lithiated=float(mean["anode"][1] - LI_POOR_SIGMAS * sd["anode"][1]),
+        xray_metal=float(_between(cathode[:, 0].mean(), cathode[:, 0].std(), metal_mean, metal_sd)),
+        xray_cathode=xray_cathode,
+        neutron_cathode=float(neutron_cathode),
+        neutron_separator=float(neutron_separator),
+        neutron_void=neutron_void,
+        neutron_lithiated=float(anode[:, 1].mean() - LI_POOR_SIGMAS * anode[:, 1].std()),
+        xray_full_metal=metal_mean - FULL_METAL_SIGMAS * metal_sd,
     )
 
 
@@ -225,7 +147,14 @@ def _majority(labels: np.ndarray, size: int) -> np.ndarray:
 
 
 def _split_plane(plane: np.ndarray, metal: np.ndarray) -> None:
-    """Casing vs Cu and void vs Al in one labelled plane (in place)."""
+    """Casing vs Cu, and Al, in one labelled plane (in place).
+
+    Al attenuates about as little as a void in both beams: a void region enclosed mostly (>
+    half its rim) by cathode is Al. At coarse voxels the foil, averaged with the cathode
+    around it, reads as anode instead: anode voxels with cathode on both sides within
+    :data:`AL_SANDWICH_VOXELS` along a line are Al too (no anode lies inside a cathode
+    coating; the separator always parts them).
+    """
     void = plane == LABELS["void"]
     regions, _ = ndimage.label(void)
     border = np.unique(np.r_[regions[0], regions[-1], regions[:, 0], regions[:, -1]])
@@ -246,6 +175,26 @@ def _split_plane(plane: np.ndarray, metal: np.ndarray) -> None:
         is_al = cathode > 0.5 * np.maximum(total, 1)
         is_al[0] = False
         plane[is_al[enclosed]] = LABELS["al"]
+    anode = np.isin(plane, (LABELS["anode_lithiated"], LABELS["anode_li_poor"]))
+    plane[anode & _sandwiched(plane == LABELS["cathode"], AL_SANDWICH_VOXELS)] = LABELS["al"]
+
+
+def _sandwiched(mask: np.ndarray, reach: int) -> np.ndarray:
+    """Pixels of a 2D plane with ``mask`` on both sides within ``reach`` pixels along one of
+    the four lines (rows, columns, diagonals) through them."""
+    padded = np.pad(mask, reach)
+    ny, nx = mask.shape
+    out = np.zeros(mask.shape, bool)
+    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        ahead = np.zeros(mask.shape, bool)
+        behind = np.zeros(mask.shape, bool)
+        for step in range(1, reach + 1):
+            y, x = reach + step * dy, reach + step * dx
+            ahead |= padded[y : y + ny, x : x + nx]
+            y, x = reach - step * dy, reach - step * dx
+            behind |= padded[y : y + ny, x : x + nx]
+        out |= ahead & behind
+    return out
 
 
 def classify(
@@ -264,13 +213,35 @@ def classify(
     labels[n < t.neutron_void] = LABELS["void"]
     labels[n >= t.neutron_separator] = LABELS["separator_electrolyte"]
     labels[(x >= t.xray_cathode) & (n >= t.neutron_cathode)] = LABELS["cathode"]
-    labels[x >= t.xray_metal] = LABELS["cu"]
     labels[~(np.isfinite(x) & np.isfinite(n))] = LABELS["void"]
+    beside_foil = labels.copy()
+    labels[x >= t.xray_metal] = LABELS["cu"]
     if majority_size > 1:
         labels = _majority(labels, majority_size)
-    for plane in labels:
+    for plane, x_plane, below in zip(labels, x, beside_foil, strict=True):
         _split_plane(plane, plane == LABELS["cu"])
+        blurred = (plane == LABELS["cu"]) & (x_plane < t.xray_full_metal) & ~_ridge(x_plane)
+        plane[blurred] = below[blurred]
     return labels
+
+
+def _ridge(plane: np.ndarray) -> np.ndarray:
+    """Pixels of a 2D plane at least as bright as both neighbours along the line (rows,
+    columns, diagonals) of the most negative second difference: across a bright sheet, its
+    centre line (a non-maximum suppression along the Hessian's principal direction, quantised
+    to four lines)."""
+    padded = np.pad(plane, 1, mode="edge")
+    ny, nx = plane.shape
+    ahead, behind = [], []
+    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        ahead.append(padded[1 + dy : 1 + dy + ny, 1 + dx : 1 + dx + nx])
+        behind.append(padded[1 - dy : 1 - dy + ny, 1 - dx : 1 - dx + nx])
+    ahead_s, behind_s = np.stack(ahead), np.stack(behind)
+    across = np.argmin(ahead_s + behind_s, axis=0)[None]
+    near = np.maximum(
+        np.take_along_axis(ahead_s, across, 0), np.take_along_axis(behind_s, across, 0)
+    )[0]
+    return plane >= near
 
 
 def segment_slabs(
