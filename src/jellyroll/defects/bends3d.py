@@ -11,14 +11,15 @@ origin at the grid centre.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
+from scipy import ndimage
 
 from jellyroll.conventions import px_to_um
 from jellyroll.defects.bends import find_bends
-from jellyroll.unroll import find_cell, spiral_deviation, trace_spiral
+from jellyroll.unroll import SpiralTrace, find_cell, spiral_deviation, trace_spiral
 
 BEND3D_COLUMNS = (
     "id", "z_um", "y_um", "x_um", "turn", "amplitude_um", "extent_axial_um",
@@ -51,7 +52,7 @@ def slice_bends(
         image = np.nan_to_num(np.asarray(volume[int(k)], dtype=np.float64))
         z_um = float(px_to_um(int(k), nz, voxel_um))
         try:
-            trace = trace_spiral(image, find_cell(image), voxel_um)
+            trace = refine_layer(image, trace_spiral(image, find_cell(image), voxel_um))
         except ValueError:
             continue
         bends = find_bends(image, voxel_um, trace=trace)
@@ -64,6 +65,26 @@ def slice_bends(
             progress((n + 1) / len(slices))
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     return table, _displacement(profiles, voxel_um)
+
+
+def refine_layer(
+    image: np.ndarray, trace: SpiralTrace, *, reach_px: float = 1.5, step_px: float = 0.1
+) -> SpiralTrace:
+    """``trace`` moved, sample by sample, to the brightest point of ``image`` (ny, nx) along
+    its radius within ``reach_px`` (cubic interpolation, ``step_px`` steps).
+
+    The tracer follows a band-passed, angle-smoothed ridge that holds the layer close to a
+    smooth spiral: on a 20 um X-ray voxel it reads a 40-50 um bend of the 10 um Cu foil at
+    about 60 % of its depth; the raw profile's maximum gives the foil's own position.
+    """
+    offsets = np.arange(-reach_px, reach_px + step_px / 2, step_px)
+    radius = trace.radius_px[:, None] + offsets[None, :]
+    angle = trace.angle_rad[:, None]
+    x = trace.centre[0] + radius * np.cos(angle)
+    y = trace.centre[1] + radius * np.sin(angle)
+    profile = ndimage.map_coordinates(image, [y, x], order=3, mode="nearest")
+    brightest = offsets[np.argmax(profile, axis=1)]
+    return replace(trace, radius_px=trace.radius_px + brightest)
 
 
 def _displacement(
