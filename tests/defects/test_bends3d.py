@@ -10,8 +10,9 @@ from jellyroll.defects.bends3d import join_bends
 
 
 def _slice_bend(k: int, arc: float, amplitude: float, turn: int = 1) -> dict:
+    """A 2D bend of slice ``k``; turns 400 um (a pitch) apart in y."""
     return {"slice": k, "z_um": (k - 10) * 20.0, "arc_um": arc, "turn": turn, "width_um": 80.0,
-            "amplitude_um": amplitude, "x_um": arc / 10, "y_um": 0.0}  # fmt: skip
+            "amplitude_um": amplitude, "x_um": arc / 10, "y_um": 400.0 * turn}  # fmt: skip
 
 
 def test_neighbouring_slices_join_into_one_bend_with_its_extent() -> None:

@@ -42,9 +42,9 @@ def twin_nxct(twin: Twin) -> TwinNXCT:
 
 @pytest.fixture(scope="session")
 def measured_bends(twin_nxct: TwinNXCT) -> pd.DataFrame:
-    """Bends traced through the twin's X-ray volume, every other slice. The presence filter
-    allows half the slices: the 400 um test stack is short beside a bend's ~130 um axial
-    reach (a real stack is mm tall)."""
+    """Bends traced through every slice of the twin's X-ray volume (as `jellyroll nxct`).
+    The presence filter allows half the slices: the 400 um test stack is short beside a
+    bend's ~130 um axial reach (a real stack is mm tall)."""
     volumes = twin_nxct.volumes
-    bends, _ = find_bends_3d(volumes.xray, volumes.xray_voxel_um, slice_step=2, max_presence=0.5)
+    bends, _ = find_bends_3d(volumes.xray, volumes.xray_voxel_um, slice_step=1, max_presence=0.5)
     return bends

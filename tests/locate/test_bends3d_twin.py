@@ -13,17 +13,21 @@ from jellyroll.phantom.write import TwinNXCT
 def test_every_true_bend_found_with_its_side_and_depth(
     twin: Twin, twin_nxct: TwinNXCT, measured_bends: pd.DataFrame
 ) -> None:
-    """The link twin: 20 um X-ray voxels (a 10 um Cu foil), 5 bends 40-52 um deep and
-    76-123 um tall, traced every other slice (40 um apart). Recall 1: each true bend has a
-    measured one within 60 um (its deepest point is within a voxel and a half of the true
-    centre, the slices 40 um apart), its sign outwards positive like the push that made
-    it (an agglomerate on the anode's inner side pushes the foil out). Amplitude: 55-73 %
-    of the truth (was 47-65 % before the foil was located on the raw radial profile); the
-    rest is the voxel and the X-ray blur (0.7 voxel), see docs/nxct.md."""
+    """The link twin: 20 um X-ray voxels (a 10 um Cu foil, blurred by 0.7 voxel), 5 bends
+    40-52 um deep, 76-123 um tall, every slice traced (as `jellyroll nxct`). Recall 1 and
+    no false positive: each true bend has a measured one within 60 um (three voxels: the
+    deepest traced sample lies up to a voxel and a half from the true centre along the arc
+    and a slice away along z), its sign outwards positive like the push that made it (an
+    agglomerate on the anode's inner side pushes the foil out). Depth: 0.70-0.89 of the
+    truth, four of five within 20 % (were 0.47-0.65 before the foil was located on the raw
+    profile, the reference fitted without the bends and the peak taken along the axis);
+    the 52 um bend reads 0.70: at 20 um voxels its image shows the foil ~10 um short of
+    where the twin put it (see docs/nxct.md)."""
     truth = twin_nxct.bends
     side = {g.id: g.side for g in twin.geometry.agglomerates}
     bends = measured_bends
     assert len(truth) == 5 and len(bends) == len(truth)  # no false positive either
+    ratios = []
     for bend in truth.itertuples():
         gap = np.sqrt(
             (bends.x_um - bend.x_um) ** 2
@@ -34,4 +38,6 @@ def test_every_true_bend_found_with_its_side_and_depth(
         assert gap.min() < 60.0
         outwards = 1.0 if side[bend.agglomerate_id] == "anode_inner" else -1.0
         assert np.sign(found.amplitude_um) == outwards
-        assert 0.5 <= abs(found.amplitude_um) / bend.amplitude_um <= 1.2
+        ratios.append(abs(found.amplitude_um) / bend.amplitude_um)
+    assert all(0.65 <= r <= 1.2 for r in ratios), ratios
+    assert sum(0.8 <= r <= 1.2 for r in ratios) >= 4, ratios
