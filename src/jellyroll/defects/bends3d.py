@@ -57,7 +57,9 @@ def slice_bends(
         except ValueError:
             continue
         bends = find_bends(image, voxel_um, trace=trace, robust_reference=True)
-        deviation = spiral_deviation(trace)
+        reach = bends.width_um.to_numpy() / 2 + trace.pitch_um / 2
+        near = np.abs(trace.arc_um[:, None] - bends.arc_um.to_numpy()[None, :]) <= reach
+        deviation = spiral_deviation(trace, exclude=near.any(axis=1))  # bends left out, as there
         turn = (trace.winding_rad - trace.winding_rad[0]) / (2 * np.pi)
         profiles.append((z_um, deviation.arc_um, deviation.deviation_um, turn))
         if len(bends):
