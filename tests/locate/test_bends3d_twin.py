@@ -19,8 +19,9 @@ def test_every_true_bend_found_with_its_side_and_depth(
     deepest traced sample lies up to a voxel and a half from the true centre along the arc
     and a slice away along z), its sign outwards positive like the push that made it (an
     agglomerate on the anode's inner side pushes the foil out). Depth: 0.70-0.89 of the
-    truth, four of five within 20 % (were 0.47-0.65 before the foil was located on the raw
-    profile, the reference fitted without the bends and the peak taken along the axis);
+    truth, four of five within 20 % (were 0.45-0.65, 3 of 5 found, before the foil was
+    located on the raw profile, the reference fitted without the bends, the slices joined
+    by position and the peak taken along the axis);
     the 52 um bend reads 0.70: at 20 um voxels its image shows the foil ~10 um short of
     where the twin put it (see docs/nxct.md)."""
     truth = twin_nxct.bends
