@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
+from jellyroll.defects.bends3d import find_bends_3d
 from jellyroll.phantom.parameters import SIZES, AgglomerateParameters, CellParameters
 from jellyroll.phantom.twin import Twin, make_twin
 from jellyroll.phantom.write import TwinNXCT, simulate_twin_nxct
@@ -36,3 +38,13 @@ def twin() -> Twin:
 @pytest.fixture(scope="session")
 def twin_nxct(twin: Twin) -> TwinNXCT:
     return simulate_twin_nxct(twin, seed=SEED)
+
+
+@pytest.fixture(scope="session")
+def measured_bends(twin_nxct: TwinNXCT) -> pd.DataFrame:
+    """Bends traced through every slice of the twin's X-ray volume (as `jellyroll nxct`).
+    The presence filter allows half the slices: the 400 um test stack is short beside a
+    bend's ~130 um axial reach (a real stack is mm tall)."""
+    volumes = twin_nxct.volumes
+    bends, _ = find_bends_3d(volumes.xray, volumes.xray_voxel_um, slice_step=1, max_presence=0.5)
+    return bends

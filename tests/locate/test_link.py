@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jellyroll.defects.bends3d import find_bends_3d
 from jellyroll.locate import (
     bend_fraction_by_size,
     link_to_bends,
@@ -58,12 +57,11 @@ def test_true_bends_link_case_b_only(twin: Twin, twin_nxct: TwinNXCT) -> None:
     assert (on.bend3d_distance_um < on.bend3d_amplitude_um + on.equivalent_diameter_um).all()
 
 
-def test_measured_bends_link_case_b_only(twin: Twin, twin_nxct: TwinNXCT) -> None:
-    """With the bends traced through the twin's X-ray volume (every other slice): the same.
-    The presence filter allows half the slices: the 400 um test stack is short beside a
-    bend's ~130 um axial reach (a real stack is mm tall)."""
-    volumes = twin_nxct.volumes
-    bends, _ = find_bends_3d(volumes.xray, volumes.xray_voxel_um, slice_step=2, max_presence=0.5)
+def test_measured_bends_link_case_b_only(
+    twin: Twin, twin_nxct: TwinNXCT, measured_bends: pd.DataFrame
+) -> None:
+    """With the bends traced through the twin's X-ray volume (every other slice): the same."""
+    bends = measured_bends
     linked = link_to_bends(twin.agglomerates, bends, twin_nxct.map_to_xct)
     truth = twin_nxct.bends
     bend_of = {}

@@ -37,6 +37,7 @@ def find_bends(
     threshold: float = 4.0,
     min_amplitude_um: float | None = None,
     agglomerates: pd.DataFrame | None = None,
+    robust_reference: bool = False,
 ) -> pd.DataFrame:
     """Bends of the Cu collector in an attenuation map ``(ny, nx)`` (Cu bright).
 
@@ -47,7 +48,9 @@ def find_bends(
     deviating on one side by more than ``min_amplitude_um`` (default half a pixel) and
     ``threshold`` robust noise units of the deviation (MAD over four windows of arc
     around it), at least one pixel long. With ``agglomerates`` the bends are linked to
-    them (:func:`link_bends`).
+    them (:func:`link_bends`). ``robust_reference``: the smooth reference fitted again
+    without the bends of a first pass and half a pitch of arc either side, so that it
+    does not follow them and eat part of their depth.
 
     Returns one row per bend, along the layer: ``id`` (1...), ``x_um``, ``y_um`` (deepest
     point), ``arc_um`` (along the layer from its inner end), ``turn`` (revolutions from
@@ -58,11 +61,15 @@ def find_bends(
     p = float(pixel_size_um)
     if trace is None:
         trace = trace_spiral(np.nan_to_num(image), find_cell(np.nan_to_num(image)), p)
-    deviation = spiral_deviation(trace, window_um=window_um)
-    values = deviation.deviation_um
-    noise = _local_noise(deviation.arc_um, values, 4 * (window_um or 4 * trace.pitch_um))
     minimum = 0.5 * p if min_amplitude_um is None else min_amplitude_um
-    limit = np.maximum(threshold * noise, minimum)
+    noise_window = 4 * (window_um or 4 * trace.pitch_um)
+    exclude = None
+    for _ in range(2 if robust_reference else 1):
+        deviation = spiral_deviation(trace, window_um=window_um, exclude=exclude)
+        values = deviation.deviation_um
+        noise = _local_noise(deviation.arc_um, values, noise_window)
+        limit = np.maximum(threshold * noise, minimum)
+        exclude = _around(np.abs(values) > limit, deviation.arc_um, trace.pitch_um / 2)
     xy_px = trace.xy_px
     x_um, y_um = px_to_um(xy_px[:, 0], image.shape[1], p), px_to_um(xy_px[:, 1], image.shape[0], p)
     turn = np.floor((trace.winding_rad - trace.winding_rad[0]) / (2 * np.pi)).astype(int)
@@ -93,6 +100,15 @@ def find_bends(
     if agglomerates is not None:
         bends, _ = link_bends(agglomerates, bends)
     return bends
+
+
+def _around(mask: np.ndarray, arc_um: np.ndarray, reach_um: float) -> np.ndarray:
+    """``mask`` (n,) grown by ``reach_um`` of arc on either side."""
+    marked = arc_um[mask]
+    if marked.size == 0:
+        return mask
+    nearest = np.abs(arc_um[:, None] - marked[None, :]).min(axis=1)
+    return nearest <= reach_um
 
 
 def _local_noise(arc_um: np.ndarray, values: np.ndarray, window_um: float) -> np.ndarray:

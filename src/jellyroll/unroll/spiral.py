@@ -551,20 +551,28 @@ class LayerDeviation:
     reference_radius_um: np.ndarray
 
 
-def spiral_deviation(trace: SpiralTrace, *, window_um: float | None = None) -> LayerDeviation:
+def spiral_deviation(
+    trace: SpiralTrace, *, window_um: float | None = None, exclude: np.ndarray | None = None
+) -> LayerDeviation:
     """Deviation (um) of the traced layer from a smooth fitted spiral, along its arc.
 
     The reference is the best Archimedean spiral (radius linear in the winding angle) plus
     a running median of the residual over ``window_um`` of arc (default four pitches), so
     ovality and slow winding irregularities stay in the reference while local bends (a
     collector bent by an agglomerate, typically 0.1-0.5 mm long) stand out as bumps.
+    ``exclude`` (n,) bool: samples left out of the reference (bends already found, so they
+    do not pull it towards themselves); it is interpolated across them.
     """
     ps = trace.pixel_size_um
     window = 4 * trace.pitch_um if window_um is None else float(window_um)
     radius_um = trace.radius_px * ps
-    fit = np.polyval(np.polyfit(trace.winding_rad, radius_um, 1), trace.winding_rad)
+    keep = np.ones(radius_um.size, bool) if exclude is None else ~np.asarray(exclude, bool)
+    if keep.sum() < 2:
+        keep[:] = True
+    line = np.polyfit(trace.winding_rad[keep], radius_um[keep], 1)
+    fit = np.polyval(line, trace.winding_rad)
     grid = np.arange(0.0, trace.arc_um[-1] + ps, ps)
-    residual = np.interp(grid, trace.arc_um, radius_um - fit)
+    residual = np.interp(grid, trace.arc_um[keep], (radius_um - fit)[keep])
     size = max(3, round(window / ps) | 1)
     smooth = ndi.gaussian_filter1d(ndi.median_filter(residual, size, mode="nearest"), size / 6)
     reference = fit + np.interp(trace.arc_um, grid, smooth)
