@@ -16,13 +16,14 @@ from scipy import ndimage
 from typer.testing import CliRunner
 
 from jellyroll.cli import app
+from jellyroll.conventions import pixel_centres_um
 from jellyroll.io.volumes import write_tiff_stack
 from jellyroll.locate.core import NoAngleError, locate_slice, pose_parameters
 from jellyroll.locate.options import LocateOptions
-from jellyroll.locate.run import run_locate
+from jellyroll.locate.run import nxct_on_map, run_locate
 from jellyroll.nxct.fuse import fuse_rgb
 from jellyroll.phantom.materials import attenuation_map, mu_table
-from jellyroll.phantom.nxct import axis_angle_matrix, rotation_matrix
+from jellyroll.phantom.nxct import axis_angle_matrix, rigid_matrix, rotation_matrix
 from jellyroll.phantom.twin import Twin, make_twin
 from jellyroll.phantom.write import XRAY_LAB_ENERGY_KEV, nxct_fraction_slices, twin_placement
 from jellyroll.results.location import read_location
@@ -216,6 +217,42 @@ def test_locate_cli_puts_the_fused_rgb_and_labels_on_the_map(
     expected = ndimage.map_coordinates(true_labels, index, order=0, mode="nearest")
     agree = float(np.mean(labels.ravel()[inside.ravel()] == expected[inside.ravel()]))
     assert agree > 0.95, agree
+
+
+def test_nxct_volumes_on_the_neutron_grid_reach_the_map_through_the_registration(
+    tmp_path: Path,
+) -> None:
+    """An NXCT file on the neutron grid: red a linear ramp of the X-ray frame's y, labels the
+    side of its x = 0 plane. On the map both read back where the map's pixels lie in the
+    X-ray frame; the volumes taken as on the X-ray grid would be off by the registration's
+    10 deg and 9 um (several grey levels)."""
+    nct_to_xct = rigid_matrix((10.0, 0.0, 0.0), (2.0, 7.0, -5.0))
+    map_to_xct = rigid_matrix((30.0, 0.0, 0.0), (5.0, 3.0, -4.0))
+    shape, voxel_um = (6, 40, 40), 10.0
+    axes = np.meshgrid(*(pixel_centres_um(n, voxel_um) for n in shape), indexing="ij")
+    in_xct = np.einsum("ij,j...->i...", nct_to_xct[:3, :3], np.stack(axes))
+    in_xct += nct_to_xct[:3, 3, None, None, None]
+    with h5py.File(tmp_path / "NXCT.h5", "w") as f:
+        entry = f.create_group("entry")
+        write_registration_group(entry, nct_to_xct, metric="test", metric_value=0, seconds=0)
+        fused, labels = create_volume_datasets(
+            entry, shape, voxel_um, grid="nct", label_names={0: "void", 1: "a", 2: "b"},
+            windows={},
+        )  # fmt: skip
+        fused[...] = np.stack(
+            [np.rint(128 + 0.5 * in_xct[1]), np.full(shape, 200), np.full(shape, 50)], axis=-1
+        ).astype(np.uint8)
+        labels[...] = 1 + (in_xct[2] > 0)
+    y_um = x_um = pixel_centres_um(20, 10.0)
+    rgb, on_map, names = nxct_on_map(tmp_path / "NXCT.h5", map_to_xct, y_um, x_um)
+    yy, xx = np.meshgrid(y_um, x_um, indexing="ij")
+    where = np.einsum("ij,jkl->ikl", map_to_xct[:3], np.stack([0 * yy, yy, xx, 1 + 0 * yy]))
+    # a linear ramp interpolates exactly: only the two roundings to uint8 (<= 1 level)
+    assert np.abs(rgb[..., 0] - (128 + 0.5 * where[1])).max() <= 1.0
+    assert (rgb[..., 1] == 200).all() and (rgb[..., 2] == 50).all()
+    away = np.abs(where[2]) > voxel_um  # nearest neighbour: exact a voxel off the boundary
+    np.testing.assert_array_equal(on_map[away], (1 + (where[2] > 0))[away])
+    assert names == {0: "void", 1: "a", 2: "b"}
 
 
 def test_locate_cli_names_what_to_give(located: tuple[Path, Path, int], tmp_path: Path) -> None:
