@@ -57,7 +57,7 @@ def inputs(twin: Twin, twin_nxct: TwinNXCT, tmp_path_factory) -> dict[str, Path]
         )
         windows = {"xray": [0.0, float(volumes.xray.max())],
                    "neutron": [0.0, float(volumes.neutron.max())]}  # fmt: skip
-        create_volume_datasets(entry, volumes.xray.shape, volumes.xray_voxel_um,
+        create_volume_datasets(entry, volumes.xray.shape, volumes.xray_voxel_um, grid="xct",
                                label_names=None, windows=windows)  # fmt: skip
         write_bends_group(entry, twin_nxct.bends)
     with h5py.File(folder / "location.h5", "w") as f:

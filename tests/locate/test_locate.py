@@ -16,16 +16,18 @@ from scipy import ndimage
 from typer.testing import CliRunner
 
 from jellyroll.cli import app
+from jellyroll.conventions import pixel_centres_um
 from jellyroll.io.volumes import write_tiff_stack
 from jellyroll.locate.core import NoAngleError, locate_slice, pose_parameters
 from jellyroll.locate.options import LocateOptions
-from jellyroll.locate.run import run_locate
+from jellyroll.locate.run import nxct_on_map, run_locate
+from jellyroll.nxct.fuse import fuse_rgb
 from jellyroll.phantom.materials import attenuation_map, mu_table
-from jellyroll.phantom.nxct import axis_angle_matrix, rotation_matrix
+from jellyroll.phantom.nxct import axis_angle_matrix, rigid_matrix, rotation_matrix
 from jellyroll.phantom.twin import Twin, make_twin
 from jellyroll.phantom.write import XRAY_LAB_ENERGY_KEV, nxct_fraction_slices, twin_placement
 from jellyroll.results.location import read_location
-from jellyroll.results.nxct import write_registration_group
+from jellyroll.results.nxct import create_volume_datasets, write_registration_group
 from jellyroll.results.run import Map, MapSet, write_maps_group
 
 VOXEL_UM = 20.0
@@ -78,19 +80,14 @@ def ten_placements(twin: Twin) -> np.ndarray:
 def test_ten_random_placements_height_and_shift(twin: Twin, ten_placements: np.ndarray) -> None:
     """The issue's bars: height within 0.5 X-ray voxel, shift within one map pixel."""
     height, _, shift = ten_placements.max(axis=0)
-    # measured: 9.8 um and 4.6 um at most over the ten
+    # measured: 9.8 um and 1.6 um at most over the ten
     assert height <= 0.5 * VOXEL_UM
     assert shift <= twin.pixel_size_um
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the issue's 0.5 deg bar is missed on two placements of ten (seed 1: 0.71 deg, "
-    "seed 7: 0.53 deg; the other eight within 0.35 deg): on the tiny twin only its four "
-    "agglomerates and the spiral's ends pin the angle, the correlation changes by 1e-3 over "
-    "a degree",
-)
 def test_ten_random_placements_rotation(ten_placements: np.ndarray) -> None:
+    """The issue's bar: in-plane rotation within 0.5 deg (measured: 0.37 deg at most; the
+    angle rests on the tiny twin's four agglomerates and the spiral's ends)."""
     assert ten_placements[:, 1].max() <= 0.5
 
 
@@ -109,6 +106,11 @@ def test_bad_maps_and_volumes_are_refused(twin: Twin) -> None:
         locate_slice(twin.raster.fractions["casing"], twin.pixel_size_um, volume, VOXEL_UM)
 
 
+FUSED_WINDOW = (-0.0001, 0.001)
+"""X-ray attenuation (1/um) window of the test's fused volume: the twin's whole range
+(-0.00007 to 0.00097), so that no clipping breaks the linearity."""
+
+
 @pytest.fixture(scope="module")
 def located(tiny_twin_files: Path, tmp_path_factory) -> tuple[Path, Path, int]:
     """The twin's files: a run file holding its attenuation map, an NXCT file holding the
@@ -119,12 +121,23 @@ def located(tiny_twin_files: Path, tmp_path_factory) -> tuple[Path, Path, int]:
         maps = MapSet({"attenuation": Map(group["data"][()], "1/um")}, group["x_um"][()],
                       group["y_um"][()])  # fmt: skip
         nct_to_xct = f["/entry/nxct/nct_to_xct"][()]
+        labels = f["/entry/nxct/labels"]
+        label_names = {int(k): v for k, v in json.loads(labels.attrs["names"]).items()}
+        labels, voxel_um = labels[()], float(labels.attrs["voxel_um"])
     with h5py.File(out / "RUN.h5", "w") as f:
         write_maps_group(f.create_group("entry"), maps)
+    xray = tifffile.imread(tiny_twin_files / "xct.tif").astype(np.float32)
     with h5py.File(out / "NXCT.h5", "w") as f:
-        write_registration_group(
-            f.create_group("entry"), nct_to_xct, metric="truth", metric_value=0.0, seconds=0.0
-        )
+        entry = f.create_group("entry")
+        write_registration_group(entry, nct_to_xct, metric="truth", metric_value=0.0, seconds=0.0)
+        # the fused volume on the X-ray grid: red the X-ray window, green = blue 0 (a channel
+        # mixed up shows), and the true labels
+        fused, written = create_volume_datasets(
+            entry, xray.shape, voxel_um, grid="xct", label_names=label_names,
+            windows={"xray": FUSED_WINDOW, "neutron": [0.0, 1.0]},
+        )  # fmt: skip
+        fused[...] = fuse_rgb(xray, np.zeros_like(xray), FUSED_WINDOW, (0.0, 1.0))
+        written[...] = labels
     output = out / "LOCATION.h5"
     result = CliRunner().invoke(
         app,
@@ -142,7 +155,7 @@ def test_locate_cli_writes_the_contract(located: tuple[Path, Path, int]) -> None
     found = read_location(output)
     height, rotation, shift = placement_errors(found.map_to_xct, truth)
     # the contract on the written twin (its X-ray volume block-averaged from 10 um voxels):
-    # placed within one voxel and one degree (measured 10.6 um, 0.53 deg, 3.5 um); the issue's
+    # placed within one voxel and one degree (measured 9.4 um, 0.09 deg, 0.6 um); the issue's
     # bars are checked on ten placements above
     assert height <= VOXEL_UM and rotation <= 1.0 and shift <= VOXEL_UM
     with h5py.File(output, "r") as f:
@@ -170,6 +183,76 @@ def test_locate_cli_writes_the_contract(located: tuple[Path, Path, int]) -> None
         return float(np.corrcoef(*ranks)[0, 1])
 
     assert rank_correlation(xct_on_map[2]) > 0.8 and rank_correlation(nct_on_map[2]) > 0.6
+
+
+def test_locate_cli_puts_the_fused_rgb_and_labels_on_the_map(
+    located: tuple[Path, Path, int],
+) -> None:
+    output, twin_files, n = located
+    with h5py.File(output, "r") as f:
+        location = f["/entry/location"]
+        rgb, labels = location["fused_on_map"][()], location["labels_on_map"][()]
+        names = json.loads(location["labels_on_map"].attrs["names"])
+        xray_plane = location["xct_on_map/data"][2]
+    with h5py.File(twin_files / "truth.h5", "r") as f:
+        true_labels = f["/entry/nxct/labels"]
+        true_names, voxel_um = json.loads(true_labels.attrs["names"]), true_labels.attrs["voxel_um"]
+        true_labels = true_labels[()]
+        truth = f["/entry/nxct/map_to_xct"][()]
+        y_um, x_um = (f[f"/entry/maps/attenuation/{axis}"][()] for axis in ("y_um", "x_um"))
+    assert rgb.shape == (n, n, 3) and rgb.dtype == np.uint8 and labels.dtype == np.uint8
+    assert labels.shape == (n, n) and names == true_names
+    # red: the X-ray window of the same plane, both linear interpolations of the same voxels,
+    # so equal but for the two roundings to uint8 (<= 1 level each)
+    inside = np.isfinite(xray_plane)
+    expected = np.clip((xray_plane - FUSED_WINDOW[0]) / np.ptp(FUSED_WINDOW) * 255, 0, 255)
+    assert np.abs(rgb[..., 0][inside] - expected[inside]).max() <= 2.0
+    assert not rgb[..., 1:].any()
+    # labels: the true labels looked up (nearest) at the true placement agree but where the
+    # found one differs by its errors (< a voxel): on the boundaries of the thin layers
+    # (measured 0.99; a map a voxel off in-plane or turned a degree agrees far less)
+    yy, xx = np.meshgrid(y_um, x_um, indexing="ij")
+    points = np.stack([np.zeros(yy.size), yy.ravel(), xx.ravel(), np.ones(yy.size)])
+    index = (truth @ points)[:3] / voxel_um + ((np.array(true_labels.shape) - 1) / 2)[:, None]
+    expected = ndimage.map_coordinates(true_labels, index, order=0, mode="nearest")
+    agree = float(np.mean(labels.ravel()[inside.ravel()] == expected[inside.ravel()]))
+    assert agree > 0.95, agree
+
+
+def test_nxct_volumes_on_the_neutron_grid_reach_the_map_through_the_registration(
+    tmp_path: Path,
+) -> None:
+    """An NXCT file on the neutron grid: red a linear ramp of the X-ray frame's y, labels the
+    side of its x = 0 plane. On the map both read back where the map's pixels lie in the
+    X-ray frame; the volumes taken as on the X-ray grid would be off by the registration's
+    10 deg and 9 um (several grey levels)."""
+    nct_to_xct = rigid_matrix((10.0, 0.0, 0.0), (2.0, 7.0, -5.0))
+    map_to_xct = rigid_matrix((30.0, 0.0, 0.0), (5.0, 3.0, -4.0))
+    shape, voxel_um = (6, 40, 40), 10.0
+    axes = np.meshgrid(*(pixel_centres_um(n, voxel_um) for n in shape), indexing="ij")
+    in_xct = np.einsum("ij,j...->i...", nct_to_xct[:3, :3], np.stack(axes))
+    in_xct += nct_to_xct[:3, 3, None, None, None]
+    with h5py.File(tmp_path / "NXCT.h5", "w") as f:
+        entry = f.create_group("entry")
+        write_registration_group(entry, nct_to_xct, metric="test", metric_value=0, seconds=0)
+        fused, labels = create_volume_datasets(
+            entry, shape, voxel_um, grid="nct", label_names={0: "void", 1: "a", 2: "b"},
+            windows={},
+        )  # fmt: skip
+        fused[...] = np.stack(
+            [np.rint(128 + 0.5 * in_xct[1]), np.full(shape, 200), np.full(shape, 50)], axis=-1
+        ).astype(np.uint8)
+        labels[...] = 1 + (in_xct[2] > 0)
+    y_um = x_um = pixel_centres_um(20, 10.0)
+    rgb, on_map, names = nxct_on_map(tmp_path / "NXCT.h5", map_to_xct, y_um, x_um)
+    yy, xx = np.meshgrid(y_um, x_um, indexing="ij")
+    where = np.einsum("ij,jkl->ikl", map_to_xct[:3], np.stack([0 * yy, yy, xx, 1 + 0 * yy]))
+    # a linear ramp interpolates exactly: only the two roundings to uint8 (<= 1 level)
+    assert np.abs(rgb[..., 0] - (128 + 0.5 * where[1])).max() <= 1.0
+    assert (rgb[..., 1] == 200).all() and (rgb[..., 2] == 50).all()
+    away = np.abs(where[2]) > voxel_um  # nearest neighbour: exact a voxel off the boundary
+    np.testing.assert_array_equal(on_map[away], (1 + (where[2] > 0))[away])
+    assert names == {0: "void", 1: "a", 2: "b"}
 
 
 def test_locate_cli_names_what_to_give(located: tuple[Path, Path, int], tmp_path: Path) -> None:

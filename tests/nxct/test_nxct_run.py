@@ -118,6 +118,7 @@ def test_the_neutron_grid_holds_the_same_registered_pair(
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     on_x, on_n = read_nxct(outputs["xct"]), read_nxct(outputs["nct"])
+    assert (on_x.grid, on_n.grid) == ("xct", "nct")  # whose frame: read by `locate --nxct`
     with h5py.File(outputs["xct"]) as fx, h5py.File(outputs["nct"]) as fn:
         red_x, red_n = fx["/entry/fused/data"][..., 0], fn["/entry/fused/data"][..., 0]
     # the X-ray grid's red channel carried onto the neutron grid by the registration agrees

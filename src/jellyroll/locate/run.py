@@ -1,6 +1,7 @@
 """``jellyroll locate RUN.h5 XCT -o LOCATION.h5``: place the SWAXS-CT slice of a run file in
 the lab X-ray CT volume of the same cell, and resample the X-ray (and neutron) volume on the
-map grid at the slice and a few um above and below it.
+map grid at the slice and a few um above and below it; with an NXCT file, its fused RGB and
+segmentation labels on the map grid at the slice too.
 
 The map matched (:class:`LocateOptions` ``map``): the diode's attenuation map, else the WAXS
 housing ring's map, else the summed scattering of the reconstruction. The X-ray volume is
@@ -25,7 +26,13 @@ from jellyroll.locate.core import NoAngleError, locate_slice, pose_parameters
 from jellyroll.locate.dossier import volume_on_map
 from jellyroll.locate.options import LocateOptions
 from jellyroll.nxct.register import register_volumes
-from jellyroll.results.location import LocationResult, read_location, write_location_group
+from jellyroll.results.location import (
+    LocationResult,
+    read_location,
+    write_location_group,
+    write_nxct_on_map,
+)
+from jellyroll.results.nxct import read_nxct
 from jellyroll.results.run import MapName, read_map_set
 from jellyroll.results.store import RunFileError, open_run, require, stage_key, write_stage_file
 
@@ -116,6 +123,45 @@ def volumes_on_map(
     )  # fmt: skip
 
 
+class _Channel:
+    """One channel of an (nz, ny, nx, c) array-like as an (nz, ny, nx) one (read per box)."""
+
+    def __init__(self, data, channel: int) -> None:
+        self.data, self.channel = data, channel
+        self.shape = tuple(int(n) for n in data.shape[:3])
+
+    def __getitem__(self, box: tuple[slice, ...]) -> np.ndarray:
+        return self.data[(*box, self.channel)]
+
+
+def nxct_on_map(
+    nxct: str | os.PathLike[str], map_to_xct: np.ndarray, y_um: np.ndarray, x_um: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None, dict[int, str]]:
+    """The NXCT file's fused RGB ((ny, nx, 3) uint8, linear per channel, 0 outside) and
+    segmentation labels ((ny, nx) uint8, nearest, 0 = void outside; None when the file has
+    none) on the map grid at the slice, and the label names. The volumes lie on the grid of
+    the X-ray or the neutron volume (``/entry/fused@grid``), each in its centred frame."""
+    found = read_nxct(nxct)
+    grid_to_xct = np.eye(4) if found.grid == "xct" else found.nct_to_xct
+    map_to_grid = np.linalg.inv(grid_to_xct) @ np.asarray(map_to_xct, dtype=np.float64)
+    pixel_um, centre = _grid(y_um, x_um)
+    grid_to_map = np.eye(4)
+    grid_to_map[1:3, 3] = centre
+    to_grid, shape = map_to_grid @ grid_to_map, (y_um.size, x_um.size)
+
+    def plane(source, order: int) -> np.ndarray:
+        values = volume_on_map(source, found.voxel_um, to_grid, shape, pixel_um, order=order)
+        return np.rint(np.nan_to_num(values, nan=0.0)).clip(0, 255).astype(np.uint8)
+
+    with open_run(nxct) as f:
+        fused = f["/entry/fused/data"]
+        rgb = np.stack([plane(_Channel(fused, c), 1) for c in range(3)], axis=-1)
+        labels = None
+        if "/entry/segmentation/labels" in f:
+            labels = plane(f["/entry/segmentation/labels"], 0)
+    return rgb, labels, found.label_names
+
+
 def run_locate(
     run: str | os.PathLike[str],
     xct: str | os.PathLike[str],
@@ -128,7 +174,8 @@ def run_locate(
 ) -> LocationResult:
     """Place the slice of ``run`` in the X-ray volume ``xct`` and write ``output`` (module
     docstring); ``nct`` (with ``nxct``, an NXCT file of the pair, when at hand) adds the
-    neutron volume on the map grid. ``progress(fraction)`` follows the whole run."""
+    neutron volume on the map grid, ``nxct`` its fused RGB and labels (:func:`nxct_on_map`).
+    ``progress(fraction)`` follows the whole run."""
     options = options or LocateOptions()
     output = Path(output).resolve()
     say = progress or (lambda fraction: None)
@@ -173,6 +220,7 @@ def run_locate(
                     ).nct_to_xct
                 map_to_nct = np.linalg.inv(nct_to_xct) @ location.map_to_xct
                 on_map["nct_on_map"] = volumes_on_map(neutron, map_to_nct, y_um, x_um, offsets)
+        rgb_labels = None if nxct is None else nxct_on_map(nxct, location.map_to_xct, y_um, x_um)
         say(0.95)
         pixel_um, centre = _grid(y_um, x_um)
         centre_xct = location.map_to_xct @ np.array([0.0, *centre, 1.0])
@@ -199,7 +247,9 @@ def run_locate(
         files = [path for path in given if path.is_file()]
 
         def fill(entry) -> None:
-            write_location_group(entry, result, y_um, x_um, on_map)
+            group = write_location_group(entry, result, y_um, x_um, on_map)
+            if rgb_labels is not None:
+                write_nxct_on_map(group, *rgb_labels)
 
         write_stage_file(
             output,

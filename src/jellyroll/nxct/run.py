@@ -176,6 +176,7 @@ def _write(
             entry,
             shape,
             voxel_um,
+            grid=options.grid,
             label_names=LABEL_NAMES if thresholds is not None else None,
             windows=windows,
             chunk=options.slab,

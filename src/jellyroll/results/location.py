@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +80,27 @@ def write_location_group(
         set_default(group, "xct_on_map")
         set_default(entry, "location")
     return group
+
+
+def write_nxct_on_map(
+    group: h5py.Group, rgb: np.ndarray, labels: np.ndarray | None, label_names: dict[int, str]
+) -> None:
+    """``fused_on_map`` ((ny, nx, 3) uint8) and ``labels_on_map`` ((ny, nx) uint8, attrs
+    names) in the location ``group``: an NXCT file's volumes on the map grid at the slice."""
+    group["fused_on_map"] = np.asarray(rgb, dtype=np.uint8)
+    group["fused_on_map"].attrs["interpretation"] = "rgb-image"
+    group["fused_on_map"].attrs["description"] = (
+        "NXCT fused RGB (red X-ray, green = blue neutron) on the map grid at the slice, "
+        "linear; 0 outside the volume"
+    )
+    if labels is not None:
+        group["labels_on_map"] = np.asarray(labels, dtype=np.uint8)
+        group["labels_on_map"].attrs["names"] = json.dumps(
+            {str(k): v for k, v in label_names.items()}
+        )
+        group["labels_on_map"].attrs["description"] = (
+            "NXCT segmentation labels on the map grid at the slice, nearest; 0 outside"
+        )
 
 
 def read_location(path: str | os.PathLike[str]) -> LocationResult:

@@ -3,7 +3,8 @@
     /entry/registration/nct_to_xct    (4, 4) float64: neutron frame -> X-ray frame (um)
                                       attrs: metric, metric_value, seconds, ...
     /entry/fused/data                 (nz, ny, nx, 3) uint8 RGB on the common grid
-                                      (red = X-ray, green = blue = neutron); z_um, y_um, x_um
+                                      (red = X-ray, green = blue = neutron); z_um, y_um, x_um;
+                                      attrs grid ("xct" or "nct": whose grid and frame)
     /entry/segmentation/labels        (nz, ny, nx) uint8; attrs names (JSON label -> name)
     /entry/bends                      table: id, z_um, y_um, x_um, turn, amplitude_um,
                                       extent_axial_um, extent_arc_um (X-ray frame)
@@ -30,11 +31,15 @@ from jellyroll.conventions import pixel_centres_um
 from jellyroll.io.nexus import nx_group, read_table, set_default, write_nxdata, write_table
 from jellyroll.results.store import open_run, require
 
+GRIDS = ("xct", "nct")
+"""The common grids of an NXCT file's volumes: the X-ray or the neutron volume's."""
+
 
 @dataclass
 class NXCTResult:
     """What an NXCT file holds, volumes left on disk: the registration, the common grid
-    (``shape`` (nz, ny, nx), ``voxel_um``), the contrast windows, label names and bends."""
+    (``shape`` (nz, ny, nx), ``voxel_um``; ``grid``: "xct" or "nct", the volume whose grid
+    and centred frame it is), the contrast windows, label names and bends."""
 
     nct_to_xct: np.ndarray
     metric: str
@@ -42,6 +47,7 @@ class NXCTResult:
     seconds: float
     shape: tuple[int, int, int]
     voxel_um: float
+    grid: str
     windows: dict[str, list[float]]
     label_names: dict[int, str]
     bends: pd.DataFrame
@@ -75,12 +81,16 @@ def create_volume_datasets(
     shape: tuple[int, int, int],
     voxel_um: float,
     *,
+    grid: str,
     label_names: dict[int, str] | None,
     windows: dict[str, list[float]],
     chunk: int = 16,
 ) -> tuple[h5py.Dataset, h5py.Dataset | None]:
     """The fused RGB dataset (and the labels dataset when ``label_names``), chunked by slabs
-    of ``chunk`` slices, for the driver to fill; NXdata groups with their axes."""
+    of ``chunk`` slices, for the driver to fill; NXdata groups with their axes. ``grid``:
+    "xct" or "nct", whose grid (and centred frame) the volumes lie on."""
+    if grid not in GRIDS:
+        raise ValueError(f"grid must be one of {GRIDS}, got {grid!r}")
     axes = [
         (name, pixel_centres_um(n, voxel_um), "um")
         for name, n in zip(("z_um", "y_um", "x_um"), shape, strict=True)
@@ -93,6 +103,7 @@ def create_volume_datasets(
     data.attrs["interpretation"] = "rgb-image"
     _axes(fused, axes, signal="data", extra=1)
     fused.attrs["windows"] = json.dumps(windows)
+    fused.attrs["grid"] = grid
     set_default(entry, "fused")
     labels = None
     if label_names is not None:
@@ -152,12 +163,27 @@ def read_nxct(path: str | os.PathLike[str]) -> NXCTResult:
             seconds=float(group.attrs.get("seconds", np.nan)),
             shape=tuple(fused.shape[:3]),  # type: ignore[arg-type]
             voxel_um=voxel,
+            grid=_grid_of(f, path),
             windows=json.loads(f["/entry/fused"].attrs.get("windows", "{}")),
             label_names=names,
             bends=bends,
             attrs={k: v for k, v in group.attrs.items()},
             path=Path(path),
         )
+
+
+def _grid_of(f: h5py.File, path: str | os.PathLike[str]) -> str:
+    """``/entry/fused@grid``, else the grid option of the file's provenance (older files)."""
+    grid = f["/entry/fused"].attrs.get("grid")
+    if grid is None and "/entry/provenance/nxct" in f:
+        record = json.loads(f["/entry/provenance/nxct"][()])
+        grid = record.get("configuration", {}).get("options", {}).get("grid")
+    if grid not in GRIDS:
+        raise ValueError(
+            f"{path}: /entry/fused does not say whose grid it lies on (attribute grid: "
+            f"{grid!r}); make the file again with `jellyroll nxct`"
+        )
+    return str(grid)
 
 
 def read_fused_cuts(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
