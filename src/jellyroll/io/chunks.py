@@ -30,7 +30,8 @@ _BITSHUFFLE_HEADER = struct.Struct(">QI")  # uncompressed bytes, block size in b
 _BITSHUFFLE_HEADER_BYTES = 12
 
 Decode = Callable[[memoryview, np.ndarray | None], np.ndarray]
-"""A codec: compressed bytes, and the output bytes (uint8) to fill or None -> decoded bytes."""
+"""A codec: compressed bytes (overwritten at will when writable: a reader's scratch buffer), and
+the output bytes (uint8) to fill or None -> decoded bytes."""
 
 
 class ChunkDecodeError(RuntimeError):
@@ -90,8 +91,11 @@ def _bitshuffle_lz4(itemsize: int) -> Decode:
             raise ChunkDecodeError("an LZ4 block as long as its data: left to h5py")
         framed: memoryview | np.ndarray = chunk
         if tail:
-            framed = _scratch_buffer("framed", len(chunk) - tail)
-            framed[:] = np.frombuffer(chunk, np.uint8, len(chunk) - tail)
+            if chunk.readonly:
+                framed = _scratch_buffer("framed", len(chunk) - tail)
+                framed[:] = np.frombuffer(chunk, np.uint8, len(chunk) - tail)
+            else:  # the header is rewritten in place: the tail, read below, stays as it is
+                framed = np.frombuffer(chunk, np.uint8, len(chunk) - tail)
             _BITSHUFFLE_HEADER.pack_into(framed, 0, total - tail, block_bytes)
         shuffled = _scratch_buffer("shuffled", total)
         decoded = imagecodecs.lz4h5_decode(framed, out=shuffled[: total - tail])
@@ -199,11 +203,15 @@ class ChunkFrames:
         Raises :class:`ChunkDecodeError` (or the codec's error) when the chunk is absent,
         stored with a filter skipped, or does not decode to exactly one frame.
         """
-        mask, chunk = self._id.read_direct_chunk((index, 0, 0))
+        # read into a reused buffer: a fresh bytes object of the chunk's size costs more (its
+        # pages faulted in every frame) than the copy itself
+        stored = self._id.get_chunk_info_by_coord((index, 0, 0)).size or 0
+        buffer = _scratch_buffer("chunk", max(stored, 1))
+        mask, chunk = self._id.read_direct_chunk((index, 0, 0), out=buffer)
         if mask:
             raise ChunkDecodeError(f"chunk stored with filters skipped (mask {mask:#x})")
         target = out.reshape(-1).view(np.uint8)
-        data = memoryview(chunk)
+        data = chunk
         for decode in self._decoders[:-1]:
             data = memoryview(decode(data, None))
         decoded = self._decoders[-1](data, target)
