@@ -91,6 +91,25 @@ def test_ten_random_placements_rotation(ten_placements: np.ndarray) -> None:
     assert ten_placements[:, 1].max() <= 0.5
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 12 not met on a twin the method was not tuned on: on the tiny twin of seed 5 "
+    "four of ten placements miss the half-voxel height (11.0, 11.6, 14.4, 17.8 um); rotation "
+    "(0.37 deg at most) and shift (2.2 um) hold",
+)
+def test_ten_placements_of_another_twin() -> None:
+    """The issue's bars on a twin none of the settings were chosen on (seed 5)."""
+    other = make_twin("aged_charged", "tiny", seed=5)
+    errors = []
+    for seed in range(10):
+        volume, truth = placed_xray(other, seed)
+        found = locate_slice(other.mu_xray_per_um, other.pixel_size_um, volume, VOXEL_UM)
+        errors.append(placement_errors(found.map_to_xct, truth))
+    height, rotation, shift = np.max(errors, axis=0)
+    assert rotation <= 0.5 and shift <= other.pixel_size_um
+    assert height <= 0.5 * VOXEL_UM
+
+
 def test_bad_maps_and_volumes_are_refused(twin: Twin) -> None:
     volume, _ = placed_xray(twin, 0)
     image = twin.mu_xray_per_um
