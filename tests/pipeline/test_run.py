@@ -217,6 +217,19 @@ def test_report_renders_in_headless_chromium(demo: Path, tmp_path: Path) -> None
     }
 
 
+def test_the_demo_names_ct_volumes_where_a_twin_has_them(tmp_path: Path) -> None:
+    """A twin folder with both CT volumes gets `xct`/`nct` in the demo's configuration (the
+    aged cell's correlative section), one with none gets neither."""
+    for preset in ("fresh_charged", "aged_charged"):
+        (tmp_path / "twins" / preset).mkdir(parents=True)
+    for name in ("xct.tif", "nct.tif"):
+        (tmp_path / "twins" / "aged_charged" / name).write_bytes(b"")
+    config = load_config(demo_config(tmp_path, tmp_path / "twins", "tiny"))
+    fresh, aged = config.cells
+    assert fresh.xct is None and fresh.nct is None
+    assert (aged.xct.name, aged.nct.name) == ("xct.tif", "nct.tif")
+
+
 def test_text_from_inputs_is_escaped(tmp_path: Path) -> None:
     from jellyroll.report import Report
 

@@ -89,9 +89,15 @@ def demo(
     for preset in ("fresh_charged", "aged_charged"):
         if not (twins / preset / "truth.h5").exists():
             console.rule(f"twin {preset}")
-            # no NXCT volumes: the demo's run does not use them, and they take a minute
+            # CT volumes for the aged cell only: its report gets the correlative section (the
+            # slice in the volume, fused views, bends in 3D, dossiers); one pair shows it
             write_phantom(
-                twins / preset, preset=preset, size=size, seed=seed, nxct=False, console=console
+                twins / preset,
+                preset=preset,
+                size=size,
+                seed=seed,
+                nxct=preset == "aged_charged",
+                console=console,
             )
     config = demo_config(output, twins, size)
     console.rule("pipeline")

@@ -837,7 +837,8 @@ def _write_potentiostat_log(path: Path, start: datetime, stop: datetime) -> None
 def demo_config(output: Path, twins: Path, size: str) -> Path:
     """Write the ``jellyroll run`` configuration of the demo (fresh vs aged twin) and
     return its path; q ranges and bins are those of the twin's detectors, and each cell
-    names its twin's truth.h5 so that the report compares the findings with it."""
+    names its twin's truth.h5 so that the report compares the findings with it, and its
+    X-ray and neutron CT volumes where the twin has them (the correlative section)."""
     q = q_grids(SIZES[size])
     lines = [
         'title = "jellyroll demo: fresh vs aged digital-twin cell"',
@@ -859,6 +860,9 @@ def demo_config(output: Path, twins: Path, size: str) -> Path:
             f'saxs = "{folder / "saxs_scan.h5"}"',
             f'truth = "{folder / "truth.h5"}"',
         ]
+        volumes = {key: folder / f"{key}.tif" for key in ("xct", "nct")}
+        if all(path.exists() for path in volumes.values()):
+            lines += [f'{key} = "{path}"' for key, path in volumes.items()]
     path = Path(output) / "demo.toml"
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path) as tmp:
