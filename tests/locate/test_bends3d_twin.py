@@ -18,12 +18,10 @@ def test_every_true_bend_found_with_its_side_and_depth(
     no false positive: each true bend has a measured one within 60 um (three voxels: the
     deepest traced sample lies up to a voxel and a half from the true centre along the arc
     and a slice away along z), its sign outwards positive like the push that made it (an
-    agglomerate on the anode's inner side pushes the foil out). Depth: 0.70-0.89 of the
-    truth, four of five within 20 % (were 0.45-0.65, 3 of 5 found, before the foil was
-    located on the raw profile, the reference fitted without the bends, the slices joined
-    by position and the peak taken along the axis);
-    the 52 um bend reads 0.70: at 20 um voxels its image shows the foil ~10 um short of
-    where the twin put it (see docs/nxct.md)."""
+    agglomerate on the anode's inner side pushes the foil out). Depth within 20 % of the
+    truth for every bend (the issue's bar; measured 0.86-0.98), from the bump fitted to the
+    traced layers with the blur's share put back: the blur moves the foil's brightest point
+    ~5-15 um short of a bend's peak (read 0.70-0.89 before)."""
     truth = twin_nxct.bends
     side = {g.id: g.side for g in twin.geometry.agglomerates}
     bends = measured_bends
@@ -40,5 +38,4 @@ def test_every_true_bend_found_with_its_side_and_depth(
         outwards = 1.0 if side[bend.agglomerate_id] == "anode_inner" else -1.0
         assert np.sign(found.amplitude_um) == outwards
         ratios.append(abs(found.amplitude_um) / bend.amplitude_um)
-    assert all(0.65 <= r <= 1.2 for r in ratios), ratios
-    assert sum(0.8 <= r <= 1.2 for r in ratios) >= 4, ratios
+    assert all(0.8 <= r <= 1.2 for r in ratios), ratios
