@@ -44,6 +44,9 @@ __all__ = [
 
 TILE = 32
 """Tile side (pixels): a tile of 32 x 32 pixels x 16 channels is 64 kB, within L2."""
+WIDE = 32
+"""SART skips a pixel's taps out of reach (weight 0: ~40 % of them) from this many
+channels per group: below, the branch costs more than the work it saves."""
 
 
 class AngleTable:
@@ -255,23 +258,102 @@ def _sart_pass(
             _row_footprints(
                 (x0 * c + y * s - t0) / dt, p * c / dt, following, dt, n_t, first_next, next_weights
             )
-        # channels a vector of lanes at a time, each over the whole row (one vector:
-        # no loop left inside the pixel's work)
-        for ch in range(0, width, lanes):
-            for ix in range(nx):
-                pixel = (iy * nx + ix) * width + ch
-                if apply:
-                    ray = first_back[ix] * width + ch
-                    for k in range(taps):
-                        lanes_axpy(x, pixel, residual, ray + k * width, back_weights[k, ix], lanes)
-                    if nonnegative:
-                        lanes_clip(x, pixel, lanes)
-                if project:
-                    ray = first_next[ix] * width + ch
-                    for k in range(taps):
-                        lanes_axpy(
-                            projection, ray + k * width, x, pixel, next_weights[k, ix], lanes
-                        )
+        # narrow groups: one vector per pixel, every tap, no branch left inside the pixel's
+        # work (constants once inlined); wide groups skip the taps out of reach
+        vectors = width // lanes
+        if vectors == 1 and width < WIDE:
+            _row_pass(
+                x,
+                iy,
+                residual,
+                first_back,
+                back_weights,
+                apply,
+                nonnegative,
+                projection,
+                first_next,
+                next_weights,
+                project,
+                taps,
+                False,
+                1,
+                lanes,
+            )
+        else:
+            _row_pass(
+                x,
+                iy,
+                residual,
+                first_back,
+                back_weights,
+                apply,
+                nonnegative,
+                projection,
+                first_next,
+                next_weights,
+                project,
+                taps,
+                True,
+                vectors,
+                lanes,
+            )
+
+
+@njit(cache=True, fastmath=True)
+def _row_pass(
+    x: np.ndarray,  # (ny, nx, width) float32
+    iy: int,
+    residual: np.ndarray,  # (n_t, width)
+    first_back: np.ndarray,  # (nx,) footprints of the update to apply
+    back_weights: np.ndarray,  # (taps, nx), normalised
+    apply: bool,
+    nonnegative: bool,
+    projection: np.ndarray,  # (n_t, width), accumulated into
+    first_next: np.ndarray,  # (nx,) footprints of the projection
+    next_weights: np.ndarray,  # (taps, nx)
+    project: bool,
+    taps: int,
+    sparse: bool,  # skip the taps of weight 0
+    vectors: int,  # width // lanes
+    lanes: int,  # literal
+) -> None:
+    """Row ``iy`` of :func:`_sart_pass`: each pixel updated, then projected, its channels
+    ``lanes`` at a time (:mod:`.lanes`)."""
+    nx = first_back.size
+    width = vectors * lanes
+    for ix in range(nx):
+        pixel = (iy * nx + ix) * width
+        if apply:
+            ray = first_back[ix] * width
+            for k in range(taps):
+                if sparse and back_weights[k, ix] == 0.0:
+                    continue
+                for v in range(vectors):
+                    lanes_axpy(
+                        x,
+                        pixel + v * lanes,
+                        residual,
+                        ray + k * width + v * lanes,
+                        back_weights[k, ix],
+                        lanes,
+                    )
+            if nonnegative:
+                for v in range(vectors):
+                    lanes_clip(x, pixel + v * lanes, lanes)
+        if project:
+            ray = first_next[ix] * width
+            for k in range(taps):
+                if sparse and next_weights[k, ix] == 0.0:
+                    continue
+                for v in range(vectors):
+                    lanes_axpy(
+                        projection,
+                        ray + k * width + v * lanes,
+                        x,
+                        pixel + v * lanes,
+                        next_weights[k, ix],
+                        lanes,
+                    )
 
 
 @njit(cache=True)
