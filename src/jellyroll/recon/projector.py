@@ -174,6 +174,7 @@ def _row_footprints(
     dt: float,
     n_t: int,
     first: np.ndarray,  # (nx,) int64, out
+    offset: np.ndarray,  # (nx,) float32, scratch
     weights: np.ndarray,  # (taps, nx) float32, out
 ) -> None:
     """Footprints of one row of pixels, pixel ``ix`` at ray coordinate ``f0 + ix * step``:
@@ -191,14 +192,13 @@ def _row_footprints(
         f = f0 + ix * step
         j0 = min(max(np.floor(f - reach_rays) + 1.0, 0.0), last)
         first[ix] = np.int64(j0)
-        weights[0, ix] = np.float32((j0 - f) * dt)  # offset of ray first[ix] (um)
-    for k in range(taps - 1, -1, -1):
+        offset[ix] = np.float32((j0 - f) * dt)  # of ray first[ix] (um)
+    for k in range(taps):
         shift = np.float32(k * dt)
+        row = weights[k]  # a row of its own: no overlap with offset to check for
         for ix in range(nx):
-            d = weights[0, ix] + shift
-            weights[k, ix] = height * min(
-                np.float32(1.0), max(reach - abs(d), np.float32(0.0)) * inv_lo
-            )
+            d = offset[ix] + shift
+            row[ix] = height * min(np.float32(1.0), max(reach - abs(d), np.float32(0.0)) * inv_lo)
 
 
 @njit(cache=True, fastmath=True)
@@ -237,26 +237,53 @@ def _sart_pass(
     first_next = np.zeros(nx, dtype=np.int64)
     back_weights = np.zeros((taps, nx), dtype=np.float32)
     next_weights = np.zeros((taps, nx), dtype=np.float32)
+    offset = np.zeros(nx, dtype=np.float32)
     scale_max = np.float32(relaxation)
+    complete = mask.min() > 0.0
     for iy in range(row0, row1):
         y = y0 + iy * p
         if apply:
             c, s = previous[0], previous[1]
             _row_footprints(
-                (x0 * c + y * s - t0) / dt, p * c / dt, previous, dt, n_t, first_back, back_weights
+                (x0 * c + y * s - t0) / dt,
+                p * c / dt,
+                previous,
+                dt,
+                n_t,
+                first_back,
+                offset,
+                back_weights,
             )
+            # the column normalisation A_a^T mask, per pixel, into the weights
+            offset[:] = 0.0
+            if complete:  # every ray measured (the usual case): no look-up of the mask
+                for k in range(taps):
+                    row = back_weights[k]
+                    for ix in range(nx):
+                        offset[ix] += row[ix]
+            else:
+                for k in range(taps):
+                    for ix in range(nx):
+                        offset[ix] += back_weights[k, ix] * mask[first_back[ix] + k]
             for ix in range(nx):
-                total = np.float32(0.0)
-                for k in range(taps):
-                    total += back_weights[k, ix] * mask[first_back[ix] + k]
                 # a pixel that meets no measured ray keeps its value (weights 0)
-                scale = scale_max / total if total > np.float32(0.0) else np.float32(0.0)
-                for k in range(taps):
-                    back_weights[k, ix] *= scale
+                total = offset[ix]
+                offset[ix] = scale_max / total if total > np.float32(0.0) else np.float32(0.0)
+            for k in range(taps):
+                row = back_weights[k]
+                for ix in range(nx):
+                    row[ix] *= offset[ix]
         if project:
             c, s = following[0], following[1]
             _row_footprints(
-                (x0 * c + y * s - t0) / dt, p * c / dt, following, dt, n_t, first_next, next_weights
+                (x0 * c + y * s - t0) / dt,
+                p * c / dt,
+                following,
+                dt,
+                n_t,
+                first_next,
+                offset,
+                next_weights,
             )
         # narrow groups: one vector per pixel, every tap, no branch left inside the pixel's
         # work (constants once inlined); wide groups skip the taps out of reach
