@@ -25,6 +25,7 @@ import numpy as np
 
 from jellyroll.recon.geometry import ParallelGeometry
 from jellyroll.recon.projector import (
+    COPIES,
     AngleTable,
     as_block,
     footprint_taps,
@@ -168,7 +169,7 @@ def sart(
         part = data[..., g * width : (g + 1) * width]
         blocks[g, ..., : part.shape[2]] = part
     x = np.zeros((groups, *geometry.shape, width), dtype=np.float32)
-    parts = np.zeros((groups, bands, geometry.n_t, width), dtype=np.float32)
+    parts = np.zeros((groups, bands * COPIES, geometry.n_t, width), dtype=np.float32)
     args = (x, blocks, measured, inv_length, table.values, order.astype(np.int64), *table.grid)
     args += (footprint_taps(table, geometry.n_t), relaxation, nonnegative, parts, lanes)
     _sweeps(lambda: sart_sweep(*args), iterations, callback)

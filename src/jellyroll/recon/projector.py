@@ -44,6 +44,10 @@ __all__ = [
 
 TILE = 32
 """Tile side (pixels): a tile of 32 x 32 pixels x 16 channels is 64 kB, within L2."""
+COPIES = 2
+"""Copies of each band's projection in SART, summed between projections: consecutive
+pixels add to different copies, so that one addition to a ray does not wait for the
+previous pixel's."""
 WIDE = 32
 """SART skips a pixel's taps out of reach (weight 0: ~40 % of them) from this many
 channels per group: below, the branch costs more than the work it saves."""
@@ -218,7 +222,7 @@ def _sart_pass(
     taps: int,
     relaxation: float,
     nonnegative: bool,
-    projection: np.ndarray,  # (n_t, width), accumulated into: A_following x
+    projection: np.ndarray,  # (COPIES, n_t, width), accumulated into: A_following x
     lanes: int,  # literal; width is a multiple of it
 ) -> None:
     """One pass over rows of the map: apply the previous angle's update
@@ -335,7 +339,7 @@ def _row_pass(
     back_weights: np.ndarray,  # (taps, nx), normalised
     apply: bool,
     nonnegative: bool,
-    projection: np.ndarray,  # (n_t, width), accumulated into
+    projection: np.ndarray,  # (COPIES, n_t, width), accumulated into
     first_next: np.ndarray,  # (nx,) footprints of the projection
     next_weights: np.ndarray,  # (taps, nx)
     project: bool,
@@ -348,6 +352,7 @@ def _row_pass(
     ``lanes`` at a time (:mod:`.lanes`)."""
     nx = first_back.size
     width = vectors * lanes
+    n_t = projection.shape[1]
     for ix in range(nx):
         pixel = (iy * nx + ix) * width
         if apply:
@@ -368,7 +373,8 @@ def _row_pass(
                 for v in range(vectors):
                     lanes_clip(x, pixel + v * lanes, lanes)
         if project:
-            ray = first_next[ix] * width
+            # consecutive pixels add to different copies: no wait on each other's sums
+            ray = ((ix % COPIES) * n_t + first_next[ix]) * width
             for k in range(taps):
                 if sparse and next_weights[k, ix] == 0.0:
                     continue
@@ -413,7 +419,7 @@ def _sart_step(
     taps: int,
     relaxation: float,
     nonnegative: bool,
-    part: np.ndarray,  # (n_t, width) this band's projection, zeroed here
+    part: np.ndarray,  # (COPIES, n_t, width) this band's projection, zeroed here
     lanes: int,
 ) -> None:
     """Pass ``k`` of a sweep (``k = 0 .. order.size``) over one band of rows: apply the
@@ -463,7 +469,7 @@ def sart_sweep(
     taps: int,
     relaxation: float,
     nonnegative: bool,
-    parts: np.ndarray,  # (n_groups, n_bands, n_t, width) float32, scratch
+    parts: np.ndarray,  # (n_groups, n_bands * COPIES, n_t, width) float32, scratch
     lanes: int,  # literal: channels applied at once; width is a multiple of it
 ) -> None:
     """One SART sweep over the projections in ``order``, each group of channels on its
@@ -473,7 +479,8 @@ def sart_sweep(
     own; the bands' projections are summed between projections)."""
     literally(lanes)
     literally(taps)
-    n_groups, n_bands, n_t, width = parts.shape
+    n_groups, n_slots, n_t, width = parts.shape
+    n_bands = n_slots // COPIES
     grid = (x0, y0, p, t0, dt)
     residual = np.zeros((n_groups, n_t, width), dtype=np.float32)
     if n_bands == 1:
@@ -492,7 +499,7 @@ def sart_sweep(
                     taps,
                     relaxation,
                     nonnegative,
-                    parts[g, 0],
+                    parts[g, 0:COPIES],
                     lanes,
                 )
                 if k < order.size:
@@ -515,7 +522,7 @@ def sart_sweep(
                 taps,
                 relaxation,
                 nonnegative,
-                parts[g, b % n_bands],
+                parts[g, (b % n_bands) * COPIES : (b % n_bands + 1) * COPIES],
                 lanes,
             )
         if k < order.size:
