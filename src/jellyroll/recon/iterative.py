@@ -122,16 +122,16 @@ projection, which costs more than a small map's pass when the machine is busy (m
 ~20 ms per meeting against a few ms per pass at 104 x 104 on 2 busy cores)."""
 BANDS_PER_THREAD = 4
 """Bands of rows per thread: some slack for threads that the machine slows down."""
-MAX_LANES = 16
-"""Channels applied at once by SART's vector operations (:mod:`jellyroll.recon.lanes`):
-a group of fewer channels is padded to the next power of two, a wider group to a
-multiple of this (16 float32: one AVX-512 register)."""
+LANES = (4, 16)
+"""Widths of SART's vector operations (:mod:`jellyroll.recon.lanes`), in float32: a group
+of channels is padded to the first that holds it, or to a multiple of the last. A pixel's
+work costs about the same for 1 to 4 channels (one SSE vector) and for 16 (one AVX-512
+vector); each width is a kernel compiled on first use (~15 s, then cached on disk)."""
 
 
 def sart_lanes(width: int) -> int:
-    """Lanes for a group of ``width`` channels: the next power of two, at most
-    :data:`MAX_LANES`."""
-    return min(MAX_LANES, 1 << max(0, width - 1).bit_length())
+    """Lanes for a group of ``width`` channels (:data:`LANES`)."""
+    return next((lanes for lanes in LANES if width <= lanes), LANES[-1])
 
 
 def sart(
