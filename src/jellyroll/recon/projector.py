@@ -15,8 +15,9 @@ The backprojection gathers into square tiles of pixels (each tile owns its outpu
 forward projection scatters tiles into one private sinogram per thread, summed at the end.
 Tiles keep the map block and the few rays it touches in cache for all angles. SART makes
 one pass over the map per projection, applying the previous projection's update and
-projecting along the next one in the same pass; each thread sweeps its own channels, or,
-with few channels, its own band of rows of the map (:func:`sart_sweep_bands`).
+projecting along the next one in the same pass; each thread sweeps its own group of
+channels, or, with few channels, its own band of rows of the map (:func:`sart_sweep`), and
+applies each weight to a pixel's channels as short vectors (:mod:`.lanes`).
 """
 
 from __future__ import annotations
