@@ -135,6 +135,17 @@ def test_forward_is_linear(geometry: ParallelGeometry, seed: int, a: float, b: f
     assert np.abs(combined - separate).max() <= 1e-5 * scale
 
 
+@settings(max_examples=40, deadline=None)
+@given(geometry=geometries)
+def test_ray_lengths_in_closed_form_are_the_projection_of_ones(geometry: ParallelGeometry) -> None:
+    projected = forward(geometry, np.ones(geometry.shape, dtype=np.float32))
+    # float32 sums of at most ~60 pixel weights: ~1e-6 of the longest ray; the strategy's
+    # 0 and 90 deg angles put rays on pixel edges (half weights) and off the map
+    np.testing.assert_allclose(
+        ray_lengths(geometry), projected, rtol=0, atol=1e-5 * float(projected.max())
+    )
+
+
 def test_every_pixel_footprint_has_the_pixel_area() -> None:
     # rays 20 times finer than the pixels sample each trapezoid finely: the weights of a
     # pixel summed over one projection times dt give its area p**2 (Riemann sum of a

@@ -25,6 +25,7 @@ import numpy as np
 
 from jellyroll.recon.geometry import ParallelGeometry
 from jellyroll.recon.projector import (
+    COPIES,
     AngleTable,
     as_block,
     footprint_taps,
@@ -32,7 +33,6 @@ from jellyroll.recon.projector import (
     n_parts,
     ray_lengths,
     sart_sweep,
-    sart_sweep_bands,
     scatter,
 )
 
@@ -122,6 +122,16 @@ projection, which costs more than a small map's pass when the machine is busy (m
 ~20 ms per meeting against a few ms per pass at 104 x 104 on 2 busy cores)."""
 BANDS_PER_THREAD = 4
 """Bands of rows per thread: some slack for threads that the machine slows down."""
+LANES = (4, 16)
+"""Widths of SART's vector operations (:mod:`jellyroll.recon.lanes`), in float32: a group
+of channels is padded to the first that holds it, or to a multiple of the last. A pixel's
+work costs about the same for 1 to 4 channels (one SSE vector) and for 16 (one AVX-512
+vector); each width is a kernel compiled on first use (~15 s, then cached on disk)."""
+
+
+def sart_lanes(width: int) -> int:
+    """Lanes for a group of ``width`` channels (:data:`LANES`)."""
+    return next((lanes for lanes in LANES if width <= lanes), LANES[-1])
 
 
 def sart(
@@ -143,27 +153,26 @@ def sart(
     data, measured, inv_length, single = _prepare(geometry, sinogram, mask)
     table = AngleTable(geometry)
     order = projection_order(geometry.n_angles) if order is None else np.asarray(order)
-    shared = (measured, inv_length, table.values, order.astype(np.int64), *table.grid)
-    shared += (footprint_taps(table, geometry.n_t), relaxation, nonnegative)
     nc = data.shape[2]
     threads = n_parts()
     pixels = geometry.shape[0] * geometry.shape[1]
     if nc < CHANNELS_PER_THREAD * threads and pixels >= BAND_MIN_PIXELS:
         # few channels: every thread sweeps a band of rows of the map, all channels in each
-        bands = max(1, min(geometry.shape[0], BANDS_PER_THREAD * threads))
-        parts = np.zeros((bands, geometry.n_t, nc), dtype=np.float32)
-        x = np.zeros((*geometry.shape, nc), dtype=np.float32)
-        _sweeps(lambda: sart_sweep_bands(x, data, *shared, parts), iterations, callback)
-        return x[..., 0] if single else x
-    groups = min(threads, nc)
-    width = -(-nc // groups)
-    # channels split into one contiguous block per thread, zero-padded to equal widths
+        groups, bands = 1, max(1, min(geometry.shape[0], BANDS_PER_THREAD * threads))
+    else:
+        groups, bands = min(threads, nc), 1
+    lanes = sart_lanes(-(-nc // groups))
+    width = -(-nc // (groups * lanes)) * lanes
+    # channels split into one contiguous block per group, zero-padded to equal widths
     blocks = np.zeros((groups, geometry.n_angles, geometry.n_t, width), dtype=np.float32)
     for g in range(groups):
         part = data[..., g * width : (g + 1) * width]
         blocks[g, ..., : part.shape[2]] = part
     x = np.zeros((groups, *geometry.shape, width), dtype=np.float32)
-    _sweeps(lambda: sart_sweep(x, blocks, *shared), iterations, callback)
+    parts = np.zeros((groups, bands * COPIES, geometry.n_t, width), dtype=np.float32)
+    args = (x, blocks, measured, inv_length, table.values, order.astype(np.int64), *table.grid)
+    args += (footprint_taps(table, geometry.n_t), relaxation, nonnegative, parts, lanes)
+    _sweeps(lambda: sart_sweep(*args), iterations, callback)
     out = np.moveaxis(x, 0, 2).reshape(*geometry.shape, groups * width)[..., :nc]
     return out[..., 0] if single else np.ascontiguousarray(out)
 

@@ -15,8 +15,9 @@ The backprojection gathers into square tiles of pixels (each tile owns its outpu
 forward projection scatters tiles into one private sinogram per thread, summed at the end.
 Tiles keep the map block and the few rays it touches in cache for all angles. SART makes
 one pass over the map per projection, applying the previous projection's update and
-projecting along the next one in the same pass; each thread sweeps its own channels, or,
-with few channels, its own band of rows of the map (:func:`sart_sweep_bands`).
+projecting along the next one in the same pass; each thread sweeps its own group of
+channels, or, with few channels, its own band of rows of the map (:func:`sart_sweep`), and
+applies each weight to a pixel's channels as short vectors (:mod:`.lanes`).
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ import math
 
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import literally, njit, prange
 
 from jellyroll.recon.geometry import ParallelGeometry
+from jellyroll.recon.lanes import lanes_axpy, lanes_clip
 
 __all__ = [
     "AngleTable",
@@ -38,12 +40,18 @@ __all__ = [
     "n_parts",
     "ray_lengths",
     "sart_sweep",
-    "sart_sweep_bands",
     "scatter",
 ]
 
 TILE = 32
 """Tile side (pixels): a tile of 32 x 32 pixels x 16 channels is 64 kB, within L2."""
+COPIES = 2
+"""Copies of each band's projection in SART, summed between projections: consecutive
+pixels add to different copies, so that one addition to a ray does not wait for the
+previous pixel's."""
+WIDE = 32
+"""SART skips a pixel's taps out of reach (weight 0: ~40 % of them) from this many
+channels per group: below, the branch costs more than the work it saves."""
 
 
 class AngleTable:
@@ -164,41 +172,46 @@ def footprint_taps(table: AngleTable, n_t: int) -> int:
 
 
 @njit(cache=True, fastmath=True, inline="always")
-def _footprints(
+def _row_footprints(
     f0: float,
     step: float,
     angle: np.ndarray,  # (5,) row of AngleTable.values
     dt: float,
     n_t: int,
     first: np.ndarray,  # (nx,) int64, out
-    count: np.ndarray,  # (nx,) int64, out
-    weights: np.ndarray,  # (taps, nx) float64, out
+    offset: np.ndarray,  # (nx,) float32, scratch
+    weights: np.ndarray,  # (taps, nx) float32, out
 ) -> None:
     """Footprints of one row of pixels, pixel ``ix`` at ray coordinate ``f0 + ix * step``:
     the rays ``first[ix] + k``, ``k < taps``, all on the detector, hold every ray the pixel
-    meets, with weights ``weights[k, ix]`` (um; 0 out of reach); those past
-    ``count[ix]`` are all 0."""
+    meets, with weights ``weights[k, ix]`` (um; 0 out of reach).
+
+    Loops over the row without branches or integer arithmetic, which the compiler turns
+    into vector code; the weights from the ray's offset in float32 (um, rounding ~1e-7).
+    """
     taps, nx = weights.shape
-    reach, inv_lo, height = angle[2], angle[3], angle[4]
-    reach_rays = reach / dt
-    # loops over the row without branches, which the compiler turns into vector code
+    reach, inv_lo, height = np.float32(angle[2]), np.float32(angle[3]), np.float32(angle[4])
+    reach_rays = angle[2] / dt
+    last = float(n_t - taps)
     for ix in range(nx):
         f = f0 + ix * step
-        j0 = min(max(math.floor(f - reach_rays) + 1, 0), n_t - taps)
-        first[ix] = j0
-        count[ix] = max(min(math.floor(f + reach_rays), n_t - 1) - j0 + 1, 0)
+        j0 = min(max(np.floor(f - reach_rays) + 1.0, 0.0), last)
+        first[ix] = np.int64(j0)
+        offset[ix] = np.float32((j0 - f) * dt)  # of ray first[ix] (um)
     for k in range(taps):
+        shift = np.float32(k * dt)
+        row = weights[k]  # a row of its own: no overlap with offset to check for
         for ix in range(nx):
-            d = (first[ix] + k - (f0 + ix * step)) * dt
-            weights[k, ix] = _weight(d, reach, inv_lo, height)
+            d = offset[ix] + shift
+            row[ix] = height * min(np.float32(1.0), max(reach - abs(d), np.float32(0.0)) * inv_lo)
 
 
 @njit(cache=True, fastmath=True)
 def _sart_pass(
-    x: np.ndarray,  # (ny, nx, nc) float32, rows [row0, row1) updated in place
+    x: np.ndarray,  # (ny, nx, width) float32, rows [row0, row1) updated in place
     row0: int,
     row1: int,
-    residual: np.ndarray,  # (n_t, nc): (P_a - A_a x) / ray length, 0 where masked
+    residual: np.ndarray,  # (n_t, width): (P_a - A_a x) / ray length, 0 where masked
     mask: np.ndarray,  # (n_t,) float32, 1 for measured rays of the previous angle
     previous: np.ndarray,  # (5,) footprint of the angle to apply; empty: none
     following: np.ndarray,  # (5,) footprint of the angle to project next; empty: none
@@ -210,59 +223,171 @@ def _sart_pass(
     taps: int,
     relaxation: float,
     nonnegative: bool,
-    projection: np.ndarray,  # (n_t, nc), accumulated into: A_following x
+    projection: np.ndarray,  # (COPIES, n_t, width), accumulated into: A_following x
+    lanes: int,  # literal; width is a multiple of it
 ) -> None:
     """One pass over rows of the map: apply the previous angle's update
     ``x += relaxation * A_a^T residual / A_a^T mask`` per pixel (clipped at 0 when
     ``nonnegative``), then project the pixel along the following angle.
 
-    The footprints of a row are computed first, for the whole row, in loops without
-    branches: per pixel, that was the costly part with few channels.
+    The footprints of a row are computed first, for the whole row, in vector loops; then
+    each weight is applied to the pixel's channels ``lanes`` at a time (:mod:`.lanes`).
     """
-    nx, nc = x.shape[1], x.shape[2]
+    literally(lanes)
+    literally(taps)
+    nx, width = x.shape[1], x.shape[2]
     n_t = mask.size
-    first = np.empty(nx, dtype=np.int64)
-    count = np.empty(nx, dtype=np.int64)
-    weights = np.empty((taps, nx))
-    scaled = np.empty((taps, nx), dtype=np.float32)
-    total = np.empty(nx)
+    apply, project = previous.size > 0, following.size > 0
+    first_back = np.zeros(nx, dtype=np.int64)
+    first_next = np.zeros(nx, dtype=np.int64)
+    back_weights = np.zeros((taps, nx), dtype=np.float32)
+    next_weights = np.zeros((taps, nx), dtype=np.float32)
+    offset = np.zeros(nx, dtype=np.float32)
+    scale_max = np.float32(relaxation)
+    complete = mask.min() > 0.0
     for iy in range(row0, row1):
         y = y0 + iy * p
-        if previous.size > 0:
+        if apply:
             c, s = previous[0], previous[1]
-            f0 = (x0 * c + y * s - t0) / dt
-            _footprints(f0, p * c / dt, previous, dt, n_t, first, count, weights)
-            total[:] = 0.0
-            for k in range(taps):
-                for ix in range(nx):
-                    total[ix] += weights[k, ix] * mask[first[ix] + k]
-            for k in range(taps):
-                for ix in range(nx):
-                    # a pixel that meets no measured ray keeps its value (weights 0)
-                    scale = relaxation / total[ix] if total[ix] > 0.0 else 0.0
-                    scaled[k, ix] = np.float32(scale * weights[k, ix])
+            _row_footprints(
+                (x0 * c + y * s - t0) / dt,
+                p * c / dt,
+                previous,
+                dt,
+                n_t,
+                first_back,
+                offset,
+                back_weights,
+            )
+            # the column normalisation A_a^T mask, per pixel, into the weights
+            offset[:] = 0.0
+            if complete:  # every ray measured (the usual case): no look-up of the mask
+                for k in range(taps):
+                    row = back_weights[k]
+                    for ix in range(nx):
+                        offset[ix] += row[ix]
+            else:
+                for k in range(taps):
+                    for ix in range(nx):
+                        offset[ix] += back_weights[k, ix] * mask[first_back[ix] + k]
             for ix in range(nx):
-                j = first[ix]
-                for k in range(count[ix]):
-                    w = scaled[k, ix]
-                    for ch in range(nc):
-                        x[iy, ix, ch] += w * residual[j + k, ch]
-                if nonnegative:
-                    for ch in range(nc):
-                        x[iy, ix, ch] = max(x[iy, ix, ch], np.float32(0.0))
-        if following.size > 0:
+                # a pixel that meets no measured ray keeps its value (weights 0)
+                total = offset[ix]
+                offset[ix] = scale_max / total if total > np.float32(0.0) else np.float32(0.0)
+            for k in range(taps):
+                row = back_weights[k]
+                for ix in range(nx):
+                    row[ix] *= offset[ix]
+        if project:
             c, s = following[0], following[1]
-            f0 = (x0 * c + y * s - t0) / dt
-            _footprints(f0, p * c / dt, following, dt, n_t, first, count, weights)
+            _row_footprints(
+                (x0 * c + y * s - t0) / dt,
+                p * c / dt,
+                following,
+                dt,
+                n_t,
+                first_next,
+                offset,
+                next_weights,
+            )
+        # narrow groups: one vector per pixel, every tap, no branch left inside the pixel's
+        # work (constants once inlined); wide groups skip the taps out of reach
+        vectors = width // lanes
+        if vectors == 1 and width < WIDE:
+            _row_pass(
+                x,
+                iy,
+                residual,
+                first_back,
+                back_weights,
+                apply,
+                nonnegative,
+                projection,
+                first_next,
+                next_weights,
+                project,
+                taps,
+                False,
+                1,
+                lanes,
+            )
+        else:
+            _row_pass(
+                x,
+                iy,
+                residual,
+                first_back,
+                back_weights,
+                apply,
+                nonnegative,
+                projection,
+                first_next,
+                next_weights,
+                project,
+                taps,
+                True,
+                vectors,
+                lanes,
+            )
+
+
+@njit(cache=True, fastmath=True)
+def _row_pass(
+    x: np.ndarray,  # (ny, nx, width) float32
+    iy: int,
+    residual: np.ndarray,  # (n_t, width)
+    first_back: np.ndarray,  # (nx,) footprints of the update to apply
+    back_weights: np.ndarray,  # (taps, nx), normalised
+    apply: bool,
+    nonnegative: bool,
+    projection: np.ndarray,  # (COPIES, n_t, width), accumulated into
+    first_next: np.ndarray,  # (nx,) footprints of the projection
+    next_weights: np.ndarray,  # (taps, nx)
+    project: bool,
+    taps: int,
+    sparse: bool,  # skip the taps of weight 0
+    vectors: int,  # width // lanes
+    lanes: int,  # literal
+) -> None:
+    """Row ``iy`` of :func:`_sart_pass`: each pixel updated, then projected, its channels
+    ``lanes`` at a time (:mod:`.lanes`)."""
+    nx = first_back.size
+    width = vectors * lanes
+    n_t = projection.shape[1]
+    for ix in range(nx):
+        pixel = (iy * nx + ix) * width
+        if apply:
+            ray = first_back[ix] * width
             for k in range(taps):
-                for ix in range(nx):
-                    scaled[k, ix] = np.float32(weights[k, ix])
-            for ix in range(nx):
-                j = first[ix]
-                for k in range(count[ix]):
-                    w = scaled[k, ix]
-                    for ch in range(nc):
-                        projection[j + k, ch] += w * x[iy, ix, ch]
+                if sparse and back_weights[k, ix] == 0.0:
+                    continue
+                for v in range(vectors):
+                    lanes_axpy(
+                        x,
+                        pixel + v * lanes,
+                        residual,
+                        ray + k * width + v * lanes,
+                        back_weights[k, ix],
+                        lanes,
+                    )
+            if nonnegative:
+                for v in range(vectors):
+                    lanes_clip(x, pixel + v * lanes, lanes)
+        if project:
+            # consecutive pixels add to different copies: no wait on each other's sums
+            ray = ((ix % COPIES) * n_t + first_next[ix]) * width
+            for k in range(taps):
+                if sparse and next_weights[k, ix] == 0.0:
+                    continue
+                for v in range(vectors):
+                    lanes_axpy(
+                        projection,
+                        ray + k * width + v * lanes,
+                        x,
+                        pixel + v * lanes,
+                        next_weights[k, ix],
+                        lanes,
+                    )
 
 
 @njit(cache=True)
@@ -281,10 +406,58 @@ def _update_residual(
             residual[j, ch] = (rows[j, ch] - total) * inv_length[j]
 
 
+@njit(cache=True)
+def _sart_step(
+    k: int,
+    x: np.ndarray,  # (ny, nx, width) one group
+    band: int,
+    n_bands: int,
+    residual: np.ndarray,  # (n_t, width) of the group
+    measured: np.ndarray,
+    table: np.ndarray,
+    order: np.ndarray,
+    grid: tuple[float, float, float, float, float],
+    taps: int,
+    relaxation: float,
+    nonnegative: bool,
+    part: np.ndarray,  # (COPIES, n_t, width) this band's projection, zeroed here
+    lanes: int,
+) -> None:
+    """Pass ``k`` of a sweep (``k = 0 .. order.size``) over one band of rows: apply the
+    update of projection ``order[k - 1]``, project along ``order[k]``."""
+    literally(lanes)
+    literally(taps)
+    ny = x.shape[0]
+    previous = order[k - 1] if k > 0 else -1
+    following = order[k] if k < order.size else -1
+    none = np.zeros(0)
+    x0, y0, p, t0, dt = grid
+    part[:] = 0.0
+    _sart_pass(
+        x,
+        band * ny // n_bands,
+        (band + 1) * ny // n_bands,
+        residual,
+        measured[max(previous, 0)],
+        table[previous] if previous >= 0 else none,
+        table[following] if following >= 0 else none,
+        x0,
+        y0,
+        p,
+        t0,
+        dt,
+        taps,
+        relaxation,
+        nonnegative,
+        part,
+        lanes,
+    )
+
+
 @njit(parallel=True, cache=True)
 def sart_sweep(
-    x: np.ndarray,  # (n_groups, ny, nx, nc) float32, updated in place
-    data: np.ndarray,  # (n_groups, n_a, n_t, nc) float32, 0 where missing
+    x: np.ndarray,  # (n_groups, ny, nx, width) float32, updated in place
+    data: np.ndarray,  # (n_groups, n_a, n_t, width) float32, 0 where missing
     measured: np.ndarray,  # (n_a, n_t) float32, 1 for measured rays
     inv_length: np.ndarray,  # (n_a, n_t) float32, 1 / ray length, 0 where missing
     table: np.ndarray,  # (n_a, 5)
@@ -297,99 +470,66 @@ def sart_sweep(
     taps: int,
     relaxation: float,
     nonnegative: bool,
+    parts: np.ndarray,  # (n_groups, n_bands * COPIES, n_t, width) float32, scratch
+    lanes: int,  # literal: channels applied at once; width is a multiple of it
 ) -> None:
-    """One SART sweep over the projections in ``order``. Each thread owns whole groups of
-    channels and runs the sweep alone, so no thread waits for another between angles."""
-    n_groups, ny, _, nc = x.shape
-    n_t = data.shape[2]
-    none = np.zeros(0)
-    for g in prange(n_groups):
-        xg = x[g]
-        residual = np.zeros((n_t, nc), dtype=np.float32)
-        projection = np.zeros((1, n_t, nc), dtype=np.float32)
-        previous = -1
-        # each pass applies the previous projection's update and projects the next one
-        for k in range(order.size + 1):
-            following = order[k] if k < order.size else -1
-            projection[:] = 0.0
-            _sart_pass(
-                xg,
-                0,
-                ny,
-                residual,
-                measured[max(previous, 0)],
-                table[previous] if previous >= 0 else none,
-                table[following] if following >= 0 else none,
-                x0,
-                y0,
-                p,
-                t0,
-                dt,
-                taps,
-                relaxation,
-                nonnegative,
-                projection[0],
-            )
-            if following >= 0:
-                _update_residual(projection, data[g, following], inv_length[following], residual)
-            previous = following
-
-
-@njit(parallel=True, cache=True)
-def sart_sweep_bands(
-    x: np.ndarray,  # (ny, nx, nc) float32, updated in place
-    data: np.ndarray,  # (n_a, n_t, nc) float32, 0 where missing
-    measured: np.ndarray,  # (n_a, n_t) float32, 1 for measured rays
-    inv_length: np.ndarray,  # (n_a, n_t) float32, 1 / ray length, 0 where missing
-    table: np.ndarray,  # (n_a, 5)
-    order: np.ndarray,  # (n_a,) int64, the projections of one sweep
-    x0: float,
-    y0: float,
-    p: float,
-    t0: float,
-    dt: float,
-    taps: int,
-    relaxation: float,
-    nonnegative: bool,
-    parts: np.ndarray,  # (n_bands, n_t, nc) float32, scratch: one projection per band
-) -> None:
-    """One SART sweep like :func:`sart_sweep`, for few channels: the map is cut into
-    ``n_bands`` bands of rows, swept in parallel for every projection (each pixel's update
-    is its own; the bands' projections are summed between projections)."""
-    ny = x.shape[0]
-    n_bands, n_t, nc = parts.shape
-    none = np.zeros(0)
-    residual = np.zeros((n_t, nc), dtype=np.float32)
-    previous = -1
+    """One SART sweep over the projections in ``order``, each group of channels on its
+    own. With one band per group each thread owns whole groups and runs the sweep alone,
+    so no thread waits for another between projections; with one group, its ``n_bands``
+    bands of rows are swept in parallel for every projection (each pixel's update is its
+    own; the bands' projections are summed between projections)."""
+    literally(lanes)
+    literally(taps)
+    n_groups, n_slots, n_t, width = parts.shape
+    n_bands = n_slots // COPIES
+    grid = (x0, y0, p, t0, dt)
+    residual = np.zeros((n_groups, n_t, width), dtype=np.float32)
+    if n_bands == 1:
+        for g in prange(n_groups):
+            for k in range(order.size + 1):
+                _sart_step(
+                    k,
+                    x[g],
+                    0,
+                    1,
+                    residual[g],
+                    measured,
+                    table,
+                    order,
+                    grid,
+                    taps,
+                    relaxation,
+                    nonnegative,
+                    parts[g, 0:COPIES],
+                    lanes,
+                )
+                if k < order.size:
+                    a = order[k]
+                    _update_residual(parts[g], data[g, a], inv_length[a], residual[g])
+        return
     for k in range(order.size + 1):
-        following = order[k] if k < order.size else -1
-        back_row = table[previous] if previous >= 0 else none
-        fwd_row = table[following] if following >= 0 else none
-        mask = measured[max(previous, 0)]
-        for b in prange(n_bands):
-            part = parts[b]
-            part[:] = 0.0
-            _sart_pass(
-                x,
-                b * ny // n_bands,
-                (b + 1) * ny // n_bands,
-                residual,
-                mask,
-                back_row,
-                fwd_row,
-                x0,
-                y0,
-                p,
-                t0,
-                dt,
+        for b in prange(n_groups * n_bands):
+            g = b // n_bands
+            _sart_step(
+                k,
+                x[g],
+                b % n_bands,
+                n_bands,
+                residual[g],
+                measured,
+                table,
+                order,
+                grid,
                 taps,
                 relaxation,
                 nonnegative,
-                part,
+                parts[g, (b % n_bands) * COPIES : (b % n_bands + 1) * COPIES],
+                lanes,
             )
-        if following >= 0:
-            _update_residual(parts, data[following], inv_length[following], residual)
-        previous = following
+        if k < order.size:
+            a = order[k]
+            for g in range(n_groups):
+                _update_residual(parts[g], data[g, a], inv_length[a], residual[g])
 
 
 def as_block(values: np.ndarray, ndim: int, name: str) -> tuple[np.ndarray, bool]:
@@ -436,5 +576,22 @@ def back(geometry: ParallelGeometry, sinogram: np.ndarray) -> np.ndarray:
 
 
 def ray_lengths(geometry: ParallelGeometry) -> np.ndarray:
-    """Length (um) of every ray inside the map, ``(n_angles, n_t)`` float32."""
-    return forward(geometry, np.ones(geometry.shape, dtype=np.float32))
+    """Length (um) of every ray inside the map, ``(n_angles, n_t)`` float32: the forward
+    projection of a map of ones, in closed form.
+
+    The pixels' footprints add up to the footprint of the whole ``nx p x ny p`` rectangle,
+    a trapezoid of the same form as a pixel's (:class:`AngleTable`, with the rectangle's
+    sides in place of ``p``; the same ramp at 0 and 90 deg): ``O(n_angles n_t)`` instead of
+    a projection of every pixel.
+    """
+    theta = np.deg2rad(geometry.angles_deg)
+    c, s = np.cos(theta)[:, None], np.sin(theta)[:, None]
+    ny, nx = geometry.shape
+    p = geometry.pixel_size_um
+    across_x, across_y = nx * p * np.abs(c), ny * p * np.abs(s)
+    hi = np.maximum(across_x, across_y)
+    lo = np.maximum(np.minimum(across_x, across_y), 1e-9 * p)
+    centre = geometry.x_um.mean() * c + geometry.y_um.mean() * s
+    distance = np.abs(geometry.t_um[None, :] - centre)
+    ramp = np.clip((0.5 * (hi + lo) - distance) / lo, 0.0, 1.0)
+    return (nx * ny * p * p / hi * ramp).astype(np.float32)
