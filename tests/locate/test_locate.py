@@ -41,14 +41,14 @@ def twin() -> Twin:
     return make_twin("aged_charged", "tiny", seed=3)
 
 
-def placed_xray(twin: Twin, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def placed_xray(twin: Twin, seed: int, n_slices: int = N_SLICES) -> tuple[np.ndarray, np.ndarray]:
     """An X-ray volume of the twin (60 keV, blurred 0.7 voxel, noise 2 % of the range) in
     which the SWAXS slice sits at the random placement of ``seed``; and map_to_xct."""
     n = twin.size.n_translations
-    fov = np.array([N_SLICES, n, n]) * VOXEL_UM
+    fov = np.array([n_slices, n, n]) * VOXEL_UM
     map_to_xct, _ = twin_placement(seed, fov)
     mu = mu_table("xray", energy_keV=XRAY_LAB_ENERGY_KEV)
-    slices = nxct_fraction_slices(twin, N_SLICES, VOXEL_UM, map_to_xct)
+    slices = nxct_fraction_slices(twin, n_slices, VOXEL_UM, map_to_xct)
     volume = ndimage.gaussian_filter(np.stack([attenuation_map(f, mu) for _, _, f in slices]), 0.7)
     rng = np.random.default_rng(seed)
     volume += rng.standard_normal(volume.shape, dtype=np.float32) * 0.02 * np.ptp(volume)
@@ -80,13 +80,13 @@ def ten_placements(twin: Twin) -> np.ndarray:
 def test_ten_random_placements_height_and_shift(twin: Twin, ten_placements: np.ndarray) -> None:
     """The issue's bars: height within 0.5 X-ray voxel, shift within one map pixel."""
     height, _, shift = ten_placements.max(axis=0)
-    # measured: 9.8 um and 1.6 um at most over the ten
+    # measured: 9.8 um and 1.3 um at most over the ten
     assert height <= 0.5 * VOXEL_UM
     assert shift <= twin.pixel_size_um
 
 
 def test_ten_random_placements_rotation(ten_placements: np.ndarray) -> None:
-    """The issue's bar: in-plane rotation within 0.5 deg (measured: 0.37 deg at most; the
+    """The issue's bar: in-plane rotation within 0.5 deg (measured: 0.43 deg at most; the
     angle rests on the tiny twin's four agglomerates and the spiral's ends)."""
     assert ten_placements[:, 1].max() <= 0.5
 
@@ -94,7 +94,8 @@ def test_ten_random_placements_rotation(ten_placements: np.ndarray) -> None:
 @pytest.mark.xfail(
     strict=True,
     reason="issue 12 not met on a twin the method was not tuned on: on the tiny twin of seed 5 "
-    "four of ten placements miss the half-voxel height (11.0, 11.6, 14.4, 17.8 um). The height "
+    "four of ten placements miss the half-voxel height (11.0, 11.6, 14.4, 17.8 um; rotation "
+    "0.36 deg, shift 1.9 um at most). The height "
     "found follows the centre of the twin's large agglomerate, 9.3 um above the slice (mean "
     "error +9.3 um; moved to the slice in the twin, none misses): a plane 9 um off an "
     "ellipsoid's equator matches its mirror plane, and the volume's 20 um slices merge the two "
@@ -111,6 +112,21 @@ def test_ten_placements_of_another_twin() -> None:
     height, rotation, shift = np.max(errors, axis=0)
     assert rotation <= 0.5 and shift <= other.pixel_size_um
     assert height <= 0.5 * VOXEL_UM
+
+
+def test_ten_placements_of_a_small_twin_not_tuned_on() -> None:
+    """The issue's bars on the three-turn small twin of seed 6 (twelve agglomerates with their
+    bends), in a 24-slice (480 um) stack: a twin none of the settings were chosen on, the worst
+    of four such twins for the rotation (measured: height 4.4 um, rotation 0.45 deg, shift
+    0.8 um at most; before the matched blur the rotation was 0.89 deg, docs/locate.md)."""
+    small = make_twin("aged_charged", "small", seed=6)
+    errors = []
+    for seed in range(10):
+        volume, truth = placed_xray(small, seed, n_slices=24)
+        found = locate_slice(small.mu_xray_per_um, small.pixel_size_um, volume, VOXEL_UM)
+        errors.append(placement_errors(found.map_to_xct, truth))
+    height, rotation, shift = np.max(errors, axis=0)
+    assert height <= 0.5 * VOXEL_UM and rotation <= 0.5 and shift <= small.pixel_size_um
 
 
 def test_bad_maps_and_volumes_are_refused(twin: Twin) -> None:
