@@ -158,7 +158,7 @@ def run(
         f"jellyroll nxct end to end, neutron {n}^3 uint16 ({n**3 * 2 / 2**30:.0f} GiB, "
         f"{voxel:g} um) / X-ray {n // 2}^3: {seconds:.0f} s (CPU {cpu:.0f} s, the machine's "
         f"load apart), {seconds / anchor:.1f} x one streamed read of the neutron volume "
-        f"({anchor:.0f} s); peak RSS {peak:.2f} GiB; registration error {error:.2f} neutron "
+        f"({anchor:.1f} s); peak RSS {peak:.2f} GiB; registration error {error:.2f} neutron "
         f"voxels RMS ({error * voxel:.2f} um); bends traced every {bend_slice_step}th X-ray "
         f"slice, {len(found.bends) if found.bends is not None else 0} found"
     )

@@ -85,7 +85,8 @@ class _PlaneWindow:
 
     :meth:`planes` returns planes ``lo:hi`` as a (hi - lo, rows, cols) array, moving the planes
     it already holds into place and reading only the others, so that a source read in slabs
-    whose boxes overlap is read once. A numpy array (or memmap) is sliced, not copied.
+    whose boxes overlap is read once. A numpy array (or memmap) is sliced, not copied (but
+    converted to float32 when not of a dtype ``ndimage`` interpolates as it is).
     """
 
     def __init__(self, source: Any, rows: slice, cols: slice, capacity: int) -> None:
@@ -98,8 +99,8 @@ class _PlaneWindow:
         self._start = self._count = 0
 
     def planes(self, lo: int, hi: int) -> np.ndarray:
-        if self._in_memory:
-            return self._source[lo:hi, self._rows, self._cols]
+        if self._in_memory:  # a view, unless its dtype is not one interpolated as it is
+            return np.asarray(self._source[lo:hi, self._rows, self._cols], self._buffer.dtype)
         kept_lo, kept_hi = max(lo, self._start), min(hi, self._start + self._count)
         if kept_lo < kept_hi:
             held, wanted = kept_lo - self._start, kept_lo - lo
