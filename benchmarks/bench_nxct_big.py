@@ -91,7 +91,9 @@ def write_pair(n: int, console: Console) -> Path:
     top_x, top_n = (1.2 * max(mu.values()) for mu in (mu_x, mu_n))
     rng = np.random.default_rng(SEED)
     start = time.perf_counter()
-    world_path, xct_part, nct_part = (folder / name for name in ("world.h5", "xct.part", "nct.part"))
+    world_path, xct_part, nct_part = (
+        folder / name for name in ("world.h5", "xct.part", "nct.part")
+    )
     with h5py.File(xct_part, "w") as fx, h5py.File(world_path, "w") as fw:
         xray = _create(fx, m, xray_voxel, 4)
         world = fw.create_dataset("neutron", (m, m, m), np.float32, chunks=(1, m, m))
