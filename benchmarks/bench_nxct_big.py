@@ -48,12 +48,20 @@ from jellyroll.results.nxct import read_nxct
 SEED = 3
 GENERATOR_VERSION = 1  # bump when the generated pair changes: the cache folder changes with it
 SLAB = 16
+WORLD_MAX = 512
+
+
+def world_planes(n: int) -> int:
+    """Side of the grid the twin is rasterised on for an N^3 neutron volume: the X-ray grid,
+    at most :data:`WORLD_MAX` (the rasteriser's ~3 s per 1024^2 slice would take most of an
+    hour at N = 2048); both volumes are interpolated from it."""
+    return min(n // 2, WORLD_MAX)
 
 
 def cache_folder(n: int) -> Path:
     """Where the N^3 pair is cached (never in the repository)."""
     root = Path(os.environ.get("JELLYROLL_BENCH_CACHE", Path.home() / ".cache/jellyroll/bench"))
-    return root / f"nxct-n{n}-seed{SEED}-v{GENERATOR_VERSION}"
+    return root / f"nxct-n{n}-w{world_planes(n)}-seed{SEED}-v{GENERATOR_VERSION}"
 
 
 def _to_uint16(image: np.ndarray, top: float, noise: float, rng: np.random.Generator):
@@ -83,7 +91,7 @@ def write_pair(n: int, console: Console) -> Path:
     twin = make_twin("aged_charged", "small", seed=SEED)
     m = n // 2
     fov = twin.size.n_translations * twin.pixel_size_um
-    xray_voxel, neutron_voxel = fov / m, fov / n
+    neutron_voxel = fov / n
     map_to_world, _ = twin_placement(SEED, (fov,) * 3)
     remount, draws = twin_remount(SEED, (fov,) * 3)  # neutron frame -> world = X-ray frame
     mu_x = mu_table("xray", energy_keV=XRAY_LAB_ENERGY_KEV)
@@ -94,24 +102,31 @@ def write_pair(n: int, console: Console) -> Path:
     world_path, xct_part, nct_part = (
         folder / name for name in ("world.h5", "xct.part", "nct.part")
     )
-    with h5py.File(xct_part, "w") as fx, h5py.File(world_path, "w") as fw:
-        xray = _create(fx, m, xray_voxel, 4)
-        world = fw.create_dataset("neutron", (m, m, m), np.float32, chunks=(1, m, m))
-        for k, _, fractions in nxct_fraction_slices(twin, m, xray_voxel, map_to_world):
-            image = ndimage.gaussian_filter(attenuation_map(fractions, mu_x), 0.7)
-            xray[k] = _to_uint16(image, top_x, 0.02, rng)
-            world[k] = attenuation_map(fractions, mu_n)
-    console.print(f"wrote the {m}^3 X-ray volume in {time.perf_counter() - start:.0f} s")
-    start = time.perf_counter()
-    with h5py.File(nct_part, "w") as fn, h5py.File(world_path, "r") as fw:
-        neutron = _create(fn, n, neutron_voxel, 8)
-        for z0, values in resample_slabs(
-            fw["neutron"], xray_voxel, remount, (n, n, n), neutron_voxel, slab=SLAB
-        ):
-            ndimage.gaussian_filter(values, (0, 1.0, 1.0), output=values)
-            neutron[z0 : z0 + values.shape[0]] = _to_uint16(values, top_n, 0.03, rng)
+    w = world_planes(n)
+    world_voxel = fov / w
+    with h5py.File(world_path, "w") as fw:
+        world = {
+            name: fw.create_dataset(name, (w, w, w), np.float32, chunks=(1, w, w))
+            for name in ("xray", "neutron")
+        }
+        for k, _, fractions in nxct_fraction_slices(twin, w, world_voxel, map_to_world):
+            world["xray"][k] = attenuation_map(fractions, mu_x)
+            world["neutron"][k] = attenuation_map(fractions, mu_n)
+    console.print(f"rasterised the {w}^3 world in {time.perf_counter() - start:.0f} s")
+    # (file, side, volume frame -> world, in-plane blur (voxels), noise (of the range), top)
+    made = {"xray": (xct_part, m, np.eye(4), 0.7, 0.02, top_x),
+            "neutron": (nct_part, n, remount, 1.0, 0.03, top_n)}  # fmt: skip
+    for name, (path, size, to_world, blur, noise, top) in made.items():
+        start = time.perf_counter()
+        with h5py.File(path, "w") as f, h5py.File(world_path, "r") as fw:
+            data = _create(f, size, fov / size, 4 if name == "xray" else 8)
+            for z0, values in resample_slabs(
+                fw[name], world_voxel, to_world, (size,) * 3, fov / size, slab=SLAB
+            ):
+                ndimage.gaussian_filter(values, (0, blur, blur), output=values)
+                data[z0 : z0 + values.shape[0]] = _to_uint16(values, top, noise, rng)
+        console.print(f"wrote the {size}^3 {name} volume in {time.perf_counter() - start:.0f} s")
     world_path.unlink()
-    console.print(f"wrote the {n}^3 neutron volume in {time.perf_counter() - start:.0f} s")
     xct_part.rename(folder / "xct.h5")
     nct_part.rename(folder / "nct.h5")
     truth = {"nct_to_xct": remount.tolist(), "neutron_voxel_um": neutron_voxel, "remount": draws}
