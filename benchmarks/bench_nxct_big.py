@@ -5,14 +5,16 @@ truth, beside its anchor (one streamed read of the neutron volume) in the same r
 
 The pair (``--n N``: an N^3 neutron and an (N/2)^3 X-ray volume; ``JELLYROLL_BENCH_NXCT_N``
 under ``make bench``): the small twin (seed 3, the 2.7 mm cell of ``bench_nxct``) in a
-3.2 mm cube, rasterised slice by slice on the X-ray grid (3.2 mm / (N/2) voxels). The X-ray
-volume is those slices at 60 keV, each blurred by 0.7 voxel, with 2 % noise; the neutron
-one, twice finer, is the neutron attenuation of the same slices (kept in a scratch file)
-resampled slab by slab through the twin's random remount (any angle, tilt <= 5 deg,
-shifts), blurred by 1 voxel in-plane, with 3 % noise. Both uint16, chunked HDF5 compressed
-with Blosc LZ4, written as they are made: never held whole. They are cached under
-``$JELLYROLL_BENCH_CACHE`` (default ``~/.cache/jellyroll/bench``) in a folder named by the
-parameters, so a rerun skips the generation (delete the folder to make them again).
+3.2 mm cube, its X-ray (60 keV) and neutron attenuation rasterised slice by slice into a
+scratch file on the X-ray grid, or on 512^3 (6.25 um) where the X-ray grid is finer
+(:func:`world_planes`). The X-ray volume is the X-ray attenuation interpolated onto its grid
+(3.2 mm / (N/2) voxels), blurred by 0.7 voxel in-plane, with 2 % noise; the neutron one,
+twice finer, the neutron attenuation resampled slab by slab through the twin's random
+remount (any angle, tilt <= 5 deg, shifts), blurred by 1 voxel in-plane, with 3 % noise.
+Both uint16, chunked HDF5 compressed with Blosc LZ4, written as they are made: never held
+whole. They are cached under ``$JELLYROLL_BENCH_CACHE`` (default ``~/.cache/jellyroll/bench``)
+in a folder named by the parameters, so a rerun skips the generation (delete the folder to
+make them again).
 """
 
 from __future__ import annotations
