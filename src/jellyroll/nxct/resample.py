@@ -92,7 +92,7 @@ class _PlaneWindow:
     def __init__(self, source: Any, rows: slice, cols: slice, capacity: int) -> None:
         self._source, self._rows, self._cols = source, rows, cols
         self._in_memory = isinstance(source, np.ndarray)
-        dtype = np.dtype(source.dtype)
+        dtype = np.dtype(getattr(source, "dtype", np.float32))  # array-likes may have none
         dtype = dtype if dtype in _NATIVE_DTYPES else np.dtype(np.float32)
         shape = (0 if self._in_memory else capacity, rows.stop - rows.start, cols.stop - cols.start)
         self._buffer = np.empty(shape, dtype)
