@@ -8,6 +8,7 @@ from __future__ import annotations
 from benchmarks import (
     bench_locate,
     bench_nxct,
+    bench_nxct_big,
     bench_operando,
     bench_phantom,
     bench_recon,
@@ -22,6 +23,7 @@ def main() -> None:
         bench_recon,
         bench_phantom,
         bench_nxct,
+        bench_nxct_big,
         bench_locate,
         bench_operando,
         bench_spots,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from functools import cache
 
+import h5py
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -13,6 +15,7 @@ from hypothesis import strategies as st
 from jellyroll.nxct import (
     apply_transform,
     downsample,
+    downsample_levels,
     find_cell_axis,
     register_volumes,
     rms_error,
@@ -27,6 +30,7 @@ from jellyroll.nxct.register import (
 )
 from jellyroll.phantom.materials import attenuation_map, mu_table
 from jellyroll.phantom.nxct import (
+    block_mean,
     resample_rigid,
     rigid_matrix,
     rotation_matrix,
@@ -104,6 +108,64 @@ def test_downsample_streams_and_keeps_frame() -> None:
     )
     flat, _, _ = downsample(volume[:1], 1.0, max_voxels=20)
     assert flat.shape == (1, 4, 5)
+
+
+class _CountingVolume:
+    """A volume on disk, as seen by the registration: slicing along z only, reads counted."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array, self.shape = array, array.shape
+        self.planes_read = np.zeros(array.shape[0], int)
+
+    def __getitem__(self, index):
+        self.planes_read[index] += 1
+        return self.array[index]
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.lists(st.integers(1, 23), min_size=3, max_size=3))
+def test_pyramid_levels_in_one_read_match_block_means(seed: int, shape: list[int]) -> None:
+    """Every level of one streamed pass equals the phantom's in-memory block mean (edge
+    padding included; the same float64 sums, so to float32 rounding) and no slice is read
+    twice."""
+    volume = np.random.default_rng(seed).random(shape, dtype=np.float32) * 1000
+    source = _CountingVolume(volume)
+    limits = (30, 200, 10_000)
+    levels = downsample_levels(source, 2.0, limits, slab=3)
+    assert source.planes_read.max() == 1
+    for (coarse, voxel, to_fine), limit in zip(levels, limits, strict=True):
+        factor = round(voxel / 2.0)
+        assert coarse.size <= limit
+        if shape[0] > 1:  # the phantom's block mean pads along z too; one slice stays one
+            expected, expected_to_fine = block_mean(volume, factor)
+            np.testing.assert_allclose(coarse, expected, rtol=1e-6)
+            np.testing.assert_allclose(to_fine[:3, 3], expected_to_fine[:3, 3] * 2.0)
+
+
+def test_pyramid_of_a_volume_on_disk_holds_a_few_slabs(tmp_path) -> None:
+    """Both registration copies of a 32 MiB uint16 HDF5 volume from one pass that holds
+    a few slabs, never the volume."""
+    n, slab = 256, 8
+    with h5py.File(tmp_path / "v.h5", "w") as f:
+        data = f.create_dataset("v", (n, n, n), np.uint16, chunks=(8, n, n))
+        for z in range(0, n, slab):
+            index = np.arange(z, z + slab, dtype=np.uint16)[:, None, None]
+            data[z : z + slab] = np.broadcast_to(index, (slab, n, n))  # each slice: its index
+    with h5py.File(tmp_path / "v.h5", "r") as f:
+        tracemalloc.start()
+        levels = downsample_levels(f["v"], 1.0, (20_000, 8 * 20_000), slab=slab)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    float_slab = slab * n * n * 8
+    # held at once: the slab as float64, its edge-padded copy and the block sums (~2 float64
+    # slabs, 8 MiB) beside the two copies (1.5 MiB); bound 3 float64 slabs, 12 MiB, of a
+    # volume of 256 MiB as float64
+    assert peak < 3 * float_slab, f"peak {peak / 2**20:.1f} MiB"
+    for coarse, voxel, _ in levels:  # each coarse slice: the mean index of its block
+        factor = round(voxel)
+        heights = np.pad(np.arange(n), (0, coarse.shape[0] * factor - n), mode="edge")
+        expected = heights.reshape(-1, factor).mean(axis=1)
+        np.testing.assert_allclose(coarse[:, 3, 5], expected, rtol=1e-6)
 
 
 @settings(max_examples=25, deadline=None)

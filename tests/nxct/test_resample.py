@@ -75,3 +75,38 @@ def test_memory_holds_a_few_slabs(tmp_path):
     # + 2 x 2 margin, ~23 planes, 1.4 slabs) and the output slab, ~2.5 slabs (10 MiB measured);
     # the bound is 3 slabs (12 MiB) of a 64 MiB volume (16 slabs).
     assert peak < 3 * slab_bytes, f"peak {peak / 2**20:.1f} MiB"
+
+
+class _CountingSource:
+    """An on-disk-like source (not an ndarray; a ``dtype`` or only a shape and slicing)
+    that counts the planes read from it."""
+
+    def __init__(self, array: np.ndarray, with_dtype: bool) -> None:
+        self.array, self.shape = array, array.shape
+        if with_dtype:
+            self.dtype = array.dtype  # uint16: kept and interpolated as it is
+        self.planes_read = np.zeros(array.shape[0], int)
+
+    def __getitem__(self, index):
+        self.planes_read[index[0]] += 1
+        return self.array[index]
+
+
+@pytest.mark.parametrize(
+    ("rotation", "with_dtype"), [((0.0, 5.0, 3.0), True), ((40.0, 178.0, 2.0), False)]
+)
+def test_tilted_slabs_read_each_plane_once(rotation, with_dtype):
+    """A 5 deg tilt makes each slab's box span ~4x the slab's planes; the planes carried over
+    between slabs (upwards, and downwards for a cell turned upside down) are read once and
+    give the in-memory result."""
+    rng = np.random.default_rng(2)
+    array = rng.integers(0, 60000, (40, 64, 64), dtype=np.uint16)
+    source = _CountingSource(array, with_dtype)
+    target_to_source = rigid_matrix(rotation, (1.0, -2.0, 1.5))
+    args = (1.0, target_to_source, (40, 64, 64), 1.0)
+    got = _assemble(resample_slabs(source, *args, slab=3, outside=np.nan), (40, 64, 64))
+    expected = _assemble(
+        resample_slabs(array.astype(np.float32), *args, slab=40, outside=np.nan), (40, 64, 64)
+    )
+    np.testing.assert_array_equal(got, expected)  # same arithmetic: float64 inside ndimage
+    assert source.planes_read.max() == 1

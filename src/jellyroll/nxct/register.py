@@ -43,6 +43,7 @@ __all__ = [
     "Registration",
     "apply_transform",
     "downsample",
+    "downsample_levels",
     "find_cell_axis",
     "register_volumes",
     "rms_error",
@@ -127,40 +128,55 @@ def downsample(
     """Block-mean copy of ``volume`` with at most ``max_voxels`` voxels, read in slabs.
 
     ``volume``: a (nz, ny, nx) array or array-like with ``shape`` and slicing (h5py dataset,
-    memmap); only ``factor`` slices are read at a time. The factor is the same along the three
+    memmap); a few slices are read at a time. The factor is the same along the three
     axes (1 along z for a one-slice volume). Returns the float32 copy, its voxel (um) and the
     4x4 matrix coarse frame -> original frame (a translation of ``pad / 2`` fine voxels where a
     shape is not a multiple of the factor; edge voxels are repeated to fill the last blocks).
     """
+    return downsample_levels(volume, voxel_um, (max_voxels,))[0]
+
+
+def downsample_levels(
+    volume: Any, voxel_um: float, max_voxels: Sequence[int], *, slab: int = 8
+) -> list[tuple[np.ndarray, float, np.ndarray]]:
+    """The :func:`downsample` copies of ``volume`` of at most ``max_voxels[i]`` voxels, all
+    from one streamed read: ``slab`` slices at a time, each level adding their block sums
+    (float64) to its copy, so a pyramid of a volume on disk costs one pass over it."""
     shape = tuple(int(n) for n in volume.shape)
     if len(shape) != 3:
         raise ValueError(f"expected a (nz, ny, nx) volume, got shape {shape}")
-    factor = 1
-    while (
-        np.prod([_ceil_div(n, f) for n, f in zip(shape, _factors(shape, factor), strict=True)])
-        > max_voxels
-    ):
-        factor += 1
-    fz, fy, fx = _factors(shape, factor)
-    m = [_ceil_div(n, f) for n, f in zip(shape, (fz, fy, fx), strict=True)]
-    out = np.empty(m, np.float32)
-    for k in range(m[0]):
-        slab = np.asarray(volume[k * fz : min((k + 1) * fz, shape[0])], dtype=np.float32)
-        pads = [(0, fz - slab.shape[0]), (0, m[1] * fy - shape[1]), (0, m[2] * fx - shape[2])]
-        if any(p for _, p in pads):
-            slab = np.pad(slab, pads, mode="edge")
-        blocks = slab.reshape(fz, m[1], fy, m[2], fx)
-        out[k] = blocks.mean(axis=(0, 2, 4), dtype=np.float64)
-    to_fine = np.eye(4)
-    pad = np.array(
-        [mi * f - n for mi, f, n in zip(m, (fz, fy, fx), shape, strict=True)], dtype=np.float64
-    )
-    to_fine[:3, 3] = pad / 2 * float(voxel_um)
-    return out, float(voxel_um) * factor, to_fine
+    levels = []
+    for limit in max_voxels:
+        factor = 1
+        while np.prod(_coarse_shape(shape, _factors(shape, factor))) > limit:
+            factor += 1
+        factors = _factors(shape, factor)
+        m = _coarse_shape(shape, factors)
+        levels.append((factors, m, np.zeros(m, np.float64)))
+    for z0 in range(0, shape[0], slab):
+        planes = np.asarray(volume[z0 : min(z0 + slab, shape[0])], dtype=np.float64)
+        for (fz, fy, fx), m, sums in levels:
+            pads = [(0, 0), (0, m[1] * fy - shape[1]), (0, m[2] * fx - shape[2])]
+            padded = np.pad(planes, pads, mode="edge") if pads[1][1] or pads[2][1] else planes
+            block_sums = padded.reshape(len(planes), m[1], fy, m[2], fx).sum(axis=(2, 4))
+            rows = np.arange(z0, z0 + len(planes)) // fz
+            firsts = np.flatnonzero(np.diff(rows, prepend=-1))
+            sums[rows[firsts]] += np.add.reduceat(block_sums, firsts, axis=0)
+            if z0 + len(planes) == shape[0]:  # the last block filled with the last slice
+                sums[-1] += (m[0] * fz - shape[0]) * block_sums[-1]
+            del padded, block_sums  # not alive beside the next level's
+    out = []
+    for factors, m, sums in levels:
+        pad = np.array([mi * f - n for mi, f, n in zip(m, factors, shape, strict=True)], float)
+        to_fine = np.eye(4)
+        to_fine[:3, 3] = pad / 2 * float(voxel_um)
+        coarse = (sums / np.prod(factors)).astype(np.float32)
+        out.append((coarse, float(voxel_um) * factors[1], to_fine))
+    return out
 
 
-def _ceil_div(n: int, f: int) -> int:
-    return -(-n // f)
+def _coarse_shape(shape: Sequence[int], factors: Sequence[int]) -> list[int]:
+    return [-(-n // f) for n, f in zip(shape, factors, strict=True)]
 
 
 def _factors(shape: Sequence[int], factor: int) -> tuple[int, int, int]:
@@ -551,7 +567,8 @@ def register_volumes(
     if (xct.shape[0] == 1) != (nct.shape[0] == 1):
         raise ValueError("both volumes must be 3D, or both one slice")
     xc = downsample(xct, xct_voxel_um, max_voxels)
-    nc = downsample(nct, nct_voxel_um, max_voxels)
+    # the polish's finer neutron copy in the same pass over the (largest) volume
+    nc, fine = downsample_levels(nct, nct_voxel_um, (max_voxels, POLISH_VOXELS * max_voxels))
     xct_axis, nct_axis = _find_axis_coarse(*xc), _find_axis_coarse(*nc)
     angle, shift = _pose_search(xc, nc, xct_axis, nct_axis)
     dim = 2 if xc[0].shape[0] == 1 else 3
@@ -599,7 +616,6 @@ def register_volumes(
         # coarse copy's grid, commensurate with the X-ray's, the MI's optimum of the small
         # twin's pair sat 7.5 um (0.75 neutron voxel) off along the axis; on 2x finer samples
         # it is at the truth (within 2.5 um). As many samples are drawn as on the coarse copy.
-        fine = downsample(nct, nct_voxel_um, POLISH_VOXELS * max_voxels)
         if fine[1] < nc[1]:
             fixed = _to_sitk(*fine)
             polish_sampling *= nc[0].size / fine[0].size

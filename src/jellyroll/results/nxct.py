@@ -97,8 +97,15 @@ def create_volume_datasets(
     ]
     chunks = (min(chunk, shape[0]), min(256, shape[1]), min(256, shape[2]))
     fused = nx_group(entry, "fused", "NXdata")
+    # gzip level 1: the noisy RGB barely compresses (0.75-0.8 of its size at any level), and
+    # level 1 writes it 1.7x faster than h5py's default 4 (3 GiB at 1024^3)
     data = fused.create_dataset(
-        "data", shape=(*shape, 3), dtype=np.uint8, chunks=(*chunks, 3), compression="gzip"
+        "data",
+        shape=(*shape, 3),
+        dtype=np.uint8,
+        chunks=(*chunks, 3),
+        compression="gzip",
+        compression_opts=1,
     )
     data.attrs["interpretation"] = "rgb-image"
     _axes(fused, axes, signal="data", extra=1)
