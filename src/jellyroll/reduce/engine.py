@@ -383,12 +383,12 @@ class SparseEngine:
         # one partial sum per possible thread, however many run: the result does not depend
         # on the threads given to the integration (numba.set_num_threads)
         n_parts = numba.config.NUMBA_NUM_THREADS
-        sig = np.zeros((n_parts, self.npt, GROUP))
-        var = np.zeros((n_parts, self.npt, GROUP))
+        partial = np.zeros((n_parts, self.npt, 2 * GROUP))  # signal | variance sums
         run_masked = np.zeros(self._run_first.size, np.bool_)
         runs = (self._run_start, self._run_first, self._run_len)
         matrix = (self._pix_ptr, self._bins, self._coefs)
-        scatter_group(group, *runs, self._thread_runs(n_parts), *matrix, sig, var, run_masked)
+        scatter_group(group, *runs, self._thread_runs(n_parts), *matrix, partial, run_masked)
+        sig, var = partial[..., :GROUP], partial[..., GROUP:]
         shares = np.zeros((4, self.npt, GROUP))
         if run_masked.any():
             masked_shares(
