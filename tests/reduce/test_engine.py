@@ -204,7 +204,7 @@ def test_trimmed_mean_matches_pyfai_medfilt(sim, percentile):
 
 def test_block_equals_single_frames_and_group_boundaries(sim):
     integ = Integrator(IntegrationSetup(poni=sim["poni"], shape=SHAPE, npt=NPT, mask=sim["bad"]))
-    frames = np.concatenate([sim["dirty"], sim["clean"]] * 3)  # 24 frames: two groups of 16
+    frames = np.concatenate([sim["dirty"], sim["clean"]] * 5)  # 40 frames: two groups of 32
     assert frames.shape[0] > GROUP
     block = integ.integrate(frames)
     for i in range(frames.shape[0]):
@@ -247,8 +247,8 @@ def test_negative_frames_and_bad_monitors_give_nan(sim):
 
 def test_temporary_memory_does_not_grow_with_frames(sim):
     integ = Integrator(IntegrationSetup(poni=sim["poni"], shape=SHAPE, npt=NPT, mask=sim["bad"]))
-    small = np.concatenate([sim["clean"]] * 4)  # 16 frames
-    large = np.concatenate([small] * 8)  # 128 frames
+    small = np.concatenate([sim["clean"]] * (GROUP // len(sim["clean"])))  # one kernel group
+    large = np.concatenate([small] * 8)
     integ.integrate(small)
     peaks = []
     for frames in (small, large):

@@ -23,9 +23,11 @@ import math
 import numpy as np
 from numba import njit, prange
 
-GROUP = 16
-"""Frames per kernel call. 16 float64 sums (two AVX-512 vectors) per bin: measured fastest on
-the 2-core machine; 32 overflows the L2 cache with the per-thread sums of 2000 bins."""
+GROUP = 32
+"""Frames per kernel call: the cost of finding an entry's bin is shared by GROUP frames. With
+both sums of a bin in one row, 32 frames took 4.05-4.09 ms of CPU per Pilatus 2M frame against
+4.25-4.69 for 16 (2-core machine, under load), though the per-thread sums of 2000 bins (1 MB)
+no longer fit the L2 cache: neighbouring pixels add into neighbouring bins."""
 LANES = 32
 """Frames per call of the filter kernels: the sigma clip's lane loops run as four 8-wide
 vectors; measured 25 % less CPU per frame than 16 lanes on the 2-core machine, and no gain
