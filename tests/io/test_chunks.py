@@ -14,7 +14,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from jellyroll.io.chunks import ChunkDecodeError, ChunkFrames, _has_block_of_its_own_size
+from jellyroll.io import chunks
+from jellyroll.io.chunks import ChunkDecodeError, ChunkFrames, _block_offsets
 from jellyroll.io.raw_scan import RawScanWriter
 from jellyroll.io.scans import FRAMES, _chunk_frame_reader, open_scan
 
@@ -88,6 +89,26 @@ def test_bitshuffle_lz4_any_shape(
     assert np.array_equal(out, frames[1])
 
 
+@pytest.mark.parametrize("piece_bytes", [1, 3 * 8192, 1 << 18, None])
+def test_bitshuffle_lz4_decoded_piece_by_piece(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, piece_bytes: int | None
+) -> None:
+    """A frame of many blocks (67 of 8 KB, a partial last one and a 5-element tail) decoded in
+    pieces of one block, three blocks, 32 blocks or the default (the whole frame): bit for bit
+    h5py's, whatever the piece boundaries (each piece's header is written over blocks already
+    decoded)."""
+    if piece_bytes is not None:
+        monkeypatch.setattr(chunks, "_PIECE_BYTES", piece_bytes)
+    frames = _frames((2, 301, 457), "int32", seed=3)
+    dataset = _dataset(tmp_path / "f.h5", frames, FILTERS["bitshuffle-lz4"])
+    direct = ChunkFrames.of(dataset)
+    assert direct is not None
+    out = np.empty(frames.shape[1:], np.int32)
+    for index in (1, 0, 1):  # the reused chunk and piece buffers hold the previous frame
+        direct.read_into(index, out)
+        assert np.array_equal(out, frames[index])
+
+
 @pytest.mark.parametrize(
     "layout",
     [
@@ -154,10 +175,11 @@ def test_a_bitshuffle_block_as_long_as_its_data_is_left_to_h5py() -> None:
     stored raw; bitshuffle never stores raw, so such a chunk must go to h5py."""
     header = struct.pack(">QI", 21, 16)  # 21 bytes framed in blocks of 16: 16 + 5
     plain = header + struct.pack(">I", 3) + b"abc" + struct.pack(">I", 4) + b"defg"
-    assert not _has_block_of_its_own_size(np.frombuffer(plain, np.uint8), 21, 16)
+    # blocks start after the 12-byte header, at 12 and 12 + 4 + 3; the last ends at 27
+    assert _block_offsets(np.frombuffer(plain, np.uint8), 21, 16).tolist() == [12, 19, 27]
     full = header + struct.pack(">I", 16) + bytes(16) + struct.pack(">I", 4) + b"defg"
-    assert _has_block_of_its_own_size(np.frombuffer(full, np.uint8), 21, 16)
+    assert _block_offsets(np.frombuffer(full, np.uint8), 21, 16).size == 0
     last = header + struct.pack(">I", 3) + b"abc" + struct.pack(">I", 5) + b"defgh"
-    assert _has_block_of_its_own_size(np.frombuffer(last, np.uint8), 21, 16)
+    assert _block_offsets(np.frombuffer(last, np.uint8), 21, 16).size == 0
     truncated = plain[:-6]
-    assert _has_block_of_its_own_size(np.frombuffer(truncated, np.uint8), 21, 16)
+    assert _block_offsets(np.frombuffer(truncated, np.uint8), 21, 16).size == 0

@@ -9,7 +9,10 @@ so agreement is ~1e-7 where the same pixels are kept; the bounds are the issue's
 from __future__ import annotations
 
 import math
+import os
 import pickle
+import subprocess
+import sys
 import tracemalloc
 from pathlib import Path
 
@@ -204,7 +207,7 @@ def test_trimmed_mean_matches_pyfai_medfilt(sim, percentile):
 
 def test_block_equals_single_frames_and_group_boundaries(sim):
     integ = Integrator(IntegrationSetup(poni=sim["poni"], shape=SHAPE, npt=NPT, mask=sim["bad"]))
-    frames = np.concatenate([sim["dirty"], sim["clean"]] * 3)  # 24 frames: two groups of 16
+    frames = np.concatenate([sim["dirty"], sim["clean"]] * 5)  # 40 frames: two groups of 32
     assert frames.shape[0] > GROUP
     block = integ.integrate(frames)
     for i in range(frames.shape[0]):
@@ -247,8 +250,8 @@ def test_negative_frames_and_bad_monitors_give_nan(sim):
 
 def test_temporary_memory_does_not_grow_with_frames(sim):
     integ = Integrator(IntegrationSetup(poni=sim["poni"], shape=SHAPE, npt=NPT, mask=sim["bad"]))
-    small = np.concatenate([sim["clean"]] * 4)  # 16 frames
-    large = np.concatenate([small] * 8)  # 128 frames
+    small = np.concatenate([sim["clean"]] * (GROUP // len(sim["clean"])))  # one kernel group
+    large = np.concatenate([small] * 8)
     integ.integrate(small)
     peaks = []
     for frames in (small, large):
@@ -436,3 +439,43 @@ def test_shape_and_argument_errors_name_the_problem(sim):
         integ.integrate(sim["clean"], monitor=[1.0, 2.0])
     with pytest.raises(ValueError, match="dtype"):
         integ.integrate(np.zeros(SHAPE, bool))
+
+
+CONCURRENT_CALLS = """
+import threading
+import numpy as np
+from scipy import sparse
+from jellyroll.reduce import SparseEngine
+
+rng = np.random.default_rng(0)
+matrix = sparse.random(40, 3000, density=0.05, format="csr", random_state=rng)
+frames = rng.integers(-2, 60, size=(70, 3000))
+ones, zeros = np.ones(3000, np.float32), np.zeros(3000, np.float32)
+engines = [SparseEngine(matrix, ones, zeros, filter=name) for name in ("none", "sigma-clip")]
+expected = [engine.sums(frames) for engine in engines]
+failures = []
+
+def call(engine, reference):
+    for _ in range(5):
+        if not np.array_equal(engine.sums(frames), reference):
+            failures.append(engine.filter)
+
+threads = [threading.Thread(target=call, args=pair) for pair in zip(engines * 2, expected * 2)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+assert not failures, failures
+"""
+
+
+def test_kernels_called_from_several_threads_at_once() -> None:
+    """The kernels release the GIL; numba's workqueue threading layer (the one left where OpenMP
+    and TBB are missing) aborts the whole process when two threads launch parallel kernels at
+    once, so the engine runs one at a time: four threads, each integrating 5 times with or
+    without a filter, give the single-thread sums."""
+    env = {**os.environ, "NUMBA_THREADING_LAYER": "workqueue", "NUMBA_NUM_THREADS": "2"}
+    done = subprocess.run(
+        [sys.executable, "-c", CONCURRENT_CALLS], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]

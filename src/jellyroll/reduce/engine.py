@@ -57,6 +57,11 @@ FILTERS: tuple[str, ...] = get_args(FilterName)
 _SPLITS = ("no", "bbox", "full")
 _CLIP_MODELS = ("poisson", "azimuthal")
 _NO_WAVELENGTH_SPACES = ("r", "2th")
+_PARALLEL_KERNEL = threading.Lock()
+"""Held while a parallel kernel runs. The kernels release the GIL (so that decoding threads run
+beside them), but numba's workqueue threading layer, used where OpenMP and TBB are missing,
+aborts the process when two threads launch parallel kernels at once: one runs at a time, as
+when the GIL serialised them."""
 FILTER_PARTS = 64
 """Tasks of the filter kernels: bin ranges with equal numbers of matrix entries, enough of
 them that threads stay busy when bins differ in size."""
@@ -369,26 +374,29 @@ class SparseEngine:
         if self.filter != "none":
             out = np.zeros((n, self.npt, 4))
             lanes = self._lanes()
-            transpose_group(group, self._row_of, lanes)
             matrix = (self.matrix.indptr, self._entry_rows, self.matrix.data)
             statics = (self._entry_norm, self._entry_dark)
-            # parts handed out one at a time: a thread held up (by the decoding threads of a
-            # reduction) leaves its parts to the others instead of keeping them waiting
-            with numba.parallel_chunksize(1):
-                if self.filter == "sigma-clip":
-                    clip_group(lanes, n, self._part_bins, *matrix, *statics, *self._clip, out)
-                else:
-                    trim_group(lanes, n, *matrix, *statics, *self._quantiles, out)
+            with _PARALLEL_KERNEL:
+                transpose_group(group, self._row_of, lanes)
+                # parts handed out one at a time: a thread held up (by the decoding threads of
+                # a reduction) leaves its parts to the others instead of keeping them waiting
+                with numba.parallel_chunksize(1):
+                    if self.filter == "sigma-clip":
+                        clip_group(lanes, n, self._part_bins, *matrix, *statics, *self._clip, out)
+                    else:
+                        trim_group(lanes, n, *matrix, *statics, *self._quantiles, out)
             return out
         # one partial sum per possible thread, however many run: the result does not depend
         # on the threads given to the integration (numba.set_num_threads)
         n_parts = numba.config.NUMBA_NUM_THREADS
-        sig = np.zeros((n_parts, self.npt, GROUP))
-        var = np.zeros((n_parts, self.npt, GROUP))
+        partial = np.zeros((n_parts, self.npt, 2 * GROUP))  # signal | variance sums
         run_masked = np.zeros(self._run_first.size, np.bool_)
         runs = (self._run_start, self._run_first, self._run_len)
         matrix = (self._pix_ptr, self._bins, self._coefs)
-        scatter_group(group, *runs, self._thread_runs(n_parts), *matrix, sig, var, run_masked)
+        thread_runs = self._thread_runs(n_parts)
+        with _PARALLEL_KERNEL:
+            scatter_group(group, *runs, thread_runs, *matrix, partial, run_masked)
+        sig, var = partial[..., :GROUP], partial[..., GROUP:]
         shares = np.zeros((4, self.npt, GROUP))
         if run_masked.any():
             masked_shares(

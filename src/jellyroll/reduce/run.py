@@ -490,7 +490,7 @@ def _run_blocks_on_cluster(
 
 PART_BYTES = 64 << 20
 """Frames are read, decoded and integrated in parts of about this size, in whole kernel groups
-(at least one: 16 frames, 32 with a filter, whatever their size)."""
+(at least one: 32 frames, whatever their size)."""
 PARTS_AHEAD = 2
 """Parts read and decoded ahead of the one being integrated: memory holds PARTS_AHEAD + 1."""
 
