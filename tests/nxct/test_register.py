@@ -195,7 +195,12 @@ def test_sitk_frame_matches_spec() -> None:
     assert apply_transform(point, matrix) == pytest.approx(rigid.TransformPoint(point[::-1])[::-1])
 
 
-@pytest.mark.xfail(reason="open: axis point off by ~100 um in x; not yet diagnosed")
+@pytest.mark.xfail(
+    reason="open: the axis point is 40-45 um off even without tilt or shift (2 voxels; the "
+    "direction is within 0.1 deg): in this neutron volume the casing ring sits at the outline "
+    "threshold, so the hull is mostly the spiral's, whose centroid is not the cell's centre; "
+    "the registration's refinement recovers the shift (remount tests)"
+)
 def test_cell_axis_of_tilted_volume() -> None:
     _, neutron, _ = twin_pair()
     tilt = rigid_matrix((30.0, 4.0, 0.0), (0.0, 60.0, -100.0))
