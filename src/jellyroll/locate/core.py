@@ -390,55 +390,44 @@ def _detail(grid: _Grid, slices: np.ndarray | None = None) -> _Grid:
     return _Grid(spread[None].astype(np.float32), grid.voxel_um, grid.origin_um * [0, 1, 1])
 
 
-def _smoothed_metric(
+def _matched_metric(
     image: np.ndarray, map_grid: _Grid, volume: _Grid, cell_yx: np.ndarray, radius_um: float,
-    step_um: float, sigma_um: float, pose: np.ndarray, extra_um: float = 0.0,
+    step_um: float, sigma_um: float, pose: np.ndarray,
 ) -> _Metric:  # fmt: skip
     """The metric of the full-resolution map ``image`` (on ``map_grid``'s lattice) and
-    ``volume``, both smoothed in-plane by a Gaussian of ``sigma_um``, points ``step_um`` apart.
+    ``volume``, both smoothed in-plane by a Gaussian of ``sigma_um``, points ``step_um`` apart,
+    and the sharper of the two blurred further to match the other: :data:`EXTRA_BLUR` (in
+    units of ``sigma_um``, in quadrature; > 0 the map, < 0 the volume), the one of highest
+    whole-cell correlation at ``pose``.
 
     Linear interpolation of the volume blurs it by an amount that depends on the sub-voxel
     position of the plane, so the raw correlation prefers poses on the voxel lattice; a
     common low-pass filter of about a voxel makes that blur small beside the shared one
     [Pluim, Maintz & Viergever 2000, interpolation artefacts in image registration]. Measured
     on the tiny twin's ten placements: the largest rotation error falls from 0.71 to 0.37 deg
-    and the largest shift error from 4.6 to 1.6 um. ``extra_um``: more blur for the map
-    (> 0) or for the volume (< 0), in quadrature (:func:`_matched_metric`).
+    and the largest shift error from 4.6 to 1.6 um. Map and volume come from different
+    instruments (beam footprint against the CT's point spread), and a blur left unmatched
+    biases the angle of a nearly rotation-invariant roll: on four small twins not tuned on
+    (ten placements each, the volume blurred 0.7 voxel, the map sharp) the worst rotation
+    error fell from 0.89 to 0.45 deg, and the extra blur chosen was 0.7 of a voxel on every
+    placement looked at.
     """
-    map_sigma = np.hypot(sigma_um, max(extra_um, 0.0)) / map_grid.voxel_um
-    smooth_map = _Grid(
-        ndimage.gaussian_filter(image, map_sigma)[None], map_grid.voxel_um, map_grid.origin_um
-    )
-    volume_sigma = np.hypot(sigma_um, min(extra_um, 0.0)) / volume.voxel_um
-    smooth_volume = _Grid(
-        ndimage.gaussian_filter(volume.values, (0.0, volume_sigma, volume_sigma)),
-        volume.voxel_um,
-        volume.origin_um,
-    )
-    points, values = _map_points(smooth_map, cell_yx, radius_um, step_um)
-    return _Metric.at(points, values, smooth_volume, _detail(smooth_volume), pose)
-
-
-def _matched_metric(
-    image: np.ndarray, map_grid: _Grid, volume: _Grid, cell_yx: np.ndarray, radius_um: float,
-    step_um: float, sigma_um: float, pose: np.ndarray,
-) -> _Metric:  # fmt: skip
-    """:func:`_smoothed_metric` with the sharper of map and volume blurred further to match
-    the other, the extra blur (:data:`EXTRA_BLUR`, in units of ``sigma_um``) chosen by the
-    whole-cell correlation at ``pose``.
-
-    Map and volume come from different instruments (beam footprint against the CT's point
-    spread), and a blur left unmatched biases the angle of a nearly rotation-invariant roll:
-    on four small twins not tuned on (ten placements each, the volume blurred 0.7 voxel, the
-    map sharp) the worst rotation error fell from 0.89 to 0.45 deg, and the extra blur chosen
-    was 0.7 of a voxel on every placement looked at.
-    """
-    metrics = [
-        _smoothed_metric(
-            image, map_grid, volume, cell_yx, radius_um, step_um, sigma_um, pose, extra * sigma_um
-        )
-        for extra in EXTRA_BLUR
-    ]
+    maps: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+    volumes: dict[float, tuple[_Grid, _Grid]] = {}
+    metrics = []
+    for extra in EXTRA_BLUR:
+        map_sigma = float(np.hypot(1.0, max(extra, 0.0))) * sigma_um
+        volume_sigma = float(np.hypot(1.0, min(extra, 0.0))) * sigma_um
+        if map_sigma not in maps:  # each smoothing once: four of the seven share the volume's
+            smooth = ndimage.gaussian_filter(image, map_sigma / map_grid.voxel_um)[None]
+            smooth_map = _Grid(smooth, map_grid.voxel_um, map_grid.origin_um)
+            maps[map_sigma] = _map_points(smooth_map, cell_yx, radius_um, step_um)
+        if volume_sigma not in volumes:
+            pixels = volume_sigma / volume.voxel_um
+            values = ndimage.gaussian_filter(volume.values, (0.0, pixels, pixels))
+            grid = _Grid(values, volume.voxel_um, volume.origin_um)
+            volumes[volume_sigma] = (grid, _detail(grid))
+        metrics.append(_Metric.at(*maps[map_sigma], *volumes[volume_sigma], pose))
     return max(metrics, key=lambda metric: metric.parts(pose)[0])
 
 
