@@ -24,6 +24,7 @@ import numpy as np
 from rich.console import Console
 from scipy import ndimage
 
+from benchmarks.volumes import streamed_read_seconds
 from jellyroll.locate.core import pose_parameters
 from jellyroll.phantom.materials import attenuation_map, mu_table
 from jellyroll.phantom.twin import Twin, make_twin
@@ -58,23 +59,13 @@ def _write_inputs(folder: Path, twin: Twin, n: int, console: Console) -> np.ndar
     return map_to_xct
 
 
-def _read_once(path: Path) -> float:
-    """Seconds of the anchor: every slice of the volume read once, slab by slab."""
-    start = time.perf_counter()
-    with h5py.File(path, "r") as f:
-        data = f["data"]
-        for k in range(0, data.shape[0], 16):
-            np.asarray(data[k : k + 16], dtype=np.float32).mean()
-    return time.perf_counter() - start
-
-
 def run(console: Console | None = None, n: int = 1024) -> None:
     console = console or Console()
     twin = make_twin("aged_charged", "paper", seed=SEED)
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
         folder = Path(tmp)
         truth = _write_inputs(folder, twin, n, console)
-        anchor = _read_once(folder / "xct.h5")
+        anchor = streamed_read_seconds(folder / "xct.h5")
         command = [sys.executable, "-m", "jellyroll.cli", "locate", str(folder / "RUN.h5"),
                    f"{folder / 'xct.h5'}::/data", "-o", str(folder / "LOCATION.h5")]  # fmt: skip
         start = time.perf_counter()

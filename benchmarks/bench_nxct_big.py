@@ -34,6 +34,7 @@ import numpy as np
 from rich.console import Console
 from scipy import ndimage
 
+from benchmarks.volumes import streamed_read_seconds
 from jellyroll.nxct.register import rms_error
 from jellyroll.nxct.resample import resample_slabs
 from jellyroll.phantom.materials import attenuation_map, mu_table
@@ -136,16 +137,6 @@ def write_pair(n: int, console: Console) -> Path:
     return folder
 
 
-def _read_once(path: Path) -> float:
-    """Seconds of the anchor: every plane of the volume read once, slab by slab."""
-    start = time.perf_counter()
-    with h5py.File(path, "r") as f:
-        data = f["data"]
-        for k in range(0, data.shape[0], SLAB):
-            data[k : k + SLAB].max()
-    return time.perf_counter() - start
-
-
 def run(
     console: Console | None = None,
     n: int | None = None,
@@ -156,7 +147,7 @@ def run(
     n = n or int(os.environ.get("JELLYROLL_BENCH_NXCT_N", "2048"))
     folder = write_pair(n, console)
     truth = json.loads((folder / "truth.json").read_text())
-    anchor = _read_once(folder / "nct.h5")
+    anchor = streamed_read_seconds(folder / "nct.h5", slab=SLAB)
     output = folder / "NXCT.h5"
     output.unlink(missing_ok=True)
     python = [sys.executable] + ([] if profile is None else ["-m", "cProfile", "-o", str(profile)])
