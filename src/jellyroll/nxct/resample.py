@@ -103,11 +103,9 @@ class _PlaneWindow:
             return np.asarray(self._source[lo:hi, self._rows, self._cols], self._buffer.dtype)
         kept_lo, kept_hi = max(lo, self._start), min(hi, self._start + self._count)
         if kept_lo < kept_hi:
-            held, wanted = kept_lo - self._start, kept_lo - lo
-            # plane by plane, in the order that never overwrites a plane still to move
-            moves = range(kept_hi - kept_lo) if wanted < held else range(kept_hi - kept_lo)[::-1]
-            for i in moves if wanted != held else ():
-                self._buffer[wanted + i] = self._buffer[held + i]
+            held, wanted, n = kept_lo - self._start, kept_lo - lo, kept_hi - kept_lo
+            # numpy copies overlapping slices as if through a temporary
+            self._buffer[wanted : wanted + n] = self._buffer[held : held + n]
         else:
             kept_lo = kept_hi = hi
         for a, b in ((lo, kept_lo), (kept_hi, hi)):
