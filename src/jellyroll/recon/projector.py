@@ -291,7 +291,9 @@ def _sart_pass(
                 next_weights,
             )
         # narrow groups: one vector per pixel, every tap, no branch left inside the pixel's
-        # work (constants once inlined); wide groups skip the taps out of reach
+        # work (constants once inlined); wide groups skip the taps out of reach. Two calls,
+        # not one with these flags as variables: that one call made 4 channels 2x slower
+        # (0.32 against 0.16 s per channel, run_sart_scaling on 2 quiet cores)
         vectors = width // lanes
         if vectors == 1 and width < WIDE:
             _row_pass(
