@@ -88,8 +88,8 @@ def _bitshuffle_lz4(itemsize: int) -> Decode:
     the last ``n % 8`` elements copied as they are. The blocks are framed as the HDF5 LZ4
     filter frames its own, so imagecodecs' ``lz4h5`` decodes a run of them given a header
     before it (written over the bytes of the blocks already decoded); the output is then
-    bit-unshuffled, a few hundred kilobytes at a time, block boundaries being those of the
-    bit shuffle too."""
+    bit-unshuffled a megabyte (:data:`_PIECE_BYTES`) at a time, block boundaries being those
+    of the bit shuffle too."""
 
     def decode(chunk: memoryview, out: np.ndarray | None) -> np.ndarray:
         if len(chunk) < _BITSHUFFLE_HEADER.size:
