@@ -1,4 +1,4 @@
-"""Conventions every stage shares: the map pixel grid and robust statistics.
+"""Conventions every stage shares: the map pixel grid, robust statistics and the line shape.
 
 A 2D map of shape (ny, nx) with square pixels of ``p`` um has pixel (iy, ix) centred at
 ``x = (ix - (nx - 1) / 2) p``, ``y = (iy - (ny - 1) / 2) p``: the map centre is the
@@ -69,3 +69,13 @@ def robust_sigma(values: ArrayLike) -> float:
     if values.size == 0:
         return float("nan")
     return MAD_TO_SIGMA * float(np.median(np.abs(values - np.median(values))))
+
+
+def pseudo_voigt(q: np.ndarray, centre: float, fwhm: float, eta: float = 0.3) -> np.ndarray:
+    """Pseudo-Voigt line of unit height at ``centre`` (A^-1) with FWHM ``fwhm`` (A^-1) on ``q``
+    (A^-1): the Lorentzian share ``eta`` plus ``1 - eta`` of a Gaussian of the same FWHM.
+
+    The one line shape of the twin's patterns and of the analysis's line fits, so both mean
+    the same by a width and a Lorentzian share."""
+    x = (np.asarray(q, np.float64) - centre) / fwhm
+    return eta / (1.0 + 4.0 * x * x) + (1.0 - eta) * np.exp(-4.0 * np.log(2.0) * x * x)

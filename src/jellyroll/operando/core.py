@@ -27,6 +27,7 @@ from scipy.optimize import least_squares
 from skimage.measure import inertia_tensor, inertia_tensor_eigvals
 from skimage.registration import phase_cross_correlation
 
+from jellyroll.conventions import pseudo_voigt
 from jellyroll.phases import GRAPHITE_PHASES, TABLE1_WINDOWS, window_integrals
 from jellyroll.unroll import SpiralTrace
 
@@ -53,7 +54,7 @@ class LineShape:
 
     def lines(self, q: np.ndarray) -> np.ndarray:
         """(3, n_q) unit-height lines on ``q`` (A^-1)."""
-        return np.stack([_pseudo_voigt(q, c, self.fwhm_A, self.eta) for c in self.centres_A])
+        return np.stack([pseudo_voigt(q, c, self.fwhm_A, self.eta) for c in self.centres_A])
 
     def crosstalk(self, q: np.ndarray) -> np.ndarray:
         """(3 phases, 3 windows): the Table 1 window integrals of each unit line."""
@@ -63,11 +64,6 @@ class LineShape:
     def line_areas(self, q: np.ndarray) -> np.ndarray:
         """(3,) integral of each unit line over ``q`` (A^-1): amounts per unit height."""
         return np.trapezoid(self.lines(q), q, axis=1)
-
-
-def _pseudo_voigt(q: np.ndarray, centre: float, fwhm: float, eta: float) -> np.ndarray:
-    x = (np.asarray(q, np.float64) - centre) / fwhm
-    return eta / (1.0 + 4.0 * x * x) + (1.0 - eta) * np.exp(-4.0 * np.log(2.0) * x * x)
 
 
 def fit_graphite_lines(q: np.ndarray, patterns: np.ndarray) -> LineShape:
@@ -95,7 +91,7 @@ def fit_graphite_lines(q: np.ndarray, patterns: np.ndarray) -> LineShape:
     data = data / scale
 
     def residuals(p: np.ndarray) -> np.ndarray:
-        lines = np.stack([_pseudo_voigt(qs, c, p[3], p[4]) for c in p[:3]])
+        lines = np.stack([pseudo_voigt(qs, c, p[3], p[4]) for c in p[:3]])
         per_step = p[5:].reshape(n, 5)
         model = per_step[:, :3] @ lines + per_step[:, 3:4] + per_step[:, 4:5] * (qs - 1.8)
         return (model - data).ravel()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import lambertw
 
+from jellyroll.conventions import pseudo_voigt
 from jellyroll.phantom.components import COMPONENTS
 
 
@@ -92,14 +93,6 @@ WAXS_SCALE: dict[str, float] = {
     "fesi2": 1.5,
 }
 """Scattering power per unit volume fraction (relative units)."""
-
-
-def pseudo_voigt(q: np.ndarray, centre: float, fwhm: float, eta: float = 0.3) -> np.ndarray:
-    """Area-agnostic pseudo-Voigt of unit height at ``centre`` (A^-1), FWHM in A^-1."""
-    x = (q - centre) / fwhm
-    gauss = np.exp(-4 * np.log(2) * x * x)
-    lorentz = 1.0 / (1.0 + 4 * x * x)
-    return eta * lorentz + (1 - eta) * gauss
 
 
 def waxs_pattern(component: str, q: np.ndarray, fwhm: float = 0.025) -> np.ndarray:
