@@ -56,7 +56,9 @@ MIN_SAMPLE = 100
 
 FULL_METAL_SIGMAS = 2.0
 """X-ray deficit, in the metal class's standard deviations, below which a metal voxel is
-partial volume (a foil thinner than the voxel, or the rim of a thicker one)."""
+partial volume (a foil thinner than the voxel, or the rim of a thicker one). A voxel less
+than half way from the anode to the brightest metal (its 99th percentile) is too: the metal
+class's deviation, widened by the casing's blurred rim, can reach down to a blurred foil."""
 
 LI_POOR_SIGMAS = 2.5
 """Neutron deficit, in the anode class's standard deviations, of a Li-poor anode voxel."""
@@ -128,7 +130,10 @@ def find_thresholds(sample: np.ndarray) -> Thresholds:
         neutron_separator=float(neutron_separator),
         neutron_void=neutron_void,
         neutron_lithiated=float(anode[:, 1].mean() - LI_POOR_SIGMAS * anode[:, 1].std()),
-        xray_full_metal=metal_mean - FULL_METAL_SIGMAS * metal_sd,
+        xray_full_metal=max(
+            metal_mean - FULL_METAL_SIGMAS * metal_sd,
+            0.5 * (float(np.percentile(metal, 99)) + float(anode[:, 0].mean())),
+        ),
     )
 
 
