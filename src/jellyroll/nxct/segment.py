@@ -10,7 +10,11 @@ Method (thresholds from the data, by physical order, not from a table of the pha
 3. Inside, a three-class Otsu (Liao, Chen & Chung, J. Inf. Sci. Eng. 17 (2001) 713) of the
    neutron values orders anode < cathode < separator/electrolyte (the graphite anode holds the
    least electrolyte per voxel, the porous separator the most), and Otsu of the X-ray values
-   parts the NMC cathode (Ni, Mn, Co oxides) from the light anode and separator. A Li-poor
+   parts the NMC cathode (Ni, Mn, Co oxides) from the light anode and separator; the
+   cathode's threshold lies midway between the two sides' modes (their pure levels: the
+   blurred edge of a wide layer crosses the midpoint at the layer's boundary, and the modes,
+   unlike the means, are not pulled by the partial-volume voxels of the thin separator and
+   foils). A Li-poor
    anode voxel is darker in neutrons than the anode class by more than ``LI_POOR_SIGMAS`` of
    its deviations (the study's black in cyan). The metal threshold sits between the cathode
    and metal classes, at as many of each one's deviations from both means. Any threshold can
@@ -94,6 +98,15 @@ def _between(mean_a: float, sd_a: float, mean_b: float, sd_b: float) -> float:
     return (mean_a * sd_b + mean_b * sd_a) / (sd_a + sd_b)
 
 
+def _mode(values: np.ndarray, bins: int = 256) -> float:
+    """The most frequent value of a 1D sample: the peak of its histogram (``bins`` bins over
+    the 0.5-99.5 % range), smoothed by a Gaussian of two bins."""
+    low, high = np.percentile(values, [0.5, 99.5])
+    counts, edges = np.histogram(values, bins=bins, range=(low, high) if high > low else None)
+    peak = int(np.argmax(ndimage.gaussian_filter1d(counts.astype(np.float64), 2.0)))
+    return float(0.5 * (edges[peak] + edges[peak + 1]))
+
+
 def find_thresholds(sample: np.ndarray) -> Thresholds:
     """Thresholds from a (n, 2) sample of (X-ray, neutron) values of the registered pair (see
     the module's method, steps 1-3)."""
@@ -114,15 +127,17 @@ def find_thresholds(sample: np.ndarray) -> Thresholds:
         )
     metal = outside[outside[:, 0] >= threshold_otsu(outside[:, 0]), 0]
     neutron_cathode, neutron_separator = threshold_multiotsu(interior[:, 1], classes=3)
-    xray_cathode = float(threshold_otsu(interior[:, 0]))
-    cathode = interior[(interior[:, 0] >= xray_cathode) & (interior[:, 1] >= neutron_cathode)]
-    anode = interior[(interior[:, 0] < xray_cathode) & (interior[:, 1] < neutron_cathode)]
+    xray_split = float(threshold_otsu(interior[:, 0]))
+    cathode = interior[(interior[:, 0] >= xray_split) & (interior[:, 1] >= neutron_cathode)]
+    anode = interior[(interior[:, 0] < xray_split) & (interior[:, 1] < neutron_cathode)]
+    light = interior[interior[:, 0] < xray_split, 0]
     if min(len(cathode), len(anode), len(metal)) == 0:
         raise ValueError(
             f"no {'cathode' if len(cathode) == 0 else 'anode' if len(anode) == 0 else 'metal'}"
             " voxels in the sample: is it a registered X-ray / neutron pair of a cell?"
         )
     metal_mean, metal_sd = float(metal.mean()), float(metal.std())
+    xray_cathode = 0.5 * (_mode(light) + _mode(cathode[:, 0]))
     return Thresholds(
         xray_metal=float(_between(cathode[:, 0].mean(), cathode[:, 0].std(), metal_mean, metal_sd)),
         xray_cathode=xray_cathode,
