@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage
+from skimage.feature import structure_tensor
 from skimage.filters import threshold_multiotsu, threshold_otsu
 
 LABEL_NAMES: dict[int, str] = {
@@ -238,30 +239,105 @@ def classify(
     labels[x >= t.xray_metal] = LABELS["cu"]
     if majority_size > 1:
         labels = _majority(labels, majority_size)
-    for plane, x_plane, below in zip(labels, x, beside_foil, strict=True):
+    for plane, x_plane, n_plane, below in zip(labels, x, n, beside_foil, strict=True):
         _split_plane(plane, plane == LABELS["cu"])
-        blurred = (plane == LABELS["cu"]) & (x_plane < t.xray_full_metal) & ~_ridge(x_plane)
-        plane[blurred] = below[blurred]
+        x_finite = np.where(np.isfinite(x_plane), x_plane, 0.0)
+        n_finite = np.where(np.isfinite(n_plane), n_plane, 0.0)
+        normal = _layer_normals(x_finite / t.xray_metal + n_finite / t.neutron_separator)
+        _thin_foils(plane, x_finite, n_finite, below, normal, t)
     return labels
 
 
-def _ridge(plane: np.ndarray) -> np.ndarray:
-    """Pixels of a 2D plane at least as bright as both neighbours along the line (rows,
-    columns, diagonals) of the most negative second difference: across a bright sheet, its
-    centre line (a non-maximum suppression along the Hessian's principal direction, quantised
-    to four lines)."""
-    padded = np.pad(plane, 1, mode="edge")
-    ny, nx = plane.shape
-    ahead, behind = [], []
-    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
-        ahead.append(padded[1 + dy : 1 + dy + ny, 1 + dx : 1 + dx + nx])
-        behind.append(padded[1 - dy : 1 - dy + ny, 1 - dx : 1 - dx + nx])
-    ahead_s, behind_s = np.stack(ahead), np.stack(behind)
-    across = np.argmin(ahead_s + behind_s, axis=0)[None]
-    near = np.maximum(
-        np.take_along_axis(ahead_s, across, 0), np.take_along_axis(behind_s, across, 0)
-    )[0]
-    return plane >= near
+def _thin_foils(
+    plane: np.ndarray,
+    x: np.ndarray,
+    n: np.ndarray,
+    below: np.ndarray,
+    normal: tuple[np.ndarray, np.ndarray],
+    t: Thresholds,
+) -> None:
+    """Cu and Al foils thinner than the voxels, in one labelled plane (in place).
+
+    Cu dimmer than ``xray_full_metal`` is a foil blurred into its neighbours: it is redrawn
+    one voxel thick on its mid-surface, the ridge across the sheet of the X-ray excess minus
+    the neutron deficit (each in units of its brightest interior class's threshold: the X-ray
+    says it is metal, the finer neutron, where Cu is a valley between two anode coatings,
+    where it is), located to a fraction of a voxel (:func:`_sheet`). Anode-like voxels in
+    the cathode's X-ray band (X-ray above ``xray_cathode``, away from metal) lie inside a
+    cathode coating pair: the Al foil, a neutron valley (Al holds no electrolyte), is redrawn
+    the same way on the valley's mid-surface and the rest is cathode, which the blurred valley
+    made look anode-like.
+    """
+    cu = plane == LABELS["cu"]
+    thin = cu & (x < t.xray_full_metal)
+    plane[thin] = below[thin]
+    anode = np.isin(plane, (LABELS["anode_lithiated"], LABELS["anode_li_poor"]))
+    foil = _sheet(x / t.xray_metal - n / t.neutron_separator, thin, normal)
+    plane[foil & (thin | anode)] = LABELS["cu"]
+    near_metal = ndimage.binary_dilation(x >= t.xray_metal, np.ones((3, 3), bool), iterations=2)
+    band = (x >= t.xray_cathode) & ~near_metal
+    band &= np.isin(plane, (LABELS["al"], LABELS["anode_lithiated"], LABELS["anode_li_poor"]))
+    al = _sheet(-n, band, normal)
+    plane[band] = np.where(al[band], LABELS["al"], LABELS["cathode"])
+
+
+ALONG_LAYER_VOXELS = 2
+"""Reach, in voxels, of the Gaussian-weighted mean along the layers taken before locating a
+foil across them (the noise drops by about sqrt(3); the layers bend over much longer arcs)."""
+
+LAYER_WINDOW_VOXELS = 1.5
+"""Gaussian window, in voxels, of the structure tensor that gives the layers' normal."""
+
+
+def _layer_normals(guide: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(ny, nx) unit normal to the layers at each pixel of a 2D plane: the principal
+    eigenvector of the structure tensor (window :data:`LAYER_WINDOW_VOXELS`) of ``guide``
+    smoothed by one voxel."""
+    arr, arc, acc = structure_tensor(
+        ndimage.gaussian_filter(guide, 1.0), sigma=LAYER_WINDOW_VOXELS, mode="nearest", order="rc"
+    )
+    angle = 0.5 * np.arctan2(2 * arc, arr - acc)
+    return np.cos(angle), np.sin(angle)
+
+
+def _sheet(score: np.ndarray, candidates: np.ndarray, normal: tuple[np.ndarray, np.ndarray]):
+    """The voxels of a sheet thinner than a voxel, drawn one voxel thick on its mid-surface.
+
+    ``score`` peaks across the sheet; at each candidate pixel it is averaged along the layer
+    (:data:`ALONG_LAYER_VOXELS`) at the pixel and one voxel to either side along ``normal``
+    (bilinear). Candidates at least as high as both sides are the ridge; a parabola through
+    the three places the mid-surface to a fraction of a voxel, and the ridge's 8-neighbours
+    whose centre lies within half a voxel of it across join it (where the sheet straddles two
+    voxels, both hold about half of it).
+    """
+    ys, xs = np.nonzero(candidates)
+    out = np.zeros(score.shape, bool)
+    if len(ys) == 0:
+        return out
+    ny, nx = normal[0][ys, xs], normal[1][ys, xs]
+    reach = np.arange(-ALONG_LAYER_VOXELS, ALONG_LAYER_VOXELS + 1)
+    weights = np.exp(-0.5 * (reach / (ALONG_LAYER_VOXELS / 2)) ** 2)
+    weights /= weights.sum()
+    profile = []
+    for across in (-1.0, 0.0, 1.0):
+        value = np.zeros(len(ys))
+        for along, weight in zip(reach, weights, strict=True):
+            coords = [ys + across * ny - along * nx, xs + across * nx + along * ny]
+            value += weight * ndimage.map_coordinates(score, coords, order=1, mode="nearest")
+        profile.append(value)
+    down, centre, up = profile
+    ridge = (centre >= up) & (centre >= down)
+    curvature = 2 * centre - up - down
+    offset = np.clip((up - down) / (2 * np.where(curvature > 0, curvature, np.inf)), -0.5, 0.5)
+    ys, xs, ny, nx, offset = ys[ridge], xs[ridge], ny[ridge], nx[ridge], offset[ridge]
+    out[ys, xs] = True
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            near = np.abs(dy * ny + dx * nx - offset) <= 0.5
+            y, x = ys[near] + dy, xs[near] + dx
+            inside = (y >= 0) & (y < score.shape[0]) & (x >= 0) & (x < score.shape[1])
+            out[y[inside], x[inside]] = True
+    return out
 
 
 def segment_slabs(
