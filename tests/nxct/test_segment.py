@@ -78,7 +78,7 @@ def test_dice_where_the_layers_are_resolved():
 
 def test_dice_at_the_small_twins_voxel():
     dice = _segment_dice(*_twin_pair(SMALL_TWIN_UM))
-    print(dice)  # measured 0.918, 0.952, 0.937 (twin seeds 1, 2: >= 0.914, 0.941, 0.933)
+    print(dice)  # measured 0.916, 0.952, 0.936 (twin seeds 1 and 2, not tuned on: >= 0.907)
     assert min(dice.values()) >= 0.9, dice
 
 

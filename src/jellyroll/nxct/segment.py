@@ -39,7 +39,6 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage
-from skimage.feature import structure_tensor
 from skimage.filters import threshold_multiotsu, threshold_otsu
 
 LABEL_NAMES: dict[int, str] = {
@@ -274,7 +273,7 @@ def _thin_foils(
     anode = np.isin(plane, (LABELS["anode_lithiated"], LABELS["anode_li_poor"]))
     foil = _sheet(x / t.xray_metal - n / t.neutron_separator, thin, normal)
     plane[foil & (thin | anode)] = LABELS["cu"]
-    near_metal = ndimage.binary_dilation(x >= t.xray_metal, np.ones((3, 3), bool), iterations=2)
+    near_metal = ndimage.maximum_filter(x >= t.xray_metal, size=5)
     band = (x >= t.xray_cathode) & ~near_metal
     band &= np.isin(plane, (LABELS["al"], LABELS["anode_lithiated"], LABELS["anode_li_poor"]))
     al = _sheet(-n, band, normal)
@@ -291,12 +290,16 @@ LAYER_WINDOW_VOXELS = 1.5
 
 def _layer_normals(guide: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(ny, nx) unit normal to the layers at each pixel of a 2D plane: the principal
-    eigenvector of the structure tensor (window :data:`LAYER_WINDOW_VOXELS`) of ``guide``
-    smoothed by one voxel."""
-    arr, arc, acc = structure_tensor(
-        ndimage.gaussian_filter(guide, 1.0), sigma=LAYER_WINDOW_VOXELS, mode="nearest", order="rc"
+    eigenvector of the structure tensor of ``guide`` (gradients of a one-voxel Gaussian, their
+    products averaged in a Gaussian window of :data:`LAYER_WINDOW_VOXELS`)."""
+    guide = guide.astype(np.float32)
+    gy = ndimage.gaussian_filter(guide, 1.0, order=(1, 0), mode="nearest", truncate=3.0)
+    gx = ndimage.gaussian_filter(guide, 1.0, order=(0, 1), mode="nearest", truncate=3.0)
+    syy, sxy, sxx = (
+        ndimage.gaussian_filter(product, LAYER_WINDOW_VOXELS, mode="nearest", truncate=3.0)
+        for product in (gy * gy, gx * gy, gx * gx)
     )
-    angle = 0.5 * np.arctan2(2 * arc, arr - acc)
+    angle = 0.5 * np.arctan2(2 * sxy, syy - sxx)
     return np.cos(angle), np.sin(angle)
 
 
