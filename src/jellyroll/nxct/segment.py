@@ -14,21 +14,22 @@ Method (thresholds from the data, by physical order, not from a table of the pha
    cathode's threshold lies midway between the two sides' modes (their pure levels: the
    blurred edge of a wide layer crosses the midpoint at the layer's boundary, and the modes,
    unlike the means, are not pulled by the partial-volume voxels of the thin separator and
-   foils). A Li-poor
-   anode voxel is darker in neutrons than the anode class by more than ``LI_POOR_SIGMAS`` of
-   its deviations (the study's black in cyan). The metal threshold sits between the cathode
-   and metal classes, at as many of each one's deviations from both means. Any threshold can
-   be set by hand (:class:`Thresholds`).
+   foils). A Li-poor anode voxel is darker in neutrons than the anode class by more than
+   ``LI_POOR_SIGMAS`` of its deviations (the study's black in cyan). The metal threshold sits
+   between the cathode and metal classes, at as many of each one's deviations from both
+   means. Any threshold can be set by hand (:class:`Thresholds`).
 4. Each plane is labelled by the thresholds; metal touching the outside void is the casing,
-   other metal Cu. A Cu foil thinner than the voxels reads dimmer than the metal level (partial
-   volume) and bleeds into its neighbours: there only its ridge across the sheet, the foil's
-   centre line, stays Cu (a non-maximum suppression along the principal direction of the
-   X-ray's Hessian, quantised to four lines); that also drops bright anode particles, which
-   are blobs, not sheets, except at their crest. Void enclosed by cathode, and anode with
-   cathode on both sides within a few voxels, is the Al collector (Al attenuates about as
-   little as a void in both beams; averaged into coarse voxels with the cathode around it, it
-   reads as anode, which never lies inside a cathode coating). An optional in-plane majority
-   filter removes salt noise.
+   other metal Cu. Void enclosed by cathode, and anode with cathode on both sides within a
+   few voxels, is the Al collector (Al attenuates about as little as a void in both beams;
+   averaged into coarse voxels with the cathode around it, it reads as anode, which never
+   lies inside a cathode coating). An optional in-plane majority filter removes salt noise.
+5. Foils thinner than the voxels (:func:`_thin_foils`): a Cu foil reads dimmer than the
+   metal level (partial volume) and bleeds into its neighbours; an Al foil is a neutron
+   valley whose blurred shoulders make the cathode around it look like anode. Each is
+   redrawn one voxel thick on its mid-surface, found to a fraction of a voxel across the
+   layers (the structure tensor's normal; Cu: the X-ray says it is metal, the finer neutron
+   where it is) after a mean along them (:func:`_sheet`); the rest of the Al valley is
+   cathode. Bright anode particles, blobs rather than sheets, keep only their crest.
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ class Thresholds:
     ``neutron >= neutron_cathode``; else separator/electrolyte if ``neutron >=
     neutron_separator``; else void if ``neutron < neutron_void``; else anode, Li-poor if
     ``neutron < neutron_lithiated``. Cu below ``xray_full_metal`` is a foil thinner than the
-    voxels, blurred into its neighbours: only its ridge (the foil's centre line) stays Cu.
+    voxels, blurred into its neighbours: it is redrawn one voxel thick on its mid-surface; so
+    is the Al foil, the neutron valley in the cathode's X-ray band (module docstring, step 5).
     """
 
     xray_metal: float
