@@ -12,7 +12,6 @@ from jellyroll.nxct.fuse import sample_voxels
 from jellyroll.nxct.segment import (
     LABELS,
     Thresholds,
-    _layer_normals,
     _sheet,
     classify,
     find_thresholds,
@@ -160,12 +159,12 @@ def test_a_thin_sheet_is_drawn_one_voxel_thick_on_its_sub_voxel_mid_surface(
     """A sheet at any angle and sub-voxel offset, blurred by 1-1.6 voxels: the drawn voxels are
     those whose centre lies within half a voxel of its mid-surface. Tolerance 0.1 voxel: the
     parabola through a Gaussian's samples at +-1 voxel misplaces its peak by a few hundredths
-    (0.06 at most over 300 random sheets) and the structure tensor's normal tilts a little."""
+    (0.06 at most over 300 random sheets) and the Hessian's direction tilts a little."""
     y, x = np.mgrid[-20:21, -20:21].astype(float)
     across = y * np.cos(angle) + x * np.sin(angle) - offset
     score = np.exp(-0.5 * (across / blur) ** 2)
     centre = (np.abs(y) <= 12) & (np.abs(x) <= 12)  # away from the plane's edges
-    drawn = _sheet(score, centre & (score > 0.3), _layer_normals(score)) & centre
+    drawn = _sheet(score, centre & (score > 0.3)) & centre
     assert np.abs(across[drawn]).max() <= 0.6
     assert drawn[centre & (np.abs(across) <= 0.4)].all()
 
