@@ -259,9 +259,10 @@ def _thin_foils(
 
     Cu dimmer than ``xray_full_metal`` is a foil blurred into its neighbours: it is redrawn
     one voxel thick on its mid-surface, the ridge across the sheet of the X-ray excess minus
-    the neutron deficit (each in units of its brightest interior class's threshold: the X-ray
-    says it is metal, the finer neutron, where Cu is a valley between two anode coatings,
-    where it is), located to a fraction of a voxel (:func:`_sheet`). Anode-like voxels in
+    the neutron deficit (each in units of the span of its thresholds, metal to cathode and
+    separator to void, so that an offset of the grey levels does not matter: the X-ray says
+    it is metal, the finer neutron, where Cu is a valley between two anode coatings, where it
+    is), located to a fraction of a voxel (:func:`_sheet`). Anode-like voxels in
     the cathode's X-ray band (X-ray above ``xray_cathode``, away from metal) lie inside a
     cathode coating pair: the Al foil, a neutron valley (Al holds no electrolyte), is redrawn
     the same way on the valley's mid-surface and the rest is cathode, which the blurred valley
@@ -271,7 +272,9 @@ def _thin_foils(
     thin = cu & (x < t.xray_full_metal)
     plane[thin] = below[thin]
     anode = np.isin(plane, (LABELS["anode_lithiated"], LABELS["anode_li_poor"]))
-    foil = _sheet(x / t.xray_metal - n / t.neutron_separator, thin)
+    x_span = max(t.xray_metal - t.xray_cathode, np.finfo(np.float32).tiny)
+    n_span = max(t.neutron_separator - t.neutron_void, np.finfo(np.float32).tiny)
+    foil = _sheet(x / x_span - n / n_span, thin)
     plane[foil & (thin | anode)] = LABELS["cu"]
     near_metal = ndimage.maximum_filter(x >= t.xray_metal, size=5)
     band = (x >= t.xray_cathode) & ~near_metal
