@@ -6,9 +6,18 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jellyroll.nxct.fuse import sample_voxels
-from jellyroll.nxct.segment import LABELS, Thresholds, classify, find_thresholds, segment_slabs
+from jellyroll.nxct.segment import (
+    LABELS,
+    Thresholds,
+    _sheet,
+    classify,
+    find_thresholds,
+    segment_slabs,
+)
 from jellyroll.phantom.materials import attenuation_map, mu_table
 from jellyroll.phantom.nxct import simulate_nxct_from_attenuation
 from jellyroll.phantom.twin import make_twin
@@ -73,19 +82,30 @@ def _segment_dice(xray: np.ndarray, neutron: np.ndarray, truth: np.ndarray) -> d
 
 def test_dice_where_the_layers_are_resolved():
     dice = _segment_dice(*_twin_pair(RESOLVED_UM))
-    print(dice)  # measured 0.966, 0.968, 0.944
+    print(dice)  # measured 0.965, 0.983, 0.967
     assert min(dice.values()) >= 0.9, dice
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 11 not met at the small twin's voxel: Cu 0.84, cathode 0.88, anode 0.88 "
-    "(seeds 0-2); the coatings' partial-volume edges and the one-voxel foil (docs/nxct.md)",
-)
-def test_dice_at_the_small_twins_voxel():
-    dice = _segment_dice(*_twin_pair(SMALL_TWIN_UM))
-    print(dice)  # measured 0.839, 0.884, 0.878
+@pytest.fixture(scope="module")
+def small_twin_pair() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return _twin_pair(SMALL_TWIN_UM)
+
+
+def test_dice_at_the_small_twins_voxel(small_twin_pair):
+    dice = _segment_dice(*small_twin_pair)
+    print(dice)  # measured 0.926, 0.951, 0.938 (twin seeds 1-5: >= 0.910, 0.941, 0.934)
     assert min(dice.values()) >= 0.9, dice
+
+
+def test_an_offset_of_the_grey_levels_changes_no_label(small_twin_pair):
+    """Grey values of a CT volume may carry any offset (no air calibration): thresholds and
+    foil rules must follow it, voxel for voxel."""
+    xray, neutron, _ = small_twin_pair
+
+    def labels(x: np.ndarray, n: np.ndarray) -> np.ndarray:
+        return classify(x, n, find_thresholds(sample_voxels(x, n, n_planes=2).values))
+
+    assert np.array_equal(labels(xray, neutron), labels(xray + 5e-4, neutron - 1e-4))
 
 
 def _rings() -> tuple[np.ndarray, np.ndarray]:
@@ -146,3 +166,31 @@ def test_anode_within_a_cathode_coating_is_al():
     labels = classify(xray, neutron, HAND)[0]
     assert (labels[:, 8] == LABELS["al"]).all()
     assert (labels[:, 16:] == LABELS["anode_lithiated"]).all()  # beyond reach: still anode
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.floats(0.0, np.pi), st.floats(-0.5, 0.5), st.floats(1.0, 1.6))
+def test_a_thin_sheet_is_drawn_one_voxel_thick_on_its_sub_voxel_mid_surface(
+    angle: float, offset: float, blur: float
+):
+    """A sheet at any angle and sub-voxel offset, blurred by 1-1.6 voxels: the drawn voxels are
+    those whose centre lies within half a voxel of its mid-surface. Tolerance 0.1 voxel: the
+    parabola through a Gaussian's samples at +-1 voxel misplaces its peak by a few hundredths
+    (0.06 at most over 300 random sheets) and the Hessian's direction tilts a little."""
+    y, x = np.mgrid[-20:21, -20:21].astype(float)
+    across = y * np.cos(angle) + x * np.sin(angle) - offset
+    score = np.exp(-0.5 * (across / blur) ** 2)
+    centre = (np.abs(y) <= 12) & (np.abs(x) <= 12)  # away from the plane's edges
+    drawn = _sheet(score, centre & (score > 0.3)) & centre
+    assert np.abs(across[drawn]).max() <= 0.6
+    assert drawn[centre & (np.abs(across) <= 0.4)].all()
+
+
+def test_the_al_valley_is_al_and_its_blurred_shoulders_cathode():
+    xray, neutron = _layers(dict.fromkeys(range(2, 15), 4.0))  # one cathode band
+    neutron[0][:, 2:15] = 5.0
+    neutron[0][:, [7, 9]] = 2.5  # the valley's shoulders read as anode in the neutron
+    neutron[0][:, 8] = 1.5
+    labels = classify(xray, neutron, HAND)[0]
+    assert (labels[:, 8] == LABELS["al"]).all()
+    assert (labels[:, [7, 9]] == LABELS["cathode"]).all()
