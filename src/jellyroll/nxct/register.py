@@ -644,6 +644,7 @@ def _refine_fine(
     bound_um: float,
     seed: int,
     scale: bool,
+    samples: int = FINE_SAMPLES,
 ) -> tuple[np.ndarray, float] | None:
     """``nct_to_xct`` refined at the volumes' own voxels on blocks of the neutron volume.
 
@@ -651,7 +652,7 @@ def _refine_fine(
     in all, read by slicing (an HDF5 dataset reads only their chunks), each with the crop of
     the X-ray volume it maps into, widened by what a motion within ``bound_um`` (per
     parameter) can add. The metric: Mattes MI of one joint histogram of
-    :data:`FINE_SAMPLES` points drawn once at random positions in the blocks (off any grid
+    ``samples`` points drawn once at random positions in the blocks (off any grid
     the X-ray's could alias with) inside the cell, the X-ray crops linearly interpolated at
     the moved points; minimised by Powell's search [Powell 1964] within +-``bound_um`` over
     the rotation, the shift across the cell axis (and the scale with ``scale``).
@@ -689,7 +690,7 @@ def _refine_fine(
     blocks, fixed_values = [], []
     for first in firsts:
         block = np.asarray(nct[tuple(slice(f, f + side) for f in first)], dtype=np.float32)
-        index = rng.uniform(0, side - 1, (FINE_SAMPLES // len(firsts), 3))
+        index = rng.uniform(0, side - 1, (samples // len(firsts), 3))
         points = (index + first - (nct_shape - 1) / 2) * nct_voxel_um
         rel = points - axis.point
         along = rel @ axis.direction
