@@ -293,7 +293,7 @@ def test_fine_level_recovers_rotation_and_shift_across_the_axis() -> None:
     copies' voxel, e.g. 0.11 deg on the cached 1024^3 bench pair), ends within 0.3 neutron voxel
     (the NXCT issue's bar) on a multimodal pair (a non-monotonic grey map, X-ray voxel twice
     the neutron one) of a structured cylinder; the shift along the axis, which it leaves to
-    the coarse levels, is unchanged at the blocks' centre."""
+    the coarse levels, is not refined."""
     rng = np.random.default_rng(7)
     shape, voxel = (48, 96, 96), 10.0  # um; the X-ray's voxel is 20 um
     world = ndimage.gaussian_filter(rng.random(shape, dtype=np.float32), 2.0)
@@ -313,3 +313,9 @@ def test_fine_level_recovers_rotation_and_shift_across_the_axis() -> None:
     )  # fmt: skip
     assert rms_error(start, nct_to_xct, shape, voxel) > 1.0 * voxel
     assert rms_error(found, nct_to_xct, shape, voxel) <= 0.3 * voxel
+    # a start beyond the search's reach (+-3 um per parameter) is not refined into a wrong pose
+    beyond = _refine_fine(
+        xray, 2 * voxel, neutron, voxel, start, axis,
+        fine_voxels=16 * 20**3, bound_um=3.0, seed=0, scale=False, samples=30_000,
+    )  # fmt: skip
+    assert beyond is None

@@ -666,7 +666,8 @@ def _refine_fine(
     16 of 160^3 within 0.012 deg. One histogram over all blocks, not a sum of per-block
     SimpleITK metrics: its per-call setup scales with the image (0.15 s per 80^3 block,
     measured), which a search of a hundred or more evaluations of 16 blocks cannot pay.
-    Returns the matrix and the final metric (negative MI), or None where no block fits.
+    Returns the matrix and the final metric (negative MI), or None where no block fits or
+    the search ends at its bounds (then the coarse levels' result stands).
     """
     nct_shape, xct_shape = np.asarray(nct.shape), np.asarray(xct.shape)
     side = max(8, round((fine_voxels / FINE_BLOCKS) ** (1 / 3)))
@@ -735,6 +736,8 @@ def _refine_fine(
         bounds=[(-bound_um, bound_um)] * n,
         options={"xtol": 0.03 * nct_voxel_um, "ftol": 1e-6, "maxfev": 100 * n},
     )
+    if np.any(np.abs(found.x) > 0.95 * bound_um):
+        return None  # the optimum lies beyond the search's reach: the start is not trusted
     return _perturbed(nct_to_xct, found.x, centre, lever, across), float(found.fun)
 
 
