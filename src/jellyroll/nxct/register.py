@@ -544,21 +544,6 @@ FINE_SAMPLES = 250_000  # the metric's sample points, drawn at random in the fin
 FINE_BINS = 48  # joint histogram bins of the fine level's Mattes MI
 
 
-@dataclass(frozen=True)
-class _FineLevel:
-    """The fine level's data: ``points`` (n, 3) um of the neutron frame, ``fixed_bins`` (n,)
-    their neutron histogram bins, ``crops`` the X-ray crops (float32) with ``crop_origins``
-    (k, 3) index of their first voxel in the X-ray volume and ``block_of_point`` (n,) the crop
-    each point falls in; ``moving_range`` the X-ray grey levels mapped onto the bins."""
-
-    points: np.ndarray
-    fixed_bins: np.ndarray
-    crops: list[np.ndarray]
-    crop_origins: np.ndarray
-    block_of_point: np.ndarray
-    moving_range: tuple[float, float]
-
-
 def _mattes_mutual_information(
     fixed_bins: np.ndarray, moving: np.ndarray, moving_range: tuple[float, float], bins: int
 ) -> float:
@@ -666,11 +651,12 @@ def _refine_fine(
     16 of 160^3 within 0.012 deg. One histogram over all blocks, not a sum of per-block
     SimpleITK metrics: its per-call setup scales with the image (0.15 s per 80^3 block,
     measured), which a search of a hundred or more evaluations of 16 blocks cannot pay.
-    Returns the matrix and the final metric (negative MI), or None where no block fits or
-    the search ends at its bounds (then the coarse levels' result stands).
+    Returns the matrix and the final metric (negative MI), or None where no block fits, the
+    blocks hold too little of the cell or no contrast, or the search ends at its bounds
+    (then the coarse levels' result stands).
     """
     nct_shape, xct_shape = np.asarray(nct.shape), np.asarray(xct.shape)
-    side = max(8, round((fine_voxels / FINE_BLOCKS) ** (1 / 3)))
+    side = min(max(8, round((fine_voxels / FINE_BLOCKS) ** (1 / 3))), int(nct_shape.min()))
     margin = 4 * bound_um / xct_voxel_um + 2  # X-ray voxels: the motion's reach, interpolation
     corners = np.stack(np.meshgrid(*[(0, side - 1)] * 3, indexing="ij"), -1).reshape(-1, 3)
 
@@ -695,20 +681,23 @@ def _refine_fine(
         points = (index + first - (nct_shape - 1) / 2) * nct_voxel_um
         rel = points - axis.point
         along = rel @ axis.direction
-        across = np.linalg.norm(rel - np.outer(along, axis.direction), axis=1)
-        keep = across <= 1.05 * axis.radius_um
+        distance = np.linalg.norm(rel - np.outer(along, axis.direction), axis=1)
+        keep = distance <= 1.05 * axis.radius_um
         low, high = crop_of(first)
         crop = np.asarray(xct[tuple(slice(a, b) for a, b in zip(low, high, strict=True))],
                           dtype=np.float32)  # fmt: skip
         fixed_values.append(ndimage.map_coordinates(block, index[keep].T, order=1))
         blocks.append((points[keep], crop, low))
     fixed = np.concatenate(fixed_values)
+    if fixed.size < samples // 10:
+        return None  # the blocks hold too little of the cell to refine on
     fixed_range = np.percentile(fixed, (0.5, 99.5))
+    crops = np.concatenate([crop.ravel() for _, crop, _ in blocks])
+    moving_range = tuple(np.percentile(crops, (0.5, 99.5)))
+    if not (np.ptp(fixed_range) > 0 and np.ptp(moving_range) > 0):
+        return None  # no contrast to refine on
     fixed_bins = (np.clip((fixed - fixed_range[0]) / np.ptp(fixed_range), 0, 1 - 1e-9)
                   * FINE_BINS).astype(np.int64)  # fmt: skip
-    moving_range = tuple(
-        np.percentile(np.concatenate([crop.ravel() for _, crop, _ in blocks]), (0.5, 99.5))
-    )
     centre = np.concatenate([p for p, _, _ in blocks]).mean(axis=0)
     lever = float(max(np.linalg.norm(p - centre, axis=1).max() for p, _, _ in blocks))
 
