@@ -29,6 +29,7 @@ def nxct(
     grid: Annotated[str | None, option(N, "grid")] = None,
     scale: Annotated[bool | None, option(N, "scale", "--scale/--rigid")] = None,
     max_voxels: Annotated[int | None, option(N, "max_voxels")] = None,
+    fine_voxels: Annotated[int | None, option(N, "fine_voxels")] = None,
     window_low: Annotated[float | None, typer.Option(help="Lower contrast percentile [1].")] = None,
     window_high: Annotated[
         float | None, typer.Option(help="Upper contrast percentile [99].")
@@ -58,6 +59,7 @@ def nxct(
                 "grid": grid,
                 "scale": scale,
                 "max_voxels": max_voxels,
+                "fine_voxels": fine_voxels,
                 "window_percentiles": window,
                 "segment": segment,
                 "bends": bends,

@@ -25,6 +25,12 @@ class NXCTOptions(StageOptions):
     max_voxels: int = Field(
         2_000_000, ge=10_000, description="Voxels of the downsampled copies the registration uses."
     )
+    fine_voxels: int = Field(
+        64_000_000,
+        ge=0,
+        description="Neutron voxels read at full resolution, in 16 blocks spread over the cell, "
+        "for the registration's last level (0: none).",
+    )
     window_percentiles: tuple[float, float] = Field(
         (1.0, 99.0), description="Contrast window of each channel of the fused RGB (percentiles)."
     )

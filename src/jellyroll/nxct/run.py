@@ -88,6 +88,7 @@ def run_nxct(
             neutron.voxel_um,
             scale=options.scale,
             max_voxels=options.max_voxels,
+            fine_voxels=options.fine_voxels,
         )
         say("registration", 1.0)
         grid_source = xray if options.grid == "xct" else neutron
