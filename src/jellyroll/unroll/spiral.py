@@ -261,9 +261,9 @@ def _winding(ridge: np.ndarray, r_lo: float, period: float) -> tuple[int, float]
     for q in range(1, 4):  # the fundamental, or a harmonic where the fundamental is weak
         if period / q < 2.5:
             break
-        curve = np.exp(-2j * np.pi * q * radii / period) @ ridge
-        curve = ndi.gaussian_filter1d(curve.real, 2.0, mode="wrap") + 1j * ndi.gaussian_filter1d(
-            curve.imag, 2.0, mode="wrap"
+        wave = 2 * np.pi * q * radii / period  # real products: no complex copy of the ridge
+        curve = ndi.gaussian_filter1d(np.cos(wave) @ ridge, 2.0, mode="wrap") - 1j * (
+            ndi.gaussian_filter1d(np.sin(wave) @ ridge, 2.0, mode="wrap")
         )
         phase = np.unwrap(np.angle(np.append(curve, curve[0])))
         turns = round((phase[-1] - phase[0]) / (2 * np.pi))
