@@ -302,10 +302,10 @@ def fit_bump(
     None (not a bend) when fewer than three slices reach it, or the fit fails, peaks on the
     other side or at under half the deviation the slices showed (a deviation along the
     whole height is the winding's own shape: the undeformed layer takes it), finds a bump
-    narrower than the blur or wider than the samples, or leaves a residual over a fifth of
-    a voxel rms: around a bend the traced foil follows the bump to a fraction of that (on
-    the twins, 1.2-2.1 um at 20 um voxels), a layer not followed (the tracer lost on the
-    innermost turns: 5.6 um and more) does not.
+    narrower than the blur or wider than the samples, or leaves a residual over 0.15 voxel
+    rms (3 um at 20 um voxels): around a bend the traced foil follows the bump to a
+    fraction of that (on the twins, 1.2-2.1 um), a layer not followed (the tracer lost on
+    the innermost turns: 3.9 um and more) does not.
     """
     reach_z = 2 * max(bend.extent_axial_um, 2 * voxel_um)
     reach_arc = 2 * max(bend.extent_arc_um, 2 * voxel_um)
@@ -353,7 +353,7 @@ def fit_bump(
     rms = float(np.sqrt(np.mean(fit.fun**2)))
     plausible = (
         fit.success
-        and rms <= voxel_um / 5
+        and rms <= 0.15 * voxel_um
         and np.sign(peak) == np.sign(bend.amplitude_um)
         and abs(peak) >= abs(bend.amplitude_um) / 2
         and blur_um <= min(s_arc, s_axial)
@@ -371,7 +371,7 @@ def find_bends_3d(
     voxel_um: float,
     *,
     slice_step: int = 1,
-    min_slices: int = 2,
+    min_slices: int = 1,
     max_presence: float = 0.3,
     min_amplitude_um: float | None = None,
     progress: Callable[[float], None] | None = None,
@@ -379,7 +379,9 @@ def find_bends_3d(
     """Bends of the Cu collector in an X-ray volume ((nz, ny, nx) array-like, 1/um or grey
     levels, Cu bright; read one slice at a time), every ``slice_step``-th slice traced.
 
-    Dropped: bends seen in fewer than ``min_slices`` slices (noise), and bends at a place of
+    Dropped: bends seen in fewer than ``min_slices`` slices (default one: a bend of 1.5
+    voxels crosses the 2D finder's threshold in one slice only, and the bump fit below
+    keeps the noise out), and bends at a place of
     the layer (same side, within reach in the slice plane) that deviates in more than
     ``max_presence`` of all traced slices: a bend is local along the axis (an agglomerate's
     size), a feature along the whole height is the winding itself (its inner end, a tab, a
