@@ -216,7 +216,7 @@ def test_the_blur_is_read_from_the_foils_profile() -> None:
 def test_a_layer_the_tracer_lost_is_no_bump(wander_um: float, is_bend: bool) -> None:
     """A 40 um bump on a trace that wanders by ``wander_um`` rms from sample to sample: 2 um
     (a followed foil's partial-volume wobble at 20 um voxels) still gives its depth within
-    10 %; 12 um (a lost layer, over a fifth of a voxel) is no bend."""
+    10 %; 12 um (a lost layer, over 0.15 voxel) is no bend."""
     layers = _bumped_layers(40.0, 50.0, 35.0, 0.0)
     rng = np.random.default_rng(0)
     for layer in layers:
