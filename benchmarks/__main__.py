@@ -6,6 +6,7 @@ Machines are noisy: each benchmark times jellyroll and its anchor in the same ru
 from __future__ import annotations
 
 from benchmarks import (
+    bench_bends3d,
     bench_locate,
     bench_nxct,
     bench_nxct_big,
@@ -24,6 +25,7 @@ def main() -> None:
         bench_phantom,
         bench_nxct,
         bench_nxct_big,
+        bench_bends3d,
         bench_locate,
         bench_operando,
         bench_spots,

@@ -26,6 +26,8 @@ from jellyroll.unroll import (
     unroll_polar,
     unroll_spiral,
 )
+from jellyroll.unroll._sampling import bilinear
+from jellyroll.unroll.spiral import _radial_smooth
 
 RAY_ANGLES = np.arange(2.5, 360.0, 5.0)  # deg, away from the twins' layer ends at 0 deg
 
@@ -438,3 +440,34 @@ def test_turn_strips_tile_the_strip(real) -> None:
     lengths = np.diff(np.concatenate([[0.0], view.turn_start_arc_um]))
     assert np.all(np.diff(lengths) > 0)
     assert np.median(np.diff(lengths)) == pytest.approx(2 * np.pi * real["trace"].pitch_um, rel=0.1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(1, 12),
+    st.integers(1, 12),
+    st.lists(st.tuples(st.floats(-2, 14), st.floats(-2, 14)), min_size=1, max_size=30),
+    st.integers(0, 2**16),
+)
+def test_bilinear_samples_as_map_coordinates(
+    ny: int, nx: int, points: list[tuple[float, float]], seed: int
+) -> None:
+    """The tracer's bilinear sampler against scipy's order-1, constant-mode
+    map_coordinates (inside, on the edges, outside, one-pixel images): equal to rounding
+    (1e-12 of values of order 1), the outside value where scipy gives it."""
+    image = np.random.default_rng(seed).normal(size=(ny, nx))
+    y, x = (np.array(v) for v in zip(*points, strict=True))
+    y[: len(y) // 3] = np.round(y[: len(y) // 3])  # whole pixels and the exact edges
+    expected = ndi.map_coordinates(image, [y, x], order=1, mode="constant", cval=-7.0)
+    np.testing.assert_allclose(bilinear(image, y, x, -7.0), expected, rtol=0, atol=1e-12)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 400), st.integers(1, 5), st.floats(0.3, 60.0), st.integers(0, 2**16))
+def test_radial_smooth_is_the_gaussian_filter(n_r: int, n_a: int, sigma: float, seed: int) -> None:
+    """The polar image's radial low-pass (FFT for long kernels) against
+    ``gaussian_filter1d`` along the radius, short kernels and kernels longer than the
+    image included: equal to rounding (1e-12 on values of order 1)."""
+    polar = np.random.default_rng(seed).normal(size=(n_r, n_a)) + 3.0
+    expected = ndi.gaussian_filter1d(polar, sigma, axis=0)
+    np.testing.assert_allclose(_radial_smooth(polar, sigma), expected, rtol=0, atol=1e-12)

@@ -180,6 +180,26 @@ def test_a_deviation_along_the_whole_height_is_no_bump() -> None:
     assert fit_bump(bend, layers, 15.0, 20.0) is None
 
 
+def test_the_depth_is_read_on_the_layer_the_other_slices_show() -> None:
+    """Each slice's smooth reference pulled a fifth of the way towards the bend (its running
+    median follows the bend's flanks), and the layer wiggling by 5 um along the arc at every
+    height (what that median misses): the depth is the bump's as on a clean layer, within
+    1 % (the same fit; the deviation off the slices' references would read 20 % short)."""
+    clean = _bumped_layers(40.0, 50.0, 35.0, 0.0)
+    layers = _bumped_layers(40.0, 50.0, 35.0, 0.0)
+    for layer in layers:
+        wiggle = 5.0 * np.sin(layer.winding_rad * 1000.0 / 80.0)
+        bump = layer.deviation_um
+        layer.reference_um = layer.reference_um + wiggle + 0.2 * bump
+        layer.deviation_um = 0.8 * bump
+    bend = pd.Series({"x_um": -1040.0, "y_um": 0.0, "z_um": 0.0, "amplitude_um": 32.0,
+                      "extent_arc_um": 120.0, "extent_axial_um": 60.0})  # fmt: skip
+    expected = fit_bump(bend, clean, 15.0, 20.0)
+    fit = fit_bump(bend, layers, 15.0, 20.0)
+    assert expected is not None and fit is not None
+    assert fit.depth_um == pytest.approx(expected.depth_um, rel=0.01)
+
+
 def test_the_blur_is_read_from_the_foils_profile() -> None:
     """A ring whose radial profile is a Gaussian 0.7 px (14 um at 20 um pixels) wide on a
     sloping background: its width is read within 1 um (cubic interpolation of a profile
@@ -196,7 +216,7 @@ def test_the_blur_is_read_from_the_foils_profile() -> None:
 def test_a_layer_the_tracer_lost_is_no_bump(wander_um: float, is_bend: bool) -> None:
     """A 40 um bump on a trace that wanders by ``wander_um`` rms from sample to sample: 2 um
     (a followed foil's partial-volume wobble at 20 um voxels) still gives its depth within
-    10 %; 12 um (a lost layer, over a third of a voxel) is no bend."""
+    10 %; 12 um (a lost layer, over 0.15 voxel) is no bend."""
     layers = _bumped_layers(40.0, 50.0, 35.0, 0.0)
     rng = np.random.default_rng(0)
     for layer in layers:

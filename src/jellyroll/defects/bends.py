@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from numba import njit
 from scipy import ndimage
 
 from jellyroll.conventions import MAD_TO_SIGMA, px_to_um, um_to_px
@@ -117,7 +118,39 @@ def _local_noise(arc_um: np.ndarray, values: np.ndarray, window_um: float) -> np
     lo = np.searchsorted(arc_um, arc_um - window_um / 2, side="left")
     hi = np.searchsorted(arc_um, arc_um + window_um / 2, side="right")
     spread = np.abs(values - np.median(values))
-    return MAD_TO_SIGMA * np.array([np.median(spread[a:b]) for a, b in zip(lo, hi, strict=True)])
+    monotone = (np.diff(lo) >= 0).all() and (np.diff(hi) >= 0).all()
+    if not (monotone and (hi > lo).all() and np.isfinite(spread).all()):
+        # NaN values or empty windows (a negative pitch): window by window, as np.median does
+        return MAD_TO_SIGMA * np.array(
+            [np.median(spread[a:b]) for a, b in zip(lo, hi, strict=True)]
+        )
+    return MAD_TO_SIGMA * _window_medians(spread, lo, hi)
+
+
+@njit(cache=True)
+def _window_medians(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Median of ``values[lo[i]:hi[i]]`` for each i (``lo`` and ``hi`` non-decreasing, each
+    window non-empty), as ``np.median``: a sorted copy of the window slides along, one
+    insertion or removal per sample entering or leaving (O(n w), not O(n w log w))."""
+    window = np.empty(values.size)
+    out = np.empty(lo.size)
+    count = 0
+    a = b = 0
+    for i in range(lo.size):
+        while b < hi[i]:  # the samples entering, each put at its sorted place
+            k = np.searchsorted(window[:count], values[b])
+            window[k + 1 : count + 1] = window[k:count].copy()
+            window[k] = values[b]
+            count += 1
+            b += 1
+        while a < lo[i]:  # the samples leaving
+            k = np.searchsorted(window[:count], values[a])
+            window[k : count - 1] = window[k + 1 : count].copy()
+            count -= 1
+            a += 1
+        half = count // 2
+        out[i] = window[half] if count % 2 else 0.5 * (window[half - 1] + window[half])
+    return out
 
 
 def link_bends(

@@ -30,10 +30,11 @@ from functools import cached_property
 
 import numpy as np
 from numba import njit
+from scipy import fft
 from scipy import ndimage as ndi
 
 from jellyroll.conventions import robust_sigma
-from jellyroll.unroll._sampling import polar_samples, row_quantile
+from jellyroll.unroll._sampling import bilinear, polar_samples, row_quantile
 from jellyroll.unroll.cell import Cell
 
 _DR = 0.5  # px, radial step of the polar image
@@ -134,13 +135,14 @@ def trace_spiral(
         polar = -polar
     polar = np.where(np.isfinite(polar), polar, np.nanmedian(polar))
     period = _radial_period(polar) if pitch_um is None else pitch_um / pixel_size_um
-    ridge = _band_pass(polar, period, 0.6)
+    background = _radial_smooth(polar, 0.3 * period / _DR)
+    ridge = _band_pass(polar, background, 0.6)
     direction, pitch = _winding(ridge, r_lo, period)
     if pitch_um is not None:
         pitch = pitch_um / pixel_size_um
     phase, width = _layer_phase(ridge, r_lo, pitch, direction)
     if 0.3 * width > 0.6:  # wide layers (masks): smooth to their scale so the ridge is centred
-        ridge = _band_pass(polar, period, 0.3 * width)
+        ridge = _band_pass(polar, background, 0.3 * width)
     winding, radius, strength = _follow(ridge, r_lo, pitch, direction, phase)
     if pitch_um is None:  # the mean pitch along the traced layer
         pitch = 2 * np.pi * np.polyfit(winding, radius, 1)[0]
@@ -199,12 +201,25 @@ def _vertex(left: np.ndarray, mid: np.ndarray, right: np.ndarray) -> np.ndarray:
     return np.clip(offset, -0.5, 0.5)
 
 
-def _band_pass(polar: np.ndarray, period: float, sigma_px: float) -> np.ndarray:
-    """Radial difference of Gaussians (``sigma_px`` and 0.3 ``period``: layers become
-    ridges), smoothed along the angle and scaled to unit robust spread."""
-    out = ndi.gaussian_filter1d(polar, sigma_px / _DR, axis=0) - ndi.gaussian_filter1d(
-        polar, 0.3 * period / _DR, axis=0
-    )
+def _radial_smooth(polar: np.ndarray, sigma: float) -> np.ndarray:
+    """``ndi.gaussian_filter1d(polar, sigma, axis=0)`` (reflected edges, the kernel cut at
+    4 sigma) computed through FFTs: the same to rounding, and at the kernel widths of fine
+    voxels (sigma ~50 rows for a 250 um pitch in 3 um pixels) many times faster."""
+    radius = int(4.0 * sigma + 0.5)
+    if radius < 16:  # short kernels: direct
+        return ndi.gaussian_filter1d(polar, sigma, axis=0)
+    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    lines = np.pad(polar.T, ((0, 0), (radius, radius)), mode="symmetric")  # rows contiguous
+    size = fft.next_fast_len(lines.shape[1] + kernel.size - 1, real=True)
+    spectrum = fft.rfft(lines, size, axis=1) * fft.rfft(kernel / kernel.sum(), size)
+    return fft.irfft(spectrum, size, axis=1)[:, 2 * radius : 2 * radius + polar.shape[0]].T
+
+
+def _band_pass(polar: np.ndarray, background: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Radial difference of Gaussians (``sigma_px`` minus ``background``, the polar image
+    smoothed over 0.3 of the layer period: layers become ridges), smoothed along the angle
+    and scaled to unit robust spread."""
+    out = ndi.gaussian_filter1d(polar, sigma_px / _DR, axis=0) - background
     out = ndi.gaussian_filter1d(out, 1.5, axis=1, mode="wrap")
     spread = robust_sigma(out)
     return out / spread if spread > 0 else out
@@ -222,7 +237,7 @@ def _shear_profile(
     if rows.size < 2:
         return np.zeros(1)
     coords = [rows[:, None] + shift[None, :], np.broadcast_to(cols, (rows.size, cols.size))]
-    return ndi.map_coordinates(ridge, coords, order=1).mean(axis=1)
+    return bilinear(ridge, *coords, 0.0).mean(axis=1)
 
 
 def _winding(ridge: np.ndarray, r_lo: float, period: float) -> tuple[int, float]:
@@ -246,9 +261,9 @@ def _winding(ridge: np.ndarray, r_lo: float, period: float) -> tuple[int, float]
     for q in range(1, 4):  # the fundamental, or a harmonic where the fundamental is weak
         if period / q < 2.5:
             break
-        curve = np.exp(-2j * np.pi * q * radii / period) @ ridge
-        curve = ndi.gaussian_filter1d(curve.real, 2.0, mode="wrap") + 1j * ndi.gaussian_filter1d(
-            curve.imag, 2.0, mode="wrap"
+        wave = 2 * np.pi * q * radii / period  # real products: no complex copy of the ridge
+        curve = ndi.gaussian_filter1d(np.cos(wave) @ ridge, 2.0, mode="wrap") - 1j * (
+            ndi.gaussian_filter1d(np.sin(wave) @ ridge, 2.0, mode="wrap")
         )
         phase = np.unwrap(np.angle(np.append(curve, curve[0])))
         turns = round((phase[-1] - phase[0]) / (2 * np.pi))
@@ -260,7 +275,11 @@ def _winding(ridge: np.ndarray, r_lo: float, period: float) -> tuple[int, float]
     if winding not in (-2, -1, 1, 2):
         raise ValueError("no wound layers found: the radial pattern does not wind round once")
     direction = -int(np.sign(winding))
-    angular = np.fft.fft(ridge, axis=1)  # [r, k]: sum over angles of ridge * exp(-i k theta)
+    # [r, q - 1]: sum over angles of ridge * exp(-i k theta) at the orders k = -q direction
+    # used below (8 of them: a product, not a whole FFT along the angle)
+    orders = -direction * np.arange(1, 9)
+    angle = 2 * np.pi * np.outer(np.arange(n), orders) / n
+    angular = ridge @ np.cos(angle) - 1j * (ridge @ np.sin(angle))
     pitches = abs(winding) * period * np.geomspace(0.7, 1.4, 141)
     power = np.zeros(pitches.size)
     for q in range(1, 9):
@@ -268,7 +287,7 @@ def _winding(ridge: np.ndarray, r_lo: float, period: float) -> tuple[int, float]
         if not resolved.any():
             break
         waves = np.exp(-2j * np.pi * q * radii[None, :] / pitches[resolved, None])
-        power[resolved] += np.abs(waves @ angular[:, (-q * direction) % n]) ** 2
+        power[resolved] += np.abs(waves @ angular[:, q - 1]) ** 2
     i = int(np.argmax(power))
     if 0 < i < pitches.size - 1:
         step = np.log(pitches[1] / pitches[0])
@@ -308,8 +327,8 @@ def _follow(
 
     def scores(js: np.ndarray, ref: np.ndarray) -> np.ndarray:
         rows = (ref[:, None] + offsets[None, :] - r_lo) / _DR
-        cols = np.broadcast_to(np.mod(direction * js, n)[:, None], rows.shape)
-        return ndi.map_coordinates(ridge, [rows, cols], order=1, mode="constant", cval=0.0)
+        cols = np.mod(direction * js, n)[:, None]
+        return bilinear(ridge, rows, cols, 0.0)
 
     def track(js: np.ndarray, ref: np.ndarray, start: float | None) -> np.ndarray:
         s = scores(js, ref)
