@@ -553,8 +553,9 @@ def _height_support(
     hump of its own profile). The effective number of defects is ``(sum s)^2 / sum s^2`` over
     the shares ``s`` (the smaller of two lattices half a square apart, so that a defect on a
     square's edge counts once). With :data:`MIN_DEFECTS` or more, the interval is the
-    share-weighted mean height +- two standard errors, from the scatter of the squares'
-    heights (each defect's centre lies off the slice by its own amount). With fewer, one
+    share-weighted mean height +- its standard error, from the scatter of the squares'
+    heights (each defect's centre lies off the slice by its own amount) over the effective
+    number of defects less one. With fewer, one
     defect fixes the height: a plane through it off its equator looks like its mirror plane
     on the other side, so the data place the slice anywhere within that defect's hump, whose
     half-maximum width is the interval.
@@ -599,7 +600,7 @@ def _height_support(
     used = shares > 0
     mean = float(np.average(centres[used], weights=shares[used]))
     spread = float(np.average((centres[used] - mean) ** 2, weights=shares[used]))
-    half_width = 2.0 * np.sqrt(spread / (defects - 1.0))
+    half_width = np.sqrt(spread / (defects - 1.0))
     return (min(mean - half_width, height), max(mean + half_width, height)), defects
 
 
