@@ -18,7 +18,17 @@ from typer.testing import CliRunner
 from jellyroll.cli import app
 from jellyroll.conventions import pixel_centres_um
 from jellyroll.io.volumes import write_tiff_stack
-from jellyroll.locate.core import Location, NoAngleError, locate_slice, pose_parameters
+from jellyroll.locate.core import (
+    Location,
+    NoAngleError,
+    _detail,
+    _Grid,
+    _height_support,
+    _map_points,
+    _Metric,
+    locate_slice,
+    pose_parameters,
+)
 from jellyroll.locate.options import LocateOptions
 from jellyroll.locate.run import nxct_on_map, run_locate
 from jellyroll.nxct.fuse import fuse_rgb
@@ -140,6 +150,20 @@ def test_a_height_the_data_do_not_fix_is_flagged(
         if flagged:
             low, high = found.height_interval_um
             assert low <= truth[0, 3] <= high
+
+
+def test_a_volume_the_same_at_every_height_allows_any_height(twin: Twin) -> None:
+    """Nothing changes along z (every slice the same): at the true pose (the identity) the
+    height's interval is the whole stack, and no defect holds it."""
+    image = twin.mu_xray_per_um  # the map itself as every slice, on its own grid
+    volume = np.repeat(image[None], N_SLICES, axis=0)
+    grid = _Grid(volume, VOXEL_UM, -(np.asarray(volume.shape) - 1) / 2 * VOXEL_UM)
+    points, values = _map_points(_Grid(volume[:1], VOXEL_UM, grid.origin_um * [0, 1, 1]),
+                                 np.zeros(2), 800.0, VOXEL_UM)  # fmt: skip
+    metric = _Metric.at(points, values, grid, _detail(grid), np.eye(4))
+    interval, defects = _height_support(metric, np.eye(4), 300.0)
+    stack = (N_SLICES - 1) / 2 * VOXEL_UM
+    assert interval == pytest.approx((-stack, stack)) and defects == 0
 
 
 def test_ten_placements_of_a_small_twin_not_tuned_on() -> None:

@@ -23,7 +23,9 @@ Method (automatic; any in-plane rotation, the cell was remounted):
    the oblique plane of the volume with the map, both in rank units (the volume's values
    through the quantile function of its sample at the start pose); first on the coarse
    volume, then on the full-resolution slab around the plane.
-4. The similarity profile at the final pose, plane moved along z through the whole stack.
+4. The similarity profile at the final pose, plane moved along z through the whole stack;
+   how sure the height is: the interval of heights the data allow and the number of defects
+   the height rests on (:func:`_height_support`).
 """
 
 from __future__ import annotations
@@ -71,8 +73,11 @@ SUPPORT_BLOCK_FRACTION = 1 / 6
 diameter (:func:`_height_support`)."""
 MIN_DEFECTS = 1.5
 """Effective number of defects under which one defect alone fixes the height
-(:func:`_height_support`): measured 1.06-1.26 on the tiny twins' single large agglomerate,
-1.96-2.29 on a small twin's twelve."""
+(:func:`_height_support`). Measured (ten placements each): 1.00-1.39 on most placements of
+the tiny twins (one large agglomerate; 1.78 and 2.11 on two of seed 13), 1.42-2.00 on the
+small twins (twelve agglomerates, two of them large)."""
+PROFILE_SMOOTHING = 4.0
+"""Gaussian smoothing (quarter-voxel steps: one voxel) of the height profiles."""
 
 
 class NoAngleError(ValueError):
@@ -88,6 +93,9 @@ class Location:
     ``profile_height_um`` / ``profile_similarity``: the same correlation with the plane moved
     along the X-ray z axis, against the height of the map's origin; ``coarse_similarity``:
     the rotation-free polar correlation per coarse height (step 2). ``seconds``: wall time.
+    ``height_interval_um``: the lowest and highest height of the map origin the data allow;
+    ``height_defects``: the effective number of defects the height rests on
+    (:func:`_height_support`).
     """
 
     map_to_xct: np.ndarray
@@ -538,7 +546,7 @@ def _smoothed_profile(metric: _Metric, pose: np.ndarray) -> tuple[np.ndarray, np
     """The height profile (:func:`_height_profile`) in quarter-voxel steps, smoothed over one
     voxel: linear interpolation between slices ripples it with the slice period."""
     heights, scores = _height_profile(metric, pose, step_fraction=0.25)
-    return heights, ndimage.gaussian_filter1d(scores, 4.0, mode="nearest")
+    return heights, ndimage.gaussian_filter1d(scores, PROFILE_SMOOTHING, mode="nearest")
 
 
 def _height_support(
@@ -555,10 +563,10 @@ def _height_support(
     square's edge counts once). With :data:`MIN_DEFECTS` or more, the interval is the
     share-weighted mean height +- its standard error, from the scatter of the squares'
     heights (each defect's centre lies off the slice by its own amount) over the effective
-    number of defects less one. With fewer, one
-    defect fixes the height: a plane through it off its equator looks like its mirror plane
-    on the other side, so the data place the slice anywhere within that defect's hump, whose
-    half-maximum width is the interval.
+    number of defects less one. With fewer, one defect fixes the height: a plane through it
+    off its equator looks like its mirror plane on the other side, so the data place the
+    slice anywhere within that defect's hump, whose half-maximum width is the interval. A
+    profile without a hump (nothing changes along z) allows the whole stack.
     """
     grid = metric.grid
     top = grid.origin_um[0] + (grid.values.shape[0] - 1) * grid.voxel_um
@@ -582,6 +590,8 @@ def _height_support(
                 total[j, k] = np.bincount(block, term, minlength=total.shape[2])
     full = _smoothed_correlation(sums[0].sum(axis=2))
     contrast = full.max() - np.median(full)
+    if not contrast > 0:  # nothing changes along z: any height of the stack
+        return (float(heights[0]), float(heights[-1])), 0.0
     best = None
     for total in sums:
         left_out = _smoothed_correlation(total.sum(axis=2, keepdims=True) - total)
@@ -611,7 +621,7 @@ def _smoothed_correlation(sums: np.ndarray) -> np.ndarray:
     n = np.where(n > 0, n, np.inf)  # no weight: no correlation (0)
     norm = np.sqrt(np.clip((saa - sa**2 / n) * (sbb - sb**2 / n), 0.0, None))
     r = np.divide(sab - sa * sb / n, norm, out=np.zeros_like(norm), where=norm > 0)
-    return ndimage.gaussian_filter1d(r, 4.0, axis=0, mode="nearest")
+    return ndimage.gaussian_filter1d(r, PROFILE_SMOOTHING, axis=0, mode="nearest")
 
 
 def _best_height(metric: _Metric, pose: np.ndarray, slices: np.ndarray | None = None) -> np.ndarray:
