@@ -78,6 +78,9 @@ the tiny twins (one large agglomerate; 1.78 and 2.11 on two of seed 13), 1.42-2.
 small twins (twelve agglomerates, two of them large)."""
 PROFILE_SMOOTHING = 4.0
 """Gaussian smoothing (quarter-voxel steps: one voxel) of the height profiles."""
+SUPPORT_STEP = 0.5
+"""Step (voxels) of the profiles of :func:`_height_support`: half a voxel, half the cost of
+the quarter-voxel steps that place the height (the support needs the hump, not its top)."""
 
 
 class NoAngleError(ValueError):
@@ -570,7 +573,7 @@ def _height_support(
     """
     grid = metric.grid
     top = grid.origin_um[0] + (grid.values.shape[0] - 1) * grid.voxel_um
-    heights = np.arange(grid.origin_um[0], top + 1e-9, 0.25 * grid.voxel_um)
+    heights = np.arange(grid.origin_um[0], top + 1e-9, SUPPORT_STEP * grid.voxel_um)
     corner = metric.points[:, 1:].min(axis=0)
     lattices = []
     for offset in (0.0, 0.5):
@@ -616,12 +619,14 @@ def _height_support(
 
 def _smoothed_correlation(sums: np.ndarray) -> np.ndarray:
     """Weighted correlations (heights, ...) from their sums (6, heights, ...) of 1, a, b,
-    a^2, b^2, ab, smoothed along the heights over one voxel (:func:`_smoothed_profile`)."""
+    a^2, b^2, ab at :data:`SUPPORT_STEP` voxel steps, smoothed along the heights over one
+    voxel (as :func:`_smoothed_profile`)."""
     n, sa, sb, saa, sbb, sab = sums
     n = np.where(n > 0, n, np.inf)  # no weight: no correlation (0)
     norm = np.sqrt(np.clip((saa - sa**2 / n) * (sbb - sb**2 / n), 0.0, None))
     r = np.divide(sab - sa * sb / n, norm, out=np.zeros_like(norm), where=norm > 0)
-    return ndimage.gaussian_filter1d(r, PROFILE_SMOOTHING, axis=0, mode="nearest")
+    sigma = PROFILE_SMOOTHING * 0.25 / SUPPORT_STEP
+    return ndimage.gaussian_filter1d(r, sigma, axis=0, mode="nearest")
 
 
 def _best_height(metric: _Metric, pose: np.ndarray, slices: np.ndarray | None = None) -> np.ndarray:
