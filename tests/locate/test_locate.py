@@ -30,7 +30,7 @@ from jellyroll.locate.core import (
     pose_parameters,
 )
 from jellyroll.locate.options import LocateOptions
-from jellyroll.locate.run import nxct_on_map, run_locate
+from jellyroll.locate.run import height_warning, nxct_on_map, run_locate
 from jellyroll.nxct.fuse import fuse_rgb
 from jellyroll.phantom.materials import attenuation_map, mu_table
 from jellyroll.phantom.nxct import axis_angle_matrix, rigid_matrix, rotation_matrix
@@ -164,6 +164,23 @@ def test_a_volume_the_same_at_every_height_allows_any_height(twin: Twin) -> None
     interval, defects = _height_support(metric, np.eye(4), 300.0)
     stack = (N_SLICES - 1) / 2 * VOXEL_UM
     assert interval == pytest.approx((-stack, stack)) and defects == 0
+
+
+@pytest.mark.parametrize(
+    ("interval", "defects", "why"),
+    [
+        ((-3.0, 3.0), 2.0, ""),
+        ((-30.0, 30.0), 0.0, "nothing in the volume changes along z"),
+        ((-30.0, 30.0), 1.1, "rests on one defect"),
+        ((-30.0, 30.0), 2.0, "the defects it rests on disagree"),
+    ],
+)
+def test_the_height_warning_says_why(interval, defects, why) -> None:
+    """Within half a voxel: no warning; beyond: the interval and why."""
+    empty = np.zeros(1)
+    location = Location(np.eye(4), 0.9, empty, empty, empty, 0.0, interval, defects)
+    warning = height_warning(location, VOXEL_UM)
+    assert (why in warning and "from -30.0 to 30.0 um" in warning) if why else warning == ""
 
 
 def test_ten_placements_of_a_small_twin_not_tuned_on() -> None:

@@ -174,11 +174,12 @@ def height_warning(location: Location, voxel_um: float) -> str:
     if not uncertainty > 0.5 * voxel_um:
         return ""
     low, high = location.height_interval_um
-    why = (
-        "it rests on one defect, and a plane off its equator looks like its mirror plane"
-        if location.height_defects < MIN_DEFECTS
-        else "the defects it rests on disagree"
-    )
+    if not location.height_defects > 0:
+        why = "nothing in the volume changes along z (no defect to hold it)"
+    elif location.height_defects < MIN_DEFECTS:
+        why = "it rests on one defect, and a plane off its equator looks like its mirror plane"
+    else:
+        why = "the defects it rests on disagree"
     return (
         f"the height is uncertain by {uncertainty:.1f} um (more than half a {voxel_um:g} um "
         f"voxel): the data allow the map origin anywhere from {low:.1f} to {high:.1f} um; "
