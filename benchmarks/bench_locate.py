@@ -88,7 +88,9 @@ def run(console: Console | None = None, n: int = 1024) -> None:
         f"placement error: height {p['height_um'] - q['height_um']:+.1f} um "
         f"({(p['height_um'] - q['height_um']) / voxel:+.2f} voxel), rotation {rotation:+.2f} "
         f"deg, shift {shift:.1f} um ({shift / twin.pixel_size_um:.2f} map pixel); "
-        f"correlation {found.similarity:.3f}"
+        f"correlation {found.similarity:.3f}; height uncertain by "
+        f"{found.height_uncertainty_um:.1f} um ({found.height_defects:.1f} effective defects)"
+        f"{', flagged' if found.height_warning else ''}"
     )
 
 

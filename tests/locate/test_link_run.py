@@ -12,6 +12,7 @@ import pytest
 
 from jellyroll.io.nexus import nx_group
 from jellyroll.io.volumes import write_tiff_stack
+from jellyroll.locate.core import pose_parameters
 from jellyroll.locate.link_options import LinkOptions
 from jellyroll.locate.link_run import read_placement, run_link
 from jellyroll.phantom.twin import Twin
@@ -19,12 +20,14 @@ from jellyroll.phantom.write import TwinNXCT
 from jellyroll.report.html import Report
 from jellyroll.report.run import _link_section
 from jellyroll.results import Diagnosis, Map, MapSet, RunFileError, write_diagnosis
+from jellyroll.results.location import LocationResult, write_location_group
 from jellyroll.results.nxct import (
     create_volume_datasets,
     write_bends_group,
     write_registration_group,
 )
 
+HEIGHT_WARNING = "the height is uncertain by 30.0 um (a test location)"
 MAPS = ("saxs_intensity", "d_star_nm", "lic6", "lic12", "graphite_poor")
 
 
@@ -60,10 +63,16 @@ def inputs(twin: Twin, twin_nxct: TwinNXCT, tmp_path_factory) -> dict[str, Path]
         create_volume_datasets(entry, volumes.xray.shape, volumes.xray_voxel_um, grid="xct",
                                label_names=None, windows=windows)  # fmt: skip
         write_bends_group(entry, twin_nxct.bends)
+    located = LocationResult(
+        map_to_xct=twin_nxct.map_to_xct, z_um=0.0,
+        parameters=pose_parameters(twin_nxct.map_to_xct), similarity=0.9,
+        profile_height_um=np.linspace(-100, 100, 11),
+        profile_similarity=np.exp(-(np.linspace(-2, 2, 11) ** 2)), map_name="attenuation",
+        offsets_um=np.zeros(1), height_interval_um=(-30.0, 30.0), height_defects=1.0,
+        height_warning=HEIGHT_WARNING,
+    )  # fmt: skip
     with h5py.File(folder / "location.h5", "w") as f:
-        f["/entry/location/swaxs_to_xct"] = twin_nxct.map_to_xct
-        f["/entry/location/profile_height_um"] = np.linspace(-100, 100, 11)
-        f["/entry/location/profile_similarity"] = np.exp(-(np.linspace(-2, 2, 11) ** 2))
+        write_location_group(nx_group(f, "entry", "NXentry"), located, y_um, x_um, {})
     return {name: folder / f"{name}.{'tif' if name in ('xct', 'nct') else 'h5'}"
             for name in ("results", "xct", "nct", "nxct", "location")}  # fmt: skip
 
@@ -89,6 +98,7 @@ def test_link_file_figures_and_report(inputs: dict[str, Path], tmp_path: Path) -
     for name in ("slice_in_volume", "bend_fractions", *dossiers):
         assert f'data-name="{name}"' in html
     assert "share of agglomerates on a bent collector" in html
+    assert HEIGHT_WARNING in html  # the location's warning shown with the slice
 
 
 def test_a_location_without_a_placement_is_refused(tmp_path: Path) -> None:

@@ -35,6 +35,9 @@ def locate(
     max_points: Annotated[int | None, option(L, "max_points")] = None,
     max_tilt_deg: Annotated[float | None, option(L, "max_tilt_deg")] = None,
     min_similarity: Annotated[float | None, option(L, "min_similarity")] = None,
+    strict_height: Annotated[
+        bool | None, option(L, "strict_height", "--strict-height/--no-strict-height")
+    ] = None,
     offset_um: Annotated[list[float] | None, option(L, "offsets_um", "--offset-um")] = None,
 ) -> None:
     """Place the SWAXS-CT slice in the X-ray volume (any in-plane rotation, height found
@@ -54,6 +57,7 @@ def locate(
                 "max_points": max_points,
                 "max_tilt_deg": max_tilt_deg,
                 "min_similarity": min_similarity,
+                "strict_height": strict_height,
                 "offsets_um": None if not offset_um else tuple(offset_um),
             },
         )
@@ -63,5 +67,7 @@ def locate(
     console.print(
         f"wrote [bold]{output}[/bold]: {result.map_name} map at z = {result.z_um:.1f} um, "
         f"rotation {p['rotation_deg']:.2f} deg, tilt {p['tilt_deg']:.2f} deg, "
-        f"correlation {result.similarity:.3f}"
+        f"correlation {result.similarity:.3f}, height +- {result.height_uncertainty_um:.1f} um"
     )
+    if result.height_warning:
+        console.print(f"[yellow]warning:[/yellow] {result.height_warning}")

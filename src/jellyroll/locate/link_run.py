@@ -64,12 +64,14 @@ PANEL_TITLES = {
 @dataclass
 class Placement:
     """The slice's place in the X-ray volume: ``map_to_xct`` (4x4, um), the file it came
-    from, and the similarity-vs-height profile when that file holds one."""
+    from, the similarity-vs-height profile when that file holds one, and its warning that
+    the data do not fix the height (empty: none)."""
 
     map_to_xct: np.ndarray
     source: Path
     profile_height_um: np.ndarray = field(default_factory=lambda: np.empty(0))
     profile_similarity: np.ndarray = field(default_factory=lambda: np.empty(0))
+    height_warning: str = ""
 
 
 def read_placement(path: str | os.PathLike[str]) -> Placement:
@@ -89,7 +91,10 @@ def read_placement(path: str | os.PathLike[str]) -> Placement:
     if not located:
         return Placement(matrix, Path(path), np.empty(0), np.empty(0))
     location = read_location(path)
-    return Placement(matrix, Path(path), location.profile_height_um, location.profile_similarity)
+    return Placement(
+        matrix, Path(path), location.profile_height_um, location.profile_similarity,
+        location.height_warning,
+    )  # fmt: skip
 
 
 def link_key(
@@ -163,7 +168,9 @@ def run_link(
                 planes["neutron"] = volume_on_map(neutron, neutron.voxel_um, to_nct, shape, pixel)
         maps = _dossier_maps(cell, planes, found.windows)
         image = np.nan_to_num(planes["xray"])
-        notes = []
+        notes = (
+            [f"the slice's height: {placement.height_warning}"] if placement.height_warning else []
+        )
         try:
             trace = trace_spiral(image, find_cell(image), pixel)
         except ValueError as error:

@@ -39,6 +39,11 @@ class LocateOptions(StageOptions):
     min_similarity: float = Field(
         0.3, ge=-1, le=1, description="Refuse a placement whose correlation is under this."
     )
+    strict_height: bool = Field(
+        False,
+        description="Refuse (exit 1, no file) a placement whose height the data do not fix "
+        "to half an X-ray voxel, instead of writing it with a warning.",
+    )
     offsets_um: tuple[float, ...] = Field(
         (-20.0, -10.0, 0.0, 10.0, 20.0),
         min_length=1,

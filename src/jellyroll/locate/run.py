@@ -22,7 +22,13 @@ import numpy as np
 from jellyroll.io.lock import output_lock
 from jellyroll.io.provenance import file_fingerprint, provenance_record
 from jellyroll.io.volumes import VolumeSource, open_volume, split_dataset
-from jellyroll.locate.core import NoAngleError, locate_slice, pose_parameters
+from jellyroll.locate.core import (
+    MIN_DEFECTS,
+    Location,
+    NoAngleError,
+    locate_slice,
+    pose_parameters,
+)
 from jellyroll.locate.dossier import volume_on_map
 from jellyroll.locate.options import LocateOptions
 from jellyroll.nxct.register import register_volumes
@@ -162,6 +168,25 @@ def nxct_on_map(
     return rgb, labels, found.label_names
 
 
+def height_warning(location: Location, voxel_um: float) -> str:
+    """Why the height found is not to be trusted to half a voxel (``voxel_um``), else ""."""
+    uncertainty = location.height_uncertainty_um
+    if not uncertainty > 0.5 * voxel_um:
+        return ""
+    low, high = location.height_interval_um
+    if not location.height_defects > 0:
+        why = "nothing in the volume changes along z (no defect to hold it)"
+    elif location.height_defects < MIN_DEFECTS:
+        why = "it rests on one defect, and a plane off its equator looks like its mirror plane"
+    else:
+        why = "the defects it rests on disagree"
+    return (
+        f"the height is uncertain by {uncertainty:.1f} um (more than half a {voxel_um:g} um "
+        f"voxel): the data allow the map origin anywhere from {low:.1f} to {high:.1f} um; "
+        f"{why}; give a volume with finer slices, or check the height by eye"
+    )
+
+
 def run_locate(
     run: str | os.PathLike[str],
     xct: str | os.PathLike[str],
@@ -205,6 +230,9 @@ def run_locate(
             image, y_um, x_um = _summed_scattering(run)
             map_name = "summed (the housing ring has no angle)"
             location = _locate(image, y_um, x_um, xray, arguments)
+        warning = height_warning(location, xray.voxel_um)
+        if warning and options.strict_height:
+            raise ValueError(f"{warning} (--strict-height): no placement written to {output}")
         on_map = {"xct_on_map": volumes_on_map(xray, location.map_to_xct, y_um, x_um, offsets)}
         say(0.8)
         nct_to_xct = None
@@ -233,6 +261,9 @@ def run_locate(
             profile_similarity=location.profile_similarity,
             map_name=map_name,
             offsets_um=offsets,
+            height_interval_um=location.height_interval_um,
+            height_defects=location.height_defects,
+            height_warning=warning,
         )
         configuration = {
             "stage": "locate",

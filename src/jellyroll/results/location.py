@@ -26,7 +26,17 @@ PARAMETERS = {
 class LocationResult:
     """What a location file holds, resampled volumes left on disk: ``map_to_xct`` (4x4),
     ``z_um`` (height of the map grid's centre in the X-ray frame), the parameters, the
-    similarity at the optimum and its height profile, the map used and the grid."""
+    similarity at the optimum and its height profile, the map used and the grid; the
+    interval of heights (of the map origin, um) the data allow, the number of defects the
+    height rests on, and the warning when the interval is wider than half a voxel (else
+    empty)."""
+
+    @property
+    def height_uncertainty_um(self) -> float:
+        """Largest distance (um) from the height found to an end of ``height_interval_um``."""
+        low, high = self.height_interval_um
+        height = self.parameters["height_um"]
+        return max(height - low, high - height)
 
     map_to_xct: np.ndarray
     z_um: float
@@ -36,6 +46,9 @@ class LocationResult:
     profile_similarity: np.ndarray
     map_name: str
     offsets_um: np.ndarray
+    height_interval_um: tuple[float, float] = (np.nan, np.nan)
+    height_defects: float = np.nan
+    height_warning: str = ""
     attrs: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
 
@@ -60,6 +73,20 @@ def write_location_group(
     for name, units in PARAMETERS.items():
         group[name] = float(result.parameters[name])
         group[name].attrs["units"] = units
+    group["height_interval_um"] = np.asarray(result.height_interval_um, dtype=np.float64)
+    group["height_interval_um"].attrs["units"] = "um"
+    group["height_interval_um"].attrs["description"] = (
+        "lowest and highest height of the map origin the data allow (jellyroll.locate.core."
+        "_height_support); height_uncertainty_um: the larger distance from height_um to them"
+    )
+    group["height_uncertainty_um"] = float(result.height_uncertainty_um)
+    group["height_uncertainty_um"].attrs["units"] = "um"
+    group["height_defects"] = float(result.height_defects)
+    group["height_defects"].attrs["description"] = (
+        "effective number of defects the height rests on (under 1.5: one defect, whose "
+        "mirror plane about its equator looks alike)"
+    )
+    group.attrs["height_warning"] = result.height_warning
     score = write_nxdata(
         group, "score", np.asarray(result.profile_similarity, dtype=np.float64),
         [("height_um", np.asarray(result.profile_height_um), "um")],
@@ -118,5 +145,12 @@ def read_location(path: str | os.PathLike[str]) -> LocationResult:
             profile_similarity=score["data"][()],
             map_name=str(group.attrs["map"]),
             offsets_um=group["xct_on_map/offset_um"][()] if "xct_on_map" in group else np.empty(0),
+            height_interval_um=tuple(float(h) for h in group["height_interval_um"][()])
+            if "height_interval_um" in group
+            else (np.nan, np.nan),
+            height_defects=float(group["height_defects"][()])
+            if "height_defects" in group
+            else np.nan,
+            height_warning=str(group.attrs.get("height_warning", "")),
             path=Path(path),
         )
