@@ -208,3 +208,19 @@ def test_the_al_valley_is_al_and_its_blurred_shoulders_cathode():
     labels = classify(xray, neutron, HAND)[0]
     assert (labels[:, 8] == LABELS["al"]).all()
     assert (labels[:, [7, 9]] == LABELS["cathode"]).all()
+
+
+def test_a_class_the_contrast_does_not_part_is_refused():
+    """A pair whose interior is one material (an anode-only roll, or a neutron volume that shows
+    nothing) with a few bright outliers: Otsu still splits it, into 2 % "cathode" voxels;
+    the thresholds are refused rather than returned."""
+    rng = np.random.default_rng(0)
+
+    def cloud(count: int, xray: float, neutron: float) -> np.ndarray:
+        return rng.normal([xray, neutron], 0.05, size=(count, 2))
+
+    sample = np.vstack(
+        [cloud(2000, 0.0, 0.0), cloud(300, 10.0, 0.5), cloud(1000, 1.0, 5.0), cloud(20, 3, 5)]
+    )
+    with pytest.raises(ValueError, match="cathode class holds"):
+        find_thresholds(sample)

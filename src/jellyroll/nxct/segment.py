@@ -172,7 +172,7 @@ def find_thresholds(sample: np.ndarray) -> Thresholds:
             "cell's wall (sample whole planes of the registered pair)"
         )
     metal_split = float(threshold_otsu(solid[:, 0]))
-    metal = solid[solid[:, 0] >= metal_split, 0]
+    metal = sample[sample[:, 0] >= metal_split, 0]  # the casing may lie under the void's split
     interior = solid[solid[:, 0] < metal_split]
     xray_split = float(threshold_otsu(interior[:, 0]))
     cathode = interior[interior[:, 0] >= xray_split]
