@@ -100,6 +100,10 @@ twin at 10 um the Al foil reads 0.53-0.55 of the cathode's level in all four sta
 and 95 % of the cathode's voxels more than 0.72; the band rule gives back to the cathode the
 valley's shoulders that fall under it."""
 
+METAL_SIGMAS = 2.0
+"""X-ray excess, in the cathode's robust standard deviations (1.4826 x the median absolute
+deviation of its electrolyte-soaked voxels from their mode), above which a voxel holds metal."""
+
 LI_POOR_SIGMAS = 2.5
 """Neutron deficit, in the anode class's standard deviations, of a Li-poor anode voxel."""
 
@@ -177,8 +181,9 @@ def find_thresholds(sample: np.ndarray) -> Thresholds:
     xray_split = float(threshold_otsu(interior[:, 0]))
     cathode = interior[interior[:, 0] >= xray_split]
     light = interior[interior[:, 0] < xray_split]
-    neutron_separator = float(threshold_multiotsu(light[:, 1], classes=3)[1])
-    anode = light[light[:, 1] < neutron_separator]
+    soaked_split = float(threshold_multiotsu(light[:, 1], classes=3)[1])
+    anode = light[light[:, 1] < soaked_split]
+    neutron_separator = 0.5 * (_mode(anode[:, 1]) + _mode(light[light[:, 1] >= soaked_split, 1]))
     check_classes(
         {"metal": metal, "cathode": cathode[:, 0], "anode": anode[:, 1]},
         interior=len(interior),
@@ -186,10 +191,12 @@ def find_thresholds(sample: np.ndarray) -> Thresholds:
     metal_mean, metal_sd = float(metal.mean()), float(metal.std())
     void_neutron = float(np.median(void[:, 1]))
     neutron_cathode = void_neutron + CATHODE_FILL * (_mode(cathode[:, 1]) - void_neutron)
-    cathode_xray = _mode(cathode[cathode[:, 1] >= neutron_cathode, 0])
+    soaked = cathode[cathode[:, 1] >= neutron_cathode, 0]
+    cathode_xray = _mode(soaked)
     xray_cathode = 0.5 * (_mode(light[:, 0]) + cathode_xray)
+    spread = 1.4826 * float(np.median(np.abs(soaked - cathode_xray)))
     return Thresholds(
-        xray_metal=2 * cathode_xray - xray_cathode,
+        xray_metal=cathode_xray + METAL_SIGMAS * spread,
         xray_cathode=xray_cathode,
         neutron_cathode=neutron_cathode,
         neutron_separator=neutron_separator,
