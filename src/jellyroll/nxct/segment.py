@@ -4,31 +4,35 @@ Method (thresholds from the data, by physical order, not from a table of the pha
 
 Every step holds at any state of charge: the anode's neutron level moves with its lithium (a
 charged LiC6 anode about as bright as the cathode, a discharged graphite one darker than the
-blur of a Cu foil), so no step orders the anode against the other classes in neutrons.
+blur of a Cu foil), so no step places the anode against the metals or the cathode in neutrons.
 
 1. Void: Otsu's threshold (Otsu, IEEE Trans. Syst. Man Cybern. 9 (1979) 62) of the log of the
-   neutron values above their 1st percentile. The void holds nothing (a noise floor); every
-   material, also a dry foil or a discharged anode, lies a decade or more above it on a log
-   scale. Metal (high X-ray) overrides void in step 4: void is what is low in both beams.
-2. Among the rest, Otsu of the X-ray values parts the metal (Fe, Cu: ~8-9 g/cm^3) from the
-   cell's interior; Otsu of the interior's X-ray values parts the NMC cathode (Ni, Mn, Co
-   oxides) from the light anode and separator, and a three-class Otsu (Liao, Chen & Chung, J.
-   Inf. Sci. Eng. 17 (2001) 713) of the light side's neutron values sets the separator's
-   threshold at its top: the soaked porous separator is the brightest light class in every
-   state, the anode and the dry voxels (Al, foil blur) below it.
-3. The cathode's X-ray threshold lies midway between the light side's and the cathode's modes
-   (their pure levels: the blurred edge of a wide layer crosses the midpoint at the layer's
-   boundary, and the modes, unlike the means, are not pulled by partial-volume voxels), the
-   metal's at the mirror image above the cathode's mode: the cathode band is symmetric about
-   its level, and a Cu foil thinner than the voxels reads just above it. A voxel of the
-   cathode's X-ray band holds electrolyte if its neutron value is above :data:`CATHODE_FILL`
-   of the cathode's level (over the void's); below, it is the Al foil's valley. A Li-poor
-   anode voxel is darker in neutrons than the anode class by more than ``LI_POOR_SIGMAS`` of
-   its deviations: relative to the cell's own anode, the study's black in cyan on a charged
+   neutron values above their 1st percentile parts the void (a noise floor) from the cell,
+   for the statistics of steps 2-3: on a log scale every material, also a dry foil or a
+   discharged anode, lies far above the void. The void's final threshold lies
+   :data:`VOID_SHARE` of the way from the void's level to the anode's (the void beside the
+   casing, blurred by it, rises above the log split). Metal (high X-ray) overrides void in
+   step 4: the void is what is low in both beams.
+2. Otsu of the X-ray values of the rest parts the metal (Fe, Cu: ~8-9 g/cm^3) from the cell's
+   interior; Otsu of the interior's X-ray values parts the NMC cathode (Ni, Mn, Co oxides)
+   from the light anode and separator. A three-class Otsu (Liao, Chen & Chung, J. Inf. Sci.
+   Eng. 17 (2001) 713) of the light side's neutron values parts its top, the soaked porous
+   separator (the brightest light class in every state), from the anode and the dry voxels
+   (foil blur) below; the separator's threshold lies midway between the anode's and the
+   separator's modes (their pure levels: the blurred edge of a layer crosses the midpoint at
+   its boundary, and the modes, unlike the means or Otsu's split, are not pulled by the
+   partial-volume voxels of the thin separator and foils).
+3. The cathode's X-ray threshold lies midway between the light side's and the cathode's modes,
+   the metal's :data:`METAL_SIGMAS` robust deviations above the cathode's mode (a Cu foil
+   thinner than the voxels reads just above the cathode). A voxel of the cathode's X-ray band
+   holds electrolyte if its neutron value is above :data:`CATHODE_FILL` of the cathode's
+   level (over the void's); below, it is the Al foil's valley. A Li-poor anode voxel is
+   darker in neutrons than the anode class by more than ``LI_POOR_SIGMAS`` of its
+   deviations: relative to the cell's own anode, the study's black in cyan on a charged
    cell; on a discharged cell, where the whole anode is delithiated, it marks only what is
-   poorer still. Each class must hold :data:`MIN_CLASS_SHARE` of the interior sampled, or the
-   thresholds are refused (:func:`check_classes`). Any threshold can be set by hand
-   (:class:`Thresholds`).
+   poorer still (``anode_lithiated`` there means "at the anode's own level", not LiC6).
+   Each class must hold :data:`MIN_CLASS_SHARE` of the interior sampled, or the thresholds
+   are refused (:func:`check_classes`). Any threshold can be set by hand (:class:`Thresholds`).
 4. Each plane is labelled by the thresholds; metal touching the outside void is the casing,
    other metal Cu. Void enclosed by cathode, and anode with cathode on both sides within a
    few voxels, is the Al collector (Al attenuates about as little as a void in both beams;
@@ -134,11 +138,6 @@ class Thresholds:
     xray_full_metal: float = np.inf
 
 
-def _between(mean_a: float, sd_a: float, mean_b: float, sd_b: float) -> float:
-    """The point between two means at the same number of each one's standard deviations."""
-    return (mean_a * sd_b + mean_b * sd_a) / (sd_a + sd_b)
-
-
 def _mode(values: np.ndarray, bins: int = 256) -> float:
     """The most frequent value of a 1D sample: the peak of its histogram (``bins`` bins over
     the 0.5-99.5 % range), smoothed by a Gaussian of two bins."""
@@ -183,7 +182,8 @@ def find_thresholds(sample: np.ndarray) -> Thresholds:
     light = interior[interior[:, 0] < xray_split]
     soaked_split = float(threshold_multiotsu(light[:, 1], classes=3)[1])
     anode = light[light[:, 1] < soaked_split]
-    neutron_separator = 0.5 * (_mode(anode[:, 1]) + _mode(light[light[:, 1] >= soaked_split, 1]))
+    anode_neutron = _mode(anode[:, 1])
+    neutron_separator = 0.5 * (anode_neutron + _mode(light[light[:, 1] >= soaked_split, 1]))
     check_classes(
         {"metal": metal, "cathode": cathode[:, 0], "anode": anode[:, 1]},
         interior=len(interior),
@@ -192,6 +192,7 @@ def find_thresholds(sample: np.ndarray) -> Thresholds:
     void_neutron = float(np.median(void[:, 1]))
     neutron_cathode = void_neutron + CATHODE_FILL * (_mode(cathode[:, 1]) - void_neutron)
     soaked = cathode[cathode[:, 1] >= neutron_cathode, 0]
+    check_classes({"electrolyte-soaked cathode": soaked}, interior=len(interior))
     cathode_xray = _mode(soaked)
     xray_cathode = 0.5 * (_mode(light[:, 0]) + cathode_xray)
     spread = 1.4826 * float(np.median(np.abs(soaked - cathode_xray)))
@@ -200,7 +201,7 @@ def find_thresholds(sample: np.ndarray) -> Thresholds:
         xray_cathode=xray_cathode,
         neutron_cathode=neutron_cathode,
         neutron_separator=neutron_separator,
-        neutron_void=void_neutron + VOID_SHARE * (_mode(anode[:, 1]) - void_neutron),
+        neutron_void=void_neutron + VOID_SHARE * (anode_neutron - void_neutron),
         neutron_lithiated=float(anode[:, 1].mean() - LI_POOR_SIGMAS * anode[:, 1].std()),
         xray_full_metal=max(
             metal_mean - FULL_METAL_SIGMAS * metal_sd,
