@@ -44,9 +44,12 @@ SMALL_TWIN_UM = 10.0
 voxel; a 16 um separator and 15-20 um Al foil are under two voxels."""
 
 
-def _twin_pair(voxel_um: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(X-ray on the world grid, neutron, true majority group index of :data:`GROUPS`)."""
-    twin = make_twin("aged_charged", "tiny", seed=0)
+def _twin_pair(
+    voxel_um: float, state: str = "aged_charged"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(X-ray on the world grid, neutron, true majority group index of :data:`GROUPS`) of the
+    tiny twin at a state of charge."""
+    twin = make_twin(state, "tiny", seed=0)
     fractions = [f for _, _, f in nxct_fraction_slices(twin, 2, voxel_um)]
     xray = np.stack([attenuation_map(f, mu_table("xray", energy_keV=60.0)) for f in fractions])
     neutron = np.stack(
@@ -82,7 +85,7 @@ def _segment_dice(xray: np.ndarray, neutron: np.ndarray, truth: np.ndarray) -> d
 
 def test_dice_where_the_layers_are_resolved():
     dice = _segment_dice(*_twin_pair(RESOLVED_UM))
-    print(dice)  # measured 0.965, 0.983, 0.967
+    print(dice)  # measured 0.935, 0.970, 0.964 (before the any-state method: 0.965, 0.983, 0.967)
     assert min(dice.values()) >= 0.9, dice
 
 
@@ -93,7 +96,19 @@ def small_twin_pair() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def test_dice_at_the_small_twins_voxel(small_twin_pair):
     dice = _segment_dice(*small_twin_pair)
-    print(dice)  # measured 0.926, 0.951, 0.938 (twin seeds 1-5: >= 0.910, 0.941, 0.934)
+    print(dice)  # measured 0.922, 0.949, 0.915 (seeds 1-2: >= 0.918, 0.943, 0.926)
+    assert min(dice.values()) >= 0.9, dice
+
+
+@pytest.mark.parametrize("state", ["fresh_charged", "aged_discharged"])
+def test_dice_at_every_state_of_charge(state):
+    """A discharged anode (delithiated graphite) is darker in neutrons than a Cu foil's blur and
+    a fresh charged one about as bright as the cathode: the classes must not rest on the
+    anode's neutron level. Measured (seed 0; Cu, cathode, anode): fresh_charged 0.924, 0.953,
+    0.905; aged_discharged 0.914, 0.924, 0.923 (all four states, seeds 0-2: >= 0.907, 0.922,
+    0.902; docs/nxct.md)."""
+    dice = _segment_dice(*_twin_pair(SMALL_TWIN_UM, state))
+    print(state, dice)
     assert min(dice.values()) >= 0.9, dice
 
 
@@ -194,3 +209,19 @@ def test_the_al_valley_is_al_and_its_blurred_shoulders_cathode():
     labels = classify(xray, neutron, HAND)[0]
     assert (labels[:, 8] == LABELS["al"]).all()
     assert (labels[:, [7, 9]] == LABELS["cathode"]).all()
+
+
+def test_a_class_the_contrast_does_not_part_is_refused():
+    """A pair whose interior is one material (an anode-only roll, or a neutron volume that shows
+    nothing) with a few bright outliers: Otsu still splits it, into 2 % "cathode" voxels;
+    the thresholds are refused rather than returned."""
+    rng = np.random.default_rng(0)
+
+    def cloud(count: int, xray: float, neutron: float) -> np.ndarray:
+        return rng.normal([xray, neutron], 0.05, size=(count, 2))
+
+    sample = np.vstack(
+        [cloud(2000, 0.0, 0.0), cloud(300, 10.0, 0.5), cloud(1000, 1.0, 5.0), cloud(20, 3, 5)]
+    )
+    with pytest.raises(ValueError, match="cathode class holds"):
+        find_thresholds(sample)

@@ -2,22 +2,37 @@
 
 Method (thresholds from the data, by physical order, not from a table of the phantom):
 
-1. Otsu's threshold (Otsu, IEEE Trans. Syst. Man Cybern. 9 (1979) 62) of the neutron values
-   parts the cell's hydrogenous interior (coatings and separator soaked in carbonate
-   electrolyte) from what holds no electrolyte: voids, the steel casing, and metal foils.
-2. Outside the interior, Otsu of the X-ray values parts the metal (Fe, Cu: ~8-9 g/cm^3) from
-   the voids; the metal's mean and deviation give the metal level.
-3. Inside, a three-class Otsu (Liao, Chen & Chung, J. Inf. Sci. Eng. 17 (2001) 713) of the
-   neutron values orders anode < cathode < separator/electrolyte (the graphite anode holds the
-   least electrolyte per voxel, the porous separator the most), and Otsu of the X-ray values
-   parts the NMC cathode (Ni, Mn, Co oxides) from the light anode and separator; the
-   cathode's threshold lies midway between the two sides' modes (their pure levels: the
-   blurred edge of a wide layer crosses the midpoint at the layer's boundary, and the modes,
-   unlike the means, are not pulled by the partial-volume voxels of the thin separator and
-   foils). A Li-poor anode voxel is darker in neutrons than the anode class by more than
-   ``LI_POOR_SIGMAS`` of its deviations (the study's black in cyan). The metal threshold sits
-   between the cathode and metal classes, at as many of each one's deviations from both
-   means. Any threshold can be set by hand (:class:`Thresholds`).
+Every step holds at any state of charge: the anode's neutron level moves with its lithium (a
+charged LiC6 anode about as bright as the cathode, a discharged graphite one darker than the
+blur of a Cu foil), so no step places the anode against the metals or the cathode in neutrons.
+
+1. Void: Otsu's threshold (Otsu, IEEE Trans. Syst. Man Cybern. 9 (1979) 62) of the log of the
+   neutron values above their 1st percentile parts the void (a noise floor) from the cell,
+   for the statistics of steps 2-3: on a log scale every material, also a dry foil or a
+   discharged anode, lies far above the void. The void's final threshold lies
+   :data:`VOID_SHARE` of the way from the void's level to the anode's (the void beside the
+   casing, blurred by it, rises above the log split). Metal (high X-ray) overrides void in
+   step 4: the void is what is low in both beams.
+2. Otsu of the X-ray values of the rest parts the metal (Fe, Cu: ~8-9 g/cm^3) from the cell's
+   interior; Otsu of the interior's X-ray values parts the NMC cathode (Ni, Mn, Co oxides)
+   from the light anode and separator. A three-class Otsu (Liao, Chen & Chung, J. Inf. Sci.
+   Eng. 17 (2001) 713) of the light side's neutron values parts its top, the soaked porous
+   separator (the brightest light class in every state), from the anode and the dry voxels
+   (foil blur) below; the separator's threshold lies midway between the anode's and the
+   separator's modes (their pure levels: the blurred edge of a layer crosses the midpoint at
+   its boundary, and the modes, unlike the means or Otsu's split, are not pulled by the
+   partial-volume voxels of the thin separator and foils).
+3. The cathode's X-ray threshold lies midway between the light side's and the cathode's modes,
+   the metal's :data:`METAL_SIGMAS` robust deviations above the cathode's mode (a Cu foil
+   thinner than the voxels reads just above the cathode). A voxel of the cathode's X-ray band
+   holds electrolyte if its neutron value is above :data:`CATHODE_FILL` of the cathode's
+   level (over the void's); below, it is the Al foil's valley. A Li-poor anode voxel is
+   darker in neutrons than the anode class by more than ``LI_POOR_SIGMAS`` of its
+   deviations: relative to the cell's own anode, the study's black in cyan on a charged
+   cell; on a discharged cell, where the whole anode is delithiated, it marks only what is
+   poorer still (``anode_lithiated`` there means "at the anode's own level", not LiC6).
+   Each class must hold :data:`MIN_CLASS_SHARE` of the interior sampled, or the thresholds
+   are refused (:func:`check_classes`). Any threshold can be set by hand (:class:`Thresholds`).
 4. Each plane is labelled by the thresholds; metal touching the outside void is the casing,
    other metal Cu. Void enclosed by cathode, and anode with cathode on both sides within a
    few voxels, is the Al collector (Al attenuates about as little as a void in both beams;
@@ -29,7 +44,8 @@ Method (thresholds from the data, by physical order, not from a table of the pha
    redrawn one voxel thick on its mid-surface, found to a fraction of a voxel across it
    (along the Hessian's most negative curvature) after a mean along it (:func:`_sheet`). Cu:
    the X-ray says it is metal, the finer neutron where it is; the rest of the Al valley is
-   cathode. Bright anode particles, blobs rather than sheets, keep only their crest.
+   cathode. Bright anode particles, blobs rather than sheets, keep only their crest. Cathode
+   within :data:`CU_REACH` voxels of Cu is the anode blurred by the foil's X-ray.
 """
 
 from __future__ import annotations
@@ -65,6 +81,33 @@ partial volume (a foil thinner than the voxel, or the rim of a thicker one). A v
 than half way from the anode to the brightest metal (its 99th percentile) is too: the metal
 class's deviation, widened by the casing's blurred rim, can reach down to a blurred foil."""
 
+VOID_FLOOR = 1e-4
+"""Smallest height (fraction of a modality's span) whose log enters the void's Otsu threshold:
+the noise of the void's voxels, around their 1st percentile, reaches to zero."""
+
+VOID_SHARE = 0.5
+"""Share of the way from the void's neutron level (its median) to the anode's (its mode, the
+dimmest interior class in every state of charge) at which a voxel stops being void: the void
+beside the casing, blurred by it, rises above the log threshold of step 1 but stays below
+half the anode's level, even a discharged one's."""
+
+MIN_CLASS_SHARE = 0.05
+"""Smallest share of the sampled interior (neither void nor metal) that the metal, cathode and
+anode classes must each hold: a cell's coatings fill most of it (the small twin: anode and
+cathode about 40 % each, the separator 15 %); a class below it is not one the contrast parted."""
+
+CATHODE_FILL = 0.7
+"""Share of the cathode's neutron level (its mode, above the void's median) under which a voxel
+in the cathode's X-ray band is not cathode but the Al foil's valley (Al holds no electrolyte;
+module docstring, step 5) or the outside void beside the casing's X-ray blur. On the small
+twin at 10 um the Al foil reads 0.53-0.55 of the cathode's level in all four states of charge
+and 95 % of the cathode's voxels more than 0.72; the band rule gives back to the cathode the
+valley's shoulders that fall under it."""
+
+METAL_SIGMAS = 2.0
+"""X-ray excess, in the cathode's robust standard deviations (1.4826 x the median absolute
+deviation of its electrolyte-soaked voxels from their mode), above which a voxel holds metal."""
+
 LI_POOR_SIGMAS = 2.5
 """Neutron deficit, in the anode class's standard deviations, of a Li-poor anode voxel."""
 
@@ -95,11 +138,6 @@ class Thresholds:
     xray_full_metal: float = np.inf
 
 
-def _between(mean_a: float, sd_a: float, mean_b: float, sd_b: float) -> float:
-    """The point between two means at the same number of each one's standard deviations."""
-    return (mean_a * sd_b + mean_b * sd_a) / (sd_a + sd_b)
-
-
 def _mode(values: np.ndarray, bins: int = 256) -> float:
     """The most frequent value of a 1D sample: the peak of its histogram (``bins`` bins over
     the 0.5-99.5 % range), smoothed by a Gaussian of two bins."""
@@ -109,9 +147,18 @@ def _mode(values: np.ndarray, bins: int = 256) -> float:
     return float(0.5 * (edges[peak] + edges[peak + 1]))
 
 
+def _log_otsu(values: np.ndarray) -> float:
+    """Otsu's threshold of the log of a 1D sample's heights above its 1st percentile (as a
+    fraction of its 1-99 % span, floored at :data:`VOID_FLOOR`), back in the sample's units."""
+    low, high = np.percentile(values, [1.0, 99.0])
+    height = np.clip((values - low) / (high - low), VOID_FLOOR, None)
+    return float(low + (high - low) * 10 ** threshold_otsu(np.log10(height)))
+
+
 def find_thresholds(sample: np.ndarray) -> Thresholds:
     """Thresholds from a (n, 2) sample of (X-ray, neutron) values of the registered pair (see
-    the module's method, steps 1-3)."""
+    the module's method, steps 1-3). Raises ``ValueError`` where a class is missing
+    (:func:`check_classes`)."""
     sample = np.asarray(sample, dtype=np.float64)
     sample = sample[np.isfinite(sample).all(axis=1)]
     if len(sample) < MIN_SAMPLE or not (np.ptp(sample, axis=0) > 0).all():
@@ -119,39 +166,61 @@ def find_thresholds(sample: np.ndarray) -> Thresholds:
             f"the sample ({len(sample)} finite voxels) has no contrast in one modality or is "
             f"smaller than {MIN_SAMPLE}: sample more voxels of the registered pair"
         )
-    neutron_void = float(threshold_otsu(sample[:, 1]))
-    interior = sample[sample[:, 1] >= neutron_void]
-    outside = sample[sample[:, 1] < neutron_void]
-    if len(interior) < MIN_SAMPLE or len(outside) < MIN_SAMPLE:
+    void_split = _log_otsu(sample[:, 1])
+    void = sample[sample[:, 1] < void_split]
+    solid = sample[sample[:, 1] >= void_split]
+    if len(solid) < MIN_SAMPLE or len(void) < MIN_SAMPLE:
         raise ValueError(
             "the sample is all interior or all void in the neutron channel: it must cross the "
             "cell's wall (sample whole planes of the registered pair)"
         )
-    metal = outside[outside[:, 0] >= threshold_otsu(outside[:, 0]), 0]
-    neutron_cathode, neutron_separator = threshold_multiotsu(interior[:, 1], classes=3)
+    metal_split = float(threshold_otsu(solid[:, 0]))
+    metal = sample[sample[:, 0] >= metal_split, 0]  # the casing may lie under the void's split
+    interior = solid[solid[:, 0] < metal_split]
     xray_split = float(threshold_otsu(interior[:, 0]))
-    cathode = interior[(interior[:, 0] >= xray_split) & (interior[:, 1] >= neutron_cathode)]
-    anode = interior[(interior[:, 0] < xray_split) & (interior[:, 1] < neutron_cathode)]
-    light = interior[interior[:, 0] < xray_split, 0]
-    if min(len(cathode), len(anode), len(metal)) == 0:
-        raise ValueError(
-            f"no {'cathode' if len(cathode) == 0 else 'anode' if len(anode) == 0 else 'metal'}"
-            " voxels in the sample: is it a registered X-ray / neutron pair of a cell?"
-        )
+    cathode = interior[interior[:, 0] >= xray_split]
+    light = interior[interior[:, 0] < xray_split]
+    soaked_split = float(threshold_multiotsu(light[:, 1], classes=3)[1])
+    anode = light[light[:, 1] < soaked_split]
+    anode_neutron = _mode(anode[:, 1])
+    neutron_separator = 0.5 * (anode_neutron + _mode(light[light[:, 1] >= soaked_split, 1]))
+    check_classes(
+        {"metal": metal, "cathode": cathode[:, 0], "anode": anode[:, 1]},
+        interior=len(interior),
+    )
     metal_mean, metal_sd = float(metal.mean()), float(metal.std())
-    xray_cathode = 0.5 * (_mode(light) + _mode(cathode[:, 0]))
+    void_neutron = float(np.median(void[:, 1]))
+    neutron_cathode = void_neutron + CATHODE_FILL * (_mode(cathode[:, 1]) - void_neutron)
+    soaked = cathode[cathode[:, 1] >= neutron_cathode, 0]
+    check_classes({"electrolyte-soaked cathode": soaked}, interior=len(interior))
+    cathode_xray = _mode(soaked)
+    xray_cathode = 0.5 * (_mode(light[:, 0]) + cathode_xray)
+    spread = 1.4826 * float(np.median(np.abs(soaked - cathode_xray)))
     return Thresholds(
-        xray_metal=float(_between(cathode[:, 0].mean(), cathode[:, 0].std(), metal_mean, metal_sd)),
+        xray_metal=cathode_xray + METAL_SIGMAS * spread,
         xray_cathode=xray_cathode,
-        neutron_cathode=float(neutron_cathode),
-        neutron_separator=float(neutron_separator),
-        neutron_void=neutron_void,
+        neutron_cathode=neutron_cathode,
+        neutron_separator=neutron_separator,
+        neutron_void=void_neutron + VOID_SHARE * (anode_neutron - void_neutron),
         neutron_lithiated=float(anode[:, 1].mean() - LI_POOR_SIGMAS * anode[:, 1].std()),
         xray_full_metal=max(
             metal_mean - FULL_METAL_SIGMAS * metal_sd,
             0.5 * (float(np.percentile(metal, 99)) + float(anode[:, 0].mean())),
         ),
     )
+
+
+def check_classes(classes: dict[str, np.ndarray], interior: int) -> None:
+    """Refuse a segmentation whose classes the contrast did not part: each of ``classes``
+    (name -> its sample's values) must hold at least :data:`MIN_CLASS_SHARE` of the
+    ``interior`` sample (voxels neither void nor metal)."""
+    for name, values in classes.items():
+        if len(values) < MIN_CLASS_SHARE * max(interior, 1):
+            raise ValueError(
+                f"the {name} class holds {len(values)} of the {interior} interior voxels sampled"
+                f" (under {MIN_CLASS_SHARE:.0%}): the contrast of this pair does not part it;"
+                " is it a registered X-ray / neutron pair of a cell? Set the thresholds by hand"
+            )
 
 
 def _majority(labels: np.ndarray, size: int) -> np.ndarray:
@@ -271,6 +340,10 @@ def _thin_foils(
     cu = plane == LABELS["cu"]
     thin = cu & (x < t.xray_full_metal)
     plane[thin] = below[thin]
+    blurred = (plane == LABELS["cathode"]) & ndimage.binary_dilation(cu, iterations=CU_REACH)
+    plane[blurred] = np.where(
+        n[blurred] < t.neutron_lithiated, LABELS["anode_li_poor"], LABELS["anode_lithiated"]
+    )
     anode = np.isin(plane, (LABELS["anode_lithiated"], LABELS["anode_li_poor"]))
     x_span = max(t.xray_metal - t.xray_cathode, np.finfo(np.float32).tiny)
     n_span = max(t.neutron_separator - t.neutron_void, np.finfo(np.float32).tiny)
@@ -282,6 +355,11 @@ def _thin_foils(
     al = _sheet(-n, band)
     plane[band] = np.where(al[band], LABELS["al"], LABELS["cathode"])
 
+
+CU_REACH = 2
+"""Reach, in voxels, of a Cu foil's X-ray blur that makes its anode coating read as cathode
+where the anode's neutron level is as high as the cathode's (a charged cell): no cathode lies
+that near a Cu foil, the anode coating (>= 50 um) and the separator part them."""
 
 ALONG_LAYER_VOXELS = 2
 """Reach, in voxels, of the Gaussian-weighted mean along the layers taken before locating a
