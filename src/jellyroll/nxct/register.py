@@ -32,6 +32,7 @@ Method (fully automatic, any rotation about the cell axis):
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -83,7 +84,9 @@ class Registration:
     ``metric``: name of the similarity; ``metric_value``: its final value (SimpleITK's Mattes
     MI is negative, lower is better); ``seconds``: wall time; ``rotation_about_axis_deg``: the
     global angle estimate (neutron axis frame = X-ray axis frame rotated by it about z);
-    ``scale``: the isotropic scale found (1 for a rigid fit).
+    ``scale``: the isotropic scale found (1 for a rigid fit); ``fine_level``: what the last
+    level at the volumes' own voxels did (:func:`_refine_fine`): "refined", "off", "not
+    needed" (the copies are at full resolution, or one-slice volumes) or "skipped: <why>".
     """
 
     nct_to_xct: np.ndarray
@@ -94,6 +97,7 @@ class Registration:
     xct_axis: CellAxis
     nct_axis: CellAxis
     scale: float = 1.0
+    fine_level: str = "not needed"
 
 
 def apply_transform(points_zyx_um: np.ndarray, matrix: np.ndarray) -> np.ndarray:
@@ -539,6 +543,10 @@ def _rotation_z(angle_deg: float) -> np.ndarray:
     return matrix
 
 
+class FineLevelSkipped(Exception):
+    """The fine level (:func:`_refine_fine`) cannot refine this pair; the message says why."""
+
+
 FINE_BLOCKS = 16  # blocks of the fine level
 FINE_SAMPLES = 250_000  # the metric's sample points, drawn at random in the fine blocks
 FINE_BINS = 48  # joint histogram bins of the fine level's Mattes MI
@@ -630,7 +638,7 @@ def _refine_fine(
     seed: int,
     scale: bool,
     samples: int = FINE_SAMPLES,
-) -> tuple[np.ndarray, float] | None:
+) -> tuple[np.ndarray, float]:
     """``nct_to_xct`` refined at the volumes' own voxels on blocks of the neutron volume.
 
     :func:`_fine_blocks` places :data:`FINE_BLOCKS` cubes of ``fine_voxels`` neutron voxels
@@ -651,9 +659,9 @@ def _refine_fine(
     16 of 160^3 within 0.012 deg. One histogram over all blocks, not a sum of per-block
     SimpleITK metrics: its per-call setup scales with the image (0.15 s per 80^3 block,
     measured), which a search of a hundred or more evaluations of 16 blocks cannot pay.
-    Returns the matrix and the final metric (negative MI), or None where no block fits, the
-    blocks hold too little of the cell or no contrast, or the search ends at its bounds
-    (then the coarse levels' result stands).
+    Returns the matrix and the final metric (negative MI). Raises :class:`FineLevelSkipped`
+    where no block fits, the blocks hold too little of the cell or no contrast, or the search
+    ends at its bounds (then the coarse levels' result stands).
     """
     nct_shape, xct_shape = np.asarray(nct.shape), np.asarray(xct.shape)
     side = min(max(8, round((fine_voxels / FINE_BLOCKS) ** (1 / 3))), int(nct_shape.min()))
@@ -672,7 +680,7 @@ def _refine_fine(
 
     firsts = _fine_blocks(nct.shape, nct_voxel_um, axis, side, fits)
     if not firsts:
-        return None
+        raise FineLevelSkipped("no block's X-ray crop lies inside the X-ray volume")
     rng = np.random.default_rng(seed)
     blocks, fixed_values = [], []
     for first in firsts:
@@ -690,12 +698,12 @@ def _refine_fine(
         blocks.append((points[keep], crop, low))
     fixed = np.concatenate(fixed_values)
     if fixed.size < samples // 10:
-        return None  # the blocks hold too little of the cell to refine on
+        raise FineLevelSkipped("the blocks hold too little of the cell")
     fixed_range = np.percentile(fixed, (0.5, 99.5))
     crops = np.concatenate([crop.ravel() for _, crop, _ in blocks])
     moving_range = tuple(np.percentile(crops, (0.5, 99.5)))
     if not (np.ptp(fixed_range) > 0 and np.ptp(moving_range) > 0):
-        return None  # no contrast to refine on
+        raise FineLevelSkipped("no contrast in the blocks")
     fixed_bins = (np.clip((fixed - fixed_range[0]) / np.ptp(fixed_range), 0, 1 - 1e-9)
                   * FINE_BINS).astype(np.int64)  # fmt: skip
     centre = np.concatenate([p for p, _, _ in blocks]).mean(axis=0)
@@ -726,7 +734,8 @@ def _refine_fine(
         options={"xtol": 0.03 * nct_voxel_um, "ftol": 1e-6, "maxfev": 100 * n},
     )
     if np.any(np.abs(found.x) > 0.95 * bound_um):
-        return None  # the optimum lies beyond the search's reach: the start is not trusted
+        # the optimum lies beyond the search's reach: the start is not trusted
+        raise FineLevelSkipped(f"the search ended at its bound (+-{bound_um:.2g} um)")
     return _perturbed(nct_to_xct, found.x, centre, lever, across), float(found.fun)
 
 
@@ -833,21 +842,33 @@ def register_volumes(
     matrix = _sitk_to_zyx_matrix(found, dim)
     fitted_scale = float(found.GetScale()) if scale else 1.0
     copy_voxel = max(xc[1] / xct_voxel_um, fine[1] / nct_voxel_um)  # in the volumes' voxels
-    if dim == 3 and fine_voxels > 0 and copy_voxel > 1:
-        refined = _refine_fine(
-            xct,
-            xct_voxel_um,
-            nct,
-            nct_voxel_um,
-            matrix,
-            nct_axis,
-            fine_voxels=fine_voxels,
-            bound_um=0.25 * max(xc[1], fine[1]),
-            seed=seed,
-            scale=scale,
-        )
-        if refined is not None:
-            matrix, metric_value = refined
+    fine_level = "not needed"
+    if dim == 3 and copy_voxel > 1:
+        fine_level = "off"
+    if fine_level == "off" and fine_voxels > 0:
+        try:
+            matrix, metric_value = _refine_fine(
+                xct,
+                xct_voxel_um,
+                nct,
+                nct_voxel_um,
+                matrix,
+                nct_axis,
+                fine_voxels=fine_voxels,
+                bound_um=0.25 * max(xc[1], fine[1]),
+                seed=seed,
+                scale=scale,
+            )
+        except FineLevelSkipped as why:
+            fine_level = f"skipped: {why}"
+            warnings.warn(
+                f"the registration's last level at the volumes' own voxels was skipped ({why}):"
+                f" the pose is the one of {copy_voxel:.2g}x coarser copies, typically within "
+                "0.1 of their voxel",
+                stacklevel=2,
+            )
+        else:
+            fine_level = "refined"
             if scale:
                 fitted_scale = float(np.cbrt(np.linalg.det(matrix[:3, :3])))
     return Registration(
@@ -859,6 +880,7 @@ def register_volumes(
         xct_axis=xct_axis,
         nct_axis=nct_axis,
         scale=fitted_scale,
+        fine_level=fine_level,
     )
 
 

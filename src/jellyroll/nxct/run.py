@@ -171,7 +171,10 @@ def _write(
             metric=registration.metric,
             metric_value=registration.metric_value,
             seconds=registration.seconds,
-            attrs={"rotation_about_axis_deg": registration.rotation_about_axis_deg},
+            attrs={
+                "rotation_about_axis_deg": registration.rotation_about_axis_deg,
+                "fine_level": registration.fine_level,
+            },
         )
         fused, labels = create_volume_datasets(
             entry,
