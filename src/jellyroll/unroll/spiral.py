@@ -30,8 +30,8 @@ from functools import cached_property
 
 import numpy as np
 from numba import njit
-from scipy import fft
 from scipy import ndimage as ndi
+from scipy import signal
 
 from jellyroll.conventions import robust_sigma
 from jellyroll.unroll._sampling import bilinear, polar_samples, row_quantile
@@ -203,16 +203,15 @@ def _vertex(left: np.ndarray, mid: np.ndarray, right: np.ndarray) -> np.ndarray:
 
 def _radial_smooth(polar: np.ndarray, sigma: float) -> np.ndarray:
     """``ndi.gaussian_filter1d(polar, sigma, axis=0)`` (reflected edges, the kernel cut at
-    4 sigma) computed through FFTs: the same to rounding, and at the kernel widths of fine
-    voxels (sigma ~50 rows for a 250 um pitch in 3 um pixels) many times faster."""
+    4 sigma) as an FFT convolution (scipy.signal): the same to rounding, and at the
+    kernel widths of fine voxels (sigma ~50 rows for a 250 um pitch in 3 um pixels) many
+    times faster."""
     radius = int(4.0 * sigma + 0.5)
     if radius < 16:  # short kernels: direct
         return ndi.gaussian_filter1d(polar, sigma, axis=0)
     kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
-    lines = np.pad(polar.T, ((0, 0), (radius, radius)), mode="symmetric")  # rows contiguous
-    size = fft.next_fast_len(lines.shape[1] + kernel.size - 1, real=True)
-    spectrum = fft.rfft(lines, size, axis=1) * fft.rfft(kernel / kernel.sum(), size)
-    return fft.irfft(spectrum, size, axis=1)[:, 2 * radius : 2 * radius + polar.shape[0]].T
+    padded = np.pad(polar, ((radius, radius), (0, 0)), mode="symmetric")
+    return signal.fftconvolve(padded, (kernel / kernel.sum())[:, None], mode="valid", axes=0)
 
 
 def _band_pass(polar: np.ndarray, background: np.ndarray, sigma_px: float) -> np.ndarray:
