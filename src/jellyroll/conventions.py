@@ -1,4 +1,5 @@
-"""Conventions every stage shares: the map pixel grid, robust statistics and the line shape.
+"""Conventions every stage shares: the map pixel grid, robust statistics, the line shape and
+the sub-sample peak.
 
 A 2D map of shape (ny, nx) with square pixels of ``p`` um has pixel (iy, ix) centred at
 ``x = (ix - (nx - 1) / 2) p``, ``y = (iy - (ny - 1) / 2) p``: the map centre is the
@@ -79,3 +80,14 @@ def pseudo_voigt(q: np.ndarray, centre: float, fwhm: float, eta: float = 0.3) ->
     the same by a width and a Lorentzian share."""
     x = (np.asarray(q, np.float64) - centre) / fwhm
     return eta / (1.0 + 4.0 * x * x) + (1.0 - eta) * np.exp(-4.0 * np.log(2.0) * x * x)
+
+
+def parabola_vertex(left: ArrayLike, mid: ArrayLike, right: ArrayLike) -> np.ndarray:
+    """Offset (-0.5..0.5 samples) from ``mid`` of the vertex of the parabola through three
+    equally spaced samples (0 where they do not form a maximum): a peak to a fraction of a
+    sample."""
+    left, mid, right = (np.asarray(v, dtype=float) for v in (left, mid, right))
+    curvature = left - 2 * mid + right
+    peaked = curvature < 0
+    offset = np.divide(0.5 * (left - right), curvature, out=np.zeros_like(curvature), where=peaked)
+    return np.clip(offset, -0.5, 0.5)

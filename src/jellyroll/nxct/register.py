@@ -44,6 +44,8 @@ from scipy.spatial.transform import Rotation
 from skimage.filters import threshold_otsu
 from skimage.morphology import convex_hull_image
 
+from jellyroll.conventions import parabola_vertex
+
 __all__ = [
     "CellAxis",
     "Registration",
@@ -338,9 +340,9 @@ def _peak(scores: np.ndarray, circular: bool) -> float:
     best = int(np.argmax(scores))
     if not circular and best in (0, len(scores) - 1):
         return float(best)
-    left, mid, right = scores[best - 1], scores[best], scores[(best + 1) % len(scores)]
-    curvature = left - 2 * mid + right
-    return best + (0.5 * (left - right) / curvature if curvature < 0 else 0.0)
+    return best + float(
+        parabola_vertex(scores[best - 1], scores[best], scores[(best + 1) % len(scores)])
+    )
 
 
 def _pose_search(

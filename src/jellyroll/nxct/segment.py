@@ -58,6 +58,8 @@ import numpy as np
 from scipy import ndimage
 from skimage.filters import threshold_multiotsu, threshold_otsu
 
+from jellyroll.conventions import parabola_vertex
+
 LABEL_NAMES: dict[int, str] = {
     0: "void",
     1: "casing",
@@ -422,8 +424,7 @@ def _sheet(score: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         profile.append(value)
     down, centre, up = profile
     ridge = (centre >= up) & (centre >= down)
-    curvature = 2 * centre - up - down
-    offset = np.clip((up - down) / (2 * np.where(curvature > 0, curvature, np.inf)), -0.5, 0.5)
+    offset = parabola_vertex(down, centre, up)
     ys, xs, ny, nx, offset = ys[ridge], xs[ridge], ny[ridge], nx[ridge], offset[ridge]
     out[ys, xs] = True
     for dy in (-1, 0, 1):

@@ -33,7 +33,7 @@ from numba import njit
 from scipy import ndimage as ndi
 from scipy import signal
 
-from jellyroll.conventions import robust_sigma
+from jellyroll.conventions import parabola_vertex, robust_sigma
 from jellyroll.unroll._sampling import bilinear, polar_samples, row_quantile
 from jellyroll.unroll.cell import Cell
 
@@ -189,16 +189,7 @@ def _radial_period(polar: np.ndarray) -> float:
     lag = negative[0] + int(np.argmax(acf[negative[0] : n_r // 2]))
     if acf[lag] <= 0.05 * acf[0]:
         raise ValueError("no wound layers found: no radial periodicity around the centre")
-    return (lag + float(_vertex(acf[lag - 1], acf[lag], acf[lag + 1]))) * _DR
-
-
-def _vertex(left: np.ndarray, mid: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Offset (-0.5..0.5 samples) of the vertex of the parabola through three samples
-    (0 where the samples do not form a maximum)."""
-    curvature = np.asarray(left - 2 * mid + right, dtype=float)
-    peaked = curvature < 0
-    offset = np.divide(0.5 * (left - right), curvature, out=np.zeros_like(curvature), where=peaked)
-    return np.clip(offset, -0.5, 0.5)
+    return (lag + float(parabola_vertex(acf[lag - 1], acf[lag], acf[lag + 1]))) * _DR
 
 
 def _radial_smooth(polar: np.ndarray, sigma: float) -> np.ndarray:
@@ -290,7 +281,9 @@ def _winding(ridge: np.ndarray, r_lo: float, period: float) -> tuple[int, float]
     i = int(np.argmax(power))
     if 0 < i < pitches.size - 1:
         step = np.log(pitches[1] / pitches[0])
-        return direction, float(pitches[i] * np.exp(float(_vertex(*power[i - 1 : i + 2])) * step))
+        return direction, float(
+            pitches[i] * np.exp(float(parabola_vertex(*power[i - 1 : i + 2])) * step)
+        )
     return direction, float(pitches[i])
 
 
@@ -303,7 +296,7 @@ def _layer_phase(
     first_row = np.ceil(max(0.0, -direction * pitch * (n - 1) / n / _DR))
     peak = int(np.argmax(profile))
     if 0 < peak < profile.size - 1:
-        offset = float(_vertex(profile[peak - 1], profile[peak], profile[peak + 1]))
+        offset = float(parabola_vertex(profile[peak - 1], profile[peak], profile[peak + 1]))
     else:
         offset = 0.0
     below = np.flatnonzero(profile < 0.5 * (profile[peak] + np.median(profile)))
@@ -339,7 +332,7 @@ def _follow(
         mid = s[rows, path]
         left = s[rows, np.maximum(path - 1, 0)]
         right = s[rows, np.minimum(path + 1, offsets.size - 1)]
-        return ref + offsets[path] + _vertex(left, mid, right) * _DR
+        return ref + offsets[path] + parabola_vertex(left, mid, right) * _DR
 
     # start on the revolution where the ideal spiral runs along the strongest ridge
     j_lo = int(np.floor((r_lo - phase) * n / pitch))
