@@ -12,8 +12,6 @@ with Gaussian noise of 2 % of the range, written as it is made (never held whole
 from __future__ import annotations
 
 import argparse
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +22,7 @@ import numpy as np
 from rich.console import Console
 from scipy import ndimage
 
-from benchmarks.volumes import streamed_read_seconds
+from benchmarks.volumes import command_cost, streamed_read_seconds
 from jellyroll.locate.core import pose_parameters
 from jellyroll.phantom.materials import attenuation_map, mu_table
 from jellyroll.phantom.twin import Twin, make_twin
@@ -68,11 +66,7 @@ def run(console: Console | None = None, n: int = 1024) -> None:
         anchor = streamed_read_seconds(folder / "xct.h5")
         command = [sys.executable, "-m", "jellyroll.cli", "locate", str(folder / "RUN.h5"),
                    f"{folder / 'xct.h5'}::/data", "-o", str(folder / "LOCATION.h5")]  # fmt: skip
-        start = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)
-        seconds = time.perf_counter() - start
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        peak, cpu = usage.ru_maxrss / 2**20, usage.ru_utime + usage.ru_stime
+        seconds, cpu, peak = command_cost(command)
         found = read_location(folder / "LOCATION.h5")
     p, q = pose_parameters(found.map_to_xct), pose_parameters(truth)
     voxel = FIELD_OF_VIEW_UM / n

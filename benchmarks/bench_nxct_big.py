@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,7 +32,7 @@ import numpy as np
 from rich.console import Console
 from scipy import ndimage
 
-from benchmarks.volumes import streamed_read_seconds
+from benchmarks.volumes import command_cost, streamed_read_seconds
 from jellyroll.nxct.register import rms_error
 from jellyroll.nxct.resample import resample_slabs
 from jellyroll.phantom.materials import attenuation_map, mu_table
@@ -154,13 +152,7 @@ def run(
     command = [*python, "-m", "jellyroll.cli", "nxct", f"{folder / 'xct.h5'}::/data",
                f"{folder / 'nct.h5'}::/data", "-o", str(output),
                "--bend-slice-step", str(bend_slice_step)]  # fmt: skip
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True)
-    seconds = time.perf_counter() - start
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = usage.ru_utime + usage.ru_stime - before.ru_utime - before.ru_stime
-    peak = usage.ru_maxrss / 2**20
+    seconds, cpu, peak = command_cost(command)
     found = read_nxct(output)
     voxel = truth["neutron_voxel_um"]
     error = rms_error(found.nct_to_xct, np.asarray(truth["nct_to_xct"]), (n,) * 3, voxel) / voxel
