@@ -51,6 +51,7 @@ def test_nxct_writes_the_contract(on_xray_grid: Path) -> None:
         assert f["/entry/registration"].attrs["metric"] == "MattesMutualInformation"
         # the twin's copies are at full resolution: no last level at the volumes' own voxels
         assert f["/entry/registration"].attrs["fine_level"] == "not needed"
+        assert f["/entry/registration"].attrs["axial_level"] == "not needed"
         assert f.attrs["default"] == "entry" and f["entry"].attrs["default"] == "fused"
         bends = read_table(f["/entry/bends"])
         assert f["/entry/fused/z_um"].attrs["units"] == "um"

@@ -174,6 +174,7 @@ def _write(
             attrs={
                 "rotation_about_axis_deg": registration.rotation_about_axis_deg,
                 "fine_level": registration.fine_level,
+                "axial_level": registration.axial_level,
             },
         )
         fused, labels = create_volume_datasets(
