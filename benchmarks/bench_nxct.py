@@ -20,7 +20,13 @@ from rich.console import Console
 from rich.table import Table
 from scipy import ndimage
 
-from jellyroll.nxct.register import downsample, mattes_from_centre, register_volumes, rms_error
+from jellyroll.nxct.register import (
+    downsample,
+    mattes_from_centre,
+    register_volumes,
+    rms_error,
+    rms_error_along,
+)
 from jellyroll.phantom.twin import make_twin
 from jellyroll.phantom.write import simulate_twin_nxct
 
@@ -54,9 +60,11 @@ def run(console: Console | None = None) -> None:
     ours_s = time.perf_counter() - start
     ours_error = rms_error(ours.nct_to_xct, truth, neutron.shape, nv) / nv
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    along, across = (e / nv for e in rms_error_along(ours.nct_to_xct, truth, neutron.shape, nv))
     console.print(
         f"jellyroll register_volumes: {ours_s:.1f} s (target < 60 s), {ours_error:.2f} neutron "
-        f"voxels RMS; peak RSS of the process so far {peak:.2f} GiB"
+        f"voxels RMS (along the cell axis {along:.2f}, across it {across:.2f}; axial level: "
+        f"{ours.axial_level}); peak RSS of the process so far {peak:.2f} GiB"
     )
     start = time.perf_counter()
     # the anchor on the block-mean copies register_volumes works on (at most 2e6 voxels each):

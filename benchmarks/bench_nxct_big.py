@@ -33,7 +33,7 @@ from rich.console import Console
 from scipy import ndimage
 
 from benchmarks.volumes import command_cost, streamed_read_seconds
-from jellyroll.nxct.register import rms_error
+from jellyroll.nxct.register import rms_error, rms_error_along
 from jellyroll.nxct.resample import resample_slabs
 from jellyroll.phantom.materials import attenuation_map, mu_table
 from jellyroll.phantom.twin import make_twin
@@ -155,13 +155,20 @@ def run(
     seconds, cpu, peak = command_cost(command)
     found = read_nxct(output)
     voxel = truth["neutron_voxel_um"]
-    error = rms_error(found.nct_to_xct, np.asarray(truth["nct_to_xct"]), (n,) * 3, voxel) / voxel
+    true = np.asarray(truth["nct_to_xct"])
+    error = rms_error(found.nct_to_xct, true, (n,) * 3, voxel) / voxel
+    along, across = rms_error_along(found.nct_to_xct, true, (n,) * 3, voxel)
+    with h5py.File(output, "r") as f:
+        levels = {name: f["/entry/registration"].attrs.get(name, "") for name in
+                  ("fine_level", "axial_level")}  # fmt: skip
     console.print(
         f"jellyroll nxct end to end, neutron {n}^3 uint16 ({n**3 * 2 / 2**30:.0f} GiB, "
         f"{voxel:g} um) / X-ray {n // 2}^3: {seconds:.0f} s (CPU {cpu:.0f} s, the machine's "
         f"load apart), {seconds / anchor:.1f} x one streamed read of the neutron volume "
         f"({anchor:.1f} s); peak RSS {peak:.2f} GiB; registration error {error:.2f} neutron "
-        f"voxels RMS ({error * voxel:.2f} um); bends traced every {bend_slice_step}th X-ray "
+        f"voxels RMS ({error * voxel:.2f} um; along the cell axis {along:.2f} um, across it "
+        f"{across:.2f} um; fine level: {levels['fine_level']}; axial level: "
+        f"{levels['axial_level']}); bends traced every {bend_slice_step}th X-ray "
         f"slice, {len(found.bends) if found.bends is not None else 0} found"
     )
 

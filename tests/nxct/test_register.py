@@ -20,6 +20,7 @@ from jellyroll.nxct import (
     find_cell_axis,
     register_volumes,
     rms_error,
+    rms_error_along,
 )
 from jellyroll.nxct.register import (
     AxialLevelSkipped,
@@ -398,3 +399,23 @@ def test_axial_level_finds_the_shift_along_the_axis_at_the_rolls_end() -> None:
             xray, 2 * voxel, body, voxel, start @ body_to_nct, axis, downsample(body, voxel,
             body.size // 8), bound_um=10.0, seed=0,
         )  # fmt: skip
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.floats(-5.0, 5.0), min_size=3, max_size=3),
+    st.lists(st.floats(-20.0, 20.0), min_size=3, max_size=3),
+)
+def test_rms_error_splits_along_and_across(rotation_deg: list[float], shift_um: list[float]):
+    """The parts along and across the axis add up (in squares) to the whole RMS error; a
+    shift along the axis is all along, one across it all across."""
+    found, true = rigid_matrix(rotation_deg, shift_um), rigid_matrix((1.0, 0.0, 0.0), (0, 0, 0))
+    shape, voxel = (20, 30, 30), 2.0
+    along, across = rms_error_along(found, true, shape, voxel)
+    assert along**2 + across**2 == pytest.approx(rms_error(found, true, shape, voxel) ** 2)
+    lift = rigid_matrix((0.0, 0.0, 0.0), (shift_um[0], 0.0, 0.0))
+    assert rms_error_along(lift @ true, true, shape, voxel) == pytest.approx(
+        (abs(shift_um[0]), 0.0), abs=1e-9
+    )
+    side = rigid_matrix((0.0, 0.0, 0.0), (0.0, shift_um[1], shift_um[2]))
+    assert rms_error_along(side @ true, true, shape, voxel)[0] == pytest.approx(0.0, abs=1e-9)

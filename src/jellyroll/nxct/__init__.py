@@ -17,6 +17,7 @@ from jellyroll.nxct.register import (
     find_cell_axis,
     register_volumes,
     rms_error,
+    rms_error_along,
 )
 from jellyroll.nxct.resample import resample_slabs, write_resampled
 from jellyroll.nxct.segment import (
@@ -44,6 +45,7 @@ __all__ = [
     "register_volumes",
     "resample_slabs",
     "rms_error",
+    "rms_error_along",
     "sample_voxels",
     "segment_slabs",
     "write_resampled",

@@ -55,6 +55,7 @@ __all__ = [
     "find_cell_axis",
     "register_volumes",
     "rms_error",
+    "rms_error_along",
 ]
 
 
@@ -126,16 +127,46 @@ def rms_error(
     Default points: a 9 x 9 x 9 grid (9 x 9 when ``shape[0] == 1``) over the source volume of
     ``shape`` and ``voxel_um``, kept inside the cylinder inscribed in it (around z).
     """
+    delta = _mapped_difference(matrix_found, matrix_true, shape, voxel_um, points_zyx_um)
+    return float(np.sqrt(np.mean(np.sum(delta**2, axis=1))))
+
+
+def rms_error_along(
+    matrix_found: np.ndarray,
+    matrix_true: np.ndarray,
+    shape: Sequence[int],
+    voxel_um: float,
+    direction_zyx: Sequence[float] = (1.0, 0.0, 0.0),
+) -> tuple[float, float]:
+    """The :func:`rms_error` (um) split into its parts along the unit ``direction_zyx`` of
+    the target frame (default z, the cell axis of an upright volume) and across it: RMS of
+    the signed component along, RMS of the distance across (their squares add up to the
+    whole's)."""
+    delta = _mapped_difference(matrix_found, matrix_true, shape, voxel_um, None)
+    direction = np.asarray(direction_zyx, dtype=np.float64)
+    along = delta @ (direction / np.linalg.norm(direction))
+    across = np.sum(delta**2, axis=1) - along**2
+    return float(np.sqrt(np.mean(along**2))), float(np.sqrt(max(np.mean(across), 0.0)))
+
+
+def _mapped_difference(
+    matrix_found: np.ndarray,
+    matrix_true: np.ndarray,
+    shape: Sequence[int],
+    voxel_um: float,
+    points_zyx_um: np.ndarray | None,
+) -> np.ndarray:
+    """(n, 3) um: the points (:func:`rms_error`) mapped by ``matrix_found`` minus by
+    ``matrix_true``."""
     if points_zyx_um is None:
         half = (np.asarray(shape, dtype=np.float64) - 1) / 2 * float(voxel_um)
         axes = [np.linspace(-h, h, 9) if h > 0 else np.zeros(1) for h in half]
         grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
         radius = min(half[1], half[2])
         points_zyx_um = grid[np.hypot(grid[:, 1], grid[:, 2]) <= radius]
-    delta = apply_transform(points_zyx_um, matrix_found) - apply_transform(
+    return apply_transform(points_zyx_um, matrix_found) - apply_transform(
         points_zyx_um, matrix_true
     )
-    return float(np.sqrt(np.mean(np.sum(delta**2, axis=1))))
 
 
 def downsample(
