@@ -29,7 +29,7 @@ class NXCTOptions(StageOptions):
         64_000_000,
         ge=0,
         description="Neutron voxels read at full resolution, in 16 blocks spread over the cell, "
-        "for the registration's last level (0: none).",
+        "for the registration's last level (0: none, nor the axial level after it).",
     )
     window_percentiles: tuple[float, float] = Field(
         (1.0, 99.0), description="Contrast window of each channel of the fused RGB (percentiles)."

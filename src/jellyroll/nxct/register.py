@@ -27,6 +27,10 @@ Method (fully automatic, any rotation about the cell axis):
    volumes' own voxels on 16 blocks of the neutron volume spread over the cell
    (:func:`_refine_fine`): Mattes MI of points drawn in them against X-ray crops, Powell's
    search over the rotation and the shift across the axis.
+5. Then the shift along the axis at the volumes' own voxels (:func:`_refine_axial`): the
+   position of the cell's step along its axis (the roll's end) in both volumes, on 16 blocks
+   around the cell at the height where the coarse copy changes most along the axis; where
+   no step pins it, the coarse levels' shift stays and the result says so.
 """
 
 from __future__ import annotations
@@ -962,7 +966,8 @@ def register_volumes(
     within 0.28 voxel, as with every voxel, at a fifth of the cost). ``fine_voxels``:
     neutron voxels read, in 16 blocks, for the last level at the volumes' own voxels where
     the copies are coarser (0: none; the default's blocks of 160^3 hold 16 MiB each while
-    read, and their X-ray crops stay, a few MiB each); 3D only.
+    read, and their X-ray crops stay, a few MiB each); 3D only. The axial level
+    (:func:`_refine_axial`) follows it where it runs (not with ``fine_voxels=0``).
     Deterministic: one seed, one thread.
     """
     start = time.perf_counter()
