@@ -619,6 +619,13 @@ def _mattes_mutual_information(
     return float(np.sum(p[nz] * np.log(p[nz] / np.outer(p_fixed, p_moving)[nz])))
 
 
+def _spread_around_axis(k: int) -> tuple[float, float]:
+    """The ``k``-th of points spread around the cell: a fraction 0.3-0.8 of its radius (a
+    golden-ratio sequence) and an angle (rad) a golden angle (137.5 deg) past the previous
+    one's, so that any few of them see every radius and direction."""
+    return 0.3 + 0.5 * (k * (np.sqrt(5) - 1) / 2 % 1), k * np.pi * (3 - np.sqrt(5))
+
+
 def _fine_blocks(
     shape: Sequence[int], voxel_um: float, axis: CellAxis, side: int, fits: Any
 ) -> list[np.ndarray]:
@@ -636,12 +643,11 @@ def _fine_blocks(
     """
     shape = np.asarray(shape)
     half = (shape[0] - 1) / 2 * voxel_um
-    golden_angle = np.pi * (3 - np.sqrt(5))
     firsts = []
     for k in range(FINE_BLOCKS):
         height = (-0.7 + 1.4 * k / (FINE_BLOCKS - 1)) * half
-        radius = axis.radius_um * (0.3 + 0.5 * (k * (np.sqrt(5) - 1) / 2 % 1))
-        angle = k * golden_angle
+        fraction, angle = _spread_around_axis(k)
+        radius = axis.radius_um * fraction
         centre = axis.point + height * axis.direction
         centre += radius * np.array([0.0, np.sin(angle), np.cos(angle)])
         first = np.round(centre / voxel_um + (shape - 1) / 2 - (side - 1) / 2).astype(int)
@@ -840,8 +846,8 @@ def _refine_axial(
     by slicing; in each, :data:`AXIAL_LINES` lines along the axis at random offsets give the
     two volumes' mean profiles over heights within :data:`AXIAL_HALF_HEIGHT` coarse voxels of
     the step, and :func:`_step_height` the step's height in each (the X-ray's through
-    ``nct_to_xct``): the shift is the median of the blocks' differences. Twice, the second
-    pass from the first's result.
+    ``nct_to_xct``, both from the blocks' pooled profiles): the shift is their difference.
+    Twice, the second pass from the first's result.
 
     Why a step's position, not the fine level's Mattes MI with the shift free: on 16 blocks of
     32^3 voxels across the roll's end of the 512^3 bench pair the MI over the axial shift
@@ -873,13 +879,11 @@ def _refine_axial(
     rng = np.random.default_rng(seed)
     steps = np.arange(-half_height, half_height + nct_voxel_um / 4, nct_voxel_um / 2)
     footprint = half_height
-    golden_angle = np.pi * (3 - np.sqrt(5))
     blocks = []
     for k in range(AXIAL_BLOCKS):
-        distance = radius * (0.3 + 0.5 * (k * (np.sqrt(5) - 1) / 2 % 1))
-        angle = k * golden_angle
+        fraction, angle = _spread_around_axis(k)
         centre = axis.point + height * axis.direction
-        centre += distance * (np.sin(angle) * across[0] + np.cos(angle) * across[1])
+        centre += fraction * radius * (np.sin(angle) * across[0] + np.cos(angle) * across[1])
         offsets = rng.uniform(-footprint, footprint, (AXIAL_LINES, 2)) @ across
         points = centre + steps[:, None, None] * axis.direction + offsets  # (height, line, 3)
         index = points.reshape(-1, 3) / nct_voxel_um + (nct_shape - 1) / 2
