@@ -792,6 +792,7 @@ AXIAL_LINES = 1000  # lines along the axis sampled per block
 AXIAL_HALF_HEIGHT = 4  # half height of the axial level's blocks, in the coarse copy's voxels
 AXIAL_MIN_CONTRAST = 10  # a step's height over its plateaus' noise, in both volumes
 AXIAL_MAX_STD_ERROR = 0.1  # of a neutron voxel: the shift's standard error across blocks
+AXIAL_CANDIDATES = 3  # heights of most axial change tried for a step
 
 
 class AxialLevelSkipped(Exception):
@@ -839,15 +840,70 @@ def _refine_axial(
     """``nct_to_xct`` with the shift along the cell axis refined at the volumes' own voxels.
 
     A jelly roll is the same at every height but at its ends, its defects and its noise, so
-    what pins the shift along the axis is a height where the cell changes: the one of the
+    what pins the shift along the axis is a height where the cell changes: those of the
     largest mean squared axial difference of the neutron ``coarse`` copy (its block mean) in
-    the axis frame. :data:`AXIAL_BLOCKS` boxes of the neutron volume around the cell there
-    (0.3-0.8 of its radius, a golden angle apart), each with the X-ray box it maps into, read
-    by slicing; in each, :data:`AXIAL_LINES` lines along the axis at random offsets give the
-    two volumes' mean profiles over heights within :data:`AXIAL_HALF_HEIGHT` coarse voxels of
-    the step, and :func:`_step_height` the step's height in each (the X-ray's through
-    ``nct_to_xct``, both from the blocks' pooled profiles): the shift is their difference.
-    Twice, the second pass from the first's result.
+    the axis frame, tried in turn (:data:`AXIAL_CANDIDATES` of them, apart by more than the
+    blocks' height) by :func:`_shift_at_step` until one holds a step both volumes show; on the
+    bench pairs the roll's end stands ~7000 times above the body's noise floor, the defect
+    band < 8 times. Raises :class:`AxialLevelSkipped` with the first candidate's reason where
+    none does (a body without ends, or with only blob-like defects, has no step): the coarse
+    levels' shift stands. Returns the matrix and what was done.
+    """
+    small, voxel, to_fine = coarse
+    half_height = AXIAL_HALF_HEIGHT * voxel
+    top = 0.9 * (nct.shape[0] - 1) / 2 * nct_voxel_um - half_height  # clear of the stack's ends
+    if top <= 0:
+        raise AxialLevelSkipped("the stack is too short")
+    heights = np.arange(-top, top + voxel / 2, voxel)
+    rings = _polar_samples(
+        small, voxel, to_fine, axis.to_axis_frame(),
+        np.linspace(0.1, 1.0, 24) * axis.radius_um,
+        np.linspace(0, 2 * np.pi, 64, endpoint=False), heights,
+    )  # fmt: skip
+    change = np.mean(np.diff(rings, axis=0) ** 2, axis=(1, 2))
+    candidates: list[float] = []
+    for k in np.argsort(change)[::-1]:
+        height = float(heights[k] + voxel / 2)
+        if all(abs(height - c) > 2 * half_height for c in candidates):
+            candidates.append(height)
+        if len(candidates) == AXIAL_CANDIDATES:
+            break
+    reasons = []
+    for height in candidates:
+        try:
+            return _shift_at_step(
+                xct, xct_voxel_um, nct, nct_voxel_um, nct_to_xct, axis, height, half_height,
+                bound_um=bound_um, seed=seed,
+            )  # fmt: skip
+        except AxialLevelSkipped as why:
+            reasons.append(str(why))
+    raise AxialLevelSkipped(reasons[0] + (f"; {len(reasons) - 1} other heights neither"
+                                          if len(reasons) > 1 else ""))  # fmt: skip
+
+
+def _shift_at_step(
+    xct: Any,
+    xct_voxel_um: float,
+    nct: Any,
+    nct_voxel_um: float,
+    nct_to_xct: np.ndarray,
+    axis: CellAxis,
+    height: float,
+    half_height: float,
+    *,
+    bound_um: float,
+    seed: int,
+) -> tuple[np.ndarray, str]:
+    """``nct_to_xct`` with the shift along the axis from a step of the cell at ``height`` um
+    of the neutron axis frame (:func:`_refine_axial`).
+
+    :data:`AXIAL_BLOCKS` boxes of the neutron volume around the cell at that height (0.3-0.8
+    of its radius, a golden angle apart), each with the X-ray box it maps into, read by
+    slicing; in each, :data:`AXIAL_LINES` lines along the axis at random offsets (within
+    ``half_height`` um across) give the two volumes' mean profiles over heights within
+    ``half_height`` um of the step, and :func:`_step_height` the step's height in each (the
+    X-ray's through ``nct_to_xct``, both from the blocks' pooled profiles): the shift is their
+    difference. Twice, the second pass from the first's result.
 
     Why a step's position, not the fine level's Mattes MI with the shift free: on 16 blocks of
     32^3 voxels across the roll's end of the 512^3 bench pair the MI over the axial shift
@@ -855,36 +911,20 @@ def _refine_axial(
     while the two steps' positions matched to 0.06 um; a roll's body is flat along the axis
     and only adds noise to the MI. The step must stand out in both volumes (over
     :data:`AXIAL_MIN_CONTRAST` times its plateaus' noise) and the blocks must agree (the
-    shift's standard error within :data:`AXIAL_MAX_STD_ERROR` neutron voxel), else
-    :class:`AxialLevelSkipped` says so: a body without ends or with only blob-like defects
-    has no step, and the coarse levels' shift stands. Also where the shift is beyond
-    ``bound_um`` (the start is not trusted). Returns the matrix and what was done.
+    shift's standard error within :data:`AXIAL_MAX_STD_ERROR` neutron voxel), and the shift
+    must lie within ``bound_um`` (else the start is not trusted); if not, or where too few
+    boxes lie inside both volumes, :class:`AxialLevelSkipped` says why.
     """
-    small, voxel, to_fine = coarse
-    nct_shape = np.asarray(nct.shape)
-    half_height = AXIAL_HALF_HEIGHT * voxel
-    top = 0.9 * (nct_shape[0] - 1) / 2 * nct_voxel_um - half_height  # clear of the stack's ends
-    if top <= 0:
-        raise AxialLevelSkipped("the stack is too short")
-    radius = axis.radius_um
-    heights = np.arange(-top, top + voxel / 2, voxel)
-    rings = _polar_samples(
-        small, voxel, to_fine, axis.to_axis_frame(),
-        np.linspace(0.1, 1.0, 24) * radius, np.linspace(0, 2 * np.pi, 64, endpoint=False),
-        heights,
-    )  # fmt: skip
-    change = np.mean(np.diff(rings, axis=0) ** 2, axis=(1, 2))
-    height = float(heights[int(np.argmax(change))] + voxel / 2)
     across = _rotation_to_z(axis.direction)[1:]
     rng = np.random.default_rng(seed)
+    nct_shape, radius = np.asarray(nct.shape), axis.radius_um
     steps = np.arange(-half_height, half_height + nct_voxel_um / 4, nct_voxel_um / 2)
-    footprint = half_height
     blocks = []
     for k in range(AXIAL_BLOCKS):
         fraction, angle = _spread_around_axis(k)
         centre = axis.point + height * axis.direction
         centre += fraction * radius * (np.sin(angle) * across[0] + np.cos(angle) * across[1])
-        offsets = rng.uniform(-footprint, footprint, (AXIAL_LINES, 2)) @ across
+        offsets = rng.uniform(-half_height, half_height, (AXIAL_LINES, 2)) @ across
         points = centre + steps[:, None, None] * axis.direction + offsets  # (height, line, 3)
         index = points.reshape(-1, 3) / nct_voxel_um + (nct_shape - 1) / 2
         try:
