@@ -29,8 +29,8 @@ Method (fully automatic, any rotation about the cell axis):
    search over the rotation and the shift across the axis.
 5. Then the shift along the axis at the volumes' own voxels (:func:`_refine_axial`): the
    position of the cell's step along its axis (the roll's end) in both volumes, on 16 blocks
-   around the cell at the height where the coarse copy changes most along the axis; where
-   no step pins it, the coarse levels' shift stays and the result says so.
+   around the cell at the heights where the coarse copy changes most along the axis, in
+   turn; where no step pins it, the coarse levels' shift stays and the result says so.
 """
 
 from __future__ import annotations
