@@ -189,6 +189,10 @@ def centre_on_foil(
     most = int(np.ceil((2 * reach_px + 1) * (2 * half_length_px + 1)))  # pixels in a window
     ny, nx = image.shape
     moved = np.zeros(len(xy))
+
+    def total(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # a x b summed over the window
+        return np.einsum("nk...,nk->n...", a, b)
+
     for start in range(0, len(xy), chunk):
         part = slice(start, start + chunk)
         pixels = np.round(xy[part])[:, None, :].astype(np.int64) + offsets[None]
@@ -203,18 +207,29 @@ def centre_on_foil(
         pixels = np.take_along_axis(pixels, used[..., None], axis=1)
         values = image[np.clip(pixels[..., 1], 0, ny - 1), np.clip(pixels[..., 0], 0, nx - 1)]
         ridge = np.exp(-0.5 * ((across[..., None] - shifts) / sigma_px) ** 2)  # (n, k, m)
-        basis = np.stack(
-            [ridge, np.broadcast_to(np.ones_like(across)[..., None], ridge.shape),
-             np.broadcast_to(across[..., None], ridge.shape)], axis=-1
-        )  # fmt: skip
-        w = weight[..., None, None].astype(float)
-        normal_matrix = np.einsum("nkmi,nkmj->nmij", basis * w, basis)
-        rhs = np.einsum("nkmi,nk->nmi", basis * w, values)
-        normal_matrix += 1e-9 * np.eye(3)  # a sample with too few pixels fits nothing
-        coeff = np.linalg.solve(normal_matrix, rhs[..., None])[..., 0]
-        misfit = np.einsum("nk,nk->n", weight * values, values)[:, None] - np.einsum(
-            "nmi,nmi->nm", coeff, rhs
+        w = weight.astype(float)
+        ridge_w = ridge * w[..., None]
+
+        # normal equations of (ridge, 1, across) per sample and centre: (n, m, 3, 3)
+        r1, ra, rr = (
+            total(ridge_w, np.ones_like(w)),
+            total(ridge_w, across),
+            total(ridge_w * ridge, np.ones_like(w)),
         )
+        n1, na, aa = (
+            np.broadcast_to(total(w, x)[:, None], r1.shape)
+            for x in (np.ones_like(w), across, across**2)
+        )
+        normal_matrix = np.stack(
+            [np.stack([rr, r1, ra], -1), np.stack([r1, n1, na], -1), np.stack([ra, na, aa], -1)], -2
+        )
+        rhs = np.stack(
+            [total(ridge_w, values), *(np.broadcast_to(total(w * values, x)[:, None], r1.shape)
+                                       for x in (np.ones_like(w), across))], -1
+        )  # fmt: skip
+        normal_matrix = normal_matrix + 1e-9 * np.eye(3)  # a sample with too few pixels
+        coeff = np.linalg.solve(normal_matrix, rhs[..., None])[..., 0]
+        misfit = total(w * values, values)[:, None] - np.einsum("nmi,nmi->nm", coeff, rhs)
         ridged = coeff[..., 0] > 0  # a dip is no foil
         misfit = np.where(ridged, misfit, misfit.max(axis=1, keepdims=True))
         best = np.clip(np.argmin(misfit, axis=1), 1, len(shifts) - 2)
