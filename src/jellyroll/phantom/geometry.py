@@ -60,7 +60,9 @@ class Agglomerate:
 
     ``semi_axes_um`` are (tangential, radial, axial); the push amplitudes are the radial
     displacements it imposes on the layers towards the Cu collector and towards the
-    separator; ``bend_amplitude_um`` is the Cu displacement (0 for case A).
+    separator; ``bend_amplitude_um`` is the push on the Cu foil (0 for case A), which its
+    near face nominally takes (the bend's displacement, its mid-surface's, is
+    :meth:`CellGeometry.bend_table`'s ``amplitude_um``).
     """
 
     id: int
