@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from jellyroll.defects.bends3d import (
     SliceLayer,
+    centre_on_foil,
     fit_bump,
     foil_profile_sigma,
     join_bends,
@@ -106,6 +107,31 @@ def test_the_foil_is_located_between_voxels() -> None:
     refined = refine_layer(ring, trace)
     assert np.abs(refined.radius_px - 30.4).max() <= 0.15
     assert abs(np.mean(refined.radius_px) - 30.4) <= 0.03
+
+
+@pytest.mark.parametrize("radius_px", [30.0, 30.25, 30.5, 30.75])
+def test_the_foils_centre_is_not_pulled_to_the_pixels(radius_px: float) -> None:
+    """A ring like a 10 um foil on 20 um voxels (a Gaussian profile 0.75 px wide) on a
+    sloping background, at four sub-pixel radii: the Gaussian ridge fitted to the raw
+    pixels finds it within 0.01 px everywhere along the ring (the ring's curvature across
+    the 1.5 px of pixels each fit takes: under 0.01 px), where the maximum of the
+    interpolated profile (:func:`refine_layer`, 0.1 px steps) is off by up to 0.1 px
+    (the step and the pull towards the pixel centres). With noise at 2 % of the ring's
+    height: within 0.03 px rms and 0.01 px on average."""
+    yy, xx = np.mgrid[:100, :100]
+    r = np.hypot(xx - 50.0, yy - 50.0)
+    ring = np.exp(-0.5 * ((r - radius_px) / 0.75) ** 2) + 0.005 * r
+    winding = np.linspace(0.0, 2 * np.pi, 400, endpoint=False)
+    trace = SpiralTrace(
+        (50.0, 50.0), 20.0, 400.0, 1, winding, np.full(400, radius_px - 1.0), np.ones(400)
+    )
+    interpolated = refine_layer(ring, trace)
+    assert np.abs(interpolated.radius_px - radius_px).max() >= 0.08
+    fitted = centre_on_foil(ring, interpolated, 0.75)
+    assert np.abs(fitted.radius_px - radius_px).max() <= 0.01
+    noisy = ring + np.random.default_rng(1).normal(0.0, 0.02, ring.shape)
+    error = centre_on_foil(noisy, refine_layer(noisy, trace), 0.75).radius_px - radius_px
+    assert np.sqrt(np.mean(error**2)) <= 0.03 and abs(np.mean(error)) <= 0.01
 
 
 def test_a_bend_left_out_of_the_reference_keeps_its_depth() -> None:

@@ -19,7 +19,8 @@ def test_every_true_bend_found_with_its_side_and_depth(
     deepest traced sample lies up to a voxel and a half from the true centre along the arc
     and a slice away along z), its sign outwards positive like the push that made it (an
     agglomerate on the anode's inner side pushes the foil out). Depth within 20 % of the
-    truth for every bend (the issue's bar; measured 0.84-0.95), from the bump fitted to the
+    truth (the displacement of the foil's mid-surface) for every bend (the issue's bar;
+    measured 0.86-0.96), from the bump fitted to the
     traced layers (on the undeformed layer the slices above and below show) with the blur's
     share put back: the blur moves the foil's brightest point ~5-15 um short of a bend's
     peak (read 0.70-0.89 before)."""

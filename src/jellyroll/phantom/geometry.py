@@ -20,7 +20,7 @@ Away from every agglomerate the roll is the same at every height (:func:`z_invar
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -60,7 +60,9 @@ class Agglomerate:
 
     ``semi_axes_um`` are (tangential, radial, axial); the push amplitudes are the radial
     displacements it imposes on the layers towards the Cu collector and towards the
-    separator; ``bend_amplitude_um`` is the Cu displacement (0 for case A).
+    separator; ``bend_amplitude_um`` is the push on the Cu foil (0 for case A), which its
+    near face nominally takes (the bend's displacement, its mid-surface's, is
+    :meth:`CellGeometry.bend_table`'s ``amplitude_um``).
     """
 
     id: int
@@ -136,28 +138,54 @@ class CellGeometry:
     def bend_table(self) -> pd.DataFrame:
         """Collector bends (one per case-B agglomerate) in the geometry frame, lengths in um.
 
-        ``z_um``, ``y_um``, ``x_um``: the bend's centre, on the mid-plane of the displaced Cu
-        foil above the agglomerate (exact up to the winding irregularity and ovality, a few
-        um); ``amplitude_um``: the Cu displacement there; ``extent_axial_um`` and
+        ``z_um``, ``y_um``, ``x_um``: the bend's centre, on the mid-surface of the displaced
+        Cu foil on the ray from the cell's centre through the agglomerate's, at its height;
+        ``amplitude_um``: the radial displacement of that mid-surface there, off the same
+        foil without the agglomerates (:func:`cu_mid_surface_um`). A foil is a surface: its
+        displacement is its mid-surface's, what a tracer following the foil's centre line
+        reads. It is less than the agglomerate's push ``push_cu_um``, which the foil's face
+        nearest the agglomerate takes, as the push decays beyond that face (0.9-2.7 um
+        less across the 10 um foil on the twins). ``extent_axial_um`` and
         ``extent_arc_um``: full widths at half maximum of the displacement along z and along
         the arc; ``agglomerate_id``: the agglomerate that made it.
         """
         columns = ["id", "z_um", "y_um", "x_um", "turn", "amplitude_um", "extent_axial_um",
                    "extent_arc_um", "agglomerate_id"]  # fmt: skip
         rows = []
-        half_cu = self.params.stack.cu_um / 2
         for g in (g for g in self.agglomerates if g.bend_amplitude_um > 0):
+            bent, flat = cu_mid_surface_um(self, g)
             outwards = 1.0 if g.side == "anode_inner" else -1.0
-            r = g.radius_um + outwards * (g.to_cu_um + g.push_cu_um + half_cu)
             rows.append(
                 [len(rows) + 1, g.z_um,
-                 self.params.centre_um[1] + r * np.sin(g.theta_rad),
-                 self.params.centre_um[0] + r * np.cos(g.theta_rad),
-                 g.turn, g.bend_amplitude_um, g.push_sigma_axial_um / FWHM_TO_SIGMA,
+                 self.params.centre_um[1] + bent * np.sin(g.theta_rad),
+                 self.params.centre_um[0] + bent * np.cos(g.theta_rad),
+                 g.turn, outwards * (bent - flat), g.push_sigma_axial_um / FWHM_TO_SIGMA,
                  g.push_sigma_arc_um / FWHM_TO_SIGMA, g.id]
             )  # fmt: skip
         table = pd.DataFrame(rows, columns=columns)
         return table.astype({"id": np.int64, "turn": np.int64, "agglomerate_id": np.int64})
+
+
+def cu_mid_surface_um(
+    geometry: CellGeometry, g: Agglomerate, *, step_um: float = 0.01
+) -> tuple[float, float]:
+    """Polar radius (um) of the mid-surface of the Cu foil that agglomerate ``g`` pushes,
+    on the ray from the cell's centre through ``g``'s centre at its height: bent, and
+    undeformed (the same turn's foil in the cell without its agglomerates). Read from the
+    layers :func:`rasterize` draws (:func:`_classify`, the twin's own displacement field),
+    sampled every ``step_um`` along the ray: the middle of the foil's run of samples."""
+    outwards = 1.0 if g.side == "anode_inner" else -1.0
+    r = g.radius_um + outwards * np.arange(0.0, 1.5 * geometry.pitch_um, step_um)
+    x = geometry.params.centre_um[0] + r * np.cos(g.theta_rad)
+    y = geometry.params.centre_um[1] + r * np.sin(g.theta_rad)
+    code, _, turn, _, _ = _classify(geometry, x, y, g.z_um)
+    cu = code == REGION_CODE["cu"]
+    if not cu.any():
+        raise ValueError(f"agglomerate {g.id}: no Cu foil on its side within 1.5 pitches")
+    foil_turn = turn[np.argmax(cu)]  # the first foil beyond the agglomerate, on its side
+    flat_code, _, flat_turn, _, _ = _classify(replace(geometry, agglomerates=()), x, y, g.z_um)
+    flat = (flat_code == REGION_CODE["cu"]) & (flat_turn == foil_turn)
+    return float(np.mean(r[cu & (turn == foil_turn)])), float(np.mean(r[flat]))
 
 
 def z_invariant(geometry: CellGeometry, z_um: float) -> bool:

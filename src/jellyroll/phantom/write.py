@@ -659,6 +659,7 @@ def _write_nxct_truth(entry: h5py.Group, nxct: TwinNXCT) -> None:
     bends = write_table(group, "bends", nxct.bends)
     bends.attrs["frame"] = "X-ray volume frame, um"
     bends.attrs["extents"] = "full widths at half maximum of the Cu displacement, um"
+    bends.attrs["amplitude"] = "radial displacement of the Cu foil's mid-surface at the peak, um"
 
 
 OPERANDO_START = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
