@@ -217,8 +217,8 @@ def test_ten_placements_of_a_small_twin_not_tuned_on(
 @pytest.mark.xfail(
     strict=True,
     reason="the data do not fix the defects' shared offset from the slice: the small twin's "
-    "heights are within 4.4 um of the truth, but its two agglomerates' humps allow the slice "
-    "16-19 um away (uncertainty over half the 20 um voxel: flagged), docs/locate.md",
+    "heights are within 4.4 um of the truth, but its two agglomerates' humps allow it 40-47 um "
+    "away (over half the 20 um voxel: flagged); docs/locate.md, 'the shared offset'",
 )
 def test_correct_heights_of_a_small_twin_are_not_flagged(
     small_twin_placements: list[tuple[Location, np.ndarray]],
