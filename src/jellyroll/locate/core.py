@@ -632,7 +632,7 @@ def _shared_offset(shares: np.ndarray, reaches_um: np.ndarray) -> float:
     on its defect, not on the slice), so it is off by their weighted mean offset, which the
     scatter of the centres does not show when the defects happen to lie alike: the small
     twin of seed 6 rests on two agglomerates 3.7 and 4.2 um below the slice and was placed
-    3-4 um low, its centres scattered by +-0.6-2.4 um; the 1024^3 bench on five, -12.3 to
+    3-4 um low, given as +-0.6-2.4 um from their scatter; the 1024^3 bench on five, -12.3 to
     +0.6 um, and was placed 6.5 um low at +-2.2 um (docs/locate.md). No estimator of the
     similarity profile tells the slice from the defects' centre there: on volumes without
     blur or noise, at 20 and at 10 um voxels, the height found is the centre all the same.
