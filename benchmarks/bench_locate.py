@@ -72,6 +72,7 @@ def run(console: Console | None = None, n: int = 1024) -> None:
     voxel = FIELD_OF_VIEW_UM / n
     rotation = (p["rotation_deg"] - q["rotation_deg"] + 180) % 360 - 180
     shift = np.hypot(p["shift_y_um"] - q["shift_y_um"], p["shift_x_um"] - q["shift_x_um"])
+    low, high = found.height_interval_um
     console.print(
         f"jellyroll locate, {n}^3 X-ray volume ({voxel:g} um voxels) with a 1024^2 map: "
         f"{seconds:.1f} s (target < 120 s; CPU time {cpu:.1f} s, the machine's load apart), "
@@ -84,7 +85,9 @@ def run(console: Console | None = None, n: int = 1024) -> None:
         f"deg, shift {shift:.1f} um ({shift / twin.pixel_size_um:.2f} map pixel); "
         f"correlation {found.similarity:.3f}; height uncertain by "
         f"{found.height_uncertainty_um:.1f} um ({found.height_defects:.1f} effective defects)"
-        f"{', flagged' if found.height_warning else ''}"
+        f"{', flagged' if found.height_warning else ''}; its interval "
+        f"{'covers' if low <= q['height_um'] <= high else 'misses'} the truth "
+        f"({low - q['height_um']:+.1f} to {high - q['height_um']:+.1f} um about it)"
     )
 
 

@@ -179,7 +179,10 @@ def height_warning(location: Location, voxel_um: float) -> str:
     elif location.height_defects < MIN_DEFECTS:
         why = "it rests on one defect, and a plane off its equator looks like its mirror plane"
     else:
-        why = "the defects it rests on disagree"
+        why = (
+            "the defects it rests on may all lie off the slice alike (a plane off a defect's "
+            "equator looks like its mirror plane) or disagree"
+        )
     return (
         f"the height is uncertain by {uncertainty:.1f} um (more than half a {voxel_um:g} um "
         f"voxel): the data allow the map origin anywhere from {low:.1f} to {high:.1f} um; "
