@@ -49,9 +49,11 @@ def test_nxct_writes_the_contract(on_xray_grid: Path) -> None:
         names = json.loads(f["/entry/segmentation/labels"].attrs["names"])
         assert {"cu", "anode_lithiated", "cathode", "casing"} <= set(names.values())
         assert f["/entry/registration"].attrs["metric"] == "MattesMutualInformation"
-        # the twin's copies are at full resolution: no last level at the volumes' own voxels
+        # the twin's copies are at full resolution: no last level at the volumes' own voxels;
+        # the axial level runs at full resolution too, but the tiny twin's stack is too short
+        # for its blocks about the roll's end, and the file says so
         assert f["/entry/registration"].attrs["fine_level"] == "not needed"
-        assert f["/entry/registration"].attrs["axial_level"] == "not needed"
+        assert f["/entry/registration"].attrs["axial_level"].startswith("skipped: too few")
         assert f.attrs["default"] == "entry" and f["entry"].attrs["default"] == "fused"
         bends = read_table(f["/entry/bends"])
         assert f["/entry/fused/z_um"].attrs["units"] == "um"
