@@ -412,14 +412,16 @@ def _fit_gaussians(
     """Least-squares fit of the undeformed layer (one radius per arc sample, common to the
     slices) plus k Gaussian bumps to ``samples``, from ``start`` (4 k: arc position,
     height, arc and axial standard deviations per bump, um). Returns the bumps' (k, 4)
-    parameters (widths made positive), their (k,) peaks and the residual (n_slices *
-    n_arc,); None when the optimiser fails."""
+    parameters (widths made positive, a thousandth of a voxel at least), their (k,) peaks
+    and the residual (n_slices * n_arc,); None when the optimiser fails."""
     arc, z, radius = samples.arc_um, samples.z_um, samples.radius_um.ravel()
     k = len(start) // 4
 
     def shapes(p: np.ndarray) -> np.ndarray:  # (k, n_slices * n_arc)
         s0, z0, s_arc, s_axial = (p.reshape(k, 4)[:, j, None, None] for j in range(4))
+        s_arc, s_axial = (np.maximum(np.abs(s), 1e-3 * voxel_um) for s in (s_arc, s_axial))
         shape = np.exp(-0.5 * (((arc - s0) / s_arc) ** 2 + ((z - z0) / s_axial) ** 2))
+        shape = np.where(shape > 1e-9, shape, 0.0)  # no vanishing shape for a huge peak
         return (shape - shape.mean(axis=1, keepdims=True)).reshape(k, -1)
 
     def peaks_of(shape: np.ndarray) -> np.ndarray:  # least squares, the layer given by the rest
@@ -433,7 +435,7 @@ def _fit_gaussians(
     if not fit.success:
         return None
     bumps = fit.x.reshape(k, 4).copy()
-    bumps[:, 2:] = np.abs(bumps[:, 2:])
+    bumps[:, 2:] = np.maximum(np.abs(bumps[:, 2:]), 1e-3 * voxel_um)
     return bumps, peaks_of(shapes(fit.x)), fit.fun
 
 
