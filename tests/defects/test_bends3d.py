@@ -308,8 +308,9 @@ def test_a_single_ridge_stays_one_bend(
     as the ridge of two 50 um bumps 150 um apart), which two bumps fit no better; a
     flat-topped one (exp(-|arc / 60 um|^4 / 2)), which two bumps fit better but which
     does not dip: one bend, its depth within 20 % (the issue's bar; a Gaussian on the flat
-    top: 1.12-1.13 over three draws of the wobble). And two Gaussian bumps two widths apart, whose sum is as flat
-    (Sparrow's limit): one bend, as the same shape from one bend would be."""
+    top: 1.12-1.13 over three draws of the wobble). And two Gaussian bumps two widths
+    apart, whose sum is as flat (Sparrow's limit): one bend, as the same shape from one
+    bend would be."""
     centres = (-separation_um / 2, separation_um / 2) if separation_um else (0.0,)
     layers = _bumped_layers(30.0, sigma_arc_um, 35.0, 0.0, centres, arc_power)
     rng = np.random.default_rng(2)
