@@ -646,9 +646,11 @@ def find_bends_3d(
 
 
 def _fitted(bends: pd.DataFrame, layers: list[SliceLayer], voxel_um: float) -> pd.DataFrame:
-    """``bends`` with the depth, height and place of their fitted bumps (:func:`fit_bumps`);
-    those no bump fits left out, a ridge of two bumps split in two rows (each with its
-    bump's arc and axial full widths at half maximum as its extents)."""
+    """``bends`` with the depth and height of their fitted bumps (:func:`fit_bumps`); those
+    no bump fits left out, a ridge of two bumps split in two rows (each with its bump's
+    place, and its arc and axial full widths at half maximum as its extents). A single
+    bump keeps the deepest traced point as its place: where a ridge of two bends too close
+    to split lies, that point is on one of them, the fitted centre between them."""
     if bends.empty:
         return bends
     blur_um = float(np.nanmedian([layer.profile_sigma_um for layer in layers]))
@@ -663,15 +665,12 @@ def _fitted(bends: pd.DataFrame, layers: list[SliceLayer], voxel_um: float) -> p
         fits = fit_bumps(bend, layers, blur_um, voxel_um)
         for fit in fits:
             row = bend.copy()
-            row[["amplitude_um", "z_um", "x_um", "y_um"]] = (
-                fit.depth_um,
-                fit.z_um,
-                fit.x_um,
-                fit.y_um,
-            )
+            row[["amplitude_um", "z_um"]] = fit.depth_um, fit.z_um
             if len(fits) > 1:
-                fwhm = np.array([fit.sigma_arc_um, fit.sigma_axial_um]) / FWHM_TO_SIGMA
-                row[["extent_arc_um", "extent_axial_um"]] = fwhm
+                arc, axial = np.array([fit.sigma_arc_um, fit.sigma_axial_um]) / FWHM_TO_SIGMA
+                row[["x_um", "y_um", "extent_arc_um", "extent_axial_um"]] = (
+                    fit.x_um, fit.y_um, arc, axial
+                )  # fmt: skip
             rows.append(row)
     return pd.DataFrame(rows, columns=bends.columns).astype(bends.dtypes.to_dict())
 
