@@ -426,7 +426,7 @@ def _fit_gaussians(
         return (shape - shape.mean(axis=1, keepdims=True)).reshape(k, -1)
 
     def peaks_of(shape: np.ndarray) -> np.ndarray:  # least squares, the layer given by the rest
-        return np.linalg.lstsq(shape.T, radius, rcond=None)[0]
+        return np.linalg.solve(shape @ shape.T + 1e-12 * np.eye(k), shape @ radius)
 
     def residual(p: np.ndarray) -> np.ndarray:
         shape = shapes(p)
