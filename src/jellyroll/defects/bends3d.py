@@ -484,8 +484,8 @@ def fit_bumps(
     fraction of that (on the twins, 1.2-2.1 um), a layer not followed (the tracer lost on
     the innermost turns: 3.9 um and more) does not.
 
-    Two bends close along the arc (their displacements overlapping: 131 um apart at widths
-    of 60-70 um) make one ridge that the 2D finder reports as one run. The undeformed layer
+    Two bends close along the arc (their displacements overlapping) make one ridge that the
+    2D finder reports as one run. The undeformed layer
     plus two bumps (each its own position, height, widths and peak) is fitted too, from
     the single bump split in two either side of its centre and from the single bump plus a
     second at the largest residual on its side; two are kept when the second lowers the
@@ -502,8 +502,11 @@ def fit_bumps(
     single flat-topped bump (two equal bumps up to two widths apart: Sparrow's limit),
     which one bend also makes: a flat-topped bump (exp(-|s / 60 um|^4 / 2) under 1.5 um of
     wobble) fits two bumps significantly better than one, dipping 0.7-0.9 um between them;
-    two equal 30 um bumps 2.5 widths apart dip 2.8-4.1 um (12 % without the wobble). A
-    single broad Gaussian fits as well with one: the F-test keeps one.
+    two equal 30 um bumps 2.5 widths apart dip 2.8-4.1 um (12 % without the wobble). On
+    the twins a bend whose traced profile is a core with long flanks (seed 7) fits two
+    bumps 1.9 widths apart as significantly better than one as two bends 2.0 widths apart
+    (seed 13: 131 um, 58 and 69 um wide) do: neither dips, both stay one. A single broad
+    Gaussian fits as well with one: the F-test keeps one.
 
     Returns the bumps, along the arc ([] when none fits); ``split`` False: one at most.
     """
