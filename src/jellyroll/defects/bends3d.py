@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage, optimize
+from scipy import ndimage, optimize, stats
 
 from jellyroll.conventions import FWHM_TO_SIGMA, parabola_vertex, px_to_um
 from jellyroll.defects.bends import find_bends
@@ -350,7 +350,9 @@ class BumpFit:
     """A bend's Gaussian bump fitted to the traced displacement (lengths in um):
     ``peak_um`` (signed, outwards positive), ``sigma_arc_um`` and ``sigma_axial_um`` as
     traced (under the image's blur); ``z_um`` its peak height; ``depth_um`` (signed) the
-    peak with the blur's share put back; ``residual_um`` the rms of what the bump leaves."""
+    peak with the blur's share put back; ``residual_um`` the rms of what the fit (this bump,
+    and its neighbour when a ridge was split) leaves; ``x_um``, ``y_um`` its peak's place
+    in the slice plane (on the traced layer of the slice nearest its height)."""
 
     peak_um: float
     sigma_arc_um: float
@@ -358,11 +360,96 @@ class BumpFit:
     z_um: float
     depth_um: float
     residual_um: float
+    x_um: float
+    y_um: float
 
 
-def fit_bump(
-    bend: pd.Series, layers: list[SliceLayer], blur_um: float, voxel_um: float
-) -> BumpFit | None:
+@dataclass
+class _BendSamples:
+    """The traced layers around a bend: ``radius_um`` (n_slices, n_arc) at ``z_um``
+    (n_slices, 1) and ``arc_um`` (n_arc,) from the bend's deepest point, less its mean over
+    the slices; ``placed`` each slice's layer with its samples' arc from that point."""
+
+    arc_um: np.ndarray
+    z_um: np.ndarray
+    radius_um: np.ndarray
+    placed: list[tuple[SliceLayer, np.ndarray]]
+    reach_arc_um: float
+    reach_z_um: float
+
+
+def _bend_samples(bend: pd.Series, layers: list[SliceLayer], voxel_um: float) -> _BendSamples:
+    """The radius of the slices within twice ``bend``'s axial extent, each sampled every
+    half voxel along its layer within twice its arc extent of the sample nearest the bend's
+    deepest point (arc from the winding angle and the smooth spiral's radius)."""
+    reach_z = 2 * max(bend.extent_axial_um, 2 * voxel_um)
+    reach_arc = 2 * max(bend.extent_arc_um, 2 * voxel_um)
+    arc = np.arange(-reach_arc, reach_arc + voxel_um / 4, voxel_um / 2)
+    heights, rows, placed = [], [], []
+    for layer in layers:
+        if abs(layer.z_um - bend.z_um) > reach_z:
+            continue
+        gap = np.hypot(layer.x_um - bend.x_um, layer.y_um - bend.y_um)
+        i = int(np.argmin(gap))
+        if gap[i] > abs(bend.amplitude_um) + 2 * voxel_um:
+            continue  # the layer passes elsewhere in this slice
+        s = (layer.winding_rad - layer.winding_rad[i]) * layer.reference_um[i]
+        if s[0] > -reach_arc or s[-1] < reach_arc:
+            continue  # the layer ends within the bend's reach
+        heights.append(layer.z_um)
+        rows.append(np.interp(arc, s, layer.reference_um + layer.deviation_um))
+        placed.append((layer, s))
+    radius = np.asarray(rows).reshape(len(rows), arc.size)
+    if rows:
+        radius = radius - radius.mean(axis=0)  # the undeformed layer's share, as the bumps' below
+    return _BendSamples(
+        arc, np.asarray(heights)[:, None], radius, placed, float(reach_arc), float(reach_z)
+    )
+
+
+def _fit_gaussians(
+    samples: _BendSamples, start: list[float], voxel_um: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Least-squares fit of the undeformed layer (one radius per arc sample, common to the
+    slices) plus k Gaussian bumps to ``samples``, from ``start`` (4 k: arc position,
+    height, arc and axial standard deviations per bump, um). Returns the bumps' (k, 4)
+    parameters (widths made positive, a thousandth of a voxel at least), their (k,) peaks
+    and the residual (n_slices * n_arc,); None when the optimiser fails."""
+    arc, z, radius = samples.arc_um, samples.z_um, samples.radius_um.ravel()
+    k = len(start) // 4
+
+    def shapes(p: np.ndarray) -> np.ndarray:  # (k, n_slices * n_arc)
+        s0, z0, s_arc, s_axial = (p.reshape(k, 4)[:, j, None, None] for j in range(4))
+        s_arc, s_axial = (np.maximum(np.abs(s), 1e-3 * voxel_um) for s in (s_arc, s_axial))
+        shape = np.exp(-0.5 * (((arc - s0) / s_arc) ** 2 + ((z - z0) / s_axial) ** 2))
+        shape = np.where(shape > 1e-9, shape, 0.0)  # no vanishing shape for a huge peak
+        return (shape - shape.mean(axis=1, keepdims=True)).reshape(k, -1)
+
+    def peaks_of(shape: np.ndarray) -> np.ndarray:  # least squares, the layer given by the rest
+        return np.linalg.solve(shape @ shape.T + 1e-12 * np.eye(k), shape @ radius)
+
+    def residual(p: np.ndarray) -> np.ndarray:
+        shape = shapes(p)
+        return peaks_of(shape) @ shape - radius
+
+    fit = optimize.least_squares(residual, start, x_scale=voxel_um)
+    if not fit.success:
+        return None
+    bumps = fit.x.reshape(k, 4).copy()
+    bumps[:, 2:] = np.maximum(np.abs(bumps[:, 2:]), 1e-3 * voxel_um)
+    return bumps, peaks_of(shapes(fit.x)), fit.fun
+
+
+def fit_bumps(
+    bend: pd.Series,
+    layers: list[SliceLayer],
+    blur_um: float,
+    voxel_um: float,
+    *,
+    split: bool = True,
+    min_depth_um: float | None = None,
+    p_value: float = 1e-3,
+) -> list[BumpFit]:
     """A 3D ``bend`` (a row of :func:`join_bends`) measured on the traced layers: the
     radius of the slices within twice its axial extent, each sampled every half voxel along
     its layer within twice its arc extent of the sample nearest the bend's deepest point
@@ -389,71 +476,134 @@ def fit_bump(
     s^2 - b^2): a bend pushed by an agglomerate is a cap sharper than a Gaussian, its
     fitted widths are near the blur, and the exact form overshoots there.
 
-    None (not a bend) when fewer than three slices reach it, or the fit fails, peaks on the
+    No bend when fewer than three slices reach it, or the fit fails, peaks on the
     other side or at under half the deviation the slices showed (a deviation along the
     whole height is the winding's own shape: the undeformed layer takes it), finds a bump
     narrower than the blur or wider than the samples, or leaves a residual over 0.15 voxel
     rms (3 um at 20 um voxels): around a bend the traced foil follows the bump to a
     fraction of that (on the twins, 1.2-2.1 um), a layer not followed (the tracer lost on
     the innermost turns: 3.9 um and more) does not.
+
+    Two bends close along the arc (their displacements overlapping) make one ridge that the
+    2D finder reports as one run. The undeformed layer
+    plus two bumps (each its own position, height, widths and peak) is fitted too, from
+    the single bump split in two either side of its centre and from the single bump plus a
+    second at the largest residual on its side; two are kept when the second lowers the
+    residual significantly: an F-test, p < ``p_value`` (default 0.001), on the residual
+    sums of squares with 5 more parameters, the samples counted as independent per voxel
+    (the trace's own noise is correlated over the half-voxel arc steps) less the
+    undeformed layer's share (one value per voxel of arc); and each bump is plausible as a
+    single one is (same side, at least as wide as the blur, within the samples), at least
+    ``min_depth_um`` deep with the blur's share put back (default one voxel, the bends
+    :func:`find_bends_3d` keeps), the deeper at least half the deviation the slices
+    showed, the fit's residual under 0.15 voxel rms, and the two resolved: their sum dips
+    between their peaks by at least the fit's residual rms (the wobble of one traced
+    sample: a shallower dip is not seen in the trace). Without the dip, their sum is a
+    single flat-topped bump (two equal bumps up to two widths apart: Sparrow's limit),
+    which one bend also makes: a flat-topped bump (exp(-|s / 60 um|^4 / 2) under 1.5 um of
+    wobble) fits two bumps significantly better than one, dipping 0.7-0.9 um between them;
+    two equal 30 um bumps 2.5 widths apart dip 2.8-4.1 um (12 % without the wobble). On
+    the twins a bend whose traced profile is a core with long flanks (seed 7) fits two
+    bumps 1.9 widths apart as significantly better than one as two bends 2.0 widths apart
+    (seed 13: 131 um, 58 and 69 um wide) do: neither dips, both stay one. A single broad
+    Gaussian fits as well with one: the F-test keeps one.
+
+    Returns the bumps, along the arc ([] when none fits); ``split`` False: one at most.
     """
-    reach_z = 2 * max(bend.extent_axial_um, 2 * voxel_um)
-    reach_arc = 2 * max(bend.extent_arc_um, 2 * voxel_um)
-    arc = np.arange(-reach_arc, reach_arc + voxel_um / 4, voxel_um / 2)
-    heights, rows = [], []
-    for layer in layers:
-        if abs(layer.z_um - bend.z_um) > reach_z:
-            continue
-        gap = np.hypot(layer.x_um - bend.x_um, layer.y_um - bend.y_um)
-        i = int(np.argmin(gap))
-        if gap[i] > abs(bend.amplitude_um) + 2 * voxel_um:
-            continue  # the layer passes elsewhere in this slice
-        s = (layer.winding_rad - layer.winding_rad[i]) * layer.reference_um[i]
-        if s[0] > -reach_arc or s[-1] < reach_arc:
-            continue  # the layer ends within the bend's reach
-        heights.append(layer.z_um)
-        rows.append(np.interp(arc, s, layer.reference_um + layer.deviation_um))
-    if len(rows) < 3:
-        return None
-    z = np.asarray(heights)[:, None]
-    radius = np.asarray(rows)
-    radius = radius - radius.mean(axis=0)  # the undeformed layer's share, as the bump's below
-
-    def bump(p: np.ndarray) -> np.ndarray:
-        s0, z0, s_arc, s_axial = p
-        shape = np.exp(-0.5 * (((arc - s0) / s_arc) ** 2 + ((z - z0) / s_axial) ** 2))
-        return shape - shape.mean(axis=0)
-
-    def peak_of(shape: np.ndarray) -> float:  # least squares, the layer given by the rest
-        return float(np.sum(shape * radius) / max(np.sum(shape**2), 1e-12))
-
-    def residual(p: np.ndarray) -> np.ndarray:
-        shape = bump(p)
-        return (peak_of(shape) * shape - radius).ravel()
-
+    samples = _bend_samples(bend, layers, voxel_um)
+    if samples.radius_um.shape[0] < 3:
+        return []
     start = [
         0.0, bend.z_um,
         max(bend.extent_arc_um, voxel_um) * FWHM_TO_SIGMA,
         max(bend.extent_axial_um, voxel_um) * FWHM_TO_SIGMA,
     ]  # fmt: skip
-    fit = optimize.least_squares(residual, start, x_scale=voxel_um)
-    peak = peak_of(bump(fit.x))
-    _, z0, s_arc, s_axial = fit.x
-    s_arc, s_axial = abs(s_arc), abs(s_axial)
-    rms = float(np.sqrt(np.mean(fit.fun**2)))
+    one = _fit_gaussians(samples, start, voxel_um)
+    if one is None:
+        return []
+    single = _measured(samples, bend, *one, blur_um, voxel_um)
+    if not split:
+        return single
+    (s0, z0, s_arc, s_axial), residual = one[0][0], one[2].reshape(samples.radius_um.shape)
+    outwards = np.sign(bend.amplitude_um)
+    worst = samples.arc_um[np.argmax(np.max(-outwards * residual, axis=0))]  # data over the fit
+    starts = (
+        [s0 - 0.7 * s_arc, z0, 0.7 * s_arc, s_axial, s0 + 0.7 * s_arc, z0, 0.7 * s_arc, s_axial],
+        [s0, z0, s_arc, s_axial, worst, z0, 0.7 * s_arc, s_axial],
+    )
+    pairs = [fit for fit in (_fit_gaussians(samples, p, voxel_um) for p in starts) if fit]
+    if not pairs:
+        return single
+    two = min(pairs, key=lambda fit: float(np.sum(fit[2] ** 2)))
+    pair = _measured(samples, bend, *two, blur_um, voxel_um)
+    shallowest = voxel_um if min_depth_um is None else min_depth_um
+    rss_one, rss_two = float(np.sum(one[2] ** 2)), float(np.sum(two[2] ** 2))
+    free = samples.radius_um.size / 2 - samples.arc_um.size / 2 - 10
+    distinct = (
+        len(pair) == 2
+        and free > 0
+        and 0 < rss_two < rss_one
+        and stats.f.sf((rss_one - rss_two) / 5 / (rss_two / free), 5, free) < p_value
+        and min(abs(b.depth_um) for b in pair) >= shallowest
+        and _dip_um(*two[:2]) >= np.sqrt(rss_two / two[2].size)
+    )
+    return pair if distinct else single
+
+
+def _dip_um(bumps: np.ndarray, peaks: np.ndarray, *, samples: int = 101) -> float:
+    """How far (um) the sum of two fitted ``bumps`` (2, 4: arc position, height, arc and
+    axial widths) with their ``peaks`` (2,) dips between them: along the line between
+    their centres, its lower end less its lowest point between (0 or less: no dip)."""
+    t = np.linspace(0.0, 1.0, samples)[:, None]
+    line = bumps[0, :2] + t * (bumps[1, :2] - bumps[0, :2])  # (samples, 2): arc, height
+    scaled = (line[:, None, :] - bumps[None, :, :2]) / bumps[None, :, 2:]
+    ridge = np.abs(np.exp(-0.5 * np.sum(scaled**2, axis=-1)) @ peaks)
+    return float(min(ridge[0], ridge[-1]) - ridge[1:-1].min())
+
+
+def fit_bump(
+    bend: pd.Series, layers: list[SliceLayer], blur_um: float, voxel_um: float
+) -> BumpFit | None:
+    """``bend`` measured as one bump (:func:`fit_bumps` without the split); None when it
+    does not fit."""
+    found = fit_bumps(bend, layers, blur_um, voxel_um, split=False)
+    return found[0] if found else None
+
+
+def _measured(
+    samples: _BendSamples,
+    bend: pd.Series,
+    bumps: np.ndarray,
+    peaks: np.ndarray,
+    residual: np.ndarray,
+    blur_um: float,
+    voxel_um: float,
+) -> list[BumpFit]:
+    """Fitted ``bumps`` (k, 4) with their ``peaks`` (k,) as bends along the arc, the blur's
+    share of each depth put back (see :func:`fit_bumps`); [] when any is implausible."""
+    rms = float(np.sqrt(np.mean(residual**2)))
+    s0, z0, s_arc, s_axial = bumps.T
     plausible = (
-        fit.success
-        and rms <= 0.15 * voxel_um
-        and np.sign(peak) == np.sign(bend.amplitude_um)
-        and abs(peak) >= abs(bend.amplitude_um) / 2
-        and blur_um <= min(s_arc, s_axial)
-        and s_arc <= reach_arc
-        and s_axial <= reach_z
+        rms <= 0.15 * voxel_um
+        and np.all(np.sign(peaks) == np.sign(bend.amplitude_um))
+        and np.abs(peaks).max() >= abs(bend.amplitude_um) / 2
+        and np.all(blur_um <= np.minimum(s_arc, s_axial))
+        and np.all(s_arc <= samples.reach_arc_um)
+        and np.all(s_axial <= samples.reach_z_um)
+        and np.all(np.abs(s0) <= samples.reach_arc_um)
     )
     if not plausible:
-        return None
-    depth = peak * (1 + blur_um**2 / 2 * (1 / s_arc**2 + 1 / s_axial**2))
-    return BumpFit(float(peak), float(s_arc), float(s_axial), float(z0), float(depth), rms)
+        return []
+    depths = peaks * (1 + blur_um**2 / 2 * (1 / s_arc**2 + 1 / s_axial**2))
+    found = []
+    for j in np.argsort(s0):
+        layer, s = min(samples.placed, key=lambda placed: abs(placed[0].z_um - z0[j]))
+        x_um, y_um = (float(np.interp(s0[j], s, xy)) for xy in (layer.x_um, layer.y_um))
+        found.append(
+            BumpFit(float(peaks[j]), float(s_arc[j]), float(s_axial[j]), float(z0[j]),
+                    float(depths[j]), rms, x_um, y_um)
+        )  # fmt: skip
+    return found
 
 
 def find_bends_3d(
@@ -499,8 +649,11 @@ def find_bends_3d(
 
 
 def _fitted(bends: pd.DataFrame, layers: list[SliceLayer], voxel_um: float) -> pd.DataFrame:
-    """``bends`` with the depth and height of their fitted bump (:func:`fit_bump`); those
-    it does not fit left out."""
+    """``bends`` with the depth and height of their fitted bumps (:func:`fit_bumps`); those
+    no bump fits left out, a ridge of two bumps split in two rows (each with its bump's
+    place, and its arc and axial full widths at half maximum as its extents). A single
+    bump keeps the deepest traced point as its place: where a ridge of two bends too close
+    to split lies, that point is on one of them, the fitted centre between them."""
     if bends.empty:
         return bends
     blur_um = float(np.nanmedian([layer.profile_sigma_um for layer in layers]))
@@ -510,12 +663,19 @@ def _fitted(bends: pd.DataFrame, layers: list[SliceLayer], voxel_um: float) -> p
             "volume's blur, needed to measure the bends' depths, is unknown; check that the "
             "Cu collector is the brightest layer of the X-ray volume"
         )
-    fits = [fit_bump(bend, layers, blur_um, voxel_um) for _, bend in bends.iterrows()]
-    kept = bends[[fit is not None for fit in fits]].copy()
-    found = [fit for fit in fits if fit is not None]
-    kept["amplitude_um"] = [fit.depth_um for fit in found]
-    kept["z_um"] = [fit.z_um for fit in found]
-    return kept
+    rows = []
+    for _, bend in bends.iterrows():
+        fits = fit_bumps(bend, layers, blur_um, voxel_um)
+        for fit in fits:
+            row = bend.copy()
+            row[["amplitude_um", "z_um"]] = fit.depth_um, fit.z_um
+            if len(fits) > 1:
+                arc, axial = np.array([fit.sigma_arc_um, fit.sigma_axial_um]) / FWHM_TO_SIGMA
+                row[["x_um", "y_um", "extent_arc_um", "extent_axial_um"]] = (
+                    fit.x_um, fit.y_um, arc, axial
+                )  # fmt: skip
+            rows.append(row)
+    return pd.DataFrame(rows, columns=bends.columns).astype(bends.dtypes.to_dict())
 
 
 def _presence(bends: pd.DataFrame, per_slice: pd.DataFrame, voxel_um: float) -> np.ndarray:
