@@ -146,6 +146,11 @@ def trace_spiral(
     winding, radius, strength = _follow(ridge, r_lo, pitch, direction, phase)
     if pitch_um is None:  # the mean pitch along the traced layer
         pitch = 2 * np.pi * np.polyfit(winding, radius, 1)[0]
+        if not pitch > 0:  # the trace wandered inwards: it lost the layer
+            raise ValueError(
+                f"the traced layer does not wind outwards (mean pitch {pitch * pixel_size_um:.3g}"
+                " um): no wound collector found on this image"
+            )
     return SpiralTrace(
         centre=centre,
         pixel_size_um=float(pixel_size_um),
