@@ -115,8 +115,7 @@ def foil_profile_sigma(image: np.ndarray, trace: SpiralTrace, *, reach_px: float
     foil's thickness in quadrature (10 um adds 2.9 um). NaN when the fit fails."""
     step = 0.1
     offsets = np.arange(-reach_px, reach_px + step / 2, step)
-    peak_px = offsets[np.argmax(_radial_profiles(image, trace, offsets), axis=1)]
-    shifted = replace(trace, radius_px=trace.radius_px + peak_px)
+    shifted = refine_layer(image, trace, reach_px=reach_px, step_px=step)
     profile = np.median(_radial_profiles(image, shifted, offsets), axis=0)
 
     def model(r, height, sigma, base, slope):

@@ -719,8 +719,7 @@ def _refine_fine(
     def crop_of(first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         points = (first + corners - (nct_shape - 1) / 2) * nct_voxel_um
         index = apply_transform(points, nct_to_xct) / xct_voxel_um + (xct_shape - 1) / 2
-        return (np.floor(index.min(axis=0) - margin).astype(int),
-                np.ceil(index.max(axis=0) + margin).astype(int) + 1)  # fmt: skip
+        return _index_box(index, margin)
 
     def fits(first: np.ndarray) -> bool:
         low, high = crop_of(first)
@@ -804,12 +803,18 @@ class AxialLevelSkipped(Exception):
     the message says why."""
 
 
+def _index_box(index: np.ndarray, margin: float) -> tuple[np.ndarray, np.ndarray]:
+    """First voxel and end (exclusive) of the box holding the (n, 3) voxel indices ``index``
+    widened by ``margin`` voxels (for linear interpolation inside it)."""
+    return (np.floor(index.min(axis=0) - margin).astype(int),
+            np.ceil(index.max(axis=0) + margin).astype(int) + 1)  # fmt: skip
+
+
 def _read_around(volume: Any, index: np.ndarray, margin: float) -> tuple[np.ndarray, np.ndarray]:
     """The box of ``volume`` holding the (n, 3) voxel indices ``index`` widened by ``margin``
-    voxels, read by slicing (float32), and its first voxel; :class:`AxialLevelSkipped` where
-    the box leaves the volume."""
-    low = np.floor(index.min(axis=0) - margin).astype(int)
-    high = np.ceil(index.max(axis=0) + margin).astype(int) + 1
+    voxels (:func:`_index_box`), read by slicing (float32), and its first voxel;
+    :class:`AxialLevelSkipped` where the box leaves the volume."""
+    low, high = _index_box(index, margin)
     if np.any(low < 0) or np.any(high > np.asarray(volume.shape)):
         raise AxialLevelSkipped("outside the volume")
     box = tuple(slice(a, b) for a, b in zip(low, high, strict=True))
