@@ -28,15 +28,15 @@ from jellyroll.locate.core import (
     _map_points,
     _Metric,
     locate_slice,
+    pose_errors,
     pose_parameters,
 )
 from jellyroll.locate.options import LocateOptions
 from jellyroll.locate.run import height_warning, nxct_on_map, run_locate
 from jellyroll.nxct.fuse import fuse_rgb
-from jellyroll.phantom.materials import attenuation_map, mu_table
 from jellyroll.phantom.nxct import axis_angle_matrix, rigid_matrix, rotation_matrix
 from jellyroll.phantom.twin import Twin, make_twin
-from jellyroll.phantom.write import XRAY_LAB_ENERGY_KEV, nxct_fraction_slices, twin_placement
+from jellyroll.phantom.write import placed_xray_stack
 from jellyroll.results.location import read_location
 from jellyroll.results.nxct import create_volume_datasets, write_registration_group
 from jellyroll.results.run import Map, MapSet, write_maps_group
@@ -55,23 +55,13 @@ def twin() -> Twin:
 def placed_xray(twin: Twin, seed: int, n_slices: int = N_SLICES) -> tuple[np.ndarray, np.ndarray]:
     """An X-ray volume of the twin (60 keV, blurred 0.7 voxel, noise 2 % of the range) in
     which the SWAXS slice sits at the random placement of ``seed``; and map_to_xct."""
-    n = twin.size.n_translations
-    fov = np.array([n_slices, n, n]) * VOXEL_UM
-    map_to_xct, _ = twin_placement(seed, fov)
-    mu = mu_table("xray", energy_keV=XRAY_LAB_ENERGY_KEV)
-    slices = nxct_fraction_slices(twin, n_slices, VOXEL_UM, map_to_xct)
-    volume = ndimage.gaussian_filter(np.stack([attenuation_map(f, mu) for _, _, f in slices]), 0.7)
-    rng = np.random.default_rng(seed)
-    volume += rng.standard_normal(volume.shape, dtype=np.float32) * 0.02 * np.ptp(volume)
-    return volume, map_to_xct
+    return placed_xray_stack(twin, seed, n_slices, VOXEL_UM)
 
 
 def placement_errors(found: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:
     """|height| (um), |rotation| (deg) and in-plane distance (um) of the map origin."""
-    p, q = pose_parameters(found), pose_parameters(truth)
-    rotation = (p["rotation_deg"] - q["rotation_deg"] + 180.0) % 360.0 - 180.0
-    shift = np.hypot(p["shift_y_um"] - q["shift_y_um"], p["shift_x_um"] - q["shift_x_um"])
-    return abs(p["height_um"] - q["height_um"]), abs(rotation), float(shift)
+    height, rotation, shift = pose_errors(found, truth)
+    return abs(height), rotation, shift
 
 
 @pytest.fixture(scope="module")

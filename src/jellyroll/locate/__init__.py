@@ -7,7 +7,7 @@ links the map's agglomerates to the collector bends traced in the X-ray volume;
 :mod:`jellyroll.locate.link_run` is the linking driver (link file, figures).
 """
 
-from jellyroll.locate.core import Location, locate_slice, pose_parameters
+from jellyroll.locate.core import Location, locate_slice, pose_errors, pose_parameters
 from jellyroll.locate.dossier import defect_dossiers, select_defects, volume_on_map
 from jellyroll.locate.link import (
     SIZE_BIN_EDGES_UM,
@@ -30,6 +30,7 @@ __all__ = [
     "locate_slice",
     "map_points_to_xct",
     "measured_bend_threshold",
+    "pose_errors",
     "pose_parameters",
     "select_defects",
     "volume_on_map",

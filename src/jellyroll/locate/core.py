@@ -140,6 +140,16 @@ def pose_parameters(map_to_xct: np.ndarray) -> dict[str, float]:
     }
 
 
+def pose_errors(found: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:
+    """How far one placement (4x4 map_to_xct, um) is from another: the signed height of the
+    map origin (um, found - truth), the in-plane rotation's magnitude (deg, within 180) and
+    the in-plane distance of the map origin (um)."""
+    p, q = pose_parameters(found), pose_parameters(truth)
+    rotation = (p["rotation_deg"] - q["rotation_deg"] + 180.0) % 360.0 - 180.0
+    shift = np.hypot(p["shift_y_um"] - q["shift_y_um"], p["shift_x_um"] - q["shift_x_um"])
+    return p["height_um"] - q["height_um"], abs(rotation), float(shift)
+
+
 @dataclass(frozen=True)
 class _Grid:
     """A volume (or slab) held in memory: ``values[k, i, j]`` at ``origin_um + index * voxel``."""

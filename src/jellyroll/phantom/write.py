@@ -17,6 +17,7 @@ import h5py
 import numpy as np
 import pandas as pd
 from rich.console import Console
+from scipy import ndimage
 from skimage.measure import inertia_tensor, inertia_tensor_eigvals, regionprops
 
 from jellyroll.io.nexus import nx_group, set_default, write_nxdata, write_table
@@ -467,6 +468,37 @@ def twin_placement(
         "shift_x_um": float(shift[1]),
     }
     return rigid_matrix((rotation, 0.0, 0.0), (height, *shift)), draws
+
+
+def placed_xray_stack(
+    twin: Twin,
+    seed: int,
+    n_slices: int,
+    voxel_um: float,
+    *,
+    blur_voxels: float = 0.7,
+    noise_fraction: float = 0.02,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A lab X-ray stack of the twin holding its SWAXS slice at the placement of ``seed``.
+
+    ``n_slices`` x n x n voxels of ``voxel_um`` (n covers the SWAXS field of view), the
+    attenuation at :data:`XRAY_LAB_ENERGY_KEV` (per um) blurred by ``blur_voxels`` (Gaussian
+    sigma, voxels) plus Gaussian noise of ``noise_fraction`` of its range (from ``seed``);
+    no neutron volume, labels or bends (:func:`simulate_twin_nxct` makes those). Returns the
+    (n_slices, n, n) float32 volume and the true map_to_xct (4x4, um; the stack's frame is
+    the world's, :func:`twin_placement`).
+    """
+    n = round(twin.size.n_translations * twin.pixel_size_um / voxel_um)
+    fov = np.array([n_slices, n, n]) * voxel_um
+    map_to_xct, _ = twin_placement(seed, fov)
+    mu = mu_table("xray", energy_keV=XRAY_LAB_ENERGY_KEV)
+    slices = nxct_fraction_slices(twin, n_slices, voxel_um, map_to_xct)
+    volume = ndimage.gaussian_filter(
+        np.stack([attenuation_map(f, mu) for _, _, f in slices]), blur_voxels
+    )
+    rng = np.random.default_rng(seed)
+    volume += rng.standard_normal(volume.shape, dtype=np.float32) * noise_fraction * np.ptp(volume)
+    return volume, map_to_xct
 
 
 def simulate_twin_nxct(
