@@ -1,14 +1,14 @@
 """Accuracy of ``locate_slice`` over random placements of twins, against their truth.
 
 For each twin (``SIZE:SEED``), ``--placements`` placements (seeds 0, 1, ...) of its SWAXS
-slice in a lab X-ray stack of 20 um voxels (:func:`jellyroll.phantom.write.placed_xray_stack`,
-as the locate tests build them: 0.7 voxel blur, noise 2 % of the range; tiny twins 8 slices,
-larger ones 24), located from the twin's true attenuation map. Printed per twin: the
-largest and median errors of height (um), in-plane rotation (deg) and shift (um) against the
-locate issue's bars (half an X-ray voxel, 0.5 deg, one map pixel), how many heights miss
-their bar, how many are flagged (an uncertainty over half a voxel: the warning of
-``jellyroll locate``), how many misses go unflagged (silent wrong heights) and how many
-intervals cover the truth.
+slice in a lab X-ray stack (:func:`jellyroll.phantom.write.placed_xray_stack`, as the locate
+tests build them: 20 um voxels unless ``--voxel-um``, 0.7 voxel blur, noise 2 % of the range;
+160 um tall for tiny twins, 480 um for larger ones), located from the twin's true attenuation
+map. Printed per twin: the largest and median errors of height (um), in-plane rotation (deg)
+and shift (um) against the locate issue's bars (half an X-ray voxel, 0.5 deg, one map
+pixel), how many heights miss their bar, how many are flagged (an uncertainty over half a
+voxel: the warning of ``jellyroll locate``), how many misses go unflagged (silent wrong
+heights) and how many intervals cover the truth.
 
     python -m benchmarks.locate_placements tiny:3 tiny:5 small:6 --placements 10
 """
@@ -27,18 +27,20 @@ from jellyroll.phantom.twin import make_twin
 from jellyroll.phantom.write import placed_xray_stack
 
 VOXEL_UM = 20.0
-"""The stacks' X-ray voxel (um): the tiny and small twins' map pixel."""
+"""The stacks' X-ray voxel (um) by default: the tiny and small twins' map pixel."""
+STACK_UM = {"tiny": 160.0}
+"""Height of the X-ray stack (um) per twin size; 480 um for the others."""
 ROTATION_BAR_DEG = 0.5
 
 
-def sweep(size: str, twin_seed: int, placements: int) -> dict[str, float]:
+def sweep(size: str, twin_seed: int, placements: int, voxel_um: float) -> dict[str, float]:
     """Errors and flags of ``placements`` placements of one twin (see the module's doc)."""
     twin = make_twin("aged_charged", size, seed=twin_seed)
-    n_slices = 8 if size == "tiny" else 24
+    n_slices = round(STACK_UM.get(size, 480.0) / voxel_um)
     rows = []
     for seed in range(placements):
-        volume, truth = placed_xray_stack(twin, seed, n_slices, VOXEL_UM)
-        found = locate_slice(twin.mu_xray_per_um, twin.pixel_size_um, volume, VOXEL_UM)
+        volume, truth = placed_xray_stack(twin, seed, n_slices, voxel_um)
+        found = locate_slice(twin.mu_xray_per_um, twin.pixel_size_um, volume, voxel_um)
         height, rotation, shift = pose_errors(found.map_to_xct, truth)
         low, high = found.height_interval_um
         rows.append(
@@ -46,12 +48,12 @@ def sweep(size: str, twin_seed: int, placements: int) -> dict[str, float]:
                 abs(height),
                 rotation,
                 shift,
-                found.height_uncertainty_um > 0.5 * VOXEL_UM,
+                found.height_uncertainty_um > 0.5 * voxel_um,
                 low <= truth[0, 3] <= high,
             )
         )
     errors = np.asarray([r[:3] for r in rows])
-    miss = errors[:, 0] > 0.5 * VOXEL_UM
+    miss = errors[:, 0] > 0.5 * voxel_um
     flagged = np.asarray([r[3] for r in rows])
     return {
         "height_max": errors[:, 0].max(),
@@ -67,11 +69,16 @@ def sweep(size: str, twin_seed: int, placements: int) -> dict[str, float]:
     }
 
 
-def run(twins: list[str], placements: int = 10, console: Console | None = None) -> None:
+def run(
+    twins: list[str],
+    placements: int = 10,
+    voxel_um: float = VOXEL_UM,
+    console: Console | None = None,
+) -> None:
     console = console or Console()
     table = Table(
-        title=f"locate_slice over {placements} placements per twin, {VOXEL_UM:g} um voxels "
-        f"(bars: height {0.5 * VOXEL_UM:g} um, rotation {ROTATION_BAR_DEG} deg, shift 1 pixel)"
+        title=f"locate_slice over {placements} placements per twin, {voxel_um:g} um voxels "
+        f"(bars: height {0.5 * voxel_um:g} um, rotation {ROTATION_BAR_DEG} deg, shift 1 pixel)"
     )
     for column in (
         "twin",
@@ -88,7 +95,7 @@ def run(twins: list[str], placements: int = 10, console: Console | None = None) 
     for spec in twins:
         size, seed = spec.split(":")
         start = time.perf_counter()
-        r = sweep(size, int(seed), placements)
+        r = sweep(size, int(seed), placements, voxel_um)
         table.add_row(
             spec,
             f"{r['height_max']:.1f} / {r['height_median']:.1f}",
@@ -108,8 +115,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("twins", nargs="+", help="SIZE:SEED, e.g. tiny:5 small:6")
     parser.add_argument("--placements", type=int, default=10)
+    parser.add_argument("--voxel-um", type=float, default=VOXEL_UM, help="X-ray voxel (um)")
     args = parser.parse_args()
-    run(args.twins, args.placements, Console(width=160))
+    run(args.twins, args.placements, args.voxel_um, Console(width=160))
 
 
 if __name__ == "__main__":
