@@ -17,7 +17,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-__all__ = ["lanes_axpy", "lanes_clip"]
+__all__ = ["lanes_axpy", "lanes_clip", "lanes_pair_axpy", "lanes_pair_dot"]
 
 _FAST = ("fast",)
 
@@ -68,6 +68,84 @@ def lanes_axpy(typingctx, dst, dst_offset, src, src_offset, weight, lanes):
         return context.get_dummy_value()
 
     return types.void(dst, dst_offset, src, src_offset, weight, lanes), codegen
+
+
+def _pair_weights(context, builder, weights, weight_types, n: int):
+    """The ``2n``-lane vector of ``n`` copies of the first weight, then ``n`` of the second."""
+    pair = ir.Constant(ir.VectorType(ir.FloatType(), 2), ir.Undefined)
+    for i, (value, value_type) in enumerate(zip(weights, weight_types, strict=True)):
+        scalar = context.cast(builder, value, value_type, types.float32)
+        pair = builder.insert_element(pair, scalar, ir.Constant(ir.IntType(32), i))
+    spread = ir.Constant(ir.VectorType(ir.IntType(32), 2 * n), [i // n for i in range(2 * n)])
+    return builder.shuffle_vector(pair, ir.Constant(pair.type, ir.Undefined), spread)
+
+
+def _pair_arguments(dst, dst_offset, src, src_offset, first, second, lanes) -> bool:
+    return (
+        isinstance(lanes, types.IntegerLiteral)
+        and _is_float32_c(dst)
+        and _is_float32_c(src)
+        and isinstance(dst_offset, types.Integer)
+        and isinstance(src_offset, types.Integer)
+        and isinstance(first, types.Float)
+        and isinstance(second, types.Float)
+    )
+
+
+@intrinsic
+def lanes_pair_axpy(typingctx, dst, dst_offset, src, src_offset, first, second, lanes):
+    """``dst[dst_offset + i] += first * src[src_offset + i]`` and
+    ``dst[dst_offset + lanes + i] += second * src[src_offset + i]`` for ``i < lanes``: one
+    vector of ``2 lanes`` (a value added to two consecutive rays)."""
+    if not _pair_arguments(dst, dst_offset, src, src_offset, first, second, lanes):
+        return None
+    n = lanes.literal_value
+
+    def codegen(context, builder, signature, args):
+        dst_v, dst_off, src_v, src_off, first_v, second_v, _ = args
+        weights = _pair_weights(context, builder, (first_v, second_v), (first, second), n)
+        dst_ptr = _lanes_pointer(context, builder, dst, dst_v, dst_off, dst_offset, 2 * n)
+        src_ptr = _lanes_pointer(context, builder, src, src_v, src_off, src_offset, n)
+        values = builder.load(src_ptr, align=4)
+        twice = ir.Constant(ir.VectorType(ir.IntType(32), 2 * n), [i % n for i in range(2 * n)])
+        values = builder.shuffle_vector(values, ir.Constant(values.type, ir.Undefined), twice)
+        product = builder.fmul(values, weights, flags=_FAST)
+        builder.store(
+            builder.fadd(builder.load(dst_ptr, align=4), product, flags=_FAST), dst_ptr, align=4
+        )
+        return context.get_dummy_value()
+
+    return types.void(dst, dst_offset, src, src_offset, first, second, lanes), codegen
+
+
+@intrinsic
+def lanes_pair_dot(typingctx, dst, dst_offset, src, src_offset, first, second, lanes):
+    """``dst[dst_offset + i] += first * src[src_offset + i] + second * src[src_offset +
+    lanes + i]`` for ``i < lanes``: two consecutive rays read as one vector of ``2 lanes``."""
+    if not _pair_arguments(dst, dst_offset, src, src_offset, first, second, lanes):
+        return None
+    n = lanes.literal_value
+
+    def codegen(context, builder, signature, args):
+        dst_v, dst_off, src_v, src_off, first_v, second_v, _ = args
+        weights = _pair_weights(context, builder, (first_v, second_v), (first, second), n)
+        dst_ptr = _lanes_pointer(context, builder, dst, dst_v, dst_off, dst_offset, n)
+        src_ptr = _lanes_pointer(context, builder, src, src_v, src_off, src_offset, 2 * n)
+        product = builder.fmul(builder.load(src_ptr, align=4), weights, flags=_FAST)
+        undefined = ir.Constant(weights.type, ir.Undefined)
+        low = builder.shuffle_vector(
+            product, undefined, ir.Constant(ir.VectorType(ir.IntType(32), n), list(range(n)))
+        )
+        high = builder.shuffle_vector(
+            product, undefined, ir.Constant(ir.VectorType(ir.IntType(32), n), list(range(n, 2 * n)))
+        )
+        total = builder.fadd(
+            builder.load(dst_ptr, align=4), builder.fadd(low, high, flags=_FAST), flags=_FAST
+        )
+        builder.store(total, dst_ptr, align=4)
+        return context.get_dummy_value()
+
+    return types.void(dst, dst_offset, src, src_offset, first, second, lanes), codegen
 
 
 @intrinsic
