@@ -49,6 +49,9 @@ COPIES = 2
 """Copies of each band's projection in SART, summed between projections: consecutive
 pixels add to different copies, so that one addition to a ray does not wait for the
 previous pixel's."""
+FRACTION = 40
+"""Fractional bits of the footprints' fixed-point ray coordinates (:func:`_row_footprints`):
+~1e-12 rays, and room for +-2**22 rays in int64."""
 WIDE = 32
 """SART skips a pixel's taps out of reach (weight 0: ~40 % of them) from this many
 channels per group: below, the branch costs more than the work it saves."""
@@ -191,13 +194,20 @@ def _row_footprints(
     """
     taps, nx = weights.shape
     reach, inv_lo, height = np.float32(angle[2]), np.float32(angle[3]), np.float32(angle[4])
-    reach_rays = angle[2] / dt
-    last = float(n_t - taps)
+    # ray coordinates in fixed point, 2**-FRACTION rays: a row is integer additions and
+    # shifts (cheaper vector code than floor and conversions in float64), exact but for
+    # the rounding of the start and step (~1e-9 rays over a row)
+    unit = 2.0**FRACTION
+    reach_fixed = np.int64(round(angle[2] / dt * unit))
+    start = np.int64(round(f0 * unit)) - reach_fixed  # f - reach at ix = 0
+    stride = np.int64(round(step * unit))
+    last = n_t - taps
+    to_um = np.float32(dt / unit)
     for ix in range(nx):
-        f = f0 + ix * step
-        j0 = min(max(np.floor(f - reach_rays) + 1.0, 0.0), last)
-        first[ix] = np.int64(j0)
-        offset[ix] = np.float32((j0 - f) * dt)  # of ray first[ix] (um)
+        edge = start + ix * stride  # f - reach
+        j0 = min(max((edge >> FRACTION) + 1, 0), last)
+        first[ix] = j0
+        offset[ix] = np.float32((j0 << FRACTION) - edge - reach_fixed) * to_um  # of ray j0 (um)
     for k in range(taps):
         shift = np.float32(k * dt)
         row = weights[k]  # a row of its own: no overlap with offset to check for
