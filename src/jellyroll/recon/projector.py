@@ -272,24 +272,27 @@ def _sart_pass(
                 back_weights,
             )
             # the column normalisation A_a^T mask, per pixel, into the weights
-            offset[:] = 0.0
             if complete:  # every ray measured (the usual case): no look-up of the mask
-                for k in range(taps):
-                    row = back_weights[k]
-                    for ix in range(nx):
-                        offset[ix] += row[ix]
+                for ix in range(nx):
+                    total = np.float32(0.0)
+                    for k in range(taps):
+                        total += back_weights[k, ix]
+                    scale = scale_max / total if total > np.float32(0.0) else np.float32(0.0)
+                    for k in range(taps):
+                        back_weights[k, ix] *= scale
             else:
+                offset[:] = 0.0
                 for k in range(taps):
                     for ix in range(nx):
                         offset[ix] += back_weights[k, ix] * mask[first_back[ix] + k]
-            for ix in range(nx):
-                # a pixel that meets no measured ray keeps its value (weights 0)
-                total = offset[ix]
-                offset[ix] = scale_max / total if total > np.float32(0.0) else np.float32(0.0)
-            for k in range(taps):
-                row = back_weights[k]
                 for ix in range(nx):
-                    row[ix] *= offset[ix]
+                    # a pixel that meets no measured ray keeps its value (weights 0)
+                    total = offset[ix]
+                    offset[ix] = scale_max / total if total > np.float32(0.0) else np.float32(0.0)
+                for k in range(taps):
+                    row = back_weights[k]
+                    for ix in range(nx):
+                        row[ix] *= offset[ix]
         if project:
             c, s = following[0], following[1]
             _row_footprints(
