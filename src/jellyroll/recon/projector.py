@@ -17,7 +17,8 @@ Tiles keep the map block and the few rays it touches in cache for all angles. SA
 one pass over the map per projection, applying the previous projection's update and
 projecting along the next one in the same pass; each thread sweeps its own group of
 channels, or, with few channels, its own band of rows of the map (:func:`sart_sweep`), and
-applies each weight to a pixel's channels as short vectors (:mod:`.lanes`).
+applies each weight to a pixel's channels as short vectors (:mod:`.lanes`); a pixel whose
+footprint spans 2 rays (the study's grid) handles both rays as one vector.
 """
 
 from __future__ import annotations
@@ -189,8 +190,8 @@ def _row_footprints(
     the rays ``first[ix] + k``, ``k < taps``, all on the detector, hold every ray the pixel
     meets, with weights ``weights[k, ix]`` (um; 0 out of reach).
 
-    Loops over the row without branches or integer arithmetic, which the compiler turns
-    into vector code; the weights from the ray's offset in float32 (um, rounding ~1e-7).
+    Loops over the row without branches, which the compiler turns into vector code; the
+    weights from the ray's offset in float32 (um, rounding ~1e-7).
     """
     taps, nx = weights.shape
     reach, inv_lo, height = np.float32(angle[2]), np.float32(angle[3]), np.float32(angle[4])
@@ -305,10 +306,12 @@ def _sart_pass(
                 offset,
                 next_weights,
             )
-        # narrow groups: one vector per pixel, every tap, no branch left inside the pixel's
-        # work (constants once inlined); wide groups skip the taps out of reach. Two calls,
-        # not one with these flags as variables: that one call made 4 channels 2x slower
-        # (0.32 against 0.16 s per channel, run_sart_scaling on 2 quiet cores)
+        # one vector of channels and footprints of 2 rays (pixels no wider than the ray
+        # step, the study's grid): a pixel's 2 rays as one vector. Otherwise, narrow
+        # groups: one vector per pixel, every tap, no branch left inside the pixel's work
+        # (constants once inlined); wide groups skip the taps out of reach. Two calls, not
+        # one with these flags as variables: that one call made 4 channels 2x slower (0.32
+        # against 0.16 s per channel, run_sart_scaling on 2 quiet cores)
         vectors = width // lanes
         if paired:
             _pair_pass(
@@ -361,13 +364,13 @@ def _sart_pass(
                 vectors,
                 lanes,
             )
-    if paired and project:
+    if paired and project:  # ray r: from the pixels whose first ray is r, and r - 1
         for c in range(COPIES):
-            for r in range(n_t):
+            for ch in range(width):
+                projection[c, 0, ch] += pairs[c, 0, ch]
+            for r in range(1, n_t):
                 for ch in range(width):
-                    projection[c, r, ch] += pairs[c, r, ch]
-                    if r > 0:
-                        projection[c, r, ch] += pairs[c, r - 1, width + ch]
+                    projection[c, r, ch] += pairs[c, r, ch] + pairs[c, r - 1, width + ch]
 
 
 @njit(cache=True, fastmath=True)
@@ -385,6 +388,14 @@ def _pair_pass(
     project: bool,
     lanes: int,  # literal, = width
 ) -> None:
+    """Row ``iy`` of :func:`_sart_pass` for footprints of 2 rays and one vector of
+    channels: each pixel reads its 2 rays' residual as one vector of ``2 lanes``, and adds
+    to its first ray's entry of ``pairs``, the sums to that ray and the next side by side
+    (the same vector of ``2 lanes`` at the same place for every pixel of that first ray,
+    so that a sum is read back whole from the store before it; rays folded after the
+    pass). No branch per tap: the weight 0 of a pixel that meets one ray costs nothing in
+    a vector twice as wide (up to 8 float32 in the 256-bit half of the machine's vectors
+    with 4 channels)."""
     nx = first_back.size
     width = lanes
     n_t = pairs.shape[1]
