@@ -236,6 +236,7 @@ def _sart_pass(
     nonnegative: bool,
     projection: np.ndarray,  # (COPIES, n_t, width), accumulated into: A_following x
     lanes: int,  # literal; width is a multiple of it
+    paired: bool,  # literal: 2 taps and width == lanes (:func:`_pair_pass`)
 ) -> None:
     """One pass over rows of the map: apply the previous angle's update
     ``x += relaxation * A_a^T residual / A_a^T mask`` per pixel (clipped at 0 when
@@ -246,6 +247,7 @@ def _sart_pass(
     """
     literally(lanes)
     literally(taps)
+    literally(paired)
     nx, width = x.shape[1], x.shape[2]
     n_t = mask.size
     apply, project = previous.size > 0, following.size > 0
@@ -254,7 +256,6 @@ def _sart_pass(
     back_weights = np.zeros((taps, nx), dtype=np.float32)
     next_weights = np.zeros((taps, nx), dtype=np.float32)
     offset = np.zeros(nx, dtype=np.float32)
-    paired = taps == 2 and width == lanes
     pairs = np.zeros((COPIES, n_t, 2 * width) if paired else (0, 0, 0), dtype=np.float32)
     scale_max = np.float32(relaxation)
     complete = mask.min() > 0.0
@@ -509,11 +510,13 @@ def _sart_step(
     nonnegative: bool,
     part: np.ndarray,  # (COPIES, n_t, width) this band's projection, zeroed here
     lanes: int,
+    paired: bool,
 ) -> None:
     """Pass ``k`` of a sweep (``k = 0 .. order.size``) over one band of rows: apply the
     update of projection ``order[k - 1]``, project along ``order[k]``."""
     literally(lanes)
     literally(taps)
+    literally(paired)
     ny = x.shape[0]
     previous = order[k - 1] if k > 0 else -1
     following = order[k] if k < order.size else -1
@@ -538,6 +541,7 @@ def _sart_step(
         nonnegative,
         part,
         lanes,
+        paired,
     )
 
 
@@ -559,6 +563,7 @@ def sart_sweep(
     nonnegative: bool,
     parts: np.ndarray,  # (n_groups, n_bands * COPIES, n_t, width) float32, scratch
     lanes: int,  # literal: channels applied at once; width is a multiple of it
+    paired: bool,  # literal: footprints of 2 rays, width == lanes (:func:`_pair_pass`)
 ) -> None:
     """One SART sweep over the projections in ``order``, each group of channels on its
     own. With one band per group each thread owns whole groups and runs the sweep alone,
@@ -567,6 +572,7 @@ def sart_sweep(
     own; the bands' projections are summed between projections)."""
     literally(lanes)
     literally(taps)
+    literally(paired)
     n_groups, n_slots, n_t, width = parts.shape
     n_bands = n_slots // COPIES
     grid = (x0, y0, p, t0, dt)
@@ -589,6 +595,7 @@ def sart_sweep(
                     nonnegative,
                     parts[g, 0:COPIES],
                     lanes,
+                    paired,
                 )
                 if k < order.size:
                     a = order[k]
@@ -612,6 +619,7 @@ def sart_sweep(
                 nonnegative,
                 parts[g, (b % n_bands) * COPIES : (b % n_bands + 1) * COPIES],
                 lanes,
+                paired,
             )
         if k < order.size:
             a = order[k]
