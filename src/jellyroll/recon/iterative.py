@@ -171,7 +171,8 @@ def sart(
     x = np.zeros((groups, *geometry.shape, width), dtype=np.float32)
     parts = np.zeros((groups, bands * COPIES, geometry.n_t, width), dtype=np.float32)
     args = (x, blocks, measured, inv_length, table.values, order.astype(np.int64), *table.grid)
-    args += (footprint_taps(table, geometry.n_t), relaxation, nonnegative, parts, lanes)
+    taps = footprint_taps(table, geometry.n_t)
+    args += (taps, relaxation, nonnegative, parts, lanes, taps == 2 and width == lanes)
     _sweeps(lambda: sart_sweep(*args), iterations, callback)
     out = np.moveaxis(x, 0, 2).reshape(*geometry.shape, groups * width)[..., :nc]
     return out[..., 0] if single else np.ascontiguousarray(out)

@@ -7,8 +7,10 @@ overlap, so it keeps them scalar (~10 scalar operations per pixel and ray with 4
 channels). These intrinsics load the whole group of ``lanes`` values first, then store
 it, as one LLVM vector of a width known when compiling (``lanes`` must be a literal
 integer, see :func:`numba.literally`): with 4 channels one SSE multiply-add per pixel and
-ray. Offsets count float32 values from the start of the array's data, unchecked: the
-caller keeps them within the array.
+ray. The pair intrinsics handle a value and two consecutive rays as one vector of twice
+the lanes (a pixel whose footprint spans 2 rays: 8 float32 with 4 channels). Offsets count
+float32 values from the start of the array's data, unchecked: the caller keeps them within
+the array.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-__all__ = ["lanes_axpy", "lanes_clip"]
+__all__ = ["lanes_axpy", "lanes_clip", "lanes_pair_axpy", "lanes_pair_dot"]
 
 _FAST = ("fast",)
 
@@ -68,6 +70,87 @@ def lanes_axpy(typingctx, dst, dst_offset, src, src_offset, weight, lanes):
         return context.get_dummy_value()
 
     return types.void(dst, dst_offset, src, src_offset, weight, lanes), codegen
+
+
+def _indices(values: list[int]) -> ir.Constant:
+    """A shuffle's lane indices."""
+    return ir.Constant(ir.VectorType(ir.IntType(32), len(values)), values)
+
+
+def _shuffle(builder, vector, values: list[int]):
+    """The lanes ``values`` of ``vector``, in that order."""
+    return builder.shuffle_vector(vector, ir.Constant(vector.type, ir.Undefined), _indices(values))
+
+
+def _pair_weights(context, builder, weights, weight_types, n: int):
+    """The ``2n``-lane vector of ``n`` copies of the first weight, then ``n`` of the second."""
+    pair = ir.Constant(ir.VectorType(ir.FloatType(), 2), ir.Undefined)
+    for i, (value, value_type) in enumerate(zip(weights, weight_types, strict=True)):
+        scalar = context.cast(builder, value, value_type, types.float32)
+        pair = builder.insert_element(pair, scalar, ir.Constant(ir.IntType(32), i))
+    return _shuffle(builder, pair, [i // n for i in range(2 * n)])
+
+
+def _pair_arguments(dst, dst_offset, src, src_offset, first, second, lanes) -> bool:
+    """Whether the pair intrinsics take these argument types."""
+    return (
+        isinstance(lanes, types.IntegerLiteral)
+        and _is_float32_c(dst)
+        and _is_float32_c(src)
+        and isinstance(dst_offset, types.Integer)
+        and isinstance(src_offset, types.Integer)
+        and isinstance(first, types.Float)
+        and isinstance(second, types.Float)
+    )
+
+
+@intrinsic
+def lanes_pair_axpy(typingctx, dst, dst_offset, src, src_offset, first, second, lanes):
+    """``dst[dst_offset + i] += first * src[src_offset + i]`` and
+    ``dst[dst_offset + lanes + i] += second * src[src_offset + i]`` for ``i < lanes``: one
+    vector of ``2 lanes`` (a value added to two consecutive rays)."""
+    if not _pair_arguments(dst, dst_offset, src, src_offset, first, second, lanes):
+        return None
+    n = lanes.literal_value
+
+    def codegen(context, builder, signature, args):
+        dst_v, dst_off, src_v, src_off, first_v, second_v, _ = args
+        weights = _pair_weights(context, builder, (first_v, second_v), (first, second), n)
+        dst_ptr = _lanes_pointer(context, builder, dst, dst_v, dst_off, dst_offset, 2 * n)
+        src_ptr = _lanes_pointer(context, builder, src, src_v, src_off, src_offset, n)
+        values = _shuffle(builder, builder.load(src_ptr, align=4), [i % n for i in range(2 * n)])
+        product = builder.fmul(values, weights, flags=_FAST)
+        builder.store(
+            builder.fadd(builder.load(dst_ptr, align=4), product, flags=_FAST), dst_ptr, align=4
+        )
+        return context.get_dummy_value()
+
+    return types.void(dst, dst_offset, src, src_offset, first, second, lanes), codegen
+
+
+@intrinsic
+def lanes_pair_dot(typingctx, dst, dst_offset, src, src_offset, first, second, lanes):
+    """``dst[dst_offset + i] += first * src[src_offset + i] + second * src[src_offset +
+    lanes + i]`` for ``i < lanes``: two consecutive rays read as one vector of ``2 lanes``."""
+    if not _pair_arguments(dst, dst_offset, src, src_offset, first, second, lanes):
+        return None
+    n = lanes.literal_value
+
+    def codegen(context, builder, signature, args):
+        dst_v, dst_off, src_v, src_off, first_v, second_v, _ = args
+        weights = _pair_weights(context, builder, (first_v, second_v), (first, second), n)
+        dst_ptr = _lanes_pointer(context, builder, dst, dst_v, dst_off, dst_offset, n)
+        src_ptr = _lanes_pointer(context, builder, src, src_v, src_off, src_offset, 2 * n)
+        product = builder.fmul(builder.load(src_ptr, align=4), weights, flags=_FAST)
+        low = _shuffle(builder, product, list(range(n)))
+        high = _shuffle(builder, product, list(range(n, 2 * n)))
+        total = builder.fadd(
+            builder.load(dst_ptr, align=4), builder.fadd(low, high, flags=_FAST), flags=_FAST
+        )
+        builder.store(total, dst_ptr, align=4)
+        return context.get_dummy_value()
+
+    return types.void(dst, dst_offset, src, src_offset, first, second, lanes), codegen
 
 
 @intrinsic

@@ -17,7 +17,8 @@ Tiles keep the map block and the few rays it touches in cache for all angles. SA
 one pass over the map per projection, applying the previous projection's update and
 projecting along the next one in the same pass; each thread sweeps its own group of
 channels, or, with few channels, its own band of rows of the map (:func:`sart_sweep`), and
-applies each weight to a pixel's channels as short vectors (:mod:`.lanes`).
+applies each weight to a pixel's channels as short vectors (:mod:`.lanes`); a pixel whose
+footprint spans 2 rays (the study's grid) handles both rays as one vector.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import numpy as np
 from numba import literally, njit, prange
 
 from jellyroll.recon.geometry import ParallelGeometry
-from jellyroll.recon.lanes import lanes_axpy, lanes_clip
+from jellyroll.recon.lanes import lanes_axpy, lanes_clip, lanes_pair_axpy, lanes_pair_dot
 
 __all__ = [
     "AngleTable",
@@ -49,6 +50,9 @@ COPIES = 2
 """Copies of each band's projection in SART, summed between projections: consecutive
 pixels add to different copies, so that one addition to a ray does not wait for the
 previous pixel's."""
+FRACTION = 40
+"""Fractional bits of the footprints' fixed-point ray coordinates (:func:`_row_footprints`):
+~1e-12 rays, and room for +-2**22 rays in int64."""
 WIDE = 32
 """SART skips a pixel's taps out of reach (weight 0: ~40 % of them) from this many
 channels per group: below, the branch costs more than the work it saves."""
@@ -186,18 +190,25 @@ def _row_footprints(
     the rays ``first[ix] + k``, ``k < taps``, all on the detector, hold every ray the pixel
     meets, with weights ``weights[k, ix]`` (um; 0 out of reach).
 
-    Loops over the row without branches or integer arithmetic, which the compiler turns
-    into vector code; the weights from the ray's offset in float32 (um, rounding ~1e-7).
+    Loops over the row without branches, which the compiler turns into vector code; the
+    weights from the ray's offset in float32 (um, rounding ~1e-7).
     """
     taps, nx = weights.shape
     reach, inv_lo, height = np.float32(angle[2]), np.float32(angle[3]), np.float32(angle[4])
-    reach_rays = angle[2] / dt
-    last = float(n_t - taps)
+    # ray coordinates in fixed point, 2**-FRACTION rays: a row is integer additions and
+    # shifts (cheaper vector code than floor and conversions in float64), exact but for
+    # the rounding of the start and step (~1e-9 rays over a row)
+    unit = 2.0**FRACTION
+    reach_fixed = np.int64(round(angle[2] / dt * unit))
+    start = np.int64(round(f0 * unit)) - reach_fixed  # f - reach at ix = 0
+    stride = np.int64(round(step * unit))
+    last = n_t - taps
+    to_um = np.float32(dt / unit)
     for ix in range(nx):
-        f = f0 + ix * step
-        j0 = min(max(np.floor(f - reach_rays) + 1.0, 0.0), last)
-        first[ix] = np.int64(j0)
-        offset[ix] = np.float32((j0 - f) * dt)  # of ray first[ix] (um)
+        edge = start + ix * stride  # f - reach
+        j0 = min(max((edge >> FRACTION) + 1, 0), last)
+        first[ix] = j0
+        offset[ix] = np.float32((j0 << FRACTION) - edge - reach_fixed) * to_um  # of ray j0 (um)
     for k in range(taps):
         shift = np.float32(k * dt)
         row = weights[k]  # a row of its own: no overlap with offset to check for
@@ -225,6 +236,7 @@ def _sart_pass(
     nonnegative: bool,
     projection: np.ndarray,  # (COPIES, n_t, width), accumulated into: A_following x
     lanes: int,  # literal; width is a multiple of it
+    paired: bool,  # literal: 2 taps and width == lanes (:func:`_pair_pass`)
 ) -> None:
     """One pass over rows of the map: apply the previous angle's update
     ``x += relaxation * A_a^T residual / A_a^T mask`` per pixel (clipped at 0 when
@@ -235,6 +247,7 @@ def _sart_pass(
     """
     literally(lanes)
     literally(taps)
+    literally(paired)
     nx, width = x.shape[1], x.shape[2]
     n_t = mask.size
     apply, project = previous.size > 0, following.size > 0
@@ -243,6 +256,7 @@ def _sart_pass(
     back_weights = np.zeros((taps, nx), dtype=np.float32)
     next_weights = np.zeros((taps, nx), dtype=np.float32)
     offset = np.zeros(nx, dtype=np.float32)
+    pairs = np.zeros((COPIES, n_t, 2 * width) if paired else (0, 0, 0), dtype=np.float32)
     scale_max = np.float32(relaxation)
     complete = mask.min() > 0.0
     for iy in range(row0, row1):
@@ -260,24 +274,27 @@ def _sart_pass(
                 back_weights,
             )
             # the column normalisation A_a^T mask, per pixel, into the weights
-            offset[:] = 0.0
             if complete:  # every ray measured (the usual case): no look-up of the mask
-                for k in range(taps):
-                    row = back_weights[k]
-                    for ix in range(nx):
-                        offset[ix] += row[ix]
+                for ix in range(nx):
+                    total = np.float32(0.0)
+                    for k in range(taps):
+                        total += back_weights[k, ix]
+                    scale = scale_max / total if total > np.float32(0.0) else np.float32(0.0)
+                    for k in range(taps):
+                        back_weights[k, ix] *= scale
             else:
+                offset[:] = 0.0
                 for k in range(taps):
                     for ix in range(nx):
                         offset[ix] += back_weights[k, ix] * mask[first_back[ix] + k]
-            for ix in range(nx):
-                # a pixel that meets no measured ray keeps its value (weights 0)
-                total = offset[ix]
-                offset[ix] = scale_max / total if total > np.float32(0.0) else np.float32(0.0)
-            for k in range(taps):
-                row = back_weights[k]
                 for ix in range(nx):
-                    row[ix] *= offset[ix]
+                    # a pixel that meets no measured ray keeps its value (weights 0)
+                    total = offset[ix]
+                    offset[ix] = scale_max / total if total > np.float32(0.0) else np.float32(0.0)
+                for k in range(taps):
+                    row = back_weights[k]
+                    for ix in range(nx):
+                        row[ix] *= offset[ix]
         if project:
             c, s = following[0], following[1]
             _row_footprints(
@@ -290,12 +307,29 @@ def _sart_pass(
                 offset,
                 next_weights,
             )
-        # narrow groups: one vector per pixel, every tap, no branch left inside the pixel's
-        # work (constants once inlined); wide groups skip the taps out of reach. Two calls,
-        # not one with these flags as variables: that one call made 4 channels 2x slower
-        # (0.32 against 0.16 s per channel, run_sart_scaling on 2 quiet cores)
+        # one vector of channels and footprints of 2 rays (pixels no wider than the ray
+        # step, the study's grid): a pixel's 2 rays as one vector. Otherwise, narrow
+        # groups: one vector per pixel, every tap, no branch left inside the pixel's work
+        # (constants once inlined); wide groups skip the taps out of reach. Two calls, not
+        # one with these flags as variables: that one call made 4 channels 2x slower (0.32
+        # against 0.16 s per channel, run_sart_scaling on 2 quiet cores)
         vectors = width // lanes
-        if vectors == 1 and width < WIDE:
+        if paired:
+            _pair_pass(
+                x,
+                iy,
+                residual,
+                first_back,
+                back_weights,
+                apply,
+                nonnegative,
+                pairs,
+                first_next,
+                next_weights,
+                project,
+                lanes,
+            )
+        elif vectors == 1 and width < WIDE:
             _row_pass(
                 x,
                 iy,
@@ -331,6 +365,58 @@ def _sart_pass(
                 vectors,
                 lanes,
             )
+    if paired and project:  # ray r: from the pixels whose first ray is r, and r - 1
+        for c in range(COPIES):
+            for ch in range(width):
+                projection[c, 0, ch] += pairs[c, 0, ch]
+            for r in range(1, n_t):
+                for ch in range(width):
+                    projection[c, r, ch] += pairs[c, r, ch] + pairs[c, r - 1, width + ch]
+
+
+@njit(cache=True, fastmath=True)
+def _pair_pass(
+    x: np.ndarray,  # (ny, nx, width) float32
+    iy: int,
+    residual: np.ndarray,  # (n_t, width)
+    first_back: np.ndarray,  # (nx,)
+    back_weights: np.ndarray,  # (2, nx), normalised
+    apply: bool,
+    nonnegative: bool,
+    pairs: np.ndarray,  # (COPIES, n_t, 2 width): per first ray, to it and the next
+    first_next: np.ndarray,  # (nx,)
+    next_weights: np.ndarray,  # (2, nx)
+    project: bool,
+    lanes: int,  # literal, = width
+) -> None:
+    """Row ``iy`` of :func:`_sart_pass` for footprints of 2 rays and one vector of
+    channels: each pixel reads its 2 rays' residual as one vector of ``2 lanes``, and adds
+    to its first ray's entry of ``pairs``, the sums to that ray and the next side by side
+    (the same vector of ``2 lanes`` at the same place for every pixel of that first ray,
+    so that a sum is read back whole from the store before it; rays folded after the
+    pass). No branch per tap: the weight 0 of a pixel that meets one ray costs nothing in
+    a vector twice as wide (up to 8 float32 in the 256-bit half of the machine's vectors
+    with 4 channels)."""
+    nx = first_back.size
+    width = lanes
+    n_t = pairs.shape[1]
+    for ix in range(nx):
+        pixel = (iy * nx + ix) * width
+        if apply:
+            lanes_pair_dot(
+                x,
+                pixel,
+                residual,
+                first_back[ix] * width,
+                back_weights[0, ix],
+                back_weights[1, ix],
+                lanes,
+            )
+            if nonnegative:
+                lanes_clip(x, pixel, lanes)
+        if project:
+            ray = ((ix % COPIES) * n_t + first_next[ix]) * 2 * width
+            lanes_pair_axpy(pairs, ray, x, pixel, next_weights[0, ix], next_weights[1, ix], lanes)
 
 
 @njit(cache=True, fastmath=True)
@@ -424,11 +510,13 @@ def _sart_step(
     nonnegative: bool,
     part: np.ndarray,  # (COPIES, n_t, width) this band's projection, zeroed here
     lanes: int,
+    paired: bool,
 ) -> None:
     """Pass ``k`` of a sweep (``k = 0 .. order.size``) over one band of rows: apply the
     update of projection ``order[k - 1]``, project along ``order[k]``."""
     literally(lanes)
     literally(taps)
+    literally(paired)
     ny = x.shape[0]
     previous = order[k - 1] if k > 0 else -1
     following = order[k] if k < order.size else -1
@@ -453,6 +541,7 @@ def _sart_step(
         nonnegative,
         part,
         lanes,
+        paired,
     )
 
 
@@ -474,6 +563,7 @@ def sart_sweep(
     nonnegative: bool,
     parts: np.ndarray,  # (n_groups, n_bands * COPIES, n_t, width) float32, scratch
     lanes: int,  # literal: channels applied at once; width is a multiple of it
+    paired: bool,  # literal: footprints of 2 rays, width == lanes (:func:`_pair_pass`)
 ) -> None:
     """One SART sweep over the projections in ``order``, each group of channels on its
     own. With one band per group each thread owns whole groups and runs the sweep alone,
@@ -482,6 +572,7 @@ def sart_sweep(
     own; the bands' projections are summed between projections)."""
     literally(lanes)
     literally(taps)
+    literally(paired)
     n_groups, n_slots, n_t, width = parts.shape
     n_bands = n_slots // COPIES
     grid = (x0, y0, p, t0, dt)
@@ -504,6 +595,7 @@ def sart_sweep(
                     nonnegative,
                     parts[g, 0:COPIES],
                     lanes,
+                    paired,
                 )
                 if k < order.size:
                     a = order[k]
@@ -527,6 +619,7 @@ def sart_sweep(
                 nonnegative,
                 parts[g, (b % n_bands) * COPIES : (b % n_bands + 1) * COPIES],
                 lanes,
+                paired,
             )
         if k < order.size:
             a = order[k]
