@@ -75,10 +75,13 @@ def test_every_case_b_and_the_largest_case_a_get_a_dossier(dossiers) -> None:
 
 
 def test_the_cutout_is_centred_on_the_defect_and_its_profile_crosses_it(dossiers) -> None:
-    """Around the defect (one diameter either way) the SAXS cutout peaks at it, within 1.5
-    pixels along the arc and across (a brighter agglomerate may lie elsewhere in the
-    cutout), and its profile across the layer peaks at the defect's depth: the agglomerate
-    is the brightest silicon on that line."""
+    """Around the defect (one diameter either way) the SAXS cutout's bright blob (over half
+    its maximum, the part holding the defect's centre) is centred on it, within 1.5 pixels
+    along the arc and across (a brighter agglomerate may lie elsewhere in the cutout; a
+    large agglomerate's silicon is a plateau, whose brightest pixel may sit anywhere on it:
+    defect 24, 78 um across, reads within 2 % from -94 to -52 um of depth), and its profile
+    across the layer peaks at the defect's depth: the agglomerate is the brightest silicon
+    on that line."""
     _, found = dossiers
     for dossier in found:
         step = dossier.arc_axis_um[1] - dossier.arc_axis_um[0]  # one map pixel
@@ -86,9 +89,15 @@ def test_the_cutout_is_centred_on_the_defect_and_its_profile_crosses_it(dossiers
         rows = np.abs(dossier.depth_axis_um - dossier.depth_um) <= reach
         columns = np.abs(dossier.arc_axis_um - dossier.arc_um) <= reach
         saxs = np.nan_to_num(dossier.panels["saxs_intensity"][np.ix_(rows, columns)])
-        row, column = np.unravel_index(np.argmax(saxs), saxs.shape)
-        assert abs(dossier.arc_axis_um[columns][column] - dossier.arc_um) <= 1.5 * step
-        assert abs(dossier.depth_axis_um[rows][row] - dossier.depth_um) <= 1.5 * step
+        blobs, _ = ndimage.label(saxs >= 0.5 * saxs.max())
+        depth, arc = dossier.depth_axis_um[rows], dossier.arc_axis_um[columns]
+        own = blobs[
+            np.argmin(np.abs(depth - dossier.depth_um)), np.argmin(np.abs(arc - dossier.arc_um))
+        ]
+        assert own > 0, "the defect's centre is not bright"
+        weights = np.where(blobs == own, saxs, 0.0)
+        assert abs(weights.sum(axis=0) @ arc / weights.sum() - dossier.arc_um) <= 1.5 * step
+        assert abs(weights.sum(axis=1) @ depth / weights.sum() - dossier.depth_um) <= 1.5 * step
         profile = dossier.profiles["saxs_intensity"]
         peak = dossier.depth_axis_um[np.nanargmax(profile)]
         assert abs(peak - dossier.depth_um) <= 1.5 * step
