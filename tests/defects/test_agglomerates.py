@@ -27,11 +27,13 @@ def test_optional_columns(accuracy_cases):
         truth = case.truth[case.truth["match"] >= 0]
         found = case.found.iloc[truth["match"].to_numpy()]
         # d*: agglomerates plateau near the defect value, their surroundings follow the
-        # state (SPEC section 3); the disk mixes in some of the surroundings
+        # state (SPEC section 3); the disk's core keeps out most of the surroundings
+        # (measured: medians within 0.14 nm over the six cases; 0.3 nm leaves the noise of
+        # the reconstruction room; the whole disk read up to 0.6 nm high at 20 um pixels)
         behaviour = BEHAVIOUR[twin.state.health]
         regular = behaviour.dstar_regular_nm[0] + twin.state.soc * behaviour.dstar_regular_nm[1]
         inside = found["d_star_inside_nm"].median()
-        assert inside == pytest.approx(behaviour.dstar_defect_nm, abs=0.6)
+        assert inside == pytest.approx(behaviour.dstar_defect_nm, abs=0.3)
         # case A or unresolved (20 um pixels): the small ones, undisturbed around
         ring = found.loc[found["case"] != "B", "d_star_ring_nm"].median()
         assert np.sign(ring - inside) == np.sign(regular - behaviour.dstar_defect_nm)
