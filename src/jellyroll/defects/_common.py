@@ -35,6 +35,17 @@ def disk_and_ring(
     ``radius_um + ring_width_um`` away. Two (ny, nx) bool masks.
     """
     distance = distance_um(shape, pixel_size_um, x_um, y_um)
-    disk = distance <= max(radius_um, 0.5 * pixel_size_um)
-    ring = (distance > radius_um) & (distance <= radius_um + ring_width_um)
-    return disk, ring
+    return within(distance, radius_um, pixel_size_um), beyond(distance, radius_um, ring_width_um)
+
+
+def within(distance_um: np.ndarray, radius_um: float, pixel_size_um: float) -> np.ndarray:
+    """The pixels of a disk, from their centres' ``distance_um`` to its centre: within
+    ``radius_um``, or within half a pixel when the radius is smaller (at least the pixel
+    holding the centre)."""
+    return distance_um <= max(radius_um, 0.5 * pixel_size_um)
+
+
+def beyond(distance_um: np.ndarray, radius_um: float, ring_width_um: float) -> np.ndarray:
+    """The pixels of the ring of ``ring_width_um`` beyond a disk of ``radius_um``, from
+    their centres' ``distance_um`` to its centre."""
+    return (distance_um > radius_um) & (distance_um <= radius_um + ring_width_um)
