@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from jellyroll.defects.bends3d import (
     SliceLayer,
     centre_on_foil,
-    fit_bump,
     fit_bumps,
     foil_profile_sigma,
     join_bends,
@@ -201,8 +200,9 @@ def test_a_blurred_bump_gets_its_depth_back(
     layers = _bumped_layers(seen, wide_arc, wide_axial, centre_z_um)
     bend = pd.Series({"x_um": -1000.0 - seen, "y_um": 0.0, "z_um": 0.0, "amplitude_um": seen,
                       "extent_arc_um": 2.355 * wide_arc, "extent_axial_um": 60.0})  # fmt: skip
-    fit = fit_bump(bend, layers, blur, 20.0)
-    assert fit is not None
+    fits = fit_bumps(bend, layers, blur, 20.0, split=False)
+    assert len(fits) == 1
+    fit = fits[0]
     assert fit.depth_um == pytest.approx(depth_um, rel=0.03)
     assert fit.z_um == pytest.approx(centre_z_um, abs=1.0)
 
@@ -213,7 +213,7 @@ def test_a_deviation_along_the_whole_height_is_no_bump() -> None:
     layers = _bumped_layers(30.0, 50.0, 1e6, 0.0)
     bend = pd.Series({"x_um": -1030.0, "y_um": 0.0, "z_um": 0.0, "amplitude_um": 30.0,
                       "extent_arc_um": 120.0, "extent_axial_um": 60.0})  # fmt: skip
-    assert fit_bump(bend, layers, 15.0, 20.0) is None
+    assert fit_bumps(bend, layers, 15.0, 20.0, split=False) == []
 
 
 def test_the_depth_is_read_on_the_layer_the_other_slices_show() -> None:
@@ -230,9 +230,10 @@ def test_the_depth_is_read_on_the_layer_the_other_slices_show() -> None:
         layer.deviation_um = 0.8 * bump
     bend = pd.Series({"x_um": -1040.0, "y_um": 0.0, "z_um": 0.0, "amplitude_um": 32.0,
                       "extent_arc_um": 120.0, "extent_axial_um": 60.0})  # fmt: skip
-    expected = fit_bump(bend, clean, 15.0, 20.0)
-    fit = fit_bump(bend, layers, 15.0, 20.0)
-    assert expected is not None and fit is not None
+    expected = fit_bumps(bend, clean, 15.0, 20.0, split=False)
+    found = fit_bumps(bend, layers, 15.0, 20.0, split=False)
+    assert len(expected) == 1 and len(found) == 1
+    expected, fit = expected[0], found[0]
     assert fit.depth_um == pytest.approx(expected.depth_um, rel=0.01)
 
 
@@ -259,10 +260,10 @@ def test_a_layer_the_tracer_lost_is_no_bump(wander_um: float, is_bend: bool) -> 
         layer.deviation_um = layer.deviation_um + rng.normal(0.0, wander_um, layer.x_um.size)
     bend = pd.Series({"x_um": -1040.0, "y_um": 0.0, "z_um": 0.0, "amplitude_um": 40.0,
                       "extent_arc_um": 120.0, "extent_axial_um": 60.0})  # fmt: skip
-    fit = fit_bump(bend, layers, 0.0, 20.0)
-    assert (fit is not None) == is_bend
+    fits = fit_bumps(bend, layers, 0.0, 20.0, split=False)
+    assert (len(fits) == 1) == is_bend
     if is_bend:
-        assert fit.depth_um == pytest.approx(40.0, rel=0.1)
+        assert fits[0].depth_um == pytest.approx(40.0, rel=0.1)
 
 
 def _ridge_bend(layers: list[SliceLayer]) -> pd.Series:

@@ -560,15 +560,6 @@ def _dip_um(bumps: np.ndarray, peaks: np.ndarray, *, samples: int = 101) -> floa
     return float(min(ridge[0], ridge[-1]) - ridge[1:-1].min())
 
 
-def fit_bump(
-    bend: pd.Series, layers: list[SliceLayer], blur_um: float, voxel_um: float
-) -> BumpFit | None:
-    """``bend`` measured as one bump (:func:`fit_bumps` without the split); None when it
-    does not fit."""
-    found = fit_bumps(bend, layers, blur_um, voxel_um, split=False)
-    return found[0] if found else None
-
-
 def _measured(
     samples: _BendSamples,
     bend: pd.Series,
@@ -625,7 +616,7 @@ def find_bends_3d(
     ``max_presence`` of all traced slices: a bend is local along the axis (an agglomerate's
     size), a feature along the whole height is the winding itself (its inner end, a tab, a
     tracer artefact). Each remaining bend's depth and height are those of the bump fitted
-    to the traced layers with the blur's share put back (:func:`fit_bump`; the blur is the
+    to the traced layers with the blur's share put back (:func:`fit_bumps`; the blur is the
     median over the slices of :func:`foil_profile_sigma`); bends the bump does not fit are
     dropped (a deviation that is no bump along both the arc and the axis: tracer noise on
     the innermost turns), and so are bends shallower than ``min_amplitude_um`` (default one
