@@ -37,39 +37,16 @@ def _lanes_pointer(context, builder, arytype, ary, offset, offset_type, n: int):
     )
 
 
-@intrinsic
-def lanes_axpy(typingctx, dst, dst_offset, src, src_offset, weight, lanes):
-    """``dst[dst_offset + i] += weight * src[src_offset + i]`` for ``i < lanes`` (flat
-    float32 C arrays; ``lanes`` a literal integer)."""
-    if not (
+def _takes(dst, dst_offset, src, src_offset, weights, lanes) -> bool:
+    """Whether the axpy-like intrinsics take these argument types (``weights`` a tuple)."""
+    return (
         isinstance(lanes, types.IntegerLiteral)
         and _is_float32_c(dst)
         and _is_float32_c(src)
         and isinstance(dst_offset, types.Integer)
         and isinstance(src_offset, types.Integer)
-        and isinstance(weight, types.Float)
-    ):
-        return None
-    n = lanes.literal_value
-
-    def codegen(context, builder, signature, args):
-        dst_v, dst_off, src_v, src_off, weight_v, _ = args
-        dst_ptr = _lanes_pointer(context, builder, dst, dst_v, dst_off, dst_offset, n)
-        src_ptr = _lanes_pointer(context, builder, src, src_v, src_off, src_offset, n)
-        scalar = context.cast(builder, weight_v, weight, types.float32)
-        vector = ir.VectorType(ir.FloatType(), n)
-        splat = builder.insert_element(
-            ir.Constant(vector, ir.Undefined), scalar, ir.Constant(ir.IntType(32), 0)
-        )
-        zeros = ir.Constant(ir.VectorType(ir.IntType(32), n), [0] * n)
-        splat = builder.shuffle_vector(splat, ir.Constant(vector, ir.Undefined), zeros)
-        product = builder.fmul(builder.load(src_ptr, align=4), splat, flags=_FAST)
-        builder.store(
-            builder.fadd(builder.load(dst_ptr, align=4), product, flags=_FAST), dst_ptr, align=4
-        )
-        return context.get_dummy_value()
-
-    return types.void(dst, dst_offset, src, src_offset, weight, lanes), codegen
+        and all(isinstance(weight, types.Float) for weight in weights)
+    )
 
 
 def _indices(values: list[int]) -> ir.Constant:
@@ -82,26 +59,50 @@ def _shuffle(builder, vector, values: list[int]):
     return builder.shuffle_vector(vector, ir.Constant(vector.type, ir.Undefined), _indices(values))
 
 
-def _pair_weights(context, builder, weights, weight_types, n: int):
-    """The ``2n``-lane vector of ``n`` copies of the first weight, then ``n`` of the second."""
-    pair = ir.Constant(ir.VectorType(ir.FloatType(), 2), ir.Undefined)
+def _weights(context, builder, weights, weight_types, n: int):
+    """The vector of ``n`` copies of the first weight, then ``n`` of the next, and so on."""
+    vector = ir.Constant(ir.VectorType(ir.FloatType(), len(weights)), ir.Undefined)
     for i, (value, value_type) in enumerate(zip(weights, weight_types, strict=True)):
         scalar = context.cast(builder, value, value_type, types.float32)
-        pair = builder.insert_element(pair, scalar, ir.Constant(ir.IntType(32), i))
-    return _shuffle(builder, pair, [i // n for i in range(2 * n)])
+        vector = builder.insert_element(vector, scalar, ir.Constant(ir.IntType(32), i))
+    return _shuffle(builder, vector, [i // n for i in range(len(weights) * n)])
 
 
-def _pair_arguments(dst, dst_offset, src, src_offset, first, second, lanes) -> bool:
-    """Whether the pair intrinsics take these argument types."""
-    return (
-        isinstance(lanes, types.IntegerLiteral)
-        and _is_float32_c(dst)
-        and _is_float32_c(src)
-        and isinstance(dst_offset, types.Integer)
-        and isinstance(src_offset, types.Integer)
-        and isinstance(first, types.Float)
-        and isinstance(second, types.Float)
+def _add_into(builder, pointer, value) -> None:
+    """``*pointer += value`` for a vector."""
+    builder.store(
+        builder.fadd(builder.load(pointer, align=4), value, flags=_FAST), pointer, align=4
     )
+
+
+def _operands(context, builder, argument_types, args, n: int, dst_lanes: int, src_lanes: int):
+    """The weights' vector (:func:`_weights`) and the pointers to ``dst``'s vector of
+    ``dst_lanes`` and ``src``'s of ``src_lanes`` of an axpy-like intrinsic's arguments."""
+    dst, dst_offset, src, src_offset, *weight_types = argument_types
+    dst_v, dst_off, src_v, src_off, *weight_values = args
+    weights = _weights(context, builder, weight_values, weight_types, n)
+    dst_ptr = _lanes_pointer(context, builder, dst, dst_v, dst_off, dst_offset, dst_lanes)
+    src_ptr = _lanes_pointer(context, builder, src, src_v, src_off, src_offset, src_lanes)
+    return weights, dst_ptr, src_ptr
+
+
+@intrinsic
+def lanes_axpy(typingctx, dst, dst_offset, src, src_offset, weight, lanes):
+    """``dst[dst_offset + i] += weight * src[src_offset + i]`` for ``i < lanes`` (flat
+    float32 C arrays; ``lanes`` a literal integer)."""
+    if not _takes(dst, dst_offset, src, src_offset, (weight,), lanes):
+        return None
+    n = lanes.literal_value
+    argument_types = (dst, dst_offset, src, src_offset, weight)
+
+    def codegen(context, builder, signature, args):
+        splat, dst_ptr, src_ptr = _operands(context, builder, argument_types, args[:-1], n, n, n)
+        _add_into(
+            builder, dst_ptr, builder.fmul(builder.load(src_ptr, align=4), splat, flags=_FAST)
+        )
+        return context.get_dummy_value()
+
+    return types.void(*argument_types, lanes), codegen
 
 
 @intrinsic
@@ -109,48 +110,42 @@ def lanes_pair_axpy(typingctx, dst, dst_offset, src, src_offset, first, second, 
     """``dst[dst_offset + i] += first * src[src_offset + i]`` and
     ``dst[dst_offset + lanes + i] += second * src[src_offset + i]`` for ``i < lanes``: one
     vector of ``2 lanes`` (a value added to two consecutive rays)."""
-    if not _pair_arguments(dst, dst_offset, src, src_offset, first, second, lanes):
+    if not _takes(dst, dst_offset, src, src_offset, (first, second), lanes):
         return None
     n = lanes.literal_value
+    argument_types = (dst, dst_offset, src, src_offset, first, second)
 
     def codegen(context, builder, signature, args):
-        dst_v, dst_off, src_v, src_off, first_v, second_v, _ = args
-        weights = _pair_weights(context, builder, (first_v, second_v), (first, second), n)
-        dst_ptr = _lanes_pointer(context, builder, dst, dst_v, dst_off, dst_offset, 2 * n)
-        src_ptr = _lanes_pointer(context, builder, src, src_v, src_off, src_offset, n)
-        values = _shuffle(builder, builder.load(src_ptr, align=4), [i % n for i in range(2 * n)])
-        product = builder.fmul(values, weights, flags=_FAST)
-        builder.store(
-            builder.fadd(builder.load(dst_ptr, align=4), product, flags=_FAST), dst_ptr, align=4
+        weights, dst_ptr, src_ptr = _operands(
+            context, builder, argument_types, args[:-1], n, 2 * n, n
         )
+        values = _shuffle(builder, builder.load(src_ptr, align=4), [i % n for i in range(2 * n)])
+        _add_into(builder, dst_ptr, builder.fmul(values, weights, flags=_FAST))
         return context.get_dummy_value()
 
-    return types.void(dst, dst_offset, src, src_offset, first, second, lanes), codegen
+    return types.void(*argument_types, lanes), codegen
 
 
 @intrinsic
 def lanes_pair_dot(typingctx, dst, dst_offset, src, src_offset, first, second, lanes):
     """``dst[dst_offset + i] += first * src[src_offset + i] + second * src[src_offset +
     lanes + i]`` for ``i < lanes``: two consecutive rays read as one vector of ``2 lanes``."""
-    if not _pair_arguments(dst, dst_offset, src, src_offset, first, second, lanes):
+    if not _takes(dst, dst_offset, src, src_offset, (first, second), lanes):
         return None
     n = lanes.literal_value
+    argument_types = (dst, dst_offset, src, src_offset, first, second)
 
     def codegen(context, builder, signature, args):
-        dst_v, dst_off, src_v, src_off, first_v, second_v, _ = args
-        weights = _pair_weights(context, builder, (first_v, second_v), (first, second), n)
-        dst_ptr = _lanes_pointer(context, builder, dst, dst_v, dst_off, dst_offset, n)
-        src_ptr = _lanes_pointer(context, builder, src, src_v, src_off, src_offset, 2 * n)
+        weights, dst_ptr, src_ptr = _operands(
+            context, builder, argument_types, args[:-1], n, n, 2 * n
+        )
         product = builder.fmul(builder.load(src_ptr, align=4), weights, flags=_FAST)
         low = _shuffle(builder, product, list(range(n)))
         high = _shuffle(builder, product, list(range(n, 2 * n)))
-        total = builder.fadd(
-            builder.load(dst_ptr, align=4), builder.fadd(low, high, flags=_FAST), flags=_FAST
-        )
-        builder.store(total, dst_ptr, align=4)
+        _add_into(builder, dst_ptr, builder.fadd(low, high, flags=_FAST))
         return context.get_dummy_value()
 
-    return types.void(dst, dst_offset, src, src_offset, first, second, lanes), codegen
+    return types.void(*argument_types, lanes), codegen
 
 
 @intrinsic
