@@ -23,7 +23,7 @@ from rich.console import Console
 from scipy import ndimage
 
 from benchmarks.volumes import command_cost, streamed_read_seconds
-from jellyroll.locate.core import pose_parameters
+from jellyroll.locate.core import pose_errors, pose_parameters
 from jellyroll.phantom.materials import attenuation_map, mu_table
 from jellyroll.phantom.twin import Twin, make_twin
 from jellyroll.phantom.write import XRAY_LAB_ENERGY_KEV, nxct_fraction_slices, twin_placement
@@ -68,10 +68,9 @@ def run(console: Console | None = None, n: int = 1024) -> None:
                    f"{folder / 'xct.h5'}::/data", "-o", str(folder / "LOCATION.h5")]  # fmt: skip
         seconds, cpu, peak = command_cost(command)
         found = read_location(folder / "LOCATION.h5")
-    p, q = pose_parameters(found.map_to_xct), pose_parameters(truth)
+    height, rotation, shift = pose_errors(found.map_to_xct, truth)
+    true_height = pose_parameters(truth)["height_um"]
     voxel = FIELD_OF_VIEW_UM / n
-    rotation = (p["rotation_deg"] - q["rotation_deg"] + 180) % 360 - 180
-    shift = np.hypot(p["shift_y_um"] - q["shift_y_um"], p["shift_x_um"] - q["shift_x_um"])
     low, high = found.height_interval_um
     console.print(
         f"jellyroll locate, {n}^3 X-ray volume ({voxel:g} um voxels) with a 1024^2 map: "
@@ -80,14 +79,13 @@ def run(console: Console | None = None, n: int = 1024) -> None:
         f"{peak:.2f} GiB"
     )
     console.print(
-        f"placement error: height {p['height_um'] - q['height_um']:+.1f} um "
-        f"({(p['height_um'] - q['height_um']) / voxel:+.2f} voxel), rotation {rotation:+.2f} "
-        f"deg, shift {shift:.1f} um ({shift / twin.pixel_size_um:.2f} map pixel); "
+        f"placement error: height {height:+.1f} um ({height / voxel:+.2f} voxel), rotation "
+        f"{rotation:.2f} deg, shift {shift:.1f} um ({shift / twin.pixel_size_um:.2f} map pixel); "
         f"correlation {found.similarity:.3f}; height uncertain by "
         f"{found.height_uncertainty_um:.1f} um ({found.height_defects:.1f} effective defects)"
         f"{', flagged' if found.height_warning else ''}; its interval "
-        f"{'covers' if low <= q['height_um'] <= high else 'misses'} the truth "
-        f"({low - q['height_um']:+.1f} to {high - q['height_um']:+.1f} um about it)"
+        f"{'covers' if low <= true_height <= high else 'misses'} the truth "
+        f"({low - true_height:+.1f} to {high - true_height:+.1f} um about it)"
     )
 
 
