@@ -5,9 +5,14 @@ Map coordinates in um as defined in :mod:`jellyroll.conventions`.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from jellyroll.conventions import pixel_centres_um
+from jellyroll.conventions import pixel_centres_um, um_to_px
+
+Window = tuple[slice, slice]
+"""Rows and columns of a rectangle of a map."""
 
 
 def distance_um(
@@ -20,29 +25,39 @@ def distance_um(
     )
 
 
-def disk_and_ring(
-    shape: tuple[int, int],
-    pixel_size_um: float,
-    x_um: float,
-    y_um: float,
-    radius_um: float,
-    ring_width_um: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pixels of a disk around (x_um, y_um) and of the ring of ``ring_width_um`` beyond it.
+def near_um(
+    shape: tuple[int, int], pixel_size_um: float, x_um: float, y_um: float, reach_um: float
+) -> tuple[Window, np.ndarray]:
+    """The rectangle of a ``shape`` map that holds every pixel centre within ``reach_um``
+    of (x_um, y_um), and the distance (um) of each of its pixel centres from that point.
 
-    The disk holds the pixel centres within ``radius_um``, or within half a pixel when the
-    radius is smaller; the ring those farther than ``radius_um`` and at most
-    ``radius_um + ring_width_um`` away. Two (ny, nx) bool masks.
+    The distances are those of :func:`distance_um` over the rectangle, so masks made from
+    them are the whole map's, cut: one defect costs its neighbourhood, not the map (300
+    defects on a 1024^2 map took seconds). Empty (0 rows or columns) off the map.
     """
-    distance = distance_um(shape, pixel_size_um, x_um, y_um)
-    return within(distance, radius_um, pixel_size_um), beyond(distance, radius_um, ring_width_um)
+    bounds = []
+    for n, centre_um in zip(shape, (y_um, x_um), strict=True):
+        centre, reach = float(um_to_px(centre_um, n, pixel_size_um)), reach_um / pixel_size_um
+        low = min(max(math.floor(centre - reach), 0), n)
+        bounds.append((low, min(max(math.ceil(centre + reach) + 1, low), n)))
+    (y0, y1), (x0, x1) = bounds
+    distance = np.hypot(
+        pixel_centres_um(shape[1], pixel_size_um)[None, x0:x1] - x_um,
+        pixel_centres_um(shape[0], pixel_size_um)[y0:y1, None] - y_um,
+    )
+    return (slice(y0, y1), slice(x0, x1)), distance
+
+
+def disk_reach_um(radius_um: float, pixel_size_um: float) -> float:
+    """Farthest a pixel centre of :func:`within`'s disk lies from its centre (um)."""
+    return max(radius_um, 0.5 * pixel_size_um)
 
 
 def within(distance_um: np.ndarray, radius_um: float, pixel_size_um: float) -> np.ndarray:
     """The pixels of a disk, from their centres' ``distance_um`` to its centre: within
     ``radius_um``, or within half a pixel when the radius is smaller (at least the pixel
     holding the centre)."""
-    return distance_um <= max(radius_um, 0.5 * pixel_size_um)
+    return distance_um <= disk_reach_um(radius_um, pixel_size_um)
 
 
 def beyond(distance_um: np.ndarray, radius_um: float, ring_width_um: float) -> np.ndarray:

@@ -41,7 +41,7 @@ from jellyroll.conventions import (
     robust_sigma,
     um_to_px,
 )
-from jellyroll.defects._common import beyond, distance_um, within
+from jellyroll.defects._common import beyond, disk_reach_um, near_um, within
 from jellyroll.defects.bends import locate_on_layer
 from jellyroll.unroll import SpiralTrace
 
@@ -486,12 +486,14 @@ def _inside_and_ring(
     inside, around = [], []
     for row in table.itertuples():
         radius = row.equivalent_diameter_um / 2
-        distance = distance_um(values.shape, p, row.x_um, row.y_um)
-        core_value = finite_median(values[within(distance, radius - p / 2, p)])
+        reach = disk_reach_um(radius, p) + ring_width_um
+        window, distance = near_um(values.shape, p, row.x_um, row.y_um, reach)
+        near = values[window]
+        core_value = finite_median(near[within(distance, radius - p / 2, p)])
         if not np.isfinite(core_value):
-            core_value = finite_median(values[within(distance, radius, p)])
+            core_value = finite_median(near[within(distance, radius, p)])
         inside.append(core_value)
-        around.append(finite_median(values[beyond(distance, radius, ring_width_um)]))
+        around.append(finite_median(near[beyond(distance, radius, ring_width_um)]))
     return np.array(inside), np.array(around)
 
 

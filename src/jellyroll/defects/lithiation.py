@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from jellyroll.defects._common import disk_and_ring, distance_um
+from jellyroll.defects._common import beyond, distance_um, near_um, within
 
 __all__ = ["defect_lithiation", "radial_profiles"]
 
@@ -50,13 +50,17 @@ def defect_lithiation(
     for defect in table.itertuples():
         # clamped before the call so that the ring, too, starts beyond half a pixel
         radius = max(inside_scale * defect.equivalent_diameter_um / 2, 0.5 * pixel_size_um)
-        inside, ring = disk_and_ring(
-            stack.shape[1:], pixel_size_um, defect.x_um, defect.y_um, radius, ring_width_um
+        window, distance = near_um(
+            stack.shape[1:], pixel_size_um, defect.x_um, defect.y_um, radius + ring_width_um
         )
-        regions = {"inside": keep & inside, "ring": keep & ring}
+        near, kept = stack[(slice(None), *window)], keep[window]
+        regions = {
+            "inside": kept & within(distance, radius, pixel_size_um),
+            "ring": kept & beyond(distance, radius, ring_width_um),
+        }
         row = {"id": defect.id}
         for where, region in regions.items():
-            amounts = stack[:, region].sum(axis=1)
+            amounts = near[:, region].sum(axis=1)
             total = amounts.sum()
             for name, amount in zip(names, amounts, strict=True):
                 row[f"{name}_{where}"] = amount / total if total > 0 else np.nan

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from jellyroll.defects._common import distance_um, within
+from jellyroll.defects._common import disk_reach_um, near_um, within
 
 REGIONS = ("regular", "agglomerate", "bent")
 """Region names, in the order the report draws them."""
@@ -22,7 +22,9 @@ def _disks(
     """Union of disks of ``radius_um`` (at least half a pixel) around the table's centres."""
     union = np.zeros(shape, dtype=bool)
     for x_um, y_um, radius in zip(table["x_um"], table["y_um"], radius_um, strict=True):
-        union |= within(distance_um(shape, pixel_size_um, x_um, y_um), radius, pixel_size_um)
+        reach = disk_reach_um(radius, pixel_size_um)
+        window, distance = near_um(shape, pixel_size_um, x_um, y_um, reach)
+        union[window] |= within(distance, radius, pixel_size_um)
     return union
 
 
