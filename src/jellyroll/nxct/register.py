@@ -1142,11 +1142,14 @@ def register_volumes(
             source = (
                 f"the one of {copy_voxel:.2g}x coarser copies, typically within 0.1 of their voxel"
                 if copy_voxel > 1
-                else "the mutual information's alone (3.6 um off on the small twin's pair)"
+                else "the mutual information's alone, with no bound on its error along the "
+                "axis (a few um on the digital twins)"
             )
             warnings.warn(
                 f"the shift along the cell axis was not refined at the volumes' own voxels "
-                f"({why}): it is {source}",
+                f"({why}): it is {source}. Check the alignment along the axis (a vertical "
+                "cut of the fused volume) before using it, or give volumes that include an "
+                "end of the roll",
                 stacklevel=2,
             )
     return Registration(
