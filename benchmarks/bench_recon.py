@@ -12,7 +12,7 @@ per-channel astra-toolbox loop (the study's method), same method, iterations and
    truth's chunk (the expansion is timed and counted).
 2. SART scaling (:func:`run_sart_scaling`): time per channel at 1024 x 300 with 4 channels
    against 128 channels, 10 sweeps through ``reconstruct`` as a user runs it, and one sweep
-   of the kernel beside it.
+   of the kernel beside it; then one sweep of 4 channels on one thread and on all threads.
 3. Noise-free cube (:func:`run_noise_free`): 512 translations (20 um) x 300 angles x 1000
    channels.
 
@@ -27,6 +27,7 @@ import dataclasses
 import resource
 import time
 
+import numba
 import numpy as np
 from rich.console import Console
 from rich.table import Table
@@ -232,6 +233,31 @@ def run_sart_scaling(console: Console, few: int = 4, many: int = 128) -> None:
             f"(target <= 1.5); CPU time {cpu[few]:.3f} s and {cpu[many]:.3f} s: ratio "
             f"{cpu[few] / cpu[many]:.2f}; peak RSS {_peak_rss_gib():.2f} GiB"
         )
+    _sart_thread_scaling(console, geometry, rng.random((300, 1024, few), dtype=np.float32))
+
+
+def _sart_thread_scaling(
+    console: Console, geometry: ParallelGeometry, sinogram: np.ndarray
+) -> None:
+    """One SART sweep of ``sinogram``'s few channels on one thread and on all: how the sweep
+    scales with the cores (the issue's point: with the cores, not with the channels)."""
+    threads = numba.get_num_threads()
+    if threads < 2:
+        return
+    seconds = {}
+    try:
+        for n in (1, threads):
+            numba.set_num_threads(n)
+            tick = time.perf_counter()
+            sart(geometry, sinogram, 1)
+            seconds[n] = (time.perf_counter() - tick) / sinogram.shape[2]
+    finally:
+        numba.set_num_threads(threads)
+    console.print(
+        f"SART at 1024 x 300, one sweep, {sinogram.shape[2]} channels: {seconds[1]:.3f} s per "
+        f"channel on 1 thread, {seconds[threads]:.3f} s on {threads}: "
+        f"{seconds[1] / seconds[threads]:.2f}x faster (ideal {threads}x)"
+    )
 
 
 def run(console: Console | None = None) -> None:
