@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -32,3 +33,17 @@ def test_the_neighbourhood_is_the_whole_maps_distances_cut(
     outside = np.ones((ny, nx), bool)
     outside[window] = False
     assert not (outside & (whole <= reach_um)).any()
+
+
+@pytest.mark.parametrize(
+    ("x_um", "y_um", "reach_um"),
+    [(np.nan, 0.0, 10.0), (0.0, np.nan, 10.0), (0.0, 0.0, np.nan), (0.0, 0.0, np.inf)],
+)
+def test_a_defect_without_centre_or_size_has_no_pixel_or_every_pixel(
+    x_um: float, y_um: float, reach_um: float
+) -> None:
+    """As the whole map's distances do: NaN reaches nothing, an infinite reach everything."""
+    window, near = near_um((6, 5), 2.0, x_um, y_um, reach_um)
+    whole = distance_um((6, 5), 2.0, x_um, y_um)
+    np.testing.assert_array_equal(near <= reach_um, (whole <= reach_um)[window])
+    assert (whole <= reach_um).sum() == (near <= reach_um).sum()

@@ -33,13 +33,17 @@ def near_um(
 
     The distances are those of :func:`distance_um` over the rectangle, so masks made from
     them are the whole map's, cut: one defect costs its neighbourhood, not the map (300
-    defects on a 1024^2 map took seconds). Empty (0 rows or columns) off the map.
+    defects on a 1024^2 map took seconds). Empty (0 rows or columns) off the map, or where
+    the centre or the reach is not a number (a defect without a fit).
     """
     bounds = []
     for n, centre_um in zip(shape, (y_um, x_um), strict=True):
         centre, reach = float(um_to_px(centre_um, n, pixel_size_um)), reach_um / pixel_size_um
-        low = min(max(math.floor(centre - reach), 0), n)
-        bounds.append((low, min(max(math.ceil(centre + reach) + 1, low), n)))
+        if not (math.isfinite(centre) and reach >= 0):  # no centre or no size: no pixel
+            bounds.append((0, 0))
+            continue
+        low = int(np.clip(np.floor(centre - reach), 0, n))
+        bounds.append((low, int(np.clip(np.ceil(centre + reach) + 1, low, n))))
     (y0, y1), (x0, x1) = bounds
     distance = np.hypot(
         pixel_centres_um(shape[1], pixel_size_um)[None, x0:x1] - x_um,
