@@ -114,7 +114,7 @@ def another_twin_placements() -> list[tuple[Location, np.ndarray]]:
     "found follows the centre of the twin's large agglomerate, 9.3 um above the slice (mean "
     "error +9.3 um; moved to the slice in the twin, none misses): a plane 9 um off an "
     "ellipsoid's equator matches its mirror plane, and the volume's 20 um slices merge the two "
-    "(docs/locate.md, why the height misses); locate says so (the next test)",
+    "(docs/locate-validation.md, why the height misses); locate says so (the next test)",
 )
 def test_ten_placements_of_another_twin(
     another_twin_placements: list[tuple[Location, np.ndarray]],
@@ -193,9 +193,10 @@ def test_ten_placements_of_a_small_twin_not_tuned_on(
 ) -> None:
     """The issue's bars on the small twin of seed 6 (measured: height 4.4 um, rotation
     0.45 deg, shift 0.8 um at most; before the matched blur the rotation was 0.89 deg,
-    docs/locate.md), and the height's interval covers the truth on every placement: the
-    height rests on two agglomerates 3.7 and 4.2 um below the slice, so it is 3-4 um low on
-    every placement, which the scatter of the defects' heights (+-0.6-2.4 um) did not cover."""
+    docs/locate-validation.md), and the height's interval covers the truth on every
+    placement: the height rests on two agglomerates 3.7 and 4.2 um below the slice, so it is
+    3-4 um low on every placement, which the scatter of the defects' heights (+-0.6-2.4 um)
+    did not cover."""
     errors = [placement_errors(found.map_to_xct, truth) for found, truth in small_twin_placements]
     height, rotation, shift = np.max(errors, axis=0)
     assert height <= 0.5 * VOXEL_UM and rotation <= 0.5 and shift <= VOXEL_UM
