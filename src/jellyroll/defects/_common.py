@@ -19,9 +19,17 @@ def distance_um(
     shape: tuple[int, int], pixel_size_um: float, x_um: float, y_um: float
 ) -> np.ndarray:
     """Distance (um) of each pixel centre of a ``shape`` map from (x_um, y_um), (ny, nx)."""
+    return _distances(shape, pixel_size_um, x_um, y_um, (slice(None), slice(None)))
+
+
+def _distances(
+    shape: tuple[int, int], pixel_size_um: float, x_um: float, y_um: float, window: Window
+) -> np.ndarray:
+    """:func:`distance_um` over the rectangle ``window`` of the map only."""
+    rows, columns = window
     return np.hypot(
-        pixel_centres_um(shape[1], pixel_size_um)[None, :] - x_um,
-        pixel_centres_um(shape[0], pixel_size_um)[:, None] - y_um,
+        pixel_centres_um(shape[1], pixel_size_um)[None, columns] - x_um,
+        pixel_centres_um(shape[0], pixel_size_um)[rows, None] - y_um,
     )
 
 
@@ -45,11 +53,8 @@ def near_um(
         low = int(np.clip(np.floor(centre - reach), 0, n))
         bounds.append((low, int(np.clip(np.ceil(centre + reach) + 1, low, n))))
     (y0, y1), (x0, x1) = bounds
-    distance = np.hypot(
-        pixel_centres_um(shape[1], pixel_size_um)[None, x0:x1] - x_um,
-        pixel_centres_um(shape[0], pixel_size_um)[y0:y1, None] - y_um,
-    )
-    return (slice(y0, y1), slice(x0, x1)), distance
+    window = (slice(y0, y1), slice(x0, x1))
+    return window, _distances(shape, pixel_size_um, x_um, y_um, window)
 
 
 def disk_reach_um(radius_um: float, pixel_size_um: float) -> float:
