@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from jellyroll.locate.core import locate_slice, pose_errors
+from jellyroll.locate.run import height_warning
 from jellyroll.phantom.twin import make_twin
 from jellyroll.phantom.write import placed_xray_stack
 
@@ -48,7 +49,7 @@ def sweep(size: str, twin_seed: int, placements: int, voxel_um: float) -> dict[s
                 abs(height),
                 rotation,
                 shift,
-                found.height_uncertainty_um > 0.5 * voxel_um,
+                bool(height_warning(found, voxel_um)),
                 low <= truth[0, 3] <= high,
             )
         )

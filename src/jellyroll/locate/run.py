@@ -186,10 +186,9 @@ def height_warning(location: Location, voxel_um: float) -> str:
     return (
         f"the height is uncertain by {uncertainty:.1f} um (more than half a {voxel_um:g} um "
         f"voxel): the data allow the map origin anywhere from {low:.1f} to {high:.1f} um; "
-        f"{why}; finer slices do not fix it (the twin's defects hold the height no better "
-        "at 10 um than at 20 um voxels): check it by eye in the similarity profile "
-        "(/entry/location/score) and the vertical cut of the report, against what you know "
-        "of the slice's height (the stage's position)"
+        f"{why}; finer slices alone do not resolve that: check it by eye in the similarity "
+        "profile (/entry/location/score) and the vertical cut of the report, against what "
+        "you know of the slice's height (the stage's position)"
     )
 
 
