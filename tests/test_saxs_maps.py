@@ -75,7 +75,9 @@ def test_dstar_map_at_the_study_detector(preset: str, seed: int) -> None:
         # aged, discharged anode (15 % lithiated silicon) is recovered to 0.57, 0.37, 0.21,
         # 0.27 nm (seeds 0-3; against the model's grid-free truth, which the noise-free method
         # itself reads ~0.05 nm high): the components learned from 3500 noisy anode profiles
-        # shift q* by one or two bins (0.15 nm each). At the study's detector it holds (above).
+        # shift q* by one or two bins (0.15 nm each), by the noise of the leading component,
+        # common to the whole map, so the error changes with the noise draw (docs/maps.md).
+        # At the study's detector it holds (above).
         *[
             pytest.param(
                 "aged_discharged",
