@@ -84,3 +84,22 @@ def test_noise_rank_from_the_data_alone(noisy_case: dict) -> None:
     assert 1 <= estimated.rank <= compress_noisy(noisy, errors).rank
     with pytest.raises(ValueError, match="3 channels"):
         compress_noisy(noisy[..., :2])
+
+
+def test_an_error_of_zero_is_unknown_not_exact(noisy_case: dict) -> None:
+    """A reduction reports an error of 0 where a bin holds no count (an azimuthal or Poisson
+    error of identical pixels). Taken as exact, a channel known on one ray only weighed
+    without bound: its variance fell to 1e-83, the whitened cube overflowed float32 and the
+    eigensolver failed on a reduced tiny twin with default options."""
+    noisy, errors = noisy_case["noisy"], noisy_case["errors"]
+    unknown = np.where(noisy > 0, errors, 0.0).astype(np.float32)
+    unknown[1:, :, 100:105] = 0.0  # five channels known on the first angle's rays only
+    nc = noisy.shape[2]
+    ray_var, channel_var, _ = biwhitening_scales(noisy.reshape(-1, nc), unknown.reshape(-1, nc))
+    assert np.all(np.isfinite(channel_var)) and np.all(np.isfinite(ray_var))
+    # the five channels are scaled like their neighbours (within the spread of all), not as
+    # noise-free: the whitened noise of a channel stays of order one
+    assert channel_var[100:105].min() > 0.1 * np.median(channel_var)
+    # the rank is still the number of patterns standing above the noise: +-1 as above
+    ours = compress_noisy(noisy, unknown)
+    assert abs(ours.rank - _detectable_rank(noisy_case["clean"], noisy, unknown)) <= 1

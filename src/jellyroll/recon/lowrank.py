@@ -203,32 +203,71 @@ def _variance_blocks(rays: np.ndarray, errors: np.ndarray | None):
         yield rows, np.where(np.isfinite(variance), variance, 0.0)
 
 
+def _count_units(
+    rays: np.ndarray, errors: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per channel (nc,), the value of one count ``u = sum v / sum |y|`` over its known
+    (non-zero) variances ``v`` and their values ``y`` (counting noise has ``v = u |y|``), and
+    the smallest variance an unknown one may take: that of one count, ``u^2``, at most the
+    mean known variance (errors that are not counting noise). Interpolated in log along the
+    channels where none is known; None where no variance is known at all."""
+    nc = rays.shape[1]
+    variance_sum = np.zeros(nc)
+    value_sum = np.zeros(nc)
+    known = np.zeros(nc)
+    for rows, variance in _variance_blocks(rays, errors):
+        variance_sum += variance.sum(axis=0)
+        value_sum += np.where(variance > 0, np.abs(rays[rows].astype(np.float64)), 0.0).sum(0)
+        known += np.count_nonzero(variance, axis=0)
+    seen = (known > 0) & (value_sum > 0)
+    if not seen.any():
+        return None
+    unit = variance_sum[seen] / value_sum[seen]
+    least = np.minimum(np.square(unit), variance_sum[seen] / known[seen])
+    channels = np.arange(nc)
+
+    def spread(values: np.ndarray) -> np.ndarray:
+        return np.exp(np.interp(channels, channels[seen], np.log(values)))
+
+    return spread(unit), spread(least)
+
+
 def biwhitening_scales(
     rays: np.ndarray, errors: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Ray and channel variance scales ``a`` ``(n_rays,)``, ``b`` ``(nc,)`` with
     ``mean_j v_ij / (a_i b_j) = mean_i v_ij / (a_i b_j) = 1`` over the rays with noise
-    (Sinkhorn iterations; ``a_i = 0`` for rays without any), and the total variance."""
+    (Sinkhorn iterations; ``a_i = 0`` for rays without any), and the total variance.
+
+    A variance of 0 is unknown, not exact (an azimuthal error is 0 where every pixel of a
+    bin reads the same, e.g. no count at all). In a ray with noise it takes the counting
+    variance of its value, at least that of one count (:func:`_count_units`). Taken as
+    exact, a channel known on a few rays only weighed without bound: one reduced tiny twin
+    drove a channel's variance to 1e-83 and overflowed the whitened cube. The total counts
+    known variances only.
+    """
     n_rays, nc = rays.shape
     ray_var = np.zeros(n_rays)
     channel_var = np.ones(nc)
     total = 0.0
+    units = _count_units(rays, errors)
+    if units is None:  # no variance known: no ray has noise
+        return ray_var, channel_var, total
+    unit, least = units
     for _ in range(_SINKHORN_ITERATIONS):
         column_sum = np.zeros(nc)
         total = 0.0
         for rows, variance in _variance_blocks(rays, errors):
+            total += float(variance.sum())
+            unknown = (variance == 0) & (variance > 0).any(axis=1, keepdims=True)
+            counting = np.maximum(np.abs(rays[rows].astype(np.float64)) * unit, least)
+            variance = np.where(unknown, counting, variance)
             ray_var[rows] = variance @ (1.0 / channel_var) / nc
             inverse = np.divide(
                 1.0, ray_var[rows], out=np.zeros(variance.shape[0]), where=ray_var[rows] > 0
             )
             column_sum += inverse @ variance
-            total += float(variance.sum())
-        noisy_rays = max(int(np.count_nonzero(ray_var)), 1)
-        updated = column_sum / noisy_rays
-        # a channel without noise would get an infinite weight: give it the smallest noise
-        positive = updated[updated > 0]
-        floor = positive.min() if positive.size else 1.0
-        updated = np.maximum(updated, floor)
+        updated = column_sum / max(int(np.count_nonzero(ray_var)), 1)
         change = float(np.max(np.abs(updated / channel_var - 1.0)))
         channel_var = updated
         if change < _SINKHORN_TOLERANCE:
