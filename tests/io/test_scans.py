@@ -188,3 +188,37 @@ def test_float_edf_frames_are_not_truncated(tmp_path: Path) -> None:
     table = write_frame_table(tmp_path / "frames.csv", names, np.arange(3.0), np.zeros(3))
     block = open_scan(table).read(0, 3)
     assert np.array_equal(block.data, frames)  # float32 in, float32 out: exact
+
+
+@pytest.mark.parametrize("units", ["rad", "deg", None])
+def test_rotation_angle_units_are_converted(tmp_path: Path, units: str | None) -> None:
+    path = tmp_path / "scan.h5"
+    _raw_scan(path)
+    with h5py.File(path, "a") as f:
+        angles = f[ANGLE][()]
+        if units == "rad":
+            f[ANGLE][...] = np.deg2rad(angles)
+        if units is not None:
+            f[ANGLE].attrs["units"] = units
+    # a scan in radians was read as 0-2 deg: every map came out 0, exit 0
+    assert np.allclose(open_scan(path).info.rotation_angle_deg, angles)
+
+
+@pytest.mark.parametrize(("units", "factor"), [("um", 1e3), ("µm", 1e3), ("m", 1e-3)])
+def test_translation_units_are_converted(tmp_path: Path, units: str, factor: float) -> None:
+    path = tmp_path / "scan.h5"
+    _raw_scan(path)
+    with h5py.File(path, "a") as f:
+        mm = f["/entry/sample/translation"][()]
+        f["/entry/sample/translation"][...] = mm * factor
+        f["/entry/sample/translation"].attrs["units"] = units
+    assert np.allclose(open_scan(path).info.translation_mm, mm)
+
+
+def test_unknown_motor_units_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "scan.h5"
+    _raw_scan(path)
+    with h5py.File(path, "a") as f:
+        f["/entry/sample/translation"].attrs["units"] = "furlong"
+    with pytest.raises(ScanFormatError, match=r"scan\.h5.*translation.*'furlong'.*mm"):
+        open_scan(path)

@@ -185,6 +185,34 @@ def _vector(f: h5py.File, path: Path, name: str, n: int, *, optional: bool = Fal
     return values
 
 
+ANGLE_UNITS = {
+    "deg": 1.0,
+    "degree": 1.0,
+    "degrees": 1.0,
+    "rad": 180.0 / np.pi,
+    "radian": 180.0 / np.pi,
+}
+"""Factors from the rotation angle's ``@units`` to degrees."""
+LENGTH_UNITS = {"mm": 1.0, "um": 1e-3, "µm": 1e-3, "micron": 1e-3, "nm": 1e-6, "m": 1e3}
+"""Factors from the translation's ``@units`` to millimetres."""
+
+
+def _motor(
+    f: h5py.File, path: Path, name: str, n: int, factors: dict[str, float], unit: str
+) -> np.ndarray:
+    """A per-frame motor position converted to ``unit`` by its ``@units`` (``unit`` when
+    absent, as SPEC section 6 says); an unknown unit is refused, never read as ``unit``."""
+    values = _vector(f, path, name, n)
+    text = _text(f[name].attrs.get("units", unit)).strip()
+    factor = factors.get(text, factors.get(text.lower()))
+    if factor is None:
+        raise ScanFormatError(
+            f"{path}: {name} is in {text!r}; give it in one of {', '.join(factors)} "
+            f"(SPEC section 6: {unit})"
+        )
+    return values * factor
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -242,8 +270,8 @@ class Hdf5ScanReader:
             source=str(self.path),
             kind=kind,
             n_frames=n,
-            rotation_angle_deg=_vector(f, self.path, ANGLE, n),
-            translation_mm=_vector(f, self.path, TRANSLATION, n),
+            rotation_angle_deg=_motor(f, self.path, ANGLE, n, ANGLE_UNITS, "deg"),
+            translation_mm=_motor(f, self.path, TRANSLATION, n, LENGTH_UNITS, "mm"),
             monitor=_vector(f, self.path, MONITOR, n, optional=True),
             diode=_vector(f, self.path, DIODE, n, optional=True),
             files=[self.path],

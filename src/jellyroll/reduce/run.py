@@ -245,6 +245,17 @@ MAX_LISTED_REJECTIONS = 10
 """Frames left out for their motor readings that a reduction names one by one."""
 
 
+def _check_layout(info: ScanInfo, layout: SinogramLayout) -> None:
+    """Refuse a scan whose frames fill fewer than 2 translations: no sinogram line (one
+    angle is taken, for a quick look at a line; `jellyroll reconstruct` refuses it)."""
+    if layout.translation_mm.size < 2:
+        raise ValueError(
+            f"{info.source}: the frames' translations fill {layout.translation_mm.size} "
+            "position(s); a sinogram needs a line of translations across the cell (check "
+            "the translation motor's dataset)"
+        )
+
+
 def _frame_checks(info: ScanInfo, layout: SinogramLayout) -> tuple[np.ndarray, list[str]]:
     """Per-frame monitor factor (NaN = frame left out) and the warnings that name the frames
     left out: non-finite or impossible motor, monitor or diode readings, readings off the
@@ -365,6 +376,7 @@ def _reduce(
         raise ValueError(f"{info.source}: {error}") from error
     q = integrator.radial if integrator is not None else info.q_A
     layout = sinogram_layout(info.rotation_angle_deg, info.translation_mm)
+    _check_layout(info, layout)
     scale, frame_notes = _frame_checks(info, layout)
     partial = output.with_name(output.name + ".partial")
     _check_free_space(partial, 2 * 2 * 4 * layout.shape[0] * layout.shape[1] * q.size)
