@@ -133,3 +133,34 @@ def test_engine_rejects_bad_requests(case: dict) -> None:
         reconstruct(sinogram, geometry, "sirt", 0)
     with pytest.raises(ValueError, match="geometry wants"):
         reconstruct(sinogram[:, :-1], geometry)
+
+
+TRANSLATIONS = np.linspace(9.0, 11.0, 21)  # mm
+
+
+@pytest.mark.parametrize(
+    ("angles", "centre", "message"),
+    [
+        (np.linspace(0, 180, 36, endpoint=False), 50.0, "outside the scanned translations"),
+        (np.linspace(0, 180, 36, endpoint=False), np.nan, "must be a number"),
+        (np.deg2rad(np.linspace(0, 180, 36, endpoint=False)), 10.0, "radians"),
+        (np.full(36, 30.0), 10.0, "1 distinct rotation angle"),
+        (np.linspace(0, 180 * 57.3, 36), 10.0, "span"),
+    ],
+)
+def test_geometry_refuses_a_scan_that_holds_no_slice(angles, centre, message) -> None:
+    # each of these once reconstructed to an all-zero map with exit 0
+    with pytest.raises(ValueError, match=message):
+        ParallelGeometry.from_scan(angles, TRANSLATIONS, centre)
+
+
+@pytest.mark.parametrize(
+    "angles",
+    [
+        np.linspace(0, 360, 72, endpoint=False),  # a full turn
+        np.r_[np.arange(0, 60, 5.0), np.arange(100, 180, 5.0)],  # 40 deg lost: 145 covered
+        np.linspace(0, 180, 300, endpoint=False) + 1e-9,
+    ],
+)
+def test_geometry_takes_every_real_scan(angles: np.ndarray) -> None:
+    assert ParallelGeometry.from_scan(angles, TRANSLATIONS, 10.0).n_t == TRANSLATIONS.size

@@ -165,10 +165,10 @@ def test_geometry_from_scan_checks_spacing_and_matches_the_twin_grid() -> None:
     np.testing.assert_allclose(geometry.t_um, 1000 * (s - 10.07), atol=1e-9)
     np.testing.assert_allclose(geometry.x_um, (np.arange(8) - 3.5) * 20.0)
     jittered = s + np.array([0, 1, -1, 0, 0, 1, 0, 0]) * 1e-4  # 0.5 % of a step
-    assert ParallelGeometry.from_scan([0.0], jittered, 10.07).n_t == 8
+    assert ParallelGeometry.from_scan([0.0, 90.0], jittered, 10.07).n_t == 8
     broken = s.copy()
     broken[3] += 0.005  # a quarter of a step
     with pytest.raises(ValueError, match="equally spaced"):
-        ParallelGeometry.from_scan([0.0], broken, 10.07)
+        ParallelGeometry.from_scan([0.0, 90.0], broken, 10.07)
     kept = geometry.subset(np.array([False, True]))
     assert kept.angles_deg.tolist() == [90.0] and kept.t0_um == geometry.t0_um

@@ -25,6 +25,38 @@ Reduction places patterns on clustered motor positions, so the grid is uniform u
 encoder jitter averaged over a line; larger deviations mean a broken scan."""
 
 
+MIN_COVERAGE_DEG = 90.0
+"""Least angular range (deg) of a slice's projections: a parallel-beam slice needs 180."""
+MAX_SPAN_DEG = 720.0
+"""Widest span (deg) of a slice's rotation angles: two turns."""
+
+
+def check_angular_coverage(angles_deg: np.ndarray) -> None:
+    """ValueError unless the projections cover at least :data:`MIN_COVERAGE_DEG` modulo
+    180 deg (at least 2 distinct angles) within :data:`MAX_SPAN_DEG`: what a few degrees
+    of rotation give is no slice, and a scan recorded in radians reads as one."""
+    finite = angles_deg[np.isfinite(angles_deg)]
+    span = float(np.ptp(finite)) if finite.size else 0.0
+    if span > MAX_SPAN_DEG:
+        raise ValueError(
+            f"the rotation angles span {span:.6g} deg, more than {MAX_SPAN_DEG:g}: check that "
+            "they are in degrees (a scan in degrees labelled radians reads as this)"
+        )
+    folded = np.unique(np.mod(finite, 180.0))
+    if folded.size < 2:
+        raise ValueError(
+            f"the projections hold {folded.size} distinct rotation angle(s); a slice needs "
+            "angles over 180 deg"
+        )
+    gaps = np.diff(np.r_[folded, folded[0] + 180.0])
+    coverage = 180.0 - float(gaps.max()) + float(np.median(gaps))
+    if coverage < MIN_COVERAGE_DEG:
+        raise ValueError(
+            f"the {folded.size} rotation angles cover {coverage:.3g} deg; a slice needs 180 "
+            f"(at least {MIN_COVERAGE_DEG:g}): check that they are in degrees, not radians"
+        )
+
+
 @dataclass(frozen=True)
 class ParallelGeometry:
     """Rays and map grid of one slice.
@@ -75,6 +107,16 @@ class ParallelGeometry:
         t = 1000.0 * (np.asarray(translations_mm, dtype=np.float64) - rotation_centre_mm)
         if t.ndim != 1 or t.size < 2:
             raise ValueError("translations_mm must hold at least two readings")
+        if not np.isfinite(rotation_centre_mm):
+            raise ValueError(f"the rotation centre must be a number (mm), got {rotation_centre_mm}")
+        low, high = float(np.min(translations_mm)), float(np.max(translations_mm))
+        if not low <= rotation_centre_mm <= high:
+            raise ValueError(
+                f"the rotation centre {rotation_centre_mm:g} mm lies outside the scanned "
+                f"translations ({low:g} to {high:g} mm): no ray would cross the axis and the "
+                "map would hold nothing of the sample; give a centre within them, in mm"
+            )
+        check_angular_coverage(np.asarray(angles_deg, dtype=np.float64))
         j = np.arange(t.size)
         step, t0 = np.polyfit(j, t, 1)
         if not step > 0:

@@ -158,9 +158,14 @@ def _reconstruct(
             f"{centre:.4f} mm {centre_source} (give --rotation-centre to set it)",
             stacklevel=3,
         )
-    geometry = ParallelGeometry.from_scan(
-        sinogram.rotation_angle_deg, sinogram.translation_mm, centre
-    )
+    try:
+        geometry = ParallelGeometry.from_scan(
+            sinogram.rotation_angle_deg, sinogram.translation_mm, centre
+        )
+    except ValueError as error:
+        raise RunFileError(
+            f"{run}: /entry/sinogram with the centre from {centre_source}: {error}"
+        ) from None
     mu = None
     if sinogram.attenuation is not None:
         mu = attenuation_map(sinogram.attenuation, geometry, method, iterations, backend=backend)

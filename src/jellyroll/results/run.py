@@ -305,6 +305,13 @@ def read_sinogram(path: str | os.PathLike[str], *, errors: bool = True) -> Sinog
         _check_units(path, axes["rotation_angle"], "deg")
         _check_units(path, axes["translation"], "mm")
         centre = group.get("rotation_centre")
+        if centre is not None:
+            _check_units(path, centre, "mm")
+        if "attenuation" in group and group["attenuation"].shape != shape[:2]:
+            raise RunFileError(
+                f"{path}: /entry/sinogram/attenuation has shape {group['attenuation'].shape}; "
+                f"it must be (angles, translations) = {shape[:2]} like the data"
+            )
         sigma = np.empty(0)
         if errors:
             stored = require(f, path, "/entry/sinogram/errors", hint)
