@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from jellyroll.cli import app
 from jellyroll.io.nexus import read_table
 from jellyroll.operando import core
-from jellyroll.operando.run import run_operando
+from jellyroll.operando.run import run_operando, series_scans
 from jellyroll.operando.timeline import read_potentiostat_log, soc_from_log
 from jellyroll.phantom.parameters import SIZES
 from jellyroll.phantom.twin import make_twin
@@ -359,3 +359,43 @@ def test_core_area_does_not_depend_on_the_blur(
     zone = ndimage.binary_dilation(zone, iterations=int(np.ceil(max(semi_axes))))
     area_px = np.array([c.area_um2 for c in _measured_cores(amounts, zone, ring_px=4)]) / 1600
     np.testing.assert_allclose(area_px, truth, rtol=0.02, atol=0.02)
+
+
+def _stamped_scans(folder: Path, names_minutes: dict[str, float]) -> list[Path]:
+    """Empty HDF5 scans recording only ``/entry/start_time`` (minutes after 8:00)."""
+    folder.mkdir()
+    start = datetime(2026, 1, 1, 8, 0, tzinfo=UTC).timestamp()
+    paths = []
+    for name, minute in names_minutes.items():
+        path = folder / name
+        with h5py.File(path, "w") as f:
+            f["entry/start_time"] = datetime.fromtimestamp(start + 60 * minute, UTC).isoformat()
+            f["entry/instrument/detector/data"] = np.zeros((1, 2, 2), np.float32)
+        paths.append(path)
+    return paths
+
+
+def test_steps_run_in_time_order(tmp_path: Path) -> None:
+    """A folder sorted by name put op_10 before op_2: the curves ran along a shuffled time
+    axis (half lithiation 0.18 instead of 0.31, a lag of the wrong sign), exit 0."""
+    scans = _stamped_scans(tmp_path / "op", {"op_1.h5": 0, "op_2.h5": 20, "op_10.h5": 40})
+    assert [p.name for p in series_scans(tmp_path / "op")] == ["op_1.h5", "op_2.h5", "op_10.h5"]
+    with pytest.raises(ValueError, match=r"op_2\.h5 \(step 2\) started before .*op_10\.h5"):
+        series_scans([scans[0], scans[2], scans[1]])
+    with pytest.raises(ValueError, match="given twice"):
+        series_scans([scans[0], scans[0]])
+
+
+@pytest.mark.parametrize(("charge_sign", "capacity"), [(-1.0, None), (1.0, 0.1)])
+def test_a_state_of_charge_outside_0_1_is_refused(
+    tmp_path: Path, charge_sign: float, capacity: float | None
+) -> None:
+    """A log counting charge negative (0 -> -1), or a capacity in Ah given as mAh (up to
+    20), ran every curve along a wrong axis with exit 0."""
+    log = read_potentiostat_log(_log(tmp_path, [float(m) for m in range(121)]))
+    log = type(log)(
+        log.source, log.time_s, log.voltage_V, log.current_mA, charge_sign * log.charge_mAh
+    )
+    starts = datetime(2026, 1, 1, 8, 0, tzinfo=UTC).timestamp() + 60 * np.array([10.0, 90.0])
+    with pytest.raises(ValueError, match=r"log\.csv: the state of charge .* within 0-1"):
+        soc_from_log(log, starts, capacity_mah=capacity, max_gap_s=300)

@@ -12,6 +12,7 @@ and reconstructions and writes the results file and its figures.
 
 from __future__ import annotations
 
+import itertools
 import os
 import warnings
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from scipy import ndimage
 from jellyroll.defects import find_agglomerates
 from jellyroll.io.nexus import read_table
 from jellyroll.io.provenance import file_fingerprint, provenance_record
+from jellyroll.io.scans import natural_key
 from jellyroll.maps.options import MapsOptions
 from jellyroll.maps.run import maps_key, run_maps
 from jellyroll.operando import core
@@ -37,6 +39,7 @@ from jellyroll.operando.timeline import (
     Timeline,
     build_timeline,
     read_potentiostat_log,
+    scan_times,
 )
 from jellyroll.progress import frame_progress
 from jellyroll.recon.options import ReconstructOptions
@@ -64,13 +67,19 @@ class OperandoRun:
 
 
 def series_scans(series: str | os.PathLike[str] | list[str | os.PathLike[str]]) -> list[Path]:
-    """The scans of a series in time order: a folder's HDF5 scans sorted by name, or the
-    list given (its order is the time order)."""
+    """The scans of a series in time order: a folder's HDF5 scans by their recorded start
+    times (``/entry/start_time``) where every one has one, else by name in natural order
+    (``op_2`` before ``op_10``); a list in the order given. Refused: a scan given twice, or
+    recorded start times that go backwards in the order taken."""
     if isinstance(series, str | os.PathLike):
         folder = Path(series)
         if not folder.is_dir():
             raise ValueError(f"{folder}: not a folder; give a folder or a list of scans")
-        scans = sorted(p for p in folder.iterdir() if p.suffix in SCAN_SUFFIXES and _is_scan(p))
+        found = [p for p in folder.iterdir() if p.suffix in SCAN_SUFFIXES and _is_scan(p)]
+        scans = sorted(found, key=lambda p: natural_key(p.name))
+        start = scan_times(scans).start_s
+        if np.isfinite(start).all():
+            scans = [scans[k] for k in np.argsort(start, kind="stable")]
     else:
         scans = [Path(p) for p in series]
     missing = [str(p) for p in scans if not p.is_file()]
@@ -78,7 +87,26 @@ def series_scans(series: str | os.PathLike[str] | list[str | os.PathLike[str]]) 
         raise ValueError(f"scan not found: {', '.join(missing)}")
     if len(scans) < 2:
         raise ValueError(f"{series}: an operando series needs at least two scans")
+    seen: dict[Path, Path] = {}
+    for scan in scans:
+        first = seen.setdefault(scan.resolve(), scan)
+        if first is not scan:
+            raise ValueError(f"{scan} is given twice in the series (also as {first})")
+    _check_time_order(scans, scan_times(scans).start_s)
     return scans
+
+
+def _check_time_order(scans: list[Path], start_s: np.ndarray) -> None:
+    """Refuse steps whose recorded start times go backwards: the curves would run along
+    a shuffled time axis and every lag would be wrong."""
+    known = np.flatnonzero(np.isfinite(start_s))
+    for before, after in itertools.pairwise(known):
+        if start_s[after] < start_s[before]:
+            raise ValueError(
+                f"{scans[after]} (step {after}) started before {scans[before]} (step "
+                f"{before}) by their /entry/start_time: give the scans in time order, or a "
+                "folder (ordered by start time)"
+            )
 
 
 def operando_key(

@@ -221,7 +221,31 @@ def soc_from_log(
                 f"step {k}: scan at {when} falls in a {gap:.0f} s gap of the log {log.source} "
                 f"(more than {max_gap_s:g} s); kept with no state of charge"
             )
+    _check_soc_range(log, soc, capacity, capacity_mah is None)
     return soc, notes
+
+
+SOC_SLACK = 0.05
+"""How far (fraction of full charge) a state of charge may leave 0-1 before it is refused."""
+
+
+def _check_soc_range(
+    log: PotentiostatLog, soc: np.ndarray, capacity: float, from_log: bool
+) -> None:
+    """Refuse states of charge outside 0-1 (by more than :data:`SOC_SLACK`): a log that
+    counts charge negative while charging, or a capacity in Ah given as mAh, would run
+    every curve along a wrong axis."""
+    finite = soc[np.isfinite(soc)]
+    if finite.size == 0 or (finite.min() >= -SOC_SLACK and finite.max() <= 1 + SOC_SLACK):
+        return
+    source = "the charge passed over the whole log" if from_log else "--capacity-mah"
+    raise ValueError(
+        f"{log.source}: the state of charge at the scans runs from {finite.min():.3g} to "
+        f"{finite.max():.3g} (charge passed since the log's start over {capacity:.4g} mAh, "
+        f"{source}); it must stay within 0-1. Check that --capacity-mah is in mAh and that "
+        "the log counts charge positive while the cell charges (the log's start is taken "
+        "as the empty cell)"
+    )
 
 
 def build_timeline(
