@@ -91,10 +91,28 @@ def silicon_mask(
     the pixels above Otsu's threshold, and the mask keeps what exceeds half of it (the
     half-maximum edge of the layers).
     """
-    image = np.nan_to_num(np.asarray(saxs_intensity_map, dtype=np.float64))
-    smooth = ndimage.gaussian_filter(image, psf_fwhm_um * FWHM_TO_SIGMA / pixel_size_um)
-    level = float(np.median(smooth[smooth > threshold_otsu(smooth)]))
+    smooth = _finite_gaussian(
+        np.asarray(saxs_intensity_map, dtype=np.float64),
+        psf_fwhm_um * FWHM_TO_SIGMA / pixel_size_um,
+    )
+    values = smooth[np.isfinite(smooth)]
+    if values.size == 0 or not np.ptp(values) > 0:
+        return np.zeros(smooth.shape, bool)
+    # a hot pixel far above the layers would take Otsu's threshold (and every layer) with it
+    clipped = np.minimum(values, np.percentile(values, 99.5))
+    level = float(np.median(values[values > threshold_otsu(clipped)]))
     return smooth > 0.5 * level
+
+
+def _finite_gaussian(image: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Gaussian smoothing of the finite values of ``image`` (normalised convolution),
+    NaN where ``image`` is not finite: a hole or a stripe of NaN neither lowers nor lifts
+    its neighbours (read as 0 it drew spots along its edges)."""
+    finite = np.isfinite(image)
+    total = ndimage.gaussian_filter(np.where(finite, image, 0.0), sigma_px)
+    weight = ndimage.gaussian_filter(finite.astype(np.float64), sigma_px)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(finite, total / weight, np.nan)
 
 
 def _line_offsets(length_px: int, angle_rad: float) -> np.ndarray:
@@ -327,7 +345,7 @@ def find_agglomerates(
     if not pixel_size_um > 0 or not psf_fwhm_um >= 0:
         raise ValueError("pixel_size_um must be positive and psf_fwhm_um >= 0")
     finite = np.isfinite(image)
-    image = np.where(finite, image, 0.0)
+    image = np.where(finite, image, np.nan)  # inf as NaN: no value
     p = float(pixel_size_um)
     sigma_um = max(psf_fwhm_um * FWHM_TO_SIGMA, 0.25 * p)
     mask = silicon_mask(image, p, psf_fwhm_um) if anode_mask is None else np.asarray(anode_mask)
@@ -381,11 +399,13 @@ def _spots(
             for b, n in zip(box, image.shape, strict=True)
         )
         local_labels = labels[window_box]
-        region = local_labels == index
-        use = region | (mask[window_box] & (local_labels == 0))
+        local_excess = excess[window_box]
+        known = np.isfinite(local_excess)  # a pixel whose background saw nothing is no data
+        region = (local_labels == index) & known
+        use = region | (mask[window_box] & (local_labels == 0) & known)
         fit = _fit_spot(
-            excess[window_box], use, region, x_axis[window_box[1]], y_axis[window_box[0]], p,
-            sigma_um, blur_fwhm_um,
+            np.where(known, local_excess, 0.0), use, region, x_axis[window_box[1]],
+            y_axis[window_box[0]], p, sigma_um, blur_fwhm_um,
         )  # fmt: skip
         if fit is None:
             continue
@@ -436,9 +456,9 @@ def _excess(
 
     def significance(background: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         excess = image - background
-        smooth = ndimage.gaussian_filter(excess, sigma_um / p)
-        noise = robust_sigma(smooth[mask])
-        return excess, (smooth / noise if noise > 0 else None)
+        smooth = _finite_gaussian(excess, sigma_um / p)
+        noise = robust_sigma(smooth[mask & np.isfinite(smooth)])
+        return excess, (np.nan_to_num(smooth / noise) if noise > 0 else None)
 
     first = local_background(image, p, window_um)
     _, score = significance(first)

@@ -130,6 +130,15 @@ def _gather_maps(runs: dict[str, Path]) -> MapSet:
                 f"{', '.join(map(str, runs.values()))}: no {needed} map; the diagnosis needs "
                 "the SAXS scan's maps (`jellyroll maps SAXS_RUN`)"
             )
+    intensity = gathered[MapName.SAXS_INTENSITY]
+    finite = intensity[np.isfinite(intensity)]
+    if finite.size == 0 or not np.ptp(finite) > 0:
+        what = "no finite value" if finite.size == 0 else f"one value ({finite[0]:g}) only"
+        raise RunFileError(
+            f"{', '.join(map(str, runs.values()))}: /entry/maps/{MapName.SAXS_INTENSITY} holds "
+            f"{what}: no agglomerate can be told from it; check the SAXS scan's reduction "
+            "and reconstruction (`jellyroll maps SAXS_RUN` again)"
+        )
     return gathered
 
 
