@@ -247,6 +247,22 @@ def test_defects_that_lie_alike_off_the_slice_do_not_narrow_the_interval() -> No
     assert defects >= 1.5 and low <= 0.0 <= high
 
 
+def test_a_volume_that_ends_before_the_slice_is_refused(twin: Twin) -> None:
+    """A stack cut below (or above) the mapped slice: the similarity still rises at its end
+    and the best height lies beyond it. It gave a height inside the stack, 50-80 um off,
+    with exit 0."""
+    volume, truth = placed_xray(twin, 1, n_slices=12)  # the slice at index 5.5 of 12
+    z = truth[0, 3] / VOXEL_UM + (volume.shape[0] - 1) / 2  # the slice's index in the stack
+    below, above = volume[: int(z) - 1], volume[int(np.ceil(z)) + 2 :]
+    for part in (below, above):
+        assert part.shape[0] >= 4  # the slice lies 1.5+ voxels beyond the part's end
+        with pytest.raises(ValueError, match=r"highest at the (top|bottom).*beyond it"):
+            locate_slice(twin.mu_xray_per_um, twin.pixel_size_um, part, VOXEL_UM)
+    # three slices 50 um below the slice peaked in their middle: too few to tell
+    with pytest.raises(ValueError, match=r"3 slice.*too few"):
+        locate_slice(twin.mu_xray_per_um, twin.pixel_size_um, volume[:3], VOXEL_UM)
+
+
 def test_bad_maps_and_volumes_are_refused(twin: Twin) -> None:
     volume, _ = placed_xray(twin, 0)
     image = twin.mu_xray_per_um

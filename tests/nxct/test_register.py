@@ -431,3 +431,11 @@ def test_rms_error_splits_along_and_across(rotation_deg: list[float], shift_um: 
     )
     side = rigid_matrix((0.0, 0.0, 0.0), (0.0, shift_um[1], shift_um[2]))
     assert rms_error_along(side @ true, true, shape, voxel)[0] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_a_wrong_voxel_size_is_refused() -> None:
+    """The neutron voxel given as 20 um (truly 10): registered anyway, 1221 um RMS off, with
+    exit 0. The cell's diameters differ by 2x; 15 % is the bar (as in locate)."""
+    xray, neutron, _ = twin_pair()
+    with pytest.raises(ValueError, match=r"cell is \d+ um across.*--nct-voxel-um"):
+        register_volumes(xray, 2 * VOXEL, neutron, 2 * VOXEL)

@@ -44,6 +44,7 @@ from jellyroll.nxct.register import (
     _polar_samples,
     _quantise,
     _slice_centre,
+    check_same_cell,
     downsample,
 )
 from jellyroll.phantom.nxct import rigid_matrix
@@ -221,13 +222,11 @@ def locate_slice(
         raise ValueError("the map is constant: no cell outline to place")
     cell_yx = map_grid.origin_um[1:] + np.array(found[:2]) * pixel_um
     map_radius = float(np.sqrt(found[2] / np.pi) * pixel_um)
-    if abs(map_radius / axis.radius_um - 1.0) > 0.15:
-        raise ValueError(
-            f"the cell is {2 * map_radius:.0f} um across in the map ({pixel_um:g} um pixels) "
-            f"but {2 * axis.radius_um:.0f} um in the volume ({voxel_um:g} um voxels): they do "
-            "not overlap as the same cell; check the voxel size (--xct-voxel-um) and that the "
-            "volume holds the mapped cell"
-        )
+    check_same_cell(
+        2 * map_radius, 2 * axis.radius_um,
+        f"the map ({pixel_um:g} um pixels)", f"the volume ({voxel_um:g} um voxels)",
+        "the voxel size (--xct-voxel-um)",
+    )  # fmt: skip
     angle, height, coarse_profile = _global_search(
         map_grid, cell_yx, coarse, coarse_voxel, to_fine, axis.to_axis_frame(), axis.radius_um,
         work_um,
@@ -277,6 +276,7 @@ def locate_slice(
             f"< {min_similarity}): the map and the volume do not overlap; give the volume of "
             "the mapped slice, or the map of another modality (--map)"
         )
+    _check_peak_inside(metric, pose)
     heights, profile = _height_profile(metric, pose)
     interval, defects = _height_support(fine, pose, SUPPORT_BLOCK_FRACTION * 2 * map_radius)
     say(1.0)
@@ -538,6 +538,36 @@ def _check_inside(points: np.ndarray, pose: np.ndarray, shape: tuple[int, ...], 
             f"{100 * outside:.0f} % of the map's plane lies outside the X-ray volume's "
             f"{shape[0]} slices: the map and the volume do not overlap; give the volume that "
             "holds the mapped slice"
+        )
+
+
+MIN_SLICES = 4
+"""Fewest slices (at the working resolution) in which a height is sought."""
+
+
+def _check_peak_inside(metric: _Metric, pose: np.ndarray) -> None:
+    """Refuse a height whose similarity still rises at an end of the stack (highest at its
+    first or last level): the slice may lie beyond it (a volume cut above or below the
+    mapped slice gave a height inside it, with exit 0). A peak inside, however near the
+    end, is a height."""
+    n_slices = metric.grid.values.shape[0]
+    if n_slices < MIN_SLICES:
+        raise ValueError(
+            f"the X-ray volume holds {n_slices} slice(s) at its working resolution: too few "
+            f"to find the height (at least {MIN_SLICES}; three 20 um slices 50 um below the "
+            "mapped slice still showed a peak in their middle); give a volume that extends "
+            "past the mapped slice on both sides"
+        )
+    heights, smooth = _smoothed_profile(metric, pose)
+    peak = int(np.argmax(smooth))
+    low, high = heights[0], heights[-1]
+    if peak in (0, smooth.size - 1):
+        end = "bottom" if peak == 0 else "top"
+        raise ValueError(
+            f"the similarity along z is highest at the {end} of the X-ray volume's "
+            f"{n_slices} slices (heights {low:.0f} to {high:.0f} um at its "
+            "working resolution): the mapped slice may lie beyond it; give a volume that "
+            "extends past the slice on both sides"
         )
 
 

@@ -521,6 +521,22 @@ def _initial_transform(
     return transform
 
 
+CELL_SIZE_TOLERANCE = 0.15
+"""Largest relative difference of a cell's diameter between two modalities of one cell."""
+
+
+def check_same_cell(diameter_um: float, other_um: float, one: str, other: str, sizes: str) -> None:
+    """ValueError when a cell's diameters in two modalities differ by more than
+    :data:`CELL_SIZE_TOLERANCE`: a wrong voxel or pixel size (or another cell) would be
+    registered anyway, with a wrong result."""
+    if abs(diameter_um / other_um - 1.0) > CELL_SIZE_TOLERANCE:
+        raise ValueError(
+            f"the cell is {diameter_um:.0f} um across in {one} but {other_um:.0f} um in "
+            f"{other}: they do not overlap as the same cell; check {sizes} and that both "
+            "hold the same cell"
+        )
+
+
 POLISH_VOXELS = 8  # the polish's neutron copy: up to this many times ``max_voxels`` voxels
 
 
@@ -1032,6 +1048,12 @@ def register_volumes(
     # the polish's finer neutron copy in the same pass over the (largest) volume
     nc, fine = downsample_levels(nct, nct_voxel_um, (max_voxels, POLISH_VOXELS * max_voxels))
     xct_axis, nct_axis = _find_axis_coarse(*xc), _find_axis_coarse(*nc)
+    check_same_cell(
+        2 * xct_axis.radius_um, 2 * nct_axis.radius_um,
+        f"the X-ray volume ({xct_voxel_um:g} um voxels)",
+        f"the neutron volume ({nct_voxel_um:g} um voxels)",
+        "the voxel sizes (--xct-voxel-um, --nct-voxel-um)",
+    )  # fmt: skip
     angle, shift = _pose_search(xc, nc, xct_axis, nct_axis)
     dim = 2 if xc[0].shape[0] == 1 else 3
     fixed, moving = _to_sitk(*nc), _to_sitk(*xc)
