@@ -321,6 +321,12 @@ def place(
         return np.where(counts > 0, sums / counts, np.nan)
 
 
+MIN_MONITOR_FRACTION = 0.01
+"""A frame whose monitor reads below this fraction of the scan's median saw no beam: its
+normalised pattern would be its noise times 1/monitor (one such frame put 1e10 in a
+sinogram whose cells reach 376)."""
+
+
 def frame_readings_problems(
     rotation_angle_deg: np.ndarray,
     translation_mm: np.ndarray,
@@ -330,8 +336,9 @@ def frame_readings_problems(
 ) -> tuple[np.ndarray, list[str]]:
     """Frames whose counter or motor readings (N,) each are impossible.
 
-    A non-finite motor reading, a monitor that is not finite or not positive, a diode
-    that is not finite or negative make the frame invalid. Returns the valid mask (N,)
+    A non-finite motor reading, a monitor that is not finite, not positive or below
+    :data:`MIN_MONITOR_FRACTION` of its median, a diode that is not finite or negative make
+    the frame invalid. Returns the valid mask (N,)
     and one message per kind of problem naming the frames and readings (at most
     ``max_listed`` of them); the caller prefixes the file name.
     """
@@ -345,6 +352,14 @@ def frame_readings_problems(
         monitor = np.asarray(monitor, dtype=np.float64)
         bad = ~(np.isfinite(monitor) & (monitor > 0))
         checks.append(("monitor is not finite or not positive", monitor, bad))
+        if (~bad).any():
+            typical = float(np.median(monitor[~bad]))
+            low = ~bad & (monitor < MIN_MONITOR_FRACTION * typical)
+            what = (
+                f"monitor is below {MIN_MONITOR_FRACTION:.0%} of its median {typical:g} "
+                "(beam lost?)"
+            )
+            checks.append((what, monitor, low))
     if diode is not None:
         diode = np.asarray(diode, dtype=np.float64)
         checks.append(

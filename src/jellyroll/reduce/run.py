@@ -657,9 +657,19 @@ def _finish(
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = place(layout, info.diode / info.monitor, valid)  # valid: readings too
     attenuation = None if ratio is None else attenuation_sinogram(ratio)
+    if attenuation is not None and not np.isfinite(attenuation).mean() >= 0.5:
+        warnings.warn(
+            f"{info.source}: the diode readings give an attenuation in "
+            f"{np.isfinite(attenuation).mean():.0%} of the cells only (a diode reading 0 on "
+            "every frame gives none): no attenuation sinogram is written, and the "
+            "reconstruction will not correct self-absorption; check the diode's dataset",
+            stacklevel=3,
+        )
+        attenuation = None
     air = edge_columns(layout.shape[1])
     subtract = options.subtract_air and _line_ends_are_air(info, sums, count, ratio, air)
     centre: list[float | None] = [None]
+    missing = [0]  # cells without a value, counted while writing
 
     def fill(entry: h5py.Group) -> None:
         group = nx_group(entry, "sinogram", "NXdata")
@@ -672,6 +682,7 @@ def _finish(
         group.attrs["signal"] = "data"
         group.attrs["axes"] = ["rotation_angle", "translation", "q"]
         total = np.empty(layout.shape)
+        measured = np.zeros(layout.shape, bool)  # cells whose pattern holds a value
         for row in range(layout.shape[0]):
             # sums of the frames of each cell -> their mean (errors: root of summed squares)
             frames = np.maximum(count[row], 1)[:, None]
@@ -683,6 +694,13 @@ def _finish(
             group["data"][row] = values
             group["errors"][row] = np.sqrt(squares[row]) / frames
             total[row] = np.sum(values, axis=1)
+            measured[row] = np.isfinite(values).any(axis=1)
+        if not measured.any():
+            raise ValueError(
+                f"{info.source}: every frame integrated to no value (NaN in every q bin): no "
+                "unmasked detector pixel fell in the q range; check the mask (non-zero = "
+                "masked), --q-min/--q-max and --unit"
+            )
         group.attrs["air_subtracted"] = subtract
         if options.spot_filter:
             # after the air subtraction: the outliers stand out of the sample's signal alone
@@ -704,9 +722,10 @@ def _finish(
         except ValueError as error:
             centre[0] = None
             warnings.warn(f"{info.source}: rotation centre not estimated ({error})", stacklevel=4)
-        group.attrs["missing_cells"] = int(np.sum(occupancy == 0))
+        missing[0] = int(np.sum(~measured))
+        group.attrs["missing_cells"] = missing[0]
         group.attrs["unreadable_frames"] = unreadable
-        group.attrs["unplaced_frames"] = int(np.sum(~layout.placed))
+        group.attrs["unplaced_frames"] = int(np.sum(~layout.placed | left_out))
         set_default(entry, "sinogram")
 
     record = provenance_record(
@@ -733,12 +752,12 @@ def _finish(
         output=output,
         n_frames=info.n_frames,
         shape=sums.shape,
-        missing_cells=int(np.sum(occupancy == 0)),
+        missing_cells=missing[0],
         unreadable_frames=unreadable,
         duplicate_frames=int(np.sum(np.maximum(occupancy - 1, 0))),
         blocks_done_before=0,
         rotation_centre_mm=centre[0],
-        unplaced_frames=int(np.sum(~layout.placed)),
+        unplaced_frames=int(np.sum(~layout.placed | left_out)),
     )
 
 
