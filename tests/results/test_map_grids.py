@@ -3,13 +3,14 @@ with a message otherwise."""
 
 from __future__ import annotations
 
+import h5py
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jellyroll.conventions import pixel_centres_um
-from jellyroll.results import Map, MapSet, RunFileError
+from jellyroll.results import Map, MapSet, RunFileError, read_map_set, write_map_set
 
 
 def _ramp_set(n: int, pixel_um: float, shift_um: float = 0.0) -> MapSet:
@@ -65,3 +66,39 @@ def test_the_same_grid_is_joined_as_it_is() -> None:
     joined = saxs.joined(_ramp_set(40, 20.0))
     assert np.array_equal(joined["lic6"], saxs["lic6"])
     assert not any("resampled" in note for note in joined.notes)
+
+
+def _edited_maps(tmp_path, edit):
+    """A written map set with ``edit(maps_group)`` applied; read back."""
+    run = tmp_path / "maps.h5"
+    write_map_set(run, _ramp_set(8, 20.0), {})
+    stage = run.with_name("maps.maps.h5")
+    with h5py.File(stage, "a") as f:
+        edit(f["/entry/maps"])
+    return lambda: read_map_set(stage)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        # axes in mm: read as um, the cell 1000x too small (diagnose ran for 10+ minutes)
+        (lambda g: g["lic6/x_um"].attrs.__setitem__("units", "mm"), r"x_um is in 'mm'"),
+        # a flipped axis with the data flipped to match mirrored every table and locate
+        (lambda g: g["lic6/x_um"].__setitem__(Ellipsis, g["lic6/x_um"][()][::-1]), r"must ascend"),
+        # x and y steps unequal: the y spacing was ignored
+        (lambda g: g["lic6/y_um"].__setitem__(Ellipsis, 2 * g["lic6/y_um"][()]), r"square pixels"),
+    ],
+)
+def test_map_axes_that_do_not_say_um_pixel_centres_are_refused(tmp_path, edit, message) -> None:
+    read = _edited_maps(tmp_path, edit)
+    with pytest.raises(RunFileError, match=message):
+        read()
+
+
+def test_a_map_whose_axes_do_not_fit_it_is_refused(tmp_path) -> None:
+    def shorter(group: h5py.Group) -> None:
+        del group["lic6/x_um"]
+        group["lic6/x_um"] = pixel_centres_um(5, 20.0)
+
+    with pytest.raises(RunFileError, match=r"lic6/data has shape \(8, 8\).*5 values"):
+        _edited_maps(tmp_path, shorter)()

@@ -443,8 +443,26 @@ def _map_set(group: h5py.Group) -> MapSet:
     x_um = y_um = np.empty(0)
     for name, item in group.items():
         data = item["data"]
+        x_um, y_um = _map_axis(item, "x_um"), _map_axis(item, "y_um")
+        if data.shape != (y_um.size, x_um.size):
+            raise RunFileError(
+                f"{group.file.filename}: {data.name} has shape {data.shape}, but its axes "
+                f"y_um and x_um hold {y_um.size} and {x_um.size} values; write the map with "
+                "one axis value per row and column"
+            )
         maps[name] = Map(data[()], str(data.attrs.get("units", "")))
-        x_um, y_um = item["x_um"][()], item["y_um"][()]
+    shapes = {item.values.shape for item in maps.values()}
+    if len(shapes) > 1:
+        raise RunFileError(
+            f"{group.file.filename}: the maps of {group.name} have different shapes "
+            f"{sorted(shapes)}; every map of a set shares one grid"
+        )
+    if maps and not np.isclose(_step(x_um), _step(y_um), rtol=1e-3):
+        raise RunFileError(
+            f"{group.file.filename}: the maps of {group.name} have {_step(x_um):g} um steps "
+            f"along x but {_step(y_um):g} um along y; jellyroll needs square pixels: resample "
+            "the maps"
+        )
     notes = str(group.attrs.get("notes", ""))
     default = group.attrs.get("default")
     return MapSet(
@@ -454,6 +472,32 @@ def _map_set(group: h5py.Group) -> MapSet:
         [line for line in notes.split("\n") if line],
         None if default is None else str(default),
     )
+
+
+def _step(axis: np.ndarray) -> float:
+    return float(axis[1] - axis[0])
+
+
+def _map_axis(item: h5py.Group, name: str) -> np.ndarray:
+    """A map's pixel-centre axis (um): at least 2 finite values, ascending, evenly spaced;
+    refused otherwise (a map in mm, or flipped, was read as um or mirrored, exit 0)."""
+    dataset = item[name]
+    where = f"{item.file.filename}: {dataset.name}"
+    units = str(dataset.attrs.get("units", "um"))
+    if units not in ("um", "µm", "micron"):
+        raise RunFileError(f"{where} is in {units!r}; SPEC section 6 says um: convert the axis")
+    axis = np.asarray(dataset[()], dtype=np.float64).ravel()
+    if axis.size < 2 or not np.isfinite(axis).all():
+        raise RunFileError(f"{where} must hold at least 2 finite values, got {axis.size}")
+    steps = np.diff(axis)
+    if not (steps > 0).all():
+        raise RunFileError(
+            f"{where} must ascend (pixel centres left to right, top to bottom): flip the map "
+            "and its axis together"
+        )
+    if not np.allclose(steps, steps.mean(), rtol=1e-3):
+        raise RunFileError(f"{where} is not evenly spaced; resample the map on a regular grid")
+    return axis
 
 
 def read_map(path: str | os.PathLike[str], name: str) -> np.ndarray:
