@@ -138,3 +138,61 @@ def test_open_volume_reads_slabs_as_read_volume_does(tmp_path: Path) -> None:
             np.testing.assert_array_equal(source[4, 2:4], volume[4, 2:4])
     with pytest.raises(ValueError, match="voxel size is not recorded"):
         open_volume(folder)
+
+
+def _hdf5_volume(path: Path, volume: np.ndarray, **attrs) -> str:
+    with h5py.File(path, "w") as handle:
+        dataset = handle.create_dataset("volume", data=volume)
+        dataset.attrs.update(attrs)
+    return f"{path}::/volume"
+
+
+@pytest.mark.parametrize(
+    ("attrs", "message"),
+    [
+        # the first of three sizes was taken: heights off, then a misleading cell-size refusal
+        ({"voxel_size": [40.0, 20.0, 20.0], "units": "um"}, r"cubic voxels"),
+        ({"voxel_size_um": "twenty"}, r"'twenty' is not a number"),
+        ({"voxel_size": 20.0, "units": "furlongs"}, r"'furlongs'.*does not know"),
+    ],
+)
+def test_voxel_sizes_that_cannot_be_read_as_one_are_refused(
+    tmp_path: Path, attrs: dict, message: str
+) -> None:
+    path = _hdf5_volume(tmp_path / "v.h5", np.zeros((2, 3, 3), np.float32), **attrs)
+    with pytest.raises(ValueError, match=rf"v\.h5.*{message}"):
+        open_volume(path)
+
+
+def test_plural_units_are_read(tmp_path: Path) -> None:
+    path = _hdf5_volume(
+        tmp_path / "v.h5", np.zeros((2, 3, 3)), voxel_size=0.02, units="millimeters"
+    )
+    assert open_volume(path).voxel_um == pytest.approx(20.0)
+
+
+def test_an_imagej_stack_with_other_slice_spacing_is_refused(tmp_path: Path) -> None:
+    """XY resolution 20 um, slices 40 um apart: 20 um was taken for z, the height 13 um off."""
+    path = tmp_path / "fiji.tif"
+    volume = np.zeros((3, 4, 4), np.uint16)
+    tifffile.imwrite(
+        path,
+        volume,
+        imagej=True,
+        resolution=(1 / 20, 1 / 20),
+        metadata={"unit": "um", "spacing": 40},
+    )
+    with pytest.raises(ValueError, match=r"fiji\.tif.*40 um apart.*20 um wide.*cubic"):
+        read_volume(path)
+
+
+def test_no_value_outside_the_field_of_view_reads_as_zero(tmp_path: Path) -> None:
+    """NaN outside a reconstruction's circle left no cell to find ("constant slices")."""
+    volume = np.ones((2, 5, 5), np.float32)
+    volume[:, 0, :] = np.nan
+    volume[1, 2, 2] = np.inf
+    source = open_volume(_hdf5_volume(tmp_path / "v.h5", volume, voxel_size_um=10.0))
+    expected = np.where(np.isfinite(volume), volume, 0)
+    np.testing.assert_array_equal(source[0:2], expected)
+    np.testing.assert_array_equal(source[1], expected[1])
+    np.testing.assert_array_equal(np.asarray(source), expected)

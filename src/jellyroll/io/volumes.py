@@ -186,9 +186,16 @@ def _tiff_voxel(tif: Any) -> tuple[float | None, dict[str, Any]]:
         num, den = xres.value
         pixels_per_unit = num / den if den else None
     if ij:
-        scale = _UM_PER_UNIT.get(str(ij.get("unit", "")).strip().lower())
+        scale = _um_per(ij.get("unit", ""))
         if scale is not None and pixels_per_unit:
-            return scale / pixels_per_unit, {}
+            size = scale / pixels_per_unit
+            if "spacing" in ij and not np.isclose(scale * float(ij["spacing"]), size, rtol=1e-3):
+                raise ValueError(
+                    f"{tif.filename}: the slices are {scale * float(ij['spacing']):g} um apart "
+                    f"but the pixels {size:g} um wide; jellyroll needs cubic voxels: resample "
+                    "the volume"
+                )
+            return size, {}
         if scale is not None and "spacing" in ij:
             return scale * float(ij["spacing"]), {}
         return None, {}
@@ -282,18 +289,39 @@ def _read_hdf5(path: Path, dataset: str | None) -> tuple[np.ndarray, float | Non
         return data, _hdf5_voxel(node)
 
 
+def _um_per(unit: Any) -> float | None:
+    """Micrometres per ``unit`` (a name or its plural, any case); None when unknown."""
+    text = (unit.decode() if isinstance(unit, bytes) else str(unit)).strip().lower()
+    return _UM_PER_UNIT.get(text, _UM_PER_UNIT.get(text.removesuffix("s")))
+
+
 def _hdf5_voxel(node: Any) -> float | None:
+    """The voxel size (um) an HDF5 dataset (or its group) records, None when none; refused
+    when it is not a number, not cubic, or in an unknown unit (read as um, or collapsed to
+    one axis, it once gave a wrong scale with exit 0)."""
     attrs = node.attrs
-    if "voxel_size_um" in attrs:
-        return float(np.ravel(attrs["voxel_size_um"])[0])
-    for key in ("voxel_size", "pixel_size"):
-        if key in attrs:
+    where = f"{node.file.filename}: {node.name}"
+    for key, unit in (("voxel_size_um", "um"), ("voxel_size", None), ("pixel_size", None)):
+        if key not in attrs:
+            continue
+        if unit is None:
             unit = attrs.get("units", attrs.get("unit", ""))
-            if isinstance(unit, bytes):
-                unit = unit.decode()
-            scale = _UM_PER_UNIT.get(str(unit).strip().lower())
-            if scale is not None:
-                return scale * float(np.ravel(attrs[key])[0])
+        scale = _um_per(unit)
+        if scale is None:
+            raise ValueError(
+                f"{where}@{key} is in {unit!r}, a unit jellyroll does not know; give it in um, "
+                f"nm or mm, or {_HINT}"
+            )
+        try:
+            values = np.asarray(attrs[key], dtype=np.float64).ravel()
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}@{key} = {attrs[key]!r} is not a number; {_HINT}") from None
+        if values.size == 0 or not np.allclose(values, values[0], rtol=1e-3):
+            raise ValueError(
+                f"{where}@{key} = {values.tolist()}: jellyroll needs cubic voxels (one size "
+                "along every axis); resample the volume"
+            )
+        return scale * float(values[0])
     return None
 
 
@@ -318,11 +346,19 @@ class VolumeSource:
         z, rest = index[0], index[1:]
         if isinstance(z, int | np.integer):
             k = range(self.shape[0])[int(z)]  # negative indices; IndexError when out of range
-            return self._read(slice(k, k + 1), rest)[0]
-        return self._read(z, rest)
+            return self._finite(self._read(slice(k, k + 1), rest)[0])
+        return self._finite(self._read(z, rest))
+
+    @staticmethod
+    def _finite(data: np.ndarray) -> np.ndarray:
+        """``data`` with NaN and inf as 0: a reconstruction's "no value" outside its field of
+        view, read as data, left no cell to find ("constant slices")."""
+        if data.dtype.kind == "f" and not np.isfinite(data).all():
+            return np.where(np.isfinite(data), data, 0).astype(data.dtype, copy=False)
+        return data
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        data = self._read(slice(None), ())
+        data = self._finite(self._read(slice(None), ()))
         return data if dtype is None else data.astype(dtype)
 
     def close(self) -> None:
