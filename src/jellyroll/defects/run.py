@@ -40,7 +40,7 @@ from jellyroll.results import (
     read_reconstruction,
     write_diagnosis,
 )
-from jellyroll.results.store import run_stage_key, stage_file, stage_key
+from jellyroll.results.store import run_files, run_stage_key, stage_file, stage_key
 from jellyroll.unroll import Cell, SpiralTrace, find_cell, trace_spiral, unroll_polar, unroll_spiral
 
 UNROLLED_MAPS = (
@@ -101,7 +101,7 @@ def run_diagnose(
         ],
     )
     record["runs"] = {kind: str(Path(path).resolve()) for kind, path in runs.items()}
-    inputs = [Path(p) for p in runs.values()]
+    inputs = [path for run in runs.values() for path in run_files(run)]
     with output_lock(output):
         write_diagnosis(output, diagnosis, record, key=key, upstream=upstream, inputs=inputs)
     return read_diagnosis(output)

@@ -40,7 +40,14 @@ from jellyroll.results.location import (
 )
 from jellyroll.results.nxct import read_nxct
 from jellyroll.results.run import MapName, read_map_set
-from jellyroll.results.store import RunFileError, open_run, require, stage_key, write_stage_file
+from jellyroll.results.store import (
+    RunFileError,
+    open_run,
+    require,
+    run_files,
+    stage_key,
+    write_stage_file,
+)
 
 _NCT_HINT = "give it with --nct-voxel-um"
 ROWS_PER_BLOCK = 64
@@ -209,7 +216,7 @@ def run_locate(
     options = options or LocateOptions()
     output = Path(output).resolve()
     say = progress or (lambda fraction: None)
-    given = [Path(run), *(split_dataset(p)[0] for p in (xct, nct, nxct) if p is not None)]
+    given = [*run_files(run), *(split_dataset(p)[0] for p in (xct, nct, nxct) if p is not None)]
     if any(path.resolve() == output for path in given):
         raise ValueError(f"refusing to write {output}: it is one of the inputs")
     image, y_um, x_um, map_name = read_slice_map(run, options.map)

@@ -82,6 +82,12 @@ def stage_file(run: str | os.PathLike[str], stage: str) -> Path:
     return run.with_name(f"{run.stem}.{_BY_STAGE[stage].group}.h5")
 
 
+def run_files(run: str | os.PathLike[str]) -> list[Path]:
+    """The index file of a run and every stage file beside it (existing or not): what an
+    output must never replace (the index's links point into the stage files)."""
+    return [Path(run), *(stage_file(run, spec.stage) for spec in RUN_STAGES)]
+
+
 def recorded_key(path: str | os.PathLike[str]) -> str | None:
     """The key a stage file (or results file) records; None when absent or unreadable."""
     path = Path(path)
