@@ -120,6 +120,21 @@ def test_the_folder_can_move(run: Path, tmp_path_factory) -> None:
         assert f["/entry/maps/lic6/data"].shape == (6, 6)
 
 
+def test_an_index_moved_without_its_stage_files_is_refused(
+    run: Path, tmp_path_factory, monkeypatch
+) -> None:
+    """An index copied alone into a folder holding another run's stage files of the same
+    name: HDF5 followed its links into those (from the working folder), and locate placed
+    the other map, exit 0."""
+    alone = tmp_path_factory.mktemp("alone")
+    shutil.copy(run, alone / run.name)
+    monkeypatch.chdir(run.parent)  # the original stage files sit in the working folder
+    with pytest.raises(
+        RunFileError, match=r"scan_run\.h5: its \w+ lives in scan_run\.\w+\.h5, which is not"
+    ):
+        read_map_set(alone / run.name)
+
+
 def test_keys_change_with_content_written_by_hand(run: Path) -> None:
     before = recorded_key(stage_file(run, "reconstruct"))
     write_reconstruction(run, _recon(), {})

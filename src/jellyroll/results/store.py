@@ -242,9 +242,34 @@ def open_run(run: str | os.PathLike[str]) -> h5py.File:
     if not run.is_file():
         raise RunFileError(f"{run}: no such run file; create it with `jellyroll reduce`")
     try:
-        return h5py.File(run, "r")
+        f = h5py.File(run, "r")
     except OSError as error:
         raise RunFileError(f"{run}: not a readable HDF5 run file ({error})") from error
+    try:
+        _check_stage_links(f, run)
+    except RunFileError:
+        f.close()
+        raise
+    return f
+
+
+def _check_stage_links(f: h5py.File, run: Path) -> None:
+    """Refuse an index whose linked stage file is not beside it: HDF5 would then follow the
+    link into a file of the same name in the working folder, and read another run's data."""
+    entry = f.get("entry")
+    if not isinstance(entry, h5py.Group):
+        return
+    for name in entry:
+        link = entry.get(name, getlink=True)
+        if isinstance(link, h5py.ExternalLink):
+            target = Path(link.filename)
+            beside = target if target.is_absolute() else run.parent / target
+            if not beside.is_file():
+                raise RunFileError(
+                    f"{run}: its {name} lives in {beside.name}, which is not beside it (the "
+                    "index copied or moved without its stage files?); move the stage files "
+                    "along, or run the stages again"
+                )
 
 
 def require(f: h5py.File, path: str | os.PathLike[str], name: str, hint: str) -> Any:
