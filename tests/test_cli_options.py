@@ -124,3 +124,24 @@ def test_every_maps_option_is_reachable_from_the_toml(tmp_path: Path) -> None:
         assert getattr(loaded, name) == value != MapsOptions.model_fields[name].default, name
     for name, value in dstar.items():
         assert getattr(loaded.dstar, name) == value, name
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        # inf overflowed deep in the agglomerate fit, NaN in an int conversion; an
+        # impossible window failed only after the whole registration
+        (
+            ["diagnose", "w.h5", "s.h5", "-o", "d.h5", "--critical-diameter", "inf"],
+            "critical_diameter_um",
+        ),
+        (["locate", "run.h5", "xct.tif", "-o", "l.h5", "--offset-um", "nan"], "offsets_um"),
+        (["nxct", "x.tif", "n.tif", "-o", "n.h5", "--window-high", "150"], "window_percentiles"),
+    ],
+)
+def test_options_that_are_not_numbers_or_not_ordered_are_refused_at_once(
+    args: list[str], field: str
+) -> None:
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert field in result.stderr and "Traceback" not in result.output

@@ -13,7 +13,7 @@ Options = TypeVar("Options", bound="StageOptions")
 class StageOptions(BaseModel):
     """Options of one stage: the only place its defaults live."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     def key_payload(self) -> dict[str, Any]:
         """The options as JSON-able values, for stage keys and provenance records."""

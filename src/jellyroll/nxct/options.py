@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from jellyroll.options import StageOptions
 
@@ -38,3 +38,14 @@ class NXCTOptions(StageOptions):
     bends: bool = Field(True, description="Trace the Cu collector and find its bends in 3D.")
     bend_slice_step: int = Field(1, ge=1, description="Trace every n-th X-ray slice for bends.")
     slab: int = Field(16, ge=1, description="Slices per slab when streaming volumes.")
+
+    @field_validator("window_percentiles")
+    @classmethod
+    def _ordered_percentiles(cls, value: tuple[float, float]) -> tuple[float, float]:
+        """Refused at once, not after the registration: 0 <= low < high <= 100."""
+        low, high = value
+        if not 0.0 <= low < high <= 100.0:
+            raise ValueError(
+                f"the window must satisfy 0 <= low < high <= 100 (percentiles), got {value}"
+            )
+        return value
