@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from jellyroll.cli import app
 from jellyroll.io.poni import integrator_from_poni_text
-from jellyroll.io.scans import open_scan
+from jellyroll.io.scans import open_scan, write_frame_table
 from jellyroll.phantom.write import write_phantom
 from jellyroll.reduce.options import ReduceOptions
 from jellyroll.reduce.run import run_reduce
@@ -285,3 +285,18 @@ def test_a_mask_that_hides_every_pixel_is_refused(phantom: Path, tmp_path: Path)
 
     with pytest.raises(ValueError, match=r"edited\.h5: every frame integrated to no value.*mask"):
         run_reduce(_edited_scan(phantom, tmp_path, inverted), tmp_path / "r.h5", options=OPTIONS)
+
+
+def test_a_frame_file_that_never_arrived_is_left_out(shared_real: Path, tmp_path: Path) -> None:
+    """A CBF series whose table names a file that is not there: the reader leaves the frame
+    out, but the reduction's key hashed every file and stopped on '[Errno 2]'."""
+    frame = shared_real / "ceo2_pilatus2m.cbf"
+    names = [str(frame), str(frame), str(tmp_path / "absent.cbf"), str(frame)]
+    table = write_frame_table(
+        tmp_path / "frames.csv", names, np.zeros(4), 1.0 + 0.01 * np.arange(4)
+    )
+    options = ReduceOptions(npt=100, spot_filter=False)
+    poni = shared_real / "ceo2_pilatus2m.poni"
+    with pytest.warns(UserWarning, match="absent.cbf"):
+        report = run_reduce(table, tmp_path / "run.h5", options=options, poni_path=poni)
+    assert report.unreadable_frames == 1 and report.missing_cells == 1

@@ -246,7 +246,10 @@ def _shared_centre(runs: list[Path]) -> float:
         if image is None:
             image = np.nansum(sinogram.data, axis=2)
             image[~np.isfinite(sinogram.data).any(axis=2)] = np.nan
-        if translation is not None and not np.allclose(translation, sinogram.translation_mm):
+        if translation is not None and not (
+            translation.shape == sinogram.translation_mm.shape
+            and np.allclose(translation, sinogram.translation_mm)
+        ):
             raise ValueError(
                 f"{run}: its translations differ from the first step's; every step of a series "
                 "must be scanned on the same grid"

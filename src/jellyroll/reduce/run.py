@@ -126,7 +126,7 @@ def reduce_key(spec: ScanSpec, options: ReduceOptions) -> str:
     finally:
         reader.close()
     payload = options.model_dump(mode="json", exclude={"block_frames", *SPEED_ONLY})
-    return stage_key("reduce", payload, [file_fingerprint(path) for path in files])
+    return stage_key("reduce", payload, [_file_key(path) for path in files])
 
 
 SINOGRAM = "/entry/sinogram/data"
@@ -224,6 +224,12 @@ def integration_setup(info: ScanInfo, options: ReduceOptions) -> IntegrationSetu
     )
 
 
+def _file_key(path: str | os.PathLike[str]) -> str:
+    """A file's fingerprint; a frame file gone missing is a frame left out (with a warning
+    from the reader), not a crash."""
+    return file_fingerprint(path) if Path(path).is_file() else f"missing:{path}"
+
+
 def _fingerprint(info: ScanInfo, options: ReduceOptions, spec: ScanSpec) -> str:
     """Key of a reduction: settings, file sizes and times, and the motor readings."""
     digest = hashlib.sha256()
@@ -231,7 +237,7 @@ def _fingerprint(info: ScanInfo, options: ReduceOptions, spec: ScanSpec) -> str:
     payload = [settings, asdict(spec), CHECKPOINT_VERSION]
     digest.update(json.dumps(payload).encode())
     for path in info.files:
-        digest.update(file_fingerprint(path).encode())
+        digest.update(_file_key(path).encode())
     for array in (info.rotation_angle_deg, info.translation_mm, info.monitor, info.diode):
         if array is not None:
             digest.update(np.ascontiguousarray(array).tobytes())
@@ -735,7 +741,7 @@ def _finish(
             "reduce_key": key,
             **(configuration or {}),
         },
-        inputs=info.files,
+        inputs=[p for p in info.files if Path(p).is_file()],
     )
     invalidate_run(output, after="reduce")  # later stages first (see write_run_stage)
     write_stage_file(
@@ -746,7 +752,7 @@ def _finish(
         upstream="",
         provenance=record,
         provenance_name="reduce",
-        inputs=[Path(p) for p in info.files],
+        inputs=[Path(p) for p in info.files if Path(p).is_file()],
     )
     return ReduceReport(
         output=output,
