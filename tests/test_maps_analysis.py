@@ -107,3 +107,12 @@ def test_maps_command_records_the_analysis(tmp_path: Path, waxs: Reconstruction)
     assert record["configuration"]["analysis"] == "study"
     bad = CliRunner().invoke(app, ["maps", str(run), "--analysis", "paper"])
     assert bad.exit_code == 2 and "analysis" in bad.stderr
+
+
+def test_a_q_axis_that_gives_no_map_says_which_window_is_short(waxs: Reconstruction) -> None:
+    """Only the graphite lines reconstructed: 'q range [1.55, 2.05] gives no map' named
+    neither the missing windows nor why."""
+    keep = (waxs.q_A > 1.55) & (waxs.q_A < 2.05)
+    lines = Reconstruction(waxs.data[..., keep], waxs.q_A[keep], waxs.x_um, waxs.y_um)
+    with pytest.raises(ValueError, match=r"gives no map: for the phase maps, .*\] A\^-1"):
+        compute_maps(lines, MapsOptions())

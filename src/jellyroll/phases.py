@@ -237,6 +237,21 @@ def window_centroids(
         return np.where(m0 > 0, m1 / m0, np.nan)
 
 
+def uncovered(
+    q: np.ndarray,
+    windows: Mapping[str, WindowSpec],
+    *,
+    shoulder_bins: int = DEFAULT_SHOULDER_BINS,
+) -> str | None:
+    """Why a window or its background anchors do not fit on the q axis (A^-1); None when
+    every one does."""
+    try:
+        window_weights(q, windows, shoulder_bins=shoulder_bins)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
 def covers(
     q: np.ndarray,
     windows: Mapping[str, WindowSpec],
@@ -244,11 +259,7 @@ def covers(
     shoulder_bins: int = DEFAULT_SHOULDER_BINS,
 ) -> bool:
     """True when every window and its background anchors fit on the q axis (A^-1)."""
-    try:
-        window_weights(q, windows, shoulder_bins=shoulder_bins)
-    except ValueError:
-        return False
-    return True
+    return uncovered(q, windows, shoulder_bins=shoulder_bins) is None
 
 
 def phase_maps(

@@ -17,6 +17,7 @@ from jellyroll.phases import (
     covers,
     phase_labels,
     phase_maps,
+    uncovered,
 )
 from jellyroll.results import Map, MapName, MapSet, Reconstruction
 from jellyroll.saxs import (
@@ -69,21 +70,26 @@ def compute_maps(recon: Reconstruction, options: MapsOptions) -> MapSet:
     maps: dict[str, Map] = {}
     notes: list[str] = [analysis_note(options)]
     default = None
-    if covers(q, analysis_windows(options), shoulder_bins=0):
+    waxs_gap = uncovered(q, analysis_windows(options), shoulder_bins=0)
+    if waxs_gap is None:
         maps.update(waxs_maps(q, recon.data, units, options))
         default = MapName.GRAPHITE
     else:
-        notes.append(f"{UNCOVERED} the Table 1 windows: no phase maps")
-    if covers(q, {"saxs": SAXS_Q_RANGE}, shoulder_bins=0):
+        notes.append(f"{UNCOVERED} the Table 1 windows ({waxs_gap}): no phase maps")
+    saxs_gap = uncovered(q, {"saxs": SAXS_Q_RANGE}, shoulder_bins=0)
+    if saxs_gap is None:
         saxs, rank = saxs_maps(q, recon.data, units, options)
         maps.update(saxs)
         default = default or MapName.SAXS_INTENSITY
         if rank is not None:
             notes.append(denoising_note(rank, q.size, chosen=options.rank is not None))
     else:
-        notes.append(f"{UNCOVERED} {SAXS_Q_RANGE} 1/A: no SAXS maps")
+        notes.append(f"{UNCOVERED} {SAXS_Q_RANGE} 1/A ({saxs_gap}): no SAXS maps")
     if not maps:
-        raise ValueError(f"q range [{q.min():.3g}, {q.max():.3g}] 1/A gives no map")
+        raise ValueError(
+            f"q range [{q.min():.3g}, {q.max():.3g}] 1/A gives no map: for the phase maps, "
+            f"{waxs_gap}; for the SAXS maps, {saxs_gap}"
+        )
     if recon.attenuation is not None:
         maps[MapName.ATTENUATION] = Map(recon.attenuation, "1/um")
     elif recon.attrs.get("self_absorption_corrected") is not None:
