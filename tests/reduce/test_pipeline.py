@@ -300,3 +300,17 @@ def test_a_frame_file_that_never_arrived_is_left_out(shared_real: Path, tmp_path
     with pytest.warns(UserWarning, match="absent.cbf"):
         report = run_reduce(table, tmp_path / "run.h5", options=options, poni_path=poni)
     assert report.unreadable_frames == 1 and report.missing_cells == 1
+
+
+def test_a_mask_of_another_detector_is_named(phantom: Path, tmp_path: Path) -> None:
+    """A --mask of the wrong shape failed with a message that named neither file."""
+    with h5py.File(phantom / "waxs_scan.h5", "r") as f:
+        mask = f["/entry/instrument/detector/mask"][()]
+    np.save(tmp_path / "mask.npy", mask.T)
+    with pytest.raises(ValueError, match=r"mask\.npy: the mask is .* the frames of .*waxs_scan"):
+        run_reduce(
+            phantom / "waxs_scan.h5",
+            tmp_path / "r.h5",
+            options=OPTIONS,
+            mask_path=tmp_path / "mask.npy",
+        )

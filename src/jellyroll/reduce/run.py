@@ -38,6 +38,7 @@ from jellyroll.io.scans import (
     FRAMES,
     INTEGRATED,
     Block,
+    ScanFormatError,
     ScanInfo,
     ScanReader,
     open_scan,
@@ -86,12 +87,22 @@ class ScanSpec:
     mask_path: str | None = None
 
     def open(self) -> ScanReader:
-        return open_scan(
+        mask = read_mask(self.mask_path) if self.mask_path else None
+        reader = open_scan(
             self.path,
             mapping=self.mapping,
             poni=read_poni_text(self.poni_path) if self.poni_path else None,
-            mask=read_mask(self.mask_path) if self.mask_path else None,
+            mask=mask,
         )
+        frame_shape = reader.info.frame_shape
+        if mask is not None and frame_shape is not None and mask.shape != tuple(frame_shape):
+            reader.close()
+            raise ScanFormatError(
+                f"{self.mask_path}: the mask is {mask.shape[0]} x {mask.shape[1]} pixels, the "
+                f"frames of {self.path} {frame_shape[0]} x {frame_shape[1]}; give the mask of "
+                "this detector (rows x columns as the frames)"
+            )
+        return reader
 
     @property
     def files(self) -> list[str]:
