@@ -229,6 +229,22 @@ def test_input_dtypes_give_the_int32_result(sim, dtype):
     np.testing.assert_array_equal(result.sigma, expected.sigma)
 
 
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint32])
+def test_the_largest_unsigned_value_is_an_invalid_pixel(sim, dtype):
+    """Eiger marks invalid pixels 2^32 - 1 (2^16 - 1 in 16-bit mode): read as 4.3e9 counts
+    under filter "none"; now masked like a Pilatus gap (-1 in int32 frames)."""
+    static = sim["bad"] | sim["gaps"]
+    integ = Integrator(IntegrationSetup(poni=sim["poni"], shape=SHAPE, npt=NPT, mask=static))
+    frames = np.where(sim["clean"] < 0, 0, sim["clean"])
+    flagged = frames.astype(dtype)
+    flagged[:, 20, 5:25] = np.iinfo(dtype).max
+    signed = frames.astype(np.int32)
+    signed[:, 20, 5:25] = -1
+    result, expected = integ.integrate(flagged), integ.integrate(signed)
+    np.testing.assert_array_equal(result.intensity, expected.intensity)
+    np.testing.assert_array_equal(result.sigma, expected.sigma)
+
+
 def test_negative_frames_and_bad_monitors_give_nan(sim):
     setup = IntegrationSetup(poni=sim["poni"], shape=SHAPE, npt=NPT, radial_range=(0.8, 5.8))
     integ = Integrator(setup)

@@ -16,7 +16,8 @@ and per bin, with the matrix coefficients c and the monitor m of the frame::
 
 A pixel is masked when the static mask says so (``setup.mask``; pyFAI's detector mask when it
 is None), when its dark or norm is not finite or its norm is 0, and, per frame, when its raw
-value is negative or not finite (Pilatus gaps read -1, bad pixels -2). A bin without any valid
+value is negative or not finite (Pilatus gaps read -1, bad pixels -2) or, in unsigned frames,
+the dtype's largest value (Eiger's invalid pixels). A bin without any valid
 pixel in a frame gives NaN intensity and sigma (pyFAI writes its ``empty`` value, 0, there).
 
 The outlier filters follow pyFAI's ``sigma_clip_ng`` (filter "sigma-clip") and
@@ -418,6 +419,18 @@ class SparseEngine:
         return out
 
 
+def _flag_unsigned_invalid(frames: np.ndarray) -> np.ndarray:
+    """Unsigned frames with their dtype's largest value (Eiger's invalid pixel: 2^32 - 1,
+    2^16 - 1; a saturated one elsewhere) as -1, masked like a Pilatus gap; copied (int64)
+    only when a frame holds one (else 4.3e9 counts passed as data under ``filter="none"``)."""
+    if frames.dtype.kind != "u":
+        return frames
+    flagged = frames == np.iinfo(frames.dtype).max
+    if not flagged.any():
+        return frames
+    return np.where(flagged, -1, frames.astype(np.int64))
+
+
 class Integrator:
     """Integrates blocks of frames for one :class:`IntegrationSetup` (built once, reused).
 
@@ -503,6 +516,7 @@ class Integrator:
             )
         if frames.dtype.kind not in "iuf":
             raise ValueError(f"frames must have an integer or float dtype, got {frames.dtype}")
+        frames = _flag_unsigned_invalid(frames)
         k = frames.shape[0]
         if monitor is None:
             scale = np.ones(k)
