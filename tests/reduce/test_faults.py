@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from jellyroll.cli import app
 from jellyroll.io.lock import OutputLockedError, lock_path
+from jellyroll.io.scans import write_frame_table
 from jellyroll.phantom.write import write_phantom
 from jellyroll.reduce.options import ReduceOptions
 from jellyroll.reduce.run import run_reduce
@@ -283,3 +284,72 @@ def test_line_ends_that_are_not_air_are_not_subtracted(twin: Path, tmp_path: Pat
         assert not f["entry/sinogram"].attrs["air_subtracted"]
     kept, unsubtracted = read_sinogram(tmp_path / "run.h5"), read_sinogram(tmp_path / "plain.h5")
     assert np.array_equal(kept.data, unsubtracted.data, equal_nan=True)
+
+
+def test_a_frame_without_beam_is_left_out(twin: Path, tmp_path: Path) -> None:
+    """A monitor reading 1e-3 (median 1e5) put 1e10 in one cell of a sinogram whose cells
+    reach a few hundred, exit 0: such a frame saw no beam and is left out, with a warning."""
+
+    def no_beam(f: h5py.File) -> None:
+        f["/entry/monitor/data"][7] = 1e-8 * f["/entry/monitor/data"][7]
+
+    with pytest.warns(UserWarning, match=r"monitor is below 1% of its median .* frame 7"):
+        report = run_reduce(_copy_with(twin, tmp_path, no_beam), tmp_path / "r.h5", options=OPTIONS)
+    intact = run_reduce(twin / "waxs_scan.h5", tmp_path / "intact.h5", options=OPTIONS)
+    reference = read_sinogram(tmp_path / "intact.h5").data
+    assert np.nanmax(read_sinogram(tmp_path / "r.h5").data) <= np.nanmax(reference)
+    assert report.missing_cells == intact.missing_cells + 1
+
+
+def test_a_dead_diode_writes_no_attenuation(twin: Path, tmp_path: Path) -> None:
+    """A diode reading 0 on every frame wrote an all-NaN attenuation sinogram in silence;
+    with a centre given, reconstruct then wrote an all-zero attenuation map and recorded
+    self-absorption as corrected."""
+
+    def dead(f: h5py.File) -> None:
+        f["/entry/instrument/diode/data"][...] = 0
+
+    with pytest.warns(UserWarning, match=r"diode readings give an attenuation in 0%"):
+        run_reduce(_copy_with(twin, tmp_path, dead), tmp_path / "r.h5", options=OPTIONS)
+    assert read_sinogram(tmp_path / "r.h5").attenuation is None
+
+
+def test_a_mask_that_hides_every_pixel_is_refused(twin: Path, tmp_path: Path) -> None:
+    """An inverted mask (1 = valid) left the module gaps (reading -1) alone: every pattern
+    was NaN, and reduce reported "7 missing cells" with exit 0."""
+
+    def inverted(f: h5py.File) -> None:
+        mask = f["/entry/instrument/detector/mask"]
+        mask[...] = mask[()] == 0
+
+    with pytest.raises(ValueError, match=r"scan\.h5: every frame integrated to no value.*mask"):
+        run_reduce(_copy_with(twin, tmp_path, inverted), tmp_path / "r.h5", options=OPTIONS)
+
+
+def test_a_frame_file_that_never_arrived_is_left_out(shared_real: Path, tmp_path: Path) -> None:
+    """A CBF series whose table names a file that is not there: the reader leaves the frame
+    out, but the reduction's key hashed every file and stopped on '[Errno 2]'."""
+    frame = shared_real / "ceo2_pilatus2m.cbf"
+    names = [str(frame), str(frame), str(tmp_path / "absent.cbf"), str(frame)]
+    table = write_frame_table(
+        tmp_path / "frames.csv", names, np.zeros(4), 1.0 + 0.01 * np.arange(4)
+    )
+    options = ReduceOptions(npt=100, spot_filter=False)
+    poni = shared_real / "ceo2_pilatus2m.poni"
+    with pytest.warns(UserWarning, match="absent.cbf"):
+        report = run_reduce(table, tmp_path / "run.h5", options=options, poni_path=poni)
+    assert report.unreadable_frames == 1 and report.missing_cells == 1
+
+
+def test_a_mask_of_another_detector_is_named(twin: Path, tmp_path: Path) -> None:
+    """A --mask of the wrong shape failed with a message that named neither file."""
+    with h5py.File(twin / "waxs_scan.h5", "r") as f:
+        mask = f["/entry/instrument/detector/mask"][()]
+    np.save(tmp_path / "mask.npy", mask.T)
+    with pytest.raises(ValueError, match=r"mask\.npy: the mask is .* the frames of .*waxs_scan"):
+        run_reduce(
+            twin / "waxs_scan.h5",
+            tmp_path / "r.h5",
+            options=OPTIONS,
+            mask_path=tmp_path / "mask.npy",
+        )

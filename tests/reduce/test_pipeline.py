@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from jellyroll.cli import app
 from jellyroll.io.poni import integrator_from_poni_text
-from jellyroll.io.scans import open_scan, write_frame_table
+from jellyroll.io.scans import open_scan
 from jellyroll.phantom.write import write_phantom
 from jellyroll.reduce.options import ReduceOptions
 from jellyroll.reduce.run import run_reduce
@@ -235,82 +235,3 @@ def test_duplicate_frames_of_a_cell_are_averaged(phantom: Path, tmp_path: Path) 
     others = np.ones(one.data.shape[:2], bool)
     others[a, t] = False
     assert np.array_equal(both.data[others], one.data[others], equal_nan=True)
-
-
-def _edited_scan(phantom: Path, tmp_path: Path, edit) -> Path:
-    """A copy of the twin's raw WAXS scan with ``edit(file)`` applied."""
-    scan = tmp_path / "edited.h5"
-    scan.write_bytes((phantom / "waxs_scan.h5").read_bytes())
-    with h5py.File(scan, "a") as f:
-        edit(f)
-    return scan
-
-
-def test_a_frame_without_beam_is_left_out(phantom: Path, reduced: Path, tmp_path: Path) -> None:
-    """A monitor reading 1e-3 (median 1e5) put 1e10 in one cell of a sinogram whose cells
-    reach a few hundred, exit 0: such a frame saw no beam and is left out, with a warning."""
-
-    def no_beam(f: h5py.File) -> None:
-        f["/entry/monitor/data"][7] = 1e-8 * f["/entry/monitor/data"][7]
-
-    with pytest.warns(UserWarning, match=r"monitor is below 1% of its median .* frame 7"):
-        report = run_reduce(
-            _edited_scan(phantom, tmp_path, no_beam), tmp_path / "r.h5", options=OPTIONS
-        )
-    reference = read_sinogram(reduced).data
-    assert np.nanmax(read_sinogram(tmp_path / "r.h5").data) <= np.nanmax(reference)
-    assert report.missing_cells == read_sinogram(reduced).attrs["missing_cells"] + 1
-
-
-def test_a_dead_diode_writes_no_attenuation(phantom: Path, tmp_path: Path) -> None:
-    """A diode reading 0 on every frame wrote an all-NaN attenuation sinogram in silence;
-    with a centre given, reconstruct then wrote an all-zero attenuation map and recorded
-    self-absorption as corrected."""
-
-    def dead(f: h5py.File) -> None:
-        f["/entry/instrument/diode/data"][...] = 0
-
-    with pytest.warns(UserWarning, match=r"diode readings give an attenuation in 0%"):
-        run_reduce(_edited_scan(phantom, tmp_path, dead), tmp_path / "r.h5", options=OPTIONS)
-    assert read_sinogram(tmp_path / "r.h5").attenuation is None
-
-
-def test_a_mask_that_hides_every_pixel_is_refused(phantom: Path, tmp_path: Path) -> None:
-    """An inverted mask (1 = valid) left the module gaps (reading -1) alone: every pattern
-    was NaN, and reduce reported "7 missing cells" with exit 0."""
-
-    def inverted(f: h5py.File) -> None:
-        mask = f["/entry/instrument/detector/mask"]
-        mask[...] = mask[()] == 0
-
-    with pytest.raises(ValueError, match=r"edited\.h5: every frame integrated to no value.*mask"):
-        run_reduce(_edited_scan(phantom, tmp_path, inverted), tmp_path / "r.h5", options=OPTIONS)
-
-
-def test_a_frame_file_that_never_arrived_is_left_out(shared_real: Path, tmp_path: Path) -> None:
-    """A CBF series whose table names a file that is not there: the reader leaves the frame
-    out, but the reduction's key hashed every file and stopped on '[Errno 2]'."""
-    frame = shared_real / "ceo2_pilatus2m.cbf"
-    names = [str(frame), str(frame), str(tmp_path / "absent.cbf"), str(frame)]
-    table = write_frame_table(
-        tmp_path / "frames.csv", names, np.zeros(4), 1.0 + 0.01 * np.arange(4)
-    )
-    options = ReduceOptions(npt=100, spot_filter=False)
-    poni = shared_real / "ceo2_pilatus2m.poni"
-    with pytest.warns(UserWarning, match="absent.cbf"):
-        report = run_reduce(table, tmp_path / "run.h5", options=options, poni_path=poni)
-    assert report.unreadable_frames == 1 and report.missing_cells == 1
-
-
-def test_a_mask_of_another_detector_is_named(phantom: Path, tmp_path: Path) -> None:
-    """A --mask of the wrong shape failed with a message that named neither file."""
-    with h5py.File(phantom / "waxs_scan.h5", "r") as f:
-        mask = f["/entry/instrument/detector/mask"][()]
-    np.save(tmp_path / "mask.npy", mask.T)
-    with pytest.raises(ValueError, match=r"mask\.npy: the mask is .* the frames of .*waxs_scan"):
-        run_reduce(
-            phantom / "waxs_scan.h5",
-            tmp_path / "r.h5",
-            options=OPTIONS,
-            mask_path=tmp_path / "mask.npy",
-        )
