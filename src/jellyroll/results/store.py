@@ -254,21 +254,23 @@ def open_run(run: str | os.PathLike[str]) -> h5py.File:
 
 
 def _check_stage_links(f: h5py.File, run: Path) -> None:
-    """Refuse an index whose linked stage file is not beside it: HDF5 would then follow the
-    link into a file of the same name in the working folder, and read another run's data."""
+    """Refuse an index whose linked stage file is not beside it while a file of that name
+    lies in the working folder: HDF5 would follow the link into that one and read another
+    run's data. Without such a file the link dangles, and the stage counts as missing."""
     entry = f.get("entry")
     if not isinstance(entry, h5py.Group):
         return
     for name in entry:
         link = entry.get(name, getlink=True)
-        if isinstance(link, h5py.ExternalLink):
-            target = Path(link.filename)
-            beside = target if target.is_absolute() else run.parent / target
-            if not beside.is_file():
+        if isinstance(link, h5py.ExternalLink) and not Path(link.filename).is_absolute():
+            beside = run.parent / link.filename
+            elsewhere = Path.cwd() / link.filename
+            if not beside.is_file() and elsewhere.is_file():
                 raise RunFileError(
                     f"{run}: its {name} lives in {beside.name}, which is not beside it (the "
-                    "index copied or moved without its stage files?); move the stage files "
-                    "along, or run the stages again"
+                    "index copied or moved without its stage files?), and HDF5 would read "
+                    f"{elsewhere} of the working folder instead; move the stage files along, "
+                    "or run the stages again"
                 )
 
 
