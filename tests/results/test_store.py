@@ -135,6 +135,15 @@ def test_an_index_moved_without_its_stage_files_is_refused(
         read_map_set(alone / run.name)
 
 
+def test_an_index_copied_under_another_name_is_refused(run: Path) -> None:
+    """cp RUN.h5 RUN2.h5: reconstruct RUN2.h5 read RUN's sinogram, computed everything, then
+    stopped on RUN2.sinogram.h5 missing. Now refused before any work."""
+    copy = run.with_name("other_run.h5")
+    shutil.copy(run, copy)
+    with pytest.raises(RunFileError, match=r"linked to scan_run\.\w+\.h5, not other_run\."):
+        read_map_set(copy)
+
+
 def test_keys_change_with_content_written_by_hand(run: Path) -> None:
     before = recorded_key(stage_file(run, "reconstruct"))
     write_reconstruction(run, _recon(), {})

@@ -263,6 +263,13 @@ def _check_stage_links(f: h5py.File, run: Path) -> None:
     for name in entry:
         link = entry.get(name, getlink=True)
         if isinstance(link, h5py.ExternalLink) and not Path(link.filename).is_absolute():
+            own = f"{run.stem}.{name}.h5"
+            if link.filename != own:
+                raise RunFileError(
+                    f"{run}: its {name} is linked to {link.filename}, not {own}: the index was "
+                    "copied or renamed apart from its stage files; copy or rename the whole "
+                    "run (the index and every RUN.*.h5 beside it), or run the stages again"
+                )
             beside = run.parent / link.filename
             elsewhere = Path.cwd() / link.filename
             if not beside.is_file() and elsewhere.is_file():
