@@ -399,3 +399,11 @@ def test_a_state_of_charge_outside_0_1_is_refused(
     starts = datetime(2026, 1, 1, 8, 0, tzinfo=UTC).timestamp() + 60 * np.array([10.0, 90.0])
     with pytest.raises(ValueError, match=r"log\.csv: the state of charge .* within 0-1"):
         soc_from_log(log, starts, capacity_mah=capacity, max_gap_s=300)
+
+
+def test_an_output_over_an_input_is_refused_leaving_nothing(tmp_path: Path) -> None:
+    """-o one of the scans was refused, but only after its steps folder was made."""
+    scans = _stamped_scans(tmp_path / "op", {"op_1.h5": 0, "op_2.h5": 20})
+    with pytest.raises(ValueError, match=r"refusing to write .*op_2\.h5: it is one of the inputs"):
+        run_operando(scans, scans[1], figures=False)
+    assert not (tmp_path / "op" / "op_2_steps").exists()
