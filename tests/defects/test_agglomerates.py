@@ -177,3 +177,21 @@ def test_a_hot_pixel_and_a_hole_leave_the_other_agglomerates_alone(accuracy_case
     holed[ny // 3 - 15 : ny // 3 + 15, nx // 3 - 15 : nx // 3 + 15] = np.nan
     # nothing new: no spot along the hole's edges
     assert _unmatched(find_agglomerates(holed, p), found, 2 * p) == 0
+
+
+def test_the_table_does_not_depend_on_the_map_units(accuracy_cases):
+    """A map in other units (here x 2^10 and x 2^-20, exact in floating point) gave three
+    of 35 diameters up to 6.8 um apart: the fit's gradient tolerance is absolute. The fit
+    now runs in units of each spot's peak."""
+    case = next(c for c in accuracy_cases if c.seed == 105)
+    saxs, p = case.maps.saxs, case.maps.twin.pixel_size_um
+    found = find_agglomerates(saxs, p)
+    for scale in (2.0**10, 2.0**-20):
+        scaled = find_agglomerates(saxs * scale, p)
+        assert len(scaled) == len(found)
+        np.testing.assert_allclose(
+            scaled["equivalent_diameter_um"], found["equivalent_diameter_um"], rtol=1e-6
+        )
+        np.testing.assert_allclose(
+            scaled["excess_intensity"], found["excess_intensity"] * scale, rtol=1e-5
+        )

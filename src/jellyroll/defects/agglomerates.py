@@ -253,7 +253,9 @@ def _fit_spot(
     half = np.count_nonzero(region & (excess >= 0.5 * peak))
     radius = max(math.sqrt(half / math.pi) * pixel_size_um, 0.5 * pixel_size_um)
     model = _BlurredEllipses(x_um, y_um, pixel_size_um, sigma_um)
-    target = excess[use]
+    # in units of the peak: the optimiser's gradient tolerance is absolute, so a map in
+    # other units (x 1e3) stopped it elsewhere (diameters 9-26 um apart)
+    target = excess[use] / peak
     ones = np.ones(target.size)
 
     def solve(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -290,11 +292,11 @@ def _fit_spot(
         and heights2[0] > 0
     ):
         plateau = 2.0 * math.sqrt((a + math.exp(grow_a)) * (b + math.exp(grow_b)))
-        return np.array([heights2[0] + heights2[1], cx, cy, a, b, phi, plateau])
+        return np.array([peak * (heights2[0] + heights2[1]), cx, cy, a, b, phi, plateau])
     if heights1[0] <= 0:
         return None
     cx, cy, log_a, log_b, phi = q1
-    return np.array([heights1[0], cx, cy, math.exp(log_a), math.exp(log_b), phi, np.nan])
+    return np.array([peak * heights1[0], cx, cy, math.exp(log_a), math.exp(log_b), phi, np.nan])
 
 
 def find_agglomerates(
