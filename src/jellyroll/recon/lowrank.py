@@ -210,15 +210,16 @@ def _count_units(
     (non-zero) variances ``v`` and their values ``y`` (counting noise has ``v = u |y|``), and
     the smallest variance an unknown one may take: that of one count, ``u^2``, at most the
     mean known variance (errors that are not counting noise). Interpolated in log along the
-    channels where none is known; None where no variance is known at all."""
+    channels where none is known. None where no variance is known at all."""
     nc = rays.shape[1]
     variance_sum = np.zeros(nc)
     value_sum = np.zeros(nc)
     known = np.zeros(nc)
     for rows, variance in _variance_blocks(rays, errors):
+        measured = variance > 0
         variance_sum += variance.sum(axis=0)
-        value_sum += np.where(variance > 0, np.abs(rays[rows].astype(np.float64)), 0.0).sum(0)
-        known += np.count_nonzero(variance, axis=0)
+        value_sum += np.where(measured, np.abs(rays[rows].astype(np.float64)), 0.0).sum(0)
+        known += measured.sum(axis=0)
     seen = (known > 0) & (value_sum > 0)
     if not seen.any():
         return None
@@ -250,24 +251,33 @@ def biwhitening_scales(
     ray_var = np.zeros(n_rays)
     channel_var = np.ones(nc)
     total = 0.0
-    units = _count_units(rays, errors)
-    if units is None:  # no variance known: no ray has noise
-        return ray_var, channel_var, total
-    unit, least = units
-    for _ in range(_SINKHORN_ITERATIONS):
+    units = None  # the fill of unknown variances, once the first pass has met one
+    gaps = False  # a ray with noise and an unknown variance: most cubes have none
+    for iteration in range(_SINKHORN_ITERATIONS):
         column_sum = np.zeros(nc)
         total = 0.0
         for rows, variance in _variance_blocks(rays, errors):
             total += float(variance.sum())
-            unknown = (variance == 0) & (variance > 0).any(axis=1, keepdims=True)
-            counting = np.maximum(np.abs(rays[rows].astype(np.float64)) * unit, least)
-            variance = np.where(unknown, counting, variance)
+            if units is not None:
+                unit, least = units
+                unknown = (variance == 0) & (variance > 0).any(axis=1, keepdims=True)
+                counting = np.maximum(np.abs(rays[rows].astype(np.float64)) * unit, least)
+                variance = np.where(unknown, counting, variance)
+            elif iteration == 0 and not gaps:
+                per_ray = np.count_nonzero(variance, axis=1)
+                gaps = bool(np.any((per_ray > 0) & (per_ray < nc)))
             ray_var[rows] = variance @ (1.0 / channel_var) / nc
             inverse = np.divide(
                 1.0, ray_var[rows], out=np.zeros(variance.shape[0]), where=ray_var[rows] > 0
             )
             column_sum += inverse @ variance
-        updated = column_sum / max(int(np.count_nonzero(ray_var)), 1)
+        if not ray_var.any():  # no variance known: no ray has noise
+            return ray_var, channel_var, total
+        if gaps and units is None:  # this pass took the unknowns as exact: fill, start over
+            units, gaps = _count_units(rays, errors), False
+            if units is not None:
+                continue
+        updated = column_sum / int(np.count_nonzero(ray_var))
         change = float(np.max(np.abs(updated / channel_var - 1.0)))
         channel_var = updated
         if change < _SINKHORN_TOLERANCE:
