@@ -19,6 +19,32 @@ FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 MAD_TO_SIGMA = 1.4826
 """Standard deviation of a normal distribution per unit median absolute deviation."""
 
+UM_PER_UNIT = {
+    "um": 1.0,
+    "µm": 1.0,
+    "μm": 1.0,
+    "micron": 1.0,
+    "microns": 1.0,
+    "micrometer": 1.0,
+    "micrometre": 1.0,
+    "\\u00b5m": 1.0,
+    "nm": 1e-3,
+    "nanometer": 1e-3,
+    "mm": 1e3,
+    "millimeter": 1e3,
+    "cm": 1e4,
+    "m": 1e6,
+    "meter": 1e6,
+}
+"""Micrometres per length unit, by the names files use (see :func:`um_per`)."""
+
+
+def um_per(unit: object) -> float | None:
+    """Micrometres per ``unit`` (a name of :data:`UM_PER_UNIT` or its plural, any case,
+    bytes or str); None when unknown."""
+    text = (unit.decode() if isinstance(unit, bytes) else str(unit)).strip().lower()
+    return UM_PER_UNIT.get(text, UM_PER_UNIT.get(text.removesuffix("s")))
+
 
 def px_to_um(index: ArrayLike, n: int, pixel_size_um: float) -> np.ndarray | float:
     """Map coordinate (um) of a (fractional) pixel ``index`` along an axis of ``n`` pixels.

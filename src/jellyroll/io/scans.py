@@ -28,6 +28,7 @@ import h5py
 import hdf5plugin  # noqa: F401  (registers the HDF5 compression filters)
 import numpy as np
 
+from jellyroll.conventions import um_per
 from jellyroll.io.chunks import ChunkFrames
 
 FRAMES = "/entry/instrument/detector/data"
@@ -185,30 +186,35 @@ def _vector(f: h5py.File, path: Path, name: str, n: int, *, optional: bool = Fal
     return values
 
 
-ANGLE_UNITS = {
-    "deg": 1.0,
-    "degree": 1.0,
-    "degrees": 1.0,
-    "rad": 180.0 / np.pi,
-    "radian": 180.0 / np.pi,
-}
-"""Factors from the rotation angle's ``@units`` to degrees."""
-LENGTH_UNITS = {"mm": 1.0, "um": 1e-3, "µm": 1e-3, "micron": 1e-3, "nm": 1e-6, "m": 1e3}
-"""Factors from the translation's ``@units`` to millimetres."""
+DEG_PER_UNIT = {"deg": 1.0, "degree": 1.0, "rad": 180.0 / np.pi, "radian": 180.0 / np.pi}
+"""Degrees per angle unit of the rotation angle's ``@units``."""
+
+
+def _deg_per(unit: object) -> float | None:
+    """Degrees per ``unit`` (a name of :data:`DEG_PER_UNIT` or its plural, any case)."""
+    text = _text(unit).strip().lower()
+    return DEG_PER_UNIT.get(text, DEG_PER_UNIT.get(text.removesuffix("s")))
+
+
+def _mm_per(unit: object) -> float | None:
+    """Millimetres per length ``unit`` (:func:`jellyroll.conventions.um_per`)."""
+    um = um_per(unit)
+    return None if um is None else um / 1000.0
 
 
 def _motor(
-    f: h5py.File, path: Path, name: str, n: int, factors: dict[str, float], unit: str
+    f: h5py.File, path: Path, name: str, n: int, per: Callable[[object], float | None], unit: str
 ) -> np.ndarray:
-    """A per-frame motor position converted to ``unit`` by its ``@units`` (``unit`` when
-    absent, as SPEC section 6 says); an unknown unit is refused, never read as ``unit``."""
+    """A per-frame motor position in ``unit``, converted by ``per`` from its ``@units``
+    (``unit`` when absent, as SPEC section 6 says); an unknown unit is refused, never read
+    as ``unit``."""
     values = _vector(f, path, name, n)
-    text = _text(f[name].attrs.get("units", unit)).strip()
-    factor = factors.get(text, factors.get(text.lower()))
+    given = _text(f[name].attrs.get("units", unit)).strip()
+    factor = per(given)
     if factor is None:
         raise ScanFormatError(
-            f"{path}: {name} is in {text!r}; give it in one of {', '.join(factors)} "
-            f"(SPEC section 6: {unit})"
+            f"{path}: {name} is in {given!r}, a unit jellyroll does not know; give it in "
+            f"{unit} (SPEC section 6) or a unit convertible to it"
         )
     return values * factor
 
@@ -270,8 +276,8 @@ class Hdf5ScanReader:
             source=str(self.path),
             kind=kind,
             n_frames=n,
-            rotation_angle_deg=_motor(f, self.path, ANGLE, n, ANGLE_UNITS, "deg"),
-            translation_mm=_motor(f, self.path, TRANSLATION, n, LENGTH_UNITS, "mm"),
+            rotation_angle_deg=_motor(f, self.path, ANGLE, n, _deg_per, "deg"),
+            translation_mm=_motor(f, self.path, TRANSLATION, n, _mm_per, "mm"),
             monitor=_vector(f, self.path, MONITOR, n, optional=True),
             diode=_vector(f, self.path, DIODE, n, optional=True),
             files=[self.path],

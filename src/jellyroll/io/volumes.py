@@ -17,29 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from jellyroll.conventions import um_per
 from jellyroll.io.provenance import atomic_output, jsonable
 from jellyroll.io.scans import natural_key
 
 _IMAGEJ_DTYPES = {np.dtype(t) for t in (np.uint8, np.uint16, np.int16, np.float32)}
 _TIFF_SUFFIXES = (".tif", ".tiff")
 _HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs", ".nx5")
-_UM_PER_UNIT = {
-    "um": 1.0,
-    "µm": 1.0,
-    "μm": 1.0,
-    "micron": 1.0,
-    "microns": 1.0,
-    "micrometer": 1.0,
-    "micrometre": 1.0,
-    "\\u00b5m": 1.0,
-    "nm": 1e-3,
-    "nanometer": 1e-3,
-    "mm": 1e3,
-    "millimeter": 1e3,
-    "cm": 1e4,
-    "m": 1e6,
-    "meter": 1e6,
-}
 _JSON_KEY = "jellyroll_volume"
 _HINT = "pass voxel_size_um (command line: --voxel-size-um)"
 
@@ -186,7 +170,7 @@ def _tiff_voxel(tif: Any) -> tuple[float | None, dict[str, Any]]:
         num, den = xres.value
         pixels_per_unit = num / den if den else None
     if ij:
-        scale = _um_per(ij.get("unit", ""))
+        scale = um_per(ij.get("unit", ""))
         if scale is not None and pixels_per_unit:
             size = scale / pixels_per_unit
             if "spacing" in ij and not np.isclose(scale * float(ij["spacing"]), size, rtol=1e-3):
@@ -289,12 +273,6 @@ def _read_hdf5(path: Path, dataset: str | None) -> tuple[np.ndarray, float | Non
         return data, _hdf5_voxel(node)
 
 
-def _um_per(unit: Any) -> float | None:
-    """Micrometres per ``unit`` (a name or its plural, any case); None when unknown."""
-    text = (unit.decode() if isinstance(unit, bytes) else str(unit)).strip().lower()
-    return _UM_PER_UNIT.get(text, _UM_PER_UNIT.get(text.removesuffix("s")))
-
-
 def _hdf5_voxel(node: Any) -> float | None:
     """The voxel size (um) an HDF5 dataset (or its group) records, None when none; refused
     when it is not a number, not cubic, or in an unknown unit (read as um, or collapsed to
@@ -306,7 +284,7 @@ def _hdf5_voxel(node: Any) -> float | None:
             continue
         if unit is None:
             unit = attrs.get("units", attrs.get("unit", ""))
-        scale = _um_per(unit)
+        scale = um_per(unit)
         if scale is None:
             raise ValueError(
                 f"{where}@{key} is in {unit!r}, a unit jellyroll does not know; give it in um, "

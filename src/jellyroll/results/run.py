@@ -34,6 +34,7 @@ import h5py
 import numpy as np
 from scipy import ndimage
 
+from jellyroll.conventions import um_per
 from jellyroll.io.nexus import nx_group, set_default, write_nxdata
 from jellyroll.results.store import RunFileError, open_run, require, write_run_stage
 
@@ -483,8 +484,8 @@ def _map_axis(item: h5py.Group, name: str) -> np.ndarray:
     refused otherwise (a map in mm, or flipped, was read as um or mirrored, exit 0)."""
     dataset = item[name]
     where = f"{item.file.filename}: {dataset.name}"
-    units = str(dataset.attrs.get("units", "um"))
-    if units not in ("um", "µm", "micron"):
+    units = dataset.attrs.get("units", "um")
+    if um_per(units) != 1.0:
         raise RunFileError(f"{where} is in {units!r}; SPEC section 6 says um: convert the axis")
     axis = np.asarray(dataset[()], dtype=np.float64).ravel()
     if axis.size < 2 or not np.isfinite(axis).all():
