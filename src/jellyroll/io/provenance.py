@@ -33,6 +33,21 @@ class OutputWouldOverwriteInputError(ValueError):
     """Raised when an output path names one of the inputs."""
 
 
+def refuse_overwrite(
+    outputs: Iterable[str | os.PathLike[str]], inputs: Iterable[str | os.PathLike[str]]
+) -> None:
+    """:class:`OutputWouldOverwriteInputError` when one of ``inputs`` is one of ``outputs``
+    (compared as resolved paths): outputs never overwrite inputs."""
+    targets = {Path(path).resolve(): Path(path) for path in outputs}
+    for item in inputs:
+        hit = targets.get(Path(item).resolve())
+        if hit is not None:
+            raise OutputWouldOverwriteInputError(
+                f"refusing to write {hit}: it is one of the inputs ({item}); choose another "
+                "output path"
+            )
+
+
 @contextlib.contextmanager
 def atomic_output(
     final_path: str | os.PathLike[str], *, inputs: Iterable[Path] = ()
@@ -43,11 +58,7 @@ def atomic_output(
     crash never leaves a half-written result. Refuses to write over any of ``inputs``.
     """
     final = Path(final_path).resolve()
-    for item in inputs:
-        if Path(item).resolve() == final:
-            raise OutputWouldOverwriteInputError(
-                f"refusing to write {final}: it is one of the inputs; choose another output path"
-            )
+    refuse_overwrite([final], inputs)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
     os.close(fd)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from jellyroll.io.lock import output_lock
-from jellyroll.io.provenance import file_fingerprint, provenance_record
+from jellyroll.io.provenance import file_fingerprint, provenance_record, refuse_overwrite
 from jellyroll.io.volumes import VolumeSource, open_volume, split_dataset
 from jellyroll.locate.core import (
     MIN_DEFECTS,
@@ -217,8 +217,7 @@ def run_locate(
     output = Path(output).resolve()
     say = progress or (lambda fraction: None)
     given = [*run_files(run), *(split_dataset(p)[0] for p in (xct, nct, nxct) if p is not None)]
-    if any(path.resolve() == output for path in given):
-        raise ValueError(f"refusing to write {output}: it is one of the inputs")
+    refuse_overwrite([output], given)
     image, y_um, x_um, map_name = read_slice_map(run, options.map)
     if y_um.size != image.shape[0] or x_um.size != image.shape[1] or min(image.shape) < 2:
         raise RunFileError(f"{run}: the map {map_name} and its y_um / x_um axes disagree")

@@ -24,7 +24,7 @@ import numpy as np
 from jellyroll import figures
 from jellyroll.defects.bends3d import find_bends_3d
 from jellyroll.io.lock import output_lock
-from jellyroll.io.provenance import file_fingerprint, provenance_record
+from jellyroll.io.provenance import file_fingerprint, provenance_record, refuse_overwrite
 from jellyroll.io.volumes import VolumeSource, open_volume, split_dataset
 from jellyroll.nxct.fuse import contrast_window, fuse_rgb, sample_voxels
 from jellyroll.nxct.options import NXCTOptions
@@ -71,9 +71,7 @@ def run_nxct(
             low, high = STEPS[step]
             progress(low + (high - low) * fraction)
 
-    for given in (xct, nct):
-        if split_dataset(given)[0].resolve() == output:
-            raise ValueError(f"refusing to write {output}: it is one of the inputs")
+    refuse_overwrite([output], [split_dataset(given)[0] for given in (xct, nct)])
     with (
         output_lock(output),
         open_volume(xct, options.xct_voxel_um) as xray,

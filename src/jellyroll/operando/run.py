@@ -28,9 +28,9 @@ from scipy import ndimage
 from jellyroll.defects import find_agglomerates
 from jellyroll.io.nexus import read_table
 from jellyroll.io.provenance import (
-    OutputWouldOverwriteInputError,
     file_fingerprint,
     provenance_record,
+    refuse_overwrite,
 )
 from jellyroll.io.scans import natural_key
 from jellyroll.maps.options import MapsOptions
@@ -172,12 +172,8 @@ def run_operando(
     console = console or Console(quiet=True)
     scans = series_scans(series)
     output = Path(output)
-    given = [*scans, *(Path(p) for p in (log, saxs_maps) if p is not None)]
-    if any(path.resolve() == output.resolve() for path in given):
-        # before the steps folder is made: a refused run leaves nothing behind
-        raise OutputWouldOverwriteInputError(
-            f"refusing to write {output}: it is one of the inputs; choose another output path"
-        )
+    # before the steps folder is made: a refused run leaves nothing behind
+    refuse_overwrite([output], [*scans, *(p for p in (log, saxs_maps) if p is not None)])
     folder = output.with_name(f"{output.stem}_steps")
     folder.mkdir(parents=True, exist_ok=True)
     runs = [folder / f"step_{k:03d}.h5" for k in range(len(scans))]

@@ -30,9 +30,9 @@ import numpy as np
 from jellyroll.io.lock import output_lock
 from jellyroll.io.nexus import nx_group, set_default
 from jellyroll.io.provenance import (
-    OutputWouldOverwriteInputError,
     file_fingerprint,
     provenance_record,
+    refuse_overwrite,
 )
 from jellyroll.io.scans import (
     FRAMES,
@@ -379,12 +379,7 @@ def _reduce(
 ) -> ReduceReport:
     """:func:`run_reduce` on an open reader."""
     info = reader.info
-    outputs = {output, stage_file(output, "reduce").resolve()}
-    for item in info.files:
-        if Path(item).resolve() in outputs:
-            raise OutputWouldOverwriteInputError(
-                f"refusing to write {output}: {item} is one of its inputs; choose another output"
-            )
+    refuse_overwrite([output, stage_file(output, "reduce")], info.files)
     setup = integration_setup(info, options) if info.kind == "frames" else None
     setup_key = _fingerprint(info, options, spec)
     try:

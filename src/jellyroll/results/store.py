@@ -33,7 +33,7 @@ import h5py
 import hdf5plugin  # noqa: F401  (registers compression filters for reading)
 
 from jellyroll.io.nexus import nx_group, set_default
-from jellyroll.io.provenance import OutputWouldOverwriteInputError, atomic_output, provenance_json
+from jellyroll.io.provenance import atomic_output, provenance_json, refuse_overwrite
 
 KEY = "jellyroll_key"
 UPSTREAM = "jellyroll_upstream"
@@ -157,7 +157,7 @@ def write_run_stage(
     if upstream is None:
         upstream = (run_stage_key(run, RUN_STAGES[position - 1].stage) or "") if position else ""
     inputs = list(inputs)
-    _refuse_inputs(run, inputs)
+    refuse_overwrite(run_files(run), inputs)
     # later stages go first: a kill at any point then leaves no result beside an input it
     # was not computed from
     invalidate_run(run, after=stage)
@@ -182,15 +182,6 @@ def invalidate_run(run: str | os.PathLike[str], after: str) -> None:
     for later in RUN_STAGES[RUN_STAGES.index(_BY_STAGE[after]) + 1 :]:
         stage_file(run, later.stage).unlink(missing_ok=True)
     write_index(run)
-
-
-def _refuse_inputs(run: Path, inputs: list[Path]) -> None:
-    outputs = {run.resolve(), *(stage_file(run, s.stage).resolve() for s in RUN_STAGES)}
-    for item in inputs:
-        if Path(item).resolve() in outputs:
-            raise OutputWouldOverwriteInputError(
-                f"refusing to write {run}: {item} is one of its inputs; choose another output path"
-            )
 
 
 def linked_stages(run: str | os.PathLike[str]) -> list[StageGroup]:
