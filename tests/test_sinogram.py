@@ -277,3 +277,15 @@ def test_line_ends_inside_the_sample_are_not_air() -> None:
     assert air_columns_problem(half, None) is not None
     half[:, :10] = half[:, 40:] = 49.0
     assert air_columns_problem(half, None) is None
+
+
+def test_a_centre_fitted_outside_the_translations_is_refused() -> None:
+    """Angles in radians read as degrees (0-3 deg) fit the axis 586 mm away: the reduction
+    wrote it and every map came out empty. A centre outside the scan is no centre."""
+    translations = np.linspace(9.0, 11.0, 104)
+    angles = np.linspace(0.0, 180.0, 36, endpoint=False)
+    track = 10.03 + 0.4 * np.cos(np.deg2rad(angles)) + 0.2 * np.sin(np.deg2rad(angles))
+    blob = np.exp(-0.5 * ((translations[None] - track[:, None]) / 0.1) ** 2)
+    assert estimate_rotation_centre(blob, angles, translations) == pytest.approx(10.03, abs=1e-6)
+    with pytest.raises(ValueError, match=r"outside the scanned 9 to 11 mm"):
+        estimate_rotation_centre(blob, np.deg2rad(angles), translations)

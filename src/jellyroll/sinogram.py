@@ -475,6 +475,7 @@ def estimate_rotation_centre(
     quarter of them (and 3) are complete; otherwise (lost translation steps leave every
     projection with holes) projections with at most ``max_missing`` of their cells missing
     are used with the holes filled by linear interpolation along the translation.
+    ValueError when no centre can be fitted, or the fit falls outside the translations.
     """
     complete = np.all(np.isfinite(sinogram), axis=1)
     if complete.sum() < max(3, complete.size / 4):
@@ -492,7 +493,11 @@ def estimate_rotation_centre(
     theta = np.deg2rad(rotation_angle_deg[complete])
     design = np.column_stack([np.ones_like(theta), np.cos(theta), np.sin(theta)])
     coefficients, *_ = np.linalg.lstsq(design, centre_of_mass, rcond=None)
-    return float(coefficients[0])
+    centre = float(coefficients[0])
+    low, high = float(np.min(translation_mm)), float(np.max(translation_mm))
+    if not low <= centre <= high:  # also NaN; angles read in the wrong unit fit such centres
+        raise ValueError(f"the fit gave {centre:g} mm, outside the scanned {low:g} to {high:g} mm")
+    return centre
 
 
 def _gaps_filled(sinogram: np.ndarray, max_missing: float) -> tuple[np.ndarray, np.ndarray]:

@@ -83,11 +83,6 @@ def _estimated_centre(
             f"{run}: /entry/sinogram/rotation_centre is missing and cannot be estimated "
             f"({error}); give the rotation centre (mm) with --rotation-centre"
         ) from error
-    if not np.isfinite(centre):
-        raise RunFileError(
-            f"{run}: /entry/sinogram/rotation_centre is missing and its estimate is not finite; "
-            "give the rotation centre (mm) with --rotation-centre"
-        )
     return centre, what
 
 

@@ -727,13 +727,6 @@ def _finish(
             centre[0] = estimate_rotation_centre(
                 centre_source, layout.rotation_angle_deg, layout.translation_mm
             )
-            if not np.isfinite(centre[0]):
-                raise ValueError("the fit gave no finite value")
-            low, high = layout.translation_mm.min(), layout.translation_mm.max()
-            if not low <= centre[0] <= high:
-                raise ValueError(
-                    f"the fit gave {centre[0]:g} mm, outside the scanned {low:g} to {high:g} mm"
-                )
             group["rotation_centre"] = centre[0]
             group["rotation_centre"].attrs["units"] = "mm"
         except ValueError as error:
