@@ -384,6 +384,9 @@ def test_steps_run_in_time_order(tmp_path: Path) -> None:
         series_scans([scans[0], scans[2], scans[1]])
     with pytest.raises(ValueError, match="given twice"):
         series_scans([scans[0], scans[0]])
+    # names that disagree with the recorded times: the times win
+    _stamped_scans(tmp_path / "renamed", {"b_1.h5": 40, "b_2.h5": 0, "b_3.h5": 20})
+    assert [p.name for p in series_scans(tmp_path / "renamed")] == ["b_2.h5", "b_3.h5", "b_1.h5"]
 
 
 @pytest.mark.parametrize(("charge_sign", "capacity"), [(-1.0, None), (1.0, 0.1)])

@@ -83,20 +83,22 @@ def series_scans(series: str | os.PathLike[str] | list[str | os.PathLike[str]]) 
         scans = sorted(found, key=lambda p: natural_key(p.name))
         start = scan_times(scans).start_s
         if np.isfinite(start).all():
-            scans = [scans[k] for k in np.argsort(start, kind="stable")]
+            order = np.argsort(start, kind="stable")
+            scans, start = [scans[k] for k in order], start[order]
     else:
         scans = [Path(p) for p in series]
-    missing = [str(p) for p in scans if not p.is_file()]
-    if missing:
-        raise ValueError(f"scan not found: {', '.join(missing)}")
+        missing = [str(p) for p in scans if not p.is_file()]
+        if missing:
+            raise ValueError(f"scan not found: {', '.join(missing)}")
+        seen: dict[Path, Path] = {}
+        for scan in scans:
+            first = seen.setdefault(scan.resolve(), scan)
+            if first is not scan:
+                raise ValueError(f"{scan} is given twice in the series (also as {first})")
+        start = scan_times(scans).start_s
     if len(scans) < 2:
         raise ValueError(f"{series}: an operando series needs at least two scans")
-    seen: dict[Path, Path] = {}
-    for scan in scans:
-        first = seen.setdefault(scan.resolve(), scan)
-        if first is not scan:
-            raise ValueError(f"{scan} is given twice in the series (also as {first})")
-    _check_time_order(scans, scan_times(scans).start_s)
+    _check_time_order(scans, start)
     return scans
 
 

@@ -251,10 +251,11 @@ def _check_stage_links(f: h5py.File, run: Path) -> None:
     entry = f.get("entry")
     if not isinstance(entry, h5py.Group):
         return
+    own_files = {spec.group: stage_file(run, spec.stage).name for spec in RUN_STAGES}
     for name in entry:
         link = entry.get(name, getlink=True)
         if isinstance(link, h5py.ExternalLink) and not Path(link.filename).is_absolute():
-            own = f"{run.stem}.{name}.h5"
+            own = own_files.get(name, link.filename)
             if link.filename != own:
                 raise RunFileError(
                     f"{run}: its {name} is linked to {link.filename}, not {own}: the index was "
