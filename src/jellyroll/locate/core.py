@@ -276,8 +276,11 @@ def locate_slice(
             f"< {min_similarity}): the map and the volume do not overlap; give the volume of "
             "the mapped slice, or the map of another modality (--map)"
         )
-    _check_peak_inside(metric, pose)
-    heights, profile = _height_profile(metric, pose)
+    # one sweep in quarter voxels: its smoothing for the stack's ends, every fourth level
+    # (each slice's) for the stored profile
+    fine_heights, fine_scores = _height_profile(metric, pose, step_fraction=0.25)
+    _check_peak_inside(metric.grid.values.shape[0], fine_heights, _smoothed(fine_scores))
+    heights, profile = fine_heights[::4], fine_scores[::4]
     interval, defects = _height_support(fine, pose, SUPPORT_BLOCK_FRACTION * 2 * map_radius)
     say(1.0)
     return Location(
@@ -561,12 +564,12 @@ MIN_SLICES = 4
 """Fewest slices (at the working resolution) in which a height is sought."""
 
 
-def _check_peak_inside(metric: _Metric, pose: np.ndarray) -> None:
-    """Refuse a height whose similarity still rises at an end of the stack (highest at its
-    first or last level): the slice may lie beyond it (a volume cut above or below the
+def _check_peak_inside(n_slices: int, heights: np.ndarray, smooth: np.ndarray) -> None:
+    """Refuse a height whose smoothed similarity ``smooth`` along z (at ``heights``, um,
+    through the ``n_slices`` of the stack) still rises at an end of the stack (highest at
+    its first or last level): the slice may lie beyond it (a volume cut above or below the
     mapped slice gave a height inside it, with exit 0). A peak inside, however near the
     end, is a height."""
-    n_slices = metric.grid.values.shape[0]
     if n_slices < MIN_SLICES:
         raise ValueError(
             f"the X-ray volume holds {n_slices} slice(s) at its working resolution: too few "
@@ -574,7 +577,6 @@ def _check_peak_inside(metric: _Metric, pose: np.ndarray) -> None:
             "mapped slice still showed a peak in their middle); give a volume that extends "
             "past the mapped slice on both sides"
         )
-    heights, smooth = _smoothed_profile(metric, pose)
     peak = int(np.argmax(smooth))
     low, high = heights[0], heights[-1]
     if peak in (0, smooth.size - 1):
@@ -605,7 +607,12 @@ def _smoothed_profile(metric: _Metric, pose: np.ndarray) -> tuple[np.ndarray, np
     """The height profile (:func:`_height_profile`) in quarter-voxel steps, smoothed over one
     voxel: linear interpolation between slices ripples it with the slice period."""
     heights, scores = _height_profile(metric, pose, step_fraction=0.25)
-    return heights, ndimage.gaussian_filter1d(scores, PROFILE_SMOOTHING, mode="nearest")
+    return heights, _smoothed(scores)
+
+
+def _smoothed(scores: np.ndarray) -> np.ndarray:
+    """A height profile in quarter-voxel steps smoothed over one voxel."""
+    return ndimage.gaussian_filter1d(scores, PROFILE_SMOOTHING, mode="nearest")
 
 
 def _height_support(
