@@ -17,6 +17,7 @@ from jellyroll.locate.options import LocateOptions
 from jellyroll.maps.options import DstarOptions, MapsOptions
 from jellyroll.nxct.options import NXCTOptions
 from jellyroll.operando.options import OperandoOptions
+from jellyroll.options import OptionsError, options_from
 from jellyroll.pipeline import load_config
 from jellyroll.recon.options import ReconstructOptions
 from jellyroll.reduce.options import ReduceOptions
@@ -102,28 +103,31 @@ def test_invalid_option_values_are_usage_errors() -> None:
 
 def test_every_maps_option_is_reachable_from_the_toml(tmp_path: Path) -> None:
     """Each field of [maps] and [maps.dstar] set in a run configuration to a value other than
-    its default arrives in the loaded options."""
-    maps = {"analysis": "study", "label_threshold": 0.1, "denoise": False, "rank": 4,
+    its default arrives in the loaded options (rank in a second configuration: the study's
+    analysis does not denoise, so a rank is refused with it)."""
+    maps = {"analysis": "study", "label_threshold": 0.1, "denoise": False,
             "dstar_min_intensity": 0.3}  # fmt: skip
     dstar = {"min_intensity": 1e-8, "min_points": 100, "skip_low_fraction": 0.2,
              "skip_high_fraction": 0.1, "min_slope": 2.0, "max_slope": 4.5,
              "tolerance": 0.05}  # fmt: skip
-    assert set(maps) | {"dstar"} == set(MapsOptions.model_fields)
+    denoised = {"denoise": True, "rank": 4}
+    assert set(maps) | set(denoised) | {"dstar"} == set(MapsOptions.model_fields)
     assert set(dstar) == set(DstarOptions.model_fields)
 
     def toml(values: dict) -> str:
         return "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())
 
-    path = tmp_path / "maps.toml"
-    path.write_text(
-        '[[cells]]\nname = "a"\nwaxs = "w.h5"\nsaxs = "s.h5"\n'
-        f"[maps]\n{toml(maps)}[maps.dstar]\n{toml(dstar)}"
-    )
-    loaded = load_config(path).maps
+    def load(section: str) -> MapsOptions:
+        path = tmp_path / "maps.toml"
+        path.write_text(f'[[cells]]\nname = "a"\nwaxs = "w.h5"\nsaxs = "s.h5"\n[maps]\n{section}')
+        return load_config(path).maps
+
+    loaded = load(f"{toml(maps)}[maps.dstar]\n{toml(dstar)}")
     for name, value in maps.items():
         assert getattr(loaded, name) == value != MapsOptions.model_fields[name].default, name
     for name, value in dstar.items():
         assert getattr(loaded.dstar, name) == value, name
+    assert load(toml(denoised)).rank == 4
 
 
 @pytest.mark.parametrize(
@@ -145,3 +149,46 @@ def test_options_that_are_not_numbers_or_not_ordered_are_refused_at_once(
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
     assert field in result.stderr and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("model", "given", "named"),
+    [
+        # each was accepted and ignored: the user believed the result had what they asked
+        (ReconstructOptions, {"method": "fbp", "iterations": 50}, "iterations"),
+        (ReconstructOptions, {"backend": "astra", "rank": "3"}, "rank"),
+        (ReconstructOptions, {"backend": "astra", "energy": 0.99}, "energy"),
+        (ReconstructOptions, {"nonnegative": True, "rank": "2"}, "nonnegative"),
+        (ReconstructOptions, {"rank": "noise", "energy": 0.99}, "energy"),
+        (MapsOptions, {"analysis": "study", "rank": 3}, "rank"),
+        (MapsOptions, {"denoise": False, "rank": 3}, "rank"),
+    ],
+)
+def test_options_the_method_would_ignore_are_refused(
+    model: type[BaseModel], given: dict, named: str
+) -> None:
+    with pytest.raises(OptionsError, match=named):
+        options_from(model, given)
+
+
+@pytest.mark.parametrize(
+    ("model", "given"),
+    [
+        (ReconstructOptions, {"method": "fbp", "nonnegative": True, "rank": "2"}),
+        (ReconstructOptions, {"method": "sirt", "iterations": 5, "rank": "energy", "energy": 0.9}),
+        (ReconstructOptions, {"backend": "astra", "iterations": 5}),
+        (MapsOptions, {"denoise": True, "rank": 3}),
+        (MapsOptions, {"rank": 3}),
+    ],
+)
+def test_options_that_act_are_accepted(model: type[BaseModel], given: dict) -> None:
+    """Controls: FBP clips once at the end, after its low-rank step."""
+    assert options_from(model, given).model_dump(include=set(given)) == given
+
+
+def test_fbp_with_iterations_is_a_usage_error() -> None:
+    result = CliRunner().invoke(
+        app, ["reconstruct", "run.h5", "--method", "fbp", "--iterations", "40"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "iterations" in result.stderr and "Traceback" not in result.output

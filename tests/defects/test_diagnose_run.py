@@ -27,13 +27,36 @@ def _saxs_run(tmp_path: Path, intensity: np.ndarray) -> Path:
     return run
 
 
-@pytest.mark.parametrize(("fill", "what"), [(np.nan, "no finite value"), (0.0, "one value")])
-def test_an_empty_saxs_map_is_refused(tmp_path: Path, fill: float, what: str) -> None:
+def _disk_map(sign: float) -> np.ndarray:
+    """``sign`` x (a disk of SAXS intensity 1 with a bright spot, noise +-0.05 around it)."""
+    y, x = np.mgrid[:N, :N] - (N - 1) / 2
+    disk = (np.hypot(x, y) < 0.4 * N) + 4.0 * (np.hypot(x - 5, y) < 2)
+    return sign * (disk + 0.05 * np.random.default_rng(1).standard_normal((N, N)))
+
+
+@pytest.mark.parametrize(
+    ("intensity", "what"),
+    [
+        (np.full((N, N), np.nan), "has no finite value"),
+        (np.zeros((N, N)), "has one value"),
+        # the holes of a negated map were found as 17 agglomerates, exit 0
+        (_disk_map(-1.0), "is mostly below zero"),
+    ],
+)
+def test_an_empty_or_negated_saxs_map_is_refused(
+    tmp_path: Path, intensity: np.ndarray, what: str
+) -> None:
     """An all-NaN or all-zero SAXS intensity map was diagnosed as "0 agglomerates" (a
     defect share of NaN), exit 0: nothing told the user the map was empty."""
-    run = _saxs_run(tmp_path, np.full((N, N), fill))
-    with pytest.raises(RunFileError, match=rf"saxs\.h5.*saxs_intensity holds {what}"):
+    run = _saxs_run(tmp_path, intensity)
+    with pytest.raises(RunFileError, match=rf"saxs\.h5.*saxs_intensity {what}"):
         run_diagnose({"saxs": run}, tmp_path / "diagnosis.h5")
+
+
+def test_a_map_whose_noise_dips_below_zero_is_diagnosed(tmp_path: Path) -> None:
+    """Control: a reconstruction's noise below 0 around the cell is no reason to refuse."""
+    run_diagnose({"saxs": _saxs_run(tmp_path, _disk_map(1.0))}, tmp_path / "diagnosis.h5")
+    assert (tmp_path / "diagnosis.h5").is_file()
 
 
 def test_the_diagnosis_never_replaces_a_stage_file_of_its_runs(tmp_path: Path) -> None:

@@ -77,6 +77,18 @@ def test_nxct_names_what_is_missing(twin: Path, tmp_path: Path) -> None:
     assert "voxel" in result.stderr
 
 
+def test_volumes_given_the_wrong_way_round_are_refused(twin: Path, tmp_path: Path) -> None:
+    """The neutron volume given as the X-ray one was registered, fused, segmented into
+    nonsense labels and searched for bends, exit 0."""
+    output = tmp_path / "out.h5"
+    result = CliRunner().invoke(
+        app, ["nxct", str(twin / "nct.tif"), str(twin / "xct.tif"), "-o", str(output)]
+    )
+    assert result.exit_code == 1, result.output
+    assert "swapped" in result.stderr and "nct.tif (X-ray)" in result.stderr
+    assert not output.exists()
+
+
 def test_a_cell_with_ct_volumes_gets_its_nxct_section(twin: Path, tmp_path: Path) -> None:
     from jellyroll.pipeline import load_config, run_pipeline
 

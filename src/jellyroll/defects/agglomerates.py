@@ -51,6 +51,7 @@ __all__ = [
     "find_agglomerates",
     "local_background",
     "median_radius_um",
+    "saxs_map_problem",
     "silicon_mask",
     "size_class",
     "size_histogram",
@@ -62,6 +63,29 @@ RESOLVED_PIXELS = 3.0
 of the beam dominates the fitted size (a 40 um spot in 20 um pixels can fit as 55 um)."""
 UNRESOLVED = "unresolved"
 """The ``case`` of an agglomerate whose class an unresolved size would decide."""
+
+
+def saxs_map_problem(saxs_intensity_map: np.ndarray) -> str | None:
+    """Why no agglomerate can be told from a SAXS intensity map ``(ny, nx)``, or None.
+
+    Refused: no finite value; one value only; a map mostly below zero, whose 1st
+    percentile lies further below 0 than its 99th above (a negated map, or a background
+    subtracted twice: its holes would be found as bright spots). A reconstruction's noise
+    dips below 0 around the cell, but the silicon of the anode holds the bright end.
+    """
+    finite = np.asarray(saxs_intensity_map, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        return "has no finite value"
+    if not np.ptp(finite) > 0:
+        return f"has one value ({finite[0]:g}) only"
+    low, high = np.percentile(finite, [1, 99])
+    if -low > high:
+        return (
+            f"is mostly below zero (1st percentile {low:.3g}, 99th {high:.3g}): is it negated, "
+            "or its background subtracted twice?"
+        )
+    return None
 
 
 def size_class(
@@ -346,6 +370,9 @@ def find_agglomerates(
         raise ValueError("saxs_intensity_map must be 2D (ny, nx)")
     if not pixel_size_um > 0 or not psf_fwhm_um >= 0:
         raise ValueError("pixel_size_um must be positive and psf_fwhm_um >= 0")
+    problem = saxs_map_problem(image)
+    if problem is not None:
+        raise ValueError(f"saxs_intensity_map {problem}")
     finite = np.isfinite(image)
     image = np.where(finite, image, np.nan)  # inf as NaN: no value
     p = float(pixel_size_um)

@@ -17,6 +17,7 @@ from jellyroll.defects.agglomerates import (
     UNRESOLVED,
     find_agglomerates,
     median_radius_um,
+    saxs_map_problem,
     silicon_mask,
 )
 from jellyroll.defects.bends import find_bends, link_bends
@@ -130,13 +131,11 @@ def _gather_maps(runs: dict[str, Path]) -> MapSet:
                 f"{', '.join(map(str, runs.values()))}: no {needed} map; the diagnosis needs "
                 "the SAXS scan's maps (`jellyroll maps SAXS_RUN`)"
             )
-    intensity = gathered[MapName.SAXS_INTENSITY]
-    finite = intensity[np.isfinite(intensity)]
-    if finite.size == 0 or not np.ptp(finite) > 0:
-        what = "no finite value" if finite.size == 0 else f"one value ({finite[0]:g}) only"
+    problem = saxs_map_problem(gathered[MapName.SAXS_INTENSITY])
+    if problem is not None:
         raise RunFileError(
-            f"{', '.join(map(str, runs.values()))}: /entry/maps/{MapName.SAXS_INTENSITY} holds "
-            f"{what}: no agglomerate can be told from it; check the SAXS scan's reduction "
+            f"{', '.join(map(str, runs.values()))}: /entry/maps/{MapName.SAXS_INTENSITY} "
+            f"{problem}: no agglomerate can be told from it; check the SAXS scan's reduction "
             "and reconstruction (`jellyroll maps SAXS_RUN` again)"
         )
     return gathered

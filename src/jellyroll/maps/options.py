@@ -55,6 +55,11 @@ class MapsOptions(StageOptions):
                 "analysis 'study' uses the raw per-voxel profiles: drop denoise, or choose "
                 "analysis 'jellyroll'"
             )
+        if self.rank is not None and not self.denoised:
+            raise ValueError(
+                "rank is the denoising's, and the SAXS profiles are not denoised: drop rank, "
+                "or set denoise true"
+            )
         return self
 
     @property

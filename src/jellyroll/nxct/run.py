@@ -30,7 +30,12 @@ from jellyroll.nxct.fuse import contrast_window, fuse_rgb, sample_voxels
 from jellyroll.nxct.options import NXCTOptions
 from jellyroll.nxct.register import register_volumes
 from jellyroll.nxct.resample import write_resampled
-from jellyroll.nxct.segment import LABEL_NAMES, classify, find_thresholds
+from jellyroll.nxct.segment import (
+    LABEL_NAMES,
+    check_modality_order,
+    classify,
+    find_thresholds,
+)
 from jellyroll.results.nxct import (
     NXCTResult,
     create_volume_datasets,
@@ -146,6 +151,10 @@ def _write(
     say: Progress,
 ) -> NXCTResult:
     sample = sample_voxels(moved["xray"], moved["neutron"])
+    try:  # the fused RGB and the bends, too, take the first volume for the X-ray one
+        check_modality_order(sample.values)
+    except ValueError as error:
+        raise ValueError(f"{xct} (X-ray), {nct} (neutron): {error}") from None
     low, high = options.window_percentiles
     windows = {
         "xray": list(contrast_window(sample.values[:, 0], low, high)),

@@ -157,10 +157,58 @@ def _log_otsu(values: np.ndarray) -> float:
     return float(low + (high - low) * 10 ** threshold_otsu(np.log10(height)))
 
 
+BRIGHTEST_PERCENT = 2.0
+"""Share (%) of a modality's brightest cell voxels whose level in the other modality
+:func:`check_modality_order` compares: the X-ray's are the metals (Cu, steel), the neutron's
+the electrolyte-soaked layers."""
+
+
+def cross_contrast(sample: np.ndarray) -> tuple[float, float]:
+    """``(metal_in_neutrons, soaked_in_xrays)`` of a (n, 2) sample of (X-ray, neutron)
+    values: the median neutron level of the X-ray's brightest :data:`BRIGHTEST_PERCENT` of
+    the cell's voxels over the median neutron level of the cell, and the same with the
+    modalities exchanged. Levels above each modality's 1st percentile (any offset of the
+    grey values cancels); the cell is what lies above a quarter of either 99th percentile."""
+    values = np.asarray(sample, dtype=np.float64)
+    values = values[np.isfinite(values).all(axis=1)]
+    levels = values - np.percentile(values, 1.0, axis=0)
+    cell = levels[(levels > 0.25 * np.percentile(levels, 99.0, axis=0)).any(axis=1)]
+
+    def dim_in_other(bright: int) -> float:
+        other = cell[:, 1 - bright]
+        top = cell[:, bright] >= np.percentile(cell[:, bright], 100 - BRIGHTEST_PERCENT)
+        return float(np.median(other[top]) / np.median(other))
+
+    return dim_in_other(0), dim_in_other(1)
+
+
+def check_modality_order(sample: np.ndarray) -> None:
+    """Refuse an X-ray / neutron pair given the wrong way round.
+
+    In X-rays the metals (Cu, steel: ~1.5-2 /cm at 60 keV against < 0.9 /cm for the rest)
+    are the brightest voxels, and in neutrons they are dark (0.3-0.4 /cm against 1.5-6.6 /cm
+    for the electrolyte-soaked layers, whose hydrogen and lithium scatter and absorb); the
+    neutrons' brightest voxels are the soaked layers, middling in X-rays. So the X-ray's
+    brightest are darker in neutrons (relative to the cell) than the neutron's brightest are
+    in X-rays (:func:`cross_contrast`). Measured on the small twin, all four states, 10 and
+    20 um voxels: 0.27-0.52 against 0.54-0.93; exchanged, the order reverses.
+    """
+    metal_in_neutrons, soaked_in_xrays = cross_contrast(sample)
+    if metal_in_neutrons > soaked_in_xrays:
+        raise ValueError(
+            "the X-ray volume's brightest voxels are not dark in the neutron volume (their "
+            f"neutron level {metal_in_neutrons:.2f} of the cell's median, against "
+            f"{soaked_in_xrays:.2f} for the neutron's brightest in X-rays): the metals, "
+            "brightest in X-rays, are dark in neutrons. Are the volumes swapped? Give the "
+            "X-ray volume first, then the neutron one"
+        )
+
+
 def find_thresholds(sample: np.ndarray) -> Thresholds:
     """Thresholds from a (n, 2) sample of (X-ray, neutron) values of the registered pair (see
     the module's method, steps 1-3). Raises ``ValueError`` where a class is missing
-    (:func:`check_classes`)."""
+    (:func:`check_classes`) or the pair is the wrong way round (:func:`check_modality_order`)."""
+    check_modality_order(sample)
     sample = np.asarray(sample, dtype=np.float64)
     sample = sample[np.isfinite(sample).all(axis=1)]
     if len(sample) < MIN_SAMPLE or not (np.ptp(sample, axis=0) > 0).all():

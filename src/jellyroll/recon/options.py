@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from jellyroll.options import StageOptions
 from jellyroll.recon.engine import RANK_RULES
@@ -53,6 +53,31 @@ class ReconstructOptions(StageOptions):
         if text in RANK_RULES or (text.isdigit() and int(text) >= 1):
             return text
         raise ValueError(f"choose one of {', '.join(RANK_RULES)} or a number of components >= 1")
+
+    @model_validator(mode="after")
+    def _no_option_without_effect(self) -> ReconstructOptions:
+        """Refuse an option the user gave that the chosen method or backend would ignore."""
+        given = self.model_fields_set
+        low_rank = [name for name in ("rank", "energy") if name in given]
+        if self.method == "fbp" and "iterations" in given:
+            raise ValueError("FBP has no iterations: drop iterations, or choose method sart or sirt")
+        if low_rank and self.backend == "astra":
+            raise ValueError(
+                f"{' and '.join(low_rank)} set the low-rank step of the jellyroll backend; "
+                "astra reconstructs every channel: drop them, or choose backend jellyroll"
+            )
+        if low_rank and self.nonnegative and self.method != "fbp":
+            raise ValueError(
+                f"nonnegative {self.method} clips every update, so every channel is "
+                f"reconstructed without the low-rank step: drop {' and '.join(low_rank)} "
+                "or nonnegative"
+            )
+        if "energy" in given and self.rank not in ("auto", "energy"):
+            raise ValueError(
+                f"energy is the energy rule's; rank {self.rank} does not use it: drop energy, "
+                "or choose rank energy"
+            )
+        return self
 
     @property
     def rank_value(self) -> str | int:
