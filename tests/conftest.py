@@ -8,6 +8,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import h5py
+import numpy as np
 import pytest
 
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
@@ -19,6 +21,31 @@ def shared_real() -> Path:
     if not REAL_DATA.is_dir():
         pytest.skip(f"real data folder {REAL_DATA} not found (expected beside the checkout)")
     return REAL_DATA
+
+
+SAXS_RUN_PIXEL_UM = 20.0
+
+
+def _saxs_maps_run(folder: Path, intensity: np.ndarray) -> Path:
+    """``folder/saxs.h5``: a run index linking a maps stage file of ``intensity`` (n, n) on
+    :data:`SAXS_RUN_PIXEL_UM` pixels and a flat d* of 12 nm."""
+    from jellyroll.results import Map, MapSet, write_map_set
+    from jellyroll.results.store import stage_file
+
+    run = folder / "saxs.h5"
+    n = intensity.shape[0]
+    axis = (np.arange(n) - (n - 1) / 2) * SAXS_RUN_PIXEL_UM
+    maps = {"saxs_intensity": Map(intensity, "1/A"), "d_star_nm": Map(np.full((n, n), 12.0), "nm")}
+    write_map_set(run, MapSet(maps, axis, axis), {})  # the maps stage file
+    with h5py.File(run, "w") as index:  # an index linking the maps alone
+        index["entry/maps"] = h5py.ExternalLink(stage_file(run, "maps").name, "/entry/maps")
+    return run
+
+
+@pytest.fixture(scope="session")
+def saxs_maps_run() -> Callable[[Path, np.ndarray], Path]:
+    """:func:`_saxs_maps_run`: a SAXS run file holding only the given intensity map."""
+    return _saxs_maps_run
 
 
 @pytest.fixture(scope="session")

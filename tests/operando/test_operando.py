@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from jellyroll.cli import app
 from jellyroll.io.nexus import read_table
 from jellyroll.operando import core
-from jellyroll.operando.run import run_operando, series_scans
+from jellyroll.operando.run import _saxs_zones, run_operando, series_scans
 from jellyroll.operando.timeline import read_potentiostat_log, soc_from_log
 from jellyroll.phantom.parameters import SIZES
 from jellyroll.phantom.twin import make_twin
@@ -410,3 +410,14 @@ def test_an_output_over_an_input_is_refused_leaving_nothing(tmp_path: Path) -> N
     with pytest.raises(ValueError, match=r"refusing to write .*op_2\.h5: it is one of the inputs"):
         run_operando(scans, scans[1], figures=False)
     assert not (tmp_path / "op" / "op_2_steps").exists()
+
+
+def test_damaged_zones_from_a_negated_saxs_map_are_refused(tmp_path: Path, saxs_maps_run) -> None:
+    """A negated SAXS map's holes were taken as case-B agglomerates: damaged zones where the
+    anode is sound, exit 0. The message names the file."""
+    y, x = np.mgrid[:40, :40] - 19.5
+    negated = -((np.hypot(x, y) < 16) + 4.0 * (np.hypot(x - 5, y) < 3))
+    run = saxs_maps_run(tmp_path, negated.astype(float))
+    axis = (np.arange(40) - 19.5) * 20.0
+    with pytest.raises(ValueError, match=r"saxs\.h5.*mostly below zero"):
+        _saxs_zones(run, axis, axis)

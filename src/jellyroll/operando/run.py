@@ -26,6 +26,7 @@ from rich.console import Console
 from scipy import ndimage
 
 from jellyroll.defects import find_agglomerates
+from jellyroll.defects.agglomerates import saxs_map_problem
 from jellyroll.io.nexus import read_table
 from jellyroll.io.provenance import (
     file_fingerprint,
@@ -400,6 +401,12 @@ def _saxs_zones(source: str | os.PathLike[str], x_um: np.ndarray, y_um: np.ndarr
             raise ValueError(
                 f"{source}: neither /{AGGLOMERATES} nor /entry/maps/saxs_intensity; give the "
                 "cell's results file or its SAXS run file"
+            )
+        problem = saxs_map_problem(maps[MapName.SAXS_INTENSITY])
+        if problem is not None:
+            raise ValueError(
+                f"{source}: /entry/maps/saxs_intensity {problem}: no damaged zone can be told "
+                "from it; give the cell's results file or a SAXS run file with a valid map"
             )
         table = find_agglomerates(maps[MapName.SAXS_INTENSITY], maps.pixel_size_um)
     return core.disk_zones(table[table["case"] == "B"], x_um, y_um)

@@ -60,7 +60,9 @@ class ReconstructOptions(StageOptions):
         given = self.model_fields_set
         low_rank = [name for name in ("rank", "energy") if name in given]
         if self.method == "fbp" and "iterations" in given:
-            raise ValueError("FBP has no iterations: drop iterations, or choose method sart or sirt")
+            raise ValueError(
+                "FBP has no iterations: drop iterations, or choose method sart or sirt"
+            )
         if low_rank and self.backend == "astra":
             raise ValueError(
                 f"{' and '.join(low_rank)} set the low-rank step of the jellyroll backend; "
