@@ -46,6 +46,31 @@ def um_per(unit: object) -> float | None:
     return UM_PER_UNIT.get(text, UM_PER_UNIT.get(text.removesuffix("s")))
 
 
+PER_ANGSTROM_PER_UNIT = {
+    "1/angstrom": 1.0,
+    "angstrom^-1": 1.0,
+    "1/a": 1.0,
+    "a^-1": 1.0,
+    "a-1": 1.0,
+    "1/\u00e5": 1.0,
+    "\u00e5^-1": 1.0,
+    "q_a^-1": 1.0,
+    "1/nm": 0.1,
+    "nm^-1": 0.1,
+    "nm-1": 0.1,
+    "q_nm^-1": 0.1,
+}
+"""Inverse angstroms per unit of scattering vector, by the names files use (lower case;
+see :func:`per_angstrom`)."""
+
+
+def per_angstrom(unit: object) -> float | None:
+    """Inverse angstroms per ``unit`` of q (a name of :data:`PER_ANGSTROM_PER_UNIT`, any
+    case, bytes or str); None when it is not a unit of q."""
+    text = (unit.decode() if isinstance(unit, bytes) else str(unit)).strip()
+    return PER_ANGSTROM_PER_UNIT.get(text.lower().replace(" ", ""))
+
+
 def px_to_um(index: ArrayLike, n: int, pixel_size_um: float) -> np.ndarray | float:
     """Map coordinate (um) of a (fractional) pixel ``index`` along an axis of ``n`` pixels.
 

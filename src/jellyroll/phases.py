@@ -131,6 +131,20 @@ def _anchors(
     )
 
 
+def _check_reaches_edges(q: np.ndarray, inside: np.ndarray, window: QWindow) -> None:
+    """Refuse a window the ascending ``q`` axis covers in part: the axis must reach each edge
+    to within one bin (its first or last bin a bin width or more inside the window means
+    the rest of the window was not measured, and its integral would be a part of it)."""
+    first, last = inside[0], inside[-1]
+    starts_inside = first == 0 and q[0] - window.q_min >= q[1] - q[0]
+    ends_inside = last == q.size - 1 and window.q_max - q[-1] >= q[-1] - q[-2]
+    if starts_inside or ends_inside:
+        raise ValueError(
+            f"the q axis [{q[0]:.4g}, {q[-1]:.4g}] A^-1 covers only part of the window "
+            f"[{window.q_min}, {window.q_max}]: its integral would miss what lies beyond"
+        )
+
+
 def window_weights(
     q: np.ndarray,
     windows: Mapping[str, WindowSpec],
@@ -168,6 +182,7 @@ def window_weights(
                 f"window [{window.q_min}, {window.q_max}] A^-1 holds {inside.size} q bins; "
                 "need >= 2"
             )
+        _check_reaches_edges(qs, inside, window)
         qw = qs[inside]
         trap = np.zeros(inside.size)
         trap[1:] += 0.5 * np.diff(qw)

@@ -18,6 +18,7 @@ from jellyroll.io.raw_scan import (
     RawScanWriter,
     write_integrated_scan,
 )
+from jellyroll.io.scans import ScanFormatError, open_scan
 
 SHAPE = (12, 17)
 PONI = "Detector: Detector\nDistance: 0.15\nPoni1: 0.001\nPoni2: 0.002\nWavelength: 1.61e-11\n"
@@ -194,6 +195,37 @@ def test_append_in_blocks_equals_one_append(sizes, hint):
         for name in a:
             np.testing.assert_array_equal(a[name][0], b[name][0], err_msg=name)
             assert a[name][1] == b[name][1], name
+
+
+@pytest.mark.parametrize(("units", "factor"), [("1/nm", 0.1), ("A^-1", 1.0), (None, 1.0)])
+def test_integrated_q_is_read_in_inverse_angstrom(tmp_path, units, factor):
+    """Integrated patterns with q in 1/nm were taken for 1/angstrom (d* 10 times off);
+    without @units q is in 1/angstrom, as SPEC section 6 says."""
+    q = np.linspace(0.8, 5.2, 9)
+    path = write_integrated_scan(
+        tmp_path / "scan.h5", q, np.ones((4, 9), np.float32), np.zeros(4), np.zeros(4)
+    )
+    with h5py.File(path, "r+") as f:
+        if units is None:
+            del f["/entry/integrated/q"].attrs["units"]
+        else:
+            f["/entry/integrated/q"].attrs["units"] = units
+    scan = open_scan(path)
+    try:
+        np.testing.assert_allclose(scan.info.q_A, factor * q)
+    finally:
+        scan.close()
+
+
+def test_integrated_patterns_not_in_q_are_refused(tmp_path):
+    path = write_integrated_scan(
+        tmp_path / "scan.h5", np.linspace(5, 40, 9), np.ones((4, 9), np.float32), np.zeros(4),
+        np.zeros(4),
+    )  # fmt: skip
+    with h5py.File(path, "r+") as f:
+        f["/entry/integrated/q"].attrs["units"] = "deg"
+    with pytest.raises(ScanFormatError, match=r"scan\.h5.*'deg', not a unit of q"):
+        open_scan(path)
 
 
 def test_integrated_scan_streams_blocks(tmp_path):

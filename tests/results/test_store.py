@@ -163,6 +163,34 @@ def test_a_radial_axis_not_in_inverse_angstrom_is_refused_by_the_maps_stage(
         run_maps(path)
 
 
+@pytest.mark.parametrize(("units", "factor"), [("1/nm", 0.1), ("A^-1", 1.0), ("1/\u00c5", 1.0)])
+def test_q_in_any_unit_of_q_is_read_in_inverse_angstrom(
+    tmp_path: Path, units: str, factor: float
+) -> None:
+    """q in 1/nm was refused ("reduce again"), and A^-1 spelled otherwise too."""
+    path = tmp_path / "run.h5"
+    write_sinogram(path, _sinogram(units), {})
+    write_reconstruction(path, _recon(units), {})
+    for read in (read_sinogram, read_reconstruction):
+        found = read(path)
+        assert found.q_units == "1/angstrom"
+        np.testing.assert_allclose(found.q_A, factor * np.linspace(1.0, 2.0, 5))
+
+
+def test_a_q_axis_without_units_is_refused(tmp_path: Path) -> None:
+    """Without @units q was taken for 1/angstrom: q in 1/nm gave d* 10 times too small,
+    exit 0."""
+    path = tmp_path / "run.h5"
+    write_sinogram(path, _sinogram(), {})
+    write_reconstruction(path, _recon(), {})
+    stages = {"sinogram": "reduce", "reconstruction": "reconstruct"}
+    for group, read in (("sinogram", read_sinogram), ("reconstruction", read_reconstruction)):
+        with h5py.File(stage_file(path, stages[group]), "r+") as f:
+            del f[f"entry/{group}/q"].attrs["units"]
+        with pytest.raises(RunFileError, match=rf"/entry/{group}/q has no @units"):
+            read(path)
+
+
 def test_readers_name_the_file_and_what_to_run(tmp_path: Path) -> None:
     with pytest.raises(RunFileError, match="no such run file"):
         read_sinogram(tmp_path / "missing.h5")

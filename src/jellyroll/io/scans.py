@@ -28,7 +28,7 @@ import h5py
 import hdf5plugin  # noqa: F401  (registers the HDF5 compression filters)
 import numpy as np
 
-from jellyroll.conventions import um_per
+from jellyroll.conventions import per_angstrom, um_per
 from jellyroll.io.chunks import ChunkFrames
 
 FRAMES = "/entry/instrument/detector/data"
@@ -162,6 +162,21 @@ def _chunk_frame_reader(dataset: h5py.Dataset, path: Path) -> FrameRead | None:
             return f"{path}: {dataset.name}[{i}] unreadable ({error}); frame marked missing"
 
     return read_frame
+
+
+def _q_factor(f: h5py.File, path: Path) -> float:
+    """Inverse angstroms per unit of the integrated patterns' q (SPEC: 1/angstrom when
+    ``@units`` is absent); ScanFormatError for a unit that is not one of q."""
+    units = f[INTEGRATED_Q].attrs.get("units")
+    if units is None:
+        return 1.0
+    factor = per_angstrom(units)
+    if factor is None:
+        raise ScanFormatError(
+            f"{path}: {INTEGRATED_Q} is in {_text(units)!r}, not a unit of q; integrate the "
+            "patterns in q (1/angstrom or 1/nm)"
+        )
+    return factor
 
 
 def _require(f: h5py.File, path: Path, name: str) -> h5py.Dataset:
@@ -300,7 +315,7 @@ class Hdf5ScanReader:
                     f"{self.path}: {INTEGRATED_Q} has {q.size} values, patterns have "
                     f"{self._data.shape[1]} bins"
                 )
-            self.info.q_A = np.asarray(q, dtype=np.float64)
+            self.info.q_A = np.asarray(q, dtype=np.float64) * _q_factor(f, self.path)
         self._read_frame = _chunk_frame_reader(self._data, self.path) if kind == "frames" else None
 
     def read(self, start: int, stop: int) -> Block:

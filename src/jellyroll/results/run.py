@@ -34,7 +34,7 @@ import h5py
 import numpy as np
 from scipy import ndimage
 
-from jellyroll.conventions import um_per
+from jellyroll.conventions import per_angstrom, um_per
 from jellyroll.io.nexus import nx_group, set_default, write_nxdata
 from jellyroll.results.store import RunFileError, open_run, require, write_run_stage
 
@@ -313,6 +313,7 @@ def read_sinogram(path: str | os.PathLike[str], *, errors: bool = True) -> Sinog
                 f"{path}: /entry/sinogram/attenuation has shape {group['attenuation'].shape}; "
                 f"it must be (angles, translations) = {shape[:2]} like the data"
             )
+        q, q_units = _radial_axis(path, axes["q"])
         sigma = np.empty(0)
         if errors:
             stored = require(f, path, "/entry/sinogram/errors", hint)
@@ -327,12 +328,29 @@ def read_sinogram(path: str | os.PathLike[str], *, errors: bool = True) -> Sinog
             errors=sigma,
             rotation_angle_deg=axes["rotation_angle"][()],
             translation_mm=axes["translation"][()],
-            q_A=axes["q"][()],
+            q_A=q,
             attenuation=group["attenuation"][()] if "attenuation" in group else None,
             rotation_centre_mm=None if centre is None else float(centre[()]),
             attrs=dict(group.attrs),
-            q_units=str(axes["q"].attrs.get("units", Q_UNITS)),
+            q_units=q_units,
         )
+
+
+def _radial_axis(path: str | os.PathLike[str], dataset: h5py.Dataset) -> tuple[np.ndarray, str]:
+    """The radial axis and its unit: q in any unit of q converted to 1/angstrom; another
+    unit (e.g. deg for 2theta) kept as it is, for the stages that need q to refuse."""
+    if "units" not in dataset.attrs:
+        raise RunFileError(
+            f"{path}: {dataset.name} has no @units: q in 1/angstrom cannot be told from q in "
+            "1/nm (d* would be 10 times off); write its unit to the attribute "
+            f"(e.g. {Q_UNITS})"
+        )
+    units = dataset.attrs["units"]
+    units = units.decode() if isinstance(units, bytes) else str(units)
+    factor = per_angstrom(units)
+    if factor is None:
+        return dataset[()], units
+    return np.asarray(dataset[()], dtype=np.float64) * factor, Q_UNITS
 
 
 def _check_units(path: str | os.PathLike[str], dataset: h5py.Dataset, expected: str) -> None:
@@ -390,15 +408,15 @@ def read_reconstruction(path: str | os.PathLike[str]) -> Reconstruction:
     with open_run(path) as f:
         group = require(f, path, "/entry/reconstruction", hint)
         data = require(f, path, "/entry/reconstruction/data", hint)
-        q = require(f, path, "/entry/reconstruction/q", hint)
+        q, q_units = _radial_axis(path, require(f, path, "/entry/reconstruction/q", hint))
         return Reconstruction(
             data=data[()],
-            q_A=q[()],
+            q_A=q,
             x_um=require(f, path, "/entry/reconstruction/x_um", hint)[()],
             y_um=require(f, path, "/entry/reconstruction/y_um", hint)[()],
             attrs={k: v for k, v in group.attrs.items() if k not in _NXDATA_ATTRS},
             attenuation=group["attenuation"][()] if "attenuation" in group else None,
-            q_units=str(q.attrs.get("units", Q_UNITS)),
+            q_units=q_units,
             units=str(data.attrs.get("units", "arb. units / um")),
         )
 
