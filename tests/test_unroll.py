@@ -342,6 +342,23 @@ def test_spiral_rejects_a_map_without_layers() -> None:
         trace_spiral(casing_only, find_cell(casing_only))
 
 
+@pytest.mark.parametrize("offset_px", [5, 8])
+def test_spiral_refuses_a_trace_that_left_the_collector(real, offset_px: int) -> None:
+    """From a centre 5 px off, the trace followed the casing's arc for 0.4 turns with a
+    pitch of 2.7 px (the roll's is 10.3): returned as the collector, and diagnose unrolled
+    and searched it for bends. 0-4 and 6 px off trace all 18-19 turns."""
+    cell = real["cell"]
+    with pytest.raises(ValueError, match=r"covers 0\.4\d turns"):
+        trace_spiral(real["image"], Cell(cell.x + offset_px, cell.y, cell.radius))
+
+
+def test_spiral_on_a_flat_map_says_why() -> None:
+    """A flat map inside a found cell failed in numpy's FFT ("Invalid number of FFT data
+    points (0)"), a message diagnose copied into its notes."""
+    with pytest.raises(ValueError, match="no wound layers found: no room"):
+        trace_spiral(np.zeros((64, 64)), Cell(32.0, 32.0, 28.0))
+
+
 def test_spiral_needs_a_radius_range_for_a_bare_centre(real) -> None:
     with pytest.raises(ValueError, match="radius_range_um"):
         trace_spiral(real["image"], real["cell"].centre)

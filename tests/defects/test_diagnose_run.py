@@ -7,9 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jellyroll.defects.run import run_diagnose
+from jellyroll.defects.options import DiagnoseOptions
+from jellyroll.defects.run import _unrolled, diagnose, run_diagnose
 from jellyroll.io.provenance import OutputWouldOverwriteInputError
+from jellyroll.results import Map, MapSet
 from jellyroll.results.store import RunFileError, stage_file
+from jellyroll.unroll import Cell
 
 N = 48
 
@@ -56,3 +59,39 @@ def test_the_diagnosis_never_replaces_a_stage_file_of_its_runs(
     with pytest.raises(OutputWouldOverwriteInputError, match=r"saxs\.maps\.h5"):
         run_diagnose({"saxs": run}, stage_file(run, "maps"))
     assert stage_file(run, "maps").read_bytes() == before
+
+
+def test_unrolled_maps_keep_no_value_as_no_value() -> None:
+    """d* is NaN where the SAXS signal is too weak; the unrolled view took those pixels as
+    0 nm and interpolated them with their neighbours: half the samples 0, others between 0
+    and the smallest real d* (0.01-6.7 nm against 6.76 nm), exit 0."""
+    rng = np.random.default_rng(3)
+    d_star = rng.uniform(10.0, 14.0, (N, N))
+    d_star[rng.random((N, N)) < 0.3] = np.nan
+    axis = (np.arange(N) - (N - 1) / 2) * 20.0
+    maps = MapSet({"d_star_nm": Map(d_star, "nm")}, axis, axis)
+    view = _unrolled(maps, Cell((N - 1) / 2, (N - 1) / 2, 0.45 * N), None)["d_star_nm"].data
+    finite = view[np.isfinite(view)]
+    assert finite.size > 0.2 * view.size  # the valid pixels still give most of a view
+    assert finite.min() >= 10.0 and finite.max() <= 14.0  # bilinear: within the valid range
+
+
+def test_no_collector_is_traced_on_an_attenuation_map_that_does_not_show_the_cell() -> None:
+    """An attenuation map written as ln(I/I0) (negated) did not show the casing, the cell
+    came from the WAXS housing ring, and the collector was still traced on the negated map:
+    bends reported, exit 0. Now no trace, and the bend count is NaN (not measured), not 0."""
+    y, x = np.mgrid[:N, :N] - (N - 1) / 2
+    ring = (np.abs(np.hypot(x, y) - 0.45 * N) < 1.0).astype(float)
+    maps = MapSet(
+        {
+            "saxs_intensity": Map(_disk_map(1.0), "1/A"),
+            "d_star_nm": Map(np.full((N, N), 12.0), "nm"),
+            "housing": Map(ring, "arb. units"),
+            "attenuation": Map(-(ring + 0.5 * (np.hypot(x, y) < 0.4 * N)), "1/um"),
+        },
+        (np.arange(N) - (N - 1) / 2) * 20.0,
+        (np.arange(N) - (N - 1) / 2) * 20.0,
+    )
+    found = diagnose(maps, DiagnoseOptions(), name="c", label="c")
+    assert "collector not traced: the attenuation map does not show the cell" in found.notes
+    assert np.isnan(found.summary["bends"]) and found.bends.empty

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
 from jellyroll.cli import app, console
@@ -38,7 +39,7 @@ def diagnose(
     console.print(
         f"wrote [bold]{output}[/bold]: {values['agglomerates']} agglomerates "
         f"({values['case_b']} case B, {values['unresolved']} unresolved), "
-        f"{values['bends']} bends"
+        + ("collector not traced" if np.isnan(values["bends"]) else f"{values['bends']} bends")
     )
     for note in result.notes:
         console.print(f"note: {note}")

@@ -155,7 +155,7 @@ def diagnose(
     notes = [*maps.notes]
     attenuation = maps.maps.get(MapName.ATTENUATION)
     image = None if attenuation is None else np.nan_to_num(attenuation.values)
-    cell = _located_cell(maps, notes)
+    cell, cell_source = _located_cell(maps, notes)
     agglomerates = find_agglomerates(
         maps[MapName.SAXS_INTENSITY],
         pixel,
@@ -164,12 +164,17 @@ def diagnose(
     )
     bends = pd.DataFrame()
     trace = None
+    bends_measured = False
     if image is None:
         notes.append("no attenuation map (no diode): collector not traced, no bends")
-    if cell is not None and image is not None:
+    elif cell is not None and cell_source != MapName.ATTENUATION:
+        # a map that does not show the casing (e.g. negated, ln(I/I0)) shows no collector
+        notes.append("collector not traced: the attenuation map does not show the cell")
+    if cell is not None and image is not None and cell_source == MapName.ATTENUATION:
         try:
             trace = trace_spiral(image, cell, pixel)
             bends = find_bends(image, pixel, trace=trace)
+            bends_measured = True
         except ValueError as error:
             notes.append(f"collector not traced: {error}")
     if len(bends) and len(agglomerates):
@@ -199,7 +204,7 @@ def diagnose(
         cell=None if cell is None else _found(cell, maps),
         unrolled=_unrolled(maps, cell, trace),
         summary={
-            **summary(maps, agglomerates, bends),
+            **summary(maps, agglomerates, bends if bends_measured else None),
             "critical_diameter_um": options.critical_diameter_um,
             "defect_share": defect_share(anode, regions["agglomerate"]),
         },
@@ -223,9 +228,9 @@ CELL_SOURCES = (
 circle in both."""
 
 
-def _located_cell(maps: MapSet, notes: list[str]) -> Cell | None:
+def _located_cell(maps: MapSet, notes: list[str]) -> tuple[Cell | None, str | None]:
     """The cell (casing centre and radius) in the first map of :data:`CELL_SOURCES` that
-    shows it; what was used or why none, appended to ``notes``."""
+    shows it, and that map's name; what was used or why none, appended to ``notes``."""
     tried = []
     for name, words in CELL_SOURCES:
         if name not in maps:
@@ -239,11 +244,11 @@ def _located_cell(maps: MapSet, notes: list[str]) -> Cell | None:
         if name != MapName.ATTENUATION:
             why = "" if MapName.ATTENUATION in maps else "no attenuation map (no diode): "
             notes.append(f"{why}cell found from {words}")
-        return cell
+        return cell, name
     notes.extend(f"cell {reason}" for reason in tried)
     if not tried:
         notes.append("no attenuation map (no diode) and no WAXS housing map: cell not located")
-    return None
+    return None, None
 
 
 def _found(cell: Cell, maps: MapSet) -> FoundCell:
@@ -261,7 +266,9 @@ def _unrolled(maps: MapSet, cell: Cell | None, trace: SpiralTrace | None) -> dic
     names = [name for name in UNROLLED_MAPS if name in maps]
     if cell is None or not names:
         return {}
-    stack = np.stack([np.nan_to_num(maps[name]) for name in names])
+    # NaN (no value, e.g. d* on a weak voxel) stays NaN: linear interpolation spreads it to
+    # the samples it touches instead of mixing a 0 into them
+    stack = np.stack([maps[name] for name in names])
     if trace is not None:
         view = unroll_spiral(stack, trace)
         return {
@@ -275,9 +282,12 @@ def _unrolled(maps: MapSet, cell: Cell | None, trace: SpiralTrace | None) -> dic
     }
 
 
-def summary(maps: MapSet, agglomerates: pd.DataFrame, bends: pd.DataFrame) -> dict[str, float]:
+def summary(
+    maps: MapSet, agglomerates: pd.DataFrame, bends: pd.DataFrame | None
+) -> dict[str, float]:
     """Counts (all, per case), median radius, median d* and the graphite phase shares of
-    the whole slice."""
+    the whole slice; ``bends`` None when the collector was not traced (count NaN: not
+    measured, which is not none found)."""
     cases = agglomerates.get("case", pd.Series(dtype=str))
     values: dict[str, float] = {
         "agglomerates": len(agglomerates),
@@ -285,7 +295,7 @@ def summary(maps: MapSet, agglomerates: pd.DataFrame, bends: pd.DataFrame) -> di
         "case_b": int((cases == "B").sum()),
         "unresolved": int((cases == UNRESOLVED).sum()),
         "median_radius_um": median_radius_um(agglomerates),
-        "bends": len(bends),
+        "bends": np.nan if bends is None else len(bends),
         "median_d_star_nm": finite_median(maps[MapName.D_STAR]),
     }
     if all(name in maps for name in GRAPHITE_PHASE_MAPS):

@@ -95,6 +95,13 @@ class SpiralTrace:
         return np.sort(np.interp(base + 2 * np.pi * k, self.winding_rad, self.radius_px))
 
 
+PITCH_TOLERANCE = 0.3
+"""Largest relative difference between the mean pitch along a traced layer and the pitch of
+the radial pattern's winding: within 6 % on the real 18650 slice and the tiny twin; a trace
+that left the collector (the casing's arc, followed from a centre a few pixels off) reads
+0.02-0.71 of it, over 0.4 turns."""
+
+
 def trace_spiral(
     image: np.ndarray,
     cell: Cell | tuple[float, float],
@@ -126,6 +133,10 @@ def trace_spiral(
         r_lo, r_hi = 0.0, _inside_casing(image, cell)
     else:
         raise ValueError("give radius_range_um when cell is a bare (x, y) centre")
+    if not r_hi - r_lo > 2 * _DR:
+        raise ValueError(
+            "no wound layers found: no room inside the casing (or no contrast) to search"
+        )
     if n_angles is None:
         n_angles = max(360, int(np.ceil(2 * np.pi * r_hi)))
     radii = np.arange(r_lo, r_hi + _DR / 2, _DR)
@@ -144,12 +155,24 @@ def trace_spiral(
     if 0.3 * width > 0.6:  # wide layers (masks): smooth to their scale so the ridge is centred
         ridge = _band_pass(polar, background, 0.3 * width)
     winding, radius, strength = _follow(ridge, r_lo, pitch, direction, phase)
+    turns = (winding[-1] - winding[0]) / (2 * np.pi)
+    if turns < 1:  # e.g. the casing's arc followed from a centre a few pixels off
+        raise ValueError(
+            f"the traced layer covers {turns:.2f} turns: no wound collector followed around "
+            "the cell (is the centre off, or the roll unresolved?)"
+        )
     if pitch_um is None:  # the mean pitch along the traced layer
+        wound = pitch
         pitch = 2 * np.pi * np.polyfit(winding, radius, 1)[0]
         if not pitch > 0:  # the trace wandered inwards: it lost the layer
             raise ValueError(
                 f"the traced layer does not wind outwards (mean pitch {pitch * pixel_size_um:.3g}"
                 " um): no wound collector found on this image"
+            )
+        if abs(pitch / wound - 1) > PITCH_TOLERANCE:
+            raise ValueError(
+                f"the traced layer's pitch ({pitch * pixel_size_um:.3g} um) is not the radial "
+                f"pattern's ({wound * pixel_size_um:.3g} um): it left the collector"
             )
     return SpiralTrace(
         centre=centre,
