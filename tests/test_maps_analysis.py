@@ -116,3 +116,24 @@ def test_a_q_axis_that_gives_no_map_says_which_window_is_short(waxs: Reconstruct
     lines = Reconstruction(waxs.data[..., keep], waxs.q_A[keep], waxs.x_um, waxs.y_um)
     with pytest.raises(ValueError, match=r"gives no map: for the phase maps, .*\] A\^-1"):
         compute_maps(lines, MapsOptions())
+
+
+@pytest.mark.parametrize("kind", ["waxs", "saxs"])
+def test_channels_without_a_value_are_left_out_with_a_note(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    """reconstruct leaves the channels nothing measured NaN. One such channel in a graphite
+    background anchor made every graphite map NaN and every label "none", exit 0; three at
+    high q failed the SAXS denoising with "fewer than 2 profiles with finite values"."""
+    recon: Reconstruction = request.getfixturevalue(kind)
+    q = recon.q_A
+    lost = [int(np.argmin(np.abs(q - 1.951)))] if kind == "waxs" else [q.size - 3, q.size - 2]
+    data = recon.data.copy()
+    data[..., lost] = np.nan
+    maps = compute_maps(Reconstruction(data, q, recon.x_um, recon.y_um), MapsOptions())
+    whole = compute_maps(recon, MapsOptions())
+    assert any(note.startswith(f"{len(lost)} q channels hold no value") for note in maps.notes)
+    name = "lic6" if kind == "waxs" else "saxs_intensity"
+    assert np.isfinite(maps[name]).all()
+    # one anchor bin of five, or two bins outside the SAXS window: the maps barely move
+    np.testing.assert_allclose(maps[name], whole[name], rtol=0.1, atol=0.02 * whole[name].max())

@@ -66,19 +66,28 @@ def compute_maps(recon: Reconstruction, options: MapsOptions) -> MapSet:
 
     Raises ValueError when q covers neither (no map to make).
     """
-    q, units = recon.q_A, recon.units
+    q, data, units = recon.q_A, recon.data, recon.units
     maps: dict[str, Map] = {}
     notes: list[str] = [analysis_note(options)]
+    empty = empty_channels(data)
+    if empty.any():  # reconstruct leaves the channels nothing measured NaN
+        notes.append(
+            f"{int(empty.sum())} q channels hold no value (nothing measured) and are left out: "
+            f"q = {', '.join(f'{value:.4g}' for value in q[empty])} 1/A"
+        )
+        q, data = q[~empty], data[..., ~empty]
+        if q.size < 2:
+            raise ValueError("fewer than 2 q channels hold a value: no map can be made")
     default = None
     waxs_gap = uncovered(q, analysis_windows(options), shoulder_bins=0)
     if waxs_gap is None:
-        maps.update(waxs_maps(q, recon.data, units, options))
+        maps.update(waxs_maps(q, data, units, options))
         default = MapName.GRAPHITE
     else:
         notes.append(f"{UNCOVERED} the Table 1 windows ({waxs_gap}): no phase maps")
     saxs_gap = uncovered(q, {"saxs": SAXS_Q_RANGE}, shoulder_bins=0)
     if saxs_gap is None:
-        saxs, rank = saxs_maps(q, recon.data, units, options)
+        saxs, rank = saxs_maps(q, data, units, options)
         maps.update(saxs)
         default = default or MapName.SAXS_INTENSITY
         if rank is not None:
@@ -99,6 +108,15 @@ def compute_maps(recon: Reconstruction, options: MapsOptions) -> MapSet:
         centre = float(recon.attrs["rotation_centre_mm"])
         notes.append(f"no rotation centre in the sinogram: {centre:.4f} mm {source}")
     return MapSet(maps, recon.x_um, recon.y_um, notes, default)
+
+
+def empty_channels(data: np.ndarray, rows: int = 64) -> np.ndarray:
+    """(nc,) bool: the channels of a (ny, nx, nc) volume that hold no finite value, read
+    ``rows`` rows at a time (bounded memory)."""
+    found = np.zeros(data.shape[-1], dtype=bool)
+    for start in range(0, data.shape[0], rows):
+        found |= np.isfinite(data[start : start + rows]).any(axis=(0, 1))
+    return ~found
 
 
 def waxs_maps(q: np.ndarray, data: np.ndarray, units: str, options: MapsOptions) -> dict[str, Map]:
