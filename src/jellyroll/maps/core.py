@@ -152,7 +152,7 @@ def saxs_maps(
     # Weak voxels (no silicon: cathode, separator, outside) hold noise, not a d*.
     positive = intensity[np.isfinite(intensity) & (intensity > 0)]
     if positive.size:
-        weak = ~(intensity >= options.dstar_min_intensity * np.percentile(positive, 99))
+        weak = ~(intensity >= options.dstar_min_intensity * bright_level(positive))
         d_star[weak] = np.nan
         reason[weak] = LOW_INTENSITY
     reasons = ", ".join(f"{code} {text}" for code, text in REASONS.items())
@@ -162,6 +162,21 @@ def saxs_maps(
         MapName.D_STAR_REASON: Map(reason, reasons),
     }
     return maps, rank
+
+
+BRIGHT_SPREAD = 3.0
+"""Values above this many times the 90th percentile of a map's positive SAXS intensities
+are left out of its bright level (:func:`bright_level`); the tiny twin's 99th percentile is
+1.8 times its 90th."""
+
+
+def bright_level(positive: np.ndarray) -> float:
+    """The bright level of a map's positive SAXS intensities, the reference of the d*
+    threshold: their 99th percentile, without the values above :data:`BRIGHT_SPREAD` times
+    the 90th (hot voxels: 54 at 50 times the brightest, 0.5 % of the tiny twin's map, raised
+    the plain 99th percentile above every real voxel, whose d* was blanked)."""
+    fence = BRIGHT_SPREAD * np.percentile(positive, 90)
+    return float(np.percentile(positive[positive <= fence], 99))
 
 
 def denoising_note(rank: int, n_q: int, *, chosen: bool) -> str:

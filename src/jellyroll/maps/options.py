@@ -35,7 +35,7 @@ class MapsOptions(StageOptions):
         "jellyroll: a linear background under every window and denoised d* profiles.",
     )
     label_threshold: float = Field(
-        0.05, ge=0, le=1, description="Label -1 below this fraction of a phase family's maximum."
+        0.05, ge=0, lt=1, description="Label -1 below this fraction of a phase family's maximum."
     )
     denoise: bool | None = Field(
         None,
@@ -44,7 +44,11 @@ class MapsOptions(StageOptions):
     )
     rank: int | None = Field(None, ge=1, description="Components kept by the denoising.")
     dstar_min_intensity: float = Field(
-        0.2, ge=0, description="d* only where the SAXS intensity exceeds this fraction of its p99."
+        0.2,
+        ge=0,
+        le=1,
+        description="d* only where the SAXS intensity exceeds this fraction of its bright "
+        "level (p99 of the values under 3x p90).",
     )
     dstar: DstarOptions = DstarOptions()
 
