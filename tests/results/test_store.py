@@ -4,6 +4,7 @@ deleted, readers that check the contract of SPEC section 6."""
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import h5py
@@ -189,6 +190,25 @@ def test_a_q_axis_without_units_is_refused(tmp_path: Path) -> None:
             del f[f"entry/{group}/q"].attrs["units"]
         with pytest.raises(RunFileError, match=rf"/entry/{group}/q has no @units"):
             read(path)
+
+
+@pytest.mark.parametrize(("name", "shape"), [("x_um", (5,)), ("q", (4,)), ("attenuation", (6, 5))])
+def test_a_reconstruction_whose_axes_disagree_with_its_data_is_refused(
+    tmp_path: Path, name: str, shape: tuple[int, ...]
+) -> None:
+    """A transposed attenuation map or a short x axis were read as they were: `jellyroll
+    maps` wrote maps that every later reader refused, blaming the maps file."""
+    path = tmp_path / "run.h5"
+    write_sinogram(path, _sinogram(), {})
+    recon = _recon()
+    write_reconstruction(path, replace(recon, attenuation=np.ones((6, 6), np.float32)), {})
+    with h5py.File(stage_file(path, "reconstruct"), "r+") as f:
+        attrs = dict(f[f"entry/reconstruction/{name}"].attrs)
+        del f[f"entry/reconstruction/{name}"]
+        f[f"entry/reconstruction/{name}"] = np.ones(shape)
+        f[f"entry/reconstruction/{name}"].attrs.update(attrs)
+    with pytest.raises(RunFileError, match=rf"/entry/reconstruction/{name} has shape"):
+        read_reconstruction(path)
 
 
 def test_readers_name_the_file_and_what_to_run(tmp_path: Path) -> None:

@@ -408,12 +408,28 @@ def read_reconstruction(path: str | os.PathLike[str]) -> Reconstruction:
     with open_run(path) as f:
         group = require(f, path, "/entry/reconstruction", hint)
         data = require(f, path, "/entry/reconstruction/data", hint)
-        q, q_units = _radial_axis(path, require(f, path, "/entry/reconstruction/q", hint))
+        if data.ndim != 3:
+            raise RunFileError(
+                f"{path}: /entry/reconstruction/data is {data.ndim}D, not (y, x, q); {hint}"
+            )
+        # the maps of a data block whose axes disagree would be written, then refused
+        # by every reader downstream: say so here, naming the dataset
+        expected = {"y_um": (data.shape[0],), "x_um": (data.shape[1],), "q": (data.shape[2],)}
+        if "attenuation" in group:
+            expected["attenuation"] = data.shape[:2]
+        for name, shape in expected.items():
+            found = require(f, path, f"/entry/reconstruction/{name}", hint).shape
+            if found != shape:
+                raise RunFileError(
+                    f"{path}: /entry/reconstruction/{name} has shape {found}, the data "
+                    f"{data.shape} want {shape}; {hint}"
+                )
+        q, q_units = _radial_axis(path, group["q"])
         return Reconstruction(
             data=data[()],
             q_A=q,
-            x_um=require(f, path, "/entry/reconstruction/x_um", hint)[()],
-            y_um=require(f, path, "/entry/reconstruction/y_um", hint)[()],
+            x_um=group["x_um"][()],
+            y_um=group["y_um"][()],
             attrs={k: v for k, v in group.attrs.items() if k not in _NXDATA_ATTRS},
             attenuation=group["attenuation"][()] if "attenuation" in group else None,
             q_units=q_units,
