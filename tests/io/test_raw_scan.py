@@ -288,3 +288,45 @@ def test_integrated_writer_append(tmp_path):
         assert f["/entry/integrated/intensity"].shape == (3, 4)
         np.testing.assert_array_equal(f["/entry/instrument/diode/data"][()], [3.0, 8.0, 9.0])
         assert f["/entry/instrument/diode"].attrs["NX_class"] == "NXdetector"
+
+
+def _split_scan(folder: Path, seed: int, how: str) -> Path:
+    """A raw scan whose frames live in ``folder/frames.h5``, reached from ``master.h5`` by an
+    external link or as a virtual dataset (SPEC section 6 allows both)."""
+    whole = folder / "whole.h5"
+    data = scan(3, seed=seed)
+    with RawScanWriter(whole, SHAPE, poni=PONI) as writer:
+        writer.append(data["frames"], data["rotation_angle_deg"], data["translation_mm"])
+    with h5py.File(folder / "frames.h5", "w") as frames:
+        frames["data"] = data["frames"]
+    master = folder / "master.h5"
+    if not master.exists():
+        with h5py.File(whole, "r") as source, h5py.File(master, "w") as f:
+            source.copy(source["entry"], f)
+            del f["entry/instrument/detector/data"]
+            if how == "link":
+                f["entry/instrument/detector/data"] = h5py.ExternalLink("frames.h5", "/data")
+            else:
+                layout = h5py.VirtualLayout(shape=data["frames"].shape, dtype=np.int32)
+                layout[:] = h5py.VirtualSource("frames.h5", "data", shape=data["frames"].shape)
+                f["entry/instrument/detector"].create_virtual_dataset("data", layout)
+    whole.unlink()
+    return master
+
+
+@pytest.mark.parametrize("how", ["link", "virtual"])
+def test_frames_in_another_file_are_part_of_the_scan_key(tmp_path, how):
+    """Frames behind an external link were not part of the reduce stage's key: replacing
+    them left the sinogram "up to date" (a fresh cell's maps kept for an aged one)."""
+    from jellyroll.reduce.options import ReduceOptions
+    from jellyroll.reduce.run import ScanSpec, reduce_key
+
+    master = _split_scan(tmp_path, 0, how)
+    reader = open_scan(master)
+    files = {p.resolve() for p in reader.info.files}
+    reader.close()
+    del reader  # its frames dataset holds frames.h5 open
+    assert files == {master.resolve(), (tmp_path / "frames.h5").resolve()}
+    before = reduce_key(ScanSpec.of(master), ReduceOptions())
+    _split_scan(tmp_path, 1, how)  # other frames, the same master file
+    assert reduce_key(ScanSpec.of(master), ReduceOptions()) != before

@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import re
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +40,8 @@ MONITOR = "/entry/monitor/data"
 DIODE = "/entry/instrument/diode/data"
 INTEGRATED = "/entry/integrated/intensity"
 INTEGRATED_Q = "/entry/integrated/q"
+SCAN_DATASETS = (FRAMES, INTEGRATED, INTEGRATED_Q, PONI, MASK, ANGLE, TRANSLATION, MONITOR, DIODE)
+"""Every dataset of a SPEC scan file that a reduction reads."""
 
 
 class ScanFormatError(ValueError):
@@ -179,6 +181,22 @@ def _q_factor(f: h5py.File, path: Path) -> float:
     return factor
 
 
+def data_files(path: Path, datasets: Iterable[h5py.Dataset]) -> list[Path]:
+    """``path`` and every other file the ``datasets`` of it are read from: the file an
+    external link on their path leads to, and the sources of a virtual dataset (named
+    relative to the file that holds it). A scan's result must change when any of them does,
+    not only when the file named on the command line does."""
+    found = {path.resolve(): path}
+    for dataset in datasets:
+        holder = Path(dataset.file.filename)
+        found.setdefault(holder.resolve(), holder)
+        if dataset.is_virtual:
+            for source in dataset.virtual_sources():
+                name = holder if source.file_name == "." else holder.parent / source.file_name
+                found.setdefault(name.resolve(), name)
+    return list(found.values())
+
+
 def _require(f: h5py.File, path: Path, name: str) -> h5py.Dataset:
     if name not in f:
         raise ScanFormatError(
@@ -295,7 +313,7 @@ class Hdf5ScanReader:
             translation_mm=_motor(f, self.path, TRANSLATION, n, _mm_per, "mm"),
             monitor=_vector(f, self.path, MONITOR, n, optional=True),
             diode=_vector(f, self.path, DIODE, n, optional=True),
-            files=[self.path],
+            files=data_files(self.path, (f[name] for name in SCAN_DATASETS if name in f)),
         )
         if kind == "frames":
             self.info.frame_shape = tuple(int(s) for s in self._data.shape[1:])  # type: ignore[assignment]
@@ -461,7 +479,7 @@ class BlissScanReader:
             frame_shape=tuple(int(s) for s in shapes.pop()),  # type: ignore[arg-type]
             poni=read_poni_text(mapping.poni) if mapping.poni else None,
             mask=read_mask(mapping.mask) if mapping.mask else None,
-            files=[self.path],
+            files=data_files(self.path, self._datasets),
         )
 
     @staticmethod
