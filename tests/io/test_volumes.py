@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -52,6 +53,38 @@ def test_folder_of_slices_in_natural_order(tmp_path: Path) -> None:
     data, voxel = read_volume(tmp_path, voxel_size_um=0.726)
     np.testing.assert_array_equal(data, volume)
     assert voxel == 0.726
+
+
+def test_a_slice_overwritten_in_place_changes_the_volumes_keys(tmp_path: Path) -> None:
+    """A folder volume was keyed by the folder's own size and time, which do not change when
+    a slice is overwritten in place: NXCT, locate and link results stayed "up to date" for a
+    volume shifted by 12 px."""
+    from jellyroll.locate.options import LocateOptions
+    from jellyroll.locate.run import locate_key
+    from jellyroll.nxct.options import NXCTOptions
+    from jellyroll.nxct.run import nxct_key
+
+    xct, nct = tmp_path / "xct", tmp_path / "nct.tif"
+    xct.mkdir()
+    for i in range(3):
+        tifffile.imwrite(xct / f"slice_{i}.tif", np.full((4, 5), i, np.uint16))
+    tifffile.imwrite(nct, np.zeros((3, 4, 5), np.uint16))
+    run = tmp_path / "run.h5"
+    run.write_bytes(b"run")
+
+    def keys() -> tuple[str, str]:
+        return (
+            nxct_key(str(xct), str(nct), NXCTOptions()),
+            locate_key(str(run), str(xct), None, LocateOptions()),
+        )
+
+    before = keys()
+    folder_time = xct.stat().st_mtime_ns
+    tifffile.imwrite(xct / "slice_1.tif", np.full((4, 5), 7, np.uint16))  # in place, longer ago
+    os.utime(xct / "slice_1.tif", ns=(folder_time - 10**9, folder_time - 10**9))
+    assert xct.stat().st_mtime_ns == folder_time
+    after = keys()
+    assert after[0] != before[0] and after[1] != before[1]
 
 
 def test_hdf5_dataset(tmp_path: Path) -> None:

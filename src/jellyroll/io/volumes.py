@@ -219,12 +219,7 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, float | None]:
 def _read_folder(folder: Path) -> tuple[np.ndarray, float | None]:
     import tifffile
 
-    files = sorted(
-        (f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in _TIFF_SUFFIXES),
-        key=lambda f: natural_key(f.name),
-    )
-    if not files:
-        raise ValueError(f"{folder}: the folder holds no .tif/.tiff slices")
+    files = slice_files(folder)
     first = None
     slices = []
     voxel = None
@@ -350,6 +345,26 @@ class VolumeSource:
         self.close()
 
 
+def slice_files(folder: Path) -> list[Path]:
+    """The .tif/.tiff slices of a folder volume, in natural order (slice_2 before slice_10);
+    ValueError when there are none."""
+    files = sorted(
+        (f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in _TIFF_SUFFIXES),
+        key=lambda f: natural_key(f.name),
+    )
+    if not files:
+        raise ValueError(f"{folder}: the folder holds no .tif/.tiff slices")
+    return files
+
+
+def volume_files(path: str | os.PathLike[str]) -> list[Path]:
+    """The files a volume is read from: the slices of a folder, the HDF5 file of
+    ``file.h5::/path``, or the file itself. A folder's own time does not change when a slice
+    is overwritten in place, so results keyed by it would stay "up to date"."""
+    name, _ = split_dataset(path)
+    return slice_files(name) if name.is_dir() else [name]
+
+
 def split_dataset(path: str | os.PathLike[str]) -> tuple[Path, str | None]:
     """``file.h5::/path`` -> (file, dataset); any other path -> (path, None)."""
     text = str(path)
@@ -442,12 +457,7 @@ def _tiff_source(path: Path) -> VolumeSource:
 def _folder_source(folder: Path) -> VolumeSource:
     import tifffile
 
-    files = sorted(
-        (f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in _TIFF_SUFFIXES),
-        key=lambda f: natural_key(f.name),
-    )
-    if not files:
-        raise ValueError(f"{folder}: the folder holds no .tif/.tiff slices")
+    files = slice_files(folder)
     with tifffile.TiffFile(files[0]) as tif:
         first = np.squeeze(tif.asarray())
         voxel, _ = _tiff_voxel(tif)

@@ -21,7 +21,7 @@ import numpy as np
 
 from jellyroll.io.lock import output_lock
 from jellyroll.io.provenance import file_fingerprint, provenance_record, refuse_overwrite
-from jellyroll.io.volumes import VolumeSource, open_volume, split_dataset
+from jellyroll.io.volumes import VolumeSource, open_volume, split_dataset, volume_files
 from jellyroll.locate.core import (
     MIN_DEFECTS,
     Location,
@@ -59,7 +59,7 @@ def locate_key(
 ) -> str:
     """Key of a location result of its inputs (by fingerprint) with ``options``."""
     paths = [run, xct, *(path for path in (nct, nxct) if path)]
-    inputs = [file_fingerprint(split_dataset(path)[0]) for path in paths]
+    inputs = [file_fingerprint(file) for path in paths for file in volume_files(path)]
     return stage_key("locate", options.key_payload(), inputs)
 
 
@@ -286,7 +286,7 @@ def run_locate(
             "nct_to_xct_from": None if nct is None else str(nxct or "registered here"),
             "seconds": time.perf_counter() - start,
         }
-        files = [path for path in given if path.is_file()]
+        files = [file for path in given for file in volume_files(path)]
 
         def fill(entry) -> None:
             group = write_location_group(entry, result, y_um, x_um, on_map)

@@ -25,7 +25,7 @@ from jellyroll import figures
 from jellyroll.defects.bends3d import find_bends_3d
 from jellyroll.io.lock import output_lock
 from jellyroll.io.provenance import file_fingerprint, provenance_record, refuse_overwrite
-from jellyroll.io.volumes import VolumeSource, open_volume, split_dataset
+from jellyroll.io.volumes import VolumeSource, open_volume, split_dataset, volume_files
 from jellyroll.nxct.fuse import contrast_window, fuse_rgb, sample_voxels
 from jellyroll.nxct.options import NXCTOptions
 from jellyroll.nxct.register import register_volumes
@@ -54,7 +54,7 @@ STEPS = {"registration": (0.0, 0.3), "resampling": (0.3, 0.5), "bends": (0.5, 0.
 
 def nxct_key(xct: str, nct: str, options: NXCTOptions) -> str:
     """Key of the NXCT result of two volumes (by fingerprint) with ``options``."""
-    inputs = [file_fingerprint(split_dataset(path)[0]) for path in (xct, nct)]
+    inputs = [file_fingerprint(file) for path in (xct, nct) for file in volume_files(path)]
     return stage_key("nxct", options.key_payload(), inputs)
 
 
@@ -213,8 +213,8 @@ def _write(
         "sample_planes": list(map(int, sample.planes)),
         "seconds": time.perf_counter() - start,
     }
-    files = [split_dataset(xct)[0], split_dataset(nct)[0]]
-    record = provenance_record(configuration, inputs=[p for p in files if p.is_file()])
+    files = [*volume_files(xct), *volume_files(nct)]
+    record = provenance_record(configuration, inputs=files)
     write_stage_file(
         output,
         fill,
