@@ -500,6 +500,37 @@ def _gavish_donoho_omega(beta: float) -> float:
     return 0.56 * beta**3 - 0.95 * beta**2 + 1.82 * beta + 1.43
 
 
+OUTLIER_NORM = 10.0
+"""Whitened squared norm, in units of its 99th percentile over the map, above which a
+profile is a hot voxel that takes no part in the denoising's components (Poisson-whitened
+norms grow as the intensity: a real voxel 10 times brighter than the brightest 1 % is not
+silicon)."""
+
+
+def _project_partial(
+    x: np.ndarray, v: np.ndarray, basis: np.ndarray, column: np.ndarray
+) -> np.ndarray:
+    """Profiles ``x`` (m, n_q) with non-finite bins, projected on ``basis`` (n_q, k) by least
+    squares over their finite bins (whitened as the others, by their finite bins' variance
+    ``v``); bins without a value stay NaN, and a profile with fewer finite bins than
+    components is returned as it is."""
+    out = x.copy()
+    finite = np.isfinite(x) & np.isfinite(v)
+    patterns, which = np.unique(finite, axis=0, return_inverse=True)
+    for index, bins in enumerate(patterns):
+        if bins.sum() < max(basis.shape[1], 2):
+            continue
+        rows = np.flatnonzero(which.ravel() == index)
+        xf, vf, cf = x[np.ix_(rows, bins)], v[np.ix_(rows, bins)], column[bins]
+        row_scale = np.sqrt(np.maximum((vf / cf).mean(axis=1), 1e-300))[:, None]
+        scale = row_scale * np.sqrt(cf)
+        coefficients, *_ = np.linalg.lstsq(basis[bins], (xf / scale).T, rcond=None)
+        projected = np.full((rows.size, x.shape[1]), np.nan)
+        projected[:, bins] = (basis[bins] @ coefficients).T * scale
+        out[rows] = projected
+    return out
+
+
 def denoise_profiles(
     intensities: np.ndarray,
     sigma: np.ndarray | float | None = None,
@@ -517,8 +548,11 @@ def denoise_profiles(
     Anal. 36, 203 (2004)), projected on its leading principal components, and
     un-whitened. ``rank`` None keeps the components above the optimal hard threshold of
     Gavish & Donoho (IEEE Trans. Inf. Theory 60, 5040 (2014)) for unknown noise level.
-    Profiles with a non-finite value take no part and are returned unchanged. Memory stays
-    bounded: the matrix is streamed in blocks of ``block_rows`` profiles.
+    Profiles whose whitened norm exceeds :data:`OUTLIER_NORM` times the 99th percentile
+    (hot voxels) take no part in the components, nor do profiles with a non-finite value;
+    all are projected on them, the latter by least squares over their finite bins (the
+    others stay NaN). Memory stays bounded: the matrix is streamed in blocks of
+    ``block_rows`` profiles.
     """
     arr = np.asarray(intensities)
     if arr.ndim < 2:
@@ -556,28 +590,39 @@ def denoise_profiles(
         return x / row_scale[:, None] / col_scale, row_scale
 
     # Pass 2: the covariance of the whitened profiles; its eigenvectors are the components.
-    gram = np.zeros((n_q, n_q))
+    # One hot voxel (100 times the brightest profile) otherwise takes a component of its own
+    # and tilts the others: the twin's median d* error rose from 0.44 to 1.83 nm.
+    norms = []  # of the finite profiles, block by block
     for b in blocks:
         x, v, good = block_data(b)
-        y, _ = whitened(x[good], v[good])
+        norms.append(np.square(whitened(x[good], v[good])[0]).sum(axis=1))
+    limit = OUTLIER_NORM * float(np.percentile(np.concatenate(norms), 99))
+    gram = np.zeros((n_q, n_q))
+    n_used = 0
+    for b, norm in zip(blocks, norms, strict=True):
+        x, v, good = block_data(b)
+        used = norm <= limit
+        y, _ = whitened(x[good][used], v[good][used])
         gram += y.T @ y
+        n_used += int(used.sum())
     eigenvalues, vectors = np.linalg.eigh(gram)
-    singular = np.sqrt(np.clip(eigenvalues[::-1], 0.0, None))[: min(n_good, n_q)]
+    singular = np.sqrt(np.clip(eigenvalues[::-1], 0.0, None))[: min(n_used, n_q)]
     vectors = vectors[:, ::-1]
-    beta = min(n_good, n_q) / max(n_good, n_q)
+    beta = min(n_used, n_q) / max(n_used, n_q)
     threshold = _gavish_donoho_omega(beta) * float(np.median(singular))
     k = int(np.sum(singular > threshold)) if rank is None else int(rank)
     if not 0 <= k <= singular.size:
         raise ValueError(f"rank must be within 0..{singular.size}, got {rank}")
     basis = vectors[:, :k]
 
-    # Pass 3: project every finite profile on the kept components.
+    # Pass 3: project every profile on the kept components.
     out = np.array(rows, dtype=np.result_type(arr.dtype, np.float32), copy=True)
     for b in blocks:
         x, v, good = block_data(b)
         y, row_scale = whitened(x[good], v[good])
         block = out[b]
         block[good] = (y @ basis) @ basis.T * row_scale[:, None] * col_scale
+        block[~good] = _project_partial(x[~good], v[~good], basis, column)
     return DenoisedProfiles(
         profiles=out.reshape(arr.shape), rank=k, singular_values=singular, threshold=threshold
     )
