@@ -93,13 +93,16 @@ class DStarMap:
 
     ``d_star_nm`` (nm), ``q_star`` (A^-1) are float64 and NaN where invalid; ``slope`` is the
     fitted exponent (NaN where no fit was made); ``reason_code`` is int8, 0 where valid, else a
-    key of :data:`REASONS`.
+    key of :data:`REASONS`; ``at_window_edge`` marks the valid profiles whose departure is
+    the first point below the fit window (rule 6's first step: a single point's noise can
+    set it).
     """
 
     d_star_nm: np.ndarray
     q_star: np.ndarray
     slope: np.ndarray
     reason_code: np.ndarray
+    at_window_edge: np.ndarray
 
     @property
     def valid(self) -> np.ndarray:
@@ -434,24 +437,16 @@ def departure_dstar_map(
     q_star = np.empty(n)
     slope = np.empty(n)
     code = np.empty(n, dtype=np.int8)
-    _dstar_many(
-        qs,
-        logq,
-        order,
-        rows,
-        *params,
-        d_star,
-        q_star,
-        slope,
-        code,
-        np.empty(0),
-        np.empty((0, 4), dtype=np.int64),
-    )
+    log_amp, window = np.empty(n), np.empty((n, 4), dtype=np.int64)
+    _dstar_many(qs, logq, order, rows, *params, d_star, q_star, slope, code, log_amp, window)
+    # the departure found at the very first point below the fit window: one point's noise
+    below = qs[np.clip(window[:, 2] - 1, 0, qs.size - 1)]
     return DStarMap(
         d_star_nm=d_star.reshape(shape),
         q_star=q_star.reshape(shape),
         slope=slope.reshape(shape),
         reason_code=code.reshape(shape),
+        at_window_edge=((code == VALID) & (q_star == below)).reshape(shape),
     )
 
 
