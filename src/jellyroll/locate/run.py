@@ -286,7 +286,7 @@ def run_locate(
             "nct_to_xct_from": None if nct is None else str(nxct or "registered here"),
             "seconds": time.perf_counter() - start,
         }
-        files = [file for path in given for file in volume_files(path)]
+        files = [file for path in given for file in volume_files(path) if file.is_file()]
 
         def fill(entry) -> None:
             group = write_location_group(entry, result, y_um, x_um, on_map)
