@@ -95,6 +95,25 @@ def test_second_run_skips_every_stage_and_a_change_reruns_downstream(demo: Path)
     assert status["aged_charged saxs reduce"] == "up to date"
 
 
+def test_a_deleted_run_index_is_written_again_when_every_stage_is_up_to_date(
+    demo: Path,
+) -> None:
+    """`c/waxs_run.h5` deleted: every stage file still recorded its key, so every stage was
+    skipped and the run exited 0 without the index (the file users and `jellyroll maps`
+    open)."""
+    index = demo / "aged_charged" / "waxs_run.h5"
+    with h5py.File(index, "r") as f:
+        before = f["/entry/maps/lic6/data"][()]
+    index.unlink()
+    status = {
+        e["stage"]: e["status"] for e in run_pipeline(load_config(demo / "demo.toml")).log.entries
+    }
+    assert {status[f"aged_charged waxs {stage}"] for stage in SCAN_STAGES} == {"up to date"}
+    with h5py.File(index, "r") as f:
+        assert f.attrs["default"] == "entry" and f["entry"].attrs["default"] == "maps"
+        assert np.array_equal(f["/entry/maps/lic6/data"][()], before, equal_nan=True)
+
+
 def test_a_cell_with_an_operando_series_gets_its_stage_and_report_section(demo: Path) -> None:
     """A cell naming a charge series (3 steps of its own tiny twin) and its potentiostat
     log: the operando stage runs after the diagnosis, writes its file with the state of

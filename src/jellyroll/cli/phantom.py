@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from jellyroll.cli import app, console
+from jellyroll.cli._common import reported_errors
 
 
 @app.command()
@@ -40,7 +41,11 @@ def phantom(
         int, typer.Option(help="Also write an operando charge series of N slices (0: none).")
     ] = 0,
 ) -> None:
-    """Simulate a digital twin cell and every measurement of it, with its ground truth."""
+    """Simulate a digital twin cell and every measurement of it, with its ground truth.
+
+    OUTPUT is a new or empty folder, or one holding only an earlier twin, which is then
+    replaced whole (no file of it is left to be taken for the new twin's).
+    """
     from jellyroll.phantom.parameters import SIZES
     from jellyroll.phantom.state import PRESETS
     from jellyroll.phantom.write import write_phantom
@@ -49,17 +54,19 @@ def phantom(
         raise typer.BadParameter(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     if size not in SIZES:
         raise typer.BadParameter(f"unknown size {size!r}; choose one of {', '.join(SIZES)}")
+    _check_seed_and_steps(seed, operando_steps)
     start = time.perf_counter()
-    written = write_phantom(
-        output,
-        preset=preset,
-        size=size,
-        seed=seed,
-        raw=raw,
-        nxct=nxct,
-        operando_steps=operando_steps,
-        console=console,
-    )
+    with reported_errors():
+        written = write_phantom(
+            output,
+            preset=preset,
+            size=size,
+            seed=seed,
+            raw=raw,
+            nxct=nxct,
+            operando_steps=operando_steps,
+            console=console,
+        )
     table = Table(title=f"phantom {preset} ({size}, seed {seed})", show_lines=False)
     table.add_column("file")
     table.add_column("what")
@@ -80,29 +87,52 @@ def demo(
     ] = "demo",
     seed: Annotated[int, typer.Option(help="Seed of the twin cell.")] = 0,
 ) -> None:
-    """Build a fresh and an aged twin, run the whole pipeline on both, write the report."""
-    from jellyroll.phantom.write import demo_config, write_phantom
+    """Build a fresh and an aged twin, run the whole pipeline on both, write the report.
+
+    Twins already in OUTPUT/twins are reused when they were built with this size and seed;
+    any other is rebuilt (and the stages downstream of it rerun).
+    """
+    from jellyroll.phantom.parameters import SIZES
+    from jellyroll.phantom.write import demo_config, twin_mismatch, write_phantom
     from jellyroll.pipeline import load_config, run_pipeline
 
+    if size not in SIZES:
+        raise typer.BadParameter(f"unknown size {size!r}; choose one of {', '.join(SIZES)}")
+    _check_seed_and_steps(seed, 0)
     start = time.perf_counter()
     twins = output / "twins"
-    for preset in ("fresh_charged", "aged_charged"):
-        if not (twins / preset / "truth.h5").exists():
-            console.rule(f"twin {preset}")
+    with reported_errors():
+        for preset in ("fresh_charged", "aged_charged"):
+            folder = twins / preset
             # CT volumes for the aged cell only: its report gets the correlative section (the
             # slice in the volume, fused views, bends in 3D, dossiers); one pair shows it
-            write_phantom(
-                twins / preset,
-                preset=preset,
-                size=size,
-                seed=seed,
-                nxct=preset == "aged_charged",
-                console=console,
-            )
-    config = demo_config(output, twins, size)
-    console.rule("pipeline")
-    result = run_pipeline(load_config(config), console=console)
+            nxct = preset == "aged_charged"
+            reason = twin_mismatch(folder, preset=preset, size=size, seed=seed, nxct=nxct)
+            if reason is None:
+                continue
+            console.rule(f"twin {preset}")
+            if (folder / "truth.h5").exists():
+                console.print(f"rebuilding the twin in {folder}: {reason}")
+            write_phantom(folder, preset=preset, size=size, seed=seed, nxct=nxct, console=console)
+        config = demo_config(output, twins, size)
+        console.rule("pipeline")
+        result = run_pipeline(load_config(config), console=console)
     for entry in result.log.entries:
         console.print(f"  {entry['stage']:<32} {entry['status']:<11} {entry['seconds']:7.1f} s")
     console.print(f"demo done in {time.perf_counter() - start:.0f} s")
     console.print(f"report: [bold]{result.report}[/bold]")
+
+
+def _check_seed_and_steps(seed: int, operando_steps: int) -> None:
+    """Exit 2 naming the option when the seed or the operando step count is unusable,
+    before anything is written."""
+    from jellyroll.options import OptionsError
+
+    with reported_errors():
+        if seed < 0:
+            raise OptionsError(f"--seed {seed}: a seed is 0 or more")
+        if operando_steps < 0 or operando_steps == 1:
+            raise OptionsError(
+                f"--operando-steps {operando_steps}: give 0 (no charge series) or at least 2 "
+                "(a series runs from the empty to the full cell)"
+            )

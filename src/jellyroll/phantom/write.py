@@ -7,6 +7,7 @@ whatever the scan size.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -61,7 +62,7 @@ from jellyroll.phantom.scan import (
     scan_geometry,
     simulate_acquisition,
 )
-from jellyroll.phantom.state import ANODE_REGIONS, cell_state
+from jellyroll.phantom.state import ANODE_REGIONS, PRESETS, cell_state
 from jellyroll.phantom.twin import (
     SAXS_Q_RANGE_A,
     WAVELENGTH_A,
@@ -166,10 +167,14 @@ def write_phantom(
 ) -> dict[Path, str]:
     """Simulate the twin and write scans, volumes and truth into ``output``.
 
-    Returns {path: description} of the files written.
+    ``output`` is a new or empty folder, or one holding an earlier twin: that twin's files
+    are removed first (see :func:`remove_earlier_twin`). Returns {path: description} of
+    the files written.
     """
+    check_phantom_settings(preset=preset, size=size, seed=seed, operando_steps=operando_steps)
     console = console or Console(quiet=True)
     out = Path(output)
+    remove_earlier_twin(out)
     out.mkdir(parents=True, exist_ok=True)
     size_preset = SIZES[size]
     raw = size_preset.raw_frames if raw is None else raw
@@ -208,6 +213,113 @@ def write_phantom(
         twin.agglomerates.to_csv(tmp, index=False)
     written[csv_path] = f"{len(twin.agglomerates)} true agglomerates"
     return written
+
+
+def check_phantom_settings(*, preset: str, size: str, seed: int, operando_steps: int) -> None:
+    """ValueError naming the setting when a twin cannot be made with it (checked before
+    anything is written, so a bad setting never leaves a partial twin)."""
+    if preset not in PRESETS:
+        raise ValueError(f"preset {preset!r}: unknown; choose one of {', '.join(PRESETS)}")
+    if size not in SIZES:
+        raise ValueError(f"size {size!r}: unknown; choose one of {', '.join(SIZES)}")
+    if seed < 0:
+        raise ValueError(f"seed {seed}: a seed is 0 or more")
+    if operando_steps < 0 or operando_steps == 1:
+        raise ValueError(
+            f"operando steps {operando_steps}: give 0 (no charge series) or at least 2 (a "
+            "series runs from the empty to the full cell)"
+        )
+
+
+TWIN_FILES = ("waxs_scan.h5", "saxs_scan.h5", "xct.tif", "nct.tif", "truth.h5", "agglomerates.csv")
+"""The files :func:`write_phantom` may write in its folder (besides ``operando/``)."""
+OPERANDO_FOLDER = "operando"
+_OPERANDO_FILE = re.compile(r"step_\d{3,}_waxs\.h5|truth\.h5|potentiostat\.csv")
+
+
+def _is_twin_file(path: Path, names: re.Pattern[str]) -> bool:
+    """Whether ``path`` is a file the phantom writes, or the temporary file of one that a
+    killed write left behind (``.NAME.<random>.part``, see ``atomic_output``)."""
+    name = path.name
+    if name.startswith(".") and name.endswith(".part"):
+        name = name[1:].removesuffix(".part").rsplit(".", 1)[0]
+    return path.is_file() and names.fullmatch(name) is not None
+
+
+def earlier_twin_files(folder: Path) -> tuple[list[Path], list[Path]]:
+    """(the files of an earlier twin in ``folder``, by the phantom's own file names; every
+    other entry: files or folders the phantom does not write)."""
+    top = re.compile("|".join(re.escape(name) for name in TWIN_FILES))
+    twin: list[Path] = []
+    foreign: list[Path] = []
+    for entry in sorted(folder.iterdir()):
+        if entry.name == OPERANDO_FOLDER and entry.is_dir() and not entry.is_symlink():
+            for item in sorted(entry.iterdir()):
+                (twin if _is_twin_file(item, _OPERANDO_FILE) else foreign).append(item)
+            twin.append(entry)
+        else:
+            (twin if _is_twin_file(entry, top) else foreign).append(entry)
+    return twin, foreign
+
+
+def remove_earlier_twin(folder: Path) -> None:
+    """Remove the files of an earlier twin from ``folder`` before a new one is written there.
+
+    A twin folder is read whole by ``jellyroll demo`` and ``operando`` (every
+    ``operando/step_*.h5`` is one step of the series; ``xct.tif`` next to the scans gives
+    a cell its NXCT section), so the files of an earlier twin that the new one would not
+    rewrite (its CT volumes, more operando steps) would be taken for the new twin's. They
+    are all removed first, so a failure mid-way never leaves a mix of two twins. A folder
+    that holds anything the phantom does not write is refused (ValueError): it is not a
+    twin's folder, and nothing in it is deleted.
+    """
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: a file, not a folder; give a new or empty output folder")
+    files, foreign = earlier_twin_files(folder)
+    if foreign:
+        shown = ", ".join(str(path.relative_to(folder)) for path in foreign[:3])
+        more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        raise ValueError(
+            f"{folder}: holds {shown}{more}, not written by `jellyroll phantom`; give a new "
+            "or empty output folder (one holding only an earlier twin is replaced)"
+        )
+    for path in files:
+        if path.is_dir():
+            path.rmdir()
+        else:
+            path.unlink()
+
+
+def twin_mismatch(folder: Path, *, preset: str, size: str, seed: int, nxct: bool) -> str | None:
+    """Why ``folder`` does not hold the twin asked for, in words (None: it does, and can be
+    reused): no twin yet, another preset, size or seed recorded in its ``truth.h5``, or
+    missing files (CT volumes included when ``nxct``, excluded when not)."""
+    truth = folder / "truth.h5"
+    if not truth.is_file():
+        return "no twin yet"
+    try:
+        with h5py.File(truth, "r") as f:
+            recorded = json.loads(f["/entry/provenance"].asstr()[()])["configuration"]
+    except (OSError, KeyError, TypeError, ValueError):
+        return f"{truth} records no twin settings"
+    wanted = {"preset": preset, "size": size, "seed": seed, "raw": SIZES[size].raw_frames}
+    changed = [
+        f"{key} {recorded.get(key)} (asked: {value})"
+        for key, value in wanted.items()
+        if recorded.get(key) != value
+    ]
+    if changed:
+        return "it holds " + ", ".join(changed)
+    volumes = ("xct.tif", "nct.tif")
+    needed = ("waxs_scan.h5", "saxs_scan.h5", "agglomerates.csv", *(volumes if nxct else ()))
+    missing = [name for name in needed if not (folder / name).is_file()]
+    if missing:
+        return "it lacks " + ", ".join(missing)
+    if not nxct and any((folder / name).exists() for name in volumes):
+        return "it holds CT volumes this twin does not have"
+    return None
 
 
 def _iter_with_progress(
@@ -887,20 +999,26 @@ def demo_config(output: Path, twins: Path, size: str) -> Path:
         folder = (twins / preset).resolve()
         lines += [
             "[[cells]]",
-            f'name = "{preset}"',
-            f'label = "{label}"',
-            f'waxs = "{folder / "waxs_scan.h5"}"',
-            f'saxs = "{folder / "saxs_scan.h5"}"',
-            f'truth = "{folder / "truth.h5"}"',
+            f"name = {_toml_string(preset)}",
+            f"label = {_toml_string(label)}",
+            f"waxs = {_toml_string(folder / 'waxs_scan.h5')}",
+            f"saxs = {_toml_string(folder / 'saxs_scan.h5')}",
+            f"truth = {_toml_string(folder / 'truth.h5')}",
         ]
         volumes = {key: folder / f"{key}.tif" for key in ("xct", "nct")}
         if all(path.exists() for path in volumes.values()):
-            lines += [f'{key} = "{path}"' for key, path in volumes.items()]
+            lines += [f"{key} = {_toml_string(path)}" for key, path in volumes.items()]
     path = Path(output) / "demo.toml"
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _toml_string(value: str | Path) -> str:
+    """``value`` as a TOML basic string: JSON's string escapes (quotes, backslashes,
+    control characters, ``\\uXXXX``) are TOML's too; TOML also escapes DEL."""
+    return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def noisy_pixel_patterns(

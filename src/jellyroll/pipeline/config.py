@@ -10,7 +10,16 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from jellyroll.defects.options import DiagnoseOptions
 from jellyroll.locate.link_options import LinkOptions
@@ -43,6 +52,21 @@ class DaskOptions(_Strict):
     scheduler: str | None = None
     workers: int = Field(2, ge=1)
     slurm: dict[str, str | int | float] = Field(default_factory=dict)
+
+    @field_validator("scheduler")
+    @classmethod
+    def _known(cls, name: str | None) -> str | None:
+        if name is None or name in ("local", "slurm") or "://" in name:
+            return name
+        count = name.removeprefix("local:")
+        if name.startswith("local:") and count.isdigit() and int(count) >= 1:
+            return name
+        raise PydanticCustomError(
+            "scheduler",
+            "{name}: give 'local', 'local:N' (N >= 1 worker processes), 'slurm' or the "
+            "address of a running scheduler such as 'tcp://host:8786'",
+            {"name": repr(name)},
+        )
 
 
 class CellInput(_Strict):
@@ -78,6 +102,28 @@ class CellInput(_Strict):
         if (self.xct is None) != (self.nct is None):
             raise ValueError("give both xct and nct (an X-ray and a neutron CT volume), or neither")
         return self
+
+    @field_validator("location")
+    @classmethod
+    def _located_in_volumes(cls, location: Path | None, info: ValidationInfo) -> Path | None:
+        if location is not None and None in (info.data.get("xct"), info.data.get("nct")):
+            raise PydanticCustomError(
+                "location_without_volumes",
+                "needs xct and nct: a location places the slice in the cell's CT volumes; "
+                "name them, or leave location out",
+            )
+        return location
+
+    @field_validator("operando_log")
+    @classmethod
+    def _log_of_a_series(cls, log: Path | None, info: ValidationInfo) -> Path | None:
+        if log is not None and info.data.get("operando") is None:
+            raise PydanticCustomError(
+                "log_without_series",
+                "needs operando: the log dates the scans of a charge series; name the "
+                "series' folder as operando, or leave operando_log out",
+            )
+        return log
 
     @field_validator("name")
     @classmethod
@@ -141,6 +187,41 @@ class RunConfig(_Strict):
             for cell in self.cells
         ]
         return self.model_copy(update={"cells": cells, "output": absolute(self.output)})
+
+
+INPUT_FOLDERS = ("operando",)
+"""Settings of a cell that name a folder (of the scans of a charge series)."""
+INPUT_VOLUMES = ("xct", "nct")
+"""Settings of a cell that name a volume: one TIFF stack, or a folder of TIFF slices."""
+
+
+def missing_inputs(config: RunConfig) -> list[str]:
+    """``cells.N.KEY: PATH does not exist`` (or is not a file / folder) for each input the
+    configuration names that cannot be read, in the order of the settings; empty when all
+    are there."""
+    problems = []
+    for index, cell in enumerate(config.cells):
+        for key in CellInput.model_fields:
+            path = getattr(cell, key)
+            if key == "name" or not isinstance(path, Path):
+                continue
+            where = f"cells.{index}.{key}: {path}"
+            if not path.exists():
+                problems.append(f"{where} does not exist")
+            elif key in INPUT_FOLDERS and not path.is_dir():
+                problems.append(f"{where} is not a folder (give the folder of the series' scans)")
+            elif key not in (*INPUT_FOLDERS, *INPUT_VOLUMES) and not path.is_file():
+                problems.append(f"{where} is not a file")
+    return problems
+
+
+def require_inputs(config: RunConfig) -> None:
+    """ConfigError listing every input of ``config`` that is missing (see
+    :func:`missing_inputs`): checked before the first stage, so that a missing volume is not
+    found only once every stage before it has run."""
+    problems = missing_inputs(config)
+    if problems:
+        raise ConfigError("\n".join(problems))
 
 
 def load_config(path: str | Path) -> RunConfig:

@@ -23,15 +23,15 @@ from jellyroll.locate.run import locate_key, run_locate
 from jellyroll.maps.run import maps_key, run_maps
 from jellyroll.nxct.run import nxct_key, run_nxct
 from jellyroll.operando.run import operando_key, run_operando
-from jellyroll.pipeline.config import CellInput, DaskOptions, RunConfig
-from jellyroll.pipeline.stages import StageLog
+from jellyroll.pipeline.config import CellInput, DaskOptions, RunConfig, require_inputs
+from jellyroll.pipeline.stages import StageLog, index_is_current
 from jellyroll.progress import fraction_progress, frame_progress
 from jellyroll.recon.run import reconstruct_key, run_reconstruct
 from jellyroll.reduce.run import ScanSpec, reduce_key, run_reduce
 from jellyroll.report.options import ReportOptions
 from jellyroll.report.run import run_report
 from jellyroll.results import Diagnosis, read_diagnosis
-from jellyroll.results.store import RUN_STAGES, stage_file
+from jellyroll.results.store import RUN_STAGES, stage_file, write_index
 
 TECHNIQUES = ("waxs", "saxs")
 """The two scans of a slice, in the order they are processed."""
@@ -94,6 +94,8 @@ def _scan_stages(
         reconstruct,
     )
     log.run(f"{label} maps", stage_file(run, "maps"), lambda: maps_key(run, config.maps), maps)
+    if not index_is_current(run):  # deleted or stale while every stage file is up to date
+        write_index(run)
     return run
 
 
@@ -211,22 +213,18 @@ def dask_scheduler(options: DaskOptions) -> Iterator[str | None]:
             cluster.scale(jobs=options.workers)
             yield cluster.scheduler_address
         return
-    if name == "local" or name.startswith("local:"):
-        from distributed import LocalCluster
+    from distributed import LocalCluster
 
-        workers = int(name.split(":")[1]) if ":" in name else options.workers
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True) as cluster:
-            yield cluster.scheduler_address
-        return
-    raise ValueError(
-        f"[dask] scheduler = {name!r}: give 'local', 'local:N', 'slurm' or an address "
-        "such as 'tcp://host:8786'"
-    )
+    # "local" or "local:N" (DaskOptions refuses any other name)
+    workers = int(name.split(":")[1]) if ":" in name else options.workers
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True) as cluster:
+        yield cluster.scheduler_address
 
 
 def run_pipeline(config: RunConfig, console: Console | None = None) -> PipelineResult:
     """Run every stage for every cell of ``config`` and write the report."""
     console = console or Console(quiet=True)
+    require_inputs(config)
     start = time.perf_counter()
     log = StageLog()
     cells: dict[str, Diagnosis] = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,8 +116,10 @@ class Report:
         parts.append("</body></html>")
         return "\n".join(parts)
 
-    def write(self, path: str | Path) -> Path:
+    def write(self, path: str | Path, *, inputs: Iterable[str | Path] = ()) -> Path:
+        """Write the report to ``path`` atomically; refused when ``path`` is one of the
+        ``inputs`` (the files it was made from)."""
         path = Path(path)
-        with atomic_output(path) as tmp:
+        with atomic_output(path, inputs=[Path(item) for item in inputs]) as tmp:
             tmp.write_text(self.render(), encoding="utf-8")
         return path

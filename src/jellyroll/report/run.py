@@ -23,13 +23,14 @@ from jellyroll.defects.truth import (
     true_defect_share,
 )
 from jellyroll.io.lock import output_lock
-from jellyroll.io.provenance import package_versions
+from jellyroll.io.provenance import package_versions, refuse_overwrite
 from jellyroll.locate.link_run import read_link
 from jellyroll.report.html import Report
 from jellyroll.report.options import ReportOptions
 from jellyroll.results import GRAPHITE_PHASE_MAPS, Diagnosis, MapName, require_diagnosis
 from jellyroll.results.nxct import read_displacement, read_fused_cuts, read_nxct
 from jellyroll.results.operando import read_operando
+from jellyroll.results.store import RunFileError
 from jellyroll.saxs import departure_dstar
 
 PHASE_TITLES = ("LiC6", "LiC12", "poorly lithiated")
@@ -40,34 +41,83 @@ AGGLOMERATE_COLUMNS = (
 )  # fmt: skip
 
 
-def summary_table(cells: Iterable[Diagnosis], critical_diameter_um: float) -> pd.DataFrame:
-    """One row per cell, from each diagnosis's summary."""
+NOT_RECORDED = "not recorded"
+"""Shown for a summary value the results file lacks (written by an older version)."""
+
+
+def summary_table(cells: Iterable[Diagnosis]) -> pd.DataFrame:
+    """One row per cell, from each diagnosis's summary; a value the summary lacks is
+    shown as not recorded, never as 0."""
+    cells = list(cells)
+    critical = _critical_diameters(cells)
+    shared = len(set(critical.values())) == 1
+    case_b = (
+        f"above {next(iter(critical.values())):g} um (case B)"
+        if shared
+        else "above the critical diameter (case B)"
+    )
     rows = []
     for result in cells:
         values = result.summary
+
+        def value(key: str, scale: float = 1.0, values=values) -> float | str:
+            return scale * values[key] if key in values else NOT_RECORDED
+
         rows.append(
             {
                 "cell": result.label,
-                "agglomerates": values["agglomerates"],
-                "case A": values.get("case_a", np.nan),
-                f"above {critical_diameter_um:g} um (case B)": values["case_b"],
-                f"unresolved (< {RESOLVED_PIXELS:g} px)": values.get("unresolved", np.nan),
-                "defect share of anode (%)": 100 * values.get("defect_share", np.nan),
-                "median radius (um)": values["median_radius_um"],
-                "bends": values["bends"],
-                "median d* (nm)": values["median_d_star_nm"],
+                "agglomerates": value("agglomerates"),
+                "case A": value("case_a"),
+                case_b: value("case_b"),
+                **({} if shared else {"critical diameter (um)": critical[result.name]}),
+                f"unresolved (< {RESOLVED_PIXELS:g} px)": value("unresolved"),
+                "defect share of anode (%)": value("defect_share", 100.0),
+                "median radius (um)": value("median_radius_um"),
+                "bends": _bends(value("bends")),
+                "median d* (nm)": value("median_d_star_nm"),
                 **{
-                    f"{title} share": values.get(f"{name}_share", np.nan)
+                    f"{title} share": value(f"{name}_share")
                     for name, title in zip(GRAPHITE_PHASE_MAPS, PHASE_TITLES, strict=True)
                 },
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, dtype=object)
 
 
-def _critical_diameter(cells: list[Diagnosis]) -> float:
-    values = {float(c.summary["critical_diameter_um"]) for c in cells}
-    return values.pop() if len(values) == 1 else float("nan")
+NOT_TRACED = "collector not traced"
+"""Shown for the bends of a cell whose Cu collector was not traced (NaN in its summary):
+not measured, which is not none found."""
+
+
+def _bends(count: float | str) -> float | str:
+    return NOT_TRACED if isinstance(count, float) and np.isnan(count) else count
+
+
+def _critical_diameters(cells: list[Diagnosis]) -> dict[str, float]:
+    """Cell name -> the critical diameter (um) its diagnosis classified with; a results file
+    that does not record it is refused (its case A / B counts cannot be read without it)."""
+    found = {}
+    for result in cells:
+        if "critical_diameter_um" not in result.summary:
+            raise RunFileError(
+                f"{result.path}: its summary does not record critical_diameter_um (written by "
+                "an older jellyroll?), so its case A / B counts cannot be shown; diagnose its "
+                "run files again (`jellyroll diagnose`)"
+            )
+        found[result.name] = float(result.summary["critical_diameter_um"])
+    return found
+
+
+def _critical_note(cells: list[Diagnosis], critical: Mapping[str, float]) -> str:
+    """'50 um' when every cell used the same critical diameter, else one per cell."""
+    if len(set(critical.values())) == 1:
+        return f"{next(iter(critical.values())):g} um"
+    return ", ".join(f"{critical[c.name]:g} um for {c.label}" for c in cells)
+
+
+def mathtext_escaped(text: str) -> str:
+    """``text`` shown as written by matplotlib: a ``$`` would start mathtext."""
+    return text.replace("$", r"\$")
 
 
 def run_report(
@@ -93,14 +143,21 @@ def run_report(
     ``operando`` (cell name -> file of ``jellyroll operando``) its charge series.
     """
     options = options or ReportOptions()
+    results = list(results)
+    inputs = [
+        *results,
+        *(path for files in (nxct, link, truth, operando) if files for path in files.values()),
+    ]
+    refuse_overwrite([output], inputs)
     cells = [require_diagnosis(path) for path in results]
-    critical = _critical_diameter(cells)
+    critical = _critical_diameters(cells)
     report = Report(options.title)
     overview = report.section("Summary")
-    overview.table(summary_table(cells, critical), "per cell")
+    overview.table(summary_table(cells), "per cell")
     overview.note(
         "Agglomerates are bright excess spots of the SAXS intensity map; case B (above the "
-        f"critical equivalent diameter of {critical:g} um) bend the Cu collector and are "
+        f"critical equivalent diameter of {_critical_note(cells, critical)}) bend the Cu "
+        "collector and are "
         "surrounded by compacted, poorly lithiated anode (Lübke et al., Energy Environ. Sci. "
         "2024, 17, 5048). Below 3 pixels a size is not resolved: where the critical diameter "
         "is below 3 pixels too, such spots are counted as unresolved, never as case A or B."
@@ -108,7 +165,7 @@ def run_report(
     if len(cells) > 1:
         _comparison_section(report, cells)
     for result in cells:
-        _cell_section(report, result, float(result.summary["critical_diameter_um"]))
+        _cell_section(report, result, critical[result.name])
         if truth and result.name in truth:
             _truth_section(report, result, Path(truth[result.name]))
         if nxct and result.name in nxct:
@@ -128,7 +185,7 @@ def run_report(
         run.facts(run_facts)
     run.facts(package_versions())
     with output_lock(output):
-        return report.write(output)
+        return report.write(output, inputs=inputs)
 
 
 def _cell_section(report: Report, result: Diagnosis, critical: float) -> None:
@@ -136,12 +193,14 @@ def _cell_section(report: Report, result: Diagnosis, critical: float) -> None:
     x_um, y_um = result.maps.x_um, result.maps.y_um
     pixel = result.pixel_size_um
     section = report.section(f"Cell {result.label}")
-    share = result.summary.get("defect_share", np.nan)
+    share = result.summary.get("defect_share")
     section.facts(
         {
             "pixel (translation step)": f"{pixel:g} um",
             "agglomerates": _case_counts(result.summary),
-            "defect share of the anode": f"{100 * share:.1f} % (the study: < 10 %)",
+            "defect share of the anode": NOT_RECORDED
+            if share is None
+            else f"{100 * share:.1f} % (the study: < 10 %)",
         }
     )
     if all(name in maps for name in (*GRAPHITE_PHASE_MAPS, MapName.NMC_LITHIATED)):
@@ -208,12 +267,13 @@ def _cell_section(report: Report, result: Diagnosis, critical: float) -> None:
 
 
 def _case_counts(summary: Mapping[str, Any]) -> str:
-    """'12: 9 case A, 2 case B, 1 unresolved' from a diagnosis summary."""
+    """'12: 9 case A, 2 case B, 1 unresolved' from a diagnosis summary; a count it lacks
+    is said to be not recorded."""
     parts = [
-        f"{summary.get(key, 0)} {title}"
+        f"{summary[key]} {title}" if key in summary else f"{title} {NOT_RECORDED}"
         for key, title in (("case_a", "case A"), ("case_b", "case B"), ("unresolved", UNRESOLVED))
     ]
-    return f"{summary['agglomerates']}: " + ", ".join(parts)
+    return f"{summary.get('agglomerates', NOT_RECORDED)}: " + ", ".join(parts)
 
 
 def _saxs_profiles(section, result: Diagnosis) -> None:
@@ -259,16 +319,16 @@ def _comparison_section(report: Report, cells: list[Diagnosis]) -> None:
         total = sum(nmc.values())
         rows.append(
             {
-                "label": result.label,
+                "label": mathtext_escaped(result.label),
                 "graphite": {
                     str(n): float(result.summary.get(f"{n}_share", np.nan))
                     for n in GRAPHITE_PHASE_MAPS
                 },
                 "nmc": {n: v / total for n, v in nmc.items()} if total > 0 else {},
-                "cases": {
-                    "A": result.summary.get("case_a", 0),
-                    "B": result.summary.get("case_b", 0),
-                    UNRESOLVED: result.summary.get("unresolved", 0),
+                "cases": {  # a count the summary lacks is left out, not drawn as 0
+                    case: result.summary[key]
+                    for case, key in (("A", "case_a"), ("B", "case_b"), (UNRESOLVED, "unresolved"))
+                    if key in result.summary
                 },
                 "defect_share": float(result.summary.get("defect_share", np.nan)),
                 "d_star": maps[MapName.D_STAR],
@@ -298,7 +358,7 @@ def _truth_section(report: Report, result: Diagnosis, path: Path) -> None:
             "median size error": f"{100 * found.median_size_error:.1f} %",
             "class agreement (found case = true case)": f"{100 * found.class_agreement:.0f} %",
             "defect share of the anode, found / true": (
-                f"{100 * result.summary.get('defect_share', np.nan):.2f} % / "
+                f"{_percent(result.summary.get('defect_share'))} / "
                 f"{100 * true_defect_share(path):.2f} %"
             ),
         }
@@ -425,6 +485,11 @@ def _operando_section(report: Report, label: str, path: Path) -> None:
         section.table(found.zones_table, "damaged zones: lag behind the regular anode")
     for note in found.notes:
         section.note(note)
+
+
+def _percent(fraction: float | None) -> str:
+    """'3.14 %' of a fraction, or not recorded."""
+    return NOT_RECORDED if fraction is None else f"{100 * fraction:.2f} %"
 
 
 def _extent_mm(arc_um: np.ndarray, radius_um: np.ndarray) -> list[float]:

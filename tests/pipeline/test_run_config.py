@@ -1,0 +1,90 @@
+"""The run configuration: keys that mean nothing alone, inputs that do not exist, the Dask
+scheduler, and the demo's configuration in any folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from jellyroll.cli import app
+from jellyroll.phantom.write import demo_config
+from jellyroll.pipeline import ConfigError, load_config, run_pipeline
+
+CELL = '[[cells]]\nname = "a"\nwaxs = "w.h5"\nsaxs = "s.h5"\n'
+
+
+def _config(folder: Path, text: str) -> Path:
+    path = folder / "run.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("keys", "what"),
+    [
+        ('location = "loc.h5"\n', r"cells\.0\.location: .*needs xct and nct"),
+        ('operando_log = "log.csv"\n', r"cells\.0\.operando_log: .*needs operando"),
+    ],
+)
+def test_keys_that_mean_nothing_alone_are_refused(tmp_path: Path, keys: str, what: str) -> None:
+    """A location without the volumes it places the slice in, or a potentiostat log without
+    its series, were accepted and silently ignored by the run."""
+    with pytest.raises(ConfigError, match=what):
+        load_config(_config(tmp_path, CELL + keys))
+
+
+def test_a_missing_input_is_reported_by_its_setting_before_any_stage(tmp_path: Path) -> None:
+    """A missing CT volume (or truth, location, operando folder) was found only after the
+    reduction, reconstruction, maps and diagnosis of every cell had run."""
+    for name in ("w.h5", "s.h5"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "series").write_text("a file, not the series' folder")
+    keys = 'xct = "x.tif"\nnct = "n.tif"\ntruth = "truth.h5"\noperando = "series"\n'
+    path = _config(tmp_path, f'output = "out"\n{CELL}{keys}')
+    config = load_config(path)
+    with pytest.raises(ConfigError) as error:
+        run_pipeline(config)
+    lines = str(error.value).splitlines()
+    assert lines == [
+        f"cells.0.xct: {tmp_path.resolve() / 'x.tif'} does not exist",
+        f"cells.0.nct: {tmp_path.resolve() / 'n.tif'} does not exist",
+        f"cells.0.truth: {tmp_path.resolve() / 'truth.h5'} does not exist",
+        f"cells.0.operando: {tmp_path.resolve() / 'series'} is not a folder (give the folder "
+        "of the series' scans)",
+    ]
+    assert not (tmp_path / "out").exists()  # no stage ran
+    result = CliRunner().invoke(app, ["run", str(path)])
+    assert result.exit_code == 1 and "cells.0.xct:" in result.output
+
+
+@pytest.mark.parametrize("scheduler", ["local:0", "local:abc", "local:", "locale", "dask"])
+def test_an_unusable_dask_scheduler_is_refused_by_the_configuration(
+    tmp_path: Path, scheduler: str
+) -> None:
+    """ "local:0" hung the run (a cluster of no worker), "local:abc" ended on a bare int()
+    error, once the configuration had been accepted."""
+    with pytest.raises(ConfigError, match=r"dask\.scheduler: .*'local:N' \(N >= 1"):
+        load_config(_config(tmp_path, CELL + f'[dask]\nscheduler = "{scheduler}"\n'))
+
+
+@pytest.mark.parametrize("scheduler", ["local", "local:1", "local:16", "slurm", "tcp://h:8786"])
+def test_the_documented_dask_schedulers_are_accepted(tmp_path: Path, scheduler: str) -> None:
+    config = load_config(_config(tmp_path, CELL + f'[dask]\nscheduler = "{scheduler}"\n'))
+    assert config.dask.scheduler == scheduler
+
+
+def test_the_demo_configuration_holds_any_folder_name(tmp_path: Path) -> None:
+    """A folder name with a backslash or a quote was written into the TOML unescaped: the
+    demo's configuration did not parse (or named another path)."""
+    twins = tmp_path / 'my "twins" \\ v2\tnew'
+    for preset in ("fresh_charged", "aged_charged"):
+        (twins / preset).mkdir(parents=True)
+    for name in ("xct.tif", "nct.tif"):
+        (twins / "aged_charged" / name).write_bytes(b"")
+    config = load_config(demo_config(tmp_path, twins, "tiny"))
+    fresh, aged = config.cells
+    assert fresh.waxs == twins.resolve() / "fresh_charged" / "waxs_scan.h5"
+    assert aged.truth == twins.resolve() / "aged_charged" / "truth.h5"
+    assert aged.xct == twins.resolve() / "aged_charged" / "xct.tif"

@@ -1,0 +1,162 @@
+"""`jellyroll report` on results files as they come: what it refuses to write over, and how
+it shows what a results file does not record."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from matplotlib.text import Text
+from typer.testing import CliRunner
+
+from jellyroll.cli import app
+from jellyroll.defects.run import run_diagnose
+from jellyroll.io.provenance import OutputWouldOverwriteInputError
+from jellyroll.report import run as report_run
+from jellyroll.report import run_report
+from jellyroll.results.store import RunFileError
+
+N = 48
+
+
+def _disk_map() -> np.ndarray:
+    """A disk of SAXS intensity 1 with one bright spot (an agglomerate), noise +-0.05."""
+    y, x = np.mgrid[:N, :N] - (N - 1) / 2
+    disk = (np.hypot(x, y) < 0.4 * N) + 4.0 * (np.hypot(x - 5, y) < 2)
+    return disk + 0.05 * np.random.default_rng(1).standard_normal((N, N))
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory, saxs_maps_run) -> Path:
+    """A results file of a synthetic SAXS map (fast: no twin, no reconstruction)."""
+    folder = tmp_path_factory.mktemp("results")
+    path = folder / "results.h5"
+    run_diagnose({"saxs": saxs_maps_run(folder, _disk_map())}, path, name="cell", label="cell")
+    return path
+
+
+def _copy(results: Path, to: Path, *, name: str, label: str | None = None, **summary) -> Path:
+    """A copy of ``results`` as cell ``name``, its summary values updated (None: removed)."""
+    shutil.copyfile(results, to)
+    with h5py.File(to, "r+") as f:
+        entry = f["entry"]
+        values = json.loads(entry["summary"].attrs["values"])
+        values.update(summary)
+        entry["summary"].attrs["values"] = json.dumps(
+            {k: v for k, v in values.items() if v is not None}
+        )
+        for key, text in (("name", name), ("label", label or name)):
+            del entry[key]
+            entry[key] = text
+    return to
+
+
+def test_the_report_never_replaces_an_input(results: Path, tmp_path: Path) -> None:
+    """`jellyroll report R.h5 -o R.h5` replaced the results file with the HTML report (and
+    a truth, NXCT, link or operando file named as output the same): refused, untouched."""
+    cell = _copy(results, tmp_path / "cell.h5", name="cell")
+    before = cell.read_bytes()
+    with pytest.raises(OutputWouldOverwriteInputError, match=r"cell\.h5"):
+        run_report([cell], cell)
+    truth = tmp_path / "truth.h5"
+    truth.write_bytes(b"truth")
+    with pytest.raises(OutputWouldOverwriteInputError, match=r"truth\.h5"):
+        run_report([cell], truth, truth={"cell": truth})
+    assert truth.read_bytes() == b"truth"
+    result = CliRunner().invoke(app, ["report", str(cell), "-o", str(cell)])
+    assert result.exit_code == 1 and "one of the inputs" in result.output
+    assert cell.read_bytes() == before
+
+
+def test_counts_a_results_file_lacks_are_shown_as_not_recorded(
+    results: Path, tmp_path: Path
+) -> None:
+    """A summary without case_a / unresolved / defect_share (an older results file) was
+    shown with 0 case A and 0 unresolved, as if counted."""
+    older = _copy(
+        results, tmp_path / "older.h5", name="older", case_a=None, unresolved=None,
+        defect_share=None, case_b=1,
+    )  # fmt: skip
+    page = run_report([older], tmp_path / "report.html").read_text()
+    assert "case A not recorded, 1 case B, unresolved not recorded" in page
+    assert "0 case A" not in page and "0 unresolved" not in page
+    assert "<dt>defect share of the anode</dt><dd>not recorded</dd>" in page
+    summary = report_run.summary_table([report_run.require_diagnosis(older)])
+    assert summary.loc[0, "case A"] == "not recorded"
+    assert summary.loc[0, "defect share of anode (%)"] == "not recorded"
+
+
+def test_cells_diagnosed_with_other_critical_diameters_show_each(
+    results: Path, tmp_path: Path
+) -> None:
+    """Two cells diagnosed with 40 and 50 um: the report said 'above nan um (case B)' and
+    'critical equivalent diameter of nan um'."""
+    cells = [
+        _copy(results, tmp_path / "a.h5", name="a", critical_diameter_um=40.0),
+        _copy(results, tmp_path / "b.h5", name="b", critical_diameter_um=50.0),
+    ]
+    page = run_report(cells, tmp_path / "report.html").read_text()
+    assert "nan um" not in page
+    assert "critical equivalent diameter of 40 um for a, 50 um for b" in page
+    table = report_run.summary_table([report_run.require_diagnosis(p) for p in cells])
+    assert list(table["critical diameter (um)"]) == [40.0, 50.0]
+    assert "above the critical diameter (case B)" in table.columns
+    same = report_run.summary_table([report_run.require_diagnosis(cells[0])])
+    assert "above 40 um (case B)" in same.columns and "critical diameter (um)" not in same
+
+
+def test_a_results_file_without_its_critical_diameter_is_refused_by_name(
+    results: Path, tmp_path: Path
+) -> None:
+    """Its case A / B counts mean nothing without it; the report stopped on a bare
+    `error: 'critical_diameter_um'` naming no file."""
+    older = _copy(results, tmp_path / "older.h5", name="older", critical_diameter_um=None)
+    with pytest.raises(RunFileError, match=r"older\.h5.*critical_diameter_um"):
+        run_report([older], tmp_path / "report.html")
+    result = CliRunner().invoke(app, ["report", str(older), "-o", str(tmp_path / "r.html")])
+    assert result.exit_code == 1 and "older.h5" in result.output
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_a_dollar_in_a_cell_label_is_shown_as_written(
+    results: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Matplotlib parsed a label with two `$` as mathtext: 'fresh $x^$' crashed the
+    report, 'aged $x$' was drawn as an italic x."""
+    drawn = []
+    original = report_run.figures.comparison_figure
+
+    def keep(rows):
+        figure = original(rows)
+        drawn.append(figure)
+        return figure
+
+    monkeypatch.setattr(report_run.figures, "comparison_figure", keep)
+    labels = ["fresh $x^$", "aged $x$"]
+    cells = [
+        _copy(results, tmp_path / f"{k}.h5", name=f"c{k}", label=label)
+        for k, label in enumerate(labels)
+    ]
+    page = run_report(cells, tmp_path / "report.html").read_text()
+    assert 'data-name="comparison"' in page
+    ticks = drawn[0].axes[0].get_xticklabels()
+    # what matplotlib draws: the text after its own unescaping, and not as maths
+    assert [Text()._preprocess_math(tick.get_text()) for tick in ticks] == [
+        (label, False) for label in labels
+    ]
+
+
+def test_a_cell_whose_collector_was_not_traced_shows_no_bend_count(
+    results: Path, tmp_path: Path
+) -> None:
+    """A diagnosis that could not trace the Cu collector counts NaN bends (not measured);
+    the report must say so, not print "nan" or 0."""
+    cell = _copy(results, tmp_path / "cell.h5", name="cell", bends=float("nan"))
+    page = run_report([cell], tmp_path / "report.html").read_text()
+    summary = report_run.summary_table([report_run.require_diagnosis(cell)])
+    assert summary.loc[0, "bends"] == "collector not traced"
+    assert ">nan<" not in page
