@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from jellyroll.cli import app
 from jellyroll.phantom.write import demo_config
 from jellyroll.pipeline import ConfigError, load_config, run_pipeline
+from jellyroll.pipeline.config import missing_inputs
 
 CELL = '[[cells]]\nname = "a"\nwaxs = "w.h5"\nsaxs = "s.h5"\n'
 
@@ -57,6 +58,16 @@ def test_a_missing_input_is_reported_by_its_setting_before_any_stage(tmp_path: P
     assert not (tmp_path / "out").exists()  # no stage ran
     result = CliRunner().invoke(app, ["run", str(path)])
     assert result.exit_code == 1 and "cells.0.xct:" in result.output
+
+
+def test_volumes_given_as_hdf5_datasets_are_inputs_that_exist(tmp_path: Path) -> None:
+    """``file.h5::/path`` (the form nxct, locate and link accept) was reported as a file
+    that does not exist."""
+    for name in ("w.h5", "s.h5", "volumes.h5"):
+        (tmp_path / name).write_bytes(b"")
+    keys = 'xct = "volumes.h5::/xray"\nnct = "volumes.h5::/neutron"\n'
+    config = load_config(_config(tmp_path, f'output = "out"\n{CELL}{keys}'))
+    assert missing_inputs(config) == []
 
 
 @pytest.mark.parametrize("scheduler", ["local:0", "local:abc", "local:", "locale", "dask"])

@@ -4,6 +4,8 @@ and d* (SPEC sections 2 and 3). Pure functions: a :class:`Reconstruction` in, a
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from jellyroll.maps.options import MapsOptions
@@ -179,19 +181,26 @@ def saxs_maps(
     return maps, notes
 
 
-BRIGHT_SPREAD = 3.0
-"""Values above this many times the 90th percentile of a map's positive SAXS intensities
-are left out of its bright level (:func:`bright_level`); the tiny twin's 99th percentile is
-1.8 times its 90th."""
+HOT_SHARE = 0.02
+"""Share of a map's brightest positive SAXS intensities searched for hot voxels."""
+HOT_GAP = 3.0
+"""Ratio between consecutive values of that brightest share that sets hot voxels apart:
+real intensities rise smoothly to their maximum, a cluster of hot voxels stands off."""
 
 
 def bright_level(positive: np.ndarray) -> float:
     """The bright level of a map's positive SAXS intensities, the reference of the d*
-    threshold: their 99th percentile, without the values above :data:`BRIGHT_SPREAD` times
-    the 90th (hot voxels: 54 at 50 times the brightest, 0.5 % of the tiny twin's map, raised
-    the plain 99th percentile above every real voxel, whose d* was blanked)."""
-    fence = BRIGHT_SPREAD * np.percentile(positive, 90)
-    return float(np.percentile(positive[positive <= fence], 99))
+    threshold: their 99th percentile, without the hot voxels, the values above the first
+    jump by more than :data:`HOT_GAP` among the brightest :data:`HOT_SHARE` (54 hot voxels
+    at 50 times the brightest, 1.3 % of the tiny twin's positive values, raised the plain
+    99th percentile above every real voxel, whose d* was blanked). A bright anode of a few
+    percent of the map, with no such jump, keeps its own 99th percentile."""
+    ordered = np.sort(np.asarray(positive, dtype=np.float64).ravel())
+    top = ordered[-max(2, math.ceil(HOT_SHARE * ordered.size)) :]
+    jumps = np.flatnonzero(top[1:] > HOT_GAP * top[:-1])
+    if jumps.size:
+        ordered = ordered[: ordered.size - top.size + jumps[0] + 1]
+    return float(np.percentile(ordered, 99))
 
 
 def denoising_note(rank: int, n_q: int, *, chosen: bool) -> str:

@@ -48,7 +48,7 @@ class MapsOptions(StageOptions):
         ge=0,
         le=1,
         description="d* only where the SAXS intensity exceeds this fraction of its bright "
-        "level (p99 of the values under 3x p90).",
+        "level (p99, hot voxels left out).",
     )
     dstar: DstarOptions = DstarOptions()
 

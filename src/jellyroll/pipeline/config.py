@@ -22,6 +22,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from jellyroll.defects.options import DiagnoseOptions
+from jellyroll.io.volumes import split_dataset
 from jellyroll.locate.link_options import LinkOptions
 from jellyroll.locate.options import LocateOptions
 from jellyroll.maps.options import MapsOptions
@@ -206,6 +207,8 @@ def missing_inputs(config: RunConfig) -> list[str]:
             if key == "name" or not isinstance(path, Path):
                 continue
             where = f"cells.{index}.{key}: {path}"
+            if key in INPUT_VOLUMES:  # a volume may be a dataset, file.h5::/path
+                path = split_dataset(path)[0]
             if not path.exists():
                 problems.append(f"{where} does not exist")
             elif key in INPUT_FOLDERS and not path.is_dir():
