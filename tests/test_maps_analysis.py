@@ -194,3 +194,15 @@ def test_the_bright_level_of_a_small_bright_anode_is_its_99th_percentile() -> No
     assert bright_level(positive) == np.percentile(positive, 99)
     hot = np.concatenate([positive, np.full(positive.size // 80, 500.0)])  # 1.25 % hot
     assert bright_level(hot) == pytest.approx(np.percentile(positive, 99), rel=0.02)
+
+
+def test_a_saxs_window_covered_but_for_a_few_percent_is_mapped_with_a_note(
+    saxs: Reconstruction,
+) -> None:
+    """An axis from 0.027 1/A (1.9 % of the window short of 0.025, beyond one bin) is one
+    detector's reach: mapped, and the notes say what the integral misses."""
+    keep = saxs.q_A >= 0.0265
+    cut = Reconstruction(saxs.data[..., keep], saxs.q_A[keep], saxs.x_um, saxs.y_um)
+    maps = compute_maps(cut, STUDY)
+    assert "saxs_intensity" in maps
+    assert any("covers part of saxs [0.025, 0.1] 1.9% short" in note for note in maps.notes)

@@ -17,6 +17,7 @@ from jellyroll.phases import (
     TABLE1_WINDOWS,
     WindowSpec,
     covers,
+    partly_covered,
     phase_labels,
     phase_maps,
     uncovered,
@@ -85,13 +86,14 @@ def compute_maps(recon: Reconstruction, options: MapsOptions) -> MapSet:
     if waxs_gap is None:
         maps.update(waxs_maps(q, data, units, options))
         default = MapName.GRAPHITE
+        notes.extend(filter(None, [partly_covered(q, analysis_windows(options))]))
     else:
         notes.append(f"{UNCOVERED} the Table 1 windows ({waxs_gap}): no phase maps")
     saxs_gap = uncovered(q, {"saxs": SAXS_Q_RANGE}, shoulder_bins=0)
     if saxs_gap is None:
         saxs, saxs_notes = saxs_maps(q, data, units, options)
         maps.update(saxs)
-        notes.extend(saxs_notes)
+        notes.extend(filter(None, [partly_covered(q, {"saxs": SAXS_Q_RANGE}), *saxs_notes]))
         default = default or MapName.SAXS_INTENSITY
     else:
         notes.append(f"{UNCOVERED} {SAXS_Q_RANGE} 1/A ({saxs_gap}): no SAXS maps")

@@ -56,8 +56,15 @@ class ReconstructOptions(StageOptions):
 
     @model_validator(mode="after")
     def _no_option_without_effect(self) -> ReconstructOptions:
-        """Refuse an option the user gave that the chosen method or backend would ignore."""
-        given = self.model_fields_set
+        """Refuse an option the user set, to other than its default, that the chosen method
+        or backend would ignore (a default written out, as in an example file, is no
+        request)."""
+        fields = type(self).model_fields
+        given = {
+            name
+            for name in self.model_fields_set
+            if getattr(self, name) is not None and getattr(self, name) != fields[name].default
+        }
         low_rank = [name for name in ("rank", "energy") if name in given]
         if self.method == "fbp" and "iterations" in given:
             raise ValueError(

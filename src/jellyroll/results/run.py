@@ -337,15 +337,11 @@ def read_sinogram(path: str | os.PathLike[str], *, errors: bool = True) -> Sinog
 
 
 def _radial_axis(path: str | os.PathLike[str], dataset: h5py.Dataset) -> tuple[np.ndarray, str]:
-    """The radial axis and its unit: q in any unit of q converted to 1/angstrom; another
-    unit (e.g. deg for 2theta) kept as it is, for the stages that need q to refuse."""
-    if "units" not in dataset.attrs:
-        raise RunFileError(
-            f"{path}: {dataset.name} has no @units: q in 1/angstrom cannot be told from q in "
-            "1/nm (d* would be 10 times off); write its unit to the attribute "
-            f"(e.g. {Q_UNITS})"
-        )
-    units = dataset.attrs["units"]
+    """The radial axis and its unit: q in any unit of q converted to 1/angstrom (without
+    ``@units``, 1/angstrom: SPEC section 6's contract, as the angles' degrees and the
+    translations' millimetres); another unit (e.g. deg for 2theta) kept as it is, for the
+    stages that need q to refuse."""
+    units = dataset.attrs.get("units", Q_UNITS)
     units = units.decode() if isinstance(units, bytes) else str(units)
     factor = per_angstrom(units)
     if factor is None:
