@@ -87,6 +87,11 @@ def test_volumes_given_the_wrong_way_round_are_refused(twin: Path, tmp_path: Pat
     assert result.exit_code == 1, result.output
     assert "swapped" in result.stderr and "nct.tif (X-ray)" in result.stderr
     assert not output.exists()
+    # a user who knows the cell is unlike the twin may skip the check (segmentation off:
+    # its classes need the X-ray volume first)
+    args = ["nxct", str(twin / "nct.tif"), str(twin / "xct.tif"), "-o", str(output)]
+    result = CliRunner().invoke(app, [*args, "--no-order-check", "--no-segment", "--no-bends"])
+    assert result.exit_code == 0, result.output
 
 
 def test_a_cell_with_ct_volumes_gets_its_nxct_section(twin: Path, tmp_path: Path) -> None:

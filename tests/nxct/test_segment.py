@@ -15,6 +15,7 @@ from jellyroll.nxct.segment import (
     Thresholds,
     _sheet,
     bright_share,
+    check_modality_order,
     classify,
     find_thresholds,
     segment_slabs,
@@ -120,9 +121,19 @@ def test_a_pair_given_the_wrong_way_round_is_refused(state: str) -> None:
     round, the same sample gives thresholds (the dice tests measure them)."""
     xray, neutron, _ = _twin_pair(SMALL_TWIN_UM, state)
     sample = sample_voxels(xray, neutron, n_planes=2).values
-    find_thresholds(sample)
+    check_modality_order(sample)
     with pytest.raises(ValueError, match="swapped"):
-        find_thresholds(sample[:, ::-1])
+        check_modality_order(sample[:, ::-1])
+
+
+@pytest.mark.parametrize("sample", [np.empty((0, 2)), np.ones((500, 2)), np.full((500, 2), np.nan)])
+def test_a_sample_too_poor_to_tell_the_order_is_left_to_find_thresholds(sample) -> None:
+    """The order check ran first and failed on an empty or constant sample with numpy's
+    IndexError or "autodetected range of [nan, nan]": now it lets find_thresholds say what
+    to sample."""
+    check_modality_order(sample)
+    with pytest.raises(ValueError, match="sample more voxels"):
+        find_thresholds(sample)
 
 
 def test_the_bright_share_ignores_offsets_and_scales(small_twin_pair) -> None:

@@ -34,6 +34,9 @@ def nxct(
     window_high: Annotated[
         float | None, typer.Option(help="Upper contrast percentile [99].")
     ] = None,
+    check_order: Annotated[
+        bool | None, option(N, "check_order", "--order-check/--no-order-check")
+    ] = None,
     segment: Annotated[bool | None, option(N, "segment", "--segment/--no-segment")] = None,
     bends: Annotated[bool | None, option(N, "bends", "--bends/--no-bends")] = None,
     bend_slice_step: Annotated[int | None, option(N, "bend_slice_step")] = None,
@@ -61,6 +64,7 @@ def nxct(
                 "max_voxels": max_voxels,
                 "fine_voxels": fine_voxels,
                 "window_percentiles": window,
+                "check_order": check_order,
                 "segment": segment,
                 "bends": bends,
                 "bend_slice_step": bend_slice_step,

@@ -34,6 +34,11 @@ class NXCTOptions(StageOptions):
     window_percentiles: tuple[float, float] = Field(
         (1.0, 99.0), description="Contrast window of each channel of the fused RGB (percentiles)."
     )
+    check_order: bool = Field(
+        True,
+        description="Refuse a pair whose first volume looks like the neutron one (its bright "
+        "class a large part of the cell, not the thin metals).",
+    )
     segment: bool = Field(True, description="Segment the registered pair into components.")
     bends: bool = Field(True, description="Trace the Cu collector and find its bends in 3D.")
     bend_slice_step: int = Field(1, ge=1, description="Trace every n-th X-ray slice for bends.")

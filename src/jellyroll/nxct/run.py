@@ -151,8 +151,9 @@ def _write(
     say: Progress,
 ) -> NXCTResult:
     sample = sample_voxels(moved["xray"], moved["neutron"])
-    try:  # the fused RGB and the bends, too, take the first volume for the X-ray one
-        check_modality_order(sample.values)
+    try:  # the labels, the fused RGB and the bends all take the first volume for the X-ray
+        if options.check_order:
+            check_modality_order(sample.values)
     except ValueError as error:
         raise ValueError(f"{xct} (X-ray), {nct} (neutron): {error}") from None
     low, high = options.window_percentiles
