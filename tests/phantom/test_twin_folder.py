@@ -21,9 +21,9 @@ from jellyroll.phantom.write import TWIN_FILES, remove_earlier_twin, twin_mismat
 @pytest.mark.parametrize(
     ("options", "settings", "what"),
     [
-        (["--seed", "-1"], {"seed": -1}, "--seed -1: a seed is 0 or more"),
-        (["--operando-steps", "-1"], {"operando_steps": -1}, "--operando-steps -1"),
-        (["--operando-steps", "1"], {"operando_steps": 1}, "--operando-steps 1"),
+        (["--seed", "-1"], {"seed": -1}, "seed -1: a seed is 0 or more"),
+        (["--operando-steps", "-1"], {"operando_steps": -1}, "operando steps -1"),
+        (["--operando-steps", "1"], {"operando_steps": 1}, "operando steps 1"),
     ],
 )
 def test_bad_settings_are_refused_before_anything_is_written(
@@ -40,7 +40,7 @@ def test_bad_settings_are_refused_before_anything_is_written(
         write_phantom(out, size="tiny", **settings)
     assert not out.exists()
     demo = CliRunner().invoke(app, ["demo", "--size", "tiny", "-o", str(out), "--seed", "-1"])
-    assert demo.exit_code == 2 and "--seed -1" in demo.output and not out.exists()
+    assert demo.exit_code == 2 and "seed -1" in demo.output and not out.exists()
 
 
 def test_an_output_that_is_a_file_is_refused_in_one_line(tmp_path: Path) -> None:
@@ -71,12 +71,24 @@ def test_a_folder_with_files_the_phantom_does_not_write_is_refused_untouched(
     assert result.exit_code == 1 and "notes.txt" in result.output
 
 
+def test_files_named_like_a_twins_without_its_truth_are_never_deleted(tmp_path: Path) -> None:
+    """A folder holding a user's own xct.tif and nct.tif (names the phantom writes) was taken
+    for an earlier twin and emptied."""
+    for name in ("xct.tif", "nct.tif"):
+        (tmp_path / name).write_bytes(b"measured")
+    with pytest.raises(ValueError, match=r"nct\.tif, xct\.tif but no truth\.h5 of a twin"):
+        remove_earlier_twin(tmp_path)
+    assert (tmp_path / "xct.tif").read_bytes() == (tmp_path / "nct.tif").read_bytes() == b"measured"
+
+
 def test_a_new_twin_replaces_every_file_of_the_earlier_one(tmp_path: Path) -> None:
     """Writing a twin without CT volumes and with 2 operando steps into the folder of one
     with volumes and 3 steps left xct.tif, nct.tif and step_002, which the demo and the
     operando series then took for the new twin's."""
+    _fake_twin(tmp_path, "aged_charged", "tiny", 0, nxct=True)  # a truth.h5 of a twin
     for name in TWIN_FILES:
-        (tmp_path / name).write_bytes(b"earlier twin")
+        if name != "truth.h5":
+            (tmp_path / name).write_bytes(b"earlier twin")
     (tmp_path / ".waxs_scan.h5.k2j4_x.part").write_bytes(b"killed write")
     (tmp_path / "operando").mkdir()
     for name in ("step_000_waxs.h5", "step_001_waxs.h5", "step_002_waxs.h5", "truth.h5",

@@ -46,15 +46,9 @@ def phantom(
     OUTPUT is a new or empty folder, or one holding only an earlier twin, which is then
     replaced whole (no file of it is left to be taken for the new twin's).
     """
-    from jellyroll.phantom.parameters import SIZES
-    from jellyroll.phantom.state import PRESETS
     from jellyroll.phantom.write import write_phantom
 
-    if preset not in PRESETS:
-        raise typer.BadParameter(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    if size not in SIZES:
-        raise typer.BadParameter(f"unknown size {size!r}; choose one of {', '.join(SIZES)}")
-    _check_seed_and_steps(seed, operando_steps)
+    _check_settings(preset=preset, size=size, seed=seed, operando_steps=operando_steps)
     start = time.perf_counter()
     with reported_errors():
         written = write_phantom(
@@ -92,13 +86,10 @@ def demo(
     Twins already in OUTPUT/twins are reused when they were built with this size and seed;
     any other is rebuilt (and the stages downstream of it rerun).
     """
-    from jellyroll.phantom.parameters import SIZES
     from jellyroll.phantom.write import demo_config, twin_mismatch, write_phantom
     from jellyroll.pipeline import load_config, run_pipeline
 
-    if size not in SIZES:
-        raise typer.BadParameter(f"unknown size {size!r}; choose one of {', '.join(SIZES)}")
-    _check_seed_and_steps(seed, 0)
+    _check_settings(preset="fresh_charged", size=size, seed=seed, operando_steps=0)
     start = time.perf_counter()
     twins = output / "twins"
     with reported_errors():
@@ -123,16 +114,14 @@ def demo(
     console.print(f"report: [bold]{result.report}[/bold]")
 
 
-def _check_seed_and_steps(seed: int, operando_steps: int) -> None:
-    """Exit 2 naming the option when the seed or the operando step count is unusable,
-    before anything is written."""
+def _check_settings(**settings: str | int) -> None:
+    """Exit 2 naming the setting when a twin cannot be made with ``settings`` (see
+    :func:`~jellyroll.phantom.write.check_phantom_settings`), before anything is written."""
     from jellyroll.options import OptionsError
+    from jellyroll.phantom.write import check_phantom_settings
 
     with reported_errors():
-        if seed < 0:
-            raise OptionsError(f"--seed {seed}: a seed is 0 or more")
-        if operando_steps < 0 or operando_steps == 1:
-            raise OptionsError(
-                f"--operando-steps {operando_steps}: give 0 (no charge series) or at least 2 "
-                "(a series runs from the empty to the full cell)"
-            )
+        try:
+            check_phantom_settings(**settings)  # type: ignore[arg-type]
+        except ValueError as error:
+            raise OptionsError(str(error)) from None

@@ -270,8 +270,9 @@ def remove_earlier_twin(folder: Path) -> None:
     a cell its NXCT section), so the files of an earlier twin that the new one would not
     rewrite (its CT volumes, more operando steps) would be taken for the new twin's. They
     are all removed first, so a failure mid-way never leaves a mix of two twins. A folder
-    that holds anything the phantom does not write is refused (ValueError): it is not a
-    twin's folder, and nothing in it is deleted.
+    that holds anything the phantom does not write, or files named like a twin's without
+    the ``truth.h5`` of one (a user's own ``xct.tif``), is refused (ValueError): it is not
+    a twin's folder, and nothing in it is deleted.
     """
     if not folder.exists():
         return
@@ -285,11 +286,29 @@ def remove_earlier_twin(folder: Path) -> None:
             f"{folder}: holds {shown}{more}, not written by `jellyroll phantom`; give a new "
             "or empty output folder (one holding only an earlier twin is replaced)"
         )
+    if files and twin_settings(folder / "truth.h5") is None:
+        # files named like a twin's (xct.tif, nct.tif...) without the truth of one: data
+        shown = ", ".join(str(path.relative_to(folder)) for path in files[:3])
+        raise ValueError(
+            f"{folder}: holds {shown} but no truth.h5 of a twin: not deleted (they may be "
+            "measured data); give a new or empty output folder"
+        )
     for path in files:
         if path.is_dir():
             path.rmdir()
         else:
             path.unlink()
+
+
+def twin_settings(truth: Path) -> dict[str, Any] | None:
+    """The settings (preset, size, seed, ...) a twin's ``truth.h5`` records, or None when the
+    file is not a twin's truth."""
+    try:
+        with h5py.File(truth, "r") as f:
+            recorded = json.loads(f["/entry/provenance"].asstr()[()])["configuration"]
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+    return recorded if isinstance(recorded, dict) and "preset" in recorded else None
 
 
 def twin_mismatch(folder: Path, *, preset: str, size: str, seed: int, nxct: bool) -> str | None:
@@ -299,10 +318,8 @@ def twin_mismatch(folder: Path, *, preset: str, size: str, seed: int, nxct: bool
     truth = folder / "truth.h5"
     if not truth.is_file():
         return "no twin yet"
-    try:
-        with h5py.File(truth, "r") as f:
-            recorded = json.loads(f["/entry/provenance"].asstr()[()])["configuration"]
-    except (OSError, KeyError, TypeError, ValueError):
+    recorded = twin_settings(truth)
+    if recorded is None:
         return f"{truth} records no twin settings"
     wanted = {"preset": preset, "size": size, "seed": seed, "raw": SIZES[size].raw_frames}
     changed = [
