@@ -135,8 +135,10 @@ def test_channels_without_a_value_are_left_out_with_a_note(
     assert any(note.startswith(f"{len(lost)} q channels hold no value") for note in maps.notes)
     name = "lic6" if kind == "waxs" else "saxs_intensity"
     assert np.isfinite(maps[name]).all()
-    # one anchor bin of five, or two bins outside the SAXS window: the maps barely move
-    np.testing.assert_allclose(maps[name], whole[name], rtol=0.1, atol=0.02 * whole[name].max())
+    if kind == "saxs":  # two bins outside the SAXS window: the same integral
+        np.testing.assert_array_equal(maps[name], whole[name])
+    else:  # one anchor bin of five: the background line moves by a fraction of the noise
+        np.testing.assert_allclose(maps[name], whole[name], atol=0.02 * whole[name].max())
 
 
 def test_a_few_hot_voxels_do_not_blank_the_d_star_map(saxs: Reconstruction) -> None:

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import ndimage as ndi
 
+import jellyroll.unroll.spiral as spiral_module
 from jellyroll.phantom.parameters import SIZES
 from jellyroll.phantom.twin import Twin, make_twin
 from jellyroll.unroll import (
@@ -350,6 +351,28 @@ def test_spiral_refuses_a_trace_that_left_the_collector(real, offset_px: int) ->
     cell = real["cell"]
     with pytest.raises(ValueError, match=r"covers 0\.4\d turns"):
         trace_spiral(real["image"], Cell(cell.x + offset_px, cell.y, cell.radius))
+
+
+def test_spiral_refuses_a_trace_off_the_windings_pitch(real, monkeypatch) -> None:
+    """The other way a trace leaves the collector: its mean pitch not the radial pattern's
+    (traces that left it read 0.02-0.71 of it). Simulated by a winding that reports twice
+    the real pitch: the layer followed is the real one, 10.3 px apart."""
+    winding = spiral_module._winding
+
+    def doubled(*args):
+        direction, pitch = winding(*args)
+        return direction, 2 * pitch
+
+    monkeypatch.setattr(spiral_module, "_winding", doubled)
+    monkeypatch.setattr(spiral_module, "_follow", _follow_at_real_pitch(real))
+    with pytest.raises(ValueError, match="is not the radial pattern's"):
+        trace_spiral(real["image"], real["cell"])
+
+
+def _follow_at_real_pitch(real):
+    """``_follow`` that returns the real trace's layer whatever pitch it is given."""
+    trace = real["trace"]
+    return lambda *args: (trace.winding_rad, trace.radius_px, trace.strength)
 
 
 def test_spiral_on_a_flat_map_says_why() -> None:

@@ -87,6 +87,19 @@ def test_a_slice_overwritten_in_place_changes_the_volumes_keys(tmp_path: Path) -
     assert after[0] != before[0] and after[1] != before[1]
 
 
+def test_an_hdf5_volume_is_keyed_by_the_files_its_dataset_is_read_from(tmp_path: Path) -> None:
+    """A volume dataset behind an external link (a reconstruction written in chunks) was
+    keyed by the master file alone: replacing the linked data left results up to date."""
+    from jellyroll.io.volumes import volume_files
+
+    with h5py.File(tmp_path / "data.h5", "w") as f:
+        f["volume"] = np.zeros((3, 4, 5), np.float32)
+    with h5py.File(tmp_path / "master.h5", "w") as f:
+        f["entry/volume"] = h5py.ExternalLink("data.h5", "/volume")
+    found = {p.resolve() for p in volume_files(f"{tmp_path / 'master.h5'}::/entry/volume")}
+    assert found == {(tmp_path / "master.h5").resolve(), (tmp_path / "data.h5").resolve()}
+
+
 def test_hdf5_dataset(tmp_path: Path) -> None:
     volume = np.random.default_rng(2).random((3, 4, 5))
     path = tmp_path / "v.h5"

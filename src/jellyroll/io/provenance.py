@@ -12,7 +12,10 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import h5py
 
 TRACKED_PACKAGES: tuple[str, ...] = (
     "jellyroll",
@@ -107,6 +110,22 @@ def file_fingerprint(path: str | os.PathLike[str]) -> str:
     """Resolved path, size and modification time of a file (cheap for TB-sized raw scans)."""
     stat = os.stat(path)
     return f"{Path(path).resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def data_files(path: Path, datasets: Iterable[h5py.Dataset]) -> list[Path]:
+    """``path`` and every other file the ``datasets`` of it are read from: the file an
+    external link on their path leads to, and the sources of a virtual dataset (named
+    relative to the file that holds it). A scan's result must change when any of them does,
+    not only when the file named on the command line does."""
+    found = {path.resolve(): path}
+    for dataset in datasets:
+        holder = Path(dataset.file.filename)
+        found.setdefault(holder.resolve(), holder)
+        if dataset.is_virtual:
+            for source in dataset.virtual_sources():
+                name = holder if source.file_name == "." else holder.parent / source.file_name
+                found.setdefault(name.resolve(), name)
+    return list(found.values())
 
 
 def provenance_record(

@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import re
 import tomllib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +30,7 @@ import numpy as np
 
 from jellyroll.conventions import per_angstrom, um_per
 from jellyroll.io.chunks import ChunkFrames
+from jellyroll.io.provenance import data_files
 
 FRAMES = "/entry/instrument/detector/data"
 PONI = "/entry/instrument/detector/poni"
@@ -179,22 +180,6 @@ def _q_factor(f: h5py.File, path: Path) -> float:
             "patterns in q (1/angstrom or 1/nm)"
         )
     return factor
-
-
-def data_files(path: Path, datasets: Iterable[h5py.Dataset]) -> list[Path]:
-    """``path`` and every other file the ``datasets`` of it are read from: the file an
-    external link on their path leads to, and the sources of a virtual dataset (named
-    relative to the file that holds it). A scan's result must change when any of them does,
-    not only when the file named on the command line does."""
-    found = {path.resolve(): path}
-    for dataset in datasets:
-        holder = Path(dataset.file.filename)
-        found.setdefault(holder.resolve(), holder)
-        if dataset.is_virtual:
-            for source in dataset.virtual_sources():
-                name = holder if source.file_name == "." else holder.parent / source.file_name
-                found.setdefault(name.resolve(), name)
-    return list(found.values())
 
 
 def _require(f: h5py.File, path: Path, name: str) -> h5py.Dataset:

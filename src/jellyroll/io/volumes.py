@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from jellyroll.conventions import um_per
-from jellyroll.io.provenance import atomic_output, jsonable
+from jellyroll.io.provenance import atomic_output, data_files, jsonable
 from jellyroll.io.scans import natural_key
 
 _IMAGEJ_DTYPES = {np.dtype(t) for t in (np.uint8, np.uint16, np.int16, np.float32)}
@@ -359,10 +359,18 @@ def slice_files(folder: Path) -> list[Path]:
 
 def volume_files(path: str | os.PathLike[str]) -> list[Path]:
     """The files a volume is read from: the slices of a folder, the HDF5 file of
-    ``file.h5::/path``, or the file itself. A folder's own time does not change when a slice
+    ``file.h5::/path`` with the files its dataset is linked to (external links, virtual
+    dataset sources), or the file itself. A folder's own time does not change when a slice
     is overwritten in place, so results keyed by it would stay "up to date"."""
-    name, _ = split_dataset(path)
-    return slice_files(name) if name.is_dir() else [name]
+    name, dataset = split_dataset(path)
+    if name.is_dir():
+        return slice_files(name)
+    if dataset is None or not name.is_file():
+        return [name]
+    import h5py
+
+    with h5py.File(name, "r") as f:  # its chunks may lie in other files (links, VDS)
+        return data_files(name, [f[dataset]]) if dataset in f else [name]
 
 
 def split_dataset(path: str | os.PathLike[str]) -> tuple[Path, str | None]:

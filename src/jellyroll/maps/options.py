@@ -62,7 +62,7 @@ class MapsOptions(StageOptions):
         if self.rank is not None and not self.denoised:
             raise ValueError(
                 "rank is the denoising's, and the SAXS profiles are not denoised: drop rank, "
-                "or set denoise true"
+                "or denoise them (analysis jellyroll, denoise true or unset)"
             )
         return self
 
