@@ -165,6 +165,7 @@ def window_weights(
     *,
     shoulder_bins: int = DEFAULT_SHOULDER_BINS,
     moment: int = 0,
+    channels: np.ndarray | None = None,
 ) -> np.ndarray:
     """Weights ``(n_q, n_windows)`` such that ``pattern @ weights`` are the window integrals.
 
@@ -174,8 +175,16 @@ def window_weights(
     Anchors are the window's ``background`` ranges, or else the ``shoulder_bins`` bins just
     outside each edge; ``shoulder_bins`` = 0 leaves such windows without background.
     ``moment`` 1 weights the integrand by q (A^-1), for centroids. ``q`` (n_q,) may be in
-    any order.
+    any order. ``channels`` (n_q,) bool: the channels to use (None: all); the others get
+    weight 0, as if the axis did not hold them (e.g. channels without any value).
     """
+    if channels is not None:
+        keep = np.asarray(channels, dtype=bool)
+        full = np.zeros((np.size(q), len(windows)))
+        full[keep] = window_weights(
+            np.asarray(q)[keep], windows, shoulder_bins=shoulder_bins, moment=moment
+        )
+        return full
     q = np.asarray(q, dtype=np.float64)
     if q.ndim != 1 or not np.all(np.isfinite(q)):
         raise ValueError("q must be a one-dimensional array of finite values")
@@ -226,6 +235,7 @@ def window_integrals(
     *,
     shoulder_bins: int = DEFAULT_SHOULDER_BINS,
     moment: int = 0,
+    channels: np.ndarray | None = None,
 ) -> np.ndarray:
     """Background-subtracted window integrals of ``data`` (..., n_q): shape (..., n_windows).
 
@@ -234,9 +244,12 @@ def window_integrals(
     order of ``windows`` (name -> :class:`QWindow` or (q_min, q_max), A^-1). Units:
     intensity x A^-1. A window is
     NaN where one of the bins it uses is NaN (other windows are unaffected). See
-    :func:`window_weights` for the background and ``moment``.
+    :func:`window_weights` for the background, ``moment`` and ``channels`` (the channels
+    left out are never read).
     """
-    weights = window_weights(q, windows, shoulder_bins=shoulder_bins, moment=moment)
+    weights = window_weights(
+        q, windows, shoulder_bins=shoulder_bins, moment=moment, channels=channels
+    )
     data = np.asarray(data)
     if data.ndim == 0 or data.shape[-1] != weights.shape[0]:
         raise ValueError(f"data must have shape (..., {weights.shape[0]}), got {data.shape}")
@@ -314,9 +327,11 @@ def phase_maps(
     windows: Mapping[str, WindowSpec] = TABLE1_WINDOWS,
     *,
     shoulder_bins: int = DEFAULT_SHOULDER_BINS,
+    channels: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """Window integral map of each window: name -> array of shape ``data.shape[:-1]``."""
-    integrals = window_integrals(q, data, windows, shoulder_bins=shoulder_bins)
+    """Window integral map of each window: name -> array of shape ``data.shape[:-1]``
+    (``channels``: see :func:`window_weights`)."""
+    integrals = window_integrals(q, data, windows, shoulder_bins=shoulder_bins, channels=channels)
     return {name: integrals[..., k] for k, name in enumerate(windows)}
 
 

@@ -464,15 +464,20 @@ def dstar_histogram(
 
 
 def saxs_intensity_map(
-    q: np.ndarray, data: np.ndarray, q_range: tuple[float, float] = SAXS_Q_RANGE
+    q: np.ndarray,
+    data: np.ndarray,
+    q_range: tuple[float, float] = SAXS_Q_RANGE,
+    *,
+    channels: np.ndarray | None = None,
 ) -> np.ndarray:
     """Integrated SAXS intensity over ``q_range`` (A^-1) of every profile of ``data``.
 
     ``data`` (..., n_q) on ``q`` (n_q,) A^-1, a volume or a sinogram; trapezoid rule over
-    the bins whose centre lies in the range (inclusive), no background. Returns (...), in
-    intensity x A^-1.
+    the bins whose centre lies in the range (inclusive), no background; ``channels``
+    (n_q,) bool, the channels to use (None: all). Returns (...), in intensity x A^-1.
     """
-    return window_integrals(q, data, {"saxs": q_range}, shoulder_bins=0)[..., 0]
+    windows = {"saxs": q_range}
+    return window_integrals(q, data, windows, shoulder_bins=0, channels=channels)[..., 0]
 
 
 @dataclass(frozen=True)
@@ -532,6 +537,7 @@ def denoise_profiles(
     *,
     rank: int | None = None,
     block_rows: int = 16384,
+    channels: np.ndarray | None = None,
 ) -> DenoisedProfiles:
     """Low-rank (PCA) denoising of a stack of profiles ``intensities`` (..., n_q).
 
@@ -546,8 +552,9 @@ def denoise_profiles(
     Profiles whose whitened norm exceeds :data:`OUTLIER_NORM` times the 99th percentile
     (hot voxels) take no part in the components, nor do profiles with a non-finite value;
     all are projected on them, the latter by least squares over their finite bins (the
-    others stay NaN). Memory stays bounded: the matrix is streamed in blocks of
-    ``block_rows`` profiles.
+    others stay NaN). ``channels`` (n_q,) bool: the q channels to denoise (None: all; the
+    others are returned as they are, e.g. channels without any value). Memory stays
+    bounded: the matrix is streamed in blocks of ``block_rows`` profiles.
     """
     arr = np.asarray(intensities)
     if arr.ndim < 2:
@@ -559,10 +566,12 @@ def denoise_profiles(
     blocks = [
         slice(i, min(i + block_rows, rows.shape[0])) for i in range(0, rows.shape[0], block_rows)
     ]
+    cols = slice(None) if channels is None else np.asarray(channels, dtype=bool)
+    n_q = int(np.ones(n_q, dtype=bool)[cols].sum())
 
     def block_data(b: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        x = rows[b].astype(np.float64)
-        v = np.abs(x) if var_rows is None else var_rows[b].astype(np.float64)
+        x = rows[b][:, cols].astype(np.float64)
+        v = np.abs(x) if var_rows is None else var_rows[b][:, cols].astype(np.float64)
         good = np.isfinite(x).all(axis=1) & np.isfinite(v).all(axis=1)
         return x, v, good
 
@@ -615,9 +624,10 @@ def denoise_profiles(
     for b in blocks:
         x, v, good = block_data(b)
         y, row_scale = whitened(x[good], v[good])
-        block = out[b]
-        block[good] = (y @ basis) @ basis.T * row_scale[:, None] * col_scale
-        block[~good] = _project_partial(x[~good], v[~good], basis, column)
+        projected = np.empty_like(x)
+        projected[good] = (y @ basis) @ basis.T * row_scale[:, None] * col_scale
+        projected[~good] = _project_partial(x[~good], v[~good], basis, column)
+        out[b, cols] = projected
     return DenoisedProfiles(
         profiles=out.reshape(arr.shape), rank=k, singular_values=singular, threshold=threshold
     )

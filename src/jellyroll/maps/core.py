@@ -78,29 +78,30 @@ def compute_maps(recon: Reconstruction, options: MapsOptions) -> MapSet:
             f"{int(empty.sum())} q channels hold no value (nothing measured) and are left out: "
             f"q = {', '.join(f'{value:.4g}' for value in q[empty])} 1/A"
         )
-        q, data = q[~empty], data[..., ~empty]
-        if q.size < 2:
+        if (~empty).sum() < 2:
             raise ValueError("fewer than 2 q channels hold a value: no map can be made")
+    keep = ~empty  # the stages below skip the other channels without copying the cube
+    q_kept = q[keep]
     default = None
-    waxs_gap = uncovered(q, analysis_windows(options), shoulder_bins=0)
+    waxs_gap = uncovered(q_kept, analysis_windows(options), shoulder_bins=0)
     if waxs_gap is None:
-        maps.update(waxs_maps(q, data, units, options))
+        maps.update(waxs_maps(q, data, units, options, keep))
         default = MapName.GRAPHITE
-        notes.extend(filter(None, [partly_covered(q, analysis_windows(options))]))
+        notes.extend(filter(None, [partly_covered(q_kept, analysis_windows(options))]))
     else:
         notes.append(f"{UNCOVERED} the Table 1 windows ({waxs_gap}): no phase maps")
-    saxs_gap = uncovered(q, {"saxs": SAXS_Q_RANGE}, shoulder_bins=0)
+    saxs_gap = uncovered(q_kept, {"saxs": SAXS_Q_RANGE}, shoulder_bins=0)
     if saxs_gap is None:
-        saxs, saxs_notes = saxs_maps(q, data, units, options)
+        saxs, saxs_notes = saxs_maps(q, data, units, options, keep)
         maps.update(saxs)
-        notes.extend(filter(None, [partly_covered(q, {"saxs": SAXS_Q_RANGE}), *saxs_notes]))
+        notes.extend(filter(None, [partly_covered(q_kept, {"saxs": SAXS_Q_RANGE}), *saxs_notes]))
         default = default or MapName.SAXS_INTENSITY
     else:
         notes.append(f"{UNCOVERED} {SAXS_Q_RANGE} 1/A ({saxs_gap}): no SAXS maps")
     if not maps:
         raise ValueError(
-            f"q range [{q.min():.3g}, {q.max():.3g}] 1/A gives no map: for the phase maps, "
-            f"{waxs_gap}; for the SAXS maps, {saxs_gap}"
+            f"q range [{q_kept.min():.3g}, {q_kept.max():.3g}] 1/A gives no map: for the phase "
+            f"maps, {waxs_gap}; for the SAXS maps, {saxs_gap}"
         )
     if recon.attenuation is not None:
         maps[MapName.ATTENUATION] = Map(recon.attenuation, "1/um")
@@ -122,15 +123,18 @@ def empty_channels(data: np.ndarray, rows: int = 64) -> np.ndarray:
     return ~found
 
 
-def waxs_maps(q: np.ndarray, data: np.ndarray, units: str, options: MapsOptions) -> dict[str, Map]:
+def waxs_maps(
+    q: np.ndarray, data: np.ndarray, units: str, options: MapsOptions, channels: np.ndarray
+) -> dict[str, Map]:
     """Window integrals of Table 1 and the graphite overview, the phase labels, and the
-    housing ring's map when q covers it (to find the cell without a diode)."""
+    housing ring's map when q covers it (to find the cell without a diode); from the
+    ``channels`` (n_q,) bool of ``data`` only."""
     windows = analysis_windows(options)
     # the jellyroll windows carry their own background anchors; no shoulders for either
-    integrals = phase_maps(q, data, windows, shoulder_bins=0)
+    integrals = phase_maps(q, data, windows, shoulder_bins=0, channels=channels)
     out = {name: Map(values, f"{units} x 1/angstrom") for name, values in integrals.items()}
-    if covers(q, HOUSING_WINDOW):
-        housing = phase_maps(q, data, HOUSING_WINDOW)["housing"]
+    if covers(q[channels], HOUSING_WINDOW):
+        housing = phase_maps(q, data, HOUSING_WINDOW, channels=channels)["housing"]
         out[MapName.HOUSING] = Map(housing, f"{units} x 1/angstrom")
     for name, family, meaning in (
         (MapName.GRAPHITE_LABEL, GRAPHITE_PHASES, GRAPHITE_LABELS),
@@ -148,17 +152,22 @@ none of its denoised ones."""
 
 
 def saxs_maps(
-    q: np.ndarray, data: np.ndarray, units: str, options: MapsOptions
+    q: np.ndarray, data: np.ndarray, units: str, options: MapsOptions, channels: np.ndarray
 ) -> tuple[dict[str, Map], list[str]]:
-    """SAXS intensity, d* and the reason code of each voxel without one; notes on the
-    denoising and on d* set by one point's noise."""
+    """SAXS intensity, d* and the reason code of each voxel without one, from the
+    ``channels`` (n_q,) bool of ``data`` only; notes on the denoising and on d* set by one
+    point's noise."""
     profiles, notes = data, []
     if options.denoised:
-        denoised = denoise_profiles(data, rank=options.rank)
+        denoised = denoise_profiles(data, rank=options.rank, channels=channels)
         profiles = denoised.profiles
-        notes.append(denoising_note(denoised.rank, q.size, chosen=options.rank is not None))
-    result = departure_dstar_map(q, profiles, **options.dstar.overrides())
-    intensity = saxs_intensity_map(q, data)
+        n_q = int(channels.sum())
+        notes.append(denoising_note(denoised.rank, n_q, chosen=options.rank is not None))
+    # d* leaves out the channels whose q is not finite
+    result = departure_dstar_map(
+        np.where(channels, q, np.nan), profiles, **options.dstar.overrides()
+    )
+    intensity = saxs_intensity_map(q, data, channels=channels)
     d_star, reason = result.d_star_nm.astype(np.float32), result.reason_code
     # Weak voxels (no silicon: cathode, separator, outside) hold noise, not a d*.
     positive = intensity[np.isfinite(intensity) & (intensity > 0)]
