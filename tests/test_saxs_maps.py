@@ -169,6 +169,9 @@ def test_a_profile_with_a_missing_bin_is_denoised_over_the_others() -> None:
     # whole profile's projection, and as close to the truth (raw: mean squared z of 1)
     assert np.abs((found[7:9] - whole[7:9]) / sigma)[kept].max() < 0.5
     assert np.mean(((found[7:9] - truth[7:9]) / sigma)[kept] ** 2) < 0.05
+    # a profile with fewer finite bins than components was returned raw: none now
+    holed[9, 2:] = np.nan
+    assert np.isnan(denoise_profiles(holed, rank=3).profiles[9]).all()
 
 
 def test_a_hot_profile_takes_no_part_in_the_components() -> None:

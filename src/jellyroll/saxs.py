@@ -513,8 +513,8 @@ def _project_partial(
     """Profiles ``x`` (m, n_q) with non-finite bins, projected on ``basis`` (n_q, k) by least
     squares over their finite bins (whitened as the others, by their finite bins' variance
     ``v``); bins without a value stay NaN, and a profile with fewer finite bins than
-    components is returned as it is."""
-    out = x.copy()
+    components has no denoised value (all NaN: its raw profile would pass for denoised)."""
+    out = np.full_like(x, np.nan)
     finite = np.isfinite(x) & np.isfinite(v)
     patterns, which = np.unique(finite, axis=0, return_inverse=True)
     for index, bins in enumerate(patterns):
@@ -552,9 +552,10 @@ def denoise_profiles(
     Profiles whose whitened norm exceeds :data:`OUTLIER_NORM` times the 99th percentile
     (hot voxels) take no part in the components, nor do profiles with a non-finite value;
     all are projected on them, the latter by least squares over their finite bins (the
-    others stay NaN). ``channels`` (n_q,) bool: the q channels to denoise (None: all; the
-    others are returned as they are, e.g. channels without any value). Memory stays
-    bounded: the matrix is streamed in blocks of ``block_rows`` profiles.
+    others stay NaN; a profile with fewer finite bins than components gets none).
+    ``channels`` (n_q,) bool: the q channels to denoise (None: all; the others are
+    returned as they are, e.g. channels without any value). Memory stays bounded: the
+    matrix is streamed in blocks of ``block_rows`` profiles.
     """
     arr = np.asarray(intensities)
     if arr.ndim < 2:
