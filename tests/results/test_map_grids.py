@@ -87,6 +87,12 @@ def _edited_maps(tmp_path, edit):
         (lambda g: g["lic6/x_um"].__setitem__(Ellipsis, g["lic6/x_um"][()][::-1]), r"must ascend"),
         # x and y steps unequal: the y spacing was ignored
         (lambda g: g["lic6/y_um"].__setitem__(Ellipsis, 2 * g["lic6/y_um"][()]), r"square pixels"),
+        # axes off 0 (a map cropped by another tool): diagnose and link placed everything on
+        # the centred grid, every agglomerate and the slice's dossiers off by the offset
+        (
+            lambda g: g["lic6/x_um"].__setitem__(Ellipsis, g["lic6/x_um"][()] + 1000.0),
+            r"x_um is centred on 1000 um, not 0",
+        ),
     ],
 )
 def test_map_axes_that_do_not_say_um_pixel_centres_are_refused(tmp_path, edit, message) -> None:

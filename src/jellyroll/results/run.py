@@ -528,6 +528,14 @@ def _map_axis(item: h5py.Group, name: str) -> np.ndarray:
         )
     if not np.allclose(steps, steps.mean(), rtol=1e-3):
         raise RunFileError(f"{where} is not evenly spaced; resample the map on a regular grid")
+    middle = 0.5 * (axis[0] + axis[-1])
+    if abs(middle) > 0.01 * steps.mean():
+        # diagnose, link and the dossiers place everything on the centred grid of the map's
+        # shape (jellyroll.conventions): an offset axis put every agglomerate 671 um off
+        raise RunFileError(
+            f"{where} is centred on {middle:.4g} um, not 0: a map's axes put the rotation axis "
+            f"at 0 (pixel centres (i - (n - 1) / 2) x pixel); subtract {middle:.4g} um from it"
+        )
     return axis
 
 
