@@ -39,11 +39,21 @@ UM_PER_UNIT = {
 """Micrometres per length unit, by the names files use (see :func:`um_per`)."""
 
 
+def unit_text(unit: object) -> str:
+    """A unit attribute as text (HDF5 gives bytes or str), stripped."""
+    return (unit.decode() if isinstance(unit, bytes) else str(unit)).strip()
+
+
+def unit_factor(unit: object, table: dict[str, float]) -> float | None:
+    """The factor of ``unit`` in ``table`` (any case, spaces ignored, a plural ``s``
+    dropped), None when the table does not know it."""
+    text = unit_text(unit).lower().replace(" ", "")
+    return table.get(text, table.get(text.removesuffix("s")))
+
+
 def um_per(unit: object) -> float | None:
-    """Micrometres per ``unit`` (a name of :data:`UM_PER_UNIT` or its plural, any case,
-    bytes or str); None when unknown."""
-    text = (unit.decode() if isinstance(unit, bytes) else str(unit)).strip().lower()
-    return UM_PER_UNIT.get(text, UM_PER_UNIT.get(text.removesuffix("s")))
+    """Micrometres per ``unit`` (a name of :data:`UM_PER_UNIT`); None when unknown."""
+    return unit_factor(unit, UM_PER_UNIT)
 
 
 PER_ANGSTROM_PER_UNIT = {
@@ -65,10 +75,18 @@ see :func:`per_angstrom`)."""
 
 
 def per_angstrom(unit: object) -> float | None:
-    """Inverse angstroms per ``unit`` of q (a name of :data:`PER_ANGSTROM_PER_UNIT`, any
-    case, bytes or str); None when it is not a unit of q."""
-    text = (unit.decode() if isinstance(unit, bytes) else str(unit)).strip()
-    return PER_ANGSTROM_PER_UNIT.get(text.lower().replace(" ", ""))
+    """Inverse angstroms per ``unit`` of q (a name of :data:`PER_ANGSTROM_PER_UNIT`); None
+    when it is not a unit of q."""
+    return unit_factor(unit, PER_ANGSTROM_PER_UNIT)
+
+
+DEG_PER_UNIT = {"deg": 1.0, "degree": 1.0, "rad": 180.0 / math.pi, "radian": 180.0 / math.pi}
+"""Degrees per angle unit, by the names files use (see :func:`deg_per`)."""
+
+
+def deg_per(unit: object) -> float | None:
+    """Degrees per angle ``unit`` (a name of :data:`DEG_PER_UNIT`); None when unknown."""
+    return unit_factor(unit, DEG_PER_UNIT)
 
 
 def px_to_um(index: ArrayLike, n: int, pixel_size_um: float) -> np.ndarray | float:

@@ -28,7 +28,7 @@ import h5py
 import hdf5plugin  # noqa: F401  (registers the HDF5 compression filters)
 import numpy as np
 
-from jellyroll.conventions import per_angstrom, um_per
+from jellyroll.conventions import deg_per, per_angstrom, um_per, unit_text
 from jellyroll.io.chunks import ChunkFrames
 from jellyroll.io.provenance import data_files
 
@@ -176,7 +176,7 @@ def _q_factor(f: h5py.File, path: Path) -> float:
     factor = per_angstrom(units)
     if factor is None:
         raise ScanFormatError(
-            f"{path}: {INTEGRATED_Q} is in {_text(units)!r}, not a unit of q; integrate the "
+            f"{path}: {INTEGRATED_Q} is in {unit_text(units)!r}, not a unit of q; integrate the "
             "patterns in q (1/angstrom or 1/nm)"
         )
     return factor
@@ -204,16 +204,6 @@ def _vector(f: h5py.File, path: Path, name: str, n: int, *, optional: bool = Fal
     return values
 
 
-DEG_PER_UNIT = {"deg": 1.0, "degree": 1.0, "rad": 180.0 / np.pi, "radian": 180.0 / np.pi}
-"""Degrees per angle unit of the rotation angle's ``@units``."""
-
-
-def _deg_per(unit: object) -> float | None:
-    """Degrees per ``unit`` (a name of :data:`DEG_PER_UNIT` or its plural, any case)."""
-    text = _text(unit).strip().lower()
-    return DEG_PER_UNIT.get(text, DEG_PER_UNIT.get(text.removesuffix("s")))
-
-
 def _mm_per(unit: object) -> float | None:
     """Millimetres per length ``unit`` (:func:`jellyroll.conventions.um_per`)."""
     um = um_per(unit)
@@ -227,7 +217,7 @@ def _motor(
     (``unit`` when absent, as SPEC section 6 says); an unknown unit is refused, never read
     as ``unit``."""
     values = _vector(f, path, name, n)
-    given = _text(f[name].attrs.get("units", unit)).strip()
+    given = unit_text(f[name].attrs.get("units", unit))
     factor = per(given)
     if factor is None:
         raise ScanFormatError(
@@ -294,7 +284,7 @@ class Hdf5ScanReader:
             source=str(self.path),
             kind=kind,
             n_frames=n,
-            rotation_angle_deg=_motor(f, self.path, ANGLE, n, _deg_per, "deg"),
+            rotation_angle_deg=_motor(f, self.path, ANGLE, n, deg_per, "deg"),
             translation_mm=_motor(f, self.path, TRANSLATION, n, _mm_per, "mm"),
             monitor=_vector(f, self.path, MONITOR, n, optional=True),
             diode=_vector(f, self.path, DIODE, n, optional=True),

@@ -34,7 +34,7 @@ import h5py
 import numpy as np
 from scipy import ndimage
 
-from jellyroll.conventions import per_angstrom, um_per
+from jellyroll.conventions import per_angstrom, um_per, unit_text
 from jellyroll.io.nexus import nx_group, set_default, write_nxdata
 from jellyroll.results.store import RunFileError, open_run, require, write_run_stage
 
@@ -341,8 +341,7 @@ def _radial_axis(path: str | os.PathLike[str], dataset: h5py.Dataset) -> tuple[n
     ``@units``, 1/angstrom: SPEC section 6's contract, as the angles' degrees and the
     translations' millimetres); another unit (e.g. deg for 2theta) kept as it is, for the
     stages that need q to refuse."""
-    units = dataset.attrs.get("units", Q_UNITS)
-    units = units.decode() if isinstance(units, bytes) else str(units)
+    units = unit_text(dataset.attrs.get("units", Q_UNITS))
     factor = per_angstrom(units)
     if factor is None:
         return dataset[()], units
