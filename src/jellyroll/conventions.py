@@ -125,6 +125,19 @@ def map_extent_mm(x_um: np.ndarray, y_um: np.ndarray) -> list[float]:
     ]
 
 
+def empty_channels(cube: np.ndarray, chunk: int = 64) -> np.ndarray:
+    """(n,) True where a channel of ``cube`` (..., n), channels last (a sinogram or a
+    reconstruction), holds no finite value; ``chunk`` channels at a time (no full-size
+    temporary)."""
+    leading = tuple(range(cube.ndim - 1))
+    return np.concatenate(
+        [
+            ~np.isfinite(cube[..., i : i + chunk]).any(axis=leading)
+            for i in range(0, cube.shape[-1], chunk)
+        ]
+    )
+
+
 def finite_median(values: ArrayLike) -> float:
     """Median of the finite ``values`` (any shape); NaN when there are none."""
     values = np.asarray(values)

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+from jellyroll.conventions import empty_channels
 from jellyroll.maps.options import MapsOptions
 from jellyroll.phases import (
     GRAPHITE_OVERVIEW_WINDOW,
@@ -112,15 +113,6 @@ def compute_maps(recon: Reconstruction, options: MapsOptions) -> MapSet:
         centre = float(recon.attrs["rotation_centre_mm"])
         notes.append(f"no rotation centre in the sinogram: {centre:.4f} mm {source}")
     return MapSet(maps, recon.x_um, recon.y_um, notes, default)
-
-
-def empty_channels(data: np.ndarray, rows: int = 64) -> np.ndarray:
-    """(nc,) bool: the channels of a (ny, nx, nc) volume that hold no finite value, read
-    ``rows`` rows at a time (bounded memory)."""
-    found = np.zeros(data.shape[-1], dtype=bool)
-    for start in range(0, data.shape[0], rows):
-        found |= np.isfinite(data[start : start + rows]).any(axis=(0, 1))
-    return ~found
 
 
 def waxs_maps(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jellyroll.conventions import empty_channels
 from jellyroll.io.lock import output_lock
 from jellyroll.io.provenance import provenance_record
 from jellyroll.recon.astra_backend import astra_version
@@ -40,17 +41,6 @@ class RunReconstruction:
     rotation_centre_mm: float
     attenuation: bool
     notes: list[str]
-
-
-def empty_channels(data: np.ndarray, chunk: int = 64) -> np.ndarray:
-    """(n_q,) True where a channel of ``data`` (n_angles, n_t, n_q) has no finite value
-    (checked ``chunk`` channels at a time: no full-size temporary)."""
-    return np.concatenate(
-        [
-            ~np.isfinite(data[..., i : i + chunk]).any(axis=(0, 1))
-            for i in range(0, data.shape[2], chunk)
-        ]
-    )
 
 
 def summed_scattering(data: np.ndarray, empty: np.ndarray, chunk: int = 64) -> np.ndarray:
