@@ -597,19 +597,24 @@ def denoise_profiles(
     # Pass 2: the covariance of the whitened profiles; its eigenvectors are the components.
     # One hot voxel (100 times the brightest profile) otherwise takes a component of its own
     # and tilts the others: the twin's median d* error rose from 0.44 to 1.83 nm.
+    # Every finite profile goes in; the hot ones are taken out again once the limit is
+    # known (a second read of their blocks only: most maps have none).
     norms = []  # of the finite profiles, block by block
+    gram = np.zeros((n_q, n_q))
     for b in blocks:
         x, v, good = block_data(b)
-        norms.append(np.square(whitened(x[good], v[good])[0]).sum(axis=1))
-    limit = OUTLIER_NORM * float(np.percentile(np.concatenate(norms), 99))
-    gram = np.zeros((n_q, n_q))
-    n_used = 0
-    for b, norm in zip(blocks, norms, strict=True):
-        x, v, good = block_data(b)
-        used = norm <= limit
-        y, _ = whitened(x[good][used], v[good][used])
+        y, _ = whitened(x[good], v[good])
+        norms.append(np.square(y).sum(axis=1))
         gram += y.T @ y
-        n_used += int(used.sum())
+    limit = OUTLIER_NORM * float(np.percentile(np.concatenate(norms), 99))
+    n_used = n_good
+    for b, norm in zip(blocks, norms, strict=True):
+        hot = norm > limit
+        if hot.any():
+            x, v, good = block_data(b)
+            y, _ = whitened(x[good][hot], v[good][hot])
+            gram -= y.T @ y
+            n_used -= int(hot.sum())
     eigenvalues, vectors = np.linalg.eigh(gram)
     singular = np.sqrt(np.clip(eigenvalues[::-1], 0.0, None))[: min(n_used, n_q)]
     vectors = vectors[:, ::-1]
