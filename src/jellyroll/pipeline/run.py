@@ -24,14 +24,14 @@ from jellyroll.maps.run import maps_key, run_maps
 from jellyroll.nxct.run import nxct_key, run_nxct
 from jellyroll.operando.run import operando_key, run_operando
 from jellyroll.pipeline.config import CellInput, DaskOptions, RunConfig, require_inputs
-from jellyroll.pipeline.stages import StageLog, index_is_current
+from jellyroll.pipeline.stages import StageLog
 from jellyroll.progress import fraction_progress, frame_progress
 from jellyroll.recon.run import reconstruct_key, run_reconstruct
 from jellyroll.reduce.run import ScanSpec, reduce_key, run_reduce
 from jellyroll.report.options import ReportOptions
 from jellyroll.report.run import run_report
 from jellyroll.results import Diagnosis, read_diagnosis
-from jellyroll.results.store import RUN_STAGES, stage_file, write_index
+from jellyroll.results.store import RUN_STAGES, index_is_current, stage_file, write_index
 
 TECHNIQUES = ("waxs", "saxs")
 """The two scans of a slice, in the order they are processed."""

@@ -9,16 +9,13 @@ stage reruns.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import h5py
-
-from jellyroll.results.store import is_up_to_date, linked_stages
+from jellyroll.results.store import is_up_to_date
 
 
 @dataclass
@@ -45,14 +42,3 @@ class StageLog:
         elapsed = time.perf_counter() - start
         self.entries.append({"stage": label, "status": "done", "seconds": round(elapsed, 2)})
         return True
-
-
-def index_is_current(run: Path) -> bool:
-    """Whether the index run file ``run`` exists and links the stages of the consistent
-    chain beside it (the stage files decide the skips; the index is what users open)."""
-    try:
-        with h5py.File(run, "r") as f:
-            recorded = json.loads(f.attrs["jellyroll_stages"])
-    except (OSError, KeyError, TypeError, ValueError):
-        return False
-    return recorded == [spec.stage for spec in linked_stages(run)]

@@ -37,6 +37,8 @@ from jellyroll.io.provenance import atomic_output, provenance_json, refuse_overw
 
 KEY = "jellyroll_key"
 UPSTREAM = "jellyroll_upstream"
+INDEX_STAGES = "jellyroll_stages"
+"""Attribute of the index run file: the stages it links, in order (JSON list)."""
 STAGE = "jellyroll_stage"
 
 
@@ -223,8 +225,19 @@ def write_index(run: str | os.PathLike[str]) -> Path:
             )
         if chain:
             set_default(entry, chain[-1].group)
-        f.attrs["jellyroll_stages"] = json.dumps([spec.stage for spec in chain])
+        f.attrs[INDEX_STAGES] = json.dumps([spec.stage for spec in chain])
     return run
+
+
+def index_is_current(run: str | os.PathLike[str]) -> bool:
+    """Whether the index run file ``run`` exists and links the stages of the consistent
+    chain beside it (the stage files decide the skips; the index is what users open)."""
+    try:
+        with h5py.File(run, "r") as f:
+            recorded = json.loads(f.attrs[INDEX_STAGES])
+    except (OSError, KeyError, TypeError, ValueError):
+        return False
+    return recorded == [spec.stage for spec in linked_stages(run)]
 
 
 def open_run(run: str | os.PathLike[str]) -> h5py.File:
