@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from jellyroll.conventions import um_per
-from jellyroll.io.provenance import atomic_output, data_files, jsonable
+from jellyroll.io.provenance import atomic_output, data_files, file_fingerprint, jsonable
 from jellyroll.io.scans import natural_key
 
 _IMAGEJ_DTYPES = {np.dtype(t) for t in (np.uint8, np.uint16, np.int16, np.float32)}
@@ -371,6 +371,12 @@ def volume_files(path: str | os.PathLike[str]) -> list[Path]:
 
     with h5py.File(name, "r") as f:  # its chunks may lie in other files (links, VDS)
         return data_files(name, [f[dataset]]) if dataset in f else [name]
+
+
+def volume_fingerprints(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """The fingerprints (:func:`~jellyroll.io.provenance.file_fingerprint`) of every file of
+    each of ``paths`` (:func:`volume_files`): a stage's key over its input volumes."""
+    return [file_fingerprint(file) for path in paths for file in volume_files(path)]
 
 
 def split_dataset(path: str | os.PathLike[str]) -> tuple[Path, str | None]:

@@ -25,7 +25,7 @@ from jellyroll.figures import save_png
 from jellyroll.io.lock import output_lock
 from jellyroll.io.nexus import nx_group, read_table, write_table
 from jellyroll.io.provenance import file_fingerprint, provenance_record
-from jellyroll.io.volumes import open_volume, volume_files
+from jellyroll.io.volumes import open_volume, volume_fingerprints
 from jellyroll.locate.dossier import defect_dossiers, select_defects, vertical_cut, volume_on_map
 from jellyroll.locate.link import (
     bend_fraction_by_size,
@@ -108,8 +108,7 @@ def link_key(
     """Key of a link result: the diagnosis's and NXCT file's keys, the volumes' and the
     location's fingerprints, the options."""
     upstream = [recorded_key(diagnosis) or "", recorded_key(nxct) or ""]
-    volumes = [file for v in (xct, nct) if v is not None for file in volume_files(v)]
-    upstream += [file_fingerprint(file) for file in volumes]
+    upstream += volume_fingerprints(v for v in (xct, nct) if v is not None)
     upstream.append(file_fingerprint(location))
     return stage_key("link", options.key_payload(), upstream)
 

@@ -20,8 +20,14 @@ from pathlib import Path
 import numpy as np
 
 from jellyroll.io.lock import output_lock
-from jellyroll.io.provenance import file_fingerprint, provenance_record, refuse_overwrite
-from jellyroll.io.volumes import VolumeSource, open_volume, split_dataset, volume_files
+from jellyroll.io.provenance import provenance_record, refuse_overwrite
+from jellyroll.io.volumes import (
+    VolumeSource,
+    open_volume,
+    split_dataset,
+    volume_files,
+    volume_fingerprints,
+)
 from jellyroll.locate.core import (
     MIN_DEFECTS,
     Location,
@@ -59,8 +65,7 @@ def locate_key(
 ) -> str:
     """Key of a location result of its inputs (by fingerprint) with ``options``."""
     paths = [run, xct, *(path for path in (nct, nxct) if path)]
-    inputs = [file_fingerprint(file) for path in paths for file in volume_files(path)]
-    return stage_key("locate", options.key_payload(), inputs)
+    return stage_key("locate", options.key_payload(), volume_fingerprints(paths))
 
 
 def read_slice_map(

@@ -24,8 +24,14 @@ import numpy as np
 from jellyroll import figures
 from jellyroll.defects.bends3d import find_bends_3d
 from jellyroll.io.lock import output_lock
-from jellyroll.io.provenance import file_fingerprint, provenance_record, refuse_overwrite
-from jellyroll.io.volumes import VolumeSource, open_volume, split_dataset, volume_files
+from jellyroll.io.provenance import provenance_record, refuse_overwrite
+from jellyroll.io.volumes import (
+    VolumeSource,
+    open_volume,
+    split_dataset,
+    volume_files,
+    volume_fingerprints,
+)
 from jellyroll.nxct.fuse import contrast_window, fuse_rgb, sample_voxels
 from jellyroll.nxct.options import NXCTOptions
 from jellyroll.nxct.register import register_volumes
@@ -54,8 +60,7 @@ STEPS = {"registration": (0.0, 0.3), "resampling": (0.3, 0.5), "bends": (0.5, 0.
 
 def nxct_key(xct: str, nct: str, options: NXCTOptions) -> str:
     """Key of the NXCT result of two volumes (by fingerprint) with ``options``."""
-    inputs = [file_fingerprint(file) for path in (xct, nct) for file in volume_files(path)]
-    return stage_key("nxct", options.key_payload(), inputs)
+    return stage_key("nxct", options.key_payload(), volume_fingerprints([xct, nct]))
 
 
 def run_nxct(
