@@ -48,8 +48,9 @@ def phantom(
     """
     from jellyroll.phantom.write import write_phantom
 
+    _check_settings(preset=preset, size=size, seed=seed, operando_steps=operando_steps)
     start = time.perf_counter()
-    with reported_errors():  # a bad setting: exit 2 before anything is written
+    with reported_errors():
         written = write_phantom(
             output,
             preset=preset,
@@ -85,18 +86,13 @@ def demo(
     Twins already in OUTPUT/twins are reused when they were built with this size and seed;
     any other is rebuilt (and the stages downstream of it rerun).
     """
-    from jellyroll.phantom.write import (
-        check_phantom_settings,
-        demo_config,
-        twin_mismatch,
-        write_phantom,
-    )
+    from jellyroll.phantom.write import demo_config, twin_mismatch, write_phantom
     from jellyroll.pipeline import load_config, run_pipeline
 
+    _check_settings(preset="fresh_charged", size=size, seed=seed, operando_steps=0)
     start = time.perf_counter()
     twins = output / "twins"
     with reported_errors():
-        check_phantom_settings(preset="fresh_charged", size=size, seed=seed, operando_steps=0)
         for preset in ("fresh_charged", "aged_charged"):
             folder = twins / preset
             # CT volumes for the aged cell only: its report gets the correlative section (the
@@ -116,3 +112,16 @@ def demo(
         console.print(f"  {entry['stage']:<32} {entry['status']:<11} {entry['seconds']:7.1f} s")
     console.print(f"demo done in {time.perf_counter() - start:.0f} s")
     console.print(f"report: [bold]{result.report}[/bold]")
+
+
+def _check_settings(**settings: str | int) -> None:
+    """Exit 2 naming the setting when a twin cannot be made with ``settings`` (see
+    :func:`~jellyroll.phantom.write.check_phantom_settings`), before anything is written."""
+    from jellyroll.options import OptionsError
+    from jellyroll.phantom.write import check_phantom_settings
+
+    with reported_errors():
+        try:
+            check_phantom_settings(**settings)  # type: ignore[arg-type]
+        except ValueError as error:
+            raise OptionsError(str(error)) from None

@@ -26,7 +26,6 @@ from jellyroll.io.poni import poni_text
 from jellyroll.io.provenance import atomic_output, provenance_json, provenance_record
 from jellyroll.io.raw_scan import IntegratedScanWriter, RawScanWriter
 from jellyroll.io.volumes import write_tiff_stack
-from jellyroll.options import OptionsError
 from jellyroll.phantom.acquisition import interlaced_angles
 from jellyroll.phantom.components import COMPONENTS
 from jellyroll.phantom.detector import (
@@ -217,16 +216,16 @@ def write_phantom(
 
 
 def check_phantom_settings(*, preset: str, size: str, seed: int, operando_steps: int) -> None:
-    """OptionsError (a ValueError) naming the setting when a twin cannot be made with it
-    (checked before anything is written, so a bad setting never leaves a partial twin)."""
+    """ValueError naming the setting when a twin cannot be made with it (checked before
+    anything is written, so a bad setting never leaves a partial twin)."""
     if preset not in PRESETS:
-        raise OptionsError(f"preset {preset!r}: unknown; choose one of {', '.join(PRESETS)}")
+        raise ValueError(f"preset {preset!r}: unknown; choose one of {', '.join(PRESETS)}")
     if size not in SIZES:
-        raise OptionsError(f"size {size!r}: unknown; choose one of {', '.join(SIZES)}")
+        raise ValueError(f"size {size!r}: unknown; choose one of {', '.join(SIZES)}")
     if seed < 0:
-        raise OptionsError(f"seed {seed}: a seed is 0 or more")
+        raise ValueError(f"seed {seed}: a seed is 0 or more")
     if operando_steps < 0 or operando_steps == 1:
-        raise OptionsError(
+        raise ValueError(
             f"operando steps {operando_steps}: give 0 (no charge series) or at least 2 (a "
             "series runs from the empty to the full cell)"
         )
