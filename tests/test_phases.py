@@ -226,9 +226,12 @@ def test_sensitivity_corrects_two_phase_mixtures() -> None:
 
 
 def test_labels_threshold_and_clipping() -> None:
+    """A NaN integral is "no value" (-2), not "no phase" (-1): counted as no phase it gave
+    the pixels outside a reconstruction's field of view to the absent class."""
     maps = {"lic6": np.array([5.0, -1.0, 0.01, np.nan]), "lic12": np.array([1.0, 2.0, 0.0, 1.0])}
     labels = phase_labels(maps, ("lic6", "lic12"), threshold=0.05, robust_percentile=100)
-    np.testing.assert_array_equal(labels.label, [0, 1, -1, -1])
+    np.testing.assert_array_equal(labels.label, [0, 1, -1, -2])
+    assert np.isnan(labels.total[3])
     np.testing.assert_allclose(labels.fractions[1], [0.0, 1.0])
     assert np.all(np.isnan(labels.fractions[2:]))
 

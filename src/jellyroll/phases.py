@@ -31,6 +31,8 @@ __all__ = [
     "HOUSING_WINDOW",
     "NMC_BACKGROUND",
     "NMC_PHASES",
+    "NO_PHASE",
+    "NO_VALUE",
     "TABLE1_WINDOWS",
     "PhaseLabels",
     "QWindow",
@@ -46,6 +48,12 @@ __all__ = [
 ]
 
 DEFAULT_SHOULDER_BINS = 2
+
+NO_PHASE = -1
+"""Phase label of a pixel where the family is absent (its total below the threshold)."""
+NO_VALUE = -2
+"""Phase label of a pixel where a window integral of the family has no value (NaN): nothing
+can be said there, which is not the same as a pixel without the phase."""
 
 
 @dataclass(frozen=True)
@@ -339,10 +347,11 @@ def phase_maps(
 class PhaseLabels:
     """Phase label and fractions of every pixel of a family of phases.
 
-    ``label`` int8 (...): index of the dominant phase in the family order, -1 where the
-    family is absent; ``fractions`` (..., n_phases): each phase's share of the family's
-    clipped integrals (NaN where the label is -1); ``total`` (...): the family's summed
-    clipped integrals (intensity x A^-1, divided by the sensitivities when given).
+    ``label`` int8 (...): index of the dominant phase in the family order, :data:`NO_PHASE`
+    (-1) where the family is absent, :data:`NO_VALUE` (-2) where one of its integrals is NaN;
+    ``fractions`` (..., n_phases): each phase's share of the family's clipped integrals (NaN
+    where the label is negative); ``total`` (...): the family's summed clipped integrals
+    (intensity x A^-1, divided by the sensitivities when given; NaN where the label is -2).
     """
 
     label: np.ndarray
@@ -362,7 +371,8 @@ def phase_labels(
 
     Negative integrals (noise, over-subtracted background) count as 0. Pixels whose family
     total is below ``threshold`` times the ``robust_percentile`` percentile of the totals
-    (the map's robust maximum) have no such phase: label -1. ``sensitivity`` (name ->
+    (the map's robust maximum) have no such phase: label -1; pixels where one of the maps is
+    NaN have no value: label -2. ``sensitivity`` (name ->
     window integral per unit amount of that phase, e.g. from a pure-phase pattern) divides
     each map first, so that fractions estimate amounts rather than intensities; without it
     the study's plain integrals are compared.
@@ -385,9 +395,11 @@ def phase_labels(
     positive = total[finite & (total > 0)]
     robust_max = float(np.percentile(positive, robust_percentile)) if positive.size else 0.0
     present = finite & (total > 0) & (total >= threshold * robust_max)
-    label = np.where(present, clipped.argmax(axis=-1), -1).astype(np.int8)
+    label = np.where(present, clipped.argmax(axis=-1), NO_PHASE)
+    label = np.where(finite, label, NO_VALUE).astype(np.int8)
     with np.errstate(divide="ignore", invalid="ignore"):
         fractions = np.where(present[..., None], clipped / total[..., None], np.nan)
+    total = np.where(finite, total, np.nan)
     return PhaseLabels(label=label, fractions=fractions, total=total)
 
 

@@ -33,8 +33,8 @@ from jellyroll.saxs import (
     saxs_intensity_map,
 )
 
-GRAPHITE_LABELS = "0 LiC6, 1 LiC12, 2 poorly lithiated, -1 none"
-NMC_LABELS = "0 lithiated, 1 delithiated, -1 none"
+GRAPHITE_LABELS = "0 LiC6, 1 LiC12, 2 poorly lithiated, -1 none, -2 no value"
+NMC_LABELS = "0 lithiated, 1 delithiated, -1 none, -2 no value"
 WINDOWS = {**TABLE1_WINDOWS, **GRAPHITE_OVERVIEW_WINDOW}
 PLAIN_WINDOWS = {name: (window.q_min, window.q_max) for name, window in WINDOWS.items()}
 """The same windows without background: the study's plain integrals (analysis "study")."""
