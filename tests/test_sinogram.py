@@ -75,6 +75,14 @@ def test_place_averages_duplicates() -> None:
     assert layout.occupancy().max() == 2
 
 
+def test_a_line_of_two_translations_is_placed() -> None:
+    """Two readings: the grid's outer-2 % cut left none of them and the step search failed
+    with numpy's 'zero-size array to reduction operation minimum'."""
+    layout = sinogram_layout(np.zeros(2), np.array([0.0, 1.0]))
+    np.testing.assert_allclose(layout.translation_mm, [0.0, 1.0], atol=1e-4)  # 1e-4 of the step
+    assert layout.placed.all()
+
+
 def _jittered_scan(
     per_subset: int = 12, n_translations: int = 104, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -210,6 +218,21 @@ def test_frame_readings_problems() -> None:
     assert messages == ["rotation angle (deg) is not finite at 20 frame(s): "
                         "frame 0: nan, frame 1: nan and 18 more"]  # fmt: skip
     assert frame_readings_problems(angle[:1], translation[:1]) == (np.array([True]), [])
+
+
+def test_a_monitor_glitch_is_left_out_and_rescales_no_other_frame() -> None:
+    """A counter glitch of 1e4 times the monitor put its frame's pattern near 0 (a dark cell
+    that passes for a void) and, through the mean, scaled every other frame by 1/1.1 (100
+    frames): the frame is now left out, and the scale is the median's."""
+    monitor = np.full(100, 1000.0)
+    monitor[7] = 1e7
+    valid, messages = frame_readings_problems(np.zeros(100), np.zeros(100), monitor)
+    assert np.flatnonzero(~valid).tolist() == [7]
+    assert messages == ["monitor is above 10 times its median 1000 (glitch?) at 1 frame(s): "
+                        "frame 7: 1e+07"]  # fmt: skip
+    np.testing.assert_array_equal(monitor_scale(monitor, valid)[valid], 1.0)
+    # the median holds even where the glitch is let through
+    np.testing.assert_array_equal(monitor_scale(monitor, np.ones(100, bool))[valid], 1.0)
 
 
 def test_monitor_scale_ignores_invalid_frames() -> None:

@@ -155,6 +155,8 @@ def grid_step(values: np.ndarray) -> float | None:
         return None
     low, high = np.quantile(values, [0.02, 0.98])
     for sample in (values[(values >= low) & (values <= high)], values):
+        if sample.size < 2:  # two or three readings: the quantiles leave out all but one
+            continue
         low, high = float(sample.min()), float(sample.max())
         span = high - low
         if not span > 1e-12 * max(abs(low), abs(high), 1.0):
@@ -326,6 +328,11 @@ MIN_MONITOR_FRACTION = 0.01
 normalised pattern would be its noise times 1/monitor (one such frame put 1e10 in a
 sinogram whose cells reach 376)."""
 
+MAX_MONITOR_FACTOR = 10.0
+"""A frame whose monitor reads above this multiple of the scan's median is a counter glitch
+(no beam current changes that much within a scan): normalised by it, its pattern would be
+near 0, a dark cell that passes for a void."""
+
 
 def frame_readings_problems(
     rotation_angle_deg: np.ndarray,
@@ -336,8 +343,9 @@ def frame_readings_problems(
 ) -> tuple[np.ndarray, list[str]]:
     """Frames whose counter or motor readings (N,) each are impossible.
 
-    A non-finite motor reading, a monitor that is not finite, not positive or below
-    :data:`MIN_MONITOR_FRACTION` of its median, a diode that is not finite or negative make
+    A non-finite motor reading, a monitor that is not finite, not positive, below
+    :data:`MIN_MONITOR_FRACTION` of its median or above :data:`MAX_MONITOR_FACTOR` times it,
+    a diode that is not finite or negative make
     the frame invalid. Returns the valid mask (N,)
     and one message per kind of problem naming the frames and readings (at most
     ``max_listed`` of them); the caller prefixes the file name.
@@ -360,6 +368,9 @@ def frame_readings_problems(
                 "(beam lost?)"
             )
             checks.append((what, monitor, low))
+            high = ~bad & (monitor > MAX_MONITOR_FACTOR * typical)
+            what = f"monitor is above {MAX_MONITOR_FACTOR:g} times its median {typical:g} (glitch?)"
+            checks.append((what, monitor, high))
     if diode is not None:
         diode = np.asarray(diode, dtype=np.float64)
         checks.append(
@@ -379,7 +390,8 @@ def frame_readings_problems(
 
 
 def monitor_scale(monitor: np.ndarray | None, valid: np.ndarray) -> np.ndarray:
-    """Per-frame normalisation factor (N,): monitor / mean monitor of the ``valid`` frames.
+    """Per-frame normalisation factor (N,): monitor / median monitor of the ``valid`` frames
+    (the median: one frame's glitch does not rescale the others).
 
     NaN for invalid frames (so that they never reach a sinogram); 1 for valid frames
     without a monitor. Raises ValueError when no frame is valid.
@@ -390,7 +402,7 @@ def monitor_scale(monitor: np.ndarray | None, valid: np.ndarray) -> np.ndarray:
     if monitor is None:
         return np.where(valid, 1.0, np.nan)
     monitor = np.asarray(monitor, dtype=np.float64)
-    return np.where(valid, monitor / monitor[valid].mean(), np.nan)
+    return np.where(valid, monitor / np.median(monitor[valid]), np.nan)
 
 
 def edge_columns(n_translations: int, fraction: float = 0.04) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import tempfile
 from pathlib import Path
 
@@ -35,3 +36,49 @@ def integrator_from_poni_text(text: str) -> AzimuthalIntegrator:
     integrator = AzimuthalIntegrator()
     integrator.load(poni)
     return integrator
+
+
+PLAUSIBLE_SI = {
+    "Wavelength": (1e-13, 1e-8),  # 0.001-100 A: hard X-rays to very cold neutrons
+    "Distance": (0.0, 100.0),  # the longest SAXS flight tubes are ~40 m
+    "PixelSize": (0.0, 0.02),  # counting/CCD pixels 10 um-1 mm, neutron tubes ~8 mm
+    "Poni": (-10.0, 10.0),  # the beam meets the detector plane near the detector
+    "Rot": (-2 * math.pi, 2 * math.pi),  # radians; one full turn at most
+}
+"""Ranges (SI units, metres and radians as PONI files give them) outside which a PONI value
+is a unit mistake (Angstrom, mm, um or degrees written where pyFAI reads metres or radians),
+never a real geometry."""
+
+_WRONG_UNIT = {
+    "Wavelength": "metres (e.g. 0.1746 A is 1.746e-11)",
+    "Distance": "metres (e.g. 543.9 mm is 0.5439)",
+    "PixelSize": "metres (e.g. 172 um is 0.000172)",
+    "Poni": "metres (e.g. 144.7 mm is 0.1447)",
+    "Rot": "radians (e.g. 30 deg is 0.5236)",
+}
+
+
+def implausible_geometry(integrator: AzimuthalIntegrator) -> str | None:
+    """What is wrong with a geometry whose values lie outside :data:`PLAUSIBLE_SI` (None
+    when they all lie inside): pyFAI reads metres and radians and integrates a wavelength in
+    Angstrom or a distance in mm without complaint, onto a q axis off by 10^10 or 10^3."""
+    detector = integrator.detector
+    values = [
+        ("Wavelength", "Wavelength", integrator.wavelength),
+        ("Distance", "Distance", integrator.dist),
+        ("PixelSize1", "PixelSize", detector.pixel1),
+        ("PixelSize2", "PixelSize", detector.pixel2),
+        ("Poni1", "Poni", integrator.poni1),
+        ("Poni2", "Poni", integrator.poni2),
+        ("Rot1", "Rot", integrator.rot1),
+        ("Rot2", "Rot", integrator.rot2),
+        ("Rot3", "Rot", integrator.rot3),
+    ]
+    for key, kind, value in values:
+        low, high = PLAUSIBLE_SI[kind]
+        if value is not None and not low <= float(value) <= high:
+            return (
+                f"PONI {key} is {float(value):g}, outside {low:g}..{high:g}: PONI files give "
+                f"it in {_WRONG_UNIT[kind]}; write it in those units"
+            )
+    return None

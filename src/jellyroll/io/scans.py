@@ -65,6 +65,8 @@ class ScanInfo:
     mask: np.ndarray | None = None
     q_A: np.ndarray | None = None
     files: list[Path] = field(default_factory=list)
+    poni_source: str | None = None  # where ``poni`` came from: a file, or file:dataset
+    mask_source: str | None = None  # where ``mask`` came from: a file, or file:dataset
 
 
 @dataclass
@@ -228,6 +230,10 @@ def _motor(
 
 
 def _text(value: Any) -> str:
+    """A string dataset's text: a scalar, or a (1,) array or an array of lines (as NeXus
+    writers often store strings), joined by newlines."""
+    if isinstance(value, np.ndarray) and value.dtype.kind in "OSU":
+        return "\n".join(_text(item) for item in value.ravel())
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
@@ -293,6 +299,7 @@ class Hdf5ScanReader:
         if kind == "frames":
             self.info.frame_shape = tuple(int(s) for s in self._data.shape[1:])  # type: ignore[assignment]
             self.info.poni = _text(f[PONI][()]) if PONI in f else None
+            self.info.poni_source = f"{self.path}:{PONI}" if PONI in f else None
             if MASK in f:
                 mask = f[MASK][()]
                 if mask.shape != self.info.frame_shape:
@@ -301,6 +308,7 @@ class Hdf5ScanReader:
                         f"{self.info.frame_shape}"
                     )
                 self.info.mask = mask != 0
+                self.info.mask_source = f"{self.path}:{MASK}"
         else:
             q = _require(f, self.path, INTEGRATED_Q)[()]
             if q.shape != (self._data.shape[1],):
@@ -359,8 +367,8 @@ class BlissMapping:
     ``frames``, ``translation`` and optional ``monitor``/``diode`` are per-frame datasets
     inside each entry; ``rotation_angle`` is per frame or one value per entry. ``entries``
     is a regular expression on the top-level entry names (default: numbered scans ``N.1``).
-    ``translation_unit`` ("mm" or "um") and ``poni``/``mask`` file paths (relative to the
-    TOML file) complete it.
+    ``translation_unit`` (mm by default; um, µm, nm or m are converted, another unit is
+    refused) and ``poni``/``mask`` file paths (relative to the TOML file) complete it.
     """
 
     frames: str
@@ -369,9 +377,10 @@ class BlissMapping:
     monitor: str | None = None
     diode: str | None = None
     entries: str = r"^\d+\.1$"
-    translation_unit: Literal["mm", "um"] = "mm"
+    translation_unit: str = "mm"
     poni: str | None = None
     mask: str | None = None
+    source: str = "the [bliss] mapping"  # the TOML file, for messages
 
     @classmethod
     def from_toml(cls, path: str | Path) -> BlissMapping:
@@ -382,7 +391,7 @@ class BlissMapping:
             raise ScanFormatError(f"{path}: not a readable TOML mapping ({error})") from error
         if not isinstance(table, dict):
             raise ScanFormatError(f"{path}: needs a [bliss] table of dataset paths")
-        known = set(cls.__dataclass_fields__)
+        known = set(cls.__dataclass_fields__) - {"source"}
         unknown = set(table) - known
         if unknown:
             raise ScanFormatError(
@@ -394,7 +403,7 @@ class BlissMapping:
         for key in ("poni", "mask"):
             if key in table:
                 table[key] = str((path.parent / table[key]).resolve())
-        return cls(**table)
+        return cls(**table, source=str(path))
 
 
 def natural_key(text: str) -> list[Any]:
@@ -421,7 +430,7 @@ class BlissScanReader:
         for name in names:
             entry = self._file[name]
             where = f"{self.path}:/{name}"
-            for key in ("frames", "translation"):
+            for key in ("frames", "rotation_angle", "translation"):
                 if getattr(mapping, key) not in entry:
                     raise ScanFormatError(f"{where}: dataset {getattr(mapping, key)} missing")
             frames = entry[mapping.frames]
@@ -433,7 +442,12 @@ class BlissScanReader:
                     f"{where}: {mapping.rotation_angle} has {angle.size} values for {n} frames"
                 )
             angles.append(np.broadcast_to(angle, (n,)))
-            scale = 1e-3 if mapping.translation_unit == "um" else 1.0
+            scale = _mm_per(mapping.translation_unit)
+            if scale is None:
+                raise ScanFormatError(
+                    f"{mapping.source}: translation_unit {mapping.translation_unit!r} is not a "
+                    "unit jellyroll knows; write it as mm, um, nm or m"
+                )
             translations.append(self._per_frame(entry, mapping.translation, n, where) * scale)
             for target, key in ((monitors, mapping.monitor), (diodes, mapping.diode)):
                 if key is not None:
@@ -453,6 +467,8 @@ class BlissScanReader:
             diode=np.concatenate(diodes) if diodes else None,
             frame_shape=tuple(int(s) for s in shapes.pop()),  # type: ignore[arg-type]
             poni=read_poni_text(mapping.poni) if mapping.poni else None,
+            poni_source=mapping.poni,
+            mask_source=mapping.mask,
             mask=read_mask(mapping.mask) if mapping.mask else None,
             files=data_files(self.path, self._datasets),
         )
@@ -565,6 +581,11 @@ class FrameSeriesReader:
             if frame.shape != out.shape:
                 raise ScanFormatError(f"{self.files[i]}: shape {frame.shape}, expected {out.shape}")
             out[...] = frame
+            if frame.dtype.kind == "u" and out.dtype != frame.dtype:
+                # the file dtype's largest value marks an invalid pixel (Eiger: 2^16 - 1,
+                # 2^32 - 1), as the integration reads it in unsigned frames; read into int32
+                # it would be 65535 counts
+                out[frame == np.iinfo(frame.dtype).max] = -1
             return None
         except ScanFormatError as error:
             out[...] = 0

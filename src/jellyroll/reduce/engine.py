@@ -41,7 +41,7 @@ from pyFAI import units
 from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 from scipy import sparse
 
-from jellyroll.io.poni import integrator_from_poni_text
+from jellyroll.io.poni import implausible_geometry, integrator_from_poni_text
 from jellyroll.reduce.kernels import (
     GROUP,
     LANES,
@@ -207,6 +207,9 @@ def geometry_from_setup(setup: IntegrationSetup) -> AzimuthalIntegrator:
         raise ValueError(f"PONI text has no Wavelength, needed for the unit {setup.unit}")
     if ai.wavelength is not None and not ai.wavelength > 0:
         raise ValueError(f"PONI Wavelength must be > 0 m, got {ai.wavelength}")
+    problem = implausible_geometry(ai)
+    if problem is not None:
+        raise ValueError(problem)
     detector_shape = ai.detector.max_shape
     if detector_shape is None:
         ai.detector.max_shape = setup.shape

@@ -27,6 +27,7 @@ import h5py
 import numba
 import numpy as np
 
+from jellyroll.conventions import per_angstrom
 from jellyroll.io.lock import output_lock
 from jellyroll.io.nexus import nx_group, set_default
 from jellyroll.io.provenance import (
@@ -71,8 +72,9 @@ from jellyroll.sinogram import (
     suppress_spots,
 )
 
-_AXIS_UNITS = {"q_A^-1": "1/angstrom", "q_nm^-1": "1/nm", "2th_deg": "deg", "2th_rad": "rad"}
-"""NeXus units of the radial axis for pyFAI's unit names (others keep their pyFAI name)."""
+_AXIS_UNITS = {"2th_deg": "deg", "2th_rad": "rad"}
+"""NeXus units of the radial axis for pyFAI's unit names other than q (others keep their
+pyFAI name)."""
 
 CHECKPOINT_VERSION = 2  # 2: cells hold sums until the end (duplicates averaged)
 
@@ -94,6 +96,10 @@ class ScanSpec:
             poni=read_poni_text(self.poni_path) if self.poni_path else None,
             mask=mask,
         )
+        if self.poni_path:
+            reader.info.poni_source = self.poni_path
+        if self.mask_path:
+            reader.info.mask_source = self.mask_path
         frame_shape = reader.info.frame_shape
         if mask is not None and frame_shape is not None and mask.shape != tuple(frame_shape):
             reader.close()
@@ -258,6 +264,44 @@ def _fingerprint(info: ScanInfo, options: ReduceOptions, spec: ScanSpec) -> str:
     return digest.hexdigest()
 
 
+INVERTED_MASK_SHARE = 0.5
+"""A static mask looks inverted when more than this share of the pixels it leaves open read
+invalid in the first frame (module gaps) and more than this share of those it hides hold
+counts."""
+
+
+def _check_mask_convention(reader: ScanReader, info: ScanInfo) -> None:
+    """Refuse a static mask of the opposite convention (non-zero = valid) that still leaves a
+    few live pixels open: with the real Pilatus 2M mask inverted, the CeO2 frame integrated to
+    patterns of its beamstop and edge pixels, 86 % of the q bins filled, exit 0. Judged on
+    the first frame (skipped when it is unreadable); a mask that leaves only invalid pixels
+    open is refused after the integration (every frame integrates to no value)."""
+    if info.mask is None or info.n_frames == 0:
+        return
+    block = reader.read(0, 1)
+    if not block.valid[0]:
+        return
+    frame = np.asarray(block.data[0])
+    if frame.dtype.kind == "u":
+        invalid = frame == np.iinfo(frame.dtype).max
+    else:
+        with np.errstate(invalid="ignore"):
+            invalid = ~(np.isfinite(frame) & (frame >= 0))
+    hidden = np.asarray(info.mask, bool)
+    open_invalid, hidden_live = invalid[~hidden], ~invalid[hidden]
+    if open_invalid.size == 0 or hidden_live.size == 0 or open_invalid.all():
+        return
+    if open_invalid.mean() > INVERTED_MASK_SHARE and hidden_live.mean() > INVERTED_MASK_SHARE:
+        where = info.mask_source or f"{info.source} (its mask)"
+        raise ValueError(
+            f"{where}: the mask leaves open {open_invalid.size} pixels, "
+            f"{open_invalid.mean():.0%} of which read as invalid (module gaps: negative, NaN "
+            f"or the dtype's largest value) in frame 0 of {info.source}, and hides "
+            f"{hidden_live.mean():.0%} of the pixels that hold counts: it looks inverted. "
+            "Non-zero must mean masked; give the mask with its values swapped (mask == 0)"
+        )
+
+
 MAX_LISTED_REJECTIONS = 10
 """Frames left out for their motor readings that a reduction names one by one."""
 
@@ -314,6 +358,20 @@ def reduce_block(
     reader, integrator = _worker_context(spec, setup_key, setup)
     block = reader.read(start, stop)
     return (start, stop, *_integrate_block(block, integrator, scale), block.problems)
+
+
+def _radial_axis(
+    integrator: Integrator | None, info: ScanInfo, unit: str
+) -> tuple[np.ndarray, str]:
+    """The sinogram's radial axis and its NeXus unit: q in any unit of q is written in
+    1/angstrom, as SPEC section 6 says (other tools read the file without jellyroll); other
+    radial units (2theta, r) as integrated, with their unit."""
+    if integrator is None:
+        return info.q_A, "1/angstrom"
+    factor = per_angstrom(unit)
+    if factor is not None:
+        return integrator.radial * factor, "1/angstrom"
+    return integrator.radial, _AXIS_UNITS.get(unit, unit)
 
 
 def _integrate_block(
@@ -385,8 +443,15 @@ def _reduce(
     try:
         integrator = Integrator(setup) if setup is not None else None
     except ValueError as error:
-        raise ValueError(f"{info.source}: {error}") from error
-    q = integrator.radial if integrator is not None else info.q_A
+        where = info.source  # a PONI problem names the PONI file (or dataset) too
+        if "PONI" in str(error) and info.poni_source:
+            where = info.poni_source
+            if info.source not in where:
+                where = f"{where} (the geometry of {info.source})"
+        raise ValueError(f"{where}: {error}") from error
+    if integrator is not None:
+        _check_mask_convention(reader, info)
+    q, q_units = _radial_axis(integrator, info, options.unit)
     layout = sinogram_layout(info.rotation_angle_deg, info.translation_mm)
     _check_layout(info, layout)
     scale, frame_notes = _frame_checks(info, layout)
@@ -396,7 +461,6 @@ def _reduce(
         (start, min(start + options.block_frames, info.n_frames))
         for start in range(0, info.n_frames, options.block_frames)
     ]
-    q_units = _AXIS_UNITS.get(options.unit, options.unit) if integrator else "1/angstrom"
     with _open_work_file(partial, layout, q, q_units, setup_key, len(blocks)) as work:
         done = work["checkpoint/done"]
         done_before = int(np.sum(done[()]))
