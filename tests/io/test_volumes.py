@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from jellyroll.io.volumes import open_volume, read_volume, write_tiff_stack
+from jellyroll.io.volumes import open_volume, read_volume, split_dataset, write_tiff_stack
 
 
 def test_round_trip_keeps_data_voxel_and_description(tmp_path: Path) -> None:
@@ -242,3 +242,67 @@ def test_no_value_outside_the_field_of_view_reads_as_zero(tmp_path: Path) -> Non
     np.testing.assert_array_equal(source[0:2], expected)
     np.testing.assert_array_equal(source[1], expected[1])
     np.testing.assert_array_equal(np.asarray(source), expected)
+
+
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        # slice_0003 missing: the slices above it were read one voxel low (a located slice's
+        # height 9.5 um off at 20 um voxels, 14 um with three missing), exit 0
+        (["slice_0000", "slice_0001", "slice_0002", "slice_0004"], r"jump \(2 to 4"),
+        (["s1", "s01", "s2"], r"jump \(1 to 1"),  # one index twice
+        # a projection of the same shape beside the slices was read as slice 0
+        (["average", "recon_0", "recon_1", "recon_2"], r"not one numbered series.*average\.tif"),
+        (["top", "bottom"], r"not one numbered series"),
+    ],
+)
+def test_a_folder_of_slices_with_a_gap_or_a_stray_file_is_refused(
+    tmp_path: Path, names: list[str], message: str
+) -> None:
+    for name in names:
+        tifffile.imwrite(tmp_path / f"{name}.tif", np.zeros((4, 5), np.uint16))
+    with pytest.raises(ValueError, match=rf"{tmp_path}.*{message}"):
+        open_volume(tmp_path, 20.0)
+    with pytest.raises(ValueError, match=message):
+        read_volume(tmp_path, 20.0)
+
+
+def test_non_square_tiff_pixels_are_refused(tmp_path: Path) -> None:
+    """XResolution 20 um, YResolution 40 um: read as 20 um along y too, exit 0."""
+    volume = np.zeros((3, 4, 4), np.uint16)
+    fiji, plain = tmp_path / "fiji.tif", tmp_path / "plain.tif"
+    tifffile.imwrite(
+        fiji, volume, imagej=True, resolution=(1 / 20, 1 / 40), metadata={"unit": "um"}
+    )
+    tifffile.imwrite(plain, volume, resolution=(500.0, 250.0), resolutionunit="CENTIMETER")
+    for path in (fiji, plain):
+        with pytest.raises(ValueError, match=rf"{path.name}.*wide but.*tall.*cubic"):
+            open_volume(path)
+
+
+def test_a_multipage_tiff_with_a_page_of_another_type_is_refused(tmp_path: Path) -> None:
+    """A uint16 page among float32 ones was promoted and read with the others (a folder of
+    such slices is refused): its grey levels may be on another scale."""
+    path = tmp_path / "mixed.tif"
+    with tifffile.TiffWriter(path) as writer:
+        for k in range(4):
+            page = np.zeros((4, 4), np.uint16 if k == 2 else np.float32)
+            writer.write(page, photometric="minisblack")
+    with pytest.raises(ValueError, match=r"mixed\.tif: page 2 is uint16, page 0 float32"):
+        open_volume(path, 20.0)
+
+
+def test_a_voxel_size_given_wins_over_metadata_it_cannot_read(tmp_path: Path) -> None:
+    """A dataset's ``units`` is often the values' (attenuation in cm^-1): its voxel_size was
+    refused even with the size given on the command line, which the message advised."""
+    volume = np.ones((2, 3, 3), np.float32)
+    path = _hdf5_volume(tmp_path / "v.h5", volume, voxel_size=0.02, units="cm^-1")
+    with pytest.raises(ValueError, match=r"'cm\^-1'.*--xct-voxel-um"):
+        open_volume(path, voxel_hint="give it with --xct-voxel-um")
+    assert open_volume(path, 20.0).voxel_um == 20.0
+    assert read_volume(split_dataset(path)[0], 20.0, "/volume")[1] == 20.0
+    fiji = tmp_path / "fiji.tif"
+    tifffile.imwrite(
+        fiji, volume, imagej=True, resolution=(1 / 20, 1 / 40), metadata={"unit": "um"}
+    )
+    assert open_volume(fiji, 20.0).voxel_um == 20.0

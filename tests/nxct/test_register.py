@@ -448,3 +448,52 @@ def test_a_mirrored_neutron_volume_is_refused() -> None:
     moved, _ = remount(0)
     with pytest.raises(ValueError, match=r"better mirrored.*flip one axis"):
         register_volumes(xray, 2 * VOXEL, moved[:, :, ::-1].copy(), VOXEL, fine_voxels=0)
+
+
+def _cylinder(shape: tuple[int, int, int], seed: int) -> np.ndarray:
+    """A noisy cylinder along z filling 70 % of the field: a cell to find in any stack."""
+    _, y, x = np.ogrid[: shape[0], : shape[1], : shape[2]]
+    r = np.hypot(y - (shape[1] - 1) / 2, x - (shape[2] - 1) / 2)
+    inside = r < 0.35 * shape[1]
+    noise = np.random.default_rng(seed).normal(0, 0.05, shape)
+    return (np.broadcast_to(inside, shape) + noise).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("xct_shape", "nct_shape", "max_voxels", "message"),
+    [
+        # 2-3 slices ended in a bare ITK RuntimeError ("SmoothingRecursiveGaussianImageFilter
+        # ... less than 4") after the angle search
+        ((8, 52, 52), (3, 104, 104), 2_000_000, r"neutron volume has 3 slices.*at least 4"),
+        # a wide stack of 8 slices becomes 3 in a copy of blocks of 3 voxels: the same crash
+        (
+            (8, 104, 104),
+            (16, 208, 208),
+            10_000,
+            r"X-ray volume has 8 slices, 3 in.*10 in the volume",
+        ),
+        ((1, 52, 52), (8, 104, 104), 2_000_000, r"1 slice\(s\).*neutron volume 8"),
+    ],
+)
+def test_a_stack_too_thin_to_register_is_refused(
+    xct_shape: tuple[int, int, int],
+    nct_shape: tuple[int, int, int],
+    max_voxels: int,
+    message: str,
+) -> None:
+    xray, neutron = _cylinder(xct_shape, 1), _cylinder(nct_shape, 2)
+    with pytest.raises(ValueError, match=message):
+        register_volumes(xray, 2 * VOXEL, neutron, VOXEL, max_voxels=max_voxels, fine_voxels=0)
+
+
+def test_the_axial_level_of_a_short_stack_is_skipped_not_a_crash() -> None:
+    """A 10-slice neutron stack left one height to rank the axial change at: an IndexError
+    (bare traceback) out of `jellyroll nxct`; now the level is skipped, as for shorter ones."""
+    neutron = _cylinder((10, 64, 64), 3)
+    coarse = downsample(neutron, VOXEL / 2, 2_000_000)
+    axis = CellAxis(np.zeros(3), np.array([1.0, 0.0, 0.0]), 200.0, np.zeros((1, 3)))
+    with pytest.raises(AxialLevelSkipped, match="too short"):
+        _refine_axial(
+            _cylinder((5, 32, 32), 4), VOXEL, neutron, VOXEL / 2, np.eye(4), axis, coarse,
+            bound_um=5.0, seed=0,
+        )  # fmt: skip

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -92,12 +93,13 @@ def read_volume(
     p = Path(path)
     if not p.exists():
         raise ValueError(f"{p}: no such file or folder; check the path")
+    strict = voxel_size_um is None  # a size given wins over the metadata, readable or not
     if p.is_dir():
-        data, found = _read_folder(p)
+        data, found = _read_folder(p, strict)
     elif p.suffix.lower() in _HDF5_SUFFIXES or _is_hdf5(p):
-        data, found = _read_hdf5(p, dataset)
+        data, found = _read_hdf5(p, dataset, strict)
     else:
-        data, found = _read_tiff(p)
+        data, found = _read_tiff(p, strict)
     if voxel_size_um is not None:
         return data, _check_voxel(voxel_size_um, str(p))
     if found is None:
@@ -152,8 +154,9 @@ def _as_volume(data: np.ndarray, where: str) -> np.ndarray:
     return data
 
 
-def _tiff_voxel(tif: Any) -> tuple[float | None, dict[str, Any]]:
-    """Voxel size (um) and the jellyroll JSON record (or {}) of one open TiffFile."""
+def _tiff_voxel(tif: Any, strict: bool = True) -> tuple[float | None, dict[str, Any]]:
+    """Voxel size (um) and the jellyroll JSON record (or {}) of one open TiffFile; a size
+    that is not cubic is refused (``strict``) or read as none (a size given overrides it)."""
     ij = tif.imagej_metadata or {}
     info = ij.get("Info")
     if isinstance(info, str):
@@ -164,16 +167,27 @@ def _tiff_voxel(tif: Any) -> tuple[float | None, dict[str, Any]]:
         if isinstance(record, dict) and record.get(_JSON_KEY):
             return float(record["voxel_size_um"]), record
     page = tif.pages.first
-    xres = page.tags.get("XResolution")
-    pixels_per_unit = None
-    if xres is not None:
-        num, den = xres.value
-        pixels_per_unit = num / den if den else None
+    pixels_per_unit = _resolution(page, "XResolution")
+    rows_per_unit = _resolution(page, "YResolution")
+    if (
+        pixels_per_unit
+        and rows_per_unit
+        and not np.isclose(pixels_per_unit, rows_per_unit, rtol=1e-3)
+    ):
+        if not strict:
+            return None, {}
+        raise ValueError(
+            f"{tif.filehandle.path}: the pixels are {1 / pixels_per_unit:g} wide but "
+            f"{1 / rows_per_unit:g} tall (XResolution, YResolution, in the file's unit); "
+            "jellyroll needs cubic voxels: resample the volume"
+        )
     if ij:
         scale = um_per(ij.get("unit", ""))
         if scale is not None and pixels_per_unit:
             size = scale / pixels_per_unit
             if "spacing" in ij and not np.isclose(scale * float(ij["spacing"]), size, rtol=1e-3):
+                if not strict:
+                    return None, {}
                 raise ValueError(
                     f"{tif.filename}: the slices are {scale * float(ij['spacing']):g} um apart "
                     f"but the pixels {size:g} um wide; jellyroll needs cubic voxels: resample "
@@ -190,7 +204,17 @@ def _tiff_voxel(tif: Any) -> tuple[float | None, dict[str, Any]]:
     return None, {}
 
 
-def _read_tiff(path: Path) -> tuple[np.ndarray, float | None]:
+def _resolution(page: Any, tag: str) -> float | None:
+    """Pixels per resolution unit of a TIFF page's ``tag`` (XResolution or YResolution),
+    None when absent or zero."""
+    found = page.tags.get(tag)
+    if found is None:
+        return None
+    num, den = found.value
+    return num / den if den and num else None
+
+
+def _read_tiff(path: Path, strict: bool = True) -> tuple[np.ndarray, float | None]:
     import tifffile
 
     try:
@@ -204,7 +228,7 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, float | None]:
                     f"{path}: pages disagree in shape ({shapes}); write one slice shape per file"
                 )
             data = series[0].asarray()
-            voxel, record = _tiff_voxel(tif)
+            voxel, record = _tiff_voxel(tif, strict)
     except tifffile.TiffFileError as error:
         raise ValueError(f"{path}: not a readable TIFF ({error})") from None
     shape = tuple(record.get("shape", ()))
@@ -216,7 +240,7 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, float | None]:
     return _as_volume(data, str(path)), voxel
 
 
-def _read_folder(folder: Path) -> tuple[np.ndarray, float | None]:
+def _read_folder(folder: Path, strict: bool = True) -> tuple[np.ndarray, float | None]:
     import tifffile
 
     files = slice_files(folder)
@@ -228,7 +252,7 @@ def _read_folder(folder: Path) -> tuple[np.ndarray, float | None]:
             with tifffile.TiffFile(name) as tif:
                 image = np.squeeze(tif.asarray())
                 if index == 0:
-                    voxel, _ = _tiff_voxel(tif)
+                    voxel, _ = _tiff_voxel(tif, strict)
         except tifffile.TiffFileError as error:
             raise ValueError(f"{name}: not a readable TIFF ({error})") from None
         if image.ndim != 2:
@@ -244,7 +268,9 @@ def _read_folder(folder: Path) -> tuple[np.ndarray, float | None]:
     return np.stack(slices), voxel
 
 
-def _read_hdf5(path: Path, dataset: str | None) -> tuple[np.ndarray, float | None]:
+def _read_hdf5(
+    path: Path, dataset: str | None, strict: bool = True
+) -> tuple[np.ndarray, float | None]:
     import h5py
 
     try:
@@ -265,13 +291,14 @@ def _read_hdf5(path: Path, dataset: str | None) -> tuple[np.ndarray, float | Non
             what = "no dataset given" if dataset is None else f"no dataset {dataset!r}"
             raise ValueError(f"{path}: {what}; pass dataset= one of: {listed or '(none)'}")
         data = _as_volume(node[()], f"{path} (dataset {dataset!r})")
-        return data, _hdf5_voxel(node)
+        return data, _hdf5_voxel(node, strict)
 
 
-def _hdf5_voxel(node: Any) -> float | None:
-    """The voxel size (um) an HDF5 dataset (or its group) records, None when none; refused
-    when it is not a number, not cubic, or in an unknown unit (read as um, or collapsed to
-    one axis, it once gave a wrong scale with exit 0)."""
+def _hdf5_voxel(node: Any, strict: bool = True, hint: str = _HINT) -> float | None:
+    """The voxel size (um) an HDF5 dataset records, None when none; refused (``strict``) when
+    it is not a number, not cubic, or in an unknown unit (read as um, or collapsed to one
+    axis, it once gave a wrong scale with exit 0), else read as none: a size given wins (a
+    ``units`` attribute of the values, e.g. ``cm^-1``, blocked ``--xct-voxel-um``)."""
     attrs = node.attrs
     where = f"{node.file.filename}: {node.name}"
     for key, unit in (("voxel_size_um", "um"), ("voxel_size", None), ("pixel_size", None)):
@@ -281,15 +308,21 @@ def _hdf5_voxel(node: Any) -> float | None:
             unit = attrs.get("units", attrs.get("unit", ""))
         scale = um_per(unit)
         if scale is None:
+            if not strict:
+                return None
             raise ValueError(
                 f"{where}@{key} is in {unit!r}, a unit jellyroll does not know; give it in um, "
-                f"nm or mm, or {_HINT}"
+                f"nm or mm, or {hint}"
             )
         try:
             values = np.asarray(attrs[key], dtype=np.float64).ravel()
         except (TypeError, ValueError):
-            raise ValueError(f"{where}@{key} = {attrs[key]!r} is not a number; {_HINT}") from None
+            if not strict:
+                return None
+            raise ValueError(f"{where}@{key} = {attrs[key]!r} is not a number; {hint}") from None
         if values.size == 0 or not np.allclose(values, values[0], rtol=1e-3):
+            if not strict:
+                return None
             raise ValueError(
                 f"{where}@{key} = {values.tolist()}: jellyroll needs cubic voxels (one size "
                 "along every axis); resample the volume"
@@ -347,14 +380,52 @@ class VolumeSource:
 
 def slice_files(folder: Path) -> list[Path]:
     """The .tif/.tiff slices of a folder volume, in natural order (slice_2 before slice_10);
-    ValueError when there are none."""
+    ValueError when there are none, or when their names are not one numbered series without
+    gaps (:func:`_check_slice_numbers`)."""
     files = sorted(
         (f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in _TIFF_SUFFIXES),
         key=lambda f: natural_key(f.name),
     )
     if not files:
         raise ValueError(f"{folder}: the folder holds no .tif/.tiff slices")
+    _check_slice_numbers(folder, files)
     return files
+
+
+_SLICE_NUMBER = re.compile(r"(.*?)(\d+)(\D*)")
+
+
+def _check_slice_numbers(folder: Path, files: list[Path]) -> None:
+    """ValueError naming the folder unless the slices' names are one series ``PREFIX<n>SUFFIX``
+    with consecutive numbers ``n``: a missing slice (slice_0003 of 0-6) closed the gap, every
+    slice above it one voxel low, and a stray TIFF of the same shape (a projection,
+    ``average.tif``) was read as a slice, with exit 0."""
+    if len(files) < 2:
+        return
+    series: dict[tuple[str, str], list[tuple[int, Path]]] = {}
+    for file in files:
+        match = _SLICE_NUMBER.fullmatch(file.stem)
+        key = (match[1].lower(), match[3].lower()) if match else (file.stem.lower(), "")
+        series.setdefault(key, []).append((int(match[2]) if match else -1, file))
+    if len(series) > 1 or next(iter(series.values()))[0][0] < 0:
+        groups = sorted(series.values(), key=len, reverse=True)
+        odd = [file.name for group in groups[1:] for _, file in group] or [files[1].name]
+        raise ValueError(
+            f"{folder}: the TIFF files are not one numbered series of slices "
+            f"({groups[0][0][1].name} ... beside {', '.join(odd[:5])}"
+            f"{' ...' if len(odd) > 5 else ''}); keep only the "
+            "volume's slices, named with their index, in the folder"
+        )
+    numbers = np.array(sorted(n for n, _ in next(iter(series.values()))))
+    gaps = np.flatnonzero(np.diff(numbers) != 1)
+    if gaps.size:
+        jumps = ", ".join(f"{numbers[k]} to {numbers[k + 1]}" for k in gaps[:5])
+        raise ValueError(
+            f"{folder}: the slice numbers jump ({jumps}{' ...' if gaps.size > 5 else ''}; "
+            f"{numbers.size} slices numbered {numbers[0]}-{numbers[-1]}): a missing or "
+            "repeated slice moves every slice above it; give every slice once, or renumber "
+            "them consecutively if they are adjacent"
+        )
 
 
 def volume_files(path: str | os.PathLike[str]) -> list[Path]:
@@ -403,12 +474,13 @@ def open_volume(
     dataset = dataset if dataset is not None else named
     if not p.exists():
         raise ValueError(f"{p}: no such file or folder; check the path")
+    strict = voxel_size_um is None  # a size given wins over the metadata, readable or not
     if p.is_dir():
-        source = _folder_source(p)
+        source = _folder_source(p, strict)
     elif p.suffix.lower() in _HDF5_SUFFIXES or _is_hdf5(p):
-        source = _hdf5_source(p, dataset)
+        source = _hdf5_source(p, dataset, strict, voxel_hint)
     else:
-        source = _tiff_source(p)
+        source = _tiff_source(p, strict)
     if voxel_size_um is not None:
         source.voxel_um = _check_voxel(voxel_size_um, str(p))
     elif source.voxel_um is None:
@@ -420,7 +492,9 @@ def open_volume(
     return source
 
 
-def _hdf5_source(path: Path, dataset: str | None) -> VolumeSource:
+def _hdf5_source(
+    path: Path, dataset: str | None, strict: bool = True, hint: str = _HINT
+) -> VolumeSource:
     import h5py
 
     try:
@@ -439,11 +513,11 @@ def _hdf5_source(path: Path, dataset: str | None) -> VolumeSource:
         return node[(z, *rest)] if node.ndim == 3 else node[rest][None][z]
 
     return VolumeSource(
-        f"{path}::{dataset}", shape, node.dtype, _hdf5_voxel(node), read, handle.close
+        f"{path}::{dataset}", shape, node.dtype, _hdf5_voxel(node, strict, hint), read, handle.close
     )
 
 
-def _tiff_source(path: Path) -> VolumeSource:
+def _tiff_source(path: Path, strict: bool = True) -> VolumeSource:
     import tifffile
 
     try:
@@ -454,11 +528,24 @@ def _tiff_source(path: Path) -> VolumeSource:
     first = pages[0]
     if first.ndim != 2 or any(p.shape != first.shape for p in pages):  # type: ignore[union-attr]
         tif.close()
-        data, voxel = _read_tiff(path)  # ImageJ hyperstacks and odd layouts: read whole
+        data, voxel = _read_tiff(path, strict)  # ImageJ hyperstacks and odd layouts: read whole
         return VolumeSource(
             str(path), data.shape, data.dtype, voxel, lambda z, rest: data[(z, *rest)]
         )
-    voxel, _ = _tiff_voxel(tif)
+    dtypes = [page.dtype for page in pages]  # type: ignore[union-attr]
+    odd = next((k for k, dtype in enumerate(dtypes) if dtype != dtypes[0]), None)
+    if odd is not None:
+        tif.close()
+        raise ValueError(
+            f"{path}: page {odd} is {dtypes[odd]}, page 0 {dtypes[0]}; all slices must match "
+            "(a page of another type may hold another scale): convert the stack to one data "
+            "type"
+        )
+    try:
+        voxel, _ = _tiff_voxel(tif, strict)
+    except ValueError:
+        tif.close()
+        raise
 
     def read(z: slice, rest: tuple) -> np.ndarray:
         indices = range(len(pages))[z]
@@ -468,13 +555,13 @@ def _tiff_source(path: Path) -> VolumeSource:
     return VolumeSource(str(path), (len(pages), *first.shape), first.dtype, voxel, read, tif.close)
 
 
-def _folder_source(folder: Path) -> VolumeSource:
+def _folder_source(folder: Path, strict: bool = True) -> VolumeSource:
     import tifffile
 
     files = slice_files(folder)
     with tifffile.TiffFile(files[0]) as tif:
         first = np.squeeze(tif.asarray())
-        voxel, _ = _tiff_voxel(tif)
+        voxel, _ = _tiff_voxel(tif, strict)
     if first.ndim != 2:
         raise ValueError(f"{files[0]}: expected one 2D slice per file, got shape {first.shape}")
 

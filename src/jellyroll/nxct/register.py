@@ -895,6 +895,8 @@ def _refine_axial(
     if top <= 0:
         raise AxialLevelSkipped("the stack is too short")
     heights = np.arange(-top, top + voxel / 2, voxel)
+    if heights.size < 2:  # no axial difference to rank (a 10-slice stack: IndexError below)
+        raise AxialLevelSkipped("the stack is too short")
     rings = _polar_samples(
         small, voxel, to_fine, axis.to_axis_frame(),
         np.linspace(0.1, 1.0, 24) * axis.radius_um,
@@ -1057,11 +1059,19 @@ def register_volumes(
     Deterministic: one seed, one thread.
     """
     start = time.perf_counter()
+    names = (_volume_name(xct, "the X-ray volume"), _volume_name(nct, "the neutron volume"))
     if (xct.shape[0] == 1) != (nct.shape[0] == 1):
-        raise ValueError("both volumes must be 3D, or both one slice")
+        raise ValueError(
+            f"{names[0]} has {xct.shape[0]} slice(s), {names[1]} {nct.shape[0]}: both volumes "
+            "must be 3D, or both one slice; give two stacks (or two single slices)"
+        )
     xc = downsample(xct, xct_voxel_um, max_voxels)
     # the polish's finer neutron copy in the same pass over the (largest) volume
     nc, fine = downsample_levels(nct, nct_voxel_um, (max_voxels, POLISH_VOXELS * max_voxels))
+    for name, volume, voxel, (copy, copy_voxel, _) in zip(
+        names, (xct, nct), (xct_voxel_um, nct_voxel_um), (xc, nc), strict=True
+    ):
+        _check_copy_slices(name, volume.shape, copy.shape, round(copy_voxel / voxel), max_voxels)
     xct_axis, nct_axis = _find_axis_coarse(*xc), _find_axis_coarse(*nc)
     check_same_cell(
         2 * xct_axis.radius_um, 2 * nct_axis.radius_um,
@@ -1200,6 +1210,34 @@ def register_volumes(
         scale=fitted_scale,
         fine_level=fine_level,
         axial_level=axial_level,
+    )
+
+
+MIN_COPY_SLICES = 4
+"""Fewest slices of a 3D volume's registration copy: SimpleITK's pyramid smooths along z and
+needs 4 (2 or 3 ended in a bare ITK "SmoothingRecursiveGaussianImageFilter" RuntimeError)."""
+
+
+def _volume_name(volume: Any, default: str) -> str:
+    """``default`` with the file a :class:`~jellyroll.io.volumes.VolumeSource` reads."""
+    name = getattr(volume, "name", None)
+    return f"{default} {name}" if isinstance(name, str) else default
+
+
+def _check_copy_slices(
+    name: str, shape: Sequence[int], copy_shape: Sequence[int], factor: int, max_voxels: int
+) -> None:
+    """ValueError naming the volume when its block-mean copy (``copy_shape``: blocks of
+    ``factor`` voxels, at most ``max_voxels`` voxels) is 3D but under
+    :data:`MIN_COPY_SLICES` slices thick."""
+    if shape[0] == 1 or copy_shape[0] >= MIN_COPY_SLICES:
+        return
+    raise ValueError(
+        f"{name} has {shape[0]} slices, {copy_shape[0]} in the registration's copy of at most "
+        f"{max_voxels} voxels (blocks of {factor} voxels): too thin to register in 3D (at "
+        f"least {MIN_COPY_SLICES} slices there, {(MIN_COPY_SLICES - 1) * factor + 1} in the "
+        "volume); "
+        "give a taller stack, or more --max-voxels for a wide one"
     )
 
 
