@@ -128,3 +128,53 @@ def test_a_cell_names_its_location_and_the_link_options(tmp_path: Path) -> None:
     assert config.link == LinkOptions(
         registration_error_um=10.0, largest_case_a=0, dossier_half_width_um=200.0
     )
+
+
+def _with_recorded_voxels(inputs: dict[str, Path], folder: Path, xct_um: float, nct_um: float):
+    """Copies of ``inputs`` whose X-ray stack's metadata says twice its voxel size (a wrong
+    header), with the sizes given to `locate` (``xct_um``) and `nxct` recorded in their files."""
+    import shutil
+
+    from jellyroll.io.volumes import read_volume
+
+    given = {name: folder / path.name for name, path in inputs.items()}
+    for name in ("results", "nct", "nxct", "location"):
+        shutil.copy(inputs[name], given[name])
+    xray, voxel = read_volume(inputs["xct"])
+    write_tiff_stack(given["xct"], xray, 2 * voxel)
+    with h5py.File(given["location"], "a") as f:
+        f["/entry/location"].attrs["xct_voxel_um"] = xct_um
+    with h5py.File(given["nxct"], "a") as f:
+        f["/entry/registration"].attrs.update({"xct_voxel_um": voxel, "nct_voxel_um": nct_um})
+    return given, voxel
+
+
+def test_link_reads_the_volumes_at_the_sizes_locate_and_nxct_used(
+    inputs: dict[str, Path], twin_nxct: TwinNXCT, tmp_path: Path, monkeypatch
+) -> None:
+    """A voxel size given to `locate` and `nxct` over a wrong header was lost in the link: it
+    opened the volumes with their metadata's (here twice the X-ray size), so the planes and
+    dossiers were resampled at the wrong scale, exit 0. It now reads the sizes the location
+    and the NXCT file were made with; files made at two X-ray scales are refused."""
+    import jellyroll.locate.link_run as link_run
+
+    nct_um = twin_nxct.volumes.neutron_voxel_um
+    xct_um = twin_nxct.volumes.xray_voxel_um
+    given, voxel = _with_recorded_voxels(inputs, tmp_path, xct_um, nct_um)
+    opened: dict[str, float] = {}
+    real_open = link_run.open_volume
+
+    def spy(path, voxel_size_um=None, **kwargs):
+        source = real_open(path, voxel_size_um, **kwargs)
+        opened[Path(path).stem] = source.voxel_um
+        return source
+
+    monkeypatch.setattr(link_run, "open_volume", spy)
+    run_link(given["results"], given["xct"], given["nxct"], given["location"],
+             tmp_path / "link.h5", LinkOptions(largest_case_a=0), nct=given["nct"])  # fmt: skip
+    assert opened == {"xct": voxel, "nct": nct_um}  # not 2 x voxel from the header
+    with h5py.File(given["location"], "a") as f:
+        f["/entry/location"].attrs["xct_voxel_um"] = 2 * voxel
+    with pytest.raises(ValueError, match="same X-ray voxel size"):
+        run_link(given["results"], given["xct"], given["nxct"], given["location"],
+                 tmp_path / "link2.h5", LinkOptions(), nct=given["nct"])  # fmt: skip

@@ -337,6 +337,7 @@ def test_locate_cli_writes_the_contract(located: tuple[Path, Path, int]) -> None
     # placed within one voxel and one degree (measured 9.4 um, 0.09 deg, 0.6 um); the issue's
     # bars are checked on ten placements above
     assert height <= VOXEL_UM and rotation <= 1.0 and shift <= VOXEL_UM
+    assert found.xct_voxel_um == VOXEL_UM  # the scale of map_to_xct, read again by the link
     with h5py.File(output, "r") as f:
         location = f["/entry/location"]
         np.testing.assert_array_equal(location["swaxs_to_xct"][()], location["map_to_xct"][()])

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from jellyroll.cli import app
 from jellyroll.io.nexus import read_table
+from jellyroll.io.volumes import read_volume
 from jellyroll.locate import pose_parameters
 from jellyroll.results import read_diagnosis
 from jellyroll.results.location import read_location
@@ -34,7 +35,7 @@ def on_xray_grid(twin: Path, tmp_path_factory) -> Path:
     return output
 
 
-def test_nxct_writes_the_contract(on_xray_grid: Path) -> None:
+def test_nxct_writes_the_contract(on_xray_grid: Path, twin: Path) -> None:
     output, folder = on_xray_grid, on_xray_grid.parent
     found = read_nxct(output)
     rotation = found.nct_to_xct[:3, :3]
@@ -54,6 +55,10 @@ def test_nxct_writes_the_contract(on_xray_grid: Path) -> None:
         # for its blocks about the roll's end, and the file says so
         assert f["/entry/registration"].attrs["fine_level"] == "not needed"
         assert f["/entry/registration"].attrs["axial_level"].startswith("skipped: too few")
+        # the voxel sizes the pair was read with, for the link to read it again at that scale
+        for name in ("xct", "nct"):
+            voxel = f["/entry/registration"].attrs[f"{name}_voxel_um"]
+            assert voxel == read_volume(twin / f"{name}.tif")[1]
         assert f.attrs["default"] == "entry" and f["entry"].attrs["default"] == "fused"
         bends = read_table(f["/entry/bends"])
         assert f["/entry/fused/z_um"].attrs["units"] == "um"
@@ -74,7 +79,8 @@ def test_nxct_names_what_is_missing(twin: Path, tmp_path: Path) -> None:
         app, ["nxct", str(bare), str(twin / "nct.tif"), "-o", str(tmp_path / "out.h5")]
     )
     assert result.exit_code == 1 and "bare.tif" in result.stderr
-    assert "voxel" in result.stderr
+    # the option of this command (the message named --voxel-size-um, which it has not)
+    assert "--xct-voxel-um" in result.stderr.replace("\n", "")
 
 
 def test_volumes_given_the_wrong_way_round_are_refused(twin: Path, tmp_path: Path) -> None:

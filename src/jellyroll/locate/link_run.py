@@ -43,7 +43,7 @@ from jellyroll.nxct.fuse import fuse_rgb
 from jellyroll.phases import graphite_composite
 from jellyroll.results import GRAPHITE_PHASE_MAPS, MapName, RunFileError, require_diagnosis
 from jellyroll.results.location import read_location
-from jellyroll.results.nxct import read_nxct
+from jellyroll.results.nxct import NXCTResult, read_nxct
 from jellyroll.results.store import open_run, recorded_key, stage_key, write_stage_file
 from jellyroll.unroll import find_cell, trace_spiral
 
@@ -51,6 +51,9 @@ LOCATION_PATHS = ("/entry/location/swaxs_to_xct", "/entry/nxct/map_to_xct")
 """Where a placement is read, first found wins: a location file of ``jellyroll locate``
 (``swaxs_to_xct``: the name SPEC section 6 gives it), or a digital twin's truth.h5 (its true
 placement)."""
+_VOXEL_HINT = (
+    "make the location and NXCT files again, giving it with --xct-voxel-um / --nct-voxel-um"
+)
 PANEL_TITLES = {
     "xray": "X-ray CT at the slice",
     "neutron": "neutron CT at the slice",
@@ -65,13 +68,15 @@ PANEL_TITLES = {
 class Placement:
     """The slice's place in the X-ray volume: ``map_to_xct`` (4x4, um), the file it came
     from, the similarity-vs-height profile when that file holds one, and its warning that
-    the data do not fix the height (empty: none)."""
+    the data do not fix the height (empty: none), and the X-ray voxel size (um) it was found
+    with (None where the file does not record it: the volume's metadata then)."""
 
     map_to_xct: np.ndarray
     source: Path
     profile_height_um: np.ndarray = field(default_factory=lambda: np.empty(0))
     profile_similarity: np.ndarray = field(default_factory=lambda: np.empty(0))
     height_warning: str = ""
+    xct_voxel_um: float | None = None
 
 
 def read_placement(path: str | os.PathLike[str]) -> Placement:
@@ -91,10 +96,32 @@ def read_placement(path: str | os.PathLike[str]) -> Placement:
     if not located:
         return Placement(matrix, Path(path), np.empty(0), np.empty(0))
     location = read_location(path)
+    voxel = location.xct_voxel_um
     return Placement(
         matrix, Path(path), location.profile_height_um, location.profile_similarity,
-        location.height_warning,
+        location.height_warning, voxel if np.isfinite(voxel) else None,
     )  # fmt: skip
+
+
+def recorded_voxels(
+    placement: Placement, found: NXCTResult, nxct: str | os.PathLike[str]
+) -> tuple[float | None, float | None]:
+    """The X-ray and neutron voxel sizes (um) the location and the NXCT file were made with
+    (None where neither records one: the volumes' metadata then), so that the volumes are
+    read at the scale the placement and the registration were found at (a size given to
+    `locate` or `nxct` over wrong metadata was lost here). ValueError when the two files
+    read the X-ray volume at different scales."""
+    registered = found.attrs.get("xct_voxel_um")
+    registered = float(registered) if registered is not None else None
+    xct = placement.xct_voxel_um if placement.xct_voxel_um is not None else registered
+    if registered is not None and not np.isclose(xct, registered, rtol=1e-3):
+        raise ValueError(
+            f"{placement.source} placed the slice in the X-ray volume read with {xct:g} um "
+            f"voxels, {nxct} registered it with {registered:g} um voxels: make both with the "
+            "same X-ray voxel size (--xct-voxel-um)"
+        )
+    neutron = found.attrs.get("nct_voxel_um")
+    return xct, float(neutron) if neutron is not None else None
 
 
 def link_key(
@@ -155,7 +182,8 @@ def run_link(
     threshold = measured_bend_threshold(linked)
     critical = float(cell.summary.get("critical_diameter_um", np.nan))
     figures: dict[str, Path] = {}
-    with output_lock(output), open_volume(xct) as xray:
+    xct_voxel_um, nct_voxel_um = recorded_voxels(placement, found, nxct)
+    with output_lock(output), open_volume(xct, xct_voxel_um, voxel_hint=_VOXEL_HINT) as xray:
         planes = {"xray": volume_on_map(xray, xray.voxel_um, placement.map_to_xct, shape, pixel)}
         if not np.isfinite(planes["xray"]).any():
             raise ValueError(
@@ -163,7 +191,7 @@ def run_link(
                 "give the location made for this volume"
             )
         if nct is not None:
-            with open_volume(nct) as neutron:
+            with open_volume(nct, nct_voxel_um, voxel_hint=_VOXEL_HINT) as neutron:
                 to_nct = np.linalg.inv(found.nct_to_xct) @ placement.map_to_xct
                 planes["neutron"] = volume_on_map(neutron, neutron.voxel_um, to_nct, shape, pixel)
         maps = _dossier_maps(cell, planes, found.windows)

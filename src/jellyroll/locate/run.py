@@ -280,6 +280,7 @@ def run_locate(
             height_interval_um=location.height_interval_um,
             height_defects=location.height_defects,
             height_warning=warning,
+            xct_voxel_um=xray.voxel_um,
         )
         configuration = {
             "stage": "locate",

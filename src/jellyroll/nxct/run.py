@@ -84,8 +84,8 @@ def run_nxct(
     refuse_overwrite([output], [split_dataset(given)[0] for given in (xct, nct)])
     with (
         output_lock(output),
-        open_volume(xct, options.xct_voxel_um) as xray,
-        open_volume(nct, options.nct_voxel_um) as neutron,
+        open_volume(xct, options.xct_voxel_um, voxel_hint="give it with --xct-voxel-um") as xray,
+        open_volume(nct, options.nct_voxel_um, voxel_hint="give it with --nct-voxel-um") as neutron,
     ):
         start = time.perf_counter()
         say("registration", 0.0)
@@ -115,7 +115,18 @@ def run_nxct(
                 }
                 say("resampling", 1.0)
                 result = _write(
-                    output, xct, nct, registration, moved, shape, voxel, xray, options, start, say
+                    output,
+                    xct,
+                    nct,
+                    registration,
+                    moved,
+                    shape,
+                    voxel,
+                    xray,
+                    neutron.voxel_um,
+                    options,
+                    start,
+                    say,
                 )
         finally:
             scratch.unlink(missing_ok=True)
@@ -151,6 +162,7 @@ def _write(
     shape: tuple[int, int, int],
     voxel_um: float,
     xray: VolumeSource,
+    nct_voxel_um: float,
     options: NXCTOptions,
     start: float,
     say: Progress,
@@ -188,6 +200,8 @@ def _write(
                 "rotation_about_axis_deg": registration.rotation_about_axis_deg,
                 "fine_level": registration.fine_level,
                 "axial_level": registration.axial_level,
+                "xct_voxel_um": xray.voxel_um,
+                "nct_voxel_um": nct_voxel_um,
             },
         )
         fused, labels = create_volume_datasets(

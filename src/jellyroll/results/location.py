@@ -29,7 +29,8 @@ class LocationResult:
     similarity at the optimum and its height profile, the map used and the grid; the
     interval of heights (of the map origin, um) the data allow, the number of defects the
     height rests on, and the warning when the interval is wider than half a voxel (else
-    empty)."""
+    empty); the X-ray voxel size (um) the placement was found with (NaN where not
+    recorded)."""
 
     @property
     def height_uncertainty_um(self) -> float:
@@ -49,6 +50,7 @@ class LocationResult:
     height_interval_um: tuple[float, float] = (np.nan, np.nan)
     height_defects: float = np.nan
     height_warning: str = ""
+    xct_voxel_um: float = np.nan
     attrs: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
 
@@ -87,6 +89,8 @@ def write_location_group(
         "mirror plane about its equator looks alike)"
     )
     group.attrs["height_warning"] = result.height_warning
+    if np.isfinite(result.xct_voxel_um):
+        group.attrs["xct_voxel_um"] = float(result.xct_voxel_um)  # the scale of map_to_xct
     score = write_nxdata(
         group, "score", np.asarray(result.profile_similarity, dtype=np.float64),
         [("height_um", np.asarray(result.profile_height_um), "um")],
@@ -152,5 +156,6 @@ def read_location(path: str | os.PathLike[str]) -> LocationResult:
             if "height_defects" in group
             else np.nan,
             height_warning=str(group.attrs.get("height_warning", "")),
+            xct_voxel_um=float(group.attrs.get("xct_voxel_um", np.nan)),
             path=Path(path),
         )
