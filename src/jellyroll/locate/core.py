@@ -44,6 +44,7 @@ from jellyroll.nxct.register import (
     _polar_samples,
     _quantise,
     _slice_centre,
+    check_cell_axis,
     check_same_cell,
     downsample,
 )
@@ -197,6 +198,7 @@ def locate_slice(
         raise ValueError(f"pixel sizes must be positive, got map {pixel_um}, volume {voxel_um}")
     shape = tuple(int(n) for n in volume.shape)
     coarse, coarse_voxel, to_fine = downsample(volume, voxel_um, max_voxels)
+    check_cell_axis(coarse, "the X-ray volume")
     say(0.4)
     try:
         axis = _find_axis_coarse(coarse, coarse_voxel, to_fine)

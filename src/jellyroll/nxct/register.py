@@ -552,6 +552,36 @@ def check_same_cell(diameter_um: float, other_um: float, one: str, other: str, s
         )
 
 
+AXIS_VARIATION_LIMIT = 2.0
+"""How many times more a volume may vary between its slices than along the stillest in-plane
+axis before it is taken for one whose first axis is not the cell's (see
+:func:`check_cell_axis`)."""
+
+
+def check_cell_axis(copy: np.ndarray, name: str) -> None:
+    """ValueError naming ``name`` when the block-mean ``copy`` (nz, ny, nx) of a volume does
+    not vary least along z: a wound cell barely changes along its axis, so a volume read as
+    (z, y, x) with z the cell's axis (SPEC section 6) varies between its slices far less than
+    within them (mean squared neighbour difference after a one-voxel Gaussian, the noise
+    smoothed: 0.01-0.46 times the stiller in-plane axis on the twins), while one stored as
+    (x, y, z) (MATLAB or Fortran order) varies least along its last axis (2.3-76 times). Both
+    volumes of a pair stored so were registered 207 um off, exit 0. Stacks of under 3 slices
+    are not judged; noise that hides the structure leaves the ratio near 1, not refused."""
+    if copy.ndim != 3 or copy.shape[0] < 3:
+        return
+    smooth = ndimage.gaussian_filter(copy.astype(np.float32), 1.0)
+    variation = [float(np.mean(np.square(np.diff(smooth, axis=a)))) for a in range(3)]
+    stillest = min(variation[1:])
+    if variation[0] > AXIS_VARIATION_LIMIT * stillest:
+        axis = 1 + int(np.argmin(variation[1:]))
+        raise ValueError(
+            f"{name} varies {variation[0] / stillest:.1f} times more between its slices than "
+            f"along its axis {axis}: the cell's axis is not its first. jellyroll reads volumes "
+            "as (z, y, x) slices across the cell (SPEC section 6); a volume stored as (x, y, z) "
+            "(MATLAB or Fortran order) must be transposed before it is given"
+        )
+
+
 POLISH_VOXELS = 8  # the polish's neutron copy: up to this many times ``max_voxels`` voxels
 
 
@@ -1072,6 +1102,8 @@ def register_volumes(
         names, (xct, nct), (xct_voxel_um, nct_voxel_um), (xc, nc), strict=True
     ):
         _check_copy_slices(name, volume.shape, copy.shape, round(copy_voxel / voxel), max_voxels)
+    for name, (copy, _, _) in zip(names, (xc, nc), strict=True):
+        check_cell_axis(copy, name)
     xct_axis, nct_axis = _find_axis_coarse(*xc), _find_axis_coarse(*nc)
     check_same_cell(
         2 * xct_axis.radius_um, 2 * nct_axis.radius_um,
