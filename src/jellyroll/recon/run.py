@@ -14,7 +14,13 @@ from jellyroll.conventions import empty_channels
 from jellyroll.io.lock import output_lock
 from jellyroll.io.provenance import provenance_record
 from jellyroll.recon.astra_backend import astra_version
-from jellyroll.recon.attenuation import attenuation_map, correct_self_absorption, transmission
+from jellyroll.recon.attenuation import (
+    MIN_FINITE_SHARE,
+    attenuation_map,
+    attenuation_sinogram_problem,
+    correct_self_absorption,
+    transmission,
+)
 from jellyroll.recon.engine import Progress, ReconstructionResult, check_method, reconstruct
 from jellyroll.recon.geometry import ParallelGeometry
 from jellyroll.recon.options import ReconstructOptions
@@ -55,13 +61,17 @@ def summed_scattering(data: np.ndarray, empty: np.ndarray, chunk: int = 64) -> n
 
 
 def _estimated_centre(
-    run: Path, sinogram: Sinogram, data: np.ndarray, empty: np.ndarray
+    run: Path,
+    sinogram: Sinogram,
+    attenuation: np.ndarray | None,
+    data: np.ndarray,
+    empty: np.ndarray,
 ) -> tuple[float, str]:
-    """The rotation centre (mm) of a sinogram that records none, from its attenuation or
-    else its summed scattering (:func:`jellyroll.sinogram.estimate_rotation_centre`), and
-    where it came from in words."""
-    if sinogram.attenuation is not None:
-        source, what = sinogram.attenuation, "estimated from the attenuation sinogram"
+    """The rotation centre (mm) of a sinogram that records none, from its (usable)
+    ``attenuation`` or else its summed scattering
+    (:func:`jellyroll.sinogram.estimate_rotation_centre`), and where it came from in words."""
+    if attenuation is not None:
+        source, what = attenuation, "estimated from the attenuation sinogram"
     else:
         source, what = summed_scattering(data, empty), "estimated from the summed scattering"
     try:
@@ -74,6 +84,45 @@ def _estimated_centre(
             f"({error}); give the rotation centre (mm) with --rotation-centre"
         ) from error
     return centre, what
+
+
+def _known_errors(errors: np.ndarray) -> np.ndarray:
+    """The one-sigma ``errors`` with infinite values (written for "unknown") set to NaN,
+    which the noise rule takes as unknown; infinite errors once stopped it with "every error
+    is 0 or missing", naming no file."""
+    if errors.dtype.kind != "f":
+        errors = errors.astype(np.float32)
+    errors[np.isinf(errors)] = np.nan  # the run's own copy (read, or picked channels)
+    return errors
+
+
+def _usable_attenuation(
+    run: Path, attenuation: np.ndarray | None, notes: list[str]
+) -> np.ndarray | None:
+    """The attenuation sinogram (-ln T, relative to air) to reconstruct, or None: one with a
+    value in fewer than :data:`MIN_FINITE_SHARE` of its cells is left out with a warning (as
+    the reduction does; an all-NaN one gave a mu of 0 and "self-absorption corrected", exit
+    0); one that is not -ln T relative to air is refused
+    (:func:`~jellyroll.recon.attenuation.attenuation_sinogram_problem`)."""
+    if attenuation is None:
+        return None
+    share = float(np.isfinite(attenuation).mean())
+    if share < MIN_FINITE_SHARE:
+        note = (
+            f"/entry/sinogram/attenuation holds a value in {share:.0%} of its cells only: "
+            "left out, self-absorption not corrected and no attenuation map"
+        )
+        notes.append(note)
+        warnings.warn(f"{run}: {note}", stacklevel=4)
+        return None
+    problem = attenuation_sinogram_problem(attenuation)
+    if problem is not None:
+        raise RunFileError(
+            f"{run}: /entry/sinogram/attenuation is not -ln(diode / monitor) relative to air "
+            f"(SPEC section 6): {problem}; write it so in the file the sinogram came from and "
+            "import it again, or leave the dataset out (no self-absorption correction)"
+        )
+    return attenuation
 
 
 def reconstruct_key(run: str | os.PathLike[str], options: ReconstructOptions) -> str:
@@ -121,7 +170,7 @@ def _reconstruct(
     data = sinogram.data if every else sinogram.data[..., picked]
     errors = None
     if noise_rule:
-        errors = sinogram.errors if every else sinogram.errors[..., picked]
+        errors = _known_errors(sinogram.errors if every else sinogram.errors[..., picked])
     method, iterations, backend = options.method, options.iterations, options.backend
     notes: list[str] = []
     empty = empty_channels(data)
@@ -132,11 +181,12 @@ def _reconstruct(
         )
     if empty.any():
         notes.append(f"{int(empty.sum())} channels without data: NaN in the reconstruction")
+    attenuation = _usable_attenuation(run, sinogram.attenuation, notes)
     centre, centre_source = options.rotation_centre_mm, "option rotation_centre_mm"
     if centre is None and sinogram.rotation_centre_mm is not None:
         centre, centre_source = sinogram.rotation_centre_mm, "/entry/sinogram/rotation_centre"
     if centre is None:
-        centre, centre_source = _estimated_centre(run, sinogram, data, empty)
+        centre, centre_source = _estimated_centre(run, sinogram, attenuation, data, empty)
         notes.append(f"rotation centre {centre:.4f} mm {centre_source}")
         warnings.warn(
             f"{run}: /entry/sinogram/rotation_centre is missing; rotation centre "
@@ -152,11 +202,13 @@ def _reconstruct(
             f"{run}: /entry/sinogram with the centre from {centre_source}: {error}"
         ) from None
     mu = None
-    if sinogram.attenuation is not None:
-        mu = attenuation_map(sinogram.attenuation, geometry, method, iterations, backend=backend)
+    if attenuation is not None:
+        mu = attenuation_map(attenuation, geometry, method, iterations, backend=backend)
     corrected = options.self_absorption is not False and mu is not None
     if options.self_absorption and mu is None:
-        raise RunFileError(f"{run}: no attenuation sinogram for the self-absorption step")
+        raise RunFileError(
+            f"{run}: no usable /entry/sinogram/attenuation for the self-absorption step"
+        )
     if options.self_absorption is None and mu is None:
         notes.append("no attenuation sinogram (no diode): self-absorption not corrected")
     if corrected:
@@ -164,18 +216,21 @@ def _reconstruct(
         data = correct_self_absorption(data, through)
         if errors is not None:  # the same division by the ray's transmission
             errors = correct_self_absorption(errors, through)
-    result = reconstruct(
-        data,
-        geometry,
-        method,
-        iterations,
-        backend=backend,
-        nonnegative=options.nonnegative,
-        rank=options.rank_value,
-        energy=options.energy,
-        errors=errors,
-        progress=progress,
-    )
+    try:
+        result = reconstruct(
+            data,
+            geometry,
+            method,
+            iterations,
+            backend=backend,
+            nonnegative=options.nonnegative,
+            rank=options.rank_value,
+            energy=options.energy,
+            errors=errors,
+            progress=progress,
+        )
+    except ValueError as error:  # e.g. the noise rule without any known error
+        raise RunFileError(f"{run}: /entry/sinogram: {error}") from error
     if empty.any():
         result.data[..., empty] = np.nan
     attrs = {

@@ -314,6 +314,8 @@ def read_sinogram(path: str | os.PathLike[str], *, errors: bool = True) -> Sinog
                 f"it must be (angles, translations) = {shape[:2]} like the data"
             )
         q, q_units = _radial_axis(path, axes["q"])
+        translation_mm = axes["translation"][()]
+        _check_translation_span(path, translation_mm)
         sigma = np.empty(0)
         if errors:
             stored = require(f, path, "/entry/sinogram/errors", hint)
@@ -327,10 +329,10 @@ def read_sinogram(path: str | os.PathLike[str], *, errors: bool = True) -> Sinog
             data=data[()],
             errors=sigma,
             rotation_angle_deg=axes["rotation_angle"][()],
-            translation_mm=axes["translation"][()],
+            translation_mm=translation_mm,
             q_A=q,
             attenuation=group["attenuation"][()] if "attenuation" in group else None,
-            rotation_centre_mm=None if centre is None else float(centre[()]),
+            rotation_centre_mm=None if centre is None else _scalar_mm(path, centre),
             attrs=dict(group.attrs),
             q_units=q_units,
         )
@@ -346,6 +348,42 @@ def _radial_axis(path: str | os.PathLike[str], dataset: h5py.Dataset) -> tuple[n
     if factor is None:
         return dataset[()], units
     return np.asarray(dataset[()], dtype=np.float64) * factor, Q_UNITS
+
+
+MAX_TRANSLATION_SPAN_MM = 100.0
+"""Widest span (mm) of a slice's translations: a pencil-beam line crosses a cell of a few mm
+(SPEC section 1: ~10 mm); wider readings are micrometres written without ``@units``."""
+
+
+def _check_translation_span(path: str | os.PathLike[str], translation_mm: np.ndarray) -> None:
+    """Refuse translations (mm) spanning more than :data:`MAX_TRANSLATION_SPAN_MM`: 32
+    steps of 10 um written in um without ``@units`` read as 10 mm steps, and the maps came
+    out on 10 mm pixels with values 1000 times too small, exit 0."""
+    finite = np.asarray(translation_mm, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    span = float(np.ptp(finite)) if finite.size else 0.0
+    if span > MAX_TRANSLATION_SPAN_MM:
+        raise RunFileError(
+            f"{path}: /entry/sinogram/translation spans {span:.6g} mm (more than "
+            f"{MAX_TRANSLATION_SPAN_MM:g} mm for one slice): SPEC section 6 gives it in mm; "
+            "if these are micrometres, divide them (and rotation_centre) by 1000"
+        )
+
+
+def _scalar_mm(path: str | os.PathLike[str], dataset: h5py.Dataset) -> float:
+    """A one-number dataset (scalar or one element, e.g. written from a list) as a float;
+    RunFileError naming it otherwise."""
+    try:
+        values = np.asarray(dataset[()], dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        values = None
+    if values is None or values.size != 1:
+        found = "not a number" if values is None else f"{values.size} values"
+        raise RunFileError(
+            f"{path}: {dataset.name} holds {found}; it must be one number, the rotation "
+            "axis position in mm (or leave it out for the reconstruction to estimate it)"
+        )
+    return float(values[0])
 
 
 def _check_units(path: str | os.PathLike[str], dataset: h5py.Dataset, expected: str) -> None:
