@@ -195,3 +195,31 @@ def test_the_table_does_not_depend_on_the_map_units(accuracy_cases):
         np.testing.assert_allclose(
             scaled["excess_intensity"], found["excess_intensity"] * scale, rtol=1e-5
         )
+
+
+def _disk_with_spot(n: int = 64) -> np.ndarray:
+    """A disk of SAXS intensity 1 with a 60 um spot 60 um right of the centre (10 um px)."""
+    y, x = np.mgrid[:n, :n] - (n - 1) / 2
+    noise = 0.03 * np.random.default_rng(0).standard_normal((n, n))
+    return (np.hypot(x, y) < 25) + 3.0 * (np.hypot(x - 6, y) < 3) + noise
+
+
+@pytest.mark.parametrize(
+    ("name", "shape"),
+    [("d_star_map", (128, 128)), ("layer_map", (32, 32)), ("anode_mask", (32, 32))],
+)
+def test_maps_on_another_grid_are_refused(name: str, shape: tuple[int, int]) -> None:
+    """A d* map of twice the pixels was read at the wrong places (the agglomerate's 20 nm
+    read as the anode's 12 nm) and a layer map of half the pixels clipped to its edge, exit
+    0; an anode mask of another shape failed with numpy's broadcasting message."""
+    with pytest.raises(ValueError, match=rf"{name} has shape \({shape[0]}, {shape[1]}\), the "):
+        find_agglomerates(_disk_with_spot(), 10.0, **{name: np.ones(shape)})
+
+
+def test_an_empty_anode_mask_is_refused() -> None:
+    """An anode mask selecting no pixel (e.g. the wrong label of a segmentation) gave an
+    empty table, read as "no agglomerate" while the map holds a 62 um (case B) one."""
+    spot = _disk_with_spot()
+    assert len(find_agglomerates(spot, 10.0)) == 1  # control: the spot is there
+    with pytest.raises(ValueError, match="anode_mask selects no pixel"):
+        find_agglomerates(spot, 10.0, anode_mask=np.zeros(spot.shape, bool))

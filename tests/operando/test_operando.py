@@ -20,7 +20,7 @@ from jellyroll.cli import app
 from jellyroll.io.nexus import read_table
 from jellyroll.operando import core
 from jellyroll.operando.run import _saxs_zones, run_operando, series_scans
-from jellyroll.operando.timeline import read_potentiostat_log, soc_from_log
+from jellyroll.operando.timeline import build_timeline, read_potentiostat_log, soc_from_log
 from jellyroll.phantom.parameters import SIZES
 from jellyroll.phantom.twin import make_twin
 from jellyroll.phantom.write import _write_operando
@@ -421,3 +421,72 @@ def test_damaged_zones_from_a_negated_saxs_map_are_refused(tmp_path: Path, saxs_
     axis = (np.arange(40) - 19.5) * 20.0
     with pytest.raises(ValueError, match=r"saxs\.h5.*mostly below zero"):
         _saxs_zones(run, axis, axis)
+
+
+def test_scans_that_record_one_start_time_are_refused(tmp_path: Path) -> None:
+    """Scans that all recorded one start time (a template's) were matched to one moment of
+    the potentiostat log: every state of charge 0, half lithiation at 0 and no damaged
+    zone on the tiny twin (one zone, lag 0.19, with their own times), exit 0."""
+    scans = _stamped_scans(tmp_path / "op", {"op_1.h5": 0, "op_2.h5": 20, "op_3.h5": 20})
+    with pytest.raises(ValueError, match=r"op_3\.h5 \(step 2\) and .*op_2\.h5 .* same"):
+        series_scans(tmp_path / "op")
+    with pytest.raises(ValueError, match=r"same /entry/start_time"):
+        series_scans(scans)
+
+
+@pytest.mark.parametrize("scale", [1.0, 100.0])
+def test_a_state_of_charge_recorded_in_percent_is_refused(tmp_path: Path, scale: float) -> None:
+    """Scans recording the state of charge in percent (0, 50, 100) ran the curves along an
+    axis 100 times too long: on the tiny twin 36 damaged zones instead of one, lags of
+    0.4-19 labelled fractions of full charge, exit 0. Fractions (scale 1) still pass."""
+    scans = _stamped_scans(tmp_path / "op", {"op_1.h5": 0, "op_2.h5": 20, "op_3.h5": 40})
+    for scan, soc in zip(scans, [0.0, 0.5, 1.0], strict=True):
+        with h5py.File(scan, "r+") as f:
+            f["entry/sample/state_of_charge"] = scale * soc
+    if scale == 1.0:
+        timeline = build_timeline(scans, None, capacity_mah=None, max_gap_s=300)
+        np.testing.assert_array_equal(timeline.soc, [0.0, 0.5, 1.0])
+        return
+    with pytest.raises(
+        ValueError, match=r"op_2\.h5::/entry/sample/state_of_charge is 50 .*percent"
+    ):
+        build_timeline(scans, None, capacity_mah=None, max_gap_s=300)
+
+
+def _axis_moved(scan: Path, steps: int) -> None:
+    """Move ``scan``'s rotation axis by ``steps`` translation steps, its translation grid
+    unchanged (every line of frames shifted along the translations; edges repeat)."""
+    with h5py.File(scan, "r+") as f:
+        angle = f["entry/sample/rotation_angle"][()]
+        translation = np.round(f["entry/sample/translation"][()], 6)
+        for name in ("integrated/intensity", "instrument/diode/data", "monitor/data"):
+            data = f[f"entry/{name}"][()]
+            moved = data.copy()
+            for value in np.unique(angle):
+                line = np.flatnonzero(angle == value)
+                line = line[np.argsort(translation[line])]
+                moved[line] = data[line[np.clip(np.arange(line.size) - steps, 0, line.size - 1)]]
+            f[f"entry/{name}"][...] = moved
+
+
+def test_a_rotation_axis_that_moves_between_steps_is_refused(
+    series: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The axis of two of three steps moved by 2 translation steps (80 um): the one shared
+    axis sat between them, the maps of every step were blurred and the damaged zone's lag
+    read 0.13 instead of 0.19 (13 pixels instead of 6), exit 0. Fitted alone the steps'
+    axes agree within 0.06 steps when nothing moved, so 0.5 steps tells them apart."""
+    folder, _ = series
+    scans = []
+    for k, scan in enumerate(sorted(folder.glob("step_*_waxs.h5"))):
+        scans.append(tmp_path / scan.name)
+        scans[-1].write_bytes(scan.read_bytes())
+        if k:
+            _axis_moved(scans[-1], 2)
+    with pytest.raises(ValueError, match=r"step_000_waxs\.h5 \(step 0\): its rotation axis"):
+        run_operando(
+            scans,
+            tmp_path / "op.h5",
+            reconstruct_options=ReconstructOptions(method="fbp"),
+            figures=False,
+        )

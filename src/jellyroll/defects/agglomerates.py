@@ -373,12 +373,19 @@ def find_agglomerates(
     problem = saxs_map_problem(image)
     if problem is not None:
         raise ValueError(f"saxs_intensity_map {problem}")
+    _check_same_grid(image.shape, anode_mask=anode_mask, d_star_map=d_star_map, layer_map=layer_map)
     finite = np.isfinite(image)
     image = np.where(finite, image, np.nan)  # inf as NaN: no value
     p = float(pixel_size_um)
     sigma_um = max(psf_fwhm_um * FWHM_TO_SIGMA, 0.25 * p)
     mask = silicon_mask(image, p, psf_fwhm_um) if anode_mask is None else np.asarray(anode_mask)
     mask = mask.astype(bool) & finite
+    if anode_mask is not None and not mask.any():
+        raise ValueError(
+            "anode_mask selects no pixel with a value of the saxs_intensity_map: no agglomerate "
+            "could be found (an empty table would read as none); pass the anode's pixels, or "
+            "no anode_mask (the silicon-rich layers of the map)"
+        )
     window = 5.0 * critical_diameter_um if background_window_um is None else background_window_um
     rows = _spots(image, mask, p, sigma_um, psf_fwhm_um, window, threshold, prominence)
     table = _distinct(pd.DataFrame(rows)) if rows else _empty_table()
@@ -397,6 +404,19 @@ def find_agglomerates(
         table[list(place.columns)] = place.to_numpy()
         table["turn"] = table["turn"].astype(int)
     return table
+
+
+def _check_same_grid(shape: tuple[int, ...], **maps: np.ndarray | None) -> None:
+    """Refuse optional maps not on the SAXS intensity map's grid ``shape`` (ny, nx): a d*
+    map of 2x the pixels was read at the wrong places (the agglomerate's d* 20 nm read as
+    12 nm), a layer map of half the pixels clipped to its edge, exit 0."""
+    for name, values in maps.items():
+        if values is not None and np.shape(values) != tuple(shape):
+            raise ValueError(
+                f"{name} has shape {np.shape(values)}, the saxs_intensity_map {tuple(shape)}: "
+                "both must be on one grid of pixel_size_um pixels; resample it onto the SAXS "
+                "map's grid first"
+            )
 
 
 def _spots(

@@ -262,9 +262,28 @@ def build_timeline(
     if log is not None:
         soc, notes = soc_from_log(log, start, capacity_mah=capacity_mah, max_gap_s=max_gap_s)
         return Timeline(soc, time_s, f"potentiostat log {log.source}", notes)
+    _check_scan_soc(scans, recorded.soc)
     notes = [
         f"step {k}: {scans[k]} records no state of charge (/entry/sample/state_of_charge); "
         "kept with none: give a potentiostat log (--log)"
         for k in np.flatnonzero(~np.isfinite(recorded.soc))
     ]
     return Timeline(recorded.soc, time_s, "scan metadata", notes)
+
+
+def _check_scan_soc(scans: list[Path], soc: np.ndarray) -> None:
+    """Refuse states of charge recorded in the scans outside 0-1 (by more than
+    :data:`SOC_SLACK`): a state of charge in percent (0-100) ran the curves along an axis
+    100 times too long, and every pixel's lag with it (36 damaged zones found instead of
+    one on the tiny twin, lags of 0.4-19.3 labelled fractions of full charge)."""
+    outside = np.flatnonzero(np.isfinite(soc) & ((soc < -SOC_SLACK) | (soc > 1 + SOC_SLACK)))
+    if outside.size == 0:
+        return
+    k = int(outside[0])
+    finite = soc[np.isfinite(soc)]
+    percent = " (in percent? divide by 100)" if finite.max() <= 100 + 100 * SOC_SLACK else ""
+    raise ValueError(
+        f"{scans[k]}::/entry/sample/state_of_charge is {soc[k]:g} (step {k}; the scans "
+        f"record {finite.min():g} to {finite.max():g}): the state of charge is a fraction "
+        f"of full charge, 0-1{percent}; correct the scans, or give a potentiostat log (--log)"
+    )
