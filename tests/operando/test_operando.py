@@ -490,3 +490,21 @@ def test_a_rotation_axis_that_moves_between_steps_is_refused(
             reconstruct_options=ReconstructOptions(method="fbp"),
             figures=False,
         )
+
+
+def test_steps_on_other_translation_grids_are_refused_naming_the_scan(tmp_path: Path) -> None:
+    """The refusal named the intermediate OPERANDO_steps/step_NNN.h5, a file the user never
+    gave; it now names the scans."""
+    from jellyroll.operando.run import _shared_centre
+    from jellyroll.results.run import Sinogram, write_sinogram
+
+    runs, scans = [], []
+    for k, step_mm in enumerate((0.01, 0.02)):
+        data = np.ones((4, 20, 2), np.float32)
+        sinogram = Sinogram(
+            data, data, np.arange(4) * 45.0, np.arange(20) * step_mm, np.array([1.0, 2.0])
+        )
+        runs.append(write_sinogram(tmp_path / f"step_{k:03d}.h5", sinogram, {}))
+        scans.append(tmp_path / f"op_{k}.h5")
+    with pytest.raises(ValueError, match=r"op_1\.h5: its translations differ from those of .*op_0"):
+        _shared_centre(runs, scans)

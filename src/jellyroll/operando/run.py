@@ -269,7 +269,7 @@ def _shared_centre(runs: list[Path], scans: list[Path]) -> float:
     of 0.19 and 13 pixels instead of 6; by 4 steps, two false zones), exit 0.
     """
     sinograms, angles, translation = [], [], None
-    for run in runs:
+    for run, scan in zip(runs, scans, strict=True):
         sinogram = read_sinogram(run, errors=False)
         image = sinogram.attenuation
         if image is None:
@@ -280,8 +280,8 @@ def _shared_centre(runs: list[Path], scans: list[Path]) -> float:
             and np.allclose(translation, sinogram.translation_mm)
         ):
             raise ValueError(
-                f"{run}: its translations differ from the first step's; every step of a series "
-                "must be scanned on the same grid"
+                f"{scan}: its translations differ from those of {scans[0]} (the first step): "
+                "every step of a series must be scanned on the same grid"
             )
         translation = sinogram.translation_mm
         sinograms.append(image)
