@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from jellyroll.phantom.acquisition import project
@@ -26,6 +26,7 @@ from jellyroll.phases import (
     phase_maps,
     window_centroids,
     window_integrals,
+    window_shortfall,
     window_weights,
 )
 
@@ -288,3 +289,65 @@ def test_real_ceo2_lines_at_lattice_positions(shared_real: Path) -> None:
     centroids = window_centroids(q, intensity, windows, shoulder_bins=3)
     for (hkl, expected), found in zip(lines.items(), centroids, strict=True):
         assert abs(found - expected) <= step, (hkl, found, expected, step)
+
+
+@st.composite
+def _uneven_axes(draw) -> np.ndarray:
+    """A q axis (A^-1) from 1.0 of 200-350 bins of uneven widths (0.002-0.02, log-uniform),
+    as merged or re-binned axes are. Bins no wider than 0.02 keep >= 1 bin in each 0.03
+    wide background range and >= 2 in each window below: a window or range without its
+    bins is refused with a ValueError naming it (documented, not what is tested here)."""
+    n = draw(st.integers(200, 350))
+    seed = draw(st.integers(0, 2**32 - 1))
+    widths = 0.01 * np.exp(np.random.default_rng(seed).uniform(np.log(0.2), np.log(2.0), n))
+    q = 1.0 + np.cumsum(widths)
+    assume(q[-1] > 2.05)  # the high background range (to 1.95) and 4 shoulder bins
+    return q
+
+
+UNEVEN_WINDOWS = {"a": (1.3, 1.45), "b": QWindow(1.5, 1.8, ((1.46, 1.49), (1.85, 1.95)))}
+
+
+@settings(max_examples=150, deadline=None)
+@given(_uneven_axes(), st.integers(0, 2**32 - 1), st.integers(0, 3))
+def test_window_integrals_do_not_depend_on_the_order_of_q(q, seed, shoulders) -> None:
+    """Any permutation of the bins (with their values) gives the same integrals, on uneven
+    axes too: the weights follow each bin. Tolerance: the same float64 sums in another
+    order, ~1e-15 of the ~10 terms of size ~1 x 0.02 each."""
+    rng = np.random.default_rng(seed)
+    pattern = rng.normal(size=(2, q.size))
+    shuffle = rng.permutation(q.size)
+    assume(window_shortfall(q, 1.3, 1.8) == 0)
+    ordered = window_integrals(q, pattern, UNEVEN_WINDOWS, shoulder_bins=shoulders)
+    shuffled = window_integrals(q[shuffle], pattern[:, shuffle], UNEVEN_WINDOWS,
+                                shoulder_bins=shoulders)  # fmt: skip
+    np.testing.assert_allclose(shuffled, ordered, rtol=0, atol=1e-12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_uneven_axes(), st.floats(-1e3, 1e3), st.floats(-1e3, 1e3), st.integers(1, 4))
+def test_a_line_on_an_uneven_axis_integrates_to_zero(q, slope, offset, shoulders) -> None:
+    """The background is the line through the anchors' mean (q, I): for a linear pattern
+    that is the pattern itself on any bin widths, so every window integrates to 0 (to
+    rounding, ~1e-13 of the integrand's magnitude times the window's width)."""
+    out = window_integrals(q, offset + slope * q, UNEVEN_WINDOWS, shoulder_bins=shoulders)
+    scale = abs(offset) + q[-1] * abs(slope) + 1e-300
+    np.testing.assert_allclose(out, 0.0, atol=1e-11 * scale)
+
+
+@settings(max_examples=100, deadline=None)
+@given(_uneven_axes(), st.integers(0, 2**32 - 1))
+def test_left_out_channels_are_as_if_the_axis_did_not_hold_them(q, seed) -> None:
+    """``channels`` drops bins: the integrals equal those on the axis without them (the
+    trapezoids then bridge the gap), whatever the values in the dropped bins (NaN here)."""
+    rng = np.random.default_rng(seed)
+    keep = rng.random(q.size) > 0.2
+    pattern = rng.normal(size=q.size)
+    assume(window_shortfall(q[keep], 1.3, 1.8) == 0)
+    try:
+        expected = window_integrals(q[keep], pattern[keep], UNEVEN_WINDOWS)
+    except ValueError:
+        assume(False)  # too few bins kept in a window or its shoulders: refused either way
+    pattern[~keep] = np.nan
+    got = window_integrals(q, pattern, UNEVEN_WINDOWS, channels=keep)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)

@@ -312,3 +312,84 @@ def test_a_centre_fitted_outside_the_translations_is_refused() -> None:
     assert estimate_rotation_centre(blob, angles, translations) == pytest.approx(10.03, abs=1e-6)
     with pytest.raises(ValueError, match=r"outside the scanned 9 to 11 mm"):
         estimate_rotation_centre(blob, np.deg2rad(angles), translations)
+
+
+@st.composite
+def _scans(draw) -> dict:
+    """A raster scan's readings: n_angles x n_translations cells on regular grids of random
+    step and origin, optionally interlaced (the angles of k subsets, each offset by step/k,
+    acquired one subset after another), each frame jittered within +-``jitter`` of a step,
+    some inner cells lost (never a whole first or last row or column, which would shorten
+    the grid as documented), some read twice, the frames in any order."""
+    n_a, n_t = draw(st.integers(3, 24)), draw(st.integers(3, 24))
+    a_step = draw(st.floats(0.2, 12.0))
+    t_step = draw(st.floats(1e-3, 0.2))
+    a0, t0 = draw(st.floats(-180.0, 180.0)), draw(st.floats(-20.0, 20.0))
+    # grid_step's documented weakness is jitter near a quarter step; 10 % keeps clear of it
+    jitter = draw(st.floats(0.0, 0.1))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    ia, it = (g.ravel() for g in np.meshgrid(np.arange(n_a), np.arange(n_t), indexing="ij"))
+    inner = (ia > 0) & (ia < n_a - 1) & (it > 0) & (it < n_t - 1)
+    lost = inner & (rng.random(ia.size) < draw(st.floats(0.0, 0.2)))
+    twice = rng.random(ia.size) < draw(st.floats(0.0, 0.1))
+    keep = np.r_[np.flatnonzero(~lost), np.flatnonzero(~lost & twice)]
+    keep = rng.permutation(keep)
+    ia, it = ia[keep], it[keep]
+    angle = a0 + a_step * ia + rng.uniform(-jitter, jitter, ia.size) * a_step
+    translation = t0 + t_step * it + rng.uniform(-jitter, jitter, it.size) * t_step
+    return {
+        "angle": angle,
+        "translation": translation,
+        "ia": ia,
+        "it": it,
+        "shape": (n_a, n_t),
+        "steps": (a_step, t_step),
+        "jitter": jitter,
+    }
+
+
+@settings(max_examples=120, deadline=None)
+@given(_scans())
+def test_every_frame_of_a_jittered_gappy_shuffled_scan_lands_in_its_cell(scan: dict) -> None:
+    """The grid of any such scan is found whole: its shape, its ascending axes within the
+    jitter of the nominal grid, every frame placed in the cell it was read in (never a
+    coarser grid that merges cells), nothing rejected."""
+    layout = sinogram_layout(scan["angle"], scan["translation"])
+    assert layout.shape == scan["shape"]
+    assert not layout.rejected
+    assert np.array_equal(layout.angle_index, scan["ia"])
+    assert np.array_equal(layout.translation_index, scan["it"])
+    for axis, step in zip(
+        (layout.rotation_angle_deg, layout.translation_mm), scan["steps"], strict=True
+    ):
+        assert np.all(np.diff(axis) > 0)
+        # a cell's position is the mean of its readings, or nominal where empty (the fitted
+        # step is off by at most the jitter over the span, so within one jitter + rounding)
+        np.testing.assert_allclose(np.diff(axis), step, atol=2 * scan["jitter"] * step + 1e-9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(2, 4),
+    st.integers(4, 30),
+    st.floats(0.5, 10.0),
+    st.floats(-90.0, 90.0),
+    st.integers(0, 2**32 - 1),
+)
+def test_interlaced_subsets_make_one_grid_of_the_fine_step(
+    subsets: int, per_subset: int, coarse_step: float, origin: float, seed: int
+) -> None:
+    """k interlaced subsets of angles, each on the coarse grid shifted by coarse/k, acquired
+    in turn and jittered by 2 % of the fine step, make one grid of the fine step: k times as
+    many angles, each frame at its own angle."""
+    rng = np.random.default_rng(seed)
+    fine = coarse_step / subsets
+    index = np.concatenate([s + subsets * np.arange(per_subset) for s in range(subsets)])
+    n_t = 5
+    ia = np.repeat(index, n_t)
+    it = np.tile(np.arange(n_t), index.size)
+    angle = origin + fine * ia + rng.uniform(-0.02, 0.02, ia.size) * fine
+    layout = sinogram_layout(angle, 1.0 + 0.05 * it)
+    assert layout.shape == (subsets * per_subset, n_t)
+    assert np.array_equal(layout.angle_index, ia)

@@ -30,25 +30,42 @@ UM_PER_UNIT = {
     "\\u00b5m": 1.0,
     "nm": 1e-3,
     "nanometer": 1e-3,
+    "nanometre": 1e-3,
     "mm": 1e3,
     "millimeter": 1e3,
+    "millimetre": 1e3,
     "cm": 1e4,
+    "centimeter": 1e4,
+    "centimetre": 1e4,
     "m": 1e6,
     "meter": 1e6,
+    "metre": 1e6,
 }
 """Micrometres per length unit, by the names files use (see :func:`um_per`)."""
 
 
 def unit_text(unit: object) -> str:
-    """A unit attribute as text (HDF5 gives bytes or str), stripped."""
-    return (unit.decode() if isinstance(unit, bytes) else str(unit)).strip()
+    """A unit attribute as text (HDF5 gives bytes or str), stripped.
+
+    Bytes are UTF-8, or latin-1 where they are not (old writers: ``b"\\xb5m"`` raised
+    UnicodeDecodeError)."""
+    if isinstance(unit, bytes):
+        try:
+            return unit.decode().strip()
+        except UnicodeDecodeError:
+            return unit.decode("latin-1").strip()
+    return str(unit).strip()
 
 
 def unit_factor(unit: object, table: dict[str, float]) -> float | None:
     """The factor of ``unit`` in ``table`` (any case, spaces ignored, a plural ``s``
-    dropped), None when the table does not know it."""
+    dropped), None when the table does not know it.
+
+    The plural ``s`` is dropped only where more than one letter stays: ``ms`` is a
+    millisecond, not metres (it read as 1e6 um)."""
     text = unit_text(unit).lower().replace(" ", "")
-    return table.get(text, table.get(text.removesuffix("s")))
+    singular = text.removesuffix("s")
+    return table.get(text, table.get(singular) if len(singular) > 1 else None)
 
 
 def um_per(unit: object) -> float | None:
@@ -64,6 +81,7 @@ PER_ANGSTROM_PER_UNIT = {
     "a-1": 1.0,
     "1/\u00e5": 1.0,
     "\u00e5^-1": 1.0,
+    "\u00e5-1": 1.0,
     "q_a^-1": 1.0,
     "1/nm": 0.1,
     "nm^-1": 0.1,
@@ -80,7 +98,13 @@ def per_angstrom(unit: object) -> float | None:
     return unit_factor(unit, PER_ANGSTROM_PER_UNIT)
 
 
-DEG_PER_UNIT = {"deg": 1.0, "degree": 1.0, "rad": 180.0 / math.pi, "radian": 180.0 / math.pi}
+DEG_PER_UNIT = {
+    "deg": 1.0,
+    "degree": 1.0,
+    "\u00b0": 1.0,
+    "rad": 180.0 / math.pi,
+    "radian": 180.0 / math.pi,
+}
 """Degrees per angle unit, by the names files use (see :func:`deg_per`)."""
 
 

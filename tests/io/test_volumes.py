@@ -15,7 +15,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from jellyroll.io.volumes import open_volume, read_volume, split_dataset, write_tiff_stack
+from jellyroll.io.scans import natural_key
+from jellyroll.io.volumes import (
+    open_volume,
+    read_volume,
+    slice_files,
+    split_dataset,
+    write_tiff_stack,
+)
 
 
 def test_round_trip_keeps_data_voxel_and_description(tmp_path: Path) -> None:
@@ -306,3 +313,80 @@ def test_a_voxel_size_given_wins_over_metadata_it_cannot_read(tmp_path: Path) ->
         fiji, volume, imagej=True, resolution=(1 / 20, 1 / 40), metadata={"unit": "um"}
     )
     assert open_volume(fiji, 20.0).voxel_um == 20.0
+
+
+# --- the slice-number series of a folder volume ---------------------------------------------
+
+_NAME_PART = st.text(alphabet="abcXYZ_-.0123456789", max_size=6)
+
+
+@st.composite
+def _slice_series(draw) -> tuple[list[str], list[int]]:
+    """File names of one series PREFIX<n>SUFFIX.ext with consecutive n: the prefix and the
+    suffix may hold digits (``rec2_``, ``_16bit``), the numbers are zero padded to one
+    width or not at all (mixed widths), the extension in any case of .tif/.tiff."""
+    prefix = draw(_NAME_PART.filter(lambda p: not p[-1:].isdigit()))  # else digits join n
+    suffix = draw(_NAME_PART.filter(lambda s: not s[:1].isdigit()))
+    start = draw(st.integers(0, 2000))
+    count = draw(st.integers(2, 12))
+    width = draw(st.sampled_from([0, 4, 5]))
+    ext = draw(st.sampled_from([".tif", ".tiff", ".TIF", ".TIFF"]))
+    numbers = list(range(start, start + count))
+    names = [f"{prefix}{n:0{width}d}{suffix}{ext}" for n in numbers]
+    return names, numbers
+
+
+def _touch_all(folder: Path, names: list[str]) -> None:
+    for name in names:
+        (folder / name).touch()  # slice_files reads names only
+
+
+@settings(max_examples=150, deadline=None)
+@given(_slice_series(), st.randoms(use_true_random=False))
+def test_a_numbered_series_of_slices_is_read_in_number_order(series, random) -> None:
+    """Any series PREFIX<n>SUFFIX with consecutive n is accepted and ordered by n, whatever
+    the digits in its prefix or suffix, the padding or the order the files were made in."""
+    names, _ = series
+    made = names[:]
+    random.shuffle(made)
+    with tempfile.TemporaryDirectory() as folder:
+        _touch_all(Path(folder), made)
+        assert [f.name for f in slice_files(Path(folder))] == names
+
+
+@settings(max_examples=100, deadline=None)
+@given(_slice_series(), st.data())
+def test_a_series_with_a_slice_missing_or_a_stray_file_is_refused(series, data) -> None:
+    """A missing inner slice (every slice above it would be one voxel low) or a TIFF of
+    another name beside the series is refused, naming the folder."""
+    names, _ = series
+    gone = data.draw(st.integers(1, len(names) - 2)) if len(names) > 2 else None
+    stray = data.draw(st.sampled_from(["average.tif", "projection_x.tiff", "mask.TIF"]))
+    cases = [[*names, stray]] + ([names[:gone] + names[gone + 1 :]] if gone else [])
+    for case in cases:
+        with tempfile.TemporaryDirectory() as folder:
+            _touch_all(Path(folder), case)
+            with pytest.raises(ValueError, match=rf"^{folder}: .*(jump|not one numbered series)"):
+                slice_files(Path(folder))
+
+
+def test_a_series_numbered_in_two_places_is_refused(tmp_path: Path) -> None:
+    """Two runs of digits that both change (tiles ``t_<row>_<column>``) are no one series."""
+    _touch_all(tmp_path, [f"t_{row}_{column}.tif" for row in (1, 2) for column in (1, 2)])
+    with pytest.raises(ValueError, match="not one numbered series"):
+        slice_files(tmp_path)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(max_size=8), max_size=8), st.text(max_size=4), st.text(max_size=4))
+def test_natural_key_sorts_any_names_and_numbers_by_value(names, prefix, suffix) -> None:
+    """Any names sort without error (``x1\\u00b2``: a superscript is a digit to
+    ``str.isdigit`` but not to ``int``, and raised ValueError), and names that differ only
+    in one number sort by its value."""
+    sorted(names, key=natural_key)
+    if prefix[-1:].isdecimal() or suffix[:1].isdecimal():
+        return  # digits beside n would be part of it
+    numbered = [f"{prefix}{n}{suffix}" for n in (10, 9, 100, 0, 11)]
+    assert sorted(numbered, key=natural_key) == [
+        f"{prefix}{n}{suffix}" for n in (0, 9, 10, 11, 100)
+    ]

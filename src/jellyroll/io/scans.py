@@ -407,8 +407,12 @@ class BlissMapping:
 
 
 def natural_key(text: str) -> list[Any]:
-    """Sort key of names with numbers in natural order, case-insensitive: ``f2 < F10``."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
+    """Sort key of names with numbers in natural order, case-insensitive: ``f2 < F10``.
+
+    The runs of decimal digits are the odd parts of the split: ``str.isdigit`` also holds
+    for a lone ``\u00b2`` that ``int`` refuses (``x1\u00b2`` raised ValueError)."""
+    parts = re.split(r"(\d+)", text)
+    return [int(part) if i % 2 else part.lower() for i, part in enumerate(parts)]
 
 
 class BlissScanReader:

@@ -392,22 +392,25 @@ def slice_files(folder: Path) -> list[Path]:
     return files
 
 
-_SLICE_NUMBER = re.compile(r"(.*?)(\d+)(\D*)")
-
-
 def _check_slice_numbers(folder: Path, files: list[Path]) -> None:
     """ValueError naming the folder unless the slices' names are one series ``PREFIX<n>SUFFIX``
     with consecutive numbers ``n``: a missing slice (slice_0003 of 0-6) closed the gap, every
     slice above it one voxel low, and a stray TIFF of the same shape (a projection,
-    ``average.tif``) was read as a slice, with exit 0."""
+    ``average.tif``) was read as a slice, with exit 0.
+
+    ``n`` is the one run of digits that differs between the names, so the prefix and the
+    suffix may hold digits too (``rec_0001_16bit.tif``: the last run of digits was taken
+    for ``n`` and such a series refused)."""
     if len(files) < 2:
         return
-    series: dict[tuple[str, str], list[tuple[int, Path]]] = {}
+    series: dict[tuple[str, ...], list[tuple[list[str], Path]]] = {}
     for file in files:
-        match = _SLICE_NUMBER.fullmatch(file.stem)
-        key = (match[1].lower(), match[3].lower()) if match else (file.stem.lower(), "")
-        series.setdefault(key, []).append((int(match[2]) if match else -1, file))
-    if len(series) > 1 or next(iter(series.values()))[0][0] < 0:
+        parts = re.split(r"(\d+)", file.stem.lower())  # text, digits, text, ..., text
+        series.setdefault(tuple(parts[::2]), []).append((parts[1::2], file))
+    members = next(iter(series.values()))
+    runs = len(members[0][0])
+    varying = [j for j in range(runs) if len({digits[j] for digits, _ in members}) > 1]
+    if len(series) > 1 or runs == 0 or len(varying) > 1:
         groups = sorted(series.values(), key=len, reverse=True)
         odd = [file.name for group in groups[1:] for _, file in group] or [files[1].name]
         raise ValueError(
@@ -416,7 +419,8 @@ def _check_slice_numbers(folder: Path, files: list[Path]) -> None:
             f"{' ...' if len(odd) > 5 else ''}); keep only the "
             "volume's slices, named with their index, in the folder"
         )
-    numbers = np.array(sorted(n for n, _ in next(iter(series.values()))))
+    number = varying[0] if varying else runs - 1
+    numbers = np.array(sorted(int(digits[number]) for digits, _ in members))
     gaps = np.flatnonzero(np.diff(numbers) != 1)
     if gaps.size:
         jumps = ", ".join(f"{numbers[k]} to {numbers[k + 1]}" for k in gaps[:5])
