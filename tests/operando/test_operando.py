@@ -508,3 +508,50 @@ def test_steps_on_other_translation_grids_are_refused_naming_the_scan(tmp_path: 
         scans.append(tmp_path / f"op_{k}.h5")
     with pytest.raises(ValueError, match=r"op_1\.h5: its translations differ from those of .*op_0"):
         _shared_centre(runs, scans)
+
+
+def _mpt_log(path: Path, started: str, hours: float) -> Path:
+    """An EC-Lab export of a constant-current charge over ``hours`` from ``started``
+    (local time, as EC-Lab writes it)."""
+    header = [
+        "EC-Lab ASCII FILE",
+        "Nb header lines : 4",
+        f"Acquisition started on : {started}",
+        "mode\ttime/s\tEwe/V\tI/mA\t(Q-Qo)/mA.h",
+    ]
+    seconds = np.arange(0.0, hours * 3600 + 1, 60.0)
+    rows = [f"1\t{t:.1f}\t3.7\t1.0\t{t / 3600:.6f}" for t in seconds]
+    path.write_text("\n".join(header + rows) + "\n", encoding="latin-1")
+    return path
+
+
+def _zoned_scans(folder: Path, stamps: list[str]) -> list[Path]:
+    folder.mkdir()
+    paths = []
+    for k, stamp in enumerate(stamps):
+        path = folder / f"op_{k}.h5"
+        with h5py.File(path, "w") as f:
+            f["entry/start_time"] = stamp
+        paths.append(path)
+    return paths
+
+
+def test_a_log_without_time_zone_is_read_on_the_scans_clock(tmp_path: Path) -> None:
+    """EC-Lab writes local time without a zone; read as UTC beside scans at -02:00, the
+    scans at 10:00 and 11:00 local sat 3 and 4 h into a 4 h charge instead of 1 and 2 h:
+    states of charge 0.75 and 1.0 for 0.25 and 0.5, exit 0. The log now takes the scans'
+    offset, and says so; a zoned log beside scans without a zone is refused."""
+    log = read_potentiostat_log(_mpt_log(tmp_path / "c.mpt", "01/02/2026 09:00:00", 4.0))
+    scans = _zoned_scans(
+        tmp_path / "op", ["2026-01-02T10:00:00-02:00", "2026-01-02T11:00:00-02:00"]
+    )
+    timeline = build_timeline(scans, log, capacity_mah=None, max_gap_s=300)
+    np.testing.assert_allclose(timeline.soc, [0.25, 0.5], atol=1e-5)  # charge to 6 decimals
+    assert any("UTC offset -2 h" in note for note in timeline.warnings)
+    # scans without a zone beside a local log: one clock, read as it is
+    naive = _zoned_scans(tmp_path / "naive", ["2026-01-02T10:00:00", "2026-01-02T11:00:00"])
+    soc = build_timeline(naive, log, capacity_mah=None, max_gap_s=300).soc
+    np.testing.assert_allclose(soc, [0.25, 0.5], atol=1e-5)
+    zoned = log.at_offset(0.0)  # as from Unix seconds
+    with pytest.raises(ValueError, match=r"times carry a time zone .* scans' start times do not"):
+        build_timeline(naive, zoned, capacity_mah=None, max_gap_s=300)

@@ -11,6 +11,12 @@ epoch), ``voltage``, ``current`` and ``charge`` (mAh). The state of charge is th
 passed since the log's start over ``capacity_mah`` (default: the charge passed over the
 whole log). A scan outside the log's time range, or inside a gap of the log longer than
 ``max_gap_s``, keeps its time and gets no state of charge (NaN), with a warning.
+
+Time zones: an EC-Lab date, or an ISO time without a UTC offset, is the clock's local time.
+Scans whose start times carry an offset then place the log's clock at that offset (the
+potentiostat and the beamline share a place): read as UTC, a log beside scans at +02:00 put
+every scan two hours of cycling off. A log whose times carry a zone (Unix seconds, ISO with
+an offset) beside scans without one is refused: the scans' clock is then unknown.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import io
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,23 +36,31 @@ import numpy as np
 
 @dataclass(frozen=True)
 class ScanTimes:
-    """Per step: start time (s since the Unix epoch, NaN = unknown) and state of charge
-    from the scan (NaN = not recorded)."""
+    """Per step: start time (s since the Unix epoch, NaN = unknown; a time without a UTC
+    offset read as UTC), its UTC offset (s; NaN where the time carries none) and state of
+    charge from the scan (NaN = not recorded)."""
 
     start_s: np.ndarray
     soc: np.ndarray
+    utc_offset_s: np.ndarray
 
 
 @dataclass(frozen=True)
 class PotentiostatLog:
     """A potentiostat log: time (s since the Unix epoch), voltage (V), current (mA),
-    charge passed (mAh), one value per record."""
+    charge passed (mAh), one value per record; ``local_clock``: its times carry no time zone
+    (read as UTC until :meth:`at_offset` places them)."""
 
     source: str
     time_s: np.ndarray
     voltage_V: np.ndarray
     current_mA: np.ndarray
     charge_mAh: np.ndarray
+    local_clock: bool = False
+
+    def at_offset(self, utc_offset_s: float) -> PotentiostatLog:
+        """The log with its local times placed at ``utc_offset_s`` (s east of UTC)."""
+        return replace(self, time_s=self.time_s - utc_offset_s, local_clock=False)
 
 
 SOC_UNITS = "fraction of full charge"
@@ -70,20 +84,24 @@ class Timeline:
         return self.time_s / 3600.0, "h"
 
 
-def _epoch_seconds(text: str, source: str) -> float:
+def _epoch_seconds(text: str, source: str) -> tuple[float, float | None]:
+    """Seconds since the Unix epoch of an ISO 8601 time (read as UTC when it carries no
+    offset) and its UTC offset in seconds (None when it carries none)."""
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError as error:
         raise ValueError(f"{source}: time {text!r} is not ISO 8601 ({error})") from error
+    offset = moment.utcoffset()
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    return moment.timestamp(), None if offset is None else offset.total_seconds()
 
 
 def scan_times(scans: list[Path]) -> ScanTimes:
     """Start time and state of charge recorded in each scan (HDF5 only; NaN otherwise)."""
     start = np.full(len(scans), np.nan)
     soc = np.full(len(scans), np.nan)
+    offset = np.full(len(scans), np.nan)
     for k, path in enumerate(scans):
         if not h5py.is_hdf5(path):
             continue
@@ -91,10 +109,11 @@ def scan_times(scans: list[Path]) -> ScanTimes:
             if "entry/start_time" in f:
                 value = f["entry/start_time"][()]
                 text = value.decode() if isinstance(value, bytes) else str(value)
-                start[k] = _epoch_seconds(text, f"{path}::/entry/start_time")
+                start[k], zone = _epoch_seconds(text, f"{path}::/entry/start_time")
+                offset[k] = np.nan if zone is None else zone
             if "entry/sample/state_of_charge" in f:
                 soc[k] = float(f["entry/sample/state_of_charge"][()])
-    return ScanTimes(start, soc)
+    return ScanTimes(start, soc, offset)
 
 
 def read_potentiostat_log(path: str | os.PathLike[str]) -> PotentiostatLog:
@@ -117,18 +136,29 @@ def _read_csv(path: Path, text: str) -> PotentiostatLog:
             f"missing {', '.join(missing)} (found {', '.join(columns) or 'none'})"
         )
     values: dict[str, list[float]] = {c: [] for c in needed}
+    zones = set()  # whether each time carries a zone (Unix seconds do)
     for line, row in enumerate(reader, start=2):
         row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
         try:
             stamp = row["time"]
-            values["time"].append(
-                float(stamp) if re.fullmatch(r"[-+.\deE]+", stamp) else _epoch_seconds(stamp, "")
-            )
+            if re.fullmatch(r"[-+.\deE]+", stamp):
+                moment, zoned = float(stamp), True
+            else:
+                moment, offset = _epoch_seconds(stamp, "")
+                zoned = offset is not None
+            values["time"].append(moment)
+            zones.add(zoned)
             for name in needed[1:]:
                 values[name].append(float(row[name]))
         except ValueError as error:
             raise ValueError(f"{path}, line {line}: not a number or time ({error})") from error
-    return _log(str(path), values["time"], values["voltage"], values["current"], values["charge"])
+    if len(zones) > 1:
+        raise ValueError(
+            f"{path}: some times carry a time zone (a UTC offset, or Unix seconds) and some do "
+            "not; write every time one way"
+        )
+    columns = (values["time"], values["voltage"], values["current"], values["charge"])
+    return _log(str(path), *columns, local_clock=zones == {False})
 
 
 def _read_mpt(path: Path, text: str) -> PotentiostatLog:
@@ -159,7 +189,7 @@ def _read_mpt(path: Path, text: str) -> PotentiostatLog:
         except (ValueError, IndexError) as error:
             raise ValueError(f"{path}, line {number}: unreadable record ({error})") from error
     time = [start + t for t in columns[0]]
-    return _log(str(path), time, columns[1], columns[2], columns[3])
+    return _log(str(path), time, columns[1], columns[2], columns[3], local_clock=True)
 
 
 def _mpt_date(text: str, path: Path) -> float:
@@ -171,12 +201,42 @@ def _mpt_date(text: str, path: Path) -> float:
     raise ValueError(f"{path}: 'Acquisition started on : {text}' is not a date EC-Lab writes")
 
 
-def _log(source: str, *columns: list[float]) -> PotentiostatLog:
+def _log(source: str, *columns: list[float], local_clock: bool) -> PotentiostatLog:
     arrays = [np.asarray(c, np.float64) for c in columns]
     if arrays[0].size < 2:
         raise ValueError(f"{source}: the potentiostat log holds fewer than two records")
     order = np.argsort(arrays[0], kind="stable")
-    return PotentiostatLog(source, *(a[order] for a in arrays))
+    return PotentiostatLog(source, *(a[order] for a in arrays), local_clock=local_clock)
+
+
+def log_on_scan_clock(
+    log: PotentiostatLog, scans: list[Path], utc_offset_s: np.ndarray
+) -> tuple[PotentiostatLog, list[str]]:
+    """The log on the scans' clock (module docstring, time zones), and a note when its
+    local times were placed at the scans' UTC offset; ``utc_offset_s`` (n_scans,) NaN where
+    a scan's start time carries none."""
+    zoned = np.isfinite(utc_offset_s)
+    if not zoned.any():
+        if not log.local_clock:
+            raise ValueError(
+                f"{log.source}: its times carry a time zone (a UTC offset, or Unix seconds) "
+                f"but the scans' start times do not ({scans[0]}::/entry/start_time): the two "
+                "clocks cannot be matched; write the scans' start times with their UTC "
+                "offset (ISO 8601, e.g. 2026-01-02T08:00:00+01:00)"
+            )
+        return log, []
+    if not log.local_clock:
+        return log, []
+    offsets = np.unique(utc_offset_s[zoned])
+    offset = float(utc_offset_s[np.flatnonzero(zoned)[0]])
+    note = (
+        f"the times of {log.source} carry no time zone: read at the scans' UTC offset "
+        f"{offset / 3600:+g} h"
+    )
+    if offsets.size > 1:
+        listed = ", ".join(f"{o / 3600:+g}" for o in offsets)
+        note += f" (the first scan's; the scans record {listed} h)"
+    return log.at_offset(offset), [note]
 
 
 def soc_from_log(
@@ -260,8 +320,9 @@ def build_timeline(
     start = recorded.start_s
     time_s = start - np.nanmin(start) if np.isfinite(start).any() else np.full(start.size, np.nan)
     if log is not None:
+        log, placed = log_on_scan_clock(log, scans, recorded.utc_offset_s)
         soc, notes = soc_from_log(log, start, capacity_mah=capacity_mah, max_gap_s=max_gap_s)
-        return Timeline(soc, time_s, f"potentiostat log {log.source}", notes)
+        return Timeline(soc, time_s, f"potentiostat log {log.source}", [*placed, *notes])
     _check_scan_soc(scans, recorded.soc)
     notes = [
         f"step {k}: {scans[k]} records no state of charge (/entry/sample/state_of_charge); "
