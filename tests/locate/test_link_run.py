@@ -178,3 +178,27 @@ def test_link_reads_the_volumes_at_the_sizes_locate_and_nxct_used(
     with pytest.raises(ValueError, match="same X-ray voxel size"):
         run_link(given["results"], given["xct"], given["nxct"], given["location"],
                  tmp_path / "link2.h5", LinkOptions(), nct=given["nct"])  # fmt: skip
+
+
+def test_a_link_stopped_after_its_figures_leaves_no_link_file(
+    inputs: dict[str, Path], tmp_path: Path, monkeypatch
+) -> None:
+    """run_link draws its PNGs, then writes the link file. A rerun with other inputs stopped
+    in between (a kill) left the earlier link file, which a later run with the earlier inputs
+    took for up to date beside the interrupted run's figures (the size-bin figure drawn at a
+    critical diameter of 35 um beside tables made at 50 um), exit 0. The rerun now removes
+    the link file before it draws."""
+    import jellyroll.locate.link_run as link_run
+
+    output = tmp_path / "link.h5"
+    arguments = (inputs["results"], inputs["xct"], inputs["nxct"], inputs["location"], output)
+    run_link(*arguments, LinkOptions(largest_case_a=0), nct=inputs["nct"])
+    assert output.is_file()
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt("stopped between the figures and the link file")
+
+    monkeypatch.setattr(link_run, "write_stage_file", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        run_link(*arguments, LinkOptions(largest_case_a=0, registration_error_um=5.0))
+    assert not output.exists()

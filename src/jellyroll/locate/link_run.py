@@ -184,6 +184,9 @@ def run_link(
     figures: dict[str, Path] = {}
     xct_voxel_um, nct_voxel_um = recorded_voxels(placement, found, nxct)
     with output_lock(output), open_volume(xct, xct_voxel_um, voxel_hint=_VOXEL_HINT) as xray:
+        # the figures are drawn before the link file is written: a run stopped in between
+        # must not leave the link file of other inputs, found up to date beside new figures
+        output.unlink(missing_ok=True)
         planes = {"xray": volume_on_map(xray, xray.voxel_um, placement.map_to_xct, shape, pixel)}
         if not np.isfinite(planes["xray"]).any():
             raise ValueError(

@@ -132,14 +132,21 @@ def operando_key(
     reduce_options: ReduceOptions | None = None,
     reconstruct_options: ReconstructOptions | None = None,
 ) -> str:
-    """Key of the operando results of these inputs and options: every scan, the log and
-    the SAXS maps by fingerprint (the SAXS run by the key of its maps)."""
+    """Key of the operando results of these inputs and options: every scan (with the files
+    its data are linked to), the log and the SAXS maps by fingerprint (the SAXS run by the
+    key of its maps)."""
     payload = {
         "operando": options.key_payload(),
         "reduce": (reduce_options or ReduceOptions()).key_payload(),
         "reconstruct": (reconstruct_options or ReconstructOptions()).key_payload(),
     }
-    upstream = [file_fingerprint(scan) for scan in series_scans(series)]
+    upstream = []
+    for scan in series_scans(series):
+        reader = ScanSpec.of(scan).open()  # a scan's frames may lie in other files
+        try:
+            upstream += [file_fingerprint(path) for path in reader.info.files]
+        finally:
+            reader.close()
     if log is not None:
         upstream.append(file_fingerprint(log))
     if saxs_maps is not None:

@@ -31,6 +31,7 @@ from jellyroll.conventions import per_angstrom
 from jellyroll.io.lock import output_lock
 from jellyroll.io.nexus import nx_group, set_default
 from jellyroll.io.provenance import (
+    data_files,
     file_fingerprint,
     provenance_record,
     refuse_overwrite,
@@ -133,13 +134,17 @@ def reduce_key(spec: ScanSpec, options: ReduceOptions) -> str:
     """Key of the sinogram of ``spec`` reduced with ``options``: every input file (the frame
     files of a CBF/EDF series too) by fingerprint (path, size and modification time, cheap
     for TB-sized scans); the block size is left out (it changes memory, not the result).
-    An already reduced sinogram (:func:`is_sinogram_file`) is keyed by its fingerprint
-    alone: it is imported, not reduced."""
+    The PONI and mask files a Bliss mapping names are inputs too. An already reduced
+    sinogram (:func:`is_sinogram_file`) is keyed by :func:`imported_key`: it is imported,
+    not reduced."""
     if spec.mapping is None and is_sinogram_file(spec.path):
-        return stage_key("reduce", {"imported": "sinogram"}, [file_fingerprint(spec.path)])
+        return imported_key(spec.path)
     reader = spec.open()
     try:
-        files = sorted({*spec.files, *map(str, reader.info.files)})
+        info = reader.info
+        # a mapping's PONI and mask are read from files the scan does not link to
+        named = [s for s in (info.poni_source, info.mask_source) if s and Path(s).is_file()]
+        files = sorted({*spec.files, *map(str, info.files), *named})
     finally:
         reader.close()
     payload = options.model_dump(mode="json", exclude={"block_frames", *SPEED_ONLY})
@@ -148,6 +153,17 @@ def reduce_key(spec: ScanSpec, options: ReduceOptions) -> str:
 
 SINOGRAM = "/entry/sinogram/data"
 """A file holding this and no scan data is a sinogram already reduced (SPEC section 6)."""
+
+
+def imported_key(path: str | os.PathLike[str]) -> str:
+    """Key of a sinogram imported as it is: the fingerprints of its file and of every file
+    its ``/entry/sinogram`` datasets are read from (external links, virtual datasets)."""
+    path = Path(path)
+    with h5py.File(path, "r") as f:
+        group = f["/entry/sinogram"]
+        datasets = [group[name] for name in group if isinstance(group.get(name), h5py.Dataset)]
+        files = data_files(path, datasets)
+    return stage_key("reduce", {"imported": "sinogram"}, [_file_key(file) for file in files])
 
 
 def is_sinogram_file(path: str | Path) -> bool:
@@ -185,8 +201,7 @@ def import_sinogram(
         {"imported": "sinogram", "source": str(source), **(configuration or {})},
         inputs=[source],
     )
-    key = stage_key("reduce", {"imported": "sinogram"}, [file_fingerprint(source)])
-    write_sinogram(output, sinogram, record, key=key, inputs=[source])
+    write_sinogram(output, sinogram, record, key=imported_key(source), inputs=[source])
     missing = int(np.sum(~np.isfinite(found.data).any(axis=2)))
     problems = [f"{source}: an already reduced sinogram, imported as it is (no integration)"]
     if found.rotation_centre_mm is None:
