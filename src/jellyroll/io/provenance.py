@@ -62,6 +62,10 @@ def atomic_output(
     """
     final = Path(final_path).resolve()
     refuse_overwrite([final], inputs)
+    if final.is_dir():  # else found only at the rename, naming the temporary file
+        raise IsADirectoryError(
+            f"{final_path} is a folder; give a file name, e.g. {Path(final_path) / final.name}"
+        )
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
     os.close(fd)
@@ -107,9 +111,12 @@ scan of several TB would otherwise be read a second time just for its checksum."
 
 
 def file_fingerprint(path: str | os.PathLike[str]) -> str:
-    """Resolved path, size and modification time of a file (cheap for TB-sized raw scans)."""
+    """Resolved path, size, modification time and status-change time of a file (cheap for
+    TB-sized raw scans). The status-change time cannot be set back: a file edited in place
+    at its size with its modification time restored (``cp -p``, ``touch -r``, ``os.utime``)
+    kept its fingerprint, and every result made from it stayed up to date."""
     stat = os.stat(path)
-    return f"{Path(path).resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    return f"{Path(path).resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ctime_ns}"
 
 
 def data_files(path: Path, datasets: Iterable[h5py.Dataset]) -> list[Path]:
