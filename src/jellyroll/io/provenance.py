@@ -142,7 +142,7 @@ def provenance_record(
     hash_limit_bytes: int = HASH_LIMIT_BYTES,
 ) -> dict[str, Any]:
     """Everything needed to say how a result was made: configuration, versions, and the
-    inputs' ``sha256:<hex>`` checksums, or ``fingerprint:<path:size:mtime>`` for all of
+    inputs' ``sha256:<hex>`` checksums, or ``fingerprint:<path:size:mtime:ctime>`` for all of
     them when they hold more than ``hash_limit_bytes`` together."""
     paths = [Path(p) for p in inputs]
     small = sum(p.stat().st_size for p in paths) <= hash_limit_bytes
