@@ -464,6 +464,27 @@ def test_locate_cli_names_what_to_give(located: tuple[Path, Path, int], tmp_path
     assert not (tmp_path / "o.h5").exists()
 
 
+def test_volumes_given_the_wrong_way_round_are_refused(
+    located: tuple[Path, Path, int], tmp_path: Path
+) -> None:
+    """`locate RUN NCT --nct XCT` placed the slice in the neutron volume and exited 0 (on
+    the tiny twin 68 um and 17 deg away from the placement in the X-ray volume); nxct
+    refused such a pair, locate did not look."""
+    output, twin_files, _ = located
+    with h5py.File(twin_files / "truth.h5", "r") as f:
+        xct_to_nct = np.linalg.inv(f["/entry/nxct/nct_to_xct"][()])
+    swapped = tmp_path / "SWAPPED_NXCT.h5"  # the right registration of the swapped pair
+    with h5py.File(swapped, "w") as f:
+        entry = f.create_group("entry")
+        write_registration_group(entry, xct_to_nct, metric="truth", metric_value=0.0, seconds=0.0)
+    args = ["locate", str(output.parent / "RUN.h5"), str(twin_files / "nct.tif"),
+            "--nct", str(twin_files / "xct.tif"), "--nxct", str(swapped)]  # fmt: skip
+    result = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "o.h5")])
+    assert result.exit_code == 1, result.output
+    assert "Are the volumes swapped?" in " ".join(result.output.split())
+    assert not (tmp_path / "o.h5").exists()
+
+
 @settings(max_examples=50, deadline=None)
 @given(
     rotation=st.floats(-179.0, 179.0),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -36,6 +37,21 @@ def option(model: type[BaseModel], name: str, *declarations: str, **kwargs: Any)
     return typer.Option(
         *declarations, help=f"{info.description} [default: {shown}]", show_default=False, **kwargs
     )
+
+
+def check_output_file(output: Path, example: str) -> None:
+    """Refuse, before any work, an output path that is an existing folder (found only at the
+    final rename otherwise, in a message naming a temporary file)."""
+    if output.is_dir():
+        raise IsADirectoryError(f"{output} is a folder; give a file name, e.g. {output / example}")
+
+
+def check_input_file(path: Path, what: str, hint: str) -> None:
+    """Refuse, before any work, an input ``path`` that is not a file, saying what it should
+    be and how to make it (the run file's generic hint names another stage)."""
+    if not path.is_file():
+        state = "is a folder" if path.is_dir() else "does not exist"
+        raise FileNotFoundError(f"{path}: {state}; give the {what} ({hint})")
 
 
 @contextlib.contextmanager

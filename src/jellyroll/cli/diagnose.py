@@ -10,7 +10,7 @@ import numpy as np
 import typer
 
 from jellyroll.cli import app, console
-from jellyroll.cli._common import option, reported_errors
+from jellyroll.cli._common import check_input_file, check_output_file, option, reported_errors
 from jellyroll.defects.options import DiagnoseOptions
 from jellyroll.options import options_from
 from jellyroll.report.options import ReportOptions
@@ -31,8 +31,12 @@ def diagnose(
 ) -> None:
     """Find the cell, unroll it, find the agglomerates, bends and lithiation around them."""
     from jellyroll.defects.run import run_diagnose
+    from jellyroll.results.store import refuse_stage_file
 
     with reported_errors():
+        refuse_stage_file(waxs, "the WAXS run")
+        refuse_stage_file(saxs, "the SAXS run")
+        check_output_file(output, "results.h5")
         options = options_from(DiagnoseOptions, {"critical_diameter_um": critical_diameter})
         result = run_diagnose({"waxs": waxs, "saxs": saxs}, output, options, name=name, label=label)
     values = result.summary
@@ -55,6 +59,9 @@ def report(
     from jellyroll.report.run import run_report
 
     with reported_errors():
+        check_output_file(output, "report.html")
+        for path in results:
+            check_input_file(path, "results file", "from `jellyroll diagnose` or `jellyroll run`")
         options = options_from(ReportOptions, {"title": title})
         path = run_report(results, output, options)
     console.print(f"report: [bold]{path}[/bold]")

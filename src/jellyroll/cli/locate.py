@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from jellyroll.cli import app, console
-from jellyroll.cli._common import option, reported_errors
+from jellyroll.cli._common import check_input_file, check_output_file, option, reported_errors
 from jellyroll.locate.options import LocateOptions
 from jellyroll.options import options_from
 from jellyroll.progress import fraction_progress
@@ -38,6 +38,9 @@ def locate(
     strict_height: Annotated[
         bool | None, option(L, "strict_height", "--strict-height/--no-strict-height")
     ] = None,
+    check_order: Annotated[
+        bool | None, option(L, "check_order", "--order-check/--no-order-check")
+    ] = None,
     offset_um: Annotated[list[float] | None, option(L, "offsets_um", "--offset-um")] = None,
 ) -> None:
     """Place the SWAXS-CT slice in the X-ray volume (any in-plane rotation, height found
@@ -45,8 +48,13 @@ def locate(
     from jellyroll.locate.run import run_locate
 
     with reported_errors():
+        check_output_file(output, "location.h5")
         if nxct is not None and nct is None:
             raise ValueError("--nxct needs --nct: the neutron volume to resample")
+        if nxct is not None:
+            check_input_file(
+                nxct, "NXCT file of --nxct", "from `jellyroll nxct XCT NCT -o NXCT.h5`"
+            )
         options = options_from(
             LocateOptions,
             {
@@ -58,6 +66,7 @@ def locate(
                 "max_tilt_deg": max_tilt_deg,
                 "min_similarity": min_similarity,
                 "strict_height": strict_height,
+                "check_order": check_order,
                 "offsets_um": None if not offset_um else tuple(offset_um),
             },
         )

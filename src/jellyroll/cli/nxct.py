@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from jellyroll.cli import app, console
-from jellyroll.cli._common import option, reported_errors
+from jellyroll.cli._common import check_output_file, option, reported_errors
 from jellyroll.nxct.options import NXCTOptions
 from jellyroll.options import options_from
 from jellyroll.progress import fraction_progress
@@ -47,6 +47,7 @@ def nxct(
     from jellyroll.nxct.run import run_nxct
 
     with reported_errors():
+        check_output_file(output, "nxct.h5")
         window = None
         if window_low is not None or window_high is not None:
             default = NXCTOptions().window_percentiles

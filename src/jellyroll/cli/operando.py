@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from jellyroll.cli import app, console
-from jellyroll.cli._common import option, reported_errors
+from jellyroll.cli._common import check_output_file, option, reported_errors
 from jellyroll.operando.options import OperandoOptions
 from jellyroll.options import options_from
 
@@ -43,6 +43,7 @@ def operando(
     from jellyroll.operando.run import run_operando
 
     with reported_errors():
+        check_output_file(output, "operando.h5")
         options = options_from(
             OperandoOptions,
             {

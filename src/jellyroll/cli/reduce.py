@@ -59,8 +59,10 @@ def reduce(
     An interrupted run resumes where it stopped when started again with the same inputs.
     """  # fmt: skip
     from jellyroll.reduce.run import run_reduce
+    from jellyroll.results.store import refuse_stage_file
 
     with reported_errors():
+        refuse_stage_file(output, "the output (-o)")
         if (q_min is None) != (q_max is None):
             raise typer.BadParameter("give both --q-min and --q-max, or neither")
         options = options_from(

@@ -242,7 +242,13 @@ def read_poni_text(path: str | Path) -> str:
     path = Path(path)
     if not path.is_file():
         raise ScanFormatError(f"{path}: PONI file not found; pass the calibration with --poni")
-    return path.read_text()
+    try:
+        return path.read_text()
+    except UnicodeDecodeError as error:
+        raise ScanFormatError(
+            f"{path}: not a PONI file (binary, not the text pyFAI writes: {error.reason} at "
+            f"byte {error.start}); pass the calibration's .poni file with --poni"
+        ) from error
 
 
 def read_mask(path: str | Path) -> np.ndarray:
@@ -387,7 +393,7 @@ class BlissMapping:
         path = Path(path)
         try:
             table = tomllib.loads(path.read_text()).get("bliss")
-        except (OSError, tomllib.TOMLDecodeError) as error:
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
             raise ScanFormatError(f"{path}: not a readable TOML mapping ({error})") from error
         if not isinstance(table, dict):
             raise ScanFormatError(f"{path}: needs a [bliss] table of dataset paths")

@@ -283,13 +283,22 @@ def _read_hdf5(
             names: list[str] = []
 
             def collect(name: str, obj: Any) -> None:
-                if isinstance(obj, h5py.Dataset):
+                if isinstance(obj, h5py.Dataset) and obj.ndim in (2, 3):
                     names.append("/" + name)
 
             handle.visititems(collect)
-            listed = ", ".join(names[:20]) + (" ..." if len(names) > 20 else "")
             what = "no dataset given" if dataset is None else f"no dataset {dataset!r}"
-            raise ValueError(f"{path}: {what}; pass dataset= one of: {listed or '(none)'}")
+            if not names:
+                raise ValueError(
+                    f"{path}: {what}, and the file holds no 2D or 3D dataset: not a CT "
+                    "volume (a jellyroll run or results file?); give the volume's TIFF, "
+                    "folder of slices or FILE.h5::/path/to/dataset"
+                )
+            listed = ", ".join(names[:20]) + (" ..." if len(names) > 20 else "")
+            raise ValueError(
+                f"{path}: {what}; name the volume as {path}::/path/to/dataset (Python: "
+                f"dataset=), one of its 2D or 3D datasets: {listed}"
+            )
         data = _as_volume(node[()], f"{path} (dataset {dataset!r})")
         return data, _hdf5_voxel(node, strict)
 

@@ -44,6 +44,11 @@ class LocateOptions(StageOptions):
         description="Refuse (exit 1, no file) a placement whose height the data do not fix "
         "to half an X-ray voxel, instead of writing it with a warning.",
     )
+    check_order: bool = Field(
+        True,
+        description="With --nct, refuse a pair whose X-ray volume looks like the neutron one "
+        "(its bright class a large part of the cell, not the thin metals).",
+    )
     offsets_um: tuple[float, ...] = Field(
         (-20.0, -10.0, 0.0, 10.0, 20.0),
         min_length=1,

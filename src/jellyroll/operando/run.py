@@ -225,7 +225,7 @@ def run_operando(
                 f"step {k} reconstruct",
                 stage_file(run, "reconstruct"),
                 lambda run=run: reconstruct_key(run, recon),
-                lambda run=run: run_reconstruct(run, recon),
+                lambda run=run, scan=scans[k]: _reconstruct_step(scan, run, recon),
             )
             _stage(
                 ran,
@@ -248,6 +248,21 @@ def run_operando(
     write_operando(output, result, record, key=key, inputs=inputs)
     drawn = write_figures(result, output) if figures else []
     return OperandoRun(output, result, drawn, ran)
+
+
+def _reconstruct_step(scan: Path, run: Path, options: ReconstructOptions) -> None:
+    """:func:`run_reconstruct` of one step; a q axis without the channels is named by its
+    scan (it said only "no q channel within 1.58:2.0,4.40:4.68", e.g. for a SAXS scan
+    given among the WAXS steps)."""
+    try:
+        run_reconstruct(run, options)
+    except ValueError as error:
+        if not str(error).startswith("no q channel within"):
+            raise
+        raise ValueError(
+            f"{scan}: {error}; every step must be a WAXS scan whose q covers the channels "
+            "(--channels)"
+        ) from None
 
 
 def _stage(

@@ -234,7 +234,7 @@ def load_config(path: str | Path) -> RunConfig:
         raw = tomllib.loads(path.read_text())
     except OSError as error:
         raise ConfigError(f"{path}: cannot read the configuration ({error})") from error
-    except tomllib.TOMLDecodeError as error:
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise ConfigError(f"{path}: not valid TOML ({error})") from error
     try:
         config = RunConfig.model_validate(raw)

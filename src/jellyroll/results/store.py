@@ -90,6 +90,29 @@ def run_files(run: str | os.PathLike[str]) -> list[Path]:
     return [Path(run), *(stage_file(run, spec.stage) for spec in RUN_STAGES)]
 
 
+def refuse_stage_file(path: str | os.PathLike[str], role: str) -> None:
+    """Raise :class:`RunFileError` when ``path`` is an existing stage file of a run
+    (``RUN.sinogram.h5``, ...) given as ``role`` where a run index is meant: a stage's
+    files would be named after it (``RUN.sinogram.sinogram.h5``) and fail, or replace it."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    try:
+        with h5py.File(path, "r") as f:
+            stage = f.attrs.get(STAGE)
+    except (OSError, ValueError):
+        return
+    spec = _BY_STAGE.get(str(stage)) if stage is not None else None
+    if spec is None:
+        return
+    ending = f".{spec.group}.h5"
+    index = path.with_name(path.name.removesuffix(ending) + ".h5")
+    raise RunFileError(
+        f"{path}: given as {role}, but it is the {spec.group} stage file of the run "
+        f"{index}; give the run file {index} (the index beside its RUN.*.h5 stage files)"
+    )
+
+
 def recorded_key(path: str | os.PathLike[str]) -> str | None:
     """The key a stage file (or results file) records; None when absent or unreadable."""
     path = Path(path)

@@ -1,0 +1,168 @@
+"""Files of the wrong kind at the command line: each refused in one line naming the file,
+what it is and what to give, before any work (an audit of every command's inputs)."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import h5py
+import pytest
+from typer.testing import CliRunner
+
+from jellyroll.cli import app
+from jellyroll.io.provenance import atomic_output
+from jellyroll.io.scans import BlissMapping, ScanFormatError, read_poni_text
+
+
+def _png(path: Path) -> Path:
+    """A 1 x 1 PNG image at ``path``: binary, not text."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 4))
+        + chunk(b"IEND", b"")
+    )
+    return path
+
+
+def _one_line(output: str) -> str:
+    return " ".join(output.split())
+
+
+@pytest.mark.parametrize(
+    ("command", "example"),
+    [
+        (["diagnose", "w.h5", "s.h5"], "results.h5"),
+        (["report", "results.h5"], "report.html"),
+        (["nxct", "xct.tif", "nct.tif"], "nxct.h5"),
+        (["locate", "run.h5", "xct.tif"], "location.h5"),
+        (["operando", "series"], "operando.h5"),
+    ],
+)
+def test_an_output_that_is_a_folder_is_refused_before_any_work(
+    tmp_path: Path, command: list[str], example: str
+) -> None:
+    """`-o FOLDER` ran the whole stage (20 s for nxct on the tiny twin), then failed at the
+    final rename naming a temporary file: `[Errno 21] Is a directory:
+    '.../.afolder.cbb0g32z.part' -> '.../afolder'`."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    result = CliRunner().invoke(app, [*command, "-o", str(folder)])
+    assert result.exit_code == 1, result.output
+    assert f"{folder} is a folder; give a file name, e.g. {folder / example}" in _one_line(
+        result.output
+    )
+    assert list(folder.iterdir()) == []
+
+
+def test_an_atomic_output_over_a_folder_names_it_and_leaves_no_temporary_file(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "out"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError, match=r"out is a folder; give a file name"):
+        with atomic_output(folder):
+            pass
+    assert [path.name for path in tmp_path.iterdir()] == ["out"]
+
+
+def _stage_file(path: Path, stage: str) -> Path:
+    """An (empty) stage file of a run: what `RUN.<group>.h5` records at its root."""
+    with h5py.File(path, "w") as f:
+        f.attrs["jellyroll_stage"] = stage
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "stage", "command"),
+    [
+        ("RUN.sinogram.h5", "reduce", ["reconstruct", "{file}"]),
+        ("RUN.reconstruction.h5", "reconstruct", ["maps", "{file}"]),
+        ("RUN.maps.h5", "maps", ["diagnose", "{file}", "{file}", "-o", "{out}"]),
+        ("RUN.sinogram.h5", "reduce", ["reduce", "scan.h5", "-o", "{file}"]),
+    ],
+)
+def test_a_stage_file_given_for_a_run_file_names_its_run(
+    tmp_path: Path, name: str, stage: str, command: list[str]
+) -> None:
+    """`reconstruct RUN.sinogram.h5` reconstructed for 7 s, then failed with `[Errno 2] No
+    such file or directory: 'RUN.sinogram.sinogram.h5'`; `reduce -o RUN.sinogram.h5`
+    replaced that run's sinogram with an index, exit 0."""
+    file = _stage_file(tmp_path / name, stage)
+    before = file.read_bytes()
+    args = [part.format(file=file, out=tmp_path / "results.h5") for part in command]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    text = _one_line(result.output)
+    assert f"{file}: given as" in text and f"give the run file {tmp_path / 'RUN.h5'}" in text
+    assert file.read_bytes() == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == [name]
+
+
+def test_a_binary_poni_or_mapping_is_named(tmp_path: Path) -> None:
+    """A PNG given as --poni or --mapping ended in `error: 'utf-8' codec can't decode byte
+    0x89 in position 0: invalid start byte`, naming no file."""
+    image = _png(tmp_path / "image.png")
+    with pytest.raises(ScanFormatError, match=r"image\.png: not a PONI file"):
+        read_poni_text(image)
+    with pytest.raises(ScanFormatError, match=r"image\.png: not a readable TOML mapping"):
+        BlissMapping.from_toml(image)
+
+
+def test_a_binary_run_configuration_is_named(tmp_path: Path) -> None:
+    """`jellyroll run image.png`: the same bare decoding error, exit 1."""
+    image = _png(tmp_path / "image.png")
+    result = CliRunner().invoke(app, ["run", str(image)])
+    assert result.exit_code == 2, result.output
+    assert f"{image}: not valid TOML" in _one_line(result.output)
+
+
+def test_an_hdf5_file_without_a_volume_says_how_to_name_one(tmp_path: Path) -> None:
+    """A run file given as a CT volume: `no dataset given; pass dataset= one of: (none)`,
+    the Python keyword, not the command line's FILE.h5::/path."""
+    run = tmp_path / "run.h5"
+    with h5py.File(run, "w") as f:
+        f["entry/note"] = "no volume here"
+    result = CliRunner().invoke(app, ["nxct", str(run), str(run), "-o", str(tmp_path / "n.h5")])
+    assert result.exit_code == 1, result.output
+    text = _one_line(result.output)
+    assert f"{run}: no dataset given" in text and "not a CT volume" in text
+    assert "FILE.h5::/path/to/dataset" in text and "pass dataset=" not in text
+    volume = tmp_path / "volumes.h5"
+    with h5py.File(volume, "w") as f:
+        f["entry/xct"] = [[[0.0]]]
+    result = CliRunner().invoke(
+        app, ["nxct", str(volume), str(volume), "-o", str(tmp_path / "n.h5")]
+    )
+    assert result.exit_code == 1, result.output
+    assert f"name the volume as {volume}::/path/to/dataset" in _one_line(result.output)
+    assert "/entry/xct" in result.output
+
+
+def test_missing_results_and_nxct_files_name_the_command_that_makes_them(
+    tmp_path: Path,
+) -> None:
+    """A missing results file (report) or NXCT file (locate --nxct) was "no such run file;
+    create it with `jellyroll reduce`", the latter after the whole placement."""
+    missing = tmp_path / "cell.h5"
+    result = CliRunner().invoke(app, ["report", str(missing), "-o", str(tmp_path / "r.html")])
+    assert result.exit_code == 1, result.output
+    text = _one_line(result.output)
+    assert f"{missing}: does not exist; give the results file" in text
+    assert "jellyroll diagnose" in text and "jellyroll reduce" not in text
+    result = CliRunner().invoke(
+        app, ["locate", "run.h5", "xct.tif", "--nct", "nct.tif", "--nxct", str(missing),
+              "-o", str(tmp_path / "l.h5")],
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    text = _one_line(result.output)
+    assert f"{missing}: does not exist; give the NXCT file of --nxct" in text
+    assert "jellyroll nxct" in text and "jellyroll reduce" not in text
