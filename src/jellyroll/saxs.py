@@ -15,6 +15,7 @@ profiles) run it, so their results are bit-identical.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +28,9 @@ __all__ = [
     "SAXS_Q_RANGE",
     "DStarMap",
     "DStarResult",
+    "DenoisedBlocks",
     "DenoisedProfiles",
+    "denoise_profile_blocks",
     "denoise_profiles",
     "departure_dstar",
     "departure_dstar_map",
@@ -539,6 +542,47 @@ def denoise_profiles(
     block_rows: int = 16384,
     channels: np.ndarray | None = None,
 ) -> DenoisedProfiles:
+    """The denoised profiles of :func:`denoise_profile_blocks` gathered in one array of
+    ``intensities``' shape (a second copy of them: to use each block and drop it, iterate
+    :attr:`DenoisedBlocks.blocks` instead)."""
+    found = denoise_profile_blocks(
+        intensities, sigma, rank=rank, block_rows=block_rows, channels=channels
+    )
+    out = np.empty((int(np.prod(found.shape[:-1])), found.shape[-1]), dtype=found.dtype)
+    for rows, block in found.blocks:
+        out[rows] = block
+    return DenoisedProfiles(
+        profiles=out.reshape(found.shape),
+        rank=found.rank,
+        singular_values=found.singular_values,
+        threshold=found.threshold,
+    )
+
+
+@dataclass(frozen=True)
+class DenoisedBlocks:
+    """Result of :func:`denoise_profile_blocks`: the components kept (``rank``,
+    ``singular_values``, ``threshold`` as in :class:`DenoisedProfiles`) and ``blocks``, which
+    projects the profiles block by block when iterated (once): ``(rows, profiles)``, the
+    slice of the flattened profiles (``shape[:-1]`` raveled) and their denoised values
+    ``(n_rows, n_q)`` in ``dtype``."""
+
+    rank: int
+    singular_values: np.ndarray
+    threshold: float
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    blocks: Iterator[tuple[slice, np.ndarray]]
+
+
+def denoise_profile_blocks(
+    intensities: np.ndarray,
+    sigma: np.ndarray | float | None = None,
+    *,
+    rank: int | None = None,
+    block_rows: int = 16384,
+    channels: np.ndarray | None = None,
+) -> DenoisedBlocks:
     """Low-rank (PCA) denoising of a stack of profiles ``intensities`` (..., n_q).
 
     Not part of the study's method: an optional step before :func:`departure_dstar_map` for
@@ -625,15 +669,25 @@ def denoise_profiles(
         raise ValueError(f"rank must be within 0..{singular.size}, got {rank}")
     basis = vectors[:, :k]
 
-    # Pass 3: project every profile on the kept components.
-    out = np.array(rows, dtype=np.result_type(arr.dtype, np.float32), copy=True)
-    for b in blocks:
-        x, v, good = block_data(b)
-        y, row_scale = whitened(x[good], v[good])
-        projected = np.empty_like(x)
-        projected[good] = (y @ basis) @ basis.T * row_scale[:, None] * col_scale
-        projected[~good] = _project_partial(x[~good], v[~good], basis, column)
-        out[b, cols] = projected
-    return DenoisedProfiles(
-        profiles=out.reshape(arr.shape), rank=k, singular_values=singular, threshold=threshold
+    # Pass 3: project every profile on the kept components, a block at a time.
+    dtype = np.result_type(arr.dtype, np.float32)
+
+    def projected_blocks() -> Iterator[tuple[slice, np.ndarray]]:
+        for b in blocks:
+            x, v, good = block_data(b)
+            y, row_scale = whitened(x[good], v[good])
+            projected = np.empty_like(x)
+            projected[good] = (y @ basis) @ basis.T * row_scale[:, None] * col_scale
+            projected[~good] = _project_partial(x[~good], v[~good], basis, column)
+            out = np.array(rows[b], dtype=dtype, copy=True)
+            out[:, cols] = projected
+            yield b, out
+
+    return DenoisedBlocks(
+        rank=k,
+        singular_values=singular,
+        threshold=threshold,
+        shape=arr.shape,
+        dtype=dtype,
+        blocks=projected_blocks(),
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -564,23 +565,86 @@ def suppress_spots(
     data = np.asarray(data)
     if data.ndim != 3:
         raise ValueError(f"a sinogram (n_angles, n_translations, n_q) is needed, got {data.shape}")
-    if errors is not None and np.shape(errors) != data.shape:
-        raise ValueError(f"errors have shape {np.shape(errors)}, the sinogram {data.shape}")
+    cleaned = data.copy()
+    replaced = np.zeros(data.shape, dtype=bool)
+    suppress_spots_in_place(
+        cleaned,
+        errors,
+        n_sigma=n_sigma,
+        angle_reach=angle_reach,
+        translation_reach=translation_reach,
+        max_channel_fraction=max_channel_fraction,
+        chunk=chunk,
+        replaced=replaced,
+    )
+    return SpotFilterResult(cleaned, replaced)
+
+
+SPOT_SLAB_BYTES = 1 << 28
+"""Bytes of sinogram channels :func:`suppress_spots_in_place` reads at a time (256 MiB)."""
+
+
+def suppress_spots_in_place(
+    data: Any,
+    errors: Any = None,
+    *,
+    n_sigma: float = 6.0,
+    angle_reach: int = 1,
+    translation_reach: int = 2,
+    max_channel_fraction: float = 0.1,
+    chunk: int = 32,
+    slab_bytes: int | None = None,
+    replaced: np.ndarray | None = None,
+) -> int:
+    """:func:`suppress_spots` on ``data`` (an array or an h5py dataset (n_angles,
+    n_translations, n_q)) in place, streamed: it reads slabs of channels (about
+    ``slab_bytes``, default :data:`SPOT_SLAB_BYTES`) twice, first to find the outstanding
+    cells (kept as bits), then to replace the spots, and never holds the whole sinogram.
+    Returns how many cells were replaced; ``replaced`` (a bool array of ``data``'s shape),
+    when given, is set to where."""
+    shape = tuple(data.shape)
+    if len(shape) != 3:
+        raise ValueError(f"a sinogram (n_angles, n_translations, n_q) is needed, got {shape}")
+    if errors is not None and tuple(np.shape(errors)) != shape:
+        raise ValueError(f"errors have shape {np.shape(errors)}, the sinogram {shape}")
     footprint = np.ones((2 * angle_reach + 1, 2 * translation_reach + 1, 1), dtype=bool)
     footprint[angle_reach, translation_reach, 0] = False
-    outstanding = np.zeros(data.shape, dtype=bool)
-    finite_channels = np.zeros(data.shape[:2], dtype=np.int64)
-    for start in range(0, data.shape[2], chunk):
-        block = np.asarray(data[..., start : start + chunk], dtype=np.float64)
-        sigma = None if errors is None else np.asarray(errors[..., start : start + chunk])
-        outstanding[..., start : start + chunk] = _outstanding(block, sigma, footprint, n_sigma)
-        finite_channels += np.isfinite(block).sum(axis=2)
-    broad = outstanding.sum(axis=2) > np.maximum(max_channel_fraction * finite_channels, 1)
-    replaced = outstanding & ~broad[..., None]
-    cleaned = data.copy()
-    if replaced.any():
-        cleaned[replaced] = _neighbour_medians(data, np.argwhere(replaced), footprint)
-    return SpotFilterResult(cleaned, replaced)
+    n_q = shape[2]
+    per_channel = shape[0] * shape[1] * np.dtype(data.dtype).itemsize
+    slab_bytes = SPOT_SLAB_BYTES if slab_bytes is None else slab_bytes
+    slab = max(chunk, slab_bytes // max(per_channel, 1) // chunk * chunk)
+    slabs = [slice(s, min(s + slab, n_q)) for s in range(0, n_q, slab)]
+    # pass 1: the outstanding cells of every channel (as bits) and the finite channels
+    outstanding: list[np.ndarray] = []
+    finite_channels = np.zeros(shape[:2], dtype=np.int64)
+    counts = np.zeros(shape[:2], dtype=np.int64)
+    for part in slabs:
+        values = np.asarray(data[..., part])
+        found = np.zeros(values.shape, dtype=bool)
+        for start in range(0, values.shape[2], chunk):
+            block = np.asarray(values[..., start : start + chunk], dtype=np.float64)
+            begin = part.start + start
+            sigma = None if errors is None else np.asarray(errors[..., begin : begin + chunk])
+            found[..., start : start + chunk] = _outstanding(block, sigma, footprint, n_sigma)
+            finite_channels += np.isfinite(block).sum(axis=2)
+        counts += found.sum(axis=2)
+        outstanding.append(np.packbits(found, axis=2))
+    broad = counts > np.maximum(max_channel_fraction * finite_channels, 1)
+    # pass 2: each slab's spots by the median of their neighbours (same channel)
+    total = 0
+    for part, bits in zip(slabs, outstanding, strict=True):
+        here = np.unpackbits(bits, axis=2, count=part.stop - part.start).astype(bool)
+        here &= ~broad[..., None]
+        if replaced is not None:
+            replaced[..., part] = here
+        if not here.any():
+            continue
+        values = np.asarray(data[..., part])
+        cells = np.argwhere(here)
+        values[here] = _neighbour_medians(values, cells, footprint)
+        data[..., part] = values
+        total += len(cells)
+    return total
 
 
 def _outstanding(

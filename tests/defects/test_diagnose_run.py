@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
@@ -119,3 +120,38 @@ def test_a_cell_cut_by_the_maps_edge_is_said_to_be(shift: float, cut: bool) -> N
     found = diagnose(maps, DiagnoseOptions(), name="c", label="c")
     said = [note for note in found.notes if "cut by the map's edge" in note]
     assert bool(said) == cut, found.notes
+
+
+def _waxs_maps_run(folder: Path) -> Path:
+    """``folder/waxs.h5``: a run whose maps stage file holds graphite phase maps only."""
+    from jellyroll.results import write_map_set
+
+    run = folder / "waxs.h5"
+    axis = (np.arange(N) - (N - 1) / 2) * 20.0
+    rng = np.random.default_rng(2)
+    maps = {name: Map(rng.random((N, N)), "a.u.") for name in ("lic6", "lic12", "graphite_poor")}
+    write_map_set(run, MapSet(maps, axis, axis), {})
+    with h5py.File(run, "w") as index:  # an index linking the maps alone
+        index["entry/maps"] = h5py.ExternalLink(stage_file(run, "maps").name, "/entry/maps")
+    return run
+
+
+def test_waxs_and_saxs_runs_given_the_wrong_way_round_are_refused(
+    tmp_path: Path, saxs_maps_run
+) -> None:
+    """`diagnose SAXS_RUN WAXS_RUN` exited 0: the maps were pooled by name, but the
+    region-averaged "SAXS" profiles were read from the WAXS run's reconstruction (q 0.18 to
+    5.4 1/A in place of 0.004 to 0.33) and the provenance named the runs the wrong way."""
+    from typer.testing import CliRunner
+
+    from jellyroll.cli import app
+
+    saxs = saxs_maps_run(tmp_path, _disk_map(1.0))
+    waxs = _waxs_maps_run(tmp_path)
+    output = tmp_path / "results.h5"
+    result = CliRunner().invoke(app, ["diagnose", str(saxs), str(waxs), "-o", str(output)])
+    assert result.exit_code == 1, result.output
+    assert "wrong way round" in result.output and "waxs.h5" in result.output
+    assert not output.exists()
+    right = CliRunner().invoke(app, ["diagnose", str(waxs), str(saxs), "-o", str(output)])
+    assert right.exit_code == 0, right.output

@@ -256,3 +256,23 @@ def test_a_diagnosis_reads_back_as_written(tmp_path: Path) -> None:
     assert back.cell == written.cell and back.notes == ["no diode"]
     assert back.summary == {"agglomerates": 2} and back.agglomerates.equals(table)
     np.testing.assert_array_equal(back.maps["lic6"], written.maps["lic6"])
+
+
+def test_open_reconstruction_leaves_the_cube_on_disk(tmp_path: Path) -> None:
+    """`jellyroll diagnose` reads the SAXS cube (8 GB at the study's size) a few rows at a
+    time: open_reconstruction gives the dataset itself, checked as read_reconstruction is."""
+    from jellyroll.results.run import open_reconstruction
+
+    path = tmp_path / "run.h5"
+    write_sinogram(path, _sinogram(), {})
+    write_reconstruction(path, _recon(), {})
+    whole = read_reconstruction(path)
+    with open_reconstruction(path) as lazy:
+        assert isinstance(lazy.data, h5py.Dataset)
+        np.testing.assert_array_equal(lazy.data[1:3], whole.data[1:3])
+        np.testing.assert_array_equal(lazy.q_A, whole.q_A)
+        assert lazy.attrs == whole.attrs
+    with h5py.File(stage_file(path, "reconstruct"), "r+") as f:
+        del f["entry/reconstruction/x_um"]
+    with pytest.raises(RunFileError, match="x_um"), open_reconstruction(path):
+        pass

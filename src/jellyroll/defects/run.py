@@ -6,6 +6,8 @@ each defect, and summarise."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +40,9 @@ from jellyroll.results import (
     Unrolled,
     read_diagnosis,
     read_map_set,
-    read_reconstruction,
     write_diagnosis,
 )
+from jellyroll.results.run import open_reconstruction
 from jellyroll.results.store import run_files, run_stage_key, stage_file, stage_key
 from jellyroll.unroll import Cell, SpiralTrace, find_cell, trace_spiral, unroll_polar, unroll_spiral
 
@@ -82,8 +84,8 @@ def run_diagnose(
     # up to date
     key, upstream = diagnose_key(runs, options, name, label or name)
     maps = _gather_maps(runs)
-    saxs = _saxs_reconstruction(runs)
-    diagnosis = diagnose(maps, options, name=name, label=label or name, saxs=saxs)
+    with _saxs_reconstruction(runs) as saxs:
+        diagnosis = diagnose(maps, options, name=name, label=label or name, saxs=saxs)
     if saxs is None:
         diagnosis.notes.append(
             "no SAXS reconstruction beside the maps: no region-averaged SAXS profiles"
@@ -108,18 +110,23 @@ def run_diagnose(
     return read_diagnosis(output)
 
 
-def _saxs_reconstruction(runs: dict[str, Path]) -> Reconstruction | None:
-    """The SAXS run's reconstruction (for the region-averaged profiles), None without one."""
+@contextmanager
+def _saxs_reconstruction(runs: dict[str, Path]) -> Iterator[Reconstruction | None]:
+    """The SAXS run's reconstruction (for the region-averaged profiles), None without one.
+    Its data stay on disk, read a few rows at a time (the cube is 8 GB at the study's size)."""
     if "saxs" not in runs or not stage_file(runs["saxs"], "reconstruct").is_file():
-        return None
-    return read_reconstruction(runs["saxs"])
+        yield None
+        return
+    with open_reconstruction(runs["saxs"]) as reconstruction:
+        yield reconstruction
 
 
 def _gather_maps(runs: dict[str, Path]) -> MapSet:
     """The maps of every run, on one grid (refused if the grids differ)."""
+    read = {kind: read_map_set(runs[kind]) for kind in sorted(runs)}
+    _refuse_swapped_runs(runs, read)
     gathered: MapSet | None = None
-    for kind in sorted(runs):
-        maps = read_map_set(runs[kind])
+    for kind, maps in read.items():
         gathered = maps if gathered is None else gathered.joined(maps, source=str(runs[kind]))
     if gathered is None:
         raise RunFileError("no run files to diagnose")
@@ -139,6 +146,21 @@ def _gather_maps(runs: dict[str, Path]) -> MapSet:
             "and reconstruction (`jellyroll maps SAXS_RUN` again)"
         )
     return gathered
+
+
+def _refuse_swapped_runs(runs: dict[str, Path], read: dict[str, MapSet]) -> None:
+    """Refuse a WAXS run given as the SAXS one while the other run holds the SAXS maps:
+    the region-averaged SAXS profiles would be read from the WAXS reconstruction."""
+    if "saxs" not in runs or MapName.SAXS_INTENSITY in read["saxs"]:
+        return
+    holders = [kind for kind, maps in read.items() if MapName.SAXS_INTENSITY in maps]
+    if holders:
+        raise RunFileError(
+            f"{runs['saxs']}: given as the SAXS run, but it holds no "
+            f"/entry/maps/{MapName.SAXS_INTENSITY}, while {runs[holders[0]]} (given as the "
+            f"{holders[0].upper()} run) does: the runs are the wrong way round; give the WAXS "
+            "run first, then the SAXS run (in a run configuration: waxs = ..., saxs = ...)"
+        )
 
 
 def diagnose(

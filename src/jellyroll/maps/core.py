@@ -28,7 +28,8 @@ from jellyroll.saxs import (
     LOW_INTENSITY,
     REASONS,
     SAXS_Q_RANGE,
-    denoise_profiles,
+    DStarMap,
+    denoise_profile_blocks,
     departure_dstar_map,
     saxs_intensity_map,
 )
@@ -149,16 +150,21 @@ def saxs_maps(
     """SAXS intensity, d* and the reason code of each voxel without one, from the
     ``channels`` (n_q,) bool of ``data`` only; notes on the denoising and on d* set by one
     point's noise."""
-    profiles, notes = data, []
+    notes = []
+    # d* leaves out the channels whose q is not finite
+    q_used = np.where(channels, q, np.nan)
     if options.denoised:
-        denoised = denoise_profiles(data, rank=options.rank, channels=channels)
-        profiles = denoised.profiles
+        denoised = denoise_profile_blocks(data, rank=options.rank, channels=channels)
         n_q = int(channels.sum())
         notes.append(denoising_note(denoised.rank, n_q, chosen=options.rank is not None))
-    # d* leaves out the channels whose q is not finite
-    result = departure_dstar_map(
-        np.where(channels, q, np.nan), profiles, **options.dstar.overrides()
-    )
+        # d* of each denoised block as it comes: no denoised copy of the cube is kept
+        parts = [
+            departure_dstar_map(q_used, block, **options.dstar.overrides())
+            for _, block in denoised.blocks
+        ]
+        result = _joined(parts, data.shape[:-1])
+    else:
+        result = departure_dstar_map(q_used, data, **options.dstar.overrides())
     intensity = saxs_intensity_map(q, data, channels=channels)
     d_star, reason = result.d_star_nm.astype(np.float32), result.reason_code
     # Weak voxels (no silicon: cathode, separator, outside) hold noise, not a d*.
@@ -189,6 +195,13 @@ HOT_SHARE = 0.02
 HOT_GAP = 3.0
 """Ratio between consecutive values of that brightest share that sets hot voxels apart:
 real intensities rise smoothly to their maximum, a cluster of hot voxels stands off."""
+
+
+def _joined(parts: list[DStarMap], shape: tuple[int, ...]) -> DStarMap:
+    """One :class:`DStarMap` of ``shape`` from those of consecutive blocks of its profiles."""
+    fields = ("d_star_nm", "q_star", "slope", "reason_code", "at_window_edge")
+    joined = {name: np.concatenate([getattr(p, name) for p in parts]) for name in fields}
+    return DStarMap(**{name: values.reshape(shape) for name, values in joined.items()})
 
 
 def bright_level(positive: np.ndarray) -> float:

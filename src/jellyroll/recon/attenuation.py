@@ -102,12 +102,20 @@ def transmission(geometry: ParallelGeometry, mu_per_um: np.ndarray) -> np.ndarra
     return np.exp(-forward(geometry, mu_per_um))
 
 
-def correct_self_absorption(sinogram: np.ndarray, ray_transmission: np.ndarray) -> np.ndarray:
+def correct_self_absorption(
+    sinogram: np.ndarray, ray_transmission: np.ndarray, *, in_place: bool = False
+) -> np.ndarray:
     """Scattering sinogram ``(n_angles, n_t, nc)`` divided by ``ray_transmission``
-    ``(n_angles, n_t)`` (from :func:`transmission`, or ``exp(-attenuation sinogram)``)."""
+    ``(n_angles, n_t)`` (from :func:`transmission`, or ``exp(-attenuation sinogram)``).
+
+    ``in_place`` divides a writable float32 ``sinogram`` itself and returns it (the same
+    values, without a second cube: 2.5 GB at the study's size); other inputs are copied."""
     if ray_transmission.shape != sinogram.shape[:2]:
         raise ValueError("transmission must be (n_angles, n_t) like the sinogram")
     if np.any(ray_transmission <= 0):
         raise ValueError("transmission must be positive")
     # float32 divisor: no float64 temporary of the cube (GBs at the study's size)
-    return np.divide(sinogram, ray_transmission[..., None].astype(np.float32), dtype=np.float32)
+    divisor = ray_transmission[..., None].astype(np.float32)
+    if in_place and sinogram.dtype == np.float32 and sinogram.flags.writeable:
+        return np.divide(sinogram, divisor, out=sinogram, dtype=np.float32)
+    return np.divide(sinogram, divisor, dtype=np.float32)

@@ -247,9 +247,11 @@ def _reconstruct(
         notes.append("no attenuation sinogram (no diode): self-absorption not corrected")
     if corrected:
         through = transmission(geometry, mu)
-        data = correct_self_absorption(data, through)
+        # in place: data and errors are this run's own arrays (read, or picked channels),
+        # and a corrected copy beside them would hold each cube twice
+        data = correct_self_absorption(data, through, in_place=True)
         if errors is not None:  # the same division by the ray's transmission
-            errors = correct_self_absorption(errors, through)
+            errors = correct_self_absorption(errors, through, in_place=True)
     try:
         result = reconstruct(
             data,

@@ -70,7 +70,7 @@ from jellyroll.sinogram import (
     place,
     sinogram_layout,
     subtract_air,
-    suppress_spots,
+    suppress_spots_in_place,
 )
 
 _AXIS_UNITS = {"2th_deg": "deg", "2th_rad": "rad"}
@@ -132,11 +132,11 @@ class ScanSpec:
 
 def reduce_key(spec: ScanSpec, options: ReduceOptions) -> str:
     """Key of the sinogram of ``spec`` reduced with ``options``: every input file (the frame
-    files of a CBF/EDF series too) by fingerprint (path, size and modification time, cheap
-    for TB-sized scans); the block size is left out (it changes memory, not the result).
-    The PONI and mask files a Bliss mapping names are inputs too. An already reduced
-    sinogram (:func:`is_sinogram_file`) is keyed by :func:`imported_key`: it is imported,
-    not reduced."""
+    files of a CBF/EDF series too) by :func:`~jellyroll.io.provenance.file_fingerprint`
+    (path, size and times, cheap for TB-sized scans); the block size is left out (it
+    changes memory, not the result). The PONI and mask files a Bliss mapping names are
+    inputs too. An already reduced sinogram (:func:`is_sinogram_file`) is keyed by
+    :func:`imported_key`: it is imported, not reduced."""
     if spec.mapping is None and is_sinogram_file(spec.path):
         return imported_key(spec.path)
     reader = spec.open()
@@ -795,9 +795,8 @@ def _finish(
         group.attrs["air_subtracted"] = subtract
         if options.spot_filter:
             # after the air subtraction: the outliers stand out of the sample's signal alone
-            spots = suppress_spots(group["data"][()])
-            group["data"][...] = spots.data
-            group.attrs["spot_cells_replaced"] = int(spots.replaced.sum())
+            # streamed over slabs of channels: the sinogram is never held whole
+            group.attrs["spot_cells_replaced"] = suppress_spots_in_place(group["data"])
         if attenuation is not None:
             group["attenuation"] = attenuation.astype(np.float32)
             group["attenuation"].attrs["long_name"] = "-ln(diode / monitor), relative to air"

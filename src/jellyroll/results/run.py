@@ -24,7 +24,8 @@ their errors; writers go through :mod:`jellyroll.results.store` (one file per st
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -437,37 +438,56 @@ def write_reconstruction_group(entry: h5py.Group, reconstruction: Reconstruction
 
 def read_reconstruction(path: str | os.PathLike[str]) -> Reconstruction:
     """Load ``/entry/reconstruction`` of a run file."""
-    hint = "reconstruct it with `jellyroll reconstruct`"
     with open_run(path) as f:
-        group = require(f, path, "/entry/reconstruction", hint)
-        data = require(f, path, "/entry/reconstruction/data", hint)
-        if data.ndim != 3:
-            raise RunFileError(
-                f"{path}: /entry/reconstruction/data is {data.ndim}D, not (y, x, q); {hint}"
-            )
-        # the maps of a data block whose axes disagree would be written, then refused
-        # by every reader downstream: say so here, naming the dataset
-        expected = {"y_um": (data.shape[0],), "x_um": (data.shape[1],), "q": (data.shape[2],)}
-        if "attenuation" in group:
-            expected["attenuation"] = data.shape[:2]
-        for name, shape in expected.items():
-            found = require(f, path, f"/entry/reconstruction/{name}", hint).shape
-            if found != shape:
-                raise RunFileError(
-                    f"{path}: /entry/reconstruction/{name} has shape {found}, the data "
-                    f"{data.shape} want {shape}; {hint}"
-                )
-        q, q_units = _radial_axis(path, group["q"])
-        return Reconstruction(
-            data=data[()],
-            q_A=q,
-            x_um=group["x_um"][()],
-            y_um=group["y_um"][()],
-            attrs={k: v for k, v in group.attrs.items() if k not in _NXDATA_ATTRS},
-            attenuation=group["attenuation"][()] if "attenuation" in group else None,
-            q_units=q_units,
-            units=str(data.attrs.get("units", "arb. units / um")),
+        return _reconstruction(f, path, lazy=False)
+
+
+@contextmanager
+def open_reconstruction(path: str | os.PathLike[str]) -> Iterator[Reconstruction]:
+    """``/entry/reconstruction`` of a run file, checked as :func:`read_reconstruction`
+    does, with ``data`` the (y, x, q) h5py dataset itself, open while the block runs: a
+    reader that takes slabs of it never holds the cube (8 GB at the study's size). The
+    file that holds the data (the stage file an index links to) is closed on leaving."""
+    with open_run(path) as f:
+        reconstruction = _reconstruction(f, path, lazy=True)
+        try:
+            yield reconstruction
+        finally:
+            reconstruction.data.file.close()
+
+
+def _reconstruction(f: h5py.File, path: str | os.PathLike[str], *, lazy: bool) -> Reconstruction:
+    """The reconstruction of the open run file ``f``; ``data`` read whole unless ``lazy``."""
+    hint = "reconstruct it with `jellyroll reconstruct`"
+    group = require(f, path, "/entry/reconstruction", hint)
+    data = require(f, path, "/entry/reconstruction/data", hint)
+    if data.ndim != 3:
+        raise RunFileError(
+            f"{path}: /entry/reconstruction/data is {data.ndim}D, not (y, x, q); {hint}"
         )
+    # the maps of a data block whose axes disagree would be written, then refused
+    # by every reader downstream: say so here, naming the dataset
+    expected = {"y_um": (data.shape[0],), "x_um": (data.shape[1],), "q": (data.shape[2],)}
+    if "attenuation" in group:
+        expected["attenuation"] = data.shape[:2]
+    for name, shape in expected.items():
+        found = require(f, path, f"/entry/reconstruction/{name}", hint).shape
+        if found != shape:
+            raise RunFileError(
+                f"{path}: /entry/reconstruction/{name} has shape {found}, the data "
+                f"{data.shape} want {shape}; {hint}"
+            )
+    q, q_units = _radial_axis(path, group["q"])
+    return Reconstruction(
+        data=data if lazy else data[()],
+        q_A=q,
+        x_um=group["x_um"][()],
+        y_um=group["y_um"][()],
+        attrs={k: v for k, v in group.attrs.items() if k not in _NXDATA_ATTRS},
+        attenuation=group["attenuation"][()] if "attenuation" in group else None,
+        q_units=q_units,
+        units=str(data.attrs.get("units", "arb. units / um")),
+    )
 
 
 _NXDATA_ATTRS = {"NX_class", "signal", "axes", "default"}
