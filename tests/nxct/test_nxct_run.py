@@ -83,6 +83,21 @@ def test_nxct_names_what_is_missing(twin: Path, tmp_path: Path) -> None:
     assert "--xct-voxel-um" in result.stderr.replace("\n", "")
 
 
+def test_one_volume_given_twice_is_refused(twin: Path, tmp_path: Path) -> None:
+    """`jellyroll nxct XCT XCT` registered the volume onto itself and exited 0 after 26 s; it
+    is refused before any reading, by nxct and by locate's --nct (the same file by another
+    path too)."""
+    from jellyroll.locate.run import run_locate
+
+    xct = str(twin / "xct.tif")
+    result = CliRunner().invoke(app, ["nxct", xct, xct, "-o", str(tmp_path / "out.h5")])
+    assert result.exit_code == 1 and "as both the X-ray and the neutron" in result.stderr
+    assert not (tmp_path / "out.h5").exists()
+    again = str(twin / ".." / twin.name / "xct.tif")
+    with pytest.raises(ValueError, match="as both the X-ray and the neutron"):
+        run_locate(tmp_path / "run.h5", xct, tmp_path / "loc.h5", nct=again)
+
+
 def test_volumes_given_the_wrong_way_round_are_refused(twin: Path, tmp_path: Path) -> None:
     """The neutron volume given as the X-ray one was registered, fused, segmented into
     nonsense labels and searched for bends, exit 0."""

@@ -168,3 +168,13 @@ def test_a_recorded_centre_in_another_convention_is_refused(tmp_path: Path) -> N
     )
     assert result.exit_code == 0, result.output
     assert read_reconstruction(run).attrs["rotation_centre_mm"] == pytest.approx(centre)
+
+
+def test_channels_outside_the_q_axis_are_named_with_the_run(tmp_path: Path) -> None:
+    """`reconstruct --channels 7:8` said only "no q channel within 7:8", naming neither the
+    run nor the q the sinogram holds."""
+    datasets = _canonical(tmp_path)["datasets"]
+    result, _ = _chain(tmp_path, datasets, "--channels", "7:8")
+    assert result.exit_code == 1
+    message = " ".join(result.stderr.split())
+    assert "run.h5: /entry/sinogram/q: no q channel within 7:8 (the q axis spans" in message

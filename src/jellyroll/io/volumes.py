@@ -472,6 +472,18 @@ def split_dataset(path: str | os.PathLike[str]) -> tuple[Path, str | None]:
     return Path(text), None
 
 
+def refuse_same_volume(xct: str | os.PathLike[str], nct: str | os.PathLike[str]) -> None:
+    """ValueError when the X-ray and the neutron volume are one and the same (file, or file
+    and dataset): ``jellyroll nxct XCT XCT`` registered a volume onto itself, exit 0."""
+    (x_file, x_set), (n_file, n_set) = split_dataset(xct), split_dataset(nct)
+    same_set = (x_set or "").strip("/") == (n_set or "").strip("/")
+    if x_file.resolve() == n_file.resolve() and same_set:
+        raise ValueError(
+            f"{xct} is given as both the X-ray and the neutron volume; give the neutron CT "
+            "volume of the same cell as the second"
+        )
+
+
 def open_volume(
     path: str | os.PathLike[str],
     voxel_size_um: float | None = None,

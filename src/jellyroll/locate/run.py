@@ -24,6 +24,7 @@ from jellyroll.io.provenance import provenance_record, refuse_overwrite
 from jellyroll.io.volumes import (
     VolumeSource,
     open_volume,
+    refuse_same_volume,
     split_dataset,
     volume_files,
     volume_fingerprints,
@@ -235,6 +236,8 @@ def run_locate(
     say = progress or (lambda fraction: None)
     given = [*run_files(run), *(split_dataset(p)[0] for p in (xct, nct, nxct) if p is not None)]
     refuse_overwrite([output], given)
+    if nct is not None:
+        refuse_same_volume(xct, nct)
     image, y_um, x_um, map_name = read_slice_map(run, options.map)
     if y_um.size != image.shape[0] or x_um.size != image.shape[1] or min(image.shape) < 2:
         raise RunFileError(f"{run}: the map {map_name} and its y_um / x_um axes disagree")

@@ -28,6 +28,7 @@ from jellyroll.io.provenance import provenance_record, refuse_overwrite
 from jellyroll.io.volumes import (
     VolumeSource,
     open_volume,
+    refuse_same_volume,
     split_dataset,
     volume_files,
     volume_fingerprints,
@@ -82,6 +83,7 @@ def run_nxct(
             progress(low + (high - low) * fraction)
 
     refuse_overwrite([output], [split_dataset(given)[0] for given in (xct, nct)])
+    refuse_same_volume(xct, nct)
     with (
         output_lock(output),
         open_volume(xct, options.xct_voxel_um, voxel_hint="give it with --xct-voxel-um") as xray,

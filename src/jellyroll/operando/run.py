@@ -257,11 +257,12 @@ def _reconstruct_step(scan: Path, run: Path, options: ReconstructOptions) -> Non
     try:
         run_reconstruct(run, options)
     except ValueError as error:
-        if not str(error).startswith("no q channel within"):
+        text = str(error)
+        if "no q channel within" not in text:
             raise
+        what = text[text.index("no q channel within") :]  # without the step file's name
         raise ValueError(
-            f"{scan}: {error}; every step must be a WAXS scan whose q covers the channels "
-            "(--channels)"
+            f"{scan}: {what}; every step must be a WAXS scan whose q covers the channels"
         ) from None
 
 

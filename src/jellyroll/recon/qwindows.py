@@ -53,5 +53,6 @@ def select_channels(q: np.ndarray, ranges: str) -> np.ndarray:
             raise ValueError(f"bad q range {item!r}; write lo:hi in 1/angstrom") from error
         picked |= (q >= min(lo, hi)) & (q <= max(lo, hi))
     if not picked.any():
-        raise ValueError(f"no q channel within {ranges}")
+        span = f"{np.nanmin(q):.4g}-{np.nanmax(q):.4g}" if np.isfinite(q).any() else "no value"
+        raise ValueError(f"no q channel within {ranges} (the q axis spans {span} 1/angstrom)")
     return np.flatnonzero(picked)

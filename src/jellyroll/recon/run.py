@@ -197,7 +197,10 @@ def _reconstruct(
         and (options.rank == "noise" or (options.rank == "auto" and options.energy is None))
     )
     sinogram = read_sinogram(run, errors=noise_rule)
-    picked = select_channels(sinogram.q_A, options.channels)
+    try:
+        picked = select_channels(sinogram.q_A, options.channels)
+    except ValueError as error:  # named by the run and the option (it named neither)
+        raise RunFileError(f"{run}: /entry/sinogram/q: {error}; check --channels") from None
     # all channels: a view, not a copy of the cube
     every = picked.size == sinogram.q_A.size
     data = sinogram.data if every else sinogram.data[..., picked]
