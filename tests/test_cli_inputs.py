@@ -128,10 +128,11 @@ def test_a_binary_run_configuration_is_named(tmp_path: Path) -> None:
 def test_an_hdf5_file_without_a_volume_says_how_to_name_one(tmp_path: Path) -> None:
     """A run file given as a CT volume: `no dataset given; pass dataset= one of: (none)`,
     the Python keyword, not the command line's FILE.h5::/path."""
-    run = tmp_path / "run.h5"
-    with h5py.File(run, "w") as f:
-        f["entry/note"] = "no volume here"
-    result = CliRunner().invoke(app, ["nxct", str(run), str(run), "-o", str(tmp_path / "n.h5")])
+    run, other = tmp_path / "run.h5", tmp_path / "other.h5"
+    for path in (run, other):
+        with h5py.File(path, "w") as f:
+            f["entry/note"] = "no volume here"
+    result = CliRunner().invoke(app, ["nxct", str(run), str(other), "-o", str(tmp_path / "n.h5")])
     assert result.exit_code == 1, result.output
     text = _one_line(result.output)
     assert f"{run}: no dataset given" in text and "not a CT volume" in text
@@ -140,7 +141,7 @@ def test_an_hdf5_file_without_a_volume_says_how_to_name_one(tmp_path: Path) -> N
     with h5py.File(volume, "w") as f:
         f["entry/xct"] = [[[0.0]]]
     result = CliRunner().invoke(
-        app, ["nxct", str(volume), str(volume), "-o", str(tmp_path / "n.h5")]
+        app, ["nxct", str(volume), str(other), "-o", str(tmp_path / "n.h5")]
     )
     assert result.exit_code == 1, result.output
     assert f"name the volume as {volume}::/path/to/dataset" in _one_line(result.output)
