@@ -33,6 +33,7 @@ from jellyroll.saxs import (
     departure_dstar_map,
     saxs_intensity_map,
 )
+from jellyroll.sinogram import totals_spread_note
 
 GRAPHITE_LABELS = "0 LiC6, 1 LiC12, 2 poorly lithiated, -1 none, -2 no value"
 NMC_LABELS = "0 lithiated, 1 delithiated, -1 none, -2 no value"
@@ -109,6 +110,7 @@ def compute_maps(recon: Reconstruction, options: MapsOptions) -> MapSet:
         maps[MapName.ATTENUATION] = Map(recon.attenuation, "1/um")
     elif recon.attrs.get("self_absorption_corrected") is not None:
         notes.append("no attenuation sinogram (no diode): self-absorption not corrected")
+    notes.extend(filter(None, [totals_spread_note(recon.attrs.get("projection_totals_spread", 0))]))
     source = str(recon.attrs.get("rotation_centre_source", ""))
     if source.startswith("estimated"):
         centre = float(recon.attrs["rotation_centre_mm"])

@@ -33,7 +33,11 @@ from jellyroll.results import (
     write_reconstruction,
 )
 from jellyroll.results.store import run_stage_key, stage_file, stage_key
-from jellyroll.sinogram import estimate_rotation_centre
+from jellyroll.sinogram import (
+    estimate_rotation_centre,
+    projection_totals_spread,
+    totals_spread_note,
+)
 
 __all__ = ["RunReconstruction", "reconstruct_key", "run_reconstruct"]
 
@@ -218,6 +222,12 @@ def _reconstruct(
     if empty.any():
         notes.append(f"{int(empty.sum())} channels without data: NaN in the reconstruction")
     attenuation = _usable_attenuation(run, sinogram.attenuation, notes)
+    totals = attenuation if attenuation is not None else summed_scattering(data, empty)
+    spread = projection_totals_spread(totals)
+    note = totals_spread_note(spread)
+    if note:
+        notes.append(note)
+        warnings.warn(f"{run}: {note}", stacklevel=3)
     centre, centre_source = options.rotation_centre_mm, "option rotation_centre_mm"
     if centre is None and sinogram.rotation_centre_mm is not None:
         centre, centre_source = sinogram.rotation_centre_mm, "/entry/sinogram/rotation_centre"
@@ -278,6 +288,7 @@ def _reconstruct(
         "rotation_centre_source": centre_source,
         "self_absorption_corrected": corrected,
         "channels": options.channels,
+        "projection_totals_spread": spread,
     }
     reconstruction = Reconstruction(
         result.data,
