@@ -64,20 +64,23 @@ def summed_scattering(data: np.ndarray, empty: np.ndarray, chunk: int = 64) -> n
     return total
 
 
-def _estimated_centre(
-    run: Path,
-    sinogram: Sinogram,
-    attenuation: np.ndarray | None,
-    data: np.ndarray,
-    empty: np.ndarray,
-) -> tuple[float, str]:
-    """The rotation centre (mm) of a sinogram that records none, from its (usable)
-    ``attenuation`` or else its summed scattering
-    (:func:`jellyroll.sinogram.estimate_rotation_centre`), and where it came from in words."""
+def _projections(
+    attenuation: np.ndarray | None, data: np.ndarray, empty: np.ndarray
+) -> tuple[np.ndarray, str]:
+    """The (n_angles, n_t) projections the rotation centre and the totals' spread are read
+    from: the (usable) ``attenuation``, else the summed scattering (one pass over the cube,
+    made once), and where the centre then comes from in words."""
     if attenuation is not None:
-        source, what = attenuation, "estimated from the attenuation sinogram"
-    else:
-        source, what = summed_scattering(data, empty), "estimated from the summed scattering"
+        return attenuation, "estimated from the attenuation sinogram"
+    return summed_scattering(data, empty), "estimated from the summed scattering"
+
+
+def _estimated_centre(
+    run: Path, sinogram: Sinogram, source: np.ndarray, what: str
+) -> tuple[float, str]:
+    """The rotation centre (mm) of a sinogram from its ``source`` projections
+    (:func:`_projections`, :func:`jellyroll.sinogram.estimate_rotation_centre`), and where it
+    came from in words."""
     try:
         centre = estimate_rotation_centre(
             source, sinogram.rotation_angle_deg, sinogram.translation_mm
@@ -134,20 +137,14 @@ CENTRE_DISAGREEMENT_STEPS = 2.0
 projections' centres of mass give before it is taken for a centre in another convention."""
 
 
-def _check_recorded_centre(
-    run: Path,
-    sinogram: Sinogram,
-    attenuation: np.ndarray | None,
-    data: np.ndarray,
-    empty: np.ndarray,
-) -> None:
+def _check_recorded_centre(run: Path, sinogram: Sinogram, source: np.ndarray, what: str) -> None:
     """Refuse a recorded rotation centre more than :data:`CENTRE_DISAGREEMENT_STEPS` from the
     data's own (:func:`_estimated_centre`): another program's centre in another convention (a
     pixel index, um, relative to the scan's middle) that still fell inside the scan
     reconstructed a map 3 times the truth's size in relative error, exit 0. Kept when the
     data give no estimate; a centre given as an option is never checked."""
     try:
-        estimate, what = _estimated_centre(run, sinogram, attenuation, data, empty)
+        estimate, what = _estimated_centre(run, sinogram, source, what)
     except RunFileError:
         return
     recorded = float(sinogram.rotation_centre_mm)
@@ -222,8 +219,8 @@ def _reconstruct(
     if empty.any():
         notes.append(f"{int(empty.sum())} channels without data: NaN in the reconstruction")
     attenuation = _usable_attenuation(run, sinogram.attenuation, notes)
-    totals = attenuation if attenuation is not None else summed_scattering(data, empty)
-    spread = projection_totals_spread(totals)
+    projections, estimated = _projections(attenuation, data, empty)
+    spread = projection_totals_spread(projections)
     note = totals_spread_note(spread)
     if note:
         notes.append(note)
@@ -231,9 +228,9 @@ def _reconstruct(
     centre, centre_source = options.rotation_centre_mm, "option rotation_centre_mm"
     if centre is None and sinogram.rotation_centre_mm is not None:
         centre, centre_source = sinogram.rotation_centre_mm, "/entry/sinogram/rotation_centre"
-        _check_recorded_centre(run, sinogram, attenuation, data, empty)
+        _check_recorded_centre(run, sinogram, projections, estimated)
     if centre is None:
-        centre, centre_source = _estimated_centre(run, sinogram, attenuation, data, empty)
+        centre, centre_source = _estimated_centre(run, sinogram, projections, estimated)
         notes.append(f"rotation centre {centre:.4f} mm {centre_source}")
         warnings.warn(
             f"{run}: /entry/sinogram/rotation_centre is missing; rotation centre "
