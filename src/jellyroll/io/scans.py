@@ -412,6 +412,27 @@ class BlissMapping:
         return cls(**table, source=str(path))
 
 
+def flag_unsigned_invalid(frames: np.ndarray) -> np.ndarray:
+    """Unsigned frames with their dtype's largest value (Eiger's invalid pixel: 2^32 - 1,
+    2^16 - 1; a saturated one elsewhere) as -1, masked like a Pilatus gap; copied (int64)
+    only when a frame holds one (else 4.3e9 counts passed as data under ``filter="none"``)."""
+    if frames.dtype.kind != "u":
+        return frames
+    flagged = frames == np.iinfo(frames.dtype).max
+    if not flagged.any():
+        return frames
+    return np.where(flagged, -1, frames.astype(np.int64))
+
+
+def invalid_pixels(frame: np.ndarray) -> np.ndarray:
+    """Where a raw frame holds no measurement (bool, the frame's shape): negative values
+    (Pilatus module gaps), NaN and the unsigned dtype's largest value, as the integration
+    masks them per frame."""
+    frame = flag_unsigned_invalid(np.asarray(frame))
+    with np.errstate(invalid="ignore"):
+        return ~(np.isfinite(frame) & (frame >= 0))
+
+
 def natural_key(text: str) -> list[Any]:
     """Sort key of names with numbers in natural order, case-insensitive: ``f2 < F10``.
 
@@ -590,12 +611,8 @@ class FrameSeriesReader:
             frame = self._open(i)
             if frame.shape != out.shape:
                 raise ScanFormatError(f"{self.files[i]}: shape {frame.shape}, expected {out.shape}")
-            out[...] = frame
-            if frame.dtype.kind == "u" and out.dtype != frame.dtype:
-                # the file dtype's largest value marks an invalid pixel (Eiger: 2^16 - 1,
-                # 2^32 - 1), as the integration reads it in unsigned frames; read into int32
-                # it would be 65535 counts
-                out[frame == np.iinfo(frame.dtype).max] = -1
+            # flagged before the int32 buffer loses the file's dtype: 65535 read as counts
+            out[...] = flag_unsigned_invalid(frame)
             return None
         except ScanFormatError as error:
             out[...] = 0

@@ -42,6 +42,7 @@ from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 from scipy import sparse
 
 from jellyroll.io.poni import implausible_geometry, integrator_from_poni_text
+from jellyroll.io.scans import flag_unsigned_invalid
 from jellyroll.reduce.kernels import (
     GROUP,
     LANES,
@@ -422,18 +423,6 @@ class SparseEngine:
         return out
 
 
-def _flag_unsigned_invalid(frames: np.ndarray) -> np.ndarray:
-    """Unsigned frames with their dtype's largest value (Eiger's invalid pixel: 2^32 - 1,
-    2^16 - 1; a saturated one elsewhere) as -1, masked like a Pilatus gap; copied (int64)
-    only when a frame holds one (else 4.3e9 counts passed as data under ``filter="none"``)."""
-    if frames.dtype.kind != "u":
-        return frames
-    flagged = frames == np.iinfo(frames.dtype).max
-    if not flagged.any():
-        return frames
-    return np.where(flagged, -1, frames.astype(np.int64))
-
-
 class Integrator:
     """Integrates blocks of frames for one :class:`IntegrationSetup` (built once, reused).
 
@@ -519,7 +508,7 @@ class Integrator:
             )
         if frames.dtype.kind not in "iuf":
             raise ValueError(f"frames must have an integer or float dtype, got {frames.dtype}")
-        frames = _flag_unsigned_invalid(frames)
+        frames = flag_unsigned_invalid(frames)
         k = frames.shape[0]
         if monitor is None:
             scale = np.ones(k)

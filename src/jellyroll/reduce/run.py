@@ -43,6 +43,7 @@ from jellyroll.io.scans import (
     ScanFormatError,
     ScanInfo,
     ScanReader,
+    invalid_pixels,
     open_scan,
     read_mask,
     read_poni_text,
@@ -296,12 +297,7 @@ def _check_mask_convention(reader: ScanReader, info: ScanInfo) -> None:
     block = reader.read(0, 1)
     if not block.valid[0]:
         return
-    frame = np.asarray(block.data[0])
-    if frame.dtype.kind == "u":
-        invalid = frame == np.iinfo(frame.dtype).max
-    else:
-        with np.errstate(invalid="ignore"):
-            invalid = ~(np.isfinite(frame) & (frame >= 0))
+    invalid = invalid_pixels(block.data[0])
     hidden = np.asarray(info.mask, bool)
     open_invalid, hidden_live = invalid[~hidden], ~invalid[hidden]
     if open_invalid.size == 0 or hidden_live.size == 0 or open_invalid.all():
