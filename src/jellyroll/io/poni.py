@@ -38,6 +38,10 @@ def integrator_from_poni_text(text: str) -> AzimuthalIntegrator:
     return integrator
 
 
+class PoniError(ValueError):
+    """What is wrong with a PONI geometry: the PONI file (or dataset) is what to fix."""
+
+
 PLAUSIBLE_SI = {
     "Wavelength": (1e-13, 1e-8),  # 0.001-100 A: hard X-rays to very cold neutrons
     "Distance": (0.0, 100.0),  # the longest SAXS flight tubes are ~40 m

@@ -48,10 +48,17 @@ from jellyroll.operando.timeline import (
 )
 from jellyroll.progress import frame_progress
 from jellyroll.recon.options import ReconstructOptions
+from jellyroll.recon.qwindows import NoChannelError
 from jellyroll.recon.run import reconstruct_key, run_reconstruct
 from jellyroll.reduce.options import ReduceOptions
 from jellyroll.reduce.run import ScanSpec, reduce_key, run_reduce
-from jellyroll.results import MapName, read_map_set, read_reconstruction, read_sinogram
+from jellyroll.results import (
+    MapName,
+    RunFileError,
+    read_map_set,
+    read_reconstruction,
+    read_sinogram,
+)
 from jellyroll.results.operando import CORE_FIELDS, PHASES, OperandoResult, write_operando
 from jellyroll.results.store import is_up_to_date, run_stage_key, stage_file, stage_key
 from jellyroll.unroll import find_cell, trace_spiral
@@ -256,13 +263,11 @@ def _reconstruct_step(scan: Path, run: Path, options: ReconstructOptions) -> Non
     given among the WAXS steps)."""
     try:
         run_reconstruct(run, options)
-    except ValueError as error:
-        text = str(error)
-        if "no q channel within" not in text:
+    except RunFileError as error:
+        if not isinstance(error.__cause__, NoChannelError):
             raise
-        what = text[text.index("no q channel within") :]  # without the step file's name
         raise ValueError(
-            f"{scan}: {what}; every step must be a WAXS scan whose q covers the channels"
+            f"{scan}: {error.__cause__}; every step must be a WAXS scan whose q covers the channels"
         ) from None
 
 

@@ -40,6 +40,10 @@ def reconstruct_q_windows(
     return {name: result.data[..., k] for k, name in enumerate(windows)}
 
 
+class NoChannelError(ValueError):
+    """No q channel of the axis lies within the ranges asked for."""
+
+
 def select_channels(q: np.ndarray, ranges: str) -> np.ndarray:
     """Indices of the channels of ``q`` picked by ``"all"`` or ``"lo:hi,lo:hi,..."`` (A^-1)."""
     q = np.asarray(q)
@@ -54,5 +58,5 @@ def select_channels(q: np.ndarray, ranges: str) -> np.ndarray:
         picked |= (q >= min(lo, hi)) & (q <= max(lo, hi))
     if not picked.any():
         span = f"{np.nanmin(q):.4g}-{np.nanmax(q):.4g}" if np.isfinite(q).any() else "no value"
-        raise ValueError(f"no q channel within {ranges} (the q axis spans {span} 1/angstrom)")
+        raise NoChannelError(f"no q channel within {ranges} (the q axis spans {span} 1/angstrom)")
     return np.flatnonzero(picked)

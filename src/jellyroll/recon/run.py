@@ -24,7 +24,7 @@ from jellyroll.recon.attenuation import (
 from jellyroll.recon.engine import Progress, ReconstructionResult, check_method, reconstruct
 from jellyroll.recon.geometry import ParallelGeometry
 from jellyroll.recon.options import ReconstructOptions
-from jellyroll.recon.qwindows import select_channels
+from jellyroll.recon.qwindows import NoChannelError, select_channels
 from jellyroll.results import (
     Reconstruction,
     RunFileError,
@@ -200,8 +200,8 @@ def _reconstruct(
     sinogram = read_sinogram(run, errors=noise_rule)
     try:
         picked = select_channels(sinogram.q_A, options.channels)
-    except ValueError as error:  # named by the run and the option (it named neither)
-        raise RunFileError(f"{run}: /entry/sinogram/q: {error}; check --channels") from None
+    except NoChannelError as error:  # named by the run and the option (it named neither)
+        raise RunFileError(f"{run}: /entry/sinogram/q: {error}; check --channels") from error
     # all channels: a view, not a copy of the cube
     every = picked.size == sinogram.q_A.size
     data = sinogram.data if every else sinogram.data[..., picked]

@@ -41,7 +41,7 @@ from pyFAI import units
 from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 from scipy import sparse
 
-from jellyroll.io.poni import implausible_geometry, integrator_from_poni_text
+from jellyroll.io.poni import PoniError, implausible_geometry, integrator_from_poni_text
 from jellyroll.io.scans import flag_unsigned_invalid
 from jellyroll.reduce.kernels import (
     GROUP,
@@ -186,7 +186,8 @@ class IntegrationResult:
 
 
 def geometry_from_setup(setup: IntegrationSetup) -> AzimuthalIntegrator:
-    """pyFAI integrator of ``setup.poni``, checked against ``setup.shape`` and ``setup.unit``."""
+    """pyFAI integrator of ``setup.poni``, checked against ``setup.shape`` and ``setup.unit``
+    (:class:`~jellyroll.io.poni.PoniError` naming what is wrong with the PONI)."""
     keys = {
         line.split(":", 1)[0].strip().lower()
         for line in setup.poni.splitlines()
@@ -194,28 +195,28 @@ def geometry_from_setup(setup: IntegrationSetup) -> AzimuthalIntegrator:
     }
     missing = [key for key in ("distance", "poni1", "poni2") if key not in keys]
     if missing:
-        raise ValueError(f"PONI text lacks the key(s) {', '.join(missing)}")
+        raise PoniError(f"PONI text lacks the key(s) {', '.join(missing)}")
     try:
         ai = integrator_from_poni_text(setup.poni)
     except Exception as exc:
-        raise ValueError(f"PONI text could not be read by pyFAI: {exc!r}") from exc
+        raise PoniError(f"PONI text could not be read by pyFAI: {exc!r}") from exc
     if not ai.dist > 0:
-        raise ValueError(f"PONI Distance must be > 0 m, got {ai.dist}")
+        raise PoniError(f"PONI Distance must be > 0 m, got {ai.dist}")
     if ai.detector.pixel1 is None or ai.detector.pixel2 is None:
-        raise ValueError("PONI text defines no detector pixel size (Detector or PixelSize1/2)")
+        raise PoniError("PONI text defines no detector pixel size (Detector or PixelSize1/2)")
     unit = _radial_unit(setup.unit)
     if ai.wavelength is None and unit.space not in _NO_WAVELENGTH_SPACES:
-        raise ValueError(f"PONI text has no Wavelength, needed for the unit {setup.unit}")
+        raise PoniError(f"PONI text has no Wavelength, needed for the unit {setup.unit}")
     if ai.wavelength is not None and not ai.wavelength > 0:
-        raise ValueError(f"PONI Wavelength must be > 0 m, got {ai.wavelength}")
+        raise PoniError(f"PONI Wavelength must be > 0 m, got {ai.wavelength}")
     problem = implausible_geometry(ai)
     if problem is not None:
-        raise ValueError(problem)
+        raise PoniError(problem)
     detector_shape = ai.detector.max_shape
     if detector_shape is None:
         ai.detector.max_shape = setup.shape
     elif tuple(detector_shape) != setup.shape:
-        raise ValueError(
+        raise PoniError(
             f"frame shape {setup.shape} does not match the PONI detector "
             f"{ai.detector.name} of shape {tuple(detector_shape)}"
         )

@@ -30,6 +30,7 @@ import numpy as np
 from jellyroll.conventions import per_angstrom
 from jellyroll.io.lock import output_lock
 from jellyroll.io.nexus import nx_group, set_default
+from jellyroll.io.poni import PoniError
 from jellyroll.io.provenance import (
     data_files,
     file_fingerprint,
@@ -453,13 +454,13 @@ def _reduce(
     setup_key = _fingerprint(info, options, spec)
     try:
         integrator = Integrator(setup) if setup is not None else None
-    except ValueError as error:
-        where = info.source  # a PONI problem names the PONI file (or dataset) too
-        if "PONI" in str(error) and info.poni_source:
-            where = info.poni_source
-            if info.source not in where:
-                where = f"{where} (the geometry of {info.source})"
+    except PoniError as error:  # names the PONI file (or dataset) to fix
+        where = info.poni_source or info.source
+        if info.source not in where:
+            where = f"{where} (the geometry of {info.source})"
         raise ValueError(f"{where}: {error}") from error
+    except ValueError as error:
+        raise ValueError(f"{info.source}: {error}") from error
     if integrator is not None:
         _check_mask_convention(reader, info)
     q, q_units = _radial_axis(integrator, info, options.unit)
