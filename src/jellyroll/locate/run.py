@@ -118,17 +118,6 @@ def _locate(image, y_um, x_um, xray: VolumeSource, arguments: dict):
     return locate_slice(image, pixel_um, xray, xray.voxel_um, centre_um=centre, **arguments)
 
 
-def _check_order(xct: str, nct: str, xray: np.ndarray, neutron: np.ndarray) -> None:
-    """Refuse an X-ray and a neutron volume given the wrong way round, from the pair on the
-    map grid (:func:`~jellyroll.nxct.segment.check_modality_order`): the neutron volume
-    placed as the X-ray one put the slice 68 um off on the tiny twin, exit 0."""
-    sample = np.column_stack([np.ravel(xray), np.ravel(neutron)])
-    try:
-        check_modality_order(sample)
-    except ValueError as error:
-        raise ValueError(f"{xct} (X-ray, XCT), {nct} (neutron, --nct): {error}") from None
-
-
 def volumes_on_map(
     source: VolumeSource,
     map_to_volume: np.ndarray,
@@ -280,7 +269,12 @@ def run_locate(
                 map_to_nct = np.linalg.inv(nct_to_xct) @ location.map_to_xct
                 on_map["nct_on_map"] = volumes_on_map(neutron, map_to_nct, y_um, x_um, offsets)
             if options.check_order:
-                _check_order(xct, nct, on_map["xct_on_map"], on_map["nct_on_map"])
+                # the pair on the map grid: the neutron volume placed as the X-ray one put
+                # the slice 68 um off on the tiny twin, exit 0
+                pair = np.column_stack(
+                    [on_map[name].ravel() for name in ("xct_on_map", "nct_on_map")]
+                )
+                check_modality_order(pair, (str(xct), str(nct)))
         rgb_labels = None if nxct is None else nxct_on_map(nxct, location.map_to_xct, y_um, x_um)
         say(0.95)
         pixel_um, centre = _grid(y_um, x_um)

@@ -170,11 +170,8 @@ def _write(
     say: Progress,
 ) -> NXCTResult:
     sample = sample_voxels(moved["xray"], moved["neutron"])
-    try:  # the labels, the fused RGB and the bends all take the first volume for the X-ray
-        if options.check_order:
-            check_modality_order(sample.values)
-    except ValueError as error:
-        raise ValueError(f"{xct} (X-ray), {nct} (neutron): {error}") from None
+    if options.check_order:  # the labels, the fused RGB and the bends take the first as X-ray
+        check_modality_order(sample.values, (str(xct), str(nct)))
     low, high = options.window_percentiles
     windows = {
         "xray": list(contrast_window(sample.values[:, 0], low, high)),

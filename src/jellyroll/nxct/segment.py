@@ -179,8 +179,9 @@ def bright_share(sample: np.ndarray) -> float:
     return float(np.mean(solid >= threshold_otsu(solid)))
 
 
-def check_modality_order(sample: np.ndarray) -> None:
-    """Refuse an X-ray / neutron pair given the wrong way round.
+def check_modality_order(sample: np.ndarray, names: tuple[str, str] = ("", "")) -> None:
+    """Refuse an X-ray / neutron pair given the wrong way round; the message names the two
+    volumes as ``names`` (X-ray, neutron) when given.
 
     The X-ray's bright class is the metals (Cu foils, steel casing: ~1.5-2 /cm at 60 keV
     against < 0.9 /cm for the rest), a thin minority of the cell; the neutron's is the
@@ -194,8 +195,9 @@ def check_modality_order(sample: np.ndarray) -> None:
     """
     first, second = bright_share(sample), bright_share(np.asarray(sample)[:, ::-1])
     if first > ORDER_MARGIN * second:  # False with NaN: too little to tell
+        given = f"{names[0]} (X-ray), {names[1]} (neutron): " if any(names) else ""
         raise ValueError(
-            f"the first volume's bright class holds {first:.0%} of the cell, the second's "
+            f"{given}the first volume's bright class holds {first:.0%} of the cell, the second's "
             f"{second:.0%}: in X-rays the bright class is the metals, a thin minority (foils, "
             "casing), in neutrons the electrolyte-soaked layers, a large part. Are the "
             "volumes swapped? Give the X-ray volume first, then the neutron one (or, for a "
