@@ -108,3 +108,26 @@ def test_factored_result_expands_to_the_volume() -> None:
     np.testing.assert_array_equal(factored.channels(picked), full.data[..., picked])
     # clipping or every channel reconstructed: the volume, as without factored
     assert reconstruct(sinogram, geometry, "fbp", nonnegative=True, factored=True).basis is None
+
+
+def test_channels_without_a_measured_ray_do_not_stop_a_factored_result() -> None:
+    """A channel with nothing measured (a q bin without pixels) forms a group of its own;
+    it stays 0 without its own reconstruction, so the result stays factored (the volume is
+    8 GB at the study's size) and expands to what the unfactored engine returns."""
+    geometry, _, sinogram = _low_rank_cube(3, 24)
+    sinogram[..., 5] = np.nan
+    full = reconstruct(sinogram, geometry, "sart", 2)
+    factored = reconstruct(sinogram, geometry, "sart", 2, factored=True)
+    assert factored.basis is not None and factored.shape == (*geometry.shape, 24)
+    assert not factored.basis[5].any()
+    np.testing.assert_array_equal(factored.channels(slice(None)), full.data)
+    # read by row slabs, as the run file's writer does: the same channels
+    cube = factored.cube()
+    np.testing.assert_allclose(
+        cube[3:11], full.data[3:11], rtol=0, atol=1e-6 * np.abs(full.data).max()
+    )
+    factored.blank(np.arange(24) == 5)
+    assert (
+        np.isnan(factored.cube()[0:2][..., 5]).all()
+        and np.isfinite(factored.cube()[0:2][..., 4]).all()
+    )

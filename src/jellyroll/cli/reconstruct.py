@@ -61,7 +61,7 @@ def reconstruct(
         with fraction_progress(console, f"reconstructing ({options.method})") as update:
             done = run_reconstruct(run, options, progress=update)
     result = done.result
-    ny, nx, nq = result.data.shape
+    ny, nx, nq = result.shape
     console.print(
         f"wrote [bold]{done.path}[/bold]: /entry/reconstruction ({ny} x {nx} x {nq} q channels, "
         f"{result.geometry.pixel_size_um:g} um pixels, {options.method}, backend {result.backend})"

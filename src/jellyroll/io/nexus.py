@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import h5py
 import numpy as np
@@ -16,10 +17,37 @@ def nx_group(parent: h5py.Group, name: str, nx_class: str) -> h5py.Group:
     return group
 
 
+class RowSlabs(Protocol):
+    """An array too large to hold, read by slabs of its first axis: ``source[a:b]`` gives
+    those rows as an ndarray (e.g. a factored reconstruction expanded on the way)."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    ndim: int
+
+    def __getitem__(self, rows: slice) -> np.ndarray: ...
+
+
+SLAB_BYTES = 64 * 2**20
+"""Size of the row slabs :func:`write_row_slabs` writes at a time."""
+
+
+def write_row_slabs(dataset: h5py.Dataset, source: RowSlabs, slab_bytes: int = SLAB_BYTES) -> None:
+    """Fill ``dataset`` from ``source`` slab by slab of whole chunk rows (a slab that cut a
+    compressed chunk would rewrite it once per slab); about ``slab_bytes`` at a time."""
+    n_rows = dataset.shape[0]
+    row_bytes = max(1, dataset.dtype.itemsize * int(np.prod(dataset.shape[1:])))
+    chunk_rows = dataset.chunks[0] if dataset.chunks else 1
+    rows = max(chunk_rows, slab_bytes // row_bytes // chunk_rows * chunk_rows)
+    for start in range(0, n_rows, rows):
+        stop = min(n_rows, start + rows)
+        dataset[start:stop] = source[start:stop]
+
+
 def write_nxdata(
     parent: h5py.Group,
     name: str,
-    signal: np.ndarray,
+    signal: np.ndarray | RowSlabs,
     axes: Sequence[tuple[str, np.ndarray, str]] = (),
     *,
     units: str = "",
@@ -31,13 +59,18 @@ def write_nxdata(
 
     ``axes`` are given in the order of the signal's dimensions; fewer axes than
     dimensions leave the trailing ones as index axes ("."). The group becomes its parent's
-    ``@default``-able plottable.
+    ``@default``-able plottable. A ``signal`` that is not an ndarray is written by row
+    slabs (:func:`write_row_slabs`), never held whole.
     """
     group = nx_group(parent, name, "NXdata")
     kwargs: dict = {"compression": compression} if compression and signal.ndim >= 2 else {}
     if chunks is not None:
         kwargs["chunks"] = chunks
-    data = group.create_dataset("data", data=signal, **kwargs)
+    if isinstance(signal, np.ndarray):
+        data = group.create_dataset("data", data=signal, **kwargs)
+    else:
+        data = group.create_dataset("data", shape=signal.shape, dtype=signal.dtype, **kwargs)
+        write_row_slabs(data, signal)
     if units:
         data.attrs["units"] = units
     if errors is not None:

@@ -25,7 +25,14 @@ from jellyroll.recon.iterative import sart, sirt
 from jellyroll.recon.lowrank import DEFAULT_ENERGY, LowRank, compress, compress_noisy, expand
 from jellyroll.recon.projector import as_block
 
-__all__ = ["BACKENDS", "METHODS", "RANK_RULES", "ReconstructionResult", "reconstruct"]
+__all__ = [
+    "BACKENDS",
+    "METHODS",
+    "RANK_RULES",
+    "FactoredChannels",
+    "ReconstructionResult",
+    "reconstruct",
+]
 
 METHODS = ("fbp", "sart", "sirt")
 BACKENDS = ("auto", "astra", "jellyroll")
@@ -79,6 +86,12 @@ class ReconstructionResult:
     basis: np.ndarray | None = None
 
     @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(ny, nx, nc)`` of the channels, expanded or not."""
+        nc = self.data.shape[2] if self.basis is None else self.basis.shape[0]
+        return (*self.geometry.shape, nc)
+
+    @property
     def x_um(self) -> np.ndarray:
         return self.geometry.x_um
 
@@ -90,10 +103,19 @@ class ReconstructionResult:
         """The channels ``picked`` ``(ny, nx, k)`` float32, expanded if factored."""
         if self.basis is None:
             return self.data[..., picked]
-        basis = np.ascontiguousarray(self.basis[picked])
-        return expand(
-            self.data, basis, np.empty((*self.geometry.shape, basis.shape[0]), np.float32)
-        )
+        return _expanded(self.data, self.basis[picked])
+
+    def cube(self) -> np.ndarray | FactoredChannels:
+        """Every channel ``(ny, nx, nc)``: ``data``, or the factored result as an array-like
+        expanded row slab by row slab when read (:class:`FactoredChannels`)."""
+        return self.data if self.basis is None else FactoredChannels(self.data, self.basis)
+
+    def blank(self, channels: np.ndarray) -> None:
+        """Set the ``channels`` (nc,) bool to NaN (those without any measured value)."""
+        if self.basis is None:
+            self.data[..., channels] = np.nan
+        else:
+            self.basis[channels] = np.nan
 
     def attrs(self) -> dict:
         """Scalars describing the reconstruction, for the run file."""
@@ -113,6 +135,30 @@ class ReconstructionResult:
             "mask_groups": self.groups,
             "seconds": self.seconds,
         }
+
+
+def _expanded(maps: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """Channels ``(..., nc)`` float32 of component ``maps`` ``(..., r)`` on ``basis`` (nc, r)."""
+    basis = np.ascontiguousarray(basis)
+    return expand(maps, basis, np.empty((*maps.shape[:-1], basis.shape[0]), np.float32))
+
+
+class FactoredChannels:
+    """The channels ``(ny, nx, nc)`` float32 of a factored result, never held whole:
+    ``[rows]`` (a slice of the first axis) expands those rows only, so a writer that takes
+    row slabs (:func:`jellyroll.io.nexus.write_nxdata`) stores the cube in bounded memory."""
+
+    dtype = np.dtype(np.float32)
+    ndim = 3
+
+    def __init__(self, maps: np.ndarray, basis: np.ndarray) -> None:
+        self.maps, self.basis = maps, np.ascontiguousarray(basis, dtype=np.float32)
+        self.shape = (*maps.shape[:2], self.basis.shape[0])
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        if not isinstance(rows, slice):
+            raise TypeError("a factored cube is read by slices of its rows")
+        return _expanded(self.maps[rows], self.basis)
 
 
 def _mask_groups(finite: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -248,8 +294,9 @@ def reconstruct(
     which the noise rule whitens by (without them it estimates the noise from the data).
     Channels are processed ``chunk_channels`` at a time, which bounds the working memory.
     ``factored`` keeps a low-rank result as component maps and basis (without the
-    ``(ny, nx, nc)`` volume, 8 GB at the study's size) when one channel group covers the
-    cube; otherwise the volume is returned as usual.
+    ``(ny, nx, nc)`` volume, 8 GB at the study's size) when one channel group holds every
+    measured ray (channels with none get basis rows of 0); otherwise the volume is
+    returned as usual.
     """
     check_method(method, backend, iterations)
     check_rank(rank)
@@ -265,8 +312,10 @@ def reconstruct(
     start = time.perf_counter()
     nc = sino.shape[2]
     groups = _mask_groups(np.isfinite(sino))
-    # factored: one group, and no clipping (it would act on the expanded channels)
-    factored = factored and len(groups) == 1 and engine == "jellyroll" and not nonnegative
+    # factored: one group with measured rays (channels without any stay 0), and no
+    # clipping (it would act on the expanded channels)
+    measured_groups = sum(1 for mask, _ in groups if mask.any())
+    factored = factored and measured_groups == 1 and engine == "jellyroll" and not nonnegative
     out: np.ndarray | None = None
     basis = None
     ranks: list[int] = []
@@ -301,10 +350,9 @@ def reconstruct(
         job = _Job(
             geometry.subset(keep), measured, method, iterations, relaxation, clip_updates, report
         )
-        target = np.empty((*geometry.shape, channels.size), np.float32)
         compressed = None
         if engine == "astra":
-            target[:] = astra_reconstruct(
+            target = astra_reconstruct(
                 job.geometry,
                 data,
                 method,
@@ -324,10 +372,12 @@ def reconstruct(
             maps = np.empty((*geometry.shape, compressed.rank), dtype=np.float32)
             job.chunked(compressed.components, chunk_channels, maps)
             if factored:
-                out, basis = maps, compressed.basis
+                out, basis = maps, np.zeros((nc, compressed.rank), np.float32)
+                basis[channels] = compressed.basis
                 continue
-            expand(maps, compressed.basis, target)
+            target = _expanded(maps, compressed.basis)
         elif engine != "astra":
+            target = np.empty((*geometry.shape, channels.size), np.float32)
             job.chunked(data, chunk_channels, target)
         if whole:
             out = target

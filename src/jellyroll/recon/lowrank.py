@@ -56,6 +56,9 @@ DEFAULT_ENERGY = 1.0 - 1e-8
 norm, far below the reconstruction error, so the result equals the per-channel one."""
 
 _BLOCK_RAYS = 8192
+_BLOCK_BYTES = 64 * 2**20
+"""A block holds at most :data:`_BLOCK_RAYS` rays and about this many bytes in float64 (the
+passes make a few float64 copies of a block: at 4000 channels 8192 rays took 262 MB each)."""
 _OVERSAMPLE = 8
 _SINKHORN_ITERATIONS = 50
 _SINKHORN_TOLERANCE = 1e-3
@@ -90,8 +93,9 @@ class LowRank:
 
 
 def _blocks(rays: np.ndarray):
-    for start in range(0, rays.shape[0], _BLOCK_RAYS):
-        yield slice(start, start + _BLOCK_RAYS), rays[start : start + _BLOCK_RAYS]
+    step = max(1, min(_BLOCK_RAYS, _BLOCK_BYTES // (8 * max(1, rays.shape[1]))))
+    for start in range(0, rays.shape[0], step):
+        yield slice(start, start + step), rays[start : start + step]
 
 
 def _scaled_blocks(

@@ -273,12 +273,13 @@ def _reconstruct(
             rank=options.rank_value,
             energy=options.energy,
             errors=errors,
+            factored=True,  # written expanded row slab by row slab: the cube is never held
             progress=progress,
         )
     except ValueError as error:  # e.g. the noise rule without any known error
         raise RunFileError(f"{run}: /entry/sinogram: {error}") from error
     if empty.any():
-        result.data[..., empty] = np.nan
+        result.blank(empty)
     attrs = {
         **result.attrs(),
         "rotation_centre_mm": float(centre),
@@ -288,7 +289,7 @@ def _reconstruct(
         "projection_totals_spread": spread,
     }
     reconstruction = Reconstruction(
-        result.data,
+        result.cube(),
         sinogram.q_A[picked],
         geometry.x_um,
         geometry.y_um,

@@ -36,7 +36,7 @@ import numpy as np
 from scipy import ndimage
 
 from jellyroll.conventions import per_angstrom, um_per, unit_text
-from jellyroll.io.nexus import nx_group, set_default, write_nxdata
+from jellyroll.io.nexus import RowSlabs, nx_group, set_default, write_nxdata
 from jellyroll.results.store import RunFileError, open_run, require, write_run_stage
 
 Q_UNITS = "1/angstrom"
@@ -92,9 +92,10 @@ class Sinogram:
 @dataclass
 class Reconstruction:
     """Reconstructed channels (n_y, n_x, n_q) on a square grid of the translation step;
-    ``attenuation`` (n_y, n_x) in 1/um when the scan had a diode."""
+    ``attenuation`` (n_y, n_x) in 1/um when the scan had a diode. To be written, ``data``
+    may also be an array-like read by row slabs (:class:`~jellyroll.io.nexus.RowSlabs`)."""
 
-    data: np.ndarray
+    data: np.ndarray | RowSlabs
     q_A: np.ndarray
     x_um: np.ndarray
     y_um: np.ndarray
@@ -415,10 +416,11 @@ def write_reconstruction(
 
 def write_reconstruction_group(entry: h5py.Group, reconstruction: Reconstruction) -> h5py.Group:
     """The NXdata ``reconstruction`` of ``entry`` (y_um, x_um, q axes) and its attenuation."""
+    data = reconstruction.data
     group = write_nxdata(
         entry,
         "reconstruction",
-        reconstruction.data.astype(np.float32, copy=False),
+        data.astype(np.float32, copy=False) if isinstance(data, np.ndarray) else data,
         [
             ("y_um", reconstruction.y_um, "um"),
             ("x_um", reconstruction.x_um, "um"),
