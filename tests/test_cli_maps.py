@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from jellyroll import conventions
 from jellyroll.cli import app
+from jellyroll.maps import core as maps_core
+from jellyroll.maps import run as maps_run
+from jellyroll.maps.options import MapsOptions
+from jellyroll.maps.run import run_maps
 from jellyroll.phantom.twin import Twin, make_twin
 from jellyroll.phantom.write import noisy_pixel_patterns
 from jellyroll.results import Reconstruction, Sinogram, write_reconstruction, write_sinogram
@@ -111,3 +116,34 @@ def test_the_denoising_note_warns_when_the_automatic_rank_keeps_too_many() -> No
     assert "--rank" in _denoising_note(236, 500, chosen=False)
     # A rank the user chose is reported as it is.
     assert "barely" not in _denoising_note(236, 500, chosen=True)
+
+
+@pytest.mark.parametrize(
+    ("kind", "analysis"), [("waxs", "jellyroll"), ("saxs", "jellyroll"), ("saxs", "study")]
+)
+def test_a_cube_left_on_disk_gives_the_maps_of_one_read_whole(
+    tmp_path: Path, twin: Twin, monkeypatch: pytest.MonkeyPatch, kind: str, analysis: str
+) -> None:
+    """A cube over IN_MEMORY_BYTES (the study's is 8.4 GB) stays on disk and every pass of
+    the maps reads it by row slabs: here slabs of one chunk row, so that every map is put
+    together from several. The maps equal those of the cube read whole, bit for bit (the
+    same sums on the same profiles; the denoiser's blocks hold the whole tiny map either
+    way)."""
+    run = make_run(tmp_path / "run.h5", twin, kind, seed=3)
+    options = MapsOptions(analysis=analysis)
+    whole = run_maps(run, options, figures=False).maps
+    monkeypatch.setattr(maps_run, "IN_MEMORY_BYTES", 0)
+    monkeypatch.setattr(conventions, "SLAB_BYTES", 1)
+    read = []
+    original = conventions.row_slabs
+
+    def counted(cube, slab_bytes=None):
+        read.append(type(cube))
+        yield from original(cube, slab_bytes)
+
+    monkeypatch.setattr(maps_core, "row_slabs", counted)
+    streamed = run_maps(run, options, figures=False).maps
+    assert read and all(kind is h5py.Dataset for kind in read)  # never an array read whole
+    assert streamed.maps.keys() == whole.maps.keys() and streamed.notes == whole.notes
+    for name, item in whole.maps.items():
+        np.testing.assert_array_equal(streamed[name], item.values, err_msg=name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import h5py
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -151,6 +152,23 @@ def test_denoise_blocks_nan_rows_and_fixed_rank() -> None:
     assert one_block.profiles.shape == noisy.shape
     with pytest.raises(ValueError):
         denoise_profiles(noisy, rank=501)
+
+
+def test_a_cube_on_disk_is_denoised_by_slabs_of_its_rows(tmp_path) -> None:
+    """A (y, x, q) cube left in its HDF5 file (8.4 GB at the study's size) is read by whole
+    slabs of rows (here 3 of 20 rows of 25 profiles a block, chunks of 4 rows: slabs of
+    one chunk row), never whole: the same rank and profiles as the array in memory."""
+    _, noisy = _low_rank_stack(2, n=500)
+    noisy[7, 3] = np.nan
+    cube = noisy.reshape(20, 25, Q.size)
+    in_memory = denoise_profiles(cube, block_rows=10_000)
+    with h5py.File(tmp_path / "cube.h5", "w") as f:
+        dataset = f.create_dataset("d", data=cube, chunks=(4, 25, 50), compression="gzip")
+        on_disk = denoise_profiles(dataset, block_rows=75)
+    assert on_disk.rank == in_memory.rank >= 2  # (the third shape is under the noise)
+    # only the order of the float64 sums differs (see above)
+    np.testing.assert_allclose(on_disk.profiles, in_memory.profiles, rtol=1e-7)
+    assert np.isnan(on_disk.profiles[0, 7, 3])
 
 
 def test_a_profile_with_a_missing_bin_is_denoised_over_the_others() -> None:

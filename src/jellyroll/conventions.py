@@ -10,6 +10,8 @@ rotation axis of the scan and y grows with the row index (see
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -149,17 +151,51 @@ def map_extent_mm(x_um: np.ndarray, y_um: np.ndarray) -> list[float]:
     ]
 
 
-def empty_channels(cube: np.ndarray, chunk: int = 64) -> np.ndarray:
+SLAB_BYTES = 64 * 2**20
+"""About how much of a cube :func:`row_slabs` reads at a time."""
+
+
+class RowSliced(Protocol):
+    """A cube held whole (an ndarray) or on disk (an h5py dataset), or made on the way
+    (a factored reconstruction): ``cube[a:b]`` gives rows ``a..b`` of its first axis."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    ndim: int
+
+    def __getitem__(self, rows: slice) -> np.ndarray: ...
+
+
+def slab_rows(cube: RowSliced, slab_bytes: int | None = None) -> int:
+    """Rows of the first axis per slab of about ``slab_bytes`` (default :data:`SLAB_BYTES`;
+    at least one), a whole number of the cube's chunk rows when it is a chunked dataset: a
+    slab that cut a compressed chunk would decompress (or, written, rewrite) it once per
+    slab."""
+    slab_bytes = SLAB_BYTES if slab_bytes is None else slab_bytes
+    row_bytes = max(1, np.dtype(cube.dtype).itemsize * math.prod(cube.shape[1:]))
+    chunks = getattr(cube, "chunks", None)
+    chunk_rows = chunks[0] if chunks else 1
+    return max(chunk_rows, slab_bytes // row_bytes // chunk_rows * chunk_rows)
+
+
+def row_slabs(cube: RowSliced, slab_bytes: int | None = None) -> Iterator[tuple[slice, np.ndarray]]:
+    """``(rows, cube[rows])`` slab by slab of the first axis (:func:`slab_rows`): a cube on
+    disk is never read whole, one in memory is given as views."""
+    step = slab_rows(cube, slab_bytes)
+    for start in range(0, cube.shape[0], step):
+        rows = slice(start, min(cube.shape[0], start + step))
+        yield rows, np.asarray(cube[rows])
+
+
+def empty_channels(cube: RowSliced) -> np.ndarray:
     """(n,) True where a channel of ``cube`` (..., n), channels last (a sinogram or a
-    reconstruction), holds no finite value; ``chunk`` channels at a time (no full-size
-    temporary)."""
+    reconstruction, in memory or on disk), holds no finite value; read by row slabs
+    (:func:`row_slabs`: no full-size temporary)."""
+    finite = np.zeros(cube.shape[-1], dtype=bool)
     leading = tuple(range(cube.ndim - 1))
-    return np.concatenate(
-        [
-            ~np.isfinite(cube[..., i : i + chunk]).any(axis=leading)
-            for i in range(0, cube.shape[-1], chunk)
-        ]
-    )
+    for _, slab in row_slabs(cube):
+        finite |= np.isfinite(slab).any(axis=leading)
+    return ~finite
 
 
 def finite_median(values: ArrayLike) -> float:

@@ -15,12 +15,13 @@ profiles) run it, so their results are bit-identical.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 from numba import njit, prange
 
+from jellyroll.conventions import RowSliced, slab_rows
 from jellyroll.phases import window_integrals
 
 __all__ = [
@@ -601,21 +602,18 @@ def denoise_profile_blocks(
     returned as they are, e.g. channels without any value). Memory stays bounded: the
     matrix is streamed in blocks of ``block_rows`` profiles.
     """
-    arr = np.asarray(intensities)
-    if arr.ndim < 2:
-        raise ValueError(f"intensities must have shape (..., n_q) with >= 2 profiles: {arr.shape}")
-    n_q = arr.shape[-1]
-    rows = arr.reshape(-1, n_q)
-    variance = None if sigma is None else np.broadcast_to(np.square(sigma), arr.shape)
+    if not hasattr(intensities, "shape"):  # a list of profiles
+        intensities = np.asarray(intensities)
+    rows, blocks = _profile_rows(intensities, block_rows)
+    shape = tuple(intensities.shape)
+    n_q = shape[-1]
+    variance = None if sigma is None else np.broadcast_to(np.square(sigma), shape)
     var_rows = None if variance is None else variance.reshape(-1, n_q)
-    blocks = [
-        slice(i, min(i + block_rows, rows.shape[0])) for i in range(0, rows.shape[0], block_rows)
-    ]
     cols = slice(None) if channels is None else np.asarray(channels, dtype=bool)
     n_q = int(np.ones(n_q, dtype=bool)[cols].sum())
 
     def block_data(b: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        x = rows[b][:, cols].astype(np.float64)
+        x = rows(b)[:, cols].astype(np.float64)
         v = np.abs(x) if var_rows is None else var_rows[b][:, cols].astype(np.float64)
         good = np.isfinite(x).all(axis=1) & np.isfinite(v).all(axis=1)
         return x, v, good
@@ -670,7 +668,7 @@ def denoise_profile_blocks(
     basis = vectors[:, :k]
 
     # Pass 3: project every profile on the kept components, a block at a time.
-    dtype = np.result_type(arr.dtype, np.float32)
+    dtype = np.result_type(intensities.dtype, np.float32)
 
     def projected_blocks() -> Iterator[tuple[slice, np.ndarray]]:
         for b in blocks:
@@ -679,7 +677,7 @@ def denoise_profile_blocks(
             projected = np.empty_like(x)
             projected[good] = (y @ basis) @ basis.T * row_scale[:, None] * col_scale
             projected[~good] = _project_partial(x[~good], v[~good], basis, column)
-            out = np.array(rows[b], dtype=dtype, copy=True)
+            out = np.array(rows(b), dtype=dtype, copy=True)
             out[:, cols] = projected
             yield b, out
 
@@ -687,7 +685,38 @@ def denoise_profile_blocks(
         rank=k,
         singular_values=singular,
         threshold=threshold,
-        shape=arr.shape,
+        shape=shape,
         dtype=dtype,
         blocks=projected_blocks(),
     )
+
+
+def _profile_rows(
+    intensities: np.ndarray | RowSliced, block_rows: int
+) -> tuple[Callable[[slice], np.ndarray], list[slice]]:
+    """A reader of the flattened profiles ``(n, n_q)`` of ``intensities`` (..., n_q) by
+    slices, and the blocks of about ``block_rows`` profiles to read. An ndarray is read as
+    views; a cube on disk (an h5py dataset) by whole slabs of its first axis (whole chunk
+    rows), never whole."""
+    if isinstance(intensities, np.ndarray):
+        flat = intensities
+        if flat.ndim < 2:
+            raise ValueError(
+                f"intensities must have shape (..., n_q) with >= 2 profiles: {flat.shape}"
+            )
+        flat = flat.reshape(-1, flat.shape[-1])
+        n = flat.shape[0]
+        return flat.__getitem__, [slice(i, min(i + block_rows, n)) for i in range(0, n, block_rows)]
+    shape = tuple(intensities.shape)
+    if len(shape) < 2:
+        raise ValueError(f"intensities must have shape (..., n_q) with >= 2 profiles: {shape}")
+    per_line = math.prod(shape[1:-1])
+    lines = slab_rows(intensities, block_rows * shape[-1] * np.dtype(intensities.dtype).itemsize)
+
+    def read(b: slice) -> np.ndarray:
+        block = intensities[b.start // per_line : b.stop // per_line]
+        return np.asarray(block).reshape(-1, shape[-1])
+
+    return read, [
+        slice(i * per_line, min(i + lines, shape[0]) * per_line) for i in range(0, shape[0], lines)
+    ]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
 
 import h5py
 import numpy as np
 import pandas as pd
+
+from jellyroll.conventions import RowSliced, slab_rows
 
 
 def nx_group(parent: h5py.Group, name: str, nx_class: str) -> h5py.Group:
@@ -17,37 +18,21 @@ def nx_group(parent: h5py.Group, name: str, nx_class: str) -> h5py.Group:
     return group
 
 
-class RowSlabs(Protocol):
-    """An array too large to hold, read by slabs of its first axis: ``source[a:b]`` gives
-    those rows as an ndarray (e.g. a factored reconstruction expanded on the way)."""
-
-    shape: tuple[int, ...]
-    dtype: np.dtype
-    ndim: int
-
-    def __getitem__(self, rows: slice) -> np.ndarray: ...
-
-
-SLAB_BYTES = 64 * 2**20
-"""Size of the row slabs :func:`write_row_slabs` writes at a time."""
-
-
-def write_row_slabs(dataset: h5py.Dataset, source: RowSlabs, slab_bytes: int = SLAB_BYTES) -> None:
-    """Fill ``dataset`` from ``source`` slab by slab of whole chunk rows (a slab that cut a
-    compressed chunk would rewrite it once per slab); about ``slab_bytes`` at a time."""
-    n_rows = dataset.shape[0]
-    row_bytes = max(1, dataset.dtype.itemsize * int(np.prod(dataset.shape[1:])))
-    chunk_rows = dataset.chunks[0] if dataset.chunks else 1
-    rows = max(chunk_rows, slab_bytes // row_bytes // chunk_rows * chunk_rows)
-    for start in range(0, n_rows, rows):
-        stop = min(n_rows, start + rows)
+def write_row_slabs(
+    dataset: h5py.Dataset, source: RowSliced, slab_bytes: int | None = None
+) -> None:
+    """Fill ``dataset`` from ``source`` slab by slab of whole chunk rows
+    (:func:`~jellyroll.conventions.slab_rows`), about ``slab_bytes`` at a time."""
+    step = slab_rows(dataset, slab_bytes)
+    for start in range(0, dataset.shape[0], step):
+        stop = min(dataset.shape[0], start + step)
         dataset[start:stop] = source[start:stop]
 
 
 def write_nxdata(
     parent: h5py.Group,
     name: str,
-    signal: np.ndarray | RowSlabs,
+    signal: np.ndarray | RowSliced,
     axes: Sequence[tuple[str, np.ndarray, str]] = (),
     *,
     units: str = "",

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from jellyroll.conventions import empty_channels
+from jellyroll.conventions import RowSliced, empty_channels, row_slabs
 from jellyroll.maps.options import MapsOptions
 from jellyroll.phases import (
     GRAPHITE_OVERVIEW_WINDOW,
@@ -68,7 +68,9 @@ def analysis_note(options: MapsOptions) -> str:
 
 def compute_maps(recon: Reconstruction, options: MapsOptions) -> MapSet:
     """Phase maps when q covers the Table 1 windows, SAXS intensity and d* when it covers
-    0.025-0.1 A^-1, and the attenuation map when the reconstruction has one.
+    0.025-0.1 A^-1, and the attenuation map when the reconstruction has one. The cube
+    ``recon.data`` may be on disk (an h5py dataset): it is read by row slabs
+    (:func:`~jellyroll.conventions.row_slabs`), never whole.
 
     Raises ValueError when q covers neither (no map to make).
     """
@@ -119,18 +121,27 @@ def compute_maps(recon: Reconstruction, options: MapsOptions) -> MapSet:
 
 
 def waxs_maps(
-    q: np.ndarray, data: np.ndarray, units: str, options: MapsOptions, channels: np.ndarray
+    q: np.ndarray, data: RowSliced, units: str, options: MapsOptions, channels: np.ndarray
 ) -> dict[str, Map]:
     """Window integrals of Table 1 and the graphite overview, the phase labels, and the
     housing ring's map when q covers it (to find the cell without a diode); from the
     ``channels`` (n_q,) bool of ``data`` only."""
     windows = analysis_windows(options)
-    # the jellyroll windows carry their own background anchors; no shoulders for either
-    integrals = phase_maps(q, data, windows, shoulder_bins=0, channels=channels)
+    housing = covers(q[channels], HOUSING_WINDOW)
+
+    def slab_maps(slab: np.ndarray) -> dict[str, np.ndarray]:
+        # the jellyroll windows carry their own background anchors; no shoulders for either
+        found = phase_maps(q, slab, windows, shoulder_bins=0, channels=channels)
+        if housing:
+            found.update(phase_maps(q, slab, HOUSING_WINDOW, channels=channels))
+        return found
+
+    parts = [slab_maps(slab) for _, slab in row_slabs(data)]
+    integrals = {name: np.concatenate([part[name] for part in parts]) for name in windows}
     out = {name: Map(values, f"{units} x 1/angstrom") for name, values in integrals.items()}
-    if covers(q[channels], HOUSING_WINDOW):
-        housing = phase_maps(q, data, HOUSING_WINDOW, channels=channels)["housing"]
-        out[MapName.HOUSING] = Map(housing, f"{units} x 1/angstrom")
+    if housing:
+        values = np.concatenate([part["housing"] for part in parts])
+        out[MapName.HOUSING] = Map(values, f"{units} x 1/angstrom")
     for name, family, meaning in (
         (MapName.GRAPHITE_LABEL, GRAPHITE_PHASES, GRAPHITE_LABELS),
         (MapName.NMC_LABEL, NMC_PHASES, NMC_LABELS),
@@ -147,7 +158,7 @@ none of its denoised ones."""
 
 
 def saxs_maps(
-    q: np.ndarray, data: np.ndarray, units: str, options: MapsOptions, channels: np.ndarray
+    q: np.ndarray, data: RowSliced, units: str, options: MapsOptions, channels: np.ndarray
 ) -> tuple[dict[str, Map], list[str]]:
     """SAXS intensity, d* and the reason code of each voxel without one, from the
     ``channels`` (n_q,) bool of ``data`` only; notes on the denoising and on d* set by one
@@ -155,6 +166,12 @@ def saxs_maps(
     notes = []
     # d* leaves out the channels whose q is not finite
     q_used = np.where(channels, q, np.nan)
+    intensities, parts = [], []
+    for _, slab in row_slabs(data):
+        intensities.append(saxs_intensity_map(q, slab, channels=channels))
+        if not options.denoised:  # d* of the raw profiles, from the same read
+            parts.append(departure_dstar_map(q_used, slab, **options.dstar.overrides()))
+    intensity = np.concatenate(intensities)
     if options.denoised:
         denoised = denoise_profile_blocks(data, rank=options.rank, channels=channels)
         n_q = int(channels.sum())
@@ -164,10 +181,7 @@ def saxs_maps(
             departure_dstar_map(q_used, block, **options.dstar.overrides())
             for _, block in denoised.blocks
         ]
-        result = _joined(parts, data.shape[:-1])
-    else:
-        result = departure_dstar_map(q_used, data, **options.dstar.overrides())
-    intensity = saxs_intensity_map(q, data, channels=channels)
+    result = _joined(parts, data.shape[:-1])
     d_star, reason = result.d_star_nm.astype(np.float32), result.reason_code
     # Weak voxels (no silicon: cathode, separator, outside) hold noise, not a d*.
     positive = intensity[np.isfinite(intensity) & (intensity > 0)]

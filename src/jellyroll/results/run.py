@@ -35,8 +35,8 @@ import h5py
 import numpy as np
 from scipy import ndimage
 
-from jellyroll.conventions import per_angstrom, um_per, unit_text
-from jellyroll.io.nexus import RowSlabs, nx_group, set_default, write_nxdata
+from jellyroll.conventions import RowSliced, per_angstrom, um_per, unit_text
+from jellyroll.io.nexus import nx_group, set_default, write_nxdata
 from jellyroll.results.store import RunFileError, open_run, require, write_run_stage
 
 Q_UNITS = "1/angstrom"
@@ -93,9 +93,9 @@ class Sinogram:
 class Reconstruction:
     """Reconstructed channels (n_y, n_x, n_q) on a square grid of the translation step;
     ``attenuation`` (n_y, n_x) in 1/um when the scan had a diode. To be written, ``data``
-    may also be an array-like read by row slabs (:class:`~jellyroll.io.nexus.RowSlabs`)."""
+    may also be an array-like read by row slabs (:class:`~jellyroll.conventions.RowSliced`)."""
 
-    data: np.ndarray | RowSlabs
+    data: np.ndarray | RowSliced
     q_A: np.ndarray
     x_um: np.ndarray
     y_um: np.ndarray
