@@ -16,8 +16,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import h5py
 import numpy as np
 
+from jellyroll.conventions import row_slabs
+from jellyroll.io.scratch import VolumeFactory
 from jellyroll.recon.astra_backend import astra_reconstruct
 from jellyroll.recon.fbp import fbp
 from jellyroll.recon.geometry import ParallelGeometry
@@ -52,13 +55,18 @@ RANK_RULES = ("auto", "noise", "energy")
 """
 AUTO_ENERGY_RANK = 64
 
+CHUNK_CHANNELS = 128
+"""Channels reconstructed (or expanded) at a time by default: what bounds the working
+memory of a volume that is not factored."""
+
 Progress = Callable[[float], None]
 """Called with the fraction of the work done, in [0, 1]."""
 
 
 @dataclass
 class ReconstructionResult:
-    """``data`` ``(ny, nx, nc)`` float32 (sinogram units / um) on ``geometry``'s grid.
+    """``data`` ``(ny, nx, nc)`` float32 (sinogram units / um) on ``geometry``'s grid (an
+    HDF5 dataset when :func:`reconstruct`'s ``volume`` made one).
 
     ``rank`` is the largest number of components reconstructed for a channel group (None:
     every channel reconstructed on its own) and ``residual`` the largest relative norm of
@@ -69,12 +77,13 @@ class ReconstructionResult:
     ``(ny, nx, r)`` instead: :meth:`channels` expands them.
     """
 
-    data: np.ndarray
+    data: np.ndarray | h5py.Dataset
     geometry: ParallelGeometry
     method: str
     iterations: int
     backend: str
     nonnegative: bool
+    n_channels: int
     rank: int | None = None
     residual: float = 0.0
     seconds: float = 0.0
@@ -87,9 +96,9 @@ class ReconstructionResult:
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        """``(ny, nx, nc)`` of the channels, expanded or not."""
-        nc = self.data.shape[2] if self.basis is None else self.basis.shape[0]
-        return (*self.geometry.shape, nc)
+        """``(ny, nx, nc)`` of the channels, expanded or not (known once ``data``'s scratch
+        file is closed)."""
+        return (*self.geometry.shape, self.n_channels)
 
     @property
     def x_um(self) -> np.ndarray:
@@ -112,8 +121,8 @@ class ReconstructionResult:
 
     def blank(self, channels: np.ndarray) -> None:
         """Set the ``channels`` (nc,) bool to NaN (those without any measured value)."""
-        if self.basis is None:
-            self.data[..., channels] = np.nan
+        if self.basis is None:  # indices: an HDF5 dataset takes no boolean mask here
+            self.data[..., np.flatnonzero(channels)] = np.nan
         else:
             self.basis[channels] = np.nan
 
@@ -176,6 +185,7 @@ def _mask_groups(finite: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
 class _Job:
     """One group of channels with a common ray mask, on its own (sub)geometry."""
 
+    engine: str
     geometry: ParallelGeometry
     mask: np.ndarray  # (n_angles kept, n_t)
     method: str
@@ -185,7 +195,18 @@ class _Job:
     report: Callable[[float], None]  # fraction of this job done
 
     def solve(self, block: np.ndarray, share: float, before: float) -> np.ndarray:
-        """Reconstruct ``block`` with jellyroll's engine; it is ``share`` of the job."""
+        """Reconstruct ``block`` ``(n_angles kept, n_t, n)``; it is ``share`` of the job."""
+        if self.engine == "astra":
+            return astra_reconstruct(
+                self.geometry,
+                block,
+                self.method,
+                self.iterations,
+                mask=self.mask,
+                relaxation=self.relaxation,
+                nonnegative=self.nonnegative,
+                callback=lambda k: self.report(before + share * k / block.shape[2]),
+            )
         if self.method == "fbp":  # linear: :func:`reconstruct` clips the channels once
             result = fbp(self.geometry, block, mask=self.mask)
             self.report(before + share)
@@ -201,7 +222,9 @@ class _Job:
             callback=lambda k: self.report(before + share * k / self.iterations),
         )
 
-    def chunked(self, data: np.ndarray, chunk: int, out: np.ndarray) -> np.ndarray:
+    def chunked(
+        self, data: np.ndarray, chunk: int, out: np.ndarray | h5py.Dataset
+    ) -> np.ndarray | h5py.Dataset:
         """Reconstruct the channels of ``data`` into ``out`` ``(ny, nx, n)``, ``chunk`` at
         a time."""
         n = data.shape[2]
@@ -276,8 +299,9 @@ def reconstruct(
     energy: float | None = None,
     max_rank: int | None = None,
     errors: np.ndarray | None = None,
-    chunk_channels: int = 128,
+    chunk_channels: int = CHUNK_CHANNELS,
     factored: bool = False,
+    volume: VolumeFactory | None = None,
     progress: Progress | None = None,
 ) -> ReconstructionResult:
     """Reconstruct ``sinogram`` ``(n_angles, n_t, nc)`` (value x um, NaN = missing) into
@@ -296,7 +320,9 @@ def reconstruct(
     ``factored`` keeps a low-rank result as component maps and basis (without the
     ``(ny, nx, nc)`` volume, 8 GB at the study's size) when one channel group holds every
     measured ray (channels with none get basis rows of 0); otherwise the volume is
-    returned as usual.
+    returned as usual. ``volume`` makes that volume, zero-filled (default: an ndarray; an
+    HDF5 dataset from :func:`jellyroll.io.scratch.scratch_volumes` keeps it out of memory:
+    the channels are written into it ``chunk_channels`` at a time).
     """
     check_method(method, backend, iterations)
     check_rank(rank)
@@ -316,7 +342,16 @@ def reconstruct(
     # clipping (it would act on the expanded channels)
     measured_groups = sum(1 for mask, _ in groups if mask.any())
     factored = factored and measured_groups == 1 and engine == "jellyroll" and not nonnegative
-    out: np.ndarray | None = None
+    made: list[np.ndarray | h5py.Dataset] = []
+
+    def whole_volume() -> np.ndarray | h5py.Dataset:
+        """The (ny, nx, nc) result, made on first use (never, for a factored one)."""
+        if not made:
+            shape = (*geometry.shape, nc)
+            made.append(volume(shape) if volume is not None else np.zeros(shape, np.float32))
+        return made[0]
+
+    components: np.ndarray | None = None  # the maps of a factored result
     basis = None
     ranks: list[int] = []
     residual = 0.0
@@ -348,21 +383,17 @@ def reconstruct(
             if sigma is not None:
                 sigma = np.where(measured[..., None], sigma, np.float32(np.nan))
         job = _Job(
-            geometry.subset(keep), measured, method, iterations, relaxation, clip_updates, report
+            engine,
+            geometry.subset(keep),
+            measured,
+            method,
+            iterations,
+            relaxation,
+            clip_updates,
+            report,
         )
         compressed = None
-        if engine == "astra":
-            target = astra_reconstruct(
-                job.geometry,
-                data,
-                method,
-                iterations,
-                mask=measured,
-                relaxation=relaxation,
-                nonnegative=clip_updates,
-                callback=lambda k, n=channels.size: report(k / n),
-            )
-        elif low_rank and not clip_updates and channels.size > 1:
+        if engine != "astra" and low_rank and not clip_updates and channels.size > 1:
             compressed = _low_rank(data, sigma, rank, energy, max_rank)
         if compressed is not None:
             ranks.append(compressed.rank)
@@ -372,30 +403,33 @@ def reconstruct(
             maps = np.empty((*geometry.shape, compressed.rank), dtype=np.float32)
             job.chunked(compressed.components, chunk_channels, maps)
             if factored:
-                out, basis = maps, np.zeros((nc, compressed.rank), np.float32)
+                components, basis = maps, np.zeros((nc, compressed.rank), np.float32)
                 basis[channels] = compressed.basis
                 continue
-            target = _expanded(maps, compressed.basis)
-        elif engine != "astra":
-            target = np.empty((*geometry.shape, channels.size), np.float32)
-            job.chunked(data, chunk_channels, target)
-        if whole:
-            out = target
+        # a group of every channel goes straight into the volume (its indices are 0..nc-1),
+        # chunk_channels at a time
+        target = whole_volume() if whole else np.empty((*geometry.shape, channels.size), np.float32)
+        if compressed is not None:
+            for lo in range(0, channels.size, chunk_channels):
+                part = slice(lo, lo + chunk_channels)
+                target[..., part] = _expanded(maps, compressed.basis[part])
         else:
-            if out is None:
-                out = np.zeros((*geometry.shape, nc), np.float32)
-            out[..., channels] = target
-    if out is None:  # nothing measured in any channel
-        out = np.zeros((*geometry.shape, nc), np.float32)
+            job.chunked(data, chunk_channels, target)
+        if not whole:
+            whole_volume()[..., channels] = target
+    # (a volume of 0 when nothing was measured)
+    result = components if components is not None else whole_volume()
     if nonnegative and method == "fbp":
-        np.maximum(out, 0, out=out)
+        for rows, slab in row_slabs(result):
+            result[rows] = np.maximum(slab, 0)
     return ReconstructionResult(
-        data=out,
+        data=result,
         geometry=geometry,
         method=method,
         iterations=iterations,
         backend=engine,
         nonnegative=nonnegative,
+        n_channels=nc,
         rank=max(ranks) if ranks else None,
         residual=residual,
         seconds=time.perf_counter() - start,

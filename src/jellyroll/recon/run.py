@@ -13,6 +13,7 @@ import numpy as np
 from jellyroll.conventions import empty_channels
 from jellyroll.io.lock import output_lock
 from jellyroll.io.provenance import provenance_record
+from jellyroll.io.scratch import scratch_volumes
 from jellyroll.recon.astra_backend import astra_version
 from jellyroll.recon.attenuation import (
     MIN_FINITE_SHARE,
@@ -21,7 +22,13 @@ from jellyroll.recon.attenuation import (
     correct_self_absorption,
     transmission,
 )
-from jellyroll.recon.engine import Progress, ReconstructionResult, check_method, reconstruct
+from jellyroll.recon.engine import (
+    CHUNK_CHANNELS,
+    Progress,
+    ReconstructionResult,
+    check_method,
+    reconstruct,
+)
 from jellyroll.recon.geometry import ParallelGeometry
 from jellyroll.recon.options import ReconstructOptions
 from jellyroll.recon.qwindows import NoChannelError, select_channels
@@ -262,48 +269,53 @@ def _reconstruct(
         data = correct_self_absorption(data, through, in_place=True)
         if errors is not None:  # the same division by the ray's transmission
             errors = correct_self_absorption(errors, through, in_place=True)
-    try:
-        result = reconstruct(
-            data,
-            geometry,
-            method,
-            iterations,
-            backend=backend,
-            nonnegative=options.nonnegative,
-            rank=options.rank_value,
-            energy=options.energy,
-            errors=errors,
-            factored=True,  # written expanded row slab by row slab: the cube is never held
-            progress=progress,
+    # a volume that is not factored (every channel reconstructed: no low rank) and too
+    # large to hold is made on disk beside the run, and written from there by row slabs
+    with scratch_volumes(run.parent, CHUNK_CHANNELS) as volume:
+        try:
+            result = reconstruct(
+                data,
+                geometry,
+                method,
+                iterations,
+                backend=backend,
+                nonnegative=options.nonnegative,
+                rank=options.rank_value,
+                energy=options.energy,
+                errors=errors,
+                factored=True,  # written expanded row slab by row slab: the cube is never held
+                chunk_channels=CHUNK_CHANNELS,
+                volume=volume,
+                progress=progress,
+            )
+        except ValueError as error:  # e.g. the noise rule without any known error
+            raise RunFileError(f"{run}: /entry/sinogram: {error}") from error
+        if empty.any():
+            result.blank(empty)
+        attrs = {
+            **result.attrs(),
+            "rotation_centre_mm": float(centre),
+            "rotation_centre_source": centre_source,
+            "self_absorption_corrected": corrected,
+            "channels": options.channels,
+            "projection_totals_spread": spread,
+        }
+        reconstruction = Reconstruction(
+            result.cube(),
+            sinogram.q_A[picked],
+            geometry.x_um,
+            geometry.y_um,
+            attrs,
+            attenuation=mu,
+            q_units=sinogram.q_units,
         )
-    except ValueError as error:  # e.g. the noise rule without any known error
-        raise RunFileError(f"{run}: /entry/sinogram: {error}") from error
-    if empty.any():
-        result.blank(empty)
-    attrs = {
-        **result.attrs(),
-        "rotation_centre_mm": float(centre),
-        "rotation_centre_source": centre_source,
-        "self_absorption_corrected": corrected,
-        "channels": options.channels,
-        "projection_totals_spread": spread,
-    }
-    reconstruction = Reconstruction(
-        result.cube(),
-        sinogram.q_A[picked],
-        geometry.x_um,
-        geometry.y_um,
-        attrs,
-        attenuation=mu,
-        q_units=sinogram.q_units,
-    )
-    configuration = {
-        **options.key_payload(),
-        **attrs,
-        "astra": astra_version(),
-        "sinogram_shape": sinogram.shape,
-        "notes": notes,
-    }
-    record = provenance_record(configuration, inputs=[stage_file(run, "reduce")])
-    write_reconstruction(run, reconstruction, record, key=reconstruct_key(run, options))
+        configuration = {
+            **options.key_payload(),
+            **attrs,
+            "astra": astra_version(),
+            "sinogram_shape": sinogram.shape,
+            "notes": notes,
+        }
+        record = provenance_record(configuration, inputs=[stage_file(run, "reduce")])
+        write_reconstruction(run, reconstruction, record, key=reconstruct_key(run, options))
     return RunReconstruction(run, result, float(centre), mu is not None, notes)
