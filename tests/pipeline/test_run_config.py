@@ -99,3 +99,48 @@ def test_the_demo_configuration_holds_any_folder_name(tmp_path: Path) -> None:
     assert fresh.waxs == twins.resolve() / "fresh_charged" / "waxs_scan.h5"
     assert aged.truth == twins.resolve() / "aged_charged" / "truth.h5"
     assert aged.xct == twins.resolve() / "aged_charged" / "xct.tif"
+
+
+@pytest.mark.parametrize(
+    ("cells", "what"),
+    [
+        (
+            '[[cells]]\nname = "fresh"\nlabel = "charged"\nwaxs = "w.h5"\nsaxs = "s.h5"\n'
+            '[[cells]]\nname = "aged"\nlabel = "charged"\nwaxs = "w.h5"\nsaxs = "s.h5"\n',
+            r"cells 'fresh', 'aged' have the same label \['charged'\]",
+        ),
+        (
+            '[[cells]]\nname = "fresh"\nwaxs = "w.h5"\nsaxs = "s.h5"\n'
+            '[[cells]]\nname = "fresh2"\nlabel = "fresh"\nwaxs = "w.h5"\nsaxs = "s.h5"\n',
+            r"cells 'fresh', 'fresh2' have the same label \['fresh'\]",
+        ),
+    ],
+)
+def test_cells_the_report_could_not_tell_apart_are_refused(
+    tmp_path: Path, cells: str, what: str
+) -> None:
+    """A [[cells]] block copied with its label (or a label equal to another cell's name)
+    was accepted: the report's summary rows, cell sections and comparison bars carried the
+    same label twice, and nothing told the fresh cell from the aged one."""
+    with pytest.raises(ConfigError, match=what):
+        load_config(_config(tmp_path, cells))
+
+
+def test_cell_names_that_differ_only_in_case_are_refused(tmp_path: Path) -> None:
+    """ "Fresh" and "fresh" were accepted: on a case-insensitive file system (macOS,
+    Windows) both cells wrote <output>/fresh, each overwriting the other's results."""
+    text = CELL.replace('"a"', '"Fresh"') + CELL.replace('"a"', '"fresh"')
+    with pytest.raises(ConfigError, match=r"\['Fresh', 'fresh'\] differ only in case"):
+        load_config(_config(tmp_path, text))
+
+
+def test_a_tilde_in_a_path_is_the_home_folder(tmp_path: Path, monkeypatch) -> None:
+    """`output = "~/study"` wrote the results into a folder literally named "~" inside the
+    configuration's folder (and `waxs = "~/data/w.h5"` was looked for there)."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    text = 'output = "~/study"\n' + CELL.replace('"w.h5"', '"~/data/w.h5"')
+    (tmp_path / "cfg").mkdir()
+    config = load_config(_config(tmp_path / "cfg", text))
+    assert config.output == home.resolve() / "study"
+    assert config.cells[0].waxs == home.resolve() / "data" / "w.h5"

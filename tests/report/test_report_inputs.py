@@ -160,3 +160,69 @@ def test_a_cell_whose_collector_was_not_traced_shows_no_bend_count(
     summary = report_run.summary_table([report_run.require_diagnosis(cell)])
     assert summary.loc[0, "bends"] == "collector not traced"
     assert ">nan<" not in page
+
+
+def test_two_diagnoses_of_one_cell_keep_their_own_critical_diameter(
+    results: Path, tmp_path: Path
+) -> None:
+    """`jellyroll report runA/cell/results.h5 runB/cell/results.h5` (one cell diagnosed
+    with 40 and with 50 um, to compare): the critical diameters were kept by cell name, so
+    the second replaced the first; the summary said "above 50 um (case B)" for both rows,
+    both histograms drew 50 um, and the two rows and sections had the same label."""
+    cells = []
+    for run, critical in (("runA", 40.0), ("runB", 50.0)):
+        (tmp_path / run / "cell").mkdir(parents=True)
+        cells.append(
+            _copy(
+                results,
+                tmp_path / run / "cell" / "results.h5",
+                name="cell",
+                label="fresh",
+                critical_diameter_um=critical,
+            )
+        )
+    page = run_report(cells, tmp_path / "report.html").read_text()
+    assert "above 50 um (case B)" not in page
+    assert "critical equivalent diameter of 40 um for fresh (runA), 50 um for fresh (runB)" in page
+    assert "<h2>Cell fresh (runA)</h2>" in page and "<h2>Cell fresh (runB)</h2>" in page
+    shown = report_run.distinct_labels([report_run.require_diagnosis(p) for p in cells])
+    table = report_run.summary_table(shown)
+    assert list(table["cell"]) == ["fresh (runA)", "fresh (runB)"]
+    assert list(table["critical diameter (um)"]) == [40.0, 50.0]
+
+
+def test_cells_of_one_label_are_told_apart_by_name(results: Path, tmp_path: Path) -> None:
+    """Two cells labelled alike (a copied label) were shown as two identical rows."""
+    cells = [
+        _copy(results, tmp_path / f"{name}.h5", name=name, label="charged")
+        for name in ("fresh", "aged")
+    ]
+    page = run_report(cells, tmp_path / "report.html").read_text()
+    assert "<h2>Cell charged (fresh)</h2>" in page and "<h2>Cell charged (aged)</h2>" in page
+    with pytest.raises(ValueError, match=r"fresh\.h5: given twice"):
+        run_report([cells[0], cells[0]], tmp_path / "twice.html")
+
+
+def test_a_number_that_is_not_one_is_shown_as_no_value(results: Path, tmp_path: Path) -> None:
+    """A cell without any valid d* (delithiated, featureless SAXS) had its median d* shown
+    as "nan" in the summary (SPEC section 3: report "no value", not a number); so was the d*
+    of a region-averaged profile without a valid one."""
+    cell = _copy(results, tmp_path / "cell.h5", name="cell", median_d_star_nm=float("nan"))
+    page = run_report([cell], tmp_path / "report.html").read_text()
+    assert ">nan<" not in page
+    assert "<td>no value</td>" in page
+
+
+def test_table_numbers_of_a_few_mm_keep_their_digits() -> None:
+    """Coordinates and arc lengths of a few mm were written in powers of ten to 3
+    significant digits (x_um 4567.8 as "4.57e+03"): not the number of the results file."""
+    import pandas as pd
+
+    from jellyroll.report.html import Section
+
+    section = Section("t")
+    section.table(pd.DataFrame({"x_um": [4567.8, -747.2], "excess": [0.238, 2.45e-5]}))
+    cells = section.items[0].split("<tbody>")[1]
+    assert "e+03" not in cells
+    assert "<td>4568</td>" in cells and "<td>-747</td>" in cells
+    assert "<td>0.238</td>" in cells and "<td>2.45e-05</td>" in cells

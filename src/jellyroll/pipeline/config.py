@@ -2,7 +2,7 @@
 models gathered, so every default lives once (in the stage's ``options.py``).
 
 Unknown keys and bad values are errors that name the key: a typo never silently falls back
-to a default. Paths are relative to the configuration file.
+to a default. Paths are relative to the configuration file; ``~`` is the user's home.
 """
 
 from __future__ import annotations
@@ -157,13 +157,34 @@ class RunConfig(_Strict):
         names = [c.name for c in cells]
         if len(set(names)) != len(names):
             raise ValueError(f"cell names must be unique, got {names}")
+        # one output folder per cell: "Fresh" and "fresh" are one folder on macOS / Windows
+        folded = [name.casefold() for name in names]
+        clash = [name for name, key in zip(names, folded, strict=True) if folded.count(key) > 1]
+        if clash:
+            raise ValueError(
+                f"cell names {clash} differ only in case: on a case-insensitive file system "
+                "(macOS, Windows) their output folders are one and each cell overwrites the "
+                "other; rename one"
+            )
+        # the report tells the cells apart by label (its summary rows, sections, bars)
+        labels = [c.label or c.name for c in cells]
+        same = [label for label in labels if labels.count(label) > 1]
+        if same:
+            shared = ", ".join(
+                f"{c.name!r}" for c, label in zip(cells, labels, strict=True) if label in same
+            )
+            raise ValueError(
+                f"cells {shared} have the same label {sorted(set(same))} (a label defaults to "
+                "the name): the report could not tell them apart; give each cell its own label"
+            )
         return cells
 
     def resolved(self, base: Path) -> RunConfig:
         """Paths made absolute relative to ``base`` (the configuration file's folder)."""
 
         def absolute(path: Path | None) -> Path | None:
-            return None if path is None else (base / path).resolve()
+            # "~/data" is the user's home, as in a shell (else a folder named "~" here)
+            return None if path is None else (base / path.expanduser()).resolve()
 
         cells = [
             cell.model_copy(

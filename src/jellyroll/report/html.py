@@ -9,11 +9,13 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -32,6 +34,16 @@ th { background: #eef; } td.text { text-align: left; }
 dl { display: grid; grid-template-columns: max-content auto; }
 dt { font-weight: bold; padding-right: 1em; } dd { margin: 0; }
 """
+
+NO_VALUE = "no value"
+"""Shown in a table for a number that is not one (NaN: a d* with no valid value, say)."""
+
+
+def _number(value: float, float_format: str) -> str:
+    """``value`` in ``float_format``, but every integer digit where that would write it in
+    powers of ten: an x_um of 4567.8 or an arc of 2254 um read "4.57e+03", "2.25e+03"."""
+    text = float_format.format(value)
+    return f"{value:.0f}" if "e" in text and 1 <= abs(value) < 1e9 else text
 
 
 def figure_png(figure: Figure, dpi: int = 90) -> bytes:
@@ -68,8 +80,10 @@ class Section:
         for row in table.itertuples(index=False):
             cells = []
             for value in row:
-                if isinstance(value, float):
-                    cells.append(f"<td>{html.escape(float_format.format(value))}</td>")
+                if isinstance(value, float | np.floating) and math.isnan(value):
+                    cells.append(f"<td>{NO_VALUE}</td>")  # NaN: no value (SPEC section 3)
+                elif isinstance(value, float | np.floating):
+                    cells.append(f"<td>{html.escape(_number(value, float_format))}</td>")
                 else:
                     cells.append(f'<td class="text">{html.escape(str(value))}</td>')
             rows.append("<tr>" + "".join(cells) + "</tr>")

@@ -6,6 +6,7 @@ was computed by a stage and read from its results file.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -50,14 +51,12 @@ def summary_table(cells: Iterable[Diagnosis]) -> pd.DataFrame:
     shown as not recorded, never as 0."""
     cells = list(cells)
     critical = _critical_diameters(cells)
-    shared = len(set(critical.values())) == 1
+    shared = len(set(critical)) == 1
     case_b = (
-        f"above {next(iter(critical.values())):g} um (case B)"
-        if shared
-        else "above the critical diameter (case B)"
+        f"above {critical[0]:g} um (case B)" if shared else "above the critical diameter (case B)"
     )
     rows = []
-    for result in cells:
+    for result, diameter in zip(cells, critical, strict=True):
         values = result.summary
 
         def value(key: str, scale: float = 1.0, values=values) -> float | str:
@@ -69,7 +68,7 @@ def summary_table(cells: Iterable[Diagnosis]) -> pd.DataFrame:
                 "agglomerates": value("agglomerates"),
                 "case A": value("case_a"),
                 case_b: value("case_b"),
-                **({} if shared else {"critical diameter (um)": critical[result.name]}),
+                **({} if shared else {"critical diameter (um)": diameter}),
                 f"unresolved (< {RESOLVED_PIXELS:g} px)": value("unresolved"),
                 "defect share of anode (%)": value("defect_share", 100.0),
                 "median radius (um)": value("median_radius_um"),
@@ -93,10 +92,12 @@ def _bends(count: float | str) -> float | str:
     return NOT_TRACED if isinstance(count, float) and np.isnan(count) else count
 
 
-def _critical_diameters(cells: list[Diagnosis]) -> dict[str, float]:
-    """Cell name -> the critical diameter (um) its diagnosis classified with; a results file
-    that does not record it is refused (its case A / B counts cannot be read without it)."""
-    found = {}
+def _critical_diameters(cells: list[Diagnosis]) -> list[float]:
+    """The critical diameter (um) each cell's diagnosis classified with, in the order of
+    ``cells`` (not by cell name: two diagnoses of one cell, with other critical diameters,
+    are compared side by side); a results file that does not record it is refused (its
+    case A / B counts cannot be read without it)."""
+    found = []
     for result in cells:
         if "critical_diameter_um" not in result.summary:
             raise RunFileError(
@@ -104,15 +105,48 @@ def _critical_diameters(cells: list[Diagnosis]) -> dict[str, float]:
                 "an older jellyroll?), so its case A / B counts cannot be shown; diagnose its "
                 "run files again (`jellyroll diagnose`)"
             )
-        found[result.name] = float(result.summary["critical_diameter_um"])
+        found.append(float(result.summary["critical_diameter_um"]))
     return found
 
 
-def _critical_note(cells: list[Diagnosis], critical: Mapping[str, float]) -> str:
+def _critical_note(cells: list[Diagnosis], critical: list[float]) -> str:
     """'50 um' when every cell used the same critical diameter, else one per cell."""
-    if len(set(critical.values())) == 1:
-        return f"{next(iter(critical.values())):g} um"
-    return ", ".join(f"{critical[c.name]:g} um for {c.label}" for c in cells)
+    if len(set(critical)) == 1:
+        return f"{critical[0]:g} um"
+    return ", ".join(f"{d:g} um for {c.label}" for c, d in zip(cells, critical, strict=True))
+
+
+def distinct_labels(cells: list[Diagnosis]) -> list[Diagnosis]:
+    """``cells`` with labels that tell them apart: a label shared by several cells gets the
+    cell's name, or its results file where the names are shared too (two diagnoses of one
+    cell), in brackets. A results file given twice is refused."""
+    paths = [c.path.resolve() for c in cells if c.path is not None]
+    twice = sorted({str(p) for p in paths if paths.count(p) > 1})
+    if twice:
+        raise ValueError(f"{', '.join(twice)}: given twice; give each results file once")
+    labels = [c.label for c in cells]
+    shown = []
+    for result in cells:
+        if labels.count(result.label) == 1:
+            shown.append(result)
+            continue
+        same = [c for c in cells if c.label == result.label]
+        names = [c.name for c in same]
+        tag = result.name if names.count(result.name) == 1 else _path_tag(result, same)
+        shown.append(dataclasses.replace(result, label=f"{result.label} ({tag})"))
+    return shown
+
+
+def _path_tag(result: Diagnosis, same: list[Diagnosis]) -> str:
+    """The part of ``result``'s results file path that differs from the others in ``same``
+    (``runA`` of ``runA/fresh/results.h5`` and ``runB/fresh/results.h5``)."""
+    parts = [Path(c.path or "").resolve().parts for c in same]
+    mine = Path(result.path or "").resolve().parts
+    head = len(Path(os.path.commonpath([Path(*p) for p in parts])).parts)
+    tail = 0
+    while tail < min(map(len, parts)) - head and len({p[len(p) - 1 - tail] for p in parts}) == 1:
+        tail += 1
+    return "/".join(mine[head : len(mine) - tail]) or str(result.path)
 
 
 def mathtext_escaped(text: str) -> str:
@@ -149,7 +183,7 @@ def run_report(
         *(path for files in (nxct, link, truth, operando) if files for path in files.values()),
     ]
     refuse_overwrite([output], inputs)
-    cells = [require_diagnosis(path) for path in results]
+    cells = distinct_labels([require_diagnosis(path) for path in results])
     critical = _critical_diameters(cells)
     report = Report(options.title)
     overview = report.section("Summary")
@@ -164,8 +198,8 @@ def run_report(
     )
     if len(cells) > 1:
         _comparison_section(report, cells)
-    for result in cells:
-        _cell_section(report, result, critical[result.name])
+    for result, diameter in zip(cells, critical, strict=True):
+        _cell_section(report, result, diameter)
         if truth and result.name in truth:
             _truth_section(report, result, Path(truth[result.name]))
         if nxct and result.name in nxct:
