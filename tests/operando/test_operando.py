@@ -16,10 +16,16 @@ from rich.console import Console
 from scipy import ndimage
 from typer.testing import CliRunner
 
+from jellyroll import conventions
 from jellyroll.cli import app
 from jellyroll.io.nexus import read_table
 from jellyroll.operando import core
-from jellyroll.operando.run import _saxs_zones, run_operando, series_scans
+from jellyroll.operando.run import (
+    _saxs_zones,
+    masked_mean_profile,
+    run_operando,
+    series_scans,
+)
 from jellyroll.operando.timeline import build_timeline, read_potentiostat_log, soc_from_log
 from jellyroll.phantom.parameters import SIZES
 from jellyroll.phantom.twin import make_twin
@@ -555,3 +561,30 @@ def test_a_log_without_time_zone_is_read_on_the_scans_clock(tmp_path: Path) -> N
     zoned = log.at_offset(0.0)  # as from Unix seconds
     with pytest.raises(ValueError, match=r"times carry a time zone .* scans' start times do not"):
         build_timeline(naive, zoned, capacity_mah=None, max_gap_s=300)
+
+
+def test_the_graphite_mask_follows_each_step_and_its_profile_is_read_by_slabs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The steps' mean graphite profiles were read at the mask of the registered series
+    on each step's own, unregistered pixels (a step drifted by 3 px had 3 px of its mask
+    off the coating), and from the step's whole (y, x, q) cube. The mask now moves back
+    by the step's shift, and the profile is summed slab by slab from the file."""
+    yy, xx = np.mgrid[:48, :48]
+    first = ((yy - 24) ** 2 + (xx - 24) ** 2 < 12**2).astype(np.float64)
+    moved = core.apply_shift(first, np.array([3.0, -2.0]))  # the step drifted
+    shift = core.drift_shifts(np.stack([first, moved]))[1]
+    on_step = core.mask_on_step(first > 0.5, shift)
+    # the registered mask lands on the drifted disk, pixel for pixel but its rim
+    assert np.count_nonzero(on_step != (moved > 0.5)) <= 4
+    assert np.count_nonzero((first > 0.5) != (moved > 0.5)) > 100  # unmoved: its rim off
+    cube = np.random.default_rng(0).random((48, 48, 5)).astype(np.float32)
+    cube[..., 2] = np.nan
+    cube[30, 20, 0] = np.nan
+    with h5py.File(tmp_path / "cube.h5", "w") as f:
+        dataset = f.create_dataset("d", data=cube, chunks=(4, 48, 5))
+        monkeypatch.setattr(conventions, "SLAB_BYTES", 1)  # slabs of one chunk row
+        found = masked_mean_profile(dataset, on_step)
+    expected = np.nanmean(np.where(on_step[..., None], cube, np.nan).reshape(-1, 5), axis=0)
+    np.testing.assert_allclose(found[[0, 1, 3, 4]], expected[[0, 1, 3, 4]], rtol=1e-6)
+    assert np.isnan(found[2])

@@ -141,6 +141,12 @@ def apply_shift(image: np.ndarray, shift_px: np.ndarray, min_shift_px: float = 0
     return ndimage.shift(np.nan_to_num(image), [*shift_px, *extra], order=1, mode="nearest")
 
 
+def mask_on_step(mask: np.ndarray, shift_px: np.ndarray) -> np.ndarray:
+    """``mask`` (ny, nx) of the registered series (the first step's frame) on the pixels of
+    the step that ``shift_px`` (:func:`drift_shifts`) registers: moved back by it."""
+    return apply_shift(np.asarray(mask, np.float64), -np.asarray(shift_px)) >= 0.5
+
+
 def filling_scale(total: np.ndarray, graphite: np.ndarray) -> float:
     """Graphite signal (summed amounts) of a pixel wholly inside the coating: the 99th
     percentile of ``total`` (ny, nx) over ``graphite``; 0 when there is none."""

@@ -25,6 +25,7 @@ import pandas as pd
 from rich.console import Console
 from scipy import ndimage
 
+from jellyroll.conventions import RowSliced, row_slabs
 from jellyroll.defects import find_agglomerates
 from jellyroll.defects.agglomerates import saxs_map_problem
 from jellyroll.io.nexus import read_table
@@ -56,10 +57,10 @@ from jellyroll.results import (
     MapName,
     RunFileError,
     read_map_set,
-    read_reconstruction,
     read_sinogram,
 )
 from jellyroll.results.operando import CORE_FIELDS, PHASES, OperandoResult, write_operando
+from jellyroll.results.run import open_reconstruction
 from jellyroll.results.store import is_up_to_date, run_stage_key, stage_file, stage_key
 from jellyroll.unroll import find_cell, trace_spiral
 
@@ -332,6 +333,19 @@ def _shared_centre(runs: list[Path], scans: list[Path]) -> float:
     return centre
 
 
+def masked_mean_profile(cube: RowSliced, mask: np.ndarray) -> np.ndarray:
+    """Mean profile (n_q,) of ``cube`` (ny, nx, n_q) over the pixels of ``mask`` (ny, nx),
+    each channel over its finite values (NaN where it has none); the cube read by row
+    slabs, never whole."""
+    total = np.zeros(cube.shape[-1])
+    count = np.zeros(cube.shape[-1])
+    for rows, slab in row_slabs(cube):
+        picked = slab[mask[rows]]
+        total += np.nansum(picked, axis=0, dtype=np.float64)
+        count += np.isfinite(picked).sum(axis=0)
+    return np.divide(total, count, out=np.full_like(total, np.nan), where=count > 0)
+
+
 def analyse(
     runs: list[Path],
     timeline: Timeline,
@@ -360,10 +374,11 @@ def analyse(
             notes.append(f"steps registered to the first (largest shift {moved:.2f} px)")
     overview = np.nansum(np.clip(stack, 0, None), axis=-1).mean(axis=0)
     graphite = core.graphite_mask(overview, options.graphite_fraction)
-    for run in runs:
-        recon = read_reconstruction(run)
-        means.append(np.nanmean(recon.data[graphite], axis=0))
-    q = recon.q_A
+    for run, shift in zip(runs, shifts, strict=True):
+        with open_reconstruction(run) as recon:
+            # the mask is in the first step's frame; the cube holds this step's own pixels
+            means.append(masked_mean_profile(recon.data, core.mask_on_step(graphite, shift)))
+            q = recon.q_A
     lines = core.fit_graphite_lines(q, np.asarray(means))
     amounts = core.graphite_amounts(stack, lines.crosstalk(q))
     shares = core.shares(amounts)
