@@ -97,7 +97,9 @@ class Registration:
     ``axial_level``: what the axial level at the volumes' own voxels did
     (:func:`_refine_axial`), with the same words ("refined ..." says where and by how much;
     "skipped: ..." says why the shift along the axis is the coarse levels', e.g. nothing in
-    the overlap pins it).
+    the overlap pins it); ``upside_down``: the neutron volume's cell axis runs down its stack
+    where the X-ray's runs up (a cell mounted upside down in one instrument; the matrix holds
+    the turn).
     """
 
     nct_to_xct: np.ndarray
@@ -110,6 +112,7 @@ class Registration:
     scale: float = 1.0
     fine_level: str = "not needed"
     axial_level: str = "not needed"
+    upside_down: bool = False
 
 
 def apply_transform(points_zyx_um: np.ndarray, matrix: np.ndarray) -> np.ndarray:
@@ -388,6 +391,19 @@ def _peak(scores: np.ndarray, circular: bool) -> float:
 MIRROR_RATIO = 1.05
 """How much more mutual information the mirrored neutron volume must give to be refused: a
 wound roll is chiral (test twin: 0.84-0.90 the right way, 0.47-0.51 mirrored)."""
+FLIP_RATIO = 1.05
+"""How much more mutual information along the axis the neutron volume's heights reversed
+must give to be taken as reversed (mounted upside down, or slices in the other order); on
+the test twin's remounts the right way gives 1.09-1.21 times the reversed heights' score."""
+
+UPRIGHT = np.eye(4)
+"""The neutron axis frame as found: the cell axis up both stacks."""
+UPSIDE_DOWN = np.diag([-1.0, -1.0, 1.0, 1.0])
+"""The neutron axis frame turned 180 deg about its x axis: a cell mounted upside down."""
+Z_MIRROR = np.diag([-1.0, 1.0, 1.0, 1.0])
+"""The neutron axis frame's heights reversed (slices stacked the other way): a mirror."""
+Y_MIRROR = np.diag([1.0, -1.0, 1.0, 1.0])
+"""The neutron axis frame mirrored across the axis (in the plane): a mirror."""
 
 
 def _pose_search(
@@ -397,15 +413,27 @@ def _pose_search(
     nct_axis: CellAxis,
     step_deg: float = 0.5,
     bins: int = 24,
-) -> tuple[float, float]:
+    name: str = "the neutron volume",
+) -> tuple[float, float, np.ndarray]:
     """Angle (deg) about z and shift (um) along z taking the X-ray axis frame to the neutron
-    one, by exhaustive MI of polar unwrappings (radius x angle x height).
+    one, by exhaustive MI of polar unwrappings (radius x angle x height), and the turn
+    (:data:`UPRIGHT` or :data:`UPSIDE_DOWN`, 4x4) of the neutron axis frame they hold in.
 
     The angle is searched over the full turn at five heights, then the axial shift over
     +-20 % of the shorter stack in steps of half a coarse voxel (on the heights the stacks
     share at each shift), then the angle again at that shift, twice: a cell's structure along
     its axis (roll ends, tabs, inclusions) pins the shift, the roll's spiral pins the angle.
-    ValueError when the mirrored neutron volume matches better (:data:`MIRROR_RATIO`).
+
+    Both axis frames point their axis up their stacks, so a cell mounted upside down in one
+    instrument (turned 180 deg about an axis across it: a rotation) reads with its roll's
+    spiral mirrored in the plane and its heights reversed, and a stack whose slices run the
+    other way (a mirror) with its heights reversed only. The spiral's handedness (the
+    in-plane mirror, :data:`MIRROR_RATIO`) and the structure along the axis (the heights
+    reversed at the angle found, :data:`FLIP_RATIO`) tell the four apart: upside down is
+    registered as the rotation it is; a mirror, in the plane or along the axis, is refused
+    with a ValueError naming ``name`` and what to flip (before, a stack with its slices in
+    the other order registered 24 neutron voxels off, exit 0, and an upside-down mount was
+    refused as mirrored).
     """
     radius = min(xct_axis.radius_um, nct_axis.radius_um)
     step = max(xct[1], nct[1]) / 2
@@ -415,24 +443,30 @@ def _pose_search(
     half = 0.5 * min((xct[0].shape[0] - 1) * xct[1], (nct[0].shape[0] - 1) * nct[1])
     to_x, to_n = xct_axis.to_axis_frame(), nct_axis.to_axis_frame()
 
-    def angle_at(heights: np.ndarray, shift_um: float, mirror_check: bool = False) -> float:
+    def angle_at(flip: np.ndarray, heights: np.ndarray, shift_um: float) -> float:
         qx = _quantise(_polar_samples(*xct, to_x, radii, angles, heights), bins)
-        qn = _quantise(_polar_samples(*nct, to_n, radii, angles, heights + shift_um), bins)
-        scores = _circular_mutual_information(qx, qn, bins)
-        if mirror_check:  # the neutron volume mirrored about a plane through its axis
-            mirrored = _circular_mutual_information(qx, np.roll(qn[..., ::-1], 1, axis=-1), bins)
-            if mirrored.max() > MIRROR_RATIO * scores.max():
-                raise ValueError(
-                    f"the neutron volume matches the X-ray one better mirrored (mutual "
-                    f"information {mirrored.max():.2f} against {scores.max():.2f}): the two "
-                    "differ in handedness (an axis flipped between the instruments' "
-                    "conventions); flip one axis of the neutron volume and register again"
-                )
-        return float((_peak(scores, circular=True) * step_deg + 180) % 360 - 180)
+        qn = _quantise(_polar_samples(*nct, flip @ to_n, radii, angles, heights + shift_um), bins)
+        return _angle_of(_circular_mutual_information(qx, qn, bins), step_deg)
 
+    heights = np.linspace(-0.5 * half, 0.5 * half, 5) if half > 0 else np.zeros(1)
+    qx = _quantise(_polar_samples(*xct, to_x, radii, angles, heights), bins)
+    qn = _quantise(_polar_samples(*nct, to_n, radii, angles, heights), bins)
+    scores = _circular_mutual_information(qx, qn, bins)
+    # the neutron volume mirrored about a plane through its axis (its angles reversed)
+    mirrored = _circular_mutual_information(qx, np.roll(qn[..., ::-1], 1, axis=-1), bins)
+    in_plane_mirrored = bool(mirrored.max() > MIRROR_RATIO * scores.max())
+    mirror_message = (
+        f"{name} matches the X-ray one better mirrored (mutual information "
+        f"{mirrored.max():.2f} against {scores.max():.2f}): the two differ in handedness (an "
+        "axis flipped between the instruments' conventions); flip one axis of the neutron "
+        "volume and register again"
+    )
     if half <= 0:
-        return angle_at(np.zeros(1), 0.0, mirror_check=True), 0.0
-    angle = angle_at(np.linspace(-0.5 * half, 0.5 * half, 5), 0.0, mirror_check=True)
+        if in_plane_mirrored:
+            raise ValueError(mirror_message)
+        return _angle_of(scores, step_deg), 0.0, UPRIGHT
+    base = Y_MIRROR if in_plane_mirrored else UPRIGHT
+    angle = _angle_of(mirrored if in_plane_mirrored else scores, step_deg)
     # both stacks on one grid of heights through 0, so that a shift is a whole index step
     grid_x, grid_n = (
         step * np.arange(np.ceil(-h / step), np.floor(h / step) + 1)
@@ -442,18 +476,52 @@ def _pose_search(
     coarse_angles = angles[::4]
     qx = _quantise(_polar_samples(*xct, to_x, radii, coarse_angles, grid_x), bins)
     first = round((grid_n[0] - grid_x[0]) / step)  # grid_x[i] + shift k is grid_n[i + k - first]
-    shift = 0.0
-    for _ in range(2):
+
+    def shift_scan(flip: np.ndarray, angle: float) -> tuple[float, float]:
+        """The shift (um) of most MI along the axis at ``angle``, and that MI."""
         rotated = coarse_angles + np.deg2rad(angle)
-        qn = _quantise(_polar_samples(*nct, to_n, radii, rotated, grid_n), bins)
+        qn = _quantise(_polar_samples(*nct, flip @ to_n, radii, rotated, grid_n), bins)
         scores = np.zeros(2 * n_shift + 1)
         for j, k in enumerate(range(-n_shift, n_shift + 1)):
             lo, hi = max(0, first - k), min(len(grid_x), len(grid_n) + first - k)
             scores[j] = _mutual_information(qx[lo:hi], qn[lo + k - first : hi + k - first], bins)
-        shift = (_peak(scores, circular=False) - n_shift) * step
-        inside = grid_x[(np.abs(grid_x) <= half - abs(shift))]
-        angle = angle_at(inside[:: max(1, len(inside) // 9)], shift)
-    return angle, shift
+        return (_peak(scores, circular=False) - n_shift) * step, float(scores.max())
+
+    def refine(flip: np.ndarray, angle: float) -> tuple[float, float]:
+        shift = 0.0
+        for _ in range(2):
+            shift = shift_scan(flip, angle)[0]
+            inside = grid_x[(np.abs(grid_x) <= half - abs(shift))]
+            angle = angle_at(flip, inside[:: max(1, len(inside) // 9)], shift)
+        return angle, shift
+
+    angle, shift = refine(base, angle)
+    # the same handedness in the plane, the heights as they are or reversed
+    kept, turned = shift_scan(base, angle)[1], shift_scan(base @ Z_MIRROR, angle)[1]
+    reversed_heights = turned > FLIP_RATIO * kept
+    if in_plane_mirrored and reversed_heights:  # upside down: a rotation
+        angle, shift = refine(UPSIDE_DOWN, angle)
+        return angle, shift, UPSIDE_DOWN
+    if in_plane_mirrored:
+        raise ValueError(
+            f"{mirror_message}; if the cell was rather mounted upside down (a rotation, "
+            "which jellyroll registers), nothing along its axis showed it (mutual information "
+            f"{turned:.2f} with its heights reversed against {kept:.2f})"
+        )
+    if reversed_heights:
+        raise ValueError(
+            f"{name} matches the X-ray one better with its slices in the reverse order "
+            f"(mutual information along the axis {turned:.2f} against {kept:.2f}): one of "
+            "the stacks runs the other way along the cell's axis (slices numbered from the "
+            "other end, or a detector read the other way up), a mirror that no rotation "
+            "reaches; reverse the order of the neutron volume's slices and register again"
+        )
+    return angle, shift, UPRIGHT
+
+
+def _angle_of(scores: np.ndarray, step_deg: float) -> float:
+    """The angle (deg, -180 .. 180) of the best of circular ``scores`` at ``step_deg``."""
+    return float((_peak(scores, circular=True) * step_deg + 180) % 360 - 180)
 
 
 def _to_sitk(coarse: np.ndarray, voxel: float, to_fine: np.ndarray) -> sitk.Image:
@@ -497,6 +565,12 @@ def _zyx_to_sitk_matrix(matrix_zyx: np.ndarray, dim: int) -> tuple[np.ndarray, n
     a = matrix_zyx[:3, :3][np.ix_(perm, perm)]
     b = matrix_zyx[:3, 3][perm]
     return a[:dim, :dim], b[:dim]
+
+
+def _sitk_affine(matrix_zyx: np.ndarray, dim: int) -> sitk.AffineTransform:
+    """SimpleITK affine transform of a 4x4 (z, y, x) matrix."""
+    a, b = _zyx_to_sitk_matrix(matrix_zyx, dim)
+    return sitk.AffineTransform([float(v) for v in a.ravel()], [float(v) for v in b])
 
 
 def _sitk_to_zyx_matrix(transform: sitk.Transform, dim: int) -> np.ndarray:
@@ -592,6 +666,7 @@ def _polish(
     transform: sitk.Transform,
     sampling: float,
     seed: int,
+    fixed_initial: sitk.Transform | None = None,
 ) -> tuple[sitk.Transform, float]:
     """``transform`` refined by Powell's direction-set search [Powell 1964] of the Mattes MI
     at full resolution, on a fixed random ``sampling`` fraction of the masked voxels.
@@ -600,8 +675,9 @@ def _polish(
     along its axis, so the metric is flat along z next to steep in the other directions, and
     a direction-set search, which needs no gradient and adapts its directions, is not slowed
     by that ill-conditioning. The start is within a fraction of a voxel, so the search starts
-    with small steps (0.2 voxel) and two sweeps. Returns the transform and the metric's final
-    value.
+    with small steps (0.2 voxel) and two sweeps. ``fixed_initial``: SimpleITK's fixed
+    initial transform (virtual points -> the fixed image), if any. Returns the transform and
+    the metric's final value.
     """
     method = sitk.ImageRegistrationMethod()
     method.SetNumberOfThreads(1)
@@ -620,6 +696,8 @@ def _polish(
     )
     method.SetOptimizerScalesFromPhysicalShift()
     method.SetInitialTransform(transform, inPlace=False)
+    if fixed_initial is not None:
+        method.SetFixedInitialTransform(fixed_initial)
     final = method.Execute(fixed, moving)
     if isinstance(final, sitk.CompositeTransform):
         final = final.GetNthTransform(0)
@@ -753,7 +831,9 @@ def _refine_fine(
     :func:`_fine_blocks` places :data:`FINE_BLOCKS` cubes of ``fine_voxels`` neutron voxels
     in all, read by slicing (an HDF5 dataset reads only their chunks), each with the crop of
     the X-ray volume it maps into, widened by what a motion within ``bound_um`` (per
-    parameter) can add. The metric: Mattes MI of one joint histogram of
+    parameter) can add; where the X-ray voxels are the finer, the cubes are smaller by the
+    voxels' ratio, so that the crops hold no more than ``fine_voxels`` in all (plus their
+    margins). The metric: Mattes MI of one joint histogram of
     ``samples`` points drawn once at random positions in the blocks (off any grid
     the X-ray's could alias with) inside the cell, the X-ray crops linearly interpolated at
     the moved points; minimised by Powell's search [Powell 1964] within +-``bound_um`` over
@@ -773,7 +853,12 @@ def _refine_fine(
     ends at its bounds (then the coarse levels' result stands).
     """
     nct_shape, xct_shape = np.asarray(nct.shape), np.asarray(xct.shape)
-    side = min(max(8, round((fine_voxels / FINE_BLOCKS) ** (1 / 3))), int(nct_shape.min()))
+    # an X-ray finer than the neutron volume: each crop holds ratio^3 times the block's
+    # voxels, so the blocks shrink by the ratio (the crops at most fine_voxels / 16 voxels
+    # with their margins aside); at 5 um X-ray against 50 um neutron voxels each crop was
+    # 1618^3 voxels (15.8 GiB as float32), a run killed for memory
+    ratio = max(1.0, nct_voxel_um / xct_voxel_um)
+    side = min(max(8, round((fine_voxels / FINE_BLOCKS) ** (1 / 3) / ratio)), int(nct_shape.min()))
     margin = 4 * bound_um / xct_voxel_um + 2  # X-ray voxels: the motion's reach, interpolation
     corners = np.stack(np.meshgrid(*[(0, side - 1)] * 3, indexing="ij"), -1).reshape(-1, 3)
 
@@ -1111,7 +1196,7 @@ def register_volumes(
         f"the neutron volume ({nct_voxel_um:g} um voxels)",
         "the voxel sizes (--xct-voxel-um, --nct-voxel-um)",
     )  # fmt: skip
-    angle, shift = _pose_search(xc, nc, xct_axis, nct_axis)
+    angle, shift, turn = _pose_search(xc, nc, xct_axis, nct_axis, name=names[1])
     dim = 2 if xc[0].shape[0] == 1 else 3
     fixed, moving = _to_sitk(*nc), _to_sitk(*xc)
     method = sitk.ImageRegistrationMethod()
@@ -1134,13 +1219,25 @@ def register_volumes(
     along = np.eye(4)
     along[0, 3] = shift
     xct_to_nct = (
-        np.linalg.inv(nct_axis.to_axis_frame())
+        np.linalg.inv(turn @ nct_axis.to_axis_frame())
         @ along
         @ _rotation_z(angle)
         @ xct_axis.to_axis_frame()
     )
-    initial = _initial_transform(np.linalg.inv(xct_to_nct), nct_axis.point, dim, scale)
+    # upside down: SimpleITK optimises the pose of the neutron volume turned back upright
+    # (``turn_back``, its own inverse, maps SimpleITK's virtual points onto the neutron
+    # image); the turn itself in the optimised versor, one of about 180 deg about an axis
+    # across the cell, sat where its parameters degenerate and its gradient descent went
+    # from 0.86 neutron voxel off to 6.5 (1.8 after the polish) on the test twin
+    turn_back = np.linalg.inv(nct_axis.to_axis_frame()) @ turn @ nct_axis.to_axis_frame()
+    fixed_initial = None if turn is UPRIGHT else _sitk_affine(turn_back, dim)
+    initial = _initial_transform(
+        np.linalg.inv(xct_to_nct) @ turn_back, apply_transform(nct_axis.point, turn_back), dim,
+        scale,
+    )  # fmt: skip
     method.SetInitialTransform(initial, inPlace=False)
+    if fixed_initial is not None:
+        method.SetFixedInitialTransform(fixed_initial)
     mask = _cell_mask(fixed, nct_axis)
     method.SetMetricFixedMask(mask)
     # one thread (metric, pyramid filters, Powell): the metric's per-thread histograms are
@@ -1168,10 +1265,11 @@ def register_volumes(
             getattr(sitk, type(initial).__name__)(final),
             polish_sampling,
             seed,
+            fixed_initial,
         )
     finally:
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
-    matrix = _sitk_to_zyx_matrix(found, dim)
+    matrix = _sitk_to_zyx_matrix(found, dim) @ turn_back  # turn_back is its own inverse
     fitted_scale = float(found.GetScale()) if scale else 1.0
     copy_voxel = max(xc[1] / xct_voxel_um, fine[1] / nct_voxel_um)  # in the volumes' voxels
     fine_level = axial_level = "not needed"
@@ -1242,6 +1340,7 @@ def register_volumes(
         scale=fitted_scale,
         fine_level=fine_level,
         axial_level=axial_level,
+        upside_down=turn is UPSIDE_DOWN,
     )
 
 

@@ -199,6 +199,9 @@ def _write(
                 "rotation_about_axis_deg": registration.rotation_about_axis_deg,
                 "fine_level": registration.fine_level,
                 "axial_level": registration.axial_level,
+                # the neutron volume's cell axis runs down its stack (mounted upside down);
+                # the matrix holds the turn
+                "nct_upside_down": registration.upside_down,
                 "xct_voxel_um": xray.voxel_um,
                 "nct_voxel_um": nct_voxel_um,
             },
