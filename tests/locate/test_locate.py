@@ -485,6 +485,27 @@ def test_volumes_given_the_wrong_way_round_are_refused(
     assert not (tmp_path / "o.h5").exists()
 
 
+def test_a_neutron_volume_given_alone_as_the_x_ray_one_is_refused(
+    located: tuple[Path, Path, int], tmp_path: Path
+) -> None:
+    """`locate RUN NCT` (the neutron volume given as the X-ray one, no --nct) placed the
+    slice in it and wrote the location, exit 0: with one volume the pair check has nothing
+    to compare. The slice's own attenuation map is X-ray contrast: the neutron volume's
+    bright class holds 69 % of the cell at the slice against the map's 20 % (the X-ray
+    volume's 21 % against 25 %: 0.8 times, refused from 1.5). Skipped on demand."""
+    output, twin_files, _ = located
+    run, nct = output.parent / "RUN.h5", twin_files / "nct.tif"
+    result = CliRunner().invoke(app, ["locate", str(run), str(nct), "-o", str(tmp_path / "o.h5")])
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.output.split())
+    assert "Is it the neutron volume?" in text and "nct.tif" in text
+    assert not (tmp_path / "o.h5").exists()
+    skipped = CliRunner().invoke(
+        app, ["locate", str(run), str(nct), "--no-order-check", "-o", str(tmp_path / "o.h5")]
+    )
+    assert skipped.exit_code == 0, skipped.output
+
+
 @settings(max_examples=50, deadline=None)
 @given(
     rotation=st.floats(-179.0, 179.0),

@@ -39,7 +39,7 @@ from jellyroll.locate.core import (
 from jellyroll.locate.dossier import volume_on_map
 from jellyroll.locate.options import LocateOptions
 from jellyroll.nxct.register import register_volumes
-from jellyroll.nxct.segment import check_modality_order
+from jellyroll.nxct.segment import check_modality_order, check_xray_contrast
 from jellyroll.results.location import (
     LocationResult,
     read_location,
@@ -254,6 +254,10 @@ def run_locate(
         if warning and options.strict_height:
             raise ValueError(f"{warning} (--strict-height): no placement written to {output}")
         on_map = {"xct_on_map": volumes_on_map(xray, location.map_to_xct, y_um, x_um, offsets)}
+        if options.check_order and nct is None and map_name == "attenuation":
+            # a neutron volume given alone as the X-ray one was placed and written, exit 0
+            at_slice = on_map["xct_on_map"][int(np.argmin(np.abs(offsets)))]
+            check_xray_contrast(at_slice, image, str(xct))
         say(0.8)
         nct_to_xct = None
         if nct is not None:
