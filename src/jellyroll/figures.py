@@ -28,7 +28,8 @@ GRAPHITE_NAMES = {"lic6": "LiC6", "lic12": "LiC12", "graphite_poor": "poorly lit
 NMC_COLOURS = {"nmc_lithiated": "green", "nmc_delithiated": "red"}
 NMC_NAMES = {"nmc_lithiated": "NMC lithiated", "nmc_delithiated": "NMC delithiated"}
 CASE_COLOURS = {"A": "cyan", "B": "red", UNRESOLVED: "0.7"}
-"""Colour of each agglomerate class: case A cyan, case B red, unresolved (< 3 px) grey."""
+"""Colour of each agglomerate class: case A cyan, case B red, unresolved (< 3 px, or cut
+by the map and measured up to the critical diameter) grey."""
 REGION_COLOURS = {"regular": "0.25", "agglomerate": "tab:orange", "bent": "tab:purple"}
 """Colour of each anode region of the SAXS profiles."""
 ROBUST_PERCENTILE = 95.0

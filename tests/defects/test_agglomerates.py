@@ -11,13 +11,17 @@ from scipy import ndimage
 
 from jellyroll.conventions import FWHM_TO_SIGMA
 from jellyroll.defects import (
+    UNRESOLVED,
     find_agglomerates,
     find_bends,
     link_bends,
     local_background,
+    locate_on_layer,
     silicon_mask,
+    size_class,
 )
 from jellyroll.phantom.state import BEHAVIOUR
+from jellyroll.unroll import SpiralTrace
 
 
 def test_optional_columns(accuracy_cases):
@@ -223,3 +227,74 @@ def test_an_empty_anode_mask_is_refused() -> None:
     assert len(find_agglomerates(spot, 10.0)) == 1  # control: the spot is there
     with pytest.raises(ValueError, match="anode_mask selects no pixel"):
         find_agglomerates(spot, 10.0, anode_mask=np.zeros(spot.shape, bool))
+
+
+def test_a_map_shorter_than_the_background_window_is_refused() -> None:
+    """Lengths not in micrometres: the 64 px map with its 60 um (case B) agglomerate, its
+    10 um pixels given as 1 um, gave an empty table (read as "no agglomerate"); a pixel
+    size in mm (0.02 for 20 um, the translation motor's unit) ran 11 minutes on the 160 px
+    reconstructed twin and gave one 0.23 um agglomerate, case A; a critical diameter in nm
+    every case-B one as case A. All exit 0. Whenever the background window (5 critical
+    diameters) is longer than the whole map no background can be told: refused."""
+    spot = _disk_with_spot()
+    assert len(find_agglomerates(spot, 10.0)) == 1  # control: 640 um of map, 250 um window
+    with pytest.raises(ValueError, match=r"longer than the map.*in micrometres"):
+        find_agglomerates(spot, 1.0)
+    with pytest.raises(ValueError, match=r"background window \(1000 um: background_window_um"):
+        find_agglomerates(spot, 10.0, background_window_um=1000.0)
+
+
+def test_an_agglomerate_cut_by_the_map_edge_is_not_classified_by_its_visible_part() -> None:
+    """A 60 um (case B) agglomerate cut by the map's edge (a cell cut by the scan range, a
+    crop) a pixel past its centre measured 43 um and was reported as case A, exit 0; so was
+    one half hidden by pixels without value. Its size is a lower bound: now ``truncated``,
+    and "unresolved" while that bound is below the critical diameter; a complete one, and a
+    truncated one already above the critical diameter, keep their class (B)."""
+    image, _ = _synthetic(6.0, (0, 0), (0.3, 0.6), 10.0)
+    whole = find_agglomerates(image, 10.0)
+    assert len(whole) == 1 and not whole["truncated"].any() and whole["case"].iloc[0] == "B"
+    cut = find_agglomerates(image[:, 37:], 10.0)
+    assert len(cut) == 1 and cut["truncated"].iloc[0]
+    assert cut["equivalent_diameter_um"].iloc[0] < 50.0  # the visible part only
+    assert cut["case"].iloc[0] == UNRESOLVED
+    holed = image.copy()
+    holed[:, :37] = np.nan
+    hidden = find_agglomerates(holed, 10.0)
+    assert len(hidden) == 1 and hidden["truncated"].iloc[0] and hidden["case"].iloc[0] != "A"
+    large, _ = _synthetic(8.0, (0, 0), (0.3, 0.6), 10.0)
+    large_cut = find_agglomerates(large[:, 37:], 10.0)  # 80 um: still over 50 um seen cut
+    assert large_cut["truncated"].iloc[0] and large_cut["case"].iloc[0] == "B"
+    assert list(size_class(np.array([40.0, 40.0]), 50.0, 10.0, np.array([True, False]))) == [
+        UNRESOLVED,
+        "A",
+    ]
+
+
+def _trace(pixel_size_um: float, image_shape: tuple[int, int] | None) -> SpiralTrace:
+    """A two-turn Archimedean layer round the centre of a 64 px map (r = 8 + 6 w / 2 pi)."""
+    winding = np.linspace(0.0, 4 * np.pi, 800)
+    return SpiralTrace(
+        centre=(31.5, 31.5), pixel_size_um=pixel_size_um, pitch_um=6 * pixel_size_um,
+        direction=1, winding_rad=winding, radius_px=8 + 6 * winding / (2 * np.pi),
+        strength=np.ones_like(winding), image_shape=image_shape,
+    )  # fmt: skip
+
+
+def test_a_trace_of_another_grid_is_refused() -> None:
+    """The Cu layer traced on a map of other pixels (the attenuation map at 20 um, the SAXS
+    map resampled to 10 um): its pixel positions were read on the SAXS map's grid and all
+    35 agglomerates of the reconstructed twin were placed at turn -1 (not on the layer),
+    exit 0; find_bends placed its bends with the wrong pixels the same way. Refused by
+    pixel size, and by shape where the trace knows it (trace_spiral records it;
+    locate_on_layer takes the trace's pixel size, so only its shape can disagree)."""
+    spot = _disk_with_spot()
+    placed = find_agglomerates(spot, 10.0, trace=_trace(10.0, spot.shape))
+    assert placed["turn"].iloc[0] >= 0  # control: the spot (60 um right of the centre) is on it
+    for trace in (_trace(20.0, spot.shape), _trace(10.0, (128, 128))):
+        with pytest.raises(ValueError, match="trace: the trace is on"):
+            find_agglomerates(spot, 10.0, trace=trace)
+        with pytest.raises(ValueError, match="trace: the trace is on"):
+            find_bends(spot, 10.0, trace=trace)
+    with pytest.raises(ValueError, match="trace: the trace is on a map of shape"):
+        locate_on_layer(np.array([60.0]), np.array([0.0]), _trace(10.0, (128, 128)), spot.shape)
+    assert find_agglomerates(spot, 10.0, trace=_trace(10.0, None))["turn"].iloc[0] >= 0

@@ -77,3 +77,27 @@ def test_radial_profile_across_a_case_b_defect(aged_charged):
     inner = profile["saxs"][profile["radius_um"] < b["equivalent_diameter_um"] / 4]
     outer = profile["saxs"][profile["radius_um"] > 100.0]
     assert inner.mean() > 2 * outer.mean()
+
+
+def test_a_mask_of_another_grid_is_refused() -> None:
+    """An anode mask of another grid (the same anode at 10 um for maps at 20 um) was
+    indexed by the maps' windows: its upper-left quarter read as the maps' mask, the defect
+    got 0 pixels and NaN shares, exit 0 (radial_profiles failed with numpy's broadcasting
+    message). Both now refuse it, naming the shapes."""
+    n, p = 64, 20.0
+    y, x = (np.mgrid[:n, :n] - (n - 1) / 2) * p
+    poor = (np.hypot(x - 100.0, y) < 60.0).astype(float)
+    maps = {"lic6": 1.0 - poor, "graphite_poor": poor}
+    table = pd.DataFrame(
+        {"id": [1], "x_um": [100.0], "y_um": [0.0], "equivalent_diameter_um": [80.0]}
+    )
+    same = defect_lithiation(table, maps, p, mask=np.ones((n, n), bool))
+    assert same.loc[0, "graphite_poor_inside"] == 1.0 and same.loc[0, "pixels_inside"] > 0
+    fine = np.ones((2 * n, 2 * n), bool)
+    fine[:n, :n] = False
+    with pytest.raises(ValueError, match=r"mask \(128, 128\)"):
+        defect_lithiation(table, maps, p, mask=fine)
+    with pytest.raises(ValueError, match=r"mask \(128, 128\)"):
+        radial_profiles(maps, (100.0, 0.0), p, 100.0, mask=fine)
+    with pytest.raises(ValueError, match=r"graphite_poor \(32, 32\)"):
+        defect_lithiation(table, {"lic6": maps["lic6"], "graphite_poor": poor[::2, ::2]}, p)

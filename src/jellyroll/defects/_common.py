@@ -6,6 +6,7 @@ Map coordinates in um as defined in :mod:`jellyroll.conventions`.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -73,3 +74,22 @@ def beyond(distance_um: np.ndarray, radius_um: float, ring_width_um: float) -> n
     """The pixels of the ring of ``ring_width_um`` beyond a disk of ``radius_um``, from
     their centres' ``distance_um`` to its centre."""
     return (distance_um > radius_um) & (distance_um <= radius_um + ring_width_um)
+
+
+def check_same_grid(what: str, maps: Mapping[str, object]) -> tuple[int, int]:
+    """The common (ny, nx) shape of ``maps`` (name -> 2D array or None, None skipped);
+    ``ValueError`` naming them when they differ, for ``what`` (the function refusing): a
+    mask of another grid was indexed by the maps' windows (its upper-left part read as
+    the maps' mask, a defect's pixels counted as none, exit 0)."""
+    shapes = {name: np.shape(values) for name, values in maps.items() if values is not None}
+    distinct = set(shapes.values())
+    if len(distinct) > 1:
+        listed = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
+        raise ValueError(
+            f"{what}: the maps and the mask must be on one grid of pixel_size_um pixels, got "
+            f"{listed}; resample them onto one grid first"
+        )
+    shape = next(iter(distinct), ())
+    if len(shape) != 2:
+        raise ValueError(f"{what}: maps must be 2D (ny, nx), got shape {shape}")
+    return shape

@@ -89,7 +89,10 @@ def saxs_map_problem(saxs_intensity_map: np.ndarray) -> str | None:
 
 
 def size_class(
-    equivalent_diameter_um: np.ndarray, critical_diameter_um: float, pixel_size_um: float
+    equivalent_diameter_um: np.ndarray,
+    critical_diameter_um: float,
+    pixel_size_um: float,
+    truncated: np.ndarray | None = None,
 ) -> np.ndarray:
     """Case per agglomerate: "A" up to the critical diameter, "B" above it.
 
@@ -97,11 +100,16 @@ def size_class(
     small: it is case A when the critical diameter is at least that resolved size, and
     :data:`UNRESOLVED` (never A or B) when the critical diameter itself is below 3
     pixels, so that its class would rest on an unresolved size. NaN: unresolved.
+    ``truncated`` (bool per agglomerate): the map shows only part of it (its edge or
+    pixels without value cut it), so its measured size is a lower bound: above the
+    critical diameter it is case B all the same, up to it :data:`UNRESOLVED`.
     """
     diameter = np.asarray(equivalent_diameter_um, dtype=float)
     resolved_um = RESOLVED_PIXELS * pixel_size_um
     case = np.where(diameter > critical_diameter_um, "B", "A").astype(object)
     unresolved = ~(diameter >= resolved_um) & (not critical_diameter_um >= resolved_um)
+    if truncated is not None:
+        unresolved = unresolved | (np.asarray(truncated, dtype=bool) & (case == "A"))
     case[unresolved | np.isnan(diameter)] = UNRESOLVED
     return case
 
@@ -361,9 +369,14 @@ def find_agglomerates(
     from +x towards +y), ``excess_intensity`` (mean excess over the background inside,
     map units), ``integrated_excess`` (map units x um^2), ``significance`` (peak, noise
     units), ``plateau_diameter_um`` (equivalent diameter of a fainter plateau around it,
-    the damaged zone of a case-B agglomerate; NaN when none) and ``case`` ("A" up to the
-    critical diameter, "B" above, "unresolved" below 3 pixels when the critical diameter is
-    below 3 pixels too: :func:`size_class`).
+    the damaged zone of a case-B agglomerate; NaN when none), ``truncated`` (the fitted
+    ellipse reaches the map's edge or a pixel without value: the map shows part of it, its
+    size is a lower bound) and ``case`` ("A" up to the critical diameter, "B" above,
+    "unresolved" below 3 pixels when the critical diameter is below 3 pixels too, or when
+    a truncated one measures up to the critical diameter: :func:`size_class`).
+
+    Raises ``ValueError`` when the background window is longer than the map (lengths not
+    in micrometres: a pixel size given in mm, a critical diameter in nm).
     """
     image = np.asarray(saxs_intensity_map, dtype=np.float64)
     if image.ndim != 2:
@@ -374,6 +387,12 @@ def find_agglomerates(
     if problem is not None:
         raise ValueError(f"saxs_intensity_map {problem}")
     _check_same_grid(image.shape, anode_mask=anode_mask, d_star_map=d_star_map, layer_map=layer_map)
+    problem = None if trace is None else trace.grid_problem(image.shape, pixel_size_um)
+    if problem is not None:  # each agglomerate was placed at turn -1 ("not on the layer")
+        raise ValueError(
+            f"trace: {problem}: trace the Cu layer on a map of the SAXS map's grid (or "
+            "resample that map onto it first)"
+        )
     finite = np.isfinite(image)
     image = np.where(finite, image, np.nan)  # inf as NaN: no value
     p = float(pixel_size_um)
@@ -387,11 +406,15 @@ def find_agglomerates(
             "no anode_mask (the silicon-rich layers of the map)"
         )
     window = 5.0 * critical_diameter_um if background_window_um is None else background_window_um
+    _check_lengths(image.shape, p, window, critical_diameter_um, background_window_um is None)
     rows = _spots(image, mask, p, sigma_um, psf_fwhm_um, window, threshold, prominence)
     table = _distinct(pd.DataFrame(rows)) if rows else _empty_table()
     table = table.sort_values(["y_um", "x_um"], ignore_index=True)
     table.insert(0, "id", np.arange(1, len(table) + 1))
-    table["case"] = size_class(table["equivalent_diameter_um"].to_numpy(), critical_diameter_um, p)
+    table["case"] = size_class(
+        table["equivalent_diameter_um"].to_numpy(), critical_diameter_um, p,
+        table["truncated"].to_numpy(dtype=bool),
+    )  # fmt: skip
     ring = critical_diameter_um if ring_width_um is None else ring_width_um
     if d_star_map is not None:
         inside, around = _inside_and_ring(table, np.asarray(d_star_map, float), p, ring)
@@ -404,6 +427,26 @@ def find_agglomerates(
         table[list(place.columns)] = place.to_numpy()
         table["turn"] = table["turn"].astype(int)
     return table
+
+
+def _check_lengths(
+    shape: tuple[int, ...], p: float, window_um: float, critical_um: float, default: bool
+) -> None:
+    """Refuse a background window longer than the map: no background can be told from
+    the map, and the lengths are most likely not in micrometres. A pixel size in mm (0.02
+    for 20 um: the map then spans 3 um and the beam 1000 pixels) ran 11 minutes and gave
+    one agglomerate of 0.23 um, case A; a critical diameter in nm (50000 for 50 um) gave
+    every agglomerate, all six of case B among them, as case A; exit 0 both."""
+    extent_um = max(shape) * p
+    if window_um > extent_um:
+        why = f"5 critical diameters of {critical_um:g} um" if default else "background_window_um"
+        raise ValueError(
+            f"the background window ({window_um:g} um: {why}) is longer than the map, "
+            f"which spans {shape[0]} x {shape[1]} pixels of {p:g} um ({extent_um:g} um at "
+            "most): are the lengths in micrometres? pixel_size_um is the map's pixel in um "
+            "(a translation step of 0.01 mm is 10), critical_diameter_um in um (the "
+            "study's 50)"
+        )
 
 
 def _check_same_grid(shape: tuple[int, ...], **maps: np.ndarray | None) -> None:
@@ -459,6 +502,7 @@ def _spots(
         if fit is None:
             continue
         amplitude, cx, cy, a, b, phi, plateau = fit
+        truncated = _reaches_unseen(image, x_axis, y_axis, p, cx, cy, a, b, phi)
         rows.append(
             {
                 "x_um": cx,
@@ -472,9 +516,42 @@ def _spots(
                 "integrated_excess": amplitude * math.pi * a * b,
                 "significance": float(significance[window_box][region].max()),
                 "plateau_diameter_um": plateau,
+                "truncated": truncated,
             }
         )
     return rows
+
+
+def _reaches_unseen(
+    image: np.ndarray,
+    x_axis: np.ndarray,
+    y_axis: np.ndarray,
+    p: float,
+    cx: float,
+    cy: float,
+    a: float,
+    b: float,
+    phi: float,
+) -> bool:
+    """Whether a fitted ellipse (centre, semi-axes, orientation; um), grown by half a
+    pixel, reaches past the map's outer edge or over a pixel of ``image`` without value:
+    the map then shows part of the agglomerate only. Cut by the map's edge one pixel past
+    its centre, a 58 um (case B) agglomerate at 10 um pixels measured 46 um, case A."""
+    c, s = math.cos(phi), math.sin(phi)
+    grown_a, grown_b = a + 0.5 * p, b + 0.5 * p
+    half_x, half_y = math.hypot(grown_a * c, grown_b * s), math.hypot(grown_a * s, grown_b * c)
+    if (
+        cx - half_x < x_axis[0] - 0.5 * p
+        or cx + half_x > x_axis[-1] + 0.5 * p
+        or cy - half_y < y_axis[0] - 0.5 * p
+        or cy + half_y > y_axis[-1] + 0.5 * p
+    ):
+        return True
+    columns = np.flatnonzero(np.abs(x_axis - cx) <= half_x)
+    rows = np.flatnonzero(np.abs(y_axis - cy) <= half_y)
+    dx, dy = x_axis[None, columns] - cx, y_axis[rows, None] - cy
+    inside = ((dx * c + dy * s) / grown_a) ** 2 + ((dy * c - dx * s) / grown_b) ** 2 <= 1.0
+    return bool(np.any(inside & ~np.isfinite(image[np.ix_(rows, columns)])))
 
 
 def _distinct(table: pd.DataFrame) -> pd.DataFrame:
@@ -527,7 +604,9 @@ _FIT_COLUMNS = (
 
 
 def _empty_table() -> pd.DataFrame:
-    return pd.DataFrame({name: pd.Series(dtype=float) for name in _FIT_COLUMNS})
+    table = pd.DataFrame({name: pd.Series(dtype=float) for name in _FIT_COLUMNS})
+    table["truncated"] = pd.Series(dtype=bool)
+    return table
 
 
 def _pixel_of(table: pd.DataFrame, shape: tuple[int, int], p: float) -> tuple[np.ndarray, ...]:

@@ -62,6 +62,11 @@ def find_bends(
     p = float(pixel_size_um)
     if trace is None:
         trace = trace_spiral(np.nan_to_num(image), find_cell(np.nan_to_num(image)), p)
+    problem = trace.grid_problem(image.shape, p)
+    if problem is not None:  # its bends would be placed with the wrong pixels
+        raise ValueError(
+            f"trace: {problem}: trace the Cu layer on this attenuation map (or give no trace)"
+        )
     minimum = 0.5 * p if min_amplitude_um is None else min_amplitude_um
     noise_window = 4 * (window_um or 4 * trace.pitch_um)
     exclude = None
@@ -197,6 +202,9 @@ def locate_on_layer(
     turn lies within half a pitch along the ray.
     """
     p = trace.pixel_size_um
+    problem = trace.grid_problem(shape, p)
+    if problem is not None:  # the points would be placed with the wrong pixels
+        raise ValueError(f"trace: {problem}: trace the layer on a map of this grid")
     x_px, y_px = um_to_px(x_um, shape[1], p), um_to_px(y_um, shape[0], p)
     cx, cy = trace.centre
     radius = np.hypot(x_px - cx, y_px - cy)

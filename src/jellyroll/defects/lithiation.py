@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from jellyroll.defects._common import beyond, distance_um, near_um, within
+from jellyroll.defects._common import beyond, check_same_grid, distance_um, near_um, within
 
 __all__ = ["defect_lithiation", "radial_profiles"]
 
@@ -44,6 +44,7 @@ def defect_lithiation(
     holds none), and ``pixels_inside`` / ``pixels_ring``.
     """
     names = list(phase_maps)
+    check_same_grid("defect_lithiation", {**phase_maps, "mask": mask})
     stack = np.stack([np.clip(np.nan_to_num(phase_maps[n]), 0, None) for n in names])
     keep = np.ones(stack.shape[1:], bool) if mask is None else np.asarray(mask, dtype=bool)
     rows = []
@@ -86,7 +87,7 @@ def radial_profiles(
     and one column per map (NaN for empty rings).
     """
     names = list(maps)
-    shape = np.shape(maps[names[0]])
+    shape = check_same_grid("radial_profiles", {**maps, "mask": mask})
     width = pixel_size_um if bin_um is None else bin_um
     edges = np.arange(0.0, max_radius_um + width, width)
     distance = distance_um(shape, pixel_size_um, centre_um[0], centre_um[1])

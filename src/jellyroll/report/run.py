@@ -69,7 +69,7 @@ def summary_table(cells: Iterable[Diagnosis]) -> pd.DataFrame:
                 "case A": value("case_a"),
                 case_b: value("case_b"),
                 **({} if shared else {"critical diameter (um)": diameter}),
-                f"unresolved (< {RESOLVED_PIXELS:g} px)": value("unresolved"),
+                f"unresolved (< {RESOLVED_PIXELS:g} px or cut by the map)": value("unresolved"),
                 "defect share of anode (%)": value("defect_share", 100.0),
                 "median radius (um)": value("median_radius_um"),
                 "bends": _bends(value("bends")),

@@ -49,7 +49,9 @@ class SpiralTrace:
 
     ``winding_rad`` (n,) ascending, from the layer's inner end to its outer end; the image
     angle of a sample is ``direction * winding_rad`` (mod 2 pi). ``strength`` is the ridge
-    strength relative to the layer's median (about 1 along the layer).
+    strength relative to the layer's median (about 1 along the layer). ``image_shape``
+    (ny, nx) of the map it was traced on (None: not known), so that its pixel positions
+    are not read on another grid (:meth:`grid_problem`).
     """
 
     centre: tuple[float, float]
@@ -59,6 +61,22 @@ class SpiralTrace:
     winding_rad: np.ndarray
     radius_px: np.ndarray
     strength: np.ndarray
+    image_shape: tuple[int, int] | None = None
+
+    def grid_problem(self, shape: tuple[int, ...], pixel_size_um: float) -> str | None:
+        """Why the trace's pixel positions cannot be read on a map of ``shape`` (ny, nx)
+        and ``pixel_size_um``, or None: it was traced on a map of other pixels (its centre
+        and radii, in pixels, would land elsewhere)."""
+        if not np.isclose(self.pixel_size_um, pixel_size_um, rtol=1e-6, atol=0.0):
+            return (
+                f"the trace is on {self.pixel_size_um:g} um pixels, the map on {pixel_size_um:g} um"
+            )
+        if self.image_shape is not None and tuple(self.image_shape) != tuple(shape):
+            return (
+                f"the trace is on a map of shape {tuple(self.image_shape)}, this map has "
+                f"shape {tuple(shape)}"
+            )
+        return None
 
     @property
     def n_turns(self) -> float:
@@ -182,6 +200,7 @@ def trace_spiral(
         winding_rad=winding,
         radius_px=radius,
         strength=strength,
+        image_shape=(int(image.shape[0]), int(image.shape[1])),
     )
 
 
