@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from jellyroll import conventions
 from jellyroll.cli import app
+from jellyroll.io import scratch
 from jellyroll.maps import core as maps_core
-from jellyroll.maps import run as maps_run
 from jellyroll.maps.options import MapsOptions
 from jellyroll.maps.run import run_maps
 from jellyroll.phantom.twin import Twin, make_twin
@@ -124,7 +124,7 @@ def test_the_denoising_note_warns_when_the_automatic_rank_keeps_too_many() -> No
 def test_a_cube_left_on_disk_gives_the_maps_of_one_read_whole(
     tmp_path: Path, twin: Twin, monkeypatch: pytest.MonkeyPatch, kind: str, analysis: str
 ) -> None:
-    """A cube over IN_MEMORY_BYTES (the study's is 8.4 GB) stays on disk and every pass of
+    """A cube over scratch.IN_MEMORY_BYTES (the study's is 8.4 GB) stays on disk and every pass of
     the maps reads it by row slabs: here slabs of one chunk row, so that every map is put
     together from several. The maps equal those of the cube read whole, bit for bit (the
     same sums on the same profiles; the denoiser's blocks hold the whole tiny map either
@@ -132,7 +132,7 @@ def test_a_cube_left_on_disk_gives_the_maps_of_one_read_whole(
     run = make_run(tmp_path / "run.h5", twin, kind, seed=3)
     options = MapsOptions(analysis=analysis)
     whole = run_maps(run, options, figures=False).maps
-    monkeypatch.setattr(maps_run, "IN_MEMORY_BYTES", 0)
+    monkeypatch.setattr(scratch, "IN_MEMORY_BYTES", 0)
     monkeypatch.setattr(conventions, "SLAB_BYTES", 1)
     read = []
     original = conventions.row_slabs

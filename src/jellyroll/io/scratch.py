@@ -14,8 +14,9 @@ import h5py
 import numpy as np
 
 IN_MEMORY_BYTES = 2 * 2**30
-"""Largest volume made in memory; a larger one (8.4 GB for the study's 1024 x 1024 x 2000
-reconstruction) goes to a scratch file."""
+"""Largest volume made, or read whole, in memory: a larger one (8.4 GB for the study's
+1024 x 1024 x 2000 reconstruction) goes to a scratch file, or stays in its file and is
+read by row slabs (``jellyroll maps``)."""
 CHUNK_BYTES = 4 * 2**20
 """About the size of a scratch chunk: whole channel blocks of a few rows."""
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from jellyroll import figures
+from jellyroll.io import scratch
 from jellyroll.io.lock import output_lock
 from jellyroll.io.provenance import provenance_record
 from jellyroll.maps.core import compute_maps
@@ -15,11 +16,6 @@ from jellyroll.maps.options import MapsOptions
 from jellyroll.results import MapName, MapSet, RunFileError
 from jellyroll.results.run import open_reconstruction, write_map_set
 from jellyroll.results.store import run_stage_key, stage_file, stage_key
-
-IN_MEMORY_BYTES = 2 * 2**30
-"""Largest reconstruction cube read whole. A larger one (8.4 GB at the study's
-1024 x 1024 x 2000) stays on disk and each pass of the maps reads it by row slabs: a
-bounded peak for a few more reads (the denoised d* takes 3 more passes)."""
 
 
 @dataclass
@@ -53,7 +49,10 @@ def _maps(run: Path, options: MapsOptions, figures: bool) -> MapsResult:
     with open_reconstruction(run) as recon:
         recon.require_q_in_inverse_angstrom(run)
         cube = recon.data
-        if cube.size * cube.dtype.itemsize <= IN_MEMORY_BYTES:  # read once, not once a pass
+        # up to scratch.IN_MEMORY_BYTES the cube is read once, not once a pass; a larger one
+        # (8.4 GB at the study's 1024 x 1024 x 2000) stays on disk, read by row slabs in
+        # each pass: a bounded peak for a few more reads (the denoised d* takes 3 more)
+        if cube.size * cube.dtype.itemsize <= scratch.IN_MEMORY_BYTES:
             recon = replace(recon, data=cube[()])
         try:
             maps = compute_maps(recon, options)
