@@ -577,14 +577,15 @@ class DenoisedBlocks:
 
 
 def denoise_profile_blocks(
-    intensities: np.ndarray,
+    intensities: np.ndarray | RowSliced,
     sigma: np.ndarray | float | None = None,
     *,
     rank: int | None = None,
     block_rows: int = 16384,
     channels: np.ndarray | None = None,
 ) -> DenoisedBlocks:
-    """Low-rank (PCA) denoising of a stack of profiles ``intensities`` (..., n_q).
+    """Low-rank (PCA) denoising of a stack of profiles ``intensities`` (..., n_q): an array,
+    or a cube left in its HDF5 file (an h5py dataset), read by slabs of rows, never whole.
 
     Not part of the study's method: an optional step before :func:`departure_dstar_map` for
     noisy per-voxel profiles, which share a few underlying shapes across a map. The profile
