@@ -170,6 +170,18 @@ class FactoredChannels:
         return _expanded(self.maps[rows], self.basis)
 
 
+def _unmeasured_set(
+    values: np.ndarray, measured: np.ndarray, fill: float, in_place: bool
+) -> np.ndarray:
+    """``values`` (n_angles, n_t, n) with the rays not ``measured`` (n_angles, n_t) set to
+    ``fill``: in place when ``in_place`` (a dropped frame otherwise copies the cube: 2.4 GB,
+    and as much for its errors, at the study's size), else a copy."""
+    if not in_place:
+        return np.where(measured[..., None], values, values.dtype.type(fill))
+    values[~measured] = fill
+    return values
+
+
 def _mask_groups(finite: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """Channels sharing one pattern of measured rays: [(ray mask, channel indices)]."""
     nc = finite.shape[2]
@@ -302,6 +314,7 @@ def reconstruct(
     chunk_channels: int = CHUNK_CHANNELS,
     factored: bool = False,
     volume: VolumeFactory | None = None,
+    overwrite_input: bool = False,
     progress: Progress | None = None,
 ) -> ReconstructionResult:
     """Reconstruct ``sinogram`` ``(n_angles, n_t, nc)`` (value x um, NaN = missing) into
@@ -322,7 +335,9 @@ def reconstruct(
     measured ray (channels with none get basis rows of 0); otherwise the volume is
     returned as usual. ``volume`` makes that volume, zero-filled (default: an ndarray; an
     HDF5 dataset from :func:`jellyroll.io.scratch.scratch_volumes` keeps it out of memory:
-    the channels are written into it ``chunk_channels`` at a time).
+    the channels are written into it ``chunk_channels`` at a time). ``overwrite_input``
+    lets the missing rays of ``sinogram`` and ``errors`` be set (to 0 and NaN) in place
+    instead of in copies of the cube, when the caller no longer needs them.
     """
     check_method(method, backend, iterations)
     check_rank(rank)
@@ -379,9 +394,11 @@ def reconstruct(
             sigma = errors if keep.all() else errors[keep]
             sigma = sigma if whole else sigma[..., channels]
         if not measured.all():
-            data = np.where(measured[..., None], data, np.float32(0))
+            # a view of the input is written only when allowed; the other cases are copies
+            own = overwrite_input or not (keep.all() and whole)
+            data = _unmeasured_set(data, measured, 0.0, own)
             if sigma is not None:
-                sigma = np.where(measured[..., None], sigma, np.float32(np.nan))
+                sigma = _unmeasured_set(sigma, measured, np.nan, own)
         job = _Job(
             engine,
             geometry.subset(keep),

@@ -286,6 +286,7 @@ def _reconstruct(
                 factored=True,  # written expanded row slab by row slab: the cube is never held
                 chunk_channels=CHUNK_CHANNELS,
                 volume=volume,
+                overwrite_input=True,  # data and errors are this run's own arrays
                 progress=progress,
             )
         except ValueError as error:  # e.g. the noise rule without any known error
