@@ -178,13 +178,38 @@ def slab_rows(cube: RowSliced, slab_bytes: int | None = None) -> int:
     return max(chunk_rows, slab_bytes // row_bytes // chunk_rows * chunk_rows)
 
 
+def slab_ranges(cube: RowSliced, slab_bytes: int | None = None) -> Iterator[slice]:
+    """The slices of the first axis, slab by slab (:func:`slab_rows`)."""
+    step = slab_rows(cube, slab_bytes)
+    for start in range(0, cube.shape[0], step):
+        yield slice(start, min(cube.shape[0], start + step))
+
+
 def row_slabs(cube: RowSliced, slab_bytes: int | None = None) -> Iterator[tuple[slice, np.ndarray]]:
     """``(rows, cube[rows])`` slab by slab of the first axis (:func:`slab_rows`): a cube on
     disk is never read whole, one in memory is given as views."""
-    step = slab_rows(cube, slab_bytes)
-    for start in range(0, cube.shape[0], step):
-        rows = slice(start, min(cube.shape[0], start + step))
+    for rows in slab_ranges(cube, slab_bytes):
         yield rows, np.asarray(cube[rows])
+
+
+def masked_mean_profiles(cube: RowSliced, masks: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Mean profile (n_q,) of ``cube`` (ny, nx, n_q) over each mask (ny, nx) that has
+    pixels, each channel over its finite values (NaN where it has none); read by row slabs
+    (:func:`row_slabs`), so that no copy of the cube is made."""
+    n_q = cube.shape[-1]
+    names = [name for name, mask in masks.items() if mask.any()]
+    sums = {name: np.zeros(n_q) for name in names}
+    counts = {name: np.zeros(n_q) for name in names}
+    for rows, slab in row_slabs(cube):
+        finite = np.isfinite(slab)
+        for name in names:
+            inside = masks[name][rows]
+            sums[name] += np.where(finite[inside], slab[inside], 0.0).sum(axis=0, dtype=np.float64)
+            counts[name] += finite[inside].sum(axis=0)
+    return {
+        name: np.divide(sums[name], counts[name], out=np.full(n_q, np.nan), where=counts[name] > 0)
+        for name in names
+    }
 
 
 def empty_channels(cube: RowSliced) -> np.ndarray:

@@ -20,12 +20,7 @@ from jellyroll import conventions
 from jellyroll.cli import app
 from jellyroll.io.nexus import read_table
 from jellyroll.operando import core
-from jellyroll.operando.run import (
-    _saxs_zones,
-    masked_mean_profile,
-    run_operando,
-    series_scans,
-)
+from jellyroll.operando.run import _saxs_zones, run_operando, series_scans
 from jellyroll.operando.timeline import build_timeline, read_potentiostat_log, soc_from_log
 from jellyroll.phantom.parameters import SIZES
 from jellyroll.phantom.twin import make_twin
@@ -584,7 +579,7 @@ def test_the_graphite_mask_follows_each_step_and_its_profile_is_read_by_slabs(
     with h5py.File(tmp_path / "cube.h5", "w") as f:
         dataset = f.create_dataset("d", data=cube, chunks=(4, 48, 5))
         monkeypatch.setattr(conventions, "SLAB_BYTES", 1)  # slabs of one chunk row
-        found = masked_mean_profile(dataset, on_step)
+        found = conventions.masked_mean_profiles(dataset, {"graphite": on_step})["graphite"]
     expected = np.nanmean(np.where(on_step[..., None], cube, np.nan).reshape(-1, 5), axis=0)
     np.testing.assert_allclose(found[[0, 1, 3, 4]], expected[[0, 1, 3, 4]], rtol=1e-6)
     assert np.isnan(found[2])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from jellyroll.conventions import RowSliced, masked_mean_profiles
 from jellyroll.defects._common import disk_reach_um, near_um, within
 
 REGIONS = ("regular", "agglomerate", "bent")
@@ -63,29 +64,13 @@ def region_masks(
     }
 
 
-def region_profiles(
-    cube: np.ndarray, q_A: np.ndarray, masks: dict[str, np.ndarray], rows_per_block: int = 32
-) -> pd.DataFrame:
+def region_profiles(cube: RowSliced, q_A: np.ndarray, masks: dict[str, np.ndarray]) -> pd.DataFrame:
     """Mean profile of ``cube`` (ny, nx, n_q) over each mask, leaving out non-finite
     values: a table with ``q_A`` (A^-1) and one column per region that has pixels (NaN at
-    a q where none of its pixels has a value). Summed ``rows_per_block`` rows at a time,
-    so that no copy of the cube is made."""
-    n_q = cube.shape[-1]
-    names = [name for name, mask in masks.items() if mask.any()]
-    sums = {name: np.zeros(n_q) for name in names}
-    counts = {name: np.zeros(n_q) for name in names}
-    for start in range(0, cube.shape[0], rows_per_block):
-        block = np.asarray(cube[start : start + rows_per_block], dtype=np.float64)
-        finite = np.isfinite(block)
-        for name in names:
-            inside = masks[name][start : start + rows_per_block]
-            sums[name] += np.where(finite[inside], block[inside], 0.0).sum(axis=0)
-            counts[name] += finite[inside].sum(axis=0)
-    table = {"q_A": np.asarray(q_A, dtype=float)}
-    for name in names:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            table[name] = np.where(counts[name] > 0, sums[name] / counts[name], np.nan)
-    return pd.DataFrame(table)
+    a q where none of its pixels has a value). Read by row slabs
+    (:func:`~jellyroll.conventions.masked_mean_profiles`), so that no copy of the cube is
+    made."""
+    return pd.DataFrame({"q_A": np.asarray(q_A, dtype=float), **masked_mean_profiles(cube, masks)})
 
 
 def defect_share(anode: np.ndarray, agglomerate: np.ndarray) -> float:

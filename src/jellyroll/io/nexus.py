@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from jellyroll.conventions import RowSliced, slab_rows
+from jellyroll.conventions import RowSliced, slab_ranges
 
 
 def nx_group(parent: h5py.Group, name: str, nx_class: str) -> h5py.Group:
@@ -23,10 +23,8 @@ def write_row_slabs(
 ) -> None:
     """Fill ``dataset`` from ``source`` slab by slab of whole chunk rows
     (:func:`~jellyroll.conventions.slab_rows`), about ``slab_bytes`` at a time."""
-    step = slab_rows(dataset, slab_bytes)
-    for start in range(0, dataset.shape[0], step):
-        stop = min(dataset.shape[0], start + step)
-        dataset[start:stop] = source[start:stop]
+    for rows in slab_ranges(dataset, slab_bytes):
+        dataset[rows] = source[rows]
 
 
 def write_nxdata(

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jellyroll.conventions import row_slabs
 from jellyroll.io.lock import output_lock
 from jellyroll.io.provenance import provenance_record, refuse_overwrite
 from jellyroll.io.volumes import (
@@ -58,8 +59,6 @@ from jellyroll.results.store import (
 )
 
 _NCT_HINT = "give it with --nct-voxel-um"
-ROWS_PER_BLOCK = 64
-"""Rows of the reconstruction summed at a time for the summed-scattering map."""
 
 
 def locate_key(
@@ -94,14 +93,13 @@ def read_slice_map(
 
 
 def _summed_scattering(run: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The reconstruction summed over q, (ny, nx), read a block of rows at a time."""
+    """The reconstruction summed over q, (ny, nx), read by row slabs."""
     hint = "reconstruct it with `jellyroll reconstruct`"
     with open_run(run) as f:
         data = require(f, run, "/entry/reconstruction/data", hint)
         total = np.empty(data.shape[:2], np.float32)
-        for row in range(0, data.shape[0], ROWS_PER_BLOCK):
-            block = data[row : row + ROWS_PER_BLOCK]
-            total[row : row + block.shape[0]] = np.nansum(block, axis=-1)
+        for rows, slab in row_slabs(data):
+            total[rows] = np.nansum(slab, axis=-1)
         y_um = require(f, run, "/entry/reconstruction/y_um", hint)[()]
         x_um = require(f, run, "/entry/reconstruction/x_um", hint)[()]
     return total, y_um, x_um

@@ -25,7 +25,7 @@ import pandas as pd
 from rich.console import Console
 from scipy import ndimage
 
-from jellyroll.conventions import RowSliced, row_slabs
+from jellyroll.conventions import masked_mean_profiles
 from jellyroll.defects import find_agglomerates
 from jellyroll.defects.agglomerates import saxs_map_problem
 from jellyroll.io.nexus import read_table
@@ -333,19 +333,6 @@ def _shared_centre(runs: list[Path], scans: list[Path]) -> float:
     return centre
 
 
-def masked_mean_profile(cube: RowSliced, mask: np.ndarray) -> np.ndarray:
-    """Mean profile (n_q,) of ``cube`` (ny, nx, n_q) over the pixels of ``mask`` (ny, nx),
-    each channel over its finite values (NaN where it has none); the cube read by row
-    slabs, never whole."""
-    total = np.zeros(cube.shape[-1])
-    count = np.zeros(cube.shape[-1])
-    for rows, slab in row_slabs(cube):
-        picked = slab[mask[rows]]
-        total += np.nansum(picked, axis=0, dtype=np.float64)
-        count += np.isfinite(picked).sum(axis=0)
-    return np.divide(total, count, out=np.full_like(total, np.nan), where=count > 0)
-
-
 def analyse(
     runs: list[Path],
     timeline: Timeline,
@@ -377,8 +364,10 @@ def analyse(
     for run, shift in zip(runs, shifts, strict=True):
         with open_reconstruction(run) as recon:
             # the mask is in the first step's frame; the cube holds this step's own pixels
-            means.append(masked_mean_profile(recon.data, core.mask_on_step(graphite, shift)))
             q = recon.q_A
+            on_step = {"graphite": core.mask_on_step(graphite, shift)}
+            found = masked_mean_profiles(recon.data, on_step)
+            means.append(found.get("graphite", np.full(q.size, np.nan)))
     lines = core.fit_graphite_lines(q, np.asarray(means))
     amounts = core.graphite_amounts(stack, lines.crosstalk(q))
     shares = core.shares(amounts)
