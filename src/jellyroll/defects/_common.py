@@ -78,18 +78,22 @@ def beyond(distance_um: np.ndarray, radius_um: float, ring_width_um: float) -> n
 
 def check_same_grid(what: str, maps: Mapping[str, object]) -> tuple[int, int]:
     """The common (ny, nx) shape of ``maps`` (name -> 2D array or None, None skipped);
-    ``ValueError`` naming them when they differ, for ``what`` (the function refusing): a
-    mask of another grid was indexed by the maps' windows (its upper-left part read as
-    the maps' mask, a defect's pixels counted as none, exit 0)."""
+    ``ValueError`` naming the first that differs from the first map, and every shape, for
+    ``what`` (the function refusing). Maps of another grid were read at the wrong pixels,
+    exit 0: a d* map of 2x the pixels (an agglomerate's 20 nm read as the anode's 12 nm), a
+    layer map of half the pixels clipped to its edge, a lithiation mask of 2x the pixels
+    (its upper-left quarter read as the maps' mask: a defect of 0 pixels)."""
     shapes = {name: np.shape(values) for name, values in maps.items() if values is not None}
-    distinct = set(shapes.values())
-    if len(distinct) > 1:
+    first, reference = next(iter(shapes.items()), ("", ()))
+    odd = [(name, shape) for name, shape in shapes.items() if shape != reference]
+    if odd:
+        name, shape = odd[0]
         listed = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
         raise ValueError(
-            f"{what}: the maps and the mask must be on one grid of pixel_size_um pixels, got "
-            f"{listed}; resample them onto one grid first"
+            f"{what}: {name} has shape {shape}, the {first} {reference}: the maps and masks "
+            f"must be on one grid of pixel_size_um pixels ({listed}); resample them onto one "
+            "grid first"
         )
-    shape = next(iter(distinct), ())
-    if len(shape) != 2:
-        raise ValueError(f"{what}: maps must be 2D (ny, nx), got shape {shape}")
-    return shape
+    if len(reference) != 2:
+        raise ValueError(f"{what}: maps must be 2D (ny, nx), got shape {reference}")
+    return reference

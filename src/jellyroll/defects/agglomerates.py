@@ -41,7 +41,7 @@ from jellyroll.conventions import (
     robust_sigma,
     um_to_px,
 )
-from jellyroll.defects._common import beyond, disk_reach_um, near_um, within
+from jellyroll.defects._common import beyond, check_same_grid, disk_reach_um, near_um, within
 from jellyroll.defects.bends import locate_on_layer
 from jellyroll.unroll import SpiralTrace
 
@@ -386,7 +386,8 @@ def find_agglomerates(
     problem = saxs_map_problem(image)
     if problem is not None:
         raise ValueError(f"saxs_intensity_map {problem}")
-    _check_same_grid(image.shape, anode_mask=anode_mask, d_star_map=d_star_map, layer_map=layer_map)
+    maps = {"anode_mask": anode_mask, "d_star_map": d_star_map, "layer_map": layer_map}
+    check_same_grid("find_agglomerates", {"saxs_intensity_map": image, **maps})
     problem = None if trace is None else trace.grid_problem(image.shape, pixel_size_um)
     if problem is not None:  # each agglomerate was placed at turn -1 ("not on the layer")
         raise ValueError(
@@ -447,19 +448,6 @@ def _check_lengths(
             "(a translation step of 0.01 mm is 10), critical_diameter_um in um (the "
             "study's 50)"
         )
-
-
-def _check_same_grid(shape: tuple[int, ...], **maps: np.ndarray | None) -> None:
-    """Refuse optional maps not on the SAXS intensity map's grid ``shape`` (ny, nx): a d*
-    map of 2x the pixels was read at the wrong places (the agglomerate's d* 20 nm read as
-    12 nm), a layer map of half the pixels clipped to its edge, exit 0."""
-    for name, values in maps.items():
-        if values is not None and np.shape(values) != tuple(shape):
-            raise ValueError(
-                f"{name} has shape {np.shape(values)}, the saxs_intensity_map {tuple(shape)}: "
-                "both must be on one grid of pixel_size_um pixels; resample it onto the SAXS "
-                "map's grid first"
-            )
 
 
 def _spots(
