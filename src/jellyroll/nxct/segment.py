@@ -179,6 +179,21 @@ def bright_share(sample: np.ndarray) -> float:
     return float(np.mean(solid >= threshold_otsu(solid)))
 
 
+def neutron_like_first(sample: np.ndarray) -> tuple[float, float] | None:
+    """The bright-class shares (:func:`bright_share`) of the two columns of a (n, 2)
+    ``sample`` when the first's is over :data:`ORDER_MARGIN` times the second's: the first
+    has the neutron's contrast beside X-ray contrast (see :func:`check_modality_order`);
+    else None (also when too little to tell: NaN)."""
+    first, second = bright_share(sample), bright_share(np.asarray(sample)[:, ::-1])
+    return (first, second) if first > ORDER_MARGIN * second else None
+
+
+_CONTRASTS = (
+    "in X-rays the bright class is the metals, a thin minority (foils, casing), in neutrons "
+    "the electrolyte-soaked layers, a large part"
+)
+
+
 def check_modality_order(sample: np.ndarray, names: tuple[str, str] = ("", "")) -> None:
     """Refuse an X-ray / neutron pair given the wrong way round; the message names the two
     volumes as ``names`` (X-ray, neutron) when given.
@@ -188,42 +203,36 @@ def check_modality_order(sample: np.ndarray, names: tuple[str, str] = ("", "")) 
     electrolyte-soaked cathode and separator (hydrogen and lithium: 3-6.6 /cm), a large
     part of it. So the share of the cell in the first volume's bright class
     (:func:`bright_share`) lies below that in the second's; refused when it is above by
-    :data:`ORDER_MARGIN`. Measured on the small twin, all four states of charge: 0.02-0.15
-    against 0.32-0.62 (voxels of 2.5, 10 and 20 um). A cell unlike it (e.g. an Al can, a
-    cathode as bright as the foils in X-rays) may skip the check
-    (``NXCTOptions.check_order``).
+    :data:`ORDER_MARGIN` (:func:`neutron_like_first`). Measured on the small twin, all four
+    states of charge: 0.02-0.15 against 0.32-0.62 (voxels of 2.5, 10 and 20 um). A cell
+    unlike it (e.g. an Al can, a cathode as bright as the foils in X-rays) may skip the
+    check (``NXCTOptions.check_order``).
     """
-    first, second = bright_share(sample), bright_share(np.asarray(sample)[:, ::-1])
-    if first > ORDER_MARGIN * second:  # False with NaN: too little to tell
+    found = neutron_like_first(sample)
+    if found is not None:
         given = f"{names[0]} (X-ray), {names[1]} (neutron): " if any(names) else ""
         raise ValueError(
-            f"{given}the first volume's bright class holds {first:.0%} of the cell, the second's "
-            f"{second:.0%}: in X-rays the bright class is the metals, a thin minority (foils, "
-            "casing), in neutrons the electrolyte-soaked layers, a large part. Are the "
-            "volumes swapped? Give the X-ray volume first, then the neutron one (or, for a "
-            "cell unlike that, skip the check: --no-order-check)"
+            f"{given}the first volume's bright class holds {found[0]:.0%} of the cell, the "
+            f"second's {found[1]:.0%}: {_CONTRASTS}. Are the volumes swapped? Give the X-ray "
+            "volume first, then the neutron one (or, for a cell unlike that, skip the check: "
+            "--no-order-check)"
         )
 
 
 def check_xray_contrast(plane: np.ndarray, attenuation_map: np.ndarray, name: str = "") -> None:
     """Refuse a volume given as the X-ray one that has the neutron's contrast, from its
     ``plane`` (ny, nx) resampled at the SWAXS-CT slice and the slice's own X-ray
-    ``attenuation_map`` (ny, nx) on the same grid: the share of the cell in the volume's
-    bright class (:func:`bright_share`) above :data:`ORDER_MARGIN` times the map's. The
-    map's bright class is the metals, as an X-ray volume's; a neutron volume's holds the
-    electrolyte-soaked layers, a large part of the cell. Measured on the tiny twins (seeds
-    2, 3, 5; all four states of charge on seed 4) and the small twin: the X-ray volume 0.8
-    times the map's share, the neutron one 3.3-3.5 times. ``name`` names the volume."""
-    pair = np.column_stack([np.ravel(plane), np.ravel(attenuation_map)])
-    volume, reference = bright_share(pair), bright_share(pair[:, ::-1])
-    if volume > ORDER_MARGIN * reference:  # False with NaN: too little to tell
+    ``attenuation_map`` (ny, nx) on the same grid, by the rule of
+    :func:`check_modality_order` with the map as the X-ray side. Measured on the tiny
+    twins (seeds 2, 3, 5; all four states of charge on seed 4): the X-ray volume 0.8 times
+    the map's share, the neutron one 3.3-3.5 times. ``name`` names the volume."""
+    found = neutron_like_first(np.column_stack([np.ravel(plane), np.ravel(attenuation_map)]))
+    if found is not None:
         raise ValueError(
-            f"{name + ': ' if name else ''}its bright class holds {volume:.0%} of the cell at "
-            f"the slice, the SWAXS-CT attenuation map's (X-rays) {reference:.0%}: in X-rays the "
-            "bright class is the metals, a thin minority (foils, casing), in neutrons the "
-            "electrolyte-soaked layers, a large part. Is it the neutron volume? Give the "
-            "X-ray volume (and the neutron one with --nct), or, for a cell unlike that, skip "
-            "the check: --no-order-check"
+            f"{name + ': ' if name else ''}its bright class holds {found[0]:.0%} of the cell "
+            f"at the slice, the SWAXS-CT attenuation map's (X-rays) {found[1]:.0%}: "
+            f"{_CONTRASTS}. Is it the neutron volume? Give the X-ray volume (and the neutron "
+            "one with --nct), or, for a cell unlike that, skip the check: --no-order-check"
         )
 
 
