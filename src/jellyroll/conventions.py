@@ -1,5 +1,6 @@
-"""Conventions every stage shares: the map pixel grid, robust statistics, the line shape and
-the sub-sample peak.
+"""Conventions every stage shares: the map pixel grid, robust statistics, the line shape,
+the sub-sample peak, and how a (y, x, q) cube is read (by row slabs of whole chunks, in
+memory or on disk).
 
 A 2D map of shape (ny, nx) with square pixels of ``p`` um has pixel (iy, ix) centred at
 ``x = (ix - (nx - 1) / 2) p``, ``y = (iy - (ny - 1) / 2) p``: the map centre is the
