@@ -244,6 +244,30 @@ def test_a_map_shorter_than_the_background_window_is_refused() -> None:
         find_agglomerates(spot, 10.0, background_window_um=1000.0)
 
 
+def test_a_critical_diameter_under_one_pixel_is_refused() -> None:
+    """A critical diameter in mm (0.05 for the study's 50 um) passed the window check (5
+    critical diameters: a quarter of a um) and classified against a fraction of a pixel:
+    every resolved agglomerate case B, exit 0. Nothing can be classified against a size
+    below one pixel: refused, naming the unit."""
+    spot = _disk_with_spot()
+    with pytest.raises(ValueError, match=r"critical_diameter_um \(0.05 um\).*in mm"):
+        find_agglomerates(spot, 10.0, critical_diameter_um=0.05)
+
+
+def test_a_smaller_critical_diameter_classifies_and_does_not_hide_large_agglomerates() -> None:
+    """The background window was 5 critical diameters: at 10 or 20 um (classifying finer
+    than the study) it was 50-100 um, shorter than twice the 60 um agglomerate, which then
+    sank into its own background: an empty table, exit 0. The critical diameter only
+    classifies; what is found does not depend on it."""
+    spot = _disk_with_spot()
+    study = find_agglomerates(spot, 10.0)
+    for critical in (10.0, 20.0):
+        found = find_agglomerates(spot, 10.0, critical_diameter_um=critical)
+        assert len(found) == 1 and found["case"].iloc[0] == "B"
+        # the same fit as at the study's 50 um: one detection, other class only
+        assert found["equivalent_diameter_um"].iloc[0] == study["equivalent_diameter_um"].iloc[0]
+
+
 def test_an_agglomerate_cut_by_the_map_edge_is_not_classified_by_its_visible_part() -> None:
     """A 60 um (case B) agglomerate cut by the map's edge (a cell cut by the scan range, a
     crop) a pixel past its centre measured 43 um and was reported as case A, exit 0; so was

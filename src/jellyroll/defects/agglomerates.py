@@ -88,6 +88,10 @@ def saxs_map_problem(saxs_intensity_map: np.ndarray) -> str | None:
     return None
 
 
+STUDY_CRITICAL_DIAMETER_UM = 50.0
+"""The study's critical equivalent diameter (um) between case A and case B."""
+
+
 def size_class(
     equivalent_diameter_um: np.ndarray,
     critical_diameter_um: float,
@@ -334,7 +338,7 @@ def _fit_spot(
 def find_agglomerates(
     saxs_intensity_map: np.ndarray,
     pixel_size_um: float,
-    critical_diameter_um: float = 50.0,
+    critical_diameter_um: float = STUDY_CRITICAL_DIAMETER_UM,
     *,
     anode_mask: np.ndarray | None = None,
     psf_fwhm_um: float = 20.0,
@@ -350,9 +354,12 @@ def find_agglomerates(
 
     ``psf_fwhm_um``: blur of the map relative to the pixel-averaged object; for filtered
     backprojection of a pencil-beam scan it is the beam profile (20 um in the study).
-    ``background_window_um`` (default 5 critical diameters) must exceed twice the largest
-    spot. A spot is kept when its smoothed excess reaches ``threshold`` robust noise
-    units and rises ``prominence`` units above the saddle towards any brighter one.
+    ``background_window_um`` must exceed twice the largest spot; its default, 5 critical
+    diameters and at least 5 of the study's (250 um), does not shrink with a smaller
+    critical diameter, which only classifies: at 10 um, a 60 um case-B agglomerate was
+    lost in its own background (an empty table, read as "no agglomerate"). A spot is kept
+    when its smoothed excess reaches ``threshold`` robust noise units and rises
+    ``prominence`` units above the saddle towards any brighter one.
     ``anode_mask`` defaults to :func:`silicon_mask`.
 
     Optional inputs add columns: ``d_star_map`` (same grid, nm, NaN = no value) gives
@@ -406,7 +413,11 @@ def find_agglomerates(
             "could be found (an empty table would read as none); pass the anode's pixels, or "
             "no anode_mask (the silicon-rich layers of the map)"
         )
-    window = 5.0 * critical_diameter_um if background_window_um is None else background_window_um
+    window = (
+        5.0 * max(critical_diameter_um, STUDY_CRITICAL_DIAMETER_UM)
+        if background_window_um is None
+        else background_window_um
+    )
     _check_lengths(image.shape, p, window, critical_diameter_um, background_window_um is None)
     rows = _spots(image, mask, p, sigma_um, psf_fwhm_um, window, threshold, prominence)
     table = _distinct(pd.DataFrame(rows)) if rows else _empty_table()
@@ -437,10 +448,22 @@ def _check_lengths(
     the map, and the lengths are most likely not in micrometres. A pixel size in mm (0.02
     for 20 um: the map then spans 3 um and the beam 1000 pixels) ran 11 minutes and gave
     one agglomerate of 0.23 um, case A; a critical diameter in nm (50000 for 50 um) gave
-    every agglomerate, all six of case B among them, as case A; exit 0 both."""
+    every agglomerate, all six of case B among them, as case A; exit 0 both. A critical
+    diameter under one pixel is refused too: in mm (0.05 for 50 um) it made every resolved
+    agglomerate case B, with a background window of a fraction of a pixel."""
+    if not critical_um >= p:
+        raise ValueError(
+            f"critical_diameter_um ({critical_um:g} um) is less than one pixel of the map "
+            f"({p:g} um): no agglomerate can be classified against it. Is it in mm? Give it "
+            "in um (the study's 50)"
+        )
     extent_um = max(shape) * p
     if window_um > extent_um:
-        why = f"5 critical diameters of {critical_um:g} um" if default else "background_window_um"
+        why = (
+            f"5 critical diameters of {max(critical_um, STUDY_CRITICAL_DIAMETER_UM):g} um"
+            if default
+            else "background_window_um"
+        )
         raise ValueError(
             f"the background window ({window_um:g} um: {why}) is longer than the map, "
             f"which spans {shape[0]} x {shape[1]} pixels of {p:g} um ({extent_um:g} um at "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from jellyroll.defects.agglomerates import STUDY_CRITICAL_DIAMETER_UM
 from jellyroll.options import StageOptions
 
 
@@ -11,7 +12,7 @@ class DiagnoseOptions(StageOptions):
     """How defects are classified."""
 
     critical_diameter_um: float = Field(
-        50.0,
+        STUDY_CRITICAL_DIAMETER_UM,
         gt=0,
         description="Equivalent diameter (um) between case A and case B agglomerates "
         "(the study: ~50 um).",
