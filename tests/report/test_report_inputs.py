@@ -10,6 +10,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from matplotlib.text import Text
 from typer.testing import CliRunner
 
@@ -226,3 +228,37 @@ def test_table_numbers_of_a_few_mm_keep_their_digits() -> None:
     assert "e+03" not in cells
     assert "<td>4568</td>" in cells and "<td>-747</td>" in cells
     assert "<td>0.238</td>" in cells and "<td>2.45e-05</td>" in cells
+
+
+def test_a_diameter_beside_the_critical_one_is_never_shown_on_it() -> None:
+    """A 50.04 um case-B agglomerate read "50" (3 significant digits) beside a critical
+    diameter of 50 um, as if it were case A (up to 50); 50.01 read "50.0" in one decimal.
+    Such values get the decimals that keep them on their side; case A's side (up to 50)
+    holds "50" for 49.96."""
+    from jellyroll.report.html import beside_threshold
+
+    three = beside_threshold(50.0, "{:.3g}")
+    assert three(50.04) == "50.04" and three(49.96) == "50" and three(50.0) == "50"
+    assert three(62.37) == "62.4" and three(4567.8) == "4568"  # others as before
+    assert beside_threshold(50.0, "{:.1f}")(50.01) == "50.01"
+
+
+@given(
+    value=st.floats(1e-3, 1e4, allow_nan=False),
+    threshold=st.floats(1e-3, 1e4, allow_nan=False),
+    float_format=st.sampled_from(["{:.3g}", "{:.1f}", "{:.0f}"]),
+)
+def test_a_value_shown_beside_a_threshold_stays_on_its_side(
+    value: float, threshold: float, float_format: str
+) -> None:
+    from jellyroll.report.html import beside_threshold
+
+    shown = float(beside_threshold(threshold, float_format)(value))
+    assert (shown > threshold) == (value > threshold)
+
+
+def test_a_value_a_hair_above_the_threshold_is_written_whole() -> None:
+    """Past 6 decimals the value is written in full (its shortest exact form)."""
+    from jellyroll.report.html import beside_threshold
+
+    assert float(beside_threshold(50.0, "{:.3g}")(50.0 + 1e-12)) > 50.0

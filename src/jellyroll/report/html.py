@@ -10,8 +10,9 @@ import base64
 import html
 import io
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,23 @@ def _number(value: float, float_format: str) -> str:
     return f"{value:.0f}" if "e" in text and 1 <= abs(value) < 1e9 else text
 
 
+def beside_threshold(threshold: float, float_format: str) -> Callable[[float], str]:
+    """A formatter that writes a value in ``float_format`` (as a table does), with more
+    decimals where those digits would show it on the other side of ``threshold`` (sides:
+    up to it, above it): a 50.04 um case-B diameter read "50" beside a critical diameter
+    of 50, which is case A's."""
+
+    def text(value: float) -> str:
+        shown = _number(value, float_format)
+        for decimals in range(1, 7):
+            if (float(shown) > threshold) == (value > threshold):
+                return shown
+            shown = f"{value:.{decimals}f}"
+        return shown if (float(shown) > threshold) == (value > threshold) else repr(value)
+
+    return text
+
+
 def figure_png(figure: Figure, dpi: int = 90) -> bytes:
     """PNG bytes of a matplotlib figure."""
     buffer = io.BytesIO()
@@ -73,17 +91,26 @@ class Section:
         )
 
     def table(
-        self, table: pd.DataFrame, caption: str = "", *, float_format: str = "{:.3g}"
+        self,
+        table: pd.DataFrame,
+        caption: str = "",
+        *,
+        float_format: str = "{:.3g}",
+        formats: Mapping[str, Callable[[float], str]] | None = None,
     ) -> None:
+        """``table`` as HTML; numbers in ``float_format``, or by ``formats`` (a formatter
+        per column name, e.g. :func:`beside_threshold`)."""
         head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
+        default = partial(_number, float_format=float_format)
+        writers = [(formats or {}).get(column, default) for column in table.columns]
         rows = []
         for row in table.itertuples(index=False):
             cells = []
-            for value in row:
+            for value, write in zip(row, writers, strict=True):
                 if isinstance(value, float | np.floating) and math.isnan(value):
                     cells.append(f"<td>{NO_VALUE}</td>")  # NaN: no value (SPEC section 3)
                 elif isinstance(value, float | np.floating):
-                    cells.append(f"<td>{html.escape(_number(value, float_format))}</td>")
+                    cells.append(f"<td>{html.escape(write(float(value)))}</td>")
                 else:
                     cells.append(f'<td class="text">{html.escape(str(value))}</td>')
             rows.append("<tr>" + "".join(cells) + "</tr>")

@@ -26,7 +26,7 @@ from jellyroll.defects.truth import (
 from jellyroll.io.lock import output_lock
 from jellyroll.io.provenance import package_versions, refuse_overwrite
 from jellyroll.locate.link_run import read_link
-from jellyroll.report.html import Report
+from jellyroll.report.html import Report, beside_threshold
 from jellyroll.report.options import ReportOptions
 from jellyroll.results import GRAPHITE_PHASE_MAPS, Diagnosis, MapName, require_diagnosis
 from jellyroll.results.nxct import read_displacement, read_fused_cuts, read_nxct
@@ -205,7 +205,7 @@ def run_report(
         if nxct and result.name in nxct:
             _nxct_section(report, result.label, Path(nxct[result.name]))
         if link and result.name in link:
-            _link_section(report, result.label, Path(link[result.name]))
+            _link_section(report, result.label, Path(link[result.name]), diameter)
         if operando and result.name in operando:
             _operando_section(report, result.label, Path(operando[result.name]))
     run = report.section("Run")
@@ -288,7 +288,11 @@ def _cell_section(report: Report, result: Diagnosis, critical: float) -> None:
             "translation step of at most a third of the critical diameter to classify them."
         )
     columns = [c for c in AGGLOMERATE_COLUMNS if c in result.agglomerates.columns]
-    section.table(result.agglomerates[columns] if columns else result.agglomerates, "agglomerates")
+    section.table(
+        result.agglomerates[columns] if columns else result.agglomerates,
+        "agglomerates",
+        formats={"equivalent_diameter_um": beside_threshold(critical, "{:.3g}")},
+    )
     if len(result.bends):
         section.table(result.bends, "bends of the Cu collector")
     section.figure(
@@ -440,9 +444,10 @@ LINK_TABLE_COLUMNS = {
 """Columns of the linked table in the report, with their headings."""
 
 
-def _link_section(report: Report, label: str, path: Path) -> None:
+def _link_section(report: Report, label: str, path: Path, critical: float) -> None:
     """The slice in the X-ray volume, the agglomerates linked to the 3D bends, the share on
-    a bend per size bin with the measured threshold, and the dossiers (study Fig. 1e, 3)."""
+    a bend per size bin with the measured threshold, and the dossiers (study Fig. 1e, 3);
+    ``critical``: the diameter (um) the cell's cases were classified at."""
     found = read_link(path)
     section = report.section(f"Cell {label}: the slice in the volume, defects in 3D")
     figures = found.figures
@@ -471,6 +476,7 @@ def _link_section(report: Report, label: str, path: Path) -> None:
         linked[columns].rename(columns=LINK_TABLE_COLUMNS),
         "agglomerates and the 3D bend each sits on (0: none)",
         float_format="{:.1f}",
+        formats={"diameter (um)": beside_threshold(critical, "{:.1f}")},
     )
     section.table(found.size_bins, "share of agglomerates on a bent collector per size bin")
     if "fractions" in figures:
