@@ -656,6 +656,48 @@ def check_cell_axis(copy: np.ndarray, name: str) -> None:
         )
 
 
+AIR_SPREAD = 0.5
+"""How uniform a volume's slice corners must be, as a share of the spread inside the cell
+(interquartile ranges), to be taken for the air around a round cell (the twins' corners:
+0-0.26; corners of a field of view inside the cell, which hold the roll: 0.69-0.94)."""
+INVERTED_MARGIN = 0.5
+"""How much brighter than the cell's median (in its interquartile ranges) that air must be
+for a volume to be refused as inverted (the twins: 0.9-1.3 darker the right way, 0.9-1.3
+brighter inverted)."""
+
+
+def check_attenuation_contrast(copy: np.ndarray, name: str) -> None:
+    """ValueError naming ``name`` when the block-mean ``copy`` (nz, ny, nx) of a volume is
+    brighter in the air around the cell than inside it: inverted (a transmission volume, or
+    a grey scale reversed). The air is the corners of the slices, outside the disc inscribed
+    in them, when they are uniform (:data:`AIR_SPREAD`); the cell, the ring from 0.2 to 0.7
+    of that disc's radius (past a central hole). The twin's neutron remounts inverted were
+    refused as mirrored, with the advice to flip an axis (which makes a mirror), or
+    registered; a field of view inside the cell (its corners hold the roll) is not judged.
+    """
+    ny, nx = copy.shape[1:]
+    iy = (np.arange(ny) - (ny - 1) / 2) / (ny / 2)
+    ix = (np.arange(nx) - (nx - 1) / 2) / (nx / 2)
+    radius = np.hypot(iy[:, None], ix[None, :])
+    corners = copy[:, radius > 1.05]
+    cell = copy[:, (radius > 0.2) & (radius < 0.7)]
+    if corners.size == 0 or cell.size == 0:
+        return
+    air_low, air, air_high = np.nanpercentile(corners, [25, 50, 75])
+    low, middle, high = np.nanpercentile(cell, [25, 50, 75])
+    spread = high - low
+    if not spread > 0 or not air_high - air_low < AIR_SPREAD * spread:
+        return
+    if air > middle + INVERTED_MARGIN * spread:
+        raise ValueError(
+            f"{name} is brighter in the air around the cell (the corners of its slices: "
+            f"median {air:.4g}) than inside the cell ({middle:.4g}): an attenuation volume is "
+            "darkest in the air. Is it inverted (transmission, or a grey scale reversed)? "
+            "Give the reconstructed attenuation (-ln of a transmission, or the grey scale "
+            "reversed)"
+        )
+
+
 POLISH_VOXELS = 8  # the polish's neutron copy: up to this many times ``max_voxels`` voxels
 
 
@@ -1189,6 +1231,7 @@ def register_volumes(
         _check_copy_slices(name, volume.shape, copy.shape, round(copy_voxel / voxel), max_voxels)
     for name, (copy, _, _) in zip(names, (xc, nc), strict=True):
         check_cell_axis(copy, name)
+        check_attenuation_contrast(copy, name)
     xct_axis, nct_axis = _find_axis_coarse(*xc), _find_axis_coarse(*nc)
     check_same_cell(
         2 * xct_axis.radius_um, 2 * nct_axis.radius_um,
