@@ -85,7 +85,7 @@ def test_bitshuffle_lz4_any_shape(
     else:
         assert np.array_equal(out, frames[1])
     out[...] = 0
-    assert _chunk_frame_reader(dataset, path)(1, out) is None  # type: ignore[misc]
+    assert _chunk_frame_reader(dataset, path, None)(1, out) is None  # type: ignore[misc]
     assert np.array_equal(out, frames[1])
 
 

@@ -168,6 +168,19 @@ def test_append_validation(tmp_path):
         assert writer.n_frames == 1
 
 
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint32])
+def test_invalid_pixels_of_unsigned_frames_stay_invalid(tmp_path, dtype):
+    """Eiger marks invalid pixels with the dtype's largest value; stored as int32 they read
+    back as 65535 (or 2^32 - 1, refused as not fitting) counts, integrated as data. Stored
+    as -1 they are masked, as the unsigned frame itself is."""
+    frames = np.full((2, *SHAPE), 100, dtype)
+    frames[0, 3, 4] = frames[1, :, 0] = np.iinfo(dtype).max
+    with RawScanWriter(tmp_path / "scan.h5", SHAPE, poni=PONI) as writer:
+        writer.append(frames, [0, 1], [0, 0])
+    back = open_scan(tmp_path / "scan.h5").read(0, 2).data
+    np.testing.assert_array_equal(back, np.where(frames == np.iinfo(dtype).max, -1, 100))
+
+
 @settings(
     max_examples=20,
     deadline=None,

@@ -87,6 +87,43 @@ def test_corrupt_chunk_marks_only_that_frame_missing(tmp_path: Path) -> None:
     assert "[4] unreadable" in block.problems[0] and "scan.h5" in block.problems[0]
 
 
+@pytest.mark.parametrize(
+    ("layout", "chunks"),
+    [("bitshuffle, one frame per chunk", (1, 6, 8)), ("gzip, two frames per chunk", (2, 6, 8)),
+     ("gzip, frames in tiles", (1, 3, 4)), ("integrated patterns", (2, 10))],
+)  # fmt: skip
+def test_frames_never_written_are_missing_not_zero(
+    tmp_path: Path, layout: str, chunks: tuple[int, ...]
+) -> None:
+    """A pre-allocated dataset whose acquisition stopped early: h5py reads the frames never
+    written as the fill value, 0 counts, which were integrated and placed as a measured
+    cell of zero intensity with no warning."""
+    path = tmp_path / "scan.h5"
+    integrated = len(chunks) == 2
+    name = "/entry/integrated/intensity" if integrated else FRAMES
+    filters = dict(hdf5plugin.Bitshuffle()) if "bitshuffle" in layout else {"compression": "gzip"}
+    tiles = chunks == (1, 3, 4)
+    with h5py.File(path, "w") as f:
+        shape = (8, 10) if integrated else (8, 6, 8)
+        data = f.create_dataset(name, shape=shape, dtype=np.int32, chunks=chunks, **filters)
+        data[0:3] = 7  # frames 4-7 never written; with tiles, frame 3 in part only
+        if tiles:
+            data[3, :3, :4] = 7
+        else:
+            data[3] = 7
+        if integrated:
+            f["/entry/integrated/q"] = np.linspace(1, 2, 10)
+        f[ANGLE] = np.zeros(8)
+        f["/entry/sample/translation"] = np.arange(8) * 0.01
+    reader = open_scan(path)
+    with ThreadPoolExecutor(2) as pool:
+        block = reader.start_read(0, 8, pool).result()
+    written = 3 if tiles else 4
+    assert block.valid.tolist() == [i < written for i in range(8)]
+    assert (block.data[:written] == 7).all()
+    assert len(block.problems) == 8 - written and "never written" in block.problems[0]
+
+
 def test_preintegrated_scan(tmp_path: Path) -> None:
     path = tmp_path / "integrated.h5"
     with h5py.File(path, "w") as f:

@@ -52,6 +52,27 @@ def test_imagej_resolution_alone_gives_the_voxel(tmp_path: Path) -> None:
     assert voxel == pytest.approx(0.5e-3)
 
 
+def test_a_record_the_calibration_contradicts_is_refused(tmp_path: Path) -> None:
+    """A jellyroll TIFF upscaled 2x in Fiji (the study upscaled its XCT): Image > Scale
+    keeps the "Info" text and halves the calibration. The stale record's 4.2 um was read,
+    so every length came out twice too large, exit 0."""
+    volume = np.random.default_rng(0).random((2, 4, 4)).astype(np.float32)
+    write_tiff_stack(tmp_path / "v.tif", volume, 4.2)
+    with tifffile.TiffFile(tmp_path / "v.tif") as tif:
+        info = tif.imagej_metadata["Info"]
+    scaled = tmp_path / "scaled.tif"
+    tifffile.imwrite(
+        scaled, volume.repeat(2, 0).repeat(2, 1).repeat(2, 2), imagej=True,
+        resolution=(1 / 2.1, 1 / 2.1),
+        metadata={"axes": "ZYX", "spacing": 2.1, "unit": "micron", "Info": info},
+    )  # fmt: skip
+    for read in (read_volume, open_volume):
+        with pytest.raises(ValueError, match=r"scaled\.tif.*record says 4\.2 um.*calibration"):
+            read(scaled)
+    assert read_volume(scaled, 2.1)[1] == 2.1  # a size given wins
+    assert read_volume(tmp_path / "v.tif")[1] == 4.2  # agreeing: the record, as before
+
+
 def test_folder_of_slices_in_natural_order(tmp_path: Path) -> None:
     volume = np.random.default_rng(1).integers(0, 60000, (12, 4, 5), dtype=np.uint16)
     for i, image in enumerate(volume):

@@ -45,6 +45,7 @@ import numpy as np
 
 from jellyroll.io.nexus import nx_group
 from jellyroll.io.provenance import atomic_output, provenance_json, provenance_record
+from jellyroll.io.scans import flag_unsigned_invalid
 
 Compression = Literal["bitshuffle-lz4", "lz4", "zstd", "gzip", "none"]
 
@@ -308,7 +309,10 @@ class RawScanWriter(_ScanWriter):
         monitor: Sequence[float] | np.ndarray | None = None,
         diode: Sequence[float] | np.ndarray | None = None,
     ) -> None:
-        """Append frames (k, H, W) or one frame (H, W), integer counts, with k positions each."""
+        """Append frames (k, H, W) or one frame (H, W), integer counts, with k positions each.
+
+        In unsigned frames the dtype's largest value (Eiger's invalid pixel) is stored as -1,
+        which the readers mask: as an int32 it would read as 65535 (or 2^32 - 1) counts."""
         array = np.asarray(frames)
         if array.ndim == 2:
             array = array[None]
@@ -316,6 +320,7 @@ class RawScanWriter(_ScanWriter):
             raise ValueError(f"frames of shape {array.shape}, expected (k, *{self.frame_shape})")
         if not np.issubdtype(array.dtype, np.integer):
             raise TypeError(f"frames must be integer counts, got {array.dtype}")
+        array = flag_unsigned_invalid(array)
         if array.dtype != np.int32:
             if array.size and (array.min() < _INT32.min or array.max() > _INT32.max):
                 raise ValueError("frame values do not fit in int32")

@@ -159,13 +159,30 @@ def _tiff_voxel(tif: Any, strict: bool = True) -> tuple[float | None, dict[str, 
     that is not cubic is refused (``strict``) or read as none (a size given overrides it)."""
     ij = tif.imagej_metadata or {}
     info = ij.get("Info")
+    calibrated = _calibration_voxel(tif, ij, strict)
     if isinstance(info, str):
         try:
             record = json.loads(info)
         except json.JSONDecodeError:
             record = None
         if isinstance(record, dict) and record.get(_JSON_KEY):
-            return float(record["voxel_size_um"]), record
+            voxel = float(record["voxel_size_um"])
+            if calibrated is None or np.isclose(calibrated, voxel, rtol=1e-3):
+                return voxel, record
+            # Fiji keeps the "Info" text through Image > Scale and updates the calibration
+            if not strict:
+                return None, {}
+            raise ValueError(
+                f"{tif.filehandle.path}: its jellyroll record says {voxel:g} um voxels, its "
+                f"calibration (resolution, spacing) {calibrated:g} um: resampled in another "
+                f"program after jellyroll wrote it? {_HINT} with the true size"
+            )
+    return calibrated, {}
+
+
+def _calibration_voxel(tif: Any, ij: dict[str, Any], strict: bool) -> float | None:
+    """Voxel size (um) of an open TiffFile's ImageJ calibration or centimetre resolution
+    (see :func:`_tiff_voxel`), None when it records none."""
     page = tif.pages.first
     pixels_per_unit = _resolution(page, "XResolution")
     rows_per_unit = _resolution(page, "YResolution")
@@ -175,7 +192,7 @@ def _tiff_voxel(tif: Any, strict: bool = True) -> tuple[float | None, dict[str, 
         and not np.isclose(pixels_per_unit, rows_per_unit, rtol=1e-3)
     ):
         if not strict:
-            return None, {}
+            return None
         raise ValueError(
             f"{tif.filehandle.path}: the pixels are {1 / pixels_per_unit:g} wide but "
             f"{1 / rows_per_unit:g} tall (XResolution, YResolution, in the file's unit); "
@@ -187,21 +204,21 @@ def _tiff_voxel(tif: Any, strict: bool = True) -> tuple[float | None, dict[str, 
             size = scale / pixels_per_unit
             if "spacing" in ij and not np.isclose(scale * float(ij["spacing"]), size, rtol=1e-3):
                 if not strict:
-                    return None, {}
+                    return None
                 raise ValueError(
                     f"{tif.filename}: the slices are {scale * float(ij['spacing']):g} um apart "
                     f"but the pixels {size:g} um wide; jellyroll needs cubic voxels: resample "
                     "the volume"
                 )
-            return size, {}
+            return size
         if scale is not None and "spacing" in ij:
-            return scale * float(ij["spacing"]), {}
-        return None, {}
+            return scale * float(ij["spacing"])
+        return None
     # plain TIFF: trust only a centimetre resolution unit (inches mostly mean a 72 dpi default)
     unit = page.tags.get("ResolutionUnit")
     if unit is not None and int(unit.value) == 3 and pixels_per_unit:
-        return 1e4 / pixels_per_unit, {}
-    return None, {}
+        return 1e4 / pixels_per_unit
+    return None
 
 
 def _resolution(page: Any, tag: str) -> float | None:

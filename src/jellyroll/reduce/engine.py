@@ -509,6 +509,10 @@ class Integrator:
             )
         if frames.dtype.kind not in "iuf":
             raise ValueError(f"frames must have an integer or float dtype, got {frames.dtype}")
+        if frames.dtype.kind == "f" and frames.dtype.itemsize < 4:
+            frames = frames.astype(np.float32)  # float16: no kernel reads it
+        elif not frames.dtype.isnative:
+            frames = frames.astype(frames.dtype.newbyteorder("="))  # big-endian HDF5 frames
         frames = flag_unsigned_invalid(frames)
         k = frames.shape[0]
         if monitor is None:
