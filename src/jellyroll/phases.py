@@ -146,24 +146,46 @@ the grid's own offset) for the window to be integrated, with a note: a SAXS axis
 part of the window (0.07 times the intensity, d* 5.6 nm for 14.2) as if it were whole."""
 
 
+HOLE_STEPS = 4.0
+"""Width, in steps of the axis, above which a gap between two bins is a hole (channels not
+reconstructed, or without a value) rather than the grid's own spacing: wider than this many
+typical steps about the window and this many of each step beside it (a change of bin width
+is not a hole). ``--channels 1.5:1.84,1.89:2.1`` bridged the graphite line at 1.87 1/A and
+gave 0.17 times its window integral, exit 0."""
+
+
 def window_shortfall(q: np.ndarray, q_min: float, q_max: float) -> float:
-    """Share of the window [q_min, q_max] (A^-1) beyond the ends of the axis ``q`` (any
-    order, >= 2 bins), less one bin at each end (a bin centre within a bin of an edge
-    covers it)."""
+    """Share of the window [q_min, q_max] (A^-1) that the axis ``q`` (any order, >= 2 bins)
+    leaves uncovered: beyond its ends, less one bin at each end (a bin centre within a bin
+    of an edge covers it), and in its holes (gaps of more than :data:`HOLE_STEPS` steps:
+    the median step of the window's bins and one bin beyond each edge, and the steps
+    beside the gap), less the step beside each side of a hole."""
     qs = np.sort(np.asarray(q, dtype=np.float64))
     low = max(0.0, qs[0] - q_min - (qs[1] - qs[0]))
     high = max(0.0, q_max - qs[-1] - (qs[-1] - qs[-2]))
-    return (low + high) / (q_max - q_min)
+    steps = np.diff(qs)
+    first = max(int(np.searchsorted(qs, q_min)) - 1, 0)
+    last = min(int(np.searchsorted(qs, q_max, side="right")), qs.size - 1)
+    typical = float(np.median(steps[first:last])) if last > first else float(np.median(steps))
+    below = np.r_[typical, steps[:-1]]  # the step beside each gap, on its low-q side
+    above = np.r_[steps[1:], typical]
+    hole = steps > HOLE_STEPS * np.maximum(typical, np.maximum(below, above))
+    starts = np.maximum(qs[:-1][hole] + below[hole], q_min)
+    stops = np.minimum(qs[1:][hole] - above[hole], q_max)
+    holes = float(np.clip(stops - starts, 0.0, None).sum())
+    return (low + high + holes) / (q_max - q_min)
 
 
 def _check_reaches_edges(q: np.ndarray, window: QWindow) -> None:
     """Refuse a window the ascending ``q`` axis leaves more than :data:`PARTIAL_SHARE` of
-    uncovered: its integral would be a part of it."""
+    uncovered (beyond its ends or in a hole): its integral would be a part of it."""
     short = window_shortfall(q, window.q_min, window.q_max)
     if short > PARTIAL_SHARE:
         raise ValueError(
             f"the q axis [{q[0]:.4g}, {q[-1]:.4g}] A^-1 leaves {short:.0%} of the window "
-            f"[{window.q_min}, {window.q_max}] uncovered: its integral would miss it"
+            f"[{window.q_min}, {window.q_max}] uncovered (beyond its ends or in a gap between "
+            "its channels): its integral would miss it; reconstruct every channel of the "
+            "window (--channels), or find why some hold no value"
         )
 
 
