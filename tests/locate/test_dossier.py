@@ -131,3 +131,33 @@ def test_the_vertical_cut_holds_the_slice(twin: Twin, twin_nxct: TwinNXCT, tmp_p
     assert np.isfinite(cut).any() and np.isnan(cut[0]).all()  # the volume ends below
     figure = slice_in_volume_figure(cut, x_um, z_um, np.array([0.0, 20.0]), np.array([1, 0.5]))
     assert save_png(figure, tmp_path / "cut.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_defect_beyond_the_cutouts_depth_gets_no_dossier(twin: Twin, twin_nxct: TwinNXCT) -> None:
+    """Defect 5 (37 um, case A, on the anode inside the first turn) lies 283 um inside the
+    first traced turn of the X-ray plane, beyond the cutouts' depth (half a 258 um pitch):
+    its dossier cut out that turn, not the defect (its profile did not cross it), exit 0.
+    Every dossier now holds its defect within its cutouts' depth, and that one gets none."""
+    plane = np.nan_to_num(_plane(twin, twin_nxct))
+    trace = trace_spiral(plane, find_cell(plane), twin.pixel_size_um)
+    linked = link_to_bends(twin.agglomerates, twin_nxct.bends, twin_nxct.map_to_xct)
+    found = defect_dossiers({"saxs_intensity": twin.saxs_intensity}, twin.pixel_size_um, trace,
+                            linked)  # fmt: skip
+    for dossier in found:
+        assert dossier.depth_axis_um[0] <= dossier.depth_um <= dossier.depth_axis_um[-1]
+    assert {int(d.defect["id"]) for d in found} == set(linked.id) - {5}
+
+
+def test_a_trace_of_another_grid_is_refused(twin: Twin, twin_nxct: TwinNXCT) -> None:
+    """A trace of the X-ray plane at half the map's pixels was read on the map grid: its
+    centre and radii (pixels) landed elsewhere, 3 of 7 dossiers were made, one 44 um off its
+    defect's depth, no error. It is refused, naming the two pixel sizes."""
+    volumes, p = twin_nxct.volumes, twin.pixel_size_um
+    shape = (2 * twin.shape[0], 2 * twin.shape[1])
+    plane = np.nan_to_num(
+        volume_on_map(volumes.xray, volumes.xray_voxel_um, twin_nxct.map_to_xct, shape, p / 2)
+    )
+    trace = trace_spiral(plane, find_cell(plane), p / 2)
+    linked = link_to_bends(twin.agglomerates, twin_nxct.bends, twin_nxct.map_to_xct)
+    with pytest.raises(ValueError, match=f"trace is on {p / 2:g} um pixels, the map on {p:g}"):
+        defect_dossiers({"saxs_intensity": twin.saxs_intensity}, p, trace, linked)

@@ -93,7 +93,8 @@ def test_link_file_figures_and_report(inputs: dict[str, Path], tmp_path: Path) -
     assert len(dossiers) == n_dossiers
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in result.figures.values())
     report = Report("link")
-    _link_section(report, "twin", output)  # the section run_report adds for link={cell: file}
+    # the section run_report adds for link={cell: file}, at the twin's case A/B diameter
+    _link_section(report, "twin", output, 50.0)
     html = report.render()
     for name in ("slice_in_volume", "bend_fractions", *dossiers):
         assert f'data-name="{name}"' in html

@@ -4,6 +4,7 @@ contract through the CLI, and one clear error per bad input."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import h5py
@@ -17,7 +18,7 @@ from typer.testing import CliRunner
 
 from jellyroll.cli import app
 from jellyroll.conventions import pixel_centres_um
-from jellyroll.io.volumes import write_tiff_stack
+from jellyroll.io.volumes import read_volume, write_tiff_stack
 from jellyroll.locate.core import (
     Location,
     NoAngleError,
@@ -40,6 +41,7 @@ from jellyroll.phantom.write import placed_xray_stack
 from jellyroll.results.location import read_location
 from jellyroll.results.nxct import create_volume_datasets, write_registration_group
 from jellyroll.results.run import Map, MapSet, write_maps_group
+from jellyroll.results.store import RunFileError
 
 VOXEL_UM = 20.0
 """The twin's X-ray voxel (2 x the 10 um NXCT voxel), on the map's 20 um pixels."""
@@ -506,6 +508,35 @@ def test_a_neutron_volume_given_alone_as_the_x_ray_one_is_refused(
     assert skipped.exit_code == 0, skipped.output
 
 
+def test_locate_reads_the_volumes_at_the_sizes_the_nxct_file_used(
+    located: tuple[Path, Path, int], tmp_path: Path
+) -> None:
+    """`locate --nct NCT --nxct NXCT` read the neutron volume at its header's size, while
+    the NXCT file's nct_to_xct was registered at the size given to `jellyroll nxct` over
+    that header: with a header 1.5 times the size, the neutron plane on the map correlated
+    0.15 with the right one, exit 0. It now reads the sizes the NXCT file records (the same
+    planes as the fixture's, which read a right header); a size given against it is refused."""
+    output, twin_files, _ = located
+    neutron, nct_um = read_volume(twin_files / "nct.tif")
+    write_tiff_stack(tmp_path / "nct.tif", neutron, 1.5 * nct_um)
+    shutil.copy(output.parent / "NXCT.h5", tmp_path / "NXCT.h5")
+    with h5py.File(tmp_path / "NXCT.h5", "a") as f:
+        f["/entry/registration"].attrs.update({"xct_voxel_um": VOXEL_UM, "nct_voxel_um": nct_um})
+    given = {"nct": tmp_path / "nct.tif", "nxct": tmp_path / "NXCT.h5"}
+    run, xct = output.parent / "RUN.h5", twin_files / "xct.tif"
+    run_locate(run, xct, tmp_path / "LOCATION.h5", **given)
+    with h5py.File(output, "r") as f, h5py.File(tmp_path / "LOCATION.h5", "r") as g:
+        # the same inputs at the same sizes: the same computation, to rounding
+        for name in ("xct_on_map", "nct_on_map"):
+            np.testing.assert_allclose(
+                g[f"/entry/location/{name}/data"][()], f[f"/entry/location/{name}/data"][()],
+                atol=1e-6, equal_nan=True,
+            )  # fmt: skip
+    with pytest.raises(ValueError, match="registered the volumes with"):
+        run_locate(run, xct, tmp_path / "o.h5", LocateOptions(nct_voxel_um=1.5 * nct_um), **given)
+    assert not (tmp_path / "o.h5").exists()
+
+
 @settings(max_examples=50, deadline=None)
 @given(
     rotation=st.floats(-179.0, 179.0),
@@ -552,3 +583,29 @@ def test_without_a_diode_the_housing_ring_then_the_summed_scattering(
     with pytest.raises(NoAngleError):
         run_locate(tmp_path / "RUN.h5", tmp_path / "xct.tif", tmp_path / "o.h5",
                    LocateOptions(map="housing"))  # fmt: skip
+
+
+def test_a_summed_scattering_on_axes_stored_the_other_way_is_refused(
+    twin: Twin, tmp_path: Path
+) -> None:
+    """`--map summed` read the reconstruction's y_um / x_um unchecked and placed the map as
+    if they ascended: the same map stored with both axes descending was placed 179.95 deg
+    off, exit 0 (the maps of /entry/maps are refused so; the reconstruction now is too),
+    and so are axes in mm and pixels that are not square."""
+    volume, _ = placed_xray(twin, 4)
+    write_tiff_stack(tmp_path / "xct.tif", volume, VOXEL_UM)
+    y_um, x_um = twin.raster.axes_um()
+    channels = np.stack([twin.mu_xray_per_um, 2 * twin.mu_xray_per_um], axis=-1)
+    for why, data, y, x, units in (
+        ("ascending", channels[::-1, ::-1], y_um[::-1], x_um[::-1], "um"),
+        ("not um", channels, y_um / 1000, x_um / 1000, "mm"),
+        ("square pixels", channels, 1.1 * y_um, x_um, "um"),
+    ):
+        with h5py.File(tmp_path / "RUN.h5", "w") as f:
+            recon = f.create_group("entry/reconstruction")
+            recon["data"], recon["y_um"], recon["x_um"] = data, y, x
+            for name in ("y_um", "x_um"):
+                recon[name].attrs["units"] = units
+        with pytest.raises(RunFileError, match=why):
+            run_locate(tmp_path / "RUN.h5", tmp_path / "xct.tif", tmp_path / "o.h5",
+                       LocateOptions(map="summed"))  # fmt: skip

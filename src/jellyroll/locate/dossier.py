@@ -167,7 +167,10 @@ def defect_dossiers(
     ``maps``: name -> (ny, nx) map or (ny, nx, 3) RGB on the map grid; every one is unrolled
     along ``trace`` (one pitch deep) and cut ``half_width_um`` along the arc either side
     of the defect. ``profile_width_um`` defaults to three pixels. A defect off the traced
-    layer gets no dossier.
+    layer gets no dossier: where the ray from the centre misses it, or where the defect lies
+    beyond the cutouts' depth (half a pitch from the nearest traced turn: inside the first
+    traced turn, beyond the last, where the trace was lost), whose cutouts would show the
+    layer a turn away and not the defect.
     """
     if not maps:
         raise ValueError("no maps to cut out: give at least one co-registered map")
@@ -175,6 +178,9 @@ def defect_dossiers(
     if len(shapes) != 1:
         raise ValueError(f"the maps are not on one grid: shapes {sorted(shapes)}")
     shape = shapes.pop()
+    problem = trace.grid_problem(shape, pixel_size_um)
+    if problem is not None:  # its centre and radii (pixels) would land elsewhere on the maps
+        raise ValueError(f"trace: {problem}: trace the Cu layer on a plane of the maps' grid")
     width = 3 * pixel_size_um if profile_width_um is None else float(profile_width_um)
     names, planes = [], []
     for name, values in maps.items():
@@ -189,7 +195,7 @@ def defect_dossiers(
     )
     out = []
     for k, (_, defect) in enumerate(defects.iterrows()):
-        if not np.isfinite(arc[k]):
+        if not view.depth_um[0] <= depth[k] <= view.depth_um[-1]:  # NaN too: off the layer
             continue
         columns = np.abs(view.arc_um - arc[k]) <= half_width_um
         near = np.abs(view.arc_um[columns] - arc[k]) <= width / 2

@@ -208,10 +208,15 @@ def run_link(
             trace = None
             notes.append(f"no dossiers: the Cu collector was not traced in the X-ray plane at "
                          f"the slice ({error})")  # fmt: skip
+        selected = select_defects(linked, options.largest_case_a)
         dossiers = [] if trace is None else defect_dossiers(
-            maps, pixel, trace, select_defects(linked, options.largest_case_a),
+            maps, pixel, trace, selected,
             half_width_um=options.dossier_half_width_um, xray=xray, xray_voxel_um=xray.voxel_um,
         )  # fmt: skip
+        missing = sorted(set(selected["id"].astype(int)) - {int(d.defect["id"]) for d in dossiers})
+        if trace is not None and missing:
+            notes.append(f"no dossier for defect(s) {', '.join(map(str, missing))}: off the Cu "
+                         "collector traced in the X-ray plane at the slice")  # fmt: skip
         width = shape[1] * pixel
         cut = vertical_cut(xray, xray.voxel_um, placement.map_to_xct, width)
         stem = output.stem

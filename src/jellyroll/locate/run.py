@@ -17,9 +17,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import h5py
 import numpy as np
 
-from jellyroll.conventions import row_slabs
+from jellyroll.conventions import row_slabs, um_per
 from jellyroll.io.lock import output_lock
 from jellyroll.io.provenance import provenance_record, refuse_overwrite
 from jellyroll.io.volumes import (
@@ -48,7 +49,7 @@ from jellyroll.results.location import (
     write_nxct_on_map,
 )
 from jellyroll.results.nxct import read_nxct
-from jellyroll.results.run import MapName, read_map_set
+from jellyroll.results.run import MapName, read_map_set, regular_axis
 from jellyroll.results.store import (
     RunFileError,
     open_run,
@@ -100,9 +101,31 @@ def _summed_scattering(run: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndar
         total = np.empty(data.shape[:2], np.float32)
         for rows, slab in row_slabs(data):
             total[rows] = np.nansum(slab, axis=-1)
-        y_um = require(f, run, "/entry/reconstruction/y_um", hint)[()]
-        x_um = require(f, run, "/entry/reconstruction/x_um", hint)[()]
+        y_um, x_um = (_summed_axis(f, run, name, hint) for name in ("y_um", "x_um"))
+    if not np.isclose(x_um[1] - x_um[0], y_um[1] - y_um[0], rtol=1e-3):
+        raise RunFileError(
+            f"{run}: /entry/reconstruction has {x_um[1] - x_um[0]:g} um steps along x but "
+            f"{y_um[1] - y_um[0]:g} um along y; locate needs square pixels: resample it"
+        )
     return total, y_um, x_um
+
+
+def _summed_axis(f: h5py.File, run: str | os.PathLike[str], name: str, hint: str) -> np.ndarray:
+    """``/entry/reconstruction/<name>`` (um), refused unless in um, ascending and evenly
+    spaced: the map is placed as pixel centres ``(i - (n - 1) / 2) * pixel`` about its
+    middle, so axes stored descending placed it 180 deg off (both) or mirrored, exit 0."""
+    dataset = require(f, run, f"/entry/reconstruction/{name}", hint)
+    units = dataset.attrs.get("units", "um")
+    if um_per(units) != 1.0:
+        raise RunFileError(f"{run}: {dataset.name} is in {units!r}, not um: convert the axis")
+    axis = np.asarray(dataset[()], dtype=np.float64).ravel()
+    if not (np.isfinite(axis).all() and regular_axis(axis)):
+        raise RunFileError(
+            f"{run}: {dataset.name} must hold finite pixel centres, ascending and evenly "
+            "spaced (left to right, top to bottom): flip or resample the reconstruction "
+            "with its axes"
+        )
+    return axis
 
 
 def _grid(y_um: np.ndarray, x_um: np.ndarray) -> tuple[float, tuple[float, float]]:
@@ -180,6 +203,33 @@ def nxct_on_map(
     return rgb, labels, found.label_names
 
 
+def nxct_voxels(
+    nxct: str | os.PathLike[str], options: LocateOptions
+) -> tuple[float | None, float | None]:
+    """The X-ray and neutron voxel sizes (um) to read the volumes at with ``--nxct``: those
+    given, else those the NXCT file was registered at (its ``nct_to_xct`` is in um at them;
+    a neutron volume read at its header's size instead was put on the map at the wrong
+    scale, exit 0); None where neither says (the volume's metadata then). ValueError when a
+    size given differs from the file's."""
+    with open_run(nxct) as f:
+        hint = "make it with `jellyroll nxct`, or leave --nxct out"
+        attrs = require(f, nxct, "/entry/registration", hint).attrs
+        recorded = [attrs.get(f"{name}_voxel_um") for name in ("xct", "nct")]
+    sizes = []
+    for name, given, found in zip(
+        ("xct", "nct"), (options.xct_voxel_um, options.nct_voxel_um), recorded, strict=True
+    ):
+        found = None if found is None else float(found)
+        if given is not None and found is not None and not np.isclose(given, found, rtol=1e-3):
+            raise ValueError(
+                f"--{name}-voxel-um {given:g} um, but {nxct} registered the volumes with "
+                f"{found:g} um {name.upper()} voxels: give the size the NXCT file was made "
+                f"with, or make it again with --{name}-voxel-um {given:g}"
+            )
+        sizes.append(given if given is not None else found)
+    return sizes[0], sizes[1]
+
+
 def height_warning(location: Location, voxel_um: float) -> str:
     """Why the height found is not to be trusted to half a voxel (``voxel_um``), else ""."""
     uncertainty = location.height_uncertainty_um
@@ -225,6 +275,9 @@ def run_locate(
     refuse_overwrite([output], given)
     if nct is not None:
         refuse_same_volume(xct, nct)
+    xct_voxel_um, nct_voxel_um = options.xct_voxel_um, options.nct_voxel_um
+    if nxct is not None:
+        xct_voxel_um, nct_voxel_um = nxct_voxels(nxct, options)
     image, y_um, x_um, map_name = read_slice_map(run, options.map)
     if y_um.size != image.shape[0] or x_um.size != image.shape[1] or min(image.shape) < 2:
         raise RunFileError(f"{run}: the map {map_name} and its y_um / x_um axes disagree")
@@ -237,7 +290,7 @@ def run_locate(
     start = time.perf_counter()
     with (
         output_lock(output),
-        open_volume(xct, options.xct_voxel_um, voxel_hint="give it with --xct-voxel-um") as xray,
+        open_volume(xct, xct_voxel_um, voxel_hint="give it with --xct-voxel-um") as xray,
     ):
         try:
             location = _locate(image, y_um, x_um, xray, arguments)
@@ -259,7 +312,7 @@ def run_locate(
         say(0.8)
         nct_to_xct = None
         if nct is not None:
-            with open_volume(nct, options.nct_voxel_um, voxel_hint=_NCT_HINT) as neutron:
+            with open_volume(nct, nct_voxel_um, voxel_hint=_NCT_HINT) as neutron:
                 if nxct is not None:
                     with open_run(nxct) as f:
                         hint = "make it with `jellyroll nxct`, or leave --nxct out"

@@ -152,7 +152,7 @@ class MapSet:
         if _same_grid(self, other):
             return MapSet({**self.maps, **other.maps}, self.x_um, self.y_um, notes, self.default)
         for maps in (self, other):
-            if not (_regular(maps.x_um) and _regular(maps.y_um)):
+            if not (regular_axis(maps.x_um) and regular_axis(maps.y_um)):
                 raise RunFileError(
                     f"{source}: the WAXS and SAXS maps are on different grids and one of them "
                     "has no regular pixel size (x_um / y_um not evenly spaced): cannot resample "
@@ -189,7 +189,7 @@ def _same_grid(a: MapSet, b: MapSet) -> bool:
     )
 
 
-def _regular(axis_um: np.ndarray) -> bool:
+def regular_axis(axis_um: np.ndarray) -> bool:
     """Whether an axis (um) has >= 2 points, ascending and evenly spaced (to 0.1 %)."""
     if axis_um.size < 2:
         return False
