@@ -173,15 +173,58 @@ def grid_step(values: np.ndarray) -> float | None:
         peaks = np.flatnonzero((s[1:-1] >= s[:-2]) & (s[1:-1] >= s[2:])) + 1
         if peaks.size == 0 or s[peaks].max() < _FLOOR:
             continue
-        j = lobe_end + int(peaks[np.argmax(s[peaks] >= _STRONG * s[peaks].max())])
-        # parabolic interpolation of the peak between spectrum samples
-        left, centre, right = spectrum[j - 1 : j + 2]
-        shift = (
-            0.5 * (left - right) / (left - 2 * centre + right) if left + right < 2 * centre else 0
-        )
-        frequency = (j + shift) / (_PAD * span)
-        return float(1.0 / frequency)
+        strong = lobe_end + peaks[s[peaks] >= _STRONG * s[peaks].max()]
+        finest = 1.0 / _peak_frequency(spectrum, int(lobe_end + peaks[np.argmax(s[peaks])]), span)
+        for j in strong:  # ascending frequency; the highest peak's own grid merges nothing
+            step = 1.0 / _peak_frequency(spectrum, int(j), span)
+            if not _merges_positions(sample - low, step, finest):
+                return _refined_step(sample, step)
     return None
+
+
+def _refined_step(x: np.ndarray, step: float) -> float:
+    """``step`` refined on the distances between neighbouring positions of readings ``x``
+    (:func:`cluster_positions`) that lie within a third of 1 to 3 steps: the spectrum's
+    peak is only as sharp as a run of readings without a hole, and a step off by 1 % left
+    the cells beyond a hole of a hundred steps misnumbered."""
+    positions, _ = cluster_positions(x, tolerance=step / 3)
+    gaps = np.diff(positions)
+    steps = np.round(gaps / step)
+    near = (steps >= 1) & (steps <= 3) & (np.abs(gaps - steps * step) < step / 3)
+    return float(gaps[near].sum() / steps[near].sum()) if near.any() else float(step)
+
+
+def _peak_frequency(spectrum: np.ndarray, j: int, span: float) -> float:
+    """Frequency (1 / reading unit) of the peak at sample ``j`` of a spectrum zero-padded
+    :data:`_PAD` times over ``span``, by parabolic interpolation between its samples."""
+    left, centre, right = spectrum[j - 1 : j + 2]
+    shift = 0.5 * (left - right) / (left - 2 * centre + right) if left + right < 2 * centre else 0
+    return (j + shift) / (_PAD * span)
+
+
+_MERGED_SHARE = 0.25
+"""A grid merges positions when more than this share of the readings lie outside the cell
+of the finest strong grid that most readings of their cell lie in."""
+
+
+def _merges_positions(x: np.ndarray, step: float, finest: float) -> bool:
+    """Whether the grid of ``step`` puts readings ``x`` that lie in distinct cells of the
+    grid of ``finest`` step (the highest peak of their spectrum) into one cell: the two ends
+    of a scan that lost its middle, or angles read modulo 360 deg (270-360 and 0-90), make
+    a strong peak at their distance, which taken for the step averaged each end into one
+    projection."""
+    coarse, fine = (_grid_cells(x, s) for s in (step, finest))
+    pairs, counts = np.unique(np.stack([coarse, fine]), axis=1, return_counts=True)
+    modal = np.zeros(int(coarse.max() - coarse.min()) + 1, dtype=np.intp)
+    np.maximum.at(modal, pairs[0] - coarse.min(), counts)
+    return bool(modal.sum() < (1.0 - _MERGED_SHARE) * x.size)
+
+
+def _grid_cells(x: np.ndarray, step: float) -> np.ndarray:
+    """Cell index of every reading ``x`` on the grid of ``step`` whose origin is their
+    circular mean."""
+    origin = float(np.angle(np.sum(np.exp(2j * np.pi * x / step)))) / (2 * np.pi) * step
+    return np.round((x - origin) / step).astype(np.intp)
 
 
 def _fit_axis(
@@ -483,11 +526,14 @@ def estimate_rotation_centre(
     the centre of mass of each projection follows c + x0 cos(theta) + y0 sin(theta), where
     c is the rotation axis and (x0, y0) the object's centroid (Helgason-Ludwig consistency,
     order 1). A least-squares fit over all complete angles gives c; the symmetric beam
-    profile does not move the centre of mass. ``sinogram`` (n_angles, n_translations) is an
-    attenuation or total-intensity sinogram. The complete angles are used when at least a
-    quarter of them (and 3) are complete; otherwise (lost translation steps leave every
-    projection with holes) projections with at most ``max_missing`` of their cells missing
-    are used with the holes filled by linear interpolation along the translation.
+    profile does not move the centre of mass, and the level of each projection's line ends
+    (the lower of their medians, :func:`edge_columns`) is taken off it first, so that a
+    background under the whole line does not either. ``sinogram`` (n_angles,
+    n_translations) is an attenuation or total-intensity sinogram. The complete angles are
+    used when at least a quarter of them (and 3) are complete; otherwise (lost translation
+    steps leave every projection with holes) projections with at most ``max_missing`` of
+    their cells missing are used with the holes filled by linear interpolation along the
+    translation.
     ValueError when no centre can be fitted, or the fit falls outside the translations.
     """
     complete = np.all(np.isfinite(sinogram), axis=1)
@@ -498,7 +544,16 @@ def estimate_rotation_centre(
             "need at least 3 projections without missing cells (or with at most "
             f"{max_missing:.0%} missing) to find the rotation centre"
         )
-    weights = np.clip(sinogram[complete], 0.0, None)
+    rows = sinogram[complete]
+    ends = edge_columns(rows.shape[1])
+    if rows.shape[1] > 2 * ends.size:  # line ends apart from the middle
+        # a level under the whole line (air scattering left in, a diode gain) pulls the
+        # centre of mass towards the scan's middle: 5 % of the peak moved it 1 step for an
+        # axis 10 steps off the middle; the lower of the two line ends' medians is that level
+        half = ends.size // 2
+        left, right = (np.median(rows[:, side], axis=1) for side in (ends[:half], ends[half:]))
+        rows = rows - np.minimum(left, right)[:, None]
+    weights = np.clip(rows, 0.0, None)
     mass = weights.sum(axis=1)
     if np.any(mass <= 0):
         raise ValueError("a projection has no signal; cannot find the rotation centre")

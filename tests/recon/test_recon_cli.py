@@ -197,6 +197,20 @@ def test_channel_ranges_backend_and_method(tmp_path: Path) -> None:
         assert "attenuation" not in f["entry/reconstruction"]
 
 
+def test_q_ranges_on_an_axis_that_is_not_q_are_refused(tmp_path: Path) -> None:
+    """A scan reduced to 2theta (deg): `--channels 1.0:1.2` (q in 1/angstrom) picked the
+    channels of 2theta 1.0-1.2 deg and reconstructed them, exit 0. All channels still go."""
+    path = tmp_path / "run.h5"
+    _run_file(path, diode=False)
+    with h5py.File(path, "r+") as f:
+        f["entry/sinogram/q"].attrs["units"] = "deg"
+    result = _invoke(str(path), "--channels", "1.0:1.2", "--iterations", "2")
+    assert result.exit_code == 1
+    message = " ".join(result.stderr.split())
+    assert "run.h5: /entry/sinogram/q is in 'deg', not 1/angstrom" in message
+    assert _invoke(str(path), "--iterations", "2").exit_code == 0
+
+
 def test_errors_are_reported(tmp_path: Path) -> None:
     path = tmp_path / "run.h5"
     _run_file(path, centre=None, diode=False)

@@ -137,6 +137,22 @@ def test_q_window_fast_path_is_exact(twin_case: dict) -> None:
     assert _relative(low_rank, integrated) < 1e-3
 
 
+def test_a_q_window_without_any_value_is_nan_on_the_fast_path() -> None:
+    """A q bin without pixels (NaN in every cell) inside the LiC6 window: the fast path
+    returned a map of exact 0 (no LiC6 anywhere, exit 0) where the maps stage, from the
+    reconstructed channels, gives NaN. The other window is untouched."""
+    geometry = ParallelGeometry.from_scan(
+        np.linspace(0.0, 180.0, 12, endpoint=False), 3.0 + 0.01 * np.arange(16), 3.075
+    )
+    q = np.linspace(1.6, 1.9, 31)
+    sinogram = np.ones((geometry.n_angles, geometry.n_t, q.size), np.float32)
+    sinogram[..., np.argmin(np.abs(q - 1.70))] = np.nan
+    windows = {name: TABLE1[name] for name in ("lic6", "lic12")}
+    maps = reconstruct_q_windows(sinogram, q, geometry, windows, "fbp", shoulder_bins=0)
+    assert np.isnan(maps["lic6"]).all()
+    assert np.isfinite(maps["lic12"]).all() and np.abs(maps["lic12"]).max() > 0
+
+
 def test_attenuation_map_and_self_absorption(twin_case: dict) -> None:
     twin, geometry = twin_case["twin"], twin_case["geometry"]
     projections = twin_case["projections"]

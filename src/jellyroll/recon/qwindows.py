@@ -34,10 +34,16 @@ def reconstruct_q_windows(
     """Map ``(ny, nx)`` of the q integral of every window ``name -> QWindow | (lo, hi)``
     (A^-1), reconstructed from the integrated sinogram (see
     :func:`jellyroll.phases.window_integrals` for the background and ``shoulder_bins``);
-    ``options`` go to :func:`~jellyroll.recon.engine.reconstruct`."""
+    ``options`` go to :func:`~jellyroll.recon.engine.reconstruct`. A window without any
+    measured ray (a bin it uses holds no value anywhere) is NaN, as ``jellyroll maps``
+    makes it from the channels; the engine leaves such a channel 0, a map of no phase."""
     integrated = window_integrals(q, sinogram, windows, shoulder_bins=shoulder_bins)
     result = reconstruct(integrated, geometry, method, iterations, **options)
-    return {name: result.data[..., k] for k, name in enumerate(windows)}
+    measured = np.isfinite(integrated).any(axis=(0, 1))
+    return {
+        name: result.data[..., k] if measured[k] else np.full(geometry.shape, np.nan, np.float32)
+        for k, name in enumerate(windows)
+    }
 
 
 class NoChannelError(ValueError):

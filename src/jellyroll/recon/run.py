@@ -33,6 +33,7 @@ from jellyroll.recon.geometry import ParallelGeometry
 from jellyroll.recon.options import ReconstructOptions
 from jellyroll.recon.qwindows import NoChannelError, select_channels
 from jellyroll.results import (
+    Q_UNITS,
     Reconstruction,
     RunFileError,
     Sinogram,
@@ -205,6 +206,14 @@ def _reconstruct(
         and (options.rank == "noise" or (options.rank == "auto" and options.energy is None))
     )
     sinogram = read_sinogram(run, errors=noise_rule)
+    if sinogram.q_units != Q_UNITS and options.channels.strip().lower() != "all":
+        # the ranges are q in 1/angstrom: on a 2theta axis "1.67:1.73" picked 2theta 1.67-1.73
+        # deg and reconstructed them, exit 0
+        raise RunFileError(
+            f"{run}: /entry/sinogram/q is in {sinogram.q_units!r}, not {Q_UNITS}, and the "
+            f"channels {options.channels!r} are q ranges in {Q_UNITS}: reconstruct all "
+            "channels, or reduce the scan again with --unit q_A^-1"
+        )
     try:
         picked = select_channels(sinogram.q_A, options.channels)
     except NoChannelError as error:  # named by the run and the option (it named neither)
