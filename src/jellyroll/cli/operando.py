@@ -13,6 +13,7 @@ from rich.table import Table
 from jellyroll.cli import app, console
 from jellyroll.cli._common import check_output_file, option, reported_errors
 from jellyroll.operando.options import OperandoOptions
+from jellyroll.operando.timeline import SOC_UNITS
 from jellyroll.options import options_from
 
 
@@ -66,7 +67,13 @@ def operando(
         console.print(f"[yellow]warning:[/yellow] {warning.message}", highlight=False)
     result = done.result
     table = Table(title=f"operando: {len(result.steps)} steps ({result.soc_source})")
-    for column in ("region", "pixels", "SOC at half lithiation", "lag"):
+    # without a state of charge the curves, and their half-way points, run along time
+    by_soc = result.soc_units == SOC_UNITS
+    half_at = (
+        "SOC at half lithiation" if by_soc else f"time at half lithiation ({result.soc_units})"
+    )
+    lag_by = "lag (SOC)" if by_soc else f"lag ({result.soc_units})"
+    for column in ("region", "pixels", half_at, lag_by):
         table.add_column(column)
     for name, half in result.soc_half.items():
         table.add_row(name, str(result.pixels[name]), f"{half:.3f}", f"{result.lag(name):+.3f}")

@@ -200,14 +200,23 @@ def run_operando(
     output = Path(output)
     # before the steps folder is made: a refused run leaves nothing behind
     refuse_overwrite([output], [*scans, *(p for p in (log, saxs_maps) if p is not None)])
-    folder = output.with_name(f"{output.stem}_steps")
-    folder.mkdir(parents=True, exist_ok=True)
-    runs = [folder / f"step_{k:03d}.h5" for k in range(len(scans))]
-    ran: list[str] = []
     potentiostat = read_potentiostat_log(log) if log is not None else None
     timeline = build_timeline(
         scans, potentiostat, capacity_mah=options.capacity_mah, max_gap_s=options.max_log_gap_s
     )
+    placed = int(np.isfinite(timeline.axis()[0]).sum())
+    if saxs_maps is None and placed < 2:
+        # the lag map failed after every step was reconstructed, in NumPy ("zero-size array")
+        raise ValueError(
+            f"{scans[0].parent}: {placed} of the {len(scans)} scans of the series has a state "
+            "of charge or a time (/entry/sample/state_of_charge, /entry/start_time, a log "
+            "covering it): the lagging zones need at least two; record the scans' start "
+            "times, give a potentiostat log (--log), or the slice's SAXS maps (--saxs)"
+        )
+    folder = output.with_name(f"{output.stem}_steps")
+    folder.mkdir(parents=True, exist_ok=True)
+    runs = [folder / f"step_{k:03d}.h5" for k in range(len(scans))]
+    ran: list[str] = []
     for message in timeline.warnings:
         warnings.warn(message, stacklevel=2)
     with frame_progress(console, "operando: reduce steps", len(scans)) as advance:
@@ -344,14 +353,26 @@ def analyse(
     """Shares, regions, curves and cores of the mapped steps ``runs`` (see the module)."""
     integrals, references, means = [], [], []
     x_um = y_um = None
-    for run in runs:
-        maps = read_map_set(run)
+    map_sets = [read_map_set(run) for run in runs]
+    # one kind of map registers every step: a step without a diode registered by its
+    # graphite map onto the others' attenuation was moved 5 px (15 false zones, tiny twin)
+    kind = (
+        MapName.ATTENUATION
+        if all(MapName.ATTENUATION in maps for maps in map_sets)
+        else MapName.GRAPHITE
+    )
+    for maps in map_sets:
         x_um, y_um = maps.x_um, maps.y_um
         integrals.append(np.stack([maps[p] for p in PHASES], axis=-1))
-        reference = maps[MapName.ATTENUATION if MapName.ATTENUATION in maps else MapName.GRAPHITE]
-        references.append(reference)
+        references.append(maps[kind])
     stack = np.asarray(integrals, np.float64)  # (n_steps, ny, nx, 3)
     notes: list[str] = list(timeline.warnings)
+    if kind != MapName.ATTENUATION and any(MapName.ATTENUATION in m for m in map_sets):
+        lacking = [k for k, maps in enumerate(map_sets) if MapName.ATTENUATION not in maps]
+        notes.append(
+            f"steps {lacking} have no attenuation map (no diode): every step registered on "
+            "its graphite map"
+        )
     shifts = np.zeros((len(runs), 2))
     if options.register_steps:
         shifts = core.drift_shifts(np.asarray(references))
@@ -361,15 +382,24 @@ def analyse(
             notes.append(f"steps registered to the first (largest shift {moved:.2f} px)")
     overview = np.nansum(np.clip(stack, 0, None), axis=-1).mean(axis=0)
     graphite = core.graphite_mask(overview, options.graphite_fraction)
+    qs = []
     for run, shift in zip(runs, shifts, strict=True):
         with open_reconstruction(run) as recon:
             # the mask is in the first step's frame; the cube holds this step's own pixels
-            q = recon.q_A
+            qs.append(np.asarray(recon.q_A, np.float64))
             on_step = {"graphite": core.mask_on_step(graphite, shift)}
             found = masked_mean_profiles(recon.data, on_step)
-            means.append(found.get("graphite", np.full(q.size, np.nan)))
-    lines = core.fit_graphite_lines(q, np.asarray(means))
-    amounts = core.graphite_amounts(stack, lines.crosstalk(q))
+            means.append(found.get("graphite", np.full(qs[-1].size, np.nan)))
+    # steps may be integrated on other q grids (the detector moved): one line shape fitted
+    # on the first step's q, each step's window integrals unmixed on its own q
+    q = qs[0]
+    profiles = [
+        np.interp(q, q_k, m, left=np.nan, right=np.nan) for q_k, m in zip(qs, means, strict=True)
+    ]
+    lines = core.fit_graphite_lines(q, np.asarray(profiles))
+    amounts = np.stack(
+        [core.graphite_amounts(s, lines.crosstalk(q_k)) for s, q_k in zip(stack, qs, strict=True)]
+    )
     shares = core.shares(amounts)
     shares[:, ~graphite] = np.nan  # shares only where graphite is (noise elsewhere)
     soc, units = timeline.axis()
@@ -380,15 +410,19 @@ def analyse(
         zones, source = _saxs_zones(saxs_maps, x_um, y_um), f"SAXS map {saxs_maps}"
     else:
         # without a state of charge, lags are in fractions of the series' duration
+        known = soc[np.isfinite(soc)]
         progress = (
-            soc if units == SOC_UNITS else (soc - np.nanmin(soc)) / np.ptp(soc[np.isfinite(soc)])
+            soc if units == SOC_UNITS or known.size < 2 else (soc - known.min()) / np.ptp(known)
         )
         lag = core.lag_map(shares[..., 2], progress, graphite)
         zones = core.zone_labels(lag, options.min_lag_soc, options.min_zone_pixels)
         source = "pixels lagging the regular anode"
     notes.append(f"{int(zones.max())} damaged zones from the {source}")
     ring_px = max(round(options.ring_width_um / pixel), 1)
-    turns = _turns(references[0], overview, pixel, notes)
+    first = map_sets[0]  # the cell is found on the first step's attenuation, if it has one
+    turns = _turns(
+        first[MapName.ATTENUATION if MapName.ATTENUATION in first else kind], overview, pixel, notes
+    )
     regions = core.build_regions(graphite, zones, ring_px, turns)
     curves = core.region_curves(amounts, regions.masks)
     soc_half = {name: core.soc_at_half(soc, 1.0 - c[:, 2]) for name, c in curves.items()}

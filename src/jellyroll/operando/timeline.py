@@ -98,21 +98,37 @@ def _epoch_seconds(text: str, source: str) -> tuple[float, float | None]:
 
 
 def scan_times(scans: list[Path]) -> ScanTimes:
-    """Start time and state of charge recorded in each scan (HDF5 only; NaN otherwise)."""
+    """Start time and state of charge recorded in each scan (HDF5 only; NaN otherwise).
+
+    Refused: start times of which some carry a UTC offset and some do not. Those without
+    were read as UTC beside the others' true instants (scans at 10:00+02:00, 11:00, 12:00+02:00
+    put the second two hours late: the folder ordered it last, and its state of charge
+    read from the log 1.0 instead of 0.5)."""
     start = np.full(len(scans), np.nan)
     soc = np.full(len(scans), np.nan)
     offset = np.full(len(scans), np.nan)
+    texts: dict[int, str] = {}
     for k, path in enumerate(scans):
         if not h5py.is_hdf5(path):
             continue
         with h5py.File(path, "r") as f:
             if "entry/start_time" in f:
                 value = f["entry/start_time"][()]
-                text = value.decode() if isinstance(value, bytes) else str(value)
-                start[k], zone = _epoch_seconds(text, f"{path}::/entry/start_time")
+                texts[k] = value.decode() if isinstance(value, bytes) else str(value)
+                start[k], zone = _epoch_seconds(texts[k], f"{path}::/entry/start_time")
                 offset[k] = np.nan if zone is None else zone
             if "entry/sample/state_of_charge" in f:
                 soc[k] = float(f["entry/sample/state_of_charge"][()])
+    zoned = [k for k in texts if np.isfinite(offset[k])]
+    naive = [k for k in texts if not np.isfinite(offset[k])]
+    if zoned and naive:
+        a, b = zoned[0], naive[0]
+        raise ValueError(
+            f"{scans[b]}::/entry/start_time ({texts[b]!r}) carries no UTC offset but "
+            f"{scans[a]}'s ({texts[a]!r}) does: the scans' times cannot be put on one clock; "
+            "write every start time with its UTC offset (ISO 8601, e.g. "
+            "2026-01-02T08:00:00+01:00)"
+        )
     return ScanTimes(start, soc, offset)
 
 

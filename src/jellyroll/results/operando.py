@@ -93,8 +93,21 @@ def write_operando(
                 region[phase] = curve[:, k].astype(np.float64)
             region.attrs["soc_half"] = result.soc_half[name]
             region.attrs["lag_soc"] = result.lag(name)
+            region.attrs["soc_units"] = result.soc_units  # of soc_half and lag_soc
             region.attrs["pixels"] = result.pixels[name]
         table = write_table(group, "defects", result.zones_table)
+        # soc_half and lag_soc run along the curves' axis: hours when the steps have no
+        # state of charge (a lag of 0.09 h read as 0.09 of the charge)
+        units = {
+            "x_um": "um",
+            "y_um": "um",
+            "soc_half": result.soc_units,
+            "lag_soc": result.soc_units,
+            "shrink_rate_um2_per_soc": f"um^2 per ({result.soc_units})",
+        }
+        for column, unit in units.items():
+            if column in table:
+                table[column].attrs["units"] = unit
         for name, values in result.cores.items():
             table[f"core_{name}"] = values
         axes = [("y_um", result.y_um, "um"), ("x_um", result.x_um, "um")]
