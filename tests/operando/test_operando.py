@@ -703,3 +703,8 @@ def test_lags_along_time_are_labelled_in_hours(series: tuple[Path, Path], tmp_pa
         assert group["soc"].attrs["units"] == "h"
         assert group["defects/lag_soc"].attrs["units"] == "h"
         assert group["regions/anode"].attrs["soc_units"] == "h"
+    report = Report("operando")
+    _operando_section(report, "along time", output)
+    page = report.render()
+    assert "against the time (h)" in page
+    assert "<th>lag (h)</th>" in page and "lag_soc" not in page

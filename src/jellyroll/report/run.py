@@ -26,6 +26,7 @@ from jellyroll.defects.truth import (
 from jellyroll.io.lock import output_lock
 from jellyroll.io.provenance import package_versions, refuse_overwrite
 from jellyroll.locate.link_run import read_link
+from jellyroll.operando.timeline import SOC_UNITS
 from jellyroll.report.html import Report, beside_threshold
 from jellyroll.report.options import ReportOptions
 from jellyroll.results import GRAPHITE_PHASE_MAPS, Diagnosis, MapName, require_diagnosis
@@ -510,9 +511,12 @@ def _operando_section(report: Report, label: str, path: Path) -> None:
         "Graphite phases per step (LiC6 green, LiC12 blue, poorly lithiated red), zones outlined",
         name="operando_sheet",
     )
+    # without a state of charge the curves, half-way points and lags run along time
+    by_soc = found.soc_units == SOC_UNITS
     section.figure(
         operando_figures.curves_figure(found),
-        "Share of each graphite phase per region against the state of charge",
+        "Share of each graphite phase per region against the "
+        + ("state of charge" if by_soc else f"time ({found.soc_units})"),
         name="operando_curves",
     )
     section.figure(
@@ -522,7 +526,15 @@ def _operando_section(report: Report, label: str, path: Path) -> None:
     )
     section.facts({"state of charge from": found.soc_source, "steps": str(len(found.steps))})
     if len(found.zones_table):
-        section.table(found.zones_table, "damaged zones: lag behind the regular anode")
+        zones = found.zones_table
+        if not by_soc:  # a lag of 0.09 h read as 0.09 of the charge
+            zones = zones.rename(
+                columns={
+                    "soc_half": f"half lithiation ({found.soc_units})",
+                    "lag_soc": f"lag ({found.soc_units})",
+                }
+            )
+        section.table(zones, "damaged zones: lag behind the regular anode")
     for note in found.notes:
         section.note(note)
 
