@@ -171,6 +171,12 @@ def test_preintegrated_scan_reduces(tmp_path: Path) -> None:
     report = run_reduce(out / "saxs_scan.h5", tmp_path / "saxs_run.h5")
     sinogram = read_sinogram(report.output)
     assert sinogram.data.shape[2] == 500 and np.isnan(sinogram.errors).all()  # the SAXS grid
+    # integration options cannot apply to patterns integrated already: a q range asked for
+    # kept the file's whole axis (500 channels), exit 0
+    for given in ({"radial_range": (0.02, 0.08)}, {"npt": 300}, {"filter": "none"}):
+        with pytest.raises(ValueError, match=rf"integrated already.*{next(iter(given))}"):
+            run_reduce(out / "saxs_scan.h5", tmp_path / "other.h5", ReduceOptions(**given))
+    run_reduce(out / "saxs_scan.h5", tmp_path / "same.h5", ReduceOptions(npt=1000))  # a default
 
 
 def test_cli_reduce(phantom: Path, tmp_path: Path) -> None:

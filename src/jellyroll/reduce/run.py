@@ -372,6 +372,28 @@ def reduce_block(
     return (start, stop, *_integrate_block(block, integrator, scale), block.problems)
 
 
+INTEGRATION_OPTIONS = ("npt", "unit", "radial_range", "filter", "split", "polarization_factor")
+"""Options of the integration of raw frames, which patterns integrated already do not take."""
+
+
+def _refuse_integration_options(info: ScanInfo, options: ReduceOptions) -> None:
+    """ValueError when options of the integration were given, other than their defaults, for
+    a scan of patterns integrated already: they were ignored (a q range asked for kept the
+    file's whole axis, exit 0)."""
+    defaults = ReduceOptions()
+    given = [
+        name
+        for name in INTEGRATION_OPTIONS
+        if name in options.model_fields_set and getattr(options, name) != getattr(defaults, name)
+    ]
+    if given:
+        raise ValueError(
+            f"{info.source}: holds patterns integrated already ({INTEGRATED}), so the "
+            f"integration's {', '.join(given)} cannot apply and would be ignored: leave them "
+            "out (pick q channels with `jellyroll reconstruct --channels`)"
+        )
+
+
 def _radial_axis(
     integrator: Integrator | None, info: ScanInfo, unit: str
 ) -> tuple[np.ndarray, str]:
@@ -450,6 +472,8 @@ def _reduce(
     """:func:`run_reduce` on an open reader."""
     info = reader.info
     refuse_overwrite([output, stage_file(output, "reduce")], info.files)
+    if info.kind == "integrated":
+        _refuse_integration_options(info, options)
     setup = integration_setup(info, options) if info.kind == "frames" else None
     setup_key = _fingerprint(info, options, spec)
     try:
