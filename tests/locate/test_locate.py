@@ -281,6 +281,9 @@ def test_bad_maps_and_volumes_are_refused(twin: Twin) -> None:
         locate_slice(image[:, ::-1], twin.pixel_size_um, volume, VOXEL_UM)
     with pytest.raises(ValueError, match=r"better mirrored"):
         locate_slice(image, twin.pixel_size_um, volume[:, :, ::-1], VOXEL_UM)
+    # inverted (bright air): it was refused as a cell of another size, "check the voxel size"
+    with pytest.raises(ValueError, match=r"X-ray volume is brighter in the air.*inverted"):
+        locate_slice(image, twin.pixel_size_um, volume.max() - volume, VOXEL_UM)
     # the housing ring alone: centre and scale, but no angle to find
     with pytest.raises(ValueError, match=r"no angular structure.*--map attenuation"):
         locate_slice(twin.raster.fractions["casing"], twin.pixel_size_um, volume, VOXEL_UM)

@@ -44,6 +44,7 @@ from jellyroll.nxct.register import (
     _polar_samples,
     _quantise,
     _slice_centre,
+    check_attenuation_contrast,
     check_cell_axis,
     check_same_cell,
     downsample,
@@ -199,6 +200,7 @@ def locate_slice(
     shape = tuple(int(n) for n in volume.shape)
     coarse, coarse_voxel, to_fine = downsample(volume, voxel_um, max_voxels)
     check_cell_axis(coarse, "the X-ray volume")
+    check_attenuation_contrast(coarse, "the X-ray volume")  # else "the cell's sizes differ"
     say(0.4)
     try:
         axis = _find_axis_coarse(coarse, coarse_voxel, to_fine)
