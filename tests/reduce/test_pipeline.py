@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from jellyroll.cli import app
 from jellyroll.io.poni import integrator_from_poni_text
 from jellyroll.io.scans import open_scan
+from jellyroll.phantom.twin import SAXS_Q_RANGE_A
 from jellyroll.phantom.write import write_phantom
 from jellyroll.reduce.options import ReduceOptions
 from jellyroll.reduce.run import run_reduce
@@ -171,12 +172,23 @@ def test_preintegrated_scan_reduces(tmp_path: Path) -> None:
     report = run_reduce(out / "saxs_scan.h5", tmp_path / "saxs_run.h5")
     sinogram = read_sinogram(report.output)
     assert sinogram.data.shape[2] == 500 and np.isnan(sinogram.errors).all()  # the SAXS grid
-    # integration options cannot apply to patterns integrated already: a q range asked for
-    # kept the file's whole axis (500 channels), exit 0
-    for given in ({"radial_range": (0.02, 0.08)}, {"npt": 300}, {"filter": "none"}):
-        with pytest.raises(ValueError, match=rf"integrated already.*{next(iter(given))}"):
+    # the integration cannot change the axis of patterns integrated already: a q range asked
+    # for kept the file's whole axis (500 channels), exit 0
+    for given, named in (
+        ({"radial_range": (0.02, 0.08)}, "q range of 0.02-0.08"),
+        ({"npt": 300}, "--npt 300"),
+        ({"unit": "2th_deg"}, "--unit 2th_deg"),
+    ):
+        with pytest.raises(ValueError, match=rf"integrated already.*{named}"):
             run_reduce(out / "saxs_scan.h5", tmp_path / "other.h5", ReduceOptions(**given))
-    run_reduce(out / "saxs_scan.h5", tmp_path / "same.h5", ReduceOptions(npt=1000))  # a default
+    # options that agree with its axis pass (`jellyroll run` gives every cell the same)
+    same = ReduceOptions(npt=500, radial_range=SAXS_Q_RANGE_A, filter="none", unit="q_nm^-1")
+    with pytest.raises(ValueError, match="q range"):  # the same numbers read in 1/nm
+        run_reduce(out / "saxs_scan.h5", tmp_path / "same.h5", same)
+    nm = tuple(10 * value for value in SAXS_Q_RANGE_A)
+    run_reduce(
+        out / "saxs_scan.h5", tmp_path / "same.h5", same.model_copy(update={"radial_range": nm})
+    )
 
 
 def test_cli_reduce(phantom: Path, tmp_path: Path) -> None:

@@ -372,25 +372,33 @@ def reduce_block(
     return (start, stop, *_integrate_block(block, integrator, scale), block.problems)
 
 
-INTEGRATION_OPTIONS = ("npt", "unit", "radial_range", "filter", "split", "polarization_factor")
-"""Options of the integration of raw frames, which patterns integrated already do not take."""
-
-
 def _refuse_integration_options(info: ScanInfo, options: ReduceOptions) -> None:
-    """ValueError when options of the integration were given, other than their defaults, for
-    a scan of patterns integrated already: they were ignored (a q range asked for kept the
-    file's whole axis, exit 0)."""
-    defaults = ReduceOptions()
-    given = [
-        name
-        for name in INTEGRATION_OPTIONS
-        if name in options.model_fields_set and getattr(options, name) != getattr(defaults, name)
-    ]
-    if given:
+    """ValueError when the options ask for an axis that a scan of patterns integrated
+    already does not hold: a unit other than q, a number of bins or a range other than its
+    own (they were ignored: a q range asked for kept the file's whole axis, exit 0). Options
+    that agree with its axis (``jellyroll run`` gives every cell the same) pass."""
+    q = np.sort(np.asarray(info.q_A, dtype=np.float64))
+    given = options.model_fields_set
+    problems = []
+    factor = per_angstrom(options.unit)
+    if "unit" in given and factor is None:
+        problems.append(f"--unit {options.unit} (its axis is q, 1/angstrom)")
+    if "npt" in given and options.npt != q.size:
+        problems.append(f"--npt {options.npt} (it has {q.size} bins)")
+    if "radial_range" in given and options.radial_range is not None and factor is not None:
+        step = float(np.median(np.diff(q))) if q.size > 1 else 0.0
+        edges = (q[0] - step / 2, q[-1] + step / 2)
+        asked = [value * factor for value in options.radial_range]
+        if any(abs(a - e) > step for a, e in zip(asked, edges, strict=True)):
+            problems.append(
+                f"a q range of {asked[0]:.4g}-{asked[1]:.4g} 1/angstrom (it spans "
+                f"{edges[0]:.4g}-{edges[1]:.4g})"
+            )
+    if problems:
         raise ValueError(
-            f"{info.source}: holds patterns integrated already ({INTEGRATED}), so the "
-            f"integration's {', '.join(given)} cannot apply and would be ignored: leave them "
-            "out (pick q channels with `jellyroll reconstruct --channels`)"
+            f"{info.source}: holds patterns integrated already ({INTEGRATED}), whose axis the "
+            f"integration's options cannot change: {'; '.join(problems)}. Leave them out, or "
+            "pick q channels later (`jellyroll reconstruct --channels`)"
         )
 
 
