@@ -26,7 +26,7 @@ import numpy as np
 
 from jellyroll.recon.fbp import filtered_projections
 from jellyroll.recon.geometry import ParallelGeometry
-from jellyroll.recon.iterative import projection_order
+from jellyroll.recon.iterative import check_relaxation, projection_order
 from jellyroll.recon.projector import as_block
 
 __all__ = ["astra_geometries", "astra_reconstruct", "astra_version", "has_cuda"]
@@ -138,6 +138,8 @@ def astra_reconstruct(
     """
     if method not in ("fbp", "sart", "sirt"):
         raise ValueError(f"unknown method {method!r}; choose fbp, sart or sirt")
+    if method != "fbp":
+        check_relaxation(relaxation)
     sino, single = as_block(sinogram, 3, "sinogram")
     if mask is None:
         mask = np.isfinite(sino).all(axis=2)

@@ -24,7 +24,7 @@ from jellyroll.io.scratch import VolumeFactory
 from jellyroll.recon.astra_backend import astra_reconstruct
 from jellyroll.recon.fbp import fbp
 from jellyroll.recon.geometry import ParallelGeometry
-from jellyroll.recon.iterative import sart, sirt
+from jellyroll.recon.iterative import check_relaxation, sart, sirt
 from jellyroll.recon.lowrank import DEFAULT_ENERGY, LowRank, compress, compress_noisy, expand
 from jellyroll.recon.projector import as_block
 
@@ -42,7 +42,8 @@ BACKENDS = ("auto", "astra", "jellyroll")
 RANK_RULES = ("auto", "noise", "energy")
 """How the low-rank step picks its components (or give a number of components):
 
-* ``energy``: the fewest holding the fraction ``energy`` of the cube's squared norm, used
+* ``energy``: the fewest holding the fraction ``energy`` of the squared norm of the cube
+  with every channel scaled to one norm (weak channels count as much as strong ones), used
   when at most a quarter of the channels suffice (otherwise every channel, exactly).
 * ``noise``: those above the noise floor (:func:`~jellyroll.recon.lowrank.compress_noisy`),
   from the sinogram's errors, or estimated from the data without them.
@@ -258,15 +259,17 @@ def _low_rank(
     every channel is to be reconstructed (see :data:`RANK_RULES`)."""
     nc = data.shape[2]
     if not isinstance(rank, str):
-        return compress(data, energy=1.0, max_rank=rank)
+        return compress(data, energy=1.0, max_rank=rank, balance=True)
     if max_rank is not None:  # a cap used as is
-        return compress(data, energy=energy or DEFAULT_ENERGY, max_rank=max_rank)
+        return compress(data, energy=energy or DEFAULT_ENERGY, max_rank=max_rank, balance=True)
     quarter = max(1, nc // 4)
     if rank == "energy" or (rank == "auto" and energy is not None):
-        found = compress(data, energy=energy or DEFAULT_ENERGY, max_rank=quarter)
+        found = compress(data, energy=energy or DEFAULT_ENERGY, max_rank=quarter, balance=True)
         return found if found.reached else None
     if rank == "auto":
-        found = compress(data, energy=DEFAULT_ENERGY, max_rank=min(quarter, AUTO_ENERGY_RANK))
+        found = compress(
+            data, energy=DEFAULT_ENERGY, max_rank=min(quarter, AUTO_ENERGY_RANK), balance=True
+        )
         if found.reached:
             return found
         # noise is told from fine structure along q by its errors only
@@ -341,9 +344,15 @@ def reconstruct(
     """
     check_method(method, backend, iterations)
     check_rank(rank)
+    if method != "fbp":  # before any work: a group's job would refuse it only then
+        check_relaxation(relaxation)
+    if chunk_channels < 1:  # a negative one reconstructed nothing and returned zeros
+        raise ValueError(f"chunk_channels must be >= 1, got {chunk_channels}")
     if errors is not None and np.shape(errors) != np.shape(sinogram):
         raise ValueError(f"errors are {np.shape(errors)}, the sinogram {np.shape(sinogram)}")
     sino, _ = as_block(sinogram, 3, "sinogram")
+    if errors is not None:  # with the channel axis of a single-channel sinogram too
+        errors, _ = as_block(errors, 3, "errors")
     if sino.shape[:2] != (geometry.n_angles, geometry.n_t):
         wanted = (geometry.n_angles, geometry.n_t)
         raise ValueError(f"sinogram is {sino.shape}, the geometry wants ({wanted}, nc)")

@@ -102,7 +102,9 @@ class ParallelGeometry:
 
         The readings are fitted by an equally spaced grid (ValueError when one is off by
         more than :data:`UNIFORM_TOLERANCE` steps). Defaults: pixel = translation step,
-        ``ny = nx = n_translations``, so maps match the twin's truth pixel by pixel.
+        ``ny = nx = n_translations``, so maps match the twin's truth pixel by pixel; with
+        another pixel, as many as cover the scanned width (a map narrower than the rays
+        took in what lay outside it: 5 um pixels on 10 um steps read 1.6 times the mean).
         """
         t = 1000.0 * (np.asarray(translations_mm, dtype=np.float64) - rotation_centre_mm)
         if t.ndim != 1 or t.size < 2:
@@ -123,13 +125,19 @@ class ParallelGeometry:
             raise ValueError("translations_mm must be ascending")
         if np.max(np.abs(t - (t0 + j * step))) > UNIFORM_TOLERANCE * step:
             raise ValueError("translations are not equally spaced; resample the sinogram")
+        pixel = step if pixel_size_um is None else float(pixel_size_um)
+        if shape is None:  # the scanned width t.size * step, to rounding of the fitted step
+            side = t.size
+            if pixel_size_um is not None and pixel > 0:  # (any other: refused below)
+                side = int(np.ceil(t.size * step / pixel - 1e-6))
+            shape = (side, side)
         return cls(
             angles_deg=np.asarray(angles_deg, dtype=np.float64),
             t0_um=t0,
             t_step_um=step,
             n_t=t.size,
-            shape=(t.size, t.size) if shape is None else shape,
-            pixel_size_um=step if pixel_size_um is None else pixel_size_um,
+            shape=shape,
+            pixel_size_um=pixel,
         )
 
     def subset(self, keep: np.ndarray) -> ParallelGeometry:

@@ -36,7 +36,7 @@ from jellyroll.recon.projector import (
     scatter,
 )
 
-__all__ = ["projection_order", "sart", "sirt"]
+__all__ = ["check_relaxation", "projection_order", "sart", "sirt"]
 
 Callback = Callable[[int], None]
 """Called with the number of iterations done."""
@@ -51,6 +51,13 @@ def projection_order(n_angles: int) -> np.ndarray:
     """
     golden = (np.sqrt(5.0) - 1.0) / 2.0
     return np.argsort(np.argsort(np.mod(np.arange(n_angles) * golden, 1.0), kind="stable"))
+
+
+def check_relaxation(relaxation: float) -> None:
+    """ValueError unless ``0 < relaxation < 2``: SART and SIRT converge there only (0 left
+    the map at 0, and 2.5 or a negative value diverged to NaN, all without an error)."""
+    if not 0.0 < relaxation < 2.0:
+        raise ValueError(f"relaxation must be within (0, 2), got {relaxation!r}")
 
 
 def _prepare(
@@ -87,6 +94,7 @@ def sirt(
 
     ``mask`` ``(n_angles, n_t)`` marks measured rays (default: finite in every channel).
     """
+    check_relaxation(relaxation)
     data, measured, inv_length, single = _prepare(geometry, sinogram, mask)
     table = AngleTable(geometry)
     nc = data.shape[2]
@@ -150,6 +158,7 @@ def sart(
 
     ``mask`` as for :func:`sirt`.
     """
+    check_relaxation(relaxation)
     data, measured, inv_length, single = _prepare(geometry, sinogram, mask)
     table = AngleTable(geometry)
     order = projection_order(geometry.n_angles) if order is None else np.asarray(order)
