@@ -137,19 +137,25 @@ def pixel_centres_um(n: int, pixel_size_um: float) -> np.ndarray:
     return px_to_um(np.arange(n), n, pixel_size_um)
 
 
-def map_extent_mm(x_um: np.ndarray, y_um: np.ndarray) -> list[float]:
-    """``imshow`` extent (mm) of a map with pixel centres ``x_um`` (nx,) and ``y_um`` (ny,).
-
-    The outer pixel edges, centres +- half a pixel, as [left, right, bottom, top] for the
-    default ``origin="upper"`` (row 0, the first y, at the top). Needs 2+ pixels per axis.
-    """
-    step_x, step_y = float(x_um[1] - x_um[0]), float(y_um[1] - y_um[0])
+def pixel_extent(columns: np.ndarray, rows: np.ndarray) -> list[float]:
+    """``imshow`` extent [left, right, bottom, top] of an image whose pixel centres are
+    ``columns`` (n_columns,) and ``rows`` (n_rows,), each evenly spaced, row 0 at the top
+    (``origin="upper"``): the outer pixel edges, centres +- half a step, in the centres'
+    units (not the first and last centres: those drew every pixel stretched, the first one
+    half a pixel off). An axis of one pixel takes the other's step (1 when both have one)."""
+    step_c, step_r = (float(a[1] - a[0]) if a.size > 1 else None for a in (columns, rows))
+    step_c = step_c or step_r or 1.0
+    step_r = step_r or step_c
     return [
-        float(x_um[0] - step_x / 2) / 1000,
-        float(x_um[-1] + step_x / 2) / 1000,
-        float(y_um[-1] + step_y / 2) / 1000,
-        float(y_um[0] - step_y / 2) / 1000,
-    ]
+        float(columns[0] - step_c / 2), float(columns[-1] + step_c / 2),
+        float(rows[-1] + step_r / 2), float(rows[0] - step_r / 2),
+    ]  # fmt: skip
+
+
+def map_extent_mm(x_um: np.ndarray, y_um: np.ndarray) -> list[float]:
+    """``imshow`` extent (mm) of a map with pixel centres ``x_um`` (nx,) and ``y_um`` (ny,):
+    :func:`pixel_extent` in mm (row 0, the first y, at the top)."""
+    return [edge / 1000 for edge in pixel_extent(x_um, y_um)]
 
 
 SLAB_BYTES = 64 * 2**20

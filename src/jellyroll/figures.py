@@ -9,12 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle, Ellipse, Patch
 from matplotlib.ticker import MaxNLocator
 from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+from numpy.typing import ArrayLike
 
-from jellyroll.conventions import map_extent_mm
+from jellyroll.conventions import map_extent_mm, pixel_extent
 from jellyroll.defects.agglomerates import UNRESOLVED
 from jellyroll.io.provenance import atomic_output
 from jellyroll.phases import graphite_composite, nmc_composite
@@ -30,12 +32,19 @@ NMC_NAMES = {"nmc_lithiated": "NMC lithiated", "nmc_delithiated": "NMC delithiat
 CASE_COLOURS = {"A": "cyan", "B": "red", UNRESOLVED: "0.7"}
 """Colour of each agglomerate class: case A cyan, case B red, unresolved (< 3 px, or cut
 by the map and measured up to the critical diameter) grey."""
+CASE_NAMES = {"A": "case A", "B": "case B", UNRESOLVED: "unresolved (< 3 px or cut by the map)"}
+"""Legend of each agglomerate class (an unresolved one is not always below 3 pixels)."""
 REGION_COLOURS = {"regular": "0.25", "agglomerate": "tab:orange", "bent": "tab:purple"}
 """Colour of each anode region of the SAXS profiles."""
 ROBUST_PERCENTILE = 95.0
 """Colour window (percentile of the positive values) of composites that may hold the
 streaks of single-crystal diffraction spots: a few very bright pixels do not dim the rest."""
 _SCALE_STEPS_UM = (10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+DSTAR_RANGE_NM = (6.0, 20.0)
+"""d* (nm) the histograms span; voxels outside are counted in the title, not dropped unsaid."""
+DSTAR_WINDOW_NM = (8.0, 16.0)
+"""Colour window (nm) of the d* map beside the SAXS map, widened to the 1-99 % of the d*
+values where they reach beyond (a window that clipped them drew 24 nm as 16)."""
 
 
 def _scale_bar(axis, width_um: float, per_um: float = 1e-3, colour: str = "white") -> None:
@@ -48,6 +57,18 @@ def _scale_bar(axis, width_um: float, per_um: float = 1e-3, colour: str = "white
         frameon=False, size_vertical=0, label_top=True,
     )  # fmt: skip
     axis.add_artist(bar)
+
+
+def _colorbar(figure: Figure, image, **kwargs):
+    """The colour bar of ``image`` with an arrow at each end of its window that values pass:
+    without one a clipped value (a defect's d* of 24 nm in an 8-16 nm window) reads as the
+    window's end."""
+    values = np.asarray(np.ma.filled(image.get_array(), np.nan), dtype=float)
+    values = values[np.isfinite(values)]
+    low, high = image.get_clim()
+    below, above = bool((values < low).any()), bool((values > high).any())
+    extend = {(False, False): "neither", (True, False): "min", (False, True): "max"}
+    return figure.colorbar(image, extend=extend.get((below, above), "both"), **kwargs)
 
 
 def _colour_legend(axis, colours: dict[str, str], names: dict[str, str], **kwargs) -> None:
@@ -107,7 +128,7 @@ def saxs_figure(
     image = left.imshow(
         saxs, extent=extent, cmap="magma", vmin=0, vmax=np.nanpercentile(saxs, 99.8)
     )
-    figure.colorbar(image, ax=left, shrink=0.8, label="arb. units")
+    _colorbar(figure, image, ax=left, shrink=0.8, label="arb. units")
     left.set_title("SAXS intensity, q = 0.025-0.1 1/A, agglomerates circled")
     if agglomerates is not None:
         for row in agglomerates.itertuples():
@@ -119,12 +140,14 @@ def saxs_figure(
                 )
             )
     if agglomerates is not None and len(agglomerates):
-        _colour_legend(
-            left, CASE_COLOURS, {"A": "case A", "B": "case B", UNRESOLVED: "< 3 px"},
-            loc="upper left",
-        )  # fmt: skip
-    image = right.imshow(d_star, extent=extent, cmap="viridis", vmin=8, vmax=16)
-    figure.colorbar(image, ax=right, shrink=0.8, label="nm")
+        _colour_legend(left, CASE_COLOURS, CASE_NAMES, loc="upper left")
+    finite = d_star[np.isfinite(d_star)]
+    low, high = np.percentile(finite, [1, 99]) if finite.size else DSTAR_WINDOW_NM
+    image = right.imshow(
+        d_star, extent=extent, cmap="viridis", vmin=min(DSTAR_WINDOW_NM[0], float(low)),
+        vmax=max(DSTAR_WINDOW_NM[1], float(high)),
+    )  # fmt: skip
+    _colorbar(figure, image, ax=right, shrink=0.8, label="nm")
     right.set_title("d* (departure from the power law)")
     _scale_bar(left, float(np.ptp(x_um)))
     _scale_bar(right, float(np.ptp(x_um)), colour="black")  # d*: blank (white) outside
@@ -158,10 +181,7 @@ def histogram_figure(
     left.axvline(critical_diameter_um, color="red", ls="--")
     left.set_xlabel("equivalent diameter (µm)")
     left.set_ylabel("agglomerates")
-    handles = [
-        Patch(color=c, label=f"case {k}" if len(k) == 1 else f"{k} (< 3 px)")
-        for k, c in CASE_COLOURS.items()
-    ]
+    handles = [Patch(color=c, label=CASE_NAMES[k]) for k, c in CASE_COLOURS.items()]
     left.legend(
         handles=[*handles, left.lines[0]],
         labels=[h.get_label() for h in handles] + ["critical diameter"],
@@ -178,10 +198,18 @@ def histogram_figure(
             inset = left.inset_axes([0.01 + 0.248 * k, 0.56, 0.23, 0.42])
             _agglomerate_inset(inset, saxs, pixel_size_um, row)
     values = d_star[np.isfinite(d_star)]
-    right.hist(values, bins=60, range=(6, 20), color="tab:green")
+    right.hist(values, bins=60, range=DSTAR_RANGE_NM, color="tab:green")
+    right.set_title(_outside_dstar_range(values), fontsize="small")
     right.set_xlabel("d* (nm)")
     right.set_ylabel("voxels")
     return figure
+
+
+def _outside_dstar_range(values: np.ndarray) -> str:
+    """How many of the d* ``values`` (nm) fall outside :data:`DSTAR_RANGE_NM`, '' if none."""
+    low, high = DSTAR_RANGE_NM
+    outside = int(np.count_nonzero((values < low) | (values > high)))
+    return f"{outside} of {values.size} outside {low:g}-{high:g} nm, not drawn" if outside else ""
 
 
 def _agglomerate_inset(axis, saxs: np.ndarray, pixel_size_um: float, row) -> None:
@@ -273,7 +301,8 @@ def unrolled_figure(
             panels.append((title, maps[name], (cmap, units, window)))
     figure = Figure(figsize=(12, 1.5 * len(panels) + 0.6), layout="constrained")
     axes = figure.subplots(len(panels), 1, squeeze=False, sharex=True)[:, 0]
-    extent = [arc_um[0] / 1000, arc_um[-1] / 1000, rows_um[-1], rows_um[0]]
+    left, right, bottom, top = pixel_extent(np.asarray(arc_um), np.asarray(rows_um))
+    extent = [left / 1000, right / 1000, bottom, top]  # arc in mm, rows in um
     for axis, (title, image, style) in zip(axes, panels, strict=True):
         if image.ndim == 3:
             axis.imshow(image, extent=extent, aspect="auto", interpolation="nearest")
@@ -288,7 +317,7 @@ def unrolled_figure(
                 image, extent=extent, aspect="auto", cmap=cmap, vmin=0 if low == 0 else vmin,
                 vmax=vmax, interpolation="nearest",
             )  # fmt: skip
-            figure.colorbar(shown, ax=axis, label=units, pad=0.01, fraction=0.03)
+            _colorbar(figure, shown, ax=axis, label=units, pad=0.01, fraction=0.03)
         axis.set_title(title, fontsize="medium", loc="left")
         axis.set_ylabel("offset (µm)" if along == "spiral" else "radius (µm)")
     axes[-1].set_xlabel(
@@ -341,8 +370,7 @@ def comparison_figure(cells: list[dict]) -> Figure:
     for axis, key, colours, names, title in (
         (axes[0], "graphite", GRAPHITE_COLOURS, GRAPHITE_NAMES, "graphite phase shares"),
         (axes[1], "nmc", NMC_COLOURS, NMC_NAMES, "NMC phase shares"),
-        (axes[2], "cases", CASE_COLOURS, {"A": "case A", "B": "case B", UNRESOLVED: "< 3 px"},
-         "agglomerates"),
+        (axes[2], "cases", CASE_COLOURS, CASE_NAMES, "agglomerates"),
     ):  # fmt: skip
         bottom = np.zeros(len(cells))
         for name, colour in colours.items():
@@ -367,10 +395,14 @@ def comparison_figure(cells: list[dict]) -> Figure:
     for c in cells:
         values = np.asarray(c["d_star"], dtype=float)
         values = values[np.isfinite(values)]
-        if values.size:
+        if values.size:  # density of all the values: those outside the range are not drawn
+            width = np.ptp(DSTAR_RANGE_NM) / 60
+            outside = _outside_dstar_range(values)
             axes[3].hist(
-                values, bins=60, range=(6, 20), histtype="step", density=True, label=c["label"]
-            )
+                values, bins=60, range=DSTAR_RANGE_NM, histtype="step",
+                weights=np.full(values.size, 1.0 / (values.size * width)),
+                label=f"{c['label']} ({outside})" if outside else c["label"],
+            )  # fmt: skip
     axes[3].set_xlabel("d* (nm)")
     axes[3].set_ylabel("density")
     axes[3].set_title("d* distributions")
@@ -408,7 +440,7 @@ def dstar_figure(d_star: np.ndarray, x_um: np.ndarray, y_um: np.ndarray) -> Figu
     image = left.imshow(
         d_star, extent=map_extent_mm(x_um, y_um), cmap="viridis", vmin=low, vmax=high
     )
-    figure.colorbar(image, ax=left, shrink=0.8, label="d* (nm)")
+    _colorbar(figure, image, ax=left, shrink=0.8, label="d* (nm)")
     left.set_title("d* (departure from power law); blank: no value")
     left.set_xlabel("x (mm)")
     left.set_ylabel("y (mm)")
@@ -450,19 +482,44 @@ def orthogonal_views_figure(
 def bends_figure(displacement_um: np.ndarray, arc_um: np.ndarray, z_um: np.ndarray) -> Figure:
     """The Cu collector's radial displacement off its smooth spiral, unrolled: arc length
     along the layer against height (the study's Fig. 3b seen from the side)."""
+    displacement_um, z_um = _rows_on_grid(displacement_um, z_um)
     figure = Figure(figsize=(12, 3.5), layout="constrained")
     axis = figure.subplots()
     finite = displacement_um[np.isfinite(displacement_um)]
     limit = float(np.percentile(np.abs(finite), 99.5)) if finite.size else 1.0
     image = axis.imshow(
         displacement_um,
-        extent=[arc_um[0] / 1000, arc_um[-1] / 1000, z_um[-1] / 1000, z_um[0] / 1000],
+        extent=[e / 1000 for e in pixel_extent(np.asarray(arc_um), z_um)],
         aspect="auto",
-        cmap="RdBu_r",
+        cmap=colormaps["RdBu_r"].with_extremes(bad="0.6"),  # untraced: grey, not 0's white
         vmin=-limit,
         vmax=limit,
     )
-    figure.colorbar(image, ax=axis, label="displacement (um, outwards +)")
+    _colorbar(figure, image, ax=axis, label="displacement (um, outwards +)")
     axis.set_xlabel("arc length along the Cu collector (mm)")
     axis.set_ylabel("height z (mm)")
     return figure
+
+
+def _rows_on_grid(image: np.ndarray, rows_um: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """``image`` (n_rows, n) whose rows lie at ``rows_um`` (n_rows,), the traced slices of a
+    volume (any order, some skipped), placed on their regular grid (the smallest spacing)
+    from the first to the last, NaN rows where none was: ``imshow`` spreads rows evenly,
+    so a skipped slice moved every row after it. Returns the image and the grid (um).
+    Raises ``ValueError`` when the heights repeat or are not on one grid."""
+    rows_um = np.asarray(rows_um, dtype=float)
+    order = np.argsort(rows_um)
+    image, rows_um = np.asarray(image)[order], rows_um[order]
+    if rows_um.size < 2:
+        return image, rows_um
+    step = float(np.diff(rows_um).min())
+    index = np.rint((rows_um - rows_um[0]) / step).astype(int) if step > 0 else None
+    if index is None or np.abs(index * step - (rows_um - rows_um[0])).max() > 1e-3 * step:
+        raise ValueError(
+            f"the slice heights z_um ({rows_um.min():g}..{rows_um.max():g} um, {rows_um.size} "
+            "slices) repeat or are not on one regular grid: cannot draw the rows at their "
+            "heights; give z_um on one grid of slices (as `jellyroll nxct` writes it)"
+        )
+    placed = np.full((int(index[-1]) + 1, *image.shape[1:]), np.nan)
+    placed[index] = image
+    return placed, rows_um[0] + step * np.arange(placed.shape[0])

@@ -9,18 +9,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from jellyroll.conventions import pixel_extent
 from jellyroll.figures import CASE_COLOURS
 from jellyroll.locate.dossier import Dossier
-
-
-def _extent_um(columns_um: np.ndarray, rows_um: np.ndarray) -> list[float]:
-    """imshow extent [left, right, bottom, top] of pixel centres (rows from the top)."""
-    step_c = float(columns_um[1] - columns_um[0]) if columns_um.size > 1 else 1.0
-    step_r = float(rows_um[1] - rows_um[0]) if rows_um.size > 1 else 1.0
-    return [
-        columns_um[0] - step_c / 2, columns_um[-1] + step_c / 2,
-        rows_um[-1] + step_r / 2, rows_um[0] - step_r / 2,
-    ]  # fmt: skip
 
 
 def _grey_window(image: np.ndarray) -> tuple[float, float] | tuple[None, None]:
@@ -44,7 +35,7 @@ def dossier_figure(dossier: Dossier, titles: dict[str, str] | None = None) -> Fi
         top=1 - 0.45 / rows, hspace=0.55, wspace=0.3,
     )  # fmt: skip
     defect = dossier.defect
-    extent = _extent_um(dossier.arc_axis_um - dossier.arc_um, dossier.depth_axis_um)
+    extent = pixel_extent(dossier.arc_axis_um - dossier.arc_um, dossier.depth_axis_um)
     colour = CASE_COLOURS.get(str(defect.get("case", "")), "yellow")
     for row, name in enumerate(names):
         panel = dossier.panels[name]
@@ -86,7 +77,7 @@ def dossier_figure(dossier: Dossier, titles: dict[str, str] | None = None) -> Fi
             axis = figure.add_subplot(grid[rows - 1, column])
             low, high = _grey_window(image)
             axis.imshow(
-                image, extent=_extent_um(columns, rows_um), cmap="gray", vmin=low, vmax=high
+                image, extent=pixel_extent(columns, rows_um), cmap="gray", vmin=low, vmax=high
             )
             axis.plot([mark_c], [mark_r], "+", color=colour, markersize=10, mew=1.5)
             axis.set_title(name, fontsize="small")

@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 from skimage.segmentation import find_boundaries
 
+from jellyroll.conventions import pixel_extent
 from jellyroll.figures import save_png
 from jellyroll.io.provenance import atomic_output
 from jellyroll.operando.timeline import SOC_UNITS
@@ -47,7 +48,7 @@ def contact_sheet(result: OperandoResult, zoom_px: int = 12) -> Figure:
     rows = 2 if has_zone else 1
     figure = Figure(figsize=(2.0 * n, 2.1 * rows), layout="constrained")
     axes = figure.subplots(rows, n, squeeze=False)
-    extent = [result.x_um[0], result.x_um[-1], result.y_um[-1], result.y_um[0]]
+    extent = pixel_extent(result.x_um, result.y_um)
     window = None
     if has_zone:
         yy, xx = np.nonzero(result.zones == 1)

@@ -542,8 +542,3 @@ def _operando_section(report: Report, label: str, path: Path) -> None:
 def _percent(fraction: float | None) -> str:
     """'3.14 %' of a fraction, or not recorded."""
     return NOT_RECORDED if fraction is None else f"{100 * fraction:.2f} %"
-
-
-def _extent_mm(arc_um: np.ndarray, radius_um: np.ndarray) -> list[float]:
-    """imshow extent [arc0, arc1, r1, r0] (mm) of an unrolled view."""
-    return [arc_um[0] / 1000, arc_um[-1] / 1000, radius_um[-1] / 1000, radius_um[0] / 1000]

@@ -1,0 +1,143 @@
+"""The figures show what their coordinates say: a bright pixel at a known position is read
+back from the matplotlib Figure (image extent, origin and array), not from pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from jellyroll import figures
+from jellyroll.conventions import pixel_centres_um
+from jellyroll.locate.link_figures import slice_in_volume_figure
+
+
+def _brightest(image) -> tuple[float, float]:
+    """Data coordinates (x, y) of the centre of the brightest pixel of an ``AxesImage``."""
+    values = np.asarray(image.get_array(), dtype=float)
+    values = values.sum(axis=-1) if values.ndim == 3 else values
+    iy, ix = np.unravel_index(np.nanargmax(values), values.shape)
+    ny, nx = values.shape
+    left, right, bottom, top = image.get_extent()
+    y0, y1 = (top, bottom) if image.origin == "upper" else (bottom, top)
+    return left + (ix + 0.5) * (right - left) / nx, y0 + (iy + 0.5) * (y1 - y0) / ny
+
+
+def _spot_map(ny: int = 6, nx: int = 8, iy: int = 1, ix: int = 6) -> np.ndarray:
+    spot = np.zeros((ny, nx))
+    spot[iy, ix] = 1.0
+    return spot
+
+
+def test_maps_put_a_spot_at_its_map_coordinates_in_mm():
+    # exact up to float rounding: the spot's pixel centre is a grid point
+    p, spot = 10.0, _spot_map()
+    x_um, y_um = pixel_centres_um(spot.shape[1], p), pixel_centres_um(spot.shape[0], p)
+    truth = (x_um[6] / 1000, y_um[1] / 1000)
+    maps = {name: spot for name in (*figures.GRAPHITE_COLOURS, *figures.NMC_COLOURS)}
+    drawn = [
+        figures.composites_figure(maps, x_um, y_um),
+        figures.saxs_figure(spot, 10 + spot, x_um, y_um),
+        figures.dstar_figure(10 + spot, x_um, y_um),
+        figures.graphite_rgb_figure(maps, x_um, y_um),
+    ]
+    for figure in drawn:
+        for axis in figure.axes:
+            for image in axis.images:
+                assert _brightest(image) == pytest.approx(truth, abs=1e-12)
+                assert axis.get_xlabel() == "x (mm)" and axis.get_ylabel() == "y (mm)"
+
+
+def test_unrolled_figure_extent_is_the_pixel_edges():
+    # the extent was the first and last pixel centres: the first sample (arc 0, offset
+    # -15 um) was drawn at 0.042 mm, -11.25 um; exact up to float rounding now
+    arc_um, rows_um = np.arange(6) * 100.0, np.arange(4) * 10.0 - 15.0
+    for iy, ix in ((0, 0), (3, 5), (2, 1)):
+        spot = _spot_map(4, 6, iy, ix)
+        figure = figures.unrolled_figure({"saxs_intensity": spot}, arc_um, rows_um)
+        (image,) = figure.axes[0].images
+        assert _brightest(image) == pytest.approx((arc_um[ix] / 1000, rows_um[iy]), abs=1e-9)
+        assert figure.axes[0].get_ylabel() == "offset (µm)"
+
+
+def test_bends_figure_puts_rows_at_their_heights_across_skipped_slices():
+    # slices at z = 30, 40 um were not traced: the bend at z = 80 um was drawn at 72.2 um
+    # (rows spread evenly); exact up to float rounding now, the skipped rows blank
+    arc_um = np.arange(10) * 10.0
+    z_um = np.array([0, 10, 20, 50, 60, 70, 80, 90, 100.0])
+    displacement = np.zeros((z_um.size, arc_um.size))
+    displacement[z_um == 80, 4] = 7.0
+    figure = figures.bends_figure(displacement, arc_um, z_um)
+    image = figure.axes[0].images[0]
+    assert _brightest(image) == pytest.approx((0.040, 0.080), abs=1e-12)
+    drawn = np.asarray(image.get_array(), dtype=float)
+    assert drawn.shape == (11, 10) and np.isnan(drawn[3:5]).all()
+    # untraced rows opaque grey: transparent showed the white background, the colour of 0
+    assert image.cmap.get_bad()[-1] == 1.0 and image.cmap(np.nan) != image.cmap(image.norm(0.0))
+    with pytest.raises(ValueError, match="regular grid"):
+        figures.bends_figure(displacement, arc_um, z_um + np.r_[0, 0, 0, 3, 0, 0, 0, 0, 0])
+
+
+def test_histograms_say_how_many_d_star_values_they_leave_out():
+    # half the voxels at 24 nm, beyond the 6-20 nm histograms: they were dropped unsaid,
+    # the comparison's density renormalised to the other half (area 1 instead of 0.5)
+    d_star = np.full((10, 10), 24.0)
+    d_star[:5] = 12.0
+    agglomerates = pd.DataFrame(columns=["id", "x_um", "y_um", "equivalent_diameter_um", "case"])
+    right = figures.histogram_figure(agglomerates, 50.0, d_star).axes[1]
+    assert "50 of 100 outside 6-20 nm" in right.get_title()
+    cell = {"label": "aged", "graphite": {}, "nmc": {}, "cases": {}, "d_star": d_star}
+    axis = figures.comparison_figure([cell]).axes[3]
+    (outline,) = axis.patches  # all 50 drawn values in one bin
+    width = np.ptp(figures.DSTAR_RANGE_NM) / 60
+    assert outline.get_xy()[:, 1].max() * width == pytest.approx(0.5, rel=1e-9)
+    assert "50 of 100 outside" in axis.get_legend().get_texts()[0].get_text()
+
+
+def _d_star_image(d_star: np.ndarray):
+    x_um = pixel_centres_um(d_star.shape[0], 10.0)
+    figure = figures.saxs_figure(np.ones(d_star.shape), d_star, x_um, x_um)
+    return next(a for a in figure.axes if a.get_title().startswith("d*")).images[0]
+
+
+def test_saxs_figure_d_star_window_holds_the_values():
+    # d* of 24 nm was drawn in the fixed 8-16 nm window, i.e. as 16 nm, with a plain bar
+    d_star = np.full((10, 10), 24.0)
+    d_star[:5] = 12.0
+    low, high = _d_star_image(d_star).get_clim()
+    assert low <= 8.0 and high >= 24.0
+    # a defect's few voxels beyond the window: the bar's arrow says they are clipped
+    d_star = np.full((40, 40), 12.0)
+    d_star[20:22, 20:22] = 24.0
+    image = _d_star_image(d_star)
+    assert image.get_clim() == (8.0, 16.0) and image.colorbar.extend == "max"
+    assert _d_star_image(np.full((4, 4), 12.0)).colorbar.extend == "neither"
+
+
+def test_slice_in_volume_places_the_cut_at_its_heights():
+    # exact up to float rounding: rows outside the volume (NaN) are cropped, not shifted
+    x_um, z_um = pixel_centres_um(8, 10.0), pixel_centres_um(9, 10.0)
+    cut = np.full((9, 8), np.nan)
+    cut[2:8] = 0.0
+    cut[6, 1] = 1.0
+    image = slice_in_volume_figure(cut, x_um, z_um).axes[0].images[0]
+    assert _brightest(image) == pytest.approx((x_um[1] / 1000, z_um[6] / 1000), abs=1e-12)
+
+
+def test_unresolved_legend_names_agglomerates_cut_by_the_map():
+    # a 40 um agglomerate cut by the map's edge (4 px of 10 um, below the 50 um critical
+    # diameter) is unresolved: the legends called every grey one "< 3 px"
+    table = pd.DataFrame(
+        [{"id": 1, "x_um": -45.0, "y_um": 0.0, "equivalent_diameter_um": 40.0,
+          "semi_major_um": 20.0, "semi_minor_um": 20.0, "orientation_deg": 0.0,
+          "case": figures.UNRESOLVED}]
+    )  # fmt: skip
+    x_um = pixel_centres_um(10, 10.0)
+    saxs = np.ones((10, 10))
+    legends = [
+        figures.saxs_figure(saxs, saxs, x_um, x_um, table).axes[0].get_legend(),
+        figures.histogram_figure(table, 50.0, saxs, saxs, 10.0).axes[0].get_legend(),
+    ]
+    for legend in legends:
+        texts = [t.get_text() for t in legend.get_texts()]
+        assert "unresolved (< 3 px or cut by the map)" in texts, texts
