@@ -108,3 +108,53 @@ def test_a_map_whose_axes_do_not_fit_it_is_refused(tmp_path) -> None:
 
     with pytest.raises(RunFileError, match=r"lic6/data has shape \(8, 8\).*5 values"):
         _edited_maps(tmp_path, shorter)()
+
+
+def test_a_map_of_the_same_shape_on_another_grid_is_refused(tmp_path) -> None:
+    """A map pasted in from a scan on 40 um pixels (same 8 x 8 shape): the set took the last
+    map's axes, and every map was read on 20 um pixels, exit 0."""
+
+    def coarser(group: h5py.Group) -> None:
+        for name in ("x_um", "y_um"):
+            group[f"lic6/{name}"][...] = pixel_centres_um(8, 40.0)
+
+    with pytest.raises(RunFileError, match=r"/entry/maps/lic6 lies on other x_um / y_um"):
+        _edited_maps(tmp_path, coarser)()
+
+
+def _d_star_set(tmp_path, units: str | None) -> MapSet:
+    """A map set whose d* map says ``units`` (no attribute: None), read back."""
+    maps = _ramp_set(8, 20.0)
+    maps.maps["d_star_nm"] = Map(np.full((8, 8), 120.0, np.float32), "nm")
+    write_map_set(tmp_path / "d.h5", maps, {})
+    with h5py.File(tmp_path / "d.maps.h5", "a") as f:
+        attrs = f["/entry/maps/d_star_nm/data"].attrs
+        if units is None:
+            del attrs["units"]
+        else:
+            attrs["units"] = units
+    return read_map_set(tmp_path / "d.maps.h5")
+
+
+@pytest.mark.parametrize("units", ["angstrom", "um", "A"])
+def test_a_d_star_map_not_in_nm_is_refused(tmp_path, units: str) -> None:
+    """d* of 12 nm written as 120 angstrom was read as 120 nm (median d* in the diagnosis
+    10 times too large), exit 0."""
+    with pytest.raises(RunFileError, match=rf"d_star_nm/data is in '{units}'.*in nm"):
+        _d_star_set(tmp_path, units)
+
+
+@pytest.mark.parametrize("units", ["nm", "nanometre", None])
+def test_a_d_star_map_in_nm_or_without_units_reads_as_written(tmp_path, units) -> None:
+    # the values come back as stored (float32 120.0, exact)
+    assert np.all(_d_star_set(tmp_path, units)["d_star_nm"] == 120.0)
+
+
+def test_an_unsigned_label_map_resampled_says_none_outside() -> None:
+    """A uint8 label map (another program's map set) on another grid: the pixels outside it,
+    -1 (none), wrapped to 255, a label the map's names do not hold."""
+    saxs = _ramp_set(40, 20.0)
+    waxs = _ramp_set(30, 20.0, shift_um=100.0)
+    waxs.maps["graphite_label"] = Map(waxs["graphite_label"].astype(np.uint8), "0 left, 1 right")
+    label = saxs.joined(waxs, source="waxs_run.h5")["graphite_label"]
+    assert label.dtype.kind == "i" and set(np.unique(label)) == {-1, 0, 1}

@@ -212,6 +212,66 @@ def test_a_reconstruction_whose_axes_disagree_with_its_data_is_refused(
         read_reconstruction(path)
 
 
+def test_a_reconstruction_whose_axes_are_in_mm_is_refused(run: Path) -> None:
+    """x_um / y_um written in mm by another program: the maps were written on 0.01 um
+    pixels (labelled um), every size downstream 1000 times too small, exit 0."""
+    with h5py.File(stage_file(run, "reconstruct"), "a") as f:
+        for name in ("x_um", "y_um"):
+            f[f"/entry/reconstruction/{name}"][...] /= 1000.0
+            f[f"/entry/reconstruction/{name}"].attrs["units"] = "mm"
+    with pytest.raises(RunFileError, match=r"reconstruction/x_um is in 'mm'.*um"):
+        read_reconstruction(run)
+
+
+def _attenuation_read_as(tmp_path: Path, units: str | None) -> np.ndarray:
+    """A reconstruction whose attenuation (2 everywhere) says ``units``, read back."""
+    path = tmp_path / "mu_run.h5"
+    write_reconstruction(path, replace(_recon(), attenuation=np.full((6, 6), 2.0)), {})
+    with h5py.File(stage_file(path, "reconstruct"), "a") as f:
+        attrs = f["/entry/reconstruction/attenuation"].attrs
+        if units is None:
+            del attrs["units"]
+        else:
+            attrs["units"] = units
+    return read_reconstruction(stage_file(path, "reconstruct")).attenuation
+
+
+@pytest.mark.parametrize(
+    ("units", "per_um"),
+    [("1/cm", 2e-4), ("mm^-1", 2e-3), ("cm-1", 2e-4), ("1/um", 2.0), (None, 2.0)],
+)
+def test_an_attenuation_in_another_inverse_length_is_read_in_per_um(
+    tmp_path: Path, units: str | None, per_um: float
+) -> None:
+    """2 1/cm (another program's reconstruction) became the attenuation map as 2 1/um,
+    10^4 times too large, exit 0."""
+    # float32 values: 1e-6 relative
+    np.testing.assert_allclose(_attenuation_read_as(tmp_path, units), per_um, rtol=1e-6)
+
+
+@pytest.mark.parametrize("units", ["mm", "arb. units"])
+def test_an_attenuation_not_in_an_inverse_length_is_refused(tmp_path: Path, units: str) -> None:
+    with pytest.raises(RunFileError, match=rf"attenuation is in '{units}', not an inverse length"):
+        _attenuation_read_as(tmp_path, units)
+
+
+def test_maps_of_a_replaced_reconstruction_are_refused(run: Path, tmp_path: Path) -> None:
+    """A reconstruction redone elsewhere and copied over the run's own: the index still
+    linked the old maps, read beside the new reconstruction, exit 0."""
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    for path in run.parent.glob("scan_run*.h5"):
+        shutil.copy(path, other)
+    write_reconstruction(other / run.name, replace(_recon(), data=np.zeros((6, 6, 5))), {})
+    shutil.copy(stage_file(other / run.name, "reconstruct"), stage_file(run, "reconstruct"))
+    assert np.all(read_reconstruction(run).data == 0)  # the stage the maps stage reads
+    stale = r"/entry/maps rests on scan_run\.maps\.h5.*jellyroll maps"
+    with pytest.raises(RunFileError, match=stale):
+        read_map_set(run)
+    write_map_set(run, _maps(), {})  # the maps made again: read as they are
+    assert read_map_set(run)["lic6"].shape == (6, 6)
+
+
 def test_readers_name_the_file_and_what_to_run(tmp_path: Path) -> None:
     with pytest.raises(RunFileError, match="no such run file"):
         read_sinogram(tmp_path / "missing.h5")

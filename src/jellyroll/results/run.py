@@ -216,7 +216,8 @@ def _overlap(source: MapSet, target: MapSet) -> float:
 
 def resample_map(item: Map, source: MapSet, target: MapSet) -> Map:
     """``item`` (a map of ``source``) on ``target``'s grid: bilinear for floating-point
-    maps (NaN outside ``source``'s pixels), nearest for integer label maps (-1 outside)."""
+    maps (NaN outside ``source``'s pixels), nearest for integer label maps (-1 outside; an
+    unsigned one comes back signed, where uint8 wrapped -1 to the label 255)."""
     rows = _fractional_index(source.y_um, target.y_um)
     cols = _fractional_index(source.x_um, target.x_um)
     inside = np.logical_and.outer(
@@ -227,7 +228,8 @@ def resample_map(item: Map, source: MapSet, target: MapSet) -> Map:
     values = np.asarray(item.values)
     if values.dtype.kind in "iu":
         out = ndimage.map_coordinates(values, grid, order=0, mode="nearest")
-        return Map(np.where(inside, out, -1).astype(values.dtype), item.units)
+        signed = np.promote_types(values.dtype, np.int8)
+        return Map(np.where(inside, out.astype(signed), -1), item.units)
     out = ndimage.map_coordinates(values.astype(np.float64), grid, order=1, mode="nearest")
     return Map(np.where(inside, out, np.nan).astype(values.dtype), item.units)
 
@@ -480,19 +482,39 @@ def _reconstruction(f: h5py.File, path: str | os.PathLike[str], *, lazy: bool) -
                 f"{data.shape} want {shape}; {hint}"
             )
     q, q_units = _radial_axis(path, group["q"])
+    # the maps are written on these axes in um: axes in mm made 0.01 um pixels, exit 0
+    x_um, y_um = _map_axis(group, "x_um"), _map_axis(group, "y_um")
     return Reconstruction(
         data=data if lazy else data[()],
         q_A=q,
-        x_um=group["x_um"][()],
-        y_um=group["y_um"][()],
+        x_um=x_um,
+        y_um=y_um,
         attrs={k: v for k, v in group.attrs.items() if k not in _NXDATA_ATTRS},
-        attenuation=group["attenuation"][()] if "attenuation" in group else None,
+        attenuation=_per_um(path, group["attenuation"]) if "attenuation" in group else None,
         q_units=q_units,
         units=str(data.attrs.get("units", "arb. units / um")),
     )
 
 
 _NXDATA_ATTRS = {"NX_class", "signal", "axes", "default"}
+
+
+def _per_um(path: str | os.PathLike[str], dataset: h5py.Dataset) -> np.ndarray:
+    """An attenuation coefficient in 1/um (without ``@units``, 1/um): another inverse length
+    (1/mm, cm^-1) converted, anything else refused; one in 1/cm became the attenuation map
+    in 1/um, 10^4 times too large."""
+    units = unit_text(dataset.attrs.get("units", "1/um"))
+    text = units.replace(" ", "")
+    if text.startswith("1/"):
+        um = um_per(text[2:])
+    else:
+        um = um_per(text[:-2].removesuffix("^")) if text.endswith("-1") else None
+    if um is None:
+        raise RunFileError(
+            f"{path}: {dataset.name} is in {units!r}, not an inverse length; it must be the "
+            "linear attenuation coefficient in 1/um"
+        )
+    return np.asarray(dataset[()], dtype=np.float32) / np.float32(um)
 
 
 def write_map_set(
@@ -531,28 +553,33 @@ def read_map_set(path: str | os.PathLike[str], group_path: str = "/entry/maps") 
 def _map_set(group: h5py.Group) -> MapSet:
     maps: dict[str, Map] = {}
     x_um = y_um = np.empty(0)
+    first = ""
     for name, item in group.items():
         data = item["data"]
-        x_um, y_um = _map_axis(item, "x_um"), _map_axis(item, "y_um")
-        if data.shape != (y_um.size, x_um.size):
+        axes = _map_axis(item, "x_um"), _map_axis(item, "y_um")
+        if data.shape != (axes[1].size, axes[0].size):
             raise RunFileError(
                 f"{group.file.filename}: {data.name} has shape {data.shape}, but its axes "
-                f"y_um and x_um hold {y_um.size} and {x_um.size} values; write the map with "
-                "one axis value per row and column"
+                f"y_um and x_um hold {axes[1].size} and {axes[0].size} values; write the map "
+                "with one axis value per row and column"
             )
-        maps[name] = Map(data[()], str(data.attrs.get("units", "")))
-    shapes = {item.values.shape for item in maps.values()}
-    if len(shapes) > 1:
-        raise RunFileError(
-            f"{group.file.filename}: the maps of {group.name} have different shapes "
-            f"{sorted(shapes)}; every map of a set shares one grid"
-        )
-    if maps and not np.isclose(_step(x_um), _step(y_um), rtol=1e-3):
-        raise RunFileError(
-            f"{group.file.filename}: the maps of {group.name} have {_step(x_um):g} um steps "
-            f"along x but {_step(y_um):g} um along y; jellyroll needs square pixels: resample "
-            "the maps"
-        )
+        if not np.isclose(_step(axes[0]), _step(axes[1]), rtol=1e-3):
+            raise RunFileError(
+                f"{group.file.filename}: {item.name} has {_step(axes[0]):g} um steps along x "
+                f"but {_step(axes[1]):g} um along y; jellyroll needs square pixels: resample "
+                "the maps"
+            )
+        if maps and not _same_grid(MapSet({}, x_um, y_um), MapSet({}, *axes)):
+            # the set took the last map's axes: a map of the same shape on another grid
+            # (pasted from another scan) was read on this one's pixels, exit 0
+            raise RunFileError(
+                f"{group.file.filename}: {item.name} lies on other x_um / y_um than "
+                f"{group.name}/{first}; every map of a set shares one grid: resample the "
+                "map onto it, or store it in its own run file"
+            )
+        x_um, y_um = axes
+        first = first or name
+        maps[name] = Map(data[()], _map_units(data, name))
     notes = str(group.attrs.get("notes", ""))
     default = group.attrs.get("default")
     return MapSet(
@@ -564,13 +591,26 @@ def _map_set(group: h5py.Group) -> MapSet:
     )
 
 
+def _map_units(data: h5py.Dataset, name: str) -> str:
+    """The ``@units`` of a map's values; for d* (its name says nm) a length unit other than
+    nm is refused: a d* map written in angstrom was read as nm, 10 times too large."""
+    units = unit_text(data.attrs.get("units", ""))
+    if name == MapName.D_STAR and units and um_per(units) != 1e-3:
+        raise RunFileError(
+            f"{data.file.filename}: {data.name} is in {units!r}; {MapName.D_STAR} is d* in "
+            "nm (SPEC section 3): convert the values to nm and set @units to nm"
+        )
+    return units
+
+
 def _step(axis: np.ndarray) -> float:
     return float(axis[1] - axis[0])
 
 
 def _map_axis(item: h5py.Group, name: str) -> np.ndarray:
-    """A map's pixel-centre axis (um): at least 2 finite values, ascending, evenly spaced;
-    refused otherwise (a map in mm, or flipped, was read as um or mirrored, exit 0)."""
+    """A map's (or a reconstruction's) pixel-centre axis (um): at least 2 finite values,
+    ascending, evenly spaced, centred on 0; refused otherwise (a map in mm, or flipped, was
+    read as um or mirrored, exit 0)."""
     dataset = item[name]
     where = f"{item.file.filename}: {dataset.name}"
     units = dataset.attrs.get("units", "um")

@@ -311,8 +311,33 @@ def _check_stage_links(f: h5py.File, run: Path) -> None:
 
 def require(f: h5py.File, path: str | os.PathLike[str], name: str, hint: str) -> Any:
     """``f[name]``, or a :class:`RunFileError` naming the file, the dataset and ``hint``
-    (what to run to make it). Dangling links count as missing."""
+    (what to run to make it). Dangling links count as missing; a stage an index still links
+    after its input was replaced is refused (:func:`_refuse_stale`)."""
     try:
-        return f[name]
+        found = f[name]
     except KeyError:
         raise RunFileError(f"{path}: {name} is missing; {hint}") from None
+    _refuse_stale(f, path, name)
+    return found
+
+
+def _refuse_stale(f: h5py.File, path: str | os.PathLike[str], name: str) -> None:
+    """Refuse ``name`` of an index run file when its stage (or one before it) is no longer
+    computed from the stage file before it (e.g. a reconstruction copied over the run's
+    own): the index still linked the old maps, read beside the new reconstruction, exit 0."""
+    parts = name.strip("/").split("/")
+    groups = [spec.group for spec in RUN_STAGES]
+    if INDEX_STAGES not in f.attrs or len(parts) < 2 or parts[1] not in groups:
+        return
+    run = Path(f.filename)
+    chain = linked_stages(run)
+    if not chain or groups.index(parts[1]) < len(chain):
+        return
+    stale, source = RUN_STAGES[len(chain)], chain[-1]
+    if stage_file(run, stale.stage).is_file():
+        raise RunFileError(
+            f"{path}: /entry/{parts[1]} rests on {stage_file(run, stale.stage).name}, which "
+            f"was not computed from the {source.group} {stage_file(run, source.stage).name} "
+            f"now holds (a stage file replaced or copied in?); run `jellyroll {stale.stage} "
+            f"{path}` and the stages after it again, or `jellyroll run`"
+        )
