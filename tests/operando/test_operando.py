@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from jellyroll.pipeline import load_config
 from jellyroll.recon.options import ReconstructOptions
 from jellyroll.report.html import Report
 from jellyroll.report.run import _operando_section
-from jellyroll.results.operando import PHASES, read_operando
+from jellyroll.results.operando import PHASES, OperandoResult, read_operando
 from jellyroll.results.store import stage_file
 from jellyroll.unroll import SpiralTrace
 
@@ -600,6 +601,25 @@ def test_start_times_mixing_a_utc_offset_and_none_are_refused(tmp_path: Path) ->
         series_scans(tmp_path / "op")
 
 
+def _edited_series_result(
+    folder: Path, tmp_path: Path, edit: Callable[[int, h5py.File], None]
+) -> OperandoResult:
+    """The twin series' WAXS scans copied into ``tmp_path``, step ``k``'s file open for
+    ``edit(k, file)``, analysed by FBP without figures (warnings silenced)."""
+    scans = []
+    for k, scan in enumerate(sorted(folder.glob("step_*_waxs.h5"))):
+        scans.append(tmp_path / scan.name)
+        scans[-1].write_bytes(scan.read_bytes())
+        with h5py.File(scans[-1], "r+") as f:
+            edit(k, f)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return run_operando(
+            scans, tmp_path / "op.h5", reconstruct_options=ReconstructOptions(method="fbp"),
+            figures=False,
+        ).result  # fmt: skip
+
+
 def test_a_step_without_a_diode_is_registered_like_the_others(
     series: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -607,22 +627,12 @@ def test_a_step_without_a_diode_is_registered_like_the_others(
     the first step's attenuation map, a shift of 5.25 px was applied to a cell that had not
     moved and 15 damaged zones were found instead of one, exit 0. Every step is now
     registered on one kind of map (the tiny twin does not drift: shifts within 0.5 px)."""
-    folder, _ = series
-    scans = []
-    for k, scan in enumerate(sorted(folder.glob("step_*_waxs.h5"))):
-        scans.append(tmp_path / scan.name)
-        scans[-1].write_bytes(scan.read_bytes())
+
+    def without_diode(k: int, f: h5py.File) -> None:
         if k == 1:
-            with h5py.File(scans[-1], "r+") as f:
-                del f["entry/instrument/diode"]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = run_operando(
-            scans,
-            tmp_path / "op.h5",
-            reconstruct_options=ReconstructOptions(method="fbp"),
-            figures=False,
-        ).result
+            del f["entry/instrument/diode"]
+
+    result = _edited_series_result(series[0], tmp_path, without_diode)
     assert np.abs(result.shift_px).max() < 0.5
     assert int(result.zones.max()) == 1
     assert any("steps [1] have no attenuation map" in note for note in result.notes)
@@ -636,29 +646,19 @@ def test_steps_integrated_on_other_q_grids_are_unmixed_on_their_own(
     analysis ended in NumPy's "inhomogeneous shape" error; on a grid of as many bins, its
     profile was read on the last step's q. Each step is now unmixed on its own q: the
     anode's curves within 0.05 of the truth at every step (the bar of the first test)."""
-    folder, _ = series
-    scans = []
-    for k, scan in enumerate(sorted(folder.glob("step_*_waxs.h5"))):
-        scans.append(tmp_path / scan.name)
-        scans[-1].write_bytes(scan.read_bytes())
+
+    def wider_bins(k: int, f: h5py.File) -> None:
         if k == N_STEPS - 1:
-            with h5py.File(scans[-1], "r+") as f:
-                q, data = f["entry/integrated/q"][()], f["entry/integrated/intensity"][()]
-                wide = q[0] + 1.02 * (q - q[0])
-                wide = wide[wide <= q[-1]]
-                resampled = np.stack([np.interp(wide, q, row) for row in data])
-                del f["entry/integrated/q"], f["entry/integrated/intensity"]
-                f["entry/integrated/q"] = wide
-                f["entry/integrated/intensity"] = resampled.astype(data.dtype)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = run_operando(
-            scans,
-            tmp_path / "op.h5",
-            reconstruct_options=ReconstructOptions(method="fbp"),
-            figures=False,
-        ).result
-    truth = _truth_curve(folder / "truth.h5", lambda g, z: (g > 0.05) & (z == 0))
+            q, data = f["entry/integrated/q"][()], f["entry/integrated/intensity"][()]
+            wide = q[0] + 1.02 * (q - q[0])
+            wide = wide[wide <= q[-1]]
+            resampled = np.stack([np.interp(wide, q, row) for row in data])
+            del f["entry/integrated/q"], f["entry/integrated/intensity"]
+            f["entry/integrated/q"] = wide
+            f["entry/integrated/intensity"] = resampled.astype(data.dtype)
+
+    result = _edited_series_result(series[0], tmp_path, wider_bins)
+    truth = _truth_curve(series[0] / "truth.h5", lambda g, z: (g > 0.05) & (z == 0))
     assert np.abs(result.curves["anode"] - truth).max() < 0.05
 
 
