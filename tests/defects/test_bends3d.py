@@ -53,15 +53,46 @@ def test_a_feature_along_the_whole_height_is_not_a_bend(monkeypatch) -> None:
 
     rows = [_slice_bend(k, 300.0, -20.0, turn=0) for k in range(20) if k % 4]
     rows += [_slice_bend(k, 2000.0, 30.0) for k in (9, 10, 11)]
-    monkeypatch.setattr(
-        bends3d,
-        "slice_bends",
-        lambda *args: (pd.DataFrame(rows), bends3d._displacement([], 20), []),
-    )
-    monkeypatch.setattr(bends3d, "_fitted", lambda bends, layers, voxel_um: bends)
+    _traced(monkeypatch, rows, range(20))
     bends, _ = bends3d.find_bends_3d(np.zeros((20, 4, 4)), 20.0)
     assert len(bends) == 1 and bends.iloc[0].amplitude_um == 30.0
     assert bends.iloc[0].extent_axial_um == 60.0
+
+
+def _traced(monkeypatch, rows: list[dict], traced: range) -> None:
+    """find_bends_3d given the 2D bends ``rows`` and the ``traced`` slices' layers."""
+    from jellyroll.defects import bends3d
+
+    layers = [SliceLayer((k - 10) * 20.0, *(np.zeros(2),) * 5, 15.0) for k in traced]
+    found = (pd.DataFrame(rows), bends3d._displacement([], 20), layers)
+    monkeypatch.setattr(bends3d, "slice_bends", lambda *args: found)
+    monkeypatch.setattr(bends3d, "_fitted", lambda bends, layers, voxel_um: bends)
+
+
+def test_the_presence_counts_the_traced_slices_only(monkeypatch) -> None:
+    """A volume of 40 slices whose cell fills 8 (16-23; the others hold nothing to trace):
+    a deviation in 6 of those 8 (the winding's inner end) was read as present in 6 of 40
+    slices, 15 % under the 30 % limit, and kept as two bends, exit 0. Of the traced slices
+    it is 75 %: the local bend (slices 19-20) alone stays."""
+    from jellyroll.defects import bends3d
+
+    rows = [_slice_bend(k, 300.0, -20.0, turn=0) for k in range(16, 24) if k % 4]
+    rows += [_slice_bend(k, 2000.0, 30.0) for k in (19, 20)]
+    _traced(monkeypatch, rows, range(16, 24))
+    bends, _ = bends3d.find_bends_3d(np.zeros((40, 4, 4)), 20.0)
+    assert bends.amplitude_um.tolist() == [30.0] and bends.iloc[0].slices == 2
+
+
+def test_a_slice_with_two_runs_of_a_bend_counts_once_by_its_deeper() -> None:
+    """Slice 5 shows a bend as two runs (40 and 30 um deep) between slices 4 and 6 (20 um):
+    the axial peak read the run last in arc order (30 um) as the slice's depth, the bend
+    came out 30 um deep (its deepest point 40 um) in "4 slices" (3), exit 0. Symmetric
+    neighbours: the peak is the deepest slice's depth exactly."""
+    rows = [_slice_bend(4, 1000.0, 20.0), _slice_bend(5, 1000.0, 40.0)]
+    rows += [_slice_bend(5, 1050.0, 30.0), _slice_bend(6, 1000.0, 20.0)]
+    (bend,) = join_bends(pd.DataFrame(rows), 20.0).itertuples()
+    assert bend.amplitude_um == pytest.approx(40.0) and bend.z_um == pytest.approx(-100.0)
+    assert bend.slices == 3 and bend.extent_axial_um == 60.0
 
 
 def test_a_turn_count_that_jumps_between_slices_does_not_split_a_bend() -> None:

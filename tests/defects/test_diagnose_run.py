@@ -6,10 +6,11 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pandas as pd
 import pytest
 
 from jellyroll.defects.options import DiagnoseOptions
-from jellyroll.defects.run import _unrolled, diagnose, run_diagnose
+from jellyroll.defects.run import _unrolled, diagnose, run_diagnose, summary
 from jellyroll.io.provenance import OutputWouldOverwriteInputError
 from jellyroll.results import Map, MapSet
 from jellyroll.results.store import RunFileError, stage_file
@@ -155,3 +156,24 @@ def test_waxs_and_saxs_runs_given_the_wrong_way_round_are_refused(
     assert not output.exists()
     right = CliRunner().invoke(app, ["diagnose", str(waxs), str(saxs), "-o", str(output)])
     assert right.exit_code == 0, right.output
+
+
+def test_the_slices_phase_shares_are_over_pixels_with_every_phase() -> None:
+    """Graphite phase shares of the slice: with no graphite signal (every phase NaN) they
+    were 0, 0 and 0 (summing to 0, read as "no LiC6"), exit 0; a pixel with LiC6 unknown
+    counted as pure LiC12 (LiC6 1/3 for 1/2). Now NaN, and the pixels with every phase
+    (exact shares: equal amounts of two phases there)."""
+    axis = (np.arange(4) - 1.5) * 20.0
+    empty = pd.DataFrame({"equivalent_diameter_um": pd.Series(dtype=float)})
+
+    def shares(lic6: np.ndarray, lic12: np.ndarray) -> list[float]:
+        maps = {"d_star_nm": Map(np.full((4, 4), 12.0), "nm")}
+        maps |= {"lic6": Map(lic6, ""), "lic12": Map(lic12, "")}
+        maps["graphite_poor"] = Map(np.where(np.isnan(lic12), np.nan, 0.0), "")
+        values = summary(MapSet(maps, axis, axis), empty, None)
+        return [values[f"{name}_share"] for name in ("lic6", "lic12", "graphite_poor")]
+
+    assert np.isnan(shares(np.full((4, 4), np.nan), np.full((4, 4), np.nan))).all()
+    half = np.ones((4, 4))
+    half[:, :2] = np.nan
+    assert shares(half, np.ones((4, 4))) == [0.5, 0.5, 0.0]

@@ -101,3 +101,37 @@ def test_a_mask_of_another_grid_is_refused() -> None:
         radial_profiles(maps, (100.0, 0.0), p, 100.0, mask=fine)
     with pytest.raises(ValueError, match=r"graphite_poor \(32, 32\)"):
         defect_lithiation(table, {"lic6": maps["lic6"], "graphite_poor": poor[::2, ::2]}, p)
+
+
+def test_the_ring_leaves_out_the_other_defects() -> None:
+    """Two poorly lithiated defects 120 um apart in a LiC12 anode: each one's 100 um ring
+    took in the other's core (22 of 508 pixels) and read 4.3 % poorly lithiated, exit 0.
+    The ring is the defect's neighbours: exactly LiC12, none of the other's pixels."""
+    n, p = 60, 10.0
+    y, x = (np.mgrid[:n, :n] - (n - 1) / 2) * p
+    poor = ((np.hypot(x + 60.0, y) <= 30.0) | (np.hypot(x - 60.0, y) <= 30.0)).astype(float)
+    maps = {"lic6": np.zeros((n, n)), "lic12": 1.0 - poor, "graphite_poor": poor}
+    table = pd.DataFrame(
+        {"id": [1, 2], "x_um": [-60.0, 60.0], "y_um": [0.0, 0.0], "equivalent_diameter_um": 40.0}
+    )
+    out = defect_lithiation(table, maps, p, ring_width_um=100.0)
+    assert (out["graphite_poor_inside"] == 1.0).all()
+    assert (out["graphite_poor_ring"] == 0.0).all() and (out["lic12_ring"] == 1.0).all()
+    # the ring's pixels: 30-130 um from the centre, less the 22 of the other's disk in it
+    ring = (np.hypot(x + 60.0, y) > 30.0) & (np.hypot(x + 60.0, y) <= 130.0) & (poor == 0)
+    assert out.loc[0, "pixels_ring"] == np.count_nonzero(ring)
+
+
+def test_a_pixel_without_every_phase_is_left_out() -> None:
+    """Half the disk LiC6 = LiC12 = 0.5 with LiC6 unknown (NaN) on the other half, where
+    LiC12 = 0.5 too: the unknown LiC6 counted as none, LiC6 read 1/3 of the graphite
+    instead of 1/2 (exact: the pixels with both phases are half of each)."""
+    n, p = 20, 10.0
+    lic6 = np.full((n, n), 0.5)
+    lic6[:, : n // 2] = np.nan
+    maps = {"lic6": lic6, "lic12": np.full((n, n), 0.5)}
+    table = pd.DataFrame({"id": [1], "x_um": [0.0], "y_um": [0.0], "equivalent_diameter_um": 60.0})
+    out = defect_lithiation(table, maps, p, inside_scale=1.0)
+    assert out.loc[0, "lic6_inside"] == 0.5 and out.loc[0, "lic12_ring"] == 0.5
+    y, x = (np.mgrid[:n, :n] - (n - 1) / 2) * p
+    assert out.loc[0, "pixels_inside"] == np.count_nonzero((np.hypot(x, y) <= 30.0) & (x > 0))

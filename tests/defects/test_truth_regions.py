@@ -147,3 +147,21 @@ def test_without_defects_the_whole_anode_is_regular():
         "q_A",
         "regular",
     ]
+
+
+def test_one_detection_matches_one_true_agglomerate_at_most():
+    """One blob found between two true agglomerates 40 um apart (each within the other's
+    reach) was the match of both: recall 1.0 for one detection of two, exit 0; and two
+    detections of one true agglomerate were both genuine: precision 1.0. Exact counts."""
+    truth = _table([(0, 0, 60, "B"), (40, 0, 60, "B")])
+    result = compare_with_truth(_table([(20, 0, 100, "B")]), truth, pixel_size_um=10.0)
+    assert result.recall == 0.5 and result.precision == 1.0
+    assert result.pairs["found_id"].tolist() == [1, -1]
+    split = compare_with_truth(
+        _table([(0, 0, 60, "B"), (10, 0, 60, "B")]), truth.iloc[:1], pixel_size_um=10.0
+    )
+    assert split.recall == 1.0 and split.precision == 0.5
+    # the most pairs in reach: detection 1 (15 um) is nearer true 1 but also reaches true 2,
+    # detection 2 (-25 um) reaches true 1 only
+    both = compare_with_truth(_table([(15, 0, 60, "B"), (-25, 0, 60, "B")]), truth, 10.0)
+    assert both.pairs["found_id"].tolist() == [2, 1] and both.recall == 1.0

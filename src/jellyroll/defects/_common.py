@@ -9,6 +9,7 @@ import math
 from collections.abc import Mapping
 
 import numpy as np
+import pandas as pd
 
 from jellyroll.conventions import pixel_centres_um, um_to_px
 
@@ -68,6 +69,29 @@ def within(distance_um: np.ndarray, radius_um: float, pixel_size_um: float) -> n
     ``radius_um``, or within half a pixel when the radius is smaller (at least the pixel
     holding the centre)."""
     return distance_um <= disk_reach_um(radius_um, pixel_size_um)
+
+
+def disk_union(
+    shape: tuple[int, int], pixel_size_um: float, table: pd.DataFrame, radius_um: np.ndarray
+) -> np.ndarray:
+    """(ny, nx) bool: the union of :func:`within`'s disks of ``radius_um`` (one per row)
+    around the centres ``x_um``, ``y_um`` of ``table``."""
+    union = np.zeros(shape, dtype=bool)
+    for x_um, y_um, radius in zip(table["x_um"], table["y_um"], radius_um, strict=True):
+        reach = disk_reach_um(radius, pixel_size_um)
+        window, distance = near_um(shape, pixel_size_um, x_um, y_um, reach)
+        union[window] |= within(distance, radius, pixel_size_um)
+    return union
+
+
+def phase_amounts(phase_maps: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(n_phases, ny, nx) amounts of ``phase_maps`` (name -> (ny, nx) map, one grid), a
+    noisy reconstruction's negative values as 0, and the (ny, nx) bool pixels where every
+    phase has a value: elsewhere (NaN or inf in any phase) every amount is 0. A pixel with
+    LiC6 unknown and LiC12 known counted as pure LiC12 in the phases' shares."""
+    stack = np.stack([np.asarray(values, dtype=np.float64) for values in phase_maps.values()])
+    valued = np.isfinite(stack).all(axis=0)
+    return np.where(valued, np.clip(stack, 0.0, None), 0.0), valued
 
 
 def beyond(distance_um: np.ndarray, radius_um: float, ring_width_um: float) -> np.ndarray:

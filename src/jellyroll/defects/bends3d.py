@@ -273,7 +273,7 @@ def join_bends(
     ``turn`` (the most frequent among its slices), ``amplitude_um`` (signed, outwards
     positive: the peak along the axis, see :func:`_axial_peak`), ``extent_axial_um``
     (slices spanned x slice spacing), ``extent_arc_um`` (largest width along the layer),
-    ``slices`` (how many slices show it).
+    ``slices`` (how many slices show it, one for a slice with two of its runs).
     """
     if per_slice.empty:
         return pd.DataFrame({name: pd.Series(dtype=float) for name in BEND3D_COLUMNS})
@@ -314,7 +314,7 @@ def join_bends(
                 "amplitude_um": amplitude,
                 "extent_axial_um": float(span * voxel_um),
                 "extent_arc_um": float(members.width_um.max()),
-                "slices": len(members),
+                "slices": members.slice.nunique(),
             }
         )
     table = pd.DataFrame(out).sort_values(["turn", "z_um"], ignore_index=True)
@@ -329,8 +329,8 @@ def _axial_peak(
     about Gaussian along z (an agglomerate's push), so the parabola through the logarithm
     of the depths of the deepest slice and its two neighbours gives the peak between
     slices (its offset clipped to half a slice step). The deepest slice alone when a
-    neighbour is missing."""
-    depth = {int(m.slice): abs(float(m.amplitude_um)) for m in members.itertuples()}
+    neighbour is missing. A slice with two of the bend's runs counts by its deeper one."""
+    depth = members.amplitude_um.abs().groupby(members.slice).max()
     k = int(deepest.slice)
     if k - slice_step not in depth or k + slice_step not in depth:
         return float(deepest.amplitude_um), float(deepest.z_um)
@@ -629,8 +629,9 @@ def find_bends_3d(
     per_slice, displacement, layers = slice_bends(volume, voxel_um, slices, progress)
     bends = join_bends(per_slice, voxel_um, slice_step=slice_step)
     if len(bends):
-        presence = _presence(bends, per_slice, voxel_um) / max(len(slices), 1)
-        local = (bends.slices >= min(min_slices, len(slices))) & (presence <= max_presence)
+        # of the slices traced: those outside the cell (nothing to trace) see no feature
+        presence = _presence(bends, per_slice, voxel_um) / max(len(layers), 1)
+        local = (bends.slices >= min(min_slices, len(layers))) & (presence <= max_presence)
         bends = _fitted(bends[local], layers, voxel_um)
         shallowest = voxel_um if min_amplitude_um is None else min_amplitude_um
         bends = bends[bends.amplitude_um.abs() >= shallowest].reset_index(drop=True)

@@ -15,7 +15,15 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from jellyroll.defects._common import beyond, check_same_grid, distance_um, near_um, within
+from jellyroll.defects._common import (
+    beyond,
+    check_same_grid,
+    disk_union,
+    distance_um,
+    near_um,
+    phase_amounts,
+    within,
+)
 
 __all__ = ["defect_lithiation", "radial_profiles"]
 
@@ -36,28 +44,35 @@ def defect_lithiation(
     ``(ny, nx)`` map, e.g. ``lic6``, ``lic12``, ``graphite_poor`` (negative values of a
     noisy reconstruction count as 0). Inside is the disk of ``inside_scale`` times the
     equivalent radius (1.5 by default: a case-B damaged zone reaches beyond its
-    agglomerate), the ring the next ``ring_width_um``. ``mask`` (e.g. the anode)
-    restricts both.
+    agglomerate), the ring the next ``ring_width_um`` outside every defect's inside (the
+    neighbours of the defect, not another defect's core). ``mask`` (e.g. the anode)
+    restricts both. A pixel where any phase has no value (NaN) counts in neither.
 
     Returns one row per defect: ``id``, then ``<name>_inside`` and ``<name>_ring``, the
     share of each phase in the sum of all phases over the region (NaN where the region
-    holds none), and ``pixels_inside`` / ``pixels_ring``.
+    holds none), and ``pixels_inside`` / ``pixels_ring`` (the region's pixels with a
+    value).
     """
     names = list(phase_maps)
-    check_same_grid("defect_lithiation", {**phase_maps, "mask": mask})
-    stack = np.stack([np.clip(np.nan_to_num(phase_maps[n]), 0, None) for n in names])
-    keep = np.ones(stack.shape[1:], bool) if mask is None else np.asarray(mask, dtype=bool)
+    shape = check_same_grid("defect_lithiation", {**phase_maps, "mask": mask})
+    stack, keep = phase_amounts({n: phase_maps[n] for n in names})
+    if mask is not None:
+        keep &= np.asarray(mask, dtype=bool)
+    # clamped before the calls so that the ring, too, starts beyond half a pixel
+    radii = np.maximum(
+        inside_scale * table["equivalent_diameter_um"].to_numpy(dtype=float) / 2,
+        0.5 * pixel_size_um,
+    )
+    defects = disk_union(shape, pixel_size_um, table, radii)
     rows = []
-    for defect in table.itertuples():
-        # clamped before the call so that the ring, too, starts beyond half a pixel
-        radius = max(inside_scale * defect.equivalent_diameter_um / 2, 0.5 * pixel_size_um)
+    for defect, radius in zip(table.itertuples(), radii, strict=True):
         window, distance = near_um(
-            stack.shape[1:], pixel_size_um, defect.x_um, defect.y_um, radius + ring_width_um
+            shape, pixel_size_um, defect.x_um, defect.y_um, radius + ring_width_um
         )
         near, kept = stack[(slice(None), *window)], keep[window]
         regions = {
             "inside": kept & within(distance, radius, pixel_size_um),
-            "ring": kept & beyond(distance, radius, ring_width_um),
+            "ring": kept & beyond(distance, radius, ring_width_um) & ~defects[window],
         }
         row = {"id": defect.id}
         for where, region in regions.items():

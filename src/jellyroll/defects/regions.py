@@ -11,22 +11,10 @@ import numpy as np
 import pandas as pd
 
 from jellyroll.conventions import RowSliced, masked_mean_profiles
-from jellyroll.defects._common import disk_reach_um, near_um, within
+from jellyroll.defects._common import disk_union
 
 REGIONS = ("regular", "agglomerate", "bent")
 """Region names, in the order the report draws them."""
-
-
-def _disks(
-    shape: tuple[int, int], pixel_size_um: float, table: pd.DataFrame, radius_um: np.ndarray
-) -> np.ndarray:
-    """Union of disks of ``radius_um`` (at least half a pixel) around the table's centres."""
-    union = np.zeros(shape, dtype=bool)
-    for x_um, y_um, radius in zip(table["x_um"], table["y_um"], radius_um, strict=True):
-        reach = disk_reach_um(radius, pixel_size_um)
-        window, distance = near_um(shape, pixel_size_um, x_um, y_um, reach)
-        union[window] |= within(distance, radius, pixel_size_um)
-    return union
 
 
 def region_masks(
@@ -47,14 +35,14 @@ def region_masks(
     shape = anode.shape
     if len(agglomerates):
         radius = agglomerates["equivalent_diameter_um"].to_numpy(dtype=float) / 2
-        agglomerate = _disks(shape, pixel_size_um, agglomerates, radius)
-        near_agglomerate = _disks(shape, pixel_size_um, agglomerates, radius + margin_um)
+        agglomerate = disk_union(shape, pixel_size_um, agglomerates, radius)
+        near_agglomerate = disk_union(shape, pixel_size_um, agglomerates, radius + margin_um)
     else:
         agglomerate = near_agglomerate = np.zeros(shape, dtype=bool)
     if len(bends):
         half_width = np.maximum(bends["width_um"].to_numpy(dtype=float) / 2, margin_um)
-        bent = _disks(shape, pixel_size_um, bends, half_width)
-        near_bent = _disks(shape, pixel_size_um, bends, half_width + margin_um)
+        bent = disk_union(shape, pixel_size_um, bends, half_width)
+        near_bent = disk_union(shape, pixel_size_um, bends, half_width + margin_um)
     else:
         bent = near_bent = np.zeros(shape, dtype=bool)
     return {

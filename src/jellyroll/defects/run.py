@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from jellyroll.conventions import finite_median, px_to_um
+from jellyroll.defects._common import phase_amounts
 from jellyroll.defects.agglomerates import (
     UNRESOLVED,
     find_agglomerates,
@@ -327,7 +328,8 @@ def summary(
     maps: MapSet, agglomerates: pd.DataFrame, bends: pd.DataFrame | None
 ) -> dict[str, float]:
     """Counts (all, per case), median radius, median d* and the graphite phase shares of
-    the whole slice; ``bends`` None when the collector was not traced (count NaN: not
+    the whole slice (over the pixels where every phase has a value; NaN without any
+    graphite signal); ``bends`` None when the collector was not traced (count NaN: not
     measured, which is not none found)."""
     cases = agglomerates.get("case", pd.Series(dtype=str))
     values: dict[str, float] = {
@@ -340,8 +342,9 @@ def summary(
         "median_d_star_nm": finite_median(maps[MapName.D_STAR]),
     }
     if all(name in maps for name in GRAPHITE_PHASE_MAPS):
-        phases = np.stack([np.clip(np.nan_to_num(maps[n]), 0, None) for n in GRAPHITE_PHASE_MAPS])
-        shares = phases.sum(axis=(1, 2)) / max(phases.sum(), 1e-12)
-        for name, share in zip(GRAPHITE_PHASE_MAPS, shares, strict=True):
-            values[f"{name}_share"] = float(share)
+        phases, _ = phase_amounts({name: maps[name] for name in GRAPHITE_PHASE_MAPS})
+        amounts = phases.sum(axis=(1, 2))
+        total = amounts.sum()
+        for name, amount in zip(GRAPHITE_PHASE_MAPS, amounts, strict=True):
+            values[f"{name}_share"] = float(amount / total) if total > 0 else float("nan")
     return values

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 import pandas as pd
-from scipy import ndimage
+from scipy import ndimage, optimize
 
 from jellyroll.conventions import pixel_centres_um
 from jellyroll.defects.agglomerates import UNRESOLVED
@@ -72,17 +72,26 @@ def match_agglomerates(found: pd.DataFrame, truth: pd.DataFrame, pixel_size_um: 
     """Per true agglomerate, the row position in ``found`` of its match (-1 if none).
 
     A detection matches when its centre lies within max(1.5 px, true radius) of the true
-    centre (a pixel and a half: the centre of a blurred spot of a few pixels); the nearest
-    one counts.
+    centre (a pixel and a half: the centre of a blurred spot of a few pixels); one to one
+    (one blob found between two close true agglomerates is one hit, not two; a second
+    detection of one true agglomerate matches nothing): as many pairs as can be, and of
+    those the nearest in all.
     """
     fx = found["x_um"].to_numpy(dtype=float)
     fy = found["y_um"].to_numpy(dtype=float)
-    out = []
-    for row in truth.itertuples():
-        distance = np.hypot(fx - row.x_um, fy - row.y_um)
-        reach = max(1.5 * pixel_size_um, row.equivalent_diameter_um / 2)
-        nearest = int(np.argmin(distance)) if distance.size else -1
-        out.append(nearest if nearest >= 0 and distance[nearest] <= reach else -1)
+    tx = truth["x_um"].to_numpy(dtype=float)
+    ty = truth["y_um"].to_numpy(dtype=float)
+    reach = np.maximum(1.5 * pixel_size_um, truth["equivalent_diameter_um"].to_numpy(float) / 2)
+    distance = np.hypot(tx[:, None] - fx[None, :], ty[:, None] - fy[None, :])
+    near = distance <= reach[:, None]  # False for NaN
+    # each pair in reach costs under 1 (its distance over the farthest's), any other more
+    # than all of them together: the assignment keeps the most pairs in reach first
+    farthest = float(distance[near].max()) if near.any() else 0.0
+    cost = np.where(near, distance / (farthest + 1.0), min(near.shape) + 1.0)
+    true_rows, found_rows = optimize.linear_sum_assignment(cost)
+    kept = near[true_rows, found_rows]
+    out = np.full(len(truth), -1)
+    out[true_rows[kept]] = found_rows[kept]
     return pd.Series(out, index=truth.index, dtype=int)
 
 
@@ -107,7 +116,8 @@ class TruthComparison:
 def compare_with_truth(
     found: pd.DataFrame, truth: pd.DataFrame, pixel_size_um: float
 ) -> TruthComparison:
-    """Recall (true agglomerates matched), precision (detections near a true one),
+    """Recall (true agglomerates matched), precision (detections matched: each matches
+    one true agglomerate at most, :func:`match_agglomerates`),
     median relative size error of the matches, and class agreement: the share of true
     agglomerates whose found case equals the true one (a missed or "unresolved" one
     disagrees)."""
@@ -135,18 +145,13 @@ def compare_with_truth(
     confusion = pd.crosstab(pairs["true_case"], pairs["found_case"]).reindex(
         index=["A", "B"], columns=columns, fill_value=0
     )
-    reach = np.maximum(1.5 * pixel_size_um, true_diameter / 2)
-    tx, ty = truth["x_um"].to_numpy(dtype=float), truth["y_um"].to_numpy(dtype=float)
-    genuine = [
-        bool(np.any(np.hypot(tx - r.x_um, ty - r.y_um) <= reach)) for r in found.itertuples()
-    ]
     error = np.abs(found_diameter[hit] - true_diameter[hit]) / true_diameter[hit]
     n = len(truth)
     return TruthComparison(
         pairs=pairs,
         confusion=confusion.fillna(0).astype(int),
         recall=float(hit.sum() / n) if n else float("nan"),
-        precision=float(np.mean(genuine)) if genuine else float("nan"),
+        precision=float(hit.sum() / len(found)) if len(found) else float("nan"),
         median_size_error=float(np.median(error)) if error.size else float("nan"),
         class_agreement=float(np.mean(pairs["true_case"] == pairs["found_case"]))
         if n
