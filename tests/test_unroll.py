@@ -115,6 +115,38 @@ def roomy_twin(seed: int, centre_um: tuple[float, float]) -> Twin:
     return make_twin("aged_charged", size, seed=seed)
 
 
+def archimedean_spiral(
+    shape: tuple[int, int],
+    centre: tuple[float, float],
+    r0: float,
+    pitch: float,
+    turns: float,
+    direction: int,
+) -> np.ndarray:
+    """A bright layer (Gaussian profile, sigma 1.2 px) along r = r0 + pitch t / 2 pi for the
+    winding angle t in [0, 2 pi turns], at image angle direction * t (px)."""
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]].astype(float)
+    r = np.hypot(x - centre[0], y - centre[1])
+    t = np.mod(direction * np.arctan2(y - centre[1], x - centre[0]), 2 * np.pi)
+    image = np.zeros(shape)
+    for k in range(int(np.ceil(turns)) + 1):
+        on = t + 2 * np.pi * k <= 2 * np.pi * turns
+        layer = r0 + pitch * (t / (2 * np.pi) + k)
+        image = np.maximum(image, on * np.exp(-0.5 * ((r - layer) / 1.2) ** 2))
+    return image
+
+
+def spiral_arc_px(r0: float, pitch: float, r_a: float, r_b: float) -> float:
+    """Arc length (px) of r = r0 + b t between the radii r_a and r_b (closed form of the
+    integral of sqrt(r^2 + b^2) dt, b = pitch / 2 pi)."""
+    b = pitch / (2 * np.pi)
+
+    def primitive(r: float) -> float:
+        return (r * np.hypot(r, b) + b**2 * np.arcsinh(r / b)) / (2 * b)
+
+    return primitive(r_b) - primitive(r_a)
+
+
 # ---------------------------------------------------------------- find_cell, real slice
 
 
@@ -511,3 +543,54 @@ def test_radial_smooth_is_the_gaussian_filter(n_r: int, n_a: int, sigma: float, 
     polar = np.random.default_rng(seed).normal(size=(n_r, n_a)) + 3.0
     expected = ndi.gaussian_filter1d(polar, sigma, axis=0)
     np.testing.assert_allclose(_radial_smooth(polar, sigma), expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("direction", [1, -1])
+def test_a_radius_range_cutting_the_roll_ends_the_trace_at_the_layer(direction: int) -> None:
+    """A radius range through the roll (bare centre, 30-80 px): the band-pass, reflected at
+    the range's edges, showed the layer beyond them as a ridge along them, and the trace
+    followed each edge for 45 deg, 1.7 px off the layer, its arc 11134 um where the whole
+    layer inside the range is 10518 (spiral.py's _EDGE). Now every sample lies on the
+    spiral (0.14 px measured, 0.3 allowed: the layer's own sampling), the arc between the
+    trace's ends is the spiral's (2e-5 measured) and at most the layer's inside the range
+    (the trace stops a pixel short of each edge: 0.95 of it)."""
+    r0, pitch, ps, centre = 15.0, 12.0, 7.3, (140.4, 121.7)
+    image = archimedean_spiral((241, 261), centre, r0, pitch, 8.0, direction)
+    trace = trace_spiral(image, centre, ps, radius_range_um=(30.0 * ps, 80.0 * ps))
+    assert trace.direction == direction
+    frac = np.mod(direction * trace.angle_rad, 2 * np.pi) / (2 * np.pi)
+    turn = np.round((trace.radius_px - r0) / pitch - frac)
+    on_spiral = r0 + pitch * (turn + frac)  # the spiral's radius at each sample's angle
+    assert np.abs(trace.radius_px - on_spiral).max() < 0.3
+    expected = spiral_arc_px(r0, pitch, on_spiral[0], on_spiral[-1]) * ps
+    assert trace.arc_um[-1] == pytest.approx(expected, rel=1e-3)
+    in_range = spiral_arc_px(r0, pitch, 30.0, 80.0) * ps
+    assert 0.95 * in_range < trace.arc_um[-1] <= in_range
+
+
+def test_unroll_spiral_refuses_maps_of_another_grid(real) -> None:
+    """A map padded by 10 rows at the top was unrolled with the trace's pixel positions: its
+    strip was the map's 10 px above the layer (the layer's own strip shifted by 10 px in
+    y), returned without a word. The trace records its map's shape; other shapes are
+    refused."""
+    trace = real["trace"]
+    padded = np.pad(real["image"], ((10, 0), (0, 0)))
+    with pytest.raises(ValueError, match=r"shape \(576, 576\), this map has shape \(586, 576\)"):
+        unroll_spiral(padded, trace)
+    unroll_spiral(np.stack([real["image"]] * 2), trace)  # a stack of maps of its grid
+
+
+@pytest.mark.parametrize("direction", [1, -1])
+def test_a_roll_cut_by_the_image_edge_ends_the_trace_at_the_layer(direction: int) -> None:
+    """A roll running out of the map (its centre 50 px from the left edge): the blur of the
+    layer just outside showed as a ridge along the edge and the trace's outer end followed
+    it for 25 deg, 1.46 px off the layer. Now it ends a pixel inside the map, every sample
+    on the spiral (0.24 px measured; 0.4 allowed, the layer's sampling near the edge)."""
+    r0, pitch, centre = 15.0, 12.0, (50.3, 121.7)
+    image = archimedean_spiral((241, 261), centre, r0, pitch, 8.0, direction)
+    trace = trace_spiral(image, centre, 2.0, radius_range_um=(6.0, 240.0))
+    frac = np.mod(direction * trace.angle_rad, 2 * np.pi) / (2 * np.pi)
+    turn = np.round((trace.radius_px - r0) / pitch - frac)
+    assert np.abs(trace.radius_px - (r0 + pitch * (turn + frac))).max() < 0.4
+    assert trace.xy_px[:, 0].min() >= 1.0  # px: the layer is not located nearer the edge
+    assert trace.n_turns > 3  # the layer inside the map (3.42 turns) is followed

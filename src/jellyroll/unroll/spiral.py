@@ -14,7 +14,8 @@ i.e. the layer winds outwards clockwise on screen; pixel and angle conventions:
 3. dynamic programming follows the ridge one revolution at a time, inside a window of
    +-0.45 pitch around the previous revolution's path moved by one pitch. Bends, ovality
    and buckled cores are followed as long as neighbouring turns differ by less than that;
-4. the layer ends where its ridge fades (below 0.4 of its median strength).
+4. the layer ends where its ridge fades (below 0.4 of its median strength), and a pixel
+   short of the image's edge and of the searched radii's (:data:`_EDGE`).
 
 :func:`unroll_spiral` resamples maps along the traced layer: arc length along the layer
 times depth, the radial offset from the layer (positive outwards). The radial direction
@@ -41,6 +42,12 @@ _DR = 0.5  # px, radial step of the polar image
 _WINDOW = 0.45  # half-width of the tracking window, in pitches
 _END_STRENGTH = 0.4  # the layer ends where its ridge falls below this fraction of its median
 _SAME_LAYER = 0.85  # ridge strength ratio across a jump above which it is one layer (a bend)
+_EDGE = 1.0
+"""px: no layer is located this near the edges of the searched radii or of the image. There a
+layer just beyond the edge shows as a ridge along it (the band-pass is reflected at the
+radii's edges; the image's edge holds the tail of the layer's blur): a radius range cutting
+through a roll of 12 px pitch had the trace ride it for 45 deg, 1.7 px off the layer; an
+image edge cutting the roll, for 25 deg, 1.4 px off."""
 
 
 @dataclass(frozen=True)
@@ -173,6 +180,9 @@ def trace_spiral(
     if 0.3 * width > 0.6:  # wide layers (masks): smooth to their scale so the ridge is centred
         ridge = _band_pass(polar, background, 0.3 * width)
     winding, radius, strength = _follow(ridge, r_lo, pitch, direction, phase)
+    winding, radius, strength = _located(
+        winding, radius, strength, centre, direction, image.shape, (r_lo, r_hi)
+    )
     turns = (winding[-1] - winding[0]) / (2 * np.pi)
     if turns < 1:  # e.g. the casing's arc followed from a centre a few pixels off
         raise ValueError(
@@ -202,6 +212,38 @@ def trace_spiral(
         strength=strength,
         image_shape=(int(image.shape[0]), int(image.shape[1])),
     )
+
+
+def _located(
+    winding: np.ndarray,
+    radius: np.ndarray,
+    strength: np.ndarray,
+    centre: tuple[float, float],
+    direction: int,
+    shape: tuple[int, ...],
+    radius_range: tuple[float, float],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The traced layer (winding, radius px, strength) without its ends that lie within
+    :data:`_EDGE` of the searched ``radius_range`` (px) or of the image's edge (``shape``),
+    where the path may follow a layer beyond them; the winding restarted in [0, 2 pi)."""
+    x = centre[0] + radius * np.cos(direction * winding)
+    y = centre[1] + radius * np.sin(direction * winding)
+    inside = np.flatnonzero(
+        (radius > radius_range[0] + _EDGE)
+        & (radius < radius_range[1] - _EDGE)
+        & (x >= _EDGE)
+        & (x <= shape[1] - 1 - _EDGE)
+        & (y >= _EDGE)
+        & (y <= shape[0] - 1 - _EDGE)
+    )
+    if inside.size == 0:
+        raise ValueError(
+            "no wound layers found: the traced ridge lies along the edge of the image or of "
+            "the searched radii"
+        )
+    keep = slice(inside[0], inside[-1] + 1)
+    start = 2 * np.pi * np.floor(winding[keep][0] / (2 * np.pi))
+    return winding[keep] - start, radius[keep], strength[keep]
 
 
 def _inside_casing(image: np.ndarray, cell: Cell) -> float:
@@ -579,11 +621,15 @@ def unroll_spiral(
 
     The depth range defaults to +-half a pitch, so that the turns of the strip tile the
     roll once; ``step_um`` (default one pixel) is the sampling step along both axes;
-    ``order`` is the spline interpolation order.
+    ``order`` is the spline interpolation order. The maps must lie on the grid the layer
+    was traced on (its pixel positions would land elsewhere on another).
     """
     maps = np.asarray(maps)
     if maps.ndim < 2:
         raise ValueError(f"maps must be (..., ny, nx), got shape {maps.shape}")
+    problem = trace.grid_problem(maps.shape[-2:], trace.pixel_size_um)
+    if problem is not None:
+        raise ValueError(f"maps: {problem}: trace the layer on a map of the maps' grid")
     step = trace.pixel_size_um if step_um is None else float(step_um)
     lo, hi = depth_range_um or (-0.5 * trace.pitch_um, 0.5 * trace.pitch_um)
     depth_um = np.linspace(lo, hi, round((hi - lo) / step) + 1)
