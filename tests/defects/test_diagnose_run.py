@@ -177,3 +177,28 @@ def test_the_slices_phase_shares_are_over_pixels_with_every_phase() -> None:
     half = np.ones((4, 4))
     half[:, :2] = np.nan
     assert shares(half, np.ones((4, 4))) == [0.5, 0.5, 0.0]
+
+
+def test_the_lithiation_around_a_defect_is_read_in_the_anode_only() -> None:
+    """A 60 um agglomerate in a 120 um anode layer of pure LiC12: its 60 um ring reached
+    into the separator and cathode, whose graphite windows hold noise clipped at 0 (alike
+    in every phase, here 0.3 each), and read LiC12 as 0.75 of the ring's graphite, exit 0.
+    The ring is the anode's (the silicon-rich layers of the SAXS map) only: 1.0, exactly."""
+    n, pixel = 64, 10.0
+    y, x = np.mgrid[:n, :n] - (n - 1) / 2
+    layer = np.abs(y) < 6  # 12 px: 120 um
+    saxs = (
+        layer + 3.0 * (np.hypot(x, y) < 3) + 0.02 * np.random.default_rng(0).standard_normal((n, n))
+    )
+    axis = (np.arange(n) - (n - 1) / 2) * pixel
+    outside = np.where(layer, 0.0, 0.3)  # noise of the other layers, alike in each window
+    maps = {
+        "saxs_intensity": Map(saxs, ""),
+        "d_star_nm": Map(np.full((n, n), 12.0), "nm"),
+        "lic6": Map(outside, ""),
+        "lic12": Map(np.where(layer, 1.0, 0.3), ""),
+        "graphite_poor": Map(outside, ""),
+    }
+    found = diagnose(MapSet(maps, axis, axis), DiagnoseOptions(), name="c", label="c")
+    assert len(found.agglomerates) == 1
+    assert found.lithiation["lic12_ring"].iloc[0] == pytest.approx(1.0)

@@ -203,11 +203,13 @@ def diagnose(
     if len(bends) and len(agglomerates):
         bends, agglomerates = link_bends(agglomerates, bends)
     phases = {str(n): maps[n] for n in GRAPHITE_PHASE_MAPS if n in maps}
+    anode = _anode(maps)
     lithiation = pd.DataFrame()
     if len(agglomerates) and phases:
-        lithiation = defect_lithiation(agglomerates, phases, pixel)
+        # in the anode only: a ring reaching into the separator or the cathode took their
+        # noise, clipped at 0 and alike in every phase, for graphite
+        lithiation = defect_lithiation(agglomerates, phases, pixel, mask=anode)
         lithiation = lithiation.merge(agglomerates[["id", "case"]], on="id")
-    anode = _anode(maps)
     regions = region_masks(anode, agglomerates, bends, pixel, options.critical_diameter_um)
     profiles = pd.DataFrame()
     if saxs is not None and saxs.data.shape[:2] == anode.shape:
