@@ -17,6 +17,7 @@ from jellyroll.defects import (
     link_bends,
     local_background,
     locate_on_layer,
+    median_radius_um,
     silicon_mask,
     size_class,
 )
@@ -322,3 +323,29 @@ def test_a_trace_of_another_grid_is_refused() -> None:
     with pytest.raises(ValueError, match="trace: the trace is on a map of shape"):
         locate_on_layer(np.array([60.0]), np.array([0.0]), _trace(10.0, (128, 128)), spot.shape)
     assert find_agglomerates(spot, 10.0, trace=_trace(10.0, None))["turn"].iloc[0] >= 0
+
+
+def test_the_d_star_ring_leaves_out_a_neighbouring_agglomerate() -> None:
+    """Two 60 um agglomerates 90 um apart, their d* 20 nm, the anode's 12 nm where it has a
+    value (a patch on the far side of each; no value elsewhere, as where the SAXS is too
+    weak): each ring took in the other's core, whose d* outnumbered the anode's, and read
+    20 nm, exit 0. Every agglomerate's disk is left out of the rings: 12 nm, exactly."""
+    n, pixel = 64, 10.0
+    y, x = np.mgrid[:n, :n] - (n - 1) / 2
+    spots = (np.hypot(x - 4.5, y) < 3) | (np.hypot(x + 4.5, y) < 3)
+    image = (np.hypot(x, y) < 28) + 3.0 * spots
+    image = image + 0.02 * np.random.default_rng(0).standard_normal((n, n))
+    far_sides = (np.abs(np.abs(x) - 9.5) < 1) & (np.abs(y) < 2)  # 4-5 px beyond each
+    d_star = np.where(spots, 20.0, np.where(far_sides, 12.0, np.nan))
+    found = find_agglomerates(image, pixel, d_star_map=d_star, ring_width_um=60.0)
+    assert len(found) == 2
+    np.testing.assert_array_equal(found["d_star_ring_nm"], [12.0, 12.0])
+
+
+def test_the_median_radius_leaves_out_agglomerates_cut_by_the_map() -> None:
+    """A cut agglomerate's size is a lower bound: it pulled the summary's median radius."""
+    table = pd.DataFrame(
+        {"equivalent_diameter_um": [40.0, 42.0, 10.0, 12.0], "truncated": [0, 0, 1, 1]}
+    )
+    assert median_radius_um(table) == 20.5
+    assert median_radius_um(table.drop(columns="truncated")) == pytest.approx(13.0)

@@ -41,7 +41,14 @@ from jellyroll.conventions import (
     robust_sigma,
     um_to_px,
 )
-from jellyroll.defects._common import beyond, check_same_grid, disk_reach_um, near_um, within
+from jellyroll.defects._common import (
+    beyond,
+    check_same_grid,
+    disk_reach_um,
+    disk_union,
+    near_um,
+    within,
+)
 from jellyroll.defects.bends import locate_on_layer
 from jellyroll.unroll import SpiralTrace
 
@@ -641,10 +648,12 @@ def _inside_and_ring(
     least the centre pixel; the whole disk where those hold no value): a rim pixel holds the
     surroundings too (the median over agglomerates within 0.1 nm of the twin's defect d* on
     six reconstructed twins at 10 and 20 um pixels; on a twin whose pixels hold exact area
-    shares the whole disk read up to 0.6 nm high at 20 um pixels, the core 0.14 nm)."""
+    shares the whole disk read up to 0.6 nm high at 20 um pixels, the core 0.14 nm). The
+    ring leaves out every agglomerate's disk (a neighbour's d* is not the surroundings')."""
     inside, around = [], []
-    for row in table.itertuples():
-        radius = row.equivalent_diameter_um / 2
+    radii = table["equivalent_diameter_um"].to_numpy(dtype=float) / 2
+    disks = disk_union(values.shape, p, table, radii)
+    for row, radius in zip(table.itertuples(), radii, strict=True):
         reach = disk_reach_um(radius, p) + ring_width_um
         window, distance = near_um(values.shape, p, row.x_um, row.y_um, reach)
         near = values[window]
@@ -652,7 +661,8 @@ def _inside_and_ring(
         if not np.isfinite(core_value):
             core_value = finite_median(near[within(distance, radius, p)])
         inside.append(core_value)
-        around.append(finite_median(near[beyond(distance, radius, ring_width_um)]))
+        ring = beyond(distance, radius, ring_width_um) & ~disks[window]
+        around.append(finite_median(near[ring]))
     return np.array(inside), np.array(around)
 
 
@@ -665,6 +675,8 @@ def size_histogram(
 
 
 def median_radius_um(table: pd.DataFrame) -> float:
-    """Median equivalent radius (um) of the agglomerates in ``table`` (NaN when empty)."""
-    diameters = table["equivalent_diameter_um"].to_numpy(dtype=float)
+    """Median equivalent radius (um) of the agglomerates in ``table`` that the map shows
+    whole (a ``truncated`` one's size is a lower bound; NaN when none)."""
+    whole = ~table["truncated"].to_numpy(dtype=bool) if "truncated" in table else slice(None)
+    diameters = table["equivalent_diameter_um"].to_numpy(dtype=float)[whole]
     return float(np.median(diameters) / 2) if diameters.size else float("nan")
