@@ -186,6 +186,17 @@ def test_casing_and_cu_by_position():
     assert labels[0, 0] == LABELS["void"] and labels[20, 15] == LABELS["anode_lithiated"]
 
 
+def test_voxels_outside_the_neutron_field_of_view_are_void():
+    """NaN neutron voxels (outside its field of view) are void, as the docstring says: the
+    casing there, bright in the X-ray, was labelled Cu (and then casing), exit 0."""
+    xray, neutron = _rings()
+    neutron[0, :, :5] = np.nan  # the casing's column 2 and the roll's edge beyond the view
+    for size in (0, 3):
+        labels = classify(xray, neutron, HAND, majority_size=size)[0]
+        assert (labels[:, :5] == LABELS["void"]).all()
+        assert labels[20, 11] == LABELS["cu"]  # inside both views, as before
+
+
 def test_majority_filter_removes_salt():
     xray, neutron = _rings()
     neutron[0, 20, 14] = 0.0  # one void voxel inside the anode

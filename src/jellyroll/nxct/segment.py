@@ -385,9 +385,11 @@ def classify(
     labels[n < t.neutron_void] = LABELS["void"]
     labels[n >= t.neutron_separator] = LABELS["separator_electrolyte"]
     labels[(x >= t.xray_cathode) & (n >= t.neutron_cathode)] = LABELS["cathode"]
-    labels[~(np.isfinite(x) & np.isfinite(n))] = LABELS["void"]
+    seen = np.isfinite(x) & np.isfinite(n)
+    labels[~seen] = LABELS["void"]
     beside_foil = labels.copy()
-    labels[x >= t.xray_metal] = LABELS["cu"]
+    # in both fields of view only: casing outside the neutron's was labelled Cu, not void
+    labels[(x >= t.xray_metal) & seen] = LABELS["cu"]
     if majority_size > 1:
         labels = _majority(labels, majority_size)
     for plane, x_plane, n_plane, below in zip(labels, x, n, beside_foil, strict=True):
@@ -395,6 +397,7 @@ def classify(
         x_finite = np.where(np.isfinite(x_plane), x_plane, 0.0)
         n_finite = np.where(np.isfinite(n_plane), n_plane, 0.0)
         _thin_foils(plane, x_finite, n_finite, below, t)
+    labels[~seen] = LABELS["void"]  # the majority filter and the foils' redrawing too
     return labels
 
 
