@@ -3,15 +3,21 @@ scheduler, and the demo's configuration in any folder."""
 
 from __future__ import annotations
 
+import json
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from jellyroll.cli import app
+from jellyroll.io.lock import OutputLockedError, lock_path
 from jellyroll.phantom.write import demo_config
 from jellyroll.pipeline import ConfigError, load_config, run_pipeline
 from jellyroll.pipeline.config import missing_inputs
+from jellyroll.pipeline.run import RUN_LOCK
 
 CELL = '[[cells]]\nname = "a"\nwaxs = "w.h5"\nsaxs = "s.h5"\n'
 
@@ -144,3 +150,26 @@ def test_a_tilde_in_a_path_is_the_home_folder(tmp_path: Path, monkeypatch) -> No
     config = load_config(_config(tmp_path / "cfg", text))
     assert config.output == home.resolve() / "study"
     assert config.cells[0].waxs == home.resolve() / "data" / "w.h5"
+
+
+def test_a_second_run_into_one_output_folder_is_refused_while_the_first_lives(
+    tmp_path: Path,
+) -> None:
+    """Each stage locked only its own file: a second `jellyroll run` with other [waxs]
+    options, its stages falling between the first's, left the first going on from the
+    second's sinogram (its report stated npt 400 over maps of 300 bins, exit 0). The inputs
+    here are empty files: a run that is not refused fails on them, not on the lock."""
+    for name in ("w.h5", "s.h5"):
+        (tmp_path / name).write_bytes(b"")
+    config = load_config(_config(tmp_path, f'output = "out"\n{CELL}'))
+    first = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock = lock_path(config.output / RUN_LOCK)
+        lock.parent.mkdir()
+        lock.write_text(json.dumps({"pid": first.pid, "host": socket.gethostname()}))
+        with pytest.raises(OutputLockedError, match=f"another `jellyroll run`.*{first.pid}"):
+            run_pipeline(config)
+    finally:
+        first.kill()
+        first.wait()
+    assert sorted(p.name for p in config.output.iterdir()) == [lock.name]  # nothing written

@@ -9,6 +9,7 @@ removed, so an interrupted run leaves no orphans once it is run again.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import socket
@@ -98,6 +99,8 @@ def output_lock(output: str | os.PathLike[str]) -> Iterator[Path]:
 
 def _remove_leftovers(output: Path) -> None:
     """Temporary files of atomic writes of ``output`` and of its stage files (named
-    ``.<stem>.<...>.part``) that a killed writer left behind."""
-    for leftover in output.parent.glob(f".{output.stem}.*.part"):
+    ``.<stem>.<...>.part``) that a killed writer left behind. The stem is matched as it is
+    written: in ``scan[1].h5``, ``[1]`` matched ``1`` and the temporary file of ``scan1.h5``,
+    being written by another process, was deleted (its own was kept)."""
+    for leftover in output.parent.glob(f".{glob.escape(output.stem)}.*.part"):
         leftover.unlink(missing_ok=True)

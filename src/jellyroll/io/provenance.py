@@ -40,15 +40,31 @@ def refuse_overwrite(
     outputs: Iterable[str | os.PathLike[str]], inputs: Iterable[str | os.PathLike[str]]
 ) -> None:
     """:class:`OutputWouldOverwriteInputError` when one of ``inputs`` is one of ``outputs``
-    (compared as resolved paths): outputs never overwrite inputs."""
-    targets = {Path(path).resolve(): Path(path) for path in outputs}
+    (compared as resolved paths, and as files where both exist: a folder bind-mounted
+    elsewhere, a hard link, or a case-only difference on a case-insensitive file system
+    names the same file by a path that resolves elsewhere): outputs never overwrite
+    inputs."""
+    outputs = [Path(path) for path in outputs]
+    targets = {path.resolve(): path for path in outputs}
+    files = {key: path for path in outputs if (key := _file_id(path)) is not None}
     for item in inputs:
         hit = targets.get(Path(item).resolve())
+        if hit is None and (key := _file_id(item)) is not None:
+            hit = files.get(key)
         if hit is not None:
             raise OutputWouldOverwriteInputError(
                 f"refusing to write {hit}: it is one of the inputs ({item}); choose another "
                 "output path"
             )
+
+
+def _file_id(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """(device, inode) of an existing file or folder; None when there is none."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
 
 
 @contextlib.contextmanager
@@ -121,9 +137,10 @@ def file_fingerprint(path: str | os.PathLike[str]) -> str:
 
 def data_files(path: Path, datasets: Iterable[h5py.Dataset]) -> list[Path]:
     """``path`` and every other file the ``datasets`` of it are read from: the file an
-    external link on their path leads to, and the sources of a virtual dataset (named
-    relative to the file that holds it). A scan's result must change when any of them does,
-    not only when the file named on the command line does."""
+    external link on their path leads to, the sources of a virtual dataset (named
+    relative to the file that holds it), and the raw files of a dataset in external
+    storage (:func:`external_raw_files`). A scan's result must change when any of them
+    does, not only when the file named on the command line does."""
     found = {path.resolve(): path}
     for dataset in datasets:
         holder = Path(dataset.file.filename)
@@ -132,7 +149,53 @@ def data_files(path: Path, datasets: Iterable[h5py.Dataset]) -> list[Path]:
             for source in dataset.virtual_sources():
                 name = holder if source.file_name == "." else holder.parent / source.file_name
                 found.setdefault(name.resolve(), name)
+        for name in external_raw_files(dataset):
+            found.setdefault(name.resolve(), name)
     return list(found.values())
+
+
+def external_raw_files(dataset: h5py.Dataset) -> list[Path]:
+    """The raw binary files a dataset in HDF5 external storage is read from, found as HDF5
+    finds them: a relative name after the dataset's external-file prefix
+    (``HDF5_EXTFILE_PREFIX``; ``${ORIGIN}`` is the folder of the file holding it), else
+    from the working folder. Empty for any other dataset."""
+    if not dataset.external:
+        return []
+    prefix = os.fsdecode(dataset.id.get_access_plist().get_efile_prefix() or b"")
+    prefix = prefix.replace("${ORIGIN}", str(Path(dataset.file.filename).parent))
+    return [Path(prefix, os.fsdecode(name)) for name, _offset, _size in dataset.external]
+
+
+def linked_files(path: str | os.PathLike[str]) -> list[Path]:
+    """``path`` and, for an HDF5 file, every file its datasets are read from
+    (:func:`data_files` of each dataset, its external links followed, each file and group
+    visited once); ``[path]`` for any other file."""
+    import h5py
+
+    path = Path(path)
+    if not h5py.is_hdf5(path):
+        return [path]
+    datasets: list[h5py.Dataset] = []
+    with h5py.File(path, "r") as f:
+        seen: set[h5py.h5g.GroupID] = set()  # by file and address: soft links may loop
+
+        def walk(group: h5py.Group) -> None:
+            if group.id in seen:
+                return
+            seen.add(group.id)
+            for name in group:
+                try:
+                    item = group[name]
+                except (KeyError, OSError):  # a dangling link: nothing is read from it
+                    continue
+                if isinstance(item, h5py.Dataset):
+                    datasets.append(item)
+                elif isinstance(item, h5py.Group):
+                    walk(item)
+
+        walk(f)
+        files = data_files(path, datasets)
+    return [file for file in files if file == path or file.is_file()]
 
 
 def provenance_record(
@@ -143,8 +206,15 @@ def provenance_record(
 ) -> dict[str, Any]:
     """Everything needed to say how a result was made: configuration, versions, and the
     inputs' ``sha256:<hex>`` checksums, or ``fingerprint:<path:size:mtime:ctime>`` for all of
-    them when they hold more than ``hash_limit_bytes`` together."""
-    paths = [Path(p) for p in inputs]
+    them when they hold more than ``hash_limit_bytes`` together. An HDF5 input brings the
+    files its data are read from (:func:`linked_files`: external links, virtual dataset
+    sources, external storage): the record of a scan whose frames lie in another file
+    must change when that file does."""
+    found: dict[Path, Path] = {}
+    for given in inputs:
+        for path in linked_files(given):
+            found.setdefault(path.resolve(), path)
+    paths = list(found.values())
     small = sum(p.stat().st_size for p in paths) <= hash_limit_bytes
     return {
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),

@@ -18,6 +18,7 @@ from pathlib import Path
 from rich.console import Console
 
 from jellyroll.defects.run import diagnose_key, run_diagnose
+from jellyroll.io.lock import OutputLockedError, output_lock
 from jellyroll.locate.link_run import link_key, run_link
 from jellyroll.locate.run import locate_key, run_locate
 from jellyroll.maps.run import maps_key, run_maps
@@ -221,10 +222,32 @@ def dask_scheduler(options: DaskOptions) -> Iterator[str | None]:
         yield cluster.scheduler_address
 
 
+RUN_LOCK = "jellyroll-run"
+"""Name of the lock (``.jellyroll-run.lock`` in the output folder) that one ``jellyroll run``
+holds on its output folder from its first stage to its report."""
+
+
 def run_pipeline(config: RunConfig, console: Console | None = None) -> PipelineResult:
-    """Run every stage for every cell of ``config`` and write the report."""
+    """Run every stage for every cell of ``config`` and write the report.
+
+    One run at a time per output folder (:data:`RUN_LOCK`): each stage locks only its own
+    file, so a second run with other options, its stages falling between this one's, made
+    this run go on from the other's files (its report stated npt 400 over maps of a
+    300-bin sinogram, exit 0)."""
     console = console or Console(quiet=True)
     require_inputs(config)
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(output_lock(config.output / RUN_LOCK))
+        except OutputLockedError as error:
+            raise OutputLockedError(
+                f"{config.output}: another `jellyroll run` writes into this output folder ({error})"
+            ) from None
+        return _run_pipeline(config, console)
+
+
+def _run_pipeline(config: RunConfig, console: Console) -> PipelineResult:
+    """:func:`run_pipeline` under the output folder's lock."""
     start = time.perf_counter()
     log = StageLog()
     cells: dict[str, Diagnosis] = {}

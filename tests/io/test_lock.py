@@ -1,0 +1,40 @@
+"""Output locks: a stale lock is taken over and its writer's leftovers removed, and only
+those."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from jellyroll.io.lock import lock_path, output_lock
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has ended."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    return int(done.stdout)
+
+
+def test_a_stale_lock_removes_its_own_leftovers_of_a_name_with_glob_characters(
+    tmp_path: Path,
+) -> None:
+    """`scan[1].h5`: its leftovers were looked up with ``[1]`` as a class of characters, so
+    the temporary file of `scan1.h5` (another output, being written) was deleted and the
+    killed writer's own was kept."""
+    output = tmp_path / "scan[1].h5"
+    owner = {"pid": _dead_pid(), "host": socket.gethostname(), "started": 0.0}
+    lock_path(output).write_text(json.dumps(owner))
+    own = tmp_path / ".scan[1].h5.abcd1234.part"
+    other = tmp_path / ".scan1.h5.wxyz5678.part"
+    own.write_text("left by the killed writer")
+    other.write_text("being written")
+    with output_lock(output):
+        pass
+    assert not own.exists()
+    assert other.exists()
+    assert not lock_path(output).exists()
