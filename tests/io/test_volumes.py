@@ -21,6 +21,7 @@ from jellyroll.io.volumes import (
     read_volume,
     slice_files,
     split_dataset,
+    volume_fingerprints,
     write_tiff_stack,
 )
 
@@ -411,3 +412,14 @@ def test_natural_key_sorts_any_names_and_numbers_by_value(names, prefix, suffix)
     assert sorted(numbered, key=natural_key) == [
         f"{prefix}{n}{suffix}" for n in (0, 9, 10, 11, 100)
     ]
+
+
+def test_the_datasets_of_one_file_have_keys_of_their_own(tmp_path: Path) -> None:
+    """Volumes given as ``cell.h5::/xct_raw`` and ``cell.h5::/xct_filtered`` (or the X-ray
+    and neutron ones swapped within one file) gave the nxct, locate and link stages one key:
+    a cell changed to the other dataset stayed up to date on the old one."""
+    with h5py.File(tmp_path / "cell.h5", "w") as f:
+        f["raw"] = f["filtered"] = np.zeros((2, 3, 3), np.float32)
+    raw, filtered = (f"{tmp_path / 'cell.h5'}::/{name}" for name in ("raw", "filtered"))
+    assert volume_fingerprints([raw]) != volume_fingerprints([filtered])
+    assert volume_fingerprints([raw, filtered]) != volume_fingerprints([filtered, raw])

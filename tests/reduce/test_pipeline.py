@@ -253,3 +253,38 @@ def test_duplicate_frames_of_a_cell_are_averaged(phantom: Path, tmp_path: Path) 
     others = np.ones(one.data.shape[:2], bool)
     others[a, t] = False
     assert np.array_equal(both.data[others], one.data[others], equal_nan=True)
+
+
+def test_the_work_key_follows_what_the_mapping_says(tmp_path: Path) -> None:
+    """A Bliss reduction interrupted, its mapping then edited to name the other detector's
+    dataset (same shapes, same file): the work file's key held the mapping's path, not its
+    content, and the rerun resumed the old frames (a first row of 10.3 for 1000.1), exit 0."""
+    import time
+
+    from jellyroll.reduce.run import ScanSpec, _fingerprint
+
+    path = tmp_path / "bliss.h5"
+    with h5py.File(path, "w") as f:
+        entry = f.create_group("1.1")
+        entry["measurement/one"] = np.ones((4, 5, 7), np.int32)
+        entry["measurement/other"] = np.full((4, 5, 7), 100, np.int32)
+        entry["instrument/positioners/rot"] = 0.0
+        entry["measurement/ty"] = np.arange(4) * 10.0
+    mapping = tmp_path / "map.toml"
+    text = (
+        '[bliss]\nframes = "measurement/{}"\nrotation_angle = "instrument/positioners/rot"\n'
+        'translation = "measurement/ty"\ntranslation_unit = "um"\n'
+    )
+
+    def key(detector: str) -> str:
+        mapping.write_text(text.format(detector))
+        spec = ScanSpec.of(path, mapping)
+        reader = spec.open()
+        try:
+            return _fingerprint(reader.info, ReduceOptions(), spec)
+        finally:
+            reader.close()
+
+    first = key("one")
+    time.sleep(0.01)  # a file time that can tell the edit
+    assert key("other") != first

@@ -476,8 +476,14 @@ def volume_files(path: str | os.PathLike[str]) -> list[Path]:
 
 def volume_fingerprints(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
     """The fingerprints (:func:`~jellyroll.io.provenance.file_fingerprint`) of every file of
-    each of ``paths`` (:func:`volume_files`): a stage's key over its input volumes."""
-    return [file_fingerprint(file) for path in paths for file in volume_files(path)]
+    each of ``paths`` (:func:`volume_files`), each with the dataset a ``file.h5::/path``
+    names: a stage's key over its input volumes (two datasets of one file, or the X-ray and
+    neutron ones swapped within it, gave one key: the stage stayed up to date)."""
+    found = []
+    for path in paths:
+        _, dataset = split_dataset(path)
+        found += [f"{file_fingerprint(file)}::{dataset or ''}" for file in volume_files(path)]
+    return found
 
 
 def split_dataset(path: str | os.PathLike[str]) -> tuple[Path, str | None]:

@@ -143,14 +143,18 @@ def reduce_key(spec: ScanSpec, options: ReduceOptions) -> str:
         return imported_key(spec.path)
     reader = spec.open()
     try:
-        info = reader.info
-        # a mapping's PONI and mask are read from files the scan does not link to
-        named = [s for s in (info.poni_source, info.mask_source) if s and Path(s).is_file()]
-        files = sorted({*spec.files, *map(str, info.files), *named})
+        files = _input_files(spec, reader.info)
     finally:
         reader.close()
     payload = options.model_dump(mode="json", exclude={"block_frames", *SPEED_ONLY})
     return stage_key("reduce", payload, [_file_key(path) for path in files])
+
+
+def _input_files(spec: ScanSpec, info: ScanInfo) -> list[str]:
+    """Every file a reduction reads: those given (scan, mapping, PONI, mask), the scan's
+    data files and the PONI and mask a mapping names (files the scan does not link to)."""
+    named = [s for s in (info.poni_source, info.mask_source) if s and Path(s).is_file()]
+    return sorted({*spec.files, *map(str, info.files), *named})
 
 
 SINOGRAM = "/entry/sinogram/data"
@@ -265,12 +269,14 @@ def _file_key(path: str | os.PathLike[str]) -> str:
 
 
 def _fingerprint(info: ScanInfo, options: ReduceOptions, spec: ScanSpec) -> str:
-    """Key of a reduction: settings, file sizes and times, and the motor readings."""
+    """Key of a reduction's work file: settings, the sizes and times of every file read
+    (a mapping edited to name the other detector's dataset resumed the old work file: its
+    first row 10.3 for 1000.1, exit 0), and the motor readings."""
     digest = hashlib.sha256()
     settings = options.model_dump(mode="json", exclude=set(SPEED_ONLY))
     payload = [settings, asdict(spec), CHECKPOINT_VERSION]
     digest.update(json.dumps(payload).encode())
-    for path in info.files:
+    for path in _input_files(spec, info):
         digest.update(_file_key(path).encode())
     for array in (info.rotation_angle_deg, info.translation_mm, info.monitor, info.diode):
         if array is not None:
@@ -852,7 +858,7 @@ def _finish(
             "reduce_key": key,
             **(configuration or {}),
         },
-        inputs=[p for p in info.files if Path(p).is_file()],
+        inputs=[p for p in _input_files(spec, info) if Path(p).is_file()],
     )
     invalidate_run(output, after="reduce")  # later stages first (see write_run_stage)
     write_stage_file(
