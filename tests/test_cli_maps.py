@@ -77,6 +77,30 @@ def test_maps_on_a_waxs_run(tmp_path: Path, twin: Twin) -> None:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_maps_killed_while_drawing_leave_no_earlier_figures(
+    tmp_path: Path, twin: Twin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The maps are written (with their key) before the PNGs are drawn: a run killed while
+    drawing left the earlier maps' PNGs beside the new maps, and `jellyroll run`, finding
+    the maps up to date, never drew them again. The earlier PNGs go first."""
+    from jellyroll.maps import run as maps_run
+
+    run = make_run(tmp_path / "waxs_run.h5", twin, "waxs", seed=1)
+    stale = [tmp_path / f"waxs_run_{name}.png" for name in maps_run.FIGURES]
+    for path in stale:
+        path.write_bytes(b"earlier maps")
+
+    def killed(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(maps_run, "_figures", killed)
+    with pytest.raises(KeyboardInterrupt):
+        maps_run.run_maps(run)
+    assert not any(path.exists() for path in stale)
+    with h5py.File(run, "r") as f:
+        assert "graphite" in f["/entry/maps"]  # the maps were written
+
+
 def test_maps_on_a_saxs_run_with_its_attenuation_slice(tmp_path: Path, twin: Twin) -> None:
     run = make_run(tmp_path / "saxs_run.h5", twin, "saxs", seed=2, attenuation=twin.mu_xray_per_um)
     result = CliRunner().invoke(app, ["maps", str(run)])

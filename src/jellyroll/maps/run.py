@@ -60,8 +60,19 @@ def _maps(run: Path, options: MapsOptions, figures: bool) -> MapsResult:
             raise RunFileError(f"{run}: {error}") from error
     configuration = {"stage": "maps", **options.key_payload(), "source": "/entry/reconstruction"}
     record = provenance_record(configuration, inputs=[stage_file(run, "reconstruct")])
+    if figures:  # a kill while drawing left the earlier maps' PNGs beside these maps
+        for name in FIGURES:
+            _figure_path(run, name).unlink(missing_ok=True)
     write_map_set(run, maps, record, key=maps_key(run, options))
     return MapsResult(maps, _figures(run, maps) if figures else [])
+
+
+FIGURES = ("graphite_rgb", "nmc_rgb", "d_star")
+"""The PNG figures of the maps stage, ``<stem>_<name>.png`` beside the run file."""
+
+
+def _figure_path(run: Path, name: str) -> Path:
+    return run.with_name(f"{run.stem}_{name}.png")
 
 
 def _figures(run: Path, maps: MapSet) -> list[Path]:
@@ -72,4 +83,4 @@ def _figures(run: Path, maps: MapSet) -> list[Path]:
         drawn.append(("nmc_rgb", figures.nmc_rgb_figure(arrays, maps.x_um, maps.y_um)))
     if MapName.D_STAR in maps:
         drawn.append(("d_star", figures.dstar_figure(maps[MapName.D_STAR], maps.x_um, maps.y_um)))
-    return [figures.save_png(f, run.with_name(f"{run.stem}_{name}.png")) for name, f in drawn]
+    return [figures.save_png(f, _figure_path(run, name)) for name, f in drawn]
