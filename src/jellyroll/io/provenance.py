@@ -195,6 +195,10 @@ def linked_files(path: str | os.PathLike[str]) -> list[Path]:
 
         walk(f)
         files = data_files(path, datasets)
+        # the datasets of linked files hold those files open (walk's closure is a cycle the
+        # collector frees late): a linked data file could not be opened for writing after
+        datasets.clear()
+        seen.clear()
     return [file for file in files if file == path or file.is_file()]
 
 
