@@ -134,9 +134,9 @@ def test_a_volume_too_large_to_hold_is_reconstructed_on_disk(
     made = []
     original = scratch_volumes
 
-    def recorded(folder, channel_block):
+    def recorded(output, channel_block):
         made.append(channel_block)
-        return original(folder, channel_block)
+        return original(output, channel_block)
 
     monkeypatch.setattr(recon_run, "scratch_volumes", recorded)
     done = run_reconstruct(on_disk, options)

@@ -25,18 +25,23 @@ VolumeFactory = Callable[[tuple[int, ...]], "np.ndarray | h5py.Dataset"]
 
 
 @contextmanager
-def scratch_volumes(folder: str | os.PathLike[str], channel_block: int) -> Iterator[VolumeFactory]:
+def scratch_volumes(output: str | os.PathLike[str], channel_block: int) -> Iterator[VolumeFactory]:
     """A factory of zero-filled float32 volumes (..., nc): an ndarray up to
-    :data:`IN_MEMORY_BYTES`, else a dataset in a hidden temporary file in ``folder``,
-    chunked by ``channel_block`` channels (a writer of channel blocks fills whole chunks)
-    and a few rows (a reader of row slabs reads whole chunks). The files are removed on
-    leaving, whatever happens."""
+    :data:`IN_MEMORY_BYTES`, else a dataset in a hidden temporary file beside ``output``
+    (the file the work writes), chunked by ``channel_block`` channels (a writer of channel
+    blocks fills whole chunks) and a few rows (a reader of row slabs reads whole chunks).
+    The files are removed on leaving, whatever happens; one a killed process left (up to
+    gigabytes) is named as ``output``'s leftovers (``.<stem>.scratch-<...>.part``), which
+    the next writer of ``output`` removes when it takes over the dead one's lock."""
+    output = Path(output)
     opened: list[tuple[h5py.File, str]] = []
 
     def make(shape: tuple[int, ...]) -> np.ndarray | h5py.Dataset:
         if math.prod(shape) * 4 <= IN_MEMORY_BYTES:
             return np.zeros(shape, np.float32)
-        handle, name = tempfile.mkstemp(prefix=".jellyroll-scratch-", suffix=".h5", dir=folder)
+        handle, name = tempfile.mkstemp(
+            prefix=f".{output.stem}.scratch-", suffix=".part", dir=output.parent
+        )
         os.close(handle)
         file = h5py.File(name, "w")
         opened.append((file, name))

@@ -280,7 +280,7 @@ def _reconstruct(
             errors = correct_self_absorption(errors, through, in_place=True)
     # a volume that is not factored (every channel reconstructed: no low rank) and too
     # large to hold is made on disk beside the run, and written from there by row slabs
-    with scratch_volumes(run.parent, CHUNK_CHANNELS) as volume:
+    with scratch_volumes(run, CHUNK_CHANNELS) as volume:
         try:
             result = reconstruct(
                 data,
