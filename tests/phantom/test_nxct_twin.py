@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from jellyroll.phantom.geometry import rasterize, z_invariant
+from jellyroll.phantom.geometry import Agglomerate, CellGeometry, rasterize, z_invariant
 from jellyroll.phantom.materials import attenuation_map, mu_table
 from jellyroll.phantom.nxct import rigid_matrix, simulate_nxct_from_attenuation
 from jellyroll.phantom.parameters import SIZES
@@ -168,42 +168,94 @@ def test_bends_in_the_xray_frame(twin: Twin, twin_nxct: TwinNXCT) -> None:
         # the foil's mid-surface moves less than the push its near face takes (the push
         # decays beyond it), within the few um the twin's ovality shifts the ramp's end
         assert 0.85 * g.push_cu_um < bend.amplitude_um < g.push_cu_um + 2.0
-        assert bend.extent_axial_um == pytest.approx(2.3548 * g.semi_axes_um[2], rel=1e-3)
+        # narrower than the push's Gaussian along z (its FWHM 2.3548 sigma; sigma = c)
+        assert 0.6 < bend.extent_axial_um / (2.3548 * g.semi_axes_um[2]) < 1.0
         cell = np.linalg.inv(twin_nxct.map_to_xct) @ [bend.z_um, bend.y_um, bend.x_um, 1.0]
         assert cell[0] == pytest.approx(g.z_um)
         distance = np.hypot(cell[2] - g.x_um, cell[1] - g.y_um)
         assert g.to_cu_um + bend.amplitude_um < distance < g.to_cu_um + g.push_cu_um + 20.0
 
 
+def _foil_mid_radius_um(cell: CellGeometry, g: Agglomerate, theta_rad: float, z_um: float) -> float:
+    """Cu-weighted mean radius (um) of the first Cu foil on ``g``'s Cu side along the ray at
+    ``theta_rad`` from the cell's centre, at height ``z_um``, as :func:`rasterize` renders it
+    (area fractions of 3x3 samples per 0.05 um pixel of a row laid along the ray)."""
+    step, n = 0.05, 4000
+    outwards = 1.0 if g.side == "anode_inner" else -1.0
+    cx, cy = cell.params.centre_um
+    radius = g.radius_um + outwards * (g.to_cu_um - 50.0 + step * np.arange(n))
+    middle, along = radius[n // 2] - outwards * step / 2, outwards * step
+    c, s = np.cos(theta_rad), np.sin(theta_rad)
+    # grid (y, x) -> cell (y, x): the grid's x along the ray, its y across it
+    grid_to_cell = np.array(
+        [[c, s * along, cy + s * middle], [-s, c * along, cx + c * middle], [0, 0, 1]]
+    )
+    cu = rasterize(cell, (1, n), 1.0, z_um=z_um, grid_to_cell=grid_to_cell).fractions["cu"][0]
+    foil = ndimage.label(cu > 0)[0]
+    first = foil == foil[np.argmax(cu > 0)]  # the first foil along the ray
+    return float(np.sum(radius[first] * cu[first]) / np.sum(cu[first]))
+
+
 def test_bend_amplitude_is_the_foils_mid_surface_displacement(twin: Twin) -> None:
     """Each bend's ``amplitude_um`` is the radial displacement of the Cu foil's mid-surface
     at the bend's peak: the Cu-weighted mean radius of the foil as :func:`rasterize`
-    renders it (area fractions of 3x3 samples per 0.05 um pixel, a row laid along the ray
-    from the cell's centre through the agglomerate's), bent minus the same cell without
+    renders it (:func:`_foil_mid_radius_um`), bent minus the same cell without
     agglomerates. Tolerance 0.05 um: a pixel's width at the foil's two faces."""
     geometry = twin.geometry
     flat = dataclasses.replace(geometry, agglomerates=())
     table = geometry.bend_table().set_index("agglomerate_id")
-    cx, cy = geometry.params.centre_um
-    step, n = 0.05, 4000
     for g in (g for g in geometry.agglomerates if g.case == "B"):
         outwards = 1.0 if g.side == "anode_inner" else -1.0
-        radius = g.radius_um + outwards * (g.to_cu_um - 50.0 + step * np.arange(n))
-        middle, along = radius[n // 2] - outwards * step / 2, outwards * step
-        c, s = np.cos(g.theta_rad), np.sin(g.theta_rad)
-        # grid (y, x) -> cell (y, x): the grid's x along the ray, its y across it
-        grid_to_cell = np.array(
-            [[c, s * along, cy + s * middle], [-s, c * along, cx + c * middle], [0, 0, 1]]
-        )
-        mids = []
-        for cell in (geometry, flat):
-            raster = rasterize(cell, (1, n), 1.0, z_um=g.z_um, grid_to_cell=grid_to_cell)
-            cu = raster.fractions["cu"][0]
-            foil = ndimage.label(cu > 0)[0]
-            first = foil == foil[np.argmax(cu > 0)]  # the first foil along the ray
-            mids.append(np.sum(radius[first] * cu[first]) / np.sum(cu[first]))
+        mids = [_foil_mid_radius_um(cell, g, g.theta_rad, g.z_um) for cell in (geometry, flat)]
         assert outwards * (mids[0] - mids[1]) == pytest.approx(
             table.loc[g.id, "amplitude_um"], abs=0.05
+        )
+
+
+def _full_width_at_half_maximum(x: np.ndarray, values: np.ndarray) -> float:
+    """Width between the two points, linearly interpolated, where ``values`` (peak in the
+    middle of ``x``) fall to half the middle value."""
+    k, half = x.size // 2, values[x.size // 2] / 2
+    ends = []
+    for direction in (1, -1):
+        i = k
+        while values[i + direction] > half:
+            i += direction
+        j = i + direction
+        ends.append(x[i] + (x[j] - x[i]) * (values[i] - half) / (values[i] - values[j]))
+    return abs(ends[0] - ends[1])
+
+
+def test_bend_extents_are_the_foils_half_maximum_widths(twin: Twin) -> None:
+    """``extent_axial_um`` and ``extent_arc_um`` are the full widths at half maximum of the
+    foil's mid-surface displacement (as the amplitude: :func:`_foil_mid_radius_um`) along z
+    and along the arc (at the radius of half maximum), read on 31 heights and 31 angles
+    over +-1.5 of the push's standard deviations. They were the widths of the push's
+    Gaussians, 1.2-1.4 times too wide: the foil takes the push's full profile only at its
+    peak. Tolerance 1 %: linear interpolation between samples 3-7 um apart and the
+    rendered faces (measured 0.1-0.2 % on seeds 0, 3, 5)."""
+    geometry = twin.geometry
+    flat = dataclasses.replace(geometry, agglomerates=())
+    table = geometry.bend_table().set_index("agglomerate_id")
+    for g in (g for g in geometry.agglomerates if g.case == "B"):
+        outwards = 1.0 if g.side == "anode_inner" else -1.0
+        still = _foil_mid_radius_um(flat, g, g.theta_rad, g.z_um)
+        dz = np.linspace(-1.5, 1.5, 31) * g.push_sigma_axial_um
+        axial = [outwards * (_foil_mid_radius_um(geometry, g, g.theta_rad, g.z_um + z) - still)
+                 for z in dz]  # fmt: skip
+        radius = still + outwards * axial[15] / 2
+        arc = np.linspace(-1.5, 1.5, 31) * g.push_sigma_arc_um
+        along = [
+            outwards * (_foil_mid_radius_um(geometry, g, g.theta_rad + s / radius, g.z_um)
+                        - _foil_mid_radius_um(flat, g, g.theta_rad + s / radius, g.z_um))
+            for s in arc
+        ]  # fmt: skip
+        bend = table.loc[g.id]
+        assert _full_width_at_half_maximum(dz, np.array(axial)) == pytest.approx(
+            bend["extent_axial_um"], rel=0.01
+        )
+        assert _full_width_at_half_maximum(arc, np.array(along)) == pytest.approx(
+            bend["extent_arc_um"], rel=0.01
         )
 
 

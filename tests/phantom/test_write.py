@@ -181,6 +181,21 @@ def test_truth_file_contract(phantom_dir: Path) -> None:
     assert np.allclose(csv["equivalent_diameter_um"], table["equivalent_diameter_um"])
 
 
+def test_truth_scalars_and_saxs_intensity_carry_their_units(phantom_dir: Path) -> None:
+    """Every number of the truth's scan and NXCT groups says its unit, and the SAXS
+    intensity, a q integral (A^-1) of patterns per um, says both (as the maps stage writes
+    it); it said only "/ um" and the scalars said nothing."""
+    with h5py.File(phantom_dir / "truth.h5", "r") as f:
+        units = f["/entry/maps/saxs_intensity/data"].attrs["units"]
+        assert "/ um" in units and "1/angstrom" in units
+        expected = {"scan/beam_fwhm_um": "um", "scan/pixel_size_um": "um",
+                    "scan/wavelength_A": "angstrom", "scan/translation_mm": "mm",
+                    "scan/rotation_centre_mm": "mm", "scan/rotation_angle_deg": "deg",
+                    "nxct/xray_voxel_um": "um", "nxct/neutron_voxel_um": "um"}  # fmt: skip
+        for name, unit in expected.items():
+            assert f["/entry"][name].attrs.get("units") == unit, name
+
+
 def test_volumes_carry_their_voxel_size(phantom_dir: Path) -> None:
     xct, xray_voxel = read_volume(phantom_dir / "xct.tif")
     nct, neutron_voxel = read_volume(phantom_dir / "nct.tif")

@@ -20,12 +20,13 @@ Away from every agglomerate the roll is the same at every height (:func:`z_invar
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
-from jellyroll.conventions import FWHM_TO_SIGMA, pixel_centres_um
+from jellyroll.conventions import pixel_centres_um
 from jellyroll.phantom.parameters import CellParameters
 
 # Region codes of a rasterised sample point; fractions of each are computed per pixel.
@@ -146,8 +147,10 @@ class CellGeometry:
         reads. It is less than the agglomerate's push ``push_cu_um``, which the foil's face
         nearest the agglomerate takes, as the push decays beyond that face (0.9-2.7 um
         less across the 10 um foil on the twins). ``extent_axial_um`` and
-        ``extent_arc_um``: full widths at half maximum of the displacement along z and along
-        the arc; ``agglomerate_id``: the agglomerate that made it.
+        ``extent_arc_um``: full widths at half maximum of that displacement along z and
+        along the arc (:func:`bend_extents_um`; 0.7-0.9 times those of the push's Gaussian
+        profiles, which the foil takes only at their peak); ``agglomerate_id``: the
+        agglomerate that made it.
         """
         columns = ["id", "z_um", "y_um", "x_um", "turn", "amplitude_um", "extent_axial_um",
                    "extent_arc_um", "agglomerate_id"]  # fmt: skip
@@ -159,8 +162,7 @@ class CellGeometry:
                 [len(rows) + 1, g.z_um,
                  self.params.centre_um[1] + bent * np.sin(g.theta_rad),
                  self.params.centre_um[0] + bent * np.cos(g.theta_rad),
-                 g.turn, outwards * (bent - flat), g.push_sigma_axial_um / FWHM_TO_SIGMA,
-                 g.push_sigma_arc_um / FWHM_TO_SIGMA, g.id]
+                 g.turn, outwards * (bent - flat), *bend_extents_um(self, g), g.id]
             )  # fmt: skip
         table = pd.DataFrame(rows, columns=columns)
         return table.astype({"id": np.int64, "turn": np.int64, "agglomerate_id": np.int64})
@@ -174,18 +176,111 @@ def cu_mid_surface_um(
     undeformed (the same turn's foil in the cell without its agglomerates). Read from the
     layers :func:`rasterize` draws (:func:`_classify`, the twin's own displacement field),
     sampled every ``step_um`` along the ray: the middle of the foil's run of samples."""
+    bent, flat, _ = _pushed_foil(geometry, g, step_um)
+    return bent, flat
+
+
+def _pushed_foil(
+    geometry: CellGeometry, g: Agglomerate, step_um: float
+) -> tuple[float, float, int]:
+    """:func:`cu_mid_surface_um`'s bent and undeformed radii (um), and the foil's turn."""
+    bent, foil_turn = _foil_mid_um(geometry, g, g.theta_rad, g.z_um, None, step_um)
+    if foil_turn is None:
+        raise ValueError(f"agglomerate {g.id}: no Cu foil on its side within 1.5 pitches")
+    flat_geometry = _without_agglomerates(geometry)
+    flat, _ = _foil_mid_um(flat_geometry, g, g.theta_rad, g.z_um, foil_turn, step_um)
+    return bent, flat, foil_turn
+
+
+def bend_extents_um(
+    geometry: CellGeometry, g: Agglomerate, *, step_um: float = 0.01, tolerance_um: float = 0.05
+) -> tuple[float, float]:
+    """Full widths at half maximum (um) along z and along the arc of the radial displacement
+    of the mid-surface of the Cu foil that agglomerate ``g`` bends (:func:`cu_mid_surface_um`
+    at the peak, on the ray through ``g``'s centre at its height), each side's half-maximum
+    point found to ``tolerance_um``. The arc is taken at the radius of the mid-surface at
+    half maximum. A side where the foil ends before half maximum (the roll's end) ends there.
+
+    The foil takes the push's Gaussian profiles only at their peak: off it the push's ramp
+    (as long as the peak push) leaves the foil on its rising part, so the widths are less
+    than those of the Gaussians (:meth:`Agglomerate.push_sigma_axial_um`, ``_arc_um``).
+    """
+    flat_geometry = _without_agglomerates(geometry)
+    outwards = 1.0 if g.side == "anode_inner" else -1.0
+    bent, flat, foil_turn = _pushed_foil(geometry, g, step_um)
+    half = 0.5 * outwards * (bent - flat)
+
+    def above_half_axial(dz_um: float) -> bool:
+        moved, _ = _foil_mid_um(geometry, g, g.theta_rad, g.z_um + dz_um, foil_turn, step_um)
+        return bool(outwards * (moved - flat) > half)  # NaN (no foil) is not above
+
+    def above_half_arc(arc_um: float) -> bool:
+        theta = g.theta_rad + arc_um / radius
+        moved, _ = _foil_mid_um(geometry, g, theta, g.z_um, foil_turn, step_um)
+        still, _ = _foil_mid_um(flat_geometry, g, theta, g.z_um, foil_turn, step_um)
+        return bool(outwards * (moved - still) > half)
+
+    radius = flat + outwards * half
+    reach_axial = BEND_AXIAL_CUTOFF * g.push_sigma_axial_um
+    reach_arc = 4.0 * g.push_sigma_arc_um * radius / g.radius_um
+    axial = sum(_half_point(above_half_axial, side * reach_axial, tolerance_um) for side in (-1, 1))
+    arc = sum(_half_point(above_half_arc, side * reach_arc, tolerance_um) for side in (-1, 1))
+    return float(axial), float(arc)
+
+
+def _half_point(above: Callable[[float], bool], reach: float, tolerance: float) -> float:
+    """Distance from 0 (where ``above``) towards ``reach`` of the last point ``above``, by
+    bisection to ``tolerance``; ``abs(reach)`` when it is still above there."""
+    if above(reach):
+        return abs(reach)
+    inner, outer = 0.0, reach
+    while abs(outer - inner) > tolerance:
+        middle = 0.5 * (inner + outer)
+        inner, outer = (middle, outer) if above(middle) else (inner, middle)
+    return abs(0.5 * (inner + outer))
+
+
+def _without_agglomerates(geometry: CellGeometry) -> CellGeometry:
+    """The same cell without its agglomerates (its undeformed layers)."""
+    return replace(geometry, agglomerates=())
+
+
+def _foil_mid_um(
+    geometry: CellGeometry,
+    g: Agglomerate,
+    theta_rad: float,
+    z_um: float,
+    foil_turn: int | None,
+    step_um: float,
+) -> tuple[float, int | None]:
+    """Polar radius (um) of the mid-surface of a Cu foil on the ray from the cell's centre
+    at ``theta_rad``, at height ``z_um``, sampled every ``step_um`` from ``g``'s centre
+    radius over 1.5 pitches on ``g``'s Cu side: the foil of turn ``foil_turn``, or the
+    first one met (None); and that turn. (NaN, None) when there is none.
+
+    The ray is classified every few samples first, then every sample across the foil only:
+    the same samples as a full pass, as a foil is one run many samples thick."""
     outwards = 1.0 if g.side == "anode_inner" else -1.0
     r = g.radius_um + outwards * np.arange(0.0, 1.5 * geometry.pitch_um, step_um)
-    x = geometry.params.centre_um[0] + r * np.cos(g.theta_rad)
-    y = geometry.params.centre_um[1] + r * np.sin(g.theta_rad)
-    code, _, turn, _, _ = _classify(geometry, x, y, g.z_um)
-    cu = code == REGION_CODE["cu"]
-    if not cu.any():
-        raise ValueError(f"agglomerate {g.id}: no Cu foil on its side within 1.5 pitches")
-    foil_turn = turn[np.argmax(cu)]  # the first foil beyond the agglomerate, on its side
-    flat_code, _, flat_turn, _, _ = _classify(replace(geometry, agglomerates=()), x, y, g.z_um)
-    flat = (flat_code == REGION_CODE["cu"]) & (flat_turn == foil_turn)
-    return float(np.mean(r[cu & (turn == foil_turn)])), float(np.mean(r[flat]))
+    coarse = max(1, int(0.25 * geometry.params.stack.cu_um / step_um))
+    cx, cy = geometry.params.centre_um
+
+    def foil(index: np.ndarray, turn: int | None) -> tuple[np.ndarray, int | None]:
+        x, y = cx + r[index] * np.cos(theta_rad), cy + r[index] * np.sin(theta_rad)
+        code, _, turns, _, _ = _classify(geometry, x, y, z_um)
+        cu = code == REGION_CODE["cu"]
+        if turn is None:  # the first foil met
+            if not cu.any():
+                return index[:0], None
+            turn = int(turns[np.argmax(cu)])
+        return index[cu & (turns == turn)], turn
+
+    hits, foil_turn = foil(np.arange(0, r.size, coarse), foil_turn)
+    if hits.size == 0:
+        return float("nan"), None
+    fine = np.arange(max(0, hits[0] - coarse), min(r.size, hits[-1] + coarse + 1))
+    foil_index, _ = foil(fine, foil_turn)
+    return float(np.mean(r[foil_index])), foil_turn
 
 
 def z_invariant(geometry: CellGeometry, z_um: float) -> bool:

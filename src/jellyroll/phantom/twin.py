@@ -186,8 +186,9 @@ class Twin:
 
     @cached_property
     def saxs_intensity(self) -> np.ndarray:
-        """True integrated SAXS intensity (ny, nx), per um: the trapezoid over the SAXS bins
-        whose centre lies in :data:`SAXS_INTENSITY_Q_RANGE_A` of the noise-free patterns.
+        """True integrated SAXS intensity (ny, nx), per um x A^-1: the trapezoid over the
+        SAXS bins whose centre lies in :data:`SAXS_INTENSITY_Q_RANGE_A` of the noise-free
+        patterns (per um) against q (A^-1).
 
         Patterns are linear in the maps, so it is one value per basis pattern (0 for mu)
         contracted with the maps, without building the (ny, nx, n_q) patterns.

@@ -727,7 +727,7 @@ def truth_maps(twin: Twin) -> dict[str, tuple[np.ndarray, str]]:
             "graphite_poor": (state.fractions["graphite_poor"], "volume fraction"),
             "nmc_lithiated": (state.fractions["nmc_lithiated"], "volume fraction"),
             "nmc_delithiated": (state.fractions["nmc_delithiated"], "volume fraction"),
-            "saxs_intensity": (twin.saxs_intensity, "arb. units / um"),
+            "saxs_intensity": (twin.saxs_intensity, "arb. units / um x 1/angstrom"),
             "d_star_nm": (twin.true_dstar_nm, "nm"),
             "attenuation": (twin.mu_xray_per_um, "1/um"),
             "graphite_label": (state.graphite_label(), "0 LiC6, 1 LiC12, 2 poor, -1 none"),
@@ -771,9 +771,13 @@ def _write_truth(
         scan["translation_mm"].attrs["units"] = "mm"
         scan["rotation_centre_mm"] = geometry.rotation_centre_mm
         scan["rotation_centre_mm"].attrs["units"] = "mm"
-        scan["beam_fwhm_um"] = geometry.beam_fwhm_um
-        scan["pixel_size_um"] = twin.pixel_size_um
-        scan["wavelength_A"] = WAVELENGTH_A
+        for name, value, units in (
+            ("beam_fwhm_um", geometry.beam_fwhm_um, "um"),
+            ("pixel_size_um", twin.pixel_size_um, "um"),
+            ("wavelength_A", WAVELENGTH_A, "angstrom"),
+        ):
+            scan[name] = value
+            scan[name].attrs["units"] = units
         patterns = nx_group(entry, "patterns", "NXcollection")
         for kind, basis in twin.pattern_bases().items():
             axes = [
@@ -809,8 +813,9 @@ def _write_nxct_truth(entry: h5py.Group, nxct: TwinNXCT) -> None:
         group[name].attrs["description"] = meaning
     group["neutron_to_world"].attrs.update(nxct.remount)
     group["map_to_world"].attrs.update(nxct.placement)
-    group["xray_voxel_um"] = volumes.xray_voxel_um
-    group["neutron_voxel_um"] = volumes.neutron_voxel_um
+    for name in ("xray_voxel_um", "neutron_voxel_um"):
+        group[name] = getattr(volumes, name)
+        group[name].attrs["units"] = "um"
     labels = group.create_dataset(
         "labels", data=nxct.labels, compression="gzip", chunks=(1, *nxct.labels.shape[1:])
     )
@@ -819,7 +824,9 @@ def _write_nxct_truth(entry: h5py.Group, nxct: TwinNXCT) -> None:
     labels.attrs["voxel_um"] = volumes.xray_voxel_um
     bends = write_table(group, "bends", nxct.bends)
     bends.attrs["frame"] = "X-ray volume frame, um"
-    bends.attrs["extents"] = "full widths at half maximum of the Cu displacement, um"
+    bends.attrs["extents"] = (
+        "full widths at half maximum of the Cu foil's mid-surface displacement, um"
+    )
     bends.attrs["amplitude"] = "radial displacement of the Cu foil's mid-surface at the peak, um"
 
 
