@@ -167,3 +167,113 @@ def test_missing_results_and_nxct_files_name_the_command_that_makes_them(
     text = _one_line(result.output)
     assert f"{missing}: does not exist; give the NXCT file of --nxct" in text
     assert "jellyroll nxct" in text and "jellyroll reduce" not in text
+
+
+def _raw_scan(path: Path) -> Path:
+    """An HDF5 file no jellyroll stage wrote (a raw scan's layout, no stage record)."""
+    with h5py.File(path, "w") as f:
+        f["entry/sample/rotation_angle"] = [0.0, 1.0]
+    return path
+
+
+@pytest.mark.parametrize(
+    ("command", "written_by"),
+    [
+        (["reduce", "scan.h5"], None),
+        (["reduce", "scan.h5"], "diagnose"),
+        (["diagnose", "w.h5", "s.h5"], None),
+        (["diagnose", "w.h5", "s.h5"], "nxct"),
+        (["nxct", "xct.tif", "nct.tif"], "diagnose"),
+        (["locate", "run.h5", "xct.tif"], "run index"),
+        (["operando", "series"], "locate"),
+        (["report", "results.h5"], "operando"),
+    ],
+)
+def test_an_output_that_is_another_file_is_refused_before_any_work(
+    tmp_path: Path, command: list[str], written_by: str | None
+) -> None:
+    """`reduce waxs_scan.h5 -o saxs_scan.h5` replaced the raw SAXS scan (1.4 MB of frames)
+    by a 7.6 kB run index, and `report results.h5 -o nxct.h5` the NXCT result by HTML, both
+    exit 0: an output may replace only an earlier output of its own command."""
+    other = tmp_path / "other.h5"
+    if written_by is None:
+        _raw_scan(other)
+    elif written_by == "run index":
+        with h5py.File(other, "w") as f:
+            f.attrs["jellyroll_stages"] = '["reduce"]'
+    else:
+        _stage_file(other, written_by)
+    before = other.read_bytes()
+    result = CliRunner().invoke(app, [*command, "-o", str(other)])
+    assert result.exit_code == 1, result.output
+    text = _one_line(result.output)
+    assert f"{other} exists and is" in text and f"earlier `jellyroll {command[0]}`" in text
+    assert other.read_bytes() == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["other.h5"]
+
+
+def test_an_earlier_output_of_the_same_command_or_an_empty_file_may_be_replaced(
+    tmp_path: Path,
+) -> None:
+    """Controls: rerunning a command over its own output, or over an empty file, is no
+    refusal (the stages fail later here, on their missing inputs)."""
+    from jellyroll.cli._common import check_output_file
+
+    check_output_file(_stage_file(tmp_path / "results.h5", "diagnose"), "r.h5", "diagnose")
+    with h5py.File(tmp_path / "run.h5", "w") as f:
+        f.attrs["jellyroll_stages"] = "[]"
+    check_output_file(tmp_path / "run.h5", "run.h5", "reduce")
+    (tmp_path / "report.html").write_text("<!DOCTYPE html>\n<html></html>")
+    check_output_file(tmp_path / "report.html", "report.html", "report")
+    (tmp_path / "empty.h5").touch()
+    check_output_file(tmp_path / "empty.h5", "nxct.h5", "nxct")
+    check_output_file(tmp_path / "new.h5", "nxct.h5", "nxct")
+
+
+def test_an_empty_mask_file_ends_in_one_line_not_aborted(tmp_path: Path) -> None:
+    """An empty .npy given as --mask raised EOFError in np.load, which click turns into
+    "Aborted." and nothing else: no file, no cause."""
+    scan = tmp_path / "scan.h5"
+    with h5py.File(scan, "w") as f:
+        f["entry/instrument/detector/data"] = [[[0, 0], [0, 0]]] * 2
+        f["entry/sample/rotation_angle"] = [0.0, 1.0]
+        f["entry/sample/translation"] = [0.0, 0.0]
+    mask = tmp_path / "mask.npy"
+    mask.touch()
+    args = ["reduce", str(scan), "-o", str(tmp_path / "run.h5"), "--mask", str(mask)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert "error: an input file is empty or cut short" in _one_line(result.stderr)
+    assert "Aborted" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("option", "named"),
+    [
+        (["--saxs", "{missing}"], "give the SAXS file of --saxs"),
+        (["--log", "{missing}"], "give the potentiostat log of --log"),
+        (["--log", "{folder}"], "is a folder; give the potentiostat log"),
+    ],
+)
+def test_operando_side_files_are_checked_before_the_steps_are_computed(
+    tmp_path: Path, option: list[str], named: str
+) -> None:
+    """A missing --saxs failed only after every step was reduced and reconstructed, with
+    h5py's `Unable to synchronously open file`; a folder as --log with `[Errno 21]`."""
+    args = [part.format(missing=tmp_path / "nope.h5", folder=tmp_path) for part in option]
+    result = CliRunner().invoke(app, ["operando", "series", "-o", "op.h5", *args])
+    assert result.exit_code == 1, result.output
+    assert named in _one_line(result.output)
+
+
+def test_a_missing_neutron_volume_is_named_before_the_placement(tmp_path: Path) -> None:
+    """`locate RUN XCT --nct missing.tif` placed the slice, then failed at 80 %."""
+    missing = tmp_path / "nct.h5"
+    result = CliRunner().invoke(
+        app, ["locate", "run.h5", "xct.tif", "--nct", f"{missing}::/entry/volume",
+              "-o", str(tmp_path / "l.h5")],
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert f"{missing}: no such file or folder; give the neutron CT volume" in _one_line(
+        result.output
+    )

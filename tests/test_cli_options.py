@@ -195,3 +195,23 @@ def test_fbp_with_iterations_is_a_usage_error() -> None:
     )
     assert result.exit_code == 2, result.output
     assert "iterations" in result.stderr and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_default_shows_in_the_help_a_user_reads(command: str) -> None:
+    """The help is rich markup: `[default: 1000]` was read as a style tag and dropped, so
+    `jellyroll reduce --help` showed no option's default (the raw help string had it)."""
+    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "1000"})
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[1]: line for line in result.output.splitlines() if "│    --" in line
+             or "│ --" in line}  # fmt: skip
+    params = {p.name: p for p in typer.main.get_command(app).commands[command].params}
+    for model, mapping in COMMANDS[command]:
+        for parameter, field in mapping.items():
+            if parameter in COMPOSITE:
+                continue
+            default = model.model_fields[field].default
+            shown = "none" if default is None else str(default).lower() if isinstance(
+                default, bool) else str(default)  # fmt: skip
+            flag = params[parameter].opts[0]
+            assert f"[default: {shown}]" in lines[flag], (command, flag)

@@ -4,7 +4,7 @@ way to end on an error."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,16 +34,56 @@ def option(model: type[BaseModel], name: str, *declarations: str, **kwargs: Any)
         if isinstance(default, bool)
         else default
     )
-    return typer.Option(
-        *declarations, help=f"{info.description} [default: {shown}]", show_default=False, **kwargs
+    # escaped: the help is rich markup, where "[default: 1000]" is a style tag, dropped
+    help_text = escape(f"{info.description} [default: {shown}]")
+    return typer.Option(*declarations, help=help_text, show_default=False, **kwargs)
+
+
+def check_output_file(
+    output: Path, example: str, command: str, inputs: Iterable[str | Path] = ()
+) -> None:
+    """Refuse, before any work, an output path that is one of ``inputs``, an existing folder
+    (found only at the final rename otherwise, in a message naming a temporary file), or an
+    existing file that ``jellyroll command`` did not write (a raw scan, a CT volume, another
+    stage's result: replaced whole at the end, exit 0). An empty file may be replaced."""
+    from jellyroll.io.provenance import refuse_overwrite
+
+    refuse_overwrite([output], inputs)
+    if output.is_dir():
+        raise IsADirectoryError(f"{output} is a folder; give a file name, e.g. {output / example}")
+    if not output.is_file() or output.stat().st_size == 0:
+        return
+    found = _written_by(output)
+    if found == command:
+        return
+    what = "no output of jellyroll" if found is None else f"a {found} result of jellyroll"
+    raise FileExistsError(
+        f"{output} exists and is {what}, not the output of an earlier `jellyroll {command}`: "
+        f"it would be replaced; give another file name (e.g. {output.with_name(example)}), "
+        "or delete it first"
     )
 
 
-def check_output_file(output: Path, example: str) -> None:
-    """Refuse, before any work, an output path that is an existing folder (found only at the
-    final rename otherwise, in a message naming a temporary file)."""
-    if output.is_dir():
-        raise IsADirectoryError(f"{output} is a folder; give a file name, e.g. {output / example}")
+def _written_by(path: Path) -> str | None:
+    """The command (or stage) whose output the existing file ``path`` is: the stage its
+    root records, ``reduce`` for a run index, ``report`` for an HTML page; None for any
+    other file."""
+    import h5py
+
+    from jellyroll.results.store import INDEX_STAGES, STAGE
+
+    if h5py.is_hdf5(path):
+        try:
+            with h5py.File(path, "r") as f:
+                if INDEX_STAGES in f.attrs:
+                    return "reduce"
+                stage = f.attrs.get(STAGE)
+        except OSError:
+            return None
+        return None if stage is None else str(stage)
+    with path.open("rb") as handle:
+        head = handle.read(64).lstrip().lower()
+    return "report" if head.startswith((b"<!doctype html", b"<html")) else None
 
 
 def check_input_file(path: Path, what: str, hint: str) -> None:
@@ -66,6 +106,8 @@ def reported_errors() -> Iterator[None]:
         _fail(error, USAGE_ERROR, "option")
     except (ValueError, OSError, RuntimeError, KeyError) as error:
         _fail(error, DATA_ERROR, "error")
+    except EOFError as error:  # np.load of an empty file: click printed only "Aborted."
+        _fail(EOFError(f"an input file is empty or cut short ({error})"), DATA_ERROR, "error")
 
 
 def _fail(error: Exception, code: int, what: str) -> None:

@@ -31,12 +31,12 @@ def diagnose(
 ) -> None:
     """Find the cell, unroll it, find the agglomerates, bends and lithiation around them."""
     from jellyroll.defects.run import run_diagnose
-    from jellyroll.results.store import refuse_stage_file
+    from jellyroll.results.store import refuse_stage_file, run_files
 
     with reported_errors():
         refuse_stage_file(waxs, "the WAXS run")
         refuse_stage_file(saxs, "the SAXS run")
-        check_output_file(output, "results.h5")
+        check_output_file(output, "results.h5", "diagnose", [*run_files(waxs), *run_files(saxs)])
         options = options_from(DiagnoseOptions, {"critical_diameter_um": critical_diameter})
         result = run_diagnose({"waxs": waxs, "saxs": saxs}, output, options, name=name, label=label)
     values = result.summary
@@ -59,7 +59,7 @@ def report(
     from jellyroll.report.run import run_report
 
     with reported_errors():
-        check_output_file(output, "report.html")
+        check_output_file(output, "report.html", "report", results)
         for path in results:
             check_input_file(path, "results file", "from `jellyroll diagnose` or `jellyroll run`")
         options = options_from(ReportOptions, {"title": title})

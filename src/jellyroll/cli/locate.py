@@ -45,15 +45,24 @@ def locate(
 ) -> None:
     """Place the SWAXS-CT slice in the X-ray volume (any in-plane rotation, height found
     from the similarity profile) and resample the volumes on the map grid."""
+    from jellyroll.io.volumes import split_dataset
     from jellyroll.locate.run import run_locate
+    from jellyroll.results.store import run_files
 
     with reported_errors():
-        check_output_file(output, "location.h5")
+        nct_file = None if nct is None else split_dataset(nct)[0]
+        given = [*run_files(run), split_dataset(xct)[0], *(p for p in (nct_file, nxct) if p)]
+        check_output_file(output, "location.h5", "locate", given)
         if nxct is not None and nct is None:
             raise ValueError("--nxct needs --nct: the neutron volume to resample")
         if nxct is not None:
             check_input_file(
                 nxct, "NXCT file of --nxct", "from `jellyroll nxct XCT NCT -o NXCT.h5`"
+            )
+        if nct_file is not None and not nct_file.exists():  # found after the placement else
+            raise ValueError(
+                f"{nct_file}: no such file or folder; give the neutron CT volume of --nct "
+                "(TIFF stack, folder, file.h5::/path)"
             )
         options = options_from(
             LocateOptions,

@@ -44,10 +44,12 @@ def nxct(
 ) -> None:
     """Register the neutron volume onto the X-ray one (any remount), fuse them as RGB (red =
     X-ray, cyan = neutron), segment the components and find the bent Cu collector in 3D."""
+    from jellyroll.io.volumes import split_dataset
     from jellyroll.nxct.run import run_nxct
 
     with reported_errors():
-        check_output_file(output, "nxct.h5")
+        volumes = [split_dataset(given)[0] for given in (xct, nct)]
+        check_output_file(output, "nxct.h5", "nxct", volumes)
         window = None
         if window_low is not None or window_high is not None:
             default = NXCTOptions().window_percentiles

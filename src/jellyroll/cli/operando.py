@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from jellyroll.cli import app, console
-from jellyroll.cli._common import check_output_file, option, reported_errors
+from jellyroll.cli._common import check_input_file, check_output_file, option, reported_errors
 from jellyroll.operando.options import OperandoOptions
 from jellyroll.operando.timeline import SOC_UNITS
 from jellyroll.options import options_from
@@ -44,7 +44,15 @@ def operando(
     from jellyroll.operando.run import run_operando
 
     with reported_errors():
-        check_output_file(output, "operando.h5")
+        side_files = [path for path in (log, saxs) if path is not None]
+        check_output_file(output, "operando.h5", "operando", [*series, *side_files])
+        # checked before the steps are reduced and reconstructed, not after
+        if log is not None:
+            check_input_file(log, "potentiostat log of --log", "EC-Lab .mpt or CSV")
+        if saxs is not None:
+            check_input_file(
+                saxs, "SAXS file of --saxs", "from `jellyroll diagnose` or `jellyroll maps`"
+            )
         options = options_from(
             OperandoOptions,
             {

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from jellyroll.cli import app, console
-from jellyroll.cli._common import option, reported_errors
+from jellyroll.cli._common import check_output_file, option, reported_errors
 from jellyroll.options import options_from
 from jellyroll.progress import frame_progress
 from jellyroll.reduce.options import ReduceOptions
@@ -36,8 +36,14 @@ def reduce(
     ] = None,
     npt: Annotated[int | None, option(ReduceOptions, "npt")] = None,
     unit: Annotated[str | None, option(ReduceOptions, "unit")] = None,
-    q_min: Annotated[float | None, typer.Option(help="Lower end of the radial range.")] = None,
-    q_max: Annotated[float | None, typer.Option(help="Upper end of the radial range.")] = None,
+    q_min: Annotated[
+        float | None,
+        typer.Option(help="Lower end of the radial range, in --unit; default: the detector's."),
+    ] = None,
+    q_max: Annotated[
+        float | None,
+        typer.Option(help="Upper end of the radial range, in --unit; default: the detector's."),
+    ] = None,
     filter: Annotated[str | None, option(ReduceOptions, "filter")] = None,
     split: Annotated[str | None, option(ReduceOptions, "split")] = None,
     spot_filter: Annotated[
@@ -63,6 +69,7 @@ def reduce(
 
     with reported_errors():
         refuse_stage_file(output, "the output (-o)")
+        check_output_file(output, "run.h5", "reduce", [scan])
         if (q_min is None) != (q_max is None):
             raise typer.BadParameter("give both --q-min and --q-max, or neither")
         options = options_from(
