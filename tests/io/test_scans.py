@@ -259,3 +259,13 @@ def test_unknown_motor_units_are_refused(tmp_path: Path) -> None:
         f["/entry/sample/translation"].attrs["units"] = "furlong"
     with pytest.raises(ScanFormatError, match=r"scan\.h5.*translation.*'furlong'.*mm"):
         open_scan(path)
+
+
+@pytest.mark.parametrize("content", [b"", b"\x93NUMPY\x01\x00"])
+def test_an_empty_or_cut_npy_mask_is_named(tmp_path: Path, content: bytes) -> None:
+    """An empty .npy mask ended in click's bare "Aborted." (np.load's EOFError), a cut one
+    in NumPy's message without the file: both name the file now."""
+    path = tmp_path / "mask.npy"
+    path.write_bytes(content)
+    with pytest.raises(ScanFormatError, match=r"mask\.npy: not a readable mask"):
+        read_mask(path)

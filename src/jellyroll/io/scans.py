@@ -263,11 +263,11 @@ def read_mask(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise ScanFormatError(f"{path}: mask file not found")
-    if path.suffix == ".npy":
-        return np.load(path, allow_pickle=False) != 0
     try:
+        if path.suffix == ".npy":
+            return np.load(path, allow_pickle=False) != 0
         return fabio.open(str(path)).data != 0
-    except Exception as error:  # fabio raises many types for unreadable files
+    except Exception as error:  # fabio raises many types; np.load EOFError when empty
         raise ScanFormatError(f"{path}: not a readable mask image ({error})") from error
 
 
