@@ -277,3 +277,39 @@ def test_result_types_and_histogram() -> None:
     assert isinstance(r, DStarResult) and r.valid and r.reason is None
     counts, edges = dstar_histogram(np.array([[10.0, np.nan], [12.0, 12.5]]), bins=4)
     assert counts.sum() == 3 and edges.size == 5
+
+
+@pytest.mark.parametrize(
+    "q",
+    [
+        np.geomspace(0.005, 0.35, 500),  # log-spaced bins
+        np.geomspace(0.005, 0.35, 500)[::-1],  # the same, descending
+        # two grids merged: dense at low q (long detector distance), sparse at high q
+        np.concatenate([np.linspace(0.005, 0.1, 400, endpoint=False), np.linspace(0.1, 0.35, 60)]),
+    ],
+)
+def test_a_non_uniform_q_grid_gives_the_linear_grids_dstar(q: np.ndarray) -> None:
+    """Rule 4's skips counted points: on a log grid the first 30 % of the points end at
+    0.018 1/A, so the fit took in the shoulder and d* was 35.3 nm for every size (16.7 nm on
+    the merged grid) against 6-15 nm on the study's linear grid. They now skip the same share
+    of the q range, which is the same points on a linear grid."""
+    for rg in [50.0, 80.0, 100.0]:  # A
+        linear = departure_dstar(Q, 2e4 * np.exp(-((Q * rg) ** 2) / 3) + 2e-2 * Q**-3.6)
+        found = departure_dstar(q, 2e4 * np.exp(-((q * rg) ** 2) / 3) + 2e-2 * q**-3.6)
+        assert linear.valid and found.valid, (rg, found.reason)
+        # q* is a grid point: the grids' steps near q* (0.0005-0.0007 1/A, 1-2 % of q*) move
+        # d* by 0.05-0.2 nm; 0.3 nm allows two bins.
+        assert found.d_star_nm == pytest.approx(linear.d_star_nm, abs=0.3)
+        assert found.slope == pytest.approx(3.6, abs=0.05)  # the matrix law, not the shoulder
+
+
+def test_a_fit_window_of_a_few_sparse_points_gives_no_value() -> None:
+    """400 points up to 0.1 1/A merged with 3 at 0.2-0.35: counted in points the fit took the
+    shoulder (d* 18.7 nm for an 11 nm profile); in q it holds the two points at 0.2 and
+    0.25, too few to make the law (a uniform 150-point run's window holds 75)."""
+    q = np.concatenate([np.linspace(0.005, 0.1, 400), [0.2, 0.25, 0.35]])
+    intensity = 2e4 * np.exp(-((q * 80.0) ** 2) / 3) + 2e-2 * q**-3.6
+    intensity[-3:] *= [1.05, 0.97, 1.0]  # a few % noise on the sparse points
+    r = departure_dstar(q, intensity)
+    assert r.reason_code == 2 and math.isnan(r.d_star_nm)
+    assert math.isnan(departure_dstar_map(q, intensity[None]).d_star_nm[0])

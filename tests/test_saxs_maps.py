@@ -297,3 +297,43 @@ def test_map_speed_and_histogram() -> None:
     assert result.valid.mean() > 0.99
     counts, edges = dstar_histogram(result.d_star_nm, bins=20)
     assert counts.sum() == result.valid.sum() and edges.size == 21
+
+
+@pytest.mark.parametrize("n_zero", [400, 25_000])
+def test_profiles_of_zeros_change_neither_the_rank_nor_the_others(n_zero: int) -> None:
+    """Masked voxels (profiles of zeros) took part in the threshold: 400 of them next to 200
+    profiles of 500 channels kept 226 components (rank 2 without them: nothing denoised), and
+    above 99 % of the map they set the 99th percentile of the norms to 0, so every real
+    profile was hot and came back as zeros (mean squared z 4.9e9)."""
+    truth, noisy = _low_rank_stack(3, n=200)
+    alone = denoise_profiles(noisy)
+    channels = slice(None) if n_zero < 1000 else slice(None, None, 5)  # keep the array small
+    masked = np.concatenate([noisy[:, channels], np.zeros((n_zero, Q.size))[:, channels]])
+    found = denoise_profiles(masked)
+    expected = alone if n_zero < 1000 else denoise_profiles(noisy[:, channels])
+    assert found.rank == expected.rank <= 3
+    # the same components from the same sums plus zeros: float64 rounding only (~1e-12)
+    np.testing.assert_allclose(found.profiles[:200], expected.profiles, rtol=1e-7)
+    assert not found.profiles[200:].any()
+    sigma = 0.01 * np.sqrt(truth[:, channels])
+    assert np.mean(((found.profiles[:200] - truth[:, channels]) / sigma) ** 2) < 0.1
+
+
+def test_the_automatic_rank_refuses_too_few_profiles() -> None:
+    """The threshold scales the median singular value, which must be noise: 3 profiles of
+    d* 12.1, 9.3 and 7.8 nm kept 1 component and came back as copies of one shape, d* 8.4 nm
+    all three (mean squared z 6600, raw 1); with 3 complete profiles among 500 (the others
+    miss a bin) 1 of 3 components was kept for all 500. Refused now; a chosen rank runs."""
+    rng = np.random.default_rng(0)
+    rg = rng.uniform(60.0, 100.0, (3, 1))  # A
+    truth = 2e4 * np.exp(-((Q * rg) ** 2) / 3) + 2e-2 * Q**-3.6
+    noisy = truth + rng.normal(size=truth.shape) * np.sqrt(3e-3 * truth)
+    with pytest.raises(ValueError, match="automatic rank needs >= 20"):
+        denoise_profiles(noisy)
+    assert denoise_profiles(noisy, rank=3).rank == 3
+    _, stack = _low_rank_stack(4, n=500)
+    stack[3:, 7] = np.nan
+    with pytest.raises(ValueError, match=r"\(3: non-zero, not hot, a value in every channel\)"):
+        denoise_profiles(stack)
+    stack[3:23, 7] = stack[3:23, 8]  # 23 complete profiles: enough
+    assert denoise_profiles(stack).rank >= 2
