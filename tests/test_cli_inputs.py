@@ -232,7 +232,7 @@ def test_an_earlier_output_of_the_same_command_or_an_empty_file_may_be_replaced(
 
 def test_an_empty_mask_file_ends_in_one_line_not_aborted(tmp_path: Path) -> None:
     """An empty .npy given as --mask raised EOFError in np.load, which click turns into
-    "Aborted." and nothing else: no file, no cause."""
+    "Aborted." and nothing else: no file, no cause. One line naming the file now."""
     scan = tmp_path / "scan.h5"
     with h5py.File(scan, "w") as f:
         f["entry/instrument/detector/data"] = [[[0, 0], [0, 0]]] * 2
@@ -243,7 +243,7 @@ def test_an_empty_mask_file_ends_in_one_line_not_aborted(tmp_path: Path) -> None
     args = ["reduce", str(scan), "-o", str(tmp_path / "run.h5"), "--mask", str(mask)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1, result.output
-    assert "error: an input file is empty or cut short" in _one_line(result.stderr)
+    assert "mask.npy: not a readable mask image" in _one_line(result.stderr)
     assert "Aborted" not in result.output
 
 
