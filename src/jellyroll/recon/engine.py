@@ -42,8 +42,7 @@ BACKENDS = ("auto", "astra", "jellyroll")
 RANK_RULES = ("auto", "noise", "energy")
 """How the low-rank step picks its components (or give a number of components):
 
-* ``energy``: the fewest holding the fraction ``energy`` of the squared norm of the cube
-  with every channel scaled to one norm (weak channels count as much as strong ones), used
+* ``energy``: the fewest holding the fraction ``energy`` of the cube's squared norm, used
   when at most a quarter of the channels suffice (otherwise every channel, exactly).
 * ``noise``: those above the noise floor (:func:`~jellyroll.recon.lowrank.compress_noisy`),
   from the sinogram's errors, or estimated from the data without them.
@@ -259,17 +258,15 @@ def _low_rank(
     every channel is to be reconstructed (see :data:`RANK_RULES`)."""
     nc = data.shape[2]
     if not isinstance(rank, str):
-        return compress(data, energy=1.0, max_rank=rank, balance=True)
+        return compress(data, energy=1.0, max_rank=rank)
     if max_rank is not None:  # a cap used as is
-        return compress(data, energy=energy or DEFAULT_ENERGY, max_rank=max_rank, balance=True)
+        return compress(data, energy=energy or DEFAULT_ENERGY, max_rank=max_rank)
     quarter = max(1, nc // 4)
     if rank == "energy" or (rank == "auto" and energy is not None):
-        found = compress(data, energy=energy or DEFAULT_ENERGY, max_rank=quarter, balance=True)
+        found = compress(data, energy=energy or DEFAULT_ENERGY, max_rank=quarter)
         return found if found.reached else None
     if rank == "auto":
-        found = compress(
-            data, energy=DEFAULT_ENERGY, max_rank=min(quarter, AUTO_ENERGY_RANK), balance=True
-        )
+        found = compress(data, energy=DEFAULT_ENERGY, max_rank=min(quarter, AUTO_ENERGY_RANK))
         if found.reached:
             return found
         # noise is told from fine structure along q by its errors only

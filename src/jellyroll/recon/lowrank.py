@@ -11,9 +11,7 @@ every channel, off by ``R(E)`` only.
 space is probed with ``k`` Gaussian vectors through ``Y^T Y`` (one power step), and the
 exact SVD of ``Y`` restricted to that space gives the singular vectors. ``r`` is the
 smallest rank whose components hold the requested fraction ``energy`` of ``||Y||^2``; the
-probe doubles until it finds one or reaches ``max_rank``. Balanced (what the engine
-asks), the rule holds on the cube with every channel scaled to one norm, so a weak
-channel keeps its share as a strong one does. The reported
+probe doubles until it finds one or reaches ``max_rank``. The reported
 ``residual = ||E|| / ||Y||`` is measured on the data, not estimated. Every pass reads the
 cube in blocks of rays, so memory stays bounded.
 
@@ -65,9 +63,6 @@ _OVERSAMPLE = 8
 _SINKHORN_ITERATIONS = 50
 _SINKHORN_TOLERANCE = 1e-3
 """Largest relative change of a channel scale at convergence: 0.1 % moves the edge by less."""
-_BALANCE_FLOOR = 1e-30
-"""Weakest channel norm, relative to the strongest, that balancing scales up to it (the
-scales stay finite in float32; weaker channels are scaled as this)."""
 _NOISE_POWER_STEPS = 4
 """Power steps of the noise rule: components a few times above a noise bulk need them to
 be measured within a few % (one step underestimates them, and they drop below the edge)."""
@@ -76,13 +71,12 @@ be measured within a few % (one step underestimates them, and they drop below th
 @dataclass(frozen=True)
 class LowRank:
     """``components`` ``(n_angles, n_t, r)`` float32 ``Z`` and ``basis`` ``(nc, r)`` float32
-    ``B`` with ``Y ~ Z B^T`` (``B`` orthonormal for the energy rule unless balanced);
-    ``residual`` the relative norm of the dropped part ``||Y - Z B^T|| / ||Y||``;
-    ``reached`` whether the rule was met. ``rule`` is ``energy`` or ``noise``; for
-    ``noise``, ``noise_floor`` is the Marchenko-Pastur edge of the biwhitened cube
-    (squared singular value, unit noise), ``noise_energy`` the fraction of ``||Y||^2``
-    the noise is expected to hold and ``noise_from`` where the noise came from
-    (``errors`` or ``data``)."""
+    ``B`` with ``Y ~ Z B^T`` (``B`` orthonormal for the energy rule); ``residual`` the
+    relative norm of the dropped part ``||Y - Z B^T|| / ||Y||``; ``reached`` whether the
+    rule was met. ``rule`` is ``energy`` or ``noise``; for ``noise``, ``noise_floor`` is the
+    Marchenko-Pastur edge of the biwhitened cube (squared singular value, unit noise),
+    ``noise_energy`` the fraction of ``||Y||^2`` the noise is expected to hold and
+    ``noise_from`` where the noise came from (``errors`` or ``data``)."""
 
     components: np.ndarray
     basis: np.ndarray
@@ -151,36 +145,22 @@ def compress(
     *,
     energy: float = DEFAULT_ENERGY,
     max_rank: int | None = None,
-    balance: bool = False,
     seed: int = 0,
 ) -> LowRank:
     """Compress ``(n_angles, n_t, nc)`` (finite values) to the fewest components holding
     the fraction ``energy`` of its squared norm, searching up to ``max_rank`` (default
-    ``nc``); ``reached`` is False when even ``max_rank`` components fall short.
-
-    ``balance`` applies the rule to the cube with every channel scaled to the norm of the
-    strongest (``basis`` is then not orthonormal): on the cube as is, channels 1e-4 of
-    the strongest in value (SAXS over two decades of q) hold less than the 1e-8 dropped,
-    and a pattern of their own was dropped (65-79 % off the per-channel result)."""
+    ``nc``); ``reached`` is False when even ``max_rank`` components fall short."""
     if not 0.0 < energy <= 1.0:
         raise ValueError("energy must be within (0, 1]")
     n_a, n_t, nc = sinogram.shape
     limit = nc if max_rank is None else max(1, min(max_rank, nc))
     rays = sinogram.reshape(-1, nc)
-    norms = _channel_squared_norms(rays)
-    total = float(norms.sum())
-    scale = np.ones(nc)
-    if balance and total > 0:
-        peak = np.sqrt(norms.max())
-        scale = peak / np.maximum(np.sqrt(norms), peak * _BALANCE_FLOOR)
-    ruled = float(np.sum(norms * scale**2))  # the squared norm the rule shares out
-    channel_scale = scale.astype(np.float32) if balance else None
+    total = _squared_norm(rays)
     rng = np.random.default_rng(seed)
     k = min(limit, 16)
     while True:
-        probes = min(nc, k + _OVERSAMPLE)
-        vectors, values = _singular_space(rays, probes, rng, channel_scale=channel_scale)
-        held = np.cumsum(values) / ruled if ruled > 0 else np.ones(values.size)
+        vectors, values = _singular_space(rays, min(nc, k + _OVERSAMPLE), rng)
+        held = np.cumsum(values) / total if total > 0 else np.ones(values.size)
         enough = np.flatnonzero(held >= energy * (1 - 1e-12))
         if enough.size and enough[0] < limit:
             rank = int(enough[0]) + 1
@@ -189,21 +169,10 @@ def compress(
             rank = limit
             break
         k = min(limit, 2 * k)
-    analysis = np.ascontiguousarray(vectors[:, :rank] * scale[:, None], dtype=np.float32)
-    basis = np.ascontiguousarray(vectors[:, :rank] / scale[:, None], dtype=np.float32)
-    components, dropped = _project(rays, analysis, basis)
-    residual = float(np.sqrt(dropped.sum() / total)) if total > 0 else 0.0
-    left = float(np.sum(dropped * scale**2) / ruled) if ruled > 0 else 0.0
-    reached = left <= (1.0 - energy) * 1.01 + 1e-14
+    basis = np.ascontiguousarray(vectors[:, :rank], dtype=np.float32)
+    components, residual = _project(rays, basis, basis, total)
+    reached = residual**2 <= (1.0 - energy) * 1.01 + 1e-14
     return LowRank(components.reshape(n_a, n_t, rank), basis, residual, bool(reached))
-
-
-def _channel_squared_norms(rays: np.ndarray) -> np.ndarray:
-    """Squared norm of every channel of ``(n_rays, nc)``, ``(nc,)`` float64."""
-    norms = np.zeros(rays.shape[1])
-    for _, block in _blocks(rays):
-        norms += np.sum(np.square(block, dtype=np.float64), axis=0)
-    return norms
 
 
 def _squared_norm(rays: np.ndarray) -> float:
@@ -211,17 +180,15 @@ def _squared_norm(rays: np.ndarray) -> float:
 
 
 def _project(
-    rays: np.ndarray, analysis: np.ndarray, basis: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Components ``Z = Y analysis`` ``(n_rays, r)`` and the squared norm of every channel
-    of ``Y - Z basis^T``, ``(nc,)`` float64."""
+    rays: np.ndarray, analysis: np.ndarray, basis: np.ndarray, total: float
+) -> tuple[np.ndarray, float]:
+    """Components ``Z = Y analysis`` ``(n_rays, r)`` and ``||Y - Z basis^T|| / ||Y||``."""
     components = np.empty((rays.shape[0], basis.shape[1]), dtype=np.float32)
-    dropped = np.zeros(rays.shape[1])
+    dropped = 0.0
     for rows, block in _blocks(rays):
         components[rows] = block @ analysis
-        left = block - components[rows] @ basis.T
-        dropped += np.sum(np.square(left, dtype=np.float64), axis=0)
-    return components, dropped
+        dropped += float(np.sum(np.square(block - components[rows] @ basis.T, dtype=np.float64)))
+    return components, float(np.sqrt(dropped / total)) if total > 0 else 0.0
 
 
 def _variance_blocks(rays: np.ndarray, errors: np.ndarray | None):
@@ -373,8 +340,7 @@ def compress_noisy(
     whitened = vectors[:, :rank]
     analysis = np.ascontiguousarray(whitened * channel_scale[:, None], dtype=np.float32)
     basis = np.ascontiguousarray(whitened / channel_scale[:, None], dtype=np.float32)
-    components, dropped = _project(rays, analysis, basis)
-    residual = float(np.sqrt(dropped.sum() / total)) if total > 0 else 0.0
+    components, residual = _project(rays, analysis, basis, total)
     return LowRank(
         components.reshape(n_a, n_t, rank),
         basis,

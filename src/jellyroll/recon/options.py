@@ -42,9 +42,8 @@ class ReconstructOptions(StageOptions):
         None,
         gt=0,
         le=1,
-        description="Low-rank energy rule: fraction of the squared norm kept, of the "
-        "sinogram with every channel scaled to one norm; given, it is the rule of rank auto. "
-        "Default: 1 - 1e-8.",
+        description="Low-rank energy rule: fraction of the sinogram's squared norm kept; "
+        "given, it is the rule of rank auto. Default: 1 - 1e-8.",
     )
 
     @field_validator("rank")
