@@ -17,10 +17,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import h5py
 import numpy as np
 
-from jellyroll.conventions import row_slabs, um_per
+from jellyroll.conventions import row_slabs
 from jellyroll.io.lock import output_lock
 from jellyroll.io.provenance import provenance_record, refuse_overwrite
 from jellyroll.io.volumes import (
@@ -49,7 +48,7 @@ from jellyroll.results.location import (
     write_nxct_on_map,
 )
 from jellyroll.results.nxct import read_nxct
-from jellyroll.results.run import MapName, read_map_set, regular_axis
+from jellyroll.results.run import MapName, map_axis, read_map_set
 from jellyroll.results.store import (
     RunFileError,
     open_run,
@@ -101,31 +100,14 @@ def _summed_scattering(run: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndar
         total = np.empty(data.shape[:2], np.float32)
         for rows, slab in row_slabs(data):
             total[rows] = np.nansum(slab, axis=-1)
-        y_um, x_um = (_summed_axis(f, run, name, hint) for name in ("y_um", "x_um"))
+        group = require(f, run, "/entry/reconstruction", hint)
+        y_um, x_um = map_axis(group, "y_um"), map_axis(group, "x_um")
     if not np.isclose(x_um[1] - x_um[0], y_um[1] - y_um[0], rtol=1e-3):
         raise RunFileError(
             f"{run}: /entry/reconstruction has {x_um[1] - x_um[0]:g} um steps along x but "
             f"{y_um[1] - y_um[0]:g} um along y; locate needs square pixels: resample it"
         )
     return total, y_um, x_um
-
-
-def _summed_axis(f: h5py.File, run: str | os.PathLike[str], name: str, hint: str) -> np.ndarray:
-    """``/entry/reconstruction/<name>`` (um), refused unless in um, ascending and evenly
-    spaced: the map is placed as pixel centres ``(i - (n - 1) / 2) * pixel`` about its
-    middle, so axes stored descending placed it 180 deg off (both) or mirrored, exit 0."""
-    dataset = require(f, run, f"/entry/reconstruction/{name}", hint)
-    units = dataset.attrs.get("units", "um")
-    if um_per(units) != 1.0:
-        raise RunFileError(f"{run}: {dataset.name} is in {units!r}, not um: convert the axis")
-    axis = np.asarray(dataset[()], dtype=np.float64).ravel()
-    if not (np.isfinite(axis).all() and regular_axis(axis)):
-        raise RunFileError(
-            f"{run}: {dataset.name} must hold finite pixel centres, ascending and evenly "
-            "spaced (left to right, top to bottom): flip or resample the reconstruction "
-            "with its axes"
-        )
-    return axis
 
 
 def _grid(y_um: np.ndarray, x_um: np.ndarray) -> tuple[float, tuple[float, float]]:

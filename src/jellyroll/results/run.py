@@ -152,7 +152,7 @@ class MapSet:
         if _same_grid(self, other):
             return MapSet({**self.maps, **other.maps}, self.x_um, self.y_um, notes, self.default)
         for maps in (self, other):
-            if not (regular_axis(maps.x_um) and regular_axis(maps.y_um)):
+            if not (_regular(maps.x_um) and _regular(maps.y_um)):
                 raise RunFileError(
                     f"{source}: the WAXS and SAXS maps are on different grids and one of them "
                     "has no regular pixel size (x_um / y_um not evenly spaced): cannot resample "
@@ -189,7 +189,7 @@ def _same_grid(a: MapSet, b: MapSet) -> bool:
     )
 
 
-def regular_axis(axis_um: np.ndarray) -> bool:
+def _regular(axis_um: np.ndarray) -> bool:
     """Whether an axis (um) has >= 2 points, ascending and evenly spaced (to 0.1 %)."""
     if axis_um.size < 2:
         return False
@@ -483,7 +483,7 @@ def _reconstruction(f: h5py.File, path: str | os.PathLike[str], *, lazy: bool) -
             )
     q, q_units = _radial_axis(path, group["q"])
     # the maps are written on these axes in um: axes in mm made 0.01 um pixels, exit 0
-    x_um, y_um = _map_axis(group, "x_um"), _map_axis(group, "y_um")
+    x_um, y_um = map_axis(group, "x_um"), map_axis(group, "y_um")
     return Reconstruction(
         data=data if lazy else data[()],
         q_A=q,
@@ -556,7 +556,7 @@ def _map_set(group: h5py.Group) -> MapSet:
     first = ""
     for name, item in group.items():
         data = item["data"]
-        axes = _map_axis(item, "x_um"), _map_axis(item, "y_um")
+        axes = map_axis(item, "x_um"), map_axis(item, "y_um")
         if data.shape != (axes[1].size, axes[0].size):
             raise RunFileError(
                 f"{group.file.filename}: {data.name} has shape {data.shape}, but its axes "
@@ -607,7 +607,7 @@ def _step(axis: np.ndarray) -> float:
     return float(axis[1] - axis[0])
 
 
-def _map_axis(item: h5py.Group, name: str) -> np.ndarray:
+def map_axis(item: h5py.Group, name: str) -> np.ndarray:
     """A map's (or a reconstruction's) pixel-centre axis (um): at least 2 finite values,
     ascending, evenly spaced, centred on 0; refused otherwise (a map in mm, or flipped, was
     read as um or mirrored, exit 0)."""
@@ -615,15 +615,15 @@ def _map_axis(item: h5py.Group, name: str) -> np.ndarray:
     where = f"{item.file.filename}: {dataset.name}"
     units = dataset.attrs.get("units", "um")
     if um_per(units) != 1.0:
-        raise RunFileError(f"{where} is in {units!r}; SPEC section 6 says um: convert the axis")
+        raise RunFileError(f"{where} is in {units!r}, not um (SPEC section 6): convert the axis")
     axis = np.asarray(dataset[()], dtype=np.float64).ravel()
     if axis.size < 2 or not np.isfinite(axis).all():
         raise RunFileError(f"{where} must hold at least 2 finite values, got {axis.size}")
     steps = np.diff(axis)
     if not (steps > 0).all():
         raise RunFileError(
-            f"{where} must ascend (pixel centres left to right, top to bottom): flip the map "
-            "and its axis together"
+            f"{where} must ascend (pixel centres ascending left to right, top to bottom): flip "
+            "the map and its axis together"
         )
     if not np.allclose(steps, steps.mean(), rtol=1e-3):
         raise RunFileError(f"{where} is not evenly spaced; resample the map on a regular grid")
