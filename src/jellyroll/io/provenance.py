@@ -177,11 +177,11 @@ def linked_files(path: str | os.PathLike[str]) -> list[Path]:
         return [path]
     datasets: list[h5py.Dataset] = []
     with h5py.File(path, "r") as f:
-        seen: set[h5py.h5g.GroupID] = set()  # by file and address: soft links may loop
-
-        def walk(group: h5py.Group) -> None:
+        groups, seen = [f], set()  # seen by file and address: soft links may loop
+        while groups:
+            group = groups.pop()
             if group.id in seen:
-                return
+                continue
             seen.add(group.id)
             for name in group:
                 try:
@@ -191,14 +191,8 @@ def linked_files(path: str | os.PathLike[str]) -> list[Path]:
                 if isinstance(item, h5py.Dataset):
                     datasets.append(item)
                 elif isinstance(item, h5py.Group):
-                    walk(item)
-
-        walk(f)
+                    groups.append(item)
         files = data_files(path, datasets)
-        # the datasets of linked files hold those files open (walk's closure is a cycle the
-        # collector frees late): a linked data file could not be opened for writing after
-        datasets.clear()
-        seen.clear()
     return [file for file in files if file == path or file.is_file()]
 
 
