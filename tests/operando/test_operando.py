@@ -20,8 +20,11 @@ from typer.testing import CliRunner
 from jellyroll import conventions
 from jellyroll.cli import app
 from jellyroll.io.nexus import read_table
+from jellyroll.maps.options import MapsOptions
+from jellyroll.maps.run import maps_key
 from jellyroll.operando import core
-from jellyroll.operando.run import _saxs_zones, run_operando, series_scans
+from jellyroll.operando.options import OperandoOptions
+from jellyroll.operando.run import _saxs_zones, operando_key, run_operando, series_scans
 from jellyroll.operando.timeline import build_timeline, read_potentiostat_log, soc_from_log
 from jellyroll.phantom.parameters import SIZES
 from jellyroll.phantom.twin import make_twin
@@ -31,7 +34,7 @@ from jellyroll.recon.options import ReconstructOptions
 from jellyroll.report.html import Report
 from jellyroll.report.run import _operando_section
 from jellyroll.results.operando import PHASES, OperandoResult, read_operando
-from jellyroll.results.store import stage_file
+from jellyroll.results.store import is_up_to_date, stage_file
 from jellyroll.unroll import SpiralTrace
 
 N_STEPS = 3
@@ -109,6 +112,31 @@ def test_a_rerun_redoes_only_the_steps_that_changed(series: tuple[Path, Path]) -
         recon = ReconstructOptions(method="fbp")
         done = run_operando(folder, output, reconstruct_options=recon, figures=False)
     assert done.ran == ["step 1 maps"]
+
+
+def test_the_steps_are_mapped_with_the_maps_options_given(
+    series: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """``[maps] analysis = "study"`` was ignored for the operando steps: their phase maps
+    were the jellyroll window integrals (a linear background under each window) while the
+    cell's own slice had the study's plain integrals, exit 0. Every step is now mapped with
+    the options given, and a change of them is a change of the operando key."""
+    study = MapsOptions(analysis="study")
+    output = tmp_path / "op.h5"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run_operando(
+            series[0], output, reconstruct_options=ReconstructOptions(method="fbp"),
+            maps_options=study, figures=False,
+        )  # fmt: skip
+    steps = sorted(output.with_name("op_steps").glob("step_*.h5"))
+    steps = [step for step in steps if step.name.count(".") == 1]
+    assert steps
+    for step in steps:
+        assert is_up_to_date(stage_file(step, "maps"), maps_key(step, study))
+    assert operando_key(series[0], OperandoOptions()) != operando_key(
+        series[0], OperandoOptions(), maps_options=study
+    )
 
 
 def _log(tmp_path: Path, minutes: list[float]) -> Path:

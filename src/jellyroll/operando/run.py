@@ -139,6 +139,7 @@ def operando_key(
     saxs_maps: str | os.PathLike[str] | None = None,
     reduce_options: ReduceOptions | None = None,
     reconstruct_options: ReconstructOptions | None = None,
+    maps_options: MapsOptions | None = None,
 ) -> str:
     """Key of the operando results of these inputs and options: every scan (with the files
     its data are linked to), the log and the SAXS maps by fingerprint (the SAXS run by the
@@ -147,6 +148,7 @@ def operando_key(
         "operando": options.key_payload(),
         "reduce": (reduce_options or ReduceOptions()).key_payload(),
         "reconstruct": (reconstruct_options or ReconstructOptions()).key_payload(),
+        "maps": (maps_options or MapsOptions()).key_payload(),
     }
     upstream = []
     for scan in series_scans(series):
@@ -180,6 +182,7 @@ def run_operando(
     saxs_maps: str | os.PathLike[str] | None = None,
     reduce_options: ReduceOptions | None = None,
     reconstruct_options: ReconstructOptions | None = None,
+    maps_options: MapsOptions | None = None,
     console: Console | None = None,
     figures: bool = True,
 ) -> OperandoRun:
@@ -189,8 +192,11 @@ def run_operando(
     run or results file of the same slice with ``/entry/maps/saxs_intensity``, whose case-B
     agglomerates give the damaged zones (else the zones are the pixels that lag the anode).
     ``figures``: also draw the contact sheet, curves, cores and GIF beside ``output``.
+    ``reduce_options``, ``reconstruct_options`` and ``maps_options`` make every step, as they
+    make the cell's own slice (its phase maps with the same window analysis).
     """
     options = options or OperandoOptions()
+    maps_options = maps_options or MapsOptions()
     reduce_options = reduce_options or ReduceOptions()
     recon = (reconstruct_options or ReconstructOptions()).model_copy(
         update={"channels": options.channels}
@@ -234,7 +240,6 @@ def run_operando(
             advance(1)
     centre = _shared_centre(runs, scans)
     recon = recon.model_copy(update={"rotation_centre_mm": centre})
-    maps_options = MapsOptions()
     with frame_progress(console, "operando: reconstruct steps", len(scans)) as advance:
         for k, run in enumerate(runs):
             _stage(
@@ -254,11 +259,14 @@ def run_operando(
             advance(1)
     with console.status("operando: analysis"):
         result = analyse(runs, timeline, options, centre, saxs_maps=saxs_maps)
-    key = operando_key(series, options, log, saxs_maps, reduce_options, reconstruct_options)
+    key = operando_key(
+        series, options, log, saxs_maps, reduce_options, reconstruct_options, maps_options
+    )
     configuration = {
         "stage": "operando",
         **options.key_payload(),
         "reconstruct": recon.key_payload(),
+        "maps": maps_options.key_payload(),
     }
     inputs = [*scans, *([Path(log)] if log else []), *([Path(saxs_maps)] if saxs_maps else [])]
     record = provenance_record(configuration, inputs=inputs)

@@ -112,7 +112,15 @@ def _operando_stage(
     cell's diagnosis (``results``)."""
     output = folder / "operando.h5"
     options = config.operando
-    args = (cell.operando, options, cell.operando_log, results, config.waxs, config.reconstruct)
+    args = (
+        cell.operando,
+        options,
+        cell.operando_log,
+        results,
+        config.waxs,
+        config.reconstruct,
+        config.maps,
+    )
 
     def operando() -> None:
         run_operando(
@@ -123,6 +131,7 @@ def _operando_stage(
             saxs_maps=results,
             reduce_options=config.waxs,
             reconstruct_options=config.reconstruct,
+            maps_options=config.maps,
             console=console,
         )
 
