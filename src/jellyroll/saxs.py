@@ -537,6 +537,20 @@ must lie in the noise floor. 2-5 profiles of 500 channels kept 1-2 components wh
 needed: 3 profiles of d* 12.1, 9.3 and 7.8 nm came back as copies of one shape, d* 8.4 nm;
 3 complete profiles among 3000 that miss a bin kept 1 of 5 for all (d* 2.4 nm off)."""
 
+
+def numerical_floor(largest: float, n_q: int, dtype: np.dtype) -> float:
+    """The singular value below which a component of a profile matrix whose largest is
+    ``largest`` is rounding, not signal: the eigenvalues of its n_q x n_q Gram matrix carry an
+    absolute error of about n_q float64 roundings of the largest (a singular value
+    ``sqrt(n_q * eps)`` of it), the profiles stored in ``dtype`` their own rounding (``eps``
+    of it, relative). A cube of exactly 7 components in float32 (a noise-free twin's
+    low-rank reconstruction) has its 8th at 2.9e-8 of the first and its 7th at 1.8e-3; the
+    Gavish-Donoho threshold, a multiple of the median, then lies in the rounding and kept
+    209 of 500 components (the denoising said "barely denoised")."""
+    stored = np.finfo(np.result_type(dtype, np.float32)).eps
+    return float(largest) * (math.sqrt(n_q * np.finfo(np.float64).eps) + float(stored))
+
+
 OUTLIER_NORM = 10.0
 """Whitened squared norm, in units of its 99th percentile over the map, above which a
 profile is a hot voxel that takes no part in the denoising's components (Poisson-whitened
@@ -627,7 +641,8 @@ def denoise_profile_blocks(
     Poisson-like noise, variance proportional to |I|, as Keenan & Kotula, Surf. Interface
     Anal. 36, 203 (2004)), projected on its leading principal components, and
     un-whitened. ``rank`` None keeps the components above the optimal hard threshold of
-    Gavish & Donoho (IEEE Trans. Inf. Theory 60, 5040 (2014)) for unknown noise level;
+    Gavish & Donoho (IEEE Trans. Inf. Theory 60, 5040 (2014)) for unknown noise level, and
+    above the :func:`numerical_floor` (noise-free profiles have no noise level of their own);
     it needs :data:`RANK_MIN_VALUES` profiles and channels (ValueError otherwise). Profiles
     of zeros (masked voxels) take no part in the components.
     Profiles whose whitened norm exceeds :data:`OUTLIER_NORM` times the 99th percentile
@@ -705,6 +720,8 @@ def denoise_profile_blocks(
     vectors = vectors[:, ::-1]
     beta = size / max(n_used, n_q)
     threshold = _gavish_donoho_omega(beta) * float(np.median(singular)) if size else 0.0
+    if size:
+        threshold = max(threshold, numerical_floor(singular[0], n_q, intensities.dtype))
     if rank is None and 0 < size < RANK_MIN_VALUES:
         raise ValueError(
             f"the automatic rank needs >= {RANK_MIN_VALUES} singular values, the fewer of the "
