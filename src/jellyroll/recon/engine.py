@@ -23,7 +23,7 @@ from jellyroll.conventions import row_slabs
 from jellyroll.io.scratch import VolumeFactory
 from jellyroll.recon.astra_backend import astra_reconstruct
 from jellyroll.recon.fbp import fbp
-from jellyroll.recon.geometry import ParallelGeometry
+from jellyroll.recon.geometry import MIN_COVERAGE_DEG, ParallelGeometry, angular_coverage_deg
 from jellyroll.recon.iterative import check_relaxation, sart, sirt
 from jellyroll.recon.lowrank import DEFAULT_ENERGY, LowRank, compress, compress_noisy, expand
 from jellyroll.recon.projector import as_block
@@ -168,6 +168,20 @@ class FactoredChannels:
         if not isinstance(rows, slice):
             raise TypeError("a factored cube is read by slices of its rows")
         return _expanded(self.maps[rows], self.basis)
+
+
+def _check_measured_coverage(angles_deg: np.ndarray, measured: np.ndarray) -> None:
+    """ValueError unless the projections with a measured ray (``measured`` (n_angles,)
+    bool) cover :data:`MIN_COVERAGE_DEG`: a scan whose frames past the first 8 of 180 deg
+    were never written reconstructed its 5 projections, exit 0."""
+    coverage = angular_coverage_deg(angles_deg[measured])
+    if coverage < MIN_COVERAGE_DEG:
+        raise ValueError(
+            f"{int(measured.sum())} of the {measured.size} projections hold a measured ray "
+            f"(the others are missing): they cover {coverage:.3g} deg, a slice needs 180 (at "
+            f"least {MIN_COVERAGE_DEG:g}); reduce the scan again and check its warnings "
+            "(frames missing), or measure the angles that lack"
+        )
 
 
 def _unmeasured_set(
@@ -391,6 +405,8 @@ def reconstruct(
         if not keep.any():  # nothing measured: these channels stay 0
             report(1.0)
             continue
+        if not keep.all():  # the angles were checked with every projection in them
+            _check_measured_coverage(geometry.angles_deg, keep)
         # views of the input where possible: a cube can take much of the memory
         data = sino if keep.all() else sino[keep]
         data = data if whole else data[..., channels]

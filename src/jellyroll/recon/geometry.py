@@ -48,13 +48,22 @@ def check_angular_coverage(angles_deg: np.ndarray) -> None:
             f"the projections hold {folded.size} distinct rotation angle(s); a slice needs "
             "angles over 180 deg"
         )
-    gaps = np.diff(np.r_[folded, folded[0] + 180.0])
-    coverage = 180.0 - float(gaps.max()) + float(np.median(gaps))
+    coverage = angular_coverage_deg(folded)
     if coverage < MIN_COVERAGE_DEG:
         raise ValueError(
             f"the {folded.size} rotation angles cover {coverage:.3g} deg; a slice needs 180 "
             f"(at least {MIN_COVERAGE_DEG:g}): check that they are in degrees, not radians"
         )
+
+
+def angular_coverage_deg(angles_deg: np.ndarray) -> float:
+    """The range (deg, modulo 180) that the finite ``angles_deg`` cover: 180 less the
+    widest gap between neighbours, plus their median step; 0 for fewer than 2 angles."""
+    folded = np.unique(np.mod(angles_deg[np.isfinite(angles_deg)], 180.0))
+    if folded.size < 2:
+        return 0.0
+    gaps = np.diff(np.r_[folded, folded[0] + 180.0])
+    return 180.0 - float(gaps.max()) + float(np.median(gaps))
 
 
 @dataclass(frozen=True)
