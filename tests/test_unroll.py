@@ -545,6 +545,21 @@ def test_radial_smooth_is_the_gaussian_filter(n_r: int, n_a: int, sigma: float, 
     np.testing.assert_allclose(_radial_smooth(polar, sigma), expected, rtol=0, atol=1e-12)
 
 
+def test_the_arc_length_of_a_trace_on_a_noisy_map_is_the_layers() -> None:
+    """A 9-turn layer under white noise of half its peak: the trace's sample-to-sample
+    jitter (0.37 px rms) made it 3.0 % longer than the spiral between its ends, so every
+    arc position and bend width along it. Within 1 % now (0.5 % measured; 0.08 % at a
+    fifth of the noise): the radial steps are those of the radius smoothed over 2 px."""
+    r0, pitch, ps, centre = 15.0, 12.0, 7.3, (140.4, 121.7)
+    image = archimedean_spiral((281, 281), centre, r0, pitch, 9.0, 1)
+    noisy = image + 0.5 * image.max() * np.random.default_rng(0).normal(size=image.shape)
+    trace = trace_spiral(noisy, centre, ps, radius_range_um=(20 * ps, 125 * ps))
+    frac = np.mod(trace.angle_rad, 2 * np.pi) / (2 * np.pi)
+    on_spiral = r0 + pitch * (np.round((trace.radius_px - r0) / pitch - frac) + frac)
+    expected = spiral_arc_px(r0, pitch, on_spiral[0], on_spiral[-1]) * ps
+    assert trace.arc_um[-1] == pytest.approx(expected, rel=0.01)
+
+
 @pytest.mark.parametrize("direction", [1, -1])
 def test_a_radius_range_cutting_the_roll_ends_the_trace_at_the_layer(direction: int) -> None:
     """A radius range through the roll (bare centre, 30-80 px): the band-pass, reflected at

@@ -50,6 +50,12 @@ through a roll of 12 px pitch had the trace ride it for 45 deg, 1.7 px off the l
 image edge cutting the roll, for 25 deg, 1.4 px off."""
 
 
+ARC_SMOOTH_PX = 2.0
+"""Arc (px, at the trace's median radius) over which the radius is smoothed for the radial
+part of the arc length: what a map resolves along the layer, so a bend of a few pixels keeps
+its length while the trace's jitter does not add to it."""
+
+
 @dataclass(frozen=True)
 class SpiralTrace:
     """A traced layer: radius (px) against winding angle, uniformly sampled.
@@ -108,8 +114,18 @@ class SpiralTrace:
 
     @cached_property
     def arc_um(self) -> np.ndarray:
-        """(n,) arc length along the layer from its inner end (um)."""
-        steps = np.hypot(*np.diff(self.xy_px, axis=0).T) * self.pixel_size_um
+        """(n,) arc length along the layer from its inner end (um): the tangential steps
+        at the mean radius of neighbouring samples, and the radial ones of the radius
+        smoothed over :data:`ARC_SMOOTH_PX` of arc (the sample-to-sample jitter of a trace
+        on a noisy map, 0.37 px rms, lengthened a 9-turn layer by 3 %)."""
+        radius, winding = self.radius_px, self.winding_rad
+        if radius.size < 2:
+            return np.zeros(radius.size)
+        step_rad = float(np.median(np.diff(winding)))
+        sigma = ARC_SMOOTH_PX / max(float(np.median(radius)) * step_rad, 1e-9)
+        radial = np.diff(ndi.gaussian_filter1d(radius, sigma, mode="nearest"))
+        tangential = 0.5 * (radius[1:] + radius[:-1]) * np.diff(winding)
+        steps = np.hypot(tangential, radial) * self.pixel_size_um
         return np.concatenate([[0.0], np.cumsum(steps)])
 
     def crossings(self, angle_deg: float) -> np.ndarray:
