@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from jellyroll.cli import app
 from jellyroll.defects.options import DiagnoseOptions
+from jellyroll.locate.link_options import LinkOptions
 from jellyroll.locate.options import LocateOptions
 from jellyroll.maps.options import DstarOptions, MapsOptions
 from jellyroll.nxct.options import NXCTOptions
@@ -70,6 +71,7 @@ COMMANDS: dict[str, list[tuple[type[BaseModel], dict[str, str]]]] = {
              "map_name": "map", "offset_um": "offsets_um"},
         )
     ],
+    "link": [(LinkOptions, {name: name for name in LinkOptions.model_fields})],
     "operando": [(OperandoOptions, {name: name for name in OperandoOptions.model_fields})],
     "report": [(ReportOptions, {"title": "title"})],
 }  # fmt: skip

@@ -48,6 +48,7 @@ def main(
 
 
 from jellyroll.cli import diagnose as _diagnose  # noqa: E402, F401  (registers commands)
+from jellyroll.cli import link as _link  # noqa: E402, F401
 from jellyroll.cli import locate as _locate  # noqa: E402, F401
 from jellyroll.cli import maps as _maps  # noqa: E402, F401
 from jellyroll.cli import nxct as _nxct  # noqa: E402, F401

@@ -283,7 +283,7 @@ def _dossier_maps(cell, planes: dict[str, np.ndarray], windows: dict) -> dict[st
 
 def read_link(path: str | os.PathLike[str]) -> LinkResult:
     """A link file of :func:`run_link` (figures as paths beside it)."""
-    hint = "make it with `jellyroll run` on a cell with xct and nct"
+    hint = "make it with `jellyroll link`, or `jellyroll run` on a cell with xct and nct"
     with open_run(path) as f:
         if "/entry/link" not in f:
             raise RunFileError(f"{path}: /entry/link is missing; {hint}")
