@@ -107,6 +107,27 @@ def test_one_bend_one_agglomerate_and_the_axial_reach() -> None:
     assert (none.bend3d_id == 0).all()
 
 
+def test_an_unresolved_fleck_does_not_take_the_bend_of_a_resolved_agglomerate() -> None:
+    """The tiny twin's diagnosis: a 26 um unresolved fleck 20 um from the bend's deepest
+    point took the bend from the 86 um case-B agglomerate that made it, 85 um away (nearer
+    in the scaled distance: 0.3 against 0.6), and the threshold measured had 2 agglomerates
+    on its wrong side, exit 0. Resolved agglomerates are served first; a fleck gets a bend
+    that no resolved agglomerate reaches."""
+    agglomerates = pd.DataFrame(
+        {"id": [1, 2], "x_um": [140.0, 75.0], "y_um": [0.0, 0.0],
+         "equivalent_diameter_um": [26.0, 86.0], "case": ["unresolved", "B"]}
+    )  # fmt: skip
+    bends = pd.DataFrame(
+        {"id": [1], "z_um": [0.0], "y_um": [0.0], "x_um": [160.0], "amplitude_um": [40.0],
+         "extent_axial_um": [90.0]}
+    )  # fmt: skip
+    assert list(link_to_bends(agglomerates, bends, np.eye(4)).bend3d_id) == [0, 1]
+    alone = agglomerates.assign(x_um=[140.0, -400.0])  # the resolved one out of reach
+    assert list(link_to_bends(alone, bends, np.eye(4)).bend3d_id) == [1, 0]
+    without_cases = agglomerates.drop(columns="case")  # nearest in scaled distance, as before
+    assert list(link_to_bends(without_cases, bends, np.eye(4)).bend3d_id) == [1, 0]
+
+
 @settings(max_examples=30, deadline=None)
 @given(
     angles=st.tuples(*[st.floats(-180, 180)] * 3),
