@@ -16,8 +16,9 @@ from typer.testing import CliRunner
 from jellyroll.cli import app
 from jellyroll.conventions import px_to_um
 from jellyroll.phantom.write import write_phantom
-from jellyroll.reduce.run import run_reduce
-from jellyroll.results import RunFileError, read_diagnosis
+from jellyroll.reduce.options import ReduceOptions
+from jellyroll.reduce.run import SINOGRAM, run_reduce
+from jellyroll.results import RunFileError, read_diagnosis, read_sinogram
 from jellyroll.unroll import find_cell
 
 CHANNELS = "1.55:2.05,3.0:3.2,4.38:4.7,0.008:0.3"
@@ -136,3 +137,91 @@ def test_a_sinogram_with_unsorted_axes_is_refused(tmp_path: Path) -> None:
     with pytest.raises(RunFileError, match=r"translation is not finite and strictly ascending"):
         run_reduce(path, tmp_path / "run.h5")
     assert not (tmp_path / "run.h5").exists()
+
+
+def _other_program_sinogram(path: Path, n_q: int = 20, axes: list[str] | None = None) -> Path:
+    """A SPEC section 6 sinogram of 6 angles x 6 translations x ``n_q`` channels on q =
+    1-2 1/angstrom (bins 1/(n_q - 1) wide), as another program writes it; ``axes``: its
+    NXdata @axes."""
+    rng = np.random.default_rng(0)
+    with h5py.File(path, "w") as f:
+        group = f.create_group("/entry/sinogram")
+        group["data"] = rng.random((6, 6, n_q)).astype(np.float32) + 1.0
+        group["errors"] = np.full((6, 6, n_q), 0.1, np.float32)
+        group["rotation_angle"] = np.linspace(0.0, 150.0, 6)
+        group["translation"] = np.linspace(-0.25, 0.25, 6)
+        group["q"] = np.linspace(1.0, 2.0, n_q)
+        group["q"].attrs["units"] = "1/angstrom"
+        if axes is not None:
+            group.attrs["axes"] = axes
+    return path
+
+
+@pytest.mark.parametrize(
+    ("given", "named"),
+    [
+        ({"radial_range": (1.2, 1.5)}, "q range of 1.2-1.5"),
+        ({"npt": 500}, "--npt 500"),
+        ({"unit": "2th_deg"}, "--unit 2th_deg"),
+        ({"polarization_factor": 0.5}, "--polarization-factor 0.5"),
+        ({"filter": "trimmed-mean"}, "--filter trimmed-mean"),
+        ({"split": "full"}, "--split full"),
+        ({"spot_filter": True}, "--spot-filter"),
+        ({"subtract_air": True}, "--air"),
+        ({"poni_path": "geometry.poni"}, "a PONI"),
+        ({"mask_path": "mask.npy"}, "a mask"),
+    ],
+)
+def test_a_sinogram_file_refuses_what_it_cannot_take(
+    tmp_path: Path, given: dict, named: str
+) -> None:
+    """A q range, bins, unit, pixel corrections, a PONI or a mask given with a sinogram
+    file were ignored: a q range of 1.2-1.5 kept the whole 1-2 axis (20 bins), a mask
+    named hid nothing, exit 0."""
+    path = _other_program_sinogram(tmp_path / "other_program.h5")
+    (tmp_path / "geometry.poni").write_text("Distance: 0.1\n")
+    np.save(tmp_path / "mask.npy", np.zeros((4, 4), np.uint8))
+    files = {k: tmp_path / v for k, v in given.items() if k in ("poni_path", "mask_path")}
+    options = ReduceOptions(**{k: v for k, v in given.items() if k not in files})
+    with pytest.raises(ValueError, match=rf"{path}: a sinogram reduced already.*{named}"):
+        run_reduce(path, tmp_path / "run.h5", options, **files)
+    assert not (tmp_path / "run.h5").exists()
+
+
+def test_a_sinogram_file_takes_options_that_agree_with_it(tmp_path: Path) -> None:
+    """Its own bins and q range (to a bin), q in 1/nm, no filter, no polarisation, --no-air,
+    --no-spot-filter and the speed options change nothing: imported, as with no option."""
+    path = _other_program_sinogram(tmp_path / "other_program.h5", n_q=21)  # bins 0.05 wide
+    same = ReduceOptions(
+        npt=21, radial_range=(0.975, 2.025), spot_filter=False, subtract_air=False, threads=1
+    )
+    in_nm = ReduceOptions(
+        unit="q_nm^-1",
+        radial_range=(9.75, 20.25),
+        filter="none",
+        polarization_factor=None,
+        block_frames=16,
+    )
+    for k, options in enumerate((same, in_nm)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # imported as it is, no rotation centre
+            run_reduce(path, tmp_path / f"run_{k}.h5", options)
+        with h5py.File(path, "r") as f:
+            assert np.array_equal(read_sinogram(tmp_path / f"run_{k}.h5").data, f[SINOGRAM][()])
+
+
+def test_a_sinogram_whose_axes_say_another_order_is_refused(tmp_path: Path) -> None:
+    """@axes = translation, rotation_angle, q on a square (6 x 6) sinogram: read as angles x
+    translations, every projection was a column of the file, exit 0."""
+    path = _other_program_sinogram(
+        tmp_path / "nexus.h5", axes=["translation", "rotation_angle", "q"]
+    )
+    with pytest.raises(RunFileError, match=r"@axes.*translation, rotation_angle, q"):
+        run_reduce(path, tmp_path / "run.h5")
+    assert not (tmp_path / "run.h5").exists()
+    fine = _other_program_sinogram(
+        tmp_path / "fine.h5", axes=["rotation_angle", "translation", "q"]
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # imported as it is, no rotation centre
+        run_reduce(fine, tmp_path / "fine_run.h5")

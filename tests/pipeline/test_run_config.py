@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import h5py
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -17,7 +19,7 @@ from jellyroll.io.lock import OutputLockedError, lock_path
 from jellyroll.phantom.write import demo_config
 from jellyroll.pipeline import ConfigError, load_config, run_pipeline
 from jellyroll.pipeline.config import missing_inputs
-from jellyroll.pipeline.run import RUN_LOCK
+from jellyroll.pipeline.run import RUN_LOCK, _scan_mask
 
 CELL = '[[cells]]\nname = "a"\nwaxs = "w.h5"\nsaxs = "s.h5"\n'
 
@@ -173,3 +175,40 @@ def test_a_second_run_into_one_output_folder_is_refused_while_the_first_lives(
         first.kill()
         first.wait()
     assert sorted(p.name for p in config.output.iterdir()) == [lock.name]  # nothing written
+
+
+def _sinogram_file(path: Path) -> Path:
+    """A SPEC section 6 sinogram (4 angles x 5 translations x 6 q) as another program
+    writes it."""
+    with h5py.File(path, "w") as f:
+        group = f.create_group("/entry/sinogram")
+        group["data"] = np.ones((4, 5, 6), np.float32)
+        group["errors"] = np.full((4, 5, 6), 0.1, np.float32)
+        group["rotation_angle"] = np.linspace(0.0, 135.0, 4)
+        group["translation"] = np.linspace(-0.2, 0.2, 5)
+        group["q"] = np.linspace(1.0, 2.0, 6)
+    return path
+
+
+def test_a_cells_mask_is_for_its_frame_scans_and_refused_with_sinograms_only(
+    tmp_path: Path,
+) -> None:
+    """A cell's mask beside two sinogram files hid nothing (their data are integrated
+    already), exit 0; beside a frame scan and a sinogram file (or integrated patterns) it
+    is the frame scan's."""
+    waxs = _sinogram_file(tmp_path / "w.h5")
+    _sinogram_file(tmp_path / "s.h5")
+    np.save(tmp_path / "mask.npy", np.zeros((4, 4), np.uint8))
+    config = _config(tmp_path, CELL + 'mask = "mask.npy"\n')
+    result = CliRunner().invoke(app, ["run", str(config)])
+    assert result.exit_code != 0
+    assert "a sinogram reduced already" in result.output and "a mask" in result.output
+    with h5py.File(waxs, "w") as f:  # now WAXS frames
+        f["/entry/instrument/detector/data"] = np.zeros((2, 4, 4), np.int32)
+    cell = load_config(config).cells[0]
+    assert _scan_mask(cell, "waxs") == tmp_path / "mask.npy"
+    assert _scan_mask(cell, "saxs") is None
+    with h5py.File(tmp_path / "s.h5", "w") as f:  # now SAXS patterns integrated already
+        f["/entry/integrated/intensity"] = np.ones((2, 6))
+    assert _scan_mask(cell, "waxs") == tmp_path / "mask.npy"
+    assert _scan_mask(cell, "saxs") is None

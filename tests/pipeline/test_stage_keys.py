@@ -11,6 +11,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pytest
 
 from jellyroll.operando.options import OperandoOptions
 from jellyroll.operando.run import operando_key
@@ -103,6 +104,22 @@ def test_an_imported_sinogram_is_keyed_by_the_file_its_data_are_linked_to(
         d["data"][...] = d["data"][()] * 2.0
     os.utime(data, ns=(data.stat().st_atime_ns, data.stat().st_mtime_ns + 10**9))
     assert not is_up_to_date(stage_file(run, "reduce"), reduce_key(spec, ReduceOptions()))
+
+
+def test_an_imported_sinogram_up_to_date_refuses_an_option_given_later(tmp_path: Path) -> None:
+    """A q range added to the run's [saxs] table once the sinogram was imported: the key
+    (its files only) still matched, the stage was skipped, the range never applied, exit 0.
+    A speed option cannot matter and keeps the result."""
+    sinogram, _ = _linked_sinogram(tmp_path)
+    spec, run = ScanSpec.of(sinogram), tmp_path / "run.h5"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no rotation centre: estimated later, not tested
+        run_reduce(sinogram, run)
+    assert is_up_to_date(stage_file(run, "reduce"), reduce_key(spec, ReduceOptions(threads=1)))
+    with pytest.raises(ValueError, match=r"a sinogram reduced already.*q range of 1.2-1.5"):
+        reduce_key(spec, ReduceOptions(radial_range=(1.2, 1.5)))
+    with pytest.raises(ValueError, match=r"a mask"):
+        reduce_key(ScanSpec.of(sinogram, mask_path=sinogram), ReduceOptions())
 
 
 def _linked_step(folder: Path, k: int) -> tuple[Path, Path]:

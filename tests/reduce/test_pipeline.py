@@ -191,6 +191,27 @@ def test_preintegrated_scan_reduces(tmp_path: Path) -> None:
     )
 
 
+def test_integrated_patterns_refuse_a_poni_or_a_mask(tmp_path: Path) -> None:
+    """A mask hiding every pixel, or a PONI, given with patterns integrated already were
+    ignored: the sinogram held the file's patterns as they were, exit 0."""
+    scan = tmp_path / "integrated.h5"
+    with h5py.File(scan, "w") as f:
+        f["entry/integrated/intensity"] = np.ones((12, 8))
+        f["entry/integrated/q"] = np.linspace(1.0, 2.0, 8)
+        f["entry/sample/rotation_angle"] = np.repeat([0.0, 60.0, 120.0], 4)
+        f["entry/sample/translation"] = np.tile(np.arange(4) * 0.01, 3)
+    np.save(tmp_path / "mask.npy", np.ones((4, 4), np.uint8))
+    (tmp_path / "geometry.poni").write_text("Distance: 0.1\n")
+    for given, named in (
+        ({"mask_path": "mask.npy"}, "a mask"),
+        ({"poni_path": "geometry.poni"}, "a PONI"),
+    ):
+        files = {key: tmp_path / name for key, name in given.items()}
+        with pytest.raises(ValueError, match=rf"integrated already.*{named} \({tmp_path}"):
+            run_reduce(scan, tmp_path / "run.h5", **files)
+        assert not (tmp_path / "run.h5").exists()
+
+
 def test_cli_reduce(phantom: Path, tmp_path: Path) -> None:
     output = tmp_path / "cli_run.h5"
     result = CliRunner().invoke(

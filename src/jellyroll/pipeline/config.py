@@ -80,7 +80,11 @@ class CellInput(_Strict):
     mapping: Path | None = None
     poni_waxs: Path | None = None
     poni_saxs: Path | None = None
-    mask: Path | None = None
+    mask: Path | None = Field(
+        None,
+        description="detector mask (non-zero = masked) of the cell's frame scans; a sinogram "
+        "file or integrated patterns take none (refused when neither scan has frames)",
+    )
     xct: Path | None = None
     nct: Path | None = None
     truth: Path | None = Field(

@@ -28,7 +28,7 @@ from jellyroll.pipeline.config import CellInput, DaskOptions, RunConfig, require
 from jellyroll.pipeline.stages import StageLog
 from jellyroll.progress import fraction_progress, frame_progress
 from jellyroll.recon.run import reconstruct_key, run_reconstruct
-from jellyroll.reduce.run import ScanSpec, reduce_key, run_reduce
+from jellyroll.reduce.run import ScanSpec, holds_pixels, reduce_key, run_reduce
 from jellyroll.report.options import ReportOptions
 from jellyroll.report.run import run_report
 from jellyroll.results import Diagnosis, read_diagnosis
@@ -50,6 +50,16 @@ class PipelineResult:
     seconds: float = 0.0
 
 
+def _scan_mask(cell: CellInput, kind: str) -> Path | None:
+    """The cell's mask for its ``kind`` scan: none for a scan without frames (a sinogram
+    file, integrated patterns) while the cell's other scan has them (the mask is theirs);
+    else the cell's mask (refused with a scan without frames: no pixel left to hide)."""
+    if cell.mask is None or cell.mapping is not None:
+        return cell.mask
+    pixels = {name: holds_pixels(getattr(cell, name)) for name in TECHNIQUES}
+    return None if not pixels[kind] and any(pixels.values()) else cell.mask
+
+
 def _scan_stages(
     cell: CellInput,
     kind: str,
@@ -62,7 +72,8 @@ def _scan_stages(
     """Reduce, reconstruct and map one scan of a cell; returns its run file."""
     run = folder / f"{kind}_run.h5"
     options = getattr(config, kind)
-    spec = ScanSpec.of(getattr(cell, kind), cell.mapping, getattr(cell, f"poni_{kind}"), cell.mask)
+    scan, poni = getattr(cell, kind), getattr(cell, f"poni_{kind}")
+    spec = ScanSpec.of(scan, cell.mapping, poni, _scan_mask(cell, kind))
     label = f"{cell.name} {kind}"
 
     def reduce() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import warnings
 from collections import deque
@@ -27,7 +28,7 @@ import h5py
 import numba
 import numpy as np
 
-from jellyroll.conventions import per_angstrom
+from jellyroll.conventions import per_angstrom, unit_text
 from jellyroll.io.lock import output_lock
 from jellyroll.io.nexus import nx_group, set_default
 from jellyroll.io.poni import PoniError
@@ -52,7 +53,7 @@ from jellyroll.io.scans import (
 from jellyroll.reduce.engine import IntegrationSetup, Integrator
 from jellyroll.reduce.kernels import GROUP
 from jellyroll.reduce.options import SPEED_ONLY, ReduceOptions
-from jellyroll.results.run import read_sinogram, write_sinogram
+from jellyroll.results.run import Q_UNITS, read_sinogram, write_sinogram
 from jellyroll.results.store import (
     RunFileError,
     invalidate_run,
@@ -138,8 +139,10 @@ def reduce_key(spec: ScanSpec, options: ReduceOptions) -> str:
     (path, size and times, cheap for TB-sized scans); the block size is left out (it
     changes memory, not the result). The PONI and mask files a Bliss mapping names are
     inputs too. An already reduced sinogram (:func:`is_sinogram_file`) is keyed by
-    :func:`imported_key`: it is imported, not reduced."""
+    :func:`imported_key`: it is imported, not reduced (what it cannot take is refused
+    first, :func:`_refuse_import_options`; what it takes changes nothing)."""
     if spec.mapping is None and is_sinogram_file(spec.path):
+        _refuse_import_options(spec, options)  # else an up-to-date import skips them
         return imported_key(spec.path)
     reader = spec.open()
     try:
@@ -157,7 +160,8 @@ def _input_files(spec: ScanSpec, info: ScanInfo) -> list[str]:
     return sorted({*spec.files, *map(str, info.files), *named})
 
 
-SINOGRAM = "/entry/sinogram/data"
+SINOGRAM_GROUP = "/entry/sinogram"
+SINOGRAM = f"{SINOGRAM_GROUP}/data"
 """A file holding this and no scan data is a sinogram already reduced (SPEC section 6)."""
 
 
@@ -185,6 +189,82 @@ def is_sinogram_file(path: str | Path) -> bool:
         return False
 
 
+def holds_pixels(path: str | Path) -> bool:
+    """Whether the scan ``path`` holds detector frames for a PONI and a mask to act on: not
+    a sinogram file (:func:`is_sinogram_file`) nor an HDF5 file of patterns integrated
+    already (a CSV table of CBF/EDF frames, a raw HDF5 scan: yes)."""
+    path = Path(path)
+    if is_sinogram_file(path):
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            return not (INTEGRATED in f and FRAMES not in f)
+    except OSError:  # not HDF5 (a CSV table of frame files) or unreadable: opened later
+        return True
+
+
+AS_IS_OPTIONS: dict[str, tuple[str, object]] = {
+    "filter": ("--filter", "none"),
+    "split": ("--split", None),  # never None: every splitting shares pixels between bins
+    "polarization_factor": ("--polarization-factor", None),
+    "spot_filter": ("--spot-filter", False),
+    "subtract_air": ("--air", False),
+}
+"""Options that would change a frame's pixels or a reduced sinogram: their command-line
+names and the value that leaves a sinogram imported as it is."""
+
+
+def _refuse_import_options(spec: ScanSpec, options: ReduceOptions) -> None:
+    """ValueError naming the sinogram file ``spec.path`` when it is given with a PONI, a
+    mask or options that would change it: it is imported as it is, and they were ignored (a
+    q range asked for kept the file's whole axis, a mask named hid nothing, exit 0). Options
+    that agree with its axis or leave it as it is (:data:`AS_IS_OPTIONS`: ``--filter none``,
+    ``--no-air``, ...), the speed options and the defaults (``jellyroll run`` gives every
+    cell its ``[waxs]``/``[saxs]`` table) pass."""
+    given = options.model_fields_set
+    problems = _given_calibration(spec)
+    with h5py.File(spec.path, "r") as f:
+        axis = f.get(f"{SINOGRAM_GROUP}/q")
+        if isinstance(axis, h5py.Dataset):  # else read_sinogram refuses the file
+            units = unit_text(axis.attrs.get("units", Q_UNITS))
+            factor = per_angstrom(units)
+            q = np.asarray(axis[()], dtype=np.float64).ravel() * (factor or 1.0)
+            problems += _axis_problems(q, Q_UNITS if factor is not None else units, options)
+    for name, (flag, as_is) in AS_IS_OPTIONS.items():
+        value = getattr(options, name)
+        if name in given and value != as_is:
+            problems.append(flag if isinstance(value, bool) else f"{flag} {value}")
+    if problems:
+        raise ValueError(
+            f"{spec.path}: a sinogram reduced already ({SINOGRAM}), imported as it is, cannot "
+            f"take {'; '.join(problems)}. Leave them out (pick q channels later with "
+            "`jellyroll reconstruct --channels`), or reduce the raw frames with them"
+        )
+
+
+SINOGRAM_AXES = ("rotation_angle", "translation", "q")
+"""The order of the sinogram's dimensions (SPEC section 6)."""
+
+
+def _check_axes_order(source: Path, attrs: dict[str, Any]) -> None:
+    """RunFileError when the sinogram's NXdata ``@axes`` name its dimensions in another order
+    than :data:`SINOGRAM_AXES`: a square sinogram written as (translation, angle, q) was
+    read as its transpose, every projection a column of the file, exit 0."""
+    stated = attrs.get("axes")
+    if stated is None:
+        return
+    names = [unit_text(name) for name in np.atleast_1d(stated)]
+    if len(names) == 1:  # one string: "rotation_angle:translation:q" (older NeXus)
+        names = re.split(r"[\s:,]+", names[0])
+    position = {name: k for k, name in enumerate(names)}
+    if any(position.get(name, k) != k for k, name in enumerate(SINOGRAM_AXES)):
+        raise RunFileError(
+            f"{source}: {SINOGRAM_GROUP}@axes is {', '.join(names)}; SPEC section 6 orders "
+            f"the sinogram ({', '.join(SINOGRAM_AXES)}): transpose its data and errors (and "
+            "attenuation) to that order and set @axes so before importing it"
+        )
+
+
 def import_sinogram(
     source: str | Path, output: Path, configuration: dict[str, Any] | None = None
 ) -> ReduceReport:
@@ -193,6 +273,7 @@ def import_sinogram(
     run file ``output``, after checking its axes; nothing is integrated."""
     source = Path(source).resolve()
     found = read_sinogram(source)
+    _check_axes_order(source, found.attrs)
     for name, axis in (
         ("rotation_angle", found.rotation_angle_deg),
         ("translation", found.translation_mm),
@@ -378,34 +459,53 @@ def reduce_block(
     return (start, stop, *_integrate_block(block, integrator, scale), block.problems)
 
 
-def _refuse_integration_options(info: ScanInfo, options: ReduceOptions) -> None:
-    """ValueError when the options ask for an axis that a scan of patterns integrated
-    already does not hold: a unit other than q, a number of bins or a range other than its
-    own (they were ignored: a q range asked for kept the file's whole axis, exit 0). Options
-    that agree with its axis (``jellyroll run`` gives every cell the same) pass."""
-    q = np.sort(np.asarray(info.q_A, dtype=np.float64))
-    given = options.model_fields_set
-    problems = []
-    factor = per_angstrom(options.unit)
-    if "unit" in given and factor is None:
-        problems.append(f"--unit {options.unit} (its axis is q, 1/angstrom)")
-    if "npt" in given and options.npt != q.size:
-        problems.append(f"--npt {options.npt} (it has {q.size} bins)")
-    if "radial_range" in given and options.radial_range is not None and factor is not None:
-        step = float(np.median(np.diff(q))) if q.size > 1 else 0.0
-        edges = (q[0] - step / 2, q[-1] + step / 2)
-        asked = [value * factor for value in options.radial_range]
-        if any(abs(a - e) > step for a, e in zip(asked, edges, strict=True)):
-            problems.append(
-                f"a q range of {asked[0]:.4g}-{asked[1]:.4g} 1/angstrom (it spans "
-                f"{edges[0]:.4g}-{edges[1]:.4g})"
-            )
+def _refuse_integration_options(info: ScanInfo, options: ReduceOptions, spec: ScanSpec) -> None:
+    """ValueError when a PONI or a mask is given with a scan of patterns integrated already,
+    or options that ask for an axis it does not hold (:func:`_axis_problems`): they were
+    ignored, a mask hiding every pixel or a q range asked for kept the file's patterns,
+    exit 0. Options that agree with its axis (``jellyroll run`` gives every cell the same)
+    pass."""
+    problems = _given_calibration(spec)
+    problems += _axis_problems(np.asarray(info.q_A, dtype=np.float64), Q_UNITS, options)
     if problems:
         raise ValueError(
-            f"{info.source}: holds patterns integrated already ({INTEGRATED}), whose axis the "
-            f"integration's options cannot change: {'; '.join(problems)}. Leave them out, or "
-            "pick q channels later (`jellyroll reconstruct --channels`)"
+            f"{info.source}: holds patterns integrated already ({INTEGRATED}), which the "
+            f"integration's geometry, mask and axis cannot change: {'; '.join(problems)}. "
+            "Leave them out, or pick q channels later (`jellyroll reconstruct --channels`)"
         )
+
+
+def _given_calibration(spec: ScanSpec) -> list[str]:
+    """``a PONI (path)``, ``a mask (path)`` for those given with ``spec``."""
+    given = (("PONI", spec.poni_path), ("mask", spec.mask_path))
+    return [f"a {what} ({path})" for what, path in given if path]
+
+
+def _axis_problems(axis: np.ndarray, units: str, options: ReduceOptions) -> list[str]:
+    """The options given that ask for a radial axis other than ``axis`` (in ``units``; q in
+    1/angstrom) of patterns integrated already: another unit, number of bins or range (to a
+    bin at each end). Options left at their defaults ask for nothing."""
+    axis = np.sort(axis)
+    given = options.model_fields_set
+    factor = per_angstrom(options.unit)
+    asked = Q_UNITS if factor is not None else _AXIS_UNITS.get(options.unit, options.unit)
+    problems = []
+    if "unit" in given and asked != units:
+        its = "q, 1/angstrom" if units == Q_UNITS else units
+        problems.append(f"--unit {options.unit} (its axis is {its})")
+    if "npt" in given and options.npt != axis.size:
+        problems.append(f"--npt {options.npt} (it has {axis.size} bins)")
+    if "radial_range" in given and options.radial_range is not None and asked == units:
+        step = float(np.median(np.diff(axis))) if axis.size > 1 else 0.0
+        edges = (axis[0] - step / 2, axis[-1] + step / 2)
+        wanted = [value * (factor or 1.0) for value in options.radial_range]
+        if any(abs(a - e) > step for a, e in zip(wanted, edges, strict=True)):
+            name = "q range" if units == Q_UNITS else "range"
+            problems.append(
+                f"a {name} of {wanted[0]:.4g}-{wanted[1]:.4g} {units} (it spans "
+                f"{edges[0]:.4g}-{edges[1]:.4g})"
+            )
+    return problems
 
 
 def _radial_axis(
@@ -463,6 +563,7 @@ def run_reduce(
         raise ValueError(f"{output} is a folder; give a file name, e.g. {output / 'run.h5'}")
     with output_lock(output):
         if spec.mapping is None and is_sinogram_file(spec.path):
+            _refuse_import_options(spec, options)
             report = import_sinogram(spec.path, output, configuration)
             for message in report.problems:
                 warnings.warn(message, stacklevel=2)
@@ -487,7 +588,7 @@ def _reduce(
     info = reader.info
     refuse_overwrite([output, stage_file(output, "reduce")], info.files)
     if info.kind == "integrated":
-        _refuse_integration_options(info, options)
+        _refuse_integration_options(info, options, spec)
     setup = integration_setup(info, options) if info.kind == "frames" else None
     setup_key = _fingerprint(info, options, spec)
     try:
