@@ -163,11 +163,6 @@ def _other_program_sinogram(path: Path, n_q: int = 20, axes: list[str] | None = 
         ({"radial_range": (1.2, 1.5)}, "q range of 1.2-1.5"),
         ({"npt": 500}, "--npt 500"),
         ({"unit": "2th_deg"}, "--unit 2th_deg"),
-        ({"polarization_factor": 0.5}, "--polarization-factor 0.5"),
-        ({"filter": "trimmed-mean"}, "--filter trimmed-mean"),
-        ({"split": "full"}, "--split full"),
-        ({"spot_filter": True}, "--spot-filter"),
-        ({"subtract_air": True}, "--air"),
         ({"poni_path": "geometry.poni"}, "a PONI"),
         ({"mask_path": "mask.npy"}, "a mask"),
     ],
@@ -175,9 +170,9 @@ def _other_program_sinogram(path: Path, n_q: int = 20, axes: list[str] | None = 
 def test_a_sinogram_file_refuses_what_it_cannot_take(
     tmp_path: Path, given: dict, named: str
 ) -> None:
-    """A q range, bins, unit, pixel corrections, a PONI or a mask given with a sinogram
-    file were ignored: a q range of 1.2-1.5 kept the whole 1-2 axis (20 bins), a mask
-    named hid nothing, exit 0."""
+    """A q range, bins, unit, a PONI or a mask given with a sinogram file were ignored:
+    a q range of 1.2-1.5 kept the whole 1-2 axis (20 bins), a mask named hid nothing,
+    exit 0."""
     path = _other_program_sinogram(tmp_path / "other_program.h5")
     (tmp_path / "geometry.poni").write_text("Distance: 0.1\n")
     np.save(tmp_path / "mask.npy", np.zeros((4, 4), np.uint8))
@@ -186,6 +181,25 @@ def test_a_sinogram_file_refuses_what_it_cannot_take(
     with pytest.raises(ValueError, match=rf"{path}: a sinogram reduced already.*{named}"):
         run_reduce(path, tmp_path / "run.h5", options, **files)
     assert not (tmp_path / "run.h5").exists()
+
+
+def test_a_sinogram_file_is_imported_with_a_warning_of_the_pixel_options(tmp_path: Path) -> None:
+    """Corrections of a frame's pixels cannot act on a sinogram: they were ignored without a
+    word. They are named in a warning (not refused: `jellyroll run` gives one [waxs] table
+    to every cell, a sinogram among cells of frames could not run else)."""
+    path = _other_program_sinogram(tmp_path / "other_program.h5")
+    given = ReduceOptions(
+        polarization_factor=0.5, filter="trimmed-mean", split="full", spot_filter=True,
+        subtract_air=True,
+    )  # fmt: skip
+    with pytest.warns(UserWarning) as caught:
+        run_reduce(path, tmp_path / "run.h5", given)
+    said = " ".join(str(w.message) for w in caught)
+    for flag in ("--polarization-factor 0.5", "--filter trimmed-mean", "--split full",
+                 "--spot-filter", "--air"):  # fmt: skip
+        assert flag in said, flag
+    with h5py.File(path, "r") as f:
+        assert np.array_equal(read_sinogram(tmp_path / "run.h5").data, f[SINOGRAM][()])
 
 
 def test_a_sinogram_file_takes_options_that_agree_with_it(tmp_path: Path) -> None:

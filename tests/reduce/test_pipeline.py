@@ -185,6 +185,11 @@ def test_preintegrated_scan_reduces(tmp_path: Path) -> None:
     same = ReduceOptions(npt=500, radial_range=SAXS_Q_RANGE_A, filter="none", unit="q_nm^-1")
     with pytest.raises(ValueError, match="q range"):  # the same numbers read in 1/nm
         run_reduce(out / "saxs_scan.h5", tmp_path / "same.h5", same)
+    # a polarisation correction cannot act on them: said, not silently ignored
+    with pytest.warns(UserWarning, match=r"integrated already.*--polarization-factor 0\.5"):
+        run_reduce(
+            out / "saxs_scan.h5", tmp_path / "polarised.h5", ReduceOptions(polarization_factor=0.5)
+        )
     nm = tuple(10 * value for value in SAXS_Q_RANGE_A)
     run_reduce(
         out / "saxs_scan.h5", tmp_path / "same.h5", same.model_copy(update={"radial_range": nm})

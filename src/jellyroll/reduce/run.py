@@ -173,7 +173,9 @@ def imported_key(path: str | os.PathLike[str]) -> str:
         group = f["/entry/sinogram"]
         datasets = [group[name] for name in group if isinstance(group.get(name), h5py.Dataset)]
         files = data_files(path, datasets)
-    return stage_key("reduce", {"imported": "sinogram"}, [_file_key(file) for file in files])
+    # checks 2: imports made before the dimension order was checked are made again
+    payload = {"imported": "sinogram", "checks": 2}
+    return stage_key("reduce", payload, [_file_key(file) for file in files])
 
 
 def is_sinogram_file(path: str | Path) -> bool:
@@ -216,12 +218,11 @@ names and the value that leaves a sinogram imported as it is."""
 
 def _refuse_import_options(spec: ScanSpec, options: ReduceOptions) -> None:
     """ValueError naming the sinogram file ``spec.path`` when it is given with a PONI, a
-    mask or options that would change it: it is imported as it is, and they were ignored (a
-    q range asked for kept the file's whole axis, a mask named hid nothing, exit 0). Options
-    that agree with its axis or leave it as it is (:data:`AS_IS_OPTIONS`: ``--filter none``,
-    ``--no-air``, ...), the speed options and the defaults (``jellyroll run`` gives every
-    cell its ``[waxs]``/``[saxs]`` table) pass."""
-    given = options.model_fields_set
+    mask or options that ask for another axis: it is imported as it is, and they were
+    ignored (a q range asked for kept the file's whole axis, a mask named hid nothing, exit
+    0). Options that agree with its axis, the speed options and the defaults (``jellyroll
+    run`` gives every cell its ``[waxs]``/``[saxs]`` table) pass; those that would change
+    its pixels (:data:`AS_IS_OPTIONS`) are warned of."""
     problems = _given_calibration(spec)
     with h5py.File(spec.path, "r") as f:
         axis = f.get(f"{SINOGRAM_GROUP}/q")
@@ -230,10 +231,7 @@ def _refuse_import_options(spec: ScanSpec, options: ReduceOptions) -> None:
             factor = per_angstrom(units)
             q = np.asarray(axis[()], dtype=np.float64).ravel() * (factor or 1.0)
             problems += _axis_problems(q, Q_UNITS if factor is not None else units, options)
-    for name, (flag, as_is) in AS_IS_OPTIONS.items():
-        value = getattr(options, name)
-        if name in given and value != as_is:
-            problems.append(flag if isinstance(value, bool) else f"{flag} {value}")
+    _warn_unused(spec.path, "a sinogram reduced already", options)
     if problems:
         raise ValueError(
             f"{spec.path}: a sinogram reduced already ({SINOGRAM}), imported as it is, cannot "
@@ -465,6 +463,7 @@ def _refuse_integration_options(info: ScanInfo, options: ReduceOptions, spec: Sc
     ignored, a mask hiding every pixel or a q range asked for kept the file's patterns,
     exit 0. Options that agree with its axis (``jellyroll run`` gives every cell the same)
     pass."""
+    _warn_unused(info.source, "patterns integrated already", options)
     problems = _given_calibration(spec)
     problems += _axis_problems(np.asarray(info.q_A, dtype=np.float64), Q_UNITS, options)
     if problems:
@@ -472,6 +471,24 @@ def _refuse_integration_options(info: ScanInfo, options: ReduceOptions, spec: Sc
             f"{info.source}: holds patterns integrated already ({INTEGRATED}), which the "
             f"integration's geometry, mask and axis cannot change: {'; '.join(problems)}. "
             "Leave them out, or pick q channels later (`jellyroll reconstruct --channels`)"
+        )
+
+
+def _warn_unused(source: object, what: str, options: ReduceOptions) -> None:
+    """Warn, naming ``source`` (``what`` it holds), of the options of :data:`AS_IS_OPTIONS`
+    given with a value that would change its data: they cannot act on it. A warning, not a
+    refusal: ``jellyroll run`` gives one ``[waxs]``/``[saxs]`` table to every cell, and a
+    cell of integrated data among cells of frames could not run otherwise."""
+    given = options.model_fields_set
+    unused = []
+    for name, (flag, as_is) in AS_IS_OPTIONS.items():
+        value = getattr(options, name)
+        if name in given and value != as_is:
+            unused.append(flag if isinstance(value, bool) else f"{flag} {value}")
+    if unused:
+        warnings.warn(
+            f"{source}: holds {what}, taken as it is: {', '.join(unused)} did not act on it",
+            stacklevel=3,
         )
 
 
