@@ -239,3 +239,17 @@ def test_a_sinogram_whose_axes_say_another_order_is_refused(tmp_path: Path) -> N
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # imported as it is, no rotation centre
         run_reduce(fine, tmp_path / "fine_run.h5")
+
+
+@pytest.mark.parametrize("bad", [np.nan, 1.0])  # a NaN; a repeat of the first q
+def test_a_sinogram_whose_q_is_not_monotonic_is_refused_at_import(
+    tmp_path: Path, bad: float
+) -> None:
+    """A q axis with a NaN or a repeated value was imported and reconstructed, and refused
+    only by the maps, naming no file. Refused at import now, naming the file's dataset."""
+    path = _other_program_sinogram(tmp_path / "other_program.h5")
+    with h5py.File(path, "r+") as f:
+        f["/entry/sinogram/q"][1] = bad
+    with pytest.raises(RunFileError, match=rf"{path}: /entry/sinogram/q is not finite and"):
+        run_reduce(path, tmp_path / "run.h5")
+    assert not (tmp_path / "run.h5").exists()

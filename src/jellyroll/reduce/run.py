@@ -281,6 +281,13 @@ def import_sinogram(
                 f"{source}: /entry/sinogram/{name} is not finite and strictly ascending "
                 "(SPEC section 6); sort the sinogram along that axis before importing it"
             )
+    steps = np.diff(found.q_A)
+    if not (np.all(np.isfinite(found.q_A)) and (np.all(steps > 0) or np.all(steps < 0))):
+        # else refused only by the maps, after the reconstruction, naming no file
+        raise RunFileError(
+            f"{source}: /entry/sinogram/q is not finite and strictly monotonic (a NaN or a "
+            "repeated value); give each q channel its own finite q before importing it"
+        )
     sinogram = replace(found, attrs={"imported_from": str(source)})
     record = provenance_record(
         {"imported": "sinogram", "source": str(source), **(configuration or {})},
