@@ -253,3 +253,30 @@ def test_a_sinogram_whose_q_is_not_monotonic_is_refused_at_import(
     with pytest.raises(RunFileError, match=rf"{path}: /entry/sinogram/q is not finite and"):
         run_reduce(path, tmp_path / "run.h5")
     assert not (tmp_path / "run.h5").exists()
+
+
+def test_a_sinogram_in_other_units_is_read_in_degrees_and_millimetres(tmp_path: Path) -> None:
+    """Angles in "rad", translations and the centre in "um", units as bytes (other programs
+    write them so): refused before ("is in 'rad'", "is in \"b'mm'\""), though the units say
+    what the numbers are. Converted now: the same sinogram as in deg and mm. A unit of
+    another quantity (angles in "mm") is still refused, naming the dataset."""
+    reference = _other_program_sinogram(tmp_path / "deg_mm.h5")
+    other = _other_program_sinogram(tmp_path / "rad_um.h5")
+    with h5py.File(other, "r+") as f:
+        group = f["/entry/sinogram"]
+        angles, translations = group["rotation_angle"][()], group["translation"][()]
+        del group["rotation_angle"], group["translation"]
+        group["rotation_angle"] = np.deg2rad(angles)
+        group["rotation_angle"].attrs["units"] = np.bytes_(b"rad")
+        group["translation"] = translations * 1000.0
+        group["translation"].attrs["units"] = np.bytes_(b"um")
+        group["rotation_centre"] = 12.5
+        group["rotation_centre"].attrs["units"] = "um"
+    found, expected = read_sinogram(other), read_sinogram(reference)
+    np.testing.assert_allclose(found.rotation_angle_deg, expected.rotation_angle_deg, atol=1e-12)
+    np.testing.assert_allclose(found.translation_mm, expected.translation_mm, atol=1e-12)
+    assert found.rotation_centre_mm == pytest.approx(0.0125)
+    with h5py.File(other, "r+") as f:
+        f["/entry/sinogram/rotation_angle"].attrs["units"] = "mm"
+    with pytest.raises(RunFileError, match=r"rotation_angle is in 'mm'; SPEC section 6 says deg"):
+        read_sinogram(other)

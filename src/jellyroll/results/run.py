@@ -24,7 +24,7 @@ their errors; writers go through :mod:`jellyroll.results.store` (one file per st
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -35,7 +35,7 @@ import h5py
 import numpy as np
 from scipy import ndimage
 
-from jellyroll.conventions import RowSliced, per_angstrom, um_per, unit_text
+from jellyroll.conventions import RowSliced, deg_per, per_angstrom, um_per, unit_text
 from jellyroll.io.nexus import nx_group, set_default, write_nxdata
 from jellyroll.results.store import RunFileError, open_run, require, write_run_stage
 
@@ -307,18 +307,17 @@ def read_sinogram(path: str | os.PathLike[str], *, errors: bool = True) -> Sinog
                     f"{path}: /entry/sinogram/{name} has shape {dataset.shape}, but the data "
                     f"have {shape[axis]} along that axis"
                 )
-        _check_units(path, axes["rotation_angle"], "deg")
-        _check_units(path, axes["translation"], "mm")
+        to_deg = _to_unit(path, axes["rotation_angle"], "deg", deg_per)
+        to_mm = _to_unit(path, axes["translation"], "mm", _mm_per)
         centre = group.get("rotation_centre")
-        if centre is not None:
-            _check_units(path, centre, "mm")
+        centre_to_mm = None if centre is None else _to_unit(path, centre, "mm", _mm_per)
         if "attenuation" in group and group["attenuation"].shape != shape[:2]:
             raise RunFileError(
                 f"{path}: /entry/sinogram/attenuation has shape {group['attenuation'].shape}; "
                 f"it must be (angles, translations) = {shape[:2]} like the data"
             )
         q, q_units = _radial_axis(path, axes["q"])
-        translation_mm = axes["translation"][()]
+        translation_mm = axes["translation"][()] * to_mm
         _check_translation_span(path, translation_mm)
         sigma = np.empty(0)
         if errors:
@@ -332,11 +331,11 @@ def read_sinogram(path: str | os.PathLike[str], *, errors: bool = True) -> Sinog
         return Sinogram(
             data=data[()],
             errors=sigma,
-            rotation_angle_deg=axes["rotation_angle"][()],
+            rotation_angle_deg=axes["rotation_angle"][()] * to_deg,
             translation_mm=translation_mm,
             q_A=q,
             attenuation=group["attenuation"][()] if "attenuation" in group else None,
-            rotation_centre_mm=None if centre is None else _scalar_mm(path, centre),
+            rotation_centre_mm=None if centre is None else _scalar_mm(path, centre) * centre_to_mm,
             attrs=dict(group.attrs),
             q_units=q_units,
         )
@@ -390,12 +389,32 @@ def _scalar_mm(path: str | os.PathLike[str], dataset: h5py.Dataset) -> float:
     return float(values[0])
 
 
-def _check_units(path: str | os.PathLike[str], dataset: h5py.Dataset, expected: str) -> None:
-    units = str(dataset.attrs.get("units", expected))
-    if units != expected:
+def _mm_per(unit: object) -> float | None:
+    """Millimetres per length ``unit``; None when unknown."""
+    factor = um_per(unit)
+    return None if factor is None else factor / 1000.0
+
+
+def _to_unit(
+    path: str | os.PathLike[str],
+    dataset: h5py.Dataset,
+    expected: str,
+    per_unit: Callable[[object], float | None],
+) -> float:
+    """The factor from ``dataset``'s ``@units`` to ``expected`` (1 without ``@units``: SPEC
+    section 6's unit); RunFileError naming it for a unit of another quantity. Other
+    programs write "degrees", "rad", "um" or bytes (b"deg" was read as "b'deg'" and
+    refused)."""
+    units = dataset.attrs.get("units")
+    if units is None:
+        return 1.0
+    factor = per_unit(units)
+    if factor is None:
         raise RunFileError(
-            f"{path}: {dataset.name} is in {units!r}; SPEC section 6 says {expected}"
+            f"{path}: {dataset.name} is in {unit_text(units)!r}; SPEC section 6 says "
+            f"{expected} (or give a unit of the same quantity in @units)"
         )
+    return factor
 
 
 def write_reconstruction(
