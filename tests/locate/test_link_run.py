@@ -3,6 +3,7 @@ NXCT file and a location file on disk; the pipeline's placement read from a twin
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import h5py
@@ -100,6 +101,11 @@ def test_link_file_figures_and_report(inputs: dict[str, Path], tmp_path: Path) -
         assert f'data-name="{name}"' in html
     assert "share of agglomerates on a bent collector" in html
     assert HEIGHT_WARNING in html  # the location's warning shown with the slice
+    # the volumes are inputs of the record (it listed the tables only), by their checksums
+    with h5py.File(output, "r") as f:
+        record = json.loads(f["/entry/provenance/link"][()])
+    recorded = {Path(p).resolve() for p in record["inputs"]}
+    assert {inputs[name].resolve() for name in ("xct", "nct", "nxct", "results")} <= recorded
 
 
 def test_a_location_without_a_placement_is_refused(tmp_path: Path) -> None:

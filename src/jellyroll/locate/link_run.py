@@ -25,7 +25,7 @@ from jellyroll.figures import save_png
 from jellyroll.io.lock import output_lock
 from jellyroll.io.nexus import nx_group, read_table, write_table
 from jellyroll.io.provenance import file_fingerprint, provenance_record
-from jellyroll.io.volumes import open_volume, volume_fingerprints
+from jellyroll.io.volumes import open_volume, volume_files, volume_fingerprints
 from jellyroll.locate.dossier import defect_dossiers, select_defects, vertical_cut, volume_on_map
 from jellyroll.locate.link import (
     bend_fraction_by_size,
@@ -233,9 +233,12 @@ def run_link(
             figures[name] = save_png(
                 dossier_figure(dossier, PANEL_TITLES), output.with_name(f"{stem}_{name}.png")
             )
+        # the volumes' own files too (the slices of a folder): the link was made from them
+        volumes = [xct] if nct is None else [xct, nct]
+        files = [Path(diagnosis), Path(nxct), Path(location)]
+        files += [file for given in volumes for file in volume_files(given)]
         record = provenance_record(
-            {"stage": "link", "options": options.key_payload()},
-            inputs=[Path(diagnosis), Path(nxct), Path(location)],
+            {"stage": "link", "options": options.key_payload()}, inputs=files
         )
 
         def fill(entry: h5py.Group) -> None:
@@ -259,7 +262,7 @@ def run_link(
         write_stage_file(
             output, fill, stage="link", key=link_key(diagnosis, xct, nxct, location, options, nct),
             upstream="", provenance=record, provenance_name="link",
-            inputs=[Path(p) for p in (diagnosis, xct, nxct, location)],
+            inputs=files,
         )  # fmt: skip
     return read_link(output)
 
