@@ -103,6 +103,25 @@ def test_invalid_option_values_are_usage_errors() -> None:
     assert "block_frames" in result.stderr and "Traceback" not in result.output
 
 
+def test_the_polarisation_correction_can_be_turned_off(tmp_path: Path) -> None:
+    """Frames corrected for polarisation already (a reduction with None) could not be
+    reduced without a second correction from the command line or the TOML: neither can say
+    null, and a float option took no word. "none" says it in both now; a word that is
+    neither is refused, naming the option."""
+    assert options_from(ReduceOptions, {"polarization_factor": "none"}).polarization_factor is None
+    assert options_from(ReduceOptions, {"polarization_factor": "0.5"}).polarization_factor == 0.5
+    with pytest.raises(OptionsError, match="polarization_factor"):
+        options_from(ReduceOptions, {"polarization_factor": "half"})
+    config = tmp_path / "run.toml"
+    config.write_text(
+        'output = "out"\n[waxs]\npolarization_factor = "none"\n'
+        '[[cells]]\nname = "a"\nwaxs = "w.h5"\nsaxs = "s.h5"\n'
+    )
+    for name in ("w.h5", "s.h5"):
+        (tmp_path / name).touch()
+    assert load_config(config).waxs.polarization_factor is None
+
+
 def test_every_maps_option_is_reachable_from_the_toml(tmp_path: Path) -> None:
     """Each field of [maps] and [maps.dstar] set in a run configuration to a value other than
     its default arrives in the loaded options (rank in a second configuration: the study's

@@ -49,8 +49,8 @@ def reduce(
     spot_filter: Annotated[
         bool | None, option(ReduceOptions, "spot_filter", "--spot-filter/--no-spot-filter")
     ] = None,
-    polarization_factor: Annotated[
-        float | None, option(ReduceOptions, "polarization_factor")
+    polarization_factor: Annotated[  # text: "none" turns the correction off
+        str | None, option(ReduceOptions, "polarization_factor")
     ] = None,
     block: Annotated[int | None, option(ReduceOptions, "block_frames")] = None,
     air: Annotated[bool | None, option(ReduceOptions, "subtract_air", "--air/--no-air")] = None,

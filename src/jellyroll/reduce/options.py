@@ -38,7 +38,10 @@ class ReduceOptions(StageOptions):
         "spots, zingers) by their neighbours' median (jellyroll.sinogram.suppress_spots).",
     )
     polarization_factor: float | None = Field(
-        0.99, ge=-1, le=1, description="pyFAI polarisation factor (None: no correction)."
+        0.99,
+        ge=-1,
+        le=1,
+        description="pyFAI polarisation factor; none: no correction (frames corrected already).",
     )
     block_frames: int = Field(256, ge=1, description="Frames per block (memory ~ block x frame).")
     subtract_air: bool = Field(True, description="Subtract the air scattering of the line ends.")
@@ -74,6 +77,14 @@ class ReduceOptions(StageOptions):
                 f"({self.threads}): the integration needs at least one"
             )
         return self
+
+    @field_validator("polarization_factor", mode="before")
+    @classmethod
+    def _none_spelled(cls, value: object) -> object:
+        # the command line and TOML have no null: "none" turns the correction off
+        if isinstance(value, str) and value.strip().lower() in ("none", "off"):
+            return None
+        return value
 
     @field_validator("radial_range")
     @classmethod
