@@ -353,3 +353,50 @@ def test_a_mask_of_another_detector_is_named(twin: Path, tmp_path: Path) -> None
             options=OPTIONS,
             mask_path=tmp_path / "mask.npy",
         )
+
+
+def _virtual_scan(folder: Path, second: np.ndarray) -> Path:
+    """A scan whose 6 frames are a virtual dataset over ``part0.h5`` (frames 0-2) and
+    ``part1.h5`` (``second``, mapped as frames 3-5), as multi-file detectors write them."""
+    frames = np.arange(6 * 4 * 5, dtype=np.int32).reshape(6, 4, 5)
+    with h5py.File(folder / "part0.h5", "w") as f:
+        f["data"] = frames[:3]
+    with h5py.File(folder / "part1.h5", "w") as f:
+        f["data"] = second
+    layout = h5py.VirtualLayout(shape=frames.shape, dtype=np.int32)
+    layout[:3] = h5py.VirtualSource("part0.h5", "data", shape=(3, 4, 5))
+    layout[3:] = h5py.VirtualSource("part1.h5", "data", shape=(3, 4, 5))
+    scan = folder / "master.h5"
+    with h5py.File(scan, "w") as f:
+        f.create_virtual_dataset("/entry/instrument/detector/data", layout)
+        f["/entry/sample/rotation_angle"] = np.repeat([0.0, 90.0], 3)
+        f["/entry/sample/translation"] = np.tile([0.0, 0.01, 0.02], 2)
+    return scan
+
+
+@pytest.mark.parametrize("fault", ["missing", "short", "renamed"])
+def test_a_virtual_scan_with_a_lost_data_file_is_refused(tmp_path: Path, fault: str) -> None:
+    """HDF5 reads the rows of a virtual dataset whose source file is missing (or lacks its
+    dataset, or is shorter than mapped) as the fill value, 0 counts, without an error: the
+    tiny twin's SAXS scan as a master over two files, the second one gone, reduced,
+    reconstructed and mapped with exit 0 and a SAXS map 149 % (RMS) off the whole scan's."""
+    from jellyroll.io.scans import ScanFormatError, open_scan
+
+    second = np.ones((3, 4, 5), np.int32)
+    scan = _virtual_scan(tmp_path, second)
+    reader = open_scan(scan)  # intact: every frame as written
+    assert np.array_equal(reader.read(0, 6).data[3:], second)
+    reader.close()
+    if fault == "missing":
+        (tmp_path / "part1.h5").unlink()
+    else:
+        with h5py.File(tmp_path / "part1.h5", "r+") as f:
+            if fault == "renamed":
+                f.move("data", "frames")
+            else:  # one frame of the three mapped
+                del f["data"]
+                f["data"] = second[:1]
+    with pytest.raises(ScanFormatError, match=r"master\.h5: .*rows 3 to 5 come from part1"):
+        open_scan(scan)
+    with pytest.raises(ScanFormatError, match=r"part1\.h5:data, (which|whose)"):
+        run_reduce(scan, tmp_path / "run.h5", OPTIONS)

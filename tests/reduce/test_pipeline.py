@@ -314,3 +314,66 @@ def test_the_work_key_follows_what_the_mapping_says(tmp_path: Path) -> None:
     first = key("one")
     time.sleep(0.01)  # a file time that can tell the edit
     assert key("other") != first
+
+
+def test_bliss_motors_are_read_in_their_units(tmp_path: Path) -> None:
+    """The Bliss reader ignored the motors' @units: a translation in um (@units "um") was
+    read as mm (steps of 10 mm, a map pixel 1000 times too large; reduce exit 0) and an
+    angle in rad (@units "rad") as degrees. A mapping's translation_unit that contradicts
+    @units is refused."""
+    from jellyroll.io.scans import ScanFormatError
+
+    path = tmp_path / "bliss.h5"
+    with h5py.File(path, "w") as f:
+        for k, angle in enumerate([0.0, 90.0]):
+            entry = f.create_group(f"{k + 1}.1")
+            entry["measurement/pilatus"] = np.ones((4, 5, 7), np.int32)
+            entry["instrument/positioners/rot"] = np.deg2rad(angle)
+            entry["instrument/positioners/rot"].attrs["units"] = "rad"
+            entry["measurement/ty"] = np.arange(4) * 10.0
+            entry["measurement/ty"].attrs["units"] = "um"
+    text = (
+        '[bliss]\nframes = "measurement/pilatus"\nrotation_angle = "instrument/positioners/rot"\n'
+        'translation = "measurement/ty"\n'
+    )
+    mapping = tmp_path / "map.toml"
+    mapping.write_text(text)
+    reader = open_scan(path, mapping=mapping)
+    # exact up to the float conversions of the units (1e-12)
+    np.testing.assert_allclose(reader.info.translation_mm, np.tile([0, 0.01, 0.02, 0.03], 2))
+    np.testing.assert_allclose(reader.info.rotation_angle_deg, np.repeat([0.0, 90.0], 4))
+    reader.close()
+    mapping.write_text(text + 'translation_unit = "um"\n')  # agrees: taken
+    open_scan(path, mapping=mapping).close()
+    mapping.write_text(text + 'translation_unit = "mm"\n')
+    with pytest.raises(ScanFormatError, match=r"map\.toml: translation_unit = 'mm', but .*'um'"):
+        open_scan(path, mapping=mapping)
+
+
+def test_angles_read_in_two_turns_keep_the_attenuation(tiny_twin_files: Path, tmp_path: Path):
+    """The twin's angles 90-180 deg written as -270 to -180 (the same projections, read a
+    turn apart): half the grid's rows hold no frame, and the diode's attenuation, judged on
+    every cell of the grid, was dropped ("50 % of the cells"), and with it the self-absorption
+    correction (SAXS map 19 % off the plain scan's, exit 0). The share is of the cells
+    measured, in the reduction and in the reconstruction."""
+    from jellyroll.recon.options import ReconstructOptions
+    from jellyroll.recon.run import run_reconstruct
+
+    scan = tmp_path / "wrapped.h5"
+    scan.write_bytes((tiny_twin_files / "saxs_scan.h5").read_bytes())
+    with h5py.File(scan, "r+") as f:
+        angle = f["/entry/sample/rotation_angle"]
+        angle[...] = np.where(angle[()] >= 90, angle[()] - 360, angle[()])
+    run_reduce(tiny_twin_files / "saxs_scan.h5", tmp_path / "plain.h5")
+    run_reduce(scan, tmp_path / "run.h5")
+    plain, wrapped = read_sinogram(tmp_path / "plain.h5"), read_sinogram(tmp_path / "run.h5")
+    assert wrapped.attenuation is not None
+    measured = np.isfinite(wrapped.attenuation).any(axis=1)
+    turned = np.mod(wrapped.rotation_angle_deg[measured], 360.0)
+    rows = np.argmin(np.abs(plain.rotation_angle_deg[:, None] - turned[None]), axis=0)
+    # the same diode readings, normalised by the same line ends: float32 rounding only
+    np.testing.assert_allclose(
+        wrapped.attenuation[measured], plain.attenuation[rows], rtol=1e-6, atol=1e-6
+    )
+    result = run_reconstruct(tmp_path / "run.h5", ReconstructOptions(method="fbp"))
+    assert result.attenuation

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import re
 import tomllib
 from collections.abc import Callable, Sequence
@@ -298,6 +299,9 @@ class Hdf5ScanReader:
                 f"{self.path}: neither {FRAMES} (raw frames) nor {INTEGRATED} (integrated "
                 "patterns) exists; for Bliss files give a TOML mapping of the dataset paths"
             )
+        for name in SCAN_DATASETS:
+            if name in f and isinstance(f[name], h5py.Dataset):
+                _check_virtual_sources(self.path, f[name])
         n = int(self._data.shape[0])
         self.info = ScanInfo(
             source=str(self.path),
@@ -377,6 +381,88 @@ def _unwritten_rows(dataset: h5py.Dataset) -> np.ndarray | None:
     return partial[: dataset.shape[0]]
 
 
+def _virtual_source_files(holder: Path, name: str, prefix: str) -> list[Path]:
+    """Where HDF5 looks for the source file ``name`` of a virtual dataset in ``holder``, in
+    its order: the name as given (absolute), then the name (its last part, for an absolute
+    one) under ``HDF5_VDS_PREFIX``, the dataset's virtual prefix, the holder's folder and
+    the working folder (``${ORIGIN}`` is the holder's folder)."""
+    given = Path(name)
+    if name == ".":
+        return [holder]
+    relative = Path(given.name) if given.is_absolute() else given
+    prefixes = [os.environ.get("HDF5_VDS_PREFIX", ""), prefix, str(holder.parent), "."]
+    found = [given] if given.is_absolute() else []
+    for base in prefixes:
+        if base:
+            found.append(Path(base.replace("${ORIGIN}", str(holder.parent))) / relative)
+    return list(dict.fromkeys(found))
+
+
+def _mapped_rows(space: h5py.h5s.SpaceID) -> tuple[int, int] | None:
+    """First and last row of a virtual dataset that a mapping's selection covers (None when
+    the selection is not a hyperslab or all)."""
+    kind = space.get_select_type()
+    if kind == h5py.h5s.SEL_ALL:
+        return 0, int(space.shape[0]) - 1
+    if kind != h5py.h5s.SEL_HYPERSLABS:
+        return None
+    blocks = space.get_select_hyper_blocklist()
+    return int(blocks[:, 0, 0].min()), int(blocks[:, 1, 0].max())
+
+
+def _source_problem(
+    files: list[Path], dataset_name: str, space: h5py.h5s.SpaceID, n_mapped: int
+) -> str | None:
+    """Why the source ``dataset_name`` (in the first of ``files`` that exists) cannot give
+    what the mapping's source selection ``space`` reads (``n_mapped`` elements), or None."""
+    source = next((file for file in files if file.is_file()), None)
+    if source is None:
+        return "which is not there"
+    try:
+        with h5py.File(source, "r") as f:
+            if dataset_name not in f:
+                return f"which exists but holds no dataset {dataset_name}"
+            shape = f[dataset_name].shape
+    except OSError as error:
+        return f"which cannot be read ({error})"
+    short = f"whose dataset has shape {shape}, shorter than the part mapped"
+    if space.get_select_type() == h5py.h5s.SEL_ALL and math.prod(shape) < n_mapped:
+        return short
+    if space.get_select_type() == h5py.h5s.SEL_HYPERSLABS:
+        end = space.get_select_hyper_blocklist()[:, 1].max(axis=0)
+        if len(end) == len(shape) and any(e >= n for e, n in zip(end, shape, strict=True)):
+            return short
+    return None
+
+
+def _check_virtual_sources(path: Path, dataset: h5py.Dataset) -> None:
+    """ScanFormatError when a source of the virtual ``dataset`` (e.g. the frames of a
+    multi-file scan) is missing, lacks its dataset or is shorter than mapped: HDF5 reads
+    those rows as the fill value (0 counts), frames like any other, without an error (half
+    a scan's data files missing gave a SAXS map 149 % off the full one's, exit 0)."""
+    if not dataset.is_virtual:
+        return
+    holder = Path(dataset.file.filename)
+    prefix = os.fsdecode(dataset.id.get_access_plist().get_virtual_prefix() or b"")
+    plist = dataset.id.get_create_plist()
+    for j in range(plist.get_virtual_count()):
+        name, dataset_name = plist.get_virtual_filename(j), plist.get_virtual_dsetname(j)
+        files = _virtual_source_files(holder, name, prefix)
+        space = plist.get_virtual_vspace(j)
+        n_mapped = int(space.get_select_npoints())
+        problem = _source_problem(files, dataset_name, plist.get_virtual_srcspace(j), n_mapped)
+        if problem is None:
+            continue
+        rows = _mapped_rows(space)
+        where = f"rows {rows[0]} to {rows[1]}" if rows else "part of it"
+        raise ScanFormatError(
+            f"{path}: {dataset.name} is a virtual dataset whose {where} come from {name}:"
+            f"{dataset_name}, {problem} (looked for {', '.join(map(str, files))}); HDF5 would "
+            "read them as its fill value, as if measured. Put that file beside the scan "
+            "(or set HDF5_VDS_PREFIX to its folder)"
+        )
+
+
 def _unwritten_problem(path: Path, dataset: h5py.Dataset, i: int) -> str:
     return (
         f"{path}: {dataset.name}[{i}] was never written (its chunk is not in the file: an "
@@ -417,8 +503,10 @@ class BlissMapping:
     ``frames``, ``translation`` and optional ``monitor``/``diode`` are per-frame datasets
     inside each entry; ``rotation_angle`` is per frame or one value per entry. ``entries``
     is a regular expression on the top-level entry names (default: numbered scans ``N.1``).
-    ``translation_unit`` (mm by default; um, µm, nm or m are converted, another unit is
-    refused) and ``poni``/``mask`` file paths (relative to the TOML file) complete it.
+    ``translation_unit`` (um, µm, nm or m are converted, another unit is refused; by
+    default the dataset's ``@units``, else mm; one that contradicts ``@units`` is refused)
+    and ``poni``/``mask`` file paths (relative to the TOML file) complete it. The rotation
+    angle is read in its ``@units`` (degrees when absent).
     """
 
     frames: str
@@ -427,7 +515,7 @@ class BlissMapping:
     monitor: str | None = None
     diode: str | None = None
     entries: str = r"^\d+\.1$"
-    translation_unit: str = "mm"
+    translation_unit: str | None = None
     poni: str | None = None
     mask: str | None = None
     source: str = "the [bliss] mapping"  # the TOML file, for messages
@@ -454,6 +542,42 @@ class BlissMapping:
             if key in table:
                 table[key] = str((path.parent / table[key]).resolve())
         return cls(**table, source=str(path))
+
+
+def _bliss_factor(
+    dataset: h5py.Dataset,
+    where: str,
+    per: Callable[[object], float | None],
+    unit: str,
+    mapping: BlissMapping | None = None,
+) -> float:
+    """``unit`` per unit of a Bliss motor ``dataset``: its ``@units``, or the mapping's
+    ``translation_unit`` (given ``mapping``), else ``unit``. ScanFormatError for a unit
+    jellyroll does not know and for a mapping's unit that contradicts ``@units`` (a
+    translation in um read as mm gave a map pixel of 20 mm, exit 0 from the reduction)."""
+    stated = dataset.attrs.get("units")
+    own = None if stated is None else per(unit_text(stated))
+    if stated is not None and own is None:
+        raise ScanFormatError(
+            f"{where}: {dataset.name} is in {unit_text(stated)!r} (its @units), a unit "
+            f"jellyroll does not know; give it in {unit} or a unit convertible to it"
+        )
+    if mapping is None or mapping.translation_unit is None:
+        return 1.0 if own is None else own
+    mapped = mapping.translation_unit
+    factor = per(mapped)
+    if factor is None:
+        raise ScanFormatError(
+            f"{mapping.source}: translation_unit {mapped!r} is not a unit jellyroll knows; "
+            "write it as mm, um, nm or m"
+        )
+    if own is not None and not math.isclose(own, factor):
+        raise ScanFormatError(
+            f"{mapping.source}: translation_unit = {mapped!r}, but {where}:{dataset.name} "
+            f"says its values are in {unit_text(stated)!r} (@units): drop translation_unit "
+            "to read the dataset's unit, or correct one of them"
+        )
+    return factor
 
 
 def flag_unsigned_invalid(frames: np.ndarray) -> np.ndarray:
@@ -509,20 +633,18 @@ class BlissScanReader:
                 if getattr(mapping, key) not in entry:
                     raise ScanFormatError(f"{where}: dataset {getattr(mapping, key)} missing")
             frames = entry[mapping.frames]
+            _check_virtual_sources(self.path, frames)
             n = frames.shape[0]
             self._datasets.append(frames)
-            angle = np.asarray(entry[mapping.rotation_angle][()], dtype=float).ravel()
+            rotation = entry[mapping.rotation_angle]
+            angle = np.asarray(rotation[()], dtype=float).ravel()
             if angle.size not in (1, n):
                 raise ScanFormatError(
                     f"{where}: {mapping.rotation_angle} has {angle.size} values for {n} frames"
                 )
-            angles.append(np.broadcast_to(angle, (n,)))
-            scale = _mm_per(mapping.translation_unit)
-            if scale is None:
-                raise ScanFormatError(
-                    f"{mapping.source}: translation_unit {mapping.translation_unit!r} is not a "
-                    "unit jellyroll knows; write it as mm, um, nm or m"
-                )
+            degrees = _bliss_factor(rotation, where, deg_per, "deg")
+            angles.append(np.broadcast_to(angle * degrees, (n,)))
+            scale = _bliss_factor(entry[mapping.translation], where, _mm_per, "mm", mapping)
             translations.append(self._per_frame(entry, mapping.translation, n, where) * scale)
             for target, key in ((monitors, mapping.monitor), (diodes, mapping.diode)):
                 if key is not None:

@@ -112,20 +112,21 @@ def _known_errors(errors: np.ndarray) -> np.ndarray:
 
 
 def _usable_attenuation(
-    run: Path, attenuation: np.ndarray | None, notes: list[str]
+    run: Path, attenuation: np.ndarray | None, measured: np.ndarray, notes: list[str]
 ) -> np.ndarray | None:
     """The attenuation sinogram (-ln T, relative to air) to reconstruct, or None: one with a
-    value in fewer than :data:`MIN_FINITE_SHARE` of its cells is left out with a warning (as
-    the reduction does; an all-NaN one gave a mu of 0 and "self-absorption corrected", exit
-    0); one that is not -ln T relative to air is refused
+    value in fewer than :data:`MIN_FINITE_SHARE` of the cells ``measured`` (n_angles, n_t)
+    is left out with a warning (as the reduction does; an all-NaN one gave a mu of 0 and
+    "self-absorption corrected", exit 0; cells never measured, rows of angles the scan
+    skipped, do not count); one that is not -ln T relative to air is refused
     (:func:`~jellyroll.recon.attenuation.attenuation_sinogram_problem`)."""
     if attenuation is None:
         return None
-    share = float(np.isfinite(attenuation).mean())
+    share = float(np.isfinite(attenuation[measured]).mean()) if measured.any() else 0.0
     if share < MIN_FINITE_SHARE:
         note = (
-            f"/entry/sinogram/attenuation holds a value in {share:.0%} of its cells only: "
-            "left out, self-absorption not corrected and no attenuation map"
+            f"/entry/sinogram/attenuation holds a value in {share:.0%} of the cells measured "
+            "only: left out, self-absorption not corrected and no attenuation map"
         )
         notes.append(note)
         warnings.warn(f"{run}: {note}", stacklevel=4)
@@ -234,7 +235,10 @@ def _reconstruct(
         )
     if empty.any():
         notes.append(f"{int(empty.sum())} channels without data: NaN in the reconstruction")
-    attenuation = _usable_attenuation(run, sinogram.attenuation, notes)
+    # the cells measured: those of the first channel holding data (a missing frame is NaN
+    # in every channel)
+    measured = np.isfinite(data[..., int(np.argmin(empty))])
+    attenuation = _usable_attenuation(run, sinogram.attenuation, measured, notes)
     projections, estimated = _projections(attenuation, data, empty)
     spread = projection_totals_spread(projections)
     note = totals_spread_note(spread)

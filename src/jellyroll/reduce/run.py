@@ -908,12 +908,15 @@ def _finish(
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = place(layout, info.diode / info.monitor, valid)  # valid: readings too
     attenuation = None if ratio is None else attenuation_sinogram(ratio)
-    if attenuation is not None and not np.isfinite(attenuation).mean() >= 0.5:
+    # the share among the cells measured: angles read in two turns (0-90 and -270 to -180
+    # deg) leave half the grid's rows without a frame, and that half dropped a sound diode
+    share = 0.0 if attenuation is None else float(np.isfinite(attenuation[occupancy > 0]).mean())
+    if attenuation is not None and not share >= 0.5:
         warnings.warn(
-            f"{info.source}: the diode readings give an attenuation in "
-            f"{np.isfinite(attenuation).mean():.0%} of the cells only (a diode reading 0 on "
-            "every frame gives none): no attenuation sinogram is written, and the "
-            "reconstruction will not correct self-absorption; check the diode's dataset",
+            f"{info.source}: the diode readings give an attenuation in {share:.0%} of the "
+            "cells measured only (a diode reading 0 on every frame gives none): no "
+            "attenuation sinogram is written, and the reconstruction will not correct "
+            "self-absorption; check the diode's dataset",
             stacklevel=3,
         )
         attenuation = None
