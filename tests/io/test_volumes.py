@@ -321,6 +321,27 @@ def test_a_multipage_tiff_with_a_page_of_another_type_is_refused(tmp_path: Path)
         open_volume(path, 20.0)
 
 
+@pytest.mark.parametrize("axes", ["TZYX", "ZCYX"])
+def test_an_imagej_hyperstack_of_several_volumes_is_refused(tmp_path: Path, axes: str) -> None:
+    """Three time points (or two channels) of a 4-slice volume: open_volume (what nxct and
+    locate read) took the 12 (8) pages for one volume's slices, the volumes interleaved, exit
+    0; read_volume refused it with a bare shape. Both name the axes now; a plain ZYX stack
+    and an appended series of 2D pages still read."""
+    path = tmp_path / "hyper.tif"
+    shape = (3, 4, 8, 8) if axes == "TZYX" else (4, 2, 8, 8)
+    metadata = {"axes": axes, "spacing": 20.0, "unit": "um"}
+    tifffile.imwrite(
+        path, np.zeros(shape, np.float32), imagej=True, resolution=(0.05, 0.05), metadata=metadata
+    )
+    for read in (open_volume, read_volume):
+        with pytest.raises(ValueError, match=rf"hyper\.tif: the TIFF holds a {axes} series"):
+            read(path)
+    appended = tmp_path / "appended.tif"
+    for _ in range(3):
+        tifffile.imwrite(appended, np.zeros((8, 8), np.float32), append=True)
+    assert open_volume(appended, 20.0).shape == (3, 8, 8)
+
+
 def test_a_voxel_size_given_wins_over_metadata_it_cannot_read(tmp_path: Path) -> None:
     """A dataset's ``units`` is often the values' (attenuation in cm^-1): its voxel_size was
     refused even with the size given on the command line, which the message advised."""

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from jellyroll.io.nexus import nx_group
-from jellyroll.io.volumes import write_tiff_stack
+from jellyroll.io.volumes import read_volume, write_tiff_stack
 from jellyroll.locate.core import pose_parameters
 from jellyroll.locate.link_options import LinkOptions
 from jellyroll.locate.link_run import read_placement, run_link
@@ -142,8 +142,6 @@ def _with_recorded_voxels(inputs: dict[str, Path], folder: Path, xct_um: float, 
     header), with the sizes given to `locate` (``xct_um``) and `nxct` recorded in their files."""
     import shutil
 
-    from jellyroll.io.volumes import read_volume
-
     given = {name: folder / path.name for name, path in inputs.items()}
     for name in ("results", "nct", "nxct", "location"):
         shutil.copy(inputs[name], given[name])
@@ -209,3 +207,18 @@ def test_a_link_stopped_after_its_figures_leaves_no_link_file(
     with pytest.raises(KeyboardInterrupt):
         run_link(*arguments, LinkOptions(largest_case_a=0, registration_error_um=5.0))
     assert not output.exists()
+
+
+def test_link_refuses_an_x_ray_volume_other_than_the_nxct_files(
+    inputs: dict[str, Path], tmp_path: Path
+) -> None:
+    """The X-ray volume with two empty slices more (another crop of the same data): the link
+    read the fused volume and labels of the NXCT file in their own frame, a slice off the
+    volume given, exit 0. Refused, naming both shapes (as `locate --nxct` does)."""
+    xray, voxel = read_volume(inputs["xct"])
+    padded = np.concatenate([np.zeros((2, *xray.shape[1:]), xray.dtype), xray])
+    write_tiff_stack(tmp_path / "xct.tif", padded, voxel)
+    with pytest.raises(ValueError, match=r"X-ray volume given is \(\d+, \d+, \d+\) voxels"):
+        run_link(inputs["results"], tmp_path / "xct.tif", inputs["nxct"], inputs["location"],
+                 tmp_path / "link.h5", nct=inputs["nct"])  # fmt: skip
+    assert not (tmp_path / "link.h5").exists()

@@ -540,6 +540,34 @@ def test_locate_reads_the_volumes_at_the_sizes_the_nxct_file_used(
     assert not (tmp_path / "o.h5").exists()
 
 
+def test_volumes_other_than_the_nxct_files_are_refused(
+    located: tuple[Path, Path, int], tmp_path: Path
+) -> None:
+    """`locate --nxct` with the X-ray volume given two empty slices below (another crop or
+    export of it): the map was placed in that volume, but the fused RGB, labels and neutron
+    plane were read in the NXCT file's frame, a slice (20 um) off, exit 0 (the red channel
+    up to 37 grey levels off the X-ray plane at the slice; 4 with the volume it was made
+    with). The shapes are checked: the fused grid's for an older file, the recorded ones."""
+    output, twin_files, _ = located
+    run, nxct = output.parent / "RUN.h5", output.parent / "NXCT.h5"
+    xray, xct_um = read_volume(twin_files / "xct.tif")
+    padded = np.concatenate([np.zeros((2, *xray.shape[1:]), np.float32), xray])
+    write_tiff_stack(tmp_path / "xct.tif", padded, xct_um)
+    with pytest.raises(
+        ValueError, match=r"X-ray volume given is \(10, 104, 104\).*\(8, 104, 104\)"
+    ):
+        run_locate(run, tmp_path / "xct.tif", tmp_path / "o.h5", nxct=nxct)
+    neutron, nct_um = read_volume(twin_files / "nct.tif")
+    write_tiff_stack(tmp_path / "nct.tif", neutron[1:], nct_um)
+    shutil.copy(nxct, tmp_path / "NXCT.h5")
+    with h5py.File(tmp_path / "NXCT.h5", "a") as f:  # as `jellyroll nxct` records them
+        f["/entry/registration"].attrs.update({"xct_shape": xray.shape, "nct_shape": neutron.shape})
+    with pytest.raises(ValueError, match=r"neutron volume given is \(15, 208, 208\)"):
+        run_locate(run, twin_files / "xct.tif", tmp_path / "o.h5", nct=tmp_path / "nct.tif",
+                   nxct=tmp_path / "NXCT.h5")  # fmt: skip
+    assert not (tmp_path / "o.h5").exists()
+
+
 @settings(max_examples=50, deadline=None)
 @given(
     rotation=st.floats(-179.0, 179.0),

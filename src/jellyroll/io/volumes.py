@@ -244,6 +244,7 @@ def _read_tiff(path: Path, strict: bool = True) -> tuple[np.ndarray, float | Non
                 raise ValueError(
                     f"{path}: pages disagree in shape ({shapes}); write one slice shape per file"
                 )
+            _check_one_volume(series[0], path)
             data = series[0].asarray()
             voxel, record = _tiff_voxel(tif, strict)
     except tifffile.TiffFileError as error:
@@ -255,6 +256,24 @@ def _read_tiff(path: Path, strict: bool = True) -> tuple[np.ndarray, float | Non
     if dtype != data.dtype and dtype.kind in "biu":
         data = data.astype(dtype)
     return _as_volume(data, str(path)), voxel
+
+
+def _check_one_volume(series: Any, path: Path) -> None:
+    """ValueError naming the file when a TIFF series has more than one axis besides the
+    slices' rows and columns (an ImageJ hyperstack of channels or time points, a 4D shaped
+    TIFF): :func:`open_volume` read its pages as consecutive slices, the volumes interleaved
+    (a 3-time-point TZYX stack of 4 slices as a 12-slice volume), exit 0."""
+    stacked = [
+        f"{a}={n}"
+        for a, n in zip(series.axes, series.shape, strict=True)
+        if n > 1 and a not in "YXS"
+    ]
+    if len(stacked) > 1:
+        raise ValueError(
+            f"{path}: the TIFF holds a {series.axes} series of shape {tuple(series.shape)} "
+            f"({', '.join(stacked)}): more than one volume (channels or time points); save "
+            "each volume as a stack of its own (ZYX) and give that"
+        )
 
 
 def _read_folder(folder: Path, strict: bool = True) -> tuple[np.ndarray, float | None]:
@@ -572,6 +591,12 @@ def _tiff_source(path: Path, strict: bool = True) -> VolumeSource:
         tif = tifffile.TiffFile(path)
     except tifffile.TiffFileError as error:
         raise ValueError(f"{path}: not a readable TIFF ({error})") from None
+    if len(tif.series) == 1:
+        try:
+            _check_one_volume(tif.series[0], path)
+        except ValueError:
+            tif.close()
+            raise
     pages = tif.pages
     first = pages[0]
     if first.ndim != 2 or any(p.shape != first.shape for p in pages):  # type: ignore[union-attr]

@@ -212,6 +212,35 @@ def nxct_voxels(
     return sizes[0], sizes[1]
 
 
+def check_nxct_shapes(nxct: str | os.PathLike[str], shapes: dict[str, tuple[int, ...]]) -> None:
+    """ValueError when a volume given with ``nxct`` (``shapes``: "xct" or "nct" -> (nz, ny,
+    nx)) has another shape than the one the NXCT file was made from (its ``xct_shape`` /
+    ``nct_shape``, else its fused grid's for the volume whose grid it is): nct_to_xct and the
+    fused volume lie in the centred frames of those volumes, and an X-ray volume with two
+    empty slices more put the fused RGB, labels and neutron plane a slice off the map, exit 0."""
+    with open_run(nxct) as f:
+        hint = "make it with `jellyroll nxct`, or leave --nxct out"
+        attrs = dict(require(f, nxct, "/entry/registration", hint).attrs)
+        fused = f.get("/entry/fused/data")
+        grid = None if fused is None else f["/entry/fused"].attrs.get("grid")
+        grid_shape = None if fused is None else fused.shape[:3]
+    for name, shape in shapes.items():
+        recorded = attrs.get(f"{name}_shape")
+        if recorded is None and grid == name:
+            recorded = grid_shape
+        if recorded is None:
+            continue
+        recorded = tuple(int(n) for n in np.ravel(recorded))
+        if recorded != tuple(shape):
+            which = "X-ray" if name == "xct" else "neutron"
+            raise ValueError(
+                f"the {which} volume given is {tuple(shape)} voxels, but {nxct} was made with "
+                f"one of {recorded}: its registration and fused volume lie in the frame of that "
+                f"volume (centred on its grid); give the {which} volume the NXCT file was made "
+                "with (not another crop or export), or make the NXCT file again with this one"
+            )
+
+
 def height_warning(location: Location, voxel_um: float) -> str:
     """Why the height found is not to be trusted to half a voxel (``voxel_um``), else ""."""
     uncertainty = location.height_uncertainty_um
@@ -274,6 +303,8 @@ def run_locate(
         output_lock(output),
         open_volume(xct, xct_voxel_um, voxel_hint="give it with --xct-voxel-um") as xray,
     ):
+        if nxct is not None:
+            check_nxct_shapes(nxct, {"xct": xray.shape})
         try:
             location = _locate(image, y_um, x_um, xray, arguments)
         except NoAngleError:
@@ -296,6 +327,7 @@ def run_locate(
         if nct is not None:
             with open_volume(nct, nct_voxel_um, voxel_hint=_NCT_HINT) as neutron:
                 if nxct is not None:
+                    check_nxct_shapes(nxct, {"nct": neutron.shape})
                     with open_run(nxct) as f:
                         hint = "make it with `jellyroll nxct`, or leave --nxct out"
                         nct_to_xct = require(f, nxct, "/entry/registration/nct_to_xct", hint)[()]

@@ -125,7 +125,7 @@ def run_nxct(
                     shape,
                     voxel,
                     xray,
-                    neutron.voxel_um,
+                    neutron,
                     options,
                     start,
                     say,
@@ -164,7 +164,7 @@ def _write(
     shape: tuple[int, int, int],
     voxel_um: float,
     xray: VolumeSource,
-    nct_voxel_um: float,
+    neutron: VolumeSource,
     options: NXCTOptions,
     start: float,
     say: Progress,
@@ -203,7 +203,10 @@ def _write(
                 # the matrix holds the turn
                 "nct_upside_down": registration.upside_down,
                 "xct_voxel_um": xray.voxel_um,
-                "nct_voxel_um": nct_voxel_um,
+                "nct_voxel_um": neutron.voxel_um,
+                # the frames nct_to_xct and the fused volume lie in: the volumes' centred grids
+                "xct_shape": np.asarray(xray.shape, np.int64),
+                "nct_shape": np.asarray(neutron.shape, np.int64),
             },
         )
         fused, labels = create_volume_datasets(
