@@ -609,3 +609,28 @@ def test_a_roll_cut_by_the_image_edge_ends_the_trace_at_the_layer(direction: int
     assert np.abs(trace.radius_px - (r0 + pitch * (turn + frac))).max() < 0.4
     assert trace.xy_px[:, 0].min() >= 1.0  # px: the layer is not located nearer the edge
     assert trace.n_turns > 3  # the layer inside the map (3.42 turns) is followed
+
+
+def test_the_trace_does_not_join_the_hollows_edge_to_the_collector() -> None:
+    """Two scans on grids half a pixel apart (161 and 160 translations): the WAXS scan's
+    attenuation map, resampled onto the SAXS grid, is the map blurred by [1/4, 1/2, 1/4].
+    On it the trace followed the edge of the hollow for a turn and jumped 0.37 pitch out
+    onto the Cu, as one layer (the ridge as strong on both sides): 3.99 turns for 3, and
+    two bends of +45 and -34 um where no agglomerate is, exit 0. The pieces either side of
+    a jump must now lie on one spiral."""
+    twin = make_twin("aged_charged", "small", seed=3)
+    p = twin.pixel_size_um
+    image = ndi.gaussian_filter(twin.mu_xray_per_um, 20.0 * 0.4247 / p)  # the 20 um beam
+    for axis in (0, 1):
+        image = ndi.convolve1d(image, [0.25, 0.5, 0.25], axis=axis, mode="nearest")
+    cell = find_cell(image)
+    trace = trace_spiral(image, cell, p)
+    # the twin's Cu is 3 turns; its ends cut within a few deg (the tracing test's +-0.03)
+    assert trace.n_turns == pytest.approx(twin.geometry.params.turns, abs=0.05)
+    matched = 0
+    for angle in RAY_ANGLES:
+        truth, found = true_cu_radii(twin, cell, angle), trace.crossings(angle)
+        if truth.size == found.size:
+            assert np.abs(truth - found).max() < 1.0  # within a pixel of the true Cu
+            matched += 1
+    assert matched >= 0.9 * RAY_ANGLES.size

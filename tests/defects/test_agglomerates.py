@@ -22,6 +22,7 @@ from jellyroll.defects import (
     size_class,
 )
 from jellyroll.phantom.state import BEHAVIOUR
+from jellyroll.phantom.twin import make_twin
 from jellyroll.unroll import SpiralTrace
 
 
@@ -349,3 +350,25 @@ def test_the_median_radius_leaves_out_agglomerates_cut_by_the_map() -> None:
     )
     assert median_radius_um(table) == 20.5
     assert median_radius_um(table.drop(columns="truncated")) == pytest.approx(13.0)
+
+
+def test_an_offset_of_the_saxs_map_changes_neither_the_anode_nor_the_agglomerates() -> None:
+    """A SAXS background left in the map (a constant offset) was read as silicon: the anode
+    mask was half the anode's level above 0, so at an offset of the map's 99th percentile
+    it held every pixel and the tiny twin's true map (4 agglomerates) gave 177, 76 of them
+    case B, exit 0. The mask's edge is now measured from the air's level."""
+    twin = make_twin("aged_charged", "tiny", seed=2)
+    p = twin.pixel_size_um
+    image = ndimage.gaussian_filter(twin.saxs_intensity, 20.0 * FWHM_TO_SIGMA / p)
+    plain = find_agglomerates(image, p)
+    for offset in (1.0, -0.3):  # left in, or subtracted twice (not yet mostly below 0)
+        shifted = image + offset * np.percentile(image, 99)
+        np.testing.assert_array_equal(silicon_mask(shifted, p), silicon_mask(image, p))
+        found = find_agglomerates(shifted, p)
+        assert list(found["case"]) == list(plain["case"])
+        # the same map up to rounding: the same fits, to the optimiser's tolerance (its
+        # unresolved 15 um spot, under a pixel, moves and grows by up to 0.22 px)
+        np.testing.assert_allclose(found["x_um"], plain["x_um"], atol=0.25 * p)
+        np.testing.assert_allclose(
+            found["equivalent_diameter_um"], plain["equivalent_diameter_um"], atol=0.25 * p
+        )
