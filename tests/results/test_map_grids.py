@@ -13,6 +13,13 @@ from jellyroll.conventions import pixel_centres_um
 from jellyroll.results import Map, MapSet, RunFileError, read_map_set, write_map_set
 
 
+def _saxs_set(n: int, pixel_um: float) -> MapSet:
+    """A SAXS run's map set on an n x n grid: its intensity only (what the WAXS set lacks)."""
+    axis = pixel_centres_um(n, pixel_um)
+    maps = {"saxs_intensity": Map(np.ones((n, n), np.float32), "a.u. x 1/angstrom")}
+    return MapSet(maps, axis, axis, [])
+
+
 def _ramp_set(n: int, pixel_um: float, shift_um: float = 0.0) -> MapSet:
     """A map set on an n x n grid: a plane 3 x + 2 y (um) and a label map of x's sign."""
     axis = pixel_centres_um(n, pixel_um) + shift_um
@@ -27,7 +34,7 @@ def _ramp_set(n: int, pixel_um: float, shift_um: float = 0.0) -> MapSet:
 @settings(max_examples=25, deadline=None)
 @given(pixel_um=st.floats(12.0, 40.0), shift_um=st.floats(-60.0, 60.0))
 def test_other_grids_are_resampled_exactly_for_a_plane(pixel_um: float, shift_um: float) -> None:
-    saxs = _ramp_set(40, 20.0)
+    saxs = _saxs_set(40, 20.0)
     waxs = _ramp_set(round(800 / pixel_um) + 4, pixel_um, shift_um)
     joined = saxs.joined(waxs, source="waxs_run.h5")
     assert joined.x_um is saxs.x_um and "waxs note" in joined.notes
@@ -47,6 +54,20 @@ def test_other_grids_are_resampled_exactly_for_a_plane(pixel_um: float, shift_um
     clear = inside & (np.abs(x) > pixel_um)
     assert np.array_equal(label[clear], (x > 0)[clear].astype(np.int8))
     assert np.all(label[~inside] == -1)
+
+
+def test_a_resampled_map_never_replaces_one_of_the_grids_own() -> None:
+    """Both runs with an attenuation (each scan's diode), the WAXS run's on another grid:
+    its resampled copy, blurred by the interpolation, replaced the SAXS run's own, and the
+    collector was traced on it. The set's own map is kept; maps it lacks are resampled."""
+    saxs = _ramp_set(40, 20.0)
+    saxs.maps["attenuation"] = Map(np.ones((40, 40), np.float32), "1/cm")
+    waxs = _ramp_set(41, 20.0, shift_um=10.0)
+    waxs.maps["attenuation"] = Map(np.zeros((41, 41), np.float32), "1/cm")
+    joined = saxs.joined(waxs, source="waxs_run.h5")
+    assert np.array_equal(joined["attenuation"], saxs["attenuation"])
+    assert np.array_equal(joined["lic6"], saxs["lic6"])  # its own too
+    assert "graphite_label" in joined and any("resampled" in n for n in joined.notes)
 
 
 def test_grids_that_barely_overlap_are_refused() -> None:
@@ -153,7 +174,7 @@ def test_a_d_star_map_in_nm_or_without_units_reads_as_written(tmp_path, units) -
 def test_an_unsigned_label_map_resampled_says_none_outside() -> None:
     """A uint8 label map (another program's map set) on another grid: the pixels outside it,
     -1 (none), wrapped to 255, a label the map's names do not hold."""
-    saxs = _ramp_set(40, 20.0)
+    saxs = _saxs_set(40, 20.0)
     waxs = _ramp_set(30, 20.0, shift_um=100.0)
     waxs.maps["graphite_label"] = Map(waxs["graphite_label"].astype(np.uint8), "0 left, 1 right")
     label = saxs.joined(waxs, source="waxs_run.h5")["graphite_label"]

@@ -142,11 +142,15 @@ class MapSet:
         return float(abs(self.x_um[1] - self.x_um[0]))
 
     def joined(self, other: MapSet, source: str = "") -> MapSet:
-        """This set and ``other``'s maps on this set's grid (``other`` wins on equal names).
+        """This set and ``other``'s maps on this set's grid (``other`` wins on equal names
+        on the same grid).
 
         ``other`` on another regular grid is resampled onto this one (bilinear for values,
         nearest for integer label maps, NaN / -1 outside it) when its extent covers at least
-        :data:`MIN_GRID_OVERLAP` of this grid, with a note; refused otherwise.
+        :data:`MIN_GRID_OVERLAP` of this grid, with a note; refused otherwise. A resampled
+        map never replaces one of this set's own: the WAXS attenuation, blurred by the
+        resampling, replaced the SAXS run's and the collector was traced on it (a trace
+        that jumped layers, two false bends).
         """
         notes = [*self.notes, *(n for n in other.notes if n not in self.notes)]
         if _same_grid(self, other):
@@ -173,7 +177,7 @@ class MapSet:
             f"this {self.y_um.size} x {self.x_um.size} grid of {self.pixel_size_um:g} um "
             f"({overlap:.0%} covered)"
         )
-        return MapSet({**self.maps, **resampled}, self.x_um, self.y_um, notes, self.default)
+        return MapSet({**resampled, **self.maps}, self.x_um, self.y_um, notes, self.default)
 
 
 MIN_GRID_OVERLAP = 0.5
