@@ -34,6 +34,7 @@ from jellyroll.results import (
     GRAPHITE_PHASE_MAPS,
     Diagnosis,
     FoundCell,
+    Map,
     MapName,
     MapSet,
     Reconstruction,
@@ -139,6 +140,15 @@ def _gather_maps(runs: dict[str, Path]) -> MapSet:
                 f"{', '.join(map(str, runs.values()))}: no {needed} map; the diagnosis needs "
                 "the SAXS scan's maps (`jellyroll maps SAXS_RUN`)"
             )
+    d_star = gathered.maps[MapName.D_STAR]
+    impossible = np.isfinite(d_star.values) & (d_star.values <= 0)
+    if impossible.any():  # a map padded with 0 for "no value": a median d* of 0 nm, exit 0
+        values = np.where(impossible, np.nan, d_star.values)
+        gathered.maps[MapName.D_STAR] = Map(values, d_star.units)
+        gathered.notes.append(
+            f"d* <= 0 nm in {int(impossible.sum())} pixels (no domain has such a size; "
+            "0 written for no value?): read as no value"
+        )
     problem = saxs_map_problem(gathered[MapName.SAXS_INTENSITY])
     if problem is not None:
         raise RunFileError(
