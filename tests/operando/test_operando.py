@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from jellyroll import conventions
 from jellyroll.cli import app
-from jellyroll.io.nexus import read_table
+from jellyroll.io.nexus import read_table, write_table
 from jellyroll.maps.options import MapsOptions
 from jellyroll.maps.run import maps_key
 from jellyroll.operando import core
@@ -736,3 +736,99 @@ def test_lags_along_time_are_labelled_in_hours(series: tuple[Path, Path], tmp_pa
     page = report.render()
     assert "against the time (h)" in page
     assert "<th>lag (h)</th>" in page and "lag_soc" not in page
+
+
+def test_a_state_of_charge_that_falls_along_the_series_is_refused(tmp_path: Path) -> None:
+    """Scans without start times given in a shuffled list (states of charge 1, 0, 0.5), or
+    a discharge in time order (1, 0.5, 0), ran the lags along a falling axis: no damaged
+    zone on the tiny twin (one, lag 0.19, in order) and no half lithiation, exit 0. A log
+    whose charge falls between the scans (a discharge) is refused too; a drift of the
+    charge counter under 0.01 of the charge is not."""
+    scans = _stamped_scans(tmp_path / "op", {"op_1.h5": 0, "op_2.h5": 20, "op_3.h5": 40})
+    for scan, soc in zip(scans, [1.0, 0.5, 0.0], strict=True):
+        with h5py.File(scan, "r+") as f:
+            f["entry/sample/state_of_charge"] = soc
+    with pytest.raises(ValueError, match=r"op_2\.h5 \(step 1\) has a state of charge of 0\.5"):
+        build_timeline(scans, None, capacity_mah=None, max_gap_s=300)
+    for scan in scans:
+        with h5py.File(scan, "r+") as f:
+            del f["entry/start_time"]
+    with pytest.raises(ValueError, match=r"op_3\.h5 \(step 1\) .* less than the 1 of .*op_1"):
+        build_timeline([scans[0], scans[2], scans[1]], None, capacity_mah=None, max_gap_s=300)
+    timeline = build_timeline(scans[::-1], None, capacity_mah=None, max_gap_s=300)
+    np.testing.assert_array_equal(timeline.soc, [0.0, 0.5, 1.0])
+    # a log charging for 60 min, then discharging: the scans at 30, 60 and 90 min
+    minutes = np.arange(121.0)
+    charge = np.where(minutes <= 60, minutes, 120 - minutes) / 60
+    lines = ["time,voltage,current,charge"]
+    for m, q in zip(minutes, charge, strict=True):
+        stamp = datetime(2026, 1, 1, 8, 0, tzinfo=UTC).timestamp() + 60 * m
+        lines.append(f"{datetime.fromtimestamp(stamp, UTC).isoformat()},3.7,1.0,{q:.6f}")
+    (tmp_path / "cycle.csv").write_text("\n".join(lines) + "\n")
+    log = read_potentiostat_log(tmp_path / "cycle.csv")
+    timed = _stamped_scans(tmp_path / "timed", {"a.h5": 30, "b.h5": 60, "c.h5": 90})
+    with pytest.raises(ValueError, match=r"c\.h5 \(step 2\) .* \(from the log .*cycle\.csv\)"):
+        build_timeline(timed, log, capacity_mah=None, max_gap_s=300)
+    drift = type(log)(log.source, log.time_s, log.voltage_V, log.current_mA,
+                      np.minimum(log.charge_mAh, 0.5) - 0.004 * (minutes >= 90))  # fmt: skip
+    soc = build_timeline(timed, drift, capacity_mah=None, max_gap_s=300).soc
+    np.testing.assert_allclose(soc, [1.0, 1.0, 0.992], atol=1e-6)
+
+
+def test_two_steps_place_no_half_lithiation() -> None:
+    """Between two steps the half-way point of any rising share is their midpoint: the
+    tiny twin's first and last steps gave every region half lithiation at 0.5 and its
+    damaged zone (found by its lag) a lag of 0.0, exit 0. Now NaN."""
+    assert np.isnan(core.soc_at_half(np.array([0.0, 1.0]), np.array([0.0, 0.6])))
+    assert np.isnan(core.soc_at_half(np.array([0.0, np.nan, 1.0]), np.array([0.0, 0.2, 0.6])))
+
+
+def test_saxs_zones_off_the_grid_get_no_label(tmp_path: Path) -> None:
+    """A case-B agglomerate of the diagnosis outside the operando maps' field (a narrower
+    scan than the cell's) was labelled zone 1 with no pixel: its row held NaN and 0
+    pixels, and the contact sheet ended in "cannot convert float NaN to integer" after
+    the results file was written. Labels now run over the zones with pixels, and a note
+    says how many agglomerates are not followed."""
+    axis = (np.arange(41) - 20) * 10.0
+    table = pd.DataFrame(
+        {
+            "x_um": [5000.0, 0.0, 5.0],
+            "y_um": [0.0, 50.0, 50.0],
+            "equivalent_diameter_um": [60.0, 60.0, 10.0],
+            "case": ["B", "B", "B"],
+        }
+    )
+    zones = core.disk_zones(table, axis, axis)
+    assert int(zones.max()) == 1 and (zones == 1).sum() > 50
+    with h5py.File(tmp_path / "diag.h5", "w") as f:
+        write_table(f.create_group("entry/defects"), "agglomerates", table)
+    notes: list[str] = []
+    _saxs_zones(tmp_path / "diag.h5", axis, axis, notes)
+    assert "2 of the 3 case-B agglomerates" in notes[0]
+
+
+def test_a_log_charge_in_ah_beside_a_capacity_in_mah_is_refused(tmp_path: Path) -> None:
+    """A CSV log with its charge in Ah beside --capacity-mah in mAh ran the states of
+    charge 0-0.001 (within 0-1): no damaged zone on the tiny twin and the anode's half
+    lithiation at 0.0006, exit 0. A log passing under 5 % of the capacity is refused."""
+    log = read_potentiostat_log(_log(tmp_path, [float(m) for m in range(121)]))  # 2 mAh
+    in_ah = type(log)(log.source, log.time_s, log.voltage_V, log.current_mA, log.charge_mAh / 1e3)
+    starts = datetime(2026, 1, 1, 8, 0, tzinfo=UTC).timestamp() + 60 * np.array([10.0, 90.0])
+    with pytest.raises(ValueError, match=r"log\.csv: the charge passed .* in mAh \(not Ah\)"):
+        soc_from_log(in_ah, starts, capacity_mah=2.0, max_gap_s=300)
+    soc, _ = soc_from_log(log, starts, capacity_mah=2.0, max_gap_s=300)
+    np.testing.assert_allclose(soc, [10 / 120, 90 / 120], rtol=1e-4)  # 6 decimals
+
+
+def test_the_graphite_mask_stays_inside_the_cell(series: tuple[Path, Path]) -> None:
+    """The noise of the tiny twin's phase maps passed the graphite threshold outside the
+    cell, up to the map's corners (1440 um from the axis for a casing of 890 um): a
+    quarter of the "regular anode" was noise, and on 9 steps two corner pixels were
+    reported as a damaged zone lagging by 0.2, exit 0. The mask is now cut to the cell
+    found on the attenuation map: every graphite pixel within the casing's outer radius
+    (890 um around (37, -23) um, the twin's parameters) plus two map pixels (the casing's
+    edge is found half-way up its blurred rise)."""
+    result = read_operando(series[1])
+    rows, cols = np.nonzero(np.isfinite(result.shares[0, ..., 0]))
+    distance = np.hypot(result.x_um[cols] - 37.0, result.y_um[rows] + 23.0)
+    assert distance.max() <= 890.0 + 2 * abs(result.x_um[1] - result.x_um[0])

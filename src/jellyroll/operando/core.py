@@ -29,7 +29,7 @@ from skimage.registration import phase_cross_correlation
 
 from jellyroll.conventions import pseudo_voigt
 from jellyroll.phases import GRAPHITE_PHASES, TABLE1_WINDOWS, window_integrals
-from jellyroll.unroll import SpiralTrace
+from jellyroll.unroll import Cell, SpiralTrace
 
 GRAPHITE_D_SPACINGS_A: dict[str, float] = {
     "lic6": 3.70,
@@ -163,14 +163,29 @@ def graphite_mask(total: np.ndarray, fraction: float) -> np.ndarray:
     return values >= fraction * np.percentile(positive, 99)
 
 
+MIN_HALF_STEPS = 3
+"""Fewest steps (with a state of charge and a share) that place a half-lithiation point."""
+
+
+def inside_cell(shape: tuple[int, int], cell: Cell) -> np.ndarray:
+    """(ny, nx) bool: the pixels whose centre lies within the casing of ``cell`` (pixels).
+    The graphite mask is cut to it: outside the cell the noise of the phase maps passed
+    its threshold (a quarter of the tiny twin's graphite mask, up to the map's corners),
+    and two such pixels were reported as a damaged zone lagging by 0.2."""
+    rows, cols = np.indices(shape)
+    return np.hypot(cols - cell.x, rows - cell.y) <= cell.radius
+
+
 def soc_at_half(soc: np.ndarray, lithiated: np.ndarray) -> float:
     """State of charge where the lithiated share (1 - poorly lithiated share) first reaches
     half-way between its first and last values (linear interpolation between steps); NaN
-    when the share does not rise or fewer than two steps have a state of charge."""
+    when the share does not rise or fewer than :data:`MIN_HALF_STEPS` steps have a state
+    of charge and a share: between two steps, the half-way point is their midpoint
+    whatever the share does (every lag 0 on the tiny twin's first and last steps, exit 0)."""
     soc, lithiated = np.asarray(soc, np.float64), np.asarray(lithiated, np.float64)
     keep = np.isfinite(soc) & np.isfinite(lithiated)
     soc, lithiated = soc[keep], lithiated[keep]
-    if soc.size < 2 or lithiated[-1] - lithiated[0] <= 0:
+    if soc.size < MIN_HALF_STEPS or lithiated[-1] - lithiated[0] <= 0:
         return float("nan")
     half = 0.5 * (lithiated[0] + lithiated[-1])
     above = np.flatnonzero(lithiated >= half)[0]
@@ -220,13 +235,20 @@ def disk_zones(
 ) -> np.ndarray:
     """Zone labels (ny, nx) from a defect table (``x_um``, ``y_um``,
     ``equivalent_diameter_um``): a disk of ``scale`` equivalent radii each (a case-B
-    damaged zone reaches beyond its agglomerate), at least one pixel."""
+    damaged zone reaches beyond its agglomerate), at least one pixel. A row whose disk
+    has no pixel left (off the grid, or under earlier disks) gets no label: labels run
+    1..n over the zones that have pixels (an empty zone 1 ended the contact sheet in
+    "cannot convert float NaN to integer")."""
     yy, xx = np.meshgrid(y_um, x_um, indexing="ij")
     pixel = abs(float(x_um[1] - x_um[0]))
     out = np.zeros(yy.shape, np.int32)
-    for label, row in enumerate(table.itertuples(), start=1):
+    label = 0
+    for row in table.itertuples():
         radius = max(scale * row.equivalent_diameter_um / 2, 0.5 * pixel)
-        out[(np.hypot(xx - row.x_um, yy - row.y_um) <= radius) & (out == 0)] = label
+        disk = (np.hypot(xx - row.x_um, yy - row.y_um) <= radius) & (out == 0)
+        if disk.any():
+            label += 1
+            out[disk] = label
     return out
 
 

@@ -62,7 +62,7 @@ from jellyroll.results import (
 from jellyroll.results.operando import CORE_FIELDS, PHASES, OperandoResult, write_operando
 from jellyroll.results.run import open_reconstruction
 from jellyroll.results.store import is_up_to_date, run_stage_key, stage_file, stage_key
-from jellyroll.unroll import find_cell, trace_spiral
+from jellyroll.unroll import Cell, find_cell, trace_spiral
 
 SCAN_SUFFIXES = (".h5", ".hdf5", ".nxs")
 AGGLOMERATES = "entry/defects/agglomerates"
@@ -389,7 +389,12 @@ def analyse(
         if moved >= 0.05:
             notes.append(f"steps registered to the first (largest shift {moved:.2f} px)")
     overview = np.nansum(np.clip(stack, 0, None), axis=-1).mean(axis=0)
+    first = map_sets[0]  # the cell is found on the first step's attenuation, if it has one
+    on_attenuation = MapName.ATTENUATION in first
+    cell = _cell(first[MapName.ATTENUATION if on_attenuation else kind], notes)
     graphite = core.graphite_mask(overview, options.graphite_fraction)
+    if cell is not None and on_attenuation:
+        graphite = _cut_to_cell(graphite, overview, cell, notes)
     qs = []
     for run, shift in zip(runs, shifts, strict=True):
         with open_reconstruction(run) as recon:
@@ -415,7 +420,7 @@ def analyse(
         notes.append("fewer than two steps have a state of charge: curves against time (h)")
     pixel = abs(float(x_um[1] - x_um[0]))
     if saxs_maps is not None:
-        zones, source = _saxs_zones(saxs_maps, x_um, y_um), f"SAXS map {saxs_maps}"
+        zones, source = _saxs_zones(saxs_maps, x_um, y_um, notes), f"SAXS map {saxs_maps}"
     else:
         # without a state of charge, lags are in fractions of the series' duration
         known = soc[np.isfinite(soc)]
@@ -427,13 +432,15 @@ def analyse(
         source = "pixels lagging the regular anode"
     notes.append(f"{int(zones.max())} damaged zones from the {source}")
     ring_px = max(round(options.ring_width_um / pixel), 1)
-    first = map_sets[0]  # the cell is found on the first step's attenuation, if it has one
-    turns = _turns(
-        first[MapName.ATTENUATION if MapName.ATTENUATION in first else kind], overview, pixel, notes
-    )
+    turns = _turns(cell, overview, pixel, notes)
     regions = core.build_regions(graphite, zones, ring_px, turns)
     curves = core.region_curves(amounts, regions.masks)
     soc_half = {name: core.soc_at_half(soc, 1.0 - c[:, 2]) for name, c in curves.items()}
+    if np.isfinite(soc).sum() < core.MIN_HALF_STEPS:
+        notes.append(
+            f"fewer than {core.MIN_HALF_STEPS} steps along the axis: no half-lithiation "
+            "point and no lag (between two steps it is their midpoint for every region)"
+        )
     total = np.clip(np.nan_to_num(amounts), 0, None).sum(axis=-1).mean(axis=0)
     scale = core.filling_scale(total, graphite)
     footprint = ndimage.generate_binary_structure(2, 2)
@@ -484,13 +491,47 @@ def analyse(
     )
 
 
-def _turns(
-    reference: np.ndarray, graphite: np.ndarray, pixel_size_um: float, notes: list[str]
-) -> np.ndarray | None:
-    """Turn of every pixel from the spiral traced on the graphite map, the cell found on
-    the reference (attenuation) map; None, with a note, when either is not found."""
+def _cell(reference: np.ndarray, notes: list[str]) -> Cell | None:
+    """The cell found on the reference (attenuation) map; None, with a note, when it is
+    not found."""
     try:
-        cell = find_cell(np.nan_to_num(reference))
+        return find_cell(np.nan_to_num(reference))
+    except ValueError as error:
+        notes.append(f"no cell found (graphite anywhere on the maps, no turn regions): {error}")
+        return None
+
+
+CELL_STRONG_KEPT = 0.9
+"""Least share of the strong graphite pixels (half the p99 of the signal or more, no
+noise) inside the cell found for the graphite mask to be cut to it (tiny twin: 1.0)."""
+
+
+def _cut_to_cell(
+    graphite: np.ndarray, overview: np.ndarray, cell: Cell, notes: list[str]
+) -> np.ndarray:
+    """The graphite mask cut to the pixels inside ``cell`` (:func:`core.inside_cell`);
+    uncut, with a note, when the cell holds less than :data:`CELL_STRONG_KEPT` of the
+    strong graphite pixels of ``overview`` (ny, nx): the ring found is not the casing."""
+    inside = core.inside_cell(graphite.shape, cell)
+    strong = core.graphite_mask(overview, 0.5)
+    kept = (strong & inside).sum() / max(int(strong.sum()), 1)
+    if kept < CELL_STRONG_KEPT:
+        notes.append(
+            f"the cell found (radius {cell.radius:.1f} px) holds {100 * kept:.0f} % of the "
+            "strong graphite pixels: not the casing; graphite taken anywhere on the maps"
+        )
+        return graphite
+    return graphite & inside
+
+
+def _turns(
+    cell: Cell | None, graphite: np.ndarray, pixel_size_um: float, notes: list[str]
+) -> np.ndarray | None:
+    """Turn of every pixel from the spiral traced on the graphite map around ``cell``;
+    None, with a note, when either is not found."""
+    if cell is None:
+        return None
+    try:
         trace = trace_spiral(graphite, cell, pixel_size_um)
     except ValueError as error:
         notes.append(f"no turn regions: {error}")
@@ -498,10 +539,16 @@ def _turns(
     return core.turn_labels(graphite.shape, trace)
 
 
-def _saxs_zones(source: str | os.PathLike[str], x_um: np.ndarray, y_um: np.ndarray) -> np.ndarray:
+def _saxs_zones(
+    source: str | os.PathLike[str],
+    x_um: np.ndarray,
+    y_um: np.ndarray,
+    notes: list[str] | None = None,
+) -> np.ndarray:
     """Zone labels on the operando grid from the case-B agglomerates of the slice: the table
     of a results file of ``jellyroll diagnose`` when ``source`` is one, else those found on
-    the SAXS intensity map of a run file."""
+    the SAXS intensity map of a run file. A note in ``notes`` for the agglomerates whose
+    zone has no pixel on the grid (outside the operando maps' field)."""
     with h5py.File(source, "r") as f:
         table = read_table(f["entry/defects/agglomerates"]) if AGGLOMERATES in f else None
     if table is None:
@@ -518,4 +565,12 @@ def _saxs_zones(source: str | os.PathLike[str], x_um: np.ndarray, y_um: np.ndarr
                 "from it; give the cell's results file or a SAXS run file with a valid map"
             )
         table = find_agglomerates(maps[MapName.SAXS_INTENSITY], maps.pixel_size_um)
-    return core.disk_zones(table[table["case"] == "B"], x_um, y_um)
+    case_b = table[table["case"] == "B"]
+    zones = core.disk_zones(case_b, x_um, y_um)
+    if notes is not None and int(zones.max()) < len(case_b):
+        notes.append(
+            f"{len(case_b) - int(zones.max())} of the {len(case_b)} case-B agglomerates of "
+            f"{source} have no pixel of their own on the operando maps (outside their field, "
+            "or inside an earlier zone): not followed"
+        )
+    return zones

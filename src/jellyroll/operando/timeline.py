@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import math
 import os
 import re
@@ -268,6 +269,7 @@ def soc_from_log(
     capacity = capacity_mah if capacity_mah is not None else float(np.abs(passed).max())
     if not capacity > 0:
         raise ValueError(f"{log.source}: no charge passes in the log; give --capacity-mah")
+    _check_log_charge(log, float(np.abs(passed).max()), capacity)
     soc = np.interp(start_s, log.time_s, passed / capacity)
     notes = []
     t0, t1 = log.time_s[0], log.time_s[-1]
@@ -305,6 +307,20 @@ SOC_SLACK = 0.05
 """How far (fraction of full charge) a state of charge may leave 0-1 before it is refused."""
 
 
+def _check_log_charge(log: PotentiostatLog, passed_mah: float, capacity_mah: float) -> None:
+    """Refuse a log that passes less than :data:`SOC_SLACK` of ``capacity_mah`` (given):
+    its charge is not in mAh (in Ah, the tiny twin's charge ran the states of charge
+    0-0.001 and found no damaged zone, exit 0), or the capacity is not."""
+    if passed_mah >= SOC_SLACK * capacity_mah:
+        return
+    raise ValueError(
+        f"{log.source}: the charge passed over the whole log is {passed_mah:.4g}, "
+        f"{100 * passed_mah / capacity_mah:.2g} % of --capacity-mah {capacity_mah:g} mAh: the "
+        "states of charge would not rise over the series. Write the log's charge in mAh "
+        "(not Ah), and give --capacity-mah in mAh"
+    )
+
+
 def _check_soc_range(
     log: PotentiostatLog, soc: np.ndarray, capacity: float, from_log: bool
 ) -> None:
@@ -338,8 +354,10 @@ def build_timeline(
     if log is not None:
         log, placed = log_on_scan_clock(log, scans, recorded.utc_offset_s)
         soc, notes = soc_from_log(log, start, capacity_mah=capacity_mah, max_gap_s=max_gap_s)
+        _check_soc_rises(scans, soc, f"from the log {log.source}")
         return Timeline(soc, time_s, f"potentiostat log {log.source}", [*placed, *notes])
     _check_scan_soc(scans, recorded.soc)
+    _check_soc_rises(scans, recorded.soc, "its /entry/sample/state_of_charge")
     notes = [
         f"step {k}: {scans[k]} records no state of charge (/entry/sample/state_of_charge); "
         "kept with none: give a potentiostat log (--log)"
@@ -364,3 +382,26 @@ def _check_scan_soc(scans: list[Path], soc: np.ndarray) -> None:
         f"record {finite.min():g} to {finite.max():g}): the state of charge is a fraction "
         f"of full charge, 0-1{percent}; correct the scans, or give a potentiostat log (--log)"
     )
+
+
+SOC_DROP_SLACK = 0.01
+"""How far (fraction of full charge) the state of charge may fall from one step to the
+next (a log's charge counter drifting at rest) before the series is refused."""
+
+
+def _check_soc_rises(scans: list[Path], soc: np.ndarray, source: str) -> None:
+    """Refuse a state of charge that falls along the series (by more than
+    :data:`SOC_DROP_SLACK`): the lags and half-lithiation points are read along a charge.
+    Scans without start times given in a shuffled list (states of charge 1, 0, 0.5), or
+    a discharge (1, 0.5, 0), found no damaged zone on the tiny twin (one, lag 0.19, in
+    order) and no half lithiation, exit 0."""
+    known = np.flatnonzero(np.isfinite(soc))
+    for before, after in itertools.pairwise(known):
+        if soc[after] < soc[before] - SOC_DROP_SLACK:
+            raise ValueError(
+                f"{scans[after]} (step {after}) has a state of charge of {soc[after]:.3g} "
+                f"({source}), less than the {soc[before]:.3g} of {scans[before]} (step "
+                f"{before}): an operando series follows a charge, its state of charge "
+                "rising from step to step (a discharge is not analysed); give the scans in "
+                "the order they were taken (a folder is ordered by /entry/start_time)"
+            )
