@@ -148,6 +148,101 @@ def test_two_runs_of_projections_are_not_taken_for_two_cells(angles: np.ndarray)
     np.testing.assert_allclose(np.diff(layout.rotation_angle_deg), 1.0, atol=0.03)
 
 
+@pytest.mark.parametrize(
+    "turns",
+    [(0, 0, 1), (0, -1, 0), (0, 1, 2)],
+    ids=["third-subset-next-turn", "second-subset-turn-before", "a-turn-each"],
+)
+def test_interlaced_subsets_read_on_successive_turns_make_the_single_turn_grid(
+    turns: tuple[int, int, int],
+) -> None:
+    """Subsets recorded on successive turns of a continuously rotating stage (0, 15, ...
+    and 370, 385, ... deg as the encoder reads them) are the projections of one turn: the
+    gapped comb of their readings made a step of 6.6 deg instead of 5 (82 rows, 1247 of 3744
+    frames left out "off the grid", a SAXS map 26 % off, exit 0). Folded by whole turns,
+    the readings give the single-turn layout: the same cells, and the same angles up to the
+    rounding of a whole turn taken off a reading (1e-9 deg)."""
+    angle, translation, rows, columns = _jittered_scan()
+    single = sinogram_layout(angle, translation)
+    turned = angle + 360.0 * np.asarray(turns)[rows % 3]  # subset k holds rows k, k + 3, ...
+    layout = sinogram_layout(turned, translation)
+    assert layout.shape == (36, 104) and not layout.rejected
+    np.testing.assert_array_equal(layout.angle_index, rows)
+    np.testing.assert_array_equal(layout.translation_index, columns)
+    np.testing.assert_allclose(layout.rotation_angle_deg, single.rotation_angle_deg, atol=1e-9)
+
+
+def test_a_projection_read_on_two_turns_is_one_cell_its_frames_averaged() -> None:
+    """Two turns of 72 projections of 5 deg (0-355 and 360-715 deg) are 72 projections read
+    twice: each cell averages its two frames, as duplicates are; the angles of the turn
+    that holds the lowest reading are kept."""
+    angles = 5.0 * np.arange(144)
+    rows = np.repeat(np.arange(144), 4)
+    translation = 1.0 + 0.01 * np.tile(np.arange(4), 144)
+    layout = sinogram_layout(angles[rows], translation)
+    assert layout.shape == (72, 4) and not layout.rejected
+    np.testing.assert_array_equal(layout.angle_index, rows % 72)
+    np.testing.assert_allclose(layout.rotation_angle_deg, 5.0 * np.arange(72), atol=1e-9)
+    assert np.all(layout.occupancy() == 2)
+    placed = place(layout, np.where(rows < 72, 1.0, 3.0))  # first turn 1, second 3
+    np.testing.assert_array_equal(placed, 2.0)
+
+
+def test_turns_of_no_whole_number_of_steps_are_not_folded() -> None:
+    """A continuous rotation in steps of 7 deg over two turns (0-714 deg) reads a new
+    projection at every step (360 deg is 51.4 steps): folded, the second turn's readings
+    would lie 3 deg off the first's grid. Each frame keeps its own cell and angle."""
+    angles = 7.0 * np.arange(103)
+    rows = np.repeat(np.arange(103), 4)
+    layout = sinogram_layout(angles[rows], 1.0 + 0.01 * np.tile(np.arange(4), 103))
+    assert layout.shape == (103, 4) and not layout.rejected
+    np.testing.assert_array_equal(layout.angle_index, rows)
+    np.testing.assert_allclose(layout.rotation_angle_deg, angles, atol=1e-9)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    subsets=st.integers(1, 4),
+    per_subset=st.integers(4, 30),
+    turn_deg=st.sampled_from([180.0, 360.0]),
+    turns=st.lists(st.integers(-1, 2), min_size=4, max_size=4),
+    origin=st.floats(-180.0, 180.0),
+    jitter=st.floats(0.0, 0.1),
+    n_t=st.integers(2, 6),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_subsets_read_on_any_turns_land_on_one_grid(
+    subsets: int,
+    per_subset: int,
+    turn_deg: float,
+    turns: list[int],
+    origin: float,
+    jitter: float,
+    n_t: int,
+    seed: int,
+) -> None:
+    """Interlaced subsets over 180 or 360 deg (a turn a whole number of steps), each read on
+    a turn of its own (-1 to 2), jittered within +-``jitter`` of a step, in any order: one
+    grid of the fine step, each projection one cell at its angle modulo a turn (within the
+    jitter), nothing rejected."""
+    rng = np.random.default_rng(seed)
+    fine = turn_deg / (subsets * per_subset)
+    index = np.concatenate([s + subsets * np.arange(per_subset) for s in range(subsets)])
+    turn = np.repeat(np.asarray(turns[:subsets]), per_subset)
+    ia, it = np.repeat(index, n_t), np.tile(np.arange(n_t), index.size)
+    angle = origin + fine * ia + 360.0 * np.repeat(turn, n_t)
+    angle += rng.uniform(-jitter, jitter, ia.size) * fine
+    order = rng.permutation(ia.size)
+    ia, it, angle = ia[order], it[order], angle[order]
+    layout = sinogram_layout(angle, 1.0 + 0.01 * it)
+    assert layout.shape == (index.size, n_t) and not layout.rejected
+    cells = np.unique(np.stack([ia, layout.angle_index]), axis=1)
+    assert cells.shape[1] == index.size == np.unique(cells[1]).size  # one cell a projection
+    off = layout.rotation_angle_deg[layout.angle_index] - (origin + fine * ia)
+    off = (off + 180.0) % 360.0 - 180.0  # modulo a turn
+    assert np.abs(off).max() <= jitter * fine + 1e-9
+
+
 def test_a_stray_angle_reading_is_reported_not_placed() -> None:
     angle, translation, rows, columns = _jittered_scan()
     angle[123] = -37.0

@@ -2,11 +2,12 @@
 
 Interlaced subsets, zigzag lines, encoder jitter, duplicate, missing and stray frames all
 reduce to one rule: fit each motor's readings to a regular grid ``origin + k * step`` and
-put each frame at the (angle, translation) cell within a tolerance of its readings. The
-step comes from the periodicity of all the readings (so a hole of lost projections is not
-taken for a step, and the union of interlaced subsets is one grid of the fine step), the
-count from the span of the cells that hold frames. Frames outside every cell are reported,
-not placed; missing cells stay NaN.
+put each frame at the (angle, translation) cell within a tolerance of its readings (angles
+read on several turns folded onto one turn: an angle and the same a turn further are one
+projection). The step comes from the periodicity of all the readings (so a hole of lost
+projections is not taken for a step, and the union of interlaced subsets is one grid of the
+fine step), the count from the span of the cells that hold frames. Frames outside every
+cell are reported, not placed; missing cells stay NaN.
 """
 
 from __future__ import annotations
@@ -129,11 +130,14 @@ def _gap_threshold(gaps: np.ndarray, scale: float, max_spread: float = 10.0) -> 
 @dataclass(frozen=True)
 class _AxisFit:
     """One motor's readings on its grid: positions (n,), cell of each reading (N,) or
-    ``UNPLACED``, and the reason for each unplaced reading."""
+    ``UNPLACED``, the reason for each unplaced reading, and the fitted grid
+    ``first + k * step`` (step None: one position)."""
 
     positions: np.ndarray
     index: np.ndarray
     reasons: dict[int, str]
+    first: float = 0.0
+    step: float | None = None
 
 
 def grid_step(values: np.ndarray) -> float | None:
@@ -177,9 +181,26 @@ def grid_step(values: np.ndarray) -> float | None:
         finest = 1.0 / _peak_frequency(spectrum, int(lobe_end + peaks[np.argmax(s[peaks])]), span)
         for j in strong:  # ascending frequency; the highest peak's own grid merges nothing
             step = 1.0 / _peak_frequency(spectrum, int(j), span)
+            if _is_side_lobe(step, finest):
+                continue
             if not _merges_positions(sample - low, step, finest):
                 return _refined_step(sample, step)
     return None
+
+
+_SIDE_LOBE = 0.25
+"""A strong peak whose step lies further than this share of the finest step from every
+whole multiple of it is a side lobe, not a grid of the readings."""
+
+
+def _is_side_lobe(step: float, finest: float) -> bool:
+    """Whether ``step`` is a side lobe of the spectrum, not a grid of the readings: every
+    grid of readings that the finest grid (the highest peak) holds is a whole multiple of
+    it, while readings in runs far apart (interlaced subsets recorded a turn apart: 0-175
+    deg in steps of 15 deg from 0 and 5, 370-535 deg from 370) make lobes beside the
+    multiples that reach 0.67 of the highest peak (7.43 deg for a 5-deg grid), and their
+    grid left 1247 frames of a twin off the grid."""
+    return abs(step - max(round(step / finest), 1) * finest) > _SIDE_LOBE * finest
 
 
 def _refined_step(x: np.ndarray, step: float) -> float:
@@ -250,7 +271,7 @@ def _fit_axis(
     if step is None or not step > 0:  # one position (or none): every finite reading on it
         index[finite] = 0
         positions = values[finite].mean(keepdims=True) if finite.any() else np.zeros(0)
-        return _AxisFit(positions, index, reasons)
+        return _AxisFit(positions, index, reasons, float(positions[0]) if finite.any() else 0.0)
     tolerance = step / 3 if tolerance is None else float(tolerance)
     if not 0 < tolerance < step / 2:
         raise ValueError(f"tolerance {tolerance:g} must be within (0, half the step {step:g})")
@@ -283,7 +304,7 @@ def _fit_axis(
         reasons[int(i)] = f"is off the grid (step {step:.6g}, tolerance {tolerance:.3g})"
     for i in where[near & ~on_grid]:
         reasons[int(i)] = f"lies outside the scanned range [{nominal[0]:.6g}, {nominal[-1]:.6g}]"
-    return _AxisFit(positions, index, reasons)
+    return _AxisFit(positions, index, reasons, float(nominal[0]), float(step))
 
 
 def _scanned_range(k: np.ndarray, use: np.ndarray, max_hole: int) -> tuple[int, int]:
@@ -300,6 +321,90 @@ def _scanned_range(k: np.ndarray, use: np.ndarray, max_hole: int) -> tuple[int, 
     dense = [run for run in runs if counts[run].mean() >= 0.5 * typical]
     kept = np.concatenate(dense or [max(runs, key=lambda run: counts[run].sum())])
     return int(cells[kept].min()), int(cells[kept].max())
+
+
+TURN_DEG = 360.0
+"""A rotation angle and the same angle a turn further are one projection (parallel beam)."""
+
+_TURN_CELLS = 1 / 3
+"""A turn may be a whole number of steps when the step fitted to the readings modulo a
+turn makes one within this share of a step (fitted on half a turn of readings jittered by
+10 % of a step, 72 steps add up a few tenths of a step off); the fold then decides
+(:data:`_FOLD_SPREAD`)."""
+
+_FOLD_SPREAD = 1.1
+"""The fold is taken where it leaves the readings at most this much further (rms) from
+their cells than the grid as read: a turn that is a whole number of steps leaves them where
+they were, one that is not (a continuous rotation in steps of 6.25 deg) puts each turn's
+readings its remainder off the first's (accepted below half their rms jitter), and a grid
+misled by a gapped comb holds readings far from its cells."""
+
+
+def _spread(values: np.ndarray, fit: _AxisFit) -> float:
+    """Root mean square distance of the placed ``values`` from their cell on the fitted grid
+    (not from the cell's mean, which follows the readings of a turn put off the grid)."""
+    placed = fit.index != UNPLACED
+    if not placed.any():
+        return 0.0
+    cells = fit.first + (fit.step or 0.0) * fit.index[placed]
+    return float(np.sqrt(np.mean((values[placed] - cells) ** 2)))
+
+
+def _fit_angles(
+    values: np.ndarray, step: float | None, tolerance: float | None, max_hole: int
+) -> _AxisFit:
+    """Rotation angles (deg) on their grid (``_fit_axis``), those read on several turns of
+    the stage folded onto one turn first when a turn is a whole number of steps: a
+    projection read twice is then one cell (its frames averaged as duplicates), and
+    interlaced subsets recorded on successive turns (0, 15, ... and 370, 385, ... deg) one
+    grid, the one of a single turn. The turn starts after the widest gap between the
+    folded cells, the one that holds most readings (the lowest of such) keeping them; the
+    fold is taken where it places as many frames as the readings as they are, or more, no
+    further from their cells (:data:`_FOLD_SPREAD`). Readings within one turn (their outer
+    2 %, strays, left aside) are fitted as they are."""
+    plain = _fit_axis(values, step, tolerance, max_hole)
+    values = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(values)
+    x = np.sort(values[finite])
+    if x.size < 2 or np.subtract(*np.quantile(x, [0.98, 0.02])) <= TURN_DEG:
+        return plain
+    # the step of the readings read modulo a turn, cut at the widest gap between them (cut
+    # at 0 deg, a scan over -90 to 90 deg is two runs, whose span hid a step of 2 deg)
+    turn = np.sort(np.mod(x, TURN_DEG))
+    gaps = np.diff(np.r_[turn, turn[0] + TURN_DEG])
+    cut = turn[np.argmax(gaps)] + 0.5 * gaps.max()
+    turn_step = _fit_axis(np.mod(x - cut, TURN_DEG), step, None, max_hole).step
+    if turn_step is None or not turn_step > 0:
+        return plain
+    cells = round(TURN_DEG / turn_step)
+    if cells < 1 or abs(cells * turn_step - TURN_DEG) > _TURN_CELLS * turn_step:
+        return plain
+    turn_step = TURN_DEG / cells
+    # the turn starts half a step below a cell (where no jittered reading lies) that follows
+    # the widest gap between the cells of the folded readings: the folded cells in one run
+    origin = float(np.angle(np.sum(np.exp(2j * np.pi * x / turn_step)))) / (2 * np.pi)
+    k = np.round(x / turn_step - origin).astype(np.int64)
+    occupied = np.unique(np.mod(k, cells))
+    gaps = np.diff(np.r_[occupied, occupied[0] + cells])
+    after_gap = np.roll(occupied, -1)[gaps == gaps.max()]
+    starts = (origin + np.unique(k[np.isin(np.mod(k, cells), after_gap)]) - 0.5) * turn_step
+    held = np.searchsorted(x, starts + TURN_DEG) - np.searchsorted(x, starts)
+    start = float(starts[np.argmax(held)])
+    within = values.copy()
+    within[finite] -= TURN_DEG * np.floor((values[finite] - start) / TURN_DEG)  # whole turns
+    try:
+        folded = _fit_axis(within, turn_step, tolerance, max_hole)
+    except ValueError:  # a tolerance given for the grid as read, over half this step
+        return plain
+    lost = np.sum(folded.index == UNPLACED) > np.sum(plain.index == UNPLACED)
+    spread, plain_spread = _spread(within, folded), _spread(values, plain)
+    if lost or spread > _FOLD_SPREAD * plain_spread + 1e-9 * turn_step:
+        return plain
+    reasons = {
+        i: reason if reason == "is not finite" else f"{reason} (read modulo {TURN_DEG:g} deg)"
+        for i, reason in folded.reasons.items()
+    }
+    return _AxisFit(folded.positions, folded.index, reasons, folded.first, folded.step)
 
 
 def sinogram_layout(
@@ -323,9 +428,11 @@ def sinogram_layout(
     A frame with a non-finite reading, a reading off the grid or beyond the scanned range
     is not placed (``UNPLACED``) and is listed in ``rejected``; readings in cells separated
     from the scan by more than ``max_hole`` empty cells, too sparse to be projections or
-    lines, are beyond it.
+    lines, are beyond it. Angles read on several turns of the stage are folded onto one
+    turn where a turn is a whole number of steps (a projection read on two turns is one
+    cell; see ``_fit_angles``).
     """
-    angles = _fit_axis(rotation_angle_deg, angle_step_deg, angle_tolerance_deg, max_hole)
+    angles = _fit_angles(rotation_angle_deg, angle_step_deg, angle_tolerance_deg, max_hole)
     translations = _fit_axis(
         translation_mm, translation_step_mm, translation_tolerance_mm, max_hole
     )
