@@ -372,3 +372,51 @@ def test_an_offset_of_the_saxs_map_changes_neither_the_anode_nor_the_agglomerate
         np.testing.assert_allclose(
             found["equivalent_diameter_um"], plain["equivalent_diameter_um"], atol=0.25 * p
         )
+
+
+def _rings_at_40um(spot_diameter_um: float | None) -> np.ndarray:
+    """Two concentric 120 um anode rings (3 pixels of 40 um; radii 420 and 700 um) of exact
+    area shares, blurred by the 20 um beam, without noise; a spot 4 x brighter on the inner
+    ring at (0, -420) um when a diameter is given. 52 x 52 pixels."""
+    n, s, p = 52, 8, 40.0
+    fine = (np.arange(n * s) + 0.5) / s * p - n * p / 2
+    y, x = np.meshgrid(fine, fine, indexing="ij")
+    r = np.hypot(x, y)
+    scene = (np.abs(r - 420.0) < 60.0) + (np.abs(r - 700.0) < 60.0).astype(float)
+    if spot_diameter_um is not None:
+        scene = scene + 4.0 * (np.hypot(x, y + 420.0) < spot_diameter_um / 2)
+    image = scene.reshape(n, s, n, s).mean(axis=(1, 3))
+    return ndimage.gaussian_filter(image, 20.0 * FWHM_TO_SIGMA / p)
+
+
+def test_coarse_layers_without_noise_give_no_false_case_b() -> None:
+    """At 40 um pixels the layers are 3 pixels thick and their partial-volume steps stand 2
+    noise units out of a map without noise; the second background left them all out, took
+    the layers out of the lines along them and dropped to the gaps: these rings alone gave
+    48 "agglomerates", 5 of case B (250-340 um), and the tiny twin's true map block-averaged
+    to 40 um a 157 um case B where none is; exit 0. Only spots (their parts within a quarter
+    window of a pixel reaching the threshold) leave the lines now."""
+    assert find_agglomerates(_rings_at_40um(None), 40.0).empty
+    # control: a real 130 um (case B, over 3 pixels) spot on the ring is still found and
+    # sized; the noise-free disk of exact area shares is fitted to 0.1 um (10 % allowed)
+    found = find_agglomerates(_rings_at_40um(130.0), 40.0)
+    assert len(found) == 1 and found["case"].iloc[0] == "B"
+    assert found["equivalent_diameter_um"].iloc[0] == pytest.approx(130.0, rel=0.1)
+    twin = make_twin("aged_charged", "tiny", seed=2)  # 20 um pixels, one case-B (85 um)
+    image = ndimage.gaussian_filter(twin.saxs_intensity, 20.0 * FWHM_TO_SIGMA / 20.0)
+    coarse = find_agglomerates(image.reshape(52, 2, 52, 2).mean(axis=(1, 3)), 40.0)
+    # the 85 um one is under 3 pixels of 40 um: unresolved; nothing else may claim case B
+    assert (coarse["case"] != "B").all()
+
+
+def test_a_map_upsampled_by_repeating_pixels_is_refused() -> None:
+    """The tiny twin's 20 um map with each pixel repeated 2 x 2 and its pixel given as 10
+    um: agglomerates under 3 of its real pixels (unresolved at 20 um) were sized and
+    classified at 10 um, a 49.3 um one (case A) as 54 um, case B, and a 42 um one as 16 um;
+    exit 0. Repeating pixels adds no resolution: refused, naming the measured pixel."""
+    twin = make_twin("aged_charged", "tiny", seed=4)
+    image = ndimage.gaussian_filter(twin.saxs_intensity, 20.0 * FWHM_TO_SIGMA / 20.0)
+    assert len(find_agglomerates(image, 20.0)) > 0  # control: the measured map is analysed
+    upsampled = np.repeat(np.repeat(image, 2, axis=0), 2, axis=1)
+    with pytest.raises(ValueError, match=r"over 2 x 2 pixels.*pixel_size_um 20"):
+        find_agglomerates(upsampled, 10.0)
