@@ -37,6 +37,8 @@ from jellyroll.nxct.register import (
     _to_sitk,
     check_attenuation_contrast,
     check_cell_axis,
+    check_scale,
+    implied_scale,
     mattes_from_centre,
 )
 from jellyroll.phantom.materials import attenuation_map, mu_table
@@ -501,6 +503,90 @@ def test_a_wrong_voxel_size_is_refused() -> None:
     xray, neutron, _ = twin_pair()
     with pytest.raises(ValueError, match=r"cell is \d+ um across.*--nct-voxel-um"):
         register_volumes(xray, 2 * VOXEL, neutron, 2 * VOXEL)
+
+
+@pytest.mark.parametrize(
+    ("xct_factor", "nct_factor", "implied"), [(1.0, 1.1, 1 / 1.1), (0.97, 1.0, 0.97)]
+)
+def test_a_voxel_size_a_few_percent_off_is_refused(
+    xct_factor: float, nct_factor: float, implied: float
+) -> None:
+    """One voxel size 3-10 % off passes the outlines' 15 % (they differ by ~11 % at the right
+    sizes here, by ~4 % on the tiny twin: the casing's contrast) and a rigid registration
+    spread the scale as misregistration: the tiny twin's pair with its neutron voxel 10 %
+    too large was 79 um RMS off (124 um at most), 3 % too small 653 um (the gradient descent
+    strayed), exit 0. Refused, naming both sizes and the scale the volumes imply: found
+    within 0.005 of the truth (measured: <= 0.005 on tiny twins at 2-10 % off, where the pose
+    search's pose is off by the wrong scale; 0.0013 on the small twin)."""
+    xray, _, _ = twin_pair()
+    moved, _ = remount(3)
+    xct_voxel, nct_voxel = 2 * VOXEL * xct_factor, VOXEL * nct_factor
+    with pytest.raises(ValueError, match=r"best scaled by") as refused:
+        register_volumes(xray, xct_voxel, moved, nct_voxel, fine_voxels=0)
+    message = str(refused.value)
+    assert f"X-ray {xct_voxel:g} um, neutron {nct_voxel:g} um" in message
+    assert "--xct-voxel-um / --nct-voxel-um" in message
+    scale = float(re.search(r"best scaled by (\S+) ", message).group(1))
+    assert scale == pytest.approx(implied, abs=0.005)
+    neutron = float(re.search(r"imply a neutron voxel of (\S+) um", message).group(1))
+    assert neutron == pytest.approx(VOXEL * nct_factor * implied, abs=0.005 * VOXEL)
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_the_right_voxel_sizes_imply_no_scale(seed: int) -> None:
+    """At the right sizes the scan's scale about the registered pose is 1 within 0.002 (the
+    ten remounts at the pose search's pose: within 0.0005; seven tiny twins 0.0006; the
+    small twin 0.0005), far inside the warning's 1 %; the same pair with its neutron voxel
+    given 5 % too large implies 1 / 1.05 (within 0.005, as above)."""
+    xray, _, _ = twin_pair()
+    nct, _ = remount(seed)
+    found, _ = registered(seed)
+    copies = downsample(xray, 2 * VOXEL, 2_000_000), downsample(nct, VOXEL, 2_000_000)
+    axis = find_cell_axis(nct, VOXEL)
+    scale, best, at_one = implied_scale(*copies, found, axis, seed=seed)
+    assert scale == pytest.approx(1.0, abs=0.002) and best == pytest.approx(at_one, rel=0.01)
+    check_scale(scale, best, at_one, 2 * VOXEL, VOXEL)  # neither refused nor warned
+    # a short X-ray stack (its 6 middle slices: the same frame, a third of the neutron
+    # stack's height): the points outside it are left out, not taken for a mismatch (a
+    # rule of half the points inside refused this pair at the right sizes)
+    short = downsample(xray[9:15], 2 * VOXEL, 2_000_000)
+    assert implied_scale(short, copies[1], found, axis, seed=seed)[0] == pytest.approx(
+        1.0, abs=0.002
+    )
+    # the rigid pose read at a wrong size: every neutron point 5 % farther from the centre
+    wrong = downsample(nct, 1.05 * VOXEL, 2_000_000)
+    axis = find_cell_axis(nct, 1.05 * VOXEL)
+    scale, _, _ = implied_scale(copies[0], wrong, found, axis, seed=seed)
+    assert scale == pytest.approx(1 / 1.05, abs=0.005)
+
+
+def test_the_scale_fit_starts_at_the_scale_the_pair_implies(tiny_twin_files) -> None:
+    """--scale with the tiny twin's neutron voxel given 5 % too small (9.5 um for 10): the
+    similarity fit, started at scale 1, stopped on a side peak of the roll's repeating
+    layers (1.010 for 1.053) and the pair was 30 um RMS off, exit 0; started at the scan's
+    scale it ends at 1.052, 7 um off, as the rigid fit at the right sizes (7.5 um; the bar,
+    1.5 neutron voxels, is twice that)."""
+    from jellyroll.io.volumes import read_volume
+
+    xray, xray_voxel = read_volume(tiny_twin_files / "xct.tif")
+    neutron, neutron_voxel = read_volume(tiny_twin_files / "nct.tif")
+    with h5py.File(tiny_twin_files / "truth.h5", "r") as f:
+        truth = f["/entry/nxct/nct_to_xct"][()]
+    given = 0.95 * neutron_voxel
+    result = register_volumes(xray, xray_voxel, neutron, given, scale=True)
+    assert result.scale == pytest.approx(1 / 0.95, abs=0.005)
+    to_given = np.diag([0.95, 0.95, 0.95, 1.0])  # true neutron um -> the um given
+    error = rms_error(result.nct_to_xct @ to_given, truth, neutron.shape, neutron_voxel)
+    assert error <= 1.5 * neutron_voxel
+
+
+def test_a_scale_between_the_warning_and_the_refusal_warns() -> None:
+    """1-2 %: a calibration a little off (1 % puts the tiny twin's rim ~1 neutron voxel off);
+    registered with a warning that says which sizes and what to do, not refused."""
+    with pytest.warns(UserWarning, match=r"best scaled by 0\.985.*neutron voxel of 9\.85 um"):
+        check_scale(0.985, 0.8, 0.7, 20.0, 10.0)
+    with pytest.raises(ValueError, match=r"best scaled by 1\.025.*X-ray voxel of 19\.51 um"):
+        check_scale(1.025, 0.8, 0.6, 20.0, 10.0)
 
 
 def test_a_mirrored_neutron_volume_is_refused() -> None:
