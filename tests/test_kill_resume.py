@@ -7,6 +7,7 @@ The kill is ``os._exit`` at the n-th call of a function on the path of the stage
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,9 +26,14 @@ EXPECTED = {
 
 
 def _chain(_jellyroll: Callable[..., int], scan: Path, folder: Path) -> Path:
+    """The uninterrupted chain in ``folder``; the run folder as each stage left it is kept
+    in ``folder/after_<stage>`` (a killed stage's test starts from the stages before it,
+    copied, instead of running them again)."""
     run = folder / "run.h5"
     assert _jellyroll("reduce", str(scan), "-o", str(run), *REDUCE) == 0
+    shutil.copytree(folder, folder.with_name(f"{folder.name}_after_reduce"))
     assert _jellyroll("reconstruct", str(run), *RECONSTRUCT) == 0
+    shutil.copytree(folder, folder.with_name(f"{folder.name}_after_reconstruct"))
     assert _jellyroll("maps", str(run)) == 0
     return run
 
@@ -43,11 +49,14 @@ def _arrays(run: Path) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, jellyroll_cli) -> tuple[Path, dict[str, np.ndarray]]:
+def reference(tmp_path_factory, jellyroll_cli) -> tuple[Path, Path, dict[str, np.ndarray]]:
+    """The scan, the uninterrupted run and its arrays."""
     out = tmp_path_factory.mktemp("kill")
     write_phantom(out / "twin", preset="aged_charged", size="tiny", seed=4, nxct=False)
     scan = out / "twin" / "waxs_scan.h5"
-    return scan, _arrays(_chain(jellyroll_cli, scan, out / "reference"))
+    (out / "reference").mkdir()
+    run = _chain(jellyroll_cli, scan, out / "reference")
+    return scan, run, _arrays(run)
 
 
 KILLS = {
@@ -68,7 +77,7 @@ def test_kill_then_rerun_equals_an_uninterrupted_run(
     reference, jellyroll_cli, tmp_path: Path, case: str
 ) -> None:
     _jellyroll = jellyroll_cli
-    scan, expected = reference
+    scan, reference_run, expected = reference
     stage, kill = KILLS[case]
     run = tmp_path / "run.h5"
     arguments = {
@@ -77,8 +86,10 @@ def test_kill_then_rerun_equals_an_uninterrupted_run(
         "maps": ("maps", str(run)),
     }
     order = list(arguments)
-    for before in order[: order.index(stage)]:
-        assert _jellyroll(*arguments[before]) == 0
+    if stage != "reduce":  # the stages before, as the uninterrupted chain left them
+        before = order[order.index(stage) - 1]
+        shutil.copytree(reference_run.parent.with_name(f"reference_after_{before}"), tmp_path,
+                        dirs_exist_ok=True)  # fmt: skip
     assert _jellyroll(*arguments[stage], kill=kill) == 137, "the kill point was not reached"
     for after in order[order.index(stage) :]:
         assert _jellyroll(*arguments[after]) == 0
