@@ -76,6 +76,12 @@ def um_per(unit: object) -> float | None:
     return unit_factor(unit, UM_PER_UNIT)
 
 
+def mm_per(unit: object) -> float | None:
+    """Millimetres per length ``unit`` (:func:`um_per`); None when unknown."""
+    um = um_per(unit)
+    return None if um is None else um / 1000.0
+
+
 PER_ANGSTROM_PER_UNIT = {
     "1/angstrom": 1.0,
     "angstrom^-1": 1.0,

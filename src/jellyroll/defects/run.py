@@ -271,8 +271,7 @@ turns, with no word of it)."""
 
 def _share_outside(cell: Cell, shape: tuple[int, ...]) -> float:
     """Share of the disk of ``cell`` (pixels) that lies outside a map of ``shape`` (ny, nx)."""
-    y, x = np.ogrid[: shape[0], : shape[1]]
-    inside = int(np.count_nonzero(np.hypot(x - cell.x, y - cell.y) <= cell.radius))
+    inside = int(np.count_nonzero(cell.disk(shape)))
     return max(0.0, 1.0 - inside / (np.pi * cell.radius**2))
 
 

@@ -30,7 +30,7 @@ import h5py
 import hdf5plugin  # noqa: F401  (registers the HDF5 compression filters)
 import numpy as np
 
-from jellyroll.conventions import deg_per, per_angstrom, um_per, unit_text
+from jellyroll.conventions import deg_per, mm_per, per_angstrom, unit_text
 from jellyroll.io.chunks import ChunkFrames
 from jellyroll.io.provenance import data_files
 
@@ -214,12 +214,6 @@ def _vector(f: h5py.File, path: Path, name: str, n: int, *, optional: bool = Fal
     return values
 
 
-def _mm_per(unit: object) -> float | None:
-    """Millimetres per length ``unit`` (:func:`jellyroll.conventions.um_per`)."""
-    um = um_per(unit)
-    return None if um is None else um / 1000.0
-
-
 def _motor(
     f: h5py.File, path: Path, name: str, n: int, per: Callable[[object], float | None], unit: str
 ) -> np.ndarray:
@@ -308,7 +302,7 @@ class Hdf5ScanReader:
             kind=kind,
             n_frames=n,
             rotation_angle_deg=_motor(f, self.path, ANGLE, n, deg_per, "deg"),
-            translation_mm=_motor(f, self.path, TRANSLATION, n, _mm_per, "mm"),
+            translation_mm=_motor(f, self.path, TRANSLATION, n, mm_per, "mm"),
             monitor=_vector(f, self.path, MONITOR, n, optional=True),
             diode=_vector(f, self.path, DIODE, n, optional=True),
             files=data_files(self.path, (f[name] for name in SCAN_DATASETS if name in f)),
@@ -644,7 +638,7 @@ class BlissScanReader:
                 )
             degrees = _bliss_factor(rotation, where, deg_per, "deg")
             angles.append(np.broadcast_to(angle * degrees, (n,)))
-            scale = _bliss_factor(entry[mapping.translation], where, _mm_per, "mm", mapping)
+            scale = _bliss_factor(entry[mapping.translation], where, mm_per, "mm", mapping)
             translations.append(self._per_frame(entry, mapping.translation, n, where) * scale)
             for target, key in ((monitors, mapping.monitor), (diodes, mapping.diode)):
                 if key is not None:

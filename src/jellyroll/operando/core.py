@@ -29,7 +29,7 @@ from skimage.registration import phase_cross_correlation
 
 from jellyroll.conventions import pseudo_voigt
 from jellyroll.phases import GRAPHITE_PHASES, TABLE1_WINDOWS, window_integrals
-from jellyroll.unroll import Cell, SpiralTrace
+from jellyroll.unroll import SpiralTrace
 
 GRAPHITE_D_SPACINGS_A: dict[str, float] = {
     "lic6": 3.70,
@@ -165,15 +165,6 @@ def graphite_mask(total: np.ndarray, fraction: float) -> np.ndarray:
 
 MIN_HALF_STEPS = 3
 """Fewest steps (with a state of charge and a share) that place a half-lithiation point."""
-
-
-def inside_cell(shape: tuple[int, int], cell: Cell) -> np.ndarray:
-    """(ny, nx) bool: the pixels whose centre lies within the casing of ``cell`` (pixels).
-    The graphite mask is cut to it: outside the cell the noise of the phase maps passed
-    its threshold (a quarter of the tiny twin's graphite mask, up to the map's corners),
-    and two such pixels were reported as a damaged zone lagging by 0.2."""
-    rows, cols = np.indices(shape)
-    return np.hypot(cols - cell.x, rows - cell.y) <= cell.radius
 
 
 def soc_at_half(soc: np.ndarray, lithiated: np.ndarray) -> float:

@@ -35,7 +35,7 @@ import h5py
 import numpy as np
 from scipy import ndimage
 
-from jellyroll.conventions import RowSliced, deg_per, per_angstrom, um_per, unit_text
+from jellyroll.conventions import RowSliced, deg_per, mm_per, per_angstrom, um_per, unit_text
 from jellyroll.io.nexus import nx_group, set_default, write_nxdata
 from jellyroll.results.store import RunFileError, open_run, require, write_run_stage
 
@@ -312,9 +312,9 @@ def read_sinogram(path: str | os.PathLike[str], *, errors: bool = True) -> Sinog
                     f"have {shape[axis]} along that axis"
                 )
         to_deg = _to_unit(path, axes["rotation_angle"], "deg", deg_per)
-        to_mm = _to_unit(path, axes["translation"], "mm", _mm_per)
+        to_mm = _to_unit(path, axes["translation"], "mm", mm_per)
         centre = group.get("rotation_centre")
-        centre_to_mm = None if centre is None else _to_unit(path, centre, "mm", _mm_per)
+        centre_to_mm = None if centre is None else _to_unit(path, centre, "mm", mm_per)
         if "attenuation" in group and group["attenuation"].shape != shape[:2]:
             raise RunFileError(
                 f"{path}: /entry/sinogram/attenuation has shape {group['attenuation'].shape}; "
@@ -391,12 +391,6 @@ def _scalar_mm(path: str | os.PathLike[str], dataset: h5py.Dataset) -> float:
             "axis position in mm (or leave it out for the reconstruction to estimate it)"
         )
     return float(values[0])
-
-
-def _mm_per(unit: object) -> float | None:
-    """Millimetres per length ``unit``; None when unknown."""
-    factor = um_per(unit)
-    return None if factor is None else factor / 1000.0
 
 
 def _to_unit(

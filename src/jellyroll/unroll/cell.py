@@ -38,6 +38,12 @@ class Cell:
     def centre(self) -> tuple[float, float]:
         return (self.x, self.y)
 
+    def disk(self, shape: tuple[int, ...]) -> np.ndarray:
+        """(ny, nx) bool: the pixels of a map of ``shape`` whose centre lies within the
+        casing."""
+        y, x = np.ogrid[: shape[0], : shape[1]]
+        return np.hypot(x - self.x, y - self.y) <= self.radius
+
 
 def find_cell(
     image: np.ndarray,
