@@ -554,13 +554,17 @@ def _classify(
     agg_id = np.zeros(x.shape, dtype=np.int32)
     damage_radius = np.full(x.shape, np.nan, dtype=np.float32)
     anode = code == REGION_CODE["anode"]
+    x_range, y_range = (x.min(), x.max()), (y.min(), y.max())
     for g in geometry.agglomerates:
         a, b, c = g.semi_axes_um
         dz = (z_um - g.z_um) / c
-        if abs(dz) >= 1:
+        reach = 2.0 * max(a, b) + g.push_cu_um + g.push_separator_um
+        if abs(dz) >= 1 or not (
+            x_range[0] - reach < g.x_um < x_range[1] + reach
+            and y_range[0] - reach < g.y_um < y_range[1] + reach
+        ):
             continue
         scale = np.sqrt(1 - dz * dz)
-        reach = 2.0 * max(a, b) + g.push_cu_um + g.push_separator_um
         near = (np.abs(x - g.x_um) < reach) & (np.abs(y - g.y_um) < reach)
         if not near.any():
             continue
@@ -603,6 +607,7 @@ def _displacement(geometry: CellGeometry, r: np.ndarray, theta: np.ndarray, z_um
     Gaussian.
     """
     out = np.zeros(r.shape, dtype=np.float64)
+    r, theta, out_flat = r.ravel(), theta.ravel(), out.ravel()
     pitch = geometry.pitch_um
     for g in geometry.agglomerates:
         a = g.semi_axes_um[0]
@@ -610,11 +615,12 @@ def _displacement(geometry: CellGeometry, r: np.ndarray, theta: np.ndarray, z_um
         dz = z_um - g.z_um
         if abs(dz) > BEND_AXIAL_CUTOFF * c:
             continue
-        d_theta = np.angle(np.exp(1j * (theta - g.theta_rad)))
-        arc = g.radius_um * d_theta
         reach = 4.0 * a + 2.0 * (g.push_cu_um + g.push_separator_um)
-        near = (np.abs(arc) < reach) & (np.abs(r - g.radius_um) < 3 * pitch)
-        if not near.any():
+        near = np.flatnonzero(np.abs(r - g.radius_um) < 3 * pitch)
+        arc = g.radius_um * (np.mod(theta[near] - g.theta_rad + np.pi, 2 * np.pi) - np.pi)
+        on_arc = np.abs(arc) < reach
+        near, arc = near[on_arc], arc[on_arc]
+        if near.size == 0:
             continue
         v = r[near] - g.radius_um
         outwards_is_cu = g.side == "anode_inner"
@@ -634,8 +640,8 @@ def _displacement(geometry: CellGeometry, r: np.ndarray, theta: np.ndarray, z_um
             -push_in * _ramp(-v, h_in + push_in, pitch),
         )
         width = g.push_sigma_arc_um
-        profile *= np.exp(-0.5 * (arc[near] / width) ** 2) * np.exp(-0.5 * (dz / c) ** 2)
-        out[near] += profile
+        profile *= np.exp(-0.5 * (arc / width) ** 2) * np.exp(-0.5 * (dz / c) ** 2)
+        out_flat[near] += profile
     return out
 
 
