@@ -262,3 +262,69 @@ def test_a_value_a_hair_above_the_threshold_is_written_whole() -> None:
     from jellyroll.report.html import beside_threshold
 
     assert float(beside_threshold(50.0, "{:.3g}")(50.0 + 1e-12)) > 50.0
+
+
+def _with_profiles(results: Path, to: Path, *, config: dict | None = None) -> Path:
+    """A copy of ``results`` with a regular-anode SAXS profile whose d* depends on the
+    departure tolerance (6.8 nm at the study's 3 %, 8.5 nm at 8 %), its provenance
+    recording ``config`` as a `jellyroll run` configuration when given."""
+    import pandas as pd
+
+    from jellyroll.io.nexus import write_table
+
+    _copy(results, to, name="cell")
+    q = np.linspace(0.008, 0.3, 500)
+    profile = pd.DataFrame({"q_A": q, "regular": q**-3.5 / (1 + (0.04 / q) ** 2)})
+    with h5py.File(to, "r+") as f:
+        write_table(f["entry"], "saxs_profiles", profile)
+        if config is not None:
+            record = json.loads(f["entry/provenance/run"].asstr()[()])
+            record["configuration"]["config"] = config
+            del f["entry/provenance/run"]
+            f["entry/provenance/run"] = json.dumps(record)
+    return to
+
+
+def _region_dstar(page: str) -> str:
+    """The d* cell of the regular anode in the report's region-averaged d* table."""
+    table = page.split("<caption>d* of the region-averaged profiles</caption>")[1]
+    return table.split('<td class="text">regular</td><td>')[1].split("<")[0]
+
+
+def test_the_region_dstar_uses_the_parameters_the_maps_were_made_with(
+    results: Path, tmp_path: Path, saxs_maps_run
+) -> None:
+    """`[maps.dstar] tolerance = 0.08` made the d* maps (and the summary's median d*) at
+    8 %, but the report's region-averaged d* were fitted at the study's 3 %: the demo's
+    regular anode read 11.7 nm beside a median d* of 14.9 nm (14.7 nm at 8 %), exit 0.
+    The values are compared as the table writes them (3 significant digits)."""
+    from jellyroll.saxs import departure_dstar
+
+    q = np.linspace(0.008, 0.3, 500)
+    intensity = q**-3.5 / (1 + (0.04 / q) ** 2)
+    at = {t: f"{departure_dstar(q, intensity, tolerance=t).d_star_nm:.3g}" for t in (0.03, 0.08)}
+    assert at[0.03] != at[0.08]
+    # `jellyroll run`: the configuration in the results file's provenance
+    config = {"maps": {"dstar": {"tolerance": 0.08}}}
+    cell = _with_profiles(results, tmp_path / "run.h5", config=config)
+    page = run_report([cell], tmp_path / "run.html").read_text()
+    assert _region_dstar(page) == at[0.08]
+    assert "tolerance 0.08" in page
+    # `jellyroll maps` then `jellyroll diagnose`: the SAXS run's maps stage records them
+    folder = tmp_path / "alone"
+    folder.mkdir()
+    run = saxs_maps_run(folder, _disk_map())
+    from jellyroll.results.store import stage_file
+
+    with h5py.File(stage_file(run, "maps"), "r+") as f:
+        del f["entry/provenance/maps"]
+        f["entry/provenance/maps"] = json.dumps({"configuration": config["maps"]})
+    alone = folder / "results.h5"
+    run_diagnose({"saxs": run}, alone, name="cell", label="cell")
+    cell = _with_profiles(alone, tmp_path / "alone.h5")
+    page = run_report([cell], tmp_path / "alone.html").read_text()
+    assert _region_dstar(page) == at[0.08]
+    # recorded by neither: the study's parameters, said so
+    plain = _with_profiles(results, tmp_path / "plain.h5")
+    page = run_report([plain], tmp_path / "plain.html").read_text()
+    assert _region_dstar(page) == at[0.03]
