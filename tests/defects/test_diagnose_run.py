@@ -202,3 +202,25 @@ def test_the_lithiation_around_a_defect_is_read_in_the_anode_only() -> None:
     found = diagnose(MapSet(maps, axis, axis), DiagnoseOptions(), name="c", label="c")
     assert len(found.agglomerates) == 1
     assert found.lithiation["lic12_ring"].iloc[0] == pytest.approx(1.0)
+
+
+def test_the_slices_phase_shares_do_not_count_noise_as_a_phase() -> None:
+    """A pure LiC12 anode (a quarter of the slice) with the zero-mean noise of a
+    reconstruction on every phase map, everywhere: each pixel's negative values clipped to
+    0 before the slice's sums gave LiC6 and the poorly lithiated phase 0.33 each (the noise
+    of three quarters of a slice without graphite, exit 0). Summed first, the noise
+    cancels: its sum over 64 x 64 pixels is ~0.3 x 64 of one pixel's, 0.02 of the
+    anode's 1024 in units of its signal, so 0.05 is ~2.5 sigma."""
+    rng = np.random.default_rng(0)
+    axis = (np.arange(64) - 31.5) * 20.0
+    empty = pd.DataFrame({"equivalent_diameter_um": pd.Series(dtype=float)})
+    anode = np.zeros((64, 64))
+    anode[:32, :32] = 1.0
+    truth = {"lic6": 0.0 * anode, "lic12": anode, "graphite_poor": 0.0 * anode}
+    maps = {"d_star_nm": Map(np.full((64, 64), 12.0), "nm")}
+    maps |= {
+        name: Map(value + 0.3 * rng.standard_normal((64, 64)), "") for name, value in truth.items()
+    }
+    values = summary(MapSet(maps, axis, axis), empty, None)
+    assert values["lic12_share"] > 0.9
+    assert values["lic6_share"] < 0.05 and values["graphite_poor_share"] < 0.05

@@ -21,6 +21,7 @@ from jellyroll.defects._common import (
     disk_union,
     distance_um,
     near_um,
+    phase_amounts,
     within,
 )
 
@@ -41,9 +42,7 @@ def defect_lithiation(
     ``table``: defects with ``id``, ``x_um``, ``y_um`` and ``equivalent_diameter_um``
     (e.g. from :func:`~jellyroll.defects.find_agglomerates`); ``phase_maps``: name ->
     ``(ny, nx)`` map, e.g. ``lic6``, ``lic12``, ``graphite_poor``, each summed over a
-    region before a negative sum counts as 0 (clipped pixel by pixel, the zero-mean noise
-    of a reconstruction added to every phase: noise of 0.3 times the signal gave a phase
-    absent from the ring a 0.10 share). Inside is the disk of ``inside_scale`` times the
+    region before a negative sum counts as 0 (:func:`phase_amounts`). Inside is the disk of ``inside_scale`` times the
     equivalent radius (1.5 by default: a case-B damaged zone reaches beyond its
     agglomerate), the ring the next ``ring_width_um`` outside every defect's inside (the
     neighbours of the defect, not another defect's core). ``mask`` (e.g. the anode)
@@ -56,9 +55,7 @@ def defect_lithiation(
     """
     names = list(phase_maps)
     shape = check_same_grid("defect_lithiation", {**phase_maps, "mask": mask})
-    stack = np.stack([np.asarray(phase_maps[n], dtype=np.float64) for n in names])
-    keep = np.isfinite(stack).all(axis=0)
-    stack = np.where(keep, stack, 0.0)
+    stack, keep = phase_amounts({n: phase_maps[n] for n in names})
     if mask is not None:
         keep &= np.asarray(mask, dtype=bool)
     # clamped before the calls so that the ring, too, starts beyond half a pixel

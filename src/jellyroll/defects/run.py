@@ -354,7 +354,7 @@ def summary(
     }
     if all(name in maps for name in GRAPHITE_PHASE_MAPS):
         phases, _ = phase_amounts({name: maps[name] for name in GRAPHITE_PHASE_MAPS})
-        amounts = phases.sum(axis=(1, 2))
+        amounts = np.clip(phases.sum(axis=(1, 2)), 0.0, None)
         total = amounts.sum()
         for name, amount in zip(GRAPHITE_PHASE_MAPS, amounts, strict=True):
             values[f"{name}_share"] = float(amount / total) if total > 0 else float("nan")
