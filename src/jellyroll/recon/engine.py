@@ -42,8 +42,10 @@ BACKENDS = ("auto", "astra", "jellyroll")
 RANK_RULES = ("auto", "noise", "energy")
 """How the low-rank step picks its components (or give a number of components):
 
-* ``energy``: the fewest holding the fraction ``energy`` of the cube's squared norm, used
-  when at most a quarter of the channels suffice (otherwise every channel, exactly).
+* ``energy``: the fewest holding the fraction ``energy`` of every channel's squared norm
+  (of the cube's when the errors are given, no channel losing more than its noise; see
+  :func:`~jellyroll.recon.lowrank.compress`), used when at most a quarter of the channels
+  suffice (otherwise every channel, exactly).
 * ``noise``: those above the noise floor (:func:`~jellyroll.recon.lowrank.compress_noisy`),
   from the sinogram's errors, or estimated from the data without them.
 * ``auto``: ``energy`` when ``energy`` is given; otherwise ``energy`` (default fraction) if
@@ -272,15 +274,17 @@ def _low_rank(
     every channel is to be reconstructed (see :data:`RANK_RULES`)."""
     nc = data.shape[2]
     if not isinstance(rank, str):
-        return compress(data, energy=1.0, max_rank=rank)
+        return compress(data, energy=1.0, max_rank=rank, errors=errors)
     if max_rank is not None:  # a cap used as is
-        return compress(data, energy=energy or DEFAULT_ENERGY, max_rank=max_rank)
+        return compress(data, energy=energy or DEFAULT_ENERGY, max_rank=max_rank, errors=errors)
     quarter = max(1, nc // 4)
     if rank == "energy" or (rank == "auto" and energy is not None):
-        found = compress(data, energy=energy or DEFAULT_ENERGY, max_rank=quarter)
+        found = compress(data, energy=energy or DEFAULT_ENERGY, max_rank=quarter, errors=errors)
         return found if found.reached else None
     if rank == "auto":
-        found = compress(data, energy=DEFAULT_ENERGY, max_rank=min(quarter, AUTO_ENERGY_RANK))
+        found = compress(
+            data, energy=DEFAULT_ENERGY, max_rank=min(quarter, AUTO_ENERGY_RANK), errors=errors
+        )
         if found.reached:
             return found
         # noise is told from fine structure along q by its errors only

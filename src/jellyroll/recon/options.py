@@ -42,8 +42,9 @@ class ReconstructOptions(StageOptions):
         None,
         gt=0,
         le=1,
-        description="Low-rank energy rule: fraction of the sinogram's squared norm kept; "
-        "given, it is the rule of rank auto. Default: 1 - 1e-8.",
+        description="Low-rank energy rule: fraction of the squared norm kept (of every q "
+        "channel's without errors; of the cube's with them, no channel losing more than its "
+        "noise); given, it is the rule of rank auto. Default: 1 - 1e-8.",
     )
 
     @field_validator("rank")
