@@ -42,11 +42,12 @@ def defect_lithiation(
     ``table``: defects with ``id``, ``x_um``, ``y_um`` and ``equivalent_diameter_um``
     (e.g. from :func:`~jellyroll.defects.find_agglomerates`); ``phase_maps``: name ->
     ``(ny, nx)`` map, e.g. ``lic6``, ``lic12``, ``graphite_poor``, each summed over a
-    region before a negative sum counts as 0 (:func:`phase_amounts`). Inside is the disk of ``inside_scale`` times the
-    equivalent radius (1.5 by default: a case-B damaged zone reaches beyond its
-    agglomerate), the ring the next ``ring_width_um`` outside every defect's inside (the
-    neighbours of the defect, not another defect's core). ``mask`` (e.g. the anode)
-    restricts both. A pixel where any phase has no value (NaN) counts in neither.
+    region before a negative sum counts as 0 (:func:`phase_amounts`). Inside is the disk
+    of ``inside_scale`` times the equivalent radius (1.5 by default: a case-B damaged
+    zone reaches beyond its agglomerate), the ring the next ``ring_width_um`` outside
+    every defect's inside (the neighbours of the defect, not another defect's core).
+    ``mask`` (e.g. the anode) restricts both. A pixel where any phase has no value (NaN)
+    counts in neither.
 
     Returns one row per defect: ``id``, then ``<name>_inside`` and ``<name>_ring``, the
     share of each phase in the sum of all phases over the region (NaN where the region
