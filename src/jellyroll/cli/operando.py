@@ -28,6 +28,14 @@ def operando(
         Path | None,
         typer.Option(help="Results file of jellyroll diagnose, or SAXS run file, of the slice."),
     ] = None,
+    poni: Annotated[
+        Path | None,
+        typer.Option(help="PONI calibration of every step's frames (overrides the scans')."),
+    ] = None,
+    mask: Annotated[
+        Path | None,
+        typer.Option(help="Detector mask of every step, EDF/CBF/TIFF/NPY, non-zero = masked."),
+    ] = None,
     channels: Annotated[str | None, option(OperandoOptions, "channels")] = None,
     capacity_mah: Annotated[float | None, option(OperandoOptions, "capacity_mah")] = None,
     max_log_gap_s: Annotated[float | None, option(OperandoOptions, "max_log_gap_s")] = None,
@@ -44,9 +52,13 @@ def operando(
     from jellyroll.operando.run import run_operando
 
     with reported_errors():
-        side_files = [path for path in (log, saxs) if path is not None]
+        side_files = [path for path in (poni, mask, log, saxs) if path is not None]
         check_output_file(output, "operando.h5", "operando", [*series, *side_files])
         # checked before the steps are reduced and reconstructed, not after
+        if poni is not None:
+            check_input_file(poni, "PONI file of --poni", "a pyFAI calibration, .poni")
+        if mask is not None:
+            check_input_file(mask, "detector mask of --mask", "EDF/CBF/TIFF/NPY, non-zero = masked")
         if log is not None:
             check_input_file(log, "potentiostat log of --log", "EC-Lab .mpt or CSV")
         if saxs is not None:
@@ -70,7 +82,16 @@ def operando(
         given = series[0] if len(series) == 1 and series[0].is_dir() else list(series)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            done = run_operando(given, output, options, log=log, saxs_maps=saxs, console=console)
+            done = run_operando(
+                given,
+                output,
+                options,
+                log=log,
+                saxs_maps=saxs,
+                poni_path=poni,
+                mask_path=mask,
+                console=console,
+            )
     for warning in caught:
         console.print(f"[yellow]warning:[/yellow] {warning.message}", highlight=False)
     result = done.result

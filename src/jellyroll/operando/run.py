@@ -52,7 +52,7 @@ from jellyroll.recon.options import ReconstructOptions
 from jellyroll.recon.qwindows import NoChannelError
 from jellyroll.recon.run import reconstruct_key, run_reconstruct
 from jellyroll.reduce.options import ReduceOptions
-from jellyroll.reduce.run import ScanSpec, reduce_key, run_reduce
+from jellyroll.reduce.run import ScanSpec, holds_pixels, reduce_key, run_reduce
 from jellyroll.results import (
     MapName,
     RunFileError,
@@ -140,10 +140,13 @@ def operando_key(
     reduce_options: ReduceOptions | None = None,
     reconstruct_options: ReconstructOptions | None = None,
     maps_options: MapsOptions | None = None,
+    *,
+    poni_path: str | os.PathLike[str] | None = None,
+    mask_path: str | os.PathLike[str] | None = None,
 ) -> str:
     """Key of the operando results of these inputs and options: every scan (with the files
-    its data are linked to), the log and the SAXS maps by fingerprint (the SAXS run by the
-    key of its maps)."""
+    its data are linked to), the PONI and mask its steps are reduced with, the log and the
+    SAXS maps by fingerprint (the SAXS run by the key of its maps)."""
     payload = {
         "operando": options.key_payload(),
         "reduce": (reduce_options or ReduceOptions()).key_payload(),
@@ -152,11 +155,13 @@ def operando_key(
     }
     upstream = []
     for scan in series_scans(series):
-        reader = ScanSpec.of(scan).open()  # a scan's frames may lie in other files
+        # a scan's frames may lie in other files
+        reader = ScanSpec.of(scan, None, poni_path, mask_path).open()
         try:
             upstream += [file_fingerprint(path) for path in reader.info.files]
         finally:
             reader.close()
+    upstream += [file_fingerprint(path) for path in (poni_path, mask_path) if path is not None]
     if log is not None:
         upstream.append(file_fingerprint(log))
     if saxs_maps is not None:
@@ -183,6 +188,8 @@ def run_operando(
     reduce_options: ReduceOptions | None = None,
     reconstruct_options: ReconstructOptions | None = None,
     maps_options: MapsOptions | None = None,
+    poni_path: str | os.PathLike[str] | None = None,
+    mask_path: str | os.PathLike[str] | None = None,
     console: Console | None = None,
     figures: bool = True,
 ) -> OperandoRun:
@@ -191,6 +198,9 @@ def run_operando(
     ``log``: a potentiostat log (``.mpt`` or CSV) for the state of charge; ``saxs_maps``: a
     run or results file of the same slice with ``/entry/maps/saxs_intensity``, whose case-B
     agglomerates give the damaged zones (else the zones are the pixels that lag the anode).
+    ``poni_path`` and ``mask_path``: the PONI (instead of the one each scan holds) and the
+    detector mask every step's frames are integrated with; refused when a step holds no
+    frames (patterns integrated already, a sinogram), which they could not change.
     ``figures``: also draw the contact sheet, curves, cores and GIF beside ``output``.
     ``reduce_options``, ``reconstruct_options`` and ``maps_options`` make every step, as they
     make the cell's own slice (its phase maps with the same window analysis).
@@ -204,8 +214,10 @@ def run_operando(
     console = console or Console(quiet=True)
     scans = series_scans(series)
     output = Path(output)
+    given = [Path(p) for p in (poni_path, mask_path, log, saxs_maps) if p is not None]
     # before the steps folder is made: a refused run leaves nothing behind
-    refuse_overwrite([output], [*scans, *(p for p in (log, saxs_maps) if p is not None)])
+    refuse_overwrite([output], [*scans, *given])
+    _check_calibration(scans, poni_path, mask_path)
     potentiostat = read_potentiostat_log(log) if log is not None else None
     timeline = build_timeline(
         scans, potentiostat, capacity_mah=options.capacity_mah, max_gap_s=options.max_log_gap_s
@@ -227,14 +239,19 @@ def run_operando(
         warnings.warn(message, stacklevel=2)
     with frame_progress(console, "operando: reduce steps", len(scans)) as advance:
         for k, (scan, run) in enumerate(zip(scans, runs, strict=True)):
-            spec = ScanSpec.of(scan)
+            spec = ScanSpec.of(scan, None, poni_path, mask_path)
             _stage(
                 ran,
                 f"step {k} reduce",
                 stage_file(run, "reduce"),
                 lambda spec=spec: reduce_key(spec, reduce_options),
-                lambda scan=scan, run=run, k=k: run_reduce(
-                    scan, run, reduce_options, configuration={"operando_step": k}
+                lambda spec=spec, run=run, k=k: run_reduce(
+                    spec.path,
+                    run,
+                    reduce_options,
+                    poni_path=spec.poni_path,
+                    mask_path=spec.mask_path,
+                    configuration={"operando_step": k},
                 ),
             )
             advance(1)
@@ -260,7 +277,15 @@ def run_operando(
     with console.status("operando: analysis"):
         result = analyse(runs, timeline, options, centre, saxs_maps=saxs_maps)
     key = operando_key(
-        series, options, log, saxs_maps, reduce_options, reconstruct_options, maps_options
+        series,
+        options,
+        log,
+        saxs_maps,
+        reduce_options,
+        reconstruct_options,
+        maps_options,
+        poni_path=poni_path,
+        mask_path=mask_path,
     )
     configuration = {
         "stage": "operando",
@@ -268,11 +293,34 @@ def run_operando(
         "reconstruct": recon.key_payload(),
         "maps": maps_options.key_payload(),
     }
-    inputs = [*scans, *([Path(log)] if log else []), *([Path(saxs_maps)] if saxs_maps else [])]
+    inputs = [*scans, *given]
     record = provenance_record(configuration, inputs=inputs)
     write_operando(output, result, record, key=key, inputs=inputs)
     drawn = write_figures(result, output) if figures else []
     return OperandoRun(output, result, drawn, ran)
+
+
+def _check_calibration(
+    scans: list[Path],
+    poni_path: str | os.PathLike[str] | None,
+    mask_path: str | os.PathLike[str] | None,
+) -> None:
+    """ValueError naming the first step without detector frames (patterns integrated
+    already, a sinogram) when a PONI or a mask is given: they cannot change its data, and
+    its q axis and pixels would be the file's, not those of the geometry given. Every step
+    is opened with them, so a mask of another detector is refused before any step is made."""
+    calibration = (("PONI", poni_path), ("mask", mask_path))
+    given = [f"a {what} ({path})" for what, path in calibration if path is not None]
+    if not given:
+        return
+    for k, scan in enumerate(scans):
+        if not holds_pixels(scan):
+            raise ValueError(
+                f"{scan} (step {k}): holds no detector frames (patterns integrated already, "
+                f"or a sinogram), which {' and '.join(given)} cannot change; leave them out "
+                "for such a series, or give the steps' raw frames"
+            )
+        ScanSpec.of(scan, None, poni_path, mask_path).open().close()
 
 
 def _reconstruct_step(scan: Path, run: Path, options: ReconstructOptions) -> None:

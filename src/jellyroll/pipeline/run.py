@@ -23,7 +23,7 @@ from jellyroll.locate.link_run import link_key, run_link
 from jellyroll.locate.run import locate_key, run_locate
 from jellyroll.maps.run import maps_key, run_maps
 from jellyroll.nxct.run import nxct_key, run_nxct
-from jellyroll.operando.run import operando_key, run_operando
+from jellyroll.operando.run import operando_key, run_operando, series_scans
 from jellyroll.pipeline.config import CellInput, DaskOptions, RunConfig, require_inputs
 from jellyroll.pipeline.stages import StageLog
 from jellyroll.progress import fraction_progress, frame_progress
@@ -120,9 +120,14 @@ def _operando_stage(
     console: Console,
 ) -> Path:
     """The cell's operando series; its damaged zones are the case-B agglomerates of the
-    cell's diagnosis (``results``)."""
+    cell's diagnosis (``results``). Steps of raw frames are integrated with the cell's
+    ``poni_waxs`` and ``mask``, as its WAXS scan (with the geometry their files held, a
+    recalibrated distance moved the q axis of every step, exit 0); a series of patterns
+    integrated already takes neither (they are the cell's frame scans')."""
     output = folder / "operando.h5"
     options = config.operando
+    framed = any(holds_pixels(scan) for scan in series_scans(cell.operando))
+    poni, mask = (cell.poni_waxs, cell.mask) if framed else (None, None)
     args = (
         cell.operando,
         options,
@@ -143,10 +148,15 @@ def _operando_stage(
             reduce_options=config.waxs,
             reconstruct_options=config.reconstruct,
             maps_options=config.maps,
+            poni_path=poni,
+            mask_path=mask,
             console=console,
         )
 
-    log.run(f"{cell.name} operando", output, lambda: operando_key(*args), operando)
+    def key() -> str:
+        return operando_key(*args, poni_path=poni, mask_path=mask)
+
+    log.run(f"{cell.name} operando", output, key, operando)
     return output
 
 
