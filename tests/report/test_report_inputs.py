@@ -92,6 +92,15 @@ def test_counts_a_results_file_lacks_are_shown_as_not_recorded(
     assert summary.loc[0, "defect share of anode (%)"] == "not recorded"
 
 
+def test_a_defect_share_without_value_is_shown_as_no_value(results: Path, tmp_path: Path) -> None:
+    """A slice without anode pixels has a NaN defect share: the cell's facts and the truth
+    section printed "nan %"."""
+    cell = _copy(results, tmp_path / "none.h5", name="none", defect_share=float("nan"))
+    page = run_report([cell], tmp_path / "report.html").read_text()
+    assert "nan %" not in page.lower()
+    assert "<dt>defect share of the anode</dt><dd>no value (the study: &lt; 10 %)</dd>" in page
+
+
 def test_cells_diagnosed_with_other_critical_diameters_show_each(
     results: Path, tmp_path: Path
 ) -> None:

@@ -30,7 +30,7 @@ from jellyroll.io.provenance import package_versions, refuse_overwrite
 from jellyroll.locate.link_run import read_link
 from jellyroll.maps.options import DstarOptions
 from jellyroll.operando.timeline import SOC_UNITS
-from jellyroll.report.html import Report, beside_threshold
+from jellyroll.report.html import NO_VALUE, Report, beside_threshold
 from jellyroll.report.options import ReportOptions
 from jellyroll.results import GRAPHITE_PHASE_MAPS, Diagnosis, MapName, require_diagnosis
 from jellyroll.results.nxct import read_displacement, read_fused_cuts, read_nxct
@@ -238,7 +238,7 @@ def _cell_section(report: Report, result: Diagnosis, critical: float) -> None:
             "agglomerates": _case_counts(result.summary),
             "defect share of the anode": NOT_RECORDED
             if share is None
-            else f"{100 * share:.1f} % (the study: < 10 %)",
+            else f"{_percent(share, 1)} (the study: < 10 %)",
         }
     )
     if all(name in maps for name in (*GRAPHITE_PHASE_MAPS, MapName.NMC_LITHIATED)):
@@ -587,6 +587,8 @@ def _operando_section(report: Report, label: str, path: Path) -> None:
         section.note(note)
 
 
-def _percent(fraction: float | None) -> str:
-    """'3.14 %' of a fraction, or not recorded."""
-    return NOT_RECORDED if fraction is None else f"{100 * fraction:.2f} %"
+def _percent(fraction: float | None, digits: int = 2) -> str:
+    """'3.14 %' of a fraction, not recorded (None) or no value (NaN: no anode pixel)."""
+    if fraction is None:
+        return NOT_RECORDED
+    return f"{100 * fraction:.{digits}f} %" if np.isfinite(fraction) else NO_VALUE
