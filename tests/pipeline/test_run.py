@@ -304,8 +304,16 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(
     _jellyroll = jellyroll_cli
     run_pipeline(load_config(demo / "demo.toml"))  # the reference, at the demo's settings
     config = demo_config(tmp_path, demo / "twins", "tiny")
-    kill = ("jellyroll.pipeline.run", "run_maps", 1)
+    # the stages before the kill are the reference's, copied: the first to run is the kill's
+    first = tmp_path / "fresh_charged"
+    first.mkdir(exist_ok=True)
+    saxs = ("saxs_run.h5", "saxs_run.sinogram.h5", "saxs_run.reconstruction.h5")
+    for done in [*(demo / first.name).glob("waxs_run*"), *(demo / first.name / n for n in saxs)]:
+        shutil.copy2(done, first / done.name)
+    kill = ("jellyroll.pipeline.run", "run_maps", 0)
+    copied = {path: path.stat().st_mtime_ns for path in first.iterdir()}
     assert _jellyroll("run", str(config), kill=kill) == 137
+    assert {path: path.stat().st_mtime_ns for path in copied} == copied  # up to date
     assert _jellyroll("run", str(config)) == 0
     for cell in ("fresh_charged", "aged_charged"):
         for name in ("waxs_run.h5", "saxs_run.h5", "results.h5"):
