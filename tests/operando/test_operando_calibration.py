@@ -61,7 +61,8 @@ def _moved_poni(scan: Path, path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def calibrated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Two raw steps analysed once with a moved PONI and a mask (FBP: fast)."""
+    """Two raw steps made once with a moved PONI and a mask (FBP: fast); the analysis
+    refuses them (see the test of ``refusal``)."""
     folder = tmp_path_factory.mktemp("operando_raw")
     series = _raw_steps(folder / "series", 2)
     poni = _moved_poni(series / "step_000_waxs.h5", folder / "moved.poni")
@@ -71,7 +72,7 @@ def calibrated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     mask[:, : shape[1] // 4] = 1  # a quarter of the columns hidden (a beamstop's shadow)
     np.save(folder / "mask.npy", mask)
     output = folder / "op.h5"
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), pytest.raises(ValueError) as refusal:
         warnings.simplefilter("ignore")
         run_operando(
             series,
@@ -81,7 +82,26 @@ def calibrated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             mask_path=folder / "mask.npy",
             figures=False,
         )
-    return {"series": series, "output": output, "poni": poni, "mask": folder / "mask.npy"}
+    return {
+        "series": series,
+        "output": output,
+        "poni": poni,
+        "mask": folder / "mask.npy",
+        "refusal": refusal.value,
+    }
+
+
+def test_steps_integrated_with_a_wrong_distance_are_refused(calibrated: dict[str, Path]) -> None:
+    """The PONI's distance 10 % long (the q axis stretched): the charged step's LiC6 line
+    fell below the fit's q range and its graphite signal was negative (-66 and -284 beside
+    114 for three steps), and the series was analysed with the anode's half lithiation NaN
+    and 37 damaged zones of noise, exit 0. Refused after the steps are made, naming the
+    step whose graphite is missing (no results file)."""
+    assert re.search(
+        r"step_001\.h5 \(step 1\): its graphite signal .*PONI distance",
+        str(calibrated["refusal"]),
+    )
+    assert not calibrated["output"].exists()
 
 
 def test_raw_steps_are_integrated_with_the_poni_and_mask_given(
