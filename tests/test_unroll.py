@@ -595,6 +595,25 @@ def test_unroll_spiral_refuses_maps_of_another_grid(real) -> None:
     unroll_spiral(np.stack([real["image"]] * 2), trace)  # a stack of maps of its grid
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"depth_range_um": (10.0, -10.0)}, "depth_range_um must satisfy start < stop"),
+        ({"depth_range_um": (50.0, -50.0)}, "depth_range_um must satisfy start < stop"),
+        ({"step_um": 0.0}, "step_um must be positive"),
+        ({"step_um": -5.0}, "step_um must be positive"),
+    ],
+)
+def test_unroll_spiral_refuses_an_empty_depth_range_or_step(
+    real, options: dict, message: str
+) -> None:
+    """A depth range given outwards-first, (10, -10) um, returned an empty strip (0 rows),
+    exit 0; (50, -50) and a step of 0 or below failed deep in NumPy ("Number of samples,
+    -4, must be non-negative", a division by zero). Each is refused, naming the option."""
+    with pytest.raises(ValueError, match=message):
+        unroll_spiral(real["image"], real["trace"], **options)
+
+
 @pytest.mark.parametrize("direction", [1, -1])
 def test_a_roll_cut_by_the_image_edge_ends_the_trace_at_the_layer(direction: int) -> None:
     """A roll running out of the map (its centre 50 px from the left edge): the blur of the

@@ -243,10 +243,13 @@ def _located(
     :data:`_EDGE` of the searched ``radius_range`` (px) or of the image's edge (``shape``),
     where the path may follow a layer beyond them, or where its ridge is weak (the path
     from the layer's end to the edge: a bend of 34 um at the end of a twin's collector);
-    the winding restarted in [0, 2 pi)."""
+    the winding restarted in [0, 2 pi). Pieces of ridge shorter than the gaps
+    :func:`_layer_extent` bridges (10 deg) are no ends either: noise beside the layer's end,
+    joined to it across such a gap (a noisy spiral's trace began 2.3 px inside the layer
+    and gave a bend of -16 um there)."""
     x = centre[0] + radius * np.cos(direction * winding)
     y = centre[1] + radius * np.sin(direction * winding)
-    inside = np.flatnonzero(
+    inside = (
         (strength >= _END_STRENGTH)
         & (radius > radius_range[0] + _EDGE)
         & (radius < radius_range[1] - _EDGE)
@@ -255,12 +258,15 @@ def _located(
         & (y >= _EDGE)
         & (y <= shape[0] - 1 - _EDGE)
     )
-    if inside.size == 0:
+    if not inside.any():
         raise ValueError(
             "no wound layers found: the traced ridge lies along the edge of the image or of "
             "the searched radii"
         )
-    keep = slice(inside[0], inside[-1] + 1)
+    pieces = [b[0] for b in ndi.find_objects(ndi.label(inside)[0])]
+    per_turn = 2 * np.pi / float(np.median(np.diff(winding))) if winding.size > 1 else 36.0
+    long = [b for b in pieces if b.stop - b.start >= max(1, round(per_turn) // 36)] or pieces
+    keep = slice(long[0].start, long[-1].stop)
     start = 2 * np.pi * np.floor(winding[keep][0] / (2 * np.pi))
     return winding[keep] - start, radius[keep], strength[keep]
 
@@ -663,6 +669,10 @@ def unroll_spiral(
         raise ValueError(f"maps: {problem}: trace the layer on a map of the maps' grid")
     step = trace.pixel_size_um if step_um is None else float(step_um)
     lo, hi = depth_range_um or (-0.5 * trace.pitch_um, 0.5 * trace.pitch_um)
+    if not step > 0:
+        raise ValueError(f"step_um must be positive, got {step_um}")
+    if not lo < hi:  # else an empty strip, or NumPy's "Number of samples, -4"
+        raise ValueError(f"depth_range_um must satisfy start < stop, got {depth_range_um}")
     depth_um = np.linspace(lo, hi, round((hi - lo) / step) + 1)
     arc_um = np.arange(0.0, trace.arc_um[-1], step)
     view = SpiralView(np.empty(0), arc_um, depth_um, trace)
