@@ -55,7 +55,9 @@ COMMANDS: dict[str, list[tuple[type[BaseModel], dict[str, str]]]] = {
         ),
         (DstarOptions, {name: name for name in DstarOptions.model_fields}),
     ],
-    "diagnose": [(DiagnoseOptions, {"critical_diameter": "critical_diameter_um"})],
+    "diagnose": [
+        (DiagnoseOptions, {"critical_diameter": "critical_diameter_um", "psf_fwhm": "psf_fwhm_um"})
+    ],
     "nxct": [
         (
             NXCTOptions,

@@ -28,6 +28,9 @@ def diagnose(
     critical_diameter: Annotated[
         float | None, option(DiagnoseOptions, "critical_diameter_um")
     ] = None,
+    psf_fwhm: Annotated[  # text: "auto" or a number
+        str | None, option(DiagnoseOptions, "psf_fwhm_um")
+    ] = None,
 ) -> None:
     """Find the cell, unroll it, find the agglomerates, bends and lithiation around them."""
     from jellyroll.defects.run import run_diagnose
@@ -37,16 +40,28 @@ def diagnose(
         refuse_stage_file(waxs, "the WAXS run")
         refuse_stage_file(saxs, "the SAXS run")
         check_output_file(output, "results.h5", "diagnose", [*run_files(waxs), *run_files(saxs)])
-        options = options_from(DiagnoseOptions, {"critical_diameter_um": critical_diameter})
+        options = options_from(
+            DiagnoseOptions,
+            {"critical_diameter_um": critical_diameter, "psf_fwhm_um": psf_fwhm},
+        )
         result = run_diagnose({"waxs": waxs, "saxs": saxs}, output, options, name=name, label=label)
     values = result.summary
     console.print(
         f"wrote [bold]{output}[/bold]: {values['agglomerates']} agglomerates "
         f"({values['case_b']} case B, {values['unresolved']} unresolved), "
         + ("collector not traced" if np.isnan(values["bends"]) else f"{values['bends']} bends")
+        + f"; sizes deconvolved by a {values['psf_fwhm_um']:.3g} um PSF "
+        + f"({_psf_source(values['psf_measured'], options)})"
     )
     for note in result.notes:
         console.print(f"note: {note}")
+
+
+def _psf_source(measured: bool, options: DiagnoseOptions) -> str:
+    """Where the PSF the sizes were deconvolved by came from, in words."""
+    if measured:
+        return "measured on the map"
+    return "the study's beam: not measured" if options.psf_fwhm_um == "auto" else "given"
 
 
 CELL_FILES = {

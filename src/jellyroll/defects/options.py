@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, field_validator
 
 from jellyroll.defects.agglomerates import STUDY_CRITICAL_DIAMETER_UM
+from jellyroll.defects.resolution import STUDY_PSF_FWHM_UM
 from jellyroll.options import StageOptions
 
 
@@ -17,3 +20,33 @@ class DiagnoseOptions(StageOptions):
         description="Equivalent diameter (um) between case A and case B agglomerates "
         "(the study: ~50 um).",
     )
+    psf_fwhm_um: float | Literal["auto"] = Field(
+        STUDY_PSF_FWHM_UM,
+        description="Blur of the SAXS map (FWHM, um) that agglomerate sizes are deconvolved "
+        "by: a number (the study's 20 um beam by default; the map's measured blur is "
+        "recorded, and noted when 25 % off) or auto (measured on the edges of the map's "
+        "anode layers; 20 um, with a note, where they do not give it).",
+    )
+
+    @field_validator("psf_fwhm_um", mode="before")
+    @classmethod
+    def _auto_or_number(cls, value: object) -> object:
+        # the command line gives text: "auto" in any case, else a number; true is no size
+        if isinstance(value, bool):
+            raise ValueError(f'give "auto" or a FWHM in um, not {value}')
+        if isinstance(value, str):
+            text = value.strip().lower()
+            if text == "auto":
+                return text
+            try:
+                return float(text)
+            except ValueError:
+                raise ValueError('give "auto" or a FWHM in um (a number >= 0)') from None
+        return value
+
+    @field_validator("psf_fwhm_um")
+    @classmethod
+    def _not_negative(cls, value: float | str) -> float | str:
+        if value != "auto" and not value >= 0:
+            raise ValueError(f'a FWHM is >= 0 um ({value:g} given); or give "auto"')
+        return value

@@ -27,6 +27,7 @@ from jellyroll.defects.bends import find_bends, link_bends
 from jellyroll.defects.lithiation import defect_lithiation
 from jellyroll.defects.options import DiagnoseOptions
 from jellyroll.defects.regions import defect_share, region_masks, region_profiles
+from jellyroll.defects.resolution import STUDY_PSF_FWHM_UM, estimate_psf
 from jellyroll.io.lock import output_lock
 from jellyroll.io.provenance import provenance_record
 from jellyroll.maps.core import UNCOVERED
@@ -189,10 +190,12 @@ def diagnose(
     attenuation = maps.maps.get(MapName.ATTENUATION)
     image = None if attenuation is None else np.nan_to_num(attenuation.values)
     cell, cell_source = _located_cell(maps, notes)
+    psf, psf_summary = _psf(maps, options, cell, notes)
     agglomerates = find_agglomerates(
         maps[MapName.SAXS_INTENSITY],
         pixel,
         options.critical_diameter_um,
+        psf_fwhm_um=psf,
         d_star_map=maps[MapName.D_STAR],
     )
     bends = pd.DataFrame()
@@ -213,7 +216,7 @@ def diagnose(
     if len(bends) and len(agglomerates):
         bends, agglomerates = link_bends(agglomerates, bends)
     phases = {str(n): maps[n] for n in GRAPHITE_PHASE_MAPS if n in maps}
-    anode = _anode(maps)
+    anode = _anode(maps, psf)
     lithiation = pd.DataFrame()
     if len(agglomerates) and phases:
         # in the anode only: a ring reaching into the separator or the cathode took their
@@ -241,6 +244,7 @@ def diagnose(
         summary={
             **summary(maps, agglomerates, bends if bends_measured else None),
             "critical_diameter_um": options.critical_diameter_um,
+            **psf_summary,
             "defect_share": defect_share(anode, regions["agglomerate"]),
         },
         notes=notes,
@@ -248,11 +252,58 @@ def diagnose(
     )
 
 
-def _anode(maps: MapSet) -> np.ndarray:
+def _anode(maps: MapSet, psf_fwhm_um: float) -> np.ndarray:
     """The anode, (ny, nx) bool: the silicon-rich layers of the SAXS map, the mask the
     agglomerate search uses (the WAXS phase labels also light up along the streaks of
     single-crystal spots, so they do not delimit the anode)."""
-    return silicon_mask(maps[MapName.SAXS_INTENSITY], maps.pixel_size_um)
+    return silicon_mask(maps[MapName.SAXS_INTENSITY], maps.pixel_size_um, psf_fwhm_um)
+
+
+PSF_DISAGREEMENT = 0.25
+"""Relative difference between a given PSF and the one measured on the map above which
+the diagnosis notes it."""
+
+
+def _psf(
+    maps: MapSet, options: DiagnoseOptions, cell: Cell | None, notes: list[str]
+) -> tuple[float, dict[str, float]]:
+    """The FWHM (um) of the SAXS map's PSF that agglomerate sizes are deconvolved by, and
+    its summary values: ``psf_fwhm_um`` (used), ``psf_measured_fwhm_um`` (measured on the
+    map's layer edges, :func:`~jellyroll.defects.resolution.estimate_psf`; NaN when they
+    do not give it) and ``psf_measured`` (1 when the one used is the measured one, 0 when
+    given or the study's beam). Why the measured one is not used, appended to ``notes``.
+
+    Measured every time: a given PSF far from the map's is noted (a beam's FWHM given for
+    a reconstruction that blurs more sizes its spots too large)."""
+    saxs = maps[MapName.SAXS_INTENSITY]
+    pixel = maps.pixel_size_um
+    estimate = estimate_psf(
+        saxs, pixel, silicon_mask(saxs, pixel), centre_px=None if cell is None else cell.centre
+    )
+    measured = estimate.fwhm_um if estimate.reliable else float("nan")
+    if options.psf_fwhm_um != "auto":
+        used = float(options.psf_fwhm_um)
+        if estimate.reliable and abs(measured - used) > PSF_DISAGREEMENT * max(used, pixel):
+            notes.append(
+                f"PSF given as {used:g} um FWHM, but the SAXS map's layer edges measure "
+                f"{measured:.3g} +- {estimate.error_um:.1g} um: the agglomerate sizes are "
+                "deconvolved by the PSF given"
+            )
+    elif estimate.reliable:
+        used = measured
+    else:
+        used = STUDY_PSF_FWHM_UM
+        notes.append(
+            f"PSF of the SAXS map not measured ({estimate.problem} on its anode layers' "
+            f"edges): agglomerate sizes deconvolved by the study's {used:g} um beam; give "
+            "psf_fwhm_um if the map is blurred otherwise"
+        )
+    summary = {
+        "psf_fwhm_um": used,
+        "psf_measured_fwhm_um": measured,
+        "psf_measured": int(options.psf_fwhm_um == "auto" and estimate.reliable),
+    }
+    return used, summary
 
 
 CELL_SOURCES = (
