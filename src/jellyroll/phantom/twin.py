@@ -186,17 +186,18 @@ class Twin:
 
     @cached_property
     def saxs_intensity(self) -> np.ndarray:
-        """True integrated SAXS intensity (ny, nx), per um x A^-1: the trapezoid over the
-        SAXS bins whose centre lies in :data:`SAXS_INTENSITY_Q_RANGE_A` of the noise-free
-        patterns (per um) against q (A^-1).
+        """True integrated SAXS intensity (ny, nx), per um x A^-1: the integral over
+        :data:`SAXS_INTENSITY_Q_RANGE_A` of the noise-free patterns (per um), interpolated
+        linearly between the SAXS bins, against q (A^-1), edge to edge.
 
         Patterns are linear in the maps, so it is one value per basis pattern (0 for mu)
         contracted with the maps, without building the (ny, nx, n_q) patterns.
         """
         q = self.q.saxs
         lo, hi = SAXS_INTENSITY_Q_RANGE_A
-        inside = (q >= lo) & (q <= hi)
-        weights = np.trapezoid(self.pattern_bases()["saxs"][:, inside], q[inside], axis=-1)
+        nodes = np.concatenate([[lo], q[(q > lo) & (q < hi)], [hi]])
+        bases = self.pattern_bases()["saxs"]
+        weights = np.trapezoid([np.interp(nodes, q, basis) for basis in bases], nodes, axis=-1)
         maps, names = self.projection_maps()
         return np.tensordot(np.insert(weights, names.index("mu"), 0.0), maps, axes=1)
 
