@@ -101,6 +101,19 @@ def test_a_defect_share_without_value_is_shown_as_no_value(results: Path, tmp_pa
     assert "<dt>defect share of the anode</dt><dd>no value (the study: &lt; 10 %)</dd>" in page
 
 
+def test_the_psf_the_sizes_were_deconvolved_by_is_shown(results: Path, tmp_path: Path) -> None:
+    """The diagnosis records the PSF it used and the one the map measures: both shown."""
+    given = _copy(
+        results, tmp_path / "given.h5", name="given", psf_fwhm_um=20.0,
+        psf_measured_fwhm_um=27.5, psf_measured=0,
+    )  # fmt: skip
+    page = run_report([given], tmp_path / "report.html").read_text()
+    assert "<dd>20 um (given, the map&#x27;s layers measure 27.5 um)</dd>" in page
+    older = _copy(results, tmp_path / "older.h5", name="older", psf_fwhm_um=None)
+    page = run_report([older], tmp_path / "older.html").read_text()
+    assert "<dt>agglomerates deconvolved by (PSF FWHM)</dt><dd>not recorded</dd>" in page
+
+
 def test_cells_diagnosed_with_other_critical_diameters_show_each(
     results: Path, tmp_path: Path
 ) -> None:

@@ -239,6 +239,7 @@ def _cell_section(report: Report, result: Diagnosis, critical: float) -> None:
             "defect share of the anode": NOT_RECORDED
             if share is None
             else f"{_percent(share, 1)} (the study: < 10 %)",
+            "agglomerates deconvolved by (PSF FWHM)": _psf(result.summary),
         }
     )
     if all(name in maps for name in (*GRAPHITE_PHASE_MAPS, MapName.NMC_LITHIATED)):
@@ -585,6 +586,17 @@ def _operando_section(report: Report, label: str, path: Path) -> None:
         section.table(zones, "damaged zones: lag behind the regular anode")
     for note in found.notes:
         section.note(note)
+
+
+def _psf(summary: Mapping[str, Any]) -> str:
+    """The PSF the agglomerate sizes were deconvolved by, and the one the map measures."""
+    used = summary.get("psf_fwhm_um")
+    if used is None:
+        return NOT_RECORDED
+    measured = float(summary.get("psf_measured_fwhm_um", np.nan))
+    how = "measured on the map" if summary.get("psf_measured") else "given"
+    seen = f", the map's layers measure {measured:.3g} um" if np.isfinite(measured) else ""
+    return f"{used:.3g} um ({how}{'' if summary.get('psf_measured') else seen})"
 
 
 def _percent(fraction: float | None, digits: int = 2) -> str:
