@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import h5py
@@ -58,6 +59,7 @@ def test_maps_on_a_waxs_run(tmp_path: Path, twin: Twin) -> None:
     run = make_run(tmp_path / "waxs_run.h5", twin, "waxs", seed=1)
     result = CliRunner().invoke(app, ["maps", str(run)])
     assert result.exit_code == 0, result.output
+    assert "q axis checked against 7 lines" in " ".join(result.output.split())
     with h5py.File(run, "r") as f:
         maps = f["/entry/maps"]
         assert maps.attrs["default"] == "graphite"
@@ -75,6 +77,25 @@ def test_maps_on_a_waxs_run(tmp_path: Path, twin: Twin) -> None:
     for name in ("graphite_rgb", "nmc_rgb"):
         png = tmp_path / f"waxs_run_{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_maps_refuse_a_waxs_run_whose_q_axis_is_stretched(tmp_path: Path, twin: Twin) -> None:
+    """The twin's per-pixel patterns on an axis read 2 % short (q measured = 0.98 q true, a
+    PONI distance 2 % long): every phase map was made from the wrong lines, exit 0."""
+    run = make_run(tmp_path / "waxs_run.h5", twin, "waxs", seed=1)
+    with h5py.File(run, "r+") as f:  # the same patterns, the axis of a wrong geometry
+        q = f["/entry/reconstruction/q"]
+        q[...] = q[()] * 0.98
+    result = CliRunner().invoke(app, ["maps", str(run)])
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.output.split())
+    found = re.search(r"off by a factor (\d\.\d+)", text)
+    # the twin's lines sit 0.03 % low at a correct calibration (parabola vertices of
+    # 1.7-bin-wide lines): 0.9797
+    assert found and float(found.group(1)) == pytest.approx(0.98, abs=5e-4), text
+    assert "PONI distance" in text and "Cu (111) at" in text
+    with h5py.File(run, "r") as f:
+        assert "maps" not in f["/entry"]
 
 
 def test_maps_killed_while_drawing_leave_no_earlier_figures(

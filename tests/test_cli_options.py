@@ -51,7 +51,7 @@ COMMANDS: dict[str, list[tuple[type[BaseModel], dict[str, str]]]] = {
             MapsOptions,
             {"analysis": "analysis", "label_threshold": "label_threshold", "denoise": "denoise",
              "rank": "rank",
-             "dstar_min_intensity": "dstar_min_intensity"},
+             "dstar_min_intensity": "dstar_min_intensity", "q_check": "q_check"},
         ),
         (DstarOptions, {name: name for name in DstarOptions.model_fields}),
     ],
@@ -129,7 +129,7 @@ def test_every_maps_option_is_reachable_from_the_toml(tmp_path: Path) -> None:
     its default arrives in the loaded options (rank in a second configuration: the study's
     analysis does not denoise, so a rank is refused with it)."""
     maps = {"analysis": "study", "label_threshold": 0.1, "denoise": False,
-            "dstar_min_intensity": 0.3}  # fmt: skip
+            "dstar_min_intensity": 0.3, "q_check": False}  # fmt: skip
     dstar = {"min_intensity": 1e-8, "min_points": 100, "skip_low_fraction": 0.2,
              "skip_high_fraction": 0.1, "min_slope": 2.0, "max_slope": 4.5,
              "tolerance": 0.05}  # fmt: skip

@@ -231,3 +231,37 @@ def test_channels_without_a_value_are_skipped_without_a_copy_of_the_cube(
         tracemalloc.stop()
     # measured 0.14: the per-window channels and the isfinite mask of the empty-channel scan
     assert peak < 0.6 * data.nbytes
+
+
+@pytest.mark.parametrize("factor", [1.0, 0.98, 1.05])
+def test_a_q_axis_stretched_by_a_wrong_geometry_is_refused(factor: float) -> None:
+    """A PONI distance 2 % long (axis x 0.98) put the LiC12 line into the LiC6 window and
+    every phase map was wrong, exit 0; x 1.05 put each graphite line on its neighbour's
+    place. The casing's and collectors' lines in the mean pattern give the factor."""
+    rng = np.random.default_rng(6)
+    q = np.linspace(0.8, 5.2, 301)[:-1] + 4.4 / 600  # the twin's bin centres
+    names = (*WAXS_COMPONENTS, "steel", "cu", "al")
+    # the patterns of the true axis q / factor drawn on q
+    bases = np.stack([waxs_pattern(name, q / factor) for name in names])
+    mixtures = np.einsum("yxc,cq->yxq", rng.random((12, 12, len(names))), bases)
+    noisy = rng.poisson(1000 * mixtures / mixtures.max()) / 1000
+    recon = Reconstruction(noisy.astype(np.float32), q, _axes(12), _axes(12))
+    if factor == 1.0:
+        notes = compute_maps(recon, MapsOptions()).notes
+        assert any("q axis checked against 7 lines" in note for note in notes), notes
+        return
+    with pytest.raises(ValueError, match=r"off by a factor (\d\.\d+).*Cu \(111\) at.*PONI") as e:
+        compute_maps(recon, MapsOptions())
+    # the vertex of a parabola through three bins of 1.7-bin-wide lines: 0.03 % at most
+    # on the twin's patterns, and the median of 6-7 lines
+    assert float(e.value.args[0].split("factor ")[1].split(" ")[0]) == pytest.approx(
+        factor, abs=5e-4
+    )
+    assert "graphite" in compute_maps(recon, MapsOptions(q_check=False))
+
+
+def test_a_pattern_without_the_metal_lines_is_mapped_with_a_note(waxs: Reconstruction) -> None:
+    """No casing or collector in the scan (a powder of the phases): nothing to check the
+    axis with, which the notes say; no refusal."""
+    notes = compute_maps(waxs, MapsOptions()).notes
+    assert any("lines are not found in the mean pattern" in note for note in notes), notes

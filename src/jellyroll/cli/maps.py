@@ -26,6 +26,9 @@ def maps(
     ] = None,
     rank: Annotated[int | None, option(MapsOptions, "rank")] = None,
     dstar_min_intensity: Annotated[float | None, option(MapsOptions, "dstar_min_intensity")] = None,
+    q_check: Annotated[
+        bool | None, option(MapsOptions, "q_check", "--q-check/--no-q-check")
+    ] = None,
     tolerance: Annotated[float | None, option(DstarOptions, "tolerance")] = None,
     min_points: Annotated[int | None, option(DstarOptions, "min_points")] = None,
     min_slope: Annotated[float | None, option(DstarOptions, "min_slope")] = None,
@@ -65,6 +68,7 @@ def maps(
                 "denoise": denoise,
                 "rank": rank,
                 "dstar_min_intensity": dstar_min_intensity,
+                "q_check": q_check,
                 "dstar": dstar,
             },
         )

@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from jellyroll.conventions import RowSliced, empty_channels, row_slabs
+from jellyroll.maps.calibration import q_axis_note
 from jellyroll.maps.options import MapsOptions
 from jellyroll.phases import (
     GRAPHITE_OVERVIEW_WINDOW,
@@ -70,9 +71,12 @@ def compute_maps(recon: Reconstruction, options: MapsOptions) -> MapSet:
     """Phase maps when q covers the Table 1 windows, SAXS intensity and d* when it covers
     0.025-0.1 A^-1, and the attenuation map when the reconstruction has one. The cube
     ``recon.data`` may be on disk (an h5py dataset): it is read by row slabs
-    (:func:`~jellyroll.conventions.row_slabs`), never whole.
+    (:func:`~jellyroll.conventions.row_slabs`), never whole. With ``options.q_check`` the WAXS
+    axis is checked against the casing's and collectors' lines in the mean pattern
+    (:mod:`jellyroll.maps.calibration`).
 
-    Raises ValueError when q covers neither (no map to make).
+    Raises ValueError when q covers neither (no map to make), or when the lines put the
+    WAXS axis off (a wrong PONI distance or wavelength).
     """
     q, data, units = recon.q_A, recon.data, recon.units
     maps: dict[str, Map] = {}
@@ -90,9 +94,11 @@ def compute_maps(recon: Reconstruction, options: MapsOptions) -> MapSet:
     default = None
     waxs_gap = uncovered(q_kept, analysis_windows(options), shoulder_bins=0)
     if waxs_gap is None:
-        maps.update(waxs_maps(q, data, units, options, keep))
+        waxs, mean = waxs_maps(q, data, units, options, keep)
+        maps.update(waxs)
         default = MapName.GRAPHITE
         notes.extend(filter(None, [partly_covered(q_kept, analysis_windows(options))]))
+        notes.append(q_axis_note(q_kept, mean) if options.q_check else "q axis check skipped")
     else:
         notes.append(f"{UNCOVERED} the Table 1 windows ({waxs_gap}): no phase maps")
     saxs_gap = uncovered(q_kept, {"saxs": SAXS_Q_RANGE}, shoulder_bins=0)
@@ -120,20 +126,37 @@ def compute_maps(recon: Reconstruction, options: MapsOptions) -> MapSet:
     return MapSet(maps, recon.x_um, recon.y_um, notes, default)
 
 
+MEAN_CHANNELS = 16
+"""Channels of a slab summed at once into the mean pattern (the copies stay small)."""
+
+
 def waxs_maps(
     q: np.ndarray, data: RowSliced, units: str, options: MapsOptions, channels: np.ndarray
-) -> dict[str, Map]:
+) -> tuple[dict[str, Map], np.ndarray]:
     """Window integrals of Table 1 and the graphite overview, the phase labels, and the
     housing ring's map when q covers it (to find the cell without a diode); from the
-    ``channels`` (n_q,) bool of ``data`` only."""
+    ``channels`` (n_q,) bool of ``data`` only. With them, from the same read, the mean
+    pattern of the pixels over those channels (n_kept,), NaN where no pixel holds a
+    value."""
     windows = analysis_windows(options)
     housing = covers(q[channels], HOUSING_WINDOW)
+    kept = np.flatnonzero(channels)
+    total, count = np.zeros(kept.size), np.zeros(kept.size)
 
     def slab_maps(slab: np.ndarray) -> dict[str, np.ndarray]:
         # the jellyroll windows carry their own background anchors; no shoulders for either
         found = phase_maps(q, slab, windows, shoulder_bins=0, channels=channels)
         if housing:
             found.update(phase_maps(q, slab, HOUSING_WINDOW, channels=channels))
+        # a few channels at a time: a copy of the slab's kept channels was 2.4 times the
+        # tiny cube's bytes
+        for start in range(0, kept.size, MEAN_CHANNELS):
+            part = slab[..., kept[start : start + MEAN_CHANNELS]]
+            finite = np.isfinite(part)
+            total[start : start + part.shape[-1]] += np.where(finite, part, 0).sum(
+                axis=tuple(range(part.ndim - 1)), dtype=np.float64
+            )
+            count[start : start + part.shape[-1]] += finite.sum(axis=tuple(range(part.ndim - 1)))
         return found
 
     parts = [slab_maps(slab) for _, slab in row_slabs(data)]
@@ -148,7 +171,8 @@ def waxs_maps(
     ):
         labels = phase_labels(integrals, family, threshold=options.label_threshold)
         out[name] = Map(labels.label, meaning)
-    return out
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return out, total / count
 
 
 EDGE_SHARE = 0.25

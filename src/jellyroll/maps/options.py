@@ -51,6 +51,12 @@ class MapsOptions(StageOptions):
         "level (p99, hot voxels left out).",
     )
     dstar: DstarOptions = DstarOptions()
+    q_check: bool = Field(
+        True,
+        description="Check a WAXS q axis against the casing's and collectors' lines (Cu, Al, "
+        "steel) and refuse one they put off (a wrong PONI distance or wavelength); false "
+        "for a sample without those lines or with others at their places.",
+    )
 
     @model_validator(mode="after")
     def _study_is_raw(self) -> MapsOptions:
