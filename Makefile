@@ -22,7 +22,7 @@ demo: $(VENV)/.installed
 	$(BIN)/jellyroll demo -o $(OUT)
 
 test: $(VENV)/.installed-test chromium
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 -q --durations=20
 
 # headless Chromium renders the HTML report in a test; without it that test is skipped
 chromium:
