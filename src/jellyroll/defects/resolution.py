@@ -49,6 +49,10 @@ SECTOR_ARC_PX = 4.0
 """Width (pixels of arc at the median anode radius) of the sectors the profiles are cut
 from: wide enough for a few pixels per radial step, narrow enough that a spiral layer's
 radius changes by well under a pixel across it."""
+MAX_SECTORS = 64
+"""Sectors fitted at most, spread evenly around the cell: the study's 1024^2 map cut into
+all its ~390 sectors gave 4012 crossings (median known to 0.01 um) in 15 s, on every
+diagnosis; a few hundred crossings know it to a few hundredths of a um."""
 _ERF = 1.0 / math.sqrt(2.0)
 
 
@@ -106,7 +110,7 @@ def estimate_psf(
     order = np.argsort(sector, kind="stable")
     bounds = np.searchsorted(sector[order], np.arange(sectors + 1))
     fwhms = []
-    for k in range(sectors):
+    for k in range(0, sectors, math.ceil(sectors / MAX_SECTORS)):
         picked = order[bounds[k] : bounds[k + 1]]
         for crossing in _crossings(radius[picked], values[picked], inside[picked], p):
             sigma = _fit_crossing(*crossing, p)
