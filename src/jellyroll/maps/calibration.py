@@ -34,6 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import find_peaks
 
+from jellyroll.conventions import MAD_TO_SIGMA
+
 CU_A = 3.6150
 AL_A = 4.0494
 FE_A = 2.8664
@@ -109,7 +111,7 @@ def pattern_noise(pattern: np.ndarray) -> float:
     """Robust one-sigma noise of a pattern from its second differences (a few peaks and a
     smooth background barely move their median)."""
     second = np.abs(np.diff(pattern, 2))
-    sigma = 1.4826 * float(np.median(second)) / math.sqrt(6) if second.size else 0.0
+    sigma = MAD_TO_SIGMA * float(np.median(second)) / math.sqrt(6) if second.size else 0.0
     return max(sigma, 1e-9 * float(np.max(np.abs(pattern), initial=0.0)))
 
 
