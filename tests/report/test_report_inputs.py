@@ -286,10 +286,10 @@ def test_a_value_a_hair_above_the_threshold_is_written_whole() -> None:
     assert float(beside_threshold(50.0, "{:.3g}")(50.0 + 1e-12)) > 50.0
 
 
-def _with_profiles(results: Path, to: Path, *, config: dict | None = None) -> Path:
+def _with_profiles(results: Path, to: Path, *, dstar: dict | None = ...) -> Path:  # type: ignore[assignment]
     """A copy of ``results`` with a regular-anode SAXS profile whose d* depends on the
-    departure tolerance (6.8 nm at the study's 3 %, 8.5 nm at 8 %), its provenance
-    recording ``config`` as a `jellyroll run` configuration when given."""
+    departure tolerance (6.8 nm at the study's 3 %, 8.5 nm at 8 %), recording ``dstar``
+    as the d* parameters of its maps (None: not recorded; left out: as recorded)."""
     import pandas as pd
 
     from jellyroll.io.nexus import write_table
@@ -299,11 +299,11 @@ def _with_profiles(results: Path, to: Path, *, config: dict | None = None) -> Pa
     profile = pd.DataFrame({"q_A": q, "regular": q**-3.5 / (1 + (0.04 / q) ** 2)})
     with h5py.File(to, "r+") as f:
         write_table(f["entry"], "saxs_profiles", profile)
-        if config is not None:
-            record = json.loads(f["entry/provenance/run"].asstr()[()])
-            record["configuration"]["config"] = config
-            del f["entry/provenance/run"]
-            f["entry/provenance/run"] = json.dumps(record)
+        summary = f["entry/summary"].attrs
+        if dstar is None:
+            summary.pop("dstar_parameters", None)
+        elif dstar is not ...:
+            summary["dstar_parameters"] = json.dumps(dstar)
     return to
 
 
@@ -326,13 +326,13 @@ def test_the_region_dstar_uses_the_parameters_the_maps_were_made_with(
     intensity = q**-3.5 / (1 + (0.04 / q) ** 2)
     at = {t: f"{departure_dstar(q, intensity, tolerance=t).d_star_nm:.3g}" for t in (0.03, 0.08)}
     assert at[0.03] != at[0.08]
-    # `jellyroll run`: the configuration in the results file's provenance
+    # recorded by the diagnosis in the results file
     config = {"maps": {"dstar": {"tolerance": 0.08}}}
-    cell = _with_profiles(results, tmp_path / "run.h5", config=config)
+    cell = _with_profiles(results, tmp_path / "run.h5", dstar=config["maps"]["dstar"])
     page = run_report([cell], tmp_path / "run.html").read_text()
     assert _region_dstar(page) == at[0.08]
     assert "tolerance 0.08" in page
-    # `jellyroll maps` then `jellyroll diagnose`: the SAXS run's maps stage records them
+    # `jellyroll maps` then `jellyroll diagnose`: from the SAXS run's maps stage
     folder = tmp_path / "alone"
     folder.mkdir()
     run = saxs_maps_run(folder, _disk_map())
@@ -347,6 +347,6 @@ def test_the_region_dstar_uses_the_parameters_the_maps_were_made_with(
     page = run_report([cell], tmp_path / "alone.html").read_text()
     assert _region_dstar(page) == at[0.08]
     # recorded by neither: the study's parameters, said so
-    plain = _with_profiles(results, tmp_path / "plain.h5")
+    plain = _with_profiles(results, tmp_path / "plain.h5", dstar=None)
     page = run_report([plain], tmp_path / "plain.html").read_text()
     assert _region_dstar(page) == at[0.03]

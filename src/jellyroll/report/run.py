@@ -7,13 +7,11 @@ was computed by a stage and read from its results file.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import pandas as pd
 
@@ -28,14 +26,13 @@ from jellyroll.defects.truth import (
 from jellyroll.io.lock import output_lock
 from jellyroll.io.provenance import package_versions, refuse_overwrite
 from jellyroll.locate.link_run import read_link
-from jellyroll.maps.options import DstarOptions
 from jellyroll.operando.timeline import SOC_UNITS
 from jellyroll.report.html import NO_VALUE, Report, beside_threshold
 from jellyroll.report.options import ReportOptions
 from jellyroll.results import GRAPHITE_PHASE_MAPS, Diagnosis, MapName, require_diagnosis
 from jellyroll.results.nxct import read_displacement, read_fused_cuts, read_nxct
 from jellyroll.results.operando import read_operando
-from jellyroll.results.store import UPSTREAM, RunFileError, run_stage_key, stage_file
+from jellyroll.results.store import RunFileError
 from jellyroll.saxs import departure_dstar
 
 PHASE_TITLES = ("LiC6", "LiC12", "poorly lithiated")
@@ -319,46 +316,13 @@ def _case_counts(summary: Mapping[str, Any]) -> str:
     return f"{summary.get('agglomerates', NOT_RECORDED)}: " + ", ".join(parts)
 
 
-def dstar_parameters(result: Diagnosis) -> dict[str, float | int] | None:
-    """The overrides of the study's d* parameters (``[maps.dstar]``) the cell's d* map was
-    made with: from the `jellyroll run` configuration its results file records, else from
-    its SAXS run's maps stage when that is still the one it diagnosed; None when neither
-    records them."""
-    if result.path is None:
-        return None
-    with h5py.File(result.path, "r") as f:
-        record = _json_record(f, "/entry/provenance/run")
-        upstream = str(f.attrs.get(UPSTREAM, "")).split("+")
-    config = record.get("configuration", {}).get("config")
-    if isinstance(config, dict) and "maps" in config:
-        return DstarOptions(**config["maps"].get("dstar", {})).overrides()
-    saxs = record.get("runs", {}).get("saxs")
-    if saxs is None or run_stage_key(saxs, "maps") not in upstream:
-        return None
-    with h5py.File(stage_file(saxs, "maps"), "r") as f:
-        made = _json_record(f, "/entry/provenance/maps").get("configuration", {})
-    return DstarOptions(**made["dstar"]).overrides() if "dstar" in made else None
-
-
-def _json_record(f: h5py.File, name: str) -> dict[str, Any]:
-    """The JSON provenance record ``name`` of ``f``; empty when absent or not JSON."""
-    item = f.get(name)
-    if not isinstance(item, h5py.Dataset):
-        return {}
-    try:
-        record = json.loads(item.asstr()[()])
-    except (TypeError, ValueError):
-        return {}
-    return record if isinstance(record, dict) else {}
-
-
 def _saxs_profiles(section, result: Diagnosis) -> None:
     """Region-averaged SAXS profiles with their power-law fits and d* (study Fig. 4), with
-    the d* parameters the cell's d* map was made with (:func:`dstar_parameters`)."""
+    the d* parameters the cell's d* map was made with (recorded by the diagnosis)."""
     profiles = result.saxs_profiles
     q = profiles["q_A"].to_numpy(dtype=float)
     regions = [name for name in REGIONS if name in profiles]
-    overrides = dstar_parameters(result)
+    overrides = result.dstar_parameters
     fits = {
         name: departure_dstar(q, profiles[name].to_numpy(dtype=float), **(overrides or {}))
         for name in regions

@@ -12,7 +12,8 @@ loaded from disk are the same object.
                                      cell centre; attribute ``along``: spiral or polar
     /entry/saxs_profiles             table: q_A and the mean SAXS profile of each anode
                                      region (regular, agglomerate, bent)
-    /entry/summary                   attributes: counts, median radius, d*, phase shares
+    /entry/summary                   attributes: counts, median radius, d*, phase shares;
+                                     the d* parameters of the maps (JSON, when known)
     /entry/notes                     what the diagnosis could not do, one line each
 """
 
@@ -77,6 +78,9 @@ class Diagnosis:
     notes: list[str] = field(default_factory=list)
     path: Path | None = None
     saxs_profiles: pd.DataFrame = field(default_factory=pd.DataFrame)
+    dstar_parameters: dict[str, float | int] | None = None
+    """Overrides of the study's d* parameters the d* map was made with ({}: none; None:
+    not recorded), for the d* of :attr:`saxs_profiles`."""
 
     @property
     def pixel_size_um(self) -> float:
@@ -125,6 +129,8 @@ def write_diagnosis(
             write_table(entry, "saxs_profiles", diagnosis.saxs_profiles)
         summary = nx_group(entry, "summary", "NXcollection")
         summary.attrs["values"] = json.dumps(diagnosis.summary, default=float)
+        if diagnosis.dstar_parameters is not None:
+            summary.attrs["dstar_parameters"] = json.dumps(diagnosis.dstar_parameters)
         entry["notes"] = "\n".join(diagnosis.notes)
 
     return write_stage_file(
@@ -171,7 +177,14 @@ def read_diagnosis(path: str | os.PathLike[str]) -> Diagnosis:
             saxs_profiles=(
                 read_table(entry["saxs_profiles"]) if "saxs_profiles" in entry else pd.DataFrame()
             ),
+            dstar_parameters=_dstar_parameters(entry),
         )
+
+
+def _dstar_parameters(entry: h5py.Group) -> dict[str, float | int] | None:
+    """The d* parameters recorded with the summary; None when not recorded."""
+    text = entry["summary"].attrs.get("dstar_parameters")
+    return None if text is None else json.loads(text)
 
 
 _ROWS = {"spiral": "depth_um", "polar": "radius_um"}
