@@ -58,6 +58,36 @@ def test_the_factor_of_a_stretched_twin_pattern(
         assert q_axis_note(q, pattern).startswith("q axis checked against")
 
 
+@pytest.mark.parametrize("factor", [1.0, 1.05])
+def test_a_few_channels_are_checked_on_the_wider_pattern(
+    twin_mean: tuple[np.ndarray, np.ndarray], factor: float
+) -> None:
+    """Only the Table 1 channels reconstructed (an operando step): the sinogram's pattern
+    over every channel is checked instead, and asked for only then."""
+    fractions, q = twin_mean
+    pattern = fractions @ waxs_basis(q / factor)
+    picked = ((q > 1.6) & (q < 1.98)) | ((q > 4.42) & (q < 4.66))
+    asked = []
+
+    def wider() -> tuple[np.ndarray, np.ndarray]:
+        asked.append(True)
+        return q, pattern
+
+    if factor == 1.0:
+        note = q_axis_note(q[picked], pattern[picked], wider=wider)
+        assert note.startswith("q axis checked against") and "sinogram's mean pattern" in note
+    else:
+        with pytest.raises(
+            ValueError, match=r"off by a factor 1\.0(49|50)\d .*sinogram's mean pattern"
+        ):
+            q_axis_note(q[picked], pattern[picked], wider=wider)
+    assert asked == [True]
+    q_axis_note(q, pattern * 0 + 1, wider=wider)  # every channel: the wider one is not read
+    assert asked == [True]
+    none = q_axis_note(q[picked], pattern[picked], wider=lambda: None)
+    assert "hold 0 of the casing's" in none
+
+
 def test_axes_without_the_lines_give_a_note_not_a_refusal() -> None:
     q = np.linspace(0.8, 5.2, 300)
     graphite_only = np.exp(-0.5 * ((q - 1.87) / 0.01) ** 2) + 0.1

@@ -16,6 +16,7 @@ from rich.console import Console
 
 import jellyroll.phantom.write as phantom_write
 import jellyroll.pipeline.run as pipeline_run
+from jellyroll.maps.options import MapsOptions
 from jellyroll.operando.options import OperandoOptions
 from jellyroll.operando.run import operando_key, run_operando
 from jellyroll.phantom.parameters import SIZES
@@ -50,19 +51,19 @@ def _raw_steps(out: Path, n_steps: int) -> Path:
     return out
 
 
-def _moved_poni(scan: Path, path: Path) -> Path:
-    """The scan's own PONI with its distance times :data:`DISTANCE_FACTOR`."""
+def _moved_poni(scan: Path, path: Path, factor: float = DISTANCE_FACTOR) -> Path:
+    """The scan's own PONI with its distance times ``factor``."""
     with h5py.File(scan, "r") as f:
         text = f["entry/instrument/detector/poni"].asstr()[()]
     found = re.search(r"Distance: (\S+)", text).group(1)
-    path.write_text(text.replace(found, repr(float(found) * DISTANCE_FACTOR)))
+    path.write_text(text.replace(found, repr(float(found) * factor)))
     return path
 
 
 @pytest.fixture(scope="module")
 def calibrated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Two raw steps made once with a moved PONI and a mask (FBP: fast); the analysis
-    refuses them (see the test of ``refusal``)."""
+    refuses them (see the test of ``refusal``) even with the q axis check skipped."""
     folder = tmp_path_factory.mktemp("operando_raw")
     series = _raw_steps(folder / "series", 2)
     poni = _moved_poni(series / "step_000_waxs.h5", folder / "moved.poni")
@@ -78,6 +79,7 @@ def calibrated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             series,
             output,
             reconstruct_options=ReconstructOptions(method="fbp"),
+            maps_options=MapsOptions(q_check=False),  # the graphite guard behind it
             poni_path=poni,
             mask_path=folder / "mask.npy",
             figures=False,
@@ -102,6 +104,34 @@ def test_steps_integrated_with_a_wrong_distance_are_refused(calibrated: dict[str
         str(calibrated["refusal"]),
     )
     assert not calibrated["output"].exists()
+
+
+def test_steps_whose_q_axis_puts_lines_on_their_neighbours_are_refused(
+    calibrated: dict[str, Path], tmp_path: Path
+) -> None:
+    """A distance 5 % long moves each graphite line onto its neighbour's window: the tiny
+    twin's anode was half lithiated at SOC 0.26 instead of 0.55, with no damaged zone,
+    exit 0 (the steps reconstruct only the Table 1 channels, which hold none of the metals'
+    lines, so the maps said "not checked"). The first step's maps now check the sinogram's
+    mean pattern (every channel) and refuse it, naming the step and the factor; nothing is
+    written."""
+    poni = _moved_poni(calibrated["series"] / "step_000_waxs.h5", tmp_path / "five.poni", 1.05)
+    output = tmp_path / "op.h5"
+    with warnings.catch_warnings(), pytest.raises(ValueError) as refusal:
+        warnings.simplefilter("ignore")
+        run_operando(
+            calibrated["series"],
+            output,
+            reconstruct_options=ReconstructOptions(method="fbp"),
+            poni_path=poni,
+            figures=False,
+        )
+    # the twin's lines give 1 / 1.05 = 0.952 to 0.3 %, the accepted departure
+    assert re.search(
+        r"step_000\.h5: the q axis is off by a factor 0\.95\d+ .* sinogram's mean pattern",
+        str(refusal.value),
+    )
+    assert not output.exists()
 
 
 def test_raw_steps_are_integrated_with_the_poni_and_mask_given(

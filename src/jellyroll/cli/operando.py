@@ -12,6 +12,7 @@ from rich.table import Table
 
 from jellyroll.cli import app, console
 from jellyroll.cli._common import check_input_file, check_output_file, option, reported_errors
+from jellyroll.maps.options import MapsOptions
 from jellyroll.operando.options import OperandoOptions
 from jellyroll.operando.timeline import SOC_UNITS
 from jellyroll.options import options_from
@@ -46,6 +47,9 @@ def operando(
     min_lag_soc: Annotated[float | None, option(OperandoOptions, "min_lag_soc")] = None,
     min_zone_pixels: Annotated[int | None, option(OperandoOptions, "min_zone_pixels")] = None,
     ring_width_um: Annotated[float | None, option(OperandoOptions, "ring_width_um")] = None,
+    q_check: Annotated[
+        bool | None, option(MapsOptions, "q_check", "--q-check/--no-q-check")
+    ] = None,
 ) -> None:
     """Reduce, reconstruct and map every step with one rotation centre, then follow the
     graphite phases of the regular anode, each damaged zone, its ring and each turn."""
@@ -88,6 +92,7 @@ def operando(
                 options,
                 log=log,
                 saxs_maps=saxs,
+                maps_options=options_from(MapsOptions, {"q_check": q_check}),
                 poni_path=poni,
                 mask_path=mask,
                 console=console,

@@ -28,7 +28,7 @@ Units: q in 1/A.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -185,14 +185,27 @@ def check_q_axis(
     return QAxisCheck(found, factor, names)
 
 
-def q_axis_note(q: np.ndarray, pattern: np.ndarray, *, tolerance: float = Q_TOLERANCE) -> str:
+def q_axis_note(
+    q: np.ndarray,
+    pattern: np.ndarray,
+    *,
+    tolerance: float = Q_TOLERANCE,
+    wider: Callable[[], tuple[np.ndarray, np.ndarray] | None] | None = None,
+) -> str:
     """What :func:`check_q_axis` says of the WAXS axis ``q`` (1/A) from the cell's mean
-    ``pattern`` (n_q,), as a note of the maps.
+    ``pattern`` (n_q,), as a note of the maps. When ``q`` holds fewer than
+    :data:`MIN_LINES` lines (a reconstruction of a few channels, e.g. an operando step's),
+    ``wider()`` gives a pattern of the same scan over more channels (the sinogram's mean
+    pattern: q, pattern) to check instead, or None.
 
     Raises ValueError when the lines agree on a factor farther than ``tolerance`` from 1:
     every Table 1 window would integrate the wrong line.
     """
     check = check_q_axis(q, pattern)
+    source = "mean pattern"
+    found = wider() if wider is not None and len(check.searched) < MIN_LINES else None
+    if found is not None:
+        check, source = check_q_axis(*found), "sinogram's mean pattern"
     unchecked = "the q axis calibration (PONI distance, wavelength) is not checked"
     if len(check.searched) < MIN_LINES:
         held = f" ({', '.join(check.searched)})" if check.searched else ""
@@ -203,22 +216,23 @@ def q_axis_note(q: np.ndarray, pattern: np.ndarray, *, tolerance: float = Q_TOLE
         )
     if check.factor is None:
         return (
-            "the casing's and current collectors' lines are not found in the mean pattern "
+            f"the casing's and current collectors' lines are not found in the {source} "
             f"(searched: {', '.join(check.searched)}; {MIN_LINES} and more than half of "
             f"them must agree on one factor): {unchecked}"
         )
     if not check.within(tolerance):
         raise ValueError(
             f"the q axis is off by a factor {check.factor:.4f} (q measured / q true; "
-            f"accepted 1 +- {tolerance:g}): in the mean pattern the casing's and current "
+            f"accepted 1 +- {tolerance:g}): in the {source} the casing's and current "
             f"collectors' lines lie at {check.lines_text()}, so every Table 1 window "
             "integrates the wrong lines. Check the calibration (the PONI distance, the "
             "wavelength or energy) and reduce the scan again with the right one (jellyroll "
             "reduce --poni); for a sample whose lines these are not, skip this check "
-            "(jellyroll maps --no-q-check, q_check = false in [maps] of jellyroll run)"
+            "(jellyroll maps or operando --no-q-check, q_check = false in [maps] of "
+            "jellyroll run)"
         )
     return (
         f"q axis checked against {len(check.found)} lines of the casing and current "
-        f"collectors ({', '.join(name for name, _, _ in check.found)}): factor "
+        f"collectors in the {source} ({', '.join(name for name, _, _ in check.found)}): factor "
         f"{check.factor:.4f} (accepted 1 +- {tolerance:g})"
     )

@@ -5,6 +5,7 @@ and d* (SPEC sections 2 and 3). Pure functions: a :class:`Reconstruction` in, a
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -67,13 +68,19 @@ def analysis_note(options: MapsOptions) -> str:
     )
 
 
-def compute_maps(recon: Reconstruction, options: MapsOptions) -> MapSet:
+def compute_maps(
+    recon: Reconstruction,
+    options: MapsOptions,
+    sinogram_pattern: Callable[[], tuple[np.ndarray, np.ndarray] | None] | None = None,
+) -> MapSet:
     """Phase maps when q covers the Table 1 windows, SAXS intensity and d* when it covers
     0.025-0.1 A^-1, and the attenuation map when the reconstruction has one. The cube
     ``recon.data`` may be on disk (an h5py dataset): it is read by row slabs
     (:func:`~jellyroll.conventions.row_slabs`), never whole. With ``options.q_check`` the WAXS
     axis is checked against the casing's and collectors' lines in the mean pattern
-    (:mod:`jellyroll.maps.calibration`).
+    (:mod:`jellyroll.maps.calibration`); when the reconstructed channels hold too few of
+    those lines, ``sinogram_pattern()`` (q in 1/A, the scan's mean pattern over every
+    channel, or None) is checked instead.
 
     Raises ValueError when q covers neither (no map to make), or when the lines put the
     WAXS axis off (a wrong PONI distance or wavelength).
@@ -98,7 +105,11 @@ def compute_maps(recon: Reconstruction, options: MapsOptions) -> MapSet:
         maps.update(waxs)
         default = MapName.GRAPHITE
         notes.extend(filter(None, [partly_covered(q_kept, analysis_windows(options))]))
-        notes.append(q_axis_note(q_kept, mean) if options.q_check else "q axis check skipped")
+        notes.append(
+            q_axis_note(q_kept, mean, wider=sinogram_pattern)
+            if options.q_check
+            else "q axis check skipped"
+        )
     else:
         notes.append(f"{UNCOVERED} the Table 1 windows ({waxs_gap}): no phase maps")
     saxs_gap = uncovered(q_kept, {"saxs": SAXS_Q_RANGE}, shoulder_bins=0)

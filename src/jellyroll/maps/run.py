@@ -14,7 +14,7 @@ from jellyroll.io.provenance import provenance_record
 from jellyroll.maps.core import compute_maps
 from jellyroll.maps.options import MapsOptions
 from jellyroll.results import MapName, MapSet, RunFileError
-from jellyroll.results.run import open_reconstruction, write_map_set
+from jellyroll.results.run import open_reconstruction, sinogram_mean_pattern, write_map_set
 from jellyroll.results.store import run_stage_key, stage_file, stage_key
 
 
@@ -55,7 +55,9 @@ def _maps(run: Path, options: MapsOptions, figures: bool) -> MapsResult:
         if cube.size * cube.dtype.itemsize <= scratch.IN_MEMORY_BYTES:
             recon = replace(recon, data=cube[()])
         try:
-            maps = compute_maps(recon, options)
+            maps = compute_maps(
+                recon, options, lambda: sinogram_mean_pattern(stage_file(run, "reduce"))
+            )
         except ValueError as error:
             raise RunFileError(f"{run}: {error}") from error
     configuration = {"stage": "maps", **options.key_payload(), "source": "/entry/reconstruction"}

@@ -345,6 +345,36 @@ def read_sinogram(path: str | os.PathLike[str], *, errors: bool = True) -> Sinog
         )
 
 
+MEAN_PATTERN_ANGLES = 36
+"""Angles, evenly spread, averaged into a sinogram's mean pattern: the line positions of a
+cell's metals are the same at every angle, and 36 angles of the study's 300 read 12 % of
+its 2.4 GB."""
+
+
+def sinogram_mean_pattern(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The mean pattern (n_q,) of the sinogram of the run stage file ``path`` over up to
+    :data:`MEAN_PATTERN_ANGLES` angles (each read whole, NaN frames left out) and its q axis
+    (1/A); None when ``path`` does not exist or its radial axis is not q."""
+    if not Path(path).is_file():
+        return None
+    hint = "reduce the scan with `jellyroll reduce`"
+    with open_run(path) as f:
+        data = require(f, path, "/entry/sinogram/data", hint)
+        q, q_units = _radial_axis(path, require(f, path, "/entry/sinogram/q", hint))
+        if q_units != Q_UNITS or data.ndim != 3 or q.shape != data.shape[2:]:
+            return None
+        n_angles = data.shape[0]
+        picked = np.unique(np.linspace(0, n_angles - 1, min(n_angles, MEAN_PATTERN_ANGLES)))
+        total, count = np.zeros(q.size), np.zeros(q.size)
+        for angle in picked.astype(int):
+            frames = data[angle]
+            finite = np.isfinite(frames)
+            total += np.where(finite, frames, 0).sum(axis=0, dtype=np.float64)
+            count += finite.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return q, total / count
+
+
 def _radial_axis(path: str | os.PathLike[str], dataset: h5py.Dataset) -> tuple[np.ndarray, str]:
     """The radial axis and its unit: q in any unit of q converted to 1/angstrom (without
     ``@units``, 1/angstrom: SPEC section 6's contract, as the angles' degrees and the
