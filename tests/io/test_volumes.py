@@ -342,6 +342,25 @@ def test_an_imagej_hyperstack_of_several_volumes_is_refused(tmp_path: Path, axes
     assert open_volume(appended, 20.0).shape == (3, 8, 8)
 
 
+def test_a_tiff_of_two_volumes_is_refused(tmp_path: Path) -> None:
+    """Two stacks written one after the other into one TIFF (two series of one slice shape,
+    4 and 3 slices): open_volume (what nxct and locate read) stacked them into one volume of
+    7 slices, the second volume's slices above the first's, exit 0. Now refused by name;
+    2D pages appended one by one (a series each) still read as one stack."""
+    path = tmp_path / "two.tif"
+    with tifffile.TiffWriter(path) as writer:
+        for nz in (4, 3):
+            writer.write(np.zeros((nz, 8, 8), np.uint16), photometric="minisblack")
+    with pytest.raises(ValueError, match=r"two\.tif: the TIFF holds 2 images.*more than one"):
+        open_volume(path, 20.0)
+    with pytest.raises(ValueError, match=r"two\.tif"):
+        read_volume(path, 20.0)
+    appended = tmp_path / "appended.tif"
+    for _ in range(3):
+        tifffile.imwrite(appended, np.zeros((8, 8), np.uint16), append=True)
+    assert open_volume(appended, 20.0).shape == (3, 8, 8)
+
+
 def test_a_voxel_size_given_wins_over_metadata_it_cannot_read(tmp_path: Path) -> None:
     """A dataset's ``units`` is often the values' (attenuation in cm^-1): its voxel_size was
     refused even with the size given on the command line, which the message advised."""
@@ -356,6 +375,38 @@ def test_a_voxel_size_given_wins_over_metadata_it_cannot_read(tmp_path: Path) ->
         fiji, volume, imagej=True, resolution=(1 / 20, 1 / 40), metadata={"unit": "um"}
     )
     assert open_volume(fiji, 20.0).voxel_um == 20.0
+
+
+def _ome_stack(path: Path, sizes: dict[str, float], unit: str = "µm") -> Path:
+    """A 6 x 16 x 16 OME-TIFF with ``PhysicalSize<axis>`` = ``sizes[axis]`` in ``unit`` and
+    the centimetre resolution tags of its in-plane size (as Bio-Formats writes them)."""
+    metadata: dict = {"axes": "ZYX"}
+    for axis, size in sizes.items():
+        metadata |= {f"PhysicalSize{axis}": size, f"PhysicalSize{axis}Unit": unit}
+    per_cm = 1e4 / (sizes["X"] * (1e3 if unit == "mm" else 1.0))
+    tifffile.imwrite(
+        path, np.zeros((6, 16, 16), np.uint16), ome=True, resolution=(per_cm, per_cm),
+        resolutionunit="CENTIMETER", metadata=metadata,
+    )  # fmt: skip
+    return path
+
+
+def test_an_ome_tiff_is_read_at_its_physical_sizes(tmp_path: Path) -> None:
+    """OME-TIFF sizes were not read: a stack of 4.2 um pixels whose slices lie 8.4 um apart
+    (PhysicalSizeZ) was read at its in-plane resolution tags as 4.2 um cubic voxels, exit 0
+    (registered, its z axis then half as tall as it is). Now the OME sizes rule: not cubic
+    is refused, cubic in mm is read in um (exactly: the sizes are decimal text)."""
+    aniso = _ome_stack(tmp_path / "aniso.ome.tif", {"X": 4.2, "Y": 4.2, "Z": 8.4})
+    for read in (open_volume, read_volume):
+        with pytest.raises(ValueError, match=r"aniso\.ome\.tif.*Z 8\.4 um.*cubic"):
+            read(aniso)
+    assert open_volume(aniso, 4.2).voxel_um == 4.2  # a size given wins
+    cubic = _ome_stack(tmp_path / "mm.ome.tif", {"X": 0.0042, "Y": 0.0042, "Z": 0.0042}, "mm")
+    assert open_volume(cubic).voxel_um == pytest.approx(4.2, rel=1e-12)
+    assert read_volume(cubic)[1] == pytest.approx(4.2, rel=1e-12)
+    odd = _ome_stack(tmp_path / "odd.ome.tif", {"X": 4.2, "Y": 4.2, "Z": 4.2}, "pixel")
+    with pytest.raises(ValueError, match=r"odd\.ome\.tif.*'pixel'"):
+        open_volume(odd)
 
 
 # --- the slice-number series of a folder volume ---------------------------------------------

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import re
+import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -198,6 +199,9 @@ def _calibration_voxel(tif: Any, ij: dict[str, Any], strict: bool) -> float | No
             f"{1 / rows_per_unit:g} tall (XResolution, YResolution, in the file's unit); "
             "jellyroll needs cubic voxels: resample the volume"
         )
+    ome = _ome_voxel(tif, strict)
+    if ome is not None or _ome_sizes(tif):  # the OME sizes, per axis, rule (None: unreadable)
+        return ome
     if ij:
         scale = um_per(ij.get("unit", ""))
         if scale is not None and pixels_per_unit:
@@ -219,6 +223,70 @@ def _calibration_voxel(tif: Any, ij: dict[str, Any], strict: bool) -> float | No
     if unit is not None and int(unit.value) == 3 and pixels_per_unit:
         return 1e4 / pixels_per_unit
     return None
+
+
+def _ome_sizes(tif: Any) -> dict[str, tuple[str, str]]:
+    """The physical sizes an OME-TIFF's first image records, ``{"X": (value, unit), ...}``
+    for X, Y and (in a stack of more than one plane) Z; {} when none (or not OME). The unit
+    defaults to um, as in the OME schema."""
+    xml = tif.ome_metadata if getattr(tif, "is_ome", False) else None
+    if not xml:
+        return {}
+    try:
+        root = ElementTree.fromstring(xml)
+    except ElementTree.ParseError:
+        return {}
+    pixels = next((e for e in root.iter() if e.tag.rsplit("}", 1)[-1] == "Pixels"), None)
+    if pixels is None:
+        return {}
+    axes = "XYZ" if int(pixels.get("SizeZ", "1") or 1) > 1 else "XY"
+    return {
+        a: (pixels.get(f"PhysicalSize{a}", ""), pixels.get(f"PhysicalSize{a}Unit", "µm"))
+        for a in axes
+        if pixels.get(f"PhysicalSize{a}") is not None
+    }
+
+
+def _ome_voxel(tif: Any, strict: bool) -> float | None:
+    """Voxel size (um) of an OME-TIFF's ``PhysicalSizeX/Y/Z`` (:func:`_ome_sizes`), None when
+    it records none; refused (``strict``, else None) when a size is not a number, in an
+    unknown unit or not cubic. Before, an OME-TIFF's sizes were not read: its centimetre
+    resolution tags (in-plane only) gave the voxel, a stack of 4.2 um pixels 8.4 um apart
+    read as 4.2 um cubic voxels, exit 0."""
+    sizes = _ome_sizes(tif)
+    if not sizes:
+        return None
+    where = tif.filehandle.path
+    found = {}
+    for axis, (value, unit) in sizes.items():
+        scale = um_per(unit)
+        try:
+            size = float(value) * scale if scale is not None else math.nan
+        except ValueError:
+            size = math.nan
+        if not (math.isfinite(size) and size > 0):
+            if not strict:
+                return None
+            raise ValueError(
+                f"{where}: the OME metadata gives PhysicalSize{axis} = {value!r} {unit!r}, not "
+                f"a length jellyroll reads (um, nm, mm, ...); {_HINT}"
+            )
+        found[axis] = size
+    if "X" not in found or "Y" not in found:  # a size along one in-plane axis only
+        if not strict:
+            return None
+        raise ValueError(
+            f"{where}: the OME metadata gives the size along {', '.join(found)} only; {_HINT}"
+        )
+    if not np.allclose(list(found.values()), found["X"], rtol=1e-3):
+        if not strict:
+            return None
+        listed = ", ".join(f"{a} {v:g} um" for a, v in found.items())
+        raise ValueError(
+            f"{where}: the OME metadata gives voxels of {listed}; jellyroll needs cubic "
+            "voxels: resample the volume"
+        )
+    return found["X"]
 
 
 def _resolution(page: Any, tag: str) -> float | None:
@@ -273,6 +341,20 @@ def _check_one_volume(series: Any, path: Path) -> None:
             f"{path}: the TIFF holds a {series.axes} series of shape {tuple(series.shape)} "
             f"({', '.join(stacked)}): more than one volume (channels or time points); save "
             "each volume as a stack of its own (ZYX) and give that"
+        )
+
+
+def _check_one_slice_per_series(series: Any, path: Path) -> None:
+    """ValueError naming the file when a TIFF of several series (images written one after
+    the other) holds one of more than one slice: two volumes of one slice shape, which
+    :func:`open_volume` stacked into one (a 4-slice and a 3-slice volume read as 7 slices,
+    exit 0). Series of one 2D page each (slices appended one by one) are one volume."""
+    shapes = [tuple(s.shape) for s in series]
+    if any(len(s.pages) > 1 for s in series):
+        listed = ", ".join(map(str, shapes[:5])) + (" ..." if len(shapes) > 5 else "")
+        raise ValueError(
+            f"{path}: the TIFF holds {len(shapes)} images, not one stack ({listed}): more "
+            "than one volume; save each volume as a stack of its own and give that"
         )
 
 
@@ -591,12 +673,14 @@ def _tiff_source(path: Path, strict: bool = True) -> VolumeSource:
         tif = tifffile.TiffFile(path)
     except tifffile.TiffFileError as error:
         raise ValueError(f"{path}: not a readable TIFF ({error})") from None
-    if len(tif.series) == 1:
-        try:
+    try:
+        if len(tif.series) == 1:
             _check_one_volume(tif.series[0], path)
-        except ValueError:
-            tif.close()
-            raise
+        else:
+            _check_one_slice_per_series(tif.series, path)
+    except ValueError:
+        tif.close()
+        raise
     pages = tif.pages
     first = pages[0]
     if first.ndim != 2 or any(p.shape != first.shape for p in pages):  # type: ignore[union-attr]
