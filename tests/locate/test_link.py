@@ -158,3 +158,83 @@ def test_bad_placement_is_refused() -> None:
         link_to_bends(agglomerates, bends, np.full((4, 4), np.nan))
     with pytest.raises(ValueError, match="equivalent_diameter_um"):
         link_to_bends(agglomerates.drop(columns="equivalent_diameter_um"), bends, np.eye(4))
+
+
+def test_a_threshold_never_cuts_between_two_agglomerates_of_one_diameter() -> None:
+    """Equal diameters (a table rounded, or measured from pixel areas). Two 50 um
+    agglomerates, one on a bend: the threshold was cut between them, 50 um with none on
+    its wrong side (a separation no diameter makes), or 45 um with one, depending on the
+    rows' order, exit 0. Now only between different diameters, whatever the order: 45 um
+    with one on its wrong side (55 um is as good and as wide; the first is kept). Exact:
+    halfway between two given diameters."""
+    linked = pd.DataFrame(
+        {"equivalent_diameter_um": [40.0, 50.0, 50.0, 60.0], "bend3d_id": [0, 0, 3, 4]}
+    )
+    for order in ([0, 1, 2, 3], [0, 2, 1, 3], [3, 2, 1, 0]):
+        threshold = measured_bend_threshold(linked.iloc[order])
+        assert threshold.diameter_um == 45.0 and threshold.misclassified == 1
+        assert (threshold.below_um, threshold.above_um) == (40.0, 50.0)
+    same = pd.DataFrame({"equivalent_diameter_um": [50.0] * 3, "bend3d_id": [0, 1, 2]})
+    threshold = measured_bend_threshold(same)  # no cut between different diameters
+    assert np.isnan(threshold.diameter_um) and threshold.misclassified == 1
+    assert threshold.count == 3
+
+
+def test_a_bend_table_counted_from_zero_is_refused() -> None:
+    """A bend with id 0 (a table counted from 0: SPEC section 6 names no start) linked to
+    the 70 um agglomerate 61 um from it, which read bend3d_id 0 ("on no bend") with its
+    distance and amplitude filled in: its size bin showed a fraction 0 instead of 1, exit
+    0. Ids must be distinct integers from 1; a 1.5 was cut to 1."""
+    agglomerates, bends = _tables()
+    for ids in ([0, 1], [1, 1], [1.5, 2], [1, np.nan]):
+        with pytest.raises(ValueError, match="distinct integers from 1"):
+            link_to_bends(agglomerates, bends.assign(id=ids), np.eye(4))
+    renumbered = link_to_bends(agglomerates, bends.assign(id=[7.0, 3.0]), np.eye(4))
+    assert list(renumbered.bend3d_id) == [7, 0, 0]
+
+
+@pytest.mark.parametrize("scale", [1 / 20, 20.0, 1.01])
+def test_a_placement_that_scales_lengths_is_refused(scale: float) -> None:
+    """map_to_xct into X-ray voxel indices of 20 um (every length a 20th) or from 20 um map
+    pixels was taken as um to um: the 70 um agglomerate 61 um from its bend was carried 3
+    'um' off the centre and linked to none (1/20), exit 0. A placement is rigid: its linear
+    part a rotation to 1e-3 (a 1 % scale, 25 um across a 5 mm map, is refused; a rotation
+    passes, test_links_do_not_depend_on_the_volume_frame)."""
+    agglomerates, bends = _tables()
+    matrix = np.diag([scale, scale, scale, 1.0])
+    with pytest.raises(ValueError, match="not a rigid placement"):
+        link_to_bends(agglomerates, bends, matrix)
+    with pytest.raises(ValueError, match="not a rigid placement"):
+        map_points_to_xct([0.0], [0.0], rigid_matrix((30.0, 5.0, 0.0), (1, 2, 3)) @ matrix)
+
+
+def test_size_bins_that_leave_out_an_agglomerate_are_refused() -> None:
+    """Edges 0 to 100 um left the 120 um agglomerate on its bend out of every bin (counts
+    summing to 2 of 3), exit 0. Refused; edges ending with inf count it, each agglomerate
+    in exactly one bin (a diameter on an edge in the bin above)."""
+    linked = pd.DataFrame(
+        {"equivalent_diameter_um": [30.0, 50.0, 60.0, 120.0], "bend3d_id": [0, 0, 1, 2]}
+    )
+    with pytest.raises(ValueError, match="leave out 1 agglomerate"):
+        bend_fraction_by_size(linked, (0, 50, 100))
+    bins = bend_fraction_by_size(linked, (0, 50, 100, np.inf))
+    assert list(bins["count"]) == [1, 2, 1] and list(bins.on_bend) == [0, 1, 1]
+    assert bins["count"].sum() == len(linked)
+    assert np.isnan(bend_fraction_by_size(linked, (0, 10, np.inf)).fraction[0])  # empty bin
+
+
+def test_an_agglomerate_or_bend_without_finite_values_is_refused() -> None:
+    """An agglomerate without a centre (NaN x_um) or a bend without a depth (NaN
+    amplitude) was matched to nothing: the 70 um agglomerate on its bend counted as off
+    any bend in its size bin (fraction 0 instead of 1), exit 0. Refused, naming the row;
+    a NaN diameter stays allowed (the size bins leave it out, as unknown)."""
+    agglomerates, bends = _tables()
+    with pytest.raises(ValueError, match=r"agglomerate\(s\) 2 lack a finite x_um"):
+        link_to_bends(agglomerates.assign(x_um=[100.0, np.nan, -400.0]), bends, np.eye(4))
+    for column in ("z_um", "amplitude_um", "extent_axial_um"):
+        broken = bends.copy()
+        broken.loc[0, column] = np.nan
+        with pytest.raises(ValueError, match=rf"bend\(s\) 1 lack a finite .*{column}"):
+            link_to_bends(agglomerates, broken, np.eye(4))
+    unknown = agglomerates.assign(equivalent_diameter_um=[70.0, np.nan, 40.0])
+    assert list(link_to_bends(unknown, bends, np.eye(4)).bend3d_id) == [1, 0, 0]

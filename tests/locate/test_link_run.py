@@ -121,6 +121,31 @@ def test_a_location_without_a_placement_is_refused(tmp_path: Path) -> None:
         read_placement(tmp_path / "bad.h5")
 
 
+def test_a_placement_in_other_units_is_refused(tmp_path: Path) -> None:
+    """A swaxs_to_xct whose @units say mm (shift 0.35 mm) was read as um: the map put 350 um
+    too near the volume's centre, every link made at the wrong distances, exit 0; and one
+    into 20 um voxel indices (lengths a 20th) likewise. Both refused, naming the file;
+    the units `jellyroll locate` writes (um first) and none pass."""
+    shifted = np.eye(4)
+    shifted[:3, 3] = (0.35, -0.2, 0.1)
+    for name, matrix, units in (
+        ("mm.h5", shifted, "mm, (z, y, x, 1) homogeneous"),
+        ("voxels.h5", np.diag([0.05, 0.05, 0.05, 1.0]), "um"),
+        ("um.h5", shifted, "um, (z, y, x, 1) homogeneous; SWAXS map frame -> X-ray frame"),
+        ("none.h5", shifted, None),
+    ):
+        with h5py.File(tmp_path / name, "w") as f:
+            f["/entry/location/swaxs_to_xct"] = matrix
+            if units is not None:
+                f["/entry/location/swaxs_to_xct"].attrs["units"] = units
+    with pytest.raises(RunFileError, match=r"mm\.h5.*'mm'.*not um"):
+        read_placement(tmp_path / "mm.h5")
+    with pytest.raises(ValueError, match=r"voxels\.h5.*not a rigid placement"):
+        read_placement(tmp_path / "voxels.h5")
+    for name in ("um.h5", "none.h5"):
+        np.testing.assert_array_equal(read_placement(tmp_path / name).map_to_xct, shifted)
+
+
 def test_a_cell_names_its_location_and_the_link_options(tmp_path: Path) -> None:
     from jellyroll.pipeline import load_config
 

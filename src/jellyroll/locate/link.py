@@ -48,8 +48,22 @@ _AGGLOMERATE_COLUMNS = ("id", "x_um", "y_um", "equivalent_diameter_um")
 _BEND_COLUMNS = ("id", "z_um", "y_um", "x_um", "amplitude_um", "extent_axial_um")
 
 
-def check_map_to_xct(map_to_xct: np.ndarray, source: str = "map_to_xct") -> np.ndarray:
-    """``map_to_xct`` as a float64 4x4 affine matrix; a clear error naming ``source`` else."""
+RIGID_TOLERANCE = 1e-3
+"""Largest departure of a placement's linear part from a rotation (``R^T R`` from the
+identity) taken as rigid: 1e-3 is a length off by 0.05 %, 2.5 um across a 5 mm map, a tenth
+of its pixel; a placement of ``jellyroll locate`` or a twin is a rotation to 1e-12."""
+
+
+def check_map_to_xct(
+    map_to_xct: np.ndarray, source: str = "map_to_xct", *, rigid: bool = False
+) -> np.ndarray:
+    """``map_to_xct`` as a float64 4x4 affine matrix; a clear error naming ``source`` else.
+
+    ``rigid``: a placement of the map in the X-ray volume, um to um, whose linear part must
+    be a rotation (up to :data:`RIGID_TOLERANCE`): a matrix into X-ray voxel indices (20 um
+    voxels: a 20th of every length) or from map pixels was taken as um to um, and the
+    agglomerates were matched to the bends at a 20th of their distances, exit 0.
+    """
     matrix = np.asarray(map_to_xct, dtype=np.float64)
     if matrix.shape != (4, 4):
         raise ValueError(f"{source}: expected a 4x4 matrix, got shape {matrix.shape}")
@@ -60,6 +74,17 @@ def check_map_to_xct(map_to_xct: np.ndarray, source: str = "map_to_xct") -> np.n
         )
     if abs(np.linalg.det(matrix[:3, :3])) < 1e-6:
         raise ValueError(f"{source}: singular matrix (the map plane collapses)")
+    if rigid:
+        linear = matrix[:3, :3]
+        departure = float(np.abs(linear.T @ linear - np.eye(3)).max())
+        if departure > RIGID_TOLERANCE:
+            scales = np.linalg.svd(linear, compute_uv=False)
+            raise ValueError(
+                f"{source}: not a rigid placement (um to um): it scales lengths by "
+                f"{scales.min():.4g} to {scales.max():.4g}; give the map_to_xct that "
+                "`jellyroll locate` wrote (map frame in um to the X-ray frame in um, not to "
+                "voxel indices or from map pixels)"
+            )
     return matrix
 
 
@@ -70,11 +95,11 @@ def map_points_to_xct(
     z_um: float | np.ndarray = 0.0,
 ) -> np.ndarray:
     """Points (x_um, y_um) of the map (at height ``z_um`` above it) in the X-ray frame:
-    (n, 3) array of (z, y, x) um."""
+    (n, 3) array of (z, y, x) um; ``map_to_xct`` rigid (:func:`check_map_to_xct`)."""
     x, y = np.asarray(x_um, dtype=np.float64), np.asarray(y_um, dtype=np.float64)
     z = np.broadcast_to(np.asarray(z_um, dtype=np.float64), x.shape)
     points = np.column_stack([z, y, x, np.ones(x.size)])
-    return (points @ check_map_to_xct(map_to_xct).T)[:, :3]
+    return (points @ check_map_to_xct(map_to_xct, rigid=True).T)[:, :3]
 
 
 def _require(table: pd.DataFrame, columns: Sequence[str], what: str) -> None:
@@ -113,6 +138,9 @@ def link_to_bends(
     """
     _require(agglomerates, _AGGLOMERATE_COLUMNS, "the agglomerate table")
     _require(bends, _BEND_COLUMNS, "the bend table")
+    bend_ids = _bend_ids(bends)
+    _require_finite(agglomerates, ("x_um", "y_um"), "the agglomerate table", "agglomerate")
+    _require_finite(bends, _BEND_COLUMNS[1:], "the bend table", "bend")
     if not registration_error_um >= 0:
         raise ValueError(f"registration_error_um must be >= 0, got {registration_error_um}")
     out = agglomerates.copy()
@@ -145,7 +173,7 @@ def link_to_bends(
     linked = chosen >= 0
     rows = np.arange(len(out))
     out["bend3d_id"] = 0
-    out.loc[linked, "bend3d_id"] = bends["id"].to_numpy(dtype=int)[chosen[linked]]
+    out.loc[linked, "bend3d_id"] = bend_ids[chosen[linked]]
     distance = np.linalg.norm(offset, axis=-1)[rows[linked], chosen[linked]]
     for column, values in (
         ("bend3d_distance_um", distance),
@@ -158,6 +186,37 @@ def link_to_bends(
     return out
 
 
+def _require_finite(table: pd.DataFrame, columns: Sequence[str], what: str, row: str) -> None:
+    """ValueError naming the ids of the rows of ``table`` with a non-finite value in
+    ``columns``: such an agglomerate (no centre) or bend (no place, depth or extent) was
+    matched to nothing, and the agglomerate counted as off any bend in its size bin (a
+    70 um one on its bend: fraction 0 instead of 1), exit 0."""
+    values = table[list(columns)].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+    bad = ~np.isfinite(values).all(axis=1)
+    if bad.any():
+        ids = ", ".join(map(str, table["id"].to_numpy()[bad][:8]))
+        raise ValueError(
+            f"{what}: {row}(s) {ids} lack a finite {' / '.join(columns)} and cannot be "
+            "matched; drop them or give their values"
+        )
+
+
+def _bend_ids(bends: pd.DataFrame) -> np.ndarray:
+    """The bend table's ``id`` as int64 (n,); ValueError unless they are distinct positive
+    integers: ``bend3d_id`` 0 means "on no bend", so an agglomerate linked to a bend 0 (a
+    table counted from 0) was counted as unbent in the size bins and the threshold while
+    its distance and amplitude were filled in; an id of 1.5 was cut to 1."""
+    ids = pd.to_numeric(bends["id"], errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~(np.isfinite(ids) & (ids >= 1) & (ids == np.round(ids)))
+    if bad.any() or len(np.unique(ids)) != len(ids):
+        shown = ", ".join(map(str, bends["id"].to_list()[:8]))
+        raise ValueError(
+            f"the bend table's ids must be distinct integers from 1 (bend3d_id 0 means no "
+            f"bend), got {shown}{' ...' if len(ids) > 8 else ''}; number the bends 1, 2, ..."
+        )
+    return ids.astype(np.int64)
+
+
 def _column(table: pd.DataFrame, name: str) -> np.ndarray:
     return table[name].to_numpy(dtype=float) if name in table else np.full(len(table), np.nan)
 
@@ -168,7 +227,10 @@ def bend_fraction_by_size(
     """Per equivalent-diameter bin of ``edges_um``, the agglomerates on a bent collector.
 
     ``linked``: a table of :func:`link_to_bends`. Returns ``lower_um``, ``upper_um``,
-    ``count``, ``on_bend`` and ``fraction`` (on_bend / count, NaN for an empty bin).
+    ``count``, ``on_bend`` and ``fraction`` (on_bend / count, NaN for an empty bin). Bins
+    are half-open [lower, upper), the last closed; ValueError when an agglomerate's
+    diameter lies outside the edges (edges 0 to 100 um left a 120 um case-B agglomerate on
+    its bend out of every count, exit 0): end them with inf.
     """
     _require(linked, ("equivalent_diameter_um", "bend3d_id"), "the linked table")
     edges = np.asarray(edges_um, dtype=float)
@@ -177,6 +239,14 @@ def bend_fraction_by_size(
     diameter = linked["equivalent_diameter_um"].to_numpy(dtype=float)
     on_bend = linked["bend3d_id"].to_numpy() > 0
     known = np.isfinite(diameter)
+    outside = known & ((diameter < edges[0]) | (diameter > edges[-1]))
+    if outside.any():
+        shown = ", ".join(f"{d:g}" for d in diameter[outside][:5])
+        raise ValueError(
+            f"size bin edges {edges[0]:g} to {edges[-1]:g} um leave out {int(outside.sum())} "
+            f"agglomerate(s) (equivalent diameters {shown} um): widen them, e.g. end them "
+            "with inf"
+        )
     count, _ = np.histogram(diameter[known], bins=edges)
     bent, _ = np.histogram(diameter[known & on_bend], bins=edges)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -204,7 +274,14 @@ class BendThreshold:
 def measured_bend_threshold(linked: pd.DataFrame) -> BendThreshold:
     """The case A/B threshold as the volume shows it: the cut of the equivalent diameter
     with the fewest agglomerates on the wrong side (on a bend below, none above); among
-    equally good cuts, the one with the widest gap."""
+    equally good cuts, the one with the widest gap.
+
+    Only between two different diameters: a cut between two agglomerates of the same
+    diameter (a table rounded, or diameters from pixel areas) is no threshold, it split
+    them by their order in the table (40, 50, 50, 60 um with one 50 um on a bend: 50 um
+    with none on the wrong side, or 45 um with one, by the rows' order). When every known
+    diameter is the same, NaN and the agglomerates on the wrong side of the better of the
+    two cuts around them all."""
     _require(linked, ("equivalent_diameter_um", "bend3d_id"), "the linked table")
     diameter = linked["equivalent_diameter_um"].to_numpy(dtype=float)
     known = np.isfinite(diameter)
@@ -220,6 +297,11 @@ def measured_bend_threshold(linked: pd.DataFrame) -> BendThreshold:
     )
     cuts = np.arange(1, n)  # between two agglomerates
     gaps = d[cuts] - d[cuts - 1]
+    cuts, gaps = cuts[gaps > 0], gaps[gaps > 0]  # of different diameters
+    if cuts.size == 0:
+        return BendThreshold(
+            float("nan"), int(min(errors[0], errors[n])), float("nan"), float("nan"), n
+        )
     best = cuts[np.lexsort((-gaps, errors[cuts]))[0]]
     return BendThreshold(
         float(0.5 * (d[best - 1] + d[best])),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from jellyroll.conventions import um_per, unit_text
 from jellyroll.figures import save_png
 from jellyroll.io.lock import output_lock
 from jellyroll.io.nexus import nx_group, read_table, write_table
@@ -92,7 +94,8 @@ def read_placement(path: str | os.PathLike[str]) -> Placement:
                 f"{path}: no /entry/location/swaxs_to_xct (4x4); give the LOCATION.h5 that "
                 "`jellyroll locate` wrote (or a digital twin's truth.h5)"
             )
-        matrix = check_map_to_xct(f[name][()], f"{path}: {name}")
+        matrix = check_map_to_xct(f[name][()], f"{path}: {name}", rigid=True)
+        _check_placement_units(f[name].attrs.get("units"), f"{path}: {name}")
         located = "/entry/location/score" in f
     if not located:
         return Placement(matrix, Path(path), np.empty(0), np.empty(0))
@@ -102,6 +105,22 @@ def read_placement(path: str | os.PathLike[str]) -> Placement:
         matrix, Path(path), location.profile_height_um, location.profile_similarity,
         location.height_warning, voxel if np.isfinite(voxel) else None,
     )  # fmt: skip
+
+
+def _check_placement_units(units: object, source: str) -> None:
+    """RunFileError when a placement's ``@units`` name a length other than um (its first
+    word: ``jellyroll locate`` writes "um, (z, y, x, 1) homogeneous; ..."): a matrix whose
+    shift is in mm was read as um, the map put 1000 times too near the volume's centre and
+    every agglomerate linked or not by the wrong distances, exit 0. No units: um."""
+    if units is None:
+        return
+    first = re.split(r"[\s,;(]+", unit_text(units), maxsplit=1)[0]
+    factor = um_per(first) if first else None
+    if factor is not None and factor != 1.0:
+        raise RunFileError(
+            f"{source} is in {first!r} (@units {unit_text(units)!r}), not um (SPEC section "
+            "6): give the placement in um, or make it again with `jellyroll locate`"
+        )
 
 
 def recorded_voxels(
