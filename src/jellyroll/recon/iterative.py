@@ -28,11 +28,11 @@ from jellyroll.recon.projector import (
     COPIES,
     AngleTable,
     as_block,
+    compiled_sart_sweep,
     footprint_taps,
     gather,
     n_parts,
     ray_lengths,
-    sart_sweep,
     scatter,
 )
 
@@ -182,7 +182,8 @@ def sart(
     args = (x, blocks, measured, inv_length, table.values, order.astype(np.int64), *table.grid)
     taps = footprint_taps(table, geometry.n_t)
     args += (taps, relaxation, nonnegative, parts, lanes, taps == 2 and width == lanes)
-    _sweeps(lambda: sart_sweep(*args), iterations, callback)
+    sweep = compiled_sart_sweep(args)
+    _sweeps(lambda: sweep(*args), iterations, callback)
     out = np.moveaxis(x, 0, 2).reshape(*geometry.shape, groups * width)[..., :nc]
     return out[..., 0] if single else np.ascontiguousarray(out)
 
