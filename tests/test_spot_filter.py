@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import ndimage
 
-from jellyroll.sinogram import suppress_spots
+from jellyroll.sinogram import suppress_spots, window_median
 
 PIXEL_UM = 20.0
 
@@ -111,3 +114,22 @@ def test_streamed_in_place_matches_and_never_holds_the_sinogram(tmp_path) -> Non
     assert peak < data.nbytes / 2, (
         f"peak {peak / 2**20:.1f} MiB of a {data.nbytes / 2**20:.1f} MiB sinogram"
     )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 9), st.integers(1, 12), st.integers(1, 3)),
+    reach=st.tuples(st.integers(0, 2), st.integers(0, 4)),
+    seed=st.integers(0, 2**16),
+    levels=st.integers(2, 50),
+)
+def test_window_median_is_scipy_median_filter(
+    shape: tuple[int, int, int], reach: tuple[int, int], seed: int, levels: int
+) -> None:
+    """The sliding window's median is scipy's median_filter, exactly (an odd window: one
+    of its values), with edges repeated, on values with many ties (``levels`` distinct)
+    and windows wider than the array."""
+    values = np.random.default_rng(seed).integers(0, levels, shape).astype(np.float64) / 7
+    size = (2 * reach[0] + 1, 2 * reach[1] + 1, 1)
+    expected = ndimage.median_filter(values, size=size, mode="nearest")
+    assert np.array_equal(window_median(values, *reach), expected)
