@@ -533,3 +533,19 @@ def test_interlaced_subsets_make_one_grid_of_the_fine_step(
     layout = sinogram_layout(angle, 1.0 + 0.05 * it)
     assert layout.shape == (subsets * per_subset, n_t)
     assert np.array_equal(layout.angle_index, ia)
+
+
+def test_an_air_reference_of_zero_gives_nan_not_minus_infinity() -> None:
+    """A diode reading 0 in most air columns of one projection (a counter that read nothing
+    for a few frames) made that projection's air reference 0 and every one of its cells
+    -inf (NaN where the ratio was 0 too), exit 0: the share check of the reduction counts
+    finite cells only and wrote it. That projection is now NaN (missing); the others keep
+    their values exactly (-ln(0.1 / 0.3) in the middle)."""
+    ratio = np.full((3, 10), 0.3)
+    ratio[:, 3:7] = 0.1
+    ratio[1, [0, 1, 8]] = 0.0  # 3 of the 4 air cells of projection 1
+    attenuation = attenuation_sinogram(ratio)
+    assert not np.isinf(attenuation).any()
+    assert np.isnan(attenuation[1]).all()
+    np.testing.assert_allclose(attenuation[[0, 2], 3:7], np.log(3.0), rtol=1e-12)
+    np.testing.assert_allclose(attenuation[[0, 2]][:, [0, 1, 2, 7, 8, 9]], 0.0, atol=1e-12)

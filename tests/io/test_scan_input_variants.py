@@ -99,3 +99,31 @@ def test_poni_stored_as_a_string_array(tmp_path: Path, stored: np.ndarray) -> No
     reader = open_scan(path)
     assert reader.info.poni.splitlines() == POINT.splitlines()
     reader.close()
+
+
+def test_invalid_pixels_of_bliss_lines_in_different_dtypes_stay_invalid(tmp_path: Path) -> None:
+    """An Eiger switches between 16- and 32-bit frames with the count time, so the lines of
+    a Bliss scan may differ in dtype. Their frames were concatenated into one block of the
+    wider dtype (uint32) before the integration flags the dtype's largest value: the uint16
+    line's invalid pixels (65535) became 65535 counts, exit 0. Each line's invalid pixels
+    are now flagged (-1) before the cast; exact, integer values."""
+    path = tmp_path / "b.h5"
+    lines = []
+    with h5py.File(path, "w") as f:
+        for k, dtype in enumerate([np.uint16, np.uint32]):
+            entry = f.create_group(f"{k + 1}.1")
+            frames = np.full((2, 5, 7), 10 + k, dtype)
+            frames[:, 2, 3] = np.iinfo(dtype).max
+            lines.append(np.where(frames == np.iinfo(dtype).max, -1, frames.astype(np.int64)))
+            entry["measurement/eiger"] = frames
+            entry["instrument/positioners/rot"] = 0.0
+            entry["measurement/ty"] = np.arange(2) * 1.0
+    mapping = tmp_path / "m.toml"
+    mapping.write_text(
+        '[bliss]\nframes = "measurement/eiger"\nrotation_angle = "instrument/positioners/rot"\n'
+        'translation = "measurement/ty"\n'
+    )
+    reader = open_scan(path, mapping=mapping)
+    block = reader.read(0, 4)
+    reader.close()
+    np.testing.assert_array_equal(block.data, np.concatenate(lines))

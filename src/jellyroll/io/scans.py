@@ -707,10 +707,16 @@ class BlissScanReader:
                 first, last = lo - self._offsets[i], hi - self._offsets[i]
                 part = _read_block(dataset, self.path, first, last, self._unwritten[i])
                 parts.append(part)
+        data = [p.data for p in parts]
+        if len({d.dtype for d in data}) > 1:
+            # entries of several dtypes (an Eiger line in 16 bits, the next in 32) are cast
+            # to one: flag each entry's invalid pixels (its dtype's largest value) first,
+            # else 65535 of a uint16 line read as counts in the uint32 block, exit 0
+            data = [flag_unsigned_invalid(d) for d in data]
         return Block(
             start,
             stop,
-            np.concatenate([p.data for p in parts]),
+            np.concatenate(data),
             np.concatenate([p.valid for p in parts]),
             [msg for p in parts for msg in p.problems],
         )

@@ -73,6 +73,7 @@ from jellyroll.sinogram import (
     place,
     sinogram_layout,
     subtract_air,
+    subtracted_air_errors,
     suppress_spots_in_place,
 )
 
@@ -406,6 +407,40 @@ def _check_mask_convention(reader: ScanReader, info: ScanInfo) -> None:
         )
 
 
+CORRECTED_SHARE = 0.01
+"""Frames whose open pixels read between -0.5 and 0 in more than this share were corrected
+already (dark subtracted: read noise about a low signal); detector gaps read -1 or -2."""
+
+
+def _check_uncorrected(reader: ScanReader, info: ScanInfo) -> None:
+    """Refuse frames whose first frame holds many values between -0.5 and 0 (more than
+    :data:`CORRECTED_SHARE` of the pixels the mask leaves open): dark-subtracted frames,
+    whose negative pixels the integration masks as detector gaps, keeping the positive half
+    of the noise only (a signal of 2 counts under a read noise of 5 integrated to 5.1,
+    pyFAI's integrate1d 2.2, exit 0). Whole negative values (Pilatus gaps -1, bad pixels
+    -2) and counts are never refused. Skipped when frame 0 is unreadable."""
+    if info.n_frames == 0:
+        return
+    block = reader.read(0, 1)
+    if not block.valid[0] or block.data.dtype.kind != "f":
+        return
+    frame = np.asarray(block.data[0])
+    open_pixels = np.ones(frame.shape, bool) if info.mask is None else ~np.asarray(info.mask)
+    values = frame[open_pixels]
+    if values.size == 0:
+        return
+    with np.errstate(invalid="ignore"):
+        share = float(np.mean((values > -0.5) & (values < 0)))
+    if share > CORRECTED_SHARE:
+        raise ValueError(
+            f"{info.source}: {share:.1%} of the open pixels of frame 0 read between -0.5 and "
+            "0: the frames look dark-subtracted already. The integration masks negative "
+            "pixels (detector gaps) and would keep only the positive half of their noise, "
+            "biasing every pattern up; reduce the raw detector counts (Poisson errors need "
+            "them too), with the gaps negative or in the mask"
+        )
+
+
 MAX_LISTED_REJECTIONS = 10
 """Frames left out for their motor readings that a reduction names one by one."""
 
@@ -626,6 +661,7 @@ def _reduce(
         raise ValueError(f"{info.source}: {error}") from error
     if integrator is not None:
         _check_mask_convention(reader, info)
+        _check_uncorrected(reader, info)
     q, q_units = _radial_axis(integrator, info, options.unit)
     layout = sinogram_layout(info.rotation_angle_deg, info.translation_mm)
     _check_layout(info, layout)
@@ -850,28 +886,16 @@ def _place_block(
         placed[start + pick] = True
 
 
-def _line_ends_are_air(
-    info: ScanInfo,
-    sums: h5py.Dataset,
-    count: h5py.Dataset,
-    transmission: np.ndarray | None,
-    air: np.ndarray,
-) -> bool:
-    """Whether the line ends (``air`` columns) can be subtracted as air; if not, warns why
-    and how to leave the subtraction out, rather than subtract the sample from itself."""
+def _line_ends_problem(
+    sums: h5py.Dataset, count: h5py.Dataset, transmission: np.ndarray | None, air: np.ndarray
+) -> str | None:
+    """Why the line ends (``air`` columns) are not air (:func:`air_columns_problem`), or
+    None: the air subtraction and the attenuation's reference both take them as air."""
     total = np.empty(count.shape)
     for row in range(count.shape[0]):
         with np.errstate(invalid="ignore", divide="ignore"):
             total[row] = np.sum(sums[row], axis=1) / count[row]  # NaN: missing cell
-    problem = air_columns_problem(total, transmission, air)
-    if problem is not None:
-        warnings.warn(
-            f"{info.source}: the line ends are not air ({problem}); air NOT subtracted. "
-            "Scan past the sample's edges, or pass --no-air (subtract_air = false) to "
-            "reduce without air subtraction",
-            stacklevel=5,
-        )
-    return problem is None
+    return air_columns_problem(total, transmission, air)
 
 
 def _finish(
@@ -904,9 +928,13 @@ def _finish(
             "nothing to write (check the file and the warnings above)"
         )
     ratio = None
-    if info.diode is not None and info.monitor is not None:
+    if info.diode is not None:
+        # without a monitor the beam is taken as constant, as the frames are (not
+        # normalised): the attenuation is then -ln(diode) relative to the air columns
+        # (SPEC section 6 writes it "if a diode exists"; none was written, without a word)
+        incident = 1.0 if info.monitor is None else info.monitor
         with np.errstate(invalid="ignore", divide="ignore"):
-            ratio = place(layout, info.diode / info.monitor, valid)  # valid: readings too
+            ratio = place(layout, info.diode / incident, valid)  # valid: readings too
     attenuation = None if ratio is None else attenuation_sinogram(ratio)
     # the share among the cells measured: angles read in two turns (0-90 and -270 to -180
     # deg) leave half the grid's rows without a frame, and that half dropped a sound diode
@@ -921,7 +949,29 @@ def _finish(
         )
         attenuation = None
     air = edge_columns(layout.shape[1])
-    subtract = options.subtract_air and _line_ends_are_air(info, sums, count, ratio, air)
+    problem = None
+    if options.subtract_air or attenuation is not None:
+        problem = _line_ends_problem(sums, count, ratio, air)
+    if problem is not None and options.subtract_air:
+        # rather than subtract the sample from itself
+        warnings.warn(
+            f"{info.source}: the line ends are not air ({problem}); air NOT subtracted. "
+            "Scan past the sample's edges, or pass --no-air (subtract_air = false) to "
+            "reduce without air subtraction",
+            stacklevel=4,
+        )
+    if problem is not None and attenuation is not None:
+        # relative to them, every cell was off by their own attenuation (with --no-air
+        # without a word): 0.66 too low on a scan whose lines stayed inside the sample
+        warnings.warn(
+            f"{info.source}: the line ends are not air ({problem}): the attenuation, "
+            "-ln(diode / monitor) relative to them, would miss their own attenuation at "
+            "every angle; no attenuation sinogram is written, and the reconstruction will "
+            "not correct self-absorption. Scan past the sample's edges",
+            stacklevel=4,
+        )
+        attenuation = None
+    subtract = options.subtract_air and problem is None
     centre: list[float | None] = [None]
     missing = [0]  # cells without a value, counted while writing
 
@@ -941,12 +991,14 @@ def _finish(
             # sums of the frames of each cell -> their mean (errors: root of summed squares)
             frames = np.maximum(count[row], 1)[:, None]
             values = sums[row] / frames
+            errors = np.sqrt(squares[row]) / frames
             if subtract:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing edge
+                    errors = subtracted_air_errors(values[None], errors[None], air)[0]
                     values = subtract_air(values[None], air)[0]
             group["data"][row] = values
-            group["errors"][row] = np.sqrt(squares[row]) / frames
+            group["errors"][row] = errors
             total[row] = np.sum(values, axis=1)
             measured[row] = np.isfinite(values).any(axis=1)
         if not measured.any():
