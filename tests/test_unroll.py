@@ -404,7 +404,7 @@ def test_spiral_refuses_a_trace_off_the_windings_pitch(real, monkeypatch) -> Non
 def _follow_at_real_pitch(real):
     """``_follow`` that returns the real trace's layer whatever pitch it is given."""
     trace = real["trace"]
-    return lambda *args: (trace.winding_rad, trace.radius_px, trace.strength)
+    return lambda *args: (trace.winding_rad, trace.radius_px, trace.strength, (False, False))
 
 
 def test_spiral_on_a_flat_map_says_why() -> None:
@@ -653,3 +653,55 @@ def test_the_trace_does_not_join_the_hollows_edge_to_the_collector() -> None:
             assert np.abs(truth - found).max() < 1.0  # within a pixel of the true Cu
             matched += 1
     assert matched >= 0.9 * RAY_ANGLES.size
+
+
+@pytest.mark.parametrize("pixel_size_um", [-7.3, 0.0, np.nan, np.inf])
+def test_a_pixel_size_that_is_not_a_positive_length_is_refused(pixel_size_um: float) -> None:
+    """A negative pixel size (the signed step of a descending axis) gave a trace of negative
+    pitch and arc length (-88 um and -23132 um here; on a spiral with two bends find_bends
+    then found none), exit 0; NaN and inf gave a NaN or inf pitch, 0 a division by zero.
+    Each is refused, naming the function."""
+    cell = Cell(140.4, 121.7, 115.0)
+    image = archimedean_spiral((241, 261), cell.centre, 15.0, 12.0, 8.0, 1)
+    with pytest.raises(ValueError, match="trace_spiral: pixel_size_um must be a positive"):
+        trace_spiral(image, cell, pixel_size_um)
+    with pytest.raises(ValueError, match="unroll_polar: pixel_size_um must be a positive"):
+        unroll_polar(image, cell, pixel_size_um)
+
+
+def test_a_torn_layer_is_cut_not_joined_across_another_layer() -> None:
+    """A 9-turn layer torn over +-0.1 rad on its 5th turn, beside a layer of 0.6 its
+    brightness half a pitch out: the trace crossed to that layer through the tear and back,
+    joined as one layer with a sharp bend (the ridge as strong on both sides of the jumps;
+    the tear, 12 deg, bridged), and find_bends reported a bend of +52.8 um there, exit 0.
+    The path crosses no gap in the ridge through a bend: the layer is cut at the tear, and
+    the trace says its inner end is a cut (the layer goes on inwards). The outer stretch
+    (4.7 turns, the stronger) is kept."""
+    image = layers_with_a_tear(tear_rad=0.1)
+    trace = trace_spiral(image, (150.3, 149.6), 10.0, radius_range_um=(0.0, 1420.0))
+    assert trace.n_turns == pytest.approx(9.0 - 4.3, abs=0.1)
+    assert trace.cut_ends == (True, False)
+    smooth = trace_spiral(layers_with_a_tear(tear_rad=0.0), (150.3, 149.6), 10.0,
+                          radius_range_um=(0.0, 1420.0))  # fmt: skip
+    assert smooth.cut_ends == (False, False)
+    assert smooth.n_turns == pytest.approx(9.0, abs=0.02)
+
+
+def layers_with_a_tear(tear_rad: float) -> np.ndarray:
+    """(301, 301) a 9-turn bright layer (pitch 12 px from 30 px, sigma 1.2 px), torn over
+    +-``tear_rad`` around 4.3 turns (none at 0), and a layer of 0.6 its brightness half a
+    pitch outwards."""
+    centre, r0, pitch = (150.3, 149.6), 30.0, 12.0
+    y, x = np.mgrid[0:301, 0:301].astype(float)
+    r = np.hypot(x - centre[0], y - centre[1])
+    t = np.mod(np.arctan2(y - centre[1], x - centre[0]), 2 * np.pi)
+    image = np.zeros(r.shape)
+    for k in range(10):
+        turn = t / (2 * np.pi) + k
+        on = turn <= 9.0
+        cu = on * np.exp(-0.5 * ((r - r0 - pitch * turn) / 1.2) ** 2)
+        if tear_rad > 0:
+            cu *= 1 - np.exp(-0.5 * ((2 * np.pi * (turn - 4.3)) / tear_rad) ** 8)
+        other = 0.6 * on * np.exp(-0.5 * ((r - r0 - pitch * (turn + 0.5)) / 1.2) ** 2)
+        image = np.maximum(image, np.maximum(cu, other))
+    return image

@@ -6,6 +6,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import ndimage
@@ -14,7 +15,7 @@ from jellyroll.conventions import FWHM_TO_SIGMA, MAD_TO_SIGMA
 from jellyroll.defects import find_bends
 from jellyroll.defects.bends import _local_noise
 from jellyroll.phantom.twin import make_twin
-from jellyroll.unroll import trace_spiral
+from jellyroll.unroll import find_cell, trace_spiral
 
 
 @settings(max_examples=60, deadline=None)
@@ -85,3 +86,53 @@ def test_noise_beside_the_inner_end_is_no_bend() -> None:
     start = r0 + pitch * np.mod(trace.winding_rad[0] + np.pi, 2 * np.pi) / (2 * np.pi) - pitch / 2
     assert abs(trace.radius_px[0] - start) < 0.5
     assert find_bends(image, 10.0, trace=trace).empty
+
+
+def _spiral_with_a_bend(amplitude_px: float, width_rad: float) -> np.ndarray:
+    """(301, 301) a 9-turn bright layer (pitch 12 px from 30 px, sigma 1.2 px) bent by
+    ``amplitude_px`` (Gaussian in the winding angle, sigma ``width_rad``) at 4.3 turns, on
+    that turn only, inside a casing ring."""
+    centre, r0, pitch = (150.3, 149.6), 30.0, 12.0
+    y, x = np.mgrid[0:301, 0:301].astype(float)
+    r = np.hypot(x - centre[0], y - centre[1])
+    t = np.mod(np.arctan2(y - centre[1], x - centre[0]), 2 * np.pi)
+    image = np.zeros(r.shape)
+    for k in range(10):
+        winding = t + 2 * np.pi * k
+        layer = r0 + pitch * winding / (2 * np.pi)
+        layer += amplitude_px * np.exp(-0.5 * ((winding - 2 * np.pi * 4.3) / width_rad) ** 2)
+        on = winding <= 2 * np.pi * 9.0
+        image = np.maximum(image, on * np.exp(-0.5 * ((r - layer) / 1.2) ** 2))
+    casing = r0 + pitch * 10.0
+    return np.maximum(image, 2.0 * ((r > casing) & (r < casing + 4)))
+
+
+def test_a_bend_deeper_than_the_tracker_follows_is_no_bend_at_turn_0() -> None:
+    """A bend of 80 um (8 px, 0.67 pitch) on one turn, deeper than the tracker's window
+    (0.45 pitch): the path lost the layer at its top and the trace was cut there, keeping
+    the outer 4.7 of 9 turns from the bend's flank on; find_bends reported a bend of
+    +12.6 um at arc 41 um, turn 0, and none of 80 um, exit 0. The trace now says its inner
+    end is a cut (the layer goes on inwards) and no bend is reported within a pitch of it.
+    A bend of 40 um (within the window) on the same spiral is still found, whole, at turn 4
+    (37 um measured: the running-median reference takes a little of it)."""
+    deep = _spiral_with_a_bend(8.0, 0.15)
+    trace = trace_spiral(deep, find_cell(deep), 10.0)
+    assert find_bends(deep, 10.0, trace=trace).empty
+    assert trace.cut_ends == (True, False)
+    shallow = _spiral_with_a_bend(4.0, 0.05)
+    trace = trace_spiral(shallow, find_cell(shallow), 10.0)
+    assert trace.cut_ends == (False, False)
+    bends = find_bends(shallow, 10.0, trace=trace)
+    assert len(bends) == 1
+    assert bends.turn.iloc[0] == 4
+    assert bends.amplitude_um.iloc[0] == pytest.approx(40.0, abs=5.0)
+
+
+@pytest.mark.parametrize("pixel_size_um", [-10.0, 0.0, np.nan])
+def test_find_bends_refuses_a_pixel_size_that_is_not_a_positive_length(
+    pixel_size_um: float,
+) -> None:
+    """With a negative pixel size (a descending axis' signed step) find_bends returned no
+    bends for a spiral with a bend of 40 um, exit 0. Refused, naming the function."""
+    with pytest.raises(ValueError, match="find_bends: pixel_size_um must be a positive"):
+        find_bends(_spiral_with_a_bend(4.0, 0.05), pixel_size_um)

@@ -21,6 +21,7 @@ from scipy import ndimage
 
 from jellyroll.conventions import MAD_TO_SIGMA, px_to_um, um_to_px
 from jellyroll.unroll import SpiralTrace, find_cell, spiral_deviation, trace_spiral
+from jellyroll.unroll._sampling import positive_pixel_size
 
 __all__ = ["find_bends", "link_bends", "locate_on_layer"]
 
@@ -51,7 +52,10 @@ def find_bends(
     around it), at least one pixel long. With ``agglomerates`` the bends are linked to
     them (:func:`link_bends`). ``robust_reference``: the smooth reference fitted again
     without the bends of a first pass and half a pitch of arc either side, so that it
-    does not follow them and eat part of their depth.
+    does not follow them and eat part of their depth. Within a pitch of an end where the
+    trace was cut although the layer goes on (``trace.cut_ends``: a tear, a bend deeper
+    than the tracker follows, a jump to another layer) no bend is reported: the path there
+    is no measure of the layer's course; ``arc_um`` and ``turn`` then count from the cut.
 
     Returns one row per bend, along the layer: ``id`` (1...), ``x_um``, ``y_um`` (deepest
     point), ``arc_um`` (along the layer from its inner end), ``turn`` (revolutions from
@@ -59,7 +63,7 @@ def find_bends(
     length), ``significance`` (noise units) and, when linked, ``agglomerate_ids``.
     """
     image = np.asarray(attenuation_map, dtype=np.float64)
-    p = float(pixel_size_um)
+    p = positive_pixel_size(pixel_size_um, "find_bends")
     if trace is None:
         trace = trace_spiral(np.nan_to_num(image), find_cell(np.nan_to_num(image)), p)
     problem = trace.grid_problem(image.shape, p)
@@ -69,13 +73,14 @@ def find_bends(
         )
     minimum = 0.5 * p if min_amplitude_um is None else min_amplitude_um
     noise_window = 4 * (window_um or 4 * trace.pitch_um)
-    exclude = None
+    lost = _near_cut_ends(trace)  # left out of the reference too, not to pull it off
+    exclude = lost if lost.any() else None
     for _ in range(2 if robust_reference else 1):
         deviation = spiral_deviation(trace, window_um=window_um, exclude=exclude)
         values = deviation.deviation_um
         noise = _local_noise(deviation.arc_um, values, noise_window)
         limit = np.maximum(threshold * noise, minimum)
-        exclude = _around(np.abs(values) > limit, deviation.arc_um, trace.pitch_um / 2)
+        exclude = _around(np.abs(values) > limit, deviation.arc_um, trace.pitch_um / 2) | lost
     xy_px = trace.xy_px
     x_um, y_um = px_to_um(xy_px[:, 0], image.shape[1], p), px_to_um(xy_px[:, 1], image.shape[0], p)
     turn = np.floor((trace.winding_rad - trace.winding_rad[0]) / (2 * np.pi)).astype(int)
@@ -84,7 +89,7 @@ def find_bends(
         runs, _ = ndimage.label(sign * values > limit)
         for (run,) in ndimage.find_objects(runs):
             width = float(deviation.arc_um[run.stop - 1] - deviation.arc_um[run.start])
-            if width < p:
+            if width < p or lost[run].any():
                 continue
             k = run.start + int(np.argmax(sign * values[run]))
             rows.append(
@@ -106,6 +111,17 @@ def find_bends(
     if agglomerates is not None:
         bends, _ = link_bends(agglomerates, bends)
     return bends
+
+
+def _near_cut_ends(trace: SpiralTrace) -> np.ndarray:
+    """(n,) bool: the trace samples within a pitch of arc of an end where the trace was cut
+    although the layer goes on (:attr:`~jellyroll.unroll.SpiralTrace.cut_ends`). There the
+    path ran off the layer's course into the cut: a trace cut at a bend of 80 um, deeper
+    than the tracker's window, began on its flank and a bend of +12.6 um was reported at
+    turn 0, exit 0 (the bend itself is not measured; the trace says it was cut)."""
+    arc = trace.arc_um
+    inner, outer = trace.cut_ends
+    return (inner & (arc <= arc[0] + trace.pitch_um)) | (outer & (arc >= arc[-1] - trace.pitch_um))
 
 
 def _around(mask: np.ndarray, arc_um: np.ndarray, reach_um: float) -> np.ndarray:

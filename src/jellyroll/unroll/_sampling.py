@@ -7,6 +7,19 @@ from numba import njit
 from scipy import ndimage as ndi
 
 
+def positive_pixel_size(pixel_size_um: float, what: str) -> float:
+    """``pixel_size_um`` as a float; ``ValueError`` naming ``what`` unless it is finite and
+    positive. A negative one (e.g. the step of a descending axis) gave a trace of negative
+    pitch and arc length and no bends, exit 0."""
+    p = float(pixel_size_um)
+    if not (np.isfinite(p) and p > 0):
+        raise ValueError(
+            f"{what}: pixel_size_um must be a positive finite length in um, got "
+            f"{pixel_size_um!r} (a descending axis has the step's magnitude as its pixel size)"
+        )
+    return p
+
+
 def polar_samples(
     image: np.ndarray,
     centre: tuple[float, float],

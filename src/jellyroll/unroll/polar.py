@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from jellyroll.unroll._sampling import polar_samples
+from jellyroll.unroll._sampling import polar_samples, positive_pixel_size
 from jellyroll.unroll.cell import Cell
 
 
@@ -68,6 +68,7 @@ def unroll_polar(
     maps = np.asarray(maps)
     if maps.ndim < 2:
         raise ValueError(f"maps must be (..., ny, nx), got shape {maps.shape}")
+    pixel_size_um = positive_pixel_size(pixel_size_um, "unroll_polar")
     ny, nx = maps.shape[-2:]
     cx, cy = (centre.x, centre.y) if isinstance(centre, Cell) else map(float, centre)
     if radius_range_um is None:

@@ -35,7 +35,12 @@ from scipy import ndimage as ndi
 from scipy import signal
 
 from jellyroll.conventions import parabola_vertex, robust_sigma
-from jellyroll.unroll._sampling import bilinear, polar_samples, row_quantile
+from jellyroll.unroll._sampling import (
+    bilinear,
+    polar_samples,
+    positive_pixel_size,
+    row_quantile,
+)
 from jellyroll.unroll.cell import Cell
 
 _DR = 0.5  # px, radial step of the polar image
@@ -64,7 +69,11 @@ class SpiralTrace:
     angle of a sample is ``direction * winding_rad`` (mod 2 pi). ``strength`` is the ridge
     strength relative to the layer's median (about 1 along the layer). ``image_shape``
     (ny, nx) of the map it was traced on (None: not known), so that its pixel positions
-    are not read on another grid (:meth:`grid_problem`).
+    are not read on another grid (:meth:`grid_problem`). ``cut_ends`` (inner, outer): True
+    where the trace ends although the layer goes on (the path lost it across a tear, a bend
+    deeper than the tracking window or a jump onto another layer, and the longest stretch
+    was kept): arc lengths and turns then count from the cut, not from the layer's end, and
+    the path's last samples before the cut are no measure of the layer's course.
     """
 
     centre: tuple[float, float]
@@ -75,6 +84,7 @@ class SpiralTrace:
     radius_px: np.ndarray
     strength: np.ndarray
     image_shape: tuple[int, int] | None = None
+    cut_ends: tuple[bool, bool] = (False, False)
 
     def grid_problem(self, shape: tuple[int, ...], pixel_size_um: float) -> str | None:
         """Why the trace's pixel positions cannot be read on a map of ``shape`` (ny, nx)
@@ -167,6 +177,7 @@ def trace_spiral(
         raise ValueError(f"trace_spiral needs a 2D image, got shape {image.shape}")
     if layer not in ("bright", "dark"):
         raise ValueError(f"layer must be 'bright' or 'dark', got {layer!r}")
+    pixel_size_um = positive_pixel_size(pixel_size_um, "trace_spiral")
     centre = cell.centre if isinstance(cell, Cell) else (float(cell[0]), float(cell[1]))
     if radius_range_um is not None:
         r_lo, r_hi = (float(v) / pixel_size_um for v in radius_range_um)
@@ -195,7 +206,7 @@ def trace_spiral(
     phase, width = _layer_phase(ridge, r_lo, pitch, direction)
     if 0.3 * width > 0.6:  # wide layers (masks): smooth to their scale so the ridge is centred
         ridge = _band_pass(polar, background, 0.3 * width)
-    winding, radius, strength = _follow(ridge, r_lo, pitch, direction, phase)
+    winding, radius, strength, cut_ends = _follow(ridge, r_lo, pitch, direction, phase)
     winding, radius, strength = _located(
         winding, radius, strength, centre, direction, image.shape, (r_lo, r_hi)
     )
@@ -227,6 +238,7 @@ def trace_spiral(
         radius_px=radius,
         strength=strength,
         image_shape=(int(image.shape[0]), int(image.shape[1])),
+        cut_ends=cut_ends,
     )
 
 
@@ -421,8 +433,9 @@ def _layer_phase(
 
 def _follow(
     ridge: np.ndarray, r_lo: float, pitch: float, direction: int, phase: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Track the layer revolution by revolution: winding (rad), radius (px), strength."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[bool, bool]]:
+    """Track the layer revolution by revolution: winding (rad), radius (px), strength and
+    whether each end is a cut where the layer goes on (:func:`_layer_extent`)."""
     n_r, n = ridge.shape
     r_hi = r_lo + (n_r - 1) * _DR
     half = int(_WINDOW * pitch / _DR)
@@ -485,23 +498,29 @@ def _follow(
     j = np.arange(keys[0], keys[-1] + n)
     r = np.concatenate([radius[k] for k in keys])
     strength = scores(j, r)[:, half] / typical
-    keep = _layer_extent(strength, r, n, pitch)
+    keep, cut = _layer_extent(strength, r, n, pitch)
     turns_before = np.floor(j[keep][0] / n)  # start the winding angle in [0, 2 pi)
     winding = 2 * np.pi * (j[keep] / n - turns_before)
-    return winding, ndi.gaussian_filter1d(r, 1.0)[keep], strength[keep]
+    return winding, ndi.gaussian_filter1d(r, 1.0)[keep], strength[keep], cut
 
 
-def _layer_extent(strength: np.ndarray, radius: np.ndarray, n: int, pitch: float) -> slice:
-    """Samples of the traced layer, from its inner to its outer end.
+def _layer_extent(
+    strength: np.ndarray, radius: np.ndarray, n: int, pitch: float
+) -> tuple[slice, tuple[bool, bool]]:
+    """Samples of the traced layer, from its inner to its outer end, and whether each end
+    is a cut where the layer goes on (see :attr:`SpiralTrace.cut_ends`).
 
     The ridge must stay strong (gaps under 10 deg are bridged, e.g. dark spots). Where the
     path moves by more than a quarter pitch within half a pitch of arc it has left the
     layer for another (a layer that ends next to one that goes on); it is cut there unless
-    the ridge is as strong on both sides, within half a revolution of the jump (then it was
-    a sharp bend).
+    the ridge is as strong on both sides, within half a revolution of the jump, and strong
+    all through the jump (then it was a sharp bend). An end is a cut where a piece of the
+    path beyond it, a quarter revolution long or more, is as strong as the layer kept
+    (:data:`_SAME_LAYER`) and on its spiral or a whole pitch from it: the wound layer, lost
+    across a tear or a bend deeper than the tracking window.
     """
-    strong = ndi.median_filter(strength, max(3, n // 120) | 1) >= _END_STRENGTH
-    strong = ndi.binary_closing(strong, np.ones(max(1, n // 36), dtype=bool))
+    filtered = ndi.median_filter(strength, max(3, n // 120) | 1) >= _END_STRENGTH
+    strong = ndi.binary_closing(filtered, np.ones(max(1, n // 36), dtype=bool))
     index = np.arange(radius.size)
     span = np.maximum(1, (0.5 * pitch * n / (2 * np.pi * np.maximum(radius, pitch))).astype(int))
     ahead = np.minimum(index + span, radius.size - 1)
@@ -533,7 +552,11 @@ def _layer_extent(strength: np.ndarray, radius: np.ndarray, n: int, pitch: float
         # change of layer) and both sides lie on one spiral (a bend comes back to it; the
         # edge of the hollow, followed for a turn, joined the Cu collector 0.37 pitch
         # further in as a pair of bends of +45 and -34 um)
-        if not strong[spans[a].stop : spans[b].start].all():
+        # ... and the path crosses no gap in the ridge on its way (bridged for a layer that
+        # stays on its course, not for a jump: a collector torn over 12 deg, beside a layer
+        # of 0.6 its brightness half a pitch out, was followed across on that layer and
+        # joined as a bend of +53 um)
+        if not filtered[spans[a].stop : spans[b].start].all():
             return False
         reach = max(1, n // 2)
         near_a = slice(max(spans[a].start, spans[a].stop - reach), spans[a].stop)
@@ -555,7 +578,27 @@ def _layer_extent(strength: np.ndarray, radius: np.ndarray, n: int, pitch: float
         first -= 1
     while last < count - 1 and joins(last, last + 1):
         last += 1
-    return slice(spans[first].start, spans[last].stop)
+    level = _SAME_LAYER * float(np.median(strength[spans[first].start : spans[last].stop]))
+    spiral = radius - pitch * index / n
+
+    def goes_on(others: list[slice], end: slice) -> bool:
+        # the wound layer beyond the end: as strong, on the spiral of the end's stretch or
+        # a whole pitch from it (not the hollow's edge, nor a layer between two turns)
+        here = float(np.median(spiral[end]))
+        return any(
+            b.stop - b.start >= n // 4
+            and np.median(strength[b]) >= level
+            and abs(np.remainder((np.median(spiral[b]) - here) / pitch + 0.5, 1.0) - 0.5) <= 0.25
+            for b in others
+        )
+
+    start, stop = spans[first].start, spans[last].stop
+    reach = max(1, n // 2)
+    cut = (
+        goes_on(spans[:first], slice(start, min(stop, start + reach))),
+        goes_on(spans[last + 1 :], slice(max(start, stop - reach), stop)),
+    )
+    return slice(start, stop), cut
 
 
 @njit(cache=True)
