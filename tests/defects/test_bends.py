@@ -14,7 +14,10 @@ from scipy import ndimage
 from jellyroll.conventions import FWHM_TO_SIGMA, MAD_TO_SIGMA
 from jellyroll.defects import find_bends
 from jellyroll.defects.bends import _local_noise
+from jellyroll.defects.options import DiagnoseOptions
+from jellyroll.defects.run import diagnose
 from jellyroll.phantom.twin import make_twin
+from jellyroll.results import Map, MapSet
 from jellyroll.unroll import find_cell, trace_spiral
 
 
@@ -126,6 +129,21 @@ def test_a_bend_deeper_than_the_tracker_follows_is_no_bend_at_turn_0() -> None:
     assert len(bends) == 1
     assert bends.turn.iloc[0] == 4
     assert bends.amplitude_um.iloc[0] == pytest.approx(40.0, abs=5.0)
+
+
+def test_the_diagnosis_says_where_the_trace_was_cut() -> None:
+    """The deep bend's cut trace (above) left half the roll out of the turns and arcs with
+    no word in the diagnosis: its notes now say which end was cut and what that means."""
+    deep = _spiral_with_a_bend(8.0, 0.15)
+    axis = (np.arange(deep.shape[0]) - (deep.shape[0] - 1) / 2) * 10.0
+    maps = {
+        "attenuation": Map(deep * 1e-3, "1/um"),
+        "saxs_intensity": Map(np.random.default_rng(0).random(deep.shape), ""),
+        "d_star_nm": Map(np.full(deep.shape, 12.0), "nm"),
+    }
+    found = diagnose(MapSet(maps, axis, axis), DiagnoseOptions(), name="c", label="c")
+    assert found.bends.empty
+    assert any("trace was cut at its inner end where the layer goes on" in n for n in found.notes)
 
 
 @pytest.mark.parametrize("pixel_size_um", [-10.0, 0.0, np.nan])

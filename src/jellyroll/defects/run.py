@@ -234,6 +234,15 @@ def diagnose(
             bends_measured = True
         except ValueError as error:
             notes.append(f"collector not traced: {error}")
+    if trace is not None and any(trace.cut_ends):
+        named = zip(("inner", "outer"), trace.cut_ends, strict=True)
+        ends = " and ".join(end for end, cut in named if cut)
+        notes.append(
+            f"the collector's trace was cut at its {ends} end where the layer goes on (a "
+            "tear, a bend deeper than half a pitch, or a jump to another layer): turns and "
+            "arc lengths count from the cut, no bend is reported within a pitch of it, and "
+            "the layer beyond it is not unrolled"
+        )
     if len(bends) and len(agglomerates):
         bends, agglomerates = link_bends(agglomerates, bends)
     phases = {str(n): maps[n] for n in GRAPHITE_PHASE_MAPS if n in maps}
