@@ -14,6 +14,7 @@ from scipy import ndimage
 from jellyroll.conventions import FWHM_TO_SIGMA, MAD_TO_SIGMA
 from jellyroll.defects import find_bends
 from jellyroll.defects.bends import _local_noise
+from jellyroll.defects.bends3d import slice_bends
 from jellyroll.defects.options import DiagnoseOptions
 from jellyroll.defects.run import diagnose
 from jellyroll.phantom.twin import make_twin
@@ -144,6 +145,18 @@ def test_the_diagnosis_says_where_the_trace_was_cut() -> None:
     found = diagnose(MapSet(maps, axis, axis), DiagnoseOptions(), name="c", label="c")
     assert found.bends.empty
     assert any("trace was cut at its inner end where the layer goes on" in n for n in found.notes)
+
+
+def test_slices_whose_trace_was_cut_are_left_out_of_the_3d_bends() -> None:
+    """A volume whose middle slices hold the deep bend (their traces cut at the inner end,
+    turns and arcs counted from there) between slices with the 40 um one: the cut slices'
+    profiles were joined with the others' at the wrong turns and arcs, without a word. They
+    are left out, with a warning naming them."""
+    shallow, deep = _spiral_with_a_bend(4.0, 0.05), _spiral_with_a_bend(8.0, 0.15)
+    volume = np.stack([shallow, deep, deep, shallow])
+    with pytest.warns(UserWarning, match=r"2 of 4 slices left out of the 3D bends \(slices 1, 2\)"):
+        table, _, layers = slice_bends(volume, 10.0, np.arange(4))
+    assert len(layers) == 2 and set(table.slice) == {0, 3}
 
 
 @pytest.mark.parametrize("pixel_size_um", [-10.0, 0.0, np.nan])

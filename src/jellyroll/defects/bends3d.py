@@ -12,6 +12,7 @@ section 6: (z, y, x) um with the origin at the grid centre.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -65,18 +66,26 @@ def slice_bends(
     the displacement map and each traced slice's layer: the spiral tracer's layer moved
     onto the foil's brightest point (:func:`refine_layer`), then onto the centre of its
     ridge (:func:`centre_on_foil`, with the foil's profile width of that slice). Slices
-    where no collector can be traced are skipped."""
+    where no collector can be traced are skipped, and so are (with a warning) those whose
+    trace was cut where the layer goes on (``SpiralTrace.cut_ends``)."""
     nz = volume.shape[0]
     tables = []
     profiles: list[tuple[float, np.ndarray, np.ndarray, np.ndarray]] = []
     layers: list[SliceLayer] = []
+    cut: list[int] = []
     for n, k in enumerate(slices):
         image = np.nan_to_num(np.asarray(volume[int(k)], dtype=np.float64))
         z_um = float(px_to_um(int(k), nz, voxel_um))
         try:
-            trace = refine_layer(image, trace_spiral(image, find_cell(image), voxel_um))
+            traced = trace_spiral(image, find_cell(image), voxel_um)
         except ValueError:
             continue
+        if any(traced.cut_ends):
+            # its turns and arcs count from the cut, not from the layer's end: joined with
+            # the other slices' they would put its bends and displacement at other places
+            cut.append(int(k))
+            continue
+        trace = refine_layer(image, traced)
         profile_sigma_um = foil_profile_sigma(image, trace)
         if np.isfinite(profile_sigma_um):
             trace = centre_on_foil(image, trace, profile_sigma_um / voxel_um)
@@ -102,6 +111,15 @@ def slice_bends(
             tables.append(bends.assign(z_um=z_um, slice=int(k)))
         if progress is not None:
             progress((n + 1) / len(slices))
+    if cut:
+        warnings.warn(
+            f"{len(cut)} of {len(slices)} slices left out of the 3D bends (slices "
+            f"{', '.join(map(str, cut[:8]))}{' ...' if len(cut) > 8 else ''}): the collector's "
+            "trace was cut where the layer goes on (a tear, a bend deeper than half a pitch, "
+            "or a jump to another layer), so its turns and arcs would not match the other "
+            "slices'; a bend there is not measured",
+            stacklevel=3,
+        )
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     return table, _displacement(profiles, voxel_um), layers
 
