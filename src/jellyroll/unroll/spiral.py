@@ -581,6 +581,15 @@ def _layer_extent(
     level = _SAME_LAYER * float(np.median(strength[spans[first].start : spans[last].stop]))
     spiral = radius - pitch * index / n
 
+    def winds(b: slice) -> bool:
+        # a piece of a wound layer keeps to one spiral; a circle (the casing, a ring the
+        # path followed past the layer's outer end) drifts off it by a pitch per revolution
+        part = max(1, (b.stop - b.start) // 4)
+        drift = np.median(spiral[b.stop - part : b.stop]) - np.median(
+            spiral[b.start : b.start + part]
+        )
+        return bool(abs(drift) <= 0.5 * pitch * (b.stop - b.start - part) / n)
+
     def goes_on(others: list[slice], end: slice) -> bool:
         # the wound layer beyond the end: as strong, on the spiral of the end's stretch or
         # a whole pitch from it (not the hollow's edge, nor a layer between two turns)
@@ -589,6 +598,7 @@ def _layer_extent(
             b.stop - b.start >= n // 4
             and np.median(strength[b]) >= level
             and abs(np.remainder((np.median(spiral[b]) - here) / pitch + 0.5, 1.0) - 0.5) <= 0.25
+            and winds(b)
             for b in others
         )
 
