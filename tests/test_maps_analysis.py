@@ -11,6 +11,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from scipy.special import erf
 from test_cli_maps import placeholder_sinogram
 from typer.testing import CliRunner
 
@@ -206,12 +207,13 @@ def test_a_saxs_window_covered_but_for_a_few_percent_is_mapped_with_a_note(
     saxs: Reconstruction,
 ) -> None:
     """An axis from 0.027 1/A (1.9 % of the window short of 0.025, beyond one bin) is one
-    detector's reach: mapped, and the notes say what the integral misses."""
+    detector's reach: mapped, and the notes say what the integral misses (2.6 %: it stops
+    at the first bin centre, 0.02698 1/A)."""
     keep = saxs.q_A >= 0.0265
     cut = Reconstruction(saxs.data[..., keep], saxs.q_A[keep], saxs.x_um, saxs.y_um)
     maps = compute_maps(cut, STUDY)
     assert "saxs_intensity" in maps
-    assert any("covers part of saxs [0.025, 0.1] 1.9% short" in note for note in maps.notes)
+    assert any("covers part of saxs [0.025, 0.1] 2.6% short" in note for note in maps.notes)
 
 
 def test_channels_without_a_value_are_skipped_without_a_copy_of_the_cube(
@@ -265,3 +267,22 @@ def test_a_pattern_without_the_metal_lines_is_mapped_with_a_note(waxs: Reconstru
     axis with, which the notes say; no refusal."""
     notes = compute_maps(waxs, MapsOptions()).notes
     assert any("lines are not found in the mean pattern" in note for note in notes), notes
+
+
+def test_d_star_is_not_found_across_channels_without_a_value() -> None:
+    """Channels 0.011-0.0245 1/A without a value (not reconstructed), outside the SAXS
+    intensity window, which is checked for gaps: d* walked over them and found its departure
+    below them, 59.7 nm for a profile of 37.5 nm (q* in the gap), exit 0. Now no value,
+    with the reason code of a gap (8)."""
+    q = np.linspace(0.005, 0.35, 500)
+    rg = 300.0  # A: a Beaucage level, shoulder at q ~ 0.017 1/A
+    profile = 100 * np.exp(-(q**2) * rg**2 / 3) + 1e-3 * (erf(q * rg / 6**0.5) ** 3 / q) ** 4
+    cube = np.broadcast_to(profile, (4, 4, q.size)).astype(np.float32).copy()
+    whole = compute_maps(Reconstruction(cube, q, _axes(4), _axes(4)), STUDY)
+    assert np.isfinite(whole["d_star_nm"]).all()
+    q_star = 2 * np.pi / (10 * float(whole["d_star_nm"][0, 0]))
+    assert 0.011 < q_star < 0.0245
+    cube[..., (q > 0.011) & (q < 0.0245)] = np.nan
+    gapped = compute_maps(Reconstruction(cube, q, _axes(4), _axes(4)), STUDY)
+    assert np.isnan(gapped["d_star_nm"]).all()
+    assert (gapped["d_star_reason"] == 8).all()

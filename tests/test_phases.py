@@ -143,14 +143,15 @@ def test_a_window_the_axis_covers_in_part_is_refused(tenths: int, high_end: bool
     """An axis starting (or ending) well inside a window integrated the part it held: a
     SAXS axis from 0.06 A^-1 gave 0.07x the intensity of [0.025, 0.1] and d* of 5.6 nm
     against 14.2, exit 0. One bin is the grid's own offset; up to 5 % of the window more
-    is integrated, with a note; beyond, the window is not covered."""
+    is integrated; beyond, the window is not covered. Any cut gets a note: within the one
+    bin none was given, and the integral stopped at the first bin centre all the same."""
     step = 0.01
     q = 1.0 + tenths * step / 10 + step * np.arange(400)  # from 1.0 + tenths/10 bins
     window = (1.0, 1.5)  # 50 bins: 5 % is 2.5 bins beyond the first
     if high_end:  # the same axis mirrored about 3 A^-1: it ends tenths/10 bins before 5.0
         q, window = 6.0 - q, (4.5, 5.0)
     assert covers(q, {"w": window}, shoulder_bins=0) == (tenths < 35)
-    assert (partly_covered(q, {"w": window}) is not None) == (tenths > 10)
+    assert (partly_covered(q, {"w": window}) is not None) == (tenths > 0)
 
 
 @pytest.mark.parametrize(
@@ -404,3 +405,22 @@ def test_table1_integrals_do_not_depend_on_the_grids_offset(name: str) -> None:
         q = 0.8 + (np.arange(300) + offset) * step
         got = window_integrals(q, waxs_pattern(name, q), window)[0]
         assert got == pytest.approx(exact, rel=0.07), offset
+
+
+def test_a_hole_split_by_one_channel_is_still_a_hole() -> None:
+    """Two gaps of 10 bins around one channel left with a value inside the graphite window:
+    each gap was measured against the step beside it, the other gap, so neither was a
+    hole; the window was integrated across 0.042 of its 0.08 1/A as a straight line,
+    shortfall 0 and no note, exit 0. Each gap is now measured against the smaller of the
+    two steps on each side: the same shortfall as one gap of 21 bins less the island's
+    two steps (0.50 against 0.45, within one bin of the window, 0.025)."""
+    q = np.round(np.arange(1.5, 2.1, 0.002), 6)
+    i = int(np.searchsorted(q, 1.86))
+    island = np.ones(q.size, dtype=bool)
+    island[i - 10 : i] = island[i + 1 : i + 11] = False
+    whole = np.ones(q.size, dtype=bool)
+    whole[i - 10 : i + 11] = False
+    assert window_shortfall(q[whole], 1.82, 1.90) == pytest.approx(0.5)
+    assert window_shortfall(q[island], 1.82, 1.90) == pytest.approx(0.45)
+    with pytest.raises(ValueError, match="uncovered"):
+        window_integrals(q, np.ones(q.size), {"w": (1.82, 1.90)}, shoulder_bins=0, channels=island)

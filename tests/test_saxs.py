@@ -313,3 +313,42 @@ def test_a_fit_window_of_a_few_sparse_points_gives_no_value() -> None:
     r = departure_dstar(q, intensity)
     assert r.reason_code == 2 and math.isnan(r.d_star_nm)
     assert math.isnan(departure_dstar_map(q, intensity[None]).d_star_nm[0])
+
+
+def test_the_walk_to_low_q_does_not_cross_a_gap_in_the_q_axis() -> None:
+    """Channels without a value are left off the q grid (``compute_maps`` gives them NaN q),
+    and the rule-6 walk stepped over the gap they leave: a departure at 0.065 1/A inside a
+    0.04 1/A gap was found at the first point below it, 0.045 1/A: d* 13.9 nm for 9.6 nm,
+    exit 0. Walking across a gap of more than HOLE_STEPS steps now gives no value (code
+    8); a gap of a few channels (3 steps) is bridged as before and gives the full axis's
+    q*, to the grid step (the fit window loses 2 of 250 points: d* within 0.2 nm)."""
+    intensity = beaucage(Q, 80.0)
+    full = departure_dstar(Q, intensity)
+    assert full.valid and full.d_star_nm == pytest.approx(9.64, abs=0.01)
+    hole = np.abs(Q - full.q_star) < 0.02
+    for q in (np.where(hole, np.nan, Q), Q[~hole]):
+        i = intensity if q.size == Q.size else intensity[~hole]
+        r = departure_dstar(q, i)
+        assert r.reason_code == 8 and math.isnan(r.d_star_nm), r
+        assert r.reason == REASONS[8] and math.isfinite(r.slope)
+        m = departure_dstar_map(q, np.stack([i, i]))
+        assert np.all(m.reason_code == 8) and np.isnan(m.d_star_nm).all()
+    few = np.ones(Q.size, dtype=bool)
+    k = int(np.flatnonzero(Q == full.fit_q_range[0])[0])
+    few[k - 40 : k - 38] = False  # two channels missing between the window and q*
+    bridged = departure_dstar(Q[few], intensity[few])
+    assert bridged.valid and bridged.d_star_nm == pytest.approx(full.d_star_nm, abs=0.2)
+
+
+def test_a_gap_split_by_one_channel_still_stops_the_walk() -> None:
+    """Two gaps of 20 channels around one channel kept, across the departure: each gap was
+    measured against the step beside it, the other gap, and the walk crossed the upper one,
+    which holds the departure (q* 0.0652 1/A), to depart at the island: d* 10.18 nm for
+    9.64, exit 0. Each gap is now measured against the smaller of the two steps on each
+    side: no value, code 8."""
+    intensity = beaucage(Q, 80.0)
+    k = int(np.flatnonzero(Q == departure_dstar(Q, intensity).q_star)[0])
+    keep = np.ones(Q.size, dtype=bool)
+    keep[k - 25 : k - 5] = keep[k - 4 : k + 16] = False  # q* in the upper gap
+    r = departure_dstar(Q[keep], intensity[keep])
+    assert r.reason_code == 8 and math.isnan(r.d_star_nm), r

@@ -69,3 +69,22 @@ def test_an_exact_power_law_has_no_value_at_any_scale() -> None:
     for scale in (1e-6, 1.0, 1e6):
         r = departure_dstar(q, scale * MODEL.power_law(q))
         assert not r.valid and math.isnan(r.d_star_nm) and r.reason_code == 5
+
+
+def test_an_axis_that_starts_inside_the_window_says_so() -> None:
+    """A SAXS axis whose first bin centre lies less than a bin above 0.025 A^-1 (from
+    0.0262, bins of 0.0014) is integrated from there: 0.87 of the integral of 0.025-0.1 on
+    a q^-3.7 law, and no note said the window was cut (the one-bin allowance of the
+    refusal hid it), exit 0. The note now names the window whenever the axis's ends cut
+    it; the 0.87 is the interpolation's (0.3 % on this axis) times the part held."""
+    from jellyroll.phases import partly_covered
+
+    rg = float(rg_for_dstar(12.0, RATIO, MODEL))
+    exact = quad(lambda x: profile(np.array([x]), rg)[0], *SAXS_Q_RANGE, limit=200)[0]
+    held = quad(lambda x: profile(np.array([x]), rg)[0], 0.0262, SAXS_Q_RANGE[1], limit=200)[0]
+    q = np.arange(0.0262, 0.30, 0.0014)
+    found = saxs_intensity_map(q, profile(q, rg)[None])[0]
+    assert found == pytest.approx(held, rel=0.005) and found < 0.9 * exact
+    note = partly_covered(q, {"saxs": SAXS_Q_RANGE})
+    assert note is not None and "saxs [0.025, 0.1] 1.6% short" in note
+    assert partly_covered(np.arange(0.0245, 0.30, 0.0014), {"saxs": SAXS_Q_RANGE}) is None

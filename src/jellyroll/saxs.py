@@ -22,7 +22,7 @@ import numpy as np
 from numba import njit, prange
 
 from jellyroll.conventions import RowSliced, slab_rows
-from jellyroll.phases import QWindow, window_integrals
+from jellyroll.phases import HOLE_STEPS, QWindow, steps_beside, window_integrals
 
 __all__ = [
     "REASONS",
@@ -51,6 +51,7 @@ SLOPE_TOO_SHALLOW = 4
 FEATURELESS = 5
 NOTHING_BELOW_WINDOW = 6
 LOW_INTENSITY = 7  # set by map stages, never by the per-profile method
+GAP_BELOW_WINDOW = 8
 
 REASONS: dict[int, str] = {
     VALID: "valid",
@@ -64,6 +65,10 @@ REASONS: dict[int, str] = {
     FEATURELESS: "no departure from the power law (featureless profile)",
     NOTHING_BELOW_WINDOW: "no points below the fit window to test for a departure",
     LOW_INTENSITY: "integrated SAXS intensity below the map's threshold",
+    GAP_BELOW_WINDOW: (
+        "the walk towards low q reached a gap in the q axis (channels without a value) "
+        "before a departure: q* may lie in the gap"
+    ),
 }
 
 _TWO_PI = 2.0 * math.pi
@@ -122,6 +127,7 @@ def _dstar_kernel(
     q: np.ndarray,
     logq: np.ndarray,
     order: np.ndarray,
+    gap: np.ndarray,
     row: np.ndarray,
     min_intensity: float,
     min_points: int,
@@ -134,7 +140,8 @@ def _dstar_kernel(
     """The d* algorithm for one profile.
 
     ``q``/``logq`` (n_valid,) are the valid q values (A^-1) sorted ascending and their
-    logarithms; ``order`` (n_valid,) maps them to indices of ``row`` (n_q,), the intensities.
+    logarithms; ``order`` (n_valid,) maps them to indices of ``row`` (n_q,), the intensities;
+    ``gap`` (n_valid,) bool is True at k where q[k - 1] to q[k] is a hole (:func:`_gaps`).
     Returns (d_star_nm, q_star, slope, log_amplitude, segment_start, segment_length,
     window_start, window_stop, reason_code); indices refer to the sorted valid grid and the
     window is the half-open range [window_start, window_stop).
@@ -230,8 +237,11 @@ def _dstar_kernel(
     if w0 == s:
         return nan, nan, slope, log_amp, s, n, w0, w1, NOTHING_BELOW_WINDOW
 
-    # Rule 6: walk down from the point just below the window.
+    # Rule 6: walk down from the point just below the window; a departure may hide in a
+    # gap of the axis (channels without a value), so the walk stops there without a value.
     for k in range(w0 - 1, s - 1, -1):
+        if gap[k + 1]:
+            return nan, nan, slope, log_amp, s, n, w0, w1, GAP_BELOW_WINDOW
         fit = math.exp(yc + b * (logq[k] - xc))
         if abs(np.float64(row[order[k]]) / fit - 1.0) > tolerance:
             q_star = q[k]
@@ -244,6 +254,7 @@ def _dstar_many(
     q: np.ndarray,
     logq: np.ndarray,
     order: np.ndarray,
+    gap: np.ndarray,
     rows: np.ndarray,
     min_intensity: float,
     min_points: int,
@@ -270,6 +281,7 @@ def _dstar_many(
             q,
             logq,
             order,
+            gap,
             rows[p],
             min_intensity,
             min_points,
@@ -324,15 +336,33 @@ def _check_params(
     )
 
 
-def _q_grid(q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sorted valid q (finite, > 0), their logs, and their indices in the input axis."""
+def _gaps(qs: np.ndarray) -> np.ndarray:
+    """(n,) True at k where the step from ``qs[k - 1]`` to ``qs[k]`` (ascending, A^-1) is a
+    hole: wider than :data:`~jellyroll.phases.HOLE_STEPS` times the step beside it on
+    each side (:func:`~jellyroll.phases.steps_beside`), as the window integrals define it
+    (a change of bin width, e.g. two grids merged, is no hole; up to three channels
+    missing on a uniform grid are bridged)."""
+    steps = np.diff(qs)
+    gap = np.zeros(qs.size, dtype=np.bool_)
+    if steps.size:
+        below, above = steps_beside(steps, np.inf)
+        # no step beyond an end: the one on the other side alone
+        near = np.where(np.isinf(below), above, np.where(np.isinf(above), below, 0.0))
+        near = np.where(np.isfinite(below) & np.isfinite(above), np.maximum(below, above), near)
+        gap[1:] = steps > HOLE_STEPS * near
+    return gap
+
+
+def _q_grid(q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted valid q (finite, > 0), their logs, their indices in the input axis, and the
+    holes between them (:func:`_gaps`)."""
     q = np.asarray(q, dtype=np.float64)
     if q.ndim != 1:
         raise ValueError(f"q must be one-dimensional, got shape {q.shape}")
     good = np.flatnonzero(np.isfinite(q) & (q > 0.0))
     order = good[np.argsort(q[good], kind="stable")].astype(np.int64)
     qs = np.ascontiguousarray(q[order])
-    return qs, np.log(qs), order
+    return qs, np.log(qs), order, _gaps(qs)
 
 
 def _as_kernel_rows(intensities: np.ndarray, n_q: int) -> np.ndarray:
@@ -379,7 +409,9 @@ def departure_dstar(
     5. no value if x > ``max_slope`` or x < ``min_slope``;
     6. walking from the point just below the fit window towards low q (within the run),
        q* is the first point where |I / (A q^-x) - 1| > ``tolerance``; d* = 2 pi / q*,
-       converted to nm. No value if no point departs (featureless profile).
+       converted to nm. No value if no point departs (featureless profile), nor if the
+       walk reaches a hole in the q grid first (a gap wider than ``HOLE_STEPS`` times the
+       steps beside it, e.g. channels without a value: the departure may lie in it).
     """
     params = _check_params(
         min_intensity,
@@ -390,7 +422,7 @@ def departure_dstar(
         max_slope,
         tolerance,
     )
-    qs, logq, order = _q_grid(q)
+    qs, logq, order, gap = _q_grid(q)
     row = np.asarray(intensity, dtype=np.float64)
     if row.shape != (np.asarray(q).shape[0],) or row.ndim != 1:
         raise ValueError(f"intensity shape {row.shape} does not match q shape {np.shape(q)}")
@@ -401,7 +433,7 @@ def departure_dstar(
     code = np.empty(1, dtype=np.int8)
     log_amp = np.empty(1)
     window = np.empty((1, 4), dtype=np.int64)
-    _dstar_many(qs, logq, order, rows, *params, d_star, q_star, slope, code, log_amp, window)
+    _dstar_many(qs, logq, order, gap, rows, *params, d_star, q_star, slope, code, log_amp, window)
 
     c = int(code[0])
     x = float(slope[0])
@@ -458,7 +490,7 @@ def departure_dstar_map(
         max_slope,
         tolerance,
     )
-    qs, logq, order = _q_grid(q)
+    qs, logq, order, gap = _q_grid(q)
     arr = np.asarray(intensities)
     rows = _as_kernel_rows(arr, np.asarray(q).shape[0])
     shape = arr.shape[:-1]
@@ -468,7 +500,7 @@ def departure_dstar_map(
     slope = np.empty(n)
     code = np.empty(n, dtype=np.int8)
     log_amp, window = np.empty(n), np.empty((n, 4), dtype=np.int64)
-    _dstar_many(qs, logq, order, rows, *params, d_star, q_star, slope, code, log_amp, window)
+    _dstar_many(qs, logq, order, gap, rows, *params, d_star, q_star, slope, code, log_amp, window)
     # the departure found at the very first point below the fit window: one point's noise
     below = qs[np.clip(window[:, 2] - 1, 0, qs.size - 1)]
     return DStarMap(
