@@ -104,6 +104,23 @@ def test_iterations_converge_on_consistent_data(case: dict) -> None:
     assert np.all((gaps > 0.2) & (gaps < 0.8))
 
 
+@pytest.mark.parametrize("backend", ["jellyroll", "astra"])
+def test_sart_does_not_depend_on_the_order_of_the_projections(case: dict, backend: str) -> None:
+    """The same projections in another row order give the same SART maps. SART swept the
+    rows in the golden-ratio order of their indices, which spreads the angles only when
+    they are sorted: 45 shuffled projections reconstructed other maps, exit 0 (3 sweeps:
+    14 % of the largest value apart at most, and further from the truth: 0.106 against
+    0.102 relative RMSE). The sweep now follows the angles as sorted: the same updates in
+    the same order, so the same maps to float32 rounding (measured: bit for bit)."""
+    geometry, sinogram = case["geometry"], case["sinogram"]
+    shuffled = np.random.default_rng(3).permutation(geometry.n_angles)
+    ordered = reconstruct(sinogram, geometry, "sart", 3, backend=backend).data
+    result = reconstruct(
+        sinogram[shuffled], geometry.subset(shuffled), "sart", 3, backend=backend
+    ).data
+    np.testing.assert_allclose(result, ordered, rtol=0, atol=1e-5 * np.abs(ordered).max())
+
+
 def test_astra_backend_single_channel_and_cuda_flag(case: dict) -> None:
     geometry, sinogram = case["geometry"], case["sinogram"][..., 0]
     theirs = astra_reconstruct(geometry, sinogram, "sart", 2)

@@ -182,6 +182,43 @@ def test_reconstruct_writes_volume_and_attenuation_map(tmp_path: Path) -> None:
         assert "reconstruction" in f["entry/provenance"]
 
 
+@pytest.mark.parametrize("method", ["fbp", "sirt"])
+def test_self_absorption_takes_the_transmission_of_a_sart_map(tmp_path: Path, method) -> None:
+    """The transmission the channels are divided by is reprojected from a SART attenuation
+    map whatever the method: FBP's holds 0.3-0.45 of the sample's mu in the corners beyond
+    the detector's circle, which the rays through them read as attenuation. A disk in a
+    casing absorbing up to 69 %: FBP's channels came out 6.0 % above those divided by the
+    exact transmission (SIRT's 0.64 %), exit 0; now 0.01 %. The tolerance, 0.2 %, leaves
+    the SART map's reprojection error (1 % at most on any ray) room on the average."""
+    n, step = 48, 10.0
+    yy, xx = (np.mgrid[:n, :n] - (n - 1) / 2) * step
+    r = np.hypot(xx, yy)
+    scattering = np.where(r < 200, 1.0 + 0.5 * (xx > 0), 0.0).astype(np.float32)
+    mu = np.where(r < 200, 1e-3, 0.0) + np.where((r >= 200) & (r < 225), 6e-3, 0.0)
+    angles = np.linspace(0.0, 180.0, 60, endpoint=False)
+    translations = 3.0 + (np.arange(n) - (n - 1) / 2) * step / 1000
+    geometry = ParallelGeometry.from_scan(angles, translations, 3.0037)
+    attenuation = forward(geometry, mu.astype(np.float32))
+    exact = np.repeat(forward(geometry, scattering)[..., None], 4, axis=2)
+    data = exact * np.exp(-attenuation)[..., None]
+    path = tmp_path / "run.h5"
+    sinogram = Sinogram(
+        data=data,
+        errors=np.zeros_like(data),
+        rotation_angle_deg=angles,
+        translation_mm=translations,
+        q_A=np.linspace(1.0, 2.0, 4),
+        attenuation=attenuation,
+        rotation_centre_mm=3.0037,
+    )
+    write_sinogram(path, sinogram, {"stage": "test"})
+    run_reconstruct(path, ReconstructOptions(method=method))
+    written = read_reconstruction(path).data[..., 0]
+    expected = reconstruct(exact[..., 0], geometry, method).data[..., 0]
+    inside = r < 190
+    assert written[inside].mean() == pytest.approx(expected[inside].mean(), rel=2e-3)
+
+
 def test_channel_ranges_backend_and_method(tmp_path: Path) -> None:
     path = tmp_path / "run.h5"
     truth = _run_file(path, diode=False)

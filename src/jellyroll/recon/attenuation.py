@@ -11,7 +11,9 @@ and good at 77 keV, where WAXS angles stay small: the exit path, tilted by 2thet
 beam line, is longer by about ``1 / cos 2theta - 1`` (0.9 % at q = 5 A^-1, 3.4 % at
 q = 10 A^-1), which the model neglects. The correction divides every channel of a ray by the ray's
 transmission, taken from the reprojected attenuation slice (smoother than the diode and
-defined where diode readings are missing) or given directly.
+defined where diode readings are missing) or given directly. The slice reprojected is
+SART's (:func:`self_absorption_transmission`), whatever the method of the channels: only a
+map fitted to the measured rays reprojects onto them.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ __all__ = [
     "attenuation_map",
     "attenuation_sinogram_problem",
     "correct_self_absorption",
+    "self_absorption_transmission",
     "transmission",
 ]
 
@@ -100,6 +103,40 @@ def transmission(geometry: ParallelGeometry, mu_per_um: np.ndarray) -> np.ndarra
     """Transmission ``exp(-A mu)`` of every ray through the map ``(ny, nx)`` (1/um),
     ``(n_angles, n_t)``."""
     return np.exp(-forward(geometry, mu_per_um))
+
+
+TRANSMISSION_SWEEPS = 10
+"""Least SART sweeps of the attenuation map the self-absorption's transmission is
+reprojected from (the study's 10: its reprojection is within 1 % of the measured
+transmission on an 8 mm cell-like slice, 150 angles)."""
+
+
+def self_absorption_transmission(
+    attenuation: np.ndarray,
+    geometry: ParallelGeometry,
+    mu_per_um: np.ndarray | None = None,
+    method: str = "sart",
+    iterations: int = 10,
+    *,
+    backend: str = "auto",
+) -> np.ndarray:
+    """Transmission ``(n_angles, n_t)`` of every ray for :func:`correct_self_absorption`:
+    the reprojection (:func:`transmission`) of a SART map of the attenuation sinogram
+    ``(n_angles, n_t)`` of at least :data:`TRANSMISSION_SWEEPS` sweeps. ``mu_per_um``
+    ``(ny, nx)``, the map the stage made with ``method`` and ``iterations``, is that map when
+    it is SART's of that many sweeps; otherwise one is reconstructed here.
+
+    An FBP map does not reproject onto the rays it came from: where no ray passes at every
+    angle (the corners beyond the detector's circle) it holds 0.3-0.45 of the sample's mu,
+    and the rays through them read too little transmission (an 8 mm cell-like slice at
+    77 keV: 7 % in the median, up to 25 %), so `reconstruct --method fbp` over-corrected
+    the channels (a 48-pixel slice: 6 % too high on average, exit 0). SIRT's map after 10
+    iterations, or SART's after one sweep, missed the transmission by up to 40 % along the
+    casing."""
+    sweeps = max(iterations, TRANSMISSION_SWEEPS) if method == "sart" else TRANSMISSION_SWEEPS
+    if mu_per_um is None or method != "sart" or iterations < sweeps:
+        mu_per_um = attenuation_map(attenuation, geometry, "sart", sweeps, backend=backend)
+    return transmission(geometry, mu_per_um)
 
 
 def correct_self_absorption(

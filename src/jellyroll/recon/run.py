@@ -20,7 +20,7 @@ from jellyroll.recon.attenuation import (
     attenuation_map,
     attenuation_sinogram_problem,
     correct_self_absorption,
-    transmission,
+    self_absorption_transmission,
 )
 from jellyroll.recon.engine import (
     CHUNK_CHANNELS,
@@ -185,9 +185,9 @@ def run_reconstruct(
     The rotation centre is ``options.rotation_centre_mm`` when given, else the run file's,
     else (a sinogram written by another program) estimated from the attenuation or summed
     scattering sinogram, with a warning; its source is recorded.
-    Self-absorption (divide by the transmission through the attenuation slice,
-    :mod:`jellyroll.recon.attenuation`) is applied when asked, or by default when the scan
-    has a diode.
+    Self-absorption (divide by the transmission through the attenuation slice, SART's
+    whatever the method: :func:`~jellyroll.recon.attenuation.self_absorption_transmission`)
+    is applied when asked, or by default when the scan has a diode.
     """
     options = options or ReconstructOptions()
     check_method(options.method, options.backend, options.iterations)  # before reading GBs
@@ -276,7 +276,10 @@ def _reconstruct(
     if options.self_absorption is None and mu is None:
         notes.append("no attenuation sinogram (no diode): self-absorption not corrected")
     if corrected:
-        through = transmission(geometry, mu)
+        # from SART's map whatever the method: FBP's does not reproject onto the rays
+        through = self_absorption_transmission(
+            attenuation, geometry, mu, method, iterations, backend=backend
+        )
         # in place: data and errors are this run's own arrays (read, or picked channels),
         # and a corrected copy beside them would hold each cube twice
         data = correct_self_absorption(data, through, in_place=True)
