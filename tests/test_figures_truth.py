@@ -141,3 +141,65 @@ def test_unresolved_legend_names_agglomerates_cut_by_the_map():
     for legend in legends:
         texts = [t.get_text() for t in legend.get_texts()]
         assert "unresolved (< 3 px or cut by the map)" in texts, texts
+
+
+def _bar_heights(axis) -> np.ndarray:
+    return np.array([patch.get_height() for patch in axis.patches], dtype=float)
+
+
+def test_bars_without_a_value_say_so_instead_of_standing_empty():
+    """A defect without graphite signal inside (lithiation NaN) and a cell without graphite
+    shares (no graphite signal) or NMC maps drew empty slots, read as 0 of every phase,
+    exit 0; they are now marked "no value" at their bar, the others drawn as before."""
+    phases = ("lic6", "lic12", "graphite_poor")
+    rows = [
+        {"id": 1, "case": "A", **{f"{p}_{w}": 1 / 3 for p in phases for w in ("inside", "ring")}},
+        {"id": 2, "case": "B", **{f"{p}_inside": np.nan for p in phases},
+         **{f"{p}_ring": 1 / 3 for p in phases}},
+    ]  # fmt: skip
+    axis = figures.lithiation_figure(pd.DataFrame(rows)).axes[0]
+    marks = [t for t in axis.texts if t.get_text() == figures.NO_VALUE]
+    assert [t.get_position()[0] for t in marks] == pytest.approx([1 - 0.2])  # id 2, inside
+    heights = _bar_heights(axis)
+    assert np.nansum(heights) == pytest.approx(3.0)  # 3 bars of 1, the NaN one drawn as none
+    cells = [
+        {"label": "fresh", "graphite": {"lic6": 0.7, "lic12": 0.2, "graphite_poor": 0.1},
+         "nmc": {"nmc_lithiated": 0.4, "nmc_delithiated": 0.6}, "cases": {"A": 2},
+         "d_star": np.full(4, 12.0)},
+        {"label": "dark", "graphite": dict.fromkeys(phases, np.nan), "nmc": {},
+         "cases": {"A": 1}, "d_star": np.full(4, 12.0)},
+    ]  # fmt: skip
+    figure = figures.comparison_figure(cells)
+    for axis in figure.axes[:2]:
+        marks = [t for t in axis.texts if t.get_text() == figures.NO_VALUE]
+        assert [t.get_position()[0] for t in marks] == [1]
+        assert np.sum(_bar_heights(axis)) == pytest.approx(1.0)
+    assert not [t for t in figure.axes[2].texts if t.get_text() == figures.NO_VALUE]
+
+
+def test_vertical_views_draw_height_upwards_at_its_coordinates():
+    """The NXCT vertical cuts and the collector displacement drew the lowest slice at the
+    top (z growing downwards): the cell stood upside down beside the slice-in-volume view
+    (z up), its bends near the bottom drawn near the top. Height now grows upwards; the
+    voxel lands at its centred-frame coordinates, exact up to float rounding."""
+    nz, ny, nx, voxel = 6, 5, 4, 10.0
+    volume = np.zeros((nz, ny, nx))
+    volume[1, 2, 3] = 1.0  # near the bottom (z index 1), in the vertical cut (x)
+    volume[3, 1, 0] = 1.0  # in the axial slice, off the vertical cuts
+    z_um, y_um, x_um = (pixel_centres_um(n, voxel) for n in (nz, ny, nx))
+    cuts = volume[nz // 2], volume[:, ny // 2], volume[:, :, nx // 2]
+    axes = figures.orthogonal_views_figure(*cuts, voxel).axes
+    assert _brightest(axes[0].images[0]) == pytest.approx((x_um[0] / 1e3, y_um[1] / 1e3))
+    assert _brightest(axes[1].images[0]) == pytest.approx((x_um[3] / 1e3, z_um[1] / 1e3))
+    for axis in axes[1:]:
+        low, high = axis.get_ylim()
+        assert low < high and axis.get_ylabel() == "z (mm)"
+    low, high = axes[0].get_ylim()
+    assert low > high  # the axial slice as the maps: y down
+    z_um = np.arange(5) * 10.0
+    displacement = np.zeros((5, 8))
+    displacement[1, 2] = 9.0
+    axis = figures.bends_figure(displacement, np.arange(8) * 10.0, z_um).axes[0]
+    assert _brightest(axis.images[0]) == pytest.approx((0.020, 0.010), abs=1e-12)
+    low, high = axis.get_ylim()
+    assert low < high

@@ -254,8 +254,10 @@ def lithiation_figure(lithiation: pd.DataFrame) -> Figure:
     colours = {"lic6": "green", "lic12": "blue", "graphite_poor": "red"}
     for offset, where in ((-0.2, "inside"), (0.2, "ring")):
         bottom = np.zeros(ids.size)
+        known = np.zeros(ids.size, dtype=bool)
         for phase, colour in colours.items():
-            values = lithiation[f"{phase}_{where}"].to_numpy()
+            values = lithiation[f"{phase}_{where}"].to_numpy(dtype=float)
+            known |= np.isfinite(values)
             axis.bar(
                 x + offset,
                 values,
@@ -264,11 +266,26 @@ def lithiation_figure(lithiation: pd.DataFrame) -> Figure:
                 color=colour,
                 alpha=1.0 if where == "inside" else 0.45,
             )
-            bottom += values
+            bottom += np.nan_to_num(values)
+        _no_value_marks(axis, x + offset, ~known)  # no graphite signal there: not 0
     axis.set_xticks(x, [f"{i}\n{c}" for i, c in zip(ids, lithiation["case"], strict=True)])
     axis.set_ylabel("fraction (left bar: inside, right: ring)")
     axis.set_xlabel("agglomerate id and case")
     return figure
+
+
+NO_VALUE = "no value"
+"""Written on a bar that has no value (NaN: a defect without graphite signal), which an
+empty slot would show as 0."""
+
+
+def _no_value_marks(axis, x: np.ndarray, where: np.ndarray) -> None:
+    """:data:`NO_VALUE` written upright at the bars ``x`` (data units) where ``where``."""
+    for xi in np.asarray(x)[np.asarray(where, dtype=bool)]:
+        axis.text(
+            xi, 0.02, NO_VALUE, rotation=90, ha="center", va="bottom", fontsize="x-small",
+            color="0.4", transform=axis.get_xaxis_transform(),
+        )  # fmt: skip
 
 
 def unrolled_figure(
@@ -373,10 +390,13 @@ def comparison_figure(cells: list[dict]) -> Figure:
         (axes[2], "cases", CASE_COLOURS, CASE_NAMES, "agglomerates"),
     ):  # fmt: skip
         bottom = np.zeros(len(cells))
+        known = np.zeros(len(cells), dtype=bool)
         for name, colour in colours.items():
-            values = np.array([c[key].get(name, 0.0) for c in cells], dtype=float)
-            axis.bar(x, values, 0.6, bottom=bottom, color=colour, label=names[name])
+            values = np.array([c[key].get(name, np.nan) for c in cells], dtype=float)
+            axis.bar(x, np.nan_to_num(values), 0.6, bottom=bottom, color=colour, label=names[name])
             bottom += np.nan_to_num(values)
+            known |= np.isfinite(values)
+        _no_value_marks(axis, x, ~known)  # no shares (no signal, no map): not an empty 0
         axis.set_xticks(x, labels, rotation=15)
         axis.set_title(title)
         axis.set_ylim(0, max(float(np.nanmax(bottom, initial=0.0)), 1e-9) * 1.45)
@@ -457,7 +477,9 @@ def orthogonal_views_figure(
     xy: np.ndarray, xz: np.ndarray, yz: np.ndarray, voxel_um: float, title: str = ""
 ) -> Figure:
     """Three orthogonal cuts through the centre of a volume (RGB (..., 3) or grey), axes in
-    mm: the axial slice (y, x), and the vertical cuts (z, x) and (z, y)."""
+    mm of the centred frame: the axial slice (y, x), y down as in the maps, and the vertical
+    cuts (z, x) and (z, y), height z up (row 0, the lowest z, at the bottom: drawn at the
+    top, the cell stood upside down beside the slice-in-volume view)."""
     figure = Figure(figsize=(13, 4.6), layout="constrained")
     axes = figure.subplots(1, 3)
     for axis, image, (rows, columns), name in (
@@ -467,10 +489,14 @@ def orthogonal_views_figure(
     ):
         n_rows, n_columns = image.shape[:2]
         half = voxel_um / 2000
+        origin = "lower" if rows == "z" else "upper"
+        low, high = -n_rows * half, n_rows * half
         extent = [
-            -n_columns * half, n_columns * half, n_rows * half, -n_rows * half,
-        ]  # fmt: skip
-        axis.imshow(image, extent=extent, cmap=None if image.ndim == 3 else "gray")
+            -n_columns * half,
+            n_columns * half,
+            *((low, high) if rows == "z" else (high, low)),
+        ]
+        axis.imshow(image, extent=extent, origin=origin, cmap=None if image.ndim == 3 else "gray")
         axis.set_xlabel(f"{columns} (mm)")
         axis.set_ylabel(f"{rows} (mm)")
         axis.set_title(name)
@@ -481,15 +507,17 @@ def orthogonal_views_figure(
 
 def bends_figure(displacement_um: np.ndarray, arc_um: np.ndarray, z_um: np.ndarray) -> Figure:
     """The Cu collector's radial displacement off its smooth spiral, unrolled: arc length
-    along the layer against height (the study's Fig. 3b seen from the side)."""
+    along the layer against height, z up (the study's Fig. 3b seen from the side)."""
     displacement_um, z_um = _rows_on_grid(displacement_um, z_um)
     figure = Figure(figsize=(12, 3.5), layout="constrained")
     axis = figure.subplots()
     finite = displacement_um[np.isfinite(displacement_um)]
     limit = float(np.percentile(np.abs(finite), 99.5)) if finite.size else 1.0
+    left, right, bottom, top = pixel_extent(np.asarray(arc_um), z_um)
     image = axis.imshow(
         displacement_um,
-        extent=[e / 1000 for e in pixel_extent(np.asarray(arc_um), z_um)],
+        extent=[left / 1000, right / 1000, top / 1000, bottom / 1000],  # lowest z at the bottom
+        origin="lower",
         aspect="auto",
         cmap=colormaps["RdBu_r"].with_extremes(bad="0.6"),  # untraced: grey, not 0's white
         vmin=-limit,

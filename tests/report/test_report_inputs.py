@@ -350,3 +350,161 @@ def test_the_region_dstar_uses_the_parameters_the_maps_were_made_with(
     plain = _with_profiles(results, tmp_path / "plain.h5", dstar=None)
     page = run_report([plain], tmp_path / "plain.html").read_text()
     assert _region_dstar(page) == at[0.03]
+
+
+def test_nmc_shares_are_not_biased_by_the_noise_of_the_maps(
+    results: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The comparison's "NMC phase shares" clipped every pixel at 0 before summing: the
+    zero-mean noise of a reconstruction was added to every phase, and a fully delithiated
+    cathode (lithiated map: noise of 0.3 times the signal) drew a lithiated share of 0.10,
+    exit 0. Now summed, then clipped, as the diagnosis's graphite shares: the lithiated
+    sum of pure noise is below 0 for this seed, so its share is exactly 0; a pixel without a
+    value in one phase is left out of both."""
+    import dataclasses
+
+    from jellyroll.report.html import Section
+    from jellyroll.results import Map, MapSet
+
+    rng = np.random.default_rng(0)
+    cathode = np.zeros((N, N))
+    cathode[10:30, 10:30] = 1.0
+    lithiated = 0.3 * rng.standard_normal((N, N)) * cathode
+    delithiated = (1.0 + 0.3 * rng.standard_normal((N, N))) * cathode
+    delithiated[0, 0] = lithiated[1, 1] = np.nan
+    assert float(np.sum(lithiated[np.isfinite(lithiated + delithiated)])) < 0
+    cell = report_run.require_diagnosis(results)
+    maps = MapSet(
+        {
+            **cell.maps.maps,
+            "nmc_lithiated": Map(lithiated, ""),
+            "nmc_delithiated": Map(delithiated, ""),
+        },
+        cell.maps.x_um,
+        cell.maps.y_um,
+    )
+    assert report_run.nmc_shares(maps) == {"nmc_lithiated": 0.0, "nmc_delithiated": 1.0}
+    rows = []
+    monkeypatch.setattr(report_run.figures, "comparison_figure", lambda r: rows.extend(r))
+    monkeypatch.setattr(Section, "figure", lambda *args, **kwargs: None)
+    cells = [dataclasses.replace(cell, maps=maps), dataclasses.replace(cell, label="other")]
+    report_run._comparison_section(report_run.Report("t"), cells)
+    assert rows[0]["nmc"] == {"nmc_lithiated": 0.0, "nmc_delithiated": 1.0}
+    assert rows[1]["nmc"] == {}  # no NMC maps: no bar, not a share of 1
+
+
+def _operando_file(path: Path, soc_units: str) -> Path:
+    """A 3-step operando file (8 x 8 pixels of 10 um, one zone) along ``soc_units``."""
+    import pandas as pd
+
+    from jellyroll.results.operando import CORE_FIELDS, OperandoResult, write_operando
+
+    n, size = 3, 8
+    axis = (np.arange(size) - (size - 1) / 2) * 10.0
+    zones = np.zeros((size, size), dtype=int)
+    zones[3:5, 3:5] = 1
+    curve = np.tile([[0.5, 0.3, 0.2]], (n, 1))
+    table = pd.DataFrame(
+        [{"id": 1, "x_um": 0.0, "y_um": 0.0, "soc_half": 0.6, "lag_soc": 0.1,
+          "shrink_rate_um2_per_soc": 1234.5, "pixels": 4}]
+    )  # fmt: skip
+    result = OperandoResult(
+        soc=np.array([0.0, 0.5, 1.0]), soc_units=soc_units, time_s=np.array([0, 1800, 3600.0]),
+        soc_source="test", steps=["a", "b", "c"], x_um=axis, y_um=axis,
+        shares=np.full((n, size, size, 3), 1 / 3), zones=zones,
+        curves={"anode": curve, "zone_1": curve}, soc_half={"anode": 0.5, "zone_1": 0.6},
+        pixels={"anode": 60, "zone_1": 4}, zones_table=table,
+        cores={name: np.full((1, n), 10.0) for name in CORE_FIELDS}, shift_px=np.zeros((n, 2)),
+        rotation_centre_mm=0.0,
+    )  # fmt: skip
+    return write_operando(path, result, {}, key="k", inputs=[])
+
+
+def test_a_core_shrink_rate_along_time_is_labelled_per_hour(tmp_path: Path) -> None:
+    """A series without states of charge runs along time (h): the zone table's
+    half-lithiation point and lag were renamed to hours, but the core's shrink rate kept
+    its file name "shrink_rate_um2_per_soc": 1234.5 um^2 per hour read as per state of
+    charge, exit 0. Along the state of charge the names stay."""
+    from jellyroll.operando.timeline import SOC_UNITS
+    from jellyroll.report.html import Report
+    from jellyroll.report.run import _operando_section
+
+    heads = {}
+    for units in ("h", SOC_UNITS):
+        report = Report("operando")
+        _operando_section(report, "cell", _operando_file(tmp_path / f"{units}.h5", units))
+        table = report.render().split("damaged zones: lag behind the regular anode")[1]
+        heads[units] = table.split("</thead>")[0]
+    assert "<th>core shrink rate (um^2 per h)</th>" in heads["h"]
+    assert "per_soc" not in heads["h"] and "<th>lag (h)</th>" in heads["h"]
+    assert "<th>shrink_rate_um2_per_soc</th>" in heads[SOC_UNITS]
+
+
+def _truth_file(path: Path, true_diameter_um: float, n: int = 20, pixel: float = 20.0) -> Path:
+    """A twin's truth file holding one true case-B agglomerate at the map's centre."""
+    import pandas as pd
+
+    from jellyroll.io.nexus import write_table
+
+    labels = np.zeros((n, n), dtype=int)
+    labels[9:11, 9:11] = 1
+    with h5py.File(path, "w") as f:
+        table = pd.DataFrame(
+            [{"id": 1, "x_um": 0.0, "y_um": 0.0, "equivalent_diameter_um": true_diameter_um,
+              "case": "B"}]
+        )  # fmt: skip
+        write_table(f.require_group("entry"), "agglomerates", table)
+        for name, data in (
+            ("agglomerate_id", labels),
+            ("region_agglomerate", (labels > 0).astype(float)),
+            ("anode_mask", np.ones((n, n))),
+        ):
+            f[f"entry/maps/{name}/data"] = data
+        f["entry/scan/pixel_size_um"] = pixel
+    return path
+
+
+def test_a_found_diameter_beside_the_critical_one_keeps_its_side_against_truth(
+    tmp_path: Path,
+) -> None:
+    """Found vs truth wrote the matched diameters with one decimal: a found 50.04 um case-B
+    agglomerate read "50.0" beside the critical diameter of 50 um (case A's side), exit 0;
+    it now reads "50.04" (:func:`beside_threshold`), the others keep one decimal."""
+    import pandas as pd
+
+    from jellyroll.report.html import Report
+    from jellyroll.results import Diagnosis, Map, MapSet
+
+    axis = (np.arange(20) - 9.5) * 20.0
+    found = pd.DataFrame(
+        [{"id": 1, "x_um": 10.0, "y_um": 10.0, "equivalent_diameter_um": 50.04, "case": "B"}]
+    )
+    cell = Diagnosis(
+        "c", "c", MapSet({"saxs_intensity": Map(np.ones((20, 20)), "")}, axis, axis), found,
+        pd.DataFrame(), pd.DataFrame(), summary={"critical_diameter_um": 50.0},
+    )  # fmt: skip
+    report = Report("t")
+    report_run._truth_section(report, cell, _truth_file(tmp_path / "truth.h5", 61.25), 50.0)
+    table = report.render().split("true agglomerates and their matches")[1]
+    row = table.split("<tbody>")[1].split("</tr>")[0]
+    assert "<td>50.04</td>" in row and "<td>61.2</td>" in row and "50.0<" not in row
+
+
+def test_an_agglomerate_cut_by_the_map_is_shown_as_a_lower_bound(results: Path) -> None:
+    """The diagnosis flags an agglomerate whose fitted ellipse reaches the map's edge
+    (``truncated``: its diameter a lower bound), but the report's table left the flag out:
+    a 70 um case-B agglomerate cut by the map read as measured whole, exit 0."""
+    import dataclasses
+
+    from jellyroll.report.html import Report
+
+    cell = report_run.require_diagnosis(results)
+    table = cell.agglomerates.copy()
+    table["truncated"] = [True] + [False] * (len(table) - 1)
+    report = Report("t")
+    report_run._cell_section(report, dataclasses.replace(cell, agglomerates=table), 50.0)
+    page = report.render().split("<caption>agglomerates")[1].split("</table>")[0]
+    assert "its diameter a lower bound" in page
+    head, body = page.split("</thead>")
+    assert "<th>case</th><th>truncated</th>" in head
+    assert body.split("</tr>")[0].count('<td class="text">True</td>') == 1

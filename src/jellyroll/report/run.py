@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from jellyroll import __version__, figures
+from jellyroll.defects._common import phase_amounts
 from jellyroll.defects.agglomerates import RESOLVED_PIXELS, UNRESOLVED
 from jellyroll.defects.regions import REGIONS
 from jellyroll.defects.truth import (
@@ -29,7 +30,13 @@ from jellyroll.locate.link_run import read_link
 from jellyroll.operando.timeline import SOC_UNITS
 from jellyroll.report.html import NO_VALUE, Report, beside_threshold
 from jellyroll.report.options import ReportOptions
-from jellyroll.results import GRAPHITE_PHASE_MAPS, Diagnosis, MapName, require_diagnosis
+from jellyroll.results import (
+    GRAPHITE_PHASE_MAPS,
+    Diagnosis,
+    MapName,
+    MapSet,
+    require_diagnosis,
+)
 from jellyroll.results.nxct import read_displacement, read_fused_cuts, read_nxct
 from jellyroll.results.operando import read_operando
 from jellyroll.results.store import RunFileError
@@ -38,9 +45,11 @@ from jellyroll.saxs import departure_dstar
 PHASE_TITLES = ("LiC6", "LiC12", "poorly lithiated")
 """Report names of :data:`jellyroll.results.GRAPHITE_PHASE_MAPS`, in their order."""
 AGGLOMERATE_COLUMNS = (
-    "id", "x_um", "y_um", "equivalent_diameter_um", "case", "excess_intensity",
+    "id", "x_um", "y_um", "equivalent_diameter_um", "case", "truncated", "excess_intensity",
     "d_star_inside_nm", "d_star_ring_nm", "bend_id",
 )  # fmt: skip
+"""Columns of the agglomerate table in the report (``truncated``: its diameter is a lower
+bound; without it a 70 um case-B agglomerate cut by the map read as measured whole)."""
 
 
 NOT_RECORDED = "not recorded"
@@ -202,7 +211,7 @@ def run_report(
     for result, diameter in zip(cells, critical, strict=True):
         _cell_section(report, result, diameter)
         if truth and result.name in truth:
-            _truth_section(report, result, Path(truth[result.name]))
+            _truth_section(report, result, Path(truth[result.name]), diameter)
         if nxct and result.name in nxct:
             _nxct_section(report, result.label, Path(nxct[result.name]))
         if link and result.name in link:
@@ -292,7 +301,8 @@ def _cell_section(report: Report, result: Diagnosis, critical: float) -> None:
     columns = [c for c in AGGLOMERATE_COLUMNS if c in result.agglomerates.columns]
     section.table(
         result.agglomerates[columns] if columns else result.agglomerates,
-        "agglomerates",
+        "agglomerates (truncated: cut by the map's edge or by pixels without value, its "
+        "diameter a lower bound)",
         formats={"equivalent_diameter_um": beside_threshold(critical, "{:.3g}")},
     )
     if len(result.bends):
@@ -358,17 +368,31 @@ def _saxs_profiles(section, result: Diagnosis) -> None:
     )
 
 
+NMC_PHASE_MAPS = (MapName.NMC_LITHIATED, MapName.NMC_DELITHIATED)
+"""The NMC phase maps whose shares the comparison shows."""
+
+
+def nmc_shares(maps: MapSet | Mapping[str, np.ndarray]) -> dict[str, float]:
+    """Share of each NMC phase (name -> fraction) of the whole slice, as the diagnosis
+    computes the graphite shares: each phase summed over the pixels where every phase has
+    a value, the sums clipped at 0 (not the pixels: clipped pixel by pixel, the zero-mean
+    noise of a reconstruction is added to every phase; a fully delithiated cathode drew a
+    lithiated share of 0.10). Empty when a map is missing or no NMC signal is left."""
+    if not all(name in maps for name in NMC_PHASE_MAPS):
+        return {}
+    phases, _ = phase_amounts({str(name): maps[name] for name in NMC_PHASE_MAPS})
+    amounts = np.clip(phases.sum(axis=(1, 2)), 0.0, None)
+    total = float(amounts.sum())
+    if not total > 0:
+        return {}
+    return {str(name): float(a / total) for name, a in zip(NMC_PHASE_MAPS, amounts, strict=True)}
+
+
 def _comparison_section(report: Report, cells: list[Diagnosis]) -> None:
     """The states side by side on one page: phases, agglomerates, defect share, d*."""
     rows = []
     for result in cells:
         maps = result.maps
-        nmc = {
-            str(n): float(np.nansum(np.clip(maps[n], 0, None)))
-            for n in (MapName.NMC_LITHIATED, MapName.NMC_DELITHIATED)
-            if n in maps
-        }
-        total = sum(nmc.values())
         rows.append(
             {
                 "label": mathtext_escaped(result.label),
@@ -376,7 +400,7 @@ def _comparison_section(report: Report, cells: list[Diagnosis]) -> None:
                     str(n): float(result.summary.get(f"{n}_share", np.nan))
                     for n in GRAPHITE_PHASE_MAPS
                 },
-                "nmc": {n: v / total for n, v in nmc.items()} if total > 0 else {},
+                "nmc": nmc_shares(maps),
                 "cases": {  # a count the summary lacks is left out, not drawn as 0
                     case: result.summary[key]
                     for case, key in (("A", "case_a"), ("B", "case_b"), (UNRESOLVED, "unresolved"))
@@ -395,8 +419,9 @@ def _comparison_section(report: Report, cells: list[Diagnosis]) -> None:
     )
 
 
-def _truth_section(report: Report, result: Diagnosis, path: Path) -> None:
-    """Found vs the digital twin's true agglomerates: recall, precision, size, A/B."""
+def _truth_section(report: Report, result: Diagnosis, path: Path, critical: float) -> None:
+    """Found vs the digital twin's true agglomerates: recall, precision, size, A/B;
+    ``critical``: the diameter (um) the cell's found cases were classified at."""
     truth = read_true_agglomerates(path)
     found = compare_with_truth(result.agglomerates, truth, result.pixel_size_um)
     section = report.section(f"Cell {result.label}: found vs truth (digital twin)")
@@ -419,7 +444,13 @@ def _truth_section(report: Report, result: Diagnosis, path: Path) -> None:
         found.confusion.reset_index(names="true case"),
         "true case (rows) against found case (columns)",
     )
-    section.table(found.pairs, "true agglomerates and their matches", float_format="{:.1f}")
+    section.table(
+        found.pairs,
+        "true agglomerates and their matches",
+        float_format="{:.1f}",
+        # a found 50.04 um case B read "50.0" beside a critical diameter of 50 (case A's)
+        formats={"found_diameter_um": beside_threshold(critical, "{:.1f}")},
+    )
 
 
 def _nxct_section(report: Report, label: str, path: Path) -> None:
@@ -540,11 +571,13 @@ def _operando_section(report: Report, label: str, path: Path) -> None:
     section.facts({"state of charge from": found.soc_source, "steps": str(len(found.steps))})
     if len(found.zones_table):
         zones = found.zones_table
-        if not by_soc:  # a lag of 0.09 h read as 0.09 of the charge
+        if not by_soc:  # a lag of 0.09 h read as 0.09 of the charge; a core shrinking
+            # by 1234 um^2 per hour read as per state of charge
             zones = zones.rename(
                 columns={
                     "soc_half": f"half lithiation ({found.soc_units})",
                     "lag_soc": f"lag ({found.soc_units})",
+                    "shrink_rate_um2_per_soc": f"core shrink rate (um^2 per {found.soc_units})",
                 }
             )
         section.table(zones, "damaged zones: lag behind the regular anode")
