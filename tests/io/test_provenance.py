@@ -93,3 +93,62 @@ def test_an_output_naming_an_input_by_another_path_is_refused(tmp_path: Path) ->
         pass
     assert scan.read_bytes() == b"raw frames"
     refuse_overwrite([tmp_path / "b" / "run.h5"], [scan])  # a new file is no input
+
+
+def test_a_virtual_source_found_in_the_working_folder_is_a_data_file(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A scan's frames, a virtual dataset over ``part.h5`` that HDF5 finds in the working
+    folder (or under HDF5_VDS_PREFIX, as the message for a missing source advises), not
+    beside the scan: the reduce key and the provenance named the absent
+    ``scans/part.h5``, so ``part.h5`` rewritten with every frame doubled kept the key and
+    the sinogram of the old frames stayed "up to date", exit 0."""
+    from jellyroll.reduce.options import ReduceOptions
+    from jellyroll.reduce.run import ScanSpec, reduce_key
+
+    frames = np.arange(6 * 5 * 7, dtype=np.int32).reshape(6, 5, 7)
+    (tmp_path / "scans").mkdir()
+    (tmp_path / "work").mkdir()
+    part = tmp_path / "work" / "part.h5"
+    with h5py.File(part, "w") as f:
+        f["data"] = frames
+    layout = h5py.VirtualLayout(shape=frames.shape, dtype=np.int32)
+    layout[:] = h5py.VirtualSource("part.h5", "data", shape=frames.shape)
+    scan = tmp_path / "scans" / "master.h5"
+    with h5py.File(scan, "w") as f:
+        f.create_virtual_dataset("/entry/instrument/detector/data", layout)
+        f["/entry/sample/rotation_angle"] = np.repeat([0.0, 90.0], 3)
+        f["/entry/sample/translation"] = np.tile([0.0, 0.01, 0.02], 2)
+    (tmp_path / "geometry.poni").write_text(
+        "poni_version: 2.1\nDetector: Detector\nDetector_config: "
+        '{"pixel1": 0.000172, "pixel2": 0.000172, "max_shape": [5, 7]}\nDistance: 0.245\n'
+        "Poni1: 0.0004\nPoni2: 0.0006\nRot1: 0.0\nRot2: 0.0\nRot3: 0.0\nWavelength: 1.61e-11\n"
+    )
+    monkeypatch.chdir(tmp_path / "work")
+    with h5py.File(scan, "r") as f:  # HDF5 reads the working folder's part.h5
+        assert np.array_equal(f["/entry/instrument/detector/data"][()], frames)
+    record = provenance_record({}, [scan])
+    assert set(record["inputs"]) == {str(scan), str(part)}
+    spec, options = ScanSpec.of(scan, poni_path=tmp_path / "geometry.poni"), ReduceOptions(npt=20)
+    before = reduce_key(spec, options)
+    time.sleep(0.01)  # the status-change clock must move on
+    with h5py.File(part, "r+") as f:
+        f["data"][...] = frames * 2
+    assert reduce_key(spec, options) != before
+
+
+def test_the_small_inputs_of_a_large_scan_keep_their_checksums(tmp_path: Path) -> None:
+    """A scan over the hashing budget (every real one: ~3 TB) made every input of the record
+    a fingerprint, the 16-byte PONI too: the reduction's record held no checksum of the
+    calibration that made its q axis. Now the small files are hashed within the budget and
+    only what exceeds it is fingerprinted."""
+    scan, poni, mask = tmp_path / "scan.h5", tmp_path / "ceo2.poni", tmp_path / "mask.npy"
+    scan.write_bytes(b"x" * 4096)
+    poni.write_text("Distance: 0.245\n")
+    mask.write_bytes(b"\0" * 100)
+    record = provenance_record({}, [scan, poni, mask], hash_limit_bytes=1024)["inputs"]
+    assert record[str(poni)] == f"sha256:{sha256_file(poni)}"
+    assert record[str(mask)] == f"sha256:{sha256_file(mask)}"
+    assert record[str(scan)] == f"fingerprint:{file_fingerprint(scan)}"
+    everything = provenance_record({}, [scan, poni], hash_limit_bytes=10**6)["inputs"]
+    assert all(value.startswith("sha256:") for value in everything.values())

@@ -122,8 +122,9 @@ def package_versions(names: Iterable[str] = TRACKED_PACKAGES) -> dict[str, str]:
 
 
 HASH_LIMIT_BYTES = 1 << 30
-"""Inputs larger than this in total are fingerprinted (size and time), not hashed: a raw
-scan of several TB would otherwise be read a second time just for its checksum."""
+"""Bytes of input a provenance record reads for checksums: the smallest files are hashed
+up to this total, the others fingerprinted (size and time): a raw scan of several TB would
+otherwise be read a second time just for its checksum."""
 
 
 def file_fingerprint(path: str | os.PathLike[str]) -> str:
@@ -137,21 +138,39 @@ def file_fingerprint(path: str | os.PathLike[str]) -> str:
 
 def data_files(path: Path, datasets: Iterable[h5py.Dataset]) -> list[Path]:
     """``path`` and every other file the ``datasets`` of it are read from: the file an
-    external link on their path leads to, the sources of a virtual dataset (named
-    relative to the file that holds it), and the raw files of a dataset in external
-    storage (:func:`external_raw_files`). A scan's result must change when any of them
-    does, not only when the file named on the command line does."""
+    external link on their path leads to, the sources of a virtual dataset (found where
+    HDF5 finds them, :func:`virtual_source_file`), and the raw files of a dataset in
+    external storage (:func:`external_raw_files`). A scan's result must change when any of
+    them does, not only when the file named on the command line does."""
     found = {path.resolve(): path}
     for dataset in datasets:
         holder = Path(dataset.file.filename)
         found.setdefault(holder.resolve(), holder)
         if dataset.is_virtual:
+            prefix = os.fsdecode(dataset.id.get_access_plist().get_virtual_prefix() or b"")
             for source in dataset.virtual_sources():
-                name = holder if source.file_name == "." else holder.parent / source.file_name
+                name = virtual_source_file(holder, source.file_name, prefix)
                 found.setdefault(name.resolve(), name)
         for name in external_raw_files(dataset):
             found.setdefault(name.resolve(), name)
     return list(found.values())
+
+
+def virtual_source_file(holder: Path, name: str, prefix: str = "") -> Path:
+    """The file HDF5 reads the source ``name`` of a virtual dataset in ``holder`` from: the
+    first that exists in HDF5's search order (the name as given when absolute, then under
+    ``HDF5_VDS_PREFIX``, the dataset's virtual ``prefix``, the holder's folder, the working
+    folder; named absolute); the one beside ``holder`` when none exists. Only the one
+    beside it was named: a source found under ``HDF5_VDS_PREFIX`` (as a missing source's
+    message advises) or in the working folder was missing from the reduce key and the
+    provenance, and rewriting it kept the sinogram of the old frames "up to date"."""
+    from jellyroll.io.scans import _virtual_source_files  # scans imports this module
+
+    candidates = _virtual_source_files(holder, name, prefix)
+    found = next((file for file in candidates if file.is_file()), None)
+    if found is not None:
+        return found.absolute()  # the working folder's: named as the file it is now
+    return holder if name == "." else holder.parent / name
 
 
 def external_raw_files(dataset: h5py.Dataset) -> list[Path]:
@@ -203,23 +222,34 @@ def provenance_record(
     hash_limit_bytes: int = HASH_LIMIT_BYTES,
 ) -> dict[str, Any]:
     """Everything needed to say how a result was made: configuration, versions, and the
-    inputs' ``sha256:<hex>`` checksums, or ``fingerprint:<path:size:mtime:ctime>`` for all of
-    them when they hold more than ``hash_limit_bytes`` together. An HDF5 input brings the
-    files its data are read from (:func:`linked_files`: external links, virtual dataset
-    sources, external storage): the record of a scan whose frames lie in another file
-    must change when that file does."""
+    inputs' ``sha256:<hex>`` checksums, smallest first while they hold ``hash_limit_bytes``
+    together, then ``fingerprint:<path:size:mtime:ctime>`` for the larger ones. (Every input
+    was fingerprinted once they held more together: the record of a 3 TB scan's reduction
+    held no checksum of its 1 kB PONI and mask, the calibration could not be checked.) An
+    HDF5 input brings the files its data are read from (:func:`linked_files`: external
+    links, virtual dataset sources, external storage): the record of a scan whose frames
+    lie in another file must change when that file does."""
     found: dict[Path, Path] = {}
     for given in inputs:
         for path in linked_files(given):
             found.setdefault(path.resolve(), path)
     paths = list(found.values())
-    small = sum(p.stat().st_size for p in paths) <= hash_limit_bytes
+    sizes = {p: p.stat().st_size for p in paths}
+    hashed: set[Path] = set()
+    budget = hash_limit_bytes
+    for path in sorted(paths, key=sizes.__getitem__):
+        if sizes[path] > budget:
+            break
+        hashed.add(path)
+        budget -= sizes[path]
     return {
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "configuration": configuration,
         "versions": package_versions(),
         "inputs": {
-            str(p): f"sha256:{sha256_file(p)}" if small else f"fingerprint:{file_fingerprint(p)}"
+            str(p): f"sha256:{sha256_file(p)}"
+            if p in hashed
+            else f"fingerprint:{file_fingerprint(p)}"
             for p in paths
         },
     }

@@ -243,11 +243,47 @@ def missing_inputs(config: RunConfig) -> list[str]:
     return problems
 
 
+def shared_inputs(config: RunConfig) -> list[str]:
+    """``cells.N.KEY: ...`` for each cell whose WAXS and SAXS scans would be read from one
+    file or integrated with one PONI (the two detector positions have two calibrations,
+    CeO2 and silver behenate); empty when none is. A ``mapping`` that names a PONI gives it
+    to each scan without its own ``poni_waxs`` / ``poni_saxs``: with neither given, the SAXS
+    scan was integrated with the WAXS geometry (its q axis 12 times too large for 3 m
+    against 0.245 m), exit 0. Reads each mapping (call it once the inputs exist)."""
+    from jellyroll.io.scans import BlissMapping
+
+    problems = []
+    for index, cell in enumerate(config.cells):
+        where = f"cells.{index}"
+        if cell.waxs.resolve() == cell.saxs.resolve():
+            problems.append(
+                f"{where}.saxs: {cell.saxs} is the WAXS scan too; give the scan of each "
+                "detector position"
+            )
+        mapped = BlissMapping.from_toml(cell.mapping).poni if cell.mapping else None
+        ponis = {kind: getattr(cell, f"poni_{kind}") or mapped for kind in ("waxs", "saxs")}
+        if None in ponis.values() or Path(ponis["waxs"]).resolve() != Path(ponis["saxs"]).resolve():
+            continue
+        given = [f"poni_{kind}" for kind in ("waxs", "saxs") if getattr(cell, f"poni_{kind}")]
+        if len(given) < 2:
+            given.append(f"mapping {cell.mapping} (its [bliss] poni)")
+        verb = "give" if len(given) == 2 else "gives"
+        problems.append(
+            f"{where}: {' and '.join(given)} {verb} the WAXS and the SAXS scan one PONI "
+            f"({ponis['waxs']}), but the two detector positions have two calibrations; give "
+            "poni_waxs and poni_saxs (a mapping's poni serves only a scan without its own)"
+        )
+    return problems
+
+
 def require_inputs(config: RunConfig) -> None:
     """ConfigError listing every input of ``config`` that is missing (see
-    :func:`missing_inputs`): checked before the first stage, so that a missing volume is not
+    :func:`missing_inputs`), or one file or PONI given for both scans of a cell (see
+    :func:`shared_inputs`): checked before the first stage, so that a missing volume is not
     found only once every stage before it has run."""
     problems = missing_inputs(config)
+    if not problems:
+        problems = shared_inputs(config)
     if problems:
         raise ConfigError("\n".join(problems))
 
