@@ -28,7 +28,7 @@ from skimage.measure import inertia_tensor, inertia_tensor_eigvals
 from skimage.registration import phase_cross_correlation
 
 from jellyroll.conventions import pseudo_voigt
-from jellyroll.phases import GRAPHITE_PHASES, TABLE1_WINDOWS, window_integrals
+from jellyroll.phases import GRAPHITE_PHASES, TABLE1_WINDOWS, WindowSpec, window_integrals
 from jellyroll.unroll import SpiralTrace
 
 GRAPHITE_D_SPACINGS_A: dict[str, float] = {
@@ -59,10 +59,15 @@ class LineShape:
         """(3, n_q) unit-height lines on ``q`` (A^-1)."""
         return np.stack([pseudo_voigt(q, c, self.fwhm_A, self.eta) for c in self.centres_A])
 
-    def crosstalk(self, q: np.ndarray) -> np.ndarray:
-        """(3 phases, 3 windows): the Table 1 window integrals of each unit line."""
-        windows = {name: TABLE1_WINDOWS[name] for name in GRAPHITE_PHASES}
-        return window_integrals(q, self.lines(q), windows)
+    def crosstalk(
+        self, q: np.ndarray, windows: Mapping[str, WindowSpec] | None = None
+    ) -> np.ndarray:
+        """(3 phases, 3 windows): the integrals of each unit line over ``windows`` (the
+        graphite phases' windows, as the phase maps were made with: with their background,
+        Table 1's by default, or plain), integrated as the maps are (no shoulder bins)."""
+        if windows is None:
+            windows = {name: TABLE1_WINDOWS[name] for name in GRAPHITE_PHASES}
+        return window_integrals(q, self.lines(q), windows, shoulder_bins=0)
 
     def line_areas(self, q: np.ndarray) -> np.ndarray:
         """(3,) integral of each unit line over ``q`` (A^-1): amounts per unit height."""

@@ -35,6 +35,7 @@ from jellyroll.io.provenance import (
     refuse_overwrite,
 )
 from jellyroll.io.scans import natural_key
+from jellyroll.maps.core import analysis_note, analysis_windows
 from jellyroll.maps.options import MapsOptions
 from jellyroll.maps.run import maps_key, run_maps
 from jellyroll.operando import core
@@ -47,6 +48,7 @@ from jellyroll.operando.timeline import (
     read_potentiostat_log,
     scan_times,
 )
+from jellyroll.phases import WindowSpec
 from jellyroll.progress import frame_progress
 from jellyroll.recon.options import ReconstructOptions
 from jellyroll.recon.qwindows import NoChannelError
@@ -55,6 +57,7 @@ from jellyroll.reduce.options import ReduceOptions
 from jellyroll.reduce.run import ScanSpec, holds_pixels, reduce_key, run_reduce
 from jellyroll.results import (
     MapName,
+    MapSet,
     RunFileError,
     read_map_set,
     read_sinogram,
@@ -458,9 +461,20 @@ def analyse(
         np.interp(q, q_k, m, left=np.nan, right=np.nan) for q_k, m in zip(qs, means, strict=True)
     ]
     lines = core.fit_graphite_lines(q, np.asarray(profiles))
+    windows = [_graphite_windows(maps) for maps in map_sets]
     amounts = np.stack(
-        [core.graphite_amounts(s, lines.crosstalk(q_k)) for s, q_k in zip(stack, qs, strict=True)]
+        [
+            core.graphite_amounts(s, lines.crosstalk(q_k, w))
+            for s, q_k, w in zip(stack, qs, windows, strict=True)
+        ]
     )
+    plain = [k for k, maps in enumerate(map_sets) if _plain_integrals(maps)]
+    if plain:
+        notes.append(
+            f"steps {plain} were mapped with the study's plain Table 1 integrals (maps "
+            "analysis study): the lines are unmixed over those windows, and the background "
+            "under each window counts as graphite of its phase"
+        )
     _check_graphite_signal(runs, amounts, graphite)
     shares = core.shares(amounts)
     shares[:, ~graphite] = np.nan  # shares only where graphite is (noise elsewhere)
@@ -469,7 +483,9 @@ def analyse(
         notes.append("fewer than two steps have a state of charge: curves against time (h)")
     pixel = abs(float(x_um[1] - x_um[0]))
     if saxs_maps is not None:
-        zones, source = _saxs_zones(saxs_maps, x_um, y_um, notes), f"SAXS map {saxs_maps}"
+        zones = _saxs_zones(saxs_maps, x_um, y_um, notes)
+        zones = _on_graphite(zones, graphite, x_um, y_um, notes)
+        source = f"SAXS map {saxs_maps}"
     else:
         # without a state of charge, lags are in fractions of the series' duration
         known = soc[np.isfinite(soc)]
@@ -538,6 +554,24 @@ def analyse(
         rotation_centre_mm=rotation_centre_mm,
         notes=notes,
     )
+
+
+def _plain_integrals(maps: MapSet) -> bool:
+    """Whether a step's phase maps are the study's plain window integrals (its maps' notes
+    say analysis study), not integrals above a linear background."""
+    return analysis_note(MapsOptions(analysis="study")) in maps.notes
+
+
+def _graphite_windows(maps: MapSet) -> dict[str, WindowSpec]:
+    """The graphite phases' windows (1/A) that a step's phase maps were integrated over.
+
+    The crosstalk must be taken over them: the Table 1 windows' background-subtracted
+    integrals of the unit lines, inverted on the study's plain integrals (maps analysis
+    study), read the tiny twin's unlithiated anode as 0.06 LiC6 and its last step's LiC12
+    as 0.74 instead of 0.90, and put its half lithiation at 0.614 instead of 0.555, exit 0."""
+    analysis = "study" if _plain_integrals(maps) else "jellyroll"
+    windows = analysis_windows(MapsOptions(analysis=analysis))
+    return {name: windows[name] for name in PHASES}
 
 
 MIN_STEP_GRAPHITE = 0.5
@@ -615,6 +649,36 @@ def _turns(
         notes.append(f"no turn regions: {error}")
         return None
     return core.turn_labels(graphite.shape, trace)
+
+
+def _on_graphite(
+    zones: np.ndarray,
+    graphite: np.ndarray,
+    x_um: np.ndarray,
+    y_um: np.ndarray,
+    notes: list[str],
+) -> np.ndarray:
+    """Zone labels (ny, nx) without the zones that hold no graphite pixel (``graphite``
+    (ny, nx) bool), relabelled 1..n, with a note placing them (um, on the axes ``x_um``
+    (nx,) and ``y_um`` (ny,)). A SAXS agglomerate off the anode (outside the cell, in the
+    mandrel's hole) has no lithiation to follow: its zone's curve summed what the phase
+    maps hold there, and on the tiny twin two such zones beyond the casing were reported
+    with half lithiation at 0.40 and 0.52 (lags -0.16 and -0.04), exit 0."""
+    out = np.zeros(zones.shape, np.int32)
+    dropped = []
+    for label in range(1, int(zones.max()) + 1):
+        zone = zones == label
+        if (zone & graphite).any():
+            out[zone] = int(out.max()) + 1
+        elif zone.any():
+            yy, xx = np.nonzero(zone)
+            dropped.append(f"({x_um[xx].mean():.0f}, {y_um[yy].mean():.0f})")
+    if dropped:
+        notes.append(
+            f"{len(dropped)} damaged zones hold no graphite pixel and are not followed (no "
+            f"anode to lithiate there) at (x, y) = {', '.join(dropped)} um"
+        )
+    return out
 
 
 def _saxs_zones(

@@ -8,15 +8,21 @@ Potentiostat logs: a BioLogic EC-Lab text export (``.mpt``: ``Nb header lines``,
 ``Acquisition started on`` date, tab-separated columns ``time/s``, ``Ewe/V``, ``I/mA``,
 ``(Q-Qo)/mA.h``) or a CSV with the columns ``time`` (ISO 8601, or seconds since the Unix
 epoch), ``voltage``, ``current`` and ``charge`` (mAh). The state of charge is the charge
-passed since the log's start over ``capacity_mah`` (default: the charge passed over the
-whole log). A scan outside the log's time range, or inside a gap of the log longer than
-``max_gap_s``, keeps its time and gets no state of charge (NaN), with a warning.
+passed since the empty cell (the lowest charge of the log up to the first scan: its start,
+or the end of a discharge before the charge) over ``capacity_mah`` (default: the charge
+passed over the whole log). A scan outside the log's time range, or inside a gap of the
+log longer than ``max_gap_s``, keeps its time and gets no state of charge (NaN), with a
+warning; a log that covers none of the scans is refused.
 
 Time zones: an EC-Lab date, or an ISO time without a UTC offset, is the clock's local time.
 Scans whose start times carry an offset then place the log's clock at that offset (the
 potentiostat and the beamline share a place): read as UTC, a log beside scans at +02:00 put
 every scan two hours of cycling off. A log whose times carry a zone (Unix seconds, ISO with
-an offset) beside scans without one is refused: the scans' clock is then unknown.
+an offset) beside scans without one is refused: the scans' clock is then unknown. Summer
+time: a CSV's local times are each record's reading of a clock that follows it, so a scan is
+matched at its own offset (its local time); an EC-Lab log counts seconds from its start, so
+it is placed at the first scan's offset. A CSV whose local times go backwards (the clock set
+back: the end of summer time repeats an hour) is refused.
 """
 
 from __future__ import annotations
@@ -50,7 +56,9 @@ class ScanTimes:
 class PotentiostatLog:
     """A potentiostat log: time (s since the Unix epoch), voltage (V), current (mA),
     charge passed (mAh), one value per record; ``local_clock``: its times carry no time zone
-    (read as UTC until :meth:`at_offset` places them)."""
+    (read as UTC until :meth:`at_offset` places them); ``wall_clock``: those local times are
+    each record's own reading of the clock (a CSV's), which may follow summer time, not the
+    start's plus the seconds elapsed (EC-Lab's)."""
 
     source: str
     time_s: np.ndarray
@@ -58,10 +66,11 @@ class PotentiostatLog:
     current_mA: np.ndarray
     charge_mAh: np.ndarray
     local_clock: bool = False
+    wall_clock: bool = False
 
     def at_offset(self, utc_offset_s: float) -> PotentiostatLog:
         """The log with its local times placed at ``utc_offset_s`` (s east of UTC)."""
-        return replace(self, time_s=self.time_s - utc_offset_s, local_clock=False)
+        return replace(self, time_s=self.time_s - utc_offset_s, local_clock=False, wall_clock=False)
 
 
 SOC_UNITS = "fraction of full charge"
@@ -174,8 +183,31 @@ def _read_csv(path: Path, text: str) -> PotentiostatLog:
             f"{path}: some times carry a time zone (a UTC offset, or Unix seconds) and some do "
             "not; write every time one way"
         )
+    local = zones == {False}
+    if local:
+        _check_local_times_rise(path, values["time"])
     columns = (values["time"], values["voltage"], values["current"], values["charge"])
-    return _log(str(path), *columns, local_clock=zones == {False})
+    return _log(str(path), *columns, local_clock=local, wall_clock=local)
+
+
+def _check_local_times_rise(path: Path, times: list[float]) -> None:
+    """Refuse local times (no UTC offset) that go backwards from one record to the next:
+    the clock was set back (the end of summer time repeats an hour), and sorted, the
+    records of the two hours would interleave; the charge read at a scan in that hour would
+    be the other hour's."""
+    steps = np.diff(np.asarray(times, np.float64))
+    back = np.flatnonzero(steps < 0)
+    if back.size == 0:
+        return
+    k = int(back[0])
+    stamp = [datetime.fromtimestamp(times[j], UTC).replace(tzinfo=None) for j in (k, k + 1)]
+    raise ValueError(
+        f"{path}, line {k + 3}: its time {stamp[1].isoformat()} is before the line above's "
+        f"({stamp[0].isoformat()}) and the times carry no UTC offset: the clock was set "
+        "back (the end of summer time?), and the records of the repeated hour cannot be "
+        "told apart; write every time with its UTC offset (ISO 8601, e.g. "
+        "2026-10-25T02:30:00+01:00) or as Unix seconds"
+    )
 
 
 def _read_mpt(path: Path, text: str) -> PotentiostatLog:
@@ -206,7 +238,9 @@ def _read_mpt(path: Path, text: str) -> PotentiostatLog:
         except (ValueError, IndexError) as error:
             raise ValueError(f"{path}, line {number}: unreadable record ({error})") from error
     time = [start + t for t in columns[0]]
-    return _log(str(path), time, columns[1], columns[2], columns[3], local_clock=True)
+    return _log(
+        str(path), time, columns[1], columns[2], columns[3], local_clock=True, wall_clock=False
+    )
 
 
 def _mpt_date(text: str, path: Path) -> float:
@@ -218,20 +252,31 @@ def _mpt_date(text: str, path: Path) -> float:
     raise ValueError(f"{path}: 'Acquisition started on : {text}' is not a date EC-Lab writes")
 
 
-def _log(source: str, *columns: list[float], local_clock: bool) -> PotentiostatLog:
+def _log(
+    source: str, *columns: list[float], local_clock: bool, wall_clock: bool
+) -> PotentiostatLog:
     arrays = [np.asarray(c, np.float64) for c in columns]
     if arrays[0].size < 2:
         raise ValueError(f"{source}: the potentiostat log holds fewer than two records")
     order = np.argsort(arrays[0], kind="stable")
-    return PotentiostatLog(source, *(a[order] for a in arrays), local_clock=local_clock)
+    return PotentiostatLog(
+        source, *(a[order] for a in arrays), local_clock=local_clock, wall_clock=wall_clock
+    )
 
 
 def log_on_scan_clock(
-    log: PotentiostatLog, scans: list[Path], utc_offset_s: np.ndarray
-) -> tuple[PotentiostatLog, list[str]]:
-    """The log on the scans' clock (module docstring, time zones), and a note when its
-    local times were placed at the scans' UTC offset; ``utc_offset_s`` (n_scans,) NaN where
-    a scan's start time carries none."""
+    log: PotentiostatLog, scans: list[Path], start_s: np.ndarray, utc_offset_s: np.ndarray
+) -> tuple[PotentiostatLog, np.ndarray, list[str]]:
+    """The log and the scans' start times ``start_s`` (n_scans,) on one clock (module
+    docstring, time zones), and a note when the log's local times were placed;
+    ``utc_offset_s`` (n_scans,) NaN where a scan's start time carries none.
+
+    A CSV's local times beside scans at more than one offset (summer time began or ended
+    during the series) stay local, and each scan is read at its own local time: placed at
+    the first scan's offset, the scans after the change read the charge an hour early
+    (states of charge 0.375, 0.625 for 0.625, 0.875 of a 4 h charge, exit 0). An EC-Lab
+    log's seconds run from its start, which lies before the first scan: the first scan's
+    offset places it."""
     zoned = np.isfinite(utc_offset_s)
     if not zoned.any():
         if not log.local_clock:
@@ -241,19 +286,25 @@ def log_on_scan_clock(
                 "clocks cannot be matched; write the scans' start times with their UTC "
                 "offset (ISO 8601, e.g. 2026-01-02T08:00:00+01:00)"
             )
-        return log, []
+        return log, start_s, []
     if not log.local_clock:
-        return log, []
+        return log, start_s, []
     offsets = np.unique(utc_offset_s[zoned])
+    listed = ", ".join(f"{o / 3600:+g}" for o in offsets)
+    if offsets.size > 1 and log.wall_clock:
+        note = (
+            f"the times of {log.source} carry no time zone: each scan read at its own local "
+            f"time (the scans record the UTC offsets {listed} h: summer time changed)"
+        )
+        return log, start_s + utc_offset_s, [note]
     offset = float(utc_offset_s[np.flatnonzero(zoned)[0]])
     note = (
         f"the times of {log.source} carry no time zone: read at the scans' UTC offset "
         f"{offset / 3600:+g} h"
     )
     if offsets.size > 1:
-        listed = ", ".join(f"{o / 3600:+g}" for o in offsets)
-        note += f" (the first scan's; the scans record {listed} h)"
-    return log.at_offset(offset), [note]
+        note += f" (the first scan's, as the log's start precedes it; the scans record {listed} h)"
+    return log.at_offset(offset), start_s, [note]
 
 
 def soc_from_log(
@@ -263,28 +314,42 @@ def soc_from_log(
     capacity_mah: float | None,
     max_gap_s: float,
 ) -> tuple[np.ndarray, list[str]]:
-    """State of charge at each scan start from the log (NaN where it cannot be read), and a
-    warning per such scan."""
-    passed = log.charge_mAh - log.charge_mAh[0]
+    """State of charge at each scan start ``start_s`` (on the log's clock) from the log
+    (NaN where it cannot be read), and a warning per such scan.
+
+    The empty cell is the lowest charge of the log up to the first scan: its start, or
+    the end of a discharge that precedes the charge. From the log's start, a log that first
+    emptied a half-charged cell read the scans at 0.5, 0.75 and 1.0 of the charge as 0,
+    0.5 and 1.0 (0, 0.25, 0.5 with the capacity given), exit 0. Refused: a log that
+    covers none of the scans (its times are not on the scans' clock)."""
+    empty, emptied = _empty_cell(log, start_s)
+    passed = log.charge_mAh - empty
     capacity = capacity_mah if capacity_mah is not None else float(np.abs(passed).max())
     if not capacity > 0:
         raise ValueError(f"{log.source}: no charge passes in the log; give --capacity-mah")
     _check_log_charge(log, float(np.abs(passed).max()), capacity)
     soc = np.interp(start_s, log.time_s, passed / capacity)
     notes = []
+    if log.charge_mAh[0] - empty > SOC_SLACK * capacity:
+        notes.append(
+            f"{log.source} discharges by {log.charge_mAh[0] - empty:.4g} mAh before the "
+            f"first scan: the cell taken as empty at {_clock_text(emptied, log.local_clock)}, "
+            "where the charge is lowest, not at the log's start"
+        )
     t0, t1 = log.time_s[0], log.time_s[-1]
+    _check_log_covers(log, start_s)
     for k, moment in enumerate(start_s):
         if not math.isfinite(moment):
             soc[k] = np.nan
             notes.append(f"step {k}: the scan has no start time; no state of charge")
             continue
-        when = datetime.fromtimestamp(moment, UTC).isoformat()
+        when = _clock_text(moment, log.local_clock)
         if moment < t0 or moment > t1:
             soc[k] = np.nan
             notes.append(
                 f"step {k}: scan at {when} is outside the log {log.source} "
-                f"({datetime.fromtimestamp(t0, UTC).isoformat()} to "
-                f"{datetime.fromtimestamp(t1, UTC).isoformat()}); kept with no state of charge"
+                f"({_clock_text(t0, log.local_clock)} to {_clock_text(t1, log.local_clock)}); "
+                "kept with no state of charge"
             )
             continue
         after = int(np.searchsorted(log.time_s, moment))
@@ -301,6 +366,42 @@ def soc_from_log(
             )
     _check_soc_range(log, soc, capacity, capacity_mah is None)
     return soc, notes
+
+
+def _empty_cell(log: PotentiostatLog, start_s: np.ndarray) -> tuple[float, float]:
+    """The charge (mAh) of the empty cell, the lowest of the log up to the first scan of
+    ``start_s`` (the whole log when none has a time), and when (s) the log reaches it."""
+    known = np.asarray(start_s, np.float64)[np.isfinite(start_s)]
+    first = known.min() if known.size else log.time_s[-1]
+    before = np.flatnonzero(log.time_s <= first)
+    if before.size == 0:
+        return float(log.charge_mAh[0]), float(log.time_s[0])
+    charge = log.charge_mAh[before]
+    lowest = int(before[np.argmin(np.where(np.isfinite(charge), charge, np.inf))])
+    return float(log.charge_mAh[lowest]), float(log.time_s[lowest])
+
+
+def _check_log_covers(log: PotentiostatLog, start_s: np.ndarray) -> None:
+    """Refuse a log that covers none of the scans that have a start time: its clock is not
+    theirs (times in seconds or hours since the log's start, read as Unix seconds, put
+    the log in 1970, and every step was kept with no state of charge, exit 0)."""
+    known = np.asarray(start_s, np.float64)[np.isfinite(start_s)]
+    if known.size == 0 or ((known >= log.time_s[0]) & (known <= log.time_s[-1])).any():
+        return
+    local = log.local_clock
+    raise ValueError(
+        f"{log.source}: the log runs from {_clock_text(log.time_s[0], local)} to "
+        f"{_clock_text(log.time_s[-1], local)}, the scans start from "
+        f"{_clock_text(known.min(), local)} to {_clock_text(known.max(), local)}: it covers "
+        "none of them. Give the log of this charge, with its times as ISO 8601 or Unix "
+        "seconds (not seconds or hours since its start)"
+    )
+
+
+def _clock_text(seconds: float, local: bool) -> str:
+    """ISO 8601 text of ``seconds`` since the epoch: UTC, or local time (no offset)."""
+    moment = datetime.fromtimestamp(seconds, UTC)
+    return f"{moment.replace(tzinfo=None).isoformat()} local" if local else moment.isoformat()
 
 
 SOC_SLACK = 0.05
@@ -333,10 +434,10 @@ def _check_soc_range(
     source = "the charge passed over the whole log" if from_log else "--capacity-mah"
     raise ValueError(
         f"{log.source}: the state of charge at the scans runs from {finite.min():.3g} to "
-        f"{finite.max():.3g} (charge passed since the log's start over {capacity:.4g} mAh, "
+        f"{finite.max():.3g} (charge passed since the empty cell over {capacity:.4g} mAh, "
         f"{source}); it must stay within 0-1. Check that --capacity-mah is in mAh and that "
-        "the log counts charge positive while the cell charges (the log's start is taken "
-        "as the empty cell)"
+        "the log counts charge positive while the cell charges (the lowest charge of the "
+        "log up to the first scan is taken as the empty cell)"
     )
 
 
@@ -352,8 +453,8 @@ def build_timeline(
     start = recorded.start_s
     time_s = start - np.nanmin(start) if np.isfinite(start).any() else np.full(start.size, np.nan)
     if log is not None:
-        log, placed = log_on_scan_clock(log, scans, recorded.utc_offset_s)
-        soc, notes = soc_from_log(log, start, capacity_mah=capacity_mah, max_gap_s=max_gap_s)
+        log, on_log, placed = log_on_scan_clock(log, scans, start, recorded.utc_offset_s)
+        soc, notes = soc_from_log(log, on_log, capacity_mah=capacity_mah, max_gap_s=max_gap_s)
         _check_soc_rises(scans, soc, f"from the log {log.source}")
         return Timeline(soc, time_s, f"potentiostat log {log.source}", [*placed, *notes])
     _check_scan_soc(scans, recorded.soc)

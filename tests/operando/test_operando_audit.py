@@ -1,0 +1,228 @@
+"""Operando inputs that gave wrong numbers with exit 0: potentiostat logs across summer
+time or starting with a discharge, logs on another clock, steps mapped with the study's
+plain integrals, damaged zones off the anode."""
+
+from __future__ import annotations
+
+import warnings
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+from rich.console import Console
+
+from jellyroll.io.nexus import read_table, write_table
+from jellyroll.maps.options import MapsOptions
+from jellyroll.operando import core
+from jellyroll.operando.run import run_operando
+from jellyroll.operando.timeline import build_timeline, read_potentiostat_log, soc_from_log
+from jellyroll.phantom.parameters import SIZES
+from jellyroll.phantom.twin import make_twin
+from jellyroll.phantom.write import _write_operando
+from jellyroll.recon.options import ReconstructOptions
+from jellyroll.results.operando import PHASES, OperandoResult
+
+CET, CEST = timedelta(hours=1), timedelta(hours=2)
+
+
+def _scans(folder: Path, stamps: list[datetime]) -> list[Path]:
+    """Scans recording ``/entry/start_time`` (ISO 8601 with the stamps' UTC offsets)."""
+    folder.mkdir()
+    paths = []
+    for k, stamp in enumerate(stamps):
+        path = folder / f"op_{k}.h5"
+        with h5py.File(path, "w") as f:
+            f["entry/start_time"] = stamp.isoformat()
+            f["entry/instrument/detector/data"] = np.zeros((1, 2, 2), np.float32)
+        paths.append(path)
+    return paths
+
+
+def _local(moment: datetime, switch: datetime, before: timedelta, after: timedelta) -> datetime:
+    """``moment`` (UTC) on a clock at UTC + ``before`` until ``switch`` (UTC), then at
+    UTC + ``after``: an aware datetime at that offset."""
+    offset = before if moment < switch else after
+    return moment.astimezone(timezone(offset))
+
+
+def _wall_clock_csv(path: Path, start: datetime, switch: datetime, forward: bool) -> Path:
+    """A CSV log of a 4 h charge at 1 mA from ``start`` (UTC), one record a minute, its
+    times the local wall clock (no offset) of a place whose summer time begins (``forward``)
+    or ends at ``switch`` (UTC)."""
+    before, after = (CET, CEST) if forward else (CEST, CET)
+    lines = ["time,voltage,current,charge"]
+    for minute in range(241):
+        moment = start + timedelta(minutes=minute)
+        wall = _local(moment, switch, before, after).replace(tzinfo=None)
+        lines.append(f"{wall.isoformat()},3.7,1.0,{minute / 60:.6f}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_local_csv_log_across_the_start_of_summer_time(tmp_path: Path) -> None:
+    """A CSV log on a PC's local clock (no offset) over a 4 h charge through the start of
+    summer time (2026-03-29, 01:00 UTC), scans at 30, 90, 150 and 210 min recording +01:00,
+    then +02:00. The log was placed at the first scan's offset: the second scan fell in the
+    log's one-hour jump (no state of charge) and the last two read 0.375 and 0.625 for
+    0.625 and 0.875, exit 0. Each scan is now read at its own local time (to the 6 decimals
+    the charge is written with)."""
+    start = datetime(2026, 3, 29, 0, 0, tzinfo=UTC)
+    switch = datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
+    log = read_potentiostat_log(_wall_clock_csv(tmp_path / "log.csv", start, switch, True))
+    minutes = [30, 90, 150, 210]
+    stamps = [_local(start + timedelta(minutes=m), switch, CET, CEST) for m in minutes]
+    timeline = build_timeline(_scans(tmp_path / "op", stamps), log, capacity_mah=None,
+                              max_gap_s=300)  # fmt: skip
+    np.testing.assert_allclose(timeline.soc, np.array(minutes) / 240, atol=1e-5)
+    assert any("its own local time" in note for note in timeline.warnings)
+
+
+def test_a_local_csv_log_whose_clock_goes_back_is_refused(tmp_path: Path) -> None:
+    """The same log through the end of summer time (2026-10-25, 01:00 UTC): its local times
+    repeat an hour, and sorted, the two hours' records interleaved; the scans at 90 and
+    150 min read 0.625 and 0.875 for 0.375 and 0.625, the last none, exit 0. Refused,
+    naming the line where the clock goes back."""
+    start = datetime(2026, 10, 24, 23, 0, tzinfo=UTC)
+    switch = datetime(2026, 10, 25, 1, 0, tzinfo=UTC)
+    path = _wall_clock_csv(tmp_path / "log.csv", start, switch, False)
+    with pytest.raises(ValueError, match=r"log\.csv, line 122: .* clock was set back"):
+        read_potentiostat_log(path)
+
+
+def test_an_mpt_log_across_summer_time_is_placed_at_its_start(tmp_path: Path) -> None:
+    """EC-Lab counts seconds from its start (local, before the first scan): through the
+    start of summer time it stays at the first scan's offset, and every scan is read right
+    (the rule a CSV's wall clock does not follow)."""
+    header = [
+        "EC-Lab ASCII FILE",
+        "Nb header lines : 4",
+        "Acquisition started on : 03/29/2026 01:00:00.000",  # 00:00 UTC at +01:00
+        "mode\ttime/s\tEwe/V\tI/mA\t(Q-Qo)/mA.h",
+    ]
+    rows = [f"1\t{t:.1f}\t3.7\t1.0\t{t / 3600:.6f}" for t in np.arange(0.0, 4 * 3600 + 1, 60.0)]
+    (tmp_path / "c.mpt").write_text("\n".join(header + rows) + "\n", encoding="latin-1")
+    log = read_potentiostat_log(tmp_path / "c.mpt")
+    start = datetime(2026, 3, 29, 0, 0, tzinfo=UTC)
+    switch = datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
+    minutes = [30, 90, 150, 210]
+    stamps = [_local(start + timedelta(minutes=m), switch, CET, CEST) for m in minutes]
+    timeline = build_timeline(_scans(tmp_path / "op", stamps), log, capacity_mah=None,
+                              max_gap_s=300)  # fmt: skip
+    np.testing.assert_allclose(timeline.soc, np.array(minutes) / 240, atol=1e-5)
+
+
+def _utc_csv(path: Path, charge_mah: list[float]) -> tuple[Path, float]:
+    """A CSV log (UTC times), one record a minute from 2026-01-01 08:00 with the charges
+    given (mAh); and its start (s since the epoch)."""
+    start = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
+    lines = ["time,voltage,current,charge"]
+    for minute, charge in enumerate(charge_mah):
+        lines.append(f"{(start + timedelta(minutes=minute)).isoformat()},3.7,1.0,{charge:.6f}")
+    path.write_text("\n".join(lines) + "\n")
+    return path, start.timestamp()
+
+
+@pytest.mark.parametrize("capacity", [None, 2.0])
+def test_a_discharge_before_the_charge_is_not_counted(
+    tmp_path: Path, capacity: float | None
+) -> None:
+    """A log that first empties the half-charged 2 mAh cell (60 min at 1 mA, -1 mAh), then
+    charges it full (120 min): the scans at 120, 150 and 180 min (0.5, 0.75 and 1.0 of the
+    charge) read 0, 0.5 and 1.0 (0, 0.25 and 0.5 with the capacity given), the log's start
+    taken as the empty cell, exit 0. The empty cell is now the lowest charge before the
+    first scan, and a note says so (6 decimals of charge)."""
+    charge = [-m / 60 if m <= 60 else -1 + (m - 60) / 60 for m in range(181)]
+    path, start = _utc_csv(tmp_path / "log.csv", charge)
+    starts = start + 60 * np.array([120.0, 150.0, 180.0])
+    soc, notes = soc_from_log(
+        read_potentiostat_log(path), starts, capacity_mah=capacity, max_gap_s=300
+    )
+    np.testing.assert_allclose(soc, [0.5, 0.75, 1.0], atol=1e-5)
+    assert any("discharges by 1 mAh before the first scan" in note for note in notes)
+
+
+def test_a_log_that_covers_none_of_the_scans_is_refused(tmp_path: Path) -> None:
+    """A CSV log timed in seconds since its start (0, 60, ...) was read as Unix seconds
+    (1970): every scan lay outside it and was kept with no state of charge, the curves
+    falling back to time, exit 0. Refused, naming where the log and the scans lie."""
+    lines = ["time,voltage,current,charge"]
+    lines += [f"{60 * m},3.7,1.0,{m / 60:.6f}" for m in range(121)]
+    (tmp_path / "log.csv").write_text("\n".join(lines) + "\n")
+    log = read_potentiostat_log(tmp_path / "log.csv")
+    starts = datetime(2026, 1, 1, 8, 0, tzinfo=UTC).timestamp() + 60 * np.array([10.0, 90.0])
+    with pytest.raises(ValueError, match=r"log\.csv: the log runs from 1970-01-01.*covers none"):
+        soc_from_log(log, starts, capacity_mah=None, max_gap_s=300)
+
+
+# --- the tiny twin's series -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def twin_series(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny twin's charge series (3 steps), its WAXS scans and truth."""
+    folder = tmp_path_factory.mktemp("operando_audit")
+    twin = make_twin("aged_charged", SIZES["tiny"], seed=0)
+    _write_operando(folder / "series", twin, 3, 0, Console(quiet=True))
+    return folder / "series"
+
+
+def _run(series: Path, output: Path, **kwargs: object) -> OperandoResult:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return run_operando(
+            series, output, reconstruct_options=ReconstructOptions(method="fbp"),
+            figures=False, **kwargs,
+        ).result  # fmt: skip
+
+
+def _truth_half(series: Path) -> float:
+    """The state of charge at half lithiation of the twin's regular anode (its truth)."""
+    with h5py.File(series / "truth.h5") as f:
+        fractions = np.stack([f[f"entry/{p}/data"][()] for p in PHASES], axis=-1)
+        zones = f["entry/zone_id/data"][()]
+    anode = (fractions.sum(-1)[0] > 0.05) & (zones == 0)
+    amounts = fractions[:, anode].sum(axis=1)
+    poor = amounts[:, 2] / amounts.sum(axis=1)
+    return core.soc_at_half(np.linspace(0.0, 1.0, len(poor)), 1.0 - poor)
+
+
+def test_steps_mapped_with_the_study_plain_integrals_are_unmixed_over_them(
+    twin_series: Path, tmp_path: Path
+) -> None:
+    """Steps mapped with ``[maps] analysis = "study"`` (plain Table 1 integrals) were
+    unmixed with the crosstalk of the background-subtracted windows: the regular anode
+    reached half lithiation at 0.614 instead of 0.555 (its LiC12 share at the last step
+    0.74 for 0.90), exit 0. The crosstalk is now taken over the windows the maps used:
+    0.557 (the background under the plain windows, counted as graphite, is what is left;
+    the jellyroll windows give 0.555), and a note says so."""
+    result = _run(twin_series, tmp_path / "op.h5", maps_options=MapsOptions(analysis="study"))
+    assert result.soc_half["anode"] == pytest.approx(_truth_half(twin_series), abs=0.01)
+    assert any("plain Table 1 integrals" in note for note in result.notes)
+
+
+def test_a_damaged_zone_without_graphite_is_not_followed(twin_series: Path, tmp_path: Path) -> None:
+    """Case-B agglomerates of the diagnosis where the operando maps hold no graphite pixel
+    (beyond the casing, 890 um from the cell's axis) got zones whose curves summed what
+    the phase maps hold there: half lithiation at 0.52 and 0.40, lags of -0.04 and -0.16
+    reported beside the true zone's, exit 0. They are now left out with a note placing
+    them; the true zone (lag 0.17) is kept."""
+    with h5py.File(twin_series / "truth.h5") as f:
+        cores = read_table(f["entry/cores"])
+    true_x, true_y = float(cores["x_um"].iloc[0]), float(cores["y_um"].iloc[0])
+    table = pd.DataFrame(
+        {
+            "x_um": [true_x, 1000.0, 0.0],
+            "y_um": [true_y, 0.0, 1000.0],
+            "equivalent_diameter_um": [60.0, 60.0, 60.0],
+            "case": ["B", "B", "B"],
+        }
+    )
+    with h5py.File(tmp_path / "diag.h5", "w") as f:
+        write_table(f.create_group("entry/defects"), "agglomerates", table)
+    result = _run(twin_series, tmp_path / "op.h5", saxs_maps=tmp_path / "diag.h5")
+    assert len(result.zones_table) == 1
+    assert result.zones_table["lag_soc"].iloc[0] > 0.1
+    assert any("2 damaged zones hold no graphite pixel" in note for note in result.notes)
