@@ -404,7 +404,14 @@ def test_spiral_refuses_a_trace_off_the_windings_pitch(real, monkeypatch) -> Non
 def _follow_at_real_pitch(real):
     """``_follow`` that returns the real trace's layer whatever pitch it is given."""
     trace = real["trace"]
-    return lambda *args: (trace.winding_rad, trace.radius_px, trace.strength, (False, False))
+    at_edge = np.zeros(trace.radius_px.shape, dtype=bool)
+    return lambda *args: (
+        trace.winding_rad,
+        trace.radius_px,
+        trace.strength,
+        at_edge,
+        (False, False),
+    )
 
 
 def test_spiral_on_a_flat_map_says_why() -> None:

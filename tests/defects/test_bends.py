@@ -132,6 +132,18 @@ def test_a_bend_deeper_than_the_tracker_follows_is_no_bend_at_turn_0() -> None:
     assert bends.amplitude_um.iloc[0] == pytest.approx(40.0, abs=5.0)
 
 
+def test_a_bend_at_the_edge_of_the_tracking_window_is_a_lower_bound() -> None:
+    """A bend of 60 um on a 120 um pitch (0.5 pitch, past the tracker's 0.45): the path
+    stays at its window's edge and the bend measured 51 um, as if that were its depth,
+    exit 0. It is now marked ``depth_limited``; the 40 um bend (within the window) is
+    not."""
+    deep = find_bends(_spiral_with_a_bend(6.0, 0.05), 10.0)
+    shallow = find_bends(_spiral_with_a_bend(4.0, 0.05), 10.0)
+    assert len(deep) == 1 and bool(deep.depth_limited.iloc[0])
+    assert deep.amplitude_um.iloc[0] < 60.0  # measured short of the true 60 um
+    assert len(shallow) == 1 and not bool(shallow.depth_limited.iloc[0])
+
+
 def test_the_diagnosis_says_where_the_trace_was_cut() -> None:
     """The deep bend's cut trace (above) left half the roll out of the turns and arcs with
     no word in the diagnosis: its notes now say which end was cut and what that means."""

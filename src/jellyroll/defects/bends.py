@@ -27,6 +27,7 @@ __all__ = ["find_bends", "link_bends", "locate_on_layer"]
 
 _BEND_COLUMNS = (
     "id", "x_um", "y_um", "arc_um", "turn", "amplitude_um", "width_um", "significance",
+    "depth_limited",
 )  # fmt: skip
 
 
@@ -60,7 +61,10 @@ def find_bends(
     Returns one row per bend, along the layer: ``id`` (1...), ``x_um``, ``y_um`` (deepest
     point), ``arc_um`` (along the layer from its inner end), ``turn`` (revolutions from
     the inner end), ``amplitude_um`` (signed, outwards positive), ``width_um`` (arc
-    length), ``significance`` (noise units) and, when linked, ``agglomerate_ids``.
+    length), ``significance`` (noise units), ``depth_limited`` (the tracker's path sat at
+    the edge of its window within the bend, :attr:`SpiralTrace.at_window_edge`: the depth
+    is a lower bound; a bend of 60 um on a 120 um pitch measured 51 um) and, when linked,
+    ``agglomerate_ids``.
     """
     image = np.asarray(attenuation_map, dtype=np.float64)
     p = positive_pixel_size(pixel_size_um, "find_bends")
@@ -84,6 +88,9 @@ def find_bends(
     xy_px = trace.xy_px
     x_um, y_um = px_to_um(xy_px[:, 0], image.shape[1], p), px_to_um(xy_px[:, 1], image.shape[0], p)
     turn = np.floor((trace.winding_rad - trace.winding_rad[0]) / (2 * np.pi)).astype(int)
+    at_edge = trace.at_window_edge
+    if at_edge is None or at_edge.shape != values.shape:
+        at_edge = np.zeros(values.shape, dtype=bool)
     rows = []
     for sign in (1.0, -1.0):
         runs, _ = ndimage.label(sign * values > limit)
@@ -101,6 +108,7 @@ def find_bends(
                     "amplitude_um": values[k],
                     "width_um": width,
                     "significance": abs(values[k]) / noise[k] if noise[k] > 0 else np.inf,
+                    "depth_limited": bool(at_edge[run].any()),
                 }
             )
     if rows:

@@ -26,7 +26,7 @@ from jellyroll.unroll import SpiralTrace, find_cell, spiral_deviation, trace_spi
 
 BEND3D_COLUMNS = (
     "id", "z_um", "y_um", "x_um", "turn", "amplitude_um", "extent_axial_um",
-    "extent_arc_um", "slices",
+    "extent_arc_um", "slices", "depth_limited",
 )  # fmt: skip
 
 
@@ -291,7 +291,9 @@ def join_bends(
     ``turn`` (the most frequent among its slices), ``amplitude_um`` (signed, outwards
     positive: the peak along the axis, see :func:`_axial_peak`), ``extent_axial_um``
     (slices spanned x slice spacing), ``extent_arc_um`` (largest width along the layer),
-    ``slices`` (how many slices show it, one for a slice with two of its runs).
+    ``slices`` (how many slices show it, one for a slice with two of its runs),
+    ``depth_limited`` (the tracker's path sat at its window's edge in one of its slices:
+    the depth may be a lower bound, :func:`~jellyroll.defects.bends.find_bends`).
     """
     if per_slice.empty:
         return pd.DataFrame({name: pd.Series(dtype=float) for name in BEND3D_COLUMNS})
@@ -333,6 +335,7 @@ def join_bends(
                 "extent_axial_um": float(span * voxel_um),
                 "extent_arc_um": float(members.width_um.max()),
                 "slices": members.slice.nunique(),
+                "depth_limited": bool(members.get("depth_limited", pd.Series(False)).any()),
             }
         )
     table = pd.DataFrame(out).sort_values(["turn", "z_um"], ignore_index=True)

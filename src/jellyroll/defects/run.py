@@ -234,6 +234,13 @@ def diagnose(
             bends_measured = True
         except ValueError as error:
             notes.append(f"collector not traced: {error}")
+    if len(bends) and "depth_limited" in bends and bends.depth_limited.astype(bool).any():
+        limited = bends.id[bends.depth_limited.astype(bool)].astype(int).tolist()
+        notes.append(
+            f"bend(s) {', '.join(map(str, limited))} reach the edge of the collector "
+            "tracker's window (0.45 of a pitch from the previous turn): their depths are "
+            "lower bounds"
+        )
     if trace is not None and any(trace.cut_ends):
         named = zip(("inner", "outer"), trace.cut_ends, strict=True)
         ends = " and ".join(end for end, cut in named if cut)

@@ -74,6 +74,9 @@ class SpiralTrace:
     deeper than the tracking window or a jump onto another layer, and the longest stretch
     was kept): arc lengths and turns then count from the cut, not from the layer's end, and
     the path's last samples before the cut are no measure of the layer's course.
+    ``at_window_edge`` (n,) bool (None: not known): the path sat at the edge of its
+    tracking window (:data:`_WINDOW` of a pitch from the previous revolution's course), so
+    the layer may lie further out or in there: a bend's depth is then a lower bound.
     """
 
     centre: tuple[float, float]
@@ -85,6 +88,7 @@ class SpiralTrace:
     strength: np.ndarray
     image_shape: tuple[int, int] | None = None
     cut_ends: tuple[bool, bool] = (False, False)
+    at_window_edge: np.ndarray | None = None
 
     def grid_problem(self, shape: tuple[int, ...], pixel_size_um: float) -> str | None:
         """Why the trace's pixel positions cannot be read on a map of ``shape`` (ny, nx)
@@ -206,9 +210,9 @@ def trace_spiral(
     phase, width = _layer_phase(ridge, r_lo, pitch, direction)
     if 0.3 * width > 0.6:  # wide layers (masks): smooth to their scale so the ridge is centred
         ridge = _band_pass(polar, background, 0.3 * width)
-    winding, radius, strength, cut_ends = _follow(ridge, r_lo, pitch, direction, phase)
-    winding, radius, strength = _located(
-        winding, radius, strength, centre, direction, image.shape, (r_lo, r_hi)
+    winding, radius, strength, at_edge, cut_ends = _follow(ridge, r_lo, pitch, direction, phase)
+    winding, radius, strength, at_edge = _located(
+        winding, radius, strength, at_edge, centre, direction, image.shape, (r_lo, r_hi)
     )
     turns = (winding[-1] - winding[0]) / (2 * np.pi)
     if turns < 1:  # e.g. the casing's arc followed from a centre a few pixels off
@@ -239,6 +243,7 @@ def trace_spiral(
         strength=strength,
         image_shape=(int(image.shape[0]), int(image.shape[1])),
         cut_ends=cut_ends,
+        at_window_edge=at_edge,
     )
 
 
@@ -246,19 +251,20 @@ def _located(
     winding: np.ndarray,
     radius: np.ndarray,
     strength: np.ndarray,
+    at_edge: np.ndarray,
     centre: tuple[float, float],
     direction: int,
     shape: tuple[int, ...],
     radius_range: tuple[float, float],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The traced layer (winding, radius px, strength) without its ends that lie within
-    :data:`_EDGE` of the searched ``radius_range`` (px) or of the image's edge (``shape``),
-    where the path may follow a layer beyond them, or where its ridge is weak (the path
-    from the layer's end to the edge: a bend of 34 um at the end of a twin's collector);
-    the winding restarted in [0, 2 pi). Pieces of ridge shorter than the gaps
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The traced layer (winding, radius px, strength, at the window's edge) without its ends
+    that lie within :data:`_EDGE` of the searched ``radius_range`` (px) or of the image's
+    edge (``shape``), where the path may follow a layer beyond them, or where its ridge is
+    weak (the path from the layer's end to the edge: a bend of 34 um at the end of a twin's
+    collector); the winding restarted in [0, 2 pi). Pieces of ridge shorter than the gaps
     :func:`_layer_extent` bridges (10 deg) are no ends either: noise beside the layer's end,
-    joined to it across such a gap (a noisy spiral's trace began 2.3 px inside the layer
-    and gave a bend of -16 um there)."""
+    joined to it across such a gap (a noisy spiral's trace began 2.3 px inside the layer and
+    gave a bend of -16 um there)."""
     x = centre[0] + radius * np.cos(direction * winding)
     y = centre[1] + radius * np.sin(direction * winding)
     inside = (
@@ -280,7 +286,7 @@ def _located(
     long = [b for b in pieces if b.stop - b.start >= max(1, round(per_turn) // 36)] or pieces
     keep = slice(long[0].start, long[-1].stop)
     start = 2 * np.pi * np.floor(winding[keep][0] / (2 * np.pi))
-    return winding[keep] - start, radius[keep], strength[keep]
+    return winding[keep] - start, radius[keep], strength[keep], at_edge[keep]
 
 
 def _inside_casing(image: np.ndarray, cell: Cell) -> float:
@@ -433,9 +439,10 @@ def _layer_phase(
 
 def _follow(
     ridge: np.ndarray, r_lo: float, pitch: float, direction: int, phase: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[bool, bool]]:
-    """Track the layer revolution by revolution: winding (rad), radius (px), strength and
-    whether each end is a cut where the layer goes on (:func:`_layer_extent`)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[bool, bool]]:
+    """Track the layer revolution by revolution: winding (rad), radius (px), strength,
+    whether the path sat at its window's edge, and whether each end is a cut where the
+    layer goes on (:func:`_layer_extent`)."""
     n_r, n = ridge.shape
     r_hi = r_lo + (n_r - 1) * _DR
     half = int(_WINDOW * pitch / _DR)
@@ -449,7 +456,9 @@ def _follow(
         cols = np.mod(direction * js, n)[:, None]
         return bilinear(ridge, rows, cols, 0.0)
 
-    def track(js: np.ndarray, ref: np.ndarray, start: float | None) -> np.ndarray:
+    def track(
+        js: np.ndarray, ref: np.ndarray, start: float | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         s = scores(js, ref)
         allowed = np.ones(offsets.size, dtype=bool)
         if start is not None:
@@ -459,7 +468,8 @@ def _follow(
         mid = s[rows, path]
         left = s[rows, np.maximum(path - 1, 0)]
         right = s[rows, np.minimum(path + 1, offsets.size - 1)]
-        return ref + offsets[path] + parabola_vertex(left, mid, right) * _DR
+        at_edge = (path == 0) | (path == offsets.size - 1)
+        return ref + offsets[path] + parabola_vertex(left, mid, right) * _DR, at_edge
 
     # start on the revolution where the ideal spiral runs along the strongest ridge
     j_lo = int(np.floor((r_lo - phase) * n / pitch))
@@ -471,7 +481,8 @@ def _follow(
         j_all[int(np.argmax(ndi.uniform_filter1d(along, window, mode="constant")))] - window // 2
     )
     js = np.arange(start, start + n)
-    radius = {int(start): track(js, phase + pitch * js / n, None)}
+    radius, edges = {}, {}
+    radius[int(start)], edges[int(start)] = track(js, phase + pitch * js / n, None)
     typical = np.median(scores(js, radius[start])[:, half])
     if typical <= 0:
         raise ValueError("no wound layers found: no ridge along the spiral")
@@ -489,8 +500,8 @@ def _follow(
                 edge = prev[-1] + pitch / n
             if ref.min() > r_hi + half * _DR or ref.max() < r_lo - half * _DR:
                 break
-            traced = track(js, ref, edge)
-            radius[key] = traced[::step]
+            traced, at_edge = track(js, ref, edge)
+            radius[key], edges[key] = traced[::step], at_edge[::step]
             strength = scores(np.arange(key, key + n), radius[key])[:, half] / typical
             if ndi.median_filter(strength, 9).max() < _END_STRENGTH:
                 break
@@ -498,10 +509,11 @@ def _follow(
     j = np.arange(keys[0], keys[-1] + n)
     r = np.concatenate([radius[k] for k in keys])
     strength = scores(j, r)[:, half] / typical
+    at_edge = np.concatenate([edges[k] for k in keys])
     keep, cut = _layer_extent(strength, r, n, pitch)
     turns_before = np.floor(j[keep][0] / n)  # start the winding angle in [0, 2 pi)
     winding = 2 * np.pi * (j[keep] / n - turns_before)
-    return winding, ndi.gaussian_filter1d(r, 1.0)[keep], strength[keep], cut
+    return winding, ndi.gaussian_filter1d(r, 1.0)[keep], strength[keep], at_edge[keep], cut
 
 
 def _layer_extent(
