@@ -11,8 +11,9 @@ from typing import Any
 import h5py
 import numpy as np
 
+from jellyroll.conventions import deg_per, um_per, unit_text
 from jellyroll.io.nexus import nx_group, set_default, write_nxdata
-from jellyroll.results.store import open_run, require
+from jellyroll.results.store import RunFileError, open_run, require
 
 FRAMES = "um, (z, y, x, 1) homogeneous; SWAXS map frame (z = 0 on the slice) -> X-ray frame"
 PARAMETERS = {
@@ -140,16 +141,26 @@ def read_location(path: str | os.PathLike[str]) -> LocationResult:
     with open_run(path) as f:
         group = require(f, path, "/entry/location", hint)
         score = require(f, path, "/entry/location/score", hint)
+        matrix = require(f, path, "/entry/location/swaxs_to_xct", hint)
+        if matrix.shape != (4, 4):
+            raise RunFileError(
+                f"{path}: {matrix.name} has shape {matrix.shape}, not (4, 4) (SPEC section 6); "
+                f"{hint}"
+            )
         return LocationResult(
-            map_to_xct=require(f, path, "/entry/location/swaxs_to_xct", hint)[()],
-            z_um=float(group["z_um"][()]),
-            parameters={name: float(group[name][()]) for name in PARAMETERS},
+            map_to_xct=matrix[()],
+            z_um=_in_units(path, group["z_um"], "um")[0],
+            parameters={
+                name: _in_units(path, group[name], PARAMETERS[name])[0] for name in PARAMETERS
+            },
             similarity=float(score.attrs["optimum"]),
-            profile_height_um=score["height_um"][()],
+            profile_height_um=_in_units(path, score["height_um"], "um"),
             profile_similarity=score["data"][()],
             map_name=str(group.attrs["map"]),
             offsets_um=group["xct_on_map/offset_um"][()] if "xct_on_map" in group else np.empty(0),
-            height_interval_um=tuple(float(h) for h in group["height_interval_um"][()])
+            height_interval_um=tuple(
+                float(h) for h in _in_units(path, group["height_interval_um"], "um")
+            )
             if "height_interval_um" in group
             else (np.nan, np.nan),
             height_defects=float(group["height_defects"][()])
@@ -159,3 +170,17 @@ def read_location(path: str | os.PathLike[str]) -> LocationResult:
             xct_voxel_um=float(group.attrs.get("xct_voxel_um", np.nan)),
             path=Path(path),
         )
+
+
+def _in_units(path: str | os.PathLike[str], dataset: h5py.Dataset, expected: str) -> np.ndarray:
+    """``dataset``'s values (float64, flat) in ``expected`` ("um" or "deg") from its
+    ``@units`` (``expected`` without it); another unit of the same quantity converted, any
+    other refused: a height in mm or an angle in rad was read as um or deg, exit 0."""
+    units = dataset.attrs.get("units", expected)
+    factor = (um_per if expected == "um" else deg_per)(units)
+    if factor is None:
+        raise RunFileError(
+            f"{path}: {dataset.name} is in {unit_text(units)!r}, not a unit like {expected}; "
+            "make the file again with `jellyroll locate`"
+        )
+    return np.asarray(dataset[()], dtype=np.float64).ravel() * factor

@@ -27,7 +27,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from jellyroll.conventions import pixel_centres_um
+from jellyroll.conventions import pixel_centres_um, um_per, unit_text
 from jellyroll.io.nexus import nx_group, read_table, set_default, write_nxdata, write_table
 from jellyroll.results.store import open_run, require
 
@@ -152,12 +152,8 @@ def read_nxct(path: str | os.PathLike[str]) -> NXCTResult:
         registration = require(f, path, "/entry/registration/nct_to_xct", hint)
         group = f["/entry/registration"]
         fused = require(f, path, "/entry/fused/data", hint)
-        z = f["/entry/fused/z_um"][()]
-        voxel = (
-            float(abs(z[1] - z[0]))
-            if z.size > 1
-            else float(abs(f["/entry/fused/x_um"][1] - f["/entry/fused/x_um"][0]))
-        )
+        z = _axis_um(path, f["/entry/fused/z_um"])
+        voxel = float(abs(z[1] - z[0])) if z.size > 1 else _x_step_um(path, f)
         names: dict[int, str] = {}
         if "/entry/segmentation/labels" in f:
             raw = json.loads(f["/entry/segmentation/labels"].attrs["names"])
@@ -177,6 +173,25 @@ def read_nxct(path: str | os.PathLike[str]) -> NXCTResult:
             attrs={k: v for k, v in group.attrs.items()},
             path=Path(path),
         )
+
+
+def _axis_um(path: str | os.PathLike[str], dataset: h5py.Dataset) -> np.ndarray:
+    """A volume axis (voxel centres) in um, from its ``@units`` (um without it); another
+    program's axes in mm read as um gave a voxel 1000 times too small, exit 0."""
+    units = dataset.attrs.get("units", "um")
+    factor = um_per(units)
+    if factor is None:
+        raise ValueError(
+            f"{path}: {dataset.name} is in {unit_text(units)!r}, not a length; SPEC section 6 "
+            "gives the volume axes in um"
+        )
+    return np.asarray(dataset[()], dtype=np.float64).ravel() * factor
+
+
+def _x_step_um(path: str | os.PathLike[str], f: h5py.File) -> float:
+    """The voxel (um) from the x axis of the fused volume (a volume of one slice)."""
+    x = _axis_um(path, f["/entry/fused/x_um"])
+    return float(abs(x[1] - x[0]))
 
 
 def _grid_of(f: h5py.File, path: str | os.PathLike[str]) -> str:

@@ -24,6 +24,7 @@ their errors; writers go through :mod:`jellyroll.results.store` (one file per st
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -305,6 +306,7 @@ def read_sinogram(path: str | os.PathLike[str], *, errors: bool = True) -> Sinog
         shape = data.shape
         if len(shape) != 3:
             raise RunFileError(f"{path}: /entry/sinogram/data is {len(shape)}D, not 3D")
+        _refuse_other_axis_order(path, group, ("rotation_angle", "translation", "q"), hint)
         for axis, (name, dataset) in enumerate(axes.items()):
             if dataset.shape != (shape[axis],):
                 raise RunFileError(
@@ -373,6 +375,20 @@ def sinogram_mean_pattern(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.
             count += finite.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return q, total / count
+
+
+def _refuse_other_axis_order(
+    path: str | os.PathLike[str], group: h5py.Group, expected: tuple[str, ...], hint: str
+) -> None:
+    """Refuse an NXdata ``group`` whose ``@axes`` put its data in another dimension order
+    than ``expected`` (SPEC section 6): another program's (x, y, q) cube with as many x as
+    y was read as (y, x, q), every map transposed, exit 0."""
+    if _transposed(group, expected) is not None:
+        raise RunFileError(
+            f"{path}: {group.name}@axes says its data are ({', '.join(nxdata_axes(group))}); "
+            f"SPEC section 6 wants ({', '.join(expected)}): transpose the data (and @axes) "
+            f"to that order; {hint}"
+        )
 
 
 def _radial_axis(path: str | os.PathLike[str], dataset: h5py.Dataset) -> tuple[np.ndarray, str]:
@@ -516,6 +532,7 @@ def _reconstruction(f: h5py.File, path: str | os.PathLike[str], *, lazy: bool) -
         raise RunFileError(
             f"{path}: /entry/reconstruction/data is {data.ndim}D, not (y, x, q); {hint}"
         )
+    _refuse_other_axis_order(path, group, ("y_um", "x_um", "q"), hint)
     # the maps of a data block whose axes disagree would be written, then refused
     # by every reader downstream: say so here, naming the dataset
     expected = {"y_um": (data.shape[0],), "x_um": (data.shape[1],), "q": (data.shape[2],)}
@@ -597,16 +614,42 @@ def read_map_set(path: str | os.PathLike[str], group_path: str = "/entry/maps") 
         return _map_set(group)
 
 
+def nxdata_axes(group: h5py.Group) -> list[str]:
+    """The axis names of an NXdata ``group``'s ``@axes``, in the signal's dimension order:
+    an array of names (str or bytes) or one string split at ``:``, ``,`` or spaces (older
+    NeXus); [] without the attribute."""
+    names = group.attrs.get("axes")
+    if names is None:
+        return []
+    if isinstance(names, (str, bytes)):
+        return [n for n in re.split(r"[:,\s]+", unit_text(names)) if n]
+    return [unit_text(n) for n in np.asarray(names).ravel()]
+
+
+def _transposed(group: h5py.Group, expected: tuple[str, ...]) -> tuple[int, ...] | None:
+    """The permutation that brings ``group``'s signal to the dimension order ``expected``
+    when its ``@axes`` name exactly those axes in another order; None when they are in
+    that order, or do not name them all (index axes ".", no ``@axes``)."""
+    names = nxdata_axes(group)
+    if sorted(names) != sorted(expected) or tuple(names) == expected:
+        return None
+    return tuple(names.index(name) for name in expected)
+
+
 def _map_set(group: h5py.Group) -> MapSet:
     maps: dict[str, Map] = {}
     x_um = y_um = np.empty(0)
     first = ""
     for name, item in group.items():
         data = item["data"]
+        # another program's map stored (x, y) as its @axes say: read as (y, x), a square map
+        # came back transposed (every value mirrored about the diagonal), exit 0
+        order = _transposed(item, ("y_um", "x_um"))
         axes = map_axis(item, "x_um"), map_axis(item, "y_um")
-        if data.shape != (axes[1].size, axes[0].size):
+        shape = data.shape if order is None else tuple(data.shape[i] for i in order)
+        if shape != (axes[1].size, axes[0].size):
             raise RunFileError(
-                f"{group.file.filename}: {data.name} has shape {data.shape}, but its axes "
+                f"{group.file.filename}: {data.name} has shape {shape} (y, x), but its axes "
                 f"y_um and x_um hold {axes[1].size} and {axes[0].size} values; write the map "
                 "with one axis value per row and column"
             )
@@ -626,7 +669,8 @@ def _map_set(group: h5py.Group) -> MapSet:
             )
         x_um, y_um = axes
         first = first or name
-        maps[name] = Map(data[()], _map_units(data, name))
+        values = data[()] if order is None else np.ascontiguousarray(data[()].transpose(order))
+        maps[name] = Map(values, _map_units(data, name))
     notes = str(group.attrs.get("notes", ""))
     default = group.attrs.get("default")
     return MapSet(
