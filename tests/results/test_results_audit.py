@@ -149,3 +149,15 @@ def test_a_location_of_another_unit_or_matrix_shape_is_refused(tmp_path: Path) -
         f["entry/location/swaxs_to_xct"] = np.eye(3)
     with pytest.raises(RunFileError, match=r"swaxs_to_xct has shape \(3, 3\), not \(4, 4\)"):
         read_location(path)
+
+
+def test_a_reconstruction_unit_written_as_bytes_is_read_as_text(tmp_path: Path) -> None:
+    """A ``@units`` attribute written as bytes was read with ``str()``: "b'counts / um'",
+    a unit no later stage could match."""
+    axis = pixel_centres_um(4, 20.0)
+    with h5py.File(tmp_path / "r.h5", "w") as f:
+        axes = [("y_um", axis, "um"), ("x_um", axis, "um"), ("q", [1.0, 1.5, 2.0], "1/angstrom")]
+        _nxdata(f.create_group("entry"), "reconstruction", np.ones((4, 4, 3)), axes,
+                ["y_um", "x_um", "q"])  # fmt: skip
+        f["entry/reconstruction/data"].attrs["units"] = np.bytes_(b"counts / um")
+    assert read_reconstruction(tmp_path / "r.h5").units == "counts / um"

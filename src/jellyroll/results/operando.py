@@ -23,6 +23,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from jellyroll.conventions import unit_text
 from jellyroll.io.nexus import nx_group, read_table, set_default, write_nxdata, write_table
 from jellyroll.results.store import RunFileError, require, write_stage_file
 
@@ -150,7 +151,7 @@ def read_operando(path: str | os.PathLike[str]) -> OperandoResult:
         try:
             return OperandoResult(
                 soc=group["soc"][()],
-                soc_units=str(group["soc"].attrs["units"]),
+                soc_units=unit_text(group["soc"].attrs["units"]),
                 time_s=group["time_s"][()],
                 soc_source=str(group["soc"].attrs["source"]),
                 steps=[s.decode() if isinstance(s, bytes) else str(s) for s in group["steps"][()]],

@@ -556,7 +556,7 @@ def _reconstruction(f: h5py.File, path: str | os.PathLike[str], *, lazy: bool) -
         attrs={k: v for k, v in group.attrs.items() if k not in _NXDATA_ATTRS},
         attenuation=_per_um(path, group["attenuation"]) if "attenuation" in group else None,
         q_units=q_units,
-        units=str(data.attrs.get("units", "arb. units / um")),
+        units=unit_text(data.attrs.get("units", "arb. units / um")),
     )
 
 
