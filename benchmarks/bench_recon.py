@@ -190,7 +190,7 @@ def run_noisy(console: Console, n_q: int = PAPER_CHANNELS) -> None:
         "reference: nDTomo batched torch SIRT, H200 GPU (issue #16, not run here)",
         f"~{peer_s:.0f}",
         "",
-        f"{peer_s / ours_s:.2f}x jellyroll's speed",
+        f"jellyroll takes {ours_s / peer_s:.2f}x its time",
         "",
     )
     console.print(table)
