@@ -165,3 +165,22 @@ def test_one_detection_matches_one_true_agglomerate_at_most():
     # detection 2 (-25 um) reaches true 1 only
     both = compare_with_truth(_table([(15, 0, 60, "B"), (-25, 0, 60, "B")]), truth, 10.0)
     assert both.pairs["found_id"].tolist() == [2, 1] and both.recall == 1.0
+
+
+def test_the_true_case_is_told_at_the_critical_diameter_the_cell_was_classified_at():
+    """A diagnosis at a 40 um critical diameter against a twin classified at 50 um: the
+    45 um agglomerate found (rightly, at 40 um) as B counted as a disagreement, class
+    agreement 0.5 for 1.0, exit 0. Given the diagnosis' critical diameter, the true case is
+    the nominal (3D) diameter against it; the in-slice diameter stays the one sizes are
+    compared with, and both are in ``pairs``. Exact counts."""
+    truth = _table([(0, 0, 30, "A"), (500, 0, 44, "A")])
+    truth["nominal_diameter_um"] = [30.0, 45.0]
+    found = _table([(0, 0, 30, "A"), (500, 0, 44, "B")])
+    assert compare_with_truth(found, truth, 10.0).class_agreement == 0.5  # the twin's 50 um
+    result = compare_with_truth(found, truth, 10.0, critical_diameter_um=40.0)
+    assert result.class_agreement == 1.0
+    assert result.pairs["true_case"].tolist() == ["A", "B"]
+    assert result.pairs["true_nominal_diameter_um"].tolist() == [30.0, 45.0]
+    assert result.pairs["true_diameter_um"].tolist() == [30.0, 44.0]
+    with pytest.raises(ValueError, match="nominal_diameter_um"):
+        compare_with_truth(found, truth.drop(columns="nominal_diameter_um"), 10.0, 40.0)

@@ -99,9 +99,10 @@ def match_agglomerates(found: pd.DataFrame, truth: pd.DataFrame, pixel_size_um: 
 class TruthComparison:
     """Found vs true agglomerates of one cell.
 
-    ``pairs``: one row per true agglomerate (``true_id``, ``true_diameter_um``,
-    ``true_case``, ``found_id``, ``found_diameter_um``, ``found_case`` — "missed" when
-    nothing matched); ``confusion``: true case (rows) against found case (columns).
+    ``pairs``: one row per true agglomerate (``true_id``, ``true_diameter_um`` (in the
+    slice), ``true_nominal_diameter_um`` (3D, which ``true_case`` is of; NaN when the
+    table lacks it), ``true_case``, ``found_id``, ``found_diameter_um``, ``found_case``:
+    "missed" when nothing matched); ``confusion``: true case (rows) against found case (columns).
     """
 
     pairs: pd.DataFrame
@@ -114,13 +115,37 @@ class TruthComparison:
 
 
 def compare_with_truth(
-    found: pd.DataFrame, truth: pd.DataFrame, pixel_size_um: float
+    found: pd.DataFrame,
+    truth: pd.DataFrame,
+    pixel_size_um: float,
+    critical_diameter_um: float | None = None,
 ) -> TruthComparison:
     """Recall (true agglomerates matched), precision (detections matched: each matches
     one true agglomerate at most, :func:`match_agglomerates`),
     median relative size error of the matches, and class agreement: the share of true
     agglomerates whose found case equals the true one (a missed or "unresolved" one
-    disagrees)."""
+    disagrees).
+
+    The true case is the twin's: its agglomerate's nominal (3D) diameter against the
+    critical one, the class that decides whether it bends the collector; a slice off its
+    middle shows it smaller (``true_diameter_um``, in-slice, which the sizes are compared
+    with), so a case-B agglomerate can show under the critical diameter. ``pairs`` gives
+    both diameters. ``critical_diameter_um``: the one ``found`` was classified at (um);
+    given, the true case is the nominal diameter against it (ValueError when ``truth``
+    lacks ``nominal_diameter_um``); None keeps the twin's own (the twin's 50 um against
+    a diagnosis at 40 um counted every 40-50 um agglomerate found as B as a disagreement).
+    """
+    true_case = truth["case"].to_numpy()
+    if critical_diameter_um is not None:
+        if "nominal_diameter_um" not in truth:
+            raise ValueError(
+                "compare_with_truth: the truth table has no nominal_diameter_um, so its "
+                f"case cannot be told at the critical diameter {critical_diameter_um:g} um "
+                "the agglomerates were classified at; read it with read_true_agglomerates "
+                "from a twin's truth.h5, or pass critical_diameter_um=None"
+            )
+        nominal = truth["nominal_diameter_um"].to_numpy(dtype=float)
+        true_case = np.where(nominal > critical_diameter_um, "B", "A").astype(object)
     matches = match_agglomerates(found, truth, pixel_size_um).to_numpy()
     hit = matches >= 0
     rows = found.iloc[matches[hit]]
@@ -135,7 +160,10 @@ def compare_with_truth(
         {
             "true_id": truth["id"].to_numpy(dtype=int),
             "true_diameter_um": true_diameter,
-            "true_case": truth["case"].to_numpy(),
+            "true_nominal_diameter_um": truth["nominal_diameter_um"].to_numpy(dtype=float)
+            if "nominal_diameter_um" in truth
+            else np.full(len(truth), np.nan),
+            "true_case": true_case,
             "found_id": found_id,
             "found_diameter_um": found_diameter,
             "found_case": found_case,

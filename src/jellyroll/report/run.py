@@ -423,7 +423,10 @@ def _truth_section(report: Report, result: Diagnosis, path: Path, critical: floa
     """Found vs the digital twin's true agglomerates: recall, precision, size, A/B;
     ``critical``: the diameter (um) the cell's found cases were classified at."""
     truth = read_true_agglomerates(path)
-    found = compare_with_truth(result.agglomerates, truth, result.pixel_size_um)
+    # the true case at the diameter the cell was classified at (a truth file without
+    # nominal diameters keeps the twin's own)
+    at = critical if "nominal_diameter_um" in truth else None
+    found = compare_with_truth(result.agglomerates, truth, result.pixel_size_um, at)
     section = report.section(f"Cell {result.label}: found vs truth (digital twin)")
     section.facts(
         {
