@@ -15,6 +15,7 @@ import tifffile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import ndimage as ndi
+from wound_layers import wound_layers
 
 import jellyroll.unroll.spiral as spiral_module
 from jellyroll.phantom.parameters import SIZES
@@ -695,20 +696,6 @@ def test_a_torn_layer_is_cut_not_joined_across_another_layer() -> None:
 
 
 def layers_with_a_tear(tear_rad: float) -> np.ndarray:
-    """(301, 301) a 9-turn bright layer (pitch 12 px from 30 px, sigma 1.2 px), torn over
-    +-``tear_rad`` around 4.3 turns (none at 0), and a layer of 0.6 its brightness half a
-    pitch outwards."""
-    centre, r0, pitch = (150.3, 149.6), 30.0, 12.0
-    y, x = np.mgrid[0:301, 0:301].astype(float)
-    r = np.hypot(x - centre[0], y - centre[1])
-    t = np.mod(np.arctan2(y - centre[1], x - centre[0]), 2 * np.pi)
-    image = np.zeros(r.shape)
-    for k in range(10):
-        turn = t / (2 * np.pi) + k
-        on = turn <= 9.0
-        cu = on * np.exp(-0.5 * ((r - r0 - pitch * turn) / 1.2) ** 2)
-        if tear_rad > 0:
-            cu *= 1 - np.exp(-0.5 * ((2 * np.pi * (turn - 4.3)) / tear_rad) ** 8)
-        other = 0.6 * on * np.exp(-0.5 * ((r - r0 - pitch * (turn + 0.5)) / 1.2) ** 2)
-        image = np.maximum(image, np.maximum(cu, other))
-    return image
+    """:func:`wound_layers` torn over +-``tear_rad`` around 4.3 turns (none at 0), and a
+    layer of 0.6 its brightness half a pitch outwards."""
+    return wound_layers(tear_rad=tear_rad, second_layer=0.6)

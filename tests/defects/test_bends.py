@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import ndimage
+from wound_layers import wound_layers
 
 from jellyroll.conventions import FWHM_TO_SIGMA, MAD_TO_SIGMA
 from jellyroll.defects import find_bends
@@ -93,22 +94,9 @@ def test_noise_beside_the_inner_end_is_no_bend() -> None:
 
 
 def _spiral_with_a_bend(amplitude_px: float, width_rad: float) -> np.ndarray:
-    """(301, 301) a 9-turn bright layer (pitch 12 px from 30 px, sigma 1.2 px) bent by
-    ``amplitude_px`` (Gaussian in the winding angle, sigma ``width_rad``) at 4.3 turns, on
-    that turn only, inside a casing ring."""
-    centre, r0, pitch = (150.3, 149.6), 30.0, 12.0
-    y, x = np.mgrid[0:301, 0:301].astype(float)
-    r = np.hypot(x - centre[0], y - centre[1])
-    t = np.mod(np.arctan2(y - centre[1], x - centre[0]), 2 * np.pi)
-    image = np.zeros(r.shape)
-    for k in range(10):
-        winding = t + 2 * np.pi * k
-        layer = r0 + pitch * winding / (2 * np.pi)
-        layer += amplitude_px * np.exp(-0.5 * ((winding - 2 * np.pi * 4.3) / width_rad) ** 2)
-        on = winding <= 2 * np.pi * 9.0
-        image = np.maximum(image, on * np.exp(-0.5 * ((r - layer) / 1.2) ** 2))
-    casing = r0 + pitch * 10.0
-    return np.maximum(image, 2.0 * ((r > casing) & (r < casing + 4)))
+    """:func:`wound_layers` bent by ``amplitude_px`` (sigma ``width_rad``) at 4.3 turns,
+    inside its casing ring."""
+    return wound_layers(bend_px=amplitude_px, bend_width_rad=width_rad, casing=True)
 
 
 def test_a_bend_deeper_than_the_tracker_follows_is_no_bend_at_turn_0() -> None:

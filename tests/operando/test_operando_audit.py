@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from rich.console import Console
+from test_operando import _zoned_scans
 
 from jellyroll.io.nexus import read_table, write_table
 from jellyroll.maps.options import MapsOptions
@@ -30,15 +31,7 @@ CET, CEST = timedelta(hours=1), timedelta(hours=2)
 
 def _scans(folder: Path, stamps: list[datetime]) -> list[Path]:
     """Scans recording ``/entry/start_time`` (ISO 8601 with the stamps' UTC offsets)."""
-    folder.mkdir()
-    paths = []
-    for k, stamp in enumerate(stamps):
-        path = folder / f"op_{k}.h5"
-        with h5py.File(path, "w") as f:
-            f["entry/start_time"] = stamp.isoformat()
-            f["entry/instrument/detector/data"] = np.zeros((1, 2, 2), np.float32)
-        paths.append(path)
-    return paths
+    return _zoned_scans(folder, [stamp.isoformat() for stamp in stamps])
 
 
 def _local(moment: datetime, switch: datetime, before: timedelta, after: timedelta) -> datetime:
