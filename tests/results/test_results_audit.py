@@ -161,3 +161,34 @@ def test_a_reconstruction_unit_written_as_bytes_is_read_as_text(tmp_path: Path) 
                 ["y_um", "x_um", "q"])  # fmt: skip
         f["entry/reconstruction/data"].attrs["units"] = np.bytes_(b"counts / um")
     assert read_reconstruction(tmp_path / "r.h5").units == "counts / um"
+
+
+@pytest.mark.parametrize(("units", "factor"), [("1/mm", 1e-3), ("cm^-1", 1e-4), ("", 1.0)])
+def test_an_attenuation_map_in_another_inverse_length_is_read_in_1_per_um(
+    tmp_path: Path, units: str, factor: float
+) -> None:
+    """An attenuation map another program wrote in 1/mm was read as 1/um: 1000 times too
+    large, exit 0 (only d* had its unit checked). Converted; without a unit, 1/um."""
+    axis = pixel_centres_um(4, 20.0)
+    values = np.arange(16.0).reshape(4, 4)
+    with h5py.File(tmp_path / "m.h5", "w") as f:
+        maps = f.create_group("entry/maps")
+        _nxdata(maps, "attenuation", values, [("x_um", axis, "um"), ("y_um", axis, "um")],
+                ["y_um", "x_um"])  # fmt: skip
+        maps["attenuation/data"].attrs["units"] = units
+    read = read_map_set(tmp_path / "m.h5")
+    assert (
+        np.allclose(read["attenuation"], values * factor)
+        and read.maps["attenuation"].units == "1/um"
+    )
+
+
+def test_an_attenuation_map_in_another_quantity_is_refused(tmp_path: Path) -> None:
+    axis = pixel_centres_um(4, 20.0)
+    with h5py.File(tmp_path / "m.h5", "w") as f:
+        maps = f.create_group("entry/maps")
+        _nxdata(maps, "attenuation", np.ones((4, 4)), [("x_um", axis, "um"), ("y_um", axis, "um")],
+                ["y_um", "x_um"])  # fmt: skip
+        maps["attenuation/data"].attrs["units"] = "counts"
+    with pytest.raises(RunFileError, match="not an inverse length"):
+        read_map_set(tmp_path / "m.h5")

@@ -567,7 +567,13 @@ def _per_um(path: str | os.PathLike[str], dataset: h5py.Dataset) -> np.ndarray:
     """An attenuation coefficient in 1/um (without ``@units``, 1/um): another inverse length
     (1/mm, cm^-1) converted, anything else refused; one in 1/cm became the attenuation map
     in 1/um, 10^4 times too large."""
-    units = unit_text(dataset.attrs.get("units", "1/um"))
+    return np.asarray(dataset[()], dtype=np.float32) / np.float32(_um_per_inverse(path, dataset))
+
+
+def _um_per_inverse(path: str | os.PathLike[str], dataset: h5py.Dataset) -> float:
+    """um per unit of the inverse length in ``dataset``'s ``@units`` (1/mm: 1000; none or
+    empty: 1/um); RunFileError for anything else."""
+    units = unit_text(dataset.attrs.get("units", "")) or "1/um"
     text = units.replace(" ", "")
     if text.startswith("1/"):
         um = um_per(text[2:])
@@ -578,7 +584,7 @@ def _per_um(path: str | os.PathLike[str], dataset: h5py.Dataset) -> np.ndarray:
             f"{path}: {dataset.name} is in {units!r}, not an inverse length; it must be the "
             "linear attenuation coefficient in 1/um"
         )
-    return np.asarray(dataset[()], dtype=np.float32) / np.float32(um)
+    return um
 
 
 def write_map_set(
@@ -670,7 +676,13 @@ def _map_set(group: h5py.Group) -> MapSet:
         x_um, y_um = axes
         first = first or name
         values = data[()] if order is None else np.ascontiguousarray(data[()].transpose(order))
-        maps[name] = Map(values, _map_units(data, name))
+        units = _map_units(data, name)
+        if name == MapName.ATTENUATION:
+            # in 1/um, as the maps stage writes it: another program's map in 1/mm (or
+            # cm^-1) was read as 1/um, 1000 times too large, exit 0
+            um = _um_per_inverse(group.file.filename, data)
+            values, units = (values / um if um != 1.0 else values), "1/um"
+        maps[name] = Map(values, units)
     notes = str(group.attrs.get("notes", ""))
     default = group.attrs.get("default")
     return MapSet(
