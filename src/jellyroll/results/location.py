@@ -11,9 +11,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from jellyroll.conventions import deg_per, um_per, unit_text
+from jellyroll.conventions import deg_per, um_per
 from jellyroll.io.nexus import nx_group, set_default, write_nxdata
-from jellyroll.results.store import RunFileError, open_run, require
+from jellyroll.results.store import RunFileError, open_run, require, unit_factor
 
 FRAMES = "um, (z, y, x, 1) homogeneous; SWAXS map frame (z = 0 on the slice) -> X-ray frame"
 PARAMETERS = {
@@ -174,13 +174,7 @@ def read_location(path: str | os.PathLike[str]) -> LocationResult:
 
 def _in_units(path: str | os.PathLike[str], dataset: h5py.Dataset, expected: str) -> np.ndarray:
     """``dataset``'s values (float64, flat) in ``expected`` ("um" or "deg") from its
-    ``@units`` (``expected`` without it); another unit of the same quantity converted, any
-    other refused: a height in mm or an angle in rad was read as um or deg, exit 0."""
-    units = dataset.attrs.get("units", expected)
-    factor = (um_per if expected == "um" else deg_per)(units)
-    if factor is None:
-        raise RunFileError(
-            f"{path}: {dataset.name} is in {unit_text(units)!r}, not a unit like {expected}; "
-            "make the file again with `jellyroll locate`"
-        )
+    ``@units`` (:func:`~jellyroll.results.store.unit_factor`): a height in mm or an angle
+    in rad was read as um or deg, exit 0."""
+    factor = unit_factor(path, dataset, expected, um_per if expected == "um" else deg_per)
     return np.asarray(dataset[()], dtype=np.float64).ravel() * factor

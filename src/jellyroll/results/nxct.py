@@ -27,9 +27,9 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from jellyroll.conventions import pixel_centres_um, um_per, unit_text
+from jellyroll.conventions import pixel_centres_um, um_per
 from jellyroll.io.nexus import nx_group, read_table, set_default, write_nxdata, write_table
-from jellyroll.results.store import open_run, require
+from jellyroll.results.store import open_run, require, unit_factor
 
 GRIDS = ("xct", "nct")
 """The common grids of an NXCT file's volumes: the X-ray or the neutron volume's."""
@@ -176,15 +176,9 @@ def read_nxct(path: str | os.PathLike[str]) -> NXCTResult:
 
 
 def _axis_um(path: str | os.PathLike[str], dataset: h5py.Dataset) -> np.ndarray:
-    """A volume axis (voxel centres) in um, from its ``@units`` (um without it); another
+    """A volume axis (voxel centres) in um, from its ``@units`` (um without it): another
     program's axes in mm read as um gave a voxel 1000 times too small, exit 0."""
-    units = dataset.attrs.get("units", "um")
-    factor = um_per(units)
-    if factor is None:
-        raise ValueError(
-            f"{path}: {dataset.name} is in {unit_text(units)!r}, not a length; SPEC section 6 "
-            "gives the volume axes in um"
-        )
+    factor = unit_factor(path, dataset, "um", um_per, quantity="length")
     return np.asarray(dataset[()], dtype=np.float64).ravel() * factor
 
 

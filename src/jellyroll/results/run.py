@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -38,7 +38,13 @@ from scipy import ndimage
 
 from jellyroll.conventions import RowSliced, deg_per, mm_per, per_angstrom, um_per, unit_text
 from jellyroll.io.nexus import nx_group, set_default, write_nxdata
-from jellyroll.results.store import RunFileError, open_run, require, write_run_stage
+from jellyroll.results.store import (
+    RunFileError,
+    open_run,
+    require,
+    unit_factor,
+    write_run_stage,
+)
 
 Q_UNITS = "1/angstrom"
 """Units of a scattering-vector axis that the maps stage accepts."""
@@ -313,10 +319,10 @@ def read_sinogram(path: str | os.PathLike[str], *, errors: bool = True) -> Sinog
                     f"{path}: /entry/sinogram/{name} has shape {dataset.shape}, but the data "
                     f"have {shape[axis]} along that axis"
                 )
-        to_deg = _to_unit(path, axes["rotation_angle"], "deg", deg_per)
-        to_mm = _to_unit(path, axes["translation"], "mm", mm_per)
+        to_deg = unit_factor(path, axes["rotation_angle"], "deg", deg_per)
+        to_mm = unit_factor(path, axes["translation"], "mm", mm_per)
         centre = group.get("rotation_centre")
-        centre_to_mm = None if centre is None else _to_unit(path, centre, "mm", mm_per)
+        centre_to_mm = None if centre is None else unit_factor(path, centre, "mm", mm_per)
         if "attenuation" in group and group["attenuation"].shape != shape[:2]:
             raise RunFileError(
                 f"{path}: /entry/sinogram/attenuation has shape {group['attenuation'].shape}; "
@@ -437,28 +443,6 @@ def _scalar_mm(path: str | os.PathLike[str], dataset: h5py.Dataset) -> float:
             "axis position in mm (or leave it out for the reconstruction to estimate it)"
         )
     return float(values[0])
-
-
-def _to_unit(
-    path: str | os.PathLike[str],
-    dataset: h5py.Dataset,
-    expected: str,
-    per_unit: Callable[[object], float | None],
-) -> float:
-    """The factor from ``dataset``'s ``@units`` to ``expected`` (1 without ``@units``: SPEC
-    section 6's unit); RunFileError naming it for a unit of another quantity. Other
-    programs write "degrees", "rad", "um" or bytes (b"deg" was read as "b'deg'" and
-    refused)."""
-    units = dataset.attrs.get("units")
-    if units is None:
-        return 1.0
-    factor = per_unit(units)
-    if factor is None:
-        raise RunFileError(
-            f"{path}: {dataset.name} is in {unit_text(units)!r}; SPEC section 6 says "
-            f"{expected} (or give a unit of the same quantity in @units)"
-        )
-    return factor
 
 
 def write_reconstruction(

@@ -32,6 +32,7 @@ from typing import Any
 import h5py
 import hdf5plugin  # noqa: F401  (registers compression filters for reading)
 
+from jellyroll.conventions import unit_text
 from jellyroll.io.nexus import nx_group, set_default
 from jellyroll.io.provenance import atomic_output, provenance_json, refuse_overwrite
 
@@ -45,6 +46,32 @@ STAGE = "jellyroll_stage"
 class RunFileError(ValueError):
     """A run or results file lacks what a stage needs; the message names the file, the
     dataset and what to do."""
+
+
+def unit_factor(
+    path: str | os.PathLike[str],
+    dataset: h5py.Dataset,
+    expected: str,
+    per_unit: Callable[[object], float | None],
+    *,
+    quantity: str = "",
+) -> float:
+    """The factor from ``dataset``'s ``@units`` to ``expected`` (1 without ``@units``: SPEC
+    section 6's unit), ``per_unit`` one of :mod:`jellyroll.conventions`' unit readers;
+    RunFileError naming the file and dataset for a unit of another quantity (``quantity``
+    named in it when given). Other programs write "degrees", "rad", "mm" or bytes (b"deg"
+    was read as "b'deg'" and refused; a height in mm was read as um, exit 0)."""
+    units = dataset.attrs.get("units")
+    if units is None:
+        return 1.0
+    factor = per_unit(units)
+    if factor is None:
+        what = f", not a {quantity}" if quantity else ""
+        raise RunFileError(
+            f"{path}: {dataset.name} is in {unit_text(units)!r}{what}; SPEC section 6 says "
+            f"{expected} (or give a unit of the same quantity in @units)"
+        )
+    return factor
 
 
 @dataclass(frozen=True)
