@@ -16,7 +16,7 @@ from matplotlib.text import Text
 from typer.testing import CliRunner
 
 from jellyroll.cli import app
-from jellyroll.defects.run import run_diagnose
+from jellyroll.defects.run import run_diagnose, summary
 from jellyroll.io.provenance import OutputWouldOverwriteInputError
 from jellyroll.report import run as report_run
 from jellyroll.report import run_report
@@ -358,9 +358,10 @@ def test_nmc_shares_are_not_biased_by_the_noise_of_the_maps(
     """The comparison's "NMC phase shares" clipped every pixel at 0 before summing: the
     zero-mean noise of a reconstruction was added to every phase, and a fully delithiated
     cathode (lithiated map: noise of 0.3 times the signal) drew a lithiated share of 0.10,
-    exit 0. Now summed, then clipped, as the diagnosis's graphite shares: the lithiated
-    sum of pure noise is below 0 for this seed, so its share is exactly 0; a pixel without a
-    value in one phase is left out of both."""
+    exit 0. The diagnosis's summary now holds them, summed, then clipped, as the graphite
+    shares, and the report shows them: the lithiated sum of pure noise is below 0 for this
+    seed, so its share is exactly 0; a pixel without a value in one phase is left out of
+    both."""
     import dataclasses
 
     from jellyroll.report.html import Section
@@ -383,11 +384,14 @@ def test_nmc_shares_are_not_biased_by_the_noise_of_the_maps(
         cell.maps.x_um,
         cell.maps.y_um,
     )
-    assert report_run.nmc_shares(maps) == {"nmc_lithiated": 0.0, "nmc_delithiated": 1.0}
+    found = summary(maps, cell.agglomerates, cell.bends)
+    shares = {name: found[f"{name}_share"] for name in ("nmc_lithiated", "nmc_delithiated")}
+    assert shares == {"nmc_lithiated": 0.0, "nmc_delithiated": 1.0}
     rows = []
     monkeypatch.setattr(report_run.figures, "comparison_figure", lambda r: rows.extend(r))
     monkeypatch.setattr(Section, "figure", lambda *args, **kwargs: None)
-    cells = [dataclasses.replace(cell, maps=maps), dataclasses.replace(cell, label="other")]
+    diagnosed = dataclasses.replace(cell, maps=maps, summary={**cell.summary, **found})
+    cells = [diagnosed, dataclasses.replace(cell, label="other")]
     report_run._comparison_section(report_run.Report("t"), cells)
     assert rows[0]["nmc"] == {"nmc_lithiated": 0.0, "nmc_delithiated": 1.0}
     assert rows[1]["nmc"] == {}  # no NMC maps: no bar, not a share of 1

@@ -36,6 +36,7 @@ from jellyroll.maps.core import UNCOVERED
 from jellyroll.maps.options import DstarOptions
 from jellyroll.results import (
     GRAPHITE_PHASE_MAPS,
+    NMC_PHASE_MAPS,
     Diagnosis,
     FoundCell,
     Map,
@@ -53,7 +54,7 @@ from jellyroll.results.store import run_files, run_stage_key, stage_file, stage_
 from jellyroll.unroll import Cell, SpiralTrace, find_cell, trace_spiral, unroll_polar, unroll_spiral
 
 UNROLLED_MAPS = (
-    *GRAPHITE_PHASE_MAPS, MapName.NMC_LITHIATED, MapName.NMC_DELITHIATED,
+    *GRAPHITE_PHASE_MAPS, *NMC_PHASE_MAPS,
     MapName.SAXS_INTENSITY, MapName.D_STAR, MapName.ATTENUATION,
 )  # fmt: skip
 """The maps unrolled (along the traced Cu collector, else around the cell centre) for the
@@ -426,10 +427,11 @@ def _unrolled(maps: MapSet, cell: Cell | None, trace: SpiralTrace | None) -> dic
 def summary(
     maps: MapSet, agglomerates: pd.DataFrame, bends: pd.DataFrame | None
 ) -> dict[str, float]:
-    """Counts (all, per case), median radius, median d* and the graphite phase shares of
-    the whole slice (over the pixels where every phase has a value; NaN without any
-    graphite signal); ``bends`` None when the collector was not traced (count NaN: not
-    measured, which is not none found)."""
+    """Counts (all, per case), median radius, median d* and the graphite and NMC phase
+    shares of the whole slice (``<phase>_share``, each family where its maps exist; over
+    the pixels where every phase of the family has a value; NaN without any signal of it);
+    ``bends`` None when the collector was not traced (count NaN: not measured, which is
+    not none found)."""
     cases = agglomerates.get("case", pd.Series(dtype=str))
     values: dict[str, float] = {
         "agglomerates": len(agglomerates),
@@ -440,10 +442,20 @@ def summary(
         "bends": np.nan if bends is None else len(bends),
         "median_d_star_nm": finite_median(maps[MapName.D_STAR]),
     }
-    if all(name in maps for name in GRAPHITE_PHASE_MAPS):
-        phases, _ = phase_amounts({name: maps[name] for name in GRAPHITE_PHASE_MAPS})
-        amounts = np.clip(phases.sum(axis=(1, 2)), 0.0, None)
-        total = amounts.sum()
-        for name, amount in zip(GRAPHITE_PHASE_MAPS, amounts, strict=True):
-            values[f"{name}_share"] = float(amount / total) if total > 0 else float("nan")
+    for family in (GRAPHITE_PHASE_MAPS, NMC_PHASE_MAPS):
+        if all(name in maps for name in family):
+            values.update(_phase_shares(maps, family))
     return values
+
+
+def _phase_shares(maps: MapSet, family: tuple[MapName, ...]) -> dict[str, float]:
+    """``<phase>_share`` of each phase of ``family`` over the slice: each phase summed,
+    the sums clipped at 0 (not the pixels: clipped pixel by pixel, a reconstruction's
+    zero-mean noise is added to every phase; a delithiated cathode read 0.10 lithiated)."""
+    phases, _ = phase_amounts({name: maps[name] for name in family})
+    amounts = np.clip(phases.sum(axis=(1, 2)), 0.0, None)
+    total = amounts.sum()
+    return {
+        f"{name}_share": float(amount / total) if total > 0 else float("nan")
+        for name, amount in zip(family, amounts, strict=True)
+    }

@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 
 from jellyroll import __version__, figures
-from jellyroll.defects._common import phase_amounts
 from jellyroll.defects.agglomerates import RESOLVED_PIXELS, UNRESOLVED
 from jellyroll.defects.regions import REGIONS
 from jellyroll.defects.truth import (
@@ -32,9 +31,9 @@ from jellyroll.report.html import NO_VALUE, Report, beside_threshold
 from jellyroll.report.options import ReportOptions
 from jellyroll.results import (
     GRAPHITE_PHASE_MAPS,
+    NMC_PHASE_MAPS,
     Diagnosis,
     MapName,
-    MapSet,
     require_diagnosis,
 )
 from jellyroll.results.nxct import read_displacement, read_fused_cuts, read_nxct
@@ -368,26 +367,6 @@ def _saxs_profiles(section, result: Diagnosis) -> None:
     )
 
 
-NMC_PHASE_MAPS = (MapName.NMC_LITHIATED, MapName.NMC_DELITHIATED)
-"""The NMC phase maps whose shares the comparison shows."""
-
-
-def nmc_shares(maps: MapSet | Mapping[str, np.ndarray]) -> dict[str, float]:
-    """Share of each NMC phase (name -> fraction) of the whole slice, as the diagnosis
-    computes the graphite shares: each phase summed over the pixels where every phase has
-    a value, the sums clipped at 0 (not the pixels: clipped pixel by pixel, the zero-mean
-    noise of a reconstruction is added to every phase; a fully delithiated cathode drew a
-    lithiated share of 0.10). Empty when a map is missing or no NMC signal is left."""
-    if not all(name in maps for name in NMC_PHASE_MAPS):
-        return {}
-    phases, _ = phase_amounts({str(name): maps[name] for name in NMC_PHASE_MAPS})
-    amounts = np.clip(phases.sum(axis=(1, 2)), 0.0, None)
-    total = float(amounts.sum())
-    if not total > 0:
-        return {}
-    return {str(name): float(a / total) for name, a in zip(NMC_PHASE_MAPS, amounts, strict=True)}
-
-
 def _comparison_section(report: Report, cells: list[Diagnosis]) -> None:
     """The states side by side on one page: phases, agglomerates, defect share, d*."""
     rows = []
@@ -400,7 +379,11 @@ def _comparison_section(report: Report, cells: list[Diagnosis]) -> None:
                     str(n): float(result.summary.get(f"{n}_share", np.nan))
                     for n in GRAPHITE_PHASE_MAPS
                 },
-                "nmc": nmc_shares(maps),
+                "nmc": {  # a cell without NMC maps has no shares: no bar, not a share of 1
+                    str(n): float(result.summary[f"{n}_share"])
+                    for n in NMC_PHASE_MAPS
+                    if f"{n}_share" in result.summary
+                },
                 "cases": {  # a count the summary lacks is left out, not drawn as 0
                     case: result.summary[key]
                     for case, key in (("A", "case_a"), ("B", "case_b"), (UNRESOLVED, "unresolved"))

@@ -15,6 +15,7 @@ from jellyroll.results.diagnosis import (
 )
 from jellyroll.results.run import (
     GRAPHITE_PHASE_MAPS,
+    NMC_PHASE_MAPS,
     Q_UNITS,
     Map,
     MapName,
@@ -41,6 +42,7 @@ from jellyroll.results.store import (
 
 __all__ = [
     "GRAPHITE_PHASE_MAPS",
+    "NMC_PHASE_MAPS",
     "Q_UNITS",
     "Diagnosis",
     "FoundCell",

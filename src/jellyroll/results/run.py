@@ -70,6 +70,8 @@ class MapName(StrEnum):
 
 GRAPHITE_PHASE_MAPS = (MapName.LIC6, MapName.LIC12, MapName.GRAPHITE_POOR)
 """The graphite phase maps, in the composite's colour order (green, blue, red)."""
+NMC_PHASE_MAPS = (MapName.NMC_LITHIATED, MapName.NMC_DELITHIATED)
+"""The NMC phase maps, lithiated first."""
 
 
 @dataclass
