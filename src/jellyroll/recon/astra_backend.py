@@ -26,7 +26,7 @@ import numpy as np
 
 from jellyroll.recon.fbp import filtered_projections
 from jellyroll.recon.geometry import ParallelGeometry
-from jellyroll.recon.iterative import check_relaxation, projection_order
+from jellyroll.recon.iterative import check_relaxation, sweep_order
 from jellyroll.recon.projector import as_block
 
 __all__ = ["astra_geometries", "astra_reconstruct", "astra_version", "has_cuda"]
@@ -133,7 +133,7 @@ def astra_reconstruct(
     options as :func:`~jellyroll.recon.iterative.sart`; ``mask`` ``(n_angles, n_t)``
     measured rays (default: finite in every channel). Projections without a measured ray
     are left out first; ``order`` (default
-    :func:`~jellyroll.recon.iterative.projection_order`) indexes those kept. Returns
+    :func:`~jellyroll.recon.iterative.sweep_order`) indexes those kept. Returns
     ``(ny, nx[, nc])`` float32 (value / um); ``callback(channels done)``.
     """
     if method not in ("fbp", "sart", "sirt"):
@@ -146,7 +146,7 @@ def astra_reconstruct(
     if not mask.any(axis=1).all():
         keep = mask.any(axis=1)
         geometry, sino, mask = geometry.subset(keep), sino[keep], mask[keep]
-    order = projection_order(geometry.n_angles) if order is None else np.asarray(order)
+    order = sweep_order(geometry.angles_deg) if order is None else np.asarray(order)
     out = np.empty((*geometry.shape, sino.shape[2]), dtype=np.float32)
     for k in range(sino.shape[2]):
         channel = np.ascontiguousarray(sino[..., k])

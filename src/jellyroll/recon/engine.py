@@ -24,7 +24,7 @@ from jellyroll.io.scratch import VolumeFactory
 from jellyroll.recon.astra_backend import astra_reconstruct
 from jellyroll.recon.fbp import fbp
 from jellyroll.recon.geometry import MIN_COVERAGE_DEG, ParallelGeometry, angular_coverage_deg
-from jellyroll.recon.iterative import check_relaxation, projection_order, sart, sirt
+from jellyroll.recon.iterative import check_relaxation, sart, sirt
 from jellyroll.recon.lowrank import DEFAULT_ENERGY, LowRank, compress, compress_noisy, expand
 from jellyroll.recon.projector import as_block
 
@@ -35,7 +35,6 @@ __all__ = [
     "FactoredChannels",
     "ReconstructionResult",
     "reconstruct",
-    "sweep_order",
 ]
 
 METHODS = ("fbp", "sart", "sirt")
@@ -210,16 +209,6 @@ def _mask_groups(finite: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(finite[..., k], np.flatnonzero(inverse == g)) for g, k in enumerate(first)]
 
 
-def sweep_order(angles_deg: np.ndarray) -> np.ndarray:
-    """SART's order of the projections ``angles_deg`` ``(n_angles,)`` given in any order:
-    :func:`~jellyroll.recon.iterative.projection_order` over the angles sorted ascending,
-    as indices into ``angles_deg`` (the same order for sorted angles). Over the rows as
-    given, a sinogram whose angles were not sorted swept them in no particular order and
-    reconstructed other maps (10 sweeps: 11-18 % of the largest value apart)."""
-    by_angle = np.argsort(np.asarray(angles_deg), kind="stable")
-    return by_angle[projection_order(by_angle.size)]
-
-
 @dataclass
 class _Job:
     """One group of channels with a common ray mask, on its own (sub)geometry."""
@@ -244,30 +233,21 @@ class _Job:
                 mask=self.mask,
                 relaxation=self.relaxation,
                 nonnegative=self.nonnegative,
-                order=sweep_order(self.geometry.angles_deg),
                 callback=lambda k: self.report(before + share * k / block.shape[2]),
             )
         if self.method == "fbp":  # linear: :func:`reconstruct` clips the channels once
             result = fbp(self.geometry, block, mask=self.mask)
             self.report(before + share)
             return result
-
-        def report(k: int) -> None:
-            self.report(before + share * k / self.iterations)
-
-        options = {"mask": self.mask, "relaxation": self.relaxation, "callback": report}
-        if self.method == "sirt":
-            return sirt(
-                self.geometry, block, self.iterations, nonnegative=self.nonnegative, **options
-            )
-        order = sweep_order(self.geometry.angles_deg)  # the angles as sorted, in any row order
-        return sart(
+        solver = sart if self.method == "sart" else sirt
+        return solver(
             self.geometry,
             block,
             self.iterations,
+            mask=self.mask,
+            relaxation=self.relaxation,
             nonnegative=self.nonnegative,
-            order=order,
-            **options,
+            callback=lambda k: self.report(before + share * k / self.iterations),
         )
 
     def chunked(
@@ -359,7 +339,7 @@ def reconstruct(
     ``(ny, nx, nc)`` (value / um).
 
     ``method`` ``fbp``, ``sart`` or ``sirt`` (``iterations`` sweeps, from zero, projections
-    in :func:`~jellyroll.recon.iterative.projection_order`); ``nonnegative`` clips at 0
+    in :func:`~jellyroll.recon.iterative.sweep_order`); ``nonnegative`` clips at 0
     after every update. With the ``jellyroll`` backend, ``low_rank`` reconstructs only the
     leading components of the cube, then expands them (linear methods only, so not with
     ``nonnegative``): ``rank`` is a rule of :data:`RANK_RULES` or a number of components;
