@@ -17,12 +17,15 @@ import time
 import tracemalloc
 import warnings
 from pathlib import Path
+from unittest import mock
 
 import h5py
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+from scipy import ndimage
 
+import jellyroll.sinogram as sg
 from jellyroll.phantom.write import write_phantom
 from jellyroll.phases import GRAPHITE_OVERVIEW_WINDOW, window_integrals
 from jellyroll.recon import ParallelGeometry, reconstruct
@@ -107,6 +110,35 @@ def run(console: Console | None = None, folder: Path | None = None) -> None:
             f"{seconds:.2f} s", str(replaced), f"{peak / 2**20:.0f}",
         )  # fmt: skip
     console.print(table)
+    run_filter_speed(console)
+
+
+def run_filter_speed(console: Console, shape: tuple[int, int, int] = (300, 1024, 256)) -> None:
+    """The sinogram spot filter's stage (:func:`jellyroll.sinogram.suppress_spots_in_place`)
+    on a study-sized Poisson sinogram with its errors (300 angles x 1024 translations, 256
+    of the 2000 channels), beside the same stage with scipy's median filter for the local
+    noise (what the numba sliding median replaced; the same result)."""
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(50.0, shape).astype(np.float32)
+    errors = np.sqrt(np.maximum(counts, 1.0)).astype(np.float32)
+    sg.window_median(counts[:2, :8, :1].astype(np.float64), 1, 3)  # compiled or cached first
+
+    def scipy_median(values: np.ndarray, reach_a: int, reach_t: int) -> np.ndarray:
+        size = (2 * reach_a + 1, 2 * reach_t + 1, 1)
+        return ndimage.median_filter(values, size=size, mode="nearest")
+
+    seconds = {}
+    for label, median in (("jellyroll (numba)", sg.window_median), ("scipy", scipy_median)):
+        data = counts.copy()
+        with mock.patch.object(sg, "window_median", median):
+            start = time.perf_counter()
+            sg.suppress_spots_in_place(data, errors)
+            seconds[label] = time.perf_counter() - start
+    ours, theirs = seconds["jellyroll (numba)"], seconds["scipy"]
+    console.print(
+        f"sinogram spot filter on {' x '.join(map(str, shape))} (float32, with errors): "
+        f"{ours:.1f} s, with scipy's median filter {theirs:.1f} s: {theirs / ours:.1f}x"
+    )
 
 
 if __name__ == "__main__":
