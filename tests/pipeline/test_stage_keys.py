@@ -151,3 +151,19 @@ def test_the_operando_key_covers_the_files_a_scans_patterns_are_linked_to(
         d["data"][...] = 7.0
     os.utime(patterns, ns=(patterns.stat().st_atime_ns, patterns.stat().st_mtime_ns + 10**9))
     assert operando_key(scans, OperandoOptions()) != before
+
+
+def test_a_result_of_another_jellyroll_version_is_not_up_to_date(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The keys held no version: after an upgrade that fixed a stage, `jellyroll run` kept
+    the older version's results as "up to date" (with the wrong figures that the fix
+    corrects), exit 0."""
+    sinogram, _ = _linked_sinogram(tmp_path)
+    spec, run = ScanSpec.of(sinogram), tmp_path / "run.h5"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no rotation centre: estimated later, not tested
+        run_reduce(sinogram, run)
+    assert is_up_to_date(stage_file(run, "reduce"), reduce_key(spec, ReduceOptions()))
+    monkeypatch.setattr("jellyroll.results.store.__version__", "99.0.0")
+    assert not is_up_to_date(stage_file(run, "reduce"), reduce_key(spec, ReduceOptions()))

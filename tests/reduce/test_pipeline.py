@@ -411,3 +411,26 @@ def test_subsets_read_on_successive_turns_reduce_to_the_single_turn_scan(
     np.testing.assert_allclose(turned.data, plain.data, rtol=1e-6, atol=0)
     maps = [np.asarray(read_reconstruction(tmp_path / f"{name}.h5").data) for name in runs]
     np.testing.assert_allclose(maps[1], maps[0], rtol=0, atol=1e-5 * np.nanmax(np.abs(maps[0])))
+
+
+def test_a_work_file_of_another_jellyroll_version_is_not_resumed(
+    phantom: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The work key held no version: a reduction interrupted, jellyroll upgraded (a fix of
+    the integration), the rerun resumed the old version's rows and added the new one's: one
+    sinogram made by two versions, exit 0."""
+    from jellyroll.reduce.run import ScanSpec, _fingerprint
+
+    spec = ScanSpec.of(phantom / "waxs_scan.h5")
+
+    def key() -> str:
+        reader = spec.open()
+        try:
+            return _fingerprint(reader.info, ReduceOptions(), spec)
+        finally:
+            reader.close()
+
+    before = key()
+    assert key() == before
+    monkeypatch.setattr("jellyroll.reduce.run.__version__", "99.0.0")
+    assert key() != before

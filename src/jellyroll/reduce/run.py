@@ -28,6 +28,7 @@ import h5py
 import numba
 import numpy as np
 
+from jellyroll import __version__
 from jellyroll.conventions import per_angstrom, unit_text
 from jellyroll.io.lock import output_lock
 from jellyroll.io.nexus import nx_group, set_default
@@ -358,10 +359,11 @@ def _file_key(path: str | os.PathLike[str]) -> str:
 def _fingerprint(info: ScanInfo, options: ReduceOptions, spec: ScanSpec) -> str:
     """Key of a reduction's work file: settings, the sizes and times of every file read
     (a mapping edited to name the other detector's dataset resumed the old work file: its
-    first row 10.3 for 1000.1, exit 0), and the motor readings."""
+    first row 10.3 for 1000.1, exit 0), the motor readings and the jellyroll version (a
+    work file of another version is not resumed: one sinogram, two versions' rows)."""
     digest = hashlib.sha256()
     settings = options.model_dump(mode="json", exclude=set(SPEED_ONLY))
-    payload = [settings, asdict(spec), CHECKPOINT_VERSION]
+    payload = [settings, asdict(spec), CHECKPOINT_VERSION, __version__]
     digest.update(json.dumps(payload).encode())
     for path in _input_files(spec, info):
         digest.update(_file_key(path).encode())

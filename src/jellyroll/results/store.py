@@ -32,6 +32,7 @@ from typing import Any
 import h5py
 import hdf5plugin  # noqa: F401  (registers compression filters for reading)
 
+from jellyroll import __version__
 from jellyroll.conventions import unit_text
 from jellyroll.io.nexus import nx_group, set_default
 from jellyroll.io.provenance import atomic_output, provenance_json, refuse_overwrite
@@ -94,8 +95,11 @@ _BY_STAGE = {item.stage: item for item in RUN_STAGES}
 
 
 def stage_key(stage: str, options: Any, upstream: Iterable[str]) -> str:
-    """Key of a stage's result: its name, options (JSON-able) and upstream keys."""
-    payload = json.dumps([stage, options, list(upstream)], sort_keys=True, default=str)
+    """Key of a stage's result: its name, options (JSON-able), upstream keys and the
+    jellyroll version that computes it (a result of an older version, made before one of its
+    fixes, stayed "up to date" after an upgrade: `jellyroll run` kept its wrong figures)."""
+    payload = [stage, options, list(upstream), __version__]
+    payload = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
