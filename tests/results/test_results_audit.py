@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 
 from jellyroll.conventions import pixel_centres_um
-from jellyroll.results import RunFileError, read_map_set, read_reconstruction, read_sinogram
+from jellyroll.results import (
+    RunFileError,
+    read_map,
+    read_map_set,
+    read_reconstruction,
+    read_sinogram,
+)
 from jellyroll.results.location import (
     PARAMETERS,
     LocationResult,
@@ -35,7 +41,8 @@ def _nxdata(parent: h5py.Group, name: str, data: np.ndarray, axes: list, order: 
 def test_a_map_stored_x_y_as_its_axes_say_is_read_y_x(tmp_path: Path, order) -> None:
     """A square map stored (x, y) with ``@axes = [x_um, y_um]`` (NeXus order) was read as
     (y, x): the plane 3 x + 2 y came back as 3 y + 2 x, the top-right pixel -30 instead of
-    30, exit 0. Values are float32 copies, compared exactly."""
+    30, exit 0; so did :func:`read_map`, which read the dataset as it was stored. Values
+    are float32 copies, compared exactly."""
     axis = pixel_centres_um(4, 20.0)
     y, x = np.meshgrid(axis, axis, indexing="ij")
     truth = (3 * x + 2 * y).astype(np.float32)
@@ -43,6 +50,7 @@ def test_a_map_stored_x_y_as_its_axes_say_is_read_y_x(tmp_path: Path, order) -> 
         axes = [("x_um", axis, "um"), ("y_um", axis, "um")]
         _nxdata(f.create_group("entry/maps"), "lic6", truth.T, axes, order)
     assert np.array_equal(read_map_set(tmp_path / "m.h5")["lic6"], truth)
+    assert np.array_equal(read_map(tmp_path / "m.h5", "lic6"), truth)
 
 
 def test_a_map_stored_x_y_of_another_shape_is_read_y_x(tmp_path: Path) -> None:

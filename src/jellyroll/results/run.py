@@ -728,7 +728,10 @@ def map_axis(item: h5py.Group, name: str) -> np.ndarray:
 
 
 def read_map(path: str | os.PathLike[str], name: str) -> np.ndarray:
-    """One map (n_y, n_x) of a run file."""
+    """One map (n_y, n_x) of a run file, checked and converted as :func:`read_map_set`
+    reads it (read raw, a map stored (x, y) came back transposed, an attenuation in 1/mm
+    1000 times too large, exit 0)."""
     with open_run(path) as f:
         hint = "compute it with `jellyroll maps`"
-        return require(f, path, f"/entry/maps/{name}/data", hint)[()]
+        require(f, path, f"/entry/maps/{name}/data", hint)
+        return _map_set(f["/entry/maps"])[name]
