@@ -4,12 +4,15 @@ those."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
-from jellyroll.io.lock import lock_path, output_lock
+import pytest
+
+from jellyroll.io.lock import OutputLockedError, _process_start, lock_path, output_lock
 
 
 def _dead_pid() -> int:
@@ -38,3 +41,27 @@ def test_a_stale_lock_removes_its_own_leftovers_of_a_name_with_glob_characters(
     assert not own.exists()
     assert other.exists()
     assert not lock_path(output).exists()
+
+
+@pytest.mark.skipif(_process_start(os.getpid()) is None, reason="needs Linux's /proc")
+def test_a_lock_whose_pid_now_belongs_to_another_process_is_taken_over(tmp_path: Path) -> None:
+    """A container restarted (same host name, pids counted again): the lock of its killed
+    run named a pid that a new process now held, and every later run was refused with
+    "being written by process N" until the lock was deleted by hand. The lock of the
+    process that holds the pid is still refused."""
+    output = tmp_path / "run.h5"
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        owner = {"pid": live.pid, "host": socket.gethostname(), "started": 0.0}
+        lock_path(output).write_text(json.dumps({**owner, "process_start": "another boot:1"}))
+        with output_lock(output):
+            pass
+        lock_path(output).write_text(
+            json.dumps({**owner, "process_start": _process_start(live.pid)})
+        )
+        with pytest.raises(OutputLockedError, match=rf"being written by process {live.pid}"):
+            with output_lock(output):
+                pass
+    finally:
+        live.kill()
+        live.wait()

@@ -1,7 +1,9 @@
 """One writer per output: a lock file beside it, holding the owner's pid and host.
 
 A second writer is refused with a message naming the owner while that process lives; a
-lock left by a process that died (same host, pid gone) is taken over, and the temporary
+lock left by a process that died (same host, pid gone, or the pid now another process's:
+where Linux's /proc tells, the process's start time and the boot are recorded and compared)
+is taken over, and the temporary
 files its writes left behind (``.NAME*.part``, ``NAME.partial`` is kept: it resumes) are
 removed, so an interrupted run leaves no orphans once it is run again.
 """
@@ -28,14 +30,31 @@ def lock_path(output: str | os.PathLike[str]) -> Path:
     return output.with_name(f".{output.name}.lock")
 
 
-def _alive(pid: int) -> bool:
+def _process_start(pid: int) -> str | None:
+    """When process ``pid`` started (boot id and clock ticks since boot, Linux's /proc);
+    None where /proc cannot tell."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name (field 2) may hold spaces and parentheses: count after its last ")"
+    return f"{boot}:{stat.rsplit(')', 1)[1].split()[19]}"
+
+
+def _alive(owner: dict) -> bool:
+    """Whether the process that wrote ``owner`` still runs: its pid exists and, where both
+    are known, started when the lock says (a container or machine restarted reuses pids:
+    its lock blocked every later run with "being written by process 7")."""
+    pid = owner["pid"]
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    recorded, now = owner.get("process_start"), _process_start(pid)
+    return recorded is None or now is None or recorded == now
 
 
 def _owner(path: Path) -> dict | None:
@@ -57,7 +76,12 @@ def output_lock(output: str | os.PathLike[str]) -> Iterator[Path]:
     output = Path(output).resolve()
     output.parent.mkdir(parents=True, exist_ok=True)
     path = lock_path(output)
-    me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+    me = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": time.time(),
+        "process_start": _process_start(os.getpid()),
+    }
     for _ in range(3):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -66,7 +90,7 @@ def output_lock(output: str | os.PathLike[str]) -> Iterator[Path]:
             if owner is None:  # being written this instant, or garbage: look again
                 time.sleep(0.05)
                 owner = _owner(path)
-            if owner is not None and (owner.get("host") != me["host"] or _alive(owner["pid"])):
+            if owner is not None and (owner.get("host") != me["host"] or _alive(owner)):
                 raise OutputLockedError(
                     f"{output} is being written by process {owner.get('pid')} on "
                     f"{owner.get('host')}; wait for it to finish (if that run is over, "
