@@ -183,6 +183,7 @@ def _assert_map_matches_scalar(q: np.ndarray, stack: np.ndarray) -> None:
         r = departure_dstar(q, prof)
         idx = np.unravel_index(i, stack.shape[:-1])
         assert m.reason_code[idx] == r.reason_code
+        assert m.at_window_edge[idx] == r.at_window_edge
         # Same compiled kernel on the same float64 values: bit-identical, NaN included.
         np.testing.assert_array_equal(
             [m.d_star_nm[idx], m.q_star[idx], m.slope[idx]], [r.d_star_nm, r.q_star, r.slope]
@@ -207,6 +208,23 @@ def test_map_matches_scalar_random(seed: int, descending: bool) -> None:
     q = Q[::-1] if descending else Q
     stack = _random_stack(seed, 12)
     _assert_map_matches_scalar(q, stack[:, ::-1] if descending else stack)
+
+
+def test_a_departure_at_the_first_point_below_the_window_is_flagged() -> None:
+    """Debye-Bueche profiles I = 1 / (1 + (xi q)^2)^2 of correlation length 2 and 5 nm bend
+    all along the fit window: both depart at its first point below, d* 9.95 nm, which the
+    single-profile result gave with nothing to tell it from a departure further down (the
+    map flagged it). A profile q^-4 above q0 = 0.03 1/A and q^-2 below departs where
+    (q0 / q)^2 exceeds 1.03, far below the window (0.064 1/A), and is not flagged."""
+    q = np.linspace(0.005, 0.2, 400)
+    for xi in (20.0, 50.0):
+        result = departure_dstar(q, 1 / (1 + (xi * q) ** 2) ** 2)
+        assert result.valid and result.at_window_edge
+        assert result.d_star_nm == pytest.approx(9.948, abs=1e-3)
+    kink = departure_dstar(q, np.where(q >= 0.03, q**-4.0, 0.03**-2 * q**-2.0))
+    assert kink.valid and not kink.at_window_edge
+    assert kink.d_star_nm == pytest.approx(2 * np.pi / q[q < 0.03 / np.sqrt(1.03)][-1] / 10)
+    assert not departure_dstar(q, q**-4.0).at_window_edge  # featureless: no value, no flag
 
 
 def test_descending_q_gives_same_result() -> None:

@@ -314,6 +314,21 @@ def test_tolerance_and_step_hint() -> None:
         sinogram_layout(angle, translation, angle_tolerance_deg=3.0)
 
 
+@pytest.mark.parametrize(
+    ("keyword", "hint"),
+    [("angle_step_deg", -6.0), ("angle_step_deg", 0.0), ("translation_step_mm", np.nan)],
+)
+def test_a_step_hint_that_is_no_step_is_refused(keyword: str, hint: float) -> None:
+    """``angle_step_deg=-6`` (a scan read from 180 to 0 deg) or 0 took the axis for one
+    position: 30 projections of 0-174 deg averaged into one at 87 deg, shape (1, 5), no
+    frame rejected, exit 0. A step hint must be finite and positive."""
+    angle = np.repeat(np.arange(0.0, 180.0, 6.0), 5)
+    translation = np.tile(0.01 * np.arange(5), 30)
+    with pytest.raises(ValueError, match=f"{keyword} .* is not a step"):
+        sinogram_layout(angle, translation, **{keyword: hint})
+    assert sinogram_layout(angle, translation, angle_step_deg=6.0).shape == (30, 5)
+
+
 def test_lost_last_projections_shorten_the_grid() -> None:
     """Without metadata the nominal count is unknown: lost ends shorten the grid."""
     angle, translation, rows, _columns = _jittered_scan()

@@ -82,7 +82,10 @@ class DStarResult:
     is the fitted exponent x of I = A q^-x and ``amplitude`` is A (NaN when no fit was made);
     ``fit_q_range`` is the q (A^-1) of the first and last point of the fit window (NaN when
     no fit was made); ``reason`` is None when valid, else a short human-readable reason, and
-    ``reason_code`` is its key in :data:`REASONS`.
+    ``reason_code`` is its key in :data:`REASONS`; ``at_window_edge`` is True when the
+    valid departure is the first point below the fit window (one point's noise can set it,
+    and so can a profile that bends all along: Debye-Bueche profiles of correlation length
+    2 and 5 nm both gave d* 9.95 nm there), as :attr:`DStarMap.at_window_edge`.
     """
 
     d_star_nm: float
@@ -92,6 +95,7 @@ class DStarResult:
     fit_q_range: tuple[float, float]
     reason: str | None
     reason_code: int = VALID
+    at_window_edge: bool = False
 
     @property
     def valid(self) -> bool:
@@ -458,6 +462,7 @@ def departure_dstar(
         fit_q_range=(float(qs[w0]), float(qs[w1 - 1])) if fitted else (math.nan, math.nan),
         reason=reason,
         reason_code=c,
+        at_window_edge=c == VALID and w0 > 0 and float(q_star[0]) == float(qs[w0 - 1]),
     )
 
 

@@ -431,8 +431,18 @@ def sinogram_layout(
     from the scan by more than ``max_hole`` empty cells, too sparse to be projections or
     lines, are beyond it. Angles read on several turns of the stage are folded onto one
     turn where a turn is a whole number of steps (a projection read on two turns is one
-    cell; see ``_fit_angles``).
+    cell; see ``_fit_angles``). A step hint must be finite and positive (ValueError): a
+    step of 0 or below took the axis for one position, every projection averaged into one.
     """
+    for name, hint in (
+        ("angle_step_deg", angle_step_deg),
+        ("translation_step_mm", translation_step_mm),
+    ):
+        if hint is not None and not (np.isfinite(hint) and hint > 0):
+            raise ValueError(
+                f"{name} {hint:g} is not a step: give a finite, positive step, or None to "
+                "find it from the readings"
+            )
     angles = _fit_angles(rotation_angle_deg, angle_step_deg, angle_tolerance_deg, max_hole)
     translations = _fit_axis(
         translation_mm, translation_step_mm, translation_tolerance_mm, max_hole

@@ -13,6 +13,7 @@ from test_recon_cli import CENTRE_MM, _run_file
 from typer.testing import CliRunner
 
 from jellyroll.cli import app
+from jellyroll.recon.qwindows import NoChannelError, select_channels
 from jellyroll.results import read_reconstruction, read_sinogram
 
 UNITS = {"rotation_angle": "deg", "translation": "mm", "q": "1/angstrom", "rotation_centre": "mm"}
@@ -178,6 +179,16 @@ def test_channels_outside_the_q_axis_are_named_with_the_run(tmp_path: Path) -> N
     assert result.exit_code == 1
     message = " ".join(result.stderr.split())
     assert "run.h5: /entry/sinogram/q: no q channel within 7:8 (the q axis spans" in message
+
+
+def test_a_channel_range_beside_the_q_axis_is_refused_beside_one_that_holds_channels() -> None:
+    """`--channels 0.5:0.8,7:8` on a 0.5-2 A^-1 axis reconstructed the channels of 0.5-0.8
+    alone, exit 0: the range 7:8 was dropped because the other held channels. Each range
+    must hold a channel; the refusal names the empty one and the axis span."""
+    q = np.linspace(0.5, 2.0, 16)
+    with pytest.raises(NoChannelError, match=r"within 7:8 \(of 0\.5:0\.8,7:8\).*spans 0\.5-2"):
+        select_channels(q, "0.5:0.8,7:8")
+    assert list(select_channels(q, "0.5:0.8,1.9:2")) == [0, 1, 2, 3, 14, 15]
 
 
 @pytest.mark.parametrize("swapped", [False, True])

@@ -53,18 +53,30 @@ class NoChannelError(ValueError):
 
 
 def select_channels(q: np.ndarray, ranges: str) -> np.ndarray:
-    """Indices of the channels of ``q`` picked by ``"all"`` or ``"lo:hi,lo:hi,..."`` (A^-1)."""
+    """Indices of the channels of ``q`` picked by ``"all"`` or ``"lo:hi,lo:hi,..."`` (A^-1).
+
+    Every range must hold a channel (NoChannelError naming it and the axis span otherwise):
+    a range beside the axis was dropped while another held channels (``0.5:0.8,7:8`` on a
+    0.5-2 A^-1 axis reconstructed 0.5-0.8 alone, exit 0)."""
     q = np.asarray(q)
     if ranges.strip().lower() == "all":
         return np.arange(q.size)
+    span = f"{np.nanmin(q):.4g}-{np.nanmax(q):.4g}" if np.isfinite(q).any() else "no value"
     picked = np.zeros(q.size, dtype=bool)
+    empty = []
     for item in ranges.split(","):
         try:
             lo, hi = (float(v) for v in item.split(":"))
         except ValueError as error:
             raise ValueError(f"bad q range {item!r}; write lo:hi in 1/angstrom") from error
-        picked |= (q >= min(lo, hi)) & (q <= max(lo, hi))
-    if not picked.any():
-        span = f"{np.nanmin(q):.4g}-{np.nanmax(q):.4g}" if np.isfinite(q).any() else "no value"
-        raise NoChannelError(f"no q channel within {ranges} (the q axis spans {span} 1/angstrom)")
+        here = (q >= min(lo, hi)) & (q <= max(lo, hi))
+        if not here.any():
+            empty.append(item.strip())
+        picked |= here
+    if empty:
+        raise NoChannelError(
+            f"no q channel within {','.join(empty)}"
+            + (f" (of {ranges})" if picked.any() else "")
+            + f" (the q axis spans {span} 1/angstrom)"
+        )
     return np.flatnonzero(picked)
