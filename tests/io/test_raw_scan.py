@@ -292,6 +292,15 @@ def test_integrated_scan_row_count_mismatch_leaves_nothing(tmp_path):
     assert leftovers(tmp_path) == []
 
 
+def test_integrated_scan_with_q_out_of_order_is_refused(tmp_path):
+    """A q axis with two bins swapped was written without a word; the scan reader refuses
+    it now, so the writer does too, before any pattern, leaving nothing."""
+    q = np.linspace(1, 2, 4)[[0, 2, 1, 3]]
+    with pytest.raises(ValueError, match=r"bad\.h5: q_A is not finite and strictly monotonic"):
+        write_integrated_scan(tmp_path / "bad.h5", q, np.ones((5, 4)), np.zeros(5), np.zeros(5))
+    assert leftovers(tmp_path) == []
+
+
 def test_integrated_writer_append(tmp_path):
     q = np.linspace(1, 2, 4)
     with IntegratedScanWriter(tmp_path / "w.h5", q, compression="none") as writer:

@@ -127,3 +127,66 @@ def test_invalid_pixels_of_bliss_lines_in_different_dtypes_stay_invalid(tmp_path
     block = reader.read(0, 4)
     reader.close()
     np.testing.assert_array_equal(block.data, np.concatenate(lines))
+
+
+def test_a_multi_frame_file_in_a_frame_table_is_refused(tmp_path: Path) -> None:
+    """fabio reads a multi-frame EDF's first frame only: a table naming it on each of its 3
+    rows gave frame 0 at all 3 positions (counts 1, 1, 1 for 1, 2, 3), exit 0."""
+    image = fabio.edfimage.EdfImage(data=np.full((4, 5), 1, np.int32))
+    for value in (2, 3):
+        image.append_frame(data=np.full((4, 5), value, np.int32))
+    image.write(str(tmp_path / "stack.edf"))
+    table = write_frame_table(tmp_path / "t.csv", ["stack.edf"] * 3, np.arange(3.0), np.zeros(3))
+    with pytest.raises(ScanFormatError, match=r"stack\.edf: holds 3 frames.*one file per frame"):
+        open_scan(table, poni=POINT)
+
+
+@pytest.mark.parametrize("row", ["f.edf,1,0,5", "f.edf,1"])
+def test_a_frame_table_row_with_a_stray_comma_is_refused(tmp_path: Path, row: str) -> None:
+    """A row with one value too many (``f.edf,1,0,5``: translation 0.5 typed with a comma)
+    was read as translation 0 with the 5 dropped, exit 0; one value too few raised a bare
+    TypeError. Both are refused, naming the line."""
+    fabio.edfimage.EdfImage(data=np.ones((4, 5), np.int32)).write(str(tmp_path / "f.edf"))
+    table = tmp_path / "t.csv"
+    table.write_text(f"file,rotation_angle,translation\nf.edf,0,0\n{row}\n")
+    with pytest.raises(ScanFormatError, match=r"t\.csv, line 3: 3 columns in the header"):
+        open_scan(table, poni=POINT)
+
+
+def test_a_corrected_float_frame_in_a_series_of_counts_is_not_truncated(tmp_path: Path) -> None:
+    """The series buffer takes the first frame's dtype (int32 counts); a later float frame
+    of 0.4 was cast into it and read as 0 counts, valid, exit 0. Now it is marked missing
+    with the reason; a float frame holding whole counts (NaN gaps masked, -1) still reads
+    exactly."""
+    fabio.edfimage.EdfImage(data=np.full((4, 5), 7, np.int32)).write(str(tmp_path / "a.edf"))
+    fabio.edfimage.EdfImage(data=np.full((4, 5), 0.4, np.float32)).write(str(tmp_path / "b.edf"))
+    whole = np.full((4, 5), 3.0, np.float32)
+    whole[1, 2] = np.nan
+    fabio.edfimage.EdfImage(data=whole).write(str(tmp_path / "c.edf"))
+    names = ["a.edf", "b.edf", "c.edf"]
+    table = write_frame_table(tmp_path / "t.csv", names, np.arange(3.0), np.zeros(3))
+    block = open_scan(table, poni=POINT).read(0, 3)
+    assert block.valid.tolist() == [True, False, True]
+    assert len(block.problems) == 1 and "b.edf: float frame with fractional" in block.problems[0]
+    expected = np.where(np.isnan(whole), -1, whole).astype(np.int32)
+    np.testing.assert_array_equal(block.data[2], expected)  # exact: whole counts
+
+
+def test_bliss_motor_units_under_unit_are_read(tmp_path: Path) -> None:
+    """A Bliss rotation in radians under ``@unit`` (not ``@units``) was read as degrees:
+    1.8 deg came out 0.0314, exit 0. Tolerance: float64 round-off."""
+    _bliss(tmp_path / "b.h5")
+    with h5py.File(tmp_path / "b.h5", "a") as f:
+        for name in ("1.1", "2.1"):
+            rotation = f[f"{name}/instrument/positioners/rot"]
+            rotation[()] = np.deg2rad(rotation[()])
+            rotation.attrs["unit"] = "rad"
+            f[f"{name}/measurement/ty"].attrs["unit"] = "um"
+    mapping = tmp_path / "m.toml"
+    mapping.write_text(
+        '[bliss]\nframes = "measurement/pilatus"\nrotation_angle = "instrument/positioners/rot"\n'
+        'translation = "measurement/ty"\n'
+    )
+    info = open_scan(tmp_path / "b.h5", mapping=mapping).info
+    np.testing.assert_allclose(info.rotation_angle_deg, np.repeat([0.0, 1.8], 4), atol=1e-12)
+    np.testing.assert_allclose(info.translation_mm, np.tile(np.arange(4) * 0.01, 2), atol=1e-15)

@@ -269,3 +269,69 @@ def test_an_empty_or_cut_npy_mask_is_named(tmp_path: Path, content: bytes) -> No
     path.write_bytes(content)
     with pytest.raises(ScanFormatError, match=r"mask\.npy: not a readable mask"):
         read_mask(path)
+
+
+@pytest.mark.parametrize("fault", ["swapped", "repeated", "nan"])
+def test_a_preintegrated_q_out_of_order_is_refused(tmp_path: Path, fault: str) -> None:
+    """An integrated scan whose q axis had two bins swapped, a repeated value or a NaN was
+    read without a word and its patterns reduced and reconstructed channel by channel; the
+    sinogram import refuses such an axis because only the maps did so otherwise, after the
+    reconstruction and naming no file. The reader now refuses it, naming the dataset.
+    A descending axis stays accepted (it is ordered)."""
+    q = np.linspace(1, 2, 10)
+    if fault == "swapped":
+        q[[4, 5]] = q[[5, 4]]
+    elif fault == "repeated":
+        q[5] = q[4]
+    else:
+        q[5] = np.nan
+    for axis, refused in ((q, True), (np.linspace(2, 1, 10), False)):
+        path = tmp_path / f"integrated_{refused}.h5"
+        with h5py.File(path, "w") as f:
+            f["/entry/integrated/intensity"] = np.ones((6, 10), np.float32)
+            f["/entry/integrated/q"] = axis
+            f[ANGLE] = np.zeros(6)
+            f["/entry/sample/translation"] = np.arange(6) * 0.01
+        if refused:
+            with pytest.raises(ScanFormatError, match=r"integrated/q is not finite and strictly"):
+                open_scan(path)
+        else:
+            assert open_scan(path).info.q_A[0] == 2.0
+
+
+@pytest.mark.parametrize("name", ["unit", "Units"])
+def test_units_spelt_otherwise_are_read(tmp_path: Path, name: str) -> None:
+    """Only ``@units`` was looked at: a rotation in radians under ``@unit = "rad"`` read as
+    0-2.1 deg for 0-120, a translation in um under ``@unit = "um"`` 1000 times too large and
+    a q axis in 1/nm under ``@unit`` 10 times too large, exit 0. Tolerances: float64
+    round-off of one conversion."""
+    path = tmp_path / "scan.h5"
+    _raw_scan(path)
+    with h5py.File(path, "a") as f:
+        angles, mm = f[ANGLE][()], f["/entry/sample/translation"][()]
+        f[ANGLE][...] = np.deg2rad(angles)
+        f[ANGLE].attrs[name] = "rad"
+        f["/entry/sample/translation"][...] = mm * 1e3
+        f["/entry/sample/translation"].attrs[name] = "um"
+    info = open_scan(path).info
+    np.testing.assert_allclose(info.rotation_angle_deg, angles, atol=1e-12)
+    np.testing.assert_allclose(info.translation_mm, mm, atol=1e-15)
+    integrated = tmp_path / "integrated.h5"
+    with h5py.File(integrated, "w") as f:
+        f["/entry/integrated/intensity"] = np.ones((3, 10), np.float32)
+        f["/entry/integrated/q"] = np.linspace(10, 20, 10)
+        f["/entry/integrated/q"].attrs[name] = "1/nm"
+        f[ANGLE] = np.zeros(3)
+        f["/entry/sample/translation"] = np.arange(3) * 0.01
+    np.testing.assert_allclose(open_scan(integrated).info.q_A, np.linspace(1, 2, 10), rtol=1e-15)
+
+
+def test_two_different_units_of_a_motor_are_refused(tmp_path: Path) -> None:
+    """``@units = "deg"`` beside ``@unit = "rad"``: which one holds cannot be told."""
+    path = tmp_path / "scan.h5"
+    _raw_scan(path)
+    with h5py.File(path, "a") as f:
+        f[ANGLE].attrs["units"] = "deg"
+        f[ANGLE].attrs["unit"] = "rad"
+    with pytest.raises(ScanFormatError, match=r"rotation_angle states its unit twice"):
+        open_scan(path)

@@ -53,6 +53,10 @@ PLAUSIBLE_SI = {
 is a unit mistake (Angstrom, mm, um or degrees written where pyFAI reads metres or radians),
 never a real geometry."""
 
+_POSITIVE = {"Distance", "PixelSize"}
+"""Kinds whose range excludes its lower end, 0: a pixel size of 0 (172 um rounded to
+``0.000`` m) put every row of pixels at one height, and pyFAI integrated it, exit 0."""
+
 _WRONG_UNIT = {
     "Wavelength": "metres (e.g. 0.1746 A is 1.746e-11)",
     "Distance": "metres (e.g. 543.9 mm is 0.5439)",
@@ -63,9 +67,10 @@ _WRONG_UNIT = {
 
 
 def implausible_geometry(integrator: AzimuthalIntegrator) -> str | None:
-    """What is wrong with a geometry whose values lie outside :data:`PLAUSIBLE_SI` (None
-    when they all lie inside): pyFAI reads metres and radians and integrates a wavelength in
-    Angstrom or a distance in mm without complaint, onto a q axis off by 10^10 or 10^3."""
+    """What is wrong with a geometry whose values lie outside :data:`PLAUSIBLE_SI` (their
+    lower end 0 excluded for :data:`_POSITIVE` kinds; None when they all lie inside): pyFAI
+    reads metres and radians and integrates a wavelength in Angstrom or a distance in mm
+    without complaint, onto a q axis off by 10^10 or 10^3."""
     detector = integrator.detector
     values = [
         ("Wavelength", "Wavelength", integrator.wavelength),
@@ -80,9 +85,17 @@ def implausible_geometry(integrator: AzimuthalIntegrator) -> str | None:
     ]
     for key, kind, value in values:
         low, high = PLAUSIBLE_SI[kind]
-        if value is not None and not low <= float(value) <= high:
+        if value is None:
+            continue
+        value = float(value)
+        if kind in _POSITIVE and value == low:
             return (
-                f"PONI {key} is {float(value):g}, outside {low:g}..{high:g}: PONI files give "
+                f"PONI {key} is {value:g}, it must be > {low:g}: PONI files give it in "
+                f"{_WRONG_UNIT[kind]}; write it in those units, with all its digits"
+            )
+        if not low <= value <= high:
+            return (
+                f"PONI {key} is {value:g}, outside {low:g}..{high:g}: PONI files give "
                 f"it in {_WRONG_UNIT[kind]}; write it in those units"
             )
     return None

@@ -355,6 +355,13 @@ class IntegratedScanWriter(_ScanWriter):
         state_of_charge: float | None = None,
     ) -> None:
         q = np.asarray(q_A, dtype=np.float64).reshape(-1)
+        steps = np.diff(q)
+        if not (np.all(np.isfinite(q)) and (np.all(steps > 0) or np.all(steps < 0))):
+            # the scan readers refuse such a q axis: refused here, before any pattern
+            raise ValueError(
+                f"{path}: q_A is not finite and strictly monotonic (a NaN, a repeated or an "
+                "out-of-order value); give each pattern bin its own finite q, in order"
+            )
         self.n_q = q.size
         filters = compression_options(compression)
         super().__init__(

@@ -177,10 +177,31 @@ def _chunk_frame_reader(
     return read_frame
 
 
+def _stated_units(dataset: h5py.Dataset, where: Path | str) -> object | None:
+    """The unit a dataset states: its ``@units``, or the same attribute spelt ``@unit`` or
+    in other capitals (``@Units``), which writers use too (None when it states none). A
+    rotation in radians under ``@unit = "rad"`` was read as degrees, 0-2.4 deg for
+    0-135, exit 0. ScanFormatError when two of them disagree."""
+    stated = {
+        name: unit_text(value)
+        for name, value in dataset.attrs.items()
+        if name.lower() in ("units", "unit")
+    }
+    if len(set(stated.values())) > 1:
+        raise ScanFormatError(
+            f"{where}: {dataset.name} states its unit twice, differently "
+            f"({', '.join(f'@{k} = {v!r}' for k, v in sorted(stated.items()))}); keep the "
+            "right one, as @units"
+        )
+    if "units" in dataset.attrs:
+        return dataset.attrs["units"]
+    return next(iter(stated.values()), None)
+
+
 def _q_factor(f: h5py.File, path: Path) -> float:
     """Inverse angstroms per unit of the integrated patterns' q (SPEC: 1/angstrom when
     ``@units`` is absent); ScanFormatError for a unit that is not one of q."""
-    units = f[INTEGRATED_Q].attrs.get("units")
+    units = _stated_units(f[INTEGRATED_Q], path)
     if units is None:
         return 1.0
     factor = per_angstrom(units)
@@ -221,7 +242,8 @@ def _motor(
     (``unit`` when absent, as SPEC section 6 says); an unknown unit is refused, never read
     as ``unit``."""
     values = _vector(f, path, name, n)
-    given = unit_text(f[name].attrs.get("units", unit))
+    stated = _stated_units(f[name], path)
+    given = unit_text(unit if stated is None else stated)
     factor = per(given)
     if factor is None:
         raise ScanFormatError(
@@ -328,6 +350,14 @@ class Hdf5ScanReader:
                     f"{self._data.shape[1]} bins"
                 )
             self.info.q_A = np.asarray(q, dtype=np.float64) * _q_factor(f, self.path)
+            steps = np.diff(self.info.q_A)
+            if not (np.all(np.isfinite(q)) and (np.all(steps > 0) or np.all(steps < 0))):
+                # else reduced and reconstructed, then refused by the maps, naming no file
+                raise ScanFormatError(
+                    f"{self.path}: {INTEGRATED_Q} is not finite and strictly monotonic (a "
+                    "NaN, a repeated or an out-of-order value); give each pattern bin its own "
+                    "finite q, in order"
+                )
         self._unwritten = _unwritten_rows(self._data)
         frames = kind == "frames"
         self._read_frame = (
@@ -549,7 +579,7 @@ def _bliss_factor(
     ``translation_unit`` (given ``mapping``), else ``unit``. ScanFormatError for a unit
     jellyroll does not know and for a mapping's unit that contradicts ``@units`` (a
     translation in um read as mm gave a map pixel of 20 mm, exit 0 from the reduction)."""
-    stated = dataset.attrs.get("units")
+    stated = _stated_units(dataset, where)
     own = None if stated is None else per(unit_text(stated))
     if stated is not None and own is None:
         raise ScanFormatError(
@@ -736,7 +766,7 @@ class FrameSeriesReader:
         self.path = Path(table)
         try:
             with open(self.path, newline="") as handle:
-                rows = list(csv.DictReader(handle))
+                rows = self._rows(csv.DictReader(handle))
         except OSError as error:
             raise ScanFormatError(f"{self.path}: cannot read the frame table ({error})") from error
         if not rows:
@@ -771,23 +801,65 @@ class FrameSeriesReader:
             files=[self.path, *self.files],
         )
 
+    def _rows(self, reader: csv.DictReader) -> list[dict[str, str]]:
+        """The table's rows, each with one value per header column: a row with more or
+        fewer (a stray comma: ``f.cbf,1,0,5`` read as translation 0, its 5 dropped, exit 0)
+        is refused, naming its line."""
+        rows = []
+        for row in reader:
+            if None in row or None in row.values():
+                raise ScanFormatError(
+                    f"{self.path}, line {reader.line_num}: {len(reader.fieldnames or ())} "
+                    "columns in the header but not in this row; write one value per column "
+                    "(a stray or missing comma?)"
+                )
+            rows.append(row)
+        return rows
+
     def _open(self, i: int) -> np.ndarray:
+        """Frame of row i, (H, W); ScanFormatError for an unreadable or multi-frame file."""
         try:
-            return fabio.open(str(self.files[i])).data
+            image = fabio.open(str(self.files[i]))
+            frame, n_frames = image.data, int(getattr(image, "nframes", 1) or 1)
         except Exception as error:  # fabio raises many types for unreadable files
             raise ScanFormatError(f"{self.files[i]}: unreadable frame ({error})") from error
+        if n_frames > 1:
+            # fabio gives the first frame only: a file named on every row read its first
+            # frame at every position, exit 0
+            raise ScanFormatError(
+                f"{self.files[i]}: holds {n_frames} frames, the frame table takes one "
+                "single-frame file per row (only the first frame would be read); split it "
+                "into one file per frame, or write the scan as a raw-scan HDF5 file"
+            )
+        return frame
 
     def _read_frame(self, i: int, out: np.ndarray) -> str | None:
         try:
             frame = self._open(i)
             if frame.shape != out.shape:
                 raise ScanFormatError(f"{self.files[i]}: shape {frame.shape}, expected {out.shape}")
+            if out.dtype.kind != "f" and frame.dtype.kind == "f":
+                frame = self._float_as_counts(i, frame)
             # flagged before the int32 buffer loses the file's dtype: 65535 read as counts
             out[...] = flag_unsigned_invalid(frame)
             return None
         except ScanFormatError as error:
             out[...] = 0
             return f"{error}; frame marked missing"
+
+    def _float_as_counts(self, i: int, frame: np.ndarray) -> np.ndarray:
+        """A float frame of a series of integer counts (its first frame's), as int64 with
+        non-finite pixels -1 (masked); ScanFormatError where it holds fractional values
+        (a corrected frame: cast to the series' int32, 0.4 counts read as 0, exit 0)."""
+        finite = np.isfinite(frame)
+        values = frame[finite]
+        if np.any(values != np.round(values)):
+            raise ScanFormatError(
+                f"{self.files[i]}: float frame with fractional values in a series whose "
+                f"first frame ({self.files[0]}) holds integer counts; give a table of raw "
+                "frames only, or of corrected (float) frames only"
+            )
+        return np.where(finite, frame, -1).astype(np.int64)
 
     def read(self, start: int, stop: int) -> Block:
         return self.start_read(start, stop, None).result()
