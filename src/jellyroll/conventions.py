@@ -271,3 +271,35 @@ def parabola_vertex(left: ArrayLike, mid: ArrayLike, right: ArrayLike) -> np.nda
     peaked = curvature < 0
     offset = np.divide(0.5 * (left - right), curvature, out=np.zeros_like(curvature), where=peaked)
     return np.clip(offset, -0.5, 0.5)
+
+
+FULL_TURN_GAP = 3.0
+"""Widest gap, in median angular steps, of a scan still taken for a full turn (a frame or
+two dropped)."""
+
+
+def is_full_turn(angles_deg: np.ndarray) -> bool:
+    """Whether the finite ``angles_deg`` cover a full turn (modulo 360, no gap wider than
+    :data:`FULL_TURN_GAP` median steps): every line is then measured from both sides, and
+    a half acquisition (the axis near one end of the lines) sees the whole disk its longer
+    side reaches."""
+    angles_deg = np.asarray(angles_deg, dtype=np.float64)
+    folded = np.unique(np.mod(angles_deg[np.isfinite(angles_deg)], 360.0))
+    if folded.size < 3:
+        return False
+    gaps = np.diff(np.r_[folded, folded[0] + 360.0])
+    return float(gaps.max()) <= FULL_TURN_GAP * float(np.median(gaps))
+
+
+def redundancy_weights(t_um: np.ndarray) -> np.ndarray:
+    """Share ``(n_t,)`` of each ray ``t_um`` (um from the axis, ascending) in the line it
+    measures in a full turn: 1 beyond the short side (measured once), and across the band
+    ``|t| <= T`` measured from both sides (``T`` the short side's reach)
+    ``sin^2(pi/4 (1 + t/T))`` towards the long side, so that a ray and its conjugate at
+    ``-t`` sum to 1 and the weight has no step for the ramp filter to ring on."""
+    t_um = np.asarray(t_um, dtype=np.float64)
+    long_side = 1.0 if t_um[-1] + t_um[0] >= 0 else -1.0
+    reach = min(-t_um[0], t_um[-1])
+    if reach <= 0:  # the axis at the end of the lines: every line measured once
+        return np.ones_like(t_um)
+    return np.sin(0.25 * np.pi * (1.0 + np.clip(long_side * t_um / reach, -1.0, 1.0))) ** 2

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 from numba import njit, prange
 
+from jellyroll.conventions import is_full_turn, parabola_vertex, redundancy_weights
+
 UNPLACED = -1
 """``angle_index`` and ``translation_index`` of a frame that is not placed (both axes)."""
 
@@ -672,6 +674,11 @@ def estimate_rotation_centre(
     steps leave every projection with holes) projections with at most ``max_missing`` of
     their cells missing are used with the holes filled by linear interpolation along the
     translation.
+    A full turn (:func:`~jellyroll.conventions.is_full_turn`) is not assumed to keep the
+    sample inside the field (a half acquisition, the axis near one end of the lines, sees
+    it from both sides in turn): its centre is where each projection matches the one
+    180 deg on, mirrored (:func:`_conjugate_centre`); the centre of mass put a half
+    acquisition's axis 8 steps off, and its maps were noise, exit 0.
     ValueError when no centre can be fitted, or the fit falls outside the translations.
     """
     complete = np.all(np.isfinite(sinogram), axis=1)
@@ -682,6 +689,10 @@ def estimate_rotation_centre(
             "need at least 3 projections without missing cells (or with at most "
             f"{max_missing:.0%} missing) to find the rotation centre"
         )
+    if is_full_turn(rotation_angle_deg):
+        centre = _conjugate_centre(sinogram, complete, rotation_angle_deg, translation_mm)
+        if centre is not None:
+            return centre
     rows = sinogram[complete]
     ends = edge_columns(rows.shape[1])
     if rows.shape[1] > 2 * ends.size:  # line ends apart from the middle
@@ -704,6 +715,71 @@ def estimate_rotation_centre(
     if not low <= centre <= high:  # also NaN; angles read in the wrong unit fit such centres
         raise ValueError(f"the fit gave {centre:g} mm, outside the scanned {low:g} to {high:g} mm")
     return centre
+
+
+CONJUGATE_OVERLAP = 4
+"""Fewest translations a projection and its mirrored conjugate must share for their match
+to place the axis."""
+
+
+def _conjugate_centre(
+    sinogram: np.ndarray,
+    complete: np.ndarray,
+    rotation_angle_deg: np.ndarray,
+    translation_mm: np.ndarray,
+) -> float | None:
+    """The rotation axis (mm) of a full turn from its conjugate projections: the line at
+    translation x and angle theta is the line at 2c - x and theta + 180 deg, so each
+    complete projection mirrored matches the one half a turn on, shifted by ``2c - (x_0 +
+    x_last)``. The shift is the maximum of the correlation pooled over every pair (at
+    least :data:`CONJUGATE_OVERLAP` translations shared), refined by a parabola. None when
+    no pair or no peak is found (the caller falls back to the centre of mass)."""
+    pairs = _conjugate_pairs(complete, rotation_angle_deg)
+    n = sinogram.shape[1]
+    if not len(pairs) or n < 2 * CONJUGATE_OVERLAP:
+        return None
+    first = np.asarray(sinogram[pairs[:, 0]], dtype=np.float64)
+    mirrored = np.asarray(sinogram[pairs[:, 1], ::-1], dtype=np.float64)
+    shifts = np.arange(-(n - 2), n - 1)  # 2 translations shared at least: a neighbour's score
+    score = np.array([_pooled_correlation(first, mirrored, int(k)) for k in shifts])
+    eligible = (n - np.abs(shifts) >= CONJUGATE_OVERLAP) & np.isfinite(score)
+    if not eligible.any():
+        return None
+    best = int(np.argmax(np.where(eligible, score, -np.inf)))
+    if not score[best] > 0 or not np.isfinite(score[best - 1 : best + 2]).all():
+        return None
+    shift = shifts[best] + float(parabola_vertex(*score[best - 1 : best + 2]))
+    step_mm = (translation_mm[-1] - translation_mm[0]) / (n - 1)
+    return float(0.5 * (translation_mm[0] + translation_mm[-1] + shift * step_mm))
+
+
+def _conjugate_pairs(complete: np.ndarray, rotation_angle_deg: np.ndarray) -> np.ndarray:
+    """(n_pairs, 2) indices of the ``complete`` projections and of the complete projection
+    half a turn on from each (within half the median angular step), each pair once."""
+    angles = np.mod(np.asarray(rotation_angle_deg, dtype=np.float64), 360.0)
+    rows = np.flatnonzero(complete)
+    if rows.size < 2:
+        return np.empty((0, 2), dtype=np.intp)
+    step_deg = float(np.median(np.diff(np.unique(angles[rows]))))
+    pairs = []
+    for i in rows:
+        gap = np.abs(np.mod(angles[rows] - angles[i], 360.0) - 180.0)  # from half a turn
+        j = rows[np.argmin(gap)]
+        if gap.min() <= 0.5 * step_deg and i < j:
+            pairs.append((i, j))
+    return np.asarray(pairs, dtype=np.intp).reshape(-1, 2)
+
+
+def _pooled_correlation(first: np.ndarray, mirrored: np.ndarray, shift: int) -> float:
+    """Pearson correlation of ``first[:, k + shift]`` with ``mirrored[:, k]`` (pairs,
+    translations) over the translations both hold, pooled over the pairs."""
+    n = first.shape[1]
+    a = first[:, max(shift, 0) : n + min(shift, 0)]
+    b = mirrored[:, max(-shift, 0) : n + min(-shift, 0)]
+    a = a - a.mean(axis=1, keepdims=True)
+    b = b - b.mean(axis=1, keepdims=True)
+    norm = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / norm) if norm > 0 else float("nan")
 
 
 def _gaps_filled(sinogram: np.ndarray, max_missing: float) -> tuple[np.ndarray, np.ndarray]:
@@ -940,15 +1016,28 @@ reconstruction says the sample leaves the field or the axes are swapped: 0.3-1.2
 demo twins (attenuation and summed scattering), 35-60 % with the axes swapped."""
 
 
-def projection_totals_spread(image: np.ndarray) -> float:
+def projection_totals_spread(
+    image: np.ndarray, rotation_angle_deg: np.ndarray, t_um: np.ndarray
+) -> float:
     """Standard deviation over mean of the totals of the complete projections of ``image``
-    (n_angles, n_t): a sample inside the scanned field gives every angle the same total (the
-    zeroth Helgason-Ludwig condition). 0 with fewer than 3 complete projections or a total
+    (n_angles, n_t; rays at ``t_um`` from the axis): a sample inside the scanned field gives
+    every angle the same total (the zeroth Helgason-Ludwig condition). In a full turn, each
+    projection's rays weighted by their share of the line
+    (:func:`~jellyroll.conventions.redundancy_weights`), summed with the projection's
+    conjugate half a turn on: a half acquisition sees part of the sample at each angle and
+    the rest half a turn later (its totals alone varied by 30-40 %, and the maps said the
+    sample left the field). 0 with fewer than 3 complete projections or pairs, or a total
     that is not positive."""
     complete = np.isfinite(image).all(axis=1)
+    if is_full_turn(rotation_angle_deg):
+        shares = np.nansum(image * redundancy_weights(t_um)[None, :], axis=1)
+        pairs = _conjugate_pairs(complete, rotation_angle_deg)
+        totals, complete = shares[pairs[:, 0]] + shares[pairs[:, 1]], np.ones(len(pairs), bool)
+    else:
+        totals = image.sum(axis=1)
     if complete.sum() < 3:
         return 0.0
-    totals = image[complete].sum(axis=1)
+    totals = totals[complete]
     mean = float(totals.mean())
     return float(totals.std() / mean) if mean > 0 else 0.0
 

@@ -73,13 +73,14 @@ def _channel(
     order: np.ndarray,
 ) -> np.ndarray:
     cuda = has_cuda()
+    if method == "fbp":
+        geometry, filtered = filtered_projections(geometry, channel[..., None], mask)
+        data = filtered[..., 0]
+    else:
+        data = np.where(mask, channel, 0).astype(np.float32)
     volume, projections = astra_geometries(geometry)
     ids: list[tuple[str, int]] = []
     try:
-        if method == "fbp":
-            data = filtered_projections(geometry, channel[..., None], mask)[..., 0]
-        else:
-            data = np.where(mask, channel, 0).astype(np.float32)
         projector = astra.create_projector("cuda" if cuda else "line", projections, volume)
         ids.append(("projector", projector))
         sino_id = astra.data2d.create("-sino", projections, data)

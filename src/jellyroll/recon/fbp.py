@@ -13,30 +13,44 @@ discretisation of astra-toolbox's CPU FBP with its default filter, which it matc
 Missing rays are filled by linear interpolation along ``t`` within their projection
 (constant beyond the outermost measured ray); projections with no measured ray are left
 out and their angular interval goes to their neighbours.
+
+A full turn (:func:`~jellyroll.conventions.is_full_turn`) measures every line twice,
+as ``(theta, t)`` and ``(theta + 180 deg, -t)``, except, when the axis is off the middle of
+the lines (half acquisition), the lines beyond the short side, measured once. Its
+projections are weighted by their angular interval over 360 deg and each ray by its share
+of the line (:func:`~jellyroll.conventions.redundancy_weights`) before filtering: because
+the ramp kernel is even, the pair's filtered sum is that of one full projection (the
+redundancy weighting of offset-detector scans, Wang, Med. Phys. 29 (2002) 1781, in
+parallel beam).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import scipy.fft
 
+from jellyroll.conventions import is_full_turn, redundancy_weights
 from jellyroll.recon.geometry import ParallelGeometry
 from jellyroll.recon.projector import AngleTable, as_block, gather
 
 __all__ = ["angular_weights", "fbp", "fill_missing", "ramp_filter"]
 
 
-def angular_weights(angles_deg: np.ndarray) -> np.ndarray:
-    """Angular interval (rad) of each projection, ``(n_angles,)``, summing to pi.
+def angular_weights(angles_deg: np.ndarray, period_deg: float = 180.0) -> np.ndarray:
+    """Angular interval (rad) of each projection, ``(n_angles,)``, summing to the period.
 
-    Half the gap to each neighbour, angles taken modulo 180 deg (parallel beam).
+    Half the gap to each neighbour, angles taken modulo ``period_deg`` (180 deg: parallel
+    beam; 360 deg: a full turn weighted by :func:`redundancy_weights`).
     """
-    theta = np.mod(np.deg2rad(np.asarray(angles_deg, dtype=np.float64)), np.pi)
+    period = np.deg2rad(period_deg)
+    theta = np.mod(np.deg2rad(np.asarray(angles_deg, dtype=np.float64)), period)
     if theta.size == 1:
-        return np.array([np.pi])
+        return np.array([period])
     order = np.argsort(theta, kind="stable")
     ordered = theta[order]
-    padded = np.concatenate([[ordered[-1] - np.pi], ordered, [ordered[0] + np.pi]])
+    padded = np.concatenate([[ordered[-1] - period], ordered, [ordered[0] + period]])
     weights = np.empty_like(theta)
     weights[order] = 0.5 * (padded[2:] - padded[:-2])
     return weights
@@ -78,13 +92,44 @@ def fill_missing(sinogram: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def filtered_projections(
     geometry: ParallelGeometry, sinogram: np.ndarray, mask: np.ndarray
-) -> np.ndarray:
-    """FBP's input to the backprojection: ``(n_angles, n_t, nc)`` with missing rays (``mask``
-    False) filled along t, ramp-filtered, and weighted by each projection's angular share
-    and t step over pixel area, float32."""
-    weights = angular_weights(geometry.angles_deg) * geometry.t_step_um / geometry.pixel_size_um**2
-    filtered = ramp_filter(fill_missing(sinogram, mask), geometry.t_step_um)
-    return filtered * weights[:, None, None].astype(np.float32)
+) -> tuple[ParallelGeometry, np.ndarray]:
+    """FBP's input to the backprojection and the geometry of its rays: ``(n_angles, n_t,
+    nc)`` with missing rays (``mask`` False) filled along t, ramp-filtered, and weighted by
+    each projection's angular share and t step over pixel area, float32.
+
+    A full turn's rays are weighted by their share of the line first
+    (:func:`~jellyroll.conventions.redundancy_weights`), and its short side is extended
+    with empty rays to reach as far as the long one: the filtered projections do not
+    vanish there, and the pixels that project there need them (summed modulo 180 deg over
+    the measured rays alone, a half acquisition's map was twice the truth, exit 0)."""
+    filled = fill_missing(sinogram, mask)
+    period = 180.0
+    if is_full_turn(geometry.angles_deg):
+        period = 360.0
+        filled *= redundancy_weights(geometry.t_um)[None, :, None].astype(np.float32)
+        geometry, filled = _symmetric_rays(geometry, filled)
+    weights = angular_weights(geometry.angles_deg, period)
+    weights *= geometry.t_step_um / geometry.pixel_size_um**2
+    filtered = ramp_filter(filled, geometry.t_step_um)
+    return geometry, filtered * weights[:, None, None].astype(np.float32)
+
+
+def _symmetric_rays(
+    geometry: ParallelGeometry, sinogram: np.ndarray
+) -> tuple[ParallelGeometry, np.ndarray]:
+    """``geometry``'s rays extended on their short side (zeros in ``sinogram`` (n_angles,
+    n_t, nc)) to reach as far from the axis as on the long side."""
+    t = geometry.t_um
+    before = max(0, int(np.ceil((t[-1] + t[0]) / geometry.t_step_um - 1e-6)))
+    after = max(0, int(np.ceil(-(t[-1] + t[0]) / geometry.t_step_um - 1e-6)))
+    if before == after == 0:
+        return geometry, sinogram
+    extended = replace(
+        geometry,
+        t0_um=geometry.t0_um - before * geometry.t_step_um,
+        n_t=geometry.n_t + before + after,
+    )
+    return extended, np.pad(sinogram, ((0, 0), (before, after), (0, 0)))
 
 
 def fbp(
@@ -103,10 +148,10 @@ def fbp(
     keep = mask.any(axis=1)
     if not keep.any():
         raise ValueError("no measured ray in the sinogram")
-    filtered = filtered_projections(geometry.subset(keep), sino[keep], mask[keep])
-    table = AngleTable(geometry)
+    rays, filtered = filtered_projections(geometry.subset(keep), sino[keep], mask[keep])
+    table = AngleTable(rays)
     out = np.zeros((*geometry.shape, sino.shape[2]), dtype=np.float32)
-    gather(filtered, table.values[keep], *table.grid, out)
+    gather(filtered, table.values, *table.grid, out)
     if nonnegative:
         np.maximum(out, 0, out=out)
     return out[..., 0] if single else out

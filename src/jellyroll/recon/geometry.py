@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from jellyroll.conventions import pixel_centres_um
+from jellyroll.conventions import is_full_turn, pixel_centres_um
 
 __all__ = ["ParallelGeometry"]
 
@@ -136,9 +136,14 @@ class ParallelGeometry:
             raise ValueError("translations are not equally spaced; resample the sinogram")
         pixel = step if pixel_size_um is None else float(pixel_size_um)
         if shape is None:  # the scanned width t.size * step, to rounding of the fitted step
+            width = t.size * step
+            if is_full_turn(np.asarray(angles_deg, dtype=np.float64)):
+                # a half acquisition sees the disk of its longer side: the scanned width
+                # centred on the axis cut it off (its map 4 times the truth, exit 0)
+                width = max(width, 2.0 * max(-t0, t0 + (t.size - 1) * step) + step)
             side = t.size
-            if pixel_size_um is not None and pixel > 0:  # (any other: refused below)
-                side = int(np.ceil(t.size * step / pixel - 1e-6))
+            if pixel_size_um is not None or width > t.size * step:
+                side = int(np.ceil(width / pixel - 1e-6)) if pixel > 0 else side
             shape = (side, side)
         return cls(
             angles_deg=np.asarray(angles_deg, dtype=np.float64),

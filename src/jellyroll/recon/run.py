@@ -240,11 +240,6 @@ def _reconstruct(
     measured = np.isfinite(data[..., int(np.argmin(empty))])
     attenuation = _usable_attenuation(run, sinogram.attenuation, measured, notes)
     projections, estimated = _projections(attenuation, data, empty)
-    spread = projection_totals_spread(projections)
-    note = totals_spread_note(spread)
-    if note:
-        notes.append(note)
-        warnings.warn(f"{run}: {note}", stacklevel=3)
     centre, centre_source = options.rotation_centre_mm, "option rotation_centre_mm"
     if centre is None and sinogram.rotation_centre_mm is not None:
         centre, centre_source = sinogram.rotation_centre_mm, "/entry/sinogram/rotation_centre"
@@ -265,6 +260,11 @@ def _reconstruct(
         raise RunFileError(
             f"{run}: /entry/sinogram with the centre from {centre_source}: {error}"
         ) from None
+    spread = projection_totals_spread(projections, geometry.angles_deg, geometry.t_um)
+    note = totals_spread_note(spread)
+    if note:
+        notes.append(note)
+        warnings.warn(f"{run}: {note}", stacklevel=3)
     mu = None
     if attenuation is not None:
         mu = attenuation_map(attenuation, geometry, method, iterations, backend=backend)
