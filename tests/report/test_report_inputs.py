@@ -286,10 +286,17 @@ def test_a_value_a_hair_above_the_threshold_is_written_whole() -> None:
     assert float(beside_threshold(50.0, "{:.3g}")(50.0 + 1e-12)) > 50.0
 
 
-def _with_profiles(results: Path, to: Path, *, dstar: dict | None = ...) -> Path:  # type: ignore[assignment]
+def _with_profiles(
+    results: Path,
+    to: Path,
+    *,
+    dstar: dict | None = ...,  # type: ignore[assignment]
+    empty: int | None = None,
+) -> Path:
     """A copy of ``results`` with a regular-anode SAXS profile whose d* depends on the
     departure tolerance (6.8 nm at the study's 3 %, 8.5 nm at 8 %), recording ``dstar``
-    as the d* parameters of its maps (None: not recorded; left out: as recorded)."""
+    as the d* parameters of its maps (None: not recorded; left out: as recorded); channel
+    ``empty`` without a value (NaN)."""
     import pandas as pd
 
     from jellyroll.io.nexus import write_table
@@ -297,6 +304,8 @@ def _with_profiles(results: Path, to: Path, *, dstar: dict | None = ...) -> Path
     _copy(results, to, name="cell")
     q = np.linspace(0.008, 0.3, 500)
     profile = pd.DataFrame({"q_A": q, "regular": q**-3.5 / (1 + (0.04 / q) ** 2)})
+    if empty is not None:
+        profile.loc[empty, "regular"] = np.nan
     with h5py.File(to, "r+") as f:
         write_table(f["entry"], "saxs_profiles", profile)
         summary = f["entry/summary"].attrs
@@ -350,6 +359,21 @@ def test_the_region_dstar_uses_the_parameters_the_maps_were_made_with(
     plain = _with_profiles(results, tmp_path / "plain.h5", dstar=None)
     page = run_report([plain], tmp_path / "plain.html").read_text()
     assert _region_dstar(page) == at[0.03]
+
+
+def test_the_region_dstar_leaves_an_empty_channel_out_as_the_maps_do(
+    results: Path, tmp_path: Path
+) -> None:
+    """A channel without a value (NaN in every pixel, so in the region profiles): the maps
+    leave it out of the q grid, but the report's d* took its NaN for a break in the run,
+    moved the fit window and read 12.2 nm for the 6.81 nm of the same profile whole, exit
+    0. The table writes 3 significant digits."""
+    from jellyroll.saxs import departure_dstar
+
+    q = np.linspace(0.008, 0.3, 500)
+    whole = f"{departure_dstar(q, q**-3.5 / (1 + (0.04 / q) ** 2)).d_star_nm:.3g}"
+    cell = _with_profiles(results, tmp_path / "run.h5", dstar=None, empty=250)
+    assert _region_dstar(run_report([cell], tmp_path / "run.html").read_text()) == whole
 
 
 def test_nmc_shares_are_not_biased_by_the_noise_of_the_maps(
