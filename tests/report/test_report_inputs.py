@@ -536,3 +536,21 @@ def test_an_agglomerate_cut_by_the_map_is_shown_as_a_lower_bound(results: Path) 
     head, body = page.split("</thead>")
     assert "<th>case</th><th>truncated</th>" in head
     assert body.split("</tr>")[0].count('<td class="text">True</td>') == 1
+
+
+def test_a_region_dstar_at_the_fit_window_edge_says_so(results: Path, tmp_path: Path) -> None:
+    """A Debye-Bueche profile of correlation length 2 nm bends all along the fit window and
+    departs at its first point: the table gave 9.95 nm (as for 5 nm) with an empty note."""
+    import pandas as pd
+
+    from jellyroll.io.nexus import write_table
+
+    cell = _with_profiles(results, tmp_path / "run.h5", dstar=None)
+    q = np.linspace(0.008, 0.3, 500)
+    profile = pd.DataFrame({"q_A": q, "regular": 1.0 / (1.0 + (20.0 * q) ** 2) ** 2})
+    with h5py.File(cell, "r+") as f:
+        del f["entry/saxs_profiles"]
+        write_table(f["entry"], "saxs_profiles", profile)
+    page = run_report([cell], tmp_path / "run.html").read_text()
+    row = page.split("<caption>d* of the region-averaged profiles</caption>")[1].split("</tr>")[1]
+    assert "departs at the first point below the fit window" in row

@@ -325,6 +325,12 @@ def _case_counts(summary: Mapping[str, Any]) -> str:
     return f"{summary.get('agglomerates', NOT_RECORDED)}: " + ", ".join(parts)
 
 
+WINDOW_EDGE_NOTE = (
+    "departs at the first point below the fit window: one point's noise, or a profile that "
+    "bends all along the window, can set it"
+)
+
+
 def _region_dstar(
     q: np.ndarray, profile: np.ndarray, overrides: dict[str, float | int] | None
 ) -> DStarResult:
@@ -367,7 +373,7 @@ def _saxs_profiles(section, result: Diagnosis) -> None:
                     "d* (nm)": fit.d_star_nm,
                     "q* (1/A)": fit.q_star,
                     "power-law exponent": fit.slope,
-                    "note": fit.reason or "",
+                    "note": fit.reason or (WINDOW_EDGE_NOTE if fit.at_window_edge else ""),
                 }
                 for name, fit in fits.items()
             ]
