@@ -190,3 +190,12 @@ def test_bliss_motor_units_under_unit_are_read(tmp_path: Path) -> None:
     info = open_scan(tmp_path / "b.h5", mapping=mapping).info
     np.testing.assert_allclose(info.rotation_angle_deg, np.repeat([0.0, 1.8], 4), atol=1e-12)
     np.testing.assert_allclose(info.translation_mm, np.tile(np.arange(4) * 0.01, 2), atol=1e-15)
+
+
+def test_a_frame_table_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    """Spreadsheet programs save CSV as UTF-8 with a byte order mark: its first column was
+    read as '\\ufefffile' and the table refused as lacking a 'file' column."""
+    fabio.edfimage.EdfImage(data=np.ones((4, 5), np.int32)).write(str(tmp_path / "f.edf"))
+    table = tmp_path / "t.csv"
+    table.write_text("file,rotation_angle,translation\nf.edf,0,0\nf.edf,0,1\n", "utf-8-sig")
+    assert open_scan(table, poni=POINT).info.n_frames == 2

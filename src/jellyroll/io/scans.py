@@ -765,7 +765,7 @@ class FrameSeriesReader:
     def __init__(self, table: str | Path, *, poni: str | None = None, mask=None) -> None:
         self.path = Path(table)
         try:
-            with open(self.path, newline="") as handle:
+            with open(self.path, newline="", encoding="utf-8-sig") as handle:
                 rows = self._rows(csv.DictReader(handle))
         except OSError as error:
             raise ScanFormatError(f"{self.path}: cannot read the frame table ({error})") from error
