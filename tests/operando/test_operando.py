@@ -644,6 +644,31 @@ def test_the_graphite_mask_follows_each_step_and_its_profile_is_read_by_slabs(
     assert np.isnan(found[2])
 
 
+def test_a_scan_that_records_its_end_is_read_at_its_middle(tmp_path: Path) -> None:
+    """A scan integrates over its whole duration, but the log was read at its start: two
+    30-minute scans during a 4 h charge read 0.25 and 0.5 where the scans saw 0.3125 and
+    0.5625 on average, exit 0. With ``/entry/end_time`` they are read at their middle;
+    without, at their start, with a note."""
+    log = read_potentiostat_log(_mpt_log(tmp_path / "c.mpt", "01/02/2026 09:00:00", 4.0))
+    scans = _zoned_scans(tmp_path / "op", ["2026-01-02T10:00:00", "2026-01-02T11:00:00"])
+    for path, end in zip(scans, ["2026-01-02T10:30:00", "2026-01-02T11:30:00"], strict=True):
+        with h5py.File(path, "a") as f:
+            f["entry/end_time"] = end
+    timeline = build_timeline(scans, log, capacity_mah=None, max_gap_s=300)
+    np.testing.assert_allclose(timeline.soc, [0.3125, 0.5625], atol=1e-5)  # charge to 6 dp
+    np.testing.assert_allclose(timeline.time_s, [900.0, 4500.0])
+    assert not any("end_time" in note for note in timeline.warnings)
+    with h5py.File(scans[1], "a") as f:
+        del f["entry/end_time"]
+    timeline = build_timeline(scans, log, capacity_mah=None, max_gap_s=300)
+    np.testing.assert_allclose(timeline.soc, [0.3125, 0.5], atol=1e-5)
+    assert any("1 of 2 scans record no /entry/end_time" in note for note in timeline.warnings)
+    with h5py.File(scans[1], "a") as f:
+        f["entry/end_time"] = "2026-01-02T10:59:00"
+    with pytest.raises(ValueError, match=r"op_1\.h5: /entry/end_time .* is before"):
+        build_timeline(scans, log, capacity_mah=None, max_gap_s=300)
+
+
 def test_start_times_mixing_a_utc_offset_and_none_are_refused(tmp_path: Path) -> None:
     """Scans at 10:00+02:00, 11:00 (no offset) and 12:00+02:00 beside a local log from
     9:00: the second was read as 11:00 UTC, two hours late. The folder ordered it last

@@ -1,8 +1,12 @@
 """Time and state of charge of each operando step: from the scans' metadata or from a
 potentiostat log matched by the scans' start times.
 
-Scan metadata (HDF5 scans): ``/entry/start_time`` (ISO 8601, the NXentry field) and
-``/entry/sample/state_of_charge`` (fraction of full charge), both optional.
+Scan metadata (HDF5 scans): ``/entry/start_time`` and ``/entry/end_time`` (ISO 8601, the
+NXentry fields) and ``/entry/sample/state_of_charge`` (fraction of full charge), all
+optional. A step is read from the log at the middle of its scan when the scan records its
+end, else at its start (with a note): a scan integrates over its whole duration (about
+15 min at the study's operando size), and read at its start every step was half a scan's
+charge early (0.025 of full charge during a 5-hour charge).
 
 Potentiostat logs: a BioLogic EC-Lab text export (``.mpt``: ``Nb header lines``, the
 ``Acquisition started on`` date, tab-separated columns ``time/s``, ``Ewe/V``, ``I/mA``,
@@ -44,12 +48,19 @@ import numpy as np
 @dataclass(frozen=True)
 class ScanTimes:
     """Per step: start time (s since the Unix epoch, NaN = unknown; a time without a UTC
-    offset read as UTC), its UTC offset (s; NaN where the time carries none) and state of
-    charge from the scan (NaN = not recorded)."""
+    offset read as UTC), its UTC offset (s; NaN where the time carries none), state of
+    charge from the scan (NaN = not recorded) and end time (as the start; NaN = not
+    recorded)."""
 
     start_s: np.ndarray
     soc: np.ndarray
     utc_offset_s: np.ndarray
+    end_s: np.ndarray
+
+    @property
+    def middle_s(self) -> np.ndarray:
+        """The middle of each scan, its start where its end is not recorded."""
+        return np.where(np.isfinite(self.end_s), 0.5 * (self.start_s + self.end_s), self.start_s)
 
 
 @dataclass(frozen=True)
@@ -115,6 +126,7 @@ def scan_times(scans: list[Path]) -> ScanTimes:
     put the second two hours late: the folder ordered it last, and its state of charge
     read from the log 1.0 instead of 0.5)."""
     start = np.full(len(scans), np.nan)
+    end = np.full(len(scans), np.nan)
     soc = np.full(len(scans), np.nan)
     offset = np.full(len(scans), np.nan)
     texts: dict[int, str] = {}
@@ -123,10 +135,11 @@ def scan_times(scans: list[Path]) -> ScanTimes:
             continue
         with h5py.File(path, "r") as f:
             if "entry/start_time" in f:
-                value = f["entry/start_time"][()]
-                texts[k] = value.decode() if isinstance(value, bytes) else str(value)
+                texts[k] = _text(f["entry/start_time"][()])
                 start[k], zone = _epoch_seconds(texts[k], f"{path}::/entry/start_time")
                 offset[k] = np.nan if zone is None else zone
+                if "entry/end_time" in f:
+                    end[k] = _end_time(path, _text(f["entry/end_time"][()]), start[k], zone)
             if "entry/sample/state_of_charge" in f:
                 soc[k] = float(f["entry/sample/state_of_charge"][()])
     zoned = [k for k in texts if np.isfinite(offset[k])]
@@ -139,7 +152,28 @@ def scan_times(scans: list[Path]) -> ScanTimes:
             "write every start time with its UTC offset (ISO 8601, e.g. "
             "2026-01-02T08:00:00+01:00)"
         )
-    return ScanTimes(start, soc, offset)
+    return ScanTimes(start, soc, offset, end)
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _end_time(path: Path, text: str, start_s: float, start_zone: float | None) -> float:
+    """``/entry/end_time`` (s since the epoch, as :func:`_epoch_seconds`); refused when it
+    carries a UTC offset and the start time does not (or the reverse), or precedes the
+    start."""
+    end_s, zone = _epoch_seconds(text, f"{path}::/entry/end_time")
+    if (zone is None) != (start_zone is None):
+        raise ValueError(
+            f"{path}: /entry/start_time and /entry/end_time are not on one clock (one "
+            "carries a UTC offset, the other not); write both with their UTC offset"
+        )
+    if end_s < start_s:
+        raise ValueError(
+            f"{path}: /entry/end_time ({text!r}) is before /entry/start_time; correct it"
+        )
+    return end_s
 
 
 def read_potentiostat_log(path: str | os.PathLike[str]) -> PotentiostatLog:
@@ -314,8 +348,8 @@ def soc_from_log(
     capacity_mah: float | None,
     max_gap_s: float,
 ) -> tuple[np.ndarray, list[str]]:
-    """State of charge at each scan start ``start_s`` (on the log's clock) from the log
-    (NaN where it cannot be read), and a warning per such scan.
+    """State of charge at each scan's moment ``start_s`` (its middle, or its start; on the
+    log's clock) from the log (NaN where it cannot be read), and a warning per such scan.
 
     The empty cell is the lowest charge of the log up to the first scan: its start, or
     the end of a discharge that precedes the charge. From the log's start, a log that first
@@ -448,14 +482,22 @@ def build_timeline(
     capacity_mah: float | None,
     max_gap_s: float,
 ) -> Timeline:
-    """Times and states of charge of the steps: the log's when given, else the scans'."""
+    """Times (of each scan's middle, its start without a recorded end) and states of charge
+    of the steps: the log's at those times when given, else the scans'."""
     recorded = scan_times(scans)
-    start = recorded.start_s
-    time_s = start - np.nanmin(start) if np.isfinite(start).any() else np.full(start.size, np.nan)
+    start, middle = recorded.start_s, recorded.middle_s
+    first = np.nanmin(start) if np.isfinite(start).any() else np.nan
+    time_s = middle - first
     if log is not None:
-        log, on_log, placed = log_on_scan_clock(log, scans, start, recorded.utc_offset_s)
+        log, on_log, placed = log_on_scan_clock(log, scans, middle, recorded.utc_offset_s)
         soc, notes = soc_from_log(log, on_log, capacity_mah=capacity_mah, max_gap_s=max_gap_s)
         _check_soc_rises(scans, soc, f"from the log {log.source}")
+        at_start = np.isfinite(start) & ~np.isfinite(recorded.end_s)
+        if at_start.any():
+            notes.append(
+                f"{int(at_start.sum())} of {start.size} scans record no /entry/end_time: "
+                "their state of charge is read at their start, not at their middle"
+            )
         return Timeline(soc, time_s, f"potentiostat log {log.source}", [*placed, *notes])
     _check_scan_soc(scans, recorded.soc)
     _check_soc_rises(scans, recorded.soc, "its /entry/sample/state_of_charge")
