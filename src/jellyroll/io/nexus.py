@@ -89,12 +89,39 @@ def write_table(parent: h5py.Group, name: str, table: pd.DataFrame) -> h5py.Grou
     return group
 
 
-def read_table(group: h5py.Group) -> pd.DataFrame:
-    """Inverse of :func:`write_table`."""
-    columns: dict[str, np.ndarray] = {}
-    for column in group.attrs["columns"]:
-        values = group[column][()]
-        if values.dtype.kind == "O":
-            values = values.astype(str)
-        columns[column] = values
+def read_table(table: h5py.Group | h5py.Dataset) -> pd.DataFrame:
+    """A table as SPEC section 6 allows it: a group of equal-length column datasets (as
+    :func:`write_table` writes them, in the order of its ``@columns``; another program's
+    without that attribute, in the group's order) or a compound dataset (one column per
+    field); strings come back as text. ValueError naming the table otherwise (a compound
+    table raised a bare KeyError)."""
+    where = f"{table.file.filename}: {table.name}"
+    if isinstance(table, h5py.Dataset):
+        if table.dtype.names is None or table.ndim != 1:
+            raise ValueError(
+                f"{where} is a {table.ndim}D dataset of {table.dtype}, not a table: write it "
+                "as a 1D compound dataset or a group of equal-length columns"
+            )
+        rows = table[()]
+        columns = {name: _text_column(rows[name]) for name in table.dtype.names}
+    else:
+        names = table.attrs.get("columns")
+        if names is None:
+            names = [name for name, item in table.items() if isinstance(item, h5py.Dataset)]
+        columns = {str(name): _text_column(table[str(name)][()]) for name in names}
+    lengths = {np.shape(values)[0] if np.ndim(values) else -1 for values in columns.values()}
+    if len(lengths) > 1 or any(np.ndim(values) != 1 for values in columns.values()):
+        raise ValueError(
+            f"{where}: its columns are not 1D of one length (lengths {sorted(lengths)}); write "
+            "one value per row in every column"
+        )
     return pd.DataFrame(columns)
+
+
+def _text_column(values: np.ndarray) -> np.ndarray:
+    """A column's values, with strings (h5py objects or fixed-length bytes) as text."""
+    if values.dtype.kind == "O":
+        return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in values])
+    if values.dtype.kind == "S":
+        return np.char.decode(values, "utf-8")
+    return values
