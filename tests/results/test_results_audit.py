@@ -200,3 +200,17 @@ def test_an_attenuation_map_in_another_quantity_is_refused(tmp_path: Path) -> No
         maps["attenuation/data"].attrs["units"] = "counts"
     with pytest.raises(RunFileError, match="not an inverse length"):
         read_map_set(tmp_path / "m.h5")
+
+
+def test_phase_maps_of_one_family_in_different_units_are_refused(tmp_path: Path) -> None:
+    """lic6 integrated per 1/nm beside lic12 per 1/angstrom: the graphite shares compare
+    their sums, and lic6 weighed 10 times its share, exit 0."""
+    axis = pixel_centres_um(4, 20.0)
+    with h5py.File(tmp_path / "m.h5", "w") as f:
+        maps = f.create_group("entry/maps")
+        axes = [("x_um", axis, "um"), ("y_um", axis, "um")]
+        for name, units in (("lic6", "counts x 1/nm"), ("lic12", "counts x 1/angstrom")):
+            _nxdata(maps, name, np.ones((4, 4), np.float32), axes, ["y_um", "x_um"])
+            maps[f"{name}/data"].attrs["units"] = units
+    with pytest.raises(RunFileError, match=r"phase maps .* different units .*lic6 'counts x"):
+        read_map_set(tmp_path / "m.h5")

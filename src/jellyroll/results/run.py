@@ -669,6 +669,7 @@ def _map_set(group: h5py.Group) -> MapSet:
             um = _um_per_inverse(group.file.filename, data)
             values, units = (values / um if um != 1.0 else values), "1/um"
         maps[name] = Map(values, units)
+    _check_family_units(group, maps)
     notes = str(group.attrs.get("notes", ""))
     default = group.attrs.get("default")
     return MapSet(
@@ -678,6 +679,20 @@ def _map_set(group: h5py.Group) -> MapSet:
         [line for line in notes.split("\n") if line],
         None if default is None else str(default),
     )
+
+
+def _check_family_units(group: h5py.Group, maps: dict[str, Map]) -> None:
+    """Refuse phase maps of one family (graphite, NMC) in different units: their shares are
+    ratios of their sums (one written per 1/nm beside the others per 1/angstrom weighed 10
+    times the others, exit 0)."""
+    for family in (GRAPHITE_PHASE_MAPS, NMC_PHASE_MAPS):
+        units = {name: maps[name].units for name in family if name in maps}
+        if len(set(units.values())) > 1:
+            listed = ", ".join(f"{name} {unit!r}" for name, unit in units.items())
+            raise RunFileError(
+                f"{group.file.filename}: the phase maps of {group.name} are in different "
+                f"units ({listed}); their shares compare their sums: write them in one unit"
+            )
 
 
 def _map_units(data: h5py.Dataset, name: str) -> str:
