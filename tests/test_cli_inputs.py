@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from jellyroll.cli import app
 from jellyroll.io.provenance import atomic_output
 from jellyroll.io.scans import BlissMapping, ScanFormatError, read_poni_text
+from jellyroll.report.html import Report
 
 
 def _png(path: Path) -> Path:
@@ -223,7 +224,7 @@ def test_an_earlier_output_of_the_same_command_or_an_empty_file_may_be_replaced(
     with h5py.File(tmp_path / "run.h5", "w") as f:
         f.attrs["jellyroll_stages"] = "[]"
     check_output_file(tmp_path / "run.h5", "run.h5", "reduce")
-    (tmp_path / "report.html").write_text("<!DOCTYPE html>\n<html></html>")
+    (tmp_path / "report.html").write_text(Report("an earlier report").render())
     check_output_file(tmp_path / "report.html", "report.html", "report")
     (tmp_path / "empty.h5").touch()
     check_output_file(tmp_path / "empty.h5", "nxct.h5", "nxct")
@@ -277,3 +278,50 @@ def test_a_missing_neutron_volume_is_named_before_the_placement(tmp_path: Path) 
     assert f"{missing}: no such file or folder; give the neutron CT volume" in _one_line(
         result.output
     )
+
+
+def test_one_run_given_as_both_the_waxs_and_the_saxs_run_is_refused(
+    tmp_path: Path, saxs_maps_run
+) -> None:
+    """`diagnose SAXS SAXS` (the SAXS run typed twice) diagnosed the SAXS maps alone, exit 0:
+    a results file without the WAXS phase shares (lic6, lic12, NMC) or the cell's place,
+    with only a note. Refused now, before any work, by path or through a link."""
+    import numpy as np
+
+    intensity = np.random.default_rng(0).uniform(0.9, 1.1, (24, 24))
+    intensity[10:13, 10:13] = 5.0  # one agglomerate
+    saxs = saxs_maps_run(tmp_path, intensity)
+    link = tmp_path / "link.h5"
+    link.symlink_to(saxs)
+    for waxs in (saxs, link):
+        output = tmp_path / "results.h5"
+        result = CliRunner().invoke(app, ["diagnose", str(waxs), str(saxs), "-o", str(output)])
+        assert result.exit_code == 1, result.output
+        assert "given as both the WAXS and the SAXS run" in _one_line(result.stderr)
+        assert not output.exists()
+
+
+def test_a_hand_written_html_page_is_not_taken_for_a_report(tmp_path: Path, saxs_maps_run) -> None:
+    """Any file beginning `<!DOCTYPE html` or `<html` counted as an earlier report:
+    `report results.h5 -o index.html` replaced a hand-written page whole, exit 0. Only a
+    page beginning as jellyroll's renderer begins its reports is replaced now; the report
+    written is itself replaced on a rerun (the control)."""
+    import numpy as np
+
+    from jellyroll.defects.run import run_diagnose
+
+    intensity = np.random.default_rng(0).uniform(0.9, 1.1, (24, 24))
+    intensity[10:13, 10:13] = 5.0
+    results = tmp_path / "results.h5"
+    run_diagnose({"saxs": saxs_maps_run(tmp_path, intensity)}, results, name="cell")
+    page = tmp_path / "index.html"
+    notes = "<!DOCTYPE html>\n<html><body><h1>Lab notebook</h1></body></html>\n"
+    page.write_text(notes)
+    result = CliRunner().invoke(app, ["report", str(results), "-o", str(page)])
+    assert result.exit_code == 1, result.output
+    assert f"{page} exists and is no output of jellyroll" in _one_line(result.stderr)
+    assert page.read_text() == notes
+    report = tmp_path / "report.html"
+    for _ in range(2):  # written, then replaced by the rerun
+        result = CliRunner().invoke(app, ["report", str(results), "-o", str(report)])
+        assert result.exit_code == 0, result.output

@@ -3,9 +3,9 @@ a silent default), shared by the CLI, the TOML of ``jellyroll run`` and Python."
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
 Options = TypeVar("Options", bound="StageOptions")
 
@@ -15,9 +15,28 @@ class StageOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_true_or_false_for_a_number(cls, value: Any, info: ValidationInfo) -> Any:
+        """Refuse true/false (TOML, Python) for an option that is no switch: pydantic took
+        ``dstar_min_intensity = true`` as 1.0 (d* blanked almost everywhere) and
+        ``xct_voxel_um = true`` as 1 um voxels, exit 0; the command line gives no bool."""
+        field = cls.model_fields.get(info.field_name or "")
+        items = value if isinstance(value, list | tuple) else (value,)
+        if field is None or _admits_bool(field.annotation):
+            return value
+        if any(isinstance(item, bool) for item in items):
+            raise ValueError(f"{str(value).lower()} is no value of this option: it is no switch")
+        return value
+
     def key_payload(self) -> dict[str, Any]:
         """The options as JSON-able values, for stage keys and provenance records."""
         return self.model_dump(mode="json")
+
+
+def _admits_bool(annotation: Any) -> bool:
+    """Whether the type ``annotation`` (a union, tuple, ... of them) takes true/false."""
+    return annotation is bool or any(_admits_bool(arg) for arg in get_args(annotation))
 
 
 class OptionsError(ValueError):

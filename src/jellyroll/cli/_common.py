@@ -66,8 +66,9 @@ def check_output_file(
 
 def _written_by(path: Path) -> str | None:
     """The command (or stage) whose output the existing file ``path`` is: the stage its
-    root records, ``reduce`` for a run index, ``report`` for an HTML page; None for any
-    other file."""
+    root records, ``reduce`` for a run index, ``report`` for a page that begins as the
+    report's renderer begins every page; None for any other file (any HTML page was taken
+    for a report: `report -o index.html` replaced a hand-written page, exit 0)."""
     import h5py
 
     from jellyroll.results.store import INDEX_STAGES, STAGE
@@ -81,9 +82,18 @@ def _written_by(path: Path) -> str | None:
         except OSError:
             return None
         return None if stage is None else str(stage)
+    start = _report_start()
     with path.open("rb") as handle:
-        head = handle.read(64).lstrip().lower()
-    return "report" if head.startswith((b"<!doctype html", b"<html")) else None
+        head = handle.read(len(start))
+    return "report" if head == start else None
+
+
+def _report_start() -> bytes:
+    """How every HTML report of jellyroll begins: its renderer's text up to the title."""
+    from jellyroll.report.html import Report
+
+    page = Report("").render()
+    return page[: page.index("<title>") + len("<title>")].encode("utf-8")
 
 
 def check_input_file(path: Path, what: str, hint: str) -> None:

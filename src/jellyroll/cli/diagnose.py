@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -39,6 +40,7 @@ def diagnose(
     with reported_errors():
         refuse_stage_file(waxs, "the WAXS run")
         refuse_stage_file(saxs, "the SAXS run")
+        _refuse_one_run_twice(waxs, saxs)
         check_output_file(output, "results.h5", "diagnose", [*run_files(waxs), *run_files(saxs)])
         options = options_from(
             DiagnoseOptions,
@@ -55,6 +57,20 @@ def diagnose(
     )
     for note in result.notes:
         console.print(f"note: {note}")
+
+
+def _refuse_one_run_twice(waxs: Path, saxs: Path) -> None:
+    """ValueError when the WAXS and the SAXS run are one file (the same path, or a link to
+    it): `diagnose SAXS SAXS` diagnosed the SAXS maps alone, exit 0, its results without
+    the WAXS phase shares (lic6, lic12, NMC) and the cell's place, with only a note."""
+    same = waxs.resolve() == saxs.resolve() or (
+        waxs.is_file() and saxs.is_file() and os.path.samefile(waxs, saxs)
+    )
+    if same:
+        raise ValueError(
+            f"{waxs} is given as both the WAXS and the SAXS run; give the WAXS run first, "
+            "then the SAXS run of the same cell"
+        )
 
 
 def _psf_source(measured: bool, options: DiagnoseOptions) -> str:
