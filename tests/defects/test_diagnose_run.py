@@ -123,14 +123,16 @@ def test_a_cell_cut_by_the_maps_edge_is_said_to_be(shift: float, cut: bool) -> N
     assert bool(said) == cut, found.notes
 
 
-def _waxs_maps_run(folder: Path) -> Path:
-    """``folder/waxs.h5``: a run whose maps stage file holds graphite phase maps only."""
+def _waxs_maps_run(folder: Path, extra: dict[str, Map] | None = None) -> Path:
+    """``folder/waxs.h5``: a run whose maps stage file holds graphite phase maps (and the
+    ``extra`` maps)."""
     from jellyroll.results import write_map_set
 
     run = folder / "waxs.h5"
     axis = (np.arange(N) - (N - 1) / 2) * 20.0
     rng = np.random.default_rng(2)
     maps = {name: Map(rng.random((N, N)), "a.u.") for name in ("lic6", "lic12", "graphite_poor")}
+    maps.update(extra or {})
     write_map_set(run, MapSet(maps, axis, axis), {})
     with h5py.File(run, "w") as index:  # an index linking the maps alone
         index["entry/maps"] = h5py.ExternalLink(stage_file(run, "maps").name, "/entry/maps")
@@ -156,6 +158,92 @@ def test_waxs_and_saxs_runs_given_the_wrong_way_round_are_refused(
     assert not output.exists()
     right = CliRunner().invoke(app, ["diagnose", str(waxs), str(saxs), "-o", str(output)])
     assert right.exit_code == 0, right.output
+
+
+def test_the_saxs_maps_come_from_the_saxs_run(tmp_path: Path, saxs_maps_run) -> None:
+    """A WAXS run that holds SAXS maps too (its q range reaching 0.025-0.1 1/A) replaced the
+    SAXS run's intensity and d* (joined, the WAXS run won on equal names): the SAXS run's
+    bright spot was not found (0 agglomerates for 1), exit 0. A SAXS run given as the WAXS
+    one (SAXS maps, no phase map) is refused."""
+    saxs = saxs_maps_run(tmp_path, _disk_map(1.0))
+    spotless = np.where(np.abs(_disk_map(1.0)) > 2.0, 1.0, _disk_map(1.0))
+    extra = {"saxs_intensity": Map(spotless, "1/A"), "d_star_nm": Map(np.full((N, N), 30.0), "nm")}
+    waxs = _waxs_maps_run(tmp_path, extra)
+    found = run_diagnose({"waxs": waxs, "saxs": saxs}, tmp_path / "results.h5")
+    assert len(found.agglomerates) == 1
+    assert np.nanmedian(found.maps["d_star_nm"]) == 12.0  # the SAXS run's
+    other = tmp_path / "other"
+    other.mkdir()
+    with pytest.raises(RunFileError, match=r"given as the WAXS run, but it holds SAXS maps"):
+        run_diagnose({"waxs": saxs_maps_run(other, spotless), "saxs": saxs}, tmp_path / "r2.h5")
+
+
+def _cell_attenuation(seed: int) -> np.ndarray:
+    """(N, N) attenuation of a cell off no symmetry: a casing ring, a core hole, an
+    off-centre dense tab and a bar, with independent noise (a scan's own diode) per seed."""
+    y, x = np.mgrid[:N, :N] - (N - 1) / 2
+    r = np.hypot(x, y)
+    image = 0.5 * (r < 0.42 * N) + 1.0 * ((r > 0.42 * N) & (r < 0.46 * N)) - 0.5 * (r < 3)
+    image = image + 3.0 * (np.hypot(x - 9, y + 6) < 4) + 2.0 * ((np.abs(y - 8) < 3) & (x > 2))
+    return image + 0.1 * np.random.default_rng(seed).standard_normal((N, N))
+
+
+def _runs_with_attenuation(folder: Path, waxs_attenuation: np.ndarray) -> dict[str, Path]:
+    """A SAXS and a WAXS run (their maps stage files and indices) on one grid, both with an
+    attenuation map: the SAXS one as measured, the WAXS one ``waxs_attenuation``."""
+    from jellyroll.results import write_map_set
+
+    axis = (np.arange(N) - (N - 1) / 2) * 20.0
+    rng = np.random.default_rng(2)
+    waxs_maps = {
+        name: Map(rng.random((N, N)), "a.u.") for name in ("lic6", "lic12", "graphite_poor")
+    }
+    saxs_maps = {
+        "saxs_intensity": Map(_disk_map(1.0), "1/A"),
+        "d_star_nm": Map(np.full((N, N), 12.0), "nm"),
+    }
+    runs = {}
+    for kind, maps, attenuation in (
+        ("saxs", saxs_maps, _cell_attenuation(0)),
+        ("waxs", waxs_maps, waxs_attenuation),
+    ):
+        run = runs[kind] = folder / f"{kind}.h5"
+        maps = {**maps, "attenuation": Map(attenuation, "1/um")}
+        write_map_set(run, MapSet(maps, axis, axis), {})
+        with h5py.File(run, "w") as index:
+            index["entry/maps"] = h5py.ExternalLink(stage_file(run, "maps").name, "/entry/maps")
+    return runs
+
+
+@pytest.mark.parametrize(
+    ("turn", "how"),
+    [
+        (np.rot90, "turned by 90 deg"),
+        (lambda a: a[::-1, ::-1], "turned by 180 deg"),
+        (lambda a: a[::-1], "turned by 180 deg and mirrored"),
+    ],
+)
+def test_waxs_and_saxs_maps_turned_against_each_other_are_refused(
+    tmp_path: Path, turn, how: str
+) -> None:
+    """The WAXS scan's rotation angles 90 deg on from the SAXS scan's (a stage homed again
+    between them; + 180 deg; their sign reversed: a mirror) turn its maps against the SAXS
+    maps: the tiny twin's case-B agglomerate read 0.03 poorly lithiated graphite inside for
+    0.37, exit 0. Both scans' attenuation maps show it: turned back they correlate 0.98
+    here, as given < 0.45 (the margin is 0.2; the same way round, 0.98 against 0.57)."""
+    runs = _runs_with_attenuation(tmp_path, turn(_cell_attenuation(1)))
+    with pytest.raises(
+        RunFileError, match=f"not show the cell the same way round: the SAXS map {how}"
+    ):
+        run_diagnose(runs, tmp_path / "results.h5")
+    assert not (tmp_path / "results.h5").exists()
+
+
+def test_waxs_and_saxs_maps_the_same_way_round_are_diagnosed(tmp_path: Path) -> None:
+    """Control: the two scans' attenuation maps with their own noise, the same way round."""
+    runs = _runs_with_attenuation(tmp_path, _cell_attenuation(1))
+    run_diagnose(runs, tmp_path / "results.h5")
+    assert (tmp_path / "results.h5").is_file()
 
 
 def test_the_slices_phase_shares_are_over_pixels_with_every_phase() -> None:

@@ -5,6 +5,7 @@ each defect, and summarise."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from typing import Any
 import h5py
 import numpy as np
 import pandas as pd
+from scipy import ndimage
 
 from jellyroll.conventions import finite_median, px_to_um
 from jellyroll.defects._common import phase_amounts
@@ -150,6 +152,8 @@ def _gather_maps(runs: dict[str, Path]) -> MapSet:
     """The maps of every run, on one grid (refused if the grids differ)."""
     read = {kind: read_map_set(runs[kind]) for kind in sorted(runs)}
     _refuse_swapped_runs(runs, read)
+    _refuse_misregistered_runs(runs, read)
+    _keep_saxs_maps_of_the_saxs_run(read)
     gathered: MapSet | None = None
     for kind, maps in read.items():
         gathered = maps if gathered is None else gathered.joined(maps, source=str(runs[kind]))
@@ -184,7 +188,18 @@ def _gather_maps(runs: dict[str, Path]) -> MapSet:
 
 def _refuse_swapped_runs(runs: dict[str, Path], read: dict[str, MapSet]) -> None:
     """Refuse a WAXS run given as the SAXS one while the other run holds the SAXS maps:
-    the region-averaged SAXS profiles would be read from the WAXS reconstruction."""
+    the region-averaged SAXS profiles would be read from the WAXS reconstruction. Refuse as
+    well a "WAXS" run that holds SAXS maps and no phase map (a SAXS run given as the WAXS
+    one): the cell was diagnosed without its phase shares."""
+    if "waxs" in runs and "saxs" in runs:
+        waxs = read["waxs"]
+        phases = [name for name in (*GRAPHITE_PHASE_MAPS, *NMC_PHASE_MAPS) if name in waxs]
+        if not phases and MapName.SAXS_INTENSITY in waxs:
+            raise RunFileError(
+                f"{runs['waxs']}: given as the WAXS run, but it holds SAXS maps and no phase "
+                "map (lic6, lic12, NMC): a SAXS run? Give the WAXS run first, then the SAXS "
+                "run of the same cell"
+            )
     if "saxs" not in runs or MapName.SAXS_INTENSITY in read["saxs"]:
         return
     holders = [kind for kind, maps in read.items() if MapName.SAXS_INTENSITY in maps]
@@ -194,6 +209,106 @@ def _refuse_swapped_runs(runs: dict[str, Path], read: dict[str, MapSet]) -> None
             f"/entry/maps/{MapName.SAXS_INTENSITY}, while {runs[holders[0]]} (given as the "
             f"{holders[0].upper()} run) does: the runs are the wrong way round; give the WAXS "
             "run first, then the SAXS run (in a run configuration: waxs = ..., saxs = ...)"
+        )
+
+
+SAXS_MAPS = (MapName.SAXS_INTENSITY, MapName.D_STAR, MapName.D_STAR_REASON)
+
+
+def _keep_saxs_maps_of_the_saxs_run(read: dict[str, MapSet]) -> None:
+    """Leave out the SAXS maps of the WAXS run when the SAXS run has its own: joined, the
+    WAXS run's won on equal names (a WAXS q range that reaches 0.025-0.1 1/A, or another
+    SAXS run given as the WAXS one, replaced the SAXS run's intensity and d*: the tiny
+    twin's one agglomerate was not found, exit 0)."""
+    if "waxs" not in read or "saxs" not in read:
+        return
+    saxs, waxs = read["saxs"], read["waxs"]
+    shared = [name for name in SAXS_MAPS if name in waxs and name in saxs]
+    if shared:
+        kept = {name: item for name, item in waxs.maps.items() if name not in shared}
+        read["waxs"] = dataclasses.replace(waxs, maps=kept)
+
+
+REGISTRATION_MARGIN = 0.2
+"""Correlation by which the SAXS attenuation map turned or mirrored must fit the WAXS one
+better than as given for the runs to be refused as misregistered (as given, the tiny twin's
+maps correlate 1.00 and turned by 15 deg still 0.91: only gross turns stand out)."""
+REGISTRATION_STEP_DEG = 15.0
+"""Step (deg) of the turns tried by :func:`registration_fits`."""
+REGISTRATION_MAX_PX = 200
+"""Longest side (px) the maps are block-averaged down to for :func:`registration_fits`."""
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two equal-shape 1D arrays (0 when one is constant)."""
+    a, b = a - a.mean(), b - b.mean()
+    norm = float(np.sqrt(np.sum(a * a) * np.sum(b * b)))
+    return float(np.sum(a * b)) / norm if norm > 0 else 0.0
+
+
+def _block_mean(image: np.ndarray, block: int) -> np.ndarray:
+    """``image`` (ny, nx) averaged over ``block`` x ``block`` pixels (edges cut)."""
+    if block <= 1:
+        return image
+    ny, nx = (image.shape[0] // block) * block, (image.shape[1] // block) * block
+    return image[:ny, :nx].reshape(ny // block, block, nx // block, block).mean(axis=(1, 3))
+
+
+def registration_fits(
+    reference: np.ndarray, moving: np.ndarray, step_deg: float = REGISTRATION_STEP_DEG
+) -> list[tuple[float, bool, float]]:
+    """Correlation of ``moving`` (ny, nx) with ``reference`` (same grid, centred on the
+    rotation axis) turned about the grid centre by 0, ``step_deg``, ... deg, first without
+    then with its columns mirrored: ``(correlation, mirrored, turn_deg)``, the first entry
+    as given. Over the disk inscribed in the grid (a turn brings no corner in); NaN (no
+    value) as 0."""
+    block = max(1, int(np.ceil(max(reference.shape) / REGISTRATION_MAX_PX)))
+    a = _block_mean(np.nan_to_num(np.asarray(reference, dtype=np.float64)), block)
+    b = _block_mean(np.nan_to_num(np.asarray(moving, dtype=np.float64)), block)
+    y, x = np.indices(a.shape)
+    disk = np.hypot(y - (a.shape[0] - 1) / 2, x - (a.shape[1] - 1) / 2) <= min(a.shape) / 2 - 1
+    fits = []
+    for mirrored in (False, True):
+        source = a[:, ::-1] if mirrored else a
+        for turn in np.arange(0.0, 360.0, step_deg):
+            turned = (
+                ndimage.rotate(source, turn, reshape=False, order=1, mode="constant", cval=0.0)
+                if turn
+                else source
+            )
+            fits.append((_correlation(turned[disk], b[disk]), mirrored, float(turn)))
+    return fits
+
+
+def _refuse_misregistered_runs(runs: dict[str, Path], read: dict[str, MapSet]) -> None:
+    """Refuse WAXS and SAXS runs whose attenuation maps (both scans had a diode) show the
+    cell turned or mirrored against each other: the two scans' rotation angles differ by
+    an offset or a sign (a stage homed again between them, angles written the other way),
+    and the lithiation around each agglomerate of the SAXS map would be read elsewhere in
+    the WAXS maps. The WAXS angles + 90 deg gave the case-B agglomerate 0.03 poorly
+    lithiated graphite inside for 0.37, exit 0."""
+    if not {"waxs", "saxs"} <= read.keys():
+        return
+    if any(MapName.ATTENUATION not in read[kind] for kind in ("waxs", "saxs")):
+        return
+    saxs, waxs = read["saxs"], read["waxs"]
+    try:  # on the SAXS grid; grids that cannot be joined are refused by the join itself
+        both = MapSet({"saxs": saxs.maps[MapName.ATTENUATION]}, saxs.x_um, saxs.y_um).joined(
+            MapSet({"waxs": waxs.maps[MapName.ATTENUATION]}, waxs.x_um, waxs.y_um)
+        )
+    except RunFileError:
+        return
+    fits = registration_fits(both["saxs"], both["waxs"])
+    given = fits[0][0]
+    best, mirrored, turn = max(fits[1:])
+    if best > 0.5 and best > given + REGISTRATION_MARGIN:
+        how = f"turned by {turn:g} deg" + (" and mirrored" if mirrored else "")
+        raise RunFileError(
+            f"{runs['waxs']}, {runs['saxs']}: the WAXS and SAXS attenuation maps do not show "
+            f"the cell the same way round: the SAXS map {how} matches the WAXS one "
+            f"(correlation {best:.2f}, as given {given:.2f}); the scans' rotation angles "
+            "differ by an offset or a sign (stage homed again, angles written the other "
+            "way, another unit): correct the rotation angles of one scan and reduce it again"
         )
 
 
