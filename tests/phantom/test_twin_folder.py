@@ -158,3 +158,15 @@ def test_the_demo_rebuilds_only_the_twins_of_other_settings(tmp_path: Path, monk
     assert built == [("aged_charged", 1)]  # both as asked: reused
     demo(0)
     assert built == [("aged_charged", 1), ("fresh_charged", 0), ("aged_charged", 0)]
+
+
+def test_the_demo_never_replaces_a_demo_toml_of_the_users(tmp_path: Path) -> None:
+    """`jellyroll demo -o DIR` wrote its configuration over DIR/demo.toml, whatever it was,
+    exit 0. One the demo wrote is still replaced (a rerun)."""
+    (tmp_path / "demo.toml").write_text("# my own settings\n")
+    result = CliRunner().invoke(app, ["demo", "--size", "tiny", "-o", str(tmp_path)])
+    assert result.exit_code == 1 and "no demo configuration of jellyroll's" in result.output
+    assert (tmp_path / "demo.toml").read_text() == "# my own settings\n"
+    assert phantom_write.foreign_demo_config(tmp_path) == tmp_path / "demo.toml"
+    phantom_write.demo_config(tmp_path / "earlier", tmp_path / "twins", "tiny")
+    assert phantom_write.foreign_demo_config(tmp_path / "earlier") is None

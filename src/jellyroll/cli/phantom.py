@@ -83,16 +83,28 @@ def demo(
 ) -> None:
     """Build a fresh and an aged twin, run the whole pipeline on both, write the report.
 
-    Twins already in OUTPUT/twins are reused when they were built with this size and seed;
-    any other is rebuilt (and the stages downstream of it rerun).
+    OUTPUT holds no demo.toml but an earlier demo's. Twins already in OUTPUT/twins are
+    reused when they were built with this size and seed; any other is rebuilt (and the
+    stages downstream of it rerun).
     """
-    from jellyroll.phantom.write import demo_config, twin_mismatch, write_phantom
+    from jellyroll.phantom.write import (
+        demo_config,
+        foreign_demo_config,
+        twin_mismatch,
+        write_phantom,
+    )
     from jellyroll.pipeline import load_config, run_pipeline
 
     _check_settings(preset="fresh_charged", size=size, seed=seed, operando_steps=0)
     start = time.perf_counter()
     twins = output / "twins"
     with reported_errors():
+        foreign = foreign_demo_config(output)
+        if foreign is not None:  # a user's own demo.toml in the folder was replaced, exit 0
+            raise ValueError(
+                f"{foreign} exists and is no demo configuration of jellyroll's; give a new "
+                "or empty folder, or an earlier demo's, as -o"
+            )
         for preset in ("fresh_charged", "aged_charged"):
             folder = twins / preset
             # CT volumes for the aged cell only: its report gets the correlative section (the

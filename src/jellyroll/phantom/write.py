@@ -1003,6 +1003,24 @@ def _write_potentiostat_log(path: Path, start: datetime, stop: datetime) -> None
         tmp.write_text("\n".join(lines) + "\n")
 
 
+DEMO_TITLE_LINE = 'title = "jellyroll demo: fresh vs aged digital-twin cell"'
+"""The first line of the demo's configuration: what marks a folder as an earlier demo's."""
+
+
+def foreign_demo_config(folder: Path) -> Path | None:
+    """``folder/demo.toml`` when it exists and is no demo configuration of jellyroll's (it
+    does not begin with :data:`DEMO_TITLE_LINE`): a file of the user's that the demo would
+    replace; None otherwise."""
+    config = folder / "demo.toml"
+    if not config.exists():
+        return None
+    if config.is_file():
+        with config.open(encoding="utf-8", errors="replace") as handle:
+            if handle.readline().rstrip("\n") == DEMO_TITLE_LINE:
+                return None
+    return config
+
+
 def demo_config(output: Path, twins: Path, size: str) -> Path:
     """Write the ``jellyroll run`` configuration of the demo (fresh vs aged twin) and
     return its path; q ranges and bins are those of the twin's detectors, and each cell
@@ -1010,7 +1028,7 @@ def demo_config(output: Path, twins: Path, size: str) -> Path:
     X-ray and neutron CT volumes where the twin has them (the correlative section)."""
     q = q_grids(SIZES[size])
     lines = [
-        'title = "jellyroll demo: fresh vs aged digital-twin cell"',
+        DEMO_TITLE_LINE,
         'output = "."',
         "[waxs]",
         f"npt = {q.waxs.size}",
