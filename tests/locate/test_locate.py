@@ -4,6 +4,7 @@ contract through the CLI, and one clear error per bad input."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -287,6 +288,55 @@ def test_bad_maps_and_volumes_are_refused(twin: Twin) -> None:
     # the housing ring alone: centre and scale, but no angle to find
     with pytest.raises(ValueError, match=r"no angular structure.*--map attenuation"):
         locate_slice(twin.raster.fractions["casing"], twin.pixel_size_um, volume, VOXEL_UM)
+
+
+@pytest.mark.parametrize("factor", [0.95, 1.05])
+def test_a_map_pixel_a_few_percent_off_is_refused(twin: Twin, factor: float) -> None:
+    """The map's pixel given 5 % too small or too large (under the cell-size check's 15 %):
+    it was placed 21-26 deg and 20-30 um off at similarity 0.44-0.53 (over the 0.3 floor),
+    exit 0; at the scale it implies it places at 0.90-0.91. The scale is found within 0.001
+    at the right sizes and at these (tiny twins: 0.9998-1.0005 at the right sizes); 0.005
+    leaves room for the parabola through the 1 % steps."""
+    volume, _ = placed_xray(twin, 0)
+    with pytest.raises(ValueError, match=r"best scaled by .*--xct-voxel-um") as refused:
+        locate_slice(twin.mu_xray_per_um, factor * twin.pixel_size_um, volume, VOXEL_UM)
+    scale = float(re.search(r"best scaled by ([0-9.]+)", str(refused.value)).group(1))
+    assert scale == pytest.approx(factor, abs=0.005)
+
+
+def test_a_cell_cut_off_on_one_side_is_refused(twin: Twin) -> None:
+    """A field of view that cuts the cell off on one side misleads the polar search: the
+    X-ray volume's first 12 rows and columns left out (2.7 % of the cell cut off) placed
+    the slice 3.7 deg and 53 um off at similarity 0.74; the map's first 16 (3.9 %) had the
+    right map refused as mirrored, and the map mirrored as told placed 60 deg off at 0.52,
+    both exit 0. The shift of what is left is 0.022-0.024 radii (the limit: 0.018)."""
+    volume, _ = placed_xray(twin, 0)
+    image, pixel = twin.mu_xray_per_um, twin.pixel_size_um
+    with pytest.raises(ValueError, match=r"outside the X-ray volume's field of view.*on one side"):
+        locate_slice(image, pixel, volume[:, 12:, 12:], VOXEL_UM)
+    volume, _ = placed_xray(twin, 1)
+    centre = (16 / 2) * pixel  # the centre of the map's last 88 of 104 pixels, y and x
+    for cut, centre_um in ((image[16:, 16:], (centre, centre)), (image[16:, 16:][:, ::-1],
+                                                                 (centre, -centre))):  # fmt: skip
+        with pytest.raises(ValueError, match=r"outside the map's field of view.*on one side"):
+            locate_slice(cut, pixel, volume, VOXEL_UM, centre_um=centre_um)
+
+
+def test_a_cell_cut_off_on_every_side_alike_or_with_holes_is_placed(twin: Twin) -> None:
+    """The map's outer 8 pixels NaN (3.3 % of the cell cut off, all round: what is left is
+    centred 0.015 radii off) is placed as the whole map is (seed 0: 0.11 deg, 1.6 um; 0.14
+    deg, 1.1 um whole); so is a map with a NaN hole off the cell's centre (6 % of the cell,
+    masked pixels inside the field of view, not a cut: 0.22 deg, 1.6 um)."""
+    volume, truth = placed_xray(twin, 0)
+    border = twin.mu_xray_per_um.copy()
+    border[:8], border[-8:], border[:, :8], border[:, -8:] = np.nan, np.nan, np.nan, np.nan
+    holed = twin.mu_xray_per_um.copy()
+    y, x = np.indices(holed.shape)
+    holed[np.hypot(y - 30, x - 70) < 12] = np.nan
+    for image in (border, holed):
+        found = locate_slice(image, twin.pixel_size_um, volume, VOXEL_UM)
+        _, rotation, shift = placement_errors(found.map_to_xct, truth)
+        assert rotation <= 0.5 and shift <= VOXEL_UM
 
 
 FUSED_WINDOW = (-0.0001, 0.001)

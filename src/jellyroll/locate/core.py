@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import ndimage, optimize
+from scipy import ndimage, optimize, spatial
 
 from jellyroll.nxct.register import (
     _find_axis_coarse,
@@ -181,6 +181,7 @@ def locate_slice(
     max_tilt_deg: float = 0.0,
     min_similarity: float = 0.3,
     progress: Callable[[float], None] | None = None,
+    check_scale: bool = True,
 ) -> Location:
     """Place the map ``image`` (ny, nx) of ``pixel_um`` pixels in ``volume`` (nz, ny, nx; an
     array or a slab-readable source) of ``voxel_um`` voxels (module docstring).
@@ -188,12 +189,16 @@ def locate_slice(
     ``centre_um``: (y, x) of the map grid's centre in the map frame. ``max_voxels``: size of
     the coarse copy; ``max_points``: map pixels used by the fine refinement; ``max_tilt_deg``:
     bound of the tilt away from the cell axis (0: the plane stays perpendicular to it).
+    ``check_scale``: where the map's cell is more than :data:`MAX_SCALE_ERROR` larger or
+    smaller than the volume's, place it at that scale too and compare (twice the time).
     Raises ``ValueError`` with what to give when the map is empty, no cell is found, the
     cell's size differs between map and volume, the plane leaves the volume or the best
-    similarity stays under ``min_similarity``.
+    similarity stays under ``min_similarity``, or (``check_scale``) the map placed at the
+    scale it implies matches better (:func:`_check_scale`).
     """
     start = time.perf_counter()
     say = progress or (lambda fraction: None)
+    measured = np.isfinite(np.asarray(image, dtype=np.float32))
     image = _valid_map(image)
     if not pixel_um > 0 or not voxel_um > 0:
         raise ValueError(f"pixel sizes must be positive, got map {pixel_um}, volume {voxel_um}")
@@ -226,15 +231,37 @@ def locate_slice(
         raise ValueError("the map is constant: no cell outline to place")
     cell_yx = map_grid.origin_um[1:] + np.array(found[:2]) * pixel_um
     map_radius = float(np.sqrt(found[2] / np.pi) * pixel_um)
+    radius_um = max(map_radius, axis.radius_um)  # a cell cut off looks smaller
+
+    def check_fields(height_um: float) -> None:  # height_um: along the axis, axis frame
+        on_axis = np.linalg.inv(axis.to_axis_frame()) @ np.array([height_um, 0.0, 0.0, 1.0])
+        _check_field(
+            _clipped(on_axis[1:3], radius_um, _field_inside(shape[1:], voxel_um)), radius_um,
+            "the X-ray volume's field of view", f"{shape[1]} x {shape[2]} voxels",
+            "a volume whose field of view holds the whole cell",
+        )  # fmt: skip
+        _check_field(
+            _clipped(cell_yx, radius_um, _map_inside(measured, map_grid)), radius_um,
+            "the map's field of view", f"{image.shape[0]} x {image.shape[1]} pixels, NaN "
+            "unmeasured", "a map that holds the whole cell (or another map, --map)",
+        )  # fmt: skip
+
     check_same_cell(
         2 * map_radius, 2 * axis.radius_um,
         f"the map ({pixel_um:g} um pixels)", f"the volume ({voxel_um:g} um voxels)",
         "the voxel size (--xct-voxel-um)",
     )  # fmt: skip
-    angle, height, coarse_profile = _global_search(
-        map_grid, cell_yx, coarse, coarse_voxel, to_fine, axis.to_axis_frame(), axis.radius_um,
-        work_um,
-    )  # fmt: skip
+    try:
+        angle, height, coarse_profile, scale = _global_search(
+            map_grid, cell_yx, coarse, coarse_voxel, to_fine, axis.to_axis_frame(),
+            axis.radius_um, work_um,
+        )  # fmt: skip
+    except NoAngleError:
+        raise
+    except ValueError:  # "better mirrored": a cell cut off on one side says so
+        check_fields(0.0)  # at the middle of the stack: no height was found
+        raise
+    check_fields(height)
     say(0.6)
     cell = np.array([0.0, *cell_yx])
     pose = (
@@ -274,6 +301,20 @@ def locate_slice(
     say(0.95)
     _check_inside(metric.points, pose, shape, voxel_um)
     similarity = _Metric.at(points, values, coarse_grid, metric.detail, pose).parts(pose)[0]
+    if check_scale and abs(scale - 1.0) > MAX_SCALE_ERROR:
+
+        def scaled() -> float:  # the map at the pixel size it implies; -1 where refused
+            try:
+                return locate_slice(
+                    image, pixel_um / scale, volume, voxel_um, max_voxels=max_voxels,
+                    centre_um=(centre_um[0] / scale, centre_um[1] / scale),
+                    max_points=max_points, max_tilt_deg=max_tilt_deg, min_similarity=-1.0,
+                    check_scale=False,
+                ).similarity  # fmt: skip
+            except ValueError:
+                return -1.0
+
+        _check_scale(scale, similarity, scaled(), float(pixel_um), float(voxel_um))
     if not similarity >= min_similarity:
         raise ValueError(
             f"no slice of the X-ray volume matches the map (best correlation {similarity:.2f} "
@@ -291,6 +332,78 @@ def locate_slice(
         pose, similarity, heights, profile, coarse_profile, time.perf_counter() - start,
         interval, defects,
     )  # fmt: skip
+
+
+MAX_CLIP_SHIFT = 0.018
+"""Largest shift (fraction of the cell's radius) of the centroid of the part of the cell's
+cross-section inside the map's or the volume's field of view from the cell's centre
+(:func:`_check_field`): a field that cuts the cell off on one side. Cut off on all sides
+alike the cell keeps its centre and is placed (the map's outer 8 pixels NaN: 3.3 % cut off,
+shift 0.015, placed as whole). Measured on the tiny twin (placements 0-2, the field cut at a
+corner): wrong placements, exit 0, from a shift of 0.022 (the volume's, 2.7 % cut off: 3.7
+deg and 53 um off; at 0.050, 34.6 deg), and from 0.024 the right map refused as mirrored,
+the map mirrored then placed 60 deg off; right placements up to 0.031 too (what is cut off
+matters, not only how much): the limit refuses some of those."""
+
+
+def _field_inside(shape_yx: tuple[int, ...], voxel_um: float) -> Callable[[np.ndarray], np.ndarray]:
+    """Whether (n, 2) points (y, x) um of a volume's centred frame lie in its ``shape_yx``
+    in-plane field of ``voxel_um`` voxels."""
+    half = np.asarray(shape_yx, dtype=np.float64) * voxel_um / 2
+    return lambda points: np.all(np.abs(points) <= half, axis=1)
+
+
+def _map_inside(measured: np.ndarray, grid: _Grid) -> Callable[[np.ndarray], np.ndarray]:
+    """Whether (n, 2) points (y, x) um of the map frame lie in the map's field of view: the
+    convex hull of its measured (finite) pixels ``measured`` (ny, nx) bool on ``grid``'s
+    lattice, to their outer edges. A scan's field is convex (a rectangle, a reconstruction's
+    circle); NaN holes and stripes inside it are masked pixels, not a cut through the cell
+    (the tiny twin placed as well with them)."""
+    edge = measured & ~ndimage.binary_erosion(measured, border_value=0)
+    half = np.array([[-0.5, -0.5], [-0.5, 0.5], [0.5, -0.5], [0.5, 0.5]])
+    corners = (np.argwhere(edge)[:, None, :] + half[None]).reshape(-1, 2)
+    hull = spatial.Delaunay(corners[spatial.ConvexHull(corners).vertices])
+
+    def inside(points: np.ndarray) -> np.ndarray:
+        return hull.find_simplex((points - grid.origin_um[1:]) / grid.voxel_um) >= 0
+
+    return inside
+
+
+def _clipped(
+    centre_yx_um: np.ndarray, radius_um: float, inside: Callable[[np.ndarray], np.ndarray]
+) -> tuple[float, float]:
+    """The fraction of the disk of ``radius_um`` about ``centre_yx_um`` (um) outside a field
+    of view (points not ``inside`` it, a 201 x 201 lattice over the disk) and the shift of
+    the centroid of the rest from the centre (fraction of the radius)."""
+    offsets = np.linspace(-radius_um, radius_um, 201)
+    dy, dx = np.meshgrid(offsets, offsets, indexing="ij")
+    disk = np.hypot(dy, dx) <= radius_um
+    points = np.column_stack([dy[disk], dx[disk]])
+    seen = inside(points + np.asarray(centre_yx_um, dtype=np.float64))
+    if not seen.any():
+        return 1.0, 1.0
+    shift = float(np.hypot(*points[seen].mean(axis=0))) / radius_um
+    return float(1.0 - seen.mean()), shift
+
+
+def _check_field(
+    clipped: tuple[float, float], radius_um: float, field: str, extent: str, remedy: str
+) -> None:
+    """ValueError when the part of the cell's cross-section (``radius_um``) inside a field of
+    view (``clipped``: fraction cut off, centroid shift, :func:`_clipped`) is off-centre by more
+    than :data:`MAX_CLIP_SHIFT`: a cell cut off on one side misleads the polar search
+    (rotation, handedness, scale) into a wrong placement with exit 0, or into a refusal that
+    blames the handedness."""
+    fraction, shift = clipped
+    if shift > MAX_CLIP_SHIFT:
+        raise ValueError(
+            f"{100 * fraction:.1f} % of the cell's cross-section ({2 * radius_um:.0f} um across, "
+            f"the larger of the map's and the volume's) lies outside {field} ({extent}), on one "
+            f"side: what is left is centred {shift:.3f} radii off the cell's centre (at most "
+            f"{MAX_CLIP_SHIFT}), and a cell cut off on one side is placed wrong "
+            f"(the rotation, handedness and scale rest on its whole outline); give {remedy}"
+        )
 
 
 def _valid_map(image: np.ndarray) -> np.ndarray:
@@ -331,9 +444,10 @@ def _global_search(
     step_um: float,
     step_deg: float = 0.5,
     bins: int = 32,
-) -> tuple[float, float, np.ndarray]:
+) -> tuple[float, float, np.ndarray, float]:
     """Angle (deg; Rz of the map about its cell centre into the axis frame), height (um, axis
-    frame) and the per-height best polar correlation of the coarse slices (step 2).
+    frame), the per-height best polar correlation of the coarse slices (step 2) and the map's
+    scale against the volume at the best height (:func:`_map_scale`).
     ValueError when the mirrored map matches better (:data:`MIRROR_MARGIN`)."""
     radii = np.arange(0.15 * radius_um, 1.05 * radius_um, step_um)
     n_angles = round(360 / step_deg)
@@ -379,7 +493,78 @@ def _global_search(
             "housing's?): the rotation cannot be found; give a map of the cell's inside "
             "(--map attenuation or --map summed)"
         )
-    return float(best_angles[best]), float(heights[best]), scores
+    scale = _map_scale(
+        map_grid, map_centre, cell_yx, radii, angles, volume_polar[best], weight, bins
+    )
+    return float(best_angles[best]), float(heights[best]), scores, scale
+
+
+MAX_SCALE_ERROR = 0.01
+"""Largest departure from 1 of the map's scale against the volume's (:func:`_map_scale`)
+placed without a second look (:func:`_check_scale`). Measured on the tiny twin of seed 3
+(placements 0-3): the scale found within 0.0005 of the truth at the right sizes,
+0.0002-0.002 off at 1-1.5 % wrong; with the map's pixel 1 % off the worst rotation error grew
+from 0.31 to 0.87 deg (the bar: 0.5), 1.5 % off placed one slice 8.7 deg and 46 um off, 2 %
+one 11.7 deg off and on the wrong side of the stack, exit 0."""
+
+SCALE_MARGIN = 0.01
+"""How much better the map placed at the scale it implies must match (similarity) for the
+sizes given to be refused (:func:`_check_scale`). Measured on the tiny twin: 0.02 better with
+the pixel 1.2 % off, 0.06 at 1.5 %, 0.37 at 5 %; 0.24-0.26 worse for a cell cut off by the
+volume's field of view, whose polar scale misled (1.05-1.06)."""
+
+SCALE_STEPS = np.arange(-20, 21) * 0.01
+"""Departures from 1 of the map's scale scanned by :func:`_map_scale`: past
+:data:`jellyroll.nxct.register.CELL_SIZE_TOLERANCE` (15 %), in steps under the peak's half
+width (the tiny twin: 0.88 at the right scale, 0.84 one step off, 0.58 four steps off)."""
+
+
+def _map_scale(
+    map_grid: _Grid, map_centre: np.ndarray, cell_yx: np.ndarray, radii: np.ndarray,
+    angles: np.ndarray, volume_polar: np.ndarray, weight: np.ndarray, bins: int,
+) -> float:  # fmt: skip
+    """How many times larger (um) the cell is in the map than in the volume: the factor
+    ``s`` (within 1 + :data:`SCALE_STEPS`, refined by a parabola) for which the map's polar
+    samples at radii ``s * radii`` (um) best match the volume's ``volume_polar`` (nr, na) of
+    its best slice at ``radii``, over all angles. 1 when the pixel and voxel sizes are right."""
+    v = _standard(_quantise(volume_polar, bins).astype(np.float64))
+    spectrum = np.fft.rfft(v, axis=-1)
+    scores = np.zeros(SCALE_STEPS.size)
+    for i, step in enumerate(SCALE_STEPS):
+        polar = _polar_samples(
+            map_grid.values, map_grid.voxel_um, _translation(map_centre),
+            _translation(-np.array([0.0, *cell_yx])), (1.0 + step) * radii, angles, np.zeros(1),
+        )[0]  # fmt: skip
+        m = _standard(_quantise(polar, bins).astype(np.float64)) * weight
+        corr = np.fft.irfft(np.conj(np.fft.rfft(m, axis=-1)) * spectrum, n=angles.size, axis=-1)
+        scores[i] = corr.sum(axis=0).max() / np.sqrt(np.sum(m**2) * np.sum(v**2))
+    step = float(SCALE_STEPS[1] - SCALE_STEPS[0])
+    return 1.0 + float(SCALE_STEPS[0]) + _peak(scores, circular=False) * step
+
+
+def _check_scale(
+    scale: float, similarity: float, scaled_similarity: float, pixel_um: float, voxel_um: float
+) -> None:
+    """ValueError when the map, which matches the volume best scaled by ``scale``
+    (:func:`_map_scale`, more than :data:`MAX_SCALE_ERROR` away from 1), also places better at
+    that scale: its ``scaled_similarity`` over the ``similarity`` at the sizes given by more
+    than :data:`SCALE_MARGIN`. The map's pixel size or the volume's voxel size is wrong; under
+    the cell-size check's 15 % such a map was placed anyway: the tiny twin with its pixel
+    given 5 % too small or too large was placed 21-26 deg and 20-30 um off, at similarity
+    0.44-0.53 (0.91 at the right scale), exit 0. The second placement guards against a polar
+    scale misled by something else: a cell cut off by the volume's field of view moved it to
+    1.05 but placed best at the sizes given (0.80 against 0.54; such a cell is now refused
+    before, :func:`_check_field`)."""
+    if not scaled_similarity > similarity + SCALE_MARGIN:
+        return
+    raise ValueError(
+        f"the map matches the X-ray volume best scaled by {scale:.3f} (similarity "
+        f"{scaled_similarity:.2f} against {similarity:.2f} at {pixel_um:g} um map pixels and "
+        f"{voxel_um:g} um voxels): one of the sizes is wrong. They imply a map pixel of "
+        f"{pixel_um / scale:.4g} um for the volume's {voxel_um:g} um voxels (or a voxel of "
+        f"{voxel_um * scale:.4g} um for the map's {pixel_um:g} um pixels); check the map's "
+        "y_um / x_um axes and the X-ray voxel size (--xct-voxel-um)"
+    )
 
 
 def _standard(values: np.ndarray) -> np.ndarray:
