@@ -280,3 +280,11 @@ def test_a_toml_switch_for_a_number_is_refused_naming_the_key(tmp_path: Path) ->
     assert "maps.dstar_min_intensity" in result.stderr and "no switch" in result.stderr
     config.write_text(f"output = 'out'\n[maps]\nq_check = false\ndenoise = true\n{cell}")
     assert load_config(config).maps.q_check is False
+
+
+def test_a_lag_no_charge_can_reach_is_refused() -> None:
+    """`min_lag_soc = 1` (or more) can never be passed within one charge: every series
+    found 0 damaged zones, exit 0."""
+    with pytest.raises(ValueError, match=r"min_lag_soc"):
+        OperandoOptions(min_lag_soc=1.0)
+    assert OperandoOptions(min_lag_soc=0.5).min_lag_soc == 0.5

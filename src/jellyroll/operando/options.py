@@ -30,7 +30,10 @@ class OperandoOptions(StageOptions):
         0.2, gt=0, lt=1, description="Graphite where its signal reaches this fraction of p99."
     )
     min_lag_soc: float = Field(
-        0.1, gt=0, description="A pixel lagging the anode by more than this (SOC) is a zone."
+        0.1,
+        gt=0,
+        lt=1,
+        description="A pixel lagging the anode by more than this (SOC, under 1) is a zone.",
     )
     min_zone_pixels: int = Field(2, ge=1, description="Smallest lagging zone kept (pixels).")
     ring_width_um: float = Field(
