@@ -495,3 +495,17 @@ def test_the_datasets_of_one_file_have_keys_of_their_own(tmp_path: Path) -> None
     raw, filtered = (f"{tmp_path / 'cell.h5'}::/{name}" for name in ("raw", "filtered"))
     assert volume_fingerprints([raw]) != volume_fingerprints([filtered])
     assert volume_fingerprints([raw, filtered]) != volume_fingerprints([filtered, raw])
+
+
+def test_one_volume_under_two_names_is_refused_as_both(tmp_path: Path) -> None:
+    """A hard link of the X-ray volume given as the neutron one passed (only the resolved
+    paths were compared): the volume was registered onto itself, exit 0."""
+    from jellyroll.io.volumes import refuse_same_volume
+
+    xct = tmp_path / "xct.tif"
+    tifffile.imwrite(xct, np.zeros((2, 4, 4), np.uint16))
+    os.link(xct, tmp_path / "nct.tif")
+    with pytest.raises(ValueError, match="given as both the X-ray and the neutron volume"):
+        refuse_same_volume(xct, tmp_path / "nct.tif")
+    tifffile.imwrite(tmp_path / "other.tif", np.zeros((2, 4, 4), np.uint16))
+    refuse_same_volume(xct, tmp_path / "other.tif")

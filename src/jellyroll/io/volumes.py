@@ -601,7 +601,10 @@ def refuse_same_volume(xct: str | os.PathLike[str], nct: str | os.PathLike[str])
     and dataset): ``jellyroll nxct XCT XCT`` registered a volume onto itself, exit 0."""
     (x_file, x_set), (n_file, n_set) = split_dataset(xct), split_dataset(nct)
     same_set = (x_set or "").strip("/") == (n_set or "").strip("/")
-    if x_file.resolve() == n_file.resolve() and same_set:
+    same_file = x_file.resolve() == n_file.resolve() or (
+        x_file.exists() and n_file.exists() and os.path.samefile(x_file, n_file)
+    )  # a hard link is the same file under another name
+    if same_file and same_set:
         raise ValueError(
             f"{xct} is given as both the X-ray and the neutron volume; give the neutron CT "
             "volume of the same cell as the second"
