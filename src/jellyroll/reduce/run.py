@@ -29,7 +29,7 @@ import numba
 import numpy as np
 
 from jellyroll import __version__
-from jellyroll.conventions import per_angstrom, unit_text
+from jellyroll.conventions import is_full_turn, per_angstrom, unit_text
 from jellyroll.io.lock import output_lock
 from jellyroll.io.nexus import nx_group, set_default
 from jellyroll.io.poni import PoniError
@@ -888,16 +888,30 @@ def _place_block(
         placed[start + pick] = True
 
 
-def _line_ends_problem(
-    sums: h5py.Dataset, count: h5py.Dataset, transmission: np.ndarray | None, air: np.ndarray
-) -> str | None:
-    """Why the line ends (``air`` columns) are not air (:func:`air_columns_problem`), or
-    None: the air subtraction and the attenuation's reference both take them as air."""
+def _air_ends(
+    sums: h5py.Dataset,
+    count: h5py.Dataset,
+    transmission: np.ndarray | None,
+    rotation_angle_deg: np.ndarray,
+) -> tuple[np.ndarray, str | None]:
+    """The line ends taken as air (translation indices) and why they are not air
+    (:func:`air_columns_problem`; None when they are): the air subtraction and the
+    attenuation's reference both take them as air. Both ends (:func:`edge_columns`); in a
+    full turn one end alone when only that one is air: a half acquisition (the axis near
+    the other end, which lies in the sample) lost its attenuation and air subtraction."""
     total = np.empty(count.shape)
     for row in range(count.shape[0]):
         with np.errstate(invalid="ignore", divide="ignore"):
             total[row] = np.sum(sums[row], axis=1) / count[row]  # NaN: missing cell
-    return air_columns_problem(total, transmission, air)
+    both = edge_columns(count.shape[1])
+    problem = air_columns_problem(total, transmission, both)
+    if problem is None or not is_full_turn(rotation_angle_deg):
+        return both, problem
+    half = both.size // 2
+    for end in (both[:half], both[half:]):
+        if air_columns_problem(total, transmission, end) is None:
+            return end, None
+    return both, problem
 
 
 def _finish(
@@ -953,7 +967,9 @@ def _finish(
     air = edge_columns(layout.shape[1])
     problem = None
     if options.subtract_air or attenuation is not None:
-        problem = _line_ends_problem(sums, count, ratio, air)
+        air, problem = _air_ends(sums, count, ratio, layout.rotation_angle_deg)
+        if attenuation is not None and air.size < edge_columns(layout.shape[1]).size:
+            attenuation = attenuation_sinogram(ratio, air)  # relative to the air end alone
     if problem is not None and options.subtract_air:
         # rather than subtract the sample from itself
         warnings.warn(
