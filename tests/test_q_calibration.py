@@ -188,3 +188,72 @@ def test_raw_frames_reduced_with_a_distance_2_percent_long_are_refused(
         run_maps(tmp_path / "long.h5", figures=False)
     skipped = run_maps(tmp_path / "long.h5", MapsOptions(q_check=False), figures=False)
     assert "q axis check skipped" in skipped.maps.notes
+
+
+@pytest.mark.parametrize("factor", [1.0, 1.02])
+def test_a_descending_axis_is_checked_like_an_ascending_one(
+    twin_mean: tuple[np.ndarray, np.ndarray], factor: float
+) -> None:
+    """The same pattern on its axis reversed (q descending, as a run file may hold it).
+    Before, no line was found on a descending axis: "not found ... not checked", and the
+    maps of an axis stretched by 2 % were made, exit 0 (the ascending one is refused)."""
+    fractions, q = twin_mean
+    pattern = fractions @ waxs_basis(q / factor)
+    check = check_q_axis(q[::-1], pattern[::-1])
+    # the same peaks as on the ascending axis: the same factor, bit for bit
+    assert check.factor == check_q_axis(q, pattern).factor
+    assert check.factor == pytest.approx(factor, abs=5e-4)
+    if factor == 1.0:
+        assert q_axis_note(q[::-1], pattern[::-1]).startswith("q axis checked against")
+    else:
+        with pytest.raises(ValueError, match=r"off by a factor 1\.0(19|20)"):
+            q_axis_note(q[::-1], pattern[::-1])
+
+
+@pytest.mark.parametrize(
+    ("offset", "refused"),
+    [(0.0, False), (0.004, False), (-0.004, False), (0.008, True), (0.01, True)],
+)
+def test_an_axis_read_with_an_offset_is_refused(
+    twin_mean: tuple[np.ndarray, np.ndarray], offset: float, refused: bool
+) -> None:
+    """q measured = q true + offset (1/A): no common factor. Before, the median ratio of
+    the lines (2.69-5.15 1/A) was the only figure, and +0.01 gave 1.0026 here, accepted,
+    exit 0, while at the graphite lines (1.7 1/A) q reads 0.6 % high (on the noisy tiny
+    twin, -0.01 gave 0.9972, accepted, and moved the anode's LiC6 share from 0.117 to
+    0.166, as far as a refused factor 0.995). Now the straight line through the lines
+    judges q at the Table 1 window edges: on this pattern it puts 1.67 1/A within 0.15 %
+    of the truth at offset 0, with an error of 0.17 % (2 sigma of the lines' 0.03 %
+    scatter), so +-0.004 (0.24 % at 1.67) stays accepted and +0.008 (0.48 %) is refused."""
+    fractions, q = twin_mean
+    pattern = fractions @ waxs_basis(q - offset)  # the pattern of q - offset drawn at q
+    check = check_q_axis(q, pattern)
+    assert check.factor is not None and abs(check.factor - 1) <= 0.003  # hidden by the median
+    assert check.offset_A == pytest.approx(offset, abs=0.004)
+    if refused:
+        with pytest.raises(
+            ValueError,
+            match=r"off by an offset.*q measured = [01]\.\d+ q true [+-]0\.0\d+ 1/A.*at 1\.67 1/A",
+        ):
+            q_axis_note(q, pattern)
+        assert check.window_q == pytest.approx(1.67)
+        assert check.window_ratio == pytest.approx(1 + offset / 1.67, abs=0.002)
+    else:
+        assert q_axis_note(q, pattern).startswith("q axis checked against")
+
+
+@pytest.mark.parametrize("factor", [1.12, 0.89, 1.18, 0.82])
+def test_an_axis_whose_al_lines_fall_on_cu_lines_is_refused(
+    twin_mean: tuple[np.ndarray, np.ndarray], factor: float
+) -> None:
+    """a_Al / a_Cu = 1.120: on an axis 12 % long the Al lines lie where the Cu lines
+    belong. Before, only factors within 10 % of 1 were tried: 1.12 found that false match
+    alone (4 of 7 lines, factor 0.9994) and 0.89 one at 0.9975, both "q axis checked",
+    exit 0, and 0.82 was refused with the factor 0.918. Now the search reaches 20 % and
+    the true factor, which matches more lines, wins (to 0.1 %: 0.8195 at 0.82, where
+    fewer lines lie inside the axis)."""
+    fractions, q = twin_mean
+    pattern = fractions @ waxs_basis(q / factor)
+    assert check_q_axis(q, pattern).factor == pytest.approx(factor, rel=1e-3)
+    with pytest.raises(ValueError, match=r"off by a factor"):
+        q_axis_note(q, pattern)

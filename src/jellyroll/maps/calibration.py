@@ -35,6 +35,7 @@ import numpy as np
 from scipy.signal import find_peaks
 
 from jellyroll.conventions import MAD_TO_SIGMA
+from jellyroll.phases import TABLE1_WINDOWS
 
 CU_A = 3.6150
 AL_A = 4.0494
@@ -70,9 +71,14 @@ Q_TOLERANCE = 0.003
 within 0.03 % (the twin's raw frames reduced with their own PONI; the real CeO2 frame of
 ``shared/data/real`` with its PONI, against a = 5.4116 A); a factor of 0.995 already moved
 the tiny twin's anode LiC6 share from 0.116 to 0.161, 0.997 to 0.137."""
-MAX_OFFSET = 0.10
-"""Largest departure searched (a 10 % wrong wavelength). Beyond 12 % the Al lines fall on
-the Cu lines (a_Al / a_Cu = 1.120) and the factor is ambiguous."""
+SEARCH_REACH = 0.02
+"""A line is searched where the axis holds bins within this share of it on both sides."""
+MAX_OFFSET = 0.20
+"""Largest departure searched (a 20 % wrong wavelength). At 12 % the Al lines fall on the
+Cu lines (a_Al / a_Cu = 1.120): searched up to 10 %, an axis 12 % long (or 11 % short)
+found only that false match, 4 of 7 lines at 0.9994 (0.9975), and was accepted as
+checked, exit 0; searched beyond it, the true factor, which matches more lines, wins.
+Not much farther: the fcc CeO2 calibrant's lines fall on the Al lines at 0.748."""
 MATCH = 0.002
 """Relative distance within which a peak is taken for a reference line at a trial factor
 (the blended pairs differ by 0.11 %)."""
@@ -83,6 +89,19 @@ frame's (220), (400) and (331) on Cu (200), Cu (220) and Fe (110) / Al (200) at 
 a single peak could be any phase's."""
 PRESENT_SIGMA = 10.0
 """A peak is present when it stands this many noise sigmas above its surroundings."""
+WINDOW_RANGE: tuple[float, float] = (
+    min(window.q_min for window in TABLE1_WINDOWS.values()),
+    max(window.q_max for window in TABLE1_WINDOWS.values()),
+)
+"""The q range (1/A) of the Table 1 windows, 1.67-4.62: the axis is also judged there, by
+the straight line through the lines' measured and literature positions. An axis read with
+an offset (q measured = q true + c) has no common factor, and the median ratio of lines at
+2.69-5.15 1/A hid it: c = -0.01 1/A (0.6 % at the graphite lines) gave a factor 0.9972,
+accepted, and moved the tiny twin's anode LiC6 share from 0.117 to 0.166, exit 0 (a factor
+0.995, refused, moves it as far)."""
+POSITION_SIGMA = 3e-4
+"""Smallest relative one-sigma error of a line's measured position (the parabola vertex of
+lines 1.7 bins wide sits up to 0.03 % off): the floor of the straight line's error."""
 
 
 @dataclass(frozen=True)
@@ -94,10 +113,29 @@ class QAxisCheck:
     found: tuple[tuple[str, float, float], ...]
     factor: float | None
     searched: tuple[str, ...]
+    slope: float = 1.0
+    offset_A: float = 0.0
+    window_q: float = WINDOW_RANGE[0]
+    window_ratio: float = 1.0
+    window_margin: float = 0.0
+    """The straight line q measured = ``slope`` x q true + ``offset_A`` (1/A) through the
+    lines found; ``window_q`` (1/A), the edge of :data:`WINDOW_RANGE` where its ratio q
+    measured / q true departs most from 1 (beyond its error), ``window_ratio`` that ratio
+    and ``window_margin`` twice its one-sigma error."""
+
+    def offset_at_windows(self, tolerance: float = Q_TOLERANCE) -> bool:
+        """True when the lines' straight line puts the Table 1 windows farther than
+        ``tolerance`` from a ratio of 1, beyond its error."""
+        return self.factor is not None and (
+            abs(self.window_ratio - 1) - self.window_margin > tolerance
+        )
 
     def within(self, tolerance: float = Q_TOLERANCE) -> bool:
-        """True unless a factor was found farther than ``tolerance`` from 1."""
-        return self.factor is None or abs(self.factor - 1) <= tolerance
+        """True unless a factor was found farther than ``tolerance`` from 1, or the lines'
+        straight line puts the Table 1 windows farther (:meth:`offset_at_windows`)."""
+        if self.factor is None:
+            return True
+        return abs(self.factor - 1) <= tolerance and not self.offset_at_windows(tolerance)
 
     def lines_text(self) -> str:
         """The lines found, their literature and measured positions, in words."""
@@ -141,7 +179,9 @@ def check_q_axis(
     are left out."""
     q, pattern = np.asarray(q, np.float64), np.asarray(pattern, np.float64)
     finite = np.isfinite(q) & np.isfinite(pattern)
-    q, pattern = q[finite], pattern[finite]
+    # ascending: on a descending axis no line was found, and a 2 % stretch passed unchecked
+    order = np.argsort(q[finite], kind="stable")
+    q, pattern = q[finite][order], pattern[finite][order]
     if q.size < 5:
         return QAxisCheck((), None, ())
     lo, hi = float(q[0]), float(q[-1])
@@ -150,8 +190,8 @@ def check_q_axis(
     searched = tuple(
         line
         for line in lines
-        if np.any((q < line.q_A) & (q > line.q_A * (1 - MAX_OFFSET / 5)))
-        and np.any((q > line.q_A) & (q < line.q_A * (1 + MAX_OFFSET / 5)))
+        if np.any((q < line.q_A) & (q > line.q_A * (1 - SEARCH_REACH)))
+        and np.any((q > line.q_A) & (q < line.q_A * (1 + SEARCH_REACH)))
     )
     names = tuple(line.name for line in searched)
     if len(searched) < MIN_LINES:
@@ -182,7 +222,34 @@ def check_q_axis(
         return QAxisCheck((), None, names)
     found = tuple((line.name, line.q_A, measured) for line, measured in best)
     factor = float(np.median([measured / line.q_A for line, measured in best]))
-    return QAxisCheck(found, factor, names)
+    return QAxisCheck(found, factor, names, *_straight_line(found))
+
+
+def _straight_line(
+    found: Sequence[tuple[str, float, float]],
+) -> tuple[float, float, float, float, float]:
+    """Slope and offset (1/A) of q measured = slope x q true + offset through the ``found``
+    lines (name, literature q, measured q, 1/A; >= 3), and where in :data:`WINDOW_RANGE`
+    its ratio q measured / q true departs most from 1 beyond its error: that q, the ratio
+    and twice its one-sigma error (from the lines' scatter about the line, at least
+    :data:`POSITION_SIGMA` of each position; large where a few lines bunch far from the
+    windows, so that their noise extrapolated is not taken for an offset)."""
+    true = np.array([t for _, t, _ in found])
+    measured = np.array([m for _, _, m in found])
+    slope, offset = (float(v) for v in np.polyfit(true, measured, 1))
+    residual = measured - (slope * true + offset)
+    dof = true.size - 2
+    scatter = math.sqrt(float(residual @ residual) / dof) if dof > 0 else 0.0
+    sigma = max(scatter, POSITION_SIGMA * float(measured.mean()))
+    spread = float(np.sum((true - true.mean()) ** 2))
+    worst = (WINDOW_RANGE[0], 1.0, 0.0, -math.inf)
+    for q_w in WINDOW_RANGE:
+        ratio = slope + offset / q_w
+        error = sigma * math.sqrt(1 / true.size + (q_w - true.mean()) ** 2 / spread) / q_w
+        excess = abs(ratio - 1) - 2 * error
+        if excess > worst[3]:
+            worst = (q_w, ratio, 2 * error, excess)
+    return slope, offset, worst[0], worst[1], worst[2]
 
 
 def q_axis_note(
@@ -219,6 +286,19 @@ def q_axis_note(
             f"the casing's and current collectors' lines are not found in the {source} "
             f"(searched: {', '.join(check.searched)}; {MIN_LINES} and more than half of "
             f"them must agree on one factor): {unchecked}"
+        )
+    if abs(check.factor - 1) <= tolerance and check.offset_at_windows(tolerance):
+        raise ValueError(
+            f"the q axis is off by an offset: in the {source} the casing's and current "
+            f"collectors' lines lie at {check.lines_text()}, on the line q measured = "
+            f"{check.slope:.4f} q true {check.offset_A:+.4f} 1/A, which gives q measured / "
+            f"q true = {check.window_ratio:.4f} at {check.window_q:g} 1/A, a Table 1 window "
+            f"edge (accepted 1 +- {tolerance:g}, beyond the lines' error "
+            f"{check.window_margin:.4f}), so the Table 1 windows integrate the wrong lines. "
+            "Check the calibration (the beam centre, the PONI, the radial axis's zero) and "
+            "reduce the scan again with the right one (jellyroll reduce --poni); for a sample "
+            "whose lines these are not, skip this check (jellyroll maps or operando "
+            "--no-q-check, q_check = false in [maps] of jellyroll run)"
         )
     if not check.within(tolerance):
         raise ValueError(
