@@ -288,3 +288,17 @@ def test_a_lag_no_charge_can_reach_is_refused() -> None:
     with pytest.raises(ValueError, match=r"min_lag_soc"):
         OperandoOptions(min_lag_soc=1.0)
     assert OperandoOptions(min_lag_soc=0.5).min_lag_soc == 0.5
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"min_slope": 5.0}, r"min_slope 5\.0 > max_slope 4\.3"),
+        ({"skip_low_fraction": 0.6, "skip_high_fraction": 0.5}, r"must be < 1"),
+    ],
+)
+def test_d_star_parameters_that_cannot_go_together_are_refused_when_read(given, message) -> None:
+    """`[maps.dstar] min_slope = 5` (above the study's max_slope 4.3) was accepted, and the
+    maps stage refused it only after `jellyroll run` had reduced and reconstructed."""
+    with pytest.raises(ValueError, match=message):
+        MapsOptions(dstar=given)

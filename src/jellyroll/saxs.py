@@ -14,6 +14,7 @@ profiles) run it, so their results are bit-identical.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -305,6 +306,17 @@ def _dstar_many(
             window[p, 1] = r[5]
             window[p, 2] = r[6]
             window[p, 3] = r[7]
+
+
+def check_dstar_parameters(**overrides: float | int) -> None:
+    """ValueError when ``overrides`` of :func:`departure_dstar`'s parameters, with the
+    study's defaults for the others, are not a valid set (:func:`_check_params`)."""
+    defaults = {
+        name: parameter.default
+        for name, parameter in inspect.signature(departure_dstar).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    _check_params(**{**defaults, **overrides})
 
 
 def _check_params(

@@ -25,6 +25,16 @@ class DstarOptions(StageOptions):
         """The parameters given, as keyword arguments of the d* functions."""
         return {name: value for name, value in self.model_dump().items() if value is not None}
 
+    @model_validator(mode="after")
+    def _consistent(self) -> DstarOptions:
+        """The parameters given, with the study's for the others, as the d* method checks
+        them (min_slope above max_slope, skip fractions summing to 1 or more): refused when
+        read, not after `jellyroll run` has reduced and reconstructed every scan."""
+        from jellyroll.saxs import check_dstar_parameters
+
+        check_dstar_parameters(**self.overrides())
+        return self
+
 
 class MapsOptions(StageOptions):
     """How the phase, SAXS intensity and d* maps are made from a reconstruction."""
