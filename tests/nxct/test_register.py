@@ -716,3 +716,31 @@ def test_volumes_stored_as_xyz_are_refused() -> None:
     # a noisy cylinder along z, and one slice (nothing to judge) pass
     check_cell_axis(_cylinder((16, 64, 64), 5), "a cylinder")
     check_cell_axis(_cylinder((1, 64, 64), 5), "one slice")
+
+
+def test_a_neutron_stack_centred_past_the_axial_search_is_refused() -> None:
+    """A neutron stack of the bottom half of the twin's neutron world (24 of 48 slices, its
+    centre 240 um below the X-ray stack's) registered 297 um (15 neutron voxels) off along
+    the axis with exit 0: the shift search reached +-80 um (20 % of the shorter stack) and
+    its flat scores peaked inside. Now the shorter stack is also matched anywhere along the
+    taller one; its best there (230 um, beyond +-80) is refused with the advice to crop. The
+    match is not a tolerance: a refusal, where any pose found would be 10+ voxels off."""
+    xray, neutron, _ = twin_pair()
+    bottom = np.ascontiguousarray(neutron[:24])
+    with pytest.raises(ValueError, match=r"end of the search .*Crop the taller stack"):
+        register_volumes(xray, 2 * VOXEL, bottom, VOXEL, fine_voxels=0)
+
+
+def test_the_rotation_about_the_axis_is_reported_with_the_remounts_sign() -> None:
+    """``rotation_about_axis_deg`` (written to ``/entry/registration``) is the rotation about
+    the cell axis that ``nct_to_xct`` applies, with the sign of the twin's remount draw of the
+    same name: a neutron volume remounted +30 deg about the axis was reported as -29.4, exit
+    0, while its matrix turned it +30. 1 deg: the pose search's 0.5 deg grid refined by a
+    parabola, before the finer levels (0.65 deg off here), under a tilt of up to 5 deg."""
+    xray, _, _ = twin_pair()
+    moved, _ = remount(2, angle_deg=30.0)
+    result = register_volumes(xray, 2 * VOXEL, moved, VOXEL, fine_voxels=0)
+    assert result.rotation_about_axis_deg == pytest.approx(30.0, abs=1.0)
+    in_plane = result.nct_to_xct[1:3, 1:3]  # (y, x) rows of a rotation about z by +angle
+    angle = np.degrees(np.arctan2(in_plane[0, 1], in_plane[0, 0]))
+    assert result.rotation_about_axis_deg == pytest.approx(angle, abs=1.0)

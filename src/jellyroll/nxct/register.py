@@ -93,7 +93,9 @@ class Registration:
     ``nct_to_xct``: (4, 4) float64, (z, y, x, 1) um of the neutron frame -> the X-ray frame.
     ``metric``: name of the similarity; ``metric_value``: its final value (SimpleITK's Mattes
     MI is negative, lower is better); ``seconds``: wall time; ``rotation_about_axis_deg``: the
-    global angle estimate (neutron axis frame = X-ray axis frame rotated by it about z);
+    global angle estimate of the rotation about the cell axis that ``nct_to_xct`` applies to
+    the neutron volume (right-handed in (x, y, z), as the twin's remount draw of that name:
+    it was reported with the opposite sign, -29.4 for the twin's +30, exit 0);
     ``scale``: the isotropic scale found (1 for a rigid fit); ``fine_level``: what the last
     level at the volumes' own voxels did (:func:`_refine_fine`): "refined", "off", "not
     needed" (the copies are at full resolution, or one-slice volumes) or "skipped: <why>";
@@ -417,10 +419,14 @@ def _pose_search(
     step_deg: float = 0.5,
     bins: int = 24,
     name: str = "the neutron volume",
-) -> tuple[float, float, np.ndarray]:
+) -> tuple[float, float, np.ndarray, ValueError | None]:
     """Angle (deg) about z and shift (um) along z taking the X-ray axis frame to the neutron
-    one, by exhaustive MI of polar unwrappings (radius x angle x height), and the turn
-    (:data:`UPRIGHT` or :data:`UPSIDE_DOWN`, 4x4) of the neutron axis frame they hold in.
+    one, by exhaustive MI of polar unwrappings (radius x angle x height), the turn
+    (:data:`UPRIGHT` or :data:`UPSIDE_DOWN`, 4x4) of the neutron axis frame they hold in, and
+    the ValueError to raise where the shift is not pinned inside the search (its best at an
+    end of the +-20 % scan, or the shorter stack matching better elsewhere along the taller
+    one; raised by the caller after the scale's check, which names a wrong voxel size), or
+    None.
 
     The angle is searched over the full turn at five heights, then the axial shift over
     +-20 % of the shorter stack in steps of half a coarse voxel (on the heights the stacks
@@ -467,7 +473,7 @@ def _pose_search(
     if half <= 0:
         if in_plane_mirrored:
             raise ValueError(mirror_message)
-        return _angle_of(scores, step_deg), 0.0, UPRIGHT
+        return _angle_of(scores, step_deg), 0.0, UPRIGHT, None
     base = Y_MIRROR if in_plane_mirrored else UPRIGHT
     angle = _angle_of(mirrored if in_plane_mirrored else scores, step_deg)
     # both stacks on one grid of heights through 0, so that a shift is a whole index step
@@ -476,19 +482,44 @@ def _pose_search(
         for h in ((xct[0].shape[0] - 1) * xct[1] / 2, (nct[0].shape[0] - 1) * nct[1] / 2)
     )
     n_shift = int(0.4 * half / step)
+    # the shorter stack anywhere along the taller one, and as far past either end
+    n_reach = max(n_shift, int((abs(np.ptp(grid_x) - np.ptp(grid_n)) / 2 + 0.4 * half) / step))
     coarse_angles = angles[::4]
     qx = _quantise(_polar_samples(*xct, to_x, radii, coarse_angles, grid_x), bins)
     first = round((grid_n[0] - grid_x[0]) / step)  # grid_x[i] + shift k is grid_n[i + k - first]
 
-    def shift_scan(flip: np.ndarray, angle: float) -> tuple[float, float]:
-        """The shift (um) of most MI along the axis at ``angle``, and that MI."""
+    def shift_scan(flip: np.ndarray, angle: float, n: int = n_shift) -> tuple[float, float, bool]:
+        """The shift (um) of most MI along the axis at ``angle`` within ``n`` steps, that MI,
+        and whether it lies at an end of the scan (the best shift may lie beyond)."""
         rotated = coarse_angles + np.deg2rad(angle)
         qn = _quantise(_polar_samples(*nct, flip @ to_n, radii, rotated, grid_n), bins)
-        scores = np.zeros(2 * n_shift + 1)
-        for j, k in enumerate(range(-n_shift, n_shift + 1)):
+        scores = np.zeros(2 * n + 1)
+        for j, k in enumerate(range(-n, n + 1)):
             lo, hi = max(0, first - k), min(len(grid_x), len(grid_n) + first - k)
             scores[j] = _mutual_information(qx[lo:hi], qn[lo + k - first : hi + k - first], bins)
-        return (_peak(scores, circular=False) - n_shift) * step, float(scores.max())
+        at_end = int(np.argmax(scores)) in (0, 2 * n)
+        return (_peak(scores, circular=False) - n) * step, float(scores.max()), at_end
+
+    def beyond_reach(flip: np.ndarray, angle: float) -> ValueError | None:
+        """The ValueError to raise where the shift along the axis at ``angle`` is not pinned
+        inside the search: its best lies at an end of the +-20 % scan, or the shorter stack
+        matches better elsewhere along the taller one (before, a neutron stack of the bottom
+        half of the test twin's X-ray one registered 297 um off, exit 0); else None."""
+        shift, best, at_end = shift_scan(flip, angle)
+        far, far_best, _ = shift_scan(flip, angle, n_reach)
+        if at_end or (abs(far) > n_shift * step and far_best > best):
+            where = far if far_best > best else shift
+            return ValueError(
+                f"{name} matches the X-ray one best along the cell's axis at a shift of "
+                f"{where:+.0f} um (mutual information {max(best, far_best):.2f}), at or past "
+                f"the end of the search (+-{n_shift * step:.0f} um: 20 % of the shorter "
+                "stack): the two stacks' centres lie too far apart along the cell's axis for "
+                "the registration to pin the shift, or a stack's slices lie further apart "
+                "than its voxel size says (binned or skipped slices). Crop the taller stack to "
+                "the heights the two share (or give the voxel size its slices have) and "
+                "register again"
+            )
+        return None
 
     def refine(flip: np.ndarray, angle: float) -> tuple[float, float]:
         shift = 0.0
@@ -504,7 +535,7 @@ def _pose_search(
     reversed_heights = turned > FLIP_RATIO * kept
     if in_plane_mirrored and reversed_heights:  # upside down: a rotation
         angle, shift = refine(UPSIDE_DOWN, angle)
-        return angle, shift, UPSIDE_DOWN
+        return angle, shift, UPSIDE_DOWN, beyond_reach(UPSIDE_DOWN, angle)
     if in_plane_mirrored:
         raise ValueError(
             f"{mirror_message}; if the cell was rather mounted upside down (a rotation, "
@@ -519,7 +550,7 @@ def _pose_search(
             "other end, or a detector read the other way up), a mirror that no rotation "
             "reaches; reverse the order of the neutron volume's slices and register again"
         )
-    return angle, shift, UPRIGHT
+    return angle, shift, UPRIGHT, beyond_reach(UPRIGHT, angle)
 
 
 def _angle_of(scores: np.ndarray, step_deg: float) -> float:
@@ -1356,7 +1387,7 @@ def register_volumes(
         f"the neutron volume ({nct_voxel_um:g} um voxels)",
         "the voxel sizes (--xct-voxel-um, --nct-voxel-um)",
     )  # fmt: skip
-    angle, shift, turn = _pose_search(xc, nc, xct_axis, nct_axis, name=names[1])
+    angle, shift, turn, beyond_reach = _pose_search(xc, nc, xct_axis, nct_axis, name=names[1])
     along = np.eye(4)
     along[0, 3] = shift
     xct_to_nct = (
@@ -1369,6 +1400,10 @@ def register_volumes(
     implied = implied_scale(xc, nc, np.linalg.inv(xct_to_nct), nct_axis, seed=seed)
     if not scale:
         check_scale(*implied, xct_voxel_um, nct_voxel_um, names)
+    # after the scale's check: a voxel size 10 % off also moves the best shift along the axis,
+    # and the scale's message names what is wrong; a scale to fit explains it as well
+    if beyond_reach is not None and not (scale and abs(implied[0] - 1) > SCALE_WARNING):
+        raise beyond_reach
     dim = 2 if xc[0].shape[0] == 1 else 3
     fixed, moving = _to_sitk(*nc), _to_sitk(*xc)
     method = sitk.ImageRegistrationMethod()
@@ -1500,7 +1535,9 @@ def register_volumes(
         metric="MattesMutualInformation",
         metric_value=metric_value,
         seconds=time.perf_counter() - start,
-        rotation_about_axis_deg=angle,
+        # the pose search's angle takes the X-ray axis frame to the neutron one: the neutron
+        # volume's own rotation (nct_to_xct's, the twin truth's) is its opposite
+        rotation_about_axis_deg=-angle,
         xct_axis=xct_axis,
         nct_axis=nct_axis,
         scale=fitted_scale,
