@@ -19,7 +19,7 @@ from jellyroll.io.lock import OutputLockedError, lock_path
 from jellyroll.phantom.write import demo_config
 from jellyroll.pipeline import ConfigError, load_config, run_pipeline
 from jellyroll.pipeline.config import missing_inputs
-from jellyroll.pipeline.run import RUN_LOCK, _scan_mask
+from jellyroll.pipeline.run import RUN_LOCK, _scan_channels, _scan_mask
 
 CELL = '[[cells]]\nname = "a"\nwaxs = "w.h5"\nsaxs = "s.h5"\n'
 
@@ -212,3 +212,33 @@ def test_a_cells_mask_is_for_its_frame_scans_and_refused_with_sinograms_only(
         f["/entry/integrated/intensity"] = np.ones((2, 6))
     assert _scan_mask(cell, "waxs") == tmp_path / "mask.npy"
     assert _scan_mask(cell, "saxs") is None
+
+
+def _sinogram_run(folder: Path, kind: str, q: np.ndarray) -> Path:
+    """``folder/<kind>_run.h5`` whose reduce stage file holds a sinogram q axis ``q``."""
+    from jellyroll.results.store import stage_file
+
+    run = folder / f"{kind}_run.h5"
+    with h5py.File(stage_file(run, "reduce"), "w") as f:
+        f["/entry/sinogram/q"] = q
+    return run
+
+
+def test_each_scan_reconstructs_the_configured_q_ranges_it_holds(tmp_path: Path) -> None:
+    """`[reconstruct] channels` is one list for both scans of a cell (the WAXS windows and
+    the SAXS range): since the reconstruction refuses a range beside its q axis, the
+    WAXS scan of such a run was refused (exit 1). Each scan now keeps the ranges it holds;
+    a range that no scan of the cell holds (a typo) is refused, naming it."""
+    from jellyroll.recon.options import ReconstructOptions
+
+    waxs = _sinogram_run(tmp_path, "waxs", np.linspace(0.8, 5.2, 300))
+    saxs = _sinogram_run(tmp_path, "saxs", np.linspace(0.008, 0.3, 500))
+    both = ReconstructOptions(channels="1.55:2.05,4.38:4.7,0.008:0.3")
+    assert _scan_channels(both, waxs).channels == "1.55:2.05,4.38:4.7"
+    assert _scan_channels(both, saxs, [waxs]).channels == "0.008:0.3"
+    assert _scan_channels(ReconstructOptions(), saxs, [waxs]).channels == "all"
+    # none held: left whole, for the reconstruction to refuse naming them
+    assert _scan_channels(both.model_copy(update={"channels": "7:8"}), waxs).channels == "7:8"
+    typo = both.model_copy(update={"channels": "1.55:2.05,0.008:0.3,15:16"})
+    with pytest.raises(ConfigError, match=r"channels: no q channel of any scan.*within 15:16"):
+        _scan_channels(typo, saxs, [waxs])

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import h5py
+import numpy as np
 from rich.console import Console
 
 from jellyroll.defects.run import diagnose_key, run_diagnose
@@ -24,9 +26,17 @@ from jellyroll.locate.run import locate_key, run_locate
 from jellyroll.maps.run import maps_key, run_maps
 from jellyroll.nxct.run import nxct_key, run_nxct
 from jellyroll.operando.run import operando_key, run_operando, series_scans
-from jellyroll.pipeline.config import CellInput, DaskOptions, RunConfig, require_inputs
+from jellyroll.pipeline.config import (
+    CellInput,
+    ConfigError,
+    DaskOptions,
+    RunConfig,
+    require_inputs,
+)
 from jellyroll.pipeline.stages import StageLog
 from jellyroll.progress import fraction_progress, frame_progress
+from jellyroll.recon.options import ReconstructOptions
+from jellyroll.recon.qwindows import NoChannelError, select_channels
 from jellyroll.recon.run import reconstruct_key, run_reconstruct
 from jellyroll.reduce.run import ScanSpec, holds_pixels, reduce_key, run_reduce
 from jellyroll.report.options import ReportOptions
@@ -68,8 +78,10 @@ def _scan_stages(
     log: StageLog,
     console: Console,
     scheduler: str | None,
+    earlier: Sequence[Path] = (),
 ) -> Path:
-    """Reduce, reconstruct and map one scan of a cell; returns its run file."""
+    """Reduce, reconstruct and map one scan of a cell; returns its run file. ``earlier``:
+    the run files of the cell's scans done before this one (:func:`_scan_channels`)."""
     run = folder / f"{kind}_run.h5"
     options = getattr(config, kind)
     scan, poni = getattr(cell, kind), getattr(cell, f"poni_{kind}")
@@ -90,9 +102,12 @@ def _scan_stages(
                 configuration={"cell": cell.name, "technique": kind},
             )
 
+    last = kind == TECHNIQUES[-1]
+
     def reconstruct() -> None:
         with fraction_progress(console, f"{label} reconstruction", transient=True) as update:
-            run_reconstruct(run, config.reconstruct, progress=update)
+            options = _scan_channels(config.reconstruct, run, earlier if last else None)
+            run_reconstruct(run, options, progress=update)
 
     def maps() -> None:
         with console.status(f"{label} maps"):
@@ -102,13 +117,58 @@ def _scan_stages(
     log.run(
         f"{label} reconstruct",
         stage_file(run, "reconstruct"),
-        lambda: reconstruct_key(run, config.reconstruct),
+        lambda: reconstruct_key(run, _scan_channels(config.reconstruct, run)),
         reconstruct,
     )
     log.run(f"{label} maps", stage_file(run, "maps"), lambda: maps_key(run, config.maps), maps)
     if not index_is_current(run):  # deleted or stale while every stage file is up to date
         write_index(run)
     return run
+
+
+def _sinogram_q(run: Path) -> np.ndarray:
+    """The q axis (n_q,) of the run's sinogram (its reduce stage file)."""
+    with h5py.File(stage_file(run, "reduce"), "r") as f:
+        return np.asarray(f["/entry/sinogram/q"][()], dtype=np.float64)
+
+
+def _scan_channels(
+    options: ReconstructOptions, run: Path, others: Sequence[Path] | None = None
+) -> ReconstructOptions:
+    """``options`` for one scan of a cell: ``[reconstruct] channels`` is one list for both
+    scans (the WAXS windows and the SAXS range), so each scan keeps the q ranges that hold
+    a channel of its own sinogram (all of them when none does: the reconstruction then
+    refuses them, naming them). The reconstruction refuses a range beside its q axis (it
+    was dropped while another range held channels), and the WAXS scan of a run
+    configured with both scans' ranges was refused. ``others`` given (the cell's other
+    runs, checked at its last scan): a range holding a channel of none of the cell's
+    scans is refused (a typo was dropped from both)."""
+    if options.channels.strip().lower() == "all":
+        return options
+    ranges = [item.strip() for item in options.channels.split(",")]
+
+    def holds(item: str, q: np.ndarray) -> bool:
+        try:
+            select_channels(q, item)
+        except NoChannelError:
+            return False
+        return True  # a malformed range is refused by the reconstruction itself
+
+    q = _sinogram_q(run)
+    kept = [item for item in ranges if holds(item, q)]
+    if others is not None:
+        axes = [q, *(_sinogram_q(other) for other in others)]
+        unused = [item for item in ranges if not any(holds(item, axis) for axis in axes)]
+        if unused:
+            spans = ", ".join(f"{np.nanmin(a):.4g}-{np.nanmax(a):.4g}" for a in axes)
+            raise ConfigError(
+                f"[reconstruct] channels: no q channel of any scan of the cell within "
+                f"{','.join(unused)} (the scans' q axes span {spans} 1/angstrom); give q "
+                "ranges in 1/angstrom within them"
+            )
+    if not kept or len(kept) == len(ranges):
+        return options
+    return options.model_copy(update={"channels": ",".join(kept)})
 
 
 def _operando_stage(
@@ -118,14 +178,18 @@ def _operando_stage(
     folder: Path,
     log: StageLog,
     console: Console,
+    waxs_run: Path,
 ) -> Path:
     """The cell's operando series; its damaged zones are the case-B agglomerates of the
     cell's diagnosis (``results``). Steps of raw frames are integrated with the cell's
     ``poni_waxs`` and ``mask``, as its WAXS scan (with the geometry their files held, a
     recalibrated distance moved the q axis of every step, exit 0); a series of patterns
-    integrated already takes neither (they are the cell's frame scans')."""
+    integrated already takes neither (they are the cell's frame scans'). The steps are
+    WAXS scans: they reconstruct the ``[reconstruct] channels`` that the cell's WAXS run
+    ``waxs_run`` holds (:func:`_scan_channels`)."""
     output = folder / "operando.h5"
     options = config.operando
+    reconstruct = _scan_channels(config.reconstruct, waxs_run)
     framed = any(holds_pixels(scan) for scan in series_scans(cell.operando))
     poni, mask = (cell.poni_waxs, cell.mask) if framed else (None, None)
     args = (
@@ -134,7 +198,7 @@ def _operando_stage(
         cell.operando_log,
         results,
         config.waxs,
-        config.reconstruct,
+        reconstruct,
         config.maps,
     )
 
@@ -146,7 +210,7 @@ def _operando_stage(
             log=cell.operando_log,
             saxs_maps=results,
             reduce_options=config.waxs,
-            reconstruct_options=config.reconstruct,
+            reconstruct_options=reconstruct,
             maps_options=config.maps,
             poni_path=poni,
             mask_path=mask,
@@ -288,10 +352,11 @@ def _run_pipeline(config: RunConfig, console: Console) -> PipelineResult:
         for cell in config.cells:
             folder = config.output / cell.name
             folder.mkdir(parents=True, exist_ok=True)
-            runs = {
-                kind: _scan_stages(cell, kind, config, folder, log, console, scheduler)
-                for kind in TECHNIQUES
-            }
+            runs: dict[str, Path] = {}
+            for kind in TECHNIQUES:
+                runs[kind] = _scan_stages(
+                    cell, kind, config, folder, log, console, scheduler, list(runs.values())
+                )
             results = folder / "results.h5"
             label = cell.label or cell.name
 
@@ -324,7 +389,7 @@ def _run_pipeline(config: RunConfig, console: Console) -> PipelineResult:
                     )
             if cell.operando is not None:
                 operando_files[cell.name] = _operando_stage(
-                    cell, results, config, folder, log, console
+                    cell, results, config, folder, log, console, runs["waxs"]
                 )
     facts = {f"settings: {k}": v for k, v in config.model_dump(mode="json").items() if k != "cells"}
     facts["output"] = str(config.output)
