@@ -234,7 +234,10 @@ def _stage_calibration(
     log = StageLog()
     monkeypatch.setattr(log, "run", lambda label, path, key, action: (key(), action()))
     config = RunConfig(cells=[cell], output=tmp_path / "out")
-    pipeline_run._operando_stage(cell, tmp_path / "r.h5", config, tmp_path, log, Console())
+    waxs_run = tmp_path / "waxs_run.h5"  # read for [reconstruct] channels other than "all"
+    pipeline_run._operando_stage(
+        cell, tmp_path / "r.h5", config, tmp_path, log, Console(), waxs_run
+    )
     return {"cell": cell, **seen}
 
 

@@ -191,6 +191,16 @@ def _refuse_swapped_runs(runs: dict[str, Path], read: dict[str, MapSet]) -> None
     the region-averaged SAXS profiles would be read from the WAXS reconstruction. Refuse as
     well a "WAXS" run that holds SAXS maps and no phase map (a SAXS run given as the WAXS
     one): the cell was diagnosed without its phase shares."""
+    if "saxs" in runs and MapName.SAXS_INTENSITY not in read["saxs"]:
+        holders = [kind for kind, maps in read.items() if MapName.SAXS_INTENSITY in maps]
+        if holders:
+            raise RunFileError(
+                f"{runs['saxs']}: given as the SAXS run, but it holds no "
+                f"/entry/maps/{MapName.SAXS_INTENSITY}, while {runs[holders[0]]} (given as the "
+                f"{holders[0].upper()} run) does: the runs are the wrong way round; give the "
+                "WAXS run first, then the SAXS run (in a run configuration: waxs = ..., saxs = "
+                "...)"
+            )
     if "waxs" in runs and "saxs" in runs:
         waxs = read["waxs"]
         phases = [name for name in (*GRAPHITE_PHASE_MAPS, *NMC_PHASE_MAPS) if name in waxs]
@@ -200,16 +210,6 @@ def _refuse_swapped_runs(runs: dict[str, Path], read: dict[str, MapSet]) -> None
                 "map (lic6, lic12, NMC): a SAXS run? Give the WAXS run first, then the SAXS "
                 "run of the same cell"
             )
-    if "saxs" not in runs or MapName.SAXS_INTENSITY in read["saxs"]:
-        return
-    holders = [kind for kind, maps in read.items() if MapName.SAXS_INTENSITY in maps]
-    if holders:
-        raise RunFileError(
-            f"{runs['saxs']}: given as the SAXS run, but it holds no "
-            f"/entry/maps/{MapName.SAXS_INTENSITY}, while {runs[holders[0]]} (given as the "
-            f"{holders[0].upper()} run) does: the runs are the wrong way round; give the WAXS "
-            "run first, then the SAXS run (in a run configuration: waxs = ..., saxs = ...)"
-        )
 
 
 SAXS_MAPS = (MapName.SAXS_INTENSITY, MapName.D_STAR, MapName.D_STAR_REASON)
