@@ -689,7 +689,7 @@ def estimate_rotation_centre(
             "need at least 3 projections without missing cells (or with at most "
             f"{max_missing:.0%} missing) to find the rotation centre"
         )
-    if is_full_turn(rotation_angle_deg):
+    if is_full_turn(np.asarray(rotation_angle_deg)[complete]):
         centre = _conjugate_centre(sinogram, complete, rotation_angle_deg, translation_mm)
         if centre is not None:
             return centre
@@ -1029,7 +1029,7 @@ def projection_totals_spread(
     sample left the field). 0 with fewer than 3 complete projections or pairs, or a total
     that is not positive."""
     complete = np.isfinite(image).all(axis=1)
-    if is_full_turn(rotation_angle_deg):
+    if is_full_turn(np.asarray(rotation_angle_deg)[np.isfinite(image).any(axis=1)]):
         shares = np.nansum(image * redundancy_weights(t_um)[None, :], axis=1)
         pairs = _conjugate_pairs(complete, rotation_angle_deg)
         totals, complete = shares[pairs[:, 0]] + shares[pairs[:, 1]], np.ones(len(pairs), bool)

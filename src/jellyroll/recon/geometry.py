@@ -106,8 +106,13 @@ class ParallelGeometry:
         *,
         pixel_size_um: float | None = None,
         shape: tuple[int, int] | None = None,
+        measured: np.ndarray | None = None,
     ) -> ParallelGeometry:
         """Geometry of a scan with stage readings ``translations_mm`` (ascending, mm).
+        ``measured`` (n_angles,) bool: the projections holding a measured ray (default:
+        all), those whose angles say whether the scan is a full turn (rows left empty
+        between two quarter turns, -270 to -185 and 0 to 85 deg, made one, its map 3
+        pixels wider and its sizes off, exit 0).
 
         The readings are fitted by an equally spaced grid (ValueError when one is off by
         more than :data:`UNIFORM_TOLERANCE` steps). Defaults: pixel = translation step,
@@ -137,7 +142,8 @@ class ParallelGeometry:
         pixel = step if pixel_size_um is None else float(pixel_size_um)
         if shape is None:  # the scanned width t.size * step, to rounding of the fitted step
             width = t.size * step
-            if is_full_turn(np.asarray(angles_deg, dtype=np.float64)):
+            angles = np.asarray(angles_deg, dtype=np.float64)
+            if is_full_turn(angles if measured is None else angles[measured]):
                 # a half acquisition sees the disk of its longer side: the scanned width
                 # centred on the axis cut it off (its map 4 times the truth, exit 0)
                 width = max(width, 2.0 * max(-t0, t0 + (t.size - 1) * step) + step)

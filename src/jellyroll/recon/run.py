@@ -254,7 +254,10 @@ def _reconstruct(
         )
     try:
         geometry = ParallelGeometry.from_scan(
-            sinogram.rotation_angle_deg, sinogram.translation_mm, centre
+            sinogram.rotation_angle_deg,
+            sinogram.translation_mm,
+            centre,
+            measured=measured.any(axis=1),
         )
     except ValueError as error:
         raise RunFileError(

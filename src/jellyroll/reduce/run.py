@@ -967,7 +967,8 @@ def _finish(
     air = edge_columns(layout.shape[1])
     problem = None
     if options.subtract_air or attenuation is not None:
-        air, problem = _air_ends(sums, count, ratio, layout.rotation_angle_deg)
+        rows = layout.rotation_angle_deg[occupancy.any(axis=1)]  # the angles measured
+        air, problem = _air_ends(sums, count, ratio, rows)
         if attenuation is not None and air.size < edge_columns(layout.shape[1]).size:
             attenuation = attenuation_sinogram(ratio, air)  # relative to the air end alone
     if problem is not None and options.subtract_air:
