@@ -153,7 +153,8 @@ def test_a_recorded_centre_in_another_convention_is_refused(tmp_path: Path) -> N
     """A centre written in another convention that still falls inside the scan (here the
     translation of index 2) reconstructed a map 3 times off the truth (relative RMSE), exit
     0; it lies 17 steps from the axis the projections' centres of mass give, and is refused
-    naming both. Given as an option, the same centre is the user's choice and is used."""
+    naming both. Given as an option, the same centre is the user's choice and is used, with
+    a warning and a note that name the data's own (it was used without a word)."""
     datasets = _canonical(tmp_path)["datasets"]
     datasets["rotation_centre"] = float(datasets["translation"][2])
     result, run = _chain(tmp_path, datasets)
@@ -170,6 +171,7 @@ def test_a_recorded_centre_in_another_convention_is_refused(tmp_path: Path) -> N
     )
     assert result.exit_code == 0, result.output
     assert read_reconstruction(run).attrs["rotation_centre_mm"] == pytest.approx(centre)
+    assert "as given (--rotation-centre), but the rotation axis" in " ".join(result.output.split())
 
 
 def test_channels_outside_the_q_axis_are_named_with_the_run(tmp_path: Path) -> None:
