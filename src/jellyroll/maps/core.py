@@ -55,6 +55,17 @@ def analysis_windows(options: MapsOptions) -> dict[str, WindowSpec]:
     return dict(PLAIN_WINDOWS if options.analysis == "study" else WINDOWS)
 
 
+def graphite_windows_of(maps: MapSet) -> dict[str, WindowSpec]:
+    """The graphite phases' windows (1/A) that the phase maps of ``maps`` were integrated
+    over: plain (their notes say analysis study) or above a linear background. Line
+    unmixing must take its crosstalk over them: the background-subtracted windows' crosstalk
+    inverted on the study's plain integrals read the tiny twin's unlithiated anode as 0.06
+    LiC6 and put its half lithiation at 0.614 instead of 0.555, exit 0."""
+    plain = analysis_note(MapsOptions(analysis="study")) in maps.notes
+    windows = analysis_windows(MapsOptions(analysis="study" if plain else "jellyroll"))
+    return {name: windows[name] for name in GRAPHITE_PHASES}
+
+
 def analysis_note(options: MapsOptions) -> str:
     """What ``options.analysis`` means, in words, for the maps' notes and the report."""
     if options.analysis == "study":
