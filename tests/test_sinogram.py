@@ -567,6 +567,22 @@ def test_an_air_reference_of_zero_gives_nan_not_minus_infinity() -> None:
     np.testing.assert_allclose(attenuation[[0, 2]][:, [0, 1, 2, 7, 8, 9]], 0.0, atol=1e-12)
 
 
+HALF_STEP_UM = 10.0
+
+
+def _half_acquisition(axis_ray: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A full turn (3 deg steps) of a 60-pixel disk with an inclusion (1e-3 and 2e-3 /um)
+    by 40 rays :data:`HALF_STEP_UM` apart, the axis ``axis_ray`` rays from the first end:
+    its (120, 40) sinogram, angles (deg) and rays (um from the axis)."""
+    n = 72
+    yy, xx = np.mgrid[:n, :n] - (n - 1) / 2
+    truth = (xx**2 + yy**2 < 30**2) * 1e-3 + ((xx - 14) ** 2 + (yy + 7) ** 2 < 7**2) * 2e-3
+    angles = np.arange(0.0, 360.0, 3.0)
+    t_um = (np.arange(40) - axis_ray) * HALF_STEP_UM + HALF_STEP_UM / 2
+    geometry = ParallelGeometry(angles, t_um[0], HALF_STEP_UM, t_um.size, (n, n), HALF_STEP_UM)
+    return forward(geometry, truth[..., None].astype(np.float32))[..., 0], angles, t_um
+
+
 @pytest.mark.parametrize("axis_ray", [3, 6, 12])
 def test_the_centre_of_a_half_acquisition_comes_from_its_conjugate_projections(
     axis_ray: int,
@@ -577,18 +593,12 @@ def test_the_centre_of_a_half_acquisition_comes_from_its_conjugate_projections(
     5.8 steps off, and the maps were noise, exit 0. Each projection mirrored now matches the
     one half a turn on; with 2 % Poisson-like noise the centre is within 0.1 step (the
     parabola through the pooled correlation's peak)."""
-    n, step = 72, 10.0
-    yy, xx = np.mgrid[:n, :n] - (n - 1) / 2
-    truth = (xx**2 + yy**2 < 30**2) * 1e-3 + ((xx - 14) ** 2 + (yy + 7) ** 2 < 7**2) * 2e-3
-    angles = np.arange(0.0, 360.0, 3.0)
-    t_um = (np.arange(40) - axis_ray) * step + step / 2
-    geometry = ParallelGeometry(angles, t_um[0], step, t_um.size, (n, n), step)
-    sinogram = forward(geometry, truth[..., None].astype(np.float32))[..., 0]
+    sinogram, angles, t_um = _half_acquisition(axis_ray)
     rng = np.random.default_rng(axis_ray)
     noisy = sinogram + 0.02 * sinogram.max() * rng.standard_normal(sinogram.shape)
     translations_mm = 5.0 + t_um / 1000.0  # the axis at 5 mm on the stage
     centre = estimate_rotation_centre(noisy, angles, translations_mm)
-    assert centre == pytest.approx(5.0, abs=0.1 * step / 1000.0)
+    assert centre == pytest.approx(5.0, abs=0.1 * HALF_STEP_UM / 1000.0)
 
 
 @pytest.mark.parametrize("axis_ray", [3, 6, 12])
@@ -598,12 +608,6 @@ def test_a_half_acquisition_keeps_its_totals_over_each_pair_of_conjugates(axis_r
     long side, where the maps said "the sample leaves the field". Each ray weighted by its
     share of the line, a projection and its conjugate sum to the same total at every angle
     (0.03-0.05 % here, from the pixelated disk; the note starts at 10 %)."""
-    n, step = 72, 10.0
-    yy, xx = np.mgrid[:n, :n] - (n - 1) / 2
-    truth = (xx**2 + yy**2 < 30**2) * 1e-3 + ((xx - 14) ** 2 + (yy + 7) ** 2 < 7**2) * 2e-3
-    angles = np.arange(0.0, 360.0, 3.0)
-    t_um = (np.arange(40) - axis_ray) * step + step / 2
-    geometry = ParallelGeometry(angles, t_um[0], step, t_um.size, (n, n), step)
-    sinogram = forward(geometry, truth[..., None].astype(np.float32))[..., 0]
+    sinogram, angles, t_um = _half_acquisition(axis_ray)
     assert projection_totals_spread(sinogram[:60], angles[:60], t_um) > 0.04  # alone
     assert projection_totals_spread(sinogram, angles, t_um) < 0.001

@@ -89,16 +89,23 @@ def _linked_sinogram(folder: Path) -> tuple[Path, Path]:
     return sinogram, data
 
 
+def _imported(folder: Path) -> tuple[ScanSpec, Path, Path]:
+    """:func:`_linked_sinogram` imported by `jellyroll reduce` into ``folder/run.h5``:
+    its spec, the run and the linked data file."""
+    sinogram, data = _linked_sinogram(folder)
+    spec, run = ScanSpec.of(sinogram), folder / "run.h5"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no rotation centre: estimated later, not tested
+        run_reduce(sinogram, run)
+    return spec, run, data
+
+
 def test_an_imported_sinogram_is_keyed_by_the_file_its_data_are_linked_to(
     tmp_path: Path,
 ) -> None:
     """The data file behind the link rewritten: the imported sinogram stayed "up to date"
     with the old data (and so did its reconstruction and maps)."""
-    sinogram, data = _linked_sinogram(tmp_path)
-    spec, run = ScanSpec.of(sinogram), tmp_path / "run.h5"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # no rotation centre: estimated later, not tested
-        run_reduce(sinogram, run)
+    spec, run, data = _imported(tmp_path)
     assert is_up_to_date(stage_file(run, "reduce"), reduce_key(spec, ReduceOptions()))
     with h5py.File(data, "a") as d:
         d["data"][...] = d["data"][()] * 2.0
@@ -110,16 +117,12 @@ def test_an_imported_sinogram_up_to_date_refuses_an_option_given_later(tmp_path:
     """A q range added to the run's [saxs] table once the sinogram was imported: the key
     (its files only) still matched, the stage was skipped, the range never applied, exit 0.
     A speed option cannot matter and keeps the result."""
-    sinogram, _ = _linked_sinogram(tmp_path)
-    spec, run = ScanSpec.of(sinogram), tmp_path / "run.h5"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # no rotation centre: estimated later, not tested
-        run_reduce(sinogram, run)
+    spec, run, _ = _imported(tmp_path)
     assert is_up_to_date(stage_file(run, "reduce"), reduce_key(spec, ReduceOptions(threads=1)))
     with pytest.raises(ValueError, match=r"a sinogram reduced already.*q range of 1.2-1.5"):
         reduce_key(spec, ReduceOptions(radial_range=(1.2, 1.5)))
     with pytest.raises(ValueError, match=r"a mask"):
-        reduce_key(ScanSpec.of(sinogram, mask_path=sinogram), ReduceOptions())
+        reduce_key(ScanSpec.of(spec.path, mask_path=spec.path), ReduceOptions())
 
 
 def _linked_step(folder: Path, k: int) -> tuple[Path, Path]:
@@ -159,11 +162,7 @@ def test_a_result_of_another_jellyroll_version_is_not_up_to_date(
     """The keys held no version: after an upgrade that fixed a stage, `jellyroll run` kept
     the older version's results as "up to date" (with the wrong figures that the fix
     corrects), exit 0."""
-    sinogram, _ = _linked_sinogram(tmp_path)
-    spec, run = ScanSpec.of(sinogram), tmp_path / "run.h5"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # no rotation centre: estimated later, not tested
-        run_reduce(sinogram, run)
+    spec, run, _ = _imported(tmp_path)
     assert is_up_to_date(stage_file(run, "reduce"), reduce_key(spec, ReduceOptions()))
     monkeypatch.setattr("jellyroll.results.store.__version__", "99.0.0")
     assert not is_up_to_date(stage_file(run, "reduce"), reduce_key(spec, ReduceOptions()))
