@@ -303,3 +303,13 @@ def redundancy_weights(t_um: np.ndarray) -> np.ndarray:
     if reach <= 0:  # the axis at the end of the lines: every line measured once
         return np.ones_like(t_um)
     return np.sin(0.25 * np.pi * (1.0 + np.clip(long_side * t_um / reach, -1.0, 1.0))) ** 2
+
+
+def pearson(a: ArrayLike, b: ArrayLike) -> float:
+    """Pearson correlation of two arrays of one shape (over all their values); 0 when one
+    is constant."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    a, b = a - a.mean(), b - b.mean()
+    norm = float(np.sqrt(np.sum(a * a) * np.sum(b * b)))
+    return float(np.sum(a * b)) / norm if norm > 0 else 0.0

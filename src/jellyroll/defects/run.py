@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from jellyroll.conventions import finite_median, masked_mean_profiles, px_to_um
+from jellyroll.conventions import finite_median, masked_mean_profiles, pearson, px_to_um
 from jellyroll.defects._common import phase_amounts
 from jellyroll.defects.agglomerates import (
     UNRESOLVED,
@@ -292,13 +292,6 @@ REGISTRATION_MAX_PX = 200
 """Longest side (px) the maps are block-averaged down to for :func:`registration_fits`."""
 
 
-def _correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson correlation of two equal-shape 1D arrays (0 when one is constant)."""
-    a, b = a - a.mean(), b - b.mean()
-    norm = float(np.sqrt(np.sum(a * a) * np.sum(b * b)))
-    return float(np.sum(a * b)) / norm if norm > 0 else 0.0
-
-
 def _block_mean(image: np.ndarray, block: int) -> np.ndarray:
     """``image`` (ny, nx) averaged over ``block`` x ``block`` pixels (edges cut)."""
     if block <= 1:
@@ -329,7 +322,7 @@ def registration_fits(
                 if turn
                 else source
             )
-            fits.append((_correlation(turned[disk], b[disk]), mirrored, float(turn)))
+            fits.append((pearson(turned[disk], b[disk]), mirrored, float(turn)))
     return fits
 
 

@@ -372,6 +372,14 @@ def soc_from_log(
         )
     t0, t1 = log.time_s[0], log.time_s[-1]
     _check_log_covers(log, start_s)
+    early = np.flatnonzero(np.isfinite(start_s) & (start_s < t0))
+    if early.size:
+        notes.append(
+            f"{log.source} starts after {early.size} of the scans (from step {early[0]}): the "
+            "charge passed before its first record is not counted, and the states of charge "
+            "count from that record as the empty cell; check that the log and the scans are "
+            "on one clock"
+        )
     for k, moment in enumerate(start_s):
         if not math.isfinite(moment):
             soc[k] = np.nan
