@@ -14,13 +14,26 @@ import pytest
 from jellyroll.io.nexus import nx_group
 from jellyroll.io.volumes import read_volume, write_tiff_stack
 from jellyroll.locate.core import pose_parameters
+from jellyroll.locate.dossier import volume_on_map
 from jellyroll.locate.link_options import LinkOptions
-from jellyroll.locate.link_run import read_placement, run_link
+from jellyroll.locate.link_run import (
+    _rank_correlation,
+    check_map_orientation,
+    read_placement,
+    run_link,
+)
 from jellyroll.phantom.twin import Twin
 from jellyroll.phantom.write import TwinNXCT
 from jellyroll.report.html import Report
 from jellyroll.report.run import _link_section
-from jellyroll.results import Diagnosis, Map, MapSet, RunFileError, write_diagnosis
+from jellyroll.results import (
+    Diagnosis,
+    Map,
+    MapSet,
+    RunFileError,
+    require_diagnosis,
+    write_diagnosis,
+)
 from jellyroll.results.location import LocationResult, write_location_group
 from jellyroll.results.nxct import (
     create_volume_datasets,
@@ -247,3 +260,63 @@ def test_link_refuses_an_x_ray_volume_other_than_the_nxct_files(
         run_link(inputs["results"], tmp_path / "xct.tif", inputs["nxct"], inputs["location"],
                  tmp_path / "link.h5", nct=inputs["nct"])  # fmt: skip
     assert not (tmp_path / "link.h5").exists()
+
+
+def _diagnosis_with_attenuation(twin: Twin, path: Path, turns: int) -> Path:
+    """The twin's SAXS intensity and X-ray attenuation maps and its agglomerates, all turned
+    by ``turns`` x 90 deg on the (square) map grid, as a diagnosis file."""
+    y_um, x_um = twin.raster.axes_um()
+    maps = {"saxs_intensity": twin.saxs_intensity, "d_star_nm": twin.true_dstar_nm,
+            "attenuation": twin.mu_xray_per_um}  # fmt: skip
+    table = twin.agglomerates.copy()
+    for _ in range(turns):  # np.rot90: the pixel at (y, x) goes to (-x, y)
+        table["x_um"], table["y_um"] = table["y_um"].to_numpy(), -table["x_um"].to_numpy()
+    turned = {name: Map(np.rot90(np.asarray(v, np.float32), turns).copy(), "")
+              for name, v in maps.items()}  # fmt: skip
+    diagnosis = Diagnosis(
+        "twin", "twin", MapSet(turned, x_um, y_um), table, pd.DataFrame(), pd.DataFrame(),
+        summary={"critical_diameter_um": 50.0},
+    )  # fmt: skip
+    write_diagnosis(path, diagnosis, {}, key="k", upstream="u")
+    return path
+
+
+def test_a_location_of_maps_turned_otherwise_than_the_diagnosis_is_refused(
+    twin: Twin, inputs: dict[str, Path], tmp_path: Path
+) -> None:
+    """A diagnosis of the maps turned 90 deg, linked through the location of the maps as
+    they were: every agglomerate carried to the wrong place in the volume (the small twin:
+    0 of 12 on a bend instead of 3, no threshold instead of 71 um), exit 0. Refused: its
+    attenuation map matches the X-ray plane at the placement worse than its copy turned
+    back (rank correlation 0.53 against 0.91 here; as given, the best turned or mirrored
+    copy reaches 0.73, under the margin of 0.05). Turned by 0 or 4 x 90 deg: linked."""
+    turned = _diagnosis_with_attenuation(twin, tmp_path / "turned.h5", 1)
+    with pytest.raises(ValueError, match="made from maps in another orientation"):
+        run_link(turned, inputs["xct"], inputs["nxct"], inputs["location"],
+                 tmp_path / "link.h5", LinkOptions(largest_case_a=0))  # fmt: skip
+    assert not (tmp_path / "link.h5").exists()
+    # the maps as the location placed them pass the check, turned by none or a full turn
+    xray, voxel = read_volume(inputs["xct"])
+    placement = read_placement(inputs["location"])
+    for turns in (0, 4):
+        path = _diagnosis_with_attenuation(twin, tmp_path / f"{turns}.h5", turns)
+        cell = require_diagnosis(path)
+        image = cell.maps["attenuation"]
+        plane = volume_on_map(xray, voxel, placement.map_to_xct, image.shape, cell.pixel_size_um)
+        check_map_orientation(cell.maps, plane, "results.h5", "location.h5")
+        assert _rank_correlation(np.asarray(image, float), plane) > 0.85
+
+
+def test_the_orientation_check_refuses_only_a_convincing_better_turn() -> None:
+    """An attenuation map turned 90 deg against the plane it was placed on is refused; maps
+    that match the plane in no orientation (noise: every rank correlation near 0) are not,
+    whichever copy scores a few hundredths higher by chance."""
+    yy, xx = np.mgrid[-40:40, -40:40].astype(float)
+    plane = np.where(np.hypot(yy, xx) < 35, 1.0 + 0.02 * yy + 0.01 * np.sign(xx), np.nan)
+    image = np.nan_to_num(plane, nan=0.0)
+    check_map_orientation({"attenuation": image}, plane, "results.h5", "location.h5")
+    with pytest.raises(ValueError, match=r"worse \(rank correlation .*\) than the same map"):
+        check_map_orientation({"attenuation": np.rot90(image)}, plane, "results.h5", "loc.h5")
+    noise = np.random.default_rng(0).normal(size=(2, 80, 80))
+    check_map_orientation({"attenuation": noise[0]}, noise[1], "results.h5", "location.h5")
+    check_map_orientation({"saxs_intensity": noise[0]}, plane, "results.h5", "location.h5")

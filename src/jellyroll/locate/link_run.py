@@ -21,6 +21,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
 
 from jellyroll.conventions import um_per, unit_text
 from jellyroll.figures import save_png
@@ -44,7 +45,13 @@ from jellyroll.locate.link_options import LinkOptions
 from jellyroll.locate.run import check_nxct_shapes
 from jellyroll.nxct.fuse import fuse_rgb
 from jellyroll.phases import graphite_composite
-from jellyroll.results import GRAPHITE_PHASE_MAPS, MapName, RunFileError, require_diagnosis
+from jellyroll.results import (
+    GRAPHITE_PHASE_MAPS,
+    MapName,
+    MapSet,
+    RunFileError,
+    require_diagnosis,
+)
 from jellyroll.results.location import read_location
 from jellyroll.results.nxct import NXCTResult, read_nxct
 from jellyroll.results.store import open_run, recorded_key, stage_key, write_stage_file
@@ -57,6 +64,16 @@ placement)."""
 _VOXEL_HINT = (
     "make the location and NXCT files again, giving it with --xct-voxel-um / --nct-voxel-um"
 )
+ORIENTATION_MARGIN = 0.05
+"""Rank correlation by which the diagnosis's attenuation map, turned or mirrored, may beat
+the map as given against the X-ray plane at the placement before the link refuses the pair
+(:func:`check_map_orientation`). The twins' maps as given: 0.87 (small) and 0.82 (tiny),
+their best turned or mirrored copy 0.73 and 0.64 (a margin of 0.14 to 0.18); a diagnosis
+whose maps were turned 90 deg after the location: 0.54 as given, 0.87 turned back."""
+ORIENTATION_MATCH = 0.5
+"""Rank correlation the better turned or mirrored copy must reach for the refusal: maps that
+match the X-ray plane in no orientation (no attenuation contrast, another cell) are left
+to the placement's own checks, not refused by chance differences between poor matches."""
 PANEL_TITLES = {
     "xray": "X-ray CT at the slice",
     "neutron": "neutron CT at the slice",
@@ -214,6 +231,7 @@ def run_link(
                 f"{location}: the SWAXS map placed by it misses the X-ray volume {xct}; "
                 "give the location made for this volume"
             )
+        check_map_orientation(cell.maps, planes["xray"], diagnosis, location)
         if nct is not None:
             with open_volume(nct, nct_voxel_um, voxel_hint=_VOXEL_HINT) as neutron:
                 check_nxct_shapes(nxct, {"nct": neutron.shape})
@@ -287,6 +305,61 @@ def run_link(
             inputs=files,
         )  # fmt: skip
     return read_link(output)
+
+
+def _rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman correlation of two same-shape images over the pixels finite in both (NaN
+    under 10 such pixels or without contrast)."""
+    finite = np.isfinite(a) & np.isfinite(b)
+    if finite.sum() < 10:
+        return float("nan")
+    ra, rb = rankdata(a[finite]), rankdata(b[finite])
+    if not (np.ptp(ra) > 0 and np.ptp(rb) > 0):
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def check_map_orientation(
+    maps: MapSet, xray_plane: np.ndarray, diagnosis: str | os.PathLike[str], location: object
+) -> None:
+    """ValueError when the diagnosis's attenuation map (``maps``, (ny, nx) on the map grid)
+    matches the X-ray plane at the placement (``xray_plane``, same grid, NaN outside the
+    volume) worse than a copy of it turned by 90, 180 or 270 deg or mirrored, by more than
+    :data:`ORIENTATION_MARGIN` in rank correlation (that copy reaching
+    :data:`ORIENTATION_MATCH`): the location was made from maps in another orientation
+    than the diagnosis's (a diagnosis of the maps turned 90 deg, linked
+    through the location of the maps as they were: every agglomerate carried to the wrong
+    place, 0 of 12 on a bend instead of 3 and no threshold, exit 0). Without an attenuation
+    map (nothing in the diagnosis to compare with the X-ray volume) nothing is checked."""
+    if MapName.ATTENUATION not in maps:
+        return
+    image = np.asarray(maps[MapName.ATTENUATION], dtype=np.float64)
+    if image.shape != np.shape(xray_plane):
+        return
+    turned = {
+        "turned 180 deg": np.rot90(image, 2),
+        "mirrored top to bottom": image[::-1],
+        "mirrored left to right": image[:, ::-1],
+    }
+    if image.shape[0] == image.shape[1]:  # a square map turns by 90 deg onto its own grid
+        turned |= {
+            "turned 90 deg": np.rot90(image, 1),
+            "turned 270 deg": np.rot90(image, 3),
+            "transposed": image.T,
+            "mirrored about its other diagonal": np.rot90(image, 2).T,
+        }
+    given = _rank_correlation(image, xray_plane)
+    scores = {name: _rank_correlation(values, xray_plane) for name, values in turned.items()}
+    best = max(scores, key=lambda name: -np.inf if np.isnan(scores[name]) else scores[name])
+    convincing = scores[best] >= ORIENTATION_MATCH  # NaN: False
+    if convincing and not given + ORIENTATION_MARGIN >= scores[best]:
+        raise ValueError(
+            f"{location}: the attenuation map of {diagnosis} matches the X-ray volume at this "
+            f"placement worse (rank correlation {given:.2f}) than the same map {best} "
+            f"({scores[best]:.2f}): the location was made from maps in another orientation "
+            "than the diagnosis's. Locate the run file the diagnosis was made from "
+            "(`jellyroll locate`), or diagnose the maps the location was made from"
+        )
 
 
 def _dossier_maps(cell, planes: dict[str, np.ndarray], windows: dict) -> dict[str, np.ndarray]:
