@@ -690,3 +690,24 @@ def test_a_summed_scattering_on_axes_stored_the_other_way_is_refused(
         with pytest.raises(RunFileError, match=why):
             run_locate(tmp_path / "RUN.h5", tmp_path / "xct.tif", tmp_path / "o.h5",
                        LocateOptions(map="summed"))  # fmt: skip
+
+
+def test_auto_never_passes_over_maps_it_refuses(twin: Twin, tmp_path: Path) -> None:
+    """`--map auto` caught any refusal of the run's maps and went on to the summed
+    scattering: maps whose axes were in mm were passed over, and the slice was placed
+    from the summed scattering (62 um and 1.3 deg off on the small twin), exit 0."""
+    volume, _ = placed_xray(twin, 4)
+    write_tiff_stack(tmp_path / "xct.tif", volume, VOXEL_UM)
+    y_um, x_um = twin.raster.axes_um()
+    with h5py.File(tmp_path / "RUN.h5", "w") as f:
+        entry = f.create_group("entry")
+        write_maps_group(
+            entry, MapSet({"attenuation": Map(twin.mu_xray_per_um, "1/um")}, x_um, y_um)
+        )
+        for name in ("x_um", "y_um"):
+            entry[f"maps/attenuation/{name}"].attrs["units"] = "mm"
+        channels = np.stack([twin.mu_xray_per_um, 2 * twin.mu_xray_per_um], axis=-1)
+        recon = entry.create_group("reconstruction")
+        recon["data"], recon["y_um"], recon["x_um"] = channels, y_um, x_um
+    with pytest.raises(RunFileError, match=r"x_um is in 'mm'"):
+        run_locate(tmp_path / "RUN.h5", tmp_path / "xct.tif", tmp_path / "o.h5")
