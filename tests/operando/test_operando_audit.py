@@ -294,3 +294,17 @@ def test_saxs_zones_of_another_cell_are_refused(twin_series: Path, tmp_path: Pat
         write_table(f.create_group("entry/defects"), "agglomerates", table)
     with pytest.raises(ValueError, match=r"other\.h5: none of its 1 damaged zones lies where"):
         _run(twin_series, tmp_path / "op.h5", saxs_maps=tmp_path / "other.h5")
+
+
+def test_a_series_that_does_not_cover_the_charge_says_so() -> None:
+    """Half-lithiation points are half-way between each region's first and last shares: the
+    tiny twin's series without its last step (states of charge 0 to 0.67) put the damaged
+    zone's lag at 0.055 instead of 0.217, with no word. A series from empty to full (within
+    0.1) needs none; curves along time cannot tell."""
+    from jellyroll.operando.run import _partial_charge_note
+    from jellyroll.operando.timeline import SOC_UNITS
+
+    assert _partial_charge_note(np.array([0.0, 1 / 3, 2 / 3, 1.0]), SOC_UNITS) is None
+    cut = _partial_charge_note(np.array([0.0, 1 / 3, 2 / 3]), SOC_UNITS)
+    assert cut is not None and "0.00 to 0.67" in cut
+    assert _partial_charge_note(np.array([0.0, 1.0, 2.0]), "h") is None

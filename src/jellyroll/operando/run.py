@@ -511,6 +511,7 @@ def analyse(
             f"fewer than {core.MIN_HALF_STEPS} steps along the axis: no half-lithiation "
             "point and no lag (between two steps it is their midpoint for every region)"
         )
+    notes.extend(filter(None, [_partial_charge_note(known, units)]))
     total = np.clip(np.nan_to_num(amounts), 0, None).sum(axis=-1).mean(axis=0)
     scale = core.filling_scale(total, graphite)
     footprint = ndimage.generate_binary_structure(2, 2)
@@ -558,6 +559,29 @@ def analyse(
         shift_px=shifts,
         rotation_centre_mm=rotation_centre_mm,
         notes=notes,
+    )
+
+
+PARTIAL_CHARGE = 0.1
+"""How far (fraction of full charge) the series may start above empty or end below full
+before its half-lithiation points are said to be the series' own."""
+
+
+def _partial_charge_note(soc: np.ndarray, units: str) -> str | None:
+    """A note when the states of charge ``soc`` (finite, of the steps) do not run from
+    empty to full (within :data:`PARTIAL_CHARGE`): each region's half-lithiation point is
+    half-way between its first and last steps' shares, so a series cut short puts it, and
+    the lags, within the part it covers (the tiny twin without its last step: the damaged
+    zone's lag 0.055 instead of 0.217, with no word)."""
+    if units != SOC_UNITS or soc.size < 2:
+        return None
+    low, high = float(soc.min()), float(soc.max())
+    if low <= PARTIAL_CHARGE and high >= 1.0 - PARTIAL_CHARGE:
+        return None
+    return (
+        f"the series covers the states of charge {low:.2f} to {high:.2f}, not the whole "
+        "charge: half-lithiation points and lags are those of that part (half-way between "
+        "each region's first and last shares), not of the charge"
     )
 
 
