@@ -17,7 +17,7 @@ from rich.console import Console
 from scipy import ndimage
 from typer.testing import CliRunner
 
-from jellyroll import conventions
+from jellyroll import conventions, phases
 from jellyroll.cli import app
 from jellyroll.io.nexus import read_table, write_table
 from jellyroll.maps.options import MapsOptions
@@ -183,15 +183,15 @@ def test_line_crosstalk_recovers_known_shares() -> None:
     """Patterns made of three pseudo-Voigt lines with known heights: the fitted line shape
     and the inverted crosstalk give the heights' shares back to 1e-3."""
     q = np.linspace(1.5, 2.1, 150)
-    truth = core.LineShape((1.698, 1.790, 1.873), 0.025, 0.3)
+    truth = phases.LineShape((1.698, 1.790, 1.873), 0.025, 0.3)
     heights = np.array([[0.0, 0.2, 0.8], [0.1, 0.6, 0.3], [0.5, 0.5, 0.0]])
     patterns = heights @ truth.lines(q) + 0.05
-    fitted = core.fit_graphite_lines(q, patterns)
+    fitted = phases.fit_graphite_lines(q, patterns)
     from jellyroll.phases import GRAPHITE_PHASES, TABLE1_WINDOWS, window_integrals
 
     windows = {name: TABLE1_WINDOWS[name] for name in GRAPHITE_PHASES}
     integrals = window_integrals(q, patterns, windows)
-    shares = core.shares(core.graphite_amounts(integrals, fitted.crosstalk(q)))
+    shares = core.shares(phases.graphite_amounts(integrals, fitted.crosstalk(q)))
     np.testing.assert_allclose(shares, heights / heights.sum(1, keepdims=True), atol=1e-3)
 
 
@@ -202,11 +202,11 @@ def test_graphite_lines_off_their_positions_are_refused(stretch: float) -> None:
     lithiation at 0.69 instead of 0.55 (no damaged zone at 3 %), exit 0. Refused; the
     positions 1 % off (0.018 1/A, within the freedom) are still fitted."""
     q = np.linspace(1.5, 2.1, 150)
-    truth = core.LineShape((1.698, 1.790, 1.873), 0.025, 0.3)
+    truth = phases.LineShape((1.698, 1.790, 1.873), 0.025, 0.3)
     heights = np.array([[0.0, 0.2, 0.8], [0.1, 0.6, 0.3], [0.5, 0.5, 0.0]])
     with pytest.raises(ValueError, match=r"edge of the 0\.02 1/A .*PONI distance"):
-        core.fit_graphite_lines(q, heights @ truth.lines(q / stretch) + 0.05)
-    fitted = core.fit_graphite_lines(q, heights @ truth.lines(q / 1.01) + 0.05)
+        phases.fit_graphite_lines(q, heights @ truth.lines(q / stretch) + 0.05)
+    fitted = phases.fit_graphite_lines(q, heights @ truth.lines(q / 1.01) + 0.05)
     np.testing.assert_allclose(fitted.centres_A, 1.01 * np.array(truth.centres_A), atol=1e-3)
 
 
@@ -215,12 +215,12 @@ def test_a_line_absent_from_the_series_may_sit_anywhere() -> None:
     the edge of its freedom; only a line that carries signal is held to its position
     (noise 4 % of the strongest line per bin, as at the edge of what the check tolerates)."""
     q = np.linspace(1.5, 2.1, 150)
-    truth = core.LineShape((1.698, 1.790, 1.873), 0.025, 0.3)
+    truth = phases.LineShape((1.698, 1.790, 1.873), 0.025, 0.3)
     heights = np.array([[0.0, 0.0, 1.0], [0.0, 0.5, 0.5], [0.0, 0.9, 0.1]])
     rng = np.random.default_rng(0)
     for _ in range(5):
         noise = 0.04 * rng.standard_normal((3, q.size))
-        core.fit_graphite_lines(q, heights @ truth.lines(q) + 0.05 + noise)
+        phases.fit_graphite_lines(q, heights @ truth.lines(q) + 0.05 + noise)
 
 
 def test_shared_centre_ignores_drift() -> None:

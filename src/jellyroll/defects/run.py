@@ -18,7 +18,13 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from jellyroll.conventions import finite_median, masked_mean_profiles, pearson, px_to_um
+from jellyroll.conventions import (
+    block_mean,
+    finite_median,
+    masked_mean_profiles,
+    pearson,
+    px_to_um,
+)
 from jellyroll.defects._common import phase_amounts
 from jellyroll.defects.agglomerates import (
     UNRESOLVED,
@@ -36,6 +42,7 @@ from jellyroll.io.lock import output_lock
 from jellyroll.io.provenance import provenance_record
 from jellyroll.maps.core import UNCOVERED, graphite_windows_of
 from jellyroll.maps.options import DstarOptions
+from jellyroll.phases import fit_graphite_lines
 from jellyroll.results import (
     GRAPHITE_PHASE_MAPS,
     NMC_PHASE_MAPS,
@@ -92,8 +99,9 @@ def run_diagnose(
     # the key first: maps rewritten while this runs then make the result stale, not wrongly
     # up to date
     key, upstream = diagnose_key(runs, options, name, label or name)
-    maps = _gather_maps(runs)
-    crosstalk, unmixing_note = _graphite_crosstalk(runs)
+    read = {kind: read_map_set(runs[kind]) for kind in sorted(runs)}
+    maps = _gather_maps(runs, read)
+    crosstalk, unmixing_note = _graphite_crosstalk(runs, read.get("waxs"))
     with _saxs_reconstruction(runs) as saxs:
         diagnosis = diagnose(
             maps,
@@ -146,18 +154,17 @@ def _maps_dstar_parameters(runs: dict[str, Path]) -> dict[str, float | int] | No
     return DstarOptions(**made["dstar"]).overrides() if "dstar" in made else None
 
 
-def _graphite_crosstalk(runs: dict[str, Path]) -> tuple[np.ndarray | None, str | None]:
+def _graphite_crosstalk(
+    runs: dict[str, Path], waxs: MapSet | None
+) -> tuple[np.ndarray | None, str | None]:
     """The (3 lines, 3 windows) crosstalk of the graphite lines over the windows the WAXS
-    run's phase maps were integrated over (:func:`~jellyroll.maps.core.graphite_windows_of`),
-    from one line shape fitted to the mean pattern of its graphite-labelled pixels
-    (:func:`~jellyroll.operando.core.fit_graphite_lines`, as the operando stage unmixes its
-    steps), and a note when there is none (no WAXS reconstruction or labels, or no fit:
-    the shares are then the window integrals')."""
-    from jellyroll.operando.core import fit_graphite_lines
-
-    if "waxs" not in runs or not stage_file(runs["waxs"], "reconstruct").is_file():
+    run's phase maps (``waxs``, as read) were integrated over
+    (:func:`~jellyroll.maps.core.graphite_windows_of`), from one line shape fitted to the
+    mean pattern of its graphite-labelled pixels (:func:`~jellyroll.phases.fit_graphite_lines`,
+    as the operando stage unmixes its steps), and a note when there is none (no WAXS
+    reconstruction or labels, or no fit: the shares are then the window integrals')."""
+    if waxs is None or not stage_file(runs["waxs"], "reconstruct").is_file():
         return None, None
-    waxs = read_map_set(runs["waxs"])
     if MapName.GRAPHITE_LABEL not in waxs:
         return None, None
     graphite = np.asarray(waxs[MapName.GRAPHITE_LABEL]) >= 0
@@ -201,9 +208,9 @@ def _saxs_reconstruction(runs: dict[str, Path]) -> Iterator[Reconstruction | Non
         yield reconstruction
 
 
-def _gather_maps(runs: dict[str, Path]) -> MapSet:
-    """The maps of every run, on one grid (refused if the grids differ)."""
-    read = {kind: read_map_set(runs[kind]) for kind in sorted(runs)}
+def _gather_maps(runs: dict[str, Path], read: dict[str, MapSet]) -> MapSet:
+    """The maps of every run (``read``: each run's map set, as read), on one grid (refused
+    if the grids differ)."""
     _refuse_swapped_runs(runs, read)
     _refuse_misregistered_runs(runs, read)
     _keep_saxs_maps_of_the_saxs_run(read)
@@ -292,14 +299,6 @@ REGISTRATION_MAX_PX = 200
 """Longest side (px) the maps are block-averaged down to for :func:`registration_fits`."""
 
 
-def _block_mean(image: np.ndarray, block: int) -> np.ndarray:
-    """``image`` (ny, nx) averaged over ``block`` x ``block`` pixels (edges cut)."""
-    if block <= 1:
-        return image
-    ny, nx = (image.shape[0] // block) * block, (image.shape[1] // block) * block
-    return image[:ny, :nx].reshape(ny // block, block, nx // block, block).mean(axis=(1, 3))
-
-
 def registration_fits(
     reference: np.ndarray, moving: np.ndarray, step_deg: float = REGISTRATION_STEP_DEG
 ) -> list[tuple[float, bool, float]]:
@@ -309,8 +308,8 @@ def registration_fits(
     as given. Over the disk inscribed in the grid (a turn brings no corner in); NaN (no
     value) as 0."""
     block = max(1, int(np.ceil(max(reference.shape) / REGISTRATION_MAX_PX)))
-    a = _block_mean(np.nan_to_num(np.asarray(reference, dtype=np.float64)), block)
-    b = _block_mean(np.nan_to_num(np.asarray(moving, dtype=np.float64)), block)
+    a = block_mean(np.nan_to_num(np.asarray(reference, dtype=np.float64)), block)
+    b = block_mean(np.nan_to_num(np.asarray(moving, dtype=np.float64)), block)
     y, x = np.indices(a.shape)
     disk = np.hypot(y - (a.shape[0] - 1) / 2, x - (a.shape[1] - 1) / 2) <= min(a.shape) / 2 - 1
     fits = []

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from jellyroll.conventions import RowSliced, row_slabs
+from jellyroll.conventions import RowSliced, row_slabs, unusable_channels
 from jellyroll.maps.calibration import q_axis_note
 from jellyroll.maps.options import MapsOptions
 from jellyroll.phases import (
@@ -172,23 +172,6 @@ def bridged_windows(left_out: np.ndarray, options: MapsOptions) -> str | None:
         f"channels left out lie inside {', '.join(inside)} 1/A: those integrals interpolate "
         "linearly across them (a line's top or flank among them is not measured)"
     )
-
-
-def unusable_channels(cube: RowSliced) -> tuple[np.ndarray, np.ndarray]:
-    """Channels of ``cube`` (..., n), in memory or on disk, read by row slabs: (n,) True
-    where a channel holds no finite value, and (n,) True where every finite value it holds
-    is exactly 0 (a channel nothing reached, e.g. a detector gap integrated as 0 rather
-    than NaN: a LiC12 channel of zeros took 29 % off the tiny twin's LiC12 map, exit 0)."""
-    finite = np.zeros(cube.shape[-1], dtype=bool)
-    nonzero = np.zeros(cube.shape[-1], dtype=bool)
-    leading = tuple(range(cube.ndim - 1))
-    for _, slab in row_slabs(cube):
-        held = np.isfinite(slab)
-        finite |= held.any(axis=leading)
-        # in place (NaN is truthy, but not held): no second slab-sized mask
-        np.logical_and(held, slab, out=held)
-        nonzero |= held.any(axis=leading)
-    return ~finite, finite & ~nonzero
 
 
 MEAN_CHANNELS = 16

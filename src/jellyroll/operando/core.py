@@ -8,11 +8,12 @@ on one grid of ``pixel_size_um`` pixels.
 
 Shares: the three Table 1 windows touch, and the LiC12 line (1.79 A^-1) sits at its window's
 edge, so plain window integrals under-count LiC12 and leak each line into its neighbour's
-window. :func:`fit_graphite_lines` fits one pseudo-Voigt line shape (shared width and
-Lorentzian share, positions within 0.02 A^-1 of the SPEC section 5 d-spacings) to the mean
-graphite pattern of every step; the window integrals of these unit lines form the 3 x 3
-crosstalk matrix that :func:`graphite_amounts` inverts. Shares are then line-intensity
-shares, equal to amount shares when the three phases scatter equally per unit graphite.
+window. :func:`jellyroll.phases.fit_graphite_lines` fits one pseudo-Voigt line shape
+(shared width and Lorentzian share, positions within 0.02 A^-1 of the SPEC section 5
+d-spacings) to the mean graphite pattern of every step; the window integrals of these unit
+lines form the 3 x 3 crosstalk matrix that :func:`jellyroll.phases.graphite_amounts`
+inverts. Shares are then line-intensity shares, equal to amount shares when the three
+phases scatter equally per unit graphite.
 """
 
 from __future__ import annotations
@@ -23,120 +24,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import ndimage
-from scipy.optimize import least_squares
 from skimage.measure import inertia_tensor, inertia_tensor_eigvals
 from skimage.registration import phase_cross_correlation
 
-from jellyroll.conventions import pearson, pseudo_voigt
-from jellyroll.phases import GRAPHITE_PHASES, TABLE1_WINDOWS, WindowSpec, window_integrals
+from jellyroll.conventions import block_mean, pearson
 from jellyroll.unroll import SpiralTrace
-
-GRAPHITE_D_SPACINGS_A: dict[str, float] = {
-    "lic6": 3.70,
-    "lic12": 3.51,
-    "graphite_poor": 3.354,
-}
-"""(00l) d-spacings (A) of the graphite phases, SPEC section 5."""
-LINE_FIT_RANGE_A = (1.60, 1.98)
-"""q range (A^-1) of the line fit: the three lines and the Table 1 background anchors."""
-POSITION_FREEDOM_A = 0.02
-"""How far (A^-1) a fitted line may sit from its literature position."""
-PINNED_LINE_SIGNAL = 0.3
-"""Least height of a line (at its strongest step, as a fraction of the strongest line of
-the series) that cannot sit at the edge of its :data:`POSITION_FREEDOM_A`."""
-
-
-@dataclass(frozen=True)
-class LineShape:
-    """Fitted graphite lines: centres (A^-1) in :data:`GRAPHITE_PHASES` order, FWHM (A^-1)
-    and Lorentzian share ``eta`` of a pseudo-Voigt."""
-
-    centres_A: tuple[float, float, float]
-    fwhm_A: float
-    eta: float
-
-    def lines(self, q: np.ndarray) -> np.ndarray:
-        """(3, n_q) unit-height lines on ``q`` (A^-1)."""
-        return np.stack([pseudo_voigt(q, c, self.fwhm_A, self.eta) for c in self.centres_A])
-
-    def crosstalk(
-        self, q: np.ndarray, windows: Mapping[str, WindowSpec] | None = None
-    ) -> np.ndarray:
-        """(3 phases, 3 windows): the integrals of each unit line over ``windows`` (the
-        graphite phases' windows, as the phase maps were made with: with their background,
-        Table 1's by default, or plain), integrated as the maps are (no shoulder bins)."""
-        if windows is None:
-            windows = {name: TABLE1_WINDOWS[name] for name in GRAPHITE_PHASES}
-        return window_integrals(q, self.lines(q), windows, shoulder_bins=0)
-
-    def line_areas(self, q: np.ndarray) -> np.ndarray:
-        """(3,) integral of each unit line over ``q`` (A^-1): amounts per unit height."""
-        return np.trapezoid(self.lines(q), q, axis=1)
-
-
-def fit_graphite_lines(q: np.ndarray, patterns: np.ndarray) -> LineShape:
-    """Fit the graphite lines to mean patterns ``patterns`` (n_steps, n_q) on ``q`` (A^-1).
-
-    Every step has its own three heights and linear background; the line shape (positions,
-    width, Lorentzian share) is shared. Raises ValueError when q does not cover
-    :data:`LINE_FIT_RANGE_A` or the patterns hold no finite value there, and when a line
-    that carries signal (:data:`PINNED_LINE_SIGNAL`) is fitted at the edge of its
-    :data:`POSITION_FREEDOM_A`: the q axis is off by more than it (a detector distance 2 %
-    off put every line at its edge and the anode's half lithiation at 0.69 instead of 0.55;
-    3 % found no damaged zone), and the windows hold the wrong lines.
-    """
-    q = np.asarray(q, np.float64)
-    used = (q >= LINE_FIT_RANGE_A[0]) & (q <= LINE_FIT_RANGE_A[1])
-    if used.sum() < 16 or q.min() > LINE_FIT_RANGE_A[0] or q.max() < LINE_FIT_RANGE_A[1]:
-        raise ValueError(
-            f"the graphite lines need q over {LINE_FIT_RANGE_A} 1/A with at least 16 bins; "
-            "reconstruct these channels"
-        )
-    data = np.asarray(patterns, np.float64)[:, used]
-    finite = np.isfinite(data).all(axis=1)
-    if not finite.any():
-        raise ValueError("no step has a finite mean graphite pattern")
-    data, qs = data[finite], q[used]
-    n = data.shape[0]
-    literature = np.array([2 * np.pi / GRAPHITE_D_SPACINGS_A[p] for p in GRAPHITE_PHASES])
-    scale = float(np.nanmax(np.abs(data))) or 1.0
-    data = data / scale
-
-    def residuals(p: np.ndarray) -> np.ndarray:
-        lines = np.stack([pseudo_voigt(qs, c, p[3], p[4]) for c in p[:3]])
-        per_step = p[5:].reshape(n, 5)
-        model = per_step[:, :3] @ lines + per_step[:, 3:4] + per_step[:, 4:5] * (qs - 1.8)
-        return (model - data).ravel()
-
-    start = np.r_[literature, 0.03, 0.3, np.tile([0.3, 0.3, 0.3, 0.0, 0.0], n)]
-    low = np.r_[
-        literature - POSITION_FREEDOM_A, 0.003, 0.0, np.tile([0, 0, 0, -np.inf, -np.inf], n)
-    ]
-    high = np.r_[literature + POSITION_FREEDOM_A, 0.15, 1.0, np.tile([np.inf] * 5, n)]
-    fit = least_squares(residuals, start, bounds=(low, high))
-    heights = fit.x[5:].reshape(n, 5)[:, :3].max(axis=0)
-    offset = fit.x[:3] - literature
-    pinned = (np.abs(offset) > 0.999 * POSITION_FREEDOM_A) & (
-        heights >= PINNED_LINE_SIGNAL * max(float(heights.max()), 0.0)
-    )
-    if pinned.any() and heights.max() > 0:
-        named = ", ".join(
-            f"{GRAPHITE_PHASES[j]} at {fit.x[j]:.3f} (literature {literature[j]:.3f})"
-            for j in np.flatnonzero(pinned)
-        )
-        raise ValueError(
-            f"the graphite lines are fitted at the edge of the {POSITION_FREEDOM_A} 1/A they "
-            f"may move ({named} 1/A): the steps' q axis is off, and the Table 1 windows hold "
-            "the wrong lines; check the detector geometry (PONI distance, wavelength) the "
-            "steps were integrated with"
-        )
-    return LineShape(tuple(float(c) for c in fit.x[:3]), float(fit.x[3]), float(fit.x[4]))
-
-
-def graphite_amounts(integrals: np.ndarray, crosstalk: np.ndarray) -> np.ndarray:
-    """Line heights (..., 3) from Table 1 window integrals (..., 3): the inverse of the
-    crosstalk (``integrals = heights @ crosstalk``)."""
-    return np.asarray(integrals, np.float64) @ np.linalg.inv(crosstalk)
 
 
 def shares(amounts: np.ndarray) -> np.ndarray:
@@ -173,10 +65,7 @@ def step_turns(references: np.ndarray, shifts: np.ndarray, step_deg: float = 2.0
     side (43 s a step at 512 x 512 pixels, 3 s at 128); the first row is (0, 1, 1)."""
     images = np.nan_to_num(np.asarray(references, np.float64))
     block = max(1, int(np.ceil(max(images.shape[1:]) / TURN_SEARCH_PX)))
-    if block > 1:
-        ny, nx = (images.shape[1] // block) * block, (images.shape[2] // block) * block
-        images = images[:, :ny, :nx].reshape(-1, ny // block, block, nx // block, block)
-        images, shifts = images.mean(axis=(2, 4)), np.asarray(shifts) / block
+    images, shifts = block_mean(images, block), np.asarray(shifts) / block
     out = np.zeros((images.shape[0], 3))
     out[0] = (0.0, 1.0, 1.0)
     for k in range(1, images.shape[0]):

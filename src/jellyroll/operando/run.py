@@ -48,6 +48,7 @@ from jellyroll.operando.timeline import (
     read_potentiostat_log,
     scan_times,
 )
+from jellyroll.phases import fit_graphite_lines, graphite_amounts
 from jellyroll.progress import frame_progress
 from jellyroll.recon.options import ReconstructOptions
 from jellyroll.recon.qwindows import NoChannelError
@@ -459,11 +460,11 @@ def analyse(
     profiles = [
         np.interp(q, q_k, m, left=np.nan, right=np.nan) for q_k, m in zip(qs, means, strict=True)
     ]
-    lines = core.fit_graphite_lines(q, np.asarray(profiles))
+    lines = fit_graphite_lines(q, np.asarray(profiles))
     windows = [graphite_windows_of(maps) for maps in map_sets]
     amounts = np.stack(
         [
-            core.graphite_amounts(s, lines.crosstalk(q_k, w))
+            graphite_amounts(s, lines.crosstalk(q_k, w))
             for s, q_k, w in zip(stack, qs, windows, strict=True)
         ]
     )
