@@ -355,6 +355,28 @@ def test_a_mask_of_another_detector_is_named(twin: Path, tmp_path: Path) -> None
         )
 
 
+def test_a_mask_given_adds_to_the_scans_own(twin: Path, tmp_path: Path) -> None:
+    """A mask given with the scan replaced the mask the scan file holds: the stored mask's
+    pixels (here a hot column, as a beamstop's edge or a hot-pixel line; one mask named in
+    a cell for both detector positions) were integrated again: 5.6 % of the sinogram's
+    values changed, by up to 2.7e5 counts, exit 0. A mask given now hides its pixels
+    besides the file's: an empty one changes nothing (identical sinograms: the same pixels
+    integrated)."""
+
+    def hot_column(f: h5py.File) -> None:
+        frames = f["/entry/instrument/detector/data"]
+        column = frames[:, :, 100]
+        frames[:, :, 100] = np.where(column >= 0, 10**6, column)
+        f["/entry/instrument/detector/mask"][:, 100] = 1
+
+    scan = _copy_with(twin, tmp_path, hot_column)
+    np.save(tmp_path / "empty.npy", np.zeros((24, 192), np.uint8))
+    run_reduce(scan, tmp_path / "own.h5", options=OPTIONS)
+    run_reduce(scan, tmp_path / "both.h5", options=OPTIONS, mask_path=tmp_path / "empty.npy")
+    own, both = read_sinogram(tmp_path / "own.h5"), read_sinogram(tmp_path / "both.h5")
+    np.testing.assert_array_equal(both.data, own.data)
+
+
 def _virtual_scan(folder: Path, second: np.ndarray) -> Path:
     """A scan whose 6 frames are a virtual dataset over ``part0.h5`` (frames 0-2) and
     ``part1.h5`` (``second``, mapped as frames 3-5), as multi-file detectors write them."""

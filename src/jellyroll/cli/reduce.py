@@ -29,7 +29,11 @@ def reduce(
         Path | None, typer.Option(help="PONI calibration (overrides the file's).")
     ] = None,
     mask: Annotated[
-        Path | None, typer.Option(help="Detector mask, EDF/CBF/TIFF/NPY, non-zero = masked.")
+        Path | None,
+        typer.Option(
+            help="Detector mask, EDF/CBF/TIFF/NPY, non-zero = masked; added to the mask the "
+            "scan file holds."
+        ),
     ] = None,
     mapping: Annotated[
         Path | None, typer.Option(help="TOML mapping of a Bliss-style file's dataset paths.")

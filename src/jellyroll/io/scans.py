@@ -886,7 +886,9 @@ def open_scan(
     """Open any supported scan input (by extension and content) for block reading.
 
     ``mapping`` is a TOML file for Bliss-style HDF5; a ``.csv`` path is a CBF/EDF series
-    table. ``poni`` (text) and ``mask`` override what the file holds.
+    table. ``poni`` (text) overrides the geometry the file holds; ``mask`` (H, W) hides
+    its pixels besides those the file's own mask hides (a mask given for one detector
+    position replaced the other's stored beamstop mask: the beamstop was integrated).
     """
     path = Path(path)
     reader: ScanReader
@@ -899,7 +901,9 @@ def open_scan(
     if poni is not None:
         reader.info.poni = poni
     if mask is not None:
-        reader.info.mask = np.asarray(mask) != 0
+        given, stored = np.asarray(mask) != 0, reader.info.mask
+        joinable = stored is not None and stored.shape == given.shape
+        reader.info.mask = given | stored if joinable else given  # other shape: caller refuses
     return reader
 
 

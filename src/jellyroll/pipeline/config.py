@@ -82,8 +82,9 @@ class CellInput(_Strict):
     poni_saxs: Path | None = None
     mask: Path | None = Field(
         None,
-        description="detector mask (non-zero = masked) of the cell's frame scans; a sinogram "
-        "file or integrated patterns take none (refused when neither scan has frames)",
+        description="detector mask (non-zero = masked) of the cell's frame scans, added to "
+        "the mask each scan file holds; a sinogram file or integrated patterns take none "
+        "(refused when neither scan has frames)",
     )
     xct: Path | None = None
     nct: Path | None = None
