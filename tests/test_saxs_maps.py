@@ -4,6 +4,7 @@ independent scattering physics (sasmodels)."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import h5py
 import numpy as np
@@ -11,8 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from jellyroll.maps.core import compute_maps
+from jellyroll.maps.options import MapsOptions
 from jellyroll.phantom.twin import Twin, make_twin
 from jellyroll.phantom.write import noisy_pixel_patterns
+from jellyroll.results import Reconstruction
 from jellyroll.saxs import (
     FEATURELESS,
     SLOPE_TOO_SHALLOW,
@@ -353,3 +357,64 @@ def test_the_automatic_rank_refuses_too_few_profiles() -> None:
         denoise_profiles(stack)
     stack[3:23, 7] = stack[3:23, 8]  # 23 complete profiles: enough
     assert denoise_profiles(stack).rank >= 2
+
+
+# --- the maps' d* and the q axis ----------------------------------------------------------
+
+
+def _saxs_recon(q_A: np.ndarray, n: int = 8) -> Reconstruction:
+    """(n, n) voxels of a Guinier shoulder (radius of gyration 60 A: d* 10.3 nm) on a
+    q^-3.6 law, amplitudes 0.5-1, noise-free, drawn on ``q_A`` (1/A)."""
+    amplitude = np.linspace(0.5, 1.0, n * n).reshape(n, n, 1)
+    profiles = amplitude * (100 * np.exp(-(q_A**2) * 60.0**2 / 3) + 1e-3 * q_A**-3.6)
+    axis = (np.arange(n) - (n - 1) / 2) * 20.0
+    return Reconstruction(profiles.astype(np.float32), q_A, axis, axis)
+
+
+LONG_CAMERA = np.linspace(0.0022, 0.2, 500)
+"""A long SAXS camera's q (1/A); in 1/nm, 0.022-2.0, it covers the SAXS window read in 1/A."""
+STUDY = MapsOptions(analysis="study")
+
+
+def test_a_saxs_axis_in_nm_read_as_angstrom_is_noted() -> None:
+    """The same profiles on the same axis written in 1/nm and read as 1/A (pre-integrated
+    by pyFAI in its default unit, no @units): d* 10 times smaller (10.3 nm became 1.03
+    nm), exit 0, and no note. Now a note says that q* lies above 0.3 1/A and what to do;
+    the axis in 1/A gets none. Tolerance: the same kernel on q scaled by 10 in float64."""
+    right = compute_maps(_saxs_recon(LONG_CAMERA), STUDY)
+    wrong = compute_maps(
+        replace(_saxs_recon(LONG_CAMERA), q_A=10 * LONG_CAMERA), STUDY
+    )  # the same intensities, each q read 10 times too large
+    np.testing.assert_allclose(wrong["d_star_nm"], right["d_star_nm"] / 10, rtol=1e-5)
+    assert 5 < np.nanmedian(right["d_star_nm"]) < 15
+    assert not any("1/nm" in note for note in right.notes)
+    assert any(
+        note.startswith("median d* 1.03 nm") and '@units = "1/nm"' in note for note in wrong.notes
+    )
+
+
+def test_an_axis_that_only_1_nm_maps_is_refused_with_the_hint() -> None:
+    """The twin's SAXS axis (0.008-0.3 1/A) in 1/nm read as 1/A covers neither window: the
+    refusal said so and no more; now it says that read in 1/nm the values would give maps,
+    and what to write."""
+    q = np.linspace(0.008, 0.3, 300)
+    with pytest.raises(ValueError, match=r'gives no map.*Read in 1/nm.*@units = "1/nm"'):
+        compute_maps(replace(_saxs_recon(q), q_A=10 * q), STUDY)
+
+
+def test_a_dstar_min_points_beyond_the_channels_is_refused() -> None:
+    """min_points above the channels the reconstruction holds: no profile can give a d*.
+    Before, a d* map without one value (600 on 500 channels), exit 0, no note; now the
+    option is refused, and the study's 150 on 120 channels (a reconstruction of few
+    channels) gives the SAXS intensity and a note saying why there is no d*."""
+    with pytest.raises(ValueError, match=r"min_points 600 .* exceeds the 500 q channels"):
+        compute_maps(
+            _saxs_recon(LONG_CAMERA), MapsOptions(analysis="study", dstar={"min_points": 600})
+        )
+    few = np.linspace(0.02, 0.2, 120)
+    maps = compute_maps(_saxs_recon(few), STUDY)
+    assert "saxs_intensity" in maps and not np.isfinite(maps["d_star_nm"]).any()
+    assert any(note.startswith("no d*: the method needs 150") for note in maps.notes)
+    assert any(
+        note.startswith("no voxel has a d* (64 fewer than min_points") for note in maps.notes
+    )

@@ -308,15 +308,21 @@ def _dstar_many(
             window[p, 3] = r[7]
 
 
-def check_dstar_parameters(**overrides: float | int) -> None:
-    """ValueError when ``overrides`` of :func:`departure_dstar`'s parameters, with the
-    study's defaults for the others, are not a valid set (:func:`_check_params`)."""
+def dstar_parameters(**overrides: float | int) -> dict[str, float | int]:
+    """:func:`departure_dstar`'s parameters: the study's defaults (its signature), updated
+    by ``overrides``."""
     defaults = {
         name: parameter.default
         for name, parameter in inspect.signature(departure_dstar).parameters.items()
         if parameter.kind is inspect.Parameter.KEYWORD_ONLY
     }
-    _check_params(**{**defaults, **overrides})
+    return {**defaults, **overrides}
+
+
+def check_dstar_parameters(**overrides: float | int) -> None:
+    """ValueError when ``overrides`` of :func:`departure_dstar`'s parameters, with the
+    study's defaults for the others, are not a valid set (:func:`_check_params`)."""
+    _check_params(**dstar_parameters(**overrides))
 
 
 def _check_params(

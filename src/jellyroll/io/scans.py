@@ -66,6 +66,7 @@ class ScanInfo:
     poni: str | None = None
     mask: np.ndarray | None = None
     q_A: np.ndarray | None = None
+    q_unit_stated: bool = True  # False: integrated q without @units, read as 1/A (SPEC)
     files: list[Path] = field(default_factory=list)
     poni_source: str | None = None  # where ``poni`` came from: a file, or file:dataset
     mask_source: str | None = None  # where ``mask`` came from: a file, or file:dataset
@@ -198,17 +199,19 @@ def _stated_units(dataset: h5py.Dataset, where: Path | str) -> object | None:
     return next(iter(stated.values()), None)
 
 
-def _q_factor(f: h5py.File, path: Path) -> float:
-    """Inverse angstroms per unit of the integrated patterns' q (SPEC: 1/angstrom when
-    ``@units`` is absent); ScanFormatError for a unit that is not one of q."""
+def _q_factor(f: h5py.File, path: Path) -> float | None:
+    """Inverse angstroms per unit of the integrated patterns' q; None when ``@units`` is
+    absent (SPEC: 1/angstrom; the reduction checks that reading). ScanFormatError for a
+    unit jellyroll does not read as one of q."""
     units = _stated_units(f[INTEGRATED_Q], path)
     if units is None:
-        return 1.0
+        return None
     factor = per_angstrom(units)
     if factor is None:
         raise ScanFormatError(
-            f"{path}: {INTEGRATED_Q} is in {unit_text(units)!r}, not a unit of q; integrate the "
-            "patterns in q (1/angstrom or 1/nm)"
+            f"{path}: {INTEGRATED_Q} is in {unit_text(units)!r}, not a unit of q that jellyroll "
+            "reads (1/angstrom, 1/nm, pyFAI's q_A^-1 and q_nm^-1); integrate the patterns in "
+            'q, or write its unit as @units = "1/angstrom" or "1/nm"'
         )
     return factor
 
@@ -329,6 +332,7 @@ class Hdf5ScanReader:
             diode=_vector(f, self.path, DIODE, n, optional=True),
             files=data_files(self.path, (f[name] for name in SCAN_DATASETS if name in f)),
         )
+        factor: float | None = 1.0  # inverse angstroms per unit of q; None: not stated
         if kind == "frames":
             self.info.frame_shape = tuple(int(s) for s in self._data.shape[1:])  # type: ignore[assignment]
             self.info.poni = _text(f[PONI][()]) if PONI in f else None
@@ -349,7 +353,8 @@ class Hdf5ScanReader:
                     f"{self.path}: {INTEGRATED_Q} has {q.size} values, patterns have "
                     f"{self._data.shape[1]} bins"
                 )
-            self.info.q_A = np.asarray(q, dtype=np.float64) * _q_factor(f, self.path)
+            factor = _q_factor(f, self.path)
+            self.info.q_A = np.asarray(q, dtype=np.float64) * (factor or 1.0)
             steps = np.diff(self.info.q_A)
             if not (np.all(np.isfinite(q)) and (np.all(steps > 0) or np.all(steps < 0))):
                 # else reduced and reconstructed, then refused by the maps, naming no file
@@ -358,6 +363,7 @@ class Hdf5ScanReader:
                     "NaN, a repeated or an out-of-order value); give each pattern bin its own "
                     "finite q, in order"
                 )
+        self.info.q_unit_stated = factor is not None
         self._unwritten = _unwritten_rows(self._data)
         frames = kind == "frames"
         self._read_frame = (

@@ -31,9 +31,11 @@ from jellyroll.saxs import (
     LOW_INTENSITY,
     REASONS,
     SAXS_Q_RANGE,
+    VALID,
     DStarMap,
     denoise_profile_blocks,
     departure_dstar_map,
+    dstar_parameters,
     saxs_intensity_map,
 )
 from jellyroll.sinogram import totals_spread_note
@@ -142,7 +144,7 @@ def compute_maps(
     if not maps:
         raise ValueError(
             f"q range [{q_kept.min():.3g}, {q_kept.max():.3g}] 1/A gives no map: for the phase "
-            f"maps, {waxs_gap}; for the SAXS maps, {saxs_gap}"
+            f"maps, {waxs_gap}; for the SAXS maps, {saxs_gap}{nm_hint(q_kept, options)}"
         )
     if recon.attenuation is not None:
         maps[MapName.ATTENUATION] = Map(recon.attenuation, "1/um")
@@ -154,6 +156,22 @@ def compute_maps(
         centre = float(recon.attrs["rotation_centre_mm"])
         notes.append(f"no rotation centre in the sinogram: {centre:.4f} mm {source}")
     return MapSet(maps, recon.x_um, recon.y_um, notes, default)
+
+
+def nm_hint(q: np.ndarray, options: MapsOptions) -> str:
+    """A hint, for the refusal of an axis ``q`` (1/A) that gives no map, when the same
+    values in 1/nm would give maps: pre-integrated patterns written in pyFAI's default unit
+    (q_nm^-1) without ``@units`` are read in 1/A (SPEC section 6), 10 times too large."""
+    in_nm = q / 10
+    families: list[dict[str, WindowSpec]] = [analysis_windows(options), {"saxs": SAXS_Q_RANGE}]
+    if all(uncovered(in_nm, windows, shoulder_bins=0) is not None for windows in families):
+        return ""
+    return (
+        f". Read in 1/nm the same values ({in_nm.min():.3g}-{in_nm.max():.3g} 1/A) would give "
+        "maps: if the scan's patterns were integrated already (pyFAI's default unit is "
+        "q_nm^-1) and /entry/integrated/q has no @units, they were read as 1/angstrom; "
+        'write @units = "1/nm" on it and reduce the scan again'
+    )
 
 
 def bridged_windows(left_out: np.ndarray, options: MapsOptions) -> str | None:
@@ -238,6 +256,7 @@ def saxs_maps(
     notes = []
     # d* leaves out the channels whose q is not finite
     q_used = np.where(channels, q, np.nan)
+    notes.extend(filter(None, [_segment_note(int(channels.sum()), options)]))
     intensities, parts = [], []
     for _, slab in row_slabs(data):
         intensities.append(saxs_intensity_map(q, slab, channels=channels))
@@ -262,6 +281,7 @@ def saxs_maps(
         d_star[weak] = np.nan
         reason[weak] = LOW_INTENSITY
     kept = np.isfinite(d_star)
+    notes.extend(filter(None, [_dstar_value_note(kept, reason, result.q_star)]))
     edge = float(result.at_window_edge[kept].mean()) if kept.any() else 0.0
     if edge > EDGE_SHARE:
         notes.append(
@@ -276,6 +296,56 @@ def saxs_maps(
         MapName.D_STAR_REASON: Map(reason, reasons),
     }
     return maps, notes
+
+
+def _segment_note(n_channels: int, options: MapsOptions) -> str | None:
+    """Why no voxel can have a d* when the ``n_channels`` q channels used are fewer than the
+    d* method's ``min_points`` (its segment of contiguous channels must hold that many), in
+    words; None when they are not. ValueError when ``min_points`` was given in the options:
+    min_points 600 on 500 channels gave a d* map without a value, exit 0, and no note."""
+    min_points = int(dstar_parameters(**options.dstar.overrides())["min_points"])
+    if n_channels >= min_points:
+        return None
+    if options.dstar.min_points is not None:
+        raise ValueError(
+            f"d* min_points {min_points} (the maps' dstar options) exceeds the {n_channels} q "
+            "channels of the reconstruction that hold a value: no profile can give a d*; "
+            f"give min_points <= {n_channels}, or reconstruct more channels"
+        )
+    return (
+        f"no d*: the method needs {min_points} contiguous q channels (min_points) and the "
+        f"reconstruction holds {n_channels}; reconstruct more channels (--channels), or lower "
+        "min_points in the maps' dstar options"
+    )
+
+
+DSTAR_NM_Q_STAR = 0.3
+"""Median q* (1/A) above which the maps say that q may be in 1/nm read as 1/A: d* under
+2.1 nm lies far below the study's 9-15 nm and near the atomic scale, where no SAXS power
+law holds; a SAXS scan integrated in 1/nm (pyFAI's default) without @units gave the long
+camera's d* 1.16 nm for 11.6 nm, exit 0. A note, not a refusal: small domains exist."""
+
+
+def _dstar_value_note(valid: np.ndarray, reason: np.ndarray, q_star: np.ndarray) -> str | None:
+    """What the d* map's values say, in words: why none has a value (the count of each
+    reason code of ``reason``, any shape), or that their median q* (``q_star``, 1/A, over
+    the ``valid`` voxels) lies above :data:`DSTAR_NM_Q_STAR`; None otherwise."""
+    if not valid.any():
+        codes, counts = np.unique(reason[reason != VALID], return_counts=True)
+        why = ", ".join(
+            f"{count} {REASONS[int(code)]}"
+            for code, count in sorted(zip(codes, counts, strict=True), key=lambda c: -c[1])
+        )
+        return f"no voxel has a d* ({why or 'no voxel'})"
+    median = float(np.median(q_star[valid]))
+    if median <= DSTAR_NM_Q_STAR:
+        return None
+    return (
+        f"median d* {2 * math.pi / median / 10:.3g} nm (q* {median:.3g} 1/A): if the scan's "
+        "patterns were integrated already in 1/nm (pyFAI's default, q_nm^-1) with no @units on "
+        "/entry/integrated/q, every q was read 10 times too large and d* is 10 times too "
+        'small: write @units = "1/nm" on it and reduce the scan again'
+    )
 
 
 HOT_SHARE = 0.02

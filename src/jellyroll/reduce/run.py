@@ -42,6 +42,7 @@ from jellyroll.io.provenance import (
 from jellyroll.io.scans import (
     FRAMES,
     INTEGRATED,
+    INTEGRATED_Q,
     Block,
     ScanFormatError,
     ScanInfo,
@@ -54,6 +55,7 @@ from jellyroll.io.scans import (
 from jellyroll.reduce.engine import IntegrationSetup, Integrator
 from jellyroll.reduce.kernels import GROUP
 from jellyroll.reduce.options import SPEED_ONLY, ReduceOptions
+from jellyroll.reduce.q_axis import check_unitless_q, nan_mean_rows, sampled_rows
 from jellyroll.results.run import Q_UNITS, read_sinogram, write_sinogram
 from jellyroll.results.store import (
     RunFileError,
@@ -233,6 +235,9 @@ def _refuse_import_options(spec: ScanSpec, options: ReduceOptions) -> None:
             factor = per_angstrom(units)
             q = np.asarray(axis[()], dtype=np.float64).ravel() * (factor or 1.0)
             problems += _axis_problems(q, Q_UNITS if factor is not None else units, options)
+            data = f.get(SINOGRAM)
+            if "units" not in axis.attrs and isinstance(data, h5py.Dataset) and data.ndim == 3:
+                check_unitless_q(f"{spec.path}:{axis.name}", q, _sinogram_mean(data))
     _warn_unused(spec.path, "a sinogram reduced already", options)
     if problems:
         raise ValueError(
@@ -240,6 +245,35 @@ def _refuse_import_options(spec: ScanSpec, options: ReduceOptions) -> None:
             f"take {'; '.join(problems)}. Leave them out (pick q channels later with "
             "`jellyroll reconstruct --channels`), or reduce the raw frames with them"
         )
+
+
+SAMPLED_PROJECTIONS = 16
+"""Projections of a sinogram whose mean pattern checks an axis without units."""
+
+
+def _sinogram_mean(data: h5py.Dataset) -> Callable[[np.ndarray], np.ndarray]:
+    """The mean pattern of up to :data:`SAMPLED_PROJECTIONS` projections spread over the
+    sinogram ``data`` (n_angles, n_t, n_q), at the channels asked for."""
+
+    def mean(channels: np.ndarray) -> np.ndarray:
+        rows = np.linspace(0, data.shape[0] - 1, min(data.shape[0], SAMPLED_PROJECTIONS))
+        patterns = [data[int(row)][:, channels] for row in np.unique(rows.astype(int))]
+        return nan_mean_rows(np.concatenate(patterns))
+
+    return mean
+
+
+def _scan_mean(reader: ScanReader) -> Callable[[np.ndarray], np.ndarray]:
+    """The mean of up to :func:`~jellyroll.reduce.q_axis.sampled_rows` integrated patterns
+    of ``reader`` spread over the scan, at the channels asked for (unreadable ones left
+    out)."""
+
+    def mean(channels: np.ndarray) -> np.ndarray:
+        blocks = [reader.read(int(row), int(row) + 1) for row in sampled_rows(reader.info.n_frames)]
+        kept = [b.data[0, channels] for b in blocks if b.valid[0]]
+        return nan_mean_rows(np.array(kept)) if kept else np.full(channels.size, np.nan)
+
+    return mean
 
 
 SINOGRAM_AXES = ("rotation_angle", "translation", "q")
@@ -650,6 +684,8 @@ def _reduce(
     refuse_overwrite([output, stage_file(output, "reduce")], info.files)
     if info.kind == "integrated":
         _refuse_integration_options(info, options, spec)
+        if not info.q_unit_stated:
+            check_unitless_q(f"{info.source}:{INTEGRATED_Q}", info.q_A, _scan_mean(reader))
     setup = integration_setup(info, options) if info.kind == "frames" else None
     setup_key = _fingerprint(info, options, spec)
     try:
