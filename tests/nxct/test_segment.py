@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jellyroll.nxct.fuse import sample_voxels
+from jellyroll.nxct.fuse import VoxelSample, sample_voxels
 from jellyroll.nxct.segment import (
     LABELS,
     Thresholds,
@@ -17,6 +17,7 @@ from jellyroll.nxct.segment import (
     bright_share,
     check_modality_order,
     classify,
+    fill_ring,
     find_thresholds,
     segment_slabs,
 )
@@ -47,12 +48,13 @@ voxel; a 16 um separator and 15-20 um Al foil are under two voxels."""
 
 
 def _twin_pair(
-    voxel_um: float, state: str = "aged_charged", wavelength_A: float = 4.0
+    voxel_um: float, state: str = "aged_charged", wavelength_A: float = 4.0, n_slices: int = 2
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(X-ray on the world grid, neutron, true majority group index of :data:`GROUPS`) of the
-    tiny twin at a state of charge, the neutrons of ``wavelength_A`` (A)."""
+    tiny twin at a state of charge, the neutrons of ``wavelength_A`` (A), ``n_slices`` planes
+    about the SWAXS slice (from 40 at 10 um: the roll's end and its head space on top)."""
     twin = make_twin(state, "tiny", seed=0)
-    fractions = [f for _, _, f in nxct_fraction_slices(twin, 2, voxel_um)]
+    fractions = [f for _, _, f in nxct_fraction_slices(twin, n_slices, voxel_um)]
     xray = np.stack([attenuation_map(f, mu_table("xray", energy_keV=60.0)) for f in fractions])
     neutron = np.stack(
         [attenuation_map(f, mu_table("neutron", wavelength_A=wavelength_A)) for f in fractions]
@@ -197,6 +199,128 @@ def test_an_offset_of_the_grey_levels_changes_no_label(small_twin_pair):
         return classify(x, n, find_thresholds(sample_voxels(x, n, n_planes=2).values))
 
     assert np.array_equal(labels(xray, neutron), labels(xray + 5e-4, neutron - 1e-4))
+
+
+def _measured_sample(xray: np.ndarray, neutron: np.ndarray) -> VoxelSample:
+    """The voxel sample ``jellyroll nxct`` takes its thresholds from."""
+    return sample_voxels(xray, neutron, unmeasured=fill_ring)
+
+
+@pytest.mark.parametrize("state", ["aged_charged", "aged_discharged"])
+def test_the_thresholds_do_not_depend_on_the_stacks_crop_or_order(state: str) -> None:
+    """A 40-plane stack holding the roll's end (a plane at a third of the roll's neutron
+    level) and its head space: the thresholds of the stack, of it cropped by 3 planes at
+    either end and of it reversed agree within 3 % of each modality's 1-99 % span (measured
+    at most 2.1 % over crops of 1-6 planes and reversals in all four states of charge; 0 %
+    reversed: the same voxels) and label the roll's anode with Dice >= 0.9 (0.92, 0.93).
+
+    Before, 8 random planes (``sample_voxels``) were the sample: where one was the roll's
+    end, the anode's neutron mode took that plane's level. The same stacks gave the cathode's
+    neutron threshold 48 % of the span apart (discharged) and anode Dice 0.45-0.72 for two
+    draws in five (charged), exit 0."""
+    xray, neutron, truth = _twin_pair(SMALL_TWIN_UM, state, n_slices=40)
+    spans = [np.ptp(np.percentile(v, [1, 99])) for v in (xray, neutron)]
+    found = {
+        name: find_thresholds(_measured_sample(xray[cut], neutron[cut]).values)
+        for name, cut in [
+            ("whole", slice(None)),
+            ("top cropped", slice(0, -3)),
+            ("bottom cropped", slice(3, None)),
+            ("reversed", slice(None, None, -1)),
+        ]
+    }
+    whole = found["whole"]
+    for name, thresholds in found.items():
+        for field in ("xray_metal", "xray_cathode"):
+            moved = abs(getattr(thresholds, field) - getattr(whole, field)) / spans[0]
+            assert moved <= 0.03, (name, field, moved)
+        for field in ("neutron_cathode", "neutron_separator", "neutron_void", "neutron_lithiated"):
+            moved = abs(getattr(thresholds, field) - getattr(whole, field)) / spans[1]
+            assert moved <= 0.03, (name, field, moved)
+    assert found["reversed"] == whole
+    roll = slice(8, 12)
+    labels = classify(xray[roll], neutron[roll], whole)
+    anode = np.isin(labels, [LABELS["anode_lithiated"], LABELS["anode_li_poor"]])
+    assert _dice(truth[roll] == list(GROUPS).index("anode"), anode) >= 0.9
+
+
+@pytest.mark.parametrize("fill", ["xray zero", "both mean", "xray zero, resampled"])
+def test_a_reconstruction_circle_that_cuts_the_cell_is_left_out(small_twin_pair, fill) -> None:
+    """A volume filled outside its reconstruction's circle, which cuts the cell's casing:
+    the small twin's planes cropped to 176 voxels about the grid's centre (the inscribed
+    circle) with the X-ray 0 where the neutron volume measured the cell, or both at their
+    mean; or, as a volume resampled onto the other's grid, the X-ray 0 outside a circle of 94
+    voxels 3, -2 voxels off the centre and NaN beyond its own grid. The (0, cell) pairs read
+    as a class of their own, the mean as cell: cathode 0.206 / 0.163 / 0.180 of the circle
+    against 0.177 / 0.177 / 0.155 from the whole pair, anode 0.153 / 0.154 / 0.136 against
+    0.179 / 0.179 / 0.157, exit 0. Now the ring is void and out of the sample, as NaN:
+    within 0.001 of the whole pair's; tolerance 0.01, the whole pair's own labels moving by
+    0.001-0.002 with the sample of a crop."""
+    xray, neutron, _ = small_twin_pair
+    whole = classify(xray, neutron, find_thresholds(_measured_sample(xray, neutron).values))
+    if fill == "xray zero, resampled":
+        crop, centre, radius = (slice(None),) * 3, (106.5, 101.5), 94
+    else:
+        crop, centre, radius = (slice(None), slice(16, 192), slice(16, 192)), (87.5, 87.5), 88
+    x, n = xray[crop].copy(), neutron[crop].copy()
+    y, x_ = np.ogrid[: x.shape[1], : x.shape[2]]
+    inside = np.hypot(y - centre[0], x_ - centre[1]) <= radius
+    x[:, ~inside] = x.mean() if fill == "both mean" else 0.0
+    if fill == "both mean":
+        n[:, ~inside] = n.mean()
+    if fill == "xray zero, resampled":
+        x[:, :3], x[:, :, -2:] = np.nan, np.nan  # beyond the resampled volume's grid
+        inside[:3], inside[:, -2:] = False, False
+    assert (fill_ring(x[0]) | fill_ring(n[0]) | np.isnan(x[0]) == ~inside).all()
+    labels = classify(x, n, find_thresholds(_measured_sample(x, n).values))
+    assert (labels[:, ~inside] == LABELS["void"]).all()
+    for names in (["cathode"], ["anode_lithiated", "anode_li_poor"]):
+        values = [LABELS[name] for name in names]
+        share = np.isin(labels[:, inside], values).mean()
+        truth = np.isin(whole[crop][:, inside], values).mean()
+        assert share == pytest.approx(truth, abs=0.01), names
+
+
+def test_a_field_of_view_that_cuts_the_roll_leaves_its_foils_cu(small_twin_pair) -> None:
+    """The X-ray's top 50 rows not measured (NaN), across the roll: the Cu foils that ended
+    at the edge of the view touched the "outside void" and became casing, drawn as thick as
+    their X-ray blur (722 Cu and 935 anode voxels casing, 663 anode voxels cathode beside
+    them: 96.4 % of the voxels in view as labelled from the whole pair, exit 0). Now 99.8 %
+    (the thresholds from the smaller sample move a few voxels); the bar 99 %, the casing
+    the metal that touches the measured void outside."""
+    xray, neutron, _ = small_twin_pair
+    whole = classify(xray, neutron, find_thresholds(_measured_sample(xray, neutron).values))
+    cut = xray.copy()
+    cut[:, :50] = np.nan
+    labels = classify(cut, neutron, find_thresholds(_measured_sample(cut, neutron).values))
+    assert (labels[:, :50] == LABELS["void"]).all()
+    assert np.mean(labels[:, 50:] == whole[:, 50:]) >= 0.99
+    casing = LABELS["casing"]
+    assert abs(np.mean(labels[:, 50:] == casing) - np.mean(whole[:, 50:] == casing)) < 0.001
+
+
+def test_a_field_of_view_inside_the_cell_is_refused_as_such(small_twin_pair) -> None:
+    """A field of view inside the roll (no void or casing around it, the study's 8.6 mm
+    neutron view of an 18 mm cell): refused, its cathode the "metal" (59-68 % of the cell);
+    the message blamed only an inverted contrast, now it names the field of view too."""
+    xray, neutron, _ = small_twin_pair
+    crop = (slice(None), slice(67, 157), slice(61, 151))
+    sample = _measured_sample(xray[crop], neutron[crop]).values
+    with pytest.raises(ValueError, match="field of view lie inside the cell"):
+        find_thresholds(sample)
+
+
+def test_a_constant_region_inside_the_circle_is_data() -> None:
+    """A noiseless plane's constant void and casing (the same 0 in neutrons) from a radius
+    under :data:`~jellyroll.nxct.segment.RING_RADIUS` of the half-width, or a constant that
+    does not fill the whole outside of a circle, is no fill ring (a noiseless void beyond
+    that radius may be: it is void either way)."""
+    xray, neutron = _rings()
+    assert not fill_ring(neutron[0]).any()
+    assert not (fill_ring(xray[0]) & (xray[0] > 0)).any()
+    plane = np.random.default_rng(0).normal(size=(40, 40))
+    plane[:, :3] = 0.0  # a constant band along one side only
+    assert not fill_ring(plane).any()
 
 
 def _rings() -> tuple[np.ndarray, np.ndarray]:

@@ -41,6 +41,7 @@ from jellyroll.nxct.segment import (
     LABEL_NAMES,
     check_modality_order,
     classify,
+    fill_ring,
     find_thresholds,
 )
 from jellyroll.results.nxct import (
@@ -169,7 +170,7 @@ def _write(
     start: float,
     say: Progress,
 ) -> NXCTResult:
-    sample = sample_voxels(moved["xray"], moved["neutron"])
+    sample = sample_voxels(moved["xray"], moved["neutron"], unmeasured=fill_ring)
     if options.check_order:  # the labels, the fused RGB and the bends take the first as X-ray
         check_modality_order(sample.values, (str(xct), str(nct)))
     low, high = options.window_percentiles
