@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import astra
 import numpy as np
 import pytest
@@ -18,6 +20,7 @@ from jellyroll.recon import (
     sirt,
 )
 from jellyroll.recon.fbp import angular_weights, fill_missing
+from jellyroll.recon.iterative import sweep_order, sweep_strings
 
 
 def _relative(a: np.ndarray, b: np.ndarray) -> float:
@@ -119,6 +122,92 @@ def test_sart_does_not_depend_on_the_order_of_the_projections(case: dict, backen
         sinogram[shuffled], geometry.subset(shuffled), "sart", 3, backend=backend
     ).data
     np.testing.assert_allclose(result, ordered, rtol=0, atol=1e-5 * np.abs(ordered).max())
+
+
+def _transformed(case: dict, how: str) -> tuple[np.ndarray, ParallelGeometry]:
+    """The case's scan listed or taken otherwise: ``(sinogram, geometry)``."""
+    geometry, sinogram = case["geometry"], case["sinogram"]
+    n = geometry.n_angles
+    rows = {
+        "reversed": np.arange(n)[::-1],
+        "shuffled": np.random.default_rng(5).permutation(n),
+        "interlaced": np.r_[np.arange(0, n, 3), np.arange(1, n, 3), np.arange(2, n, 3)],
+    }
+    if how in rows:
+        return sinogram[rows[how]], geometry.subset(rows[how])
+    angles = {"negated": -geometry.angles_deg, "turned": geometry.angles_deg + 180.0}[how]
+    return sinogram, replace(geometry, angles_deg=angles)
+
+
+@pytest.mark.parametrize("backend", ["jellyroll", "astra"])
+@pytest.mark.parametrize(
+    ("how", "nonnegative"),
+    [
+        ("negated", False),
+        ("negated", True),
+        ("turned", False),
+        ("reversed", False),
+        ("shuffled", True),
+        ("interlaced", False),
+    ],
+)
+def test_sart_of_the_same_scan_listed_or_turned_otherwise_is_the_same_map(
+    case: dict, how: str, nonnegative: bool, backend: str
+) -> None:
+    """The same projections listed reversed, shuffled or interlaced give the same map;
+    angles negated (the stage turned the other way: the mirror image of the sample,
+    ``y -> -y``) the mirrored map; 180 deg added, the map turned by 180 deg. SART swept
+    the projections in one golden-ratio order of the sorted angles, which for the negated
+    angles is no mirror of the first: 10 sweeps reconstructed a map 4.0 % (rms, of the
+    map's rms) from the mirror (1.1 % clipped at 0), exit 0, and agglomerate sizes
+    downstream moved with it.
+    Now each sweep averages two strings that the mirror swaps (``sweep_strings``): the
+    same updates on mirrored pixels, so float32 rounding only (measured 4e-7 ours, 4e-5
+    astra's, whose projector rounds otherwise on the mirrored geometry); 1e-3 leaves room
+    for that and is 40 times under what it was."""
+    geometry, sinogram = case["geometry"], case["sinogram"]
+    options = {"backend": backend, "low_rank": False, "nonnegative": nonnegative}
+    first = reconstruct(sinogram, geometry, "sart", 10, **options)
+    found = reconstruct(*_transformed(case, how), "sart", 10, **options).cube()
+    expected = np.asarray(first.data)
+    if how == "negated":
+        expected = expected[::-1]
+    elif how == "turned":
+        expected = expected[::-1, ::-1]
+    assert _relative(found, expected) < 1e-3
+
+
+def test_sart_strings_mirror_and_are_no_further_from_the_truth(case: dict) -> None:
+    """The two strings hold every projection (0 and 90 deg, their own mirrors, in both;
+    every one in both when clipped at 0) and swap for the negated angles. Averaged, they
+    are about as near the truth as the one golden-ratio sweep they replace on noise-free
+    data (10 sweeps: 0.0944 against 0.0939 relative RMSE, where one sweep in other orders
+    gives 0.088-0.096; clipped at 0: 0.0501 against 0.0504; tiny twin: 0.2499 against
+    0.2506 WAXS, 0.2334 against 0.2325 SAXS), and nearer with noise (1 % of the largest
+    value: 0.1375 against 0.1540, clipped 0.1135 against 0.1151; twin: 2.4 % nearer).
+    Halved strings clipped at 0 converged at half the speed (0.0497 against 0.0398 of a
+    disk's level after 5 sweeps), hence whole strings there."""
+    geometry, sinogram, maps = case["geometry"], case["sinogram"], case["maps"]
+    for angles in (geometry.angles_deg, np.r_[np.arange(0, 180, 0.6), np.arange(0.2, 180, 0.6)]):
+        for whole in (False, True):
+            first, second = sweep_strings(angles, whole)
+            negated = sweep_strings(-angles, whole)
+            np.testing.assert_array_equal(negated[0], second)
+            np.testing.assert_array_equal(negated[1], first)
+            assert np.union1d(first, second).size == angles.size
+        both = np.intersect1d(*sweep_strings(angles))
+        np.testing.assert_allclose(np.sort(np.mod(angles[both], 90.0)), 0.0, atol=1e-9)
+    noise = np.random.default_rng(1).normal(0, 0.01 * np.abs(sinogram).max(), sinogram.shape)
+    noisy = sinogram + noise.astype(np.float32)
+    for data, clip, bound in (
+        (sinogram, False, 1.01),
+        (noisy, False, 0.95),
+        (sinogram, True, 1.01),
+    ):
+        order = sweep_order(geometry.angles_deg)
+        single = sart(geometry, data, 10, nonnegative=clip, order=order)
+        found = sart(geometry, data, 10, nonnegative=clip)
+        assert _relative(found, maps) <= bound * _relative(single, maps)
 
 
 def test_astra_backend_single_channel_and_cuda_flag(case: dict) -> None:

@@ -26,7 +26,7 @@ import numpy as np
 
 from jellyroll.recon.fbp import filtered_projections
 from jellyroll.recon.geometry import ParallelGeometry
-from jellyroll.recon.iterative import check_relaxation, sweep_order
+from jellyroll.recon.iterative import check_relaxation, sweep_strings
 from jellyroll.recon.projector import as_block
 
 __all__ = ["astra_geometries", "astra_reconstruct", "astra_version", "has_cuda"]
@@ -62,6 +62,40 @@ def _run(config: dict, iterations: int) -> None:
         astra.algorithm.delete(algorithm_id)
 
 
+def _sart_strings(
+    config: dict, volume: dict, strings: list[np.ndarray], iterations: int
+) -> np.ndarray:
+    """SART of ``config`` (its reconstruction the first string's), ``iterations`` sweeps
+    of each string from the same map, their maps averaged weighted by the strings' sizes
+    (:func:`~jellyroll.recon.iterative.sart`); ``(ny, nx)`` float64."""
+    first = config["ReconstructionDataId"]
+    if len(strings) == 1:
+        config["option"]["ProjectionOrderList"] = strings[0].astype(np.float64)
+        _run(config, iterations * strings[0].size)
+        return astra.data2d.get(first)
+    other = astra.data2d.create("-vol", volume, 0.0)
+    algorithms: list[int] = []
+    try:
+        for string, rec_id in zip(strings, (first, other), strict=True):
+            own = dict(config, ReconstructionDataId=rec_id)
+            own["option"] = dict(config["option"], ProjectionOrderList=string.astype(np.float64))
+            algorithms.append(astra.algorithm.create(own))
+        share = strings[1].size / (strings[0].size + strings[1].size)
+        x = astra.data2d.get(first)
+        for _ in range(iterations):
+            astra.data2d.store(other, x)
+            for algorithm_id, string in zip(algorithms, strings, strict=True):
+                astra.algorithm.run(algorithm_id, string.size)
+            x = astra.data2d.get(first)
+            x += share * (astra.data2d.get(other) - x)
+            astra.data2d.store(first, x)
+        return x
+    finally:
+        for algorithm_id in algorithms:
+            astra.algorithm.delete(algorithm_id)
+        astra.data2d.delete(other)
+
+
 def _channel(
     geometry: ParallelGeometry,
     channel: np.ndarray,
@@ -70,7 +104,7 @@ def _channel(
     iterations: int,
     relaxation: float,
     nonnegative: bool,
-    order: np.ndarray,
+    strings: list[np.ndarray],
 ) -> np.ndarray:
     cuda = has_cuda()
     if method == "fbp":
@@ -103,11 +137,12 @@ def _channel(
                 options["MinConstraint"] = 0.0
         if method == "sart":
             options["ProjectionOrder"] = "custom"
-            options["ProjectionOrderList"] = order.astype(np.float64)
         config["option"] = options
-        runs = {"fbp": 1, "sirt": iterations, "sart": iterations * geometry.n_angles}[method]
-        _run(config, runs)
-        result = astra.data2d.get(rec_id).astype(np.float32)
+        if method == "sart":
+            result = _sart_strings(config, volume, strings, iterations).astype(np.float32)
+        else:
+            _run(config, 1 if method == "fbp" else iterations)
+            result = astra.data2d.get(rec_id).astype(np.float32)
     finally:
         for kind, object_id in ids:
             (astra.projector if kind == "projector" else astra.data2d).delete(object_id)
@@ -133,8 +168,9 @@ def astra_reconstruct(
     ``method`` ``fbp``, ``sart`` (``iterations`` sweeps) or ``sirt``, with the same
     options as :func:`~jellyroll.recon.iterative.sart`; ``mask`` ``(n_angles, n_t)``
     measured rays (default: finite in every channel). Projections without a measured ray
-    are left out first; ``order`` (default
-    :func:`~jellyroll.recon.iterative.sweep_order`) indexes those kept. Returns
+    are left out first; ``order`` indexes those kept (default: the two
+    :func:`~jellyroll.recon.iterative.sweep_strings`, averaged as by
+    :func:`~jellyroll.recon.iterative.sart`). Returns
     ``(ny, nx[, nc])`` float32 (value / um); ``callback(channels done)``.
     """
     if method not in ("fbp", "sart", "sirt"):
@@ -147,11 +183,14 @@ def astra_reconstruct(
     if not mask.any(axis=1).all():
         keep = mask.any(axis=1)
         geometry, sino, mask = geometry.subset(keep), sino[keep], mask[keep]
-    order = sweep_order(geometry.angles_deg) if order is None else np.asarray(order)
+    if order is None:
+        strings = [s for s in sweep_strings(geometry.angles_deg, nonnegative) if s.size]
+    else:
+        strings = [np.asarray(order)]
     out = np.empty((*geometry.shape, sino.shape[2]), dtype=np.float32)
     for k in range(sino.shape[2]):
         channel = np.ascontiguousarray(sino[..., k])
-        options = (method, iterations, relaxation, nonnegative, order)
+        options = (method, iterations, relaxation, nonnegative, strings)
         out[..., k] = _channel(geometry, channel, mask, *options)
         if callback is not None:
             callback(k + 1)

@@ -338,8 +338,8 @@ def reconstruct(
     """Reconstruct ``sinogram`` ``(n_angles, n_t, nc)`` (value x um, NaN = missing) into
     ``(ny, nx, nc)`` (value / um).
 
-    ``method`` ``fbp``, ``sart`` or ``sirt`` (``iterations`` sweeps, from zero, projections
-    in :func:`~jellyroll.recon.iterative.sweep_order`); ``nonnegative`` clips at 0
+    ``method`` ``fbp``, ``sart`` or ``sirt`` (``iterations`` sweeps, from zero, of the two
+    :func:`~jellyroll.recon.iterative.sweep_strings`); ``nonnegative`` clips at 0
     after every update. With the ``jellyroll`` backend, ``low_rank`` reconstructs only the
     leading components of the cube, then expands them (linear methods only, so not with
     ``nonnegative``): ``rank`` is a rule of :data:`RANK_RULES` or a number of components;

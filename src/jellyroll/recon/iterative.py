@@ -7,7 +7,10 @@ pixel, ``m`` the measured-ray mask.
 
 * SIRT: ``x <- x + lambda C A^T R (P - A x)`` per iteration.
 * SART: the same, one projection at a time, ``C`` restricted to that projection; one
-  iteration is one sweep over all projections, in ``order``. Channels are split into one
+  iteration is one sweep over all projections, in ``order``; by default two strings of
+  the projections (:func:`sweep_strings`), each swept from the same map, the maps then
+  averaged (string averaging), so that the map does not depend on the sense of rotation
+  (a mirrored scan gives the mirrored map). Channels are split into one
   block per thread, each swept independently; with fewer than
   :data:`CHANNELS_PER_THREAD` channels per thread, bands of rows of the map are swept in
   parallel instead (the same updates; the projections' sums differ by float32 rounding).
@@ -36,7 +39,14 @@ from jellyroll.recon.projector import (
     scatter,
 )
 
-__all__ = ["check_relaxation", "projection_order", "sart", "sirt", "sweep_order"]
+__all__ = [
+    "check_relaxation",
+    "projection_order",
+    "sart",
+    "sirt",
+    "sweep_order",
+    "sweep_strings",
+]
 
 Callback = Callable[[int], None]
 """Called with the number of iterations done."""
@@ -58,10 +68,57 @@ def sweep_order(angles_deg: np.ndarray) -> np.ndarray:
     :func:`projection_order` over the angles sorted ascending, as indices into
     ``angles_deg`` (the same order for sorted angles). Over the rows as given, a sinogram
     whose angles were not sorted swept them in no particular order and reconstructed other
-    maps (10 sweeps: 11-18 % of the largest value apart); the default of :func:`sart` and
-    of the astra backend."""
+    maps (10 sweeps: 11-18 % of the largest value apart); the order of each of
+    :func:`sweep_strings`."""
     by_angle = np.argsort(np.asarray(angles_deg), kind="stable")
     return by_angle[projection_order(by_angle.size)]
+
+
+SECTOR_DEG = 11.25
+"""Width of the sectors of folded angles (modulo 180 deg) that alternate between SART's
+two strings (:func:`sweep_strings`): 180 / 16, an even number of sectors, so that the
+mirror ``theta -> -theta`` takes every sector to one of the other parity."""
+EDGE_DEG = 1e-6
+"""Angles within this of a sector's edge (deg) are taken as on it: the mirror of an edge
+is an edge, so which side they fall on is not left to rounding."""
+
+
+def _string(angles_deg: np.ndarray) -> np.ndarray:
+    """The projections of the even sectors of :data:`SECTOR_DEG` (modulo 180 deg), in
+    :func:`sweep_order`, as indices into ``angles_deg``. On an edge: those under 90 deg,
+    and 0 and 90 deg (their own mirrors) always."""
+    folded = np.mod(angles_deg, 180.0)
+    offset = np.mod(folded, SECTOR_DEG)
+    edge = np.minimum(offset, SECTOR_DEG - offset) <= EDGE_DEG
+    own_mirror = np.min(np.abs(folded[:, None] - [0.0, 90.0, 180.0]), axis=1) <= EDGE_DEG
+    even = np.floor(folded / SECTOR_DEG).astype(np.int64) % 2 == 0
+    taken = np.where(edge, (folded < 90.0) | own_mirror, even)
+    order = sweep_order(angles_deg)
+    return order[taken[order]]
+
+
+def sweep_strings(angles_deg: np.ndarray, whole: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """SART's two strings of the projections ``angles_deg`` ``(n_angles,)`` (deg), indices
+    into it: those of the even sectors of :data:`SECTOR_DEG` (modulo 180 deg) in
+    :func:`sweep_order` of the angles, and by the mirror of that rule those whose negated
+    angle lies in an even sector (the odd sectors) in :func:`sweep_order` of the negated
+    angles. On a sector's edge a projection goes to the string where its angle is under
+    90 deg; 0 and 90 deg, their own mirrors, to both. Either string may be empty (SART is
+    then a plain sweep). ``whole``: every projection in both strings, in those two orders
+    (for SART clipped at 0, which converges at half the speed when each projection's
+    update is shared between two strings: the attenuation map of a disk 0.0497 of its
+    level from the truth after 5 sweeps, rms, against 0.0398 for one sweep and 0.0402
+    for whole strings).
+
+    The mirrored scan (angles negated) swaps the two strings, so SART's map mirrors with
+    the sample: a sweep in one order is no mirror of the sweep over the negated angles
+    (the last projections weigh most), and a scan taken with the stage turning the other
+    way reconstructed to a map 4-8 % (rms, of the map's rms) from the mirror of the
+    first, exit 0."""
+    angles = np.asarray(angles_deg, dtype=np.float64)
+    if whole:
+        return sweep_order(angles), sweep_order(-angles)
+    return _string(angles), _string(-angles)
 
 
 def check_relaxation(relaxation: float) -> None:
@@ -164,15 +221,24 @@ def sart(
     order: np.ndarray | None = None,
     callback: Callback | None = None,
 ) -> np.ndarray:
-    """SART from zero, ``iterations`` sweeps over the projections in ``order`` (default
-    :func:`sweep_order`): ``(n_angles, n_t[, nc])`` -> ``(ny, nx[, nc])``.
+    """SART from zero, ``iterations`` sweeps: ``(n_angles, n_t[, nc])`` -> ``(ny, nx[, nc])``.
+
+    Each sweep runs over the projections in ``order`` when given; by default it sweeps
+    each of the two :func:`sweep_strings` (``whole`` when ``nonnegative``) from the same
+    map and takes their maps' mean, weighted by the strings' numbers of projections
+    (string averaging: the work of one sweep, of two when ``nonnegative``, and one more
+    map in memory), which gives the mirrored map for a mirrored scan to float32 rounding
+    and does not depend on the order of the sinogram's rows.
 
     ``mask`` as for :func:`sirt`.
     """
     check_relaxation(relaxation)
     data, measured, inv_length, single = _prepare(geometry, sinogram, mask)
     table = AngleTable(geometry)
-    order = sweep_order(geometry.angles_deg) if order is None else np.asarray(order)
+    if order is None:
+        strings = [s for s in sweep_strings(geometry.angles_deg, nonnegative) if s.size]
+    else:
+        strings = [np.asarray(order)]
     nc = data.shape[2]
     threads = n_parts()
     pixels = geometry.shape[0] * geometry.shape[1]
@@ -188,13 +254,32 @@ def sart(
     for g in range(groups):
         part = data[..., g * width : (g + 1) * width]
         blocks[g, ..., : part.shape[2]] = part
-    x = np.zeros((groups, *geometry.shape, width), dtype=np.float32)
+    maps = [np.zeros((groups, *geometry.shape, width), dtype=np.float32) for _ in strings]
+    x = maps[0]
     parts = np.zeros((groups, bands * COPIES, geometry.n_t, width), dtype=np.float32)
-    args = (x, blocks, measured, inv_length, table.values, order.astype(np.int64), *table.grid)
     taps = footprint_taps(table, geometry.n_t)
-    args += (taps, relaxation, nonnegative, parts, lanes, taps == 2 and width == lanes)
-    sweep = compiled_sart_sweep(args)
-    _sweeps(lambda: sweep(*args), iterations, callback)
+    calls = []
+    for own, string in zip(maps, strings, strict=True):
+        args = (own, blocks, measured, inv_length, table.values, string.astype(np.int64))
+        args += (*table.grid, taps, relaxation, nonnegative, parts, lanes)
+        args += (taps == 2 and width == lanes,)
+        calls.append(args)
+    sweep = compiled_sart_sweep(calls[0])  # the same types for every string
+    if len(calls) == 1:
+        _sweeps(lambda: sweep(*calls[0]), iterations, callback)
+    else:
+        share = np.float32(strings[1].size / (strings[0].size + strings[1].size))
+
+        def averaged() -> None:
+            first, other = maps
+            other[:] = first
+            for args in calls:
+                sweep(*args)
+            other -= first  # in place: no temporary the size of the chunk's maps
+            other *= share
+            first += other
+
+        _sweeps(averaged, iterations, callback)
     out = np.moveaxis(x, 0, 2).reshape(*geometry.shape, groups * width)[..., :nc]
     return out[..., 0] if single else np.ascontiguousarray(out)
 
