@@ -40,6 +40,7 @@ def operando(
     channels: Annotated[str | None, option(OperandoOptions, "channels")] = None,
     capacity_mah: Annotated[float | None, option(OperandoOptions, "capacity_mah")] = None,
     max_log_gap_s: Annotated[float | None, option(OperandoOptions, "max_log_gap_s")] = None,
+    log_utc_offset_h: Annotated[float | None, option(OperandoOptions, "log_utc_offset_h")] = None,
     register_steps: Annotated[
         bool | None, option(OperandoOptions, "register_steps", "--register/--no-register")
     ] = None,
@@ -75,6 +76,7 @@ def operando(
                 "channels": channels,
                 "capacity_mah": capacity_mah,
                 "max_log_gap_s": max_log_gap_s,
+                "log_utc_offset_h": log_utc_offset_h,
                 "register_steps": register_steps,
                 "graphite_fraction": graphite_fraction,
                 "min_lag_soc": min_lag_soc,

@@ -57,17 +57,20 @@ TURN_SEARCH_PX = 128
 
 
 def step_turns(references: np.ndarray, shifts: np.ndarray, step_deg: float = 2.0) -> np.ndarray:
-    """(n_steps, 3): per image of ``references`` (n_steps, ny, nx), registered by ``shifts``
-    (:func:`drift_shifts`, px), the in-plane turn (deg, about the map centre) that matches
-    it best to the first, the correlation with the first at that turn (each turn
-    registered by translation again) and unturned. Turns are searched every ``step_deg``
-    over a full circle, on the images block-averaged to at most :data:`TURN_SEARCH_PX` a
-    side (43 s a step at 512 x 512 pixels, 3 s at 128); the first row is (0, 1, 1)."""
+    """(n_steps, 4): per image of ``references`` (n_steps, ny, nx), registered by ``shifts``
+    (:func:`drift_shifts`, px), the in-plane turn (deg, about the map centre, as
+    :func:`scipy.ndimage.rotate` turns) that matches it best to the first, the correlation
+    with the first at that turn (each turn registered by translation again) and unturned,
+    and the turn measured finely (:func:`fine_turn`, deg; NaN where it does not converge).
+    Turns are searched every ``step_deg`` over a full circle, on the images block-averaged
+    to at most :data:`TURN_SEARCH_PX` a side (43 s a step at 512 x 512 pixels, 3 s at
+    128); the fine turn starts from the best of them when it beats the unturned match, else
+    from 0. The first row is (0, 1, 1, 0)."""
     images = np.nan_to_num(np.asarray(references, np.float64))
     block = max(1, int(np.ceil(max(images.shape[1:]) / TURN_SEARCH_PX)))
-    images, shifts = block_mean(images, block), np.asarray(shifts) / block
-    out = np.zeros((images.shape[0], 3))
-    out[0] = (0.0, 1.0, 1.0)
+    images, shifts_block = block_mean(images, block), np.asarray(shifts) / block
+    out = np.zeros((images.shape[0], 4))
+    out[0] = (0.0, 1.0, 1.0, 0.0)
     for k in range(1, images.shape[0]):
 
         def match(angle: float, image: np.ndarray = images[k]) -> float:
@@ -77,15 +80,76 @@ def step_turns(references: np.ndarray, shifts: np.ndarray, step_deg: float = 2.0
             )[0]
             return pearson(images[0], apply_shift(turned, offset))
 
-        plain = pearson(images[0], apply_shift(images[k], shifts[k]))
+        plain = pearson(images[0], apply_shift(images[k], shifts_block[k]))
         # every 3 steps round the circle, then every step about the best
         coarse = np.arange(-180.0, 180.0, 3 * step_deg)
         best = float(coarse[int(np.argmax([match(a) for a in coarse]))])
         fine = best + step_deg * np.arange(-2, 3)
         scores = [match(a) for a in fine]
         top = int(np.argmax(scores))
-        out[k] = ((fine[top] + 180.0) % 360.0 - 180.0, max(scores[top], plain), plain)
+        angle = (fine[top] + 180.0) % 360.0 - 180.0
+        start = angle if scores[top] > plain else 0.0
+        # on the blocks: on every pixel, the noise of the turn's derivative shrinks its steps
+        measured = fine_turn(images[0], images[k], start, shifts_block[k])[0]
+        out[k] = (angle, max(scores[top], plain), plain, measured)
     return out
+
+
+FINE_TURN_SMOOTH_PX = 1.0
+"""Gaussian blur (sigma, px) of both maps before :func:`fine_turn`: it widens the range the
+Gauss-Newton steps converge from and evens out the interpolation's blur."""
+
+
+def turned(image: np.ndarray, angle_deg: float, shift_px: np.ndarray, order: int = 1) -> np.ndarray:
+    """``image`` (ny, nx) turned by ``angle_deg`` about its centre (as
+    :func:`scipy.ndimage.rotate` turns it), then moved by ``shift_px`` (rows, columns);
+    spline interpolation of ``order`` (1: linear), edges repeated."""
+    centre = (np.asarray(image.shape, np.float64) - 1.0) / 2.0
+    c, s = np.cos(np.deg2rad(angle_deg)), np.sin(np.deg2rad(angle_deg))
+    back = np.array([[c, s], [-s, c]])  # output (row, col) offset -> input offset
+    offset = centre - back @ (centre + np.asarray(shift_px, np.float64))
+    return ndimage.affine_transform(image, back, offset=offset, order=order, mode="nearest")
+
+
+def fine_turn(
+    reference: np.ndarray,
+    image: np.ndarray,
+    angle_deg: float,
+    shift_px: np.ndarray,
+    iterations: int = 30,
+) -> tuple[float, np.ndarray]:
+    """The turn (deg, as :func:`turned`) and shift (rows, columns; px) that register
+    ``image`` (ny, nx) onto ``reference`` (ny, nx) to a small fraction of a degree, by
+    Gauss-Newton steps from ``angle_deg`` and ``shift_px`` on both maps blurred by
+    :data:`FINE_TURN_SMOOTH_PX` (with a gain and an offset of the map's values, which a
+    charge may change). The grid search of :func:`step_turns` (every 2 deg) and the
+    correlation's interpolation blur hid turns under about 4 deg (tiny twin, 52 pixels a
+    side: a 2 deg turn found as 0). (NaN, ``shift_px``) when the steps do not converge or
+    run more than 2 px from ``shift_px`` (maps too unlike each other)."""
+    ref = ndimage.gaussian_filter(
+        np.nan_to_num(np.asarray(reference, np.float64)), FINE_TURN_SMOOTH_PX
+    )
+    img = ndimage.gaussian_filter(np.nan_to_num(np.asarray(image, np.float64)), FINE_TURN_SMOOTH_PX)
+    start = np.asarray(shift_px, np.float64)
+    params = np.array([angle_deg, *start])
+    step = 0.1  # deg, the turn's finite difference
+    for _ in range(iterations):
+        moved = turned(img, params[0], params[1:], order=3)
+        d_angle = (
+            turned(img, params[0] + step, params[1:], order=3)
+            - turned(img, params[0] - step, params[1:], order=3)
+        ) / (2 * step)
+        d_rows, d_cols = np.gradient(moved)
+        design = np.column_stack(
+            [d_angle.ravel(), -d_rows.ravel(), -d_cols.ravel(), moved.ravel(), np.ones(moved.size)]
+        )
+        delta = np.linalg.lstsq(design, (ref - moved).ravel(), rcond=None)[0][:3]
+        params += delta
+        if not np.all(np.isfinite(params)) or np.abs(params[1:] - start).max() > 2.0:
+            break
+        if abs(delta[0]) < 1e-3 and np.abs(delta[1:]).max() < 1e-3:
+            return float((params[0] + 180.0) % 360.0 - 180.0), params[1:]
+    return float("nan"), start
 
 
 def apply_shift(image: np.ndarray, shift_px: np.ndarray, min_shift_px: float = 0.05) -> np.ndarray:

@@ -25,6 +25,13 @@ class OperandoOptions(StageOptions):
     max_log_gap_s: float = Field(
         300.0, gt=0, description="A scan in a longer gap of the log gets no state of charge."
     )
+    log_utc_offset_h: float | None = Field(
+        None,
+        ge=-14,
+        le=14,
+        description="UTC offset (h) of the clock of a log whose times carry none (an EC-Lab "
+        "date, local CSV times) at the log's start; default: the scans' offset.",
+    )
     register_steps: bool = Field(True, description="Register every step to the first (cell drift).")
     graphite_fraction: float = Field(
         0.2, gt=0, lt=1, description="Graphite where its signal reaches this fraction of p99."

@@ -222,7 +222,11 @@ def run_operando(
     _check_calibration(scans, poni_path, mask_path)
     potentiostat = read_potentiostat_log(log) if log is not None else None
     timeline = build_timeline(
-        scans, potentiostat, capacity_mah=options.capacity_mah, max_gap_s=options.max_log_gap_s
+        scans,
+        potentiostat,
+        capacity_mah=options.capacity_mah,
+        max_gap_s=options.max_log_gap_s,
+        log_utc_offset_h=options.log_utc_offset_h,
     )
     placed = int(np.isfinite(timeline.axis()[0]).sum())
     if saxs_maps is None and placed < 2:
@@ -432,7 +436,13 @@ def analyse(
             "its graphite map"
         )
     measured = core.drift_shifts(np.asarray(references))
-    _check_turns(runs, np.asarray(references), measured)
+    _check_turns(runs, np.asarray(references), measured, fine=kind == MapName.ATTENUATION)
+    if kind != MapName.ATTENUATION:
+        notes.append(
+            f"steps registered on their graphite maps (no diode): a step turned by less than "
+            f"about {MIN_TURN_DEG:g} deg (its rotation angles offset) cannot be told from the "
+            "lithiation's changes and is not refused"
+        )
     shifts = measured if options.register_steps else np.zeros((len(runs), 2))
     if options.register_steps:
         stack = np.stack([core.apply_shift(s, d) for s, d in zip(stack, shifts, strict=True)])
@@ -587,8 +597,8 @@ def _partial_charge_note(soc: np.ndarray, units: str) -> str | None:
 
 
 MIN_TURN_DEG = 3.0
-"""Least in-plane turn (deg) of a step's maps against the first's that is refused (the
-search runs every 2 deg)."""
+"""Least in-plane turn (deg) of a step's maps against the first's, found by the grid search
+(every 2 deg), that is refused when it wins back :data:`MIN_TURN_RECOVERED`."""
 MIN_TURN_RECOVERED = 0.15
 """Least share of the decorrelation of a step's map from the first's (1 - its correlation
 as it is) that a turn must win back to be refused. Tiny twin, one step's angles offset
@@ -597,28 +607,63 @@ as it is) that a turn must win back to be refused. Tiny twin, one step's angles 
 0.22); a step registered on its graphite map (no diode), whose lines change along the
 charge, 0.468 and 0.491 at 10 deg (4 %). The turn's interpolation blurs the map's fine
 layers, so turned back it stays below the 0.988 of the unturned steps."""
+MAX_TURN_PX = 0.5
+"""Most that a step's turn (:func:`core.fine_turn`, on the attenuation maps) may move the
+outermost strong pixels of the first step's attenuation map (the casing, about the outer
+turn) before it is refused (px). Tiny twin (52 px, casing 23.5 px from the axis): unturned
+steps measure 0.10-0.12 deg (0.05 px); one step's angles offset by 3 deg measures 2.3 deg
+(0.9 px: the 18 angles of its reconstruction are not those of the others turned), by 1
+deg (0.4 px) it passes."""
 
 
-def _check_turns(runs: list[Path], references: np.ndarray, shifts: np.ndarray) -> None:
+def outer_radius_px(reference: np.ndarray) -> float:
+    """Distance (px) from the map centre (the rotation axis) of the farthest pixel of
+    ``reference`` (ny, nx; attenuation) at half its 99th percentile or more: the casing,
+    just outside the outer turn; half the map's diagonal when none is."""
+    values = np.nan_to_num(np.asarray(reference, np.float64))
+    rows, cols = np.indices(values.shape)
+    radius = np.hypot(rows - (values.shape[0] - 1) / 2, cols - (values.shape[1] - 1) / 2)
+    positive = values[values > 0]
+    if positive.size == 0:
+        return float(radius.max())
+    return float(radius[values >= 0.5 * np.percentile(positive, 99)].max())
+
+
+def _check_turns(
+    runs: list[Path], references: np.ndarray, shifts: np.ndarray, *, fine: bool = True
+) -> None:
     """Refuse a step whose maps (``references`` (n_steps, ny, nx), registered by ``shifts``
-    (n_steps, 2) px) are turned in the plane against the first step's by at least
-    :data:`MIN_TURN_DEG`, the turn winning back :data:`MIN_TURN_RECOVERED` of their
-    decorrelation: its rotation angles are offset (the stage's zero moved), which the
-    registration (a translation) cannot undo. The tiny twin with one step's angles offset
-    by 90 deg was shifted by 1.6 px instead, and 6 damaged zones were found instead of
-    one; by 30 deg, the zone's core at that step weighed 9990 um2 instead of 21640, exit 0.
-    Turns under about 10 deg pass (by 8 deg, core areas within 15 % of the unturned)."""
+    (n_steps, 2) px) are turned in the plane against the first step's: its rotation angles
+    are offset (the stage's zero moved), which the registration (a translation) cannot
+    undo. Refused: a turn found by the grid search of at least :data:`MIN_TURN_DEG` that
+    wins back :data:`MIN_TURN_RECOVERED` of the decorrelation; with ``fine`` (attenuation
+    maps, which the charge does not change), a turn measured finely that moves the outer
+    turn by more than :data:`MAX_TURN_PX`. The tiny twin with one step's angles offset by
+    90 deg was shifted by 1.6 px instead, and 6 damaged zones were found instead of one;
+    by 30 deg, the zone's core at that step weighed 9990 um2 instead of 21640, exit 0. The
+    grid search alone let turns under about 4 deg pass (and 10 deg, off its grid): at the
+    study's outer turn (about 200 map pixels from the axis) a 3 deg turn moves the
+    pixels by 10, mixing the time series of neighbouring layers."""
     turns = core.step_turns(references, shifts)
-    for k, (angle, turned, plain) in enumerate(turns):
+    radius = outer_radius_px(references[0])
+    for k, (angle, turned, plain, measured) in enumerate(turns):
         recovered = (turned - plain) / max(1.0 - plain, 1e-12)
-        if abs(angle) >= MIN_TURN_DEG and recovered >= MIN_TURN_RECOVERED:
-            raise ValueError(
-                f"{runs[k]} (step {k}): its maps match the first step's turned by about "
-                f"{angle:+.0f} deg about the rotation axis (correlation {plain:.3f} as they "
-                f"are, {turned:.3f} turned): its rotation angles are offset (the "
-                "stage's zero moved?), which the registration (a shift) cannot undo. Correct "
-                "its scan's /entry/sample/rotation_angle, or analyse it apart"
-            )
+        moved = abs(np.deg2rad(measured)) * radius if fine else np.nan
+        coarse = abs(angle) >= MIN_TURN_DEG and recovered >= MIN_TURN_RECOVERED
+        if not (coarse or moved > MAX_TURN_PX):
+            continue
+        # the grid's turn where the fine one ran to another (its steps start from it)
+        near = np.isfinite(measured) and abs(measured - angle) <= 3.0
+        shown = measured if near or (np.isfinite(measured) and not coarse) else angle
+        raise ValueError(
+            f"{runs[k]} (step {k}): its maps match the first step's turned by about "
+            f"{shown:+.1f} deg about the rotation axis (correlation {plain:.3f} as they "
+            f"are, {turned:.3f} turned; at the casing, {radius:.0f} px from the axis, "
+            f"{abs(np.deg2rad(shown)) * radius:.1f} px; more than {MAX_TURN_PX:g} px is "
+            "refused): its rotation angles are offset (the stage's zero moved?), which the "
+            "registration (a shift) cannot undo. Subtract the turn from its scan's "
+            "/entry/sample/rotation_angle, or analyse it apart"
+        )
 
 
 MIN_STEP_GRAPHITE = 0.5

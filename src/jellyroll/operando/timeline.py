@@ -25,8 +25,13 @@ every scan two hours of cycling off. A log whose times carry a zone (Unix second
 an offset) beside scans without one is refused: the scans' clock is then unknown. Summer
 time: a CSV's local times are each record's reading of a clock that follows it, so a scan is
 matched at its own offset (its local time); an EC-Lab log counts seconds from its start, so
-it is placed at the first scan's offset. A CSV whose local times go backwards (the clock set
-back: the end of summer time repeats an hour) is refused.
+it is placed at the first scan's offset, and refused when a place's clock at that offset
+could have changed it between the log's start and the first scan (scans without an offset:
+a note when any place's did, up to the last scan). Scans in UTC (+00:00) beside a log
+without a zone are refused: a writer that records UTC says nothing of the potentiostat's
+clock. The log's offset may be given instead (``log_utc_offset_h``,
+``--log-utc-offset-h``). A CSV whose local times go backwards (the clock set back: the end
+of summer time repeats an hour) is refused.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import itertools
 import math
 import os
 import re
+import zoneinfo
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -299,7 +305,11 @@ def _log(
 
 
 def log_on_scan_clock(
-    log: PotentiostatLog, scans: list[Path], start_s: np.ndarray, utc_offset_s: np.ndarray
+    log: PotentiostatLog,
+    scans: list[Path],
+    start_s: np.ndarray,
+    utc_offset_s: np.ndarray,
+    log_offset_s: float | None = None,
 ) -> tuple[PotentiostatLog, np.ndarray, list[str]]:
     """The log and the scans' start times ``start_s`` (n_scans,) on one clock (module
     docstring, time zones), and a note when the log's local times were placed;
@@ -310,8 +320,31 @@ def log_on_scan_clock(
     the first scan's offset, the scans after the change read the charge an hour early
     (states of charge 0.375, 0.625 for 0.625, 0.875 of a 4 h charge, exit 0). An EC-Lab
     log's seconds run from its start, which lies before the first scan: the first scan's
-    offset places it."""
+    offset places it. ``log_offset_s``: the UTC offset (s) of the log's clock when given
+    (``--log-utc-offset-h``), which places a log without a zone beside scans with one.
+
+    Refused: scans at UTC (+00:00, Z) beside a log without a zone, unless its offset is
+    given: a writer that records UTC says nothing of the potentiostat's clock (scans at
+    09:00-11:00 UTC beside an EC-Lab log started at 09:00 in Berlin, 08:00 UTC, read 0,
+    0.25 and 0.5 for 0.25, 0.5 and 0.75 of a 4 h charge, exit 0)."""
     zoned = np.isfinite(utc_offset_s)
+    if log_offset_s is not None:
+        if not log.local_clock:
+            raise ValueError(
+                f"{log.source}: its times carry a time zone (a UTC offset, or Unix seconds); "
+                "leave --log-utc-offset-h out"
+            )
+        if not zoned.any():
+            raise ValueError(
+                f"{scans[0]}::/entry/start_time carries no UTC offset: the log's offset "
+                "(--log-utc-offset-h) cannot place it beside the scans; write the scans' start "
+                "times with their UTC offset (ISO 8601, e.g. 2026-01-02T08:00:00+01:00)"
+            )
+        note = (
+            f"the times of {log.source} carry no time zone: read at the UTC offset given, "
+            f"{log_offset_s / 3600:+g} h"
+        )
+        return log.at_offset(log_offset_s), start_s, [note]
     if not zoned.any():
         if not log.local_clock:
             raise ValueError(
@@ -320,7 +353,21 @@ def log_on_scan_clock(
                 "clocks cannot be matched; write the scans' start times with their UTC "
                 "offset (ISO 8601, e.g. 2026-01-02T08:00:00+01:00)"
             )
-        return log, start_s, []
+        if not (not log.wall_clock and np.isfinite(start_s).any()):
+            return log, start_s, []
+        # seconds since the log's start beside the scans' wall clock, whose place is not
+        # known: a note, not a refusal (some place changes its clock in a few weeks a year)
+        last = int(np.nanargmax(start_s))
+        zone = _zone_change(float(log.time_s[0]), float(start_s[last]), None)
+        if zone is None:
+            return log, start_s, []
+        note = (
+            f"{_summer_time_change(log, scans[last], zone)}; if the scans' clock is one of "
+            "them, every state of charge after the change is an hour of the charge off. "
+            "Write the scans' start times with their UTC offset (ISO 8601, e.g. "
+            "2026-03-29T03:30:00+02:00) to have it checked"
+        )
+        return log, start_s, [note]
     if not log.local_clock:
         return log, start_s, []
     offsets = np.unique(utc_offset_s[zoned])
@@ -331,7 +378,18 @@ def log_on_scan_clock(
             f"time (the scans record the UTC offsets {listed} h: summer time changed)"
         )
         return log, start_s + utc_offset_s, [note]
-    offset = float(utc_offset_s[np.flatnonzero(zoned)[0]])
+    if offsets.size == 1 and offsets[0] == 0:
+        raise ValueError(
+            f"{log.source}: its times carry no time zone, and the scans' start times are in "
+            f"UTC ({scans[np.flatnonzero(zoned)[0]]}::/entry/start_time, +00:00): a writer "
+            "that records UTC says nothing of the potentiostat's clock, and read as UTC a log "
+            "of a clock an hour ahead puts every state of charge an hour of the charge off. "
+            "Give the UTC offset of the log's clock (--log-utc-offset-h, h; 0 where it is UTC), "
+            "or the log with its times' UTC offset (a CSV, ISO 8601 or Unix seconds)"
+        )
+    first = int(np.flatnonzero(zoned)[0])
+    offset = float(utc_offset_s[first])
+    _refuse_summer_time_change(log, scans[first], float(start_s[first]), offset)
     note = (
         f"the times of {log.source} carry no time zone: read at the scans' UTC offset "
         f"{offset / 3600:+g} h"
@@ -339,6 +397,67 @@ def log_on_scan_clock(
     if offsets.size > 1:
         note += f" (the first scan's, as the log's start precedes it; the scans record {listed} h)"
     return log.at_offset(offset), start_s, [note]
+
+
+def _zone_change(first_local_s: float, last_s: float, utc_offset_s: float | None) -> str | None:
+    """A time zone of the zone database whose UTC offset at the local time
+    ``first_local_s`` (s since the epoch of the local time read as UTC) differs from its
+    offset at ``last_s``: the local time, likewise, when ``utc_offset_s`` is None; else
+    the instant (s since the epoch), where the zone's offset is ``utc_offset_s``. None
+    when no zone's offset changes between them, or no zone database is installed."""
+    try:
+        names = sorted(zoneinfo.available_timezones())
+    except (OSError, ValueError):  # pragma: no cover - no zone database
+        return None
+    first = datetime.fromtimestamp(first_local_s, UTC).replace(tzinfo=None)
+    last = datetime.fromtimestamp(last_s, UTC)
+    for name in names:
+        try:
+            zone = zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+            continue
+        if utc_offset_s is None:
+            at_last = last.replace(tzinfo=zone).utcoffset()
+        else:
+            at_last = last.astimezone(zone).utcoffset()
+            if at_last is None or at_last.total_seconds() != utc_offset_s:
+                continue
+        if first.replace(tzinfo=zone).utcoffset() != at_last:
+            return name
+    return None
+
+
+def _summer_time_change(log: PotentiostatLog, scan: Path, zone: str) -> str:
+    """In words: an EC-Lab log counts seconds from its start, and a place's clock (``zone``,
+    an example) changed its UTC offset between that start and ``scan``."""
+    return (
+        f"{log.source}: EC-Lab counts seconds from its start "
+        f"({_clock_text(float(log.time_s[0]), True)}), and between it and {scan} the "
+        f"clocks of some places changed their UTC offset (summer time; e.g. {zone})"
+    )
+
+
+def _refuse_summer_time_change(
+    log: PotentiostatLog, scan: Path, first_s: float, utc_offset_s: float
+) -> None:
+    """Refuse an EC-Lab log (seconds counted from its local start) when a place whose clock
+    is at ``utc_offset_s`` at the instant ``first_s`` of the first scan ``scan`` changed
+    its UTC offset (summer time) since the log's start. Placed at the scans' offset, a log
+    started at 01:30 in winter time read the scans of 03:30, 04:30 and 05:30 (+02:00,
+    summer time since 03:00) two, three and four hours into the charge instead of one, two
+    and three: states of charge 0.5, 0.75 and 1.0 for 0.25, 0.5 and 0.75, exit 0. Where
+    the clock did not change (a zone without summer time) those were right: which, the
+    files do not say."""
+    zone = _zone_change(float(log.time_s[0]), first_s, utc_offset_s)
+    if zone is None:
+        return
+    raise ValueError(
+        f"{_summer_time_change(log, scan, zone)}: whether the log's start is at the scans' "
+        "offset cannot be told, and an hour off would put every state of charge an hour of "
+        "the charge off. Give the UTC offset of the log's clock at its start "
+        "(--log-utc-offset-h, h), or the log as a CSV whose times carry their UTC offset "
+        "(ISO 8601, e.g. 2026-03-29T01:30:00+01:00) or are Unix seconds"
+    )
 
 
 def soc_from_log(
@@ -489,15 +608,20 @@ def build_timeline(
     *,
     capacity_mah: float | None,
     max_gap_s: float,
+    log_utc_offset_h: float | None = None,
 ) -> Timeline:
     """Times (of each scan's middle, its start without a recorded end) and states of charge
-    of the steps: the log's at those times when given, else the scans'."""
+    of the steps: the log's at those times when given, else the scans'; ``log_utc_offset_h``:
+    the UTC offset (h) of the clock of a log whose times carry none (:func:`log_on_scan_clock`)."""
     recorded = scan_times(scans)
     start, middle = recorded.start_s, recorded.middle_s
     first = np.nanmin(start) if np.isfinite(start).any() else np.nan
     time_s = middle - first
     if log is not None:
-        log, on_log, placed = log_on_scan_clock(log, scans, middle, recorded.utc_offset_s)
+        log_offset = None if log_utc_offset_h is None else 3600.0 * log_utc_offset_h
+        log, on_log, placed = log_on_scan_clock(
+            log, scans, middle, recorded.utc_offset_s, log_offset
+        )
         soc, notes = soc_from_log(log, on_log, capacity_mah=capacity_mah, max_gap_s=max_gap_s)
         _check_soc_rises(scans, soc, f"from the log {log.source}")
         at_start = np.isfinite(start) & ~np.isfinite(recorded.end_s)
