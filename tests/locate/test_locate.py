@@ -21,6 +21,8 @@ from jellyroll.cli import app
 from jellyroll.conventions import pixel_centres_um
 from jellyroll.io.volumes import read_volume, write_tiff_stack
 from jellyroll.locate.core import (
+    MAX_IN_PLANE_DISAGREEMENT_DEG,
+    MIN_DETAIL_CORRELATION,
     Location,
     NoAngleError,
     _best_height,
@@ -29,12 +31,13 @@ from jellyroll.locate.core import (
     _height_support,
     _map_points,
     _Metric,
+    _refine,
     locate_slice,
     pose_errors,
     pose_parameters,
 )
 from jellyroll.locate.options import LocateOptions
-from jellyroll.locate.run import height_warning, nxct_on_map, run_locate
+from jellyroll.locate.run import height_warning, in_plane_warning, nxct_on_map, run_locate
 from jellyroll.nxct.fuse import fuse_rgb
 from jellyroll.phantom.nxct import axis_angle_matrix, rigid_matrix, rotation_matrix
 from jellyroll.phantom.twin import Twin, make_twin
@@ -304,6 +307,20 @@ def test_a_map_pixel_a_few_percent_off_is_refused(twin: Twin, factor: float) -> 
     assert scale == pytest.approx(factor, abs=0.005)
 
 
+@pytest.mark.parametrize("factor", [0.99, 1.01])
+def test_a_map_pixel_one_percent_off_is_refused(twin: Twin, factor: float) -> None:
+    """The map's pixel given 1 % too small or too large: the scale found (0.990, 1.012) lay
+    within the 1 % placed without a second look, or its second placement matched no better
+    than the similarity's ripple (0.01), and the slice was placed 0.56 and 0.67 deg off (the
+    bar: 0.5; at the right size 0.20), exit 0. A spiral's rotation rests on its scale. Now
+    the second look starts at 0.8 % (attenuation maps at the right sizes: within 0.1 %; the
+    summed WAXS 0.65 %), and the map placed at the scale it implies lies over 0.5 deg from
+    the placement at the sizes given: refused with the sizes the pair implies."""
+    volume, _ = placed_xray(twin, 1)
+    with pytest.raises(ValueError, match=r"best scaled by .*deg and .*--xct-voxel-um"):
+        locate_slice(twin.mu_xray_per_um, factor * twin.pixel_size_um, volume, VOXEL_UM)
+
+
 def test_a_cell_cut_off_on_one_side_is_refused(twin: Twin) -> None:
     """A field of view that cuts the cell off on one side misleads the polar search: the
     X-ray volume's first 12 rows and columns left out (2.7 % of the cell cut off) placed
@@ -406,6 +423,11 @@ def test_locate_cli_writes_the_contract(located: tuple[Path, Path, int]) -> None
         assert low <= truth[0, 3] <= high and location["height_defects"][()] < 1.5
         assert location["height_uncertainty_um"][()] > 0.5 * VOXEL_UM
         assert "rests on one defect" in location.attrs["height_warning"]
+        # the rotation: the whole cell alone agrees with the defects (within 1 deg, a pixel)
+        assert (
+            location.attrs["in_plane_rotation_deg"] < 1.0
+            and location.attrs["in_plane_warning"] == ""
+        )
         xct_on_map, nct_on_map = location["xct_on_map/data"][()], location["nct_on_map/data"][()]
         assert xct_on_map.shape == nct_on_map.shape == (5, n, n)
         np.testing.assert_array_equal(location["xct_on_map/offset_um"][()], [-20, -10, 0, 10, 20])
@@ -711,3 +733,65 @@ def test_auto_never_passes_over_maps_it_refuses(twin: Twin, tmp_path: Path) -> N
         recon["data"], recon["y_um"], recon["x_um"] = channels, y_um, x_um
     with pytest.raises(RunFileError, match=r"x_um is in 'mm'"):
         run_locate(tmp_path / "RUN.h5", tmp_path / "xct.tif", tmp_path / "o.h5")
+
+
+def test_a_map_without_the_volumes_detail_is_refined_on_the_whole_cell(twin: Twin) -> None:
+    """The in-plane refinement maximised the whole-cell correlation plus the one weighted by
+    the volume's detail (its spread along z: the defects) for any map. For a map that does
+    not show what the detail marks, that term is noise, and Powell followed it: the small
+    twin's summed scattering (`--map summed`, detail-weighted correlation 0.07) was drawn from
+    0.2 deg and 0.2 um off to 1.28 deg and 62 um off, exit 0. Here the tiny twin's map with
+    the patch under the detail scrambled, refined from the true pose: before, 5.0 deg (the
+    bound) and 14 um off, the whole-cell correlation falling from 0.86 to 0.82; now the term
+    is left out under a detail-weighted correlation of 0.5 (0.04 here), and the pose stays
+    within 0.3 deg and 4.2 um (bars: 1 deg, one 20 um pixel, as the issue's 0.5 deg bar is
+    for a whole placement, not a refinement from a scrambled map)."""
+    volume, truth = placed_xray(twin, 4)
+    image = twin.mu_xray_per_um.astype(np.float32).copy()
+    n = image.shape[0]
+    rows, columns = np.mgrid[:n, :n]
+    centre_px, radius_px = np.array([35, 52]), 14
+    patch = np.hypot(rows - centre_px[0], columns - centre_px[1]) < radius_px
+    image[patch] = np.random.default_rng(0).permutation(image[patch])
+    pixel = twin.pixel_size_um
+    map_grid = _Grid(image[None], pixel, -(np.array([1, n, n]) - 1) / 2 * pixel)
+    grid = _Grid(volume.astype(np.float32), VOXEL_UM, -(np.array(volume.shape) - 1) / 2 * VOXEL_UM)
+    # the volume's detail: under the patch (carried into the X-ray frame at the truth) alone
+    at = truth @ np.array([0.0, *(map_grid.origin_um[1:] + centre_px * pixel), 1.0])
+    y = grid.origin_um[1] + np.arange(volume.shape[1]) * VOXEL_UM
+    x = grid.origin_um[2] + np.arange(volume.shape[2]) * VOXEL_UM
+    detail = np.hypot(y[:, None] - at[1], x[None, :] - at[2]) < radius_px * pixel
+    detail_grid = _Grid(detail[None].astype(np.float32), VOXEL_UM, grid.origin_um * [0, 1, 1])
+    cell_yx = np.array([0.0, 0.0])  # the twin's cell on the map's centre, within a pixel
+    points, values = _map_points(map_grid, cell_yx, 0.95 * n / 2 * pixel, pixel)
+    metric = _Metric.at(points, values, grid, detail_grid, truth)
+    assert metric.parts(truth)[1] < MIN_DETAIL_CORRELATION
+    pose = _refine(metric, truth, np.array([0.0, *cell_yx]), pixel, 0.0, free="ryx")
+    _, rotation, shift = placement_errors(pose, truth)
+    assert rotation <= 1.0 and shift <= pixel
+
+
+def test_a_rotation_the_map_and_its_defects_disagree_on_is_flagged(twin: Twin) -> None:
+    """The tiny twin's attenuation map with the pixels around its agglomerates scrambled
+    (a map that shows the defects otherwise than the volume) was placed 4.3 deg off at
+    similarity 0.89, exit 0, with nothing said: a jelly roll turned by a degree looks the
+    same, its rotation rests on the defects. The whole-cell correlation alone now moves that
+    placement by 4.1 deg (over the 1 deg of MAX_IN_PLANE_DISAGREEMENT_DEG), recorded and
+    warned; the map as it is moves by 0.34 deg, not flagged (ten placements of six tiny
+    twins: over 1 deg on two, both off by more than the 0.5 deg bar)."""
+    volume, truth = placed_xray(twin, 0)
+    found = locate_slice(twin.mu_xray_per_um, twin.pixel_size_um, volume, VOXEL_UM)
+    assert found.in_plane_rotation_deg < MAX_IN_PLANE_DISAGREEMENT_DEG
+    assert in_plane_warning(found, twin.pixel_size_um) == ""
+    y_um, x_um = twin.raster.axes_um()
+    image = twin.mu_xray_per_um.astype(np.float32).copy()
+    rng = np.random.default_rng(0)
+    for _, agglomerate in twin.agglomerates.iterrows():
+        near = np.hypot(y_um[:, None] - agglomerate.y_um, x_um[None, :] - agglomerate.x_um)
+        near = near < 1.5 * agglomerate.nominal_diameter_um
+        image[near] = rng.permutation(image[near])
+    found = locate_slice(image, twin.pixel_size_um, volume, VOXEL_UM)
+    _, rotation, _ = placement_errors(found.map_to_xct, truth)
+    assert rotation > 1.0  # still placed wrong: flagged, not mended
+    assert found.in_plane_rotation_deg > MAX_IN_PLANE_DISAGREEMENT_DEG
+    assert "the rotation and shift are uncertain" in in_plane_warning(found, twin.pixel_size_um)

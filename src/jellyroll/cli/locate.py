@@ -89,3 +89,5 @@ def locate(
     )
     if result.height_warning:
         console.print(f"[yellow]warning:[/yellow] {result.height_warning}")
+    if result.in_plane_warning:
+        console.print(f"[yellow]warning:[/yellow] {result.in_plane_warning}")

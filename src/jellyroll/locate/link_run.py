@@ -89,7 +89,8 @@ class Placement:
     """The slice's place in the X-ray volume: ``map_to_xct`` (4x4, um), the file it came
     from, the similarity-vs-height profile when that file holds one, and its warning that
     the data do not fix the height (empty: none), and the X-ray voxel size (um) it was found
-    with (None where the file does not record it: the volume's metadata then)."""
+    with (None where the file does not record it: the volume's metadata then), and its
+    warning that the rotation and shift are uncertain (empty: none)."""
 
     map_to_xct: np.ndarray
     source: Path
@@ -97,6 +98,7 @@ class Placement:
     profile_similarity: np.ndarray = field(default_factory=lambda: np.empty(0))
     height_warning: str = ""
     xct_voxel_um: float | None = None
+    in_plane_warning: str = ""
 
 
 def read_placement(path: str | os.PathLike[str]) -> Placement:
@@ -121,6 +123,7 @@ def read_placement(path: str | os.PathLike[str]) -> Placement:
     return Placement(
         matrix, Path(path), location.profile_height_um, location.profile_similarity,
         location.height_warning, voxel if np.isfinite(voxel) else None,
+        location.in_plane_warning,
     )  # fmt: skip
 
 
@@ -239,9 +242,14 @@ def run_link(
                 planes["neutron"] = volume_on_map(neutron, neutron.voxel_um, to_nct, shape, pixel)
         maps = _dossier_maps(cell, planes, found.windows)
         image = np.nan_to_num(planes["xray"])
-        notes = (
-            [f"the slice's height: {placement.height_warning}"] if placement.height_warning else []
-        )
+        notes = [
+            f"the slice's {what}: {warning}"
+            for what, warning in (
+                ("height", placement.height_warning),
+                ("rotation and shift", placement.in_plane_warning),
+            )
+            if warning
+        ]
         try:
             trace = trace_spiral(image, find_cell(image), pixel)
         except ValueError as error:

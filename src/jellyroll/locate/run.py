@@ -31,6 +31,7 @@ from jellyroll.io.volumes import (
     volume_fingerprints,
 )
 from jellyroll.locate.core import (
+    MAX_IN_PLANE_DISAGREEMENT_DEG,
     MIN_DEFECTS,
     Location,
     NoAngleError,
@@ -269,6 +270,25 @@ def height_warning(location: Location, voxel_um: float) -> str:
     )
 
 
+def in_plane_warning(location: Location, pixel_um: float) -> str:
+    """Why the rotation and shift found are not to be trusted, else "": the whole-cell
+    correlation alone moves them by more than
+    :data:`~jellyroll.locate.core.MAX_IN_PLANE_DISAGREEMENT_DEG` or one map pixel
+    (``pixel_um``; :func:`jellyroll.locate.core._in_plane_disagreement`)."""
+    rotation, shift = location.in_plane_rotation_deg, location.in_plane_shift_um
+    if not (rotation > MAX_IN_PLANE_DISAGREEMENT_DEG or shift > pixel_um):
+        return ""
+    return (
+        f"the rotation and shift are uncertain: the whole cell alone places the map "
+        f"{rotation:.2f} deg and {shift:.1f} um from where its defects draw it (at most "
+        f"{MAX_IN_PLANE_DISAGREEMENT_DEG:g} deg and one {pixel_um:g} um pixel): the map shows "
+        "the defects otherwise than the X-ray volume (another modality's map, --map summed or "
+        "housing, or a map of another state), and a jelly roll turned by a degree looks the "
+        "same; check the placement by eye on the X-ray plane on the map grid "
+        "(/entry/location/xct_on_map), or place the attenuation map (--map attenuation)"
+    )
+
+
 def run_locate(
     run: str | os.PathLike[str],
     xct: str | os.PathLike[str],
@@ -319,6 +339,7 @@ def run_locate(
             map_name = "summed (the housing ring has no angle)"
             location = _locate(image, y_um, x_um, xray, arguments)
         warning = height_warning(location, xray.voxel_um)
+        in_plane = in_plane_warning(location, _grid(y_um, x_um)[0])
         if warning and options.strict_height:
             raise ValueError(f"{warning} (--strict-height): no placement written to {output}")
         on_map = {"xct_on_map": volumes_on_map(xray, location.map_to_xct, y_um, x_um, offsets)}
@@ -365,6 +386,9 @@ def run_locate(
             height_defects=location.height_defects,
             height_warning=warning,
             xct_voxel_um=xray.voxel_um,
+            in_plane_rotation_deg=location.in_plane_rotation_deg,
+            in_plane_shift_um=location.in_plane_shift_um,
+            in_plane_warning=in_plane,
         )
         configuration = {
             "stage": "locate",
@@ -374,6 +398,8 @@ def run_locate(
             "xct_voxel_um": xray.voxel_um,
             "nct_to_xct": None if nct_to_xct is None else nct_to_xct.tolist(),
             "nct_to_xct_from": None if nct is None else str(nxct or "registered here"),
+            "in_plane_rotation_deg": location.in_plane_rotation_deg,
+            "in_plane_shift_um": location.in_plane_shift_um,
             "seconds": time.perf_counter() - start,
         }
         files = [file for path in given for file in volume_files(path) if file.is_file()]

@@ -31,7 +31,8 @@ class LocationResult:
     interval of heights (of the map origin, um) the data allow, the number of defects the
     height rests on, and the warning when the interval is wider than half a voxel (else
     empty); the X-ray voxel size (um) the placement was found with (NaN where not
-    recorded)."""
+    recorded); how far the whole cell alone moves the rotation (deg) and shift (um) from
+    where the defects draw them (NaN where they did not), and the warning when too far."""
 
     @property
     def height_uncertainty_um(self) -> float:
@@ -52,6 +53,9 @@ class LocationResult:
     height_defects: float = np.nan
     height_warning: str = ""
     xct_voxel_um: float = np.nan
+    in_plane_rotation_deg: float = np.nan
+    in_plane_shift_um: float = np.nan
+    in_plane_warning: str = ""
     attrs: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
 
@@ -90,6 +94,9 @@ def write_location_group(
         "mirror plane about its equator looks alike)"
     )
     group.attrs["height_warning"] = result.height_warning
+    group.attrs["in_plane_rotation_deg"] = float(result.in_plane_rotation_deg)
+    group.attrs["in_plane_shift_um"] = float(result.in_plane_shift_um)
+    group.attrs["in_plane_warning"] = result.in_plane_warning
     if np.isfinite(result.xct_voxel_um):
         group.attrs["xct_voxel_um"] = float(result.xct_voxel_um)  # the scale of map_to_xct
     score = write_nxdata(
@@ -168,6 +175,9 @@ def read_location(path: str | os.PathLike[str]) -> LocationResult:
             else np.nan,
             height_warning=str(group.attrs.get("height_warning", "")),
             xct_voxel_um=float(group.attrs.get("xct_voxel_um", np.nan)),
+            in_plane_rotation_deg=float(group.attrs.get("in_plane_rotation_deg", np.nan)),
+            in_plane_shift_um=float(group.attrs.get("in_plane_shift_um", np.nan)),
+            in_plane_warning=str(group.attrs.get("in_plane_warning", "")),
             path=Path(path),
         )
 
