@@ -273,6 +273,26 @@ def test_no_value_outside_the_field_of_view_reads_as_zero(tmp_path: Path) -> Non
     np.testing.assert_array_equal(np.asarray(source), expected)
 
 
+def test_the_segmentations_view_reads_no_value_as_not_measured(tmp_path: Path) -> None:
+    """``unmeasured_as_nan``: NaN and inf read as NaN (not measured), every other voxel as
+    the file holds it, while the source itself still reads them as 0 (the registration's
+    reading). Before, the fusion and the segmentation read the volume through the source:
+    a NaN band across the tiny twin's X-ray (a detector gap) read as 0, its voxels labelled
+    from the neutron alone, exit 0 (``test_nan_in_the_xray_volume_is_not_measured``)."""
+    volume = np.arange(2 * 5 * 5, dtype=np.float32).reshape(2, 5, 5)
+    volume[:, 0, :] = np.nan
+    volume[1, 2, 2] = np.inf
+    volume[0, 3, 3] = -np.inf
+    with open_volume(_hdf5_volume(tmp_path / "v.h5", volume, voxel_size_um=10.0)) as source:
+        view = source.unmeasured_as_nan()
+        expected = np.where(np.isfinite(volume), volume, np.nan)
+        assert (view.shape, view.dtype, view.voxel_um) == (source.shape, source.dtype, 10.0)
+        np.testing.assert_array_equal(view[0:2], expected)
+        np.testing.assert_array_equal(view[1, 1:3], expected[1, 1:3])
+        np.testing.assert_array_equal(np.asarray(view), expected)
+        np.testing.assert_array_equal(source[0:2], np.nan_to_num(expected, nan=0.0))
+
+
 @pytest.mark.parametrize(
     ("names", "message"),
     [

@@ -146,14 +146,42 @@ def _on_grid(
     voxel_um: float,
     options: NXCTOptions,
 ):
-    """``source`` on the common grid: itself when the grid is its own, else resampled into
-    the scratch file slab by slab."""
+    """``source`` on the common grid, its NaN and inf voxels as NaN (not measured: void, out
+    of the sample, black in the RGB; :meth:`VolumeSource.unmeasured_as_nan`): itself when
+    the grid is its own, else resampled into the scratch file slab by slab."""
+    source = source.unmeasured_as_nan()  # the registration reads them as 0
     if np.allclose(grid_to_source, np.eye(4)) and source.shape == shape:
         return source
     return write_resampled(
         work, name, source, source.voxel_um, grid_to_source, shape, voxel_um,
         slab=options.slab, outside=np.nan,  # not measured there: void, left out of the sample
     )  # fmt: skip
+
+
+MIN_MEASURED = 1000
+"""Fewest sampled voxels both volumes must have measured (finite, off a reconstruction's fill
+ring) for the windows and thresholds: their 1 % and 99 % percentiles rest on 10 voxels."""
+
+
+def _check_measured(values: np.ndarray, moved: dict, names: tuple[str, str]) -> None:
+    """ValueError naming the files when fewer than :data:`MIN_MEASURED` sampled voxels of
+    the common grid are measured in both volumes (NaN or inf over most of the stack, or
+    fields of view that barely overlap). Read as 0, an all-NaN X-ray stack was refused as
+    a sample "with no contrast" to "sample more voxels" of."""
+    if len(values) >= MIN_MEASURED:
+        return
+    shares = []
+    for key, name in zip(("xray", "neutron"), names, strict=True):
+        alone = sample_voxels(moved[key], unmeasured=fill_ring)
+        every = np.broadcast_to(np.uint8(0), moved[key].shape)  # no memory: a view of one 0
+        grid = sample_voxels(every).values  # the voxels the sample reads
+        shares.append(f"{name} {len(alone.values) / max(len(grid), 1):.1%}")
+    raise ValueError(
+        f"only {len(values)} of the voxels sampled on the common grid are measured in both "
+        f"volumes (fewer than {MIN_MEASURED}); each measures (not NaN or inf, not a "
+        f"reconstruction's fill): {', '.join(shares)}. Give volumes of the same cell whose "
+        "measured parts overlap, not a stack that is NaN but for a few planes"
+    )
 
 
 def _write(
@@ -171,6 +199,7 @@ def _write(
     say: Progress,
 ) -> NXCTResult:
     sample = sample_voxels(moved["xray"], moved["neutron"], unmeasured=fill_ring)
+    _check_measured(sample.values, moved, (str(xct), str(nct)))
     if options.check_order:  # the labels, the fused RGB and the bends take the first as X-ray
         check_modality_order(sample.values, (str(xct), str(nct)))
     low, high = options.window_percentiles
