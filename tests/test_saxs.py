@@ -370,3 +370,43 @@ def test_a_gap_split_by_one_channel_still_stops_the_walk() -> None:
     keep[k - 25 : k - 5] = keep[k - 4 : k + 16] = False  # q* in the upper gap
     r = departure_dstar(Q[keep], intensity[keep])
     assert r.reason_code == 8 and math.isnan(r.d_star_nm), r
+
+
+def test_a_departure_that_does_not_last_is_walked_past_and_noise_gives_no_value() -> None:
+    """A Beaucage profile (Rg 80 A) with one point 5 % high halfway between the fit window
+    and its shoulder: the study's single-point rule departs there (d* 7.26 nm for 9.64,
+    exit 0), as the tiny twin's denoised voxels did at their noise excursions (map median
+    12.34 nm for a true 14.08). With ``sustain_fraction`` a departure must last from q down
+    to (1 - f) q: the walk passes the spike and finds the shoulder's q*, the clean profile's
+    exactly; with an excursion every 8th point (more than 5 % of the walk) there is no
+    value, code 9. Every noise-free profile, the Beaucage levels, the Debye-Bueche bends and
+    a kink, keeps the study's d* exactly (bit-identical: the same kernel), in the map too."""
+    intensity = beaucage(Q, 80.0)
+    study = departure_dstar(Q, intensity)
+    lo, _ = study_window(Q.size)
+    k = int(np.flatnonzero(Q == study.q_star)[0])
+    spiked = intensity.copy()
+    spike = (k + lo) // 2
+    spiked[spike] *= 1.05
+    fooled = departure_dstar(Q, spiked)
+    assert fooled.valid and fooled.q_star == Q[spike]  # the study's rule, unchanged
+    assert fooled.d_star_nm == pytest.approx(7.257, abs=1e-3)  # for 9.644
+    assert departure_dstar(Q, spiked, sustain_fraction=0.1) == study
+    noisy = intensity.copy()
+    noisy[k + 2 : lo : 8] *= 1.05  # 8 excursions in a walk of 63 points
+    held = departure_dstar(Q, noisy, sustain_fraction=0.1)
+    assert held.reason_code == 9 and held.reason == REASONS[9] and math.isnan(held.d_star_nm)
+    assert math.isfinite(held.slope)
+    in_map = departure_dstar_map(Q, np.stack([spiked, noisy, intensity]), sustain_fraction=0.1)
+    assert in_map.reason_code.tolist() == [0, 9, 0]
+    assert in_map.d_star_nm[0] == in_map.d_star_nm[2] == study.d_star_nm
+    q = np.linspace(0.005, 0.2, 400)
+    clean = [(Q, beaucage(Q, rg)) for rg in (50.0, 65.0, 80.0, 100.0, 120.0)]
+    clean += [(q, 1 / (1 + (xi * q) ** 2) ** 2) for xi in (20.0, 50.0)]
+    clean += [(q, np.where(q >= 0.03, q**-4.0, 0.03**-2 * q**-2.0))]
+    for grid, profile in clean:
+        plain = departure_dstar(grid, profile)
+        assert plain.valid and departure_dstar(grid, profile, sustain_fraction=0.1) == plain
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="sustain_fraction"):
+            departure_dstar(Q, intensity, sustain_fraction=bad)

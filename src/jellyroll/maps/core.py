@@ -28,9 +28,12 @@ from jellyroll.phases import (
 )
 from jellyroll.results import Map, MapName, MapSet, Reconstruction
 from jellyroll.saxs import (
+    EXCURSION_SHARE,
     LOW_INTENSITY,
+    NOISY_WALK,
     REASONS,
     SAXS_Q_RANGE,
+    SUSTAIN_FRACTION,
     VALID,
     DStarMap,
     denoise_profile_blocks,
@@ -78,8 +81,17 @@ def analysis_note(options: MapsOptions) -> str:
     smoothing = "denoised" if options.denoised else "raw"
     return (
         "analysis used: jellyroll (Table 1 window integrals above a linear background, "
-        f"d* of the {smoothing} SAXS profiles)"
+        f"d* of the {smoothing} SAXS profiles, a departure lasting from q* to "
+        f"{1 - SUSTAIN_FRACTION:g} q*)"
     )
+
+
+def dstar_keywords(options: MapsOptions) -> dict[str, float | int]:
+    """The keywords of :func:`~jellyroll.saxs.departure_dstar_map` for ``options``: the d*
+    overrides, and with the jellyroll analysis a departure that must last
+    (:data:`~jellyroll.saxs.SUSTAIN_FRACTION`; the study's rule tests single points)."""
+    sustain = 0.0 if options.analysis == "study" else SUSTAIN_FRACTION
+    return {**options.dstar.overrides(), "sustain_fraction": sustain}
 
 
 def compute_maps(
@@ -261,7 +273,7 @@ def saxs_maps(
     for _, slab in row_slabs(data):
         intensities.append(saxs_intensity_map(q, slab, channels=channels))
         if not options.denoised:  # d* of the raw profiles, from the same read
-            parts.append(departure_dstar_map(q_used, slab, **options.dstar.overrides()))
+            parts.append(departure_dstar_map(q_used, slab, **dstar_keywords(options)))
     intensity = np.concatenate(intensities)
     if options.denoised:
         denoised = denoise_profile_blocks(data, rank=options.rank, channels=channels)
@@ -269,7 +281,7 @@ def saxs_maps(
         notes.append(denoising_note(denoised.rank, n_q, chosen=options.rank is not None))
         # d* of each denoised block as it comes: no denoised copy of the cube is kept
         parts = [
-            departure_dstar_map(q_used, block, **options.dstar.overrides())
+            departure_dstar_map(q_used, block, **dstar_keywords(options))
             for _, block in denoised.blocks
         ]
     result = _joined(parts, data.shape[:-1])
@@ -282,6 +294,13 @@ def saxs_maps(
         reason[weak] = LOW_INTENSITY
     kept = np.isfinite(d_star)
     notes.extend(filter(None, [_dstar_value_note(kept, reason, result.q_star)]))
+    noisy = int(np.count_nonzero(reason == NOISY_WALK))
+    if noisy:
+        notes.append(
+            f"no d* in {noisy} voxels ({noisy / (noisy + kept.sum()):.0%} of those with a "
+            f"departure, reason code {NOISY_WALK}): more than {EXCURSION_SHARE:.0%} of the "
+            "points walked depart from the power law without lasting (noise at the tolerance)"
+        )
     edge = float(result.at_window_edge[kept].mean()) if kept.any() else 0.0
     if edge > EDGE_SHARE:
         notes.append(
