@@ -48,11 +48,17 @@ voxel; a 16 um separator and 15-20 um Al foil are under two voxels."""
 
 
 def _twin_pair(
-    voxel_um: float, state: str = "aged_charged", wavelength_A: float = 4.0, n_slices: int = 2
+    voxel_um: float,
+    state: str = "aged_charged",
+    wavelength_A: float = 4.0,
+    n_slices: int = 2,
+    grid: str = "nct",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(X-ray on the world grid, neutron, true majority group index of :data:`GROUPS`) of the
     tiny twin at a state of charge, the neutrons of ``wavelength_A`` (A), ``n_slices`` planes
-    about the SWAXS slice (from 40 at 10 um: the roll's end and its head space on top)."""
+    about the SWAXS slice (from 40 at 10 um: the roll's end and its head space on top).
+    ``grid="xct"``: on the X-ray's own grid instead (twice ``voxel_um``, ``--grid xct``), the
+    neutron volume and the components' fractions averaged over its 2 x 2 x 2 blocks."""
     twin = make_twin(state, "tiny", seed=0)
     fractions = [f for _, _, f in nxct_fraction_slices(twin, n_slices, voxel_um)]
     xray = np.stack([attenuation_map(f, mu_table("xray", energy_keV=60.0)) for f in fractions])
@@ -67,6 +73,15 @@ def _twin_pair(
         groups.append(sum(np.stack([f[m] for f in fractions]) for m in members) if members else 0)
     total = sum(np.stack([f[m] for f in fractions]) for m in fractions[0])
     groups[0] = 1 - total
+    if grid == "xct":
+        shape = [size // 2 for size in volumes.neutron.shape]
+
+        def coarse(values: np.ndarray) -> np.ndarray:
+            cut = values[: 2 * shape[0], : 2 * shape[1], : 2 * shape[2]]
+            return cut.reshape(shape[0], 2, shape[1], 2, shape[2], 2).mean(axis=(1, 3, 5))
+
+        xray = volumes.xray[: shape[0], : shape[1], : shape[2]]
+        return xray, coarse(volumes.neutron), np.argmax([coarse(g) for g in groups], axis=0)
     truth = np.argmax(np.stack(groups), axis=0)
     return volumes.xray_in_world(), volumes.neutron, truth
 
@@ -89,7 +104,7 @@ def _segment_dice(xray: np.ndarray, neutron: np.ndarray, truth: np.ndarray) -> d
 
 def test_dice_where_the_layers_are_resolved():
     dice = _segment_dice(*_twin_pair(RESOLVED_UM))
-    print(dice)  # measured 0.935, 0.970, 0.964 (before the any-state method: 0.965, 0.983, 0.967)
+    print(dice)  # measured 0.935, 0.969, 0.963 (before the any-state method: 0.965, 0.983, 0.967)
     assert min(dice.values()) >= 0.9, dice
 
 
@@ -100,7 +115,7 @@ def small_twin_pair() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def test_dice_at_the_small_twins_voxel(small_twin_pair):
     dice = _segment_dice(*small_twin_pair)
-    print(dice)  # measured 0.922, 0.949, 0.915 (seeds 1-2: >= 0.918, 0.943, 0.926)
+    print(dice)  # measured 0.926, 0.950, 0.923 (seeds 1-2: >= 0.918, 0.943, 0.926)
     assert min(dice.values()) >= 0.9, dice
 
 
@@ -108,8 +123,8 @@ def test_dice_at_the_small_twins_voxel(small_twin_pair):
 def test_dice_at_every_state_of_charge(state):
     """A discharged anode (delithiated graphite) is darker in neutrons than a Cu foil's blur and
     a fresh charged one about as bright as the cathode: the classes must not rest on the
-    anode's neutron level. Measured (seed 0; Cu, cathode, anode): fresh_charged 0.924, 0.953,
-    0.905; aged_discharged 0.914, 0.924, 0.923 (all four states, seeds 0-2: >= 0.907, 0.922,
+    anode's neutron level. Measured (seed 0; Cu, cathode, anode): fresh_charged 0.923, 0.950,
+    0.908; aged_discharged 0.914, 0.925, 0.925 (all four states, seeds 0-2: >= 0.907, 0.922,
     0.902; docs/nxct.md)."""
     dice = _segment_dice(*_twin_pair(SMALL_TWIN_UM, state))
     print(state, dice)
@@ -120,8 +135,8 @@ def test_a_neutron_volume_clipped_at_zero(small_twin_pair) -> None:
     """A neutron volume whose negative values (the void's noise) were set to 0, as by a
     conversion to unsigned integers: 30 % of the voxels at the floor. The log-Otsu of the
     void parted that spike from the rest of the void's noise, which then counted as the
-    cell: anode Dice 0.17, cathode 0.88 (Cu 0.92), exit 0. Now anode 0.917, cathode 0.952,
-    Cu 0.925 (within 0.005 of the unclipped pair); the bar is the other Dice tests' 0.9."""
+    cell: anode Dice 0.17, cathode 0.88 (Cu 0.92), exit 0. Now anode 0.923, cathode 0.950,
+    Cu 0.926 (within 0.001 of the unclipped pair); the bar is the other Dice tests' 0.9."""
     xray, neutron, truth = small_twin_pair
     clipped = np.round(np.clip(neutron, 0, None) / neutron.max() * 65535).astype(np.uint16)
     assert (clipped == 0).mean() > 0.25
@@ -135,8 +150,10 @@ def test_a_casing_dim_in_thermal_neutrons_is_still_metal(state: str) -> None:
     """At 1.8 A (a thermal beam) the steel casing lies under the neutron's void split; the
     X-ray's Otsu of the rest, left with the thin Cu foils, parted the cathode from the light
     side: that "metal" took the cathode (Dice of the cathode 0.003 / 0.005, Cu 0.53, exit 0).
-    Now aged_charged 0.926, 0.955, 0.903 and aged_discharged 0.921, 0.904, 0.903 (Cu,
-    cathode, anode; 4 A: 0.92, 0.92-0.95, 0.92): the bar is the other Dice tests' 0.9."""
+    Now aged_charged 0.926, 0.953, 0.905 and aged_discharged 0.914, 0.944, 0.930 (Cu,
+    cathode, anode; 4 A: 0.91-0.93, 0.93-0.95, 0.92): the bar is the other Dice tests' 0.9.
+    (aged_discharged read 0.921, 0.904, 0.905 while the cathode's neutron level was the
+    tallest peak of its X-ray band, here the Cu foils' blur: 7.1e-5 for 1.9e-4 /um.)"""
     dice = _segment_dice(*_twin_pair(SMALL_TWIN_UM, state, wavelength_A=1.8))
     print(state, dice)
     assert min(dice.values()) >= 0.9, dice
@@ -436,3 +453,50 @@ def test_a_class_the_contrast_does_not_part_is_refused():
     )
     with pytest.raises(ValueError, match="cathode class holds"):
         find_thresholds(sample)
+
+
+FIELDS = ("xray_metal", "xray_cathode", "neutron_cathode", "neutron_separator", "neutron_void")
+"""The thresholds :func:`find_thresholds` places between classes' levels (``neutron_lithiated``
+and ``xray_full_metal``, a class's mean less its deviations, follow its make-up)."""
+
+
+@pytest.mark.parametrize("grid", ["nct", "xct"])
+@pytest.mark.parametrize(
+    "state", ["aged_charged", "fresh_charged", "aged_discharged", "fresh_discharged"]
+)
+def test_the_thresholds_barely_move_without_a_few_percent_of_the_sample(
+    state: str, grid: str
+) -> None:
+    """The sample less a band of 4 % of the rows (an X-ray row band not measured, at three
+    heights) or less a random 5 % of its voxels: each threshold within 3 % of its
+    modality's 1-99 % span of the whole sample's, on the neutron grid (10 um) and on the
+    X-ray's (20 um), in all four states of charge. Measured at most 0.6 % here (2.1 % over
+    seeds 0-1, 8 planes; 0.1 % on the small twin at 10 um, ``--grid nct``).
+
+    The X-ray's cathode band holds the foils' and the anode's voxels blurred by the Cu foils
+    (their neutron level: Cu, Al, or a charged anode's) about as many as the cathode's: the
+    cathode's neutron level was the tallest peak of a histogram of fixed bins, and of two
+    near-equal peaks a few % of the sample chose. On the X-ray grid, discharged, the
+    cathode's neutron threshold moved by 52 % of the span (the Cu blur's level: 9e-5 for
+    3.2e-4 /um) and the X-ray's metal one by 4 %; the small twin (seed 3, ``--grid nct``,
+    aged_charged) by 22 % (1.3e-4 for 2.3e-4), exit 0. The level is now the brightest peak
+    of a smoothed density (``brightest``, module docstring step 3)."""
+    xray, neutron, _ = _twin_pair(
+        SMALL_TWIN_UM, state, n_slices=4 if grid == "xct" else 2, grid=grid
+    )
+    spans = [np.ptp(np.percentile(v, [1, 99])) for v in (xray, neutron)]
+    sample = _measured_sample(xray, neutron).values
+    whole = find_thresholds(sample)
+    samples = []
+    rows = round(0.04 * xray.shape[1])
+    for start in np.array([1, 2, 3]) * xray.shape[1] // 4:
+        cut = xray.copy()
+        cut[:, start : start + rows] = np.nan
+        samples.append(_measured_sample(cut, neutron).values)
+    rng = np.random.default_rng(0)
+    samples += [sample[rng.random(len(sample)) >= 0.05] for _ in range(4)]
+    for part in samples:
+        thresholds = find_thresholds(part)
+        for field in FIELDS:
+            moved = abs(getattr(thresholds, field) - getattr(whole, field))
+            assert moved <= 0.03 * spans[field.startswith("neutron")], (field, moved)
