@@ -213,7 +213,9 @@ def test_report_is_self_contained_and_complete(demo: Path) -> None:
 def test_report_has_the_study_sections_and_found_vs_truth(demo: Path, tmp_path: Path) -> None:
     html = (demo / "report.html").read_text()
     assert html.count('data-name="comparison"') == 1  # the states on one page
-    assert html.count("along the Cu collector traced") == 2  # unrolled along the spiral
+    # both cells unrolled along the spiral (the caption is the image's alt text too)
+    assert html.count("<figcaption>Every modality unrolled at the same arc positions, along") == 2
+    assert html.count("around the cell centre (polar") == 0
     assert html.count("<dt>defect share of the anode</dt>") == 2
     assert html.count("found vs truth (digital twin)") == 2  # the demo names its truth files
     assert html.count("class agreement (found case = true case)") == 2
