@@ -77,6 +77,7 @@ from jellyroll.sinogram import (
     sinogram_layout,
     subtract_air,
     subtracted_air_errors,
+    suppress_spots,
     suppress_spots_in_place,
 )
 
@@ -950,6 +951,39 @@ def _air_ends(
     return both, problem
 
 
+def air_cell_spots(
+    sums: h5py.Dataset, count: h5py.Dataset, air: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The air cells' patterns (n_angles, n_air, n_q) with their spots and zingers replaced
+    by the median of their translation's air cells over the angles, and where they were
+    (bool, same shape).
+
+    ``sums`` (n_angles, n_translations, n_q) summed patterns of each cell's ``count``
+    (n_angles, n_translations) frames; ``air`` the translation indices taken as air. The
+    air mean that :func:`subtract_air` takes off every cell of a line is not robust: a
+    zinger in one air frame (1e5 counts in a pixel, which the integration's sigma clip
+    keeps in a q bin of fewer than 27 pixels, where one pixel can not stand 5 sigma out
+    of its bin's spread) went, over m, into that channel of the whole line, and the spot
+    filter, run after the subtraction, only mends the cell it was in. :func:`suppress_spots`
+    on the air cells alone finds such an outlier before the mean is taken. It is replaced
+    by the median over the angles of its own translation (air scatters alike at every
+    angle), not by its neighbours' median: beside the sample an air cell can scatter twice
+    as much as the next one out (a sample's beam tail), which moved the air mean by that
+    difference over m."""
+    cells = np.empty((count.shape[0], len(air), sums.shape[2]), np.float32)  # as the sums
+    columns, back = np.unique(air, return_inverse=True)  # read each once (air may repeat)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a missing cell: NaN
+        for row in range(count.shape[0]):  # a row at a time, its air cells only
+            read = sums[row, list(columns)] / count[row, list(columns)][:, None]
+            cells[row] = read[back]
+    spots = suppress_spots(cells).replaced
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a translation missing at every angle
+        typical = np.nanmedian(np.where(spots, np.nan, cells), axis=0)
+    return np.where(spots, typical[None], cells), spots
+
+
 def _finish(
     work: h5py.File,
     info: ScanInfo,
@@ -1027,6 +1061,7 @@ def _finish(
         )
         attenuation = None
     subtract = options.subtract_air and problem is None
+    air_cells, air_spots = air_cell_spots(sums, count, air) if subtract else (None, None)
     centre: list[float | None] = [None]
     missing = [0]  # cells without a value, counted while writing
 
@@ -1050,6 +1085,7 @@ def _finish(
             if subtract:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing edge
+                    values[air] = np.where(air_spots[row], air_cells[row], values[air])
                     errors = subtracted_air_errors(values[None], errors[None], air)[0]
                     values = subtract_air(values[None], air)[0]
             group["data"][row] = values
@@ -1063,6 +1099,8 @@ def _finish(
                 "masked), --q-min/--q-max and --unit"
             )
         group.attrs["air_subtracted"] = subtract
+        if subtract:
+            group.attrs["air_spots_replaced"] = int(air_spots.sum())
         if options.spot_filter:
             # after the air subtraction: the outliers stand out of the sample's signal alone
             # streamed over slabs of channels: the sinogram is never held whole
