@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from scipy.special import erf
 
 from jellyroll.saxs import (
+    FEATURELESS,
     REASONS,
     DStarResult,
     departure_dstar,
@@ -370,6 +371,24 @@ def test_a_gap_split_by_one_channel_still_stops_the_walk() -> None:
     keep[k - 25 : k - 5] = keep[k - 4 : k + 16] = False  # q* in the upper gap
     r = departure_dstar(Q[keep], intensity[keep])
     assert r.reason_code == 8 and math.isnan(r.d_star_nm), r
+
+
+def test_a_departure_at_the_end_of_the_data_is_not_shown_to_last() -> None:
+    """A power law whose lowest channel reads 0.2 of it (a bin at the range's edge that
+    pixels cover in part, as the twin's strip detector's first bin): the study's rule
+    departs there, d* = 2 pi / q_min; so did the lasting rule (the mean over one point),
+    giving the tiny twin's weak voxels 75.8 nm, exit 0. The data end within the span a
+    departure must last over, so it cannot be shown to last: no value (featureless), while
+    a shoulder that starts higher keeps its d*."""
+    q = np.linspace(0.008, 0.3, 500)
+    edge = q**-3.7
+    edge[0] *= 0.2
+    assert departure_dstar(q, edge).q_star == q[0]  # the study's rule, unchanged
+    held = departure_dstar(q, edge, sustain_fraction=0.1)
+    assert held.reason_code == FEATURELESS and math.isnan(held.d_star_nm)
+    shoulder = beaucage(Q, 80.0)
+    shoulder[0] *= 0.2
+    assert departure_dstar(Q, shoulder, sustain_fraction=0.1) == departure_dstar(Q, shoulder)
 
 
 def test_a_departure_that_does_not_last_is_walked_past_and_noise_gives_no_value() -> None:

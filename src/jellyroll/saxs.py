@@ -286,15 +286,24 @@ def _dstar_kernel(
                 sign = 1.0 if departure > 0.0 else -1.0
                 total = 0.0
                 count = 0
+                lowest = q[k]  # the lowest q the mean reached
+                cut = False  # the run or a hole ended the span before (1 - sustain) q
                 j = k
-                while j >= s and q[j] >= (1.0 - sustain_fraction) * q[k]:
+                while q[j] >= (1.0 - sustain_fraction) * q[k]:
                     if j < k and gap[j + 1]:
+                        cut = True
                         break
                     fit_j = math.exp(yc + b * (logq[j] - xc))
                     total += sign * (np.float64(row[order[j]]) / fit_j - 1.0)
                     count += 1
+                    lowest = q[j]
                     j -= 1
-                if not total / count > tolerance:
+                    if j < s:
+                        cut = True
+                        break
+                # a departure the data end within half its span cannot be shown to last
+                short = cut and q[k] - lowest < 0.5 * sustain_fraction * q[k]
+                if short or not total / count > tolerance:
                     excursions += 1
                     continue
                 if excursions > EXCURSION_SHARE * (w0 - k):
@@ -500,7 +509,10 @@ def departure_dstar(
     :data:`EXCURSION_SHARE` of the points walked: the profile's noise then reaches the
     tolerance. A grid coarser than that span tests a point alone, as the study. A
     shoulder's departure grows towards low q over a span of the order of q itself; a noise
-    excursion lasts a few channels (:data:`SUSTAIN_FRACTION`).
+    excursion lasts a few channels (:data:`SUSTAIN_FRACTION`). A departure whose span the
+    run's low end (or a hole) cuts before half of it cannot be shown to last and is passed
+    too: the lowest channel alone (a bin at the range's edge that pixels cover in part read
+    0.2 of the law on the twin's strip detector) gave 2 pi / q_min, 75.8 nm.
     """
     params = _check_params(
         min_intensity,
