@@ -103,6 +103,28 @@ def test_noise_free_render_integrates_back_to_pattern(setup):
     assert np.max(np.abs(rel[1:-1])) < 1e-2
 
 
+def test_a_grid_of_bin_centres_renders_its_end_bins(setup):
+    """A pattern given on the bin centres of the integration's range, as the twin writes
+    its truth: pixels between a range's edge and its first bin centre lie in that bin.
+    Rendered as 0 (outside the grid), the end bins integrated to 0.2-0.4 of the truth (the
+    twin's first SAXS bin 0.205, its last 0.37: a departure that gave weak voxels d* 75.8
+    nm under the study's rule); they take the edge values now. Tolerance 3 %: the pixels
+    that bbox splitting spreads into an end bin from beyond it carry the edge value, the
+    centre's, not the bin's mean (measured here 0.08 % and 0.003 %, with 0 there 77 % and
+    65 % low; the twin's first SAXS bin 0.972 of its truth)."""
+    ai, gaps, bad, _ = setup
+    model = detector_model(ai, mask=bad, gaps=gaps)
+    edges = np.linspace(*Q_RANGE, N_BINS + 1)
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    image = np.zeros(SHAPE)
+    image[model.rows, model.cols] = expected_counts(
+        centres, pattern(centres), model, counts_per_unit=200.0
+    )[0]
+    result = integrate(ai, image, gaps | bad)
+    rel = result.intensity / (200.0 * bin_average(*Q_RANGE, N_BINS)) - 1
+    assert np.max(np.abs(rel[[0, -1]])) < 0.03, rel[[0, -1]]
+
+
 def test_noisy_render_matches_pattern_within_poisson_noise(setup):
     ai, gaps, bad, q_grid = setup
     model = detector_model(ai, mask=bad, gaps=gaps)
