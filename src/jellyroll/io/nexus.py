@@ -75,14 +75,20 @@ def set_default(group: h5py.Group, child: str) -> None:
 
 
 def write_table(parent: h5py.Group, name: str, table: pd.DataFrame) -> h5py.Group:
-    """A table as an NXcollection of equal-length column datasets (strings as UTF-8)."""
+    """A table as an NXcollection of equal-length column datasets (strings as UTF-8).
+    ValueError naming the column for text holding a NUL character, which HDF5 strings
+    cannot hold (h5py's bare "VLEN strings do not support embedded NULLs" before)."""
     group = nx_group(parent, name, "NXcollection")
     for column in table.columns:
         values = table[column].to_numpy()
         if values.dtype.kind in "OUT":
-            group.create_dataset(
-                column, data=values.astype(str).astype(object), dtype=h5py.string_dtype()
-            )
+            text = values.astype(str)
+            if any("\x00" in item for item in text):
+                raise ValueError(
+                    f"table {name!r}, column {column!r}: a value holds a NUL character, which "
+                    "an HDF5 string cannot store; remove it from the text"
+                )
+            group.create_dataset(column, data=text.astype(object), dtype=h5py.string_dtype())
         else:
             group.create_dataset(column, data=values)
     group.attrs["columns"] = list(map(str, table.columns))
