@@ -20,10 +20,12 @@ class VoxelSample:
 
     ``values``: (n, n_volumes) float32, rows with a non-finite value dropped. ``planes``: the z
     indices read; record them with any window or threshold derived from the sample.
+    ``n_read``: the rows read, before any was dropped.
     """
 
     values: np.ndarray
     planes: np.ndarray
+    n_read: int = 0
 
 
 SAMPLE_PLANES = 64
@@ -74,7 +76,7 @@ def sample_voxels(
                 plane[dropped] = np.nan
         rows.append(np.column_stack([plane[grid].ravel() for plane in read]))
     values = np.concatenate(rows)
-    return VoxelSample(values[np.isfinite(values).all(axis=1)], planes)
+    return VoxelSample(values[np.isfinite(values).all(axis=1)], planes, len(values))
 
 
 def contrast_window(

@@ -173,9 +173,7 @@ def _check_measured(values: np.ndarray, moved: dict, names: tuple[str, str]) -> 
     shares = []
     for key, name in zip(("xray", "neutron"), names, strict=True):
         alone = sample_voxels(moved[key], unmeasured=fill_ring)
-        every = np.broadcast_to(np.uint8(0), moved[key].shape)  # no memory: a view of one 0
-        grid = sample_voxels(every).values  # the voxels the sample reads
-        shares.append(f"{name} {len(alone.values) / max(len(grid), 1):.1%}")
+        shares.append(f"{name} {len(alone.values) / max(alone.n_read, 1):.1%}")
     raise ValueError(
         f"only {len(values)} of the voxels sampled on the common grid are measured in both "
         f"volumes (fewer than {MIN_MEASURED}); each measures (not NaN or inf, not a "
