@@ -885,3 +885,96 @@ def test_the_graphite_mask_stays_inside_the_cell(series: tuple[Path, Path]) -> N
     rows, cols = np.nonzero(np.isfinite(result.shares[0, ..., 0]))
     distance = np.hypot(result.x_um[cols] - 37.0, result.y_um[rows] + 23.0)
     assert distance.max() <= 890.0 + 2 * abs(result.x_um[1] - result.x_um[0])
+
+
+def _copied_steps(series: tuple[Path, Path], folder: Path) -> list[Path]:
+    """The analysed series' step run files (with their stage files) copied into ``folder``."""
+    steps = series[1].with_name(f"{series[1].stem}_steps")
+    folder.mkdir()
+    for path in steps.iterdir():
+        (folder / path.name).write_bytes(path.read_bytes())
+    return sorted(folder.glob("step_[0-9][0-9][0-9].h5"))
+
+
+def _analysed(series: tuple[Path, Path], runs: list[Path]) -> OperandoResult:
+    """:func:`analyse` of ``runs`` along the series' own states of charge (warnings silenced)."""
+    from jellyroll.operando.run import analyse
+
+    scans = sorted(series[0].glob("step_*_waxs.h5"))
+    timeline = build_timeline(scans, None, capacity_mah=None, max_gap_s=300.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return analyse(runs, timeline, OperandoOptions(), 0.0)
+
+
+def _edit_maps(run: Path, edit: Callable[[str, h5py.Group], None]) -> None:
+    """``edit(name, group)`` for every map group of ``run``'s maps stage file."""
+    with h5py.File(stage_file(run, "maps"), "r+") as f:
+        for name in list(f["entry/maps"]):
+            edit(name, f["entry/maps"][name])
+
+
+def test_steps_on_another_grid_or_unmeasured_are_refused(
+    series: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """:func:`analyse` stacked the steps' maps pixel by pixel and took the last step's
+    axes for all: the tiny twin's last step on 80 um pixels beside 40 um ones (same shape)
+    put its damaged zone at twice its distance from the axis and its core at 66409 um2 for
+    21633; the middle step's maps NaN over the zone (a hole in its reconstruction) read
+    there as an empty anode: no damaged zone (one, lag 0.22), exit 0. Both are refused,
+    naming the step; the intact copy still finds its one zone."""
+    runs = _copied_steps(series, tmp_path / "steps")
+    assert int(_analysed(series, runs).zones.max()) == 1
+
+    def coarse(name: str, group: h5py.Group) -> None:
+        for axis in ("x_um", "y_um"):
+            group[axis][...] = 2.0 * group[axis][()]
+
+    _edit_maps(runs[2], coarse)
+    with pytest.raises(ValueError, match=r"step 2\): its maps lie on a 52 x 52 grid of 80 um"):
+        _analysed(series, runs)
+    runs = _copied_steps(series, tmp_path / "holes")
+    zone = read_operando(series[1]).zones > 0
+    near = ndimage.binary_dilation(zone, iterations=3)
+
+    def holed(name: str, group: h5py.Group) -> None:
+        if name in PHASES:
+            group["data"][...] = np.where(near, np.nan, group["data"][()])
+
+    _edit_maps(runs[1], holed)
+    with pytest.raises(ValueError, match=rf"step 1\): .* not measured .* at {near.sum()} pixels"):
+        _analysed(series, runs)
+
+
+def test_a_series_without_a_diode_refuses_a_step_turned_by_a_few_degrees(
+    series: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Steps without an attenuation map (no diode) were registered on their graphite
+    overview map, whose window the charge empties, and only the grid search (from 3 deg)
+    looked for a turn: the demo twin's series with its middle step's angles offset by 1 or
+    2 deg passed with 5 or 13 damaged zones for 3, exit 0. Every step is now registered and
+    checked on its three graphite phase maps summed (the graphite whatever the charge), the
+    fine turn included. The tiny twin's maps without attenuation: unturned, its one zone;
+    the middle step's maps turned by 2 deg about the axis passed (0.7 px at the outer
+    graphite, 19 px out; the bar 0.5 px), refused now and named as the turn back, -2.1
+    deg (the grid search's best was -12 deg, a spiral turned being nearly itself: the fine
+    turn is measured from 0 too; 0.15 deg of slack for the turn's interpolation blur)."""
+    runs = _copied_steps(series, tmp_path / "steps")
+
+    def without_attenuation(name: str, group: h5py.Group) -> None:
+        if name == "attenuation":
+            del group.parent[name]
+
+    for run in runs:
+        _edit_maps(run, without_attenuation)
+    result = _analysed(series, runs)
+    assert int(result.zones.max()) == 1
+    assert any("registered on its graphite phase maps summed" in n for n in result.notes)
+
+    def turned(name: str, group: h5py.Group) -> None:
+        data = np.nan_to_num(group["data"][()])
+        group["data"][...] = ndimage.rotate(data, 2.0, reshape=False, order=1, mode="nearest")
+
+    _edit_maps(runs[1], turned)
+    with pytest.raises(ValueError, match=r"step 1\): .* turned by about -2\.[0-2] deg"):
+        _analysed(series, runs)

@@ -405,3 +405,66 @@ def test_scans_in_utc_beside_a_log_without_a_zone_are_refused(tmp_path: Path) ->
     timeline = build_timeline(scans, log, capacity_mah=4.0, max_gap_s=300, log_utc_offset_h=1.0)
     np.testing.assert_allclose(timeline.soc, [0.25, 0.5, 0.75], atol=1e-5)
     assert any("read at the UTC offset given, +1 h" in note for note in timeline.warnings)
+
+
+def test_an_mpt_log_whose_seconds_restart_is_refused(tmp_path: Path) -> None:
+    """An EC-Lab export whose time/s restarts at 0 after 2 h (two runs pasted together, 0-2
+    then 2-4 mAh): sorted by time, the two runs' records interleaved and scans 30, 60 and
+    90 min into the first read states of charge 0.625, 0.75, 0.875 (of 4 mAh) for 0.125,
+    0.25, 0.375, exit 0. Refused, naming the line where the seconds go back."""
+    header = [
+        "EC-Lab ASCII FILE",
+        "Nb header lines : 4",
+        "Acquisition started on : 01/02/2026 09:00:00",
+        "mode\ttime/s\tEwe/V\tI/mA\t(Q-Qo)/mA.h",
+    ]
+    seconds = np.arange(0.0, 7201.0, 60.0)
+    rows = [f"1\t{t:.1f}\t3.7\t1.0\t{offset + t / 3600:.6f}" for offset in (0, 2) for t in seconds]
+    path = tmp_path / "c.mpt"
+    path.write_text("\n".join(header + rows[: seconds.size]) + "\n", encoding="latin-1")
+    stamps = [f"2026-01-02T{t}:00" for t in ("09:30", "10:00", "10:30")]
+    scans = _zoned_scans(tmp_path / "op", stamps)
+    timeline = build_timeline(scans, read_potentiostat_log(path), capacity_mah=4.0, max_gap_s=300)
+    np.testing.assert_allclose(timeline.soc, [0.125, 0.25, 0.375], atol=1e-5)
+    path.write_text("\n".join(header + rows) + "\n", encoding="latin-1")
+    with pytest.raises(ValueError, match=r"c\.mpt, line 126: time/s 0 is before the 7200 of line"):
+        read_potentiostat_log(path)
+
+
+def test_a_log_offset_given_for_a_local_csv_across_summer_time_is_refused(
+    tmp_path: Path,
+) -> None:
+    """A CSV log on a local clock (no offset) through the start of summer time, with its
+    offset at its start given (``--log-utc-offset-h 1``): that one offset was applied to
+    every record, and the scans at 90, 150 and 210 min of a 4 h charge read no state of
+    charge (in the log's jump), 0.375 and 0.625 for 0.375, 0.625 and 0.875, exit 0.
+    Refused; the same log a week later (no change) is read at the offset given, to the 6
+    decimals the charge is written with."""
+    minutes = [30, 90, 150, 210]
+    for day, refused in [(29, True), (22, False)]:
+        start = datetime(2026, 3, day, 0, 0, tzinfo=UTC)
+        switch = datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
+        folder = tmp_path / str(day)
+        folder.mkdir()
+        log = read_potentiostat_log(_wall_clock_csv(folder / "log.csv", start, switch, True))
+        stamps = [_local(start + timedelta(minutes=m), switch, CET, CEST) for m in minutes]
+        scans = _scans(folder / "op", stamps)
+        kwargs = {"capacity_mah": None, "max_gap_s": 300, "log_utc_offset_h": 1.0}
+        if refused:
+            with pytest.raises(ValueError, match=r"log\.csv: .* at the offset given \(\+1 h\)"):
+                build_timeline(scans, log, **kwargs)
+        else:
+            timeline = build_timeline(scans, log, **kwargs)
+            np.testing.assert_allclose(timeline.soc, np.array(minutes) / 240, atol=1e-5)
+
+
+def test_a_log_record_without_a_charge_is_named(tmp_path: Path) -> None:
+    """A CSV log with one record's charge "nan": refused as "no charge passes in the log"
+    (without --capacity-mah) or "the charge passed ... is nan, nan %" (with it), which
+    pointed at the units; now the record is named."""
+    path, _ = _utc_csv(tmp_path / "log.csv", [m / 60 for m in range(241)])
+    lines = path.read_text().splitlines()
+    lines[61] = lines[61].rsplit(",", 1)[0] + ",nan"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"log\.csv: record 61 \(of 241, 1 in all\) holds no ch"):
+        read_potentiostat_log(path)

@@ -57,6 +57,7 @@ from jellyroll.reduce.options import ReduceOptions
 from jellyroll.reduce.run import ScanSpec, holds_pixels, reduce_key, run_reduce
 from jellyroll.results import (
     MapName,
+    MapSet,
     RunFileError,
     read_map_set,
     read_sinogram,
@@ -423,26 +424,27 @@ def analyse(
         if all(MapName.ATTENUATION in maps for maps in map_sets)
         else MapName.GRAPHITE
     )
+    _check_step_maps(runs, map_sets, kind)
     for maps in map_sets:
         x_um, y_um = maps.x_um, maps.y_um
         integrals.append(np.stack([maps[p] for p in PHASES], axis=-1))
-        references.append(maps[kind])
+        if kind == MapName.ATTENUATION:
+            references.append(maps[kind])
     stack = np.asarray(integrals, np.float64)  # (n_steps, ny, nx, 3)
+    if kind != MapName.ATTENUATION:
+        # the graphite overview window (1.82-1.92 1/A) changes along the charge (the demo
+        # twin's last step correlates 0.59 with its first) and its turns went unchecked;
+        # the three phase windows summed hold all of the graphite at every step
+        references = list(stack.sum(axis=-1))
     notes: list[str] = list(timeline.warnings)
-    if kind != MapName.ATTENUATION and any(MapName.ATTENUATION in m for m in map_sets):
+    if kind != MapName.ATTENUATION:
         lacking = [k for k, maps in enumerate(map_sets) if MapName.ATTENUATION not in maps]
         notes.append(
             f"steps {lacking} have no attenuation map (no diode): every step registered on "
-            "its graphite map"
+            "its graphite phase maps summed"
         )
     measured = core.drift_shifts(np.asarray(references))
-    _check_turns(runs, np.asarray(references), measured, fine=kind == MapName.ATTENUATION)
-    if kind != MapName.ATTENUATION:
-        notes.append(
-            f"steps registered on their graphite maps (no diode): a step turned by less than "
-            f"about {MIN_TURN_DEG:g} deg (its rotation angles offset) cannot be told from the "
-            "lithiation's changes and is not refused"
-        )
+    _check_turns(runs, np.asarray(references), measured)
     shifts = measured if options.register_steps else np.zeros((len(runs), 2))
     if options.register_steps:
         stack = np.stack([core.apply_shift(s, d) for s, d in zip(stack, shifts, strict=True)])
@@ -573,6 +575,56 @@ def analyse(
     )
 
 
+def _check_step_maps(runs: list[Path], map_sets: list[MapSet], kind: str) -> None:
+    """Refuse steps whose maps (``map_sets``, one per run of ``runs``) the analysis cannot
+    stack pixel by pixel: a step without the three graphite phase maps or the map ``kind``
+    that registers the series; a step on another grid than the first's (shape, x_um,
+    y_um); a step whose phase or ``kind`` map is not measured (NaN, inf) at pixels where
+    another step's maps are.
+
+    On the tiny twin, a last step on 80 um pixels beside 40 um ones put the damaged zone
+    at twice its distance from the axis ((229, -1095) um for (115, -547)) and its core
+    at 66409 um2 for 21633 (the last step's axes were taken for all), and a step NaN over
+    the zone (a hole in its reconstruction) read there as an empty anode: no damaged zone
+    found (one, lag 0.22), exit 0."""
+    first = map_sets[0]
+    names = [*PHASES, kind]
+    measured = []
+    for k, (run, maps) in enumerate(zip(runs, map_sets, strict=True)):
+        missing = [name for name in names if name not in maps]
+        if missing:
+            raise ValueError(
+                f"{run} (step {k}): no /entry/maps/{', '.join(missing)}; every step of a "
+                f"series needs the maps {', '.join(names)}: map it again (jellyroll maps)"
+            )
+        same = (
+            maps.x_um.shape == first.x_um.shape
+            and maps.y_um.shape == first.y_um.shape
+            and np.allclose(maps.x_um, first.x_um, atol=1e-3)
+            and np.allclose(maps.y_um, first.y_um, atol=1e-3)
+        )
+        if not same:
+            raise ValueError(
+                f"{run} (step {k}): its maps lie on a {maps.y_um.size} x {maps.x_um.size} grid "
+                f"of {maps.pixel_size_um:g} um pixels from x = {maps.x_um[0]:g} um, those of "
+                f"{runs[0]} (step 0) on {first.y_um.size} x {first.x_um.size} of "
+                f"{first.pixel_size_um:g} um from x = {first.x_um[0]:g} um: every step must "
+                "be reconstructed on one grid (same translations and reconstruction options)"
+            )
+        measured.append(np.all([np.isfinite(maps[name]) for name in names], axis=0))
+    measured = np.asarray(measured)
+    count = measured.sum(axis=0)
+    for k, (run, own) in enumerate(zip(runs, measured, strict=True)):
+        holes = ~own & (count - own > 0)
+        if holes.any():
+            raise ValueError(
+                f"{run} (step {k}): its maps {', '.join(names)} are not measured (NaN or inf) "
+                f"at {int(holes.sum())} pixels where other steps' are: those pixels would read "
+                "as an empty anode at that step (a damaged zone there lost). Reconstruct the "
+                "step again, or leave it out of the series"
+            )
+
+
 PARTIAL_CHARGE = 0.1
 """How far (fraction of full charge) the series may start above empty or end below full
 before its half-lithiation points are said to be the series' own."""
@@ -604,16 +656,17 @@ MIN_TURN_RECOVERED = 0.15
 as it is) that a turn must win back to be refused. Tiny twin, one step's angles offset
 (correlation as it is, turned back): by 90 deg 0.845, 0.990 (94 %); by 30 deg 0.895, 0.933
 (36 %); by 15 deg 0.908, 0.928 (22 %); by 5 deg 0.921, 0.930 (11 %, its zone's lag 0.20 for
-0.22); a step registered on its graphite map (no diode), whose lines change along the
-charge, 0.468 and 0.491 at 10 deg (4 %). The turn's interpolation blurs the map's fine
-layers, so turned back it stays below the 0.988 of the unturned steps."""
+0.22). The turn's interpolation blurs the map's fine layers, so turned back it stays below
+the 0.988 of the unturned steps."""
 MAX_TURN_PX = 0.5
-"""Most that a step's turn (:func:`core.fine_turn`, on the attenuation maps) may move the
-outermost strong pixels of the first step's attenuation map (the casing, about the outer
-turn) before it is refused (px). Tiny twin (52 px, casing 23.5 px from the axis): unturned
-steps measure 0.10-0.12 deg (0.05 px); one step's angles offset by 3 deg measures 2.3 deg
-(0.9 px: the 18 angles of its reconstruction are not those of the others turned), by 1
-deg (0.4 px) it passes."""
+"""Most that a step's turn (:func:`core.fine_turn`, on the attenuation maps, else the
+graphite phase maps summed) may move the outermost strong pixels of the first step's map
+(the casing, about the outer turn) before it is refused (px). Demo twin (150 px, casing
+about 68 px): unturned steps 0.004-0.09 px, one step's angles offset by 0.3 deg measures
+0.36 deg and is refused; summed phase maps 0.00-0.04 px unturned, 0.27 deg for 0.3.
+Tiny twin (52 px, casing 23.5 px from the axis): unturned steps measure 0.10-0.12 deg
+(0.05 px); one step's angles offset by 3 deg measures 2.3 deg (0.9 px: the 18 angles of
+its reconstruction are not those of the others turned), by 1 deg (0.4 px) it passes."""
 
 
 def outer_radius_px(reference: np.ndarray) -> float:
@@ -636,14 +689,15 @@ def _check_turns(
     (n_steps, 2) px) are turned in the plane against the first step's: its rotation angles
     are offset (the stage's zero moved), which the registration (a translation) cannot
     undo. Refused: a turn found by the grid search of at least :data:`MIN_TURN_DEG` that
-    wins back :data:`MIN_TURN_RECOVERED` of the decorrelation; with ``fine`` (attenuation
-    maps, which the charge does not change), a turn measured finely that moves the outer
-    turn by more than :data:`MAX_TURN_PX`. The tiny twin with one step's angles offset by
-    90 deg was shifted by 1.6 px instead, and 6 damaged zones were found instead of one;
-    by 30 deg, the zone's core at that step weighed 9990 um2 instead of 21640, exit 0. The
-    grid search alone let turns under about 4 deg pass (and 10 deg, off its grid): at the
-    study's outer turn (about 200 map pixels from the axis) a 3 deg turn moves the
-    pixels by 10, mixing the time series of neighbouring layers."""
+    wins back :data:`MIN_TURN_RECOVERED` of the decorrelation; with ``fine`` (maps the
+    charge does not change: attenuation, or the graphite phase maps summed), a turn
+    measured finely that moves the outer turn by more than :data:`MAX_TURN_PX`. The tiny
+    twin with one step's angles offset by 90 deg was shifted by 1.6 px instead, and 6
+    damaged zones were found instead of one; by 30 deg, the zone's core at that step
+    weighed 9990 um2 instead of 21640, exit 0. The grid search alone let turns under about
+    4 deg pass (and 10 deg, off its grid): at the study's outer turn (about 200 map pixels
+    from the axis) a 3 deg turn moves the pixels by 10, mixing the time series of
+    neighbouring layers."""
     turns = core.step_turns(references, shifts)
     radius = outer_radius_px(references[0])
     for k, (angle, turned, plain, measured) in enumerate(turns):

@@ -31,7 +31,8 @@ a note when any place's did, up to the last scan). Scans in UTC (+00:00) beside 
 without a zone are refused: a writer that records UTC says nothing of the potentiostat's
 clock. The log's offset may be given instead (``log_utc_offset_h``,
 ``--log-utc-offset-h``). A CSV whose local times go backwards (the clock set back: the end
-of summer time repeats an hour) is refused.
+of summer time repeats an hour) is refused, as is an EC-Lab export whose ``time/s`` goes
+back (more than one run in it).
 """
 
 from __future__ import annotations
@@ -268,6 +269,7 @@ def _read_mpt(path: Path, text: str) -> PotentiostatLog:
             raise ValueError(f"{path}: EC-Lab export lacks the column {name!r}; export it")
         wanted[name] = names.index(name)
     columns: list[list[float]] = [[] for _ in wanted]
+    numbers = []  # the file's line of each record
     for number, line in enumerate(lines[n_header:], start=n_header + 1):
         if not line.strip():
             continue
@@ -277,6 +279,18 @@ def _read_mpt(path: Path, text: str) -> PotentiostatLog:
                 out.append(float(cells[index].replace(",", ".")))
         except (ValueError, IndexError) as error:
             raise ValueError(f"{path}, line {number}: unreadable record ({error})") from error
+        numbers.append(number)
+    back = np.flatnonzero(np.diff(np.asarray(columns[0], np.float64)) < 0)
+    if back.size:
+        # sorted, the records of the two runs interleaved: an export whose time/s restarts
+        # at 0 after 2 h read scans at 0.125, 0.25, 0.375 of the charge as 0.625, 0.75, 0.875
+        k = int(back[0])
+        raise ValueError(
+            f"{path}, line {numbers[k + 1]}: time/s {columns[0][k + 1]:g} is before the "
+            f"{columns[0][k]:g} of line {numbers[k]}: EC-Lab counts seconds from the "
+            "acquisition's start, so the export holds more than one run (pasted together, or "
+            "restarted); export the run of this charge alone"
+        )
     time = [start + t for t in columns[0]]
     return _log(
         str(path), time, columns[1], columns[2], columns[3], local_clock=True, wall_clock=False
@@ -298,6 +312,14 @@ def _log(
     arrays = [np.asarray(c, np.float64) for c in columns]
     if arrays[0].size < 2:
         raise ValueError(f"{source}: the potentiostat log holds fewer than two records")
+    for name, values in (("time", arrays[0]), ("charge", arrays[3])):
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:  # a NaN charge was read as "no charge passes in the log"
+            raise ValueError(
+                f"{source}: record {bad[0] + 1} (of {values.size}, {bad.size} in all) holds no "
+                f"{name} ({values[bad[0]]}): every record needs a time and a charge; remove "
+                "those records"
+            )
     order = np.argsort(arrays[0], kind="stable")
     return PotentiostatLog(
         source, *(a[order] for a in arrays), local_clock=local_clock, wall_clock=wall_clock
@@ -340,6 +362,8 @@ def log_on_scan_clock(
                 "(--log-utc-offset-h) cannot place it beside the scans; write the scans' start "
                 "times with their UTC offset (ISO 8601, e.g. 2026-01-02T08:00:00+01:00)"
             )
+        if log.wall_clock:
+            _refuse_wall_clock_change(log, log_offset_s)
         note = (
             f"the times of {log.source} carry no time zone: read at the UTC offset given, "
             f"{log_offset_s / 3600:+g} h"
@@ -425,6 +449,44 @@ def _zone_change(first_local_s: float, last_s: float, utc_offset_s: float | None
         if first.replace(tzinfo=zone).utcoffset() != at_last:
             return name
     return None
+
+
+def _refuse_wall_clock_change(log: PotentiostatLog, utc_offset_s: float) -> None:
+    """Refuse the UTC offset ``utc_offset_s`` given for a CSV log whose local times are each
+    record's reading of the clock (:attr:`PotentiostatLog.wall_clock`) when a place's clock
+    at that offset at the log's first record changed its offset (summer time) by its last:
+    one offset for every record put those after the change an hour off (a 4 h charge
+    through the start of summer time, scans at 1.5, 2.5 and 3.5 h read no state of charge,
+    0.375 and 0.625 for 0.375, 0.625 and 0.875, exit 0). Where the clock did not change
+    (a place without summer time) one offset is right: which, the log does not say."""
+    try:
+        names = sorted(zoneinfo.available_timezones())
+    except (OSError, ValueError):  # pragma: no cover - no zone database
+        return
+    first, last = (
+        datetime.fromtimestamp(float(t), UTC).replace(tzinfo=None)
+        for t in (log.time_s[0], log.time_s[-1])
+    )
+    for name in names:
+        try:
+            zone = zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+            continue
+        at_first = first.replace(tzinfo=zone).utcoffset()
+        if at_first is None or at_first.total_seconds() != utc_offset_s:
+            continue
+        if last.replace(tzinfo=zone).utcoffset() != at_first:
+            raise ValueError(
+                f"{log.source}: its times carry no UTC offset, each the reading of a clock "
+                f"that may follow summer time, and between its first record "
+                f"({_clock_text(float(log.time_s[0]), True)}) and its last "
+                f"({_clock_text(float(log.time_s[-1]), True)}) the clocks of some places at "
+                f"the offset given ({utc_offset_s / 3600:+g} h) changed it (e.g. {name}): one "
+                "offset for every record would put those after the change an hour of the "
+                "charge off. Write the log's times with their UTC offset (ISO 8601) or as Unix "
+                "seconds; or, when the scans' start times carry their offsets, leave "
+                "--log-utc-offset-h out (each scan is then read at its own local time)"
+            )
 
 
 def _summer_time_change(log: PotentiostatLog, scan: Path, zone: str) -> str:
