@@ -7,12 +7,18 @@ The pair, the NXCT issue's 512^3 / 256^3: the small twin (seed 3) with a stack o
 slices (3.2 mm tall, the roll ending under a head space with its tab), its X-ray and neutron
 volumes (the neutron one under the twin's random remount) zoomed by 1.6 in every direction,
 i.e. X-ray 256^3 at 12.5 um and neutron 512^3 at 6.25 um (the study's 2:1 voxels).
+
+``python -m benchmarks.bench_nxct --dice``: the segmentation's Dice table of docs/nxct.md
+instead (Cu / cathode / anode against the tiny twin's majority-component truth, seeds 0-2,
+every state of charge, 10 and 2.5 um, the registered pair without remount, segmented on
+the neutron grid as ``tests/nxct/test_segment.py`` does).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import resource
+import sys
 import time
 
 import numpy as np
@@ -20,6 +26,7 @@ from rich.console import Console
 from rich.table import Table
 from scipy import ndimage
 
+from jellyroll.nxct.fuse import sample_voxels
 from jellyroll.nxct.register import (
     downsample,
     mattes_from_centre,
@@ -27,8 +34,11 @@ from jellyroll.nxct.register import (
     rms_error,
     rms_error_along,
 )
+from jellyroll.nxct.segment import LABELS, find_thresholds, segment_slabs
+from jellyroll.phantom.materials import attenuation_map, mu_table
+from jellyroll.phantom.nxct import simulate_nxct_from_attenuation
 from jellyroll.phantom.twin import make_twin
-from jellyroll.phantom.write import simulate_twin_nxct
+from jellyroll.phantom.write import nxct_fraction_slices, simulate_twin_nxct
 
 ZOOM = 1.6
 SLICES = 320  # x ZOOM = 512 neutron slices
@@ -88,5 +98,66 @@ def run(console: Console | None = None) -> None:
     )
 
 
+GROUPS = {
+    "casing": ("steel",),
+    "cu": ("cu",),
+    "al": ("al",),
+    "separator_electrolyte": ("separator", "electrolyte"),
+    "cathode": ("nmc_lithiated", "nmc_delithiated"),
+    "anode": ("lic6", "lic12", "graphite_poor", "si", "lisi", "fesi2"),
+}
+"""True class of a voxel, as in tests/nxct/test_segment.py: the group (after the void, 1 -
+all) of largest summed fraction."""
+
+DICE_CLASSES = ("cu", "cathode", "anode")
+
+
+def segmentation_dice(state: str, seed: int, voxel_um: float) -> dict[str, float]:
+    """Dice of Cu, cathode and anode of the tiny twin (``seed``) at ``state``: two planes
+    about its SWAXS slice at ``voxel_um``, the X-ray at twice it, 4 A neutrons, no remount,
+    thresholds from both planes, labelled on the neutron grid."""
+    twin = make_twin(state, "tiny", seed=seed)
+    fractions = [f for _, _, f in nxct_fraction_slices(twin, 2, voxel_um)]
+    volumes = simulate_nxct_from_attenuation(
+        np.stack([attenuation_map(f, mu_table("xray", energy_keV=60.0)) for f in fractions]),
+        np.stack([attenuation_map(f, mu_table("neutron", wavelength_A=4.0)) for f in fractions]),
+        voxel_um,
+        neutron_rotation_deg=(0, 0, 0),
+        neutron_shift_um=(0, 0, 0),
+    )
+    summed = [sum(np.stack([f[m] for f in fractions]) for m in group) for group in GROUPS.values()]
+    total = sum(np.stack([f[m] for f in fractions]) for m in fractions[0])
+    truth = np.argmax(np.stack([1 - total, *summed]), axis=0) - 1  # index into GROUPS
+    xray, neutron = volumes.xray_in_world(), volumes.neutron
+    thresholds = find_thresholds(sample_voxels(xray, neutron, n_planes=2).values)
+    labels = np.concatenate([s for _, s in segment_slabs(xray, neutron, thresholds, slab=1)])
+    found = {
+        "cu": labels == LABELS["cu"],
+        "cathode": labels == LABELS["cathode"],
+        "anode": np.isin(labels, [LABELS["anode_lithiated"], LABELS["anode_li_poor"]]),
+    }
+    names = list(GROUPS)
+    dice = {}
+    for name, mask in found.items():
+        true = truth == names.index(name)
+        dice[name] = 2 * float((mask & true).sum()) / max(int(mask.sum() + true.sum()), 1)
+    return dice
+
+
+def dice_table(console: Console | None = None) -> None:
+    """Print the Dice table of docs/nxct.md: seeds 0 / 1 / 2 in each cell."""
+    console = console or Console()
+    table = Table(title="NXCT segmentation: Dice (seeds 0 / 1 / 2), tiny twin, neutron grid")
+    for column in ("state, voxel", *DICE_CLASSES):
+        table.add_column(column)
+    for voxel in (10.0, 2.5):
+        for state in ("aged_charged", "fresh_charged", "aged_discharged", "fresh_discharged"):
+            dice = [segmentation_dice(state, seed, voxel) for seed in range(3)]
+            cells = [" / ".join(f"{d[name]:.3f}" for d in dice) for name in DICE_CLASSES]
+            table.add_row(f"{state}, {voxel:g} um", *cells)
+            console.print(f"{state}, {voxel:g} um: " + " | ".join(cells))
+    console.print(table)
+
+
 if __name__ == "__main__":
-    run()
+    dice_table() if "--dice" in sys.argv[1:] else run()

@@ -141,6 +141,48 @@ def test_volumes_given_the_wrong_way_round_are_refused(twin: Path, tmp_path: Pat
     assert result.exit_code == 0, result.output
 
 
+def test_voxels_too_coarse_for_the_layers_are_refused_before_labelling(
+    twin: Path, tmp_path: Path
+) -> None:
+    """The tiny twin's pair read at twice its voxel sizes (X-ray 40 um, neutron 20 um, as a
+    coarse scan's would be): registered, then segmented into labels of Dice 0.36 / 0.51 /
+    0.55 (Cu / cathode / anode, measured at those voxels on the twin's truth), exit 0. Now
+    refused naming the file, its voxel and the limit; without labels the run goes on."""
+    output = tmp_path / "out.h5"
+    args = ["nxct", str(twin / "xct.tif"), str(twin / "nct.tif"), "-o", str(output)]
+    coarse = ["--xct-voxel-um", "40", "--nct-voxel-um", "20", "--no-bends"]
+    result = CliRunner().invoke(app, [*args, *coarse])
+    assert result.exit_code == 1, result.output
+    message = result.stderr.replace("\n", "")
+    assert "xct.tif: its X-ray voxel of 40 um" in message and "at most 25 um" in message
+    assert "--no-segment" in message and not output.exists()
+
+
+def test_a_fill_ring_and_a_blank_plane_are_black_in_the_fused_volume() -> None:
+    """A reconstruction's ring of 0 outside its circle, and a blank plane of 0, in an X-ray
+    volume whose void reads -1000 (an integer volume's raw values): the run's windows left
+    them out, but the fused RGB kept their value, red 255 (as bright as the metals) over the
+    whole ring and plane, exit 0. Now NaN in both slabs before the fusion: black (0), as NaN
+    voxels are; the measured voxels unchanged."""
+    from jellyroll.nxct.fuse import fuse_rgb
+    from jellyroll.nxct.run import unmeasured_as_nan
+    from jellyroll.nxct.segment import FillRings
+
+    rng = np.random.default_rng(0)
+    xray = rng.normal(-900.0, 50.0, (3, 48, 48)).astype(np.float32)
+    neutron = rng.normal(2.0, 0.5, (3, 48, 48)).astype(np.float32)
+    y, x = np.ogrid[:48, :48]
+    ring = np.hypot(y - 23.5, x - 23.5) > 22
+    xray[:2, ring] = 0.0
+    xray[2] = 0.0  # a blank plane padding the stack
+    measured = np.stack([~ring, ~ring, np.zeros_like(ring)])
+    kept = xray.copy()
+    unmeasured_as_nan(xray, neutron, (FillRings(), FillRings()))
+    rgb = fuse_rgb(xray, neutron, (-1000.0, -800.0), (0.0, 4.0))
+    assert (rgb[~measured] == 0).all()
+    np.testing.assert_array_equal(xray[measured], kept[measured])
+
+
 def test_a_cell_with_ct_volumes_gets_its_nxct_section(twin: Path, tmp_path: Path) -> None:
     from jellyroll.pipeline import load_config, run_pipeline
 

@@ -16,6 +16,7 @@ from jellyroll.nxct.segment import (
     _sheet,
     bright_share,
     check_modality_order,
+    check_voxel_sizes,
     classify,
     fill_ring,
     find_thresholds,
@@ -115,7 +116,7 @@ def small_twin_pair() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def test_dice_at_the_small_twins_voxel(small_twin_pair):
     dice = _segment_dice(*small_twin_pair)
-    print(dice)  # measured 0.926, 0.950, 0.923 (seeds 1-2: >= 0.918, 0.943, 0.926)
+    print(dice)  # measured 0.926, 0.950, 0.923 (seeds 1-2: >= 0.916, 0.946, 0.923)
     assert min(dice.values()) >= 0.9, dice
 
 
@@ -124,8 +125,8 @@ def test_dice_at_every_state_of_charge(state):
     """A discharged anode (delithiated graphite) is darker in neutrons than a Cu foil's blur and
     a fresh charged one about as bright as the cathode: the classes must not rest on the
     anode's neutron level. Measured (seed 0; Cu, cathode, anode): fresh_charged 0.923, 0.950,
-    0.908; aged_discharged 0.914, 0.925, 0.925 (all four states, seeds 0-2: >= 0.907, 0.922,
-    0.902; docs/nxct.md)."""
+    0.908; aged_discharged 0.914, 0.925, 0.925 (all four states, seeds 0-2: >= 0.908, 0.923,
+    0.906; docs/nxct.md, `python -m benchmarks.bench_nxct --dice`)."""
     dice = _segment_dice(*_twin_pair(SMALL_TWIN_UM, state))
     print(state, dice)
     assert min(dice.values()) >= 0.9, dice
@@ -298,6 +299,27 @@ def test_a_reconstruction_circle_that_cuts_the_cell_is_left_out(small_twin_pair,
         assert share == pytest.approx(truth, abs=0.01), names
 
 
+@pytest.mark.parametrize("padded", ["both", "xray"])
+def test_blank_planes_padding_a_stack_are_not_measured(small_twin_pair, padded: str) -> None:
+    """The small twin's planes as int16 of offset -1000 (the void at -1000, as an integer
+    volume's raw values read), the stack padded with 2 planes of 0 (both volumes, or the
+    X-ray alone beside measured neutron planes). Before, both padded: the blank planes
+    labelled anode all over (86528 voxels), and in the thresholds' sample they moved 3.6 %
+    of the data planes' labels, exit 0; the X-ray alone: refused as an inverted contrast.
+    Now they are void and out of the sample: the data planes' labels are the unpadded
+    stack's (the same sample: equal; the bar 99.9 %)."""
+    xray, neutron, _ = small_twin_pair
+    x, n = (np.round(v * 1e7 - 1000).astype(np.int16) for v in (xray, neutron))
+    whole = classify(x, n, find_thresholds(_measured_sample(x, n).values))
+    blank = np.zeros((2, *x.shape[1:]), np.int16)
+    x_padded = np.concatenate([blank, x])
+    n_padded = np.concatenate([blank if padded == "both" else n[:2], n])
+    thresholds = find_thresholds(_measured_sample(x_padded, n_padded).values)
+    labels = classify(x_padded, n_padded, thresholds)
+    assert (labels[:2] == LABELS["void"]).all()
+    assert np.mean(labels[2:] == whole) >= 0.999
+
+
 def test_a_field_of_view_that_cuts_the_roll_leaves_its_foils_cu(small_twin_pair) -> None:
     """The X-ray's top 50 rows not measured (NaN), across the roll: the Cu foils that ended
     at the edge of the view touched the "outside void" and became casing, drawn as thick as
@@ -338,6 +360,61 @@ def test_a_constant_region_inside_the_circle_is_data() -> None:
     plane = np.random.default_rng(0).normal(size=(40, 40))
     plane[:, :3] = 0.0  # a constant band along one side only
     assert not fill_ring(plane).any()
+
+
+@pytest.mark.parametrize(
+    ("xray_um", "neutron_um", "refused"),
+    [(20.0, 10.0, None), (25.0, 15.0, None), (30.0, 10.0, "X-ray"), (20.0, 20.0, "neutron")],
+)
+def test_voxels_coarser_than_the_layers_resolve_are_refused(
+    xray_um: float, neutron_um: float, refused: str | None
+) -> None:
+    """An X-ray voxel over 25 um or a neutron one over 15 um (the limits where the twin's
+    labels stop being right: X-ray 30 um Dice 0.53-0.88, 40 um 0.36-0.57; neutron 20 um
+    0.67-0.91) was segmented all the same, exit 0; now refused, naming the volume."""
+    names = ("x.tif", "n.h5")
+    if refused is None:
+        check_voxel_sizes(xray_um, neutron_um, names)
+        return
+    name = names[0] if refused == "X-ray" else names[1]
+    with pytest.raises(ValueError, match=rf"{name}: its {refused} voxel of"):
+        check_voxel_sizes(xray_um, neutron_um, names)
+
+
+def test_the_fill_ring_is_searched_once_and_checked_in_every_plane(monkeypatch) -> None:
+    """:class:`~jellyroll.nxct.segment.FillRings` gives :func:`fill_ring`'s mask in every
+    plane, searching only where the last plane's ring no longer provably holds. Before, the
+    ring was searched in every plane of both volumes: 0.18-0.19 s per 1024^2 plane with a
+    ring against 0.14 s without the search (now 0.15-0.16 s). A stack whose ring moves (a
+    volume resampled onto a tilted grid), changes value, meets a NaN plane, reaches a
+    voxel of the fill's value beside it or ends: the masks must be exactly fill_ring's."""
+    from jellyroll.nxct import segment
+
+    rng = np.random.default_rng(1)
+    y, x = np.ogrid[:64, :64]
+    planes = []
+    for centre, value in (((31.5, 31.5), 0.0),) * 4 + (((32.5, 31.0), 0.0), ((32.5, 31.0), 7.0)):
+        plane = rng.uniform(1.0, 2.0, (64, 64))
+        plane[np.hypot(y - centre[0], x - centre[1]) > 30] = value
+        planes.append(plane)
+    planes.append(np.full((64, 64), np.nan))
+    planes.append(planes[0].copy())
+    touching = planes[0].copy()
+    touching[31, 1:4] = 0.0  # the fill's value inside, 4-adjacent to the ring
+    planes.append(touching)
+    planes.append(rng.uniform(1.0, 2.0, (64, 64)))  # no ring
+    planes.append(planes[0].copy())
+    searched = []
+    original = segment._fill_ring
+    monkeypatch.setattr(segment, "_fill_ring", lambda plane: searched.append(1) or original(plane))
+    rings = segment.FillRings()
+    for index, plane in enumerate(planes):
+        expected = original(plane)[0]
+        assert np.array_equal(rings(plane), expected), index
+    assert expected.any()
+    # found in plane 0, checked in 1-3; searched again at the move, the value, the NaN plane,
+    # the ring after it, the touching voxel, the plane without a ring and the last one
+    assert len(searched) == 8
 
 
 def _rings() -> tuple[np.ndarray, np.ndarray]:
@@ -385,12 +462,13 @@ def test_majority_filter_removes_salt():
 
 
 def _layers(xray_columns: dict[int, float]) -> tuple[np.ndarray, np.ndarray]:
-    """One 21 x 21 plane of anode (X-ray 1, neutron 2.5 of :data:`HAND`'s units) with the given
-    X-ray values on whole columns."""
+    """One 21 x 21 plane of anode (X-ray 1, neutron 2.5-2.52 of :data:`HAND`'s units) with the
+    given X-ray values on whole columns."""
     xray = np.ones((1, 21, 21))
     for column, value in xray_columns.items():
         xray[0, :, column] = value
-    return xray, np.full_like(xray, 2.5)
+    # a measured plane is never exactly flat (one value all over is a blank plane)
+    return xray, np.full_like(xray, 2.5) + 1e-3 * np.arange(21)
 
 
 def test_a_foil_thinner_than_the_voxels_is_cu_along_its_ridge_only():

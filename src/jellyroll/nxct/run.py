@@ -39,7 +39,9 @@ from jellyroll.nxct.register import register_volumes
 from jellyroll.nxct.resample import write_resampled
 from jellyroll.nxct.segment import (
     LABEL_NAMES,
+    FillRings,
     check_modality_order,
+    check_voxel_sizes,
     classify,
     fill_ring,
     find_thresholds,
@@ -90,6 +92,11 @@ def run_nxct(
         open_volume(xct, options.xct_voxel_um, voxel_hint="give it with --xct-voxel-um") as xray,
         open_volume(nct, options.nct_voxel_um, voxel_hint="give it with --nct-voxel-um") as neutron,
     ):
+        if options.segment:  # before the registration's minutes where neither order fits
+            try:  # the voxels fit swapped: the order's check, after the registration, tells
+                check_voxel_sizes(neutron.voxel_um, xray.voxel_um)
+            except ValueError:
+                check_voxel_sizes(xray.voxel_um, neutron.voxel_um, (str(xct), str(nct)))
         start = time.perf_counter()
         say("registration", 0.0)
         registration = register_volumes(
@@ -158,6 +165,20 @@ def _on_grid(
     )  # fmt: skip
 
 
+def unmeasured_as_nan(
+    xray_slab: np.ndarray, neutron_slab: np.ndarray, rings: tuple[FillRings, FillRings]
+) -> None:
+    """Set NaN (in place) in both float (nz, ny, nx) slabs where either holds a
+    reconstruction's fill ring or a blank plane (:func:`fill_ring`, found by ``rings``, the
+    (X-ray, neutron) :class:`FillRings` of the slabs before): not measured, black in the
+    fused RGB and void in the labels, as NaN. Before, the fill kept its value in the RGB: a
+    ring or a padding plane of 0 in a volume whose void reads -1000 (an integer volume's
+    raw values) was as bright as the metals there (red 255), exit 0."""
+    for x_plane, n_plane in zip(xray_slab, neutron_slab, strict=True):
+        unmeasured = rings[0](x_plane) | rings[1](n_plane)
+        x_plane[unmeasured] = n_plane[unmeasured] = np.nan
+
+
 MIN_MEASURED = 1000
 """Fewest sampled voxels both volumes must have measured (finite, off a reconstruction's fill
 ring) for the windows and thresholds: their 1 % and 99 % percentiles rest on 10 voxels."""
@@ -200,6 +221,8 @@ def _write(
     _check_measured(sample.values, moved, (str(xct), str(nct)))
     if options.check_order:  # the labels, the fused RGB and the bends take the first as X-ray
         check_modality_order(sample.values, (str(xct), str(nct)))
+    if options.segment:  # after the order's check: a swapped pair's message is that one
+        check_voxel_sizes(xray.voxel_um, neutron.voxel_um, (str(xct), str(nct)))
     low, high = options.window_percentiles
     windows = {
         "xray": list(contrast_window(sample.values[:, 0], low, high)),
@@ -248,10 +271,13 @@ def _write(
         )
         if thresholds is not None:
             entry["segmentation"].attrs["thresholds"] = str(asdict(thresholds))
+        rings = (FillRings(), FillRings())  # a circle found once, checked in every plane
         for z in range(0, shape[0], options.slab):
             block = slice(z, min(z + options.slab, shape[0]))
-            x_slab = np.asarray(moved["xray"][block], dtype=np.float32)
-            n_slab = np.asarray(moved["neutron"][block], dtype=np.float32)
+            # copies: NaN is set in them, never in a volume read as a view or memmap
+            x_slab = np.array(moved["xray"][block], dtype=np.float32)
+            n_slab = np.array(moved["neutron"][block], dtype=np.float32)
+            unmeasured_as_nan(x_slab, n_slab, rings)
             fused[block] = fuse_rgb(x_slab, n_slab, windows["xray"], windows["neutron"])
             if labels is not None:
                 labels[block] = classify(x_slab, n_slab, thresholds)
