@@ -230,6 +230,7 @@ def local_background(
     *,
     exclude: np.ndarray | None = None,
     orientations: int = 16,
+    levels: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """Background of compact bright spots in a map of thin curved layers, (ny, nx).
 
@@ -240,18 +241,66 @@ def local_background(
     the maximum discards it. Layers must be straight to within their half thickness over
     the window (curvature radius >~ window**2 / (4 thickness)). Pixels in ``exclude`` (and
     non-finite ones) are left out of the medians; NaN where a pixel sees none.
+
+    ``levels`` (map units: the air's, the layers'): the background of a layer's end. Near
+    it less than half of any segment lies on the (curved) layer, so the centred medians
+    dropped towards the air and the end stood out as a spot (on a tiny twin, SART, a
+    96 x 52 um "agglomerate" of case B at the anode's inner end; an agglomerate beside the
+    end took part of it: 60 um read 121 um). A pixel standing half the layers' contrast
+    above those medians that is no brighter than the layers takes the median of the
+    brighter half of a segment, of those along which the medians rise, if that half's
+    median is a layer's (within half the contrast of the layers' level) and exceeds the
+    other half's by half the contrast: a step along the layer, not across it (there the
+    layer's edge has its own level along the layer), nor a spot (brighter than the
+    layers, its excess is kept). The result never exceeds the pixel itself.
     """
     length = _window_px(window_um, pixel_size_um)
     data = np.array(image, dtype=np.float64)
     if exclude is not None:
         data[np.asarray(exclude, dtype=bool)] = np.nan
-    medians = [
-        _line_median(data, _line_offsets(length, math.pi * k / orientations))
-        for k in range(orientations)
-    ]
+    level = np.asarray(image, dtype=np.float64)
+    medians, ended = [], []
+    for k in range(orientations):
+        angle = math.pi * k / orientations
+        offsets = _line_offsets(length, angle)
+        medians.append(_line_median(data, offsets))
+        if levels is not None:
+            along = offsets @ np.array([math.sin(angle), math.cos(angle)])
+            halves = [_line_median(data, offsets[side]) for side in (along >= 0, along <= 0)]
+            ended.append(_layer_end(level, *halves, *levels))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels stay NaN
-        return np.nanmax(medians, axis=0)
+        background = np.nanmax(medians, axis=0)
+        if levels is None:
+            return background
+        step = 0.5 * (levels[1] - levels[0])
+        with np.errstate(invalid="ignore"):
+            rising = [
+                np.where(m >= background - step, e, np.nan)
+                for m, e in zip(medians, ended, strict=True)
+            ]
+            ended_level = np.nanmax(rising, axis=0)
+            use = level > background + step
+    return np.where(use, np.fmax(background, ended_level), background)
+
+
+def _layer_end(
+    level: np.ndarray, first: np.ndarray, second: np.ndarray, air: float, layer: float
+) -> np.ndarray:
+    """Per pixel, the median of the brighter half of a segment (``first``, ``second``: the
+    medians of its halves) capped at the pixel's own ``level`` where the segment crosses a
+    layer's end, else NaN: the halves differ by more than half the contrast ``layer -
+    air``, the brighter is within half of it from the ``layer`` level, and the pixel is
+    no brighter than that half by as much (a spot is)."""
+    step = 0.5 * (layer - air)
+    higher = np.fmax(first, second)
+    with np.errstate(invalid="ignore"):
+        crossed = (
+            (higher - np.fmin(first, second) > step)
+            & (np.abs(higher - layer) <= step)
+            & (level <= higher + step)
+        )
+    return np.where(crossed, np.fmin(higher, level), np.nan)
 
 
 class _BlurredEllipses:
@@ -504,6 +553,15 @@ def find_agglomerates(
     image = np.where(finite, image, np.nan)  # inf as NaN: no value
     p = float(pixel_size_um)
     sigma_um = max(psf_fwhm_um * FWHM_TO_SIGMA, 0.25 * p)
+    window = (
+        5.0 * max(critical_diameter_um, STUDY_CRITICAL_DIAMETER_UM)
+        if background_window_um is None
+        else background_window_um
+    )
+    # before any smoothing: a beam in um on a map in mm is thousands of pixels wide
+    _check_lengths(
+        image.shape, p, window, critical_diameter_um, background_window_um is None, psf_fwhm_um
+    )
     mask = silicon_mask(image, p, psf_fwhm_um) if anode_mask is None else np.asarray(anode_mask)
     mask = mask.astype(bool) & finite
     if anode_mask is not None and not mask.any():
@@ -512,12 +570,6 @@ def find_agglomerates(
             "could be found (an empty table would read as none); pass the anode's pixels, or "
             "no anode_mask (the silicon-rich layers of the map)"
         )
-    window = (
-        5.0 * max(critical_diameter_um, STUDY_CRITICAL_DIAMETER_UM)
-        if background_window_um is None
-        else background_window_um
-    )
-    _check_lengths(image.shape, p, window, critical_diameter_um, background_window_um is None)
     rows = _spots(image, mask, p, sigma_um, psf_fwhm_um, window, threshold, prominence)
     table = _distinct(pd.DataFrame(rows)) if rows else _empty_table()
     table = table.sort_values(["y_um", "x_um"], ignore_index=True)
@@ -554,7 +606,12 @@ def _repeated_block(image: np.ndarray) -> int:
 
 
 def _check_lengths(
-    shape: tuple[int, ...], p: float, window_um: float, critical_um: float, default: bool
+    shape: tuple[int, ...],
+    p: float,
+    window_um: float,
+    critical_um: float,
+    default: bool,
+    psf_um: float = 0.0,
 ) -> None:
     """Refuse a background window longer than the map: no background can be told from
     the map, and the lengths are most likely not in micrometres. A pixel size in mm (0.02
@@ -562,7 +619,10 @@ def _check_lengths(
     one agglomerate of 0.23 um, case A; a critical diameter in nm (50000 for 50 um) gave
     every agglomerate, all six of case B among them, as case A; exit 0 both. A critical
     diameter under one pixel is refused too: in mm (0.05 for 50 um) it made every resolved
-    agglomerate case B, with a background window of a fraction of a pixel."""
+    agglomerate case B, with a background window of a fraction of a pixel. A point-spread
+    function wider than the map is refused as well: with the pixel and the window in mm
+    (0.01 and 0.25) and the beam left at its 20 um, a 60 um agglomerate of case B gave an
+    empty table, exit 0."""
     if not critical_um >= p:
         raise ValueError(
             f"critical_diameter_um ({critical_um:g} um) is less than one pixel of the map "
@@ -570,6 +630,13 @@ def _check_lengths(
             "in um (the study's 50)"
         )
     extent_um = max(shape) * p
+    if psf_um > extent_um:
+        raise ValueError(
+            f"psf_fwhm_um ({psf_um:g} um) is wider than the map, which spans {shape[0]} x "
+            f"{shape[1]} pixels of {p:g} um ({extent_um:g} um at most): are the lengths in "
+            "micrometres? pixel_size_um is the map's pixel in um (a translation step of "
+            "0.01 mm is 10), psf_fwhm_um the beam's FWHM in um (the study's 20)"
+        )
     if window_um > extent_um:
         why = (
             f"5 critical diameters of {max(critical_um, STUDY_CRITICAL_DIAMETER_UM):g} um"
@@ -754,7 +821,9 @@ def _excess(
     The background is estimated again leaving out the pixels above 2 noise units (and
     their neighbours) of the spots reaching ``threshold`` (:func:`_spot_parts`), so that
     clusters of spots and the plateaus around large ones do not lift it; where that leaves
-    nothing, the first estimate stays.
+    nothing, the first estimate stays. That second estimate follows the layers to their
+    ends (``levels`` of :func:`local_background`: the medians of the map outside and
+    inside ``mask``).
     """
 
     def significance(background: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -770,7 +839,12 @@ def _excess(
     spots = _spot_parts(
         ndimage.binary_dilation(score >= 2.0), score >= threshold, _window_px(window_um, p)
     )
-    second = local_background(image, p, window_um, exclude=spots)
+    # the levels of the air and of the layers: the background at a layer's end
+    finite = np.isfinite(image)
+    levels = (finite_median(image[~mask & finite]), finite_median(image[mask & finite]))
+    if not levels[1] > levels[0]:
+        levels = None
+    second = local_background(image, p, window_um, exclude=spots, levels=levels)
     excess, score = significance(np.where(np.isfinite(second), second, first))
     return (excess, score) if score is not None else (None, None)
 
