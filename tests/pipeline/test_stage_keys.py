@@ -166,3 +166,61 @@ def test_a_result_of_another_jellyroll_version_is_not_up_to_date(
     assert is_up_to_date(stage_file(run, "reduce"), reduce_key(spec, ReduceOptions()))
     monkeypatch.setattr("jellyroll.results.store.__version__", "99.0.0")
     assert not is_up_to_date(stage_file(run, "reduce"), reduce_key(spec, ReduceOptions()))
+
+
+def _pipeline_stage(path: Path, key, action) -> None:
+    from jellyroll.pipeline.stages import StageLog
+
+    StageLog().run("reduce", path, key, action)
+
+
+def _operando_step(path: Path, key, action) -> None:
+    from jellyroll.operando.run import _stage
+
+    _stage([], "step 0 reduce", path, key, action)
+
+
+@pytest.mark.parametrize("stage", [_pipeline_stage, _operando_step], ids=["run", "operando"])
+def test_a_scan_replaced_while_it_is_reduced_is_never_taken_for_up_to_date(
+    tmp_path: Path, stage
+) -> None:
+    """The scan replaced (its frames doubled: the acquisition's final file) while the
+    reduction read it: the stage file recorded the key of the new file over the sinogram of
+    the old frames, and the next `jellyroll run` (or operando step) skipped it as up to
+    date (sinogram mean 25.9 kept where the file now gives 51.8), exit 0. Now the stage is
+    refused and its file removed; the rerun reduces the new frames: equal to a fresh
+    reduction of them (rtol 1e-6, float32 rounding of one and the same computation)."""
+    from jellyroll.results.run import read_sinogram
+    from jellyroll.results.store import InputsChangedError
+
+    scan, mapping = _bliss_scan(tmp_path)
+    doubled = tmp_path / "doubled.h5"
+    with h5py.File(scan, "r") as f, h5py.File(doubled, "w") as g:
+        for name in f:
+            f.copy(f[name], g)
+        for name in g:
+            g[f"{name}/measurement/pilatus"][...] = g[f"{name}/measurement/pilatus"][()] * 2
+    spec, options = ScanSpec.of(scan, mapping), ReduceOptions(npt=20)
+    run, fresh = tmp_path / "run.h5", tmp_path / "fresh.h5"
+    sinogram = stage_file(run, "reduce")
+
+    def reduce(target: Path, on_block=None) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a tiny scan: no rotation centre, not tested
+            run_reduce(spec.path, target, options, mapping=spec.mapping, on_block=on_block)
+
+    def replace(*_) -> None:
+        if doubled.exists():
+            os.replace(doubled, scan)
+
+    def key() -> str:
+        return reduce_key(spec, options)
+
+    with pytest.raises(InputsChangedError, match="inputs changed while it ran"):
+        stage(sinogram, key, lambda: reduce(run, replace))
+    assert not sinogram.exists()
+    stage(sinogram, key, lambda: reduce(run))
+    reduce(fresh)
+    np.testing.assert_allclose(
+        read_sinogram(run).data, read_sinogram(fresh).data, rtol=1e-6, equal_nan=True
+    )

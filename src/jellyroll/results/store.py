@@ -49,6 +49,11 @@ class RunFileError(ValueError):
     dataset and what to do."""
 
 
+class InputsChangedError(RuntimeError):
+    """A stage's inputs changed while it ran (its key before and after differ); its
+    result was removed, so that no later run takes it for up to date: run again."""
+
+
 def unit_factor(
     path: str | os.PathLike[str],
     dataset: h5py.Dataset,
