@@ -224,3 +224,31 @@ def test_a_scan_replaced_while_it_is_reduced_is_never_taken_for_up_to_date(
     np.testing.assert_allclose(
         read_sinogram(run).data, read_sinogram(fresh).data, rtol=1e-6, equal_nan=True
     )
+
+
+def test_a_standalone_reduction_records_the_key_of_the_scan_it_read(tmp_path: Path) -> None:
+    """`jellyroll reduce` with the scan replaced while it read the frames recorded the key
+    of the new file (taken at its end) over the sinogram of the old frames: a later
+    `jellyroll run` writing to the same run file skipped the reduction as up to date, exit
+    0. The key is now taken before the scan is opened, so the new file is not up to date."""
+    from jellyroll.results.store import is_up_to_date
+
+    scan, mapping = _bliss_scan(tmp_path)
+    replacement = tmp_path / "replacement.h5"
+    with h5py.File(scan, "r") as f, h5py.File(replacement, "w") as g:
+        for name in f:
+            f.copy(f[name], g)
+        for name in g:
+            g[f"{name}/measurement/pilatus"][...] = g[f"{name}/measurement/pilatus"][()] * 2
+    spec, options = ScanSpec.of(scan, mapping), ReduceOptions(npt=20)
+    run = tmp_path / "run.h5"
+
+    def replace(*_) -> None:
+        if replacement.exists():
+            os.replace(replacement, scan)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a tiny scan: no rotation centre, not tested
+        run_reduce(spec.path, run, options, mapping=spec.mapping, on_block=replace)
+    assert not replacement.exists()  # replaced during the reduction
+    assert not is_up_to_date(stage_file(run, "reduce"), reduce_key(spec, options))

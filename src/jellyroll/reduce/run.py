@@ -664,9 +664,13 @@ def run_reduce(
             for message in report.problems:
                 warnings.warn(message, stacklevel=2)
             return report
+        # before any frame is read: taken at the end, a scan replaced meanwhile (the
+        # acquisition's final file) recorded the new file's key over a sinogram of the old
+        # frames, which `jellyroll run` then kept as up to date, exit 0
+        key = reduce_key(spec, options)
         reader = spec.open()
         try:
-            return _reduce(reader, spec, output, options, scheduler, on_block, configuration)
+            return _reduce(reader, spec, output, options, key, scheduler, on_block, configuration)
         finally:
             reader.close()
 
@@ -676,11 +680,13 @@ def _reduce(
     spec: ScanSpec,
     output: Path,
     options: ReduceOptions,
+    stage_key: str,
     scheduler: str | None,
     on_block: Callable[[int, int], None] | None,
     configuration: dict[str, Any] | None,
 ) -> ReduceReport:
-    """:func:`run_reduce` on an open reader."""
+    """:func:`run_reduce` on an open reader; ``stage_key``: the inputs' stage key
+    (:func:`reduce_key`), taken before the scan was opened."""
     info = reader.info
     refuse_overwrite([output, stage_file(output, "reduce")], info.files)
     if info.kind == "integrated":
@@ -733,7 +739,7 @@ def _reduce(
                 on_block(stop - start, info.n_frames)
         report = _finish(
             work, info, layout, valid[()], options, setup_key, configuration, spec, output,
-            left_out=~np.isfinite(scale),
+            left_out=~np.isfinite(scale), stage_key=stage_key,
         )  # fmt: skip
     partial.unlink()
     write_index(output)
@@ -996,13 +1002,15 @@ def _finish(
     output: Path,
     *,
     left_out: np.ndarray,
+    stage_key: str,
 ) -> ReduceReport:
     """Write the run's sinogram file from the complete work file: cell means (duplicates
     averaged), air subtraction, attenuation, rotation centre and provenance.
 
     The work file is only read, and the sinogram file is written whole into a temporary
     file and renamed into place: a kill at any point of this pass leaves the work file as
-    it was, and running again redoes the pass from it.
+    it was, and running again redoes the pass from it. ``key``: the work's fingerprint;
+    ``stage_key``: the stage file's key.
     """
     sums, squares = work["entry/sinogram/data"], work["entry/sinogram/errors"]
     count = work["checkpoint/count"]
@@ -1138,7 +1146,7 @@ def _finish(
         stage_file(output, "reduce"),
         fill,
         stage="reduce",
-        key=reduce_key(spec, options),
+        key=stage_key,
         upstream="",
         provenance=record,
         provenance_name="reduce",
