@@ -352,3 +352,22 @@ def test_a_single_ridge_stays_one_bend(
     assert len(found) == 1
     if not separation_um:
         assert found[0].depth_um == pytest.approx(30.0, rel=0.2)
+
+
+def test_a_stack_measured_too_little_is_refused_naming_the_file(tmp_path) -> None:
+    """A stack NaN over its lower half (50 % of the inscribed cylinder measured), read
+    through a TIFF: read as 0, its slices were traced as black material and the run gave
+    no bend, exit 0 (a NaN band through the link twin's layer made a 44 um bend where
+    there is none, tests/locate/test_bends3d_twin.py). Refused under the registration's
+    80 %, naming the file and the share."""
+    from jellyroll.defects.bends3d import find_bends_3d
+    from jellyroll.io.volumes import open_volume, write_tiff_stack
+
+    volume = np.random.default_rng(0).random((4, 32, 32)).astype(np.float32)
+    volume[:, 16:] = np.nan
+    path = write_tiff_stack(tmp_path / "half.tif", volume, 20.0)
+    with (
+        open_volume(path) as source,
+        pytest.raises(ValueError, match=r"half\.tif is measured .* over 50% .*too little"),
+    ):
+        find_bends_3d(source, 20.0)

@@ -8,6 +8,14 @@ foil's brightest point by :func:`refine_layer` and onto its ridge's centre by
 in neighbouring slices at nearby positions on the same side is one bend in 3D, its depth
 the peak along the axis. Positions in the volume frame of SPEC
 section 6: (z, y, x) um with the origin at the grid centre.
+
+NaN and inf voxels are not measured (a detector gap, a band of rows or end planes left
+unreconstructed, a reconstruction's outside): a slice's are filled for the tracer only,
+along the circle about the cell's centre through them (:func:`_filled_along_turns`: it
+follows the layer across the gap), and the layer's samples within
+:data:`UNMEASURED_REACH_PX` of one carry no deviation (NaN) and no bend.
+A stack measured over less than :data:`MIN_MEASURED_SHARE` of its inscribed cylinder is
+refused naming the file.
 """
 
 from __future__ import annotations
@@ -22,7 +30,16 @@ from scipy import ndimage, optimize, stats
 
 from jellyroll.conventions import FWHM_TO_SIGMA, parabola_vertex, px_to_um
 from jellyroll.defects.bends import find_bends
-from jellyroll.unroll import SpiralTrace, find_cell, spiral_deviation, trace_spiral
+from jellyroll.unroll import Cell, SpiralTrace, find_cell, spiral_deviation, trace_spiral
+
+UNMEASURED_REACH_PX = 3.0
+"""Distance (pixels) from a voxel not measured within which a traced sample is not measured
+either: the tracer's ridge, :func:`refine_layer` and :func:`centre_on_foil` (2.5 pixels
+across) read the pixels around a sample."""
+MIN_MEASURED_SHARE = 0.8
+"""Least share of the slices read, inside the cylinder inscribed in the stack (where the
+cell lies; a reconstruction's NaN corners lie outside it), measured (not NaN or inf): the
+share :data:`jellyroll.nxct.register.MIN_MEASURED_SHARE` asks of a registration."""
 
 BEND3D_COLUMNS = (
     "id", "z_um", "y_um", "x_um", "turn", "amplitude_um", "extent_axial_um",
@@ -67,17 +84,41 @@ def slice_bends(
     onto the foil's brightest point (:func:`refine_layer`), then onto the centre of its
     ridge (:func:`centre_on_foil`, with the foil's profile width of that slice). Slices
     where no collector can be traced are skipped, and so are (with a warning) those whose
-    trace was cut where the layer goes on (``SpiralTrace.cut_ends``)."""
+    trace was cut where the layer goes on (``SpiralTrace.cut_ends``).
+
+    NaN and inf voxels are not measured: filled for the tracer (:func:`_filled`, then
+    :func:`_filled_along_turns`), and the samples near them carry NaN deviations and no
+    bend (:func:`_unmeasured_samples`); said in a warning. Read as black material (0),
+    three NaN rows across the link twin's X-ray drew a 44 um bend where there is none, or
+    cut every slice's trace (no bend at all), exit 0. ValueError naming the volume when the
+    slices read are measured over less than :data:`MIN_MEASURED_SHARE` of the cylinder
+    inscribed in them."""
     nz = volume.shape[0]
     tables = []
     profiles: list[tuple[float, np.ndarray, np.ndarray, np.ndarray]] = []
     layers: list[SliceLayer] = []
     cut: list[int] = []
+    counts = np.zeros(2)  # voxels inside the inscribed cylinder: measured, all
+    samples = np.zeros(2, dtype=np.int64)  # traced samples: not measured, all
     for n, k in enumerate(slices):
-        image = np.nan_to_num(np.asarray(volume[int(k)], dtype=np.float64))
+        raw = np.asarray(volume[int(k)], dtype=np.float64)
+        measured = np.isfinite(raw)
+        inside = _inscribed(raw.shape)
+        counts += (measured[inside].sum(), inside.sum())
+        if not measured.any():
+            continue  # nothing measured: no collector to trace
+        image = raw if measured.all() else _filled(raw, measured)
         z_um = float(px_to_um(int(k), nz, voxel_um))
         try:
-            traced = trace_spiral(image, find_cell(image), voxel_um)
+            cell = find_cell(image)
+            if not measured.all():
+                # NaN beyond the casing (a reconstruction's outside) is no gap in the layers:
+                # filled along the turns, one 1024^2 plane took 8 s
+                reach = cell.radius + 2 * UNMEASURED_REACH_PX
+                measured |= ~Cell(cell.x, cell.y, reach).disk(measured.shape)
+                if not measured.all():  # along the turns about the cell's centre
+                    image = _filled_along_turns(image, measured, cell.centre)
+            traced = trace_spiral(image, cell, voxel_um)
         except ValueError:
             continue
         if any(traced.cut_ends):
@@ -90,9 +131,20 @@ def slice_bends(
         if np.isfinite(profile_sigma_um):
             trace = centre_on_foil(image, trace, profile_sigma_um / voxel_um)
         bends = find_bends(image, voxel_um, trace=trace, robust_reference=True)
+        unmeasured = _unmeasured_samples(measured, trace)
+        samples += (int(unmeasured.sum()), unmeasured.size)
+        if unmeasured.any():  # a bend reaching a sample not measured is not measured
+            gap = np.abs(trace.arc_um[unmeasured][:, None] - bends.arc_um.to_numpy()[None, :])
+            reached = (gap <= bends.width_um.to_numpy() / 2).any(axis=0)
+            bends = bends[~reached].reset_index(drop=True)
         reach = bends.width_um.to_numpy() / 2 + trace.pitch_um / 2
         near = np.abs(trace.arc_um[:, None] - bends.arc_um.to_numpy()[None, :]) <= reach
-        deviation = spiral_deviation(trace, exclude=near.any(axis=1))  # bends left out, as there
+        # bends and samples not measured left out, as there
+        deviation = spiral_deviation(trace, exclude=near.any(axis=1) | unmeasured)
+        if unmeasured.any():
+            deviation = replace(
+                deviation, deviation_um=np.where(unmeasured, np.nan, deviation.deviation_um)
+            )
         turn = (trace.winding_rad - trace.winding_rad[0]) / (2 * np.pi)
         profiles.append((z_um, deviation.arc_um, deviation.deviation_um, turn))
         xy_px = trace.xy_px
@@ -111,6 +163,22 @@ def slice_bends(
             tables.append(bends.assign(z_um=z_um, slice=int(k)))
         if progress is not None:
             progress((n + 1) / len(slices))
+    share = counts[0] / counts[1] if counts[1] else 1.0
+    if share < MIN_MEASURED_SHARE:
+        name = getattr(volume, "name", None)
+        raise ValueError(
+            f"the X-ray volume{' ' + name if isinstance(name, str) else ''} is measured (not NaN "
+            f"or inf) over {share:.0%} of the cylinder inscribed in the {len(slices)} slices "
+            f"read (at least {MIN_MEASURED_SHARE:.0%} needed): too little of the cell to find "
+            "its bends. Give a volume that holds the cell (NaN only where nothing was "
+            "measured: a detector gap, a field of view's outside)"
+        )
+    if samples[0]:
+        warnings.warn(
+            f"{samples[0] / samples[1]:.1%} of the Cu collector traced in the X-ray slices "
+            "lies on or next to voxels not measured (NaN or inf): no bend is found there",
+            stacklevel=3,
+        )
     if cut:
         warnings.warn(
             f"{len(cut)} of {len(slices)} slices left out of the 3D bends (slices "
@@ -122,6 +190,68 @@ def slice_bends(
         )
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     return table, _displacement(profiles, voxel_um), layers
+
+
+def _inscribed(shape: tuple[int, ...]) -> np.ndarray:
+    """(ny, nx) bool: the pixels inside the circle inscribed in a slice of ``shape``."""
+    ny, nx = shape
+    iy = (np.arange(ny) - (ny - 1) / 2) / (ny / 2)
+    ix = (np.arange(nx) - (nx - 1) / 2) / (nx / 2)
+    return np.hypot(iy[:, None], ix[None, :]) <= 1
+
+
+def _filled(image: np.ndarray, measured: np.ndarray) -> np.ndarray:
+    """``image`` (ny, nx) with its pixels not ``measured`` (bool) set to the nearest measured
+    pixel's value: the tracer follows the layer across a gap (the samples there are then
+    left out, :func:`_unmeasured_samples`), where 0 read as black material cut its trace
+    or drew a bend into it."""
+    nearest = ndimage.distance_transform_edt(~measured, return_distances=False,
+                                             return_indices=True)  # fmt: skip
+    return image[tuple(nearest)]
+
+
+def _filled_along_turns(
+    image: np.ndarray, measured: np.ndarray, centre_xy: tuple[float, float], step_px: float = 0.5
+) -> np.ndarray:
+    """``image`` (ny, nx; its pixels not ``measured`` filled, :func:`_filled`) with those
+    pixels set by linear interpolation along the circle about ``centre_xy`` (pixels, the
+    cell's centre) through them, between the nearest measured points at the same radius
+    (polar samples ``step_px`` apart): a wound layer runs near such a circle, so a band of
+    rows the layer runs along (a turn's top or bottom) is bridged along the layer, where the
+    nearest-pixel fill smeared it across the band and cut the trace. Radii without a
+    measured point keep the nearest fill."""
+    ny, nx = image.shape
+    cx, cy = centre_xy
+    r_max = float(np.hypot(max(cx, nx - 1 - cx), max(cy, ny - 1 - cy))) + 1.0
+    radii = np.arange(0.0, r_max + step_px, step_px)
+    n_angles = max(360, int(np.ceil(2 * np.pi * r_max / step_px)))
+    angles = np.arange(n_angles) * (2 * np.pi / n_angles)
+    x = cx + radii[:, None] * np.cos(angles)[None, :]
+    y = cy + radii[:, None] * np.sin(angles)[None, :]
+    seen = ndimage.map_coordinates(measured.astype(np.float32), [y, x], order=1, cval=0.0)
+    seen = seen >= 0.999  # every pixel of the interpolation measured (outside: none)
+    polar = ndimage.map_coordinates(image, [y, x], order=1, mode="nearest")
+    for i in np.flatnonzero(seen.any(axis=1) & ~seen.all(axis=1)):
+        gap = ~seen[i]
+        polar[i, gap] = np.interp(angles[gap], angles[seen[i]], polar[i, seen[i]],
+                                  period=2 * np.pi)  # fmt: skip
+    yy, xx = np.nonzero(~measured)
+    r = np.hypot(xx - cx, yy - cy) / step_px
+    a = (np.arctan2(yy - cy, xx - cx) % (2 * np.pi)) / (2 * np.pi) * n_angles
+    wrapped = np.concatenate([polar, polar[:, :1]], axis=1)  # the angle's wrap
+    out = image.copy()
+    out[yy, xx] = ndimage.map_coordinates(wrapped, [r, a], order=1, mode="nearest")
+    return out
+
+
+def _unmeasured_samples(measured: np.ndarray, trace: SpiralTrace) -> np.ndarray:
+    """(n,) bool: the samples of ``trace`` within :data:`UNMEASURED_REACH_PX` of a pixel not
+    ``measured`` ((ny, nx) bool); all False when every pixel is."""
+    if measured.all():
+        return np.zeros(len(trace.xy_px), bool)
+    distance = ndimage.distance_transform_edt(measured)  # to the nearest pixel not measured
+    x, y = trace.xy_px[:, 0], trace.xy_px[:, 1]
+    return ndimage.map_coordinates(distance, [y, x], order=1, mode="nearest") < UNMEASURED_REACH_PX
 
 
 def foil_profile_sigma(image: np.ndarray, trace: SpiralTrace, *, reach_px: float = 2.5) -> float:
@@ -401,11 +531,15 @@ class _BendSamples:
 def _bend_samples(bend: pd.Series, layers: list[SliceLayer], voxel_um: float) -> _BendSamples:
     """The radius of the slices within twice ``bend``'s axial extent, each sampled every
     half voxel along its layer within twice its arc extent of the sample nearest the bend's
-    deepest point (arc from the winding angle and the smooth spiral's radius)."""
+    deepest point (arc from the winding angle and the smooth spiral's radius).
+
+    Samples not measured (NaN deviation, next to NaN voxels) within that reach narrow it to
+    the measured arc, down to one arc extent; a slice not measured within that is left out
+    (with every slice's reach at the same gap of a band of NaN rows, a bend 90-140 um
+    beside the band had no slice left, and was dropped)."""
     reach_z = 2 * max(bend.extent_axial_um, 2 * voxel_um)
     reach_arc = 2 * max(bend.extent_arc_um, 2 * voxel_um)
-    arc = np.arange(-reach_arc, reach_arc + voxel_um / 4, voxel_um / 2)
-    heights, rows, placed = [], [], []
+    near = []
     for layer in layers:
         if abs(layer.z_um - bend.z_um) > reach_z:
             continue
@@ -413,11 +547,21 @@ def _bend_samples(bend: pd.Series, layers: list[SliceLayer], voxel_um: float) ->
         i = int(np.argmin(gap))
         if gap[i] > abs(bend.amplitude_um) + 2 * voxel_um:
             continue  # the layer passes elsewhere in this slice
-        s = (layer.winding_rad - layer.winding_rad[i]) * layer.reference_um[i]
+        near.append((layer, (layer.winding_rad - layer.winding_rad[i]) * layer.reference_um[i]))
+    unmeasured = [np.abs(s[np.isnan(layer.deviation_um)]) for layer, s in near]
+    closest = min((float(a.min()) for a in unmeasured if a.size), default=np.inf)
+    if closest - voxel_um / 2 < reach_arc:
+        reach_arc = max(closest - voxel_um / 2, reach_arc / 2)
+    arc = np.arange(-reach_arc, reach_arc + voxel_um / 4, voxel_um / 2)
+    heights, rows, placed = [], [], []
+    for layer, s in near:
         if s[0] > -reach_arc or s[-1] < reach_arc:
             continue  # the layer ends within the bend's reach
+        row = np.interp(arc, s, layer.reference_um + layer.deviation_um)
+        if not np.isfinite(row).all():
+            continue  # not measured (NaN) within the bend's reach
         heights.append(layer.z_um)
-        rows.append(np.interp(arc, s, layer.reference_um + layer.deviation_um))
+        rows.append(row)
         placed.append((layer, s))
     radius = np.asarray(rows).reshape(len(rows), arc.size)
     if rows:

@@ -462,11 +462,26 @@ class VolumeSource:
     """A volume on disk read slab by slab: ``shape`` (nz, ny, nx), ``dtype``, ``voxel_um``;
     ``source[k]`` or ``source[a:b]`` (plus in-plane slices) reads only those slices.
 
+    NaN and inf voxels read as NaN, "not measured" (a reconstruction's outside, a detector
+    gap, unreconstructed end planes), by default; ``fill`` reads them as that value instead
+    (0: as data, where a caller asks for it). Read as 0 by default, they were black material
+    to `jellyroll locate` and to the 3D bends: two NaN end planes of the tiny twin's X-ray
+    placed the slice 14-45 um off, three NaN rows across the link twin's X-ray drew a 44 um
+    bend where there is none or cut every slice's trace (no bend found), exit 0.
+
     Open with :func:`open_volume`; close (or use as a context manager) to release the file.
     """
 
     def __init__(
-        self, name: str, shape, dtype, voxel_um: float, read, close=None, *, fill: float = 0.0
+        self,
+        name: str,
+        shape,
+        dtype,
+        voxel_um: float,
+        read,
+        close=None,
+        *,
+        fill: float = np.nan,
     ) -> None:
         self.name = name
         self.shape = tuple(int(n) for n in shape)
@@ -486,9 +501,8 @@ class VolumeSource:
         return self._finite(self._read(z, rest))
 
     def _finite(self, data: np.ndarray) -> np.ndarray:
-        """``data`` with NaN and inf as the source's fill: 0 by default (a reconstruction's
-        "no value" outside its field of view, read as data, left the registration no cell
-        to find: "constant slices"), NaN for :meth:`unmeasured_as_nan`."""
+        """``data`` with NaN and inf as the source's fill: NaN by default, not measured (its
+        readers leave such voxels out), else the ``fill`` asked for."""
         if data.dtype.kind == "f" and not np.isfinite(data).all():
             return np.where(np.isfinite(data), data, self._fill).astype(data.dtype, copy=False)
         return data
@@ -497,6 +511,8 @@ class VolumeSource:
         """The same volume read with its NaN and inf voxels as NaN, "not measured" (not 0):
         for the fusion and the segmentation, which leave such voxels out (void, outside the
         thresholds' sample, black in the RGB). It shares this source's file: close this one.
+        A source opened by :func:`open_volume` reads them so already (the default ``fill``);
+        this view stays for sources made with another ``fill``.
 
         Read as 0, a NaN region that is not a reconstruction's fill ring (a detector gap, a
         field of view cut by a band of rows) was labelled from the other volume alone: 8 NaN
