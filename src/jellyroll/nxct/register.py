@@ -38,7 +38,11 @@ Method (fully automatic, any rotation about the cell axis):
 NaN and inf voxels are not measured (a detector gap, a cut field of view, a reconstruction's
 outside): every level leaves them out, in either volume (a
 :class:`~jellyroll.io.volumes.VolumeSource` is read through its ``unmeasured_as_nan`` view),
-and a volume measured over too little of its stack is refused (:func:`check_measured`).
+and a volume measured over too little of its stack is refused (:func:`check_measured`). So
+are blank planes, whose finite voxels all hold one value (a stack padded to a fixed number of
+slices with 0 or an integer volume's offset: no measurement is that flat), and in the copies a
+reconstruction's fill ring (:func:`jellyroll.nxct.segment.fill_ring`). Where a copy holds NaN,
+the gradient descent's level is smoothed over the measured voxels only (:func:`_smoothed`).
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ from skimage.filters import threshold_otsu
 from skimage.morphology import convex_hull_image
 
 from jellyroll.conventions import parabola_vertex
+from jellyroll.nxct.segment import FillRings
 
 __all__ = [
     "CellAxis",
@@ -203,13 +208,23 @@ def downsample(
 
 
 def downsample_levels(
-    volume: Any, voxel_um: float, max_voxels: Sequence[int], *, slab: int = 8
+    volume: Any,
+    voxel_um: float,
+    max_voxels: Sequence[int],
+    *,
+    slab: int = 8,
+    blank_planes: list[int] | None = None,
 ) -> list[tuple[np.ndarray, float, np.ndarray]]:
     """The :func:`downsample` copies of ``volume`` of at most ``max_voxels[i]`` voxels, all
     from one streamed read: ``slab`` slices at a time, each level adding their block sums
     (float64) to its copy, so a pyramid of a volume on disk costs one pass over it. Blocks
     are means of their measured (finite) voxels, NaN where under half are measured; the
-    count of unmeasured voxels is kept only once a slab holds one (no cost otherwise)."""
+    count of unmeasured voxels is kept only once a slab holds one (no cost otherwise).
+    ``blank_planes``: a list to which the indices of the blank planes (:func:`_blank`: all
+    their finite voxels one value, a stack's padding) are appended, those planes and the
+    planes' fill rings (a reconstruction's constant outside its circle,
+    :func:`jellyroll.nxct.segment.fill_ring`) then not measured (NaN) in the copies; None:
+    read as they are."""
     shape = tuple(int(n) for n in volume.shape)
     if len(shape) != 3:
         raise ValueError(f"expected a (nz, ny, nx) volume, got shape {shape}")
@@ -222,8 +237,15 @@ def downsample_levels(
         m = _coarse_shape(shape, factors)
         levels.append((factors, m, np.zeros(m, np.float64)))
     missing: list[np.ndarray | None] = [None] * len(levels)  # unmeasured voxels per block
+    rings = FillRings()
     for z0 in range(0, shape[0], slab):
         planes = np.asarray(volume[z0 : min(z0 + slab, shape[0])], dtype=np.float64)
+        if blank_planes is not None:
+            blank = _blank(planes)
+            blank_planes.extend(int(k) for k in z0 + np.flatnonzero(blank))
+            filled = np.stack([rings(plane) for plane in planes]) | blank[:, None, None]
+            if filled.any():
+                planes = np.where(filled, np.nan, planes)
         unmeasured = ~np.isfinite(planes)
         if not unmeasured.any():
             unmeasured = None
@@ -260,6 +282,37 @@ def downsample_levels(
             coarse = coarse.astype(np.float32)
         out.append((coarse, float(voxel_um) * factors[1], to_fine))
     return out
+
+
+def _blank(planes: np.ndarray) -> np.ndarray:
+    """bool (n,): which of the (n, ny, nx) ``planes`` are blank, their finite voxels (at least
+    one) all one value: a plane padding a stack (0, or an integer volume's offset), which no
+    measurement is that flat (as :func:`jellyroll.nxct.segment.fill_ring` reads it)."""
+    finite = np.isfinite(planes)
+    low = np.where(finite, planes, np.inf).min(axis=(1, 2))
+    high = np.where(finite, planes, -np.inf).max(axis=(1, 2))
+    return finite.any(axis=(1, 2)) & (low == high)
+
+
+class _PlanesAsNan:
+    """``volume`` (array-like, sliced as ``volume[z0:z1]`` or by a tuple of slices) read with
+    its planes ``planes`` (indices along z) as NaN: not measured."""
+
+    def __init__(self, volume: Any, planes: Sequence[int]) -> None:
+        self.volume, self.shape = volume, tuple(volume.shape)
+        self.planes = np.unique(np.asarray(planes, dtype=np.int64))
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        first = index[0] if isinstance(index, tuple) else index
+        data = np.array(self.volume[index], dtype=np.float32)
+        z = np.arange(self.shape[0])[first]
+        blank = np.isin(np.atleast_1d(z), self.planes)
+        if blank.any():
+            if np.ndim(z) == 0:
+                data[...] = np.nan
+            else:
+                data[blank] = np.nan
+        return data
 
 
 def _coarse_shape(shape: Sequence[int], factors: Sequence[int]) -> list[int]:
@@ -653,6 +706,17 @@ def _filled(array: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         local = np.where(weight > 1e-3, sums / weight, np.median(array[finite]))
     return np.where(finite, array, local).astype(np.float32)
+
+
+def _smoothed(copy: np.ndarray, sigma: float) -> np.ndarray:
+    """``copy`` smoothed by a Gaussian of ``sigma`` voxels over its measured voxels only
+    (normalised by their weight; along z too unless one slice), NaN where it is NaN."""
+    finite = np.isfinite(copy)
+    sig = (0.0, sigma, sigma) if copy.shape[0] == 1 else sigma
+    weight = ndimage.gaussian_filter(finite.astype(np.float32), sig)
+    sums = ndimage.gaussian_filter(np.where(finite, copy, 0).astype(np.float32), sig)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(finite, sums / weight, np.nan).astype(np.float32)
 
 
 def _measured_mask(coarse: np.ndarray, image: sitk.Image) -> sitk.Image | None:
@@ -1532,15 +1596,27 @@ def register_volumes(
             f"{names[0]} has {xct.shape[0]} slice(s), {names[1]} {nct.shape[0]}: both volumes "
             "must be 3D, or both one slice; give two stacks (or two single slices)"
         )
-    xc = downsample(xct, xct_voxel_um, max_voxels)
+    # blank planes (padding: all one value) and fill rings are not measured either, as NaN:
+    # read as data, one plane of 0 on the tiny twin's 8-plane X-ray stack moved it 25-34 um
+    # along the axis, and a ring of 0 round an int16 X-ray (air -1000) made the cell 2347 um
+    # across for 1785 (refused as a wrong voxel size). The finer levels read inside the cell,
+    # within the circle: the rings are left to the copies, the blank planes read as NaN.
+    blank: tuple[list[int], list[int]] = ([], [])
+    (xc,) = downsample_levels(xct, xct_voxel_um, (max_voxels,), blank_planes=blank[0])
     # the polish's finer neutron copy in the same pass over the (largest) volume
-    nc, fine = downsample_levels(nct, nct_voxel_um, (max_voxels, POLISH_VOXELS * max_voxels))
+    nc, fine = downsample_levels(
+        nct, nct_voxel_um, (max_voxels, POLISH_VOXELS * max_voxels), blank_planes=blank[1]
+    )
+    xct, nct = (_PlanesAsNan(v, b) if b else v for v, b in zip((xct, nct), blank, strict=True))
     for name, volume, voxel, (copy, copy_voxel, _) in zip(
         names, (xct, nct), (xct_voxel_um, nct_voxel_um), (xc, nc), strict=True
     ):
         _check_copy_slices(name, volume.shape, copy.shape, round(copy_voxel / voxel), max_voxels)
-    for name, (copy, _, _) in zip(names, (xc, nc), strict=True):
-        check_measured(copy, name)
+    for name, volume, voxel, (copy, copy_voxel, _), b in zip(
+        names, (xct, nct), (xct_voxel_um, nct_voxel_um), (xc, nc), blank, strict=True
+    ):
+        factor = 1 if copy.shape[0] == volume.shape[0] else round(copy_voxel / voxel)
+        check_measured(copy, name, _judged_planes(copy.shape[0], factor, volume.shape[0], b))
         check_cell_axis(copy, name)
         check_attenuation_contrast(copy, name)
     xct_axis, nct_axis = _find_axis_coarse(*xc), _find_axis_coarse(*nc)
@@ -1584,7 +1660,20 @@ def register_volumes(
     )
     method.SetOptimizerScalesFromPhysicalShift()
     method.SetShrinkFactorsPerLevel(list(shrink))
-    method.SetSmoothingSigmasPerLevel([s / 2 if s > 1 else 0.0 for s in shrink])
+    sigmas = [s / 2 if s > 1 else 0.0 for s in shrink]
+    # with voxels not measured, one level's smoothing over the measured voxels only: the
+    # pyramid's smoothed the filling (:func:`_filled`) into the voxels the mask keeps, and
+    # one NaN end plane of the tiny twin's 8-plane X-ray moved it 10.8 um along the axis
+    # (1.9 with this; what the NaN held, the true values or the filling, moved it 8.8 um)
+    gradient_images = fixed, moving
+    if (
+        len(set(sigmas)) == 1
+        and sigmas[0] > 0
+        and not all(np.isfinite(c[0]).all() for c in (xc, nc))
+    ):
+        gradient_images = tuple(_to_sitk(_smoothed(c[0], sigmas[0]), *c[1:]) for c in (nc, xc))
+        sigmas = [0.0] * len(sigmas)
+    method.SetSmoothingSigmasPerLevel(sigmas)
     method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOff()
     # upside down: SimpleITK optimises the pose of the neutron volume turned back upright
     # (``turn_back``, its own inverse, maps SimpleITK's virtual points onto the neutron
@@ -1615,7 +1704,7 @@ def register_volumes(
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
     method.SetNumberOfThreads(1)
     try:
-        final = method.Execute(fixed, moving)
+        final = method.Execute(*gradient_images)
         if isinstance(final, sitk.CompositeTransform):
             final = final.GetNthTransform(0)
         # the polish samples a finer neutron copy when the volume has one: sampled on the
@@ -1717,8 +1806,9 @@ def register_volumes(
 
 
 MIN_MEASURED_SHARE = 0.8
-"""Least share of a volume's registration copy, inside the cylinder inscribed in its stack
-(where the cell lies; a reconstruction's NaN corners lie outside it), that must be measured
+"""Least share of a volume's registration copy, inside the cylinder of its field of view
+(where the cell lies: the one inscribed in its stack, or the smaller one outside which no
+voxel is measured, a reconstruction's circle inside a wider array), that must be measured
 (not NaN or inf) for :func:`register_volumes` (:func:`check_measured`). Measured on the
 test twin's pair (40 um X-ray voxels, three remounts): NaN rows across 10 % of the cylinder
 or NaN end planes (17 %) leave it within 5.4 um RMS (1.9-4.6 intact); 10 rows through the
@@ -1726,22 +1816,40 @@ roll's core (76 % measured) 12-36 um off, the top 6 of 24 planes (75 %, the roll
 hidden) 26 um, exit 0: refused."""
 
 
-def check_measured(copy: np.ndarray, name: str) -> None:
+def check_measured(copy: np.ndarray, name: str, planes: np.ndarray | None = None) -> None:
     """ValueError naming ``name`` when under :data:`MIN_MEASURED_SHARE` of the block-mean
     ``copy`` (nz, ny, nx) of a volume (NaN: a block under half measured) is measured inside
-    the cylinder inscribed in its stack: too little of the cell to register."""
+    the cylinder of its field of view: too little of the cell to register. The cylinder is
+    the one inscribed in the stack, or the smaller one, about the same centre, that holds
+    every measured voxel (NaN outside a reconstruction's circle of 0.8 of the inscribed
+    one, the tiny twin's cell inside it, was refused as 64 % measured). ``planes``: bool
+    (nz,), the copy's planes judged (default all; :func:`register_volumes` leaves out those
+    of blank planes only, a stack's padding, as a stack without them would be)."""
     ny, nx = copy.shape[1:]
     iy = (np.arange(ny) - (ny - 1) / 2) / (ny / 2)
     ix = (np.arange(nx) - (nx - 1) / 2) / (nx / 2)
-    inside = copy[:, np.hypot(iy[:, None], ix[None, :]) <= 1]
+    radius = np.hypot(iy[:, None], ix[None, :])
+    if planes is not None:
+        copy = copy[np.asarray(planes, dtype=bool)]
+    measured = np.isfinite(copy).any(axis=0)
+    field = min(1.0, float(radius[measured].max())) if measured.any() else 1.0
+    inside = copy[:, radius <= field]
     share = float(np.isfinite(inside).mean()) if inside.size else 1.0
     if share < MIN_MEASURED_SHARE:
         raise ValueError(
-            f"{name} is measured (not NaN or inf) over {share:.0%} of the cylinder inscribed "
-            f"in its stack, where the cell lies (at least {MIN_MEASURED_SHARE:.0%} needed): "
+            f"{name} is measured (not NaN or inf) over {share:.0%} of the cylinder of its "
+            f"field of view, where the cell lies (at least {MIN_MEASURED_SHARE:.0%} needed): "
             "too little of the cell to register. Give a volume that holds the cell (NaN only "
             "where nothing was measured: a detector gap, a field of view's outside)"
         )
+
+
+def _judged_planes(n_copy: int, factor: int, n: int, blank: Sequence[int]) -> np.ndarray:
+    """bool (n_copy,): the planes of a copy (blocks of ``factor`` of the volume's ``n``
+    planes) that hold a plane not in ``blank`` (:func:`check_measured`'s ``planes``)."""
+    data = np.ones(n, bool)
+    data[np.asarray(blank, dtype=np.int64)] = False
+    return np.array([data[k * factor : (k + 1) * factor].any() for k in range(n_copy)])
 
 
 def _unmeasured_as_nan(volume: Any) -> Any:
