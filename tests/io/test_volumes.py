@@ -17,7 +17,6 @@ from hypothesis.extra import numpy as hnp
 
 from jellyroll.io.scans import natural_key
 from jellyroll.io.volumes import (
-    VolumeSource,
     open_volume,
     read_volume,
     slice_files,
@@ -262,45 +261,23 @@ def test_an_imagej_stack_with_other_slice_spacing_is_refused(tmp_path: Path) -> 
         read_volume(path)
 
 
-def test_no_value_reads_as_not_measured_unless_a_fill_is_asked_for(tmp_path: Path) -> None:
-    """NaN and inf voxels read as NaN, "not measured", by default: read as 0 (the default
-    before), they were black material to `jellyroll locate` and the 3D bends (two NaN end
-    planes of the tiny twin's X-ray placed the slice 45 um off, exit 0). A ``fill`` asked
-    for reads them as that value (0 as data, where a caller wants it)."""
-    volume = np.ones((2, 5, 5), np.float32)
-    volume[:, 0, :] = np.nan
-    volume[1, 2, 2] = np.inf
-    path = _hdf5_volume(tmp_path / "v.h5", volume, voxel_size_um=10.0)
-    expected = np.where(np.isfinite(volume), volume, np.nan)
-    with open_volume(path) as source:
-        np.testing.assert_array_equal(source[0:2], expected)
-        np.testing.assert_array_equal(source[1], expected[1])
-        np.testing.assert_array_equal(np.asarray(source), expected)
-        zero = VolumeSource(source.name, source.shape, source.dtype, 10.0, source._read, fill=0.0)
-        np.testing.assert_array_equal(zero[0:2], np.nan_to_num(expected, nan=0.0))
-
-
-def test_the_segmentations_view_reads_no_value_as_not_measured(tmp_path: Path) -> None:
-    """``unmeasured_as_nan``: NaN and inf read as NaN (not measured), every other voxel as
-    the file holds it, as the source itself now reads them (the default); from a source
-    made with ``fill=0`` too. Before, the fusion and the segmentation read the volume
-    through the source: a NaN band across the tiny twin's X-ray (a detector gap) read as
-    0, its voxels labelled from the neutron alone, exit 0
-    (``test_nan_in_the_xray_volume_is_not_measured``)."""
+def test_no_value_reads_as_not_measured(tmp_path: Path) -> None:
+    """NaN and inf voxels read as NaN, "not measured": read as 0 (the default before), they
+    were black material to `jellyroll locate` and the 3D bends (two NaN end planes of the
+    tiny twin's X-ray placed the slice 45 um off, exit 0), and the fusion and the
+    segmentation labelled a NaN band across the tiny twin's X-ray (a detector gap) from the
+    neutron alone (``test_nan_in_the_xray_volume_is_not_measured``). Every other voxel reads
+    as the file holds it, by slab, plane, in-plane slice or whole."""
     volume = np.arange(2 * 5 * 5, dtype=np.float32).reshape(2, 5, 5)
     volume[:, 0, :] = np.nan
     volume[1, 2, 2] = np.inf
     volume[0, 3, 3] = -np.inf
+    expected = np.where(np.isfinite(volume), volume, np.nan)
     with open_volume(_hdf5_volume(tmp_path / "v.h5", volume, voxel_size_um=10.0)) as source:
-        expected = np.where(np.isfinite(volume), volume, np.nan)
-        zero = VolumeSource(source.name, source.shape, source.dtype, 10.0, source._read, fill=0.0)
-        np.testing.assert_array_equal(zero[0:2], np.nan_to_num(expected, nan=0.0))
-        for view in (source.unmeasured_as_nan(), zero.unmeasured_as_nan()):
-            assert (view.shape, view.dtype, view.voxel_um) == (source.shape, source.dtype, 10.0)
-            np.testing.assert_array_equal(view[0:2], expected)
-            np.testing.assert_array_equal(view[1, 1:3], expected[1, 1:3])
-            np.testing.assert_array_equal(np.asarray(view), expected)
         np.testing.assert_array_equal(source[0:2], expected)
+        np.testing.assert_array_equal(source[1], expected[1])
+        np.testing.assert_array_equal(source[1, 1:3], expected[1, 1:3])
+        np.testing.assert_array_equal(np.asarray(source), expected)
 
 
 @pytest.mark.parametrize(

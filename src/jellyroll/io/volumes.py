@@ -463,26 +463,17 @@ class VolumeSource:
     ``source[k]`` or ``source[a:b]`` (plus in-plane slices) reads only those slices.
 
     NaN and inf voxels read as NaN, "not measured" (a reconstruction's outside, a detector
-    gap, unreconstructed end planes), by default; ``fill`` reads them as that value instead
-    (0: as data, where a caller asks for it). Read as 0 by default, they were black material
-    to `jellyroll locate` and to the 3D bends: two NaN end planes of the tiny twin's X-ray
-    placed the slice 14-45 um off, three NaN rows across the link twin's X-ray drew a 44 um
-    bend where there is none or cut every slice's trace (no bend found), exit 0.
+    gap, unreconstructed end planes), which every reader leaves out. Read as 0 (data), they
+    were black material to `jellyroll locate` and to the 3D bends: two NaN end planes of the
+    tiny twin's X-ray placed the slice 14-45 um off, three NaN rows across the link twin's
+    X-ray drew a 44 um bend where there is none or cut every slice's trace (no bend found);
+    and a band of 8 NaN rows across its X-ray was labelled 34.5 % a component from the
+    neutron alone; exit 0.
 
     Open with :func:`open_volume`; close (or use as a context manager) to release the file.
     """
 
-    def __init__(
-        self,
-        name: str,
-        shape,
-        dtype,
-        voxel_um: float,
-        read,
-        close=None,
-        *,
-        fill: float = np.nan,
-    ) -> None:
+    def __init__(self, name: str, shape, dtype, voxel_um: float, read, close=None) -> None:
         self.name = name
         self.shape = tuple(int(n) for n in shape)
         self.dtype = np.dtype(dtype)
@@ -490,7 +481,6 @@ class VolumeSource:
         self.ndim = 3
         self._read = read
         self._close = close
-        self._fill = float(fill)
 
     def __getitem__(self, index) -> np.ndarray:
         index = index if isinstance(index, tuple) else (index,)
@@ -500,27 +490,12 @@ class VolumeSource:
             return self._finite(self._read(slice(k, k + 1), rest)[0])
         return self._finite(self._read(z, rest))
 
-    def _finite(self, data: np.ndarray) -> np.ndarray:
-        """``data`` with NaN and inf as the source's fill: NaN by default, not measured (its
-        readers leave such voxels out), else the ``fill`` asked for."""
-        if data.dtype.kind == "f" and not np.isfinite(data).all():
-            return np.where(np.isfinite(data), data, self._fill).astype(data.dtype, copy=False)
+    @staticmethod
+    def _finite(data: np.ndarray) -> np.ndarray:
+        """``data`` with its NaN and inf as NaN: not measured."""
+        if data.dtype.kind == "f" and np.isinf(data).any():
+            return np.where(np.isinf(data), np.nan, data).astype(data.dtype, copy=False)
         return data
-
-    def unmeasured_as_nan(self) -> VolumeSource:
-        """The same volume read with its NaN and inf voxels as NaN, "not measured" (not 0):
-        for the fusion and the segmentation, which leave such voxels out (void, outside the
-        thresholds' sample, black in the RGB). It shares this source's file: close this one.
-        A source opened by :func:`open_volume` reads them so already (the default ``fill``);
-        this view stays for sources made with another ``fill``.
-
-        Read as 0, a NaN region that is not a reconstruction's fill ring (a detector gap, a
-        field of view cut by a band of rows) was labelled from the other volume alone: 8 NaN
-        rows across the tiny twin's X-ray, 34.5 % of them a component (the cell: 40.6 %),
-        exit 0."""
-        return VolumeSource(
-            self.name, self.shape, self.dtype, self.voxel_um, self._read, fill=np.nan
-        )
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         data = self._finite(self._read(slice(None), ()))

@@ -37,12 +37,12 @@ Method (fully automatic, any rotation about the cell axis):
 
 NaN and inf voxels are not measured (a detector gap, a cut field of view, a reconstruction's
 outside): every level leaves them out, in either volume (a
-:class:`~jellyroll.io.volumes.VolumeSource` is read through its ``unmeasured_as_nan`` view),
-and a volume measured over too little of its stack is refused (:func:`check_measured`). So
-are blank planes, whose finite voxels all hold one value (a stack padded to a fixed number of
-slices with 0 or an integer volume's offset: no measurement is that flat), and in the copies a
-reconstruction's fill ring (:func:`jellyroll.nxct.segment.fill_ring`). Where a copy holds NaN,
-the gradient descent's level is smoothed over the measured voxels only (:func:`_smoothed`).
+:class:`~jellyroll.io.volumes.VolumeSource` reads them as NaN), and a volume measured over
+too little of its stack is refused (:func:`check_measured`). So are blank planes, whose
+finite voxels all hold one value (a stack padded to a fixed number of slices with 0 or an
+integer volume's offset: no measurement is that flat), and in the copies a reconstruction's
+fill ring (:func:`jellyroll.nxct.segment.fill_ring`). Where a copy holds NaN, the gradient
+descent's level is smoothed over the measured voxels only (:func:`_smoothed`).
 """
 
 from __future__ import annotations
@@ -1589,8 +1589,6 @@ def register_volumes(
     """
     start = time.perf_counter()
     names = (_volume_name(xct, "the X-ray volume"), _volume_name(nct, "the neutron volume"))
-    # NaN and inf voxels are not measured: left out of every metric, not read as 0 (data)
-    xct, nct = _unmeasured_as_nan(xct), _unmeasured_as_nan(nct)
     if (xct.shape[0] == 1) != (nct.shape[0] == 1):
         raise ValueError(
             f"{names[0]} has {xct.shape[0]} slice(s), {names[1]} {nct.shape[0]}: both volumes "
@@ -1850,15 +1848,6 @@ def _judged_planes(n_copy: int, factor: int, n: int, blank: Sequence[int]) -> np
     data = np.ones(n, bool)
     data[np.asarray(blank, dtype=np.int64)] = False
     return np.array([data[k * factor : (k + 1) * factor].any() for k in range(n_copy)])
-
-
-def _unmeasured_as_nan(volume: Any) -> Any:
-    """``volume`` read with its NaN and inf voxels as NaN where it is a
-    :class:`~jellyroll.io.volumes.VolumeSource` (which reads them as 0 by default: data, in
-    the mutual information, that pulled the pose); an array as it is (its NaN and inf are
-    left out by every level)."""
-    view = getattr(volume, "unmeasured_as_nan", None)
-    return view() if callable(view) else volume
 
 
 def _without_unmeasured(

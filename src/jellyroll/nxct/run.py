@@ -154,9 +154,8 @@ def _on_grid(
     options: NXCTOptions,
 ):
     """``source`` on the common grid, its NaN and inf voxels as NaN (not measured: void, out
-    of the sample, black in the RGB; :meth:`VolumeSource.unmeasured_as_nan`): itself when
-    the grid is its own, else resampled into the scratch file slab by slab."""
-    source = source.unmeasured_as_nan()  # the default reading fills them with 0
+    of the sample, black in the RGB; as :class:`VolumeSource` reads them): itself when the
+    grid is its own, else resampled into the scratch file slab by slab."""
     if np.allclose(grid_to_source, np.eye(4)) and source.shape == shape:
         return source
     return write_resampled(
