@@ -12,6 +12,7 @@ from jellyroll.conventions import (
     PER_ANGSTROM_PER_UNIT,
     UM_PER_UNIT,
     deg_per,
+    field_of_view,
     parabola_vertex,
     per_angstrom,
     pixel_centres_um,
@@ -162,3 +163,25 @@ def test_parabola_vertex_is_odd_under_mirroring_and_within_half_a_sample(left, m
     offset = float(parabola_vertex(left, mid, right))
     assert -0.5 <= offset <= 0.5
     assert abs(float(parabola_vertex(right, mid, left)) + offset) <= 1e-12
+
+
+@given(st.integers(8, 40), st.integers(8, 40), st.floats(0.3, 1.2))
+def test_the_field_of_view_is_the_measured_disk_within_the_inscribed_one(
+    ny: int, nx: int, fraction: float
+) -> None:
+    """A slice measured inside a centred disk of ``fraction`` of the inscribed radius (a
+    reconstruction's circle): its field of view holds every measured pixel and is no wider
+    than the inscribed disk, and the measured share in it stays high (a disk of pixel
+    centres against the same disk: under a pixel's ring of slack); measured nowhere, the
+    inscribed disk."""
+    iy = (np.arange(ny) - (ny - 1) / 2) / (ny / 2)
+    ix = (np.arange(nx) - (nx - 1) / 2) / (nx / 2)
+    radius = np.hypot(iy[:, None], ix[None, :])
+    measured = radius <= fraction
+    field = field_of_view(measured)
+    inscribed = radius <= 1
+    assert not (field & ~inscribed).any()
+    assert not (measured & inscribed & ~field).any()
+    if fraction < 1 and measured.any():
+        assert (field & measured).sum() == field.sum()  # the disk itself, no NaN in it
+    np.testing.assert_array_equal(field_of_view(np.zeros((ny, nx), bool)), inscribed)

@@ -249,6 +249,21 @@ def unusable_channels(cube: RowSliced) -> tuple[np.ndarray, np.ndarray]:
     return ~finite, finite & ~nonzero
 
 
+def field_of_view(measured: np.ndarray) -> np.ndarray:
+    """(ny, nx) bool: the disk of a slice's field of view, where a volume's cell lies, from
+    ``measured`` (ny, nx) bool, its pixels measured (finite) in some plane: the disk
+    inscribed in the slice, or the smaller one about the same centre that holds every
+    measured pixel (a reconstruction's circle inside a wider array: NaN outside it is no
+    hole in the measurement; judged in the inscribed disk, a circle of 0.8 of it was 64 %
+    measured). The inscribed disk when nothing is measured."""
+    ny, nx = measured.shape
+    iy = (np.arange(ny) - (ny - 1) / 2) / (ny / 2)
+    ix = (np.arange(nx) - (nx - 1) / 2) / (nx / 2)
+    radius = np.hypot(iy[:, None], ix[None, :])
+    field = min(1.0, float(radius[measured].max())) if measured.any() else 1.0
+    return radius <= field
+
+
 def block_mean(images: np.ndarray, block: int) -> np.ndarray:
     """``images`` (..., ny, nx) averaged over ``block`` x ``block`` pixels in their last two
     axes (the rows and columns past a whole block cut)."""

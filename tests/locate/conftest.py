@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -48,3 +49,22 @@ def measured_bends(twin_nxct: TwinNXCT) -> pd.DataFrame:
     volumes = twin_nxct.volumes
     bends, _ = find_bends_3d(volumes.xray, volumes.xray_voxel_um, slice_step=1, max_presence=0.5)
     return bends
+
+
+def _in_a_wider_array(volume: np.ndarray, margin: int) -> np.ndarray:
+    """``volume`` (nz, ny, nx) NaN outside the circle inscribed in its slices, centred in
+    an array ``margin`` (>= 0) voxels wider on each side, NaN there: a reconstruction's
+    circle inside its array, or inside a wider one."""
+    nz, ny, nx = volume.shape
+    y, x = np.indices((ny, nx))
+    inner = np.array(volume, dtype=np.float32)
+    inner[:, np.hypot(y - (ny - 1) / 2, x - (nx - 1) / 2) > min(ny, nx) / 2] = np.nan
+    wide = np.full((nz, ny + 2 * margin, nx + 2 * margin), np.nan, np.float32)
+    wide[:, margin : margin + ny, margin : margin + nx] = inner
+    return wide
+
+
+@pytest.fixture
+def in_a_wider_array():
+    """:func:`_in_a_wider_array`: a volume as a reconstruction's circle in a wider array."""
+    return _in_a_wider_array

@@ -877,3 +877,24 @@ def test_a_rotation_the_map_and_its_defects_disagree_on_is_flagged(twin: Twin) -
     assert rotation > 1.0  # still placed wrong: flagged, not mended
     assert found.in_plane_rotation_deg > MAX_IN_PLANE_DISAGREEMENT_DEG
     assert "the rotation and shift are uncertain" in in_plane_warning(found, twin.pixel_size_um)
+
+
+def test_a_reconstructions_circle_inside_a_wider_array_is_placed_as_the_intact(
+    twin: Twin, tmp_path: Path, in_a_wider_array
+) -> None:
+    """The volume's field of view a circle of 0.8 of the one inscribed in its array (NaN
+    outside: a reconstruction written into a wider array). Judged in the inscribed
+    cylinder, it was refused as 64 % measured; judged in its field of view
+    (``conventions.field_of_view``), it is placed as the intact volume: height, rotation
+    and shift within 0.5 um, 0.05 deg and 0.5 um of it (the NaN corners change the
+    coarse copy's blocks at the circle's edge only)."""
+    volume, truth = placed_xray(twin, 0)
+    errors = []
+    for name, data in (("intact", volume), ("wide", in_a_wider_array(volume, 13))):
+        path = write_tiff_stack(tmp_path / f"{name}.tif", data, VOXEL_UM)
+        with open_volume(path) as source:
+            found = locate_slice(twin.mu_xray_per_um, twin.pixel_size_um, source, VOXEL_UM)
+        errors.append(placement_errors(found.map_to_xct, truth))
+    (height, rotation, shift), intact = errors[1], errors[0]
+    assert abs(height - intact[0]) < 0.5 and abs(shift - intact[2]) < 0.5
+    assert abs(rotation - intact[1]) < 0.05

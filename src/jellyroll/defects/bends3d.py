@@ -14,8 +14,8 @@ unreconstructed, a reconstruction's outside): a slice's are filled for the trace
 along the circle about the cell's centre through them (:func:`_filled_along_turns`: it
 follows the layer across the gap), and the layer's samples within
 :data:`UNMEASURED_REACH_PX` of one carry no deviation (NaN) and no bend.
-A stack measured over less than :data:`MIN_MEASURED_SHARE` of its inscribed cylinder is
-refused naming the file.
+A stack measured over less than :data:`MIN_MEASURED_SHARE` of its field of view
+(:func:`~jellyroll.conventions.field_of_view`) is refused naming the file.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage, optimize, stats
 
-from jellyroll.conventions import FWHM_TO_SIGMA, parabola_vertex, px_to_um
+from jellyroll.conventions import FWHM_TO_SIGMA, field_of_view, parabola_vertex, px_to_um
 from jellyroll.defects.bends import find_bends
 from jellyroll.unroll import Cell, SpiralTrace, find_cell, spiral_deviation, trace_spiral
 
@@ -37,8 +37,8 @@ UNMEASURED_REACH_PX = 3.0
 either: the tracer's ridge, :func:`refine_layer` and :func:`centre_on_foil` (2.5 pixels
 across) read the pixels around a sample."""
 MIN_MEASURED_SHARE = 0.8
-"""Least share of the slices read, inside the cylinder inscribed in the stack (where the
-cell lies; a reconstruction's NaN corners lie outside it), measured (not NaN or inf): the
+"""Least share of the slices read, inside each one's field of view (where the cell lies; a
+reconstruction's NaN outside its circle lies outside it), measured (not NaN or inf): the
 share :data:`jellyroll.nxct.register.MIN_MEASURED_SHARE` asks of a registration."""
 
 BEND3D_COLUMNS = (
@@ -91,19 +91,19 @@ def slice_bends(
     bend (:func:`_unmeasured_samples`); said in a warning. Read as black material (0),
     three NaN rows across the link twin's X-ray drew a 44 um bend where there is none, or
     cut every slice's trace (no bend at all), exit 0. ValueError naming the volume when the
-    slices read are measured over less than :data:`MIN_MEASURED_SHARE` of the cylinder
-    inscribed in them."""
+    slices read are measured over less than :data:`MIN_MEASURED_SHARE` of their field of
+    view."""
     nz = volume.shape[0]
     tables = []
     profiles: list[tuple[float, np.ndarray, np.ndarray, np.ndarray]] = []
     layers: list[SliceLayer] = []
     cut: list[int] = []
-    counts = np.zeros(2)  # voxels inside the inscribed cylinder: measured, all
+    counts = np.zeros(2)  # voxels inside the field of view: measured, all
     samples = np.zeros(2, dtype=np.int64)  # traced samples: not measured, all
     for n, k in enumerate(slices):
         raw = np.asarray(volume[int(k)], dtype=np.float64)
         measured = np.isfinite(raw)
-        inside = _inscribed(raw.shape)
+        inside = field_of_view(measured)
         counts += (measured[inside].sum(), inside.sum())
         if not measured.any():
             continue  # nothing measured: no collector to trace
@@ -168,7 +168,7 @@ def slice_bends(
         name = getattr(volume, "name", None)
         raise ValueError(
             f"the X-ray volume{' ' + name if isinstance(name, str) else ''} is measured (not NaN "
-            f"or inf) over {share:.0%} of the cylinder inscribed in the {len(slices)} slices "
+            f"or inf) over {share:.0%} of the field of view of the {len(slices)} slices "
             f"read (at least {MIN_MEASURED_SHARE:.0%} needed): too little of the cell to find "
             "its bends. Give a volume that holds the cell (NaN only where nothing was "
             "measured: a detector gap, a field of view's outside)"
@@ -190,14 +190,6 @@ def slice_bends(
         )
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     return table, _displacement(profiles, voxel_um), layers
-
-
-def _inscribed(shape: tuple[int, ...]) -> np.ndarray:
-    """(ny, nx) bool: the pixels inside the circle inscribed in a slice of ``shape``."""
-    ny, nx = shape
-    iy = (np.arange(ny) - (ny - 1) / 2) / (ny / 2)
-    ix = (np.arange(nx) - (nx - 1) / 2) / (nx / 2)
-    return np.hypot(iy[:, None], ix[None, :]) <= 1
 
 
 def _filled(image: np.ndarray, measured: np.ndarray) -> np.ndarray:

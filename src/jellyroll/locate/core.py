@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage, optimize, spatial
 
+from jellyroll.conventions import field_of_view
 from jellyroll.nxct.register import (
     _find_axis_coarse,
     _peak,
@@ -207,7 +208,7 @@ def locate_slice(
     similarity stays under ``min_similarity``, or (``check_scale``) the map placed at the
     scale it implies matches better or lies elsewhere (:func:`_check_scale`).
 
-    End planes of ``volume`` not measured (NaN or inf over half the circle inscribed in the
+    End planes of ``volume`` not measured (NaN or inf over half the field of view of the
     slice, :func:`_measured_planes`) are left out, as for a stack cut there: read as black
     material (0), two such planes of the tiny twin placed the slice 14-45 um off, exit 0;
     left in as NaN, 50 um and 4.3 deg off (the profile's ends, tuned on cut stacks).
@@ -997,19 +998,17 @@ class _Planes:
 
 def _measured_planes(volume: Any, name: str) -> tuple[int, int]:
     """The first and one past the last plane of ``volume`` (nz, ny, nx) measured (not NaN
-    or inf) over at least :data:`MIN_LEVEL_MEASURED` of the circle inscribed in the slice
-    (a reconstruction's NaN corners lie outside it); the end planes are read one by one
-    until one is. ValueError naming ``name`` when none is."""
-    nz, ny, nx = (int(n) for n in volume.shape)
-    iy = (np.arange(ny) - (ny - 1) / 2) / (ny / 2)
-    ix = (np.arange(nx) - (nx - 1) / 2) / (nx / 2)
-    circle = np.hypot(iy[:, None], ix[None, :]) <= 1
-    if not circle.any():
+    or inf) over at least :data:`MIN_LEVEL_MEASURED` of its field of view
+    (:func:`~jellyroll.conventions.field_of_view`: a reconstruction's NaN outside its
+    circle lies outside it); the end planes are read one by one until one is. ValueError
+    naming ``name`` when none is."""
+    nz = int(volume.shape[0])
+    if 0 in volume.shape[1:]:
         return 0, nz
 
     def measured(k: int) -> bool:
-        plane = np.asarray(volume[k], dtype=np.float32)
-        return float(np.isfinite(plane[circle]).mean()) >= MIN_LEVEL_MEASURED
+        finite = np.isfinite(np.asarray(volume[k], dtype=np.float32))
+        return float(finite[field_of_view(finite)].mean()) >= MIN_LEVEL_MEASURED
 
     low = next((k for k in range(nz) if measured(k)), None)
     if low is None:
@@ -1023,18 +1022,16 @@ def _measured_planes(volume: Any, name: str) -> tuple[int, int]:
 
 def _cylinder_shares(coarse: np.ndarray) -> np.ndarray:
     """Per slice of a block-mean copy (nz, ny, nx; NaN: a block under half measured), the
-    share measured inside the circle inscribed in its slices (where the cell lies; a
-    reconstruction's NaN corners lie outside it)."""
-    ny, nx = coarse.shape[1:]
-    iy = (np.arange(ny) - (ny - 1) / 2) / (ny / 2)
-    ix = (np.arange(nx) - (nx - 1) / 2) / (nx / 2)
-    inside = coarse[:, np.hypot(iy[:, None], ix[None, :]) <= 1]
+    share measured inside the cylinder of its field of view (where the cell lies; a
+    reconstruction's NaN outside its circle lies outside it:
+    :func:`~jellyroll.conventions.field_of_view`)."""
+    inside = coarse[:, field_of_view(np.isfinite(coarse).any(axis=0))]
     return np.isfinite(inside).mean(axis=1) if inside.shape[1] else np.ones(coarse.shape[0])
 
 
 def _check_measured_slices(coarse: np.ndarray, name: str) -> None:
     """ValueError naming ``name`` when no slice of the block-mean copy ``coarse`` is measured
-    over :data:`MIN_MEASURED_SHARE` of the circle inscribed in it: no plane to place the map
+    over :data:`MIN_MEASURED_SHARE` of its field of view: no plane to place the map
     on. NaN end planes leave other slices measured whole, and are let through."""
     if np.isfinite(coarse).all():
         return
@@ -1042,7 +1039,7 @@ def _check_measured_slices(coarse: np.ndarray, name: str) -> None:
     if not shares.max() >= MIN_MEASURED_SHARE:
         raise ValueError(
             f"{name} is measured (not NaN or inf) over {shares.max():.0%} of the cylinder "
-            f"inscribed in its stack at best (a slice of its copy; at least "
+            f"of its field of view at best (a slice of its copy; at least "
             f"{MIN_MEASURED_SHARE:.0%} needed): too little of the cell to place the map on. "
             "Give a volume that holds the cell (NaN only where nothing was measured: a "
             "detector gap, a field of view's outside)"

@@ -60,7 +60,7 @@ from scipy.spatial.transform import Rotation
 from skimage.filters import threshold_otsu
 from skimage.morphology import convex_hull_image
 
-from jellyroll.conventions import parabola_vertex
+from jellyroll.conventions import field_of_view, parabola_vertex
 from jellyroll.nxct.segment import FillRings
 
 __all__ = [
@@ -1817,21 +1817,13 @@ hidden) 26 um, exit 0: refused."""
 def check_measured(copy: np.ndarray, name: str, planes: np.ndarray | None = None) -> None:
     """ValueError naming ``name`` when under :data:`MIN_MEASURED_SHARE` of the block-mean
     ``copy`` (nz, ny, nx) of a volume (NaN: a block under half measured) is measured inside
-    the cylinder of its field of view: too little of the cell to register. The cylinder is
-    the one inscribed in the stack, or the smaller one, about the same centre, that holds
-    every measured voxel (NaN outside a reconstruction's circle of 0.8 of the inscribed
-    one, the tiny twin's cell inside it, was refused as 64 % measured). ``planes``: bool
+    the cylinder of its field of view (:func:`~jellyroll.conventions.field_of_view`): too
+    little of the cell to register. ``planes``: bool
     (nz,), the copy's planes judged (default all; :func:`register_volumes` leaves out those
     of blank planes only, a stack's padding, as a stack without them would be)."""
-    ny, nx = copy.shape[1:]
-    iy = (np.arange(ny) - (ny - 1) / 2) / (ny / 2)
-    ix = (np.arange(nx) - (nx - 1) / 2) / (nx / 2)
-    radius = np.hypot(iy[:, None], ix[None, :])
     if planes is not None:
         copy = copy[np.asarray(planes, dtype=bool)]
-    measured = np.isfinite(copy).any(axis=0)
-    field = min(1.0, float(radius[measured].max())) if measured.any() else 1.0
-    inside = copy[:, radius <= field]
+    inside = copy[:, field_of_view(np.isfinite(copy).any(axis=0))]
     share = float(np.isfinite(inside).mean()) if inside.size else 1.0
     if share < MIN_MEASURED_SHARE:
         raise ValueError(
