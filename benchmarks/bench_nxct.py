@@ -38,7 +38,12 @@ from jellyroll.nxct.segment import LABELS, find_thresholds, segment_slabs
 from jellyroll.phantom.materials import attenuation_map, mu_table
 from jellyroll.phantom.nxct import simulate_nxct_from_attenuation
 from jellyroll.phantom.twin import make_twin
-from jellyroll.phantom.write import nxct_fraction_slices, simulate_twin_nxct
+from jellyroll.phantom.write import (
+    COMPONENT_GROUPS,
+    group_fractions,
+    nxct_fraction_slices,
+    simulate_twin_nxct,
+)
 
 ZOOM = 1.6
 SLICES = 320  # x ZOOM = 512 neutron slices
@@ -98,17 +103,6 @@ def run(console: Console | None = None) -> None:
     )
 
 
-GROUPS = {
-    "casing": ("steel",),
-    "cu": ("cu",),
-    "al": ("al",),
-    "separator_electrolyte": ("separator", "electrolyte"),
-    "cathode": ("nmc_lithiated", "nmc_delithiated"),
-    "anode": ("lic6", "lic12", "graphite_poor", "si", "lisi", "fesi2"),
-}
-"""True class of a voxel, as in tests/nxct/test_segment.py: the group (after the void, 1 -
-all) of largest summed fraction."""
-
 DICE_CLASSES = ("cu", "cathode", "anode")
 
 
@@ -125,9 +119,7 @@ def segmentation_dice(state: str, seed: int, voxel_um: float) -> dict[str, float
         neutron_rotation_deg=(0, 0, 0),
         neutron_shift_um=(0, 0, 0),
     )
-    summed = [sum(np.stack([f[m] for f in fractions]) for m in group) for group in GROUPS.values()]
-    total = sum(np.stack([f[m] for f in fractions]) for m in fractions[0])
-    truth = np.argmax(np.stack([1 - total, *summed]), axis=0) - 1  # index into GROUPS
+    truth = np.argmax(group_fractions(fractions), axis=0)  # index into COMPONENT_GROUPS
     xray, neutron = volumes.xray_in_world(), volumes.neutron
     thresholds = find_thresholds(sample_voxels(xray, neutron, n_planes=2).values)
     labels = np.concatenate([s for _, s in segment_slabs(xray, neutron, thresholds, slab=1)])
@@ -136,7 +128,7 @@ def segmentation_dice(state: str, seed: int, voxel_um: float) -> dict[str, float
         "cathode": labels == LABELS["cathode"],
         "anode": np.isin(labels, [LABELS["anode_lithiated"], LABELS["anode_li_poor"]]),
     }
-    names = list(GROUPS)
+    names = list(COMPONENT_GROUPS)
     dice = {}
     for name, mask in found.items():
         true = truth == names.index(name)

@@ -25,18 +25,7 @@ from jellyroll.nxct.segment import (
 from jellyroll.phantom.materials import attenuation_map, mu_table
 from jellyroll.phantom.nxct import simulate_nxct_from_attenuation
 from jellyroll.phantom.twin import make_twin
-from jellyroll.phantom.write import nxct_fraction_slices
-
-GROUPS = {
-    "void": (),
-    "casing": ("steel",),
-    "cu": ("cu",),
-    "al": ("al",),
-    "separator_electrolyte": ("separator", "electrolyte"),
-    "cathode": ("nmc_lithiated", "nmc_delithiated"),
-    "anode": ("lic6", "lic12", "graphite_poor", "si", "lisi", "fesi2"),
-}
-"""True class of a voxel: the group of largest summed fraction (void: 1 - all; binder none)."""
+from jellyroll.phantom.write import COMPONENT_GROUPS, group_fractions, nxct_fraction_slices
 
 RESOLVED_UM = 2.5
 """A world voxel at which every layer is resolved (X-ray 5 um): the issue's bar of 0.9 applies
@@ -55,9 +44,10 @@ def _twin_pair(
     n_slices: int = 2,
     grid: str = "nct",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(X-ray on the world grid, neutron, true majority group index of :data:`GROUPS`) of the
-    tiny twin at a state of charge, the neutrons of ``wavelength_A`` (A), ``n_slices`` planes
-    about the SWAXS slice (from 40 at 10 um: the roll's end and its head space on top).
+    """(X-ray on the world grid, neutron, true majority group index of
+    :data:`~jellyroll.phantom.write.COMPONENT_GROUPS`) of the tiny twin at a state of
+    charge, the neutrons of ``wavelength_A`` (A), ``n_slices`` planes about the SWAXS slice
+    (from 40 at 10 um: the roll's end and its head space on top).
     ``grid="xct"``: on the X-ray's own grid instead (twice ``voxel_um``, ``--grid xct``), the
     neutron volume and the components' fractions averaged over its 2 x 2 x 2 blocks."""
     twin = make_twin(state, "tiny", seed=0)
@@ -69,11 +59,7 @@ def _twin_pair(
     volumes = simulate_nxct_from_attenuation(
         xray, neutron, voxel_um, neutron_rotation_deg=(0, 0, 0), neutron_shift_um=(0, 0, 0)
     )
-    groups = []
-    for members in GROUPS.values():
-        groups.append(sum(np.stack([f[m] for f in fractions]) for m in members) if members else 0)
-    total = sum(np.stack([f[m] for f in fractions]) for m in fractions[0])
-    groups[0] = 1 - total
+    groups = group_fractions(fractions)
     if grid == "xct":
         shape = [size // 2 for size in volumes.neutron.shape]
 
@@ -83,7 +69,7 @@ def _twin_pair(
 
         xray = volumes.xray[: shape[0], : shape[1], : shape[2]]
         return xray, coarse(volumes.neutron), np.argmax([coarse(g) for g in groups], axis=0)
-    truth = np.argmax(np.stack(groups), axis=0)
+    truth = np.argmax(groups, axis=0)
     return volumes.xray_in_world(), volumes.neutron, truth
 
 
@@ -95,7 +81,7 @@ def _segment_dice(xray: np.ndarray, neutron: np.ndarray, truth: np.ndarray) -> d
     thresholds = find_thresholds(sample_voxels(xray, neutron, n_planes=2).values)
     labels = np.concatenate([s for _, s in segment_slabs(xray, neutron, thresholds, slab=1)])
     anode = np.isin(labels, [LABELS["anode_lithiated"], LABELS["anode_li_poor"]])
-    names = list(GROUPS)
+    names = list(COMPONENT_GROUPS)
     return {
         "cu": _dice(truth == names.index("cu"), labels == LABELS["cu"]),
         "cathode": _dice(truth == names.index("cathode"), labels == LABELS["cathode"]),
@@ -259,7 +245,7 @@ def test_the_thresholds_do_not_depend_on_the_stacks_crop_or_order(state: str) ->
     roll = slice(8, 12)
     labels = classify(xray[roll], neutron[roll], whole)
     anode = np.isin(labels, [LABELS["anode_lithiated"], LABELS["anode_li_poor"]])
-    assert _dice(truth[roll] == list(GROUPS).index("anode"), anode) >= 0.9
+    assert _dice(truth[roll] == list(COMPONENT_GROUPS).index("anode"), anode) >= 0.9
 
 
 @pytest.mark.parametrize("fill", ["xray zero", "both mean", "xray zero, resampled"])

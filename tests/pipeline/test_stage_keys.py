@@ -168,6 +168,17 @@ def test_a_result_of_another_jellyroll_version_is_not_up_to_date(
     assert not is_up_to_date(stage_file(run, "reduce"), reduce_key(spec, ReduceOptions()))
 
 
+def _doubled_copy(scan: Path, target: Path) -> Path:
+    """A copy of the Bliss ``scan`` at ``target`` with its frames doubled (the final file of
+    an acquisition that replaces the scan)."""
+    with h5py.File(scan, "r") as f, h5py.File(target, "w") as g:
+        for name in f:
+            f.copy(f[name], g)
+        for name in g:
+            g[f"{name}/measurement/pilatus"][...] = g[f"{name}/measurement/pilatus"][()] * 2
+    return target
+
+
 def _pipeline_stage(path: Path, key, action) -> None:
     from jellyroll.pipeline.stages import StageLog
 
@@ -194,12 +205,7 @@ def test_a_scan_replaced_while_it_is_reduced_is_never_taken_for_up_to_date(
     from jellyroll.results.store import InputsChangedError
 
     scan, mapping = _bliss_scan(tmp_path)
-    doubled = tmp_path / "doubled.h5"
-    with h5py.File(scan, "r") as f, h5py.File(doubled, "w") as g:
-        for name in f:
-            f.copy(f[name], g)
-        for name in g:
-            g[f"{name}/measurement/pilatus"][...] = g[f"{name}/measurement/pilatus"][()] * 2
+    doubled = _doubled_copy(scan, tmp_path / "doubled.h5")
     spec, options = ScanSpec.of(scan, mapping), ReduceOptions(npt=20)
     run, fresh = tmp_path / "run.h5", tmp_path / "fresh.h5"
     sinogram = stage_file(run, "reduce")
@@ -234,12 +240,7 @@ def test_a_standalone_reduction_records_the_key_of_the_scan_it_read(tmp_path: Pa
     from jellyroll.results.store import is_up_to_date
 
     scan, mapping = _bliss_scan(tmp_path)
-    replacement = tmp_path / "replacement.h5"
-    with h5py.File(scan, "r") as f, h5py.File(replacement, "w") as g:
-        for name in f:
-            f.copy(f[name], g)
-        for name in g:
-            g[f"{name}/measurement/pilatus"][...] = g[f"{name}/measurement/pilatus"][()] * 2
+    replacement = _doubled_copy(scan, tmp_path / "replacement.h5")
     spec, options = ScanSpec.of(scan, mapping), ReduceOptions(npt=20)
     run = tmp_path / "run.h5"
 

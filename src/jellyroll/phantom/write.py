@@ -491,6 +491,34 @@ def _head_space(raster: Raster, twin: Twin, grid_to_cell: np.ndarray | None) -> 
     )
 
 
+COMPONENT_GROUPS: dict[str, tuple[str, ...]] = {
+    "void": (),
+    "casing": ("steel",),
+    "cu": ("cu",),
+    "al": ("al",),
+    "separator_electrolyte": ("separator", "electrolyte"),
+    "cathode": ("nmc_lithiated", "nmc_delithiated"),
+    "anode": ("lic6", "lic12", "graphite_poor", "si", "lisi", "fesi2"),
+}
+"""The NXCT segmentation's classes as groups of the twin's components (void: what the
+components leave, 1 - all; the binder in none): the truth its labels are judged by."""
+
+
+def group_fractions(fractions: list[dict[str, np.ndarray]]) -> np.ndarray:
+    """(n_groups, n_slices, ny, nx): per :data:`COMPONENT_GROUPS` group, in order, the
+    summed fraction of its components in each slice's ``fractions``
+    (:func:`nxct_fraction_slices`); the void 1 - all. Its argmax along the first axis is
+    each voxel's true class."""
+    stacked = {name: np.stack([f[name] for f in fractions]) for name in fractions[0]}
+    total = sum(stacked.values())
+    return np.stack(
+        [
+            sum(stacked[m] for m in members) if members else 1 - total
+            for members in COMPONENT_GROUPS.values()
+        ]
+    )
+
+
 def nxct_fraction_slices(
     twin: Twin, n_slices: int, voxel_um: float, map_to_world: np.ndarray | None = None
 ) -> Iterator[tuple[int, Raster, dict[str, np.ndarray]]]:
