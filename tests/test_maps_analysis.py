@@ -123,6 +123,15 @@ def test_a_q_axis_that_gives_no_map_says_which_window_is_short(waxs: Reconstruct
         compute_maps(lines, MapsOptions())
 
 
+def test_a_radial_axis_not_in_inverse_angstrom_is_refused(waxs: Reconstruction) -> None:
+    """compute_maps took any reconstruction's axis for q in 1/A: the same values as 2theta
+    in degrees (q_units "2th_deg") covered the Table 1 windows and gave every phase map,
+    of 1.67-4.62 degrees, exit 0 (only run_maps checked the unit)."""
+    degrees = Reconstruction(waxs.data, waxs.q_A, waxs.x_um, waxs.y_um, q_units="2th_deg")
+    with pytest.raises(ValueError, match=r"'2th_deg', not 1/angstrom"):
+        compute_maps(degrees, STUDY)
+
+
 @pytest.mark.parametrize("kind", ["waxs", "saxs"])
 def test_channels_without_a_value_are_left_out_with_a_note(
     kind: str, request: pytest.FixtureRequest

@@ -579,10 +579,6 @@ class LineShape:
             windows = {name: TABLE1_WINDOWS[name] for name in GRAPHITE_PHASES}
         return window_integrals(q, self.lines(q), windows, shoulder_bins=0)
 
-    def line_areas(self, q: np.ndarray) -> np.ndarray:
-        """(3,) integral of each unit line over ``q`` (A^-1): amounts per unit height."""
-        return np.trapezoid(self.lines(q), q, axis=1)
-
 
 def fit_graphite_lines(q: np.ndarray, patterns: np.ndarray) -> LineShape:
     """Fit the graphite lines to mean patterns ``patterns`` (n_steps, n_q) on ``q`` (A^-1).

@@ -24,7 +24,13 @@ from jellyroll.maps.options import MapsOptions
 from jellyroll.maps.run import maps_key
 from jellyroll.operando import core
 from jellyroll.operando.options import OperandoOptions
-from jellyroll.operando.run import _saxs_zones, operando_key, run_operando, series_scans
+from jellyroll.operando.run import (
+    _saxs_zones,
+    operando_key,
+    profile_on,
+    run_operando,
+    series_scans,
+)
 from jellyroll.operando.timeline import build_timeline, read_potentiostat_log, soc_from_log
 from jellyroll.phantom.parameters import SIZES
 from jellyroll.phantom.twin import make_twin
@@ -978,3 +984,17 @@ def test_a_series_without_a_diode_refuses_a_step_turned_by_a_few_degrees(
     _edit_maps(runs[1], turned)
     with pytest.raises(ValueError, match=r"step 1\): .* turned by about -2\.[0-2] deg"):
         _analysed(series, runs)
+
+
+@given(st.integers(5, 60), st.booleans())
+def test_a_steps_profile_reads_the_same_on_a_descending_q_axis(n: int, descending: bool) -> None:
+    """A step's mean graphite profile is put on the first step's q whatever the order of its
+    own axis (an imported sinogram may store q descending, which reduce accepts): np.interp
+    on a descending axis returned a wrong profile (the lines fitted and every step's shares
+    with it), exit 0. Equal to the ascending reading to float rounding; NaN beyond the axis."""
+    q_step = np.linspace(1.6, 2.0, n)
+    profile = np.sin(7 * q_step) + q_step
+    q = np.linspace(1.55, 2.05, 41)
+    expected = np.interp(q, q_step, profile, left=np.nan, right=np.nan)
+    given_q, given_profile = (q_step[::-1], profile[::-1]) if descending else (q_step, profile)
+    np.testing.assert_allclose(profile_on(q, given_q, given_profile), expected, rtol=1e-12)

@@ -488,9 +488,7 @@ def analyse(
     # steps may be integrated on other q grids (the detector moved): one line shape fitted
     # on the first step's q, each step's window integrals unmixed on its own q
     q = qs[0]
-    profiles = [
-        np.interp(q, q_k, m, left=np.nan, right=np.nan) for q_k, m in zip(qs, means, strict=True)
-    ]
+    profiles = [profile_on(q, q_k, m) for q_k, m in zip(qs, means, strict=True)]
     lines = fit_graphite_lines(q, np.asarray(profiles))
     windows = [graphite_windows_of(maps) for maps in map_sets]
     amounts = np.stack(
@@ -592,6 +590,15 @@ def analyse(
         rotation_centre_mm=rotation_centre_mm,
         notes=notes,
     )
+
+
+def profile_on(q: np.ndarray, q_step: np.ndarray, profile: np.ndarray) -> np.ndarray:
+    """``profile`` (on ``q_step``, 1/A, in any order: an imported sinogram's q may descend)
+    interpolated linearly onto ``q`` (1/A), NaN beyond ``q_step``'s range. np.interp on a
+    descending axis returned a wrong profile without a word, and with it the graphite lines
+    fitted and every step's unmixed shares."""
+    order = np.argsort(q_step)
+    return np.interp(q, q_step[order], profile[order], left=np.nan, right=np.nan)
 
 
 def _check_step_maps(runs: list[Path], map_sets: list[MapSet], kind: str) -> None:
