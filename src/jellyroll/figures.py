@@ -365,7 +365,9 @@ def saxs_profiles_figure(
             axis.loglog(grid, fit.amplitude * grid**-fit.slope, color=colour, ls="--", lw=0.9)
         if fit.valid:
             axis.axvline(fit.q_star, color=colour, ls=":", lw=1)
-            axis.plot(fit.q_star, np.interp(fit.q_star, q, intensity), "o", color=colour)
+            order = np.argsort(q)  # np.interp needs it ascending; a SAXS q may descend
+            at_q_star = np.interp(fit.q_star, q[order], intensity[order])
+            axis.plot(fit.q_star, at_q_star, "o", color=colour)
     axis.set_xlabel("q (1/Å)")
     axis.set_ylabel("mean intensity (arb. units / µm)")
     axis.set_title("dashed: power-law fit; dotted: q* where the profile departs from it")
