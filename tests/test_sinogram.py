@@ -631,3 +631,19 @@ def test_a_half_acquisition_whose_conjugates_do_not_place_the_axis_is_refused() 
     )
     with pytest.raises(ValueError, match=r"too weakly to place the axis.*half acquisition"):
         estimate_rotation_centre(noisy, angles, 5.0 + t_um / 1000.0)
+
+
+@pytest.mark.parametrize("axis_ray", [3, 6, 12])
+def test_a_half_acquisition_with_a_gap_is_placed_by_its_conjugates(axis_ray: int) -> None:
+    """The half acquisition above with its last 33 deg lost (0-327 deg: a gap of 11 steps,
+    no full turn): the centre of mass, which assumes the sample in the field, put the axis
+    10.8, 9.3 and 4.3 steps off (noise-free) and the totals' spread read 4-8 %, exit 0. The
+    conjugate pairs of the 0-147 deg projections place it as in the full turn (within 0.1
+    step at 2 % noise, as there) and keep the totals within 0.1 % (0.03-0.05 % measured)."""
+    sinogram, angles, t_um = _half_acquisition(axis_ray)
+    keep = angles < 330.0
+    rng = np.random.default_rng(axis_ray)
+    noisy = sinogram + 0.02 * sinogram.max() * rng.standard_normal(sinogram.shape)
+    centre = estimate_rotation_centre(noisy[keep], angles[keep], 5.0 + t_um / 1000.0)
+    assert centre == pytest.approx(5.0, abs=0.1 * HALF_STEP_UM / 1000.0)
+    assert projection_totals_spread(sinogram[keep], angles[keep], t_um) < 0.001

@@ -331,6 +331,31 @@ def is_full_turn(angles_deg: np.ndarray) -> bool:
     return float(gaps.max()) <= FULL_TURN_GAP * float(np.median(gaps))
 
 
+MAX_TURN_GAP_DEG = 90.0
+"""Widest gap (deg, modulo 360) of a scan over more than a half turn that still sees the
+lines beyond a half acquisition's short side from both sides of the sample (a gap of ``G``
+leaves such a line ``G`` of its 180 deg of directions unmeasured: no more than
+:data:`~jellyroll.recon.geometry.MIN_COVERAGE_DEG` may lack)."""
+
+
+def sees_both_sides(angles_deg: np.ndarray) -> bool:
+    """Whether the finite ``angles_deg`` cover a full turn
+    (:func:`is_full_turn`) or one with a gap (modulo 360) of at most
+    :data:`MAX_TURN_GAP_DEG`: a half acquisition's lines beyond the short side are then
+    measured, once, over most of their directions, and its map covers the disk the long
+    side reaches (a turn whose last 15 deg were lost was taken for a half turn: its map,
+    the scanned width about the axis, cut the sample off, and FBP read 1.3-2.5 times the
+    truth, exit 0)."""
+    angles_deg = np.asarray(angles_deg, dtype=np.float64)
+    if is_full_turn(angles_deg):
+        return True
+    folded = np.unique(np.mod(angles_deg[np.isfinite(angles_deg)], 360.0))
+    if folded.size < 3:
+        return False
+    gaps = np.diff(np.r_[folded, folded[0] + 360.0])
+    return float(gaps.max()) <= MAX_TURN_GAP_DEG
+
+
 def redundancy_weights(t_um: np.ndarray) -> np.ndarray:
     """Share ``(n_t,)`` of each ray ``t_um`` (um from the axis, ascending) in the line it
     measures in a full turn: 1 beyond the short side (measured once), and across the band

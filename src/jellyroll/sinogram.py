@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from numba import njit, prange
 
-from jellyroll.conventions import is_full_turn, parabola_vertex, redundancy_weights
+from jellyroll.conventions import parabola_vertex, redundancy_weights, sees_both_sides
 
 UNPLACED = -1
 """``angle_index`` and ``translation_index`` of a frame that is not placed (both axes)."""
@@ -674,7 +674,9 @@ def estimate_rotation_centre(
     steps leave every projection with holes) projections with at most ``max_missing`` of
     their cells missing are used with the holes filled by linear interpolation along the
     translation.
-    A full turn (:func:`~jellyroll.conventions.is_full_turn`) is not assumed to keep the
+    A full turn, or one with a gap (:func:`~jellyroll.conventions.sees_both_sides`: a
+    half acquisition whose last 33 deg were lost had its axis put 5.8 steps off by the
+    centre of mass, exit 0), is not assumed to keep the
     sample inside the field (a half acquisition, the axis near one end of the lines, sees
     it from both sides in turn): its centre is where each projection matches the one
     180 deg on, mirrored (:func:`_conjugate_centre`); the centre of mass put a half
@@ -689,7 +691,7 @@ def estimate_rotation_centre(
             "need at least 3 projections without missing cells (or with at most "
             f"{max_missing:.0%} missing) to find the rotation centre"
         )
-    if is_full_turn(np.asarray(rotation_angle_deg)[complete]):
+    if sees_both_sides(np.asarray(rotation_angle_deg)[complete]):
         centre = _conjugate_centre(sinogram, complete, rotation_angle_deg, translation_mm)
         if centre is not None:
             return centre
@@ -1042,7 +1044,8 @@ def projection_totals_spread(
 ) -> float:
     """Standard deviation over mean of the totals of the complete projections of ``image``
     (n_angles, n_t; rays at ``t_um`` from the axis): a sample inside the scanned field gives
-    every angle the same total (the zeroth Helgason-Ludwig condition). In a full turn, each
+    every angle the same total (the zeroth Helgason-Ludwig condition). In a full turn (or
+    one with a gap, :func:`~jellyroll.conventions.sees_both_sides`), each
     projection's rays weighted by their share of the line
     (:func:`~jellyroll.conventions.redundancy_weights`), summed with the projection's
     conjugate half a turn on: a half acquisition sees part of the sample at each angle and
@@ -1050,7 +1053,7 @@ def projection_totals_spread(
     sample left the field). 0 with fewer than 3 complete projections or pairs, or a total
     that is not positive."""
     complete = np.isfinite(image).all(axis=1)
-    if is_full_turn(np.asarray(rotation_angle_deg)[np.isfinite(image).any(axis=1)]):
+    if sees_both_sides(np.asarray(rotation_angle_deg)[np.isfinite(image).any(axis=1)]):
         shares = np.nansum(image * redundancy_weights(t_um)[None, :], axis=1)
         pairs = _conjugate_pairs(complete, rotation_angle_deg)
         totals, complete = shares[pairs[:, 0]] + shares[pairs[:, 1]], np.ones(len(pairs), bool)

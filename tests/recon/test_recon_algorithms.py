@@ -401,3 +401,53 @@ def test_two_quarter_turns_with_empty_rows_between_are_no_full_turn() -> None:
     geometry = ParallelGeometry.from_scan(angles, t_mm, 0.0, measured=measured)
     assert geometry.shape == (40, 40)
     assert ParallelGeometry.from_scan(angles, t_mm, 0.0).shape == (44, 44)  # all 72: a turn
+
+
+def test_a_half_acquisition_with_a_gap_is_mapped_whole_and_refused_by_fbp() -> None:
+    """The half acquisition above (the axis 5 rays from one end of 33) with its last 33 deg
+    lost (0-327 deg, a gap of 11 steps: no full turn) was taken for a half turn: its map, the
+    scanned width about the axis (33 pixels), cut the disk off; within 14 pixels of the axis
+    FBP read 2.13 times the truth and SART's pixels ran from -6.2 to +8.0 times the level
+    (2.2 rms), exit 0. Now the map covers the long side's disk and
+    SART's error is within twice the full turn's (20 sweeps: 0.052 of the level rms against
+    0.037; the mean within 1 %, 0.1 % measured). FBP, whose lines beyond the short side lack
+    the gap's directions (0.57 of the level rms), is refused, naming SART."""
+    angles, scans, truth = _offset_axis_scans()
+    keep = angles < 330.0
+    t_mm, sinogram = scans["half"]
+    geometry = ParallelGeometry.from_scan(angles[keep], t_mm, 0.0)
+    assert geometry.shape == (56, 56)
+    found = np.asarray(reconstruct(sinogram[keep], geometry, "sart", 20, low_rank=False).data)
+    truth = truth[4:-4, 4:-4]
+    yy, xx = np.mgrid[:56, :56] - 27.5
+    inside = xx**2 + yy**2 < 22**2
+    level = 1e-3
+    assert found[..., 0][inside].mean() == pytest.approx(truth[inside].mean(), rel=0.01)
+    assert np.sqrt(np.mean((found[..., 0] - truth)[inside] ** 2)) < 0.075 * level
+    with pytest.raises(ValueError, match=r"gap of 33 deg.*short side.*sart"):
+        reconstruct(sinogram[keep], geometry, "fbp")
+
+
+@pytest.mark.parametrize("backend", ["jellyroll", "astra"])
+def test_fbp_of_a_turn_with_a_gap_whose_sample_stays_within_the_short_side(backend: str) -> None:
+    """The same disk scanned with the axis 2 rays off the middle (26 rays on one side, 28 on
+    the other: the disk of radius 25 within both) over 0-327 deg: FBP weights the rays by
+    their share of the line where a conjugate was measured, and its map is as good as the
+    full turn's (0.060 of the level rms for both; 1.1 times allows float32 filtering), as
+    the half-turn weighting made it before: a guard of the weighting, not of a bug."""
+    angles, _, truth = _offset_axis_scans()
+    n, step = truth.shape[0], 10.0
+    t_um = np.arange(-26, 28) * step + step / 2
+    sinogram = forward(
+        ParallelGeometry(angles, t_um[0], step, t_um.size, (n, n), step), truth[..., None]
+    )
+    errors = {}
+    for name, keep in (("gap", angles < 330.0), ("full", angles < 360.0)):
+        geometry = ParallelGeometry.from_scan(angles[keep], t_um / 1000.0, 0.0)
+        found = reconstruct(sinogram[keep], geometry, "fbp", backend=backend, low_rank=False)
+        cut = (geometry.shape[0] - 50) // 2  # the middle 50 pixels, about the axis
+        mapped = np.asarray(found.data)[cut : cut + 50, cut : cut + 50, 0]
+        yy, xx = np.mgrid[:50, :50] - 24.5
+        inside = xx**2 + yy**2 < 22**2
+        errors[name] = np.sqrt(np.mean((mapped - truth[7:-7, 7:-7])[inside] ** 2))
+    assert errors["gap"] <= 1.1 * errors["full"]

@@ -22,7 +22,7 @@ import numpy as np
 from jellyroll.conventions import row_slabs
 from jellyroll.io.scratch import VolumeFactory
 from jellyroll.recon.astra_backend import astra_reconstruct
-from jellyroll.recon.fbp import fbp
+from jellyroll.recon.fbp import check_gapped_turn, fbp, is_gapped_turn
 from jellyroll.recon.geometry import MIN_COVERAGE_DEG, ParallelGeometry, angular_coverage_deg
 from jellyroll.recon.iterative import check_relaxation, sart, sirt
 from jellyroll.recon.lowrank import DEFAULT_ENERGY, LowRank, compress, compress_noisy, expand
@@ -371,6 +371,12 @@ def reconstruct(
     if sino.shape[:2] != (geometry.n_angles, geometry.n_t):
         wanted = (geometry.n_angles, geometry.n_t)
         raise ValueError(f"sinogram is {sino.shape}, the geometry wants ({wanted}, nc)")
+    if method == "fbp" and is_gapped_turn(geometry.angles_deg):  # before any work
+        totals = np.zeros(sino.shape[:2])  # the channels summed, a slab of rows at a time
+        for rows, slab in row_slabs(sino):
+            totals[rows] = slab.sum(axis=2, dtype=np.float64)
+        measured = np.isfinite(totals).any(axis=1)  # rows of missing frames left out
+        check_gapped_turn(geometry.subset(measured), totals[measured])
     engine = "jellyroll" if backend == "auto" else backend
     # FBP is linear and its clipping a last step (done once, below); SART/SIRT clip every update
     clip_updates = nonnegative and method != "fbp"

@@ -31,11 +31,19 @@ from dataclasses import replace
 import numpy as np
 import scipy.fft
 
-from jellyroll.conventions import is_full_turn, redundancy_weights
+from jellyroll.conventions import is_full_turn, redundancy_weights, sees_both_sides
 from jellyroll.recon.geometry import ParallelGeometry
 from jellyroll.recon.projector import AngleTable, as_block, gather
 
-__all__ = ["angular_weights", "fbp", "fill_missing", "ramp_filter"]
+__all__ = [
+    "angular_weights",
+    "check_gapped_turn",
+    "conjugate_projections",
+    "fbp",
+    "fill_missing",
+    "is_gapped_turn",
+    "ramp_filter",
+]
 
 
 def angular_weights(angles_deg: np.ndarray, period_deg: float = 180.0) -> np.ndarray:
@@ -103,15 +111,110 @@ def filtered_projections(
     vanish there, and the pixels that project there need them (summed modulo 180 deg over
     the measured rays alone, a half acquisition's map was twice the truth, exit 0)."""
     filled = fill_missing(sinogram, mask)
-    period = 180.0
     if is_full_turn(geometry.angles_deg):
-        period = 360.0
         filled *= redundancy_weights(geometry.t_um)[None, :, None].astype(np.float32)
         geometry, filled = _symmetric_rays(geometry, filled)
-    weights = angular_weights(geometry.angles_deg, period)
+        weights = angular_weights(geometry.angles_deg, 360.0)
+    elif is_gapped_turn(geometry.angles_deg):  # weights in the rays, before the filter
+        filled *= _gapped_turn_weights(geometry)[..., None].astype(np.float32)
+        geometry, filled = _symmetric_rays(geometry, filled)
+        weights = np.ones(geometry.n_angles)
+    else:
+        weights = angular_weights(geometry.angles_deg, 180.0)
     weights *= geometry.t_step_um / geometry.pixel_size_um**2
     filtered = ramp_filter(filled, geometry.t_step_um)
     return geometry, filtered * weights[:, None, None].astype(np.float32)
+
+
+def conjugate_projections(angles_deg: np.ndarray) -> np.ndarray:
+    """Index ``(n_angles,)`` of the projection half a turn from each (within half the
+    median step between the distinct angles modulo 360 deg), -1 where there is none."""
+    angles = np.mod(np.asarray(angles_deg, dtype=np.float64), 360.0)
+    distinct = np.unique(angles)
+    if distinct.size < 2:
+        return np.full(angles.size, -1, dtype=np.intp)
+    step = float(np.median(np.diff(distinct)))
+    gap = np.abs(np.mod(angles[None, :] - angles[:, None], 360.0) - 180.0)
+    nearest = np.argmin(gap, axis=1)
+    found = gap[np.arange(angles.size), nearest] <= 0.5 * step
+    return np.where(found, nearest, -1)
+
+
+GAPPED_BEYOND_SHARE = 0.05
+"""Largest value of a turn with a gap beyond the band measured from both sides, as a share
+of its largest, that FBP reconstructs: the sample then lies within the short side's reach
+and its lines are measured over every direction."""
+
+
+GAPPED_BEYOND_RAYS = 3
+"""Fewest rays beyond the band measured from both sides for that check: an axis a ray or
+two off the middle of the lines leaves too few for streaks, whatever lies there (a level of
+air scattering left at the line ends)."""
+
+
+def is_gapped_turn(angles_deg: np.ndarray) -> bool:
+    """Whether ``angles_deg`` make a turn with a gap: not a full turn
+    (:func:`~jellyroll.conventions.is_full_turn`), but one seeing the lines beyond a half
+    acquisition's short side from both sides (:func:`~jellyroll.conventions.sees_both_sides`)."""
+    return not is_full_turn(angles_deg) and sees_both_sides(angles_deg)
+
+
+def check_gapped_turn(geometry: ParallelGeometry, totals: np.ndarray) -> None:
+    """ValueError when ``geometry``'s angles make a turn with a gap
+    (:func:`~jellyroll.conventions.sees_both_sides`, not a full turn) and the sample
+    reaches beyond the short side of the lines: ``totals`` ``(n_angles, n_t)`` (the
+    channels summed, NaN = missing) over :data:`GAPPED_BEYOND_SHARE` of their largest on
+    :data:`GAPPED_BEYOND_RAYS` rays or more there.
+    The lines there whose only copy fell in the gap are missing over the gap's directions,
+    and FBP streaks (a half acquisition, the axis 5 rays from the end of 33, whose last
+    33 deg were lost: 0.57 of the level rms against 0.06 for the full turn; SART 0.05)."""
+    angles = geometry.angles_deg
+    if not is_gapped_turn(angles):
+        return
+    t = geometry.t_um
+    reach = min(-t[0], t[-1])
+    beyond = np.abs(t) > reach + 0.5 * geometry.t_step_um
+    magnitude = np.abs(np.where(np.isfinite(totals), totals, 0.0))
+    if beyond.sum() < GAPPED_BEYOND_RAYS or not magnitude.max() > 0:
+        return
+    share = float(magnitude[:, beyond].max() / magnitude.max())
+    if share > GAPPED_BEYOND_SHARE:
+        folded = np.unique(np.mod(angles, 360.0))
+        gap = float(np.max(np.diff(np.r_[folded, folded[0] + 360.0])))
+        raise ValueError(
+            f"the projections leave a gap of {gap:.3g} deg in the turn and the sample "
+            f"reaches beyond the short side of the lines ({reach:.4g} um from the axis; "
+            f"{share:.0%} of the largest value lies beyond): the lines there are seen from "
+            "one side only and the gap leaves some of their directions unmeasured, which "
+            "FBP streaks over the map; reconstruct with method sart or sirt, or measure "
+            "the full turn"
+        )
+
+
+def _gapped_turn_weights(geometry: ParallelGeometry) -> np.ndarray:
+    """Weight (rad) ``(n_angles, n_t)`` of every ray of a turn with a gap
+    (:func:`~jellyroll.conventions.sees_both_sides`, not a full turn): its angular
+    interval times its share of the line.
+
+    Across the band measured from both sides (``|t| <= T``, ``T`` the short side's reach) a
+    projection with a conjugate half a turn on shares the lines with it
+    (:func:`~jellyroll.conventions.redundancy_weights`), one without (its conjugate in the
+    gap) holds them alone; the interval is its direction's modulo 180 deg, its conjugate's
+    added (the two split their common direction's). Beyond the band every line is measured
+    once: the interval is the projection's modulo 360 deg, the gap's going to its
+    neighbours, as in a full turn. (Weighted over 360 deg everywhere, the band's lines
+    beside the gap, measured from the other side as well, read 14-19 % high on a disk with
+    a 33 deg gap; with the gap left empty beyond the band, 5-11 %.)"""
+    interval = angular_weights(geometry.angles_deg, 180.0)
+    conjugate = conjugate_projections(geometry.angles_deg)
+    paired = conjugate >= 0
+    line = interval + np.where(paired, interval[np.maximum(conjugate, 0)], 0.0)
+    shares = np.where(paired[:, None], redundancy_weights(geometry.t_um)[None, :], 1.0)
+    weights = line[:, None] * shares
+    t = geometry.t_um
+    beyond = np.abs(t) > min(-t[0], t[-1])
+    weights[:, beyond] = angular_weights(geometry.angles_deg, 360.0)[:, None]
+    return weights
 
 
 def _symmetric_rays(

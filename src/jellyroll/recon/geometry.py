@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from jellyroll.conventions import is_full_turn, pixel_centres_um
+from jellyroll.conventions import pixel_centres_um, sees_both_sides
 
 __all__ = ["ParallelGeometry"]
 
@@ -143,7 +143,7 @@ class ParallelGeometry:
         if shape is None:  # the scanned width t.size * step, to rounding of the fitted step
             width = t.size * step
             angles = np.asarray(angles_deg, dtype=np.float64)
-            if is_full_turn(angles if measured is None else angles[measured]):
+            if sees_both_sides(angles if measured is None else angles[measured]):
                 # a half acquisition sees the disk of its longer side: the scanned width
                 # centred on the axis cut it off (its map 4 times the truth, exit 0)
                 width = max(width, 2.0 * max(-t0, t0 + (t.size - 1) * step) + step)
