@@ -29,7 +29,7 @@ import numba
 import numpy as np
 
 from jellyroll import __version__
-from jellyroll.conventions import is_full_turn, per_angstrom, unit_text
+from jellyroll.conventions import per_angstrom, sees_both_sides, unit_text
 from jellyroll.io.lock import output_lock
 from jellyroll.io.nexus import nx_group, set_default
 from jellyroll.io.poni import PoniError
@@ -940,15 +940,17 @@ def _air_ends(
     """The line ends taken as air (translation indices) and why they are not air
     (:func:`air_columns_problem`; None when they are): the air subtraction and the
     attenuation's reference both take them as air. Both ends (:func:`edge_columns`); in a
-    full turn one end alone when only that one is air: a half acquisition (the axis near
-    the other end, which lies in the sample) lost its attenuation and air subtraction."""
+    full turn (or one with a gap the reconstruction maps whole,
+    :func:`~jellyroll.conventions.sees_both_sides`) one end alone when only that one is
+    air: a half acquisition (the axis near the other end, which lies in the sample) lost
+    its attenuation and air subtraction."""
     total = np.empty(count.shape)
     for row in range(count.shape[0]):
         with np.errstate(invalid="ignore", divide="ignore"):
             total[row] = np.sum(sums[row], axis=1) / count[row]  # NaN: missing cell
     both = edge_columns(count.shape[1])
     problem = air_columns_problem(total, transmission, both)
-    if problem is None or not is_full_turn(rotation_angle_deg):
+    if problem is None or not sees_both_sides(rotation_angle_deg):
         return both, problem
     half = both.size // 2
     for end in (both[:half], both[half:]):
