@@ -218,6 +218,43 @@ def test_projections_whose_totals_vary_with_the_angle_are_noted(
     assert (spread > 0.3) if swapped else (spread < 0.02)  # for the maps' note and the report
 
 
+HALF_CHANNELS = np.array([1.0, 2.0, 0.5], np.float32)
+"""The disk's level in each q channel of :func:`_half_acquisition` (x 1e-3 per um)."""
+
+
+def _half_acquisition(angles: np.ndarray, channels: np.ndarray = HALF_CHANNELS) -> dict:
+    """Datasets of a sinogram file: a disk of radius 30 pixels (10 um; 1e-3 per um times each
+    of ``channels``, q 1.0, 1.5, 2.0 1/A) scanned at ``angles`` (deg) along 40 translations
+    whose axis lies 6 from one end (3 mm on the stage), the disk reaching 34 pixels on the
+    long side; no centre recorded."""
+    n, step_um = 72, 10.0
+    yy, xx = np.mgrid[:n, :n] - (n - 1) / 2
+    disk = xx**2 + yy**2 < 30**2
+    t_um = (np.arange(40) - 6) * step_um + step_um / 2
+    geometry = ParallelGeometry(angles, t_um[0], step_um, t_um.size, (n, n), step_um)
+    projections = forward(geometry, (disk * 1e-3)[..., None].astype(np.float32))
+    data = projections * channels
+    return {
+        "data": data,
+        "errors": np.full_like(data, 0.01),
+        "rotation_angle": angles,
+        "translation": 3.0 + t_um / 1000.0,
+        "q": np.array([1.0, 1.5, 2.0])[: channels.size],
+    }
+
+
+def _assert_the_long_sides_disk(run: Path) -> None:
+    """The reconstruction of :func:`_half_acquisition` in ``run``: its axis at 3 mm (a tenth
+    of a step), the map the long side's disk (68 pixels), the disk's level in each channel
+    inside it (mean within 2 %: SART after 10 sweeps, FBP's pixelation)."""
+    found = read_reconstruction(run)
+    assert found.attrs["rotation_centre_mm"] == pytest.approx(3.0, abs=0.001)
+    assert found.data.shape == (68, 68, 3)
+    yy, xx = np.mgrid[:68, :68] - 33.5
+    inside = xx**2 + yy**2 < 27**2
+    np.testing.assert_allclose(found.data[inside].mean(axis=0) / 1e-3, HALF_CHANNELS, rtol=0.02)
+
+
 @pytest.mark.parametrize("method", ["fbp", "sart"])
 def test_a_half_acquisition_without_a_centre_is_reconstructed(tmp_path: Path, method) -> None:
     """A full turn whose axis lies 6 translations from one end of 40 (half acquisition;
@@ -227,31 +264,11 @@ def test_a_half_acquisition_without_a_centre_is_reconstructed(tmp_path: Path, me
     Now the axis comes from the conjugate projections, the map covers the long side's disk
     (68 pixels), and both methods give the disk's level inside it: mean within 2 % (SART
     after 10 sweeps, FBP's pixelation), no note that the sample leaves the field."""
-    n, step_um = 72, 10.0
-    yy, xx = np.mgrid[:n, :n] - (n - 1) / 2
-    disk = xx**2 + yy**2 < 30**2
-    angles = np.arange(0.0, 360.0, 3.0)
-    t_um = (np.arange(40) - 6) * step_um + step_um / 2
-    geometry = ParallelGeometry(angles, t_um[0], step_um, t_um.size, (n, n), step_um)
-    projections = forward(geometry, (disk * 1e-3)[..., None].astype(np.float32))
-    data = projections * np.array([1.0, 2.0, 0.5], np.float32)  # three q channels
-    datasets = {
-        "data": data,
-        "errors": np.full_like(data, 0.01),
-        "rotation_angle": angles,
-        "translation": 3.0 + t_um / 1000.0,  # the axis at 3 mm on the stage
-        "q": np.array([1.0, 1.5, 2.0]),
-    }
+    datasets = _half_acquisition(np.arange(0.0, 360.0, 3.0))
     result, run = _chain(tmp_path, datasets, "--method", method, "--iterations", "10")
     assert result.exit_code == 0, result.output
     assert "the projections' totals vary" not in " ".join(result.output.split())
-    found = read_reconstruction(run)
-    assert found.attrs["rotation_centre_mm"] == pytest.approx(3.0, abs=0.1 * step_um / 1000)
-    assert found.data.shape == (68, 68, 3)
-    yy, xx = np.mgrid[:68, :68] - 33.5
-    inside = xx**2 + yy**2 < 27**2
-    levels = found.data[inside].mean(axis=0) / 1e-3
-    np.testing.assert_allclose(levels, [1.0, 2.0, 0.5], rtol=0.02)
+    _assert_the_long_sides_disk(run)
 
 
 @pytest.mark.parametrize("method", ["fbp", "sart"])
@@ -263,21 +280,7 @@ def test_a_half_acquisition_with_a_gap_is_reconstructed_or_refused(tmp_path: Pat
     conjugates, SART maps the long side's disk (mean within 2 %, as above), and FBP, whose
     lines beyond the short side lack the gap's directions, is refused naming the run file
     and SART."""
-    n, step_um = 72, 10.0
-    yy, xx = np.mgrid[:n, :n] - (n - 1) / 2
-    disk = xx**2 + yy**2 < 30**2
-    angles = np.arange(0.0, 330.0, 3.0)
-    t_um = (np.arange(40) - 6) * step_um + step_um / 2
-    geometry = ParallelGeometry(angles, t_um[0], step_um, t_um.size, (n, n), step_um)
-    projections = forward(geometry, (disk * 1e-3)[..., None].astype(np.float32))
-    data = projections * np.array([1.0, 2.0, 0.5], np.float32)
-    datasets = {
-        "data": data,
-        "errors": np.full_like(data, 0.01),
-        "rotation_angle": angles,
-        "translation": 3.0 + t_um / 1000.0,
-        "q": np.array([1.0, 1.5, 2.0]),
-    }
+    datasets = _half_acquisition(np.arange(0.0, 330.0, 3.0))
     result, run = _chain(tmp_path, datasets, "--method", method, "--iterations", "10")
     if method == "fbp":
         assert result.exit_code != 0
@@ -285,13 +288,7 @@ def test_a_half_acquisition_with_a_gap_is_reconstructed_or_refused(tmp_path: Pat
         assert "run.h5" in said and "gap of 33 deg" in said and "sart" in said, said
         return
     assert result.exit_code == 0, result.output
-    found = read_reconstruction(run)
-    assert found.attrs["rotation_centre_mm"] == pytest.approx(3.0, abs=0.1 * step_um / 1000)
-    assert found.data.shape == (68, 68, 3)
-    yy, xx = np.mgrid[:68, :68] - 33.5
-    inside = xx**2 + yy**2 < 27**2
-    levels = found.data[inside].mean(axis=0) / 1e-3
-    np.testing.assert_allclose(levels, [1.0, 2.0, 0.5], rtol=0.02)
+    _assert_the_long_sides_disk(run)
 
 
 def test_a_half_turn_whose_sample_reaches_past_one_end_of_the_lines_is_said(
@@ -303,20 +300,7 @@ def test_a_half_turn_whose_sample_reaches_past_one_end_of_the_lines_is_said(
     steps from the projections' centre of mass (which the cut moves), and the maps read
     1.3-2.5 times the level (FBP) or 0.7-1.8 (SART), exit 0. The reconstruction now says
     that the first end of the lines lies in the sample (a note and a warning)."""
-    n, step_um = 72, 10.0
-    yy, xx = np.mgrid[:n, :n] - (n - 1) / 2
-    disk = xx**2 + yy**2 < 30**2
-    angles = np.arange(0.0, 180.0, 3.0)
-    t_um = (np.arange(40) - 6) * step_um + step_um / 2
-    geometry = ParallelGeometry(angles, t_um[0], step_um, t_um.size, (n, n), step_um)
-    data = forward(geometry, (disk * 1e-3)[..., None].astype(np.float32))
-    datasets = {
-        "data": data,
-        "errors": np.full_like(data, 0.01),
-        "rotation_angle": angles,
-        "translation": 3.0 + t_um / 1000.0,
-        "q": np.array([1.0]),
-    }
+    datasets = _half_acquisition(np.arange(0.0, 180.0, 3.0), np.ones(1, np.float32))
     result, _ = _chain(tmp_path, datasets, "--rotation-centre", "3.0")
     assert result.exit_code == 0, result.output
     said = " ".join(result.output.split())
