@@ -369,3 +369,23 @@ def test_without_layers_the_study_beam_is_used_and_said_to_be() -> None:
     assert found.summary["psf_fwhm_um"] == 20.0 and found.summary["psf_measured"] == 0
     assert np.isnan(found.summary["psf_measured_fwhm_um"])
     assert any(note.startswith("PSF of the SAXS map not measured") for note in found.notes)
+
+
+@pytest.mark.parametrize(("analysis", "sustain"), [("jellyroll", 0.1), ("study", 0.0)])
+def test_the_region_dstar_takes_the_rule_the_d_star_map_was_made_with(
+    tmp_path: Path, analysis: str, sustain: float
+) -> None:
+    """The diagnosis records the d* keywords of the SAXS run's d* map for the report's
+    region-averaged d*: the overrides alone left out the jellyroll analysis's lasting
+    departure (``sustain_fraction``), so the regions took the study's single-point rule
+    beside a map made with the lasting one. Now both from ``maps.core.dstar_keywords``."""
+    import json
+
+    from jellyroll.defects.run import _maps_dstar_parameters
+
+    run = tmp_path / "saxs.h5"
+    with h5py.File(stage_file(run, "maps"), "w") as f:
+        record = {"configuration": {"analysis": analysis, "dstar": {"tolerance": 0.08}}}
+        f["/entry/provenance/maps"] = json.dumps(record)
+    keywords = _maps_dstar_parameters({"saxs": run})
+    assert keywords == {"tolerance": 0.08, "sustain_fraction": sustain}

@@ -40,8 +40,8 @@ from jellyroll.defects.regions import defect_share, region_masks, region_profile
 from jellyroll.defects.resolution import STUDY_PSF_FWHM_UM, estimate_psf
 from jellyroll.io.lock import output_lock
 from jellyroll.io.provenance import provenance_record
-from jellyroll.maps.core import UNCOVERED, graphite_windows_of
-from jellyroll.maps.options import DstarOptions
+from jellyroll.maps.core import UNCOVERED, dstar_keywords, graphite_windows_of
+from jellyroll.maps.options import DstarOptions, MapsOptions
 from jellyroll.phases import fit_graphite_lines
 from jellyroll.results import (
     GRAPHITE_PHASE_MAPS,
@@ -138,10 +138,13 @@ def run_diagnose(
 
 
 def _maps_dstar_parameters(runs: dict[str, Path]) -> dict[str, float | int] | None:
-    """The overrides of the study's d* parameters the SAXS run's d* map was made with (its
-    maps stage's provenance), for the d* of the region-averaged profiles: fitted with the
+    """The keywords of the d* method the SAXS run's d* map was made with (its maps stage's
+    provenance, through :func:`~jellyroll.maps.core.dstar_keywords`: the overrides and the
+    analysis's lasting rule), for the d* of the region-averaged profiles: fitted with the
     study's instead, the demo's aged regular anode read 13.8 nm beside a median d* of
-    21.0 nm made at a tolerance of 8 %. None when the record does not say."""
+    21.0 nm made at a tolerance of 8 %; with the overrides alone the regions took the
+    study's single-point departure beside a map made with the lasting one. None when the
+    record does not say."""
     if "saxs" not in runs:
         return None
     with h5py.File(stage_file(runs["saxs"], "maps"), "r") as f:
@@ -151,7 +154,10 @@ def _maps_dstar_parameters(runs: dict[str, Path]) -> dict[str, float | int] | No
         except (TypeError, ValueError):
             record = {}
     made = record.get("configuration", {}) if isinstance(record, dict) else {}
-    return DstarOptions(**made["dstar"]).overrides() if "dstar" in made else None
+    if "dstar" not in made:
+        return None
+    analysis = made.get("analysis", MapsOptions.model_fields["analysis"].default)
+    return dstar_keywords(MapsOptions(analysis=analysis, dstar=DstarOptions(**made["dstar"])))
 
 
 def _graphite_crosstalk(
