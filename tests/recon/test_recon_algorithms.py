@@ -451,3 +451,17 @@ def test_fbp_of_a_turn_with_a_gap_whose_sample_stays_within_the_short_side(backe
         inside = xx**2 + yy**2 < 22**2
         errors[name] = np.sqrt(np.mean((mapped - truth[7:-7, 7:-7])[inside] ** 2))
     assert errors["gap"] <= 1.1 * errors["full"]
+
+
+def test_fbp_of_a_turn_with_a_gap_is_refused_beside_a_channel_without_a_value() -> None:
+    """The gapped half acquisition above with a second channel without any value (an empty
+    q bin, which the engine maps as blank): summed plainly, every projection's total was
+    NaN, no projection was left to judge, and FBP ran (its lines beyond the short side
+    lacking the gap's directions), exit 0. The channels with a value are summed now."""
+    angles, scans, _ = _offset_axis_scans()
+    keep = angles < 330.0
+    t_mm, sinogram = scans["half"]
+    empty = np.full_like(sinogram[keep], np.nan)
+    geometry = ParallelGeometry.from_scan(angles[keep], t_mm, 0.0)
+    with pytest.raises(ValueError, match=r"gap of 33 deg.*short side.*sart"):
+        reconstruct(np.concatenate([sinogram[keep], empty], axis=2), geometry, "fbp")

@@ -372,10 +372,13 @@ def reconstruct(
         wanted = (geometry.n_angles, geometry.n_t)
         raise ValueError(f"sinogram is {sino.shape}, the geometry wants ({wanted}, nc)")
     if method == "fbp" and is_gapped_turn(geometry.angles_deg):  # before any work
-        totals = np.zeros(sino.shape[:2])  # the channels summed, a slab of rows at a time
+        # the channels with a value summed, a slab of rows at a time (a plain sum: one empty
+        # channel made every total NaN, no projection was left, and the check passed)
+        totals = np.zeros(sino.shape[:2])
+        measured = np.zeros(sino.shape[0], bool)  # rows of missing frames left out
         for rows, slab in row_slabs(sino):
-            totals[rows] = slab.sum(axis=2, dtype=np.float64)
-        measured = np.isfinite(totals).any(axis=1)  # rows of missing frames left out
+            totals[rows] = np.nansum(slab, axis=2, dtype=np.float64)
+            measured[rows] = np.isfinite(slab).any(axis=(1, 2))
         check_gapped_turn(geometry.subset(measured), totals[measured])
     engine = "jellyroll" if backend == "auto" else backend
     # FBP is linear and its clipping a last step (done once, below); SART/SIRT clip every update
