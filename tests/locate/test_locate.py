@@ -898,3 +898,23 @@ def test_a_reconstructions_circle_inside_a_wider_array_is_placed_as_the_intact(
     (height, rotation, shift), intact = errors[1], errors[0]
     assert abs(height - intact[0]) < 0.5 and abs(shift - intact[2]) < 0.5
     assert abs(rotation - intact[1]) < 0.05
+
+
+@pytest.mark.parametrize("planes", [slice(0, 2), slice(-2, None)], ids=["bottom", "top"])
+def test_blank_padding_planes_are_placed_as_not_measured_ones(
+    twin: Twin, tmp_path: Path, planes: slice
+) -> None:
+    """Two end planes of one value (0: a stack padded to a fixed number of slices, as the
+    registration reads them) were black material to locate, as NaN ones were (the
+    registration's padding moved it 25-34 um): placement 1 landed 19.6 um (bottom) and
+    13.9 um (top) from where the same planes as NaN put it, exit 0. Now blank end planes
+    end the stack as NaN ones do: the same placement, to float rounding."""
+    volume, _ = placed_xray(twin, 1)
+    found = []
+    for value in (np.nan, 0.0):
+        padded = volume.astype(np.float32, copy=True)
+        padded[planes] = value
+        path = write_tiff_stack(tmp_path / f"padded_{value}.tif", padded, VOXEL_UM)
+        with open_volume(path) as source:
+            found.append(locate_slice(twin.mu_xray_per_um, twin.pixel_size_um, source, VOXEL_UM))
+    np.testing.assert_allclose(found[1].map_to_xct, found[0].map_to_xct, atol=1e-6)

@@ -47,6 +47,7 @@ from scipy import ndimage, optimize, spatial
 
 from jellyroll.conventions import field_of_view
 from jellyroll.nxct.register import (
+    _blank,
     _find_axis_coarse,
     _peak,
     _polar_samples,
@@ -998,7 +999,8 @@ class _Planes:
 
 def _measured_planes(volume: Any, name: str) -> tuple[int, int]:
     """The first and one past the last plane of ``volume`` (nz, ny, nx) measured (not NaN
-    or inf) over at least :data:`MIN_LEVEL_MEASURED` of its field of view
+    or inf, and not blank: a stack's padding of one value, as the registration reads it)
+    over at least :data:`MIN_LEVEL_MEASURED` of its field of view
     (:func:`~jellyroll.conventions.field_of_view`: a reconstruction's NaN outside its
     circle lies outside it); the end planes are read one by one until one is. ValueError
     naming ``name`` when none is."""
@@ -1006,9 +1008,11 @@ def _measured_planes(volume: Any, name: str) -> tuple[int, int]:
     if 0 in volume.shape[1:]:
         return 0, nz
 
-    def measured(k: int) -> bool:
-        finite = np.isfinite(np.asarray(volume[k], dtype=np.float32))
-        return float(finite[field_of_view(finite)].mean()) >= MIN_LEVEL_MEASURED
+    def measured(k: int) -> bool:  # a blank plane (padding: one value) is not measured
+        plane = np.asarray(volume[k], dtype=np.float32)
+        finite = np.isfinite(plane)
+        share = float(finite[field_of_view(finite)].mean())
+        return share >= MIN_LEVEL_MEASURED and not _blank(plane[None])[0]
 
     low = next((k for k in range(nz) if measured(k)), None)
     if low is None:
