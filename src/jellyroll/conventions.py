@@ -16,6 +16,7 @@ from typing import Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy import ndimage
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 """Standard deviation of a Gaussian per unit full width at half maximum."""
@@ -247,6 +248,31 @@ def unusable_channels(cube: RowSliced) -> tuple[np.ndarray, np.ndarray]:
         np.logical_and(held, slab, out=held)
         nonzero |= held.any(axis=leading)
     return ~finite, finite & ~nonzero
+
+
+def finite_gaussian(values: np.ndarray, sigma: float | tuple[float, ...]) -> np.ndarray:
+    """Gaussian smoothing (``sigma`` in samples, one for every axis or one per axis) of the
+    finite entries of ``values`` (normalised convolution), NaN where ``values`` is not
+    finite, in its float dtype: a hole or a band of NaN neither lowers nor lifts its
+    neighbours (read as 0, it drew spots along its edges)."""
+    values = np.asarray(values)
+    dtype = values.dtype if values.dtype.kind == "f" else np.dtype(np.float64)
+    finite = np.isfinite(values)
+    if finite.all():
+        return ndimage.gaussian_filter(values.astype(dtype, copy=False), sigma)
+    weight = ndimage.gaussian_filter(finite.astype(dtype), sigma)
+    total = ndimage.gaussian_filter(np.where(finite, values, 0).astype(dtype), sigma)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(finite, total / weight, np.nan).astype(dtype, copy=False)
+
+
+MIN_MEASURED_SHARE = 0.8
+"""Least share of a volume's field of view (:func:`field_of_view`) that must be measured (not
+NaN or inf) for the registration, the slice's location and the 3D bends to rest on it.
+Measured on the test twin's pair (40 um X-ray voxels, three remounts): NaN rows across 10 %
+of the cylinder or NaN end planes (17 %) leave the registration within 5.4 um RMS (1.9-4.6
+intact); 10 rows through the roll's core (76 % measured) 12-36 um off, the top 6 of 24
+planes (75 %, the roll's end hidden) 26 um, exit 0: refused."""
 
 
 def field_of_view(measured: np.ndarray) -> np.ndarray:

@@ -39,6 +39,7 @@ from skimage.segmentation import watershed
 
 from jellyroll.conventions import (
     FWHM_TO_SIGMA,
+    finite_gaussian,
     finite_median,
     pixel_centres_um,
     robust_sigma,
@@ -166,7 +167,7 @@ def silicon_mask(
     the anode's level took the whole map as anode (on the small twin 351 agglomerates,
     115 of case B, for 12).
     """
-    smooth = _finite_gaussian(
+    smooth = finite_gaussian(
         np.asarray(saxs_intensity_map, dtype=np.float64),
         psf_fwhm_um * FWHM_TO_SIGMA / pixel_size_um,
     )
@@ -180,17 +181,6 @@ def silicon_mask(
     low = values[values <= threshold]
     floor = float(np.median(low[low <= threshold_otsu(low)]))
     return smooth > floor + 0.5 * (level - floor)
-
-
-def _finite_gaussian(image: np.ndarray, sigma_px: float) -> np.ndarray:
-    """Gaussian smoothing of the finite values of ``image`` (normalised convolution),
-    NaN where ``image`` is not finite: a hole or a stripe of NaN neither lowers nor lifts
-    its neighbours (read as 0 it drew spots along its edges)."""
-    finite = np.isfinite(image)
-    total = ndimage.gaussian_filter(np.where(finite, image, 0.0), sigma_px)
-    weight = ndimage.gaussian_filter(finite.astype(np.float64), sigma_px)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(finite, total / weight, np.nan)
 
 
 def _line_offsets(length_px: int, angle_rad: float) -> np.ndarray:
@@ -828,7 +818,7 @@ def _excess(
 
     def significance(background: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         excess = image - background
-        smooth = _finite_gaussian(excess, sigma_um / p)
+        smooth = finite_gaussian(excess, sigma_um / p)
         noise = robust_sigma(smooth[mask & np.isfinite(smooth)])
         return excess, (np.nan_to_num(smooth / noise) if noise > 0 else None)
 

@@ -28,7 +28,13 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage, optimize, stats
 
-from jellyroll.conventions import FWHM_TO_SIGMA, field_of_view, parabola_vertex, px_to_um
+from jellyroll.conventions import (
+    FWHM_TO_SIGMA,
+    MIN_MEASURED_SHARE,
+    field_of_view,
+    parabola_vertex,
+    px_to_um,
+)
 from jellyroll.defects.bends import find_bends
 from jellyroll.unroll import Cell, SpiralTrace, find_cell, spiral_deviation, trace_spiral
 
@@ -36,10 +42,6 @@ UNMEASURED_REACH_PX = 3.0
 """Distance (pixels) from a voxel not measured within which a traced sample is not measured
 either: the tracer's ridge, :func:`refine_layer` and :func:`centre_on_foil` (2.5 pixels
 across) read the pixels around a sample."""
-MIN_MEASURED_SHARE = 0.8
-"""Least share of the slices read, inside each one's field of view (where the cell lies; a
-reconstruction's NaN outside its circle lies outside it), measured (not NaN or inf): the
-share :data:`jellyroll.nxct.register.MIN_MEASURED_SHARE` asks of a registration."""
 
 BEND3D_COLUMNS = (
     "id", "z_um", "y_um", "x_um", "turn", "amplitude_um", "extent_axial_um",

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage, optimize, spatial
 
-from jellyroll.conventions import field_of_view
+from jellyroll.conventions import MIN_MEASURED_SHARE, field_of_view, finite_gaussian
 from jellyroll.nxct.register import (
     _blank,
     _find_axis_coarse,
@@ -810,24 +810,11 @@ def _matched_metric(
             maps[map_sigma] = _map_points(smooth_map, cell_yx, radius_um, step_um)
         if volume_sigma not in volumes:
             pixels = volume_sigma / volume.voxel_um
-            values = _smooth_in_plane(volume.values, pixels)
+            values = finite_gaussian(volume.values, (0.0, pixels, pixels))
             grid = _Grid(values, volume.voxel_um, volume.origin_um)
             volumes[volume_sigma] = (grid, _detail(grid))
         metrics.append(_Metric.at(*maps[map_sigma], *volumes[volume_sigma], pose))
     return max(metrics, key=lambda metric: metric.parts(pose)[0])
-
-
-def _smooth_in_plane(values: np.ndarray, pixels: float) -> np.ndarray:
-    """(nz, ny, nx) ``values`` smoothed in-plane by a Gaussian of ``pixels``; NaN voxels (not
-    measured) left out (the measured weight normalises the sums) and kept NaN."""
-    finite = np.isfinite(values)
-    if finite.all():
-        return ndimage.gaussian_filter(values, (0.0, pixels, pixels))
-    weight = ndimage.gaussian_filter(finite.astype(np.float32), (0.0, pixels, pixels))
-    sums = ndimage.gaussian_filter(np.where(finite, values, 0.0).astype(values.dtype),
-                                   (0.0, pixels, pixels))  # fmt: skip
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(finite, sums / weight, np.nan).astype(values.dtype)
 
 
 def _like_the_map(metric: _Metric, pose: np.ndarray) -> np.ndarray:
@@ -956,14 +943,6 @@ def _check_inside(points: np.ndarray, pose: np.ndarray, shape: tuple[int, ...], 
 MIN_SLICES = 4
 """Fewest slices (at the working resolution) in which a height is sought."""
 
-MIN_MEASURED_SHARE = 0.8
-"""Least share of the map's cell (the points of the fine similarity) at which the X-ray
-volume is measured (not NaN or inf) on the plane placed (:func:`_check_measured_plane`);
-the share :data:`jellyroll.nxct.register.MIN_MEASURED_SHARE` asks of a registration's
-cylinder. Measured on the tiny twin (seed 3, placements 0-3): NaN bands of 4-12 rows
-through the cell's centre (93-83 % of the cell measured on the plane) placed 0, 1 and 3
-within the issue's bars; placement 2 up to 25 um and 1.4 deg off from 10 rows, flagged by
-the height and rotation warnings (the defects that pin them hidden); 16 rows: 78 %."""
 MIN_POLAR_MEASURED = 0.5
 """Least share of a coarse slice's polar samples (the global search) measured (not NaN)
 for the slice to be scored: under it the correlation rests on too little of the cell."""
@@ -1017,8 +996,9 @@ def _measured_planes(volume: Any, name: str) -> tuple[int, int]:
     low = next((k for k in range(nz) if measured(k)), None)
     if low is None:
         raise ValueError(
-            f"{name} is not measured (NaN or inf) in any of its {nz} planes: give the volume "
-            "the map's cell was measured in"
+            f"no cell found in the X-ray volume: {name} is not measured (NaN or inf, or blank: "
+            f"one value all over) in any of its {nz} planes: give the volume the map's cell "
+            "was measured in"
         )
     high = next(k for k in range(nz, low, -1) if measured(k - 1))
     return low, high
@@ -1052,7 +1032,12 @@ def _check_measured_slices(coarse: np.ndarray, name: str) -> None:
 
 def _check_measured_plane(share: float, name: str) -> None:
     """ValueError naming ``name`` when the plane placed is measured over less than
-    :data:`MIN_MEASURED_SHARE` of the map's cell (``share``, :meth:`_Metric.measured`)."""
+    :data:`~jellyroll.conventions.MIN_MEASURED_SHARE` of the map's cell (``share``, the
+    points of the fine similarity, :meth:`_Metric.measured`). Measured on the tiny twin
+    (seed 3, placements 0-3): NaN bands of 4-12 rows through the cell's centre (93-83 % of
+    the cell measured on the plane) placed 0, 1 and 3 within the issue's bars; placement 2
+    up to 25 um and 1.4 deg off from 10 rows, flagged by the height and rotation warnings
+    (the defects that pin them hidden); 16 rows: 78 %."""
     if share < MIN_MEASURED_SHARE:
         raise ValueError(
             f"{name} is measured (not NaN or inf) over {share:.0%} of the map's cell on the "

@@ -60,7 +60,12 @@ from scipy.spatial.transform import Rotation
 from skimage.filters import threshold_otsu
 from skimage.morphology import convex_hull_image
 
-from jellyroll.conventions import field_of_view, parabola_vertex
+from jellyroll.conventions import (
+    MIN_MEASURED_SHARE,
+    field_of_view,
+    finite_gaussian,
+    parabola_vertex,
+)
 from jellyroll.nxct.segment import FillRings
 
 __all__ = [
@@ -709,14 +714,10 @@ def _filled(array: np.ndarray) -> np.ndarray:
 
 
 def _smoothed(copy: np.ndarray, sigma: float) -> np.ndarray:
-    """``copy`` smoothed by a Gaussian of ``sigma`` voxels over its measured voxels only
-    (normalised by their weight; along z too unless one slice), NaN where it is NaN."""
-    finite = np.isfinite(copy)
+    """float32 ``copy`` smoothed by a Gaussian of ``sigma`` voxels over its measured voxels
+    only (:func:`~jellyroll.conventions.finite_gaussian`; along z too unless one slice)."""
     sig = (0.0, sigma, sigma) if copy.shape[0] == 1 else sigma
-    weight = ndimage.gaussian_filter(finite.astype(np.float32), sig)
-    sums = ndimage.gaussian_filter(np.where(finite, copy, 0).astype(np.float32), sig)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(finite, sums / weight, np.nan).astype(np.float32)
+    return finite_gaussian(np.asarray(copy, dtype=np.float32), sig)
 
 
 def _measured_mask(coarse: np.ndarray, image: sitk.Image) -> sitk.Image | None:
@@ -1801,17 +1802,6 @@ def register_volumes(
         axial_level=axial_level,
         upside_down=turn is UPSIDE_DOWN,
     )
-
-
-MIN_MEASURED_SHARE = 0.8
-"""Least share of a volume's registration copy, inside the cylinder of its field of view
-(where the cell lies: the one inscribed in its stack, or the smaller one outside which no
-voxel is measured, a reconstruction's circle inside a wider array), that must be measured
-(not NaN or inf) for :func:`register_volumes` (:func:`check_measured`). Measured on the
-test twin's pair (40 um X-ray voxels, three remounts): NaN rows across 10 % of the cylinder
-or NaN end planes (17 %) leave it within 5.4 um RMS (1.9-4.6 intact); 10 rows through the
-roll's core (76 % measured) 12-36 um off, the top 6 of 24 planes (75 %, the roll's end
-hidden) 26 um, exit 0: refused."""
 
 
 def check_measured(copy: np.ndarray, name: str, planes: np.ndarray | None = None) -> None:
