@@ -165,8 +165,7 @@ def test_a_fill_ring_and_a_blank_plane_are_black_in_the_fused_volume() -> None:
     whole ring and plane, exit 0. Now NaN in both slabs before the fusion: black (0), as NaN
     voxels are; the measured voxels unchanged."""
     from jellyroll.nxct.fuse import fuse_rgb
-    from jellyroll.nxct.run import unmeasured_as_nan
-    from jellyroll.nxct.segment import FillRings
+    from jellyroll.nxct.segment import FillRings, mask_fill_rings
 
     rng = np.random.default_rng(0)
     xray = rng.normal(-900.0, 50.0, (3, 48, 48)).astype(np.float32)
@@ -177,7 +176,7 @@ def test_a_fill_ring_and_a_blank_plane_are_black_in_the_fused_volume() -> None:
     xray[2] = 0.0  # a blank plane padding the stack
     measured = np.stack([~ring, ~ring, np.zeros_like(ring)])
     kept = xray.copy()
-    unmeasured_as_nan(xray, neutron, (FillRings(), FillRings()))
+    mask_fill_rings(xray, neutron, (FillRings(), FillRings()))
     rgb = fuse_rgb(xray, neutron, (-1000.0, -800.0), (0.0, 4.0))
     assert (rgb[~measured] == 0).all()
     np.testing.assert_array_equal(xray[measured], kept[measured])

@@ -45,6 +45,7 @@ from jellyroll.nxct.segment import (
     classify,
     fill_ring,
     find_thresholds,
+    mask_fill_rings,
 )
 from jellyroll.results.nxct import (
     NXCTResult,
@@ -164,20 +165,6 @@ def _on_grid(
     )  # fmt: skip
 
 
-def unmeasured_as_nan(
-    xray_slab: np.ndarray, neutron_slab: np.ndarray, rings: tuple[FillRings, FillRings]
-) -> None:
-    """Set NaN (in place) in both float (nz, ny, nx) slabs where either holds a
-    reconstruction's fill ring or a blank plane (:func:`fill_ring`, found by ``rings``, the
-    (X-ray, neutron) :class:`FillRings` of the slabs before): not measured, black in the
-    fused RGB and void in the labels, as NaN. Before, the fill kept its value in the RGB: a
-    ring or a padding plane of 0 in a volume whose void reads -1000 (an integer volume's
-    raw values) was as bright as the metals there (red 255), exit 0."""
-    for x_plane, n_plane in zip(xray_slab, neutron_slab, strict=True):
-        unmeasured = rings[0](x_plane) | rings[1](n_plane)
-        x_plane[unmeasured] = n_plane[unmeasured] = np.nan
-
-
 MIN_MEASURED = 1000
 """Fewest sampled voxels both volumes must have measured (finite, off a reconstruction's fill
 ring) for the windows and thresholds: their 1 % and 99 % percentiles rest on 10 voxels."""
@@ -276,10 +263,10 @@ def _write(
             # copies: NaN is set in them, never in a volume read as a view or memmap
             x_slab = np.array(moved["xray"][block], dtype=np.float32)
             n_slab = np.array(moved["neutron"][block], dtype=np.float32)
-            unmeasured_as_nan(x_slab, n_slab, rings)
+            mask_fill_rings(x_slab, n_slab, rings)
             fused[block] = fuse_rgb(x_slab, n_slab, windows["xray"], windows["neutron"])
             if labels is not None:
-                labels[block] = classify(x_slab, n_slab, thresholds)
+                labels[block] = classify(x_slab, n_slab, thresholds, masked=True)
             say("fusion", block.stop / shape[0])
         if bends is not None:
             write_bends_group(entry, bends, displacement)

@@ -671,6 +671,20 @@ class FillRings:
         return ring
 
 
+def mask_fill_rings(
+    xray_slab: np.ndarray, neutron_slab: np.ndarray, rings: tuple[FillRings, FillRings]
+) -> None:
+    """Set NaN (in place) in both float (nz, ny, nx) slabs where either holds a
+    reconstruction's fill ring or a blank plane (:func:`fill_ring`, found by ``rings``, the
+    (X-ray, neutron) :class:`FillRings` of the slabs before): not measured, black in the
+    fused RGB and void in the labels, as NaN. Before, the fill kept its value in the RGB: a
+    ring or a padding plane of 0 in a volume whose void reads -1000 (an integer volume's
+    raw values) was as bright as the metals there (red 255), exit 0."""
+    for x_plane, n_plane in zip(xray_slab, neutron_slab, strict=True):
+        unmeasured = rings[0](x_plane) | rings[1](n_plane)
+        x_plane[unmeasured] = n_plane[unmeasured] = np.nan
+
+
 def classify(
     xray: np.ndarray,
     neutron: np.ndarray,
@@ -678,6 +692,7 @@ def classify(
     *,
     majority_size: int = 0,
     rings: tuple[FillRings, FillRings] | None = None,
+    masked: bool = False,
 ) -> np.ndarray:
     """uint8 labels (:data:`LABEL_NAMES`) of (nz, ny, nx) slabs of the registered pair.
 
@@ -685,13 +700,13 @@ def classify(
     the fill ring outside a reconstruction's circle (:func:`fill_ring`). ``majority_size`` > 1:
     an in-plane majority filter of that size before the casing / Cu and Al rules. ``rings``:
     the (X-ray, neutron) :class:`FillRings` of the slabs before, so that the next slab checks
-    their last rings rather than searching (default: new ones for this slab).
+    their last rings rather than searching (default: new ones for this slab). ``masked``:
+    the slabs' rings are NaN already (:func:`mask_fill_rings`, as `jellyroll nxct` does for
+    the fused RGB), not searched again.
     """
     x, n = (np.array(v, dtype=np.float32, ndmin=3) for v in (xray, neutron))
-    x_rings, n_rings = rings if rings is not None else (FillRings(), FillRings())
-    for x_plane, n_plane in zip(x, n, strict=True):
-        unmeasured = x_rings(x_plane) | n_rings(n_plane)
-        x_plane[unmeasured] = n_plane[unmeasured] = np.nan
+    if not masked:
+        mask_fill_rings(x, n, rings if rings is not None else (FillRings(), FillRings()))
     x[~np.isfinite(x)] = -np.inf
     n[~np.isfinite(n)] = -np.inf
     t = thresholds
