@@ -64,13 +64,7 @@ from jellyroll.results import (
 )
 from jellyroll.results.operando import CORE_FIELDS, PHASES, OperandoResult, write_operando
 from jellyroll.results.run import open_reconstruction
-from jellyroll.results.store import (
-    InputsChangedError,
-    is_up_to_date,
-    run_stage_key,
-    stage_file,
-    stage_key,
-)
+from jellyroll.results.store import run_if_stale, run_stage_key, stage_file, stage_key
 from jellyroll.unroll import Cell, find_cell, trace_spiral
 
 SCAN_SUFFIXES = (".h5", ".hdf5", ".nxs")
@@ -353,24 +347,10 @@ def _reconstruct_step(scan: Path, run: Path, options: ReconstructOptions) -> Non
 def _stage(
     ran: list[str], label: str, path: Path, key: Callable[[], str], action: Callable[[], object]
 ) -> None:
-    """Run ``action`` unless ``path`` records ``key()`` (the step's file is up to date).
-
-    A key that changed while ``action`` ran (a step's scan replaced while it was reduced)
-    is refused and ``path`` removed: the reduction records the key of the scan as it is at
-    its end over the sinogram of the frames it read, and the step was taken for up to date
-    by every later run (as :meth:`jellyroll.pipeline.stages.StageLog.run` refuses it)."""
-    before = key()
-    if is_up_to_date(path, before):
-        return
-    action()
-    if key() != before:
-        path.unlink(missing_ok=True)
-        raise InputsChangedError(
-            f"operando {label}: its inputs changed while it ran (a scan rewritten or "
-            f"replaced: still being written?), so {path} may hold a result of neither "
-            "version; it was removed. Run again once the scans are final"
-        )
-    ran.append(label)
+    """Run ``action`` unless ``path`` records ``key()`` (the step's file is up to date;
+    :func:`~jellyroll.results.store.run_if_stale`), ``label`` added to ``ran`` when it ran."""
+    if run_if_stale(f"operando {label}", path, key, action):
+        ran.append(label)
 
 
 AXIS_TOLERANCE_STEPS = 0.5

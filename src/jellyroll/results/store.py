@@ -54,6 +54,36 @@ class InputsChangedError(RuntimeError):
     result was removed, so that no later run takes it for up to date: run again."""
 
 
+def run_if_stale(
+    label: str, path: str | os.PathLike[str], key: Callable[[], str], action: Callable[[], Any]
+) -> bool:
+    """Run ``action`` (the stage ``label``) unless ``path`` already records ``key()``; True
+    when it ran.
+
+    ``key`` is called before (to decide) and after (to check that the action wrote the
+    result it was asked for). A key that changed meanwhile (an input rewritten while the
+    stage read it: a scan still being written, a file replaced) is refused
+    (:class:`InputsChangedError`) and ``path`` removed: a driver that took its inputs' key
+    at its end recorded the new file's key over a result of the old one (the reduction
+    did: a sinogram of the old frames), which every later run took for up to date, exit 0.
+    """
+    before = key()
+    if is_up_to_date(path, before):
+        return False
+    action()
+    after = key()
+    if after != before:
+        Path(path).unlink(missing_ok=True)
+        raise InputsChangedError(
+            f"{label}: its inputs changed while it ran (a file rewritten or replaced: a scan "
+            f"still being written?), so {path} may hold a result of neither version; it was "
+            "removed. Run again once the inputs are final"
+        )
+    if not is_up_to_date(path, after):
+        raise RuntimeError(f"{label}: {path} does not record the key of its options")
+    return True
+
+
 def unit_factor(
     path: str | os.PathLike[str],
     dataset: h5py.Dataset,
