@@ -26,7 +26,7 @@ from jellyroll.phases import (
     phase_maps,
     uncovered,
 )
-from jellyroll.results import Q_UNITS, Map, MapName, MapSet, Reconstruction
+from jellyroll.results import Map, MapName, MapSet, Reconstruction
 from jellyroll.saxs import (
     EXCURSION_SHARE,
     LOW_INTENSITY,
@@ -113,12 +113,7 @@ def compute_maps(
     1/angstrom: a 2theta axis in degrees (0.8-5.2 deg) covered the Table 1 windows and gave
     phase maps of 1.67-4.62 degrees, exit 0.
     """
-    if recon.q_units != Q_UNITS:
-        raise ValueError(
-            f"the reconstruction's radial axis is in {recon.q_units!r}, not {Q_UNITS}: the "
-            "Table 1 windows and the SAXS range are q in 1/angstrom; reduce the scan again "
-            "with --unit q_A^-1 (or convert the axis to q in 1/angstrom)"
-        )
+    recon.require_q_in_inverse_angstrom("the reconstruction")  # run_maps names its file
     q, data, units = recon.q_A, recon.data, recon.units
     maps: dict[str, Map] = {}
     notes: list[str] = [analysis_note(options)]
