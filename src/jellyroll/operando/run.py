@@ -603,13 +603,7 @@ def _check_step_maps(runs: list[Path], map_sets: list[MapSet], kind: str) -> Non
                 f"{run} (step {k}): no /entry/maps/{', '.join(missing)}; every step of a "
                 f"series needs the maps {', '.join(names)}: map it again (jellyroll maps)"
             )
-        same = (
-            maps.x_um.shape == first.x_um.shape
-            and maps.y_um.shape == first.y_um.shape
-            and np.allclose(maps.x_um, first.x_um, atol=1e-3)
-            and np.allclose(maps.y_um, first.y_um, atol=1e-3)
-        )
-        if not same:
+        if not maps.same_grid(first):
             raise ValueError(
                 f"{run} (step {k}): its maps lie on a {maps.y_um.size} x {maps.x_um.size} grid "
                 f"of {maps.pixel_size_um:g} um pixels from x = {maps.x_um[0]:g} um, those of "

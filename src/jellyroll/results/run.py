@@ -150,6 +150,15 @@ class MapSet:
     def pixel_size_um(self) -> float:
         return float(abs(self.x_um[1] - self.x_um[0]))
 
+    def same_grid(self, other: MapSet) -> bool:
+        """Whether ``other`` lies on this set's grid (its shape, and its axes to 1e-3 um)."""
+        return (
+            self.x_um.shape == other.x_um.shape
+            and self.y_um.shape == other.y_um.shape
+            and np.allclose(self.x_um, other.x_um, atol=1e-3)
+            and np.allclose(self.y_um, other.y_um, atol=1e-3)
+        )
+
     def joined(self, other: MapSet, source: str = "") -> MapSet:
         """This set and ``other``'s maps on this set's grid (``other`` wins on equal names
         on the same grid).
@@ -162,7 +171,7 @@ class MapSet:
         that jumped layers, two false bends).
         """
         notes = [*self.notes, *(n for n in other.notes if n not in self.notes)]
-        if _same_grid(self, other):
+        if self.same_grid(other):
             return MapSet({**self.maps, **other.maps}, self.x_um, self.y_um, notes, self.default)
         for maps in (self, other):
             if not (_regular(maps.x_um) and _regular(maps.y_um)):
@@ -191,15 +200,6 @@ class MapSet:
 
 MIN_GRID_OVERLAP = 0.5
 """Least fraction of a grid that another map set must cover to be resampled onto it."""
-
-
-def _same_grid(a: MapSet, b: MapSet) -> bool:
-    return (
-        a.x_um.shape == b.x_um.shape
-        and a.y_um.shape == b.y_um.shape
-        and np.allclose(a.x_um, b.x_um, atol=1e-3)
-        and np.allclose(a.y_um, b.y_um, atol=1e-3)
-    )
 
 
 def _regular(axis_um: np.ndarray) -> bool:
@@ -651,7 +651,7 @@ def _map_set(group: h5py.Group) -> MapSet:
                 f"but {_step(axes[1]):g} um along y; jellyroll needs square pixels: resample "
                 "the maps"
             )
-        if maps and not _same_grid(MapSet({}, x_um, y_um), MapSet({}, *axes)):
+        if maps and not MapSet({}, x_um, y_um).same_grid(MapSet({}, *axes)):
             # the set took the last map's axes: a map of the same shape on another grid
             # (pasted from another scan) was read on this one's pixels, exit 0
             raise RunFileError(
