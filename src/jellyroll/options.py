@@ -3,7 +3,7 @@ a silent default), shared by the CLI, the TOML of ``jellyroll run`` and Python."
 
 from __future__ import annotations
 
-from typing import Any, TypeVar, get_args
+from typing import Any, ClassVar, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
@@ -14,6 +14,9 @@ class StageOptions(BaseModel):
     """Options of one stage: the only place its defaults live."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    speed_only: ClassVar[frozenset[str]] = frozenset()
+    """Options that change the speed, never a result: left out of :meth:`key_payload`."""
 
     @field_validator("*", mode="before")
     @classmethod
@@ -30,8 +33,10 @@ class StageOptions(BaseModel):
         return value
 
     def key_payload(self) -> dict[str, Any]:
-        """The options as JSON-able values, for stage keys and provenance records."""
-        return self.model_dump(mode="json")
+        """The options as JSON-able values, for stage keys and provenance records; the
+        :attr:`speed_only` ones left out (a run with more threads is the same result, not a
+        stale one to compute again)."""
+        return self.model_dump(mode="json", exclude=set(self.speed_only))
 
 
 def _admits_bool(annotation: Any) -> bool:

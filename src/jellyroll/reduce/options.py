@@ -12,6 +12,8 @@ from jellyroll.reduce.engine import FilterName, SplitName
 class ReduceOptions(StageOptions):
     """How frames are integrated and placed."""
 
+    speed_only = frozenset({"threads", "decode_threads"})
+
     npt: int = Field(1000, ge=16, description="Number of radial bins.")
     unit: str = Field(
         "q_A^-1", description="Radial unit (pyFAI name); the maps stage needs q_A^-1."
@@ -92,7 +94,3 @@ class ReduceOptions(StageOptions):
         if value is not None and not 0 <= value[0] < value[1]:
             raise ValueError("radial_range must be (low, high) with 0 <= low < high")
         return value
-
-
-SPEED_ONLY = frozenset({"threads", "decode_threads"})
-"""Options that change the speed, never the sinogram nor the work file (left out of keys)."""

@@ -54,7 +54,7 @@ from jellyroll.io.scans import (
 )
 from jellyroll.reduce.engine import IntegrationSetup, Integrator
 from jellyroll.reduce.kernels import GROUP
-from jellyroll.reduce.options import SPEED_ONLY, ReduceOptions
+from jellyroll.reduce.options import ReduceOptions
 from jellyroll.reduce.q_axis import check_unitless_q, nan_mean_rows, sampled_rows
 from jellyroll.results.run import Q_UNITS, read_sinogram, write_sinogram
 from jellyroll.results.store import (
@@ -154,7 +154,7 @@ def reduce_key(spec: ScanSpec, options: ReduceOptions) -> str:
         files = _input_files(spec, reader.info)
     finally:
         reader.close()
-    payload = options.model_dump(mode="json", exclude={"block_frames", *SPEED_ONLY})
+    payload = {k: v for k, v in options.key_payload().items() if k != "block_frames"}
     return stage_key("reduce", payload, [_file_key(path) for path in files])
 
 
@@ -397,7 +397,7 @@ def _fingerprint(info: ScanInfo, options: ReduceOptions, spec: ScanSpec) -> str:
     first row 10.3 for 1000.1, exit 0), the motor readings and the jellyroll version (a
     work file of another version is not resumed: one sinogram, two versions' rows)."""
     digest = hashlib.sha256()
-    settings = options.model_dump(mode="json", exclude=set(SPEED_ONLY))
+    settings = options.key_payload()
     payload = [settings, asdict(spec), CHECKPOINT_VERSION, __version__]
     digest.update(json.dumps(payload).encode())
     for path in _input_files(spec, info):
