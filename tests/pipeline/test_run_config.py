@@ -19,7 +19,7 @@ from jellyroll.io.lock import OutputLockedError, lock_path
 from jellyroll.phantom.write import demo_config
 from jellyroll.pipeline import ConfigError, load_config, run_pipeline
 from jellyroll.pipeline.config import missing_inputs
-from jellyroll.pipeline.run import RUN_LOCK, _scan_channels, _scan_mask
+from jellyroll.pipeline.run import PREVIOUS_REPORT, REPORT, RUN_LOCK, _scan_channels, _scan_mask
 
 CELL = '[[cells]]\nname = "a"\nwaxs = "w.h5"\nsaxs = "s.h5"\n'
 
@@ -175,6 +175,22 @@ def test_a_second_run_into_one_output_folder_is_refused_while_the_first_lives(
         first.kill()
         first.wait()
     assert sorted(p.name for p in config.output.iterdir()) == [lock.name]  # nothing written
+
+
+def test_a_run_that_fails_leaves_no_report_of_the_run_before_as_its_own(tmp_path: Path) -> None:
+    """A run that failed left the folder's report.html of the run before (other options,
+    other inputs) in place, nothing on it saying so. It now lies aside as
+    report.previous.html until a run writes its own. The inputs here are empty files: the
+    run fails on them."""
+    for name in ("w.h5", "s.h5"):
+        (tmp_path / name).write_bytes(b"")
+    config = load_config(_config(tmp_path, f'output = "out"\n{CELL}'))
+    config.output.mkdir()
+    (config.output / REPORT).write_text("<html>the run before</html>")
+    with pytest.raises(Exception, match=r"w\.h5"):
+        run_pipeline(config)
+    assert not (config.output / REPORT).exists()
+    assert (config.output / PREVIOUS_REPORT).read_text() == "<html>the run before</html>"
 
 
 def _sinogram_file(path: Path) -> Path:

@@ -321,8 +321,17 @@ RUN_LOCK = "jellyroll-run"
 holds on its output folder from its first stage to its report."""
 
 
+REPORT = "report.html"
+"""The run's report, in its output folder."""
+PREVIOUS_REPORT = "report.previous.html"
+"""Where the report of the run before lies until this run's is written: a run that failed
+left the report of another run's options and inputs as the folder's report, with nothing
+on it to say so."""
+
+
 def run_pipeline(config: RunConfig, console: Console | None = None) -> PipelineResult:
-    """Run every stage for every cell of ``config`` and write the report.
+    """Run every stage for every cell of ``config`` and write the report (:data:`REPORT`;
+    the one before lies as :data:`PREVIOUS_REPORT` while the run goes).
 
     One run at a time per output folder (:data:`RUN_LOCK`): each stage locks only its own
     file, so a second run with other options, its stages falling between this one's, made
@@ -337,7 +346,12 @@ def run_pipeline(config: RunConfig, console: Console | None = None) -> PipelineR
             raise OutputLockedError(
                 f"{config.output}: another `jellyroll run` writes into this output folder ({error})"
             ) from None
-        return _run_pipeline(config, console)
+        report = config.output / REPORT
+        if report.exists():  # until this run's report is written, none stands for it
+            report.replace(report.with_name(PREVIOUS_REPORT))
+        result = _run_pipeline(config, console)
+        report.with_name(PREVIOUS_REPORT).unlink(missing_ok=True)
+        return result
 
 
 def _run_pipeline(config: RunConfig, console: Console) -> PipelineResult:
@@ -395,7 +409,7 @@ def _run_pipeline(config: RunConfig, console: Console) -> PipelineResult:
     facts["output"] = str(config.output)
     report = run_report(
         [result.path for result in cells.values() if result.path is not None],
-        config.output / "report.html",
+        config.output / REPORT,
         ReportOptions(title=config.title),
         stages=log.entries,
         run_facts=facts,
