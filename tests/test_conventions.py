@@ -11,6 +11,7 @@ from jellyroll.conventions import (
     DEG_PER_UNIT,
     PER_ANGSTROM_PER_UNIT,
     UM_PER_UNIT,
+    conjugate_projections,
     deg_per,
     field_of_view,
     parabola_vertex,
@@ -185,3 +186,19 @@ def test_the_field_of_view_is_the_measured_disk_within_the_inscribed_one(
     if fraction < 1 and measured.any():
         assert (field & measured).sum() == field.sum()  # the disk itself, no NaN in it
     np.testing.assert_array_equal(field_of_view(np.zeros((ny, nx), bool)), inscribed)
+
+
+def test_conjugate_projections_lie_half_a_turn_on_within_half_a_step() -> None:
+    """The projection nearest half a turn from each (the FBP weighting and the centre's
+    pairs share it): 0.7 deg steps, 180 deg no whole number of them, pair 0.1 deg off; a
+    turn with a gap (0-327 deg, 3 deg steps) leaves -1 where the conjugate fell in it."""
+    angles = np.arange(0.0, 360.0, 0.7)
+    conjugate = conjugate_projections(angles)
+    assert (conjugate >= 0).all()
+    off = np.abs(np.mod(angles[conjugate] - angles, 360.0) - 180.0)
+    assert off.max() <= 0.35
+    gapped = np.arange(0.0, 330.0, 3.0)
+    conjugate = conjugate_projections(gapped)
+    lost = np.mod(gapped + 180.0, 360.0) >= 330.0
+    assert (conjugate[lost] == -1).all()
+    np.testing.assert_array_equal(gapped[conjugate[~lost]], np.mod(gapped[~lost] + 180.0, 360.0))

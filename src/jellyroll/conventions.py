@@ -382,6 +382,20 @@ def sees_both_sides(angles_deg: np.ndarray) -> bool:
     return float(gaps.max()) <= MAX_TURN_GAP_DEG
 
 
+def conjugate_projections(angles_deg: np.ndarray) -> np.ndarray:
+    """Index ``(n_angles,)`` of the projection half a turn from each (within half the
+    median step between the distinct angles modulo 360 deg), -1 where there is none."""
+    angles = np.mod(np.asarray(angles_deg, dtype=np.float64), 360.0)
+    distinct = np.unique(angles)
+    if distinct.size < 2:
+        return np.full(angles.size, -1, dtype=np.intp)
+    step = float(np.median(np.diff(distinct)))
+    gap = np.abs(np.mod(angles[None, :] - angles[:, None], 360.0) - 180.0)
+    nearest = np.argmin(gap, axis=1)
+    found = gap[np.arange(angles.size), nearest] <= 0.5 * step
+    return np.where(found, nearest, -1)
+
+
 def redundancy_weights(t_um: np.ndarray) -> np.ndarray:
     """Share ``(n_t,)`` of each ray ``t_um`` (um from the axis, ascending) in the line it
     measures in a full turn: 1 beyond the short side (measured once), and across the band

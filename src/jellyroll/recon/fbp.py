@@ -31,14 +31,18 @@ from dataclasses import replace
 import numpy as np
 import scipy.fft
 
-from jellyroll.conventions import is_full_turn, redundancy_weights, sees_both_sides
+from jellyroll.conventions import (
+    conjugate_projections,
+    is_full_turn,
+    redundancy_weights,
+    sees_both_sides,
+)
 from jellyroll.recon.geometry import ParallelGeometry
 from jellyroll.recon.projector import AngleTable, as_block, gather
 
 __all__ = [
     "angular_weights",
     "check_gapped_turn",
-    "conjugate_projections",
     "fbp",
     "fill_missing",
     "is_gapped_turn",
@@ -124,20 +128,6 @@ def filtered_projections(
     weights *= geometry.t_step_um / geometry.pixel_size_um**2
     filtered = ramp_filter(filled, geometry.t_step_um)
     return geometry, filtered * weights[:, None, None].astype(np.float32)
-
-
-def conjugate_projections(angles_deg: np.ndarray) -> np.ndarray:
-    """Index ``(n_angles,)`` of the projection half a turn from each (within half the
-    median step between the distinct angles modulo 360 deg), -1 where there is none."""
-    angles = np.mod(np.asarray(angles_deg, dtype=np.float64), 360.0)
-    distinct = np.unique(angles)
-    if distinct.size < 2:
-        return np.full(angles.size, -1, dtype=np.intp)
-    step = float(np.median(np.diff(distinct)))
-    gap = np.abs(np.mod(angles[None, :] - angles[:, None], 360.0) - 180.0)
-    nearest = np.argmin(gap, axis=1)
-    found = gap[np.arange(angles.size), nearest] <= 0.5 * step
-    return np.where(found, nearest, -1)
 
 
 GAPPED_BEYOND_SHARE = 0.05

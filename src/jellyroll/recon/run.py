@@ -42,9 +42,8 @@ from jellyroll.results import (
 )
 from jellyroll.results.store import run_stage_key, stage_file, stage_key
 from jellyroll.sinogram import (
-    air_columns_problem,
-    edge_columns,
     estimate_rotation_centre,
+    line_end_problems,
     projection_totals_spread,
     totals_spread_note,
 )
@@ -202,8 +201,8 @@ def _line_end_note(
     projections: np.ndarray, geometry: ParallelGeometry, measured: np.ndarray
 ) -> str:
     """A note when one end of the lines lies in the sample
-    (:func:`~jellyroll.sinogram.air_columns_problem` on each end of ``projections``
-    (n_angles, n_t)) in a scan that does not see both sides
+    (:func:`~jellyroll.sinogram.line_end_problems` of ``projections`` (n_angles, n_t)) in a
+    scan that does not see both sides
     (:func:`~jellyroll.conventions.sees_both_sides`; ``measured`` (n_angles, n_t) bool):
     the sample leaves the field at every angle; "" otherwise. A disk reaching past one
     end of the lines (a half turn with the axis a quarter of the way along them) reconstructed
@@ -211,10 +210,7 @@ def _line_end_note(
     totals did not vary, exit 0 without a word."""
     if sees_both_sides(geometry.angles_deg[measured.any(axis=1)]):
         return ""
-    ends = edge_columns(projections.shape[1])
-    half = ends.size // 2
-    for side, end in (("first", ends[:half]), ("last", ends[half:])):
-        problem = air_columns_problem(projections, None, end)
+    for side, (_, problem) in zip(("first", "last"), line_end_problems(projections), strict=True):
         if problem is not None:
             return (
                 f"the {side} end of the lines lies in the sample ({problem}): the sample "

@@ -72,6 +72,7 @@ from jellyroll.sinogram import (
     edge_columns,
     estimate_rotation_centre,
     frame_readings_problems,
+    line_end_problems,
     monitor_scale,
     place,
     sinogram_layout,
@@ -942,8 +943,8 @@ def _air_ends(
     attenuation's reference both take them as air. Both ends (:func:`edge_columns`); in a
     full turn (or one with a gap the reconstruction maps whole,
     :func:`~jellyroll.conventions.sees_both_sides`) one end alone when only that one is
-    air: a half acquisition (the axis near the other end, which lies in the sample) lost
-    its attenuation and air subtraction."""
+    air (:func:`line_end_problems`): a half acquisition (the axis near the other end, which
+    lies in the sample) lost its attenuation and air subtraction."""
     total = np.empty(count.shape)
     for row in range(count.shape[0]):
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -952,9 +953,8 @@ def _air_ends(
     problem = air_columns_problem(total, transmission, both)
     if problem is None or not sees_both_sides(rotation_angle_deg):
         return both, problem
-    half = both.size // 2
-    for end in (both[:half], both[half:]):
-        if air_columns_problem(total, transmission, end) is None:
+    for end, end_problem in line_end_problems(total, transmission):
+        if end_problem is None:
             return end, None
     return both, problem
 
