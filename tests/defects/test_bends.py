@@ -159,6 +159,29 @@ def test_slices_whose_trace_was_cut_are_left_out_of_the_3d_bends() -> None:
     assert len(layers) == 2 and set(table.slice) == {0, 3}
 
 
+@pytest.mark.parametrize(
+    ("rows", "found"), [((205, 208), 1), ((230, 233), 0)], ids=["beside the bend", "through it"]
+)
+def test_a_band_of_rows_not_measured_draws_no_bend(rows: tuple[int, int], found: int) -> None:
+    """Three NaN rows (a detector gap) across the spiral with the 40 um bend. Read as 0
+    (black material): rows 205-207, where the turns' bottoms run along them, drew 10 false
+    bends of 6-14 um and put the true one at turn 2 (the trace cut at the band); rows
+    230-232, through the bend, 11 false ones and the bend read as +24 um, exit 0. Now the
+    tracer follows the layer across the band (filled along the turns) and the samples near
+    it are no measure of the layer (no bend reaches them, the reference is fitted without
+    them): beside the bend it alone is found, at turn 4, as deep as on the intact map
+    within 1 um (0.001 um measured: only the reference's samples change); through it, none.
+    """
+    image = _spiral_with_a_bend(4.0, 0.05)
+    intact = find_bends(image, 10.0)
+    image[rows[0] : rows[1]] = np.nan
+    bends = find_bends(image, 10.0)
+    assert len(bends) == found
+    if found:
+        assert bends.turn.iloc[0] == 4
+        assert bends.amplitude_um.iloc[0] == pytest.approx(intact.amplitude_um.iloc[0], abs=1.0)
+
+
 @pytest.mark.parametrize("pixel_size_um", [-10.0, 0.0, np.nan])
 def test_find_bends_refuses_a_pixel_size_that_is_not_a_positive_length(
     pixel_size_um: float,

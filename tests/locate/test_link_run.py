@@ -320,3 +320,26 @@ def test_the_orientation_check_refuses_only_a_convincing_better_turn() -> None:
     noise = np.random.default_rng(0).normal(size=(2, 80, 80))
     check_map_orientation({"attenuation": noise[0]}, noise[1], "results.h5", "location.h5")
     check_map_orientation({"saxs_intensity": noise[0]}, plane, "results.h5", "location.h5")
+
+
+def test_a_band_not_measured_in_the_x_ray_keeps_the_dossiers(
+    inputs: dict[str, Path], twin_nxct: TwinNXCT, tmp_path: Path
+) -> None:
+    """Three NaN rows (a detector gap) across the X-ray volume through the outer turn's
+    bottom (true bend 3): read as 0 (black material), the X-ray plane's collector was traced
+    over 1.11 of its 2.75 turns (no cut said) and the defects beyond got no dossier, exit 0.
+    Filled along the turns (``fill_unmeasured``), the trace keeps its 2.75 turns: every
+    dossier of the intact volume is drawn."""
+    xray, voxel = read_volume(inputs["xct"])
+    row = round(twin_nxct.bends.iloc[3].y_um / voxel + (xray.shape[1] - 1) / 2)
+    holed = np.array(xray, dtype=np.float32)
+    holed[:, row - 1 : row + 2] = np.nan
+    write_tiff_stack(tmp_path / "xct.tif", holed, voxel)
+    result = run_link(
+        inputs["results"], tmp_path / "xct.tif", inputs["nxct"], inputs["location"],
+        tmp_path / "link.h5", LinkOptions(largest_case_a=1),
+    )  # fmt: skip
+    linked = result.linked
+    dossiers = [name for name in result.figures if name.startswith("dossier_")]
+    assert len(dossiers) == int((linked.case == "B").sum()) + 1  # and the largest case A
+    assert not any("dossier" in note for note in result.notes)

@@ -20,7 +20,13 @@ from numba import njit
 from scipy import ndimage
 
 from jellyroll.conventions import MAD_TO_SIGMA, px_to_um, um_to_px
-from jellyroll.unroll import SpiralTrace, find_cell, spiral_deviation, trace_spiral
+from jellyroll.unroll import (
+    SpiralTrace,
+    fill_unmeasured,
+    spiral_deviation,
+    trace_spiral,
+    unmeasured_samples,
+)
 from jellyroll.unroll._sampling import positive_pixel_size
 
 __all__ = ["find_bends", "link_bends", "locate_on_layer"]
@@ -57,6 +63,11 @@ def find_bends(
     trace was cut although the layer goes on (``trace.cut_ends``: a tear, a bend deeper
     than the tracker follows, a jump to another layer) no bend is reported: the path there
     is no measure of the layer's course; ``arc_um`` and ``turn`` then count from the cut.
+    Pixels of the map not measured (NaN, inf) are filled for the tracer
+    (:func:`jellyroll.unroll.fill_unmeasured`), and no bend reaches a sample of the layer
+    near them (:func:`jellyroll.unroll.unmeasured_samples`), nor do they shape the reference:
+    read as 0 (black material), a band of three NaN rows drew bends of 6-14 um wherever it
+    crossed the turns and read a 37 um bend under it as 24 um, exit 0.
 
     Returns one row per bend, along the layer: ``id`` (1...), ``x_um``, ``y_um`` (deepest
     point), ``arc_um`` (along the layer from its inner end), ``turn`` (revolutions from
@@ -69,7 +80,7 @@ def find_bends(
     image = np.asarray(attenuation_map, dtype=np.float64)
     p = positive_pixel_size(pixel_size_um, "find_bends")
     if trace is None:
-        trace = trace_spiral(np.nan_to_num(image), find_cell(np.nan_to_num(image)), p)
+        trace = trace_spiral(*fill_unmeasured(image), p)
     problem = trace.grid_problem(image.shape, p)
     if problem is not None:  # its bends would be placed with the wrong pixels
         raise ValueError(
@@ -77,7 +88,8 @@ def find_bends(
         )
     minimum = 0.5 * p if min_amplitude_um is None else min_amplitude_um
     noise_window = 4 * (window_um or 4 * trace.pitch_um)
-    lost = _near_cut_ends(trace)  # left out of the reference too, not to pull it off
+    # no measure of the layer's course: left out of the reference too, not to pull it off
+    lost = _near_cut_ends(trace) | unmeasured_samples(image, trace)
     exclude = lost if lost.any() else None
     for _ in range(2 if robust_reference else 1):
         deviation = spiral_deviation(trace, window_um=window_um, exclude=exclude)

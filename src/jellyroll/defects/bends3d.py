@@ -10,10 +10,10 @@ the peak along the axis. Positions in the volume frame of SPEC
 section 6: (z, y, x) um with the origin at the grid centre.
 
 NaN and inf voxels are not measured (a detector gap, a band of rows or end planes left
-unreconstructed, a reconstruction's outside): a slice's are filled for the tracer only,
-along the circle about the cell's centre through them (:func:`_filled_along_turns`: it
-follows the layer across the gap), and the layer's samples within
-:data:`UNMEASURED_REACH_PX` of one carry no deviation (NaN) and no bend.
+unreconstructed, a reconstruction's outside): a slice's are filled for the tracer only
+(:func:`jellyroll.unroll.fill_unmeasured`: along the circle about the cell's centre through
+them, so the layer is followed across the gap), and the layer's samples within
+:data:`~jellyroll.unroll.UNMEASURED_REACH_PX` of one carry no deviation (NaN) and no bend.
 A stack measured over less than :data:`MIN_MEASURED_SHARE` of its field of view
 (:func:`~jellyroll.conventions.field_of_view`) is refused naming the file.
 """
@@ -36,12 +36,13 @@ from jellyroll.conventions import (
     px_to_um,
 )
 from jellyroll.defects.bends import find_bends
-from jellyroll.unroll import Cell, SpiralTrace, find_cell, spiral_deviation, trace_spiral
-
-UNMEASURED_REACH_PX = 3.0
-"""Distance (pixels) from a voxel not measured within which a traced sample is not measured
-either: the tracer's ridge, :func:`refine_layer` and :func:`centre_on_foil` (2.5 pixels
-across) read the pixels around a sample."""
+from jellyroll.unroll import (
+    SpiralTrace,
+    fill_unmeasured,
+    spiral_deviation,
+    trace_spiral,
+    unmeasured_samples,
+)
 
 BEND3D_COLUMNS = (
     "id", "z_um", "y_um", "x_um", "turn", "amplitude_um", "extent_axial_um",
@@ -88,9 +89,10 @@ def slice_bends(
     where no collector can be traced are skipped, and so are (with a warning) those whose
     trace was cut where the layer goes on (``SpiralTrace.cut_ends``).
 
-    NaN and inf voxels are not measured: filled for the tracer (:func:`_filled`, then
-    :func:`_filled_along_turns`), and the samples near them carry NaN deviations and no
-    bend (:func:`_unmeasured_samples`); said in a warning. Read as black material (0),
+    NaN and inf voxels are not measured: filled for the tracer
+    (:func:`jellyroll.unroll.fill_unmeasured`), and the samples near them carry NaN
+    deviations and no bend (:func:`jellyroll.unroll.unmeasured_samples`, the bends by
+    :func:`~jellyroll.defects.find_bends`); said in a warning. Read as black material (0),
     three NaN rows across the link twin's X-ray drew a 44 um bend where there is none, or
     cut every slice's trace (no bend at all), exit 0. ValueError naming the volume when the
     slices read are measured over less than :data:`MIN_MEASURED_SHARE` of their field of
@@ -109,17 +111,9 @@ def slice_bends(
         counts += (measured[inside].sum(), inside.sum())
         if not measured.any():
             continue  # nothing measured: no collector to trace
-        image = raw if measured.all() else _filled(raw, measured)
         z_um = float(px_to_um(int(k), nz, voxel_um))
         try:
-            cell = find_cell(image)
-            if not measured.all():
-                # NaN beyond the casing (a reconstruction's outside) is no gap in the layers:
-                # filled along the turns, one 1024^2 plane took 8 s
-                reach = cell.radius + 2 * UNMEASURED_REACH_PX
-                measured |= ~Cell(cell.x, cell.y, reach).disk(measured.shape)
-                if not measured.all():  # along the turns about the cell's centre
-                    image = _filled_along_turns(image, measured, cell.centre)
+            image, cell = fill_unmeasured(raw)
             traced = trace_spiral(image, cell, voxel_um)
         except ValueError:
             continue
@@ -132,13 +126,10 @@ def slice_bends(
         profile_sigma_um = foil_profile_sigma(image, trace)
         if np.isfinite(profile_sigma_um):
             trace = centre_on_foil(image, trace, profile_sigma_um / voxel_um)
-        bends = find_bends(image, voxel_um, trace=trace, robust_reference=True)
-        unmeasured = _unmeasured_samples(measured, trace)
+        # the raw slice: no bend reaches a sample near a voxel not measured
+        bends = find_bends(raw, voxel_um, trace=trace, robust_reference=True)
+        unmeasured = unmeasured_samples(raw, trace)
         samples += (int(unmeasured.sum()), unmeasured.size)
-        if unmeasured.any():  # a bend reaching a sample not measured is not measured
-            gap = np.abs(trace.arc_um[unmeasured][:, None] - bends.arc_um.to_numpy()[None, :])
-            reached = (gap <= bends.width_um.to_numpy() / 2).any(axis=0)
-            bends = bends[~reached].reset_index(drop=True)
         reach = bends.width_um.to_numpy() / 2 + trace.pitch_um / 2
         near = np.abs(trace.arc_um[:, None] - bends.arc_um.to_numpy()[None, :]) <= reach
         # bends and samples not measured left out, as there
@@ -192,60 +183,6 @@ def slice_bends(
         )
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     return table, _displacement(profiles, voxel_um), layers
-
-
-def _filled(image: np.ndarray, measured: np.ndarray) -> np.ndarray:
-    """``image`` (ny, nx) with its pixels not ``measured`` (bool) set to the nearest measured
-    pixel's value: the tracer follows the layer across a gap (the samples there are then
-    left out, :func:`_unmeasured_samples`), where 0 read as black material cut its trace
-    or drew a bend into it."""
-    nearest = ndimage.distance_transform_edt(~measured, return_distances=False,
-                                             return_indices=True)  # fmt: skip
-    return image[tuple(nearest)]
-
-
-def _filled_along_turns(
-    image: np.ndarray, measured: np.ndarray, centre_xy: tuple[float, float], step_px: float = 0.5
-) -> np.ndarray:
-    """``image`` (ny, nx; its pixels not ``measured`` filled, :func:`_filled`) with those
-    pixels set by linear interpolation along the circle about ``centre_xy`` (pixels, the
-    cell's centre) through them, between the nearest measured points at the same radius
-    (polar samples ``step_px`` apart): a wound layer runs near such a circle, so a band of
-    rows the layer runs along (a turn's top or bottom) is bridged along the layer, where the
-    nearest-pixel fill smeared it across the band and cut the trace. Radii without a
-    measured point keep the nearest fill."""
-    ny, nx = image.shape
-    cx, cy = centre_xy
-    r_max = float(np.hypot(max(cx, nx - 1 - cx), max(cy, ny - 1 - cy))) + 1.0
-    radii = np.arange(0.0, r_max + step_px, step_px)
-    n_angles = max(360, int(np.ceil(2 * np.pi * r_max / step_px)))
-    angles = np.arange(n_angles) * (2 * np.pi / n_angles)
-    x = cx + radii[:, None] * np.cos(angles)[None, :]
-    y = cy + radii[:, None] * np.sin(angles)[None, :]
-    seen = ndimage.map_coordinates(measured.astype(np.float32), [y, x], order=1, cval=0.0)
-    seen = seen >= 0.999  # every pixel of the interpolation measured (outside: none)
-    polar = ndimage.map_coordinates(image, [y, x], order=1, mode="nearest")
-    for i in np.flatnonzero(seen.any(axis=1) & ~seen.all(axis=1)):
-        gap = ~seen[i]
-        polar[i, gap] = np.interp(angles[gap], angles[seen[i]], polar[i, seen[i]],
-                                  period=2 * np.pi)  # fmt: skip
-    yy, xx = np.nonzero(~measured)
-    r = np.hypot(xx - cx, yy - cy) / step_px
-    a = (np.arctan2(yy - cy, xx - cx) % (2 * np.pi)) / (2 * np.pi) * n_angles
-    wrapped = np.concatenate([polar, polar[:, :1]], axis=1)  # the angle's wrap
-    out = image.copy()
-    out[yy, xx] = ndimage.map_coordinates(wrapped, [r, a], order=1, mode="nearest")
-    return out
-
-
-def _unmeasured_samples(measured: np.ndarray, trace: SpiralTrace) -> np.ndarray:
-    """(n,) bool: the samples of ``trace`` within :data:`UNMEASURED_REACH_PX` of a pixel not
-    ``measured`` ((ny, nx) bool); all False when every pixel is."""
-    if measured.all():
-        return np.zeros(len(trace.xy_px), bool)
-    distance = ndimage.distance_transform_edt(measured)  # to the nearest pixel not measured
-    x, y = trace.xy_px[:, 0], trace.xy_px[:, 1]
-    return ndimage.map_coordinates(distance, [y, x], order=1, mode="nearest") < UNMEASURED_REACH_PX
 
 
 def foil_profile_sigma(image: np.ndarray, trace: SpiralTrace, *, reach_px: float = 2.5) -> float:

@@ -13,16 +13,20 @@ from jellyroll.unroll.spiral import (
     trace_spiral,
     unroll_spiral,
 )
+from jellyroll.unroll.unmeasured import UNMEASURED_REACH_PX, fill_unmeasured, unmeasured_samples
 
 __all__ = [
+    "UNMEASURED_REACH_PX",
     "Cell",
     "LayerDeviation",
     "PolarView",
     "SpiralTrace",
     "SpiralView",
+    "fill_unmeasured",
     "find_cell",
     "spiral_deviation",
     "trace_spiral",
+    "unmeasured_samples",
     "unroll_polar",
     "unroll_spiral",
 ]
