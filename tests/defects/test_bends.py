@@ -182,6 +182,24 @@ def test_a_band_of_rows_not_measured_draws_no_bend(rows: tuple[int, int], found:
         assert bends.amplitude_um.iloc[0] == pytest.approx(intact.amplitude_um.iloc[0], abs=1.0)
 
 
+def test_the_diagnosis_traces_across_a_band_not_measured() -> None:
+    """``jellyroll diagnose`` traced the collector on the attenuation map with NaN read as 0:
+    three NaN rows (205-207, beside the 40 um bend) gave 11 bends, the true one at turn 2,
+    exit 0. Now as :func:`find_bends` alone (above): the bend alone, at turn 4, as deep as
+    on the intact map within 1 um."""
+    image = _spiral_with_a_bend(4.0, 0.05)
+    image[205:208] = np.nan
+    axis = (np.arange(image.shape[0]) - (image.shape[0] - 1) / 2) * 10.0
+    maps = {
+        "attenuation": Map(image * 1e-3, "1/um"),
+        "saxs_intensity": Map(np.random.default_rng(0).random(image.shape), ""),
+        "d_star_nm": Map(np.full(image.shape, 12.0), "nm"),
+    }
+    found = diagnose(MapSet(maps, axis, axis), DiagnoseOptions(), name="c", label="c")
+    assert found.bends.turn.tolist() == [4]
+    assert found.bends.amplitude_um.iloc[0] == pytest.approx(37.1, abs=1.0)
+
+
 @pytest.mark.parametrize("pixel_size_um", [-10.0, 0.0, np.nan])
 def test_find_bends_refuses_a_pixel_size_that_is_not_a_positive_length(
     pixel_size_um: float,

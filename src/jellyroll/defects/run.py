@@ -60,7 +60,15 @@ from jellyroll.results import (
 )
 from jellyroll.results.run import open_reconstruction
 from jellyroll.results.store import run_files, run_stage_key, stage_file, stage_key
-from jellyroll.unroll import Cell, SpiralTrace, find_cell, trace_spiral, unroll_polar, unroll_spiral
+from jellyroll.unroll import (
+    Cell,
+    SpiralTrace,
+    fill_unmeasured,
+    find_cell,
+    trace_spiral,
+    unroll_polar,
+    unroll_spiral,
+)
 
 UNROLLED_MAPS = (
     *GRAPHITE_PHASE_MAPS, *NMC_PHASE_MAPS,
@@ -383,7 +391,7 @@ def diagnose(
     pixel = maps.pixel_size_um
     notes = [*maps.notes]
     attenuation = maps.maps.get(MapName.ATTENUATION)
-    image = None if attenuation is None else np.nan_to_num(attenuation.values)
+    image = None if attenuation is None else attenuation.values
     cell, cell_source = _located_cell(maps, notes)
     psf, psf_summary = _psf(maps, options, cell, notes)
     agglomerates = find_agglomerates(
@@ -403,7 +411,9 @@ def diagnose(
         notes.append("collector not traced: the attenuation map does not show the cell")
     if cell is not None and image is not None and cell_source == MapName.ATTENUATION:
         try:
-            trace = trace_spiral(image, cell, pixel)
+            # pixels not measured filled along the turns; no bend reaches the samples near
+            # them (read as 0, three NaN rows drew 10 false bends, exit 0)
+            trace = trace_spiral(fill_unmeasured(image, cell)[0], cell, pixel)
             bends = find_bends(image, pixel, trace=trace)
             bends_measured = True
         except ValueError as error:
