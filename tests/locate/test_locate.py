@@ -402,6 +402,28 @@ def test_nan_end_planes_over_the_slice_are_refused_as_a_cut_stack(
         locate_slice(twin.mu_xray_per_um, twin.pixel_size_um, source, VOXEL_UM)
 
 
+@pytest.mark.parametrize(("value", "ends"), [(np.nan, 0), (0.0, 1)], ids=["NaN", "blank"])
+def test_a_plane_not_measured_inside_the_stack_is_refused(
+    twin: Twin, tmp_path: Path, value: float, ends: int
+) -> None:
+    """One plane inside the stack not measured, at the slice (placement 1: 3.50): NaN, its
+    levels held no similarity and the slice was placed 56.4 um and 5.5 deg off (intact: 2.9
+    um, 0.20 deg); 0 (a lost detector frame, blank), read as data, 27.6 um off, exit 0 both;
+    NaN at placement 4's slice in a 16-plane stack whose coarse copy is 2x (the gap met in
+    the fine slab), 60.8 um off. Now refused before any search, naming the file and the
+    plane (of the whole stack, where its NaN end planes were cut: the blank case has them)."""
+    volume, _ = placed_xray(twin, 1)
+    volume[3] = value
+    if ends:  # NaN end planes: the stack is cut to planes 1-6 before the search
+        volume[:ends] = volume[-ends:] = np.nan
+    path = write_tiff_stack(tmp_path / "gap.tif", volume, VOXEL_UM)
+    with (
+        open_volume(path) as source,
+        pytest.raises(ValueError, match=r"gap\.tif is not measured .* in plane 3, inside"),
+    ):
+        locate_slice(twin.mu_xray_per_um, twin.pixel_size_um, source, VOXEL_UM)
+
+
 def test_nan_at_the_fields_edge_is_refused_as_a_cell_cut_off(twin: Twin, tmp_path: Path) -> None:
     """The X-ray volume's first 16 rows and columns NaN (not measured: 6.4 % of the cell
     cut off, on one side), read as 0, placed the slice 31.4 um high and 0.82 deg off at
@@ -887,17 +909,24 @@ def test_a_reconstructions_circle_inside_a_wider_array_is_placed_as_the_intact(
     cylinder, it was refused as 64 % measured; judged in its field of view
     (``conventions.field_of_view``), it is placed as the intact volume: height, rotation
     and shift within 0.5 um, 0.05 deg and 0.5 um of it (the NaN corners change the
-    coarse copy's blocks at the circle's edge only)."""
+    coarse copy's blocks at the circle's edge only). So is the circle (0.95 of the
+    inscribed one) filled outside with 0 (a fill ring,
+    :func:`jellyroll.nxct.unmeasured.fill_ring`) in an int16-like volume whose air reads
+    -1000: read as data, the ring as bright as the metal, it was refused as an inverted
+    contrast (the corners' median 0 against -871 inside the cell), exit 1 on a good volume."""
     volume, truth = placed_xray(twin, 0)
+    ring = np.nan_to_num(np.rint(in_a_wider_array(volume, 4) * 1e6 - 1000.0), nan=0.0)
     errors = []
-    for name, data in (("intact", volume), ("wide", in_a_wider_array(volume, 13))):
+    for name, data in (("intact", volume), ("wide", in_a_wider_array(volume, 13)),
+                       ("ring", ring)):  # fmt: skip
         path = write_tiff_stack(tmp_path / f"{name}.tif", data, VOXEL_UM)
         with open_volume(path) as source:
             found = locate_slice(twin.mu_xray_per_um, twin.pixel_size_um, source, VOXEL_UM)
         errors.append(placement_errors(found.map_to_xct, truth))
-    (height, rotation, shift), intact = errors[1], errors[0]
-    assert abs(height - intact[0]) < 0.5 and abs(shift - intact[2]) < 0.5
-    assert abs(rotation - intact[1]) < 0.05
+    intact = errors[0]
+    for height, rotation, shift in errors[1:]:
+        assert abs(height - intact[0]) < 0.5 and abs(shift - intact[2]) < 0.5
+        assert abs(rotation - intact[1]) < 0.05
 
 
 @pytest.mark.parametrize("planes", [slice(0, 2), slice(-2, None)], ids=["bottom", "top"])

@@ -820,7 +820,7 @@ def test_blank_padding_planes_are_not_measured(tiny_twin_files, where: str) -> N
     slices; 0 here, as an integer volume's offset would be): read as data, one such plane
     on the tiny twin's 8-plane X-ray stack moved it 34.6 um RMS (34.2 along the axis) at the
     start, 26.2 (25.5) at the end, exit 0; 7.5 intact. Now the plane is not measured, as NaN
-    (as :func:`~jellyroll.nxct.segment.fill_ring` reads it): 9.7 and 7.6. The bar, 1.5
+    (as :func:`~jellyroll.nxct.unmeasured.fill_ring` reads it): 9.7 and 7.6. The bar, 1.5
     neutron voxels, is the tiny twin's (as for the scale fit): its axial shift is pinned to
     a few um only (the sampling seed alone moves it 2.6-10.6 um intact)."""
     from jellyroll.io.volumes import read_volume
@@ -842,7 +842,7 @@ def test_blank_planes_read_as_not_measured() -> None:
     """The pyramid reports the blank planes (finite voxels all one value; NaN beside them
     allowed) and leaves them out of its blocks; the view of the volume the finer levels
     read gives them as NaN, whatever the slicing."""
-    from jellyroll.nxct.register import _PlanesAsNan
+    from jellyroll.nxct.unmeasured import PlanesAsNan
 
     volume = np.random.default_rng(0).random((6, 4, 4)).astype(np.float32)
     volume[0] = 0.0
@@ -853,7 +853,7 @@ def test_blank_planes_read_as_not_measured() -> None:
     (coarse, _, _), *_ = downsample_levels(volume, 1.0, (10_000,), slab=4, blank_planes=blank)
     assert blank == [0, 4]
     assert np.isnan(coarse[[0, 4]]).all() and np.isfinite(coarse[[1, 2, 3, 5]]).all()
-    view = _PlanesAsNan(volume, blank)
+    view = PlanesAsNan(volume, blank)
     assert np.isnan(view[0:2][0]).all() and np.isfinite(view[0:2][1]).all()
     box = view[3:6, 1:3, 1:3]
     assert np.isnan(box[1]).all() and np.isfinite(box[[0, 2]]).all()
@@ -892,7 +892,7 @@ def test_a_fill_ring_round_an_integer_volume_is_not_measured(tiny_twin_files) ->
     about -1000 (an offset): the ring, brighter than the air, was read as the cell's outline
     (the tiny twin's X-ray 2347 um across for the neutron's 1785) and the pair refused as of
     a wrong voxel size, advice that misleads. Now the ring is not measured, as in the
-    segmentation (:func:`~jellyroll.nxct.segment.fill_ring`): registered within 8.3 um RMS
+    segmentation (:func:`~jellyroll.nxct.unmeasured.fill_ring`): registered within 8.3 um RMS
     (7.5 as given), under the tiny twin's bar of 1.5 neutron voxels (see the padding test).
     The copies leave it out (NaN), the blank planes too."""
     from jellyroll.io.volumes import read_volume

@@ -18,10 +18,10 @@ from jellyroll.nxct.segment import (
     check_modality_order,
     check_voxel_sizes,
     classify,
-    fill_ring,
     find_thresholds,
     segment_slabs,
 )
+from jellyroll.nxct.unmeasured import fill_ring
 from jellyroll.phantom.materials import attenuation_map, mu_table
 from jellyroll.phantom.nxct import simulate_nxct_from_attenuation
 from jellyroll.phantom.twin import make_twin
@@ -337,7 +337,7 @@ def test_a_field_of_view_inside_the_cell_is_refused_as_such(small_twin_pair) -> 
 
 def test_a_constant_region_inside_the_circle_is_data() -> None:
     """A noiseless plane's constant void and casing (the same 0 in neutrons) from a radius
-    under :data:`~jellyroll.nxct.segment.RING_RADIUS` of the half-width, or a constant that
+    under :data:`~jellyroll.nxct.unmeasured.RING_RADIUS` of the half-width, or a constant that
     does not fill the whole outside of a circle, is no fill ring (a noiseless void beyond
     that radius may be: it is void either way)."""
     xray, neutron = _rings()
@@ -368,13 +368,13 @@ def test_voxels_coarser_than_the_layers_resolve_are_refused(
 
 
 def test_the_fill_ring_is_searched_once_and_checked_in_every_plane(monkeypatch) -> None:
-    """:class:`~jellyroll.nxct.segment.FillRings` gives :func:`fill_ring`'s mask in every
+    """:class:`~jellyroll.nxct.unmeasured.FillRings` gives :func:`fill_ring`'s mask in every
     plane, searching only where the last plane's ring no longer provably holds. Before, the
     ring was searched in every plane of both volumes: 0.18-0.19 s per 1024^2 plane with a
     ring against 0.14 s without the search (now 0.15-0.16 s). A stack whose ring moves (a
     volume resampled onto a tilted grid), changes value, meets a NaN plane, reaches a
     voxel of the fill's value beside it or ends: the masks must be exactly fill_ring's."""
-    from jellyroll.nxct import segment
+    from jellyroll.nxct import unmeasured
 
     rng = np.random.default_rng(1)
     y, x = np.ogrid[:64, :64]
@@ -391,9 +391,11 @@ def test_the_fill_ring_is_searched_once_and_checked_in_every_plane(monkeypatch) 
     planes.append(rng.uniform(1.0, 2.0, (64, 64)))  # no ring
     planes.append(planes[0].copy())
     searched = []
-    original = segment._fill_ring
-    monkeypatch.setattr(segment, "_fill_ring", lambda plane: searched.append(1) or original(plane))
-    rings = segment.FillRings()
+    original = unmeasured._fill_ring
+    monkeypatch.setattr(
+        unmeasured, "_fill_ring", lambda plane: searched.append(1) or original(plane)
+    )
+    rings = unmeasured.FillRings()
     for index, plane in enumerate(planes):
         expected = original(plane)[0]
         assert np.array_equal(rings(plane), expected), index

@@ -9,7 +9,7 @@ the volume's centre, voxel ``i`` of ``n`` at ``(i - (n - 1) / 2) * voxel``. The 
 
 Method (automatic; any in-plane rotation, the cell was remounted):
 
-1. The volume is block-averaged (streamed, :func:`jellyroll.nxct.register.downsample`) and
+1. The volume is block-averaged (streamed, :func:`jellyroll.nxct.register.downsample_levels`) and
    its cell axis found (:func:`jellyroll.nxct.register.find_cell_axis`); the map's cell centre
    and radius from the same outline detection; the scale from the pixel sizes (the two radii
    must agree, else the map and the volume do not show the same cell at these pixel sizes).
@@ -30,8 +30,11 @@ Method (automatic; any in-plane rotation, the cell was remounted):
 NaN and inf voxels of the volume are not measured (a detector gap, a band of rows or end
 planes left unreconstructed, a reconstruction's outside): left out of the coarse copy's
 blocks, of the polar correlations, of the rank transform, of every similarity and of the
-smoothing, never read as a value. A plane measured over less than
-:data:`MIN_MEASURED_SHARE` of the map's cell is refused naming the file.
+smoothing, never read as a value. So are blank planes (one value all over: a stack's padding,
+a lost detector frame written as 0) and, in the coarse copy, a reconstruction's fill ring
+(:mod:`jellyroll.nxct.unmeasured`). A plane measured over less than
+:data:`MIN_MEASURED_SHARE` of the map's cell is refused naming the file; so is a plane not
+measured inside the stack (:func:`_check_no_gap`): the slice may lie there.
 """
 
 from __future__ import annotations
@@ -47,7 +50,6 @@ from scipy import ndimage, optimize, spatial
 
 from jellyroll.conventions import MIN_MEASURED_SHARE, field_of_view, finite_gaussian
 from jellyroll.nxct.register import (
-    _blank,
     _find_axis_coarse,
     _peak,
     _polar_samples,
@@ -56,8 +58,9 @@ from jellyroll.nxct.register import (
     check_attenuation_contrast,
     check_cell_axis,
     check_same_cell,
-    downsample,
+    downsample_levels,
 )
+from jellyroll.nxct.unmeasured import PlanesAsNan, are_blank
 from jellyroll.phantom.nxct import rigid_matrix
 
 __all__ = ["Location", "NoAngleError", "locate_slice", "pose_parameters"]
@@ -212,7 +215,9 @@ def locate_slice(
     End planes of ``volume`` not measured (NaN or inf over half the field of view of the
     slice, :func:`_measured_planes`) are left out, as for a stack cut there: read as black
     material (0), two such planes of the tiny twin placed the slice 14-45 um off, exit 0;
-    left in as NaN, 50 um and 4.3 deg off (the profile's ends, tuned on cut stacks).
+    left in as NaN, 50 um and 4.3 deg off (the profile's ends, tuned on cut stacks). A plane
+    not measured between measured ones, in the coarse copy or the slab the fine level reads,
+    is refused (:func:`_check_no_gap`).
     """
     low, high = _measured_planes(volume, _volume_name(volume))
     if (low, high) != (0, int(volume.shape[0])):
@@ -243,9 +248,15 @@ def locate_slice(
     if not pixel_um > 0 or not voxel_um > 0:
         raise ValueError(f"pixel sizes must be positive, got map {pixel_um}, volume {voxel_um}")
     shape = tuple(int(n) for n in volume.shape)
-    coarse, coarse_voxel, to_fine = downsample(volume, voxel_um, max_voxels)
+    blank: list[int] = []  # planes of one value (a lost frame written as 0): not measured
+    ((coarse, coarse_voxel, to_fine),) = downsample_levels(
+        volume, voxel_um, (max_voxels,), blank_planes=blank
+    )
     name = _volume_name(volume)
+    first = getattr(volume, "low", 0)  # the stack's first plane, where its end planes are cut
+    volume = PlanesAsNan(volume, blank) if blank else volume
     _check_measured_slices(coarse, name)
+    _check_no_gap(_cylinder_shares(coarse), round(coarse_voxel / voxel_um), first, shape, name)
     check_cell_axis(coarse, "the X-ray volume")
     check_attenuation_contrast(coarse, "the X-ray volume")  # else "the cell's sizes differ"
     say(0.4)
@@ -340,6 +351,7 @@ def locate_slice(
         reach = 2 * round(coarse_voxel / voxel_um) + 3
         reach += int(np.ceil(radius * np.tan(np.radians(max_tilt_deg)) / voxel_um))
         slab = _slab(volume, shape, voxel_um, points, pose, reach)
+        _check_no_gap(_cylinder_shares(slab.values), 1, first + _index(slab, shape), shape, name)
         fine = _Metric.at(points, values, slab, _detail(slab), pose)
         pose = _best_height(fine, pose)
         pose = _refine(fine, pose, cell, fine_um, max_tilt_deg, free="rtyx")
@@ -991,7 +1003,7 @@ def _measured_planes(volume: Any, name: str) -> tuple[int, int]:
         plane = np.asarray(volume[k], dtype=np.float32)
         finite = np.isfinite(plane)
         share = float(finite[field_of_view(finite)].mean())
-        return share >= MIN_LEVEL_MEASURED and not _blank(plane[None])[0]
+        return share >= MIN_LEVEL_MEASURED and not are_blank(plane[None])[0]
 
     low = next((k for k in range(nz) if measured(k)), None)
     if low is None:
@@ -1028,6 +1040,39 @@ def _check_measured_slices(coarse: np.ndarray, name: str) -> None:
             "Give a volume that holds the cell (NaN only where nothing was measured: a "
             "detector gap, a field of view's outside)"
         )
+
+
+def _index(slab: _Grid, shape: tuple[int, ...]) -> int:
+    """The plane of the volume of ``shape`` that is the first of ``slab``, one of its slabs."""
+    return round(slab.origin_um[0] / slab.voxel_um + (shape[0] - 1) / 2)
+
+
+def _check_no_gap(
+    shares: np.ndarray, factor: int, first: int, shape: tuple[int, ...], name: str
+) -> None:
+    """ValueError naming ``name`` when a slice of a stack of ``shape`` cut to its measured
+    planes (a block-mean copy of ``factor`` planes a slice, or a slab of the stack;
+    ``shares``: per slice, the share measured in its field of view,
+    :func:`_cylinder_shares`; ``first``: the whole volume's plane of the stack's first) is
+    measured under :data:`MIN_LEVEL_MEASURED`: a plane
+    inside the stack not measured (NaN or inf over most of it, or blank: a lost detector
+    frame written as 0). Its levels hold no similarity, and the slice's own height may lie
+    there: one such plane of the tiny twin's 8 at the slice placed nine placements of ten
+    48-85 um and 1.3-12 deg off, exit 0 (one without a warning); read as data (0), 28 um
+    off or refused as a stack cut below. The slab (the fine level's planes) is checked
+    whole: six planes from the slice such a plane moved it under 1 um, one plane 61 um."""
+    gaps = np.flatnonzero(shares < MIN_LEVEL_MEASURED)
+    if gaps.size == 0:
+        return
+    low, high = first + gaps[0] * factor, first + min((gaps[-1] + 1) * factor, shape[0]) - 1
+    planes = f"plane {low}" if low == high else f"planes {low}-{high}"
+    raise ValueError(
+        f"{name} is not measured (NaN or inf over most of a plane, or blank: one value all "
+        f"over) in {planes}, inside its measured planes: the map's height cannot "
+        "be sought across them, and the slice may lie there. Give the measured planes on the "
+        "slice's side of them as a volume of their own (the stack cut there), or the volume "
+        "with those planes reconstructed"
+    )
 
 
 def _check_measured_plane(share: float, name: str) -> None:

@@ -41,7 +41,7 @@ outside): every level leaves them out, in either volume (a
 too little of its stack is refused (:func:`check_measured`). So are blank planes, whose
 finite voxels all hold one value (a stack padded to a fixed number of slices with 0 or an
 integer volume's offset: no measurement is that flat), and in the copies a reconstruction's
-fill ring (:func:`jellyroll.nxct.segment.fill_ring`). Where a copy holds NaN, the gradient
+fill ring (:func:`jellyroll.nxct.unmeasured.fill_ring`). Where a copy holds NaN, the gradient
 descent's level is smoothed over the measured voxels only (:func:`_smoothed`).
 """
 
@@ -66,7 +66,7 @@ from jellyroll.conventions import (
     finite_gaussian,
     parabola_vertex,
 )
-from jellyroll.nxct.segment import FillRings
+from jellyroll.nxct.unmeasured import FillRings, PlanesAsNan, are_blank
 
 __all__ = [
     "CellAxis",
@@ -225,11 +225,11 @@ def downsample_levels(
     (float64) to its copy, so a pyramid of a volume on disk costs one pass over it. Blocks
     are means of their measured (finite) voxels, NaN where under half are measured; the
     count of unmeasured voxels is kept only once a slab holds one (no cost otherwise).
-    ``blank_planes``: a list to which the indices of the blank planes (:func:`_blank`: all
-    their finite voxels one value, a stack's padding) are appended, those planes and the
-    planes' fill rings (a reconstruction's constant outside its circle,
-    :func:`jellyroll.nxct.segment.fill_ring`) then not measured (NaN) in the copies; None:
-    read as they are."""
+    ``blank_planes``: a list to which the indices of the blank planes
+    (:func:`jellyroll.nxct.unmeasured.are_blank`: all their finite voxels one value, a stack's
+    padding) are appended, those planes and the planes' fill rings (a reconstruction's
+    constant outside its circle, :func:`jellyroll.nxct.unmeasured.fill_ring`) then not
+    measured (NaN) in the copies; None: read as they are."""
     shape = tuple(int(n) for n in volume.shape)
     if len(shape) != 3:
         raise ValueError(f"expected a (nz, ny, nx) volume, got shape {shape}")
@@ -246,9 +246,8 @@ def downsample_levels(
     for z0 in range(0, shape[0], slab):
         planes = np.asarray(volume[z0 : min(z0 + slab, shape[0])], dtype=np.float64)
         if blank_planes is not None:
-            blank = _blank(planes)
-            blank_planes.extend(int(k) for k in z0 + np.flatnonzero(blank))
-            filled = np.stack([rings(plane) for plane in planes]) | blank[:, None, None]
+            blank_planes.extend(int(k) for k in z0 + np.flatnonzero(are_blank(planes)))
+            filled = np.stack([rings(plane) for plane in planes])  # a blank plane all over
             if filled.any():
                 planes = np.where(filled, np.nan, planes)
         unmeasured = ~np.isfinite(planes)
@@ -287,37 +286,6 @@ def downsample_levels(
             coarse = coarse.astype(np.float32)
         out.append((coarse, float(voxel_um) * factors[1], to_fine))
     return out
-
-
-def _blank(planes: np.ndarray) -> np.ndarray:
-    """bool (n,): which of the (n, ny, nx) ``planes`` are blank, their finite voxels (at least
-    one) all one value: a plane padding a stack (0, or an integer volume's offset), which no
-    measurement is that flat (as :func:`jellyroll.nxct.segment.fill_ring` reads it)."""
-    finite = np.isfinite(planes)
-    low = np.where(finite, planes, np.inf).min(axis=(1, 2))
-    high = np.where(finite, planes, -np.inf).max(axis=(1, 2))
-    return finite.any(axis=(1, 2)) & (low == high)
-
-
-class _PlanesAsNan:
-    """``volume`` (array-like, sliced as ``volume[z0:z1]`` or by a tuple of slices) read with
-    its planes ``planes`` (indices along z) as NaN: not measured."""
-
-    def __init__(self, volume: Any, planes: Sequence[int]) -> None:
-        self.volume, self.shape = volume, tuple(volume.shape)
-        self.planes = np.unique(np.asarray(planes, dtype=np.int64))
-
-    def __getitem__(self, index: Any) -> np.ndarray:
-        first = index[0] if isinstance(index, tuple) else index
-        data = np.array(self.volume[index], dtype=np.float32)
-        z = np.arange(self.shape[0])[first]
-        blank = np.isin(np.atleast_1d(z), self.planes)
-        if blank.any():
-            if np.ndim(z) == 0:
-                data[...] = np.nan
-            else:
-                data[blank] = np.nan
-        return data
 
 
 def _coarse_shape(shape: Sequence[int], factors: Sequence[int]) -> list[int]:
@@ -1600,19 +1568,19 @@ def register_volumes(
     # along the axis, and a ring of 0 round an int16 X-ray (air -1000) made the cell 2347 um
     # across for 1785 (refused as a wrong voxel size). The finer levels read inside the cell,
     # within the circle: the rings are left to the copies, the blank planes read as NaN.
-    blank: tuple[list[int], list[int]] = ([], [])
-    (xc,) = downsample_levels(xct, xct_voxel_um, (max_voxels,), blank_planes=blank[0])
+    blanks: tuple[list[int], list[int]] = ([], [])
+    (xc,) = downsample_levels(xct, xct_voxel_um, (max_voxels,), blank_planes=blanks[0])
     # the polish's finer neutron copy in the same pass over the (largest) volume
     nc, fine = downsample_levels(
-        nct, nct_voxel_um, (max_voxels, POLISH_VOXELS * max_voxels), blank_planes=blank[1]
+        nct, nct_voxel_um, (max_voxels, POLISH_VOXELS * max_voxels), blank_planes=blanks[1]
     )
-    xct, nct = (_PlanesAsNan(v, b) if b else v for v, b in zip((xct, nct), blank, strict=True))
+    xct, nct = (PlanesAsNan(v, b) if b else v for v, b in zip((xct, nct), blanks, strict=True))
     for name, volume, voxel, (copy, copy_voxel, _) in zip(
         names, (xct, nct), (xct_voxel_um, nct_voxel_um), (xc, nc), strict=True
     ):
         _check_copy_slices(name, volume.shape, copy.shape, round(copy_voxel / voxel), max_voxels)
     for name, volume, voxel, (copy, copy_voxel, _), b in zip(
-        names, (xct, nct), (xct_voxel_um, nct_voxel_um), (xc, nc), blank, strict=True
+        names, (xct, nct), (xct_voxel_um, nct_voxel_um), (xc, nc), blanks, strict=True
     ):
         factor = 1 if copy.shape[0] == volume.shape[0] else round(copy_voxel / voxel)
         check_measured(copy, name, _judged_planes(copy.shape[0], factor, volume.shape[0], b))

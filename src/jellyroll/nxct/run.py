@@ -39,14 +39,13 @@ from jellyroll.nxct.register import register_volumes
 from jellyroll.nxct.resample import write_resampled
 from jellyroll.nxct.segment import (
     LABEL_NAMES,
-    FillRings,
     check_modality_order,
     check_voxel_sizes,
     classify,
-    fill_ring,
     find_thresholds,
     mask_fill_rings,
 )
+from jellyroll.nxct.unmeasured import FillRings, fill_ring
 from jellyroll.results.nxct import (
     NXCTResult,
     create_volume_datasets,
