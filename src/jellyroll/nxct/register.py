@@ -446,6 +446,11 @@ def _mutual_information(a: np.ndarray, b: np.ndarray, bins: int) -> float:
     return float(np.sum(p[nz] * np.log(p[nz] / np.outer(pa, pb)[nz])))
 
 
+_JOINT_ROWS = 64
+"""Rows (of the samples' last axis) whose spectra :func:`_circular_mutual_information` takes
+at once."""
+
+
 def _circular_mutual_information(a: np.ndarray, b: np.ndarray, bins: int) -> np.ndarray:
     """MI (nats) of ``a`` and ``b`` rolled by every shift ``s`` along the last axis,
     ``MI(a, np.roll(b, -s, axis=-1))`` for ``s = 0 .. n - 1``, of quantised index arrays.
@@ -457,9 +462,16 @@ def _circular_mutual_information(a: np.ndarray, b: np.ndarray, bins: int) -> np.
     both, its marginals from that shift's joint histogram.
     """
     n = a.shape[-1]
-    rows = [np.fft.rfft(v.reshape(-1, n)[None] == np.arange(bins)[:, None, None]) for v in (a, b)]
-    # (frequency, bin of a, bin of b): sum over the other axes, one matrix product per frequency
-    spectrum = np.matmul(rows[0].conj().transpose(2, 0, 1), rows[1].transpose(2, 1, 0))
+    rows = [v.reshape(-1, n) for v in (a, b)]
+    levels = np.arange(bins)[:, None, None]
+    # (frequency, bin of a, bin of b): sum over the other axes, one matrix product per
+    # frequency, a few rows at a time (all at once, the spectra of a search's 13 x 85 x 720
+    # samples took 1.8 s, most of it in fresh memory; 0.13 s so)
+    spectrum = np.zeros((n // 2 + 1, bins, bins), np.complex128)
+    for start in range(0, rows[0].shape[0], _JOINT_ROWS):
+        fa, fb = (np.fft.rfft((v[start : start + _JOINT_ROWS][None] == levels).astype(np.float64))
+                  for v in rows)  # fmt: skip
+        spectrum += np.matmul(fa.conj().transpose(2, 0, 1), fb.transpose(2, 1, 0))
     joint = np.fft.irfft(spectrum.transpose(1, 2, 0), n=n, axis=-1)  # (bins, bins, shift)
     if a.size and min(a.min(), b.min()) < 0:
         counts = np.clip(np.rint(joint), 0, None)
