@@ -866,10 +866,16 @@ def test_saxs_zones_off_the_grid_get_no_label(tmp_path: Path) -> None:
     assert "2 of the 3 case-B agglomerates" in notes[0]
 
 
-def test_a_log_charge_in_ah_beside_a_capacity_in_mah_is_refused(tmp_path: Path) -> None:
+def test_a_log_charge_in_ah_or_coulombs_beside_a_capacity_in_mah_is_refused(
+    tmp_path: Path,
+) -> None:
     """A CSV log with its charge in Ah beside --capacity-mah in mAh ran the states of
     charge 0-0.001 (within 0-1): no damaged zone on the tiny twin and the anode's half
-    lithiation at 0.0006, exit 0. A log passing under 5 % of the capacity is refused."""
+    lithiation at 0.0006, exit 0. A log passing under 5 % of the capacity is refused. In
+    coulombs (3.6 C a mAh, the log's 1 mA integrated over its time says so) beside
+    --capacity-mah 8, scans 10 and 90 min into the charge read 0.075 and 0.675 for 0.021
+    and 0.1875 (within 0-1), exit 0: refused. Without a capacity the charge is counted
+    over the log's own, in any unit: right to the 6 decimals written."""
     log = read_potentiostat_log(_log(tmp_path, [float(m) for m in range(121)]))  # 2 mAh
     in_ah = type(log)(log.source, log.time_s, log.voltage_V, log.current_mA, log.charge_mAh / 1e3)
     starts = datetime(2026, 1, 1, 8, 0, tzinfo=UTC).timestamp() + 60 * np.array([10.0, 90.0])
@@ -877,6 +883,11 @@ def test_a_log_charge_in_ah_beside_a_capacity_in_mah_is_refused(tmp_path: Path) 
         soc_from_log(in_ah, starts, capacity_mah=2.0, max_gap_s=300)
     soc, _ = soc_from_log(log, starts, capacity_mah=2.0, max_gap_s=300)
     np.testing.assert_allclose(soc, [10 / 120, 90 / 120], rtol=1e-4)  # 6 decimals
+    in_c = type(log)(log.source, log.time_s, log.voltage_V, log.current_mA, log.charge_mAh * 3.6)
+    with pytest.raises(ValueError, match=r"log\.csv: .* 3\.6 times .* in coulombs"):
+        soc_from_log(in_c, starts, capacity_mah=8.0, max_gap_s=300)
+    soc, _ = soc_from_log(in_c, starts, capacity_mah=None, max_gap_s=300)
+    np.testing.assert_allclose(soc, [10 / 120, 90 / 120], rtol=1e-4)
 
 
 def test_the_graphite_mask_stays_inside_the_cell(series: tuple[Path, Path]) -> None:
@@ -950,6 +961,28 @@ def test_steps_on_another_grid_or_unmeasured_are_refused(
     _edit_maps(runs[1], holed)
     with pytest.raises(ValueError, match=rf"step 1\): .* not measured .* at {near.sum()} pixels"):
         _analysed(series, runs)
+
+
+def test_a_step_measured_with_another_gain_weighs_the_same_cores(
+    series: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The middle step's phase maps at 1.3 times the others' gain (a beam without a
+    monitor, a detector setting changed): shares are ratios and stayed, but the cores were
+    weighed in each step's own units, 11610, 11610, 1964 um2 for 9853, 9853, 2171 (shrink
+    rate 26 % high), exit 0. Each step is now scaled to the series' median graphite signal,
+    with a note: the cores are those of the series as measured, to rounding (the scaling
+    is one factor for every step, and the graphite mask does not move at this gain)."""
+    runs = _copied_steps(series, tmp_path / "steps")
+
+    def gained(name: str, group: h5py.Group) -> None:
+        if name in PHASES:
+            group["data"][...] = 1.3 * group["data"][()]
+
+    _edit_maps(runs[1], gained)
+    result = _analysed(series, runs)
+    expected = read_operando(series[1])
+    np.testing.assert_allclose(result.cores["area_um2"], expected.cores["area_um2"], rtol=1e-6)
+    assert any("steps 1 (1.30) differs" in note for note in result.notes)
 
 
 def test_a_series_without_a_diode_refuses_a_step_turned_by_a_few_degrees(

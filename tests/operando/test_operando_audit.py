@@ -75,15 +75,22 @@ def test_a_local_csv_log_across_the_start_of_summer_time(tmp_path: Path) -> None
     assert any("its own local time" in note for note in timeline.warnings)
 
 
-def test_a_local_csv_log_whose_clock_goes_back_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("blank", [False, True])
+def test_a_local_csv_log_whose_clock_goes_back_is_refused(tmp_path: Path, blank: bool) -> None:
     """The same log through the end of summer time (2026-10-25, 01:00 UTC): its local times
     repeat an hour, and sorted, the two hours' records interleaved; the scans at 90 and
     150 min read 0.625 and 0.875 for 0.375 and 0.625, the last none, exit 0. Refused,
-    naming the line where the clock goes back."""
+    naming the line where the clock goes back (with a blank line above it, one line
+    further: the records were counted from line 2, and the line above was named)."""
     start = datetime(2026, 10, 24, 23, 0, tzinfo=UTC)
     switch = datetime(2026, 10, 25, 1, 0, tzinfo=UTC)
     path = _wall_clock_csv(tmp_path / "log.csv", start, switch, False)
-    with pytest.raises(ValueError, match=r"log\.csv, line 122: .* clock was set back"):
+    if blank:
+        lines = path.read_text().splitlines()
+        path.write_text("\n".join([*lines[:10], "", *lines[10:]]) + "\n")
+    line = 123 if blank else 122
+    said = rf"log\.csv, line {line}: time 2026-10-25T02:00:00 local is before .* clock was set"
+    with pytest.raises(ValueError, match=said):
         read_potentiostat_log(path)
 
 
@@ -427,7 +434,8 @@ def test_an_mpt_log_whose_seconds_restart_is_refused(tmp_path: Path) -> None:
     timeline = build_timeline(scans, read_potentiostat_log(path), capacity_mah=4.0, max_gap_s=300)
     np.testing.assert_allclose(timeline.soc, [0.125, 0.25, 0.375], atol=1e-5)
     path.write_text("\n".join(header + rows) + "\n", encoding="latin-1")
-    with pytest.raises(ValueError, match=r"c\.mpt, line 126: time/s 0 is before the 7200 of line"):
+    said = r"c\.mpt, line 126: time/s 0 is before the time/s 7200 of line 125: .* more than one"
+    with pytest.raises(ValueError, match=said):
         read_potentiostat_log(path)
 
 

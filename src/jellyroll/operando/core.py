@@ -64,10 +64,10 @@ def step_turns(references: np.ndarray, shifts: np.ndarray, step_deg: float = 2.0
     and the turn measured finely (:func:`fine_turn`, deg; NaN where it does not converge).
     Turns are searched every ``step_deg`` over a full circle, on the images block-averaged
     to at most :data:`TURN_SEARCH_PX` a side (43 s a step at 512 x 512 pixels, 3 s at
-    128); the fine turn starts from the best of them when it beats the unturned match, else
-    from 0; started from the grid's best, it is measured from 0 too, and that turn is the
-    best (first two columns) when it matches better than both. The first row is (0, 1, 1,
-    0)."""
+    128). The fine turn is measured from 0, and from the grid's best too when that beats
+    the unturned match; the one of them that matches best is kept, and is the best turn
+    (first two columns) when it matches better than the grid's best and the unturned. The
+    first row is (0, 1, 1, 0)."""
     images = np.nan_to_num(np.asarray(references, np.float64))
     block = max(1, int(np.ceil(max(images.shape[1:]) / TURN_SEARCH_PX)))
     images, shifts_block = block_mean(images, block), np.asarray(shifts) / block
@@ -85,23 +85,25 @@ def step_turns(references: np.ndarray, shifts: np.ndarray, step_deg: float = 2.0
         plain = pearson(images[0], apply_shift(images[k], shifts_block[k]))
         # every 3 steps round the circle, then every step about the best
         coarse = np.arange(-180.0, 180.0, 3 * step_deg)
-        best = float(coarse[int(np.argmax([match(a) for a in coarse]))])
-        fine = best + step_deg * np.arange(-2, 3)
+        around = float(coarse[int(np.argmax([match(a) for a in coarse]))])
+        fine = around + step_deg * np.arange(-2, 3)
         scores = [match(a) for a in fine]
         top = int(np.argmax(scores))
         angle = (fine[top] + 180.0) % 360.0 - 180.0
-        start = angle if scores[top] > plain else 0.0
-        # on the blocks: on every pixel, the noise of the turn's derivative shrinks its steps
-        measured = fine_turn(images[0], images[k], start, shifts_block[k])[0]
         best = max(scores[top], plain)
-        if start != 0.0:
-            # a wound spiral turned is nearly itself: on the tiny twin's summed phase maps a
-            # 2 deg turn matched best at -12 deg on the grid (0.827 against 0.826 at 0),
-            # and the steps from there stopped at -12.0 deg; from 0 they find -2.1
-            near = fine_turn(images[0], images[k], 0.0, shifts_block[k])[0]
-            score = match(near) if np.isfinite(near) else -np.inf
-            if score > best and not (np.isfinite(measured) and match(measured) >= score):
-                measured, angle, best = near, (near + 180.0) % 360.0 - 180.0, score
+        # a wound spiral turned is nearly itself: on the tiny twin's summed phase maps a
+        # 2 deg turn matched best at -12 deg on the grid (0.827 against 0.826 at 0), and
+        # the steps from there stopped at -12.0 deg; from 0 they find -2.1. On the blocks:
+        # on every pixel, the noise of the turn's derivative shrinks its steps
+        starts = (angle, 0.0) if scores[top] > plain else (0.0,)
+        measured, fit = float("nan"), -np.inf
+        for start in starts:
+            turn = fine_turn(images[0], images[k], start, shifts_block[k])[0]
+            score = match(turn) if np.isfinite(turn) else -np.inf
+            if score > fit:
+                measured, fit = turn, score
+        if fit > best:
+            angle, best = measured, fit
         out[k] = (angle, best, plain, measured)
     return out
 

@@ -44,6 +44,7 @@ import math
 import os
 import re
 import zoneinfo
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -204,7 +205,9 @@ def _read_csv(path: Path, text: str) -> PotentiostatLog:
         )
     values: dict[str, list[float]] = {c: [] for c in needed}
     zones = set()  # whether each time carries a zone (Unix seconds do)
-    for line, row in enumerate(reader, start=2):
+    lines = []  # the file's line of each record (blank lines are skipped)
+    for row in reader:
+        line = reader.line_num
         row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
         try:
             stamp = row["time"]
@@ -219,6 +222,7 @@ def _read_csv(path: Path, text: str) -> PotentiostatLog:
                 values[name].append(float(row[name]))
         except ValueError as error:
             raise ValueError(f"{path}, line {line}: not a number or time ({error})") from error
+        lines.append(line)
     if len(zones) > 1:
         raise ValueError(
             f"{path}: some times carry a time zone (a UTC offset, or Unix seconds) and some do "
@@ -226,28 +230,40 @@ def _read_csv(path: Path, text: str) -> PotentiostatLog:
         )
     local = zones == {False}
     if local:
-        _check_local_times_rise(path, values["time"])
+        _check_times_rise(
+            path,
+            values["time"],
+            lines,
+            lambda t: f"time {_clock_text(t, True)}",
+            "the times carry no UTC offset: the clock was set back (the end of summer "
+            "time?), and the records of the repeated hour cannot be told apart; write every "
+            "time with its UTC offset (ISO 8601, e.g. 2026-10-25T02:30:00+01:00) or as Unix "
+            "seconds",
+        )
     columns = (values["time"], values["voltage"], values["current"], values["charge"])
     return _log(str(path), *columns, local_clock=local, wall_clock=local)
 
 
-def _check_local_times_rise(path: Path, times: list[float]) -> None:
-    """Refuse local times (no UTC offset) that go backwards from one record to the next:
-    the clock was set back (the end of summer time repeats an hour), and sorted, the
-    records of the two hours would interleave; the charge read at a scan in that hour would
-    be the other hour's."""
-    steps = np.diff(np.asarray(times, np.float64))
-    back = np.flatnonzero(steps < 0)
+def _check_times_rise(
+    path: Path,
+    times: list[float],
+    lines: list[int],
+    shown: Callable[[float], str],
+    cause: str,
+) -> None:
+    """Refuse a log whose times ``times`` (s, one per record, read from the file's lines
+    ``lines``) go backwards from one record to the next, naming the line where they do
+    (each time written by ``shown``) and what it means for this kind of log (``cause``).
+    Times without a UTC offset that go back mean two runs or two readings of one clock,
+    and sorted by time (:func:`_log`), their records interleave: the charge read at a scan
+    would be the other run's (or hour's)."""
+    back = np.flatnonzero(np.diff(np.asarray(times, np.float64)) < 0)
     if back.size == 0:
         return
     k = int(back[0])
-    stamp = [datetime.fromtimestamp(times[j], UTC).replace(tzinfo=None) for j in (k, k + 1)]
     raise ValueError(
-        f"{path}, line {k + 3}: its time {stamp[1].isoformat()} is before the line above's "
-        f"({stamp[0].isoformat()}) and the times carry no UTC offset: the clock was set "
-        "back (the end of summer time?), and the records of the repeated hour cannot be "
-        "told apart; write every time with its UTC offset (ISO 8601, e.g. "
-        "2026-10-25T02:30:00+01:00) or as Unix seconds"
+        f"{path}, line {lines[k + 1]}: {shown(times[k + 1])} is before the "
+        f"{shown(times[k])} of line {lines[k]}: {cause}"
     )
 
 
@@ -280,17 +296,16 @@ def _read_mpt(path: Path, text: str) -> PotentiostatLog:
         except (ValueError, IndexError) as error:
             raise ValueError(f"{path}, line {number}: unreadable record ({error})") from error
         numbers.append(number)
-    back = np.flatnonzero(np.diff(np.asarray(columns[0], np.float64)) < 0)
-    if back.size:
-        # sorted, the records of the two runs interleaved: an export whose time/s restarts
-        # at 0 after 2 h read scans at 0.125, 0.25, 0.375 of the charge as 0.625, 0.75, 0.875
-        k = int(back[0])
-        raise ValueError(
-            f"{path}, line {numbers[k + 1]}: time/s {columns[0][k + 1]:g} is before the "
-            f"{columns[0][k]:g} of line {numbers[k]}: EC-Lab counts seconds from the "
-            "acquisition's start, so the export holds more than one run (pasted together, or "
-            "restarted); export the run of this charge alone"
-        )
+    # an export whose time/s restarts at 0 after 2 h read scans at 0.125, 0.25, 0.375 of
+    # the charge as 0.625, 0.75, 0.875
+    _check_times_rise(
+        path,
+        columns[0],
+        numbers,
+        lambda t: f"time/s {t:g}",
+        "EC-Lab counts seconds from the acquisition's start, so the export holds more than "
+        "one run (pasted together, or restarted); export the run of this charge alone",
+    )
     time = [start + t for t in columns[0]]
     return _log(
         str(path), time, columns[1], columns[2], columns[3], local_clock=True, wall_clock=False
@@ -542,7 +557,8 @@ def soc_from_log(
     capacity = capacity_mah if capacity_mah is not None else float(np.abs(passed).max())
     if not capacity > 0:
         raise ValueError(f"{log.source}: no charge passes in the log; give --capacity-mah")
-    _check_log_charge(log, float(np.abs(passed).max()), capacity)
+    if capacity_mah is not None:
+        _check_log_charge(log, float(np.abs(passed).max()), capacity_mah)
     soc = np.interp(start_s, log.time_s, passed / capacity)
     notes = []
     if log.charge_mAh[0] - empty > SOC_SLACK * capacity:
@@ -631,17 +647,40 @@ SOC_SLACK = 0.05
 """How far (fraction of full charge) a state of charge may leave 0-1 before it is refused."""
 
 
+COULOMBS_PER_MAH = 3.6
+UNIT_MATCH = 0.1
+"""How close (fraction) the log's charge over its integrated current must come to
+:data:`COULOMBS_PER_MAH` to be taken as written in coulombs."""
+
+
 def _check_log_charge(log: PotentiostatLog, passed_mah: float, capacity_mah: float) -> None:
-    """Refuse a log that passes less than :data:`SOC_SLACK` of ``capacity_mah`` (given):
-    its charge is not in mAh (in Ah, the tiny twin's charge ran the states of charge
-    0-0.001 and found no damaged zone, exit 0), or the capacity is not."""
-    if passed_mah >= SOC_SLACK * capacity_mah:
+    """Refuse, beside the capacity given (``capacity_mah``; ``passed_mah``: the most charge
+    passed since the empty cell), a log whose charge is not in mAh: one that passes
+    less than :data:`SOC_SLACK` of ``capacity_mah`` (in Ah, the tiny twin's charge ran the
+    states of charge 0-0.001 and found no damaged zone, exit 0), or whose charge passed is
+    :data:`COULOMBS_PER_MAH` times its current (mA) integrated over time (within
+    :data:`UNIT_MATCH`): in coulombs, the first quarter of a 4 mAh charge read 0.075, 0.45
+    and 0.9 for 0.021, 0.125 and 0.25, within 0-1, exit 0. (Without a capacity given, the
+    charge is counted over the log's own: in any unit.)"""
+    if passed_mah < SOC_SLACK * capacity_mah:
+        raise ValueError(
+            f"{log.source}: the charge passed over the whole log is {passed_mah:.4g}, "
+            f"{100 * passed_mah / capacity_mah:.2g} % of --capacity-mah {capacity_mah:g} mAh: "
+            "the states of charge would not rise over the series. Write the log's charge in "
+            "mAh (not Ah), and give --capacity-mah in mAh"
+        )
+    integrated = float(np.trapezoid(log.current_mA, log.time_s)) / 3600.0  # mAh
+    net = float(log.charge_mAh[-1] - log.charge_mAh[0])
+    # a log whose current nets out (cycled) says nothing of the charge's unit
+    if abs(integrated) < SOC_SLACK * capacity_mah:
+        return
+    if abs(abs(net / integrated) / COULOMBS_PER_MAH - 1) > UNIT_MATCH:
         return
     raise ValueError(
-        f"{log.source}: the charge passed over the whole log is {passed_mah:.4g}, "
-        f"{100 * passed_mah / capacity_mah:.2g} % of --capacity-mah {capacity_mah:g} mAh: the "
-        "states of charge would not rise over the series. Write the log's charge in mAh "
-        "(not Ah), and give --capacity-mah in mAh"
+        f"{log.source}: its charge changes by {net:.4g} over the log, {abs(net / integrated):.3g}"
+        f" times its current integrated over time ({integrated:.4g} mAh): the charge is in "
+        f"coulombs (1 mAh = {COULOMBS_PER_MAH:g} C), and beside --capacity-mah every state of "
+        "charge would be 3.6 times too large. Write the log's charge in mAh"
     )
 
 
