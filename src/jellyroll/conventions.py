@@ -418,3 +418,13 @@ def pearson(a: ArrayLike, b: ArrayLike) -> float:
     a, b = a - a.mean(), b - b.mean()
     norm = float(np.sqrt(np.sum(a * a) * np.sum(b * b)))
     return float(np.sum(a * b)) / norm if norm > 0 else 0.0
+
+
+def interp_in_any_order(
+    x: np.ndarray | float, xp: np.ndarray, fp: np.ndarray, **options: float
+) -> np.ndarray:
+    """:func:`numpy.interp` of ``fp`` given on ``xp`` in any order (an imported sinogram's q
+    may descend) at ``x``; ``options``: its ``left`` and ``right``. On a descending ``xp``
+    np.interp returns wrong values without a word."""
+    order = np.argsort(xp)
+    return np.interp(x, np.asarray(xp)[order], np.asarray(fp)[order], **options)

@@ -16,7 +16,7 @@ from matplotlib.ticker import MaxNLocator
 from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 from numpy.typing import ArrayLike
 
-from jellyroll.conventions import map_extent_mm, pixel_extent
+from jellyroll.conventions import interp_in_any_order, map_extent_mm, pixel_extent
 from jellyroll.defects.agglomerates import UNRESOLVED
 from jellyroll.io.provenance import atomic_output
 from jellyroll.phases import graphite_composite, nmc_composite
@@ -365,8 +365,7 @@ def saxs_profiles_figure(
             axis.loglog(grid, fit.amplitude * grid**-fit.slope, color=colour, ls="--", lw=0.9)
         if fit.valid:
             axis.axvline(fit.q_star, color=colour, ls=":", lw=1)
-            order = np.argsort(q)  # np.interp needs it ascending; a SAXS q may descend
-            at_q_star = np.interp(fit.q_star, q[order], intensity[order])
+            at_q_star = interp_in_any_order(fit.q_star, q, intensity)
             axis.plot(fit.q_star, at_q_star, "o", color=colour)
     axis.set_xlabel("q (1/Å)")
     axis.set_ylabel("mean intensity (arb. units / µm)")

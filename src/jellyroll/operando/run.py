@@ -25,7 +25,7 @@ import pandas as pd
 from rich.console import Console
 from scipy import ndimage
 
-from jellyroll.conventions import masked_mean_profiles
+from jellyroll.conventions import interp_in_any_order, masked_mean_profiles
 from jellyroll.defects import find_agglomerates
 from jellyroll.defects.agglomerates import saxs_map_problem
 from jellyroll.io.nexus import read_table
@@ -577,8 +577,7 @@ def profile_on(q: np.ndarray, q_step: np.ndarray, profile: np.ndarray) -> np.nda
     interpolated linearly onto ``q`` (1/A), NaN beyond ``q_step``'s range. np.interp on a
     descending axis returned a wrong profile without a word, and with it the graphite lines
     fitted and every step's unmixed shares."""
-    order = np.argsort(q_step)
-    return np.interp(q, q_step[order], profile[order], left=np.nan, right=np.nan)
+    return interp_in_any_order(q, q_step, profile, left=np.nan, right=np.nan)
 
 
 def _check_step_maps(runs: list[Path], map_sets: list[MapSet], kind: str) -> None:
