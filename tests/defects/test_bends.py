@@ -132,17 +132,22 @@ def test_a_bend_at_the_edge_of_the_tracking_window_is_a_lower_bound() -> None:
     assert len(shallow) == 1 and not bool(shallow.depth_limited.iloc[0])
 
 
+def _diagnosed(attenuation: np.ndarray):
+    """The diagnosis of a cell whose attenuation map (1/mm) is ``attenuation`` on 10 um
+    pixels (SAXS maps of noise)."""
+    axis = (np.arange(attenuation.shape[0]) - (attenuation.shape[0] - 1) / 2) * 10.0
+    maps = {
+        "attenuation": Map(attenuation * 1e-3, "1/um"),
+        "saxs_intensity": Map(np.random.default_rng(0).random(attenuation.shape), ""),
+        "d_star_nm": Map(np.full(attenuation.shape, 12.0), "nm"),
+    }
+    return diagnose(MapSet(maps, axis, axis), DiagnoseOptions(), name="c", label="c")
+
+
 def test_the_diagnosis_says_where_the_trace_was_cut() -> None:
     """The deep bend's cut trace (above) left half the roll out of the turns and arcs with
     no word in the diagnosis: its notes now say which end was cut and what that means."""
-    deep = _spiral_with_a_bend(8.0, 0.15)
-    axis = (np.arange(deep.shape[0]) - (deep.shape[0] - 1) / 2) * 10.0
-    maps = {
-        "attenuation": Map(deep * 1e-3, "1/um"),
-        "saxs_intensity": Map(np.random.default_rng(0).random(deep.shape), ""),
-        "d_star_nm": Map(np.full(deep.shape, 12.0), "nm"),
-    }
-    found = diagnose(MapSet(maps, axis, axis), DiagnoseOptions(), name="c", label="c")
+    found = _diagnosed(_spiral_with_a_bend(8.0, 0.15))
     assert found.bends.empty
     assert any("trace was cut at its inner end where the layer goes on" in n for n in found.notes)
 
@@ -189,13 +194,7 @@ def test_the_diagnosis_traces_across_a_band_not_measured() -> None:
     on the intact map within 1 um."""
     image = _spiral_with_a_bend(4.0, 0.05)
     image[205:208] = np.nan
-    axis = (np.arange(image.shape[0]) - (image.shape[0] - 1) / 2) * 10.0
-    maps = {
-        "attenuation": Map(image * 1e-3, "1/um"),
-        "saxs_intensity": Map(np.random.default_rng(0).random(image.shape), ""),
-        "d_star_nm": Map(np.full(image.shape, 12.0), "nm"),
-    }
-    found = diagnose(MapSet(maps, axis, axis), DiagnoseOptions(), name="c", label="c")
+    found = _diagnosed(image)
     assert found.bends.turn.tolist() == [4]
     assert found.bends.amplitude_um.iloc[0] == pytest.approx(37.1, abs=1.0)
 
