@@ -37,6 +37,13 @@ def demo(tmp_path_factory) -> Path:
     return out
 
 
+def _changed_copy(demo: Path, folder: Path) -> Path:
+    """A copy of the demo's results in ``folder`` for a test that changes them (the twins
+    they were made from stay shared, read only): the demo stays as run for the others."""
+    shutil.copytree(demo, folder, ignore=shutil.ignore_patterns("twins"), dirs_exist_ok=True)
+    return folder
+
+
 def test_results_files_follow_the_contract(demo: Path) -> None:
     for cell in ("fresh_charged", "aged_charged"):
         with h5py.File(demo / cell / "results.h5", "r") as f:
@@ -103,8 +110,10 @@ def test_the_slices_graphite_shares_are_those_of_the_twin(demo: Path) -> None:
             assert found[f"{name}_share"] == pytest.approx(amount / total, abs=0.02), (cell, name)
 
 
-def test_second_run_skips_every_stage_and_a_change_reruns_downstream(demo: Path) -> None:
-    config = load_config(demo / "demo.toml")
+def test_second_run_skips_every_stage_and_a_change_reruns_downstream(
+    demo: Path, tmp_path: Path
+) -> None:
+    config = load_config(_changed_copy(demo, tmp_path) / "demo.toml")
     again = run_pipeline(config)
     assert {e["status"] for e in again.log.entries} == {"up to date"}
     changed = config.model_copy(
@@ -117,11 +126,12 @@ def test_second_run_skips_every_stage_and_a_change_reruns_downstream(demo: Path)
 
 
 def test_a_deleted_run_index_is_written_again_when_every_stage_is_up_to_date(
-    demo: Path,
+    demo: Path, tmp_path: Path
 ) -> None:
     """`c/waxs_run.h5` deleted: every stage file still recorded its key, so every stage was
     skipped and the run exited 0 without the index (the file users and `jellyroll maps`
     open)."""
+    demo = _changed_copy(demo, tmp_path)
     index = demo / "aged_charged" / "waxs_run.h5"
     with h5py.File(index, "r") as f:
         before = f["/entry/maps/lic6/data"][()]
@@ -135,10 +145,13 @@ def test_a_deleted_run_index_is_written_again_when_every_stage_is_up_to_date(
         assert np.array_equal(f["/entry/maps/lic6/data"][()], before, equal_nan=True)
 
 
-def test_a_cell_with_an_operando_series_gets_its_stage_and_report_section(demo: Path) -> None:
+def test_a_cell_with_an_operando_series_gets_its_stage_and_report_section(
+    demo: Path, tmp_path: Path
+) -> None:
     """A cell naming a charge series (3 steps of its own tiny twin) and its potentiostat
     log: the operando stage runs after the diagnosis, writes its file with the state of
     charge from the log, the report shows the series, and a second run skips it."""
+    demo = _changed_copy(demo, tmp_path)
     series = demo / "aged_charged_series"
     twin = make_twin("aged_charged", SIZES["tiny"], seed=2)
     _write_operando(series, twin, 3, 2, Console(quiet=True))
@@ -180,7 +193,10 @@ def test_each_stage_runs_once_per_scan_in_chain_order(demo: Path) -> None:
     assert [entry["stage"] for entry in entries] == expected
 
 
-def test_a_changed_maps_option_or_a_rewritten_result_reruns_from_there_on(demo: Path) -> None:
+def test_a_changed_maps_option_or_a_rewritten_result_reruns_from_there_on(
+    demo: Path, tmp_path: Path
+) -> None:
+    demo = _changed_copy(demo, tmp_path)
     config = load_config(demo / "demo.toml")
     changed = config.model_copy(
         update={"maps": config.maps.model_copy(update={"label_threshold": 0.06})}
@@ -325,7 +341,6 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(
     maps, then run again: every run file and results file equals the uninterrupted run's,
     and no temporary, lock or work file is left."""
     _jellyroll = jellyroll_cli
-    run_pipeline(load_config(demo / "demo.toml"))  # the reference, at the demo's settings
     config = demo_config(tmp_path, demo / "twins", "tiny")
     # the stages before the kill are the reference's, copied: the first to run is the kill's
     first = tmp_path / "fresh_charged"
