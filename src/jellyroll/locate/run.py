@@ -32,6 +32,7 @@ from jellyroll.io.volumes import (
 )
 from jellyroll.locate.core import (
     MAX_IN_PLANE_DISAGREEMENT_DEG,
+    MAX_ROTATION_UNCERTAINTY_DEG,
     MIN_DEFECTS,
     Location,
     NoAngleError,
@@ -271,21 +272,34 @@ def height_warning(location: Location, voxel_um: float) -> str:
 
 
 def in_plane_warning(location: Location, pixel_um: float) -> str:
-    """Why the rotation and shift found are not to be trusted, else "": the whole-cell
-    correlation alone moves them by more than
+    """Why the rotation and shift found are not to be trusted, else "": the rotation's
+    standard error over :data:`~jellyroll.locate.core.MAX_ROTATION_UNCERTAINTY_DEG`
+    (:func:`jellyroll.locate.core._rotation_uncertainty`), or the whole-cell correlation
+    alone moves them by more than
     :data:`~jellyroll.locate.core.MAX_IN_PLANE_DISAGREEMENT_DEG` or one map pixel
     (``pixel_um``; :func:`jellyroll.locate.core._in_plane_disagreement`)."""
     rotation, shift = location.in_plane_rotation_deg, location.in_plane_shift_um
-    if not (rotation > MAX_IN_PLANE_DISAGREEMENT_DEG or shift > pixel_um):
+    uncertainty = location.rotation_uncertainty_deg
+    why = []
+    if uncertainty > MAX_ROTATION_UNCERTAINTY_DEG:
+        why.append(
+            f"the map follows the X-ray plane too loosely to fix the rotation (its standard "
+            f"error {uncertainty:.2f} deg, at most {MAX_ROTATION_UNCERTAINTY_DEG:g} deg)"
+        )
+    if rotation > MAX_IN_PLANE_DISAGREEMENT_DEG or shift > pixel_um:
+        why.append(
+            f"the whole cell alone places the map {rotation:.2f} deg and {shift:.1f} um from "
+            f"where its defects draw it (at most {MAX_IN_PLANE_DISAGREEMENT_DEG:g} deg and one "
+            f"{pixel_um:g} um pixel)"
+        )
+    if not why:
         return ""
     return (
-        f"the rotation and shift are uncertain: the whole cell alone places the map "
-        f"{rotation:.2f} deg and {shift:.1f} um from where its defects draw it (at most "
-        f"{MAX_IN_PLANE_DISAGREEMENT_DEG:g} deg and one {pixel_um:g} um pixel): the map shows "
-        "the defects otherwise than the X-ray volume (another modality's map, --map summed or "
-        "housing, or a map of another state), and a jelly roll turned by a degree looks the "
-        "same; check the placement by eye on the X-ray plane on the map grid "
-        "(/entry/location/xct_on_map), or place the attenuation map (--map attenuation)"
+        f"the rotation and shift are uncertain: {'; '.join(why)}: the map shows the cell "
+        "otherwise than the X-ray volume (another modality's map, --map summed or housing, or "
+        "a map of another state), and a jelly roll turned by a degree looks the same; check "
+        "the placement by eye on the X-ray plane on the map grid (/entry/location/xct_on_map), "
+        "or place the attenuation map (--map attenuation)"
     )
 
 
@@ -400,6 +414,7 @@ def run_locate(
             "nct_to_xct_from": None if nct is None else str(nxct or "registered here"),
             "in_plane_rotation_deg": location.in_plane_rotation_deg,
             "in_plane_shift_um": location.in_plane_shift_um,
+            "rotation_uncertainty_deg": location.rotation_uncertainty_deg,
             "seconds": time.perf_counter() - start,
         }
         files = [file for path in given for file in volume_files(path) if file.is_file()]
