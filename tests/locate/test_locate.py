@@ -541,7 +541,9 @@ def test_locate_cli_writes_the_contract(located: tuple[Path, Path, int]) -> None
         np.testing.assert_array_equal(location["xct_on_map/offset_um"][()], [-20, -10, 0, 10, 20])
         record = json.loads(f["/entry/provenance/locate"][()])
         assert record["configuration"]["map"] == "attenuation"
-        assert record["configuration"]["rotation_uncertainty_deg"] <= MAX_ROTATION_UNCERTAINTY_DEG
+        uncertainty = location.attrs["rotation_uncertainty_deg"]
+        assert uncertainty == record["configuration"]["rotation_uncertainty_deg"]
+        assert uncertainty <= MAX_ROTATION_UNCERTAINTY_DEG
         assert set(record["inputs"]) >= {str(twin_files / "xct.tif")}
         attenuation = f["/entry/location"].attrs["map"]
     assert attenuation == "attenuation"

@@ -402,6 +402,7 @@ def run_locate(
             xct_voxel_um=xray.voxel_um,
             in_plane_rotation_deg=location.in_plane_rotation_deg,
             in_plane_shift_um=location.in_plane_shift_um,
+            rotation_uncertainty_deg=location.rotation_uncertainty_deg,
             in_plane_warning=in_plane,
         )
         configuration = {

@@ -55,6 +55,7 @@ class LocationResult:
     xct_voxel_um: float = np.nan
     in_plane_rotation_deg: float = np.nan
     in_plane_shift_um: float = np.nan
+    rotation_uncertainty_deg: float = np.nan
     in_plane_warning: str = ""
     attrs: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
@@ -96,6 +97,7 @@ def write_location_group(
     group.attrs["height_warning"] = result.height_warning
     group.attrs["in_plane_rotation_deg"] = float(result.in_plane_rotation_deg)
     group.attrs["in_plane_shift_um"] = float(result.in_plane_shift_um)
+    group.attrs["rotation_uncertainty_deg"] = float(result.rotation_uncertainty_deg)
     group.attrs["in_plane_warning"] = result.in_plane_warning
     if np.isfinite(result.xct_voxel_um):
         group.attrs["xct_voxel_um"] = float(result.xct_voxel_um)  # the scale of map_to_xct
@@ -177,6 +179,7 @@ def read_location(path: str | os.PathLike[str]) -> LocationResult:
             xct_voxel_um=float(group.attrs.get("xct_voxel_um", np.nan)),
             in_plane_rotation_deg=float(group.attrs.get("in_plane_rotation_deg", np.nan)),
             in_plane_shift_um=float(group.attrs.get("in_plane_shift_um", np.nan)),
+            rotation_uncertainty_deg=float(group.attrs.get("rotation_uncertainty_deg", np.nan)),
             in_plane_warning=str(group.attrs.get("in_plane_warning", "")),
             path=Path(path),
         )
