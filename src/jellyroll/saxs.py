@@ -183,6 +183,14 @@ def _dstar_kernel(
     nan = np.nan
     nv = order.shape[0]
 
+    # Rule 1's cut is relative to the profile's largest finite intensity (see departure_dstar)
+    peak = 0.0
+    for k in range(nv):
+        v = np.float64(row[order[k]])
+        if math.isfinite(v) and v > peak:
+            peak = v
+    cut = min_intensity * peak
+
     # Rules 1-2: longest run of kept points; ">=" makes a later (higher-q) run win a tie.
     best_start = 0
     best_len = 0
@@ -190,7 +198,7 @@ def _dstar_kernel(
     cur_len = 0
     for k in range(nv):
         v = np.float64(row[order[k]])
-        if math.isfinite(v) and v >= min_intensity and v > 0.0:
+        if math.isfinite(v) and v >= cut and v > 0.0:
             if cur_len == 0:
                 cur_start = k
             cur_len += 1
@@ -483,8 +491,14 @@ def departure_dstar(
     units. Steps:
 
     1. points with non-finite or non-positive q are removed from the q grid, which is then
-       sorted ascending; points with non-finite intensity, I < ``min_intensity`` or I <= 0
-       are dropped;
+       sorted ascending; points with non-finite intensity, I <= 0 or I below
+       ``min_intensity`` times the profile's largest finite intensity (on that grid) are
+       dropped. The study's cut, 1e-9 "arbitrary units", is read relative to the profile:
+       the intensity's units are arbitrary, and an absolute cut made d* depend on them (a
+       profile in units 1e9 times smaller lost its high-q points, so the fit window moved:
+       d* 11.19 nm for 9.64, exit 0; 10 times smaller still, no value: "fewer than 150
+       points"). A SAXS profile spans a few decades over a q range: a point nine decades
+       below its brightest is a zero, so this drops what the study's cut meant to drop;
     2. the longest run of remaining points that are contiguous on the sorted q grid is kept
        (a dropped point breaks a run); on a tie the run at higher q wins;
     3. no value if the run has fewer than ``min_points`` points;

@@ -13,7 +13,9 @@ class DstarOptions(StageOptions):
     """Overrides of the d* method's parameters; None keeps the study's value, whose one
     definition is the signature of :func:`jellyroll.saxs.departure_dstar` (SPEC section 3)."""
 
-    min_intensity: float | None = Field(None, gt=0, description="Drop points below [1e-9].")
+    min_intensity: float | None = Field(
+        None, gt=0, description="Drop points below this share of the profile's largest [1e-9]."
+    )
     min_points: int | None = Field(None, ge=3, description="Shortest usable segment [150].")
     skip_low_fraction: float | None = Field(None, ge=0, lt=1, description="Low-q skip [0.30].")
     skip_high_fraction: float | None = Field(None, ge=0, lt=1, description="High-q skip [0.20].")
