@@ -712,7 +712,8 @@ def test_a_band_not_measured_is_traced_across() -> None:
     trace is the intact map's: 9 turns, uncut, within 0.2 px (measured 0.05 px; the fill
     is the layer's course across the band to a fraction of a pixel), and the samples
     within 3 px of the band, only those, are marked (the distance read bilinearly: +-0.5
-    px at the boundary). An intact map comes back as it is, a blank one is refused."""
+    px at the boundary). An intact map comes back as it is, a blank one is refused, and
+    the tracer refuses a map not filled (its polar samples took the median there)."""
     intact = wound_layers(casing=True)
     reference = trace_spiral(intact, find_cell(intact), 10.0)
     holed = intact.copy()
@@ -732,6 +733,8 @@ def test_a_band_not_measured_is_traced_across() -> None:
     assert np.array_equal(same, intact) and found == find_cell(intact)
     with pytest.raises(ValueError, match="no finite values"):
         fill_unmeasured(np.full((8, 8), np.nan))
+    with pytest.raises(ValueError, match=r"903 pixels .* not measured .*fill_unmeasured"):
+        trace_spiral(holed, cell, 10.0)
 
 
 @settings(max_examples=40, deadline=None)

@@ -174,11 +174,20 @@ def trace_spiral(
     dark layer instead. ``cell`` is a :class:`Cell` (the search stops inside its casing)
     or an (x, y) pixel centre, which needs ``radius_range_um``. ``pitch_um`` (the radial
     layer repeat) is measured when not given. ``n_angles`` samples per turn default to one
-    pixel of arc at the outer radius. Raises ``ValueError`` when no wound layers are found.
+    pixel of arc at the outer radius. Raises ``ValueError`` when no wound layers are found,
+    or when the image holds pixels not measured (NaN, inf: fill them with
+    :func:`~jellyroll.unroll.fill_unmeasured` first; their polar samples took the median,
+    which cut the trace or drew bends across a band of them, without a word).
     """
     image = np.asarray(image, dtype=np.float64)
     if image.ndim != 2:
         raise ValueError(f"trace_spiral needs a 2D image, got shape {image.shape}")
+    unmeasured = int(np.count_nonzero(~np.isfinite(image)))
+    if unmeasured:
+        raise ValueError(
+            f"trace_spiral: {unmeasured} pixels of the image are not measured (NaN or inf); "
+            "fill them along the turns first (jellyroll.unroll.fill_unmeasured)"
+        )
     if layer not in ("bright", "dark"):
         raise ValueError(f"layer must be 'bright' or 'dark', got {layer!r}")
     pixel_size_um = positive_pixel_size(pixel_size_um, "trace_spiral")
