@@ -347,18 +347,21 @@ def test_a_step_turned_by_a_few_degrees_is_refused() -> None:
     to 0.1 deg, 0.05 px at the casing) and refused from 0.5 px at the casing; an unturned
     step and one turned by 0.5 deg (0.25 px) pass. The turn named is the one that turns the
     step back (the opposite of the turn applied)."""
-    from jellyroll.operando.run import _check_turns
+    from jellyroll.operando.run import _check_turns, _turn_radius
+    from jellyroll.unroll import find_cell
 
     runs = [Path("step_000.h5"), Path("step_001.h5")]
     first = _roll_map(0.0)
+    radius, at = _turn_radius(find_cell(first), first)
+    assert 28.0 <= radius <= 29.5  # the casing ends 28.5 px out; its blurred edge, 28.9
     for turn, refused in [(0.0, False), (0.5, False), (2.0, True), (-3.0, True)]:
         maps = np.array([first, _roll_map(turn, seed=1)])
         shifts = core.drift_shifts(maps)
         if refused:
             with pytest.raises(ValueError, match=rf"step 1\): .* turned by about \{-turn:+.0f}\.0"):
-                _check_turns(runs, maps, shifts)
+                _check_turns(runs, maps, shifts, radius, at)
         else:
-            _check_turns(runs, maps, shifts)
+            _check_turns(runs, maps, shifts, radius, at)
 
 
 @pytest.mark.parametrize("zoned", [True, False])

@@ -12,6 +12,7 @@ and reconstructions and writes the results file and its figures.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import warnings
@@ -112,6 +113,30 @@ def series_scans(series: str | os.PathLike[str] | list[str | os.PathLike[str]]) 
         raise ValueError(f"{series}: an operando series needs at least two scans")
     _check_time_order(scans, start)
     return scans
+
+
+def _order_note(
+    series: str | os.PathLike[str] | list[str | os.PathLike[str]], scans: list[Path]
+) -> str | None:
+    """A note when ``scans`` (the steps of ``series``, in the order taken) are not in their
+    names' natural order: a folder ordered by the scans' start times, which the names
+    contradict (a start time wrong, or the scans misnamed?), or a list in another order
+    (a shell's glob sorts op_10 before op_2). Taken without a word before; the order taken
+    stands: the only one along the recorded times (another is refused when the times go
+    backwards), and a list's order is the user's."""
+    named = sorted(scans, key=lambda p: natural_key(p.name))
+    if named == scans:
+        return None
+    k = next(i for i, (a, b) in enumerate(zip(scans, named, strict=True)) if a != b)
+    how = (
+        "by their recorded start times (/entry/start_time)"
+        if isinstance(series, str | os.PathLike)
+        else "in the order given"
+    )
+    return (
+        f"the steps are taken {how}, not in their names' order: step {k} is {scans[k].name}, "
+        f"by name {named[k].name}; check that this is the order the scans were taken in"
+    )
 
 
 def _check_time_order(scans: list[Path], start_s: np.ndarray) -> None:
@@ -229,6 +254,7 @@ def run_operando(
         max_gap_s=options.max_log_gap_s,
         log_utc_offset_h=options.log_utc_offset_h,
     )
+    timeline.warnings.extend(filter(None, [_order_note(series, scans)]))
     placed = int(np.isfinite(timeline.axis()[0]).sum())
     if saxs_maps is None and placed < 2:
         # the lag map failed after every step was reconstructed, in NumPy ("zero-size array")
@@ -358,18 +384,20 @@ AXIS_TOLERANCE_STEPS = 0.5
 one. Fitted alone, the steps of the tiny twin's series agree within 0.06 steps."""
 
 
-def _shared_centre(runs: list[Path], scans: list[Path]) -> float:
-    """The rotation centre (mm) fitted once on the attenuation (else total intensity)
-    sinograms of every step (``runs``, reduced from ``scans``).
+def _step_sinograms(
+    runs: list[Path], scans: list[Path]
+) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """Per step (``runs``, reduced from ``scans``): its attenuation (else total intensity)
+    sinogram (n_angles, n_translations) and rotation angles (deg); and the translations
+    (mm) they share.
 
-    Refused when a step's own axis (fitted on that step alone) lies more than
-    :data:`AXIS_TOLERANCE_STEPS` translation steps from the shared one: the axis moved
-    between steps (the stage re-aligned) and one axis for all would blur the maps of some
-    (tiny twin, axis moved by 2 steps for two of three steps: the zone's lag 0.13 instead
-    of 0.19 and 13 pixels instead of 6; by 4 steps, two false zones), exit 0.
-    """
+    Refused: a step on other translations than the first's; a step whose reduced data
+    equal another's (the same scan twice under two names: a copy, a link). Without start
+    times, at one recorded state of charge, the tiny twin's middle step given twice passed
+    and weighed double in the shrink-rate fit (15197 um2 per unit charge for 15363), exit 0."""
     sinograms, angles, translation = [], [], None
-    for run, scan in zip(runs, scans, strict=True):
+    seen: dict[str, int] = {}
+    for k, (run, scan) in enumerate(zip(runs, scans, strict=True)):
         sinogram = read_sinogram(run, errors=False)
         image = sinogram.attenuation
         if image is None:
@@ -383,9 +411,31 @@ def _shared_centre(runs: list[Path], scans: list[Path]) -> float:
                 f"{scan}: its translations differ from those of {scans[0]} (the first step): "
                 "every step of a series must be scanned on the same grid"
             )
+        digest = hashlib.blake2b(np.ascontiguousarray(sinogram.data)).hexdigest()
+        first = seen.setdefault(digest, k)
+        if first != k:
+            raise ValueError(
+                f"{scan} (step {k}) holds the same data as {scans[first]} (step {first}): "
+                "one scan given twice (a copy or a link) would weigh double in the fits "
+                "along the charge; leave the repeat out of the series"
+            )
         translation = sinogram.translation_mm
         sinograms.append(image)
         angles.append(sinogram.rotation_angle_deg)
+    return sinograms, angles, translation
+
+
+def _shared_centre(runs: list[Path], scans: list[Path]) -> float:
+    """The rotation centre (mm) fitted once on the attenuation (else total intensity)
+    sinograms of every step (``runs``, reduced from ``scans``; :func:`_step_sinograms`).
+
+    Refused when a step's own axis (fitted on that step alone) lies more than
+    :data:`AXIS_TOLERANCE_STEPS` translation steps from the shared one: the axis moved
+    between steps (the stage re-aligned) and one axis for all would blur the maps of some
+    (tiny twin, axis moved by 2 steps for two of three steps: the zone's lag 0.13 instead
+    of 0.19 and 13 pixels instead of 6; by 4 steps, two false zones), exit 0.
+    """
+    sinograms, angles, translation = _step_sinograms(runs, scans)
     centre = core.shared_rotation_centre(sinograms, angles, translation)
     step_mm = float(np.median(np.abs(np.diff(translation))))
     for k, (sinogram, angle) in enumerate(zip(sinograms, angles, strict=True)):
@@ -443,7 +493,6 @@ def analyse(
             "its graphite phase maps summed"
         )
     measured = core.drift_shifts(np.asarray(references))
-    _check_turns(runs, np.asarray(references), measured)
     shifts = measured if options.register_steps else np.zeros((len(runs), 2))
     if options.register_steps:
         stack = np.stack([core.apply_shift(s, d) for s, d in zip(stack, shifts, strict=True)])
@@ -454,6 +503,7 @@ def analyse(
     first = map_sets[0]  # the cell is found on the first step's attenuation, if it has one
     on_attenuation = MapName.ATTENUATION in first
     cell = _cell(first[MapName.ATTENUATION if on_attenuation else kind], notes)
+    _check_turns(runs, np.asarray(references), measured, *_turn_radius(cell, overview))
     graphite = core.graphite_mask(overview, options.graphite_fraction)
     if cell is not None and on_attenuation:
         graphite = _cut_to_cell(graphite, overview, cell, notes)
@@ -660,36 +710,51 @@ as it is) that a turn must win back to be refused. Tiny twin, one step's angles 
 the 0.988 of the unturned steps."""
 MAX_TURN_PX = 0.5
 """Most that a step's turn (:func:`core.fine_turn`, on the attenuation maps, else the
-graphite phase maps summed) may move the outermost strong pixels of the first step's map
-(the casing, about the outer turn) before it is refused (px). Demo twin (150 px, casing
-about 68 px): unturned steps 0.004-0.09 px, one step's angles offset by 0.3 deg measures
-0.36 deg and is refused; summed phase maps 0.00-0.04 px unturned, 0.27 deg for 0.3.
-Tiny twin (52 px, casing 23.5 px from the axis): unturned steps measure 0.10-0.12 deg
+graphite phase maps summed) may move the casing, about the outer turn (:func:`_turn_radius`),
+before it is refused (px). Demo twin (150 px, casing
+70.6 px from the axis): unturned steps 0.004-0.09 px; one step's angles offset by 0.3 deg
+measures 0.36 deg (0.45 px) and passes, its zones' lags within 0.008 and shrink rates
+within 1.5 % of the unturned series'; by 0.6 deg, 0.77 deg (0.95 px), refused; summed
+phase maps 0.00-0.04 px unturned, 0.27 deg for 0.3.
+Tiny twin (52 px, casing 23.7 px from the axis): unturned steps measure 0.10-0.12 deg
 (0.05 px); one step's angles offset by 3 deg measures 2.3 deg (0.9 px: the 18 angles of
 its reconstruction are not those of the others turned), by 1 deg (0.4 px) it passes."""
 
 
-def outer_radius_px(reference: np.ndarray) -> float:
-    """Distance (px) from the map centre (the rotation axis) of the farthest pixel of
-    ``reference`` (ny, nx; attenuation) at half its 99th percentile or more: the casing,
-    just outside the outer turn; half the map's diagonal when none is."""
-    values = np.nan_to_num(np.asarray(reference, np.float64))
-    rows, cols = np.indices(values.shape)
-    radius = np.hypot(rows - (values.shape[0] - 1) / 2, cols - (values.shape[1] - 1) / 2)
-    positive = values[values > 0]
-    if positive.size == 0:
-        return float(radius.max())
-    return float(radius[values >= 0.5 * np.percentile(positive, 99)].max())
+def _turn_radius(cell: Cell | None, overview: np.ndarray) -> tuple[float, str]:
+    """Distance (px) from the map centre (the rotation axis) at which :func:`_check_turns`
+    measures how far a turn moves the maps, and what lies there: the far edge of ``cell``
+    (found on the first step's map: the casing, or the outer turn on a graphite map) when
+    it holds :data:`CELL_STRONG_KEPT` of the strong graphite of ``overview`` (ny, nx);
+    else (no cell, or a ring that is not the casing) the farthest strong graphite pixel,
+    the outer turn.
+
+    The farthest pixel of the first attenuation map at half its p99 was taken before:
+    the noise put it in the tiny twin's corners (35.4 px for a casing 23.7 px out, a turn
+    1.5 times too large), and a bright ring artefact about the axis (r = 4 px) shrank it to
+    4.7 px: a step turned by 2 or 3 deg passed, the zone's lag 0.157 or 0.150 for 0.176
+    and its shrink rate 13-16 % high, exit 0."""
+    strong = core.graphite_mask(overview, STRONG_GRAPHITE)
+    if cell is not None and _strong_share(cell, strong) >= CELL_STRONG_KEPT:
+        ny, nx = overview.shape
+        offset = np.hypot(cell.x - (nx - 1) / 2, cell.y - (ny - 1) / 2)
+        return float(offset + cell.radius), "the edge of the cell found"
+    rows, cols = np.indices(overview.shape)
+    radius = np.hypot(rows - (overview.shape[0] - 1) / 2, cols - (overview.shape[1] - 1) / 2)
+    return float(radius[strong].max() if strong.any() else radius.max()), "the outer graphite"
 
 
-def _check_turns(runs: list[Path], references: np.ndarray, shifts: np.ndarray) -> None:
+def _check_turns(
+    runs: list[Path], references: np.ndarray, shifts: np.ndarray, radius: float, at: str
+) -> None:
     """Refuse a step whose maps (``references`` (n_steps, ny, nx), registered by ``shifts``
     (n_steps, 2) px; maps the charge does not change: attenuation, or the graphite phase
     maps summed) are turned in the plane against the first step's: its rotation angles
     are offset (the stage's zero moved), which the registration (a translation) cannot
     undo. Refused: a best turn (:func:`core.step_turns`) of at least :data:`MIN_TURN_DEG`
     that wins back :data:`MIN_TURN_RECOVERED` of the decorrelation; a turn measured
-    finely that moves the outer turn by more than :data:`MAX_TURN_PX`. The tiny
+    finely that moves ``at`` (what lies ``radius`` px from the axis, :func:`_turn_radius`)
+    by more than :data:`MAX_TURN_PX`. The tiny
     twin with one step's angles offset by 90 deg was shifted by 1.6 px instead, and 6
     damaged zones were found instead of one; by 30 deg, the zone's core at that step
     weighed 9990 um2 instead of 21640, exit 0. The grid search alone let turns under about
@@ -697,7 +762,6 @@ def _check_turns(runs: list[Path], references: np.ndarray, shifts: np.ndarray) -
     from the axis) a 3 deg turn moves the pixels by 10, mixing the time series of
     neighbouring layers."""
     turns = core.step_turns(references, shifts)
-    radius = outer_radius_px(references[0])
     for k, (angle, turned, plain, measured) in enumerate(turns):
         recovered = (turned - plain) / max(1.0 - plain, 1e-12)
         moved = abs(np.deg2rad(measured)) * radius
@@ -710,7 +774,7 @@ def _check_turns(runs: list[Path], references: np.ndarray, shifts: np.ndarray) -
         raise ValueError(
             f"{runs[k]} (step {k}): its maps match the first step's turned by about "
             f"{shown:+.1f} deg about the rotation axis (correlation {plain:.3f} as they "
-            f"are, {turned:.3f} turned; at the casing, {radius:.0f} px from the axis, "
+            f"are, {turned:.3f} turned; at {at}, {radius:.0f} px from the axis, "
             f"{abs(np.deg2rad(shown)) * radius:.1f} px; more than {MAX_TURN_PX:g} px is "
             "refused): its rotation angles are offset (the stage's zero moved?), which the "
             "registration (a shift) cannot undo. Subtract the turn from its scan's "
@@ -779,9 +843,13 @@ def _cell(reference: np.ndarray, notes: list[str]) -> Cell | None:
         return None
 
 
+STRONG_GRAPHITE = 0.5
+"""Fraction of the p99 of the graphite signal from which a pixel is strong graphite (no
+noise): what the casing found must hold (:data:`CELL_STRONG_KEPT`)."""
 CELL_STRONG_KEPT = 0.9
-"""Least share of the strong graphite pixels (half the p99 of the signal or more, no
-noise) inside the cell found for the graphite mask to be cut to it (tiny twin: 1.0)."""
+"""Least share of the strong graphite pixels (:data:`STRONG_GRAPHITE`) inside the cell
+found for the graphite mask to be cut to it and its edge taken as the casing (tiny twin:
+1.0)."""
 
 
 def _cut_to_cell(
@@ -793,16 +861,19 @@ def _cut_to_cell(
     Outside the cell the noise of the phase maps passed the graphite threshold (a quarter
     of the tiny twin's graphite mask, up to the map's corners), and two such pixels were
     reported as a damaged zone lagging by 0.2."""
-    inside = cell.disk(graphite.shape)
-    strong = core.graphite_mask(overview, 0.5)
-    kept = (strong & inside).sum() / max(int(strong.sum()), 1)
+    kept = _strong_share(cell, core.graphite_mask(overview, STRONG_GRAPHITE))
     if kept < CELL_STRONG_KEPT:
         notes.append(
             f"the cell found (radius {cell.radius:.1f} px) holds {100 * kept:.0f} % of the "
             "strong graphite pixels: not the casing; graphite taken anywhere on the maps"
         )
         return graphite
-    return graphite & inside
+    return graphite & cell.disk(graphite.shape)
+
+
+def _strong_share(cell: Cell, strong: np.ndarray) -> float:
+    """Share of the pixels of ``strong`` (ny, nx bool: the strong graphite) inside ``cell``."""
+    return float((strong & cell.disk(strong.shape)).sum() / max(int(strong.sum()), 1))
 
 
 def _turns(
