@@ -25,6 +25,7 @@ from jellyroll.maps.run import maps_key
 from jellyroll.operando import core
 from jellyroll.operando.options import OperandoOptions
 from jellyroll.operando.run import (
+    _left_out_note,
     _order_note,
     _saxs_zones,
     operando_key,
@@ -457,6 +458,21 @@ def test_steps_run_in_time_order(tmp_path: Path) -> None:
     assert note is not None and "by their recorded start times" in note
     assert "step 0 is b_2.h5, by name b_1.h5" in note
     assert _order_note(tmp_path / "op", series_scans(tmp_path / "op")) is None
+    assert _left_out_note(tmp_path / "op") is None
+
+
+def test_every_hdf5_step_of_a_folder_is_taken_and_the_others_named(tmp_path: Path) -> None:
+    """A step named .H5 was left out of the series (the suffix compared in lower case), and
+    an HDF5 file of the folder that holds no step (a truth file, a scan still being
+    written) without a word: one step fewer, exit 0. Now every step is taken, and a note
+    names the files taken for none."""
+    folder = tmp_path / "op"
+    _stamped_scans(folder, {"op_1.h5": 0, "op_2.H5": 20, "op_3.hdf5": 40})
+    with h5py.File(folder / "truth.h5", "w") as f:
+        f["entry/title"] = "not a step"
+    assert [p.name for p in series_scans(folder)] == ["op_1.h5", "op_2.H5", "op_3.hdf5"]
+    note = _left_out_note(folder)
+    assert note is not None and note.endswith("patterns): truth.h5")
 
 
 def test_a_list_of_steps_out_of_name_order_is_noted(tmp_path: Path) -> None:

@@ -92,7 +92,7 @@ def series_scans(series: str | os.PathLike[str] | list[str | os.PathLike[str]]) 
         folder = Path(series)
         if not folder.is_dir():
             raise ValueError(f"{folder}: not a folder; give a folder or a list of scans")
-        found = [p for p in folder.iterdir() if p.suffix in SCAN_SUFFIXES and _is_scan(p)]
+        found = [p for p in _hdf5_files(folder) if _is_scan(p)]
         scans = sorted(found, key=lambda p: natural_key(p.name))
         start = scan_times(scans).start_s
         if np.isfinite(start).all():
@@ -136,6 +136,27 @@ def _order_note(
     return (
         f"the steps are taken {how}, not in their names' order: step {k} is {scans[k].name}, "
         f"by name {named[k].name}; check that this is the order the scans were taken in"
+    )
+
+
+def _hdf5_files(folder: Path) -> list[Path]:
+    """The files of ``folder`` named as HDF5 files (:data:`SCAN_SUFFIXES`, in any case: a
+    step named ``.H5`` was left out of the series without a word)."""
+    return [p for p in folder.iterdir() if p.suffix.lower() in SCAN_SUFFIXES]
+
+
+def _left_out_note(series: str | os.PathLike[str] | list[str | os.PathLike[str]]) -> str | None:
+    """A note naming the HDF5 files of a series' folder taken for no step (neither frames
+    nor integrated patterns: a truth file, or a scan still being written, whose step was
+    left out without a word)."""
+    if not isinstance(series, str | os.PathLike):
+        return None
+    others = sorted(p.name for p in _hdf5_files(Path(series)) if not _is_scan(p))
+    if not others:
+        return None
+    return (
+        f"HDF5 files of the series folder taken for no step (neither frames nor integrated "
+        f"patterns): {', '.join(others)}"
     )
 
 
@@ -254,7 +275,7 @@ def run_operando(
         max_gap_s=options.max_log_gap_s,
         log_utc_offset_h=options.log_utc_offset_h,
     )
-    timeline.warnings.extend(filter(None, [_order_note(series, scans)]))
+    timeline.warnings.extend(filter(None, [_order_note(series, scans), _left_out_note(series)]))
     placed = int(np.isfinite(timeline.axis()[0]).sum())
     if saxs_maps is None and placed < 2:
         # the lag map failed after every step was reconstructed, in NumPy ("zero-size array")
