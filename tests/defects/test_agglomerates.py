@@ -21,6 +21,7 @@ from jellyroll.defects import (
     silicon_mask,
     size_class,
 )
+from jellyroll.defects.agglomerates import ORIENTATIONS, _background, _window_px
 from jellyroll.phantom.state import BEHAVIOUR
 from jellyroll.phantom.twin import make_twin
 from jellyroll.unroll import SpiralTrace
@@ -154,6 +155,24 @@ def test_background_keeps_layers_and_removes_spots():
     columns = np.abs(np.arange(72) - 36)
     far = (columns > 10) & (columns < 24)  # layer pixels clear of the spot and the borders
     assert np.abs(excess[mask & far[None, :]]).max() < 0.15
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_second_background_recomputes_only_what_the_left_out_pixels_reach(seed: int):
+    """The second background (spots left out, layers' ends) keeps the first estimate where
+    no segment reaches a left-out pixel: the same map, to the bit, as all pixels again."""
+    image, _ = _synthetic(6.0, (0, 0), (0.3, 0.6), 10.0)
+    rng = np.random.default_rng(seed)
+    image[rng.random(image.shape) < 0.02] = np.nan
+    exclude = ndimage.binary_dilation(rng.random(image.shape) < 0.002, iterations=2)
+    exclude |= image - local_background(image, 10.0, 150.0) > 1.0  # the spot
+    mask = silicon_mask(image, 10.0)
+    levels = (np.nanmedian(image[~mask]), np.nanmedian(image[mask]))
+    first = local_background(image, 10.0, 150.0)
+    whole = local_background(image, 10.0, 150.0, exclude=exclude, levels=levels)
+    again = _background(image, _window_px(150.0, 10.0), ORIENTATIONS, exclude, levels, first)
+    assert np.array_equal(again, whole, equal_nan=True)
+    assert not np.array_equal(whole, first, equal_nan=True)
 
 
 def _unmatched(found: pd.DataFrame, reference: pd.DataFrame, within_um: float) -> int:
