@@ -687,21 +687,67 @@ def _spots(
     threshold: float,
     prominence: float,
 ) -> list[dict]:
-    """Seeds, regions and deconvolved fits: one dict of table columns per spot."""
+    """Seeds, regions and deconvolved fits: one dict of table columns per spot.
+
+    A spot is seeded and grown over the pixels without value it surrounds (its fit uses only
+    the pixels with a value): a 3 x 3 hole over a 60 um agglomerate's centre split it into
+    4 spots of 10-20 um, a NaN row into two of 36 um, case A. Holes up to a fifth of the
+    window across (the critical diameter, by default) are bridged; across a wider band the
+    spots on either side stay apart. A bridged region whose spot fits as a line joined two
+    spots across a band hiding the gap between them (dropped as a streak: both lost, exit
+    0): it is seeded again without the bridge. A spot whose region holds or borders pixels
+    without value is ``truncated``: the map does not show it whole (the band took a 30 um
+    agglomerate's flank, measured 19 um, unflagged)."""
     excess, significance = _excess(image, mask, p, sigma_um, window_um, threshold)
     if excess is None:
         return []
-    # a spot is seeded and grown over the holes it surrounds (its fit, below, uses only the
-    # pixels with a value): a 3 x 3 hole over a 60 um agglomerate's centre split it into 4
-    # spots of 10-20 um, a NaN row into two of 36 um, case A. Holes up to a fifth of the
-    # window across (the critical diameter, by default) are bridged; across a wider band
-    # of pixels without value the spots on either side stay apart
-    seeding = _bridged(significance, ~np.isfinite(excess), _window_px(window_um, p) // 10 + 1)
+    unknown = ~np.isfinite(excess)
+    seeding = _bridged(significance, unknown, _window_px(window_um, p) // 10 + 1)
+    labels = _regions(seeding, significance, mask, threshold, prominence)
+    fit = (image, excess, significance, unknown, mask, p, sigma_um, blur_fwhm_um)
+    rows, lines = _fitted_spots(labels, *fit)
+    bridged_lines = [index for index in lines if (unknown & (labels == index)).any()]
+    if not bridged_lines:
+        return rows
+    plain = _regions(significance, significance, mask, threshold, prominence)
+    offset = int(labels.max())
+    for index in bridged_lines:
+        region = labels == index
+        labels[region] = np.where(plain[region] > 0, plain[region] + offset, 0)
+    return _fitted_spots(labels, *fit)[0]
+
+
+def _regions(
+    seeding: np.ndarray,
+    significance: np.ndarray,
+    mask: np.ndarray,
+    threshold: float,
+    prominence: float,
+) -> np.ndarray:
+    """Label map (ny, nx) of the spots: seeds at the maxima of ``seeding`` rising
+    ``prominence`` above their saddles where ``significance`` passes ``threshold`` in
+    ``mask``, grown by watershed over ``seeding`` down to the lower of the two."""
     peaks = h_maxima(np.clip(seeding, 0, None), prominence).astype(bool)
     markers, _ = ndimage.label(peaks & (significance >= threshold) & mask)
     support = (seeding >= min(prominence, threshold)) | (markers > 0)
-    labels = watershed(-seeding, markers, mask=support)
-    y_axis, x_axis = pixel_centres_um(image.shape[0], p), pixel_centres_um(image.shape[1], p)
+    return watershed(-seeding, markers, mask=support)
+
+
+def _fitted_spots(
+    labels: np.ndarray,
+    image: np.ndarray,
+    excess: np.ndarray,
+    significance: np.ndarray,
+    unknown: np.ndarray,
+    mask: np.ndarray,
+    p: float,
+    sigma_um: float,
+    blur_fwhm_um: float,
+) -> tuple[list[dict], list[int]]:
+    """The table rows of the spots of ``labels`` (deconvolved fits of ``excess`` over the
+    map ``image``), and the labels of the spots dropped as lines (:func:`_is_line`)."""
+    ny, nx = labels.shape
+    y_axis, x_axis = pixel_centres_um(ny, p), pixel_centres_um(nx, p)
     margin = math.ceil(3.0 * sigma_um / p) + 1
     spots = []
     for index, box in enumerate(ndimage.find_objects(labels), start=1):
@@ -709,15 +755,18 @@ def _spots(
             continue
         window_box = tuple(
             slice(max(0, b.start - margin), min(n, b.stop + margin))
-            for b, n in zip(box, image.shape, strict=True)
+            for b, n in zip(box, labels.shape, strict=True)
         )
-        known = np.isfinite(excess[window_box])  # a pixel whose background saw nothing
+        known = ~unknown[window_box]  # a pixel whose background saw nothing
         region = (labels[window_box] == index) & known
         use = region | (mask[window_box] & (labels[window_box] == 0) & known)
-        spots.append((window_box, np.where(known, excess[window_box], 0.0), region, use))
+        # its region reaches or borders pixels without value: part of it may lie there
+        holed = bool((ndimage.binary_dilation(labels[window_box] == index) & ~known).any())
+        spots.append((window_box, np.where(known, excess[window_box], 0.0), region, use,
+                      index, holed))  # fmt: skip
 
     def fit(spot: tuple, neighbours: np.ndarray | float = 0.0) -> np.ndarray | None:
-        window_box, local_excess, region, use = spot
+        window_box, local_excess, region, use = spot[:4]
         return _fit_spot(
             local_excess - neighbours, use, region, x_axis[window_box[1]],
             y_axis[window_box[0]], p, sigma_um, blur_fwhm_um,
@@ -732,14 +781,15 @@ def _spots(
         for i, spot in enumerate(spots)
         for neighbours in [_neighbours(spots[i][0], fits, i, x_axis, y_axis, p, sigma_um)]
     ]
-    rows = []
-    for (window_box, _, region, _), found in zip(spots, fits, strict=True):
+    rows, lines = [], []
+    for (window_box, _, region, _, index, holed), found in zip(spots, fits, strict=True):
         if found is None:
             continue
         amplitude, cx, cy, a, b, phi, plateau = found[:7]
         if _is_line(max(a, b), min(a, b), p, blur_fwhm_um):
+            lines.append(index)
             continue  # a streak or a layer's edge (its model still left the neighbours)
-        truncated = _reaches_unseen(image, x_axis, y_axis, p, cx, cy, a, b, phi)
+        truncated = holed or _reaches_unseen(image, x_axis, y_axis, p, cx, cy, a, b, phi)
         rows.append(
             {
                 "x_um": cx,
@@ -756,7 +806,7 @@ def _spots(
                 "truncated": truncated,
             }
         )
-    return rows
+    return rows, lines
 
 
 def _bridged(values: np.ndarray, unknown: np.ndarray, depth_px: int) -> np.ndarray:
