@@ -33,9 +33,9 @@ class StageOptions(BaseModel):
         return value
 
     def key_payload(self) -> dict[str, Any]:
-        """The options as JSON-able values, for stage keys and provenance records; the
-        :attr:`speed_only` ones left out (a run with more threads is the same result, not a
-        stale one to compute again)."""
+        """The options as JSON-able values, for stage keys; the :attr:`speed_only` ones left
+        out (a run with more threads is the same result, not a stale one to compute
+        again)."""
         return self.model_dump(mode="json", exclude=set(self.speed_only))
 
 

@@ -156,13 +156,14 @@ def test_the_operando_key_covers_the_files_a_scans_patterns_are_linked_to(
     assert operando_key(scans, OperandoOptions()) != before
 
 
-def test_the_operando_key_leaves_the_reductions_thread_counts_out(tmp_path: Path) -> None:
-    """``[waxs] threads`` changed only the speed of the steps' reduction, yet ``jellyroll
-    run`` computed the whole operando series again (its key held every reduce option)."""
+def test_the_operando_key_leaves_the_reductions_speed_options_out(tmp_path: Path) -> None:
+    """``[waxs] threads`` or ``block_frames`` changed only the speed of the steps'
+    reduction, yet ``jellyroll run`` computed the whole operando series again (its key held
+    every reduce option)."""
     scans = [_linked_step(tmp_path, k)[0] for k in range(2)]
     keys = {
-        operando_key(scans, OperandoOptions(), reduce_options=ReduceOptions(**threads))
-        for threads in ({}, {"threads": 1}, {"threads": 4, "decode_threads": 2})
+        operando_key(scans, OperandoOptions(), reduce_options=ReduceOptions(**speed))
+        for speed in ({}, {"threads": 1}, {"threads": 4, "decode_threads": 2}, {"block_frames": 64})
     }
     assert len(keys) == 1
     other = operando_key(scans, OperandoOptions(), reduce_options=ReduceOptions(npt=400))

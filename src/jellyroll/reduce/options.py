@@ -12,7 +12,7 @@ from jellyroll.reduce.engine import FilterName, SplitName
 class ReduceOptions(StageOptions):
     """How frames are integrated and placed."""
 
-    speed_only = frozenset({"threads", "decode_threads"})
+    speed_only = frozenset({"threads", "decode_threads", "block_frames"})
 
     npt: int = Field(1000, ge=16, description="Number of radial bins.")
     unit: str = Field(

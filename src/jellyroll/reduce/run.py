@@ -155,8 +155,7 @@ def reduce_key(spec: ScanSpec, options: ReduceOptions) -> str:
         files = _input_files(spec, reader.info)
     finally:
         reader.close()
-    payload = {k: v for k, v in options.key_payload().items() if k != "block_frames"}
-    return stage_key("reduce", payload, [_file_key(path) for path in files])
+    return stage_key("reduce", options.key_payload(), [_file_key(path) for path in files])
 
 
 def _input_files(spec: ScanSpec, info: ScanInfo) -> list[str]:
@@ -398,7 +397,8 @@ def _fingerprint(info: ScanInfo, options: ReduceOptions, spec: ScanSpec) -> str:
     first row 10.3 for 1000.1, exit 0), the motor readings and the jellyroll version (a
     work file of another version is not resumed: one sinogram, two versions' rows)."""
     digest = hashlib.sha256()
-    settings = options.key_payload()
+    # the work file holds its rows block by block: resumed only with the same blocks
+    settings = {**options.key_payload(), "block_frames": options.block_frames}
     payload = [settings, asdict(spec), CHECKPOINT_VERSION, __version__]
     digest.update(json.dumps(payload).encode())
     for path in _input_files(spec, info):
@@ -1136,7 +1136,7 @@ def _finish(
 
     record = provenance_record(
         {
-            "options": options.key_payload(),
+            "options": options.model_dump(mode="json"),
             "scan": asdict(spec),
             "reduce_key": key,
             **(configuration or {}),
