@@ -42,7 +42,9 @@ too little of its stack is refused (:func:`check_measured`). So are blank planes
 finite voxels all hold one value (a stack padded to a fixed number of slices with 0 or an
 integer volume's offset: no measurement is that flat), and in the copies a reconstruction's
 fill ring (:func:`jellyroll.nxct.unmeasured.fill_ring`). Where a copy holds NaN, the gradient
-descent's level is smoothed over the measured voxels only (:func:`_smoothed`).
+descent's level is smoothed over the measured voxels only (:func:`_smoothed`) and its
+metric's gradient taken by central differences, not by a Gaussian derivative of the whole
+image, which carried the filling (:func:`_filled`) past the mask's margin.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ from jellyroll.conventions import (
     finite_gaussian,
     parabola_vertex,
 )
-from jellyroll.nxct.unmeasured import FillRings, PlanesAsNan, are_blank
+from jellyroll.nxct.unmeasured import RING_RADIUS, FillRings, PlanesAsNan, are_blank
 
 __all__ = [
     "CellAxis",
@@ -536,8 +538,10 @@ def _pose_search(
 
     The angle is searched over the full turn at five heights, then the axial shift over
     +-20 % of the shorter stack in steps of half a coarse voxel (on the heights the stacks
-    share at each shift), then the angle again at that shift, twice: a cell's structure along
-    its axis (roll ends, tabs, inclusions) pins the shift, the roll's spiral pins the angle.
+    share at each shift) about the arrays' middles and about the middles of the stacks'
+    measured planes (:func:`_measured_planes`: padding planes, NaN or blank, left out), then
+    the angle again at that shift, twice: a cell's structure along its axis (roll ends, tabs,
+    inclusions) pins the shift, the roll's spiral pins the angle.
 
     Both axis frames point their axis up their stacks, so a cell mounted upside down in one
     instrument (turned 180 deg about an axis across it: a rotation) reads with its roll's
@@ -588,42 +592,73 @@ def _pose_search(
         for h in ((xct[0].shape[0] - 1) * xct[1] / 2, (nct[0].shape[0] - 1) * nct[1] / 2)
     )
     n_shift = int(0.4 * half / step)
-    # the shorter stack anywhere along the taller one, and as far past either end
-    n_reach = max(n_shift, int((abs(np.ptp(grid_x) - np.ptp(grid_n)) / 2 + 0.4 * half) / step))
+    (middle_x, half_x), (middle_n, half_n) = (
+        _measured_planes(*copy[:2], axis) for copy, axis in ((xct, xct_axis), (nct, nct_axis))
+    )
+
+    def span(h: float) -> float:
+        """Height (um) of the grid of heights within +-``h``."""
+        return step * (np.floor(h / step) - np.ceil(-h / step))
+
+    # the shorter measured stack anywhere along the taller one, and as far past either end
+    n_reach = max(n_shift, int((abs(span(half_x) - span(half_n)) / 2 + 0.4 * half) / step))
     coarse_angles = angles[::4]
     qx = _quantise(_polar_samples(*xct, to_x, radii, coarse_angles, grid_x), bins)
     first = round((grid_n[0] - grid_x[0]) / step)  # grid_x[i] + shift k is grid_n[i + k - first]
 
-    def shift_scan(flip: np.ndarray, angle: float, n: int = n_shift) -> tuple[float, float, bool]:
-        """The shift (um) of most MI along the axis at ``angle`` within ``n`` steps, that MI,
-        and whether it lies at an end of the scan (the best shift may lie beyond)."""
+    def centre(flip: np.ndarray) -> int:
+        """The shift (steps) that puts the middles of the stacks' measured planes together."""
+        return round((flip[0, 0] * middle_n - middle_x) / step)
+
+    def near(flip: np.ndarray) -> range:
+        """The shifts (steps) searched: within 20 % of the shorter stack of 0 (the arrays'
+        middles together) and of :func:`centre`. Padding planes (blank or NaN) move the
+        arrays' middles, a lost end plane the measured planes': 4 blank planes before the
+        tiny twin's 16-plane neutron stack put the truth past the arrays' search (refused),
+        one NaN end plane of its X-ray past the measured planes'."""
+        k0 = centre(flip)
+        return range(min(0, k0) - n_shift, max(0, k0) + n_shift + 1)
+
+    def shift_scan(
+        flip: np.ndarray, angle: float, shifts: range | None = None
+    ) -> tuple[float, float, bool]:
+        """The shift (um) of most MI along the axis at ``angle`` over ``shifts`` (steps;
+        default :func:`near`), that MI, and whether it lies at an end of the scan (the best
+        shift may lie beyond)."""
+        shifts = near(flip) if shifts is None else shifts
         rotated = coarse_angles + np.deg2rad(angle)
         qn = _quantise(_polar_samples(*nct, flip @ to_n, radii, rotated, grid_n), bins)
-        scores = np.zeros(2 * n + 1)
-        for j, k in enumerate(range(-n, n + 1)):
+        scores = np.zeros(len(shifts))
+        for j, k in enumerate(shifts):
             lo, hi = max(0, first - k), min(len(grid_x), len(grid_n) + first - k)
             scores[j] = _mutual_information(qx[lo:hi], qn[lo + k - first : hi + k - first], bins)
-        at_end = int(np.argmax(scores)) in (0, 2 * n)
-        return (_peak(scores, circular=False) - n) * step, float(scores.max()), at_end
+        at_end = int(np.argmax(scores)) in (0, len(shifts) - 1)
+        return (_peak(scores, circular=False) + shifts[0]) * step, float(scores.max()), at_end
 
-    def beyond_reach(flip: np.ndarray, angle: float) -> ValueError | None:
+    def beyond_reach(flip: np.ndarray, angle: float, reversed_mi: str) -> ValueError | None:
         """The ValueError to raise where the shift along the axis at ``angle`` is not pinned
         inside the search: its best lies at an end of the +-20 % scan, or the shorter stack
         matches better elsewhere along the taller one (before, a neutron stack of the bottom
-        half of the test twin's X-ray one registered 297 um off, exit 0); else None."""
+        half of the test twin's X-ray one registered 297 um off, exit 0); else None.
+        ``reversed_mi``: what the heights reversed gave, for the message."""
         shift, best, at_end = shift_scan(flip, angle)
-        far, far_best, _ = shift_scan(flip, angle, n_reach)
-        if at_end or (abs(far) > n_shift * step and far_best > best):
+        k0 = centre(flip)
+        far, far_best, _ = shift_scan(flip, angle, range(k0 - n_reach, k0 + n_reach + 1))
+        searched = near(flip)
+        if at_end or (not searched[0] <= far / step <= searched[-1] and far_best > best):
             where = far if far_best > best else shift
             return ValueError(
                 f"{name} matches the X-ray one best along the cell's axis at a shift of "
                 f"{where:+.0f} um (mutual information {max(best, far_best):.2f}), at or past "
-                f"the end of the search (+-{n_shift * step:.0f} um: 20 % of the shorter "
-                "stack): the two stacks' centres lie too far apart along the cell's axis for "
-                "the registration to pin the shift, or a stack's slices lie further apart "
-                "than its voxel size says (binned or skipped slices). Crop the taller stack to "
-                "the heights the two share (or give the voxel size its slices have) and "
-                "register again"
+                f"the end of the search ({searched[0] * step:+.0f} to "
+                f"{searched[-1] * step:+.0f} um: "
+                "20 % of the shorter stack about the stacks' middles, with and without their "
+                "unmeasured planes): the two stacks' middles lie too far apart along the cell's "
+                "axis for the registration to pin the shift, or a stack's slices lie further "
+                "apart than its voxel size says (binned or skipped slices), or run the other "
+                f"way ({reversed_mi}). Crop the taller stack to the heights the two share (or "
+                "give the voxel size its slices have, or reverse the slices of the one that "
+                "runs the other way) and register again"
             )
         return None
 
@@ -639,9 +674,13 @@ def _pose_search(
     # the same handedness in the plane, the heights as they are or reversed
     kept, turned = shift_scan(base, angle)[1], shift_scan(base @ Z_MIRROR, angle)[1]
     reversed_heights = turned > FLIP_RATIO * kept
+    reversed_mi = (
+        f"with the neutron volume's slices reversed, mutual information along the axis "
+        f"{turned:.2f} against {kept:.2f} as given"
+    )
     if in_plane_mirrored and reversed_heights:  # upside down: a rotation
         angle, shift = refine(UPSIDE_DOWN, angle)
-        return angle, shift, UPSIDE_DOWN, beyond_reach(UPSIDE_DOWN, angle)
+        return angle, shift, UPSIDE_DOWN, beyond_reach(UPSIDE_DOWN, angle, reversed_mi)
     if in_plane_mirrored:
         raise ValueError(
             f"{mirror_message}; if the cell was rather mounted upside down (a rotation, "
@@ -656,7 +695,20 @@ def _pose_search(
             "other end, or a detector read the other way up), a mirror that no rotation "
             "reaches; reverse the order of the neutron volume's slices and register again"
         )
-    return angle, shift, UPRIGHT, beyond_reach(UPRIGHT, angle)
+    return angle, shift, UPRIGHT, beyond_reach(UPRIGHT, angle, reversed_mi)
+
+
+def _measured_planes(coarse: np.ndarray, voxel: float, axis: CellAxis) -> tuple[float, float]:
+    """How far (um along ``axis``) the middle of the planes of the block-mean ``coarse``
+    copy (``voxel`` um) that hold a measured voxel lies above the copy's middle, and half
+    the height (um) from the first to the last: the stack's own extent, its padding planes
+    (NaN or blank) left out; the copy's (0 and half its height) for a stack measured at
+    both ends."""
+    planes = np.flatnonzero(np.isfinite(coarse).any(axis=(1, 2)))
+    if planes.size == 0:
+        planes = np.array([0, coarse.shape[0] - 1])
+    middle = ((planes[0] + planes[-1]) / 2 - (coarse.shape[0] - 1) / 2) * voxel
+    return float(middle / axis.direction[0]), float((planes[-1] - planes[0]) / 2 * voxel)
 
 
 def _angle_of(scores: np.ndarray, step_deg: float) -> float:
@@ -797,12 +849,22 @@ CELL_SIZE_TOLERANCE = 0.15
 def check_same_cell(diameter_um: float, other_um: float, one: str, other: str, sizes: str) -> None:
     """ValueError when a cell's diameters in two modalities differ by more than
     :data:`CELL_SIZE_TOLERANCE`: a wrong voxel or pixel size (or another cell) would be
-    registered anyway, with a wrong result."""
+    registered anyway, with a wrong result. The diameter is the outline's: a field of view
+    that cuts the cell shrinks it, a constant filling outside a reconstruction's circle that
+    :func:`~jellyroll.nxct.unmeasured.fill_ring` does not find (a circle under
+    :data:`~jellyroll.nxct.unmeasured.RING_RADIUS` of half the slice) grows it to the whole
+    slice; the message names both (the tiny twin's X-ray within a ring of 0.8 was 2934 um
+    across for 1785, its neutron in a circle of 0.85 1534 for 1862, both refused with the
+    voxel sizes as the only advice)."""
     if abs(diameter_um / other_um - 1.0) > CELL_SIZE_TOLERANCE:
         raise ValueError(
             f"the cell is {diameter_um:.0f} um across in {one} but {other_um:.0f} um in "
-            f"{other}: they do not overlap as the same cell; check {sizes} and that both "
-            "hold the same cell"
+            f"{other}: they do not overlap as the same cell; check {sizes}, that both hold "
+            "the same cell, and that each holds the whole cell with air around it (a field "
+            "of view that cuts the cell makes it smaller; a constant filling outside a "
+            "reconstruction's circle, read as the cell where that circle lies under "
+            f"{RING_RADIUS:g} of half the slice, makes it the whole slice: give the volume "
+            "with NaN there)"
         )
 
 
@@ -1645,13 +1707,17 @@ def register_volumes(
     # one NaN end plane of the tiny twin's 8-plane X-ray moved it 10.8 um along the axis
     # (1.9 with this; what the NaN held, the true values or the filling, moved it 8.8 um)
     gradient_images = fixed, moving
-    if (
-        len(set(sigmas)) == 1
-        and sigmas[0] > 0
-        and not all(np.isfinite(c[0]).all() for c in (xc, nc))
-    ):
+    unmeasured = not all(np.isfinite(c[0]).all() for c in (xc, nc))
+    if len(set(sigmas)) == 1 and sigmas[0] > 0 and unmeasured:
         gradient_images = tuple(_to_sitk(_smoothed(c[0], sigmas[0]), *c[1:]) for c in (nc, xc))
         sigmas = [0.0] * len(sigmas)
+    if unmeasured:
+        # the metric's gradient by central differences of the interpolated X-ray copy (one
+        # voxel past the interpolation's reach), not SimpleITK's default, a Gaussian
+        # derivative of the whole image, filling included, which carried the filling several
+        # voxels past the mask's margin: the tiny twin with a NaN end plane registered 9.3 um
+        # apart filled with the local mean or with the X-ray's maximum (1.1 so)
+        method.MetricUseMovingImageGradientFilterOff()
     method.SetSmoothingSigmasPerLevel(sigmas)
     method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOff()
     # upside down: SimpleITK optimises the pose of the neutron volume turned back upright
