@@ -807,22 +807,24 @@ MIN_STEP_GRAPHITE = 0.5
 """Least graphite signal of a step (its three lines summed over the graphite mask), as a
 fraction of the series' largest: a charge moves lithium into the graphite, not graphite
 away (tiny twin: the steps within 0.2 % of each other)."""
-STEP_GAIN_NOTE = 0.05
-"""How far (fraction) a step's graphite signal may differ from the series' median before
-the scaling that evens it out is noted."""
+STEP_GAIN_LIMIT = 0.05
+"""How far (fraction) a step's graphite signal may differ from the series' median and be
+taken as measured: the graphite lines of the phases need not scatter alike per unit of
+graphite, so the signal may drift a little with the charge; beyond, the step is scaled to
+the median, with a note."""
 
 
 def _equal_graphite(
     runs: list[Path], amounts: np.ndarray, graphite: np.ndarray, notes: list[str]
 ) -> np.ndarray:
-    """``amounts`` (n_steps, ny, nx, 3) with each step scaled to the series' median graphite
-    signal (its amounts summed over ``graphite`` (ny, nx)): a charge moves lithium into
-    the graphite, not graphite away, so a step whose signal differs was measured with
-    another gain (a beam without a monitor, a detector or monitor setting changed). Shares
-    are ratios and stay; the cores were weighed in each step's own units: one step of the
-    tiny twin at 1.3 times the others' gain gave core areas 11610, 11610, 1964 um2 for
-    9853, 9853, 2171 and a shrink rate 26 % high, exit 0. A note names the steps that
-    differ by more than :data:`STEP_GAIN_NOTE`.
+    """``amounts`` (n_steps, ny, nx, 3) with each step whose graphite signal (its amounts
+    summed over ``graphite`` (ny, nx)) differs from the series' median by more than
+    :data:`STEP_GAIN_LIMIT` scaled to that median, with a note naming it: a charge moves
+    lithium into the graphite, not graphite away, so such a step was measured with another
+    gain (a beam without a monitor, a detector or monitor setting changed). Shares are
+    ratios and stay; the cores were weighed in each step's own units: one step of the tiny
+    twin at 1.3 times the others' gain gave core areas 11610, 11610, 1964 um2 for 9853,
+    9853, 2171 and a shrink rate 26 % high, exit 0. The other steps are taken as measured.
 
     Refused: a step whose signal is below :data:`MIN_STEP_GRAPHITE` of the series'
     largest: its Table 1 windows do not hold its graphite lines. Steps integrated with a
@@ -842,16 +844,16 @@ def _equal_graphite(
             "that it is a scan of this slice"
         )
     gain = signal / np.median(signal)
-    off = np.flatnonzero(np.abs(gain - 1.0) > STEP_GAIN_NOTE)
-    if off.size:
-        listed = ", ".join(f"{k} ({gain[k]:.2f})" for k in off)
-        notes.append(
-            f"the graphite signal of steps {listed} differs from the series' median by "
-            f"more than {100 * STEP_GAIN_NOTE:g} % (the beam or the detector's gain "
-            "changed?): each step scaled to the median, as a charge does not change the "
-            "graphite"
-        )
-    return amounts / gain[:, None, None, None]
+    off = np.abs(gain - 1.0) > STEP_GAIN_LIMIT
+    if not off.any():
+        return amounts
+    listed = ", ".join(f"{k} ({gain[k]:.2f})" for k in np.flatnonzero(off))
+    notes.append(
+        f"the graphite signal of steps {listed} differs from the series' median by more "
+        f"than {100 * STEP_GAIN_LIMIT:g} % (the beam or the detector's gain changed?): those "
+        "steps scaled to the median, as a charge does not change the graphite"
+    )
+    return amounts / np.where(off, gain, 1.0)[:, None, None, None]
 
 
 def _cell(reference: np.ndarray, notes: list[str]) -> Cell | None:
