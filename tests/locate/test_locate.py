@@ -33,6 +33,7 @@ from jellyroll.locate.core import (
     _map_points,
     _Metric,
     _refine,
+    _rotation_uncertainty,
     locate_slice,
     pose_errors,
     pose_parameters,
@@ -974,3 +975,24 @@ def test_blank_padding_planes_are_placed_as_not_measured_ones(
         with open_volume(path) as source:
             found.append(locate_slice(twin.mu_xray_per_um, twin.pixel_size_um, source, VOXEL_UM))
     np.testing.assert_allclose(found[1].map_to_xct, found[0].map_to_xct, atol=1e-6)
+
+
+@pytest.mark.parametrize("step_um", [5.0, 20.0, 80.0])
+def test_the_rotations_standard_error_counts_no_more_samples_than_points(step_um: float) -> None:
+    """The least-squares error of the rotation, sqrt((1 - r^2) / (n r |r''|)), on a
+    correlation r = 0.9 - 0.01 deg^-2 x angle^2 (r'' = -0.02): with points further apart
+    than the noise's correlation length (a large map sampled with a stride) the area's
+    count, points x step^2 / (4 pi sigma^2), took n 2.9-3.9 times larger than the points
+    and the error 1.7-2 times too small. n is now at most the points."""
+
+    class Parabola:
+        points = np.zeros((1000, 3))
+
+        def whole(self, pose: np.ndarray) -> float:
+            angle = np.degrees(np.arctan2(pose[1, 2], pose[1, 1]))
+            return 0.9 - 0.01 * angle**2
+
+    n = min(1000.0, 1000.0 * step_um**2 / (4 * np.pi * 10.0**2))
+    expected = np.sqrt((1 - 0.9**2) / (n * 0.9 * 0.02))
+    found = _rotation_uncertainty(Parabola(), np.eye(4), np.zeros(3), step_um, 10.0)
+    assert found == pytest.approx(expected, rel=1e-6)

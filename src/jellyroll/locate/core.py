@@ -949,7 +949,9 @@ def _rotation_uncertainty(
     r the correlation at ``pose``, r'' its curvature in rotation (per deg^2, a parabola
     through :data:`ROTATION_STEPS_DEG` about the cell centre ``cell``), n the independent
     samples: the disk's area over 4 pi ``sigma_um``^2, the correlation area of noise smoothed
-    by a Gaussian of ``sigma_um``. Inf where the correlation is not peaked in rotation.
+    by a Gaussian of ``sigma_um``, at most the points themselves (a map of 900 px radius
+    sampled with a stride counted 2.9 times more samples than points, and its error came
+    out 1.7 times too small). Inf where the correlation is not peaked in rotation.
 
     A jelly roll turned by a degree looks nearly the same, so the rotation rests on how well
     the map's values follow the volume's: a map of another modality (the summed WAXS: its
@@ -968,7 +970,10 @@ def _rotation_uncertainty(
     peak = float(scores[ROTATION_STEPS_DEG.size // 2])
     if not (curvature < 0 and peak > 0):
         return float("inf")
-    samples = len(metric.points) * step_um**2 / (4 * np.pi * sigma_um**2)
+    # no more independent samples than points: with points further apart than the noise's
+    # correlation length (a large map's stride) the area's count overstated them
+    points = len(metric.points)
+    samples = min(points, points * step_um**2 / (4 * np.pi * sigma_um**2))
     return float(np.sqrt((1.0 - peak**2) / (samples * peak * -curvature)))
 
 
