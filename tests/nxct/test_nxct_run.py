@@ -165,7 +165,8 @@ def test_a_fill_ring_and_a_blank_plane_are_black_in_the_fused_volume() -> None:
     whole ring and plane, exit 0. Now NaN in both slabs before the fusion: black (0), as NaN
     voxels are; the measured voxels unchanged."""
     from jellyroll.nxct.fuse import fuse_rgb
-    from jellyroll.nxct.segment import FillRings, mask_fill_rings
+    from jellyroll.nxct.segment import mask_fill_rings
+    from jellyroll.nxct.unmeasured import FillRings
 
     rng = np.random.default_rng(0)
     xray = rng.normal(-900.0, 50.0, (3, 48, 48)).astype(np.float32)
