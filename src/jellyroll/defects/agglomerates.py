@@ -702,7 +702,7 @@ def _spots(
     if excess is None:
         return []
     unknown = ~np.isfinite(excess)
-    seeding = _bridged(significance, unknown, _window_px(window_um, p) // 10 + 1)
+    seeding = _raised_over_holes(significance, unknown, _window_px(window_um, p) // 10 + 1)
     labels = _regions(seeding, significance, mask, threshold, prominence)
     fit = (image, excess, significance, unknown, mask, p, sigma_um, blur_fwhm_um)
     rows, lines = _fitted_spots(labels, *fit)
@@ -809,7 +809,7 @@ def _fitted_spots(
     return rows, lines
 
 
-def _bridged(values: np.ndarray, unknown: np.ndarray, depth_px: int) -> np.ndarray:
+def _raised_over_holes(values: np.ndarray, unknown: np.ndarray, depth_px: int) -> np.ndarray:
     """``values`` (ny, nx) with its ``unknown`` pixels up to ``depth_px`` pixels (chessboard)
     from a known one set to the largest known value that near, the others 0. A hole inside
     a spot then rises to the spot's top and joins its sides into one regional maximum (a
