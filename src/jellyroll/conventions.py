@@ -290,6 +290,14 @@ def field_of_view(measured: np.ndarray) -> np.ndarray:
     return radius <= field
 
 
+def measured_shares(stack: np.ndarray) -> np.ndarray:
+    """(nz,): per plane of ``stack`` (nz, ny, nx; NaN or inf not measured), the share
+    measured inside its field of view (:func:`field_of_view`, from the pixels measured in
+    any plane); 1 where the field holds no pixel."""
+    inside = stack[:, field_of_view(np.isfinite(stack).any(axis=0))]
+    return np.isfinite(inside).mean(axis=1) if inside.shape[1] else np.ones(stack.shape[0])
+
+
 def block_mean(images: np.ndarray, block: int) -> np.ndarray:
     """``images`` (..., ny, nx) averaged over ``block`` x ``block`` pixels in their last two
     axes (the rows and columns past a whole block cut)."""

@@ -48,7 +48,11 @@ from typing import Any
 import numpy as np
 from scipy import ndimage, optimize, spatial
 
-from jellyroll.conventions import MIN_MEASURED_SHARE, field_of_view, finite_gaussian
+from jellyroll.conventions import (
+    MIN_MEASURED_SHARE,
+    finite_gaussian,
+    measured_shares,
+)
 from jellyroll.nxct.register import (
     _find_axis_coarse,
     _peak,
@@ -259,7 +263,7 @@ def locate_slice(
     first = getattr(volume, "low", 0)  # the stack's first plane, where its end planes are cut
     volume = PlanesAsNan(volume, blank) if blank else volume
     _check_measured_slices(coarse, name)
-    _check_no_gap(_cylinder_shares(coarse), round(coarse_voxel / voxel_um), first, shape, name)
+    _check_no_gap(measured_shares(coarse), round(coarse_voxel / voxel_um), first, shape, name)
     check_cell_axis(coarse, "the X-ray volume")
     check_attenuation_contrast(coarse, "the X-ray volume")  # else "the cell's sizes differ"
     say(0.4)
@@ -354,7 +358,7 @@ def locate_slice(
         reach = 2 * round(coarse_voxel / voxel_um) + 3
         reach += int(np.ceil(radius * np.tan(np.radians(max_tilt_deg)) / voxel_um))
         slab = _slab(volume, shape, voxel_um, points, pose, reach)
-        _check_no_gap(_cylinder_shares(slab.values), 1, first + _index(slab, shape), shape, name)
+        _check_no_gap(measured_shares(slab.values), 1, first + _index(slab, shape), shape, name)
         fine = _Metric.at(points, values, slab, _detail(slab), pose)
         pose = _best_height(fine, pose)
         pose = _refine(fine, pose, cell, fine_um, max_tilt_deg, free="rtyx")
@@ -1056,10 +1060,8 @@ def _measured_planes(volume: Any, name: str) -> tuple[int, int]:
         return 0, nz
 
     def measured(k: int) -> bool:  # a blank plane (padding: one value) is not measured
-        plane = np.asarray(volume[k], dtype=np.float32)
-        finite = np.isfinite(plane)
-        share = float(finite[field_of_view(finite)].mean())
-        return share >= MIN_LEVEL_MEASURED and not are_blank(plane[None])[0]
+        plane = np.asarray(volume[k], dtype=np.float32)[None]
+        return measured_shares(plane)[0] >= MIN_LEVEL_MEASURED and not are_blank(plane)[0]
 
     low = next((k for k in range(nz) if measured(k)), None)
     if low is None:
@@ -1072,22 +1074,13 @@ def _measured_planes(volume: Any, name: str) -> tuple[int, int]:
     return low, high
 
 
-def _cylinder_shares(coarse: np.ndarray) -> np.ndarray:
-    """Per slice of a block-mean copy (nz, ny, nx; NaN: a block under half measured), the
-    share measured inside the cylinder of its field of view (where the cell lies; a
-    reconstruction's NaN outside its circle lies outside it:
-    :func:`~jellyroll.conventions.field_of_view`)."""
-    inside = coarse[:, field_of_view(np.isfinite(coarse).any(axis=0))]
-    return np.isfinite(inside).mean(axis=1) if inside.shape[1] else np.ones(coarse.shape[0])
-
-
 def _check_measured_slices(coarse: np.ndarray, name: str) -> None:
     """ValueError naming ``name`` when no slice of the block-mean copy ``coarse`` is measured
     over :data:`MIN_MEASURED_SHARE` of its field of view: no plane to place the map
     on. NaN end planes leave other slices measured whole, and are let through."""
     if np.isfinite(coarse).all():
         return
-    shares = _cylinder_shares(coarse)
+    shares = measured_shares(coarse)
     if not shares.max() >= MIN_MEASURED_SHARE:
         raise ValueError(
             f"{name} is measured (not NaN or inf) over {shares.max():.0%} of the cylinder "

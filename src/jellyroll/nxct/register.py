@@ -64,8 +64,8 @@ from skimage.morphology import convex_hull_image
 
 from jellyroll.conventions import (
     MIN_MEASURED_SHARE,
-    field_of_view,
     finite_gaussian,
+    measured_shares,
     parabola_vertex,
 )
 from jellyroll.nxct.unmeasured import RING_RADIUS, FillRings, PlanesAsNan, are_blank
@@ -1859,8 +1859,7 @@ def check_measured(copy: np.ndarray, name: str, planes: np.ndarray | None = None
     of blank planes only, a stack's padding, as a stack without them would be)."""
     if planes is not None:
         copy = copy[np.asarray(planes, dtype=bool)]
-    inside = copy[:, field_of_view(np.isfinite(copy).any(axis=0))]
-    share = float(np.isfinite(inside).mean()) if inside.size else 1.0
+    share = float(measured_shares(copy).mean()) if copy.shape[0] else 1.0
     if share < MIN_MEASURED_SHARE:
         raise ValueError(
             f"{name} is measured (not NaN or inf) over {share:.0%} of the cylinder of its "
