@@ -1102,10 +1102,10 @@ def _check_no_gap(
     """ValueError naming ``name`` when a slice of a stack of ``shape`` cut to its measured
     planes (a block-mean copy of ``factor`` planes a slice, or a slab of the stack;
     ``shares``: per slice, the share measured in its field of view,
-    :func:`_cylinder_shares`; ``first``: the whole volume's plane of the stack's first) is
-    measured under :data:`MIN_LEVEL_MEASURED`: a plane
-    inside the stack not measured (NaN or inf over most of it, or blank: a lost detector
-    frame written as 0). Its levels hold no similarity, and the slice's own height may lie
+    :func:`~jellyroll.conventions.measured_shares`; ``first``: the whole volume's plane of
+    the stack's first) is measured under :data:`MIN_LEVEL_MEASURED`: a plane inside the
+    stack not measured (NaN or inf over most of it, or blank: a lost detector frame written
+    as 0). Its levels hold no similarity, and the slice's own height may lie
     there: one such plane of the tiny twin's 8 at the slice placed nine placements of ten
     48-85 um and 1.3-12 deg off, exit 0 (one without a warning); read as data (0), 28 um
     off or refused as a stack cut below. The slab (the fine level's planes) is checked

@@ -327,17 +327,10 @@ def _slice_centre(image: np.ndarray) -> tuple[float, float, float] | None:
     1.3 times too wide); None where none is measured.
     """
     finite = np.isfinite(image)
-    if finite.all():
-        smooth = ndimage.gaussian_filter(image.astype(np.float32), 1.0)
-        values = smooth
-    elif not finite.any():
+    if not finite.any():
         return None
-    else:
-        weight = ndimage.gaussian_filter(finite.astype(np.float32), 1.0)
-        sums = ndimage.gaussian_filter(np.where(finite, image, 0).astype(np.float32), 1.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            smooth = np.where(finite, sums / weight, np.nan)
-        values = smooth[finite]
+    smooth = finite_gaussian(image.astype(np.float32), 1.0)
+    values = smooth[finite]
     if not np.ptp(values) > 0:
         return None
     background = float(np.percentile(values, 1))
@@ -539,7 +532,7 @@ def _pose_search(
     The angle is searched over the full turn at five heights, then the axial shift over
     +-20 % of the shorter stack in steps of half a coarse voxel (on the heights the stacks
     share at each shift) about the arrays' middles and about the middles of the stacks'
-    measured planes (:func:`_measured_planes`: padding planes, NaN or blank, left out), then
+    measured planes (:func:`_measured_extent`: padding planes, NaN or blank, left out), then
     the angle again at that shift, twice: a cell's structure along its axis (roll ends, tabs,
     inclusions) pins the shift, the roll's spiral pins the angle.
 
@@ -593,7 +586,7 @@ def _pose_search(
     )
     n_shift = int(0.4 * half / step)
     (middle_x, half_x), (middle_n, half_n) = (
-        _measured_planes(*copy[:2], axis) for copy, axis in ((xct, xct_axis), (nct, nct_axis))
+        _measured_extent(*copy[:2], axis) for copy, axis in ((xct, xct_axis), (nct, nct_axis))
     )
 
     def span(h: float) -> float:
@@ -698,7 +691,7 @@ def _pose_search(
     return angle, shift, UPRIGHT, beyond_reach(UPRIGHT, angle, reversed_mi)
 
 
-def _measured_planes(coarse: np.ndarray, voxel: float, axis: CellAxis) -> tuple[float, float]:
+def _measured_extent(coarse: np.ndarray, voxel: float, axis: CellAxis) -> tuple[float, float]:
     """How far (um along ``axis``) the middle of the planes of the block-mean ``coarse``
     copy (``voxel`` um) that hold a measured voxel lies above the copy's middle, and half
     the height (um) from the first to the last: the stack's own extent, its padding planes
@@ -1010,14 +1003,7 @@ def check_cell_axis(copy: np.ndarray, name: str) -> None:
     weight, and the differences are taken between measured voxels only."""
     if copy.ndim != 3 or copy.shape[0] < 3:
         return
-    finite = np.isfinite(copy)
-    if finite.all():
-        smooth = ndimage.gaussian_filter(copy.astype(np.float32), 1.0)
-    else:
-        weight = ndimage.gaussian_filter(finite.astype(np.float32), 1.0)
-        filled = ndimage.gaussian_filter(np.where(finite, copy, 0).astype(np.float32), 1.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            smooth = np.where(finite, filled / weight, np.nan)
+    smooth = finite_gaussian(copy.astype(np.float32), 1.0)
     variation = []
     for a in range(3):
         step = np.diff(smooth, axis=a)
