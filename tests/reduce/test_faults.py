@@ -21,7 +21,7 @@ from jellyroll.io.lock import OutputLockedError, lock_path
 from jellyroll.io.scans import write_frame_table
 from jellyroll.phantom.write import write_phantom
 from jellyroll.reduce.options import ReduceOptions
-from jellyroll.reduce.run import run_reduce
+from jellyroll.reduce.run import _air_ends, run_reduce
 from jellyroll.results import Sinogram, read_sinogram
 from jellyroll.results.store import stage_file
 
@@ -602,3 +602,18 @@ def test_a_half_acquisition_takes_its_far_line_end_as_air(
     sinogram = read_sinogram(report.output)
     expected = 1.2 * np.clip(1 - (sinogram.translation_mm / 0.3) ** 2, 0, None)
     np.testing.assert_allclose(sinogram.attenuation, np.tile(expected, (n_angles, 1)), atol=1e-5)
+
+
+def test_a_half_turn_whose_first_line_end_lies_in_the_sample_is_not_air() -> None:
+    """A half turn (0-176 deg) of a disk that reaches past the first line end near 90 deg:
+    the two ends pooled passed as air, and the reduction subtracted the sample as air and
+    measured the attenuation against it, exit 0 (only the reconstruction's note said the
+    end lay in the sample, of data already changed). Each end is judged on its own now."""
+    angles = np.arange(0.0, 180.0, 4.0)
+    t = np.linspace(-1.0, 1.0, 120)
+    centre = 0.7 * np.sin(np.deg2rad(angles))[:, None]  # never near the last end
+    chord = 2 * np.sqrt(np.clip(0.5**2 - (t[None] + centre) ** 2, 0, None))
+    total = 1.0 + 5.0 * chord + 0.01 * np.random.default_rng(0).standard_normal(chord.shape)
+    sums = np.repeat(total[..., None] / 3, 3, axis=2)
+    _, problem = _air_ends(sums, np.ones(total.shape), None, angles)
+    assert problem is not None and problem.startswith("the first end of the lines")

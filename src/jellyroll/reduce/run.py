@@ -944,18 +944,24 @@ def _air_ends(
     full turn (or one with a gap the reconstruction maps whole,
     :func:`~jellyroll.conventions.sees_both_sides`) one end alone when only that one is
     air (:func:`line_end_problems`): a half acquisition (the axis near the other end, which
-    lies in the sample) lost its attenuation and air subtraction."""
+    lies in the sample) lost its attenuation and air subtraction. A scan that does not see
+    both sides needs each end to be air on its own."""
     total = np.empty(count.shape)
     for row in range(count.shape[0]):
         with np.errstate(invalid="ignore", divide="ignore"):
             total[row] = np.sum(sums[row], axis=1) / count[row]  # NaN: missing cell
     both = edge_columns(count.shape[1])
     problem = air_columns_problem(total, transmission, both)
-    if problem is None or not sees_both_sides(rotation_angle_deg):
-        return both, problem
-    for end, end_problem in line_end_problems(total, transmission):
-        if end_problem is None:
-            return end, None
+    ends = line_end_problems(total, transmission)
+    if sees_both_sides(rotation_angle_deg):
+        if problem is None:
+            return both, None
+        return next(((end, None) for end, why in ends if why is None), (both, problem))
+    # each end on its own: pooled, a disk past the first end (on 100 rays of a half turn)
+    # passed as air, and was subtracted as air, without a word
+    for side, (_, why) in zip(("first", "last"), ends, strict=True):
+        if problem is None and why is not None:
+            problem = f"the {side} end of the lines: {why}"
     return both, problem
 
 
