@@ -541,13 +541,15 @@ def find_agglomerates(
     map units), ``integrated_excess`` (map units x um^2), ``significance`` (peak, noise
     units), ``plateau_diameter_um`` (equivalent diameter of a fainter plateau around it,
     the damaged zone of a case-B agglomerate; NaN when none), ``truncated`` (the fitted
-    ellipse reaches the map's edge or a pixel without value: the map shows part of it, its
-    size is a lower bound) and ``case`` ("A" up to the critical diameter, "B" above,
-    "unresolved" below 3 pixels when the critical diameter is below 3 pixels too, or when
-    a truncated one measures up to the critical diameter: :func:`size_class`).
+    ellipse reaches the map's edge or a pixel without value, or its region holds or borders
+    pixels without value: the map shows part of it, its size is uncertain) and ``case``
+    ("A" up to the critical diameter, "B" above, "unresolved" below 3 pixels when the
+    critical diameter is below 3 pixels too, or when a truncated one measures up to the
+    critical diameter: :func:`size_class`).
 
-    Raises ``ValueError`` when the background window is longer than the map (lengths not
-    in micrometres: a pixel size given in mm, a critical diameter in nm).
+    Raises ``ValueError`` when the background window or the point-spread function is
+    longer than the map, or the critical diameter under a pixel (lengths not in
+    micrometres: a pixel size given in mm, a critical diameter in nm).
     """
     image = np.asarray(saxs_intensity_map, dtype=np.float64)
     if image.ndim != 2:
