@@ -524,10 +524,21 @@ def analyse(
     first = map_sets[0]  # the cell is found on the first step's attenuation, if it has one
     on_attenuation = MapName.ATTENUATION in first
     cell = _cell(first[MapName.ATTENUATION if on_attenuation else kind], notes)
-    _check_turns(runs, np.asarray(references), measured, *_turn_radius(cell, overview))
+    casing, kept = _casing(cell, overview)
+    _check_turns(runs, np.asarray(references), measured, *_turn_radius(casing, overview))
     graphite = core.graphite_mask(overview, options.graphite_fraction)
     if cell is not None and on_attenuation:
-        graphite = _cut_to_cell(graphite, overview, cell, notes)
+        # outside the cell the noise of the phase maps passed the graphite threshold (a
+        # quarter of the tiny twin's graphite mask, up to the map's corners), and two such
+        # pixels were reported as a damaged zone lagging by 0.2
+        if casing is not None:
+            graphite = graphite & casing.disk(graphite.shape)
+        else:
+            notes.append(
+                f"the cell found (radius {cell.radius:.1f} px) holds {100 * kept:.0f} % of "
+                "the strong graphite pixels: not the casing; graphite taken anywhere on the "
+                "maps"
+            )
     qs = []
     for run, shift in zip(runs, shifts, strict=True):
         with open_reconstruction(run) as recon:
@@ -742,24 +753,22 @@ Tiny twin (52 px, casing 23.7 px from the axis): unturned steps measure 0.10-0.1
 its reconstruction are not those of the others turned), by 1 deg (0.4 px) it passes."""
 
 
-def _turn_radius(cell: Cell | None, overview: np.ndarray) -> tuple[float, str]:
+def _turn_radius(casing: Cell | None, overview: np.ndarray) -> tuple[float, str]:
     """Distance (px) from the map centre (the rotation axis) at which :func:`_check_turns`
-    measures how far a turn moves the maps, and what lies there: the far edge of ``cell``
-    (found on the first step's map: the casing, or the outer turn on a graphite map) when
-    it holds :data:`CELL_STRONG_KEPT` of the strong graphite of ``overview`` (ny, nx);
-    else (no cell, or a ring that is not the casing) the farthest strong graphite pixel,
-    the outer turn.
+    measures how far a turn moves the maps, and what lies there: the far edge of the
+    ``casing`` (:func:`_casing`) where there is one; else the farthest strong graphite pixel
+    of ``overview`` (ny, nx), the outer turn.
 
     The farthest pixel of the first attenuation map at half its p99 was taken before:
     the noise put it in the tiny twin's corners (35.4 px for a casing 23.7 px out, a turn
     1.5 times too large), and a bright ring artefact about the axis (r = 4 px) shrank it to
     4.7 px: a step turned by 2 or 3 deg passed, the zone's lag 0.157 or 0.150 for 0.176
     and its shrink rate 13-16 % high, exit 0."""
-    strong = core.graphite_mask(overview, STRONG_GRAPHITE)
-    if cell is not None and _strong_share(cell, strong) >= CELL_STRONG_KEPT:
+    if casing is not None:
         ny, nx = overview.shape
-        offset = np.hypot(cell.x - (nx - 1) / 2, cell.y - (ny - 1) / 2)
-        return float(offset + cell.radius), "the edge of the cell found"
+        offset = np.hypot(casing.x - (nx - 1) / 2, casing.y - (ny - 1) / 2)
+        return float(offset + casing.radius), "the edge of the cell found"
+    strong = core.graphite_mask(overview, STRONG_GRAPHITE)
     rows, cols = np.indices(overview.shape)
     radius = np.hypot(rows - (overview.shape[0] - 1) / 2, cols - (overview.shape[1] - 1) / 2)
     return float(radius[strong].max() if strong.any() else radius.max()), "the outer graphite"
@@ -875,28 +884,15 @@ found for the graphite mask to be cut to it and its edge taken as the casing (ti
 1.0)."""
 
 
-def _cut_to_cell(
-    graphite: np.ndarray, overview: np.ndarray, cell: Cell, notes: list[str]
-) -> np.ndarray:
-    """The graphite mask cut to the pixels inside ``cell`` (:meth:`Cell.disk`);
-    uncut, with a note, when the cell holds less than :data:`CELL_STRONG_KEPT` of the
-    strong graphite pixels of ``overview`` (ny, nx): the ring found is not the casing.
-    Outside the cell the noise of the phase maps passed the graphite threshold (a quarter
-    of the tiny twin's graphite mask, up to the map's corners), and two such pixels were
-    reported as a damaged zone lagging by 0.2."""
-    kept = _strong_share(cell, core.graphite_mask(overview, STRONG_GRAPHITE))
-    if kept < CELL_STRONG_KEPT:
-        notes.append(
-            f"the cell found (radius {cell.radius:.1f} px) holds {100 * kept:.0f} % of the "
-            "strong graphite pixels: not the casing; graphite taken anywhere on the maps"
-        )
-        return graphite
-    return graphite & cell.disk(graphite.shape)
-
-
-def _strong_share(cell: Cell, strong: np.ndarray) -> float:
-    """Share of the pixels of ``strong`` (ny, nx bool: the strong graphite) inside ``cell``."""
-    return float((strong & cell.disk(strong.shape)).sum() / max(int(strong.sum()), 1))
+def _casing(cell: Cell | None, overview: np.ndarray) -> tuple[Cell | None, float]:
+    """``cell`` (found on the first step's map) when it holds :data:`CELL_STRONG_KEPT` of
+    the strong graphite pixels of ``overview`` (ny, nx): the casing; else None (a ring that
+    is not the casing, or none found); and that share (0 without a cell)."""
+    if cell is None:
+        return None, 0.0
+    strong = core.graphite_mask(overview, STRONG_GRAPHITE)
+    kept = float((strong & cell.disk(strong.shape)).sum() / max(int(strong.sum()), 1))
+    return (cell if kept >= CELL_STRONG_KEPT else None), kept
 
 
 def _turns(
