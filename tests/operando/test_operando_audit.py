@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from rich.console import Console
 from scipy import ndimage
-from test_operando import _zoned_scans
+from test_operando import _mpt_log, _zoned_scans
 
 from jellyroll.io.nexus import read_table, write_table
 from jellyroll.maps.options import MapsOptions
@@ -380,8 +380,6 @@ def test_an_mpt_log_started_before_summer_time_began_is_refused(
     03:00 to 04:00 in eastern Europe), is read as before (so is the log of
     test_an_mpt_log_across_summer_time_is_placed_at_its_start, which starts and is placed
     at the first scan's winter offset)."""
-    from test_operando import _mpt_log
-
     suffix = "+02:00" if zoned else ""
     stamps = [f"2026-03-29T0{h}:30:00{suffix}" for h in (3, 4, 5)]
     scans = _zoned_scans(tmp_path / "op", stamps)
@@ -406,8 +404,6 @@ def test_scans_in_utc_beside_a_log_without_a_zone_are_refused(tmp_path: Path) ->
     read at the scans' offset +0 and the scans at 0, 0.25 and 0.5 for 0.25, 0.5 and 0.75,
     exit 0 (a note only). Refused unless the log's offset is given (``--log-utc-offset-h``):
     +1 h reads the truth (the charge written to 6 decimals)."""
-    from test_operando import _mpt_log
-
     scans = _zoned_scans(tmp_path / "op", [f"2026-01-02T{h:02d}:00:00+00:00" for h in (9, 10, 11)])
     log = read_potentiostat_log(_mpt_log(tmp_path / "c.mpt", "01/02/2026 09:00:00", 4.0))
     with pytest.raises(ValueError, match=r"c\.mpt: its times carry no time zone, and the scans"):
@@ -479,3 +475,74 @@ def test_a_log_record_without_a_charge_is_named(tmp_path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(ValueError, match=r"log\.csv: record 61 \(of 241, 1 in all\) holds no ch"):
         read_potentiostat_log(path)
+
+
+def _scans_recording(
+    folder: Path, stamps: list[str], socs: list[float | None], ends: list[str] | None
+) -> list[Path]:
+    """Scans recording ``/entry/start_time`` (as given), ``/entry/sample/state_of_charge``
+    (None: not recorded) and, where given, ``/entry/end_time``."""
+    scans = _zoned_scans(folder, stamps)
+    for k, (scan, soc) in enumerate(zip(scans, socs, strict=True)):
+        with h5py.File(scan, "a") as f:
+            if soc is not None:
+                f["entry/sample/state_of_charge"] = soc
+            if ends is not None:
+                f["entry/end_time"] = ends[k]
+    return scans
+
+
+# 0.5, 2 and 4 h into a 5 h charge whose log starts at 09:00 on a clock at +01:00
+AT_1 = ["2026-01-02T09:30:00+01:00", "2026-01-02T11:00:00+01:00", "2026-01-02T13:00:00+01:00"]
+ENDS = ["2026-01-02T09:45:00+01:00", "2026-01-02T11:15:00+01:00", "2026-01-02T13:15:00+01:00"]
+# the same instants on a beamline clock two hours east of the log's
+AT_3 = ["2026-01-02T11:30:00+03:00", "2026-01-02T13:00:00+03:00", "2026-01-02T15:00:00+03:00"]
+TWO_HOURS = (
+    r"op_0\.h5::/entry/sample/state_of_charge records 0\.1 \(step 0\) and the log .*c\.mpt "
+    r"reads 0\.5 there: of the 2 scans .* 2 differ .* Read 2 h earlier on the log, every one "
+    r"agrees: .* give --log-utc-offset-h \+1 if"
+)
+TWICE = (
+    r"op_1\.h5::.* records 0\.4 \(step 1\) and the log .* reads 0\.2 there: .* With "
+    r"--capacity-mah 5 every one agrees"
+)
+
+
+@pytest.mark.parametrize(
+    ("stamps", "socs", "ends", "capacity", "said"),
+    [
+        (AT_1, [0.1, 0.4, 0.8], None, 5.0, None),
+        (AT_1, [0.14, 0.36, 0.8], None, None, None),  # within 0.05
+        (AT_1, [0.1, 0.4, 0.8], ENDS, 5.0, None),  # read at the start, the log at the middle
+        (AT_3, [0.1, 0.4, 0.8], None, 5.0, TWO_HOURS),
+        (AT_3, [0.1, None, 0.8], None, 5.0, r"of the 1 scans .* 1 differs .* 2 h earlier"),
+        (AT_1, [0.1, 0.4, 0.8], None, 10.0, TWICE),
+    ],
+)
+def test_a_log_the_scans_contradict_is_refused(
+    tmp_path: Path,
+    stamps: list[str],
+    socs: list[float | None],
+    ends: list[str] | None,
+    capacity: float | None,
+    said: str | None,
+) -> None:
+    """Scans recording their state of charge (0.1, 0.4 and 0.8 of a 5 h charge of 5 mAh)
+    beside a log: the log's values were used and the scans' never read. With the log's
+    clock 2 h off the scans' (a PC at +01:00, scans at +03:00) the series read 0.5, 0.8
+    and none (past the log's end) for 0.1, 0.4 and 0.8, and with --capacity-mah 10 0.05,
+    0.2 and 0.4, exit 0. Refused where they differ by more than 0.05 (SOC_SLACK: a
+    writer's value rounded, or counted over the nominal capacity, 5 % off at full charge;
+    two hours of a 5 h charge are 0.4), naming the scan, both values, and the whole-hour
+    shift or the capacity that makes them agree; the scans' value is compared with the
+    log's over the scan (from start to end: a writer may read it at the start, where the
+    log is read at the middle) and only where it is recorded."""
+    log = read_potentiostat_log(_mpt_log(tmp_path / "c.mpt", "01/02/2026 09:00:00", 5.0))
+    scans = _scans_recording(tmp_path / "op", stamps, socs, ends)
+    if said is None:
+        timeline = build_timeline(scans, log, capacity_mah=capacity, max_gap_s=300)
+        middle = 0.025 if ends else 0.0
+        np.testing.assert_allclose(timeline.soc, np.array([0.1, 0.4, 0.8]) + middle, atol=1e-5)
+    else:
+        with pytest.raises(ValueError, match=said):
+            build_timeline(scans, log, capacity_mah=capacity, max_gap_s=300)

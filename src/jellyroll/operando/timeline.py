@@ -16,7 +16,8 @@ passed since the empty cell (the lowest charge of the log up to the first scan: 
 or the end of a discharge before the charge) over ``capacity_mah`` (default: the charge
 passed over the whole log). A scan outside the log's time range, or inside a gap of the
 log longer than ``max_gap_s``, keeps its time and gets no state of charge (NaN), with a
-warning; a log that covers none of the scans is refused.
+warning; a log that covers none of the scans is refused. Where scans also record their
+state of charge, the log's must agree with it (within :data:`SOC_SLACK`) or is refused.
 
 Time zones: an EC-Lab date, or an ISO time without a UTC offset, is the clock's local time.
 Scans whose start times carry an offset then place the log's clock at that offset (the
@@ -552,18 +553,14 @@ def soc_from_log(
     emptied a half-charged cell read the scans at 0.5, 0.75 and 1.0 of the charge as 0,
     0.5 and 1.0 (0, 0.25, 0.5 with the capacity given), exit 0. Refused: a log that
     covers none of the scans (its times are not on the scans' clock)."""
-    empty, emptied = _empty_cell(log, start_s)
-    passed = log.charge_mAh - empty
-    capacity = capacity_mah if capacity_mah is not None else float(np.abs(passed).max())
-    if not capacity > 0:
-        raise ValueError(f"{log.source}: no charge passes in the log; give --capacity-mah")
+    passed, capacity, emptied = _charge_passed(log, start_s, capacity_mah)
     if capacity_mah is not None:
         _check_log_charge(log, float(np.abs(passed).max()), capacity_mah)
     soc = np.interp(start_s, log.time_s, passed / capacity)
     notes = []
-    if log.charge_mAh[0] - empty > SOC_SLACK * capacity:
+    if passed[0] > SOC_SLACK * capacity:
         notes.append(
-            f"{log.source} discharges by {log.charge_mAh[0] - empty:.4g} mAh before the "
+            f"{log.source} discharges by {passed[0]:.4g} mAh before the "
             f"first scan: the cell taken as empty at {_clock_text(emptied, log.local_clock)}, "
             "where the charge is lowest, not at the log's start"
         )
@@ -607,6 +604,21 @@ def soc_from_log(
     return soc, notes
 
 
+def _charge_passed(
+    log: PotentiostatLog, start_s: np.ndarray, capacity_mah: float | None
+) -> tuple[np.ndarray, float, float]:
+    """The charge passed since the empty cell (mAh, one per record; the empty cell as
+    :func:`_empty_cell` finds it before the scans' moments ``start_s``), the capacity the
+    states of charge count over (mAh: ``capacity_mah``, else the most charge passed) and
+    when (s) the cell was empty."""
+    empty, emptied = _empty_cell(log, start_s)
+    passed = log.charge_mAh - empty
+    capacity = capacity_mah if capacity_mah is not None else float(np.abs(passed).max())
+    if not capacity > 0:
+        raise ValueError(f"{log.source}: no charge passes in the log; give --capacity-mah")
+    return passed, capacity, emptied
+
+
 def _empty_cell(log: PotentiostatLog, start_s: np.ndarray) -> tuple[float, float]:
     """The charge (mAh) of the empty cell, the lowest of the log up to the first scan of
     ``start_s`` (the whole log when none has a time), and when (s) the log reaches it."""
@@ -644,7 +656,10 @@ def _clock_text(seconds: float, local: bool) -> str:
 
 
 SOC_SLACK = 0.05
-"""How far (fraction of full charge) a state of charge may leave 0-1 before it is refused."""
+"""How far (fraction of full charge) a state of charge may leave 0-1, or one a scan records
+differ from the log's over the scan, before it is refused: a writer's value rounded, or
+counted over the cell's nominal capacity where the log counts over the charge it passed
+(5 % apart at full charge)."""
 
 
 COULOMBS_PER_MAH = 3.6
@@ -712,18 +727,23 @@ def build_timeline(
     log_utc_offset_h: float | None = None,
 ) -> Timeline:
     """Times (of each scan's middle, its start without a recorded end) and states of charge
-    of the steps: the log's at those times when given, else the scans'; ``log_utc_offset_h``:
-    the UTC offset (h) of the clock of a log whose times carry none (:func:`log_on_scan_clock`)."""
+    of the steps: the log's at those times when given (refused where the scans record one
+    it contradicts: :func:`_check_log_agrees`), else the scans'; ``log_utc_offset_h``: the
+    UTC offset (h) of the clock of a log whose times carry none (:func:`log_on_scan_clock`)."""
     recorded = scan_times(scans)
     start, middle = recorded.start_s, recorded.middle_s
     first = np.nanmin(start) if np.isfinite(start).any() else np.nan
     time_s = middle - first
     if log is not None:
         log_offset = None if log_utc_offset_h is None else 3600.0 * log_utc_offset_h
+        local, read_s = log.local_clock, float(log.time_s[0])
         log, on_log, placed = log_on_scan_clock(
             log, scans, middle, recorded.utc_offset_s, log_offset
         )
         soc, notes = soc_from_log(log, on_log, capacity_mah=capacity_mah, max_gap_s=max_gap_s)
+        # the offset (s) the log's local times were placed at, where one offset placed them
+        at_offset = read_s - float(log.time_s[0]) if local and not log.local_clock else None
+        _check_log_agrees(scans, recorded, log, on_log, soc, capacity_mah, at_offset)
         _check_soc_rises(scans, soc, f"from the log {log.source}")
         at_start = np.isfinite(start) & ~np.isfinite(recorded.end_s)
         if at_start.any():
@@ -740,6 +760,137 @@ def build_timeline(
         for k in np.flatnonzero(~np.isfinite(recorded.soc))
     ]
     return Timeline(recorded.soc, time_s, "scan metadata", notes)
+
+
+CLOCK_HOURS = 26
+"""The largest difference (h) between two places' clocks (UTC-12 to UTC+14): the shifts
+tried to tell whether a log on another clock explains its disagreement with the scans."""
+
+
+def _soc_miss(
+    log: PotentiostatLog,
+    recorded: ScanTimes,
+    on_log_s: np.ndarray,
+    capacity_mah: float | None,
+    shift_s: float = 0.0,
+) -> np.ndarray:
+    """Per scan (n_scans,): how far (fraction of full charge) the state of charge it records
+    lies outside the log's over the scan (from its start to its end, its start alone
+    without a recorded end; read ``shift_s`` later on the log's clock), 0 inside; NaN where
+    either is unknown. ``on_log_s``: each scan's middle on the log's clock."""
+    moved = on_log_s + shift_s
+    passed, capacity, _ = _charge_passed(log, moved, capacity_mah)
+    to_log = moved - recorded.middle_s  # from the scans' clock to the log's, per scan
+
+    def read(moment_s: np.ndarray) -> np.ndarray:
+        at = moment_s + to_log
+        return np.interp(at, log.time_s, passed / capacity, left=np.nan, right=np.nan)
+
+    at_start = read(recorded.start_s)
+    at_end = np.where(np.isfinite(recorded.end_s), read(recorded.end_s), at_start)
+    low, high = np.fmin(at_start, at_end), np.fmax(at_start, at_end)
+    return np.maximum(np.maximum(low - recorded.soc, recorded.soc - high), 0.0)
+
+
+def _check_log_agrees(
+    scans: list[Path],
+    recorded: ScanTimes,
+    log: PotentiostatLog,
+    on_log_s: np.ndarray,
+    soc: np.ndarray,
+    capacity_mah: float | None,
+    at_offset_s: float | None,
+) -> None:
+    """Refuse the log's states of charge ``soc`` (n_scans,) where the scans also record one
+    (``recorded.soc``) and the two differ by more than :data:`SOC_SLACK` anywhere over a
+    scan (the writer may read it at the scan's start, middle or end, and round it), naming
+    the capacity, or the whole-hour shift of the log's clock, that makes them agree
+    (``at_offset_s``: the UTC offset, s, the log's local times were placed at; None where
+    none placed them; ``on_log_s``: each scan's middle on the log's clock). The log alone
+    was used: its clock 2 h off the scans' (placed at +03:00 beside a PC at
+    +01:00) read scans recording 0.1 and 0.4 of a 5 h charge as 0.5 and 0.8, a capacity
+    given twice too large read 0.1, 0.4 and 0.8 as 0.05, 0.2 and 0.4, exit 0."""
+    miss = _soc_miss(log, recorded, on_log_s, capacity_mah)
+    miss[~np.isfinite(soc)] = np.nan  # a scan in a gap of the log is kept without one
+    wrong = np.flatnonzero(miss > SOC_SLACK)
+    if wrong.size == 0:
+        return
+    compared = int(np.isfinite(miss).sum())
+    k = int(wrong[0])
+    said = (
+        f"{scans[k]}::/entry/sample/state_of_charge records {recorded.soc[k]:.3g} (step {k}) "
+        f"and the log {log.source} reads {soc[k]:.3g} there: of the {compared} scans that "
+        f"record a state of charge inside the log, {wrong.size} "
+        f"{'differs' if wrong.size == 1 else 'differ'} from it by more than {SOC_SLACK:g} (up "
+        f"to {np.nanmax(miss):.3g})."
+    )
+    if not np.isfinite(recorded.end_s[k]):
+        said += (
+            " It records no /entry/end_time, so the log is read at its start: record the "
+            "scan's end if its value was read later in the scan."
+        )
+    hours = _clock_shift_h(log, recorded, on_log_s, capacity_mah)
+    capacity = _agreeing_capacity(log, recorded, on_log_s, soc, capacity_mah)
+    if capacity is not None:
+        said += f" With --capacity-mah {capacity:.4g} every one agrees."
+    if hours is not None:
+        said += (
+            f" Read {abs(hours):g} h {'later' if hours > 0 else 'earlier'} on the log, "
+            f"every one agrees: the log's clock is likely of another time zone than the scans'"
+        )
+        if at_offset_s is not None:
+            said += (
+                f" (its local times were read at UTC{at_offset_s / 3600:+g} h; give "
+                f"--log-utc-offset-h {at_offset_s / 3600 + hours:+g} if that is its clock's "
+                "offset)"
+            )
+        said += "."
+    raise ValueError(
+        f"{said} Check --capacity-mah (mAh), --log-utc-offset-h and that the log is this "
+        "charge's; or correct the scans' values, or leave --log out to use them"
+    )
+
+
+def _agreeing_capacity(
+    log: PotentiostatLog,
+    recorded: ScanTimes,
+    on_log_s: np.ndarray,
+    soc: np.ndarray,
+    capacity_mah: float | None,
+) -> float | None:
+    """The capacity (mAh; the median over the scans of the one that turns the log's state of
+    charge ``soc`` (n_scans,) into the scan's) at which the log agrees with the scans
+    (:func:`_all_agree`); None where none does."""
+    both = np.isfinite(soc) & (recorded.soc > SOC_SLACK) & (soc > SOC_SLACK)
+    if both.sum() < 2:
+        return None
+    _, capacity, _ = _charge_passed(log, on_log_s, capacity_mah)
+    candidate = capacity * float(np.median(soc[both] / recorded.soc[both]))
+    miss = _soc_miss(log, recorded, on_log_s, candidate)
+    miss[~np.isfinite(soc)] = np.nan
+    return candidate if _all_agree(miss) else None
+
+
+def _clock_shift_h(
+    log: PotentiostatLog, recorded: ScanTimes, on_log_s: np.ndarray, capacity_mah: float | None
+) -> int | None:
+    """The shift (whole hours, the smallest; up to :data:`CLOCK_HOURS`) of the scans on the
+    log's clock at which the log agrees with them (:func:`_all_agree`); None where none
+    does."""
+    for hours in sorted(range(-CLOCK_HOURS, CLOCK_HOURS + 1), key=lambda h: (abs(h), h)):
+        if hours == 0:
+            continue
+        if _all_agree(_soc_miss(log, recorded, on_log_s, capacity_mah, 3600.0 * hours)):
+            return hours
+    return None
+
+
+def _all_agree(miss: np.ndarray) -> bool:
+    """Whether at least two scans were compared (``miss``, as :func:`_soc_miss`: NaN where
+    not), and each agrees within :data:`SOC_SLACK`: one alone may match a wrong clock or
+    capacity by chance."""
+    known = miss[np.isfinite(miss)]
+    return bool(known.size >= 2 and known.max() <= SOC_SLACK)
 
 
 def _check_scan_soc(scans: list[Path], soc: np.ndarray) -> None:
