@@ -11,12 +11,12 @@ rotation axis of the scan and y grows with the row index (see
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import ndimage
+from scipy import ndimage, spatial
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 """Standard deviation of a Gaussian per unit full width at half maximum."""
@@ -296,6 +296,44 @@ def measured_shares(stack: np.ndarray) -> np.ndarray:
     any plane); 1 where the field holds no pixel."""
     inside = stack[:, field_of_view(np.isfinite(stack).any(axis=0))]
     return np.isfinite(inside).mean(axis=1) if inside.shape[1] else np.ones(stack.shape[0])
+
+
+def measured_field(
+    measured: np.ndarray, origin_yx_um: ArrayLike, pixel_um: float
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Whether (n, 2) points (y, x) um lie in a map's or a volume's field of view: the convex
+    hull of its measured pixels ``measured`` (ny, nx) bool, pixel (0, 0) centred at
+    ``origin_yx_um``, ``pixel_um`` apart, to their outer edges. A scan's field is convex (a
+    rectangle, a reconstruction's circle); NaN holes and stripes inside it are masked pixels,
+    not a cut through the cell (the tiny twin placed as well with them)."""
+    edge = measured & ~ndimage.binary_erosion(measured, border_value=0)
+    half = np.array([[-0.5, -0.5], [-0.5, 0.5], [0.5, -0.5], [0.5, 0.5]])
+    corners = (np.argwhere(edge)[:, None, :] + half[None]).reshape(-1, 2)
+    hull = spatial.Delaunay(corners[spatial.ConvexHull(corners).vertices])
+    origin = np.asarray(origin_yx_um, dtype=np.float64)
+
+    def inside(points: np.ndarray) -> np.ndarray:
+        return hull.find_simplex((points - origin) / pixel_um) >= 0
+
+    return inside
+
+
+def disk_cut_by_field(
+    centre_yx_um: ArrayLike, radius_um: float, inside: Callable[[np.ndarray], np.ndarray]
+) -> tuple[float, float]:
+    """The fraction of the disk of ``radius_um`` about ``centre_yx_um`` (um) outside a field
+    of view (points not ``inside`` it, e.g. :func:`measured_field`; a 201 x 201 lattice over
+    the disk) and the shift of the centroid of the rest from the centre (fraction of the
+    radius): how much of a cell's cross-section a field cuts off, and on which side."""
+    offsets = np.linspace(-radius_um, radius_um, 201)
+    dy, dx = np.meshgrid(offsets, offsets, indexing="ij")
+    disk = np.hypot(dy, dx) <= radius_um
+    points = np.column_stack([dy[disk], dx[disk]])
+    seen = inside(points + np.asarray(centre_yx_um, dtype=np.float64))
+    if not seen.any():
+        return 1.0, 1.0
+    shift = float(np.hypot(*points[seen].mean(axis=0))) / radius_um
+    return float(1.0 - seen.mean()), shift
 
 
 def block_mean(images: np.ndarray, block: int) -> np.ndarray:

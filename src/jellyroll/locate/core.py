@@ -46,11 +46,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from scipy import ndimage, optimize, spatial
+from scipy import ndimage, optimize
 
 from jellyroll.conventions import (
     MIN_MEASURED_SHARE,
+    disk_cut_by_field,
     finite_gaussian,
+    measured_field,
     measured_shares,
 )
 from jellyroll.nxct.register import (
@@ -301,15 +303,17 @@ def locate_slice(
         measured_here = np.isfinite(coarse[k])
         if not measured_here.all() and measured_here.sum() >= 3:
             # a NaN band at the field's edge cuts the cell as the stack's edge does
-            rectangle, hull = inside, _map_inside(measured_here, coarse_grid)
+            rectangle = inside
+            hull = measured_field(measured_here, coarse_grid.origin_um[1:], coarse_voxel)
             inside = lambda points: rectangle(points) & hull(points)  # noqa: E731
         _check_field(
-            _clipped(on_axis[1:3], radius_um, inside), radius_um,
+            disk_cut_by_field(on_axis[1:3], radius_um, inside), radius_um,
             "the X-ray volume's field of view", f"{shape[1]} x {shape[2]} voxels, NaN "
             "unmeasured", "a volume whose field of view holds the whole cell",
         )  # fmt: skip
+        map_field = measured_field(measured, map_grid.origin_um[1:], pixel_um)
         _check_field(
-            _clipped(cell_yx, radius_um, _map_inside(measured, map_grid)), radius_um,
+            disk_cut_by_field(cell_yx, radius_um, map_field), radius_um,
             "the map's field of view", f"{image.shape[0]} x {image.shape[1]} pixels, NaN "
             "unmeasured", "a map that holds the whole cell (or another map, --map)",
         )  # fmt: skip
@@ -432,46 +436,13 @@ def _field_inside(shape_yx: tuple[int, ...], voxel_um: float) -> Callable[[np.nd
     return lambda points: np.all(np.abs(points) <= half, axis=1)
 
 
-def _map_inside(measured: np.ndarray, grid: _Grid) -> Callable[[np.ndarray], np.ndarray]:
-    """Whether (n, 2) points (y, x) um of the map frame lie in the map's field of view: the
-    convex hull of its measured (finite) pixels ``measured`` (ny, nx) bool on ``grid``'s
-    lattice, to their outer edges. A scan's field is convex (a rectangle, a reconstruction's
-    circle); NaN holes and stripes inside it are masked pixels, not a cut through the cell
-    (the tiny twin placed as well with them)."""
-    edge = measured & ~ndimage.binary_erosion(measured, border_value=0)
-    half = np.array([[-0.5, -0.5], [-0.5, 0.5], [0.5, -0.5], [0.5, 0.5]])
-    corners = (np.argwhere(edge)[:, None, :] + half[None]).reshape(-1, 2)
-    hull = spatial.Delaunay(corners[spatial.ConvexHull(corners).vertices])
-
-    def inside(points: np.ndarray) -> np.ndarray:
-        return hull.find_simplex((points - grid.origin_um[1:]) / grid.voxel_um) >= 0
-
-    return inside
-
-
-def _clipped(
-    centre_yx_um: np.ndarray, radius_um: float, inside: Callable[[np.ndarray], np.ndarray]
-) -> tuple[float, float]:
-    """The fraction of the disk of ``radius_um`` about ``centre_yx_um`` (um) outside a field
-    of view (points not ``inside`` it, a 201 x 201 lattice over the disk) and the shift of
-    the centroid of the rest from the centre (fraction of the radius)."""
-    offsets = np.linspace(-radius_um, radius_um, 201)
-    dy, dx = np.meshgrid(offsets, offsets, indexing="ij")
-    disk = np.hypot(dy, dx) <= radius_um
-    points = np.column_stack([dy[disk], dx[disk]])
-    seen = inside(points + np.asarray(centre_yx_um, dtype=np.float64))
-    if not seen.any():
-        return 1.0, 1.0
-    shift = float(np.hypot(*points[seen].mean(axis=0))) / radius_um
-    return float(1.0 - seen.mean()), shift
-
-
 def _check_field(
     clipped: tuple[float, float], radius_um: float, field: str, extent: str, remedy: str
 ) -> None:
     """ValueError when the part of the cell's cross-section (``radius_um``) inside a field of
-    view (``clipped``: fraction cut off, centroid shift, :func:`_clipped`) is off-centre by more
-    than :data:`MAX_CLIP_SHIFT`: a cell cut off on one side misleads the polar search
+    view (``clipped``: fraction cut off, centroid shift,
+    :func:`~jellyroll.conventions.disk_cut_by_field`) is off-centre by more than
+    :data:`MAX_CLIP_SHIFT`: a cell cut off on one side misleads the polar search
     (rotation, handedness, scale) into a wrong placement with exit 0, or into a refusal that
     blames the handedness."""
     fraction, shift = clipped
