@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from benchmarks import (
     bench_bends3d,
+    bench_diagnose,
     bench_locate,
     bench_nxct,
     bench_nxct_big,
@@ -26,6 +27,7 @@ def main() -> None:
         bench_nxct,
         bench_nxct_big,
         bench_bends3d,
+        bench_diagnose,
         bench_locate,
         bench_operando,
         bench_spots,

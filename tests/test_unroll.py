@@ -32,7 +32,7 @@ from jellyroll.unroll import (
 )
 from jellyroll.unroll._sampling import bilinear
 from jellyroll.unroll.spiral import _radial_smooth
-from jellyroll.unroll.unmeasured import _bridged
+from jellyroll.unroll.unmeasured import _along_circles
 
 RAY_ANGLES = np.arange(2.5, 360.0, 5.0)  # deg, away from the twins' layer ends at 0 deg
 
@@ -745,7 +745,7 @@ def test_the_fill_along_turns_is_np_interp_round_each_circle(
     """The vectorised fill of each circle's gaps (was a Python loop of ``np.interp`` with
     a period, one call per radius) against that loop: gaps across the circle's wrap, one
     measured point in a row, every point but one; equal to rounding (1e-12 of values of
-    order 1)."""
+    order 1). Every sample asked for, in a shuffled order (the fill asks for those it reads)."""
     rng = np.random.default_rng(seed)
     values = rng.normal(size=(n_rows, n))
     seen = rng.random((n_rows, n)) < share
@@ -756,4 +756,8 @@ def test_the_fill_along_turns_is_np_interp_round_each_circle(
         gap = ~seen[i]
         expected[i, gap] = np.interp(angles[gap], angles[seen[i]], values[i, seen[i]],
                                      period=2 * np.pi)  # fmt: skip
-    np.testing.assert_allclose(_bridged(values, seen), expected, rtol=0, atol=1e-12)
+    rows, cols = np.unravel_index(rng.permutation(values.size), values.shape)
+    found = _along_circles(
+        lambda i, j: values[i, j % n], lambda i, j: seen[i, j % n], rows, cols, n
+    )
+    np.testing.assert_allclose(found, expected[rows, cols], rtol=0, atol=1e-12)

@@ -194,7 +194,11 @@ def _segment_medians(flat: np.ndarray, steps: np.ndarray, pixels: np.ndarray) ->
     """Median of the finite values of the flattened map ``flat`` at ``pixels + steps`` for
     each pixel ((n,) and (L,) flat indices), the mean of the two middle ones; NaN if none."""
     values = np.sort(np.take(flat, pixels[:, None] + steps), axis=1)  # NaN sorts last
-    count = np.isfinite(values).sum(axis=1)
+    # every value finite where both ends are (-inf sorts first, inf and NaN last): counted
+    # only elsewhere (the count of every row took a fifth of the 1024^2 diagnosis's search)
+    count = np.full(values.shape[0], values.shape[1])
+    partial = np.flatnonzero(~(np.isfinite(values[:, 0]) & np.isfinite(values[:, -1])))
+    count[partial] = np.isfinite(values[partial]).sum(axis=1)
     rows = np.arange(values.shape[0])
     low, high = values[rows, np.maximum(count - 1, 0) // 2], values[rows, count // 2]
     return np.where(count > 0, 0.5 * (low + high), np.nan)

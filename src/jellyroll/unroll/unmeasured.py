@@ -10,6 +10,8 @@ trace through a twin's X-ray volume (the 3D bends), exit 0. Pixel conventions:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from scipy import ndimage as ndi
 
@@ -81,44 +83,82 @@ def _filled_along_turns(
     (polar samples ``step_px`` apart): a wound layer runs near such a circle, so a band of
     rows the layer runs along (a turn's top or bottom) is bridged along the layer, where the
     nearest-pixel fill smeared it across the band and cut the trace. Radii without a
-    measured point keep the nearest fill."""
+    measured point keep the nearest fill.
+
+    Only the polar samples the fill reads are made, and round each circle those out to the
+    nearest measured ones (the whole grid, 13 M samples for a 1024^2 map, took 3.4 s CPU
+    for a band of three rows and lifted the diagnosis's traced peak from 0.19 to 0.78 GiB);
+    the grid is a zero array the samples are put in, read as it was (the same coordinates:
+    the same figures)."""
     ny, nx = image.shape
     cx, cy = centre_xy
     r_max = float(np.hypot(max(cx, nx - 1 - cx), max(cy, ny - 1 - cy))) + 1.0
     radii = np.arange(0.0, r_max + step_px, step_px)
     n_angles = max(360, int(np.ceil(2 * np.pi * r_max / step_px)))
     angles = np.arange(n_angles) * (2 * np.pi / n_angles)
-    x = cx + radii[:, None] * np.cos(angles)[None, :]
-    y = cy + radii[:, None] * np.sin(angles)[None, :]
-    seen = bilinear(measured, y, x, 0.0) >= 0.999  # every pixel interpolated measured
-    # clipped to the image: its edge values beyond it
-    polar = bilinear(image, np.clip(y, 0, ny - 1), np.clip(x, 0, nx - 1), np.nan)
-    rows = seen.any(axis=1) & ~seen.all(axis=1)
-    polar[rows] = _bridged(polar[rows], seen[rows])
+    cosines, sines = np.cos(angles), np.sin(angles)
+    known = measured.astype(np.float64)
+
+    def points(i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(y, x) pixels of the samples at radius ``i``, angle ``j`` (modulo n_angles)."""
+        j = j % n_angles
+        return cy + radii[i] * sines[j], cx + radii[i] * cosines[j]
+
+    def seen(i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        return bilinear(known, *points(i, j), 0.0) >= 0.999  # every pixel used measured
+
+    def sample(i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        y, x = points(i, j)  # clipped to the image: its edge values beyond it
+        return bilinear(image, np.clip(y, 0, ny - 1), np.clip(x, 0, nx - 1), np.nan)
+
     yy, xx = np.nonzero(~measured)
     r = np.hypot(xx - cx, yy - cy) / step_px
     a = (np.arctan2(yy - cy, xx - cx) % (2 * np.pi)) / (2 * np.pi) * n_angles
-    wrapped = np.concatenate([polar, polar[:, :1]], axis=1)  # the angle's wrap
+    # the samples map_coordinates reads (order 1: either side), with a margin of one
+    near = np.arange(-1, 3)
+    i = np.clip(np.floor(r).astype(int)[:, None, None] + near[:, None], 0, radii.size - 1)
+    j = np.clip(np.floor(a).astype(int)[:, None, None] + near, 0, n_angles)  # n: the wrap
+    read = np.unique(np.ravel_multi_index(np.broadcast_arrays(i, j), (radii.size, n_angles + 1)))
+    wrapped = np.zeros((radii.size, n_angles + 1))
+    ri, rj = np.unravel_index(read, wrapped.shape)
+    wrapped.flat[read] = _along_circles(sample, seen, ri, rj % n_angles, n_angles)
     out = image.copy()
     out[yy, xx] = ndi.map_coordinates(wrapped, [r, a], order=1, mode="nearest")
     return out
 
 
-def _bridged(values: np.ndarray, seen: np.ndarray) -> np.ndarray:
-    """``values`` (n_rows, n) round circles (equal angular steps) with those not ``seen``
-    (bool, at least one per row seen) interpolated linearly along the row, round the circle,
-    between the nearest seen ones either side (as ``np.interp(..., period=2 pi)``)."""
-    n = values.shape[1]
-    row, col = np.nonzero(~seen)
-    key = np.flatnonzero(seen)  # row * n + column of the seen ones, ascending
-    k = np.searchsorted(key, row * n + col)  # each gap's next seen one, if in its row
-    after, before = key[np.minimum(k, key.size - 1)], key[np.maximum(k - 1, 0)]
-    first = np.argmax(seen, axis=1)
-    last = n - 1 - np.argmax(seen[:, ::-1], axis=1)
-    # columns, across the circle's wrap: beyond n or below 0
-    after = np.where((k < key.size) & (after // n == row), after % n, first[row] + n)
-    before = np.where((k > 0) & (before // n == row), before % n, last[row] - n)
-    lo, hi = values[row, before % n], values[row, after % n]
-    out = values.copy()
-    out[row, col] = lo + (col - before) / (after - before) * (hi - lo)
-    return out
+def _along_circles(
+    sample: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    seen: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    rows: np.ndarray,
+    cols: np.ndarray,
+    n: int,
+) -> np.ndarray:
+    """The samples (``rows``, ``cols``) (n,) of circles of ``n`` equal angular steps, those
+    not ``seen`` interpolated linearly round their circle between the nearest seen ones
+    either side (as ``np.interp(..., period=2 pi)``); a circle with none seen keeps its
+    samples. ``sample`` and ``seen`` (row, column (any integer, taken modulo ``n``)) give
+    a sample's value and whether it is seen. The seen ones are looked for in windows
+    doubled until each side has one (runs not seen are short but along a circle touching
+    a band of rows)."""
+    values = sample(rows, cols)
+    gap = np.flatnonzero(~seen(rows, cols))
+    before, after = np.zeros(gap.size, int), np.zeros(gap.size, int)
+    found = np.zeros(gap.size, bool)
+    todo, width = np.arange(gap.size), 8
+    while todo.size:
+        width = min(width, n - 1)
+        row, col = rows[gap[todo], None], cols[gap[todo], None]
+        steps = np.arange(1, width + 1)
+        right, left = seen(row, col + steps), seen(row, col - steps)
+        done = right.any(axis=1) & left.any(axis=1)
+        after[todo] = cols[gap[todo]] + 1 + np.argmax(right, axis=1)
+        before[todo] = cols[gap[todo]] - 1 - np.argmax(left, axis=1)
+        found[todo] = done
+        todo = todo[~done] if width < n - 1 else todo[:0]  # n - 1 steps: the whole circle
+        width *= 2
+    gap, before, after = gap[found], before[found], after[found]
+    row, col = rows[gap], cols[gap]
+    lo, hi = sample(row, before), sample(row, after)
+    values[gap] = lo + (col - before) / (after - before) * (hi - lo)
+    return values
