@@ -4,6 +4,7 @@ NXCT file and a location file on disk; the pipeline's placement read from a twin
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import h5py
@@ -112,6 +113,11 @@ def test_link_file_figures_and_report(inputs: dict[str, Path], tmp_path: Path) -
     html = report.render()
     for name in ("slice_in_volume", "bend_fractions", *dossiers):
         assert f'data-name="{name}"' in html
+    # every dossier's caption named X-ray slices through its 3D bend, drawn for none off one
+    for name in dossiers:
+        caption = re.search(f'data-name="{name}".*?<figcaption>(.*?)</figcaption>', html)[1]
+        bend = linked.loc[linked.id == int(name.removeprefix("dossier_")), "bend3d_id"].item()
+        assert ("X-ray slices through its 3D bend" in caption) == (bend > 0)
     assert "share of agglomerates on a bent collector" in html
     assert HEIGHT_WARNING in html  # the location's warning shown with the slice
     # the volumes are inputs of the record (it listed the tables only), by their checksums

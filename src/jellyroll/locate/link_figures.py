@@ -8,9 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from jellyroll.conventions import pixel_extent
-from jellyroll.figures import CASE_COLOURS
+from jellyroll.figures import CASE_COLOURS, _colorbar
 from jellyroll.locate.dossier import Dossier
 
 
@@ -23,8 +24,10 @@ def _grey_window(image: np.ndarray) -> tuple[float, float] | tuple[None, None]:
 
 def dossier_figure(dossier: Dossier, titles: dict[str, str] | None = None) -> Figure:
     """One row per modality: the unrolled cutout around the defect (arc along the layer,
-    depth across it, the defect marked) and its profile across the layer beside it; a last
-    row with the three orthogonal X-ray slices through the 3D bend when there is one."""
+    depth across it, the defect marked; a colour bar beside each scalar one) and its profile
+    across the layer beside it; a last row with the three orthogonal X-ray slices (um, z up
+    as in the vertical cut of :func:`slice_in_volume_figure`) through the 3D bend when there
+    is one."""
     titles = titles or {}
     names = list(dossier.panels)
     rows = len(names) + (dossier.bend is not None)
@@ -44,9 +47,12 @@ def dossier_figure(dossier: Dossier, titles: dict[str, str] | None = None) -> Fi
             image_axis.imshow(np.clip(np.nan_to_num(panel), 0, 1), extent=extent, aspect="auto")
         else:
             low, high = _grey_window(panel)
-            image_axis.imshow(
+            image = image_axis.imshow(
                 panel, extent=extent, aspect="auto", cmap="viridis", vmin=low, vmax=high
             )
+            # without one the rows' own colour windows read as one scale
+            bar = _colorbar(figure, image, cax=image_axis.inset_axes([1.01, 0, 0.015, 1]))
+            bar.ax.tick_params(labelsize="x-small")
         image_axis.plot([0], [dossier.depth_um], "+", color=colour, markersize=12, mew=2)
         half = dossier.profile_width_um / 2
         for edge in (-half, half):
@@ -59,19 +65,22 @@ def dossier_figure(dossier: Dossier, titles: dict[str, str] | None = None) -> Fi
         profile_axis.plot(dossier.profiles[name], dossier.depth_axis_um, color="k", lw=1)
         profile_axis.axhline(dossier.depth_um, color=colour, lw=0.8)
         profile_axis.set_ylim(extent[2], extent[3])  # the cutout's depth range, same way up
-        profile_axis.set_xlabel("profile" if panel.ndim == 2 else "luminance", fontsize="small")
-        profile_axis.tick_params(labelsize="small")
+        what = "mean" if panel.ndim == 2 else "luminance"
+        profile_axis.set_xlabel(f"{what} between the dotted lines", fontsize="small")
+        # the depth reads on the cutout beside it; its labels would cover the colour bar's
+        profile_axis.tick_params(labelsize="small", labelleft=False)
+        profile_axis.xaxis.set_major_locator(MaxNLocator(3))  # "0.0001" labels ran together
     info = figure.add_subplot(grid[: len(names), 2])
     info.axis("off")
     info.text(0, 1, _defect_text(defect), va="top", family="monospace", fontsize="small")
     if dossier.bend is not None:
         bend = dossier.bend
         cz, cy, cx = bend.centre_zyx_um
-        for column, (image, columns, rows_um, name, (mark_c, mark_r)) in enumerate(
+        for column, (image, columns, rows_um, name, (mark_c, mark_r), labels) in enumerate(
             (
-                (bend.axial, bend.x_um, bend.y_um, "X-ray axial slice (y, x)", (cx, cy)),
-                (bend.along_x, bend.x_um, bend.z_um, "vertical cut (z, x)", (cx, cz)),
-                (bend.along_y, bend.y_um, bend.z_um, "vertical cut (z, y)", (cy, cz)),
+                (bend.axial, bend.x_um, bend.y_um, "X-ray axial slice", (cx, cy), "xy"),
+                (bend.along_x, bend.x_um, bend.z_um, "vertical cut along x", (cx, cz), "xz"),
+                (bend.along_y, bend.y_um, bend.z_um, "vertical cut along y", (cy, cz), "yz"),
             )
         ):
             axis = figure.add_subplot(grid[rows - 1, column])
@@ -80,11 +89,15 @@ def dossier_figure(dossier: Dossier, titles: dict[str, str] | None = None) -> Fi
                 image, extent=pixel_extent(columns, rows_um), cmap="gray", vmin=low, vmax=high
             )
             axis.plot([mark_c], [mark_r], "+", color=colour, markersize=10, mew=1.5)
+            if labels[1] == "z":  # z up, as in every other vertical cut of the report
+                axis.set_ylim(sorted(axis.get_ylim()))
+            axis.set_xlabel(f"{labels[0]} (um, X-ray frame)", fontsize="small")
+            axis.set_ylabel(f"{labels[1]} (um)", fontsize="small")
             axis.set_title(name, fontsize="small")
             axis.tick_params(labelsize="small")
     figure.suptitle(
         f"defect {int(defect['id'])}: case {defect.get('case', '?')}, "
-        f"{float(defect['equivalent_diameter_um']):.0f} um"
+        f"{float(defect['equivalent_diameter_um']):.1f} um"  # as its table: 50.2, not 50
     )
     return figure
 
@@ -100,7 +113,7 @@ def _defect_text(defect: pd.Series) -> str:
         ("bend3d_amplitude_um", "amplitude um"),
         ("bend3d_extent_axial_um", "axial um"),
         ("bend3d_extent_arc_um", "arc um"),
-        ("d_star_inside_nm", "d* in nm"),
+        ("d_star_inside_nm", "d* inside nm"),
         ("d_star_ring_nm", "d* ring nm"),
     ):
         if column in defect and pd.notna(defect[column]):
@@ -114,7 +127,8 @@ def bend_fraction_figure(
     fractions: pd.DataFrame, critical_diameter_um: float, measured_um: float
 ) -> Figure:
     """Share of agglomerates on a bent collector per size bin (bars, counts written on
-    them), the assumed critical diameter and the measured threshold."""
+    them; a bin without agglomerates has no bar, not one of 0), the assumed critical
+    diameter and the measured threshold."""
     figure = Figure(figsize=(8, 3.6), layout="constrained")
     axis = figure.subplots()
     upper = fractions["upper_um"].to_numpy(float)
@@ -123,8 +137,9 @@ def bend_fraction_figure(
         np.isfinite(upper), upper, lower + (lower[1] - lower[0] if len(lower) > 1 else 10)
     )
     widths = finite_top - lower
-    axis.bar(lower, np.nan_to_num(fractions["fraction"]), width=widths, align="edge",
-             color="tab:purple", edgecolor="k")  # fmt: skip
+    counted = fractions["count"].to_numpy() > 0
+    axis.bar(lower[counted], fractions["fraction"].to_numpy(float)[counted],
+             width=widths[counted], align="edge", color="tab:purple", edgecolor="k")  # fmt: skip
     for left, width, count, on in zip(
         lower, widths, fractions["count"], fractions["on_bend"], strict=True
     ):
@@ -134,10 +149,10 @@ def bend_fraction_figure(
         critical_diameter_um, color="k", ls="--", label=f"assumed {critical_diameter_um:g} um"
     )
     if np.isfinite(measured_um):
-        axis.axvline(measured_um, color="tab:red", label=f"measured {measured_um:.0f} um")
+        axis.axvline(measured_um, color="tab:red", label=f"measured {measured_um:.1f} um")
     axis.set_ylim(0, 1.15)
     axis.set_xlabel("equivalent diameter (um)")
-    axis.set_ylabel("on a bent collector")
+    axis.set_ylabel("fraction on a bent collector")
     axis.legend(fontsize="small", loc="center right")
     return figure
 

@@ -12,7 +12,7 @@ from PIL import Image
 from skimage.segmentation import find_boundaries
 
 from jellyroll.conventions import pixel_extent
-from jellyroll.figures import save_png
+from jellyroll.figures import GRAPHITE_NAMES, _scale_bar, save_png
 from jellyroll.io.provenance import atomic_output
 from jellyroll.operando.timeline import SOC_UNITS
 from jellyroll.results.operando import PHASES, OperandoResult
@@ -42,7 +42,8 @@ def _label(result: OperandoResult, k: int) -> str:
 
 
 def contact_sheet(result: OperandoResult, zoom_px: int = 12) -> Figure:
-    """Row 1: the whole slice per step; row 2: a zoom on the first zone (when any)."""
+    """Row 1: the whole slice per step; row 2: a zoom on the first zone (when any); a
+    scale bar on the first step of each row (the axes carry no ticks)."""
     n = len(result.steps)
     has_zone = result.zones.max() > 0
     rows = 2 if has_zone else 1
@@ -62,11 +63,15 @@ def contact_sheet(result: OperandoResult, zoom_px: int = 12) -> Figure:
         axes[0, k].imshow(image, extent=extent)
         axes[0, k].set_title(_label(result, k), fontsize=8)
         if window is not None:
-            axes[1, k].imshow(image[window], interpolation="nearest")
+            zoom = pixel_extent(result.x_um[window[1]], result.y_um[window[0]])
+            axes[1, k].imshow(image[window], extent=zoom, interpolation="nearest")
             axes[1, k].set_title("zone 1", fontsize=8)
         for ax in axes[:, k]:
             ax.set_xticks([])
             ax.set_yticks([])
+    for ax in axes[:, 0]:
+        left, right = ax.get_xlim()
+        _scale_bar(ax, abs(right - left), per_um=1.0)
     figure.suptitle("graphite: LiC6 green, LiC12 blue, poorly lithiated red; zones outlined")
     return figure
 
@@ -84,7 +89,8 @@ def curves_figure(result: OperandoResult) -> Figure:
     x, label = _x(result)
     for ax, name in zip(axes, names, strict=True):
         for k, phase in enumerate(PHASES):
-            ax.plot(x, result.curves[name][:, k], "o-", color=COLOURS[phase], label=phase)
+            ax.plot(x, result.curves[name][:, k], "o-", color=COLOURS[phase],
+                    label=GRAPHITE_NAMES[phase])  # fmt: skip
         half = result.soc_half[name]
         title = name if not np.isfinite(half) else f"{name}: half at {half:.2f}"
         ax.set_title(title, fontsize=9)

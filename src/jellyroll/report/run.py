@@ -41,8 +41,6 @@ from jellyroll.results.operando import read_operando
 from jellyroll.results.store import RunFileError
 from jellyroll.saxs import DStarResult, departure_dstar
 
-PHASE_TITLES = ("LiC6", "LiC12", "poorly lithiated")
-"""Report names of :data:`jellyroll.results.GRAPHITE_PHASE_MAPS`, in their order."""
 AGGLOMERATE_COLUMNS = (
     "id", "x_um", "y_um", "equivalent_diameter_um", "case", "truncated", "excess_intensity",
     "d_star_inside_nm", "d_star_ring_nm", "bend_id",
@@ -84,8 +82,8 @@ def summary_table(cells: Iterable[Diagnosis]) -> pd.DataFrame:
                 "bends": _bends(value("bends")),
                 "median d* (nm)": value("median_d_star_nm"),
                 **{
-                    f"{title} share": value(f"{name}_share")
-                    for name, title in zip(GRAPHITE_PHASE_MAPS, PHASE_TITLES, strict=True)
+                    f"{figures.GRAPHITE_NAMES[name]} share": value(f"{name}_share")
+                    for name in GRAPHITE_PHASE_MAPS
                 },
             }
         )
@@ -202,8 +200,9 @@ def run_report(
         f"critical equivalent diameter of {_critical_note(cells, critical)}) bend the Cu "
         "collector and are "
         "surrounded by compacted, poorly lithiated anode (Lübke et al., Energy Environ. Sci. "
-        "2024, 17, 5048). Below 3 pixels a size is not resolved: where the critical diameter "
-        "is below 3 pixels too, such spots are counted as unresolved, never as case A or B."
+        f"2024, 17, 5048). Below {RESOLVED_PIXELS:g} pixels a size is not resolved: where the "
+        f"critical diameter is below {RESOLVED_PIXELS:g} pixels too, such spots are counted as "
+        "unresolved, never as case A or B."
     )
     if len(cells) > 1:
         _comparison_section(report, cells)
@@ -258,7 +257,7 @@ def _cell_section(report: Report, result: Diagnosis, critical: float) -> None:
             maps[MapName.SAXS_INTENSITY], maps[MapName.D_STAR], x_um, y_um, result.agglomerates
         ),
         "SAXS intensity with the agglomerates (cyan: case A, red: case B, grey: unresolved) "
-        "and the d* map",
+        "and the d* map (white: no valid d*)",
         name="saxs",
     )
     if result.unrolled:
@@ -305,14 +304,20 @@ def _cell_section(report: Report, result: Diagnosis, critical: float) -> None:
         formats={"equivalent_diameter_um": beside_threshold(critical, "{:.3g}")},
     )
     if len(result.bends):
-        section.table(result.bends, "bends of the Cu collector")
+        section.table(result.bends, f"bends of the Cu collector ({BEND_SIGN})")
     section.figure(
         figures.lithiation_figure(result.lithiation),
-        "Lithiation inside each defect and in the ring around it",
+        # the figure has no legend of its colours
+        "Lithiation inside each defect (left bar) and in the ring around it (right bar, "
+        "pale): LiC6 green, LiC12 blue, poorly lithiated red",
         name="lithiation",
     )
     for note in result.notes:
         section.note(note)
+
+
+BEND_SIGN = "amplitude_um: outwards positive; depth_limited: the amplitude a lower bound"
+"""How to read a bend table's amplitude (:func:`jellyroll.defects.bends.find_bends`)."""
 
 
 def _case_counts(summary: Mapping[str, Any]) -> str:
@@ -478,7 +483,7 @@ def _nxct_section(report: Report, label: str, path: Path) -> None:
         }
     )
     if len(found.bends):
-        section.table(found.bends, "bends of the Cu collector in 3D (X-ray frame)")
+        section.table(found.bends, f"bends of the Cu collector in 3D (X-ray frame; {BEND_SIGN})")
 
 
 LINK_TABLE_COLUMNS = {
@@ -501,8 +506,9 @@ def _link_section(report: Report, label: str, path: Path, critical: float) -> No
         section.png(
             figures["slice"].read_bytes(),
             "The SWAXS-CT slice (orange line) in a vertical cut of the X-ray volume through "
-            "the map's centre, with the similarity against height when the location recorded "
-            "it (study Fig. 1e)",
+            "the map's centre, heights above the slice, with the similarity against the "
+            "height of the map's origin in the X-ray frame when the location recorded it "
+            "(study Fig. 1e)",
             name="slice_in_volume",
         )
     linked = found.linked
@@ -532,13 +538,16 @@ def _link_section(report: Report, label: str, path: Path, critical: float) -> No
             "diameter and the threshold measured from the volume",
             name="bend_fractions",
         )
+    bent = set(linked.loc[linked["bend3d_id"] > 0, "id"].astype(int))
     for name, png in figures.items():
         if name.startswith("dossier_"):
+            defect = int(name.removeprefix("dossier_"))
+            # a defect on no 3D bend has no X-ray slices in its dossier
+            through = "; X-ray slices through its 3D bend" if defect in bent else ""
             section.png(
                 png.read_bytes(),
-                f"Defect {name.removeprefix('dossier_')} through every modality, unrolled "
-                "along the Cu collector, with profiles across the layer; X-ray slices through "
-                "its 3D bend (study Fig. 3)",
+                f"Defect {defect} through every modality, unrolled along the Cu collector, "
+                f"with profiles across the layer{through} (study Fig. 3)",
                 name=name,
             )
     for note in found.notes:
