@@ -10,6 +10,7 @@ import pytest
 from jellyroll import figures
 from jellyroll.conventions import pixel_centres_um
 from jellyroll.locate.link_figures import slice_in_volume_figure
+from jellyroll.saxs import DStarResult
 
 
 def _brightest(image) -> tuple[float, float]:
@@ -57,7 +58,7 @@ def test_unrolled_figure_extent_is_the_pixel_edges():
         figure = figures.unrolled_figure({"saxs_intensity": spot}, arc_um, rows_um)
         (image,) = figure.axes[0].images
         assert _brightest(image) == pytest.approx((arc_um[ix] / 1000, rows_um[iy]), abs=1e-9)
-        assert figure.axes[0].get_ylabel() == "offset (µm)"
+        assert figure.axes[0].get_ylabel() == figures.SPIRAL_OFFSET_LABEL
 
 
 def test_bends_figure_puts_rows_at_their_heights_across_skipped_slices():
@@ -203,3 +204,104 @@ def test_vertical_views_draw_height_upwards_at_its_coordinates():
     assert _brightest(axis.images[0]) == pytest.approx((0.020, 0.010), abs=1e-12)
     low, high = axis.get_ylim()
     assert low < high
+
+
+def test_cells_side_by_side_share_their_colour_limits():
+    """Each cell's maps had their own colour windows: a fresh cell's d* of 11-12.6 nm and an
+    aged cell's 11.5-15.5 nm were drawn in the same colours beside each other (exit 0).
+    The limits pooled over the cells (:func:`figures.colour_limits`) are now drawn by both
+    cells' maps and unrolled maps; exact: percentiles of known values."""
+    fresh = {"saxs_intensity": np.full((4, 5), 1.0), "d_star_nm": np.full((4, 5), 12.0)}
+    aged = {"saxs_intensity": np.full((4, 5), 3.0), "d_star_nm": np.full((4, 5), 20.0)}
+    aged["d_star_nm"][0, 0] = 0.0  # an unrolled map's "no value": not a d* of 0
+    limits = figures.colour_limits([fresh, aged])
+    assert limits["saxs_intensity"] == (0.0, pytest.approx(3.0))
+    assert limits["d_star_nm"] == (8.0, pytest.approx(20.0))  # the study's window, widened
+    x_um, rows_um = pixel_centres_um(5, 10.0), pixel_centres_um(4, 10.0)
+    for cell in (fresh, aged):
+        saxs = figures.saxs_figure(
+            cell["saxs_intensity"], cell["d_star_nm"], x_um, rows_um, limits=limits
+        )
+        unrolled = figures.unrolled_figure(cell, x_um, rows_um, limits=limits)
+        drawn = [image.get_clim() for f in (saxs, unrolled) for a in f.axes for image in a.images]
+        assert drawn == [limits["saxs_intensity"], limits["d_star_nm"]] * 2
+
+
+def test_unrolled_colour_bars_sit_beside_their_rows_and_say_the_offset_sign():
+    """The composites' legend column stood between the scalar rows and their colour bars
+    (far to the right), and the row axis said "offset (µm)" without its sign (positive
+    outwards, :mod:`jellyroll.unroll.spiral`). The composites name their colours in the
+    title now; a bar's gap to its row is under 3 % of the figure's width."""
+    ones = np.ones((4, 6))
+    maps = {name: ones for name in (*figures.GRAPHITE_COLOURS, "saxs_intensity")}
+    figure = figures.unrolled_figure(maps, np.arange(6) * 100.0, np.arange(4) * 10.0 - 15.0)
+    graphite, saxs = figure.axes[:2]
+    assert graphite.get_legend() is None and graphite.get_title(loc="left").startswith(
+        figures.GRAPHITE_TITLE
+    )
+    figure.draw_without_rendering()
+    bar = saxs.images[0].colorbar.ax
+    gap = bar.get_position().x0 - saxs.get_position().x1
+    assert 0 <= gap < 0.03
+    assert "+ outwards" in saxs.get_ylabel()
+
+
+def test_histogram_counts_map_pixels_keeps_its_legend_clear_and_its_diameters_sides():
+    """The d* histogram counted "voxels" of a 2D map; the size legend beside the axes left
+    an empty band before the d* panel; a 50.2 um case-B agglomerate's inset read "50 µm",
+    the critical diameter (case A's side). Now "map pixels", the legend above the axes
+    (no wider than they), the diameter as the report's table writes it."""
+    table = pd.DataFrame(
+        [{"id": 8, "x_um": 0.0, "y_um": 0.0, "equivalent_diameter_um": 50.2,
+          "semi_major_um": 25.0, "semi_minor_um": 25.0, "orientation_deg": 0.0, "case": "B"}]
+    )  # fmt: skip
+    saxs = np.ones((12, 12))
+    figure = figures.histogram_figure(table, 50.0, saxs, saxs, 10.0, n_insets=1)
+    left, right = figure.axes[:2]
+    assert right.get_ylabel() == "map pixels"
+    assert [a.get_title() for a in left.child_axes] == ["#8: 50.2 µm"]
+    figure.draw_without_rendering()
+    legend, box = left.get_legend().get_window_extent(), left.get_window_extent()
+    assert legend.x1 <= box.x1 + 1 and legend.y0 >= box.y1 - 1  # above the axes, not beside
+    assert figures.dstar_figure(saxs, np.arange(12.0), np.arange(12.0)).axes[1].get_ylabel() == (
+        "map pixels"
+    )
+
+
+def test_comparison_legends_stay_inside_their_axes_and_off_the_data():
+    """The agglomerates legend ran past its axes and covered a y tick, and the d* legend
+    sat over the curves (fixed headroom of 1.45 times the tallest bar). Every legend now
+    lies inside its axes and above every bar, curve and annotation (1 pixel of slack)."""
+    cells = [
+        {"label": label, "graphite": {"lic6": 0.8, "lic12": 0.2, "graphite_poor": 0.0},
+         "nmc": {"nmc_lithiated": 0.5, "nmc_delithiated": 0.5},
+         "cases": {"A": 9, "B": 3, figures.UNRESOLVED: 1}, "defect_share": 0.014,
+         "d_star": np.r_[np.full(50, centre), 30.0]}
+        for label, centre in (("fresh, charged", 12.1), ("aged, charged", 14.1))
+    ]  # fmt: skip
+    figure = figures.comparison_figure(cells)
+    figure.draw_without_rendering()
+    for axis in figure.axes:
+        legend, box = axis.get_legend().get_window_extent(), axis.get_window_extent()
+        assert box.x0 - 1 <= legend.x0 and legend.x1 <= box.x1 + 1 and legend.y1 <= box.y1 + 1
+        drawn = [*axis.patches, *(t for t in axis.texts if hasattr(t, "xy"))]
+        assert max(artist.get_window_extent().y1 for artist in drawn) <= legend.y0 + 1
+
+
+def test_saxs_profiles_show_the_departure_over_the_fit():
+    """On log axes over six decades the dashed fit lay on the data: the 3 % departure that
+    sets q* could not be seen. A panel below draws intensity / fit, q* marked at its
+    departure, the tolerance band when given; exact: a profile 5 % above its law at q*."""
+    q = np.geomspace(0.01, 0.3, 40)
+    law = 2.0 * q**-4.0
+    profile = law * np.where(q < 0.05, 1.05, 1.0)
+    q_star = float(q[q < 0.05][-1])
+    fit = DStarResult(2 * np.pi / q_star / 10, q_star, 4.0, 2.0, (0.1, 0.25), None)
+    frame = pd.DataFrame({"q_A": q, "regular": profile})
+    figure = figures.saxs_profiles_figure(frame, {"regular": fit}, tolerance=0.03)
+    ratio_axis = figure.axes[1]
+    assert ratio_axis.get_ylabel() == "intensity / fit"
+    marker = next(line for line in ratio_axis.lines if line.get_marker() == "o")
+    assert (marker.get_xdata()[0], marker.get_ydata()[0]) == pytest.approx((q_star, 1.05))
+    (band,) = ratio_axis.patches
+    assert band.get_extents().height > 0 and "3 %" in ratio_axis.get_legend().texts[0].get_text()

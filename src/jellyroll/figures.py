@@ -5,6 +5,7 @@ lithiated green, delithiated red; case A agglomerates cyan, case B red."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -36,15 +37,49 @@ CASE_NAMES = {"A": "case A", "B": "case B", UNRESOLVED: "unresolved (< 3 px or c
 """Legend of each agglomerate class (an unresolved one is not always below 3 pixels)."""
 REGION_COLOURS = {"regular": "0.25", "agglomerate": "tab:orange", "bent": "tab:purple"}
 """Colour of each anode region of the SAXS profiles."""
+MAP_PIXELS = "map pixels"
+"""What a d* histogram counts: the pixels of a 2D map (not voxels)."""
 ROBUST_PERCENTILE = 95.0
 """Colour window (percentile of the positive values) of composites that may hold the
 streaks of single-crystal diffraction spots: a few very bright pixels do not dim the rest."""
 _SCALE_STEPS_UM = (10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 DSTAR_RANGE_NM = (6.0, 20.0)
-"""d* (nm) the histograms span; voxels outside are counted in the title, not dropped unsaid."""
+"""d* (nm) the histograms span; values outside are counted in the title, not dropped unsaid."""
 DSTAR_WINDOW_NM = (8.0, 16.0)
-"""Colour window (nm) of the d* map beside the SAXS map, widened to the 1-99 % of the d*
-values where they reach beyond (a window that clipped them drew 24 nm as 16)."""
+"""Colour window (nm) of every d* map, widened to the 1-99 % of the d* values where they
+reach beyond (a window that clipped them drew 24 nm as 16)."""
+COLOUR_WINDOWS = {
+    "saxs_intensity": (0.0, 99.8),
+    "d_star_nm": (1.0, 99.0),
+    "attenuation": (1.0, 99.5),
+}
+"""Colour window of each scalar map: percentiles (low, high) of its values with a value
+(finite, not 0: an unrolled map's 0 lies outside the cell), a low of 0 meaning from 0;
+d*'s widened to :data:`DSTAR_WINDOW_NM`."""
+
+
+def colour_limits(cells: Iterable[Mapping[str, ArrayLike]]) -> dict[str, tuple[float, float]]:
+    """(vmin, vmax) of each quantity of :data:`COLOUR_WINDOWS` over the maps of all the
+    ``cells`` pooled (per cell: map name -> array; a cell may lack a quantity): cells drawn
+    one beside the other share one colour scale (each with its own, a fresh cell's
+    d* of 11-12.6 nm and an aged cell's 11.5-15.5 nm showed in the same colours)."""
+    pooled: dict[str, list[np.ndarray]] = {name: [] for name in COLOUR_WINDOWS}
+    for cell in cells:
+        for name, values in pooled.items():
+            if name in cell:
+                array = np.asarray(cell[name], dtype=float).ravel()
+                values.append(array[np.isfinite(array) & (array != 0)])
+    limits = {}
+    for name, (low, high) in COLOUR_WINDOWS.items():
+        values = np.concatenate(pooled[name]) if pooled[name] else np.empty(0)
+        if not values.size:
+            limits[name] = DSTAR_WINDOW_NM if name == "d_star_nm" else (0.0, 1.0)
+            continue
+        vmin, vmax = (float(v) for v in np.percentile(values, [low, high]))
+        if name == "d_star_nm":
+            vmin, vmax = min(DSTAR_WINDOW_NM[0], vmin), max(DSTAR_WINDOW_NM[1], vmax)
+        limits[name] = (0.0 if low == 0 else vmin, vmax)
+    return limits
 
 
 def _scale_bar(axis, width_um: float, per_um: float = 1e-3, colour: str = "white") -> None:
@@ -120,14 +155,17 @@ def saxs_figure(
     x_um: np.ndarray,
     y_um: np.ndarray,
     agglomerates: pd.DataFrame | None = None,
+    limits: Mapping[str, tuple[float, float]] | None = None,
 ) -> Figure:
-    """SAXS intensity with the agglomerates circled (case B in red), and the d* map."""
+    """SAXS intensity with the agglomerates circled (case B in red), and the d* map;
+    ``limits``: their colour limits (:func:`colour_limits`, shared by the cells of a
+    report), else the maps' own."""
+    limits = limits or colour_limits([{"saxs_intensity": saxs, "d_star_nm": d_star}])
     figure = Figure(figsize=(12, 5), layout="constrained")
     left, right = _axes(figure, 2)
     extent = map_extent_mm(x_um, y_um)
-    image = left.imshow(
-        saxs, extent=extent, cmap="magma", vmin=0, vmax=np.nanpercentile(saxs, 99.8)
-    )
+    low, high = limits["saxs_intensity"]
+    image = left.imshow(saxs, extent=extent, cmap="magma", vmin=low, vmax=high)
     _colorbar(figure, image, ax=left, shrink=0.8, label="arb. units")
     left.set_title("SAXS intensity, q = 0.025-0.1 1/A, agglomerates circled")
     if agglomerates is not None:
@@ -141,12 +179,8 @@ def saxs_figure(
             )
     if agglomerates is not None and len(agglomerates):
         _colour_legend(left, CASE_COLOURS, CASE_NAMES, loc="upper left")
-    finite = d_star[np.isfinite(d_star)]
-    low, high = np.percentile(finite, [1, 99]) if finite.size else DSTAR_WINDOW_NM
-    image = right.imshow(
-        d_star, extent=extent, cmap="viridis", vmin=min(DSTAR_WINDOW_NM[0], float(low)),
-        vmax=max(DSTAR_WINDOW_NM[1], float(high)),
-    )  # fmt: skip
+    low, high = limits["d_star_nm"]
+    image = right.imshow(d_star, extent=extent, cmap="viridis", vmin=low, vmax=high)
     _colorbar(figure, image, ax=right, shrink=0.8, label="nm")
     right.set_title("d* (departure from the power law)")
     _scale_bar(left, float(np.ptp(x_um)))
@@ -182,12 +216,14 @@ def histogram_figure(
     left.set_xlabel("equivalent diameter (µm)")
     left.set_ylabel("agglomerates")
     handles = [Patch(color=c, label=CASE_NAMES[k]) for k, c in CASE_COLOURS.items()]
+    # above the axes: beside them, the layout left an empty band before the d* panel
     left.legend(
         handles=[*handles, left.lines[0]],
         labels=[h.get_label() for h in handles] + ["critical diameter"],
         fontsize="small",
-        loc="upper left",
-        bbox_to_anchor=(1.0, 1.0),
+        loc="lower left",
+        bbox_to_anchor=(0.0, 1.0),
+        ncols=2,
     )
     left.yaxis.set_major_locator(MaxNLocator(integer=True))
     if saxs is not None and len(agglomerates):
@@ -195,13 +231,13 @@ def histogram_figure(
         left.set_ylim(0, max(int(counts.max()), 1) * 2.3)
         largest = agglomerates.nlargest(n_insets, "equivalent_diameter_um")
         for k, row in enumerate(largest.itertuples()):
-            inset = left.inset_axes([0.01 + 0.248 * k, 0.56, 0.23, 0.42])
-            _agglomerate_inset(inset, saxs, pixel_size_um, row)
+            inset = left.inset_axes([0.01 + 0.248 * k, 0.52, 0.23, 0.4])  # titles inside
+            _agglomerate_inset(inset, saxs, pixel_size_um, row, critical_diameter_um)
     values = d_star[np.isfinite(d_star)]
     right.hist(values, bins=60, range=DSTAR_RANGE_NM, color="tab:green")
     right.set_title(_outside_dstar_range(values), fontsize="small")
     right.set_xlabel("d* (nm)")
-    right.set_ylabel("voxels")
+    right.set_ylabel(MAP_PIXELS)
     return figure
 
 
@@ -212,8 +248,14 @@ def _outside_dstar_range(values: np.ndarray) -> str:
     return f"{outside} of {values.size} outside {low:g}-{high:g} nm, not drawn" if outside else ""
 
 
-def _agglomerate_inset(axis, saxs: np.ndarray, pixel_size_um: float, row) -> None:
-    """The SAXS map around one agglomerate (axes in um from its centre), ellipse outlined."""
+def _agglomerate_inset(
+    axis, saxs: np.ndarray, pixel_size_um: float, row, critical_diameter_um: float
+) -> None:
+    """The SAXS map around one agglomerate (axes in um from its centre), ellipse outlined,
+    its diameter written as the report's table writes it (on its side of the critical
+    diameter ``critical_diameter_um``: a case-B 50.2 um read "50")."""
+    from jellyroll.report.html import beside_threshold  # jellyroll.report imports this module
+
     ny, nx = saxs.shape
     half = max(1.5 * row.equivalent_diameter_um, 5 * pixel_size_um)
     ix = row.x_um / pixel_size_um + (nx - 1) / 2
@@ -238,7 +280,8 @@ def _agglomerate_inset(axis, saxs: np.ndarray, pixel_size_um: float, row) -> Non
     axis.set_ylim(half, -half)
     axis.set_xticks([])
     axis.set_yticks([])
-    axis.set_title(f"#{row.id}: {row.equivalent_diameter_um:.0f} µm", fontsize="small")
+    diameter = beside_threshold(critical_diameter_um, "{:.3g}")(row.equivalent_diameter_um)
+    axis.set_title(f"#{row.id}: {diameter} µm", fontsize="small")
     _scale_bar(axis, 2 * half, per_um=1.0)
 
 
@@ -288,55 +331,64 @@ def _no_value_marks(axis, x: np.ndarray, where: np.ndarray) -> None:
         )  # fmt: skip
 
 
+SPIRAL_OFFSET_LABEL = "offset (µm)\n+ outwards"
+"""Row axis of a map unrolled along the traced Cu collector (radial offset, positive
+outwards: :mod:`jellyroll.unroll.spiral`)."""
+
+
 def unrolled_figure(
-    maps: dict[str, np.ndarray], arc_um: np.ndarray, rows_um: np.ndarray, along: str = "spiral"
+    maps: dict[str, np.ndarray],
+    arc_um: np.ndarray,
+    rows_um: np.ndarray,
+    along: str = "spiral",
+    limits: Mapping[str, tuple[float, float]] | None = None,
 ) -> Figure:
     """Every modality unrolled at the same arc positions (the study's Fig. 2).
 
     ``maps``: map name -> (n_rows, n_arc) unrolled along the traced collector
-    (``along="spiral"``, ``rows_um`` the radial offset from it) or around the centre
-    (``"polar"``, ``rows_um`` the radius). Panels, when their maps are present: graphite
-    and NMC composites (robust colour window), SAXS intensity, d*, attenuation.
+    (``along="spiral"``, ``rows_um`` the radial offset from it, positive outwards) or
+    around the centre (``"polar"``, ``rows_um`` the radius). Panels, when their maps are
+    present: graphite and NMC composites (robust colour window, their colours in the
+    title), SAXS intensity, d*, attenuation; ``limits``: the scalar panels' colour limits
+    (:func:`colour_limits`, shared by the cells of a report), else the maps' own.
     """
+    limits = limits or colour_limits([maps])
     panels = []
     if all(name in maps for name in GRAPHITE_COLOURS):
         rgb = graphite_composite(
             maps["lic6"], maps["lic12"], maps["graphite_poor"], percentile=ROBUST_PERCENTILE
         )
-        panels.append(("graphite phases", rgb, (GRAPHITE_COLOURS, GRAPHITE_NAMES)))
+        panels.append((GRAPHITE_TITLE, rgb, None))
     if all(name in maps for name in NMC_COLOURS):
         rgb = nmc_composite(
             maps["nmc_lithiated"], maps["nmc_delithiated"], percentile=ROBUST_PERCENTILE
         )
-        panels.append(("NMC622", rgb, (NMC_COLOURS, NMC_NAMES)))
-    for name, title, cmap, units, window in (
-        ("saxs_intensity", "SAXS intensity", "magma", "arb. units", (0.0, 99.5)),
-        ("d_star_nm", "d*", "viridis", "nm", (1.0, 99.0)),
-        ("attenuation", "X-ray attenuation", "gray", "1/µm", (1.0, 99.5)),
+        panels.append((NMC_TITLE, rgb, None))
+    for name, title, cmap, units in (
+        ("saxs_intensity", "SAXS intensity", "magma", "arb. units"),
+        ("d_star_nm", "d*", "viridis", "nm"),
+        ("attenuation", "X-ray attenuation", "gray", "1/µm"),
     ):
         if name in maps:
-            panels.append((title, maps[name], (cmap, units, window)))
+            panels.append((title, maps[name], (cmap, units, limits[name])))
     figure = Figure(figsize=(12, 1.5 * len(panels) + 0.6), layout="constrained")
     axes = figure.subplots(len(panels), 1, squeeze=False, sharex=True)[:, 0]
     left, right, bottom, top = pixel_extent(np.asarray(arc_um), np.asarray(rows_um))
     extent = [left / 1000, right / 1000, bottom, top]  # arc in mm, rows in um
     for axis, (title, image, style) in zip(axes, panels, strict=True):
-        if image.ndim == 3:
+        if style is None:  # an RGB composite: its colours in the title, no legend column
             axis.imshow(image, extent=extent, aspect="auto", interpolation="nearest")
-            _colour_legend(axis, *style, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         else:
-            cmap, units, (low, high) = style
+            cmap, units, (vmin, vmax) = style
             if units == "nm":  # d*: 0 where the map has no value, shown blank
                 image = np.where(image > 0, image, np.nan)
-            finite = image[np.isfinite(image) & (image != 0)]
-            vmin, vmax = np.percentile(finite, [low, high]) if finite.size else (0.0, 1.0)
             shown = axis.imshow(
-                image, extent=extent, aspect="auto", cmap=cmap, vmin=0 if low == 0 else vmin,
-                vmax=vmax, interpolation="nearest",
+                image, extent=extent, aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax,
+                interpolation="nearest",
             )  # fmt: skip
             _colorbar(figure, shown, ax=axis, label=units, pad=0.01, fraction=0.03)
         axis.set_title(title, fontsize="medium", loc="left")
-        axis.set_ylabel("offset (µm)" if along == "spiral" else "radius (µm)")
+        axis.set_ylabel(SPIRAL_OFFSET_LABEL if along == "spiral" else "radius (µm)")
     axes[-1].set_xlabel(
         "arc length along the Cu collector (mm)" if along == "spiral" else "arc length (mm)"
     )
@@ -344,12 +396,17 @@ def unrolled_figure(
 
 
 def saxs_profiles_figure(
-    profiles: pd.DataFrame, fits: dict[str, DStarResult], counts: dict[str, int] | None = None
+    profiles: pd.DataFrame,
+    fits: dict[str, DStarResult],
+    counts: dict[str, int] | None = None,
+    tolerance: float | None = None,
 ) -> Figure:
     """Region-averaged SAXS profiles (``q_A`` and one column per region) on log axes, each
-    with its power-law fit over the fit window and q* marked (the study's Fig. 4)."""
-    figure = Figure(figsize=(8, 5), layout="constrained")
-    axis = figure.subplots()
+    with its power-law fit over the fit window and q* marked (the study's Fig. 4); below,
+    each profile over its fit (the few-% departure that sets q*, which the decades of the
+    log axes hide), with the band 1 +- ``tolerance`` (the departure rule's) when given."""
+    figure = Figure(figsize=(8, 7), layout="constrained")
+    axis, ratio_axis = figure.subplots(2, 1, sharex=True, height_ratios=[2, 1])
     q = profiles["q_A"].to_numpy(dtype=float)
     for name, colour in REGION_COLOURS.items():
         if name not in profiles:
@@ -363,14 +420,27 @@ def saxs_profiles_figure(
             lo = fit.q_star if fit.valid else fit.fit_q_range[0]
             grid = np.geomspace(lo, fit.fit_q_range[1], 50)
             axis.loglog(grid, fit.amplitude * grid**-fit.slope, color=colour, ls="--", lw=0.9)
+            # up to the fit window's end: beyond it the law was not fitted
+            shown = q <= fit.fit_q_range[1]
+            law = fit.amplitude * q[shown] ** -fit.slope
+            ratio_axis.semilogx(q[shown], intensity[shown] / law, color=colour, lw=1.2)
+        for where in (axis, ratio_axis) if fit.valid else ():
+            where.axvline(fit.q_star, color=colour, ls=":", lw=1)
         if fit.valid:
-            axis.axvline(fit.q_star, color=colour, ls=":", lw=1)
             at_q_star = interp_in_any_order(fit.q_star, q, intensity)
             axis.plot(fit.q_star, at_q_star, "o", color=colour)
-    axis.set_xlabel("q (1/Å)")
+            ratio = at_q_star / (fit.amplitude * fit.q_star**-fit.slope)
+            ratio_axis.plot(fit.q_star, ratio, "o", color=colour)
+    ratio_axis.axhline(1.0, color="k", ls="--", lw=0.9)
+    if tolerance is not None:
+        ratio_axis.axhspan(1 - tolerance, 1 + tolerance, color="0.85", zorder=0,
+                           label=f"fit ± {100 * tolerance:g} %")  # fmt: skip
+        ratio_axis.legend(fontsize="small", loc="upper right")
     axis.set_ylabel("mean intensity (arb. units / µm)")
     axis.set_title("dashed: power-law fit; dotted: q* where the profile departs from it")
     axis.legend(fontsize="small")
+    ratio_axis.set_xlabel("q (1/Å)")
+    ratio_axis.set_ylabel("intensity / fit")
     return figure
 
 
@@ -400,8 +470,7 @@ def comparison_figure(cells: list[dict]) -> Figure:
         _no_value_marks(axis, x, ~known)  # no shares (no signal, no map): not an empty 0
         axis.set_xticks(x, labels, rotation=15)
         axis.set_title(title)
-        axis.set_ylim(0, max(float(np.nanmax(bottom, initial=0.0)), 1e-9) * 1.45)
-        axis.legend(fontsize="x-small", loc="upper center", ncols=2)
+        axis.legend(fontsize="x-small", loc="upper left")
     axes[0].set_ylabel("share")
     axes[2].set_ylabel("count")
     axes[2].yaxis.set_major_locator(MaxNLocator(integer=True))
@@ -427,8 +496,26 @@ def comparison_figure(cells: list[dict]) -> Figure:
     axes[3].set_xlabel("d* (nm)")
     axes[3].set_ylabel("density")
     axes[3].set_title("d* distributions")
-    axes[3].legend(fontsize="x-small")
+    axes[3].legend(fontsize="x-small", loc="upper left")
+    _below_legends(figure, axes)
     return figure
+
+
+def _below_legends(figure: Figure, axes) -> None:
+    """Set each of ``axes``' y range from 0 to where what it draws (bars, curves, and the
+    annotations above them) ends below its legend, which sits in the axes' top corner:
+    with a fixed headroom the legends covered the d* curves and ran past an axis."""
+    figure.draw_without_rendering()  # places the legends and annotations
+    for axis in axes:
+        box = axis.get_window_extent()
+        room = axis.get_legend().get_window_extent().y0 - box.y0 - 8.0  # pixels
+        above = [  # an annotation's height above its point: fixed in points, not data
+            text.get_window_extent().y1 - axis.transData.transform(text.xy)[1]
+            for text in axis.texts
+            if hasattr(text, "xy")
+        ]
+        top = max(float(axis.dataLim.y1), 1e-9)
+        axis.set_ylim(0, top * box.height / max(room - max(above, default=0.0), 1.0))
 
 
 def rgb_map_figure(rgb: np.ndarray, title: str, x_um: np.ndarray, y_um: np.ndarray) -> Figure:
@@ -453,9 +540,9 @@ def nmc_rgb_figure(maps: dict[str, np.ndarray], x_um: np.ndarray, y_um: np.ndarr
 
 
 def dstar_figure(d_star: np.ndarray, x_um: np.ndarray, y_um: np.ndarray) -> Figure:
-    """The d* map (1-99 % colour range) beside its histogram."""
+    """The d* map (colour window :data:`COLOUR_WINDOWS`) beside its histogram."""
     finite = d_star[np.isfinite(d_star)]
-    low, high = np.percentile(finite, [1, 99]) if finite.size else (0.0, 1.0)
+    low, high = colour_limits([{"d_star_nm": d_star}])["d_star_nm"]
     figure = Figure(figsize=(11, 5), layout="constrained")
     left, right = figure.subplots(1, 2)
     image = left.imshow(
@@ -468,9 +555,9 @@ def dstar_figure(d_star: np.ndarray, x_um: np.ndarray, y_um: np.ndarray) -> Figu
     counts, edges = dstar_histogram(d_star, bins=60)
     right.stairs(counts, edges, fill=True)
     right.set_xlabel("d* (nm)")
-    right.set_ylabel("voxels")
+    right.set_ylabel(MAP_PIXELS)
     mean = f", mean {finite.mean():.2f} nm" if finite.size else ""
-    right.set_title(f"{finite.size} voxels with a value{mean}")
+    right.set_title(f"{finite.size} {MAP_PIXELS} with a value{mean}")
     return figure
 
 

@@ -46,6 +46,9 @@ SAXS_Q_RANGE: tuple[float, float] = (0.025, 0.1)
 """q range (A^-1) of the integrated SAXS intensity map of the study."""
 
 # Reason codes shared by the scalar and the map versions (int8 in maps).
+DEPARTURE_TOLERANCE = 0.03
+"""The study's departure from the power law (a fraction) that marks q*."""
+
 VALID = 0
 SEGMENT_TOO_SHORT = 1
 FIT_WINDOW_DEGENERATE = 2
@@ -481,7 +484,7 @@ def departure_dstar(
     skip_high_fraction: float = 0.20,
     min_slope: float = 2.5,
     max_slope: float = 4.3,
-    tolerance: float = 0.03,
+    tolerance: float = DEPARTURE_TOLERANCE,
     sustain_fraction: float = 0.0,
 ) -> DStarResult:
     """d* of one SAXS profile by the departure-from-power-law method.
@@ -588,7 +591,7 @@ def departure_dstar_map(
     skip_high_fraction: float = 0.20,
     min_slope: float = 2.5,
     max_slope: float = 4.3,
-    tolerance: float = 0.03,
+    tolerance: float = DEPARTURE_TOLERANCE,
     sustain_fraction: float = 0.0,
 ) -> DStarMap:
     """d* of every profile of ``intensities`` (..., n_q); same rules and keywords as

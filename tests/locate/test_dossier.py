@@ -129,7 +129,8 @@ def test_the_vertical_cut_holds_the_slice(twin: Twin, twin_nxct: TwinNXCT, tmp_p
                           (1, x_um.size), volumes.xray_voxel_um)  # fmt: skip
     np.testing.assert_allclose(cut[z_um.size // 2], plane[0], atol=1e-7, equal_nan=True)
     assert np.isfinite(cut).any() and np.isnan(cut[0]).all()  # the volume ends below
-    figure = slice_in_volume_figure(cut, x_um, z_um, np.array([0.0, 20.0]), np.array([1, 0.5]))
+    figure = slice_in_volume_figure(cut, x_um, z_um, np.array([0.0, 20.0]), np.array([1, 0.5]),
+                                    slice_height_um=float(twin_nxct.map_to_xct[0, 3]))  # fmt: skip
     assert save_png(figure, tmp_path / "cut.png").read_bytes()[:4] == b"\x89PNG"
 
 

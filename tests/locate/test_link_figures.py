@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from jellyroll.locate.dossier import BendViews, Dossier
-from jellyroll.locate.link_figures import bend_fraction_figure, dossier_figure
+from jellyroll.locate.link_figures import (
+    bend_fraction_figure,
+    dossier_figure,
+    slice_in_volume_figure,
+)
 
 
 def _dossier() -> Dossier:
@@ -62,3 +67,22 @@ def test_an_empty_size_bin_draws_no_bar() -> None:
     axis = bend_fraction_figure(bins, 50.0, 54.6).axes[0]
     assert [bar.get_x() for bar in axis.patches] == [30.0, 50.0]
     assert "measured 54.6 um" in [text.get_text() for text in axis.get_legend().get_texts()]
+
+
+def test_the_similarity_profile_shares_the_cut_s_height_axis() -> None:
+    """The cut was drawn in heights above the slice, the similarity profile beside it in
+    the X-ray frame: a slice found at z = -200 um (the profile's peak) was drawn 0.2 mm
+    below the slice line (exit 0). The profile is now drawn above the slice's height on
+    the cut's axis, its peak on the line; exact up to float rounding."""
+    x_um, z_um = np.arange(-20.0, 30.0, 10.0), np.arange(-40.0, 50.0, 10.0)
+    cut = np.zeros((z_um.size, x_um.size))
+    heights = np.arange(-300.0, -90.0, 10.0)
+    similarity = -np.abs(heights + 200.0)
+    figure = slice_in_volume_figure(cut, x_um, z_um, heights, similarity, slice_height_um=-200.0)
+    image_axis, profile_axis = figure.axes
+    curve = profile_axis.lines[0]
+    peak = curve.get_ydata()[np.argmax(curve.get_xdata())]
+    assert peak == pytest.approx(0.0, abs=1e-12)  # on the slice line, not 0.2 mm below
+    assert profile_axis.get_shared_y_axes().joined(image_axis, profile_axis)
+    with pytest.raises(ValueError, match="slice_height_um"):
+        slice_in_volume_figure(cut, x_um, z_um, heights, similarity)

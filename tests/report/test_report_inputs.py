@@ -530,7 +530,8 @@ def test_an_agglomerate_cut_by_the_map_is_shown_as_a_lower_bound(results: Path) 
     table = cell.agglomerates.copy()
     table["truncated"] = [True] + [False] * (len(table) - 1)
     report = Report("t")
-    report_run._cell_section(report, dataclasses.replace(cell, agglomerates=table), 50.0)
+    shown = dataclasses.replace(cell, agglomerates=table)
+    report_run._cell_section(report, shown, 50.0, report_run.shared_colour_limits([shown]))
     page = report.render().split("<caption>agglomerates")[1].split("</table>")[0]
     assert "its diameter a lower bound" in page
     head, body = page.split("</thead>")

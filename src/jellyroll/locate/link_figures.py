@@ -163,13 +163,24 @@ def slice_in_volume_figure(
     z_um: np.ndarray,
     heights_um: np.ndarray | None = None,
     similarity: np.ndarray | None = None,
+    slice_height_um: float | None = None,
 ) -> Figure:
     """A vertical cut of the X-ray volume through the map centre, in the map's (z, x)
-    frame, with the SWAXS slice drawn as the line z = 0 (the study's Fig. 1e); beside it
-    the similarity against height when the location recorded it."""
+    frame, with the SWAXS slice drawn as the line z = 0 (the study's Fig. 1e); beside it,
+    on the same height axis, the similarity against the height of the map's centre
+    (``heights_um``, X-ray frame) when the location recorded it, drawn above the slice's
+    own height ``slice_height_um`` (X-ray frame, ``map_to_xct[0, 3]``; required with a
+    profile: drawn in the X-ray frame beside the cut's heights above the slice, the
+    profile's peak sat 0.2 mm off the slice line it found). Raises ``ValueError`` on a
+    profile without ``slice_height_um``."""
     with_profile = heights_um is not None and similarity is not None and len(heights_um)
+    if with_profile and slice_height_um is None:
+        raise ValueError(
+            "a similarity profile needs the slice's height in the X-ray frame "
+            "(slice_height_um, map_to_xct[0, 3]) to be drawn against the cut's heights"
+        )
     figure = Figure(figsize=(11 if with_profile else 8, 4), layout="constrained")
-    axes = figure.subplots(1, 2 if with_profile else 1, squeeze=False,
+    axes = figure.subplots(1, 2 if with_profile else 1, squeeze=False, sharey=True,
                            width_ratios=[3, 1] if with_profile else [1])[0]  # fmt: skip
     measured = np.flatnonzero(np.isfinite(cut).any(axis=1))  # rows inside the volume
     if measured.size > 1:
@@ -185,7 +196,11 @@ def slice_in_volume_figure(
     axes[0].set_ylabel("z above the map plane (mm)")
     axes[0].legend(fontsize="small", loc="upper right")
     if with_profile:
-        axes[1].plot(similarity, np.asarray(heights_um) / 1000, color="k")
+        above = (np.asarray(heights_um, dtype=float) - slice_height_um) / 1000
+        axes[1].plot(similarity, above, color="k")
+        axes[1].axhline(0.0, color="tab:orange", lw=1.5)
         axes[1].set_xlabel("similarity")
-        axes[1].set_ylabel("height in the X-ray frame (mm)")
+        axes[1].set_title(
+            f"slice at z = {slice_height_um / 1000:.3f} mm\nin the X-ray frame", fontsize="small"
+        )
     return figure

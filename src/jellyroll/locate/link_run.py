@@ -270,7 +270,12 @@ def run_link(
         cut = vertical_cut(xray, xray.voxel_um, placement.map_to_xct, width)
         stem = output.stem
         figures["slice"] = save_png(
-            slice_in_volume_figure(*cut, placement.profile_height_um, placement.profile_similarity),
+            slice_in_volume_figure(
+                *cut,
+                placement.profile_height_um,
+                placement.profile_similarity,
+                slice_height_um=float(placement.map_to_xct[0, 3]),
+            ),
             output.with_name(f"{stem}_slice.png"),
         )
         figures["fractions"] = save_png(

@@ -39,7 +39,7 @@ from jellyroll.results import (
 from jellyroll.results.nxct import read_displacement, read_fused_cuts, read_nxct
 from jellyroll.results.operando import read_operando
 from jellyroll.results.store import RunFileError
-from jellyroll.saxs import DStarResult, departure_dstar
+from jellyroll.saxs import DEPARTURE_TOLERANCE, DStarResult, departure_dstar
 
 AGGLOMERATE_COLUMNS = (
     "id", "x_um", "y_um", "equivalent_diameter_um", "case", "truncated", "excess_intensity",
@@ -206,8 +206,9 @@ def run_report(
     )
     if len(cells) > 1:
         _comparison_section(report, cells)
+    limits = shared_colour_limits(cells)
     for result, diameter in zip(cells, critical, strict=True):
-        _cell_section(report, result, diameter)
+        _cell_section(report, result, diameter, limits)
         if truth and result.name in truth:
             _truth_section(report, result, Path(truth[result.name]), diameter)
         if nxct and result.name in nxct:
@@ -230,7 +231,20 @@ def run_report(
         return report.write(output, inputs=inputs)
 
 
-def _cell_section(report: Report, result: Diagnosis, critical: float) -> None:
+def shared_colour_limits(cells: Iterable[Diagnosis]) -> dict[str, tuple[float, float]]:
+    """One colour scale per quantity over every cell's maps and unrolled maps
+    (:func:`jellyroll.figures.colour_limits`), for the cells shown one beside the other."""
+    return figures.colour_limits(
+        [m for c in cells for m in ({str(n): i.values for n, i in c.maps.maps.items()},
+                                    {str(n): v.data for n, v in c.unrolled.items()})]
+    )  # fmt: skip
+
+
+def _cell_section(
+    report: Report, result: Diagnosis, critical: float, limits: Mapping[str, tuple[float, float]]
+) -> None:
+    """One cell's figures and tables; ``limits``: the colour limits shared by every cell
+    (:func:`jellyroll.figures.colour_limits`)."""
     maps = {name: item.values for name, item in result.maps.maps.items()}
     x_um, y_um = result.maps.x_um, result.maps.y_um
     pixel = result.pixel_size_um
@@ -254,7 +268,12 @@ def _cell_section(report: Report, result: Diagnosis, critical: float) -> None:
         )
     section.figure(
         figures.saxs_figure(
-            maps[MapName.SAXS_INTENSITY], maps[MapName.D_STAR], x_um, y_um, result.agglomerates
+            maps[MapName.SAXS_INTENSITY],
+            maps[MapName.D_STAR],
+            x_um,
+            y_um,
+            result.agglomerates,
+            limits,
         ),
         "SAXS intensity with the agglomerates (cyan: case A, red: case B, grey: unresolved) "
         "and the d* map (white: no valid d*)",
@@ -274,6 +293,7 @@ def _cell_section(report: Report, result: Diagnosis, critical: float) -> None:
                 view.arc_length_um,
                 view.radius_um,
                 view.along,
+                limits,
             ),
             f"Every modality unrolled at the same arc positions, {along} (study Fig. 2)",
             name="unrolled",
@@ -358,7 +378,9 @@ def _saxs_profiles(section, result: Diagnosis) -> None:
     }
     given = ", ".join(f"{name} {value:g}" for name, value in (overrides or {}).items())
     section.figure(
-        figures.saxs_profiles_figure(profiles, fits),
+        figures.saxs_profiles_figure(
+            profiles, fits, tolerance=(overrides or {}).get("tolerance", DEPARTURE_TOLERANCE)
+        ),
         "SAXS profiles averaged over the regular anode, the agglomerates and the bent "
         "collector regions, with the power-law fit and q* of the departure method "
         f"(jellyroll.saxs.departure_dstar, the study's parameters{'; ' + given if given else ''}"
