@@ -5,7 +5,7 @@ lithiated green, delithiated red; case A agglomerates cyan, case B red."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,7 @@ from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 from numpy.typing import ArrayLike
 
 from jellyroll.conventions import interp_in_any_order, map_extent_mm, pixel_extent
-from jellyroll.defects.agglomerates import UNRESOLVED
+from jellyroll.defects.agglomerates import RESOLVED_PIXELS, UNRESOLVED
 from jellyroll.io.provenance import atomic_output
 from jellyroll.phases import graphite_composite, nmc_composite
 from jellyroll.saxs import DStarResult, dstar_histogram
@@ -31,10 +31,15 @@ GRAPHITE_NAMES = {"lic6": "LiC6", "lic12": "LiC12", "graphite_poor": "poorly lit
 NMC_COLOURS = {"nmc_lithiated": "green", "nmc_delithiated": "red"}
 NMC_NAMES = {"nmc_lithiated": "NMC lithiated", "nmc_delithiated": "NMC delithiated"}
 CASE_COLOURS = {"A": "cyan", "B": "red", UNRESOLVED: "0.7"}
-"""Colour of each agglomerate class: case A cyan, case B red, unresolved (< 3 px, or cut
-by the map and measured up to the critical diameter) grey."""
-CASE_NAMES = {"A": "case A", "B": "case B", UNRESOLVED: "unresolved (< 3 px or cut by the map)"}
-"""Legend of each agglomerate class (an unresolved one is not always below 3 pixels)."""
+"""Colour of each agglomerate class: case A cyan, case B red, unresolved (under
+:data:`~jellyroll.defects.agglomerates.RESOLVED_PIXELS`, or cut by the map and measured up
+to the critical diameter) grey."""
+CASE_NAMES = {
+    "A": "case A",
+    "B": "case B",
+    UNRESOLVED: f"unresolved (< {RESOLVED_PIXELS:g} px or cut by the map)",
+}
+"""Legend of each agglomerate class (an unresolved one is not always under the pixels)."""
 REGION_COLOURS = {"regular": "0.25", "agglomerate": "tab:orange", "bent": "tab:purple"}
 """Colour of each anode region of the SAXS profiles."""
 MAP_PIXELS = "map pixels"
@@ -82,7 +87,31 @@ def colour_limits(cells: Iterable[Mapping[str, ArrayLike]]) -> dict[str, tuple[f
     return limits
 
 
-def _scale_bar(axis, width_um: float, per_um: float = 1e-3, colour: str = "white") -> None:
+def number_text(value: float, float_format: str) -> str:
+    """``value`` in ``float_format``, but every integer digit where that would write it in
+    powers of ten: an x_um of 4567.8 or an arc of 2254 um read "4.57e+03", "2.25e+03"."""
+    text = float_format.format(value)
+    return f"{value:.0f}" if "e" in text and 1 <= abs(value) < 1e9 else text
+
+
+def beside_threshold(threshold: float, float_format: str) -> Callable[[float], str]:
+    """A formatter that writes a value in ``float_format`` (as a table does), with more
+    decimals where those digits would show it on the other side of ``threshold`` (sides:
+    up to it, above it): a 50.04 um case-B diameter read "50" beside a critical diameter
+    of 50, which is case A's."""
+
+    def text(value: float) -> str:
+        shown = number_text(value, float_format)
+        for decimals in range(1, 7):
+            if (float(shown) > threshold) == (value > threshold):
+                return shown
+            shown = f"{value:.{decimals}f}"
+        return shown if (float(shown) > threshold) == (value > threshold) else repr(value)
+
+    return text
+
+
+def scale_bar(axis, width_um: float, per_um: float = 1e-3, colour: str = "white") -> None:
     """A scale bar of about a fifth of ``width_um`` (um) in the lower right; ``per_um``:
     data units per um (mm axes: 1e-3)."""
     length = max([s for s in _SCALE_STEPS_UM if s <= width_um / 5] or [_SCALE_STEPS_UM[0]])
@@ -94,7 +123,7 @@ def _scale_bar(axis, width_um: float, per_um: float = 1e-3, colour: str = "white
     axis.add_artist(bar)
 
 
-def _colorbar(figure: Figure, image, **kwargs):
+def colorbar(figure: Figure, image, **kwargs):
     """The colour bar of ``image`` with an arrow at each end of its window that values pass:
     without one a clipped value (a defect's d* of 24 nm in an 8-16 nm window) reads as the
     window's end."""
@@ -145,7 +174,7 @@ def composites_figure(maps: dict[str, np.ndarray], x_um: np.ndarray, y_um: np.nd
     right.set_title("NMC622")
     _colour_legend(right, NMC_COLOURS, NMC_NAMES, loc="upper left")
     for axis in (left, right):
-        _scale_bar(axis, float(np.ptp(x_um)))
+        scale_bar(axis, float(np.ptp(x_um)))
     return figure
 
 
@@ -166,7 +195,7 @@ def saxs_figure(
     extent = map_extent_mm(x_um, y_um)
     low, high = limits["saxs_intensity"]
     image = left.imshow(saxs, extent=extent, cmap="magma", vmin=low, vmax=high)
-    _colorbar(figure, image, ax=left, shrink=0.8, label="arb. units")
+    colorbar(figure, image, ax=left, shrink=0.8, label="arb. units")
     left.set_title("SAXS intensity, q = 0.025-0.1 1/A, agglomerates circled")
     if agglomerates is not None:
         for row in agglomerates.itertuples():
@@ -181,10 +210,10 @@ def saxs_figure(
         _colour_legend(left, CASE_COLOURS, CASE_NAMES, loc="upper left")
     low, high = limits["d_star_nm"]
     image = right.imshow(d_star, extent=extent, cmap="viridis", vmin=low, vmax=high)
-    _colorbar(figure, image, ax=right, shrink=0.8, label="nm")
+    colorbar(figure, image, ax=right, shrink=0.8, label="nm")
     right.set_title("d* (departure from the power law)")
-    _scale_bar(left, float(np.ptp(x_um)))
-    _scale_bar(right, float(np.ptp(x_um)), colour="black")  # d*: blank (white) outside
+    scale_bar(left, float(np.ptp(x_um)))
+    scale_bar(right, float(np.ptp(x_um)), colour="black")  # d*: blank (white) outside
     return figure
 
 
@@ -254,8 +283,6 @@ def _agglomerate_inset(
     """The SAXS map around one agglomerate (axes in um from its centre), ellipse outlined,
     its diameter written as the report's table writes it (on its side of the critical
     diameter ``critical_diameter_um``: a case-B 50.2 um read "50")."""
-    from jellyroll.report.html import beside_threshold  # jellyroll.report imports this module
-
     ny, nx = saxs.shape
     half = max(1.5 * row.equivalent_diameter_um, 5 * pixel_size_um)
     ix = row.x_um / pixel_size_um + (nx - 1) / 2
@@ -282,7 +309,7 @@ def _agglomerate_inset(
     axis.set_yticks([])
     diameter = beside_threshold(critical_diameter_um, "{:.3g}")(row.equivalent_diameter_um)
     axis.set_title(f"#{row.id}: {diameter} µm", fontsize="small")
-    _scale_bar(axis, 2 * half, per_um=1.0)
+    scale_bar(axis, 2 * half, per_um=1.0)
 
 
 def lithiation_figure(lithiation: pd.DataFrame) -> Figure:
@@ -294,11 +321,10 @@ def lithiation_figure(lithiation: pd.DataFrame) -> Figure:
         return figure
     ids = lithiation["id"].to_numpy()
     x = np.arange(ids.size)
-    colours = {"lic6": "green", "lic12": "blue", "graphite_poor": "red"}
     for offset, where in ((-0.2, "inside"), (0.2, "ring")):
         bottom = np.zeros(ids.size)
         known = np.zeros(ids.size, dtype=bool)
-        for phase, colour in colours.items():
+        for phase, colour in GRAPHITE_COLOURS.items():
             values = lithiation[f"{phase}_{where}"].to_numpy(dtype=float)
             known |= np.isfinite(values)
             axis.bar(
@@ -314,6 +340,7 @@ def lithiation_figure(lithiation: pd.DataFrame) -> Figure:
     axis.set_xticks(x, [f"{i}\n{c}" for i, c in zip(ids, lithiation["case"], strict=True)])
     axis.set_ylabel("fraction (left bar: inside, right: ring)")
     axis.set_xlabel("agglomerate id and case")
+    _colour_legend(axis, GRAPHITE_COLOURS, GRAPHITE_NAMES, loc="upper left", bbox_to_anchor=(1, 1))
     return figure
 
 
@@ -386,7 +413,7 @@ def unrolled_figure(
                 image, extent=extent, aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax,
                 interpolation="nearest",
             )  # fmt: skip
-            _colorbar(figure, shown, ax=axis, label=units, pad=0.01, fraction=0.03)
+            colorbar(figure, shown, ax=axis, label=units, pad=0.01, fraction=0.03)
         axis.set_title(title, fontsize="medium", loc="left")
         axis.set_ylabel(SPIRAL_OFFSET_LABEL if along == "spiral" else "radius (µm)")
     axes[-1].set_xlabel(
@@ -548,7 +575,7 @@ def dstar_figure(d_star: np.ndarray, x_um: np.ndarray, y_um: np.ndarray) -> Figu
     image = left.imshow(
         d_star, extent=map_extent_mm(x_um, y_um), cmap="viridis", vmin=low, vmax=high
     )
-    _colorbar(figure, image, ax=left, shrink=0.8, label="d* (nm)")
+    colorbar(figure, image, ax=left, shrink=0.8, label="d* (nm)")
     left.set_title("d* (departure from power law); blank: no value")
     left.set_xlabel("x (mm)")
     left.set_ylabel("y (mm)")
@@ -611,7 +638,7 @@ def bends_figure(displacement_um: np.ndarray, arc_um: np.ndarray, z_um: np.ndarr
         vmin=-limit,
         vmax=limit,
     )
-    _colorbar(figure, image, ax=axis, label="displacement (um, outwards +)")
+    colorbar(figure, image, ax=axis, label="displacement (um, outwards +)")
     axis.set_xlabel("arc length along the Cu collector (mm)")
     axis.set_ylabel("height z (mm)")
     return figure

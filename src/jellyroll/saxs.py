@@ -45,10 +45,10 @@ __all__ = [
 SAXS_Q_RANGE: tuple[float, float] = (0.025, 0.1)
 """q range (A^-1) of the integrated SAXS intensity map of the study."""
 
-# Reason codes shared by the scalar and the map versions (int8 in maps).
 DEPARTURE_TOLERANCE = 0.03
 """The study's departure from the power law (a fraction) that marks q*."""
 
+# Reason codes shared by the scalar and the map versions (int8 in maps).
 VALID = 0
 SEGMENT_TOO_SHORT = 1
 FIT_WINDOW_DEGENERATE = 2

@@ -257,7 +257,7 @@ def test_a_diameter_beside_the_critical_one_is_never_shown_on_it() -> None:
     diameter of 50 um, as if it were case A (up to 50); 50.01 read "50.0" in one decimal.
     Such values get the decimals that keep them on their side; case A's side (up to 50)
     holds "50" for 49.96."""
-    from jellyroll.report.html import beside_threshold
+    from jellyroll.figures import beside_threshold
 
     three = beside_threshold(50.0, "{:.3g}")
     assert three(50.04) == "50.04" and three(49.96) == "50" and three(50.0) == "50"
@@ -273,7 +273,7 @@ def test_a_diameter_beside_the_critical_one_is_never_shown_on_it() -> None:
 def test_a_value_shown_beside_a_threshold_stays_on_its_side(
     value: float, threshold: float, float_format: str
 ) -> None:
-    from jellyroll.report.html import beside_threshold
+    from jellyroll.figures import beside_threshold
 
     shown = float(beside_threshold(threshold, float_format)(value))
     assert (shown > threshold) == (value > threshold)
@@ -281,7 +281,7 @@ def test_a_value_shown_beside_a_threshold_stays_on_its_side(
 
 def test_a_value_a_hair_above_the_threshold_is_written_whole() -> None:
     """Past 6 decimals the value is written in full (its shortest exact form)."""
-    from jellyroll.report.html import beside_threshold
+    from jellyroll.figures import beside_threshold
 
     assert float(beside_threshold(50.0, "{:.3g}")(50.0 + 1e-12)) > 50.0
 

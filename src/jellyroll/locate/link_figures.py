@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from jellyroll.conventions import pixel_extent
-from jellyroll.figures import CASE_COLOURS, _colorbar
+from jellyroll.figures import CASE_COLOURS, colorbar
 from jellyroll.locate.dossier import Dossier
 
 
@@ -51,7 +51,7 @@ def dossier_figure(dossier: Dossier, titles: dict[str, str] | None = None) -> Fi
                 panel, extent=extent, aspect="auto", cmap="viridis", vmin=low, vmax=high
             )
             # without one the rows' own colour windows read as one scale
-            bar = _colorbar(figure, image, cax=image_axis.inset_axes([1.01, 0, 0.015, 1]))
+            bar = colorbar(figure, image, cax=image_axis.inset_axes([1.01, 0, 0.015, 1]))
             bar.ax.tick_params(labelsize="x-small")
         image_axis.plot([0], [dossier.depth_um], "+", color=colour, markersize=12, mew=2)
         half = dossier.profile_width_um / 2

@@ -12,7 +12,7 @@ from PIL import Image
 from skimage.segmentation import find_boundaries
 
 from jellyroll.conventions import pixel_extent
-from jellyroll.figures import GRAPHITE_NAMES, _scale_bar, save_png
+from jellyroll.figures import GRAPHITE_NAMES, GRAPHITE_TITLE, save_png, scale_bar
 from jellyroll.io.provenance import atomic_output
 from jellyroll.operando.timeline import SOC_UNITS
 from jellyroll.results.operando import PHASES, OperandoResult
@@ -71,8 +71,8 @@ def contact_sheet(result: OperandoResult, zoom_px: int = 12) -> Figure:
             ax.set_yticks([])
     for ax in axes[:, 0]:
         left, right = ax.get_xlim()
-        _scale_bar(ax, abs(right - left), per_um=1.0)
-    figure.suptitle("graphite: LiC6 green, LiC12 blue, poorly lithiated red; zones outlined")
+        scale_bar(ax, abs(right - left), per_um=1.0)
+    figure.suptitle(f"{GRAPHITE_TITLE}; zones outlined")
     return figure
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from jellyroll.figures import number_text
 from jellyroll.io.provenance import atomic_output
 
 _STYLE = """
@@ -38,30 +39,6 @@ dt { font-weight: bold; padding-right: 1em; } dd { margin: 0; }
 
 NO_VALUE = "no value"
 """Shown in a table for a number that is not one (NaN: a d* with no valid value, say)."""
-
-
-def _number(value: float, float_format: str) -> str:
-    """``value`` in ``float_format``, but every integer digit where that would write it in
-    powers of ten: an x_um of 4567.8 or an arc of 2254 um read "4.57e+03", "2.25e+03"."""
-    text = float_format.format(value)
-    return f"{value:.0f}" if "e" in text and 1 <= abs(value) < 1e9 else text
-
-
-def beside_threshold(threshold: float, float_format: str) -> Callable[[float], str]:
-    """A formatter that writes a value in ``float_format`` (as a table does), with more
-    decimals where those digits would show it on the other side of ``threshold`` (sides:
-    up to it, above it): a 50.04 um case-B diameter read "50" beside a critical diameter
-    of 50, which is case A's."""
-
-    def text(value: float) -> str:
-        shown = _number(value, float_format)
-        for decimals in range(1, 7):
-            if (float(shown) > threshold) == (value > threshold):
-                return shown
-            shown = f"{value:.{decimals}f}"
-        return shown if (float(shown) > threshold) == (value > threshold) else repr(value)
-
-    return text
 
 
 def figure_png(figure: Figure, dpi: int = 90) -> bytes:
@@ -101,7 +78,7 @@ class Section:
         """``table`` as HTML; numbers in ``float_format``, or by ``formats`` (a formatter
         per column name, e.g. :func:`beside_threshold`)."""
         head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
-        default = partial(_number, float_format=float_format)
+        default = partial(number_text, float_format=float_format)
         writers = [(formats or {}).get(column, default) for column in table.columns]
         rows = []
         for row in table.itertuples(index=False):

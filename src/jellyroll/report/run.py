@@ -23,11 +23,12 @@ from jellyroll.defects.truth import (
     read_true_agglomerates,
     true_defect_share,
 )
+from jellyroll.figures import beside_threshold
 from jellyroll.io.lock import output_lock
 from jellyroll.io.provenance import package_versions, refuse_overwrite
 from jellyroll.locate.link_run import read_link
 from jellyroll.operando.timeline import SOC_UNITS
-from jellyroll.report.html import NO_VALUE, Report, beside_threshold
+from jellyroll.report.html import NO_VALUE, Report
 from jellyroll.report.options import ReportOptions
 from jellyroll.results import (
     GRAPHITE_PHASE_MAPS,
@@ -327,9 +328,7 @@ def _cell_section(
         section.table(result.bends, f"bends of the Cu collector ({BEND_SIGN})")
     section.figure(
         figures.lithiation_figure(result.lithiation),
-        # the figure has no legend of its colours
-        "Lithiation inside each defect (left bar) and in the ring around it (right bar, "
-        "pale): LiC6 green, LiC12 blue, poorly lithiated red",
+        "Lithiation inside each defect (left bar) and in the ring around it (right bar, pale)",
         name="lithiation",
     )
     for note in result.notes:
