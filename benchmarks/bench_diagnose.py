@@ -32,8 +32,8 @@ import importlib.util
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import h5py
 import numpy as np
@@ -48,7 +48,6 @@ from jellyroll.phantom.scan import project_twin, scan_geometry
 from jellyroll.phantom.twin import make_twin
 from jellyroll.phantom.write import _write_truth
 from jellyroll.recon.fbp import fbp
-from jellyroll.recon.geometry import ParallelGeometry
 from jellyroll.results import (
     GRAPHITE_PHASE_MAPS,
     NMC_PHASE_MAPS,
@@ -66,14 +65,15 @@ GENERATOR_VERSION = 2  # bump when the files change: a kept folder is then made 
 DEFECT_SCANS = Path(__file__).resolve().parents[1] / "tests" / "defects" / "conftest.py"
 
 
-def _reconstruct_twin() -> Callable:
-    """The defect tests' ``reconstruct_twin`` (the one home of the noisy SAXS and monitor
-    model of a reconstructed map; the tests are no package, so loaded from its file)."""
+def _defect_scans() -> ModuleType:
+    """The defect tests' scan helpers, ``reconstruct_twin`` and ``recon_geometry`` (the one
+    home of the noisy SAXS and monitor model of a reconstructed map; the tests are no
+    package, so loaded from its file)."""
     spec = importlib.util.spec_from_file_location("defect_scans", DEFECT_SCANS)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
-    return module.reconstruct_twin
+    return module
 
 
 def write_runs(folder: Path, console: Console) -> None:
@@ -85,19 +85,13 @@ def write_runs(folder: Path, console: Console) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     twin = make_twin(PRESET, "paper", seed=SEED)
-    reconstructed = _reconstruct_twin()(twin, SEED)
+    scans = _defect_scans()
+    reconstructed = scans.reconstruct_twin(twin, SEED)
     geometry = scan_geometry(twin)
     projections = project_twin(twin, geometry)
     phases = [*GRAPHITE_PHASE_MAPS, *NMC_PHASE_MAPS]
     columns = [projections.names.index(str(name)) for name in phases]
-    recon_geometry = ParallelGeometry.from_scan(
-        geometry.sorted_angles_deg,
-        geometry.translations_mm,
-        geometry.rotation_centre_mm,
-        pixel_size_um=twin.pixel_size_um,
-        shape=twin.shape,
-    )
-    fractions = fbp(recon_geometry, projections.values[..., columns])
+    fractions = fbp(scans.recon_geometry(twin, geometry), projections.values[..., columns])
     y_um, x_um = twin.raster.axes_um()
     attenuation = Map(reconstructed.attenuation, "1/um")
     waxs = {name: Map(fractions[..., k], "volume fraction") for k, name in enumerate(phases)}

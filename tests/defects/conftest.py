@@ -32,7 +32,7 @@ from jellyroll.phantom.parameters import (
     CellParameters,
     SizePreset,
 )
-from jellyroll.phantom.scan import project_twin, scan_geometry
+from jellyroll.phantom.scan import ScanGeometry, project_twin, scan_geometry
 from jellyroll.phantom.twin import Twin, make_twin
 from jellyroll.phantom.write import _pixels_per_bin, detector_setups
 from jellyroll.recon.fbp import fbp
@@ -113,15 +113,21 @@ def reconstruct_twin(twin: Twin, seed: int) -> Reconstructed:
     saxs[rng.random(saxs.shape) < MISSING_RAYS] = np.nan
     counts = rng.poisson(MONITOR_COUNTS * transmission)
     attenuation = -np.log(np.maximum(counts, 1) / MONITOR_COUNTS)
-    recon_geometry = ParallelGeometry.from_scan(
+    maps = fbp(
+        recon_geometry(twin, geometry), np.stack([saxs, attenuation], axis=-1).astype(np.float32)
+    )
+    return Reconstructed(twin, maps[..., 0], maps[..., 1])
+
+
+def recon_geometry(twin: Twin, geometry: ScanGeometry) -> ParallelGeometry:
+    """The reconstruction geometry of the twin's simulated scan, on the twin's pixel grid."""
+    return ParallelGeometry.from_scan(
         geometry.sorted_angles_deg,
         geometry.translations_mm,
         geometry.rotation_centre_mm,
         pixel_size_um=twin.pixel_size_um,
         shape=twin.shape,
     )
-    maps = fbp(recon_geometry, np.stack([saxs, attenuation], axis=-1).astype(np.float32))
-    return Reconstructed(twin, maps[..., 0], maps[..., 1])
 
 
 @cache
