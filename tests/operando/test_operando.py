@@ -458,7 +458,7 @@ def test_steps_run_in_time_order(tmp_path: Path) -> None:
     assert note is not None and "by their recorded start times" in note
     assert "step 0 is b_2.h5, by name b_1.h5" in note
     assert _order_note(tmp_path / "op", series_scans(tmp_path / "op")) is None
-    assert _left_out_note(tmp_path / "op") is None
+    assert _left_out_note(tmp_path / "op", series_scans(tmp_path / "op")) is None
 
 
 def test_every_hdf5_step_of_a_folder_is_taken_and_the_others_named(tmp_path: Path) -> None:
@@ -471,7 +471,7 @@ def test_every_hdf5_step_of_a_folder_is_taken_and_the_others_named(tmp_path: Pat
     with h5py.File(folder / "truth.h5", "w") as f:
         f["entry/title"] = "not a step"
     assert [p.name for p in series_scans(folder)] == ["op_1.h5", "op_2.H5", "op_3.hdf5"]
-    note = _left_out_note(folder)
+    note = _left_out_note(folder, series_scans(folder))
     assert note is not None and note.endswith("patterns): truth.h5")
 
 

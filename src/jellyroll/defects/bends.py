@@ -47,6 +47,7 @@ def find_bends(
     min_amplitude_um: float | None = None,
     agglomerates: pd.DataFrame | None = None,
     robust_reference: bool = False,
+    unmeasured: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Bends of the Cu collector in an attenuation map ``(ny, nx)`` (Cu bright).
 
@@ -67,7 +68,10 @@ def find_bends(
     (:func:`jellyroll.unroll.fill_unmeasured`), and no bend reaches a sample of the layer
     near them (:func:`jellyroll.unroll.unmeasured_samples`), nor do they shape the reference:
     read as 0 (black material), a band of three NaN rows drew bends of 6-14 um wherever it
-    crossed the turns and read a 37 um bend under it as 24 um, exit 0.
+    crossed the turns and read a 37 um bend under it as 24 um, exit 0. ``unmeasured``: those
+    samples of ``trace``, where the caller has them already
+    (:func:`jellyroll.unroll.unmeasured_samples` of this map and trace: a distance transform
+    of the whole map).
 
     Returns one row per bend, along the layer: ``id`` (1...), ``x_um``, ``y_um`` (deepest
     point), ``arc_um`` (along the layer from its inner end), ``turn`` (revolutions from
@@ -89,7 +93,9 @@ def find_bends(
     minimum = 0.5 * p if min_amplitude_um is None else min_amplitude_um
     noise_window = 4 * (window_um or 4 * trace.pitch_um)
     # no measure of the layer's course: left out of the reference too, not to pull it off
-    lost = _near_cut_ends(trace) | unmeasured_samples(image, trace)
+    if unmeasured is None:
+        unmeasured = unmeasured_samples(image, trace)
+    lost = _near_cut_ends(trace) | unmeasured
     exclude = lost if lost.any() else None
     for _ in range(2 if robust_reference else 1):
         deviation = spiral_deviation(trace, window_um=window_um, exclude=exclude)

@@ -127,8 +127,8 @@ def slice_bends(
         if np.isfinite(profile_sigma_um):
             trace = centre_on_foil(image, trace, profile_sigma_um / voxel_um)
         # the raw slice: no bend reaches a sample near a voxel not measured
-        bends = find_bends(raw, voxel_um, trace=trace, robust_reference=True)
         unmeasured = unmeasured_samples(raw, trace)
+        bends = find_bends(raw, voxel_um, trace=trace, robust_reference=True, unmeasured=unmeasured)
         samples += (int(unmeasured.sum()), unmeasured.size)
         reach = bends.width_um.to_numpy() / 2 + trace.pitch_um / 2
         near = np.abs(trace.arc_um[:, None] - bends.arc_um.to_numpy()[None, :]) <= reach

@@ -145,13 +145,16 @@ def _hdf5_files(folder: Path) -> list[Path]:
     return [p for p in folder.iterdir() if p.suffix.lower() in SCAN_SUFFIXES]
 
 
-def _left_out_note(series: str | os.PathLike[str] | list[str | os.PathLike[str]]) -> str | None:
-    """A note naming the HDF5 files of a series' folder taken for no step (neither frames
-    nor integrated patterns: a truth file, or a scan still being written, whose step was
-    left out without a word)."""
+def _left_out_note(
+    series: str | os.PathLike[str] | list[str | os.PathLike[str]], scans: list[Path]
+) -> str | None:
+    """A note naming the HDF5 files of a series' folder taken for no step of ``scans`` (the
+    steps :func:`series_scans` took: neither frames nor integrated patterns; a truth file,
+    or a scan still being written, whose step was left out without a word)."""
     if not isinstance(series, str | os.PathLike):
         return None
-    others = sorted(p.name for p in _hdf5_files(Path(series)) if not _is_scan(p))
+    taken = set(scans)
+    others = sorted(p.name for p in _hdf5_files(Path(series)) if p not in taken)
     if not others:
         return None
     return (
@@ -275,7 +278,9 @@ def run_operando(
         max_gap_s=options.max_log_gap_s,
         log_utc_offset_h=options.log_utc_offset_h,
     )
-    timeline.warnings.extend(filter(None, [_order_note(series, scans), _left_out_note(series)]))
+    timeline.warnings.extend(
+        filter(None, [_order_note(series, scans), _left_out_note(series, scans)])
+    )
     placed = int(np.isfinite(timeline.axis()[0]).sum())
     if saxs_maps is None and placed < 2:
         # the lag map failed after every step was reconstructed, in NumPy ("zero-size array")

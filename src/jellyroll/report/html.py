@@ -76,7 +76,7 @@ class Section:
         formats: Mapping[str, Callable[[float], str]] | None = None,
     ) -> None:
         """``table`` as HTML; numbers in ``float_format``, or by ``formats`` (a formatter
-        per column name, e.g. :func:`beside_threshold`)."""
+        per column name, e.g. :func:`jellyroll.figures.beside_threshold`)."""
         head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
         default = partial(number_text, float_format=float_format)
         writers = [(formats or {}).get(column, default) for column in table.columns]
