@@ -262,10 +262,12 @@ def locate_slice(
         volume, voxel_um, (max_voxels,), blank_planes=blank
     )
     name = _volume_name(volume)
-    first = getattr(volume, "low", 0)  # the stack's first plane, where its end planes are cut
+    # the stack's first plane, where its end planes not measured are cut
+    first = volume.low if isinstance(volume, _Planes) else 0
     volume = PlanesAsNan(volume, blank) if blank else volume
-    _check_measured_slices(coarse, name)
-    _check_no_gap(measured_shares(coarse), round(coarse_voxel / voxel_um), first, shape, name)
+    shares = measured_shares(coarse)
+    _check_measured_slices(shares, name)
+    _check_no_gap(shares, round(coarse_voxel / voxel_um), first, shape, name)
     check_cell_axis(coarse, "the X-ray volume")
     check_attenuation_contrast(coarse, "the X-ray volume")  # else "the cell's sizes differ"
     say(0.4)
@@ -1080,13 +1082,11 @@ def _measured_planes(volume: Any, name: str) -> tuple[int, int]:
     return low, high
 
 
-def _check_measured_slices(coarse: np.ndarray, name: str) -> None:
-    """ValueError naming ``name`` when no slice of the block-mean copy ``coarse`` is measured
-    over :data:`MIN_MEASURED_SHARE` of its field of view: no plane to place the map
-    on. NaN end planes leave other slices measured whole, and are let through."""
-    if np.isfinite(coarse).all():
-        return
-    shares = measured_shares(coarse)
+def _check_measured_slices(shares: np.ndarray, name: str) -> None:
+    """ValueError naming ``name`` when no slice of the block-mean copy is measured over
+    :data:`MIN_MEASURED_SHARE` of its field of view (``shares``: per slice, as
+    :func:`~jellyroll.conventions.measured_shares`): no plane to place the map on. NaN end
+    planes leave other slices measured whole, and are let through."""
     if not shares.max() >= MIN_MEASURED_SHARE:
         raise ValueError(
             f"{name} is measured (not NaN or inf) over {shares.max():.0%} of the cylinder "
