@@ -252,6 +252,76 @@ def test_table_numbers_of_a_few_mm_keep_their_digits() -> None:
     assert "<td>0.238</td>" in cells and "<td>2.45e-05</td>" in cells
 
 
+def test_table_headings_name_the_quantity_and_its_unit() -> None:
+    """Tables were headed by the results file's column names ("x_um", "excess_intensity",
+    "d_star_inside_nm"): the headings now say "x (um)" and so on, while the table (and the
+    files it came from) keep the names, which the column formats are keyed by."""
+    import pandas as pd
+
+    from jellyroll.figures import beside_threshold
+    from jellyroll.report.html import Section
+
+    names = ["x_um", "equivalent_diameter_um", "excess_intensity", "d_star_inside_nm",
+             "area_um2", "depth_limited", "extent_axial_um", "d* (nm)", "case"]  # fmt: skip
+    table = pd.DataFrame([[1.0, 50.04, 2.0, 9.5, 3.0, True, 4.0, 9.6, "B"]], columns=names)
+    section = Section("t")
+    section.table(table, formats={"equivalent_diameter_um": beside_threshold(50.0, "{:.3g}")})
+    head, body = section.items[0].split("</thead>")
+    assert head.split("<tr>")[1] == (
+        "<th>x (um)</th><th>equivalent diameter (um)</th><th>excess intensity (a.u.)</th>"
+        "<th>d* inside (nm)</th><th>area (um^2)</th><th>depth limited</th>"
+        "<th>axial extent (um)</th><th>d* (nm)</th><th>case</th></tr>"
+    )
+    assert "<td>50.04</td>" in body and '<td class="text">yes</td>' in body
+    assert list(table.columns) == names
+
+
+def test_size_bins_end_with_an_open_bin_not_inf() -> None:
+    """The link section's size-bin table showed the file's columns as they are: a last
+    bin "100" to "inf", headed lower_um / upper_um, and counts aligned as text."""
+    import pandas as pd
+
+    from jellyroll.locate.link import bend_fraction_by_size
+    from jellyroll.report.html import Section
+
+    linked = pd.DataFrame({"equivalent_diameter_um": [45.0, 55.0, 130.0], "bend3d_id": [0, 1, 2]})
+    bins = bend_fraction_by_size(linked, (0, 50, 100, np.inf))
+    shown = report_run.size_bins_table(bins)
+    assert list(shown["equivalent diameter"]) == ["0-50 um", "50-100 um", "100 um and more"]
+    section = Section("t")
+    section.table(shown)
+    page = section.items[0]
+    assert "inf" not in page and "_um" not in page
+    last = page.split("<tr>")[-1]
+    assert last == '<td class="text">100 um and more</td><td>1</td><td>1</td><td>1</td></tr>' + (
+        "</tbody></table>"
+    )
+
+
+def test_run_settings_are_listed_by_name_not_as_python_text() -> None:
+    """`jellyroll run` showed each stage's settings as a Python dict ("{'npt': 300,
+    'threads': None, 'dstar': {...}}"): they are nested name / value lists now, None as
+    not set, flags as yes / no, and a value from a file still escaped."""
+    from jellyroll.report.html import Section
+
+    section = Section("t")
+    section.facts(
+        {
+            "settings: maps": {"npt": 300, "threads": None, "q_check": True,
+                               "dstar": {"tolerance": 0.05}, "slurm": {}},
+            "settings: locate": {"offsets_um": [-20.0, 0.0], "map": "<script>x</script>"},
+        }
+    )  # fmt: skip
+    page = section.items[0]
+    assert "{" not in page and "None" not in page and "True" not in page
+    assert page.startswith("<dl><dt>settings: maps</dt><dd><dl><dt>npt</dt><dd>300</dd>")
+    assert "<dt>threads</dt><dd>not set</dd><dt>q_check</dt><dd>yes</dd>" in page
+    assert "<dt>dstar</dt><dd><dl><dt>tolerance</dt><dd>0.05</dd></dl></dd>" in page
+    assert "<dt>slurm</dt><dd>none</dd>" in page
+    assert "<dd>-20.0, 0.0</dd>" in page
+    assert "<script>" not in page and "&lt;script&gt;x&lt;/script&gt;" in page
+
+
 def test_a_diameter_beside_the_critical_one_is_never_shown_on_it() -> None:
     """A 50.04 um case-B agglomerate read "50" (3 significant digits) beside a critical
     diameter of 50 um, as if it were case A (up to 50); 50.01 read "50.0" in one decimal.
@@ -452,7 +522,7 @@ def test_a_core_shrink_rate_along_time_is_labelled_per_hour(tmp_path: Path) -> N
     """A series without states of charge runs along time (h): the zone table's
     half-lithiation point and lag were renamed to hours, but the core's shrink rate kept
     its file name "shrink_rate_um2_per_soc": 1234.5 um^2 per hour read as per state of
-    charge, exit 0. Along the state of charge the names stay."""
+    charge, exit 0. Along the state of charge they name it (the file names were shown)."""
     from jellyroll.operando.timeline import SOC_UNITS
     from jellyroll.report.html import Report
     from jellyroll.report.run import _operando_section
@@ -465,7 +535,8 @@ def test_a_core_shrink_rate_along_time_is_labelled_per_hour(tmp_path: Path) -> N
         heads[units] = table.split("</thead>")[0]
     assert "<th>core shrink rate (um^2 per h)</th>" in heads["h"]
     assert "per_soc" not in heads["h"] and "<th>lag (h)</th>" in heads["h"]
-    assert "<th>shrink_rate_um2_per_soc</th>" in heads[SOC_UNITS]
+    assert "<th>core shrink rate (um^2 per state of charge)</th>" in heads[SOC_UNITS]
+    assert "<th>lag (state of charge)</th>" in heads[SOC_UNITS] and "_soc" not in heads[SOC_UNITS]
 
 
 def _truth_file(path: Path, true_diameter_um: float, n: int = 20, pixel: float = 20.0) -> Path:
@@ -536,7 +607,7 @@ def test_an_agglomerate_cut_by_the_map_is_shown_as_a_lower_bound(results: Path) 
     assert "its diameter a lower bound" in page
     head, body = page.split("</thead>")
     assert "<th>case</th><th>truncated</th>" in head
-    assert body.split("</tr>")[0].count('<td class="text">True</td>') == 1
+    assert body.split("</tr>")[0].count('<td class="text">yes</td>') == 1
 
 
 def test_a_region_dstar_at_the_fit_window_edge_says_so(results: Path, tmp_path: Path) -> None:

@@ -34,11 +34,57 @@ th, td { border: 1px solid #bbb; padding: 2px 6px; text-align: right; }
 th { background: #eef; } td.text { text-align: left; }
 .note { color: #555; font-size: 0.9em; }
 dl { display: grid; grid-template-columns: max-content auto; }
-dt { font-weight: bold; padding-right: 1em; } dd { margin: 0; }
+dt { font-weight: bold; padding-right: 1em; } dd { margin: 0; } dd > dl { margin: 0; }
 """
 
 NO_VALUE = "no value"
 """Shown in a table for a number that is not one (NaN: a d* with no valid value, say)."""
+
+UNITS = {"um": "um", "um2": "um^2", "nm": "nm", "mm": "mm", "deg": "deg", "px": "px", "s": "s"}
+"""Column-name suffixes that are units (``x_um``: x in um), with how a heading writes them."""
+
+HEADINGS = {
+    "excess_intensity": "excess intensity (a.u.)",
+    "integrated_excess": "integrated excess (a.u.)",
+    "d_star_nm": "d* (nm)",
+    "d_star_inside_nm": "d* inside (nm)",
+    "d_star_ring_nm": "d* in the ring around (nm)",
+    "q_A": "q (1/A)",
+    "on_bend": "on a bend",
+    "extent_axial_um": "axial extent (um)",
+    "extent_arc_um": "arc extent (um)",
+    "bend3d_id": "3D bend",
+    "bend3d_distance_um": "distance to the 3D bend (um)",
+    "bend3d_amplitude_um": "3D bend amplitude (um)",
+    "bend3d_extent_axial_um": "3D bend axial extent (um)",
+    "bend3d_extent_arc_um": "3D bend arc extent (um)",
+}
+"""Headings of the column names that :func:`column_heading`'s rule would not write well."""
+
+
+def column_heading(name: str) -> str:
+    """The heading a table shows for column ``name`` (the results files keep theirs):
+    ``equivalent_diameter_um`` -> "equivalent diameter (um)", ``depth_limited`` -> "depth
+    limited", those of :data:`HEADINGS` as written there; a heading already written for a
+    reader ("d* (nm)", no underscore) stays."""
+    if name in HEADINGS:
+        return HEADINGS[name]
+    stem, _, suffix = name.rpartition("_")
+    if stem and suffix in UNITS:
+        return f"{stem.replace('_', ' ')} ({UNITS[suffix]})"
+    return name.replace("_", " ")
+
+
+def value_text(value: Any) -> str:
+    """A value that is not a float as a reader reads it: yes / no for a flag, "not set"
+    for None (a setting left to its default), a list's items joined by commas."""
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    if value is None:
+        return "not set"
+    if isinstance(value, list | tuple):
+        return ", ".join(value_text(item) for item in value) or "none"
+    return str(value)
 
 
 def figure_png(figure: Figure, dpi: int = 90) -> bytes:
@@ -75,9 +121,10 @@ class Section:
         float_format: str = "{:.3g}",
         formats: Mapping[str, Callable[[float], str]] | None = None,
     ) -> None:
-        """``table`` as HTML; numbers in ``float_format``, or by ``formats`` (a formatter
-        per column name, e.g. :func:`jellyroll.figures.beside_threshold`)."""
-        head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
+        """``table`` as HTML, its columns headed by :func:`column_heading`; numbers in
+        ``float_format``, or by ``formats`` (a formatter per column name of ``table``, e.g.
+        :func:`jellyroll.figures.beside_threshold`)."""
+        head = "".join(f"<th>{html.escape(column_heading(str(c)))}</th>" for c in table.columns)
         default = partial(number_text, float_format=float_format)
         writers = [(formats or {}).get(column, default) for column in table.columns]
         rows = []
@@ -88,8 +135,10 @@ class Section:
                     cells.append(f"<td>{NO_VALUE}</td>")  # NaN: no value (SPEC section 3)
                 elif isinstance(value, float | np.floating):
                     cells.append(f"<td>{html.escape(write(float(value)))}</td>")
+                elif isinstance(value, int | np.integer) and not isinstance(value, bool):
+                    cells.append(f"<td>{value}</td>")  # a count: aligned as numbers are
                 else:
-                    cells.append(f'<td class="text">{html.escape(str(value))}</td>')
+                    cells.append(f'<td class="text">{html.escape(value_text(value))}</td>')
             rows.append("<tr>" + "".join(cells) + "</tr>")
         caption_html = f"<caption>{html.escape(caption)}</caption>" if caption else ""
         self.items.append(
@@ -98,14 +147,26 @@ class Section:
         )
 
     def facts(self, facts: Mapping[str, Any]) -> None:
-        body = "".join(
-            f"<dt>{html.escape(str(k))}</dt><dd>{html.escape(str(v))}</dd>"
-            for k, v in facts.items()
-        )
-        self.items.append(f"<dl>{body}</dl>")
+        """``facts`` as a list of names and values; a value that is a mapping (the
+        settings of a stage) as a list of its own, nested."""
+        self.items.append(_facts_html(facts))
 
     def note(self, text: str) -> None:
         self.items.append(f'<p class="note">{html.escape(text)}</p>')
+
+
+def _facts_html(facts: Mapping[str, Any]) -> str:
+    body = "".join(
+        f"<dt>{html.escape(str(key))}</dt><dd>{_fact_html(value)}</dd>"
+        for key, value in facts.items()
+    )
+    return f"<dl>{body}</dl>"
+
+
+def _fact_html(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return _facts_html(value) if value else "none"
+    return html.escape(value_text(value))
 
 
 @dataclass

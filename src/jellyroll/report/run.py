@@ -23,7 +23,7 @@ from jellyroll.defects.truth import (
     read_true_agglomerates,
     true_defect_share,
 )
-from jellyroll.figures import beside_threshold
+from jellyroll.figures import beside_threshold, number_text
 from jellyroll.io.lock import output_lock
 from jellyroll.io.provenance import package_versions, refuse_overwrite
 from jellyroll.locate.link_run import read_link
@@ -335,7 +335,7 @@ def _cell_section(
         section.note(note)
 
 
-BEND_SIGN = "amplitude_um: outwards positive; depth_limited: the amplitude a lower bound"
+BEND_SIGN = "amplitude: outwards positive; depth limited: the amplitude a lower bound"
 """How to read a bend table's amplitude (:func:`jellyroll.defects.bends.find_bends`)."""
 
 
@@ -507,13 +507,35 @@ def _nxct_section(report: Report, label: str, path: Path) -> None:
         section.table(found.bends, f"bends of the Cu collector in 3D (X-ray frame; {BEND_SIGN})")
 
 
-LINK_TABLE_COLUMNS = {
-    "id": "id", "case": "case", "equivalent_diameter_um": "diameter (um)",
-    "bend3d_id": "3D bend", "bend3d_distance_um": "distance (um)",
-    "bend3d_amplitude_um": "bend amplitude (um)", "bend3d_extent_axial_um": "axial extent (um)",
-    "bend3d_extent_arc_um": "arc extent (um)",
-}  # fmt: skip
-"""Columns of the linked table in the report, with their headings."""
+LINK_TABLE_COLUMNS = (
+    "id", "case", "equivalent_diameter_um", "bend3d_id", "bend3d_distance_um",
+    "bend3d_amplitude_um", "bend3d_extent_axial_um", "bend3d_extent_arc_um",
+)  # fmt: skip
+"""Columns of the linked table in the report."""
+
+
+def size_bin_text(lower_um: float, upper_um: float) -> str:
+    """'40-50 um' of a size bin, '100 um and more' of the last one (upper edge inf)."""
+    lower = number_text(lower_um, "{:g}")
+    if np.isinf(upper_um):
+        return f"{lower} um and more"
+    return f"{lower}-{number_text(upper_um, '{:g}')} um"
+
+
+def size_bins_table(bins: pd.DataFrame) -> pd.DataFrame:
+    """The size bins of :func:`jellyroll.locate.link.bend_fraction_by_size` as the report
+    shows them: one column of bin text, the counts and the fraction on a bend."""
+    return pd.DataFrame(
+        {
+            "equivalent diameter": [
+                size_bin_text(lower, upper)
+                for lower, upper in zip(bins["lower_um"], bins["upper_um"], strict=True)
+            ],
+            "agglomerates": bins["count"],
+            "on a bend": bins["on_bend"],
+            "fraction on a bend": bins["fraction"],
+        }
+    )
 
 
 def _link_section(report: Report, label: str, path: Path, critical: float) -> None:
@@ -546,12 +568,16 @@ def _link_section(report: Report, label: str, path: Path, critical: float) -> No
     )
     columns = [c for c in LINK_TABLE_COLUMNS if c in linked.columns]
     section.table(
-        linked[columns].rename(columns=LINK_TABLE_COLUMNS),
+        linked[columns],
         "agglomerates and the 3D bend each sits on (0: none)",
         float_format="{:.1f}",
-        formats={"diameter (um)": beside_threshold(critical, "{:.1f}")},
+        formats={"equivalent_diameter_um": beside_threshold(critical, "{:.1f}")},
     )
-    section.table(found.size_bins, "share of agglomerates on a bent collector per size bin")
+    section.table(
+        size_bins_table(found.size_bins),
+        "share of agglomerates on a bent collector per size bin (a bin holds its lower edge, "
+        "not its upper)",
+    )
     if "fractions" in figures:
         section.png(
             figures["fractions"].read_bytes(),
@@ -601,16 +627,16 @@ def _operando_section(report: Report, label: str, path: Path) -> None:
     )
     section.facts({"state of charge from": found.soc_source, "steps": str(len(found.steps))})
     if len(found.zones_table):
-        zones = found.zones_table
-        if not by_soc:  # a lag of 0.09 h read as 0.09 of the charge; a core shrinking
-            # by 1234 um^2 per hour read as per state of charge
-            zones = zones.rename(
-                columns={
-                    "soc_half": f"half lithiation ({found.soc_units})",
-                    "lag_soc": f"lag ({found.soc_units})",
-                    "shrink_rate_um2_per_soc": f"core shrink rate (um^2 per {found.soc_units})",
-                }
-            )
+        # along time, a lag of 0.09 h read as 0.09 of the charge and a core shrinking by
+        # 1234 um^2 per hour as per state of charge: the headings name the axis
+        along = "state of charge" if by_soc else found.soc_units
+        zones = found.zones_table.rename(
+            columns={
+                "soc_half": f"half lithiation ({along})",
+                "lag_soc": f"lag ({along})",
+                "shrink_rate_um2_per_soc": f"core shrink rate (um^2 per {along})",
+            }
+        )
         section.table(zones, "damaged zones: lag behind the regular anode")
     for note in found.notes:
         section.note(note)
