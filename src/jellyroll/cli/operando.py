@@ -14,7 +14,6 @@ from jellyroll.cli import app, console
 from jellyroll.cli._common import check_input_file, check_output_file, option, reported_errors
 from jellyroll.maps.options import MapsOptions
 from jellyroll.operando.options import OperandoOptions
-from jellyroll.operando.timeline import SOC_UNITS
 from jellyroll.options import options_from
 
 
@@ -55,6 +54,7 @@ def operando(
     """Reduce, reconstruct and map every step with one rotation centre, then follow the
     graphite phases of the regular anode, each damaged zone, its ring and each turn."""
     from jellyroll.operando.run import run_operando
+    from jellyroll.operando.timeline import SOC_UNITS
 
     with reported_errors():
         side_files = [path for path in (poni, mask, log, saxs) if path is not None]

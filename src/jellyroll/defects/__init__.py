@@ -6,29 +6,21 @@ equivalent diameter (~50 um: case A below, mild; case B above, the Cu collector 
 the anode around is compacted and poorly lithiated). Lengths in micrometres.
 """
 
-from jellyroll.defects.agglomerates import (
-    UNRESOLVED,
-    find_agglomerates,
-    local_background,
-    median_radius_um,
-    silicon_mask,
-    size_class,
-    size_histogram,
-)
-from jellyroll.defects.bends import find_bends, link_bends, locate_on_layer
-from jellyroll.defects.lithiation import defect_lithiation, radial_profiles
+from jellyroll._lazy import lazy_exports
 
-__all__ = [
-    "UNRESOLVED",
-    "defect_lithiation",
-    "find_agglomerates",
-    "find_bends",
-    "link_bends",
-    "local_background",
-    "locate_on_layer",
-    "median_radius_um",
-    "radial_profiles",
-    "silicon_mask",
-    "size_class",
-    "size_histogram",
-]
+__all__ = lazy_exports(
+    __name__,
+    {
+        "agglomerates": [
+            "UNRESOLVED",
+            "find_agglomerates",
+            "local_background",
+            "median_radius_um",
+            "silicon_mask",
+            "size_class",
+            "size_histogram",
+        ],
+        "bends": ["find_bends", "link_bends", "locate_on_layer"],
+        "lithiation": ["defect_lithiation", "radial_profiles"],
+    },
+)

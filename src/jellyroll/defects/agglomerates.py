@@ -53,6 +53,7 @@ from jellyroll.defects._common import (
     within,
 )
 from jellyroll.defects.bends import locate_on_layer
+from jellyroll.defects.options import STUDY_CRITICAL_DIAMETER_UM
 from jellyroll.unroll import SpiralTrace
 
 __all__ = [
@@ -120,10 +121,6 @@ def saxs_map_problem(saxs_intensity_map: np.ndarray) -> str | None:
             "or its background subtracted twice?"
         )
     return None
-
-
-STUDY_CRITICAL_DIAMETER_UM = 50.0
-"""The study's critical equivalent diameter (um) between case A and case B."""
 
 
 def size_class(

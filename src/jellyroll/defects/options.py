@@ -6,9 +6,14 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from jellyroll.defects.agglomerates import STUDY_CRITICAL_DIAMETER_UM
-from jellyroll.defects.resolution import STUDY_PSF_FWHM_UM
 from jellyroll.options import StageOptions
+
+# The study's numbers live here, not in the modules that use them, so that this module (and
+# with it the command line's help) imports no scipy.
+STUDY_CRITICAL_DIAMETER_UM = 50.0
+"""The study's critical equivalent diameter (um) between case A and case B."""
+STUDY_PSF_FWHM_UM = 20.0
+"""FWHM (um) of the study's pencil beam: the blur assumed where the map's cannot be measured."""
 
 
 class DiagnoseOptions(StageOptions):

@@ -32,11 +32,9 @@ import numpy as np
 from scipy import optimize, special
 
 from jellyroll.conventions import FWHM_TO_SIGMA, robust_sigma
+from jellyroll.defects.options import STUDY_PSF_FWHM_UM
 
 __all__ = ["STUDY_PSF_FWHM_UM", "PsfEstimate", "estimate_psf"]
-
-STUDY_PSF_FWHM_UM = 20.0
-"""FWHM (um) of the study's pencil beam: the blur assumed where the map's cannot be measured."""
 
 MIN_CROSSINGS = 24
 """Fewest layer crossings whose fits make an estimate."""

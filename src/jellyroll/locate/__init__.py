@@ -7,31 +7,21 @@ links the map's agglomerates to the collector bends traced in the X-ray volume;
 :mod:`jellyroll.locate.link_run` is the linking driver (link file, figures).
 """
 
-from jellyroll.locate.core import Location, locate_slice, pose_errors, pose_parameters
-from jellyroll.locate.dossier import defect_dossiers, select_defects, volume_on_map
-from jellyroll.locate.link import (
-    SIZE_BIN_EDGES_UM,
-    BendThreshold,
-    bend_fraction_by_size,
-    link_to_bends,
-    map_points_to_xct,
-    measured_bend_threshold,
-)
-from jellyroll.locate.options import LocateOptions
+from jellyroll._lazy import lazy_exports
 
-__all__ = [
-    "SIZE_BIN_EDGES_UM",
-    "BendThreshold",
-    "LocateOptions",
-    "Location",
-    "bend_fraction_by_size",
-    "defect_dossiers",
-    "link_to_bends",
-    "locate_slice",
-    "map_points_to_xct",
-    "measured_bend_threshold",
-    "pose_errors",
-    "pose_parameters",
-    "select_defects",
-    "volume_on_map",
-]
+__all__ = lazy_exports(
+    __name__,
+    {
+        "core": ["Location", "locate_slice", "pose_errors", "pose_parameters"],
+        "dossier": ["defect_dossiers", "select_defects", "volume_on_map"],
+        "link": [
+            "SIZE_BIN_EDGES_UM",
+            "BendThreshold",
+            "bend_fraction_by_size",
+            "link_to_bends",
+            "map_points_to_xct",
+            "measured_bend_threshold",
+        ],
+        "options": ["LocateOptions"],
+    },
+)

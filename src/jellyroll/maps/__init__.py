@@ -4,16 +4,13 @@ Core: :mod:`jellyroll.maps.core` (on arrays, built on :mod:`jellyroll.phases` an
 :mod:`jellyroll.saxs`); options: :class:`MapsOptions`; driver: :func:`run_maps`.
 """
 
-from jellyroll.maps.core import compute_maps, denoising_note
-from jellyroll.maps.options import DstarOptions, MapsOptions
-from jellyroll.maps.run import MapsResult, maps_key, run_maps
+from jellyroll._lazy import lazy_exports
 
-__all__ = [
-    "DstarOptions",
-    "MapsOptions",
-    "MapsResult",
-    "compute_maps",
-    "denoising_note",
-    "maps_key",
-    "run_maps",
-]
+__all__ = lazy_exports(
+    __name__,
+    {
+        "core": ["compute_maps", "denoising_note"],
+        "options": ["DstarOptions", "MapsOptions"],
+        "run": ["MapsResult", "maps_key", "run_maps"],
+    },
+)

@@ -32,9 +32,11 @@ class DstarOptions(StageOptions):
         """The parameters given, with the study's for the others, as the d* method checks
         them (min_slope above max_slope, skip fractions summing to 1 or more): refused when
         read, not after `jellyroll run` has reduced and reconstructed every scan."""
-        from jellyroll.saxs import check_dstar_parameters
+        overrides = self.overrides()
+        if overrides:  # the study's own are valid: no numba for the default built at import
+            from jellyroll.saxs import check_dstar_parameters
 
-        check_dstar_parameters(**self.overrides())
+            check_dstar_parameters(**overrides)
         return self
 
 

@@ -7,46 +7,24 @@ segmentation of the registered pair into cell components (:mod:`jellyroll.nxct.s
 The stage's driver is :func:`jellyroll.nxct.run.run_nxct`.
 """
 
-from jellyroll.nxct.fuse import VoxelSample, contrast_window, fuse_rgb, sample_voxels
-from jellyroll.nxct.register import (
-    CellAxis,
-    Registration,
-    apply_transform,
-    downsample,
-    downsample_levels,
-    find_cell_axis,
-    register_volumes,
-    rms_error,
-    rms_error_along,
-)
-from jellyroll.nxct.resample import resample_slabs, write_resampled
-from jellyroll.nxct.segment import (
-    LABEL_NAMES,
-    Thresholds,
-    classify,
-    find_thresholds,
-    segment_slabs,
-)
+from jellyroll._lazy import lazy_exports
 
-__all__ = [
-    "LABEL_NAMES",
-    "CellAxis",
-    "Registration",
-    "Thresholds",
-    "VoxelSample",
-    "apply_transform",
-    "classify",
-    "contrast_window",
-    "downsample",
-    "downsample_levels",
-    "find_cell_axis",
-    "find_thresholds",
-    "fuse_rgb",
-    "register_volumes",
-    "resample_slabs",
-    "rms_error",
-    "rms_error_along",
-    "sample_voxels",
-    "segment_slabs",
-    "write_resampled",
-]
+__all__ = lazy_exports(
+    __name__,
+    {
+        "fuse": ["VoxelSample", "contrast_window", "fuse_rgb", "sample_voxels"],
+        "register": [
+            "CellAxis",
+            "Registration",
+            "apply_transform",
+            "downsample",
+            "downsample_levels",
+            "find_cell_axis",
+            "register_volumes",
+            "rms_error",
+            "rms_error_along",
+        ],
+        "resample": ["resample_slabs", "write_resampled"],
+        "segment": ["LABEL_NAMES", "Thresholds", "classify", "find_thresholds", "segment_slabs"],
+    },
+)

@@ -1,6 +1,11 @@
 """The whole chain in one command: ``jellyroll run CONFIG.toml`` (see :func:`run_pipeline`)."""
 
-from jellyroll.pipeline.config import ConfigError, RunConfig, load_config
-from jellyroll.pipeline.run import PipelineResult, run_pipeline
+from jellyroll._lazy import lazy_exports
 
-__all__ = ["ConfigError", "PipelineResult", "RunConfig", "load_config", "run_pipeline"]
+__all__ = lazy_exports(
+    __name__,
+    {
+        "config": ["ConfigError", "RunConfig", "load_config"],
+        "run": ["PipelineResult", "run_pipeline"],
+    },
+)

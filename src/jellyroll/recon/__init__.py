@@ -7,48 +7,19 @@ through one projector pass, and low-rank acceleration for linear methods). Geome
 centred on the rotation axis.
 """
 
-from jellyroll.recon.astra_backend import astra_reconstruct, has_cuda
-from jellyroll.recon.attenuation import attenuation_map, correct_self_absorption, transmission
-from jellyroll.recon.engine import (
-    BACKENDS,
-    METHODS,
-    RANK_RULES,
-    ReconstructionResult,
-    reconstruct,
-)
-from jellyroll.recon.fbp import fbp
-from jellyroll.recon.geometry import ParallelGeometry
-from jellyroll.recon.iterative import projection_order, sart, sirt
-from jellyroll.recon.lowrank import LowRank, compress, compress_noisy, expand
-from jellyroll.recon.projector import back, forward, ray_lengths
-from jellyroll.recon.qwindows import (
-    reconstruct_q_windows,
-    select_channels,
-)
+from jellyroll._lazy import lazy_exports
 
-__all__ = [
-    "BACKENDS",
-    "METHODS",
-    "RANK_RULES",
-    "LowRank",
-    "ParallelGeometry",
-    "ReconstructionResult",
-    "astra_reconstruct",
-    "attenuation_map",
-    "back",
-    "compress",
-    "compress_noisy",
-    "correct_self_absorption",
-    "expand",
-    "fbp",
-    "forward",
-    "has_cuda",
-    "projection_order",
-    "ray_lengths",
-    "reconstruct",
-    "reconstruct_q_windows",
-    "sart",
-    "select_channels",
-    "sirt",
-    "transmission",
-]
+__all__ = lazy_exports(
+    __name__,
+    {
+        "astra_backend": ["astra_reconstruct", "has_cuda"],
+        "attenuation": ["attenuation_map", "correct_self_absorption", "transmission"],
+        "engine": ["BACKENDS", "METHODS", "RANK_RULES", "ReconstructionResult", "reconstruct"],
+        "fbp": ["fbp"],
+        "geometry": ["ParallelGeometry"],
+        "iterative": ["projection_order", "sart", "sirt"],
+        "lowrank": ["LowRank", "compress", "compress_noisy", "expand"],
+        "projector": ["back", "forward", "ray_lengths"],
+        "qwindows": ["reconstruct_q_windows", "select_channels"],
+    },
+)

@@ -8,7 +8,6 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from jellyroll.options import StageOptions
-from jellyroll.recon.engine import RANK_RULES
 
 
 class ReconstructOptions(StageOptions):
@@ -50,6 +49,8 @@ class ReconstructOptions(StageOptions):
     @field_validator("rank")
     @classmethod
     def _rank_rule_or_number(cls, value: str) -> str:
+        from jellyroll.recon.engine import RANK_RULES  # here: the engine imports numba
+
         text = str(value).strip().lower()
         if text in RANK_RULES or (text.isdigit() and int(text) >= 1):
             return text

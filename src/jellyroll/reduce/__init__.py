@@ -5,18 +5,17 @@ filter); :class:`Integrator` builds pyFAI's sparse matrix once and integrates bl
 with jellyroll's kernels, with pyFAI's ``integrate1d`` semantics.
 """
 
-from jellyroll.reduce.engine import (
-    IntegrationResult,
-    IntegrationSetup,
-    Integrator,
-    SparseEngine,
-    geometry_from_setup,
-)
+from jellyroll._lazy import lazy_exports
 
-__all__ = [
-    "IntegrationResult",
-    "IntegrationSetup",
-    "Integrator",
-    "SparseEngine",
-    "geometry_from_setup",
-]
+__all__ = lazy_exports(
+    __name__,
+    {
+        "engine": [
+            "IntegrationResult",
+            "IntegrationSetup",
+            "Integrator",
+            "SparseEngine",
+            "geometry_from_setup",
+        ],
+    },
+)

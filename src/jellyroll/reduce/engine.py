@@ -52,11 +52,10 @@ from jellyroll.reduce.kernels import (
     transpose_group,
     trim_group,
 )
+from jellyroll.reduce.options import FilterName, SplitName
 
-FilterName = Literal["none", "sigma-clip", "trimmed-mean"]
-SplitName = Literal["no", "bbox", "full"]
 FILTERS: tuple[str, ...] = get_args(FilterName)
-_SPLITS = ("no", "bbox", "full")
+_SPLITS: tuple[str, ...] = get_args(SplitName)
 _CLIP_MODELS = ("poisson", "azimuthal")
 _NO_WAVELENGTH_SPACES = ("r", "2th")
 _PARALLEL_KERNEL = threading.Lock()

@@ -3,10 +3,18 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from jellyroll.options import StageOptions
-from jellyroll.reduce.engine import FilterName, SplitName
+
+# The choices live here, not in the engine that uses them, so that this module (and with it
+# the command line's help) imports no numba or pyFAI.
+FilterName = Literal["none", "sigma-clip", "trimmed-mean"]
+"""Outlier filters of an integration (see :mod:`jellyroll.reduce.engine`)."""
+SplitName = Literal["no", "bbox", "full"]
+"""Pixel splittings of pyFAI's integration matrix."""
 
 
 class ReduceOptions(StageOptions):

@@ -1,7 +1,12 @@
 """Reports a person can read: a self-contained HTML file with figures and tables."""
 
-from jellyroll.report.html import Report, Section
-from jellyroll.report.options import ReportOptions
-from jellyroll.report.run import run_report
+from jellyroll._lazy import lazy_exports
 
-__all__ = ["Report", "ReportOptions", "Section", "run_report"]
+__all__ = lazy_exports(
+    __name__,
+    {
+        "html": ["Report", "Section"],
+        "options": ["ReportOptions"],
+        "run": ["run_report"],
+    },
+)

@@ -3,30 +3,21 @@
 See ``docs/unroll.md``. Pixel and angle conventions: :mod:`jellyroll.unroll.polar`.
 """
 
-from jellyroll.unroll.cell import Cell, find_cell
-from jellyroll.unroll.polar import PolarView, unroll_polar
-from jellyroll.unroll.spiral import (
-    LayerDeviation,
-    SpiralTrace,
-    SpiralView,
-    spiral_deviation,
-    trace_spiral,
-    unroll_spiral,
-)
-from jellyroll.unroll.unmeasured import UNMEASURED_REACH_PX, fill_unmeasured, unmeasured_samples
+from jellyroll._lazy import lazy_exports
 
-__all__ = [
-    "UNMEASURED_REACH_PX",
-    "Cell",
-    "LayerDeviation",
-    "PolarView",
-    "SpiralTrace",
-    "SpiralView",
-    "fill_unmeasured",
-    "find_cell",
-    "spiral_deviation",
-    "trace_spiral",
-    "unmeasured_samples",
-    "unroll_polar",
-    "unroll_spiral",
-]
+__all__ = lazy_exports(
+    __name__,
+    {
+        "cell": ["Cell", "find_cell"],
+        "polar": ["PolarView", "unroll_polar"],
+        "spiral": [
+            "LayerDeviation",
+            "SpiralTrace",
+            "SpiralView",
+            "spiral_deviation",
+            "trace_spiral",
+            "unroll_spiral",
+        ],
+        "unmeasured": ["UNMEASURED_REACH_PX", "fill_unmeasured", "unmeasured_samples"],
+    },
+)
