@@ -48,6 +48,7 @@ def link(
     case A/B threshold from the volume, and draw the slice in the volume and the dossiers.
     The volumes are read at the voxel sizes the location and NXCT files were made with."""
     from jellyroll.io.volumes import refuse_same_volume, split_dataset
+    from jellyroll.locate.link import size_bin_text
     from jellyroll.locate.link_run import run_link
 
     with reported_errors():
@@ -86,16 +87,12 @@ def link(
     linked = result.linked
     on_bend = int((linked["bend3d_id"] > 0).sum())
     table = Table(title=f"link: {on_bend} of {len(linked)} agglomerates on a 3D bend")
-    for column in ("diameter (um)", "agglomerates", "on a bend", "fraction"):
+    for column in ("equivalent diameter", "agglomerates", "on a bend", "fraction"):
         table.add_column(column, justify="right")
     for row in result.size_bins.itertuples():
         if row.count == 0:  # an empty bin has no fraction
             continue
-        size = (
-            f"{row.lower_um:g}-{row.upper_um:g}"
-            if np.isfinite(row.upper_um)
-            else f">= {row.lower_um:g}"
-        )
+        size = size_bin_text(row.lower_um, row.upper_um)
         table.add_row(size, str(row.count), str(row.on_bend), f"{row.fraction:.2f}")
     console.print(table)
     if np.isfinite(result.threshold_um):

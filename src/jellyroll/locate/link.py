@@ -221,6 +221,14 @@ def _column(table: pd.DataFrame, name: str) -> np.ndarray:
     return table[name].to_numpy(dtype=float) if name in table else np.full(len(table), np.nan)
 
 
+def size_bin_text(lower_um: float, upper_um: float) -> str:
+    """'40-50 um' of a size bin of :func:`bend_fraction_by_size`, '100 um and more' of the
+    last one (upper edge inf)."""
+    if np.isinf(upper_um):
+        return f"{lower_um:g} um and more"
+    return f"{lower_um:g}-{upper_um:g} um"
+
+
 def bend_fraction_by_size(
     linked: pd.DataFrame, edges_um: Sequence[float] = SIZE_BIN_EDGES_UM
 ) -> pd.DataFrame:

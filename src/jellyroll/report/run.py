@@ -23,9 +23,10 @@ from jellyroll.defects.truth import (
     read_true_agglomerates,
     true_defect_share,
 )
-from jellyroll.figures import beside_threshold, number_text
+from jellyroll.figures import beside_threshold
 from jellyroll.io.lock import output_lock
 from jellyroll.io.provenance import package_versions, refuse_overwrite
+from jellyroll.locate.link import size_bin_text
 from jellyroll.locate.link_run import read_link
 from jellyroll.operando.timeline import SOC_UNITS
 from jellyroll.report.html import NO_VALUE, Report
@@ -512,14 +513,6 @@ LINK_TABLE_COLUMNS = (
     "bend3d_amplitude_um", "bend3d_extent_axial_um", "bend3d_extent_arc_um",
 )  # fmt: skip
 """Columns of the linked table in the report."""
-
-
-def size_bin_text(lower_um: float, upper_um: float) -> str:
-    """'40-50 um' of a size bin, '100 um and more' of the last one (upper edge inf)."""
-    lower = number_text(lower_um, "{:g}")
-    if np.isinf(upper_um):
-        return f"{lower} um and more"
-    return f"{lower}-{number_text(upper_um, '{:g}')} um"
 
 
 def size_bins_table(bins: pd.DataFrame) -> pd.DataFrame:
