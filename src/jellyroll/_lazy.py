@@ -10,7 +10,10 @@ A package lists, for each submodule, the public names it re-exports::
 
 ``from package import name`` and ``package.name`` import the submodule on first use and
 cache the value on the package; ``dir(package)`` and ``from package import *`` see every
-name.
+name. A new public name of a package goes in its ``lazy_exports`` table.
+
+Not scientific-python's ``lazy_loader`` (installed with scikit-image): its ``dir()`` lists
+``__all__`` alone, and it would be one more pinned dependency for these fifty lines.
 """
 
 from __future__ import annotations

@@ -256,6 +256,18 @@ def test_a_real_cells_outline_with_nan_round_its_casing(shared_real) -> None:
         assert np.sqrt(with_nan[2] / with_air[2]) == pytest.approx(1.0, abs=0.01)
 
 
+def test_a_speck_apart_from_the_cell_is_not_its_outline() -> None:
+    """An object of 1-5 % of the cell's pixels counts in its outline only by the cell (the
+    casing's arcs of the test above): an 8 x 8 pixel speck (1 % of a disk of radius 45) in
+    the corner moved the outline's centre 17 pixels (27 % of the radius) with every object
+    of 1 % counted. Bar: a tenth of a pixel (the disk's own centre is exact)."""
+    y, x = np.indices((160, 160))
+    disk = (np.hypot(y - 80, x - 80) <= 45).astype(np.float32)
+    disk[2:10, 2:10] = 1.0
+    centre_y, centre_x, _ = _slice_centre(disk)
+    assert (centre_y, centre_x) == pytest.approx((80.0, 80.0), abs=0.1)
+
+
 @cache
 def registered(seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The found and the true nct_to_xct of remount ``seed``, registered once per session."""

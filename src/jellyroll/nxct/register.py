@@ -114,9 +114,10 @@ class Registration:
     ``nct_to_xct``: (4, 4) float64, (z, y, x, 1) um of the neutron frame -> the X-ray frame.
     ``metric``: name of the similarity; ``metric_value``: its final value (SimpleITK's Mattes
     MI is negative, lower is better); ``seconds``: wall time; ``rotation_about_axis_deg``: the
-    global angle estimate of the rotation about the cell axis that ``nct_to_xct`` applies to
-    the neutron volume (right-handed in (x, y, z), as the twin's remount draw of that name:
-    it was reported with the opposite sign, -29.4 for the twin's +30, exit 0);
+    rotation about the cell axis that ``nct_to_xct`` applies to the neutron volume, read from
+    it in the two axis frames (:func:`_rotation_about_axis`; for an upside-down pair, after
+    the turn about x), right-handed in (x, y, z) as the twin's remount draw of that name (it
+    was reported with the opposite sign, -29.4 for the twin's +30, exit 0);
     ``scale``: the isotropic scale found (1 for a rigid fit); ``fine_level``: what the last
     level at the volumes' own voxels did (:func:`_refine_fine`): "refined", "off", "not
     needed" (the copies are at full resolution, or one-slice volumes) or "skipped: <why>";
@@ -317,12 +318,24 @@ def _rotation_to_z(direction: np.ndarray) -> np.ndarray:
     return np.eye(3) + s * kx + (1 - c) * (kx @ kx)
 
 
+MAIN_OBJECT = 0.05
+"""Share of the largest object's pixels an object above the cell's threshold holds to count
+in its outline wherever it lies (:func:`_slice_centre`)."""
+SMALL_OBJECT = 0.01
+"""Share an object holds to count where it lies near the main objects' hull."""
+NEAR_OBJECT = 0.1
+"""How near (a fraction of the main objects' hull's radius) a small object lies to count."""
+
+
 def _slice_centre(image: np.ndarray) -> tuple[float, float, float] | None:
     """Centroid (iy, ix) and area (pixels) of the cell's outline in one slice: the convex
-    hull of the objects that hold at least 1 % of the largest one's pixels, above a threshold
-    a quarter of the way from the background (the 1st percentile) to Otsu's. (5 % left out
-    the arcs of a real cell's casing cut by NaN a pixel past it, 3-4.5 % each: the outline
-    190 um off the cell's centre, and the pair refused as mirrored.)
+    hull of the objects above a threshold a quarter of the way from the background (the 1st
+    percentile) to Otsu's that hold at least :data:`MAIN_OBJECT` of the largest one's pixels,
+    and of those that hold :data:`SMALL_OBJECT` and lie within :data:`NEAR_OBJECT` of their
+    hull's radius of it. (The main objects alone left out the arcs of a real cell's casing cut
+    by NaN a pixel past it, 3-4.5 % each: the outline 190 um off the cell's centre, and the
+    pair refused as mirrored; a small object anywhere, a speck 1 % of a disk in the corner
+    moved its centre by 27 % of its radius.)
 
     The hull of everything above the background, not the largest object above Otsu: in one
     modality the outer layers (casing, outer turn) may attenuate less than the inner ones or
@@ -344,7 +357,15 @@ def _slice_centre(image: np.ndarray) -> tuple[float, float, float] | None:
     if n == 0:
         return None
     sizes = np.bincount(labels.ravel())[1:]
-    kept = np.flatnonzero(sizes >= 0.01 * sizes.max()) + 1
+    index = np.arange(1, n + 1)
+    main = convex_hull_image(np.isin(labels, index[sizes >= MAIN_OBJECT * sizes.max()]))
+    # smaller objects count where they lie by the main ones' hull (a casing's arcs), not
+    # apart from it (a speck, a pin, a label in the air)
+    reach = NEAR_OBJECT * np.sqrt(main.sum() / np.pi)
+    near = ndimage.minimum(ndimage.distance_transform_edt(~main), labels, index) <= reach
+    kept = index[
+        (sizes >= MAIN_OBJECT * sizes.max()) | ((sizes >= SMALL_OBJECT * sizes.max()) & near)
+    ]
     mask = convex_hull_image(np.isin(labels, kept))
     iy, ix = np.nonzero(mask)
     return float(iy.mean()), float(ix.mean()), float(iy.size)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import get_args
 
 import h5py
 import numpy as np
@@ -26,6 +27,7 @@ from jellyroll.recon.fbp import check_gapped_turn, fbp, is_gapped_turn
 from jellyroll.recon.geometry import MIN_COVERAGE_DEG, ParallelGeometry, angular_coverage_deg
 from jellyroll.recon.iterative import check_relaxation, sart, sirt
 from jellyroll.recon.lowrank import DEFAULT_ENERGY, LowRank, compress, compress_noisy, expand
+from jellyroll.recon.options import BackendName, MethodName, RankRule
 from jellyroll.recon.projector import as_block
 
 __all__ = [
@@ -37,9 +39,9 @@ __all__ = [
     "reconstruct",
 ]
 
-METHODS = ("fbp", "sart", "sirt")
-BACKENDS = ("auto", "astra", "jellyroll")
-RANK_RULES = ("auto", "noise", "energy")
+METHODS: tuple[str, ...] = get_args(MethodName)
+BACKENDS: tuple[str, ...] = get_args(BackendName)
+RANK_RULES: tuple[str, ...] = get_args(RankRule)
 """How the low-rank step picks its components (or give a number of components):
 
 * ``energy``: the fewest holding the fraction ``energy`` of every channel's squared norm

@@ -3,21 +3,26 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
 from jellyroll.options import StageOptions
 
+MethodName = Literal["fbp", "sart", "sirt"]
+BackendName = Literal["auto", "astra", "jellyroll"]
+RankRule = Literal["auto", "noise", "energy"]
+"""How the low-rank step picks its components (or give a number of components); see
+:data:`jellyroll.recon.engine.RANK_RULES`."""
+RANK_RULES: tuple[str, ...] = get_args(RankRule)
+
 
 class ReconstructOptions(StageOptions):
     """Method, backend and corrections of the reconstruction of every q channel."""
 
-    method: Literal["fbp", "sart", "sirt"] = Field(
-        "sart", description="fbp, sart (the study's) or sirt."
-    )
+    method: MethodName = Field("sart", description="fbp, sart (the study's) or sirt.")
     iterations: int = Field(10, ge=1, description="SART sweeps or SIRT iterations (not fbp).")
-    backend: Literal["auto", "astra", "jellyroll"] = Field(
+    backend: BackendName = Field(
         "auto", description="auto (= jellyroll), jellyroll (multi-channel) or astra (per channel)."
     )
     channels: str = Field(
@@ -49,8 +54,6 @@ class ReconstructOptions(StageOptions):
     @field_validator("rank")
     @classmethod
     def _rank_rule_or_number(cls, value: str) -> str:
-        from jellyroll.recon.engine import RANK_RULES  # here: the engine imports numba
-
         text = str(value).strip().lower()
         if text in RANK_RULES or (text.isdigit() and int(text) >= 1):
             return text

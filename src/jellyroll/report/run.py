@@ -569,7 +569,7 @@ def _link_section(report: Report, label: str, path: Path, critical: float) -> No
     section.table(
         size_bins_table(found.size_bins),
         "share of agglomerates on a bent collector per size bin (a bin holds its lower edge, "
-        "not its upper)",
+        "not its upper, except the last)",
     )
     if "fractions" in figures:
         section.png(
