@@ -188,7 +188,10 @@ def run(
             )
             for threshold in ANCHOR_THRESHOLDS
         }
-        imports = command_cost([sys.executable, "-c", "import jellyroll.cli"])[0]
+        # the command line and the modules the command imports when it runs
+        imports = command_cost(
+            [sys.executable, "-c", "import jellyroll.cli, jellyroll.defects.run"]
+        )[0]
         best = max(tried, key=lambda threshold: _f1(tried[threshold]))
     ny, nx = maps[MapName.SAXS_INTENSITY].shape
     console.print(
