@@ -224,6 +224,9 @@ def test_report_is_self_contained_and_complete(demo: Path) -> None:
     for name in FIGURES:
         assert html.count(f'data-name="{name}"') == 2  # one per cell
     assert "http://" not in html and "https://" not in html  # nothing to fetch
+    # the run's settings: one entry, each stage's nested in it (was "settings: waxs", ...)
+    assert html.count("<dt>settings</dt><dd><dl>") == 1 and "settings: " not in html
+    assert "<dt>reconstruct</dt><dd><dl><dt>method</dt><dd>sart</dd>" in html
 
 
 def test_report_has_the_study_sections_and_found_vs_truth(demo: Path, tmp_path: Path) -> None:

@@ -405,8 +405,8 @@ def _run_pipeline(config: RunConfig, console: Console) -> PipelineResult:
                 operando_files[cell.name] = _operando_stage(
                     cell, results, config, folder, log, console, runs["waxs"]
                 )
-    facts = {f"settings: {k}": v for k, v in config.model_dump(mode="json").items() if k != "cells"}
-    facts["output"] = str(config.output)
+    settings = {k: v for k, v in config.model_dump(mode="json").items() if k != "cells"}
+    facts = {"settings": settings, "output": str(config.output)}
     report = run_report(
         [result.path for result in cells.values() if result.path is not None],
         config.output / REPORT,
