@@ -358,15 +358,17 @@ def _slice_centre(image: np.ndarray) -> tuple[float, float, float] | None:
         return None
     sizes = np.bincount(labels.ravel())[1:]
     index = np.arange(1, n + 1)
-    main = convex_hull_image(np.isin(labels, index[sizes >= MAIN_OBJECT * sizes.max()]))
-    # smaller objects count where they lie by the main ones' hull (a casing's arcs), not
-    # apart from it (a speck, a pin, a label in the air)
-    reach = NEAR_OBJECT * np.sqrt(main.sum() / np.pi)
-    near = ndimage.minimum(ndimage.distance_transform_edt(~main), labels, index) <= reach
-    kept = index[
-        (sizes >= MAIN_OBJECT * sizes.max()) | ((sizes >= SMALL_OBJECT * sizes.max()) & near)
-    ]
-    mask = convex_hull_image(np.isin(labels, kept))
+    is_main = sizes >= MAIN_OBJECT * sizes.max()
+    mask = convex_hull_image(np.isin(labels, index[is_main]))
+    small = index[~is_main & (sizes >= SMALL_OBJECT * sizes.max())]
+    if small.size:
+        # smaller objects count where they lie by the main ones' hull (a casing's arcs),
+        # not apart from it (a speck, a pin, a label in the air)
+        reach = NEAR_OBJECT * np.sqrt(mask.sum() / np.pi)
+        distance = ndimage.minimum(ndimage.distance_transform_edt(~mask), labels, small)
+        near = small[np.asarray(distance) <= reach]
+        if near.size:  # the hull of the objects (a hull of a hull grows by its pixels)
+            mask = convex_hull_image(np.isin(labels, np.concatenate([index[is_main], near])))
     iy, ix = np.nonzero(mask)
     return float(iy.mean()), float(ix.mean()), float(iy.size)
 
@@ -655,13 +657,19 @@ def _pose_search(
         at_end = int(np.argmax(scores)) in (0, len(shifts) - 1)
         return (_peak(scores, circular=False) + shifts[0]) * step, float(scores.max()), at_end
 
-    def beyond_reach(flip: np.ndarray, angle: float, reversed_mi: str) -> ValueError | None:
+    def beyond_reach(
+        flip: np.ndarray,
+        angle: float,
+        reversed_mi: str,
+        scanned: tuple[float, float, bool] | None = None,
+    ) -> ValueError | None:
         """The ValueError to raise where the shift along the axis at ``angle`` is not pinned
         inside the search: its best lies at an end of the +-20 % scan, or the shorter stack
         matches better elsewhere along the taller one (before, a neutron stack of the bottom
         half of the test twin's X-ray one registered 297 um off, exit 0); else None.
-        ``reversed_mi``: what the heights reversed gave, for the message."""
-        shift, best, at_end = shift_scan(flip, angle)
+        ``reversed_mi``: what the heights reversed gave, for the message; ``scanned``:
+        :func:`shift_scan` at ``flip`` and ``angle`` where the caller has it."""
+        shift, best, at_end = shift_scan(flip, angle) if scanned is None else scanned
         k0 = centre(flip)
         far, far_best, _ = shift_scan(flip, angle, range(k0 - n_reach, k0 + n_reach + 1))
         searched = near(flip)
@@ -692,7 +700,8 @@ def _pose_search(
 
     angle, shift = refine(base, angle)
     # the same handedness in the plane, the heights as they are or reversed
-    kept, turned = shift_scan(base, angle)[1], shift_scan(base @ Z_MIRROR, angle)[1]
+    as_given = shift_scan(base, angle)
+    kept, turned = as_given[1], shift_scan(base @ Z_MIRROR, angle)[1]
     reversed_heights = turned > FLIP_RATIO * kept
     reversed_mi = (
         f"with the neutron volume's slices reversed, mutual information along the axis "
@@ -715,7 +724,7 @@ def _pose_search(
             "other end, or a detector read the other way up), a mirror that no rotation "
             "reaches; reverse the order of the neutron volume's slices and register again"
         )
-    return angle, shift, UPRIGHT, beyond_reach(UPRIGHT, angle, reversed_mi)
+    return angle, shift, UPRIGHT, beyond_reach(UPRIGHT, angle, reversed_mi, as_given)
 
 
 CENTRING_STEPS = 48  # the centring's grid step: the smaller cell's radius over this (or a voxel)
