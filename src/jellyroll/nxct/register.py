@@ -752,7 +752,9 @@ def _pose_search(
 CENTRING_STEPS = 48  # the centring's grid step: the smaller cell's radius over this (or a voxel)
 CENTRING_BINS = 16  # equal-population bins of its mutual information
 CENTRING_ANGLES = 90  # angles of its polar unwrappings (4 deg)
-FINEST_CENTRING_ANGLES = 180  # at its finest step (2 deg)
+FINEST_CENTRING_ARC = 4.0
+"""The finest climb's angular step as an arc at the cell's rim, in (coarser) voxels: its
+angles a multiple of :data:`CENTRING_ANGLES`, at least that."""
 MAX_CENTRING = 0.15
 """Half width (fraction of the smaller cell's radius) of the grid of points about the neutron
 outline's centre that the centring (:func:`_centred_on_content`) searches; best on its edge,
@@ -784,9 +786,11 @@ def _centred_on_content(
     pair 1.2 mm off, exit 0. Where the grid's best lies elsewhere, a climb from each (the
     score is rough on the grid's step: the same slice with 2 % noise, turned -151 deg, had
     its grid's best 338 um off and the pair 8.1 mm off, exit 0), the better kept. The
-    finest climb samples 2 deg of angle, not 4: the score's peak over angles is narrower
-    than 4 deg, and sampled so it is rough on the climb's step (with the holder in the
-    X-ray only, 40 um pixels, the climb stopped 16 um off and the pair 218 um off, exit 0).
+    finest climb's angles step an arc of :data:`FINEST_CENTRING_ARC` voxels at the rim, not
+    4 deg: the score's peak over angles is narrower, and sampled so it is rough on the
+    climb's step (the same slice at 40 um pixels, the holder in the X-ray only: the climb
+    stopped 16 um off and the pair 218 um off, exit 0; at 20 um, NaN from the X-ray's
+    casing on, with 2 deg steps: 5.5 um off and 37 um, exit 0).
 
     The pose search turns the two about their axes, which must pass through the same point
     of the cell. The outlines' centres do where both outlines are the cell's (within 12 um on
@@ -806,7 +810,10 @@ def _centred_on_content(
         frame), on radii that far apart (half a voxel at least), and that step."""
         fine = step / fraction
         radii = np.arange(0.1 * radius, radius, max(fine, max(xct[1], nct[1]) / 2))
-        n_angles = FINEST_CENTRING_ANGLES if fraction == 16 else CENTRING_ANGLES
+        n_angles = CENTRING_ANGLES
+        if fraction == 16:
+            arcs = 2 * np.pi * radius / (FINEST_CENTRING_ARC * max(xct[1], nct[1]))
+            n_angles *= max(1, int(np.ceil(arcs / CENTRING_ANGLES)))
         angles = np.arange(n_angles) * (2 * np.pi / n_angles)
         qx = _quantise(_polar_samples(*xct, to_x, radii, angles, heights), bins)
         scores: dict[tuple[int, int], float] = {}
