@@ -641,6 +641,23 @@ def test_a_roll_cut_by_the_image_edge_ends_the_trace_at_the_layer(direction: int
     assert trace.n_turns > 3  # the layer inside the map (3.42 turns) is followed
 
 
+@pytest.mark.parametrize(("cut_px", "cut_ends"), [(5, (False, False)), (15, (False, True))])
+def test_a_casing_cut_by_the_image_edge_marks_the_outer_end_cut(
+    real, cut_px: int, cut_ends: tuple[bool, bool]
+) -> None:
+    """The real slice cropped so its left edge cuts the casing: 5 px in, the roll is whole
+    (18.99 turns, as uncropped); 15 px in, the outer turn runs off the image and the trace
+    ends a pixel from the edge, 18.71 turns and 600.6 of 615.7 mm, reported with
+    ``cut_ends`` (False, False), exit 0: the layer's length, short by 0.28 turns. Now the
+    outer end is a cut (the layer, continued 4 px along its circle, leaves the image)."""
+    cell = real["cell"]
+    image = real["image"][:, round(cell.x - cell.radius) + cut_px :]
+    trace = trace_spiral(image, find_cell(image))
+    assert trace.cut_ends == cut_ends
+    if not any(cut_ends):
+        assert trace.n_turns == pytest.approx(real["trace"].n_turns, abs=0.01)
+
+
 def test_the_trace_does_not_join_the_hollows_edge_to_the_collector() -> None:
     """Two scans on grids half a pixel apart (161 and 160 translations): the WAXS scan's
     attenuation map, resampled onto the SAXS grid, is the map blurred by [1/4, 1/2, 1/4].
@@ -678,6 +695,90 @@ def test_a_pixel_size_that_is_not_a_positive_length_is_refused(pixel_size_um: fl
         trace_spiral(image, cell, pixel_size_um)
     with pytest.raises(ValueError, match="unroll_polar: pixel_size_um must be a positive"):
         unroll_polar(image, cell, pixel_size_um)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"radius_range_um": (-5000.0, 8000.0)}, "radius_range_um must satisfy 0 <= start"),
+        ({"radius_range_um": (np.nan, 8000.0)}, "radius_range_um must satisfy 0 <= start"),
+        ({"pitch_um": 0.0}, "pitch_um must be a positive finite length"),
+        ({"pitch_um": -360.0}, "pitch_um must be a positive finite length"),
+        ({"pitch_um": np.nan}, "pitch_um must be a positive finite length"),
+    ],
+)
+def test_trace_spiral_refuses_a_radius_range_or_pitch_that_is_no_length(
+    real, options: dict, message: str
+) -> None:
+    """A radius range starting below 0 sampled the far side of the centre: the real slice
+    traced from -5000 um read 17.50 of its 18.99 turns, exit 0. A pitch of 0 failed with a
+    bare ZeroDivisionError, a negative one with SciPy's "Radius must be a nonnegative
+    integer", NaN with "cannot convert float NaN to integer". Each is refused, naming the
+    function and the option (as unroll_polar's radius range)."""
+    with pytest.raises(ValueError, match=f"trace_spiral: {message}"):
+        trace_spiral(real["image"], real["cell"], 35.0, **options)
+
+
+def test_a_given_pitch_sets_the_tracking_not_the_pitch_reported(real) -> None:
+    """``pitch_um`` given 450 um for the real slice's 360 um layer: the layer was followed
+    (18.94 turns) but its pitch reported as 450 um, the unrolled strips then 1.25 times
+    too deep; given 250 um, 18.42 of its 18.99 turns were traced and 250 um reported, exit
+    0 both. The pitch reported is the traced layer's mean (as when measured: within 1 %),
+    and a layer off the given pitch by more than PITCH_TOLERANCE (30 %) is refused."""
+    trace = trace_spiral(real["image"], real["cell"], 35.0, pitch_um=450.0)
+    assert trace.pitch_um == pytest.approx(35.0 * real["trace"].pitch_um, rel=0.01)
+    with pytest.raises(ValueError, match=r"\(360 um\) is not the pitch_um given \(250 um\)"):
+        trace_spiral(real["image"], real["cell"], 35.0, pitch_um=250.0)
+
+
+OPTIONS_THAT_ARE_NO_MEASURE = {
+    "polar, no angles": (
+        lambda real: unroll_polar(real["image"], real["cell"], 35.0, n_angles=0),
+        "n_radii and n_angles must be at least 1",
+    ),
+    "polar, no radii": (
+        lambda real: unroll_polar(real["image"], real["cell"], 35.0, n_radii=0),
+        "n_radii and n_angles must be at least 1",
+    ),
+    "polar, negative arc radius": (
+        lambda real: unroll_polar(real["image"], real["cell"], 35.0, arc_radius_um=-5.0),
+        "unroll_polar: arc_radius_um must be a positive",
+    ),
+    "polar, NaN centre": (
+        lambda real: unroll_polar(real["image"], (np.nan, 3.0), 35.0),
+        "unroll_polar: the cell's centre must be finite",
+    ),
+    "trace, NaN centre": (
+        lambda real: trace_spiral(real["image"], Cell(np.nan, 100.0, 50.0)),
+        "trace_spiral: the cell's centre must be finite",
+    ),
+    "trace, casing off the image": (
+        lambda real: trace_spiral(real["image"], Cell(-500.0, 100.0, 50.0)),
+        r"trace_spiral: the cell's casing .* lies outside the image",
+    ),
+    "deviation, window of 0": (
+        lambda real: spiral_deviation(real["trace"], window_um=0.0),
+        "spiral_deviation: window_um must be a positive",
+    ),
+    "deviation, exclude of another size": (
+        lambda real: spiral_deviation(real["trace"], exclude=np.zeros(5, bool)),
+        r"spiral_deviation: exclude must be \(\d+,\) bool",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", OPTIONS_THAT_ARE_NO_MEASURE)
+def test_options_that_are_no_measure_are_refused(real, case: str) -> None:
+    """Each was a wrong figure with exit 0 or a bare NumPy error: no angles, a division by
+    zero; no radii, an empty view; a negative arc radius, negative arc lengths (-3.9 um at
+    the second angle); a NaN centre, "All-NaN slice encountered" (the polar view's said
+    its radius range was NaN); a casing off the image, the same; a window of 0 um, a
+    3-sample median as the reference, which followed every bend (the real slice's
+    deviations: 0.9 um at most, 29 um with the default window); an exclude mask of
+    another size, an IndexError. Each is refused, naming the function and the option."""
+    call, message = OPTIONS_THAT_ARE_NO_MEASURE[case]
+    with pytest.raises(ValueError, match=message):
+        call(real)
 
 
 def test_a_torn_layer_is_cut_not_joined_across_another_layer() -> None:

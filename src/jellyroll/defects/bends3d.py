@@ -177,8 +177,8 @@ def slice_bends(
             f"{len(cut)} of {len(slices)} slices left out of the 3D bends (slices "
             f"{', '.join(map(str, cut[:8]))}{' ...' if len(cut) > 8 else ''}): the collector's "
             "trace was cut where the layer goes on (a tear, a bend deeper than half a pitch, "
-            "or a jump to another layer), so its turns and arcs would not match the other "
-            "slices'; a bend there is not measured",
+            "a jump to another layer, or the slice's edge), so its turns and arcs would not "
+            "match the other slices'; a bend there is not measured",
             stacklevel=3,
         )
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()

@@ -7,17 +7,49 @@ from numba import njit
 from scipy import ndimage as ndi
 
 
+def positive_length(value: float, what: str, name: str, hint: str = "") -> float:
+    """``value`` (um) as a float; ``ValueError`` naming ``what`` and the option ``name``
+    unless it is finite and positive (``hint`` appended to the message)."""
+    v = float(value)
+    if not (np.isfinite(v) and v > 0):
+        raise ValueError(
+            f"{what}: {name} must be a positive finite length in um, got {value!r}{hint}"
+        )
+    return v
+
+
 def positive_pixel_size(pixel_size_um: float, what: str) -> float:
     """``pixel_size_um`` as a float; ``ValueError`` naming ``what`` unless it is finite and
     positive. A negative one (e.g. the step of a descending axis) gave a trace of negative
     pitch and arc length and no bends, exit 0."""
-    p = float(pixel_size_um)
-    if not (np.isfinite(p) and p > 0):
+    return positive_length(
+        pixel_size_um,
+        what,
+        "pixel_size_um",
+        " (a descending axis has the step's magnitude as its pixel size)",
+    )
+
+
+def finite_centre(centre: tuple[float, float], what: str) -> tuple[float, float]:
+    """The centre (x, y) in pixels as floats; ``ValueError`` naming ``what`` unless both
+    are finite (a NaN centre failed in NumPy: "All-NaN slice encountered")."""
+    x, y = float(centre[0]), float(centre[1])
+    if not (np.isfinite(x) and np.isfinite(y)):
+        raise ValueError(f"{what}: the cell's centre must be finite (x, y) pixels, got {(x, y)}")
+    return x, y
+
+
+def checked_radius_range(range_um: tuple[float, float], what: str) -> tuple[float, float]:
+    """``radius_range_um`` (start, stop) as floats; ``ValueError`` naming ``what`` unless
+    0 <= start < stop, both finite. A negative start sampled the far side of the centre:
+    the real 18650 slice traced from -5000 um read 17.5 of its 19 turns, exit 0."""
+    lo, hi = (float(v) for v in range_um)
+    if not (np.isfinite(hi) and 0 <= lo < hi):
         raise ValueError(
-            f"{what}: pixel_size_um must be a positive finite length in um, got "
-            f"{pixel_size_um!r} (a descending axis has the step's magnitude as its pixel size)"
+            f"{what}: radius_range_um must satisfy 0 <= start < stop (um, finite), "
+            f"got {tuple(range_um)}"
         )
-    return p
+    return lo, hi
 
 
 def polar_samples(

@@ -13,7 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from jellyroll.unroll._sampling import polar_samples, positive_pixel_size
+from jellyroll.unroll._sampling import (
+    checked_radius_range,
+    finite_centre,
+    polar_samples,
+    positive_length,
+    positive_pixel_size,
+)
 from jellyroll.unroll.cell import Cell
 
 
@@ -70,21 +76,26 @@ def unroll_polar(
         raise ValueError(f"maps must be (..., ny, nx), got shape {maps.shape}")
     pixel_size_um = positive_pixel_size(pixel_size_um, "unroll_polar")
     ny, nx = maps.shape[-2:]
-    cx, cy = (centre.x, centre.y) if isinstance(centre, Cell) else map(float, centre)
+    cx, cy = finite_centre(centre.centre if isinstance(centre, Cell) else centre, "unroll_polar")
     if radius_range_um is None:
         if isinstance(centre, Cell):
             r_max_px = centre.radius
         else:
             r_max_px = min(cx, cy, nx - 1 - cx, ny - 1 - cy)
         radius_range_um = (0.0, max(r_max_px, 1.0) * pixel_size_um)
-    r0, r1 = (float(v) for v in radius_range_um)
-    if not 0 <= r0 < r1:
-        raise ValueError(f"radius_range_um must satisfy 0 <= start < stop, got {radius_range_um}")
-    arc_radius_um = r1 if arc_radius_um is None else float(arc_radius_um)
+    r0, r1 = checked_radius_range(radius_range_um, "unroll_polar")
+    if arc_radius_um is None:
+        arc_radius_um = r1
+    else:  # a negative one gave negative arc lengths
+        arc_radius_um = positive_length(arc_radius_um, "unroll_polar", "arc_radius_um")
     if n_radii is None:
         n_radii = int(np.floor((r1 - r0) / pixel_size_um)) + 1
     if n_angles is None:
         n_angles = max(8, int(np.ceil(2 * np.pi * arc_radius_um / pixel_size_um)))
+    if not (n_radii >= 1 and n_angles >= 1):  # else an empty view, or a division by zero
+        raise ValueError(
+            f"unroll_polar: n_radii and n_angles must be at least 1, got {n_radii}, {n_angles}"
+        )
     radius_um = np.linspace(r0, r1, n_radii)
     angle_deg = np.arange(n_angles) * (360.0 / n_angles)
     radii_px = radius_um / pixel_size_um

@@ -37,7 +37,10 @@ from scipy import signal
 from jellyroll.conventions import parabola_vertex, robust_sigma
 from jellyroll.unroll._sampling import (
     bilinear,
+    checked_radius_range,
+    finite_centre,
     polar_samples,
+    positive_length,
     positive_pixel_size,
     row_quantile,
 )
@@ -53,6 +56,13 @@ layer just beyond the edge shows as a ridge along it (the band-pass is reflected
 radii's edges; the image's edge holds the tail of the layer's blur): a radius range cutting
 through a roll of 12 px pitch had the trace ride it for 45 deg, 1.7 px off the layer; an
 image edge cutting the roll, for 25 deg, 1.4 px off."""
+
+_OFF_IMAGE_ARC_PX = 4.0
+"""px: a traced layer whose end, continued this far along its circle, leaves the pixels
+where a layer is located (:data:`_EDGE` inside the image) runs off the image there: the end
+is a cut (:attr:`SpiralTrace.cut_ends`). The layer's ridge fades a pixel or two before the
+edge (its blur reaches beyond): a real 18650 slice cropped 15 px into its casing ended a
+pixel from the edge, 18.71 of 18.99 turns and 600.6 of 615.7 mm, its ends not cuts."""
 
 
 ARC_SMOOTH_PX = 2.0
@@ -72,8 +82,9 @@ class SpiralTrace:
     are not read on another grid (:meth:`grid_problem`). ``cut_ends`` (inner, outer): True
     where the trace ends although the layer goes on (the path lost it across a tear, a bend
     deeper than the tracking window or a jump onto another layer, and the longest stretch
-    was kept): arc lengths and turns then count from the cut, not from the layer's end, and
-    the path's last samples before the cut are no measure of the layer's course.
+    was kept; or the layer runs off the image there: :data:`_OFF_IMAGE_ARC_PX`): arc lengths
+    and turns then count from the cut, not from the layer's end, and the path's last
+    samples before the cut are no measure of the layer's course.
     ``at_window_edge`` (n,) bool (None: not known): the path sat at the edge of its
     tracking window (:data:`_WINDOW` of a pitch from the previous revolution's course), so
     the layer may lie further out or in there: a bend's depth is then a lower bound.
@@ -173,7 +184,9 @@ def trace_spiral(
     component map (e.g. a Cu fraction) or a binary layer mask; ``layer="dark"`` traces a
     dark layer instead. ``cell`` is a :class:`Cell` (the search stops inside its casing)
     or an (x, y) pixel centre, which needs ``radius_range_um``. ``pitch_um`` (the radial
-    layer repeat) is measured when not given. ``n_angles`` samples per turn default to one
+    layer repeat the layer is followed with) is measured when not given; the pitch reported
+    is the traced layer's mean either way (a given 450 um was reported for a layer of 360
+    um), within :data:`PITCH_TOLERANCE` of it. ``n_angles`` samples per turn default to one
     pixel of arc at the outer radius. Raises ``ValueError`` when no wound layers are found,
     or when the image holds pixels not measured (NaN, inf: fill them with
     :func:`~jellyroll.unroll.fill_unmeasured` first; their polar samples took the median,
@@ -191,9 +204,13 @@ def trace_spiral(
     if layer not in ("bright", "dark"):
         raise ValueError(f"layer must be 'bright' or 'dark', got {layer!r}")
     pixel_size_um = positive_pixel_size(pixel_size_um, "trace_spiral")
-    centre = cell.centre if isinstance(cell, Cell) else (float(cell[0]), float(cell[1]))
+    centre = finite_centre(cell.centre if isinstance(cell, Cell) else cell, "trace_spiral")
+    if pitch_um is not None:
+        pitch_um = positive_length(pitch_um, "trace_spiral", "pitch_um")
     if radius_range_um is not None:
-        r_lo, r_hi = (float(v) / pixel_size_um for v in radius_range_um)
+        r_lo, r_hi = (
+            v / pixel_size_um for v in checked_radius_range(radius_range_um, "trace_spiral")
+        )
     elif isinstance(cell, Cell):
         r_lo, r_hi = 0.0, _inside_casing(image, cell)
     else:
@@ -220,28 +237,33 @@ def trace_spiral(
     if 0.3 * width > 0.6:  # wide layers (masks): smooth to their scale so the ridge is centred
         ridge = _band_pass(polar, background, 0.3 * width)
     winding, radius, strength, at_edge, cut_ends = _follow(ridge, r_lo, pitch, direction, phase)
-    winding, radius, strength, at_edge = _located(
+    winding, radius, strength, at_edge, off_image = _located(
         winding, radius, strength, at_edge, centre, direction, image.shape, (r_lo, r_hi)
     )
+    cut_ends = (cut_ends[0] or off_image[0], cut_ends[1] or off_image[1])
     turns = (winding[-1] - winding[0]) / (2 * np.pi)
     if turns < 1:  # e.g. the casing's arc followed from a centre a few pixels off
         raise ValueError(
             f"the traced layer covers {turns:.2f} turns: no wound collector followed around "
             "the cell (is the centre off, or the roll unresolved?)"
         )
-    if pitch_um is None:  # the mean pitch along the traced layer
-        wound = pitch
-        pitch = 2 * np.pi * np.polyfit(winding, radius, 1)[0]
-        if not pitch > 0:  # the trace wandered inwards: it lost the layer
-            raise ValueError(
-                f"the traced layer does not wind outwards (mean pitch {pitch * pixel_size_um:.3g}"
-                " um): no wound collector found on this image"
-            )
-        if abs(pitch / wound - 1) > PITCH_TOLERANCE:
-            raise ValueError(
-                f"the traced layer's pitch ({pitch * pixel_size_um:.3g} um) is not the radial "
-                f"pattern's ({wound * pixel_size_um:.3g} um): it left the collector"
-            )
+    wound = pitch  # the radial pattern's, or the given pitch_um
+    pitch = 2 * np.pi * np.polyfit(winding, radius, 1)[0]  # the mean along the traced layer
+    if not pitch > 0:  # the trace wandered inwards: it lost the layer
+        raise ValueError(
+            f"the traced layer does not wind outwards (mean pitch {pitch * pixel_size_um:.3g}"
+            " um): no wound collector found on this image"
+        )
+    if abs(pitch / wound - 1) > PITCH_TOLERANCE:
+        expected, why = (
+            ("the radial pattern's", "it left the collector")
+            if pitch_um is None
+            else ("the pitch_um given", "the pitch given is not the roll's")
+        )
+        raise ValueError(
+            f"the traced layer's pitch ({pitch * pixel_size_um:.3g} um) is not {expected} "
+            f"({wound * pixel_size_um:.3g} um): {why}"
+        )
     return SpiralTrace(
         centre=centre,
         pixel_size_um=float(pixel_size_um),
@@ -265,7 +287,7 @@ def _located(
     direction: int,
     shape: tuple[int, ...],
     radius_range: tuple[float, float],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[bool, bool]]:
     """The traced layer (winding, radius px, strength, at the window's edge) without its ends
     that lie within :data:`_EDGE` of the searched ``radius_range`` (px) or of the image's
     edge (``shape``), where the path may follow a layer beyond them, or where its ridge is
@@ -273,17 +295,21 @@ def _located(
     collector); the winding restarted in [0, 2 pi). Pieces of ridge shorter than the gaps
     :func:`_layer_extent` bridges (10 deg) are no ends either: noise beside the layer's end,
     joined to it across such a gap (a noisy spiral's trace began 2.3 px inside the layer and
-    gave a bend of -16 um there)."""
-    x = centre[0] + radius * np.cos(direction * winding)
-    y = centre[1] + radius * np.sin(direction * winding)
+    gave a bend of -16 um there). Last, whether each end (inner, outer) runs off the image:
+    the layer, continued along its circle for :data:`_OFF_IMAGE_ARC_PX`, leaves the pixels
+    where a layer is located, so it may go on beyond the image."""
+
+    def in_image(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return (
+            (x >= _EDGE) & (x <= shape[1] - 1 - _EDGE) & (y >= _EDGE) & (y <= shape[0] - 1 - _EDGE)
+        )
+
+    angle = direction * winding
     inside = (
         (strength >= _END_STRENGTH)
         & (radius > radius_range[0] + _EDGE)
         & (radius < radius_range[1] - _EDGE)
-        & (x >= _EDGE)
-        & (x <= shape[1] - 1 - _EDGE)
-        & (y >= _EDGE)
-        & (y <= shape[0] - 1 - _EDGE)
+        & in_image(centre[0] + radius * np.cos(angle), centre[1] + radius * np.sin(angle))
     )
     if not inside.any():
         raise ValueError(
@@ -295,7 +321,21 @@ def _located(
     long = [b for b in pieces if b.stop - b.start >= max(1, round(per_turn) // 36)] or pieces
     keep = slice(long[0].start, long[-1].stop)
     start = 2 * np.pi * np.floor(winding[keep][0] / (2 * np.pi))
-    return winding[keep] - start, radius[keep], strength[keep], at_edge[keep]
+    arc = np.linspace(0.0, _OFF_IMAGE_ARC_PX, 9)
+    off_image = []
+    for end, sign in ((keep.start, -1), (keep.stop - 1, 1)):  # inwards, outwards
+        on = angle[end] + sign * direction * arc / max(float(radius[end]), 1.0)
+        on_circle = in_image(
+            centre[0] + radius[end] * np.cos(on), centre[1] + radius[end] * np.sin(on)
+        )
+        off_image.append(not on_circle.all())
+    return (
+        winding[keep] - start,
+        radius[keep],
+        strength[keep],
+        at_edge[keep],
+        (off_image[0], off_image[1]),
+    )
 
 
 def _inside_casing(image: np.ndarray, cell: Cell) -> float:
@@ -306,6 +346,11 @@ def _inside_casing(image: np.ndarray, cell: Cell) -> float:
     polar = polar_samples(image, cell.centre, radii, np.linspace(0, 2 * np.pi, 360, endpoint=False))
     level = row_quantile(polar, 0.1)
     near = radii > 0.8 * cell.radius
+    if not np.isfinite(level[near]).any():
+        raise ValueError(
+            f"trace_spiral: the cell's casing (centre {cell.centre} px, radius {cell.radius:.4g} "
+            f"px) lies outside the image of shape {image.shape}"
+        )
     peak = int(np.flatnonzero(near)[np.nanargmax(level[near])])
     roll = np.nanmedian(level[(radii > 0.3 * cell.radius) & ~near])
     if level[peak] - roll < 0.25 * (np.nanmax(polar) - np.nanmin(polar)):
@@ -783,9 +828,17 @@ def spiral_deviation(
     do not pull it towards themselves); it is interpolated across them.
     """
     ps = trace.pixel_size_um
-    window = 4 * trace.pitch_um if window_um is None else float(window_um)
+    if window_um is None:
+        window = 4 * trace.pitch_um
+    else:  # 0 or below was read as a 3-sample median: the reference followed every bend
+        window = positive_length(window_um, "spiral_deviation", "window_um")
     radius_um = trace.radius_px * ps
     keep = np.ones(radius_um.size, bool) if exclude is None else ~np.asarray(exclude, bool)
+    if keep.shape != radius_um.shape:
+        raise ValueError(
+            f"spiral_deviation: exclude must be ({radius_um.size},) bool, one per trace "
+            f"sample, got shape {keep.shape}"
+        )
     if keep.sum() < 2:
         keep[:] = True
     line = np.polyfit(trace.winding_rad[keep], radius_um[keep], 1)
