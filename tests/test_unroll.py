@@ -611,8 +611,8 @@ def test_unroll_spiral_refuses_maps_of_another_grid(real) -> None:
     [
         ({"depth_range_um": (10.0, -10.0)}, "depth_range_um must satisfy start < stop"),
         ({"depth_range_um": (50.0, -50.0)}, "depth_range_um must satisfy start < stop"),
-        ({"step_um": 0.0}, "step_um must be positive"),
-        ({"step_um": -5.0}, "step_um must be positive"),
+        ({"step_um": 0.0}, "step_um must be a positive"),
+        ({"step_um": -5.0}, "step_um must be a positive"),
     ],
 )
 def test_unroll_spiral_refuses_an_empty_depth_range_or_step(
@@ -756,6 +756,10 @@ OPTIONS_THAT_ARE_NO_MEASURE = {
         lambda real: trace_spiral(real["image"], Cell(-500.0, 100.0, 50.0)),
         r"trace_spiral: the cell's casing .* lies outside the image",
     ),
+    "spiral view, step of 1e-3 um": (
+        lambda real: unroll_spiral(real["image"], real["trace"], step_um=1e-3),
+        r"unroll_spiral: step_um 0.001 is under 0.1 of the trace's 1 um pixel",
+    ),
     "deviation, window of 0": (
         lambda real: spiral_deviation(real["trace"], window_um=0.0),
         "spiral_deviation: window_um must be a positive",
@@ -775,7 +779,8 @@ def test_options_that_are_no_measure_are_refused(real, case: str) -> None:
     its radius range was NaN); a casing off the image, the same; a window of 0 um, a
     3-sample median as the reference, which followed every bend (the real slice's
     deviations: 0.9 um at most, 29 um with the default window); an exclude mask of
-    another size, an IndexError. Each is refused, naming the function and the option."""
+    another size, an IndexError; a spiral view's step of 1e-3 um (a step in mm?), a
+    MemoryError of 1.6 PiB. Each is refused, naming the function and the option."""
     call, message = OPTIONS_THAT_ARE_NO_MEASURE[case]
     with pytest.raises(ValueError, match=message):
         call(real)

@@ -65,6 +65,9 @@ edge (its blur reaches beyond): a real 18650 slice cropped 15 px into its casing
 pixel from the edge, 18.71 of 18.99 turns and 600.6 of 615.7 mm, its ends not cuts."""
 
 
+MIN_STEP_PIXELS = 0.1
+"""Finest sampling step of :func:`unroll_spiral`, in the trace's pixels."""
+
 ARC_SMOOTH_PX = 2.0
 """Arc (px, at the trace's median radius) over which the radius is smoothed for the radial
 part of the arc length: what a map resolves along the layer, so a bend of a few pixels keeps
@@ -786,10 +789,16 @@ def unroll_spiral(
     problem = trace.grid_problem(maps.shape[-2:], trace.pixel_size_um)
     if problem is not None:
         raise ValueError(f"maps: {problem}: trace the layer on a map of the maps' grid")
-    step = trace.pixel_size_um if step_um is None else float(step_um)
+    step = trace.pixel_size_um
+    if step_um is not None:
+        step = positive_length(step_um, "unroll_spiral", "step_um")
+        if step < MIN_STEP_PIXELS * trace.pixel_size_um:  # 1e-3 um: a MemoryError of 1.6 PiB
+            raise ValueError(
+                f"unroll_spiral: step_um {step:g} is under {MIN_STEP_PIXELS:g} of the trace's "
+                f"{trace.pixel_size_um:g} um pixel: finer samples add no detail (is it in mm "
+                "rather than um?); give a step of a pixel or a few tenths of one"
+            )
     lo, hi = depth_range_um or (-0.5 * trace.pitch_um, 0.5 * trace.pitch_um)
-    if not step > 0:
-        raise ValueError(f"step_um must be positive, got {step_um}")
     if not lo < hi:  # else an empty strip, or NumPy's "Number of samples, -4"
         raise ValueError(f"depth_range_um must satisfy start < stop, got {depth_range_um}")
     depth_um = np.linspace(lo, hi, round((hi - lo) / step) + 1)
