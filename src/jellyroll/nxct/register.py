@@ -806,11 +806,12 @@ def _centred_on_content(
     bins, to_x, to_n = CENTRING_BINS, xct_axis.to_axis_frame(), nct_axis.to_axis_frame()
 
     def climber(
-        fraction: int, smooth: bool = False
+        fraction: int, n_angles: int = CENTRING_ANGLES, smooth: bool = False
     ) -> tuple[Callable[[tuple[int, int]], float], float]:
         """The score of the neutron centre moved by (y, x) steps of ``step / fraction`` (axis
-        frame), on radii that far apart (half a voxel at least), and that step; ``smooth``:
-        on the copies smoothed by a Gaussian of half the step (where that exceeds a voxel)."""
+        frame), on radii that far apart (half a voxel at least) and ``n_angles`` angles, and
+        that step; ``smooth``: on the copies smoothed by a Gaussian of half the step (where
+        that exceeds a voxel)."""
         fine = step / fraction
         radii = np.arange(0.1 * radius, radius, max(fine, max(xct[1], nct[1]) / 2))
         x_copy, n_copy = (
@@ -819,10 +820,6 @@ def _centred_on_content(
             else copy
             for copy in (xct, nct)
         )
-        n_angles = CENTRING_ANGLES
-        if fraction == 16:
-            arcs = 2 * np.pi * radius / (FINEST_CENTRING_ARC * max(xct[1], nct[1]))
-            n_angles *= max(1, int(np.ceil(arcs / CENTRING_ANGLES)))
         angles = np.arange(n_angles) * (2 * np.pi / n_angles)
         qx = _quantise(_polar_samples(*x_copy, to_x, radii, angles, heights), bins)
         scores: dict[tuple[int, int], float] = {}
@@ -865,7 +862,9 @@ def _centred_on_content(
             "view to its edge); set what lies round the casing to the value of air in both, "
             "leaving air around the cell, and register again"
         )
-    climbers = [climber(fraction) for fraction in (2, 4, 8, 16)]
+    arcs = 2 * np.pi * radius / (FINEST_CENTRING_ARC * max(xct[1], nct[1]))
+    finest_angles = CENTRING_ANGLES * max(1, int(np.ceil(arcs / CENTRING_ANGLES)))
+    climbers = [climber(2), climber(4), climber(8), climber(16, finest_angles)]
 
     def climbed(at: tuple[int, int]) -> tuple[float, tuple[int, int]]:
         """The finest climber's score and the point (its steps) climbed to from ``at``
@@ -1816,6 +1815,41 @@ def _shift_at_step(
     )
 
 
+def _descent_from_scan(
+    method: sitk.ImageRegistrationMethod,
+    images: tuple[sitk.Image, sitk.Image],
+    full: tuple[sitk.Image, sitk.Image],
+    initial_at: Callable[[float], sitk.Transform],
+    angle: float,
+) -> sitk.Transform:
+    """A one-slice pair's gradient descent (``method`` on ``images``) from the angles (deg)
+    about the axis of the two lowest minima of its metric on ``full`` (the copies as given)
+    over +-:data:`START_SCAN_DEG` of ``angle`` (``initial_at``: the start transform at an
+    angle), the descent ending at the lower metric kept.
+
+    From the pose search's angle alone, 0.9 deg off, the descent stopped on a local optimum
+    of the spiral, 58 um RMS off (a real slice, its holder in the neutron only, 40 um
+    pixels; the scan's least 0.15 deg off: 2.5 um); with 5 % noise at 20 um pixels, 0.6
+    deg off, the scan's least lay at the pose search's angle and the descent from there
+    ended 28 um off, from the next minimum 0.5 um (at a lower metric). Not in 3D: on the
+    test twin's remounts the metric varies by 1 % over the scan, which cost a quarter of
+    the registration (17 evaluations of 25 ms), and left them as they were (2.0-5.5 um)."""
+    scanned = np.arange(-START_SCAN_DEG, START_SCAN_DEG + 1e-9, START_SCAN_STEP_DEG)
+    metrics = []
+    for offset in scanned:
+        method.SetInitialTransform(initial_at(angle + offset), inPlace=False)
+        metrics.append(method.MetricEvaluate(*full))
+    metrics = np.asarray(metrics)
+    inner = metrics[1:-1]
+    minima = np.flatnonzero((inner < metrics[:-2]) & (inner < metrics[2:])) + 1
+    starts = sorted({int(np.argmin(metrics)), *minima}, key=lambda i: metrics[i])[:2]
+    descents = []
+    for i in starts:
+        method.SetInitialTransform(initial_at(angle + scanned[i]), inPlace=False)
+        descents.append((method.Execute(*images), method.GetMetricValue()))
+    return min(descents, key=lambda descent: descent[1])[0]
+
+
 def register_volumes(
     xct: Any,
     xct_voxel_um: float,
@@ -1989,30 +2023,7 @@ def register_volumes(
     method.SetNumberOfThreads(1)
     try:
         if dim == 2:
-            # one slice: the descent starts at the scan's least metric within
-            # +-START_SCAN_DEG of the pose search's angle, and at its next local minimum,
-            # the lower metric kept: from the pose search's 0.9 deg error it stopped on a
-            # local optimum of the spiral, 58 um RMS off (a real slice, its holder in the
-            # neutron only, 40 um pixels; the scan's least 0.15 deg off: 2.5 um); with 5 %
-            # noise at 20 um pixels, 0.6 deg off, the scan's least was at the pose search's
-            # angle and the descent from there 28 um off, from its next minimum 0.5 um (a
-            # lower metric). Not in 3D: on the test twin's remounts the metric varies by
-            # 1 % over the scan, which cost a quarter of the registration (17 evaluations
-            # of 25 ms), and left them as they were (2.0-5.5 um RMS).
-            scanned = np.arange(-START_SCAN_DEG, START_SCAN_DEG + 1e-9, START_SCAN_STEP_DEG)
-            metrics = []
-            for offset in scanned:
-                method.SetInitialTransform(initial_at(angle + offset), inPlace=False)
-                metrics.append(method.MetricEvaluate(fixed, moving))
-            metrics = np.asarray(metrics)
-            inner = metrics[1:-1]
-            minima = np.flatnonzero((inner < metrics[:-2]) & (inner < metrics[2:])) + 1
-            starts = sorted({int(np.argmin(metrics)), *minima}, key=lambda i: metrics[i])[:2]
-            descents = []
-            for i in starts:
-                method.SetInitialTransform(initial_at(angle + scanned[i]), inPlace=False)
-                descents.append((method.Execute(*gradient_images), method.GetMetricValue()))
-            final = min(descents, key=lambda descent: descent[1])[0]
+            final = _descent_from_scan(method, gradient_images, (fixed, moving), initial_at, angle)
         else:
             final = method.Execute(*gradient_images)
         if isinstance(final, sitk.CompositeTransform):
