@@ -116,7 +116,7 @@ class _Coarse(NamedTuple):
     (:data:`UPRIGHT` or :data:`UPSIDE_DOWN`) from the axes it started from."""
 
     metric_value: float
-    judged_by: float
+    judged_metric: float
     matrix: np.ndarray
     scale: float
     turn: np.ndarray
@@ -2170,19 +2170,19 @@ def register_volumes(
                 seed,
                 fixed_initial,
             )
-            judged_by = (
+            judged_metric = (
                 _mattes_at(polish_fixed, moving, mask, found, fixed_initial) if judged else 0.0
             )
         finally:
             sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
         matrix = _sitk_to_zyx_matrix(found, dim) @ turn_back  # turn_back is its own inverse
         fitted_scale = float(found.GetScale()) if scale else 1.0
-        return _Coarse(metric_value, judged_by, matrix, fitted_scale, turn, xct_axis, nct_axis)
+        return _Coarse(metric_value, judged_metric, matrix, fitted_scale, turn, xct_axis, nct_axis)
 
     starts = _centrings(xc, nc, xct_axis, nct_axis, names)
     coarse = min(
         (registered_from(*axes, judged=len(starts) > 1) for axes in starts),
-        key=lambda candidate: candidate.judged_by,
+        key=lambda candidate: candidate.judged_metric,
     )
     matrix, metric_value, fitted_scale = coarse.matrix, coarse.metric_value, coarse.scale
     xct_axis, nct_axis, turn = coarse.xct_axis, coarse.nct_axis, coarse.turn
