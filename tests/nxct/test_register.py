@@ -201,6 +201,29 @@ def test_mi_of_every_circular_shift_matches_one_shift_at_a_time(
     np.testing.assert_allclose(_circular_mutual_information(a, b, bins), direct, atol=1e-9)
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(0, 2**32 - 1), st.integers(1, 400), st.sampled_from([4, 6, 16, 32]),
+    st.sampled_from([0.3, 3.0, 30.0]),
+)  # fmt: skip
+def test_equal_population_bins_are_those_of_a_stable_rank(
+    seed: int, n: int, bins: int, spread: float
+) -> None:
+    """``_quantise`` gives each value the bin of its rank, ties ranked in the order they come
+    (a stable argsort, the reference), NaN -1: on values rounded to few levels, a fifth of
+    them one plateau (air, a constant filling) whose ties straddle bins, and 5 % NaN."""
+    rng = np.random.default_rng(seed)
+    values = np.round(rng.normal(size=n) * spread)
+    values[rng.random(n) < 0.2] = 0.0
+    values[rng.random(n) < 0.05] = np.nan
+    measured = np.isfinite(values)
+    ranks = np.empty(int(measured.sum()), np.int64)
+    ranks[np.argsort(values[measured], kind="stable")] = np.arange(ranks.size)
+    expected = np.full(n, -1)
+    expected[measured] = ranks * bins // max(ranks.size, 1)
+    np.testing.assert_array_equal(_quantise(values, bins), expected)
+
+
 def test_sitk_frame_matches_spec() -> None:
     """SimpleITK physical points are SPEC (z, y, x) points reversed, both ways."""
     volume = np.zeros((4, 6, 8), np.float32)
