@@ -1394,14 +1394,7 @@ def _polish(
     initial transform (virtual points -> the fixed image), if any. Returns the transform and
     the metric's final value.
     """
-    method = sitk.ImageRegistrationMethod()
-    method.SetNumberOfThreads(1)
-    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
-    method.SetMetricFixedMask(mask)
-    if sampling < 1:
-        method.SetMetricSamplingStrategy(method.RANDOM)
-        method.SetMetricSamplingPercentage(float(sampling), _sitk_seed(seed))
-    method.SetInterpolator(sitk.sitkLinear)
+    method = _mattes_method(mask, transform, fixed_initial, sampling, seed)
     method.SetOptimizerAsPowell(
         numberOfIterations=2,
         maximumLineIterations=5,
@@ -1410,9 +1403,6 @@ def _polish(
         valueTolerance=1e-7,
     )
     method.SetOptimizerScalesFromPhysicalShift()
-    method.SetInitialTransform(transform, inPlace=False)
-    if fixed_initial is not None:
-        method.SetFixedInitialTransform(fixed_initial)
     final = method.Execute(fixed, moving)
     if isinstance(final, sitk.CompositeTransform):
         final = final.GetNthTransform(0)
@@ -1431,15 +1421,32 @@ def _mattes_at(
     polish's random fifth. At two poses 10 um apart (a real slice, 20 um pixels) the fifth's
     differed by 3e-6 (the lower 10.9 um off the truth), the whole mask's by 0.04 (the lower
     0.9 um off)."""
+    return _mattes_method(mask, transform, fixed_initial).MetricEvaluate(fixed, moving)
+
+
+def _mattes_method(
+    mask: sitk.Image,
+    transform: sitk.Transform,
+    fixed_initial: sitk.Transform | None,
+    sampling: float = 1.0,
+    seed: int = 0,
+) -> sitk.ImageRegistrationMethod:
+    """SimpleITK's Mattes MI (32 bins, linear, one thread) on the fixed image's ``mask``,
+    at ``transform`` (and ``fixed_initial``, if any), on a fixed random ``sampling``
+    fraction of the masked voxels (from ``seed``) or all of them: what :func:`_polish`
+    optimises and :func:`_mattes_at` evaluates."""
     method = sitk.ImageRegistrationMethod()
     method.SetNumberOfThreads(1)
     method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
     method.SetMetricFixedMask(mask)
+    if sampling < 1:
+        method.SetMetricSamplingStrategy(method.RANDOM)
+        method.SetMetricSamplingPercentage(float(sampling), _sitk_seed(seed))
     method.SetInterpolator(sitk.sitkLinear)
     method.SetInitialTransform(transform, inPlace=False)
     if fixed_initial is not None:
         method.SetFixedInitialTransform(fixed_initial)
-    return method.MetricEvaluate(fixed, moving)
+    return method
 
 
 def _sitk_seed(seed: int) -> int:
