@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage, optimize, stats
+from scipy import ndimage, optimize, spatial, stats
 
 from jellyroll.conventions import (
     FWHM_TO_SIGMA,
@@ -86,8 +86,18 @@ def slice_bends(
     the displacement map and each traced slice's layer: the spiral tracer's layer moved
     onto the foil's brightest point (:func:`refine_layer`), then onto the centre of its
     ridge (:func:`centre_on_foil`, with the foil's profile width of that slice). Slices
-    where no collector can be traced are skipped, and so are (with a warning) those whose
-    trace was cut where the layer goes on (``SpiralTrace.cut_ends``).
+    where no collector can be traced are skipped.
+
+    Each slice's trace counts its turns and arcs from where it starts, and a trace may
+    start past the layer's inner end (cut where the layer goes on, ``SpiralTrace.cut_ends``:
+    a tear, a deep bend, a faded turn, a detector band; or a quarter turn late, unmarked).
+    So every slice's are carried onto one origin, the innermost start of them all, by
+    matching its layer to its neighbour's (:func:`_on_common_layer`); where the slices that
+    start there were cut, a warning says that turns and arcs count from that cut. A slice
+    whose layer does not lie on its neighbours' is left out, with a warning. Joined as
+    traced, a cut slice put its bends and displacement at other turns and arcs, exit 0;
+    left out, a stack cut alike in every slice (a band of rows not measured across the
+    inner turn) lost all its bends.
 
     NaN and inf voxels are not measured: filled for the tracer
     (:func:`jellyroll.unroll.fill_unmeasured`), and the samples near them carry NaN
@@ -101,7 +111,8 @@ def slice_bends(
     tables = []
     profiles: list[tuple[float, np.ndarray, np.ndarray, np.ndarray]] = []
     layers: list[SliceLayer] = []
-    cut: list[int] = []
+    inner_cut: list[bool] = []  # per traced slice
+    traced_slices: list[int] = []
     counts = np.zeros(2)  # voxels inside the field of view: measured, all
     samples = np.zeros(2, dtype=np.int64)  # traced samples: not measured, all
     for n, k in enumerate(slices):
@@ -116,11 +127,6 @@ def slice_bends(
             image, cell = fill_unmeasured(raw)
             traced = trace_spiral(image, cell, voxel_um)
         except ValueError:
-            continue
-        if any(traced.cut_ends):
-            # its turns and arcs count from the cut, not from the layer's end: joined with
-            # the other slices' they would put its bends and displacement at other places
-            cut.append(int(k))
             continue
         trace = refine_layer(image, traced)
         profile_sigma_um = foil_profile_sigma(image, trace)
@@ -140,6 +146,8 @@ def slice_bends(
             )
         turn = (trace.winding_rad - trace.winding_rad[0]) / (2 * np.pi)
         profiles.append((z_um, deviation.arc_um, deviation.deviation_um, turn))
+        inner_cut.append(traced.cut_ends[0])
+        traced_slices.append(int(k))
         xy_px = trace.xy_px
         layers.append(
             SliceLayer(
@@ -152,8 +160,7 @@ def slice_bends(
                 profile_sigma_um,
             )
         )
-        if len(bends):
-            tables.append(bends.assign(z_um=z_um, slice=int(k)))
+        tables.append(bends.assign(z_um=z_um, slice=int(k)))
         if progress is not None:
             progress((n + 1) / len(slices))
     share = counts[0] / counts[1] if counts[1] else 1.0
@@ -172,17 +179,132 @@ def slice_bends(
             "lies on or next to voxels not measured (NaN or inf): no bend is found there",
             stacklevel=3,
         )
-    if cut:
+    origins, from_cut = _on_common_layer(layers, profiles, inner_cut)
+    kept = [i for i, origin in enumerate(origins) if origin is not None]
+    if len(kept) < len(layers):
+        left = [traced_slices[i] for i in range(len(layers)) if origins[i] is None]
         warnings.warn(
-            f"{len(cut)} of {len(slices)} slices left out of the 3D bends (slices "
-            f"{', '.join(map(str, cut[:8]))}{' ...' if len(cut) > 8 else ''}): the collector's "
-            "trace was cut where the layer goes on (a tear, a bend deeper than half a pitch, "
-            "a jump to another layer, or the slice's edge), so its turns and arcs would not "
-            "match the other slices'; a bend there is not measured",
+            f"{len(left)} of {len(slices)} slices left out of the 3D bends (slices "
+            f"{', '.join(map(str, left[:8]))}{' ...' if len(left) > 8 else ''}): the "
+            "collector's trace was cut at its inner end where the layer goes on (a tear, a "
+            "bend deeper than half a pitch, a jump to another layer, a faded turn), and its "
+            "layer does not lie on the other slices', so its turns and arcs cannot be "
+            "matched to theirs; a bend there is not measured",
             stacklevel=3,
         )
-    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
-    return table, _displacement(profiles, voxel_um), layers
+    if from_cut:
+        warnings.warn(
+            "the collector's trace was cut at its inner end where the layer goes on in the "
+            "slices traced furthest in (a tear, a deep bend, a faded turn or a band not "
+            "measured across the inner turns): the 3D bends' turns and the displacement's "
+            "arcs count from that cut, not from the layer's inner end",
+            stacklevel=3,
+        )
+    moved = [
+        (z, arc + origins[i][0], values, turn + origins[i][1])
+        for i, (z, arc, values, turn) in enumerate(profiles)
+        if origins[i] is not None
+    ]
+    found = [_recounted(tables[i], profiles[i], origins[i]) for i in kept]
+    found = [bends for bends in found if len(bends)]
+    table = pd.concat(found, ignore_index=True) if found else pd.DataFrame()
+    return table, _displacement(moved, voxel_um), [layers[i] for i in kept]
+
+
+def _recounted(
+    bends: pd.DataFrame,
+    profile: tuple[float, np.ndarray, np.ndarray, np.ndarray],
+    origin: tuple[float, float],
+) -> pd.DataFrame:
+    """One slice's ``bends`` with their arcs and turns counted from the common ``origin``
+    (arc offset um, turn offset; :func:`_on_common_layer`), ``profile`` that slice's
+    (z, arc, deviation, fractional turn) samples."""
+    if bends.empty or origin == (0.0, 0.0):
+        return bends
+    _, arc, _, turn = profile
+    turns = np.interp(bends.arc_um.to_numpy(dtype=float), arc, turn) + origin[1]
+    return bends.assign(arc_um=bends.arc_um + origin[0], turn=np.floor(turns).astype(int))
+
+
+def _on_common_layer(
+    layers: list[SliceLayer],
+    profiles: list[tuple[float, np.ndarray, np.ndarray, np.ndarray]],
+    inner_cut: list[bool],
+    *,
+    reach_turns: tuple[float, float] = (0.25, 1.25),
+    min_share: float = 0.5,
+    same_start_turns: float = 0.1,
+) -> tuple[list[tuple[float, float] | None], bool]:
+    """Per traced slice, the arc (um) and turn to add to its own (counted from its
+    trace's inner end) so that every slice counts them from one origin, the innermost
+    start of them all; None where that cannot be told. And whether that origin is a cut:
+    a slice starting there (within ``same_start_turns``) was cut at its inner end where
+    the layer goes on.
+
+    The longest trace is the reference; the others are matched in order of their distance
+    along z from it, each to the nearest slice matched before it (a layer shifts little
+    from slice to slice, a tilted cell's by a voxel over many): each of its samples
+    ``reach_turns`` from its start (the path's last samples before a cut are no measure of
+    the layer) is paired with the other layer's nearest sample in the slice plane, and the
+    median difference of their arcs and turns is the offset (or the other's samples on it,
+    where it starts further in than the other). Pairs farther apart than a
+    quarter of the pitch are not on one layer; under ``min_share`` of them on it, the
+    slice cannot be matched (None). Every slice is matched, marked cut or not: on the
+    link twin's intact X-ray one slice's trace began a quarter turn late unmarked (2.75 of
+    its 3 turns), and with a NaN band across the inner turn two of twenty stopped 0.4 turn
+    short unmarked beside eighteen marked cut."""
+    if not layers:
+        return [], False
+    reference = int(np.argmax([arc[-1] - arc[0] for _, arc, _, _ in profiles]))
+    origins: list[tuple[float, float] | None] = [None] * len(layers)
+    origins[reference] = (0.0, 0.0)
+    heights = np.array([layer.z_um for layer in layers])
+    for i in np.argsort(np.abs(heights - heights[reference]), kind="stable"):
+        if i == reference:
+            continue
+        placed = [j for j, origin in enumerate(origins) if origin is not None]
+        j = min(placed, key=lambda k: abs(heights[k] - heights[i]))
+        offset = _offset_onto(
+            (layers[i], profiles[i]), (layers[j], profiles[j]), reach_turns, min_share
+        )
+        if offset is None:  # it starts further in than the other: the other's start on it
+            back = _offset_onto(
+                (layers[j], profiles[j]), (layers[i], profiles[i]), reach_turns, min_share
+            )
+            offset = None if back is None else (-back[0], -back[1])
+        if offset is not None:
+            origins[i] = (offset[0] + origins[j][0], offset[1] + origins[j][1])
+    placed = [i for i, origin in enumerate(origins) if origin is not None]
+    first = min(placed, key=lambda i: origins[i][1])
+    arc0, turn0 = origins[first]
+    from_cut = any(inner_cut[i] and origins[i][1] <= turn0 + same_start_turns for i in placed)
+    shifted = [None if o is None else (o[0] - arc0, o[1] - turn0) for o in origins]
+    return shifted, from_cut
+
+
+def _offset_onto(
+    traced: tuple[SliceLayer, tuple[float, np.ndarray, np.ndarray, np.ndarray]],
+    other: tuple[SliceLayer, tuple[float, np.ndarray, np.ndarray, np.ndarray]],
+    reach_turns: tuple[float, float],
+    min_share: float,
+) -> tuple[float, float] | None:
+    """The (arc um, turn) to add to the ``traced`` layer's own (its layer and (z, arc,
+    deviation, turn) profile) so that they count as the ``other``'s do (see
+    :func:`_on_common_layer`), None where too few of its samples lie on it."""
+    (layer, (_, arc, _, turn)), (reference, (_, reference_arc, _, reference_turn)) = traced, other
+    pitch_um = 2 * np.pi * abs(np.polyfit(reference.winding_rad, reference.reference_um, 1)[0])
+    near_start = (turn >= reach_turns[0]) & (turn <= reach_turns[1])
+    if not near_start.any():
+        return None
+    points = np.column_stack([layer.x_um[near_start], layer.y_um[near_start]])
+    gap, nearest = spatial.cKDTree(np.column_stack([reference.x_um, reference.y_um])).query(points)
+    on = gap <= pitch_um / 4
+    if on.mean() < min_share:
+        return None
+    return (
+        float(np.median(reference_arc[nearest[on]] - arc[near_start][on])),
+        float(np.median(reference_turn[nearest[on]] - turn[near_start][on])),
+    )
 
 
 def foil_profile_sigma(image: np.ndarray, trace: SpiralTrace, *, reach_px: float = 2.5) -> float:
@@ -327,9 +449,13 @@ def _displacement(
     grid = np.arange(0.0, longest + step_um, step_um)
     rows = np.full((len(profiles), grid.size), np.nan)
     for i, (_, arc, values, _) in enumerate(profiles):
-        inside = grid <= arc[-1]
+        inside = (grid >= arc[0]) & (grid <= arc[-1])
         rows[i, inside] = np.interp(grid[inside], arc, values)
-    _, arc, _, turn = profiles[len(profiles) // 2]
+    # the turns of the middle one of the slices traced from the common origin (a slice cut
+    # further out counts its turns from there only past its cut)
+    innermost = min(arc[0] for _, arc, _, _ in profiles)
+    starting = [profile for profile in profiles if profile[1][0] <= innermost + step_um]
+    _, arc, _, turn = starting[len(starting) // 2]
     turns = np.interp(grid, arc, turn)
     z = np.array([z for z, _, _, _ in profiles])
     return CollectorDisplacement(rows, grid, z, turns)
