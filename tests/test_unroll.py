@@ -658,6 +658,24 @@ def test_a_casing_cut_by_the_image_edge_marks_the_outer_end_cut(
         assert trace.n_turns == pytest.approx(real["trace"].n_turns, abs=0.01)
 
 
+@pytest.mark.parametrize("variant", ["blurred by 2 px", "3x coarser pixels"])
+def test_a_faded_innermost_turn_marks_the_inner_end_cut(real, variant: str) -> None:
+    """The real slice blurred (Gaussian of 2 px) or 3x coarser: the second turn's ridge
+    fades beside the innermost layer's tail, the innermost turn (0.72-0.79 of the rest's
+    ridge) is not joined across it, and 17.7-17.9 of the 18.99 turns were traced from an
+    inner end not marked cut, exit 0: every turn number one off. Now the inner end is a
+    cut (the turn beyond it, on the layer's spiral, is the wound layer going on), so the
+    diagnosis says its turns count from there."""
+    image = real["image"]
+    if variant.startswith("blurred"):
+        image = ndi.gaussian_filter(image, 2.0)
+    else:
+        image = cv2.resize(image, None, fx=1 / 3, fy=1 / 3, interpolation=cv2.INTER_AREA)
+    trace = trace_spiral(image, find_cell(image))
+    whole = trace.n_turns == pytest.approx(real["trace"].n_turns, abs=0.1)
+    assert whole or trace.cut_ends[0]  # measured: 17.88 and 17.74 turns, cut
+
+
 def test_the_trace_does_not_join_the_hollows_edge_to_the_collector() -> None:
     """Two scans on grids half a pixel apart (161 and 160 translations): the WAXS scan's
     attenuation map, resampled onto the SAXS grid, is the map blurred by [1/4, 1/2, 1/4].

@@ -430,9 +430,10 @@ def diagnose(
         ends = " and ".join(end for end, cut in named if cut)
         notes.append(
             f"the collector's trace was cut at its {ends} end where the layer goes on (a "
-            "tear, a bend deeper than half a pitch, a jump to another layer, or the image's "
-            "edge): turns and arc lengths count from the cut, no bend is reported within a "
-            "pitch of it, and the layer beyond it is not unrolled"
+            "tear, a bend deeper than half a pitch, a jump to another layer, a turn faded "
+            "on a blurred or coarse map, or the image's edge): turns and arc lengths count "
+            "from the cut, no bend is reported within a pitch of it, and the layer beyond "
+            "it is not unrolled"
         )
     if len(bends) and len(agglomerates):
         bends, agglomerates = link_bends(agglomerates, bends)

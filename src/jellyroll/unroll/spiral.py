@@ -50,6 +50,13 @@ _DR = 0.5  # px, radial step of the polar image
 _WINDOW = 0.45  # half-width of the tracking window, in pitches
 _END_STRENGTH = 0.4  # the layer ends where its ridge falls below this fraction of its median
 _SAME_LAYER = 0.85  # ridge strength ratio across a jump above which it is one layer (a bend)
+_GOES_ON = 0.6
+"""A piece of the path beyond a traced end, on the layer's spiral, whose ridge is this
+fraction of the layer's or more is the wound layer going on: the end is a cut. A blurred
+or coarsely sampled map fades the second turn beside the innermost layer's tail, and the
+innermost turn left beyond it is 0.72-0.79 of the rest's ridge (the real 18650 slice
+blurred by 2 px, or at 3x coarser pixels); at :data:`_SAME_LAYER` it was not seen, and
+17.7-17.9 of its 18.99 turns were counted from an inner end not marked cut."""
 _EDGE = 1.0
 """px: no layer is located this near the edges of the searched radii or of the image. There a
 layer just beyond the edge shows as a ridge along it (the band-pass is reflected at the
@@ -647,7 +654,7 @@ def _layer_extent(
         first -= 1
     while last < count - 1 and joins(last, last + 1):
         last += 1
-    level = _SAME_LAYER * float(np.median(strength[spans[first].start : spans[last].stop]))
+    level = _GOES_ON * float(np.median(strength[spans[first].start : spans[last].stop]))
     spiral = radius - pitch * index / n
 
     def winds(b: slice) -> bool:
