@@ -15,7 +15,7 @@ import tifffile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import ndimage as ndi
-from wound_layers import wound_layers
+from wound_layers import CENTRE, wound_layers
 
 import jellyroll.unroll.spiral as spiral_module
 from jellyroll.phantom.parameters import SIZES
@@ -674,6 +674,28 @@ def test_a_faded_innermost_turn_marks_the_inner_end_cut(real, variant: str) -> N
     trace = trace_spiral(image, find_cell(image))
     whole = trace.n_turns == pytest.approx(real["trace"].n_turns, abs=0.1)
     assert whole or trace.cut_ends[0]  # measured: 17.88 and 17.74 turns, cut
+
+
+@pytest.mark.parametrize(("piece_turns", "gap_deg"), [(0.22, 12.0), (0.22, 16.0), (0.1, 14.0)])
+def test_a_short_piece_past_a_gap_at_the_inner_end_marks_it_cut(
+    piece_turns: float, gap_deg: float
+) -> None:
+    """The 9-turn spiral with its innermost turn broken ``piece_turns`` from its inner end
+    by a gap of ``gap_deg`` (wider than the 10 deg bridged): the trace began past the gap,
+    8.7-8.9 turns from an inner end not marked cut, exit 0 (a piece before it counted only
+    from a quarter turn on; the link twin's X-ray had such a slice, 2.75 of 3 turns). A
+    piece right past the end (within 20 deg) on its very spiral now marks it cut from a
+    twelfth of a turn on."""
+    image = wound_layers(casing=True)
+    y, x = np.mgrid[0 : image.shape[0], 0 : image.shape[1]].astype(float)
+    radius = np.hypot(x - CENTRE[0], y - CENTRE[1])
+    angle = np.mod(np.arctan2(y - CENTRE[1], x - CENTRE[0]), 2 * np.pi)
+    start = 2 * np.pi * piece_turns
+    gap = (angle >= start) & (angle <= start + np.deg2rad(gap_deg))
+    image[gap & (np.abs(radius - 30.0 - 12.0 * angle / (2 * np.pi)) < 6.0)] = 0.0
+    trace = trace_spiral(image, find_cell(image), 10.0)
+    assert trace.n_turns == pytest.approx(9.0 - piece_turns - gap_deg / 360, abs=0.05)
+    assert trace.cut_ends == (True, False)
 
 
 def test_the_trace_does_not_join_the_hollows_edge_to_the_collector() -> None:

@@ -666,23 +666,30 @@ def _layer_extent(
         )
         return bool(abs(drift) <= 0.5 * pitch * (b.stop - b.start - part) / n)
 
-    def goes_on(others: list[slice], end: slice) -> bool:
-        # the wound layer beyond the end: as strong, on the spiral of the end's stretch or
-        # a whole pitch from it (not the hollow's edge, nor a layer between two turns)
+    def goes_on(others: list[slice], end: slice, at: int) -> bool:
+        # the wound layer beyond the end (at sample ``at``): as strong, on the spiral of the
+        # end's stretch or a whole pitch from it (not the hollow's edge, nor a layer
+        # between two turns), a quarter revolution long; or, right past the end (across a
+        # gap of 20 deg at most) and on its very spiral, a twelfth (the link twin's X-ray:
+        # a trace began past a gap of 10 deg, a piece of 0.22 turn before it, unmarked)
         here = float(np.median(spiral[end]))
-        return any(
-            b.stop - b.start >= n // 4
-            and np.median(strength[b]) >= level
-            and abs(np.remainder((np.median(spiral[b]) - here) / pitch + 0.5, 1.0) - 0.5) <= 0.25
-            and winds(b)
-            for b in others
-        )
+
+        def beyond(b: slice) -> bool:
+            offset = (np.median(spiral[b]) - here) / pitch
+            if abs(np.remainder(offset + 0.5, 1.0) - 0.5) > 0.25 or not winds(b):
+                return False
+            if b.stop - b.start >= n // 4:
+                return True
+            next_to = min(abs(b.stop - at), abs(b.start - at)) <= n // 18
+            return next_to and abs(offset) <= 0.25 and b.stop - b.start >= n // 12
+
+        return any(np.median(strength[b]) >= level and beyond(b) for b in others)
 
     start, stop = spans[first].start, spans[last].stop
     reach = max(1, n // 2)
     cut = (
-        goes_on(spans[:first], slice(start, min(stop, start + reach))),
-        goes_on(spans[last + 1 :], slice(max(start, stop - reach), stop)),
+        goes_on(spans[:first], slice(start, min(stop, start + reach)), start),
+        goes_on(spans[last + 1 :], slice(max(start, stop - reach), stop), stop),
     )
     return slice(start, stop), cut
 
