@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -9,12 +10,15 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jellyroll.io.provenance import (
     OutputWouldOverwriteInputError,
     atomic_output,
     data_files,
     file_fingerprint,
+    json_text,
     provenance_record,
     refuse_overwrite,
     sha256_file,
@@ -152,3 +156,41 @@ def test_the_small_inputs_of_a_large_scan_keep_their_checksums(tmp_path: Path) -
     assert record[str(scan)] == f"fingerprint:{file_fingerprint(scan)}"
     everything = provenance_record({}, [scan, poni], hash_limit_bytes=10**6)["inputs"]
     assert all(value.startswith("sha256:") for value in everything.values())
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"not strict JSON: {name}")
+
+
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=3), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+def _finite_or_none(value):
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_none(item) for item in value]
+    return value
+
+
+@settings(max_examples=200, deadline=None)
+@given(_values)
+def test_json_text_is_strict_json_with_null_for_what_is_not_finite(value) -> None:
+    """Any nesting of numbers (NaN and infinities too), text, lists and dicts reads back
+    with a strict reader (no bare NaN or Infinity, which JavaScript's JSON.parse and jq
+    refuse; every reconstruction's provenance held one) as itself, NaN and infinities as
+    null; NumPy arrays and scalars as lists and numbers."""
+    text = json_text(value)
+    assert json.loads(text, parse_constant=_refuse_constant) == _finite_or_none(value)
+    array = np.array([1.5, np.nan, -np.inf])
+    assert json.loads(json_text({"a": array, "b": np.float32(np.nan), "c": np.int64(3)})) == {
+        "a": [1.5, None, None], "b": None, "c": 3
+    }  # fmt: skip

@@ -289,7 +289,11 @@ def test_readers_name_the_file_and_what_to_run(tmp_path: Path) -> None:
 
 
 def test_a_diagnosis_reads_back_as_written(tmp_path: Path) -> None:
-    """Tables, notes, summary and the unrolled views in their written order."""
+    """Tables, notes, summary and the unrolled views in their written order. A summary
+    value not measured (NaN) is written as null, strict JSON that any reader parses (it
+    was a bare NaN), and reads back as NaN."""
+    import json
+
     import pandas as pd
 
     from jellyroll.results import Diagnosis, FoundCell, Unrolled, read_diagnosis, write_diagnosis
@@ -304,7 +308,8 @@ def test_a_diagnosis_reads_back_as_written(tmp_path: Path) -> None:
     profiles = pd.DataFrame({"q_A": [0.01, 0.02], "regular": [3.0, 1.0], "bent": [4.0, np.nan]})
     written = Diagnosis(
         "cell", "a cell", _maps(), table, pd.DataFrame(), pd.DataFrame(),
-        FoundCell(1.0, -2.0, 900.0), views, {"agglomerates": 2}, ["no diode"],
+        FoundCell(1.0, -2.0, 900.0), views, {"agglomerates": 2, "psf_measured_fwhm_um": np.nan},
+        ["no diode"],
         saxs_profiles=profiles,
     )  # fmt: skip
     write_diagnosis(tmp_path / "results.h5", written, {}, key="k", upstream="u")
@@ -314,7 +319,14 @@ def test_a_diagnosis_reads_back_as_written(tmp_path: Path) -> None:
     assert view.along == "spiral" and view.radius_um.tolist() == [-1.0, 0.0, 1.0]
     pd.testing.assert_frame_equal(back.saxs_profiles, profiles)
     assert back.cell == written.cell and back.notes == ["no diode"]
-    assert back.summary == {"agglomerates": 2} and back.agglomerates.equals(table)
+    assert back.summary.keys() == {"agglomerates", "psf_measured_fwhm_um"}
+    assert back.summary["agglomerates"] == 2 and np.isnan(back.summary["psf_measured_fwhm_um"])
+    assert back.agglomerates.equals(table)
+    with h5py.File(tmp_path / "results.h5") as f:
+        text = f["/entry/summary"].attrs["values"]
+    assert json.loads(text, parse_constant=lambda name: pytest.fail(f"bare {name}")) == {
+        "agglomerates": 2, "psf_measured_fwhm_um": None
+    }  # fmt: skip
     np.testing.assert_array_equal(back.maps["lic6"], written.maps["lic6"])
 
 

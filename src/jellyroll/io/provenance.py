@@ -6,6 +6,7 @@ import contextlib
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
 import platform
 import tempfile
@@ -256,12 +257,28 @@ def provenance_record(
 
 
 def provenance_json(record: dict[str, Any]) -> str:
-    """Provenance record as JSON text (NumPy scalars and paths converted)."""
-    return json.dumps(record, indent=1, sort_keys=True, default=jsonable)
+    """Provenance record as JSON text (see :func:`json_text`)."""
+    return json_text(record, indent=1, sort_keys=True)
 
 
-def jsonable(value: Any) -> Any:
-    """``json.dumps`` default: NumPy arrays and scalars as lists/numbers, anything else as text."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
+def json_text(value: Any, **options: Any) -> str:
+    """``value`` as strict JSON (RFC 8259), which every reader parses: NaN and infinities
+    as null, NumPy arrays and scalars as lists and numbers, anything else not JSON as its
+    text. ``json.dumps`` writes bare ``NaN``, which JavaScript's ``JSON.parse`` and jq
+    refuse: every reconstruction's provenance held one (an energy not measured).
+    ``options``: those of ``json.dumps`` (indent, sort_keys)."""
+    return json.dumps(_strict_json(value), allow_nan=False, **options)
+
+
+def _strict_json(value: Any) -> Any:
+    if hasattr(value, "tolist"):  # NumPy arrays and scalars
+        value = value.tolist()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _strict_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict_json(item) for item in value]
+    if value is None or isinstance(value, str | int):
+        return value
     return str(value)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from jellyroll.conventions import um_per
-from jellyroll.io.provenance import atomic_output, data_files, file_fingerprint, jsonable
+from jellyroll.io.provenance import atomic_output, data_files, file_fingerprint, json_text
 from jellyroll.io.scans import natural_key
 
 _IMAGEJ_DTYPES = {np.dtype(t) for t in (np.uint8, np.uint16, np.int16, np.float32)}
@@ -72,7 +72,7 @@ def write_tiff_stack(
                 "axes": "ZYXS",
                 "spacing": voxel,
                 "unit": "um",
-                "Info": json.dumps(info, default=jsonable),
+                "Info": json_text(info),
             },
         )
     return final

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from jellyroll.io.nexus import nx_group, read_table, set_default, write_nxdata, write_table
+from jellyroll.io.provenance import json_text
 from jellyroll.results.run import MapName, MapSet, _map_set, write_maps_group
 from jellyroll.results.store import RunFileError, open_run, require, write_stage_file
 
@@ -128,9 +129,9 @@ def write_diagnosis(
         if len(diagnosis.saxs_profiles):
             write_table(entry, "saxs_profiles", diagnosis.saxs_profiles)
         summary = nx_group(entry, "summary", "NXcollection")
-        summary.attrs["values"] = json.dumps(diagnosis.summary, default=float)
+        summary.attrs["values"] = json_text(diagnosis.summary)
         if diagnosis.dstar_parameters is not None:
-            summary.attrs["dstar_parameters"] = json.dumps(diagnosis.dstar_parameters)
+            summary.attrs["dstar_parameters"] = json_text(diagnosis.dstar_parameters)
         entry["notes"] = "\n".join(diagnosis.notes)
 
     return write_stage_file(
@@ -171,7 +172,10 @@ def read_diagnosis(path: str | os.PathLike[str]) -> Diagnosis:
             lithiation=tables[2],
             cell=found,
             unrolled=unrolled,
-            summary=json.loads(entry["summary"].attrs["values"]),
+            summary={  # NaN written as null (strict JSON)
+                key: np.nan if value is None else value
+                for key, value in json.loads(entry["summary"].attrs["values"]).items()
+            },
             notes=[line for line in notes.split("\n") if line],
             path=Path(path),
             saxs_profiles=(

@@ -29,6 +29,7 @@ import pandas as pd
 
 from jellyroll.conventions import pixel_centres_um, um_per
 from jellyroll.io.nexus import nx_group, read_table, set_default, write_nxdata, write_table
+from jellyroll.io.provenance import json_text
 from jellyroll.results.store import open_run, require, unit_factor
 
 GRIDS = ("xct", "nct")
@@ -73,7 +74,7 @@ def write_registration_group(
     )
     group.attrs.update({"metric": metric, "metric_value": metric_value, "seconds": seconds})
     for key, value in (attrs or {}).items():
-        group.attrs[key] = json.dumps(value) if isinstance(value, dict | list) else value
+        group.attrs[key] = json_text(value) if isinstance(value, dict | list) else value
 
 
 def create_volume_datasets(
@@ -109,7 +110,7 @@ def create_volume_datasets(
     )
     data.attrs["interpretation"] = "rgb-image"
     _axes(fused, axes, signal="data", extra=1)
-    fused.attrs["windows"] = json.dumps(windows)
+    fused.attrs["windows"] = json_text(windows)
     fused.attrs["grid"] = grid
     set_default(entry, "fused")
     labels = None
