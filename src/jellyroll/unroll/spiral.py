@@ -591,9 +591,10 @@ def _layer_extent(
     layer for another (a layer that ends next to one that goes on); it is cut there unless
     the ridge is as strong on both sides, within half a revolution of the jump, and strong
     all through the jump (then it was a sharp bend). An end is a cut where a piece of the
-    path beyond it, a quarter revolution long or more, is as strong as the layer kept
-    (:data:`_SAME_LAYER`) and on its spiral or a whole pitch from it: the wound layer, lost
-    across a tear or a bend deeper than the tracking window.
+    path beyond it, a quarter revolution long or more, is nearly as strong as the layer
+    kept (:data:`_GOES_ON`) and on its spiral or a whole pitch from it, or such a piece a
+    twelfth of a revolution long lies right past the end on its very spiral: the wound
+    layer, lost across a tear, a bend deeper than the tracking window or a faded turn.
     """
     filtered = ndi.median_filter(strength, max(3, n // 120) | 1) >= _END_STRENGTH
     strong = ndi.binary_closing(filtered, np.ones(max(1, n // 36), dtype=bool))
