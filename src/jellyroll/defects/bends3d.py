@@ -186,10 +186,10 @@ def slice_bends(
         warnings.warn(
             f"{len(left)} of {len(slices)} slices left out of the 3D bends (slices "
             f"{', '.join(map(str, left[:8]))}{' ...' if len(left) > 8 else ''}): the "
-            "collector's trace was cut at its inner end where the layer goes on (a tear, a "
-            "bend deeper than half a pitch, a jump to another layer, a faded turn), and its "
-            "layer does not lie on the other slices', so its turns and arcs cannot be "
-            "matched to theirs; a bend there is not measured",
+            "collector traced there does not lie on the neighbouring slices' layer (within "
+            "a quarter pitch over half its first turn; a trace that jumped to another layer, "
+            "a slice beyond the roll's end), so its turns and arcs cannot be matched to "
+            "theirs; a bend there is not measured",
             stacklevel=3,
         )
     if from_cut:
@@ -297,13 +297,22 @@ def _offset_onto(
     if not near_start.any():
         return None
     points = np.column_stack([layer.x_um[near_start], layer.y_um[near_start]])
-    gap, nearest = spatial.cKDTree(np.column_stack([reference.x_um, reference.y_um])).query(points)
+    path = np.column_stack([reference.x_um, reference.y_um])
+    gap, nearest = spatial.cKDTree(path).query(points)
     on = gap <= pitch_um / 4
     if on.mean() < min_share:
         return None
+    # each point's foot on the path between its samples (a chain of slices matched one to
+    # the next would add up the half-sample steps of the nearest sample)
+    k = nearest[on]
+    step = np.gradient(path, axis=0)[k]
+    along = np.sum((points[on] - path[k]) * step, axis=1) / np.sum(step**2, axis=1)
+    along = np.clip(along, -1.0, 1.0)
+    at_arc = reference_arc[k] + along * np.gradient(reference_arc)[k]
+    at_turn = reference_turn[k] + along * np.gradient(reference_turn)[k]
     return (
-        float(np.median(reference_arc[nearest[on]] - arc[near_start][on])),
-        float(np.median(reference_turn[nearest[on]] - turn[near_start][on])),
+        float(np.median(at_arc - arc[near_start][on])),
+        float(np.median(at_turn - turn[near_start][on])),
     )
 
 
