@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -56,3 +57,18 @@ def fraction_progress(
         task = progress.add_task(label, total=1.0)
         yield lambda fraction: progress.update(task, completed=fraction)
         progress.update(task, completed=1.0)
+
+
+@contextmanager
+def warnings_printed(console: Console) -> Iterator[None]:
+    """Warnings raised inside, printed on ``console`` once it ends (even by an error), each
+    message once, as ``warning: ...``: not Python's lines with a file and a line of source,
+    in the middle of a progress bar."""
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+    finally:
+        for text in dict.fromkeys(str(warning.message) for warning in caught):
+            console.print(f"[yellow]warning:[/yellow] {text}", highlight=False)

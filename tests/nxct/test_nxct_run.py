@@ -70,8 +70,34 @@ def test_nxct_writes_the_contract(on_xray_grid: Path, twin: Path) -> None:
     assert {"id", "z_um", "y_um", "x_um", "turn", "amplitude_um", "extent_axial_um",
             "extent_arc_um"} <= set(bends.columns)  # fmt: skip
     assert found.windows["xray"][0] < found.windows["xray"][1]
+    # what the run said is in the file (it was printed only, lost with the terminal): here
+    # that the shift along the axis is the metric's alone (the stack is too short)
+    assert any("shift along the cell axis was not refined" in note for note in found.notes)
     assert (folder / "nxct_views.png").read_bytes()[:4] == b"\x89PNG"
     assert not list(folder.glob(".*"))  # no scratch or lock file left
+
+
+def test_nxct_prints_what_the_run_says_once_as_warning_lines(
+    on_xray_grid: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """The run's warnings were Python's lines (the file, `UserWarning:`, a line of source)
+    in the middle of the progress bar; now each is a `warning:` line after it, once."""
+    import warnings
+
+    import jellyroll.nxct.run as nxct_run
+
+    def warning_run(*args, **kwargs):
+        for _ in range(3):  # once per slab, say
+            warnings.warn("the collector's turns count from a cut", stacklevel=1)
+        return read_nxct(on_xray_grid)
+
+    monkeypatch.setattr(nxct_run, "run_nxct", warning_run)
+    result = CliRunner().invoke(
+        app, ["nxct", str(on_xray_grid), str(on_xray_grid), "-o", str(tmp_path / "o.h5")]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.count("warning: the collector's turns count from a cut") == 1
+    assert "UserWarning" not in result.output
 
 
 def test_nxct_names_what_is_missing(twin: Path, tmp_path: Path) -> None:
@@ -197,6 +223,7 @@ def test_a_cell_with_ct_volumes_gets_its_nxct_section(twin: Path, tmp_path: Path
     result = run_pipeline(load_config(config))
     html = result.report.read_text()
     assert 'data-name="nxct_views"' in html and "neutron and X-ray CT" in html
+    assert "shift along the cell axis was not refined" in html  # the NXCT run's note
     # the twin's true placement of the slice: the agglomerates linked to the 3D bends
     assert 'data-name="slice_in_volume"' in html and 'data-name="bend_fractions"' in html
     assert (tmp_path / "out" / "aged" / "link.h5").is_file()

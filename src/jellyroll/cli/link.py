@@ -4,7 +4,6 @@ volumes, through the slice's place in the X-ray volume, with the defect dossiers
 from __future__ import annotations
 
 import time
-import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +15,7 @@ from jellyroll.cli import app, console
 from jellyroll.cli._common import check_input_file, check_output_file, option, reported_errors
 from jellyroll.locate.link_options import LinkOptions
 from jellyroll.options import options_from
+from jellyroll.progress import warnings_printed
 
 K = LinkOptions
 VOLUME_HINT = "TIFF stack, folder, file.h5::/path"
@@ -77,13 +77,10 @@ def link(
         )
         start = time.perf_counter()
         with (
-            warnings.catch_warnings(record=True) as caught,
+            warnings_printed(console),
             console.status("link: the agglomerates to the 3D bends, dossiers"),
         ):
-            warnings.simplefilter("always")
             result = run_link(diagnosis, xct, nxct, location, output, options, nct=nct)
-    for warning in caught:
-        console.print(f"[yellow]warning:[/yellow] {warning.message}", highlight=False)
     linked = result.linked
     on_bend = int((linked["bend3d_id"] > 0).sum())
     table = Table(title=f"link: {on_bend} of {len(linked)} agglomerates on a 3D bend")

@@ -12,7 +12,7 @@ from jellyroll.cli import app, console
 from jellyroll.cli._common import check_output_file, option, reported_errors
 from jellyroll.nxct.options import NXCTOptions
 from jellyroll.options import options_from
-from jellyroll.progress import fraction_progress
+from jellyroll.progress import fraction_progress, warnings_printed
 
 N = NXCTOptions
 
@@ -75,7 +75,7 @@ def nxct(
             },
         )
         start = time.perf_counter()
-        with fraction_progress(console, "nxct") as update:
+        with warnings_printed(console), fraction_progress(console, "nxct") as update:
             result = run_nxct(xct, nct, output, options, progress=update)
     console.print(
         f"wrote [bold]{output}[/bold]: registration ({result.metric} {result.metric_value:.4g}, "

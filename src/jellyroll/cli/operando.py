@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +14,7 @@ from jellyroll.cli._common import check_input_file, check_output_file, option, r
 from jellyroll.maps.options import MapsOptions
 from jellyroll.operando.options import OperandoOptions
 from jellyroll.options import options_from
+from jellyroll.progress import warnings_printed
 
 
 @app.command()
@@ -86,8 +86,7 @@ def operando(
         )
         start = time.perf_counter()
         given = series[0] if len(series) == 1 and series[0].is_dir() else list(series)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with warnings_printed(console):
             done = run_operando(
                 given,
                 output,
@@ -99,8 +98,6 @@ def operando(
                 mask_path=mask,
                 console=console,
             )
-    for warning in caught:
-        console.print(f"[yellow]warning:[/yellow] {warning.message}", highlight=False)
     result = done.result
     table = Table(title=f"operando: {len(result.steps)} steps ({result.soc_source})")
     # without a state of charge the curves, and their half-way points, run along time

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -87,6 +88,46 @@ def run_nxct(
 
     refuse_overwrite([output], [split_dataset(given)[0] for given in (xct, nct)])
     refuse_same_volume(xct, nct)
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = _registered(xct, nct, output, options, say, lambda: _notes(caught))
+    finally:
+        for warning in _unique(caught):  # said as they came, for the caller
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+    _views(output, result)
+    return result
+
+
+def _unique(caught: list[warnings.WarningMessage]) -> list[warnings.WarningMessage]:
+    """The warnings ``caught``, each message once, in order."""
+    seen: dict[str, warnings.WarningMessage] = {}
+    for warning in caught:
+        seen.setdefault(str(warning.message), warning)
+    return list(seen.values())
+
+
+def _notes(caught: list[warnings.WarningMessage]) -> list[str]:
+    """What the user must know of the run, for the file's ``/entry/notes`` and the
+    report: its :class:`UserWarning` messages, each once (that the shift along the axis is
+    the metric's alone, that the collector's turns count from a cut, that slices were left
+    out of the bends). Printed only, they were lost with the terminal."""
+    return [str(w.message) for w in _unique(caught) if issubclass(w.category, UserWarning)]
+
+
+def _registered(
+    xct: str | os.PathLike[str],
+    nct: str | os.PathLike[str],
+    output: Path,
+    options: NXCTOptions,
+    say: Progress,
+    notes: Callable[[], list[str]],
+) -> NXCTResult:
+    """The run of :func:`run_nxct` once its inputs are checked: ``notes()`` gives what the
+    run has said so far, for the file."""
     with (
         output_lock(output),
         open_volume(xct, options.xct_voxel_um, voxel_hint="give it with --xct-voxel-um") as xray,
@@ -137,10 +178,10 @@ def run_nxct(
                     options,
                     start,
                     say,
+                    notes,
                 )
         finally:
             scratch.unlink(missing_ok=True)
-    _views(output, result)
     return result
 
 
@@ -201,6 +242,7 @@ def _write(
     options: NXCTOptions,
     start: float,
     say: Progress,
+    notes: Callable[[], list[str]],
 ) -> NXCTResult:
     sample = sample_voxels(moved["xray"], moved["neutron"], unmeasured=fill_ring)
     _check_measured(sample.values, moved, (str(xct), str(nct)))
@@ -269,6 +311,7 @@ def _write(
             say("fusion", block.stop / shape[0])
         if bends is not None:
             write_bends_group(entry, bends, displacement)
+        entry["notes"] = "\n".join(notes())
 
     configuration = {
         "stage": "nxct",

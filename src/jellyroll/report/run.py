@@ -506,6 +506,8 @@ def _nxct_section(report: Report, label: str, path: Path) -> None:
     )
     if len(found.bends):
         section.table(found.bends, f"bends of the Cu collector in 3D (X-ray frame; {BEND_SIGN})")
+    for note in found.notes:
+        section.note(note)
 
 
 LINK_TABLE_COLUMNS = (

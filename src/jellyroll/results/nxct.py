@@ -40,7 +40,8 @@ GRIDS = ("xct", "nct")
 class NXCTResult:
     """What an NXCT file holds, volumes left on disk: the registration, the common grid
     (``shape`` (nz, ny, nx), ``voxel_um``; ``grid``: "xct" or "nct", the volume whose grid
-    and centred frame it is), the contrast windows, label names and bends."""
+    and centred frame it is), the contrast windows, label names, bends and the run's
+    ``notes`` (its warnings: ``/entry/notes``, one per line)."""
 
     nct_to_xct: np.ndarray
     metric: str
@@ -54,6 +55,7 @@ class NXCTResult:
     bends: pd.DataFrame
     attrs: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 def write_registration_group(
@@ -160,6 +162,7 @@ def read_nxct(path: str | os.PathLike[str]) -> NXCTResult:
             raw = json.loads(f["/entry/segmentation/labels"].attrs["names"])
             names = {int(k): v for k, v in raw.items()}
         bends = read_table(f["/entry/bends"]) if "bends" in f["entry"] else pd.DataFrame()
+        notes = f["/entry/notes"].asstr()[()].split("\n") if "notes" in f["entry"] else []
         return NXCTResult(
             nct_to_xct=registration[()],
             metric=str(group.attrs.get("metric", "")),
@@ -173,6 +176,7 @@ def read_nxct(path: str | os.PathLike[str]) -> NXCTResult:
             bends=bends,
             attrs={k: v for k, v in group.attrs.items()},
             path=Path(path),
+            notes=[note for note in notes if note],
         )
 
 
