@@ -668,9 +668,9 @@ def _layer_extent(
         return bool(abs(drift) <= 0.5 * pitch * (b.stop - b.start - part) / n)
 
     def goes_on(others: list[slice], end: slice, at: int) -> bool:
-        # the wound layer beyond the end (at sample ``at``): as strong, on the spiral of the
-        # end's stretch or a whole pitch from it (not the hollow's edge, nor a layer
-        # between two turns), a quarter revolution long; or, right past the end (across a
+        # the wound layer beyond the end (at sample ``at``): nearly as strong, on the
+        # spiral of the end's stretch or a whole pitch from it (not the hollow's edge, nor
+        # a layer between two turns), a quarter revolution long; or, right past the end (a
         # gap of 20 deg at most) and on its very spiral, a twelfth (the link twin's X-ray:
         # a trace began past a gap of 10 deg, a piece of 0.22 turn before it, unmarked)
         here = float(np.median(spiral[end]))
