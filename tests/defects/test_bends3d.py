@@ -8,9 +8,11 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import integrate
 
 from jellyroll.defects.bends3d import (
     SliceLayer,
+    _on_common_layer,
     centre_on_foil,
     fit_bumps,
     foil_profile_sigma,
@@ -371,3 +373,40 @@ def test_a_stack_measured_too_little_is_refused_naming_the_file(tmp_path) -> Non
         pytest.raises(ValueError, match=r"half\.tif is measured .* over 50% .*too little"),
     ):
         find_bends_3d(source, 20.0)
+
+
+def _spiral_slice(z_um: float, start_turn: float, end_turn: float = 4.0):
+    """A layer r = 300 + 100 turns (um) from ``start_turn`` to ``end_turn`` (its own turns
+    and arcs counted from its start), as :func:`slice_bends` keeps it."""
+    winding = 2 * np.pi * np.linspace(start_turn, end_turn, int(720 * (end_turn - start_turn)))
+    radius = 300.0 + 100.0 * winding / (2 * np.pi)
+    x, y = radius * np.cos(winding), radius * np.sin(winding)
+    arc = np.concatenate([[0.0], np.cumsum(np.hypot(np.diff(x), np.diff(y)))])
+    layer = SliceLayer(z_um, x, y, winding, radius, np.zeros_like(radius), 5.0)
+    return layer, (z_um, arc, np.zeros_like(arc), (winding - winding[0]) / (2 * np.pi))
+
+
+def _spiral_arc_um(turn: float) -> float:
+    """Arc (um) of that spiral from turn 0 to ``turn`` (negative before it)."""
+
+    def speed(winding: float) -> float:  # d(arc)/d(winding), um per rad
+        return float(np.hypot(300.0 + 100.0 * winding / (2 * np.pi), 100.0 / (2 * np.pi)))
+
+    return float(integrate.quad(speed, 0.0, 2 * np.pi * turn)[0])
+
+
+def test_the_common_origin_is_the_innermost_start_slices_share() -> None:
+    """Ten slices of one spiral: seven traced from its end, two cut 0.8 turn in, and one
+    that began half a turn before the end (a trace led onto the hollow's edge). Each is
+    carried onto the others' count (to 0.002 turn and 1 um of arc: the foot of each point
+    on the other's path), from the start that the seven share: the lone early start would
+    move every slice's turns by half a turn; the cut slices' count from the layer's end."""
+    starts = [0.0, 0.0, 0.8, 0.0, -0.5, 0.0, 0.8, 0.0, 0.0, 0.0]
+    made = [_spiral_slice(20.0 * k, start) for k, start in enumerate(starts)]
+    origins, from_cut = _on_common_layer(
+        [layer for layer, _ in made], [profile for _, profile in made], [s > 0 for s in starts]
+    )
+    assert not from_cut
+    for start, origin in zip(starts, origins, strict=True):
+        assert origin[1] == pytest.approx(start, abs=0.002)
+        assert origin[0] == pytest.approx(_spiral_arc_um(start), abs=1.0)

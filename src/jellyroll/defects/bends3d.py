@@ -90,14 +90,14 @@ def slice_bends(
 
     Each slice's trace counts its turns and arcs from where it starts, and a trace may
     start past the layer's inner end (cut where the layer goes on, ``SpiralTrace.cut_ends``:
-    a tear, a deep bend, a faded turn, a detector band; or a quarter turn late, unmarked).
-    So every slice's are carried onto one origin, the innermost start of them all, by
-    matching its layer to its neighbour's (:func:`_on_common_layer`); where the slices that
-    start there were cut, a warning says that turns and arcs count from that cut. A slice
-    whose layer does not lie on its neighbours' is left out, with a warning. Joined as
-    traced, a cut slice put its bends and displacement at other turns and arcs, exit 0;
-    left out, a stack cut alike in every slice (a band of rows not measured across the
-    inner turn) lost all its bends.
+    a tear, a deep bend, a faded turn, a detector band; or late without a mark).
+    So every slice's are carried onto one origin, the innermost start that a tenth of them
+    share, by matching its layer to its neighbour's (:func:`_on_common_layer`); where the
+    slices that start there were cut, a warning says that turns and arcs count from that
+    cut. A slice whose layer does not lie on its neighbours' is left out, with a warning.
+    Joined as traced, a cut slice put its bends and displacement at other turns and arcs,
+    exit 0; left out, a stack cut alike in every slice (a band of rows not measured across
+    the inner turn) lost all its bends.
 
     NaN and inf voxels are not measured: filled for the tracer
     (:func:`jellyroll.unroll.fill_unmeasured`), and the samples near them carry NaN
@@ -237,9 +237,9 @@ def _on_common_layer(
 ) -> tuple[list[tuple[float, float] | None], bool]:
     """Per traced slice, the arc (um) and turn to add to its own (counted from its
     trace's inner end) so that every slice counts them from one origin, the innermost
-    start of them all; None where that cannot be told. And whether that origin is a cut:
-    a slice starting there (within ``same_start_turns``) was cut at its inner end where
-    the layer goes on.
+    start that at least a tenth of the slices (two at least) share within
+    ``same_start_turns``; None where that cannot be told. And whether that origin is a
+    cut: a slice starting there was cut at its inner end where the layer goes on.
 
     The longest trace is the reference; the others are matched in order of their distance
     along z from it, each to the nearest slice matched before it (a layer shifts little
@@ -249,10 +249,10 @@ def _on_common_layer(
     median difference of their arcs and turns is the offset (or the other's samples on it,
     where it starts further in than the other). Pairs farther apart than a
     quarter of the pitch are not on one layer; under ``min_share`` of them on it, the
-    slice cannot be matched (None). Every slice is matched, marked cut or not: on the
-    link twin's intact X-ray one slice's trace began a quarter turn late unmarked (2.75 of
-    its 3 turns), and with a NaN band across the inner turn two of twenty stopped 0.4 turn
-    short unmarked beside eighteen marked cut."""
+    slice cannot be matched (None). Every slice is matched, marked cut or not: with a NaN
+    band across the link twin's inner turn two of twenty traces stopped 0.4 turn short
+    unmarked beside eighteen marked cut (and one of its intact slices began a quarter turn
+    late, unmarked until the tracer's rule for short pieces past an end)."""
     if not layers:
         return [], False
     reference = int(np.argmax([arc[-1] - arc[0] for _, arc, _, _ in profiles]))
@@ -274,10 +274,20 @@ def _on_common_layer(
             offset = None if back is None else (-back[0], -back[1])
         if offset is not None:
             origins[i] = (offset[0] + origins[j][0], offset[1] + origins[j][1])
-    placed = [i for i, origin in enumerate(origins) if origin is not None]
-    first = min(placed, key=lambda i: origins[i][1])
+    placed = sorted(
+        (i for i, origin in enumerate(origins) if origin is not None),
+        key=lambda i: origins[i][1],
+    )
+    # the innermost start that other slices share: one trace led off the layer's end (onto
+    # the hollow's edge) would otherwise move every slice's turns
+    starts = np.array([origins[i][1] for i in placed])
+    shared = np.searchsorted(starts, starts + same_start_turns, side="right") - np.arange(
+        len(placed)
+    )
+    first = placed[int(np.argmax(shared >= min(len(placed), max(2, 0.1 * len(placed)))))]
     arc0, turn0 = origins[first]
-    from_cut = any(inner_cut[i] and origins[i][1] <= turn0 + same_start_turns for i in placed)
+    at_origin = [i for i in placed if abs(origins[i][1] - turn0) <= same_start_turns]
+    from_cut = any(inner_cut[i] for i in at_origin)
     shifted = [None if o is None else (o[0] - arc0, o[1] - turn0) for o in origins]
     return shifted, from_cut
 
