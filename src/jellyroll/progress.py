@@ -71,4 +71,4 @@ def warnings_printed(console: Console) -> Iterator[None]:
             yield
     finally:
         for text in dict.fromkeys(str(warning.message) for warning in caught):
-            console.print(f"[yellow]warning:[/yellow] {text}", highlight=False)
+            console.print(f"[yellow]warning:[/yellow] {text}", highlight=False, soft_wrap=True)

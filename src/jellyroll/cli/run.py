@@ -9,6 +9,7 @@ import typer
 
 from jellyroll.cli import app, console
 from jellyroll.cli._common import reported_errors
+from jellyroll.progress import warnings_printed
 
 
 @app.command()
@@ -27,7 +28,8 @@ def run(
             settings = load_config(config)
         except ConfigError as error:
             raise OptionsError(str(error)) from error
-        result = run_pipeline(settings, console=console)
+        with warnings_printed(console):
+            result = run_pipeline(settings, console=console)
     for entry in result.log.entries:
         console.print(f"  {entry['stage']:<32} {entry['status']:<11} {entry['seconds']:7.1f} s")
     console.print(f"report: [bold]{result.report}[/bold] ({result.seconds:.0f} s)")

@@ -34,7 +34,7 @@ from jellyroll.pipeline.config import (
     require_inputs,
 )
 from jellyroll.pipeline.stages import StageLog
-from jellyroll.progress import fraction_progress, frame_progress, warnings_printed
+from jellyroll.progress import fraction_progress, frame_progress
 from jellyroll.recon.options import ReconstructOptions
 from jellyroll.recon.qwindows import NoChannelError, select_channels
 from jellyroll.recon.run import reconstruct_key, run_reconstruct
@@ -232,10 +232,7 @@ def _nxct_stage(
     xct, nct = str(cell.xct), str(cell.nct)
 
     def nxct() -> None:
-        with (
-            warnings_printed(console),
-            fraction_progress(console, f"{cell.name} nxct", transient=True) as update,
-        ):
+        with fraction_progress(console, f"{cell.name} nxct", transient=True) as update:
             run_nxct(xct, nct, output, config.nxct, progress=update)
 
     log.run(f"{cell.name} nxct", output, lambda: nxct_key(xct, nct, config.nxct), nxct)
@@ -259,10 +256,7 @@ def _locate_stage(
     xct, nct = str(cell.xct), str(cell.nct)
 
     def locate() -> None:
-        with (
-            warnings_printed(console),
-            fraction_progress(console, f"{cell.name} locate", transient=True) as update,
-        ):
+        with fraction_progress(console, f"{cell.name} locate", transient=True) as update:
             run_locate(run, xct, output, config.locate, nct=nct, nxct=nxct, progress=update)
 
     log.run(
@@ -282,7 +276,6 @@ def _link_stage(
     config: RunConfig,
     folder: Path,
     log: StageLog,
-    console: Console,
 ) -> Path:
     """The cell's agglomerates linked to its 3D bends through the slice's ``location``,
     with the dossiers."""
@@ -290,8 +283,7 @@ def _link_stage(
     inputs = (results, cell.xct, nxct, location)
 
     def link() -> None:
-        with warnings_printed(console):
-            run_link(*inputs, output, config.link, nct=cell.nct)
+        run_link(*inputs, output, config.link, nct=cell.nct)
 
     log.run(f"{cell.name} link", output, lambda: link_key(*inputs, config.link, cell.nct), link)
     return output
@@ -407,7 +399,7 @@ def _run_pipeline(config: RunConfig, console: Console) -> PipelineResult:
                 location = _locate_stage(cell, runs["waxs"], nxct, config, folder, log, console)
                 with console.status(f"{cell.name}: link to the 3D bends, dossiers"):
                     link_files[cell.name] = _link_stage(
-                        cell, results, nxct, location, config, folder, log, console
+                        cell, results, nxct, location, config, folder, log
                     )
             if cell.operando is not None:
                 operando_files[cell.name] = _operando_stage(
