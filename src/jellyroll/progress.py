@@ -70,5 +70,15 @@ def warnings_printed(console: Console) -> Iterator[None]:
             warnings.simplefilter("always")
             yield
     finally:
-        for text in dict.fromkeys(str(warning.message) for warning in caught):
-            console.print(f"[yellow]warning:[/yellow] {text}", highlight=False, soft_wrap=True)
+        for warning in unique_warnings(caught):
+            console.print(
+                f"[yellow]warning:[/yellow] {warning.message}", highlight=False, soft_wrap=True
+            )
+
+
+def unique_warnings(caught: list[warnings.WarningMessage]) -> list[warnings.WarningMessage]:
+    """The warnings ``caught``, each message once (its first), in order."""
+    seen: dict[str, warnings.WarningMessage] = {}
+    for warning in caught:
+        seen.setdefault(str(warning.message), warning)
+    return list(seen.values())

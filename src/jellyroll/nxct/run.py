@@ -47,6 +47,7 @@ from jellyroll.nxct.segment import (
     mask_fill_rings,
 )
 from jellyroll.nxct.unmeasured import FillRings, fill_ring
+from jellyroll.progress import unique_warnings
 from jellyroll.results.nxct import (
     NXCTResult,
     create_volume_datasets,
@@ -94,7 +95,7 @@ def run_nxct(
             warnings.simplefilter("always")
             result = _registered(xct, nct, output, options, say, lambda: _notes(caught))
     finally:
-        for warning in _unique(caught):  # said as they came, for the caller
+        for warning in unique_warnings(caught):  # said as they came, for the caller
             warnings.warn_explicit(
                 warning.message, warning.category, warning.filename, warning.lineno
             )
@@ -102,20 +103,12 @@ def run_nxct(
     return result
 
 
-def _unique(caught: list[warnings.WarningMessage]) -> list[warnings.WarningMessage]:
-    """The warnings ``caught``, each message once, in order."""
-    seen: dict[str, warnings.WarningMessage] = {}
-    for warning in caught:
-        seen.setdefault(str(warning.message), warning)
-    return list(seen.values())
-
-
 def _notes(caught: list[warnings.WarningMessage]) -> list[str]:
     """What the user must know of the run, for the file's ``/entry/notes`` and the
     report: its :class:`UserWarning` messages, each once (that the shift along the axis is
     the metric's alone, that the collector's turns count from a cut, that slices were left
     out of the bends). Printed only, they were lost with the terminal."""
-    return [str(w.message) for w in _unique(caught) if issubclass(w.category, UserWarning)]
+    return [str(w.message) for w in unique_warnings(caught) if issubclass(w.category, UserWarning)]
 
 
 def _registered(
