@@ -166,6 +166,34 @@ def test_a_discharge_before_the_charge_is_not_counted(
     assert any("discharges by 1 mAh before the first scan" in note for note in notes)
 
 
+def test_a_charge_counter_that_restarts_is_refused(tmp_path: Path) -> None:
+    """A log whose charge restarts at 0 halfway through the charge (a potentiostat's
+    capacity per step) read the scans at 0.25, 0.5 and 1 of the charge as 0.5, 0 and 1,
+    exit 0. Refused, naming where it jumps; a gap of the log (the charge rising at its usual
+    rate across it) and a counter restarted before the charge (the empty cell) still pass."""
+    charge = [m / 60 for m in range(61)] + [m / 60 for m in range(61)]
+    path, start = _utc_csv(tmp_path / "log.csv", charge)
+    scans = start + 60 * np.array([30.0, 61.0, 121.0])
+    with pytest.raises(
+        ValueError,
+        match=r"log\.csv: the charge jumps from 1 to 0 between "
+        r"2026-01-01T09:00:00\+00:00 and 2026-01-01T09:01:00.*cumulative",
+    ):
+        soc_from_log(read_potentiostat_log(path), scans, capacity_mah=None, max_gap_s=300)
+    # a 40 min gap: one record a minute, then none from 08:40 to 09:20
+    path, start = _utc_csv(tmp_path / "gap.csv", [m / 60 for m in range(121)])
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:42] + lines[81:]) + "\n")
+    soc, _ = soc_from_log(read_potentiostat_log(path), scans[:1], capacity_mah=None,
+                          max_gap_s=300)  # fmt: skip
+    np.testing.assert_allclose(soc, [0.25], atol=1e-5)
+    # a discharge counted 0 to 1 mAh, then the charge counted from 0 again
+    path, start = _utc_csv(tmp_path / "step.csv", charge)
+    soc, _ = soc_from_log(read_potentiostat_log(path), start + 60 * np.array([76.0, 91.0, 121.0]),
+                          capacity_mah=None, max_gap_s=300)  # fmt: skip
+    np.testing.assert_allclose(soc, [0.25, 0.5, 1.0], atol=1e-5)
+
+
 def test_a_log_that_covers_none_of_the_scans_is_refused(tmp_path: Path) -> None:
     """A CSV log timed in seconds since its start (0, 60, ...) was read as Unix seconds
     (1970): every scan lay outside it and was kept with no state of charge, the curves

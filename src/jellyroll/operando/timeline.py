@@ -16,8 +16,10 @@ passed since the empty cell (the lowest charge of the log up to the first scan: 
 or the end of a discharge before the charge) over ``capacity_mah`` (default: the charge
 passed over the whole log). A scan outside the log's time range, or inside a gap of the
 log longer than ``max_gap_s``, keeps its time and gets no state of charge (NaN), with a
-warning; a log that covers none of the scans is refused. Where scans also record their
-state of charge, the log's must agree with it (within :data:`SOC_SLACK`) or is refused.
+warning; a log that covers none of the scans is refused, as is one whose charge jumps
+between two records (not cumulative: :func:`_check_charge_continuous`). Where scans also
+record their state of charge, the log's must agree with it (within :data:`SOC_SLACK`) or is
+refused.
 
 Time zones: an EC-Lab date, or an ISO time without a UTC offset, is the clock's local time.
 Scans whose start times carry an offset then place the log's clock at that offset (the
@@ -554,6 +556,7 @@ def soc_from_log(
     0.5 and 1.0 (0, 0.25, 0.5 with the capacity given), exit 0. Refused: a log that
     covers none of the scans (its times are not on the scans' clock)."""
     passed, capacity, emptied = _charge_passed(log, start_s, capacity_mah)
+    _check_charge_continuous(log, emptied, start_s)
     if capacity_mah is not None:
         _check_log_charge(log, float(np.abs(passed).max()), capacity_mah)
     soc = np.interp(start_s, log.time_s, passed / capacity)
@@ -619,16 +622,62 @@ def _charge_passed(
     return passed, capacity, emptied
 
 
+CHARGE_JUMP = 0.1
+"""Largest share of the log's charge range one record may add or remove at a rate over
+:data:`CHARGE_JUMP_RATE` times the log's median rate before the log is refused as not
+cumulative (:func:`_check_charge_continuous`)."""
+CHARGE_JUMP_RATE = 10.0
+
+
+def _check_charge_continuous(log: PotentiostatLog, emptied_s: float, start_s: np.ndarray) -> None:
+    """Refuse a log whose charge jumps between two records, from the empty cell (at
+    ``emptied_s``) to the last scan of ``start_s``: by over :data:`CHARGE_JUMP` of the
+    log's charge range at over :data:`CHARGE_JUMP_RATE` times its median rate (of the
+    records where it changes), which no current does. A counter that restarts at 0 (a
+    potentiostat's capacity per step or per cycle) read a charge at 0, 0.5 and 1 as 0, 0
+    and 1, exit 0. The charge's unit and sign do not matter here; a gap of the log (its
+    charge rising at the usual rate) passes."""
+    known = np.asarray(start_s, np.float64)[np.isfinite(start_s)]
+    if known.size == 0:
+        return
+    used = (log.time_s >= emptied_s) & (log.time_s <= known.max())
+    used[1:] |= used[:-1]  # the record after the last scan, which the last scan is read from
+    charge, time = log.charge_mAh[used], log.time_s[used]
+    step, span = np.diff(charge), np.diff(time)
+    moving = (step != 0) & (span > 0)
+    spread = float(np.ptp(log.charge_mAh))
+    if not moving.any() or not spread > 0:
+        return
+    rate = np.abs(step[moving]) / span[moving]
+    typical = float(np.median(rate))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        jumps = (np.abs(step) > CHARGE_JUMP * spread) & (
+            np.abs(step) > CHARGE_JUMP_RATE * typical * span
+        )
+    if not jumps.any():
+        return
+    k = int(np.flatnonzero(jumps)[0])
+    clock = [_clock_text(t, log.local_clock) for t in time[k : k + 2]]
+    raise ValueError(
+        f"{log.source}: the charge jumps from {charge[k]:.4g} to {charge[k + 1]:.4g} between "
+        f"{clock[0]} and {clock[1]} ({span[k]:.0f} s; {abs(step[k]) / spread:.0%} of the "
+        "log's charge range, far faster than it changes elsewhere): the column is not the "
+        "charge passed since the log's start (a counter that restarts per step or per "
+        "cycle?). Export the cumulative charge (EC-Lab: (Q-Qo)/mA.h)"
+    )
+
+
 def _empty_cell(log: PotentiostatLog, start_s: np.ndarray) -> tuple[float, float]:
     """The charge (mAh) of the empty cell, the lowest of the log up to the first scan of
-    ``start_s`` (the whole log when none has a time), and when (s) the log reaches it."""
+    ``start_s`` (the whole log when none has a time), and when (s) the log last reaches it."""
     known = np.asarray(start_s, np.float64)[np.isfinite(start_s)]
     first = known.min() if known.size else log.time_s[-1]
     before = np.flatnonzero(log.time_s <= first)
     if before.size == 0:
         return float(log.charge_mAh[0]), float(log.time_s[0])
-    charge = log.charge_mAh[before]
-    lowest = int(before[np.argmin(np.where(np.isfinite(charge), charge, np.inf))])
+    charge = np.where(np.isfinite(log.charge_mAh[before]), log.charge_mAh[before], np.inf)
+    # the last of equal lows: a counter restarted at 0 for the charge starts it there
+    lowest = int(before[charge.size - 1 - np.argmin(charge[::-1])])
     return float(log.charge_mAh[lowest]), float(log.time_s[lowest])
 
 
