@@ -18,6 +18,7 @@ from hypothesis.extra import numpy as hnp
 from jellyroll.io.scans import natural_key
 from jellyroll.io.volumes import (
     open_volume,
+    planes_digest,
     read_volume,
     slice_files,
     split_dataset,
@@ -213,6 +214,26 @@ def test_open_volume_reads_slabs_as_read_volume_does(tmp_path: Path) -> None:
             np.testing.assert_array_equal(source[4, 2:4], volume[4, 2:4])
     with pytest.raises(ValueError, match="voxel size is not recorded"):
         open_volume(folder)
+
+
+def test_the_planes_digest_tells_a_volume_from_its_turned_copy_not_from_its_export(
+    tmp_path: Path,
+) -> None:
+    """The digest an NXCT file keeps of its volumes: the same values as a uint16 TIFF or a
+    float32 HDF5 dataset give one digest; the volume turned in its plane (its shape the
+    same), flipped along its axis, or with one voxel of its middle plane changed, another."""
+    rng = np.random.default_rng(0)
+    volume = rng.integers(0, 60000, (7, 12, 12)).astype(np.uint16)
+    tiff = write_tiff_stack(tmp_path / "v.tif", volume, 4.2)
+    with h5py.File(tmp_path / "v.h5", "w") as f:
+        f["v"] = volume.astype(np.float32)
+        f["v"].attrs["voxel_size_um"] = 4.2
+    with open_volume(tiff) as a, open_volume(f"{tmp_path / 'v.h5'}::/v") as b:
+        assert planes_digest(a) == planes_digest(b) == planes_digest(volume)
+    changed = volume.copy()
+    changed[3, 5, 5] += 1
+    others = [np.rot90(volume, axes=(1, 2)), volume[::-1], changed]
+    assert len({planes_digest(volume), *(planes_digest(v) for v in others)}) == 4
 
 
 def _hdf5_volume(path: Path, volume: np.ndarray, **attrs) -> str:

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from jellyroll.cli import app
 from jellyroll.conventions import block_mean, pixel_centres_um
-from jellyroll.io.volumes import open_volume, read_volume, write_tiff_stack
+from jellyroll.io.volumes import open_volume, planes_digest, read_volume, write_tiff_stack
 from jellyroll.locate.core import (
     MAX_IN_PLANE_DISAGREEMENT_DEG,
     MAX_ROTATION_UNCERTAINTY_DEG,
@@ -774,7 +774,8 @@ def test_volumes_other_than_the_nxct_files_are_refused(
     export of it): the map was placed in that volume, but the fused RGB, labels and neutron
     plane were read in the NXCT file's frame, a slice (20 um) off, exit 0 (the red channel
     up to 37 grey levels off the X-ray plane at the slice; 4 with the volume it was made
-    with). The shapes are checked: the fused grid's for an older file, the recorded ones."""
+    with). The shapes are checked: the fused grid's for an older file, the recorded ones;
+    and the values of the first, middle and last planes."""
     output, twin_files, _ = located
     run, nxct = output.parent / "RUN.h5", output.parent / "NXCT.h5"
     xray, xct_um = read_volume(twin_files / "xct.tif")
@@ -788,9 +789,18 @@ def test_volumes_other_than_the_nxct_files_are_refused(
     write_tiff_stack(tmp_path / "nct.tif", neutron[1:], nct_um)
     shutil.copy(nxct, tmp_path / "NXCT.h5")
     with h5py.File(tmp_path / "NXCT.h5", "a") as f:  # as `jellyroll nxct` records them
-        f["/entry/registration"].attrs.update({"xct_shape": xray.shape, "nct_shape": neutron.shape})
+        f["/entry/registration"].attrs.update({
+            "xct_shape": xray.shape, "nct_shape": neutron.shape,
+            "xct_digest": planes_digest(xray), "nct_digest": planes_digest(neutron),
+        })  # fmt: skip
     with pytest.raises(ValueError, match=r"neutron volume given is \(15, 208, 208\)"):
         run_locate(run, twin_files / "xct.tif", tmp_path / "o.h5", nct=tmp_path / "nct.tif",
+                   nxct=tmp_path / "NXCT.h5")  # fmt: skip
+    # turned by 90 deg in its plane, its shape the same: resampled on the map turned (its
+    # rank correlation with the X-ray plane 0.11 against 0.65), exit 0; the planes differ
+    write_tiff_stack(tmp_path / "turned.tif", np.rot90(neutron, axes=(1, 2)), nct_um)
+    with pytest.raises(ValueError, match=r"neutron volume given \(.*turned\.tif\) is not the one"):
+        run_locate(run, twin_files / "xct.tif", tmp_path / "o.h5", nct=tmp_path / "turned.tif",
                    nxct=tmp_path / "NXCT.h5")  # fmt: skip
     assert not (tmp_path / "o.h5").exists()
 

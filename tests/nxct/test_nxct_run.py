@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from jellyroll.cli import app
 from jellyroll.io.nexus import read_table
-from jellyroll.io.volumes import read_volume
+from jellyroll.io.volumes import planes_digest, read_volume
 from jellyroll.locate import pose_parameters
 from jellyroll.results import read_diagnosis
 from jellyroll.results.location import read_location
@@ -57,13 +57,14 @@ def test_nxct_writes_the_contract(on_xray_grid: Path, twin: Path) -> None:
         assert f["/entry/registration"].attrs["fine_level"] == "not needed"
         assert f["/entry/registration"].attrs["axial_level"].startswith("skipped: too few")
         # the voxel sizes the pair was read with, for the link to read it again at that scale
-        # and their shapes: the frames the matrix and the fused volume lie in (locate --nxct
-        # checks the volumes it is given against them)
+        # and their shapes and planes' digests: the frames the matrix and the fused volume lie
+        # in (locate --nxct checks the volumes it is given against them)
         for name in ("xct", "nct"):
             voxel = f["/entry/registration"].attrs[f"{name}_voxel_um"]
             volume, size = read_volume(twin / f"{name}.tif")
             assert voxel == size
             assert tuple(f["/entry/registration"].attrs[f"{name}_shape"]) == volume.shape
+            assert f["/entry/registration"].attrs[f"{name}_digest"] == planes_digest(volume)
         assert f.attrs["default"] == "entry" and f["entry"].attrs["default"] == "fused"
         bends = read_table(f["/entry/bends"])
         assert f["/entry/fused/z_um"].attrs["units"] == "um"

@@ -42,7 +42,7 @@ from jellyroll.locate.link_figures import (
     slice_in_volume_figure,
 )
 from jellyroll.locate.link_options import LinkOptions
-from jellyroll.locate.run import check_nxct_shapes
+from jellyroll.locate.run import check_nxct_volumes
 from jellyroll.nxct.fuse import fuse_rgb
 from jellyroll.phases import graphite_composite
 from jellyroll.results import (
@@ -226,7 +226,7 @@ def run_link(
     with output_lock(output), open_volume(xct, xct_voxel_um, voxel_hint=_VOXEL_HINT) as xray:
         # the figures are drawn before the link file is written: a run stopped in between
         # must not leave the link file of other inputs, found up to date beside new figures
-        check_nxct_shapes(nxct, {"xct": xray.shape})
+        check_nxct_volumes(nxct, {"xct": xray})
         output.unlink(missing_ok=True)
         planes = {"xray": volume_on_map(xray, xray.voxel_um, placement.map_to_xct, shape, pixel)}
         if not np.isfinite(planes["xray"]).any():
@@ -237,7 +237,7 @@ def run_link(
         check_map_orientation(cell.maps, planes["xray"], diagnosis, location)
         if nct is not None:
             with open_volume(nct, nct_voxel_um, voxel_hint=_VOXEL_HINT) as neutron:
-                check_nxct_shapes(nxct, {"nct": neutron.shape})
+                check_nxct_volumes(nxct, {"nct": neutron})
                 to_nct = np.linalg.inv(found.nct_to_xct) @ placement.map_to_xct
                 planes["neutron"] = volume_on_map(neutron, neutron.voxel_um, to_nct, shape, pixel)
         maps = _dossier_maps(cell, planes, found.windows)

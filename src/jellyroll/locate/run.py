@@ -25,6 +25,7 @@ from jellyroll.io.provenance import provenance_record, refuse_overwrite
 from jellyroll.io.volumes import (
     VolumeSource,
     open_volume,
+    planes_digest,
     refuse_same_volume,
     split_dataset,
     volume_files,
@@ -218,32 +219,44 @@ def nxct_voxels(
     return sizes[0], sizes[1]
 
 
-def check_nxct_shapes(nxct: str | os.PathLike[str], shapes: dict[str, tuple[int, ...]]) -> None:
-    """ValueError when a volume given with ``nxct`` (``shapes``: "xct" or "nct" -> (nz, ny,
-    nx)) has another shape than the one the NXCT file was made from (its ``xct_shape`` /
-    ``nct_shape``, else its fused grid's for the volume whose grid it is): nct_to_xct and the
-    fused volume lie in the centred frames of those volumes, and an X-ray volume with two
-    empty slices more put the fused RGB, labels and neutron plane a slice off the map, exit 0."""
+def check_nxct_volumes(nxct: str | os.PathLike[str], volumes: dict[str, VolumeSource]) -> None:
+    """ValueError when a volume given with ``nxct`` (``volumes``: "xct" or "nct" -> the
+    volume) is not the one the NXCT file was made from: another shape than its
+    ``xct_shape`` / ``nct_shape`` (else its fused grid's for the volume whose grid it is), or
+    other values in its first, middle and last planes (``xct_digest`` / ``nct_digest``,
+    :func:`~jellyroll.io.volumes.planes_digest`). nct_to_xct and the fused volume lie in the
+    centred frames of those volumes: an X-ray volume with two empty slices more put the
+    fused RGB, labels and neutron plane a slice off the map, and the neutron volume turned by
+    90 deg in its plane (its shape the same) was resampled on the map turned, exit 0."""
     with open_run(nxct) as f:
         hint = "make it with `jellyroll nxct`, or leave --nxct out"
         attrs = dict(require(f, nxct, "/entry/registration", hint).attrs)
         fused = f.get("/entry/fused/data")
         grid = None if fused is None else f["/entry/fused"].attrs.get("grid")
         grid_shape = None if fused is None else fused.shape[:3]
-    for name, shape in shapes.items():
+    for name, volume in volumes.items():
+        which = "X-ray" if name == "xct" else "neutron"
+        again = (
+            f"give the {which} volume the NXCT file was made with (not another crop or "
+            "export), or make the NXCT file again with this one"
+        )
         recorded = attrs.get(f"{name}_shape")
         if recorded is None and grid == name:
             recorded = grid_shape
-        if recorded is None:
-            continue
-        recorded = tuple(int(n) for n in np.ravel(recorded))
-        if recorded != tuple(shape):
-            which = "X-ray" if name == "xct" else "neutron"
+        if recorded is not None:
+            recorded = tuple(int(n) for n in np.ravel(recorded))
+            if recorded != tuple(volume.shape):
+                raise ValueError(
+                    f"the {which} volume given is {tuple(volume.shape)} voxels, but {nxct} was "
+                    f"made with one of {recorded}: its registration and fused volume lie in the "
+                    f"frame of that volume (centred on its grid); {again}"
+                )
+        digest = attrs.get(f"{name}_digest")
+        if digest is not None and planes_digest(volume) != str(digest):
             raise ValueError(
-                f"the {which} volume given is {tuple(shape)} voxels, but {nxct} was made with "
-                f"one of {recorded}: its registration and fused volume lie in the frame of that "
-                f"volume (centred on its grid); give the {which} volume the NXCT file was made "
-                "with (not another crop or export), or make the NXCT file again with this one"
+                f"the {which} volume given ({volume.name}) is not the one {nxct} was made with: "
+                f"its shape is the same, but its first, middle and last planes hold other "
+                f"values (turned, flipped, filtered or another scan?); {again}"
             )
 
 
@@ -342,7 +355,7 @@ def run_locate(
         open_volume(xct, xct_voxel_um, voxel_hint="give it with --xct-voxel-um") as xray,
     ):
         if nxct is not None:
-            check_nxct_shapes(nxct, {"xct": xray.shape})
+            check_nxct_volumes(nxct, {"xct": xray})
         try:
             location = _locate(image, y_um, x_um, xray, arguments)
         except NoAngleError:
@@ -366,7 +379,7 @@ def run_locate(
         if nct is not None:
             with open_volume(nct, nct_voxel_um, voxel_hint=_NCT_HINT) as neutron:
                 if nxct is not None:
-                    check_nxct_shapes(nxct, {"nct": neutron.shape})
+                    check_nxct_volumes(nxct, {"nct": neutron})
                     with open_run(nxct) as f:
                         hint = "make it with `jellyroll nxct`, or leave --nxct out"
                         nct_to_xct = require(f, nxct, "/entry/registration/nct_to_xct", hint)[()]

@@ -29,6 +29,7 @@ from jellyroll.io.provenance import provenance_record, refuse_overwrite
 from jellyroll.io.volumes import (
     VolumeSource,
     open_volume,
+    planes_digest,
     refuse_same_volume,
     split_dataset,
     volume_files,
@@ -278,6 +279,10 @@ def _write(
                 # the frames nct_to_xct and the fused volume lie in: the volumes' centred grids
                 "xct_shape": np.asarray(xray.shape, np.int64),
                 "nct_shape": np.asarray(neutron.shape, np.int64),
+                # which volumes those are (check_nxct_volumes): a turned export of one
+                # has its shape
+                "xct_digest": planes_digest(xray),
+                "nct_digest": planes_digest(neutron),
             },
         )
         fused, labels = create_volume_datasets(
