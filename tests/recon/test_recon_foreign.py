@@ -71,6 +71,17 @@ def test_translations_in_micrometres_without_units_are_refused(tmp_path: Path) -
     assert "divide them" in result.stderr
 
 
+def test_translations_in_millimetres_labelled_micrometres_are_refused(tmp_path: Path) -> None:
+    """The opposite slip: mm values with @units "um" (the tiny twin's raw scan so: its map
+    on 0.02 um pixels, the attenuation 1000 times too large, exit 0 until the diagnosis).
+    Refused: no pencil-beam scan of a cell steps by less than 0.1 um."""
+    datasets = _canonical(tmp_path)["datasets"]
+    result, _ = _chain(tmp_path, datasets, units={**UNITS, "translation": "um"})
+    assert result.exit_code == 1
+    assert "translation steps by 0.01 um (less than 0.1 um)" in result.stderr
+    assert "@units must say mm" in result.stderr
+
+
 def test_a_rotation_centre_of_one_element_is_read_and_of_two_refused(tmp_path: Path) -> None:
     """h5py writes a centre given as a list as a (1,) dataset: it crashed the import with a
     bare TypeError traceback."""

@@ -414,20 +414,35 @@ def _radial_axis(path: str | os.PathLike[str], dataset: h5py.Dataset) -> tuple[n
 MAX_TRANSLATION_SPAN_MM = 100.0
 """Widest span (mm) of a slice's translations: a pencil-beam line crosses a cell of a few mm
 (SPEC section 1: ~10 mm); wider readings are micrometres written without ``@units``."""
+MIN_TRANSLATION_STEP_MM = 1e-4
+"""Smallest step (mm) between a slice's translations, 0.1 um: a pencil beam of a few um
+crossing a cell of mm (SPEC section 1: 5 x 20 um, 10-20 um steps); smaller readings are
+millimetres labelled as micrometres (or nanometres)."""
 
 
 def _check_translation_span(path: str | os.PathLike[str], translation_mm: np.ndarray) -> None:
     """Refuse translations (mm) spanning more than :data:`MAX_TRANSLATION_SPAN_MM`: 32
     steps of 10 um written in um without ``@units`` read as 10 mm steps, and the maps came
-    out on 10 mm pixels with values 1000 times too small, exit 0."""
+    out on 10 mm pixels with values 1000 times too small, exit 0. Or steps under
+    :data:`MIN_TRANSLATION_STEP_MM`: the tiny twin's 20 um steps with ``@units`` "um" on
+    their mm values were mapped on 0.02 um pixels, the attenuation 1000 times too large,
+    exit 0 until the diagnosis."""
     finite = np.asarray(translation_mm, dtype=np.float64)
     finite = finite[np.isfinite(finite)]
     span = float(np.ptp(finite)) if finite.size else 0.0
+    steps = np.abs(np.diff(np.unique(finite)))
     if span > MAX_TRANSLATION_SPAN_MM:
         raise RunFileError(
             f"{path}: /entry/sinogram/translation spans {span:.6g} mm (more than "
             f"{MAX_TRANSLATION_SPAN_MM:g} mm for one slice): SPEC section 6 gives it in mm; "
             "if these are micrometres, divide them (and rotation_centre) by 1000"
+        )
+    if steps.size and float(np.median(steps)) < MIN_TRANSLATION_STEP_MM:
+        raise RunFileError(
+            f"{path}: /entry/sinogram/translation steps by {1e3 * np.median(steps):.3g} um "
+            f"(less than {1e3 * MIN_TRANSLATION_STEP_MM:g} um) as its @units read: if the "
+            "values are millimetres labelled um, the scan's @units must say mm (or be left "
+            "out); reduce it again"
         )
 
 
