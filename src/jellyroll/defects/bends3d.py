@@ -738,7 +738,11 @@ def fit_bumps(
     :func:`find_bends_3d` keeps), the deeper at least half the deviation the slices
     showed, the fit's residual under 0.15 voxel rms, and the two resolved: their sum dips
     between their peaks by at least the fit's residual rms (the wobble of one traced
-    sample: a shallower dip is not seen in the trace). Without the dip, their sum is a
+    sample: a shallower dip is not seen in the trace), and each no taller (half-maximum
+    height along the axis) than twice the height of the slices that show the ridge: two
+    bends that make one ridge each lie where it is seen; every other slice traced, a second
+    bump 246 um tall fitted beside a bend of the link twin seen over 80 um (more than half
+    the 400 um stack) was a sixth bend. Without the dip, their sum is a
     single flat-topped bump (two equal bumps up to two widths apart: Sparrow's limit),
     which one bend also makes: a flat-topped bump (exp(-|s / 60 um|^4 / 2) under 1.5 um of
     wobble) fits two bumps significantly better than one, dipping 0.7-0.9 um between them;
@@ -786,6 +790,7 @@ def fit_bumps(
         and stats.f.sf((rss_one - rss_two) / 5 / (rss_two / free), 5, free) < p_value
         and min(abs(b.depth_um) for b in pair) >= shallowest
         and _dip_um(*two[:2]) >= np.sqrt(rss_two / two[2].size)
+        and max(b.sigma_axial_um for b in pair) <= samples.reach_z_um * FWHM_TO_SIGMA
     )
     return pair if distinct else single
 
