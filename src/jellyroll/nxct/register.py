@@ -764,6 +764,15 @@ def _pose_search(
             "other end, or a detector read the other way up), a mirror that no rotation "
             "reaches; reverse the order of the neutron volume's slices and register again"
         )
+    if kept <= FLIP_RATIO * turned:
+        warnings.warn(
+            f"nothing along the cell's axis tells which way {name}'s slices run against the "
+            f"X-ray ones ({reversed_mi}: within {FLIP_RATIO - 1:.0%}): registered as given. "
+            "Stacked the other way (a mirror), the pair registers off unseen (the tiny "
+            "twin's neutron slices reversed: 91 um RMS); check that both stacks' slices run "
+            "the same way, or give stacks that include an end of the roll",
+            stacklevel=3,
+        )
     return angle, shift, UPRIGHT, beyond_reach(UPRIGHT, angle, reversed_mi, as_given)
 
 
