@@ -558,9 +558,15 @@ def frame_readings_problems(
     return valid, messages
 
 
+def monitor_reference(monitor: np.ndarray, valid: np.ndarray) -> float:
+    """The monitor reading the frames are normalised to: the median over the ``valid``
+    frames (one frame's glitch does not rescale the others). Intensities are counts at this
+    reading: two scans' compare after scaling by their references' ratio."""
+    return float(np.median(np.asarray(monitor, dtype=np.float64)[np.asarray(valid, bool)]))
+
+
 def monitor_scale(monitor: np.ndarray | None, valid: np.ndarray) -> np.ndarray:
-    """Per-frame normalisation factor (N,): monitor / median monitor of the ``valid`` frames
-    (the median: one frame's glitch does not rescale the others).
+    """Per-frame normalisation factor (N,): monitor / :func:`monitor_reference`.
 
     NaN for invalid frames (so that they never reach a sinogram); 1 for valid frames
     without a monitor. Raises ValueError when no frame is valid.
@@ -571,7 +577,7 @@ def monitor_scale(monitor: np.ndarray | None, valid: np.ndarray) -> np.ndarray:
     if monitor is None:
         return np.where(valid, 1.0, np.nan)
     monitor = np.asarray(monitor, dtype=np.float64)
-    return np.where(valid, monitor / np.median(monitor[valid]), np.nan)
+    return np.where(valid, monitor / monitor_reference(monitor, valid), np.nan)
 
 
 def edge_columns(n_translations: int, fraction: float = 0.04) -> np.ndarray:

@@ -42,7 +42,7 @@ def reduced(phantom: Path, tmp_path_factory) -> Path:
 
 def test_run_file_contract(reduced: Path, phantom: Path) -> None:
     reader = open_scan(phantom / "waxs_scan.h5")
-    n_frames = reader.info.n_frames
+    n_frames, monitor = reader.info.n_frames, reader.info.monitor
     reader.close()
     sinogram = read_sinogram(reduced)
     n_a, n_t, n_q = sinogram.data.shape
@@ -59,6 +59,10 @@ def test_run_file_contract(reduced: Path, phantom: Path) -> None:
         assert f.attrs["default"] == "entry" and "reduce" in f["/entry/provenance"]
         assert "checkpoint" not in f
         assert f["/entry/sinogram"].attrs["air_subtracted"]  # air beside the cell: subtracted
+        # the intensities are counts at this monitor reading (every frame kept): another
+        # scan's, at another flux, compare after scaling by the two readings' ratio
+        reference = f["/entry/sinogram/data"].attrs["monitor_reference"]
+        assert reference == pytest.approx(np.median(monitor), rel=1e-12)
 
 
 def test_the_spot_filter_replaces_only_the_spots(

@@ -73,6 +73,7 @@ from jellyroll.sinogram import (
     estimate_rotation_centre,
     frame_readings_problems,
     line_end_problems,
+    monitor_reference,
     monitor_scale,
     place,
     sinogram_layout,
@@ -1115,6 +1116,8 @@ def _finish(
                 "masked), --q-min/--q-max and --unit"
             )
         group.attrs["air_subtracted"] = subtract
+        if info.monitor is not None:  # the intensities are counts at this monitor reading
+            group["data"].attrs["monitor_reference"] = monitor_reference(info.monitor, ~left_out)
         if subtract:
             group.attrs["air_spots_replaced"] = int(air_spots.sum())
         if options.spot_filter:
