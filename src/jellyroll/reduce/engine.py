@@ -458,10 +458,18 @@ class Integrator:
         matrix = sparse.csr_matrix(csr.lut, shape=(setup.npt, shape[0] * shape[1]))
         if matrix.nnz == 0:
             covered = self.ai.array_from_unit(shape, "center", unit, scale=True)
+            hidden = 0.0 if mask is None else float(np.mean(mask != 0))
+            where = (
+                "any radial range"
+                if setup.radial_range is None
+                else "the radial range "
+                f"{setup.radial_range[0]:g}-{setup.radial_range[1]:g} {setup.unit}"
+            )
             raise ValueError(
-                f"no unmasked detector pixel falls in the radial range {setup.radial_range} "
-                f"{setup.unit}: the detector covers {np.nanmin(covered):.4g}-"
-                f"{np.nanmax(covered):.4g}; choose a range inside it"
+                f"no unmasked detector pixel falls in {where}: the detector covers "
+                f"{np.nanmin(covered):.4g}-{np.nanmax(covered):.4g} {setup.unit}, and the "
+                f"mask hides {hidden:.1%} of its pixels; choose a range inside it, or check "
+                "the mask (non-zero = masked: one that hides nearly every pixel is inverted)"
             )
         norm, dark = self._pixel_corrections()
         self.engine = SparseEngine(
