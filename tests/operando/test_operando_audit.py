@@ -170,7 +170,8 @@ def test_a_charge_counter_that_restarts_is_refused(tmp_path: Path) -> None:
     """A log whose charge restarts at 0 halfway through the charge (a potentiostat's
     capacity per step) read the scans at 0.25, 0.5 and 1 of the charge as 0.5, 0 and 1,
     exit 0. Refused, naming where it jumps; a gap of the log (the charge rising at its usual
-    rate across it) and a counter restarted before the charge (the empty cell) still pass."""
+    rate across it), a counter restarted before the charge (the empty cell) and a sparse
+    log's large steps while the current flows still pass."""
     charge = [m / 60 for m in range(61)] + [m / 60 for m in range(61)]
     path, start = _utc_csv(tmp_path / "log.csv", charge)
     scans = start + 60 * np.array([30.0, 61.0, 121.0])
@@ -192,6 +193,21 @@ def test_a_charge_counter_that_restarts_is_refused(tmp_path: Path) -> None:
     soc, _ = soc_from_log(read_potentiostat_log(path), start + 60 * np.array([76.0, 91.0, 121.0]),
                           capacity_mah=None, max_gap_s=300)  # fmt: skip
     np.testing.assert_allclose(soc, [0.25, 0.5, 1.0], atol=1e-5)
+    # a sparse log: 1 mA for 60 min, a record each 10 (a sixth of the charge each), then a
+    # constant-voltage tail, 0.1 mA fading, a record each 2 min (its rate 20 times lower)
+    minutes = [*range(0, 60, 10), *range(60, 181, 2)]
+    current = [1.0 if m < 60 else 0.1 * np.exp(-(m - 60) / 60) for m in minutes]
+    passed = np.concatenate([[0.0], np.cumsum(np.diff(minutes) * np.array(current[:-1]) / 60)])
+    lines = ["time,voltage,current,charge"] + [
+        f"{datetime.fromtimestamp(start + 60 * m, UTC).isoformat()},3.7,{i:.6f},{q:.6f}"
+        for m, i, q in zip(minutes, current, passed, strict=True)
+    ]
+    (tmp_path / "sparse.csv").write_text("\n".join(lines) + "\n")
+    soc, _ = soc_from_log(read_potentiostat_log(tmp_path / "sparse.csv"),
+                          start + 60 * np.array([20.0, 50.0, 150.0]), capacity_mah=None,
+                          max_gap_s=900)  # fmt: skip
+    np.testing.assert_allclose(soc, np.interp([20, 50, 150], minutes, passed) / passed[-1],
+                               rtol=1e-5)  # fmt: skip
 
 
 def test_a_log_that_covers_none_of_the_scans_is_refused(tmp_path: Path) -> None:

@@ -632,28 +632,35 @@ CHARGE_JUMP_RATE = 10.0
 def _check_charge_continuous(log: PotentiostatLog, emptied_s: float, start_s: np.ndarray) -> None:
     """Refuse a log whose charge jumps between two records, from the empty cell (at
     ``emptied_s``) to the last scan of ``start_s``: by over :data:`CHARGE_JUMP` of the
-    log's charge range at over :data:`CHARGE_JUMP_RATE` times its median rate (of the
-    records where it changes), which no current does. A counter that restarts at 0 (a
-    potentiostat's capacity per step or per cycle) read a charge at 0, 0.5 and 1 as 0, 0
-    and 1, exit 0. The charge's unit and sign do not matter here; a gap of the log (its
-    charge rising at the usual rate) passes."""
+    log's charge range, at over :data:`CHARGE_JUMP_RATE` times its median rate (of the
+    records where it changes), against the current (the charge moving the other way than
+    the current moves it elsewhere in the log, or no current). A counter that restarts at 0
+    (a potentiostat's capacity per step or per cycle) read a charge at 0.25, 0.5 and 1 as
+    0.5, 0 and 1, exit 0. The charge's and the current's units and signs do not matter; a
+    gap of the log, or a sparse log's steps while the current flows (a few records a charge,
+    a slow constant-voltage tail after them), pass."""
     known = np.asarray(start_s, np.float64)[np.isfinite(start_s)]
     if known.size == 0:
         return
     used = (log.time_s >= emptied_s) & (log.time_s <= known.max())
     used[1:] |= used[:-1]  # the record after the last scan, which the last scan is read from
-    charge, time = log.charge_mAh[used], log.time_s[used]
+    charge, time, current = log.charge_mAh[used], log.time_s[used], log.current_mA[used]
     step, span = np.diff(charge), np.diff(time)
+    flowing = 0.5 * (current[1:] + current[:-1])  # mean current of each interval
     moving = (step != 0) & (span > 0)
     spread = float(np.ptp(log.charge_mAh))
     if not moving.any() or not spread > 0:
         return
-    rate = np.abs(step[moving]) / span[moving]
-    typical = float(np.median(rate))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        jumps = (np.abs(step) > CHARGE_JUMP * spread) & (
-            np.abs(step) > CHARGE_JUMP_RATE * typical * span
-        )
+    typical = float(np.median(np.abs(step[moving]) / span[moving]))
+    driven = moving & (flowing != 0)
+    # the way the current moves the charge in this log (+1, -1; 0 where it never flows)
+    sense = np.sign(np.median(step[driven] * flowing[driven])) if driven.any() else 0.0
+    against = (np.sign(step * flowing) != sense) | (flowing == 0) | ~np.isfinite(flowing)
+    jumps = (
+        (np.abs(step) > CHARGE_JUMP * spread)
+        & (np.abs(step) > CHARGE_JUMP_RATE * typical * span)
+        & against
+    )
     if not jumps.any():
         return
     k = int(np.flatnonzero(jumps)[0])
@@ -661,9 +668,9 @@ def _check_charge_continuous(log: PotentiostatLog, emptied_s: float, start_s: np
     raise ValueError(
         f"{log.source}: the charge jumps from {charge[k]:.4g} to {charge[k + 1]:.4g} between "
         f"{clock[0]} and {clock[1]} ({span[k]:.0f} s; {abs(step[k]) / spread:.0%} of the "
-        "log's charge range, far faster than it changes elsewhere): the column is not the "
-        "charge passed since the log's start (a counter that restarts per step or per "
-        "cycle?). Export the cumulative charge (EC-Lab: (Q-Qo)/mA.h)"
+        f"log's charge range, the current {flowing[k]:.4g}): no current passes that, so the "
+        "column is not the charge passed since the log's start (a counter that restarts per "
+        "step or per cycle?). Export the cumulative charge (EC-Lab: (Q-Qo)/mA.h)"
     )
 
 
