@@ -21,6 +21,7 @@ from jellyroll.phantom.write import _write_operando, demo_config, write_phantom
 from jellyroll.pipeline import ConfigError, load_config, run_pipeline
 from jellyroll.pipeline.run import SCAN_STAGES, TECHNIQUES
 from jellyroll.report import run_report
+from jellyroll.results import read_diagnosis
 from jellyroll.results.operando import read_operando
 
 FIGURES = ("composites", "saxs", "unrolled", "saxs_profiles", "histogram", "lithiation")
@@ -57,6 +58,10 @@ def test_results_files_follow_the_contract(demo: Path) -> None:
             assert "config" in f["/entry/provenance/run"].asstr()[()]
         with h5py.File(demo / cell / "saxs_run.h5", "r") as f:
             assert f["/entry/reconstruction/data"].ndim == 3
+            reading = f["/entry/sinogram/data"].attrs["monitor_reference"]
+        # what the SAXS intensities are counts at, for the report to compare cells by
+        summary = read_diagnosis(demo / cell / "results.h5").summary
+        assert summary["saxs_monitor_reference"] == pytest.approx(reading, rel=1e-12)
 
 
 def test_every_result_records_the_checksums_of_its_inputs(demo: Path) -> None:
@@ -96,8 +101,6 @@ def test_the_slices_graphite_shares_are_those_of_the_twin(demo: Path) -> None:
     fitted to the anode's mean pattern), each share is within 0.02 of the twin's graphite
     fractions summed over the slice (the reconstruction's noise and the lines' scattering
     power, alike per unit graphite in the twin)."""
-    from jellyroll.results import read_diagnosis
-
     for cell in ("fresh_charged", "aged_charged"):
         found = read_diagnosis(demo / cell / "results.h5").summary
         with h5py.File(demo / "twins" / cell / "truth.h5", "r") as f:

@@ -602,7 +602,7 @@ def test_an_agglomerate_cut_by_the_map_is_shown_as_a_lower_bound(results: Path) 
     table["truncated"] = [True] + [False] * (len(table) - 1)
     report = Report("t")
     shown = dataclasses.replace(cell, agglomerates=table)
-    report_run._cell_section(report, shown, 50.0, report_run.shared_colour_limits([shown]))
+    report_run._cell_section(report, shown, 50.0, report_run.shared_colour_limits([shown])[0])
     page = report.render().split("<caption>agglomerates")[1].split("</table>")[0]
     assert "its diameter a lower bound" in page
     head, body = page.split("</thead>")
@@ -626,3 +626,36 @@ def test_a_region_dstar_at_the_fit_window_edge_says_so(results: Path, tmp_path: 
     page = run_report([cell], tmp_path / "run.html").read_text()
     row = page.split("<caption>d* of the region-averaged profiles</caption>")[1].split("</tr>")[1]
     assert "departs at the first point below the fit window" in row
+
+
+def test_saxs_intensities_at_other_monitor_readings_get_their_own_colour_scale(
+    results: Path, tmp_path: Path
+) -> None:
+    """Each reduction normalises its frames to its scan's median monitor: the same cell
+    scanned at half the flux drew half as bright on the colour scale the cells share, exit
+    0. Where the cells' readings differ by more than 5 %, each SAXS intensity map gets its
+    own scale and the summary says why; at one reading they share one."""
+    import dataclasses
+
+    from jellyroll.results.run import Map
+
+    def cell(name: str, reading: float, flux: float):
+        shown = report_run.require_diagnosis(
+            _copy(results, tmp_path / f"{name}.h5", name=name, saxs_monitor_reference=reading)
+        )
+        saxs = shown.maps.maps["saxs_intensity"]
+        maps = {**shown.maps.maps, "saxs_intensity": Map(flux * saxs.values, saxs.units)}
+        return dataclasses.replace(shown, maps=dataclasses.replace(shown.maps, maps=maps))
+
+    full, half = cell("full", 2e5, 1.0), cell("half", 1e5, 0.5)
+    own = [report_run.shared_colour_limits([c])[0]["saxs_intensity"] for c in (full, half)]
+    assert own[1][1] == pytest.approx(0.5 * own[0][1])
+    limits = report_run.shared_colour_limits([full, half])
+    assert [item["saxs_intensity"] for item in limits] == own
+    assert limits[0]["d_star_nm"] == limits[1]["d_star_nm"]  # the ratios stay shared
+    note = report_run.monitor_mismatch([full, half])
+    assert "different monitor readings (full 2e+05, half 1e+05)" in note
+    same = cell("same", 2.08e5, 0.5)  # within 5 %: one scale, no note
+    limits = report_run.shared_colour_limits([full, same])
+    assert limits[0]["saxs_intensity"] == limits[1]["saxs_intensity"]
+    assert report_run.monitor_mismatch([full, same]) == ""

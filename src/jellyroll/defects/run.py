@@ -58,7 +58,7 @@ from jellyroll.results import (
     read_map_set,
     write_diagnosis,
 )
-from jellyroll.results.run import open_reconstruction
+from jellyroll.results.run import open_reconstruction, sinogram_monitor_reference
 from jellyroll.results.store import run_files, run_stage_key, stage_file, stage_key
 from jellyroll.unroll import (
     Cell,
@@ -121,6 +121,9 @@ def run_diagnose(
         )
     diagnosis.notes.extend(filter(None, [unmixing_note]))
     diagnosis.dstar_parameters = _maps_dstar_parameters(runs)
+    if "saxs" in runs:  # what its SAXS intensities count at, to compare them with another's
+        reference = sinogram_monitor_reference(stage_file(runs["saxs"], "reduce"))
+        diagnosis.summary["saxs_monitor_reference"] = reference
     if saxs is None:
         diagnosis.notes.append(
             "no SAXS reconstruction beside the maps: no region-averaged SAXS profiles"

@@ -208,8 +208,10 @@ def run_report(
     )
     if len(cells) > 1:
         _comparison_section(report, cells)
-    limits = shared_colour_limits(cells)
-    for result, diameter in zip(cells, critical, strict=True):
+    mismatch = monitor_mismatch(cells)
+    if mismatch:
+        overview.note(mismatch)
+    for result, diameter, limits in zip(cells, critical, shared_colour_limits(cells), strict=True):
         _cell_section(report, result, diameter, limits)
         if truth and result.name in truth:
             _truth_section(report, result, Path(truth[result.name]), diameter)
@@ -233,13 +235,51 @@ def run_report(
         return report.write(output, inputs=inputs)
 
 
-def shared_colour_limits(cells: Iterable[Diagnosis]) -> dict[str, tuple[float, float]]:
-    """One colour scale per quantity over every cell's maps and unrolled maps
-    (:func:`jellyroll.figures.colour_limits`), for the cells shown one beside the other."""
-    return figures.colour_limits(
-        [m for c in cells for m in ({str(n): i.values for n, i in c.maps.maps.items()},
-                                    {str(n): v.data for n, v in c.unrolled.items()})]
-    )  # fmt: skip
+MONITOR_MATCH = 1.05
+"""Largest ratio of two cells' SAXS monitor references (``saxs_monitor_reference`` of their
+summaries) at which their SAXS intensities share one colour scale."""
+
+
+def shared_colour_limits(cells: Iterable[Diagnosis]) -> list[dict[str, tuple[float, float]]]:
+    """Per cell, one colour scale per quantity over every cell's maps and unrolled maps
+    (:func:`jellyroll.figures.colour_limits`), for the cells shown one beside the other;
+    but the SAXS intensity's the cell's own where the cells' intensities are counts at
+    monitor readings more than :data:`MONITOR_MATCH` apart (:func:`monitor_mismatch`): at
+    half the flux, the same cell drew half as bright."""
+    cells = list(cells)
+    pooled = [_colour_maps(c) for c in cells]
+    shared = figures.colour_limits([m for maps in pooled for m in maps])
+    if not monitor_mismatch(cells):
+        return [shared for _ in cells]
+    return [
+        {**shared, "saxs_intensity": figures.colour_limits(maps)["saxs_intensity"]}
+        for maps in pooled
+    ]
+
+
+def _colour_maps(cell: Diagnosis) -> list[dict[str, np.ndarray]]:
+    """A cell's maps and unrolled maps by name, for :func:`jellyroll.figures.colour_limits`."""
+    return [{str(n): i.values for n, i in cell.maps.maps.items()},
+            {str(n): v.data for n, v in cell.unrolled.items()}]  # fmt: skip
+
+
+def monitor_mismatch(cells: list[Diagnosis]) -> str:
+    """What to say where the cells' SAXS intensities are counts at monitor readings more
+    than :data:`MONITOR_MATCH` apart (each reduction normalises to its scan's median
+    monitor), else ""."""
+    references = [float(c.summary.get("saxs_monitor_reference", np.nan)) for c in cells]
+    known = [r for r in references if np.isfinite(r) and r > 0]
+    if len(known) < 2 or max(known) <= MONITOR_MATCH * min(known):
+        return ""
+    readings = ", ".join(
+        f"{c.label} {r:.4g}" for c, r in zip(cells, references, strict=True) if np.isfinite(r)
+    )
+    return (
+        f"The cells' SAXS intensities are counts at different monitor readings ({readings}): "
+        "each cell's SAXS intensity map has its own colour scale; to compare their "
+        "brightness, scale each by its reading's ratio to the other's. Every ratio (phase "
+        "shares, d*, the agglomerates) compares as it is."
+    )
 
 
 def _cell_section(

@@ -385,6 +385,18 @@ def sinogram_mean_pattern(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.
         return q, total / count
 
 
+def sinogram_monitor_reference(path: str | os.PathLike[str]) -> float:
+    """The monitor reading the intensities of the sinogram of the run stage file ``path``
+    are counts at (``/entry/sinogram/data@monitor_reference``); NaN where unknown (no such
+    file, a scan without a monitor, a sinogram written elsewhere)."""
+    if not Path(path).is_file():
+        return float("nan")
+    with open_run(path) as f:
+        data = f.get("/entry/sinogram/data")
+        value = None if data is None else data.attrs.get("monitor_reference")
+    return float("nan") if value is None else float(value)
+
+
 def _refuse_other_axis_order(
     path: str | os.PathLike[str], group: h5py.Group, expected: tuple[str, ...], hint: str
 ) -> None:
