@@ -188,15 +188,18 @@ def _cell_attenuation(seed: int) -> np.ndarray:
     return image + 0.1 * np.random.default_rng(seed).standard_normal((N, N))
 
 
-def _runs_with_attenuation(folder: Path, waxs_attenuation: np.ndarray) -> dict[str, Path]:
+def _runs_with_attenuation(
+    folder: Path, waxs_attenuation: np.ndarray | None, shift_px: int = 0
+) -> dict[str, Path]:
     """A SAXS and a WAXS run (their maps stage files and indices) on one grid, both with an
-    attenuation map: the SAXS one as measured, the WAXS one ``waxs_attenuation``."""
+    attenuation map: the SAXS one as measured, the WAXS one ``waxs_attenuation`` (None:
+    none); every WAXS phase map moved by ``shift_px`` pixels along x (:func:`_phase_maps`)."""
     from jellyroll.results import write_map_set
 
     axis = (np.arange(N) - (N - 1) / 2) * 20.0
-    rng = np.random.default_rng(2)
     waxs_maps = {
-        name: Map(rng.random((N, N)), "a.u.") for name in ("lic6", "lic12", "graphite_poor")
+        name: Map(np.roll(values, shift_px, axis=1), "a.u.")
+        for name, values in _phase_maps().items()
     }
     saxs_maps = {
         "saxs_intensity": Map(_disk_map(1.0), "1/A"),
@@ -208,7 +211,8 @@ def _runs_with_attenuation(folder: Path, waxs_attenuation: np.ndarray) -> dict[s
         ("waxs", waxs_maps, waxs_attenuation),
     ):
         run = runs[kind] = folder / f"{kind}.h5"
-        maps = {**maps, "attenuation": Map(attenuation, "1/um")}
+        if attenuation is not None:
+            maps = {**maps, "attenuation": Map(attenuation, "1/um")}
         write_map_set(run, MapSet(maps, axis, axis), {})
         with h5py.File(run, "w") as index:
             index["entry/maps"] = h5py.ExternalLink(stage_file(run, "maps").name, "/entry/maps")
@@ -244,6 +248,35 @@ def test_waxs_and_saxs_maps_the_same_way_round_are_diagnosed(tmp_path: Path) -> 
     runs = _runs_with_attenuation(tmp_path, _cell_attenuation(1))
     run_diagnose(runs, tmp_path / "results.h5")
     assert (tmp_path / "results.h5").is_file()
+
+
+def _phase_maps() -> dict[str, np.ndarray]:
+    """The WAXS run's phase maps of :func:`_runs_with_attenuation` (random, fixed)."""
+    rng = np.random.default_rng(2)
+    return {name: rng.random((N, N)) for name in ("lic6", "lic12", "graphite_poor")}
+
+
+def test_waxs_maps_shifted_against_the_saxs_maps_are_moved_onto_them(tmp_path: Path) -> None:
+    """The WAXS maps 3 pixels (60 um) along x from the SAXS maps (the sample moved between
+    the scans): the lithiation around each agglomerate was read 60 um off (4 pixels on the
+    small twin: its case-B agglomerate 0.07 poorly lithiated inside for 0.25), exit 0. The
+    attenuation maps' phase correlation measures the shift; the WAXS maps are moved back
+    onto the SAXS grid (bilinear: exact for a whole-pixel shift) and a note says by how
+    much."""
+    runs = _runs_with_attenuation(tmp_path, np.roll(_cell_attenuation(1), 3, axis=1), 3)
+    found = run_diagnose(runs, tmp_path / "results.h5")
+    assert any("WAXS maps were moved by -60.0 um along x and +0.0 um along y" in note
+               for note in found.notes)  # fmt: skip
+    for name, values in _phase_maps().items():  # the 3 columns rolled in from the edge apart
+        np.testing.assert_allclose(found.maps[name][:, :-3], values[:, :-3], atol=1e-12)
+
+
+def test_runs_without_attenuation_maps_say_they_were_not_checked(tmp_path: Path) -> None:
+    """A WAXS scan without a diode: no turn, mirror or shift between the scans can be seen,
+    and the results did not say so."""
+    found = run_diagnose(_runs_with_attenuation(tmp_path, None), tmp_path / "results.h5")
+    assert any("were not checked against each other: no attenuation map in the WAXS run" in n
+               for n in found.notes)  # fmt: skip
 
 
 def test_the_slices_phase_shares_are_over_pixels_with_every_phase() -> None:

@@ -17,6 +17,7 @@ import h5py
 import numpy as np
 import pandas as pd
 from scipy import ndimage
+from skimage.registration import phase_cross_correlation
 
 from jellyroll.conventions import (
     block_mean,
@@ -229,13 +230,15 @@ def _gather_maps(runs: dict[str, Path], read: dict[str, MapSet]) -> MapSet:
     """The maps of every run (``read``: each run's map set, as read), on one grid (refused
     if the grids differ)."""
     _refuse_swapped_runs(runs, read)
-    _refuse_misregistered_runs(runs, read)
+    registration_note = _register_runs(runs, read)
     _keep_saxs_maps_of_the_saxs_run(read)
     gathered: MapSet | None = None
     for kind, maps in read.items():
         gathered = maps if gathered is None else gathered.joined(maps, source=str(runs[kind]))
     if gathered is None:
         raise RunFileError("no run files to diagnose")
+    if registration_note:
+        gathered.notes.append(registration_note)
     # each scan's "q does not cover ...: no ... maps" is the other scan's part of the pair
     gathered.notes = [note for note in gathered.notes if not note.startswith(UNCOVERED)]
     for needed in (MapName.SAXS_INTENSITY, MapName.D_STAR):
@@ -342,24 +345,45 @@ def registration_fits(
     return fits
 
 
-def _refuse_misregistered_runs(runs: dict[str, Path], read: dict[str, MapSet]) -> None:
-    """Refuse WAXS and SAXS runs whose attenuation maps (both scans had a diode) show the
-    cell turned or mirrored against each other: the two scans' rotation angles differ by
-    an offset or a sign (a stage homed again between them, angles written the other way),
-    and the lithiation around each agglomerate of the SAXS map would be read elsewhere in
-    the WAXS maps. The WAXS angles + 90 deg gave the case-B agglomerate 0.03 poorly
-    lithiated graphite inside for 0.37, exit 0."""
+REGISTRATION_SHIFT_PX = 0.25
+"""Shift (SAXS map pixels) between the WAXS and SAXS attenuation maps above which the WAXS
+maps are moved onto the SAXS ones (:func:`_register_runs`); below it, they are taken as
+registered (the twins' runs: under 0.05 px)."""
+
+
+def _register_runs(runs: dict[str, Path], read: dict[str, MapSet]) -> str:
+    """Check that the WAXS and SAXS runs show the cell the same way round and in the same
+    place, by their attenuation maps (both scans had a diode); returns the note to keep
+    ("" when there is nothing to say). The lithiation around each agglomerate of the SAXS
+    map is read at the same place in the WAXS maps.
+
+    Refused: the cell turned or mirrored (:func:`registration_fits`): the two scans'
+    rotation angles differ by an offset or a sign (a stage homed again between them, angles
+    written the other way); the WAXS angles + 90 deg gave the case-B agglomerate 0.03
+    poorly lithiated graphite inside for 0.37, exit 0. Moved onto the SAXS grid, with a
+    note: the WAXS maps shifted by more than :data:`REGISTRATION_SHIFT_PX` (phase
+    correlation of the attenuation maps, to a tenth of a pixel; the sample moved between
+    the scans, or their rotation axes differ): 4 pixels (80 um) read the small twin's
+    case-B agglomerate 0.07 poorly lithiated inside and 0.17 in its ring for 0.25 and
+    0.06, the ring's finding reversed, exit 0; one pixel already 0.21 and 0.09. Without an
+    attenuation map in both runs nothing is checked, and the note says so."""
     if not {"waxs", "saxs"} <= read.keys():
-        return
-    if any(MapName.ATTENUATION not in read[kind] for kind in ("waxs", "saxs")):
-        return
+        return ""
+    lacking = [kind.upper() for kind in ("waxs", "saxs") if MapName.ATTENUATION not in read[kind]]
+    if lacking:
+        return (
+            f"the WAXS and SAXS maps were not checked against each other: no attenuation map "
+            f"in the {' and '.join(lacking)} run (no diode); a turn, mirror or shift of the "
+            "cell between the two scans would go unseen, and the lithiation around each "
+            "agglomerate be read elsewhere"
+        )
     saxs, waxs = read["saxs"], read["waxs"]
     try:  # on the SAXS grid; grids that cannot be joined are refused by the join itself
         both = MapSet({"saxs": saxs.maps[MapName.ATTENUATION]}, saxs.x_um, saxs.y_um).joined(
             MapSet({"waxs": waxs.maps[MapName.ATTENUATION]}, waxs.x_um, waxs.y_um)
         )
     except RunFileError:
-        return
+        return ""
     fits = registration_fits(both["saxs"], both["waxs"])
     given = fits[0][0]
     best, mirrored, turn = max(fits[1:])
@@ -372,6 +396,21 @@ def _refuse_misregistered_runs(runs: dict[str, Path], read: dict[str, MapSet]) -
             "differ by an offset or a sign (stage homed again, angles written the other "
             "way, another unit): correct the rotation angles of one scan and reduce it again"
         )
+    shift_px, _, _ = phase_cross_correlation(
+        np.nan_to_num(np.asarray(both["saxs"], np.float64)),
+        np.nan_to_num(np.asarray(both["waxs"], np.float64)),
+        upsample_factor=10,
+    )
+    if not np.hypot(*shift_px) > REGISTRATION_SHIFT_PX:
+        return ""
+    dy_um, dx_um = (float(v) * saxs.pixel_size_um for v in shift_px)
+    read["waxs"] = dataclasses.replace(waxs, x_um=waxs.x_um + dx_um, y_um=waxs.y_um + dy_um)
+    return (
+        f"the WAXS maps were moved by {dx_um:+.1f} um along x and {dy_um:+.1f} um along y "
+        f"({np.hypot(*shift_px):.1f} pixels) onto the SAXS maps, where their attenuation "
+        "maps match (phase correlation): the sample moved between the two scans, or their "
+        "rotation axes differ"
+    )
 
 
 def diagnose(
