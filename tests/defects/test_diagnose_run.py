@@ -123,6 +123,37 @@ def test_a_cell_cut_by_the_maps_edge_is_said_to_be(shift: float, cut: bool) -> N
     assert bool(said) == cut, found.notes
 
 
+@pytest.mark.parametrize("measured", [0.3, 0.6])
+def test_a_cell_measured_only_inside_its_casing_is_refused(measured: float) -> None:
+    """A map measured only inside a circle within the cell (NaN beyond: a reconstruction
+    masked to a field smaller than the cell): the small twin's last layer inside it was
+    taken for the casing, a cell of 993 um radius for 1370 um, two agglomerates, a bend and
+    the outer turns left out, exit 0. Here a bright layer at 0.28 N inside a brighter casing
+    at 0.45 N, the map measured to 0.3 N: refused; measured to 0.6 N (air around the
+    casing), the cell is found whole (its outer edge, 0.47 N)."""
+    y, x = np.mgrid[:N, :N] - (N - 1) / 2
+    r = np.hypot(x, y)
+    casing, layer = 2.0 * (np.abs(r - 0.45 * N) < 1.0), 1.0 * (np.abs(r - 0.28 * N) < 1.0)
+    image = casing + layer + 0.5 * (r < 0.4 * N)
+    image = np.where(r > measured * N, np.nan, image.astype(float))
+    axis = (np.arange(N) - (N - 1) / 2) * 20.0
+    maps = MapSet(
+        {
+            "saxs_intensity": Map(np.where(np.isnan(image), np.nan, _disk_map(1.0)), "1/A"),
+            "d_star_nm": Map(np.full((N, N), 12.0), "nm"),
+            "attenuation": Map(image, "1/um"),
+        },
+        axis,
+        axis,
+    )
+    if measured < 0.45:
+        with pytest.raises(RunFileError, match=r"outline found .* runs along the edge of the"):
+            diagnose(maps, DiagnoseOptions(), name="c", label="c")
+        return
+    found = diagnose(maps, DiagnoseOptions(), name="c", label="c")
+    assert found.cell.radius_um == pytest.approx(0.47 * N * 20.0, abs=20.0)  # a pixel
+
+
 def _waxs_maps_run(folder: Path, extra: dict[str, Map] | None = None) -> Path:
     """``folder/waxs.h5``: a run whose maps stage file holds graphite phase maps (and the
     ``extra`` maps)."""

@@ -597,6 +597,39 @@ def _share_outside(cell: Cell, shape: tuple[int, ...]) -> float:
     return max(0.0, 1.0 - inside / (np.pi * cell.radius**2))
 
 
+UNMEASURED_RIM = 0.5
+"""Share of the ring just outside a cell's outline (1-3 pixels out) without a value above
+which the outline is taken for the edge of the measured region
+(:func:`_refuse_outline_at_unmeasured_edge`)."""
+
+
+def _refuse_outline_at_unmeasured_edge(
+    cell: Cell, image: np.ndarray, words: str, pixel_um: float
+) -> None:
+    """Refuse a cell whose outline runs along the edge of the map's measured region: over
+    :data:`UNMEASURED_RIM` of the ring 1-3 pixels outside it without a value (NaN). The
+    chain's maps hold air beyond the casing (the scan's line ends, needed for the
+    attenuation's reference); a map measured only inside a circle within the cell (a
+    reconstruction masked to a field smaller than the cell) gave the small twin a cell of
+    993 um radius for 1370 um, its last layer taken for the casing, and two agglomerates,
+    a bend and its outer turns left out, exit 0."""
+    y, x = np.ogrid[: image.shape[0], : image.shape[1]]
+    distance = np.hypot(x - cell.x, y - cell.y) - cell.radius
+    rim = (distance >= 1.0) & (distance <= 3.0)
+    if not rim.any():
+        return
+    unmeasured = float(np.mean(~np.isfinite(image[rim])))
+    if unmeasured > UNMEASURED_RIM:
+        raise RunFileError(
+            f"the cell's outline found in {words} (radius {cell.radius * pixel_um:.0f} um) "
+            f"runs along the edge of the map's measured region ({unmeasured:.0%} of the ring "
+            "just outside it holds no value): the casing is not in the measured field (a "
+            "reconstruction masked to a circle inside the cell?), and the cell's size, its "
+            "outer turns and what lies in them would be wrong. Reconstruct a field that holds "
+            "the whole cell with air around it"
+        )
+
+
 def _located_cell(maps: MapSet, notes: list[str]) -> tuple[Cell | None, str | None]:
     """The cell (casing centre and radius) in the first map of :data:`CELL_SOURCES` that
     shows it, and that map's name; what was used or why none, appended to ``notes``."""
@@ -610,6 +643,7 @@ def _located_cell(maps: MapSet, notes: list[str]) -> tuple[Cell | None, str | No
             tried.append(f"not in {words}: {error}")
             continue
         notes.extend(f"cell {reason}" for reason in tried)
+        _refuse_outline_at_unmeasured_edge(cell, maps[name], words, maps.pixel_size_um)
         outside = _share_outside(cell, maps[name].shape)
         if outside > CUT_SHARE:
             notes.append(
