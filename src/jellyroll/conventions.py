@@ -348,6 +348,20 @@ def block_mean(images: np.ndarray, block: int) -> np.ndarray:
     return blocks.mean(axis=(-3, -1))
 
 
+def map_shift_px(reference: np.ndarray, moving: np.ndarray, upsample: int = 20) -> np.ndarray:
+    """(rows, columns) shift (px) that registers the map ``moving`` onto ``reference`` (same
+    grid; NaN as 0): cross-correlation, sub-pixel to 1/``upsample``, not phase-normalised
+    (which biases smooth maps by half a pixel)."""
+    from skimage.registration import phase_cross_correlation
+
+    return phase_cross_correlation(
+        np.nan_to_num(np.asarray(reference, np.float64)),
+        np.nan_to_num(np.asarray(moving, np.float64)),
+        upsample_factor=upsample,
+        normalization=None,
+    )[0]
+
+
 def finite_median(values: ArrayLike) -> float:
     """Median of the finite ``values`` (any shape); NaN when there are none."""
     values = np.asarray(values)

@@ -291,7 +291,7 @@ def test_waxs_maps_shifted_against_the_saxs_maps_are_moved_onto_them(tmp_path: P
     """The WAXS maps 3 pixels (60 um) along x from the SAXS maps (the sample moved between
     the scans): the lithiation around each agglomerate was read 60 um off (4 pixels on the
     small twin: its case-B agglomerate 0.07 poorly lithiated inside for 0.25), exit 0. The
-    attenuation maps' phase correlation measures the shift; the WAXS maps are moved back
+    attenuation maps' cross-correlation measures the shift; the WAXS maps are moved back
     onto the SAXS grid (bilinear: exact for a whole-pixel shift) and a note says by how
     much."""
     runs = _runs_with_attenuation(tmp_path, np.roll(_cell_attenuation(1), 3, axis=1), 3)

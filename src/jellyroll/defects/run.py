@@ -17,11 +17,11 @@ import h5py
 import numpy as np
 import pandas as pd
 from scipy import ndimage
-from skimage.registration import phase_cross_correlation
 
 from jellyroll.conventions import (
     block_mean,
     finite_median,
+    map_shift_px,
     masked_mean_profiles,
     pearson,
     px_to_um,
@@ -361,8 +361,8 @@ def _register_runs(runs: dict[str, Path], read: dict[str, MapSet]) -> str:
     rotation angles differ by an offset or a sign (a stage homed again between them, angles
     written the other way); the WAXS angles + 90 deg gave the case-B agglomerate 0.03
     poorly lithiated graphite inside for 0.37, exit 0. Moved onto the SAXS grid, with a
-    note: the WAXS maps shifted by more than :data:`REGISTRATION_SHIFT_PX` (phase
-    correlation of the attenuation maps, to a tenth of a pixel; the sample moved between
+    note: the WAXS maps shifted by more than :data:`REGISTRATION_SHIFT_PX` (cross-
+    correlation of the attenuation maps, to a twentieth of a pixel; the sample moved between
     the scans, or their rotation axes differ): 4 pixels (80 um) read the small twin's
     case-B agglomerate 0.07 poorly lithiated inside and 0.17 in its ring for 0.25 and
     0.06, the ring's finding reversed, exit 0; one pixel already 0.21 and 0.09. Without an
@@ -396,11 +396,7 @@ def _register_runs(runs: dict[str, Path], read: dict[str, MapSet]) -> str:
             "differ by an offset or a sign (stage homed again, angles written the other "
             "way, another unit): correct the rotation angles of one scan and reduce it again"
         )
-    shift_px, _, _ = phase_cross_correlation(
-        np.nan_to_num(np.asarray(both["saxs"], np.float64)),
-        np.nan_to_num(np.asarray(both["waxs"], np.float64)),
-        upsample_factor=10,
-    )
+    shift_px = map_shift_px(both["saxs"], both["waxs"])
     if not np.hypot(*shift_px) > REGISTRATION_SHIFT_PX:
         return ""
     dy_um, dx_um = (float(v) * saxs.pixel_size_um for v in shift_px)
@@ -408,7 +404,7 @@ def _register_runs(runs: dict[str, Path], read: dict[str, MapSet]) -> str:
     return (
         f"the WAXS maps were moved by {dx_um:+.1f} um along x and {dy_um:+.1f} um along y "
         f"({np.hypot(*shift_px):.1f} pixels) onto the SAXS maps, where their attenuation "
-        "maps match (phase correlation): the sample moved between the two scans, or their "
+        "maps match (cross-correlation): the sample moved between the two scans, or their "
         "rotation axes differ"
     )
 

@@ -27,7 +27,7 @@ from scipy import ndimage
 from skimage.measure import inertia_tensor, inertia_tensor_eigvals
 from skimage.registration import phase_cross_correlation
 
-from jellyroll.conventions import block_mean, pearson
+from jellyroll.conventions import block_mean, map_shift_px, pearson
 from jellyroll.unroll import SpiralTrace
 
 
@@ -41,14 +41,10 @@ def shares(amounts: np.ndarray) -> np.ndarray:
 
 def drift_shifts(references: np.ndarray, upsample: int = 20) -> np.ndarray:
     """(n_steps, 2) shift (rows, columns; px) that registers each image of ``references``
-    (n_steps, ny, nx) onto the first (cross-correlation, sub-pixel to 1/``upsample``; not
-    phase-normalised, which biases smooth maps by half a pixel)."""
-    images = np.nan_to_num(np.asarray(references, np.float64))
-    out = np.zeros((images.shape[0], 2))
-    for k in range(1, images.shape[0]):
-        out[k] = phase_cross_correlation(
-            images[0], images[k], upsample_factor=upsample, normalization=None
-        )[0]
+    (n_steps, ny, nx) onto the first (:func:`~jellyroll.conventions.map_shift_px`)."""
+    out = np.zeros((len(references), 2))
+    for k in range(1, len(references)):
+        out[k] = map_shift_px(references[0], references[k], upsample)
     return out
 
 
