@@ -408,6 +408,28 @@ def test_a_step_turned_by_a_few_degrees_is_refused() -> None:
             _check_turns(runs, maps, shifts, radius, at)
 
 
+@pytest.mark.parametrize("turns", [0, 1])
+def test_a_step_whose_angles_run_the_other_way_is_refused(turns: int) -> None:
+    """A step's rotation angles written as C - angle: its maps are the cell mirrored about a
+    line through the axis (a mirror, and a turn for C other than 0), which no turn or shift
+    undoes. On the tiny twin (C = 180 deg) it correlated 0.83 with the first step after
+    registration (0.99 for the others), its zone was lost and two false ones found, exit 0.
+    Refused (here mirrored, and mirrored and turned by 90 deg); the same map unmirrored
+    passes."""
+    from jellyroll.operando.run import _check_turns, _turn_radius
+    from jellyroll.unroll import find_cell
+
+    runs = [Path("step_000.h5"), Path("step_001.h5")]
+    first = _roll_map(0.0)
+    radius, at = _turn_radius(find_cell(first), first)
+    mirrored = np.rot90(_roll_map(0.0, seed=1)[:, ::-1], turns)
+    maps = np.array([first, mirrored])
+    with pytest.raises(ValueError, match=r"step 1\): its maps match the first step's mirrored"):
+        _check_turns(runs, maps, core.drift_shifts(maps), radius, at)
+    maps = np.array([first, _roll_map(0.0, seed=1)])
+    _check_turns(runs, maps, core.drift_shifts(maps), radius, at)
+
+
 @pytest.mark.parametrize("zoned", [True, False])
 def test_an_mpt_log_started_before_summer_time_began_is_refused(
     tmp_path: Path, zoned: bool

@@ -64,43 +64,69 @@ def step_turns(references: np.ndarray, shifts: np.ndarray, step_deg: float = 2.0
     the unturned match; the one of them that matches best is kept, and is the best turn
     (first two columns) when it matches better than the grid's best and the unturned. The
     first row is (0, 1, 1, 0)."""
-    images = np.nan_to_num(np.asarray(references, np.float64))
-    block = max(1, int(np.ceil(max(images.shape[1:]) / TURN_SEARCH_PX)))
-    images, shifts_block = block_mean(images, block), np.asarray(shifts) / block
+    images, block = _search_images(references)
+    shifts_block = np.asarray(shifts) / block
     out = np.zeros((images.shape[0], 4))
     out[0] = (0.0, 1.0, 1.0, 0.0)
     for k in range(1, images.shape[0]):
-
-        def match(angle: float, image: np.ndarray = images[k]) -> float:
-            turned = ndimage.rotate(image, angle, reshape=False, order=1, mode="nearest")
-            offset = phase_cross_correlation(
-                images[0], turned, upsample_factor=10, normalization=None
-            )[0]
-            return pearson(images[0], apply_shift(turned, offset))
-
         plain = pearson(images[0], apply_shift(images[k], shifts_block[k]))
-        # every 3 steps round the circle, then every step about the best
-        coarse = np.arange(-180.0, 180.0, 3 * step_deg)
-        around = float(coarse[int(np.argmax([match(a) for a in coarse]))])
-        fine = around + step_deg * np.arange(-2, 3)
-        scores = [match(a) for a in fine]
-        top = int(np.argmax(scores))
-        angle = (fine[top] + 180.0) % 360.0 - 180.0
-        best = max(scores[top], plain)
+        angle, grid_best = _best_turn(images[0], images[k], step_deg)
+        best = max(grid_best, plain)
         # a wound spiral turned is nearly itself: on the tiny twin's summed phase maps a
         # 2 deg turn matched best at -12 deg on the grid (0.827 against 0.826 at 0), and
         # the steps from there stopped at -12.0 deg; from 0 they find -2.1. On the blocks:
         # on every pixel, the noise of the turn's derivative shrinks its steps
-        starts = (angle, 0.0) if scores[top] > plain else (0.0,)
+        starts = (angle, 0.0) if grid_best > plain else (0.0,)
         measured, fit = float("nan"), -np.inf
         for start in starts:
             turn = fine_turn(images[0], images[k], start, shifts_block[k])[0]
-            score = match(turn) if np.isfinite(turn) else -np.inf
+            score = _turned_match(images[0], images[k], turn) if np.isfinite(turn) else -np.inf
             if score > fit:
                 measured, fit = turn, score
         if fit > best:
             angle, best = measured, fit
         out[k] = (angle, best, plain, measured)
+    return out
+
+
+def _search_images(references: np.ndarray) -> tuple[np.ndarray, int]:
+    """``references`` (n_steps, ny, nx; NaN as 0) block-averaged to at most
+    :data:`TURN_SEARCH_PX` a side, and the block (px)."""
+    images = np.nan_to_num(np.asarray(references, np.float64))
+    block = max(1, int(np.ceil(max(images.shape[1:]) / TURN_SEARCH_PX)))
+    return block_mean(images, block), block
+
+
+def _turned_match(reference: np.ndarray, image: np.ndarray, angle_deg: float) -> float:
+    """Correlation of ``image`` turned by ``angle_deg`` (about its centre) and registered by
+    translation with ``reference``."""
+    turned = ndimage.rotate(image, angle_deg, reshape=False, order=1, mode="nearest")
+    offset = phase_cross_correlation(reference, turned, upsample_factor=10, normalization=None)[0]
+    return pearson(reference, apply_shift(turned, offset))
+
+
+def _best_turn(reference: np.ndarray, image: np.ndarray, step_deg: float) -> tuple[float, float]:
+    """The turn (deg, in [-180, 180)) of ``image`` that matches ``reference`` best
+    (:func:`_turned_match`) and that correlation: every 3 ``step_deg`` round the circle,
+    then every ``step_deg`` about the best."""
+    coarse = np.arange(-180.0, 180.0, 3 * step_deg)
+    around = float(coarse[int(np.argmax([_turned_match(reference, image, a) for a in coarse]))])
+    fine = around + step_deg * np.arange(-2, 3)
+    scores = [_turned_match(reference, image, a) for a in fine]
+    top = int(np.argmax(scores))
+    return (float(fine[top]) + 180.0) % 360.0 - 180.0, float(scores[top])
+
+
+def mirrored_matches(references: np.ndarray, step_deg: float = 2.0) -> np.ndarray:
+    """(n_steps,) per image of ``references`` (n_steps, ny, nx), its best correlation with
+    the first mirrored (columns reversed), turned (:func:`_best_turn`) and registered by
+    translation, on the images block-averaged as in :func:`step_turns` (the first: NaN). A
+    scan whose rotation angles run the other way (written C - angle) reconstructs the cell
+    mirrored about a line through the axis: a mirror and a turn."""
+    images, _ = _search_images(references)
+    out = np.full(images.shape[0], np.nan)
+    for k in range(1, images.shape[0]):
+        out[k] = _best_turn(images[0], images[k][:, ::-1], step_deg)[1]
     return out
 
 

@@ -746,6 +746,11 @@ as it is) that a turn must win back to be refused. Tiny twin, one step's angles 
 (36 %); by 15 deg 0.908, 0.928 (22 %); by 5 deg 0.921, 0.930 (11 %, its zone's lag 0.20 for
 0.22). The turn's interpolation blurs the map's fine layers, so turned back it stays below
 the 0.988 of the unturned steps."""
+MIN_MIRROR_GAIN = 0.05
+"""How much better (correlation) a step's maps must match the first step's mirrored and
+turned (:func:`core.mirrored_matches`) than turned alone to be refused as mirrored. Tiny
+twin, one step's angles written 180 - angle: 0.83 as it is after registration, against
+0.99 for the unchanged steps; its zone lost and two false ones found, exit 0."""
 MAX_TURN_PX = 0.5
 """Most that a step's turn (:func:`core.fine_turn`, on the attenuation maps, else the
 graphite phase maps summed) may move the casing, about the outer turn (:func:`_turn_radius`),
@@ -796,9 +801,20 @@ def _check_turns(
     weighed 9990 um2 instead of 21640, exit 0. The grid search alone let turns under about
     4 deg pass (and 10 deg, off its grid): at the study's outer turn (about 200 map pixels
     from the axis) a 3 deg turn moves the pixels by 10, mixing the time series of
-    neighbouring layers."""
+    neighbouring layers. Refused as well: a step that matches the first mirrored (and
+    turned) by :data:`MIN_MIRROR_GAIN` better than turned alone (its angles run the other
+    way)."""
     turns = core.step_turns(references, shifts)
+    mirrored = core.mirrored_matches(references)
     for k, (angle, turned, plain, measured) in enumerate(turns):
+        if mirrored[k] > turned + MIN_MIRROR_GAIN:
+            raise ValueError(
+                f"{runs[k]} (step {k}): its maps match the first step's mirrored "
+                f"(correlation {mirrored[k]:.3f}, against {turned:.3f} turned or as they are): "
+                "its rotation angles run the other way (written as a constant minus the "
+                "angle?), a mirror that no turn or shift undoes. Negate its scan's "
+                "/entry/sample/rotation_angle, or analyse it apart"
+            )
         recovered = (turned - plain) / max(1.0 - plain, 1e-12)
         moved = abs(np.deg2rad(measured)) * radius
         coarse = abs(angle) >= MIN_TURN_DEG and recovered >= MIN_TURN_RECOVERED
