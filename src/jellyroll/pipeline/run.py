@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -329,6 +330,33 @@ left the report of another run's options and inputs as the folder's report, with
 on it to say so."""
 
 
+DIAGNOSIS_CELL_FIELDS = (
+    "name",
+    "label",
+    "waxs",
+    "saxs",
+    "mapping",
+    "poni_waxs",
+    "poni_saxs",
+    "mask",
+)
+"""What of a cell's entry its diagnosis is made from (:func:`_diagnosis_configuration`)."""
+DIAGNOSIS_SECTIONS = ("waxs", "saxs", "reconstruct", "maps", "defects")
+"""The option sections of a run configuration its diagnoses are made with."""
+
+
+def _diagnosis_configuration(config: RunConfig, cell: CellInput) -> dict[str, Any]:
+    """The part of ``config`` that makes ``cell``'s diagnosis: its scans and calibrations
+    and the chain's options up to the diagnosis, each of which reruns it when changed
+    (its key, or its runs'). The whole configuration was recorded: a run that added an
+    operando series and changed the title skipped the diagnosis (up to date), and its
+    results file went on recording the title and operando options of the run before."""
+    return {
+        "cell": cell.model_dump(mode="json", include=set(DIAGNOSIS_CELL_FIELDS)),
+        **config.model_dump(mode="json", include=set(DIAGNOSIS_SECTIONS)),
+    }
+
+
 def run_pipeline(config: RunConfig, console: Console | None = None) -> PipelineResult:
     """Run every stage for every cell of ``config`` and write the report (:data:`REPORT`;
     the one before lies as :data:`PREVIOUS_REPORT` while the run goes).
@@ -382,7 +410,7 @@ def _run_pipeline(config: RunConfig, console: Console) -> PipelineResult:
                         config.defects,
                         name=cell.name,
                         label=label,
-                        configuration={"config": config.model_dump(mode="json")},
+                        configuration={"config": _diagnosis_configuration(config, cell)},
                     )
 
             log.run(
