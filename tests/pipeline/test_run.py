@@ -76,7 +76,9 @@ def test_every_result_records_the_checksums_of_its_inputs(demo: Path) -> None:
     assert sorted(Path(p).name for p in record["inputs"]) == [
         "saxs_run.maps.h5",
         "saxs_run.reconstruction.h5",  # the region-averaged SAXS profiles
+        "saxs_run.sinogram.h5",  # the monitor reading its intensities count at
         "waxs_run.maps.h5",
+        "waxs_run.reconstruction.h5",  # the graphite lines' crosstalk
     ]
     assert all(value.startswith("sha256:") for value in record["inputs"].values())
     with h5py.File(demo / "aged_charged" / "saxs_run.h5", "r") as f:

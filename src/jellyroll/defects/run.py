@@ -140,6 +140,12 @@ def run_diagnose(
         inputs=[
             *(stage_file(run, "maps") for run in runs.values()),
             *([stage_file(runs["saxs"], "reconstruct")] if saxs is not None else []),
+            # the graphite lines' crosstalk and the SAXS intensities' monitor reading
+            *(
+                path
+                for path in (stage_file(runs[k], stage) for k, stage in READ_BESIDE if k in runs)
+                if path.is_file()
+            ),
         ],
     )
     record["runs"] = {kind: str(Path(path).resolve()) for kind, path in runs.items()}
@@ -213,6 +219,12 @@ def _unmixed_graphite(maps: MapSet, crosstalk: np.ndarray) -> MapSet:
         for k, name in enumerate(GRAPHITE_PHASE_MAPS)
     }
     return dataclasses.replace(maps, maps={**maps.maps, **unmixed})
+
+
+READ_BESIDE = (("waxs", "reconstruct"), ("saxs", "reduce"))
+"""Stage files a diagnosis reads beside the maps, where they exist (its provenance lists
+them): the WAXS reconstruction (:func:`_graphite_crosstalk`) and the SAXS sinogram (its
+monitor reading)."""
 
 
 @contextmanager
