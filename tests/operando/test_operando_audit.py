@@ -612,3 +612,27 @@ def test_a_log_the_scans_contradict_is_refused(
     else:
         with pytest.raises(ValueError, match=said):
             build_timeline(scans, log, capacity_mah=capacity, max_gap_s=300)
+
+
+def test_two_untimed_steps_at_one_state_of_charge_are_noted(tmp_path: Path) -> None:
+    """One scan given twice (re-exported, its values 0.1 % off: not refused as a copy),
+    the scans recording their state of charge and no start time: it counted twice in the
+    curves and the cores' shrink rate (18889 um2 per unit charge for 18757), exit 0. A note
+    names the two steps; with start times apart (two scans at rest) none."""
+    folder = tmp_path / "untimed"
+    folder.mkdir()
+    scans = []
+    for k, soc in enumerate([0.0, 0.5, 0.5, 1.0]):
+        scans.append(folder / f"op_{k}.h5")
+        with h5py.File(scans[-1], "w") as f:
+            f["entry/sample/state_of_charge"] = soc
+            f["entry/instrument/detector/data"] = np.zeros((1, 2, 2), np.float32)
+    notes = build_timeline(scans, None, capacity_mah=None, max_gap_s=300).warnings
+    assert [n for n in notes if "one state of charge" in n] == [
+        "steps 1 and 2 (op_1.h5, op_2.h5) record one state of charge (0.5) and no start time "
+        "to tell them apart: one scan given twice? Each counts in the curves and the cores' "
+        "rates"
+    ]
+    timed = _scans_recording(tmp_path / "timed", AT_1, [0.0, 0.5, 0.5], None)
+    notes = build_timeline(timed, None, capacity_mah=None, max_gap_s=300).warnings
+    assert not [n for n in notes if "one state of charge" in n]

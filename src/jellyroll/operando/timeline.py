@@ -815,7 +815,28 @@ def build_timeline(
         "kept with none: give a potentiostat log (--log)"
         for k in np.flatnonzero(~np.isfinite(recorded.soc))
     ]
+    notes += _repeated_states(scans, recorded)
     return Timeline(recorded.soc, time_s, "scan metadata", notes)
+
+
+def _repeated_states(scans: list[Path], recorded: ScanTimes) -> list[str]:
+    """A note per pair of consecutive steps that record one state of charge and no start
+    time to tell them apart: one scan given twice (re-exported, its values a little off,
+    so not refused as a copy) counted twice in the curves and the cores' shrink rate,
+    exit 0 (the tiny twin: 18889 um2 per unit charge for 18757)."""
+    notes = []
+    for before, after in itertools.pairwise(range(len(scans))):
+        same = recorded.soc[before] == recorded.soc[after]
+        untimed = not (
+            np.isfinite(recorded.start_s[before]) and np.isfinite(recorded.start_s[after])
+        )
+        if same and untimed:
+            notes.append(
+                f"steps {before} and {after} ({scans[before].name}, {scans[after].name}) record "
+                f"one state of charge ({recorded.soc[after]:g}) and no start time to tell them "
+                "apart: one scan given twice? Each counts in the curves and the cores' rates"
+            )
+    return notes
 
 
 CLOCK_HOURS = 26
