@@ -824,6 +824,11 @@ def test_lags_along_time_are_labelled_in_hours(series: tuple[Path, Path], tmp_pa
         assert group["soc"].attrs["units"] == "h"
         assert group["defects/lag_soc"].attrs["units"] == "h"
         assert group["regions/anode"].attrs["soc_units"] == "h"
+        # every core field says its unit; the steps are found from any folder (they were
+        # written relative to where the command ran)
+        assert group["defects/core_area_um2"].attrs["units"] == "um^2"
+        assert group["defects/core_orientation_deg"].attrs["units"] == "deg"
+        assert all(Path(step.decode()).is_absolute() for step in group["steps"][()])
     report = Report("operando")
     _operando_section(report, "along time", output)
     page = report.render()

@@ -644,7 +644,7 @@ def analyse(
         soc_units=units,
         time_s=timeline.time_s,
         soc_source=timeline.source,
-        steps=[str(run) for run in runs],
+        steps=[str(Path(run).resolve()) for run in runs],  # not relative to where it ran
         x_um=x_um,
         y_um=y_um,
         shares=shares,

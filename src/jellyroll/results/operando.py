@@ -30,6 +30,15 @@ from jellyroll.results.store import RunFileError, require, write_stage_file
 PHASES = ("lic6", "lic12", "graphite_poor")
 CORE_FIELDS = ("area_um2", "x_um", "y_um", "major_axis_um", "minor_axis_um", "orientation_deg")
 """Per zone and step: the poorly lithiated core's area and ellipse (``core_<field>``)."""
+CORE_UNITS = {
+    "area_um2": "um^2",
+    "x_um": "um",
+    "y_um": "um",
+    "major_axis_um": "um",
+    "minor_axis_um": "um",
+    "orientation_deg": "deg",
+}
+"""The units of each core field (its dataset's ``@units``)."""
 
 
 @dataclass
@@ -111,6 +120,7 @@ def write_operando(
                 table[column].attrs["units"] = unit
         for name, values in result.cores.items():
             table[f"core_{name}"] = values
+            table[f"core_{name}"].attrs["units"] = CORE_UNITS[name]
         axes = [("y_um", result.y_um, "um"), ("x_um", result.x_um, "um")]
         write_nxdata(
             group,
