@@ -636,3 +636,23 @@ def test_two_untimed_steps_at_one_state_of_charge_are_noted(tmp_path: Path) -> N
     timed = _scans_recording(tmp_path / "timed", AT_1, [0.0, 0.5, 0.5], None)
     notes = build_timeline(timed, None, capacity_mah=None, max_gap_s=300).warnings
     assert not [n for n in notes if "one state of charge" in n]
+
+
+def test_a_runs_waxs_axis_options_do_not_reach_integrated_steps(
+    twin_series: Path, tmp_path: Path
+) -> None:
+    """`jellyroll run` with `[waxs] npt = 800` (for the cell's frame scan) and a series of
+    patterns integrated already: the steps were refused (`--npt 800 ... Leave them out`),
+    and nothing in the TOML could leave them out for the series alone. The run now passes
+    the series its `[waxs]` options but the axis ones; the other options still reach it."""
+    from jellyroll.pipeline.run import operando_reduce_options
+    from jellyroll.reduce.options import ReduceOptions
+
+    options = ReduceOptions(npt=800, filter="none")
+    with pytest.raises(ValueError, match=r"--npt 800 \(it has \d+ bins\)"):
+        _run(twin_series, tmp_path / "as_given.h5", reduce_options=options)
+    passed = operando_reduce_options(options, framed=False)
+    assert passed.model_fields_set == {"filter"} and passed.filter == "none"
+    assert operando_reduce_options(options, framed=True) is options
+    result = _run(twin_series, tmp_path / "op.h5", reduce_options=passed)
+    assert len(result.steps) == 3

@@ -39,6 +39,7 @@ from jellyroll.progress import fraction_progress, frame_progress
 from jellyroll.recon.options import ReconstructOptions
 from jellyroll.recon.qwindows import NoChannelError, select_channels
 from jellyroll.recon.run import reconstruct_key, run_reconstruct
+from jellyroll.reduce.options import ReduceOptions
 from jellyroll.reduce.run import ScanSpec, holds_pixels, reduce_key, run_reduce
 from jellyroll.report.options import ReportOptions
 from jellyroll.report.run import run_report
@@ -172,6 +173,20 @@ def _scan_channels(
     return options.model_copy(update={"channels": ",".join(kept)})
 
 
+AXIS_OPTIONS = {"npt", "radial_range", "unit"}
+"""The ``[waxs]`` options that set the integration's radial axis."""
+
+
+def operando_reduce_options(waxs: ReduceOptions, framed: bool) -> ReduceOptions:
+    """The ``[waxs]`` options an operando series is reduced with: all of them for steps of
+    raw frames; for patterns integrated already, all but the axis options
+    (:data:`AXIS_OPTIONS`), which are the cell's frame scans' (a ``[waxs] npt`` for them
+    was refused for the steps, with no way round in the TOML)."""
+    if framed:
+        return waxs
+    return ReduceOptions(**waxs.model_dump(exclude_unset=True, exclude=AXIS_OPTIONS))
+
+
 def _operando_stage(
     cell: CellInput,
     results: Path,
@@ -183,9 +198,10 @@ def _operando_stage(
 ) -> Path:
     """The cell's operando series; its damaged zones are the case-B agglomerates of the
     cell's diagnosis (``results``). Steps of raw frames are integrated with the cell's
-    ``poni_waxs`` and ``mask``, as its WAXS scan (with the geometry their files held, a
-    recalibrated distance moved the q axis of every step, exit 0); a series of patterns
-    integrated already takes neither (they are the cell's frame scans'). The steps are
+    ``poni_waxs`` and ``mask`` and its ``[waxs]`` options, as its WAXS scan (with the
+    geometry their files held, a recalibrated distance moved the q axis of every step, exit
+    0); a series of patterns integrated already takes neither, nor the ``[waxs]`` axis
+    options (:data:`AXIS_OPTIONS`: they are the cell's frame scans'). The steps are
     WAXS scans: they reconstruct the ``[reconstruct] channels`` that the cell's WAXS run
     ``waxs_run`` holds (:func:`_scan_channels`)."""
     output = folder / "operando.h5"
@@ -193,12 +209,13 @@ def _operando_stage(
     reconstruct = _scan_channels(config.reconstruct, waxs_run)
     framed = any(holds_pixels(scan) for scan in series_scans(cell.operando))
     poni, mask = (cell.poni_waxs, cell.mask) if framed else (None, None)
+    reduce = operando_reduce_options(config.waxs, framed)
     args = (
         cell.operando,
         options,
         cell.operando_log,
         results,
-        config.waxs,
+        reduce,
         reconstruct,
         config.maps,
     )
@@ -210,7 +227,7 @@ def _operando_stage(
             options,
             log=cell.operando_log,
             saxs_maps=results,
-            reduce_options=config.waxs,
+            reduce_options=reduce,
             reconstruct_options=reconstruct,
             maps_options=config.maps,
             poni_path=poni,
