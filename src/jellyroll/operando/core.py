@@ -18,7 +18,7 @@ phases scatter equally per unit graphite.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,7 +70,9 @@ def step_turns(references: np.ndarray, shifts: np.ndarray, step_deg: float = 2.0
     out[0] = (0.0, 1.0, 1.0, 0.0)
     for k in range(1, images.shape[0]):
         plain = pearson(images[0], apply_shift(images[k], shifts_block[k]))
-        angle, grid_best = _best_turn(images[0], images[k], step_deg)
+        angle, grid_best = _best_turn(
+            lambda a, image=images[k]: _turned_match(images[0], image, a), step_deg
+        )
         best = max(grid_best, plain)
         # a wound spiral turned is nearly itself: on the tiny twin's summed phase maps a
         # 2 deg turn matched best at -12 deg on the grid (0.827 against 0.826 at 0), and
@@ -105,28 +107,37 @@ def _turned_match(reference: np.ndarray, image: np.ndarray, angle_deg: float) ->
     return pearson(reference, apply_shift(turned, offset))
 
 
-def _best_turn(reference: np.ndarray, image: np.ndarray, step_deg: float) -> tuple[float, float]:
-    """The turn (deg, in [-180, 180)) of ``image`` that matches ``reference`` best
-    (:func:`_turned_match`) and that correlation: every 3 ``step_deg`` round the circle,
-    then every ``step_deg`` about the best."""
+def _best_turn(match: Callable[[float], float], step_deg: float) -> tuple[float, float]:
+    """The turn (deg, in [-180, 180)) that ``match`` (a correlation per turn) finds best,
+    and that correlation: every 3 ``step_deg`` round the circle, then every ``step_deg``
+    about the best."""
     coarse = np.arange(-180.0, 180.0, 3 * step_deg)
-    around = float(coarse[int(np.argmax([_turned_match(reference, image, a) for a in coarse]))])
+    around = float(coarse[int(np.argmax([match(a) for a in coarse]))])
     fine = around + step_deg * np.arange(-2, 3)
-    scores = [_turned_match(reference, image, a) for a in fine]
+    scores = [match(a) for a in fine]
     top = int(np.argmax(scores))
     return (float(fine[top]) + 180.0) % 360.0 - 180.0, float(scores[top])
 
 
 def mirrored_matches(references: np.ndarray, step_deg: float = 2.0) -> np.ndarray:
     """(n_steps,) per image of ``references`` (n_steps, ny, nx), its best correlation with
-    the first mirrored (columns reversed), turned (:func:`_best_turn`) and registered by
-    translation, on the images block-averaged as in :func:`step_turns` (the first: NaN). A
-    scan whose rotation angles run the other way (written C - angle) reconstructs the cell
-    mirrored about a line through the axis: a mirror and a turn."""
+    the first mirrored (columns reversed about the map centre, the rotation axis) and
+    turned, on the images block-averaged as in :func:`step_turns` (the first: NaN). A scan
+    whose rotation angles run the other way (written C - angle) reconstructs the cell
+    mirrored about a line through the axis: a mirror and a turn. The turn is searched
+    about the axis (:func:`_best_turn`, a rotation per turn tried), the best one then
+    registered by translation too (:func:`_turned_match`; the drift measured for the step
+    unmirrored says nothing of it)."""
     images, _ = _search_images(references)
     out = np.full(images.shape[0], np.nan)
     for k in range(1, images.shape[0]):
-        out[k] = _best_turn(images[0], images[k][:, ::-1], step_deg)[1]
+
+        def match(angle: float, image: np.ndarray = images[k][:, ::-1]) -> float:
+            turned = ndimage.rotate(image, angle, reshape=False, order=1, mode="nearest")
+            return pearson(images[0], turned)
+
+        angle, _ = _best_turn(match, step_deg)
+        out[k] = _turned_match(images[0], images[k][:, ::-1], angle)
     return out
 
 
