@@ -139,6 +139,10 @@ class CellInput(_Strict):
         return name
 
 
+SCAN_INPUTS = ("waxs", "saxs", "mapping", "poni_waxs", "poni_saxs", "mask")
+"""A cell's files its WAXS and SAXS scans are reduced from."""
+
+
 class RunConfig(_Strict):
     """A pipeline run: cells (fresh and aged, say), options of every stage, output folder."""
 
@@ -196,12 +200,7 @@ class RunConfig(_Strict):
                 update={
                     key: absolute(getattr(cell, key))
                     for key in (
-                        "waxs",
-                        "saxs",
-                        "mapping",
-                        "poni_waxs",
-                        "poni_saxs",
-                        "mask",
+                        *SCAN_INPUTS,
                         "xct",
                         "nct",
                         "truth",

@@ -28,6 +28,7 @@ from jellyroll.maps.run import maps_key, run_maps
 from jellyroll.nxct.run import nxct_key, run_nxct
 from jellyroll.operando.run import operando_key, run_operando, series_scans
 from jellyroll.pipeline.config import (
+    SCAN_INPUTS,
     CellInput,
     ConfigError,
     DaskOptions,
@@ -347,16 +348,7 @@ left the report of another run's options and inputs as the folder's report, with
 on it to say so."""
 
 
-DIAGNOSIS_CELL_FIELDS = (
-    "name",
-    "label",
-    "waxs",
-    "saxs",
-    "mapping",
-    "poni_waxs",
-    "poni_saxs",
-    "mask",
-)
+DIAGNOSIS_CELL_FIELDS = ("name", "label", *SCAN_INPUTS)
 """What of a cell's entry its diagnosis is made from (:func:`_diagnosis_configuration`)."""
 DIAGNOSIS_SECTIONS = ("waxs", "saxs", "reconstruct", "maps", "defects")
 """The option sections of a run configuration its diagnoses are made with."""
