@@ -621,9 +621,7 @@ def _refuse_outline_at_unmeasured_edge(
     reconstruction masked to a field smaller than the cell) gave the small twin a cell of
     993 um radius for 1370 um, its last layer taken for the casing, and two agglomerates,
     a bend and its outer turns left out, exit 0."""
-    y, x = np.ogrid[: image.shape[0], : image.shape[1]]
-    distance = np.hypot(x - cell.x, y - cell.y) - cell.radius
-    rim = (distance >= 1.0) & (distance <= 3.0)
+    rim = cell.rim(image.shape)
     if not rim.any():
         return
     unmeasured = float(np.mean(~np.isfinite(image[rim])))

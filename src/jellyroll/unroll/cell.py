@@ -41,8 +41,19 @@ class Cell:
     def disk(self, shape: tuple[int, ...]) -> np.ndarray:
         """(ny, nx) bool: the pixels of a map of ``shape`` whose centre lies within the
         casing."""
+        return self._outside(shape) <= 0.0
+
+    def rim(self, shape: tuple[int, ...], inner: float = 1.0, outer: float = 3.0) -> np.ndarray:
+        """(ny, nx) bool: the pixels of a map of ``shape`` whose centre lies ``inner`` to
+        ``outer`` pixels outside the casing."""
+        outside = self._outside(shape)
+        return (outside >= inner) & (outside <= outer)
+
+    def _outside(self, shape: tuple[int, ...]) -> np.ndarray:
+        """(ny, nx) distance (pixels) of each pixel centre outside the casing (negative
+        inside)."""
         y, x = np.ogrid[: shape[0], : shape[1]]
-        return np.hypot(x - self.x, y - self.y) <= self.radius
+        return np.hypot(x - self.x, y - self.y) - self.radius
 
 
 def find_cell(
