@@ -193,12 +193,21 @@ def test_mi_of_every_circular_shift_matches_one_shift_at_a_time(
     seed: int, rows: int, n: int, bins: int
 ) -> None:
     """The FFT joint histograms give the MI of each shift as rolling and counting does, to
-    rounding (1e-9 nats), for any sizes and bin counts."""
+    rounding (1e-9 nats), for any sizes and bin counts, some samples not measured or none;
+    and so for ``b`` mirrored (``b[-t]``), whose joint histograms come from the same spectra."""
     rng = np.random.default_rng(seed)
     a = _quantise(rng.normal(size=(rows, n)), bins)
     b = _quantise(np.roll(np.sin(3 * a), 2, axis=-1) + rng.normal(size=(rows, n)), bins)
-    direct = [_mutual_information(a, np.roll(b, -s, axis=-1), bins) for s in range(n)]
-    np.testing.assert_allclose(_circular_mutual_information(a, b, bins), direct, atol=1e-9)
+    if seed % 2:  # samples not measured (-1) in both
+        a[rng.random(a.shape) < 0.1], b[rng.random(b.shape) < 0.1] = -1, -1
+    mirrored = np.roll(b[..., ::-1], 1, axis=-1)
+    direct = [
+        [_mutual_information(a, np.roll(v, -s, axis=-1), bins) for s in range(n)]
+        for v in (b, mirrored)
+    ]
+    np.testing.assert_allclose(_circular_mutual_information(a, b, bins), direct[0], atol=1e-9)
+    both = _circular_mutual_information(a, b, bins, mirrored=True)
+    np.testing.assert_allclose(both, direct, atol=1e-9)
 
 
 @settings(max_examples=60, deadline=None)

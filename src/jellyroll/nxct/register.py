@@ -510,30 +510,53 @@ _JOINT_ROWS = 64
 at once."""
 
 
-def _circular_mutual_information(a: np.ndarray, b: np.ndarray, bins: int) -> np.ndarray:
+def _circular_mutual_information(
+    a: np.ndarray, b: np.ndarray, bins: int, mirrored: bool = False
+) -> np.ndarray:
     """MI (nats) of ``a`` and ``b`` rolled by every shift ``s`` along the last axis,
-    ``MI(a, np.roll(b, -s, axis=-1))`` for ``s = 0 .. n - 1``, of quantised index arrays.
+    ``MI(a, np.roll(b, -s, axis=-1))`` for ``s = 0 .. n - 1``, of quantised index arrays;
+    with ``mirrored``, shape (2, n): that and the MI of ``a`` against ``b`` mirrored along the
+    last axis, ``np.roll(b[..., ::-1], 1, axis=-1)`` (``b[-t]``), rolled alike.
 
     The joint histogram at every shift at once: the count of (bin i in ``a``, bin j in ``b``)
     is the circular cross-correlation of their indicator arrays along the last axis, summed
-    over the others, done by FFT; the marginals do not depend on the shift. Samples of index
-    -1 (not measured) fall in no bin: at each shift the MI is that of the pairs measured in
-    both, its marginals from that shift's joint histogram.
+    over the others, done by FFT; the marginals do not depend on the shift. The mirrored
+    ``b``'s spectra are the conjugates of ``b``'s, so both come from one product of the
+    spectra's real and imaginary parts. Samples of index -1 (not measured) fall in no bin: at
+    each shift the MI is that of the pairs measured in both, its marginals from that shift's
+    joint histogram.
     """
     n = a.shape[-1]
     rows = [v.reshape(-1, n) for v in (a, b)]
-    levels = np.arange(bins)[:, None, None]
-    # (frequency, bin of a, bin of b): sum over the other axes, one matrix product per
-    # frequency, a few rows at a time (all at once, the spectra of a search's 13 x 85 x 720
-    # samples took 1.8 s, most of it in fresh memory; 0.13 s so)
-    spectrum = np.zeros((n // 2 + 1, bins, bins), np.complex128)
+    levels = np.arange(bins)[None, :, None]
+    # (frequency, real and imaginary parts of the bins of a, those of b): summed over the
+    # other axes, one real matrix product per frequency, a few rows at a time (all at once,
+    # the spectra of a search's 13 x 85 x 720 samples took 1.8 s, most of it in fresh
+    # memory; 0.13 s so); the spectra taken along the first axis come frequency first, as
+    # the products want them (transposed after, the copies cost 4 times the products)
+    products = np.zeros((n // 2 + 1, 2 * bins, 2 * bins))
     for start in range(0, rows[0].shape[0], _JOINT_ROWS):
-        fa, fb = (np.fft.rfft((v[start : start + _JOINT_ROWS][None] == levels).astype(np.float64))
-                  for v in rows)  # fmt: skip
-        spectrum += np.matmul(fa.conj().transpose(2, 0, 1), fb.transpose(2, 1, 0))
-    joint = np.fft.irfft(spectrum.transpose(1, 2, 0), n=n, axis=-1)  # (bins, bins, shift)
+        fa, fb = (np.fft.rfft((v[start : start + _JOINT_ROWS].T[:, None] == levels).astype(float),
+                              axis=0) for v in rows)  # fmt: skip
+        parts_a, parts_b = (np.concatenate([f.real, f.imag], axis=1) for f in (fa, fb))
+        products += parts_a @ parts_b.transpose(0, 2, 1)
+    rr, ri = products[:, :bins, :bins], products[:, :bins, bins:]
+    ir, ii = products[:, bins:, :bins], products[:, bins:, bins:]
+    spectra = [(rr + ii) + 1j * (ri - ir)]  # sum of conj(fa) fb
+    if mirrored:
+        spectra.append((rr - ii) - 1j * (ri + ir))  # sum of conj(fa) conj(fb)
+    joints = [np.fft.irfft(sp.transpose(1, 2, 0), n=n, axis=-1) for sp in spectra]
+    scores = np.array([_joint_mutual_information(joint, a, b, bins) for joint in joints])
+    return scores if mirrored else scores[0]
+
+
+def _joint_mutual_information(
+    joint: np.ndarray, a: np.ndarray, b: np.ndarray, bins: int
+) -> np.ndarray:
+    """MI (nats) at each shift of the joint counts ``joint`` (bins, bins, shift) of the
+    quantised ``a`` and ``b`` (-1: not measured), rounded to whole counts."""
+    counts = np.clip(np.rint(joint), 0, None)
     if a.size and min(a.min(), b.min()) < 0:
-        counts = np.clip(np.rint(joint), 0, None)
         p = counts / np.maximum(counts.sum(axis=(0, 1)), 1)
         marginal_entropies = [
             -np.sum(np.where(m > 0, m * np.log(np.where(m > 0, m, 1)), 0), axis=0)
@@ -541,7 +564,7 @@ def _circular_mutual_information(a: np.ndarray, b: np.ndarray, bins: int) -> np.
         ]
         entropy_joint = -np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0), axis=(0, 1))
         return marginal_entropies[0] + marginal_entropies[1] - entropy_joint
-    p = np.clip(np.rint(joint), 0, None) / a.size
+    p = counts / a.size
     entropy_joint = -np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0), axis=(0, 1))
     marginals = [np.bincount(v.ravel(), minlength=bins) / v.size for v in (a, b)]
     entropy_marginals = sum(-np.sum(m[m > 0] * np.log(m[m > 0])) for m in marginals)
@@ -632,9 +655,8 @@ def _pose_search(
     heights = np.linspace(-0.5 * half, 0.5 * half, 5) if half > 0 else np.zeros(1)
     qx = _quantise(_polar_samples(*xct, to_x, radii, angles, heights), bins)
     qn = _quantise(_polar_samples(*nct, to_n, radii, angles, heights), bins)
-    scores = _circular_mutual_information(qx, qn, bins)
-    # the neutron volume mirrored about a plane through its axis (its angles reversed)
-    mirrored = _circular_mutual_information(qx, np.roll(qn[..., ::-1], 1, axis=-1), bins)
+    # and the neutron volume mirrored about a plane through its axis (its angles reversed)
+    scores, mirrored = _circular_mutual_information(qx, qn, bins, mirrored=True)
     in_plane_mirrored = bool(mirrored.max() > MIRROR_RATIO * scores.max())
     mirror_message = (
         f"{name} matches the X-ray one better mirrored (mutual information "
@@ -857,8 +879,8 @@ def _centred_on_content(
                 moved = to_n.copy()
                 moved[1:3, 3] -= np.asarray(at) * fine
                 qn = _quantise(_polar_samples(*n_copy, moved, radii, angles, heights), bins)
-                scores[at] = max(_circular_mutual_information(qx, q, bins).max()
-                                 for q in (qn, qn[..., ::-1]))  # fmt: skip
+                # either handedness: the neutron's angles as they run and reversed
+                scores[at] = _circular_mutual_information(qx, qn, bins, mirrored=True).max()
             return scores[at]
 
         return score, fine
