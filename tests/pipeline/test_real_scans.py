@@ -255,6 +255,34 @@ def test_a_sinogram_whose_q_is_not_monotonic_is_refused_at_import(
     assert not (tmp_path / "run.h5").exists()
 
 
+@pytest.mark.parametrize("reading", [50311.5, None])
+def test_an_imported_sinogram_keeps_the_monitor_reading_its_counts_are_at(
+    tmp_path: Path, reading: float | None
+) -> None:
+    """A sinogram file stating the monitor reading its intensities are counts at
+    (``data@monitor_reference``) lost it on import: its cell's diagnosis recorded NaN, and
+    the report drew it on one SAXS colour scale with a cell at twice its flux, exit 0. Kept
+    now; a file without one is imported without one."""
+    path = _other_program_sinogram(tmp_path / "other_program.h5")
+    if reading is not None:
+        with h5py.File(path, "r+") as f:
+            f[SINOGRAM].attrs["monitor_reference"] = reading
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # imported as it is, no rotation centre
+        run_reduce(path, tmp_path / "run.h5")
+    assert read_sinogram(tmp_path / "run.h5").monitor_reference == reading
+
+
+@pytest.mark.parametrize("bad", [-1.0, np.nan, "lots"])
+def test_a_monitor_reading_that_is_no_positive_number_is_refused(tmp_path: Path, bad) -> None:
+    path = _other_program_sinogram(tmp_path / "other_program.h5")
+    with h5py.File(path, "r+") as f:
+        f[SINOGRAM].attrs["monitor_reference"] = bad
+    with pytest.raises(RunFileError, match=r"data@monitor_reference is .* not a positive number"):
+        run_reduce(path, tmp_path / "run.h5")
+    assert not (tmp_path / "run.h5").exists()
+
+
 def test_a_sinogram_in_other_units_is_read_in_degrees_and_millimetres(tmp_path: Path) -> None:
     """Angles in "rad", translations and the centre in "um", units as bytes (other programs
     write them so): refused before ("is in 'rad'", "is in \"b'mm'\""), though the units say

@@ -81,6 +81,8 @@ class Sinogram:
     ``data`` and ``errors`` are (n_angles, n_translations, n_q); NaN marks missing frames.
     ``attenuation`` is -ln(diode / monitor), (n_angles, n_translations), when a diode exists.
     ``q_units`` is the unit of the radial axis (``1/angstrom`` unless integrated otherwise).
+    ``monitor_reference`` is the monitor reading the intensities are counts at, when known
+    (``/entry/sinogram/data@monitor_reference``).
     """
 
     data: np.ndarray
@@ -92,6 +94,7 @@ class Sinogram:
     rotation_centre_mm: float | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
     q_units: str = Q_UNITS
+    monitor_reference: float | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -291,6 +294,8 @@ def write_sinogram_group(entry: h5py.Group, sinogram: Sinogram) -> h5py.Group:
     if sinogram.rotation_centre_mm is not None:
         group["rotation_centre"] = float(sinogram.rotation_centre_mm)
         group["rotation_centre"].attrs["units"] = "mm"
+    if sinogram.monitor_reference is not None:
+        group["data"].attrs["monitor_reference"] = float(sinogram.monitor_reference)
     for key, value in sinogram.attrs.items():
         group.attrs[key] = value
     set_default(entry, "sinogram")
@@ -352,6 +357,7 @@ def read_sinogram(path: str | os.PathLike[str], *, errors: bool = True) -> Sinog
             rotation_centre_mm=None if centre is None else _scalar_mm(path, centre) * centre_to_mm,
             attrs=dict(group.attrs),
             q_units=q_units,
+            monitor_reference=_monitor_reading(path, data),
         )
 
 
@@ -393,8 +399,27 @@ def sinogram_monitor_reference(path: str | os.PathLike[str]) -> float:
         return float("nan")
     with open_run(path) as f:
         data = f.get("/entry/sinogram/data")
-        value = None if data is None else data.attrs.get("monitor_reference")
-    return float("nan") if value is None else float(value)
+        value = None if data is None else _monitor_reading(path, data)
+    return float("nan") if value is None else value
+
+
+def _monitor_reading(path: str | os.PathLike[str], data: h5py.Dataset) -> float | None:
+    """``data@monitor_reference`` of the sinogram of ``path``: None where absent; a
+    RunFileError where it is not one finite positive number."""
+    value = data.attrs.get("monitor_reference")
+    if value is None:
+        return None
+    try:
+        reading = float(np.asarray(value).item())
+    except (TypeError, ValueError):
+        reading = float("nan")
+    if not (np.isfinite(reading) and reading > 0):
+        raise RunFileError(
+            f"{path}: /entry/sinogram/data@monitor_reference is {value!r}, not a positive "
+            "number: give the monitor reading the intensities are counts at, or delete the "
+            "attribute where it is not known"
+        )
+    return reading
 
 
 def _refuse_other_axis_order(
