@@ -4,13 +4,18 @@ it unclearly, or a missing file, is refused before the report is drawn."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
+import h5py
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from jellyroll.cli import app
+from jellyroll.defects.run import run_diagnose
+from jellyroll.io.provenance import sha256_file
 from jellyroll.locate.link_options import LinkOptions
 from jellyroll.locate.link_run import run_link
 
@@ -136,3 +141,47 @@ def test_each_option_reaches_run_report_as_cell_to_file(
         "truth": {"twin": linked["location"]},
         "operando": {"twin": operando},
     }
+
+
+def test_a_file_made_from_another_cells_results_is_refused(
+    linked: dict[str, Path], tmp_path: Path, saxs_maps_run
+) -> None:
+    """The twin's link file given for another cell was shown under that cell's name (the
+    twin's agglomerates, bends and threshold as its own), exit 0. Its record names the
+    results and NXCT files it was made from: a cell whose results file, or an NXCT file
+    given beside it, is not among them is refused, naming both; a copy of the right
+    results file elsewhere passes (matched by checksum)."""
+    with h5py.File(linked["location"], "r") as f:
+        saxs = f["/entry/maps/saxs_intensity/data"][()]
+    run_diagnose(
+        {"saxs": saxs_maps_run(tmp_path, np.fliplr(saxs))}, tmp_path / "other.h5",
+        name="other", label="other",
+    )  # fmt: skip
+    # an operando file's record, made from the twin's results file
+    operando = tmp_path / "operando.h5"
+    with h5py.File(operando, "w") as f:
+        f.create_group("/entry/operando")
+        record = {"inputs": {str(linked["results"]): f"sha256:{sha256_file(linked['results'])}"}}
+        f["/entry/provenance/operando"] = json.dumps(record)
+    results = [linked["results"], tmp_path / "other.h5"]
+    for option in (["--link", f"other={linked['link']}"], ["--operando", f"other={operando}"]):
+        refused = _report(results, tmp_path / "report.html", *option)
+        assert refused.exit_code == 1, refused.output
+        words = _words(refused.output)
+        assert f"given with {option[0]} for cell 'other') was not made from the results" in words
+        assert str(tmp_path / "other.h5") in words and "Traceback" not in words
+    assert not (tmp_path / "report.html").exists()
+    other_nxct = tmp_path / "nxct.h5"
+    shutil.copyfile(linked["nxct"], other_nxct)
+    with h5py.File(other_nxct, "r+") as f:
+        f["/entry"].attrs["note"] = "another registration"
+    refused = _report(
+        [linked["results"]], tmp_path / "report.html", "--link", str(linked["link"]),
+        "--nxct", str(other_nxct),
+    )  # fmt: skip
+    assert refused.exit_code == 1 and "was not made from the NXCT file" in _words(refused.output)
+    moved = tmp_path / "moved" / "results.h5"
+    moved.parent.mkdir()
+    shutil.copy2(linked["results"], moved)
+    fine = _report([moved], tmp_path / "report.html", "--link", str(linked["link"]))
+    assert fine.exit_code == 0, fine.output

@@ -256,6 +256,27 @@ def provenance_record(
     }
 
 
+def made_from(
+    path: str | os.PathLike[str], record: str, source: str | os.PathLike[str]
+) -> bool | None:
+    """Whether the provenance record ``/entry/provenance/<record>`` of the HDF5 file ``path``
+    lists ``source`` as it is now among its inputs: by its checksum (a copy elsewhere
+    matches), or by its fingerprint where the record holds one; None where ``path`` holds no
+    such record."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        item = f.get(f"/entry/provenance/{record}")
+        if not isinstance(item, h5py.Dataset):
+            return None
+        recorded = json.loads(item.asstr()[()]).get("inputs", {})
+    values = set(recorded.values())
+    if any(value.startswith("sha256:") for value in values):
+        if f"sha256:{sha256_file(source)}" in values:
+            return True
+    return f"fingerprint:{file_fingerprint(source)}" in values
+
+
 def provenance_json(record: dict[str, Any]) -> str:
     """Provenance record as JSON text (see :func:`json_text`)."""
     return json_text(record, indent=1, sort_keys=True)
