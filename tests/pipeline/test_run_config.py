@@ -44,6 +44,46 @@ def test_keys_that_mean_nothing_alone_are_refused(tmp_path: Path, keys: str, wha
         load_config(_config(tmp_path, CELL + keys))
 
 
+VOLUMES = 'xct = "x.tif"\nnct = "n.tif"\n'
+
+
+@pytest.mark.parametrize(
+    ("cell", "sections", "refused"),
+    [
+        (CELL, "[nxct]\nbend_slice_step = 2\n[link]\nlargest_case_a = 10\n", ["nxct", "link"]),
+        (CELL, "[locate]\nmax_tilt_deg = 2.0\n[operando]\nring_width_um = 60.0\n",
+         ["locate", "operando"]),
+        (CELL + VOLUMES + 'location = "l.h5"\n', "[nxct]\nbend_slice_step = 2\n[locate]\n"
+         "max_tilt_deg = 2.0\n", ["locate"]),
+        (CELL + VOLUMES, "[nxct]\nbend_slice_step = 2\n[locate]\nmax_tilt_deg = 2.0\n"
+         "[link]\nlargest_case_a = 10\n", []),
+        (CELL + 'operando = "series"\n', "[operando]\nring_width_um = 60.0\n", []),
+        (CELL, "[dask]\nworkers = 8\n", ["dask"]),
+        (CELL, '[dask]\nscheduler = "local:4"\nworkers = 8\n', ["dask"]),
+        (CELL, '[dask]\nscheduler = "local"\nslurm = { queue = "gpu" }\n', ["dask"]),
+        (CELL, '[dask]\nscheduler = "local"\nworkers = 8\n', []),
+        (CELL, '[dask]\nscheduler = "slurm"\nworkers = 8\nslurm = { queue = "gpu" }\n', []),
+    ],
+)  # fmt: skip
+def test_a_section_read_by_no_stage_is_refused(
+    tmp_path: Path, cell: str, sections: str, refused: list[str]
+) -> None:
+    """[nxct], [locate], [link] and [operando] for cells without volumes or series, and
+    [dask] workers without a scheduler that starts them (and slurm without SLURM), were
+    ignored without a word, and the report listed them among the run's settings (workers =
+    8 alone: every stage in this process). Each is refused, named; where a cell reads it,
+    it is taken."""
+    path = _config(tmp_path, sections + cell)
+    if not refused:
+        load_config(path)
+        return
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    named = [line.split(":")[0].strip() for line in str(error.value).splitlines()[1:]]
+    assert named == refused
+    assert "applies to no cell" in str(error.value) or "is read only with" in str(error.value)
+
+
 def test_a_missing_input_is_reported_by_its_setting_before_any_stage(tmp_path: Path) -> None:
     """A missing CT volume (or truth, location, operando folder) was found only after the
     reduction, reconstruction, maps and diagnosis of every cell had run."""

@@ -69,6 +69,28 @@ class DaskOptions(_Strict):
             {"name": repr(name)},
         )
 
+    @model_validator(mode="after")
+    def _read_by_the_scheduler(self) -> DaskOptions:
+        # given alone, `workers = 8` ran every stage in this process, and the report listed
+        # it among the run's settings
+        given = "no scheduler" if self.scheduler is None else f"scheduler = {self.scheduler!r}"
+        if "workers" in self.model_fields_set and self.scheduler not in ("local", "slurm"):
+            raise PydanticCustomError(
+                "workers_not_read",
+                "workers is read only with scheduler = 'local' or 'slurm', not with {given} "
+                "(none: every stage runs in this process; 'local:N': N workers; an address: "
+                "the running cluster's); give scheduler = 'local', or leave workers out",
+                {"given": given},
+            )
+        if self.slurm and self.scheduler != "slurm":
+            raise PydanticCustomError(
+                "slurm_not_read",
+                "slurm is read only with scheduler = 'slurm', not with {given}; give "
+                "scheduler = 'slurm', or leave slurm out",
+                {"given": given},
+            )
+        return self
+
 
 class CellInput(_Strict):
     """The two scans of one slice (WAXS and SAXS detector positions) of one cell."""
@@ -159,6 +181,29 @@ class RunConfig(_Strict):
     link: LinkOptions = LinkOptions()
     operando: OperandoOptions = OperandoOptions()
     dask: DaskOptions = DaskOptions()
+
+    @field_validator("nxct", "locate", "link", "operando")
+    @classmethod
+    def _applies_to_a_cell(cls, options: BaseModel, info: ValidationInfo) -> BaseModel:
+        """A section given for a stage that runs for no cell is refused (it was ignored
+        without a word, and the report listed its options among the run's settings)."""
+        cells: list[CellInput] = info.data.get("cells") or []
+        volumes = [cell for cell in cells if cell.xct is not None]
+        used, needs = {
+            "operando": (any(c.operando for c in cells), "a cell naming an operando series"),
+            "locate": (
+                any(c.location is None for c in volumes),
+                "a cell naming xct and nct and no location",
+            ),
+        }.get(info.field_name, (bool(volumes), "a cell naming xct and nct"))
+        if cells and not used:
+            raise PydanticCustomError(
+                "section_applies_to_no_cell",
+                "applies to no cell: its stage runs only for {needs}; remove the section, or "
+                "name that cell's inputs",
+                {"needs": needs},
+            )
+        return options
 
     @field_validator("cells")
     @classmethod
