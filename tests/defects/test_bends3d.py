@@ -66,9 +66,24 @@ def _traced(monkeypatch, rows: list[dict], traced: range) -> None:
     from jellyroll.defects import bends3d
 
     layers = [SliceLayer((k - 10) * 20.0, *(np.zeros(2),) * 5, 15.0) for k in traced]
-    found = (pd.DataFrame(rows), bends3d._displacement([], 20), layers)
+    found = (pd.DataFrame(rows), bends3d._displacement([], 20, []), layers)
     monkeypatch.setattr(bends3d, "slice_bends", lambda *args: found)
     monkeypatch.setattr(bends3d, "_fitted", lambda bends, layers, voxel_um: bends)
+
+
+def test_the_displacement_has_a_row_for_every_slice_read() -> None:
+    """A slice read but not traced (or left out) dropped its row: the NXCT file's z axis
+    ran -70, -50, -30, -10, 10, 50 um, and a viewer that spaces rows evenly drew the last a
+    slice low. Its row is NaN now, the axis the slices read."""
+    from jellyroll.defects import bends3d
+
+    arc = np.arange(0.0, 100.0, 10.0)
+    turn = arc / 100.0
+    profiles = [(z, arc, np.full(arc.size, z), turn) for z in (-10.0, 10.0, 50.0)]
+    found = bends3d._displacement(profiles, 20.0, [-10.0, 10.0, 30.0, 50.0])
+    assert found.z_um.tolist() == [-10.0, 10.0, 30.0, 50.0]
+    assert np.isnan(found.displacement_um[2]).all()
+    np.testing.assert_array_equal(found.displacement_um[[0, 1, 3], 0], [-10.0, 10.0, 50.0])
 
 
 def test_the_presence_counts_the_traced_slices_only(monkeypatch) -> None:

@@ -69,7 +69,8 @@ class SliceLayer:
 @dataclass
 class CollectorDisplacement:
     """The collector's radial displacement off its smooth spiral, per slice and arc sample:
-    ``displacement_um`` (n_slices, n_arc), NaN where a slice was not traced that far;
+    ``displacement_um`` (n_slices, n_arc), one row per slice read, NaN where a slice was not
+    traced (or was left out) or not that far;
     ``arc_um`` (n_arc,) from the layer's inner end, ``z_um`` (n_slices,), ``turn`` (n_arc,)
     revolutions from the inner end (of the middle slice's trace)."""
 
@@ -208,7 +209,8 @@ def slice_bends(
     found = [_recounted(tables[i], profiles[i], origins[i]) for i in kept]
     found = [bends for bends in found if len(bends)]
     table = pd.concat(found, ignore_index=True) if found else pd.DataFrame()
-    return table, _displacement(moved, voxel_um), [layers[i] for i in kept]
+    heights = [float(px_to_um(int(k), nz, voxel_um)) for k in slices]
+    return table, _displacement(moved, voxel_um, heights), [layers[i] for i in kept]
 
 
 def _recounted(
@@ -459,25 +461,29 @@ def centre_on_foil(
 
 
 def _displacement(
-    profiles: list[tuple[float, np.ndarray, np.ndarray, np.ndarray]], step_um: float
+    profiles: list[tuple[float, np.ndarray, np.ndarray, np.ndarray]],
+    step_um: float,
+    heights_um: list[float],
 ) -> CollectorDisplacement:
+    """The displacement (one row per slice read, at ``heights_um``, NaN in a slice not
+    traced or left out: a row dropped made the z axis uneven, and a viewer that spaces
+    rows evenly put the rows above it a slice low) along arcs ``step_um`` apart."""
     if not profiles:
         empty = np.empty(0)
         return CollectorDisplacement(np.empty((0, 0)), empty, empty, empty)
     longest = max(arc[-1] for _, arc, _, _ in profiles)
     grid = np.arange(0.0, longest + step_um, step_um)
-    rows = np.full((len(profiles), grid.size), np.nan)
-    for i, (_, arc, values, _) in enumerate(profiles):
+    rows = np.full((len(heights_um), grid.size), np.nan)
+    for z_um, arc, values, _ in profiles:
         inside = (grid >= arc[0]) & (grid <= arc[-1])
-        rows[i, inside] = np.interp(grid[inside], arc, values)
+        rows[heights_um.index(z_um), inside] = np.interp(grid[inside], arc, values)
     # the turns of the middle one of the slices traced from the common origin (a slice cut
     # further out counts its turns from there only past its cut)
     innermost = min(arc[0] for _, arc, _, _ in profiles)
     starting = [profile for profile in profiles if profile[1][0] <= innermost + step_um]
     _, arc, _, turn = starting[len(starting) // 2]
     turns = np.interp(grid, arc, turn)
-    z = np.array([z for z, _, _, _ in profiles])
-    return CollectorDisplacement(rows, grid, z, turns)
+    return CollectorDisplacement(rows, grid, np.array(heights_um), turns)
 
 
 def join_bends(
