@@ -54,6 +54,9 @@ def test_results_files_follow_the_contract(demo: Path) -> None:
             for name in ("lic6", "lic12", "graphite_poor", "nmc_lithiated", "nmc_delithiated",
                          "saxs_intensity", "d_star_nm", "attenuation"):  # fmt: skip
                 assert maps[name]["data"].ndim == 2 and maps[name]["x_um"].attrs["units"] == "um"
+            # the unrolled views in the units of their maps (none: no units on a colour bar)
+            for name, view in f["/entry/unrolled"].items():
+                assert view["data"].attrs["units"] == maps[name]["data"].attrs["units"], name
             table = read_table(f["/entry/defects/agglomerates"])
             assert {"x_um", "y_um", "equivalent_diameter_um", "case"} <= set(table.columns)
             # what made the diagnosis, all of which reruns it when changed: not the whole

@@ -684,15 +684,16 @@ def _unrolled(maps: MapSet, cell: Cell | None, trace: SpiralTrace | None) -> dic
     # NaN (no value, e.g. d* on a weak voxel) stays NaN: linear interpolation spreads it to
     # the samples it touches instead of mixing a 0 into them
     stack = np.stack([maps[name] for name in names])
+    units = [maps.maps[name].units for name in names]
     if trace is not None:
         view = unroll_spiral(stack, trace)
         return {
-            str(name): Unrolled(view.data[i], view.depth_um, view.arc_um, along="spiral")
+            str(name): Unrolled(view.data[i], view.depth_um, view.arc_um, "spiral", units[i])
             for i, name in enumerate(names)
         }
     polar = unroll_polar(stack, cell, maps.pixel_size_um)
     return {
-        str(name): Unrolled(polar.data[i], polar.radius_um, polar.arc_length_um)
+        str(name): Unrolled(polar.data[i], polar.radius_um, polar.arc_length_um, "polar", units[i])
         for i, name in enumerate(names)
     }
 

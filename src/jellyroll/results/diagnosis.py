@@ -54,13 +54,15 @@ class Unrolled:
 
     ``along="spiral"``: along the traced Cu collector, rows at ``radius_um`` = the radial
     offset from the collector (um, positive outwards); ``"polar"``: around the cell
-    centre, rows at ``radius_um`` from it. Ascending down the rows either way.
+    centre, rows at ``radius_um`` from it. Ascending down the rows either way. ``units``:
+    those of the map unrolled.
     """
 
     data: np.ndarray
     radius_um: np.ndarray
     arc_length_um: np.ndarray
     along: str = "polar"
+    units: str = ""
 
 
 @dataclass
@@ -124,7 +126,9 @@ def write_diagnosis(
                 (_ROWS[view.along], view.radius_um, "um"),
                 ("arc_length_um", view.arc_length_um, "um"),
             ]
-            group = write_nxdata(unrolled, name, view.data.astype(np.float32), axes)
+            group = write_nxdata(
+                unrolled, name, view.data.astype(np.float32), axes, units=view.units
+            )
             group.attrs["along"] = view.along
         if len(diagnosis.saxs_profiles):
             write_table(entry, "saxs_profiles", diagnosis.saxs_profiles)
@@ -199,9 +203,9 @@ def _read_unrolled(group: h5py.Group) -> Unrolled:
     along = str(group.attrs.get("along", "polar"))
     if along not in _ROWS:
         raise ValueError(f"unrolled view {group.name}: along = {along!r}, not spiral or polar")
-    return Unrolled(
-        group["data"][()], group[_ROWS[along]][()], group["arc_length_um"][()], along=along
-    )
+    data = group["data"]
+    units = str(data.attrs.get("units", ""))
+    return Unrolled(data[()], group[_ROWS[along]][()], group["arc_length_um"][()], along, units)
 
 
 def require_diagnosis(path: str | os.PathLike[str]) -> Diagnosis:
