@@ -123,6 +123,12 @@ def test_link_file_figures_and_report(inputs: dict[str, Path], tmp_path: Path) -
     # the volumes are inputs of the record (it listed the tables only), by their checksums
     with h5py.File(output, "r") as f:
         record = json.loads(f["/entry/provenance/link"][()])
+        # silx and h5web open on the share on a bend per size bin (no default view before)
+        entry = f[f.attrs["default"]]
+        shown = entry[entry.attrs["default"]]
+        shown = shown[shown.attrs["default"]]
+        assert shown.attrs["NX_class"] == "NXdata" and list(shown.attrs["axes"]) == ["lower_um"]
+        np.testing.assert_array_equal(shown["fraction"][()], result.size_bins["fraction"])
     recorded = {Path(p).resolve() for p in record["inputs"]}
     assert {inputs[name].resolve() for name in ("xct", "nct", "nxct", "results")} <= recorded
 

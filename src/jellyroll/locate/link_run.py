@@ -8,6 +8,8 @@ per size bin), ``/entry/link/map_to_xct`` (4x4, the placement used), attributes
 ``threshold_um``, ``threshold_misclassified``, ``critical_diameter_um``, ``location``,
 ``figures`` (JSON: name -> PNG file beside it), ``notes`` (JSON list), ``profile_height_um`` and
 ``profile_similarity`` datasets when the location recorded them, and ``/entry/provenance``.
+``/entry/link/fraction_on_bend`` (NXdata, the default view: the share on a bend against each
+size bin's lower edge) shows the table's columns.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from scipy.stats import rankdata
 from jellyroll.conventions import um_per, unit_text
 from jellyroll.figures import save_png
 from jellyroll.io.lock import output_lock
-from jellyroll.io.nexus import nx_group, read_table, write_table
+from jellyroll.io.nexus import nx_group, read_table, set_default, write_table
 from jellyroll.io.provenance import file_fingerprint, provenance_record
 from jellyroll.io.volumes import open_volume, volume_files, volume_fingerprints
 from jellyroll.locate.dossier import defect_dossiers, select_defects, vertical_cut, volume_on_map
@@ -298,7 +300,15 @@ def run_link(
         def fill(entry: h5py.Group) -> None:
             group = nx_group(entry, "link", "NXcollection")
             write_table(group, "agglomerates", linked)
-            write_table(group, "size_bins", bins)
+            by_size = write_table(group, "size_bins", bins)
+            # what silx and h5web show first: the share on a bend per size bin (the
+            # threshold), its datasets those of the table (hard links, one copy)
+            plot = nx_group(group, "fraction_on_bend", "NXdata")
+            plot["fraction"], plot["lower_um"] = by_size["fraction"], by_size["lower_um"]
+            by_size["lower_um"].attrs["units"] = "um"
+            plot.attrs.update({"signal": "fraction", "axes": ["lower_um"]})
+            set_default(group, "fraction_on_bend")
+            set_default(entry, "link")
             group["map_to_xct"] = placement.map_to_xct
             for key in ("profile_height_um", "profile_similarity"):
                 group[key] = getattr(placement, key)
