@@ -360,27 +360,44 @@ class _BlurredEllipses:
         self.fy = np.fft.fftfreq(self.fine[0], d=self.step)[:, None]
         self.fx = np.fft.rfftfreq(self.fine[1], d=self.step)[None, :]
         self.blur = np.exp(-2.0 * math.pi**2 * sigma_um**2 * (self.fx**2 + self.fy**2))
+        self.blur /= self.step**2
+        # the fine samples of the window's pixels (the padding's are not returned)
+        start = self.pad * self.s
+        self.window = tuple(slice(start, start + n * self.s) for n in self.shape)
+        self._spectra: dict[tuple[float, float, float], np.ndarray] = {}
+
+    def _ellipse(self, a: float, b: float, phi: float) -> np.ndarray:
+        """The transform of the unit ellipse (semi-axes ``a``, ``b`` um, at ``phi`` rad)
+        centred on the grid's origin; the last few kept: a fit's steps in the centre alone
+        (its Jacobian's, by finite differences) reuse them."""
+        key = (a, b, phi)
+        if key not in self._spectra:
+            c, s = math.cos(phi), math.sin(phi)
+            fu = self.fx * c + self.fy * s
+            fv = -self.fx * s + self.fy * c
+            rho = 2.0 * math.pi * np.sqrt((a * fu) ** 2 + (b * fv) ** 2)
+            safe = np.where(rho > 0, rho, 1.0)
+            if len(self._spectra) >= 8:
+                del self._spectra[next(iter(self._spectra))]
+            self._spectra[key] = np.where(rho > 0, 2.0 * special.j1(safe) / safe, 1.0) * (
+                math.pi * a * b
+            )
+        return self._spectra[key]
 
     def __call__(
         self, cx: float, cy: float, phi: float, axes: list[tuple[float, float]]
     ) -> list[np.ndarray]:
         """Unit-height ellipses centred at (cx, cy) um, major axis ``a`` at ``phi`` rad."""
-        c, s = math.cos(phi), math.sin(phi)
-        fu = self.fx * c + self.fy * s
-        fv = -self.fx * s + self.fy * c
-        shift = np.exp(-2j * math.pi * (self.fx * (cx - self.x0) + self.fy * (cy - self.y0)))
-        common = self.blur * shift / self.step**2
+        # the shift's phase is separable: two 1D exponentials, not one over the grid
+        shift_x = np.exp(-2j * math.pi * (cx - self.x0) * self.fx)
+        shift_y = np.exp(-2j * math.pi * (cy - self.y0) * self.fy)
+        common = self.blur * shift_x * shift_y
         out = []
+        ny, nx = self.shape
         for a, b in axes:
-            rho = 2.0 * math.pi * np.sqrt((a * fu) ** 2 + (b * fv) ** 2)
-            safe = np.where(rho > 0, rho, 1.0)
-            ellipse = np.where(rho > 0, 2.0 * special.j1(safe) / safe, 1.0) * (math.pi * a * b)
-            fine = np.fft.irfft2(ellipse * common, s=self.fine)
-            ny, nx = self.padded
-            coarse = fine.reshape(ny, self.s, nx, self.s).mean(axis=(1, 3))
-            out.append(
-                coarse[self.pad : self.pad + self.shape[0], self.pad : self.pad + self.shape[1]]
-            )
+            spectrum = self._ellipse(a, b, phi) * common
+            fine = np.fft.irfft2(spectrum, s=self.fine)[self.window]
+            out.append(fine.reshape(ny, self.s, nx, self.s).mean(axis=(1, 3)))
         return out
 
 
