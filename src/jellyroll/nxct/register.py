@@ -510,13 +510,49 @@ _JOINT_ROWS = 64
 at once."""
 
 
+def _indicator_spectra(rows: np.ndarray, bins: int) -> np.ndarray:
+    """(frequency, real and imaginary parts of each bin's indicator, row): the spectra along
+    the last axis of the indicator arrays of the quantised ``rows`` (n_rows, n). Taken along
+    the first axis of the transposed indicators, they come frequency first, as the joint
+    histograms' products want them (transposed after, the copies cost 4 times the products)."""
+    levels = np.arange(bins)[None, :, None]
+    spectra = np.fft.rfft((rows.T[:, None] == levels).astype(float), axis=0)
+    return np.concatenate([spectra.real, spectra.imag], axis=1)
+
+
+def _row_chunks(a: np.ndarray) -> list[np.ndarray]:
+    """``a`` as (rows, last axis), :data:`_JOINT_ROWS` rows at a time."""
+    rows = a.reshape(-1, a.shape[-1])
+    return [rows[start : start + _JOINT_ROWS] for start in range(0, rows.shape[0], _JOINT_ROWS)]
+
+
+SPECTRA_KEPT_BYTES = 128 << 20
+"""The most the indicator spectra of a sample array fixed over many mutual informations
+(the centring's X-ray samples) may hold to be kept (:func:`_fixed_spectra`)."""
+
+
+def _fixed_spectra(a: np.ndarray, bins: int) -> list[np.ndarray] | None:
+    """The indicator spectra of ``a`` per chunk of rows, for
+    :func:`_circular_mutual_information` against many ``b``; None where they would hold
+    more than :data:`SPECTRA_KEPT_BYTES` (each call then takes them again)."""
+    n_bytes = 8 * 2 * bins * (a.shape[-1] // 2 + 1) * (a.size // a.shape[-1])
+    if n_bytes > SPECTRA_KEPT_BYTES:
+        return None
+    return [_indicator_spectra(chunk, bins) for chunk in _row_chunks(a)]
+
+
 def _circular_mutual_information(
-    a: np.ndarray, b: np.ndarray, bins: int, mirrored: bool = False
+    a: np.ndarray,
+    b: np.ndarray,
+    bins: int,
+    mirrored: bool = False,
+    a_spectra: list[np.ndarray] | None = None,
 ) -> np.ndarray:
     """MI (nats) of ``a`` and ``b`` rolled by every shift ``s`` along the last axis,
     ``MI(a, np.roll(b, -s, axis=-1))`` for ``s = 0 .. n - 1``, of quantised index arrays;
     with ``mirrored``, shape (2, n): that and the MI of ``a`` against ``b`` mirrored along the
     last axis, ``np.roll(b[..., ::-1], 1, axis=-1)`` (``b[-t]``), rolled alike.
+    ``a_spectra``: :func:`_fixed_spectra` of ``a``, when kept.
 
     The joint histogram at every shift at once: the count of (bin i in ``a``, bin j in ``b``)
     is the circular cross-correlation of their indicator arrays along the last axis, summed
@@ -527,19 +563,13 @@ def _circular_mutual_information(
     joint histogram.
     """
     n = a.shape[-1]
-    rows = [v.reshape(-1, n) for v in (a, b)]
-    levels = np.arange(bins)[None, :, None]
-    # (frequency, real and imaginary parts of the bins of a, those of b): summed over the
-    # other axes, one real matrix product per frequency, a few rows at a time (all at once,
-    # the spectra of a search's 13 x 85 x 720 samples took 1.8 s, most of it in fresh
-    # memory; 0.13 s so); the spectra taken along the first axis come frequency first, as
-    # the products want them (transposed after, the copies cost 4 times the products)
+    # (frequency, parts of the bins of a, parts of those of b): summed over the other axes,
+    # one real matrix product per frequency, a few rows at a time (all at once, the spectra
+    # of a search's 13 x 85 x 720 samples took 1.8 s, most of it in fresh memory; 0.13 s so)
     products = np.zeros((n // 2 + 1, 2 * bins, 2 * bins))
-    for start in range(0, rows[0].shape[0], _JOINT_ROWS):
-        fa, fb = (np.fft.rfft((v[start : start + _JOINT_ROWS].T[:, None] == levels).astype(float),
-                              axis=0) for v in rows)  # fmt: skip
-        parts_a, parts_b = (np.concatenate([f.real, f.imag], axis=1) for f in (fa, fb))
-        products += parts_a @ parts_b.transpose(0, 2, 1)
+    a_parts = a_spectra or (_indicator_spectra(chunk, bins) for chunk in _row_chunks(a))
+    for parts_a, chunk in zip(a_parts, _row_chunks(b), strict=True):
+        products += parts_a @ _indicator_spectra(chunk, bins).transpose(0, 2, 1)
     rr, ri = products[:, :bins, :bins], products[:, :bins, bins:]
     ir, ii = products[:, bins:, :bins], products[:, bins:, bins:]
     spectra = [(rr + ii) + 1j * (ri - ir)]  # sum of conj(fa) fb
@@ -872,6 +902,7 @@ def _centred_on_content(
         )
         angles = np.arange(n_angles) * (2 * np.pi / n_angles)
         qx = _quantise(_polar_samples(*x_copy, to_x, radii, angles, heights), bins)
+        qx_spectra = _fixed_spectra(qx, bins)
         scores: dict[tuple[int, int], float] = {}
 
         def score(at: tuple[int, int]) -> float:
@@ -880,7 +911,9 @@ def _centred_on_content(
                 moved[1:3, 3] -= np.asarray(at) * fine
                 qn = _quantise(_polar_samples(*n_copy, moved, radii, angles, heights), bins)
                 # either handedness: the neutron's angles as they run and reversed
-                scores[at] = _circular_mutual_information(qx, qn, bins, mirrored=True).max()
+                scores[at] = _circular_mutual_information(
+                    qx, qn, bins, mirrored=True, a_spectra=qx_spectra
+                ).max()
             return scores[at]
 
         return score, fine
