@@ -3,6 +3,9 @@ tiny twin's written files."""
 
 from __future__ import annotations
 
+import fcntl
+import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -48,15 +51,34 @@ def saxs_maps_run() -> Callable[[Path, np.ndarray], Path]:
     return _saxs_maps_run
 
 
+def made_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], None]
+) -> Path:
+    """The folder ``name`` made by ``make(folder)`` once for the whole test run: each
+    pytest-xdist worker runs its own session, so the first to ask makes it (under a lock in
+    the run's shared temporary folder) and the others wait for it and read it."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder, made = shared / name, shared / f"{name}.made"
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not made.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            make(folder)
+            made.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_twin_files(tmp_path_factory) -> Path:
     """Folder of the tiny twin's files (seed 2, pre-integrated scans, NXCT volumes, truth):
-    written once per session, read only by the tests that share it."""
+    written once per test run, read only by the tests that share it."""
     from jellyroll.phantom.write import write_phantom
 
-    out = tmp_path_factory.mktemp("tiny_twin")
-    write_phantom(out, preset="aged_charged", size="tiny", seed=2, raw=False)
-    return out
+    def write(out: Path) -> None:
+        write_phantom(out, preset="aged_charged", size="tiny", seed=2, raw=False)
+
+    return made_once(tmp_path_factory, "tiny_twin", write)
 
 
 KILLER = """
