@@ -56,7 +56,11 @@ COMMANDS: dict[str, list[tuple[type[BaseModel], dict[str, str]]]] = {
         (DstarOptions, {name: name for name in DstarOptions.model_fields}),
     ],
     "diagnose": [
-        (DiagnoseOptions, {"critical_diameter": "critical_diameter_um", "psf_fwhm": "psf_fwhm_um"})
+        (
+            DiagnoseOptions,
+            {"critical_diameter": "critical_diameter_um", "psf_fwhm": "psf_fwhm_um",
+             "background_window": "background_window_um"},
+        )
     ],
     "nxct": [
         (

@@ -453,3 +453,57 @@ def test_the_region_dstar_takes_the_rule_the_d_star_map_was_made_with(
         f["/entry/provenance/maps"] = json.dumps(record)
     keywords = _maps_dstar_parameters({"saxs": run})
     assert keywords == {"tolerance": 0.08, "sustain_fraction": sustain}
+
+
+def _twin_maps_with_a_large_agglomerate(radius_um: float) -> tuple[MapSet, float]:
+    """The tiny aged twin at 10 um pixels with one agglomerate of ``radius_um``, its true
+    SAXS intensity and X-ray attenuation blurred by the study's 20 um beam: the maps and
+    the agglomerate's true equivalent diameter in the slice (um)."""
+    from scipy import ndimage
+
+    from jellyroll.phantom.parameters import SIZES
+    from jellyroll.phantom.twin import make_twin
+
+    tiny = SIZES["tiny"]
+    large = tiny.cell.agglomerates.model_copy(
+        update={"count_large": 1, "large_radius_um": (radius_um, radius_um)}
+    )
+    n = round(tiny.n_translations * tiny.pixel_size_um / 10.0)
+    size = tiny.model_copy(
+        update={
+            "name": "tiny_large",
+            "cell": tiny.cell.model_copy(update={"agglomerates": large}),
+            "pixel_size_um": 10.0,
+            "n_translations": n,
+        }
+    )
+    twin = make_twin("aged_charged", size, seed=2)
+    sigma_px = 20.0 / 2.3548 / 10.0
+    y_um, x_um = twin.raster.axes_um()
+    maps = MapSet(
+        {
+            "saxs_intensity": Map(ndimage.gaussian_filter(twin.saxs_intensity, sigma_px), "1/A"),
+            "attenuation": Map(ndimage.gaussian_filter(twin.mu_xray_per_um, sigma_px), "1/um"),
+            "d_star_nm": Map(np.asarray(twin.true_dstar_nm, float), "nm"),
+        },
+        x_um,
+        y_um,
+    )
+    return maps, float(twin.agglomerates.equivalent_diameter_um.max())
+
+
+def test_an_agglomerate_over_half_the_background_window_is_said_to_be_missed() -> None:
+    """A 150 um agglomerate (10 um pixels) sank into its own background, the default window
+    250 um: no case B, its bend linked to nothing, exit 0 without a word. The bend under no
+    agglomerate is named, with the window; given a window over twice its size, it is found."""
+    maps, diameter = _twin_maps_with_a_large_agglomerate(75.0)
+    assert diameter > 125.0  # over half the default window
+    found = diagnose(maps, DiagnoseOptions(), name="twin", label="twin")
+    assert (found.agglomerates.equivalent_diameter_um > 125.0).sum() == 0
+    said = [note for note in found.notes if "lie under no agglomerate found" in note]
+    assert len(said) == 1 and "half the background window (125 um)" in said[0]
+    wide = diagnose(maps, DiagnoseOptions(background_window_um=4 * diameter), name="t", label="t")
+    big = wide.agglomerates[wide.agglomerates.equivalent_diameter_um > 100.0]
+    assert len(big) == 1 and big.case.item() == "B"
+    assert abs(big.equivalent_diameter_um.item() - diameter) <= 0.15 * diameter
+    assert not any("lie under no agglomerate found" in note for note in wide.notes)

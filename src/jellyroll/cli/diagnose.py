@@ -32,6 +32,9 @@ def diagnose(
     psf_fwhm: Annotated[  # text: "auto" or a number
         str | None, option(DiagnoseOptions, "psf_fwhm_um")
     ] = None,
+    background_window: Annotated[
+        float | None, option(DiagnoseOptions, "background_window_um")
+    ] = None,
 ) -> None:
     """Find the cell, unroll it, find the agglomerates, bends and lithiation around them."""
     from jellyroll.defects.run import run_diagnose
@@ -44,7 +47,11 @@ def diagnose(
         check_output_file(output, "results.h5", "diagnose", [*run_files(waxs), *run_files(saxs)])
         options = options_from(
             DiagnoseOptions,
-            {"critical_diameter_um": critical_diameter, "psf_fwhm_um": psf_fwhm},
+            {
+                "critical_diameter_um": critical_diameter,
+                "psf_fwhm_um": psf_fwhm,
+                "background_window_um": background_window,
+            },
         )
         result = run_diagnose({"waxs": waxs, "saxs": saxs}, output, options, name=name, label=label)
     values = result.summary

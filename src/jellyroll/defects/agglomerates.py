@@ -517,6 +517,12 @@ def _fit_spot(
     return np.array([peak * heights1[0], cx, cy, a, b, phi, np.nan, 0.0, a, b])
 
 
+def background_window(critical_diameter_um: float) -> float:
+    """The default background window (um): 5 critical diameters, at least 5 of the
+    study's (:func:`find_agglomerates`)."""
+    return 5.0 * max(critical_diameter_um, STUDY_CRITICAL_DIAMETER_UM)
+
+
 def find_agglomerates(
     saxs_intensity_map: np.ndarray,
     pixel_size_um: float,
@@ -599,7 +605,7 @@ def find_agglomerates(
     p = float(pixel_size_um)
     sigma_um = max(psf_fwhm_um * FWHM_TO_SIGMA, 0.25 * p)
     window = (
-        5.0 * max(critical_diameter_um, STUDY_CRITICAL_DIAMETER_UM)
+        background_window(critical_diameter_um)
         if background_window_um is None
         else background_window_um
     )

@@ -33,6 +33,15 @@ class DiagnoseOptions(StageOptions):
         "anode layers; 20 um, with a note, where they do not give it).",
     )
 
+    background_window_um: float | None = Field(
+        None,
+        gt=0,
+        description="Length (um) of the line segments whose median is the SAXS background "
+        "under an agglomerate; it must exceed twice the largest agglomerate (default: 5 "
+        "critical diameters, at least 250 um: a spot over half of it is taken for "
+        "background).",
+    )
+
     @field_validator("psf_fwhm_um", mode="before")
     @classmethod
     def _auto_or_number(cls, value: object) -> object:
