@@ -18,7 +18,9 @@ from jellyroll.phantom.twin import Twin, make_twin
 from jellyroll.phantom.write import noisy_pixel_patterns
 from jellyroll.results import Reconstruction
 from jellyroll.saxs import (
+    DSTAR_MIN_Q_MAX_A,
     FEATURELESS,
+    SHORT_Q_RANGE,
     SLOPE_TOO_SHALLOW,
     SLOPE_TOO_STEEP,
     denoise_profiles,
@@ -450,3 +452,27 @@ def test_the_jellyroll_dstar_walks_past_a_departure_that_does_not_last() -> None
     assert np.all(raw["d_star_nm"][others] == np.float32(clean.d_star_nm))
     assert any(note.startswith("no d* in 1 voxels") for note in raw.notes)
     assert not any("reason code 9" in note for note in study.notes)
+
+
+@pytest.mark.parametrize("q_max", [0.12, 0.15])
+def test_profiles_ending_short_of_the_d_star_range_give_no_d_star(q_max: float) -> None:
+    """The tiny twin's profiles reduced to q 0.12 1/A (`reduce --q-max 0.12`): d* 31 nm for
+    14, exit 0: the fit window, at shares of the q span, fell on the shoulder. Now no d*,
+    every voxel's reason says why, and a note says what to do; the same profiles to 0.3 1/A
+    give the twin's d* (the bar's 0.3 nm on the median)."""
+    twin = make_twin("aged_charged", "tiny", seed=0)
+    q, profiles = twin.q.saxs, twin.patterns("saxs")
+    truth = twin.true_dstar_nm
+    y_um, x_um = twin.raster.axes_um()
+
+    def maps_to(end: float):
+        kept = q <= end
+        recon = Reconstruction(profiles[..., kept].astype(np.float32), q[kept], x_um, y_um)
+        return compute_maps(recon, STUDY)
+
+    cut = maps_to(q_max)
+    assert np.isnan(cut["d_star_nm"]).all()
+    assert (cut["d_star_reason"] == SHORT_Q_RANGE).all()
+    assert any(f"below the {DSTAR_MIN_Q_MAX_A:g} 1/A the d* rule needs" in n for n in cut.notes)
+    whole = maps_to(q[-1])
+    assert abs(np.nanmedian(whole["d_star_nm"]) - np.nanmedian(truth)) <= 0.3

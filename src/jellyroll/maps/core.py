@@ -28,11 +28,13 @@ from jellyroll.phases import (
 )
 from jellyroll.results import Map, MapName, MapSet, Reconstruction
 from jellyroll.saxs import (
+    DSTAR_MIN_Q_MAX_A,
     EXCURSION_SHARE,
     LOW_INTENSITY,
     NOISY_WALK,
     REASONS,
     SAXS_Q_RANGE,
+    SHORT_Q_RANGE,
     SUSTAIN_FRACTION,
     VALID,
     DStarMap,
@@ -272,12 +274,30 @@ def saxs_maps(
     # d* leaves out the channels whose q is not finite
     q_used = np.where(channels, q, np.nan)
     notes.extend(filter(None, [_segment_note(int(channels.sum()), options)]))
+    q_end = float(np.nanmax(q_used)) if channels.any() else float("nan")
+    measurable = q_end >= DSTAR_MIN_Q_MAX_A
     intensities, parts = [], []
     for _, slab in row_slabs(data):
         intensities.append(saxs_intensity_map(q, slab, channels=channels))
-        if not options.denoised:  # d* of the raw profiles, from the same read
+        if measurable and not options.denoised:  # d* of the raw profiles, from the same read
             parts.append(departure_dstar_map(q_used, slab, **dstar_keywords(options)))
     intensity = np.concatenate(intensities)
+    if not measurable:
+        notes.append(
+            f"no d*: the SAXS profiles end at q = {q_end:.3g} 1/A, below the "
+            f"{DSTAR_MIN_Q_MAX_A:g} 1/A the d* rule needs (its fit window lies at shares of the "
+            "q span: ending lower, it falls on the shoulder, and d* read 2.3 times the truth "
+            "on the twin ending at 0.12); reduce and reconstruct the SAXS scan to a q of "
+            f"{DSTAR_MIN_Q_MAX_A:g} 1/A or more"
+        )
+        shape = data.shape[:-1]
+        reason = np.full(shape, SHORT_Q_RANGE, dtype=np.int8)
+        maps = {
+            MapName.SAXS_INTENSITY: Map(intensity, f"{units} x 1/angstrom"),
+            MapName.D_STAR: Map(np.full(shape, np.nan, np.float32), "nm"),
+            MapName.D_STAR_REASON: Map(reason, _reason_units()),
+        }
+        return maps, notes
     if options.denoised:
         denoised = denoise_profile_blocks(data, rank=options.rank, channels=channels)
         n_q = int(channels.sum())
@@ -311,13 +331,17 @@ def saxs_maps(
             "one point's noise sets it (the profiles are too noisy for the 3 % rule; "
             "--analysis jellyroll denoises them)"
         )
-    reasons = ", ".join(f"{code} {text}" for code, text in REASONS.items())
     maps = {
         MapName.SAXS_INTENSITY: Map(intensity, f"{units} x 1/angstrom"),
         MapName.D_STAR: Map(d_star, "nm"),
-        MapName.D_STAR_REASON: Map(reason, reasons),
+        MapName.D_STAR_REASON: Map(reason, _reason_units()),
     }
     return maps, notes
+
+
+def _reason_units() -> str:
+    """The d* reason map's units: what each code means."""
+    return ", ".join(f"{code} {text}" for code, text in REASONS.items())
 
 
 def _segment_note(n_channels: int, options: MapsOptions) -> str | None:
