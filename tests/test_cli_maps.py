@@ -107,7 +107,7 @@ def test_maps_killed_while_drawing_leave_no_earlier_figures(
     from jellyroll.maps import run as maps_run
 
     run = make_run(tmp_path / "waxs_run.h5", twin, "waxs", seed=1)
-    stale = [tmp_path / f"waxs_run_{name}.png" for name in maps_run.FIGURES]
+    stale = [tmp_path / f"waxs_run_{name}.png" for name in ("graphite_rgb", "nmc_rgb", "d_star")]
     for path in stale:
         path.write_bytes(b"earlier maps")
 
@@ -120,6 +120,23 @@ def test_maps_killed_while_drawing_leave_no_earlier_figures(
     assert not any(path.exists() for path in stale)
     with h5py.File(run, "r") as f:
         assert "graphite" in f["/entry/maps"]  # the maps were written
+
+
+def test_a_new_reconstruction_takes_the_maps_figures_with_the_maps(
+    tmp_path: Path, twin: Twin
+) -> None:
+    """A reconstruction written again deleted the maps stage file but left its composites
+    (`RUN_graphite_rgb.png` ...): phase maps of a reconstruction that no longer exists, with
+    nothing to tell them apart. They go with the maps now."""
+    from jellyroll.maps.run import run_maps
+    from jellyroll.results.store import invalidate_run, stage_file
+
+    run = make_run(tmp_path / "waxs_run.h5", twin, "waxs", seed=1)
+    drawn = run_maps(run).figures
+    assert drawn and all(path.exists() for path in drawn)
+    invalidate_run(run, after="reconstruct")  # what writing the reconstruction does first
+    assert not stage_file(run, "maps").exists()
+    assert not any(path.exists() for path in drawn)
 
 
 def test_maps_on_a_saxs_run_with_its_attenuation_slice(tmp_path: Path, twin: Twin) -> None:

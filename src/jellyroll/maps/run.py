@@ -15,7 +15,7 @@ from jellyroll.maps.core import compute_maps
 from jellyroll.maps.options import MapsOptions
 from jellyroll.results import MapName, MapSet, RunFileError
 from jellyroll.results.run import open_reconstruction, sinogram_mean_pattern, write_map_set
-from jellyroll.results.store import run_stage_key, stage_file, stage_key
+from jellyroll.results.store import run_stage_key, stage_figures, stage_file, stage_key
 
 
 @dataclass
@@ -63,18 +63,10 @@ def _maps(run: Path, options: MapsOptions, figures: bool) -> MapsResult:
     configuration = {"stage": "maps", **options.key_payload(), "source": "/entry/reconstruction"}
     record = provenance_record(configuration, inputs=[stage_file(run, "reconstruct")])
     if figures:  # a kill while drawing left the earlier maps' PNGs beside these maps
-        for name in FIGURES:
-            _figure_path(run, name).unlink(missing_ok=True)
+        for path in stage_figures(run, "maps").values():
+            path.unlink(missing_ok=True)
     write_map_set(run, maps, record, key=maps_key(run, options))
     return MapsResult(maps, _figures(run, maps) if figures else [])
-
-
-FIGURES = ("graphite_rgb", "nmc_rgb", "d_star")
-"""The PNG figures of the maps stage, ``<stem>_<name>.png`` beside the run file."""
-
-
-def _figure_path(run: Path, name: str) -> Path:
-    return run.with_name(f"{run.stem}_{name}.png")
 
 
 def _figures(run: Path, maps: MapSet) -> list[Path]:
@@ -85,4 +77,5 @@ def _figures(run: Path, maps: MapSet) -> list[Path]:
         drawn.append(("nmc_rgb", figures.nmc_rgb_figure(arrays, maps.x_um, maps.y_um)))
     if MapName.D_STAR in maps:
         drawn.append(("d_star", figures.dstar_figure(maps[MapName.D_STAR], maps.x_um, maps.y_um)))
-    return [figures.save_png(f, _figure_path(run, name)) for name, f in drawn]
+    paths = stage_figures(run, "maps")
+    return [figures.save_png(f, paths[name]) for name, f in drawn]

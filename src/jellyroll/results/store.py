@@ -112,17 +112,19 @@ def unit_factor(
 
 @dataclass(frozen=True)
 class StageGroup:
-    """A stage's group in the run file and the name of its provenance record."""
+    """A stage's group in the run file, the name of its provenance record and the names of
+    the PNG figures drawn from it beside the run file (:func:`stage_figure`)."""
 
     stage: str
     group: str
     provenance: str
+    figures: tuple[str, ...] = ()
 
 
 RUN_STAGES = (
     StageGroup("reduce", "sinogram", "reduce"),
     StageGroup("reconstruct", "reconstruction", "reconstruction"),
-    StageGroup("maps", "maps", "maps"),
+    StageGroup("maps", "maps", "maps", ("graphite_rgb", "nmc_rgb", "d_star")),
 )
 """The stages that fill a run file, in chain order (each depends on the one before)."""
 
@@ -148,6 +150,13 @@ def stage_file(run: str | os.PathLike[str], stage: str) -> Path:
     """The file of a run stage beside the index: ``RUN.<group>.h5``."""
     run = Path(run)
     return run.with_name(f"{run.stem}.{_BY_STAGE[stage].group}.h5")
+
+
+def stage_figures(run: str | os.PathLike[str], stage: str) -> dict[str, Path]:
+    """The PNG figures drawn from a run stage, by name: ``RUN_<name>.png`` beside the
+    index."""
+    run = Path(run)
+    return {name: run.with_name(f"{run.stem}_{name}.png") for name in _BY_STAGE[stage].figures}
 
 
 def run_files(run: str | os.PathLike[str]) -> list[Path]:
@@ -268,10 +277,13 @@ def write_run_stage(
 
 
 def invalidate_run(run: str | os.PathLike[str], after: str) -> None:
-    """Delete the stage files after stage ``after`` and rewrite the index."""
+    """Delete the stage files after stage ``after``, and the figures drawn from them (a
+    new reconstruction left the old maps' composites beside the run), and rewrite the
+    index."""
     run = Path(run)
     for later in RUN_STAGES[RUN_STAGES.index(_BY_STAGE[after]) + 1 :]:
-        stage_file(run, later.stage).unlink(missing_ok=True)
+        for path in (stage_file(run, later.stage), *stage_figures(run, later.stage).values()):
+            path.unlink(missing_ok=True)
     write_index(run)
 
 
