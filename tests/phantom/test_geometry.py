@@ -151,3 +151,16 @@ def test_case_b_agglomerates_bend_the_collector() -> None:
             assert g.bend_amplitude_um == pytest.approx(0.6 * g.nominal_diameter_um)
         else:
             assert g.bend_amplitude_um == 0.0
+
+
+def test_a_twin_without_agglomerates_is_built() -> None:
+    """A twin with no agglomerate (a control cell) failed with KeyError 'id' in its table."""
+    from jellyroll.phantom.parameters import SIZES
+    from jellyroll.phantom.twin import make_twin
+
+    tiny = SIZES["tiny"]
+    none = tiny.cell.agglomerates.model_copy(update={"count": 0, "count_large": 0})
+    size = tiny.model_copy(update={"cell": tiny.cell.model_copy(update={"agglomerates": none})})
+    twin = make_twin("aged_charged", size, seed=2)
+    assert twin.agglomerates.empty and "equivalent_diameter_um" in twin.agglomerates
+    assert not (twin.raster.agglomerate_id > 0).any()

@@ -102,6 +102,13 @@ class Agglomerate:
         return 1.2 * self.semi_axes_um[0] + 0.5 * max(self.push_cu_um, self.push_separator_um)
 
 
+AGGLOMERATE_TABLE_COLUMNS = (
+    "id", "x_um", "y_um", "z_um", "nominal_diameter_um", "semi_axis_tangential_um",
+    "semi_axis_radial_um", "semi_axis_axial_um", "turn", "side", "case", "bend_amplitude_um",
+)  # fmt: skip
+"""Columns of :meth:`CellGeometry.agglomerate_table`."""
+
+
 @dataclass(frozen=True)
 class CellGeometry:
     """A concrete, seeded cell: parameters plus all random draws."""
@@ -134,7 +141,8 @@ class CellGeometry:
             }
             for g in self.agglomerates
         ]
-        return pd.DataFrame(rows)
+        # the columns even without a row (a twin built with no agglomerate)
+        return pd.DataFrame(rows, columns=AGGLOMERATE_TABLE_COLUMNS)
 
     def bend_table(self) -> pd.DataFrame:
         """Collector bends (one per case-B agglomerate) in the geometry frame, lengths in um.
