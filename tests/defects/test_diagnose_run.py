@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 
 from jellyroll.defects.options import DiagnoseOptions
-from jellyroll.defects.run import _unrolled, diagnose, run_diagnose, summary
+from jellyroll.defects.run import (
+    _bends_without_agglomerate,
+    _unrolled,
+    diagnose,
+    run_diagnose,
+    summary,
+)
 from jellyroll.io.provenance import OutputWouldOverwriteInputError
 from jellyroll.results import Map, MapSet
 from jellyroll.results.store import RunFileError, stage_file
@@ -507,3 +513,17 @@ def test_an_agglomerate_over_half_the_background_window_is_said_to_be_missed() -
     assert len(big) == 1 and big.case.item() == "B"
     assert abs(big.equivalent_diameter_um.item() - diameter) <= 0.15 * diameter
     assert not any("lie under no agglomerate found" in note for note in wide.notes)
+
+
+def test_a_shallow_bend_under_no_agglomerate_is_not_named() -> None:
+    """The demo's twins trace a bend of 6-10 um on no agglomerate (a trace's noise, or an
+    agglomerate off the slice): no reason to suspect a spot too wide for the window. Half a
+    critical diameter deep (25 um) or more, it is named."""
+    bends = pd.DataFrame(
+        {"id": [1, 2, 3], "amplitude_um": [-10.0, 6.0, -30.0],
+         "agglomerate_ids": [(), (), (4,)]}
+    )  # fmt: skip
+    assert _bends_without_agglomerate(bends, DiagnoseOptions()) == []
+    bends.loc[2, "agglomerate_ids"] = ()
+    said = _bends_without_agglomerate(bends, DiagnoseOptions())
+    assert len(said) == 1 and said[0].startswith("bend(s) 3 (30 um deep) lie under")

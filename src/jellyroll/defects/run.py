@@ -536,12 +536,14 @@ def diagnose(
 
 
 def _bends_without_agglomerate(bends: pd.DataFrame, options: DiagnoseOptions) -> list[str]:
-    """A note naming the bends under no agglomerate found: an agglomerate over half the
-    background window is taken for background (the tiny twin's 150 um one: not found, no
-    case B, the defect share 0.006 for 0.039, exit 0 without a word), or it lies off the
-    slice."""
+    """A note naming the bends at least half a critical diameter deep under no agglomerate
+    found: an agglomerate over half the background window is taken for background (the
+    tiny twin's 150 um one, its bend 73 um deep: not found, no case B, the defect share
+    0.006 for 0.039, exit 0 without a word), or it lies off the slice. Shallower ones are
+    left out: the twins' traces give a few of 5-10 um with no agglomerate."""
     linked = bends.get("agglomerate_ids", pd.Series([()] * len(bends), index=bends.index))
-    alone = bends[[len(ids) == 0 for ids in linked]]
+    deep = bends.amplitude_um.abs() >= options.critical_diameter_um / 2
+    alone = bends[deep & np.array([len(ids) == 0 for ids in linked])]
     if alone.empty:
         return []
     window = options.background_window_um or background_window(options.critical_diameter_um)
@@ -549,7 +551,8 @@ def _bends_without_agglomerate(bends: pd.DataFrame, options: DiagnoseOptions) ->
         f"{int(b.id)} ({abs(b.amplitude_um):.0f} um deep)" for b in alone.itertuples()
     )
     return [
-        f"bend(s) {listed} lie under no agglomerate found in the slice: an agglomerate above "
+        f"bend(s) {listed} lie under no agglomerate found in the slice, deep enough for a case "
+        "B agglomerate's: an agglomerate above "
         "or below the slice bent it, or one wider than half the background window "
         f"({window / 2:.0f} um), which the background takes in and no spot shows; for the "
         "latter, diagnose again with a background window (background_window_um) over twice "
