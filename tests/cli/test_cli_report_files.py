@@ -18,6 +18,9 @@ from jellyroll.defects.run import run_diagnose
 from jellyroll.io.provenance import sha256_file
 from jellyroll.locate.link_options import LinkOptions
 from jellyroll.locate.link_run import run_link
+from jellyroll.report.run import _refuse_files_made_from_others
+from jellyroll.results import read_diagnosis
+from jellyroll.results.store import stage_file
 
 SECTIONS = {  # option -> title of the section of report/run.py it adds for cell "twin"
     "nxct": "Cell twin: neutron and X-ray CT",
@@ -143,45 +146,52 @@ def test_each_option_reaches_run_report_as_cell_to_file(
     }
 
 
+def _operando_record(path: Path, inputs: list[Path], zones_from: Path | None) -> Path:
+    """An operando file holding only the provenance record an operando run writes: the
+    checksums of ``inputs`` and the SAXS file its zones came from."""
+    with h5py.File(path, "w") as f:
+        f.create_group("/entry/operando")
+        record = {
+            "configuration": {"zones_from": None if zones_from is None else str(zones_from)},
+            "inputs": {str(p): f"sha256:{sha256_file(p)}" for p in inputs},
+        }
+        f["/entry/provenance/operando"] = json.dumps(record)
+    return path
+
+
 def test_a_file_made_from_another_cells_results_is_refused(
     linked: dict[str, Path], tmp_path: Path, saxs_maps_run
 ) -> None:
     """The twin's link file given for another cell was shown under that cell's name (the
-    twin's agglomerates, bends and threshold as its own), exit 0. Its record names the
-    results and NXCT files it was made from: a cell whose results file, or an NXCT file
-    given beside it, is not among them is refused, naming both; a copy of the right
-    results file elsewhere passes (matched by checksum)."""
+    twin's agglomerates, bends and threshold as its own), exit 0, and so was an operando
+    file. A link file's record names the results file it was made from, an operando
+    file's its SAXS file: one not of this cell's results (their checksum, or one their own
+    record lists) is refused, naming both. A copy of the right results file elsewhere
+    passes, and so does an operando file whose zones came from the cell's SAXS run, or
+    that has no zones."""
     with h5py.File(linked["location"], "r") as f:
         saxs = f["/entry/maps/saxs_intensity/data"][()]
     run_diagnose(
         {"saxs": saxs_maps_run(tmp_path, np.fliplr(saxs))}, tmp_path / "other.h5",
         name="other", label="other",
     )  # fmt: skip
-    # an operando file's record, made from the twin's results file
-    operando = tmp_path / "operando.h5"
-    with h5py.File(operando, "w") as f:
-        f.create_group("/entry/operando")
-        record = {"inputs": {str(linked["results"]): f"sha256:{sha256_file(linked['results'])}"}}
-        f["/entry/provenance/operando"] = json.dumps(record)
+    twins = _operando_record(tmp_path / "operando.h5", [linked["results"]], linked["results"])
     results = [linked["results"], tmp_path / "other.h5"]
-    for option in (["--link", f"other={linked['link']}"], ["--operando", f"other={operando}"]):
+    for option in (["--link", f"other={linked['link']}"], ["--operando", f"other={twins}"]):
         refused = _report(results, tmp_path / "report.html", *option)
         assert refused.exit_code == 1, refused.output
         words = _words(refused.output)
         assert f"given with {option[0]} for cell 'other') was not made from the results" in words
         assert str(tmp_path / "other.h5") in words and "Traceback" not in words
     assert not (tmp_path / "report.html").exists()
-    other_nxct = tmp_path / "nxct.h5"
-    shutil.copyfile(linked["nxct"], other_nxct)
-    with h5py.File(other_nxct, "r+") as f:
-        f["/entry"].attrs["note"] = "another registration"
-    refused = _report(
-        [linked["results"]], tmp_path / "report.html", "--link", str(linked["link"]),
-        "--nxct", str(other_nxct),
-    )  # fmt: skip
-    assert refused.exit_code == 1 and "was not made from the NXCT file" in _words(refused.output)
     moved = tmp_path / "moved" / "results.h5"
     moved.parent.mkdir()
     shutil.copy2(linked["results"], moved)
     fine = _report([moved], tmp_path / "report.html", "--link", str(linked["link"]))
     assert fine.exit_code == 0, fine.output
+    # zones from the other cell's SAXS run (a file its results list), or no zones: passed
+    other = read_diagnosis(tmp_path / "other.h5")
+    run_maps = stage_file(tmp_path / "saxs.h5", "maps")
+    for zones in (run_maps, None):
+        series = _operando_record(tmp_path / "series.h5", [run_maps], zones)
+        _refuse_files_made_from_others([other], None, {"other": series})

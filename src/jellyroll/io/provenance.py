@@ -248,33 +248,25 @@ def provenance_record(
         "configuration": configuration,
         "versions": package_versions(),
         "inputs": {
-            str(p): f"sha256:{sha256_file(p)}"
-            if p in hashed
-            else f"fingerprint:{file_fingerprint(p)}"
+            str(p): file_checksum(p) if p in hashed else f"fingerprint:{file_fingerprint(p)}"
             for p in paths
         },
     }
 
 
-def made_from(
-    path: str | os.PathLike[str], record: str, source: str | os.PathLike[str]
-) -> bool | None:
-    """Whether the provenance record ``/entry/provenance/<record>`` of the HDF5 file ``path``
-    lists ``source`` as it is now among its inputs: by its checksum (a copy elsewhere
-    matches), or by its fingerprint where the record holds one; None where ``path`` holds no
-    such record."""
+def read_provenance(path: str | os.PathLike[str], record: str) -> dict[str, Any] | None:
+    """The provenance record ``/entry/provenance/<record>`` of the HDF5 file ``path``; None
+    where it holds none."""
     import h5py
 
     with h5py.File(path, "r") as f:
         item = f.get(f"/entry/provenance/{record}")
-        if not isinstance(item, h5py.Dataset):
-            return None
-        recorded = json.loads(item.asstr()[()]).get("inputs", {})
-    values = set(recorded.values())
-    if any(value.startswith("sha256:") for value in values):
-        if f"sha256:{sha256_file(source)}" in values:
-            return True
-    return f"fingerprint:{file_fingerprint(source)}" in values
+        return json.loads(item.asstr()[()]) if isinstance(item, h5py.Dataset) else None
+
+
+def file_checksum(path: str | os.PathLike[str]) -> str:
+    """``sha256:<hex>`` of a file, as a provenance record lists an input it hashed."""
+    return f"sha256:{sha256_file(path)}"
 
 
 def provenance_json(record: dict[str, Any]) -> str:

@@ -351,6 +351,8 @@ def run_operando(
         **options.key_payload(),
         "reconstruct": recon.key_payload(),
         "maps": maps_options.key_payload(),
+        # the SAXS file the zones came from: the report checks the cell it is shown for
+        "zones_from": None if saxs_maps is None else str(Path(saxs_maps).resolve()),
     }
     inputs = [*scans, *given]
     record = provenance_record(configuration, inputs=inputs)

@@ -25,7 +25,12 @@ from jellyroll.defects.truth import (
 )
 from jellyroll.figures import beside_threshold
 from jellyroll.io.lock import output_lock
-from jellyroll.io.provenance import made_from, package_versions, refuse_overwrite
+from jellyroll.io.provenance import (
+    file_checksum,
+    package_versions,
+    read_provenance,
+    refuse_overwrite,
+)
 from jellyroll.locate.link import size_bin_text
 from jellyroll.locate.link_run import read_link
 from jellyroll.operando.timeline import SOC_UNITS
@@ -193,7 +198,7 @@ def run_report(
     ]
     refuse_overwrite([output], inputs)
     cells = distinct_labels([require_diagnosis(path) for path in results])
-    _refuse_files_made_from_others(cells, nxct, link, operando)
+    _refuse_files_made_from_others(cells, link, operando)
     critical = _critical_diameters(cells)
     report = Report(options.title)
     overview = report.section("Summary")
@@ -576,34 +581,41 @@ def size_bins_table(bins: pd.DataFrame) -> pd.DataFrame:
 
 def _refuse_files_made_from_others(
     cells: Iterable[Diagnosis],
-    nxct: Mapping[str, str | os.PathLike[str]] | None,
     link: Mapping[str, str | os.PathLike[str]] | None,
     operando: Mapping[str, str | os.PathLike[str]] | None,
 ) -> None:
-    """ValueError where a cell's link or operando file was not made from that cell's
-    results file as it is now (its provenance lists neither its checksum nor its
-    fingerprint), or its link file from the NXCT file given beside it: another cell's
-    link file was shown under this cell's name, its agglomerates, bends and threshold as
-    this cell's, exit 0. A file without a provenance record is not checked."""
-    derived = {"link": link or {}, "operando": operando or {}}
+    """ValueError where a cell's link file, or its operando file whose zones came from a
+    SAXS file, was not made from that cell's results file as it is now: another cell's link
+    file was shown under this cell's name, its agglomerates, bends and threshold as this
+    cell's, exit 0. A link file records the results file it was made from; an operando file
+    its SAXS file (the results file, or the SAXS run the results were made from: any file
+    the results file's own record lists passes). Matched by checksum: a copy passes. A file
+    without a record, or an operando file made without a SAXS file, is not checked."""
     for cell in cells:
-        sources = [("results file", cell.path)] if cell.path is not None else []
-        if nxct and cell.name in nxct:
-            sources.append(("NXCT file", Path(nxct[cell.name])))
-        for command, files in derived.items():
+        if cell.path is None:
+            continue
+        for command, files in (("link", link or {}), ("operando", operando or {})):
             if cell.name not in files:
                 continue
-            path, option = Path(files[cell.name]), f"--{command}"
-            for what, source in sources if command == "link" else sources[:1]:
-                if made_from(path, command, source) is False:
-                    raise ValueError(
-                        f"{path} (given with {option} for cell {cell.name!r}) was not made "
-                        f"from the {what} {source}, as it is now: its record "
-                        f"(/entry/provenance/{command}) lists neither that file's checksum "
-                        f"nor its fingerprint. It is another cell's, or the {what} was made "
-                        f"again since; give this cell's own {command} file ({option} "
-                        f"{cell.name}=PATH), or run `jellyroll {command}` again for this cell"
-                    )
+            path = Path(files[cell.name])
+            record = read_provenance(path, command)
+            if record is None:
+                continue
+            marks = {file_checksum(cell.path)}
+            if command == "operando":
+                if not record.get("configuration", {}).get("zones_from"):
+                    continue  # no zones: nothing of the results file in it
+                marks |= set((read_provenance(cell.path, "run") or {}).get("inputs", {}).values())
+            if marks.isdisjoint(record.get("inputs", {}).values()):
+                raise ValueError(
+                    f"{path} (given with --{command} for cell {cell.name!r}) was not made "
+                    f"from the results file {cell.path} as it is now: its record "
+                    f"(/entry/provenance/{command}) lists neither that file's checksum nor "
+                    "those of the files it was made from. It is another cell's, or the "
+                    f"results file was made again since; give this cell's own {command} file "
+                    f"(--{command} {cell.name}=PATH), or run `jellyroll {command}` again for "
+                    "this cell"
+                )
 
 
 def _link_section(report: Report, label: str, path: Path, critical: float) -> None:
