@@ -16,6 +16,7 @@ from jellyroll.maps.core import compute_maps
 from jellyroll.maps.options import MapsOptions
 from jellyroll.phantom.twin import Twin, make_twin
 from jellyroll.phantom.write import noisy_pixel_patterns
+from jellyroll.report.run import _region_dstar
 from jellyroll.results import Reconstruction
 from jellyroll.saxs import (
     DSTAR_MIN_Q_MAX_A,
@@ -474,5 +475,9 @@ def test_profiles_ending_short_of_the_d_star_range_give_no_d_star(q_max: float) 
     assert np.isnan(cut["d_star_nm"]).all()
     assert (cut["d_star_reason"] == SHORT_Q_RANGE).all()
     assert any(f"below the {DSTAR_MIN_Q_MAX_A:g} 1/A the d* rule needs" in n for n in cut.notes)
+    # the report's d* of a region's averaged profile, the same rule
+    kept = q <= q_max
+    region = _region_dstar(q[kept], profiles[..., kept].reshape(-1, kept.sum()).mean(axis=0), None)
+    assert region.reason_code == SHORT_Q_RANGE and np.isnan(region.d_star_nm)
     whole = maps_to(q[-1])
     assert abs(np.nanmedian(whole["d_star_nm"]) - np.nanmedian(truth)) <= 0.3

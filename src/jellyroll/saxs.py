@@ -593,6 +593,21 @@ def departure_dstar(
     )
 
 
+def reaches_dstar_range(q: np.ndarray) -> bool:
+    """Whether the q axis (A^-1; NaN: channels left out) reaches :data:`DSTAR_MIN_Q_MAX_A`,
+    as d* by :func:`departure_dstar` needs."""
+    finite = np.asarray(q, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    return bool(finite.size) and float(finite.max()) >= DSTAR_MIN_Q_MAX_A
+
+
+NO_DSTAR_SHORT_Q = DStarResult(
+    math.nan, math.nan, math.nan, math.nan, (math.nan, math.nan), REASONS[SHORT_Q_RANGE],
+    SHORT_Q_RANGE,
+)  # fmt: skip
+"""The d* of a profile whose q axis ends short (:func:`reaches_dstar_range`): none."""
+
+
 def departure_dstar_map(
     q: np.ndarray,
     intensities: np.ndarray,

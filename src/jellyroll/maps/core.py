@@ -41,6 +41,7 @@ from jellyroll.saxs import (
     denoise_profile_blocks,
     departure_dstar_map,
     dstar_parameters,
+    reaches_dstar_range,
     saxs_intensity_map,
 )
 from jellyroll.sinogram import totals_spread_note
@@ -274,8 +275,7 @@ def saxs_maps(
     # d* leaves out the channels whose q is not finite
     q_used = np.where(channels, q, np.nan)
     notes.extend(filter(None, [_segment_note(int(channels.sum()), options)]))
-    q_end = float(np.nanmax(q_used)) if channels.any() else float("nan")
-    measurable = q_end >= DSTAR_MIN_Q_MAX_A
+    measurable = reaches_dstar_range(q_used)
     intensities, parts = [], []
     for _, slab in row_slabs(data):
         intensities.append(saxs_intensity_map(q, slab, channels=channels))
@@ -283,6 +283,7 @@ def saxs_maps(
             parts.append(departure_dstar_map(q_used, slab, **dstar_keywords(options)))
     intensity = np.concatenate(intensities)
     if not measurable:
+        q_end = float(np.nanmax(q_used)) if channels.any() else float("nan")
         notes.append(
             f"no d*: the SAXS profiles end at q = {q_end:.3g} 1/A, below the "
             f"{DSTAR_MIN_Q_MAX_A:g} 1/A the d* rule needs (its fit window lies at shares of the "
@@ -291,13 +292,10 @@ def saxs_maps(
             f"{DSTAR_MIN_Q_MAX_A:g} 1/A or more"
         )
         shape = data.shape[:-1]
-        reason = np.full(shape, SHORT_Q_RANGE, dtype=np.int8)
-        maps = {
-            MapName.SAXS_INTENSITY: Map(intensity, f"{units} x 1/angstrom"),
-            MapName.D_STAR: Map(np.full(shape, np.nan, np.float32), "nm"),
-            MapName.D_STAR_REASON: Map(reason, _reason_units()),
-        }
-        return maps, notes
+        return _saxs_map_set(
+            intensity, units, np.full(shape, np.nan, np.float32),
+            np.full(shape, SHORT_Q_RANGE, dtype=np.int8),
+        ), notes  # fmt: skip
     if options.denoised:
         denoised = denoise_profile_blocks(data, rank=options.rank, channels=channels)
         n_q = int(channels.sum())
@@ -331,17 +329,20 @@ def saxs_maps(
             "one point's noise sets it (the profiles are too noisy for the 3 % rule; "
             "--analysis jellyroll denoises them)"
         )
-    maps = {
+    return _saxs_map_set(intensity, units, d_star, reason), notes
+
+
+def _saxs_map_set(
+    intensity: np.ndarray, units: str, d_star: np.ndarray, reason: np.ndarray
+) -> dict[str, Map]:
+    """The SAXS maps: intensity (in ``units`` x 1/A), d* (nm) and d*'s reason codes (their
+    units say what each code means)."""
+    reasons = ", ".join(f"{code} {text}" for code, text in REASONS.items())
+    return {
         MapName.SAXS_INTENSITY: Map(intensity, f"{units} x 1/angstrom"),
         MapName.D_STAR: Map(d_star, "nm"),
-        MapName.D_STAR_REASON: Map(reason, _reason_units()),
+        MapName.D_STAR_REASON: Map(reason, reasons),
     }
-    return maps, notes
-
-
-def _reason_units() -> str:
-    """The d* reason map's units: what each code means."""
-    return ", ".join(f"{code} {text}" for code, text in REASONS.items())
 
 
 def _segment_note(n_channels: int, options: MapsOptions) -> str | None:

@@ -46,7 +46,13 @@ from jellyroll.results import (
 from jellyroll.results.nxct import read_displacement, read_fused_cuts, read_nxct
 from jellyroll.results.operando import read_operando
 from jellyroll.results.store import RunFileError
-from jellyroll.saxs import DEPARTURE_TOLERANCE, DStarResult, departure_dstar
+from jellyroll.saxs import (
+    DEPARTURE_TOLERANCE,
+    NO_DSTAR_SHORT_Q,
+    DStarResult,
+    departure_dstar,
+    reaches_dstar_range,
+)
 
 AGGLOMERATE_COLUMNS = (
     "id", "x_um", "y_um", "equivalent_diameter_um", "case", "truncated", "excess_intensity",
@@ -408,8 +414,12 @@ def _region_dstar(
     """d* of a region's averaged profile, its channels without a value left out of the q
     grid as the maps stage leaves out the cube's empty channels (a NaN intensity breaks the
     run instead: one empty channel at q 0.21 moved the fit window and gave 9.85 nm where
-    the d* map gave 9.64 for the same profile, exit 0)."""
-    return departure_dstar(np.where(np.isfinite(profile), q, np.nan), profile, **(overrides or {}))
+    the d* map gave 9.64 for the same profile, exit 0). None where the q axis ends short of
+    the d* range, as the maps stage (:func:`~jellyroll.saxs.reaches_dstar_range`)."""
+    q = np.where(np.isfinite(profile), q, np.nan)
+    if not reaches_dstar_range(q):
+        return NO_DSTAR_SHORT_Q
+    return departure_dstar(q, profile, **(overrides or {}))
 
 
 def _saxs_profiles(section, result: Diagnosis) -> None:
@@ -594,6 +604,7 @@ def _refuse_files_made_from_others(
     for cell in cells:
         if cell.path is None:
             continue
+        checksum = ""  # taken once, where a file is checked
         for command, files in (("link", link or {}), ("operando", operando or {})):
             if cell.name not in files:
                 continue
@@ -601,7 +612,7 @@ def _refuse_files_made_from_others(
             record = read_provenance(path, command)
             if record is None:
                 continue
-            marks = {file_checksum(cell.path)}
+            marks = {checksum := checksum or file_checksum(cell.path)}
             if command == "operando":
                 if not record.get("configuration", {}).get("zones_from"):
                     continue  # no zones: nothing of the results file in it

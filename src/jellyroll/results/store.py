@@ -113,7 +113,7 @@ def unit_factor(
 @dataclass(frozen=True)
 class StageGroup:
     """A stage's group in the run file, the name of its provenance record and the names of
-    the PNG figures drawn from it beside the run file (:func:`stage_figure`)."""
+    the PNG figures drawn from it beside the run file (:func:`stage_figures`)."""
 
     stage: str
     group: str
