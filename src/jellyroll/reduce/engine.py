@@ -14,10 +14,11 @@ and per bin, with the matrix coefficients c and the monitor m of the frame::
     I     = sum(c * signal) / (m * sum(c * norm))
     sigma = sqrt(sum(c^2 * variance)) / (m * sum(c * norm))
 
-A pixel is masked when the static mask says so (``setup.mask``; pyFAI's detector mask when it
-is None), when its dark or norm is not finite or its norm is 0, and, per frame, when its raw
-value is negative or not finite (Pilatus gaps read -1, bad pixels -2) or, in unsigned frames,
-the dtype's largest value (Eiger's invalid pixels). A bin without any valid
+A pixel is masked when the static mask says so (``setup.mask`` and pyFAI's detector mask, the
+module gaps of a named detector, together), when its dark or norm is not finite or its norm
+is 0, and, per frame, when its raw value is negative or not finite (Pilatus gaps read -1, bad
+pixels -2) or, in unsigned frames, the dtype's largest value (Eiger's invalid pixels). A bin
+without any valid
 pixel in a frame gives NaN intensity and sigma (pyFAI writes its ``empty`` value, 0, there).
 
 The outlier filters follow pyFAI's ``sigma_clip_ng`` (filter "sigma-clip") and
@@ -33,7 +34,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import numba
 import numpy as np
@@ -73,7 +74,7 @@ class IntegrationSetup:
     """Everything that defines an integration; picklable, hashable and compared by content.
 
     ``shape`` (H, W) of the frames; ``mask``, ``dark``, ``flat`` (H, W) arrays (mask non-zero =
-    masked; None: no dark/flat, and pyFAI's detector mask). ``radial_range`` in ``unit``.
+    masked, added to pyFAI's detector mask; None: no dark/flat). ``radial_range`` in ``unit``.
     ``split`` is pyFAI's pixel splitting of the CSR matrix. Filters: ``clip_sigma`` and
     ``max_iterations`` are pyFAI's ``thres`` and ``max_iter`` of ``sigma_clip_ng`` (defaults 5
     and 5) and ``clip_error_model`` its ``error_model``: "azimuthal" (the spread of the bin's
@@ -211,15 +212,33 @@ def geometry_from_setup(setup: IntegrationSetup) -> AzimuthalIntegrator:
     problem = implausible_geometry(ai)
     if problem is not None:
         raise PoniError(problem)
-    detector_shape = ai.detector.max_shape
-    if detector_shape is None:
-        ai.detector.max_shape = setup.shape
-    elif tuple(detector_shape) != setup.shape:
+    # a binned detector's frames have its binned shape (``shape``), not its full one
+    binning = tuple(int(b) for b in (ai.detector.binning or (1, 1)))
+    if ai.detector.max_shape is None:
+        ai.detector.max_shape = tuple(n * b for n, b in zip(setup.shape, binning, strict=True))
+    elif tuple(ai.detector.shape) != setup.shape:
+        binned = f", {binning[0]} x {binning[1]} binned" if binning != (1, 1) else ""
         raise PoniError(
             f"frame shape {setup.shape} does not match the PONI detector "
-            f"{ai.detector.name} of shape {tuple(detector_shape)}"
+            f"{ai.detector.name} of shape {tuple(ai.detector.shape)}{binned}: give the PONI "
+            "of the detector and binning the frames were taken with"
         )
     return ai
+
+
+def detector_mask(detector: Any) -> np.ndarray | None:
+    """pyFAI ``detector``'s own mask (module gaps, dead pixels), bool at its (binned) shape,
+    or None. A binned pixel is masked where any pixel it sums is: pyFAI's own binned mask
+    fails where the full size is no multiple of the binning (a 2 x 2 binned Pilatus 2M)."""
+    binning = tuple(int(b) for b in (detector.binning or (1, 1)))
+    if binning == (1, 1):
+        return None if detector.mask is None else np.asarray(detector.mask) != 0
+    full = detector.calc_mask()
+    if full is None:
+        return None
+    ny, nx = detector.shape
+    cut = np.asarray(full)[: ny * binning[0], : nx * binning[1]] != 0
+    return cut.reshape(ny, binning[0], nx, binning[1]).any(axis=(1, 3))
 
 
 def _radial_unit(name: str) -> units.Unit:
@@ -436,9 +455,12 @@ class Integrator:
         self.ai = geometry_from_setup(setup)
         unit = _radial_unit(setup.unit)
         shape = setup.shape
-        mask = setup.mask if setup.mask is not None else self.ai.mask
-        if mask is not None:
-            mask = np.ascontiguousarray(np.asarray(mask) != 0, dtype=np.int8)
+        # the file's (and a given) mask adds to the detector's own (module gaps), as with no
+        # mask, where pyFAI's integrate1d(mask=...) replaces it: gaps a converter wrote as 0
+        # counted as data beside a beamstop mask (the real CeO2 frame 7.5 % low, exit 0)
+        masks = (setup.mask, detector_mask(self.ai.detector))
+        given = [np.asarray(m) != 0 for m in masks if m is not None]
+        mask = np.ascontiguousarray(np.logical_or.reduce(given), np.int8) if given else None
         radial_range = None
         if setup.radial_range is not None:
             radial_range = tuple(v / unit.scale for v in setup.radial_range)
