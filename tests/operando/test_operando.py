@@ -1057,6 +1057,26 @@ def test_a_step_measured_with_another_gain_weighs_the_same_cores(
     assert any("steps 1 (1.30) differs" in note for note in result.notes)
 
 
+def test_a_step_at_a_far_other_gain_is_refused_by_name(
+    series: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The middle step at 2.5 times the others' gain (its frames not normalised by the
+    monitor): the signal was judged against the series' largest, so the healthy first step
+    was refused as one whose windows hold no graphite, its PONI blamed. Judged against the
+    median, the step refused is the one at the other gain."""
+    runs = _copied_steps(series, tmp_path / "steps")
+
+    def gained(name: str, group: h5py.Group) -> None:
+        if name in PHASES:
+            group["data"][...] = 2.5 * group["data"][()]
+
+    _edit_maps(runs[1], gained)
+    with pytest.raises(
+        ValueError, match=r"step_001\.h5 \(step 1\).* 2\.50 times the series' median"
+    ):
+        _analysed(series, runs)
+
+
 def test_a_series_without_a_diode_refuses_a_step_turned_by_a_few_degrees(
     series: tuple[Path, Path], tmp_path: Path
 ) -> None:

@@ -838,8 +838,8 @@ def _check_turns(
 
 MIN_STEP_GRAPHITE = 0.5
 """Least graphite signal of a step (its three lines summed over the graphite mask), as a
-fraction of the series' largest: a charge moves lithium into the graphite, not graphite
-away (tiny twin: the steps within 0.2 % of each other)."""
+fraction of the series' median, and the inverse of the most: a charge moves lithium into the
+graphite, not graphite away (tiny twin: the steps within 0.2 % of each other)."""
 STEP_GAIN_LIMIT = 0.05
 """How far (fraction) a step's graphite signal may differ from the series' median and be
 taken as measured: the graphite lines of the phases need not scatter alike per unit of
@@ -859,34 +859,48 @@ def _equal_graphite(
     twin at 1.3 times the others' gain gave core areas 11610, 11610, 1964 um2 for 9853,
     9853, 2171 and a shrink rate 26 % high, exit 0. The other steps are taken as measured.
 
-    Refused: a step whose signal is below :data:`MIN_STEP_GRAPHITE` of the series'
-    largest: its Table 1 windows do not hold its graphite lines. Steps integrated with a
-    detector distance 10 % long (LiC6 out of the fit's q range) gave signals of 114, -66
-    and -284: the anode's curve NaN at the last step, no half lithiation, and 37 damaged
-    zones of noise, exit 0."""
+    Refused, naming the step: a signal below :data:`MIN_STEP_GRAPHITE` of the series'
+    median (its Table 1 windows do not hold its graphite lines: steps integrated with a
+    detector distance 10 % long, LiC6 out of the fit's q range, gave signals of 114, -66
+    and -284, the anode's curve NaN at the last step, no half lithiation, and 37 damaged
+    zones of noise, exit 0), or above its inverse (a gain no rescaling should hide). Judged
+    against the largest, one step at 2.5 times the others' gain had the healthy first step
+    refused as the one without graphite."""
     signal = np.nansum(amounts[:, graphite], axis=(1, 2))
-    largest = max(float(signal.max()), 0.0)
-    low = np.flatnonzero(~(signal > MIN_STEP_GRAPHITE * largest))
+    # the median, or where most steps hold no graphite the largest (the one step that does)
+    median = float(np.median(signal))
+    against, scale = ("median", median) if median > 0 else ("largest", float(signal.max()))
+    ratio = signal / scale if scale > 0 else np.zeros_like(signal)
+    low = np.flatnonzero(~(ratio >= MIN_STEP_GRAPHITE))
     if low.size:
         k = int(low[0])
         raise ValueError(
             f"{runs[k]} (step {k}): its graphite signal (the three graphite lines summed over "
-            f"the anode) is {signal[k]:.3g}, the series' largest {largest:.3g}: a charge does "
+            f"the anode) is {signal[k]:.3g}, the series' {against} {scale:.3g}: a charge does "
             "not remove graphite, so its Table 1 windows do not hold its lines. Check the "
             "detector geometry (PONI distance, wavelength) its scan was integrated with, and "
             "that it is a scan of this slice"
         )
-    gain = signal / np.median(signal)
-    off = np.abs(gain - 1.0) > STEP_GAIN_LIMIT
+    high = np.flatnonzero(ratio > 1 / MIN_STEP_GRAPHITE)
+    if high.size:
+        k = int(high[0])
+        raise ValueError(
+            f"{runs[k]} (step {k}): its graphite signal (the three graphite lines summed over "
+            f"the anode) is {ratio[k]:.2f} times the series' {against}: a charge does not add "
+            "graphite, so it was measured at another gain. Check that its frames were "
+            "normalised by the monitor and taken with the others' detector settings, and "
+            "that it is a scan of this slice"
+        )
+    off = np.abs(ratio - 1.0) > STEP_GAIN_LIMIT
     if not off.any():
         return amounts
-    listed = ", ".join(f"{k} ({gain[k]:.2f})" for k in np.flatnonzero(off))
+    listed = ", ".join(f"{k} ({ratio[k]:.2f})" for k in np.flatnonzero(off))
     notes.append(
         f"the graphite signal of steps {listed} differs from the series' median by more "
         f"than {100 * STEP_GAIN_LIMIT:g} % (the beam or the detector's gain changed?): those "
         "steps scaled to the median, as a charge does not change the graphite"
     )
-    return amounts / np.where(off, gain, 1.0)[:, None, None, None]
+    return amounts / np.where(off, ratio, 1.0)[:, None, None, None]
 
 
 def _cell(reference: np.ndarray, notes: list[str]) -> Cell | None:
