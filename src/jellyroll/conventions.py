@@ -274,6 +274,16 @@ of the cylinder or NaN end planes (17 %) leave the registration within 5.4 um RM
 intact); 10 rows through the roll's core (76 % measured) 12-36 um off, the top 6 of 24
 planes (75 %, the roll's end hidden) 26 um, exit 0: refused."""
 
+NAN_ONLY_OUTSIDE = (
+    "NaN only where nothing was measured: a detector gap, the outside of a circular field of "
+    "view. NaN outside a square or turned field counts against the share: fill it with the "
+    "air's value or crop the array to the field"
+)
+"""How a volume must mark what was not measured for :data:`MIN_MEASURED_SHARE` to judge it
+(the advice of every refusal under it): the share is taken over the disk of the field of
+view (:func:`field_of_view`), so NaN corners of a turned or padded square field are read as
+a cell not measured (the tiny twin's volume turned 30 deg with NaN outside: 64 %)."""
+
 
 def field_of_view(measured: np.ndarray) -> np.ndarray:
     """(ny, nx) bool: the disk of a slice's field of view, where a volume's cell lies, from

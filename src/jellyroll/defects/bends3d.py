@@ -31,6 +31,7 @@ from scipy import ndimage, optimize, spatial, stats
 from jellyroll.conventions import (
     FWHM_TO_SIGMA,
     MIN_MEASURED_SHARE,
+    NAN_ONLY_OUTSIDE,
     field_of_view,
     parabola_vertex,
     px_to_um,
@@ -171,8 +172,7 @@ def slice_bends(
             f"the X-ray volume{' ' + name if isinstance(name, str) else ''} is measured (not NaN "
             f"or inf) over {share:.0%} of the field of view of the {len(slices)} slices "
             f"read (at least {MIN_MEASURED_SHARE:.0%} needed): too little of the cell to find "
-            "its bends. Give a volume that holds the cell (NaN only where nothing was "
-            "measured: a detector gap, a field of view's outside)"
+            f"its bends. Give a volume that holds the cell ({NAN_ONLY_OUTSIDE})"
         )
     if samples[0]:
         warnings.warn(

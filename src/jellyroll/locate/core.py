@@ -50,6 +50,7 @@ from scipy import ndimage, optimize
 
 from jellyroll.conventions import (
     MIN_MEASURED_SHARE,
+    NAN_ONLY_OUTSIDE,
     disk_cut_by_field,
     finite_gaussian,
     measured_field,
@@ -1092,8 +1093,7 @@ def _check_measured_slices(shares: np.ndarray, name: str) -> None:
             f"{name} is measured (not NaN or inf) over {shares.max():.0%} of the cylinder "
             f"of its field of view at best (a slice of its copy; at least "
             f"{MIN_MEASURED_SHARE:.0%} needed): too little of the cell to place the map on. "
-            "Give a volume that holds the cell (NaN only where nothing was measured: a "
-            "detector gap, a field of view's outside)"
+            f"Give a volume that holds the cell ({NAN_ONLY_OUTSIDE})"
         )
 
 

@@ -68,6 +68,7 @@ from skimage.morphology import convex_hull_image
 
 from jellyroll.conventions import (
     MIN_MEASURED_SHARE,
+    NAN_ONLY_OUTSIDE,
     disk_cut_by_field,
     finite_gaussian,
     measured_field,
@@ -2362,8 +2363,8 @@ def check_measured(copy: np.ndarray, name: str, planes: np.ndarray | None = None
         raise ValueError(
             f"{name} is measured (not NaN or inf) over {share:.0%} of the cylinder of its "
             f"field of view, where the cell lies (at least {MIN_MEASURED_SHARE:.0%} needed): "
-            "too little of the cell to register. Give a volume that holds the cell (NaN only "
-            "where nothing was measured: a detector gap, a field of view's outside)"
+            "too little of the cell to register. Give a volume that holds the cell "
+            f"({NAN_ONLY_OUTSIDE})"
         )
 
 
