@@ -56,6 +56,7 @@ from jellyroll.conventions import (
     measured_field,
     measured_shares,
 )
+from jellyroll.interpolation import linear_at
 from jellyroll.nxct.register import (
     _find_axis_coarse,
     _peak,
@@ -190,9 +191,9 @@ class _Grid:
     def sample(self, points_zyx_um: np.ndarray) -> np.ndarray:
         """Linear interpolation at (n, 3) points; a one-slice grid is a map of (y, x)."""
         index = (points_zyx_um - self.origin_um) / self.voxel_um
-        if self.values.shape[0] == 1:
-            return ndimage.map_coordinates(self.values[0], index[:, 1:].T, order=1, mode="nearest")
-        return ndimage.map_coordinates(self.values, index.T, order=1, mode="nearest")
+        if self.values.shape[0] == 1:  # z clamped to the one slice: any z gives the map
+            index[:, 0] = 0.0
+        return linear_at(self.values, index)
 
 
 def locate_slice(
