@@ -1123,6 +1123,12 @@ def test_the_measured_share_is_judged_in_the_field_of_view() -> None:
     with pytest.raises(ValueError, match=r"over 60%"):
         check_measured(padded, "padded")
     check_measured(padded, "padded", planes=np.arange(10) >= 4)
+    # a square field padded with NaN: its NaN margins count against the share, and the
+    # refusal says so and what to do (it said NaN outside a field was allowed)
+    framed = np.full((6, 56, 56), np.nan, np.float32)
+    framed[:, 8:48, 8:48] = copy
+    with pytest.raises(ValueError, match=r"NaN outside a square or turned field .* fill it"):
+        check_measured(framed, "framed")
 
 
 def test_a_fill_ring_round_an_integer_volume_is_not_measured(tiny_twin_files) -> None:
