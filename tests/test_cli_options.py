@@ -206,7 +206,7 @@ def test_options_the_method_would_ignore_are_refused(
         (ReconstructOptions, {"backend": "astra", "iterations": 5}),
         (MapsOptions, {"denoise": True, "rank": 3}),
         (MapsOptions, {"rank": 3}),
-        # defaults written out (docs/pipeline.md's example has iterations = 10) ask nothing
+        # defaults written out (docs/pipeline.md's example had iterations = 10) ask nothing
         (ReconstructOptions, {"method": "fbp", "iterations": 10}),
         (ReconstructOptions, {"backend": "astra", "rank": "auto", "energy": None}),
     ],

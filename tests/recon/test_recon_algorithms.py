@@ -21,6 +21,7 @@ from jellyroll.recon import (
 )
 from jellyroll.recon.fbp import angular_weights, fill_missing
 from jellyroll.recon.iterative import sweep_order, sweep_strings
+from jellyroll.recon.options import ReconstructOptions
 
 
 def _relative(a: np.ndarray, b: np.ndarray) -> float:
@@ -105,6 +106,26 @@ def test_iterations_converge_on_consistent_data(case: dict) -> None:
     assert sorted(order) == list(range(45))
     gaps = np.abs(np.diff(order)) / 45
     assert np.all((gaps > 0.2) & (gaps < 0.8))
+
+
+def test_sirt_by_default_runs_the_iterations_it_needs() -> None:
+    """SIRT moves each pixel by the mean of all its rays' residuals: after SART's 10 (the
+    one default both shared) a ring of 1 came out 0.66 high (the tiny twin's graphite anode
+    half as high and blurred, its labelled area 2.9 times the truth's, exit 0). Its default
+    is 100 iterations: the ring within 5 % of 1 (0.963 measured), as SART's 10 sweeps
+    (0.985)."""
+    assert ReconstructOptions(method="sirt").sweeps == 100
+    assert ReconstructOptions(method="sart").sweeps == 10
+    assert ReconstructOptions(method="sirt", iterations=7).sweeps == 7
+    n, step = 48, 10.0
+    r = np.hypot(*((np.mgrid[:n, :n] - (n - 1) / 2) * step))
+    ring = ((r > 120) & (r < 160)).astype(np.float32)
+    angles = np.linspace(0.0, 180.0, 60, endpoint=False)
+    geometry = ParallelGeometry.from_scan(angles, 3.0 + (np.arange(n) - 23.5) * 0.01, 3.0)
+    sinogram = forward(geometry, ring)
+    level = sirt(geometry, sinogram, ReconstructOptions(method="sirt").sweeps)[ring > 0].mean()
+    assert level == pytest.approx(1.0, abs=0.05)
+    assert sirt(geometry, sinogram, 10)[ring > 0].mean() < 0.7
 
 
 @pytest.mark.parametrize("backend", ["jellyroll", "astra"])

@@ -212,9 +212,10 @@ def test_self_absorption_takes_the_transmission_of_a_sart_map(tmp_path: Path, me
         rotation_centre_mm=3.0037,
     )
     write_sinogram(path, sinogram, {"stage": "test"})
-    run_reconstruct(path, ReconstructOptions(method=method))
+    options = ReconstructOptions(method=method)
+    run_reconstruct(path, options)
     written = read_reconstruction(path).data[..., 0]
-    expected = reconstruct(exact[..., 0], geometry, method).data[..., 0]
+    expected = reconstruct(exact[..., 0], geometry, method, options.sweeps).data[..., 0]
     inside = r < 190
     assert written[inside].mean() == pytest.approx(expected[inside].mean(), rel=2e-3)
 

@@ -86,7 +86,7 @@ def attenuation_map(
     attenuation: np.ndarray,
     geometry: ParallelGeometry,
     method: str = "sart",
-    iterations: int = 10,
+    iterations: int | None = None,
     *,
     nonnegative: bool = True,
     backend: str = "auto",

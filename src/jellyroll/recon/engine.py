@@ -27,7 +27,7 @@ from jellyroll.recon.fbp import check_gapped_turn, fbp, is_gapped_turn
 from jellyroll.recon.geometry import MIN_COVERAGE_DEG, ParallelGeometry, angular_coverage_deg
 from jellyroll.recon.iterative import check_relaxation, sart, sirt
 from jellyroll.recon.lowrank import DEFAULT_ENERGY, LowRank, compress, compress_noisy, expand
-from jellyroll.recon.options import BackendName, MethodName, RankRule
+from jellyroll.recon.options import DEFAULT_ITERATIONS, BackendName, MethodName, RankRule
 from jellyroll.recon.projector import as_block
 
 __all__ = [
@@ -321,7 +321,7 @@ def reconstruct(
     sinogram: np.ndarray,
     geometry: ParallelGeometry,
     method: str = "sart",
-    iterations: int = 10,
+    iterations: int | None = None,
     *,
     backend: str = "auto",
     nonnegative: bool = False,
@@ -341,7 +341,8 @@ def reconstruct(
     ``(ny, nx, nc)`` (value / um).
 
     ``method`` ``fbp``, ``sart`` or ``sirt`` (``iterations`` sweeps, from zero, of the two
-    :func:`~jellyroll.recon.iterative.sweep_strings`); ``nonnegative`` clips at 0
+    :func:`~jellyroll.recon.iterative.sweep_strings`; default the method's
+    :data:`~jellyroll.recon.options.DEFAULT_ITERATIONS`); ``nonnegative`` clips at 0
     after every update. With the ``jellyroll`` backend, ``low_rank`` reconstructs only the
     leading components of the cube, then expands them (linear methods only, so not with
     ``nonnegative``): ``rank`` is a rule of :data:`RANK_RULES` or a number of components;
@@ -359,7 +360,9 @@ def reconstruct(
     lets the missing rays of ``sinogram`` and ``errors`` be set (to 0 and NaN) in place
     instead of in copies of the cube, when the caller no longer needs them.
     """
-    check_method(method, backend, iterations)
+    check_method(method, backend, 1 if iterations is None else iterations)
+    if iterations is None:
+        iterations = DEFAULT_ITERATIONS[method]
     check_rank(rank)
     if method != "fbp":  # before any work: a group's job would refuse it only then
         check_relaxation(relaxation)

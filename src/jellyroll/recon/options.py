@@ -15,13 +15,23 @@ RankRule = Literal["auto", "noise", "energy"]
 """How the low-rank step picks its components (or give a number of components); see
 :data:`jellyroll.recon.engine.RANK_RULES`."""
 RANK_RULES: tuple[str, ...] = get_args(RankRule)
+DEFAULT_ITERATIONS = {"fbp": 10, "sart": 10, "sirt": 100}
+"""Iterations of each method when none are given (FBP's unused). SIRT moves each pixel by
+the mean of all its rays' residuals, SART by each projection's in turn: on the tiny twin's
+WAXS scan SIRT's graphite anode after 10 iterations labelled 4547 pixels for the truth's 1554
+(the map half as high and blurred: 72 % of the pixels labelled alike), after 30: 2625, 50:
+2110, 100: 1912, 400: 1831; SART's after 3 sweeps 2002, 10: 1848 (97 % alike)."""
 
 
 class ReconstructOptions(StageOptions):
     """Method, backend and corrections of the reconstruction of every q channel."""
 
     method: MethodName = Field("sart", description="fbp, sart (the study's) or sirt.")
-    iterations: int = Field(10, ge=1, description="SART sweeps or SIRT iterations (not fbp).")
+    iterations: int | None = Field(
+        None,
+        ge=1,
+        description="SART sweeps (default 10) or SIRT iterations (default 100); not fbp.",
+    )
     backend: BackendName = Field(
         "auto", description="auto (= jellyroll), jellyroll (multi-channel) or astra (per channel)."
     )
@@ -71,7 +81,8 @@ class ReconstructOptions(StageOptions):
             if getattr(self, name) is not None and getattr(self, name) != fields[name].default
         }
         low_rank = [name for name in ("rank", "energy") if name in given]
-        if self.method == "fbp" and "iterations" in given:
+        # 10, SART's default written out (docs/pipeline.md's example had it), asks nothing of FBP
+        if self.method == "fbp" and "iterations" in given and self.iterations != 10:
             raise ValueError(
                 "FBP has no iterations: drop iterations, or choose method sart or sirt"
             )
@@ -92,6 +103,11 @@ class ReconstructOptions(StageOptions):
                 "or choose rank energy"
             )
         return self
+
+    @property
+    def sweeps(self) -> int:
+        """The iterations run: those given, or :data:`DEFAULT_ITERATIONS` of the method."""
+        return self.iterations if self.iterations is not None else DEFAULT_ITERATIONS[self.method]
 
     @property
     def rank_value(self) -> str | int:

@@ -26,7 +26,7 @@ def reconstruct_q_windows(
     geometry: ParallelGeometry,
     windows: Mapping[str, WindowSpec] = TABLE1_WINDOWS,
     method: str = "sart",
-    iterations: int = 10,
+    iterations: int | None = None,
     *,
     shoulder_bins: int = 0,
     **options,

@@ -242,7 +242,7 @@ def run_reconstruct(
     is applied when asked, or by default when the scan has a diode.
     """
     options = options or ReconstructOptions()
-    check_method(options.method, options.backend, options.iterations)  # before reading GBs
+    check_method(options.method, options.backend, options.sweeps)  # before reading GBs
     run = Path(run)
     with output_lock(run):
         return _reconstruct(run, options, progress)
@@ -277,7 +277,7 @@ def _reconstruct(
     errors = None
     if noise_rule:
         errors = _known_errors(sinogram.errors if every else sinogram.errors[..., picked])
-    method, iterations, backend = options.method, options.iterations, options.backend
+    method, iterations, backend = options.method, options.sweeps, options.backend
     notes: list[str] = []
     empty = empty_channels(data)
     if empty.all():
