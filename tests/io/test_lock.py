@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from jellyroll.io.lock import OutputLockedError, _process_start, lock_path, output_lock
+from jellyroll.results.store import run_lock
 
 
 def _dead_pid() -> int:
@@ -41,6 +42,25 @@ def test_a_stale_lock_removes_its_own_leftovers_of_a_name_with_glob_characters(
     assert not own.exists()
     assert other.exists()
     assert not lock_path(output).exists()
+
+
+def test_a_stale_run_lock_leaves_another_runs_files_alone(tmp_path: Path) -> None:
+    """`r.h5`'s stale lock taken over: ``.r.*.part`` also matched the temporary files of
+    `r.v2.h5` and its stage files, being written by another live process, which then failed
+    renaming its reconstruction (its work lost). Now only the killed writer's own: the run
+    file's, its stage files' and its scratch files'."""
+    output = tmp_path / "r.h5"
+    owner = {"pid": _dead_pid(), "host": socket.gethostname(), "started": 0.0}
+    lock_path(output).write_text(json.dumps(owner))
+    own = [".r.h5.a1.part", ".r.reconstruction.h5.b2.part", ".r.scratch-c3.part",
+           ".r.maps.h5.d4.part", ".r.sinogram.h5.e5.part"]  # fmt: skip
+    others = [".r.v2.h5.f6.part", ".r.v2.reconstruction.h5.g7.part", ".r.v2.scratch-h8.part",
+              "r.h5.partial"]  # fmt: skip
+    for name in own + others:
+        (tmp_path / name).write_text("x")
+    with run_lock(output):
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(others)
 
 
 @pytest.mark.skipif(_process_start(os.getpid()) is None, reason="needs Linux's /proc")

@@ -55,5 +55,5 @@ def test_a_scratch_file_a_killed_process_left_is_removed_by_the_next_writer(
         make((3, 3, 3))
         (left,) = tmp_path.iterdir()
         assert left.name.startswith(".run.scratch-")
-        _remove_leftovers(output)  # as when the lock of a killed process is taken over
+        _remove_leftovers(output, ())  # as when the lock of a killed process is taken over
         assert not left.exists()

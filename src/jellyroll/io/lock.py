@@ -4,8 +4,8 @@ A second writer is refused with a message naming the owner while that process li
 lock left by a process that died (same host, pid gone, or the pid now another process's:
 where Linux's /proc tells, the process's start time and the boot are recorded and compared)
 is taken over, and the temporary
-files its writes left behind (``.NAME*.part``, ``NAME.partial`` is kept: it resumes) are
-removed, so an interrupted run leaves no orphans once it is run again.
+files its writes left behind (``.NAME.*.part`` and its stage files', ``NAME.partial`` is
+kept: it resumes) are removed, so an interrupted run leaves no orphans once it is run again.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 
@@ -65,13 +65,15 @@ def _owner(path: Path) -> dict | None:
 
 
 @contextlib.contextmanager
-def output_lock(output: str | os.PathLike[str]) -> Iterator[Path]:
+def output_lock(output: str | os.PathLike[str], derived: Iterable[str] = ()) -> Iterator[Path]:
     """Hold the lock of ``output`` (its folder is created) for the duration of the block.
 
     Raises :class:`OutputLockedError` when a live process holds it; a lock of a dead
-    process on this host is taken over and its temporary files removed. A lock of another
-    host is never taken over (its process cannot be checked from here): the message says
-    which file to delete once that run is known to be over.
+    process on this host is taken over and its temporary files removed: those of
+    ``output`` and of the files written with it, ``<stem>.<name>.h5`` for each name in
+    ``derived`` (a run's stage files). A lock of another host is never taken over (its
+    process cannot be checked from here): the message says which file to delete once that
+    run is known to be over.
     """
     output = Path(output).resolve()
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -107,7 +109,7 @@ def output_lock(output: str | os.PathLike[str]) -> Iterator[Path]:
                 os.replace(claimed, path)
                 continue
             claimed.unlink()
-            _remove_leftovers(output)
+            _remove_leftovers(output, derived)
             continue
         with os.fdopen(fd, "w") as handle:
             json.dump(me, handle)
@@ -121,10 +123,18 @@ def output_lock(output: str | os.PathLike[str]) -> Iterator[Path]:
             path.unlink(missing_ok=True)
 
 
-def _remove_leftovers(output: Path) -> None:
-    """Temporary files of atomic writes of ``output`` and of its stage files (named
-    ``.<stem>.<...>.part``) that a killed writer left behind. The stem is matched as it is
-    written: in ``scan[1].h5``, ``[1]`` matched ``1`` and the temporary file of ``scan1.h5``,
-    being written by another process, was deleted (its own was kept)."""
-    for leftover in output.parent.glob(f".{glob.escape(output.stem)}.*.part"):
-        leftover.unlink(missing_ok=True)
+def _remove_leftovers(output: Path, derived: Iterable[str]) -> None:
+    """Temporary files that a killed writer of ``output`` left behind: its atomic writes'
+    (``.<name>.<random>.part``) and scratch files' (``.<stem>.scratch-<random>.part``), and
+    those of the files ``<stem>.<derived>.h5`` written with it. Only these: ``.<stem>.*.part``
+    also matched the files being written for another output whose name starts alike
+    (``r.v2.h5`` beside ``r.h5``), and another process lost its work. Names are matched as
+    they are written: in ``scan[1].h5``, ``[1]`` matched ``1`` and the temporary file of
+    ``scan1.h5``, being written by another process, was deleted."""
+    stems = [output.stem, *(f"{output.stem}.{name}" for name in derived)]
+    patterns = [f".{glob.escape(output.name)}.*.part"]
+    for stem in stems:
+        patterns += [f".{glob.escape(stem)}.scratch-*.part", f".{glob.escape(stem)}.h5*.part"]
+    for pattern in dict.fromkeys(patterns):
+        for leftover in output.parent.glob(pattern):
+            leftover.unlink(missing_ok=True)

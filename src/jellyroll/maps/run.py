@@ -9,13 +9,12 @@ from pathlib import Path
 
 from jellyroll import figures
 from jellyroll.io import scratch
-from jellyroll.io.lock import output_lock
 from jellyroll.io.provenance import provenance_record
 from jellyroll.maps.core import compute_maps
 from jellyroll.maps.options import MapsOptions
 from jellyroll.results import MapName, MapSet, RunFileError
 from jellyroll.results.run import open_reconstruction, sinogram_mean_pattern, write_map_set
-from jellyroll.results.store import run_stage_key, stage_figures, stage_file, stage_key
+from jellyroll.results.store import run_lock, run_stage_key, stage_figures, stage_file, stage_key
 
 
 @dataclass
@@ -40,7 +39,7 @@ def run_maps(
     operando series, drawn together by that stage)."""
     options = options or MapsOptions()
     run = Path(run)
-    with output_lock(run):
+    with run_lock(run):
         return _maps(run, options, figures)
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 
 from jellyroll.conventions import empty_channels, sees_both_sides
-from jellyroll.io.lock import output_lock
 from jellyroll.io.provenance import provenance_record
 from jellyroll.io.scratch import scratch_volumes
 from jellyroll.recon.astra_backend import astra_version
@@ -40,7 +39,7 @@ from jellyroll.results import (
     read_sinogram,
     write_reconstruction,
 )
-from jellyroll.results.store import run_stage_key, stage_file, stage_key
+from jellyroll.results.store import run_lock, run_stage_key, stage_file, stage_key
 from jellyroll.sinogram import (
     estimate_rotation_centre,
     line_end_problems,
@@ -244,7 +243,7 @@ def run_reconstruct(
     options = options or ReconstructOptions()
     check_method(options.method, options.backend, options.sweeps)  # before reading GBs
     run = Path(run)
-    with output_lock(run):
+    with run_lock(run):
         return _reconstruct(run, options, progress)
 
 

@@ -30,7 +30,6 @@ import numpy as np
 
 from jellyroll import __version__
 from jellyroll.conventions import per_angstrom, sees_both_sides, unit_text
-from jellyroll.io.lock import output_lock
 from jellyroll.io.nexus import nx_group, set_default
 from jellyroll.io.poni import PoniError
 from jellyroll.io.provenance import (
@@ -60,6 +59,7 @@ from jellyroll.results.run import Q_UNITS, read_sinogram, write_sinogram
 from jellyroll.results.store import (
     RunFileError,
     invalidate_run,
+    run_lock,
     stage_file,
     stage_key,
     write_index,
@@ -659,7 +659,7 @@ def run_reduce(
     output = Path(output).resolve()
     if output.is_dir():
         raise ValueError(f"{output} is a folder; give a file name, e.g. {output / 'run.h5'}")
-    with output_lock(output):
+    with run_lock(output):
         if spec.mapping is None and is_sinogram_file(spec.path):
             _refuse_import_options(spec, options)
             report = import_sinogram(spec.path, output, configuration)

@@ -20,6 +20,7 @@ No stage copies or edits another stage's file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -34,6 +35,7 @@ import hdf5plugin  # noqa: F401  (registers compression filters for reading)
 
 from jellyroll import __version__
 from jellyroll.conventions import unit_text
+from jellyroll.io.lock import output_lock
 from jellyroll.io.nexus import nx_group, set_default
 from jellyroll.io.provenance import atomic_output, provenance_json, refuse_overwrite
 
@@ -129,6 +131,12 @@ RUN_STAGES = (
 """The stages that fill a run file, in chain order (each depends on the one before)."""
 
 _BY_STAGE = {item.stage: item for item in RUN_STAGES}
+
+
+def run_lock(run: str | os.PathLike[str]) -> contextlib.AbstractContextManager[Path]:
+    """The lock of a run file (:func:`~jellyroll.io.lock.output_lock`), whose takeover from
+    a killed writer removes the temporary files of the index and of its stage files."""
+    return output_lock(run, derived=[item.group for item in RUN_STAGES])
 
 
 def stage_key(stage: str, options: Any, upstream: Iterable[str]) -> str:
