@@ -239,6 +239,31 @@ def test_cli_refuses_to_overwrite_its_input(phantom: Path) -> None:
     assert result.exit_code != 0
 
 
+def test_files_named_as_the_runs_stage_files_are_not_replaced(
+    phantom: Path, tmp_path: Path
+) -> None:
+    """`reduce -o scan.h5` beside a raw scan saved as `scan.sinogram.h5` and another file
+    named `scan.reconstruction.h5`: the first was replaced by the sinogram, the second
+    deleted as stale, exit 0. Both are refused, named, before any frame is read; a run's
+    own stage files are replaced as before."""
+    raw, other = tmp_path / "scan.sinogram.h5", tmp_path / "scan.reconstruction.h5"
+    raw.write_bytes((phantom / "saxs_scan.h5").read_bytes())
+    other.write_text("a note")
+    before = raw.read_bytes()
+    args = ["reduce", str(phantom / "waxs_scan.h5"), "-o", str(tmp_path / "scan.h5")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    assert "scan.sinogram.h5 is where the run scan.h5 keeps its sinogram" in result.output
+    assert raw.read_bytes() == before and not (tmp_path / "scan.h5").exists()
+    raw.unlink()
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1 and "scan.reconstruction.h5 is where" in result.output
+    assert other.read_text() == "a note"
+    other.unlink()
+    assert CliRunner().invoke(app, args).exit_code == 0
+    assert CliRunner().invoke(app, args).exit_code == 0  # its own sinogram replaced
+
+
 def test_duplicate_frames_of_a_cell_are_averaged(phantom: Path, tmp_path: Path) -> None:
     """A cell measured twice (frame k, and a copy with doubled counts in a later block) holds
     the mean of the two frames' patterns, as `jellyroll.sinogram.place` averages, whatever

@@ -25,7 +25,7 @@ import hashlib
 import json
 import os
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,10 +133,15 @@ RUN_STAGES = (
 _BY_STAGE = {item.stage: item for item in RUN_STAGES}
 
 
-def run_lock(run: str | os.PathLike[str]) -> contextlib.AbstractContextManager[Path]:
+@contextlib.contextmanager
+def run_lock(run: str | os.PathLike[str]) -> Iterator[Path]:
     """The lock of a run file (:func:`~jellyroll.io.lock.output_lock`), whose takeover from
-    a killed writer removes the temporary files of the index and of its stage files."""
-    return output_lock(run, derived=[item.group for item in RUN_STAGES])
+    a killed writer removes the temporary files of the index and of its stage files; a file
+    where a stage file goes that is none is refused before any work
+    (:func:`refuse_foreign_stage_files`)."""
+    with output_lock(run, derived=[item.group for item in RUN_STAGES]) as lock:
+        refuse_foreign_stage_files(Path(run), RUN_STAGES)
+        yield lock
 
 
 def stage_key(stage: str, options: Any, upstream: Iterable[str]) -> str:
@@ -266,6 +271,7 @@ def write_run_stage(
         upstream = (run_stage_key(run, RUN_STAGES[position - 1].stage) or "") if position else ""
     inputs = list(inputs)
     refuse_overwrite(run_files(run), inputs)
+    refuse_foreign_stage_files(run, RUN_STAGES[position:])
     # later stages go first: a kill at any point then leaves no result beside an input it
     # was not computed from
     invalidate_run(run, after=stage)
@@ -284,12 +290,37 @@ def write_run_stage(
     return path
 
 
+def refuse_foreign_stage_files(run: Path, stages: Iterable[StageGroup]) -> None:
+    """RunFileError naming the first file where a stage file of ``run`` goes
+    (``RUN.<group>.h5``) that is not that stage's file of a jellyroll run (no
+    ``@jellyroll_stage`` of that stage): writing the run would replace or delete it. A raw
+    scan saved as ``scan.sinogram.h5`` was replaced by `reduce -o scan.h5`, and any file
+    named ``scan.reconstruction.h5`` deleted as stale, exit 0."""
+    for spec in stages:
+        path = stage_file(run, spec.stage)
+        if not path.exists():
+            continue
+        try:
+            with h5py.File(path, "r") as f:
+                ours = f.attrs.get(STAGE) == spec.stage
+        except OSError:
+            ours = False
+        if not ours:
+            raise RunFileError(
+                f"{path} is where the run {run.name} keeps its {spec.group}, but it is no "
+                f"jellyroll {spec.group} file (it records no {spec.stage} stage): writing the "
+                "run would replace or delete it. Move it away, or give the run another name"
+            )
+
+
 def invalidate_run(run: str | os.PathLike[str], after: str) -> None:
     """Delete the stage files after stage ``after``, and the figures drawn from them (a
     new reconstruction left the old maps' composites beside the run), and rewrite the
     index."""
     run = Path(run)
-    for later in RUN_STAGES[RUN_STAGES.index(_BY_STAGE[after]) + 1 :]:
+    later_stages = RUN_STAGES[RUN_STAGES.index(_BY_STAGE[after]) + 1 :]
+    refuse_foreign_stage_files(run, later_stages)
+    for later in later_stages:
         for path in (stage_file(run, later.stage), *stage_figures(run, later.stage).values()):
             path.unlink(missing_ok=True)
     write_index(run)
