@@ -216,6 +216,7 @@ def test_a_fill_ring_and_a_blank_plane_are_black_in_the_fused_volume() -> None:
 
 def test_a_cell_with_ct_volumes_gets_its_nxct_section(twin: Path, tmp_path: Path) -> None:
     from jellyroll.pipeline import load_config, run_pipeline
+    from jellyroll.pipeline.config import written_by_the_run
 
     config = tmp_path / "cell.toml"
     config.write_text(
@@ -245,6 +246,8 @@ def test_a_cell_with_ct_volumes_gets_its_nxct_section(twin: Path, tmp_path: Path
     shift = np.hypot(got["shift_y_um"] - want["shift_y_um"], got["shift_x_um"] - want["shift_x_um"])
     assert shift <= read_diagnosis(tmp_path / "out" / "aged" / "results.h5").pixel_size_um
     assert (tmp_path / "out" / "aged" / "nxct.h5").is_file()
+    # every file named as the configuration's check of inputs against outputs knows them
+    assert all(written_by_the_run(p.name) for p in (tmp_path / "out" / "aged").iterdir())
     status = {e["stage"]: e["status"] for e in run_pipeline(load_config(config)).log.entries}
     assert status["aged nxct"] == "up to date"
 

@@ -20,6 +20,7 @@ from jellyroll.phantom.parameters import SIZES
 from jellyroll.phantom.twin import make_twin
 from jellyroll.phantom.write import _write_operando, demo_config, write_phantom
 from jellyroll.pipeline import ConfigError, load_config, run_pipeline
+from jellyroll.pipeline.config import written_by_the_run
 from jellyroll.pipeline.run import SCAN_STAGES, TECHNIQUES
 from jellyroll.report import run_report
 from jellyroll.results import read_diagnosis
@@ -71,6 +72,17 @@ def test_results_files_follow_the_contract(demo: Path) -> None:
         # what the SAXS intensities are counts at, for the report to compare cells by
         summary = read_diagnosis(demo / cell / "results.h5").summary
         assert summary["saxs_monitor_reference"] == pytest.approx(reading, rel=1e-12)
+
+
+def test_the_run_writes_in_a_cells_folder_only_the_names_it_checks_inputs_against(
+    demo: Path,
+) -> None:
+    """The configuration refuses an input named as an output of the run
+    (:func:`~jellyroll.pipeline.config.inputs_among_outputs`); that check knows the run's
+    outputs by name, so every file the run writes must carry one of those names."""
+    for cell in ("fresh_charged", "aged_charged"):
+        written = [path.name for path in (demo / cell).iterdir()]
+        assert written and all(written_by_the_run(name) for name in written), written
 
 
 def test_every_result_records_the_checksums_of_its_inputs(demo: Path) -> None:
@@ -186,6 +198,7 @@ def test_a_cell_with_an_operando_series_gets_its_stage_and_report_section(
     assert found.soc_source.startswith("potentiostat log")
     page = first.report.read_text()
     assert 'data-name="operando_sheet"' in page and "operando charge" in page
+    assert all(written_by_the_run(p.name) for p in (demo / "aged_charged").iterdir())
     again = run_pipeline(config)
     assert {entry["status"] for entry in again.log.entries} == {"up to date"}
 

@@ -182,6 +182,42 @@ def test_cell_names_that_differ_only_in_case_are_refused(tmp_path: Path) -> None
         load_config(_config(tmp_path, text))
 
 
+def test_inputs_where_the_run_writes_are_refused_before_any_stage(tmp_path: Path) -> None:
+    """With the output folder ".", cell a's raw WAXS scan named `b/waxs_run.h5` was replaced
+    by cell b's run file, and a truth named as the cell's own `results.h5` by its results
+    (then refused as no truth file), exit 0 for the first. Refused, named; a cell's own
+    `location.h5` given as its location is read, not written (the run locates no cell
+    that names one), and an input of another name in a cell's folder is no output."""
+    for name in ("w.h5", "s.h5", "b/waxs_run.h5", "a/results.h5", "a/location.h5", "b/raw.h5",
+                 "report.html", "x.tif", "n.tif"):  # fmt: skip
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    cells = (
+        '[[cells]]\nname = "a"\nwaxs = "b/waxs_run.h5"\nsaxs = "s.h5"\ntruth = "a/results.h5"\n'
+        'xct = "x.tif"\nnct = "n.tif"\nlocation = "a/location.h5"\n'
+        '[[cells]]\nname = "b"\nwaxs = "b/raw.h5"\nsaxs = "report.html"\n'
+    )
+    config = load_config(_config(tmp_path, f'output = "."\n{cells}'))
+    with pytest.raises(ConfigError) as error:
+        run_pipeline(config)
+    root = tmp_path.resolve()
+    assert str(error.value).splitlines() == [
+        f"cells.0.waxs: {root / 'b/waxs_run.h5'} is where the run writes cell b's waxs_run.h5: "
+        f"it would be replaced. Move it out of {root / 'b'}, or give another output",
+        f"cells.0.truth: {root / 'a/results.h5'} is where the run writes cell a's results.h5: "
+        f"it would be replaced. Move it out of {root / 'a'}, or give another output",
+        f"cells.1.saxs: {root / 'report.html'} is the run's report file; move it out of the way",
+    ]
+
+
+@pytest.mark.parametrize("name", ["report.html", "Report.previous.html"])
+def test_a_cell_named_as_the_report_is_refused(tmp_path: Path, name: str) -> None:
+    """Its folder would be the report's: every stage ran, then the report failed with
+    "out/report.html is a folder"."""
+    with pytest.raises(ConfigError, match="is the name of the run's report"):
+        load_config(_config(tmp_path, CELL.replace('"a"', f'"{name}"')))
+
+
 def test_a_tilde_in_a_path_is_the_home_folder(tmp_path: Path, monkeypatch) -> None:
     """`output = "~/study"` wrote the results into a folder literally named "~" inside the
     configuration's folder (and `waxs = "~/data/w.h5"` was looked for there)."""

@@ -158,7 +158,30 @@ class CellInput(_Strict):
     def _plain(cls, name: str) -> str:
         if set(name) <= {"."}:
             raise ValueError("a cell name is a plain folder name, not dots only")
+        if name.casefold() in (REPORT, PREVIOUS_REPORT):  # its folder would be the report's
+            raise ValueError(f"{name} is the name of the run's report; name the cell otherwise")
         return name
+
+
+RUN_LOCK = "jellyroll-run"
+"""Name of the lock (``.jellyroll-run.lock`` in the output folder) that one ``jellyroll run``
+holds on its output folder from its first stage to its report."""
+REPORT = "report.html"
+"""The run's report, in its output folder."""
+PREVIOUS_REPORT = "report.previous.html"
+"""Where the report of the run before lies until this run's is written: a run that failed
+left the report of another run's options and inputs as the folder's report, with nothing
+on it to say so."""
+CELL_OUTPUTS = ("waxs_run", "saxs_run", "results", "operando", "nxct", "location", "link")
+"""What `jellyroll run` writes in a cell's output folder: files and folders named as one of
+these, or beginning with one and "." or "_" (stage files, figures, an operando series'
+steps)."""
+
+
+def written_by_the_run(name: str) -> bool:
+    """Whether a file or folder ``name`` in a cell's output folder is one the run writes
+    (:data:`CELL_OUTPUTS`)."""
+    return any(name == stem or name.startswith((f"{stem}.", f"{stem}_")) for stem in CELL_OUTPUTS)
 
 
 SCAN_INPUTS = ("waxs", "saxs", "mapping", "poni_waxs", "poni_saxs", "mask")
@@ -321,14 +344,48 @@ def shared_inputs(config: RunConfig) -> list[str]:
     return problems
 
 
+def inputs_among_outputs(config: RunConfig) -> list[str]:
+    """``cells.N.KEY: ...`` for each input that lies where the run writes: a report file of
+    the output folder, or a file or folder of a cell's output folder named as the run's
+    (:func:`written_by_the_run`); a cell's own ``location.h5`` given as its location is
+    read, not written. A cell's raw WAXS scan named ``b/waxs_run.h5`` with the output
+    folder ``.`` was replaced by cell b's run file, exit 0. Call it on a resolved
+    configuration."""
+    reports = {config.output / REPORT, config.output / PREVIOUS_REPORT}
+    folders = {config.output / cell.name: cell for cell in config.cells}
+    problems = []
+    for index, cell in enumerate(config.cells):
+        for key in CellInput.model_fields:
+            path = getattr(cell, key)
+            if key == "name" or not isinstance(path, Path):
+                continue
+            path = split_dataset(path)[0] if key in INPUT_VOLUMES else path
+            where = f"cells.{index}.{key}: {path}"
+            if path in reports:
+                problems.append(f"{where} is the run's report file; move it out of the way")
+                continue
+            for folder, owner in folders.items():
+                if not path.is_relative_to(folder) or path == folder:
+                    continue
+                first = path.relative_to(folder).parts[0]
+                own_location = key == "location" and owner is cell and first == "location.h5"
+                if written_by_the_run(first) and not own_location:
+                    problems.append(
+                        f"{where} is where the run writes cell {owner.name}'s {first}: it "
+                        f"would be replaced. Move it out of {folder}, or give another output"
+                    )
+    return problems
+
+
 def require_inputs(config: RunConfig) -> None:
     """ConfigError listing every input of ``config`` that is missing (see
     :func:`missing_inputs`), or one file or PONI given for both scans of a cell (see
-    :func:`shared_inputs`): checked before the first stage, so that a missing volume is not
+    :func:`shared_inputs`), or lying where the run writes (:func:`inputs_among_outputs`):
+    checked before the first stage, so that a missing volume is not
     found only once every stage before it has run."""
     problems = missing_inputs(config)
     if not problems:
-        problems = shared_inputs(config)
+        problems = shared_inputs(config) + inputs_among_outputs(config)
     if problems:
         raise ConfigError("\n".join(problems))
 

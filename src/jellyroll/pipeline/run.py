@@ -28,6 +28,9 @@ from jellyroll.maps.run import maps_key, run_maps
 from jellyroll.nxct.run import nxct_key, run_nxct
 from jellyroll.operando.run import operando_key, run_operando, series_scans
 from jellyroll.pipeline.config import (
+    PREVIOUS_REPORT,
+    REPORT,
+    RUN_LOCK,
     SCAN_INPUTS,
     CellInput,
     ConfigError,
@@ -333,19 +336,6 @@ def dask_scheduler(options: DaskOptions) -> Iterator[str | None]:
     workers = int(name.split(":")[1]) if ":" in name else options.workers
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True) as cluster:
         yield cluster.scheduler_address
-
-
-RUN_LOCK = "jellyroll-run"
-"""Name of the lock (``.jellyroll-run.lock`` in the output folder) that one ``jellyroll run``
-holds on its output folder from its first stage to its report."""
-
-
-REPORT = "report.html"
-"""The run's report, in its output folder."""
-PREVIOUS_REPORT = "report.previous.html"
-"""Where the report of the run before lies until this run's is written: a run that failed
-left the report of another run's options and inputs as the folder's report, with nothing
-on it to say so."""
 
 
 DIAGNOSIS_CELL_FIELDS = ("name", "label", *SCAN_INPUTS)
