@@ -62,6 +62,7 @@ from jellyroll.results import (
 )
 from jellyroll.results.run import open_reconstruction, sinogram_monitor_reference
 from jellyroll.results.store import run_files, run_stage_key, stage_file, stage_key
+from jellyroll.saxs import CLIPPED_NOTE, clipped_reconstruction
 from jellyroll.unroll import (
     Cell,
     SpiralTrace,
@@ -508,7 +509,9 @@ def diagnose(
         lithiation = lithiation.merge(agglomerates[["id", "case"]], on="id")
     regions = region_masks(anode, agglomerates, bends, pixel, options.critical_diameter_um)
     profiles = pd.DataFrame()
-    if saxs is not None and saxs.data.shape[:2] == anode.shape:
+    if saxs is not None and clipped_reconstruction(saxs.attrs):
+        notes.append(f"no region-averaged SAXS profiles: {CLIPPED_NOTE.removeprefix('no d*: ')}")
+    elif saxs is not None and saxs.data.shape[:2] == anode.shape:
         profiles = region_profiles(saxs.data, saxs.q_A, regions)
     elif saxs is not None:
         notes.append(

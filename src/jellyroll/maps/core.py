@@ -28,6 +28,8 @@ from jellyroll.phases import (
 )
 from jellyroll.results import Map, MapName, MapSet, Reconstruction
 from jellyroll.saxs import (
+    CLIPPED,
+    CLIPPED_NOTE,
     DSTAR_MIN_Q_MAX_A,
     EXCURSION_SHARE,
     LOW_INTENSITY,
@@ -38,6 +40,7 @@ from jellyroll.saxs import (
     SUSTAIN_FRACTION,
     VALID,
     DStarMap,
+    clipped_reconstruction,
     denoise_profile_blocks,
     departure_dstar_map,
     dstar_parameters,
@@ -153,7 +156,8 @@ def compute_maps(
         notes.append(f"{UNCOVERED} the Table 1 windows ({waxs_gap}): no phase maps")
     saxs_gap = uncovered(q_kept, {"saxs": SAXS_Q_RANGE}, shoulder_bins=0)
     if saxs_gap is None:
-        saxs, saxs_notes = saxs_maps(q, data, units, options, keep)
+        clipped = clipped_reconstruction(recon.attrs)
+        saxs, saxs_notes = saxs_maps(q, data, units, options, keep, clipped)
         maps.update(saxs)
         notes.extend(filter(None, [partly_covered(q_kept, {"saxs": SAXS_Q_RANGE}), *saxs_notes]))
         default = default or MapName.SAXS_INTENSITY
@@ -266,35 +270,47 @@ none of its denoised ones."""
 
 
 def saxs_maps(
-    q: np.ndarray, data: RowSliced, units: str, options: MapsOptions, channels: np.ndarray
+    q: np.ndarray,
+    data: RowSliced,
+    units: str,
+    options: MapsOptions,
+    channels: np.ndarray,
+    clipped: bool = False,
 ) -> tuple[dict[str, Map], list[str]]:
     """SAXS intensity, d* and the reason code of each voxel without one, from the
     ``channels`` (n_q,) bool of ``data`` only; notes on the denoising and on d* set by one
-    point's noise."""
+    point's noise. ``clipped``: the reconstruction was clipped at 0, and gets no d*
+    (:func:`~jellyroll.saxs.clipped_reconstruction`)."""
     notes = []
     # d* leaves out the channels whose q is not finite
     q_used = np.where(channels, q, np.nan)
     notes.extend(filter(None, [_segment_note(int(channels.sum()), options)]))
-    measurable = reaches_dstar_range(q_used)
+    unmeasurable = None  # (reason code, note) of a map without any d*
+    if not reaches_dstar_range(q_used):
+        q_end = float(np.nanmax(q_used)) if channels.any() else float("nan")
+        note = (
+            f"no d*: the SAXS profiles end at q = {q_end:.3g} 1/A, below the "
+            f"{DSTAR_MIN_Q_MAX_A:g} 1/A the d* rule needs (its fit window lies at shares of "
+            "the q span: ending lower, it falls on the shoulder, and d* read 2.3 times the "
+            "truth on the twin ending at 0.12); reduce and reconstruct the SAXS scan to a q "
+            f"of {DSTAR_MIN_Q_MAX_A:g} 1/A or more"
+        )
+        unmeasurable = SHORT_Q_RANGE, note
+    elif clipped:
+        unmeasurable = CLIPPED, CLIPPED_NOTE
     intensities, parts = [], []
     for _, slab in row_slabs(data):
         intensities.append(saxs_intensity_map(q, slab, channels=channels))
-        if measurable and not options.denoised:  # d* of the raw profiles, from the same read
+        if unmeasurable is None and not options.denoised:  # d* of the raw profiles, same read
             parts.append(departure_dstar_map(q_used, slab, **dstar_keywords(options)))
     intensity = np.concatenate(intensities)
-    if not measurable:
-        q_end = float(np.nanmax(q_used)) if channels.any() else float("nan")
-        notes.append(
-            f"no d*: the SAXS profiles end at q = {q_end:.3g} 1/A, below the "
-            f"{DSTAR_MIN_Q_MAX_A:g} 1/A the d* rule needs (its fit window lies at shares of the "
-            "q span: ending lower, it falls on the shoulder, and d* read 2.3 times the truth "
-            "on the twin ending at 0.12); reduce and reconstruct the SAXS scan to a q of "
-            f"{DSTAR_MIN_Q_MAX_A:g} 1/A or more"
-        )
+    if unmeasurable is not None:
+        reason, note = unmeasurable
+        notes.append(note)
         shape = data.shape[:-1]
         return _saxs_map_set(
             intensity, units, np.full(shape, np.nan, np.float32),
-            np.full(shape, SHORT_Q_RANGE, dtype=np.int8),
+            np.full(shape, reason, dtype=np.int8),
         ), notes  # fmt: skip
     if options.denoised:
         denoised = denoise_profile_blocks(data, rank=options.rank, channels=channels)
