@@ -407,6 +407,20 @@ def test_an_axis_that_only_1_nm_maps_is_refused_with_the_hint() -> None:
         compute_maps(replace(_saxs_recon(q), q_A=10 * q), STUDY)
 
 
+def test_a_hole_in_an_axis_that_spans_the_windows_gets_no_unit_hint() -> None:
+    """A WAXS axis reduced from frames (0.177-5.4 1/A) whose channels across the LiC6 line
+    hold no value: the refusal was right, but it then said the values read in 1/nm would
+    give maps and to write @units = "1/nm" (0.0177-0.54 covers the SAXS window), which
+    would have made a right axis wrong. An axis that spans the windows has a hole, not the
+    wrong unit: no hint."""
+    q = np.linspace(0.177, 5.4, 600)
+    recon = _saxs_recon(q)
+    recon.data[..., (q > 1.70) & (q < 1.80)] = np.nan
+    with pytest.raises(ValueError, match="gives no map") as error:
+        compute_maps(recon, STUDY)
+    assert "1/nm" not in str(error.value)
+
+
 def test_a_dstar_min_points_beyond_the_channels_is_refused() -> None:
     """min_points above the channels the reconstruction holds: no profile can give a d*.
     Before, a d* map without one value (600 on 500 channels), exit 0, no note; now the

@@ -5,7 +5,7 @@ and d* (SPEC sections 2 and 3). Pure functions: a :class:`Reconstruction` in, a
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -180,12 +180,26 @@ def compute_maps(
     return MapSet(maps, recon.x_um, recon.y_um, notes, default)
 
 
+def _spans(q: np.ndarray, windows: Mapping[str, WindowSpec]) -> bool:
+    """Whether the axis ``q`` (1/A) runs from below the lowest of ``windows`` to above the
+    highest: then what leaves one uncovered is a hole, not the axis' unit (NaN channels
+    across the LiC6 line of a scan reduced from frames were told to be 1/nm)."""
+    edges = [
+        (spec.q_min, spec.q_max) if isinstance(spec, QWindow) else spec for spec in windows.values()
+    ]
+    return float(np.min(q)) <= min(lo for lo, _ in edges) and float(np.max(q)) >= max(
+        hi for _, hi in edges
+    )
+
+
 def nm_hint(q: np.ndarray, options: MapsOptions) -> str:
     """A hint, for the refusal of an axis ``q`` (1/A) that gives no map, when the same
     values in 1/nm would give maps: pre-integrated patterns written in pyFAI's default unit
     (q_nm^-1) without ``@units`` are read in 1/A (SPEC section 6), 10 times too large."""
     in_nm = q / 10
     families: list[dict[str, WindowSpec]] = [analysis_windows(options), {"saxs": SAXS_Q_RANGE}]
+    if any(_spans(q, windows) for windows in families):  # a hole in the axis, not its unit
+        return ""
     if all(uncovered(in_nm, windows, shoulder_bins=0) is not None for windows in families):
         return ""
     return (
