@@ -325,3 +325,20 @@ def test_a_hand_written_html_page_is_not_taken_for_a_report(tmp_path: Path, saxs
     for _ in range(2):  # written, then replaced by the rerun
         result = CliRunner().invoke(app, ["report", str(results), "-o", str(report)])
         assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    ("command", "what"),
+    [(["reduce", "{folder}", "-o", "{out}"], "scan"), (["maps", "{folder}"], "run")],
+)
+def test_a_folder_given_as_an_input_file_is_named_a_folder(
+    tmp_path: Path, command: list[str], what: str
+) -> None:
+    """`reduce dir.h5` said "no such scan file" (and `maps dir.h5` "no such run file"):
+    the folder exists, and the message sent the user looking for a missing file."""
+    folder = tmp_path / "dir.h5"
+    folder.mkdir()
+    args = [part.format(folder=folder, out=tmp_path / "x.h5") for part in command]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    assert f"{folder} is a folder, not a {what} file" in _one_line(result.output)

@@ -51,6 +51,14 @@ class ScanFormatError(ValueError):
     """An input scan is unusable; the message names the file, the dataset and the remedy."""
 
 
+def _require_file(path: Path) -> None:
+    """ScanFormatError naming ``path`` unless it is a file (a folder was said to be missing)."""
+    if path.is_dir():
+        raise ScanFormatError(f"{path} is a folder, not a scan file; give the scan's file")
+    if not path.is_file():
+        raise ScanFormatError(f"{path}: no such scan file")
+
+
 @dataclass
 class ScanInfo:
     """What a scan holds, per frame in file order (all (N,) arrays)."""
@@ -296,8 +304,7 @@ class Hdf5ScanReader:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        if not self.path.is_file():
-            raise ScanFormatError(f"{self.path}: no such scan file")
+        _require_file(self.path)
         try:
             self._file = h5py.File(self.path, "r")
         except OSError as error:
@@ -645,8 +652,7 @@ class BlissScanReader:
 
     def __init__(self, path: str | Path, mapping: BlissMapping) -> None:
         self.path = Path(path)
-        if not self.path.is_file():
-            raise ScanFormatError(f"{self.path}: no such scan file")
+        _require_file(self.path)
         self._file = h5py.File(self.path, "r")
         pattern = re.compile(mapping.entries)
         names = sorted((k for k in self._file if pattern.search(k)), key=natural_key)

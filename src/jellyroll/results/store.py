@@ -383,6 +383,8 @@ def index_is_current(run: str | os.PathLike[str]) -> bool:
 def open_run(run: str | os.PathLike[str]) -> h5py.File:
     """Open a run file for reading, with a clear error when it is missing or not HDF5."""
     run = Path(run)
+    if run.is_dir():
+        raise RunFileError(f"{run} is a folder, not a run file; give the run's .h5 file")
     if not run.is_file():
         raise RunFileError(f"{run}: no such run file; create it with `jellyroll reduce`")
     try:
