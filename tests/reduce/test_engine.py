@@ -474,6 +474,8 @@ def test_setup_is_hashable_by_content_and_pickles(sim):
     [
         ("", "lacks the key"),
         ("hello world\n", "lacks the key"),
+        # another format named: the message says what a PONI holds
+        ("distance = 0.1\nponi1 = 0.01\nponi2 = 0.01\n", "`Key: value` lines"),
         ("Distance: abc\nPoni1: 0\nPoni2: 0\n", "could not be read"),
         ("Distance: 0.1\nPoni1: 0.01\nPoni2: 0.01\n", "pixel size"),
     ],

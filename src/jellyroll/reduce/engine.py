@@ -195,7 +195,10 @@ def geometry_from_setup(setup: IntegrationSetup) -> AzimuthalIntegrator:
     }
     missing = [key for key in ("distance", "poni1", "poni2") if key not in keys]
     if missing:
-        raise PoniError(f"PONI text lacks the key(s) {', '.join(missing)}")
+        raise PoniError(
+            f"PONI text lacks the key(s) {', '.join(missing)}: a PONI file holds "
+            "`Key: value` lines as pyFAI writes them (Distance: 0.245, Poni1: ..., Poni2: ...)"
+        )
     try:
         ai = integrator_from_poni_text(setup.poni)
     except Exception as exc:
