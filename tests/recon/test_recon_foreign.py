@@ -104,6 +104,8 @@ def test_an_attenuation_without_values_is_left_out_not_used(tmp_path: Path) -> N
     result, run = _chain(tmp_path, datasets)
     assert result.exit_code == 0, result.output
     assert "holds a value in 0% of the cells measured only" in " ".join(result.output.split())
+    # the diode is there: it is not called missing beside the note that leaves it out
+    assert "no diode" not in " ".join(result.output.split())
     recon = read_reconstruction(run)
     assert recon.attenuation is None and not recon.attrs["self_absorption_corrected"]
     result, _ = _chain(tmp_path, datasets, "--self-absorption")

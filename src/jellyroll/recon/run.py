@@ -334,7 +334,7 @@ def _reconstruct(
         raise RunFileError(
             f"{run}: no usable /entry/sinogram/attenuation for the self-absorption step"
         )
-    if options.self_absorption is None and mu is None:
+    if options.self_absorption is None and sinogram.attenuation is None:  # else said above
         notes.append("no attenuation sinogram (no diode): self-absorption not corrected")
     if corrected:
         # from SART's map whatever the method: FBP's does not reproject onto the rays
