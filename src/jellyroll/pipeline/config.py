@@ -8,6 +8,7 @@ to a default. Paths are relative to the configuration file; ``~`` is the user's 
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 from pydantic import (
@@ -289,25 +290,29 @@ INPUT_VOLUMES = ("xct", "nct")
 """Settings of a cell that name a volume: one TIFF stack, or a folder of TIFF slices."""
 
 
+def _named_paths(config: RunConfig) -> Iterator[tuple[CellInput, str, str, Path]]:
+    """(cell, setting, ``cells.N.KEY: PATH``, the file or folder) of every path the cells
+    name, in the order of the settings; a volume given as ``file.h5::/path`` is its file."""
+    for index, cell in enumerate(config.cells):
+        for key in CellInput.model_fields:
+            path = getattr(cell, key)
+            if key != "name" and isinstance(path, Path):
+                file = split_dataset(path)[0] if key in INPUT_VOLUMES else path
+                yield cell, key, f"cells.{index}.{key}: {path}", file
+
+
 def missing_inputs(config: RunConfig) -> list[str]:
     """``cells.N.KEY: PATH does not exist`` (or is not a file / folder) for each input the
     configuration names that cannot be read, in the order of the settings; empty when all
     are there."""
     problems = []
-    for index, cell in enumerate(config.cells):
-        for key in CellInput.model_fields:
-            path = getattr(cell, key)
-            if key == "name" or not isinstance(path, Path):
-                continue
-            where = f"cells.{index}.{key}: {path}"
-            if key in INPUT_VOLUMES:  # a volume may be a dataset, file.h5::/path
-                path = split_dataset(path)[0]
-            if not path.exists():
-                problems.append(f"{where} does not exist")
-            elif key in INPUT_FOLDERS and not path.is_dir():
-                problems.append(f"{where} is not a folder (give the folder of the series' scans)")
-            elif key not in (*INPUT_FOLDERS, *INPUT_VOLUMES) and not path.is_file():
-                problems.append(f"{where} is not a file")
+    for _, key, where, path in _named_paths(config):
+        if not path.exists():
+            problems.append(f"{where} does not exist")
+        elif key in INPUT_FOLDERS and not path.is_dir():
+            problems.append(f"{where} is not a folder (give the folder of the series' scans)")
+        elif key not in (*INPUT_FOLDERS, *INPUT_VOLUMES) and not path.is_file():
+            problems.append(f"{where} is not a file")
     return problems
 
 
@@ -354,26 +359,20 @@ def inputs_among_outputs(config: RunConfig) -> list[str]:
     reports = {config.output / REPORT, config.output / PREVIOUS_REPORT}
     folders = {config.output / cell.name: cell for cell in config.cells}
     problems = []
-    for index, cell in enumerate(config.cells):
-        for key in CellInput.model_fields:
-            path = getattr(cell, key)
-            if key == "name" or not isinstance(path, Path):
+    for cell, key, where, path in _named_paths(config):
+        if path in reports:
+            problems.append(f"{where} is the run's report file; move it out of the way")
+            continue
+        for folder, owner in folders.items():
+            if not path.is_relative_to(folder) or path == folder:
                 continue
-            path = split_dataset(path)[0] if key in INPUT_VOLUMES else path
-            where = f"cells.{index}.{key}: {path}"
-            if path in reports:
-                problems.append(f"{where} is the run's report file; move it out of the way")
-                continue
-            for folder, owner in folders.items():
-                if not path.is_relative_to(folder) or path == folder:
-                    continue
-                first = path.relative_to(folder).parts[0]
-                own_location = key == "location" and owner is cell and first == "location.h5"
-                if written_by_the_run(first) and not own_location:
-                    problems.append(
-                        f"{where} is where the run writes cell {owner.name}'s {first}: it "
-                        f"would be replaced. Move it out of {folder}, or give another output"
-                    )
+            first = path.relative_to(folder).parts[0]
+            own_location = key == "location" and owner is cell and first == "location.h5"
+            if written_by_the_run(first) and not own_location:
+                problems.append(
+                    f"{where} is where the run writes cell {owner.name}'s {first}: it "
+                    f"would be replaced. Move it out of {folder}, or give another output"
+                )
     return problems
 
 

@@ -290,6 +290,16 @@ def write_run_stage(
     return path
 
 
+def _stage_attrs(path: Path) -> dict[str, Any]:
+    """The attributes of the HDF5 file ``path`` (its stage, key and upstream key when a
+    stage wrote it); empty when it cannot be read as HDF5."""
+    try:
+        with h5py.File(path, "r") as f:
+            return dict(f.attrs)
+    except OSError:
+        return {}
+
+
 def refuse_foreign_stage_files(run: Path, stages: Iterable[StageGroup]) -> None:
     """RunFileError naming the first file where a stage file of ``run`` goes
     (``RUN.<group>.h5``) that is not that stage's file of a jellyroll run (no
@@ -298,14 +308,7 @@ def refuse_foreign_stage_files(run: Path, stages: Iterable[StageGroup]) -> None:
     named ``scan.reconstruction.h5`` deleted as stale, exit 0."""
     for spec in stages:
         path = stage_file(run, spec.stage)
-        if not path.exists():
-            continue
-        try:
-            with h5py.File(path, "r") as f:
-                ours = f.attrs.get(STAGE) == spec.stage
-        except OSError:
-            ours = False
-        if not ours:
+        if path.exists() and _stage_attrs(path).get(STAGE) != spec.stage:
             raise RunFileError(
                 f"{path} is where the run {run.name} keeps its {spec.group}, but it is no "
                 f"jellyroll {spec.group} file (it records no {spec.stage} stage): writing the "
@@ -334,13 +337,10 @@ def linked_stages(run: str | os.PathLike[str]) -> list[StageGroup]:
     previous: str | None = ""
     for spec in RUN_STAGES:
         path = stage_file(run, spec.stage)
-        if not path.is_file():
+        attrs = _stage_attrs(path) if path.is_file() else {}
+        if not attrs:
             break
-        try:
-            with h5py.File(path, "r") as f:
-                key, upstream = f.attrs.get(KEY), f.attrs.get(UPSTREAM)
-        except OSError:
-            break
+        key, upstream = attrs.get(KEY), attrs.get(UPSTREAM)
         if chain and str(upstream) != previous:
             break
         chain.append(spec)
