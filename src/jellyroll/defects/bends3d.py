@@ -848,6 +848,13 @@ def _measured(
     return found
 
 
+BEND_HEIGHT_UM = 100.0
+"""Height along the axis (um) that :func:`find_bends_3d`'s presence rule keeps for a bend
+in a stack too short for ``max_presence``: the tiny twins' bends are 60-80 um tall (3-4 of
+their 8 slices of 20 um), the small twins' 60-120 um; a feature of the winding along 120 um
+of a 160 um stack (its inner end in 6 of 8 slices) must stay out."""
+
+
 def find_bends_3d(
     volume,
     voxel_um: float,
@@ -868,11 +875,13 @@ def find_bends_3d(
     voxels crosses the 2D finder's threshold in one slice only, and the bump fit below
     keeps the noise out), and bends at a place of
     the layer (same side, within reach in the slice plane) that deviates in more than
-    ``max_presence`` of all traced slices: a bend is local along the axis (an agglomerate's
-    size), a feature along the whole height is the winding itself (its inner end, a tab, a
-    tracer artefact). Each remaining bend's depth and height are those of the bump fitted
-    to the traced layers with the blur's share put back (:func:`fit_bumps`; the blur is the
-    median over the slices of :func:`foil_profile_sigma`); bends the bump does not fit are
+    ``max_presence`` of all traced slices (or, in a stack too short for a whole bend to
+    fill under that share, than :data:`BEND_HEIGHT_UM`, with a warning): a bend is local
+    along the axis (an agglomerate's size), a feature along the whole height is the winding
+    itself (its inner end, a tab, a tracer artefact). Each remaining bend's depth and height
+    are those of the bump fitted to the traced layers with the blur's share put back
+    (:func:`fit_bumps`; the blur is the median over the slices of
+    :func:`foil_profile_sigma`); bends the bump does not fit are
     dropped (a deviation that is no bump along both the arc and the axis: tracer noise on
     the innermost turns), and so are bends shallower than ``min_amplitude_um`` (default one
     voxel: the foil's position wobbles by a fraction of a voxel from slice to slice with
@@ -894,8 +903,22 @@ def find_bends_3d(
     bends = join_bends(per_slice, voxel_um, slice_step=slice_step)
     if len(bends):
         # of the slices traced: those outside the cell (nothing to trace) see no feature
-        presence = _presence(bends, per_slice, voxel_um) / max(len(layers), 1)
-        local = (bends.slices >= min(min_slices, len(layers))) & (presence <= max_presence)
+        traced = max(len(layers), 1)
+        presence = _presence(bends, per_slice, voxel_um) / traced
+        # a stack under BEND_HEIGHT_UM / max_presence holds a whole bend in more than
+        # max_presence of its slices: the tiny twins' 8-slice stacks (160 um) lost every
+        # bend, and the link said no agglomerate sat on one, exit 0
+        most = max(max_presence, min(BEND_HEIGHT_UM / (voxel_um * slice_step * traced), 1.0))
+        if most > max_presence:
+            warnings.warn(
+                f"the X-ray stack traced is {traced * slice_step * voxel_um:g} um tall: a "
+                f"bend {BEND_HEIGHT_UM:g} um tall fills over {max_presence:.0%} of it, so "
+                f"features along up to {most:.0%} of its slices are kept as bends; a bend "
+                f"taller than {BEND_HEIGHT_UM:g} um cannot be told there from the winding's "
+                "own features and is dropped: a taller stack tells them apart",
+                stacklevel=2,
+            )
+        local = (bends.slices >= min(min_slices, len(layers))) & (presence <= most)
         bends = _fitted(bends[local], layers, voxel_um)
         shallowest = voxel_um if min_amplitude_um is None else min_amplitude_um
         bends = bends[bends.amplitude_um.abs() >= shallowest].reset_index(drop=True)
