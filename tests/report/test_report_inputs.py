@@ -589,6 +589,27 @@ def test_a_found_diameter_beside_the_critical_one_keeps_its_side_against_truth(
     assert "<td>50.04</td>" in row and "<td>61.2</td>" in row and "50.0<" not in row
 
 
+def test_found_vs_truth_with_nothing_found_reads_no_value(tmp_path: Path) -> None:
+    """No agglomerate found: precision and the median size error printed "nan %", where
+    every other figure of the report reads "no value"."""
+    import pandas as pd
+
+    from jellyroll.report.html import Report
+    from jellyroll.results import Diagnosis, Map, MapSet
+
+    axis = (np.arange(20) - 9.5) * 20.0
+    none = pd.DataFrame(columns=["id", "x_um", "y_um", "equivalent_diameter_um", "case"])
+    cell = Diagnosis(
+        "c", "c", MapSet({"saxs_intensity": Map(np.ones((20, 20)), "")}, axis, axis), none,
+        pd.DataFrame(), pd.DataFrame(), summary={"critical_diameter_um": 50.0},
+    )  # fmt: skip
+    report = Report("t")
+    report_run._truth_section(report, cell, _truth_file(tmp_path / "truth.h5", 61.25), 50.0)
+    page = report.render()
+    assert "nan" not in page.lower().replace("nanometre", "")
+    assert report_run.NO_VALUE in page
+
+
 def test_an_agglomerate_cut_by_the_map_is_shown_as_a_lower_bound(results: Path) -> None:
     """The diagnosis flags an agglomerate whose fitted ellipse reaches the map's edge
     (``truncated``: its diameter a lower bound), but the report's table left the flag out:
@@ -655,6 +676,9 @@ def test_saxs_intensities_at_other_monitor_readings_get_their_own_colour_scale(
     assert limits[0]["d_star_nm"] == limits[1]["d_star_nm"]  # the ratios stay shared
     note = report_run.monitor_mismatch([full, half])
     assert "different monitor readings (full 2e+05, half 1e+05)" in note
+    # the excess intensities are in the maps' units: they scale as the maps (the note said
+    # every agglomerate number compared as it was)
+    assert "each agglomerate's excess intensity" in note
     same = cell("same", 2.08e5, 0.5)  # within 5 %: one scale, no note
     limits = report_run.shared_colour_limits([full, same])
     assert limits[0]["saxs_intensity"] == limits[1]["saxs_intensity"]

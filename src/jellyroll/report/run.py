@@ -289,8 +289,9 @@ def monitor_mismatch(cells: list[Diagnosis]) -> str:
     return (
         f"The cells' SAXS intensities are counts at different monitor readings ({readings}): "
         "each cell's SAXS intensity map has its own colour scale; to compare their "
-        "brightness, scale each by its reading's ratio to the other's. Every ratio (phase "
-        "shares, d*, the agglomerates) compares as it is."
+        "brightness, scale each by its reading's ratio to the other's, and so each "
+        "agglomerate's excess intensity (in its map's units). Every ratio (phase shares, "
+        "d*, the agglomerates' sizes and cases) compares as it is."
     )
 
 
@@ -514,13 +515,13 @@ def _truth_section(report: Report, result: Diagnosis, path: Path, critical: floa
             "truth": str(path),
             "true agglomerates in the slice": len(truth),
             "found": found.n_found,
-            "recall (true ones found)": f"{100 * found.recall:.0f} %",
-            "precision (found ones true)": f"{100 * found.precision:.0f} %",
-            "median size error": f"{100 * found.median_size_error:.1f} %",
-            "class agreement (found case = true case)": f"{100 * found.class_agreement:.0f} %",
+            "recall (true ones found)": _percent(found.recall, 0),
+            "precision (found ones true)": _percent(found.precision, 0),
+            "median size error": _percent(found.median_size_error, 1),
+            "class agreement (found case = true case)": _percent(found.class_agreement, 0),
             "defect share of the anode, found / true": (
                 f"{_percent(result.summary.get('defect_share'))} / "
-                f"{100 * true_defect_share(path):.2f} %"
+                f"{_percent(true_defect_share(path))}"
             ),
         }
     )
