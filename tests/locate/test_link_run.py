@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import h5py
@@ -13,7 +14,7 @@ import pandas as pd
 import pytest
 
 from jellyroll.io.nexus import nx_group
-from jellyroll.io.volumes import read_volume, write_tiff_stack
+from jellyroll.io.volumes import planes_digest, read_volume, write_tiff_stack
 from jellyroll.locate.core import pose_parameters
 from jellyroll.locate.dossier import volume_on_map
 from jellyroll.locate.link_options import LinkOptions
@@ -272,6 +273,31 @@ def test_link_refuses_an_x_ray_volume_other_than_the_nxct_files(
         run_link(inputs["results"], tmp_path / "xct.tif", inputs["nxct"], inputs["location"],
                  tmp_path / "link.h5", nct=inputs["nct"])  # fmt: skip
     assert not (tmp_path / "link.h5").exists()
+
+
+def test_link_refuses_a_location_made_in_another_x_ray_volume(
+    inputs: dict[str, Path], tmp_path: Path
+) -> None:
+    """Another cell's location file (its X-ray volume of the same shape): the map was placed
+    where it was not found, and every case-B agglomerate lay on no bend, exit 0 (five cells
+    of six). The location records its volume's shape and planes' digest (as `jellyroll
+    locate` writes them); another volume is refused, the same one passes."""
+    xray, _ = read_volume(inputs["xct"])
+    for name, volume in (("other", xray[::-1]), ("same", xray)):
+        location = tmp_path / f"{name}.h5"
+        shutil.copy(inputs["location"], location)
+        with h5py.File(location, "a") as f:
+            f["/entry/location"].attrs.update(
+                xct_shape=np.asarray(volume.shape), xct_digest=planes_digest(volume)
+            )
+        call = (inputs["results"], inputs["xct"], inputs["nxct"], location,
+                tmp_path / f"{name}_link.h5")  # fmt: skip
+        if name == "other":
+            with pytest.raises(ValueError, match="places the slice in another X-ray volume"):
+                run_link(*call, nct=inputs["nct"])
+            assert not (tmp_path / "other_link.h5").exists()
+        else:
+            run_link(*call, nct=inputs["nct"])
 
 
 def _diagnosis_with_attenuation(twin: Twin, path: Path, turns: int) -> Path:

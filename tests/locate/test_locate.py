@@ -566,6 +566,10 @@ def test_locate_cli_writes_the_contract(located: tuple[Path, Path, int]) -> None
         location = f["/entry/location"]
         np.testing.assert_array_equal(location["swaxs_to_xct"][()], location["map_to_xct"][()])
         assert location["map_to_xct"].dtype == np.float64
+        # the volume it lies in, which `jellyroll link` checks the one it is given against
+        xray, _ = read_volume(twin_files / "xct.tif")
+        assert tuple(location.attrs["xct_shape"]) == xray.shape
+        assert location.attrs["xct_digest"] == planes_digest(xray)
         score = location["score"]
         assert score["data"].shape == score["height_um"].shape and score["data"].size >= 8
         assert score.attrs["optimum"] == pytest.approx(found.similarity)

@@ -44,7 +44,7 @@ from jellyroll.locate.link_figures import (
     slice_in_volume_figure,
 )
 from jellyroll.locate.link_options import LinkOptions
-from jellyroll.locate.run import check_nxct_volumes
+from jellyroll.locate.run import check_location_volume, check_nxct_volumes
 from jellyroll.nxct.fuse import fuse_rgb
 from jellyroll.phases import graphite_composite
 from jellyroll.results import (
@@ -229,6 +229,7 @@ def run_link(
         # the figures are drawn before the link file is written: a run stopped in between
         # must not leave the link file of other inputs, found up to date beside new figures
         check_nxct_volumes(nxct, {"xct": xray})
+        check_location_volume(location, xray)
         output.unlink(missing_ok=True)
         planes = {"xray": volume_on_map(xray, xray.voxel_um, placement.map_to_xct, shape, pixel)}
         if not np.isfinite(planes["xray"]).any():

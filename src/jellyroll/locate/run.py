@@ -219,6 +219,25 @@ def nxct_voxels(
     return sizes[0], sizes[1]
 
 
+def check_location_volume(location: str | os.PathLike[str], xray: VolumeSource) -> None:
+    """ValueError when the X-ray volume given with ``location`` is not the one the slice was
+    located in (another shape than its ``xct_shape``, or other values in its first, middle
+    and last planes than its ``xct_digest``; a location file without them is not checked).
+    Another cell's location file placed the map in a volume it was not found in, and
+    `jellyroll link` put every case-B agglomerate on no bend, exit 0 (five cells of six)."""
+    with open_run(location) as f:
+        group = f.get("/entry/location")
+        attrs = {} if group is None else dict(group.attrs)
+    shape, digest = attrs.get("xct_shape"), attrs.get("xct_digest")
+    other = shape is not None and tuple(int(n) for n in np.ravel(shape)) != tuple(xray.shape)
+    if other or (digest is not None and planes_digest(xray) != str(digest)):
+        raise ValueError(
+            f"{location} places the slice in another X-ray volume than {xray.name} (its "
+            "shape or its first, middle and last planes differ: another cell's, crop or "
+            "export): give the location made for this volume (`jellyroll locate RUN XCT`)"
+        )
+
+
 def check_nxct_volumes(nxct: str | os.PathLike[str], volumes: dict[str, VolumeSource]) -> None:
     """ValueError when a volume given with ``nxct`` (``volumes``: "xct" or "nct" -> the
     volume) is not the one the NXCT file was made from: another shape than its
@@ -433,8 +452,12 @@ def run_locate(
         }
         files = [file for path in given for file in volume_files(path) if file.is_file()]
 
+        digest = planes_digest(xray)
+
         def fill(entry) -> None:
             group = write_location_group(entry, result, y_um, x_um, on_map)
+            # which volume the placement lies in, for `jellyroll link` to check
+            group.attrs.update(xct_shape=np.asarray(xray.shape), xct_digest=digest)
             if rgb_labels is not None:
                 write_nxct_on_map(group, *rgb_labels)
 
