@@ -229,13 +229,25 @@ def size_bin_text(lower_um: float, upper_um: float) -> str:
     return f"{lower_um:g}-{upper_um:g} um"
 
 
+def _resolved_diameters(linked: pd.DataFrame) -> np.ndarray:
+    """The equivalent diameters (um) of ``linked``, NaN for an unresolved spot (``case``):
+    its size is ill-determined (under 3 pixels, or cut by the map: docs/defects.md), and
+    the tiny twins' 31-43 um case-A agglomerates, unresolved and measured at 50-60 um, read
+    as agglomerates of that size on no bend, and moved the measured threshold to 67-81 um."""
+    diameter = linked["equivalent_diameter_um"].to_numpy(dtype=float).copy()
+    if "case" in linked:
+        diameter[linked["case"].to_numpy() == UNRESOLVED] = np.nan
+    return diameter
+
+
 def bend_fraction_by_size(
     linked: pd.DataFrame, edges_um: Sequence[float] = SIZE_BIN_EDGES_UM
 ) -> pd.DataFrame:
     """Per equivalent-diameter bin of ``edges_um``, the agglomerates on a bent collector.
 
-    ``linked``: a table of :func:`link_to_bends`. Returns ``lower_um``, ``upper_um``,
-    ``count``, ``on_bend`` and ``fraction`` (on_bend / count, NaN for an empty bin). Bins
+    ``linked``: a table of :func:`link_to_bends` (unresolved spots left out:
+    :func:`_resolved_diameters`). Returns ``lower_um``, ``upper_um``, ``count``,
+    ``on_bend`` and ``fraction`` (on_bend / count, NaN for an empty bin). Bins
     are half-open [lower, upper), the last closed; ValueError when an agglomerate's
     diameter lies outside the edges (edges 0 to 100 um left a 120 um case-B agglomerate on
     its bend out of every count, exit 0): end them with inf.
@@ -244,7 +256,7 @@ def bend_fraction_by_size(
     edges = np.asarray(edges_um, dtype=float)
     if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0):
         raise ValueError(f"size bin edges must increase, got {list(edges_um)}")
-    diameter = linked["equivalent_diameter_um"].to_numpy(dtype=float)
+    diameter = _resolved_diameters(linked)
     on_bend = linked["bend3d_id"].to_numpy() > 0
     known = np.isfinite(diameter)
     outside = known & ((diameter < edges[0]) | (diameter > edges[-1]))
@@ -282,7 +294,8 @@ class BendThreshold:
 def measured_bend_threshold(linked: pd.DataFrame) -> BendThreshold:
     """The case A/B threshold as the volume shows it: the cut of the equivalent diameter
     with the fewest agglomerates on the wrong side (on a bend below, none above); among
-    equally good cuts, the one with the widest gap.
+    equally good cuts, the one with the widest gap. Unresolved spots are left out
+    (:func:`_resolved_diameters`).
 
     Only between two different diameters: a cut between two agglomerates of the same
     diameter (a table rounded, or diameters from pixel areas) is no threshold, it split
@@ -291,7 +304,7 @@ def measured_bend_threshold(linked: pd.DataFrame) -> BendThreshold:
     diameter is the same, NaN and the agglomerates on the wrong side of the better of the
     two cuts around them all."""
     _require(linked, ("equivalent_diameter_um", "bend3d_id"), "the linked table")
-    diameter = linked["equivalent_diameter_um"].to_numpy(dtype=float)
+    diameter = _resolved_diameters(linked)
     known = np.isfinite(diameter)
     order = np.argsort(diameter[known], kind="stable")
     d = diameter[known][order]
