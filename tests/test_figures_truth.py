@@ -176,6 +176,11 @@ def test_bars_without_a_value_say_so_instead_of_standing_empty():
         assert [t.get_position()[0] for t in marks] == [1]
         assert np.sum(_bar_heights(axis)) == pytest.approx(1.0)
     assert not [t for t in figure.axes[2].texts if t.get_text() == figures.NO_VALUE]
+    # a cell without any d* value (a SAXS run clipped at 0): named in the d* panel's legend
+    # as without a value; it was left out of that panel without a word
+    cells[1]["d_star"] = np.full(4, np.nan)
+    legend = figures.comparison_figure(cells).axes[3].get_legend().get_texts()
+    assert [t.get_text() for t in legend] == ["fresh", f"dark: {figures.NO_VALUE}"]
 
 
 def test_vertical_views_draw_height_upwards_at_its_coordinates():

@@ -520,6 +520,8 @@ def comparison_figure(cells: list[dict]) -> Figure:
                 weights=np.full(values.size, 1.0 / (values.size * width)),
                 label=f"{c['label']} ({outside})" if outside else c["label"],
             )  # fmt: skip
+        else:  # named with no curve: a cell without d* was left out without a word
+            axes[3].plot([], [], linestyle="none", label=f"{c['label']}: {NO_VALUE}")
     axes[3].set_xlabel("d* (nm)")
     axes[3].set_ylabel("density")
     axes[3].set_title("d* distributions")
