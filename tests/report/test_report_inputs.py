@@ -563,28 +563,33 @@ def _truth_file(path: Path, true_diameter_um: float, n: int = 20, pixel: float =
     return path
 
 
-def test_a_found_diameter_beside_the_critical_one_keeps_its_side_against_truth(
-    tmp_path: Path,
-) -> None:
-    """Found vs truth wrote the matched diameters with one decimal: a found 50.04 um case-B
-    agglomerate read "50.0" beside the critical diameter of 50 um (case A's side), exit 0;
-    it now reads "50.04" (:func:`beside_threshold`), the others keep one decimal."""
+def _truth_page(tmp_path: Path, found: list[dict]) -> str:
+    """The found-vs-truth section of a cell whose agglomerate table is ``found``, against
+    a truth of one 61.25 um agglomerate, rendered."""
     import pandas as pd
 
     from jellyroll.report.html import Report
     from jellyroll.results import Diagnosis, Map, MapSet
 
     axis = (np.arange(20) - 9.5) * 20.0
-    found = pd.DataFrame(
-        [{"id": 1, "x_um": 10.0, "y_um": 10.0, "equivalent_diameter_um": 50.04, "case": "B"}]
-    )
+    table = pd.DataFrame(found, columns=["id", "x_um", "y_um", "equivalent_diameter_um", "case"])
     cell = Diagnosis(
-        "c", "c", MapSet({"saxs_intensity": Map(np.ones((20, 20)), "")}, axis, axis), found,
+        "c", "c", MapSet({"saxs_intensity": Map(np.ones((20, 20)), "")}, axis, axis), table,
         pd.DataFrame(), pd.DataFrame(), summary={"critical_diameter_um": 50.0},
     )  # fmt: skip
     report = Report("t")
     report_run._truth_section(report, cell, _truth_file(tmp_path / "truth.h5", 61.25), 50.0)
-    table = report.render().split("true agglomerates and their matches")[1]
+    return report.render()
+
+
+def test_a_found_diameter_beside_the_critical_one_keeps_its_side_against_truth(
+    tmp_path: Path,
+) -> None:
+    """Found vs truth wrote the matched diameters with one decimal: a found 50.04 um case-B
+    agglomerate read "50.0" beside the critical diameter of 50 um (case A's side), exit 0;
+    it now reads "50.04" (:func:`beside_threshold`), the others keep one decimal."""
+    found = {"id": 1, "x_um": 10.0, "y_um": 10.0, "equivalent_diameter_um": 50.04, "case": "B"}
+    table = _truth_page(tmp_path, [found]).split("true agglomerates and their matches")[1]
     row = table.split("<tbody>")[1].split("</tr>")[0]
     assert "<td>50.04</td>" in row and "<td>61.2</td>" in row and "50.0<" not in row
 
@@ -592,20 +597,7 @@ def test_a_found_diameter_beside_the_critical_one_keeps_its_side_against_truth(
 def test_found_vs_truth_with_nothing_found_reads_no_value(tmp_path: Path) -> None:
     """No agglomerate found: precision and the median size error printed "nan %", where
     every other figure of the report reads "no value"."""
-    import pandas as pd
-
-    from jellyroll.report.html import Report
-    from jellyroll.results import Diagnosis, Map, MapSet
-
-    axis = (np.arange(20) - 9.5) * 20.0
-    none = pd.DataFrame(columns=["id", "x_um", "y_um", "equivalent_diameter_um", "case"])
-    cell = Diagnosis(
-        "c", "c", MapSet({"saxs_intensity": Map(np.ones((20, 20)), "")}, axis, axis), none,
-        pd.DataFrame(), pd.DataFrame(), summary={"critical_diameter_um": 50.0},
-    )  # fmt: skip
-    report = Report("t")
-    report_run._truth_section(report, cell, _truth_file(tmp_path / "truth.h5", 61.25), 50.0)
-    page = report.render()
+    page = _truth_page(tmp_path, [])
     assert "nan" not in page.lower().replace("nanometre", "")
     assert report_run.NO_VALUE in page
 
