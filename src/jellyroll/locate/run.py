@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -228,14 +229,24 @@ def check_location_volume(location: str | os.PathLike[str], xray: VolumeSource) 
     with open_run(location) as f:
         group = f.get("/entry/location")
         attrs = {} if group is None else dict(group.attrs)
-    shape, digest = attrs.get("xct_shape"), attrs.get("xct_digest")
-    other = shape is not None and tuple(int(n) for n in np.ravel(shape)) != tuple(xray.shape)
-    if other or (digest is not None and planes_digest(xray) != str(digest)):
+    if _differs(xray, attrs.get("xct_shape"), attrs.get("xct_digest")):
         raise ValueError(
             f"{location} places the slice in another X-ray volume than {xray.name} (its "
             "shape or its first, middle and last planes differ: another cell's, crop or "
             "export): give the location made for this volume (`jellyroll locate RUN XCT`)"
         )
+
+
+def _differs(volume: VolumeSource, shape: Any, digest: Any) -> str | None:
+    """How ``volume`` differs from the one a file recorded: "shape" (its ``shape``) or
+    "planes" (its first, middle and last planes' ``digest``,
+    :func:`~jellyroll.io.volumes.planes_digest`); None where it does not, or nothing is
+    recorded."""
+    if shape is not None and tuple(int(n) for n in np.ravel(shape)) != tuple(volume.shape):
+        return "shape"
+    if digest is not None and planes_digest(volume) != str(digest):
+        return "planes"
+    return None
 
 
 def check_nxct_volumes(nxct: str | os.PathLike[str], volumes: dict[str, VolumeSource]) -> None:
@@ -262,16 +273,15 @@ def check_nxct_volumes(nxct: str | os.PathLike[str], volumes: dict[str, VolumeSo
         recorded = attrs.get(f"{name}_shape")
         if recorded is None and grid == name:
             recorded = grid_shape
-        if recorded is not None:
-            recorded = tuple(int(n) for n in np.ravel(recorded))
-            if recorded != tuple(volume.shape):
-                raise ValueError(
-                    f"the {which} volume given is {tuple(volume.shape)} voxels, but {nxct} was "
-                    f"made with one of {recorded}: its registration and fused volume lie in the "
-                    f"frame of that volume (centred on its grid); {again}"
-                )
-        digest = attrs.get(f"{name}_digest")
-        if digest is not None and planes_digest(volume) != str(digest):
+        differs = _differs(volume, recorded, attrs.get(f"{name}_digest"))
+        if differs == "shape":
+            raise ValueError(
+                f"the {which} volume given is {tuple(volume.shape)} voxels, but {nxct} was "
+                f"made with one of {tuple(int(n) for n in np.ravel(recorded))}: its "
+                "registration and fused volume lie in the frame of that volume (centred on "
+                f"its grid); {again}"
+            )
+        if differs == "planes":
             raise ValueError(
                 f"the {which} volume given ({volume.name}) is not the one {nxct} was made with: "
                 f"its shape is the same, but its first, middle and last planes hold other "
