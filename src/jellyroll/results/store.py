@@ -271,7 +271,7 @@ def write_run_stage(
         upstream = (run_stage_key(run, RUN_STAGES[position - 1].stage) or "") if position else ""
     inputs = list(inputs)
     refuse_overwrite(run_files(run), inputs)
-    refuse_foreign_stage_files(run, RUN_STAGES[position:])
+    refuse_foreign_stage_files(run, [spec])  # the later ones: by invalidate_run
     # later stages go first: a kill at any point then leaves no result beside an input it
     # was not computed from
     invalidate_run(run, after=stage)
