@@ -27,7 +27,7 @@ from jellyroll.recon.fbp import check_gapped_turn, fbp, is_gapped_turn
 from jellyroll.recon.geometry import MIN_COVERAGE_DEG, ParallelGeometry, angular_coverage_deg
 from jellyroll.recon.iterative import check_relaxation, sart, sirt
 from jellyroll.recon.lowrank import DEFAULT_ENERGY, LowRank, compress, compress_noisy, expand
-from jellyroll.recon.options import DEFAULT_ITERATIONS, BackendName, MethodName, RankRule
+from jellyroll.recon.options import BackendName, MethodName, RankRule, iterations_of
 from jellyroll.recon.projector import as_block
 
 __all__ = [
@@ -361,8 +361,7 @@ def reconstruct(
     instead of in copies of the cube, when the caller no longer needs them.
     """
     check_method(method, backend, 1 if iterations is None else iterations)
-    if iterations is None:
-        iterations = DEFAULT_ITERATIONS[method]
+    iterations = iterations_of(method, iterations)
     check_rank(rank)
     if method != "fbp":  # before any work: a group's job would refuse it only then
         check_relaxation(relaxation)

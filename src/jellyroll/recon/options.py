@@ -23,6 +23,11 @@ WAXS scan SIRT's graphite anode after 10 iterations labelled 4547 pixels for the
 2110, 100: 1912, 400: 1831; SART's after 3 sweeps 2002, 10: 1848 (97 % alike)."""
 
 
+def iterations_of(method: str, iterations: int | None) -> int:
+    """``iterations``, or :data:`DEFAULT_ITERATIONS` of ``method`` (a known one) when None."""
+    return DEFAULT_ITERATIONS[method] if iterations is None else iterations
+
+
 class ReconstructOptions(StageOptions):
     """Method, backend and corrections of the reconstruction of every q channel."""
 
@@ -107,7 +112,7 @@ class ReconstructOptions(StageOptions):
     @property
     def sweeps(self) -> int:
         """The iterations run: those given, or :data:`DEFAULT_ITERATIONS` of the method."""
-        return self.iterations if self.iterations is not None else DEFAULT_ITERATIONS[self.method]
+        return iterations_of(self.method, self.iterations)
 
     @property
     def rank_value(self) -> str | int:
