@@ -613,11 +613,13 @@ def clipped_reconstruction(attrs: Mapping[str, Any]) -> bool:
     return bool(attrs.get("nonnegative", False))
 
 
-CLIPPED_NOTE = (
-    "no d*: the SAXS reconstruction was clipped at 0 (nonnegative), which lifts the noise of "
-    "its weak high-q channels and flattens the power law d* departs from (the tiny twin read "
+CLIPPED_CAUSE = (
+    "the SAXS reconstruction was clipped at 0 (nonnegative), which lifts the noise of its "
+    "weak high-q channels and flattens the power law d* departs from (the tiny twin read "
     "6.2 nm for 14.05); reconstruct the SAXS scan without --nonnegative"
 )
+"""Why a clipped reconstruction gets no d* nor region-averaged profiles, and what to do."""
+CLIPPED_NOTE = f"no d*: {CLIPPED_CAUSE}"
 
 
 NO_DSTAR_SHORT_Q = DStarResult(

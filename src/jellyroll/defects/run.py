@@ -62,7 +62,7 @@ from jellyroll.results import (
 )
 from jellyroll.results.run import open_reconstruction, sinogram_monitor_reference
 from jellyroll.results.store import run_files, run_stage_key, stage_file, stage_key
-from jellyroll.saxs import CLIPPED_NOTE, clipped_reconstruction
+from jellyroll.saxs import CLIPPED_CAUSE, clipped_reconstruction
 from jellyroll.unroll import (
     Cell,
     SpiralTrace,
@@ -510,7 +510,7 @@ def diagnose(
     regions = region_masks(anode, agglomerates, bends, pixel, options.critical_diameter_um)
     profiles = pd.DataFrame()
     if saxs is not None and clipped_reconstruction(saxs.attrs):
-        notes.append(f"no region-averaged SAXS profiles: {CLIPPED_NOTE.removeprefix('no d*: ')}")
+        notes.append(f"no region-averaged SAXS profiles: {CLIPPED_CAUSE}")
     elif saxs is not None and saxs.data.shape[:2] == anode.shape:
         profiles = region_profiles(saxs.data, saxs.q_A, regions)
     elif saxs is not None:

@@ -216,7 +216,7 @@ def geometry_from_setup(setup: IntegrationSetup) -> AzimuthalIntegrator:
     if problem is not None:
         raise PoniError(problem)
     # a binned detector's frames have its binned shape (``shape``), not its full one
-    binning = tuple(int(b) for b in (ai.detector.binning or (1, 1)))
+    binning = _binning(ai.detector)
     if ai.detector.max_shape is None:
         ai.detector.max_shape = tuple(n * b for n, b in zip(setup.shape, binning, strict=True))
     elif tuple(ai.detector.shape) != setup.shape:
@@ -229,11 +229,16 @@ def geometry_from_setup(setup: IntegrationSetup) -> AzimuthalIntegrator:
     return ai
 
 
+def _binning(detector: Any) -> tuple[int, int]:
+    """A pyFAI detector's binning (rows, columns); (1, 1) when it records none."""
+    return tuple(int(b) for b in (detector.binning or (1, 1)))
+
+
 def detector_mask(detector: Any) -> np.ndarray | None:
     """pyFAI ``detector``'s own mask (module gaps, dead pixels), bool at its (binned) shape,
     or None. A binned pixel is masked where any pixel it sums is: pyFAI's own binned mask
     fails where the full size is no multiple of the binning (a 2 x 2 binned Pilatus 2M)."""
-    binning = tuple(int(b) for b in (detector.binning or (1, 1)))
+    binning = _binning(detector)
     if binning == (1, 1):
         return None if detector.mask is None else np.asarray(detector.mask) != 0
     full = detector.calc_mask()
