@@ -510,6 +510,21 @@ def test_an_output_over_an_input_is_refused_leaving_nothing(tmp_path: Path) -> N
     assert not (tmp_path / "op" / "op_2_steps").exists()
 
 
+def test_scans_where_the_steps_runs_go_are_refused_leaving_them(tmp_path: Path) -> None:
+    """Scans numbered from 1 in the steps folder (``op_steps/step_001.h5`` ...): step 0's run
+    replaced scan 1 and step 1's scan 2, exit 0 until a later step failed. A file there that
+    is no input and no run is refused as well (it would be replaced)."""
+    scans = _stamped_scans(tmp_path / "op_steps", {f"step_00{k}.h5": 20 * k for k in (1, 2, 3)})
+    before = [path.read_bytes() for path in scans]
+    with pytest.raises(ValueError, match=r"op_steps is where the run files of the steps go"):
+        run_operando(tmp_path / "op_steps", tmp_path / "op.h5", figures=False)
+    other = _stamped_scans(tmp_path / "x_steps", {"step_000.h5": 0})[0]
+    with pytest.raises(ValueError, match=r"step_000\.h5 is where the run's index file goes"):
+        run_operando(tmp_path / "op_steps", tmp_path / "x.h5", figures=False)
+    assert [path.read_bytes() for path in scans] == before
+    assert h5py.File(other)["entry/start_time"][()]
+
+
 def test_damaged_zones_from_a_negated_saxs_map_are_refused(tmp_path: Path, saxs_maps_run) -> None:
     """A negated SAXS map's holes were taken as case-B agglomerates: damaged zones where the
     anode is sound, exit 0. The message names the file."""

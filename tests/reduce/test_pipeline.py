@@ -264,6 +264,24 @@ def test_files_named_as_the_runs_stage_files_are_not_replaced(
     assert CliRunner().invoke(app, args).exit_code == 0  # its own sinogram replaced
 
 
+def test_the_python_api_does_not_replace_a_file_where_the_runs_index_goes(
+    phantom: Path, tmp_path: Path
+) -> None:
+    """``run_reduce`` (as `jellyroll operando` and other drivers call it, past the command
+    line's check of ``-o``) onto another raw scan: replaced by the run's index, exit 0. It
+    is refused, named; an earlier run's index is replaced as before."""
+    other = tmp_path / "other_scan.h5"
+    other.write_bytes((phantom / "saxs_scan.h5").read_bytes())
+    before = other.read_bytes()
+    with pytest.raises(ValueError, match=r"other_scan\.h5 is where the run's index file goes"):
+        run_reduce(phantom / "waxs_scan.h5", other)
+    assert other.read_bytes() == before
+    run = tmp_path / "run.h5"
+    run_reduce(phantom / "waxs_scan.h5", run)
+    run_reduce(phantom / "waxs_scan.h5", run, ReduceOptions(npt=64))
+    assert read_sinogram(run, errors=False).q_A.size == 64
+
+
 def test_duplicate_frames_of_a_cell_are_averaged(phantom: Path, tmp_path: Path) -> None:
     """A cell measured twice (frame k, and a copy with doubled counts in a later block) holds
     the mean of the two frames' patterns, as `jellyroll.sinogram.place` averages, whatever

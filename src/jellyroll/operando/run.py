@@ -31,6 +31,7 @@ from jellyroll.defects import find_agglomerates
 from jellyroll.defects.agglomerates import saxs_map_problem
 from jellyroll.io.nexus import read_table
 from jellyroll.io.provenance import (
+    OutputWouldOverwriteInputError,
     file_fingerprint,
     provenance_record,
     refuse_overwrite,
@@ -65,7 +66,14 @@ from jellyroll.results import (
 )
 from jellyroll.results.operando import CORE_FIELDS, PHASES, OperandoResult, write_operando
 from jellyroll.results.run import open_reconstruction, resample_map
-from jellyroll.results.store import run_if_stale, run_stage_key, stage_file, stage_key
+from jellyroll.results.store import (
+    refuse_foreign_run_files,
+    run_files,
+    run_if_stale,
+    run_stage_key,
+    stage_file,
+    stage_key,
+)
 from jellyroll.unroll import Cell, find_cell, trace_spiral
 
 SCAN_SUFFIXES = (".h5", ".hdf5", ".nxs")
@@ -267,8 +275,21 @@ def run_operando(
     scans = series_scans(series)
     output = Path(output)
     given = [Path(p) for p in (poni_path, mask_path, log, saxs_maps) if p is not None]
-    # before the steps folder is made: a refused run leaves nothing behind
+    folder = output.with_name(f"{output.stem}_steps")
+    runs = [folder / f"step_{k:03d}.h5" for k in range(len(scans))]
+    # before the steps folder is made: a refused run leaves nothing behind, and no step's
+    # run replaces another step's scan (scans numbered from 1 in the steps folder were)
     refuse_overwrite([output], [*scans, *given])
+    try:
+        refuse_overwrite([path for run in runs for path in run_files(run)], [*scans, *given])
+    except OutputWouldOverwriteInputError as error:
+        raise OutputWouldOverwriteInputError(
+            f"{error}: {folder} is where the run files of the steps go (step_000.h5, ...), "
+            f"named after the output {output.name}; give the output (-o) another name, or "
+            f"move the scans out of {folder}"
+        ) from None
+    for run in runs:
+        refuse_foreign_run_files(run)
     _check_calibration(scans, poni_path, mask_path)
     potentiostat = read_potentiostat_log(log) if log is not None else None
     timeline = build_timeline(
@@ -290,9 +311,7 @@ def run_operando(
             "covering it): the lagging zones need at least two; record the scans' start "
             "times, give a potentiostat log (--log), or the slice's SAXS maps (--saxs)"
         )
-    folder = output.with_name(f"{output.stem}_steps")
     folder.mkdir(parents=True, exist_ok=True)
-    runs = [folder / f"step_{k:03d}.h5" for k in range(len(scans))]
     ran: list[str] = []
     for message in timeline.warnings:
         warnings.warn(message, stacklevel=2)

@@ -137,11 +137,18 @@ _BY_STAGE = {item.stage: item for item in RUN_STAGES}
 def run_lock(run: str | os.PathLike[str]) -> Iterator[Path]:
     """The lock of a run file (:func:`~jellyroll.io.lock.output_lock`), whose takeover from
     a killed writer removes the temporary files of the index and of its stage files; a file
-    where a stage file goes that is none is refused before any work
-    (:func:`refuse_foreign_stage_files`)."""
+    where the index or a stage file goes that is none is refused before any work
+    (:func:`refuse_foreign_run_files`)."""
     with output_lock(run, derived=[item.group for item in RUN_STAGES]) as lock:
-        refuse_foreign_stage_files(Path(run), RUN_STAGES)
+        refuse_foreign_run_files(Path(run))
         yield lock
+
+
+def refuse_foreign_run_files(run: Path) -> None:
+    """RunFileError naming a file where the index or a stage file of ``run`` goes that is
+    none (:func:`refuse_foreign_index`, :func:`refuse_foreign_stage_files`)."""
+    refuse_foreign_index(run)
+    refuse_foreign_stage_files(run, RUN_STAGES)
 
 
 def stage_key(stage: str, options: Any, upstream: Iterable[str]) -> str:
@@ -298,6 +305,26 @@ def _stage_attrs(path: Path) -> dict[str, Any]:
             return dict(f.attrs)
     except OSError:
         return {}
+
+
+def refuse_foreign_index(run: Path) -> None:
+    """RunFileError when ``run`` is a file (not empty) that is no jellyroll run index (no
+    ``@jellyroll_stages``): writing the run would replace it. `jellyroll operando` with its
+    steps folder holding the user's scans numbered from 1 (``step_001.h5`` ...) wrote step
+    0's run over scan 1 and step 1's over scan 2, exit 0 until a later step failed."""
+    if not run.is_file() or run.stat().st_size == 0:
+        return
+    try:
+        with h5py.File(run, "r") as f:
+            if INDEX_STAGES in f.attrs:
+                return
+    except OSError:
+        pass
+    raise RunFileError(
+        f"{run} is where the run's index file goes, but it is no jellyroll run file (it "
+        "records no stages): writing the run would replace it. Move it away, or give the run "
+        "another name"
+    )
 
 
 def refuse_foreign_stage_files(run: Path, stages: Iterable[StageGroup]) -> None:
