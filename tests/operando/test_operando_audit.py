@@ -75,6 +75,25 @@ def test_a_local_csv_log_across_the_start_of_summer_time(tmp_path: Path) -> None
     assert any("its own local time" in note for note in timeline.warnings)
 
 
+def test_scans_at_two_offsets_without_a_clock_change_between_them_are_refused(
+    tmp_path: Path,
+) -> None:
+    """A January charge (no clock changes its offset then) beside a CSV on a local clock,
+    its last scan written at +02:00 for the same instant as +01:00: read at its own local
+    time, an hour of the charge late (0.583 for 0.333 of a 4 h charge), and a lagging zone
+    found, exit 0. Refused, naming both scans; the same offsets across the start of summer
+    time are read as before (the test above)."""
+    start = datetime(2026, 1, 14, 8, 0, tzinfo=UTC)
+    never = datetime(2027, 1, 1, tzinfo=UTC)
+    log = read_potentiostat_log(_wall_clock_csv(tmp_path / "log.csv", start, never, True))
+    stamps = [(start + timedelta(minutes=m)).astimezone(timezone(CET)) for m in (0, 20, 40)]
+    stamps[-1] = stamps[-1].astimezone(timezone(CEST))
+    scans = _scans(tmp_path / "op", stamps)
+    said = r"op_2\.h5::/entry/start_time, the next scan, at \+2 h, but no place's clock"
+    with pytest.raises(ValueError, match=said):
+        build_timeline(scans, log, capacity_mah=None, max_gap_s=300)
+
+
 @pytest.mark.parametrize("blank", [False, True])
 def test_a_local_csv_log_whose_clock_goes_back_is_refused(tmp_path: Path, blank: bool) -> None:
     """The same log through the end of summer time (2026-10-25, 01:00 UTC): its local times

@@ -414,6 +414,8 @@ def log_on_scan_clock(
         return log, start_s, []
     offsets = np.unique(utc_offset_s[zoned])
     listed = ", ".join(f"{o / 3600:+g}" for o in offsets)
+    if offsets.size > 1:
+        _refuse_offsets_no_clock_changes(scans, start_s, utc_offset_s)
     if offsets.size > 1 and log.wall_clock:
         note = (
             f"the times of {log.source} carry no time zone: each scan read at its own local "
@@ -467,6 +469,40 @@ def _zone_change(first_local_s: float, last_s: float, utc_offset_s: float | None
         if first.replace(tzinfo=zone).utcoffset() != at_last:
             return name
     return None
+
+
+def _refuse_offsets_no_clock_changes(
+    scans: list[Path], start_s: np.ndarray, utc_offset_s: np.ndarray
+) -> None:
+    """Refuse scans whose start times' UTC offsets change from one to the next (in time)
+    where no place's clock at the first offset changes to the second between them (the zone
+    database): one start time written at another offset, not summer time. Beside a CSV
+    without zones each scan is read at its own local time: a January series at +01:00 with
+    its last scan written at +02:00 (the same instant) read that scan's charge an hour
+    late (0.583 for 0.333 of a 4 h charge) and found a lagging zone, exit 0."""
+    try:
+        zones = [zoneinfo.ZoneInfo(name) for name in sorted(zoneinfo.available_timezones())]
+    except (OSError, ValueError, zoneinfo.ZoneInfoNotFoundError):  # pragma: no cover
+        return
+    order = [k for k in np.argsort(start_s) if np.isfinite(utc_offset_s[k] + start_s[k])]
+    for a, b in itertools.pairwise(order):
+        if utc_offset_s[a] == utc_offset_s[b]:
+            continue
+        instants = [datetime.fromtimestamp(float(start_s[k]), UTC) for k in (a, b)]
+        wanted = [float(utc_offset_s[k]) for k in (a, b)]
+        if any(
+            [moment.astimezone(zone).utcoffset().total_seconds() for moment in instants] == wanted
+            for zone in zones
+        ):
+            continue
+        raise ValueError(
+            f"{scans[a]}::/entry/start_time is at UTC {wanted[0] / 3600:+g} h and "
+            f"{scans[b]}::/entry/start_time, the next scan, at {wanted[1] / 3600:+g} h, but no "
+            "place's clock changes between those offsets between the two (no summer time "
+            "change then): one of them was written with another UTC offset, and read at its "
+            "own local time beside the log it would be an hour of the charge off. Write "
+            "every start time with the UTC offset of the scans' clock at that time"
+        )
 
 
 def _refuse_wall_clock_change(log: PotentiostatLog, utc_offset_s: float) -> None:
