@@ -402,6 +402,24 @@ def test_core_area_is_kept_by_the_blur(blur_px: float) -> None:
         assert abs(found.x_um - 18.8 * 40) < 10 and abs(found.y_um - 20.1 * 40) < 10
 
 
+def test_a_core_first_weighed_late_in_the_charge_gives_the_steps_before_no_area() -> None:
+    """The same zone at the first and last steps only: the last step weighed its core, and
+    step 0 was given the same area for the whole zone (0.22 of its true area), exit 0. A
+    first weighing step with the anode over half lithiated leaves the steps before it
+    without an area; one at 0.2 (the 5-step series) weighs them as before."""
+    amounts, truth = _shrinking_zone(
+        (19.3, 20.6), (2.5, 1.8), 30.0, 0.7, 0.0, np.random.default_rng(1)
+    )
+    zone = np.zeros(amounts.shape[1:3], bool)
+    zone[18:23, 16:22] = True
+    ends = _measured_cores(amounts[[0, -1]], zone, ring_px=3)
+    assert np.isnan(ends[0].area_um2)
+    assert ends[1].area_um2 / 1600 == pytest.approx(truth[-1], rel=0.1)
+    early = _measured_cores(amounts[[0, 1, -1]], zone, ring_px=3)
+    assert early[0].area_um2 / 1600 == pytest.approx(truth[0], rel=0.1)
+    assert np.isnan(core.shrink_rate(np.array([0.0, 1.0]), np.array([c.area_um2 for c in ends])))
+
+
 @settings(max_examples=20, deadline=None)
 @given(
     centre=st.tuples(st.floats(17.0, 23.0), st.floats(17.0, 23.0)),

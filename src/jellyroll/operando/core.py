@@ -370,6 +370,13 @@ MIN_CORE_CONTRAST = 0.1
 """Least lithiated share of the regular anode (1 - its poorly lithiated share) at which a
 step can weigh a zone's graphite: below it the noise of the excess is amplified > 10x."""
 
+MAX_WHOLE_CONTRAST = 0.5
+"""Most lithiated share of the regular anode at the first step that weighs a zone's graphite
+(:data:`MIN_CORE_CONTRAST`) for the steps before it to be given the whole zone as their
+core: the twin's zone, lagging 0.2 of the charge, had lost 11 % of its core at half charge
+and 41 % at 0.75; a series of steps at 0 and 1 weighed its core at 1 (2818 um^2) and gave
+step 0 the same for the true 12756, exit 0."""
+
 
 def zone_cores(
     amounts: np.ndarray,
@@ -399,7 +406,10 @@ def zone_cores(
        share plus its excess; its centre and ellipse are the second moments of the core
        map ``e_k + p_k g`` (per-pixel excess ``e_k``; ``g`` the per-pixel excess of the
        step that gave ``G`` over its ``1 - p``), which sums to that area. The axes include
-       the reconstruction's blur.
+       the reconstruction's blur. The steps before the first with that contrast (the
+       anode barely lithiated) have the whole zone ``G`` as their core, when that first
+       step's anode is lithiated by at most :data:`MAX_WHOLE_CONTRAST` (else NaN: ``G``
+       then weighs a core the charge has already shrunk).
 
     Areas are in graphite of a full coating pixel: a zone denser in graphite than the
     coating counts larger. Every area is NaN when no step has the contrast step 2 needs
@@ -423,8 +433,13 @@ def zone_cores(
     graphite = max(float(ratios[best]), 0.0)
     graphite_map = excess_map[best] / contrast[best]
     pixel_area = abs(float(x_um[1] - x_um[0])) ** 2
+    first = int(np.flatnonzero(usable)[0])
+    weighed = np.arange(clean.shape[0]) >= (first if contrast[first] > MAX_WHOLE_CONTRAST else 0)
     cores = []
     for k in range(clean.shape[0]):
+        if not weighed[k]:
+            cores.append(unknown[k])
+            continue
         area = float(np.clip(excess[k] + anode_share[k] * graphite, 0.0, graphite))
         core_map = np.clip(excess_map[k] + anode_share[k] * graphite_map, 0.0, None)
         cores.append(_ellipse(core_map, area * pixel_area, x_um, y_um))

@@ -642,8 +642,16 @@ def analyse(
         near = zone | regions.masks[f"ring_{i}"]
         around = ndimage.binary_dilation(near, footprint, iterations=ring_px) & regions.anode
         found = core.zone_cores(amounts, near, around, scale, x_um, y_um)
-        if not np.isfinite(found[0].area_um2):
+        weighed = np.flatnonzero([np.isfinite(step.area_um2) for step in found])
+        if not weighed.size:
             notes.append(f"zone {i}: the anode never lithiates enough to weigh its core")
+        elif weighed[0] > 0:
+            notes.append(
+                f"zone {i}: the first step that weighs its core (step {weighed[0]}) has the "
+                f"anode over {core.MAX_WHOLE_CONTRAST:.0%} lithiated, when the zone's core "
+                "may have shrunk already: no core area at the steps before it (a step earlier "
+                "in the charge weighs the zone whole)"
+            )
         for k, step in enumerate(found):
             for name in CORE_FIELDS:
                 cores[name][i - 1, k] = getattr(step, name)
