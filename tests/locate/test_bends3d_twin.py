@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import ndimage
 
 from jellyroll.defects.bends3d import find_bends_3d
 from jellyroll.io.volumes import open_volume, write_tiff_stack
@@ -45,6 +46,34 @@ def test_every_other_slice_traced_finds_each_bend_once(twin: Twin, twin_nxct: Tw
         bends, _ = find_bends_3d(volumes.xray, volumes.xray_voxel_um, slice_step=2,
                                  max_presence=0.5)  # fmt: skip
     _check_every_true_bend(twin, twin_nxct, bends)
+
+
+def test_bends_in_a_volume_upsampled_to_finer_voxels(twin: Twin, twin_nxct: TwinNXCT) -> None:
+    """The X-ray volume upsampled linearly to 10 um voxels (the study matched its grids so):
+    the traced layers wobble with the 14 um blur, not the voxel, and the bumps' fits left
+    1.4-2.8 um, over the old bar of 0.15 voxel (1.5 um): 1 of the 5 bends found, exit 0. The
+    bar is now 0.15 of the blur where it exceeds the voxel: 4 found, each its true bend's
+    (depth within 20 %), and no other; the fifth still leaves 2.4 um (the linear
+    upsampling's kinks, at the 20 um of the grid it came from)."""
+    volumes = twin_nxct.volumes
+    finer = ndimage.zoom(volumes.xray, 2, order=1, grid_mode=True, mode="nearest")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bends, _ = find_bends_3d(finer.astype(np.float32), volumes.xray_voxel_um / 2,
+                                 max_presence=0.5)  # fmt: skip
+    truth = twin_nxct.bends
+    matched = set()
+    for bend in bends.itertuples():
+        gap = np.sqrt(
+            (truth.x_um - bend.x_um) ** 2
+            + (truth.y_um - bend.y_um) ** 2
+            + (truth.z_um - bend.z_um) ** 2
+        )
+        assert gap.min() < 60.0
+        true = truth.loc[gap.idxmin()]
+        assert 0.8 <= abs(bend.amplitude_um) / true.amplitude_um <= 1.2
+        matched.add(gap.idxmin())
+    assert len(matched) == len(bends) >= 4
 
 
 def _check_every_true_bend(twin: Twin, twin_nxct: TwinNXCT, bends: pd.DataFrame) -> None:
