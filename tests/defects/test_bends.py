@@ -196,6 +196,16 @@ def test_a_slice_whose_layer_lies_elsewhere_is_left_out_of_the_3d_bends() -> Non
     assert len(layers) == 2 and set(table.slice) == {0, 2}
 
 
+def test_a_slice_not_traced_is_said_and_its_neighbours_bends_joined_across_it() -> None:
+    """A slice whose tracer finds no wound layer (here: air only) was skipped without a
+    word; it is named in a warning and recorded as a gap the 3D join steps over."""
+    shallow = _spiral_with_a_bend(4.0, 0.05)
+    volume = np.stack([shallow, np.full_like(shallow, shallow.min()), shallow])
+    with pytest.warns(UserWarning, match=r"1 of 3 X-ray slices could not be traced \(slices 1\)"):
+        table, _, layers = slice_bends(volume, 10.0, np.arange(3))
+    assert len(layers) == 2 and table.attrs["gaps"] == [1]
+
+
 @pytest.mark.parametrize(
     ("rows", "found"), [((205, 208), 1), ((230, 233), 0)], ids=["beside the bend", "through it"]
 )

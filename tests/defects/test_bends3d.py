@@ -51,6 +51,15 @@ def test_slices_that_are_not_neighbours_stay_apart() -> None:
     assert np.array_equal(bends.id, [1, 2])
 
 
+def test_a_bend_across_a_slice_not_traced_is_one_bend() -> None:
+    """A tiny twin's slice whose tracer found no layer (the bend's deepest) split its bend
+    in two, 38 um apart, exit 0: slices not traced are stepped over."""
+    rows = [_slice_bend(k, 1000.0, 10.0) for k in (1, 3)]
+    assert len(join_bends(pd.DataFrame(rows), 20.0)) == 2
+    bends = join_bends(pd.DataFrame(rows), 20.0, gaps={2})
+    assert len(bends) == 1 and bends.extent_axial_um.iloc[0] == 60.0
+
+
 def test_a_feature_along_the_whole_height_is_not_a_bend(monkeypatch) -> None:
     """A deviation at one place of the layer in 15 of 20 slices (the winding's inner end, a
     tracer artefact) is dropped; a local bend (3 slices) and its neighbours are kept."""

@@ -21,7 +21,7 @@ A stack measured over less than :data:`MIN_MEASURED_SHARE` of its field of view
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -115,6 +115,7 @@ def slice_bends(
     layers: list[SliceLayer] = []
     inner_cut: list[bool] = []  # per traced slice
     traced_slices: list[int] = []
+    untraced: list[int] = []  # measured, but no wound layer found
     counts = np.zeros(2)  # voxels inside the field of view: measured, all
     samples = np.zeros(2, dtype=np.int64)  # traced samples: not measured, all
     for n, k in enumerate(slices):
@@ -129,6 +130,7 @@ def slice_bends(
             image, cell = fill_unmeasured(raw)
             traced = trace_spiral(image, cell, voxel_um)
         except ValueError:
+            untraced.append(int(k))
             continue
         trace = refine_layer(image, traced)
         profile_sigma_um = foil_profile_sigma(image, trace)
@@ -180,17 +182,25 @@ def slice_bends(
             "lies on or next to voxels not measured (NaN or inf): no bend is found there",
             stacklevel=3,
         )
+    if untraced:
+        warnings.warn(
+            f"{len(untraced)} of {len(slices)} X-ray slices could not be traced (slices "
+            f"{_listed(untraced)}): no wound layer found there, so a bend there is not "
+            "measured; the bends of the slices either side are joined across them",
+            stacklevel=3,
+        )
     origins, from_cut = _on_common_layer(layers, profiles, inner_cut)
     kept = [i for i, origin in enumerate(origins) if origin is not None]
-    if len(kept) < len(layers):
-        left = [traced_slices[i] for i in range(len(layers)) if origins[i] is None]
+    left = [traced_slices[i] for i in range(len(layers)) if origins[i] is None]
+    if left:
         warnings.warn(
             f"{len(left)} of {len(slices)} slices left out of the 3D bends (slices "
-            f"{', '.join(map(str, left[:8]))}{' ...' if len(left) > 8 else ''}): the "
+            f"{_listed(left)}): the "
             "collector traced there does not lie on the neighbouring slices' layer (within "
             "a quarter pitch over half its first turn; a trace that jumped to another layer, "
             "a slice beyond the roll's end), so its turns and arcs cannot be matched to "
-            "theirs; a bend there is not measured",
+            "theirs; a bend there is not measured, and the bends either side are joined "
+            "across them",
             stacklevel=3,
         )
     if from_cut:
@@ -209,8 +219,19 @@ def slice_bends(
     found = [_recounted(tables[i], profiles[i], origins[i]) for i in kept]
     found = [bends for bends in found if len(bends)]
     table = pd.concat(found, ignore_index=True) if found else pd.DataFrame()
+    table.attrs[GAPS] = sorted(untraced + left)
     heights = [float(px_to_um(int(k), nz, voxel_um)) for k in slices]
     return table, _displacement(moved, voxel_um, heights), [layers[i] for i in kept]
+
+
+GAPS = "gaps"
+"""Key of :func:`slice_bends`' table's ``attrs``: the slices read (measured) whose layer
+was not traced or not matched to the others', which :func:`join_bends` joins across."""
+
+
+def _listed(slices: list[int]) -> str:
+    """Slice indices in words, the first 8."""
+    return f"{', '.join(map(str, slices[:8]))}{' ...' if len(slices) > 8 else ''}"
 
 
 def _recounted(
@@ -492,10 +513,13 @@ def join_bends(
     *,
     slice_step: int = 1,
     slack_um: float | None = None,
+    gaps: Collection[int] = (),
 ) -> pd.DataFrame:
     """Bends of consecutive slices on the same side whose deepest points lie within half
     the larger width (plus ``slack_um``, default two voxels) of each other in the slice
-    plane joined into 3D bends. Position, not the turn number, decides: the turn counted
+    plane joined into 3D bends; slices in ``gaps`` (not traced) are stepped over: a tiny
+    twin's slice whose tracer found no layer was its bend's deepest, and the bend was
+    counted twice, exit 0. Position, not the turn number, decides: the turn counted
     from the layer's inner end changes by one between slices where the tracer finds that
     end a revolution earlier or later; another turn lies a pitch away.
 
@@ -521,7 +545,10 @@ def join_bends(
 
     by_slice = {k: group for k, group in rows.groupby("slice")}
     for k, group in by_slice.items():
-        following = by_slice.get(k + slice_step)
+        after = k + slice_step
+        while after in gaps:
+            after += slice_step
+        following = by_slice.get(after)
         if following is None:
             continue
         for i, a in group.iterrows():
@@ -905,7 +932,9 @@ def find_bends_3d(
             stacklevel=2,
         )
     per_slice, displacement, layers = slice_bends(volume, voxel_um, slices, progress)
-    bends = join_bends(per_slice, voxel_um, slice_step=slice_step)
+    bends = join_bends(
+        per_slice, voxel_um, slice_step=slice_step, gaps=set(per_slice.attrs.get(GAPS, ()))
+    )
     if len(bends):
         # of the slices traced: those outside the cell (nothing to trace) see no feature
         traced = max(len(layers), 1)
