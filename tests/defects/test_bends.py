@@ -204,6 +204,9 @@ def test_a_slice_not_traced_is_said_and_its_neighbours_bends_joined_across_it() 
     with pytest.warns(UserWarning, match=r"1 of 3 X-ray slices could not be traced \(slices 1\)"):
         table, _, layers = slice_bends(volume, 10.0, np.arange(3))
     assert len(layers) == 2 and table.attrs["gaps"] == [1]
+    # none traced (an inverted volume gave an empty table, exit 0): refused
+    with pytest.raises(ValueError, match="no wound layer found in any of the 3 X-ray slices"):
+        slice_bends(volume.max() - volume, 10.0, np.arange(3))
 
 
 @pytest.mark.parametrize(

@@ -108,7 +108,7 @@ def slice_bends(
     three NaN rows across the link twin's X-ray drew a 44 um bend where there is none, or
     cut every slice's trace (no bend at all), exit 0. ValueError naming the volume when the
     slices read are measured over less than :data:`MIN_MEASURED_SHARE` of their field of
-    view."""
+    view, or when no slice read can be traced."""
     nz = volume.shape[0]
     tables = []
     profiles: list[tuple[float, np.ndarray, np.ndarray, np.ndarray]] = []
@@ -181,6 +181,13 @@ def slice_bends(
             f"{samples[0] / samples[1]:.1%} of the Cu collector traced in the X-ray slices "
             "lies on or next to voxels not measured (NaN or inf): no bend is found there",
             stacklevel=3,
+        )
+    if untraced and not layers:
+        raise ValueError(
+            f"no wound layer found in any of the {len(untraced)} X-ray slices read: no Cu "
+            "collector to trace. The Cu collector must be the brightest layer (an attenuation "
+            "volume, not inverted: bright air is a negative) and the cell inside the field of "
+            "view; check the volume given as the X-ray one"
         )
     if untraced:
         warnings.warn(
