@@ -75,6 +75,7 @@ from jellyroll.conventions import (
     measured_shares,
     parabola_vertex,
 )
+from jellyroll.interpolation import linear_at
 from jellyroll.nxct.unmeasured import RING_RADIUS, FillRings, PlanesAsNan, are_blank
 
 __all__ = [
@@ -454,11 +455,11 @@ def _polar_samples(
     h = np.asarray(heights, np.float64)[:, None, None]
     y = (radii[:, None] * np.sin(angles))[None]
     x = (radii[:, None] * np.cos(angles))[None]
-    index = [
-        (h * row[0] + y * row[1] + x * row[2] + row[3]) / voxel + (n - 1) / 2
-        for row, n in zip(to_coarse[:3], coarse.shape, strict=True)
-    ]
-    return ndimage.map_coordinates(coarse, index, order=1, mode="nearest")
+    shape = (len(heights), len(radii), len(angles))
+    index = np.empty((*shape, 3))
+    for axis, (row, n) in enumerate(zip(to_coarse[:3], coarse.shape, strict=True)):
+        index[..., axis] = (h * row[0] + y * row[1] + x * row[2] + row[3]) / voxel + (n - 1) / 2
+    return linear_at(coarse, index.reshape(-1, 3)).reshape(shape)
 
 
 def _quantise(values: np.ndarray, bins: int) -> np.ndarray:
