@@ -600,6 +600,29 @@ def _axis_moved(scan: Path, steps: int) -> None:
             f[f"entry/{name}"][...] = moved
 
 
+def test_a_step_integrated_on_a_wrong_q_axis_is_refused_naming_its_scan(
+    series: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """One step's patterns integrated with a wavelength 1 % off: the refusal named the
+    step's run file (OUTPUT_steps/step_002.h5) and advised `jellyroll reduce --poni`, which
+    the operando refuses for patterns integrated already. It names the scan and says to
+    integrate its frames again."""
+    folder, _ = series
+    scans = [tmp_path / scan.name for scan in sorted(folder.glob("step_*_waxs.h5"))]
+    for scan, source in zip(scans, sorted(folder.glob("step_*_waxs.h5")), strict=True):
+        scan.write_bytes(source.read_bytes())
+    with h5py.File(scans[2], "r+") as f:
+        f["entry/integrated/q"][...] = f["entry/integrated/q"][()] * 1.01
+    said = r"step_002_waxs\.h5 \(step 2\): the q axis is off .*integrate its frames again"
+    with pytest.raises(ValueError, match=said):
+        run_operando(
+            scans,
+            tmp_path / "op.h5",
+            reconstruct_options=ReconstructOptions(method="fbp"),
+            figures=False,
+        )
+
+
 def test_a_rotation_axis_that_moves_between_steps_is_refused(
     series: tuple[Path, Path], tmp_path: Path
 ) -> None:

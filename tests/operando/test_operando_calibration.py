@@ -128,7 +128,8 @@ def test_steps_whose_q_axis_puts_lines_on_their_neighbours_are_refused(
         )
     # the twin's lines give 1 / 1.05 = 0.952 to 0.3 %, the accepted departure
     assert re.search(
-        r"step_000\.h5: the q axis is off by a factor 0\.95\d+ .* sinogram's mean pattern",
+        r"step_000_waxs\.h5 \(step 0\): the q axis is off by a factor 0\.95\d+ .* "
+        r"sinogram's mean pattern.*give the right PONI \(--poni",
         str(refusal.value),
     )
     assert not output.exists()

@@ -104,6 +104,29 @@ POSITION_SIGMA = 3e-4
 lines 1.7 bins wide sits up to 0.03 % off): the floor of the straight line's error."""
 
 
+CALIBRATION = (
+    "the PONI's distance and beam centre, the radial axis's zero, the wavelength or energy"
+)
+"""What sets a WAXS q axis, in words."""
+SKIP_Q_CHECK = (
+    "skip this check (jellyroll maps or operando --no-q-check, q_check = false in [maps] of "
+    "jellyroll run)"
+)
+
+
+class QAxisError(ValueError):
+    """A WAXS q axis whose reference lines lie off their places (:func:`q_axis_note`):
+    ``finding`` says where, the message adds what to do with `jellyroll maps`."""
+
+    def __init__(self, finding: str) -> None:
+        self.finding = finding
+        super().__init__(
+            f"{finding}. Check the calibration ({CALIBRATION}) and reduce the scan again "
+            "with the right one (jellyroll reduce --poni); for a sample whose lines these are "
+            f"not, {SKIP_Q_CHECK}"
+        )
+
+
 @dataclass(frozen=True)
 class QAxisCheck:
     """What the reference lines say of a q axis: ``found`` (name, literature q, measured
@@ -288,28 +311,20 @@ def q_axis_note(
             f"them must agree on one factor): {unchecked}"
         )
     if abs(check.factor - 1) <= tolerance and check.offset_at_windows(tolerance):
-        raise ValueError(
+        raise QAxisError(
             f"the q axis is off by an offset: in the {source} the casing's and current "
             f"collectors' lines lie at {check.lines_text()}, on the line q measured = "
             f"{check.slope:.4f} q true {check.offset_A:+.4f} 1/A, which gives q measured / "
             f"q true = {check.window_ratio:.4f} at {check.window_q:g} 1/A, a Table 1 window "
             f"edge (accepted 1 +- {tolerance:g}, beyond the lines' error "
-            f"{check.window_margin:.4f}), so the Table 1 windows integrate the wrong lines. "
-            "Check the calibration (the beam centre, the PONI, the radial axis's zero) and "
-            "reduce the scan again with the right one (jellyroll reduce --poni); for a sample "
-            "whose lines these are not, skip this check (jellyroll maps or operando "
-            "--no-q-check, q_check = false in [maps] of jellyroll run)"
+            f"{check.window_margin:.4f}), so the Table 1 windows integrate the wrong lines"
         )
     if not check.within(tolerance):
-        raise ValueError(
+        raise QAxisError(
             f"the q axis is off by a factor {check.factor:.4f} (q measured / q true; "
             f"accepted 1 +- {tolerance:g}): in the {source} the casing's and current "
             f"collectors' lines lie at {check.lines_text()}, so every Table 1 window "
-            "integrates the wrong lines. Check the calibration (the PONI distance, the "
-            "wavelength or energy) and reduce the scan again with the right one (jellyroll "
-            "reduce --poni); for a sample whose lines these are not, skip this check "
-            "(jellyroll maps or operando --no-q-check, q_check = false in [maps] of "
-            "jellyroll run)"
+            "integrates the wrong lines"
         )
     return (
         f"q axis checked against {len(check.found)} lines of the casing and current "

@@ -37,6 +37,7 @@ from jellyroll.io.provenance import (
     refuse_overwrite,
 )
 from jellyroll.io.scans import natural_key
+from jellyroll.maps.calibration import CALIBRATION, SKIP_Q_CHECK, QAxisError
 from jellyroll.maps.core import analysis_note, graphite_windows_of
 from jellyroll.maps.options import MapsOptions
 from jellyroll.maps.run import maps_key, run_maps
@@ -349,7 +350,7 @@ def run_operando(
                 f"step {k} maps",
                 stage_file(run, "maps"),
                 lambda run=run: maps_key(run, maps_options),
-                lambda run=run: run_maps(run, maps_options, figures=False),
+                lambda run=run, scan=scans[k], k=k: _maps_step(scan, k, run, maps_options),
             )
             advance(1)
     with console.status("operando: analysis"):
@@ -414,6 +415,26 @@ def _reconstruct_step(scan: Path, run: Path, options: ReconstructOptions) -> Non
             raise
         raise ValueError(
             f"{scan}: {error.__cause__}; every step must be a WAXS scan whose q covers the channels"
+        ) from None
+
+
+def _maps_step(scan: Path, k: int, run: Path, options: MapsOptions) -> None:
+    """:func:`run_maps` of step ``k``; a q axis off its reference lines is named by its scan
+    with what to do for a series (it named the step's run file, and advised `jellyroll
+    reduce --poni`, which the operando refuses for a step integrated already)."""
+    try:
+        run_maps(run, options, figures=False)
+    except RunFileError as error:
+        if not isinstance(error.__cause__, QAxisError):
+            raise
+        redo = (
+            "give the right PONI (--poni, every step is then integrated with it)"
+            if holds_pixels(scan)
+            else "integrate its frames again with the right one"
+        )
+        raise ValueError(
+            f"{scan} (step {k}): {error.__cause__.finding}. Check that scan's calibration "
+            f"({CALIBRATION}) and {redo}; for a sample whose lines these are not, {SKIP_Q_CHECK}"
         ) from None
 
 
