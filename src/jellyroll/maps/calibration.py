@@ -105,7 +105,7 @@ lines 1.7 bins wide sits up to 0.03 % off): the floor of the straight line's err
 
 
 CALIBRATION = (
-    "the PONI's distance and beam centre, the radial axis's zero, the wavelength or energy"
+    "the PONI distance and beam centre, the radial axis's zero, the wavelength or energy"
 )
 """What sets a WAXS q axis, in words."""
 SKIP_Q_CHECK = (
