@@ -301,16 +301,21 @@ def test_a_frame_without_beam_is_left_out(twin: Path, tmp_path: Path) -> None:
     assert report.missing_cells == intact.missing_cells + 1
 
 
-def test_a_dead_diode_writes_no_attenuation(twin: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("reading", [0, 50000])
+def test_a_dead_or_stuck_diode_writes_no_attenuation(
+    twin: Path, tmp_path: Path, reading: int
+) -> None:
     """A diode reading 0 on every frame wrote an all-NaN attenuation sinogram in silence;
     with a centre given, reconstruct then wrote an all-zero attenuation map and recorded
-    self-absorption as corrected."""
+    self-absorption as corrected. One stuck at 50000 wrote a flat attenuation, whose centre
+    of mass pulled an operando series' shared rotation axis off, and another step was
+    blamed for a moved stage, exit 1 with the wrong advice."""
 
-    def dead(f: h5py.File) -> None:
-        f["/entry/instrument/diode/data"][...] = 0
+    def stuck(f: h5py.File) -> None:
+        f["/entry/instrument/diode/data"][...] = reading
 
-    with pytest.warns(UserWarning, match=r"diode readings give an attenuation in 0%"):
-        run_reduce(_copy_with(twin, tmp_path, dead), tmp_path / "r.h5", options=OPTIONS)
+    with pytest.warns(UserWarning, match=rf"the diode reads {reading} on every frame"):
+        run_reduce(_copy_with(twin, tmp_path, stuck), tmp_path / "r.h5", options=OPTIONS)
     assert read_sinogram(tmp_path / "r.h5").attenuation is None
 
 

@@ -1031,7 +1031,18 @@ def _finish(
             "nothing to write (check the file and the warnings above)"
         )
     ratio = None
-    if info.diode is not None:
+    readings = None if info.diode is None else np.asarray(info.diode)[valid]
+    if readings is not None and readings.size and np.ptp(readings) == 0:
+        # a stuck diode gave a flat attenuation whose centre of mass is the grid's: an
+        # operando series' shared rotation axis was pulled off and another step blamed
+        warnings.warn(
+            f"{info.source}: the diode reads {readings[0]:g} on every frame (stuck, or not "
+            "connected): no attenuation sinogram is written, and the reconstruction will not "
+            "correct self-absorption; check the diode's dataset",
+            stacklevel=3,
+        )
+        readings = None
+    if readings is not None:
         # without a monitor the beam is taken as constant, as the frames are (not
         # normalised): the attenuation is then -ln(diode) relative to the air columns
         # (SPEC section 6 writes it "if a diode exists"; none was written, without a word)
