@@ -21,6 +21,7 @@ from jellyroll.phases import (
     TABLE1_WINDOWS,
     QWindow,
     covers,
+    fit_graphite_lines,
     graphite_composite,
     nmc_composite,
     partly_covered,
@@ -458,3 +459,13 @@ def test_a_hole_split_by_one_channel_is_still_a_hole() -> None:
     assert window_shortfall(q[island], 1.82, 1.90) == pytest.approx(0.45)
     with pytest.raises(ValueError, match="uncovered"):
         window_integrals(q, np.ones(q.size), {"w": (1.82, 1.90)}, shoulder_bins=0, channels=island)
+
+
+def test_channels_short_of_the_line_fit_range_are_refused_with_what_to_reconstruct() -> None:
+    """Channels given exactly as the fit's range (1.60:1.98) leave no bin centre at 1.60:
+    the refusal said to reconstruct "these channels", the ones given; it now says where
+    they start and end and what reaches past both ends."""
+    q = np.concatenate([np.linspace(1.605, 1.975, 40), np.linspace(4.405, 4.675, 30)])
+    said = r"start at 1\.605 and end at 4\.675 1/A, 40 bins within: .*e\.g\. 1\.58:2 "
+    with pytest.raises(ValueError, match=said):
+        fit_graphite_lines(q, np.ones((2, q.size)))

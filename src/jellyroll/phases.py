@@ -594,9 +594,12 @@ def fit_graphite_lines(q: np.ndarray, patterns: np.ndarray) -> LineShape:
     q = np.asarray(q, np.float64)
     used = (q >= LINE_FIT_RANGE_A[0]) & (q <= LINE_FIT_RANGE_A[1])
     if used.sum() < 16 or q.min() > LINE_FIT_RANGE_A[0] or q.max() < LINE_FIT_RANGE_A[1]:
+        low, high = LINE_FIT_RANGE_A
         raise ValueError(
-            f"the graphite lines need q over {LINE_FIT_RANGE_A} 1/A with at least 16 bins; "
-            "reconstruct these channels"
+            f"the graphite lines need q over {low}-{high} 1/A with at least 16 bins, and the "
+            f"channels reconstructed start at {q.min():.3f} and end at {q.max():.3f} 1/A, "
+            f"{used.sum()} bins within: reconstruct channels reaching past both ends, e.g. "
+            f"{low - 0.02:g}:{high + 0.02:g} (--channels; their bins' centres must pass them)"
         )
     data = np.asarray(patterns, np.float64)[:, used]
     finite = np.isfinite(data).all(axis=1)
