@@ -623,6 +623,44 @@ def test_a_step_integrated_on_a_wrong_q_axis_is_refused_naming_its_scan(
         )
 
 
+def test_a_step_scanned_at_fewer_angles_is_refused(
+    series: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """One step keeping a third of its angles: its reconstruction's streaks carried its
+    graphite signal off the anode (0.70 of the others' over it), a note blamed the beam,
+    and the step was scaled up: the zones' cores read 30 % low, exit 0. Refused, naming
+    the step and its angles."""
+    folder, _ = series
+    sources = sorted(folder.glob("step_*_waxs.h5"))
+    scans = [tmp_path / scan.name for scan in sources]
+    for scan, source in zip(scans, sources, strict=True):
+        scan.write_bytes(source.read_bytes())
+    with h5py.File(scans[1], "r+") as f:
+        angles = f["entry/sample/rotation_angle"][()]
+        kept = np.isin(angles, np.unique(angles)[::3])
+        frames = []
+        f.visititems(
+            lambda name, obj: (
+                frames.append(name)
+                if isinstance(obj, h5py.Dataset) and obj.shape[:1] == angles.shape
+                else None
+            )
+        )
+        for name in frames:
+            values, attrs = f[name][()][kept], dict(f[name].attrs)
+            del f[name]
+            f[name] = values
+            f[name].attrs.update(attrs)
+    said = r"step_001\.h5 \(step 1\): scanned at \d+ angles, the series' median \d+"
+    with pytest.raises(ValueError, match=said):
+        run_operando(
+            scans,
+            tmp_path / "op.h5",
+            reconstruct_options=ReconstructOptions(method="fbp"),
+            figures=False,
+        )
+
+
 def test_a_rotation_axis_that_moves_between_steps_is_refused(
     series: tuple[Path, Path], tmp_path: Path
 ) -> None:
