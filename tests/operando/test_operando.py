@@ -751,6 +751,35 @@ def test_a_log_without_time_zone_is_read_on_the_scans_clock(tmp_path: Path) -> N
         build_timeline(naive, zoned, capacity_mah=None, max_gap_s=300)
 
 
+@pytest.mark.parametrize(
+    ("started", "scan_day", "said"),
+    [
+        ("04/01/2026 09:00:00.000", "2026-01-04", "read day first"),
+        ("04/01/2026 09:00:00", "2026-04-01", None),
+        ("13/01/2026 09:00:00", "2026-01-13", None),
+    ],
+)
+def test_an_mpt_date_is_read_in_the_order_that_places_it_at_the_scans(
+    tmp_path: Path, started: str, scan_day: str, said: str | None
+) -> None:
+    """EC-Lab writes the start date in the PC's order. 04/01/2026 of a charge on 4
+    January was read as 1 April, and the refusal blamed summer time; day first without a
+    fraction of a second (13/01/2026 09:00:00) was refused as no EC-Lab date. The reading
+    that places the log at the scans is taken (day first with a note); where both or
+    neither do, the order is refused as unknown."""
+    log = read_potentiostat_log(_mpt_log(tmp_path / "c.mpt", started, 4.0))
+    stamps = [f"{scan_day}T10:00:00+01:00", f"{scan_day}T11:00:00+01:00"]
+    timeline = build_timeline(
+        _zoned_scans(tmp_path / "op", stamps), log, capacity_mah=None, max_gap_s=300
+    )
+    np.testing.assert_allclose(timeline.soc, [0.25, 0.5], atol=1e-5)
+    if said:
+        assert any(said in note for note in timeline.warnings)
+        elsewhere = _zoned_scans(tmp_path / "far", ["2026-07-04T10:00:00+01:00"])
+        with pytest.raises(ValueError, match=r"neither places the log within a day of the scans"):
+            build_timeline(elsewhere, log, capacity_mah=None, max_gap_s=300)
+
+
 def test_the_graphite_mask_follows_each_step_and_its_profile_is_read_by_slabs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -89,6 +89,9 @@ class PotentiostatLog:
     charge_mAh: np.ndarray
     local_clock: bool = False
     wall_clock: bool = False
+    day_first_shift_s: float | None = None
+    """Where the start date reads both month first (as taken) and day first (an EC-Lab
+    date, e.g. 04/01/2026): what the day-first reading adds to every time (s)."""
 
     def at_offset(self, utc_offset_s: float) -> PotentiostatLog:
         """The log with its local times placed at ``utc_offset_s`` (s east of UTC)."""
@@ -279,7 +282,7 @@ def _read_mpt(path: Path, text: str) -> PotentiostatLog:
             f"{path}: not an EC-Lab text export (no 'Nb header lines' or 'Acquisition started "
             "on'); export the data as text with its header"
         )
-    start = _mpt_date(started.group(1).strip(), path)
+    start, day_first = _mpt_date(started.group(1).strip(), path)
     n_header = int(header.group(1))
     names = lines[n_header - 1].split("\t")
     wanted = {"time/s": None, "Ewe/V": None, "I/mA": None, "(Q-Qo)/mA.h": None}
@@ -310,18 +313,32 @@ def _read_mpt(path: Path, text: str) -> PotentiostatLog:
         "one run (pasted together, or restarted); export the run of this charge alone",
     )
     time = [start + t for t in columns[0]]
-    return _log(
+    log = _log(
         str(path), time, columns[1], columns[2], columns[3], local_clock=True, wall_clock=False
     )
+    return log if day_first is None else replace(log, day_first_shift_s=day_first - start)
 
 
-def _mpt_date(text: str, path: Path) -> float:
-    for pattern in ("%m/%d/%Y %H:%M:%S.%f", "%m/%d/%Y %H:%M:%S", "%d/%m/%Y %H:%M:%S.%f"):
-        try:
-            return datetime.strptime(text, pattern).replace(tzinfo=UTC).timestamp()
-        except ValueError:
-            continue
-    raise ValueError(f"{path}: 'Acquisition started on : {text}' is not a date EC-Lab writes")
+def _mpt_date(text: str, path: Path) -> tuple[float, float | None]:
+    """An EC-Lab start date (local time read as UTC, s): month first where it reads so,
+    else day first; and the day-first reading where it reads both ways and differs (EC-Lab
+    writes the date in the PC's order: 04/01/2026 is 1 April or 4 January)."""
+    readings = []
+    for order in ("%m/%d/%Y", "%d/%m/%Y"):
+        for seconds in (" %H:%M:%S.%f", " %H:%M:%S"):
+            try:
+                moment = datetime.strptime(text, order + seconds)
+            except ValueError:
+                continue
+            readings.append(moment.replace(tzinfo=UTC).timestamp())
+            break
+    if not readings:
+        raise ValueError(
+            f"{path}: 'Acquisition started on : {text}' is not a date EC-Lab writes "
+            "(MM/DD/YYYY or DD/MM/YYYY, then HH:MM:SS)"
+        )
+    other = readings[1] if len(readings) == 2 and readings[1] != readings[0] else None
+    return readings[0], other
 
 
 def _log(
@@ -827,6 +844,7 @@ def build_timeline(
     first = np.nanmin(start) if np.isfinite(start).any() else np.nan
     time_s = middle - first
     if log is not None:
+        log, read_day_first = _date_order(log, middle)
         log_offset = None if log_utc_offset_h is None else 3600.0 * log_utc_offset_h
         local, read_s = log.local_clock, float(log.time_s[0])
         log, on_log, placed = log_on_scan_clock(
@@ -843,7 +861,9 @@ def build_timeline(
                 f"{int(at_start.sum())} of {start.size} scans record no /entry/end_time: "
                 "their state of charge is read at their start, not at their middle"
             )
-        return Timeline(soc, time_s, f"potentiostat log {log.source}", [*placed, *notes])
+        return Timeline(
+            soc, time_s, f"potentiostat log {log.source}", [*read_day_first, *placed, *notes]
+        )
     _check_scan_soc(scans, recorded.soc)
     _check_soc_rises(scans, recorded.soc, "its /entry/sample/state_of_charge")
     notes = [
@@ -853,6 +873,38 @@ def build_timeline(
     ]
     notes += _repeated_states(scans, recorded)
     return Timeline(recorded.soc, time_s, "scan metadata", notes)
+
+
+def _date_order(log: PotentiostatLog, scans_s: np.ndarray) -> tuple[PotentiostatLog, list[str]]:
+    """The log with its start date read in the order that places it at the scans (``scans_s``
+    (n_scans,), s; NaN unknown), and a note when that is day first; ValueError when both
+    orders or neither place it within a day of them. Read month first, a log started on
+    4 January (04/01/2026) was put on 1 April, and the refusal blamed summer time."""
+    shift = log.day_first_shift_s
+    known = scans_s[np.isfinite(scans_s)]
+    if shift is None or not known.size:
+        return log, []
+    day = 86400.0
+
+    def near(times: np.ndarray) -> bool:
+        return times[0] - day <= known.min() and known.max() <= times[-1] + day
+
+    as_read, day_first = near(log.time_s), near(log.time_s + shift)
+    shown = [_clock_text(float(log.time_s[0] + s), True) for s in (0.0, shift)]
+    if as_read == day_first:
+        raise ValueError(
+            f"{log.source}: its start date reads month first ({shown[0]}) and day first "
+            f"({shown[1]}), and {'both place' if as_read else 'neither places'} the log "
+            "within a day of the scans: which it is cannot be told. Export the log with the "
+            "date written unambiguously, or as a CSV with ISO 8601 times"
+        )
+    if as_read:
+        return replace(log, day_first_shift_s=None), []
+    note = (
+        f"{log.source}: its start date read day first ({shown[1]}): month first "
+        f"({shown[0]}) it lies away from the scans"
+    )
+    return replace(log, time_s=log.time_s + shift, day_first_shift_s=None), [note]
 
 
 def _repeated_states(scans: list[Path], recorded: ScanTimes) -> list[str]:
