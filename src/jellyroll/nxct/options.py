@@ -19,7 +19,10 @@ class NXCTOptions(StageOptions):
         None, gt=0, description="Neutron voxel size (um); default: the file's metadata."
     )
     grid: Literal["xct", "nct"] = Field(
-        "xct", description="Common grid of the fused volume and labels: the X-ray or neutron one."
+        "xct",
+        description="Common grid of the fused volume and labels: the X-ray or neutron one (the "
+        "finer neutron grid for the thin components' volumes: on a 20 um X-ray grid the 10 um "
+        "foils are drawn a voxel thick, docs/nxct.md).",
     )
     scale: bool = Field(False, description="Refine an isotropic scale as well as the rigid motion.")
     max_voxels: int = Field(
