@@ -39,6 +39,9 @@ def test_a_written_table_reads_back_as_written(tmp_path_factory, values, names) 
     np.testing.assert_array_equal(found["x_um"], table["x_um"])
     np.testing.assert_array_equal(found["id"], table["id"])
     assert list(found["case"]) == list(table["case"])
+    with h5py.File(path, "r") as f:
+        # silx and h5web show a column's unit: x_um's is said, id has none
+        assert f["table/x_um"].attrs["units"] == "um" and "units" not in f["table/id"].attrs
 
 
 def test_text_with_a_nul_character_is_refused_naming_the_column(tmp_path: Path) -> None:

@@ -74,8 +74,13 @@ def set_default(group: h5py.Group, child: str) -> None:
     group.attrs["default"] = str(child)
 
 
+COLUMN_UNITS = {"_um": "um", "_um2": "um^2", "_mm": "mm", "_nm": "nm", "_deg": "deg", "_s": "s"}
+"""Units (``@units``) of a table's numeric columns named with these endings (``x_um``)."""
+
+
 def write_table(parent: h5py.Group, name: str, table: pd.DataFrame) -> h5py.Group:
-    """A table as an NXcollection of equal-length column datasets (strings as UTF-8).
+    """A table as an NXcollection of equal-length column datasets (strings as UTF-8), the
+    numeric ones named with a unit's ending (:data:`COLUMN_UNITS`) with their ``@units``.
     ValueError naming the column for text holding a NUL character, which HDF5 strings
     cannot hold (h5py's bare "VLEN strings do not support embedded NULLs" before)."""
     group = nx_group(parent, name, "NXcollection")
@@ -90,7 +95,10 @@ def write_table(parent: h5py.Group, name: str, table: pd.DataFrame) -> h5py.Grou
                 )
             group.create_dataset(column, data=text.astype(object), dtype=h5py.string_dtype())
         else:
-            group.create_dataset(column, data=values)
+            dataset = group.create_dataset(column, data=values)
+            ending = "_" + str(column).rsplit("_", 1)[-1]
+            if ending in COLUMN_UNITS:
+                dataset.attrs["units"] = COLUMN_UNITS[ending]
     group.attrs["columns"] = list(map(str, table.columns))
     return group
 
