@@ -6,6 +6,7 @@ Simulated data: digital twins whose centre, radius and Cu collector positions ar
 
 from __future__ import annotations
 
+import dataclasses
 from functools import cache
 
 import cv2
@@ -519,6 +520,12 @@ def test_turn_strips_tile_the_strip(real) -> None:
     strips = view.turn_strips()
     assert len(strips) == int(np.floor(real["trace"].n_turns)) + 1
     assert sum(s.shape[-1] for s in strips) == view.arc_um.size
+    # a strip ending where its last turn starts (a layer of whole turns) has no empty turn
+    # after it (8 turns gave 9 pieces, the last 0 columns wide)
+    end = int(np.searchsorted(view.arc_um, view.turn_start_arc_um[-1]))
+    whole = dataclasses.replace(view, data=view.data[..., :end], arc_um=view.arc_um[:end])
+    assert len(whole.turn_strips()) == len(strips) - 1
+    assert all(strip.shape[-1] > 0 for strip in whole.turn_strips())
     # each full turn is longer than the previous one by about 2 pi pitch
     lengths = np.diff(np.concatenate([[0.0], view.turn_start_arc_um]))
     assert np.all(np.diff(lengths) > 0)

@@ -748,9 +748,11 @@ class SpiralView:
         return np.interp(starts, tr.winding_rad, tr.arc_um)
 
     def turn_strips(self) -> list[np.ndarray]:
-        """The strip cut into one (..., n_depth, n_arc_k) piece per turn, inner turn first."""
+        """The strip cut into one (..., n_depth, n_arc_k) piece per turn, inner turn first;
+        a turn that would start at the strip's end (a layer of whole turns) is none (it
+        gave an empty ninth piece for 8 turns)."""
         edges = np.searchsorted(self.arc_um, self.turn_start_arc_um)
-        return np.split(self.data, edges, axis=-1)
+        return np.split(self.data, edges[edges < self.arc_um.size], axis=-1)
 
     def to_xy(self, arc_um: np.ndarray, depth_um: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Image position (x_px, y_px) of unrolled points (broadcast shapes)."""
