@@ -780,6 +780,23 @@ def test_an_mpt_date_is_read_in_the_order_that_places_it_at_the_scans(
             build_timeline(elsewhere, log, capacity_mah=None, max_gap_s=300)
 
 
+def test_a_scan_without_a_start_time_keeps_the_state_of_charge_it_records(
+    tmp_path: Path,
+) -> None:
+    """Beside a log, a scan recording its state of charge (0.75) but no start time was kept
+    with none, and the note said it had none. Its recorded value is taken, with a note."""
+    log = read_potentiostat_log(_mpt_log(tmp_path / "c.mpt", "01/02/2026 09:00:00", 4.0))
+    stamps = ["2026-01-02T10:00:00+01:00", "2026-01-02T11:00:00+01:00", "dropped"]
+    scans = _zoned_scans(tmp_path / "op", stamps)
+    with h5py.File(scans[2], "r+") as f:
+        del f["entry/start_time"]
+        f["entry/sample/state_of_charge"] = 0.75
+    timeline = build_timeline(scans, log, capacity_mah=None, max_gap_s=300)
+    np.testing.assert_allclose(timeline.soc, [0.25, 0.5, 0.75], atol=1e-5)
+    assert any("the state of charge it records (0.75" in note for note in timeline.warnings)
+    assert not any("no state of charge" in note for note in timeline.warnings)
+
+
 def test_the_graphite_mask_follows_each_step_and_its_profile_is_read_by_slabs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -633,7 +633,7 @@ def soc_from_log(
     for k, moment in enumerate(start_s):
         if not math.isfinite(moment):
             soc[k] = np.nan
-            notes.append(f"step {k}: the scan has no start time; no state of charge")
+            notes.append(f"step {k}: {NO_START_TIME}")
             continue
         when = _clock_text(moment, log.local_clock)
         if moment < t0 or moment > t1:
@@ -851,6 +851,7 @@ def build_timeline(
             log, scans, middle, recorded.utc_offset_s, log_offset
         )
         soc, notes = soc_from_log(log, on_log, capacity_mah=capacity_mah, max_gap_s=max_gap_s)
+        soc, notes = _recorded_without_time(scans, recorded, soc, notes)
         # the offset (s) the log's local times were placed at, where one offset placed them
         at_offset = read_s - float(log.time_s[0]) if local and not log.local_clock else None
         _check_log_agrees(scans, recorded, log, on_log, soc, capacity_mah, at_offset)
@@ -873,6 +874,29 @@ def build_timeline(
     ]
     notes += _repeated_states(scans, recorded)
     return Timeline(recorded.soc, time_s, "scan metadata", notes)
+
+
+NO_START_TIME = "the scan has no start time; no state of charge"
+
+
+def _recorded_without_time(
+    scans: list[Path], recorded: ScanTimes, soc: np.ndarray, notes: list[str]
+) -> tuple[np.ndarray, list[str]]:
+    """``soc`` (n_scans,) from the log with the state of charge a scan records where it has
+    no start time to place it on the log, and ``notes`` saying so (a step recording 0.5
+    was kept with none, and the note said it had none)."""
+    taken = np.flatnonzero(~np.isfinite(recorded.start_s) & np.isfinite(recorded.soc))
+    if not taken.size:
+        return soc, notes
+    soc = soc.copy()
+    soc[taken] = recorded.soc[taken]
+    dropped = {f"step {k}: {NO_START_TIME}" for k in taken}
+    notes = [note for note in notes if note not in dropped] + [
+        f"step {k}: {scans[k]} has no start time to place it on the log: the state of charge "
+        f"it records ({recorded.soc[k]:g}, /entry/sample/state_of_charge) taken"
+        for k in taken
+    ]
+    return soc, notes
 
 
 def _date_order(log: PotentiostatLog, scans_s: np.ndarray) -> tuple[PotentiostatLog, list[str]]:
