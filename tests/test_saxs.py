@@ -10,9 +10,11 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy.special import erf
 
+from jellyroll.phantom.patterns import SaxsModel, rg_for_dstar
 from jellyroll.saxs import (
     FEATURELESS,
     REASONS,
+    SHORT_SEGMENT,
     DStarResult,
     departure_dstar,
     departure_dstar_map,
@@ -436,3 +438,28 @@ def test_a_departure_that_does_not_last_is_walked_past_and_noise_gives_no_value(
     for bad in (-0.1, 1.0):
         with pytest.raises(ValueError, match="sustain_fraction"):
             departure_dstar(Q, intensity, sustain_fraction=bad)
+
+
+@pytest.mark.parametrize("sustain", [0.0, 0.1])
+def test_a_channel_without_a_value_that_cuts_the_high_q_end_gives_no_d_star(
+    sustain: float,
+) -> None:
+    """One negative channel at 0.16 1/A of an axis to 0.3 (an unclipped reconstruction's
+    weak channel): the study's longest segment then ends there, its fit window lies on the
+    shoulder, and the twin's profile (true d* 11.8 nm) read 13.4 nm, valid; the axis
+    reached 0.2 1/A, so the axis's guard passed it. Refused per profile (code 12) in both
+    analyses, alike in the map; a cut above 0.2 1/A keeps d* within a q bin."""
+    model = SaxsModel()
+    q = np.linspace(0.002, 0.3, 600)
+    rg = float(rg_for_dstar(11.8, 30.0, model))
+    profile = model.power_law(q) + 30.0 * np.exp(-((q * rg) ** 2) / 3)
+    for bad_q, valid in ((0.16, False), (0.2, False), (0.25, True)):
+        cut = profile.copy()
+        cut[np.argmin(np.abs(q - bad_q))] = -1e-6
+        found = departure_dstar(q, cut, sustain_fraction=sustain)
+        mapped = departure_dstar_map(q, cut[None], sustain_fraction=sustain)
+        assert mapped.reason_code[0] == found.reason_code
+        if valid:
+            assert found.d_star_nm == pytest.approx(11.8, abs=0.25)
+        else:
+            assert found.reason_code == SHORT_SEGMENT and math.isnan(mapped.d_star_nm[0])

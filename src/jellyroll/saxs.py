@@ -62,6 +62,7 @@ GAP_BELOW_WINDOW = 8
 NOISY_WALK = 9  # only with sustain_fraction > 0 (the maps' jellyroll analysis)
 SHORT_Q_RANGE = 10  # set by map stages: the q axis ends below DSTAR_MIN_Q_MAX_A
 CLIPPED = 11  # set by map stages: the reconstruction was clipped at 0
+SHORT_SEGMENT = 12  # the segment kept ends below DSTAR_MIN_Q_MAX_A, the axis does not
 
 REASONS: dict[int, str] = {
     VALID: "valid",
@@ -85,6 +86,10 @@ REASONS: dict[int, str] = {
     ),
     SHORT_Q_RANGE: "the q axis ends short of the range the fit window's shares were set for",
     CLIPPED: "the reconstruction was clipped at 0, which lifts its weak channels' noise",
+    SHORT_SEGMENT: (
+        "a channel without a positive value cuts the profile's high-q end: the segment kept "
+        "ends short of the range the fit window's shares were set for"
+    ),
 }
 
 DSTAR_MIN_Q_MAX_A = 0.2
@@ -231,6 +236,11 @@ def _dstar_kernel(
     # Rule 3.
     if n < min_points:
         return nan, nan, nan, nan, s, n, s, s, SEGMENT_TOO_SHORT
+    # the segment's end, like the axis's (reaches_dstar_range), must reach the range the
+    # window's shares were set on: one negative channel at 0.16 1/A of an axis to 0.3 put the
+    # window on the shoulder, 13.4 nm for 11.8, valid
+    if q[nv - 1] >= DSTAR_MIN_Q_MAX_A and q[s + n - 1] < DSTAR_MIN_Q_MAX_A:
+        return nan, nan, nan, nan, s, n, s, s, SHORT_SEGMENT
 
     # Rule 4: counts are rounded half up, floor(f * n + 0.5), in double precision, and laid
     # on the segment's q span as on a uniform grid of its n points (point k of the segment at
@@ -545,6 +555,11 @@ def departure_dstar(
     run's low end (or a hole) cuts before half of it cannot be shown to last and is passed
     too: the lowest channel alone (a bin at the range's edge that pixels cover in part read
     0.2 of the law on the twin's strip detector) gave 2 pi / q_min, 75.8 nm.
+
+    No value (reason code 12) where the segment kept (rule 2) ends below
+    :data:`DSTAR_MIN_Q_MAX_A` while the axis reaches it: the window's shares are set on the
+    study's span, and one negative channel at 0.16 1/A of an axis to 0.3 put the window on
+    the shoulder (13.4 nm for 11.8, valid), as an axis ending there would.
     """
     params = _check_params(
         min_intensity,
