@@ -162,6 +162,9 @@ def test_a_radial_axis_not_in_inverse_angstrom_is_refused_by_the_maps_stage(
     assert read_reconstruction(path).q_units == "deg"
     with pytest.raises(RunFileError, match="--unit q_A\\^-1"):
         run_maps(path)
+    # a reconstruction made in Python with q in 1/A named otherwise is no such axis
+    for name in ("A^-1", "1/\u00c5", "1/angstrom"):
+        _recon(name).require_q_in_inverse_angstrom("made in Python")
 
 
 @pytest.mark.parametrize(("units", "factor"), [("1/nm", 0.1), ("A^-1", 1.0), ("1/\u00c5", 1.0)])

@@ -117,8 +117,9 @@ class Reconstruction:
     units: str = "arb. units / um"
 
     def require_q_in_inverse_angstrom(self, source: str | os.PathLike[str]) -> None:
-        """Refuse a radial axis that is not q in 1/angstrom (e.g. reduced with 2th_deg)."""
-        if self.q_units != Q_UNITS:
+        """Refuse a radial axis that is not q in 1/angstrom (e.g. reduced with 2th_deg); any
+        name of that unit passes ("A^-1" was refused, saying to reduce in q_A^-1)."""
+        if per_angstrom(self.q_units) != 1.0:
             raise RunFileError(
                 f"{source}: /entry/reconstruction/q is in {self.q_units!r}, not {Q_UNITS}; "
                 "the phase windows and d* need q: reduce the scan again with --unit q_A^-1"
