@@ -77,7 +77,7 @@ def maps(
     table = Table(title=f"maps of {run}")
     table.add_column("map")
     table.add_column("units")
-    table.add_column("values")
+    table.add_column("values (label: count; else 1-99 % percentiles)")
     for name, (values, units) in result.maps.maps.items():
         table.add_row(name, units, _summary(values))
     console.print(table)
