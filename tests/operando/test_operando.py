@@ -600,6 +600,26 @@ def _axis_moved(scan: Path, steps: int) -> None:
             f[f"entry/{name}"][...] = moved
 
 
+def _scans_copied(series: tuple[Path, Path], folder: Path) -> list[Path]:
+    """Copies in ``folder`` of the series' scans, for a test that edits them."""
+    scans = []
+    for source in sorted(series[0].glob("step_*_waxs.h5")):
+        scans.append(folder / source.name)
+        scans[-1].write_bytes(source.read_bytes())
+    return scans
+
+
+def _refused(scans: list[Path], folder: Path, said: str) -> None:
+    """The series of ``scans`` (FBP, no figures) is refused with a message matching ``said``."""
+    with pytest.raises(ValueError, match=said):
+        run_operando(
+            scans,
+            folder / "op.h5",
+            reconstruct_options=ReconstructOptions(method="fbp"),
+            figures=False,
+        )
+
+
 def test_a_step_integrated_on_a_wrong_q_axis_is_refused_naming_its_scan(
     series: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -607,20 +627,11 @@ def test_a_step_integrated_on_a_wrong_q_axis_is_refused_naming_its_scan(
     step's run file (OUTPUT_steps/step_002.h5) and advised `jellyroll reduce --poni`, which
     the operando refuses for patterns integrated already. It names the scan and says to
     integrate its frames again."""
-    folder, _ = series
-    scans = [tmp_path / scan.name for scan in sorted(folder.glob("step_*_waxs.h5"))]
-    for scan, source in zip(scans, sorted(folder.glob("step_*_waxs.h5")), strict=True):
-        scan.write_bytes(source.read_bytes())
+    scans = _scans_copied(series, tmp_path)
     with h5py.File(scans[2], "r+") as f:
         f["entry/integrated/q"][...] = f["entry/integrated/q"][()] * 1.01
     said = r"step_002_waxs\.h5 \(step 2\): the q axis is off .*integrate its frames again"
-    with pytest.raises(ValueError, match=said):
-        run_operando(
-            scans,
-            tmp_path / "op.h5",
-            reconstruct_options=ReconstructOptions(method="fbp"),
-            figures=False,
-        )
+    _refused(scans, tmp_path, said)
 
 
 def test_a_step_scanned_at_fewer_angles_is_refused(
@@ -630,11 +641,7 @@ def test_a_step_scanned_at_fewer_angles_is_refused(
     graphite signal off the anode (0.70 of the others' over it), a note blamed the beam,
     and the step was scaled up: the zones' cores read 30 % low, exit 0. Refused, naming
     the step and its angles."""
-    folder, _ = series
-    sources = sorted(folder.glob("step_*_waxs.h5"))
-    scans = [tmp_path / scan.name for scan in sources]
-    for scan, source in zip(scans, sources, strict=True):
-        scan.write_bytes(source.read_bytes())
+    scans = _scans_copied(series, tmp_path)
     with h5py.File(scans[1], "r+") as f:
         angles = f["entry/sample/rotation_angle"][()]
         kept = np.isin(angles, np.unique(angles)[::3])
@@ -652,13 +659,7 @@ def test_a_step_scanned_at_fewer_angles_is_refused(
             f[name] = values
             f[name].attrs.update(attrs)
     said = r"step_001\.h5 \(step 1\): scanned at \d+ angles, the series' median \d+"
-    with pytest.raises(ValueError, match=said):
-        run_operando(
-            scans,
-            tmp_path / "op.h5",
-            reconstruct_options=ReconstructOptions(method="fbp"),
-            figures=False,
-        )
+    _refused(scans, tmp_path, said)
 
 
 def test_a_rotation_axis_that_moves_between_steps_is_refused(
@@ -668,20 +669,10 @@ def test_a_rotation_axis_that_moves_between_steps_is_refused(
     axis sat between them, the maps of every step were blurred and the damaged zone's lag
     read 0.13 instead of 0.19 (13 pixels instead of 6), exit 0. Fitted alone the steps'
     axes agree within 0.06 steps when nothing moved, so 0.5 steps tells them apart."""
-    folder, _ = series
-    scans = []
-    for k, scan in enumerate(sorted(folder.glob("step_*_waxs.h5"))):
-        scans.append(tmp_path / scan.name)
-        scans[-1].write_bytes(scan.read_bytes())
-        if k:
-            _axis_moved(scans[-1], 2)
-    with pytest.raises(ValueError, match=r"step_000_waxs\.h5 \(step 0\): its rotation axis"):
-        run_operando(
-            scans,
-            tmp_path / "op.h5",
-            reconstruct_options=ReconstructOptions(method="fbp"),
-            figures=False,
-        )
+    scans = _scans_copied(series, tmp_path)
+    for scan in scans[1:]:
+        _axis_moved(scan, 2)
+    _refused(scans, tmp_path, r"step_000_waxs\.h5 \(step 0\): its rotation axis")
 
 
 def test_steps_on_other_translation_grids_are_refused_naming_the_scan(tmp_path: Path) -> None:
