@@ -28,7 +28,7 @@ _IMAGEJ_DTYPES = {np.dtype(t) for t in (np.uint8, np.uint16, np.int16, np.float3
 _TIFF_SUFFIXES = (".tif", ".tiff")
 _HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs", ".nx5")
 _JSON_KEY = "jellyroll_volume"
-_HINT = "pass voxel_size_um (command line: --voxel-size-um)"
+_HINT = "pass voxel_size_um (command line: --xct-voxel-um or --nct-voxel-um)"
 
 
 def write_tiff_stack(
