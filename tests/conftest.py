@@ -11,6 +11,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+# numba's OpenMP threads spin between parallel regions while OMP_WAIT_POLICY is unset: with
+# two pytest-xdist workers on two cores, one worker's spinning threads took the other's CPU
+# (tests/recon and tests/test_saxs.py: 83-96 s, 54 s with passive waiting; results alike).
+# Set before numba loads libgomp; the command-line runs the tests start inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import h5py
 import numpy as np
 import pytest
