@@ -698,3 +698,17 @@ def test_a_neighbour_past_the_window_is_not_subtracted_from_its_far_side(
     assert small["equivalent_diameter_um"].iloc[0] == pytest.approx(40.0, abs=2.0)
     assert np.hypot(small["x_um"].iloc[0], small["y_um"].iloc[0]) <= 1.0
     assert small["case"].iloc[0] == "A"
+
+
+@pytest.mark.parametrize("window_um", [10.0, 40.0, 0.25])
+def test_a_background_window_under_twice_the_critical_diameter_is_refused(
+    window_um: float,
+) -> None:
+    """`diagnose --background-window 10` (or 40) on the tiny twin's 20 um map: the median
+    background followed the spots, 38 agglomerates for its 4, exit 0 (the help said the
+    window must exceed twice the largest agglomerate; nothing checked it). A window under
+    twice the critical diameter is refused, saying the least; 100 um passes."""
+    spot = _disk_with_spot()
+    with pytest.raises(ValueError, match=r"background window \(.* um\) is shorter than 100 um"):
+        find_agglomerates(spot, 10.0, background_window_um=window_um)
+    assert len(find_agglomerates(spot, 10.0, background_window_um=150.0)) == 1
