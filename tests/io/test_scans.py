@@ -60,7 +60,21 @@ def test_length_mismatch_is_named(tmp_path: Path) -> None:
     with h5py.File(path, "a") as f:
         del f["/entry/monitor/data"]
         f["/entry/monitor/data"] = np.ones(5)
-    with pytest.raises(ScanFormatError, match=r"monitor/data has 5 values but there are 12"):
+    with pytest.raises(
+        ScanFormatError, match=r"monitor/data has shape \(5,\) \(5 values\) but there are 12"
+    ):
+        open_scan(path)
+
+
+def test_text_where_numbers_go_is_named(tmp_path: Path) -> None:
+    """Text in a per-frame dataset gave NumPy's "could not convert string to float: b'abc'",
+    naming neither the file nor the dataset."""
+    path = tmp_path / "scan.h5"
+    _raw_scan(path)
+    with h5py.File(path, "a") as f:
+        del f[ANGLE]
+        f[ANGLE] = ["abc"] * 12
+    with pytest.raises(ScanFormatError, match=r"scan\.h5: dataset .*rotation_angle holds text"):
         open_scan(path)
 
 

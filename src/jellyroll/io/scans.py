@@ -237,13 +237,30 @@ def _vector(f: h5py.File, path: Path, name: str, n: int, *, optional: bool = Fal
         if optional:
             return None
         _require(f, path, name)
-    values = np.asarray(f[name][()], dtype=np.float64).ravel()
+    dataset = f[name]
+    if dataset.dtype.kind not in "biuf":
+        raise ScanFormatError(
+            f"{path}: dataset {name} holds {_kind(dataset)} (e.g. {_first(dataset)!r}), not "
+            "numbers; write one number per frame"
+        )
+    values = np.asarray(dataset[()], dtype=np.float64).ravel()
     if values.size != n:
         raise ScanFormatError(
-            f"{path}: dataset {name} has {values.size} values but there are {n} frames; "
-            "every per-frame dataset must have one value per frame"
+            f"{path}: dataset {name} has shape {dataset.shape} ({values.size} values) but "
+            f"there are {n} frames; every per-frame dataset must have one value per frame"
         )
     return values
+
+
+def _kind(dataset: h5py.Dataset) -> str:
+    """What a dataset that is not numbers holds, in words."""
+    return "text" if h5py.check_string_dtype(dataset.dtype) else f"{dataset.dtype} values"
+
+
+def _first(dataset: h5py.Dataset) -> object:
+    """The first value of ``dataset`` (text decoded), to show in a message."""
+    value = dataset[()] if dataset.ndim == 0 else dataset[(0,) * dataset.ndim]
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
 
 
 def _motor(
