@@ -108,6 +108,42 @@ def test_a_stage_file_given_for_a_run_file_names_its_run(
     assert sorted(path.name for path in tmp_path.iterdir()) == [name]
 
 
+@pytest.mark.parametrize(
+    ("attrs", "said"),
+    [
+        ({}, "no jellyroll run file (it records no stages: a raw scan"),
+        ({"jellyroll_stage": "diagnose"}, "a jellyroll diagnose result"),
+    ],
+    ids=["raw scan", "results file"],
+)
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["reconstruct", "{file}"],
+        ["maps", "{file}"],
+        ["diagnose", "{file}", "{file}", "-o", "{out}"],
+    ],
+    ids=["reconstruct", "maps", "diagnose"],
+)
+def test_a_file_that_is_no_run_given_for_a_run_says_what_it_is(
+    tmp_path: Path, attrs: dict, said: str, command: list[str]
+) -> None:
+    """`reconstruct` of a raw scan was told that the scan "is where the run's index file
+    goes ... Move it away"; `diagnose` of a results file failed on a `.maps.h5` never
+    given. Each says what the file is and how a run is made, and leaves it as it was."""
+    file = tmp_path / "given.h5"
+    with h5py.File(file, "w") as f:
+        f.attrs.update(attrs)
+        f["entry/instrument/detector/data"] = [[[0.0]]]
+    before = file.read_bytes()
+    args = [part.format(file=file, out=tmp_path / "out.h5") for part in command]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    text = _one_line(result.output)
+    assert f"{file}: given as" in text and said in text and "jellyroll reduce SCAN" in text
+    assert file.read_bytes() == before
+
+
 def test_a_binary_poni_or_mapping_is_named(tmp_path: Path) -> None:
     """A PNG given as --poni or --mapping ended in `error: 'utf-8' codec can't decode byte
     0x89 in position 0: invalid start byte`, naming no file."""

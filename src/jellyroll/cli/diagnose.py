@@ -38,11 +38,11 @@ def diagnose(
 ) -> None:
     """Find the cell, unroll it, find the agglomerates, bends and lithiation around them."""
     from jellyroll.defects.run import run_diagnose
-    from jellyroll.results.store import refuse_stage_file, run_files
+    from jellyroll.results.store import refuse_not_a_run, run_files
 
     with reported_errors():
-        refuse_stage_file(waxs, "the WAXS run")
-        refuse_stage_file(saxs, "the SAXS run")
+        refuse_not_a_run(waxs, "the WAXS run", reads="maps")
+        refuse_not_a_run(saxs, "the SAXS run", reads="maps")
         _refuse_one_run_twice(waxs, saxs)
         check_output_file(output, "results.h5", "diagnose", [*run_files(waxs), *run_files(saxs)])
         options = options_from(

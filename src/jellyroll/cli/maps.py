@@ -44,10 +44,10 @@ def maps(
     and the d* map; the attenuation slice, when the scan had a diode, becomes a map too.
     """
     from jellyroll.maps.run import run_maps
-    from jellyroll.results.store import refuse_stage_file
+    from jellyroll.results.store import refuse_not_a_run
 
     with reported_errors():
-        refuse_stage_file(run, "the run file")
+        refuse_not_a_run(run, "the run file")
         dstar = options_from(
             DstarOptions,
             {

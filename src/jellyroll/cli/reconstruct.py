@@ -39,10 +39,10 @@ def reconstruct(
     The run's maps, computed from the previous reconstruction, are deleted.
     """
     from jellyroll.recon.run import run_reconstruct
-    from jellyroll.results.store import refuse_stage_file
+    from jellyroll.results.store import refuse_not_a_run
 
     with reported_errors():
-        refuse_stage_file(run, "the run file")
+        refuse_not_a_run(run, "the run file")
         options = options_from(
             ReconstructOptions,
             {

@@ -164,10 +164,12 @@ def _maps_dstar_parameters(runs: dict[str, Path]) -> dict[str, float | int] | No
     study's instead, the demo's aged regular anode read 13.8 nm beside a median d* of
     21.0 nm made at a tolerance of 8 %; with the overrides alone the regions took the
     study's single-point departure beside a map made with the lasting one. None when the
-    record does not say."""
-    if "saxs" not in runs:
+    record does not say (or there is no maps stage file: a run file another program wrote
+    failed on a `.maps.h5` never given)."""
+    path = stage_file(runs["saxs"], "maps") if "saxs" in runs else None
+    if path is None or not path.is_file():
         return None
-    with h5py.File(stage_file(runs["saxs"], "maps"), "r") as f:
+    with h5py.File(path, "r") as f:
         item = f.get("/entry/provenance/maps")
         try:
             record = json.loads(item.asstr()[()]) if isinstance(item, h5py.Dataset) else {}

@@ -185,6 +185,40 @@ def run_files(run: str | os.PathLike[str]) -> list[Path]:
     return [Path(run), *(stage_file(run, spec.stage) for spec in RUN_STAGES)]
 
 
+def refuse_not_a_run(path: str | os.PathLike[str], role: str, *, reads: str | None = None) -> None:
+    """Raise :class:`RunFileError` when ``path``, given as ``role`` (an input run), is a file
+    but no run index: not HDF5, a stage file (:func:`refuse_stage_file`), another command's
+    result, or a file recording no stages (a raw scan). ``reads``: the stage a command only
+    reads (``maps``), whose group linked to its stage file beside passes an index another
+    program wrote. `reconstruct` of a raw scan was told to move its input away; `diagnose` of
+    a results file or of the twin's truth named a ``.maps.h5`` never given."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    refuse_stage_file(path, role)
+    try:
+        with h5py.File(path, "r") as f:
+            stage = f.attrs.get(STAGE)
+            linked = reads is not None and stage_file(path.resolve(), reads).is_file()
+            if stage is None and (
+                INDEX_STAGES in f.attrs or (linked and f"entry/{_BY_STAGE[reads].group}" in f)
+            ):
+                return
+    except OSError as error:
+        raise RunFileError(
+            f"{path}: given as {role}, but it is not a readable HDF5 file ({error})"
+        ) from error
+    what = (
+        f"a jellyroll {stage} result"
+        if stage is not None
+        else "no jellyroll run file (it records no stages: a raw scan, another program's file)"
+    )
+    raise RunFileError(
+        f"{path}: given as {role}, but it is {what}; give a run file: `jellyroll reduce SCAN -o "
+        "RUN.h5` makes one from a scan, then `reconstruct RUN.h5` and `maps RUN.h5`"
+    )
+
+
 def refuse_stage_file(path: str | os.PathLike[str], role: str) -> None:
     """Raise :class:`RunFileError` when ``path`` is an existing stage file of a run
     (``RUN.sinogram.h5``, ...) given as ``role`` where a run index is meant: a stage's
@@ -322,8 +356,8 @@ def refuse_foreign_index(run: Path) -> None:
         pass
     raise RunFileError(
         f"{run} is where the run's index file goes, but it is no jellyroll run file (it "
-        "records no stages): writing the run would replace it. Move it away, or give the run "
-        "another name"
+        "records no stages: a raw scan, another program's file): writing the run would "
+        "replace it. Give a run made by `jellyroll reduce`, or a new run another name"
     )
 
 
