@@ -149,6 +149,27 @@ def test_second_run_skips_every_stage_and_a_change_reruns_downstream(
     assert status["aged_charged saxs reduce"] == "up to date"
 
 
+def test_files_the_user_left_where_the_run_writes_are_refused_and_kept(
+    demo: Path, tmp_path: Path
+) -> None:
+    """A hand-written ``report.html`` in the output folder and the user's own ``results.h5``
+    in a cell's folder were replaced by `jellyroll run` (and `demo`), exit 0. Refused
+    before any stage, both named; the run's own files are replaced as before (the tests
+    above)."""
+    demo = _changed_copy(demo, tmp_path)
+    (demo / "report.html").write_text("<html>my own notes</html>")
+    mine = demo / "aged_charged" / "results.h5"
+    with h5py.File(mine, "w") as f:
+        f["notes"] = "mine"
+    before = mine.read_bytes()
+    with pytest.raises(ConfigError) as refused:
+        run_pipeline(load_config(demo / "demo.toml"))
+    assert "report.html is where the run writes its report" in str(refused.value)
+    assert "results.h5 is where the run writes cell aged_charged" in str(refused.value)
+    assert (demo / "report.html").read_text() == "<html>my own notes</html>"
+    assert mine.read_bytes() == before
+
+
 def test_a_deleted_run_index_is_written_again_when_every_stage_is_up_to_date(
     demo: Path, tmp_path: Path
 ) -> None:

@@ -82,18 +82,9 @@ def _written_by(path: Path) -> str | None:
         except OSError:
             return None
         return None if stage is None else str(stage)
-    start = _report_start()
-    with path.open("rb") as handle:
-        head = handle.read(len(start))
-    return "report" if head == start else None
+    from jellyroll.report.html import is_report
 
-
-def _report_start() -> bytes:
-    """How every HTML report of jellyroll begins: its renderer's text up to the title."""
-    from jellyroll.report.html import Report
-
-    page = Report("").render()
-    return page[: page.index("<title>") + len("<title>")].encode("utf-8")
+    return "report" if is_report(path) else None
 
 
 def check_input_file(path: Path, what: str, hint: str) -> None:

@@ -37,6 +37,7 @@ from jellyroll.pipeline.config import (
     DaskOptions,
     RunConfig,
     require_inputs,
+    written_by_the_run,
 )
 from jellyroll.pipeline.stages import StageLog
 from jellyroll.progress import fraction_progress, frame_progress
@@ -45,10 +46,18 @@ from jellyroll.recon.qwindows import NoChannelError, select_channels
 from jellyroll.recon.run import reconstruct_key, run_reconstruct
 from jellyroll.reduce.options import ReduceOptions
 from jellyroll.reduce.run import ScanSpec, holds_pixels, reduce_key, run_reduce
+from jellyroll.report.html import is_report
 from jellyroll.report.options import ReportOptions
 from jellyroll.report.run import run_report
 from jellyroll.results import Diagnosis, read_diagnosis
-from jellyroll.results.store import RUN_STAGES, index_is_current, stage_file, write_index
+from jellyroll.results.store import (
+    INDEX_STAGES,
+    RUN_STAGES,
+    STAGE,
+    index_is_current,
+    stage_file,
+    write_index,
+)
 
 TECHNIQUES = ("waxs", "saxs")
 """The two scans of a slice, in the order they are processed."""
@@ -366,6 +375,7 @@ def run_pipeline(config: RunConfig, console: Console | None = None) -> PipelineR
     300-bin sinogram, exit 0)."""
     console = console or Console(quiet=True)
     require_inputs(config)
+    _refuse_foreign_outputs(config)
     with contextlib.ExitStack() as held:
         try:
             held.enter_context(output_lock(config.output / RUN_LOCK))
@@ -379,6 +389,45 @@ def run_pipeline(config: RunConfig, console: Console | None = None) -> PipelineR
         result = _run_pipeline(config, console)
         report.with_name(PREVIOUS_REPORT).unlink(missing_ok=True)
         return result
+
+
+def _refuse_foreign_outputs(config: RunConfig) -> None:
+    """ConfigError naming each file where the run writes that jellyroll did not write: a
+    report of the output folder that is no jellyroll report, an HDF5 file of a cell's
+    folder named as the run's (:func:`written_by_the_run`) that records no jellyroll stage.
+    `jellyroll run` and `demo` replaced a hand-written ``report.html`` and the user's own
+    files there, exit 0."""
+    problems = []
+    for report in (config.output / REPORT, config.output / PREVIOUS_REPORT):
+        if report.is_file() and report.stat().st_size and not is_report(report):
+            problems.append(f"{report} is where the run writes its report, but it is no report")
+    for cell in config.cells:
+        folder = config.output / cell.name
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            if path.suffix == ".h5" and written_by_the_run(path.name) and not _jellyroll_h5(path):
+                problems.append(
+                    f"{path} is where the run writes cell {cell.name}'s results, but it is no "
+                    "jellyroll file"
+                )
+    if problems:
+        raise ConfigError(
+            "\n".join(problems) + "\nthe run would replace them: move them out of the way, or "
+            "give another output folder"
+        )
+
+
+def _jellyroll_h5(path: Path) -> bool:
+    """Whether ``path`` is an HDF5 file recording a jellyroll stage or run index (an empty
+    file counts: an interrupted write's)."""
+    if path.stat().st_size == 0:
+        return True
+    try:
+        with h5py.File(path, "r") as f:
+            return STAGE in f.attrs or INDEX_STAGES in f.attrs
+    except OSError:
+        return False
 
 
 def _run_pipeline(config: RunConfig, console: Console) -> PipelineResult:

@@ -202,3 +202,13 @@ class Report:
         with atomic_output(path, inputs=[Path(item) for item in inputs]) as tmp:
             tmp.write_text(self.render(), encoding="utf-8")
         return path
+
+
+def is_report(path: Path) -> bool:
+    """Whether the file ``path`` begins as every page of :class:`Report` begins, up to its
+    title: a report jellyroll wrote (any HTML page was taken for one: `report -o index.html`
+    replaced a hand-written page, exit 0)."""
+    page = Report("").render()
+    start = page[: page.index("<title>") + len("<title>")].encode("utf-8")
+    with Path(path).open("rb") as handle:
+        return handle.read(len(start)) == start
