@@ -528,6 +528,20 @@ def test_an_output_over_an_input_is_refused_leaving_nothing(tmp_path: Path) -> N
     assert not (tmp_path / "op" / "op_2_steps").exists()
 
 
+def test_a_file_that_is_no_hdf5_in_the_series_or_as_saxs_maps_is_named(tmp_path: Path) -> None:
+    """An empty file among the steps was counted as a scan without a start time ("bad: 1 of
+    the 2 scans ... has a state of charge"), and a PNG given as --saxs failed after every
+    step was reconstructed, naming no file. Both are named before any work."""
+    scans = _stamped_scans(tmp_path / "op", {"op_1.h5": 0, "op_2.h5": 20})
+    empty = tmp_path / "empty.h5"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match=r"empty\.h5 \(step 0\): not a readable HDF5 scan"):
+        run_operando([empty, scans[1]], tmp_path / "a.h5", figures=False)
+    with pytest.raises(ValueError, match=r"empty\.h5 \(--saxs\): not a readable HDF5 file"):
+        run_operando(scans, tmp_path / "b.h5", saxs_maps=empty, figures=False)
+    assert not (tmp_path / "b_steps").exists()
+
+
 def test_scans_where_the_steps_runs_go_are_refused_leaving_them(tmp_path: Path) -> None:
     """Scans numbered from 1 in the steps folder (``op_steps/step_001.h5`` ...): step 0's run
     replaced scan 1 and step 1's scan 2, exit 0 until a later step failed. A file there that

@@ -112,6 +112,11 @@ def series_scans(series: str | os.PathLike[str] | list[str | os.PathLike[str]]) 
         missing = [str(p) for p in scans if not p.is_file()]
         if missing:
             raise ValueError(f"scan not found: {', '.join(missing)}")
+        for k, scan in enumerate(scans):
+            if not h5py.is_hdf5(scan):  # counted as "no start time" before, unnamed
+                raise ValueError(
+                    f"{scan} (step {k}): not a readable HDF5 scan; give the series' WAXS scans"
+                )
         seen: dict[Path, Path] = {}
         for scan in scans:
             first = seen.setdefault(scan.resolve(), scan)
@@ -119,7 +124,8 @@ def series_scans(series: str | os.PathLike[str] | list[str | os.PathLike[str]]) 
                 raise ValueError(f"{scan} is given twice in the series (also as {first})")
         start = scan_times(scans).start_s
     if len(scans) < 2:
-        raise ValueError(f"{series}: an operando series needs at least two scans")
+        given = ", ".join(map(str, scans)) if isinstance(series, list) else str(series)
+        raise ValueError(f"{given}: an operando series needs at least two scans")
     _check_time_order(scans, start)
     return scans
 
@@ -281,6 +287,11 @@ def run_operando(
     # before the steps folder is made: a refused run leaves nothing behind, and no step's
     # run replaces another step's scan (scans numbered from 1 in the steps folder were)
     refuse_overwrite([output], [*scans, *given])
+    if saxs_maps is not None and not h5py.is_hdf5(saxs_maps):  # found after every step before
+        raise ValueError(
+            f"{saxs_maps} (--saxs): not a readable HDF5 file; give the slice's SAXS run file "
+            "or its diagnosis results file"
+        )
     try:
         refuse_overwrite([path for run in runs for path in run_files(run)], [*scans, *given])
     except OutputWouldOverwriteInputError as error:
