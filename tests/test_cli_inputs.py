@@ -144,6 +144,20 @@ def test_a_file_that_is_no_run_given_for_a_run_says_what_it_is(
     assert file.read_bytes() == before
 
 
+@pytest.mark.parametrize("command", [["demo", "--size", "tiny"], ["phantom", "--size", "tiny"]])
+def test_an_output_folder_that_is_a_file_is_named(tmp_path: Path, command: list[str]) -> None:
+    """`demo -o FILE` ended on the operating system's "[Errno 20] Not a directory:
+    'FILE/twins/fresh_charged'"; it now says what `phantom` says."""
+    file = tmp_path / "results.h5"
+    file.write_bytes(b"mine")
+    result = CliRunner().invoke(app, [*command, "-o", str(file)])
+    assert result.exit_code == 1, result.output
+    assert f"{file}: a file, not a folder; give a new or empty output folder" in _one_line(
+        result.output
+    )
+    assert file.read_bytes() == b"mine"
+
+
 def test_a_binary_poni_or_mapping_is_named(tmp_path: Path) -> None:
     """A PNG given as --poni or --mapping ended in `error: 'utf-8' codec can't decode byte
     0x89 in position 0: invalid start byte`, naming no file."""

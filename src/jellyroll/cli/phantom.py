@@ -99,6 +99,8 @@ def demo(
     start = time.perf_counter()
     twins = output / "twins"
     with reported_errors():
+        if output.exists() and not output.is_dir():  # an OS error named output/twins/...
+            raise ValueError(f"{output}: a file, not a folder; give a new or empty output folder")
         foreign = foreign_demo_config(output)
         if foreign is not None:  # a user's own demo.toml in the folder was replaced, exit 0
             raise ValueError(
