@@ -284,6 +284,10 @@ def test_bad_maps_and_volumes_are_refused(twin: Twin) -> None:
         locate_slice(image, 2 * twin.pixel_size_um, volume, VOXEL_UM)
     with pytest.raises(ValueError, match="no cell found in the X-ray volume"):
         locate_slice(image, twin.pixel_size_um, np.zeros_like(volume), VOXEL_UM)
+    # a voxel larger than the whole map (--xct-voxel-um 20000): scikit-image's "Too many
+    # bins for data range", naming nothing
+    with pytest.raises(ValueError, match=r"voxel \(20000 um\) is larger than the whole map"):
+        locate_slice(image, twin.pixel_size_um, volume, 20000.0)
     # a map (or a volume) with one axis flipped: placed 57-72 deg off at correlation 0.72,
     # exit 0; the roll is chiral, its mirror matches worse (0.66 against 0.88 in polar)
     with pytest.raises(ValueError, match=r"better mirrored.*flip the map's x axis"):

@@ -258,6 +258,13 @@ def locate_slice(
     image = _valid_map(image)
     if not pixel_um > 0 or not voxel_um > 0:
         raise ValueError(f"pixel sizes must be positive, got map {pixel_um}, volume {voxel_um}")
+    map_um = max(image.shape) * float(pixel_um)
+    if voxel_um > map_um:  # the map smoothed to that scale failed in scikit-image, unnamed
+        raise ValueError(
+            f"the X-ray volume's voxel ({voxel_um:g} um) is larger than the whole map "
+            f"({map_um:g} um across, {pixel_um:g} um pixels): they cannot hold the same cell; "
+            "check the voxel size (--xct-voxel-um) and the map's pixel size"
+        )
     shape = tuple(int(n) for n in volume.shape)
     blank: list[int] = []  # planes of one value (a lost frame written as 0): not measured
     ((coarse, coarse_voxel, to_fine),) = downsample_levels(
