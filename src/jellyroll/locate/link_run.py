@@ -195,6 +195,23 @@ class LinkResult:
     notes: list[str] = field(default_factory=list)
 
 
+def _refuse_swapped(nxct: Path, location: Path) -> None:
+    """ValueError when the file given as the NXCT file is a location file (the two swapped:
+    it said the location file lacked ``nct_to_xct`` and to make it with `jellyroll nxct`,
+    which the user had)."""
+    try:
+        with h5py.File(nxct, "r") as f:
+            swapped = "entry/location" in f
+    except OSError:
+        return
+    if swapped:
+        raise ValueError(
+            f"{nxct}, given as the NXCT file, is a location file (of `jellyroll locate`); give "
+            f"the NXCT file (of `jellyroll nxct`) first, then the location file (are it and "
+            f"{location} swapped?)"
+        )
+
+
 def run_link(
     diagnosis: str | os.PathLike[str],
     xct: str | os.PathLike[str],
@@ -210,6 +227,7 @@ def run_link(
     options = options or LinkOptions()
     output = Path(output).resolve()
     cell = require_diagnosis(diagnosis)
+    _refuse_swapped(Path(nxct), Path(location))
     found = read_nxct(nxct)
     placement = read_placement(location)
     pixel = cell.pixel_size_um
