@@ -98,9 +98,14 @@ def check_input_file(path: Path, what: str, hint: str) -> None:
 @contextlib.contextmanager
 def reported_errors() -> Iterator[None]:
     """Turn the errors a user can cause into one line on stderr and an exit code (2: the
-    options, 1: the data or the files); ``--debug`` shows the traceback instead."""
+    options, 1: the data or the files); ``--debug`` shows the traceback instead. Warnings
+    are printed as ``warning: ...`` lines (reduce and reconstruct printed Python's, with a
+    file, ``UserWarning`` and a line of jellyroll's source)."""
+    from jellyroll.progress import warnings_printed
+
     try:
-        yield
+        with warnings_printed(error_console):
+            yield
     except typer.Exit:
         raise
     except OptionsError as error:
