@@ -68,7 +68,10 @@ def select_channels(q: np.ndarray, ranges: str) -> np.ndarray:
         try:
             lo, hi = (float(v) for v in item.split(":"))
         except ValueError as error:
-            raise ValueError(f"bad q range {item!r}; write lo:hi in 1/angstrom") from error
+            raise ValueError(
+                f"bad q range {item!r} in the channels (--channels) {ranges!r}; write lo:hi in "
+                "1/angstrom, several joined by commas, or all"
+            ) from error
         here = (q >= min(lo, hi)) & (q <= max(lo, hi))
         if not here.any():
             empty.append(item.strip())
