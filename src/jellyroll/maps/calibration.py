@@ -104,9 +104,7 @@ POSITION_SIGMA = 3e-4
 lines 1.7 bins wide sits up to 0.03 % off): the floor of the straight line's error."""
 
 
-CALIBRATION = (
-    "the PONI distance and beam centre, the radial axis's zero, the wavelength or energy"
-)
+CALIBRATION = "the PONI distance and beam centre, the radial axis's zero, the wavelength or energy"
 """What sets a WAXS q axis, in words."""
 SKIP_Q_CHECK = (
     "skip this check (jellyroll maps or operando --no-q-check, q_check = false in [maps] of "
