@@ -20,6 +20,7 @@ from jellyroll.phantom.write import demo_config
 from jellyroll.pipeline import ConfigError, load_config, run_pipeline
 from jellyroll.pipeline.config import missing_inputs
 from jellyroll.pipeline.run import PREVIOUS_REPORT, REPORT, RUN_LOCK, _scan_channels, _scan_mask
+from jellyroll.report.html import Report
 
 CELL = '[[cells]]\nname = "a"\nwaxs = "w.h5"\nsaxs = "s.h5"\n'
 
@@ -262,11 +263,12 @@ def test_a_run_that_fails_leaves_no_report_of_the_run_before_as_its_own(tmp_path
         (tmp_path / name).write_bytes(b"")
     config = load_config(_config(tmp_path, f'output = "out"\n{CELL}'))
     config.output.mkdir()
-    (config.output / REPORT).write_text("<html>the run before</html>")
+    before = Report("the run before").render()  # a report of jellyroll's, not the user's page
+    (config.output / REPORT).write_text(before)
     with pytest.raises(Exception, match=r"w\.h5"):
         run_pipeline(config)
     assert not (config.output / REPORT).exists()
-    assert (config.output / PREVIOUS_REPORT).read_text() == "<html>the run before</html>"
+    assert (config.output / PREVIOUS_REPORT).read_text() == before
 
 
 def _sinogram_file(path: Path) -> Path:
