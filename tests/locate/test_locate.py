@@ -1057,3 +1057,17 @@ def test_the_rotations_standard_error_counts_no_more_samples_than_points(step_um
     expected = np.sqrt((1 - 0.9**2) / (n * 0.9 * 0.02))
     found = _rotation_uncertainty(Parabola(), np.eye(4), np.zeros(3), step_um, 10.0)
     assert found == pytest.approx(expected, rel=1e-6)
+
+
+def test_a_plane_outside_the_volume_is_said(located: tuple[Path, Path, int]) -> None:
+    """`locate --offset-um 1e9` wrote an all-NaN plane without a word: a warning names the
+    offsets whose planes lie outside the X-ray volume."""
+    output, twin_files, _ = located
+    with pytest.warns(UserWarning, match=r"planes at 1e\+09 um from the slice lie outside"):
+        found = run_locate(
+            output.with_name("RUN.h5"),
+            twin_files / "xct.tif",
+            output.with_name("far.h5"),
+            LocateOptions(offsets_um=(0.0, 1e9)),
+        )
+    assert found.offsets_um.tolist() == [0.0, 1e9]

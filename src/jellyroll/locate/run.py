@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -399,6 +400,14 @@ def run_locate(
         if warning and options.strict_height:
             raise ValueError(f"{warning} (--strict-height): no placement written to {output}")
         on_map = {"xct_on_map": volumes_on_map(xray, location.map_to_xct, y_um, x_um, offsets)}
+        outside = offsets[~np.isfinite(on_map["xct_on_map"]).any(axis=(1, 2))]
+        if outside.size:  # --offset-um 1e9 wrote a plane of NaN without a word
+            warnings.warn(
+                f"the planes at {', '.join(f'{o:g}' for o in outside)} um from the slice lie "
+                f"outside the X-ray volume ({xct}): written as NaN; give offsets within its "
+                "height",
+                stacklevel=2,
+            )
         if options.check_order and nct is None and map_name == "attenuation":
             # a neutron volume given alone as the X-ray one was placed and written, exit 0
             at_slice = on_map["xct_on_map"][int(np.argmin(np.abs(offsets)))]
