@@ -675,3 +675,12 @@ def test_a_runs_waxs_axis_options_do_not_reach_integrated_steps(
     assert operando_reduce_options(options, framed=True) is options
     result = _run(twin_series, tmp_path / "op.h5", reduce_options=passed)
     assert len(result.steps) == 3
+
+
+def test_a_binary_file_given_as_the_log_is_named_as_such(tmp_path: Path) -> None:
+    """A PNG or an HDF5 file given as --log was read as a CSV: "missing time, voltage,
+    current, charge (found png)"."""
+    path = tmp_path / "pic.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    with pytest.raises(ValueError, match=r"pic\.png: a binary file .*not a potentiostat log"):
+        read_potentiostat_log(path)

@@ -194,6 +194,12 @@ def read_potentiostat_log(path: str | os.PathLike[str]) -> PotentiostatLog:
     """An EC-Lab ``.mpt`` text export or a CSV log (see the module docstring)."""
     path = Path(path)
     text = path.read_text(encoding="latin-1")
+    if "\x00" in text[:4096]:  # a PNG or an HDF5 file was read as a CSV ("found png")
+        raise ValueError(
+            f"{path}: a binary file (or text in UTF-16), not a potentiostat log; give an "
+            "EC-Lab text export (.mpt) or a CSV with the columns time, voltage, current, "
+            "charge, in UTF-8 or Latin-1"
+        )
     if path.suffix.lower() == ".mpt" or text.startswith("EC-Lab"):
         return _read_mpt(path, text)
     return _read_csv(path, text)
