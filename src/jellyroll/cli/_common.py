@@ -71,17 +71,10 @@ def _written_by(path: Path) -> str | None:
     for a report: `report -o index.html` replaced a hand-written page, exit 0)."""
     import h5py
 
-    from jellyroll.results.store import INDEX_STAGES, STAGE
+    from jellyroll.results.store import written_by_stage
 
     if h5py.is_hdf5(path):
-        try:
-            with h5py.File(path, "r") as f:
-                if INDEX_STAGES in f.attrs:
-                    return "reduce"
-                stage = f.attrs.get(STAGE)
-        except OSError:
-            return None
-        return None if stage is None else str(stage)
+        return written_by_stage(path)
     from jellyroll.report.html import is_report
 
     return "report" if is_report(path) else None

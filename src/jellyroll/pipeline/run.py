@@ -51,12 +51,11 @@ from jellyroll.report.options import ReportOptions
 from jellyroll.report.run import run_report
 from jellyroll.results import Diagnosis, read_diagnosis
 from jellyroll.results.store import (
-    INDEX_STAGES,
     RUN_STAGES,
-    STAGE,
     index_is_current,
     stage_file,
     write_index,
+    written_by_stage,
 )
 
 TECHNIQUES = ("waxs", "saxs")
@@ -421,13 +420,7 @@ def _refuse_foreign_outputs(config: RunConfig) -> None:
 def _jellyroll_h5(path: Path) -> bool:
     """Whether ``path`` is an HDF5 file recording a jellyroll stage or run index (an empty
     file counts: an interrupted write's)."""
-    if path.stat().st_size == 0:
-        return True
-    try:
-        with h5py.File(path, "r") as f:
-            return STAGE in f.attrs or INDEX_STAGES in f.attrs
-    except OSError:
-        return False
+    return path.stat().st_size == 0 or written_by_stage(path) is not None
 
 
 def _run_pipeline(config: RunConfig, console: Console) -> PipelineResult:

@@ -341,19 +341,22 @@ def _stage_attrs(path: Path) -> dict[str, Any]:
         return {}
 
 
+def written_by_stage(path: Path) -> str | None:
+    """The stage whose output the HDF5 file ``path`` is: the stage its root records,
+    ``reduce`` for a run index; None for any other file (or one that cannot be read)."""
+    attrs = _stage_attrs(path)
+    if INDEX_STAGES in attrs:
+        return "reduce"
+    return None if attrs.get(STAGE) is None else str(attrs[STAGE])
+
+
 def refuse_foreign_index(run: Path) -> None:
     """RunFileError when ``run`` is a file (not empty) that is no jellyroll run index (no
     ``@jellyroll_stages``): writing the run would replace it. `jellyroll operando` with its
     steps folder holding the user's scans numbered from 1 (``step_001.h5`` ...) wrote step
     0's run over scan 1 and step 1's over scan 2, exit 0 until a later step failed."""
-    if not run.is_file() or run.stat().st_size == 0:
+    if not run.is_file() or run.stat().st_size == 0 or written_by_stage(run) == "reduce":
         return
-    try:
-        with h5py.File(run, "r") as f:
-            if INDEX_STAGES in f.attrs:
-                return
-    except OSError:
-        pass
     raise RunFileError(
         f"{run} is where the run's index file goes, but it is no jellyroll run file (it "
         "records no stages: a raw scan, another program's file): writing the run would "
