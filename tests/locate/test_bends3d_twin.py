@@ -16,6 +16,15 @@ from jellyroll.phantom.twin import Twin
 from jellyroll.phantom.write import TwinNXCT
 
 
+def _distances_um(table: pd.DataFrame, point) -> pd.Series:
+    """Distance (um) of each row of ``table`` from ``point`` (z_um, y_um, x_um fields)."""
+    return np.sqrt(
+        (table.x_um - point.x_um) ** 2
+        + (table.y_um - point.y_um) ** 2
+        + (table.z_um - point.z_um) ** 2
+    )
+
+
 def test_every_true_bend_found_with_its_side_and_depth(
     twin: Twin, twin_nxct: TwinNXCT, measured_bends: pd.DataFrame
 ) -> None:
@@ -64,11 +73,7 @@ def test_bends_in_a_volume_upsampled_to_finer_voxels(twin: Twin, twin_nxct: Twin
     truth = twin_nxct.bends
     matched = set()
     for bend in bends.itertuples():
-        gap = np.sqrt(
-            (truth.x_um - bend.x_um) ** 2
-            + (truth.y_um - bend.y_um) ** 2
-            + (truth.z_um - bend.z_um) ** 2
-        )
+        gap = _distances_um(truth, bend)
         assert gap.min() < 60.0
         true = truth.loc[gap.idxmin()]
         assert 0.8 <= abs(bend.amplitude_um) / true.amplitude_um <= 1.2
@@ -84,11 +89,7 @@ def _check_every_true_bend(twin: Twin, twin_nxct: TwinNXCT, bends: pd.DataFrame)
     assert len(truth) == 5 and len(bends) == len(truth)  # no false positive either
     ratios = []
     for bend in truth.itertuples():
-        gap = np.sqrt(
-            (bends.x_um - bend.x_um) ** 2
-            + (bends.y_um - bend.y_um) ** 2
-            + (bends.z_um - bend.z_um) ** 2
-        )
+        gap = _distances_um(bends, bend)
         found = bends.loc[gap.idxmin()]
         assert gap.min() < 60.0
         outwards = 1.0 if side[bend.agglomerate_id] == "anode_inner" else -1.0
@@ -159,11 +160,7 @@ def test_a_reconstructions_outside_not_measured_leaves_the_bends_found(
     truth = twin_nxct.bends
     assert len(bends) == len(truth)
     for bend in truth.itertuples():
-        gap = np.sqrt(
-            (bends.x_um - bend.x_um) ** 2
-            + (bends.y_um - bend.y_um) ** 2
-            + (bends.z_um - bend.z_um) ** 2
-        )
+        gap = _distances_um(bends, bend)
         assert gap.min() < 60.0
         ratio = abs(bends.loc[gap.idxmin()].amplitude_um) / bend.amplitude_um
         assert 0.8 <= ratio <= 1.2
