@@ -41,6 +41,7 @@ back (more than one run in it).
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import itertools
 import math
@@ -466,23 +467,31 @@ def log_on_scan_clock(
     return log.at_offset(offset), start_s, [note]
 
 
+@functools.cache
+def _zone_database() -> tuple[tuple[str, zoneinfo.ZoneInfo], ...]:
+    """Every zone of the zone database, by name (none where no database is installed)."""
+    try:
+        names = sorted(zoneinfo.available_timezones())
+    except (OSError, ValueError):  # pragma: no cover - no zone database
+        return ()
+    zones = []
+    for name in names:
+        try:
+            zones.append((name, zoneinfo.ZoneInfo(name)))
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+            continue
+    return tuple(zones)
+
+
 def _zone_change(first_local_s: float, last_s: float, utc_offset_s: float | None) -> str | None:
     """A time zone of the zone database whose UTC offset at the local time
     ``first_local_s`` (s since the epoch of the local time read as UTC) differs from its
     offset at ``last_s``: the local time, likewise, when ``utc_offset_s`` is None; else
     the instant (s since the epoch), where the zone's offset is ``utc_offset_s``. None
     when no zone's offset changes between them, or no zone database is installed."""
-    try:
-        names = sorted(zoneinfo.available_timezones())
-    except (OSError, ValueError):  # pragma: no cover - no zone database
-        return None
     first = datetime.fromtimestamp(first_local_s, UTC).replace(tzinfo=None)
     last = datetime.fromtimestamp(last_s, UTC)
-    for name in names:
-        try:
-            zone = zoneinfo.ZoneInfo(name)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-            continue
+    for name, zone in _zone_database():
         if utc_offset_s is None:
             at_last = last.replace(tzinfo=zone).utcoffset()
         else:
@@ -503,9 +512,7 @@ def _refuse_offsets_no_clock_changes(
     without zones each scan is read at its own local time: a January series at +01:00 with
     its last scan written at +02:00 (the same instant) read that scan's charge an hour
     late (0.583 for 0.333 of a 4 h charge) and found a lagging zone, exit 0."""
-    try:
-        zones = [zoneinfo.ZoneInfo(name) for name in sorted(zoneinfo.available_timezones())]
-    except (OSError, ValueError, zoneinfo.ZoneInfoNotFoundError):  # pragma: no cover
+    if not _zone_database():  # pragma: no cover - no zone database to tell
         return
     order = [k for k in np.argsort(start_s) if np.isfinite(utc_offset_s[k] + start_s[k])]
     for a, b in itertools.pairwise(order):
@@ -515,7 +522,7 @@ def _refuse_offsets_no_clock_changes(
         wanted = [float(utc_offset_s[k]) for k in (a, b)]
         if any(
             [moment.astimezone(zone).utcoffset().total_seconds() for moment in instants] == wanted
-            for zone in zones
+            for _, zone in _zone_database()
         ):
             continue
         raise ValueError(
@@ -536,19 +543,11 @@ def _refuse_wall_clock_change(log: PotentiostatLog, utc_offset_s: float) -> None
     through the start of summer time, scans at 1.5, 2.5 and 3.5 h read no state of charge,
     0.375 and 0.625 for 0.375, 0.625 and 0.875, exit 0). Where the clock did not change
     (a place without summer time) one offset is right: which, the log does not say."""
-    try:
-        names = sorted(zoneinfo.available_timezones())
-    except (OSError, ValueError):  # pragma: no cover - no zone database
-        return
     first, last = (
         datetime.fromtimestamp(float(t), UTC).replace(tzinfo=None)
         for t in (log.time_s[0], log.time_s[-1])
     )
-    for name in names:
-        try:
-            zone = zoneinfo.ZoneInfo(name)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-            continue
+    for name, zone in _zone_database():
         at_first = first.replace(tzinfo=zone).utcoffset()
         if at_first is None or at_first.total_seconds() != utc_offset_s:
             continue
