@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from jellyroll.defects.bends3d import find_bends_3d
-from jellyroll.figures import save_png
+from jellyroll.io.images import save_png
 from jellyroll.locate import bend_fraction_by_size, link_to_bends, measured_bend_threshold
 from jellyroll.locate.dossier import defect_dossiers, vertical_cut, volume_on_map
 from jellyroll.locate.link_figures import (

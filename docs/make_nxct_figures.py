@@ -20,6 +20,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from jellyroll import figures
+from jellyroll.io.images import save_png
 from jellyroll.nxct.run import run_nxct
 from jellyroll.phantom.write import write_phantom
 from jellyroll.results.nxct import read_displacement, read_fused_cuts
@@ -57,15 +58,15 @@ def main() -> None:
         fused = figures.orthogonal_views_figure(
             *read_fused_cuts(output), result.voxel_um, "fused: red = X-ray, cyan = neutron"
         )
-        figures.save_png(fused, OUT / "nxct_fused.png")
+        save_png(fused, OUT / "nxct_fused.png")
         with h5py.File(output) as f:
             labels = f["entry/segmentation/labels"]
             names = {int(k): v for k, v in json.loads(labels.attrs["names"]).items()}
             axial = labels[labels.shape[0] // 2]
-        figures.save_png(labels_figure(axial, names, result.voxel_um), OUT / "nxct_labels.png")
+        save_png(labels_figure(axial, names, result.voxel_um), OUT / "nxct_labels.png")
         displacement = read_displacement(output)
         if displacement is not None:
-            figures.save_png(figures.bends_figure(*displacement), OUT / "nxct_bends.png")
+            save_png(figures.bends_figure(*displacement), OUT / "nxct_bends.png")
 
 
 if __name__ == "__main__":

@@ -8,11 +8,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from matplotlib.figure import Figure
 from typer.testing import CliRunner
 
 from jellyroll import conventions
 from jellyroll.cli import app
 from jellyroll.io import scratch
+from jellyroll.io.images import save_png
 from jellyroll.maps import core as maps_core
 from jellyroll.maps.options import MapsOptions
 from jellyroll.maps.run import run_maps
@@ -109,7 +111,7 @@ def test_maps_killed_while_drawing_leave_no_earlier_figures(
     run = make_run(tmp_path / "waxs_run.h5", twin, "waxs", seed=1)
     stale = [tmp_path / f"waxs_run_{name}.png" for name in ("graphite_rgb", "nmc_rgb", "d_star")]
     for path in stale:
-        path.write_bytes(b"earlier maps")
+        save_png(Figure(figsize=(1, 1)), path, dpi=10)  # the earlier maps' figures
 
     def killed(*_: object) -> None:
         raise KeyboardInterrupt
@@ -120,6 +122,22 @@ def test_maps_killed_while_drawing_leave_no_earlier_figures(
     assert not any(path.exists() for path in stale)
     with h5py.File(run, "r") as f:
         assert "graphite" in f["/entry/maps"]  # the maps were written
+
+
+def test_maps_refuse_a_png_of_the_user_where_a_figure_goes(tmp_path: Path, twin: Twin) -> None:
+    """A PNG jellyroll did not draw lying as ``RUN_d_star.png`` was deleted before the maps
+    were computed (the stale figures' clean-up) and replaced, exit 0: refused before any
+    work, named, kept."""
+    run = make_run(tmp_path / "waxs_run.h5", twin, "waxs", seed=1)
+    mine = tmp_path / "waxs_run_nmc_rgb.png"
+    Figure(figsize=(1, 1)).savefig(mine, dpi=10, format="png")  # the user's own plot
+    before = mine.read_bytes()
+    result = CliRunner().invoke(app, ["maps", str(run)])
+    assert result.exit_code == 1, result.output
+    assert "waxs_run_nmc_rgb.png is where a figure goes" in " ".join(result.output.split())
+    assert mine.read_bytes() == before
+    with h5py.File(run, "r") as f:
+        assert "maps" not in f["/entry"]
 
 
 def test_a_new_reconstruction_takes_the_maps_figures_with_the_maps(

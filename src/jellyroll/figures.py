@@ -1,12 +1,12 @@
 """Every figure jellyroll draws (matplotlib ``Figure`` objects, no pyplot state), one function
-per figure, from results in physical units; stages save them with :func:`save_png`, the report
+per figure, from results in physical units; stages save them with
+:func:`jellyroll.io.images.save_png`, the report
 embeds them. Colours follow the study: LiC6 green, LiC12 blue, poorly lithiated red; NMC
 lithiated green, delithiated red; case A agglomerates cyan, case B red."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,7 +19,6 @@ from numpy.typing import ArrayLike
 
 from jellyroll.conventions import interp_in_any_order, map_extent_mm, pixel_extent
 from jellyroll.defects.agglomerates import RESOLVED_PIXELS, UNRESOLVED
-from jellyroll.io.provenance import atomic_output
 from jellyroll.phases import graphite_composite, nmc_composite
 from jellyroll.saxs import DStarResult, dstar_histogram
 
@@ -139,13 +138,6 @@ def _colour_legend(axis, colours: dict[str, str], names: dict[str, str], **kwarg
     """A legend of colour patches (the channels of an RGB composite, the cases...)."""
     handles = [Patch(color=colours[key], label=names.get(key, key)) for key in colours]
     axis.legend(handles=handles, fontsize="small", framealpha=0.8, **kwargs)
-
-
-def save_png(figure: Figure, path: Path, dpi: int = 110) -> Path:
-    """Write ``figure`` as a PNG at ``path`` atomically."""
-    with atomic_output(path) as tmp:
-        figure.savefig(tmp, dpi=dpi, format="png")
-    return path
 
 
 def _axes(figure: Figure, n: int) -> list:

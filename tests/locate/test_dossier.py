@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from jellyroll.figures import save_png
+from jellyroll.io.images import save_png
 from jellyroll.locate import link_to_bends
 from jellyroll.locate.dossier import defect_dossiers, select_defects, vertical_cut, volume_on_map
 from jellyroll.locate.link_figures import slice_in_volume_figure

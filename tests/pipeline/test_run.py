@@ -11,6 +11,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from PIL import Image
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -162,12 +163,16 @@ def test_files_the_user_left_where_the_run_writes_are_refused_and_kept(
     with h5py.File(mine, "w") as f:
         f["notes"] = "mine"
     before = mine.read_bytes()
+    plot = demo / "aged_charged" / "waxs_run_graphite_rgb.png"
+    Image.new("RGB", (4, 4)).save(plot)  # a figure of the user's where the run draws one
+    plotted = plot.read_bytes()
     with pytest.raises(ConfigError) as refused:
         run_pipeline(load_config(demo / "demo.toml"))
     assert "report.html is where the run writes its report" in str(refused.value)
     assert "results.h5 is where the run writes cell aged_charged" in str(refused.value)
+    assert "waxs_run_graphite_rgb.png is where the run draws" in str(refused.value)
     assert (demo / "report.html").read_text() == "<html>my own notes</html>"
-    assert mine.read_bytes() == before
+    assert mine.read_bytes() == before and plot.read_bytes() == plotted
 
 
 def test_a_deleted_run_index_is_written_again_when_every_stage_is_up_to_date(

@@ -1,7 +1,7 @@
 """Figures of the 2D-3D link: each defect's dossier (the study's Fig. 3), the fraction of
 agglomerates on a bent collector per size bin, and the slice drawn in a vertical cut of the
 X-ray volume (the study's Fig. 1e). Matplotlib ``Figure`` objects, no pyplot state; save
-with :func:`jellyroll.figures.save_png`."""
+with :func:`jellyroll.io.images.save_png`."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from jellyroll.conventions import um_per, unit_text
-from jellyroll.figures import save_png
+from jellyroll.io.images import refuse_foreign_images, save_png
 from jellyroll.io.lock import output_lock
 from jellyroll.io.nexus import nx_group, read_table, set_default, write_table
 from jellyroll.io.provenance import file_fingerprint, provenance_record
@@ -212,6 +212,11 @@ def _refuse_swapped(nxct: Path, location: Path) -> None:
         )
 
 
+def _figure_path(output: Path, name: str) -> Path:
+    """The PNG of figure ``name`` beside the link file ``output``: ``<stem>_<name>.png``."""
+    return output.with_name(f"{output.stem}_{name}.png")
+
+
 def run_link(
     diagnosis: str | os.PathLike[str],
     xct: str | os.PathLike[str],
@@ -238,6 +243,9 @@ def run_link(
         placement.map_to_xct,
         registration_error_um=options.registration_error_um,
     )
+    selected = select_defects(linked, options.largest_case_a)
+    names = ["slice", "fractions", *(f"dossier_{int(i)}" for i in selected["id"])]
+    refuse_foreign_images(_figure_path(output, name) for name in names)
     bins = bend_fraction_by_size(linked)
     threshold = measured_bend_threshold(linked)
     critical = float(cell.summary.get("critical_diameter_um", np.nan))
@@ -278,7 +286,6 @@ def run_link(
             trace = None
             notes.append(f"no dossiers: the Cu collector was not traced in the X-ray plane at "
                          f"the slice ({error})")  # fmt: skip
-        selected = select_defects(linked, options.largest_case_a)
         dossiers = [] if trace is None else defect_dossiers(
             maps, pixel, trace, selected,
             half_width_um=options.dossier_half_width_um, xray=xray, xray_voxel_um=xray.voxel_um,
@@ -289,7 +296,6 @@ def run_link(
                          "collector traced in the X-ray plane at the slice")  # fmt: skip
         width = shape[1] * pixel
         cut = vertical_cut(xray, xray.voxel_um, placement.map_to_xct, width)
-        stem = output.stem
         figures["slice"] = save_png(
             slice_in_volume_figure(
                 *cut,
@@ -297,16 +303,16 @@ def run_link(
                 placement.profile_similarity,
                 slice_height_um=float(placement.map_to_xct[0, 3]),
             ),
-            output.with_name(f"{stem}_slice.png"),
+            _figure_path(output, "slice"),
         )
         figures["fractions"] = save_png(
             bend_fraction_figure(bins, critical, threshold.diameter_um),
-            output.with_name(f"{stem}_fractions.png"),
+            _figure_path(output, "fractions"),
         )
         for dossier in dossiers:
             name = f"dossier_{int(dossier.defect['id'])}"
             figures[name] = save_png(
-                dossier_figure(dossier, PANEL_TITLES), output.with_name(f"{stem}_{name}.png")
+                dossier_figure(dossier, PANEL_TITLES), _figure_path(output, name)
             )
         # the volumes' own files too (the slices of a folder): the link was made from them
         volumes = [xct] if nct is None else [xct, nct]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from jellyroll import figures
 from jellyroll.io import scratch
+from jellyroll.io.images import refuse_foreign_images, save_png
 from jellyroll.io.provenance import provenance_record
 from jellyroll.maps.core import compute_maps
 from jellyroll.maps.options import MapsOptions
@@ -45,6 +46,8 @@ def run_maps(
 
 def _maps(run: Path, options: MapsOptions, figures: bool) -> MapsResult:
     """:func:`run_maps` under the run file's lock."""
+    if figures:
+        refuse_foreign_images(stage_figures(run, "maps").values())
     with open_reconstruction(run) as recon:
         recon.require_q_in_inverse_angstrom(run)
         cube = recon.data
@@ -77,4 +80,4 @@ def _figures(run: Path, maps: MapSet) -> list[Path]:
     if MapName.D_STAR in maps:
         drawn.append(("d_star", figures.dstar_figure(maps[MapName.D_STAR], maps.x_um, maps.y_um)))
     paths = stage_figures(run, "maps")
-    return [figures.save_png(f, paths[name]) for name, f in drawn]
+    return [save_png(f, paths[name]) for name, f in drawn]

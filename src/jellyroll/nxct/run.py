@@ -24,6 +24,7 @@ import numpy as np
 
 from jellyroll import figures
 from jellyroll.defects.bends3d import find_bends_3d
+from jellyroll.io.images import refuse_foreign_images, save_png
 from jellyroll.io.lock import output_lock
 from jellyroll.io.provenance import provenance_record, refuse_overwrite
 from jellyroll.io.volumes import (
@@ -90,6 +91,7 @@ def run_nxct(
 
     refuse_overwrite([output], [split_dataset(given)[0] for given in (xct, nct)])
     refuse_same_volume(xct, nct)
+    refuse_foreign_images([views_png(output)])
     caught: list[warnings.WarningMessage] = []
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -338,4 +340,9 @@ def _views(output: Path, result: NXCTResult) -> Path:
     figure = figures.orthogonal_views_figure(
         *read_fused_cuts(output), result.voxel_um, "fused: red = X-ray, cyan = neutron"
     )
-    return figures.save_png(figure, output.with_name(f"{output.stem}_views.png"))
+    return save_png(figure, views_png(output))
+
+
+def views_png(output: Path) -> Path:
+    """The orthogonal views' PNG beside the NXCT file ``output``."""
+    return output.with_name(f"{output.stem}_views.png")

@@ -12,8 +12,8 @@ from PIL import Image
 from skimage.segmentation import find_boundaries
 
 from jellyroll.conventions import pixel_extent
-from jellyroll.figures import GRAPHITE_NAMES, GRAPHITE_TITLE, save_png, scale_bar
-from jellyroll.io.provenance import atomic_output
+from jellyroll.figures import GRAPHITE_NAMES, GRAPHITE_TITLE, scale_bar
+from jellyroll.io.images import save_gif, save_png
 from jellyroll.operando.timeline import SOC_UNITS
 from jellyroll.results.operando import PHASES, OperandoResult
 
@@ -123,21 +123,24 @@ def write_gif(result: OperandoResult, path: Path, scale: int = 4) -> Path:
             (rgb.shape[1] * scale, rgb.shape[0] * scale), Image.Resampling.NEAREST
         )
         frames.append(image)
-    with atomic_output(path) as tmp:
-        frames[0].save(
-            tmp, format="GIF", save_all=True, append_images=frames[1:], duration=600, loop=0
-        )
-    return path
+    return save_gif(frames, path, duration_ms=600)
+
+
+def figure_paths(output: Path) -> dict[str, Path]:
+    """Every figure's file beside ``output``, by name: ``<stem>_contact_sheet.png``,
+    ``_curves.png``, ``_cores.png`` and ``_charge.gif``."""
+    stem = output.with_suffix("")
+    names = ("contact_sheet.png", "curves.png", "cores.png", "charge.gif")
+    return {name.split(".")[0]: Path(f"{stem}_{name}") for name in names}
 
 
 def write_figures(result: OperandoResult, output: Path) -> list[Path]:
-    """Every figure beside ``output``: ``<stem>_contact_sheet.png``, ``_curves.png``,
-    ``_cores.png`` and ``_charge.gif``."""
-    stem = output.with_suffix("")
+    """Every figure of :func:`figure_paths` beside ``output``."""
+    paths = figure_paths(output)
     drawn = [
-        save_png(contact_sheet(result), Path(f"{stem}_contact_sheet.png")),
-        save_png(curves_figure(result), Path(f"{stem}_curves.png")),
-        save_png(core_figure(result), Path(f"{stem}_cores.png")),
+        save_png(contact_sheet(result), paths["contact_sheet"]),
+        save_png(curves_figure(result), paths["curves"]),
+        save_png(core_figure(result), paths["cores"]),
     ]
-    drawn.append(write_gif(result, Path(f"{stem}_charge.gif")))
+    drawn.append(write_gif(result, paths["charge"]))
     return drawn

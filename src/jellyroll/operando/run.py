@@ -29,6 +29,7 @@ from scipy import ndimage
 from jellyroll.conventions import interp_in_any_order, map_shift_px, masked_mean_profiles
 from jellyroll.defects import find_agglomerates
 from jellyroll.defects.agglomerates import saxs_map_problem
+from jellyroll.io.images import refuse_foreign_images
 from jellyroll.io.nexus import read_table
 from jellyroll.io.provenance import (
     OutputWouldOverwriteInputError,
@@ -42,7 +43,7 @@ from jellyroll.maps.core import analysis_note, graphite_windows_of
 from jellyroll.maps.options import MapsOptions
 from jellyroll.maps.run import maps_key, run_maps
 from jellyroll.operando import core
-from jellyroll.operando.figures import write_figures
+from jellyroll.operando.figures import figure_paths, write_figures
 from jellyroll.operando.options import OperandoOptions
 from jellyroll.operando.timeline import (
     SOC_UNITS,
@@ -302,6 +303,8 @@ def run_operando(
         ) from None
     for run in runs:
         refuse_foreign_run_files(run)
+    if figures:
+        refuse_foreign_images(figure_paths(output).values())
     _check_calibration(scans, poni_path, mask_path)
     potentiostat = read_potentiostat_log(log) if log is not None else None
     timeline = build_timeline(

@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from jellyroll.conventions import map_extent_mm
-from jellyroll.io.provenance import atomic_output
+from jellyroll.io.images import save_png
 from jellyroll.io.scans import open_scan
 from jellyroll.io.volumes import read_volume
 from jellyroll.phases import graphite_composite, nmc_composite
@@ -91,7 +91,4 @@ def overview_figure(phantom_dir: str | Path, output_png: str | Path) -> Path:
         volume, voxel = read_volume(folder / name)
         axis.imshow(volume[volume.shape[0] // 2], cmap="gray")
         axis.set_title(f"{'X-ray' if name == 'xct.tif' else 'neutron'} CT, {voxel:g} um voxels")
-    output = Path(output_png)
-    with atomic_output(output) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    return output
+    return save_png(fig, output_png, dpi=90)

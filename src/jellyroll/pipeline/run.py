@@ -21,6 +21,7 @@ import numpy as np
 from rich.console import Console
 
 from jellyroll.defects.run import diagnose_key, run_diagnose
+from jellyroll.io.images import written_by_jellyroll
 from jellyroll.io.lock import OutputLockedError, output_lock
 from jellyroll.locate.link_run import link_key, run_link
 from jellyroll.locate.run import locate_key, run_locate
@@ -393,9 +394,9 @@ def run_pipeline(config: RunConfig, console: Console | None = None) -> PipelineR
 def _refuse_foreign_outputs(config: RunConfig) -> None:
     """ConfigError naming each file where the run writes that jellyroll did not write: a
     report of the output folder that is no jellyroll report, an HDF5 file of a cell's
-    folder named as the run's (:func:`written_by_the_run`) that records no jellyroll stage.
-    `jellyroll run` and `demo` replaced a hand-written ``report.html`` and the user's own
-    files there, exit 0."""
+    folder named as the run's (:func:`written_by_the_run`) that records no jellyroll stage,
+    a PNG or GIF there without jellyroll's mark. `jellyroll run` and `demo` replaced a
+    hand-written ``report.html`` and the user's own files there, exit 0."""
     problems = []
     for report in (config.output / REPORT, config.output / PREVIOUS_REPORT):
         if report.is_file() and report.stat().st_size and not is_report(report):
@@ -405,10 +406,17 @@ def _refuse_foreign_outputs(config: RunConfig) -> None:
         if not folder.is_dir():
             continue
         for path in sorted(folder.iterdir()):
-            if path.suffix == ".h5" and written_by_the_run(path.name) and not _jellyroll_h5(path):
+            if not (path.is_file() and written_by_the_run(path.name)):
+                continue
+            if path.suffix == ".h5" and not _jellyroll_h5(path):
                 problems.append(
                     f"{path} is where the run writes cell {cell.name}'s results, but it is no "
                     "jellyroll file"
+                )
+            elif path.suffix in (".png", ".gif") and not written_by_jellyroll(path):
+                problems.append(
+                    f"{path} is where the run draws cell {cell.name}'s figures, but jellyroll "
+                    "did not draw it"
                 )
     if problems:
         raise ConfigError(
