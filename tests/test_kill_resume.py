@@ -61,7 +61,7 @@ def reference(tmp_path_factory, jellyroll_cli) -> tuple[Path, Path, dict[str, np
 
 KILLS = {
     "reduce, after two blocks": ("reduce", ("jellyroll.reduce.run", "_place_block", 2)),
-    "reduce, in the final pass": ("reduce", ("jellyroll.reduce.run", "subtract_air", 5)),
+    "reduce, in the final pass": ("reduce", ("jellyroll.reduce.run", "_minus_air", 5)),
     "reduce, writing the sinogram": ("reduce", ("jellyroll.results.store", "provenance_json", 0)),
     "reduce, before the index": ("reduce", ("jellyroll.reduce.run", "write_index", 0)),
     "reconstruct, in the sweeps": ("reconstruct", ("jellyroll.recon.run", "reconstruct", 0)),

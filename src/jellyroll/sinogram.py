@@ -246,7 +246,12 @@ def _merges_positions(x: np.ndarray, step: float, finest: float) -> bool:
     pairs, counts = np.unique(np.stack([coarse, fine]), axis=1, return_counts=True)
     modal = np.zeros(int(coarse.max() - coarse.min()) + 1, dtype=np.intp)
     np.maximum.at(modal, pairs[0] - coarse.min(), counts)
-    return bool(modal.sum() < (1.0 - _MERGED_SHARE) * x.size)
+    if modal.sum() < (1.0 - _MERGED_SHARE) * x.size:
+        return True
+    # a fine position held by half as many readings as the modal ones is a column, not
+    # strays: a 3-column scan whose middle column kept 2 of its 4 cells had them left out
+    minority = counts < modal[pairs[0] - coarse.min()]
+    return bool(minority.any() and counts[minority].max() >= max(2, 0.5 * np.median(modal)))
 
 
 def _grid_cells(x: np.ndarray, step: float) -> np.ndarray:
@@ -591,23 +596,69 @@ def attenuation_sinogram(ratio: np.ndarray, air_columns: np.ndarray | None = Non
 
     Each angle is normalised by the median ratio of its ``air_columns`` (default: the
     outer 4 % of translations on each side), which removes the diode gain and slow beam
-    drifts. Non-positive ratios give NaN, and so does a whole angle whose air reference is
-    not positive (a diode reading 0 in most of its air columns gave -inf everywhere).
+    drifts; an angle without any air cell measured takes the median of the others'
+    (:func:`borrowed_air`). Non-positive ratios give NaN, and so does a whole angle whose
+    air reference is not positive (a diode reading 0 in most of its air columns gave -inf
+    everywhere).
     """
     columns = edge_columns(ratio.shape[1]) if air_columns is None else air_columns
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a projection lost whole: NaN row
-        air = np.nanmedian(ratio[:, columns], axis=1, keepdims=True)
+        air = np.nanmedian(ratio[:, columns], axis=1)
+    air = borrowed_air(air)[:, None]
     air = np.where(air > 0, air, np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
         transmission = ratio / air
         return np.where(transmission > 0, -np.log(transmission), np.nan)
 
 
+def borrowed_air(reference: np.ndarray) -> np.ndarray:
+    """``reference`` (n_angles, ...), an air level per angle, with every angle that holds no
+    value at all given the median of the angles that do (per element): a half acquisition
+    whose short lines stop before the air end of the long ones (a full turn with one end
+    air) lost those projections whole, NaN in the sinogram and the attenuation, exit 0."""
+    reference = np.array(reference, dtype=np.result_type(reference, np.float32))
+    flat = reference.reshape(reference.shape[0], -1)
+    held = np.isfinite(flat).any(axis=1)
+    if held.any() and not held.all():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an element no angle holds
+            flat[~held] = np.nanmedian(flat[held], axis=0)
+    return reference
+
+
+@dataclass(frozen=True)
+class AirReference:
+    """The air pattern taken off each angle's line: ``mean`` (n_angles, n_q) of its air
+    cells, ``variance`` (n_angles, n_q) of that mean (the summed squared errors of the m
+    cells holding a value, over m^2), both :func:`borrowed_air` where an angle holds no air
+    cell."""
+
+    mean: np.ndarray
+    variance: np.ndarray
+
+
+def air_reference(cells: np.ndarray, errors: np.ndarray | None = None) -> AirReference:
+    """:class:`AirReference` of the air ``cells`` (n_angles, n_air, n_q), NaN where missing,
+    and their one-sigma ``errors`` (same shape; None: variance 0)."""
+    measured = np.isfinite(cells)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an angle without any air cell
+        mean = np.nanmean(cells, axis=1)
+    if errors is None:
+        variance = np.zeros_like(mean)
+    else:
+        squares = np.where(measured, np.square(errors), 0.0).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            variance = squares / np.square(measured.sum(axis=1))
+    return AirReference(borrowed_air(mean), borrowed_air(variance))
+
+
 def subtract_air(data: np.ndarray, air_columns: np.ndarray | None = None) -> np.ndarray:
-    """Subtract, per angle and q, the mean pattern of the air columns: (n_a, n_t, n_q)."""
+    """Subtract, per angle and q, the mean pattern of the air columns (:func:`air_reference`):
+    (n_a, n_t, n_q)."""
     columns = edge_columns(data.shape[1]) if air_columns is None else air_columns
-    return data - np.nanmean(data[:, columns], axis=1, keepdims=True)
+    return data - air_reference(data[:, columns]).mean[:, None]
 
 
 def subtracted_air_errors(
@@ -615,17 +666,12 @@ def subtracted_air_errors(
 ) -> np.ndarray:
     """One-sigma errors (n_a, n_t, n_q) of :func:`subtract_air`'s result, from the ``data``
     before the subtraction and its ``errors``: the cell's and the subtracted air mean's
-    (the root of the summed squares of the m air cells holding a value, over m) in
-    quadrature. The cell's alone understated the spread of air-like cells by up to
-    sqrt(1 + 1/m) (6 % on a scan whose line ends read half the middle, 4 air columns)."""
+    (:class:`AirReference`) in quadrature. The cell's alone understated the spread of
+    air-like cells by up to sqrt(1 + 1/m) (6 % on a scan whose line ends read half the
+    middle, 4 air columns)."""
     columns = edge_columns(data.shape[1]) if air_columns is None else air_columns
-    measured = np.isfinite(data[:, columns])
-    squares = np.where(measured, np.square(errors[:, columns]), 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_variance = squares.sum(axis=1, keepdims=True) / np.square(
-            measured.sum(axis=1, keepdims=True)
-        )
-    return np.sqrt(np.square(errors) + mean_variance)
+    reference = air_reference(data[:, columns], errors[:, columns])
+    return np.sqrt(np.square(errors) + reference.variance[:, None])
 
 
 AIR_TRANSMISSION = 0.9
@@ -707,29 +753,42 @@ def estimate_rotation_centre(
     acquisition's axis 8 steps off, and its maps were noise, exit 0.
     ValueError when no centre can be fitted, or the fit falls outside the translations.
     """
+    angles = np.asarray(rotation_angle_deg)
+    turn = sees_both_sides(angles[np.isfinite(sinogram).any(axis=1)])
     complete = np.all(np.isfinite(sinogram), axis=1)
-    if complete.sum() < max(3, complete.size / 4):
+    if complete.sum() < max(3, complete.size / 4) or (
+        turn and not sees_both_sides(angles[complete])
+    ):
+        # a turn whose complete projections are one half of it (the other half's lines
+        # each one cell short) was placed by the centre of mass: a half acquisition's axis
+        # 11 steps off, its maps noise, exit 0
         sinogram, complete = _gaps_filled(sinogram, max_missing)
     if complete.sum() < 3:
         raise ValueError(
             "need at least 3 projections without missing cells (or with at most "
             f"{max_missing:.0%} missing) to find the rotation centre"
         )
-    if sees_both_sides(np.asarray(rotation_angle_deg)[complete]):
+    if turn:
         centre = _conjugate_centre(sinogram, complete, rotation_angle_deg, translation_mm)
         if centre is not None:
             return centre
-        # the centre of mass assumes the sample in the field at every angle: a line end
-        # inside it (a half acquisition) puts the axis anywhere (a featureless disk: 224
-        # steps off of 1024)
-        for _, problem in line_end_problems(sinogram[complete]):
-            if problem is not None:
-                raise ValueError(
-                    "the projections of this full turn match their conjugates half a turn on "
-                    "too weakly to place the axis, and one end of the lines lies in the "
-                    f"sample ({problem}: a half acquisition?), so their centre of mass cannot "
-                    "place it either"
-                )
+    # the centre of mass assumes the sample in the field at every angle: a line end inside
+    # it (a half acquisition) put the axis anywhere (a featureless disk: 224 steps off of
+    # 1024); a half turn cut by one end of its lines 5.6 steps off
+    ends = line_end_problems(sinogram[complete])
+    for side, (_, problem) in zip(("first", "last"), ends, strict=True):
+        if problem is not None:
+            matched = (
+                "the projections of this full turn match their conjugates half a turn on too "
+                "weakly to place the axis, and "
+                if turn
+                else ""
+            )
+            raise ValueError(
+                f"{matched}the {side} end of the lines lies in the sample ({problem}"
+                f"{': a half acquisition?' if turn else ''}), so the projections' centre of "
+                "mass cannot place the axis (the sample leaves the field)"
+            )
     rows = sinogram[complete]
     ends = edge_columns(rows.shape[1])
     if rows.shape[1] > 2 * ends.size:  # line ends apart from the middle

@@ -570,20 +570,11 @@ def test_no_attenuation_relative_to_line_ends_inside_the_sample(tmp_path: Path) 
     assert read_sinogram(report.output).attenuation is None
 
 
-@pytest.mark.parametrize(
-    ("n_angles", "step_deg"), [(12, 30.0), (20, 15.0)], ids=["full turn", "last 75 deg lost"]
-)
-def test_a_half_acquisition_takes_its_far_line_end_as_air(
-    tmp_path: Path, n_angles: int, step_deg: float
-) -> None:
-    """A full turn whose axis lies near one end of the lines (half acquisition: the disc of
-    0.3 mm radius centred on the axis, the lines from -0.1 to +0.55 mm): the near end lies
-    in the disc, both ends were taken as the air and refused, and the scan lost its
-    attenuation (and air subtraction), with a warning that blamed the scan; so did such a
-    turn whose last 75 deg were lost (a gap the reconstruction maps whole,
-    ``conventions.sees_both_sides``). The far end alone is air: the attenuation is 1.2 x
-    the disc's thickness at every cell (to the float32 rounding of the diode readings and
-    the 1e-6 of the log)."""
+def _half_acquisition_scan(path: Path, n_angles: int, step_deg: float, short: int = 0) -> Path:
+    """A full turn whose axis lies near one end of the lines: a disc of 0.3 mm radius
+    centred on the axis, lines of 14 cells from -0.1 to +0.55 mm (their first end in the
+    disc), its diode reading 1.2 x the disc's thickness; the first half turn's lines
+    ``short`` cells short at their far (air) end."""
     from jellyroll.io.poni import poni_text
     from jellyroll.io.raw_scan import RawScanWriter
     from jellyroll.phantom.detector import geometry_for_q_range, make_integrator
@@ -593,13 +584,31 @@ def test_a_half_acquisition_takes_its_far_line_end_as_air(
     ai = make_integrator(shape, distance_m=distance, wavelength_A=0.161, beam_centre_px=centre)
     angles, translations = np.meshgrid(np.arange(n_angles) * step_deg, np.arange(14) * 0.05 - 0.1)
     angles, translations = angles.T.ravel(), translations.T.ravel()
+    kept = (angles >= 180.0) | (translations < 0.55 - 0.05 * short + 0.01)
+    angles, translations = angles[kept], translations[kept]
     thickness = np.clip(1 - (translations / 0.3) ** 2, 0, None)
     counts = 10 + 50 * thickness[:, None, None] * np.ones(shape)
     frames = np.random.default_rng(0).poisson(counts).astype(np.int32)
     diode = 3e4 * np.exp(-1.2 * thickness)
-    scan = tmp_path / "half.h5"
-    with RawScanWriter(scan, shape, poni=poni_text(ai)) as writer:
+    with RawScanWriter(path, shape, poni=poni_text(ai)) as writer:
         writer.append(frames, angles, translations, monitor=np.full(angles.size, 1e5), diode=diode)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("n_angles", "step_deg"), [(12, 30.0), (20, 15.0)], ids=["full turn", "last 75 deg lost"]
+)
+def test_a_half_acquisition_takes_its_far_line_end_as_air(
+    tmp_path: Path, n_angles: int, step_deg: float
+) -> None:
+    """A full turn whose axis lies near one end of the lines (half acquisition,
+    :func:`_half_acquisition_scan`): the near end lies in the disc, both ends were taken as
+    the air and refused, and the scan lost its attenuation (and air subtraction), with a
+    warning that blamed the scan; so did such a turn whose last 75 deg were lost (a gap the
+    reconstruction maps whole, ``conventions.sees_both_sides``). The far end alone is air:
+    the attenuation is 1.2 x the disc's thickness at every cell (to the float32 rounding of
+    the diode readings and the 1e-6 of the log)."""
+    scan = _half_acquisition_scan(tmp_path / "half.h5", n_angles, step_deg)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # no "line ends are not air"
         warnings.filterwarnings("ignore", message=".*rotation.centre.*")
@@ -607,6 +616,28 @@ def test_a_half_acquisition_takes_its_far_line_end_as_air(
     sinogram = read_sinogram(report.output)
     expected = 1.2 * np.clip(1 - (sinogram.translation_mm / 0.3) ** 2, 0, None)
     np.testing.assert_allclose(sinogram.attenuation, np.tile(expected, (n_angles, 1)), atol=1e-5)
+
+
+def test_a_half_acquisition_whose_first_half_lines_stop_short_keeps_them(tmp_path: Path) -> None:
+    """The half acquisition above with its first half turn's lines two cells short at the
+    air end (the red team's twin: three points short): those projections hold no air cell,
+    their air mean and diode reference were NaN, and reduce wrote them NaN whole (2623
+    frames of the twin), exit 0, "0 frames left out". They take the other projections'
+    air now, with a warning; their attenuation is the disc's as in the whole scan, and the
+    cells never measured stay NaN."""
+    scan = _half_acquisition_scan(tmp_path / "half.h5", 12, 30.0, short=2)
+    with pytest.warns(UserWarning, match=r"6 of the 12 projections hold no cell at the line ends"):
+        report = run_reduce(scan, tmp_path / "run.h5", TINY)
+    sinogram = read_sinogram(report.output)
+    expected = 1.2 * np.clip(1 - (sinogram.translation_mm / 0.3) ** 2, 0, None)
+    first_half = sinogram.rotation_angle_deg < 180.0
+    np.testing.assert_allclose(
+        sinogram.attenuation[first_half, :12], np.tile(expected[:12], (6, 1)), atol=1e-5
+    )
+    assert np.isnan(sinogram.attenuation[first_half, 12:]).all()
+    assert np.isfinite(sinogram.data[first_half, :12]).all()
+    assert np.isnan(sinogram.data[first_half, 12:]).all()
+    assert report.missing_cells == 12
 
 
 def test_a_half_turn_whose_first_line_end_lies_in_the_sample_is_not_air() -> None:

@@ -66,8 +66,10 @@ from jellyroll.results.store import (
     write_stage_file,
 )
 from jellyroll.sinogram import (
+    AirReference,
     SinogramLayout,
     air_columns_problem,
+    air_reference,
     attenuation_sinogram,
     edge_columns,
     estimate_rotation_centre,
@@ -77,8 +79,6 @@ from jellyroll.sinogram import (
     monitor_scale,
     place,
     sinogram_layout,
-    subtract_air,
-    subtracted_air_errors,
     suppress_spots,
     suppress_spots_in_place,
 )
@@ -967,16 +967,17 @@ def _air_ends(
 
 
 def air_cell_spots(
-    sums: h5py.Dataset, count: h5py.Dataset, air: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+    sums: h5py.Dataset, squares: h5py.Dataset, count: h5py.Dataset, air: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, AirReference]:
     """The air cells' patterns (n_angles, n_air, n_q) with their spots and zingers replaced
-    by the median of their translation's air cells over the angles, and where they were
-    (bool, same shape).
+    by the median of their translation's air cells over the angles, where they were
+    (bool, same shape), and the air reference of every angle taken from them
+    (:func:`~jellyroll.sinogram.air_reference`).
 
     ``sums`` (n_angles, n_translations, n_q) summed patterns of each cell's ``count``
-    (n_angles, n_translations) frames; ``air`` the translation indices taken as air. The
-    air mean that :func:`subtract_air` takes off every cell of a line is not robust: a
-    zinger in one air frame (1e5 counts in a pixel, which the integration's sigma clip
+    (n_angles, n_translations) frames, ``squares`` their summed squared errors; ``air`` the
+    translation indices taken as air. The air mean taken off every cell of a line is not
+    robust: a zinger in one air frame (1e5 counts in a pixel, which the integration's sigma clip
     keeps in a q bin of fewer than 27 pixels, where one pixel can not stand 5 sigma out
     of its bin's spread) went, over m, into that channel of the whole line, and the spot
     filter, run after the subtraction, only mends the cell it was in. :func:`suppress_spots`
@@ -986,17 +987,46 @@ def air_cell_spots(
     as much as the next one out (a sample's beam tail), which moved the air mean by that
     difference over m."""
     cells = np.empty((count.shape[0], len(air), sums.shape[2]), np.float32)  # as the sums
+    errors = np.empty_like(cells)
     columns, back = np.unique(air, return_inverse=True)  # read each once (air may repeat)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a missing cell: NaN
         for row in range(count.shape[0]):  # a row at a time, its air cells only
-            read = sums[row, list(columns)] / count[row, list(columns)][:, None]
-            cells[row] = read[back]
+            frames = count[row, list(columns)][:, None]
+            cells[row] = (sums[row, list(columns)] / frames)[back]
+            errors[row] = (np.sqrt(squares[row, list(columns)]) / np.maximum(frames, 1))[back]
     spots = suppress_spots(cells).replaced
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a translation missing at every angle
         typical = np.nanmedian(np.where(spots, np.nan, cells), axis=0)
-    return np.where(spots, typical[None], cells), spots
+    cells = np.where(spots, typical[None], cells)
+    return cells, spots, air_reference(cells, errors)
+
+
+def _minus_air(
+    values: np.ndarray, errors: np.ndarray, reference: AirReference, row: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The patterns (n_translations, n_q) of line ``row`` and their errors with its air
+    pattern taken off (the air mean's error added in quadrature)."""
+    variance = np.square(errors) + reference.variance[row]
+    return values - reference.mean[row], np.sqrt(variance)
+
+
+def _warn_lines_without_air(source: str, occupancy: np.ndarray, air: np.ndarray) -> None:
+    """Warn when some measured angles hold no cell at the ``air`` translations (their air
+    pattern and diode reference are then the other angles' median): a half acquisition
+    whose short lines stop before the air end of the long ones lost those projections whole
+    without a word."""
+    measured = occupancy.any(axis=1)
+    without = measured & ~(occupancy[:, air] > 0).any(axis=1)
+    if without.any():
+        warnings.warn(
+            f"{source}: {int(without.sum())} of the {int(measured.sum())} projections hold no "
+            "cell at the line ends taken as air (their lines stop short): their air "
+            "reference is the other projections' median (a beam that drifted between them "
+            "is not followed)",
+            stacklevel=4,
+        )
 
 
 def _finish(
@@ -1089,7 +1119,11 @@ def _finish(
         )
         attenuation = None
     subtract = options.subtract_air and problem is None
-    air_cells, air_spots = air_cell_spots(sums, count, air) if subtract else (None, None)
+    if subtract or attenuation is not None:
+        _warn_lines_without_air(info.source, occupancy, air)
+    air_cells, air_spots, reference = (
+        air_cell_spots(sums, squares, count, air) if subtract else (None, None, None)
+    )
     centre: list[float | None] = [None]
     missing = [0]  # cells without a value, counted while writing
 
@@ -1111,11 +1145,8 @@ def _finish(
             values = sums[row] / frames
             errors = np.sqrt(squares[row]) / frames
             if subtract:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing edge
-                    values[air] = np.where(air_spots[row], air_cells[row], values[air])
-                    errors = subtracted_air_errors(values[None], errors[None], air)[0]
-                    values = subtract_air(values[None], air)[0]
+                values[air] = np.where(air_spots[row], air_cells[row], values[air])
+                values, errors = _minus_air(values, errors, reference, row)
             group["data"][row] = values
             group["errors"][row] = errors
             total[row] = np.sum(values, axis=1)
