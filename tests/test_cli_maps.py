@@ -103,9 +103,10 @@ def test_maps_refuse_a_waxs_run_whose_q_axis_is_stretched(tmp_path: Path, twin: 
 def test_maps_killed_while_drawing_leave_no_earlier_figures(
     tmp_path: Path, twin: Twin, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The maps are written (with their key) before the PNGs are drawn: a run killed while
-    drawing left the earlier maps' PNGs beside the new maps, and `jellyroll run`, finding
-    the maps up to date, never drew them again. The earlier PNGs go first."""
+    """A run killed while drawing left the earlier maps' PNGs beside the new maps, and one
+    killed after writing the maps left them without PNGs: `jellyroll run`, finding the maps
+    up to date, never drew them (the red team's kill -9). The earlier PNGs go first, and the
+    maps are written after the PNGs are drawn."""
     from jellyroll.maps import run as maps_run
 
     run = make_run(tmp_path / "waxs_run.h5", twin, "waxs", seed=1)
@@ -121,7 +122,7 @@ def test_maps_killed_while_drawing_leave_no_earlier_figures(
         maps_run.run_maps(run)
     assert not any(path.exists() for path in stale)
     with h5py.File(run, "r") as f:
-        assert "graphite" in f["/entry/maps"]  # the maps were written
+        assert "maps" not in f["/entry"]  # nothing stands for up to date: a rerun draws
 
 
 def test_maps_refuse_a_png_of_the_user_where_a_figure_goes(tmp_path: Path, twin: Twin) -> None:

@@ -65,15 +65,18 @@ def _owner(path: Path) -> dict | None:
 
 
 @contextlib.contextmanager
-def output_lock(output: str | os.PathLike[str], derived: Iterable[str] = ()) -> Iterator[Path]:
+def output_lock(
+    output: str | os.PathLike[str], derived: Iterable[str] = (), figures: Iterable[str] = ()
+) -> Iterator[Path]:
     """Hold the lock of ``output`` (its folder is created) for the duration of the block.
 
     Raises :class:`OutputLockedError` when a live process holds it; a lock of a dead
     process on this host is taken over and its temporary files removed: those of
     ``output`` and of the files written with it, ``<stem>.<name>.h5`` for each name in
-    ``derived`` (a run's stage files). A lock of another host is never taken over (its
-    process cannot be checked from here): the message says which file to delete once that
-    run is known to be over.
+    ``derived`` (a run's stage files) and the files named in ``figures`` beside it (a
+    killed `maps` left its PNGs' temporary files for good). A lock of another host is
+    never taken over (its process cannot be checked from here): the message says which
+    file to delete once that run is known to be over.
     """
     output = Path(output).resolve()
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -109,7 +112,7 @@ def output_lock(output: str | os.PathLike[str], derived: Iterable[str] = ()) -> 
                 os.replace(claimed, path)
                 continue
             claimed.unlink()
-            _remove_leftovers(output, derived)
+            _remove_leftovers(output, derived, figures)
             continue
         with os.fdopen(fd, "w") as handle:
             json.dump(me, handle)
@@ -123,10 +126,11 @@ def output_lock(output: str | os.PathLike[str], derived: Iterable[str] = ()) -> 
             path.unlink(missing_ok=True)
 
 
-def _remove_leftovers(output: Path, derived: Iterable[str]) -> None:
+def _remove_leftovers(output: Path, derived: Iterable[str], figures: Iterable[str] = ()) -> None:
     """Temporary files that a killed writer of ``output`` left behind: its atomic writes'
     (``.<name>.<random>.part``) and scratch files' (``.<stem>.scratch-<random>.part``), and
-    those of the files ``<stem>.<derived>.h5`` written with it. Only these: ``.<stem>.*.part``
+    those of the files ``<stem>.<derived>.h5`` written with it and of the ``figures`` (file
+    names) beside it. Only these: ``.<stem>.*.part``
     also matched the files being written for another output whose name starts alike
     (``r.v2.h5`` beside ``r.h5``), and another process lost its work. Names are matched as
     they are written: in ``scan[1].h5``, ``[1]`` matched ``1`` and the temporary file of
@@ -135,6 +139,7 @@ def _remove_leftovers(output: Path, derived: Iterable[str]) -> None:
     patterns = [f".{glob.escape(output.name)}.*.part"]
     for stem in stems:
         patterns += [f".{glob.escape(stem)}.scratch-*.part", f".{glob.escape(stem)}.h5*.part"]
+    patterns += [f".{glob.escape(name)}.*.part" for name in figures]
     for pattern in dict.fromkeys(patterns):
         for leftover in output.parent.glob(pattern):
             leftover.unlink(missing_ok=True)

@@ -251,7 +251,11 @@ def run_link(
     critical = float(cell.summary.get("critical_diameter_um", np.nan))
     figures: dict[str, Path] = {}
     xct_voxel_um, nct_voxel_um = recorded_voxels(placement, found, nxct)
-    with output_lock(output), open_volume(xct, xct_voxel_um, voxel_hint=_VOXEL_HINT) as xray:
+    drawn = [_figure_path(output, name).name for name in names]
+    with (
+        output_lock(output, figures=drawn),
+        open_volume(xct, xct_voxel_um, voxel_hint=_VOXEL_HINT) as xray,
+    ):
         # the figures are drawn before the link file is written: a run stopped in between
         # must not leave the link file of other inputs, found up to date beside new figures
         check_nxct_volumes(nxct, {"xct": xray})

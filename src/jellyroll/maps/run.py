@@ -64,11 +64,17 @@ def _maps(run: Path, options: MapsOptions, figures: bool) -> MapsResult:
             raise RunFileError(f"{run}: {error}") from error
     configuration = {"stage": "maps", **options.key_payload(), "source": "/entry/reconstruction"}
     record = provenance_record(configuration, inputs=[stage_file(run, "reconstruct")])
-    if figures:  # a kill while drawing left the earlier maps' PNGs beside these maps
+    drawn = []
+    if figures:
+        # the earlier maps' PNGs go first, and these are drawn before the maps are written:
+        # a kill while drawing left the earlier PNGs beside new maps, and one after writing
+        # the maps left them without PNGs, which `jellyroll run`, finding the maps up to
+        # date, never drew
         for path in stage_figures(run, "maps").values():
             path.unlink(missing_ok=True)
+        drawn = _figures(run, maps)
     write_map_set(run, maps, record, key=maps_key(run, options))
-    return MapsResult(maps, _figures(run, maps) if figures else [])
+    return MapsResult(maps, drawn)
 
 
 def _figures(run: Path, maps: MapSet) -> list[Path]:

@@ -125,7 +125,8 @@ def _registered(
     """The run of :func:`run_nxct` once its inputs are checked: ``notes()`` gives what the
     run has said so far, for the file."""
     with (
-        output_lock(output, derived=["registered"]),  # its scratch file's leftovers
+        # its scratch file's and figure's leftovers
+        output_lock(output, derived=["registered"], figures=[views_png(output).name]),
         open_volume(xct, options.xct_voxel_um, voxel_hint="give it with --xct-voxel-um") as xray,
         open_volume(nct, options.nct_voxel_um, voxel_hint="give it with --nct-voxel-um") as neutron,
     ):

@@ -139,7 +139,8 @@ def run_lock(run: str | os.PathLike[str]) -> Iterator[Path]:
     a killed writer removes the temporary files of the index and of its stage files; a file
     where the index or a stage file goes that is none is refused before any work
     (:func:`refuse_foreign_run_files`)."""
-    with output_lock(run, derived=[item.group for item in RUN_STAGES]) as lock:
+    figures = [path.name for item in RUN_STAGES for path in stage_figures(run, item.stage).values()]
+    with output_lock(run, derived=[item.group for item in RUN_STAGES], figures=figures) as lock:
         refuse_foreign_run_files(Path(run))
         yield lock
 
