@@ -53,9 +53,11 @@ def test_a_stale_run_lock_leaves_another_runs_files_alone(tmp_path: Path) -> Non
     owner = {"pid": _dead_pid(), "host": socket.gethostname(), "started": 0.0}
     lock_path(output).write_text(json.dumps(owner))
     own = [".r.h5.a1.part", ".r.reconstruction.h5.b2.part", ".r.scratch-c3.part",
-           ".r.maps.h5.d4.part", ".r.sinogram.h5.e5.part"]  # fmt: skip
+           ".r.maps.h5.d4.part", ".r.sinogram.h5.e5.part",
+           ".r_graphite_rgb.png.i9.part", ".r_d_star.png.j0.part"]  # fmt: skip
+    # a killed `maps` left its PNGs' temporary files for good (the red team's kill -9)
     others = [".r.v2.h5.f6.part", ".r.v2.reconstruction.h5.g7.part", ".r.v2.scratch-h8.part",
-              "r.h5.partial"]  # fmt: skip
+              "r.h5.partial", ".r_v2_graphite_rgb.png.k1.part"]  # fmt: skip
     for name in own + others:
         (tmp_path / name).write_text("x")
     with run_lock(output):
