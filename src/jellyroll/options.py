@@ -45,7 +45,19 @@ def _admits_bool(annotation: Any) -> bool:
 
 
 class OptionsError(ValueError):
-    """Options that do not validate; the message names each option and what is wrong."""
+    """Options that do not validate; the message names each option and what is wrong.
+    ``problems``: (option name, what is wrong) of each, when known; ``model``: the options
+    model they were given to."""
+
+    def __init__(
+        self,
+        message: str,
+        problems: list[tuple[str, str]] | None = None,
+        model: type[BaseModel] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.problems = problems or []
+        self.model = model
 
 
 def options_from(model: type[Options], given: dict[str, Any]) -> Options:
@@ -54,11 +66,24 @@ def options_from(model: type[Options], given: dict[str, Any]) -> Options:
     try:
         return model(**{name: value for name, value in given.items() if value is not None})
     except ValidationError as error:
-        raise OptionsError(validation_message(error)) from error
+        problems = validation_problems(error)
+        raise OptionsError(validation_message(error), problems, model) from error
+
+
+def validation_problems(error: ValidationError) -> list[tuple[str, str]]:
+    """(key, message) of each invalid option; pydantic's "Value error, " before a message
+    of jellyroll's own checks is left out."""
+    return [
+        (
+            ".".join(str(part) for part in item["loc"]),
+            str(item["msg"]).removeprefix("Value error, "),
+        )
+        for item in error.errors()
+    ]
 
 
 def validation_message(error: ValidationError) -> str:
     """``key: message`` per invalid option, one per line."""
     return "\n".join(
-        f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}" for item in error.errors()
+        f"{key}: {message}" if key else message for key, message in validation_problems(error)
     )

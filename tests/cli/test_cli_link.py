@@ -101,8 +101,8 @@ def test_an_option_given_reaches_the_link(linkable: dict[str, Path], tmp_path: P
         ({"results": "missing.h5"}, 1, "does not exist; give the results file"),
         ({"location": "results"}, 1, "no /entry/location/swaxs_to_xct"),
         ({"location": "nxct", "nxct": "lower"}, 1, "given as the NXCT file, is a location"),
-        ({"option": ["--registration-error-um", "-1"]}, 2, "registration_error_um"),
-        ({"option": ["--dossier-half-width-um", "0"]}, 2, "dossier_half_width_um"),
+        ({"option": ["--registration-error-um", "-1"]}, 2, "--registration-error-um"),
+        ({"option": ["--dossier-half-width-um", "0"]}, 2, "--dossier-half-width-um"),
     ],
 )
 def test_link_refuses_before_any_work(

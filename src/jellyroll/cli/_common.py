@@ -25,6 +25,11 @@ def option(model: type[BaseModel], name: str, *declarations: str, **kwargs: Any)
     The option's own default is None ("not given"): the model fills in its default, so a
     default exists only in the model.
     """
+    return typer.Option(*declarations, help=_help_text(model, name), show_default=False, **kwargs)
+
+
+def _help_text(model: type[BaseModel], name: str) -> str:
+    """The help of the option of field ``name`` of ``model``: its description and default."""
     info = model.model_fields[name]
     default = info.default
     shown = (
@@ -35,8 +40,35 @@ def option(model: type[BaseModel], name: str, *declarations: str, **kwargs: Any)
         else default
     )
     # escaped: the help is rich markup, where "[default: 1000]" is a style tag, dropped
-    help_text = escape(f"{info.description} [default: {shown}]")
-    return typer.Option(*declarations, help=help_text, show_default=False, **kwargs)
+    return escape(f"{info.description} [default: {shown}]")
+
+
+def _flag(model: type[BaseModel] | None, name: str) -> str:
+    """The command-line option that sets field ``name`` of ``model`` in the running command
+    (``--block`` for ``block_frames``), found by the help :func:`option` gave it; ``name``
+    itself where none is found (a field of a run configuration, an option of no command)."""
+    try:  # typer vendors click (0.2x); before, click's own
+        from typer._click.globals import get_current_context
+    except ImportError:
+        from click import get_current_context
+    context = get_current_context(silent=True)
+    if model is None or context is None or name not in model.model_fields:
+        return name
+    wanted = _help_text(model, name)
+    hits = [p for p in context.command.params if getattr(p, "help", None) == wanted]
+    if len(hits) != 1 or not hits[0].opts:
+        return name
+    return max(hits[0].opts, key=len)
+
+
+def _options_message(error: OptionsError) -> str:
+    """The message of ``error`` with each option named as the command line spells it."""
+    if not error.problems:
+        return str(error)
+    return "\n".join(
+        f"{_flag(error.model, key)}: {message}" if key else message
+        for key, message in error.problems
+    )
 
 
 def check_output_file(
@@ -102,7 +134,7 @@ def reported_errors() -> Iterator[None]:
     except typer.Exit:
         raise
     except OptionsError as error:
-        _fail(error, USAGE_ERROR, "option")
+        _fail(OptionsError(_options_message(error)), USAGE_ERROR, "option")
     except (ValueError, OSError, RuntimeError, KeyError) as error:
         _fail(error, DATA_ERROR, "error")
     except EOFError as error:  # np.load of an empty file: click printed only "Aborted."

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
+import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from jellyroll.options import StageOptions
@@ -21,6 +22,27 @@ the mean of all its rays' residuals, SART by each projection's in turn: on the t
 WAXS scan SIRT's graphite anode after 10 iterations labelled 4547 pixels for the truth's 1554
 (the map half as high and blurred: 72 % of the pixels labelled alike), after 30: 2625, 50:
 2110, 100: 1912, 400: 1831; SART's after 3 sweeps 2002, 10: 1848 (97 % alike)."""
+
+
+def q_ranges(channels: str) -> list[tuple[float, float]] | None:
+    """The q ranges (lo, hi) in 1/angstrom of a ``channels`` text, ``"lo:hi,lo:hi,..."``
+    (each range in either order); None for ``"all"``. ValueError naming a range that is not
+    two finite numbers."""
+    if channels.strip().lower() == "all":
+        return None
+    ranges = []
+    for item in channels.split(","):
+        try:
+            lo, hi = (float(v) for v in item.split(":"))
+        except ValueError:
+            lo = hi = float("nan")
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise ValueError(
+                f"bad q range {item!r} in the channels {channels!r}; write lo:hi in "
+                "1/angstrom, several joined by commas, or all"
+            )
+        ranges.append((min(lo, hi), max(lo, hi)))
+    return ranges
 
 
 def iterations_of(method: str, iterations: int | None) -> int:
@@ -65,6 +87,14 @@ class ReconstructOptions(StageOptions):
         "channel's without errors; of the cube's with them, no channel losing more than its "
         "noise); given, it is the rule of rank auto. Default: 1 - 1e-8.",
     )
+
+    @field_validator("channels")
+    @classmethod
+    def _channels_are_q_ranges(cls, value: str) -> str:
+        """Refused as the options are read: a malformed range was found only when the
+        reconstruction's key was computed, after `jellyroll run` had reduced the scan."""
+        q_ranges(value)
+        return value
 
     @field_validator("rank")
     @classmethod

@@ -16,6 +16,7 @@ import numpy as np
 from jellyroll.phases import TABLE1_WINDOWS, WindowSpec, window_integrals
 from jellyroll.recon.engine import reconstruct
 from jellyroll.recon.geometry import ParallelGeometry
+from jellyroll.recon.options import q_ranges
 
 __all__ = ["reconstruct_q_windows", "select_channels"]
 
@@ -59,20 +60,14 @@ def select_channels(q: np.ndarray, ranges: str) -> np.ndarray:
     a range beside the axis was dropped while another held channels (``0.5:0.8,7:8`` on a
     0.5-2 A^-1 axis reconstructed 0.5-0.8 alone, exit 0)."""
     q = np.asarray(q)
-    if ranges.strip().lower() == "all":
+    parsed = q_ranges(ranges)
+    if parsed is None:
         return np.arange(q.size)
     span = f"{np.nanmin(q):.4g}-{np.nanmax(q):.4g}" if np.isfinite(q).any() else "no value"
     picked = np.zeros(q.size, dtype=bool)
     empty = []
-    for item in ranges.split(","):
-        try:
-            lo, hi = (float(v) for v in item.split(":"))
-        except ValueError as error:
-            raise ValueError(
-                f"bad q range {item!r} in the channels (--channels) {ranges!r}; write lo:hi in "
-                "1/angstrom, several joined by commas, or all"
-            ) from error
-        here = (q >= min(lo, hi)) & (q <= max(lo, hi))
+    for item, (lo, hi) in zip(ranges.split(","), parsed, strict=True):
+        here = (q >= lo) & (q <= hi)
         if not here.any():
             empty.append(item.strip())
         picked |= here
