@@ -280,6 +280,11 @@ def test_report_is_self_contained_and_complete(demo: Path) -> None:
     # the run's settings: one entry, each stage's nested in it (was "settings: waxs", ...)
     assert html.count("<dt>settings</dt><dd><dl>") == 1 and "settings: " not in html
     assert "<dt>reconstruct</dt><dd><dl><dt>method</dt><dd>sart</dd>" in html
+    # each cell's scans: none was named, so a cell given another cell's scan could not be
+    # told from its page (the red team's crossed run configuration)
+    for preset in ("fresh_charged", "aged_charged"):
+        scan = demo / "twins" / preset / "waxs_scan.h5"
+        assert f"<dt>waxs</dt><dd>{scan}</dd>" in html
 
 
 def test_report_has_the_study_sections_and_found_vs_truth(demo: Path, tmp_path: Path) -> None:

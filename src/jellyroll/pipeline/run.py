@@ -483,7 +483,13 @@ def _run_pipeline(config: RunConfig, console: Console) -> PipelineResult:
                     cell, results, config, folder, log, console, runs["waxs"]
                 )
     settings = {k: v for k, v in config.model_dump(mode="json").items() if k != "cells"}
-    facts = {"settings": settings, "output": str(config.output)}
+    # each cell's files: the report named none of its scans, so a cell given another
+    # cell's scan could not be told from its page
+    inputs = {
+        cell.name: {k: v for k, v in cell.model_dump(mode="json").items() if v and k != "name"}
+        for cell in config.cells
+    }
+    facts = {"settings": settings, "cells": inputs, "output": str(config.output)}
     report = run_report(
         [result.path for result in cells.values() if result.path is not None],
         config.output / REPORT,
