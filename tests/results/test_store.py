@@ -275,6 +275,26 @@ def test_maps_of_a_replaced_reconstruction_are_refused(run: Path, tmp_path: Path
     assert read_map_set(run)["lic6"].shape == (6, 6)
 
 
+def test_readers_of_other_results_name_them_as_what_they_are(tmp_path: Path) -> None:
+    """An unreadable NXCT, location or results file was "not a readable HDF5 run file", a
+    missing one to be made with `jellyroll reduce`."""
+    from jellyroll.locate.link_run import read_placement
+    from jellyroll.results import read_diagnosis
+    from jellyroll.results.nxct import read_nxct
+
+    garbage = tmp_path / "garbage.h5"
+    garbage.write_text("not HDF5")
+    for reader, what in (
+        (read_nxct, "NXCT file"),
+        (read_placement, "location file"),
+        (read_diagnosis, "results file"),
+    ):
+        with pytest.raises(RunFileError, match=f"not a readable HDF5 {what}"):
+            reader(garbage)
+    with pytest.raises(RunFileError, match="no such NXCT file; make it with `jellyroll nxct`"):
+        read_nxct(tmp_path / "missing.h5")
+
+
 def test_readers_name_the_file_and_what_to_run(tmp_path: Path) -> None:
     with pytest.raises(RunFileError, match="no such run file"):
         read_sinogram(tmp_path / "missing.h5")

@@ -293,7 +293,8 @@ def read_poni_text(path: str | Path) -> str:
     """Text of a PONI file (clear error if missing)."""
     path = Path(path)
     if not path.is_file():
-        raise ScanFormatError(f"{path}: PONI file not found; pass the calibration with --poni")
+        state = "is a folder" if path.is_dir() else "not found"
+        raise ScanFormatError(f"{path}: PONI file {state}; pass the calibration with --poni")
     try:
         return path.read_text()
     except UnicodeDecodeError as error:

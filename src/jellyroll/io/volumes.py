@@ -629,7 +629,8 @@ def refuse_same_volume(xct: str | os.PathLike[str], nct: str | os.PathLike[str])
     if same_file and same_set:
         raise ValueError(
             f"{xct} is given as both the X-ray and the neutron volume; give the neutron CT "
-            "volume of the same cell as the second"
+            "volume of the same cell as the neutron one (--nct, or nct = ... in a run "
+            "configuration)"
         )
 
 

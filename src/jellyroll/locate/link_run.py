@@ -108,7 +108,7 @@ def read_placement(path: str | os.PathLike[str]) -> Placement:
     profile) or a digital twin's truth.h5 (``/entry/nxct/map_to_xct``, no profile)."""
     if not Path(path).is_file():
         raise RunFileError(f"{path}: no such location file; make it with `jellyroll locate`")
-    with open_run(path) as f:
+    with open_run(path, "location file", "`jellyroll locate`") as f:
         name = next((p for p in LOCATION_PATHS if p in f), None)
         if name is None:
             raise RunFileError(
@@ -435,7 +435,7 @@ def _dossier_maps(cell, planes: dict[str, np.ndarray], windows: dict) -> dict[st
 def read_link(path: str | os.PathLike[str]) -> LinkResult:
     """A link file of :func:`run_link` (figures as paths beside it)."""
     hint = "make it with `jellyroll link`, or `jellyroll run` on a cell with xct and nct"
-    with open_run(path) as f:
+    with open_run(path, "link file", "`jellyroll link`") as f:
         if "/entry/link" not in f:
             raise RunFileError(f"{path}: /entry/link is missing; {hint}")
         group = f["/entry/link"]

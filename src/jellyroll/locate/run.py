@@ -185,7 +185,7 @@ def nxct_on_map(
         values = volume_on_map(source, found.voxel_um, to_grid, shape, pixel_um, order=order)
         return np.rint(np.nan_to_num(values, nan=0.0)).clip(0, 255).astype(np.uint8)
 
-    with open_run(nxct) as f:
+    with open_run(nxct, "NXCT file", "`jellyroll nxct`") as f:
         fused = f["/entry/fused/data"]
         rgb = np.stack([plane(_Channel(fused, c), 1) for c in range(3)], axis=-1)
         labels = None
@@ -202,7 +202,7 @@ def nxct_voxels(
     a neutron volume read at its header's size instead was put on the map at the wrong
     scale, exit 0); None where neither says (the volume's metadata then). ValueError when a
     size given differs from the file's."""
-    with open_run(nxct) as f:
+    with open_run(nxct, "NXCT file", "`jellyroll nxct`") as f:
         hint = "make it with `jellyroll nxct`, or leave --nxct out"
         attrs = require(f, nxct, "/entry/registration", hint).attrs
         recorded = [attrs.get(f"{name}_voxel_um") for name in ("xct", "nct")]
@@ -227,7 +227,7 @@ def check_location_volume(location: str | os.PathLike[str], xray: VolumeSource) 
     and last planes than its ``xct_digest``; a location file without them is not checked).
     Another cell's location file placed the map in a volume it was not found in, and
     `jellyroll link` put every case-B agglomerate on no bend, exit 0 (five cells of six)."""
-    with open_run(location) as f:
+    with open_run(location, "location file", "`jellyroll locate`") as f:
         group = f.get("/entry/location")
         attrs = {} if group is None else dict(group.attrs)
     if _differs(xray, attrs.get("xct_shape"), attrs.get("xct_digest")):
@@ -259,7 +259,7 @@ def check_nxct_volumes(nxct: str | os.PathLike[str], volumes: dict[str, VolumeSo
     centred frames of those volumes: an X-ray volume with two empty slices more put the
     fused RGB, labels and neutron plane a slice off the map, and the neutron volume turned by
     90 deg in its plane (its shape the same) was resampled on the map turned, exit 0."""
-    with open_run(nxct) as f:
+    with open_run(nxct, "NXCT file", "`jellyroll nxct`") as f:
         hint = "make it with `jellyroll nxct`, or leave --nxct out"
         attrs = dict(require(f, nxct, "/entry/registration", hint).attrs)
         fused = f.get("/entry/fused/data")
@@ -418,7 +418,7 @@ def run_locate(
             with open_volume(nct, nct_voxel_um, voxel_hint=_NCT_HINT) as neutron:
                 if nxct is not None:
                     check_nxct_volumes(nxct, {"nct": neutron})
-                    with open_run(nxct) as f:
+                    with open_run(nxct, "NXCT file", "`jellyroll nxct`") as f:
                         hint = "make it with `jellyroll nxct`, or leave --nxct out"
                         nct_to_xct = require(f, nxct, "/entry/registration/nct_to_xct", hint)[()]
                 else:

@@ -153,7 +153,7 @@ def write_diagnosis(
 def read_diagnosis(path: str | os.PathLike[str]) -> Diagnosis:
     """Load a results file written by :func:`write_diagnosis`."""
     hint = "diagnose the cell with `jellyroll diagnose` or `jellyroll run`"
-    with open_run(path) as f:
+    with open_run(path, "results file", "`jellyroll diagnose` or `jellyroll run`") as f:
         entry = require(f, path, "/entry", hint)
         for name in ("maps", "defects", "summary", "unrolled", "name"):
             require(f, path, f"/entry/{name}", hint)

@@ -147,7 +147,7 @@ def write_nxct_on_map(
 def read_location(path: str | os.PathLike[str]) -> LocationResult:
     """The placement of a location file (``/entry/location``)."""
     hint = "make it with `jellyroll locate`"
-    with open_run(path) as f:
+    with open_run(path, "location file", "`jellyroll locate`") as f:
         group = require(f, path, "/entry/location", hint)
         score = require(f, path, "/entry/location/score", hint)
         matrix = require(f, path, "/entry/location/swaxs_to_xct", hint)

@@ -151,7 +151,7 @@ def write_bends_group(entry: h5py.Group, bends: pd.DataFrame, displacement=None)
 def read_nxct(path: str | os.PathLike[str]) -> NXCTResult:
     """The registration, grid, windows, label names and bends of an NXCT file."""
     hint = "make it with `jellyroll nxct`"
-    with open_run(path) as f:
+    with open_run(path, "NXCT file", "`jellyroll nxct`") as f:
         registration = require(f, path, "/entry/registration/nct_to_xct", hint)
         group = f["/entry/registration"]
         fused = require(f, path, "/entry/fused/data", hint)
@@ -210,7 +210,7 @@ def _grid_of(f: h5py.File, path: str | os.PathLike[str]) -> str:
 def read_fused_cuts(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The fused RGB volume cut through its centre: the axial slice (ny, nx, 3) and the
     vertical cuts (nz, nx, 3) and (nz, ny, 3); only those voxels are read."""
-    with open_run(path) as f:
+    with open_run(path, "NXCT file", "`jellyroll nxct`") as f:
         data = require(f, path, "/entry/fused/data", "make it with `jellyroll nxct`")
         nz, ny, nx = data.shape[:3]
         return data[nz // 2], data[:, ny // 2], data[:, :, nx // 2]

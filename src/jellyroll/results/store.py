@@ -445,17 +445,21 @@ def index_is_current(run: str | os.PathLike[str]) -> bool:
     return recorded == [spec.stage for spec in linked_stages(run)]
 
 
-def open_run(run: str | os.PathLike[str]) -> h5py.File:
-    """Open a run file for reading, with a clear error when it is missing or not HDF5."""
+def open_run(
+    run: str | os.PathLike[str], what: str = "run file", made_by: str = "`jellyroll reduce`"
+) -> h5py.File:
+    """Open a run file (or another result file: ``what``, written by ``made_by``) for
+    reading, with a clear error when it is missing or not HDF5 (an NXCT file given to
+    `link` was called a run file, to be made with `jellyroll reduce`)."""
     run = Path(run)
     if run.is_dir():
-        raise RunFileError(f"{run} is a folder, not a run file; give the run's .h5 file")
+        raise RunFileError(f"{run} is a folder, not a {what}; give the {what} (.h5)")
     if not run.is_file():
-        raise RunFileError(f"{run}: no such run file; create it with `jellyroll reduce`")
+        raise RunFileError(f"{run}: no such {what}; make it with {made_by}")
     try:
         f = h5py.File(run, "r")
     except OSError as error:
-        raise RunFileError(f"{run}: not a readable HDF5 run file ({error})") from error
+        raise RunFileError(f"{run}: not a readable HDF5 {what} ({error})") from error
     try:
         _check_stage_links(f, run)
     except RunFileError:
