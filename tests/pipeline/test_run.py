@@ -175,6 +175,22 @@ def test_files_the_user_left_where_the_run_writes_are_refused_and_kept(
     assert mine.read_bytes() == before and plot.read_bytes() == plotted
 
 
+def test_a_cells_scans_the_wrong_way_round_are_refused_before_any_stage(
+    demo: Path, tmp_path: Path
+) -> None:
+    """A cell's waxs and saxs swapped was refused only once both scans had been reduced,
+    reconstructed and mapped (the red team's run configuration): each scan's q reach, from
+    its geometry, tells them apart before the first stage."""
+    config = load_config(demo / "demo.toml")
+    cell = config.cells[0].model_copy(
+        update={"waxs": config.cells[0].saxs, "saxs": config.cells[0].waxs}
+    )
+    swapped = config.model_copy(update={"cells": [cell], "output": tmp_path / "out"})
+    with pytest.raises(ConfigError, match=rf"cell {cell.name}: its waxs scan .* wrong way round"):
+        run_pipeline(swapped)
+    assert not (tmp_path / "out" / cell.name).exists()
+
+
 def test_a_deleted_run_index_is_written_again_when_every_stage_is_up_to_date(
     demo: Path, tmp_path: Path
 ) -> None:

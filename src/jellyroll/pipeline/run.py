@@ -75,6 +75,12 @@ class PipelineResult:
     seconds: float = 0.0
 
 
+def _scan_spec(cell: CellInput, kind: str) -> ScanSpec:
+    """How the cell's ``kind`` scan ("waxs" or "saxs") is opened: its mapping, PONI, mask."""
+    poni = getattr(cell, f"poni_{kind}")
+    return ScanSpec.of(getattr(cell, kind), cell.mapping, poni, _scan_mask(cell, kind))
+
+
 def _scan_mask(cell: CellInput, kind: str) -> Path | None:
     """The cell's mask for its ``kind`` scan: none for a scan without frames (a sinogram
     file, integrated patterns) while the cell's other scan has them (the mask is theirs);
@@ -99,8 +105,7 @@ def _scan_stages(
     the run files of the cell's scans done before this one (:func:`_scan_channels`)."""
     run = folder / f"{kind}_run.h5"
     options = getattr(config, kind)
-    scan, poni = getattr(cell, kind), getattr(cell, f"poni_{kind}")
-    spec = ScanSpec.of(scan, cell.mapping, poni, _scan_mask(cell, kind))
+    spec = _scan_spec(cell, kind)
     label = f"{cell.name} {kind}"
 
     def reduce() -> None:
@@ -375,6 +380,7 @@ def run_pipeline(config: RunConfig, console: Console | None = None) -> PipelineR
     300-bin sinogram, exit 0)."""
     console = console or Console(quiet=True)
     require_inputs(config)
+    _refuse_swapped_scans(config)
     _refuse_foreign_outputs(config)
     with contextlib.ExitStack() as held:
         try:
@@ -389,6 +395,23 @@ def run_pipeline(config: RunConfig, console: Console | None = None) -> PipelineR
         result = _run_pipeline(config, console)
         report.with_name(PREVIOUS_REPORT).unlink(missing_ok=True)
         return result
+
+
+def _refuse_swapped_scans(config: RunConfig) -> None:
+    """ConfigError naming each cell whose WAXS scan reaches a lower q than its SAXS scan
+    (:meth:`~jellyroll.reduce.run.ScanSpec.q_reach_A`): the two given the wrong way round
+    were refused only once both had been reduced, reconstructed and mapped."""
+    problems = []
+    for cell in config.cells:
+        reach = {kind: _scan_spec(cell, kind).q_reach_A() for kind in ("waxs", "saxs")}
+        if None not in reach.values() and reach["waxs"] < reach["saxs"]:
+            problems.append(
+                f"cell {cell.name}: its waxs scan {cell.waxs} reaches q = {reach['waxs']:.3g} "
+                f"1/A, its saxs scan {cell.saxs} q = {reach['saxs']:.3g} 1/A: they are the "
+                "wrong way round; swap waxs and saxs (and poni_waxs and poni_saxs)"
+            )
+    if problems:
+        raise ConfigError("\n".join(problems))
 
 
 def _refuse_foreign_outputs(config: RunConfig) -> None:

@@ -31,7 +31,7 @@ import numpy as np
 from jellyroll import __version__
 from jellyroll.conventions import per_angstrom, sees_both_sides, unit_text
 from jellyroll.io.nexus import nx_group, set_default
-from jellyroll.io.poni import PoniError
+from jellyroll.io.poni import PoniError, integrator_from_poni_text
 from jellyroll.io.provenance import (
     data_files,
     file_fingerprint,
@@ -120,6 +120,32 @@ class ScanSpec:
                 "this detector (rows x columns as the frames)"
             )
         return reader
+
+    def q_reach_A(self) -> float | None:
+        """The highest q (1/A) the scan measures: its integrated axis's end, or that of its
+        detector's farthest corner under its geometry; None when the scan cannot be opened
+        or says neither (the stage that reads it then says why)."""
+        try:
+            reader = self.open()
+        except (ValueError, OSError, KeyError):
+            return None
+        try:
+            info = reader.info
+            if info.q_A is not None:
+                q = np.asarray(info.q_A, dtype=np.float64)
+                return float(np.nanmax(q)) if np.isfinite(q).any() else None
+            if info.poni is None or info.frame_shape is None:
+                return None
+            integrator = integrator_from_poni_text(info.poni)
+            height, width = info.frame_shape
+            corners = np.array([0, 0, height - 1, height - 1]), np.array([0, width - 1] * 2)
+            two_theta = integrator.tth(*corners)
+            wavelength_A = integrator.wavelength * 1e10
+            return float(np.max(4 * np.pi * np.sin(np.asarray(two_theta) / 2) / wavelength_A))
+        except (ValueError, OSError, PoniError):
+            return None
+        finally:
+            reader.close()
 
     @property
     def files(self) -> list[str]:
