@@ -541,7 +541,26 @@ def test_a_shallow_bend_under_no_agglomerate_is_not_named() -> None:
         {"id": [1, 2, 3], "amplitude_um": [-10.0, 6.0, -30.0],
          "agglomerate_ids": [(), (), (4,)]}
     )  # fmt: skip
-    assert _bends_without_agglomerate(bends, DiagnoseOptions()) == []
+    agglomerates = pd.DataFrame({"id": [4], "case": ["B"]})
+    assert _bends_without_agglomerate(bends, agglomerates, DiagnoseOptions()) == []
     bends.loc[2, "agglomerate_ids"] = ()
-    said = _bends_without_agglomerate(bends, DiagnoseOptions())
+    said = _bends_without_agglomerate(bends, agglomerates, DiagnoseOptions())
     assert len(said) == 1 and said[0].startswith("bend(s) 3 (30 um deep) lie under")
+
+
+def test_a_deep_bend_under_case_a_agglomerates_only_is_named() -> None:
+    """A 68 um bend linked only to a 40 um case-A agglomerate (the red team's cell of four
+    large ones: the 116 um agglomerate behind it found as that 40 um one, 59 um away): the
+    case-B count one short, no note. A bend half a critical diameter deep under case-A
+    agglomerates only is named; under a case-B one, or shallow, it is not."""
+    bends = pd.DataFrame(
+        {"id": [1, 2, 3], "amplitude_um": [-68.0, -30.0, -10.0],
+         "agglomerate_ids": [(5,), (6, 5), (5,)]}
+    )  # fmt: skip
+    agglomerates = pd.DataFrame({"id": [5, 6], "case": ["A", "B"]})
+    said = _bends_without_agglomerate(bends, agglomerates, DiagnoseOptions())
+    assert said == [
+        "bend(s) 1 (68 um deep) lie under case-A agglomerates only, deep enough for a case-B "
+        "agglomerate's: one measured small (part of its rim taken for background or a "
+        "plateau), or a case-B one above or below the slice, bent it; see their sizes"
+    ]

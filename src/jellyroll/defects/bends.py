@@ -79,7 +79,9 @@ def find_bends(
     length), ``significance`` (noise units), ``depth_limited`` (the tracker's path sat at
     the edge of its window within the bend, :attr:`SpiralTrace.at_window_edge`: the depth
     is a lower bound; a bend of 60 um on a 120 um pitch measured 51 um) and, when linked,
-    ``agglomerate_ids``.
+    ``agglomerate_ids``. ``attrs["unmeasured_runs"]``: how many departures past the
+    threshold were not reported because they reach samples near unmeasured pixels (a NaN
+    row through a 43 um bend removed it without a word).
     """
     image = np.asarray(attenuation_map, dtype=np.float64)
     p = positive_pixel_size(pixel_size_um, "find_bends")
@@ -110,11 +112,13 @@ def find_bends(
     if at_edge is None or at_edge.shape != values.shape:
         at_edge = np.zeros(values.shape, dtype=bool)
     rows = []
+    unmeasured_runs = 0
     for sign in (1.0, -1.0):
         runs, _ = ndimage.label(sign * values > limit)
         for (run,) in ndimage.find_objects(runs):
             width = float(deviation.arc_um[run.stop - 1] - deviation.arc_um[run.start])
             if width < p or lost[run].any():
+                unmeasured_runs += int(width >= p and bool(unmeasured[run].any()))
                 continue
             k = run.start + int(np.argmax(sign * values[run]))
             rows.append(
@@ -136,6 +140,7 @@ def find_bends(
         bends = pd.DataFrame({name: pd.Series(dtype=float) for name in _BEND_COLUMNS})
     if agglomerates is not None:
         bends, _ = link_bends(agglomerates, bends)
+    bends.attrs["unmeasured_runs"] = unmeasured_runs
     return bends
 
 

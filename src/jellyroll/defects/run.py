@@ -527,6 +527,12 @@ def diagnose(
             bends_measured = True
         except ValueError as error:
             notes.append(f"collector not traced: {error}")
+        if unmeasured_runs := int(bends.attrs.get("unmeasured_runs", 0)):
+            notes.append(
+                f"{unmeasured_runs} departure(s) of the collector past the bend threshold "
+                "reach pixels of the attenuation map without a value (NaN): not reported as "
+                "bends, the layer's course there is not measured; a bend may lie there"
+            )
     if len(bends) and "depth_limited" in bends and bends.depth_limited.astype(bool).any():
         limited = bends.id[bends.depth_limited.astype(bool)].astype(int).tolist()
         notes.append(
@@ -547,7 +553,7 @@ def diagnose(
     if len(bends) and len(agglomerates):
         bends, agglomerates = link_bends(agglomerates, bends)
     if len(bends):
-        notes.extend(_bends_without_agglomerate(bends, options))
+        notes.extend(_bends_without_agglomerate(bends, agglomerates, options))
     unmixed = maps
     if graphite_crosstalk is not None and all(n in maps for n in GRAPHITE_PHASE_MAPS):
         unmixed = _unmixed_graphite(maps, graphite_crosstalk)
@@ -594,28 +600,57 @@ def diagnose(
     )
 
 
-def _bends_without_agglomerate(bends: pd.DataFrame, options: DiagnoseOptions) -> list[str]:
+def _bends_without_agglomerate(
+    bends: pd.DataFrame, agglomerates: pd.DataFrame, options: DiagnoseOptions
+) -> list[str]:
     """A note naming the bends at least half a critical diameter deep under no agglomerate
     found: an agglomerate over half the background window is taken for background (the
     tiny twin's 150 um one, its bend 73 um deep: not found, no case B, the defect share
     0.006 for 0.039, exit 0 without a word), or it lies off the slice. Shallower ones are
-    left out: the twins' traces give a few of 5-10 um with no agglomerate."""
+    left out: the twins' traces give a few of 5-10 um with no agglomerate. And one naming
+    such bends under case-A agglomerates only (:func:`_deep_bends_under_case_a`)."""
     linked = bends.get("agglomerate_ids", pd.Series([()] * len(bends), index=bends.index))
     deep = bends.amplitude_um.abs() >= options.critical_diameter_um / 2
-    alone = bends[deep & np.array([len(ids) == 0 for ids in linked])]
+    held = np.array([len(ids) > 0 for ids in linked], dtype=bool)
+    notes = _deep_bends_under_case_a(bends[deep & held], agglomerates)
+    alone = bends[deep & ~held]
     if alone.empty:
-        return []
+        return notes
     window = options.background_window_um or background_window(options.critical_diameter_um)
     listed = ", ".join(
         f"{int(b.id)} ({abs(b.amplitude_um):.0f} um deep)" for b in alone.itertuples()
     )
     return [
+        *notes,
         f"bend(s) {listed} lie under no agglomerate found in the slice, deep enough for a case "
         "B agglomerate's: an agglomerate above "
         "or below the slice bent it, or one wider than half the background window "
         f"({window / 2:.0f} um), which the background takes in and no spot shows; for the "
         "latter, diagnose again with a background window (background_window_um) over twice "
-        "its size"
+        "its size",
+    ]
+
+
+def _deep_bends_under_case_a(deep: pd.DataFrame, agglomerates: pd.DataFrame) -> list[str]:
+    """A note naming the ``deep`` bends (linked, at least half a critical diameter deep)
+    whose agglomerates are all case A: a 116 um agglomerate found as 40 um (case A) 59 um
+    from its 68 um bend was counted case A without a word (the red team's cell of four
+    large agglomerates)."""
+    if deep.empty or "case" not in agglomerates:
+        return []
+    case = dict(zip(agglomerates.id.astype(int), agglomerates.case, strict=True))
+    only_a = [
+        bend
+        for bend in deep.itertuples()
+        if all(case.get(int(i)) == "A" for i in bend.agglomerate_ids)
+    ]
+    if not only_a:
+        return []
+    listed = ", ".join(f"{int(b.id)} ({abs(b.amplitude_um):.0f} um deep)" for b in only_a)
+    return [
+        f"bend(s) {listed} lie under case-A agglomerates only, deep enough for a case-B "
+        "agglomerate's: one measured small (part of its rim taken for background or a "
+        "plateau), or a case-B one above or below the slice, bent it; see their sizes"
     ]
 
 
