@@ -455,6 +455,23 @@ def test_spiral_follows_the_true_cu_collector(seed: int, centre_um: tuple[float,
     assert matched >= 0.95 * RAY_ANGLES.size
 
 
+def test_a_trace_that_ends_turns_before_the_winding_is_said_to_be_cut() -> None:
+    """An oval cell (the small twin, 3 % ovality, 20 um pixels, seed 1): the trace left the
+    Cu for the Al foil and ended after 1.2 of its 3 turns (at 596 um; the Cu reaches 1176
+    um) without a cut, and the diagnosis reported no bend for its 3 true case-B bends,
+    without a word (the red team's twin). The winding is seen over a pitch further out
+    than the trace's end: its outer end is cut (the diagnosis says so). The round twin's
+    trace is not."""
+    size = SIZES["small"]
+    for ovality, cut in ((0.03, True), (0.01, False)):
+        cell = size.cell.model_copy(update={"ovality": ovality})
+        oval = size.model_copy(update={"cell": cell})
+        twin = make_twin("aged_charged", oval, seed=1)
+        image = ndi.gaussian_filter(twin.mu_xray_per_um, 20.0 / 2.3548 / twin.pixel_size_um)
+        trace = trace_spiral(image, find_cell(image), twin.pixel_size_um)
+        assert trace.cut_ends[1] is cut, ovality
+
+
 def test_deviation_shows_the_bent_collectors() -> None:
     """Case B agglomerates bend the Cu by 36 and 48 um in seed 0; the largest deviations
     from the smooth spiral sit at them, with the sign of the bend, and elsewhere the layer

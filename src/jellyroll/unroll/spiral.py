@@ -250,7 +250,11 @@ def trace_spiral(
     winding, radius, strength, at_edge, off_image = _located(
         winding, radius, strength, at_edge, centre, direction, image.shape, (r_lo, r_hi)
     )
-    cut_ends = (cut_ends[0] or off_image[0], cut_ends[1] or off_image[1])
+    # the winding seen further out than the path's end by over a pitch: the path lost the
+    # layer (an oval cell's trace left for the Al foil and ended after 1.2 of 3 turns, no
+    # cut said, no bend beyond it, exit 0)
+    short = bool(radius[-1] < _winding_reach(ridge, r_lo, pitch) - pitch)
+    cut_ends = (cut_ends[0] or off_image[0], cut_ends[1] or off_image[1] or short)
     turns = (winding[-1] - winding[0]) / (2 * np.pi)
     if turns < 1:  # e.g. the casing's arc followed from a centre a few pixels off
         raise ValueError(
@@ -286,6 +290,21 @@ def trace_spiral(
         cut_ends=cut_ends,
         at_window_edge=at_edge,
     )
+
+
+WINDING_SPREAD = 0.25
+"""Share of its largest value down to which the spread over the angles of the band-passed
+polar image (smoothed over a pitch) shows the winding: a wound layer crosses every radius
+at some angle, a ring (the casing, a can's wall) or the hollow does not."""
+
+
+def _winding_reach(ridge: np.ndarray, r_lo: float, pitch: float) -> float:
+    """The outermost radius (px) of the band-passed polar image ``ridge`` (n_radii, n_angles)
+    from ``r_lo`` in steps of :data:`_DR` where the winding shows
+    (:data:`WINDING_SPREAD`)."""
+    spread = ndi.uniform_filter1d(np.std(ridge, axis=1), max(1, round(pitch / _DR)))
+    wound = np.flatnonzero(spread >= WINDING_SPREAD * spread.max())
+    return r_lo + float(wound[-1]) * _DR if wound.size else r_lo
 
 
 def _located(
