@@ -61,6 +61,15 @@ def test_results_files_follow_the_contract(demo: Path) -> None:
                 assert view["data"].attrs["units"] == maps[name]["data"].attrs["units"], name
             table = read_table(f["/entry/defects/agglomerates"])
             assert {"x_um", "y_um", "equivalent_diameter_um", "case"} <= set(table.columns)
+            # every measured column states its unit (the excess intensities, significances
+            # and the lithiation table's phase shares stated none); ids, counts, cases not
+            for name in ("agglomerates", "bends", "lithiation"):
+                for column, values in f[f"/entry/defects/{name}"].items():
+                    counted = column in ("id", "turn", "bend_id") or column.startswith("pixels")
+                    if values.dtype.kind == "f" and not counted:
+                        assert "units" in values.attrs, f"{name}/{column}"
+            excess = f["/entry/defects/agglomerates/excess_intensity"].attrs["units"]
+            assert excess == maps["saxs_intensity"]["data"].attrs["units"]
             # what made the diagnosis, all of which reruns it when changed: not the whole
             # configuration (a run that changed the title and added an operando series kept
             # the diagnosis, and its record, of the run before)

@@ -78,9 +78,12 @@ COLUMN_UNITS = {"_um": "um", "_um2": "um^2", "_mm": "mm", "_nm": "nm", "_deg": "
 """Units (``@units``) of a table's numeric columns named with these endings (``x_um``)."""
 
 
-def write_table(parent: h5py.Group, name: str, table: pd.DataFrame) -> h5py.Group:
+def write_table(
+    parent: h5py.Group, name: str, table: pd.DataFrame, units: dict[str, str] | None = None
+) -> h5py.Group:
     """A table as an NXcollection of equal-length column datasets (strings as UTF-8), the
-    numeric ones named with a unit's ending (:data:`COLUMN_UNITS`) with their ``@units``.
+    numeric ones named with a unit's ending (:data:`COLUMN_UNITS`) with their ``@units``,
+    and those named in ``units`` (column -> unit) with theirs.
     ValueError naming the column for text holding a NUL character, which HDF5 strings
     cannot hold (h5py's bare "VLEN strings do not support embedded NULLs" before)."""
     group = nx_group(parent, name, "NXcollection")
@@ -97,8 +100,9 @@ def write_table(parent: h5py.Group, name: str, table: pd.DataFrame) -> h5py.Grou
         else:
             dataset = group.create_dataset(column, data=values)
             ending = "_" + str(column).rsplit("_", 1)[-1]
-            if ending in COLUMN_UNITS:
-                dataset.attrs["units"] = COLUMN_UNITS[ending]
+            unit = (units or {}).get(str(column), COLUMN_UNITS.get(ending))
+            if unit is not None:
+                dataset.attrs["units"] = unit
     group.attrs["columns"] = list(map(str, table.columns))
     return group
 

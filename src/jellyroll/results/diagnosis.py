@@ -113,7 +113,8 @@ def write_diagnosis(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
             for name in DEFECT_TABLES:
-                write_table(defects, name, _flat(getattr(diagnosis, name)))
+                table = _flat(getattr(diagnosis, name))
+                write_table(defects, name, table, _defect_units(diagnosis, table))
         if diagnosis.cell is not None:
             found = nx_group(entry, "cell", "NXcollection")
             for key, value in vars(diagnosis.cell).items():
@@ -148,6 +149,24 @@ def write_diagnosis(
         provenance_name="run",
         inputs=inputs,
     )
+
+
+SHARE_COLUMNS = ("_inside", "_ring")
+"""Endings of the lithiation table's columns of phase shares (each phase's share of the
+graphite phases' signal inside an agglomerate and in the ring around it: unit 1)."""
+
+
+def _defect_units(diagnosis: Diagnosis, table: pd.DataFrame) -> dict[str, str]:
+    """The ``@units`` of the defect tables' columns their names do not give: the excess
+    intensities in the SAXS map's units (the integrated one over um^2), significances and
+    phase shares 1 (every column of the results file then states its unit)."""
+    saxs = diagnosis.maps.maps.get(MapName.SAXS_INTENSITY)
+    level = saxs.units if saxs is not None and saxs.units else "arb. units"
+    units = {"excess_intensity": level, "integrated_excess": f"{level} x um^2", "significance": "1"}
+    for column in map(str, table.columns):
+        if column.endswith(SHARE_COLUMNS) and not column.startswith(("pixels", "d_star")):
+            units[column] = "1"
+    return units
 
 
 def read_diagnosis(path: str | os.PathLike[str]) -> Diagnosis:
