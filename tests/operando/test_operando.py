@@ -86,6 +86,24 @@ def test_anode_share_curves_follow_the_truth(series: tuple[Path, Path]) -> None:
     np.testing.assert_allclose(result.shares[present].sum(axis=-1), 1.0, atol=1e-6)
 
 
+def test_the_twins_truth_beside_the_steps_is_no_left_out_scan(series: tuple[Path, Path]) -> None:
+    """The operando tutorial's twin writes its truth.h5 among the steps: every user was
+    warned that it was taken for no step. It is marked as a twin's truth and not named;
+    another HDF5 file there still is."""
+    from jellyroll.operando.run import _left_out_note, series_scans
+
+    folder, _ = series
+    scans = series_scans(folder)
+    assert _left_out_note(folder, scans) is None
+    with h5py.File(folder / "notes.h5", "w") as f:
+        f["text"] = "not a scan"
+    try:
+        said = _left_out_note(folder, scans)
+        assert "taken for no step" in said and "notes.h5" in said and "truth" not in said
+    finally:
+        (folder / "notes.h5").unlink()
+
+
 def test_the_damaged_zone_is_found_and_lags(series: tuple[Path, Path]) -> None:
     """The tiny twin's case-B zone: found within 60 um (1.5 map pixels) of the truth's core
     centre, lagging the anode by more than 0.1 of the charge (truth ~0.2), its core area

@@ -74,6 +74,10 @@ def set_default(group: h5py.Group, child: str) -> None:
     group.attrs["default"] = str(child)
 
 
+TWIN_TRUTH = "jellyroll_twin_truth"
+"""Root attribute (True) of a digital twin's truth file: read by no stage, and named in no
+note about the files beside the scans it lies with."""
+
 COLUMN_UNITS = {"_um": "um", "_um2": "um^2", "_mm": "mm", "_nm": "nm", "_deg": "deg", "_s": "s"}
 """Units (``@units``) of a table's numeric columns named with these endings (``x_um``)."""
 

@@ -30,7 +30,7 @@ from jellyroll.conventions import interp_in_any_order, map_shift_px, masked_mean
 from jellyroll.defects import find_agglomerates
 from jellyroll.defects.agglomerates import saxs_map_problem
 from jellyroll.io.images import refuse_foreign_images
-from jellyroll.io.nexus import read_table
+from jellyroll.io.nexus import TWIN_TRUTH, read_table
 from jellyroll.io.provenance import (
     OutputWouldOverwriteInputError,
     file_fingerprint,
@@ -170,13 +170,26 @@ def _left_out_note(
     if not isinstance(series, str | os.PathLike):
         return None
     taken = set(scans)
-    others = sorted(p.name for p in _hdf5_files(Path(series)) if p not in taken)
+    others = sorted(
+        p.name for p in _hdf5_files(Path(series)) if p not in taken and not _twin_truth(p)
+    )
     if not others:
         return None
     return (
         f"HDF5 files of the series folder taken for no step (neither frames nor integrated "
         f"patterns): {', '.join(others)}"
     )
+
+
+def _twin_truth(path: Path) -> bool:
+    """Whether ``path`` is a digital twin's truth file (:data:`TWIN_TRUTH`): `jellyroll
+    phantom --operando-steps` writes it beside the steps, where the note on files taken
+    for no step named it to every user of the tutorial."""
+    try:
+        with h5py.File(path, "r") as f:
+            return bool(f.attrs.get(TWIN_TRUTH, False))
+    except OSError:
+        return False
 
 
 def _check_time_order(scans: list[Path], start_s: np.ndarray) -> None:

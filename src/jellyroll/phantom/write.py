@@ -21,7 +21,7 @@ from rich.console import Console
 from scipy import ndimage
 from skimage.measure import inertia_tensor, inertia_tensor_eigvals, regionprops
 
-from jellyroll.io.nexus import nx_group, set_default, write_nxdata, write_table
+from jellyroll.io.nexus import TWIN_TRUTH, nx_group, set_default, write_nxdata, write_table
 from jellyroll.io.poni import poni_text
 from jellyroll.io.provenance import atomic_output, provenance_json, provenance_record
 from jellyroll.io.raw_scan import IntegratedScanWriter, RawScanWriter
@@ -911,6 +911,7 @@ def _write_operando(
     path = out / "truth.h5"
     y_um, x_um = twin.raster.axes_um()
     with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs[TWIN_TRUTH] = True  # beside the steps: no step, and no note says so
         entry = nx_group(f, "entry", "NXentry")
         set_default(f, "entry")
         axes = [("y_um", y_um, "um"), ("x_um", x_um, "um")]
