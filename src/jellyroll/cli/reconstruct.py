@@ -67,9 +67,14 @@ def reconstruct(
         f"{result.geometry.pixel_size_um:g} um pixels, {options.method}, backend {result.backend})"
     )
     if result.rank is not None:
+        share = result.noise_energy
+        said = (
+            f"{share:.1e} of the energy"
+            if not share >= 1  # expected noise over the data's own energy: mostly noise
+            else f"{share:.2g} times the data's energy: the sinogram is mostly noise"
+        )
         floor = (
-            f", above the noise floor (noise {result.noise_energy:.1e} of the energy, "
-            f"from the {result.noise_from})"
+            f", above the noise floor (noise {said}, from the {result.noise_from})"
             if result.rank_rule == "noise"
             else ""
         )

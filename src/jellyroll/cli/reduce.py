@@ -104,11 +104,12 @@ def reduce(
                 scheduler=scheduler,
                 on_block=advance,
             )
+    dropped = report.unreadable_frames + report.unplaced_frames
     console.print(
         f"wrote [bold]{report.output}[/bold]: sinogram {report.shape} "
         f"(angles x translations x q), {report.missing_cells} missing cells, "
         f"{report.unreadable_frames} unreadable frames, {report.unplaced_frames} frames left out "
-        "for their readings (see the warnings)"
+        f"for their readings{' (see the warnings)' if dropped else ''}"
     )
     if report.blocks_done_before:
         console.print(f"resumed: {report.blocks_done_before} blocks were already done")
