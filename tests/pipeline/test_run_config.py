@@ -48,6 +48,14 @@ def test_keys_that_mean_nothing_alone_are_refused(tmp_path: Path, keys: str, wha
 VOLUMES = 'xct = "x.tif"\nnct = "n.tif"\n'
 
 
+def test_a_link_without_its_3d_bends_is_refused(tmp_path: Path) -> None:
+    """``[nxct] bends = false`` for a cell naming both volumes: the NXCT and location
+    stages ran, then the link failed on a bend table without columns and left the link file
+    of the run before (the red team's run)."""
+    with pytest.raises(ConfigError, match=r"nxct\.bends: false, but a cell names xct and nct"):
+        load_config(_config(tmp_path, CELL + VOLUMES + "[nxct]\nbends = false\n"))
+
+
 @pytest.mark.parametrize(
     ("cell", "sections", "refused"),
     [

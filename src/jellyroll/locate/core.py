@@ -1188,8 +1188,9 @@ def _check_peak_inside(
         raise ValueError(
             f"the similarity along z is highest at the {end} of the X-ray volume's "
             f"{n_slices}{which} slices (heights {low:.0f} to {high:.0f} um at its "
-            "working resolution): the mapped slice may lie beyond it; give a volume that "
-            "extends past the slice on both sides"
+            "working resolution): the mapped slice may lie beyond it, or the map and the "
+            "volume are of two cells; give the volume of the mapped cell, extending past the "
+            "slice on both sides"
         )
 
 

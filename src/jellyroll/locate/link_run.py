@@ -410,8 +410,8 @@ def check_map_orientation(
             f"{location}: the attenuation map of {diagnosis} matches the X-ray volume at this "
             f"placement worse (rank correlation {given:.2f}) than the same map {best} "
             f"({scores[best]:.2f}): the location was made from maps in another orientation "
-            "than the diagnosis's. Locate the run file the diagnosis was made from "
-            "(`jellyroll locate`), or diagnose the maps the location was made from"
+            "than the diagnosis's, or of another cell. Locate the run file the diagnosis was "
+            "made from (`jellyroll locate`), or diagnose the maps the location was made from"
         )
 
 

@@ -229,6 +229,18 @@ class RunConfig(_Strict):
             )
         return options
 
+    @model_validator(mode="after")
+    def _link_has_its_bends(self) -> RunConfig:
+        """Refuse ``[nxct] bends = false`` when a cell names both volumes: the link stage
+        that runs for it reads the 3D bends (it failed after the NXCT and location stages,
+        leaving the link file of the run before)."""
+        if not self.nxct.bends and any(cell.xct is not None for cell in self.cells):
+            raise ValueError(
+                "nxct.bends: false, but a cell names xct and nct, whose link stage links each "
+                "agglomerate to the 3D bends: set bends = true (or leave it out)"
+            )
+        return self
+
     @field_validator("cells")
     @classmethod
     def _unique(cls, cells: list[CellInput]) -> list[CellInput]:
