@@ -1084,21 +1084,24 @@ def air_cell_spots(
     angle), not by its neighbours' median: beside the sample an air cell can scatter twice
     as much as the next one out (a sample's beam tail), which moved the air mean by that
     difference over m."""
-    cells = np.empty((count.shape[0], len(air), sums.shape[2]), np.float32)  # as the sums
-    errors = np.empty_like(cells)
+    # the cells' means as the line's cells are read (float64), for the air reference; the
+    # spot search and its replacements in float32, as the sums
+    exact = np.empty((count.shape[0], len(air), sums.shape[2]), np.float64)
+    errors = np.empty_like(exact)
     columns, back = np.unique(air, return_inverse=True)  # read each once (air may repeat)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a missing cell: NaN
         for row in range(count.shape[0]):  # a row at a time, its air cells only
-            frames = count[row, list(columns)][:, None]
-            cells[row] = (sums[row, list(columns)] / frames)[back]
-            errors[row] = (np.sqrt(squares[row, list(columns)]) / np.maximum(frames, 1))[back]
+            frames = np.maximum(count[row, list(columns)], 1)[:, None]
+            exact[row] = (sums[row, list(columns)] / frames)[back]
+            errors[row] = (np.sqrt(squares[row, list(columns)]) / frames)[back]
+    cells = exact.astype(np.float32)
     spots = suppress_spots(cells).replaced
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a translation missing at every angle
         typical = np.nanmedian(np.where(spots, np.nan, cells), axis=0)
     cells = np.where(spots, typical[None], cells)
-    return cells, spots, air_reference(cells, errors)
+    return cells, spots, air_reference(np.where(spots, cells, exact), errors)
 
 
 def _minus_air(
