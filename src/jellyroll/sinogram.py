@@ -654,26 +654,6 @@ def air_reference(cells: np.ndarray, errors: np.ndarray | None = None) -> AirRef
     return AirReference(borrowed_air(mean), borrowed_air(variance))
 
 
-def subtract_air(data: np.ndarray, air_columns: np.ndarray | None = None) -> np.ndarray:
-    """Subtract, per angle and q, the mean pattern of the air columns (:func:`air_reference`):
-    (n_a, n_t, n_q)."""
-    columns = edge_columns(data.shape[1]) if air_columns is None else air_columns
-    return data - air_reference(data[:, columns]).mean[:, None]
-
-
-def subtracted_air_errors(
-    data: np.ndarray, errors: np.ndarray, air_columns: np.ndarray | None = None
-) -> np.ndarray:
-    """One-sigma errors (n_a, n_t, n_q) of :func:`subtract_air`'s result, from the ``data``
-    before the subtraction and its ``errors``: the cell's and the subtracted air mean's
-    (:class:`AirReference`) in quadrature. The cell's alone understated the spread of
-    air-like cells by up to sqrt(1 + 1/m) (6 % on a scan whose line ends read half the
-    middle, 4 air columns)."""
-    columns = edge_columns(data.shape[1]) if air_columns is None else air_columns
-    reference = air_reference(data[:, columns], errors[:, columns])
-    return np.sqrt(np.square(errors) + reference.variance[:, None])
-
-
 AIR_TRANSMISSION = 0.9
 """Line ends whose diode reads less than this fraction of the scan's clearest beam are not air."""
 AIR_SCATTERING = 0.5

@@ -337,6 +337,14 @@ REGISTRATION_MAX_PX = 200
 """Longest side (px) the maps are block-averaged down to for :func:`registration_fits`."""
 
 
+def _inscribed_disk(shape: tuple[int, ...], margin_px: float = 1.0) -> np.ndarray:
+    """(ny, nx) bool: the pixels within ``margin_px`` inside the disk inscribed in a grid of
+    ``shape``, about its centre."""
+    y, x = np.indices(shape[:2])
+    radius = np.hypot(y - (shape[0] - 1) / 2, x - (shape[1] - 1) / 2)
+    return radius <= min(shape[:2]) / 2 - margin_px
+
+
 def registration_fits(
     reference: np.ndarray, moving: np.ndarray, step_deg: float = REGISTRATION_STEP_DEG
 ) -> list[tuple[float, bool, float]]:
@@ -348,8 +356,7 @@ def registration_fits(
     block = max(1, int(np.ceil(max(reference.shape) / REGISTRATION_MAX_PX)))
     a = block_mean(np.nan_to_num(np.asarray(reference, dtype=np.float64)), block)
     b = block_mean(np.nan_to_num(np.asarray(moving, dtype=np.float64)), block)
-    y, x = np.indices(a.shape)
-    disk = np.hypot(y - (a.shape[0] - 1) / 2, x - (a.shape[1] - 1) / 2) <= min(a.shape) / 2 - 1
+    disk = _inscribed_disk(a.shape)
     fits = []
     for mirrored in (False, True):
         source = a[:, ::-1] if mirrored else a
@@ -462,9 +469,7 @@ def _same_slice_note(
     cell's WAXS scan paired with another cell's SAXS scan was diagnosed without a word: the
     lithiation around each agglomerate read in a slice that does not hold it, exit 0."""
     moved = ndimage.shift(np.nan_to_num(waxs), shift_px, order=1, mode="constant")
-    y, x = np.indices(saxs.shape)
-    radius = np.hypot(y - (saxs.shape[0] - 1) / 2, x - (saxs.shape[1] - 1) / 2)
-    disk = radius <= min(saxs.shape) / 2 - 1 - np.hypot(*shift_px)
+    disk = _inscribed_disk(saxs.shape, margin_px=1.0 + float(np.hypot(*shift_px)))
     agreement = pearson(np.nan_to_num(saxs)[disk], moved[disk])
     allowed = _noise_limited_correlation((saxs, waxs), disk)
     if not agreement < allowed - SAME_SLICE_MARGIN:
