@@ -59,7 +59,17 @@ def test_the_raw_files_of_external_storage_are_data_files(tmp_path: Path, monkey
         found = data_files(scan, [f["data"]])
     assert [p.resolve() for p in found] == [scan, tmp_path / "frames.bin"]
     record = provenance_record({}, found)
-    assert set(record["inputs"]) == {str(scan), "frames.bin"}
+    assert set(record["inputs"]) == {str(scan), str(tmp_path / "frames.bin")}
+
+
+def test_inputs_are_named_by_absolute_path(tmp_path: Path, monkeypatch) -> None:
+    """`jellyroll diagnose waxs_run.h5 saxs_run.h5 -o elsewhere/results.h5` recorded its inputs
+    as bare names: read from the results' folder they named no file, and the checksums
+    could be checked against nothing."""
+    (tmp_path / "poni.txt").write_text("Distance: 0.245\n")
+    monkeypatch.chdir(tmp_path)
+    record = provenance_record({}, ["poni.txt"])
+    assert list(record["inputs"]) == [str(tmp_path / "poni.txt")]
 
 
 def test_a_record_holds_the_files_an_hdf5_input_is_linked_to(tmp_path: Path) -> None:

@@ -229,7 +229,9 @@ def provenance_record(
     held no checksum of its 1 kB PONI and mask, the calibration could not be checked.) An
     HDF5 input brings the files its data are read from (:func:`linked_files`: external
     links, virtual dataset sources, external storage): the record of a scan whose frames
-    lie in another file must change when that file does."""
+    lie in another file must change when that file does. Inputs are named by absolute path:
+    a path relative to the working folder named no file once the result was read from
+    anywhere else."""
     found: dict[Path, Path] = {}
     for given in inputs:
         for path in linked_files(given):
@@ -247,11 +249,13 @@ def provenance_record(
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "configuration": configuration,
         "versions": package_versions(),
-        "inputs": {
-            str(p): file_checksum(p) if p in hashed else f"fingerprint:{file_fingerprint(p)}"
-            for p in paths
-        },
+        "inputs": {str(p.absolute()): _checksum(p, p in hashed) for p in paths},
     }
+
+
+def _checksum(path: Path, hashed: bool) -> str:
+    """``sha256:<hex>`` of ``path`` when ``hashed``, else its ``fingerprint:...``."""
+    return file_checksum(path) if hashed else f"fingerprint:{file_fingerprint(path)}"
 
 
 def read_provenance(path: str | os.PathLike[str], record: str) -> dict[str, Any] | None:

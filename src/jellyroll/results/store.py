@@ -283,7 +283,8 @@ def write_stage_file(
         entry = nx_group(f, "entry", "NXentry")
         set_default(f, "entry")
         fill(entry)
-        entry[f"provenance/{provenance_name}"] = provenance_json(dict(provenance))
+        records = nx_group(entry, "provenance", "NXcollection")
+        records[provenance_name] = provenance_json(dict(provenance))
         f.attrs[STAGE] = stage
         f.attrs[KEY] = key
         f.attrs[UPSTREAM] = upstream
@@ -421,7 +422,7 @@ def write_index(run: str | os.PathLike[str]) -> Path:
     with atomic_output(run) as tmp, h5py.File(tmp, "w") as f:
         entry = nx_group(f, "entry", "NXentry")
         set_default(f, "entry")
-        provenance = entry.create_group("provenance")
+        provenance = nx_group(entry, "provenance", "NXcollection")
         for spec in chain:
             target = stage_file(run, spec.stage).name  # relative: the folder can move
             entry[spec.group] = h5py.ExternalLink(target, f"/entry/{spec.group}")
