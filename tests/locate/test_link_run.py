@@ -130,6 +130,13 @@ def test_link_file_figures_and_report(inputs: dict[str, Path], tmp_path: Path) -
         shown = shown[shown.attrs["default"]]
         assert shown.attrs["NX_class"] == "NXdata" and list(shown.attrs["axes"]) == ["lower_um"]
         np.testing.assert_array_equal(shown["fraction"][()], result.size_bins["fraction"])
+        # every measured number states its unit (the copied agglomerate table lost the
+        # results file's units of excess intensity and significance); ids and turns not
+        link = f["entry/link"]
+        numbers = [link[t][c] for t in ("agglomerates", "size_bins") for c in link[t]]
+        numbers += [link[name] for name in ("map_to_xct", "profile_height_um")]
+        unitless = [d.name for d in numbers if d.dtype.kind == "f" and "units" not in d.attrs]
+        assert not unitless
     recorded = {Path(p).resolve() for p in record["inputs"]}
     assert {inputs[name].resolve() for name in ("xct", "nct", "nxct", "results")} <= recorded
 

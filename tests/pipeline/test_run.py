@@ -70,6 +70,13 @@ def test_results_files_follow_the_contract(demo: Path) -> None:
                         assert "units" in values.attrs, f"{name}/{column}"
             excess = f["/entry/defects/agglomerates/excess_intensity"].attrs["units"]
             assert excess == maps["saxs_intensity"]["data"].attrs["units"]
+            assert f["/entry/provenance"].attrs["NX_class"] == "NXcollection"  # had none
+            profiles = f["/entry/saxs_profiles"]  # q and the mean profiles stated none
+            assert profiles["q_A"].attrs["units"] == "1/angstrom"
+            assert profiles["regular"].attrs["units"] == "arb. units / um"
+            assert (
+                read_diagnosis(demo / cell / "results.h5").saxs_profile_units == "arb. units / um"
+            )
             # what made the diagnosis, all of which reruns it when changed: not the whole
             # configuration (a run that changed the title and added an operando series kept
             # the diagnosis, and its record, of the run before)

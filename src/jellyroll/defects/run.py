@@ -602,6 +602,7 @@ def diagnose(
         },
         notes=notes,
         saxs_profiles=profiles,
+        saxs_profile_units=saxs.units if saxs is not None else Diagnosis.saxs_profile_units,
     )
 
 

@@ -52,9 +52,10 @@ from jellyroll.results import (
     MapName,
     MapSet,
     RunFileError,
+    defect_units,
     require_diagnosis,
 )
-from jellyroll.results.location import read_location
+from jellyroll.results.location import FRAMES, read_location
 from jellyroll.results.nxct import NXCTResult, read_nxct
 from jellyroll.results.store import open_run, recorded_key, stage_key, write_stage_file
 from jellyroll.unroll import fill_unmeasured, trace_spiral
@@ -328,8 +329,10 @@ def run_link(
 
         def fill(entry: h5py.Group) -> None:
             group = nx_group(entry, "link", "NXcollection")
-            write_table(group, "agglomerates", linked)
-            by_size = write_table(group, "size_bins", bins)
+            write_table(group, "agglomerates", linked, defect_units(cell, linked))
+            by_size = write_table(
+                group, "size_bins", bins, dict.fromkeys(("count", "on_bend", "fraction"), "1")
+            )
             # what silx and h5web show first: the share on a bend per size bin (the
             # threshold), its datasets those of the table (hard links, one copy)
             plot = nx_group(group, "fraction_on_bend", "NXdata")
@@ -339,8 +342,11 @@ def run_link(
             set_default(group, "fraction_on_bend")
             set_default(entry, "link")
             group["map_to_xct"] = placement.map_to_xct
-            for key in ("profile_height_um", "profile_similarity"):
-                group[key] = getattr(placement, key)
+            group["profile_height_um"] = placement.profile_height_um
+            group["profile_similarity"] = placement.profile_similarity
+            units = {"map_to_xct": FRAMES, "profile_height_um": "um", "profile_similarity": "1"}
+            for key, unit in units.items():
+                group[key].attrs["units"] = unit
             group.attrs.update(
                 {
                     "threshold_um": threshold.diameter_um,

@@ -14,6 +14,7 @@ __all__ = lazy_exports(
             "Diagnosis",
             "FoundCell",
             "Unrolled",
+            "defect_units",
             "read_diagnosis",
             "require_diagnosis",
             "write_diagnosis",

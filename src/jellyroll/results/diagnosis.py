@@ -31,9 +31,10 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from jellyroll.conventions import unit_text
 from jellyroll.io.nexus import nx_group, read_table, set_default, write_nxdata, write_table
 from jellyroll.io.provenance import json_text
-from jellyroll.results.run import MapName, MapSet, _map_set, write_maps_group
+from jellyroll.results.run import Q_UNITS, MapName, MapSet, _map_set, write_maps_group
 from jellyroll.results.store import RunFileError, open_run, require, write_stage_file
 
 DEFECT_TABLES = ("agglomerates", "bends", "lithiation")
@@ -81,6 +82,8 @@ class Diagnosis:
     notes: list[str] = field(default_factory=list)
     path: Path | None = None
     saxs_profiles: pd.DataFrame = field(default_factory=pd.DataFrame)
+    saxs_profile_units: str = "arb. units / um"
+    """Units of the region columns of :attr:`saxs_profiles` (the SAXS reconstruction's)."""
     dstar_parameters: dict[str, float | int] | None = None
     """Overrides of the study's d* parameters the d* map was made with ({}: none; None:
     not recorded), for the d* of :attr:`saxs_profiles`."""
@@ -114,7 +117,7 @@ def write_diagnosis(
             warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
             for name in DEFECT_TABLES:
                 table = _flat(getattr(diagnosis, name))
-                write_table(defects, name, table, _defect_units(diagnosis, table))
+                write_table(defects, name, table, defect_units(diagnosis, table))
         if diagnosis.cell is not None:
             found = nx_group(entry, "cell", "NXcollection")
             for key, value in vars(diagnosis.cell).items():
@@ -132,7 +135,9 @@ def write_diagnosis(
             )
             group.attrs["along"] = view.along
         if len(diagnosis.saxs_profiles):
-            write_table(entry, "saxs_profiles", diagnosis.saxs_profiles)
+            columns = map(str, diagnosis.saxs_profiles.columns)
+            units = {c: Q_UNITS if c == "q_A" else diagnosis.saxs_profile_units for c in columns}
+            write_table(entry, "saxs_profiles", diagnosis.saxs_profiles, units)
         summary = nx_group(entry, "summary", "NXcollection")
         summary.attrs["values"] = json_text(diagnosis.summary)
         if diagnosis.dstar_parameters is not None:
@@ -156,7 +161,7 @@ SHARE_COLUMNS = ("_inside", "_ring")
 graphite phases' signal inside an agglomerate and in the ring around it: unit 1)."""
 
 
-def _defect_units(diagnosis: Diagnosis, table: pd.DataFrame) -> dict[str, str]:
+def defect_units(diagnosis: Diagnosis, table: pd.DataFrame) -> dict[str, str]:
     """The ``@units`` of the defect tables' columns their names do not give: the excess
     intensities in the SAXS map's units (the integrated one over um^2), significances and
     phase shares 1 (every column of the results file then states its unit)."""
@@ -201,11 +206,20 @@ def read_diagnosis(path: str | os.PathLike[str]) -> Diagnosis:
             },
             notes=[line for line in notes.split("\n") if line],
             path=Path(path),
-            saxs_profiles=(
-                read_table(entry["saxs_profiles"]) if "saxs_profiles" in entry else pd.DataFrame()
-            ),
+            **_saxs_profiles(entry),
             dstar_parameters=_dstar_parameters(entry),
         )
+
+
+def _saxs_profiles(entry: h5py.Group) -> dict[str, Any]:
+    """The ``saxs_profiles`` table and the units of its region columns, as
+    :class:`Diagnosis` fields (none when the file holds no profiles)."""
+    if "saxs_profiles" not in entry:
+        return {}
+    group = entry["saxs_profiles"]
+    regions = [group[name] for name in group if name != "q_A" and "units" in group[name].attrs]
+    units = {"saxs_profile_units": unit_text(regions[0].attrs["units"])} if regions else {}
+    return {"saxs_profiles": read_table(group), **units}
 
 
 def _dstar_parameters(entry: h5py.Group) -> dict[str, float | int] | None:
