@@ -77,6 +77,11 @@ def um_per(unit: object) -> float | None:
     return unit_factor(unit, UM_PER_UNIT)
 
 
+MAX_TRANSLATION_SPAN_MM = 100.0
+"""Widest span (mm) of a slice's translations: a pencil-beam line crosses a cell of a few mm
+(SPEC section 1: ~10 mm); wider readings are micrometres written without ``@units``."""
+
+
 def mm_per(unit: object) -> float | None:
     """Millimetres per length ``unit`` (:func:`um_per`); None when unknown."""
     um = um_per(unit)

@@ -27,18 +27,19 @@ def frame_progress(
     columns = (
         TextColumn(label),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total} frames"),
+        TextColumn("{task.completed}/{task.fields[shown_total]} frames"),
         TextColumn("{task.fields[rate]}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
     start = time.perf_counter()
     with Progress(*columns, console=console, transient=transient) as progress:
-        task = progress.add_task(label, total=total, rate="")
+        # "0/None frames" before the input is opened (or fails to open): "0/? frames"
+        task = progress.add_task(label, total=total, rate="", shown_total=total or "?")
 
         def advance(n_frames: int, total: int | None = None) -> None:
             if total is not None:
-                progress.update(task, total=total)
+                progress.update(task, total=total, shown_total=total)
             progress.advance(task, n_frames)
             done = progress.tasks[task].completed
             rate = done / max(time.perf_counter() - start, 1e-9)

@@ -101,6 +101,20 @@ def test_corrupt_chunk_marks_only_that_frame_missing(tmp_path: Path) -> None:
     assert "[4] unreadable" in block.problems[0] and "scan.h5" in block.problems[0]
 
 
+def test_a_damaged_chunk_index_is_named(tmp_path: Path) -> None:
+    """A scan whose frames' chunk index (a B-tree) is damaged: reduce stopped with HDF5's
+    bare "Can't get number of chunks (wrong B-tree signature)", naming no file."""
+    path = tmp_path / "scan.h5"
+    _raw_scan(path)
+    content = bytearray(path.read_bytes())
+    at = content.find(b"TREE\x01")  # the B-tree node of raw-data chunks (node type 1)
+    assert at > 0
+    content[at : at + 4] = b"XXXX"
+    path.write_bytes(bytes(content))
+    with pytest.raises(ScanFormatError, match=r"scan\.h5: the index of the chunks of /entry"):
+        open_scan(path)
+
+
 @pytest.mark.parametrize(
     ("layout", "chunks"),
     [("bitshuffle, one frame per chunk", (1, 6, 8)), ("gzip, two frames per chunk", (2, 6, 8)),
@@ -264,6 +278,27 @@ def test_translation_units_are_converted(tmp_path: Path, units: str, factor: flo
         f["/entry/sample/translation"][...] = mm * factor
         f["/entry/sample/translation"].attrs["units"] = units
     assert np.allclose(open_scan(path).info.translation_mm, mm)
+
+
+@pytest.mark.parametrize(
+    ("motor", "values", "message"),
+    [(ANGLE, np.linspace(0, np.pi, 12, endpoint=False), r"radians.*@units = \"rad\""),
+     ("/entry/sample/translation", np.arange(12) * 20.0 + 9000, r"micrometres.*\"um\"")],
+)  # fmt: skip
+def test_motor_readings_in_another_unit_without_units_are_refused(
+    tmp_path: Path, motor: str, values: np.ndarray, message: str
+) -> None:
+    """Angles in radians or translations in micrometres, without ``@units``: reduced whole
+    as 0-3 deg and metres-wide lines, exit 0, refused only by `jellyroll reconstruct`."""
+    path = tmp_path / "scan.h5"
+    _raw_scan(path)
+    with h5py.File(path, "a") as f:
+        f[motor][...] = values
+    with pytest.raises(ScanFormatError, match=rf"scan\.h5: {motor} states no unit.*{message}"):
+        open_scan(path)
+    with h5py.File(path, "a") as f:  # stated, they are read
+        f[motor].attrs["units"] = "rad" if motor == ANGLE else "um"
+    open_scan(path)
 
 
 def test_unknown_motor_units_are_refused(tmp_path: Path) -> None:

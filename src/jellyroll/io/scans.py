@@ -30,7 +30,7 @@ import h5py
 import hdf5plugin  # noqa: F401  (registers the HDF5 compression filters)
 import numpy as np
 
-from jellyroll.conventions import deg_per, mm_per, per_angstrom, unit_text
+from jellyroll.conventions import MAX_TRANSLATION_SPAN_MM, deg_per, mm_per, per_angstrom, unit_text
 from jellyroll.io.chunks import ChunkFrames
 from jellyroll.io.provenance import data_files
 
@@ -278,7 +278,31 @@ def _motor(
             f"{path}: {name} is in {given!r}, a unit jellyroll does not know; give it in "
             f"{unit} (SPEC section 6) or a unit convertible to it"
         )
+    if stated is None:
+        _refuse_other_unit_unstated(path, name, values, unit)
     return values * factor
+
+
+def _refuse_other_unit_unstated(path: Path, name: str, values: np.ndarray, unit: str) -> None:
+    """ScanFormatError for motor readings without ``@units`` that read as their default
+    unit cannot be: rotation angles of at least 8 positions spanning 1.5 to 6.35 (a turn
+    in radians; in degrees a slice of a few degrees), translations spanning more than
+    :data:`MAX_TRANSLATION_SPAN_MM` (micrometres). Both were reduced whole, exit 0, and
+    refused only by `jellyroll reconstruct`."""
+    finite = values[np.isfinite(values)]
+    span = float(np.ptp(finite)) if finite.size else 0.0
+    if unit == "deg" and np.unique(finite).size >= 8 and 1.5 < span <= 2.02 * math.pi:
+        raise ScanFormatError(
+            f"{path}: {name} states no unit (@units) and spans {span:.4g}, as a scan in "
+            f"radians would (read as degrees, the default, it covers {span:.2g} deg); give "
+            'it @units = "rad" (or "deg")'
+        )
+    if unit == "mm" and span > MAX_TRANSLATION_SPAN_MM:
+        raise ScanFormatError(
+            f"{path}: {name} states no unit (@units) and spans {span:.6g}, as micrometres "
+            f"would (read as millimetres, the default, more than {MAX_TRANSLATION_SPAN_MM:g} "
+            'mm for one slice); give it @units = "um" (or "mm")'
+        )
 
 
 def _text(value: Any) -> str:
@@ -389,7 +413,7 @@ class Hdf5ScanReader:
                     "finite q, in order"
                 )
         self.info.q_unit_stated = factor is not None
-        self._unwritten = _unwritten_rows(self._data)
+        self._unwritten = _unwritten_rows(self._data, self.path)
         frames = kind == "frames"
         self._read_frame = (
             _chunk_frame_reader(self._data, self.path, self._unwritten) if frames else None
@@ -413,19 +437,27 @@ class Hdf5ScanReader:
         self._file.close()
 
 
-def _unwritten_rows(dataset: h5py.Dataset) -> np.ndarray | None:
+def _unwritten_rows(dataset: h5py.Dataset, path: Path) -> np.ndarray | None:
     """Which rows (frames or patterns) of a chunked dataset lie, wholly or in part, in a
     chunk the file does not hold: never written (a pre-allocated dataset of an aborted
     acquisition). h5py reads them as the fill value, 0 counts, a frame like any other.
     (n,) bool, or None when every chunk is stored (and for contiguous and virtual
     datasets). One count of the chunks, and one pass over their index where some are
-    missing (0.1 s for 1e5 chunks; a look-up per chunk took 0.4 ms each)."""
+    missing (0.1 s for 1e5 chunks; a look-up per chunk took 0.4 ms each). ScanFormatError
+    naming ``path`` and the dataset when the chunk index is damaged (HDF5's bare "Can't
+    get number of chunks (wrong B-tree signature)" before): no frame can be found."""
     chunks = dataset.chunks
     if chunks is None or dataset.is_virtual:
         return None
     per_axis = [-(-n // c) for n, c in zip(dataset.shape, chunks, strict=True)]
-    if dataset.id.get_num_chunks() == math.prod(per_axis):
-        return None
+    try:
+        if dataset.id.get_num_chunks() == math.prod(per_axis):
+            return None
+    except (OSError, RuntimeError) as error:
+        raise ScanFormatError(
+            f"{path}: the index of the chunks of {dataset.name} is damaged ({error}), so no "
+            "frame can be found; copy the file again from where it was written"
+        ) from error
     stored = np.zeros(per_axis[0], dtype=np.int64)  # chunks stored per chunk of rows
 
     def count(info: Any) -> None:
@@ -707,7 +739,7 @@ class BlissScanReader:
         if len(shapes) != 1:
             raise ScanFormatError(f"{self.path}: entries have different frame shapes {shapes}")
         self._offsets = np.cumsum([0] + [d.shape[0] for d in self._datasets])
-        self._unwritten = [_unwritten_rows(d) for d in self._datasets]
+        self._unwritten = [_unwritten_rows(d, self.path) for d in self._datasets]
         self._frame_readers = [
             _chunk_frame_reader(d, self.path, unwritten)
             for d, unwritten in zip(self._datasets, self._unwritten, strict=True)

@@ -115,9 +115,9 @@ class ScanSpec:
         if mask is not None and frame_shape is not None and mask.shape != tuple(frame_shape):
             reader.close()
             raise ScanFormatError(
-                f"{self.mask_path}: the mask is {mask.shape[0]} x {mask.shape[1]} pixels, the "
-                f"frames of {self.path} {frame_shape[0]} x {frame_shape[1]}; give the mask of "
-                "this detector (rows x columns as the frames)"
+                f"{self.mask_path}: the mask is {' x '.join(map(str, mask.shape))} pixels, "
+                f"the frames of {self.path} {frame_shape[0]} x {frame_shape[1]}; give the "
+                "2D mask of this detector (rows x columns as the frames)"
             )
         return reader
 

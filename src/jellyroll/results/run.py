@@ -36,7 +36,15 @@ import h5py
 import numpy as np
 from scipy import ndimage
 
-from jellyroll.conventions import RowSliced, deg_per, mm_per, per_angstrom, um_per, unit_text
+from jellyroll.conventions import (
+    MAX_TRANSLATION_SPAN_MM,
+    RowSliced,
+    deg_per,
+    mm_per,
+    per_angstrom,
+    um_per,
+    unit_text,
+)
 from jellyroll.io.nexus import nx_group, set_default, write_nxdata
 from jellyroll.results.store import (
     RunFileError,
@@ -449,9 +457,6 @@ def _radial_axis(path: str | os.PathLike[str], dataset: h5py.Dataset) -> tuple[n
     return np.asarray(dataset[()], dtype=np.float64) * factor, Q_UNITS
 
 
-MAX_TRANSLATION_SPAN_MM = 100.0
-"""Widest span (mm) of a slice's translations: a pencil-beam line crosses a cell of a few mm
-(SPEC section 1: ~10 mm); wider readings are micrometres written without ``@units``."""
 MIN_TRANSLATION_STEP_MM = 1e-4
 """Smallest step (mm) between a slice's translations, 0.1 um: a pencil beam of a few um
 crossing a cell of mm (SPEC section 1: 5 x 20 um, 10-20 um steps); smaller readings are
