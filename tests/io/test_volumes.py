@@ -144,6 +144,31 @@ def test_hdf5_dataset(tmp_path: Path) -> None:
     assert read_volume(path, dataset="entry/other")[1] == 1.5
 
 
+@pytest.mark.parametrize(
+    ("axes", "refused"),
+    [(["x", "y", "z"], True), (["z_um", "y_um", "x_um"], False), ([".", ".", "."], False),
+     (["y", "z", "x"], True)],
+)  # fmt: skip
+def test_a_volume_stored_with_other_axes_is_refused(
+    tmp_path: Path, axes: list[str], refused: bool
+) -> None:
+    """An NXdata volume whose ``@axes`` say (x, y, z) was read as (z, y, x) without a word:
+    slices across the cell's axis were taken along it."""
+    path = tmp_path / "v.h5"
+    with h5py.File(path, "w") as handle:
+        group = handle.create_group("entry/data")
+        group.attrs.update({"NX_class": "NXdata", "signal": "data", "axes": axes})
+        group.create_dataset("data", data=np.zeros((4, 3, 2))).attrs["voxel_size_um"] = 1.0
+    reads = [lambda: open_volume(f"{path}::/entry/data/data"),
+             lambda: read_volume(path, dataset="/entry/data/data")]  # fmt: skip
+    for read in reads:
+        if refused:
+            with pytest.raises(ValueError, match=r"v\.h5: /entry/data/data .* order"):
+                read()
+        else:
+            read()
+
+
 def test_errors_name_the_file(tmp_path: Path) -> None:
     missing = tmp_path / "absent.tif"
     with pytest.raises(ValueError, match=r"absent\.tif"):

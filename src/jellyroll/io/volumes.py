@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from jellyroll.conventions import um_per
+from jellyroll.conventions import um_per, unit_text
 from jellyroll.io.provenance import atomic_output, data_files, file_fingerprint, json_text
 from jellyroll.io.scans import natural_key
 
@@ -418,8 +418,31 @@ def _read_hdf5(
                 f"{path}: {what}; name the volume as {path}::/path/to/dataset (Python: "
                 f"dataset=), one of its 2D or 3D datasets: {listed}"
             )
+        _refuse_other_axis_order(node)
         data = _as_volume(node[()], f"{path} (dataset {dataset!r})")
         return data, _hdf5_voxel(node, strict)
+
+
+def _refuse_other_axis_order(node: Any) -> None:
+    """ValueError when the NXdata group holding ``node`` as its signal names its axes
+    (``@axes``: ``x``, ``y_um``, ...) in an order other than (z, y, x) or (y, x): a volume
+    stored as (x, y, z) was read as (z, y, x) without a word, its slices across the cell's
+    axis taken along it. Axes named otherwise (``.``, ``row``) are not judged."""
+    group, name = node.parent, node.name.rsplit("/", 1)[-1]
+    axes = group.attrs.get("axes")
+    if axes is None or unit_text(group.attrs.get("signal", name)) != name:
+        return
+    names = [unit_text(name) for name in np.atleast_1d(axes)]
+    letters = [name.lower().split("_")[0] for name in names]
+    wanted = ["z", "y", "x"][3 - node.ndim :]
+    if len(letters) != node.ndim or sorted(letters) != sorted(wanted) or letters == wanted:
+        return
+    raise ValueError(
+        f"{node.file.filename}: {node.name} is stored with its axes in the order "
+        f"({', '.join(names)}) (its group's @axes); jellyroll reads volumes as (z, y, x), z "
+        "along the cell's axis: write the volume transposed to (z, y, x) (NumPy: "
+        "volume.transpose(2, 1, 0) for (x, y, z))"
+    )
 
 
 def _hdf5_voxel(node: Any, strict: bool = True, hint: str = _HINT) -> float | None:
@@ -681,6 +704,11 @@ def _hdf5_source(
         handle.close()
         _read_hdf5(path, dataset)  # raises the message listing the datasets
         raise ValueError(f"{path}: dataset {dataset!r} is not a 2D or 3D array")
+    try:
+        _refuse_other_axis_order(node)
+    except ValueError:
+        handle.close()
+        raise
     shape = node.shape if node.ndim == 3 else (1, *node.shape)
 
     def read(z: slice, rest: tuple) -> np.ndarray:
