@@ -16,6 +16,7 @@ detectors are those of the ``small`` size.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
@@ -184,22 +185,32 @@ class Evaluated:
     linked: pd.DataFrame  # found with ``bend_id``
 
 
+@cache
+def evaluated(preset: str, pixel_size_um: float, seed: int) -> Evaluated:
+    """The accuracy case ``(preset, pixel_size_um, seed)`` of :data:`ACCURACY_CASES`, made
+    once per worker (a module needing one case does not make the six)."""
+    maps = reconstructed(preset, pixel_size_um, seed)
+    twin = maps.twin
+    trace = trace_spiral(maps.attenuation, find_cell(maps.attenuation), pixel_size_um)
+    found = find_agglomerates(
+        maps.saxs,
+        pixel_size_um,
+        d_star_map=twin.state.dstar_target_nm,
+        layer_map=twin.raster.turn,
+        trace=trace,
+    )
+    truth = true_agglomerates(twin)
+    truth["match"] = match(found, truth, pixel_size_um)
+    bends, linked = link_bends(found, find_bends(maps.attenuation, pixel_size_um, trace=trace))
+    return Evaluated(preset, seed, maps, found, truth, trace, bends, linked)
+
+
+@pytest.fixture(scope="session")
+def evaluate() -> Callable[[str, float, int], Evaluated]:
+    """:func:`evaluated`, for a module that needs one accuracy case."""
+    return evaluated
+
+
 @pytest.fixture(scope="session")
 def accuracy_cases() -> list[Evaluated]:
-    out = []
-    for preset, pixel_size_um, seed in ACCURACY_CASES:
-        maps = reconstructed(preset, pixel_size_um, seed)
-        twin = maps.twin
-        trace = trace_spiral(maps.attenuation, find_cell(maps.attenuation), pixel_size_um)
-        found = find_agglomerates(
-            maps.saxs,
-            pixel_size_um,
-            d_star_map=twin.state.dstar_target_nm,
-            layer_map=twin.raster.turn,
-            trace=trace,
-        )
-        truth = true_agglomerates(twin)
-        truth["match"] = match(found, truth, pixel_size_um)
-        bends, linked = link_bends(found, find_bends(maps.attenuation, pixel_size_um, trace=trace))
-        out.append(Evaluated(preset, seed, maps, found, truth, trace, bends, linked))
-    return out
+    return [evaluated(*case) for case in ACCURACY_CASES]

@@ -12,8 +12,8 @@ PHASES = ("lic6", "lic12", "graphite_poor")
 
 
 @pytest.fixture(scope="module")
-def aged_charged(accuracy_cases):
-    return next(c for c in accuracy_cases if c.preset == "aged_charged" and c.seed == 104)
+def aged_charged(evaluate):
+    return evaluate("aged_charged", 10.0, 104)
 
 
 def test_case_b_core_stays_poorly_lithiated_in_aged_charged_cell(aged_charged):
