@@ -238,6 +238,75 @@ def test_frame_series_with_position_table(tmp_path: Path, suffix: str) -> None:
     assert np.array_equal(again.data, block.data) and again.problems == block.problems
 
 
+def _edf_series(folder: Path, n: int) -> list[str]:
+    """``n`` small EDF frames in ``folder``, their names."""
+    names = [f"frame_{i:02d}.edf" for i in range(n)]
+    for name in names:
+        fabio.edfimage.EdfImage(data=np.ones((4, 5), np.int32)).write(str(folder / name))
+    return names
+
+
+def test_a_frame_tables_columns_are_read_without_case_and_spaces(tmp_path: Path) -> None:
+    """A header's `` monitor`` or ``Monitor`` was left out without a word: no frame was
+    normalised by its monitor (up to 4 times off), exit 0. Another column is warned about."""
+    names = _edf_series(tmp_path, 3)
+    table = tmp_path / "frames.csv"
+    rows = [f"{name},{k * 0.01},0,{k + 1.0},x" for k, name in enumerate(names)]
+    table.write_text("File, translation,Rotation_Angle, Monitor ,note\n" + "\n".join(rows))
+    with pytest.warns(UserWarning, match=r"frames\.csv: the frame table's columns \['note'\]"):
+        reader = open_scan(table)
+    np.testing.assert_array_equal(reader.info.monitor, [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(reader.info.translation_mm, [0.0, 0.01, 0.02])
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "message"),
+    [("rotation_angle", np.linspace(0, np.pi, 9), "radians.*write the column in degrees"),
+     ("translation", np.arange(9) * 20.0 + 9000, "micrometres.*in millimetres")],
+)  # fmt: skip
+def test_a_frame_table_in_other_units_is_refused(
+    tmp_path: Path, column: str, values: np.ndarray, message: str
+) -> None:
+    """A table's angles in radians or translations in um were read as degrees and mm, exit
+    0 (the CSV holds no unit: its columns are in deg and mm)."""
+    names = _edf_series(tmp_path, 9)
+    motors = {"rotation_angle": np.zeros(9), "translation": np.arange(9) * 0.02, column: values}
+    table = write_frame_table(tmp_path / "t.csv", names, **{
+        "rotation_angle_deg": motors["rotation_angle"], "translation_mm": motors["translation"]
+    })  # fmt: skip
+    with pytest.raises(
+        ScanFormatError, match=rf"t\.csv: column {column} states no unit.*{message}"
+    ):
+        open_scan(table)
+
+
+@pytest.mark.parametrize("motor", ["angle", "translation"])
+def test_bliss_motors_in_other_units_without_units_are_refused(tmp_path: Path, motor: str) -> None:
+    """Bliss lines whose one angle each spans a half turn in radians, or whose translations
+    are in um, without @units (nor the mapping's translation_unit): read as degrees and mm,
+    exit 0, where the raw-scan layout refuses them."""
+    path = tmp_path / "bliss.h5"
+    with h5py.File(path, "w") as f:
+        for k in range(10):
+            entry = f.create_group(f"{k + 1}.1")
+            entry["measurement/pilatus"] = np.ones((4, 5, 7), np.int32)
+            entry["rot"] = k * 18.0
+            entry["ty"] = np.arange(4) * (50.0 if motor == "translation" else 0.05) + 10
+    (tmp_path / "geometry.poni").write_text("poni_version: 2.1\n")
+    mapping = tmp_path / "map.toml"
+    mapping.write_text(
+        '[bliss]\nframes = "measurement/pilatus"\nrotation_angle = "rot"\n'
+        'translation = "ty"\nponi = "geometry.poni"\n'
+    )
+    if motor == "angle":
+        open_scan(path, mapping=mapping)  # in degrees
+        with h5py.File(path, "a") as f:  # one angle per entry, a half turn in radians
+            for k in range(10):
+                f[f"{k + 1}.1/rot"][...] = k * np.pi / 10
+    with pytest.raises(ScanFormatError, match=r"bliss\.h5: (rot|ty) states no unit"):
+        open_scan(path, mapping=mapping)
+
+
 def test_real_pilatus_mask_reads(shared_real: Path) -> None:
     mask = read_mask(shared_real / "pilatus2m_mask.edf")
     assert mask.shape == (1679, 1475) and mask.dtype == bool and 0 < mask.mean() < 0.2

@@ -19,6 +19,7 @@ import math
 import os
 import re
 import tomllib
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
@@ -283,25 +284,35 @@ def _motor(
     return values * factor
 
 
-def _refuse_other_unit_unstated(path: Path, name: str, values: np.ndarray, unit: str) -> None:
-    """ScanFormatError for motor readings without ``@units`` that read as their default
-    unit cannot be: rotation angles of at least 8 positions spanning 1.5 to 6.35 (a turn
-    in radians; in degrees a slice of a few degrees), translations spanning more than
+_STATE_THE_UNIT = {
+    "deg": 'give it @units = "rad" (or "deg")',
+    "mm": 'give it @units = "um" (or "mm")',
+}
+"""What to do about motor readings without a unit that cannot be in the default one."""
+
+
+def _refuse_other_unit_unstated(
+    path: Path, name: str, values: np.ndarray, unit: str, remedy: str | None = None
+) -> None:
+    """ScanFormatError for motor readings without a stated unit that read as their default
+    ``unit`` cannot be: rotation angles of at least 8 positions spanning 1.5 to 6.35 (a
+    turn in radians; in degrees a slice of a few degrees), translations spanning more than
     :data:`MAX_TRANSLATION_SPAN_MM` (micrometres). Both were reduced whole, exit 0, and
-    refused only by `jellyroll reconstruct`."""
+    refused only by `jellyroll reconstruct`. ``remedy``: what to do (default: state the
+    dataset's ``@units``)."""
     finite = values[np.isfinite(values)]
     span = float(np.ptp(finite)) if finite.size else 0.0
+    remedy = remedy or _STATE_THE_UNIT[unit]
     if unit == "deg" and np.unique(finite).size >= 8 and 1.5 < span <= 2.02 * math.pi:
         raise ScanFormatError(
-            f"{path}: {name} states no unit (@units) and spans {span:.4g}, as a scan in "
-            f"radians would (read as degrees, the default, it covers {span:.2g} deg); give "
-            'it @units = "rad" (or "deg")'
+            f"{path}: {name} states no unit and spans {span:.4g}, as a scan in radians would "
+            f"(read as degrees, the default, it covers {span:.2g} deg); {remedy}"
         )
     if unit == "mm" and span > MAX_TRANSLATION_SPAN_MM:
         raise ScanFormatError(
-            f"{path}: {name} states no unit (@units) and spans {span:.6g}, as micrometres "
-            f"would (read as millimetres, the default, more than {MAX_TRANSLATION_SPAN_MM:g} "
-            'mm for one slice); give it @units = "um" (or "mm")'
+            f"{path}: {name} states no unit and spans {span:.6g}, as micrometres would (read "
+            f"as millimetres, the default, more than {MAX_TRANSLATION_SPAN_MM:g} mm for one "
+            f"slice); {remedy}"
         )
 
 
@@ -712,6 +723,7 @@ class BlissScanReader:
             )
         self._datasets: list[h5py.Dataset] = []
         angles, translations, monitors, diodes = [], [], [], []
+        stated = {"angle": False, "translation": mapping.translation_unit is not None}
         for name in names:
             entry = self._file[name]
             where = f"{self.path}:/{name}"
@@ -730,6 +742,8 @@ class BlissScanReader:
                 )
             degrees = _bliss_factor(rotation, where, deg_per, "deg")
             angles.append(np.broadcast_to(angle * degrees, (n,)))
+            stated["angle"] |= _stated_units(rotation, where) is not None
+            stated["translation"] |= _stated_units(entry[mapping.translation], where) is not None
             scale = _bliss_factor(entry[mapping.translation], where, mm_per, "mm", mapping)
             translations.append(self._per_frame(entry, mapping.translation, n, where) * scale)
             for target, key in ((monitors, mapping.monitor), (diodes, mapping.diode)):
@@ -738,6 +752,16 @@ class BlissScanReader:
         shapes = {d.shape[1:] for d in self._datasets}
         if len(shapes) != 1:
             raise ScanFormatError(f"{self.path}: entries have different frame shapes {shapes}")
+        # the lines' angles together: one per entry reads as no scan in any single entry
+        if not stated["angle"]:
+            _refuse_other_unit_unstated(
+                self.path, mapping.rotation_angle, np.concatenate(angles), "deg"
+            )
+        if not stated["translation"]:
+            _refuse_other_unit_unstated(
+                self.path, mapping.translation, np.concatenate(translations), "mm",
+                f"{_STATE_THE_UNIT['mm']}, or translation_unit in the mapping",
+            )  # fmt: skip
         self._offsets = np.cumsum([0] + [d.shape[0] for d in self._datasets])
         self._unwritten = [_unwritten_rows(d, self.path) for d in self._datasets]
         self._frame_readers = [
@@ -817,11 +841,17 @@ class BlissScanReader:
         self._file.close()
 
 
+FRAME_TABLE_COLUMNS = ("file", "rotation_angle", "translation", "monitor", "diode")
+"""The columns of a CBF/EDF frame table (:class:`FrameSeriesReader`)."""
+
+
 class FrameSeriesReader:
     """CBF/EDF frames read with fabio, positions from a CSV table.
 
     The CSV has a header with ``file``, ``rotation_angle`` (deg), ``translation`` (mm) and
-    optionally ``monitor`` and ``diode``; ``file`` is relative to the CSV's folder.
+    optionally ``monitor`` and ``diode`` (names read without case and spaces around them;
+    another column is warned about: a header's `` monitor`` or ``Monitor`` was left out
+    without a word, the frames not normalised); ``file`` is relative to the CSV's folder.
     """
 
     def __init__(self, table: str | Path, *, poni: str | None = None, mask=None) -> None:
@@ -836,6 +866,14 @@ class FrameSeriesReader:
         missing = {"file", "rotation_angle", "translation"} - set(rows[0])
         if missing:
             raise ScanFormatError(f"{self.path}: the frame table lacks columns {sorted(missing)}")
+        unread = [name for name in rows[0] if name not in FRAME_TABLE_COLUMNS]
+        if unread:
+            warnings.warn(
+                f"{self.path}: the frame table's columns {unread} are not read (jellyroll "
+                f"reads {', '.join(FRAME_TABLE_COLUMNS)}); rename a monitor or diode column "
+                "to be used",
+                stacklevel=2,
+            )
         self.files = [self.path.parent / row["file"] for row in rows]
 
         def column(name: str) -> np.ndarray | None:
@@ -846,6 +884,12 @@ class FrameSeriesReader:
             except ValueError as error:
                 raise ScanFormatError(f"{self.path}: column {name}: {error}") from error
 
+        for name, unit, written in (("rotation_angle", "deg", "degrees"),
+                                    ("translation", "mm", "millimetres")):  # fmt: skip
+            _refuse_other_unit_unstated(
+                self.path, f"column {name}", column(name), unit,  # type: ignore[arg-type]
+                f"write the column in {written}",
+            )  # fmt: skip
         first = self._open(0)
         # counting detectors give integers; a float frame (e.g. a corrected EDF) stays float
         self._dtype = first.dtype if first.dtype.kind == "f" else np.dtype(np.int32)
@@ -875,7 +919,7 @@ class FrameSeriesReader:
                     "columns in the header but not in this row; write one value per column "
                     "(a stray or missing comma?)"
                 )
-            rows.append(row)
+            rows.append({name.strip().lower(): value for name, value in row.items()})
         return rows
 
     def _open(self, i: int) -> np.ndarray:
