@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import tracemalloc
+from dataclasses import replace
 from pathlib import Path
 
 import h5py
@@ -21,7 +22,7 @@ from jellyroll.maps.options import MapsOptions
 from jellyroll.phantom.patterns import waxs_pattern
 from jellyroll.phases import GRAPHITE_OVERVIEW_WINDOW, TABLE1_WINDOWS, QWindow, window_integrals
 from jellyroll.results import Reconstruction, write_reconstruction, write_sinogram
-from jellyroll.saxs import LOW_INTENSITY, departure_dstar, departure_dstar_map
+from jellyroll.saxs import LOW_INTENSITY, NOT_MEASURED, departure_dstar, departure_dstar_map
 
 STUDY = MapsOptions(analysis="study")
 WAXS_COMPONENTS = ("lic6", "lic12", "graphite_poor", "nmc_lithiated", "nmc_delithiated",
@@ -91,6 +92,17 @@ def test_study_dstar_is_departure_dstar_of_each_raw_voxel(saxs: Reconstruction) 
     assert len(picked) == 60 and np.isfinite(d_star[tuple(picked.T)]).sum() >= 40
     denoised = compute_maps(recon, MapsOptions())["d_star_nm"]
     assert not np.array_equal(denoised, d_star, equal_nan=True)
+
+
+def test_voxels_without_a_value_are_said_not_measured(saxs: Reconstruction) -> None:
+    """Voxels whose profile is NaN (not measured, outside the reconstruction) carried the
+    reason "integrated SAXS intensity below the map's threshold", as if measured weak."""
+    data = np.array(saxs.data, copy=True)
+    data[:3, :4] = np.nan
+    maps = compute_maps(replace(saxs, data=data), STUDY)
+    assert (maps["d_star_reason"][:3, :4] == NOT_MEASURED).all()
+    assert np.isnan(maps["d_star_nm"][:3, :4]).all()
+    assert NOT_MEASURED not in maps["d_star_reason"][3:]
 
 
 def test_study_refuses_denoising() -> None:

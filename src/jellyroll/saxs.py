@@ -63,6 +63,7 @@ NOISY_WALK = 9  # only with sustain_fraction > 0 (the maps' jellyroll analysis)
 SHORT_Q_RANGE = 10  # set by map stages: the q axis ends below DSTAR_MIN_Q_MAX_A
 CLIPPED = 11  # set by map stages: the reconstruction was clipped at 0
 SHORT_SEGMENT = 12  # the segment kept ends below DSTAR_MIN_Q_MAX_A, the axis does not
+NOT_MEASURED = 13  # set by map stages: the voxel's SAXS intensity has no value
 
 REASONS: dict[int, str] = {
     VALID: "valid",
@@ -90,6 +91,7 @@ REASONS: dict[int, str] = {
         "a channel without a positive value cuts the profile's high-q end: the segment kept "
         "ends short of the range the fit window's shares were set for"
     ),
+    NOT_MEASURED: "no SAXS intensity (the voxel was not measured or not reconstructed)",
 }
 
 DSTAR_MIN_Q_MAX_A = 0.2

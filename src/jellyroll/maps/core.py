@@ -34,6 +34,7 @@ from jellyroll.saxs import (
     EXCURSION_SHARE,
     LOW_INTENSITY,
     NOISY_WALK,
+    NOT_MEASURED,
     REASONS,
     SAXS_Q_RANGE,
     SHORT_Q_RANGE,
@@ -343,6 +344,8 @@ def saxs_maps(
         weak = ~(intensity >= options.dstar_min_intensity * bright_level(positive))
         d_star[weak] = np.nan
         reason[weak] = LOW_INTENSITY
+    # without a value (outside the reconstruction, NaN profiles): not "low intensity"
+    reason[~np.isfinite(intensity)] = NOT_MEASURED
     kept = np.isfinite(d_star)
     notes.extend(filter(None, [_dstar_value_note(kept, reason, result.q_star)]))
     noisy = int(np.count_nonzero(reason == NOISY_WALK))
