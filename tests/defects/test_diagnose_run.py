@@ -8,6 +8,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import ndimage
 
 from jellyroll.defects.options import DiagnoseOptions
 from jellyroll.defects.run import (
@@ -276,6 +277,19 @@ def test_waxs_and_saxs_maps_turned_against_each_other_are_refused(
     with pytest.raises(
         RunFileError, match=f"not show the cell the same way round: the SAXS map {how}"
     ):
+        run_diagnose(runs, tmp_path / "results.h5")
+    assert not (tmp_path / "results.h5").exists()
+
+
+def test_waxs_and_saxs_maps_turned_a_few_degrees_are_refused(tmp_path: Path) -> None:
+    """The SAXS scan's angles 10 or 20 deg on from the WAXS scan's passed the 15 deg turns
+    tried (0.93-0.96 as given, the margin 0.2): the red team's tiny twin read its case-B
+    agglomerate 0.00 and 0.06 poorly lithiated inside for 0.31, with a note only. A turn
+    moving the grid's rim by over a pixel is now found (1 deg steps, then 0.1, each at its
+    best shift) and refused: here 8 deg, the rim 3 pixels."""
+    turned = ndimage.rotate(_cell_attenuation(1), 8.0, reshape=False, order=1)
+    runs = _runs_with_attenuation(tmp_path, turned)
+    with pytest.raises(RunFileError, match=r"SAXS attenuation map turned by \+8\.\d deg about"):
         run_diagnose(runs, tmp_path / "results.h5")
     assert not (tmp_path / "results.h5").exists()
 

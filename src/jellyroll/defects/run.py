@@ -24,6 +24,7 @@ from jellyroll.conventions import (
     finite_median,
     map_shift_px,
     masked_mean_profiles,
+    parabola_vertex,
     pearson,
     px_to_um,
     robust_sigma,
@@ -370,6 +371,47 @@ def registration_fits(
     return fits
 
 
+TURN_SEARCH_DEG = 30.0
+"""Half range (deg) of the fine search for a turn between the WAXS and SAXS attenuation maps
+(:func:`fine_turn`): twice the coarse step of :func:`registration_fits`."""
+TURN_RIM_PX = 1.0
+"""How far (map pixels) a turn between the WAXS and SAXS maps may move the rim of the grid's
+inscribed disk before the runs are refused (:func:`_register_runs`)."""
+TURN_GAIN = 0.001
+"""Correlation the found turn must add to the maps' as given (each at its best shift) to be
+taken for one: a grid resampled onto another's found -0.5 deg for 0.0003 (the tiny twin's
+WAXS maps on a SAXS grid of twice its step; no turn)."""
+
+
+def fine_turn(reference: np.ndarray, moving: np.ndarray) -> tuple[float, float, float]:
+    """The turn (deg) of ``reference`` (ny, nx, centred on the rotation axis) about the grid
+    centre within :data:`TURN_SEARCH_DEG` that fits ``moving`` (same grid) best, each turn
+    at its best shift (:func:`~jellyroll.conventions.map_shift_px`): ``(turn_deg,
+    correlation, correlation as given)``, over the inscribed disk. Steps of 1 deg, then 0.1
+    deg about the best, refined by a parabola. Both maps are smoothed by one pixel first:
+    the linear interpolation of a turn smooths the turned map, which alone raised its
+    correlation with a smooth map at every turn but 0. NaN (no value) as 0."""
+    block = max(1, int(np.ceil(max(reference.shape) / REGISTRATION_MAX_PX)))
+    a, b = (
+        ndimage.gaussian_filter(block_mean(np.nan_to_num(np.asarray(m, np.float64)), block), 1.0)
+        for m in (reference, moving)
+    )
+    disk = _inscribed_disk(a.shape)
+
+    def fit(turn: float) -> float:
+        turned = ndimage.rotate(a, turn, reshape=False, order=1) if turn else a
+        shifted = ndimage.shift(turned, map_shift_px(b, turned), order=1)
+        return pearson(shifted[disk], b[disk])
+
+    coarse = np.arange(-TURN_SEARCH_DEG, TURN_SEARCH_DEG + 0.5)
+    best = float(coarse[int(np.argmax([fit(t) for t in coarse]))])
+    fine = best + np.arange(-1.0, 1.05, 0.1)
+    scores = np.array([fit(t) for t in fine])
+    k = int(np.clip(np.argmax(scores), 1, len(fine) - 2))
+    turn = float(fine[k] + 0.1 * parabola_vertex(*scores[k - 1 : k + 2]))
+    return turn, float(scores.max()), fit(0.0)
+
+
 REGISTRATION_SHIFT_PX = 0.25
 """Shift (SAXS map pixels) between the WAXS and SAXS attenuation maps above which the WAXS
 maps are moved onto the SAXS ones (:func:`_register_runs`); below it, they are taken as
@@ -420,6 +462,17 @@ def _register_runs(runs: dict[str, Path], read: dict[str, MapSet]) -> str:
             f"(correlation {best:.2f}, as given {given:.2f}); the scans' rotation angles "
             "differ by an offset or a sign (stage homed again, angles written the other "
             "way, another unit): correct the rotation angles of one scan and reduce it again"
+        )
+    turn, turned, as_given = fine_turn(both["saxs"], both["waxs"])
+    rim_px = np.deg2rad(abs(turn)) * min(both["saxs"].shape) / 2
+    if rim_px > TURN_RIM_PX and turned > as_given + TURN_GAIN:
+        raise RunFileError(
+            f"{runs['waxs']}, {runs['saxs']}: the SAXS attenuation map turned by {turn:+.1f} "
+            f"deg about the rotation axis matches the WAXS one (correlation {turned:.3f}, as "
+            f"given {as_given:.3f}; the turn moves the map's rim by {rim_px:.1f} pixels): the "
+            "scans' rotation angles differ by an offset (stage homed again between them?), "
+            "and each agglomerate's lithiation would be read elsewhere; correct the rotation "
+            "angles of one scan and reduce it again"
         )
     shift_px = map_shift_px(both["saxs"], both["waxs"])
     notes = [_same_slice_note(runs, both["saxs"], both["waxs"], shift_px)]
