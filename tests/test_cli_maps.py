@@ -125,6 +125,26 @@ def test_maps_killed_while_drawing_leave_no_earlier_figures(
         assert "maps" not in f["/entry"]  # nothing stands for up to date: a rerun draws
 
 
+def test_ctrl_c_says_what_was_kept_and_how_to_go_on(
+    tmp_path: Path, twin: Twin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C printed a blank line and exit 130: nothing said whether the outputs were
+    whole or how to go on."""
+    from jellyroll.maps import run as maps_run
+
+    run = make_run(tmp_path / "waxs_run.h5", twin, "waxs", seed=1)
+
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(maps_run, "_figures", interrupted)
+    result = CliRunner().invoke(app, ["maps", str(run)])
+    assert result.exit_code == 130
+    assert "interrupted: no output was left half-written; run the same command" in " ".join(
+        result.output.split()
+    )
+
+
 def test_maps_refuse_a_png_of_the_user_where_a_figure_goes(tmp_path: Path, twin: Twin) -> None:
     """A PNG jellyroll did not draw lying as ``RUN_d_star.png`` was deleted before the maps
     were computed (the stale figures' clean-up) and replaced, exit 0: refused before any

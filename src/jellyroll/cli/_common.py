@@ -17,6 +17,8 @@ from jellyroll.options import OptionsError
 
 USAGE_ERROR = 2
 DATA_ERROR = 1
+INTERRUPTED = 130
+"""Exit code after Ctrl-C (128 + SIGINT, as shells report it)."""
 
 
 def option(model: type[BaseModel], name: str, *declarations: str, **kwargs: Any) -> Any:
@@ -32,6 +34,11 @@ def _help_text(model: type[BaseModel], name: str) -> str:
     """The help of the option of field ``name`` of ``model``: its description and default."""
     info = model.model_fields[name]
     default = info.default
+    description = info.description or ""
+    if default is None and ("default" in description or description.rstrip(". ").endswith("]")):
+        # None stands for a value the description gives ("[0.03]", "(default 10)"):
+        # "[default: none]" after it said there was none
+        return escape(description)
     shown = (
         "none"
         if default is None
@@ -43,6 +50,18 @@ def _help_text(model: type[BaseModel], name: str) -> str:
     return escape(f"{info.description} [default: {shown}]")
 
 
+SPLIT_FIELDS = {
+    "radial_range": "--q-min/--q-max",
+    "radial_range.0": "--q-min",
+    "radial_range.1": "--q-max",
+    "window_percentiles": "--window-low/--window-high",
+    "window_percentiles.0": "--window-low",
+    "window_percentiles.1": "--window-high",
+}
+"""Options fields (and their items) that two command-line options set together, by the
+options' flags (``radial_range.0: ...`` named no option the user had typed)."""
+
+
 def _flag(model: type[BaseModel] | None, name: str) -> str:
     """The command-line option that sets field ``name`` of ``model`` in the running command
     (``--block`` for ``block_frames``), found by the help :func:`option` gave it; ``name``
@@ -52,7 +71,13 @@ def _flag(model: type[BaseModel] | None, name: str) -> str:
     except ImportError:
         from click import get_current_context
     context = get_current_context(silent=True)
-    if model is None or context is None or name not in model.model_fields:
+    if context is None:
+        return name
+    spelt = {opt for param in context.command.params for opt in param.opts}
+    split = SPLIT_FIELDS.get(name)
+    if split is not None and set(split.split("/")) <= spelt:
+        return split
+    if model is None or name not in model.model_fields:
         return name
     wanted = _help_text(model, name)
     hits = [p for p in context.command.params if getattr(p, "help", None) == wanted]
@@ -139,6 +164,17 @@ def reported_errors() -> Iterator[None]:
         _fail(error, DATA_ERROR, "error")
     except EOFError as error:  # np.load of an empty file: click printed only "Aborted."
         _fail(EOFError(f"an input file is empty or cut short ({error})"), DATA_ERROR, "error")
+    except KeyboardInterrupt:  # Ctrl-C printed a blank line only
+        if state["debug"]:
+            raise
+        error_console.print(
+            "[yellow]interrupted[/yellow]: no output was left half-written; run the same "
+            "command again to go on (a reduction from its last finished block, a run from "
+            "its last finished stage)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(INTERRUPTED) from None
 
 
 def _fail(error: Exception, code: int, what: str) -> None:

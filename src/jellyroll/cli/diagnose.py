@@ -41,6 +41,8 @@ def diagnose(
     from jellyroll.results.store import refuse_not_a_run, run_files
 
     with reported_errors():
+        if not name.strip():
+            raise typer.BadParameter("give the cell a name (--name): it names it in the report")
         refuse_not_a_run(waxs, "the WAXS run", reads="maps")
         refuse_not_a_run(saxs, "the SAXS run", reads="maps")
         _refuse_one_run_twice(waxs, saxs)

@@ -291,7 +291,10 @@ def _reconstruct(
     measured = np.isfinite(data[..., int(np.argmin(empty))])
     attenuation = _usable_attenuation(run, sinogram.attenuation, measured, notes)
     projections, estimated = _projections(attenuation, data, empty)
-    centre, centre_source = options.rotation_centre_mm, "option rotation_centre_mm"
+    centre, centre_source = (
+        options.rotation_centre_mm,
+        "option --rotation-centre (rotation_centre_mm)",
+    )
     if centre is not None:
         notes.extend(
             filter(None, [_given_centre_note(run, sinogram, projections, estimated, centre)])

@@ -100,5 +100,5 @@ class ReduceOptions(StageOptions):
     @classmethod
     def _ordered(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
         if value is not None and not 0 <= value[0] < value[1]:
-            raise ValueError("radial_range must be (low, high) with 0 <= low < high")
+            raise ValueError("the q range must be (low, high) with 0 <= low < high")
         return value

@@ -10,4 +10,4 @@ from jellyroll.options import StageOptions
 class ReportOptions(StageOptions):
     """What the report is called."""
 
-    title: str = Field("jellyroll report", description="Title of the HTML report.")
+    title: str = Field("jellyroll report", min_length=1, description="Title of the HTML report.")
