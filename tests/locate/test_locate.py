@@ -155,15 +155,17 @@ def test_a_height_the_data_do_not_fix_is_flagged(
 
 def test_a_volume_the_same_at_every_height_allows_any_height(twin: Twin) -> None:
     """Nothing changes along z (every slice the same): at the true pose (the identity) the
-    height's interval is the whole stack, and no defect holds it."""
+    height's interval is the whole stack, and no defect holds it. The whole stack, not the
+    slab the height was refined in (a 384^3 volume flat along z from -255 to -27 um said
+    -154 to -73, the slab's heights)."""
     image = twin.mu_xray_per_um  # the map itself as every slice, on its own grid
     volume = np.repeat(image[None], N_SLICES, axis=0)
     grid = _Grid(volume, VOXEL_UM, -(np.asarray(volume.shape) - 1) / 2 * VOXEL_UM)
     points, values = _map_points(_Grid(volume[:1], VOXEL_UM, grid.origin_um * [0, 1, 1]),
                                  np.zeros(2), 800.0, VOXEL_UM)  # fmt: skip
     metric = _Metric.at(points, values, grid, _detail(grid), np.eye(4))
-    interval, defects = _height_support(metric, np.eye(4), 300.0)
-    stack = (N_SLICES - 1) / 2 * VOXEL_UM
+    stack = (N_SLICES - 1) / 2 * VOXEL_UM + 500.0  # a stack beyond the slab measured
+    interval, defects = _height_support(metric, np.eye(4), 300.0, (-stack, stack))
     assert interval == pytest.approx((-stack, stack)) and defects == 0
 
 
@@ -251,7 +253,8 @@ def test_defects_that_lie_alike_off_the_slice_do_not_narrow_the_interval() -> No
                                  np.zeros(2), 230.0, voxel)  # fmt: skip
     metric = _Metric.at(points, values, grid, _detail(grid), np.eye(4))
     pose = _best_height(metric, np.eye(4))
-    (low, high), defects = _height_support(metric, pose, 200.0)
+    stack = (grid.origin_um[0], -grid.origin_um[0])
+    (low, high), defects = _height_support(metric, pose, 200.0, stack)
     # the mirror ambiguity: the height is the defects' centre (within a quarter voxel), over
     # half a voxel from the slice, so the interval must reach past the defects' own heights
     assert pose[0, 3] == pytest.approx(-below, abs=0.25 * voxel + 2.0)
@@ -984,9 +987,12 @@ def test_a_rotation_the_summed_scattering_does_not_fix_is_flagged(twin: Twin) ->
     image = twin.patterns("waxs").sum(axis=-1)
     found = locate_slice(image, twin.pixel_size_um, volume, VOXEL_UM)
     _, rotation, _ = placement_errors(found.map_to_xct, truth)
-    warning = in_plane_warning(found, twin.pixel_size_um)
+    warning = in_plane_warning(found, twin.pixel_size_um, "summed")
     assert found.rotation_uncertainty_deg > 2 * MAX_ROTATION_UNCERTAINTY_DEG
     assert "its standard error" in warning and "the rotation and shift are uncertain" in warning
+    assert warning.endswith("or place the attenuation map (--map attenuation)")
+    # placing the attenuation map already, it was told to place the attenuation map
+    assert "--map attenuation" not in in_plane_warning(found, twin.pixel_size_um, "attenuation")
     assert rotation < 4 * found.rotation_uncertainty_deg  # an honest error bar: 1.62 deg off
 
 

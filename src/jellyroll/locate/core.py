@@ -421,7 +421,11 @@ def locate_slice(
         _check_peak_inside(n_measured, fine_heights[kept], _smoothed(fine_scores[kept]),
                            " measured (not NaN)")  # fmt: skip
     heights, profile = fine_heights[::4], fine_scores[::4]
-    interval, defects = _height_support(fine, pose, SUPPORT_BLOCK_FRACTION * 2 * map_radius)
+    stack_top = coarse_grid.origin_um[0] + (coarse_grid.values.shape[0] - 1) * coarse_grid.voxel_um
+    interval, defects = _height_support(
+        fine, pose, SUPPORT_BLOCK_FRACTION * 2 * map_radius,
+        (float(coarse_grid.origin_um[0]), float(stack_top)),
+    )  # fmt: skip
     say(1.0)
     return Location(
         pose, similarity, heights, profile, coarse_profile, time.perf_counter() - start,
@@ -1221,7 +1225,7 @@ def _smoothed(scores: np.ndarray) -> np.ndarray:
 
 
 def _height_support(
-    metric: _Metric, pose: np.ndarray, block_um: float
+    metric: _Metric, pose: np.ndarray, block_um: float, stack_um: tuple[float, float]
 ) -> tuple[tuple[float, float], float]:
     """The interval of heights (um, map origin) the data allow around the height of ``pose``,
     and the number of defects the height rests on.
@@ -1238,7 +1242,10 @@ def _height_support(
     slice alike (:func:`_shared_offset`). With fewer, one defect fixes the height: a plane
     through it off its equator looks like its mirror plane on the other side, so the data
     place the slice anywhere within that defect's hump, whose half-maximum width is the
-    interval. A profile without a hump (nothing changes along z) allows the whole stack.
+    interval. A profile without a hump (nothing changes along z) allows the whole stack,
+    ``stack_um`` (lowest and highest height of the volume's slices: the heights of
+    ``metric``'s slab alone said -154 to -73 um where the profile was flat from -255 to
+    -27, and the warning gave them as where the slice may lie).
     """
     grid = metric.grid
     top = grid.origin_um[0] + (grid.values.shape[0] - 1) * grid.voxel_um
@@ -1266,7 +1273,7 @@ def _height_support(
     full = _smoothed_correlation(sums[0].sum(axis=2))
     contrast = full.max() - np.median(full)
     if not contrast > 0:  # nothing changes along z: any height of the stack
-        return (float(heights[0]), float(heights[-1])), 0.0
+        return stack_um, 0.0
     best = None
     for total in sums:
         left_out = _smoothed_correlation(total.sum(axis=2, keepdims=True) - total)

@@ -314,13 +314,15 @@ def height_warning(location: Location, voxel_um: float) -> str:
     )
 
 
-def in_plane_warning(location: Location, pixel_um: float) -> str:
+def in_plane_warning(location: Location, pixel_um: float, map_name: str = "attenuation") -> str:
     """Why the rotation and shift found are not to be trusted, else "": the rotation's
     standard error over :data:`~jellyroll.locate.core.MAX_ROTATION_UNCERTAINTY_DEG`
     (:func:`jellyroll.locate.core._rotation_uncertainty`), or the whole-cell correlation
     alone moves them by more than
     :data:`~jellyroll.locate.core.MAX_IN_PLANE_DISAGREEMENT_DEG` or one map pixel
-    (``pixel_um``; :func:`jellyroll.locate.core._in_plane_disagreement`)."""
+    (``pixel_um``; :func:`jellyroll.locate.core._in_plane_disagreement`). The causes and
+    remedies named are those of the map placed, ``map_name`` (the attenuation map was told
+    to place the attenuation map)."""
     rotation, shift = location.in_plane_rotation_deg, location.in_plane_shift_um
     uncertainty = location.rotation_uncertainty_deg
     why = []
@@ -337,12 +339,16 @@ def in_plane_warning(location: Location, pixel_um: float) -> str:
         )
     if not why:
         return ""
+    attenuation = map_name == "attenuation"
+    cause = "a map of another state" if attenuation else (
+        "another modality's map, --map summed or housing, or a map of another state"
+    )  # fmt: skip
     return (
         f"the rotation and shift are uncertain: {'; '.join(why)}: the map shows the cell "
-        "otherwise than the X-ray volume (another modality's map, --map summed or housing, or "
-        "a map of another state), and a jelly roll turned by a degree looks the same; check "
-        "the placement by eye on the X-ray plane on the map grid (/entry/location/xct_on_map), "
-        "or place the attenuation map (--map attenuation)"
+        f"otherwise than the X-ray volume ({cause}), and a jelly roll turned by a degree looks "
+        "the same; check the placement by eye on the X-ray plane on the map grid "
+        "(/entry/location/xct_on_map)"
+        + ("" if attenuation else ", or place the attenuation map (--map attenuation)")
     )
 
 
@@ -396,7 +402,7 @@ def run_locate(
             map_name = "summed (the housing ring has no angle)"
             location = _locate(image, y_um, x_um, xray, arguments)
         warning = height_warning(location, xray.voxel_um)
-        in_plane = in_plane_warning(location, _grid(y_um, x_um)[0])
+        in_plane = in_plane_warning(location, _grid(y_um, x_um)[0], map_name)
         if warning and options.strict_height:
             raise ValueError(f"{warning} (--strict-height): no placement written to {output}")
         on_map = {"xct_on_map": volumes_on_map(xray, location.map_to_xct, y_um, x_um, offsets)}
