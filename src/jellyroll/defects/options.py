@@ -26,11 +26,11 @@ class DiagnoseOptions(StageOptions):
         "(the study: ~50 um).",
     )
     psf_fwhm_um: float | Literal["auto"] = Field(
-        STUDY_PSF_FWHM_UM,
+        "auto",
         description="Blur of the SAXS map (FWHM, um) that agglomerate sizes are deconvolved "
-        "by: a number (the study's 20 um beam by default; the map's measured blur is "
-        "recorded, and noted when 25 % off) or auto (measured on the edges of the map's "
-        "anode layers; 20 um, with a note, where they do not give it).",
+        "by: auto (measured on the edges of the map's anode layers; the study's 20 um beam, "
+        "with a note, where they do not give it) or a number (the map's measured blur is "
+        "recorded, and noted when 25 % off).",
     )
 
     background_window_um: float | None = Field(
