@@ -289,7 +289,7 @@ def test_waxs_and_saxs_maps_turned_a_few_degrees_are_refused(tmp_path: Path) -> 
     best shift) and refused: here 8 deg, the rim 3 pixels."""
     turned = ndimage.rotate(_cell_attenuation(1), 8.0, reshape=False, order=1)
     runs = _runs_with_attenuation(tmp_path, turned)
-    with pytest.raises(RunFileError, match=r"SAXS attenuation map turned by \+8\.\d deg about"):
+    with pytest.raises(RunFileError, match=r"SAXS attenuation map turned by \+(7\.9|8\.\d) deg"):
         run_diagnose(runs, tmp_path / "results.h5")
     assert not (tmp_path / "results.h5").exists()
 

@@ -353,7 +353,9 @@ def registration_fits(
     rotation axis) turned about the grid centre by 0, ``step_deg``, ... deg, first without
     then with its columns mirrored: ``(correlation, mirrored, turn_deg)``, the first entry
     as given. Over the disk inscribed in the grid (a turn brings no corner in); NaN (no
-    value) as 0."""
+    value) as 0. Not at each turn's best shift: shifted, a cell with its tab elsewhere fit
+    a turn of 30 deg (0.86, as given 0.48). A sample moved 1.7 pixels between the scans is
+    refused as turned by 315 deg (red team T2)."""
     block = max(1, int(np.ceil(max(reference.shape) / REGISTRATION_MAX_PX)))
     a = block_mean(np.nan_to_num(np.asarray(reference, dtype=np.float64)), block)
     b = block_mean(np.nan_to_num(np.asarray(moving, dtype=np.float64)), block)
@@ -371,37 +373,58 @@ def registration_fits(
     return fits
 
 
+def _correlation_at_best_shift(a: np.ndarray, b: np.ndarray, within: np.ndarray) -> float:
+    """Pearson correlation of the maps ``a`` and ``b`` (one grid) over ``within`` once each
+    is moved by half their shift (:func:`~jellyroll.conventions.map_shift_px`) towards the
+    other, both interpolated alike."""
+    shift = map_shift_px(b, a) / 2
+    a, b = ndimage.shift(a, shift, order=1), ndimage.shift(b, -shift, order=1)
+    within = within & _inscribed_disk(a.shape, 1.0 + float(np.hypot(*shift)))
+    return pearson(a[within], b[within])
+
+
 TURN_SEARCH_DEG = 30.0
 """Half range (deg) of the fine search for a turn between the WAXS and SAXS attenuation maps
 (:func:`fine_turn`): twice the coarse step of :func:`registration_fits`."""
 TURN_RIM_PX = 1.0
 """How far (map pixels) a turn between the WAXS and SAXS maps may move the rim of the grid's
 inscribed disk before the runs are refused (:func:`_register_runs`)."""
-TURN_GAIN = 0.001
+TURN_GAIN = 0.0005
 """Correlation the found turn must add to the maps' as given (each at its best shift) to be
-taken for one: a grid resampled onto another's found -0.5 deg for 0.0003 (the tiny twin's
-WAXS maps on a SAXS grid of twice its step; no turn)."""
+taken for one. The tiny twin's pairs with no turn (red teams M and T2: noise, dropped frames,
+half the angles, FBP against SART, shifts, another grid): at most 0.00036 (-0.34 deg, a
+third of a pixel at the rim); angles offset by 2 deg: 0.00099 and 0.00101."""
+TURN_OFFSET_DEG = 17.3
+"""Turn (deg) both maps are given before :func:`fine_turn` compares them, so that both are
+interpolated alike at every turn tried: the turned map alone was, and its smoothing raised
+its correlation with a noisy map (a noisy pair with no turn: +0.88 deg, +0.008)."""
+TURN_SMOOTH_PX = 1.0
+"""Gaussian sigma (px) both maps are smoothed by before :func:`fine_turn` (the same end:
+2 px smoothed the real turns' gains away too, 2 deg adding 0.0004)."""
 
 
 def fine_turn(reference: np.ndarray, moving: np.ndarray) -> tuple[float, float, float]:
     """The turn (deg) of ``reference`` (ny, nx, centred on the rotation axis) about the grid
     centre within :data:`TURN_SEARCH_DEG` that fits ``moving`` (same grid) best, each turn
-    at its best shift (:func:`~jellyroll.conventions.map_shift_px`): ``(turn_deg,
-    correlation, correlation as given)``, over the inscribed disk. Steps of 1 deg, then 0.1
-    deg about the best, refined by a parabola. Both maps are smoothed by one pixel first:
-    the linear interpolation of a turn smooths the turned map, which alone raised its
-    correlation with a smooth map at every turn but 0. NaN (no value) as 0."""
+    at its best shift (:func:`_correlation_at_best_shift`): ``(turn_deg, correlation,
+    correlation as given)``, over the inscribed disk. Steps of 1 deg, then 0.1 deg about the
+    best, refined by a parabola. Both maps are smoothed by one pixel and turned by
+    :data:`TURN_OFFSET_DEG` more: the linear interpolation of a turn smooths the map turned,
+    which alone raised its correlation with the other at every turn but 0. NaN (no value)
+    as 0."""
     block = max(1, int(np.ceil(max(reference.shape) / REGISTRATION_MAX_PX)))
     a, b = (
-        ndimage.gaussian_filter(block_mean(np.nan_to_num(np.asarray(m, np.float64)), block), 1.0)
+        ndimage.gaussian_filter(
+            block_mean(np.nan_to_num(np.asarray(m, np.float64)), block), TURN_SMOOTH_PX
+        )
         for m in (reference, moving)
     )
     disk = _inscribed_disk(a.shape)
+    b = ndimage.rotate(b, TURN_OFFSET_DEG, reshape=False, order=1)
 
     def fit(turn: float) -> float:
-        turned = ndimage.rotate(a, turn, reshape=False, order=1) if turn else a
-        shifted = ndimage.shift(turned, map_shift_px(b, turned), order=1)
-        return pearson(shifted[disk], b[disk])
+        turned = ndimage.rotate(a, turn + TURN_OFFSET_DEG, reshape=False, order=1)
+        return _correlation_at_best_shift(turned, b, disk)
 
     coarse = np.arange(-TURN_SEARCH_DEG, TURN_SEARCH_DEG + 0.5)
     best = float(coarse[int(np.argmax([fit(t) for t in coarse]))])
