@@ -884,12 +884,17 @@ class FrameSeriesReader:
             except ValueError as error:
                 raise ScanFormatError(f"{self.path}: column {name}: {error}") from error
 
-        for name, unit, written in (("rotation_angle", "deg", "degrees"),
-                                    ("translation", "mm", "millimetres")):  # fmt: skip
+        motors = {"rotation_angle": column("rotation_angle"), "translation": column("translation")}
+        for (name, values), unit, written in zip(
+            motors.items(), ("deg", "mm"), ("degrees", "millimetres"), strict=True
+        ):
             _refuse_other_unit_unstated(
-                self.path, f"column {name}", column(name), unit,  # type: ignore[arg-type]
+                self.path,
+                f"column {name}",
+                values,  # type: ignore[arg-type]
+                unit,
                 f"write the column in {written}",
-            )  # fmt: skip
+            )
         first = self._open(0)
         # counting detectors give integers; a float frame (e.g. a corrected EDF) stays float
         self._dtype = first.dtype if first.dtype.kind == "f" else np.dtype(np.int32)
@@ -897,8 +902,8 @@ class FrameSeriesReader:
             source=str(self.path),
             kind="frames",
             n_frames=len(rows),
-            rotation_angle_deg=column("rotation_angle"),  # type: ignore[arg-type]
-            translation_mm=column("translation"),  # type: ignore[arg-type]
+            rotation_angle_deg=motors["rotation_angle"],  # type: ignore[arg-type]
+            translation_mm=motors["translation"],  # type: ignore[arg-type]
             monitor=column("monitor"),
             diode=column("diode"),
             frame_shape=tuple(first.shape),  # type: ignore[arg-type]
